@@ -1,0 +1,611 @@
+/* redis.c - hiredis wrapper: reconnecting blocking connection, EVALSHA with NOSCRIPT
+ * fallback, and the claim / done / lock scripts.
+ *
+ * Connection states (one per struct redis_conn):
+ *
+ *     connected --I/O error or timeout (command fails)--> down
+ *     down --next call: conn_open() succeeds--> connected
+ *     down --next call: conn_open() fails--> backing off until retry_at
+ *     backing off --call before retry_at: fails fast--> backing off
+ *     backing off --call after retry_at--> down (tries again)
+ *
+ * A timed-out context is dropped rather than reused because its reply may still arrive
+ * and would then be read as the answer to the next command.
+ *
+ * The event key's life (design §4): absent --redis_claim--> token --redis_lease_renew-->
+ * token --redis_claim_done--> done marker (TTL: dedup window); token
+ * --redis_lease_release--> absent; token --lease expires--> absent.
+ * Every transition that depends on the current value is one Lua script, so it is
+ * atomic and costs one round trip: claiming checks "free, ours, done or busy" at once
+ * instead of SET NX followed by a racy GET.
+ *
+ * The built-in scripts are hashed once per process (pthread_once in redis_conn_new) and
+ * are read-only afterwards; nothing on the request path takes a lock.
+ */
+#include "common/redis.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+struct redis_conn {
+    redisContext *ctx; /* NULL: (re)connect before the next command */
+    struct redis_opts o;
+    char *host, *unix_path, *username, *password, *prefix; /* owned copies */
+    int64_t retry_at_ms;    /* monotonic; calls fail fast before it */
+    char last_err[160];     /* why the last connect failed */
+    unsigned char rnd[256]; /* random bytes for tokens, refilled when used up */
+    size_t rnd_off;
+};
+
+/* Claim or lock. KEYS[1] key; ARGV token, ms, done marker.
+ * Returns {0} ours, {1, result} done, {2} busy. */
+static const char ACQUIRE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
+                                  "if not v then\n"
+                                  "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                                  "  return {0}\n"
+                                  "end\n"
+                                  "if v == ARGV[1] then\n"
+                                  "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                  "  return {0}\n"
+                                  "end\n"
+                                  "local m = string.len(ARGV[3])\n"
+                                  "if m > 0 and string.sub(v, 1, m) == ARGV[3] then\n"
+                                  "  return {1, string.sub(v, m + 1)}\n"
+                                  "end\n"
+                                  "return {2}\n";
+
+/* KEYS[1] key; ARGV token, ms. Returns 1 renewed, 0 not ours. */
+static const char RENEW_SRC[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                "end\n"
+                                "return 0\n";
+
+/* KEYS[1] key; ARGV token. Returns 1 deleted, 0 not ours. */
+static const char RELEASE_SRC[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                  "  return redis.call('DEL', KEYS[1])\n"
+                                  "end\n"
+                                  "return 0\n";
+
+/* KEYS[1] key; ARGV token, result, ttl ms, done marker.
+ * Returns 0 written over our claim, 1 written without it, 2 already done. */
+static const char DONE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
+                               "local m = string.len(ARGV[4])\n"
+                               "if v and string.sub(v, 1, m) == ARGV[4] then return 2 end\n"
+                               "redis.call('SET', KEYS[1], ARGV[4] .. ARGV[2], 'PX', ARGV[3])\n"
+                               "if v == ARGV[1] then return 0 end\n"
+                               "return 1\n";
+
+static struct redis_script s_acquire, s_renew, s_release, s_done;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static int s_init_rc = -1;
+
+static void scripts_init_once(void)
+{
+    char err[128];
+
+    s_init_rc = redis_script_init(&s_acquire, ACQUIRE_SRC, err, sizeof(err)) < 0 ||
+                        redis_script_init(&s_renew, RENEW_SRC, err, sizeof(err)) < 0 ||
+                        redis_script_init(&s_release, RELEASE_SRC, err, sizeof(err)) < 0 ||
+                        redis_script_init(&s_done, DONE_SRC, err, sizeof(err)) < 0
+                    ? -1
+                    : 0;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+void redis_opts_default(struct redis_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->host = "127.0.0.1";
+    o->port = 6379;
+    o->connect_timeout_ms = 1000;
+    o->command_timeout_ms = 1000;
+    o->reconnect_backoff_ms = 100;
+    o->prefix = REDIS_DEFAULT_PREFIX;
+}
+
+const char *redis_conn_prefix(const struct redis_conn *c)
+{
+    return c->prefix;
+}
+
+int redis_script_init(struct redis_script *s, const char *src, char *errstr, size_t errsz)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+
+    if (!EVP_Digest(src, strlen(src), md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) {
+        snprintf(errstr, errsz, "redis: SHA-1 of a script failed");
+        return -1;
+    }
+    for (i = 0; i < 20; i++) {
+        s->sha[2 * i] = hex[md[i] >> 4];
+        s->sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    s->sha[40] = '\0';
+    s->src = src;
+    return 0;
+}
+
+static void conn_drop(struct redis_conn *c)
+{
+    if (c->ctx) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+}
+
+/* Describe why ctx failed; saved_errno is errno right after the failing call. */
+static void io_error(struct redis_conn *c, int saved_errno, const char *what, char *errstr,
+                     size_t errsz)
+{
+    const redisContext *x = c->ctx;
+
+    if (!x)
+        snprintf(errstr, errsz, "redis %s: out of memory", what);
+    else if (x->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))
+        snprintf(errstr, errsz, "redis %s: timeout after %d ms", what, c->o.command_timeout_ms);
+    else if (x->err == REDIS_ERR_EOF)
+        snprintf(errstr, errsz, "redis %s: server closed the connection", what);
+    else
+        snprintf(errstr, errsz, "redis %s: %s", what, x->errstr[0] ? x->errstr : "I/O error");
+}
+
+/* Run one command on a live context during connection set-up. */
+static int setup_cmd(struct redis_conn *c, int argc, const char **argv, const char *what,
+                     char *errstr, size_t errsz)
+{
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, NULL);
+    int rc = 0;
+
+    if (!r) {
+        io_error(c, errno, what, errstr, errsz);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* Server error texts (WRONGPASS, NOAUTH) never echo the password. */
+        snprintf(errstr, errsz, "redis %s: %s", what, r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int conn_open(struct redis_conn *c, char *errstr, size_t errsz)
+{
+    int64_t now = mono_ms();
+    char db[16];
+
+    if (c->retry_at_ms && now < c->retry_at_ms) {
+        snprintf(errstr, errsz, "redis unavailable (reconnect backoff): %s", c->last_err);
+        return -1;
+    }
+    if (c->unix_path)
+        c->ctx = redisConnectUnixWithTimeout(c->unix_path, ms_tv(c->o.connect_timeout_ms));
+    else
+        c->ctx = redisConnectWithTimeout(c->host, c->o.port, ms_tv(c->o.connect_timeout_ms));
+    if (!c->ctx || c->ctx->err) {
+        io_error(c, errno, "connect", errstr, errsz);
+        goto fail;
+    }
+    if (redisSetTimeout(c->ctx, ms_tv(c->o.command_timeout_ms)) != REDIS_OK) {
+        io_error(c, errno, "set timeout", errstr, errsz);
+        goto fail;
+    }
+    if (!c->unix_path)
+        redisEnableKeepAlive(c->ctx); /* best effort: detects dead peers when idle */
+    if (c->password) {
+        const char *argv[3] = {"AUTH", c->username ? c->username : c->password, c->password};
+        if (setup_cmd(c, c->username ? 3 : 2, argv, "AUTH", errstr, errsz) < 0)
+            goto fail;
+    }
+    if (c->o.db != 0) {
+        const char *argv[2] = {"SELECT", db};
+        snprintf(db, sizeof(db), "%d", c->o.db);
+        if (setup_cmd(c, 2, argv, "SELECT", errstr, errsz) < 0)
+            goto fail;
+    }
+    c->retry_at_ms = 0;
+    return 0;
+fail:
+    conn_drop(c);
+    if (c->o.reconnect_backoff_ms > 0)
+        c->retry_at_ms = now + c->o.reconnect_backoff_ms;
+    snprintf(c->last_err, sizeof(c->last_err), "%s", errsz ? errstr : "connect failed");
+    return -1;
+}
+
+struct redis_conn *redis_conn_new(const struct redis_opts *o, char *errstr, size_t errsz)
+{
+    struct redis_conn *c = NULL;
+    struct redis_opts def;
+    const char *prefix;
+
+    if (!o) {
+        redis_opts_default(&def);
+        o = &def;
+    }
+    prefix = o->prefix ? o->prefix : REDIS_DEFAULT_PREFIX;
+    if (strlen(prefix) > REDIS_MAX_PREFIX || strpbrk(prefix, "{}")) {
+        snprintf(errstr, errsz, "redis: prefix longer than %d bytes or with '{' or '}'",
+                 REDIS_MAX_PREFIX);
+        return NULL;
+    }
+    if (o->connect_timeout_ms <= 0 || o->command_timeout_ms <= 0 || o->db < 0 ||
+        o->reconnect_backoff_ms < 0 || (!o->unix_path && (o->port <= 0 || o->port > 65535))) {
+        snprintf(errstr, errsz, "redis: invalid port, db or timeouts");
+        return NULL;
+    }
+    pthread_once(&s_once, scripts_init_once);
+    if (s_init_rc < 0) {
+        snprintf(errstr, errsz, "redis: cannot hash the built-in scripts");
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        goto oom;
+    c->o = *o;
+    c->rnd_off = sizeof(c->rnd);
+    c->host = strdup(o->host ? o->host : "127.0.0.1");
+    c->prefix = strdup(prefix);
+    if (!c->host || !c->prefix || (o->unix_path && !(c->unix_path = strdup(o->unix_path))) ||
+        (o->username && !(c->username = strdup(o->username))) ||
+        (o->password && !(c->password = strdup(o->password))))
+        goto oom;
+    c->o.host = c->host;
+    c->o.unix_path = c->unix_path;
+    c->o.username = c->username;
+    c->o.password = c->password;
+    c->o.prefix = c->prefix;
+    c->o.reconnect_backoff_ms = 0; /* the first connect must really try */
+    if (conn_open(c, errstr, errsz) < 0)
+        goto fail;
+    c->o.reconnect_backoff_ms = o->reconnect_backoff_ms;
+    return c;
+oom:
+    snprintf(errstr, errsz, "redis: out of memory");
+fail:
+    redis_conn_free(c);
+    return NULL;
+}
+
+void redis_conn_free(struct redis_conn *c)
+{
+    if (!c)
+        return;
+    conn_drop(c);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c->host);
+    free(c->unix_path);
+    free(c->username);
+    free(c->prefix);
+    explicit_bzero(c->rnd, sizeof(c->rnd));
+    free(c);
+}
+
+/* Turn a NULL reply or (unless keep_err) an error reply into NULL + errstr. */
+static redisReply *finish(struct redis_conn *c, redisReply *r, int saved_errno, int keep_err,
+                          char *errstr, size_t errsz)
+{
+    if (!r) {
+        io_error(c, saved_errno, "command", errstr, errsz);
+        conn_drop(c);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !keep_err) {
+        snprintf(errstr, errsz, "redis: %s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static redisReply *argv_cmd(struct redis_conn *c, int argc, const char **argv,
+                            const size_t *argvlen, int keep_err, char *errstr, size_t errsz)
+{
+    redisReply *r;
+
+    if (!c->ctx && conn_open(c, errstr, errsz) < 0)
+        return NULL;
+    r = redisCommandArgv(c->ctx, argc, argv, argvlen);
+    return finish(c, r, errno, keep_err, errstr, errsz);
+}
+
+redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv,
+                               const size_t *argvlen, char *errstr, size_t errsz)
+{
+    return argv_cmd(c, argc, argv, argvlen, 0, errstr, errsz);
+}
+
+redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    if (!c->ctx && conn_open(c, errstr, errsz) < 0)
+        return NULL;
+    va_start(ap, fmt);
+    r = redisvCommand(c->ctx, fmt, ap);
+    va_end(ap);
+    return finish(c, r, errno, 0, errstr, errsz);
+}
+
+redisReply *redis_eval(struct redis_conn *c, const struct redis_script *s, int nkeys,
+                       const char **keys, int nargs, const char **args, const size_t *arglens,
+                       char *errstr, size_t errsz)
+{
+    const char *argv[3 + REDIS_EVAL_MAX_ARGS];
+    size_t lens[3 + REDIS_EVAL_MAX_ARGS];
+    char nk[16];
+    redisReply *r;
+    int i, argc = 3 + nkeys + nargs;
+
+    if (nkeys < 0 || nargs < 0 || nkeys + nargs > REDIS_EVAL_MAX_ARGS) {
+        snprintf(errstr, errsz, "redis: too many script keys/args (max %d)", REDIS_EVAL_MAX_ARGS);
+        return NULL;
+    }
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = s->sha;
+    argv[2] = nk;
+    for (i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    for (i = 0; i < nkeys; i++) {
+        argv[3 + i] = keys[i];
+        lens[3 + i] = strlen(keys[i]);
+    }
+    for (i = 0; i < nargs; i++) {
+        argv[3 + nkeys + i] = args[i];
+        lens[3 + nkeys + i] = arglens ? arglens[i] : strlen(args[i]);
+    }
+    r = argv_cmd(c, argc, argv, lens, 1, errstr, errsz);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        const char *load[3] = {"SCRIPT", "LOAD", s->src};
+        redisReply *lr;
+
+        freeReplyObject(r);
+        lr = argv_cmd(c, 3, load, NULL, 0, errstr, errsz);
+        if (!lr)
+            return NULL;
+        if (lr->type != REDIS_REPLY_STRING || strcmp(lr->str, s->sha) != 0) {
+            snprintf(errstr, errsz, "redis: SCRIPT LOAD returned an unexpected digest");
+            freeReplyObject(lr);
+            return NULL;
+        }
+        freeReplyObject(lr);
+        r = argv_cmd(c, argc, argv, lens, 1, errstr, errsz);
+    }
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errsz, "redis: %s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* 128 random bits as hex, from a per-connection pool refilled by getrandom(). */
+static int make_token(struct redis_conn *c, char *out, char *errstr, size_t errsz)
+{
+    static const char hex[] = "0123456789abcdef";
+    int i;
+
+    if (c->rnd_off + REDIS_TOKEN_LEN / 2 > sizeof(c->rnd)) {
+        size_t got = 0;
+        while (got < sizeof(c->rnd)) {
+            ssize_t n = getrandom(c->rnd + got, sizeof(c->rnd) - got, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                snprintf(errstr, errsz, "redis: getrandom: %s", strerror(errno));
+                return -1;
+            }
+            got += (size_t)n;
+        }
+        c->rnd_off = 0;
+    }
+    for (i = 0; i < REDIS_TOKEN_LEN / 2; i++) {
+        unsigned char b = c->rnd[c->rnd_off + (size_t)i];
+        out[2 * i] = hex[b >> 4];
+        out[2 * i + 1] = hex[b & 15];
+    }
+    explicit_bzero(c->rnd + c->rnd_off, REDIS_TOKEN_LEN / 2);
+    c->rnd_off += REDIS_TOKEN_LEN / 2;
+    out[REDIS_TOKEN_LEN] = '\0';
+    return 0;
+}
+
+static int lease_prepare(struct redis_conn *c, struct redis_lease *l, const char *kind,
+                         const char *tag, const char *name, char *errstr, size_t errsz)
+{
+    char key[REDIS_MAX_KEY + 1], token[REDIS_TOKEN_LEN + 1];
+    int n;
+
+    if (!tag || !*tag || (name && !*name)) {
+        snprintf(errstr, errsz, "redis: empty %s id", kind);
+        return -1;
+    }
+    n = snprintf(key, sizeof(key), "%s%s:{%s}%s%s", c->prefix, kind, tag, name ? ":" : "",
+                 name ? name : "");
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        snprintf(errstr, errsz, "redis: %s key longer than %d bytes", kind, REDIS_MAX_KEY);
+        return -1;
+    }
+    if (make_token(c, token, errstr, errsz) < 0)
+        return -1;
+    memcpy(l->key, key, (size_t)n + 1);
+    memcpy(l->token, token, sizeof(token));
+    return 0;
+}
+
+int redis_claim_prepare(struct redis_conn *c, struct redis_lease *l, const char *event_id,
+                        char *errstr, size_t errsz)
+{
+    return lease_prepare(c, l, "evt", event_id, NULL, errstr, errsz);
+}
+
+int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
+                       const char *name, char *errstr, size_t errsz)
+{
+    if (!name || !*name) {
+        snprintf(errstr, errsz, "redis: empty lock name");
+        return -1;
+    }
+    return lease_prepare(c, l, "lock", tag, name, errstr, errsz);
+}
+
+static int check_ms(int64_t ms, char *errstr, size_t errsz)
+{
+    if (ms <= 0) {
+        snprintf(errstr, errsz, "redis: lease/ttl must be > 0 ms");
+        return -1;
+    }
+    return 0;
+}
+
+static enum redis_claim_status acquire(struct redis_conn *c, const struct redis_lease *l,
+                                       int64_t ms, const char *marker, char **result,
+                                       size_t *result_len, char *errstr, size_t errsz)
+{
+    char msbuf[24];
+    const char *keys[1] = {l->key}, *args[3] = {l->token, msbuf, marker};
+    enum redis_claim_status st = REDIS_CLAIM_ERROR;
+    redisReply *r;
+
+    if (check_ms(ms, errstr, errsz) < 0)
+        return REDIS_CLAIM_ERROR;
+    snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ms);
+    r = redis_eval(c, &s_acquire, 1, keys, 3, args, NULL, errstr, errsz);
+    if (!r)
+        return REDIS_CLAIM_ERROR;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0 ||
+        r->element[0]->integer > 2)
+        goto bad;
+    st = (enum redis_claim_status)r->element[0]->integer;
+    if (st == REDIS_CLAIM_DONE) {
+        const redisReply *v = r->elements == 2 ? r->element[1] : NULL;
+        char *copy;
+        if (!v || v->type != REDIS_REPLY_STRING || v->len > REDIS_MAX_RESULT)
+            goto bad;
+        if (!result)
+            goto out;
+        copy = malloc(v->len + 1);
+        if (!copy) {
+            snprintf(errstr, errsz, "redis: out of memory");
+            st = REDIS_CLAIM_ERROR;
+            goto out;
+        }
+        memcpy(copy, v->str, v->len);
+        copy[v->len] = '\0';
+        *result = copy;
+        if (result_len)
+            *result_len = v->len;
+    }
+    goto out;
+bad:
+    snprintf(errstr, errsz, "redis: unexpected reply from the claim script");
+    st = REDIS_CLAIM_ERROR;
+out:
+    freeReplyObject(r);
+    return st;
+}
+
+enum redis_claim_status redis_claim(struct redis_conn *c, const struct redis_lease *l,
+                                    int64_t lease_ms, char **result, size_t *result_len,
+                                    char *errstr, size_t errsz)
+{
+    return acquire(c, l, lease_ms, REDIS_DONE_MARKER, result, result_len, errstr, errsz);
+}
+
+enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
+                                   int64_t ttl_ms, char *errstr, size_t errsz)
+{
+    /* An empty marker disables the done branch: lock values are only ever tokens. */
+    return acquire(c, l, ttl_ms, "", NULL, NULL, errstr, errsz);
+}
+
+/* Run a script answering an integer in [0, max]; -1 on error. */
+static long long int_script(struct redis_conn *c, const struct redis_script *s,
+                            const struct redis_lease *l, int nargs, const char **args,
+                            const size_t *lens, long long max, char *errstr, size_t errsz)
+{
+    const char *keys[1] = {l->key};
+    redisReply *r = redis_eval(c, s, 1, keys, nargs, args, lens, errstr, errsz);
+    long long v = -1;
+
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= max)
+        v = r->integer;
+    else
+        snprintf(errstr, errsz, "redis: unexpected reply from a lease script");
+    freeReplyObject(r);
+    return v;
+}
+
+enum redis_owner_status redis_lease_renew(struct redis_conn *c, const struct redis_lease *l,
+                                          int64_t ms, char *errstr, size_t errsz)
+{
+    char msbuf[24];
+    const char *args[2] = {l->token, msbuf};
+    long long v;
+
+    if (check_ms(ms, errstr, errsz) < 0)
+        return REDIS_OWNER_ERROR;
+    snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ms);
+    v = int_script(c, &s_renew, l, 2, args, NULL, 1, errstr, errsz);
+    return v < 0 ? REDIS_OWNER_ERROR : v == 1 ? REDIS_OWNER_OK : REDIS_OWNER_LOST;
+}
+
+enum redis_owner_status redis_lease_release(struct redis_conn *c, const struct redis_lease *l,
+                                            char *errstr, size_t errsz)
+{
+    const char *args[1] = {l->token};
+    long long v = int_script(c, &s_release, l, 1, args, NULL, 1, errstr, errsz);
+
+    return v < 0 ? REDIS_OWNER_ERROR : v == 1 ? REDIS_OWNER_OK : REDIS_OWNER_LOST;
+}
+
+enum redis_done_status redis_claim_done(struct redis_conn *c, const struct redis_lease *l,
+                                        const char *result, size_t len, int64_t ttl_ms,
+                                        char *errstr, size_t errsz)
+{
+    char msbuf[24];
+    const char *args[4] = {l->token, result, msbuf, REDIS_DONE_MARKER};
+    size_t lens[4] = {strlen(l->token), len, 0, strlen(REDIS_DONE_MARKER)};
+    long long v;
+
+    if (check_ms(ttl_ms, errstr, errsz) < 0)
+        return REDIS_DONE_ERROR;
+    if (!result || len > REDIS_MAX_RESULT) {
+        snprintf(errstr, errsz, "redis: result missing or over %d bytes", REDIS_MAX_RESULT);
+        return REDIS_DONE_ERROR;
+    }
+    lens[2] = (size_t)snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ttl_ms);
+    v = int_script(c, &s_done, l, 4, args, lens, 2, errstr, errsz);
+    return v < 0 ? REDIS_DONE_ERROR : (enum redis_done_status)v;
+}

@@ -1,0 +1,169 @@
+/* redis.h - one thread's Redis connection, Lua scripts, and the event claim / lock
+ * primitives of design §4 step 2 and §7.
+ *
+ * Owns: a hiredis blocking context (re-created after any I/O error), owned copies of
+ * the connection options, and a small pool of random bytes for owner tokens.
+ *
+ * Keys (prefix configurable, default "hsqb:"; the hash tag keeps an event's or a
+ * tenant's keys in one Redis Cluster slot):
+ *   <prefix>evt:{<event id>}        value: owner token while claimed, or
+ *                                   REDIS_DONE_MARKER + result JSON once done
+ *   <prefix>lock:{<tag>}:<name>     value: owner token
+ * Owner tokens are REDIS_TOKEN_LEN lowercase hex characters from getrandom(), so a
+ * token can never be mistaken for the done marker.
+ *
+ * Errors: every call returns NULL / -1 / *_ERROR with errstr filled when Redis could
+ * not answer (connection, timeout) or answered with an error reply. After an I/O error
+ * or a timeout the context is dropped and the next call reconnects (AUTH and SELECT
+ * again); the failed call itself is not retried, because a write may or may not have
+ * been applied: the caller decides. After a failed connect, calls fail fast for
+ * reconnect_backoff_ms instead of stalling every event on a dead server. Passwords
+ * never appear in errstr.
+ *
+ * Thread-safety: a struct redis_conn belongs to one thread at a time (hiredis contexts
+ * are not thread-safe). Script objects are read-only after redis_script_init() and may
+ * be shared. The process must ignore SIGPIPE: hiredis writes with write(2).
+ */
+#ifndef HSQB_REDIS_H
+#define HSQB_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+
+#define REDIS_DEFAULT_PREFIX "hsqb:"
+#define REDIS_DONE_MARKER    "done:" /* evt value = marker + result JSON */
+#define REDIS_MAX_PREFIX     64
+#define REDIS_MAX_KEY        512           /* whole key, prefix included */
+#define REDIS_TOKEN_LEN      32            /* hex characters (128 random bits) */
+#define REDIS_MAX_RESULT     (1024 * 1024) /* result JSON stored with the done marker */
+#define REDIS_EVAL_MAX_ARGS  16            /* keys + args of one redis_eval() */
+
+struct redis_opts {
+    const char *host;         /* default "127.0.0.1" */
+    int port;                 /* default 6379 */
+    const char *unix_path;    /* when set, used instead of host/port */
+    const char *username;     /* ACL user for AUTH; NULL: the default user */
+    const char *password;     /* NULL: no AUTH. Secret: never logged or echoed */
+    int db;                   /* SELECT index, default 0 */
+    int connect_timeout_ms;   /* default 1000 */
+    int command_timeout_ms;   /* default 1000; a reply slower than this is an error */
+    int reconnect_backoff_ms; /* default 100; 0 disables */
+    const char *prefix;       /* default REDIS_DEFAULT_PREFIX; no '{' or '}' */
+};
+
+/* Fill o with the defaults above. */
+void redis_opts_default(struct redis_opts *o);
+
+/* Copy the options and connect (AUTH, SELECT). Fails (NULL, errstr) on bad options or
+ * when the first connection cannot be made, so a bad address or password is reported
+ * at start-up. Caller frees with redis_conn_free. */
+struct redis_conn *redis_conn_new(const struct redis_opts *o, char *errstr, size_t errsz);
+/* NULL-safe. */
+void redis_conn_free(struct redis_conn *c);
+/* The key prefix in use; borrowed from c. */
+const char *redis_conn_prefix(const struct redis_conn *c);
+
+/* Run a command (hiredis format: %s string, %b binary pointer + size_t length).
+ * Returns the reply, owned by the caller (freeReplyObject on that pointer only, never
+ * on its elements), or NULL with errstr: I/O error, timeout, or an error reply (whose
+ * text is in errstr; the connection stays up in that case). */
+redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, const char *fmt, ...);
+/* Same with an argument vector; argvlen may be NULL (strlen of each argument). */
+redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv,
+                               const size_t *argvlen, char *errstr, size_t errsz);
+
+/* A Lua script and its SHA-1 (40 hex + NUL), computed locally so EVALSHA needs no round
+ * trip. src is borrowed for the script's life (normally a string literal). */
+struct redis_script {
+    const char *src;
+    char sha[41];
+};
+
+/* Set s->src and compute s->sha. Returns 0, or -1 (errstr) if hashing fails. */
+int redis_script_init(struct redis_script *s, const char *src, char *errstr, size_t errsz);
+
+/* EVALSHA the script; on NOSCRIPT (server restarted, SCRIPT FLUSH, failover) SCRIPT
+ * LOAD it and EVALSHA again. nkeys + nargs <= REDIS_EVAL_MAX_ARGS; arglens may be NULL
+ * (strlen). Reply ownership and errors as redis_command(). */
+redisReply *redis_eval(struct redis_conn *c, const struct redis_script *s, int nkeys,
+                       const char **keys, int nargs, const char **args, const size_t *arglens,
+                       char *errstr, size_t errsz);
+
+/* A claim on an event or a lock: the key and the token proving ownership. Plain data:
+ * copy it freely, no release needed. */
+struct redis_lease {
+    char key[REDIS_MAX_KEY + 1];
+    char token[REDIS_TOKEN_LEN + 1];
+};
+
+enum redis_claim_status {
+    REDIS_CLAIM_ERROR = -1,
+    REDIS_CLAIMED = 0,    /* ours now (or still ours: claiming again with the same
+                             lease is safe after a lost reply, and extends it) */
+    REDIS_CLAIM_DONE = 1, /* already processed: the stored result is returned */
+    REDIS_CLAIM_BUSY = 2, /* another owner holds a live lease: retry later */
+};
+
+enum redis_owner_status {
+    REDIS_OWNER_ERROR = -1,
+    REDIS_OWNER_OK = 0,   /* we held it: renewed / released */
+    REDIS_OWNER_LOST = 1, /* not ours any more (expired, taken over, done): untouched */
+};
+
+enum redis_done_status {
+    REDIS_DONE_ERROR = -1,
+    REDIS_DONE_WRITTEN = 0,    /* we held the claim; it is now the done marker */
+    REDIS_DONE_TAKEN_OVER = 1, /* our lease had expired or been taken; done written
+                                  anyway (see redis_claim_done) */
+    REDIS_DONE_ALREADY = 2,    /* a done marker was there already; left unchanged */
+};
+
+/* Fill l for event_id (non-empty): key <prefix>evt:{<event_id>}, fresh token. Returns
+ * 0, or -1 (errstr) when the key would exceed REDIS_MAX_KEY. Prepare once per
+ * processing attempt and reuse l for claim, renew, done and release. */
+int redis_claim_prepare(struct redis_conn *c, struct redis_lease *l, const char *event_id,
+                        char *errstr, size_t errsz);
+
+/* Claim the event for lease_ms (> 0), atomically (one Lua call): free -> ours; ours ->
+ * lease extended; done -> REDIS_CLAIM_DONE with *result (malloc'd, NUL-terminated,
+ * caller frees) and *result_len set; else BUSY. result/result_len are set only for
+ * REDIS_CLAIM_DONE; either may be NULL (the stored result is then not returned). */
+enum redis_claim_status redis_claim(struct redis_conn *c, const struct redis_lease *l,
+                                    int64_t lease_ms, char **result, size_t *result_len,
+                                    char *errstr, size_t errsz);
+
+/* Replace the claim with REDIS_DONE_MARKER + result (len <= REDIS_MAX_RESULT bytes),
+ * expiring after ttl_ms (the dedup window).
+ *
+ * Decision: the done marker is written even when our claim was lost (lease expired,
+ * possibly re-claimed by another worker). When this is called the QuickBooks side
+ * effect has happened and the result is published; recording that is what stops any
+ * later delivery from redoing the work, and a worker that took the claim over finds
+ * its renew failing (REDIS_OWNER_LOST) and its own claim attempt answering DONE.
+ * Dropping the marker instead would leave only QBO's requestid to prevent a duplicate.
+ * An existing done marker is never overwritten (the first recorded result wins). */
+enum redis_done_status redis_claim_done(struct redis_conn *c, const struct redis_lease *l,
+                                        const char *result, size_t len, int64_t ttl_ms,
+                                        char *errstr, size_t errsz);
+
+/* Fill l for the lock <prefix>lock:{<tag>}:<name> with a fresh token. */
+int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
+                       const char *name, char *errstr, size_t errsz);
+
+/* Take the lock for ttl_ms: REDIS_CLAIMED, REDIS_CLAIM_BUSY or REDIS_CLAIM_ERROR (never
+ * DONE). Retaking a lock we hold with the same lease succeeds and extends it. */
+enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
+                                   int64_t ttl_ms, char *errstr, size_t errsz);
+
+/* Extend the lease of a claim or lock to ms (> 0) from now, only if its value is still
+ * our token (compare-and-pexpire, Lua). */
+enum redis_owner_status redis_lease_renew(struct redis_conn *c, const struct redis_lease *l,
+                                          int64_t ms, char *errstr, size_t errsz);
+
+/* Release a claim or unlock a lock: delete the key only if its value is still our
+ * token (compare-and-delete, Lua). A done marker or another owner's token is left. */
+enum redis_owner_status redis_lease_release(struct redis_conn *c, const struct redis_lease *l,
+                                            char *errstr, size_t errsz);
+
+#endif

@@ -1,0 +1,631 @@
+/* test_redis.c - component test of the hiredis wrapper against a private redis-server.
+ *
+ * Like hiredis's own test.sh, the test starts its own server: /usr/bin/redis-server on
+ * an ephemeral 127.0.0.1 port (plus a unix socket in a private directory), with no
+ * persistence and DEBUG enabled, and kills it at the end. Tests that need a different
+ * server (a password) start another one. The restart test kills and restarts the
+ * shared server on the same port.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/redis.h"
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+
+struct rserver {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char sock[128];
+    const char *password;
+};
+
+static struct rserver g_srv, g_auth; /* g_auth: the password server of one test */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* True once the server answers PING (NOAUTH counts: it is up). */
+static int answers_ping(const struct rserver *s)
+{
+    struct timeval tv = {.tv_usec = 200000};
+    redisContext *x = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+    redisReply *r;
+    int up = 0;
+
+    if (!x)
+        return 0;
+    if (!x->err && (r = redisCommand(x, "PING")) != NULL) {
+        up = r->type == REDIS_REPLY_STATUS ||
+             (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0);
+        freeReplyObject(r);
+    }
+    redisFree(x);
+    return up;
+}
+
+static void rs_start(struct rserver *s)
+{
+    char port[16];
+    int64_t deadline;
+
+    snprintf(port, sizeof(port), "%d", s->port);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        const char *argv[32];
+        int n = 0, fd = open("/dev/null", O_RDWR);
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        argv[n++] = "redis-server";
+        argv[n++] = "--port";
+        argv[n++] = port;
+        argv[n++] = "--bind";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "--save";
+        argv[n++] = "";
+        argv[n++] = "--appendonly";
+        argv[n++] = "no";
+        argv[n++] = "--dir";
+        argv[n++] = s->dir;
+        argv[n++] = "--unixsocket";
+        argv[n++] = s->sock;
+        argv[n++] = "--unixsocketperm";
+        argv[n++] = "700";
+        argv[n++] = "--enable-debug-command";
+        argv[n++] = "yes";
+        if (s->password) {
+            argv[n++] = "--requirepass";
+            argv[n++] = s->password;
+        }
+        argv[n] = NULL;
+        execv(REDIS_SERVER, (char *const *)argv);
+        _exit(127);
+    }
+    deadline = now_ms() + 5000;
+    while (!answers_ping(s)) {
+        int status;
+        assert_int_equal(waitpid(s->pid, &status, WNOHANG), 0); /* still running */
+        assert_true(now_ms() < deadline);
+        sleep_ms(10);
+    }
+}
+
+static void rs_stop(struct rserver *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+static void rs_init(struct rserver *s, const char *password)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/hsqb-test-redis-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
+    s->port = free_port();
+    s->password = password;
+    rs_start(s);
+}
+
+static void rs_destroy(struct rserver *s)
+{
+    rs_stop(s);
+    unlink(s->sock);
+    rmdir(s->dir);
+}
+
+static struct redis_conn *conn_with(const struct rserver *s, int cmd_timeout_ms,
+                                    const char *password)
+{
+    struct redis_opts o;
+    struct redis_conn *c;
+    char err[256] = "";
+
+    redis_opts_default(&o);
+    o.port = s->port;
+    o.connect_timeout_ms = 500;
+    if (cmd_timeout_ms)
+        o.command_timeout_ms = cmd_timeout_ms;
+    o.password = password;
+    c = redis_conn_new(&o, err, sizeof(err));
+    if (!c)
+        fail_msg("redis_conn_new: %s", err);
+    return c;
+}
+
+static struct redis_conn *conn(void)
+{
+    return conn_with(&g_srv, 0, NULL);
+}
+
+/* GET key as a string ("(nil)" when absent); static buffer. */
+static const char *get(struct redis_conn *c, const char *key)
+{
+    static char val[1024];
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "GET %s", key);
+
+    assert_non_null(r);
+    snprintf(val, sizeof(val), "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
+    freeReplyObject(r);
+    return val;
+}
+
+static long long pttl(struct redis_conn *c, const char *key)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "PTTL %s", key);
+    long long v;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    if (access(REDIS_SERVER, X_OK) != 0) {
+        fprintf(stderr, "%s not found: install redis-server\n", REDIS_SERVER);
+        return -1;
+    }
+    rs_init(&g_srv, NULL);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    rs_destroy(&g_srv);
+    if (g_auth.pid > 0) /* a failed test left it running */
+        rs_destroy(&g_auth);
+    return 0;
+}
+
+static int flush(void **state)
+{
+    struct redis_conn *c = conn();
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "FLUSHALL");
+
+    (void)state;
+    assert_non_null(r);
+    freeReplyObject(r);
+    redis_conn_free(c);
+    return 0;
+}
+
+static void test_command_round_trip(void **state)
+{
+    struct redis_conn *c = conn();
+    const char *argv[] = {"HSET", "h", "f", "v"};
+    const char bin[] = {'a', '\0', 'b'};
+    char err[256] = "";
+    redisReply *r;
+
+    (void)state;
+    r = redis_command(c, err, sizeof(err), "SET %s %b", "k", bin, sizeof(bin));
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redis_command(c, err, sizeof(err), "GET k");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->len, 3);
+    assert_memory_equal(r->str, bin, 3);
+    freeReplyObject(r);
+
+    r = redis_command_argv(c, 4, argv, NULL, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+
+    /* An error reply is an error for the caller; the connection stays usable. */
+    r = redis_command(c, err, sizeof(err), "INCR h");
+    assert_null(r);
+    assert_non_null(strstr(err, "WRONGTYPE"));
+    r = redis_command(c, err, sizeof(err), "INCR n");
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_string_equal(redis_conn_prefix(c), "hsqb:");
+    redis_conn_free(c);
+}
+
+static void test_claim_busy_done_release(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb, la2, lb2;
+    const char *result = "{\"status\":\"succeeded\",\"qbo\":{\"id\":\"130\"}}";
+    char err[256] = "", *got = NULL;
+    size_t got_len = 0;
+
+    (void)state;
+    assert_int_equal(redis_claim_prepare(a, &la, "cb-1", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim_prepare(b, &lb, "cb-1", err, sizeof(err)), 0);
+    assert_string_equal(la.key, "hsqb:evt:{cb-1}");
+    assert_string_equal(la.key, lb.key);
+    assert_int_equal(strlen(la.token), REDIS_TOKEN_LEN);
+    assert_string_not_equal(la.token, lb.token);
+
+    assert_int_equal(redis_claim(a, &la, 30000, &got, &got_len, err, sizeof(err)), REDIS_CLAIMED);
+    assert_string_equal(get(a, la.key), la.token);
+    assert_true(pttl(a, la.key) > 29000);
+    assert_int_equal(redis_claim(b, &lb, 30000, &got, &got_len, err, sizeof(err)),
+                     REDIS_CLAIM_BUSY);
+    /* Claiming again with our own lease (a lost reply, retried) is still ours. */
+    assert_int_equal(redis_claim(a, &la, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    assert_null(got);
+
+    assert_int_equal(
+        redis_claim_done(a, &la, result, strlen(result), 7 * 86400000LL, err, sizeof(err)),
+        REDIS_DONE_WRITTEN);
+    assert_true(pttl(a, la.key) > 6 * 86400000LL);
+    assert_int_equal(redis_claim(b, &lb, 30000, &got, &got_len, err, sizeof(err)),
+                     REDIS_CLAIM_DONE);
+    assert_non_null(got);
+    assert_string_equal(got, result);
+    assert_int_equal(got_len, strlen(result));
+    free(got);
+    got = NULL;
+    /* The first result wins; release never deletes a done marker. */
+    assert_int_equal(redis_claim_done(b, &lb, "{}", 2, 1000, err, sizeof(err)), REDIS_DONE_ALREADY);
+    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_int_equal(strncmp(get(a, la.key), "done:{", 6), 0);
+
+    /* Claim then release frees the event for the next owner. */
+    assert_int_equal(redis_claim_prepare(a, &la2, "cb-2", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim_prepare(b, &lb2, "cb-2", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim(a, &la2, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lease_release(a, &la2, err, sizeof(err)), REDIS_OWNER_OK);
+    assert_string_equal(get(a, la2.key), "(nil)");
+    assert_int_equal(redis_claim(b, &lb2, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+
+    /* Bad input is refused locally. */
+    assert_int_equal(redis_claim_prepare(a, &la2, "", err, sizeof(err)), -1);
+    assert_int_equal(redis_claim(a, &la, 0, &got, NULL, err, sizeof(err)), REDIS_CLAIM_ERROR);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_renew_only_by_owner(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    char err[256] = "", *got = NULL;
+
+    (void)state;
+    assert_int_equal(redis_claim_prepare(a, &la, "cb-r", err, sizeof(err)), 0);
+    lb = la;
+    assert_int_equal(redis_claim_prepare(b, &lb, "cb-r", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim(a, &la, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lease_renew(b, &lb, 60000, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_true(pttl(a, la.key) <= 1000);
+    assert_int_equal(redis_lease_renew(a, &la, 60000, err, sizeof(err)), REDIS_OWNER_OK);
+    assert_true(pttl(a, la.key) > 50000);
+    assert_string_equal(get(a, la.key), la.token);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_release_keeps_foreign_claim(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    char err[256] = "", *got = NULL;
+
+    (void)state;
+    assert_int_equal(redis_claim_prepare(a, &la, "cb-f", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim_prepare(b, &lb, "cb-f", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim(a, &la, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_string_equal(get(a, la.key), la.token);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_lease_expiry_and_takeover(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    char err[256] = "", *got = NULL;
+
+    (void)state;
+    assert_int_equal(redis_claim_prepare(a, &la, "cb-x", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim_prepare(b, &lb, "cb-x", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim(a, &la, 50, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    sleep_ms(120); /* a's worker stalls past its lease */
+    assert_int_equal(redis_claim(b, &lb, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lease_renew(a, &la, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_string_equal(get(b, lb.key), lb.token);
+
+    /* a had already created the document: its done marker still lands (documented
+     * decision), and b learns it from renew and claim. */
+    assert_int_equal(redis_claim_done(a, &la, "{\"by\":\"a\"}", 10, 60000, err, sizeof(err)),
+                     REDIS_DONE_TAKEN_OVER);
+    assert_int_equal(redis_lease_renew(b, &lb, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_int_equal(redis_claim(b, &lb, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIM_DONE);
+    assert_string_equal(got, "{\"by\":\"a\"}");
+    free(got);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_locks(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(
+        redis_lock_prepare(a, &la, "9130", "customer:ann@example.com", err, sizeof(err)), 0);
+    assert_int_equal(
+        redis_lock_prepare(b, &lb, "9130", "customer:ann@example.com", err, sizeof(err)), 0);
+    assert_string_equal(la.key, "hsqb:lock:{9130}:customer:ann@example.com");
+    assert_int_equal(redis_lock(a, &la, 5000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIM_BUSY);
+    assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_string_equal(get(a, la.key), la.token);
+    assert_int_equal(redis_lease_renew(a, &la, 9000, err, sizeof(err)), REDIS_OWNER_OK);
+    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_OK);
+    assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock_prepare(a, &la, "9130", "", err, sizeof(err)), -1);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_evalsha_noscript_fallback(void **state)
+{
+    struct redis_conn *c = conn();
+    struct redis_script s;
+    struct redis_lease l;
+    const char *keys[] = {"k1"}, *args[] = {"v1"};
+    char err[256] = "", *got = NULL;
+    redisReply *r;
+
+    (void)state;
+    assert_int_equal(redis_script_init(&s, "return ARGV[1] .. ':' .. KEYS[1]", err, sizeof(err)),
+                     0);
+    assert_int_equal(strlen(s.sha), 40);
+    r = redis_eval(c, &s, 1, keys, 1, args, NULL, err, sizeof(err));
+    assert_non_null(r);
+    assert_string_equal(r->str, "v1:k1");
+    freeReplyObject(r);
+    /* The locally computed digest is the server's. */
+    r = redis_command(c, err, sizeof(err), "SCRIPT EXISTS %s", s.sha);
+    assert_non_null(r);
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+
+    r = redis_command(c, err, sizeof(err), "SCRIPT FLUSH");
+    assert_non_null(r);
+    freeReplyObject(r);
+    r = redis_eval(c, &s, 1, keys, 1, args, NULL, err, sizeof(err));
+    assert_non_null(r);
+    assert_string_equal(r->str, "v1:k1");
+    freeReplyObject(r);
+
+    /* The built-in scripts recover the same way. */
+    r = redis_command(c, err, sizeof(err), "SCRIPT FLUSH");
+    freeReplyObject(r);
+    assert_int_equal(redis_claim_prepare(c, &l, "cb-s", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim(c, &l, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+
+    /* A script error is an error, not a reply. */
+    assert_int_equal(redis_script_init(&s, "return redis.call('NOPE')", err, sizeof(err)), 0);
+    assert_null(redis_eval(c, &s, 0, NULL, 0, NULL, NULL, err, sizeof(err)));
+    assert_true(strlen(err) > 0);
+    redis_conn_free(c);
+}
+
+static void test_reconnect_after_restart(void **state)
+{
+    struct redis_opts o;
+    struct redis_conn *c;
+    struct redis_lease l;
+    char err[256] = "", *got = NULL;
+    redisReply *r;
+    int64_t t0;
+
+    (void)state;
+    redis_opts_default(&o);
+    o.port = g_srv.port;
+    o.reconnect_backoff_ms = 200;
+    c = redis_conn_new(&o, err, sizeof(err));
+    assert_non_null(c);
+    r = redis_command(c, err, sizeof(err), "PING");
+    assert_non_null(r);
+    freeReplyObject(r);
+
+    /* Restarted behind our back: the first command may fail, the next one works. */
+    rs_stop(&g_srv);
+    rs_start(&g_srv);
+    r = redis_command(c, err, sizeof(err), "PING");
+    if (r)
+        freeReplyObject(r);
+    else
+        assert_true(strlen(err) > 0);
+    r = redis_command(c, err, sizeof(err), "PING");
+    assert_non_null(r);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+
+    /* Down for a while: the connect failure is reported, then calls fail fast until the
+     * backoff has passed, and the connection comes back with the server. */
+    rs_stop(&g_srv);
+    r = redis_command(c, err, sizeof(err), "PING"); /* the dead connection */
+    if (r)
+        freeReplyObject(r);
+    assert_null(redis_command(c, err, sizeof(err), "PING"));
+    assert_non_null(strstr(err, "connect"));
+    t0 = now_ms();
+    assert_null(redis_command(c, err, sizeof(err), "PING"));
+    assert_non_null(strstr(err, "backoff"));
+    assert_true(now_ms() - t0 < 50);
+    rs_start(&g_srv);
+    sleep_ms(220);
+    /* The fresh server has no scripts: the claim goes through the NOSCRIPT path. */
+    assert_int_equal(redis_claim_prepare(c, &l, "cb-rc", err, sizeof(err)), 0);
+    assert_int_equal(redis_claim(c, &l, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    redis_conn_free(c);
+}
+
+static void test_command_timeout(void **state)
+{
+    struct redis_conn *c = conn_with(&g_srv, 100, NULL);
+    char err[256] = "";
+    redisReply *r;
+    int64_t t0 = now_ms(), dt;
+
+    (void)state;
+    r = redis_command(c, err, sizeof(err), "DEBUG SLEEP 0.4");
+    dt = now_ms() - t0;
+    assert_null(r);
+    assert_non_null(strstr(err, "timeout"));
+    assert_true(dt >= 80 && dt < 350);
+    sleep_ms(400); /* the server is single-threaded: let the sleep finish */
+    r = redis_command(c, err, sizeof(err), "PING");
+    assert_non_null(r);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    redis_conn_free(c);
+}
+
+static void test_auth_and_db(void **state)
+{
+    struct rserver *s = &g_auth;
+    struct redis_opts o;
+    struct redis_conn *c, *c0;
+    char err[256] = "";
+    redisReply *r;
+
+    (void)state;
+    rs_init(s, "pw-Secret-42");
+    redis_opts_default(&o);
+    o.port = s->port;
+
+    /* No password: connects, but commands are refused. */
+    c = redis_conn_new(&o, err, sizeof(err));
+    assert_non_null(c);
+    assert_null(redis_command(c, err, sizeof(err), "PING"));
+    assert_non_null(strstr(err, "NOAUTH"));
+    redis_conn_free(c);
+
+    /* Wrong password: refused at start-up, and the password is not echoed. */
+    o.password = "wrong-Guess-7";
+    assert_null(redis_conn_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "AUTH"));
+    assert_null(strstr(err, "wrong-Guess-7"));
+
+    o.password = "pw-Secret-42";
+    o.db = 3;
+    c = redis_conn_new(&o, err, sizeof(err));
+    assert_non_null(c);
+    r = redis_command(c, err, sizeof(err), "SET only-in-3 x");
+    assert_non_null(r);
+    freeReplyObject(r);
+    o.db = 0;
+    c0 = redis_conn_new(&o, err, sizeof(err));
+    assert_non_null(c0);
+    assert_string_equal(get(c0, "only-in-3"), "(nil)");
+    assert_string_equal(get(c, "only-in-3"), "x");
+    redis_conn_free(c0);
+    redis_conn_free(c);
+    rs_destroy(s);
+}
+
+static void test_unix_socket_and_bad_options(void **state)
+{
+    struct redis_opts o;
+    struct redis_conn *c;
+    char err[256] = "";
+    redisReply *r;
+
+    (void)state;
+    redis_opts_default(&o);
+    o.unix_path = g_srv.sock;
+    o.prefix = "t1:";
+    c = redis_conn_new(&o, err, sizeof(err));
+    assert_non_null(c);
+    r = redis_command(c, err, sizeof(err), "PING");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_string_equal(redis_conn_prefix(c), "t1:");
+    redis_conn_free(c);
+
+    o.prefix = "bad{";
+    assert_null(redis_conn_new(&o, err, sizeof(err)));
+    redis_opts_default(&o);
+    o.port = free_port(); /* nothing listens there */
+    assert_null(redis_conn_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "connect"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_command_round_trip, flush),
+        cmocka_unit_test_setup(test_claim_busy_done_release, flush),
+        cmocka_unit_test_setup(test_renew_only_by_owner, flush),
+        cmocka_unit_test_setup(test_release_keeps_foreign_claim, flush),
+        cmocka_unit_test_setup(test_lease_expiry_and_takeover, flush),
+        cmocka_unit_test_setup(test_locks, flush),
+        cmocka_unit_test_setup(test_evalsha_noscript_fallback, flush),
+        cmocka_unit_test_setup(test_reconnect_after_restart, flush),
+        cmocka_unit_test_setup(test_command_timeout, flush),
+        cmocka_unit_test(test_auth_and_db),
+        cmocka_unit_test_setup(test_unix_socket_and_bad_options, flush),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

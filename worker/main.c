@@ -1,0 +1,92 @@
+/* main.c - hsqb-worker entry point: subcommand dispatch only.
+ *
+ * Each subcommand lives in its own module (cmd_*.c); this file parses nothing beyond the
+ * subcommand name, so `--help` and every setting come from the one config table
+ * (worker/settings.c). Process-wide setup that must happen before any thread exists is
+ * done here: SIGPIPE ignored (hiredis and TLS writes can raise it on a dropped peer).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <librdkafka/rdkafka.h>
+#include <openssl/opensslv.h>
+
+#include "worker/cmd_config.h"
+#include "worker/cmd_validate.h"
+#include "worker/settings.h"
+
+#ifndef HSQB_VERSION
+#define HSQB_VERSION "0.1.0-dev"
+#endif
+
+/* Exit statuses shared by the subcommands. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNIMPLEMENTED = 3 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: hsqb-worker <command> [options]\n"
+            "\n"
+            "HubSpot workflow actions from Kafka -> QuickBooks Online documents.\n"
+            "\n"
+            "commands:\n"
+            "  run          consume events, create QBO documents, publish results\n"
+            "  replay       re-publish dead-lettered events (filters, --dry-run)\n"
+            "  credentials  store a realm's QBO refresh token / a portal's HubSpot token\n"
+            "  validate     decode input-event files and print a verdict per file\n"
+            "  config       check | dump | markdown: the effective configuration\n"
+            "  version      print version and library versions\n"
+            "\n"
+            "Settings come from defaults < --config FILE < HSQB_* environment < --key=value\n"
+            "flags. Every setting:\n\n");
+    settings_help(out);
+}
+
+static int cmd_version(void)
+{
+    printf("hsqb-worker %s\n", HSQB_VERSION);
+    printf("librdkafka %s\n", rd_kafka_version_str());
+    printf("libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
+    printf("json-c %s\n", json_c_version());
+    printf("hiredis %d.%d.%d\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    printf("%s\n", OPENSSL_VERSION_TEXT);
+    return EXIT_OK;
+}
+
+static int not_yet(const char *cmd)
+{
+    fprintf(stderr,
+            "hsqb-worker %s: not implemented yet (see the Status table in README.md)\n", cmd);
+    return EXIT_UNIMPLEMENTED;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "validate") == 0)
+        return cmd_validate(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "replay") == 0 ||
+        strcmp(cmd, "credentials") == 0)
+        return not_yet(cmd);
+
+    fprintf(stderr, "hsqb-worker: unknown command '%s' (try --help)\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,356 @@
+/* settings.c - hsqb-worker's settings table and the checks that span several keys.
+ *
+ * The table is the single place a setting is declared (style rule 13). Defaults are
+ * production values; the facts behind them are in /work/shared/reference:
+ *   - QBO: 500 requests/min and at most 10 concurrent requests per realm, minorversion
+ *     75 (every lower version is served as 75 since 2025-08-01), backoff capped ~60 s;
+ *   - HubSpot: 100 requests per 10 s for the smallest private-app tier (110 for public
+ *     OAuth apps, 190 for Professional/Enterprise), so 100 is safe everywhere;
+ *   - Intuit's token endpoint and API base URLs, HubSpot's https://api.hubapi.com.
+ * Everything else (timeouts, in-flight bounds, retry schedule) is sized so one slow
+ * realm cannot hold the worker: short in-process retries, then the retry topic.
+ *
+ * The pass-through check applies the kafka.* properties to a scratch rd_kafka_conf_t
+ * so `config check` rejects a misspelt librdkafka property before the worker starts.
+ */
+#include "worker/settings.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const roundings[] = {"half_up", "half_even", NULL};
+
+#define SEC  1000LL
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY  (24 * HOUR)
+#define KIB  1024LL
+#define MIB  (1024 * KIB)
+
+/* clang-format off */
+static const struct config_def settings[] = {
+    /* ---- Kafka ---- */
+    {"kafka.brokers", CONFIG_STRING, NULL, 0, 0,
+     "Kafka bootstrap servers, host:port[,host:port...] (librdkafka bootstrap.servers).",
+     CONFIG_REQUIRED, NULL},
+    {"kafka.group.id", CONFIG_STRING, "hsqb-worker", 1, 249,
+     "Consumer group shared by every replica; partitions are spread across its members.",
+     0, NULL},
+    {"kafka.topic.actions", CONFIG_STRING, "hsqb.actions", 1, 249,
+     "Input topic of workflow-action events (CloudEvents, key portal:objectType:objectId).",
+     0, NULL},
+    {"kafka.topic.retry", CONFIG_STRING, "hsqb.actions.retry", 1, 249,
+     "Topic for delayed re-delivery of events that failed transiently.", 0, NULL},
+    {"kafka.topic.dlq", CONFIG_STRING, "hsqb.actions.dlq", 1, 249,
+     "Dead-letter topic: events that failed permanently or ran out of retries.", 0, NULL},
+    {"kafka.topic.results", CONFIG_STRING, "hsqb.results", 1, 249,
+     "Topic receiving one result event per input event.", 0, NULL},
+    {"kafka.revoke_timeout", CONFIG_DURATION, "15s", 0, 5 * MIN,
+     "On a rebalance, how long revoked partitions may finish in-flight events before "
+     "their offsets are stored and they are released; keep well under "
+     "max.poll.interval.ms.", 0, NULL},
+
+    /* ---- Redis ---- */
+    {"redis.host", CONFIG_STRING, "127.0.0.1", 1, 253,
+     "Redis host name or address (claims, dedup markers, caches, locks, OAuth tokens, "
+     "rate limits).", 0, NULL},
+    {"redis.port", CONFIG_INT, "6379", 1, 65535, "Redis TCP port.", 0, NULL},
+    {"redis.username", CONFIG_STRING, NULL, 0, 0,
+     "Redis ACL user (Redis 6+); empty authenticates as the default user.", 0, NULL},
+    {"redis.password", CONFIG_STRING, NULL, 0, 0,
+     "Redis password; empty sends no AUTH.", CONFIG_SECRET, NULL},
+    {"redis.db", CONFIG_INT, "0", 0, 1023,
+     "Redis database number (must be 0 with Redis Cluster).", 0, NULL},
+    {"redis.connect_timeout", CONFIG_DURATION, "2s", 100, 1 * MIN,
+     "Timeout for connecting to Redis.", 0, NULL},
+    {"redis.command_timeout", CONFIG_DURATION, "2s", 100, 1 * MIN,
+     "Timeout for one Redis command or script; a timeout is a transient failure.", 0, NULL},
+    {"redis.key_prefix", CONFIG_STRING, "hsqb:", 0, 64,
+     "Prefix of every Redis key, so several deployments can share one Redis.", 0, NULL},
+
+    /* ---- Pipeline ---- */
+    {"worker.threads", CONFIG_INT, "16", 1, 256,
+     "Threads running event pipelines; each holds one HTTP handle and one Redis "
+     "connection. Work is I/O-bound, so more threads than cores is normal.", 0, NULL},
+    {"worker.max_in_flight", CONFIG_INT, "1024", 1, 100000,
+     "Events dispatched but not finished, across all partitions; over it the consumer "
+     "pauses partitions (and keeps polling).", 0, NULL},
+    {"worker.max_in_flight_per_partition", CONFIG_INT, "256", 1, 100000,
+     "Events in flight from one partition (different keys run concurrently, one key "
+     "runs in order); over it that partition is paused.", 0, NULL},
+    {"event.max_bytes", CONFIG_SIZE, "1MiB", 1 * KIB, 64 * MIB,
+     "Largest input event accepted; a larger one is INVALID_EVENT and goes to the DLQ "
+     "with its raw bytes.", 0, NULL},
+    {"dedup.window", CONFIG_DURATION, "7d", 1 * HOUR, 90 * DAY,
+     "How long an event's done marker and result are kept in Redis; a redelivery within "
+     "it re-publishes the stored result without calling any API.", 0, NULL},
+    {"claim.lease", CONFIG_DURATION, "30s", 5 * SEC, 1 * HOUR,
+     "Lease of an event's claim, renewed while its pipeline runs; after a crash another "
+     "replica may take the event over once the lease lapses.", 0, NULL},
+
+    /* ---- HubSpot ---- */
+    {"hubspot.base_url", CONFIG_STRING, "https://api.hubapi.com", 1, 2048,
+     "HubSpot API base URL (tests point it at the sandbox).", 0, NULL},
+    {"hubspot.token", CONFIG_STRING, NULL, 0, 0,
+     "Default HubSpot access token (private-app token) for portals without a token of "
+     "their own in Redis (stored by `hsqb-worker credentials`).", CONFIG_SECRET, NULL},
+    {"hubspot.rate_limit_per_10s", CONFIG_INT, "100", 1, 1000,
+     "HubSpot requests per 10 s per portal, shared by all replicas. HubSpot allows 100 "
+     "(Free/Starter private apps), 110 (public apps) or 190 (Professional/Enterprise).",
+     0, NULL},
+    {"hubspot.max_concurrent_per_portal", CONFIG_INT, "6", 1, 100,
+     "HubSpot requests in flight at once per portal in this process.", 0, NULL},
+
+    /* ---- QuickBooks Online ---- */
+    {"qbo.base_url", CONFIG_STRING, "https://quickbooks.api.intuit.com", 1, 2048,
+     "QuickBooks Online Accounting API base URL (sandbox companies: "
+     "https://sandbox-quickbooks.api.intuit.com).", 0, NULL},
+    {"qbo.minorversion", CONFIG_INT, "75", 75, 999,
+     "minorversion sent with every QBO request; Intuit serves every lower version as 75 "
+     "since 2025-08-01.", 0, NULL},
+    {"qbo.rate_limit_per_min", CONFIG_INT, "500", 1, 10000,
+     "QBO requests per minute per realm, shared by all replicas (Intuit's limit: 500).",
+     0, NULL},
+    {"qbo.max_concurrent_per_realm", CONFIG_INT, "10", 1, 50,
+     "QBO requests in flight at once per realm in this process (Intuit answers 429 beyond "
+     "10 per app and realm).", 0, NULL},
+
+    /* ---- Intuit OAuth ---- */
+    {"oauth.token_url", CONFIG_STRING,
+     "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", 1, 2048,
+     "Intuit OAuth 2.0 token endpoint, used to refresh QBO access tokens.", 0, NULL},
+    {"oauth.client_id", CONFIG_STRING, NULL, 0, 0,
+     "Intuit app client ID.", CONFIG_REQUIRED, NULL},
+    {"oauth.client_secret", CONFIG_STRING, NULL, 0, 0,
+     "Intuit app client secret.", CONFIG_REQUIRED | CONFIG_SECRET, NULL},
+    {"oauth.refresh_margin", CONFIG_DURATION, "5m", 0, 30 * MIN,
+     "Refresh a QBO access token (valid 1 h) when less than this remains.", 0, NULL},
+
+    /* ---- HTTP ---- */
+    {"http.connect_timeout", CONFIG_DURATION, "5s", 100, 1 * MIN,
+     "Timeout for establishing a connection to an API.", 0, NULL},
+    {"http.timeout", CONFIG_DURATION, "30s", 1 * SEC, 10 * MIN,
+     "Timeout for one whole HTTP request; a timeout is transient and the retry reuses "
+     "the same requestid.", 0, NULL},
+    {"http.max_response_bytes", CONFIG_SIZE, "8MiB", 64 * KIB, 256 * MIB,
+     "Largest HTTP response body read; a larger one fails the request.", 0, NULL},
+    {"http.user_agent", CONFIG_STRING, "hsqb-worker", 1, 256,
+     "User-Agent header sent to HubSpot and Intuit.", 0, NULL},
+
+    /* ---- Retries ---- */
+    {"retry.attempts", CONFIG_INT, "4", 1, 20,
+     "Tries of one API call inside a pipeline (the first included) before the event "
+     "goes to the retry topic.", 0, NULL},
+    {"retry.base", CONFIG_DURATION, "250ms", 10, 1 * MIN,
+     "First in-process backoff; each retry draws from [0, min(cap, base * 2^n)] (full "
+     "jitter); Retry-After wins when present.", 0, NULL},
+    {"retry.cap", CONFIG_DURATION, "10s", 100, 5 * MIN,
+     "Longest single in-process backoff.", 0, NULL},
+    {"retry.budget", CONFIG_DURATION, "30s", 1 * SEC, 10 * MIN,
+     "Total time one event may spend in in-process backoff before it moves to the "
+     "retry topic (so a slow tenant does not hold a thread).", 0, NULL},
+    {"retry.schedule", CONFIG_LIST, "30s,2m,10m,30m,1h", 1, 32,
+     "Delays before the 1st, 2nd, ... re-delivery from the retry topic; the last one "
+     "repeats. Each item is a duration of at least 1s.", 0, NULL},
+    {"retry.max_attempts", CONFIG_INT, "10", 1, 1000,
+     "Deliveries of one event (the first included) before it fails with "
+     "RETRIES_EXHAUSTED and goes to the DLQ.", 0, NULL},
+    {"retry.max_age", CONFIG_DURATION, "24h", 1 * MIN, 30 * DAY,
+     "An event whose first failure is older than this fails with RETRIES_EXHAUSTED "
+     "instead of being retried; at most dedup.window.", 0, NULL},
+
+    /* ---- Behaviour ---- */
+    {"callbacks.complete", CONFIG_BOOL, "false", 0, 0,
+     "Complete the HubSpot workflow action (POST /automation/v4/actions/callbacks/"
+     "{callbackId}/complete) with SUCCESS or FAIL_CONTINUE and the QBO ids. Enable when "
+     "the action's ingress answers BLOCK.", 0, NULL},
+    {"money.rounding", CONFIG_ENUM, "half_up", 0, 0,
+     "Rounding of amounts that fall between cents (percentage discounts): half_up "
+     "rounds halves away from zero, half_even to the even cent.", 0, roundings},
+    {"items.income_account", CONFIG_STRING, NULL, 0, 200,
+     "QBO income account (Id or exact Name) for items the worker creates; empty uses the "
+     "realm's first active Income account.", 0, NULL},
+    {"sales_receipt.deposit_account", CONFIG_STRING, NULL, 0, 200,
+     "QBO account (Id or exact Name) sales receipts deposit to; empty leaves QBO's "
+     "default, Undeposited Funds.", 0, NULL},
+
+    /* ---- Operations ---- */
+    {"metrics.listen", CONFIG_STRING, "127.0.0.1:9108", 0, 262,
+     "host:port of the /metrics, /healthz and /readyz endpoint ([::1]:9108 for IPv6, "
+     "0.0.0.0:9108 for all interfaces); empty disables it.", 0, NULL},
+    {"log.level", CONFIG_ENUM, "info", 0, 0,
+     "Lowest level logged.", 0, log_levels},
+    {"log.format", CONFIG_ENUM, "json", 0, 0,
+     "json: one JSON object per line (production); text: for people at a terminal.",
+     0, log_formats},
+    {"shutdown.drain_timeout", CONFIG_DURATION, "30s", 1 * SEC, 10 * MIN,
+     "On SIGTERM, how long in-flight events may finish before the producer is flushed "
+     "and the consumer closed.", 0, NULL},
+};
+/* clang-format on */
+
+/* librdkafka properties the worker sets itself; overriding them through kafka.* would
+ * break a guarantee. NEEDSWORK: the consumer and producer modules own this list. */
+static const struct {
+    const char *prop, *why;
+} reserved[] = {
+    {"bootstrap.servers", "use kafka.brokers"},
+    {"metadata.broker.list", "use kafka.brokers"},
+    {"group.id", "use kafka.group.id"},
+    {"enable.auto.offset.store", "the worker stores an offset only after its result is out"},
+    {"enable.idempotence", "the result and DLQ producer must be idempotent"},
+};
+
+const struct config_def *settings_table(size_t *n)
+{
+    if (n != NULL)
+        *n = sizeof(settings) / sizeof(settings[0]);
+    return settings;
+}
+
+static int fail(char *errstr, size_t errsz, const struct config *cfg, const char *key,
+                const char *what)
+{
+    snprintf(errstr, errsz, "%s: %s (from %s)", key, what, config_where(cfg, key));
+    return -1;
+}
+
+static int check_url(const struct config *cfg, const char *key, char *errstr, size_t errsz)
+{
+    const char *u = config_get_str(cfg, key);
+    char msg[256];
+
+    if (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0)
+        return 0;
+    snprintf(msg, sizeof(msg), "\"%.100s\" is not an http:// or https:// URL", u);
+    return fail(errstr, errsz, cfg, key, msg);
+}
+
+static int check_listen(const struct config *cfg, char *errstr, size_t errsz)
+{
+    const char *l = config_get_str(cfg, "metrics.listen"), *colon;
+    char msg[256], *end;
+    long port;
+
+    if (*l == '\0')
+        return 0;
+    colon = strrchr(l, ':');
+    if (colon != NULL && colon > l && colon[1] != '\0') {
+        port = strtol(colon + 1, &end, 10);
+        if (*end == '\0' && port >= 1 && port <= 65535 && colon[1] != '-' && colon[1] != '+')
+            return 0;
+    }
+    snprintf(msg, sizeof(msg), "\"%.100s\" is not host:port", l);
+    return fail(errstr, errsz, cfg, "metrics.listen", msg);
+}
+
+static int check_relations(const struct config *cfg, char *errstr, size_t errsz)
+{
+    char msg[256];
+
+    if (config_get_int(cfg, "worker.max_in_flight_per_partition") >
+        config_get_int(cfg, "worker.max_in_flight")) {
+        snprintf(msg, sizeof(msg), "value %s exceeds worker.max_in_flight (%s)",
+                 config_shown(cfg, "worker.max_in_flight_per_partition"),
+                 config_shown(cfg, "worker.max_in_flight"));
+        return fail(errstr, errsz, cfg, "worker.max_in_flight_per_partition", msg);
+    }
+    if (config_get_ms(cfg, "retry.base") > config_get_ms(cfg, "retry.cap")) {
+        snprintf(msg, sizeof(msg), "value %s exceeds retry.cap (%s)",
+                 config_shown(cfg, "retry.base"), config_shown(cfg, "retry.cap"));
+        return fail(errstr, errsz, cfg, "retry.base", msg);
+    }
+    if (config_get_ms(cfg, "retry.max_age") > config_get_ms(cfg, "dedup.window")) {
+        snprintf(msg, sizeof(msg),
+                 "value %s exceeds dedup.window (%s): a late copy of an event could outlive "
+                 "the first copy's done marker",
+                 config_shown(cfg, "retry.max_age"), config_shown(cfg, "dedup.window"));
+        return fail(errstr, errsz, cfg, "retry.max_age", msg);
+    }
+    if (strpbrk(config_get_str(cfg, "redis.key_prefix"), "{}") != NULL)
+        return fail(errstr, errsz, cfg, "redis.key_prefix",
+                    "must not contain { or }: the keys' own hash tags pick the cluster slot");
+    return 0;
+}
+
+static int check_schedule(const struct config *cfg, char *errstr, size_t errsz)
+{
+    size_t n, i;
+    const char *const *items = config_get_list(cfg, "retry.schedule", &n);
+    char msg[256];
+    int64_t ms;
+
+    for (i = 0; i < n; i++) {
+        if (config_parse_duration(items[i], &ms) == 0 && ms >= SEC && ms <= 30 * DAY)
+            continue;
+        snprintf(msg, sizeof(msg), "item \"%.64s\" is not a duration in [1s, 30d]", items[i]);
+        return fail(errstr, errsz, cfg, "retry.schedule", msg);
+    }
+    return 0;
+}
+
+static int check_kafka(const struct config *cfg, char *errstr, size_t errsz)
+{
+    rd_kafka_conf_t *conf;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (config_kafka_get(cfg, reserved[i].prop) == NULL)
+            continue;
+        snprintf(errstr, errsz, "kafka.%s: may not be overridden: %s (from %s)", reserved[i].prop,
+                 reserved[i].why, config_kafka_where(cfg, reserved[i].prop));
+        return -1;
+    }
+    conf = rd_kafka_conf_new();
+    rc = config_kafka_apply(cfg, conf, errstr, errsz);
+    rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
+int settings_load_flags(struct config **out, int argc, char **argv, char **envp, unsigned flags,
+                        char *errstr, size_t errsz)
+{
+    struct config *cfg = config_new(settings, sizeof(settings) / sizeof(settings[0]),
+                                    SETTINGS_ENV_PREFIX, errstr, errsz);
+
+    if (cfg == NULL)
+        return -1;
+    if (config_load(cfg, argc, argv, envp, errstr, errsz) < 0)
+        goto fail;
+    if (!(flags & SETTINGS_SKIP_REQUIRED) && config_check_required(cfg, errstr, errsz) < 0)
+        goto fail;
+    if (check_url(cfg, "hubspot.base_url", errstr, errsz) < 0 ||
+        check_url(cfg, "qbo.base_url", errstr, errsz) < 0 ||
+        check_url(cfg, "oauth.token_url", errstr, errsz) < 0 ||
+        check_listen(cfg, errstr, errsz) < 0 || check_relations(cfg, errstr, errsz) < 0 ||
+        check_schedule(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
+        goto fail;
+    *out = cfg;
+    return 0;
+fail:
+    config_free(cfg);
+    return -1;
+}
+
+int settings_load(struct config **out, int argc, char **argv, char **envp, char *errstr,
+                  size_t errsz)
+{
+    return settings_load_flags(out, argc, argv, envp, 0, errstr, errsz);
+}
+
+void settings_help(FILE *out)
+{
+    char err[256];
+    struct config *cfg = config_new(settings, sizeof(settings) / sizeof(settings[0]),
+                                    SETTINGS_ENV_PREFIX, err, sizeof(err));
+
+    if (cfg == NULL) {
+        fprintf(out, "settings table is invalid: %s\n", err);
+        return;
+    }
+    config_help(cfg, out);
+    config_free(cfg);
+}

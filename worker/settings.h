@@ -1,0 +1,56 @@
+/* settings.h - every setting of hsqb-worker: the table, loading and cross-checks.
+ *
+ * Owns the one declarative table (worker/settings.c) that drives parsing, validation,
+ * --help, `hsqb-worker config dump` and the README's reference table, on top of the
+ * generic engine in common/config.h. Keys are grouped by prefix (kafka., redis.,
+ * worker., hubspot., qbo., oauth., http., retry., ...); the environment prefix is
+ * HSQB_ (kafka.group.id -> HSQB_KAFKA_GROUP_ID) and "kafka.<prop>" keys not in the
+ * table pass through to librdkafka (HSQB_KAFKA__<PROP>).
+ *
+ * Beyond each key's own type and bounds, settings_load() checks what only the whole
+ * set can show: per-partition in-flight <= total in-flight, retry.base <= retry.cap,
+ * retry.max_age <= dedup.window (a second copy of an event must still find the first
+ * one's done marker), retry.schedule items are durations, URLs have a scheme,
+ * metrics.listen is host:port, redis.key_prefix has no hash-tag braces, and the
+ * librdkafka pass-through is accepted by librdkafka and does not override a property
+ * the worker owns (bootstrap.servers, group.id, enable.auto.offset.store, ...).
+ *
+ * Thread-safety: load once at start-up on one thread; the returned config is then
+ * read-only and may be read from any thread (the worker copies values into its own
+ * structs at start-up).
+ */
+#ifndef HSQB_SETTINGS_H
+#define HSQB_SETTINGS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/config.h"
+
+#define SETTINGS_ENV_PREFIX "HSQB_"
+
+/* settings_load_flags() flags. */
+#define SETTINGS_SKIP_REQUIRED 0x1u /* allow required keys to be unset (dump, help) */
+
+/* The table; *n (may be NULL) receives its length. Static, never freed. */
+const struct config_def *settings_table(size_t *n);
+
+/* Loads defaults < --config FILE (or HSQB_CONFIG) < envp < flags in argv[1..argc-1]
+ * (argv[0], the subcommand name, is skipped) and validates everything, including
+ * required keys. envp is a NULL-terminated "NAME=value" array (borrowed; NULL means an
+ * empty environment; the real one is config_environ()). On success returns 0 and sets
+ * *out (caller frees with config_free()); on failure returns -1, leaves *out alone and
+ * fills errstr with one line naming the key, the (redacted) value and its source. */
+int settings_load(struct config **out, int argc, char **argv, char **envp, char *errstr,
+                  size_t errsz);
+
+/* As settings_load(), with SETTINGS_* flags. */
+int settings_load_flags(struct config **out, int argc, char **argv, char **envp, unsigned flags,
+                        char *errstr, size_t errsz);
+
+/* Writes the settings part of `hsqb-worker --help` (every key with its type, default,
+ * bounds, environment variable and help) to out. The caller prints the usage line and
+ * the list of subcommands before it. */
+void settings_help(FILE *out);
+
+#endif
