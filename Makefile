@@ -149,6 +149,18 @@ check: test
 unit: unit-bins
 	@BUILD=$(BUILD) tests/run-tests unit
 
+# Until the worker issue lands, the demo shows what exists: the decoder's verdict on the
+# example events of every action, and the effective configuration.
+.PHONY: demo
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@echo "== hsqb-worker validate schemas/examples/valid/*.json"
+	@$(WORKER_BIN) validate schemas/examples/valid/*.json
+	@echo "== hsqb-worker config dump (defaults; secrets redacted)"
+	@HSQB_KAFKA_BROKERS=localhost:9092 HSQB_OAUTH_CLIENT_ID=demo HSQB_OAUTH_CLIENT_SECRET=demo-secret \
+	  $(WORKER_BIN) config dump | head -n 20
+	@echo "== the end-to-end demo (Kafka -> worker -> QuickBooks sandbox) arrives with the worker issue"
+
 .PHONY: asan
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \

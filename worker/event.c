@@ -276,22 +276,24 @@ static const char *quote(char *buf, size_t bufsz, const char *s, size_t len)
     return buf;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(struct dec *d, const char *path,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_error(struct dec *d, const char *path,
+                                                            const char *fmt, ...)
 {
     va_list ap;
     int n;
 
     if (!d->errstr || !d->errsz)
-        return -1;
+        return;
     n = snprintf(d->errstr, d->errsz, "%s: ", path);
     if (n >= 0 && (size_t)n < d->errsz) {
         va_start(ap, fmt);
         vsnprintf(d->errstr + n, d->errsz - (size_t)n, fmt, ap);
         va_end(ap);
     }
-    return -1;
 }
+
+/* Record "path: message" and evaluate to -1 (a macro so the -1 is visible to analysers). */
+#define FAIL(d, path, ...) (set_error((d), (path), __VA_ARGS__), -1)
 
 /* Member lookup that tells absent, null and present apart. Returns 0 absent, 1 present
  * (*v NULL for a JSON null). */
@@ -303,7 +305,7 @@ static int member(struct json_object *obj, const char *key, struct json_object *
 
 static int fail_type(struct dec *d, const char *path, struct json_object *v, const char *want)
 {
-    return fail(d, path, "wrong type (%s), expected %s", json_type_str(v), want);
+    return FAIL(d, path, "wrong type (%s), expected %s", json_type_str(v), want);
 }
 
 /* A required string member: present, not null, a string. */
@@ -313,7 +315,7 @@ static int req_string(struct dec *d, struct json_object *obj, const char *key, c
     struct json_object *v;
 
     if (!member(obj, key, &v) || !v)
-        return fail(d, path, "missing");
+        return FAIL(d, path, "missing");
     if (!json_object_is_type(v, json_type_string))
         return fail_type(d, path, v, "string");
     *s = json_object_get_string(v);
@@ -347,7 +349,7 @@ static int num_pos_int64(struct dec *d, struct json_object *v, const char *path,
     switch (json_object_get_type(v)) {
     case json_type_int:
         if (json_val_int64(v, 1, INT64_MAX, &i) != JGET_OK)
-            return fail(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
+            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
         *out = i;
         return 0;
     case json_type_double: {
@@ -355,11 +357,11 @@ static int num_pos_int64(struct dec *d, struct json_object *v, const char *path,
          * text; json_val_int64 tells those (JGET_RANGE) from fraction/exponent literals. */
         double x = json_object_get_double(v);
         if (json_val_int64(v, 1, INT64_MAX, &i) == JGET_RANGE)
-            return fail(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
+            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
         if (!isfinite(x) || x != floor(x))
-            return fail(d, path, "not an integer");
+            return FAIL(d, path, "not an integer");
         if (x < 1.0 || x >= 9223372036854775808.0)
-            return fail(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
+            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
         *out = (int64_t)x;
         return 0;
     }
@@ -374,7 +376,7 @@ static int req_pos_int64(struct dec *d, struct json_object *obj, const char *key
     struct json_object *v;
 
     if (!member(obj, key, &v) || !v)
-        return fail(d, path, "missing");
+        return FAIL(d, path, "missing");
     return num_pos_int64(d, v, path, out);
 }
 
@@ -383,12 +385,12 @@ static int check_id(struct dec *d, const char *path, const char *s, size_t len)
     size_t bad = first_outside(s, len, 0x21, 0x7E);
 
     if (len == 0)
-        return fail(d, path, "empty");
+        return FAIL(d, path, "empty");
     if (bad < len)
-        return fail(d, path, "byte 0x%02x at offset %zu: must be visible ASCII (no space)",
+        return FAIL(d, path, "byte 0x%02x at offset %zu: must be visible ASCII (no space)",
                     (unsigned char)s[bad], bad);
     if (len > EVENT_ID_MAX)
-        return fail(d, path, "too long (%zu characters, max %d)", len, EVENT_ID_MAX);
+        return FAIL(d, path, "too long (%zu characters, max %d)", len, EVENT_ID_MAX);
     return 0;
 }
 
@@ -466,8 +468,8 @@ static void in_path(struct dec *d, char *buf, size_t bufsz, const char *key)
 static int in_name(struct dec *d, struct json_object *in, const char *key, int required, char **out)
 {
     char path[96];
-    const char *s;
-    size_t len, bad;
+    const char *s = NULL;
+    size_t len = 0, bad;
 
     in_path(d, path, sizeof path, key);
     if (opt_string(d, in, key, path, &s, &len) < 0)
@@ -475,15 +477,15 @@ static int in_name(struct dec *d, struct json_object *in, const char *key, int r
     if (!s || len == 0) {
         if (!required)
             return 0;
-        return fail(d, path, s ? "empty" : "missing");
+        return FAIL(d, path, s ? "empty" : "missing");
     }
     if ((bad = first_control(s, len)) < len)
-        return fail(d, path, "control character 0x%02x at offset %zu", (unsigned char)s[bad], bad);
+        return FAIL(d, path, "control character 0x%02x at offset %zu", (unsigned char)s[bad], bad);
     if (utf8_chars(s, len) > EVENT_NAME_MAX)
-        return fail(d, path, "too long (%zu characters, max %d)", utf8_chars(s, len),
+        return FAIL(d, path, "too long (%zu characters, max %d)", utf8_chars(s, len),
                     EVENT_NAME_MAX);
     if (!(*out = strndup(s, len)))
-        return fail(d, path, "out of memory");
+        return FAIL(d, path, "out of memory");
     return 0;
 }
 
@@ -493,15 +495,15 @@ static int in_enum(struct dec *d, struct json_object *in, const char *key, const
                    int n, int def, int *out)
 {
     char path[96], q[48];
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
 
     in_path(d, path, sizeof path, key);
     if (opt_string(d, in, key, path, &s, &len) < 0)
         return -1;
     if (!s || (len == 0 && def >= 0)) {
         if (def < 0)
-            return fail(d, path, "missing");
+            return FAIL(d, path, "missing");
         *out = def;
         return 0;
     }
@@ -510,20 +512,20 @@ static int in_enum(struct dec *d, struct json_object *in, const char *key, const
             *out = i;
             return 0;
         }
-    return fail(d, path, "\"%s\" is not one of the allowed values", quote(q, sizeof q, s, len));
+    return FAIL(d, path, "\"%s\" is not one of the allowed values", quote(q, sizeof q, s, len));
 }
 
 static int in_realm(struct dec *d, struct json_object *in, struct event_inputs *out)
 {
     char path[96];
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
 
     in_path(d, path, sizeof path, "qbo_realm_id");
     if (req_string(d, in, "qbo_realm_id", path, &s, &len) < 0)
         return -1;
     if (len == 0 || len > EVENT_REALM_MAX || first_outside(s, len, '0', '9') < len)
-        return fail(d, path, "must be 1..%d decimal digits", EVENT_REALM_MAX);
+        return FAIL(d, path, "must be 1..%d decimal digits", EVENT_REALM_MAX);
     memcpy(out->realm_id, s, len);
     out->realm_id[len] = '\0';
     return 0;
@@ -533,8 +535,8 @@ static int in_customer(struct dec *d, struct json_object *in, struct event_input
 {
     static const char prefix[] = "contact:";
     char path[96], q[48];
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
 
     in_path(d, path, sizeof path, "customer_source");
     if (opt_string(d, in, "customer_source", path, &s, &len) < 0)
@@ -549,7 +551,7 @@ static int in_customer(struct dec *d, struct json_object *in, struct event_input
         out->customer_source = CUSTOMER_CONTACT_ID;
         return 0;
     }
-    return fail(d, path, "\"%s\": expected first_associated_contact or contact:<id>",
+    return FAIL(d, path, "\"%s\": expected first_associated_contact or contact:<id>",
                 quote(q, sizeof q, s, len));
 }
 
@@ -605,21 +607,21 @@ static int decode_inputs(struct dec *d, enum hsqb_action a, struct json_object *
 static int decode_object(struct dec *d, struct json_object *data, struct action_event *ev)
 {
     struct json_object *obj, *v;
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     char q[48];
 
     if (!member(data, "object", &obj) || !obj)
-        return fail(d, "data.object", "missing");
+        return FAIL(d, "data.object", "missing");
     if (!json_object_is_type(obj, json_type_object))
         return fail_type(d, "data.object", obj, "object");
     if (!member(obj, "objectId", &v) || !v)
-        return fail(d, "data.object.objectId", "missing");
+        return FAIL(d, "data.object.objectId", "missing");
     if (json_object_is_type(v, json_type_string)) {
         s = json_object_get_string(v);
         len = (size_t)json_object_get_string_len(v);
         if (parse_pos_digits(s, len, &ev->object_id) < 0)
-            return fail(d, "data.object.objectId",
+            return FAIL(d, "data.object.objectId",
                         "\"%s\": expected the digits of 1..%" PRId64 " (no sign, no leading 0)",
                         quote(q, sizeof q, s, len), INT64_MAX);
     } else if (num_pos_int64(d, v, "data.object.objectId", &ev->object_id) < 0) {
@@ -646,17 +648,17 @@ static int decode_object(struct dec *d, struct json_object *data, struct action_
 static int decode_data(struct dec *d, struct json_object *data, struct action_event *ev)
 {
     struct json_object *v, *in;
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
 
     if (req_string(d, data, "callbackId", "data.callbackId", &s, &len) < 0 ||
         check_id(d, "data.callbackId", s, len) < 0)
         return -1;
     if (!str_is(s, len, ev->id)) /* outside the schema */
-        return fail(d, "data.callbackId", "differs from id");
+        return FAIL(d, "data.callbackId", "differs from id");
 
     if (!member(data, "origin", &v) || !v)
-        return fail(d, "data.origin", "missing");
+        return FAIL(d, "data.origin", "missing");
     if (!json_object_is_type(v, json_type_object))
         return fail_type(d, "data.origin", v, "object");
     if (req_pos_int64(d, v, "portalId", "data.origin.portalId", &ev->portal_id) < 0)
@@ -682,7 +684,7 @@ static int decode_data(struct dec *d, struct json_object *data, struct action_ev
         d->in_path = "data.fields";
         ev->inputs_from_fields = 1;
         if (!member(data, "fields", &in) || !in)
-            return fail(d, "data.inputFields", "missing (and no data.fields to fall back on)");
+            return FAIL(d, "data.inputFields", "missing (and no data.fields to fall back on)");
         if (!json_object_is_type(in, json_type_object))
             return fail_type(d, "data.fields", in, "object");
     }
@@ -692,8 +694,8 @@ static int decode_data(struct dec *d, struct json_object *data, struct action_ev
 static int decode_envelope(struct dec *d, struct json_object *root, struct action_event *ev)
 {
     struct json_object *v;
-    const char *s;
-    size_t len, bad;
+    const char *s = NULL;
+    size_t len = 0, bad;
     char q[48];
 
     if (!json_object_is_type(root, json_type_object))
@@ -702,7 +704,7 @@ static int decode_envelope(struct dec *d, struct json_object *root, struct actio
     if (req_string(d, root, "specversion", "specversion", &s, &len) < 0)
         return -1;
     if (!str_is(s, len, "1.0"))
-        return fail(d, "specversion", "\"%s\", expected \"1.0\"", quote(q, sizeof q, s, len));
+        return FAIL(d, "specversion", "\"%s\", expected \"1.0\"", quote(q, sizeof q, s, len));
 
     if (req_string(d, root, "id", "id", &s, &len) < 0 || check_id(d, "id", s, len) < 0)
         return -1;
@@ -712,25 +714,25 @@ static int decode_envelope(struct dec *d, struct json_object *root, struct actio
     if (req_string(d, root, "type", "type", &s, &len) < 0)
         return -1;
     if (len != strlen(s) || action_from_type(s, &ev->action) < 0)
-        return fail(d, "type", "\"%s\" is not an hsqb.action.* type", quote(q, sizeof q, s, len));
+        return FAIL(d, "type", "\"%s\" is not an hsqb.action.* type", quote(q, sizeof q, s, len));
 
     if (req_string(d, root, "source", "source", &s, &len) < 0)
         return -1;
     if (len == 0)
-        return fail(d, "source", "empty");
+        return FAIL(d, "source", "empty");
     if ((bad = first_outside(s, len, 0x21, 0x7E)) < len)
-        return fail(d, "source", "byte 0x%02x at offset %zu: must be visible ASCII",
+        return FAIL(d, "source", "byte 0x%02x at offset %zu: must be visible ASCII",
                     (unsigned char)s[bad], bad);
     if (len > EVENT_SOURCE_MAX)
-        return fail(d, "source", "too long (%zu characters, max %d)", len, EVENT_SOURCE_MAX);
+        return FAIL(d, "source", "too long (%zu characters, max %d)", len, EVENT_SOURCE_MAX);
     if (!(ev->source = strndup(s, len)))
-        return fail(d, "source", "out of memory");
+        return FAIL(d, "source", "out of memory");
 
     if (opt_string(d, root, "time", "time", &s, &len) < 0)
         return -1;
     if (s) {
         if (parse_rfc3339(s, len, &ev->time_ms) < 0)
-            return fail(d, "time", "\"%s\" is not an RFC 3339 date-time",
+            return FAIL(d, "time", "\"%s\" is not an RFC 3339 date-time",
                         quote(q, sizeof q, s, len));
         memcpy(ev->time, s, len);
         ev->time[len] = '\0';
@@ -743,11 +745,11 @@ static int decode_envelope(struct dec *d, struct json_object *root, struct actio
         !str_is(s, len, "application/json;charset=utf-8") &&
         !str_is(s, len, "application/json; charset=UTF-8") &&
         !str_is(s, len, "application/json;charset=UTF-8"))
-        return fail(d, "datacontenttype", "\"%s\": data must be application/json",
+        return FAIL(d, "datacontenttype", "\"%s\": data must be application/json",
                     quote(q, sizeof q, s, len));
 
     if (!member(root, "data", &v) || !v)
-        return fail(d, "data", "missing");
+        return FAIL(d, "data", "missing");
     if (!json_object_is_type(v, json_type_object))
         return fail_type(d, "data", v, "object");
     return decode_data(d, v, ev);
@@ -779,14 +781,14 @@ enum event_status event_decode(const char *buf, size_t len, struct action_event 
     if (errstr && errsz)
         errstr[0] = '\0';
     if (len > EVENT_MAX_BYTES) { /* outside the schema */
-        fail(&d, "(message)", "too large (%zu bytes, max %d)", len, EVENT_MAX_BYTES);
+        set_error(&d, "(message)", "too large (%zu bytes, max %d)", len, EVENT_MAX_BYTES);
         goto out;
     }
     if (!buf)
         buf = "";
     root = json_parse_strict(buf, len, EVENT_MAX_DEPTH, perr, sizeof perr);
     if (!root) {
-        fail(&d, "(message)", "not valid JSON: %s", perr);
+        set_error(&d, "(message)", "not valid JSON: %s", perr);
         goto out;
     }
     if (decode_envelope(&d, root, &tmp) < 0)
@@ -798,7 +800,7 @@ enum event_status event_decode(const char *buf, size_t len, struct action_event 
         goto out;
     }
     if (event_key(tmp.portal_id, tmp.object_type, tmp.object_id, tmp.key, sizeof tmp.key) < 0) {
-        fail(&d, "(message)", "cannot build the key");
+        set_error(&d, "(message)", "cannot build the key");
         goto out;
     }
     *ev = tmp;
@@ -813,7 +815,7 @@ out:
 int event_peek_id(const char *buf, size_t len, char *id, size_t idsz)
 {
     struct json_object *root;
-    const char *s;
+    const char *s = NULL;
     size_t n;
     int rc = -1;
 
