@@ -47,7 +47,24 @@ WORKER_SRCS := \
 	worker/settings.c \
 	worker/cmd_config.c \
 	worker/event.c \
-	worker/cmd_validate.c
+	worker/cmd_validate.c \
+	worker/apierr.c \
+	worker/metrics.c \
+	worker/httpd.c \
+	worker/ratelimit.c \
+	worker/hubspot.c \
+	worker/qbo.c \
+	worker/oauth.c \
+	worker/producer.c \
+	worker/offsets.c \
+	worker/scheduler.c \
+	worker/consumer.c \
+	worker/result.c \
+	worker/resolve.c \
+	worker/action_sales.c \
+	worker/pipeline.c \
+	worker/cmd_run.c \
+	worker/cmd_credentials.c
 
 # Unit tests: one cmocka program per module, mirroring the source tree.
 UNIT_TESTS := \
@@ -59,17 +76,30 @@ UNIT_TESTS := \
 	tests/unit/common/test_http \
 	tests/unit/common/test_hash \
 	tests/unit/worker/test_event \
-	tests/unit/worker/test_settings
+	tests/unit/worker/test_settings \
+	tests/unit/worker/test_metrics \
+	tests/unit/worker/test_offsets \
+	tests/unit/worker/test_scheduler \
+	tests/unit/worker/test_result
+
+# Unit tests of sandbox parts link the sandbox object they test.
+SANDBOX_UNIT_TESTS := \
+	tests/unit/sandbox/test_qbo_query
 
 # Component tests need a private redis-server (started by the test itself).
 COMPONENT_TESTS := \
-	tests/unit/common/test_redis
+	tests/unit/common/test_redis \
+	tests/unit/worker/test_ratelimit \
+	tests/unit/worker/test_hubspot \
+	tests/unit/worker/test_qbo \
+	tests/unit/worker/test_oauth \
+	tests/unit/worker/test_resolve \
+	tests/unit/worker/test_consumer
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
 SANDBOX_SRCS := \
 	tests/sandbox/main.c \
 	tests/sandbox/server.c \
-	tests/sandbox/store.c \
 	tests/sandbox/hubspot.c \
 	tests/sandbox/qbo.c \
 	tests/sandbox/qbo_query.c \
@@ -89,6 +119,7 @@ FUZZ_TARGETS := \
 COMMON_SRCS := $(wildcard $(COMMON_SRCS))
 WORKER_SRCS := $(wildcard $(WORKER_SRCS))
 UNIT_TESTS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(UNIT_TESTS))))
+SANDBOX_UNIT_TESTS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(SANDBOX_UNIT_TESTS))))
 COMPONENT_TESTS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(COMPONENT_TESTS))))
 SANDBOX_SRCS := $(wildcard $(SANDBOX_SRCS))
 KAFKA_MOCK_SRCS := $(wildcard $(KAFKA_MOCK_SRCS))
@@ -102,7 +133,7 @@ WORKER_LIB  := $(BUILD)/libhsqbworker.a
 WORKER_BIN  := $(BUILD)/hsqb-worker
 SANDBOX_BIN := $(BUILD)/hsqb-sandbox
 KAFKA_MOCK_BIN := $(BUILD)/kafka-mock
-UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/%)
+UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/%) $(SANDBOX_UNIT_TESTS:%=$(BUILD)/%)
 COMPONENT_BINS := $(COMPONENT_TESTS:%=$(BUILD)/%)
 
 # ---- build ----------------------------------------------------------------------------
@@ -129,6 +160,15 @@ $(SANDBOX_BIN): $(SANDBOX_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
 
 $(KAFKA_MOCK_BIN): $(KAFKA_MOCK_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo_query.o \
+		$(BUILD)/tests/sandbox/qbo_query.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+# Component tests that start a private redis-server share tests/unit/testutil_redis.c.
+REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve
+$(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
+	$(BUILD)/tests/unit/testutil_redis.o
 
 # Test programs link the worker library (when they test worker/) and the common one.
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(WORKER_LIB) $(COMMON_LIB)
@@ -161,13 +201,23 @@ demo: deps
 	  $(WORKER_BIN) config dump | head -n 20
 	@echo "== the end-to-end demo (Kafka -> worker -> QuickBooks sandbox) arrives with the worker issue"
 
+# The dev stack (redis-server, kafka-mock, hsqb-sandbox) on private ports; addresses and
+# HSQB_* settings in .stack/env. `make stack-down` stops exactly those processes.
+.PHONY: stack stack-down
+stack: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/stack/stack up
+
+stack-down:
+	@tests/stack/stack down
+
 .PHONY: asan
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  all unit-bins
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  BUILD=build-asan tests/run-tests unit component
+	  BUILD=build-asan tests/run-tests unit component schema
 
 # ---- dependencies ---------------------------------------------------------------------
 # Every Debian package the build and all test tiers need. `make deps` checks with
@@ -182,7 +232,7 @@ deps:
 	@tests/install-deps $(DEB_PACKAGES)
 
 # ---- quality --------------------------------------------------------------------------
-FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*/*.c tests/sandbox/*.[ch] \
+FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] tests/sandbox/*.[ch] \
 	tests/kafka-mock/*.[ch] tests/fuzz/*.c)
 
 .PHONY: fmt lint

@@ -330,11 +330,15 @@ static int parse_list(const struct config_def *d, const char *raw, const char *b
     for (i = 0; i < v->nitems; i++)
         len += strlen(v->items[i]) + 1;
     v->text = cfg_xcalloc(len + 1, 1);
+    size_t off = 0;
     for (i = 0; i < v->nitems; i++) {
+        size_t n = strlen(v->items[i]);
         if (i > 0)
-            strcat(v->text, ",");
-        strcat(v->text, v->items[i]);
+            v->text[off++] = ',';
+        memcpy(v->text + off, v->items[i], n);
+        off += n;
     }
+    v->text[off] = '\0';
     rc = 0;
 out:
     free(copy);
