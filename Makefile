@@ -80,7 +80,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_metrics \
 	tests/unit/worker/test_offsets \
 	tests/unit/worker/test_scheduler \
-	tests/unit/worker/test_result
+	tests/unit/worker/test_result \
+	tests/unit/worker/test_action_sales
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
@@ -94,6 +95,7 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_qbo \
 	tests/unit/worker/test_oauth \
 	tests/unit/worker/test_resolve \
+	tests/unit/worker/test_pipeline \
 	tests/unit/worker/test_consumer
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
@@ -166,7 +168,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve
+REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 

@@ -70,3 +70,13 @@ def test_promised_make_targets_exist():
         mk = f.read()
     for target in re.findall(r"`make ([a-z-]+)`", readme()):
         assert re.search(r"^" + re.escape(target) + r":", mk, re.M), f"no make target {target}"
+
+
+def test_example_config_is_current():
+    """deploy/hsqb.conf.example lists every setting as the table defines it today."""
+    gen = subprocess.run([os.path.join(ROOT, "deploy", "gen-example-config.sh"),
+                          os.path.join(ROOT, BUILD, "hsqb-worker")],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    with open(os.path.join(ROOT, "deploy", "hsqb.conf.example"), encoding="utf-8") as f:
+        assert f.read() == gen, ("deploy/hsqb.conf.example is stale: run "
+                                 "deploy/gen-example-config.sh build/hsqb-worker > deploy/hsqb.conf.example")

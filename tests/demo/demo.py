@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""make demo: hsqb end to end in about half a minute.
+
+Starts the dev stack (redis-server, kafka-mock, hsqb-sandbox on private ports), stores
+the sandbox's QuickBooks and HubSpot credentials with `hsqb-worker credentials`, runs two
+`hsqb-worker run` replicas in one consumer group, publishes a small realistic stream to
+hsqb.actions, waits for every outcome on hsqb.results, prints them as a table and what
+now exists in the QuickBooks sandbox, then stops everything it started (also on Ctrl-C
+or failure). Exit status 0 only if every expected outcome happened.
+
+    make demo                                  # builds first, then runs this
+    /usr/bin/python3 tests/demo/demo.py        # after make; BUILD=build by default
+    /usr/bin/python3 tests/demo/demo.py --keep # leave stack and workers running to explore
+
+Nothing is built here. Logs stay in $BUILD/demo-logs/.
+"""
+import argparse
+import os
+import pathlib
+import shutil
+import signal
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
+
+import harness  # noqa: E402
+from harness import US1, cents  # noqa: E402
+
+RESULT_TIMEOUT_S = 45
+USE_COLOR = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
+
+
+def color(s, code):
+    return "\033[%sm%s\033[0m" % (code, s) if USE_COLOR else s
+
+
+def say(msg):
+    print(color("==> ", "1;34") + msg, flush=True)
+
+
+# The stream: (label, action, object type, object id, inputs, expected outcome). The
+# expectation is (status, entity or error code, total in cents or None).
+STREAM = [
+    ("invoice, deal, Net 15", "create_invoice", "DEAL", 1005,
+     {"payment_terms": "Net 15"}, ("succeeded", "Invoice", 15000)),
+    ("estimate, deal, new product", "create_estimate", "DEAL", 1002,
+     {"create_missing_products": "true"}, ("succeeded", "Estimate", 145500)),
+    ("sales receipt, deal, 3 contacts", "create_sales_receipt", "DEAL", 1001,
+     {"create_missing_products": "true"}, ("succeeded", "SalesReceipt", 205397)),
+    ("invoice, quote, O'Brien", "create_invoice", "QUOTE", 2002,
+     {}, ("succeeded", "Invoice", 23988)),
+    ("estimate, quote, e-signed", "create_estimate", "QUOTE", 2001,
+     {"create_missing_products": "true"}, ("succeeded", "Estimate", 205397)),
+    ("sales receipt, quote", "create_sales_receipt", "QUOTE", 2002,
+     {}, ("succeeded", "SalesReceipt", 23988)),
+    ("invoice, product missing", "create_invoice", "DEAL", 1004,
+     {"create_missing_products": "false"}, ("failed", "PRODUCT_NOT_FOUND", None)),
+]
+DUPLICATE_OF = 3  # index in STREAM of the event published twice
+GARBAGE = b"\x00\x01 this is not an event {"
+
+
+class Stopped(Exception):
+    pass
+
+
+def on_signal(signum, frame):
+    raise Stopped(signal.Signals(signum).name)
+
+
+def money(c):
+    return "—" if c is None else "$%s.%02d" % ("{:,}".format(c // 100), c % 100)
+
+
+def table(rows, headers):
+    widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]
+    line = "  ".join("%-*s" % (w, h) for w, h in zip(widths, headers))
+    print(color(line, "1"))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        cells = ["%-*s" % (w, str(c)) for w, c in zip(widths, r)]
+        if len(cells) > 4:
+            o = str(r[4])
+            cells[4] = color(cells[4], "32" if o.startswith(("succeeded", "duplicate")) else
+                             "31")
+        print("  ".join(cells).rstrip())
+
+
+def short(s, n):
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--keep", action="store_true",
+                    help="leave the stack and the workers running at the end")
+    args = ap.parse_args()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logdir = harness.build_dir() / "demo-logs"
+    shutil.rmtree(logdir, ignore_errors=True)
+    h = harness.Harness(logdir, worker_env={"HSQB_LOG_LEVEL": "info",
+                                            "HSQB_KAFKA_GROUP_ID": "hsqb-demo"})
+    t0 = time.monotonic()
+    ok = completed = False
+    try:
+        ok = run(h, args)
+        completed = True
+    except Stopped as e:
+        print("\n" + color("interrupted (%s): stopping everything" % e, "1;33"))
+        return 130
+    except Exception as e:  # setup problems: say what and where to look
+        print("\n" + color("demo failed: %s" % e, "1;31"))
+        print("logs: %s" % logdir)
+        return 2
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if not (args.keep and completed):
+            say("stopping the workers and the stack")
+            statuses = h.stop()
+            bad = {k: v for k, v in statuses.items() if v != 0}
+            if bad:
+                print(color("workers exited uncleanly: %r" % bad, "1;31"))
+    elapsed = time.monotonic() - t0
+    if ok:
+        print(color("demo OK: every expected outcome happened (%.0f s)" % elapsed, "1;32"))
+        return 0
+    print(color("demo FAILED: some expected outcomes did not happen (%.0f s); logs in %s" % (
+        elapsed, logdir), "1;31"))
+    return 1
+
+
+def run(h, args):
+    say("starting the dev stack (redis-server, kafka-mock, hsqb-sandbox)")
+    h.start_stack()
+    env = h.env
+    say("storing credentials for QuickBooks realms and HubSpot portals in Redis "
+        "(hsqb-worker credentials)")
+    h.store_credentials()
+    say("starting 2 hsqb-worker replicas in consumer group hsqb-demo")
+    h.start_replicas(2)
+    before = h.sandbox.qbo(US1)
+
+    events = []
+    for label, action, kind, oid, inputs, expect in STREAM:
+        events.append((label, h.event(action, kind, oid, US1, **inputs), expect))
+    dup_label, dup_ev, dup_expect = events[DUPLICATE_OF]
+    say("publishing %d events to hsqb.actions (one duplicate, one missing product, one "
+        "invalid)" % (len(events) + 2))
+    h.produce(*[ev for _, ev, _ in events])
+    h.produce(dup_ev)
+    garbage = h.produce_raw(GARBAGE, key=b"not-a-key",
+                            headers=[("content-type", b"application/cloudevents+json")])
+
+    say("waiting for the results on hsqb.results")
+    ids = [ev.id for _, ev, _ in events] + [garbage.coords]
+    try:
+        h.wait_results(ids, timeout=RESULT_TIMEOUT_S)
+        h.wait_results([dup_ev.id], timeout=10, count=2)
+    except AssertionError as e:
+        print(color(str(e).splitlines()[0], "1;31"))
+    got = h.results_for(ids)
+
+    rows, failures = [], []
+    for n, (label, ev, (st_want, what_want, total_want)) in enumerate(events, 1):
+        recs = got.get(ev.id) or []
+        rows.append(row(n, label, ev, recs[0].json if recs else None))
+        res = recs[0].json["data"] if recs else None
+        if res is None:
+            failures.append("%s: no result" % label)
+        elif res["status"] != st_want:
+            failures.append("%s: %s, expected %s" % (label, res["status"], st_want))
+        elif st_want == "succeeded" and (res["qbo"]["entity"], res["qbo"]["total_cents"]) != (
+                what_want, total_want):
+            failures.append("%s: %s %s, expected %s %s" % (
+                label, res["qbo"]["entity"], money(res["qbo"]["total_cents"]), what_want,
+                money(total_want)))
+        elif st_want == "failed" and res["error"]["code"] != what_want:
+            failures.append("%s: %s, expected %s" % (label, res["error"]["code"], what_want))
+    dup = h.results_for([dup_ev.id])[dup_ev.id]
+    rows.append(row(len(rows) + 1, "again: #%d" % (DUPLICATE_OF + 1), dup_ev,
+                    dup[1].json if len(dup) > 1 else None, duplicate=True))
+    if len(dup) < 2:
+        failures.append("duplicate: the stored result was not re-published")
+    elif dup[1].json["data"].get("qbo") != dup[0].json["data"].get("qbo"):
+        failures.append("duplicate: a different result the second time")
+    gr = got.get(garbage.coords) or []
+    rows.append(row(len(rows) + 1, "invalid bytes", garbage, gr[0].json if gr else None))
+    if not gr or gr[0].json["data"].get("error", {}).get("code") != "INVALID_EVENT":
+        failures.append("invalid bytes: no INVALID_EVENT result")
+    dlq = h.dlq_for([garbage.coords, events[-1][1].coords])
+    if not all(dlq.values()):
+        failures.append("dead letters missing on hsqb.actions.dlq: %s" % [
+            k for k, v in dlq.items() if not v])
+
+    print()
+    table(rows, ["#", "event", "action", "object", "outcome", "QuickBooks document / error",
+                 "doc no.", "total", "ms"])
+    print()
+    after = h.sandbox.qbo(US1)
+    show_qbo(before, after)
+    # Exactly once: one document per successful event, whatever the duplicates did.
+    for label, ev, (st_want, _, _) in events:
+        n = len(harness.docs_for_event(after, ev.id))
+        if n != (1 if st_want == "succeeded" else 0):
+            failures.append("%s: %d QuickBooks documents" % (label, n))
+    if h.collector.invalid:
+        failures.append("%d results do not match schemas/result-event.schema.json" % len(
+            h.collector.invalid))
+
+    print()
+    say("where to look next")
+    print("  worker logs (JSON lines):  %s/worker-*.log" % h.logdir)
+    print("  stack logs (after stop):   %s/{sandbox,kafka-mock,redis}.log" % h.logdir)
+    print("  results topic:             kcat -b %s -C -t hsqb.results -o beginning -e" %
+          env["KAFKA_BOOTSTRAP"])
+    print("  dead letters with headers: kcat -b %s -C -t hsqb.actions.dlq -o beginning -e "
+          "-f '%%h\\n%%s\\n\\n'" % env["KAFKA_BOOTSTRAP"])
+    print("  QuickBooks sandbox state:  curl -s '%s/_sandbox/state?realm=%s'" % (
+        env["SANDBOX_URL"], US1))
+    print("  worker metrics:            curl -s %s" % h.replicas[0].url("/metrics"))
+    if args.keep:
+        print(color("  --keep: still running. Stop with: kill %s; tests/stack/stack down %s" % (
+            " ".join(str(r.pid) for r in h.replicas), h.stack_dir), "1;33"))
+    else:
+        print("  (these addresses live while the stack runs: `--keep` leaves it up)")
+    print()
+    if failures:
+        for f in failures:
+            print(color("  MISSING: " + f, "1;31"))
+        return False
+    return True
+
+
+def row(n, label, ev, res, duplicate=False):
+    """One table row. Colour is added last so that column widths stay right."""
+    ident = ev.id or ev.coords
+    obj = "%s %s" % (ev.doc["data"]["object"]["objectType"],
+                     ev.doc["data"]["object"]["objectId"]) if ev.doc else "(raw bytes)"
+    action = ev.doc["type"].split(".")[-1] if ev.doc else "-"
+    head = [n, "%s (…%s)" % (label, ident[-12:]), action, obj]
+    if res is None:
+        return head + ["NO RESULT", "", "", "", ""]
+    d = res["data"]
+    if d["status"] == "succeeded":
+        q = d["qbo"]
+        return head + ["duplicate: same" if duplicate else "succeeded",
+                       "%s #%s" % (q["entity"], q["id"]), q.get("doc_number") or "-",
+                       money(q["total_cents"]), d["duration_ms"]]
+    e = d["error"]
+    return head + ["failed", short("%s: %s" % (e["code"], e["message"]), 64), "", "",
+                   d["duration_ms"]]
+
+
+def show_qbo(before, after):
+    say("what now exists in the QuickBooks sandbox (realm %s, US)" % US1)
+    seen = {k: {e["Id"] for e in before[k]} for k in ("Customer", "Item", "Invoice",
+                                                      "Estimate", "SalesReceipt")}
+    new = {k: [e for e in after[k] if e["Id"] not in seen[k]] for k in seen}
+    for c in new["Customer"]:
+        print("  Customer %-4s %-40s %s" % (c["Id"], c["DisplayName"],
+                                            (c.get("PrimaryEmailAddr") or {}).get("Address", "")))
+    for i in new["Item"]:
+        print("  Item     %-4s %s (%s)" % (i["Id"], i["Name"], i.get("Type")))
+    for k in ("Invoice", "Estimate", "SalesReceipt"):
+        for d in new[k]:
+            extra = "  due %s" % d["DueDate"] if d.get("DueDate") else ""
+            print("  %-12s #%-4s no. %-6s %-34s %12s  %d lines  %s%s" % (
+                k, d["Id"], d.get("DocNumber", ""), short(d["CustomerRef"].get("name", ""), 34),
+                money(cents(d["TotalAmt"])), len(harness.sales_lines(d)), d["TxnDate"], extra))
+    if not any(new.values()):
+        print("  (nothing new)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,883 @@
+"""End-to-end harness for hsqb-worker: the dev stack, worker replicas, and independent clients.
+
+Everything here checks the worker from the outside, with code that shares nothing with it:
+python3-kafka produces inputs and reads results and dead letters, python3-redis reads the
+dedup markers, stdlib urllib drives the sandbox's admin API (what exists in "QuickBooks",
+which requests reached it), jsonschema validates every result. Used by the pytest suite
+(tests/integration) and by the demo (tests/demo/demo.py); it has no pytest dependency.
+
+    h = Harness(logdir)          # nothing started yet
+    h.start(replicas=2)          # stack up, credentials stored, 2 workers ready
+    ev = h.event("create_invoice", "DEAL", 1005, realm=US1)
+    h.produce(ev)
+    res = h.wait_results([ev.id])[ev.id][0]
+    h.stop()                     # workers SIGTERM, stack down; also safe after a failure
+
+Run with Debian's /usr/bin/python3 (python3-kafka, python3-redis, python3-jsonschema).
+"""
+
+import datetime
+import json
+import logging
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+import jsonschema
+import redis as redislib
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SEED_DIR = ROOT / "tests" / "sandbox" / "seed"
+SCHEMA_DIR = ROOT / "schemas"
+STACK = ROOT / "tests" / "stack" / "stack"
+
+TOPIC_ACTIONS = "hsqb.actions"
+TOPIC_RESULTS = "hsqb.results"
+TOPIC_DLQ = "hsqb.actions.dlq"
+GROUP = "hsqb-e2e"
+KEY_PREFIX = "hsqb:"  # redis.key_prefix default
+
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def build_dir():
+    b = pathlib.Path(os.environ.get("BUILD", "build"))
+    return b if b.is_absolute() else ROOT / b
+
+
+def worker_binary():
+    return build_dir() / "hsqb-worker"
+
+
+# ---- seeded facts (read from the seed files so they cannot drift) --------------------
+
+def _load(name):
+    with open(SEED_DIR / name, encoding="utf-8") as f:
+        return json.load(f)
+
+
+_HS = _load("hubspot.json")["hubspot"]
+_QBO = _load("qbo.json")
+PORTAL1 = 102670506
+PORTAL2 = 243987001
+US1 = "4620816365014867780"
+US2 = "4620816365014867781"
+CA1 = "9130357766554433"
+
+
+def _full_token(portal):
+    for p in _HS["portals"]:
+        if p["portalId"] == portal:
+            for t in p["tokens"]:
+                if isinstance(t, dict) and not t.get("scopes") and not t.get("expiresAt"):
+                    return t["token"]
+    raise KeyError(portal)
+
+
+HUBSPOT_TOKENS = {PORTAL1: _full_token(PORTAL1), PORTAL2: _full_token(PORTAL2)}
+QBO_REFRESH_TOKENS = {c["realm_id"]: c["refresh_token"]
+                      for c in _QBO["intuit_oauth"]["connections"]}
+
+
+def seeded_secrets():
+    """Every secret value in the seeds: tokens, refresh tokens, client secrets."""
+    out = set()
+    for p in _HS["portals"]:
+        for t in p.get("tokens", []):
+            out.add(t if isinstance(t, str) else t["token"])
+        for app in p.get("oauth_apps", []):
+            out.update([app["client_secret"], app["refresh_token"]])
+    io = _QBO["intuit_oauth"]
+    for c in io["clients"]:
+        out.add(c["client_secret"])
+    for c in io["connections"]:
+        out.update(v for k, v in c.items() if k in ("refresh_token", "access_token", "auth_code"))
+    return out
+
+
+# ---- small utilities -------------------------------------------------------------------
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cents(x):
+    """A decimal string or a JSON number (QBO amounts) -> int cents, exactly."""
+    d = Decimal(x) if isinstance(x, str) else Decimal(repr(x))
+    return int((d * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def rfc3339_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def wait_until(pred, timeout, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def http_get(url, timeout=5):
+    """(status, body text); status 0 when the connection failed."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+# ---- the sandbox admin API ---------------------------------------------------------------
+
+class Sandbox:
+    """Client of hsqb-sandbox's /_sandbox/ admin API (tests/sandbox/README.md)."""
+
+    def __init__(self, base):
+        self.base = base.rstrip("/")
+
+    def _call(self, method, path, body=None, query=None):
+        url = self.base + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), e.code
+        if status >= 300:
+            raise RuntimeError("sandbox %s %s -> %d %s" % (method, path, status, raw[:500]))
+        return json.loads(raw) if raw else None
+
+    def reset(self):
+        self._call("POST", "/_sandbox/reset")
+
+    def seed(self, doc):
+        self._call("POST", "/_sandbox/seed", doc)
+
+    def config(self, doc):
+        return self._call("POST", "/_sandbox/config", doc)
+
+    def add_fault(self, **rule):
+        return self._call("POST", "/_sandbox/faults", rule)
+
+    def faults(self):
+        return self._call("GET", "/_sandbox/faults")["faults"]
+
+    def fault(self, fid):
+        for f in self.faults():
+            if f["id"] == fid:
+                return f
+        raise KeyError(fid)
+
+    def clear_faults(self):
+        self._call("DELETE", "/_sandbox/faults")
+
+    def mark(self):
+        """The sequence number of the last logged request (use as since=)."""
+        return self._call("GET", "/_sandbox/requests", query={"since": 2**62, "limit": 1})[
+            "total_recorded"]
+
+    def requests(self, since=0, **filters):
+        """Every logged request after seq `since` matching the filters (vendor, tenant,
+        method, path prefix, status), oldest first."""
+        out = []
+        while True:
+            q = dict(filters, since=since, limit=1000)
+            page = self._call("GET", "/_sandbox/requests", query=q)
+            out.extend(page["requests"])
+            if len(page["requests"]) < 1000:
+                return out
+            since = page["next_since"]
+
+    def state(self, realm=None, portal=None):
+        q = {}
+        if realm:
+            q["realm"] = realm
+        if portal:
+            q["portal"] = str(portal)
+        return self._call("GET", "/_sandbox/state", query=q)
+
+    def qbo(self, realm):
+        """{kind: [entities]} of one QBO company, plus 'stats'."""
+        return self.state(realm=realm)["qbo"][realm]
+
+    def oauth(self):
+        return self.state(realm=US1)["oauth"]
+
+    # Seeding helpers: HubSpot objects of one portal, QBO entities of one realm.
+    def seed_hubspot(self, portal, **objects):
+        self.seed({"hubspot": {"portals": [{"portalId": portal, "objects": objects}]}})
+
+    def seed_qbo(self, realm, **entities):
+        self.seed({"qbo": {"realms": [dict(entities, realm_id=realm)]}})
+
+
+DOC_KINDS = ("Invoice", "Estimate", "SalesReceipt", "RefundReceipt", "Payment", "Purchase")
+
+
+def docs_for_event(qbo_state, event_id, kinds=DOC_KINDS):
+    """[(kind, entity)] of every document whose PrivateNote names event_id (design §4
+    step 8: the event id is written into the document)."""
+    pat = re.compile(r"(^|\s)" + re.escape(event_id) + r"($|\s)")
+    out = []
+    for k in kinds:
+        for d in qbo_state.get(k, []):
+            if pat.search(d.get("PrivateNote") or ""):
+                out.append((k, d))
+    return out
+
+
+def sales_lines(doc):
+    return [l for l in doc.get("Line", []) if l.get("DetailType") == "SalesItemLineDetail"]
+
+
+# ---- events --------------------------------------------------------------------------------
+
+class Event:
+    """One input event: its id, Kafka key and value bytes (and the dict it came from)."""
+
+    def __init__(self, id, key, value, doc=None):
+        self.id, self.key, self.value, self.doc = id, key, value, doc
+        self.partition = self.offset = self.timestamp_ms = None
+
+    @property
+    def coords(self):
+        """Where it was produced, as the DLQ's hsqb-original-* headers and an undecodable
+        event's result id name it."""
+        return "%s:%s:%s" % (TOPIC_ACTIONS, self.partition, self.offset)
+
+    def __repr__(self):
+        return "<Event %s %s>" % (self.id, self.key)
+
+
+CANONICAL = {"DEAL": "DEAL", "0-3": "DEAL", "deals": "DEAL", "QUOTE": "QUOTE", "0-14": "QUOTE",
+             "quotes": "QUOTE", "COMMERCE_PAYMENT": "COMMERCE_PAYMENT",
+             "0-101": "COMMERCE_PAYMENT", "commerce_payments": "COMMERCE_PAYMENT"}
+
+
+def new_event_id(portal=PORTAL1):
+    # HubSpot callbackIds look like ap-<portal>-<enrollment>-<action>-<index>.
+    return "ap-%d-%s-7-0" % (portal, uuid.uuid4().hex[:20])
+
+
+def make_event(action, object_type, object_id, realm, portal=PORTAL1, event_id=None,
+               time_=None, **inputs):
+    """A CloudEvent per schemas/action-event.schema.json. inputs are inputFields (strings);
+    None values are dropped."""
+    eid = event_id or new_event_id(portal)
+    fields = {"qbo_realm_id": realm}
+    fields.update({k: v for k, v in inputs.items() if v is not None})
+    doc = {
+        "specversion": "1.0",
+        "id": eid,
+        "type": "hsqb.action." + action,
+        "source": "hubspot://portal/%d/workflow/192814114" % portal,
+        "time": time_ or rfc3339_now(),
+        "datacontenttype": "application/json",
+        "data": {
+            "callbackId": eid,
+            "origin": {"portalId": portal, "actionDefinitionId": 10646377,
+                       "actionDefinitionVersion": 1},
+            "context": {"source": "WORKFLOWS", "workflowId": 192814114},
+            "object": {"objectId": object_id, "objectType": object_type},
+            "inputFields": fields,
+        },
+    }
+    key = "%d:%s:%s" % (portal, CANONICAL[object_type], object_id)
+    return Event(eid, key.encode(), json.dumps(doc, ensure_ascii=False).encode("utf-8"), doc)
+
+
+# ---- results and dead letters -------------------------------------------------------------
+
+class Record:
+    """A consumed Kafka record; .json is the parsed value (results) or None."""
+
+    def __init__(self, rec):
+        self.topic, self.partition, self.offset = rec.topic, rec.partition, rec.offset
+        self.key, self.value, self.timestamp = rec.key, rec.value, rec.timestamp
+        self.headers = {}
+        for k, v in rec.headers or []:
+            self.headers[k] = v  # last occurrence wins (schemas/headers.md)
+        self.json = None
+
+    def header(self, name):
+        v = self.headers.get(name)
+        return None if v is None else v.decode("utf-8")
+
+    def __repr__(self):
+        return "<%s:%d:%d %r>" % (self.topic, self.partition, self.offset, (self.json or {}).get(
+            "data", {}).get("status") if self.json else self.value[:80])
+
+
+class Collector(threading.Thread):
+    """Reads hsqb.results and hsqb.actions.dlq from the beginning for the whole session,
+    without a consumer group, validating every result against its schema."""
+
+    def __init__(self, bootstrap):
+        super().__init__(daemon=True, name="hsqb-collector")
+        self.bootstrap = bootstrap
+        with open(SCHEMA_DIR / "result-event.schema.json", encoding="utf-8") as f:
+            self.validator = jsonschema.Draft202012Validator(json.load(f))
+        self.cond = threading.Condition()
+        self.results = {}  # input id (or topic:partition:offset) -> [Record]
+        self.dlq = {}  # "topic:partition:offset" and hsqb-event-id -> [Record]
+        self.all_results = []
+        self.invalid = []  # (Record, problem)
+        self.ready = threading.Event()
+        self.error = None
+        self._halt = threading.Event()
+
+    def run(self):
+        try:
+            c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                              enable_auto_commit=False, fetch_max_wait_ms=100)
+            tps = [TopicPartition(TOPIC_RESULTS, p) for p in c.partitions_for_topic(TOPIC_RESULTS)]
+            tps += [TopicPartition(TOPIC_DLQ, p) for p in c.partitions_for_topic(TOPIC_DLQ)]
+            c.assign(tps)
+            c.seek_to_beginning()
+            self.ready.set()
+            while not self._halt.is_set():
+                batch = c.poll(timeout_ms=100)
+                if batch:
+                    with self.cond:
+                        for recs in batch.values():
+                            for rec in recs:
+                                self._add(Record(rec))
+                        self.cond.notify_all()
+            c.close()
+        except Exception as e:  # surfaced by wait_* and start()
+            self.error = e
+            self.ready.set()
+
+    def _add(self, r):
+        if r.topic == TOPIC_DLQ:
+            # Indexed by where the event was first consumed (always present) and, when
+            # the worker could read it, by the event id too.
+            coords = "%s:%s:%s" % (r.header("hsqb-original-topic"),
+                                   r.header("hsqb-original-partition"),
+                                   r.header("hsqb-original-offset"))
+            self.dlq.setdefault(coords, []).append(r)
+            eid = r.header("hsqb-event-id")
+            if eid and eid != coords:
+                self.dlq.setdefault(eid, []).append(r)
+            return
+        self.all_results.append(r)
+        try:
+            r.json = json.loads(r.value.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            self.invalid.append((r, "not JSON: %s" % e))
+            return
+        errs = sorted(self.validator.iter_errors(r.json), key=lambda e: list(e.path))
+        if errs:
+            self.invalid.append((r, "; ".join("%s: %s" % ("/".join(map(str, e.path)), e.message)
+                                             for e in errs[:3])))
+        rid = r.json.get("id") if isinstance(r.json, dict) else None
+        if isinstance(rid, str) and rid.endswith(":result"):
+            self.results.setdefault(rid[:-len(":result")], []).append(r)
+        else:
+            self.invalid.append((r, "result id %r does not end with :result" % (rid,)))
+
+    def wait_any(self, keys, timeout, on_timeout=None):
+        """(key, [Record]) for the first of `keys` that has a result."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for k in keys:
+                    if self.results.get(k):
+                        return k, list(self.results[k])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.5))
+        msg = "no result under any of %s after %.0fs" % (keys, timeout)
+        raise AssertionError(msg + ("\n" + on_timeout() if on_timeout else ""))
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=5)
+
+    def snapshot(self, ids, which="results"):
+        src = self.results if which == "results" else self.dlq
+        with self.cond:
+            return {i: list(src.get(i, [])) for i in ids}
+
+    def wait(self, ids, timeout, count=1, which="results", on_timeout=None):
+        """{id: [Record]} once every id has at least `count` records."""
+        ids = list(ids)
+        src = self.results if which == "results" else self.dlq
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if self.error:
+                    raise RuntimeError("result collector failed: %r" % self.error)
+                missing = [i for i in ids if len(src.get(i, [])) < count]
+                if not missing:
+                    return {i: list(src[i]) for i in ids}
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.5))
+        msg = "%d of %d events have no %s after %.0fs (e.g. %s)" % (
+            len(missing), len(ids), which if count == 1 else "%d %s" % (count, which), timeout,
+            ", ".join(missing[:5]))
+        if on_timeout:
+            msg += "\n" + on_timeout()
+        raise AssertionError(msg)
+
+
+# ---- worker replicas --------------------------------------------------------------------
+
+class Replica:
+    """One `hsqb-worker run` process; its stdout (JSON log lines) and stderr go to files."""
+
+    def __init__(self, harness, name, extra_env):
+        self.h = harness
+        self.name = name
+        self.metrics_port = free_port()
+        self.env = harness.worker_env(extra_env)
+        self.env["HSQB_METRICS_LISTEN"] = "127.0.0.1:%d" % self.metrics_port
+        self.log_path = harness.logdir / ("%s.log" % name)
+        self.err_path = harness.logdir / ("%s.stderr" % name)
+        self.proc = None
+        self.returncode = None
+
+    def start(self):
+        out = open(self.log_path, "ab")
+        err = open(self.err_path, "ab")
+        try:
+            self.proc = subprocess.Popen([str(worker_binary()), "run"], env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         start_new_session=True, cwd=str(ROOT))
+        finally:
+            out.close()
+            err.close()
+        self.h.all_replicas.append(self)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.metrics_port, path)
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive():
+                raise RuntimeError("%s: hsqb-worker run exited with status %s before it was "
+                                   "ready:\n%s" % (self.name, self.proc.poll(), self.tail()))
+            st, _ = http_get(self.url("/readyz"), timeout=2)
+            if st == 200:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: /readyz not 200 within %ds (last %s):\n%s" % (
+                    self.name, timeout, st, self.tail()))
+            time.sleep(0.1)
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; SIGKILL after timeout. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.returncode = "killed after SIGTERM timeout"
+                return self.returncode
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.returncode = self.proc.returncode if self.proc else None
+
+    def metrics_text(self):
+        st, body = http_get(self.url("/metrics"))
+        if st != 200:
+            raise AssertionError("%s: GET /metrics -> %s" % (self.name, st))
+        return body
+
+    def log_lines(self):
+        """(parsed JSON objects, lines that are not JSON objects) of stdout."""
+        good, bad = [], []
+        try:
+            with open(self.log_path, "rb") as f:
+                for raw in f:
+                    line = raw.decode("utf-8", "replace").rstrip("\n")
+                    if not line:
+                        continue
+                    try:
+                        o = json.loads(line)
+                    except ValueError:
+                        bad.append(line)
+                        continue
+                    (good if isinstance(o, dict) else bad).append(o if isinstance(o, dict)
+                                                                  else line)
+        except FileNotFoundError:
+            pass
+        return good, bad
+
+    def tail(self, n=15):
+        out = []
+        for p in (self.err_path, self.log_path):
+            try:
+                lines = p.read_bytes().decode("utf-8", "replace").splitlines()[-n:]
+            except FileNotFoundError:
+                continue
+            out.append("--- %s (last %d lines)\n%s" % (p, len(lines), "\n".join(lines)))
+        return "\n".join(out)
+
+
+def parse_metrics(text):
+    """Prometheus text -> ({(name, frozenset(labels.items())): value}, {name: type})."""
+    samples, types = {}, {}
+    lab_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) >= 4:
+                types[parts[2]] = parts[3]
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)", line)
+        if not m:
+            continue
+        labels = frozenset((k, v.encode().decode("unicode_escape"))
+                           for k, v in lab_re.findall(m.group(3) or ""))
+        try:
+            samples[(m.group(1), labels)] = float(m.group(4))
+        except ValueError:
+            pass
+    return samples, types
+
+
+def metric_sum(samples, name, **labels):
+    total = 0.0
+    for (n, labs), v in samples.items():
+        if n != name:
+            continue
+        d = dict(labs)
+        if all(d.get(k) == val for k, val in labels.items()):
+            total += v
+    return total
+
+
+# ---- the harness ---------------------------------------------------------------------------
+
+DEFAULT_WORKER_ENV = {
+    "HSQB_KAFKA_GROUP_ID": GROUP,
+    "HSQB_LOG_LEVEL": "debug",  # the most log text to check for leaked secrets
+    "HSQB_CLAIM_LEASE": "5s",  # a dead replica's claims lapse quickly
+    "HSQB_HTTP_TIMEOUT": "3s",  # stalled sandbox answers time out quickly
+    "HSQB_RETRY_SCHEDULE": "1s,2s,4s",
+    "HSQB_SHUTDOWN_DRAIN_TIMEOUT": "10s",
+    "HSQB_KAFKA_REVOKE_TIMEOUT": "5s",
+    # librdkafka pass-through: notice a dead member in seconds, lag metrics every second.
+    "HSQB_KAFKA__SESSION_TIMEOUT_MS": "6000",
+    "HSQB_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+    "HSQB_KAFKA__STATISTICS_INTERVAL_MS": "1000",
+}
+
+
+class Harness:
+    def __init__(self, logdir=None, worker_env=None):
+        self.logdir = pathlib.Path(logdir or tempfile.mkdtemp(prefix="hsqb-e2e-logs-"))
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.stack_dir = None
+        self.env = {}
+        self.base_worker_env = dict(DEFAULT_WORKER_ENV, **(worker_env or {}))
+        self.replicas = []  # the current replica set
+        self.all_replicas = []  # every process ever started (logs to scan)
+        self.sandbox = None
+        self.redis = None
+        self.producer = None
+        self.collector = None
+        self._gen = 0
+
+    # -- lifecycle --
+    def start(self, replicas=2):
+        """Stack up, clients connected, credentials stored, `replicas` workers ready.
+        On failure everything started so far is stopped before the exception propagates."""
+        try:
+            self.start_stack()
+            self.store_credentials()
+            if replicas:
+                self.start_replicas(replicas)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_stack(self):
+        for b in ("kafka-mock", "hsqb-sandbox", "hsqb-worker"):
+            if not (build_dir() / b).exists():
+                raise RuntimeError("%s missing: run make first" % (build_dir() / b))
+        # The stack dir holds a UNIX socket, so keep its path short (108-byte limit).
+        self.stack_dir = pathlib.Path(tempfile.mkdtemp(prefix="hsqb-stack-"))
+        env = dict(os.environ, BUILD=str(build_dir()))
+        # Own session: a Ctrl-C at the terminal reaches us, not the stack's daemons, so
+        # stop() can take them down in order.
+        r = subprocess.run([str(STACK), "up", str(self.stack_dir)], env=env,
+                           capture_output=True, text=True, timeout=90, start_new_session=True)
+        if r.returncode != 0:
+            raise RuntimeError("tests/stack/stack up failed (%d):\n%s%s" % (
+                r.returncode, r.stdout, r.stderr))
+        for line in (self.stack_dir / "env").read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                self.env[k] = v
+        self.sandbox = Sandbox(self.env["SANDBOX_URL"])
+        self.redis = redislib.Redis(host="127.0.0.1", port=int(self.env["REDIS_PORT"]),
+                                    socket_timeout=10)
+        self.producer = KafkaProducer(bootstrap_servers=self.env["KAFKA_BOOTSTRAP"], acks="all",
+                                      linger_ms=2, retries=5,
+                                      max_in_flight_requests_per_connection=1)
+        self.collector = Collector(self.env["KAFKA_BOOTSTRAP"])
+        self.collector.start()
+        self.collector.ready.wait(30)
+        if self.collector.error or not self.collector.ready.is_set():
+            raise RuntimeError("result collector did not start: %r" % self.collector.error)
+
+    def stop(self):
+        """Stop every worker (SIGTERM), the clients and the stack. Idempotent, and each
+        step runs even when an earlier one fails; returns {replica name: exit status} of
+        the replicas it stopped."""
+        statuses = {}
+        for r in list(self.all_replicas):
+            if r.alive():
+                try:
+                    statuses[r.name] = r.stop(timeout=20)
+                except Exception as e:
+                    statuses[r.name] = repr(e)
+                    r.kill()
+        self.replicas = []
+        steps = []
+        if self.collector:
+            steps.append(self.collector.stop)
+        if self.producer:
+            steps.append(lambda: self.producer.close(timeout=5))
+        if self.stack_dir and (self.stack_dir / "env").exists():
+            steps.append(lambda: subprocess.run([str(STACK), "down", str(self.stack_dir)],
+                                                capture_output=True, timeout=60))
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                pass
+        self.collector = self.producer = None
+        if self.stack_dir and self.stack_dir.exists():
+            for name in ("redis.log", "kafka-mock.log", "sandbox.log"):
+                p = self.stack_dir / name
+                if p.exists():
+                    shutil.copy(p, self.logdir / name)
+            shutil.rmtree(self.stack_dir, ignore_errors=True)
+        return statuses
+
+    # -- workers --
+    def worker_env(self, extra=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HSQB_")}
+        env.update({k: v for k, v in self.env.items() if k.startswith("HSQB_")})
+        env.update(self.base_worker_env)
+        env.update(extra or {})
+        return {k: v for k, v in env.items() if v is not None}
+
+    def new_replica(self, extra_env=None, name=None):
+        self._gen += 1
+        return Replica(self, name or "worker-%d" % self._gen, extra_env)
+
+    def start_replicas(self, n, extra_env=None, timeout=40):
+        new = [self.new_replica(extra_env).start() for _ in range(n)]
+        self.replicas.extend(new)
+        for r in new:
+            r.wait_ready(timeout)
+        return new
+
+    def stop_replicas(self, replicas=None):
+        statuses = {}
+        for r in list(replicas if replicas is not None else self.replicas):
+            statuses[r.name] = r.stop()
+            if r in self.replicas:
+                self.replicas.remove(r)
+        return statuses
+
+    def restart(self, replica, timeout=40):
+        """A new process with the same settings in the place of `replica`."""
+        self._gen += 1
+        extra = {k: v for k, v in replica.env.items() if k.startswith("HSQB_")}
+        extra.pop("HSQB_METRICS_LISTEN", None)
+        r = Replica(self, "worker-%d" % self._gen, extra).start()
+        idx = self.replicas.index(replica) if replica in self.replicas else None
+        if idx is not None:
+            self.replicas[idx] = r
+        else:
+            self.replicas.append(r)
+        r.wait_ready(timeout)
+        return r
+
+    def cli(self, args, stdin=None, name="cli"):
+        """Run hsqb-worker with args (output kept in the log dir). Returns CompletedProcess."""
+        r = subprocess.run([str(worker_binary())] + list(args), env=self.worker_env(),
+                           input=stdin, capture_output=True, text=True, timeout=60,
+                           cwd=str(ROOT))
+        with open(self.logdir / "cli.log", "a", encoding="utf-8") as f:
+            f.write("$ hsqb-worker %s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout,
+                                                      r.stderr))
+        return r
+
+    def store_credentials(self, realms=None, portals=None):
+        for realm in realms or (US1, US2, CA1):
+            r = self.cli(["credentials", "qbo", "--realm", realm, "--refresh-token", "-"],
+                         stdin=QBO_REFRESH_TOKENS[realm] + "\n")
+            if r.returncode != 0:
+                raise RuntimeError("hsqb-worker credentials qbo --realm %s exited %d: %s" % (
+                    realm, r.returncode, (r.stderr or r.stdout).strip()[:500]))
+        for portal in portals or (PORTAL1, PORTAL2):
+            r = self.cli(["credentials", "hubspot", "--portal", str(portal), "--token", "-"],
+                         stdin=HUBSPOT_TOKENS[portal] + "\n")
+            if r.returncode != 0:
+                raise RuntimeError("hsqb-worker credentials hubspot --portal %s exited %d: %s" % (
+                    portal, r.returncode, (r.stderr or r.stdout).strip()[:500]))
+
+    def check_replicas_alive(self):
+        """Names (with exit status and log tail) of current replicas that died."""
+        dead = []
+        for r in self.replicas:
+            if not r.alive():
+                dead.append("%s exited with status %s\n%s" % (r.name, r.proc.poll(), r.tail()))
+        return dead
+
+    # -- between tests --
+    def reset(self):
+        """Fresh QuickBooks/HubSpot state: sandbox reset (seed reloaded, faults, request log,
+        settings back to the start) and the worker's Redis mapping caches dropped, since
+        the sandbox hands out QBO ids again from the seed after a reset (real QBO never
+        reuses one). Event ids are fresh per test, so dedup markers stay."""
+        self.sandbox.reset()
+        self.flush_redis("%smap:*" % KEY_PREFIX)
+
+    def flush_redis(self, pattern):
+        keys = list(self.redis.scan_iter(match=pattern, count=1000))
+        for i in range(0, len(keys), 500):
+            self.redis.delete(*keys[i:i + 500])
+        return len(keys)
+
+    # -- producing --
+    def event(self, action, object_type, object_id, realm, portal=PORTAL1, **inputs):
+        return make_event(action, object_type, object_id, realm, portal=portal, **inputs)
+
+    def produce(self, *events, partition=None, content_type=True):
+        """Produce and wait for the broker's ack; sets ev.partition/offset/timestamp_ms."""
+        futs = []
+        for ev in events:
+            ts = int(time.time() * 1000)
+            headers = [("content-type", b"application/cloudevents+json")] if content_type else []
+            futs.append((ev, ts, self.producer.send(TOPIC_ACTIONS, key=ev.key, value=ev.value,
+                                                    headers=headers, partition=partition,
+                                                    timestamp_ms=ts)))
+        self.producer.flush(timeout=30)
+        for ev, ts, f in futs:
+            md = f.get(timeout=30)
+            ev.partition, ev.offset, ev.timestamp_ms = md.partition, md.offset, ts
+        return events[0] if len(events) == 1 else list(events)
+
+    def produce_raw(self, value, key=None, headers=None, partition=None):
+        ts = int(time.time() * 1000)
+        md = self.producer.send(TOPIC_ACTIONS, key=key, value=value, headers=headers or [],
+                                partition=partition, timestamp_ms=ts).get(timeout=30)
+        ev = Event(None, key, value)
+        ev.partition, ev.offset, ev.timestamp_ms = md.partition, md.offset, ts
+        return ev
+
+    # -- outcomes --
+    def diagnose(self):
+        parts = []
+        for r in self.replicas:
+            parts.append("%s (pid %s) %s" % (r.name, r.pid, "alive" if r.alive() else
+                                             "exited %s" % r.proc.poll()))
+            parts.append(r.tail(8))
+        return "\n".join(parts)
+
+    def wait_results(self, ids, timeout=30, count=1):
+        """{event id: [result Records]} once each id has `count` results."""
+        return self.collector.wait(ids, timeout, count, "results", on_timeout=self.diagnose)
+
+    def wait_result(self, ev, timeout=30):
+        """The first result of one event, parsed."""
+        return self.wait_results([ev.id], timeout)[ev.id][0].json
+
+    def wait_dlq(self, keys, timeout=30):
+        return self.collector.wait(keys, timeout, 1, "dlq", on_timeout=self.diagnose)
+
+    def results_for(self, ids):
+        return self.collector.snapshot(ids, "results")
+
+    def dlq_for(self, ids):
+        return self.collector.snapshot(ids, "dlq")
+
+    def event_marker(self, event_id):
+        """The raw Redis value of hsqb:evt:{id} (any type), or None."""
+        key = "%sevt:{%s}" % (KEY_PREFIX, event_id)
+        t = self.redis.type(key).decode()
+        if t == "none":
+            return None
+        if t == "string":
+            return self.redis.get(key).decode("utf-8", "replace")
+        if t == "hash":
+            return {k.decode(): v.decode("utf-8", "replace")
+                    for k, v in self.redis.hgetall(key).items()}
+        return "<%s>" % t
+
+    def secrets(self):
+        """Every secret the worker could have seen: the seeds' tokens and secrets, and
+        whatever tokens now sit in Redis (refreshed access tokens, rotated refresh
+        tokens, stored HubSpot tokens)."""
+        out = set(seeded_secrets())
+        out.add(self.env.get("HSQB_OAUTH_CLIENT_SECRET", ""))
+        for key in self.redis.scan_iter(match="%soauth:*" % KEY_PREFIX):
+            if self.redis.type(key) == b"hash":
+                for field, v in self.redis.hgetall(key).items():
+                    if field.decode() in ("access_token", "refresh_token"):
+                        out.add(v.decode())
+        for key in self.redis.scan_iter(match="%shstoken:*" % KEY_PREFIX):
+            if self.redis.type(key) == b"string":
+                out.add(self.redis.get(key).decode())
+        return {s for s in out if s and len(s) >= 12}

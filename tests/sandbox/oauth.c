@@ -1,0 +1,633 @@
+/* oauth.c - Intuit's OAuth 2.0 token endpoint: POST /oauth2/v1/tokens/bearer.
+ *
+ * Tokens are realm-scoped: a seeded "connection" ties a realm to an app (client) and its
+ * first refresh token. Refreshing gives a new access token (old access tokens stay valid
+ * until they expire, as at Intuit) and, per reference §12 #17, the SAME refresh token
+ * while it is younger than rotate_after, else a new one; the presented one then fails at
+ * once with 400 invalid_grant (no grace period). A refresh token also dies when its
+ * rolling lifetime (extended on every use) or the connection's hard cap runs out.
+ *
+ *   seeded/issued --refresh, age < rotate_after--> same token, expiry extended
+ *        |
+ *        +--refresh, age >= rotate_after--> new token issued; old one removed
+ *                                            (-> invalid_grant)   [refresh_grant()]
+ *
+ * State lives in json-c objects used as hash maps (token -> record): lookups are O(1)
+ * and oauth_dump() is a deep copy. One mutex guards everything; no I/O under it.
+ * Times are monotonic milliseconds except the hard cap, which is reported in seconds.
+ */
+#include "tests/sandbox/sandbox.h"
+#include "tests/sandbox/intuit.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define OAUTH_MAX_FORM    8192 /* token request body */
+#define OAUTH_MAX_FIELD   4096 /* one decoded form value / credential */
+#define OAUTH_PURGE_EVERY 1024
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct {
+    int64_t access_ttl_ms;
+    int64_t refresh_ttl_ms;
+    int64_t rotate_after_ms; /* 0 = never rotate */
+    int64_t hard_ttl_s;      /* connection hard cap from seeding */
+    int access_token_len;
+} g_cfg = {3600 * 1000LL, 8726400 * 1000LL, 86400 * 1000LL, 5LL * 365 * 86400, 900};
+
+static struct json_object *g_clients; /* client_id -> secret */
+static struct json_object *g_refresh; /* refresh token -> {realm, client, issued, expires, hard} */
+static struct json_object *g_access;  /* access token -> {realm, expires} */
+static struct json_object *g_codes;   /* auth code -> {realm, client, used, refresh} */
+static struct json_object *g_current; /* realm -> latest refresh token */
+static int g_issued_since_purge;
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+void intuit_random_chars(char *buf, size_t bufsz, size_t n)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char rnd[256];
+    size_t i = 0;
+
+    if (n >= bufsz)
+        n = bufsz - 1;
+    while (i < n) {
+        size_t chunk = n - i < sizeof(rnd) ? n - i : sizeof(rnd);
+        if (getrandom(rnd, chunk, 0) != (ssize_t)chunk) {
+            for (size_t k = 0; k < chunk; k++)
+                rnd[k] = (unsigned char)rand();
+        }
+        for (size_t k = 0; k < chunk; k++)
+            buf[i++] = al[rnd[k] % (sizeof(al) - 1)];
+    }
+    buf[n] = 0;
+}
+
+void intuit_tid(char *buf, size_t bufsz)
+{
+    /* sb_rand(): per-thread and lock-free; this runs for every response. */
+    uint64_t a = sb_rand(), b = sb_rand();
+    snprintf(buf, bufsz, "1-%08llx-%016llx%08llx", (unsigned long long)time(NULL),
+             (unsigned long long)a, (unsigned long long)(b & 0xffffffffu));
+}
+
+static int64_t jint(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void ensure_maps(void)
+{
+    if (!g_clients) {
+        g_clients = json_object_new_object();
+        g_refresh = json_object_new_object();
+        g_access = json_object_new_object();
+        g_codes = json_object_new_object();
+        g_current = json_object_new_object();
+    }
+}
+
+/* Drop expired access tokens now and then so the map stays bounded. */
+static void purge_access(int64_t now)
+{
+    struct json_object *dead = json_object_new_array();
+    json_object_object_foreach(g_access, k, v)
+    {
+        if (jint(v, "expires") <= now)
+            json_object_array_add(dead, json_object_new_string(k));
+    }
+    for (size_t i = 0; i < json_object_array_length(dead); i++)
+        json_object_object_del(g_access,
+                               json_object_get_string(json_object_array_get_idx(dead, i)));
+    json_object_put(dead);
+}
+
+static void new_access_token(const char *realm, int64_t ttl_ms, const char *fixed, char *out,
+                             size_t outsz)
+{
+    static const char hdr[] = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0..";
+    int64_t now = sb_mono_ms();
+    struct json_object *rec = json_object_new_object();
+
+    if (fixed) {
+        snprintf(out, outsz, "%s", fixed);
+    } else {
+        size_t n = (size_t)g_cfg.access_token_len;
+        if (n < sizeof(hdr) + 16)
+            n = sizeof(hdr) + 16;
+        if (n >= outsz)
+            n = outsz - 1;
+        memcpy(out, hdr, sizeof(hdr) - 1);
+        intuit_random_chars(out + sizeof(hdr) - 1, outsz - (sizeof(hdr) - 1),
+                            n - (sizeof(hdr) - 1));
+    }
+    json_object_object_add(rec, "realm", json_object_new_string(realm));
+    json_object_object_add(rec, "expires", json_object_new_int64(now + ttl_ms));
+    json_object_object_add(g_access, out, rec);
+    if (++g_issued_since_purge >= OAUTH_PURGE_EVERY) {
+        g_issued_since_purge = 0;
+        purge_access(now);
+    }
+}
+
+static void new_refresh_token(const char *realm, const char *client, int64_t hard_epoch_s,
+                              const char *fixed, char *out, size_t outsz)
+{
+    int64_t now = sb_mono_ms();
+    struct json_object *rec = json_object_new_object();
+    char rnd[24];
+
+    if (fixed) {
+        snprintf(out, outsz, "%s", fixed);
+    } else {
+        /* Shape of Intuit's tokens: RT1-<nn>-H0-<10 digits><20 lower-case alnum>. */
+        intuit_random_chars(rnd, sizeof(rnd), 20);
+        for (char *p = rnd; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        snprintf(out, outsz, "RT1-%02d-H0-%lld%s", (int)(now % 90) + 10,
+                 (long long)(time(NULL) + g_cfg.refresh_ttl_ms / 1000), rnd);
+    }
+    json_object_object_add(rec, "realm", json_object_new_string(realm));
+    json_object_object_add(rec, "client", json_object_new_string(client));
+    json_object_object_add(rec, "issued", json_object_new_int64(now));
+    json_object_object_add(rec, "expires", json_object_new_int64(now + g_cfg.refresh_ttl_ms));
+    json_object_object_add(rec, "hard", json_object_new_int64(hard_epoch_s));
+    json_object_object_add(g_refresh, out, rec);
+    json_object_object_add(g_current, realm, json_object_new_string(out));
+}
+
+/* ---- request parsing ---------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Value of `key` in an application/x-www-form-urlencoded body, decoded into out. */
+static int form_get(const char *body, const char *key, char *out, size_t outsz)
+{
+    size_t klen = strlen(key);
+    const char *p = body;
+
+    while (p && *p) {
+        const char *amp = strchr(p, '&');
+        const char *end = amp ? amp : p + strlen(p);
+        if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t n = 0;
+            for (const char *s = p + klen + 1; s < end; s++) {
+                int c = (unsigned char)*s;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && s + 2 < end && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+                    c = hexval(s[1]) * 16 + hexval(s[2]);
+                    s += 2;
+                }
+                if (n + 1 >= outsz)
+                    return -1;
+                out[n++] = (char)c;
+            }
+            out[n] = 0;
+            return 0;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return -1;
+}
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+static int b64_decode(const char *in, char *out, size_t outsz)
+{
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; *in && *in != '='; in++) {
+        int v = b64val((unsigned char)*in);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n + 1 >= outsz)
+                return -1;
+            out[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[n] = 0;
+    return 0;
+}
+
+/* Client credentials from HTTP Basic or client_secret_post; 1 when they match a client. */
+static int client_auth(const struct sb_request *req, char *client, size_t clientsz)
+{
+    const char *auth = sb_req_header(req, "Authorization");
+    char dec[OAUTH_MAX_FIELD], secret[OAUTH_MAX_FIELD];
+    const char *want;
+
+    if (auth && strncasecmp(auth, "Basic ", 6) == 0) {
+        const char *b = auth + 6;
+        while (*b == ' ')
+            b++;
+        char *colon;
+        if (strlen(b) >= sizeof(dec) || b64_decode(b, dec, sizeof(dec)) < 0 ||
+            !(colon = strchr(dec, ':')))
+            return 0;
+        *colon = 0;
+        snprintf(client, clientsz, "%s", dec);
+        snprintf(secret, sizeof(secret), "%s", colon + 1);
+    } else if (form_get(req->body, "client_id", client, clientsz) < 0 ||
+               form_get(req->body, "client_secret", secret, sizeof(secret)) < 0) {
+        return 0;
+    }
+    want = jstr(g_clients, client);
+    return want && strcmp(want, secret) == 0;
+}
+
+/* ---- responses -------------------------------------------------------------------- */
+
+static void reply_error(struct sb_response *resp, int status, const char *error)
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"error\":\"%s\"}", error);
+    sb_resp_text(resp, status, "application/json;charset=utf-8", body);
+}
+
+static void reply_tokens(const struct sb_request *req, struct sb_response *resp, const char *access,
+                         const char *refresh)
+{
+    struct json_object *rec, *o = json_object_new_object();
+    int64_t now = sb_mono_ms();
+    const char *hard_hdr = sb_req_header(req, "x-include-refresh-token-hard-expires-in");
+
+    json_object_object_get_ex(g_refresh, refresh, &rec);
+    json_object_object_add(o, "token_type", json_object_new_string("bearer"));
+    json_object_object_add(o, "access_token", json_object_new_string(access));
+    json_object_object_add(o, "expires_in", json_object_new_int64(g_cfg.access_ttl_ms / 1000));
+    json_object_object_add(o, "refresh_token", json_object_new_string(refresh));
+    json_object_object_add(o, "x_refresh_token_expires_in",
+                           json_object_new_int64((jint(rec, "expires") - now + 999) / 1000));
+    if (hard_hdr && strcasecmp(hard_hdr, "true") == 0) {
+        int64_t left = jint(rec, "hard") - (int64_t)time(NULL);
+        json_object_object_add(o, "x_refresh_token_hard_expires_in",
+                               json_object_new_int64(left > 0 ? left : 0));
+    }
+    sb_resp_text(resp, 200, "application/json;charset=utf-8",
+                 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+}
+
+static void refresh_grant(const struct sb_request *req, struct sb_response *resp,
+                          const char *client)
+{
+    char token[OAUTH_MAX_FIELD], fresh[OAUTH_MAX_FIELD], access[2048];
+    struct json_object *rec;
+    int64_t now = sb_mono_ms();
+
+    if (form_get(req->body, "refresh_token", token, sizeof(token)) < 0 || !token[0]) {
+        reply_error(resp, 400, "invalid_request");
+        return;
+    }
+    if (!json_object_object_get_ex(g_refresh, token, &rec) ||
+        strcmp(jstr(rec, "client"), client) != 0 || jint(rec, "expires") <= now ||
+        jint(rec, "hard") <= (int64_t)time(NULL)) {
+        reply_error(resp, 400, "invalid_grant");
+        return;
+    }
+    char *realm = strdup(jstr(rec, "realm"));
+    if (!realm) {
+        reply_error(resp, 500, "server_error");
+        return;
+    }
+    if (g_cfg.rotate_after_ms > 0 && now - jint(rec, "issued") >= g_cfg.rotate_after_ms) {
+        int64_t hard = jint(rec, "hard");
+        json_object_object_del(g_refresh, token); /* the old value dies at once */
+        new_refresh_token(realm, client, hard, NULL, fresh, sizeof(fresh));
+    } else {
+        json_object_object_add(rec, "expires", json_object_new_int64(now + g_cfg.refresh_ttl_ms));
+        snprintf(fresh, sizeof(fresh), "%s", token);
+    }
+    new_access_token(realm, g_cfg.access_ttl_ms, NULL, access, sizeof(access));
+    reply_tokens(req, resp, access, fresh);
+    free(realm);
+}
+
+/* authorization_code: a seeded code works once; re-using it revokes what it issued. */
+static void code_grant(const struct sb_request *req, struct sb_response *resp, const char *client)
+{
+    char code[OAUTH_MAX_FIELD], fresh[256], access[2048];
+    struct json_object *rec;
+
+    if (form_get(req->body, "code", code, sizeof(code)) < 0 || !code[0]) {
+        reply_error(resp, 400, "invalid_request");
+        return;
+    }
+    if (!json_object_object_get_ex(g_codes, code, &rec) ||
+        strcmp(jstr(rec, "client"), client) != 0) {
+        reply_error(resp, 400, "invalid_grant");
+        return;
+    }
+    if (jint(rec, "used")) {
+        const char *issued = jstr(rec, "refresh");
+        if (issued)
+            json_object_object_del(g_refresh, issued);
+        reply_error(resp, 400, "invalid_grant");
+        return;
+    }
+    const char *realm = jstr(rec, "realm");
+    new_refresh_token(realm, client, (int64_t)time(NULL) + g_cfg.hard_ttl_s, NULL, fresh,
+                      sizeof(fresh));
+    json_object_object_add(rec, "used", json_object_new_int(1));
+    json_object_object_add(rec, "refresh", json_object_new_string(fresh));
+    new_access_token(realm, g_cfg.access_ttl_ms, NULL, access, sizeof(access));
+    reply_tokens(req, resp, access, fresh);
+}
+
+void oauth_handle(const struct sb_request *req, struct sb_response *resp)
+{
+    char tid[INTUIT_TID_LEN], client[OAUTH_MAX_FIELD], grant[64];
+
+    intuit_tid(tid, sizeof(tid));
+    sb_resp_header(resp, "intuit_tid", "%s", tid);
+    if (strcmp(req->path, "/oauth2/v1/tokens/bearer") != 0) {
+        reply_error(resp, 404, "not_found");
+        return;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        sb_resp_header(resp, "Allow", "POST");
+        reply_error(resp, 405, "invalid_request");
+        return;
+    }
+    if (req->body_len > OAUTH_MAX_FORM) {
+        reply_error(resp, 400, "invalid_request");
+        return;
+    }
+    pthread_mutex_lock(&g_lock);
+    ensure_maps();
+    if (!client_auth(req, client, sizeof(client))) {
+        reply_error(resp, 401, "invalid_client");
+    } else if (form_get(req->body, "grant_type", grant, sizeof(grant)) < 0) {
+        reply_error(resp, 400, "invalid_request");
+    } else if (strcmp(grant, "refresh_token") == 0) {
+        refresh_grant(req, resp, client);
+    } else if (strcmp(grant, "authorization_code") == 0) {
+        code_grant(req, resp, client);
+    } else {
+        reply_error(resp, 400, "unsupported_grant_type");
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* ---- access-token checks (qbo.c) -------------------------------------------------- */
+
+enum oauth_token_state oauth_access_token_state(const char *realm_id, const char *token)
+{
+    struct json_object *rec;
+    enum oauth_token_state st = OAUTH_TOKEN_UNKNOWN;
+
+    if (!realm_id || !token)
+        return st;
+    pthread_mutex_lock(&g_lock);
+    if (g_access && json_object_object_get_ex(g_access, token, &rec) &&
+        strcmp(jstr(rec, "realm"), realm_id) == 0)
+        st = jint(rec, "expires") > sb_mono_ms() ? OAUTH_TOKEN_VALID : OAUTH_TOKEN_EXPIRED;
+    pthread_mutex_unlock(&g_lock);
+    return st;
+}
+
+int oauth_access_token_valid(const char *realm_id, const char *bearer_token)
+{
+    return oauth_access_token_state(realm_id, bearer_token) == OAUTH_TOKEN_VALID;
+}
+
+/* ---- lifecycle / admin ------------------------------------------------------------ */
+
+void oauth_reset(void)
+{
+    pthread_mutex_lock(&g_lock);
+    json_object_put(g_clients);
+    json_object_put(g_refresh);
+    json_object_put(g_access);
+    json_object_put(g_codes);
+    json_object_put(g_current);
+    g_clients = g_refresh = g_access = g_codes = g_current = NULL;
+    ensure_maps();
+    /* TTLs and the rotation period belong to the admin settings (oauth_set_config). */
+    g_cfg.hard_ttl_s = 5LL * 365 * 86400;
+    g_cfg.access_token_len = 900;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void oauth_set_config(int access_ttl_s, int refresh_ttl_s, int rotate_after_s)
+{
+    pthread_mutex_lock(&g_lock);
+    if (access_ttl_s > 0)
+        g_cfg.access_ttl_ms = access_ttl_s * 1000LL;
+    if (refresh_ttl_s > 0)
+        g_cfg.refresh_ttl_ms = refresh_ttl_s * 1000LL;
+    if (rotate_after_s >= 0)
+        g_cfg.rotate_after_ms = rotate_after_s * 1000LL;
+    pthread_mutex_unlock(&g_lock);
+}
+
+static int cfg_int(struct json_object *opts, const char *key, int64_t min, int64_t max,
+                   int64_t *out, char *errstr, size_t errsz)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(opts, key, &v))
+        return 0;
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min ||
+        json_object_get_int64(v) > max) {
+        snprintf(errstr, errsz, "oauth option %s: integer %lld..%lld expected", key, (long long)min,
+                 (long long)max);
+        return -1;
+    }
+    *out = json_object_get_int64(v);
+    return 1;
+}
+
+int oauth_configure(struct json_object *opts, char *errstr, size_t errsz)
+{
+    static const char *const known[] = {"access_ttl_s",
+                                        "refresh_ttl_s",
+                                        "rotate_after_s",
+                                        "rotate_after_ms",
+                                        "hard_ttl_s",
+                                        "access_token_len",
+                                        NULL};
+    int64_t v;
+    int rc = 0;
+
+    if (!json_object_is_type(opts, json_type_object)) {
+        snprintf(errstr, errsz, "oauth options: object expected");
+        return -1;
+    }
+    json_object_object_foreach(opts, key, val)
+    {
+        (void)val;
+        int ok = 0;
+        for (int i = 0; known[i]; i++)
+            ok |= strcmp(known[i], key) == 0;
+        if (!ok) {
+            snprintf(errstr, errsz, "oauth options: unknown key \"%s\"", key);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&g_lock);
+    if ((rc = cfg_int(opts, "access_ttl_s", 1, 100000000, &v, errstr, errsz)) > 0)
+        g_cfg.access_ttl_ms = v * 1000;
+    if (rc >= 0 && (rc = cfg_int(opts, "refresh_ttl_s", 1, 1000000000, &v, errstr, errsz)) > 0)
+        g_cfg.refresh_ttl_ms = v * 1000;
+    if (rc >= 0 && (rc = cfg_int(opts, "rotate_after_s", 0, 1000000000, &v, errstr, errsz)) > 0)
+        g_cfg.rotate_after_ms = v * 1000;
+    if (rc >= 0 &&
+        (rc = cfg_int(opts, "rotate_after_ms", 0, 1000000000000LL, &v, errstr, errsz)) > 0)
+        g_cfg.rotate_after_ms = v;
+    if (rc >= 0 && (rc = cfg_int(opts, "hard_ttl_s", 1, 1000000000, &v, errstr, errsz)) > 0)
+        g_cfg.hard_ttl_s = v;
+    if (rc >= 0 && (rc = cfg_int(opts, "access_token_len", 64, 1800, &v, errstr, errsz)) > 0)
+        g_cfg.access_token_len = (int)v;
+    pthread_mutex_unlock(&g_lock);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The Intuit OAuth part of a seed document: doc.intuit_oauth ("oauth" alone would be
+ * ambiguous next to HubSpot's OAuth). */
+static struct json_object *seed_part(struct json_object *doc)
+{
+    struct json_object *part;
+    return json_object_object_get_ex(doc, "intuit_oauth", &part) ? part : NULL;
+}
+
+int oauth_seed(struct json_object *doc, char *errstr, size_t errsz)
+{
+    struct json_object *part = seed_part(doc), *arr, *opts;
+    char tok[2048];
+    int rc = -1;
+
+    if (!part)
+        return 0;
+    if (!json_object_is_type(part, json_type_object)) {
+        snprintf(errstr, errsz, "oauth: object expected");
+        return -1;
+    }
+    if (json_object_object_get_ex(part, "options", &opts) &&
+        oauth_configure(opts, errstr, errsz) < 0)
+        return -1;
+    pthread_mutex_lock(&g_lock);
+    ensure_maps();
+    if (json_object_object_get_ex(part, "clients", &arr)) {
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+            struct json_object *c = json_object_array_get_idx(arr, i);
+            const char *id = jstr(c, "client_id"), *secret = jstr(c, "client_secret");
+            if (!id || !secret) {
+                snprintf(errstr, errsz, "oauth.clients[%zu]: client_id and client_secret", i);
+                goto out;
+            }
+            json_object_object_add(g_clients, id, json_object_new_string(secret));
+        }
+    }
+    if (json_object_object_get_ex(part, "connections", &arr)) {
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+            struct json_object *c = json_object_array_get_idx(arr, i);
+            const char *realm = jstr(c, "realm_id"), *client = jstr(c, "client_id");
+            const char *rt = jstr(c, "refresh_token"), *at = jstr(c, "access_token");
+            const char *code = jstr(c, "auth_code");
+            int64_t at_ttl = jint(c, "access_expires_in");
+            if (!realm || !client || !json_object_object_get_ex(g_clients, client, NULL)) {
+                snprintf(errstr, errsz,
+                         "oauth.connections[%zu]: realm_id and a known client_id required", i);
+                goto out;
+            }
+            if (rt)
+                new_refresh_token(realm, client, (int64_t)time(NULL) + g_cfg.hard_ttl_s, rt, tok,
+                                  sizeof(tok));
+            if (at)
+                new_access_token(realm, at_ttl > 0 ? at_ttl * 1000 : g_cfg.access_ttl_ms, at, tok,
+                                 sizeof(tok));
+            if (code) {
+                struct json_object *rec = json_object_new_object();
+                json_object_object_add(rec, "realm", json_object_new_string(realm));
+                json_object_object_add(rec, "client", json_object_new_string(client));
+                json_object_object_add(g_codes, code, rec);
+            }
+        }
+    }
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g_lock);
+    return rc;
+}
+
+struct json_object *oauth_dump(void)
+{
+    struct json_object *o = json_object_new_object(), *realms = json_object_new_object();
+    struct json_object *clients = json_object_new_array();
+    int64_t now;
+
+    pthread_mutex_lock(&g_lock);
+    ensure_maps();
+    now = sb_mono_ms();
+    json_object_object_foreach(g_clients, id, secret)
+    {
+        (void)secret;
+        json_object_array_add(clients, json_object_new_string(id));
+    }
+    json_object_object_foreach(g_current, realm, cur)
+    {
+        struct json_object *r = json_object_new_object(), *rec;
+        int live_access = 0;
+        const char *rt = json_object_get_string(cur);
+        json_object_object_add(r, "refresh_token", json_object_new_string(rt));
+        json_object_object_add(
+            r, "refresh_token_valid",
+            json_object_new_boolean(json_object_object_get_ex(g_refresh, rt, &rec) &&
+                                    jint(rec, "expires") > now));
+        json_object_object_foreach(g_access, at, arec)
+        {
+            (void)at;
+            live_access += strcmp(jstr(arec, "realm"), realm) == 0 && jint(arec, "expires") > now;
+        }
+        json_object_object_add(r, "live_access_tokens", json_object_new_int(live_access));
+        json_object_object_add(realms, realm, r);
+    }
+    json_object_object_add(o, "clients", clients);
+    json_object_object_add(o, "realms", realms);
+    json_object_object_add(o, "access_ttl_s", json_object_new_int64(g_cfg.access_ttl_ms / 1000));
+    json_object_object_add(o, "rotate_after_ms", json_object_new_int64(g_cfg.rotate_after_ms));
+    pthread_mutex_unlock(&g_lock);
+    return o;
+}

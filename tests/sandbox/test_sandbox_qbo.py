@@ -1,0 +1,783 @@
+"""QuickBooks Online emulation of hsqb-sandbox, checked against
+../shared/reference/quickbooks-api.md (section numbers below refer to it).
+
+Run: /usr/bin/python3 -m pytest tests/sandbox/test_sandbox_qbo.py
+"""
+import concurrent.futures
+import json
+import time
+
+from qbo_helpers import (AT, CA1, META_RE, TID_RE, TIME_RE, US1, US2, fault, get, plus_days,
+                         post, qbo, query, state, today)
+
+INVOICE = {"CustomerRef": {"value": "3"},
+           "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 300.00,
+                     "Description": "Consulting",
+                     "SalesItemLineDetail": {"ItemRef": {"value": "3"}, "Qty": 2,
+                                             "UnitPrice": 150.00}}]}
+
+
+def make_invoice(sb, realm=US1, **fields):
+    body = json.loads(json.dumps(INVOICE))
+    body.update(fields)
+    r = post(sb, realm, "invoice", body)
+    assert r.status == 200, r
+    return r.json()["Invoice"]
+
+
+# ---- transport: §1, §2, §13.2 ---------------------------------------------------------
+
+def test_read_has_envelope_headers_and_company_offset(sb):
+    r = get(sb, US1, "customer/1", minorversion="75")
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "application/json;charset=utf-8"
+    assert TID_RE.match(r.headers["intuit_tid"])
+    body = r.json()
+    assert TIME_RE.match(body["time"]) and body["time"].endswith("-07:00")
+    c = body["Customer"]
+    assert c["Id"] == "1" and c["SyncToken"] == "0"
+    assert c["domain"] == "QBO" and c["sparse"] is False
+    assert META_RE.match(c["MetaData"]["CreateTime"])
+    assert c["DisplayName"] == "Amy's Bird Sanctuary"
+
+
+def test_intuit_tid_on_every_kind_of_response(sb):
+    sb.config(qbo_rate_min=3)
+    responses = [
+        get(sb, US1, "customer/1"),                       # 200
+        get(sb, US1, "customer/999999"),                  # 400 610
+        get(sb, US1, "customer/1", token="x" * 40),       # 401
+        get(sb, US1, "customer/1/5"),                     # 400 unsupported
+        get(sb, US1, "customer/1"),                       # 429 (4th of 3/min)
+    ]
+    assert [r.status for r in responses] == [200, 400, 401, 400, 429]
+    tids = [r.headers.get("intuit_tid") for r in responses]
+    assert all(t and TID_RE.match(t) for t in tids), tids
+    assert len(set(tids)) == len(tids)
+
+
+def test_minorversion_format_and_unknown_params_are_accepted(sb):
+    for params in ({"minorversion": "75"}, {"minorversion": "4"}, {"minorversion": "999"},
+                   {"format": "json", "include": "enhancedAllCustomFields", "foo": "bar"}):
+        r = get(sb, US1, "customer/1", **params)
+        assert r.status == 200, (params, r)
+
+
+def test_json_needs_accept_header_or_format_json(sb):
+    r = get(sb, US1, "customer/1", accept=None)
+    assert r.status == 406 and TID_RE.match(r.headers["intuit_tid"])
+    assert get(sb, US1, "customer/1", accept=None, format="json").status == 200
+    assert get(sb, US1, "customer/1", accept="application/json, text/plain").status == 200
+    sb.config(qbo={"require_accept_json": False})
+    assert get(sb, US1, "customer/1", accept=None).status == 200
+
+
+def test_unknown_subpath_is_400_unsupported_operation(sb):
+    r = get(sb, US1, "customer/1/5")
+    st, code, _, msg, detail = fault(r)
+    assert (st, code, msg) == (400, "500", "Unsupported Operation")
+    assert "/v3/company/%s/customer/1/5" % US1 in detail
+    assert fault(get(sb, US1, "Customer/1"))[1] == "500"  # URIs are case sensitive
+    assert fault(post(sb, US1, "widget", {}))[1] == "500"
+
+
+def test_read_errors_object_not_found_and_invalid_id(sb):
+    st, code, element, msg, _ = fault(get(sb, US1, "invoice/424242"))
+    assert (st, code, msg) == (400, "610", "Object Not Found")
+    st, code, element, msg, detail = fault(get(sb, US1, "invoice/abc"))
+    assert (st, code, element) == (400, "2030", "Id")
+    assert detail == "Id should be a valid number. Supplied value:abc"
+
+
+def test_companyinfo_and_preferences(sb):
+    ci = get(sb, US1, "companyinfo/" + US1).json()["CompanyInfo"]
+    assert ci["Country"] == "US" and ci["CompanyAddr"]["Country"] == "USA"
+    ca = get(sb, CA1, "companyinfo/" + CA1).json()["CompanyInfo"]
+    assert ca["Country"] == "CA"
+    assert fault(get(sb, US1, "companyinfo/123"))[1] == "610"
+    prefs = get(sb, US1, "preferences").json()["Preferences"]
+    assert prefs["CurrencyPrefs"]["HomeCurrency"]["value"] == "USD"
+    assert get(sb, CA1, "preferences").json()["Preferences"]["CurrencyPrefs"][
+        "HomeCurrency"]["value"] == "CAD"
+    q = query(sb, US1, "select * from CompanyInfo").json()
+    assert q["QueryResponse"]["CompanyInfo"][0]["CompanyName"] == "Sandbox Company US 1"
+
+
+# ---- auth: §7 401, §13.12 ------------------------------------------------------------
+
+def test_401_body_and_www_authenticate(sb):
+    for token in ("", "x" * 40, AT[US2]):  # none, unknown, another realm's token
+        r = get(sb, US1, "customer/1", token=token)
+        assert r.status == 401, token
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="Intuit", error="invalid_token"'
+        assert r.headers["Content-Type"] == "application/json"
+        b = r.json()
+        assert set(b) == {"warnings", "intuitObject", "fault", "report", "queryResponse",
+                          "batchItemResponse", "attachableResponse", "syncErrorResponse",
+                          "requestId", "time", "status", "cdcresponse"}
+        err = b["fault"]["error"][0]
+        assert err["code"] == "3200" and err["element"] is None
+        assert err["message"] == "message=AuthenticationFailed; errorCode=003200; statusCode=401"
+        assert b["fault"]["type"] == "AUTHENTICATION"
+        assert isinstance(b["time"], int) and b["time"] > 1.6e12
+
+
+def test_401_xml_variant(sb):
+    sb.config(qbo={"auth_fault_body": "xml"})
+    r = get(sb, US1, "customer/1", token="x" * 40)
+    assert r.status == 401 and r.body.startswith(b'<Fault type="AuthenticationFault">')
+    assert b'<Error code="100">' in r.body
+
+
+def test_expired_access_token_gives_401_token_expired(sb):
+    from qbo_helpers import RT, refresh
+    sb.config(access_ttl_s=1)
+    tok = refresh(sb, RT[US1]).json()["access_token"]
+    assert get(sb, US1, "customer/1", token=tok).status == 200
+    time.sleep(1.2)
+    r = get(sb, US1, "customer/1", token=tok)
+    assert r.status == 401
+    assert r.json()["fault"]["error"][0]["detail"].startswith("Token expired: ")
+
+
+# ---- throttling: §8, §12 #4 #6 #7 --------------------------------------------------
+
+THROTTLE_XML_TAIL = (
+    b' xmlns="http://schema.intuit.com/finance/v3"><Fault type="SERVICE"><Error code="3001">'
+    b"<Message>message=ThrottleExceeded; errorCode=003001; statusCode=429</Message>"
+    b"<Detail>The request limit was reached.  Try again later</Detail></Error></Fault>"
+    b"</IntuitResponse>")
+
+
+def test_per_minute_limit_is_per_realm_with_xml_body(sb):
+    sb.config(qbo_rate_min=5)
+    statuses = [get(sb, US1, "customer/1").status for _ in range(5)]
+    assert statuses == [200] * 5
+    r = get(sb, US1, "customer/1")
+    assert r.status == 429
+    assert r.body.endswith(THROTTLE_XML_TAIL)
+    assert b"<IntuitResponse time=\"" in r.body
+    assert "Retry-After" not in r.headers
+    assert get(sb, US2, "customer/1").status == 200  # other realm unaffected
+    assert state(sb, US1)["stats"]["throttled"] == 1
+
+
+def test_throttle_json_body_and_retry_after_options(sb):
+    sb.config(qbo_rate_min=1, qbo={"throttle_body": "json", "retry_after_s": 7})
+    assert get(sb, US1, "customer/1").status == 200
+    r = get(sb, US1, "customer/1")
+    assert r.status == 429 and r.headers["Retry-After"] == "7"
+    assert fault(r)[1] == "3001" and r.json()["Fault"]["type"] == "SERVICE"
+
+
+def test_per_second_limit_option(sb):
+    sb.config(qbo={"per_second": 2})
+    statuses = [get(sb, US1, "customer/1").status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    time.sleep(1.05)
+    assert get(sb, US1, "customer/1").status == 200
+
+
+def test_concurrent_limit_counts_requests_waiting_for_latency(sb):
+    sb.config(qbo_concurrent=2, latency_ms=600)
+
+    def one(realm):
+        return get(sb, realm, "customer/1").status
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        futs = [pool.submit(one, US1) for _ in range(5)] + [pool.submit(one, US2)]
+        statuses = [f.result() for f in futs]
+    assert sorted(statuses[:5]) == [200, 200, 429, 429, 429], statuses
+    assert statuses[5] == 200  # per realm
+    sb.config(latency_ms=0)
+    assert get(sb, US1, "customer/1").status == 200  # slots were released
+    assert state(sb, US1)["stats"]["inflight"] == 0
+
+
+# ---- requestid: §3, §12 #1 #2 #3 -----------------------------------------------------
+
+def test_requestid_replays_same_status_and_body_without_creating_twice(sb):
+    body = {"DisplayName": "Replay Customer"}
+    first = post(sb, US1, "customer", body, requestid="rq-0001")
+    assert first.status == 200
+    again = post(sb, US1, "customer", body, requestid="rq-0001")
+    assert again.status == 200 and again.body == first.body  # byte-exact, same "time"
+    names = [c["DisplayName"] for c in state(sb, US1)["Customer"]]
+    assert names.count("Replay Customer") == 1
+    # a new id executes again (-> duplicate name), and that 400 is replayed too
+    dup = post(sb, US1, "customer", body, requestid="rq-0002")
+    assert fault(dup)[:2] == (400, "6240")
+    assert post(sb, US1, "customer", body, requestid="rq-0002").body == dup.body
+    # ids are per realm
+    other = post(sb, US2, "customer", body, requestid="rq-0001")
+    assert other.status == 200 and other.body != first.body
+    assert state(sb, US1)["stats"]["replayed"] == 2
+
+
+def test_requestid_replay_survives_token_refresh_and_other_body(sb):
+    inv = post(sb, US1, "invoice", INVOICE, requestid="inv-77")
+    changed = dict(INVOICE, PrivateNote="retry")
+    again = post(sb, US1, "invoice", changed, requestid="inv-77")
+    assert again.body == inv.body
+    assert len(state(sb, US1)["Invoice"]) == 2  # seeded 130 + one
+
+
+def test_requestid_mismatch_can_be_rejected(sb):
+    sb.config(qbo={"requestid_mismatch": "reject"})
+    assert post(sb, US1, "invoice", INVOICE, requestid="m-1").status == 200
+    assert post(sb, US1, "invoice", INVOICE, requestid="m-1").status == 200
+    r = post(sb, US1, "invoice", dict(INVOICE, PrivateNote="x"), requestid="m-1")
+    assert r.status == 400
+
+
+def test_requestid_retention_is_configurable(sb):
+    sb.config(requestid_retention_s=1)
+    a = post(sb, US1, "invoice", INVOICE, requestid="ret-1").json()["Invoice"]["Id"]
+    assert post(sb, US1, "invoice", INVOICE, requestid="ret-1").json()["Invoice"]["Id"] == a
+    time.sleep(1.2)
+    b = post(sb, US1, "invoice", INVOICE, requestid="ret-1").json()["Invoice"]["Id"]
+    assert b != a
+
+
+def test_requestid_longer_than_50_is_rejected(sb):
+    assert post(sb, US1, "invoice", INVOICE, requestid="r" * 50).status == 200
+    st, code, element, _, _ = fault(post(sb, US1, "invoice", INVOICE, requestid="r" * 51))
+    assert (st, code) == (400, "2020")
+
+
+# ---- customers and names: §6.1, §12 #14 -----------------------------------------------
+
+def test_customer_create_defaults(sb):
+    r = post(sb, US1, "customer", {"DisplayName": "Doe5, Jane"})
+    assert r.status == 200
+    c = r.json()["Customer"]
+    assert c["Taxable"] is True and c["Job"] is False and c["BillWithParent"] is False
+    assert c["Balance"] == 0 and c["BalanceWithJobs"] == 0
+    assert c["CurrencyRef"] == {"value": "USD", "name": "United States Dollar"}
+    assert c["PreferredDeliveryMethod"] == "Print"
+    assert c["FullyQualifiedName"] == c["PrintOnCheckName"] == "Doe5, Jane"
+    assert c["Active"] is True and c["SyncToken"] == "0" and isinstance(c["Id"], str)
+    assert c["MetaData"]["CreateTime"].endswith("-07:00")
+    ca = post(sb, CA1, "customer", {"DisplayName": "Jane"}).json()["Customer"]
+    assert ca["CurrencyRef"]["value"] == "CAD"
+
+
+def test_duplicate_display_name_6240_recorded_body(sb):
+    r = post(sb, US1, "customer", {"DisplayName": "Ada Lovelace",
+                                   "PrimaryEmailAddr": {"Address": "ada@example.com"}})
+    assert r.status == 400
+    assert r.headers["Content-Type"] == "application/json"
+    b = r.json()
+    assert b["Fault"] == {"Error": [{"Message": "Duplicate Name Exists Error",
+                                     "Detail": "The name supplied already exists. : null",
+                                     "code": "6240"}],
+                          "type": "ValidationFault"}
+    assert TIME_RE.match(b["time"])
+
+
+def test_display_name_unique_across_customer_vendor_employee(sb):
+    assert fault(post(sb, US1, "customer", {"DisplayName": "Books by Bessie"}))[1] == "6240"
+    assert fault(post(sb, US1, "customer", {"DisplayName": "Emily Platt"}))[1] == "6240"
+    assert fault(post(sb, US1, "vendor", {"DisplayName": "Amy's Bird Sanctuary"}))[1] == "6240"
+    assert fault(post(sb, US1, "customer", {"DisplayName": "ada lovelace"}))[1] == "6240"
+    assert post(sb, US2, "vendor", {"DisplayName": "Books by Bessie 2"}).status == 200
+    # inactive records keep their name
+    assert fault(post(sb, US1, "customer", {"DisplayName": "Old Customer"}))[1] == "6240"
+    sb.config(qbo={"names_case_insensitive": False})
+    assert post(sb, US1, "customer", {"DisplayName": "ada lovelace"}).status == 200
+    assert fault(post(sb, US1, "customer", {"DisplayName": "Ada Lovelace"}))[1] == "6240"
+
+
+def test_no_name_6080_and_derived_display_name(sb):
+    st, code, _, msg, _ = fault(post(sb, US1, "customer",
+                                     {"PrimaryEmailAddr": {"Address": "x@example.com"}}))
+    assert (st, code, msg) == (400, "6080", "No Name Provided")
+    c = post(sb, US1, "customer", {"GivenName": "Hedy", "FamilyName": "Lamarr"}).json()
+    assert c["Customer"]["DisplayName"] == "Hedy Lamarr"
+    # named like HubSpot contact 306 (deal 1005), but another person: still a duplicate
+    assert fault(post(sb, US1, "customer", {"GivenName": "Grace", "FamilyName": "Hopper"}))[1] \
+        == "6240"
+
+
+def test_name_rules_length_and_colon(sb):
+    assert post(sb, US1, "customer", {"DisplayName": "x" * 500}).status == 200
+    assert fault(post(sb, US1, "customer", {"DisplayName": "y" * 501}))[1] == "2010"
+    assert fault(post(sb, US1, "customer", {"DisplayName": "a:b"}))[0] == 400
+
+
+def test_unknown_property_is_2010(sb):
+    st, code, _, msg, detail = fault(post(sb, US1, "customer",
+                                          {"DisplayName": "Z", "BadJson": 1}))
+    assert (st, code) == (400, "2010")
+    assert 'Unrecognized field "BadJson"' in detail
+    sb.config(qbo={"strict_fields": False})
+    assert post(sb, US1, "customer", {"DisplayName": "Z", "BadJson": 1}).status == 200
+
+
+# ---- SyncToken, updates, 5010: §5 -----------------------------------------------------
+
+def test_update_bumps_synctoken_and_stale_token_is_5010(sb):
+    c = get(sb, US1, "customer/4").json()["Customer"]
+    upd = post(sb, US1, "customer", {"Id": "4", "SyncToken": c["SyncToken"], "sparse": True,
+                                     "CompanyName": "Dukes Inc"}, operation="update")
+    assert upd.status == 200
+    u = upd.json()["Customer"]
+    assert u["SyncToken"] == "1" and u["CompanyName"] == "Dukes Inc"
+    assert u["DisplayName"] == "Dukes Basketball Camp"  # sparse keeps the rest
+    assert u["MetaData"]["CreateTime"] == c["MetaData"]["CreateTime"]
+    stale = post(sb, US1, "customer", {"Id": "4", "SyncToken": "0", "sparse": True,
+                                       "CompanyName": "Late"}, operation="update")
+    st, code, element, msg, detail = fault(stale)
+    assert (st, code, element, msg) == (400, "5010", "", "Stale Object Error")
+    assert detail.startswith("Stale Object Error : You and ")
+    assert get(sb, US1, "customer/4").json()["Customer"]["CompanyName"] == "Dukes Inc"
+
+
+def test_plain_post_with_id_and_synctoken_updates(sb):
+    r = post(sb, US1, "customer", {"Id": "4", "SyncToken": "0",
+                                   "DisplayName": "Dukes Basketball Camp", "Notes": "full"})
+    assert r.status == 200 and r.json()["Customer"]["SyncToken"] == "1"
+    assert "PrimaryEmailAddr" not in r.json()["Customer"]  # full update replaces
+    assert fault(post(sb, US1, "customer", {"Id": "4", "DisplayName": "X"},
+                      operation="update"))[1] == "2020"  # no SyncToken
+
+
+def test_deactivate_instead_of_delete(sb):
+    st, code, _, _, _ = fault(post(sb, US1, "customer", {"Id": "4", "SyncToken": "0"},
+                                   operation="delete"))
+    assert (st, code) == (400, "500")
+    r = post(sb, US1, "customer", {"Id": "4", "SyncToken": "0", "sparse": True,
+                                   "Active": False})
+    assert r.json()["Customer"]["Active"] is False
+    assert query(sb, US1, "select * from Customer where Id = '4'").json()["QueryResponse"] == {}
+    q = query(sb, US1, "select * from Customer where Id = '4' and Active = false").json()
+    assert q["QueryResponse"]["Customer"][0]["Id"] == "4"
+
+
+# ---- items: §6.2 ------------------------------------------------------------------------
+
+def test_item_account_rules(sb):
+    st, code, element, _, _ = fault(post(sb, US1, "item", {"Name": "Svc", "Type": "Service"}))
+    assert (st, code, element) == (400, "2020", "IncomeAccountRef")
+    assert fault(post(sb, US1, "item", {"Name": "NonInv", "Type": "NonInventory"}))[2] == \
+        "IncomeAccountRef"
+    st, code, element, _, _ = fault(post(sb, US1, "item", {
+        "Name": "Svc", "Type": "Service", "IncomeAccountRef": {"value": "9999"}}))
+    assert (code, element) == ("2500", "IncomeAccountRef")
+    assert fault(post(sb, US1, "item", {"Name": "Inv", "Type": "Inventory",
+                                        "IncomeAccountRef": {"value": "79"}}))[1] == "2020"
+    assert fault(post(sb, US1, "item", {"Name": "NoType",
+                                        "IncomeAccountRef": {"value": "79"}}))[2] == "Type"
+    assert fault(post(sb, US1, "item", {"Name": "Bad", "Type": "Gizmo"}))[1] == "2170"
+    assert post(sb, US1, "item", {"Name": "Folder", "Type": "Category"}).status == 200
+    r = post(sb, US1, "item", {"Name": "Consulting Hour 2", "Type": "Service",
+                               "IncomeAccountRef": {"value": "79"}, "UnitPrice": 150,
+                               "Sku": "HS-PROD-42", "Taxable": False})
+    assert r.status == 200
+    it = r.json()["Item"]
+    assert it["IncomeAccountRef"] == {"value": "79", "name": "Sales"}
+    assert it["FullyQualifiedName"] == "Consulting Hour 2" and it["Active"] is True
+    assert it["TrackQtyOnHand"] is False
+
+
+def test_item_name_unique_and_limited(sb):
+    assert fault(post(sb, US1, "item", {"Name": "widget", "Type": "Service",
+                                        "IncomeAccountRef": {"value": "79"}}))[1] == "6240"
+    assert fault(post(sb, US1, "item", {"Name": "n" * 101, "Type": "Service",
+                                        "IncomeAccountRef": {"value": "79"}}))[1] == "2010"
+
+
+# ---- invoices: §6.3, §12 #9 #19 ---------------------------------------------------------
+
+def test_invoice_minimal_create_defaults(sb):
+    r = post(sb, US1, "invoice", {"Line": [{"Amount": 100.0, "DetailType": "SalesItemLineDetail",
+                                            "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}],
+                                  "CustomerRef": {"value": "1"}})
+    assert r.status == 200
+    inv = r.json()["Invoice"]
+    assert inv["DocNumber"] == "1037"
+    assert inv["TxnDate"] == today(US1).isoformat()
+    assert inv["DueDate"] == plus_days(inv["TxnDate"], 30)  # company default term Net 30
+    assert inv["CustomerRef"] == {"value": "1", "name": "Amy's Bird Sanctuary"}
+    lines = inv["Line"]
+    assert lines[0]["Id"] == "1" and lines[0]["LineNum"] == 1
+    assert lines[0]["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "NON"}
+    assert lines[0]["SalesItemLineDetail"]["ItemRef"]["name"] == "Services"
+    assert lines[-1] == {"Amount": 100.0, "DetailType": "SubTotalLineDetail",
+                         "SubTotalLineDetail": {}}
+    assert b'"Amount":100.00' in r.body  # money keeps two decimals
+    assert inv["TotalAmt"] == 100.0 and inv["Balance"] == 100.0
+    assert inv["LinkedTxn"] == [] and inv["TxnTaxDetail"] == {"TotalTax": 0}
+    assert inv["BillAddr"]["City"] == "Bayshore"  # from the customer
+    assert inv["CurrencyRef"]["value"] == "USD"
+    assert make_invoice(sb)["DocNumber"] == "1038"
+
+
+def test_invoice_due_date_precedence(sb):
+    txn = "2026-01-31"
+    assert make_invoice(sb, TxnDate=txn, SalesTermRef={"value": "2"})["DueDate"] == "2026-02-15"
+    inv = make_invoice(sb, TxnDate=txn, SalesTermRef={"value": "1"})
+    assert inv["DueDate"] == txn and inv["SalesTermRef"]["name"] == "Due on receipt"
+    assert make_invoice(sb, TxnDate=txn, SalesTermRef={"value": "3"},
+                        DueDate="2026-12-24")["DueDate"] == "2026-12-24"
+    # customer 2 has Net 15
+    assert make_invoice(sb, TxnDate=txn, CustomerRef={"value": "2"})["DueDate"] == "2026-02-15"
+    assert make_invoice(sb, TxnDate=txn)["DueDate"] == "2026-03-02"
+    assert fault(post(sb, US1, "invoice", dict(INVOICE, SalesTermRef={"value": "99"})))[1] \
+        == "2500"
+
+
+def test_line_amount_must_equal_qty_times_unit_price_6070(sb):
+    def line(amount, qty, price):
+        return dict(INVOICE, Line=[{"DetailType": "SalesItemLineDetail", "Amount": amount,
+                                    "SalesItemLineDetail": {"ItemRef": {"value": "1"},
+                                                            "Qty": qty, "UnitPrice": price}}])
+    st, code, _, msg, detail = fault(post(sb, US1, "invoice", line(300.01, 2, 150)))
+    assert (st, code) == (400, "6070")
+    assert detail == "Amount is not equal to UnitPrice * Qty. Supplied value:300.01"
+    # exact decimals: 3 x 0.1 is 0.30 (0.30000000000000004 in binary floating point)
+    assert post(sb, US1, "invoice", line(0.30, 3, 0.1)).status == 200
+    assert post(sb, US1, "invoice", line(50.00, 1.5, 33.33)).status == 200  # 49.995 -> 50.00
+    assert fault(post(sb, US1, "invoice", line(49.99, 1.5, 33.33)))[1] == "6070"
+    assert post(sb, US1, "invoice", line(1234567.89, 0.5, 2469135.78)).status == 200
+    # no Amount: computed
+    body = line(0, 2.5, 19.99)
+    del body["Line"][0]["Amount"]
+    assert make_invoice(sb, Line=body["Line"])["TotalAmt"] == 49.98
+
+
+def test_invoice_required_fields_and_references(sb):
+    assert fault(post(sb, US1, "invoice", {"Line": INVOICE["Line"]}))[2] == "CustomerRef"
+    assert fault(post(sb, US1, "invoice", {"CustomerRef": {"value": "1"}}))[2] == "Line"
+    assert fault(post(sb, US1, "invoice", dict(INVOICE, CustomerRef={"value": "777"})))[1] \
+        == "2500"
+    assert fault(post(sb, US1, "invoice", dict(INVOICE, CustomerRef={"value": "5"})))[1] \
+        == "610"  # inactive customer
+    bad_item = dict(INVOICE, Line=[{"DetailType": "SalesItemLineDetail", "Amount": 5,
+                                    "SalesItemLineDetail": {"ItemRef": {"value": "5"}}}])
+    assert fault(post(sb, US1, "invoice", bad_item))[1] == "610"  # inactive item
+
+
+def test_duplicate_docnumber_6140_and_bypass(sb):
+    make_invoice(sb, DocNumber="HS-DEAL-9001")
+    st, code, _, msg, detail = fault(post(sb, US1, "invoice", dict(INVOICE,
+                                                                  DocNumber="HS-DEAL-9001")))
+    assert (st, code) == (400, "6140")
+    assert "DocNumber=HS-DEAL-9001" in detail
+    r = post(sb, US1, "invoice", dict(INVOICE, DocNumber="HS-DEAL-9001"),
+             include="allowduplicatedocnum")
+    assert r.status == 200
+    assert post(sb, US1, "estimate", dict(INVOICE, DocNumber="HS-DEAL-9001")).status == 200
+    assert fault(post(sb, US1, "invoice", dict(INVOICE, DocNumber="D" * 22)))[1] == "6000"
+    q = query(sb, US1, "select * from Invoice where DocNumber = 'HS-DEAL-9001'").json()
+    assert q["QueryResponse"]["maxResults"] == 2
+
+
+def test_discount_and_tax_lines_change_total(sb):
+    inv = make_invoice(sb, Line=INVOICE["Line"] + [
+        {"DetailType": "DiscountLineDetail", "Amount": 0,
+         "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": 10}}],
+        TxnTaxDetail={"TotalTax": 12.5})
+    assert inv["TotalAmt"] == 282.5 and inv["Balance"] == 282.5
+    assert inv["Line"][1]["Amount"] == 30.0 and "Id" not in inv["Line"][1]
+    assert inv["Line"][-1]["Amount"] == 300.0
+
+
+def test_canadian_company_needs_tax_codes_and_types_its_numbers(sb):
+    body = json.loads(json.dumps(INVOICE))
+    body["CustomerRef"] = {"value": "1"}
+    st, code, element, _, _ = fault(post(sb, CA1, "invoice", body))
+    assert (st, code, element) == (400, "6000", "TaxCodeRef")
+    body["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"] = {"value": "5"}
+    inv = post(sb, CA1, "invoice", body).json()["Invoice"]
+    assert "DocNumber" not in inv  # CustomTxnNumbers: no automatic numbers
+    assert inv["CurrencyRef"] == {"value": "CAD", "name": "Canadian Dollar"}
+
+
+def test_estimate_and_sales_receipt_defaults(sb):
+    est = post(sb, US1, "estimate", INVOICE).json()["Estimate"]
+    assert est["TxnStatus"] == "Pending" and "DueDate" not in est and "Balance" not in est
+    sr = post(sb, US1, "salesreceipt", dict(INVOICE)).json()["SalesReceipt"]
+    assert sr["DepositToAccountRef"] == {"value": "4", "name": "Undeposited Funds"}
+    assert sr["Balance"] == 0 and sr["TotalAmt"] == 300.0
+    sr2 = post(sb, US1, "salesreceipt", dict(INVOICE, DepositToAccountRef={"value": "35"},
+                                              PaymentMethodRef={"value": "1"}))
+    assert sr2.json()["SalesReceipt"]["DepositToAccountRef"]["name"] == "Checking"
+
+
+def test_refund_receipt_requires_deposit_account(sb):
+    st, code, element, msg, _ = fault(post(sb, US1, "refundreceipt", INVOICE))
+    assert (st, code, element) == (400, "2020", "DepositToAccountRef")
+    assert msg == "Required param missing, need to supply the required value for the API"
+    assert fault(post(sb, US1, "refundreceipt",
+                      dict(INVOICE, DepositToAccountRef={"value": "79"})))[1] == "6000"
+    r = post(sb, US1, "refundreceipt", dict(INVOICE, DepositToAccountRef={"value": "35"}))
+    assert r.status == 200
+    rr = r.json()["RefundReceipt"]
+    assert rr["RemainingCredit"] == 0 and rr["TotalAmt"] == 300.0
+    assert rr["DepositToAccountRef"] == {"value": "35", "name": "Checking"}
+
+
+# ---- payments: §6.5, §12 #18 -----------------------------------------------------------
+
+def pay(sb, inv, amount, total=None, customer="3"):
+    return post(sb, US1, "payment", {
+        "CustomerRef": {"value": customer}, "TotalAmt": total if total is not None else amount,
+        "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}]})
+
+
+def test_payment_reduces_invoice_balance_and_links_both_ways(sb):
+    inv = make_invoice(sb)
+    r = pay(sb, inv, 100)
+    assert r.status == 200
+    p = r.json()["Payment"]
+    assert p["UnappliedAmt"] == 0 and p["DepositToAccountRef"]["value"] == "4"
+    assert p["Line"][0]["LinkedTxn"] == [{"TxnId": inv["Id"], "TxnType": "Invoice"}]
+    after = get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]
+    assert after["Balance"] == 200.0 and after["TotalAmt"] == 300.0
+    assert after["LinkedTxn"] == [{"TxnId": p["Id"], "TxnType": "Payment"}]
+    assert after["SyncToken"] == "1"
+    p2 = pay(sb, inv, 200, total=250).json()["Payment"]
+    assert p2["UnappliedAmt"] == 50.0
+    assert get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]["Balance"] == 0
+    # deleting a payment restores the balance
+    d = post(sb, US1, "payment", {"Id": p["Id"], "SyncToken": "0"}, operation="delete")
+    assert d.json()["Payment"] == {"domain": "QBO", "status": "Deleted", "Id": p["Id"]}
+    back = get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]
+    assert back["Balance"] == 100.0 and len(back["LinkedTxn"]) == 1
+
+
+def test_payment_update_and_void_move_the_balance_back(sb):
+    inv = make_invoice(sb)
+    p = pay(sb, inv, 100).json()["Payment"]
+    upd = post(sb, US1, "payment", {
+        "Id": p["Id"], "SyncToken": "0", "sparse": True, "TotalAmt": 40,
+        "Line": [{"Amount": 40, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}]},
+        operation="update")
+    assert upd.status == 200 and upd.json()["Payment"]["SyncToken"] == "1"
+    after = get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]
+    assert after["Balance"] == 260.0 and after["SyncToken"] == "2"
+    void = post(sb, US1, "payment", {"Id": p["Id"], "SyncToken": "1"}, operation="update",
+                include="void")
+    assert void.json()["Payment"]["TotalAmt"] == 0
+    after = get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]
+    assert after["Balance"] == 300.0 and after["LinkedTxn"] == []
+
+
+def test_payment_rules(sb):
+    inv = make_invoice(sb)
+    assert fault(pay(sb, inv, 300.01))[1] == "6000"  # more than the open balance
+    assert fault(pay(sb, inv, 100, total=50))[1] == "6000"  # applied > received
+    assert fault(pay(sb, inv, 10, customer="1"))[1] == "6000"  # another customer's invoice
+    assert fault(post(sb, US1, "payment", {"CustomerRef": {"value": "3"}}))[2] == "TotalAmt"
+    assert fault(post(sb, US1, "payment", {"TotalAmt": 5}))[2] == "CustomerRef"
+    assert get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]["Balance"] == 300.0
+
+
+def test_void_invoice_keeps_record_with_zero_amounts(sb):
+    inv = make_invoice(sb)
+    r = post(sb, US1, "invoice", {"Id": inv["Id"], "SyncToken": "0"}, operation="void")
+    v = r.json()["Invoice"]
+    assert v["TotalAmt"] == 0 and v["Balance"] == 0 and v["PrivateNote"] == "Voided"
+    assert v["SyncToken"] == "1"
+    d = post(sb, US1, "invoice", {"Id": inv["Id"], "SyncToken": "1"}, operation="delete")
+    assert d.json()["Invoice"]["status"] == "Deleted"
+    assert fault(get(sb, US1, "invoice/" + inv["Id"]))[1] == "610"
+
+
+# ---- purchases (expenses): §6.6 ----------------------------------------------------------
+
+EXPENSE = {"PaymentType": "Cash", "AccountRef": {"value": "35"}, "TxnDate": "2026-03-02",
+           "EntityRef": {"value": "57", "type": "Vendor"},
+           "Line": [{"DetailType": "AccountBasedExpenseLineDetail", "Amount": 42.50,
+                     "Description": "Processing fee",
+                     "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "58"}}}]}
+
+
+def test_purchase_rules_and_defaults(sb):
+    r = post(sb, US1, "purchase", EXPENSE)
+    assert r.status == 200
+    p = r.json()["Purchase"]
+    assert p["TotalAmt"] == 42.5 and p["EntityRef"] == {"value": "57", "name": "Stripe",
+                                                         "type": "Vendor"}
+    d = p["Line"][0]["AccountBasedExpenseLineDetail"]
+    assert d["BillableStatus"] == "NotBillable" and d["TaxCodeRef"] == {"value": "NON"}
+    assert d["AccountRef"]["name"] == "Bank Charges" and p["Line"][0]["Id"] == "1"
+    assert fault(post(sb, US1, "purchase", {k: v for k, v in EXPENSE.items()
+                                            if k != "PaymentType"}))[2] == "PaymentType"
+    assert fault(post(sb, US1, "purchase", dict(EXPENSE, PaymentType="Expense")))[1] == "2170"
+    assert fault(post(sb, US1, "purchase", {k: v for k, v in EXPENSE.items()
+                                            if k != "AccountRef"}))[2] == "AccountRef"
+    assert fault(post(sb, US1, "purchase", dict(EXPENSE, PaymentType="CreditCard")))[1] == "6000"
+    assert post(sb, US1, "purchase", dict(EXPENSE, PaymentType="CreditCard",
+                                          AccountRef={"value": "41"})).status == 200
+    assert fault(post(sb, US1, "purchase", dict(EXPENSE, Line=[])))[2] == "Line"
+    no_acct = dict(EXPENSE, Line=[{"DetailType": "AccountBasedExpenseLineDetail", "Amount": 1,
+                                   "AccountBasedExpenseLineDetail": {}}])
+    assert fault(post(sb, US1, "purchase", no_acct))[2] == "AccountRef"
+
+
+def test_vendor_create_for_expenses(sb):
+    v = post(sb, US1, "vendor", {"DisplayName": "Acme Payments"}).json()["Vendor"]
+    assert v["Vendor1099"] is False and v["Active"] is True
+    assert post(sb, US1, "purchase", dict(EXPENSE, EntityRef={"value": v["Id"]})).status == 200
+
+
+# ---- queries: §4 ------------------------------------------------------------------------
+
+def rows(resp, entity):
+    assert resp.status == 200, resp
+    return resp.json()["QueryResponse"].get(entity, [])
+
+
+def test_query_escaped_quote_and_ampersand(sb):
+    got = rows(query(sb, US1, "SELECT * FROM Customer WHERE DisplayName = 'Amy\\'s Bird Sanctuary'"),
+               "Customer")
+    assert [c["Id"] for c in got] == ["1"]
+    # the statement exactly as recorded, %26 and all
+    r = sb.call("GET", "/v3/company/%s/query?query=select%%20*%%20from%%20Customer%%20where%%20"
+                "DisplayName%%20=%%20%%27Robertson%%20%%26%%20Associates%%27" % US1,
+                headers={"Accept": "application/json"}, token=AT[US1])
+    assert [c["Id"] for c in rows(r, "Customer")] == ["2"]
+    r = sb.call("GET", "/v3/company/%s/query?query=SELECT%%20*%%20FROM%%20Customer%%20WHERE"
+                "%%20DisplayName%%20=%%20%%27Amy%%5C%%27s%%20Bird%%20Sanctuary%%27" % US1,
+                headers={"Accept": "application/json"}, token=AT[US1])
+    assert rows(r, "Customer")[0]["DisplayName"] == "Amy's Bird Sanctuary"
+
+
+def test_query_in_like_and_case_insensitive_keywords(sb):
+    got = rows(query(sb, US1, "select * from Item where Sku in ('CONS-HR', 'WID-001', 'nope')"),
+               "Item")
+    assert [i["Id"] for i in got] == ["3", "4"]
+    got = rows(query(sb, US1, "SeLeCt * FrOm Customer wHeRe DisplayName LIKE '%Bird%'"),
+               "Customer")
+    assert [c["Id"] for c in got] == ["1"]
+    got = rows(query(sb, US1, "select * from Customer where DisplayName like 'd%'"), "Customer")
+    assert [c["Id"] for c in got] == ["4"]
+    got = rows(query(sb, US1, "select * from Customer where Id in ('3', '1', '99')"), "Customer")
+    assert [c["Id"] for c in got] == ["1", "3"]
+    got = rows(query(sb, US1, "select * from Account where AccountType = 'Bank' "
+                     "and Name = 'Checking'"), "Account")
+    assert [a["Id"] for a in got] == ["35"]
+
+
+def test_query_post_application_text_and_form_encoded(sb):
+    stmt = "select * from Term where Name = 'Net 30'"
+    for body in (stmt, stmt.replace(" ", "+").replace("'", "%27"),
+                 stmt.replace(" ", "%20")):
+        r = qbo(sb, "POST", US1, "query", body=body,
+                headers={"Content-Type": "application/text"})
+        got = rows(r, "Term")
+        assert got[0]["Id"] == "3" and got[0]["DueDays"] == 30 and got[0]["Type"] == "STANDARD"
+
+
+def test_query_empty_result_and_count(sb):
+    r = query(sb, US1, "select * from Customer where DisplayName = 'Nobody Here'")
+    b = r.json()
+    assert b["QueryResponse"] == {} and TIME_RE.match(b["time"])
+    assert query(sb, US1, "select count(*) from Customer").json()["QueryResponse"] == \
+        {"totalCount": 5}  # the inactive one is hidden
+    assert query(sb, US1, "SELECT COUNT(*) FROM Customer WHERE Active IN (true, false)").json()[
+        "QueryResponse"] == {"totalCount": 6}
+    assert query(sb, US1, "select count(*) from Purchase").json()["QueryResponse"] == \
+        {"totalCount": 0}
+
+
+def seed_customers(sb, realm, n, prefix="Pager"):
+    doc = {"qbo": {"realms": [{"realm_id": realm, "Customer": [
+        {"DisplayName": "%s %04d" % (prefix, i)} for i in range(n)]}]}}
+    r = sb.post("/_sandbox/seed", doc)
+    assert r.status in (200, 201), r
+
+
+def test_query_paging_in_either_order_and_defaults(sb):
+    seed_customers(sb, US2, 105)
+    ids = [c["Id"] for c in rows(query(sb, US2, "select * from Customer MAXRESULTS 1000"),
+                                 "Customer")]
+    assert len(ids) == 105 + 6 - 1  # seeded 6, one inactive
+    first = query(sb, US2, "select * from Customer").json()["QueryResponse"]
+    assert first["startPosition"] == 1 and first["maxResults"] == 100  # default page
+    a = query(sb, US2, "select * from Customer STARTPOSITION 11 MAXRESULTS 5").json()
+    b = query(sb, US2, "select * from Customer maxresults 5 startposition 11").json()
+    assert a["QueryResponse"] == b["QueryResponse"]
+    assert [c["Id"] for c in a["QueryResponse"]["Customer"]] == ids[10:15]
+    assert a["QueryResponse"]["startPosition"] == 11 and a["QueryResponse"]["maxResults"] == 5
+    last = query(sb, US2, "select * from Customer startPosition 101 maxResults 100").json()
+    assert last["QueryResponse"]["maxResults"] == len(ids) - 100  # rows returned
+    past = query(sb, US2, "select * from Customer STARTPOSITION 500").json()
+    assert past["QueryResponse"] == {}
+
+
+def test_query_max_results_1000(sb):
+    seed_customers(sb, US2, 1001)
+    r = query(sb, US2, "select * from Customer MAXRESULTS 1000")
+    assert len(rows(r, "Customer")) == 1000
+    st, code, _, msg, detail = fault(query(sb, US2, "select * from Customer MAXRESULTS 1001"))
+    assert (st, code, msg) == (400, "4001", "Invalid query")
+    assert detail == "QueryValidationError: value 1001 is too large. Max allowed value is 1000"
+
+
+def test_query_orderby(sb):
+    got = rows(query(sb, US1, "select * from Customer orderby DisplayName desc"), "Customer")
+    names = [c["DisplayName"] for c in got]
+    assert names == sorted(names, key=str.lower, reverse=True)
+
+
+def test_query_validation_and_parse_errors(sb):
+    st, code, _, msg, detail = fault(query(sb, US1, "select * from Custmoer"))
+    assert (st, code, msg) == (400, "4001", "Invalid query")
+    assert detail == "QueryValidationError: invalid context declaration: Custmoer"
+    # entity names are case sensitive (reference §4), switchable
+    assert fault(query(sb, US1, "select * from customer"))[1] == "4001"
+    sb.config(qbo={"query_entity_case_insensitive": True})
+    assert len(rows(query(sb, US1, "select * from customer"), "Customer")) == 5
+    # PrimaryEmailAddr is not queryable (§12 #11); nor AcctNum
+    st, code, _, _, detail = fault(query(sb, US1, "select * from Customer where "
+                                     "PrimaryEmailAddr = 'Birds@Intuit.com'"))
+    assert (st, code) == (400, "4001") and "PrimaryEmailAddr" in detail
+    assert fault(query(sb, US1, "select * from Account where AcctNum = '1010'"))[1] == "4001"
+    assert fault(query(sb, US1, "select * from Invoice where Id > '3'"))[1] == "4001"
+    # OR, projections and broken literals are parse errors
+    for bad in ("select * from Customer where Id = '1' or Id = '2'",
+                "select Id, DisplayName from Customer",
+                "select * from Customer where DisplayName = 'unterminated",
+                "delete from Customer", ""):
+        assert fault(query(sb, US1, bad))[:2] in ((400, "4000"), (400, "4001")), bad
+
+
+def test_query_transactions_by_docnumber_date_customer_and_time(sb):
+    inv = make_invoice(sb, DocNumber="HS-DEAL-7", TxnDate="2026-03-01")
+    got = rows(query(sb, US1, "select * from Invoice where DocNumber = 'HS-DEAL-7'"), "Invoice")
+    assert [i["Id"] for i in got] == [inv["Id"]]
+    got = rows(query(sb, US1, "select * from Invoice where TxnDate >= '2026-01-01' "
+                     "and CustomerRef = '3'"), "Invoice")
+    assert [i["Id"] for i in got] == [inv["Id"]]
+    got = rows(query(sb, US1, "select * from Invoice where MetaData.LastUpdatedTime > "
+                     "'2025-01-01T00:00:00-0700'"), "Invoice")
+    assert [i["Id"] for i in got] == [inv["Id"]]  # seeded 130 dates from 2024
+    got = rows(query(sb, US1, "select * from Invoice where Balance > '0' orderby TxnDate"),
+               "Invoice")
+    assert [i["Id"] for i in got] == ["130", inv["Id"]]
+
+
+def test_query_inactive_rows_hidden_unless_active_filtered(sb):
+    got = rows(query(sb, US1, "select * from Item"), "Item")
+    assert "5" not in [i["Id"] for i in got]
+    got = rows(query(sb, US1, "select * from Item where Active = false"), "Item")
+    assert [i["Id"] for i in got] == ["5"]
+    sb.config(qbo={"hide_inactive": False})
+    assert "5" in [i["Id"] for i in rows(query(sb, US1, "select * from Item"), "Item")]
+
+
+# ---- state dump: what exists in "QuickBooks" ----------------------------------------------
+
+def test_state_dump_lists_every_entity_per_realm(sb):
+    inv = make_invoice(sb)
+    st = state(sb, US1)
+    assert [i["Id"] for i in st["Invoice"]] == ["130", inv["Id"]]
+    assert st["Invoice"][1] == get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]
+    assert [c["DisplayName"] for c in st["Customer"]][:3] == [
+        "Amy's Bird Sanctuary", "Robertson & Associates", "Ada Lovelace"]
+    assert st["CompanyInfo"]["Country"] == "US"
+    assert [i["Id"] for i in state(sb, US2)["Invoice"]] == []
+    assert set(sb.state()["qbo"]) == {US1, US2, CA1}

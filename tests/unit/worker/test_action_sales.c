@@ -1,0 +1,224 @@
+/* test_action_sales.c - HubSpot line items and records mapped to QuickBooks document bodies
+ * (pure: no network).
+ *
+ * What an accountant would notice: every line's Amount is HubSpot's net amount to the
+ * cent, and QuickBooks' rule Amount == Qty x UnitPrice holds (discounts, fractional
+ * quantities, amounts no unit price can reproduce); the body carries the term only on
+ * invoices and the deposit account only on sales receipts; the PrivateNote names the
+ * HubSpot record and the event; TxnDate is the event's date.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker/action_sales.h"
+
+static struct hubspot_line_item li(const char *qty, const char *price, const char *amount)
+{
+    struct hubspot_line_item l = {.id = 7001,
+                                  .name = (char *)"Widget",
+                                  .quantity = (char *)qty,
+                                  .price = (char *)price,
+                                  .amount = (char *)amount};
+    return l;
+}
+
+static void check(const char *qty, const char *price, const char *amount, int64_t want_cents,
+                  const char *want_qty, const char *want_price, int folded)
+{
+    struct hubspot_line_item l = li(qty, price, amount);
+    struct sales_line out;
+    char e[256], q[MONEY_FMT_SIZE], p[MONEY_FMT_SIZE];
+
+    if (sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e) != 0)
+        fail_msg("%s x %s = %s: %s", qty, price, amount, e);
+    assert_int_equal(out.amount_cents, want_cents);
+    money_qty_format(out.qty7, q, sizeof q);
+    money_price_format(out.price7, p, sizeof p);
+    assert_string_equal(q, want_qty);
+    assert_string_equal(p, want_price);
+    assert_int_equal(out.qty_folded, folded);
+    /* QBO 6070: the pair reproduces the amount under any rounding of the product */
+    assert_true(money_line_matches(out.qty7, out.price7, out.amount_cents, MONEY_ROUND_HALF_UP));
+    assert_true(money_line_matches(out.qty7, out.price7, out.amount_cents, MONEY_ROUND_HALF_EVEN));
+}
+
+static void test_line_money_exact_pairs(void **state)
+{
+    (void)state;
+    check("10", "150.00", "1500.00", 150000, "10", "150.00", 0);
+    check("3", "19.99", "53.97", 5397, "3", "17.99", 0); /* 2.00 off per unit */
+    check("2.5", "150.00", "375.00", 37500, "2.5", "150.00", 0);
+    check("1", "1200.00", "1080.00", 108000, "1", "1080.00", 0); /* 10 % off */
+    check("0.75", "40.00", "30.00", 3000, "0.75", "40.00", 0);
+    check(NULL, "9.00", "9.00", 900, "1", "9.00", 0); /* no quantity: one */
+    check("3", "3.34", "10.00", 1000, "3", "3.3333333", 0);
+}
+
+static void test_line_money_folds_when_no_price_fits(void **state)
+{
+    (void)state;
+    /* no unit price with 7 decimals gives 0.01 for a million units */
+    check("1000000", "0.00", "0.01", 1, "1", "0.01", 1);
+}
+
+static void test_line_money_without_amount(void **state)
+{
+    struct hubspot_line_item l = li("3", "19.99", NULL);
+    struct sales_line out;
+    char e[256];
+    (void)state;
+
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), 0);
+    assert_int_equal(out.amount_cents, 5997);
+    l.discount = (char *)"2.00"; /* a discount we would have to guess at: refuse */
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+    assert_non_null(strstr(e, "line item 7001"));
+    assert_non_null(strstr(e, "discount"));
+    l = li("0.5", "0.01", NULL); /* half a cent: rounding mode decides */
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), 0);
+    assert_int_equal(out.amount_cents, 1);
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_EVEN, &out, e, sizeof e), 0);
+    assert_int_equal(out.amount_cents, 0);
+}
+
+static void test_line_money_refusals(void **state)
+{
+    struct sales_line out;
+    char e[256];
+    struct hubspot_line_item l;
+    (void)state;
+
+    l = li("1", "5", "-5.00");
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+    assert_non_null(strstr(e, "negative amount"));
+    l = li("-1", "5", "5.00");
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+    l = li("1", "5", "5,00");
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+    assert_non_null(strstr(e, "5,00"));
+    l = li("1", NULL, NULL);
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+    l = li("1e3", "5", "5.00");
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+    /* more than two decimals in an amount are rounded with the configured mode */
+    l = li("1", "10.005", "10.005");
+    assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), 0);
+    assert_int_equal(out.amount_cents, 1001);
+}
+
+static const char *jstr(struct json_object *o, const char *k)
+{
+    struct json_object *v;
+    assert_true(json_object_object_get_ex(o, k, &v));
+    return json_object_get_string(v);
+}
+
+static void test_doc_body(void **state)
+{
+    struct hubspot_line_item items[2] = {li("3", "19.99", "53.97"), li("1000000", "0", "0.01")};
+    struct sales_line lines[2];
+    const char *ids[2] = {"4", "19"};
+    char e[128], text[4096];
+    struct sales_doc d = {
+        .action = ACTION_CREATE_INVOICE,
+        .customer_id = "58",
+        .txn_date = "2026-03-01",
+        .term_id = "3",
+        .deposit_account_id = "35",
+        .private_note = "HubSpot deal 9001 hsqb event e-1",
+        .li = items,
+        .lines = lines,
+        .item_ids = ids,
+        .n = 2,
+    };
+    struct json_object *b, *v, *line, *det;
+    (void)state;
+
+    items[0].description = (char *)"Blue widgets";
+    assert_int_equal(sales_line_money(&items[0], MONEY_ROUND_HALF_UP, &lines[0], e, sizeof e), 0);
+    assert_int_equal(sales_line_money(&items[1], MONEY_ROUND_HALF_UP, &lines[1], e, sizeof e), 0);
+    b = sales_doc_body(&d);
+    assert_non_null(b);
+    snprintf(text, sizeof text, "%s", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+    /* money goes out as the exact decimal text, never a binary float's digits */
+    assert_non_null(strstr(text, "\"Amount\":53.97"));
+    assert_non_null(strstr(text, "\"Qty\":3"));
+    assert_non_null(strstr(text, "\"UnitPrice\":17.99"));
+    assert_non_null(strstr(text, "\"Amount\":0.01"));
+    assert_string_equal(jstr(json_object_object_get(b, "CustomerRef"), "value"), "58");
+    assert_string_equal(jstr(b, "TxnDate"), "2026-03-01");
+    assert_string_equal(jstr(json_object_object_get(b, "SalesTermRef"), "value"), "3");
+    assert_false(json_object_object_get_ex(b, "DepositToAccountRef", &v));
+    assert_string_equal(jstr(b, "PrivateNote"), "HubSpot deal 9001 hsqb event e-1");
+    assert_true(json_object_object_get_ex(b, "Line", &v));
+    assert_int_equal(json_object_array_length(v), 2);
+    line = json_object_array_get_idx(v, 0);
+    assert_string_equal(jstr(line, "DetailType"), "SalesItemLineDetail");
+    assert_string_equal(jstr(line, "Description"), "Blue widgets");
+    det = json_object_object_get(line, "SalesItemLineDetail");
+    assert_string_equal(jstr(json_object_object_get(det, "ItemRef"), "value"), "4");
+    /* the folded line keeps HubSpot's quantity in its description */
+    line = json_object_array_get_idx(v, 1);
+    assert_non_null(strstr(jstr(line, "Description"), "quantity 1000000 at 0"));
+    json_object_put(b);
+
+    d.action = ACTION_CREATE_SALES_RECEIPT;
+    b = sales_doc_body(&d);
+    assert_false(json_object_object_get_ex(b, "SalesTermRef", &v));
+    assert_string_equal(jstr(json_object_object_get(b, "DepositToAccountRef"), "value"), "35");
+    json_object_put(b);
+
+    d.action = ACTION_CREATE_ESTIMATE;
+    b = sales_doc_body(&d);
+    assert_false(json_object_object_get_ex(b, "SalesTermRef", &v));
+    assert_false(json_object_object_get_ex(b, "DepositToAccountRef", &v));
+    json_object_put(b);
+}
+
+static void test_note_and_date(void **state)
+{
+    struct action_event ev = {.object_type = OBJECT_QUOTE, .object_id = 2001, .time_ms = 0};
+    char note[320], date[11];
+    (void)state;
+
+    snprintf(ev.id, sizeof ev.id, "ap-1-2-3");
+    sales_private_note(&ev, note, sizeof note);
+    assert_string_equal(note, "HubSpot quote 2001 hsqb event ap-1-2-3");
+    sales_txn_date(&ev, 1714558831412LL, date); /* no event time: now */
+    assert_string_equal(date, "2024-05-01");
+    ev.time_ms = 1709251200000LL; /* 2024-03-01T00:00:00Z */
+    sales_txn_date(&ev, 1714558831412LL, date);
+    assert_string_equal(date, "2024-03-01");
+}
+
+static void test_ops_table(void **state)
+{
+    (void)state;
+    assert_true(action_sales_ops.handles(ACTION_CREATE_INVOICE, OBJECT_DEAL));
+    assert_true(action_sales_ops.handles(ACTION_CREATE_ESTIMATE, OBJECT_QUOTE));
+    assert_true(action_sales_ops.handles(ACTION_CREATE_SALES_RECEIPT, OBJECT_QUOTE));
+    /* payment-based work belongs to the payment family */
+    assert_false(action_sales_ops.handles(ACTION_CREATE_SALES_RECEIPT, OBJECT_COMMERCE_PAYMENT));
+    assert_false(action_sales_ops.handles(ACTION_CREATE_PAID_INVOICE, OBJECT_COMMERCE_PAYMENT));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_line_money_exact_pairs),
+        cmocka_unit_test(test_line_money_folds_when_no_price_fits),
+        cmocka_unit_test(test_line_money_without_amount),
+        cmocka_unit_test(test_line_money_refusals),
+        cmocka_unit_test(test_doc_body),
+        cmocka_unit_test(test_note_and_date),
+        cmocka_unit_test(test_ops_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,612 @@
+/* test_consumer.c - the Kafka runtime against a real Kafka-protocol broker (build/kafka-mock):
+ * every event is handled exactly once and in key order while the consumer pauses and
+ * resumes under its bounds and handlers ask for retries; the committed offsets reach
+ * the end of every partition, so a restarted member gets nothing again; a second member
+ * joining mid-stream (a rebalance) and a stop mid-stream (SIGTERM) hand the remaining
+ * events over without a duplicate or a gap. Also: the producer's synchronous send and
+ * its headers, and the consumer-lag hook.
+ *
+ * Component test: it starts $BUILD/kafka-mock (default build/) on 127.0.0.1 in a private
+ * directory and kills it at the end. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "worker/consumer.h"
+#include "worker/producer.h"
+#include "worker/settings.h"
+
+#define NKEYS    24
+#define MAXSEQ   64
+#define NPART    6
+
+static char tmpdir[256];
+static char bootstrap[512];
+static pid_t mock_pid = -1;
+static struct producer *prod;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the mock cluster and settings --------------------------------------------------- */
+
+static const char *mock_path(void)
+{
+    static char path[512];
+    const char *b = getenv("BUILD");
+
+    snprintf(path, sizeof(path), "%s/kafka-mock", b != NULL && *b ? b : "build");
+    if (access(path, X_OK) != 0)
+        snprintf(path, sizeof(path), "build/kafka-mock");
+    return path;
+}
+
+static int start_mock(void **state)
+{
+    char file[300], logf[300];
+    int64_t end;
+    FILE *f;
+
+    (void)state;
+    log_set_fd(2);
+    log_set_level(getenv("DBG") ? LOG_DEBUG : LOG_WARN);
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/hsqb-test-consumer-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    snprintf(file, sizeof(file), "%s/bootstrap", tmpdir);
+    snprintf(logf, sizeof(logf), "%s/kafka-mock.log", tmpdir);
+    mock_pid = fork();
+    if (mock_pid == 0) {
+        int out = open("/dev/null", O_WRONLY), err = open(logf, O_WRONLY | O_CREAT, 0600);
+
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(out, 1);
+        dup2(err, 2);
+        execl(mock_path(), "kafka-mock", "--bootstrap-file", file, "--no-default-topics",
+              "--topic", "t.basic:6", "--topic", "t.rebalance:6", "--topic", "t.stop:6",
+              "--topic", "t.results:1", (char *)NULL);
+        _exit(127);
+    }
+    for (end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
+        f = fopen(file, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(bootstrap, sizeof(bootstrap), f) != NULL) {
+            bootstrap[strcspn(bootstrap, "\r\n")] = '\0';
+            fclose(f);
+            break;
+        }
+        fclose(f);
+    }
+    if (bootstrap[0] == '\0') {
+        fprintf(stderr, "kafka-mock (%s) did not start; see %s\n", mock_path(), logf);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop_mock(void **state)
+{
+    char cmd[300];
+
+    (void)state;
+    if (mock_pid > 0) {
+        kill(mock_pid, SIGTERM);
+        waitpid(mock_pid, NULL, 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        return -1;
+    return 0;
+}
+
+/* Settings as `hsqb-worker run` would load them from the environment. */
+static struct config *settings(const char *group, const char *threads, const char *per_part,
+                               const char *total)
+{
+    char brokers[600], grp[128], thr[64], pp[80], tot[80];
+    char *envp[] = {brokers,
+                    grp,
+                    thr,
+                    pp,
+                    tot,
+                    "HSQB_KAFKA_REVOKE_TIMEOUT=5s",
+                    "HSQB_SHUTDOWN_DRAIN_TIMEOUT=5s",
+                    "HSQB_KAFKA__AUTO_COMMIT_INTERVAL_MS=200",
+                    "HSQB_KAFKA__STATISTICS_INTERVAL_MS=300",
+                    "HSQB_KAFKA__SESSION_TIMEOUT_MS=6000",
+                    "HSQB_KAFKA__HEARTBEAT_INTERVAL_MS=500",
+                    "HSQB_KAFKA__TOPIC_METADATA_REFRESH_INTERVAL_MS=1000",
+                    "HSQB_KAFKA__FETCH_WAIT_MAX_MS=50",
+                    getenv("KDEBUG"),
+                    NULL};
+    char *argv[] = {"run", NULL};
+    struct config *cfg = NULL;
+    char err[512];
+
+    snprintf(brokers, sizeof(brokers), "HSQB_KAFKA_BROKERS=%s", bootstrap);
+    snprintf(grp, sizeof(grp), "HSQB_KAFKA_GROUP_ID=%s", group);
+    snprintf(thr, sizeof(thr), "HSQB_WORKER_THREADS=%s", threads);
+    snprintf(pp, sizeof(pp), "HSQB_WORKER_MAX_IN_FLIGHT_PER_PARTITION=%s", per_part);
+    snprintf(tot, sizeof(tot), "HSQB_WORKER_MAX_IN_FLIGHT=%s", total);
+    if (settings_load_flags(&cfg, 1, argv, envp, SETTINGS_SKIP_REQUIRED, err, sizeof(err)) < 0)
+        fail_msg("settings: %s", err);
+    return cfg;
+}
+
+/* ---- what the handler saw ------------------------------------------------------------ */
+
+struct run {
+    pthread_mutex_t mu;
+    int next[NKEYS];          /* next expected sequence number per key */
+    int done[NKEYS][MAXSEQ];  /* HANDLER_DONE count per event */
+    atomic_int busy[NKEYS];   /* handlers of the key running now */
+    int order_violations, overlaps, bad;
+    atomic_int handled;       /* HANDLER_DONE total */
+    atomic_int handled_by[2]; /* per consumer (opaque tag) */
+    int retry_every;          /* seq % retry_every == 0: HANDLER_RETRY on the first run */
+    int sleep_us;
+    atomic_int ctx_made, ctx_freed;
+    atomic_llong max_paused, lag_reports;
+};
+
+struct member {
+    struct run *run;
+    int tag;
+    struct consumer *c;
+    pthread_t tid;
+    int rc;
+    char err[512];
+    atomic_llong assigned;
+};
+
+static enum handler_disposition handle(void *opaque, void *ctx, const struct inbound_msg *m,
+                                       int64_t *retry_delay_ms)
+{
+    struct member *mb = opaque;
+    struct run *r = mb->run;
+    char buf[32];
+    int k, seq;
+
+    if (ctx == NULL || m->value_len == 0 || m->value_len >= sizeof(buf) || m->key == NULL) {
+        pthread_mutex_lock(&r->mu);
+        r->bad++;
+        pthread_mutex_unlock(&r->mu);
+        return HANDLER_DONE;
+    }
+    memcpy(buf, m->value, m->value_len);
+    buf[m->value_len] = '\0';
+    if (sscanf(buf, "k%d:%d", &k, &seq) != 2 || k < 0 || k >= NKEYS || seq < 0 ||
+        seq >= MAXSEQ || strncmp(buf, m->key, m->key_len) != 0) {
+        pthread_mutex_lock(&r->mu);
+        r->bad++;
+        pthread_mutex_unlock(&r->mu);
+        return HANDLER_DONE;
+    }
+    if (r->retry_every > 0 && seq % r->retry_every == 0 && m->dispatch_count == 1) {
+        *retry_delay_ms = 30;
+        return HANDLER_RETRY;
+    }
+    if (atomic_fetch_add(&r->busy[k], 1) != 0) {
+        pthread_mutex_lock(&r->mu);
+        r->overlaps++;
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (r->sleep_us > 0)
+        usleep((useconds_t)r->sleep_us);
+    pthread_mutex_lock(&r->mu);
+    if (seq != r->next[k]) {
+        r->order_violations++;
+        if (getenv("DBG"))
+            fprintf(stderr, "violation k%02d seq %d expected %d at %s/%d@%lld tag %d\n", k, seq, r->next[k], m->topic, (int)m->partition, (long long)m->offset, mb->tag);
+    }
+    r->next[k] = seq + 1;
+    r->done[k][seq]++;
+    pthread_mutex_unlock(&r->mu);
+    atomic_fetch_sub(&r->busy[k], 1);
+    atomic_fetch_add(&r->handled_by[mb->tag], 1);
+    atomic_fetch_add(&r->handled, 1);
+    return HANDLER_DONE;
+}
+
+static int ctx_new(void *opaque, unsigned index, void **ctx, char *err, size_t errsz)
+{
+    struct member *mb = opaque;
+
+    (void)err;
+    (void)errsz;
+    *ctx = malloc(16); /* stands for the pipeline's http client + redis connection */
+    if (*ctx == NULL)
+        return -1;
+    snprintf(*ctx, 16, "thread %u", index);
+    atomic_fetch_add(&mb->run->ctx_made, 1);
+    return 0;
+}
+
+static void ctx_free(void *opaque, void *ctx)
+{
+    struct member *mb = opaque;
+
+    free(ctx);
+    atomic_fetch_add(&mb->run->ctx_freed, 1);
+}
+
+static void hook_paused(void *arg, int64_t n)
+{
+    struct member *mb = arg;
+
+    if (n > atomic_load(&mb->run->max_paused))
+        atomic_store(&mb->run->max_paused, n);
+}
+
+static void hook_assigned(void *arg, int64_t n)
+{
+    struct member *mb = arg;
+
+    atomic_store(&mb->assigned, n);
+}
+
+static void hook_lag(void *arg, const char *topic, int32_t partition, int64_t lag)
+{
+    struct member *mb = arg;
+
+    (void)topic;
+    (void)partition;
+    if (lag >= 0)
+        atomic_fetch_add(&mb->run->lag_reports, 1);
+}
+
+static void *member_main(void *arg)
+{
+    struct member *mb = arg;
+
+    mb->rc = consumer_run(mb->c, mb->err, sizeof(mb->err));
+    return NULL;
+}
+
+static void member_start(struct member *mb, struct run *r, int tag, const char *group,
+                         const char *topic, const char *threads, const char *per_part,
+                         const char *total)
+{
+    const char *topics[] = {topic, NULL};
+    struct consumer_hooks hooks = {.paused = hook_paused, .assigned = hook_assigned,
+                                   .lag = hook_lag};
+    struct config *cfg = settings(group, threads, per_part, total);
+    struct consumer_params p = {.cfg = cfg, .topics = topics, .handler = handle,
+                                .thread_new = ctx_new, .thread_free = ctx_free,
+                                .producer = prod, .hooks = &hooks};
+    char err[512];
+
+    memset(mb, 0, sizeof(*mb));
+    mb->run = r;
+    mb->tag = tag;
+    p.opaque = mb;
+    hooks.arg = mb;
+    mb->c = consumer_new(&p, err, sizeof(err));
+    config_free(cfg);
+    if (mb->c == NULL)
+        fail_msg("consumer_new: %s", err);
+    assert_int_equal(pthread_create(&mb->tid, NULL, member_main, mb), 0);
+}
+
+static void member_stop(struct member *mb)
+{
+    consumer_stop(mb->c);
+    pthread_join(mb->tid, NULL);
+    if (mb->rc != 0)
+        fail_msg("consumer_run: %s", mb->err);
+    consumer_free(mb->c);
+    mb->c = NULL;
+}
+
+static void wait_handled(struct run *r, int n, int64_t timeout_ms)
+{
+    int64_t end = now_ms() + timeout_ms;
+
+    while (atomic_load(&r->handled) < n && now_ms() < end) {
+        usleep(5000);
+        if (getenv("DBG") && now_ms() % 1000 < 5)
+            fprintf(stderr, "handled %d\n", atomic_load(&r->handled));
+    }
+    if (atomic_load(&r->handled) < n)
+        fail_msg("handled %d of %d events in %lld ms", atomic_load(&r->handled), n,
+                 (long long)timeout_ms);
+}
+
+static void run_init(struct run *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+}
+
+/* Every event handled exactly once, in key order, one at a time per key. */
+static void assert_exactly_once(struct run *r, int per_key)
+{
+    int k, s;
+
+    assert_int_equal(r->bad, 0);
+    assert_int_equal(r->overlaps, 0);
+    assert_int_equal(r->order_violations, 0);
+    for (k = 0; k < NKEYS; k++)
+        for (s = 0; s < per_key; s++)
+            if (r->done[k][s] != 1)
+                fail_msg("event k%02d:%d handled %d times", k, s, r->done[k][s]);
+    assert_int_equal(atomic_load(&r->handled), NKEYS * per_key);
+}
+
+/* ---- producing ------------------------------------------------------------------------ */
+
+struct prod_job {
+    const char *topic;
+    int first_key, per_key;
+};
+
+static void *produce_keys(void *arg)
+{
+    struct prod_job *j = arg;
+    char key[16], val[32], err[256];
+
+    /* one thread owns a key, so each key's events are sent (and land) in order */
+    for (int s = 0; s < j->per_key; s++) {
+        for (int k = j->first_key; k < NKEYS; k += 4) {
+            snprintf(key, sizeof(key), "k%02d", k);
+            snprintf(val, sizeof(val), "k%02d:%d", k, s);
+            if (producer_send_sync(prod, j->topic, key, strlen(key), val, strlen(val), NULL, 0,
+                                   10000, err, sizeof(err)) != 0) {
+                fprintf(stderr, "produce: %s\n", err);
+                return (void *)1;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void produce_events(const char *topic, int per_key)
+{
+    pthread_t t[4];
+    struct prod_job j[4];
+    void *rv;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        j[i] = (struct prod_job){.topic = topic, .first_key = i, .per_key = per_key};
+        assert_int_equal(pthread_create(&t[i], NULL, produce_keys, &j[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], &rv), 0);
+        assert_null(rv);
+    }
+}
+
+/* The group's committed offset of every partition equals its end offset. */
+static void assert_committed_at_end(const char *group, const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
+    char err[256];
+    rd_kafka_t *rk;
+    int i;
+
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    for (i = 0; i < NPART; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i);
+    assert_int_equal(rd_kafka_committed(rk, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (i = 0; i < NPART; i++) {
+        int64_t lo, hi;
+
+        assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        if (hi == 0)
+            continue;
+        if (l->elems[i].offset != hi)
+            fail_msg("%s/%d committed %lld, end offset %lld", topic, i,
+                     (long long)l->elems[i].offset, (long long)hi);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+static void test_exactly_once_in_key_order_and_committed_to_the_end(void **state)
+{
+    struct run r;
+    struct member a, b;
+    int64_t end;
+
+    (void)state;
+    run_init(&r);
+    r.retry_every = 7;
+    r.sleep_us = 2000;
+    produce_events("t.basic", 16); /* 384 events */
+    /* 4 threads and small bounds: partitions pause and resume a lot */
+    member_start(&a, &r, 0, "g.basic", "t.basic", "4", "16", "64");
+    wait_handled(&r, NKEYS * 16, 15000);
+    for (end = now_ms() + 3000; atomic_load(&r.lag_reports) == 0 && now_ms() < end;)
+        usleep(10000);
+    member_stop(&a);
+    assert_exactly_once(&r, 16);
+    assert_true(atomic_load(&r.max_paused) > 0);
+    assert_true(atomic_load(&r.lag_reports) > 0);
+    assert_int_equal(atomic_load(&r.ctx_made), 4);
+    assert_int_equal(atomic_load(&r.ctx_freed), 4);
+    assert_committed_at_end("g.basic", "t.basic");
+
+    /* a restarted member of the group finds nothing left to do */
+    member_start(&b, &r, 1, "g.basic", "t.basic", "2", "16", "64");
+    for (end = now_ms() + 10000; atomic_load(&b.assigned) == 0 && now_ms() < end;)
+        usleep(10000);
+    assert_true(atomic_load(&b.assigned) > 0);
+    usleep(1000 * 1000);
+    member_stop(&b);
+    assert_int_equal(atomic_load(&r.handled_by[1]), 0);
+    assert_int_equal(atomic_load(&r.handled), NKEYS * 16);
+}
+
+/* A second member joins mid-stream: the first one's revoke finishes and commits its
+ * running events before the partitions move, so nothing is handled twice. */
+static void test_rebalance_hands_over_without_duplicates(void **state)
+{
+    struct run r;
+    struct member a, b;
+
+    (void)state;
+    run_init(&r);
+    r.sleep_us = 10000;
+    r.retry_every = 11;
+    produce_events("t.rebalance", 12); /* 288 events */
+    member_start(&a, &r, 0, "g.rebalance", "t.rebalance", "4", "16", "64");
+    wait_handled(&r, 40, 10000);
+    member_start(&b, &r, 1, "g.rebalance", "t.rebalance", "4", "16", "64");
+    wait_handled(&r, NKEYS * 12, 15000);
+    member_stop(&a);
+    member_stop(&b);
+    assert_exactly_once(&r, 12);
+    assert_true(atomic_load(&r.handled_by[1]) > 0); /* the newcomer got partitions */
+    assert_committed_at_end("g.rebalance", "t.rebalance");
+}
+
+/* SIGTERM mid-stream: running events finish and are committed, queued ones are left for
+ * the next member, which resumes exactly where the first stopped. */
+static void test_stop_mid_stream_resumes_without_gaps(void **state)
+{
+    struct run r;
+    struct member a, b;
+    int at_stop;
+
+    (void)state;
+    run_init(&r);
+    r.sleep_us = 10000;
+    produce_events("t.stop", 10); /* 240 events */
+    member_start(&a, &r, 0, "g.stop", "t.stop", "4", "16", "64");
+    wait_handled(&r, 50, 10000);
+    member_stop(&a);
+    at_stop = atomic_load(&r.handled);
+    assert_true(at_stop < NKEYS * 10);
+    member_start(&b, &r, 1, "g.stop", "t.stop", "4", "16", "64");
+    wait_handled(&r, NKEYS * 10, 15000);
+    member_stop(&b);
+    assert_exactly_once(&r, 10);
+    assert_int_equal(atomic_load(&r.handled_by[1]), NKEYS * 10 - at_stop);
+    assert_committed_at_end("g.stop", "t.stop");
+}
+
+/* producer_send_sync returns only once the broker has the message, headers included. */
+static void test_producer_send_sync_with_headers(void **state)
+{
+    const struct kafka_header h[] = {{"hsqb-error-code", "RETRIES_EXHAUSTED"},
+                                     {"hsqb-attempts", "3"},
+                                     {"hsqb-empty", NULL}};
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_message_t *m = NULL;
+    rd_kafka_headers_t *hdrs;
+    const void *v;
+    size_t vlen;
+    int64_t lo, hi, end;
+    char err[256];
+    rd_kafka_t *rk;
+
+    (void)state;
+    assert_int_equal(producer_send_sync(prod, "t.results", "k", 1, "{\"ok\":true}", 11, h, 3,
+                                        5000, err, sizeof(err)),
+                     0);
+    assert_int_equal(producer_send_sync(prod, "t.results", "k", 1, "x", 1, h, 65, 5000, err,
+                                        sizeof(err)),
+                     -1); /* over PRODUCER_MAX_HEADERS */
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", "g.results", err, sizeof(err));
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    assert_int_equal(rd_kafka_query_watermark_offsets(rk, "t.results", 0, &lo, &hi, 5000), 0);
+    assert_int_equal(hi, 1); /* acknowledged means stored by the broker */
+    rd_kafka_topic_partition_list_add(l, "t.results", 0)->offset = 0;
+    assert_int_equal(rd_kafka_assign(rk, l), 0);
+    for (end = now_ms() + 10000; m == NULL && now_ms() < end;) {
+        m = rd_kafka_consumer_poll(rk, 100);
+        if (m != NULL && m->err) {
+            rd_kafka_message_destroy(m);
+            m = NULL;
+        }
+    }
+    assert_non_null(m);
+    assert_int_equal(m->len, 11);
+    assert_int_equal(rd_kafka_message_headers(m, &hdrs), 0);
+    assert_int_equal(rd_kafka_header_get_last(hdrs, "hsqb-error-code", &v, &vlen), 0);
+    assert_memory_equal(v, "RETRIES_EXHAUSTED", vlen);
+    assert_int_equal(rd_kafka_header_get_last(hdrs, "hsqb-attempts", &v, &vlen), 0);
+    assert_memory_equal(v, "3", vlen);
+    assert_int_equal(rd_kafka_header_get_last(hdrs, "hsqb-empty", &v, &vlen), 0);
+    assert_null(v);
+    rd_kafka_message_destroy(m);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
+static int group_setup(void **state)
+{
+    struct config *cfg;
+    char err[512];
+
+    if (start_mock(state) < 0)
+        return -1;
+    cfg = settings("unused", "1", "1", "1");
+    prod = producer_new(cfg, err, sizeof(err));
+    config_free(cfg);
+    if (prod == NULL) {
+        fprintf(stderr, "producer_new: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    producer_free(prod);
+    rd_kafka_wait_destroyed(5000);
+    return stop_mock(state);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_producer_send_sync_with_headers),
+        cmocka_unit_test(test_exactly_once_in_key_order_and_committed_to_the_end),
+        cmocka_unit_test(test_rebalance_hands_over_without_duplicates),
+        cmocka_unit_test(test_stop_mid_stream_resumes_without_gaps),
+    };
+
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,510 @@
+/* test_qbo.c - component tests of worker/qbo against a private redis-server and
+ * hsqb-sandbox (QuickBooks Online + Intuit OAuth), plus the pure fault classifier.
+ *
+ * What a user would notice: a create sent twice with one requestid makes one document;
+ * a 401 in the middle of a create refreshes the token once and resends the same
+ * requestid (still one document); names with apostrophes are found; QBO's faults come
+ * back classified with their codes (6240, 6070, throttling, 5xx); a non-US company is
+ * recognised and CompanyInfo is not fetched twice; paging returns every row; an
+ * oversized answer is refused.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "worker/oauth.h"
+#include "worker/qbo.h"
+#include "worker/ratelimit.h"
+
+#include "tests/unit/worker/sandbox_harness.h"
+
+struct env {
+    struct config *cfg;
+    struct oauth *oauth;
+    struct ratelimit *rl;
+    struct qbo_api *q;
+    struct http_client *http;
+};
+
+static struct env E;
+
+static void env_open(const char *const *extra, int with_rl)
+{
+    char e[256];
+    E.cfg = h_config(extra);
+    assert_non_null(E.oauth = oauth_new(E.cfg, e, sizeof e));
+    if (with_rl)
+        assert_non_null(E.rl = ratelimit_new(E.cfg, e, sizeof e));
+    assert_non_null(E.q = qbo_api_new(E.cfg, E.oauth, E.rl, NULL, e, sizeof e));
+    E.http = h_http_new();
+}
+
+static void env_close(void)
+{
+    qbo_api_free(E.q);
+    ratelimit_free(E.rl);
+    oauth_free(E.oauth);
+    config_free(E.cfg);
+    http_client_free(E.http);
+    memset(&E, 0, sizeof E);
+}
+
+static int setup(void **state)
+{
+    char e[256];
+    (void)state;
+    h_reset();
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_CA, H_RT_CA, 0, e, sizeof e), 0);
+    env_open(NULL, 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    env_close();
+    return 0;
+}
+
+static struct json_object *parse(const char *text)
+{
+    struct json_object *o = json_tokener_parse(text);
+    assert_non_null(o);
+    return o;
+}
+
+static const char *str_of(struct json_object *o, const char *key)
+{
+    const char *s = NULL;
+    assert_int_equal(json_get_str(o, key, &s), JGET_OK);
+    return s;
+}
+
+static int rows_where(const char *realm, const char *sql)
+{
+    struct json_object *rows;
+    struct api_error err;
+    int n;
+    assert_int_equal(qbo_query(E.q, E.http, H.redis, realm, sql, &rows, &err), 0);
+    n = (int)json_object_array_length(rows);
+    json_object_put(rows);
+    return n;
+}
+
+static void add_fault(const char *json)
+{
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults", json, NULL), 201);
+}
+
+#define INVOICE(doc)                                                                               \
+    "{\"CustomerRef\":{\"value\":\"1\"},\"DocNumber\":\"" doc "\",\"Line\":[{\"DetailType\":"      \
+    "\"SalesItemLineDetail\",\"Amount\":300.00,\"SalesItemLineDetail\":{\"ItemRef\":{"             \
+    "\"value\":\"1\"},\"Qty\":2,\"UnitPrice\":150.00}}]}"
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void test_create_same_requestid_once(void **state)
+{
+    struct json_object *body = parse(INVOICE("HS-T-1")), *a, *b, *reqs;
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+                                "hsqb-test-requestid-0001", &a, &err),
+                     0);
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "Invoice", body,
+                                "hsqb-test-requestid-0001", &b, &err),
+                     0);
+    assert_string_equal(str_of(a, "Id"), str_of(b, "Id"));
+    assert_string_equal(str_of(a, "DocNumber"), "HS-T-1");
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-1'"),
+                     1);
+    /* Every request carried minorversion and the requestid as query parameters. */
+    assert_int_equal(h_count("vendor=qbo&method=POST", &reqs), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const char *q = str_of(json_object_array_get_idx(reqs, i), "query");
+        assert_non_null(strstr(q, "minorversion=75"));
+        assert_non_null(strstr(q, "requestid=hsqb-test-requestid-0001"));
+    }
+    json_object_put(reqs);
+    json_object_put(a);
+    json_object_put(b);
+    json_object_put(body);
+}
+
+static void test_401_mid_call_resends_same_requestid(void **state)
+{
+    struct json_object *body = parse(INVOICE("HS-T-401")), *inv, *reqs;
+    struct api_error err;
+    (void)state;
+
+    /* Warm the token, then: QBO creates the invoice but the answer is a 401. */
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Term"), 3);
+    assert_int_equal(h_count("vendor=oauth", NULL), 1);
+    add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
+              "\"status\":401,\"times\":1,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\","
+              "\"message\":\"message=AuthenticationFailed\"}],\"type\":\"AUTHENTICATION\"}}}");
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+                                "hsqb-test-requestid-401", &inv, &err),
+                     0);
+    assert_string_equal(str_of(inv, "DocNumber"), "HS-T-401");
+    assert_int_equal(h_count("vendor=oauth", NULL), 2); /* exactly one refresh */
+    assert_int_equal(h_count("vendor=qbo&method=POST", &reqs), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_non_null(strstr(str_of(json_object_array_get_idx(reqs, i), "query"),
+                               "requestid=hsqb-test-requestid-401"));
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-401'"),
+                     1);
+    json_object_put(reqs);
+    json_object_put(inv);
+    json_object_put(body);
+}
+
+static void test_401_expired_token_refreshes(void **state)
+{
+    struct json_object *c;
+    struct api_error err;
+    char e[256];
+    redisReply *r;
+    (void)state;
+
+    /* Redis holds a token Intuit no longer knows, with a far expiry: a real 401. */
+    r = redis_command(H.redis, e, sizeof e,
+                      "HSET hsqb:oauth:{" H_REALM_US1 "} access_token stale-token-value-0001 "
+                      "access_expires_at_ms 99999999999999 updated_at 1");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), 0);
+    assert_string_equal(str_of(c, "DisplayName"), "Amy's Bird Sanctuary");
+    assert_int_equal(h_count("vendor=oauth", NULL), 1);
+    assert_int_equal(h_count("vendor=qbo&status=401", NULL), 1);
+    json_object_put(c);
+
+    /* A 401 that survives the refresh is an auth failure, not a loop. */
+    add_fault("{\"path\":\"/v3/company/*/customer/*\",\"status\":401,\"body\":{}}");
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
+    assert_int_equal(err.cls, API_AUTH);
+    assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
+    assert_int_equal(h_count("vendor=qbo&status=401", NULL), 3);
+
+    /* invalid_grant during the refresh: permanent QBO_REAUTH_REQUIRED. */
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, "RT1-dead", 0, e, sizeof e),
+                     0);
+    env_close();
+    env_open(NULL, 0);
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
+    assert_int_equal(err.cls, API_AUTH);
+    assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
+}
+
+static void test_sql_quote(void **state)
+{
+    char buf[64];
+    (void)state;
+    assert_int_equal(qbo_sql_quote("O'Brien", buf, sizeof buf), 10);
+    assert_string_equal(buf, "'O\\'Brien'");
+    assert_int_equal(qbo_sql_quote("a\\b", buf, sizeof buf), 6);
+    assert_string_equal(buf, "'a\\\\b'");
+    assert_int_equal(qbo_sql_quote("", buf, sizeof buf), 2);
+    assert_string_equal(buf, "''");
+    assert_int_equal(qbo_sql_quote("O'Brien", buf, 10), -1); /* needs 11 */
+    assert_string_equal(buf, "");
+    assert_int_equal(qbo_sql_quote("O'Brien", buf, 11), 10);
+}
+
+static void test_query_with_apostrophes(void **state)
+{
+    struct json_object *body = parse("{\"GivenName\":\"Conan\",\"FamilyName\":\"O'Brien\","
+                                     "\"DisplayName\":\"Conan O'Brien\"}"),
+                       *cust, *rows;
+    struct api_error err;
+    char lit[128], sql[256];
+    (void)state;
+
+    assert_int_equal(
+        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", body, NULL, &cust, &err), 0);
+    qbo_sql_quote("Conan O'Brien", lit, sizeof lit);
+    snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", lit);
+    assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1, sql, &rows, &err), 0);
+    assert_int_equal(json_object_array_length(rows), 1);
+    assert_string_equal(str_of(json_object_array_get_idx(rows, 0), "Id"), str_of(cust, "Id"));
+    json_object_put(rows);
+    qbo_sql_quote("O'Brien", lit, sizeof lit);
+    snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE FamilyName = %s", lit);
+    assert_int_equal(rows_where(H_REALM_US1, sql), 1);
+    qbo_sql_quote("Amy's Bird Sanctuary", lit, sizeof lit);
+    snprintf(sql, sizeof sql, "select * from Customer where DisplayName = %s", lit);
+    assert_int_equal(rows_where(H_REALM_US1, sql), 1);
+    qbo_sql_quote("Robertson & Associates", lit, sizeof lit);
+    snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", lit);
+    assert_int_equal(rows_where(H_REALM_US1, sql), 1);
+    /* No match: an empty array, not an error. */
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Customer WHERE GivenName = 'Nobody'"),
+                     0);
+    json_object_put(cust);
+    json_object_put(body);
+}
+
+static void test_validation_faults(void **state)
+{
+    struct json_object *dup = parse("{\"DisplayName\":\"Amy's Bird Sanctuary\"}"), *out = NULL;
+    struct json_object *bad = parse(
+        "{\"CustomerRef\":{\"value\":\"1\"},\"Line\":[{\"DetailType\":\"SalesItemLineDetail\","
+        "\"Amount\":301.00,\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"1\"},\"Qty\":2,"
+        "\"UnitPrice\":150.00}}]}");
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(
+        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", dup, "rid-6240", &out, &err), -1);
+    assert_null(out);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
+    assert_int_equal(err.http_status, 400);
+    assert_string_equal(err.qbo_fault_code, "6240");
+    assert_non_null(strstr(err.message, "Duplicate Name Exists Error"));
+    assert_true(err.upstream_id[0] != 0); /* intuit_tid */
+    assert_int_equal(api_error_retryable(&err), 0);
+
+    assert_int_equal(
+        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", bad, NULL, &out, &err), -1);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_string_equal(err.qbo_fault_code, "6070");
+    assert_non_null(strstr(err.message, "ValidationFault"));
+
+    /* A bad query is a 4001 validation fault. */
+    assert_int_equal(
+        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Custmoer", &out, &err), -1);
+    assert_string_equal(err.qbo_fault_code, "4001");
+    /* An unknown entity never leaves the process. */
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "widget", dup, NULL, &out, &err),
+                     -1);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    json_object_put(dup);
+    json_object_put(bad);
+}
+
+#define THROTTLE_XML                                                                               \
+    "<IntuitResponse time=\\\"2017-07-30T22:45:22.933-07:00\\\" "                                  \
+    "xmlns=\\\"http://schema.intuit.com/finance/v3\\\"><Fault type=\\\"SERVICE\\\"><Error "        \
+    "code=\\\"3001\\\"><Message>message=ThrottleExceeded; errorCode=003001; "                      \
+    "statusCode=429</Message><Detail>The request limit was reached.  Try again "                   \
+    "later</Detail></Error></Fault></IntuitResponse>"
+
+static void test_throttle_and_server_errors(void **state)
+{
+    struct json_object *rows = NULL;
+    struct api_error err;
+    char e[256];
+    redisReply *r;
+    int64_t t0;
+    (void)state;
+
+    env_close();
+    env_open(NULL, 1); /* with the shared rate limiter */
+    add_fault("{\"path\":\"/v3/company/*/query\",\"status\":429,\"times\":1,\"content_type\":"
+              "\"application/xml\",\"headers\":{\"Retry-After\":\"1\"},\"body\":\"" THROTTLE_XML
+              "\"}");
+    assert_int_equal(
+        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+    assert_int_equal(err.cls, API_THROTTLED);
+    assert_int_equal(err.http_status, 429);
+    assert_int_equal(err.retry_after_ms, 1000);
+    assert_string_equal(err.qbo_fault_code, "3001");
+    assert_non_null(strstr(err.message, "ThrottleExceeded"));
+    assert_int_equal(api_error_retryable(&err), 1);
+    /* The whole realm backs off, for every replica. */
+    r = redis_command(H.redis, e, sizeof e, "ZSCORE hsqb:rate:{qbo:" H_REALM_US1 "} blocked");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    t0 = h_now_ms();
+    assert_int_equal(
+        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), 0);
+    assert_true(h_now_ms() - t0 >= 700);
+    json_object_put(rows);
+
+    /* 500 and 503: transient, with the intuit_tid. */
+    add_fault("{\"path\":\"/v3/company/*/query\",\"status\":500,\"times\":1,\"body\":{\"Fault\":"
+              "{\"Error\":[{\"Message\":\"Internal error\",\"code\":\"10000\"}],\"type\":"
+              "\"SystemFault\"}}}");
+    add_fault("{\"path\":\"/v3/company/*/query\",\"status\":503,\"times\":1,\"body\":\"busy\"}");
+    assert_int_equal(
+        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+    assert_int_equal(err.cls, API_TRANSIENT);
+    assert_int_equal(err.http_status, 500);
+    assert_string_equal(err.qbo_fault_code, "10000");
+    assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
+    assert_int_equal(
+        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+    assert_int_equal(err.cls, API_TRANSIENT);
+    assert_int_equal(err.http_status, 503);
+    /* A dropped connection: transient too. (Twice: libcurl itself resends once when a
+     * reused keep-alive connection dies before any answer.) */
+    add_fault("{\"path\":\"/v3/company/*/query\",\"drop\":true,\"times\":2}");
+    assert_int_equal(
+        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+    assert_int_equal(err.cls, API_TRANSIENT);
+    assert_int_equal(err.http_status, 0);
+}
+
+static void test_company_info(void **state)
+{
+    struct qbo_company c;
+    struct api_error err;
+    char e[256];
+    redisReply *r;
+    (void)state;
+
+    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_CA, &c, &err), 0);
+    assert_string_equal(c.country, "CA");
+    assert_int_equal(c.is_us, 0);
+    assert_true(c.name[0] != 0);
+    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_US1, &c, &err), 0);
+    assert_string_equal(c.country, "US");
+    assert_int_equal(c.is_us, 1);
+    assert_string_equal(c.name, "Sandbox Company US 1");
+    /* Cached in this process, then in Redis for other replicas. */
+    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_CA, &c, &err), 0);
+    assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_CA "/companyinfo", NULL), 1);
+    r = redis_command(H.redis, e, sizeof e, "PTTL hsqb:map:{" H_REALM_CA "}:company");
+    assert_non_null(r);
+    assert_true(r->integer > 3600 * 1000);
+    freeReplyObject(r);
+    env_close();
+    env_open(NULL, 0);
+    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_CA, &c, &err), 0);
+    assert_string_equal(c.country, "CA");
+    assert_int_equal(c.is_us, 0);
+    assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_CA "/companyinfo", NULL), 1);
+}
+
+static void test_paging(void **state)
+{
+    struct json_object *rows;
+    struct api_error err;
+    int more = -1, all;
+    (void)state;
+
+    all = rows_where(H_REALM_US1, "SELECT * FROM Account MAXRESULTS 1000");
+    assert_true(all > 5);
+    assert_int_equal(qbo_query_all(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Account", 5,
+                                   1000, &rows, &more, &err),
+                     0);
+    assert_int_equal((int)json_object_array_length(rows), all);
+    assert_int_equal(more, 0);
+    json_object_put(rows);
+    assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_US1 "/query", NULL),
+                     1 + (all + 5) / 5);
+    assert_int_equal(qbo_query_all(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Account", 5, 7,
+                                   &rows, &more, &err),
+                     0);
+    assert_int_equal(json_object_array_length(rows), 7);
+    assert_int_equal(more, 1);
+    json_object_put(rows);
+
+    /* A long statement goes by POST application/text. */
+    char sql[3000];
+    int n = snprintf(sql, sizeof sql, "SELECT * FROM Item WHERE Name IN ('Services'");
+    for (int i = 0; i < 150; i++)
+        n += snprintf(sql + n, sizeof sql - (size_t)n, ",'no such item %d'", i);
+    snprintf(sql + n, sizeof sql - (size_t)n, ")");
+    assert_int_equal(rows_where(H_REALM_US1, sql), 1);
+    assert_int_equal(h_count("vendor=qbo&method=POST&path=/v3/company/" H_REALM_US1 "/query", NULL),
+                     1);
+}
+
+static void test_read_and_oversized(void **state)
+{
+    struct json_object *it = NULL;
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", "3", &it, &err), 0);
+    assert_string_equal(str_of(it, "Sku"), "CONS-HR");
+    json_object_put(it);
+    it = NULL;
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", "99999", &it, &err), -1);
+    assert_null(it);
+    assert_int_equal(api_error_retryable(&err), 0);
+
+    /* An answer over http.max_response_bytes (64 KiB here) is refused. */
+    env_close();
+    const char *small[] = {"--http.max_response_bytes=64KiB", NULL};
+    env_open(small, 0);
+    char *fault = malloc(80000);
+    int n = snprintf(fault, 80000, "{\"path\":\"/v3/company/*/item/*\",\"status\":200,\"body\":\"");
+    memset(fault + n, 'x', 70000);
+    snprintf(fault + n + 70000, 80000 - (size_t)n - 70000, "\"}");
+    add_fault(fault);
+    free(fault);
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", "3", &it, &err), -1);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+}
+
+static void test_classifier(void **state)
+{
+    struct api_error err;
+    static const char lower401[] =
+        "{\"warnings\":null,\"fault\":{\"error\":[{\"message\":\"message=AuthenticationFailed; "
+        "errorCode=003200; statusCode=401\",\"detail\":\"Token expired: "
+        "AB01601390262kxzxOlnHYdhtEVRXISU7piPqQrCmmbDN35Yjd\",\"code\":\"3200\",\"element\":null}"
+        "],\"type\":\"AUTHENTICATION\"},\"time\":1601391072830}";
+    static const char stale[] =
+        "{\"Fault\":{\"Error\":[{\"Message\":\"Stale Object Error\",\"Detail\":\"Stale Object "
+        "Error : You and Bob were working on this at the same time.\",\"code\":\"5010\","
+        "\"element\":\"\"}],\"type\":\"ValidationFault\"},\"time\":\"2020-09-29T06:58:50Z\"}";
+    static const char throttle403[] =
+        "<Fault type=\"SERVICE\"><Error code=\"3001\"><Message>message=ThrottleExceeded; "
+        "errorCode=003001; statusCode=403</Message></Error></Fault>";
+    (void)state;
+
+    qbo_error_from_response(401, "application/json", lower401, strlen(lower401), "1-abc", &err);
+    assert_int_equal(err.cls, API_AUTH);
+    assert_string_equal(err.qbo_fault_code, "3200");
+    assert_string_equal(err.upstream_id, "1-abc");
+    assert_null(strstr(err.message, "AB0160139026")); /* the token echo is dropped */
+    qbo_error_from_response(400, NULL, stale, strlen(stale), NULL, &err);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_string_equal(err.qbo_fault_code, "5010");
+    assert_non_null(strstr(err.message, "Stale Object Error"));
+    qbo_error_from_response(403, "application/xml", throttle403, strlen(throttle403), NULL, &err);
+    assert_int_equal(err.cls, API_THROTTLED);
+    qbo_error_from_response(403, NULL, "{}", 2, NULL, &err);
+    assert_int_equal(err.cls, API_AUTH);
+    qbo_error_from_response(404, NULL, NULL, 0, NULL, &err);
+    assert_int_equal(err.cls, API_NOT_FOUND);
+    qbo_error_from_response(502, "text/html", "<html>bad gateway</html>", 24, NULL, &err);
+    assert_int_equal(err.cls, API_TRANSIENT);
+    qbo_error_from_response(400, NULL, "not json {", 10, NULL, &err);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_string_equal(err.qbo_fault_code, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sql_quote),
+        cmocka_unit_test(test_classifier),
+        cmocka_unit_test_setup_teardown(test_create_same_requestid_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_401_mid_call_resends_same_requestid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_401_expired_token_refreshes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_with_apostrophes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validation_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttle_and_server_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_company_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_and_oversized, setup, teardown),
+    };
+    int rc;
+    log_set_level(LOG_WARN);
+    h_start();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    h_stop();
+    return rc;
+}

@@ -1,0 +1,425 @@
+/* test_ratelimit.c - component test of the shared per-tenant limiter against a private
+ * redis-server (tests/unit/testutil_redis.h).
+ *
+ * "Replicas" are separate struct ratelimit instances (separate local tables) with their
+ * own redis_conn, driven from their own threads: what they share is only Redis, as in
+ * production. Limits are scaled down (a few requests per few hundred ms) to keep the
+ * program fast; the rules are the same.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/testutil_redis.h"
+#include "worker/ratelimit.h"
+#include "worker/settings.h"
+
+static struct testutil_redis g_srv;
+
+static struct redis_conn *conn(void)
+{
+    char err[256];
+    struct redis_conn *c = testutil_redis_conn(&g_srv, 0, err, sizeof err);
+    if (!c)
+        fail_msg("redis: %s", err);
+    return c;
+}
+
+/* A limiter where QBO allows `limit` per `window` ms, `local` in flight per process and
+ * `global` across replicas (lease `lease` ms); HubSpot keeps small defaults. */
+static struct ratelimit *limiter(int64_t limit, int64_t window, int local, int global,
+                                 int64_t lease)
+{
+    struct ratelimit_opts o;
+    struct ratelimit *rl;
+    char err[256];
+
+    ratelimit_opts_default(&o);
+    o.kind[RL_QBO] = (struct ratelimit_limits){.limit = limit,
+                                               .window_ms = window,
+                                               .local_concurrency = local,
+                                               .global_concurrency = global,
+                                               .lease_ms = lease};
+    o.poll_ms = 10;
+    rl = ratelimit_new_opts(&o, err, sizeof err);
+    if (!rl)
+        fail_msg("ratelimit_new_opts: %s", err);
+    return rl;
+}
+
+static enum ratelimit_status acq(struct ratelimit *rl, struct redis_conn *c, const char *tenant,
+                                 int64_t wait_ms, struct ratelimit_slot *slot, int64_t *retry)
+{
+    char err[256] = "";
+    int64_t r = -1;
+    enum ratelimit_status st = ratelimit_acquire(
+        rl, c, RL_QBO, tenant, ratelimit_now_ms() + wait_ms, slot, &r, err, sizeof err);
+    if (retry)
+        *retry = r;
+    return st;
+}
+
+/* ---- rate across replicas ---------------------------------------------------------- */
+
+#define REPLICA_REQS 6
+#define RATE_LIMIT   5
+#define RATE_WINDOW  400
+
+struct replica {
+    struct ratelimit *rl;
+    struct redis_conn *c;
+    int64_t times[REPLICA_REQS];
+    int ok;
+};
+
+static void *replica_run(void *arg)
+{
+    struct replica *r = arg;
+    for (int i = 0; i < REPLICA_REQS; i++) {
+        struct ratelimit_slot slot;
+        if (acq(r->rl, r->c, "4620816365014867780", 5000, &slot, NULL) != RL_OK)
+            return NULL;
+        r->times[i] = ratelimit_now_ms();
+        ratelimit_release(r->rl, r->c, &slot);
+    }
+    r->ok = 1;
+    return NULL;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_rate_shared_by_two_replicas(void **state)
+{
+    struct replica rep[2];
+    pthread_t th[2];
+    int64_t all[2 * REPLICA_REQS], start = ratelimit_now_ms();
+    (void)state;
+
+    for (int i = 0; i < 2; i++) {
+        memset(&rep[i], 0, sizeof rep[i]);
+        rep[i].rl = limiter(RATE_LIMIT, RATE_WINDOW, 10, 0, 1000);
+        rep[i].c = conn();
+        assert_int_equal(pthread_create(&th[i], NULL, replica_run, &rep[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(rep[i].ok);
+        memcpy(all + i * REPLICA_REQS, rep[i].times, sizeof rep[i].times);
+    }
+    qsort(all, 2 * REPLICA_REQS, sizeof all[0], cmp64);
+    /* No rolling window holds more than RATE_LIMIT admissions (a few ms of scheduling
+     * slack between Redis's clock and ours). */
+    for (int i = 0; i + RATE_LIMIT < 2 * REPLICA_REQS; i++)
+        assert_true(all[i + RATE_LIMIT] - all[i] >= RATE_WINDOW - 15);
+    /* 12 requests at 5 per 400 ms: bursts at 0, 400 and 800 ms, and no slower. */
+    assert_true(all[2 * REPLICA_REQS - 1] - start >= 2 * RATE_WINDOW - 15);
+    assert_true(all[2 * REPLICA_REQS - 1] - start < 3 * RATE_WINDOW);
+    for (int i = 0; i < 2; i++) {
+        ratelimit_free(rep[i].rl);
+        redis_conn_free(rep[i].c);
+    }
+}
+
+static void test_burst_then_wait_and_timeout(void **state)
+{
+    struct ratelimit *rl = limiter(RATE_LIMIT, RATE_WINDOW, 10, 0, 1000);
+    struct redis_conn *c = conn();
+    struct ratelimit_slot slot;
+    int64_t start = ratelimit_now_ms(), retry = 0;
+    char err[256];
+    redisReply *r;
+    (void)state;
+
+    /* A full burst after an idle window goes at once. */
+    for (int i = 0; i < RATE_LIMIT; i++) {
+        assert_int_equal(acq(rl, c, "r1", 1000, &slot, NULL), RL_OK);
+        assert_true(slot.held);
+        ratelimit_release(rl, c, &slot);
+        assert_false(slot.held);
+    }
+    assert_true(ratelimit_now_ms() - start < 100);
+
+    /* The next one does not fit a short deadline: refused at once, told how long. */
+    assert_int_equal(acq(rl, c, "r1", 50, &slot, &retry), RL_TIMEOUT);
+    assert_false(slot.held);
+    assert_true(retry > 50 && retry <= RATE_WINDOW);
+    assert_true(ratelimit_now_ms() - start < 150);
+
+    /* Another tenant is not affected. */
+    assert_int_equal(acq(rl, c, "r2", 0, &slot, NULL), RL_OK);
+    ratelimit_release(rl, c, &slot);
+
+    /* With time to wait, it waits for the window and reports the wait. */
+    assert_int_equal(acq(rl, c, "r1", 2000, &slot, NULL), RL_OK);
+    assert_true(slot.waited_ms >= RATE_WINDOW - 150);
+    assert_true(ratelimit_now_ms() - start >= RATE_WINDOW - 15);
+    ratelimit_release(rl, c, &slot);
+
+    /* The state lives at the documented key and expires with the window. */
+    r = redis_command(c, err, sizeof err, "PTTL hsqb:rate:{qbo:r1}");
+    assert_non_null(r);
+    assert_true(r->integer > 0 && r->integer <= RATE_WINDOW);
+    freeReplyObject(r);
+
+    ratelimit_free(rl);
+    redis_conn_free(c);
+}
+
+static void test_penalize_blocks_every_replica(void **state)
+{
+    struct ratelimit *a = limiter(100, 1000, 10, 0, 1000), *b = limiter(100, 1000, 10, 0, 1000);
+    struct redis_conn *ca = conn(), *cb = conn();
+    struct ratelimit_slot slot;
+    int64_t retry = 0, start;
+    char err[256];
+    (void)state;
+
+    start = ratelimit_now_ms();
+    assert_int_equal(ratelimit_penalize(a, ca, RL_QBO, "r1", 300, err, sizeof err), 0);
+    /* A shorter penalty never shortens the block. */
+    assert_int_equal(ratelimit_penalize(a, ca, RL_QBO, "r1", 20, err, sizeof err), 0);
+
+    /* The other replica is blocked too, and told for how long. */
+    assert_int_equal(acq(b, cb, "r1", 50, &slot, &retry), RL_TIMEOUT);
+    assert_true(retry > 200 && retry <= 300);
+    /* Other tenants are not. */
+    assert_int_equal(acq(b, cb, "r2", 0, &slot, NULL), RL_OK);
+    ratelimit_release(b, cb, &slot);
+    /* Waiting long enough gets through after the block. */
+    assert_int_equal(acq(b, cb, "r1", 2000, &slot, NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start >= 290);
+    ratelimit_release(b, cb, &slot);
+
+    /* Bad arguments are errors, not silent no-ops. */
+    assert_int_equal(ratelimit_penalize(a, ca, RL_QBO, "r1", 0, err, sizeof err), -1);
+    assert_int_equal(ratelimit_penalize(a, ca, RL_QBO, "bad{tag}", 10, err, sizeof err), -1);
+    assert_int_equal(acq(a, ca, "", 10, &slot, NULL), RL_ERROR);
+
+    ratelimit_free(a);
+    ratelimit_free(b);
+    redis_conn_free(ca);
+    redis_conn_free(cb);
+}
+
+struct delayed_release {
+    struct ratelimit *rl;
+    struct redis_conn *c;
+    struct ratelimit_slot *slot;
+    long after_ms;
+};
+
+static void *release_later(void *arg)
+{
+    struct delayed_release *d = arg;
+    testutil_sleep_ms(d->after_ms);
+    ratelimit_release(d->rl, d->c, d->slot);
+    return NULL;
+}
+
+static void test_local_concurrency_cap(void **state)
+{
+    struct ratelimit *rl = limiter(100, 1000, 2, 0, 1000);
+    struct redis_conn *c = conn(), *c2 = conn();
+    struct ratelimit_slot s1, s2, s3;
+    struct delayed_release d = {rl, c2, &s1, 60};
+    pthread_t th;
+    int64_t start;
+    (void)state;
+
+    assert_int_equal(acq(rl, c, "r1", 100, &s1, NULL), RL_OK);
+    assert_int_equal(acq(rl, c, "r1", 100, &s2, NULL), RL_OK);
+    /* The third waits for its deadline, then gives up holding nothing. */
+    start = ratelimit_now_ms();
+    assert_int_equal(acq(rl, c, "r1", 50, &s3, NULL), RL_TIMEOUT);
+    assert_true(ratelimit_now_ms() - start >= 45);
+    assert_false(s3.held);
+    /* A release in another thread lets it in. */
+    assert_int_equal(pthread_create(&th, NULL, release_later, &d), 0);
+    start = ratelimit_now_ms();
+    assert_int_equal(acq(rl, c, "r1", 2000, &s3, NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start >= 40);
+    pthread_join(th, NULL);
+    ratelimit_release(rl, c, &s2);
+    ratelimit_release(rl, c, &s3);
+    ratelimit_release(rl, c, &s3); /* double release is a no-op */
+    /* Everything came back: two at once again. */
+    assert_int_equal(acq(rl, c, "r1", 0, &s1, NULL), RL_OK);
+    assert_int_equal(acq(rl, c, "r1", 0, &s2, NULL), RL_OK);
+    ratelimit_release(rl, c, &s1);
+    ratelimit_release(rl, c, &s2);
+
+    ratelimit_free(rl);
+    redis_conn_free(c);
+    redis_conn_free(c2);
+}
+
+static void test_global_concurrency_across_replicas(void **state)
+{
+    struct ratelimit *a = limiter(100, 1000, 10, 3, 10000), *b = limiter(100, 1000, 10, 3, 300);
+    struct redis_conn *ca = conn(), *cb = conn();
+    struct ratelimit_slot sa[3], sb[3];
+    struct delayed_release d = {a, ca, &sa[0], 60};
+    pthread_t th;
+    int64_t start;
+    (void)state;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(acq(a, ca, "r1", 100, &sa[i], NULL), RL_OK);
+    /* Replica b sees the cap although its own process holds nothing. */
+    assert_int_equal(acq(b, cb, "r1", 40, &sb[0], NULL), RL_TIMEOUT);
+    /* Released by a, taken by b within a poll interval or two. */
+    assert_int_equal(pthread_create(&th, NULL, release_later, &d), 0);
+    start = ratelimit_now_ms();
+    assert_int_equal(acq(b, cb, "r1", 2000, &sb[0], NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start < 200);
+    pthread_join(th, NULL);
+
+    /* A replica that dies holding leases (b, lease 300 ms) gives them back by expiry. */
+    assert_int_equal(acq(a, ca, "r1", 0, &sa[0], NULL), RL_TIMEOUT);
+    start = ratelimit_now_ms();
+    assert_int_equal(acq(a, ca, "r1", 2000, &sa[0], NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start >= 150);
+    /* b "crashed": its local table goes with it, the Redis lease already expired. */
+    ratelimit_free(b);
+    for (int i = 0; i < 3; i++)
+        ratelimit_release(a, ca, &sa[i]);
+    ratelimit_free(a);
+    redis_conn_free(ca);
+    redis_conn_free(cb);
+}
+
+static void test_redis_down_is_an_error(void **state)
+{
+    struct ratelimit *rl = limiter(100, 1000, 1, 0, 1000);
+    struct redis_conn *c = conn();
+    struct ratelimit_slot slot;
+    char err[256] = "";
+    int64_t start;
+    (void)state;
+
+    testutil_redis_kill(&g_srv);
+    start = ratelimit_now_ms();
+    assert_int_equal(ratelimit_acquire(rl, c, RL_QBO, "r1", ratelimit_now_ms() + 1000, &slot, NULL,
+                                       err, sizeof err),
+                     RL_ERROR);
+    assert_false(slot.held);
+    assert_non_null(strstr(err, "redis"));
+    assert_true(ratelimit_now_ms() - start < 900); /* fails fast, does not wait it out */
+    assert_int_equal(ratelimit_penalize(rl, c, RL_QBO, "r1", 100, err, sizeof err), -1);
+
+    assert_int_equal(testutil_redis_restart(&g_srv, err, sizeof err), 0);
+    testutil_sleep_ms(150); /* the connection's reconnect back-off */
+    /* The failed acquire did not leak the single local slot. */
+    assert_int_equal(acq(rl, c, "r1", 500, &slot, NULL), RL_OK);
+    ratelimit_release(rl, c, &slot);
+    ratelimit_free(rl);
+    redis_conn_free(c);
+}
+
+static void test_defaults_and_names(void **state)
+{
+    struct ratelimit_opts o;
+    struct ratelimit *rl;
+    char err[256];
+    (void)state;
+
+    ratelimit_opts_default(&o);
+    assert_int_equal(o.kind[RL_QBO].limit, 500);
+    assert_int_equal(o.kind[RL_QBO].window_ms, 60000);
+    assert_int_equal(o.kind[RL_QBO].global_concurrency, 10);
+    assert_int_equal(o.kind[RL_HUBSPOT].window_ms, 10000);
+    assert_string_equal(ratelimit_kind_name(RL_QBO), "qbo");
+    assert_string_equal(ratelimit_kind_name(RL_HUBSPOT), "hs");
+    assert_null(ratelimit_kind_name(RL_KIND_COUNT));
+    o.kind[RL_HUBSPOT].limit = 0;
+    assert_null(ratelimit_new_opts(&o, err, sizeof err));
+    assert_non_null(strstr(err, "hs"));
+    ratelimit_opts_default(&o);
+    rl = ratelimit_new_opts(&o, err, sizeof err);
+    assert_non_null(rl);
+    ratelimit_release(rl, NULL, NULL);
+    ratelimit_free(rl);
+    ratelimit_free(NULL);
+}
+
+/* The limits come from the settings table. */
+static void test_limits_from_settings(void **state)
+{
+    char *envp[] = {"HSQB_QBO_RATE_LIMIT_PER_MIN=3", "HSQB_QBO_MAX_CONCURRENT_PER_REALM=2", NULL};
+    struct config *cfg = NULL;
+    struct ratelimit *rl;
+    struct redis_conn *c = conn();
+    struct ratelimit_slot s[4];
+    char err[256];
+    int64_t retry = 0;
+    (void)state;
+
+    assert_int_equal(
+        settings_load_flags(&cfg, 0, NULL, envp, SETTINGS_SKIP_REQUIRED, err, sizeof err), 0);
+    rl = ratelimit_new(cfg, err, sizeof err);
+    assert_non_null(rl);
+    config_free(cfg);
+    assert_int_equal(acq(rl, c, "r1", 0, &s[0], NULL), RL_OK);
+    assert_int_equal(acq(rl, c, "r1", 0, &s[1], NULL), RL_OK);
+    assert_int_equal(acq(rl, c, "r1", 20, &s[2], NULL), RL_TIMEOUT); /* 2 in flight */
+    ratelimit_release(rl, c, &s[0]);
+    assert_int_equal(acq(rl, c, "r1", 0, &s[2], NULL), RL_OK);
+    ratelimit_release(rl, c, &s[1]);
+    assert_int_equal(acq(rl, c, "r1", 0, &s[3], &retry), RL_TIMEOUT); /* 3 per minute */
+    assert_true(retry > 50000 && retry <= 60000);
+    ratelimit_release(rl, c, &s[2]);
+    ratelimit_free(rl);
+    redis_conn_free(c);
+}
+
+static int flush(void **state)
+{
+    (void)state;
+    return testutil_redis_flush(&g_srv);
+}
+
+static int group_setup(void **state)
+{
+    char err[256];
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    if (testutil_redis_start(&g_srv, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    testutil_redis_stop(&g_srv);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults_and_names, flush),
+        cmocka_unit_test_setup(test_limits_from_settings, flush),
+        cmocka_unit_test_setup(test_rate_shared_by_two_replicas, flush),
+        cmocka_unit_test_setup(test_burst_then_wait_and_timeout, flush),
+        cmocka_unit_test_setup(test_penalize_blocks_every_replica, flush),
+        cmocka_unit_test_setup(test_local_concurrency_cap, flush),
+        cmocka_unit_test_setup(test_global_concurrency_across_replicas, flush),
+        cmocka_unit_test_setup(test_redis_down_is_an_error, flush),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,499 @@
+/* test_resolve.c - component tests of worker/resolve against a private redis-server and
+ * hsqb-sandbox (QuickBooks Online), plus the pure naming rules.
+ *
+ * What a user (an accountant) would notice: a contact is matched to the customer with the
+ * same name and email whatever the email's case; a new contact becomes one customer, never
+ * two, even when two workers race or a create's answer is lost; a name taken by someone
+ * else gets a readable disambiguated DisplayName; products are matched by SKU then name,
+ * missing ones are listed (and created only when asked, as Service items); terms and
+ * accounts resolve by name or id and unknown ones say so.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+
+#include "common/log.h"
+#include "worker/oauth.h"
+#include "worker/qbo.h"
+#include "worker/resolve.h"
+
+#include "tests/unit/worker/sandbox_harness.h"
+
+#define PORTAL 102670506
+
+struct env {
+    struct config *cfg;
+    struct oauth *oauth;
+    struct qbo_api *q;
+    struct http_client *http;
+    struct resolve_opts opts;
+};
+
+static struct env E;
+
+static int setup(void **state)
+{
+    char e[256];
+    (void)state;
+    h_reset();
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
+    E.cfg = h_config(NULL);
+    assert_non_null(E.oauth = oauth_new(E.cfg, e, sizeof e));
+    assert_non_null(E.q = qbo_api_new(E.cfg, E.oauth, NULL, NULL, e, sizeof e));
+    E.http = h_http_new();
+    resolve_opts_default(&E.opts);
+    E.opts.lock_wait_ms = 5000;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    qbo_api_free(E.q);
+    oauth_free(E.oauth);
+    config_free(E.cfg);
+    http_client_free(E.http);
+    memset(&E, 0, sizeof E);
+    return 0;
+}
+
+static struct resolve_ctx ctx_for(const char *event_id)
+{
+    struct resolve_ctx rc = {
+        .opts = &E.opts,
+        .qbo = E.q,
+        .http = E.http,
+        .redis = H.redis,
+        .realm = H_REALM_US1,
+        .portal_id = PORTAL,
+        .event_id = event_id,
+    };
+    return rc;
+}
+
+static struct hubspot_contact contact(int64_t id, const char *first, const char *last,
+                                      const char *email)
+{
+    struct hubspot_contact c = {
+        .id = id, .firstname = (char *)first, .lastname = (char *)last, .email = (char *)email};
+    return c;
+}
+
+static int rows(const char *sql)
+{
+    struct json_object *r;
+    struct api_error err;
+    int n;
+    assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1, sql, &r, &err), 0);
+    n = (int)json_object_array_length(r);
+    json_object_put(r);
+    return n;
+}
+
+static const char *display_of(const char *id, char *buf, size_t bufsz)
+{
+    struct json_object *ent;
+    struct api_error err;
+    const char *s;
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", id, &ent, &err), 0);
+    assert_int_equal(json_get_str(ent, "DisplayName", &s), JGET_OK);
+    snprintf(buf, bufsz, "%s", s);
+    json_object_put(ent);
+    return buf;
+}
+
+static int posts(const char *what)
+{
+    char filter[200];
+    snprintf(filter, sizeof filter, "vendor=qbo&method=POST&path=/v3/company/%s/%s", H_REALM_US1,
+             what);
+    return h_count(filter, NULL);
+}
+
+/* ---- pure naming ------------------------------------------------------------------- */
+
+static void test_display_name_variants(void **state)
+{
+    struct hubspot_contact c = contact(302, " Se\xc3\xa1n ", "O'Brien", "sean.obrien@example.ie");
+    char out[RESOLVE_NAME_MAX + 1], out2[RESOLVE_NAME_MAX + 1];
+    (void)state;
+
+    assert_int_equal(resolve_display_name(PORTAL, &c, 0, out, sizeof out), 0);
+    assert_string_equal(out, "Se\xc3\xa1n O'Brien");
+    assert_int_equal(resolve_display_name(PORTAL, &c, 1, out, sizeof out), 0);
+    assert_string_equal(out, "Se\xc3\xa1n O'Brien (sean.obrien@example.ie)");
+    assert_int_equal(resolve_display_name(PORTAL, &c, 2, out, sizeof out), 0);
+    assert_non_null(strstr(out, "Se\xc3\xa1n O'Brien (sean.obrien@example.ie) #"));
+    assert_int_equal(strlen(strstr(out, " #")), 10);
+    /* deterministic per contact, different for another contact */
+    assert_int_equal(resolve_display_name(PORTAL, &c, 2, out2, sizeof out2), 0);
+    assert_string_equal(out, out2);
+    c.id = 303;
+    assert_int_equal(resolve_display_name(PORTAL, &c, 2, out2, sizeof out2), 0);
+    assert_string_not_equal(out, out2);
+
+    /* QBO refuses ':' in names; one name only; no name at all */
+    c = contact(1, "Ada: the first", NULL, NULL);
+    assert_int_equal(resolve_display_name(PORTAL, &c, 0, out, sizeof out), 0);
+    assert_string_equal(out, "Ada- the first");
+    c = contact(1, NULL, NULL, "x@y.example");
+    assert_int_equal(resolve_display_name(PORTAL, &c, 0, out, sizeof out), 0);
+    assert_string_equal(out, "x@y.example");
+    assert_int_equal(resolve_display_name(PORTAL, &c, 1, out, sizeof out), 0);
+    assert_non_null(strstr(out, "x@y.example #")); /* email is not repeated */
+    c = contact(1, NULL, "  ", NULL);
+    assert_int_equal(resolve_display_name(PORTAL, &c, 0, out, sizeof out), -1);
+}
+
+static void test_display_name_long_keeps_suffix(void **state)
+{
+    char big[700], out[RESOLVE_NAME_MAX + 1];
+    struct hubspot_contact c;
+    size_t i;
+    (void)state;
+
+    for (i = 0; i + 2 < sizeof big; i += 2)
+        memcpy(big + i, "\xc3\xa9", 2);
+    big[i] = '\0';
+    c = contact(5, big, "Last", "e@x.example");
+    assert_int_equal(resolve_display_name(PORTAL, &c, 1, out, sizeof out), 0);
+    assert_true(strlen(out) <= RESOLVE_NAME_MAX);
+    assert_non_null(strstr(out, " (e@x.example)"));
+    assert_int_equal(strcmp(out + strlen(out) - 14, " (e@x.example)"), 0);
+}
+
+static void test_item_name(void **state)
+{
+    struct hubspot_line_item li = {.id = 7, .name = (char *)"Gold\tplan: annual"};
+    char out[RESOLVE_ITEM_NAME_MAX + 1];
+    (void)state;
+
+    resolve_item_name(&li, out, sizeof out);
+    assert_string_equal(out, "Gold plan- annual");
+    li.name = NULL;
+    li.sku = (char *)"SKU-1";
+    resolve_item_name(&li, out, sizeof out);
+    assert_string_equal(out, "SKU-1");
+    li.sku = NULL;
+    resolve_item_name(&li, out, sizeof out);
+    assert_string_equal(out, "HubSpot line item 7");
+}
+
+/* ---- customers ----------------------------------------------------------------------- */
+
+static void test_customer_matched_email_case_insensitive(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-match-1");
+    struct hubspot_contact c = contact(401, "Amy", "Lauterbach", "BIRDS@intuit.COM");
+    struct api_error err;
+    char id[RESOLVE_ID_MAX];
+    int created = -1, before;
+    (void)state;
+
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_string_equal(id, "1");
+    assert_int_equal(created, 0);
+    assert_int_equal(posts("customer"), 0);
+    /* the mapping is cached: the second time costs no QBO call at all */
+    before = h_count("vendor=qbo", NULL);
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_string_equal(id, "1");
+    assert_int_equal(h_count("vendor=qbo", NULL), before);
+}
+
+static void test_customer_same_name_other_email_is_disambiguated(void **state)
+{
+    /* QBO's "Ada Lovelace" is countess@difference-engines.example: someone else */
+    struct resolve_ctx rc = ctx_for("evt-ada-1");
+    struct hubspot_contact c = contact(301, "Ada", "Lovelace", "ada@example.com");
+    struct api_error err;
+    char id[RESOLVE_ID_MAX], id2[RESOLVE_ID_MAX], name[600], key[256];
+    int created = 0;
+    redisReply *r;
+    (void)state;
+
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_int_equal(created, 1);
+    assert_string_not_equal(id, "3");
+    assert_string_equal(display_of(id, name, sizeof name), "Ada Lovelace (ada@example.com)");
+    /* a later event for the same contact, with the cache gone, finds it: no second one */
+    snprintf(key, sizeof key, "hsqb:map:{%s}:contact:%d:301", H_REALM_US1, PORTAL);
+    r = redis_command(H.redis, name, sizeof name, "DEL %s", key);
+    freeReplyObject(r);
+    rc = ctx_for("evt-ada-2");
+    assert_int_equal(resolve_customer(&rc, &c, id2, &created, &err), 0);
+    assert_string_equal(id2, id);
+    assert_int_equal(created, 0);
+    assert_int_equal(rows("SELECT * FROM Customer WHERE GivenName = 'Ada' AND FamilyName = "
+                          "'Lovelace'"),
+                     2);
+}
+
+static void test_customer_created_with_apostrophe_once(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-sean-1");
+    struct hubspot_contact c = contact(302, "Se\xc3\xa1n", "O'Brien", "sean.obrien@example.ie");
+    struct api_error err;
+    char id[RESOLVE_ID_MAX], id2[RESOLVE_ID_MAX], name[600];
+    int created = 0;
+    (void)state;
+
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_int_equal(created, 1);
+    assert_string_equal(display_of(id, name, sizeof name), "Se\xc3\xa1n O'Brien");
+    /* another contact record with the same person (HubSpot duplicate), other event */
+    c.id = 999;
+    rc = ctx_for("evt-sean-2");
+    assert_int_equal(resolve_customer(&rc, &c, id2, &created, &err), 0);
+    assert_string_equal(id2, id);
+    assert_int_equal(created, 0);
+    assert_int_equal(posts("customer"), 1);
+}
+
+static void test_customer_without_email(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-mj-1");
+    struct hubspot_contact c = contact(305, "Mary-Jane", "D'Souza", NULL);
+    struct api_error err;
+    char id[RESOLVE_ID_MAX], id2[RESOLVE_ID_MAX];
+    int created = 0;
+    (void)state;
+
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_int_equal(created, 1);
+    {
+        /* forget every cache (a new day, another replica): the match must be by name */
+        char e[128], key[256];
+        redisReply *r;
+        snprintf(key, sizeof key, "hsqb:map:{%s}:contact:%d:305", H_REALM_US1, PORTAL);
+        r = redis_command(H.redis, e, sizeof e, "DEL %s", key);
+        freeReplyObject(r);
+    }
+    rc = ctx_for("evt-mj-2");
+    assert_int_equal(resolve_customer(&rc, &c, id2, &created, &err), 0);
+    assert_string_equal(id, id2);
+    assert_int_equal(created, 0);
+
+    /* a contact with neither name nor email cannot be a customer */
+    c = contact(306, NULL, NULL, NULL);
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), -1);
+    assert_int_equal(err.code, HSQB_ERR_NO_CONTACT);
+    assert_int_equal(err.cls, API_PERMANENT);
+}
+
+/* The create reached QBO but its answer was lost; the retry must not make a second one. */
+static void test_customer_lost_answer_no_duplicate(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-lost-1");
+    struct hubspot_contact c = contact(700, "Grace", "Brewster", "gb@example.com");
+    struct api_error err;
+    char id[RESOLVE_ID_MAX];
+    int created = 0, tries;
+    (void)state;
+
+    /* twice: libcurl itself resends once on a reused connection that died (same URL, so
+     * the same requestid); the second drop reaches us */
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/v3/company/*/customer\","
+                             "\"phase\":\"after\",\"drop\":true,\"times\":2}",
+                             NULL),
+                     201);
+    for (tries = 0; tries < 4; tries++) {
+        if (resolve_customer(&rc, &c, id, &created, &err) == 0)
+            break;
+        assert_true(api_error_retryable(&err));
+    }
+    assert_true(tries < 4);
+    assert_true(posts("customer") >= 1);
+    assert_int_equal(rows("SELECT * FROM Customer WHERE GivenName = 'Grace' AND FamilyName = "
+                          "'Brewster'"),
+                     1);
+}
+
+struct racer {
+    const char *event_id;
+    int64_t contact_id;
+    char id[RESOLVE_ID_MAX];
+    int rc, created;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct redis_conn *redis = h_redis_new();
+    struct http_client *http = h_http_new();
+    struct resolve_ctx rc = ctx_for(r->event_id);
+    struct hubspot_contact c = contact(r->contact_id, "Zo\xc3\xab", "Race", "zoe.race@example.se");
+    struct api_error err;
+
+    rc.redis = redis;
+    rc.http = http;
+    r->rc = resolve_customer(&rc, &c, r->id, &r->created, &err);
+    redis_conn_free(redis);
+    http_client_free(http);
+    return NULL;
+}
+
+static void test_customer_two_workers_race_one_customer(void **state)
+{
+    struct racer a = {.event_id = "evt-race-a", .contact_id = 801};
+    struct racer b = {.event_id = "evt-race-b", .contact_id = 802};
+    pthread_t ta, tb;
+    (void)state;
+
+    assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_string_equal(a.id, b.id);
+    assert_int_equal(a.created + b.created, 1);
+    assert_int_equal(rows("SELECT * FROM Customer WHERE FamilyName = 'Race'"), 1);
+}
+
+/* ---- items ------------------------------------------------------------------------- */
+
+static void test_items_by_sku_then_name_and_missing(void **state)
+{
+    struct hubspot_line_item li[] = {
+        {.id = 7001, .name = (char *)"Consulting (renamed in HubSpot)", .sku = (char *)"CONS-HR"},
+        {.id = 7002, .name = (char *)"Hours"},
+        {.id = 7003, .name = (char *)"Gold plan", .sku = (char *)"GOLD-1"},
+        {.id = 7004, .name = (char *)"Setup fee"},
+        {.id = 7005, .name = (char *)"Gold plan again", .sku = (char *)"GOLD-1"},
+    };
+    struct resolve_item out[5];
+    struct resolve_ctx rc = ctx_for("evt-items-1");
+    struct api_error err;
+    size_t missing = 0;
+    char *details = NULL;
+    struct json_object *d, *arr;
+    (void)state;
+
+    assert_int_equal(resolve_items_lookup(&rc, li, 5, out, &missing, &err), 0);
+    assert_string_equal(out[0].id, "3");
+    assert_string_equal(out[1].id, "2");
+    assert_string_equal(out[2].id, "");
+    assert_string_equal(out[3].id, "");
+    assert_int_equal(missing, 3);
+    assert_int_equal(resolve_items_missing(li, 5, out, &err, &details), 0);
+    assert_int_equal(err.code, HSQB_ERR_PRODUCT_NOT_FOUND);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_non_null(strstr(err.message, "3 line items have no QuickBooks product"));
+    assert_non_null(strstr(err.message, "Gold plan (sku GOLD-1)"));
+    assert_non_null(strstr(err.message, "Setup fee"));
+    d = json_tokener_parse(details);
+    assert_non_null(d);
+    assert_true(json_object_object_get_ex(d, "line_items", &arr));
+    assert_int_equal(json_object_array_length(arr), 3);
+    json_object_put(d);
+    free(details);
+    /* looking up created nothing */
+    assert_int_equal(posts("item"), 0);
+}
+
+static void test_items_created_when_asked(void **state)
+{
+    struct hubspot_line_item li[] = {
+        {.id = 7003,
+         .name = (char *)"Gold plan",
+         .sku = (char *)"GOLD-1",
+         .description = (char *)"Annual"},
+        {.id = 7004, .name = (char *)"Setup fee"},
+        {.id = 7005, .name = (char *)"Gold plan again", .sku = (char *)"GOLD-1"},
+        {.id = 7006, .name = (char *)"Discontinued gadget"}, /* held by an inactive item */
+    };
+    struct resolve_item out[4];
+    struct resolve_ctx rc = ctx_for("evt-items-2");
+    struct api_error err;
+    struct json_object *ent;
+    const char *s;
+    size_t missing = 0;
+    (void)state;
+
+    assert_int_equal(resolve_items_lookup(&rc, li, 4, out, &missing, &err), 0);
+    assert_int_equal(missing, 4);
+    assert_int_equal(resolve_items_create(&rc, li, 4, out, &err), 0);
+    assert_int_equal(out[0].created, 1);
+    assert_string_equal(out[0].id, out[2].id); /* one item for one SKU */
+    assert_int_equal(out[2].created, 0);
+    assert_int_equal(out[1].created, 1);
+    assert_int_equal(out[3].created, 1);
+    assert_non_null(strstr(out[3].name, "Discontinued gadget #"));
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", out[0].id, &ent, &err), 0);
+    assert_int_equal(json_get_str(ent, "Type", &s), JGET_OK);
+    assert_string_equal(s, "Service");
+    assert_int_equal(json_get_str(ent, "Sku", &s), JGET_OK);
+    assert_string_equal(s, "GOLD-1");
+    json_object_put(ent);
+
+    /* the next event finds them all, creating nothing */
+    rc = ctx_for("evt-items-3");
+    assert_int_equal(resolve_items_lookup(&rc, li, 4, out, &missing, &err), 0);
+    assert_int_equal(missing, 0);
+    assert_int_equal(rows("SELECT * FROM Item WHERE Sku = 'GOLD-1'"), 1);
+}
+
+/* ---- terms and accounts --------------------------------------------------------------- */
+
+static void test_terms_and_accounts(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-terms");
+    struct api_error err;
+    char id[RESOLVE_ID_MAX];
+    (void)state;
+
+    assert_int_equal(resolve_term(&rc, "Net 30", id, &err), 0);
+    assert_string_equal(id, "3");
+    assert_int_equal(resolve_term(&rc, "2", id, &err), 0);
+    assert_string_equal(id, "2");
+    assert_int_equal(resolve_term(&rc, "Net 99", id, &err), -1);
+    assert_int_equal(err.code, HSQB_ERR_TERM_NOT_FOUND);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_int_equal(resolve_term(&rc, "4242", id, &err), -1);
+    assert_int_equal(err.code, HSQB_ERR_TERM_NOT_FOUND);
+
+    assert_int_equal(resolve_account(&rc, "Checking", id, &err), 0);
+    assert_string_equal(id, "35");
+    assert_int_equal(resolve_account(&rc, "No such account", id, &err), -1);
+    assert_int_equal(err.code, HSQB_ERR_ACCOUNT_NOT_FOUND);
+    assert_int_equal(resolve_income_account(&rc, id, &err), 0);
+    assert_string_equal(id, "79"); /* lowest-Id Income account */
+    snprintf(E.opts.income_account, sizeof E.opts.income_account, "Services");
+    assert_int_equal(resolve_income_account(&rc, id, &err), 0);
+    assert_string_equal(id, "80");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_display_name_variants),
+        cmocka_unit_test(test_display_name_long_keeps_suffix),
+        cmocka_unit_test(test_item_name),
+        cmocka_unit_test_setup_teardown(test_customer_matched_email_case_insensitive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_customer_same_name_other_email_is_disambiguated, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_customer_created_with_apostrophe_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_customer_without_email, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_lost_answer_no_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_two_workers_race_one_customer, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_items_by_sku_then_name_and_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_created_when_asked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_terms_and_accounts, setup, teardown),
+    };
+    int rc;
+
+    log_set_level(LOG_OFF);
+    h_start();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    h_stop();
+    return rc;
+}

@@ -1,0 +1,578 @@
+/* action_sales.c - invoices, estimates and sales receipts from deals and quotes.
+ *
+ * The run is a straight line of steps (see action_sales.h for the order and why): every
+ * check that can fail permanently without writing to QuickBooks comes first, so an event
+ * that ends PRODUCT_NOT_FOUND, TERM_NOT_FOUND, NO_CONTACT or QBO_COMPANY_NOT_US leaves
+ * nothing behind. Writes come last and each is idempotent on its own (resolve.c for
+ * customers and items, action_create_once() for the document), so the pipeline re-runs
+ * the whole action after any transient failure instead of tracking progress.
+ *
+ * A document create refused with fault 610 ("Object Not Found": a cached customer or item
+ * was made inactive or deleted in QBO) drops the mappings, resolves afresh and creates
+ * once more under a new step ("doc:r1"), whose requestid differs because the body does.
+ */
+#include "worker/action_sales.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define NOTE_MAX 320
+#define DESC_MAX 4000
+
+int action_settings_from_config(struct action_settings *s, const struct config *cfg, char *errstr,
+                                size_t errsz)
+{
+    const char *dep = config_get_str(cfg, "sales_receipt.deposit_account");
+    const char *rnd = config_get_str(cfg, "money.rounding");
+
+    memset(s, 0, sizeof *s);
+    if (resolve_opts_from_config(&s->resolve, cfg, errstr, errsz) < 0)
+        return -1;
+    if (money_round_parse(rnd, &s->rounding) != MONEY_OK) {
+        snprintf(errstr, errsz, "money.rounding: unknown mode");
+        return -1;
+    }
+    if (dep && strlen(dep) >= sizeof s->deposit_account) {
+        snprintf(errstr, errsz, "sales_receipt.deposit_account: too long");
+        return -1;
+    }
+    snprintf(s->deposit_account, sizeof s->deposit_account, "%s", dep ? dep : "");
+    s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
+    if (s->dedup_window_ms <= 0)
+        s->dedup_window_ms = 7LL * 24 * 3600 * 1000;
+    return 0;
+}
+
+void action_outcome_release(struct action_outcome *o)
+{
+    if (!o)
+        return;
+    free(o->created_items);
+    free(o->details_json);
+    memset(o, 0, sizeof *o);
+}
+
+/* ---- pure mapping -------------------------------------------------------------------- */
+
+static int line_fail(char *errstr, size_t errsz, const struct hubspot_line_item *li,
+                     const char *what, const char *value)
+{
+    snprintf(errstr, errsz, "line item %" PRId64 ": %s%s%.40s%s", li->id, what, value ? " \"" : "",
+             value ? value : "", value ? "\"" : "");
+    return -1;
+}
+
+int sales_line_money(const struct hubspot_line_item *li, enum money_round rounding,
+                     struct sales_line *out, char *errstr, size_t errsz)
+{
+    int64_t qty = MONEY_QTY_SCALE, price, amount, unit;
+
+    if (li->quantity && money_qty_parse(li->quantity, &qty, NULL, 0) != MONEY_OK)
+        return line_fail(errstr, errsz, li, "quantity is not a decimal number", li->quantity);
+    if (qty < 0)
+        return line_fail(errstr, errsz, li, "negative quantity", li->quantity);
+    if (li->amount) {
+        if (money_parse(li->amount, rounding == MONEY_ROUND_NONE ? MONEY_ROUND_HALF_UP : rounding,
+                        &amount, NULL, 0) != MONEY_OK)
+            return line_fail(errstr, errsz, li, "amount is not a decimal number", li->amount);
+    } else if (li->price) {
+        if (li->discount || li->discount_percentage || li->total_discount)
+            return line_fail(errstr, errsz, li, "has a discount but no amount", NULL);
+        if (money_price_parse(li->price, &price, NULL, 0) != MONEY_OK)
+            return line_fail(errstr, errsz, li, "price is not a decimal number", li->price);
+        if (money_mul(qty, price, rounding == MONEY_ROUND_NONE ? MONEY_ROUND_HALF_UP : rounding,
+                      &amount) != MONEY_OK)
+            return line_fail(errstr, errsz, li, "quantity x price is out of range", NULL);
+    } else {
+        return line_fail(errstr, errsz, li, "has neither amount nor price", NULL);
+    }
+    if (amount < 0)
+        return line_fail(errstr, errsz, li, "negative amount", li->amount);
+    memset(out, 0, sizeof *out);
+    out->amount_cents = amount;
+    if (money_unit_price_for(qty, amount, MONEY_PRICE_DECIMALS, &unit) == MONEY_OK) {
+        out->qty7 = qty;
+        out->price7 = unit;
+    } else {
+        /* no exact pair: Qty 1 x Amount is always exact (QBO rule 6070) */
+        out->qty7 = MONEY_QTY_SCALE;
+        out->price7 = amount * (MONEY_PRICE_SCALE / 100);
+        out->qty_folded = 1;
+    }
+    return 0;
+}
+
+static struct json_object *num(const char *text)
+{
+    return json_object_new_double_s(strtod(text, NULL), text);
+}
+
+static struct json_object *ref(const char *id)
+{
+    struct json_object *r = json_object_new_object();
+    json_object_object_add(r, "value", json_object_new_string(id));
+    return r;
+}
+
+static struct json_object *line_json(const struct hubspot_line_item *li, const struct sales_line *l,
+                                     const char *item_id)
+{
+    struct json_object *line = json_object_new_object(), *det = json_object_new_object();
+    char amt[MONEY_FMT_SIZE], q[MONEY_FMT_SIZE], p[MONEY_FMT_SIZE], desc[DESC_MAX + 1];
+    const char *base = li->description ? li->description : li->name;
+    size_t n;
+
+    money_format(l->amount_cents, amt, sizeof amt);
+    money_qty_format(l->qty7, q, sizeof q);
+    money_price_format(l->price7, p, sizeof p);
+    desc[0] = '\0';
+    if (base)
+        snprintf(desc, sizeof desc, "%s", base);
+    if (l->qty_folded) {
+        /* keep what HubSpot said, since Qty/UnitPrice had to be 1 x Amount */
+        char tail[128];
+        snprintf(tail, sizeof tail, "%squantity %.40s at %.40s", desc[0] ? " - " : "",
+                 li->quantity ? li->quantity : "1", li->price ? li->price : amt);
+        n = strlen(desc);
+        if (n + strlen(tail) > DESC_MAX)
+            n = DESC_MAX - strlen(tail);
+        while (n > 0 && ((unsigned char)desc[n] & 0xC0) == 0x80)
+            n--;
+        snprintf(desc + n, sizeof desc - n, "%s", tail);
+    }
+    json_object_object_add(line, "DetailType", json_object_new_string("SalesItemLineDetail"));
+    json_object_object_add(line, "Amount", num(amt));
+    if (desc[0])
+        json_object_object_add(line, "Description", json_object_new_string(desc));
+    json_object_object_add(det, "ItemRef", ref(item_id));
+    json_object_object_add(det, "Qty", num(q));
+    json_object_object_add(det, "UnitPrice", num(p));
+    json_object_object_add(line, "SalesItemLineDetail", det);
+    return line;
+}
+
+struct json_object *sales_doc_body(const struct sales_doc *d)
+{
+    struct json_object *b = json_object_new_object(), *lines = json_object_new_array();
+    size_t i;
+
+    if (!b || !lines) {
+        json_object_put(b);
+        json_object_put(lines);
+        return NULL;
+    }
+    json_object_object_add(b, "CustomerRef", ref(d->customer_id));
+    json_object_object_add(b, "TxnDate", json_object_new_string(d->txn_date));
+    if (d->action == ACTION_CREATE_INVOICE && d->term_id)
+        json_object_object_add(b, "SalesTermRef", ref(d->term_id));
+    if (d->action == ACTION_CREATE_SALES_RECEIPT && d->deposit_account_id)
+        json_object_object_add(b, "DepositToAccountRef", ref(d->deposit_account_id));
+    if (d->bill_email && d->action != ACTION_CREATE_SALES_RECEIPT) {
+        struct json_object *em = json_object_new_object();
+        json_object_object_add(em, "Address", json_object_new_string(d->bill_email));
+        json_object_object_add(b, "BillEmail", em);
+    }
+    json_object_object_add(b, "PrivateNote", json_object_new_string(d->private_note));
+    for (i = 0; i < d->n; i++)
+        json_object_array_add(lines, line_json(&d->li[i], &d->lines[i], d->item_ids[i]));
+    json_object_object_add(b, "Line", lines);
+    return b;
+}
+
+void sales_private_note(const struct action_event *ev, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "HubSpot %s %" PRId64 " hsqb event %s",
+             ev->object_type == OBJECT_QUOTE  ? "quote"
+             : ev->object_type == OBJECT_DEAL ? "deal"
+                                              : "payment",
+             ev->object_id, ev->id);
+}
+
+void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11])
+{
+    time_t t = (time_t)((ev->time_ms > 0 ? ev->time_ms : now_ms) / 1000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+/* ---- create once ------------------------------------------------------------------- */
+
+/* 1 when the note is this event's: it ends with " hsqb event <id>" (ids hold no spaces,
+ * so no other id can end the same way). */
+static int note_is_ours(const char *note, const char *event_id)
+{
+    char want[EVENT_ID_MAX + 16];
+    size_t n, w;
+
+    if (!note)
+        return 0;
+    snprintf(want, sizeof want, " hsqb event %s", event_id);
+    n = strlen(note);
+    w = strlen(want);
+    return n >= w && strcmp(note + n - w, want) == 0;
+}
+
+/* Set the "sent" marker; 1 when it was already there (or Redis could not say). */
+static int sent_before(const struct action_ctx *ctx, const char *step)
+{
+    char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
+    redisReply *r;
+    int before = 1;
+
+    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->redis), ctx->ev->id,
+                 step) >= (int)sizeof key)
+        return 1;
+    snprintf(ttl, sizeof ttl, "%" PRId64, ctx->settings->dedup_window_ms);
+    r = redis_command(ctx->redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
+    if (r && r->type == REDIS_REPLY_STATUS)
+        before = 0; /* OK: we are the first to send this step */
+    else if (!r)
+        log_warn("event %s: marker for step %s not set (%s); looking the document up first",
+                 ctx->ev->id, step, e);
+    freeReplyObject(r);
+    return before;
+}
+
+static int find_document(const struct action_ctx *ctx, const char *entity, const char *customer_id,
+                         const char *txn_date, struct json_object **found, struct api_error *err)
+{
+    char sql[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
+    struct json_object *rows = NULL, *best = NULL;
+    const char *bid = NULL;
+    size_t i, n;
+
+    *found = NULL;
+    if (qbo_sql_quote(customer_id, q, sizeof q) < 0)
+        return 0;
+    snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE CustomerRef = %s AND TxnDate = '%s'", entity,
+             q, txn_date);
+    if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0, 1000, &rows,
+                      NULL, err) < 0)
+        return -1;
+    n = json_object_array_length(rows);
+    for (i = 0; i < n; i++) {
+        struct json_object *row = json_object_array_get_idx(rows, i);
+        const char *note = NULL, *id = NULL;
+        if (json_get_str(row, "Id", &id) != JGET_OK ||
+            json_get_str(row, "PrivateNote", &note) != JGET_OK || !note_is_ours(note, ctx->ev->id))
+            continue;
+        if (!bid || strlen(id) < strlen(bid) ||
+            (strlen(id) == strlen(bid) && strcmp(id, bid) < 0)) {
+            bid = id;
+            best = row;
+        }
+    }
+    if (best)
+        *found = json_object_get(best);
+    json_object_put(rows);
+    return 0;
+}
+
+int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
+                       struct json_object *body, const char *customer_id, const char *txn_date,
+                       struct json_object **out_entity, struct api_error *err)
+{
+    char rid[HASH_REQUEST_ID_MAX + 1];
+    struct json_object *found = NULL;
+
+    api_error_clear(err);
+    if (sent_before(ctx, step)) {
+        if (find_document(ctx, entity, customer_id, txn_date, &found, err) < 0)
+            return -1;
+        if (found) {
+            log_info("event %s: %s already created by an earlier attempt; reusing it", ctx->ev->id,
+                     entity);
+            *out_entity = found;
+            return 0;
+        }
+    }
+    if (ctx->claim_lost && atomic_load(ctx->claim_lost)) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "the event's claim was lost before creating the %s", entity);
+        return -1;
+    }
+    if (hash_request_id(ctx->ev->id, step, rid) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+        return -1;
+    }
+    return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body, rid,
+                      out_entity, err);
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+struct run {
+    const struct action_ctx *ctx;
+    struct resolve_ctx rc;
+    struct hubspot_object *obj;
+    struct hubspot_contact *contact;
+    struct hubspot_line_items *lis;
+    struct sales_line *lines;
+    struct resolve_item *items;
+    const char **item_ids;
+    char term_id[RESOLVE_ID_MAX];
+    char deposit_id[RESOLVE_ID_MAX];
+    char customer_id[RESOLVE_ID_MAX];
+    int created_customer;
+    int64_t total_cents;
+};
+
+static void run_release(struct run *r)
+{
+    hubspot_object_free(r->obj);
+    hubspot_contact_free(r->contact);
+    hubspot_line_items_free(r->lis);
+    free(r->lines);
+    free(r->items);
+    free(r->item_ids);
+}
+
+/* HubSpot reads and the money of every line: nothing written anywhere yet. */
+static int read_hubspot(struct run *r, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    struct hubspot_ctx hc = {ctx->http, ctx->redis, ev->portal_id, ctx->deadline_ms};
+    int64_t contact_id;
+    char e[256];
+    size_t i, n;
+
+    if (hubspot_get_object(ctx->hubspot, &hc, ev->object_type, ev->object_id, &r->obj, err) < 0)
+        return -1;
+    if (ev->in.customer_source == CUSTOMER_CONTACT_ID) {
+        contact_id = ev->in.customer_contact_id;
+    } else if (r->obj->ncontacts > 0) {
+        contact_id = r->obj->contact_ids[0]; /* lowest id: the documented "first" */
+    } else {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_NO_CONTACT, 0,
+                      "%s %" PRId64 " has no associated contact", object_type_name(ev->object_type),
+                      ev->object_id);
+        return -1;
+    }
+    if (r->obj->nline_items == 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_NO_LINE_ITEMS, 0,
+                      "%s %" PRId64 " has no associated line items",
+                      object_type_name(ev->object_type), ev->object_id);
+        return -1;
+    }
+    if (hubspot_get_line_items(ctx->hubspot, &hc, r->obj->line_item_ids, r->obj->nline_items,
+                               &r->lis, err) < 0)
+        return -1;
+    if (hubspot_get_contact(ctx->hubspot, &hc, contact_id, &r->contact, err) < 0)
+        return -1;
+    n = r->lis->n;
+    r->lines = calloc(n ? n : 1, sizeof *r->lines);
+    r->items = calloc(n ? n : 1, sizeof *r->items);
+    r->item_ids = calloc(n ? n : 1, sizeof *r->item_ids);
+    if (!r->lines || !r->items || !r->item_ids) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+        return -1;
+    }
+    r->total_cents = 0;
+    for (i = 0; i < n; i++) {
+        if (sales_line_money(&r->lis->items[i], ctx->settings->rounding, &r->lines[i], e,
+                             sizeof e) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+            return -1;
+        }
+        if (money_add(r->total_cents, r->lines[i].amount_cents, &r->total_cents) != MONEY_OK) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "the document total is out of range");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Company, term, deposit account, items (lookup only): still nothing written. */
+static int check_qbo(struct run *r, size_t *nmissing, struct action_outcome *out,
+                     struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    struct qbo_company co;
+    const char *dep;
+    char income[RESOLVE_ID_MAX];
+
+    if (qbo_company_info(ctx->qbo, ctx->http, ctx->redis, ev->in.realm_id, &co, err) < 0)
+        return -1;
+    if (!co.is_us) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
+                      "QuickBooks company %s is not a US company (country \"%s\"); these actions "
+                      "serve US companies only",
+                      ev->in.realm_id, co.country);
+        return -1;
+    }
+    if (ev->action == ACTION_CREATE_INVOICE && ev->in.payment_terms &&
+        resolve_term(&r->rc, ev->in.payment_terms, r->term_id, err) < 0)
+        return -1;
+    dep = ev->in.deposit_to_account           ? ev->in.deposit_to_account
+          : ctx->settings->deposit_account[0] ? ctx->settings->deposit_account
+                                              : NULL;
+    if (ev->action == ACTION_CREATE_SALES_RECEIPT && dep &&
+        resolve_account(&r->rc, dep, r->deposit_id, err) < 0)
+        return -1;
+    if (resolve_items_lookup(&r->rc, r->lis->items, r->lis->n, r->items, nmissing, err) < 0)
+        return -1;
+    if (*nmissing && !ev->in.create_missing_products) {
+        resolve_items_missing(r->lis->items, r->lis->n, r->items, err, &out->details_json);
+        return -1;
+    }
+    if (*nmissing && resolve_income_account(&r->rc, income, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int fill_outcome(struct run *r, struct json_object *doc, struct action_outcome *out,
+                        struct api_error *err)
+{
+    const char *s;
+    struct json_object *cur;
+    size_t i, nc = 0;
+
+    snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(r->ctx->ev->action));
+    if (json_get_str(doc, "Id", &s) != JGET_OK || !*s || strlen(s) >= sizeof out->id) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned a %s without an Id", out->entity);
+        return -1;
+    }
+    snprintf(out->id, sizeof out->id, "%s", s);
+    if (json_get_str(doc, "DocNumber", &s) == JGET_OK && strlen(s) < sizeof out->doc_number)
+        snprintf(out->doc_number, sizeof out->doc_number, "%s", s);
+    snprintf(out->currency, sizeof out->currency, "USD");
+    if (json_get_obj(doc, "CurrencyRef", &cur) == JGET_OK &&
+        json_get_str(cur, "value", &s) == JGET_OK && strlen(s) == 3)
+        snprintf(out->currency, sizeof out->currency, "%s", s);
+    out->total_cents = r->total_cents;
+    snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
+    out->created_customer = r->created_customer;
+    for (i = 0; i < r->lis->n; i++)
+        nc += r->items[i].created;
+    if (nc) {
+        out->created_items = calloc(nc, sizeof *out->created_items);
+        if (!out->created_items) {
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+            return -1;
+        }
+        for (i = 0; i < r->lis->n; i++) {
+            if (!r->items[i].created)
+                continue;
+            snprintf(out->created_items[out->ncreated].id, RESOLVE_ID_MAX, "%s", r->items[i].id);
+            snprintf(out->created_items[out->ncreated].name, RESOLVE_ITEM_NAME_MAX + 1, "%s",
+                     r->items[i].name);
+            out->ncreated++;
+        }
+    }
+    return 0;
+}
+
+/* Customer, missing items and the document: the writes. */
+static int write_qbo(struct run *r, size_t nmissing, int round, struct json_object **doc,
+                     struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    char note[NOTE_MAX], date[11];
+    struct sales_doc d;
+    struct json_object *body;
+    size_t i;
+    int rc;
+
+    if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
+        return -1;
+    if (nmissing && resolve_items_create(&r->rc, r->lis->items, r->lis->n, r->items, err) < 0)
+        return -1;
+    for (i = 0; i < r->lis->n; i++)
+        r->item_ids[i] = r->items[i].id;
+    sales_private_note(ev, note, sizeof note);
+    sales_txn_date(ev, ctx->now_ms, date);
+    d = (struct sales_doc){
+        .action = ev->action,
+        .customer_id = r->customer_id,
+        .txn_date = date,
+        .term_id = r->term_id[0] ? r->term_id : NULL,
+        .deposit_account_id = r->deposit_id[0] ? r->deposit_id : NULL,
+        .bill_email = NULL,
+        .private_note = note,
+        .li = r->lis->items,
+        .lines = r->lines,
+        .item_ids = r->item_ids,
+        .n = r->lis->n,
+    };
+    body = sales_doc_body(&d);
+    if (!body) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+        return -1;
+    }
+    rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action), body,
+                            r->customer_id, date, doc, err);
+    json_object_put(body);
+    return rc;
+}
+
+static int sales_handles(enum hsqb_action a, enum hsqb_object_type t)
+{
+    return (a == ACTION_CREATE_INVOICE || a == ACTION_CREATE_ESTIMATE ||
+            a == ACTION_CREATE_SALES_RECEIPT) &&
+           (t == OBJECT_DEAL || t == OBJECT_QUOTE);
+}
+
+static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
+                     struct api_error *err)
+{
+    struct run r = {.ctx = ctx};
+    struct json_object *doc = NULL;
+    size_t nmissing = 0;
+    int rc = -1, round;
+
+    api_error_clear(err);
+    r.rc = (struct resolve_ctx){
+        .opts = &ctx->settings->resolve,
+        .qbo = ctx->qbo,
+        .http = ctx->http,
+        .redis = ctx->redis,
+        .realm = ctx->ev->in.realm_id,
+        .portal_id = ctx->ev->portal_id,
+        .event_id = ctx->ev->id,
+        .claim_lost = ctx->claim_lost,
+    };
+    if (read_hubspot(&r, err) < 0 || check_qbo(&r, &nmissing, out, err) < 0)
+        goto out;
+    for (round = 0; round < 2; round++) {
+        if (write_qbo(&r, nmissing, round, &doc, err) == 0)
+            break;
+        if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0)
+            goto out;
+        /* a cached customer or item is gone (inactive or deleted): match afresh */
+        log_warn("event %s: QuickBooks says a referenced record is gone (%s); re-resolving",
+                 ctx->ev->id, err->message);
+        resolve_forget_customer(&r.rc, r.contact->id);
+        resolve_forget_items(&r.rc, r.lis->items, r.lis->n);
+        if (resolve_items_lookup(&r.rc, r.lis->items, r.lis->n, r.items, &nmissing, err) < 0)
+            goto out;
+        if (nmissing && !ctx->ev->in.create_missing_products) {
+            resolve_items_missing(r.lis->items, r.lis->n, r.items, err, &out->details_json);
+            goto out;
+        }
+    }
+    rc = fill_outcome(&r, doc, out, err);
+out:
+    json_object_put(doc);
+    run_release(&r);
+    return rc;
+}
+
+const struct action_ops action_sales_ops = {
+    .family = "sales",
+    .handles = sales_handles,
+    .run = sales_run,
+};

@@ -1,0 +1,88 @@
+/* action_sales.h - the sales family: create_invoice, create_estimate and
+ * create_sales_receipt from a HubSpot DEAL or QUOTE (issue 4), plus the helpers every
+ * family shares (settings, line mapping, create-once).
+ *
+ * Owns: the mapping from HubSpot records to QBO document bodies, and the order of the
+ * steps, chosen so that every permanent failure that can be known before a QBO write is
+ * found before the first one:
+ *   HubSpot object (404 -> OBJECT_NOT_FOUND) -> contact id (none -> NO_CONTACT) ->
+ *   line items (none -> NO_LINE_ITEMS) -> contact -> money of every line (exact) ->
+ *   company US check (QBO_COMPANY_NOT_US) -> term (TERM_NOT_FOUND) / deposit account
+ *   (ACCOUNT_NOT_FOUND) -> item lookup (PRODUCT_NOT_FOUND when creation is off; income
+ *   account when on) -> [first write] customer -> missing items -> document.
+ *
+ * Money: each SalesItemLine's Amount is the line item's HubSpot `amount` (net of
+ * discounts) in exact cents; Qty and UnitPrice satisfy Amount == Qty x UnitPrice
+ * (money_unit_price_for with 7 decimals), else Qty 1 and UnitPrice = Amount with the
+ * original quantity and unit price written into the Description. A line without
+ * `amount` is quantity x price (rounded with money.rounding) when it has no discount;
+ * with a discount and no amount the event fails rather than guess. The document total
+ * reported is the sum of the line amounts.
+ *
+ * Exactly once: the document's requestid is hash_request_id(event id, "doc"); its
+ * PrivateNote ends with " hsqb event <event id>"; a Redis marker
+ * <prefix>evt:{<event id>}:sent:<step> is set (NX) before the first create is sent, and
+ * when it already exists (a retry, a crash, a taken-over claim) the document is first
+ * looked up (same customer, same TxnDate, PrivateNote suffix) and reused when found.
+ *
+ * Thread-safety: pure functions and a constant ops table.
+ */
+#ifndef HSQB_ACTION_SALES_H
+#define HSQB_ACTION_SALES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "worker/action.h"
+
+extern const struct action_ops action_sales_ops;
+
+/* One document line computed from a HubSpot line item. */
+struct sales_line {
+    int64_t amount_cents; /* QBO Amount */
+    int64_t qty7;         /* QBO Qty, units of 10^-7 */
+    int64_t price7;       /* QBO UnitPrice, units of 10^-7; qty7 x price7 == amount */
+    int qty_folded;       /* 1 when Qty 1 / UnitPrice = Amount replaced the real pair */
+};
+
+/* Map one line item's money to a line (pure). 0, or -1 with errstr naming the line item
+ * and the fault (bad decimal, negative amount, discount without amount). */
+int sales_line_money(const struct hubspot_line_item *li, enum money_round rounding,
+                     struct sales_line *out, char *errstr, size_t errsz);
+
+/* The inputs of one document body, all borrowed. */
+struct sales_doc {
+    enum hsqb_action action;
+    const char *customer_id;
+    const char *txn_date;           /* YYYY-MM-DD */
+    const char *term_id;            /* invoice; NULL = QBO default */
+    const char *deposit_account_id; /* sales receipt; NULL = QBO default */
+    const char *bill_email;         /* NULL = none */
+    const char *private_note;
+    const struct hubspot_line_item *li;
+    const struct sales_line *lines;
+    const char *const *item_ids; /* n entries */
+    size_t n;
+};
+
+/* The QBO document body for d (pure): a new json_object the caller puts, or NULL on
+ * allocation failure. */
+struct json_object *sales_doc_body(const struct sales_doc *d);
+
+/* The PrivateNote of the document of event ev: "HubSpot <type> <id> hsqb event <id>",
+ * into out (at most outsz - 1 bytes; EVENT_ID_MAX + 64 is enough). The suffix
+ * " hsqb event <id>" is what action_find_document() matches. */
+void sales_private_note(const struct action_event *ev, char *out, size_t outsz);
+
+/* The event's TxnDate: the UTC date of the event time, else of now_ms. */
+void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11]);
+
+/* Create a document once per (event, step) (see the top of this file). entity is the
+ * QBO entity name ("Invoice"), body the document, customer_id and txn_date the narrow
+ * lookup; *out_entity receives the created or found entity (caller puts). */
+int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
+                       struct json_object *body, const char *customer_id, const char *txn_date,
+                       struct json_object **out_entity, struct api_error *err);
+
+#endif

@@ -1,0 +1,439 @@
+/* cmd_credentials.c - `hsqb-worker credentials` (see cmd_credentials.h).
+ *
+ * The command's own flags are picked out of argv first; everything left is handed to the
+ * settings loader, so Redis is addressed exactly as `run` would address it (same file,
+ * environment and flags). Secrets enter through a file, stdin or one environment
+ * variable, never a flag value, and are wiped from memory after use.
+ */
+#include "worker/cmd_credentials.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/redis.h"
+#include "worker/apierr.h"
+#include "worker/hubspot.h"
+#include "worker/oauth.h"
+#include "worker/settings.h"
+
+#define CRED_PORTAL_MAX 18     /* digits of a HubSpot portal id (fits int64) */
+#define CRED_MAX_ARGS   256    /* setting flags passed through */
+#define CRED_SCAN_MAX   100000 /* keys listed, a bound against a runaway SCAN */
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct opts {
+    const char *action;
+    const char *realm, *portal;
+    const char *token_file; /* --refresh-token-file / --token-file */
+    int token_stdin;        /* --refresh-token - / --token - */
+    int verify;
+};
+
+static const char usage_text[] =
+    "usage: hsqb-worker credentials qbo --realm R (--refresh-token-file F | --refresh-token -)"
+    " [--verify] [settings]\n"
+    "       hsqb-worker credentials hubspot --portal P (--token-file F | --token -) [settings]\n"
+    "       hsqb-worker credentials list [settings]\n"
+    "       hsqb-worker credentials delete (--realm R | --portal P) [settings]\n"
+    "QBO refresh tokens may also come from HSQB_QBO_REFRESH_TOKEN, HubSpot tokens from\n"
+    "HSQB_HUBSPOT_PORTAL_TOKEN. Settings (--redis.host=..., --config FILE) as for `run`.\n";
+
+static int usage(FILE *err, const char *why)
+{
+    if (why)
+        fprintf(err, "hsqb-worker credentials: %s\n", why);
+    fputs(usage_text, err);
+    return EXIT_USAGE;
+}
+
+static int digits(const char *s, size_t max)
+{
+    size_t n = s ? strspn(s, "0123456789") : 0;
+    return s && n >= 1 && n <= max && s[n] == 0;
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+/* Trim trailing whitespace in buf (n bytes, NUL-terminated); the rest must be non-empty
+ * printable ASCII without spaces. 0 or -1 with why. */
+static int check_secret(char *buf, size_t n, const char **why)
+{
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = 0;
+    if (n == 0) {
+        *why = "token is empty";
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] <= ' ' || buf[i] > '~') {
+            *why = "token contains spaces or control characters";
+            return -1;
+        }
+    return 0;
+}
+
+/* Read a secret of at most max - 1 bytes from f. */
+static int read_secret(FILE *f, char *buf, size_t max, const char **why)
+{
+    size_t n = fread(buf, 1, max, f);
+    if (ferror(f)) {
+        *why = "could not read the token";
+        return -1;
+    }
+    if (n == max) {
+        *why = "token too long";
+        return -1;
+    }
+    buf[n] = 0;
+    return check_secret(buf, n, why);
+}
+
+/* The token from --*-file, stdin or the environment variable env_name. */
+static int get_secret(const struct opts *o, char **envp, FILE *in, const char *env_name, char *buf,
+                      size_t max, FILE *err)
+{
+    const char *why = "bad token", *env;
+    int rc;
+
+    if (o->token_file) {
+        FILE *f = fopen(o->token_file, "r");
+        if (!f) {
+            fprintf(err, "hsqb-worker credentials: %s: %s\n", o->token_file, strerror(errno));
+            return -1;
+        }
+        rc = read_secret(f, buf, max, &why);
+        fclose(f);
+    } else if (o->token_stdin) {
+        rc = read_secret(in, buf, max, &why);
+    } else if ((env = env_get(envp, env_name)) != NULL) {
+        size_t n = strlen(env);
+        if (n >= max) {
+            why = "token too long";
+            rc = -1;
+        } else {
+            memcpy(buf, env, n + 1);
+            rc = check_secret(buf, n, &why);
+        }
+    } else {
+        fprintf(err, "hsqb-worker credentials: no token given (file, '-' for stdin, or %s)\n",
+                env_name);
+        return -1;
+    }
+    if (rc < 0)
+        fprintf(err, "hsqb-worker credentials: %s\n", why);
+    return rc;
+}
+
+static struct redis_conn *connect_redis(const struct config *cfg, char *errstr, size_t errsz)
+{
+    struct redis_opts ro;
+    redis_opts_default(&ro);
+    ro.host = config_get_str(cfg, "redis.host");
+    ro.port = (int)config_get_int(cfg, "redis.port");
+    ro.username =
+        *config_get_str(cfg, "redis.username") ? config_get_str(cfg, "redis.username") : NULL;
+    ro.password =
+        *config_get_str(cfg, "redis.password") ? config_get_str(cfg, "redis.password") : NULL;
+    ro.db = (int)config_get_int(cfg, "redis.db");
+    ro.connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
+    ro.command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
+    ro.prefix = config_get_str(cfg, "redis.key_prefix");
+    return redis_conn_new(&ro, errstr, errsz);
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t bufsz)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&t, &tm) || !strftime(buf, bufsz, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, bufsz, "unknown");
+}
+
+/* ---- actions ----------------------------------------------------------------------- */
+
+static int verify(const struct config *cfg, struct redis_conn *redis, const char *realm, FILE *out,
+                  FILE *err)
+{
+    char e[256], *tok = NULL;
+    struct http_client_opts ho;
+    struct http_client *http = NULL;
+    struct oauth *o = NULL;
+    struct api_error ae;
+    int rc = EXIT_FAIL;
+
+    if (!(o = oauth_new(cfg, e, sizeof e))) {
+        fprintf(err, "hsqb-worker credentials: --verify: %s\n", e);
+        return EXIT_USAGE;
+    }
+    http_client_opts_default(&ho);
+    ho.connect_timeout_ms = config_get_ms(cfg, "http.connect_timeout");
+    ho.timeout_ms = config_get_ms(cfg, "http.timeout");
+    ho.max_body = (size_t)config_get_bytes(cfg, "http.max_response_bytes");
+    ho.user_agent = config_get_str(cfg, "http.user_agent");
+    if (!(http = http_client_new(&ho, e, sizeof e)) || !(tok = malloc(OAUTH_TOKEN_MAX))) {
+        fprintf(err, "hsqb-worker credentials: --verify: %s\n", http ? "out of memory" : e);
+        goto out;
+    }
+    if (oauth_get_access(o, http, redis, realm, tok, OAUTH_TOKEN_MAX, &ae) < 0) {
+        fprintf(err, "hsqb-worker credentials: verification failed (%s): %s\n",
+                api_class_name(ae.cls), ae.message);
+        goto out;
+    }
+    fprintf(out,
+            "verified: Intuit accepted the refresh token of realm %s; the access token "
+            "and the rotated refresh token are stored\n",
+            realm);
+    rc = EXIT_OK;
+out:
+    if (tok) {
+        explicit_bzero(tok, OAUTH_TOKEN_MAX);
+        free(tok);
+    }
+    http_client_free(http);
+    oauth_free(o);
+    return rc;
+}
+
+static int store_qbo(const struct opts *op, const struct config *cfg, struct redis_conn *redis,
+                     char **envp, FILE *in, FILE *out, FILE *err)
+{
+    char tok[OAUTH_REFRESH_TOKEN_MAX], e[256];
+    int rc;
+
+    if (get_secret(op, envp, in, "HSQB_QBO_REFRESH_TOKEN", tok, sizeof tok, err) < 0)
+        return EXIT_USAGE;
+    rc = oauth_store_refresh_token(redis, op->realm, tok, 0, e, sizeof e);
+    explicit_bzero(tok, sizeof tok);
+    if (rc < 0) {
+        fprintf(err, "hsqb-worker credentials: storing the refresh token failed: %s\n", e);
+        return EXIT_FAIL;
+    }
+    fprintf(out, "stored the QuickBooks refresh token of realm %s\n", op->realm);
+    return op->verify ? verify(cfg, redis, op->realm, out, err) : EXIT_OK;
+}
+
+static int hs_key(struct redis_conn *redis, const char *portal, char *key, size_t keysz)
+{
+    return hubspot_token_key(key, keysz, redis_conn_prefix(redis), strtoll(portal, NULL, 10));
+}
+
+static int store_hubspot(const struct opts *op, struct redis_conn *redis, char **envp, FILE *in,
+                         FILE *out, FILE *err)
+{
+    char tok[OAUTH_TOKEN_MAX], key[REDIS_MAX_KEY + 1], e[256];
+    redisReply *r;
+
+    if (hs_key(redis, op->portal, key, sizeof key) < 0)
+        return usage(err, "portal id too long");
+    if (get_secret(op, envp, in, "HSQB_HUBSPOT_PORTAL_TOKEN", tok, sizeof tok, err) < 0)
+        return EXIT_USAGE;
+    r = redis_command(redis, e, sizeof e, "SET %s %s", key, tok);
+    explicit_bzero(tok, sizeof tok);
+    if (!r) {
+        fprintf(err, "hsqb-worker credentials: storing the HubSpot token failed: %s\n", e);
+        return EXIT_FAIL;
+    }
+    freeReplyObject(r);
+    fprintf(out, "stored the HubSpot token of portal %s\n", op->portal);
+    return EXIT_OK;
+}
+
+/* The text between the first '{' and the following '}' of key. */
+static int tag_of(const char *key, size_t len, char *tag, size_t tagsz)
+{
+    const char *a = memchr(key, '{', len), *b;
+    if (!a || !(b = memchr(a, '}', (size_t)(key + len - a))) || (size_t)(b - a - 1) >= tagsz)
+        return -1;
+    memcpy(tag, a + 1, (size_t)(b - a - 1));
+    tag[b - a - 1] = 0;
+    return 0;
+}
+
+/* SCAN for <prefix><what>{*}; calls show(tag) per key. -1 on a Redis failure. */
+static int scan(struct redis_conn *redis, const char *what,
+                void (*show)(struct redis_conn *, const char *, FILE *), FILE *out, FILE *err)
+{
+    char pattern[REDIS_MAX_KEY + 1], cursor[32] = "0", e[256], tag[64];
+    const char *prefix = redis_conn_prefix(redis);
+    size_t k = 0, seen = 0;
+
+    for (; *prefix && k + 3 < sizeof pattern; prefix++) {
+        if (strchr("*?[]\\", *prefix))
+            pattern[k++] = '\\';
+        pattern[k++] = *prefix;
+    }
+    snprintf(pattern + k, sizeof pattern - k, "%s{*}", what);
+    do {
+        redisReply *r =
+            redis_command(redis, e, sizeof e, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            fprintf(err, "hsqb-worker credentials: listing failed: %s\n", r ? "bad reply" : e);
+            if (r)
+                freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements && seen < CRED_SCAN_MAX; i++, seen++) {
+            const redisReply *kr = r->element[1]->element[i];
+            if (kr->type == REDIS_REPLY_STRING && tag_of(kr->str, kr->len, tag, sizeof tag) == 0)
+                show(redis, tag, out);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0 && seen < CRED_SCAN_MAX);
+    return 0;
+}
+
+static void show_realm(struct redis_conn *redis, const char *realm, FILE *out)
+{
+    struct oauth_status st;
+    char e[256], rt[32], at[32], up[32];
+    if (oauth_status_get(redis, realm, &st, e, sizeof e) != 1)
+        return;
+    fmt_time(st.refresh_expires_at_ms, rt, sizeof rt);
+    fmt_time(st.access_expires_at_ms, at, sizeof at);
+    fmt_time(st.updated_at_ms, up, sizeof up);
+    fprintf(out, "qbo realm %s: refresh token %s (expires %s), access token %s%s, updated %s%s\n",
+            realm, st.has_refresh_token ? "stored" : "MISSING", rt,
+            st.has_access_token ? "valid until " : "none", st.has_access_token ? at : "", up,
+            st.reauth_required ? ", REAUTH REQUIRED (Intuit refused the refresh token)" : "");
+}
+
+static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
+{
+    (void)redis;
+    fprintf(out, "hubspot portal %s: token stored\n", portal);
+}
+
+static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE *err)
+{
+    char key[REDIS_MAX_KEY + 1], e[256];
+    redisReply *r;
+    int gone;
+
+    if (op->realm ? oauth_key(redis, op->realm, key, sizeof key) < 0
+                  : hs_key(redis, op->portal, key, sizeof key) < 0)
+        return usage(err, "bad id");
+    if (!(r = redis_command(redis, e, sizeof e, "DEL %s", key))) {
+        fprintf(err, "hsqb-worker credentials: delete failed: %s\n", e);
+        return EXIT_FAIL;
+    }
+    gone = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    fprintf(out, "%s %s %s: %s\n", op->realm ? "qbo" : "hubspot", op->realm ? "realm" : "portal",
+            op->realm ? op->realm : op->portal, gone ? "credentials deleted" : "nothing stored");
+    return EXIT_OK;
+}
+
+/* ---- argument handling ------------------------------------------------------------- */
+
+/* Our flag at argv[*i] ("--name value" or "--name=value"): value, advancing *i. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] == 0 && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out, FILE *err)
+{
+    struct opts op = {0};
+    char *rest[CRED_MAX_ARGS + 1], e[512];
+    int nrest = 0, rc = EXIT_FAIL;
+    struct config *cfg = NULL;
+    struct redis_conn *redis = NULL;
+    const char *v;
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return argc < 2 ? usage(err, NULL) : (fputs(usage_text, out), EXIT_OK);
+    op.action = argv[1];
+    rest[nrest++] = argv[0];
+    for (int i = 2; i < argc; i++) {
+        if ((v = flag_value(argc, argv, &i, "--realm")) != NULL) {
+            op.realm = v;
+        } else if ((v = flag_value(argc, argv, &i, "--portal")) != NULL) {
+            op.portal = v;
+        } else if ((v = flag_value(argc, argv, &i, "--refresh-token-file")) != NULL ||
+                   (v = flag_value(argc, argv, &i, "--token-file")) != NULL) {
+            op.token_file = v;
+        } else if ((v = flag_value(argc, argv, &i, "--refresh-token")) != NULL ||
+                   (v = flag_value(argc, argv, &i, "--token")) != NULL) {
+            if (strcmp(v, "-") != 0)
+                return usage(err, "a token is never taken as a flag value (ps would show it): "
+                                  "use '-' for stdin, a token file, or the environment");
+            op.token_stdin = 1;
+        } else if (strcmp(argv[i], "--verify") == 0) {
+            op.verify = 1;
+        } else if (nrest < CRED_MAX_ARGS) {
+            rest[nrest++] = argv[i];
+        } else {
+            return usage(err, "too many arguments");
+        }
+    }
+    rest[nrest] = NULL;
+
+    if (strcmp(op.action, "qbo") == 0) {
+        if (!digits(op.realm, OAUTH_REALM_MAX) || op.portal)
+            return usage(err, "qbo needs --realm <digits>");
+    } else if (strcmp(op.action, "hubspot") == 0) {
+        if (!digits(op.portal, CRED_PORTAL_MAX) || op.realm || op.verify)
+            return usage(err, "hubspot needs --portal <digits>");
+    } else if (strcmp(op.action, "delete") == 0) {
+        if (!op.realm == !op.portal || (op.realm && !digits(op.realm, OAUTH_REALM_MAX)) ||
+            (op.portal && !digits(op.portal, CRED_PORTAL_MAX)))
+            return usage(err, "delete needs --realm <digits> or --portal <digits>");
+    } else if (strcmp(op.action, "list") != 0) {
+        return usage(err, "unknown action");
+    }
+    if ((op.token_file || op.token_stdin) && strcmp(op.action, "qbo") != 0 &&
+        strcmp(op.action, "hubspot") != 0)
+        return usage(err, "a token is only taken by qbo and hubspot");
+
+    if (settings_load_flags(&cfg, nrest, rest, envp, SETTINGS_SKIP_REQUIRED, e, sizeof e) < 0) {
+        fprintf(err, "hsqb-worker credentials: %s\n", e);
+        return EXIT_USAGE;
+    }
+    if (!(redis = connect_redis(cfg, e, sizeof e))) {
+        fprintf(err, "hsqb-worker credentials: Redis: %s\n", e);
+        goto out;
+    }
+    if (strcmp(op.action, "qbo") == 0) {
+        rc = store_qbo(&op, cfg, redis, envp, in, out, err);
+    } else if (strcmp(op.action, "hubspot") == 0) {
+        rc = store_hubspot(&op, redis, envp, in, out, err);
+    } else if (strcmp(op.action, "delete") == 0) {
+        rc = del(&op, redis, out, err);
+    } else {
+        rc = scan(redis, "oauth:", show_realm, out, err) < 0 ||
+                     scan(redis, "hstoken:", show_portal, out, err) < 0
+                 ? EXIT_FAIL
+                 : EXIT_OK;
+    }
+out:
+    redis_conn_free(redis);
+    config_free(cfg);
+    return rc;
+}
+
+int cmd_credentials(int argc, char **argv)
+{
+    return cmd_credentials_run(argc, argv, (char **)config_environ(), stdin, stdout, stderr);
+}

@@ -1,0 +1,45 @@
+/* cmd_credentials.h - `hsqb-worker credentials`: put API credentials into Redis.
+ *
+ * Owns nothing beyond one call. The worker reads every tenant's credentials from Redis
+ * (design §7, §8), so connecting a QuickBooks company or a HubSpot portal is one
+ * command against the deployment's Redis, never a restart:
+ *
+ *   credentials qbo --realm R (--refresh-token-file F | --refresh-token - ) [--verify]
+ *       Stores R's refresh token in <prefix>oauth:{R} (oauth_store_refresh_token: the
+ *       access token and any reauth mark are cleared, so the next call refreshes).
+ *       The token comes from the file, from stdin ("-"), or from the environment
+ *       variable HSQB_QBO_REFRESH_TOKEN; never from a flag value, which `ps` would show.
+ *       --verify then performs one refresh through oauth (needs oauth.client_id and
+ *       oauth.client_secret) and reports whether Intuit accepted the token; the rotated
+ *       token is stored as usual.
+ *   credentials hubspot --portal P (--token-file F | --token - )
+ *       Stores P's HubSpot access token (private-app token) at <prefix>hstoken:{P}, a
+ *       plain string without TTL, which the HubSpot client reads before falling back to
+ *       hubspot.token. Also from HSQB_HUBSPOT_PORTAL_TOKEN.
+ *   credentials list
+ *       Realms and portals that have credentials, with expiries and reauth marks; never
+ *       a token.
+ *   credentials delete (--realm R | --portal P)
+ *       Removes the stored credentials.
+ *
+ * Every other argument is a setting flag (--redis.host=…, --config FILE, …) handled by
+ * worker/settings.h with SETTINGS_SKIP_REQUIRED (only --verify needs the OAuth keys).
+ * Token files and stdin are read up to OAUTH_TOKEN_MAX bytes, trailing CR/LF stripped.
+ * Exit status: 0 done, 1 failed (Redis, Intuit rejected the token), 2 usage.
+ *
+ * Thread-safety: start-up style, single-threaded.
+ */
+#ifndef HSQB_CMD_CREDENTIALS_H
+#define HSQB_CMD_CREDENTIALS_H
+
+#include <stdio.h>
+
+/* argv[0] is the word "credentials", argv[1] the action. Uses the process environment,
+ * stdin, stdout and stderr. Returns the process exit code. */
+int cmd_credentials(int argc, char **argv);
+
+/* As cmd_credentials() with an injected environment (NULL-terminated "NAME=value",
+ * borrowed, may be NULL) and streams (borrowed, not closed), for tests. */
+int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out, FILE *err);
+
+#endif

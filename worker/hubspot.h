@@ -1,0 +1,227 @@
+/* hubspot.h - the HubSpot CRM client: the reads of design §4 step 3 and the callback of
+ * step 10, over the numbered path family (/crm/v3, /crm/v4, /automation/v4).
+ *
+ * Owns: the base URL, the default token (hubspot.token), a short in-process cache of
+ * per-portal tokens read from Redis, and the metrics hooks. It borrows the shared rate
+ * limiter. Every call also borrows the calling thread's http_client and redis_conn
+ * (struct hubspot_ctx) and does exactly one logical operation: no retries (the
+ * pipeline owns them); paging and batching loops are part of the one operation.
+ *
+ * Tokens: a portal's own token is the string at <prefix>hstoken:{<portal>} (written by
+ * `hsqb-worker credentials`, see hubspot_token_key()); without one, hubspot.token is
+ * used; with neither, the call fails API_AUTH / HUBSPOT_AUTH. Tokens are cached for
+ * HUBSPOT_TOKEN_CACHE_MS; a 401 drops the portal's cache entry so the next attempt
+ * re-reads Redis. Tokens never appear in messages, logs or api_error.
+ *
+ * Every request: ratelimit_acquire(RL_HUBSPOT, portal) before, ratelimit_release()
+ * after; a 429 calls ratelimit_penalize() for the whole portal; a response whose
+ * X-HubSpot-RateLimit-Remaining is 0 blocks the portal for Interval/Max ms (the
+ * average spacing), since the next request would be refused.
+ *
+ * Errors (struct api_error, reference §6/§7):
+ *   transport failure, 5xx, 423, 477     API_TRANSIENT  (code RETRIES_EXHAUSTED)
+ *   limiter timeout, Redis down          API_TRANSIENT / API_THROTTLED
+ *   429 TEN_SECONDLY_ROLLING / secondly  API_THROTTLED, retry_after_ms = Retry-After, else
+ *                                        the window (10 s) / 1 s
+ *   429 DAILY                            API_THROTTLED, retry_after_ms = until the next
+ *                                        UTC midnight (HubSpot resets at the account's
+ *                                        midnight, unknown to us)
+ *   401, 403                             API_AUTH       (HUBSPOT_AUTH)
+ *   404, batch ids missing (207)         API_NOT_FOUND  (OBJECT_NOT_FOUND)
+ *   other 4xx                            API_PERMANENT  (HUBSPOT_VALIDATION)
+ *   over a limit (HUBSPOT_MAX_*, body)   API_PERMANENT  (HUBSPOT_VALIDATION)
+ *   unparsable 2xx body                  API_TRANSIENT  (an edge proxy's page; bounded
+ *                                        by the pipeline's retry budget)
+ * http_status is the HTTP status (0 without a response), upstream_id the correlationId.
+ *
+ * Values: properties are strings, kept as HubSpot sent them (money and quantities are
+ * parsed by the caller with common/money.h). An absent, null or empty property reads as
+ * NULL (reference §9 #1: absent = null = "").
+ *
+ * Thread-safety: a struct hubspot_api is shared by all worker threads (the token cache
+ * has a mutex); the per-call context is the calling thread's.
+ */
+#ifndef HSQB_HUBSPOT_H
+#define HSQB_HUBSPOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/redis.h"
+#include "worker/apierr.h"
+#include "worker/event.h"
+#include "worker/ratelimit.h"
+
+#define HUBSPOT_MAX_LINE_ITEMS  1000  /* associated line items per event; more fails it */
+#define HUBSPOT_MAX_CONTACTS    1000  /* associated contacts read per object */
+#define HUBSPOT_BATCH_MAX       100   /* inputs per batch read (HubSpot's limit) */
+#define HUBSPOT_MAX_PROP        65536 /* bytes of one property value */
+#define HUBSPOT_MAX_TOKEN       1024  /* bytes of an access token */
+#define HUBSPOT_MAX_OUTPUT      64    /* callback output fields */
+#define HUBSPOT_TOKEN_CACHE_MS  30000 /* a Redis token is re-read after this */
+#define HUBSPOT_DEFAULT_WAIT_MS 30000 /* rate-limit wait bound when ctx->deadline_ms is 0 */
+
+/* Optional metrics callbacks (NULL members are skipped). api is always "hubspot";
+ * endpoint is one of "get_object", "get_contact", "get_associations",
+ * "batch_read_line_items", "complete_callback"; status is the HTTP status, 0 when no
+ * response arrived. on_ratelimit_wait is called only when a request actually waited
+ * (ms > 0). Called on the worker thread; must not block. The signatures are those of
+ * metrics_on_api_call / metrics_on_ratelimit_wait (ctx = the struct metrics *). */
+struct hubspot_hooks {
+    void *ctx;
+    void (*on_api_call)(void *ctx, const char *api, const char *endpoint, int status,
+                        int64_t duration_ms);
+    void (*on_ratelimit_wait)(void *ctx, const char *api, int64_t ms);
+};
+
+struct hubspot_opts {
+    const char *base_url; /* e.g. "https://api.hubapi.com"; copied; no trailing '/' needed */
+    const char *token;    /* default token; NULL or "" = none; copied, secret */
+    long timeout_ms;      /* per request; 0 = the http_client's default */
+};
+
+/* Per-call context: the calling thread's resources and the event's portal. */
+struct hubspot_ctx {
+    struct http_client *http; /* the thread's */
+    struct redis_conn *redis; /* the thread's (tokens, rate limiter) */
+    int64_t portal_id;        /* > 0 */
+    int64_t deadline_ms;      /* CLOCK_MONOTONIC ms bounding rate-limit waits; 0 = now +
+                                 HUBSPOT_DEFAULT_WAIT_MS */
+};
+
+/* From the settings hubspot.base_url, hubspot.token. rl is borrowed (must outlive the
+ * api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
+ * hubspot_api_free. */
+struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *rl,
+                                    const struct hubspot_hooks *hooks, char *errstr, size_t errsz);
+/* Same from explicit options. */
+struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ratelimit *rl,
+                                         const struct hubspot_hooks *hooks, char *errstr,
+                                         size_t errsz);
+/* NULL-safe. */
+void hubspot_api_free(struct hubspot_api *api);
+
+/* The Redis key of a portal's token: "<prefix>hstoken:{<portal>}". Returns 0, or -1
+ * when it does not fit in dstsz. For `hsqb-worker credentials`. */
+int hubspot_token_key(char *dst, size_t dstsz, const char *prefix, int64_t portal_id);
+
+/* ---- the enrolled object --------------------------------------------------------- */
+
+struct hubspot_prop {
+    char *name;
+    char *value; /* NULL when absent, null or "" */
+};
+
+struct hubspot_object {
+    enum hsqb_object_type type;
+    int64_t id;
+    int archived;
+    struct hubspot_prop *props; /* one per name of hubspot_object_properties(type) */
+    size_t nprops;
+    int64_t *contact_ids; /* associated contacts, unique, ascending: [0] is the "first
+                             associated contact" of design §4 step 3; NULL when none */
+    size_t ncontacts;
+    int64_t *line_item_ids; /* associated line items, unique, ascending; NULL when none */
+    size_t nline_items;
+};
+
+/* The property names read for each type (NULL-terminated, static):
+ *   deal:             dealname amount closedate deal_currency_code pipeline dealstage
+ *   quote:            hs_title hs_expiration_date hs_status hs_quote_amount hs_currency
+ *                     hs_quote_number hs_locked hs_esign_num_signers_required
+ *                     hs_esign_num_signers_completed hs_payment_status hs_payment_date
+ *                     hs_net_payment_terms
+ *   commerce payment: hs_initial_amount hs_initiated_date hs_currency_code
+ *                     hs_customer_email hs_fees_amount hs_refunds_amount hs_net_amount
+ *                     hs_reference_number hs_latest_status hs_payment_method_type
+ *                     hs_processor_type hs_payment_source_app hs_payment_type */
+const char *const *hubspot_object_properties(enum hsqb_object_type type);
+
+/* GET /crm/v3/objects/{type}/{id}?properties=...&associations=contacts,line_items.
+ * Association keys "line_items" and "line items" are both read; ids are de-duplicated
+ * (a target repeats once per association type) and sorted. When an embedded list says
+ * it has more (paging.next), that type is re-read completely through the v4
+ * associations API. More than HUBSPOT_MAX_LINE_ITEMS line items or
+ * HUBSPOT_MAX_CONTACTS contacts fails with API_PERMANENT / HUBSPOT_VALIDATION.
+ * An archived object reads as 404 (archived=false). On 0, *out is set (caller frees
+ * with hubspot_object_free). */
+int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
+                       enum hsqb_object_type type, int64_t object_id, struct hubspot_object **out,
+                       struct api_error *err);
+void hubspot_object_free(struct hubspot_object *o);
+/* Value of a property read for o's type; NULL when absent/null/empty or not read.
+ * Borrowed from o. */
+const char *hubspot_object_prop(const struct hubspot_object *o, const char *name);
+
+/* ---- contacts -------------------------------------------------------------------- */
+
+struct hubspot_contact {
+    int64_t id;
+    char *firstname; /* NULL when absent/null/empty */
+    char *lastname;
+    char *email;
+};
+
+/* GET /crm/v3/objects/contacts/{id}?properties=firstname,lastname,email. 404 is
+ * API_NOT_FOUND / OBJECT_NOT_FOUND. On 0, *out is set (hubspot_contact_free). */
+int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, int64_t contact_id,
+                        struct hubspot_contact **out, struct api_error *err);
+void hubspot_contact_free(struct hubspot_contact *c);
+
+/* ---- line items ------------------------------------------------------------------ */
+
+/* Every member is NULL when absent/null/empty. Money and quantities are decimal strings
+ * as HubSpot sent them. */
+struct hubspot_line_item {
+    int64_t id;
+    char *name;
+    char *description;
+    char *sku;                 /* hs_sku */
+    char *product_id;          /* hs_product_id */
+    char *quantity;            /* may be fractional */
+    char *price;               /* unit price */
+    char *amount;              /* net: qty x price after discount */
+    char *discount;            /* per-unit discount amount */
+    char *discount_percentage; /* hs_discount_percentage */
+    char *total_discount;      /* hs_total_discount */
+    char *tax_rate_group_id;   /* hs_tax_rate_group_id: non-empty = taxable (§9 #15) */
+    char *currency;            /* hs_line_item_currency_code */
+};
+
+struct hubspot_line_items {
+    struct hubspot_line_item *items; /* in the order of the ids asked for */
+    size_t n;
+};
+
+/* POST /crm/v3/objects/line_items/batch/read, HUBSPOT_BATCH_MAX ids per call. ids
+ * (borrowed) must be unique and n <= HUBSPOT_MAX_LINE_ITEMS (else API_PERMANENT /
+ * HUBSPOT_VALIDATION); n == 0 gives an empty list without a request. Any id HubSpot
+ * does not return (207 OBJECT_NOT_FOUND, or simply absent) fails the whole read with
+ * API_NOT_FOUND / OBJECT_NOT_FOUND naming the ids: the document would silently miss
+ * lines otherwise. On 0, *out is set (hubspot_line_items_free). */
+int hubspot_get_line_items(struct hubspot_api *api, const struct hubspot_ctx *ctx,
+                           const int64_t *ids, size_t n, struct hubspot_line_items **out,
+                           struct api_error *err);
+void hubspot_line_items_free(struct hubspot_line_items *li);
+
+/* ---- callback completion (design §4 step 10) -------------------------------------- */
+
+struct hubspot_output_field {
+    const char *name; /* e.g. "qbo_id" */
+    const char *value;
+};
+
+/* POST /automation/v4/actions/callbacks/{callback_id}/complete with
+ * {"outputFields":{"hs_execution_state":"SUCCESS"|"FAIL_CONTINUE", <fields>}}.
+ * success != 0 sends SUCCESS. fields (borrowed, may be NULL when n == 0, at most
+ * HUBSPOT_MAX_OUTPUT, names other than hs_execution_state). 204 (any 2xx) is 0.
+ * 404 unknown callback: API_NOT_FOUND; 400 expired/completed: API_PERMANENT; the
+ * reference says do not loop on those. */
+int hubspot_complete_callback(struct hubspot_api *api, const struct hubspot_ctx *ctx,
+                              const char *callback_id, int success,
+                              const struct hubspot_output_field *fields, size_t nfields,
+                              struct api_error *err);
+
+#endif

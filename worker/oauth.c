@@ -1,0 +1,865 @@
+/* oauth.c - QBO access tokens per realm (see oauth.h for the contract).
+ *
+ * Intuit rotates refresh tokens and kills the old one at once (reference §9), so two
+ * refreshes racing with one refresh token leave one of them holding a dead token: the
+ * refresh must be single-flight across every replica. Three layers keep it so:
+ *
+ *   in-process cache hit ---------------------------------------------> token
+ *   miss: one thread per realm in this process leads (entry.refreshing); the others
+ *         sleep on the condition variable and take the leader's token or error
+ *   leader: Redis hash fresh --------------------------------------------> token
+ *           else redis_lock(<prefix>lock:{realm}:oauth)
+ *             held:  re-read (the previous holder may just have refreshed), else POST
+ *                    the token endpoint, store access + rotated refresh token with a Lua
+ *                    compare-and-set on the refresh token we sent, unlock   [refresh()]
+ *             busy:  poll the hash until it carries a token newer than the one we
+ *                    judged stale, or the lock frees up (retake it), bounded  [lead()]
+ *
+ * The compare-and-set matters when our lock lapsed during a slow token call: whoever
+ * refreshed after us stored a newer refresh token, and ours (already dead at Intuit)
+ * must not overwrite it. Wall-clock epoch ms are stored (they are shared between hosts);
+ * waits use the monotonic clock.
+ */
+#include "worker/oauth.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/json.h"
+#include "common/log.h"
+
+#define OAUTH_CACHE_MAX_REALMS  4096 /* in-process cache entries */
+#define OAUTH_POLL_MS           50   /* between two looks at another replica's refresh */
+#define OAUTH_ERROR_HOLD_MS     1000 /* waiters reuse the leader's failure this long */
+#define OAUTH_DEFAULT_RT_TTL_MS (100LL * 24 * 3600 * 1000) /* when Intuit sends none */
+#define OAUTH_ENDPOINT          "POST /oauth2/v1/tokens/bearer"
+
+struct cache_entry {
+    char realm[OAUTH_REALM_MAX + 1];
+    char *token;          /* malloc'd; wiped before free */
+    int64_t use_until;    /* monotonic ms: cache hit while now < use_until */
+    int refreshing;       /* a thread of this process leads a fetch for this realm */
+    int waiters;          /* threads sleeping on it (entry must not be evicted) */
+    unsigned gen;         /* bumped when a lead ends */
+    struct api_error err; /* the last lead's failure, when it failed */
+    int64_t err_until;    /* monotonic ms */
+};
+
+struct oauth {
+    char *token_url, *client_id, *client_secret;
+    int64_t margin_ms, lock_ttl_ms, wait_ms;
+    struct oauth_hooks hooks;
+    struct redis_script cas_store, cas_invalidate, cas_reauth, put_refresh;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cache_entry *cache;
+    size_t ncache, capcache;
+};
+
+/* What the Redis hash holds for a realm. */
+struct stored {
+    char access[OAUTH_TOKEN_MAX];
+    int64_t access_exp;
+    char refresh[OAUTH_REFRESH_TOKEN_MAX];
+    int64_t refresh_exp;
+    int64_t updated;
+    int reauth;
+};
+
+/* KEYS[1] hash; ARGV: sent refresh token, access, access exp, new refresh, refresh exp,
+ * now. Stores only while the hash still holds the refresh token we sent. */
+static const char lua_cas_store[] =
+    "if redis.call('HGET', KEYS[1], 'refresh_token') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'access_token', ARGV[2], 'access_expires_at_ms', ARGV[3],\n"
+    "  'refresh_token', ARGV[4], 'refresh_expires_at_ms', ARGV[5], 'updated_at', ARGV[6])\n"
+    "redis.call('HDEL', KEYS[1], 'reauth_required')\n"
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[5])\n"
+    "return 1\n";
+
+/* KEYS[1] hash; ARGV: rejected access token, now. */
+static const char lua_cas_invalidate[] =
+    "if redis.call('HGET', KEYS[1], 'access_token') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'access_token', '', 'access_expires_at_ms', '0',\n"
+    "  'updated_at', ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS[1] hash; ARGV: refresh token Intuit refused, now. */
+static const char lua_cas_reauth[] =
+    "if redis.call('HGET', KEYS[1], 'refresh_token') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'reauth_required', '1', 'access_token', '',\n"
+    "  'access_expires_at_ms', '0', 'updated_at', ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS[1] hash; ARGV: refresh token, its expiry, now. */
+static const char lua_put_refresh[] =
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], 'access_token', '', 'access_expires_at_ms', '0',\n"
+    "  'refresh_token', ARGV[1], 'refresh_expires_at_ms', ARGV[2], 'updated_at', ARGV[3])\n"
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[2])\n"
+    "return 1\n";
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t epoch_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+int oauth_realm_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++)
+        if (!isdigit((unsigned char)s[n]))
+            return 0;
+    return n >= 1 && n <= OAUTH_REALM_MAX;
+}
+
+int oauth_key(const struct redis_conn *redis, const char *realm, char *buf, size_t bufsz)
+{
+    int n;
+    if (!oauth_realm_valid(realm))
+        return -1;
+    n = snprintf(buf, bufsz, "%soauth:{%s}", redis_conn_prefix(redis), realm);
+    return n < 0 || (size_t)n >= bufsz ? -1 : 0;
+}
+
+static void transient(struct api_error *err, const char *what, const char *detail)
+{
+    api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "oauth: %s: %s", what, detail);
+}
+
+/* The margin before expiry at which a token counts as stale: the configured one, but
+ * never more than half the token's lifetime (short-lived tokens would otherwise be
+ * refreshed on every call). */
+static int64_t effective_margin(const struct oauth *o, const struct stored *s)
+{
+    int64_t life = s->access_exp - s->updated;
+    int64_t m = o->margin_ms;
+    if (life > 0 && m > life / 2)
+        m = life / 2;
+    return m;
+}
+
+static int usable(const struct oauth *o, const struct stored *s, int64_t now)
+{
+    return s->access[0] && s->access_exp - effective_margin(o, s) > now;
+}
+
+static int64_t parse_i64(const redisReply *r)
+{
+    char *end;
+    long long v;
+    if (!r || r->type != REDIS_REPLY_STRING || r->len == 0)
+        return 0;
+    errno = 0;
+    v = strtoll(r->str, &end, 10);
+    return errno || *end ? 0 : (int64_t)v;
+}
+
+static void copy_reply(const redisReply *r, char *dst, size_t dstsz)
+{
+    dst[0] = 0;
+    if (r && r->type == REDIS_REPLY_STRING && r->len < dstsz) {
+        memcpy(dst, r->str, r->len);
+        dst[r->len] = 0;
+    }
+}
+
+/* Read the realm's hash into *s. 0, or -1 with *err (transient). */
+static int load(struct redis_conn *redis, const char *key, struct stored *s, struct api_error *err)
+{
+    char e[256];
+    redisReply *r = redis_command(redis, e, sizeof e,
+                                  "HMGET %s access_token access_expires_at_ms refresh_token "
+                                  "refresh_expires_at_ms updated_at reauth_required",
+                                  key);
+    if (!r) {
+        transient(err, "reading stored tokens from Redis failed", e);
+        return -1;
+    }
+    memset(s, 0, sizeof *s);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
+        copy_reply(r->element[0], s->access, sizeof s->access);
+        s->access_exp = parse_i64(r->element[1]);
+        copy_reply(r->element[2], s->refresh, sizeof s->refresh);
+        s->refresh_exp = parse_i64(r->element[3]);
+        s->updated = parse_i64(r->element[4]);
+        s->reauth = r->element[5] && r->element[5]->type == REDIS_REPLY_STRING;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static void wipe_stored(struct stored *s)
+{
+    explicit_bzero(s, sizeof *s);
+}
+
+static void reauth_error(struct api_error *err, const char *realm, const char *why)
+{
+    api_error_set(err, API_AUTH, HSQB_ERR_QBO_REAUTH_REQUIRED, 0,
+                  "QuickBooks company %s must be reconnected (%s); store a new refresh token "
+                  "with `hsqb-worker credentials qbo`",
+                  realm, why);
+    snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "invalid_grant");
+}
+
+static void hook_refresh(struct oauth *o, const char *result)
+{
+    if (o->hooks.refresh)
+        o->hooks.refresh(o->hooks.opaque, result);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+struct oauth *oauth_new(const struct config *cfg, char *errstr, size_t errsz)
+{
+    struct oauth *o = calloc(1, sizeof *o);
+    const char *id = config_get_str(cfg, "oauth.client_id");
+    const char *secret = config_get_str(cfg, "oauth.client_secret");
+    int64_t timeout = config_get_ms(cfg, "http.timeout");
+
+    if (!o) {
+        snprintf(errstr, errsz, "oauth: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cv, NULL);
+    if (!*id || !*secret) {
+        snprintf(errstr, errsz, "oauth: oauth.client_id and oauth.client_secret must be set");
+        goto fail;
+    }
+    o->token_url = strdup(config_get_str(cfg, "oauth.token_url"));
+    o->client_id = strdup(id);
+    o->client_secret = strdup(secret);
+    if (!o->token_url || !o->client_id || !o->client_secret) {
+        snprintf(errstr, errsz, "oauth: out of memory");
+        goto fail;
+    }
+    o->margin_ms = config_get_ms(cfg, "oauth.refresh_margin");
+    /* The lock outlives one token call; a waiter gives up a little after it lapses. */
+    o->lock_ttl_ms = timeout + 5000;
+    o->wait_ms = o->lock_ttl_ms + 2000;
+    if (redis_script_init(&o->cas_store, lua_cas_store, errstr, errsz) < 0 ||
+        redis_script_init(&o->cas_invalidate, lua_cas_invalidate, errstr, errsz) < 0 ||
+        redis_script_init(&o->cas_reauth, lua_cas_reauth, errstr, errsz) < 0 ||
+        redis_script_init(&o->put_refresh, lua_put_refresh, errstr, errsz) < 0)
+        goto fail;
+    log_register_secret(secret);
+    return o;
+fail:
+    oauth_free(o);
+    return NULL;
+}
+
+void oauth_free(struct oauth *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->ncache; i++)
+        wipe_free(o->cache[i].token);
+    free(o->cache);
+    free(o->token_url);
+    free(o->client_id);
+    wipe_free(o->client_secret);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->cv);
+    free(o);
+}
+
+void oauth_set_hooks(struct oauth *o, const struct oauth_hooks *h)
+{
+    if (h)
+        o->hooks = *h;
+    else
+        memset(&o->hooks, 0, sizeof o->hooks);
+}
+
+/* ---- the in-process cache (o->mu held) --------------------------------------------- */
+
+static struct cache_entry *cache_find(struct oauth *o, const char *realm)
+{
+    for (size_t i = 0; i < o->ncache; i++)
+        if (strcmp(o->cache[i].realm, realm) == 0)
+            return &o->cache[i];
+    return NULL;
+}
+
+/* Find or add; NULL when out of memory. Evicts an idle entry when full. */
+static struct cache_entry *cache_get(struct oauth *o, const char *realm)
+{
+    struct cache_entry *e = cache_find(o, realm);
+    if (e)
+        return e;
+    if (o->ncache == OAUTH_CACHE_MAX_REALMS) {
+        size_t victim = o->ncache;
+        for (size_t i = 0; i < o->ncache; i++)
+            if (!o->cache[i].refreshing && !o->cache[i].waiters &&
+                (victim == o->ncache || o->cache[i].use_until < o->cache[victim].use_until))
+                victim = i;
+        if (victim == o->ncache)
+            return NULL;
+        wipe_free(o->cache[victim].token);
+        o->cache[victim] = o->cache[--o->ncache];
+    }
+    if (o->ncache == o->capcache) {
+        size_t cap = o->capcache ? o->capcache * 2 : 16;
+        struct cache_entry *n = realloc(o->cache, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        o->cache = n;
+        o->capcache = cap;
+    }
+    size_t n = strnlen(realm, OAUTH_REALM_MAX); /* validated by the caller */
+    e = &o->cache[o->ncache++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->realm, realm, n);
+    return e;
+}
+
+static void cache_put(struct oauth *o, struct cache_entry *e, const struct stored *s)
+{
+    int64_t refresh_at = s->access_exp - effective_margin(o, s);
+    int64_t left = refresh_at - epoch_ms();
+    char *dup;
+
+    if (left > OAUTH_CACHE_MS)
+        left = OAUTH_CACHE_MS;
+    if (left <= 0) {
+        /* Already inside the margin (another replica's clock, or a token the lead took
+         * while waiting): hold it briefly anyway, so this process's waiters do not each
+         * start a refresh of their own. */
+        left = s->access_exp - epoch_ms() - 1000;
+        if (left > 1000)
+            left = 1000;
+    }
+    if (left <= 0 || !(dup = strdup(s->access)))
+        return;
+    wipe_free(e->token);
+    e->token = dup;
+    e->use_until = mono_ms() + left;
+}
+
+/* ---- the token endpoint -------------------------------------------------------------- */
+
+/* The error code of a token endpoint answer, when it is a short identifier. */
+static void endpoint_error(const struct http_response *resp, char *code, size_t codesz)
+{
+    char e[128];
+    struct json_object *doc;
+    const char *s;
+
+    code[0] = 0;
+    if (resp->body_len == 0 || resp->body_len > OAUTH_MAX_RESPONSE ||
+        !(doc = json_parse_strict(resp->body, resp->body_len, 8, e, sizeof e)))
+        return;
+    if (json_get_str(doc, "error", &s) == JGET_OK && strlen(s) < codesz &&
+        strspn(s, "abcdefghijklmnopqrstuvwxyz_") == strlen(s))
+        snprintf(code, codesz, "%s", s);
+    json_object_put(doc);
+}
+
+/* Parse a 200 answer into *fresh (access, expiries; refresh token defaults to sent). */
+static int parse_tokens(const struct http_response *resp, const char *sent, struct stored *fresh,
+                        int64_t now)
+{
+    char e[128];
+    struct json_object *doc;
+    const char *at, *rt;
+    int64_t exp_in, rt_in;
+    int rc = -1;
+
+    if (resp->body_len > OAUTH_MAX_RESPONSE ||
+        !(doc = json_parse_strict(resp->body, resp->body_len, 8, e, sizeof e)))
+        return -1;
+    memset(fresh, 0, sizeof *fresh);
+    if (json_get_str(doc, "access_token", &at) != JGET_OK || !*at ||
+        strlen(at) >= sizeof fresh->access ||
+        json_get_int64(doc, "expires_in", 1, 10LL * 365 * 86400, &exp_in) != JGET_OK)
+        goto out;
+    switch (json_get_str(doc, "refresh_token", &rt)) {
+    case JGET_OK:
+        if (!*rt || strlen(rt) >= sizeof fresh->refresh)
+            goto out;
+        break;
+    case JGET_MISSING:
+        rt = sent;
+        break;
+    default:
+        goto out;
+    }
+    if (json_get_int64(doc, "x_refresh_token_expires_in", 1, 10LL * 365 * 86400, &rt_in) != JGET_OK)
+        rt_in = OAUTH_DEFAULT_RT_TTL_MS / 1000;
+    snprintf(fresh->access, sizeof fresh->access, "%s", at);
+    snprintf(fresh->refresh, sizeof fresh->refresh, "%s", rt);
+    fresh->access_exp = now + exp_in * 1000;
+    fresh->refresh_exp = now + rt_in * 1000;
+    fresh->updated = now;
+    rc = 0;
+out:
+    json_object_put(doc);
+    return rc;
+}
+
+static redisReply *eval_retry(struct redis_conn *redis, const struct redis_script *s,
+                              const char *key, int nargs, const char **args, int tries, char *e,
+                              size_t esz)
+{
+    const char *keys[1] = {key};
+    redisReply *r = NULL;
+    for (int i = 0; i < tries && !r; i++) {
+        if (i)
+            sleep_ms(100);
+        r = redis_eval(redis, s, 1, keys, nargs, args, NULL, e, esz);
+    }
+    return r;
+}
+
+/* POST grant_type=refresh_token with s->refresh (we hold the lock). On success the new
+ * tokens are stored (compare-and-set) and the access token copied into *out. */
+static int refresh(struct oauth *o, struct http_client *http, struct redis_conn *redis,
+                   const char *realm, const char *key, const struct stored *s, struct stored *out,
+                   struct api_error *err)
+{
+    struct http_param form[2] = {{"grant_type", "refresh_token"}, {"refresh_token", s->refresh}};
+    struct http_header hdrs[1] = {{"Accept", "application/json"}};
+    struct http_request req = {.method = HTTP_POST,
+                               .url = o->token_url,
+                               .headers = hdrs,
+                               .nheaders = 1,
+                               .form = form,
+                               .nform = 2,
+                               .basic_user = o->client_id,
+                               .basic_pass = o->client_secret};
+    struct http_response resp;
+    char e[256], code[48], nowbuf[24], atexp[24], rtexp[24];
+    const char *tid;
+    int64_t now = epoch_ms();
+    redisReply *r;
+    int rc = -1;
+
+    http_response_init(&resp);
+    enum http_error he = http_client_do(http, &req, &resp, e, sizeof e);
+    if (o->hooks.api_call)
+        o->hooks.api_call(o->hooks.opaque, "oauth", OAUTH_ENDPOINT,
+                          he == HTTP_OK ? (int)resp.status : 0, resp.total_ms);
+    if (he != HTTP_OK) {
+        transient(err, "token endpoint unreachable", e);
+        hook_refresh(o, "error");
+        goto out;
+    }
+    tid = http_response_header(&resp, "intuit_tid");
+    if (resp.status == 200) {
+        if (parse_tokens(&resp, s->refresh, out, now) < 0) {
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                          "oauth: token endpoint answered 200 without usable tokens");
+            hook_refresh(o, "error");
+            goto set_tid;
+        }
+        snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
+        snprintf(atexp, sizeof atexp, "%lld", (long long)out->access_exp);
+        snprintf(rtexp, sizeof rtexp, "%lld", (long long)out->refresh_exp);
+        const char *args[6] = {s->refresh, out->access, atexp, out->refresh, rtexp, nowbuf};
+        /* Intuit has already retired the old refresh token: try hard to keep the new one. */
+        r = eval_retry(redis, &o->cas_store, key, 6, args, 3, e, sizeof e);
+        if (!r) {
+            log_error("oauth: refreshed realm %s but could not store the rotated tokens: %s", realm,
+                      e);
+            transient(err, "storing refreshed tokens in Redis failed", e);
+            hook_refresh(o, "error");
+            goto set_tid;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+            hook_refresh(o, "ok");
+            log_info("oauth: refreshed the access token of realm %s", realm);
+        } else {
+            /* Someone stored other credentials meanwhile (a reconnect, or a refresher
+             * after our lock lapsed). Theirs stay; our access token is still valid. */
+            hook_refresh(o, "lost");
+            log_warn("oauth: realm %s credentials changed during our refresh; kept theirs", realm);
+        }
+        freeReplyObject(r);
+        rc = 0;
+        goto out;
+    }
+    endpoint_error(&resp, code, sizeof code);
+    if (resp.status == 400 && strcmp(code, "invalid_grant") == 0) {
+        snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
+        const char *args[2] = {s->refresh, nowbuf};
+        hook_refresh(o, "invalid_grant");
+        r = eval_retry(redis, &o->cas_reauth, key, 2, args, 1, e, sizeof e);
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            /* The stored refresh token changed while we used the old one: not fatal. */
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 400,
+                          "oauth: refresh token of realm %s changed during refresh; retry", realm);
+        } else {
+            reauth_error(err, realm, "Intuit answered invalid_grant");
+            err->http_status = 400;
+        }
+        if (r)
+            freeReplyObject(r);
+        goto set_tid;
+    }
+    hook_refresh(o, "error");
+    if (resp.status == 401 || strcmp(code, "invalid_client") == 0) {
+        api_error_set(err, API_AUTH, HSQB_ERR_INTERNAL, (int)resp.status,
+                      "oauth: Intuit rejected the app's client credentials (invalid_client); "
+                      "check oauth.client_id and oauth.client_secret");
+    } else if (resp.status == 429) {
+        api_error_set(err, API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED, 429,
+                      "oauth: token endpoint throttled the refresh");
+        err->retry_after_ms = resp.retry_after_ms > 0 ? resp.retry_after_ms : 0;
+    } else if (resp.status >= 500) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, (int)resp.status,
+                      "oauth: token endpoint answered %ld", resp.status);
+    } else {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, (int)resp.status,
+                      "oauth: token endpoint answered %ld %s", resp.status,
+                      code[0] ? code : "(no error code)");
+    }
+set_tid:
+    if (tid)
+        snprintf(err->upstream_id, sizeof err->upstream_id, "%s", tid);
+out:
+    http_response_release(&resp);
+    return rc;
+}
+
+/* ---- the Redis path (one thread per realm per process) ----------------------------- */
+
+static int lead(struct oauth *o, struct http_client *http, struct redis_conn *redis,
+                const char *realm, struct stored *out, struct api_error *err)
+{
+    struct redis_lease lease;
+    struct stored *s = malloc(sizeof *s);
+    char key[REDIS_MAX_KEY + 1], e[256], stale[OAUTH_TOKEN_MAX] = "";
+    int64_t deadline = mono_ms() + o->wait_ms, stale_exp = 0, stale_updated = 0;
+    int rc = -1;
+
+    if (!s) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "oauth: out of memory");
+        return -1;
+    }
+    if (oauth_key(redis, realm, key, sizeof key) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: bad realm id");
+        goto out;
+    }
+    if (load(redis, key, s, err) < 0)
+        goto out;
+    if (s->reauth) {
+        reauth_error(err, realm, "its refresh token was refused");
+        goto out;
+    }
+    if (usable(o, s, epoch_ms())) {
+        *out = *s;
+        rc = 0;
+        goto out;
+    }
+    if (!s->refresh[0]) {
+        reauth_error(err, realm, "no refresh token stored");
+        goto out;
+    }
+    snprintf(stale, sizeof stale, "%s", s->access);
+    stale_exp = s->access_exp;
+    stale_updated = s->updated;
+    if (redis_lock_prepare(redis, &lease, realm, "oauth", e, sizeof e) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: %s", e);
+        goto out;
+    }
+    for (;;) {
+        enum redis_claim_status st = redis_lock(redis, &lease, o->lock_ttl_ms, e, sizeof e);
+        if (st == REDIS_CLAIM_ERROR) {
+            transient(err, "taking the refresh lock failed", e);
+            goto out;
+        }
+        if (st == REDIS_CLAIMED) {
+            if (load(redis, key, s, err) < 0) {
+                rc = -1;
+            } else if (s->reauth) {
+                reauth_error(err, realm, "its refresh token was refused");
+            } else if (s->access[0] && strcmp(s->access, stale) != 0 &&
+                       s->access_exp > epoch_ms()) {
+                *out = *s; /* refreshed by the previous lock holder */
+                rc = 0;
+            } else if (!s->refresh[0]) {
+                reauth_error(err, realm, "no refresh token stored");
+            } else {
+                rc = refresh(o, http, redis, realm, key, s, out, err);
+            }
+            if (redis_lease_release(redis, &lease, e, sizeof e) == REDIS_OWNER_ERROR)
+                log_warn("oauth: releasing the refresh lock of realm %s failed: %s", realm, e);
+            goto out;
+        }
+        /* Busy: another replica refreshes. Wait for its token, or for the lock. */
+        sleep_ms(OAUTH_POLL_MS);
+        if (load(redis, key, s, err) < 0)
+            goto out;
+        if (s->reauth) {
+            reauth_error(err, realm, "its refresh token was refused");
+            goto out;
+        }
+        if (s->access[0] && strcmp(s->access, stale) != 0 && s->access_exp > epoch_ms()) {
+            *out = *s;
+            rc = 0;
+            goto out;
+        }
+        if (mono_ms() > deadline) {
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                          "oauth: timed out waiting for another replica to refresh realm %s",
+                          realm);
+            goto out;
+        }
+    }
+out:
+    if (rc < 0 && api_error_retryable(err) && stale[0] && stale_exp > epoch_ms() + 1000) {
+        /* A proactive refresh failed transiently, but the current token still works:
+         * use it (cache_put holds it only briefly, so the refresh is retried soon). */
+        log_warn("oauth: refreshing realm %s failed (%s); using the current token meanwhile", realm,
+                 err->message);
+        memset(out, 0, sizeof *out);
+        memcpy(out->access, stale, sizeof out->access);
+        out->access_exp = stale_exp;
+        out->updated = stale_updated;
+        api_error_clear(err);
+        rc = 0;
+    }
+    wipe_stored(s);
+    free(s);
+    explicit_bzero(stale, sizeof stale);
+    return rc;
+}
+
+int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_conn *redis,
+                     const char *realm, char *tok, size_t toksz, struct api_error *err)
+{
+    struct stored *got = NULL;
+    struct cache_entry *e;
+    int64_t deadline = mono_ms() + o->wait_ms + o->lock_ttl_ms;
+    int rc = -1;
+    unsigned gen = 0;
+    int waited = 0;
+
+    api_error_clear(err);
+    if (!oauth_realm_valid(realm)) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: bad realm id");
+        return -1;
+    }
+    pthread_mutex_lock(&o->mu);
+    for (;;) {
+        int64_t now = mono_ms();
+        if (!(e = cache_get(o, realm))) {
+            pthread_mutex_unlock(&o->mu);
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "oauth: out of memory");
+            return -1;
+        }
+        if (e->token && now < e->use_until) {
+            if (strlen(e->token) >= toksz) {
+                pthread_mutex_unlock(&o->mu);
+                api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+                              "oauth: token buffer too small");
+                return -1;
+            }
+            strcpy(tok, e->token);
+            pthread_mutex_unlock(&o->mu);
+            return 0;
+        }
+        if (waited && e->gen != gen && now < e->err_until) {
+            *err = e->err; /* the lead we waited for failed: share its verdict */
+            pthread_mutex_unlock(&o->mu);
+            return -1;
+        }
+        if (!e->refreshing)
+            break;
+        if (now >= deadline) {
+            pthread_mutex_unlock(&o->mu);
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                          "oauth: timed out waiting for the token refresh of realm %s", realm);
+            return -1;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!waited) {
+            waited = 1;
+            gen = e->gen;
+        }
+        e->waiters++;
+        pthread_cond_timedwait(&o->cv, &o->mu, &ts);
+        e = cache_find(o, realm);
+        if (e)
+            e->waiters--;
+    }
+    e->refreshing = 1;
+    pthread_mutex_unlock(&o->mu);
+
+    got = malloc(sizeof *got);
+    if (!got) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "oauth: out of memory");
+    } else if ((rc = lead(o, http, redis, realm, got, err)) == 0 && strlen(got->access) >= toksz) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: token buffer too small");
+        rc = -1;
+    } else if (rc == 0) {
+        strcpy(tok, got->access);
+    }
+
+    pthread_mutex_lock(&o->mu);
+    e = cache_find(o, realm); /* the array may have moved */
+    if (e) {
+        e->refreshing = 0;
+        e->gen++;
+        if (rc == 0) {
+            cache_put(o, e, got);
+            e->err_until = 0;
+        } else {
+            e->err = *err;
+            e->err_until = mono_ms() + OAUTH_ERROR_HOLD_MS;
+        }
+    }
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    if (got) {
+        wipe_stored(got);
+        free(got);
+    }
+    return rc;
+}
+
+int oauth_invalidate(struct oauth *o, struct redis_conn *redis, const char *realm,
+                     const char *rejected_token, struct api_error *err)
+{
+    char key[REDIS_MAX_KEY + 1], e[256], nowbuf[24];
+    const char *keys[1] = {key}, *args[2] = {rejected_token, nowbuf};
+    struct cache_entry *ce;
+    redisReply *r;
+
+    api_error_clear(err);
+    if (!rejected_token || !*rejected_token || oauth_key(redis, realm, key, sizeof key) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: bad invalidate call");
+        return -1;
+    }
+    pthread_mutex_lock(&o->mu);
+    if ((ce = cache_find(o, realm)) && ce->token && strcmp(ce->token, rejected_token) == 0) {
+        wipe_free(ce->token);
+        ce->token = NULL;
+        ce->use_until = 0;
+    }
+    pthread_mutex_unlock(&o->mu);
+    snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)epoch_ms());
+    r = redis_eval(redis, &o->cas_invalidate, 1, keys, 2, args, NULL, e, sizeof e);
+    if (!r) {
+        transient(err, "invalidating the access token in Redis failed", e);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- credentials ------------------------------------------------------------------ */
+
+int oauth_store_refresh_token(struct redis_conn *redis, const char *realm,
+                              const char *refresh_token, int64_t refresh_expires_at_ms,
+                              char *errstr, size_t errsz)
+{
+    struct redis_script put;
+    char key[REDIS_MAX_KEY + 1], exp[24], nowbuf[24];
+    const char *keys[1] = {key}, *args[3] = {refresh_token, exp, nowbuf};
+    int64_t now = epoch_ms();
+    redisReply *r;
+
+    if (oauth_key(redis, realm, key, sizeof key) < 0) {
+        snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
+        return -1;
+    }
+    if (!refresh_token || !*refresh_token || strlen(refresh_token) >= OAUTH_REFRESH_TOKEN_MAX) {
+        snprintf(errstr, errsz, "refresh token must be 1..%d bytes", OAUTH_REFRESH_TOKEN_MAX - 1);
+        return -1;
+    }
+    if (refresh_expires_at_ms <= now)
+        refresh_expires_at_ms = now + OAUTH_DEFAULT_RT_TTL_MS;
+    snprintf(exp, sizeof exp, "%lld", (long long)refresh_expires_at_ms);
+    snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
+    if (redis_script_init(&put, lua_put_refresh, errstr, errsz) < 0)
+        return -1;
+    r = redis_eval(redis, &put, 1, keys, 3, args, NULL, errstr, errsz);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+int oauth_status_get(struct redis_conn *redis, const char *realm, struct oauth_status *st,
+                     char *errstr, size_t errsz)
+{
+    char key[REDIS_MAX_KEY + 1];
+    redisReply *r, *l1 = NULL, *l2 = NULL;
+    int rc = -1;
+
+    if (oauth_key(redis, realm, key, sizeof key) < 0) {
+        snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
+        return -1;
+    }
+    r = redis_command(redis, errstr, errsz,
+                      "HMGET %s access_expires_at_ms refresh_expires_at_ms updated_at "
+                      "reauth_required",
+                      key);
+    if (!r)
+        return -1;
+    if (!(l1 = redis_command(redis, errstr, errsz, "HSTRLEN %s access_token", key)) ||
+        !(l2 = redis_command(redis, errstr, errsz, "HSTRLEN %s refresh_token", key)))
+        goto out;
+    memset(st, 0, sizeof *st);
+    rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        st->access_expires_at_ms = parse_i64(r->element[0]);
+        st->refresh_expires_at_ms = parse_i64(r->element[1]);
+        st->updated_at_ms = parse_i64(r->element[2]);
+        st->reauth_required = r->element[3]->type == REDIS_REPLY_STRING;
+        for (size_t i = 0; i < 4; i++)
+            rc |= r->element[i]->type != REDIS_REPLY_NIL;
+    }
+    st->has_access_token = l1->type == REDIS_REPLY_INTEGER && l1->integer > 0;
+    st->has_refresh_token = l2->type == REDIS_REPLY_INTEGER && l2->integer > 0;
+    rc |= st->has_access_token | st->has_refresh_token;
+out:
+    freeReplyObject(r);
+    if (l1)
+        freeReplyObject(l1);
+    if (l2)
+        freeReplyObject(l2);
+    return rc;
+}

@@ -1,0 +1,981 @@
+/* pipeline.c - one event, start to finish (see pipeline.h for the state machine).
+ *
+ * Why the order of the last steps: for a failure the DLQ record goes out first, then the
+ * done marker, then the result; for a success the done marker, then the result. The
+ * done marker is what turns a redelivery into a re-publish, so it is written as soon as
+ * the outcome is final: a crash after it costs one re-publish, never a re-run. The DLQ
+ * record of a failure precedes the marker because a re-publish does not re-send it;
+ * a crash between the two costs a duplicate dead letter, never a missing one.
+ *
+ * The claim is kept alive by one lease-keeper thread for the whole process rather than
+ * by checkpoints in the action: a single slow API call (rate-limit wait, 30 s timeout)
+ * can outlast a lease, and the keeper renews regardless. If a renewal finds the claim
+ * gone (the process stalled past its lease and another worker took over), the event is
+ * flagged and the action stops before its next QBO write; the new owner finishes it,
+ * protected by the requestids and the document lookup.
+ */
+#include "worker/pipeline.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/backoff.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/redis.h"
+#include "worker/action.h"
+#include "worker/action_sales.h"
+#include "worker/result.h"
+
+#define SEND_TIMEOUT_MS      30000 /* one Kafka delivery (result or DLQ record) */
+#define BUSY_DELAY_MS        1000  /* claim held by another owner: look again after ~1-2 s */
+#define REDIS_DOWN_DELAY_MS  2000
+#define KAFKA_DOWN_DELAY_MS  5000
+#define KEEPER_MIN_PERIOD_MS 500
+#define ERRSZ                512
+
+/* The action families, tried in order. The payment family joins here. */
+static const struct action_ops *const families[] = {&action_sales_ops};
+
+/* Replace a stored FAILED outcome (done marker) by our claim token; a stored success or
+ * a live claim is left alone. 1 = claimed, 0 = not. */
+static const char reclaim_failed_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if (not v) or (string.sub(v, 1, 5) == '" REDIS_DONE_MARKER "' and\n"
+    "    string.find(v, '\"type\":\"hsqb.result.failed\"', 1, true)) then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+/* ---- lease keeper ----------------------------------------------------------------- */
+
+struct kept {
+    struct redis_lease lease;
+    atomic_int lost;
+    struct kept *next;
+};
+
+struct keeper {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int started, stop;
+    struct kept *head;
+    struct redis_conn *redis;
+    int64_t lease_ms;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void keeper_add(struct keeper *k, struct kept *e)
+{
+    pthread_mutex_lock(&k->mu);
+    e->next = k->head;
+    k->head = e;
+    pthread_mutex_unlock(&k->mu);
+}
+
+static void keeper_remove(struct keeper *k, struct kept *e)
+{
+    struct kept **pp;
+
+    pthread_mutex_lock(&k->mu);
+    for (pp = &k->head; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* One sweep: copy the leases under the lock, renew them without it (Redis I/O), then
+ * flag the entries that are still registered and were found lost. */
+static void keeper_sweep(struct keeper *k)
+{
+    struct {
+        struct kept *e;
+        struct redis_lease l;
+        enum redis_owner_status st;
+    } *snap = NULL;
+    size_t n = 0, i, cap = 0;
+    struct kept *e;
+    char err[256];
+
+    pthread_mutex_lock(&k->mu);
+    for (e = k->head; e; e = e->next)
+        cap++;
+    if (cap)
+        snap = calloc(cap, sizeof *snap);
+    for (e = k->head; e && snap; e = e->next, n++) {
+        snap[n].e = e;
+        snap[n].l = e->lease;
+    }
+    pthread_mutex_unlock(&k->mu);
+    for (i = 0; i < n; i++) {
+        snap[i].st = redis_lease_renew(k->redis, &snap[i].l, k->lease_ms, err, sizeof err);
+        if (snap[i].st == REDIS_OWNER_ERROR)
+            log_warn("lease keeper: renewing %s failed: %s", snap[i].l.key, err);
+    }
+    pthread_mutex_lock(&k->mu);
+    for (i = 0; i < n; i++) {
+        if (snap[i].st != REDIS_OWNER_LOST)
+            continue;
+        for (e = k->head; e; e = e->next) /* still registered, same claim (token) */
+            if (e == snap[i].e && strcmp(e->lease.token, snap[i].l.token) == 0) {
+                atomic_store(&e->lost, 1);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&k->mu);
+    free(snap);
+}
+
+static void *keeper_main(void *arg)
+{
+    struct keeper *k = arg;
+    int64_t period = k->lease_ms / 3;
+    struct timespec until;
+
+    if (period < KEEPER_MIN_PERIOD_MS)
+        period = KEEPER_MIN_PERIOD_MS;
+    pthread_mutex_lock(&k->mu);
+    while (!k->stop) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += period / 1000;
+        until.tv_nsec += (period % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
+            ;
+        if (k->stop)
+            break;
+        pthread_mutex_unlock(&k->mu);
+        keeper_sweep(k);
+        pthread_mutex_lock(&k->mu);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* ---- the pipeline ------------------------------------------------------------------- */
+
+struct pipeline {
+    struct pipeline_deps deps;
+    struct action_settings settings;
+    char group[256];
+    char source[300];
+    char topic_results[256];
+    char topic_dlq[256];
+    /* Redis options with owned strings (redis_opts borrows) */
+    struct redis_opts ropts;
+    char r_host[256], r_user[256], r_pass[512], r_prefix[REDIS_MAX_PREFIX + 1];
+    struct http_client_opts hopts;
+    char user_agent[257];
+    int64_t lease_ms, dedup_ms;
+    int complete_callbacks; /* callbacks.complete */
+    struct backoff_policy retry;
+    size_t max_event_bytes;
+    struct redis_script reclaim;
+    struct keeper keeper;
+};
+
+struct pipeline_thread {
+    struct pipeline *p;
+    struct http_client *http;
+    struct redis_conn *redis;
+    uint64_t rnd;
+};
+
+static void copy_str(char *dst, size_t dstsz, const char *src)
+{
+    snprintf(dst, dstsz, "%s", src ? src : "");
+}
+
+struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_deps *deps,
+                              char *errstr, size_t errsz)
+{
+    struct pipeline *p;
+    pthread_condattr_t ca;
+
+    if (!deps || !deps->hubspot || !deps->qbo || !deps->producer) {
+        snprintf(errstr, errsz, "pipeline: hubspot, qbo and producer are required");
+        return NULL;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(errstr, errsz, "pipeline: out of memory");
+        return NULL;
+    }
+    p->deps = *deps;
+    if (action_settings_from_config(&p->settings, cfg, errstr, errsz) < 0)
+        goto fail;
+    copy_str(p->group, sizeof p->group, config_get_str(cfg, "kafka.group.id"));
+    snprintf(p->source, sizeof p->source, "hsqb-worker://%s", p->group);
+    copy_str(p->topic_results, sizeof p->topic_results, config_get_str(cfg, "kafka.topic.results"));
+    copy_str(p->topic_dlq, sizeof p->topic_dlq, config_get_str(cfg, "kafka.topic.dlq"));
+
+    redis_opts_default(&p->ropts);
+    copy_str(p->r_host, sizeof p->r_host, config_get_str(cfg, "redis.host"));
+    copy_str(p->r_user, sizeof p->r_user, config_get_str(cfg, "redis.username"));
+    copy_str(p->r_pass, sizeof p->r_pass, config_get_str(cfg, "redis.password"));
+    copy_str(p->r_prefix, sizeof p->r_prefix, config_get_str(cfg, "redis.key_prefix"));
+    p->ropts.host = p->r_host;
+    p->ropts.port = (int)config_get_int(cfg, "redis.port");
+    p->ropts.username = p->r_user[0] ? p->r_user : NULL;
+    p->ropts.password = p->r_pass[0] ? p->r_pass : NULL;
+    p->ropts.db = (int)config_get_int(cfg, "redis.db");
+    p->ropts.connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
+    p->ropts.command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
+    p->ropts.prefix = p->r_prefix;
+
+    http_client_opts_default(&p->hopts);
+    p->hopts.connect_timeout_ms = (long)config_get_ms(cfg, "http.connect_timeout");
+    p->hopts.timeout_ms = (long)config_get_ms(cfg, "http.timeout");
+    p->hopts.max_body = (size_t)config_get_bytes(cfg, "http.max_response_bytes");
+    copy_str(p->user_agent, sizeof p->user_agent, config_get_str(cfg, "http.user_agent"));
+    p->hopts.user_agent = p->user_agent;
+
+    p->lease_ms = config_get_ms(cfg, "claim.lease");
+    p->dedup_ms = config_get_ms(cfg, "dedup.window");
+    p->max_event_bytes = (size_t)config_get_bytes(cfg, "event.max_bytes");
+    p->complete_callbacks = config_get_bool(cfg, "callbacks.complete");
+    p->retry = (struct backoff_policy){
+        .base_ms = config_get_ms(cfg, "retry.base"),
+        .cap_ms = config_get_ms(cfg, "retry.cap"),
+        .max_attempts = (int)config_get_int(cfg, "retry.attempts"),
+        .max_elapsed_ms = config_get_ms(cfg, "retry.budget"),
+        .max_retry_after_ms = config_get_ms(cfg, "retry.budget"),
+    };
+    if (p->retry.cap_ms < p->retry.base_ms)
+        p->retry.cap_ms = p->retry.base_ms;
+    if (backoff_policy_check(&p->retry, errstr, errsz) < 0 ||
+        redis_script_init(&p->reclaim, reclaim_failed_lua, errstr, errsz) < 0)
+        goto fail;
+
+    p->keeper.lease_ms = p->lease_ms;
+    p->keeper.redis = redis_conn_new(&p->ropts, errstr, errsz);
+    if (!p->keeper.redis)
+        goto fail;
+    pthread_mutex_init(&p->keeper.mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->keeper.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&p->keeper.th, NULL, keeper_main, &p->keeper) != 0) {
+        snprintf(errstr, errsz, "pipeline: cannot start the lease keeper thread");
+        pthread_cond_destroy(&p->keeper.cv);
+        pthread_mutex_destroy(&p->keeper.mu);
+        goto fail;
+    }
+    p->keeper.started = 1;
+    return p;
+fail:
+    redis_conn_free(p->keeper.redis);
+    free(p);
+    return NULL;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+    if (!p)
+        return;
+    if (p->keeper.started) {
+        pthread_mutex_lock(&p->keeper.mu);
+        p->keeper.stop = 1;
+        pthread_cond_broadcast(&p->keeper.cv);
+        pthread_mutex_unlock(&p->keeper.mu);
+        pthread_join(p->keeper.th, NULL);
+        pthread_cond_destroy(&p->keeper.cv);
+        pthread_mutex_destroy(&p->keeper.mu);
+    }
+    redis_conn_free(p->keeper.redis);
+    free(p);
+}
+
+struct pipeline_thread *pipeline_thread_new(struct pipeline *p, char *errstr, size_t errsz)
+{
+    struct pipeline_thread *t = calloc(1, sizeof *t);
+
+    if (!t) {
+        snprintf(errstr, errsz, "pipeline: out of memory");
+        return NULL;
+    }
+    t->p = p;
+    t->rnd = (uint64_t)wall_ms() ^ ((uint64_t)(uintptr_t)t << 17) ^ 0x9E3779B97F4A7C15ULL;
+    t->http = http_client_new(&p->hopts, errstr, errsz);
+    if (!t->http)
+        goto fail;
+    t->redis = redis_conn_new(&p->ropts, errstr, errsz);
+    if (!t->redis)
+        goto fail;
+    return t;
+fail:
+    http_client_free(t->http);
+    free(t);
+    return NULL;
+}
+
+void pipeline_thread_free(struct pipeline_thread *t)
+{
+    if (!t)
+        return;
+    http_client_free(t->http);
+    redis_conn_free(t->redis);
+    free(t);
+}
+
+/* A delay of base..2*base ms, so parked events do not come back in lockstep. */
+static int64_t jitter(struct pipeline_thread *t, int64_t base)
+{
+    t->rnd ^= t->rnd >> 12;
+    t->rnd ^= t->rnd << 25;
+    t->rnd ^= t->rnd >> 27;
+    return base + (int64_t)((t->rnd * 2685821657736338717ULL) % (uint64_t)(base + 1));
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+/* ---- publishing ------------------------------------------------------------------ */
+
+/* Everything one outcome needs to leave the process. */
+struct finish {
+    const struct inbound_msg *msg;
+    const char *key; /* result key: the event key, or the raw input key */
+    size_t keylen;
+    const char *event_id;    /* NULL when unknown */
+    const char *action;      /* for metrics / logs; "unknown" when undecodable */
+    struct result_info info; /* result content */
+    int64_t first_failure_ms;
+};
+
+static int send_dlq(struct pipeline *p, const struct finish *f, enum hsqb_error code,
+                    const char *message, char *errstr, size_t errsz)
+{
+    struct result_dlq_headers h;
+    struct kafka_header kh[RESULT_DLQ_MAX_HEADERS];
+    struct result_dlq_info di = {
+        .topic = f->msg->topic,
+        .partition = f->msg->partition,
+        .offset = f->msg->offset,
+        .timestamp_ms = f->msg->timestamp_ms,
+        .in_hdrs = f->msg->headers,
+        .code = code,
+        .message = message,
+        .attempts = f->info.attempts,
+        .first_failure_ms = f->first_failure_ms,
+        .now_ms = wall_ms(),
+        .group = p->group,
+        .event_id = f->event_id,
+    };
+    size_t i;
+    int rc;
+
+    if (result_dlq_headers_build(&di, &h, errstr, errsz) < 0)
+        return -1;
+    for (i = 0; i < h.n && i < PRODUCER_MAX_HEADERS; i++)
+        kh[i] = (struct kafka_header){h.h[i].name, h.h[i].value};
+    /* the original key and value bytes, never re-serialised (headers.md) */
+    rc =
+        producer_send_sync(p->deps.producer, p->topic_dlq, f->msg->key, f->msg->key_len,
+                           f->msg->value, f->msg->value_len, kh, i, SEND_TIMEOUT_MS, errstr, errsz);
+    result_dlq_headers_release(&h);
+    if (rc == 0)
+        metrics_dlq(p->deps.metrics, hsqb_error_name(code));
+    return rc;
+}
+
+static int send_result(struct pipeline *p, const struct finish *f, const char *json, size_t len,
+                       int succeeded, char *errstr, size_t errsz)
+{
+    static const struct kafka_header ct = {"content-type", RESULT_CONTENT_TYPE};
+
+    if (producer_send_sync(p->deps.producer, p->topic_results, f->key, f->keylen, json, len, &ct, 1,
+                           SEND_TIMEOUT_MS, errstr, errsz) < 0)
+        return -1;
+    metrics_result(p->deps.metrics, succeeded ? "succeeded" : "failed");
+    return 0;
+}
+
+static void log_outcome(const struct finish *f, const char *outcome, const char *code,
+                        const char *qbo_id, int64_t duration_ms, const char *message)
+{
+    struct log_field fl[] = {
+        LF_STR("event_id", f->event_id),    LF_STR("key", f->key),
+        LF_STR("topic", f->msg->topic),     LF_INT("partition", f->msg->partition),
+        LF_INT("offset", f->msg->offset),   LF_STR("action", f->action),
+        LF_STR("outcome", outcome),         LF_STR("code", code),
+        LF_STR("qbo_id", qbo_id),           LF_INT("attempts", f->info.attempts),
+        LF_INT("duration_ms", duration_ms), LF_STR("message", message),
+    };
+    enum log_level lvl = strcmp(outcome, METRICS_OUTCOME_SUCCEEDED) == 0 ||
+                                 strcmp(outcome, METRICS_OUTCOME_DUPLICATE) == 0
+                             ? LOG_INFO
+                             : LOG_WARN;
+    if (log_enabled(lvl))
+        log_fields(lvl, "event outcome", fl, sizeof fl / sizeof fl[0]);
+}
+
+/* Build the result JSON of f into jb; on a contract violation fall back to an INTERNAL
+ * failure naming it. 0, or -1 when even that fails. */
+static int build_result(struct finish *f, struct jbuf *jb, struct result_error *fallback,
+                        char *msgbuf, size_t msgsz)
+{
+    char e[ERRSZ];
+
+    if (result_build(&f->info, jb, e, sizeof e) == 0)
+        return 0;
+    log_error("event %s: %s", f->event_id ? f->event_id : "?", e);
+    snprintf(msgbuf, msgsz, "internal error building the result: %s", e);
+    *fallback = (struct result_error){.code = HSQB_ERR_INTERNAL, .message = msgbuf};
+    f->info.qbo = NULL;
+    f->info.error = fallback;
+    return result_build(&f->info, jb, e, sizeof e);
+}
+
+/* ---- undecodable and unsupported events ------------------------------------------ */
+
+/* For UNSUPPORTED_OBJECT_TYPE: read what the event was about, since the decoder does not
+ * fill the event. 0 when action, portal, object type (one of ours) and id were read. */
+struct peeked {
+    enum hsqb_action action;
+    int64_t portal_id, object_id;
+    enum hsqb_object_type type;
+    char key[EVENT_KEY_MAX];
+    char realm[EVENT_REALM_MAX + 1];
+};
+
+static int peek_subject(const struct inbound_msg *m, struct peeked *pk)
+{
+    struct json_object *root, *data, *origin, *obj, *in;
+    const char *s;
+    int rc = -1;
+
+    root = json_parse_strict(m->value, m->value_len, EVENT_MAX_DEPTH, NULL, 0);
+    if (!root)
+        return -1;
+    memset(pk, 0, sizeof *pk);
+    if (json_get_str(root, "type", &s) != JGET_OK || action_from_type(s, &pk->action) < 0 ||
+        json_get_obj(root, "data", &data) != JGET_OK ||
+        json_get_obj(data, "origin", &origin) != JGET_OK ||
+        json_get_int64(origin, "portalId", 1, INT64_MAX, &pk->portal_id) != JGET_OK ||
+        json_get_obj(data, "object", &obj) != JGET_OK ||
+        json_get_int64_lenient(obj, "objectId", 1, INT64_MAX, &pk->object_id) != JGET_OK ||
+        json_get_str(obj, "objectType", &s) != JGET_OK || object_type_parse(s, &pk->type) < 0 ||
+        event_key(pk->portal_id, pk->type, pk->object_id, pk->key, sizeof pk->key) < 0)
+        goto out;
+    if ((json_get_obj(data, "inputFields", &in) == JGET_OK ||
+         json_get_obj(data, "fields", &in) == JGET_OK) &&
+        json_get_str(in, "qbo_realm_id", &s) == JGET_OK && strlen(s) <= EVENT_REALM_MAX &&
+        strspn(s, "0123456789") == strlen(s) && *s)
+        snprintf(pk->realm, sizeof pk->realm, "%s", s);
+    rc = 0;
+out:
+    json_object_put(root);
+    return rc;
+}
+
+static enum pipeline_disposition handle_invalid(struct pipeline *p, struct pipeline_thread *t,
+                                                const struct inbound_msg *m, enum event_status st,
+                                                const char *why, int attempts,
+                                                int64_t first_failure_ms, int64_t start,
+                                                int64_t *delay)
+{
+    char id[EVENT_ID_MAX + 1], e[ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
+    struct peeked pk;
+    struct result_error rerr = {.code = HSQB_ERR_INVALID_EVENT, .message = why};
+    struct result_error fb;
+    struct finish f = {.msg = m, .key = m->key, .keylen = m->key ? m->key_len : 0};
+    struct jbuf jb;
+    enum pipeline_disposition d = PIPELINE_DONE;
+
+    if (m->value && event_peek_id(m->value, m->value_len, id, sizeof id) == 0)
+        f.event_id = id;
+    f.action = "unknown";
+    f.info = (struct result_info){
+        .worker_source = p->source,
+        .topic = m->topic,
+        .partition = m->partition,
+        .offset = m->offset,
+        .attempts = attempts,
+        .error = &rerr,
+    };
+    f.info.subject.input_id = f.event_id;
+    f.first_failure_ms = first_failure_ms;
+    /* UNSUPPORTED_OBJECT_TYPE must name its subject in the contract's vocabulary; an
+     * object type outside it (CONTACT) can only be reported as INVALID_EVENT. */
+    if (st == EVENT_UNSUPPORTED_OBJECT && f.event_id && peek_subject(m, &pk) == 0) {
+        rerr.code = HSQB_ERR_UNSUPPORTED_OBJECT_TYPE;
+        f.info.subject = (struct result_subject){
+            .known = 1,
+            .input_id = f.event_id,
+            .action = pk.action,
+            .portal_id = pk.portal_id,
+            .object_type = pk.type,
+            .object_id = pk.object_id,
+            .key = pk.key,
+            .realm_id = pk.realm[0] ? pk.realm : NULL,
+        };
+        f.key = pk.key;
+        f.keylen = strlen(pk.key);
+        f.action = action_name(pk.action);
+    }
+    f.info.duration_ms = mono_ms() - start;
+    f.info.completed_at_ms = wall_ms();
+    jbuf_init(&jb, RESULT_MAX_BYTES);
+    if (build_result(&f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
+        d = PIPELINE_STOP;
+        goto out;
+    }
+    if (send_dlq(p, &f, f.info.error->code, why, e, sizeof e) < 0 ||
+        send_result(p, &f, jbuf_cstr(&jb), jb.len, 0, e, sizeof e) < 0) {
+        log_warn("event at %s/%d/%" PRId64 ": publishing its failure failed (%s); retrying later",
+                 m->topic, (int)m->partition, m->offset, e);
+        metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_RETRIED, -1);
+        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
+        d = PIPELINE_RETRY_LATER;
+        goto out;
+    }
+    metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_FAILED, f.info.duration_ms);
+    log_outcome(&f, METRICS_OUTCOME_FAILED, hsqb_error_name(f.info.error->code), NULL,
+                f.info.duration_ms, why);
+out:
+    jbuf_release(&jb);
+    return d;
+}
+
+/* ---- the run with in-process retries ---------------------------------------------- */
+
+enum run_end { RUN_OK, RUN_FAILED, RUN_EXHAUSTED, RUN_LOST };
+
+static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
+                               const struct action_event *ev, struct kept *k,
+                               struct action_outcome *out, struct api_error *err, int *runs)
+{
+    const struct action_ops *ops = NULL;
+    struct backoff b;
+    struct action_ctx ctx;
+    int64_t delay, start = mono_ms(), slept;
+    size_t i;
+    char e[256];
+
+    for (i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (families[i]->handles(ev->action, ev->object_type))
+            ops = families[i];
+    *runs = 1;
+    if (!ops) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+                      "%s on a %s is not implemented by this worker version",
+                      action_name(ev->action), object_type_name(ev->object_type));
+        return RUN_FAILED;
+    }
+    if (backoff_init(&b, &p->retry, 0, e, sizeof e) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "%s", e);
+        return RUN_FAILED;
+    }
+    backoff_start(&b, start);
+    for (;;) {
+        ctx = (struct action_ctx){
+            .ev = ev,
+            .settings = &p->settings,
+            .hubspot = p->deps.hubspot,
+            .qbo = p->deps.qbo,
+            .http = t->http,
+            .redis = t->redis,
+            .deadline_ms = start + p->retry.max_elapsed_ms,
+            .now_ms = wall_ms(),
+            .claim_lost = &k->lost,
+        };
+        action_outcome_release(out);
+        api_error_clear(err);
+        if (ops->run(&ctx, out, err) == 0)
+            return RUN_OK;
+        if (atomic_load(&k->lost))
+            return RUN_LOST;
+        if (!api_error_retryable(err))
+            return RUN_FAILED;
+        if (backoff_next(&b, mono_ms(), err->retry_after_ms > 0 ? err->retry_after_ms : -1,
+                         &delay) == BACKOFF_GIVE_UP)
+            return RUN_EXHAUSTED;
+        metrics_retry(p->deps.metrics, "event");
+        log_info("event %s: %s failure (%s); retry %d in %" PRId64 " ms", ev->id,
+                 api_class_name(err->cls), err->message, *runs, delay);
+        for (slept = 0; slept < delay && !atomic_load(&k->lost); slept += 100)
+            sleep_ms(delay - slept < 100 ? delay - slept : 100);
+        if (atomic_load(&k->lost))
+            return RUN_LOST;
+        (*runs)++;
+    }
+}
+
+/* ---- claim outcomes ------------------------------------------------------------------ */
+
+static enum pipeline_disposition republish(struct pipeline *p, struct pipeline_thread *t,
+                                           struct finish *f, const char *stored, size_t len,
+                                           int64_t start, int64_t *delay)
+{
+    char e[ERRSZ];
+    int ok = strstr(stored, "\"type\":\"hsqb.result.succeeded\"") != NULL;
+
+    if (send_result(p, f, stored, len, ok, e, sizeof e) < 0) {
+        log_warn("event %s: re-publishing the stored result failed (%s)", f->event_id, e);
+        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
+        return PIPELINE_RETRY_LATER;
+    }
+    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_DUPLICATE, mono_ms() - start);
+    log_outcome(f, METRICS_OUTCOME_DUPLICATE, ok ? NULL : "stored failure", NULL, mono_ms() - start,
+                "already processed: stored result re-published");
+    return PIPELINE_DONE;
+}
+
+/* Design §4 step 10, best effort: the outcome is already recorded and published, so a
+ * failure here is logged, never retried (HubSpot answers 400 to a second completion). */
+static void complete_callback(struct pipeline *p, struct pipeline_thread *t, const struct finish *f)
+{
+    struct hubspot_ctx hc = {t->http, t->redis, f->info.subject.portal_id, 0};
+    struct hubspot_output_field out[3];
+    struct api_error err;
+    size_t n = 0;
+    int ok = f->info.qbo != NULL;
+
+    if (ok) {
+        out[n++] = (struct hubspot_output_field){"qbo_entity", f->info.qbo->entity};
+        out[n++] = (struct hubspot_output_field){"qbo_id", f->info.qbo->id};
+        if (f->info.qbo->doc_number)
+            out[n++] = (struct hubspot_output_field){"qbo_doc_number", f->info.qbo->doc_number};
+    } else {
+        out[n++] =
+            (struct hubspot_output_field){"error_code", hsqb_error_name(f->info.error->code)};
+        out[n++] = (struct hubspot_output_field){"error_message", f->info.error->message};
+    }
+    if (hubspot_complete_callback(p->deps.hubspot, &hc, f->event_id, ok, out, n, &err) < 0)
+        log_warn("event %s: completing the HubSpot callback failed: %s", f->event_id, err.message);
+}
+
+/* Record and publish the final outcome of a claimed event. */
+static enum pipeline_disposition finish_claimed(struct pipeline *p, struct pipeline_thread *t,
+                                                struct finish *f, struct redis_lease *lease,
+                                                struct kept *k, int64_t start, int64_t *delay)
+{
+    char e[ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1], *stored = NULL;
+    struct result_error fb;
+    struct jbuf jb;
+    size_t stored_len = 0;
+    enum pipeline_disposition d = PIPELINE_DONE;
+    int failed;
+
+    f->info.duration_ms = mono_ms() - start;
+    f->info.completed_at_ms = wall_ms();
+    jbuf_init(&jb, RESULT_MAX_BYTES);
+    if (build_result(f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
+        keeper_remove(&p->keeper, k);
+        redis_lease_release(t->redis, lease, e, sizeof e);
+        d = PIPELINE_STOP;
+        goto out;
+    }
+    failed = f->info.error != NULL;
+    if (failed && send_dlq(p, f, f->info.error->code, f->info.error->message, e, sizeof e) < 0)
+        goto kafka_down;
+    switch (redis_claim_done(t->redis, lease, jbuf_cstr(&jb), jb.len, p->dedup_ms, e, sizeof e)) {
+    case REDIS_DONE_WRITTEN:
+    case REDIS_DONE_TAKEN_OVER:
+        break;
+    case REDIS_DONE_ALREADY:
+        /* another owner recorded an outcome first: that one is the event's outcome */
+        keeper_remove(&p->keeper, k);
+        if (redis_claim(t->redis, lease, p->lease_ms, &stored, &stored_len, e, sizeof e) ==
+                REDIS_CLAIM_DONE &&
+            stored) {
+            d = republish(p, t, f, stored, stored_len, start, delay);
+        } else {
+            *delay = jitter(t, REDIS_DOWN_DELAY_MS);
+            d = PIPELINE_RETRY_LATER;
+        }
+        free(stored);
+        goto out;
+    default:
+        log_warn("event %s: recording the outcome in Redis failed (%s); retrying later",
+                 f->event_id, e);
+        keeper_remove(&p->keeper, k);
+        redis_lease_release(t->redis, lease, e, sizeof e);
+        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
+        *delay = jitter(t, REDIS_DOWN_DELAY_MS);
+        d = PIPELINE_RETRY_LATER;
+        goto out;
+    }
+    keeper_remove(&p->keeper, k);
+    if (send_result(p, f, jbuf_cstr(&jb), jb.len, !failed, e, sizeof e) < 0) {
+        /* the done marker holds the result: the next run re-publishes it */
+        log_warn("event %s: publishing the result failed (%s); retrying later", f->event_id, e);
+        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
+        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
+        d = PIPELINE_RETRY_LATER;
+        goto out;
+    }
+    if (p->complete_callbacks)
+        complete_callback(p, t, f);
+    metrics_event(p->deps.metrics, f->action,
+                  failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, f->info.duration_ms);
+    log_outcome(f, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
+                failed ? hsqb_error_name(f->info.error->code) : NULL,
+                failed ? NULL : f->info.qbo->id, f->info.duration_ms,
+                failed ? f->info.error->message : NULL);
+    goto out;
+kafka_down:
+    log_warn("event %s: sending the dead letter failed (%s); retrying later", f->event_id, e);
+    keeper_remove(&p->keeper, k);
+    redis_lease_release(t->redis, lease, e, sizeof e);
+    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
+    *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
+    d = PIPELINE_RETRY_LATER;
+out:
+    jbuf_release(&jb);
+    return d;
+}
+
+/* Take the claim; 1 = ours, 0 = disposition set (done / busy / Redis down). */
+static int claim(struct pipeline *p, struct pipeline_thread *t, struct finish *f,
+                 const struct result_inbound_meta *meta, struct redis_lease *lease, int64_t start,
+                 int64_t *delay, enum pipeline_disposition *d)
+{
+    char e[ERRSZ], *stored = NULL, ttl[24];
+    size_t stored_len = 0;
+    redisReply *r;
+    const char *keys[1], *args[2];
+    int ours = 0;
+
+    if (redis_claim_prepare(t->redis, lease, f->event_id, e, sizeof e) < 0)
+        goto redis_down;
+    switch (redis_claim(t->redis, lease, p->lease_ms, &stored, &stored_len, e, sizeof e)) {
+    case REDIS_CLAIMED:
+        return 1;
+    case REDIS_CLAIM_BUSY:
+        log_debug("event %s: claimed by another worker; retrying later", f->event_id);
+        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
+        *delay = jitter(t, BUSY_DELAY_MS);
+        *d = PIPELINE_RETRY_LATER;
+        return 0;
+    case REDIS_CLAIM_DONE:
+        break;
+    default:
+        goto redis_down;
+    }
+    if (meta->replayed && stored && strstr(stored, "\"type\":\"hsqb.result.failed\"")) {
+        /* a replayed dead letter: its stored failure is what the replay is meant to fix */
+        snprintf(ttl, sizeof ttl, "%" PRId64, p->lease_ms);
+        keys[0] = lease->key;
+        args[0] = lease->token;
+        args[1] = ttl;
+        r = redis_eval(t->redis, &p->reclaim, 1, keys, 2, args, NULL, e, sizeof e);
+        if (!r) {
+            free(stored);
+            goto redis_down;
+        }
+        ours = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+        if (ours) {
+            log_info("event %s: replay of a failed event; running it again", f->event_id);
+            free(stored);
+            return 1;
+        }
+        free(stored);
+        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
+        *delay = jitter(t, BUSY_DELAY_MS);
+        *d = PIPELINE_RETRY_LATER;
+        return 0;
+    }
+    *d = republish(p, t, f, stored ? stored : "", stored ? stored_len : 0, start, delay);
+    free(stored);
+    return 0;
+redis_down:
+    log_warn("event %s: Redis unavailable for the claim (%s); retrying later", f->event_id, e);
+    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
+    *delay = jitter(t, REDIS_DOWN_DELAY_MS);
+    *d = PIPELINE_RETRY_LATER;
+    return 0;
+}
+
+enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_thread *t,
+                                          const struct inbound_msg *m, int64_t *delay)
+{
+    struct action_event ev = {0};
+    struct result_inbound_meta meta;
+    struct redis_lease lease;
+    struct action_outcome out = {0};
+    struct api_error err;
+    struct result_item *items = NULL;
+    struct result_qbo qbo;
+    struct result_error rerr;
+    struct finish f = {.msg = m};
+    struct kept *k = NULL;
+    char why[EVENT_ERRSTR_SIZE], msgbuf[RESULT_MESSAGE_MAX + 1];
+    enum pipeline_disposition d = PIPELINE_DONE;
+    enum event_status st;
+    enum run_end end;
+    int64_t start = mono_ms(), dummy = 0;
+    int runs = 0;
+    size_t i;
+
+    if (!delay)
+        delay = &dummy;
+    *delay = 0;
+    result_inbound_meta_read(m->headers, &meta);
+    if (m->value_len > p->max_event_bytes) {
+        snprintf(why, sizeof why, "(message): too large (%zu bytes, max %zu)", m->value_len,
+                 p->max_event_bytes);
+        st = EVENT_INVALID;
+    } else {
+        st = event_decode(m->value, m->value_len, &ev, why, sizeof why);
+    }
+    if (st != EVENT_OK)
+        return handle_invalid(p, t, m, st, why, meta.attempts_before + 1, meta.first_failure_ms,
+                              start, delay);
+
+    f.key = ev.key;
+    f.keylen = strlen(ev.key);
+    f.event_id = ev.id;
+    f.action = action_name(ev.action);
+    f.first_failure_ms = meta.first_failure_ms;
+    f.info = (struct result_info){
+        .worker_source = p->source,
+        .topic = m->topic,
+        .partition = m->partition,
+        .offset = m->offset,
+    };
+    result_subject_from_event(&f.info.subject, &ev);
+
+    if (!claim(p, t, &f, &meta, &lease, start, delay, &d))
+        goto out;
+    k = calloc(1, sizeof *k);
+    if (!k) {
+        redis_lease_release(t->redis, &lease, why, sizeof why);
+        *delay = jitter(t, REDIS_DOWN_DELAY_MS);
+        d = PIPELINE_RETRY_LATER;
+        goto out;
+    }
+    k->lease = lease;
+    keeper_add(&p->keeper, k);
+
+    end = run_action(p, t, &ev, k, &out, &err, &runs);
+    f.info.attempts = meta.attempts_before + runs;
+    if (f.info.attempts > 1000000)
+        f.info.attempts = 1000000;
+    if (end == RUN_LOST) {
+        log_warn("event %s: claim lost to another worker; leaving the event to it", ev.id);
+        keeper_remove(&p->keeper, k);
+        metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_RETRIED, -1);
+        *delay = jitter(t, BUSY_DELAY_MS);
+        d = PIPELINE_RETRY_LATER;
+        goto out;
+    }
+    if (end == RUN_OK) {
+        if (out.ncreated) {
+            items = calloc(out.ncreated, sizeof *items);
+            if (!items) {
+                keeper_remove(&p->keeper, k);
+                redis_lease_release(t->redis, &lease, why, sizeof why);
+                *delay = jitter(t, REDIS_DOWN_DELAY_MS);
+                d = PIPELINE_RETRY_LATER;
+                goto out;
+            }
+        }
+        for (i = 0; i < out.ncreated; i++)
+            items[i] = (struct result_item){out.created_items[i].id, out.created_items[i].name};
+        qbo = (struct result_qbo){
+            .entity = out.entity,
+            .id = out.id,
+            .doc_number = out.doc_number[0] ? out.doc_number : NULL,
+            .total_cents = out.total_cents,
+            .currency = out.currency,
+            .customer_id = out.customer_id[0] ? out.customer_id : NULL,
+            .created_customer = out.created_customer,
+            .created_items = items,
+            .ncreated_items = out.ncreated,
+            .payment_id = out.payment_id[0] ? out.payment_id : NULL,
+        };
+        f.info.qbo = &qbo;
+    } else {
+        rerr = (struct result_error){
+            .code = err.code,
+            .message = err.message,
+            .http_status = err.http_status,
+            .upstream_id = err.upstream_id,
+            .details_json = out.details_json,
+        };
+        if (end == RUN_EXHAUSTED) {
+            snprintf(msgbuf, sizeof msgbuf, "gave up after %d attempts over %" PRId64 " ms: %s",
+                     runs, mono_ms() - start, err.message);
+            rerr.code = HSQB_ERR_RETRIES_EXHAUSTED;
+            rerr.message = msgbuf;
+        }
+        f.info.error = &rerr;
+        if (!f.first_failure_ms)
+            f.first_failure_ms = wall_ms();
+    }
+    d = finish_claimed(p, t, &f, &lease, k, start, delay);
+out:
+    if (k)
+        keeper_remove(&p->keeper, k); /* idempotent: never leave a freed entry registered */
+    free(k);
+    free(items);
+    action_outcome_release(&out);
+    event_release(&ev);
+    return d;
+}
+
+/* ---- scheduler adapters ------------------------------------------------------------- */
+
+enum handler_disposition pipeline_sched_handler(void *opaque, void *thread_ctx,
+                                                const struct inbound_msg *msg,
+                                                int64_t *retry_delay_ms)
+{
+    switch (pipeline_handle(opaque, thread_ctx, msg, retry_delay_ms)) {
+    case PIPELINE_DONE:
+        return HANDLER_DONE;
+    case PIPELINE_RETRY_LATER:
+        return HANDLER_RETRY;
+    default:
+        return HANDLER_STOP;
+    }
+}
+
+int pipeline_sched_thread_new(void *opaque, unsigned index, void **ctx, char *errstr, size_t errsz)
+{
+    struct pipeline_thread *t = pipeline_thread_new(opaque, errstr, errsz);
+
+    (void)index;
+    if (!t)
+        return -1;
+    *ctx = t;
+    return 0;
+}
+
+void pipeline_sched_thread_free(void *opaque, void *ctx)
+{
+    (void)opaque;
+    pipeline_thread_free(ctx);
+}

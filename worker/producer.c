@@ -1,0 +1,307 @@
+/* producer.c - one idempotent producer shared by every worker thread, with synchronous sends.
+ *
+ * Why synchronous: a worker thread may store its input offset only after the result (or
+ * DLQ record) is acknowledged, and it has nothing else to do meanwhile; many threads
+ * sending at once still batch together within linger.ms. Each send carries a small
+ * heap-allocated completion as the message opaque; the delivery-report callback (run by
+ * our poll thread) fills it and wakes the sender. The completion is reference-counted
+ * (sender + delivery report) because a sender that times out leaves while librdkafka
+ * still owns the message: whichever side finishes last frees it.
+ *
+ * At shutdown the producer is flushed, whatever is still queued is purged (its delivery
+ * reports fire with a purge error, freeing their completions), and only then is the
+ * poll thread stopped and the handle destroyed.
+ */
+#include "worker/producer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define PRODUCER_POLL_MS          100
+#define PRODUCER_QUEUE_FULL_SLEEP 5000 /* us between attempts while the queue is full */
+#define PRODUCER_FREE_FLUSH_MS    10000
+
+struct producer {
+    rd_kafka_t *rk;
+    pthread_t poller;
+    atomic_bool stop;
+};
+
+struct delivery {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs; /* sender + delivery report */
+    bool done;
+    rd_kafka_resp_err_t err;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drops one reference; the caller holds d->mu, which this releases. */
+static void delivery_unref(struct delivery *d)
+{
+    bool last = --d->refs == 0;
+
+    pthread_mutex_unlock(&d->mu);
+    if (last) {
+        pthread_mutex_destroy(&d->mu);
+        pthread_cond_destroy(&d->cv);
+        free(d);
+    }
+}
+
+static struct delivery *delivery_new(void)
+{
+    struct delivery *d = calloc(1, sizeof(*d));
+    pthread_condattr_t ca;
+
+    if (d == NULL)
+        return NULL;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    d->refs = 2;
+    return d;
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct delivery *d = m->_private;
+
+    (void)rk;
+    (void)opaque;
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->done = true;
+    d->err = m->err;
+    pthread_cond_signal(&d->cv);
+    delivery_unref(d);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO
+                                                                                    : LOG_DEBUG;
+
+    if (log_enabled(l)) {
+        struct log_field f[] = {LF_STR("client", rd_kafka_name(rk)), LF_STR("facility", fac)};
+
+        log_fields(l, buf, f, 2);
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    char fatal[512];
+
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        log_error("kafka producer: fatal error: %s; results can no longer be published", fatal);
+        return;
+    }
+    log_warn("kafka producer: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void *poller_main(void *arg)
+{
+    struct producer *pr = arg;
+
+    while (!atomic_load(&pr->stop))
+        rd_kafka_poll(pr->rk, PRODUCER_POLL_MS);
+    return NULL;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
+                    size_t errsz)
+{
+    char e[256];
+
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(errstr, errsz, "kafka producer: %s=%s: %s", k, v, e);
+    return -1;
+}
+
+struct producer *producer_new(const struct config *cfg, char *errstr, size_t errsz)
+{
+    struct producer *pr = calloc(1, sizeof(*pr));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[512];
+    int rc;
+
+    if (pr == NULL)
+        goto fail;
+    /* defaults the pass-through may tune */
+    if (conf_set(conf, "linger.ms", "5", errstr, errsz) < 0 ||
+        conf_set(conf, "client.id", "hsqb-worker", errstr, errsz) < 0 ||
+        config_kafka_apply(cfg, conf, errstr, errsz) < 0)
+        goto fail;
+    /* what the worker's guarantees rest on */
+    if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr,
+                 errsz) < 0 ||
+        conf_set(conf, "enable.idempotence", "true", errstr, errsz) < 0 ||
+        conf_set(conf, "acks", "all", errstr, errsz) < 0)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (pr->rk == NULL) {
+        snprintf(errstr, errsz, "kafka producer: %s", e);
+        goto fail;
+    }
+    conf = NULL; /* taken by rd_kafka_new */
+    rc = pthread_create(&pr->poller, NULL, poller_main, pr);
+    if (rc != 0) {
+        snprintf(errstr, errsz, "kafka producer: pthread_create: %s", strerror(rc));
+        rd_kafka_destroy(pr->rk);
+        goto fail;
+    }
+    return pr;
+
+fail:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    if (pr == NULL)
+        snprintf(errstr, errsz, "kafka producer: out of memory");
+    free(pr);
+    return NULL;
+}
+
+static rd_kafka_error_t *produce(struct producer *pr, const char *topic, const char *key,
+                                 size_t keylen, const void *val, size_t vallen,
+                                 rd_kafka_headers_t *hdrs, struct delivery *d)
+{
+    rd_kafka_vu_t vu[7];
+    size_t n = 0;
+
+    vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vu[n++].u.cstr = topic;
+    vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
+    vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+    vu[n].u.mem.ptr = (void *)key;
+    vu[n++].u.mem.size = key != NULL ? keylen : 0;
+    vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+    vu[n].u.mem.ptr = (void *)val;
+    vu[n++].u.mem.size = val != NULL ? vallen : 0;
+    vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vu[n++].u.ptr = d;
+    if (hdrs != NULL) {
+        vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
+        vu[n++].u.headers = hdrs;
+    }
+    return rd_kafka_produceva(pr->rk, vu, n);
+}
+
+int producer_send_sync(struct producer *pr, const char *topic, const char *key, size_t keylen,
+                       const void *val, size_t vallen, const struct kafka_header *hdrs,
+                       size_t nhdrs, int64_t timeout_ms, char *errstr, size_t errsz)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    rd_kafka_headers_t *h = NULL;
+    rd_kafka_error_t *kerr = NULL;
+    struct delivery *d = NULL;
+    struct timespec ts;
+    char fatal[512];
+    size_t i;
+    int rc = -1;
+
+    if (nhdrs > PRODUCER_MAX_HEADERS || (nhdrs > 0 && hdrs == NULL) || timeout_ms <= 0) {
+        snprintf(errstr, errsz, "produce to %s: bad arguments", topic);
+        return -1;
+    }
+    if (rd_kafka_fatal_error(pr->rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errsz, "produce to %s: producer failed: %s", topic, fatal);
+        return -1;
+    }
+    d = delivery_new();
+    if (d == NULL) {
+        snprintf(errstr, errsz, "produce to %s: out of memory", topic);
+        return -1;
+    }
+    if (nhdrs > 0) {
+        h = rd_kafka_headers_new(nhdrs);
+        for (i = 0; i < nhdrs; i++)
+            rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, -1);
+    }
+    for (;;) {
+        kerr = produce(pr, topic, key, keylen, val, vallen, h, d);
+        if (kerr == NULL || rd_kafka_error_code(kerr) != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+            mono_ms() >= deadline)
+            break;
+        rd_kafka_error_destroy(kerr);
+        usleep(PRODUCER_QUEUE_FULL_SLEEP); /* the poll thread drains delivery reports */
+    }
+    if (kerr != NULL) {
+        /* not enqueued: the headers and the delivery's second reference are still ours */
+        snprintf(errstr, errsz, "produce to %s: %s", topic, rd_kafka_error_string(kerr));
+        rd_kafka_error_destroy(kerr);
+        if (h != NULL)
+            rd_kafka_headers_destroy(h);
+        pthread_mutex_lock(&d->mu);
+        d->refs--;
+        delivery_unref(d);
+        return -1;
+    }
+    ts.tv_sec = deadline / 1000;
+    ts.tv_nsec = (long)(deadline % 1000) * 1000000;
+    pthread_mutex_lock(&d->mu);
+    while (!d->done && pthread_cond_timedwait(&d->cv, &d->mu, &ts) != ETIMEDOUT)
+        ;
+    if (!d->done)
+        snprintf(errstr, errsz,
+                 "produce to %s: no delivery report within %lld ms (may still be delivered)",
+                 topic, (long long)timeout_ms);
+    else if (d->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        snprintf(errstr, errsz, "produce to %s: %s", topic, rd_kafka_err2str(d->err));
+    else
+        rc = 0;
+    delivery_unref(d);
+    return rc;
+}
+
+int producer_flush(struct producer *pr, int64_t timeout_ms)
+{
+    return rd_kafka_flush(pr->rk, (int)timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+rd_kafka_t *producer_handle(struct producer *pr)
+{
+    return pr->rk;
+}
+
+void producer_free(struct producer *pr)
+{
+    if (pr == NULL)
+        return;
+    if (producer_flush(pr, PRODUCER_FREE_FLUSH_MS) < 0) {
+        log_warn("kafka producer: %d messages undelivered at shutdown; purging",
+                 rd_kafka_outq_len(pr->rk));
+        rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(pr->rk, 1000); /* serves the purge delivery reports */
+    }
+    atomic_store(&pr->stop, true);
+    pthread_join(pr->poller, NULL);
+    rd_kafka_destroy(pr->rk);
+    free(pr);
+}

@@ -1,0 +1,66 @@
+/* producer.h - the worker's one shared, idempotent Kafka producer (results, DLQ, retry).
+ *
+ * Owns: one librdkafka producer handle (enable.idempotence=true, acks=all, small
+ * linger) and a thread that polls it for delivery reports. Settings: kafka.brokers plus
+ * the kafka.* pass-through properties (worker/settings.c); the pass-through may tune
+ * linger.ms, message.timeout.ms, compression etc. but never the idempotence or the
+ * bootstrap list.
+ *
+ * producer_send_sync() blocks the calling thread until the broker acknowledged the
+ * message (all in-sync replicas) or delivery failed, so a caller may store an input
+ * offset right after it returns 0 (design §5: an offset is stored only after the
+ * result is delivered). A send that times out on the caller's side may still be
+ * delivered later by librdkafka (at least once): consumers of results deduplicate on
+ * the CloudEvent id.
+ *
+ * Thread-safety: producer_send_sync() and producer_flush() may be called from any number
+ * of threads at once. producer_free() must not race with any other call.
+ */
+#ifndef HSQB_PRODUCER_H
+#define HSQB_PRODUCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/config.h"
+
+/* One Kafka header; both strings borrowed for the call, value NUL-terminated. */
+struct kafka_header {
+    const char *name;
+    const char *value; /* NULL sends a header with a null value */
+};
+
+#define PRODUCER_MAX_HEADERS 64 /* headers per message */
+
+struct producer;
+
+/* Creates the producer from cfg (borrowed; read only during the call) and starts the
+ * delivery-report thread. Returns NULL with errstr filled on bad settings. Caller frees
+ * with producer_free(). */
+struct producer *producer_new(const struct config *cfg, char *errstr, size_t errsz);
+
+/* Sends one message and waits for its delivery report, at most timeout_ms (> 0).
+ * key may be NULL (keylen 0), val may be NULL (a tombstone), hdrs may be NULL when
+ * nhdrs is 0 (at most PRODUCER_MAX_HEADERS); every buffer is copied before it returns.
+ * Returns 0 when the broker acknowledged the message, -1 with errstr filled otherwise:
+ * delivery failed, the local queue stayed full, the producer hit a fatal error, or the
+ * timeout passed (the message may still be delivered later). */
+int producer_send_sync(struct producer *pr, const char *topic, const char *key, size_t keylen,
+                       const void *val, size_t vallen, const struct kafka_header *hdrs,
+                       size_t nhdrs, int64_t timeout_ms, char *errstr, size_t errsz);
+
+/* Waits until every message handed to the producer is delivered or failed, at most
+ * timeout_ms. Returns 0, or -1 when messages were still outstanding. */
+int producer_flush(struct producer *pr, int64_t timeout_ms);
+
+/* The librdkafka handle, borrowed until producer_free() (for rd_kafka_* queries such as
+ * metadata in tests or readiness checks; never destroy or poll it). */
+rd_kafka_t *producer_handle(struct producer *pr);
+
+/* Flushes (up to 10 s), stops the delivery-report thread and destroys the handle. pr may
+ * be NULL. */
+void producer_free(struct producer *pr);
+
+#endif

@@ -1,0 +1,801 @@
+/* qbo.c - the QuickBooks Online Accounting API client (see qbo.h for the contract).
+ *
+ * One private function, send(), does what every call shares: URL with minorversion
+ * (and requestid), bearer token from oauth, a rate limiter slot around the exchange,
+ * the one 401 -> invalidate -> refresh -> resend cycle (the URL is reused verbatim, so
+ * a create is resent with the same requestid and QBO replays it), the 429 tenant
+ * penalty, and the classification of every other failure. The public calls only build
+ * the path and unwrap the response envelope ({"Invoice":{…},"time":…},
+ * {"QueryResponse":{"Customer":[…]}}).
+ *
+ * Faults are parsed defensively because QBO answers in three shapes (reference §7):
+ * JSON {"Fault":{"Error":[…]}}, the lower-case 401 {"fault":{"error":[…]}}, and XML
+ * (<Fault type=…><Error code=…>) for throttling even to JSON clients. The HTTP status
+ * decides the class; the fault only refines it (code, message, ThrottleExceeded).
+ */
+#include "worker/qbo.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/json.h"
+#include "common/log.h"
+
+#define QBO_COMPANY_CACHE_MAX 4096 /* in-process CompanyInfo entries */
+#define QBO_QUERY_GET_MAX     2000 /* longer encoded statements go by POST */
+#define QBO_FAULT_TEXT_MAX    200  /* bytes of Message / Detail quoted in a message */
+#define QBO_COMPANY_JSON_MAX  1024 /* cached CompanyInfo JSON in Redis */
+
+struct company_entry {
+    char realm[OAUTH_REALM_MAX + 1];
+    struct qbo_company c;
+    int64_t until; /* monotonic ms */
+};
+
+struct qbo_api {
+    char *base;
+    int minorversion;
+    int64_t timeout_ms;
+    size_t max_response;
+    struct oauth *oauth;
+    struct ratelimit *rl;
+    struct qbo_hooks hooks;
+    pthread_mutex_t mu; /* guards the company cache */
+    struct company_entry *companies;
+    size_t ncompanies, capcompanies;
+};
+
+/* The resources the client knows: URL segment and response envelope key. */
+static const struct {
+    const char *path, *name;
+} resources[] = {
+    {"account", "Account"},
+    {"companyinfo", "CompanyInfo"},
+    {"creditmemo", "CreditMemo"},
+    {"customer", "Customer"},
+    {"employee", "Employee"},
+    {"estimate", "Estimate"},
+    {"invoice", "Invoice"},
+    {"item", "Item"},
+    {"payment", "Payment"},
+    {"paymentmethod", "PaymentMethod"},
+    {"preferences", "Preferences"},
+    {"purchase", "Purchase"},
+    {"refundreceipt", "RefundReceipt"},
+    {"salesreceipt", "SalesReceipt"},
+    {"taxcode", "TaxCode"},
+    {"term", "Term"},
+    {"vendor", "Vendor"},
+};
+
+static int resource_find(const char *entity)
+{
+    if (!entity)
+        return -1;
+    for (size_t i = 0; i < sizeof resources / sizeof resources[0]; i++)
+        if (strcasecmp(entity, resources[i].path) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+struct qbo_api *qbo_api_new(const struct config *cfg, struct oauth *oauth, struct ratelimit *rl,
+                            const struct qbo_hooks *hooks, char *errstr, size_t errsz)
+{
+    struct qbo_api *q;
+    const char *base = config_get_str(cfg, "qbo.base_url");
+    size_t n = strlen(base);
+
+    if (!oauth) {
+        snprintf(errstr, errsz, "qbo: an oauth instance is required");
+        return NULL;
+    }
+    if (!(q = calloc(1, sizeof *q)) || !(q->base = strdup(base))) {
+        free(q);
+        snprintf(errstr, errsz, "qbo: out of memory");
+        return NULL;
+    }
+    while (n > 0 && q->base[n - 1] == '/')
+        q->base[--n] = 0;
+    q->minorversion = (int)config_get_int(cfg, "qbo.minorversion");
+    q->timeout_ms = config_get_ms(cfg, "http.timeout");
+    q->max_response = (size_t)config_get_bytes(cfg, "http.max_response_bytes");
+    q->oauth = oauth;
+    q->rl = rl;
+    if (hooks)
+        q->hooks = *hooks;
+    pthread_mutex_init(&q->mu, NULL);
+    return q;
+}
+
+void qbo_api_free(struct qbo_api *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->mu);
+    free(q->companies);
+    free(q->base);
+    free(q);
+}
+
+/* ---- faults ---------------------------------------------------------------------- */
+
+struct fault {
+    char type[48];
+    char code[16];
+    char message[QBO_FAULT_TEXT_MAX];
+    char detail[QBO_FAULT_TEXT_MAX];
+};
+
+static void copy_text(char *dst, size_t dstsz, const char *src, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < dstsz; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[k++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    dst[k] = 0;
+}
+
+static void jcopy(struct json_object *o, const char *k1, const char *k2, char *dst, size_t dstsz)
+{
+    const char *s;
+    if (json_get_str(o, k1, &s) == JGET_OK || json_get_str(o, k2, &s) == JGET_OK)
+        copy_text(dst, dstsz, s, strlen(s));
+}
+
+static void parse_json_fault(const char *body, size_t len, struct fault *f)
+{
+    char e[128];
+    struct json_object *doc = json_parse_strict(body, len, QBO_JSON_DEPTH, e, sizeof e);
+    struct json_object *fo, *errs;
+
+    if (!doc)
+        return;
+    if (json_get_obj(doc, "Fault", &fo) == JGET_OK || json_get_obj(doc, "fault", &fo) == JGET_OK) {
+        jcopy(fo, "type", "Type", f->type, sizeof f->type);
+        if ((json_get_array(fo, "Error", &errs) == JGET_OK ||
+             json_get_array(fo, "error", &errs) == JGET_OK) &&
+            json_object_array_length(errs) > 0) {
+            struct json_object *e0 = json_object_array_get_idx(errs, 0);
+            jcopy(e0, "code", "Code", f->code, sizeof f->code);
+            jcopy(e0, "Message", "message", f->message, sizeof f->message);
+            jcopy(e0, "Detail", "detail", f->detail, sizeof f->detail);
+        }
+    }
+    json_object_put(doc);
+}
+
+/* Text between `open` and the next '<' (an element's text) or the next '"' after an
+ * attribute's opening quote; "" when absent. */
+static void xml_text(const char *body, size_t len, const char *open, char end, char *dst,
+                     size_t dstsz)
+{
+    const char *p = memmem(body, len, open, strlen(open)), *q;
+    dst[0] = 0;
+    if (!p)
+        return;
+    p += strlen(open);
+    q = memchr(p, end, (size_t)(body + len - p));
+    if (q)
+        copy_text(dst, dstsz, p, (size_t)(q - p));
+}
+
+static void parse_xml_fault(const char *body, size_t len, struct fault *f)
+{
+    xml_text(body, len, "<Fault type=\"", '"', f->type, sizeof f->type);
+    xml_text(body, len, "<Error code=\"", '"', f->code, sizeof f->code);
+    xml_text(body, len, "<Message>", '<', f->message, sizeof f->message);
+    xml_text(body, len, "<Detail>", '<', f->detail, sizeof f->detail);
+}
+
+void qbo_error_from_response(int status, const char *content_type, const char *body, size_t len,
+                             const char *intuit_tid, struct api_error *err)
+{
+    struct fault f = {0};
+    size_t i = 0;
+    int throttled;
+    enum api_class cls;
+    enum hsqb_error code;
+
+    (void)content_type; /* QBO mislabels bodies; the first byte tells */
+    api_error_clear(err);
+    while (body && i < len && isspace((unsigned char)body[i]))
+        i++;
+    if (body && i < len && body[i] == '{')
+        parse_json_fault(body, len, &f);
+    else if (body && i < len && body[i] == '<')
+        parse_xml_fault(body, len, &f);
+    throttled = strcmp(f.code, "3001") == 0 || strstr(f.message, "ThrottleExceeded") ||
+                strstr(f.detail, "ThrottleExceeded");
+
+    if (status == 429 || (throttled && (status == 400 || status == 403))) {
+        cls = API_THROTTLED;
+        code = HSQB_ERR_RETRIES_EXHAUSTED;
+    } else if (status == 401 || status == 403) {
+        cls = API_AUTH;
+        code = HSQB_ERR_QBO_REAUTH_REQUIRED;
+    } else if (status == 404) {
+        cls = API_NOT_FOUND;
+        code = HSQB_ERR_QBO_VALIDATION;
+    } else if (status >= 500) {
+        cls = API_TRANSIENT;
+        code = HSQB_ERR_RETRIES_EXHAUSTED;
+    } else {
+        cls = API_PERMANENT;
+        code = HSQB_ERR_QBO_VALIDATION;
+    }
+    if (status == 401) /* the Detail echoes the rejected token */
+        f.detail[0] = 0;
+    api_error_set(err, cls, code, status, "QBO %d%s%s%s%s%s%s%s%s", status, f.type[0] ? " " : "",
+                  f.type, f.code[0] ? " " : "", f.code, f.message[0] ? ": " : "", f.message,
+                  f.detail[0] ? ": " : "", f.detail);
+    snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "%s", f.code);
+    if (intuit_tid)
+        copy_text(err->upstream_id, sizeof err->upstream_id, intuit_tid, strlen(intuit_tid));
+}
+
+/* ---- the exchange ------------------------------------------------------------------- */
+
+struct call {
+    enum http_method method;
+    const char *path;     /* after /v3/company/<realm>/, already escaped */
+    const char *endpoint; /* metrics template */
+    const struct http_param *params;
+    size_t nparams;
+    const char *body;
+    size_t body_len;
+    const char *content_type;
+};
+
+static void transport_error(enum http_error he, const char *e, struct api_error *err)
+{
+    if (he == HTTP_ETOOBIG)
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+                      "QBO response larger than http.max_response_bytes: %s", e);
+    else
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "QBO %s: %s",
+                      http_error_str(he), e);
+}
+
+/* One request with the 401 cycle; on 2xx *out_doc is the parsed body (new ref). */
+static int exchange(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                    const char *realm, const struct call *c, struct json_object **out_doc,
+                    struct api_error *err)
+{
+    struct http_param params[8];
+    char mv[16], base[HTTP_MAX_URL], e[256];
+    char *url = NULL, *tok = NULL;
+    struct http_response resp;
+    int rc = -1;
+
+    http_response_init(&resp);
+    api_error_clear(err);
+    if (!oauth_realm_valid(realm) || c->nparams > 6) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad realm id");
+        goto out;
+    }
+    if (!(url = malloc(HTTP_MAX_URL + 1)) || !(tok = malloc(OAUTH_TOKEN_MAX))) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "qbo: out of memory");
+        goto out;
+    }
+    snprintf(mv, sizeof mv, "%d", q->minorversion);
+    params[0] = (struct http_param){"minorversion", mv};
+    for (size_t i = 0; i < c->nparams; i++)
+        params[i + 1] = c->params[i];
+    if ((size_t)snprintf(base, sizeof base, "%s/v3/company/%s/%s", q->base, realm, c->path) >=
+            sizeof base ||
+        http_url_build(url, HTTP_MAX_URL + 1, base, params, c->nparams + 1, e, sizeof e) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: URL too long");
+        goto out;
+    }
+
+    for (int attempt = 0;; attempt++) {
+        struct http_header hdrs[1] = {{"Accept", "application/json"}};
+        struct http_request req = {.method = c->method,
+                                   .url = url,
+                                   .headers = hdrs,
+                                   .nheaders = 1,
+                                   .body = c->body,
+                                   .body_len = c->body_len,
+                                   .content_type = c->content_type,
+                                   .bearer = tok,
+                                   .timeout_ms = 0};
+        struct ratelimit_slot slot = {0};
+        int64_t retry_after = 0;
+        enum http_error he;
+
+        if (oauth_get_access(q->oauth, http, redis, realm, tok, OAUTH_TOKEN_MAX, err) < 0)
+            goto out;
+        if (q->rl) {
+            enum ratelimit_status st =
+                ratelimit_acquire(q->rl, redis, RL_QBO, realm, mono_ms() + q->timeout_ms, &slot,
+                                  &retry_after, e, sizeof e);
+            if (slot.waited_ms > 0 && q->hooks.ratelimit_wait)
+                q->hooks.ratelimit_wait(q->hooks.opaque, "qbo", slot.waited_ms);
+            if (st == RL_TIMEOUT) {
+                api_error_set(err, API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                              "QBO rate limit of realm %s: no slot within %lld ms", realm,
+                              (long long)q->timeout_ms);
+                err->retry_after_ms = retry_after;
+                goto out;
+            }
+            if (st != RL_OK) {
+                api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                              "QBO rate limiter: %s", e);
+                goto out;
+            }
+        }
+        he = http_client_do(http, &req, &resp, e, sizeof e);
+        if (q->rl)
+            ratelimit_release(q->rl, redis, &slot);
+        if (q->hooks.api_call)
+            q->hooks.api_call(q->hooks.opaque, "qbo", c->endpoint,
+                              he == HTTP_OK ? (int)resp.status : 0, resp.total_ms);
+        if (he != HTTP_OK) {
+            transport_error(he, e, err);
+            goto out;
+        }
+        if (resp.status == 401 && attempt == 0) {
+            log_info("qbo: 401 from realm %s; refreshing the access token once", realm);
+            if (oauth_invalidate(q->oauth, redis, realm, tok, err) < 0)
+                goto out;
+            continue;
+        }
+        break;
+    }
+
+    if (resp.body_len > q->max_response) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, (int)resp.status,
+                      "QBO response larger than http.max_response_bytes");
+        goto out;
+    }
+    if (resp.status >= 200 && resp.status < 300) {
+        struct json_object *doc =
+            json_parse_strict(resp.body, resp.body_len, QBO_JSON_DEPTH, e, sizeof e);
+        if (!doc || !json_object_is_type(doc, json_type_object)) {
+            json_object_put(doc);
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, (int)resp.status,
+                          "QBO answered %ld with a body that is not a JSON object", resp.status);
+            goto tid;
+        }
+        *out_doc = doc;
+        rc = 0;
+        goto out;
+    }
+    qbo_error_from_response((int)resp.status, http_response_header(&resp, "Content-Type"),
+                            resp.body, resp.body_len, http_response_header(&resp, "intuit_tid"),
+                            err);
+    if (err->cls == API_THROTTLED) {
+        int64_t ms = resp.retry_after_ms > 0 ? resp.retry_after_ms : QBO_THROTTLE_DEFAULT_MS;
+        err->retry_after_ms = ms;
+        if (q->rl && ratelimit_penalize(q->rl, redis, RL_QBO, realm, ms, e, sizeof e) < 0)
+            log_warn("qbo: could not back off realm %s in Redis: %s", realm, e);
+    }
+    goto out;
+tid:
+    if (http_response_header(&resp, "intuit_tid"))
+        snprintf(err->upstream_id, sizeof err->upstream_id, "%s",
+                 http_response_header(&resp, "intuit_tid"));
+out:
+    if (tok) {
+        explicit_bzero(tok, OAUTH_TOKEN_MAX);
+        free(tok);
+    }
+    free(url);
+    http_response_release(&resp);
+    return rc;
+}
+
+/* The object under key in doc, as a new reference; -1 with a transient err if absent. */
+static int unwrap(struct json_object *doc, const char *key, struct json_object **out,
+                  struct api_error *err)
+{
+    struct json_object *o;
+    if (json_get_obj(doc, key, &o) != JGET_OK) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QBO answer lacks the %s object", key);
+        return -1;
+    }
+    *out = json_object_get(o);
+    return 0;
+}
+
+/* ---- queries ------------------------------------------------------------------------ */
+
+int qbo_sql_quote(const char *s, char *dst, size_t dstsz)
+{
+    size_t k = 0;
+    if (dstsz < 3)
+        goto small;
+    dst[k++] = '\'';
+    for (; *s; s++) {
+        if (*s == '\'' || *s == '\\') {
+            if (k + 1 >= dstsz)
+                goto small;
+            dst[k++] = '\\';
+        }
+        if (k + 1 >= dstsz)
+            goto small;
+        dst[k++] = *s;
+    }
+    if (k + 2 > dstsz)
+        goto small;
+    dst[k++] = '\'';
+    dst[k] = 0;
+    return (int)k;
+small:
+    if (dstsz)
+        dst[0] = 0;
+    return -1;
+}
+
+int qbo_query(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+              const char *realm, const char *sql, struct json_object **out_rows,
+              struct api_error *err)
+{
+    struct http_param p = {"query", sql};
+    struct call c = {.method = HTTP_GET,
+                     .path = "query",
+                     .endpoint = "GET /v3/company/{realm}/query",
+                     .params = &p,
+                     .nparams = 1};
+    struct json_object *doc = NULL, *qr, *rows = NULL;
+    size_t n;
+
+    api_error_clear(err);
+    if (!sql || !*sql || (n = strlen(sql)) > QBO_SQL_MAX) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+                      "qbo: query statement empty or longer than %d bytes", QBO_SQL_MAX);
+        return -1;
+    }
+    if (http_url_escape(NULL, 0, sql, n) > QBO_QUERY_GET_MAX) {
+        /* Long statements: the SDKs' POST form (reference §4). */
+        c.method = HTTP_POST;
+        c.endpoint = "POST /v3/company/{realm}/query";
+        c.nparams = 0;
+        c.body = sql;
+        c.body_len = n;
+        c.content_type = "application/text";
+    }
+    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+        return -1;
+    if (json_get_obj(doc, "QueryResponse", &qr) != JGET_OK) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QBO query answer lacks QueryResponse");
+        json_object_put(doc);
+        return -1;
+    }
+    json_object_object_foreach(qr, k, v)
+    {
+        (void)k;
+        if (json_object_is_type(v, json_type_array)) {
+            rows = json_object_get(v);
+            break;
+        }
+    }
+    json_object_put(doc);
+    *out_rows = rows ? rows : json_object_new_array();
+    return 0;
+}
+
+int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                  const char *realm, const char *sql, size_t page_size, size_t max_rows,
+                  struct json_object **out_rows, int *more, struct api_error *err)
+{
+    struct json_object *acc;
+    char *stmt;
+    size_t start = 1, n = sql ? strlen(sql) : 0;
+    int truncated = 0;
+
+    api_error_clear(err);
+    if (page_size == 0)
+        page_size = QBO_PAGE_MAX;
+    if (!n || page_size > QBO_PAGE_MAX || max_rows == 0 || n + 64 > QBO_SQL_MAX) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad paged query");
+        return -1;
+    }
+    if (!(stmt = malloc(n + 64)) || !(acc = json_object_new_array())) {
+        free(stmt);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "qbo: out of memory");
+        return -1;
+    }
+    for (;;) {
+        struct json_object *rows;
+        size_t got;
+        snprintf(stmt, n + 64, "%s STARTPOSITION %zu MAXRESULTS %zu", sql, start, page_size);
+        if (qbo_query(q, http, redis, realm, stmt, &rows, err) < 0) {
+            json_object_put(acc);
+            free(stmt);
+            return -1;
+        }
+        got = json_object_array_length(rows);
+        for (size_t i = 0; i < got; i++) {
+            if (json_object_array_length(acc) == max_rows) {
+                truncated = 1;
+                break;
+            }
+            json_object_array_add(acc, json_object_get(json_object_array_get_idx(rows, i)));
+        }
+        json_object_put(rows);
+        if (got < page_size || truncated)
+            break;
+        if (json_object_array_length(acc) == max_rows) {
+            truncated = 1; /* a full last page: rows may be left */
+            break;
+        }
+        start += page_size;
+    }
+    free(stmt);
+    if (more)
+        *more = truncated;
+    *out_rows = acc;
+    return 0;
+}
+
+/* ---- entities ----------------------------------------------------------------------- */
+
+static int write_entity(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                        const char *realm, const char *entity, const char *operation,
+                        struct json_object *body, const char *requestid,
+                        struct json_object **out_entity, struct api_error *err)
+{
+    struct http_param p[2];
+    char endpoint[96];
+    struct call c = {.method = HTTP_POST, .params = p, .content_type = "application/json"};
+    struct json_object *doc = NULL;
+    int r = resource_find(entity), rc;
+    size_t np = 0;
+
+    api_error_clear(err);
+    if (r < 0 || !body) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: unknown entity %.40s",
+                      entity ? entity : "(null)");
+        return -1;
+    }
+    if (requestid && (!*requestid || strlen(requestid) > QBO_REQUESTID_MAX)) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+                      "qbo: requestid must be 1..%d characters", QBO_REQUESTID_MAX);
+        return -1;
+    }
+    if (operation)
+        p[np++] = (struct http_param){"operation", operation};
+    if (requestid)
+        p[np++] = (struct http_param){"requestid", requestid};
+    c.nparams = np;
+    c.path = resources[r].path;
+    snprintf(endpoint, sizeof endpoint, "POST /v3/company/{realm}/%s%s", resources[r].path,
+             operation ? "?operation=update" : "");
+    c.endpoint = endpoint;
+    c.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+    c.body_len = strlen(c.body);
+    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+        return -1;
+    if (out_entity) {
+        rc = unwrap(doc, resources[r].name, out_entity, err);
+    } else {
+        struct json_object *ignored;
+        rc = json_get_obj(doc, resources[r].name, &ignored) == JGET_OK ? 0 : -1;
+        if (rc < 0)
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                          "QBO answer lacks the %s object", resources[r].name);
+    }
+    json_object_put(doc);
+    return rc;
+}
+
+int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+               const char *realm, const char *entity, struct json_object *body,
+               const char *requestid, struct json_object **out_entity, struct api_error *err)
+{
+    return write_entity(q, http, redis, realm, entity, NULL, body, requestid, out_entity, err);
+}
+
+int qbo_update(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+               const char *realm, const char *entity, struct json_object *body,
+               const char *requestid, struct json_object **out_entity, struct api_error *err)
+{
+    return write_entity(q, http, redis, realm, entity, "update", body, requestid, out_entity, err);
+}
+
+int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+             const char *realm, const char *entity, const char *id, struct json_object **out_entity,
+             struct api_error *err)
+{
+    char path[3 * QBO_ID_MAX + 64], esc[3 * QBO_ID_MAX + 1], endpoint[96];
+    struct call c = {.method = HTTP_GET, .path = path, .endpoint = endpoint};
+    struct json_object *doc = NULL;
+    int r = resource_find(entity), rc;
+
+    api_error_clear(err);
+    if (r < 0 || !id || !*id || strlen(id) > QBO_ID_MAX) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad read of %.40s",
+                      entity ? entity : "(null)");
+        return -1;
+    }
+    http_url_escape(esc, sizeof esc, id, strlen(id));
+    snprintf(path, sizeof path, "%s/%s", resources[r].path, esc);
+    snprintf(endpoint, sizeof endpoint, "GET /v3/company/{realm}/%s/{id}", resources[r].path);
+    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+        return -1;
+    rc = unwrap(doc, resources[r].name, out_entity, err);
+    json_object_put(doc);
+    return rc;
+}
+
+/* ---- CompanyInfo --------------------------------------------------------------------- */
+
+static int company_local_get(struct qbo_api *q, const char *realm, struct qbo_company *out)
+{
+    int hit = 0;
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < q->ncompanies; i++) {
+        if (strcmp(q->companies[i].realm, realm) == 0) {
+            if (now < q->companies[i].until) {
+                *out = q->companies[i].c;
+                hit = 1;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return hit;
+}
+
+static void company_local_put(struct qbo_api *q, const char *realm, const struct qbo_company *c)
+{
+    struct company_entry *e = NULL;
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < q->ncompanies && !e; i++)
+        if (strcmp(q->companies[i].realm, realm) == 0 || q->companies[i].until <= now)
+            e = &q->companies[i];
+    if (!e && q->ncompanies == QBO_COMPANY_CACHE_MAX)
+        e = &q->companies[now % QBO_COMPANY_CACHE_MAX]; /* full of live entries: replace one */
+    if (!e) {
+        if (q->ncompanies == q->capcompanies) {
+            size_t cap = q->capcompanies ? q->capcompanies * 2 : 16;
+            struct company_entry *n = realloc(q->companies, cap * sizeof *n);
+            if (!n)
+                goto out;
+            q->companies = n;
+            q->capcompanies = cap;
+        }
+        e = &q->companies[q->ncompanies++];
+    }
+    snprintf(e->realm, sizeof e->realm, "%s", realm);
+    e->c = *c;
+    e->until = now + QBO_COMPANY_LOCAL_TTL_MS;
+out:
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void company_fill(struct qbo_company *c, const char *country, const char *name,
+                         const char *addr_country)
+{
+    memset(c, 0, sizeof *c);
+    if (country && *country)
+        copy_text(c->country, sizeof c->country, country, strlen(country));
+    else if (addr_country)
+        copy_text(c->country, sizeof c->country, addr_country, strlen(addr_country));
+    if (name)
+        copy_text(c->name, sizeof c->name, name, strlen(name));
+    c->is_us = strcmp(c->country, "US") == 0 ||
+               ((!country || !*country) && strcmp(c->country, "USA") == 0);
+}
+
+static int company_key(struct redis_conn *redis, const char *realm, char *key, size_t keysz)
+{
+    int n = snprintf(key, keysz, "%smap:{%s}:company", redis_conn_prefix(redis), realm);
+    return n < 0 || (size_t)n >= keysz ? -1 : 0;
+}
+
+static int company_redis_get(struct redis_conn *redis, const char *realm, struct qbo_company *out)
+{
+    char key[REDIS_MAX_KEY + 1], e[256];
+    struct json_object *doc;
+    const char *country, *name;
+    redisReply *r;
+    int hit = 0;
+
+    if (company_key(redis, realm, key, sizeof key) < 0 ||
+        !(r = redis_command(redis, e, sizeof e, "GET %s", key)))
+        return 0;
+    if (r->type == REDIS_REPLY_STRING && r->len <= QBO_COMPANY_JSON_MAX &&
+        (doc = json_parse_strict(r->str, r->len, 4, e, sizeof e)) != NULL) {
+        if (json_get_str(doc, "country", &country) == JGET_OK &&
+            json_get_str(doc, "name", &name) == JGET_OK) {
+            company_fill(out, country, name, NULL);
+            hit = 1;
+        }
+        json_object_put(doc);
+    }
+    freeReplyObject(r);
+    return hit;
+}
+
+static void company_redis_put(struct redis_conn *redis, const char *realm,
+                              const struct qbo_company *c)
+{
+    char key[REDIS_MAX_KEY + 1], e[256], ttl[24];
+    struct jbuf jb;
+    redisReply *r;
+
+    if (company_key(redis, realm, key, sizeof key) < 0)
+        return;
+    jbuf_init(&jb, QBO_COMPANY_JSON_MAX);
+    jbuf_obj_open(&jb);
+    jbuf_kv_str(&jb, "country", c->country);
+    jbuf_kv_str(&jb, "name", c->name);
+    jbuf_obj_close(&jb);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)QBO_COMPANY_REDIS_TTL_MS);
+    if (jbuf_cstr(&jb)) {
+        const char *argv[5] = {"SET", key, jbuf_cstr(&jb), "PX", ttl};
+        if ((r = redis_command_argv(redis, 5, argv, NULL, e, sizeof e)) != NULL)
+            freeReplyObject(r);
+        else
+            log_warn("qbo: caching CompanyInfo of realm %s failed: %s", realm, e);
+    }
+    jbuf_release(&jb);
+}
+
+int qbo_company_info(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                     const char *realm, struct qbo_company *out, struct api_error *err)
+{
+    char path[64];
+    struct call c = {
+        .method = HTTP_GET, .path = path, .endpoint = "GET /v3/company/{realm}/companyinfo/{id}"};
+    struct json_object *doc = NULL, *ci, *addr;
+    const char *country = NULL, *name = NULL, *addr_country = NULL;
+    struct qbo_company got;
+
+    api_error_clear(err);
+    if (!oauth_realm_valid(realm)) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad realm id");
+        return -1;
+    }
+    if (company_local_get(q, realm, out))
+        return 0;
+    if (company_redis_get(redis, realm, &got)) {
+        company_local_put(q, realm, &got);
+        *out = got;
+        return 0;
+    }
+    snprintf(path, sizeof path, "companyinfo/%s", realm);
+    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+        return -1;
+    if (json_get_obj(doc, "CompanyInfo", &ci) != JGET_OK) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QBO answer lacks the CompanyInfo object");
+        json_object_put(doc);
+        return -1;
+    }
+    if (json_get_str(ci, "Country", &country) != JGET_OK)
+        country = NULL;
+    if (json_get_str(ci, "CompanyName", &name) != JGET_OK)
+        name = NULL;
+    if ((json_get_obj(ci, "CompanyAddr", &addr) == JGET_OK ||
+         json_get_obj(ci, "LegalAddr", &addr) == JGET_OK) &&
+        json_get_str(addr, "Country", &addr_country) != JGET_OK)
+        addr_country = NULL;
+    company_fill(&got, country, name, addr_country);
+    json_object_put(doc);
+    company_local_put(q, realm, &got);
+    company_redis_put(redis, realm, &got);
+    *out = got;
+    return 0;
+}

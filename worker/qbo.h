@@ -1,0 +1,155 @@
+/* qbo.h - the QuickBooks Online Accounting API v3 client (reference quickbooks-api.md).
+ *
+ * Owns: the process-wide struct qbo_api (base URL, minorversion and limits copied from
+ * the config; borrowed struct oauth and struct ratelimit; an in-process CompanyInfo
+ * cache per realm) and the Redis cache key <prefix>map:{<realm>}:company (the company's
+ * country and name as JSON, QBO_COMPANY_REDIS_TTL_MS).
+ *
+ * Every request: <qbo.base_url>/v3/company/<realm>/<resource>[/<id>]?minorversion=<n>
+ * [&requestid=<id>], Accept: application/json, Authorization: Bearer from
+ * oauth_get_access(); around each exchange a slot of the shared rate limiter
+ * (ratelimit_acquire/release, kind RL_QBO, tenant = the realm). Then:
+ *   401 -> oauth_invalidate() + oauth_get_access() (a refresh, at most one per realm
+ *          across replicas) + the SAME request once more (same URL, so the same
+ *          requestid: QBO replays instead of creating twice). A second 401 is API_AUTH.
+ *   429 (or a 400/403 whose fault says ThrottleExceeded) -> ratelimit_penalize() the
+ *          realm for Retry-After (or QBO_THROTTLE_DEFAULT_MS) and API_THROTTLED.
+ * No other retries: the pipeline owns the retry loop (worker-contracts.md).
+ *
+ * Failures (struct api_error; qbo_fault_code = QBO's Fault.Error[0].code, upstream_id =
+ * the intuit_tid response header). The HTTP status decides first, then the fault body
+ * is parsed defensively: {"Fault":{"Error":[…],"type":…}}, the lower-case 401 shape
+ * {"fault":{"error":[…]}}, or the XML <Fault type=…><Error code=…> (ThrottleExceeded).
+ *   transport failure (connect, timeout, reset)   API_TRANSIENT  RETRIES_EXHAUSTED
+ *   response over http.max_response_bytes        API_PERMANENT  INTERNAL
+ *   2xx whose body is not the expected envelope   API_TRANSIENT  RETRIES_EXHAUSTED
+ *   400 fault (ValidationFault, 4001, 2xxx, 6xxx) API_PERMANENT  QBO_VALIDATION; callers
+ *       disambiguate by qbo_fault_code: "6240" duplicate name, "6140" duplicate
+ *       DocNumber, "5010" stale SyncToken (re-read, reapply), "610" reference gone
+ *   401 after the refresh, 403 (3100)             API_AUTH       QBO_REAUTH_REQUIRED
+ *   oauth failures                                as oauth.h says (invalid_grant ->
+ *                                                 API_AUTH QBO_REAUTH_REQUIRED)
+ *   404                                           API_NOT_FOUND  QBO_VALIDATION
+ *   429 / ThrottleExceeded                        API_THROTTLED  RETRIES_EXHAUSTED
+ *   500, 502, 503, 504, other 5xx                 API_TRANSIENT  RETRIES_EXHAUSTED
+ *   any other status                              API_PERMANENT  QBO_VALIDATION
+ * Messages quote QBO's Message and Detail (redacted, never a token; 401 details, which
+ * echo the token, are dropped).
+ *
+ * Thread-safety: one struct qbo_api is shared by all worker threads (the company cache
+ * has its own mutex); each call takes the calling thread's http_client and redis_conn.
+ * json_objects passed in are only read; those returned are new references owned by the
+ * caller.
+ */
+#ifndef HSQB_QBO_H
+#define HSQB_QBO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/redis.h"
+#include "worker/apierr.h"
+#include "worker/oauth.h"
+#include "worker/ratelimit.h"
+
+#define QBO_SQL_MAX              4096 /* bytes of one query statement */
+#define QBO_PAGE_MAX             1000 /* QBO's largest MAXRESULTS */
+#define QBO_REQUESTID_MAX        50   /* reference §3 */
+#define QBO_ID_MAX               64   /* bytes of an entity Id */
+#define QBO_THROTTLE_DEFAULT_MS  5000 /* tenant back-off after a 429 without Retry-After */
+#define QBO_COMPANY_REDIS_TTL_MS (6 * 3600 * 1000LL) /* Redis CompanyInfo cache */
+#define QBO_COMPANY_LOCAL_TTL_MS (10 * 60 * 1000LL)  /* in-process CompanyInfo cache */
+#define QBO_JSON_DEPTH           64                  /* nesting accepted in a response */
+
+struct qbo_api;
+
+/* Optional observers (metrics), called from the worker threads; every member may be
+ * NULL. The shapes are those of metrics_on_api_call() / metrics_on_ratelimit_wait()
+ * (api "qbo"; endpoint a route template such as "POST /v3/company/{realm}/invoice" or
+ * "GET /v3/company/{realm}/query"; status <= 0 for a transport failure). */
+struct qbo_hooks {
+    void *opaque;
+    void (*api_call)(void *opaque, const char *api, const char *endpoint, int status,
+                     int64_t duration_ms);
+    void (*ratelimit_wait)(void *opaque, const char *api, int64_t ms);
+};
+
+/* Reads qbo.base_url, qbo.minorversion, http.timeout (also the longest wait for a rate
+ * limiter slot) and http.max_response_bytes. oauth and rl are borrowed and must outlive
+ * the client; rl may be NULL (no limiting: tools and tests). hooks may be NULL (copied).
+ * Returns NULL with errstr on bad settings. Caller frees with qbo_api_free(). */
+struct qbo_api *qbo_api_new(const struct config *cfg, struct oauth *oauth, struct ratelimit *rl,
+                            const struct qbo_hooks *hooks, char *errstr, size_t errsz);
+/* NULL-safe. No other thread may be inside a qbo_* call. */
+void qbo_api_free(struct qbo_api *q);
+
+/* In every call below: http and redis belong to the calling thread; realm is the
+ * company's realm id (digits); err (not NULL) is filled on -1 and cleared on 0. */
+
+/* Run one query statement (GET /query, or POST application/text when long) and return
+ * its rows: *out_rows is a new JSON array (caller puts it) holding the entities of the
+ * QueryResponse (empty when QBO found none). sql is the whole statement, at most
+ * QBO_SQL_MAX bytes; build literals with qbo_sql_quote(). */
+int qbo_query(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+              const char *realm, const char *sql, struct json_object **out_rows,
+              struct api_error *err);
+
+/* Page through a statement WITHOUT paging clauses: appends "STARTPOSITION s MAXRESULTS
+ * page" (page_size 1..QBO_PAGE_MAX, 0 = QBO_PAGE_MAX) until a page comes back short or
+ * max_rows (>= 1) rows are collected. *out_rows: new JSON array, at most max_rows rows.
+ * *more (may be NULL) is set to 1 when it stopped at max_rows with rows possibly left. */
+int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                  const char *realm, const char *sql, size_t page_size, size_t max_rows,
+                  struct json_object **out_rows, int *more, struct api_error *err);
+
+/* Write s as a QBO query string literal, quotes included, into dst: 'O\'Brien'.
+ * Backslash-escapes ' and \ (reference §4); the result is meant for '=' and 'IN'
+ * comparisons (for LIKE, '%' stays a wildcard). Returns the length written (excluding
+ * the NUL), or -1 when dst is too small (dst is then ""). */
+int qbo_sql_quote(const char *s, char *dst, size_t dstsz);
+
+/* POST /<resource>[?requestid=…] with body (borrowed, serialised as sent) and return the
+ * created entity (the object under the response's entity key, e.g. {"Id":"130",…}) as
+ * a new reference in *out_entity (may be NULL: not wanted). entity is the resource name
+ * in any case: "invoice", "Invoice", "salesreceipt", "customer", "item", "payment",
+ * "estimate", "purchase", "refundreceipt", "vendor", "term", "account". requestid (may
+ * be NULL, at most QBO_REQUESTID_MAX) makes the create idempotent: QBO answers a repeat
+ * with the original response. */
+int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+               const char *realm, const char *entity, struct json_object *body,
+               const char *requestid, struct json_object **out_entity, struct api_error *err);
+
+/* POST /<resource>?operation=update: body carries Id and SyncToken (and "sparse":true
+ * for a partial update). Otherwise as qbo_create(). */
+int qbo_update(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+               const char *realm, const char *entity, struct json_object *body,
+               const char *requestid, struct json_object **out_entity, struct api_error *err);
+
+/* GET /<resource>/<id>: *out_entity as qbo_create() (not NULL here). */
+int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+             const char *realm, const char *entity, const char *id, struct json_object **out_entity,
+             struct api_error *err);
+
+/* The company facts the worker needs (design §4 step 4). */
+struct qbo_company {
+    char country[8]; /* CompanyInfo.Country ("US"), else the company address's */
+    char name[256];  /* CompanyName, truncated */
+    int is_us;       /* Country "US", or an address country "US"/"USA" when absent */
+};
+
+/* CompanyInfo for realm: the in-process cache (QBO_COMPANY_LOCAL_TTL_MS), then Redis
+ * (QBO_COMPANY_REDIS_TTL_MS), then GET /companyinfo/<realm>. A Redis failure only skips
+ * the cache. Returns 0 and fills *out, or -1 with *err. */
+int qbo_company_info(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                     const char *realm, struct qbo_company *out, struct api_error *err);
+
+/* Classify a non-2xx QBO response (the table above) into *err. body may be NULL when len
+ * is 0; content_type and intuit_tid may be NULL. Exposed for tests and for callers that
+ * inspect batch item faults (pass status 400 for a per-item Fault). */
+void qbo_error_from_response(int status, const char *content_type, const char *body, size_t len,
+                             const char *intuit_tid, struct api_error *err);
+
+#endif

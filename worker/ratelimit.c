@@ -1,0 +1,502 @@
+/* ratelimit.c - per-tenant rate and concurrency limits (see ratelimit.h).
+ *
+ * Two layers, taken in this order and given back in reverse:
+ *
+ *   local slot  (mutex + condvar per active tenant; bounded by local_concurrency)
+ *      |
+ *   Redis admission (ACQUIRE_LUA, one atomic script on the tenant's keys):
+ *      blocked-until in the future?           -> {1, ms until it ends}
+ *      limit entries in the last window_ms?    -> {2, ms until the oldest leaves}
+ *      global leases all taken (QBO)?          -> {3, ms until the first lease expires}
+ *      else add a lease (when capped) and a log entry, -> {0, 0}
+ *
+ * The caller sleeps what the script said (a concurrency wait is polled every poll_ms,
+ * because another replica's release cannot be observed) and asks again, until admitted
+ * or until the next wait would end past its deadline: then RL_TIMEOUT at once, so a
+ * pipeline with a short budget parks the event instead of sleeping in vain.
+ *
+ * Why a sliding log rather than GCRA: the upstreams count requests in rolling windows
+ * (HubSpot's TEN_SECONDLY_ROLLING, the sandbox's exact 60 s window for QBO). The log is
+ * exact for that rule at a cost of one sorted-set member per request in the window
+ * (<= limit, at most 10,000 by the settings' bounds). The script reads Redis's clock, so
+ * replica clock skew does not matter; Redis 7 replicates script effects, so TIME before
+ * writes is allowed.
+ */
+#include "worker/ratelimit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/log.h"
+
+#define RL_MAX_PENALTY_MS (3600LL * 1000)
+#define RL_LOCAL_BUCKETS  64
+
+static const char ACQUIRE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local limit = tonumber(ARGV[1])\n"
+    "local window = tonumber(ARGV[2])\n"
+    "local cap = tonumber(ARGV[3])\n"
+    "local lease = tonumber(ARGV[4])\n"
+    "local b = redis.call('ZSCORE', KEYS[1], 'blocked')\n"
+    "if b then\n"
+    "  b = tonumber(b)\n"
+    "  if b > now then return {1, b - now} end\n"
+    "  redis.call('ZREM', KEYS[1], 'blocked')\n"
+    "end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n"
+    "if redis.call('ZCARD', KEYS[1]) >= limit then\n"
+    "  local o = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "  local w = tonumber(o[2]) + window - now\n"
+    "  if w < 1 then w = 1 end\n"
+    "  return {2, w}\n"
+    "end\n"
+    "if cap > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+    "  if redis.call('ZCARD', KEYS[2]) >= cap then\n"
+    "    local f = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "    local w = tonumber(f[2]) - now\n"
+    "    if w < 1 then w = 1 end\n"
+    "    return {3, w}\n"
+    "  end\n"
+    "  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])\n"
+    "  redis.call('PEXPIRE', KEYS[2], lease)\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[1], now, ARGV[5])\n"
+    "redis.call('PEXPIRE', KEYS[1], window)\n"
+    "return {0, 0}\n";
+
+/* The block never shortens, and the key outlives both the block and the log. */
+static const char PENALIZE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local untl = now + tonumber(ARGV[1])\n"
+    "local cur = redis.call('ZSCORE', KEYS[1], 'blocked')\n"
+    "if (not cur) or tonumber(cur) < untl then\n"
+    "  redis.call('ZADD', KEYS[1], untl, 'blocked')\n"
+    "else\n"
+    "  untl = tonumber(cur)\n"
+    "end\n"
+    "local need = untl - now + tonumber(ARGV[2])\n"
+    "if redis.call('PTTL', KEYS[1]) < need then redis.call('PEXPIRE', KEYS[1], need) end\n"
+    "return untl - now\n";
+
+/* One tenant with requests in flight (or waiting) in this process. */
+struct local_entry {
+    struct local_entry *next;
+    enum ratelimit_kind kind;
+    int inflight;
+    int waiters;
+    pthread_cond_t cond;
+    char tenant[RATELIMIT_TENANT_MAX + 1];
+};
+
+struct ratelimit {
+    struct ratelimit_opts o;
+    struct redis_script acquire, penalize;
+    pthread_mutex_t mu;
+    struct local_entry *buckets[RL_LOCAL_BUCKETS];
+};
+
+static const char *const kind_names[RL_KIND_COUNT] = {"qbo", "hs"};
+
+const char *ratelimit_kind_name(enum ratelimit_kind k)
+{
+    return (unsigned)k < RL_KIND_COUNT ? kind_names[k] : NULL;
+}
+
+int64_t ratelimit_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+void ratelimit_opts_default(struct ratelimit_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind[RL_QBO] = (struct ratelimit_limits){.limit = 500,
+                                                .window_ms = 60000,
+                                                .local_concurrency = 10,
+                                                .global_concurrency = 10,
+                                                .lease_ms = 120000};
+    o->kind[RL_HUBSPOT] = (struct ratelimit_limits){
+        .limit = 100, .window_ms = 10000, .local_concurrency = 6, .lease_ms = 120000};
+    o->poll_ms = 50;
+}
+
+struct ratelimit *ratelimit_new_opts(const struct ratelimit_opts *o, char *errstr, size_t errsz)
+{
+    struct ratelimit *rl = NULL;
+
+    for (int k = 0; k < RL_KIND_COUNT; k++) {
+        const struct ratelimit_limits *l = &o->kind[k];
+        if (l->limit < 1 || l->window_ms < 1 || l->local_concurrency < 1 ||
+            l->global_concurrency < 0 || (l->global_concurrency > 0 && l->lease_ms < 1)) {
+            snprintf(errstr, errsz, "ratelimit: bad limits for %s", kind_names[k]);
+            return NULL;
+        }
+    }
+    if (o->poll_ms < 1) {
+        snprintf(errstr, errsz, "ratelimit: poll_ms must be >= 1");
+        return NULL;
+    }
+    rl = calloc(1, sizeof *rl);
+    if (!rl) {
+        snprintf(errstr, errsz, "ratelimit: out of memory");
+        return NULL;
+    }
+    rl->o = *o;
+    if (redis_script_init(&rl->acquire, ACQUIRE_LUA, errstr, errsz) < 0 ||
+        redis_script_init(&rl->penalize, PENALIZE_LUA, errstr, errsz) < 0) {
+        free(rl);
+        return NULL;
+    }
+    pthread_mutex_init(&rl->mu, NULL);
+    return rl;
+}
+
+struct ratelimit *ratelimit_new(const struct config *cfg, char *errstr, size_t errsz)
+{
+    struct ratelimit_opts o;
+    int64_t timeout = config_get_ms(cfg, "http.timeout");
+
+    ratelimit_opts_default(&o);
+    o.kind[RL_QBO].limit = config_get_int(cfg, "qbo.rate_limit_per_min");
+    o.kind[RL_QBO].local_concurrency = (int)config_get_int(cfg, "qbo.max_concurrent_per_realm");
+    o.kind[RL_QBO].lease_ms = 2 * timeout + 10000;
+    o.kind[RL_HUBSPOT].limit = config_get_int(cfg, "hubspot.rate_limit_per_10s");
+    o.kind[RL_HUBSPOT].local_concurrency =
+        (int)config_get_int(cfg, "hubspot.max_concurrent_per_portal");
+    o.kind[RL_HUBSPOT].lease_ms = 2 * timeout + 10000;
+    return ratelimit_new_opts(&o, errstr, errsz);
+}
+
+void ratelimit_free(struct ratelimit *rl)
+{
+    if (!rl)
+        return;
+    for (int i = 0; i < RL_LOCAL_BUCKETS; i++) {
+        struct local_entry *e = rl->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            pthread_cond_destroy(&e->cond);
+            free(e);
+        }
+    }
+    pthread_mutex_destroy(&rl->mu);
+    free(rl);
+}
+
+static int check_tenant(enum ratelimit_kind kind, const char *tenant, char *errstr, size_t errsz)
+{
+    size_t n;
+
+    if ((unsigned)kind >= RL_KIND_COUNT) {
+        snprintf(errstr, errsz, "ratelimit: bad tenant kind %d", (int)kind);
+        return -1;
+    }
+    n = tenant ? strlen(tenant) : 0;
+    if (n == 0 || n > RATELIMIT_TENANT_MAX || strpbrk(tenant, "{} \r\n") != NULL) {
+        snprintf(errstr, errsz, "ratelimit: bad tenant id");
+        return -1;
+    }
+    return 0;
+}
+
+/* <prefix>rate:{<kind>:<tenant>} and the same + ":conc". */
+static int build_keys(struct redis_conn *redis, enum ratelimit_kind kind, const char *tenant,
+                      char *rate, char *conc, size_t sz, char *errstr, size_t errsz)
+{
+    int n =
+        snprintf(rate, sz, "%srate:{%s:%s}", redis_conn_prefix(redis), kind_names[kind], tenant);
+    if (n < 0 || (size_t)n + 5 >= sz) {
+        snprintf(errstr, errsz, "ratelimit: key too long");
+        return -1;
+    }
+    snprintf(conc, sz, "%s:conc", rate);
+    return 0;
+}
+
+static int make_token(char *dst, size_t dstsz)
+{
+    unsigned char raw[16];
+    static const char hex[] = "0123456789abcdef";
+
+    if (dstsz < 2 * sizeof raw + 1 || getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return -1;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        dst[2 * i] = hex[raw[i] >> 4];
+        dst[2 * i + 1] = hex[raw[i] & 15];
+    }
+    dst[2 * sizeof raw] = '\0';
+    return 0;
+}
+
+/* ---- local concurrency ------------------------------------------------------------ */
+
+static unsigned bucket_of(enum ratelimit_kind kind, const char *tenant)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind;
+    for (const unsigned char *p = (const unsigned char *)tenant; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % RL_LOCAL_BUCKETS;
+}
+
+/* Under rl->mu. Creates the entry when absent; NULL only when out of memory. */
+static struct local_entry *local_get(struct ratelimit *rl, enum ratelimit_kind kind,
+                                     const char *tenant)
+{
+    unsigned b = bucket_of(kind, tenant);
+    struct local_entry *e;
+    pthread_condattr_t ca;
+
+    for (e = rl->buckets[b]; e; e = e->next)
+        if (e->kind == kind && strcmp(e->tenant, tenant) == 0)
+            return e;
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->kind = kind;
+    snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    e->next = rl->buckets[b];
+    rl->buckets[b] = e;
+    return e;
+}
+
+/* Under rl->mu: drop an idle entry so the table holds only active tenants. */
+static void local_maybe_drop(struct ratelimit *rl, struct local_entry *e)
+{
+    struct local_entry **pp;
+
+    if (e->inflight > 0 || e->waiters > 0)
+        return;
+    for (pp = &rl->buckets[bucket_of(e->kind, e->tenant)]; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            pthread_cond_destroy(&e->cond);
+            free(e);
+            return;
+        }
+    }
+}
+
+/* 0 = slot taken, 1 = deadline passed, -1 = out of memory. */
+static int local_acquire(struct ratelimit *rl, enum ratelimit_kind kind, const char *tenant,
+                         int64_t deadline_ms)
+{
+    struct local_entry *e;
+    int cap = rl->o.kind[kind].local_concurrency, rc = 0;
+    struct timespec ts = {.tv_sec = deadline_ms / 1000,
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+
+    pthread_mutex_lock(&rl->mu);
+    e = local_get(rl, kind, tenant);
+    if (!e) {
+        pthread_mutex_unlock(&rl->mu);
+        return -1;
+    }
+    e->waiters++;
+    while (e->inflight >= cap) {
+        if (ratelimit_now_ms() >= deadline_ms ||
+            pthread_cond_timedwait(&e->cond, &rl->mu, &ts) == ETIMEDOUT) {
+            if (e->inflight >= cap)
+                rc = 1;
+            break;
+        }
+    }
+    e->waiters--;
+    if (rc == 0)
+        e->inflight++;
+    else
+        local_maybe_drop(rl, e);
+    pthread_mutex_unlock(&rl->mu);
+    return rc;
+}
+
+static void local_release(struct ratelimit *rl, enum ratelimit_kind kind, const char *tenant)
+{
+    struct local_entry *e;
+
+    pthread_mutex_lock(&rl->mu);
+    for (e = rl->buckets[bucket_of(kind, tenant)]; e; e = e->next)
+        if (e->kind == kind && strcmp(e->tenant, tenant) == 0)
+            break;
+    if (e && e->inflight > 0) {
+        e->inflight--;
+        if (e->waiters > 0)
+            pthread_cond_broadcast(&e->cond);
+        else
+            local_maybe_drop(rl, e);
+    }
+    pthread_mutex_unlock(&rl->mu);
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn *redis,
+                                        enum ratelimit_kind kind, const char *tenant,
+                                        int64_t deadline_ms, struct ratelimit_slot *slot,
+                                        int64_t *retry_after_ms, char *errstr, size_t errsz)
+{
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX];
+    char a_limit[24], a_window[24], a_cap[24], a_lease[24];
+    const char *keys[2] = {rate, conc}, *args[5] = {a_limit, a_window, a_cap, a_lease, token};
+    const struct ratelimit_limits *l;
+    int64_t start = ratelimit_now_ms();
+    enum ratelimit_status st = RL_ERROR;
+    int rc;
+
+    memset(slot, 0, sizeof *slot);
+    if (check_tenant(kind, tenant, errstr, errsz) < 0)
+        goto out_nolocal;
+    if (!redis) {
+        snprintf(errstr, errsz, "ratelimit: no redis connection");
+        goto out_nolocal;
+    }
+    l = &rl->o.kind[kind];
+    if (build_keys(redis, kind, tenant, rate, conc, sizeof rate, errstr, errsz) < 0)
+        goto out_nolocal;
+    if (make_token(token, sizeof token) < 0) {
+        snprintf(errstr, errsz, "ratelimit: getrandom failed");
+        goto out_nolocal;
+    }
+    snprintf(a_limit, sizeof a_limit, "%lld", (long long)l->limit);
+    snprintf(a_window, sizeof a_window, "%lld", (long long)l->window_ms);
+    snprintf(a_cap, sizeof a_cap, "%d", l->global_concurrency);
+    snprintf(a_lease, sizeof a_lease, "%lld", (long long)l->lease_ms);
+
+    rc = local_acquire(rl, kind, tenant, deadline_ms);
+    if (rc < 0) {
+        snprintf(errstr, errsz, "ratelimit: out of memory");
+        goto out_nolocal;
+    }
+    if (rc > 0) {
+        snprintf(errstr, errsz, "ratelimit: %s:%s concurrency cap %d reached until deadline",
+                 kind_names[kind], tenant, l->local_concurrency);
+        if (retry_after_ms)
+            *retry_after_ms = rl->o.poll_ms;
+        st = RL_TIMEOUT;
+        goto out_nolocal;
+    }
+
+    for (;;) {
+        char err[256];
+        redisReply *r = redis_eval(redis, &rl->acquire, 2, keys, 5, args, NULL, err, sizeof err);
+        long long code, wait, sleep_for;
+        int64_t now;
+
+        if (!r) {
+            snprintf(errstr, errsz, "ratelimit: redis: %s", err);
+            goto out;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_INTEGER ||
+            r->element[1]->type != REDIS_REPLY_INTEGER) {
+            freeReplyObject(r);
+            snprintf(errstr, errsz, "ratelimit: unexpected script reply");
+            goto out;
+        }
+        code = r->element[0]->integer;
+        wait = r->element[1]->integer;
+        freeReplyObject(r);
+        if (code == 0) {
+            slot->held = 1;
+            slot->kind = kind;
+            snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
+            if (l->global_concurrency > 0)
+                snprintf(slot->lease, sizeof slot->lease, "%s", token);
+            st = RL_OK;
+            goto out;
+        }
+        if (wait < 1)
+            wait = 1;
+        sleep_for = code == 3 && wait > rl->o.poll_ms ? rl->o.poll_ms : wait;
+        now = ratelimit_now_ms();
+        if (now + sleep_for > deadline_ms) {
+            snprintf(errstr, errsz, "ratelimit: %s:%s %s for %lld ms more", kind_names[kind],
+                     tenant,
+                     code == 1   ? "blocked after a 429"
+                     : code == 2 ? "request rate limit reached"
+                                 : "concurrency cap reached",
+                     wait);
+            if (retry_after_ms)
+                *retry_after_ms = sleep_for;
+            st = RL_TIMEOUT;
+            goto out;
+        }
+        sleep_ms(sleep_for);
+    }
+out:
+    if (st != RL_OK)
+        local_release(rl, kind, tenant);
+out_nolocal:
+    slot->waited_ms = ratelimit_now_ms() - start;
+    return st;
+}
+
+void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot)
+{
+    if (!slot || !slot->held)
+        return;
+    if (slot->lease[0]) {
+        char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256];
+        redisReply *r = NULL;
+        if (redis && build_keys(redis, slot->kind, slot->tenant, rate, conc, sizeof rate, err,
+                                sizeof err) == 0)
+            r = redis_command(redis, err, sizeof err, "ZREM %s %s", conc, slot->lease);
+        if (r)
+            freeReplyObject(r);
+        else
+            log_warn("ratelimit: releasing the %s:%s lease failed (it expires by itself): %s",
+                     kind_names[slot->kind], slot->tenant, redis ? err : "no redis");
+        slot->lease[0] = '\0';
+    }
+    local_release(rl, slot->kind, slot->tenant);
+    slot->held = 0;
+}
+
+int ratelimit_penalize(struct ratelimit *rl, struct redis_conn *redis, enum ratelimit_kind kind,
+                       const char *tenant, int64_t retry_after_ms, char *errstr, size_t errsz)
+{
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256], a_ms[24], a_win[24];
+    const char *keys[1] = {rate}, *args[2] = {a_ms, a_win};
+    redisReply *r;
+
+    if (check_tenant(kind, tenant, errstr, errsz) < 0)
+        return -1;
+    if (!redis || retry_after_ms <= 0) {
+        snprintf(errstr, errsz, "ratelimit: penalize needs redis and a positive delay");
+        return -1;
+    }
+    if (build_keys(redis, kind, tenant, rate, conc, sizeof rate, errstr, errsz) < 0)
+        return -1;
+    if (retry_after_ms > RL_MAX_PENALTY_MS)
+        retry_after_ms = RL_MAX_PENALTY_MS;
+    snprintf(a_ms, sizeof a_ms, "%lld", (long long)retry_after_ms);
+    snprintf(a_win, sizeof a_win, "%lld", (long long)rl->o.kind[kind].window_ms);
+    r = redis_eval(redis, &rl->penalize, 1, keys, 2, args, NULL, err, sizeof err);
+    if (!r) {
+        snprintf(errstr, errsz, "ratelimit: redis: %s", err);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}

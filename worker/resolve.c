@@ -1,0 +1,1044 @@
+/* resolve.c - customers, items, terms and accounts for a QBO document (see resolve.h).
+ *
+ * Why this shape: a mapping cache in Redis makes the common case (a contact or product
+ * seen before) one GET; a miss falls back to a narrow QBO query, because QBO is the truth
+ * and a mapping may be stale. Creation is the dangerous step (two replicas, two events
+ * for one contact, a crash between create and cache write), so it runs under a Redis
+ * lock per (realm, identity), re-queries after taking the lock, and sends a requestid
+ * derived from (event id, step): a replay of the same step returns the original entity
+ * instead of a second one. Disambiguated names are deterministic per identity, so a
+ * later event finds the disambiguated record by querying that name before creating.
+ *
+ *   lookup: map GET --hit--> id
+ *             \--miss--> QBO query --match--> SET map, id
+ *                           \--none--> lock --busy--> wait (bounded) --> TRANSIENT
+ *                                        \--held--> query again --match--> id
+ *                                                      \--none--> for v in 0..2:
+ *                                                           v>0: query name_v --> id
+ *                                                           create name_v --ok--> SET map
+ *                                                              \--6240--> next v
+ */
+#include "worker/resolve.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/log.h"
+
+#define NAME_VARIANTS  3
+#define KEY_SUFFIX_MAX 160
+
+void resolve_opts_default(struct resolve_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->map_ttl_ms = RESOLVE_MAP_TTL_MS;
+    o->lock_ttl_ms = RESOLVE_LOCK_TTL_MS;
+    o->lock_wait_ms = RESOLVE_LOCK_WAIT_MS;
+}
+
+int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, char *errstr,
+                             size_t errsz)
+{
+    const char *acct;
+
+    resolve_opts_default(o);
+    acct = config_get_str(cfg, "items.income_account");
+    if (acct && strlen(acct) > RESOLVE_ACCOUNT_NAME_MAX) {
+        snprintf(errstr, errsz, "items.income_account: longer than %d bytes",
+                 RESOLVE_ACCOUNT_NAME_MAX);
+        return -1;
+    }
+    snprintf(o->income_account, sizeof o->income_account, "%s", acct ? acct : "");
+    return 0;
+}
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int is_digits(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+/* Numeric comparison of two digit strings (QBO ids): <0, 0, >0. */
+static int id_cmp(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return strcmp(a, b);
+}
+
+static void hex_of(const char *s, char out[HASH_HEX128_LEN + 1])
+{
+    if (hash_hex128(s, strlen(s), out) < 0)
+        snprintf(out, HASH_HEX128_LEN + 1, "%s", "0");
+}
+
+static int lost(const struct resolve_ctx *rc, struct api_error *err)
+{
+    if (rc->claim_lost && atomic_load(rc->claim_lost)) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "the event's claim was lost; another worker owns it now");
+        return 1;
+    }
+    return 0;
+}
+
+static int map_key(const struct resolve_ctx *rc, const char *suffix, char *key, size_t keysz)
+{
+    int n = snprintf(key, keysz, "%smap:{%s}:%s", redis_conn_prefix(rc->redis), rc->realm, suffix);
+    return n > 0 && (size_t)n < keysz ? 0 : -1;
+}
+
+/* Cached id for suffix, or 0 on a miss / Redis failure (the cache is only a cache). */
+static int map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
+{
+    char key[REDIS_MAX_KEY + 1], e[256];
+    redisReply *r;
+    int hit = 0;
+
+    if (map_key(rc, suffix, key, sizeof key) < 0)
+        return 0;
+    r = redis_command(rc->redis, e, sizeof e, "GET %s", key);
+    if (!r) {
+        log_warn("resolve: cache read of %s failed: %s", suffix, e);
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < RESOLVE_ID_MAX &&
+        memchr(r->str, '\0', r->len) == NULL) {
+        memcpy(id, r->str, r->len);
+        id[r->len] = '\0';
+        hit = is_digits(id);
+    }
+    freeReplyObject(r);
+    return hit;
+}
+
+static void map_set(const struct resolve_ctx *rc, const char *suffix, const char *id)
+{
+    char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
+    redisReply *r;
+
+    if (map_key(rc, suffix, key, sizeof key) < 0)
+        return;
+    snprintf(ttl, sizeof ttl, "%" PRId64, rc->opts->map_ttl_ms);
+    r = redis_command(rc->redis, e, sizeof e, "SET %s %s PX %s", key, id, ttl);
+    if (!r)
+        log_warn("resolve: cache write of %s failed: %s", suffix, e);
+    freeReplyObject(r);
+}
+
+static void map_del(const struct resolve_ctx *rc, const char *suffix)
+{
+    char key[REDIS_MAX_KEY + 1], e[256];
+    redisReply *r;
+
+    if (map_key(rc, suffix, key, sizeof key) < 0)
+        return;
+    r = redis_command(rc->redis, e, sizeof e, "DEL %s", key);
+    freeReplyObject(r);
+}
+
+/* Take the lock <prefix>lock:{realm}:<name>, waiting up to lock_wait_ms. */
+static int lock_take(const struct resolve_ctx *rc, const char *name, struct redis_lease *l,
+                     struct api_error *err)
+{
+    char e[256];
+    int64_t until = mono_ms() + rc->opts->lock_wait_ms, pause = 20;
+
+    if (redis_lock_prepare(rc->redis, l, rc->realm, name, e, sizeof e) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "lock key: %s", e);
+        return -1;
+    }
+    for (;;) {
+        switch (redis_lock(rc->redis, l, rc->opts->lock_ttl_ms, e, sizeof e)) {
+        case REDIS_CLAIMED:
+            return 0;
+        case REDIS_CLAIM_BUSY:
+            break;
+        default:
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                          "Redis unavailable taking the creation lock: %s", e);
+            return -1;
+        }
+        if (mono_ms() + pause > until) {
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                          "creation lock %s still held by another worker after %" PRId64 " ms",
+                          name, rc->opts->lock_wait_ms);
+            return -1;
+        }
+        sleep_ms(pause);
+        if (pause < 200)
+            pause *= 2;
+    }
+}
+
+static void lock_drop(const struct resolve_ctx *rc, struct redis_lease *l)
+{
+    char e[256];
+    if (redis_lease_release(rc->redis, l, e, sizeof e) == REDIS_OWNER_ERROR)
+        log_warn("resolve: releasing lock failed (it expires by itself): %s", e);
+}
+
+static int quote(const char *s, char *dst, size_t dstsz, const char *what, struct api_error *err)
+{
+    if (qbo_sql_quote(s, dst, dstsz) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 0,
+                      "%s is too long for a QuickBooks query (%zu bytes)", what, strlen(s));
+        return -1;
+    }
+    return 0;
+}
+
+/* Run sql (no paging clauses) and return all rows (new reference) or NULL with err. */
+static struct json_object *query_rows(const struct resolve_ctx *rc, const char *sql,
+                                      struct api_error *err)
+{
+    struct json_object *rows = NULL;
+
+    if (qbo_query_all(rc->qbo, rc->http, rc->redis, rc->realm, sql, 0, RESOLVE_MAX_CANDIDATES,
+                      &rows, NULL, err) < 0)
+        return NULL;
+    return rows;
+}
+
+/* Id of a row; NULL when it has none that looks like an id. */
+static const char *row_id(struct json_object *row)
+{
+    const char *id;
+    if (json_get_str(row, "Id", &id) != JGET_OK || !is_digits(id) || strlen(id) >= RESOLVE_ID_MAX)
+        return NULL;
+    return id;
+}
+
+/* ---- customers --------------------------------------------------------------------- */
+
+/* A copy of s trimmed of ASCII whitespace, with ':' '\t' '\r' '\n' made harmless. */
+static void clean_name(const char *s, char *out, size_t outsz)
+{
+    size_t n, i, j = 0;
+
+    out[0] = '\0';
+    if (!s)
+        return;
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    for (i = 0; i < n && j + 1 < outsz; i++) {
+        char c = s[i];
+        out[j++] = c == ':' ? '-' : (c == '\t' || c == '\r' || c == '\n') ? ' ' : c;
+    }
+    out[j] = '\0';
+}
+
+/* out = a + b, cut to outsz - 1 bytes (callers size the parts so nothing is cut). */
+static void join2(char *out, size_t outsz, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la >= outsz)
+        la = outsz - 1;
+    memcpy(out, a, la);
+    if (lb > outsz - 1 - la)
+        lb = outsz - 1 - la;
+    memcpy(out + la, b, lb);
+    out[la + lb] = '\0';
+}
+
+/* Cut s to at most max bytes on a UTF-8 boundary. */
+static void utf8_truncate(char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    s[n] = '\0';
+}
+
+int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int variant, char *out,
+                         size_t outsz)
+{
+    char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1], email[RESOLVE_NAME_MAX + 1];
+    char base[2 * RESOLVE_NAME_MAX + 2], tag[64], hex[HASH_SHA256_HEX_LEN + 1], suffix[600];
+    size_t room;
+
+    clean_name(c->firstname, first, sizeof first);
+    clean_name(c->lastname, last, sizeof last);
+    clean_name(c->email, email, sizeof email);
+    if (first[0] && last[0])
+        snprintf(base, sizeof base, "%s %s", first, last);
+    else if (first[0] || last[0])
+        snprintf(base, sizeof base, "%s", first[0] ? first : last);
+    else if (email[0])
+        snprintf(base, sizeof base, "%s", email);
+    else
+        return -1;
+    suffix[0] = '\0';
+    if (variant >= 1 && email[0] && strcmp(base, email) != 0)
+        snprintf(suffix, sizeof suffix, " (%s)", email);
+    if (variant >= 2 || (variant == 1 && !suffix[0])) {
+        snprintf(tag, sizeof tag, "%" PRId64 ":%" PRId64, portal_id, c->id);
+        if (hash_sha256_hex(tag, strlen(tag), hex) < 0)
+            return -1;
+        snprintf(suffix + strlen(suffix), sizeof suffix - strlen(suffix), " #%.8s", hex);
+    }
+    /* the suffix makes the name distinct: keep it whole, cut the base */
+    room = RESOLVE_NAME_MAX - strlen(suffix);
+    utf8_truncate(base, room);
+    join2(out, outsz, base, suffix);
+    return 0;
+}
+
+static int email_eq(const char *a, const char *b)
+{
+    return a && b && strcasecmp(a, b) == 0;
+}
+
+static const char *row_email(struct json_object *row)
+{
+    struct json_object *e;
+    const char *addr;
+
+    if (json_get_obj(row, "PrimaryEmailAddr", &e) != JGET_OK ||
+        json_get_str(e, "Address", &addr) != JGET_OK || !*addr)
+        return NULL;
+    return addr;
+}
+
+static int row_has(struct json_object *row, const char *field)
+{
+    const char *s;
+    return json_get_str(row, field, &s) == JGET_OK && *s;
+}
+
+/* Among rows, the lowest-Id customer that is this contact: same email (ASCII case
+ * ignored), or both without email. names_present: whether the query filtered on both
+ * names; a one-name contact also requires the other name to be absent in QBO. */
+static const char *pick_customer(struct json_object *rows, const struct hubspot_contact *c,
+                                 int first_only, int last_only)
+{
+    const char *best = NULL;
+    size_t i, n = json_object_array_length(rows);
+
+    for (i = 0; i < n; i++) {
+        struct json_object *row = json_object_array_get_idx(rows, i);
+        const char *id = row_id(row), *em = row_email(row);
+        if (!id)
+            continue;
+        if (first_only && row_has(row, "FamilyName"))
+            continue;
+        if (last_only && row_has(row, "GivenName"))
+            continue;
+        if (c->email ? !email_eq(em, c->email) : em != NULL)
+            continue;
+        if (!best || id_cmp(id, best) < 0)
+            best = id;
+    }
+    return best;
+}
+
+/* Query QBO for the contact's customer. 0 with *found set (and id when found), -1 err. */
+static int customer_query(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
+                          int *found, struct api_error *err)
+{
+    char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1], email[RESOLVE_NAME_MAX + 1];
+    char q1[1100], q2[1100], sql[QBO_SQL_MAX];
+    struct json_object *rows;
+    const char *best;
+
+    *found = 0;
+    clean_name(c->firstname, first, sizeof first);
+    clean_name(c->lastname, last, sizeof last);
+    clean_name(c->email, email, sizeof email);
+    if (first[0] && last[0]) {
+        if (quote(first, q1, sizeof q1, "first name", err) < 0 ||
+            quote(last, q2, sizeof q2, "last name", err) < 0)
+            return -1;
+        snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE GivenName = %s AND FamilyName = %s",
+                 q1, q2);
+    } else if (first[0] || last[0]) {
+        if (quote(first[0] ? first : last, q1, sizeof q1, "name", err) < 0)
+            return -1;
+        snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE %s = %s",
+                 first[0] ? "GivenName" : "FamilyName", q1);
+    } else {
+        if (quote(email, q1, sizeof q1, "email", err) < 0)
+            return -1;
+        snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", q1);
+    }
+    rows = query_rows(rc, sql, err);
+    if (!rows)
+        return -1;
+    best = pick_customer(rows, c, first[0] && !last[0], last[0] && !first[0]);
+    if (best) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", best);
+        *found = 1;
+    }
+    json_object_put(rows);
+    return 0;
+}
+
+/* The customer holding DisplayName name, if it is this contact's (same email, or for a
+ * hashed variant any holder: the name embeds the contact's own hash). */
+static int customer_by_display(const struct resolve_ctx *rc, const struct hubspot_contact *c,
+                               const char *name, int any_holder, char *id, int *found,
+                               struct api_error *err)
+{
+    char q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
+    struct json_object *rows;
+    size_t i, n;
+
+    *found = 0;
+    if (quote(name, q, sizeof q, "display name", err) < 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", q);
+    rows = query_rows(rc, sql, err);
+    if (!rows)
+        return -1;
+    n = json_object_array_length(rows);
+    for (i = 0; i < n && !*found; i++) {
+        struct json_object *row = json_object_array_get_idx(rows, i);
+        const char *rid = row_id(row), *em = row_email(row);
+        if (rid && (any_holder || (c->email ? email_eq(em, c->email) : em == NULL))) {
+            snprintf(id, RESOLVE_ID_MAX, "%s", rid);
+            *found = 1;
+        }
+    }
+    json_object_put(rows);
+    return 0;
+}
+
+static struct json_object *customer_body(const struct hubspot_contact *c, const char *display)
+{
+    struct json_object *b = json_object_new_object(), *em;
+    char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1];
+
+    clean_name(c->firstname, first, sizeof first);
+    clean_name(c->lastname, last, sizeof last);
+    utf8_truncate(first, 100);
+    utf8_truncate(last, 100);
+    if (first[0])
+        json_object_object_add(b, "GivenName", json_object_new_string(first));
+    if (last[0])
+        json_object_object_add(b, "FamilyName", json_object_new_string(last));
+    json_object_object_add(b, "DisplayName", json_object_new_string(display));
+    if (c->email) {
+        em = json_object_new_object();
+        json_object_object_add(em, "Address", json_object_new_string(c->email));
+        json_object_object_add(b, "PrimaryEmailAddr", em);
+    }
+    return b;
+}
+
+/* Create under the lock: variants of the DisplayName until one is free or ours. */
+static int customer_create(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
+                           int *created, struct api_error *err)
+{
+    char name[RESOLVE_NAME_MAX + 1], step[32], rid[HASH_REQUEST_ID_MAX + 1];
+    struct json_object *body, *ent = NULL;
+    int v, found, rc_;
+
+    for (v = 0; v < NAME_VARIANTS; v++) {
+        if (resolve_display_name(rc->portal_id, c, v, name, sizeof name) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_NO_CONTACT, 0,
+                          "contact %" PRId64 " has no name and no email", c->id);
+            return -1;
+        }
+        if (v > 0) {
+            /* a name carrying this contact's own hash is ours whoever holds it */
+            if (customer_by_display(rc, c, name, strstr(name, " #") != NULL, id, &found, err) < 0)
+                return -1;
+            if (found) {
+                *created = 0;
+                return 0;
+            }
+        }
+        if (lost(rc, err))
+            return -1;
+        snprintf(step, sizeof step, v ? "customer:%d" : "customer", v);
+        if (hash_request_id(rc->event_id, step, rid) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+            return -1;
+        }
+        body = customer_body(c, name);
+        rc_ = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "customer", body, rid, &ent, err);
+        json_object_put(body);
+        if (rc_ == 0) {
+            const char *nid = row_id(ent);
+            if (!nid) {
+                json_object_put(ent);
+                api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                              "QuickBooks returned a customer without an Id");
+                return -1;
+            }
+            snprintf(id, RESOLVE_ID_MAX, "%s", nid);
+            json_object_put(ent);
+            *created = 1;
+            return 0;
+        }
+        if (strcmp(err->qbo_fault_code, "6240") != 0)
+            return -1;
+        log_info("resolve: customer name \"%s\" is taken in realm %s; disambiguating", name,
+                 rc->realm);
+    }
+    api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 400,
+                  "every DisplayName variant for contact %" PRId64 " is taken in QuickBooks",
+                  c->id);
+    snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "6240");
+    return -1;
+}
+
+int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
+                     int *created, struct api_error *err)
+{
+    char suffix[KEY_SUFFIX_MAX], lockname[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
+    char lower[RESOLVE_NAME_MAX + 1], tmp[RESOLVE_ID_MAX], name[RESOLVE_NAME_MAX + 1];
+    struct redis_lease lease;
+    int found = 0, rc_;
+    size_t i;
+
+    api_error_clear(err);
+    if (resolve_display_name(rc->portal_id, c, 0, name, sizeof name) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_NO_CONTACT, 0,
+                      "contact %" PRId64 " has no first name, last name or email", c->id);
+        return -1;
+    }
+    snprintf(suffix, sizeof suffix, "contact:%" PRId64 ":%" PRId64, rc->portal_id, c->id);
+    if (map_get(rc, suffix, tmp)) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+        *created = 0;
+        return 0;
+    }
+    if (customer_query(rc, c, tmp, &found, err) < 0)
+        return -1;
+    if (!found) {
+        /* one lock per identity: the lower-cased email, else the name */
+        if (c->email) {
+            snprintf(lower, sizeof lower, "%s", c->email);
+            for (i = 0; lower[i]; i++)
+                lower[i] = (char)tolower((unsigned char)lower[i]);
+            hex_of(lower, h);
+        } else {
+            hex_of(name, h);
+        }
+        snprintf(lockname, sizeof lockname, "customer:%s", h);
+        if (lock_take(rc, lockname, &lease, err) < 0)
+            return -1;
+        rc_ = customer_query(rc, c, tmp, &found, err);
+        if (rc_ == 0 && !found)
+            rc_ = customer_create(rc, c, tmp, created, err);
+        lock_drop(rc, &lease);
+        if (rc_ < 0)
+            return -1;
+    }
+    if (found)
+        *created = 0;
+    map_set(rc, suffix, tmp);
+    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    return 0;
+}
+
+void resolve_forget_customer(const struct resolve_ctx *rc, int64_t contact_id)
+{
+    char suffix[KEY_SUFFIX_MAX];
+    snprintf(suffix, sizeof suffix, "contact:%" PRId64 ":%" PRId64, rc->portal_id, contact_id);
+    map_del(rc, suffix);
+}
+
+/* ---- items ------------------------------------------------------------------------- */
+
+void resolve_item_name(const struct hubspot_line_item *li, char *out, size_t outsz)
+{
+    char buf[RESOLVE_NAME_MAX + 1];
+
+    clean_name(li->name, buf, sizeof buf);
+    if (!buf[0])
+        clean_name(li->sku, buf, sizeof buf);
+    if (!buf[0])
+        snprintf(buf, sizeof buf, "HubSpot line item %" PRId64, li->id);
+    utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX);
+    snprintf(out, outsz, "%s", buf);
+}
+
+static void item_suffix(const char *kind, const char *v, char *out, size_t outsz)
+{
+    char h[HASH_HEX128_LEN + 1];
+    hex_of(v, h);
+    snprintf(out, outsz, "item:%s:%s", kind, h);
+}
+
+/* Lowest-Id non-Category item whose `field` equals v. 0 with *found, -1 err. */
+static int item_query(const struct resolve_ctx *rc, const char *field, const char *v, char *id,
+                      int *found, struct api_error *err)
+{
+    char q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
+    struct json_object *rows;
+    const char *best = NULL, *type;
+    size_t i, n;
+
+    *found = 0;
+    if (quote(v, q, sizeof q, field, err) < 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM Item WHERE %s = %s", field, q);
+    rows = query_rows(rc, sql, err);
+    if (!rows)
+        return -1;
+    n = json_object_array_length(rows);
+    for (i = 0; i < n; i++) {
+        struct json_object *row = json_object_array_get_idx(rows, i);
+        const char *rid = row_id(row);
+        if (!rid || (json_get_str(row, "Type", &type) == JGET_OK && strcmp(type, "Category") == 0))
+            continue;
+        if (!best || id_cmp(rid, best) < 0)
+            best = rid;
+    }
+    if (best) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", best);
+        *found = 1;
+    }
+    json_object_put(rows);
+    return 0;
+}
+
+/* One line item: cache and QBO, by Sku then Name; caches what it finds. */
+static int item_lookup_one(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
+                           struct resolve_item *out, struct api_error *err)
+{
+    char sfx[KEY_SUFFIX_MAX], id[RESOLVE_ID_MAX];
+    int found = 0;
+
+    resolve_item_name(li, out->name, sizeof out->name);
+    out->id[0] = '\0';
+    if (li->sku) {
+        item_suffix("sku", li->sku, sfx, sizeof sfx);
+        if (map_get(rc, sfx, id))
+            found = 1;
+        else if (item_query(rc, "Sku", li->sku, id, &found, err) < 0)
+            return -1;
+        else if (found)
+            map_set(rc, sfx, id);
+    }
+    if (!found) {
+        item_suffix("name", out->name, sfx, sizeof sfx);
+        if (map_get(rc, sfx, id))
+            found = 1;
+        else if (item_query(rc, "Name", out->name, id, &found, err) < 0)
+            return -1;
+        else if (found)
+            map_set(rc, sfx, id);
+    }
+    if (found)
+        snprintf(out->id, sizeof out->id, "%s", id);
+    return 0;
+}
+
+int resolve_items_lookup(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
+                         struct resolve_item *out, size_t *nmissing, struct api_error *err)
+{
+    size_t i, j, miss = 0;
+
+    api_error_clear(err);
+    for (i = 0; i < n; i++) {
+        out[i].created = 0;
+        /* lines sharing a SKU (or, without SKUs, a name) share the lookup */
+        for (j = 0; j < i; j++)
+            if ((li[i].sku && li[j].sku && strcmp(li[i].sku, li[j].sku) == 0) ||
+                (!li[i].sku && !li[j].sku && li[i].name && li[j].name &&
+                 strcmp(li[i].name, li[j].name) == 0))
+                break;
+        if (j < i) {
+            out[i] = out[j];
+        } else if (item_lookup_one(rc, &li[i], &out[i], err) < 0) {
+            return -1;
+        }
+        if (!out[i].id[0])
+            miss++;
+    }
+    *nmissing = miss;
+    return 0;
+}
+
+static void item_variant_name(const struct hubspot_line_item *li, const char *base, int v,
+                              char *out, size_t outsz)
+{
+    char buf[RESOLVE_ITEM_NAME_MAX + 1], suffix[160], hex[HASH_SHA256_HEX_LEN + 1];
+    const char *key = li->sku ? li->sku : base;
+
+    snprintf(buf, sizeof buf, "%s", base);
+    suffix[0] = '\0';
+    if (v == 1 && li->sku) {
+        char sku[RESOLVE_ITEM_NAME_MAX + 1];
+        clean_name(li->sku, sku, sizeof sku);
+        utf8_truncate(sku, 60);
+        snprintf(suffix, sizeof suffix, " (%s)", sku);
+    }
+    if (v >= 2 || (v == 1 && !li->sku)) {
+        if (hash_sha256_hex(key, strlen(key), hex) < 0)
+            snprintf(hex, sizeof hex, "%s", "00000000");
+        snprintf(suffix + strlen(suffix), sizeof suffix - strlen(suffix), " #%.8s", hex);
+    }
+    utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX - strlen(suffix));
+    join2(out, outsz, buf, suffix);
+}
+
+static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
+                       size_t index, const char *income, struct resolve_item *out,
+                       struct api_error *err)
+{
+    char name[RESOLVE_ITEM_NAME_MAX + 1], step[48], rid[HASH_REQUEST_ID_MAX + 1];
+    struct json_object *body, *ref, *ent = NULL;
+    int v, found, r;
+
+    for (v = 0; v < NAME_VARIANTS; v++) {
+        item_variant_name(li, out->name, v, name, sizeof name);
+        if (v > 0) {
+            if (item_query(rc, "Name", name, out->id, &found, err) < 0)
+                return -1;
+            if (found) {
+                snprintf(out->name, sizeof out->name, "%s", name);
+                return 0;
+            }
+        }
+        if (lost(rc, err))
+            return -1;
+        if (v)
+            snprintf(step, sizeof step, "item:%zu:%d", index, v);
+        else
+            snprintf(step, sizeof step, "item:%zu", index);
+        if (hash_request_id(rc->event_id, step, rid) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+            return -1;
+        }
+        body = json_object_new_object();
+        json_object_object_add(body, "Name", json_object_new_string(name));
+        json_object_object_add(body, "Type", json_object_new_string("Service"));
+        ref = json_object_new_object();
+        json_object_object_add(ref, "value", json_object_new_string(income));
+        json_object_object_add(body, "IncomeAccountRef", ref);
+        if (li->sku && strlen(li->sku) <= 100)
+            json_object_object_add(body, "Sku", json_object_new_string(li->sku));
+        if (li->description && strlen(li->description) <= 4000)
+            json_object_object_add(body, "Description", json_object_new_string(li->description));
+        r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "item", body, rid, &ent, err);
+        json_object_put(body);
+        if (r == 0) {
+            const char *nid = row_id(ent);
+            if (!nid) {
+                json_object_put(ent);
+                api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                              "QuickBooks returned an item without an Id");
+                return -1;
+            }
+            snprintf(out->id, sizeof out->id, "%s", nid);
+            snprintf(out->name, sizeof out->name, "%s", name);
+            out->created = 1;
+            json_object_put(ent);
+            return 0;
+        }
+        if (strcmp(err->qbo_fault_code, "6240") != 0)
+            return -1;
+        log_info("resolve: item name \"%s\" is taken in realm %s; disambiguating", name, rc->realm);
+    }
+    api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 400,
+                  "every Name variant for line item %" PRId64 " is taken in QuickBooks", li->id);
+    snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "6240");
+    return -1;
+}
+
+int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
+                         struct resolve_item *out, struct api_error *err)
+{
+    char income[RESOLVE_ID_MAX], lockname[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
+    char key[RESOLVE_NAME_MAX + 8], sfx[KEY_SUFFIX_MAX];
+    struct redis_lease lease;
+    int have_income = 0, r;
+    size_t i, j;
+
+    api_error_clear(err);
+    for (i = 0; i < n; i++) {
+        if (out[i].id[0])
+            continue;
+        for (j = 0; j < i; j++) /* a line sharing the key was created just now */
+            if ((li[i].sku && li[j].sku && strcmp(li[i].sku, li[j].sku) == 0) ||
+                (!li[i].sku && !li[j].sku && strcmp(out[i].name, out[j].name) == 0))
+                break;
+        if (j < i && out[j].id[0]) {
+            memcpy(out[i].id, out[j].id, sizeof out[i].id);
+            memcpy(out[i].name, out[j].name, sizeof out[i].name);
+            continue; /* created stays 0: reported once */
+        }
+        if (!have_income) {
+            if (resolve_income_account(rc, income, err) < 0)
+                return -1;
+            have_income = 1;
+        }
+        snprintf(key, sizeof key, "%s:%s", li[i].sku ? "sku" : "name",
+                 li[i].sku ? li[i].sku : out[i].name);
+        hex_of(key, h);
+        snprintf(lockname, sizeof lockname, "item:%s", h);
+        if (lock_take(rc, lockname, &lease, err) < 0)
+            return -1;
+        r = item_lookup_one(rc, &li[i], &out[i], err);
+        if (r == 0 && !out[i].id[0])
+            r = item_create(rc, &li[i], i, income, &out[i], err);
+        lock_drop(rc, &lease);
+        if (r < 0)
+            return -1;
+        if (li[i].sku) {
+            item_suffix("sku", li[i].sku, sfx, sizeof sfx);
+            map_set(rc, sfx, out[i].id);
+        }
+        {
+            char base[RESOLVE_ITEM_NAME_MAX + 1];
+            resolve_item_name(&li[i], base, sizeof base);
+            item_suffix("name", base, sfx, sizeof sfx);
+            map_set(rc, sfx, out[i].id);
+        }
+    }
+    return 0;
+}
+
+int resolve_items_missing(const struct hubspot_line_item *li, size_t n,
+                          const struct resolve_item *out, struct api_error *err,
+                          char **details_json)
+{
+    struct jbuf jb, msg;
+    size_t i, miss = 0;
+    char idbuf[24];
+    int rc = 0;
+
+    *details_json = NULL;
+    jbuf_init(&jb, 64 * 1024);
+    jbuf_init(&msg, 0);
+    jbuf_obj_open(&jb);
+    jbuf_key(&jb, "line_items");
+    jbuf_arr_open(&jb);
+    for (i = 0; i < n; i++) {
+        if (out[i].id[0])
+            continue;
+        snprintf(idbuf, sizeof idbuf, "%" PRId64, li[i].id);
+        jbuf_obj_open(&jb);
+        jbuf_kv_str(&jb, "id", idbuf);
+        jbuf_kv_str(&jb, "name", out[i].name);
+        jbuf_kv_str(&jb, "sku", li[i].sku);
+        jbuf_obj_close(&jb);
+        /* the message text: "Gold plan (sku GOLD-1), Setup fee" */
+        if (miss)
+            jbuf_escape(&msg, ", ", 2);
+        jbuf_escape(&msg, out[i].name, strlen(out[i].name));
+        if (li[i].sku) {
+            jbuf_escape(&msg, " (sku ", 6);
+            jbuf_escape(&msg, li[i].sku, strlen(li[i].sku));
+            jbuf_escape(&msg, ")", 1);
+        }
+        miss++;
+    }
+    jbuf_arr_close(&jb);
+    jbuf_obj_close(&jb);
+    api_error_set(err, API_PERMANENT, HSQB_ERR_PRODUCT_NOT_FOUND, 0,
+                  "%zu line item%s no QuickBooks product: %s", miss, miss == 1 ? " has" : "s have",
+                  jbuf_cstr(&msg) ? jbuf_cstr(&msg) : "");
+    if (jb.err || !jbuf_cstr(&jb) || !(*details_json = strdup(jbuf_cstr(&jb))))
+        rc = -1;
+    jbuf_release(&jb);
+    jbuf_release(&msg);
+    return rc;
+}
+
+void resolve_forget_items(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
+                          size_t n)
+{
+    char sfx[KEY_SUFFIX_MAX], name[RESOLVE_ITEM_NAME_MAX + 1];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (li[i].sku) {
+            item_suffix("sku", li[i].sku, sfx, sizeof sfx);
+            map_del(rc, sfx);
+        }
+        resolve_item_name(&li[i], name, sizeof name);
+        item_suffix("name", name, sfx, sizeof sfx);
+        map_del(rc, sfx);
+    }
+}
+
+/* ---- accounts and terms ------------------------------------------------------------ */
+
+/* Read entity/id to check it exists: 0 found, 1 not found, -1 other failure. */
+static int exists_by_id(const struct resolve_ctx *rc, const char *entity, const char *id,
+                        struct api_error *err)
+{
+    struct json_object *ent = NULL;
+    int r = qbo_read(rc->qbo, rc->http, rc->redis, rc->realm, entity, id, &ent, err);
+
+    json_object_put(ent);
+    if (r == 0)
+        return 0;
+    if (err->cls == API_NOT_FOUND || strcmp(err->qbo_fault_code, "610") == 0 ||
+        strcmp(err->qbo_fault_code, "2030") == 0)
+        return 1;
+    return -1;
+}
+
+/* Lowest-Id row of `sql`; 0 with *found, -1 err. */
+static int first_row(const struct resolve_ctx *rc, const char *sql, char *id, int *found,
+                     struct api_error *err)
+{
+    struct json_object *rows = query_rows(rc, sql, err);
+    const char *best = NULL;
+    size_t i, n;
+
+    *found = 0;
+    if (!rows)
+        return -1;
+    n = json_object_array_length(rows);
+    for (i = 0; i < n; i++) {
+        const char *rid = row_id(json_object_array_get_idx(rows, i));
+        if (rid && (!best || id_cmp(rid, best) < 0))
+            best = rid;
+    }
+    if (best) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", best);
+        *found = 1;
+    }
+    json_object_put(rows);
+    return 0;
+}
+
+int resolve_account(const struct resolve_ctx *rc, const char *name, char *id, struct api_error *err)
+{
+    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
+    char tmp[RESOLVE_ID_MAX];
+    int found = 0, r;
+
+    api_error_clear(err);
+    if (is_digits(name) && strlen(name) < RESOLVE_ID_MAX) {
+        r = exists_by_id(rc, "account", name, err);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            snprintf(id, RESOLVE_ID_MAX, "%s", name);
+            return 0;
+        }
+        goto notfound;
+    }
+    hex_of(name, h);
+    snprintf(sfx, sizeof sfx, "account:%s", h);
+    if (map_get(rc, sfx, tmp)) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+        return 0;
+    }
+    if (quote(name, q, sizeof q, "account name", err) < 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM Account WHERE FullyQualifiedName = %s", q);
+    if (first_row(rc, sql, tmp, &found, err) < 0)
+        return -1;
+    if (!found) {
+        snprintf(sql, sizeof sql, "SELECT * FROM Account WHERE Name = %s", q);
+        if (first_row(rc, sql, tmp, &found, err) < 0)
+            return -1;
+    }
+    if (!found)
+        goto notfound;
+    map_set(rc, sfx, tmp);
+    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    return 0;
+notfound:
+    api_error_set(err, API_PERMANENT, HSQB_ERR_ACCOUNT_NOT_FOUND, 0,
+                  "QuickBooks has no account \"%.200s\" in realm %s", name, rc->realm);
+    return -1;
+}
+
+int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_error *err)
+{
+    char tmp[RESOLVE_ID_MAX];
+    int found = 0;
+
+    api_error_clear(err);
+    if (rc->opts->income_account[0])
+        return resolve_account(rc, rc->opts->income_account, id, err);
+    if (map_get(rc, "account:income", tmp)) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+        return 0;
+    }
+    if (first_row(rc, "SELECT * FROM Account WHERE AccountType = 'Income'", tmp, &found, err) < 0)
+        return -1;
+    if (!found) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_ACCOUNT_NOT_FOUND, 0,
+                      "realm %s has no active Income account for new items (set "
+                      "items.income_account)",
+                      rc->realm);
+        return -1;
+    }
+    map_set(rc, "account:income", tmp);
+    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    return 0;
+}
+
+int resolve_term(const struct resolve_ctx *rc, const char *terms, char *id, struct api_error *err)
+{
+    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
+    char tmp[RESOLVE_ID_MAX];
+    int found = 0, r;
+
+    api_error_clear(err);
+    if (is_digits(terms) && strlen(terms) < RESOLVE_ID_MAX) {
+        r = exists_by_id(rc, "term", terms, err);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            snprintf(id, RESOLVE_ID_MAX, "%s", terms);
+            return 0;
+        }
+        goto notfound;
+    }
+    hex_of(terms, h);
+    snprintf(sfx, sizeof sfx, "term:%s", h);
+    if (map_get(rc, sfx, tmp)) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+        return 0;
+    }
+    if (quote(terms, q, sizeof q, "payment terms", err) < 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM Term WHERE Name = %s", q);
+    if (first_row(rc, sql, tmp, &found, err) < 0)
+        return -1;
+    if (!found)
+        goto notfound;
+    map_set(rc, sfx, tmp);
+    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    return 0;
+notfound:
+    api_error_set(err, API_PERMANENT, HSQB_ERR_TERM_NOT_FOUND, 0,
+                  "QuickBooks has no payment term \"%.200s\" in realm %s", terms, rc->realm);
+    return -1;
+}

@@ -1,0 +1,175 @@
+/* resolve.h - find (or create) the QuickBooks records a document refers to: the customer
+ * for a HubSpot contact, the item for each line item, the payment term, and the income
+ * account of created items (design §4 steps 5-7).
+ *
+ * Owns: the Redis mapping caches and creation locks of design §7, all under the realm's
+ * hash tag so one realm's keys share a cluster slot:
+ *   <prefix>map:{<realm>}:contact:<portal>:<contact id>   QBO Customer Id
+ *   <prefix>map:{<realm>}:item:sku:<hex128(sku)>          QBO Item Id (matched by Sku)
+ *   <prefix>map:{<realm>}:item:name:<hex128(name)>        QBO Item Id (matched by Name)
+ *   <prefix>map:{<realm>}:term:<hex128(name)>             QBO Term Id
+ *   <prefix>map:{<realm>}:account:income                  QBO Account Id (discovered)
+ *   <prefix>lock:{<realm>}:customer:<hex128(lower(email))> (or of the name when the
+ *                                                           contact has no email)
+ *   <prefix>lock:{<realm>}:item:<hex128(item key)>
+ * Untrusted text never goes into a key verbatim: hex128 bounds the key length and keeps
+ * any byte out of it. Mappings live RESOLVE_MAP_TTL_MS; resolve_forget_*() drops them when
+ * QuickBooks says an id is gone (fault 610), so the next attempt matches afresh.
+ *
+ * Matching rules (mission.md, issue 4):
+ *  - Customer: the cached mapping; else `Customer WHERE GivenName = .. AND FamilyName = ..`
+ *    and the first (lowest Id) row whose PrimaryEmailAddr equals the contact's email
+ *    ignoring ASCII case (QBO cannot filter on email). A contact without email matches a
+ *    same-named customer that has no email either (documented decision: a name alone
+ *    must not capture a customer whose email says it is someone else). A contact with
+ *    neither first nor last name matches on DisplayName = its email. Else the customer
+ *    is created under the lock (re-checked after taking it) with DisplayName "First Last";
+ *    on 6240 (the name is taken by someone else) the DisplayName becomes
+ *    "First Last (email)", then "First Last (email) #<8 hex of the contact>"; each
+ *    variant has its own requestid step ("customer", "customer:1", "customer:2") so a
+ *    retry replays exactly the request that may have succeeded.
+ *  - Items: by Sku (hs_sku) when the line item has one, then by Name; Category items are
+ *    never matched. resolve_items_lookup() only reads, so an event that will fail
+ *    PRODUCT_NOT_FOUND creates nothing; resolve_items_create() then creates the missing
+ *    ones (Service, income account from items.income_account or the first active Income
+ *    account) under per-key locks, requestid step "item:<line index>".
+ *  - Term: payment_terms digits = a Term Id, else a Term Name (exact); unknown ->
+ *    TERM_NOT_FOUND.
+ *
+ * Errors: -1 with *err filled: the QBO client's classification, or API_PERMANENT with
+ * NO_CONTACT / TERM_NOT_FOUND / PRODUCT_NOT_FOUND from the rules, or API_TRANSIENT
+ * (RETRIES_EXHAUSTED) when Redis fails or a lock stays busy past lock_wait_ms.
+ * A Redis failure on a cache read or write is not an error (the cache is only a cache);
+ * on a lock it is (creation is never done without the lock).
+ *
+ * Thread-safety: struct resolve_opts is immutable after start and shared; a struct
+ * resolve_ctx is built per event on the worker thread and borrows that thread's
+ * http_client and redis_conn.
+ */
+#ifndef HSQB_RESOLVE_H
+#define HSQB_RESOLVE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/redis.h"
+#include "worker/apierr.h"
+#include "worker/hubspot.h"
+#include "worker/qbo.h"
+
+#define RESOLVE_MAP_TTL_MS       (6 * 3600 * 1000LL) /* mapping caches */
+#define RESOLVE_LOCK_TTL_MS      30000 /* a creation lock; longer than one QBO create */
+#define RESOLVE_LOCK_WAIT_MS     10000 /* how long to wait for a busy creation lock */
+#define RESOLVE_ID_MAX           QBO_ID_MAX
+#define RESOLVE_NAME_MAX         500  /* bytes of a customer DisplayName */
+#define RESOLVE_ITEM_NAME_MAX    100  /* bytes of an Item Name (QBO: 100 characters) */
+#define RESOLVE_MAX_CANDIDATES   1000 /* customers/items read for one match */
+#define RESOLVE_ACCOUNT_NAME_MAX 200
+
+struct resolve_opts {
+    int64_t map_ttl_ms;   /* default RESOLVE_MAP_TTL_MS */
+    int64_t lock_ttl_ms;  /* default RESOLVE_LOCK_TTL_MS */
+    int64_t lock_wait_ms; /* default RESOLVE_LOCK_WAIT_MS */
+    /* items.income_account: an Id (digits) or an exact Name; "" = discover */
+    char income_account[RESOLVE_ACCOUNT_NAME_MAX + 1];
+};
+
+/* Defaults above, no income account. */
+void resolve_opts_default(struct resolve_opts *o);
+/* Defaults plus items.income_account from the configuration. 0, or -1 with errstr. */
+int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, char *errstr,
+                             size_t errsz);
+
+/* One event's view: everything borrowed for the duration of the calls. */
+struct resolve_ctx {
+    const struct resolve_opts *opts;
+    struct qbo_api *qbo;
+    struct http_client *http; /* the calling thread's */
+    struct redis_conn *redis; /* the calling thread's */
+    const char *realm;        /* digits */
+    int64_t portal_id;
+    const char *event_id; /* requestid derivation (hash_request_id) */
+    /* When set and non-zero (the event's claim was lost), no create is sent: the call
+     * fails API_TRANSIENT. May be NULL. */
+    const atomic_int *claim_lost;
+};
+
+/* ---- customer ------------------------------------------------------------------- */
+
+/* The QBO customer for contact c (design §4 step 5). On 0: id (RESOLVE_ID_MAX bytes) is
+ * set and *created is 1 when this call created it (a requestid replay of this event's
+ * own earlier create counts as created). A contact with no name and no email is
+ * NO_CONTACT (API_PERMANENT). */
+int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
+                     int *created, struct api_error *err);
+
+/* The DisplayName variant number `variant` (0, 1, 2) for a contact, into out (outsz >=
+ * RESOLVE_NAME_MAX + 1): "First Last", "First Last (email)", "First Last (email) #h"
+ * where h = 8 hex of SHA-256 of "<portal>:<contact id>". Names are trimmed, ':' (which
+ * QBO refuses) becomes '-', and without names the email stands in. Pure; exposed for
+ * tests. Returns 0, or -1 when the contact has no name and no email. */
+int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int variant, char *out,
+                         size_t outsz);
+
+/* Drop the cached mapping of (portal, contact) in realm (fault 610 on the customer). */
+void resolve_forget_customer(const struct resolve_ctx *rc, int64_t contact_id);
+
+/* ---- items ---------------------------------------------------------------------- */
+
+/* Per line item, in the order of the line items given. */
+struct resolve_item {
+    char id[RESOLVE_ID_MAX];              /* QBO Item Id; "" while unmatched */
+    int created;                          /* created by resolve_items_create() */
+    char name[RESOLVE_ITEM_NAME_MAX + 1]; /* the Name we match and create with */
+};
+
+/* The Name used for a line item: its name with tab/CR/LF/':' replaced by spaces/'-',
+ * trimmed and cut to RESOLVE_ITEM_NAME_MAX bytes on a UTF-8 boundary; else its SKU;
+ * else "HubSpot line item <id>". Pure. */
+void resolve_item_name(const struct hubspot_line_item *li, char *out, size_t outsz);
+
+/* Match every line item (cache, Sku, Name) without creating anything. out has n
+ * entries (caller-owned). On 0, *nmissing is the number left unmatched (out[i].id ""). */
+int resolve_items_lookup(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
+                         struct resolve_item *out, size_t *nmissing, struct api_error *err);
+
+/* Create the unmatched items of out (after resolve_items_lookup): Service items with the
+ * income account, one per distinct key, under the item lock (re-checked after taking it).
+ * Line items sharing a key share the item. On 0 every out[i].id is set. */
+int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
+                         struct resolve_item *out, struct api_error *err);
+
+/* The PRODUCT_NOT_FOUND failure for the unmatched entries of out: *err (API_PERMANENT,
+ * PRODUCT_NOT_FOUND, message naming every one), and *details_json (malloc'd, caller
+ * frees): {"line_items":[{"id":"7001","name":"Gold plan","sku":"GOLD-1"|null},...]}.
+ * Returns 0, or -1 on allocation failure (details NULL, err still set). */
+int resolve_items_missing(const struct hubspot_line_item *li, size_t n,
+                          const struct resolve_item *out, struct api_error *err,
+                          char **details_json);
+
+/* Drop the cached mappings of these line items (fault 610 on an item). */
+void resolve_forget_items(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
+                          size_t n);
+
+/* ---- accounts ------------------------------------------------------------------ */
+
+/* An account input: digits = an Account Id (read to check it exists), else the exact
+ * FullyQualifiedName, else the exact Name (cached). Unknown -> ACCOUNT_NOT_FOUND. */
+int resolve_account(const struct resolve_ctx *rc, const char *name_or_id, char *id,
+                    struct api_error *err);
+
+/* The income account for created items: opts->income_account when set (as
+ * resolve_account), else the lowest-Id active Income account (cached). None ->
+ * ACCOUNT_NOT_FOUND. */
+int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_error *err);
+
+/* ---- term ----------------------------------------------------------------------- */
+
+/* payment_terms -> Term Id (cached). Unknown -> TERM_NOT_FOUND (API_PERMANENT). */
+int resolve_term(const struct resolve_ctx *rc, const char *payment_terms, char *id,
+                 struct api_error *err);
+
+#endif

@@ -1,0 +1,173 @@
+/* result.h - the outcome of one action event: the result CloudEvent (hsqb.results) and
+ * the header set of its dead-letter record (hsqb.actions.dlq).
+ *
+ * Owns: nothing long-lived. result_build() writes JSON into a caller's jbuf; the DLQ
+ * header set owns the copies of the header values it holds until its release.
+ *
+ * Contracts implemented exactly: schemas/result-event.schema.json (result), and
+ * schemas/headers.md + design §3.3 (DLQ and the retry headers read back from an input).
+ * Invariants of every result result_build() accepts to write:
+ *  - type and data.status agree; success carries qbo{} and no error{}, failure the
+ *    reverse; every failure but INVALID_EVENT names action/input_id/portal_id/object;
+ *  - id = "<input id>:result", or "<topic>:<partition>:<offset>:result" when the input id
+ *    is unknown (undecodable input), and subject = the input key when the subject is
+ *    known;
+ *  - error.message is one line, non-empty, at most RESULT_MESSAGE_MAX bytes (so at most
+ *    that many code points), with secrets redacted (log_redact);
+ *  - QBO ids are digit strings; doc_number longer than 21 characters is written null;
+ *    money is integer cents; times are RFC 3339 UTC with milliseconds.
+ * Anything else (a non-digit QBO id, a paid invoice without payment_id, an empty item
+ * name) is refused with -1 so a bug never reaches the topic as an invalid result.
+ *
+ * Thread-safety: all functions are reentrant; no shared state.
+ */
+#ifndef HSQB_RESULT_H
+#define HSQB_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/json.h"
+#include "worker/event.h"
+
+#define RESULT_MESSAGE_MAX     2000         /* bytes of error.message (schema: 2000 code points) */
+#define RESULT_DLQ_MESSAGE_MAX 1024         /* bytes of the hsqb-error-message header */
+#define RESULT_UPSTREAM_ID_MAX 200          /* error.upstream_id */
+#define RESULT_DOC_NUMBER_MAX  21           /* qbo.doc_number */
+#define RESULT_QBO_ID_MAX      32           /* digits of a QBO id */
+#define RESULT_ID_MAX          300          /* the result's CloudEvent id */
+#define RESULT_MAX_BYTES       (256 * 1024) /* a whole result; well under REDIS_MAX_RESULT */
+#define RESULT_CONTENT_TYPE    "application/cloudevents+json"
+
+/* What the event was about. For an undecodable input everything but input_id (which may
+ * be NULL too) is unknown: set known = 0. All strings borrowed. */
+struct result_subject {
+    int known;            /* 1: action, portal_id, object_type, object_id and key are valid */
+    const char *input_id; /* may be NULL when the input id could not be read */
+    enum hsqb_action action;
+    int64_t portal_id;
+    enum hsqb_object_type object_type;
+    int64_t object_id;
+    const char *key;      /* "<portal>:<TYPE>:<object>"; written as subject */
+    const char *realm_id; /* NULL when unknown (written for failures only when set) */
+};
+
+/* Fill s from a decoded event (everything borrowed from ev). */
+void result_subject_from_event(struct result_subject *s, const struct action_event *ev);
+
+struct result_item {
+    const char *id;   /* QBO item id, digits */
+    const char *name; /* non-empty */
+};
+
+/* Success: the QBO document. All borrowed. */
+struct result_qbo {
+    const char *entity;      /* "Invoice", "Estimate", "SalesReceipt", ... */
+    const char *id;          /* digits */
+    const char *doc_number;  /* NULL -> null; longer than 21 -> null */
+    int64_t total_cents;     /* >= 0 */
+    const char *currency;    /* three upper-case letters, e.g. "USD" */
+    const char *customer_id; /* NULL -> null (expense) */
+    int created_customer;
+    const struct result_item *created_items; /* may be NULL when ncreated_items == 0 */
+    size_t ncreated_items;
+    const char *payment_id; /* create_paid_invoice only (required there); else NULL */
+};
+
+/* Failure. All borrowed. */
+struct result_error {
+    enum hsqb_error code;
+    const char *message;      /* sanitised as described above; NULL/"" -> the code name */
+    int http_status;          /* 100..599, else written null */
+    const char *upstream_id;  /* NULL or "" -> null; truncated to 200 bytes */
+    const char *details_json; /* a serialised JSON object written as error.details, or
+                                 NULL to omit (e.g. PRODUCT_NOT_FOUND's line_items) */
+};
+
+/* One result. Exactly one of qbo / error is non-NULL. */
+struct result_info {
+    const char *worker_source; /* CloudEvents source, e.g. "hsqb-worker://<group>" */
+    struct result_subject subject;
+    const char *topic; /* where the input was consumed */
+    int32_t partition;
+    int64_t offset;
+    int attempts;            /* >= 1, this one included */
+    int64_t duration_ms;     /* >= 0 */
+    int64_t completed_at_ms; /* wall clock, epoch ms: time and completed_at */
+    const struct result_qbo *qbo;
+    const struct result_error *error;
+};
+
+/* Write the result CloudEvent into jb (which the caller initialised; its content is
+ * replaced). Returns 0, or -1 with errstr when info breaks the contract or jb's cap is
+ * hit (nothing usable in jb then). */
+int result_build(const struct result_info *info, struct jbuf *jb, char *errstr, size_t errsz);
+
+/* Copy text into out (outsz bytes) as a one-line message: CR/LF/TAB become spaces,
+ * secrets are redacted, the cut falls on a UTF-8 boundary, at most outsz - 1 bytes.
+ * Empty text gives "". Returns out. */
+char *result_one_line(const char *text, char *out, size_t outsz);
+
+/* ---- headers read back from an input (retry and replayed messages) ------------- */
+
+/* Values of the hsqb-* headers an input may carry (schemas/headers.md). Absent or
+ * malformed headers read as 0 / "" (a malformed value is ignored, never fatal). */
+struct result_inbound_meta {
+    int attempts_before;        /* hsqb-attempts: attempts made before this delivery */
+    int64_t first_failure_ms;   /* hsqb-first-failure; 0 when absent */
+    char original_topic[256];   /* hsqb-original-topic; "" when absent */
+    int32_t original_partition; /* valid when original_topic[0] */
+    int64_t original_offset;
+    int64_t original_timestamp_ms;
+    int replayed;     /* hsqb-replay-of present */
+    int replay_count; /* hsqb-replay-count; 0 when absent */
+};
+
+/* Read hdrs (may be NULL: all defaults). Never fails. */
+void result_inbound_meta_read(const rd_kafka_headers_t *hdrs, struct result_inbound_meta *m);
+
+/* ---- the DLQ record's headers ------------------------------------------------------ */
+
+#define RESULT_DLQ_MAX_HEADERS 48 /* ours (12) + copied from the input */
+
+struct result_header {
+    const char *name;  /* NUL-terminated, owned by the set */
+    const char *value; /* NUL-terminated, owned by the set */
+};
+
+/* Headers of one DLQ record: the input's own headers minus every name this set writes
+ * (so each name occurs once: "writers replace rather than append"), then hsqb-original-*
+ * (the input's own hsqb-original-* when it came through the retry topic, else where it
+ * was consumed), hsqb-error-code, hsqb-error-message, hsqb-attempts,
+ * hsqb-first-failure, hsqb-last-failure, hsqb-consumer-group and hsqb-event-id (absent
+ * when the id is unknown). */
+struct result_dlq_headers {
+    struct result_header h[RESULT_DLQ_MAX_HEADERS];
+    size_t n;
+    char *mem; /* one allocation holding every name and value */
+};
+
+struct result_dlq_info {
+    const char *topic; /* where this delivery was consumed */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;              /* the message timestamp (-1/0 when none) */
+    const rd_kafka_headers_t *in_hdrs; /* input headers, may be NULL */
+    enum hsqb_error code;
+    const char *message;      /* sanitised to one line of <= RESULT_DLQ_MESSAGE_MAX bytes */
+    int attempts;             /* >= 1 */
+    int64_t first_failure_ms; /* 0: now_ms */
+    int64_t now_ms;           /* wall clock: hsqb-last-failure */
+    const char *group;        /* consumer group id */
+    const char *event_id;     /* NULL when the input id is unknown */
+};
+
+/* Build the set into *out (any previous content is not freed). Returns 0, or -1 with
+ * errstr (allocation failure). Release with result_dlq_headers_release(). */
+int result_dlq_headers_build(const struct result_dlq_info *info, struct result_dlq_headers *out,
+                             char *errstr, size_t errsz);
+/* Free the set; NULL-safe and idempotent. */
+void result_dlq_headers_release(struct result_dlq_headers *h);
+
+#endif
