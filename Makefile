@@ -103,7 +103,10 @@ SANDBOX_SRCS := \
 	tests/sandbox/main.c \
 	tests/sandbox/server.c \
 	tests/sandbox/hubspot.c \
+	tests/sandbox/hubspot_store.c \
 	tests/sandbox/qbo.c \
+	tests/sandbox/qbo_rules.c \
+	tests/sandbox/qbo_txn.c \
 	tests/sandbox/qbo_query.c \
 	tests/sandbox/oauth.c \
 	tests/sandbox/admin.c

@@ -17,6 +17,7 @@
 
 #include "worker/cmd_config.h"
 #include "worker/cmd_credentials.h"
+#include "worker/cmd_run.h"
 #include "worker/cmd_validate.h"
 #include "worker/settings.h"
 
@@ -86,7 +87,9 @@ int main(int argc, char **argv)
         return cmd_validate(argc - 1, argv + 1);
     if (strcmp(cmd, "credentials") == 0)
         return cmd_credentials(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "replay") == 0)
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1, HSQB_VERSION);
+    if (strcmp(cmd, "replay") == 0)
         return not_yet(cmd);
 
     fprintf(stderr, "hsqb-worker: unknown command '%s' (try --help)\n", cmd);

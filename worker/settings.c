@@ -15,6 +15,8 @@
  */
 #include "worker/settings.h"
 
+#include "common/redis.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,7 +181,7 @@ static const struct config_def settings[] = {
     /* ---- Operations ---- */
     {"metrics.listen", CONFIG_STRING, "127.0.0.1:9108", 0, 262,
      "host:port of the /metrics, /healthz and /readyz endpoint ([::1]:9108 for IPv6, "
-     "0.0.0.0:9108 for all interfaces); empty disables it.", 0, NULL},
+     "0.0.0.0:9108 for all interfaces); port 0 picks a free port (logged); empty disables it.", 0, NULL},
     {"log.level", CONFIG_ENUM, "info", 0, 0,
      "Lowest level logged.", 0, log_levels},
     {"log.format", CONFIG_ENUM, "json", 0, 0,
@@ -239,7 +241,7 @@ static int check_listen(const struct config *cfg, char *errstr, size_t errsz)
     colon = strrchr(l, ':');
     if (colon != NULL && colon > l && colon[1] != '\0') {
         port = strtol(colon + 1, &end, 10);
-        if (*end == '\0' && port >= 1 && port <= 65535 && colon[1] != '-' && colon[1] != '+')
+        if (*end == '\0' && port >= 0 && port <= 65535 && colon[1] != '-' && colon[1] != '+')
             return 0;
     }
     snprintf(msg, sizeof(msg), "\"%.100s\" is not host:port", l);
@@ -353,4 +355,19 @@ void settings_help(FILE *out)
     }
     config_help(cfg, out);
     config_free(cfg);
+}
+
+void settings_redis_opts(const struct config *cfg, struct redis_opts *o)
+{
+    const char *user = config_get_str(cfg, "redis.username");
+    const char *pass = config_get_str(cfg, "redis.password");
+    redis_opts_default(o);
+    o->host = config_get_str(cfg, "redis.host");
+    o->port = (int)config_get_int(cfg, "redis.port");
+    o->username = *user ? user : NULL;
+    o->password = *pass ? pass : NULL;
+    o->db = (int)config_get_int(cfg, "redis.db");
+    o->connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
+    o->command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
+    o->prefix = config_get_str(cfg, "redis.key_prefix");
 }

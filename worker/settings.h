@@ -53,4 +53,10 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
  * the list of subcommands before it. */
 void settings_help(FILE *out);
 
+struct redis_opts;
+/* Fill o (common/redis.h) from redis.*: host, port, username, password, db, timeouts and
+ * key prefix. Strings are borrowed from cfg, so cfg must outlive every use of o. Empty
+ * username/password mean none. */
+void settings_redis_opts(const struct config *cfg, struct redis_opts *o);
+
 #endif

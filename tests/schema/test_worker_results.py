@@ -1,7 +1,8 @@
 """Results the worker really builds validate against schemas/result-event.schema.json.
 
-tests/unit/worker/test_result.c (the unit tier, which runs before this one) writes every
-result it builds to $BUILD/test-results/*.json. Each file is validated here with Python's
+tests/unit/worker/test_result.c (unit tier) writes every result it builds, and
+tests/unit/worker/test_pipeline.c (component tier) every result the pipeline published to
+Kafka, to $BUILD/test-results/*.json; both tiers run before this one. Each file is validated here with Python's
 jsonschema (Draft 2020-12), so the C builder and the schema are held to agreement by code
 that shares nothing with the worker. BUILD defaults to "build".
 """

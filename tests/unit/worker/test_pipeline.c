@@ -16,6 +16,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ctype.h>
+
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
@@ -263,6 +265,34 @@ static const char *s_at(struct json_object *o, const char *path)
     return json_object_get_string(v);
 }
 
+/* Keep a published result for tests/schema/test_worker_results.py, which validates every
+ * file of $BUILD/test-results against the result schema. */
+static void save_result(const char *json)
+{
+    const char *build = getenv("BUILD");
+    char path[600], name[96];
+    struct json_object *o = json_tokener_parse(json), *id;
+    size_t i;
+    FILE *f;
+
+    if (!o || !json_object_object_get_ex(o, "id", &id)) {
+        json_object_put(o);
+        return;
+    }
+    snprintf(name, sizeof name, "%s", json_object_get_string(id));
+    for (i = 0; name[i]; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '-')
+            name[i] = '_';
+    json_object_put(o);
+    snprintf(path, sizeof path, "%s/test-results", build && *build ? build : "build");
+    mkdir(path, 0755);
+    snprintf(path + strlen(path), sizeof path - strlen(path), "/pipeline_%s.json", name);
+    if ((f = fopen(path, "w")) != NULL) {
+        fputs(json, f);
+        fclose(f);
+    }
+}
+
 /* The only / last result, parsed (caller puts); asserts how many there are. */
 static struct json_object *last_result(size_t want_count)
 {
@@ -274,6 +304,7 @@ static struct json_object *last_result(size_t want_count)
         fail_msg("%zu results on %s, wanted %zu", n, RESULTS, want_count);
     o = json_tokener_parse(m[n - 1].value);
     assert_non_null(o);
+    save_result(m[n - 1].value);
     assert_non_null(hdr(&m[n - 1], "content-type", ct, sizeof ct));
     assert_string_equal(ct, "application/cloudevents+json");
     free_msgs(m, n);
@@ -454,6 +485,31 @@ static void test_invalid_event_keeps_raw_bytes(void **state)
     free_msgs(d, n);
 }
 
+static void test_unsupported_object_type(void **state)
+{
+    /* a sales receipt belongs on a payment too, an invoice never does */
+    char *ev =
+        event_json("evt-unsup", "create_invoice", "COMMERCE_PAYMENT", 8001, H_REALM_US1, NULL);
+    char *ev2 = event_json("evt-contact", "create_invoice", "CONTACT", 301, H_REALM_US1, NULL);
+    struct json_object *r;
+    (void)state;
+
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(s_at(r, "data.error.code"), "UNSUPPORTED_OBJECT_TYPE");
+    assert_string_equal(s_at(r, "data.object.type"), "COMMERCE_PAYMENT");
+    assert_string_equal(s_at(r, "subject"), PORTAL ":COMMERCE_PAYMENT:8001");
+    json_object_put(r);
+    /* CONTACT is outside the result contract's vocabulary: reported as INVALID_EVENT */
+    assert_int_equal(handle(ev2), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(s_at(r, "data.error.code"), "INVALID_EVENT");
+    assert_string_equal(s_at(r, "data.input_id"), "evt-contact");
+    json_object_put(r);
+    free(ev);
+    free(ev2);
+}
+
 static void test_transient_503_is_retried(void **state)
 {
     char *ev = event_json("evt-503", "create_invoice", "DEAL", 1005, H_REALM_US1,
@@ -595,6 +651,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_product_not_found_creates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_business_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_event_keeps_raw_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_object_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_503_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_answer_never_two_invoices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_held_elsewhere_is_retried_later, setup,

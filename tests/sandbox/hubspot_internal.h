@@ -1,0 +1,212 @@
+/* hubspot_internal.h - private to hubspot.c and hubspot_store.c; nothing else includes it.
+ *
+ * Who owns what:
+ *   hubspot_store.c owns the state below (`hs`): portals with their sorted id lists,
+ *   the object hash, associations, bearer tokens, OAuth apps, automation callbacks and
+ *   the set of known property names; seeding (hubspot_seed), the state dump
+ *   (hubspot_dump) and the JSON rendering of stored records.
+ *   hubspot.c owns request handling: routing, bearer authentication and scopes, rate
+ *   windows (the contents of each portal's `rate`), the handlers, HubSpot's OAuth token
+ *   endpoint, and the switchable behaviours `hs_opt` (hubspot_configure, hubspot_reset).
+ *
+ * Locking rules (one lock order: hs.lock, then hs.rate_mu; nothing else is held):
+ *   - hs.lock, a writer-preferring rwlock, guards every field of `hs` except `rate_mu`
+ *     and every portal's `rate`, plus `hs_opt`. Read lock: CRM reads, tax rates, dump,
+ *     hubspot_options. Write lock: seeding, reset, callback completion, OAuth token
+ *     issue, hubspot_configure, hubspot_set_rate_limit.
+ *   - hs.rate_mu guards every portal's `rate`; it is taken only while hs.lock is held
+ *     (either mode), because many readers share hs.lock and count against one window.
+ *   - hs_opt is written only under the write lock (configure also takes rate_mu), so
+ *     holding hs.lock in either mode is enough to read it.
+ *   - Every hs_* function below that touches state expects its caller to hold hs.lock
+ *     in the mode noted; none takes it itself except hs_init (which takes no lock).
+ *   - json-c reference counts are not atomic: stored json objects are never shared with a
+ *     response; rendering copies strings into new objects.
+ *
+ * Invariants: each portal's list[t] is sorted by id and holds exactly the objects of
+ * that (portal, type) in the hash; a link and its reverse are always both present;
+ * tokens and callbacks are keyed by their full string.
+ */
+#ifndef HSQB_SANDBOX_HUBSPOT_INTERNAL_H
+#define HSQB_SANDBOX_HUBSPOT_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "tests/sandbox/sandbox.h"
+
+#define HS_MAX_NAMES  256 /* properties / association types per request */
+#define HS_LINK_TYPES 4   /* association type ids per (object, target) pair */
+#define HS_TOKEN_MAX  512 /* bearer token length */
+
+/* Object types, in the order of hs_types[]. */
+enum { T_CONTACTS, T_COMPANIES, T_DEALS, T_PRODUCTS, T_LINE_ITEMS, T_QUOTES, T_PAYMENTS, NT };
+
+struct type_info {
+    const char *name, *id, *singular, *upper, *assoc_key, *scope, *alt_scope, *modkey;
+    const char *defaults, *catalogue;
+};
+extern const struct type_info hs_types[NT];
+
+struct hs_link {
+    int to_type, ntypes;
+    int64_t to_id;
+    int type_ids[HS_LINK_TYPES];
+};
+
+struct hs_obj {
+    int64_t portal, id, created_ms, updated_ms, archived_ms;
+    int type, archived;
+    struct json_object *props; /* object of string (or null) values */
+    struct hs_link *links;
+    int nlinks, caplinks;
+    struct hs_obj *hnext;
+};
+
+struct rate_state {
+    int64_t *ts; /* ring of accepted request times (mono ms), capacity = limit */
+    int cap, head, count;
+    int64_t day;
+    long daily;
+};
+
+struct hs_portal {
+    int64_t id;
+    struct hs_obj **list[NT]; /* sorted by id */
+    size_t nlist[NT], caplist[NT];
+    struct json_object *tax_rates; /* id -> stored record */
+    struct rate_state rate;        /* hs.rate_mu */
+    struct hs_portal *next;
+};
+
+enum { TOK_PRIVATE, TOK_OAUTH };
+struct hs_token {
+    struct hs_portal *portal;
+    int kind;
+    int64_t expires_ms;         /* wall clock; 0 = never */
+    struct json_object *scopes; /* array of strings; NULL = every scope */
+};
+
+struct hs_app {
+    char *client_id, *client_secret, *refresh_token;
+    struct hs_portal *portal;
+    struct json_object *scopes, *codes;
+    struct hs_app *next;
+};
+
+struct hs_cb {
+    char *id;
+    int64_t portal, created_ms, expires_ms, completed_ms;
+    int completed, completions, rejected;
+    const char *via; /* static: "single" or "batch" */
+    struct json_object *outputs;
+};
+
+/* Chained string-keyed hash (tokens, callbacks); bucket count a power of two. */
+struct snode {
+    char *key;
+    void *val;
+    struct snode *next;
+};
+struct shash {
+    struct snode **b;
+    size_t nb, n;
+};
+
+struct hs_state {
+    pthread_rwlock_t lock;
+    pthread_mutex_t rate_mu;
+    struct hs_portal *portals;
+    struct hs_obj **ob; /* object hash keyed by (portal, type, id) */
+    size_t onb, on;
+    struct shash tokens, cbs; /* token -> struct hs_token, callbackId -> struct hs_cb */
+    struct hs_cb **cb_order;  /* callbacks in registration order (dump) */
+    size_t ncb, capcb;
+    struct hs_app *apps;
+    struct json_object *known[NT]; /* property names known per type (set) */
+    int ready;
+};
+extern struct hs_state hs; /* hubspot_store.c */
+
+/* Switchable behaviours (reference §9); hubspot.c. */
+struct hs_opts {
+    int rate_10s, daily_limit, access_ttl_s, line_items_spaced, order, contact_dupes;
+    int cb_done_status, cb_accept_unknown, retry_after, cb_expiry_s;
+};
+extern struct hs_opts hs_opt;
+
+/* A parsed comma list: up to HS_MAX_NAMES unique, non-empty, trimmed names pointing into
+ * buf (owned; free(buf) when done). */
+struct names {
+    int n;
+    char *v[HS_MAX_NAMES];
+    char *buf;
+};
+
+/* ---- tiny json-c helpers shared by both files --------------------------------------- */
+
+static inline struct json_object *jstr(const char *s)
+{
+    return json_object_new_string(s ? s : "");
+}
+
+/* Takes ownership of v (may be NULL for a JSON null). */
+static inline void jadd(struct json_object *o, const char *k, struct json_object *v)
+{
+    json_object_object_add(o, k, v);
+}
+
+static inline struct json_object *jiso(int64_t ms)
+{
+    char b[40];
+    sb_iso8601(ms, b, sizeof(b));
+    return jstr(b);
+}
+
+/* ---- hubspot_store.c ----------------------------------------------------------------- */
+
+/* Initialise the locks and known property names once; every public entry point calls
+ * it first. Thread-safe (pthread_once). */
+void hs_init(void);
+/* Free every portal, object, token, app and callback; known names back to the catalogue.
+ * Leaves hs_opt alone. Write lock. */
+void hs_store_clear_locked(void);
+
+/* Object type from a plural name, type id ("0-3"), singular or association key; -1 when
+ * unknown; s may be NULL. No lock. */
+int hs_type_find(const char *s);
+/* Non-negative decimal digits only (no sign, no spaces) -> 0 and *out; else -1. */
+int hs_parse_i64(const char *s, int64_t *out);
+/* Split csv (takes ownership; may be NULL) into ns; see struct names. */
+void hs_names_parse(struct names *ns, char *csv);
+
+/* The object or NULL; borrowed until hs.lock is released. Read lock. */
+struct hs_obj *hs_obj_get(int64_t portal, int type, int64_t id);
+/* First index in p->list[t] whose id is >= min_id. Read lock. */
+size_t hs_list_lower_bound(const struct hs_portal *p, int t, int64_t min_id);
+/* Indexes into o->links of its links to type `to`, in the configured association order
+ * (hs_opt.order); idx must hold o->nlinks entries. Returns the count. Read lock. */
+int hs_links_ordered(const struct hs_obj *o, int to, int *idx);
+
+/* A v3 record ({"id","properties",...}); props/assoc/hist may be NULL (= defaults / none).
+ * Caller puts the result. Read lock. */
+struct json_object *hs_render_obj(const struct hs_obj *o, const struct names *props,
+                                  const struct names *assoc, const struct names *hist);
+/* One v4 association result ({"toObjectId", "associationTypes"}). Caller puts. */
+struct json_object *hs_render_v4_link(const struct hs_link *l);
+
+/* Token record for a bearer string, or NULL; borrowed until hs.lock is released. */
+const struct hs_token *hs_token_find(const char *tok);
+/* Add or replace a token; takes ownership of scopes (NULL = every scope) even on
+ * failure. -1 when out of memory. Write lock. */
+int hs_token_add(struct hs_portal *p, const char *tok, int kind, int64_t expires,
+                 struct json_object *scopes);
+/* Callback by id (any portal), or NULL. Lock held (either mode). */
+struct hs_cb *hs_cb_find(const char *id);
+/* Register a pending callback, or re-time an existing one; NULL when out of memory or
+ * at the callback cap. Write lock. */
+struct hs_cb *hs_cb_register(const char *id, int64_t portal, int64_t created, int64_t expires);
+
+#endif

@@ -1,0 +1,238 @@
+/* cmd_run.c - `hsqb-worker run`: build the process from its parts and run until stopped.
+ *
+ * This file only wires modules together, in dependency order, and tears them down in the
+ * reverse order:
+ *
+ *   settings -> log level, secrets registered for redaction -> libcurl global init
+ *   -> metrics -> rate limiter -> oauth -> HubSpot client -> QBO client -> producer
+ *   -> pipeline (lease keeper) -> consumer (worker threads, subscription)
+ *   -> HTTP endpoint (/metrics, /healthz, /readyz) -> signals -> consumer_run()
+ *
+ * Readiness (/readyz) = partitions assigned, or the group formed with none for us (a
+ * replica beyond the partition count is healthy but idle), and Redis answers PING on the
+ * HTTP thread's own connection. Liveness (/healthz) = the poll loop's heartbeat.
+ *
+ * Exit statuses: 0 after SIGTERM/SIGINT and a clean drain; 1 after a runtime failure
+ * (fatal Kafka error, a handler asked to stop); 2 for bad configuration or a start-up
+ * failure that retrying will not fix (systemd's RestartPreventExitStatus=2).
+ */
+#include "worker/cmd_run.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "common/config.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/redis.h"
+#include "worker/consumer.h"
+#include "worker/httpd.h"
+#include "worker/hubspot.h"
+#include "worker/metrics.h"
+#include "worker/oauth.h"
+#include "worker/pipeline.h"
+#include "worker/producer.h"
+#include "worker/qbo.h"
+#include "worker/ratelimit.h"
+#include "worker/settings.h"
+
+enum { RUN_OK = 0, RUN_FAILED = 1, RUN_CONFIG = 2 };
+
+static struct consumer *volatile g_consumer;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    consumer_stop(g_consumer); /* one atomic store: async-signal-safe */
+}
+
+/* Readiness probe state: its own Redis connection, used only on the HTTP thread. */
+struct ready_state {
+    struct metrics *metrics;
+    const struct config *cfg;
+    struct redis_conn *redis;
+    pthread_mutex_t mu;
+};
+
+static int ready_check(void *opaque, char *why, size_t whysz)
+{
+    struct ready_state *rs = opaque;
+    char err[256] = "";
+    int ok = 1;
+
+    if (metrics_partitions_assigned(rs->metrics) <= 0) {
+        /* NEEDSWORK: a replica beyond the partition count never gets any; the consumer
+         * would need to report "group joined with an empty assignment" to say ready. */
+        snprintf(why, whysz, "no partitions assigned yet");
+        return 0;
+    }
+    pthread_mutex_lock(&rs->mu);
+    if (!rs->redis) {
+        struct redis_opts o;
+        settings_redis_opts(rs->cfg, &o);
+        rs->redis = redis_conn_new(&o, err, sizeof err);
+    }
+    if (!rs->redis) {
+        ok = 0;
+    } else {
+        redisReply *r = redis_command(rs->redis, err, sizeof err, "PING");
+        if (!r)
+            ok = 0;
+        else
+            freeReplyObject(r);
+    }
+    pthread_mutex_unlock(&rs->mu);
+    if (!ok)
+        snprintf(why, whysz, "redis unreachable: %s", err);
+    return ok;
+}
+
+/* Every secret setting's value is masked in every log line from now on. */
+static void register_secrets(const struct config *cfg)
+{
+    size_t n;
+    const struct config_def *defs = settings_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!(defs[i].flags & CONFIG_SECRET) || defs[i].type != CONFIG_STRING)
+            continue;
+        const char *v = config_get_str(cfg, defs[i].name);
+        if (v && *v)
+            log_register_secret(v);
+    }
+}
+
+int cmd_run(int argc, char **argv, const char *version)
+{
+    char err[1024] = "";
+    int rc = RUN_CONFIG;
+    struct config *cfg = NULL;
+    struct metrics *metrics = NULL;
+    struct ratelimit *rl = NULL;
+    struct oauth *oauth = NULL;
+    struct hubspot_api *hubspot = NULL;
+    struct qbo_api *qbo = NULL;
+    struct producer *producer = NULL;
+    struct pipeline *pipeline = NULL;
+    struct consumer *consumer = NULL;
+    struct httpd *httpd = NULL;
+    struct ready_state rs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+    if (settings_load(&cfg, argc, argv, (char **)config_environ(), err, sizeof err) != 0) {
+        fprintf(stderr, "hsqb-worker run: %s\n", err);
+        return RUN_CONFIG;
+    }
+    int lvl = log_level_parse(config_get_str(cfg, "log.level"));
+    log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
+    register_secrets(cfg);
+
+    if (http_global_init(err, sizeof err) != 0)
+        goto fail;
+    metrics = metrics_new(version, 0, err, sizeof err);
+    if (!metrics)
+        goto fail;
+    rl = ratelimit_new(cfg, err, sizeof err);
+    if (!rl)
+        goto fail;
+    oauth = oauth_new(cfg, err, sizeof err);
+    if (!oauth)
+        goto fail;
+    struct oauth_hooks oh = {.opaque = metrics,
+                             .api_call = metrics_on_api_call,
+                             .refresh = metrics_on_oauth_refresh};
+    oauth_set_hooks(oauth, &oh);
+    struct hubspot_hooks hh = {.ctx = metrics,
+                               .on_api_call = metrics_on_api_call,
+                               .on_ratelimit_wait = metrics_on_ratelimit_wait};
+    hubspot = hubspot_api_new(cfg, rl, &hh, err, sizeof err);
+    if (!hubspot)
+        goto fail;
+    struct qbo_hooks qh = {.opaque = metrics,
+                           .api_call = metrics_on_api_call,
+                           .ratelimit_wait = metrics_on_ratelimit_wait};
+    qbo = qbo_api_new(cfg, oauth, rl, &qh, err, sizeof err);
+    if (!qbo)
+        goto fail;
+    producer = producer_new(cfg, err, sizeof err);
+    if (!producer)
+        goto fail;
+    struct pipeline_deps deps = {
+        .hubspot = hubspot, .qbo = qbo, .producer = producer, .metrics = metrics};
+    pipeline = pipeline_new(cfg, &deps, err, sizeof err);
+    if (!pipeline)
+        goto fail;
+
+    struct consumer_hooks ch = {.arg = metrics,
+                                .in_flight = metrics_on_in_flight,
+                                .paused = metrics_on_paused,
+                                .assigned = metrics_on_assigned,
+                                .lag = metrics_on_lag,
+                                .heartbeat = metrics_on_heartbeat};
+    struct consumer_params cp = {.cfg = cfg,
+                                 .handler = pipeline_sched_handler,
+                                 .opaque = pipeline,
+                                 .thread_new = pipeline_sched_thread_new,
+                                 .thread_free = pipeline_sched_thread_free,
+                                 .producer = producer,
+                                 .hooks = &ch};
+    consumer = consumer_new(&cp, err, sizeof err);
+    if (!consumer)
+        goto fail;
+
+    const char *listen = config_get_str(cfg, "metrics.listen");
+    if (listen && *listen) {
+        rs.metrics = metrics;
+        rs.cfg = cfg;
+        httpd = httpd_start(listen, metrics, ready_check, &rs, err, sizeof err);
+        if (!httpd)
+            goto fail;
+        log_info("metrics endpoint on %s (port %d)", listen, httpd_port(httpd));
+    }
+
+    g_consumer = consumer;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    struct log_field f[] = {LF_STR("version", version),
+                            LF_STR("group", config_get_str(cfg, "kafka.group.id")),
+                            LF_STR("topic", config_get_str(cfg, "kafka.topic.actions")),
+                            LF_INT("threads", config_get_int(cfg, "worker.threads"))};
+    log_fields(LOG_INFO, "hsqb-worker running", f, sizeof f / sizeof *f);
+
+    if (consumer_run(consumer, err, sizeof err) == 0) {
+        rc = RUN_OK;
+        log_info("hsqb-worker stopped cleanly");
+    } else {
+        rc = RUN_FAILED;
+        log_error("hsqb-worker stopping after a runtime failure: %s", err);
+    }
+    goto out;
+
+fail:
+    log_error("hsqb-worker run: start-up failed: %s", err);
+    fprintf(stderr, "hsqb-worker run: %s\n", err);
+    rc = RUN_CONFIG;
+out:
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    httpd_stop(httpd);
+    g_consumer = NULL;
+    consumer_free(consumer);
+    pipeline_free(pipeline);
+    producer_free(producer);
+    qbo_api_free(qbo);
+    hubspot_api_free(hubspot);
+    oauth_free(oauth);
+    ratelimit_free(rl);
+    metrics_free(metrics);
+    redis_conn_free(rs.redis);
+    config_free(cfg);
+    return rc;
+}
