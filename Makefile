@@ -62,6 +62,7 @@ WORKER_SRCS := \
 	worker/result.c \
 	worker/resolve.c \
 	worker/action_sales.c \
+	worker/action_payment.c \
 	worker/pipeline.c \
 	worker/cmd_run.c \
 	worker/cmd_credentials.c
@@ -81,7 +82,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_offsets \
 	tests/unit/worker/test_scheduler \
 	tests/unit/worker/test_result \
-	tests/unit/worker/test_action_sales
+	tests/unit/worker/test_action_sales \
+	tests/unit/worker/test_action_payment
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
@@ -96,6 +98,7 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_oauth \
 	tests/unit/worker/test_resolve \
 	tests/unit/worker/test_pipeline \
+	tests/unit/worker/test_payment_pipeline \
 	tests/unit/worker/test_consumer
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
@@ -171,7 +174,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline
+REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -232,13 +235,23 @@ DEB_PACKAGES := build-essential pkg-config librdkafka-dev libcurl4-openssl-dev l
 	python3 python3-pytest python3-jsonschema python3-kafka python3-redis \
 	clang libclang-rt-14-dev cppcheck clang-tidy clang-format gnuplot-nox
 
+# Node.js runs the contract tests' npm clients; any Node 18-21 with npm will do, so
+# Debian's packages are only installed when node or npm is missing.
+NODE_PACKAGES := $(if $(shell command -v node 2>/dev/null),,nodejs) \
+	$(if $(shell command -v npm 2>/dev/null),,npm)
+
 .PHONY: deps
 deps:
-	@tests/install-deps $(DEB_PACKAGES)
+	@tests/install-deps $(DEB_PACKAGES) $(strip $(NODE_PACKAGES))
 
 # ---- quality --------------------------------------------------------------------------
 FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] tests/sandbox/*.[ch] \
 	tests/kafka-mock/*.[ch] tests/fuzz/*.c)
+
+# Regenerate the generated docs (README configuration reference, example config).
+.PHONY: docs
+docs: all
+	@BUILD=$(BUILD) /usr/bin/python3 tests/repo/update_docs.py
 
 .PHONY: fmt lint
 fmt:

@@ -77,9 +77,14 @@ static int64_t mono_ms(void)
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO
-                                                                                    : LOG_DEBUG;
+    enum log_level l = level <= 3   ? LOG_ERROR
+                       : level == 4 ? LOG_WARN
+                       : level <= 6 ? LOG_INFO
+                                    : LOG_DEBUG;
 
+    /* kafka.* pass-through properties go to both clients; each warns about the other's */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this") != NULL)
+        l = LOG_DEBUG;
     if (log_enabled(l)) {
         struct log_field f[] = {LF_STR("client", rd_kafka_name(rk)), LF_STR("facility", fac)};
 
@@ -259,6 +264,8 @@ static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t 
                  "uncommitted and may be redelivered",
                  late, (long long)timeout_ms);
     if (commit->cnt > 0) {
+        /* stored too, so librdkafka's own commit at unassign carries them if ours fails */
+        rd_kafka_offsets_store(c->rk, commit);
         err = rd_kafka_commit(c->rk, commit, 0);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             log_warn("kafka: commit of revoked partitions failed: %s", rd_kafka_err2str(err));
@@ -329,8 +336,8 @@ static void set_paused(struct consumer *c, struct cpart *cp, bool pause)
         cp->paused = pause;
         log_debug("kafka: %s %s/%d", pause ? "paused" : "resumed", cp->topic, (int)cp->partition);
     } else {
-        log_warn("kafka: %s %s/%d: %s", pause ? "pause" : "resume", cp->topic,
-                 (int)cp->partition, rd_kafka_err2str(err ? err : l->elems[0].err));
+        log_warn("kafka: %s %s/%d: %s", pause ? "pause" : "resume", cp->topic, (int)cp->partition,
+                 rd_kafka_err2str(err ? err : l->elems[0].err));
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -386,7 +393,7 @@ static void sweep(struct consumer *c)
 
 static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
 {
-    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    const char *topic = rkm->rkt != NULL ? rd_kafka_topic_name(rkm->rkt) : "-";
     struct inbound_msg m = {0};
     rd_kafka_headers_t *hdrs = NULL;
     struct cpart *cp;
@@ -395,8 +402,8 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
 
     if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            log_warn("kafka: consume error on %s/%d: %s", rkm->rkt ? topic : "-",
-                     (int)rkm->partition, rd_kafka_message_errstr(rkm));
+            log_warn("kafka: consume error on %s/%d: %s", topic, (int)rkm->partition,
+                     rd_kafka_message_errstr(rkm));
         rd_kafka_message_destroy(rkm);
         return;
     }
@@ -438,8 +445,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
 
 /* ---- construction ------------------------------------------------------------------- */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
-                    size_t errsz)
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errsz)
 {
     char e[256];
 
@@ -459,13 +465,14 @@ static rd_kafka_conf_t *make_conf(struct consumer *c, const struct config *cfg, 
         conf_set(conf, "partition.assignment.strategy", "range,roundrobin", errstr, errsz) < 0 ||
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errsz) < 0 ||
         conf_set(conf, "enable.auto.commit", "true", errstr, errsz) < 0 ||
+        conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz) < 0 ||
         (c->hooks.lag != NULL && config_kafka_get(cfg, "statistics.interval.ms") == NULL &&
          conf_set(conf, "statistics.interval.ms", STATS_DEFAULT_MS, errstr, errsz) < 0) ||
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
     /* what the offset guarantees rest on */
-    if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr,
-                 errsz) < 0 ||
+    if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr, errsz) <
+            0 ||
         conf_set(conf, "group.id", config_get_str(cfg, "kafka.group.id"), errstr, errsz) < 0 ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr, errsz) < 0)
         goto fail;
@@ -482,8 +489,8 @@ fail:
     return NULL;
 }
 
-static int subscribe(struct consumer *c, const struct consumer_params *p,
-                     const struct config *cfg, char *errstr, size_t errsz)
+static int subscribe(struct consumer *c, const struct consumer_params *p, const struct config *cfg,
+                     char *errstr, size_t errsz)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
     rd_kafka_resp_err_t err;
@@ -521,7 +528,8 @@ struct consumer *consumer_new(const struct consumer_params *p, char *errstr, siz
     c->drain_timeout_ms = config_get_ms(cfg, "shutdown.drain_timeout");
     so.threads = (unsigned)config_get_int(cfg, "worker.threads");
     so.max_in_flight = (size_t)config_get_int(cfg, "worker.max_in_flight");
-    so.max_in_flight_per_partition = (size_t)config_get_int(cfg, "worker.max_in_flight_per_partition");
+    so.max_in_flight_per_partition =
+        (size_t)config_get_int(cfg, "worker.max_in_flight_per_partition");
     so.handler = p->handler;
     so.opaque = p->opaque;
     so.thread_new = p->thread_new;
@@ -616,9 +624,9 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
         snprintf(errstr, errsz, "an event handler asked the worker to stop");
 
     drain_and_commit(c);
-    if (c->producer != NULL && producer_flush(c->producer, c->drain_timeout_ms > FLUSH_MIN_MS
-                                                               ? c->drain_timeout_ms
-                                                               : FLUSH_MIN_MS) < 0)
+    if (c->producer != NULL &&
+        producer_flush(c->producer,
+                       c->drain_timeout_ms > FLUSH_MIN_MS ? c->drain_timeout_ms : FLUSH_MIN_MS) < 0)
         log_warn("kafka: producer not flushed at shutdown");
     err = rd_kafka_consumer_close(c->rk); /* leaves the group; revoke commits once more */
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -11,8 +11,11 @@
  *                                   revoke and at shutdown;
  *   partition.assignment.strategy=range,roundrobin  the eager protocol (design §6:
  *                                   librdkafka 2.0.2's cooperative-sticky stalls);
- *   auto.offset.reset=earliest      a new group starts at the oldest event, not after it.
- * The last three are defaults that the kafka.* pass-through may override; a cooperative
+ *   auto.offset.reset=earliest      a new group starts at the oldest event, not after it;
+ *   fetch.wait.max.ms=100           a resumed partition is fetched again soon (librdkafka
+ *                                   2.0.2 re-examines paused partitions only when its
+ *                                   broker thread wakes up: a fetch reply, or 1 s).
+ * The last four are defaults that the kafka.* pass-through may override; a cooperative
  * assignor is handled with incremental assign/unassign.
  *
  * Rebalance (eager): on revoke, the revoked partitions stop dispatching, their running
@@ -62,14 +65,14 @@ struct consumer_hooks {
 };
 
 struct consumer_params {
-    const struct config *cfg;       /* required; borrowed during consumer_new() only */
-    const char *const *topics;      /* NULL-terminated topic names to subscribe (copied);
-                                     * NULL: just kafka.topic.actions */
-    msg_handler_fn handler;         /* required; see worker/scheduler.h */
-    void *opaque;                   /* passed to handler, thread_new, thread_free */
-    thread_ctx_new_fn thread_new;   /* may be NULL */
-    thread_ctx_free_fn thread_free; /* may be NULL */
-    struct producer *producer;      /* borrowed; flushed at shutdown; may be NULL */
+    const struct config *cfg;           /* required; borrowed during consumer_new() only */
+    const char *const *topics;          /* NULL-terminated topic names to subscribe (copied);
+                                         * NULL: just kafka.topic.actions */
+    msg_handler_fn handler;             /* required; see worker/scheduler.h */
+    void *opaque;                       /* passed to handler, thread_new, thread_free */
+    thread_ctx_new_fn thread_new;       /* may be NULL */
+    thread_ctx_free_fn thread_free;     /* may be NULL */
+    struct producer *producer;          /* borrowed; flushed at shutdown; may be NULL */
     const struct consumer_hooks *hooks; /* copied; may be NULL */
 };
 

@@ -27,14 +27,14 @@
 #define OFFSETS_NONE (-1) /* no commit offset yet */
 
 struct offsets {
-    int64_t *ring;       /* dispatched offsets, ascending, from ring[head] */
-    uint64_t *done;      /* bitmap parallel to ring: completed */
-    size_t cap;          /* allocated slots (power of two), 0 before the first dispatch */
-    size_t head, count;  /* window = count slots starting at head */
-    size_t max_window;   /* hard limit on count */
-    size_t pending;      /* dispatched and not completed */
-    int64_t last;        /* highest dispatched offset, -1 none */
-    int64_t commit;      /* next offset to commit, OFFSETS_NONE until something completed */
+    int64_t *ring;      /* dispatched offsets, ascending, from ring[head] */
+    uint64_t *done;     /* bitmap parallel to ring: completed */
+    size_t cap;         /* allocated slots (power of two), 0 before the first dispatch */
+    size_t head, count; /* window = count slots starting at head */
+    size_t max_window;  /* hard limit on count */
+    size_t pending;     /* dispatched and not completed */
+    int64_t last;       /* highest dispatched offset, -1 none */
+    int64_t commit;     /* next offset to commit, OFFSETS_NONE until something completed */
 };
 
 enum offsets_result {

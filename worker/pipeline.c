@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "worker/action.h"
+#include "worker/action_payment.h"
 #include "worker/action_sales.h"
 #include "worker/result.h"
 
@@ -39,8 +40,8 @@
 #define KEEPER_MIN_PERIOD_MS 500
 #define ERRSZ                512
 
-/* The action families, tried in order. The payment family joins here. */
-static const struct action_ops *const families[] = {&action_sales_ops};
+/* The action families, tried in order (their handles() never overlap). */
+static const struct action_ops *const families[] = {&action_sales_ops, &action_payment_ops};
 
 /* Replace a stored FAILED outcome (done marker) by our claim token; a stored success or
  * a live claim is left alone. 1 = claimed, 0 = not. */

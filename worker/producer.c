@@ -98,9 +98,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    enum log_level l = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO
-                                                                                    : LOG_DEBUG;
+    enum log_level l = level <= 3   ? LOG_ERROR
+                       : level == 4 ? LOG_WARN
+                       : level <= 6 ? LOG_INFO
+                                    : LOG_DEBUG;
 
+    /* kafka.* pass-through properties go to both clients; each warns about the other's */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this") != NULL)
+        l = LOG_DEBUG;
     if (log_enabled(l)) {
         struct log_field f[] = {LF_STR("client", rd_kafka_name(rk)), LF_STR("facility", fac)};
 
@@ -130,8 +135,7 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
-                    size_t errsz)
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errsz)
 {
     char e[256];
 
@@ -156,8 +160,8 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
     /* what the worker's guarantees rest on */
-    if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr,
-                 errsz) < 0 ||
+    if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr, errsz) <
+            0 ||
         conf_set(conf, "enable.idempotence", "true", errstr, errsz) < 0 ||
         conf_set(conf, "acks", "all", errstr, errsz) < 0)
         goto fail;
@@ -270,8 +274,8 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
         ;
     if (!d->done)
         snprintf(errstr, errsz,
-                 "produce to %s: no delivery report within %lld ms (may still be delivered)",
-                 topic, (long long)timeout_ms);
+                 "produce to %s: no delivery report within %lld ms (may still be delivered)", topic,
+                 (long long)timeout_ms);
     else if (d->err != RD_KAFKA_RESP_ERR_NO_ERROR)
         snprintf(errstr, errsz, "produce to %s: %s", topic, rd_kafka_err2str(d->err));
     else

@@ -1,4 +1,5 @@
-/* resolve.c - customers, items, terms and accounts for a QBO document (see resolve.h).
+/* resolve.c - customers, items, terms, accounts, vendors and payment methods for a QBO
+ * document (see resolve.h).
  *
  * Why this shape: a mapping cache in Redis makes the common case (a contact or product
  * seen before) one GET; a miss falls back to a narrow QBO query, because QBO is the truth
@@ -1041,4 +1042,163 @@ notfound:
     api_error_set(err, API_PERMANENT, HSQB_ERR_TERM_NOT_FOUND, 0,
                   "QuickBooks has no payment term \"%.200s\" in realm %s", terms, rc->realm);
     return -1;
+}
+
+/* ---- vendors and payment methods --------------------------------------------------- */
+
+/* The cleaned vendor name and its cache / lock suffixes (hex of the lower-cased name:
+ * QBO names compare without ASCII case). 0, or -1 when nothing is left of the name. */
+static int vendor_keys(const char *input, char *name, size_t namesz, char *sfx, size_t sfxsz,
+                       char *lockname, size_t locksz)
+{
+    char lower[RESOLVE_NAME_MAX + 1], h[HASH_HEX128_LEN + 1];
+    size_t i;
+
+    clean_name(input, name, namesz);
+    utf8_truncate(name, RESOLVE_NAME_MAX);
+    if (!name[0])
+        return -1;
+    snprintf(lower, sizeof lower, "%s", name);
+    for (i = 0; lower[i]; i++)
+        lower[i] = (char)tolower((unsigned char)lower[i]);
+    hex_of(lower, h);
+    snprintf(sfx, sfxsz, "vendor:%s", h);
+    snprintf(lockname, locksz, "vendor:%s", h);
+    return 0;
+}
+
+static int vendor_query(const struct resolve_ctx *rc, const char *name, char *id, int *found,
+                        struct api_error *err)
+{
+    char q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
+
+    if (quote(name, q, sizeof q, "vendor name", err) < 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM Vendor WHERE DisplayName = %s", q);
+    return first_row(rc, sql, id, found, err);
+}
+
+static int vendor_create(const struct resolve_ctx *rc, const char *name, char *id,
+                         struct api_error *err)
+{
+    char rid[HASH_REQUEST_ID_MAX + 1];
+    struct json_object *body, *ent = NULL;
+    const char *nid;
+    int r;
+
+    if (lost(rc, err))
+        return -1;
+    if (hash_request_id(rc->event_id, "vendor", rid) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+        return -1;
+    }
+    body = json_object_new_object();
+    json_object_object_add(body, "DisplayName", json_object_new_string(name));
+    r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "vendor", body, rid, &ent, err);
+    json_object_put(body);
+    if (r < 0) {
+        if (strcmp(err->qbo_fault_code, "6240") == 0)
+            api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 400,
+                          "QuickBooks has no active vendor \"%.200s\" in realm %s and cannot "
+                          "create one: a customer, employee or inactive vendor holds the name",
+                          name, rc->realm);
+        return -1;
+    }
+    nid = row_id(ent);
+    if (!nid) {
+        json_object_put(ent);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned a vendor without an Id");
+        return -1;
+    }
+    snprintf(id, RESOLVE_ID_MAX, "%s", nid);
+    json_object_put(ent);
+    return 0;
+}
+
+int resolve_vendor(const struct resolve_ctx *rc, const char *input, char *id, int *created,
+                   struct api_error *err)
+{
+    char name[RESOLVE_NAME_MAX + 1], sfx[KEY_SUFFIX_MAX], lockname[KEY_SUFFIX_MAX];
+    char tmp[RESOLVE_ID_MAX];
+    struct redis_lease lease;
+    int found = 0, made = 0, r;
+
+    api_error_clear(err);
+    if (is_digits(input) && strlen(input) < RESOLVE_ID_MAX) {
+        r = exists_by_id(rc, "vendor", input, err);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 0,
+                          "QuickBooks has no vendor with Id %s in realm %s", input, rc->realm);
+            return -1;
+        }
+        snprintf(id, RESOLVE_ID_MAX, "%s", input);
+        *created = 0;
+        return 0;
+    }
+    if (vendor_keys(input, name, sizeof name, sfx, sizeof sfx, lockname, sizeof lockname) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 0,
+                      "the vendor input holds no usable name");
+        return -1;
+    }
+    if (map_get(rc, sfx, tmp)) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+        *created = 0;
+        return 0;
+    }
+    if (vendor_query(rc, name, tmp, &found, err) < 0)
+        return -1;
+    if (!found) {
+        if (lock_take(rc, lockname, &lease, err) < 0)
+            return -1;
+        r = vendor_query(rc, name, tmp, &found, err);
+        if (r == 0 && !found) {
+            r = vendor_create(rc, name, tmp, err);
+            made = r == 0;
+        }
+        lock_drop(rc, &lease);
+        if (r < 0)
+            return -1;
+    }
+    map_set(rc, sfx, tmp);
+    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    *created = made;
+    return 0;
+}
+
+void resolve_forget_vendor(const struct resolve_ctx *rc, const char *input)
+{
+    char name[RESOLVE_NAME_MAX + 1], sfx[KEY_SUFFIX_MAX], lockname[KEY_SUFFIX_MAX];
+
+    if (vendor_keys(input, name, sizeof name, sfx, sizeof sfx, lockname, sizeof lockname) == 0)
+        map_del(rc, sfx);
+}
+
+int resolve_payment_method(const struct resolve_ctx *rc, const char *name, char *id, int *found,
+                           struct api_error *err)
+{
+    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
+    char tmp[RESOLVE_ID_MAX];
+
+    api_error_clear(err);
+    *found = 0;
+    hex_of(name, h);
+    snprintf(sfx, sizeof sfx, "paymethod:%s", h);
+    if (map_get(rc, sfx, tmp)) {
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+        *found = 1;
+        return 0;
+    }
+    if (quote(name, q, sizeof q, "payment method", err) < 0)
+        return -1;
+    snprintf(sql, sizeof sql, "SELECT * FROM PaymentMethod WHERE Name = %s", q);
+    if (first_row(rc, sql, tmp, found, err) < 0)
+        return -1;
+    if (*found) {
+        map_set(rc, sfx, tmp);
+        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    }
+    return 0;
 }

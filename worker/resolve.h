@@ -1,6 +1,7 @@
 /* resolve.h - find (or create) the QuickBooks records a document refers to: the customer
- * for a HubSpot contact, the item for each line item, the payment term, and the income
- * account of created items (design §4 steps 5-7).
+ * for a HubSpot contact, the item for each line item, the payment term, accounts given by
+ * name or id, the income account of created items (design §4 steps 5-7), and for the
+ * payment family the expense's vendor and the payment method.
  *
  * Owns: the Redis mapping caches and creation locks of design §7, all under the realm's
  * hash tag so one realm's keys share a cluster slot:
@@ -9,9 +10,12 @@
  *   <prefix>map:{<realm>}:item:name:<hex128(name)>        QBO Item Id (matched by Name)
  *   <prefix>map:{<realm>}:term:<hex128(name)>             QBO Term Id
  *   <prefix>map:{<realm>}:account:income                  QBO Account Id (discovered)
+ *   <prefix>map:{<realm>}:vendor:<hex128(lower(name))>     QBO Vendor Id
+ *   <prefix>map:{<realm>}:paymethod:<hex128(name)>         QBO PaymentMethod Id
  *   <prefix>lock:{<realm>}:customer:<hex128(lower(email))> (or of the name when the
  *                                                           contact has no email)
  *   <prefix>lock:{<realm>}:item:<hex128(item key)>
+ *   <prefix>lock:{<realm>}:vendor:<hex128(lower(name))>
  * Untrusted text never goes into a key verbatim: hex128 bounds the key length and keeps
  * any byte out of it. Mappings live RESOLVE_MAP_TTL_MS; resolve_forget_*() drops them when
  * QuickBooks says an id is gone (fault 610), so the next attempt matches afresh.
@@ -35,6 +39,14 @@
  *    account) under per-key locks, requestid step "item:<line index>".
  *  - Term: payment_terms digits = a Term Id, else a Term Name (exact); unknown ->
  *    TERM_NOT_FOUND.
+ *  - Vendor (expense payee): digits = a Vendor Id that must exist (VENDOR_NOT_FOUND);
+ *    else the DisplayName (':' made '-', trimmed), matched by query; missing -> created
+ *    like a customer: under the vendor lock, re-queried after taking it, requestid step
+ *    "vendor". A name QBO refuses as taken (6240: a customer, employee or inactive vendor
+ *    holds it) is VENDOR_NOT_FOUND naming it: a payee is never renamed behind the
+ *    user's back.
+ *  - Payment method: an exact Name, looked up only (never created); absence is not an
+ *    error.
  *
  * Errors: -1 with *err filled: the QBO client's classification, or API_PERMANENT with
  * NO_CONTACT / TERM_NOT_FOUND / PRODUCT_NOT_FOUND from the rules, or API_TRANSIENT
@@ -165,6 +177,20 @@ int resolve_account(const struct resolve_ctx *rc, const char *name_or_id, char *
  * resolve_account), else the lowest-Id active Income account (cached). None ->
  * ACCOUNT_NOT_FOUND. */
 int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_error *err);
+
+/* ---- vendors and payment methods --------------------------------------------------- */
+
+/* The vendor for an expense input (rules above). On 0, id is set and *created is 1 when
+ * this call created it (a requestid replay of this event's own create counts). */
+int resolve_vendor(const struct resolve_ctx *rc, const char *name_or_id, char *id, int *created,
+                   struct api_error *err);
+
+/* Drop the cached mapping of a vendor input (fault 610 on the vendor). */
+void resolve_forget_vendor(const struct resolve_ctx *rc, const char *name_or_id);
+
+/* The active PaymentMethod named name (cached). 0 with *found (and id when 1), -1 err. */
+int resolve_payment_method(const struct resolve_ctx *rc, const char *name, char *id, int *found,
+                           struct api_error *err);
 
 /* ---- term ----------------------------------------------------------------------- */
 

@@ -44,10 +44,10 @@ struct sched_job {
     struct inbound_msg msg; /* msg.key points at keybuf */
     void *owner;
     struct sched_partition *part;
-    struct sched_key *k;               /* NULL: unordered */
-    struct sched_job *knext;           /* next of the same key */
-    struct sched_job *rprev, *rnext;   /* ready list; also the release list */
-    struct sched_job *pprev, *pnext;   /* partition's job list */
+    struct sched_key *k;             /* NULL: unordered */
+    struct sched_job *knext;         /* next of the same key */
+    struct sched_job *rprev, *rnext; /* ready list; also the release list */
+    struct sched_job *pprev, *pnext; /* partition's job list */
     enum job_state state;
     int64_t due_ms;
     size_t heap_idx;
@@ -55,8 +55,8 @@ struct sched_job {
 };
 
 struct sched_key {
-    struct sched_key *hnext;         /* hash bucket chain */
-    struct sched_key *prev, *next;   /* partition's key list */
+    struct sched_key *hnext;       /* hash bucket chain */
+    struct sched_key *prev, *next; /* partition's key list */
     struct sched_partition *part;
     struct sched_job *head, *tail;
     uint64_t hash;
@@ -427,7 +427,7 @@ static void *worker_main(void *arg)
     if (rc == 0)
         s->nready++;
     else if (s->start_err[0] == '\0')
-        snprintf(s->start_err, sizeof(s->start_err), "worker thread %u: %s", w->index,
+        snprintf(s->start_err, sizeof(s->start_err), "worker thread %u: %.200s", w->index,
                  err[0] ? err : "context constructor failed");
     pthread_cond_broadcast(&s->idle_cv);
     if (rc != 0) {
@@ -740,8 +740,8 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
     }
     if (r != OFFSETS_OK) {
         pthread_mutex_unlock(&s->mu);
-        snprintf(errstr, errsz, "%s/%d offset %lld: offset window %s", p->topic,
-                 (int)p->partition, (long long)msg->offset,
+        snprintf(errstr, errsz, "%s/%d offset %lld: offset window %s", p->topic, (int)p->partition,
+                 (long long)msg->offset,
                  r == OFFSETS_FULL ? "full (one message is holding back too many)"
                                    : "out of memory");
         free(newk);

@@ -30,7 +30,8 @@
  * Thread-safety: every function may be called from any thread (one internal mutex),
  * except scheduler_free(), which must not race with any other call. The handler and the
  * release callback run on worker threads (release also on the thread calling
- * scheduler_partition_revoke() or scheduler_free()), never with the mutex held.
+ * scheduler_partition_revoke(), _remove() or scheduler_free()), never with the mutex
+ * held.
  */
 #ifndef HSQB_SCHEDULER_H
 #define HSQB_SCHEDULER_H
@@ -47,14 +48,14 @@ struct inbound_msg {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int64_t timestamp_ms;       /* message timestamp (create or log-append time); -1 if none */
-    const char *key;            /* NUL-terminated copy of the key (key_len excludes the NUL);
-                                 * NULL when the message has no key */
+    int64_t timestamp_ms; /* message timestamp (create or log-append time); -1 if none */
+    const char *key;      /* NUL-terminated copy of the key (key_len excludes the NUL);
+                           * NULL when the message has no key */
     size_t key_len;
-    const void *value;          /* NULL for a tombstone (value_len 0) */
+    const void *value; /* NULL for a tombstone (value_len 0) */
     size_t value_len;
     rd_kafka_headers_t *headers; /* borrowed, may be NULL; read-only */
-    uint32_t dispatch_count;    /* 1 on the first run, +1 for each HANDLER_RETRY re-run */
+    uint32_t dispatch_count;     /* 1 on the first run, +1 for each HANDLER_RETRY re-run */
 };
 
 enum handler_disposition {
@@ -91,14 +92,14 @@ struct scheduler_options {
     unsigned threads;                   /* >= 1 (worker.threads) */
     size_t max_in_flight;               /* >= 1 (worker.max_in_flight) */
     size_t max_in_flight_per_partition; /* >= 1 (worker.max_in_flight_per_partition) */
-    size_t max_window;     /* pause a partition whose uncommitted offset window (finished
-                            * but not committable + in flight) reaches this; 0 picks
-                            * max(4 * max_in_flight_per_partition, 1024) */
-    msg_handler_fn handler;              /* required */
-    void *opaque;                        /* passed to handler and ctx callbacks */
-    thread_ctx_new_fn thread_new;        /* may be NULL: contexts are NULL */
-    thread_ctx_free_fn thread_free;      /* may be NULL */
-    msg_release_fn release;              /* may be NULL (tests with static messages) */
+    size_t max_window;              /* pause a partition whose uncommitted offset window (finished
+                                     * but not committable + in flight) reaches this; 0 picks
+                                     * max(4 * max_in_flight_per_partition, 1024) */
+    msg_handler_fn handler;         /* required */
+    void *opaque;                   /* passed to handler and ctx callbacks */
+    thread_ctx_new_fn thread_new;   /* may be NULL: contexts are NULL */
+    thread_ctx_free_fn thread_free; /* may be NULL */
+    msg_release_fn release;         /* may be NULL (tests with static messages) */
 };
 
 struct scheduler;
@@ -107,8 +108,7 @@ struct sched_partition;
 /* Starts the worker threads and waits until each built its context. Returns NULL with
  * errstr filled when an option is invalid, a thread cannot start or a constructor
  * fails (contexts already built are freed). Caller frees with scheduler_free(). */
-struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errstr,
-                                size_t errsz);
+struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errstr, size_t errsz);
 
 /* Stops the threads: messages not running are dropped (released, never completed),
  * running handlers are waited for, each thread frees its context, and every partition

@@ -535,6 +535,17 @@ class Replica:
             raise AssertionError("%s: GET /metrics -> %s" % (self.name, st))
         return body
 
+    def assigned_partitions(self, topic=TOPIC_ACTIONS):
+        """Partitions of topic this replica holds, as its hsqb_consumer_lag series show
+        (librdkafka statistics list only assigned partitions)."""
+        samples, _ = parse_metrics(self.metrics_text())
+        out = set()
+        for (name, labels), _v in samples.items():
+            d = dict(labels)
+            if name == "hsqb_consumer_lag" and d.get("topic") == topic:
+                out.add(int(d["partition"]))
+        return out
+
     def log_lines(self):
         """(parsed JSON objects, lines that are not JSON objects) of stdout."""
         good, bad = [], []
@@ -731,6 +742,19 @@ class Harness:
             r.wait_ready(timeout)
         return new
 
+    def partition_owners(self, timeout=20, partitions=6):
+        """{partition: replica} once the current replicas' assignments (from /metrics)
+        cover every partition of hsqb.actions exactly once."""
+        def owners():
+            own = {}
+            for r in self.replicas:
+                for p in r.assigned_partitions():
+                    if p in own:
+                        return None
+                    own[p] = r
+            return own if len(own) == partitions else None
+        return wait_until(owners, timeout, 0.2, "a settled partition assignment")
+
     def stop_replicas(self, replicas=None):
         statuses = {}
         for r in list(replicas if replicas is not None else self.replicas):
@@ -764,13 +788,13 @@ class Harness:
         return r
 
     def store_credentials(self, realms=None, portals=None):
-        for realm in realms or (US1, US2, CA1):
+        for realm in (US1, US2, CA1) if realms is None else realms:
             r = self.cli(["credentials", "qbo", "--realm", realm, "--refresh-token", "-"],
                          stdin=QBO_REFRESH_TOKENS[realm] + "\n")
             if r.returncode != 0:
                 raise RuntimeError("hsqb-worker credentials qbo --realm %s exited %d: %s" % (
                     realm, r.returncode, (r.stderr or r.stdout).strip()[:500]))
-        for portal in portals or (PORTAL1, PORTAL2):
+        for portal in (PORTAL1, PORTAL2) if portals is None else portals:
             r = self.cli(["credentials", "hubspot", "--portal", str(portal), "--token", "-"],
                          stdin=HUBSPOT_TOKENS[portal] + "\n")
             if r.returncode != 0:
@@ -793,6 +817,10 @@ class Harness:
         reuses one). Event ids are fresh per test, so dedup markers stay."""
         self.sandbox.reset()
         self.flush_redis("%smap:*" % KEY_PREFIX)
+        # The reset also revoked every access token the sandbox had issued. Storing the
+        # refresh tokens again (the same ones: rotation is off by default) clears the
+        # access tokens the worker keeps in Redis, as reconnecting a company would.
+        self.store_credentials(portals=())
 
     def flush_redis(self, pattern):
         keys = list(self.redis.scan_iter(match=pattern, count=1000))

@@ -19,6 +19,7 @@ import datetime
 import json
 import re
 import time
+import zlib
 from decimal import Decimal
 
 import pytest
@@ -629,10 +630,10 @@ def test_qbo_429_with_retry_after_and_5xx_are_retried(hsqb):
                         headers={"Retry-After": "2"}, times=1,
                         body={"Fault": {"Error": [{"Message": "ThrottleExceeded",
                                                    "code": "003001"}], "type": "SERVICE"}})
-    f500 = sb.add_fault(path="/v3/company/*/query", vendor="qbo", status=500, times=2,
+    f500 = sb.add_fault(path="/v3/company/*/query", vendor="qbo", status=500, times=1,
                         body={"Fault": {"Error": [{"Message": "Internal", "code": "10000"}],
                                         "type": "SystemFault"}})
-    fhs = sb.add_fault(method="GET", path="/crm/*", vendor="hubspot", status=502, times=2,
+    fhs = sb.add_fault(method="GET", path="/crm/*", vendor="hubspot", status=502, times=1,
                        body="Bad gateway")
     ev = h.event("create_invoice", "DEAL", 1005, US1)
     qbo = check_success(run_one(h, ev, timeout=60), ev, "create_invoice", "DEAL", 1005, US1)
@@ -785,40 +786,55 @@ def test_sigterm_drains_in_flight_work_and_the_other_replica_takes_over(hsqb):
             oid = e.doc["data"]["object"]["objectId"]
             qbo = check_success(got[e.id][0].json, e, "create_invoice", "DEAL", oid, US1)
             check_document(h, US1, e, qbo, "Invoice", spec[oid], st)
+        # A clean stop commits what it finished: nothing is delivered a second time.
+        time.sleep(2)
+        again = {i: len(v) for i, v in h.results_for([e.id for e in evs]).items() if len(v) > 1}
+        assert not again, "events redelivered after a clean SIGTERM: %r" % again
     finally:
         h.start_replicas(1)
 
 
 def test_sigkill_mid_stream_of_500_events(hsqb):
     """500 events over 120 deals, two replicas with the HubSpot/QBO limits raised so the
-    stream runs fast. Document creates are stalled (the create happens, the answer comes
-    2.5 s later), one replica is SIGKILLed while they hang, and restarted. Afterwards:
-    every event has one consistent outcome on hsqb.results and a done marker in Redis,
-    exactly one document, and no contact became two customers."""
+    stream runs fast. Events on the victim replica's partitions go to realm US2, whose
+    document creates are stalled (the create happens in QBO, the answer comes 2.5 s
+    later); the victim is SIGKILLed while they hang, and restarted. Afterwards: every
+    event has one consistent outcome on hsqb.results and a done marker in Redis, exactly
+    one document, no contact became two customers, and the events the victim had in
+    flight were finished by the other replicas."""
     h = hsqb
     fast = {"HSQB_HUBSPOT_RATE_LIMIT_PER_10S": "1000", "HSQB_QBO_RATE_LIMIT_PER_MIN": "10000"}
     spec = seed_many(h, 30000, 100)
     spec2 = seed_many(h, 31000, 20, portal=PORTAL2, contacts=("401",))
     h.sandbox.config({"hubspot_rate_10s": 0, "qbo_rate_min": 0})
-    actions = list(ENTITY)
-    deals = [(PORTAL1, d) for d in spec] + [(PORTAL2, d) for d in spec2]
-    evs = []
-    for i in range(500):
-        portal, oid = deals[i % len(deals)]
-        evs.append(harness.make_event(actions[i % 3], "DEAL", oid, (US1, US2)[(i // 3) % 2],
-                                      portal=portal))
     h.stop_replicas()
     try:
         h.start_replicas(2, extra_env=fast)
-        stalls = [h.sandbox.add_fault(method="POST", path="/v3/company/*/%s" % k, vendor="qbo",
-                                      phase="after", delay_ms=2500, skip=40, times=8)
+        owners = h.partition_owners()
+        victim = h.replicas[0]
+        victim_parts = {p for p, r in owners.items() if r is victim}
+        actions = list(ENTITY)
+        deals = [(PORTAL1, d) for d in spec] + [(PORTAL2, d) for d in spec2]
+        evs = []
+        for i in range(500):
+            portal, oid = deals[i % len(deals)]
+            part = zlib.crc32(("%d:DEAL:%d" % (portal, oid)).encode()) % 6
+            realm = US2 if part in victim_parts else US1
+            e = harness.make_event(actions[i % 3], "DEAL", oid, realm, portal=portal)
+            e.part = part
+            evs.append(e)
+        stalls = [h.sandbox.add_fault(method="POST", path="/v3/company/%s/%s" % (US2, k),
+                                      vendor="qbo", phase="after", delay_ms=2500, skip=10,
+                                      times=6)
                   for k in ("invoice", "estimate", "salesreceipt")]
-        h.produce(*evs)
+        for part in range(6):
+            batch = [e for e in evs if e.part == part]
+            if batch:
+                h.produce(*batch, partition=part)
 
         def stalled():
-            return sum(h.sandbox.fault(f["id"])["fired"] for f in stalls) >= 4
+            return sum(h.sandbox.fault(f["id"])["fired"] for f in stalls) >= 3
         harness.wait_until(stalled, 90, 0.05, "stalled QBO creates")
-        victim = h.replicas[0]
         victim.kill()
         h.restart(victim)
         ids = [e.id for e in evs]
@@ -849,7 +865,20 @@ def test_sigkill_mid_stream_of_500_events(hsqb):
             if dup:
                 problems.append("%s: customers created twice: %s" % (realm, sorted(dup)))
         assert not problems, "%d problems, e.g.:\n%s" % (len(problems), "\n".join(problems[:15]))
-        assert sum(h.sandbox.fault(f["id"])["fired"] for f in stalls) >= 4
+        # The kill hit work in flight: creates that reached QBO on the victim, whose
+        # events were then finished (without a second document) by another replica.
+        fired = {f["id"] for f in stalls}
+        stalled_ids = set()
+        for r in h.sandbox.requests(vendor="qbo", method="POST"):
+            if r.get("fault_id") in fired:
+                stalled_ids.update(re.findall(r"ap-\d+-[0-9a-f]{20}-7-0", r["body"]))
+        assert stalled_ids & set(ids), "no stalled create names one of our events"
+        by_victim = replicas_that_logged(h, [victim], ids)[victim.name]
+        taken_over = (stalled_ids & set(ids)) - by_victim
+        assert taken_over, "the victim finished every stalled event itself: the kill hit nothing"
+        print("sigkill: %d events, %d stalled creates on the victim, %d finished elsewhere, "
+              "%d results in all" % (len(ids), len(stalled_ids & set(ids)), len(taken_over),
+                                     sum(len(v) for v in got.values())))
     finally:
         h.stop_replicas()
         h.start_replicas(2)

@@ -5,7 +5,9 @@
  * locking, while server.c stays the HTTP plumbing. Hot-path costs are bounded: the
  * request log is a fixed ring whose entries are built outside the lock (one malloc per
  * entry) and swapped in under it; fault matching first reads an atomic count of rules
- * and takes no lock at all when there are none.
+ * and takes no lock at all when there are none. Logged bodies and query strings have
+ * the values of OAuth secrets (client_secret, refresh_token, code) masked, because tests
+ * print the log to CI output.
  *
  * Settings: `settings_table` names every knob once; the CLI (--latency-ms 50), POST
  * /_sandbox/config ({"latency_ms":50}) and GET /_sandbox/config all go through it.
@@ -214,6 +216,7 @@ struct log_entry {
     int status, fault_id;
     const char *vendor; /* static */
     size_t body_len;    /* original length */
+    int body_truncated; /* body is not the whole request body (cut, or had a NUL) */
     char tenant[SB_TENANT_MAX];
     char *method, *path, *query, *body; /* all inside one allocation at `method` */
 };
@@ -249,13 +252,57 @@ static void log_resize(int entries)
     pthread_mutex_unlock(&lg.mu);
 }
 
+/* Form parameters whose values the log never keeps: OAuth client secrets, refresh tokens
+ * and authorization codes (Intuit and HubSpot token requests). A test that prints the log
+ * to a CI job must not leak them, fake-looking or not. Keys match only at the start of a
+ * parameter, so "grant_type=refresh_token" stays readable. */
+static const char *const log_secret_keys[] = {"client_secret=", "refresh_token=", "code="};
+#define LOG_SECRET_MASK "***"
+
+/* Copy the form-encoded text in[0..n) to out (NULL: only measure), replacing every
+ * non-empty value of a log_secret_keys parameter with LOG_SECRET_MASK. Text that is not a
+ * form (JSON) passes unchanged unless it happens to hold such a parameter after a '&'.
+ * Returns the output length (no terminator written). */
+static size_t log_mask_secrets(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        const char *amp = memchr(in + i, '&', n - i);
+        size_t end = amp ? (size_t)(amp - in) : n, copy = end - i, klen = 0;
+        for (size_t k = 0; k < sizeof(log_secret_keys) / sizeof(log_secret_keys[0]); k++) {
+            size_t kl = strlen(log_secret_keys[k]);
+            if (copy > kl && memcmp(in + i, log_secret_keys[k], kl) == 0)
+                klen = kl;
+        }
+        if (klen)
+            copy = klen;
+        if (out)
+            memcpy(out + o, in + i, copy);
+        o += copy;
+        if (klen) {
+            if (out)
+                memcpy(out + o, LOG_SECRET_MASK, sizeof(LOG_SECRET_MASK) - 1);
+            o += sizeof(LOG_SECRET_MASK) - 1;
+        }
+        if (amp) {
+            if (out)
+                out[o] = '&';
+            o++;
+        }
+        i = end + (amp ? 1 : 0);
+    }
+    return o;
+}
+
 void sb_log_record(const struct sb_log_entry_in *e)
 {
     struct sb_settings st;
     sb_settings_get(&st);
     size_t keep = e->body_len < (size_t)st.log_body_max ? e->body_len : (size_t)st.log_body_max;
-    size_t lm = strlen(e->method), lp = strlen(e->path), lq = strlen(e->query);
-    char *blob = malloc(lm + lp + lq + keep + 4);
+    size_t lm = strlen(e->method), lp = strlen(e->path);
+    size_t lq = log_mask_secrets(e->query, strlen(e->query), NULL);
+    size_t lb = log_mask_secrets(e->body, keep, NULL);
+    char *blob = malloc(lm + lp + lq + lb + 4);
     if (!blob)
         return;
     struct log_entry ent = {0};
@@ -264,11 +311,13 @@ void sb_log_record(const struct sb_log_entry_in *e)
     ent.path = ent.method + lm + 1;
     memcpy(ent.path, e->path, lp + 1);
     ent.query = ent.path + lp + 1;
-    memcpy(ent.query, e->query, lq + 1);
+    log_mask_secrets(e->query, strlen(e->query), ent.query);
+    ent.query[lq] = '\0';
     ent.body = ent.query + lq + 1;
-    memcpy(ent.body, e->body, keep);
-    ent.body[keep] = '\0';
+    log_mask_secrets(e->body, keep, ent.body);
+    ent.body[lb] = '\0';
     ent.body_len = e->body_len;
+    ent.body_truncated = keep < e->body_len || (keep && memchr(e->body, '\0', keep));
     ent.time_ms = e->start_wall_ms;
     ent.duration_ms = e->duration_ms;
     ent.status = e->status;
@@ -309,8 +358,7 @@ static struct json_object *log_entry_json(const struct log_entry *e)
     json_object_object_add(o, "query", json_object_new_string(e->query));
     json_object_object_add(o, "body", json_object_new_string(e->body));
     json_object_object_add(o, "body_len", json_object_new_int64((int64_t)e->body_len));
-    json_object_object_add(o, "body_truncated",
-                           json_object_new_boolean(strlen(e->body) < e->body_len));
+    json_object_object_add(o, "body_truncated", json_object_new_boolean(e->body_truncated));
     json_object_object_add(o, "status", json_object_new_int(e->status));
     json_object_object_add(o, "duration_ms", json_object_new_int64(e->duration_ms));
     json_object_object_add(o, "vendor", json_object_new_string(e->vendor));
@@ -461,10 +509,21 @@ int sb_fault_match(const char *method, const char *path, const char *vendor,
     return hit;
 }
 
+/* A fault rule's content_type: a short name (json, xml, text, html; as the README lists
+ * them) or a full MIME type, parameters ignored; NULL when unknown. */
 static const char *static_content_type(const char *ct)
 {
     static const char *const known[] = {"application/json;charset=utf-8", "application/xml",
                                         "text/xml", "text/plain", "text/html"};
+    static const struct {
+        const char *name, *type;
+    } shorts[] = {{"json", "application/json;charset=utf-8"},
+                  {"xml", "application/xml"},
+                  {"text", "text/plain"},
+                  {"html", "text/html"}};
+    for (size_t i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++)
+        if (strcasecmp(ct, shorts[i].name) == 0)
+            return shorts[i].type;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strncasecmp(ct, known[i], strcspn(known[i], ";")) == 0 &&
             (ct[strcspn(known[i], ";")] == '\0' || ct[strcspn(known[i], ";")] == ';'))
@@ -589,8 +648,8 @@ static struct fault_rule *fault_parse(struct json_object *o, char *err, size_t e
     }
     if (ct && !(r->act.content_type = static_content_type(ct))) {
         snprintf(err, errsz,
-                 "content_type must be application/json, application/xml, "
-                 "text/xml, text/plain or text/html");
+                 "content_type must be json, xml, text, html, application/json, "
+                 "application/xml, text/xml, text/plain or text/html");
         goto fail;
     }
     if (json_object_object_get_ex(o, "headers", &v)) {

@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 
 #include "tests/sandbox/sandbox.h"
+#include "tests/sandbox/intuit.h"
 
 #define SB_CONN_LIMIT       4096 /* simultaneous connections, all pool threads together */
 #define SB_CONN_TIMEOUT_S   60   /* idle keep-alive connections are closed after this */
@@ -450,10 +451,25 @@ static int suspend_until(struct MHD_Connection *conn, int64_t delay_ms)
     return 0;
 }
 
+static const char *resp_header(const struct sb_response *resp, const char *name)
+{
+    for (int i = 0; i < resp->nheaders; i++)
+        if (strcasecmp(resp->hname[i], name) == 0)
+            return resp->hvalue[i];
+    return NULL;
+}
+
+/* A fault rule's response replaces the vendor's. Every Intuit response (QBO and the token
+ * endpoint) carries intuit_tid, so the replacement does too: the rule's own header if it
+ * sets one, else the handler's (phase "after": the request did run), else a fresh id. */
 static void fault_to_response(struct sb_conn *c)
 {
     struct sb_fault_action *f = &c->fault;
-    char tenant[SB_TENANT_MAX];
+    char tenant[SB_TENANT_MAX], tid[INTUIT_TID_LEN] = "";
+    int intuit = strcmp(c->vendor, "qbo") == 0 || strcmp(c->vendor, "oauth") == 0;
+    const char *had = resp_header(&c->resp, "intuit_tid");
+    if (had)
+        snprintf(tid, sizeof(tid), "%s", had);
     memcpy(tenant, c->resp.tenant, sizeof(tenant));
     resp_release(&c->resp);
     memcpy(c->resp.tenant, tenant, sizeof(tenant));
@@ -469,6 +485,11 @@ static void fault_to_response(struct sb_conn *c)
     }
     c->resp.nheaders = f->nheaders;
     f->nheaders = 0;
+    if (intuit && !resp_header(&c->resp, "intuit_tid")) {
+        if (!tid[0])
+            intuit_tid(tid, sizeof(tid));
+        sb_resp_header(&c->resp, "intuit_tid", "%s", tid);
+    }
 }
 
 static enum MHD_Result respond(struct sb_conn *c, struct MHD_Connection *conn)

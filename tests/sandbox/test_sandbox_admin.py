@@ -80,6 +80,42 @@ def test_request_log_is_bounded(sb):
     assert e["body"] == '{"in' and e["body_truncated"] is True and e["body_len"] > 4
 
 
+def test_request_log_masks_oauth_secrets(sb):
+    """Token requests are logged with client secrets, refresh tokens and authorization
+    codes masked (body and query), so a test printing the log leaks none of them; other
+    parameters, including grant_type=refresh_token, stay readable."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    rt = "na1-rt-11111111-aaaa-4bbb-8ccc-dddddddddddd"
+    refresh = ("grant_type=refresh_token&client_id=hsqb-client-id-1"
+               "&client_secret=hsqb-client-secret-1&refresh_token=" + rt)
+    assert sb.post("/oauth/v1/token", refresh, headers=form).status == 200
+    code = ("grant_type=authorization_code&client_id=hsqb-client-id-1"
+            "&client_secret=hsqb-client-secret-1&code=code-11111111&redirect_uri=http://x/")
+    assert sb.post("/oauth/v3/token", code, headers=form).status == 200
+    assert sb.post("/oauth/v1/token?" + refresh).status == 200  # v1: query parameters
+    intuit = "grant_type=refresh_token&refresh_token=RT1-secret-value&client_secret=&x=1"
+    sb.post("/oauth2/v1/tokens/bearer", intuit, headers=form)
+    log = sb.requests()
+    assert [e["body"] for e in log] == [
+        "grant_type=refresh_token&client_id=hsqb-client-id-1&client_secret=***"
+        "&refresh_token=***",
+        "grant_type=authorization_code&client_id=hsqb-client-id-1&client_secret=***"
+        "&code=***&redirect_uri=http://x/",
+        "",
+        "grant_type=refresh_token&refresh_token=***&client_secret=&x=1"]
+    assert log[2]["query"] == ("grant_type=refresh_token&client_id=hsqb-client-id-1"
+                               "&client_secret=***&refresh_token=***")
+    assert [e["body_len"] for e in log] == [len(refresh), len(code), 0, len(intuit)]
+    assert not any(e["body_truncated"] for e in log)
+    dump = json.dumps(log)
+    for secret in ("hsqb-client-secret-1", rt, "code-11111111", "RT1-secret-value"):
+        assert secret not in dump
+    # A JSON body with the same words is not a form: it is logged as sent.
+    body = {"inputs": [{"id": "1001"}], "code": "x", "refresh_token": "y"}
+    sb.hs("POST", "/crm/v3/objects/deals/batch/read", body)
+    assert json.loads(sb.requests()[-1]["body"]) == body
+
+
 def test_qbo_realm_recorded_as_tenant(sb):
     sb.get("/v3/company/9130355377388383/companyinfo/9130355377388383")
     assert sb.requests(vendor="qbo")[-1]["tenant"] == "9130355377388383"
@@ -100,6 +136,25 @@ def test_fault_next_n_with_status_body_headers(sb):
     f = sb.get("/_sandbox/faults").json()["faults"][0]
     assert f["fired"] == 2 and f["remaining"] == 0 and f["matched"] == 2
     assert [e["fault_id"] for e in sb.requests()[:2]] == [rule["id"]] * 2
+
+
+def test_fault_content_type_short_names_and_mime_types(sb):
+    """content_type takes the README's short names (json, xml, ...) as well as full MIME
+    types, case-insensitively and with parameters."""
+    cases = [("json", "application/json"), ("xml", "application/xml"),
+             ("XML", "application/xml"), ("text", "text/plain"), ("html", "text/html"),
+             ("application/xml", "application/xml"), ("text/xml", "text/xml"),
+             ("application/json; charset=utf-8", "application/json"),
+             ("text/plain", "text/plain")]
+    for ct, want in cases:
+        sb.call("DELETE", "/_sandbox/faults")
+        sb.fault(path=DEAL, status=500, body="<Fault/>", content_type=ct, times=1)
+        r = sb.hs("GET", DEAL)
+        assert r.status == 500 and r.body == b"<Fault/>", ct
+        assert r.headers["Content-Type"].split(";")[0] == want, ct
+    for bad in ("jsn", "image/png", "", "application/xmlx"):
+        r = sb.post("/_sandbox/faults", {"path": DEAL, "status": 500, "content_type": bad})
+        assert r.status == 400 and "content_type" in r.json()["error"], bad
 
 
 def test_fault_matching_method_vendor_skip_probability(sb):

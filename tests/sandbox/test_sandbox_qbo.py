@@ -7,8 +7,8 @@ import concurrent.futures
 import json
 import time
 
-from qbo_helpers import (AT, CA1, META_RE, TID_RE, TIME_RE, US1, US2, fault, get, plus_days,
-                         post, qbo, query, state, today)
+from qbo_helpers import (AT, CA1, META_RE, RT, TID_RE, TIME_RE, US1, US2, fault, get, plus_days,
+                         post, qbo, query, refresh, state, today)
 
 INVOICE = {"CustomerRef": {"value": "3"},
            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 300.00,
@@ -54,6 +54,24 @@ def test_intuit_tid_on_every_kind_of_response(sb):
     tids = [r.headers.get("intuit_tid") for r in responses]
     assert all(t and TID_RE.match(t) for t in tids), tids
     assert len(set(tids)) == len(tids)
+
+
+def test_fault_rule_responses_still_carry_intuit_tid(sb):
+    """A fault rule's answer stands in for Intuit's, so it has intuit_tid like every real
+    one (regression: fault-injected QBO and token-endpoint responses had none)."""
+    path = "/v3/company/%s/customer/1" % US1
+    sb.fault(path=path, status=500, times=1, body={"Fault": {"type": "SystemFault"}})
+    r = get(sb, US1, "customer/1")
+    assert r.status == 500 and TID_RE.match(r.headers.get("intuit_tid") or ""), r.headers
+    sb.fault(path=path, status=503, phase="after", times=1, body="unavailable")
+    r = get(sb, US1, "customer/1")
+    assert r.status == 503 and TID_RE.match(r.headers.get("intuit_tid") or ""), r.headers
+    sb.fault(path=path, status=500, times=1, headers={"intuit_tid": "1-rule-own-tid"})
+    assert get(sb, US1, "customer/1").headers["intuit_tid"] == "1-rule-own-tid"
+    sb.fault(path="/oauth2/v1/tokens/bearer", status=500, times=1)
+    r = refresh(sb, RT[US1])
+    assert r.status == 500 and TID_RE.match(r.headers.get("intuit_tid") or ""), r.headers
+    assert get(sb, US1, "customer/1").status == 200  # every rule fired once
 
 
 def test_minorversion_format_and_unknown_params_are_accepted(sb):

@@ -77,7 +77,7 @@ static void test_gaps_are_not_waited_for(void **state)
     offsets_init(&t, 100);
     assert_int_equal(offsets_dispatch(&t, 5), OFFSETS_OK);
     assert_int_equal(offsets_dispatch(&t, 6), OFFSETS_OK);
-    assert_int_equal(offsets_dispatch(&t, 8), OFFSETS_OK); /* 7 was a marker */
+    assert_int_equal(offsets_dispatch(&t, 8), OFFSETS_OK);  /* 7 was a marker */
     assert_int_equal(offsets_dispatch(&t, 20), OFFSETS_OK); /* 9..19 compacted */
     assert_int_equal(offsets_complete(&t, 5), OFFSETS_OK);
     assert_int_equal(offsets_complete(&t, 6), OFFSETS_OK);

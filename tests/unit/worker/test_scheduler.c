@@ -240,7 +240,7 @@ static void test_same_key_in_offset_order_one_at_a_time(void **state)
 {
     struct scheduler *s = start(6, 1000, 1000, 0);
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
-    char key[8];
+    char key[16];
     int i, k, total = 0;
 
     (void)state;
@@ -287,7 +287,7 @@ static void test_partition_bound_pauses_with_hysteresis(void **state)
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
     struct sched_partition *q = scheduler_partition_add(s, "hsqb.actions", 1);
     bool want;
-    char key[8];
+    char key[16];
     int i;
 
     (void)state;
@@ -353,7 +353,7 @@ static void test_window_bound_pauses_behind_a_stuck_message(void **state)
 {
     struct scheduler *s = start(2, 100, 100, 8);
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
-    char key[8];
+    char key[16];
     int i;
 
     (void)state;
@@ -384,9 +384,9 @@ static void test_retry_waits_without_a_thread_and_blocks_its_key(void **state)
     (void)state;
     T.mode = M_RETRY;
     T.retry_offset = 10;
-    assert_int_equal(submit(s, p, 0, 10, "r", NULL), SCHED_ACCEPTED);  /* retried once */
-    assert_int_equal(submit(s, p, 1, 11, "r", NULL), SCHED_ACCEPTED);  /* same key: waits */
-    assert_int_equal(submit(s, p, 2, 12, "b", NULL), SCHED_ACCEPTED);  /* runs meanwhile */
+    assert_int_equal(submit(s, p, 0, 10, "r", NULL), SCHED_ACCEPTED); /* retried once */
+    assert_int_equal(submit(s, p, 1, 11, "r", NULL), SCHED_ACCEPTED); /* same key: waits */
+    assert_int_equal(submit(s, p, 2, 12, "b", NULL), SCHED_ACCEPTED); /* runs meanwhile */
     wait_in_flight(s, p, 2);
     assert_int_equal(commit_of(s, p), OFFSETS_NONE); /* 10 not done: nothing committable */
     assert_int_equal(scheduler_wait_idle(s, p, 5000), 0);
@@ -417,8 +417,8 @@ static void test_revoke_drops_queued_and_waits_for_running(void **state)
 
     (void)state;
     T.mode = M_GATE;
-    assert_int_equal(submit(s, p, 0, 0, "g", NULL), SCHED_ACCEPTED);   /* running */
-    assert_int_equal(submit(s, p, 1, 1, "g", NULL), SCHED_ACCEPTED);   /* waits for key */
+    assert_int_equal(submit(s, p, 0, 0, "g", NULL), SCHED_ACCEPTED);     /* running */
+    assert_int_equal(submit(s, p, 1, 1, "g", NULL), SCHED_ACCEPTED);     /* waits for key */
     assert_int_equal(submit(s, p, 2, 2, "other", NULL), SCHED_ACCEPTED); /* waits for thread */
     while (T.nrec == 0)
         usleep(1000);
@@ -478,7 +478,7 @@ static void test_stop_blocks_commit_and_fails_the_scheduler(void **state)
     wait_in_flight(s, p, 2);
     assert_int_equal(commit_of(s, p), 1);
     assert_int_equal(atomic_load(&T.msgs[2].released), 0); /* key a blocked after the stop */
-    scheduler_free(s);                                      /* drops the rest */
+    scheduler_free(s);                                     /* drops the rest */
     assert_released_once(4);
 }
 
@@ -539,9 +539,12 @@ static void ctx_free(void *opaque, void *ctx)
 
 static void test_thread_contexts(void **state)
 {
-    struct scheduler_options o = {.threads = 4, .max_in_flight = 100,
-                                  .max_in_flight_per_partition = 100, .handler = handler,
-                                  .release = release, .thread_new = ctx_new,
+    struct scheduler_options o = {.threads = 4,
+                                  .max_in_flight = 100,
+                                  .max_in_flight_per_partition = 100,
+                                  .handler = handler,
+                                  .release = release,
+                                  .thread_new = ctx_new,
                                   .thread_free = ctx_free};
     struct scheduler *s;
     struct sched_partition *p;
@@ -581,12 +584,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_different_keys_run_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_bound_pauses_with_hysteresis, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_total_bound_pauses_every_partition, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_total_bound_pauses_every_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_bound_pauses_behind_a_stuck_message, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_retry_waits_without_a_thread_and_blocks_its_key,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_waits_without_a_thread_and_blocks_its_key, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_revoke_drops_queued_and_waits_for_running, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_remove_while_running, setup, teardown),

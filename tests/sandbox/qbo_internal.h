@@ -1,0 +1,327 @@
+/* qbo_internal.h - the private contract between qbo.c, qbo_rules.c and qbo_txn.c, the
+ * QuickBooks Online part of hsqb-sandbox. Nothing else includes it.
+ *
+ * Owns the shapes of the QBO state: struct qbo_opts (the live switches, g_qbo_opts),
+ * struct realm (one company: per kind an Id -> entity json-c map, name and DocNumber
+ * indexes, the requestid store, throttle windows, counters), the entity-kind table
+ * (qbo_kinds), a write in progress (struct wctx) and the reply/fault every route fills.
+ * Who defines what:
+ *   qbo.c       options, realms, replies and faults, company-local time
+ *   qbo_rules.c kind table, indexes, write helpers and faults, name-list builders, the
+ *               write pipeline (create / update / delete / void), the requestid store
+ *   qbo_txn.c   transaction builders (sales documents, payments, purchases) and the
+ *               payment -> invoice application
+ *
+ * Locking: one mutex, private to qbo.c, guards g_qbo_opts and every struct realm. Each
+ * public qbo_*() entry point of sandbox.h takes it (never nested); every function declared
+ * here expects it held and never takes it, so none may call a sandbox.h entry point.
+ * Entities handed out (ent_get(), qbo_entity_write()'s *out) are borrowed from the realm:
+ * valid while the lock is held and until the next write of that kind.
+ *
+ * Invariants: entities are stored exactly as they are answered (a read is a lookup plus
+ * one serialisation); every stored entity has string Id and SyncToken members; names[]
+ * and docnums[] point only at stored entities (qbo_index_add/del on every change).
+ * Faults: rule functions return -1 after filling a struct fault (qbo_fault_set); nothing
+ * shared is changed before a write commits except the Id and DocNumber counters.
+ */
+#ifndef HSQB_SANDBOX_QBO_INTERNAL_H
+#define HSQB_SANDBOX_QBO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+
+#include "tests/sandbox/sandbox.h"
+#include "tests/sandbox/qbo_query.h"
+
+/* ---- configuration (qbo.c) --------------------------------------------------------- */
+
+struct qbo_opts {
+    int per_minute, concurrent, per_second; /* 0 = unlimited */
+    int retention_s;                        /* requestid replay window, 0 = forever */
+    int requestid_max_entries;              /* per realm; oldest dropped beyond */
+    int requestid_reject_mismatch;          /* #2: 400 instead of replay on another body */
+    int throttle_json;                      /* #6: JSON Fault instead of the XML body */
+    int retry_after_s;                      /* #7: 0 = no Retry-After header */
+    int auth_xml;                           /* #8: XML 401 instead of the lower-case JSON */
+    int names_ci;                           /* uniqueness and query strings ignore ASCII case */
+    int entity_ci;           /* query entity names case-insensitive (reference: sensitive) */
+    int strict_fields;       /* unknown top-level properties -> 400/2010 */
+    int require_accept_json; /* no Accept: application/json (or format=json) -> 406 */
+    int hide_inactive;       /* #12: name-list queries show Active=true unless filtered */
+    int docnum_max_len;      /* 6000 beyond; 0 = unchecked */
+};
+
+extern struct qbo_opts g_qbo_opts;
+
+/* ---- state ----------------------------------------------------------------------- */
+
+/* Seeding follows this order: what later kinds reference comes first. */
+enum kind {
+    K_ACCOUNT,
+    K_TERM,
+    K_PAYMENTMETHOD,
+    K_ITEM,
+    K_CUSTOMER,
+    K_VENDOR,
+    K_EMPLOYEE,
+    K_INVOICE,
+    K_ESTIMATE,
+    K_SALESRECEIPT,
+    K_REFUNDRECEIPT,
+    K_PAYMENT,
+    K_PURCHASE,
+    K_NKINDS
+};
+
+struct realm {
+    char id[SB_TENANT_MAX];
+    int utc_offset_min;
+    struct json_object *company, *prefs;
+    struct json_object *ents[K_NKINDS];    /* Id -> entity */
+    struct json_object *names[K_NKINDS];   /* folded name -> "Kind/Id" (people share one) */
+    struct json_object *docnums[K_NKINDS]; /* DocNumber -> Id */
+    int64_t next_id[K_NKINDS], next_doc[K_NKINDS];
+    struct json_object *reqids; /* requestid -> [status, body, hash, mono ms], oldest first */
+    int64_t *ring;              /* per-minute window: admission times, ring buffer */
+    int ring_cap, ring_len, ring_head;
+    int64_t sec_start;
+    int sec_count;
+    int inflight;
+    int64_t n_requests, n_throttled, n_replayed;
+};
+
+/* One handled request: what the routes produce. */
+struct reply {
+    int status;
+    const char *ctype;
+    char *body; /* malloc'd */
+};
+
+/* A fault to answer: status, Fault.type, Error.{Message, Detail, code, element}. */
+struct fault {
+    int status;
+    const char *type;
+    const char *code;
+    char message[160];
+    char detail[700];
+    const char *element; /* NULL: no "element" key (as in the recorded 6240 body) */
+};
+
+#define CT_JSON     "application/json;charset=utf-8"
+#define CT_JSON_ERR "application/json"
+
+/* One routed request (qbo.c's route() and the write pipeline). */
+struct route_ctx {
+    const struct sb_request *req;
+    struct realm *r;
+    const char *rest; /* path after /v3/company/{realm}/ */
+    struct reply *rp;
+};
+
+/* ---- entity kinds (qbo_rules.c) ----------------------------------------------------- */
+
+#define KF_NAMELIST 0x01u /* no delete; Active; hidden from queries when inactive */
+#define KF_PERSON   0x02u /* DisplayName shared by Customer, Vendor, Employee */
+#define KF_TXN      0x04u /* TxnDate, DocNumber, deletable */
+#define KF_DOCAUTO  0x08u /* DocNumber assigned when omitted */
+#define KF_DOCUNIQ  0x10u /* duplicate DocNumber -> 6140 */
+
+struct wctx;
+
+struct kind_def {
+    const char *path, *name;
+    unsigned flags;
+    const char *fields; /* writable top-level properties (strict_fields), words */
+    int (*build)(struct wctx *w);
+};
+
+/* One write in progress: the entity being built and what it replaces. */
+struct wctx {
+    struct realm *r;
+    enum kind k;
+    struct json_object *ent; /* owned until committed */
+    struct json_object *old; /* borrowed; NULL on create */
+    const char *id;          /* Id once known (update, or explicit in a seed) */
+    int allow_dup_doc;
+    struct fault f;
+};
+
+extern const struct kind_def qbo_kinds[K_NKINDS];
+
+/* ---- JSON accessors: borrowed results, NULL / the default when absent or mistyped ----- */
+
+static inline const char *jstr(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static inline struct json_object *jobj(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+        return NULL;
+    return v;
+}
+
+static inline const char *ref_value(struct json_object *o, const char *key)
+{
+    return jstr(jobj(o, key), "value");
+}
+
+static inline struct json_object *ref_new(const char *value, const char *name)
+{
+    struct json_object *r = json_object_new_object();
+    json_object_object_add(r, "value", json_object_new_string(value));
+    if (name)
+        json_object_object_add(r, "name", json_object_new_string(name));
+    return r;
+}
+
+static inline int jbool(struct json_object *o, const char *key, int dflt)
+{
+    struct json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+        return dflt;
+    return json_object_get_boolean(v);
+}
+
+static inline void set_if_absent(struct json_object *o, const char *key, struct json_object *val)
+{
+    if (json_object_object_get_ex(o, key, NULL))
+        json_object_put(val);
+    else
+        json_object_object_add(o, key, val);
+}
+
+static inline char *dup_json(struct json_object *o)
+{
+    return strdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static inline int64_t cents_of(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    struct qbo_dec d;
+    int64_t c = 0;
+    if (o && json_object_object_get_ex(o, key, &v) && qbo_dec_from_json(v, &d) == 0)
+        qbo_dec_cents(d, &c);
+    return c;
+}
+
+static inline void set_money(struct json_object *o, const char *key, int64_t cents)
+{
+    json_object_object_add(o, key, qbo_money_json(cents));
+}
+
+static inline void set_str(struct json_object *o, const char *key, const char *s)
+{
+    json_object_object_add(o, key, json_object_new_string(s));
+}
+
+static inline struct json_object *ent_get(struct realm *r, enum kind k, const char *id)
+{
+    struct json_object *e;
+    return id && json_object_object_get_ex(r->ents[k], id, &e) ? e : NULL;
+}
+
+/* ---- qbo.c: replies, faults, time --------------------------------------------------- */
+
+/* Message of the 610 faults (an id that does not exist or is inactive). */
+extern const char qbo_obj_not_found[];
+
+/* Company-local time: "2020-09-29T05:58:16.187-07:00" (with_ms = 1) or without fraction;
+ * r may be NULL (the default offset, -07:00). */
+void qbo_fmt_time(const struct realm *r, int64_t wall_ms, int with_ms, char *buf, size_t bufsz);
+/* Replace rp's answer; takes ownership of body (malloc'd, may be NULL). */
+void qbo_reply_set(struct reply *rp, int status, const char *ctype, char *body);
+/* 200 {"<name>": ent, "time": ...}; ent borrowed. */
+void qbo_reply_entity(struct reply *rp, const struct realm *r, const char *name,
+                      struct json_object *ent);
+/* The Fault envelope of f (status f->status, 400 when 0); r may be NULL. */
+void qbo_reply_fault(struct reply *rp, const struct realm *r, const struct fault *f);
+/* Fill f (400 ValidationFault) and return -1, so rules read `return qbo_fault_set(...)`.
+ * element may be NULL (no "element" key); code and element must be static strings. */
+int qbo_fault_set(struct fault *f, const char *code, const char *element, const char *msg,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* 400 "Unsupported Operation" naming path; r may be NULL. */
+void qbo_reply_unsupported(struct reply *rp, const struct realm *r, const char *path);
+
+/* ---- qbo_rules.c: requestid store (reference §3) ------------------------------------ */
+
+/* requestid too long -> 400; seen before -> the stored answer (or 400 in "reject" mode
+ * when the request differs). 1 when rp was filled, 0 to execute the request. */
+int qbo_requestid_gate(const struct sb_request *req, struct realm *r, const char *rid,
+                       struct reply *rp);
+/* Remember rp as the answer to requestid rid of req (replacing an older one). */
+void qbo_requestid_store(struct realm *r, const char *rid, const struct sb_request *req,
+                         const struct reply *rp);
+
+/* ---- qbo_rules.c: kinds and indexes -------------------------------------------------- */
+
+/* Kind of a URL segment ("invoice", n bytes) or of an entity name ("Invoice"); -1. */
+int qbo_kind_by_path(const char *seg, size_t n);
+int qbo_kind_by_name(const char *name);
+/* 1 when s is an Id QBO accepts (1..18 ASCII digits); s may be NULL. */
+int qbo_is_numeric_id(const char *s);
+/* "DisplayName" for people, "Name" for the other name lists. */
+const char *qbo_name_field(enum kind k);
+/* "Customer/12" of the entity owning name among k's name space, or NULL; borrowed. */
+const char *qbo_name_owner(struct realm *r, enum kind k, const char *name);
+/* Add / remove ent (stored or about to be) in the name and DocNumber indexes. */
+void qbo_index_add(struct realm *r, enum kind k, struct json_object *ent);
+void qbo_index_del(struct realm *r, enum kind k, struct json_object *ent);
+
+/* ---- qbo_rules.c: write helpers for the builders (each fault returns -1) -------------- */
+
+int qbo_missing(struct wctx *w, const char *element);                      /* 2020 */
+int qbo_invalid_prop(struct wctx *w, const char *prop);                    /* 2010 */
+int qbo_business(struct wctx *w, const char *element, const char *detail); /* 6000 */
+/* 1 when s is one of the NULL-terminated list. */
+int qbo_in_list(const char *const *list, const char *s);
+/* The company is a US one (sales tax defaults, no GST rate required). */
+int qbo_is_us(const struct realm *r);
+/* {"value":"USD","name":...} of the home currency; caller owns it. */
+struct json_object *qbo_currency_ref(const struct realm *r);
+/* Check the reference member key of holder against entities of kind k (exists, active)
+ * and fill its name. *out = the entity (borrowed), or NULL when absent and optional. */
+int qbo_ref_check(struct wctx *w, struct json_object *holder, const char *key, enum kind k,
+                  int required, struct json_object **out);
+/* A money-like member as an exact decimal / cents: 0 absent, 1 present, -1 fault. */
+int qbo_get_dec(struct wctx *w, struct json_object *o, const char *key, struct qbo_dec *d);
+int qbo_get_cents(struct wctx *w, struct json_object *o, const char *key, int64_t *cents);
+/* SyncToken + 1 and MetaData.LastUpdatedTime = now (e is changed in place). */
+void qbo_bump(struct realm *r, struct json_object *e);
+
+/* ---- qbo_rules.c: the write pipeline ------------------------------------------------- */
+
+/* Create (old NULL) or update old from body; seeding keeps a given Id, SyncToken and
+ * MetaData. On success the stored entity is *out (borrowed from the realm); on failure
+ * *f is filled and no stored entity changed. body is borrowed. */
+int qbo_entity_write(struct realm *r, enum kind k, struct json_object *body,
+                     struct json_object *old, int sparse, int seeding, int allow_dup,
+                     struct json_object **out, struct fault *f);
+/* POST /v3/company/{realm}/{kind}[?operation=...]: create, update, delete or void. */
+void qbo_do_write(struct route_ctx *c, enum kind k);
+
+/* ---- qbo_txn.c: transaction kinds ---------------------------------------------------- */
+
+/* Writable top-level properties (strict_fields) of sales documents, payments and
+ * purchases, as space-separated words. */
+extern const char qbo_fields_sales[], qbo_fields_payment[], qbo_fields_purchase[];
+/* Builders of the kind table: fill defaults, check the rules; 0 or -1 with w->f. */
+int qbo_build_sales(struct wctx *w); /* Invoice, Estimate, SalesReceipt, RefundReceipt */
+int qbo_build_payment(struct wctx *w);
+int qbo_build_purchase(struct wctx *w);
+/* Move invoice balances and links from what payment old applied to what neu applies
+ * (either may be NULL: a create or a delete/void); bumps every invoice it changes. */
+void qbo_apply_payment(struct realm *r, const char *pay_id, struct json_object *old,
+                       struct json_object *neu);
+
+#endif
