@@ -64,6 +64,9 @@ WORKER_SRCS := \
 	worker/action_sales.c \
 	worker/action_payment.c \
 	worker/pipeline.c \
+	worker/delay.c \
+	worker/breaker.c \
+	worker/cmd_replay.c \
 	worker/cmd_run.c \
 	worker/cmd_credentials.c
 
@@ -83,7 +86,9 @@ UNIT_TESTS := \
 	tests/unit/worker/test_scheduler \
 	tests/unit/worker/test_result \
 	tests/unit/worker/test_action_sales \
-	tests/unit/worker/test_action_payment
+	tests/unit/worker/test_action_payment \
+	tests/unit/worker/test_delay \
+	tests/unit/worker/test_breaker
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
@@ -99,7 +104,8 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_resolve \
 	tests/unit/worker/test_pipeline \
 	tests/unit/worker/test_payment_pipeline \
-	tests/unit/worker/test_consumer
+	tests/unit/worker/test_consumer \
+	tests/unit/worker/test_retry
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
 SANDBOX_SRCS := \
@@ -174,7 +180,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline
+REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -247,6 +253,13 @@ deps:
 # ---- quality --------------------------------------------------------------------------
 FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] tests/sandbox/*.[ch] \
 	tests/kafka-mock/*.[ch] tests/fuzz/*.c)
+
+# The benchmark (not a test): drain and open-loop runs against the dev stack, ratios to
+# the ideal bound and to a one-in-flight-per-partition baseline. BENCH_ARGS passes options.
+.PHONY: bench
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) /usr/bin/python3 tests/bench/bench.py $(BENCH_ARGS)
 
 # Regenerate the generated docs (README configuration reference, example config).
 .PHONY: docs

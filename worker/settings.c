@@ -203,6 +203,7 @@ static const struct {
     {"group.id", "use kafka.group.id"},
     {"enable.auto.offset.store", "the worker stores an offset only after its result is out"},
     {"enable.idempotence", "the result and DLQ producer must be idempotent"},
+    {"acks", "results are acknowledged by all in-sync replicas (acks=all) before an offset moves"},
 };
 
 const struct config_def *settings_table(size_t *n)

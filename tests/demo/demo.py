@@ -83,7 +83,8 @@ def table(rows, headers):
         if len(cells) > 4:
             o = str(r[4])
             cells[4] = color(cells[4], "32" if o.startswith(("succeeded", "duplicate")) else
-                             "31")
+                             "33")
+            cells[-1] = color(cells[-1], "32" if r[-1] == "yes" else "1;31")
         print("  ".join(cells).rstrip())
 
 
@@ -164,41 +165,59 @@ def run(h, args):
         print(color(str(e).splitlines()[0], "1;31"))
     got = h.results_for(ids)
 
-    rows, failures = [], []
-    for n, (label, ev, (st_want, what_want, total_want)) in enumerate(events, 1):
+    rows, failures, notes = [], [], []
+
+    def add(label, ev, res, problem, duplicate=False):
+        n = len(rows) + 1
+        rows.append(row(n, label, ev, res, duplicate) + ["yes" if not problem else "NO"])
+        if problem:
+            failures.append("#%d %s: %s" % (n, label, problem))
+        if res and res["data"]["status"] == "failed":
+            e = res["data"]["error"]
+            notes.append("#%d %s: %s" % (n, e["code"], e["message"]))
+
+    for label, ev, (st_want, what_want, total_want) in events:
         recs = got.get(ev.id) or []
-        rows.append(row(n, label, ev, recs[0].json if recs else None))
-        res = recs[0].json["data"] if recs else None
-        if res is None:
-            failures.append("%s: no result" % label)
-        elif res["status"] != st_want:
-            failures.append("%s: %s, expected %s" % (label, res["status"], st_want))
-        elif st_want == "succeeded" and (res["qbo"]["entity"], res["qbo"]["total_cents"]) != (
+        res = recs[0].json if recs else None
+        d = res["data"] if res else None
+        problem = None
+        if d is None:
+            problem = "no result"
+        elif d["status"] != st_want:
+            problem = "%s, expected %s" % (d["status"], st_want)
+        elif st_want == "succeeded" and (d["qbo"]["entity"], d["qbo"]["total_cents"]) != (
                 what_want, total_want):
-            failures.append("%s: %s %s, expected %s %s" % (
-                label, res["qbo"]["entity"], money(res["qbo"]["total_cents"]), what_want,
-                money(total_want)))
-        elif st_want == "failed" and res["error"]["code"] != what_want:
-            failures.append("%s: %s, expected %s" % (label, res["error"]["code"], what_want))
+            problem = "%s %s, expected %s %s" % (d["qbo"]["entity"], money(
+                d["qbo"]["total_cents"]), what_want, money(total_want))
+        elif st_want == "failed" and d["error"]["code"] != what_want:
+            problem = "%s, expected %s" % (d["error"]["code"], what_want)
+        add(label, ev, res, problem)
     dup = h.results_for([dup_ev.id])[dup_ev.id]
-    rows.append(row(len(rows) + 1, "again: #%d" % (DUPLICATE_OF + 1), dup_ev,
-                    dup[1].json if len(dup) > 1 else None, duplicate=True))
+    problem = None
     if len(dup) < 2:
-        failures.append("duplicate: the stored result was not re-published")
+        problem = "the stored result was not re-published"
     elif dup[1].json["data"].get("qbo") != dup[0].json["data"].get("qbo"):
-        failures.append("duplicate: a different result the second time")
+        problem = "a different result the second time"
+    add("again: #%d" % (DUPLICATE_OF + 1), dup_ev, dup[1].json if len(dup) > 1 else None,
+        problem, duplicate=True)
     gr = got.get(garbage.coords) or []
-    rows.append(row(len(rows) + 1, "invalid bytes", garbage, gr[0].json if gr else None))
-    if not gr or gr[0].json["data"].get("error", {}).get("code") != "INVALID_EVENT":
-        failures.append("invalid bytes: no INVALID_EVENT result")
-    dlq = h.dlq_for([garbage.coords, events[-1][1].coords])
-    if not all(dlq.values()):
-        failures.append("dead letters missing on hsqb.actions.dlq: %s" % [
-            k for k, v in dlq.items() if not v])
+    res = gr[0].json if gr else None
+    add("invalid bytes", garbage, res, None if res and res["data"]["error"]["code"] ==
+        "INVALID_EVENT" else "no INVALID_EVENT result")
+    dead = h.dlq_for([garbage.coords, events[-1][1].coords])
+    for k, recs in dead.items():
+        if not recs:
+            failures.append("no dead letter for %s on hsqb.actions.dlq" % k)
+        elif recs[0].value != (GARBAGE if k == garbage.coords else events[-1][1].value):
+            failures.append("dead letter %s does not keep the original bytes" % k)
 
     print()
-    table(rows, ["#", "event", "action", "object", "outcome", "QuickBooks document / error",
-                 "doc no.", "total", "ms"])
+    table(rows, ["#", "event", "action", "object", "outcome", "QuickBooks document",
+                 "doc no.", "total", "time ms", "as expected"])
+    for n in notes:
+        print("  " + short(n, 150))
+    print("  dead letters on hsqb.actions.dlq (original bytes + failure headers): %d" % sum(
+        len(v) for v in dead.values()))
     print()
     after = h.sandbox.qbo(US1)
     show_qbo(before, after)
@@ -241,7 +260,7 @@ def row(n, label, ev, res, duplicate=False):
     obj = "%s %s" % (ev.doc["data"]["object"]["objectType"],
                      ev.doc["data"]["object"]["objectId"]) if ev.doc else "(raw bytes)"
     action = ev.doc["type"].split(".")[-1] if ev.doc else "-"
-    head = [n, "%s (…%s)" % (label, ident[-12:]), action, obj]
+    head = [n, "%s (%s)" % (label, "…" + ident[-10:] if ev.id else ident), action, obj]
     if res is None:
         return head + ["NO RESULT", "", "", "", ""]
     d = res["data"]
@@ -250,9 +269,7 @@ def row(n, label, ev, res, duplicate=False):
         return head + ["duplicate: same" if duplicate else "succeeded",
                        "%s #%s" % (q["entity"], q["id"]), q.get("doc_number") or "-",
                        money(q["total_cents"]), d["duration_ms"]]
-    e = d["error"]
-    return head + ["failed", short("%s: %s" % (e["code"], e["message"]), 64), "", "",
-                   d["duration_ms"]]
+    return head + ["failed", d["error"]["code"], "", "", d["duration_ms"]]
 
 
 def show_qbo(before, after):
@@ -268,9 +285,10 @@ def show_qbo(before, after):
     for k in ("Invoice", "Estimate", "SalesReceipt"):
         for d in new[k]:
             extra = "  due %s" % d["DueDate"] if d.get("DueDate") else ""
-            print("  %-12s #%-4s no. %-6s %-34s %12s  %d lines  %s%s" % (
+            n = len(harness.sales_lines(d))
+            print("  %-12s #%-4s no. %-6s %-34s %12s  %d line%s  %s%s" % (
                 k, d["Id"], d.get("DocNumber", ""), short(d["CustomerRef"].get("name", ""), 34),
-                money(cents(d["TotalAmt"])), len(harness.sales_lines(d)), d["TxnDate"], extra))
+                money(cents(d["TotalAmt"])), n, "" if n == 1 else "s", d["TxnDate"], extra))
     if not any(new.values()):
         print("  (nothing new)")
 
