@@ -31,6 +31,8 @@
 #include "worker/action.h"
 #include "worker/action_payment.h"
 #include "worker/action_sales.h"
+#include "worker/breaker.h"
+#include "worker/delay.h"
 #include "worker/result.h"
 
 #define SEND_TIMEOUT_MS      30000 /* one Kafka delivery (result or DLQ record) */
@@ -198,6 +200,8 @@ struct pipeline {
     size_t max_event_bytes;
     struct redis_script reclaim;
     struct keeper keeper;
+    struct delay_policy delay; /* the retry topic (worker/delay.h) */
+    struct breaker *breaker;   /* per-tenant circuits (worker/breaker.h) */
 };
 
 struct pipeline_thread {
@@ -210,6 +214,26 @@ struct pipeline_thread {
 static void copy_str(char *dst, size_t dstsz, const char *src)
 {
     snprintf(dst, dstsz, "%s", src ? src : "");
+}
+
+static void on_breaker_change(void *arg, const char *tenant, enum breaker_state st)
+{
+    metrics_breaker_state(arg, tenant, (int)st, breaker_state_name(st));
+    if (st == BREAKER_OPEN)
+        log_warn("circuit of %s open: its events go to the retry topic without API calls", tenant);
+    else
+        log_info("circuit of %s %s", tenant, breaker_state_name(st));
+}
+
+static struct breaker *new_breaker(const struct config *cfg, struct metrics *m, char *errstr,
+                                   size_t errsz)
+{
+    struct breaker_opts o;
+
+    breaker_opts_from_config(&o, cfg);
+    o.on_change = on_breaker_change;
+    o.arg = m;
+    return breaker_new(&o, errstr, errsz);
 }
 
 struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_deps *deps,
@@ -270,7 +294,9 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     if (p->retry.cap_ms < p->retry.base_ms)
         p->retry.cap_ms = p->retry.base_ms;
     if (backoff_policy_check(&p->retry, errstr, errsz) < 0 ||
-        redis_script_init(&p->reclaim, reclaim_failed_lua, errstr, errsz) < 0)
+        redis_script_init(&p->reclaim, reclaim_failed_lua, errstr, errsz) < 0 ||
+        delay_policy_from_config(&p->delay, cfg, errstr, errsz) < 0 ||
+        !(p->breaker = new_breaker(cfg, p->deps.metrics, errstr, errsz)))
         goto fail;
 
     p->keeper.lease_ms = p->lease_ms;
@@ -292,6 +318,7 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     return p;
 fail:
     redis_conn_free(p->keeper.redis);
+    breaker_free(p->breaker);
     free(p);
     return NULL;
 }
@@ -310,6 +337,7 @@ void pipeline_free(struct pipeline *p)
         pthread_mutex_destroy(&p->keeper.mu);
     }
     redis_conn_free(p->keeper.redis);
+    breaker_free(p->breaker);
     free(p);
 }
 
@@ -569,6 +597,57 @@ out:
     return d;
 }
 
+/* ---- head-of-line protection (worker/breaker.h) ------------------------------------ */
+
+#define TENANT_SZ (BREAKER_TENANT_MAX + 1)
+
+static void tenant_realm(const struct action_event *ev, char *buf)
+{
+    snprintf(buf, TENANT_SZ, "realm:%s", ev->in.realm_id);
+}
+
+static void tenant_portal(const struct action_event *ev, char *buf)
+{
+    snprintf(buf, TENANT_SZ, "portal:%" PRId64, ev->portal_id);
+}
+
+/* The tenant a failure belongs to. NEEDSWORK: struct api_error does not name the API;
+ * the HubSpot client's messages start with "hubspot", QBO's and OAuth's never do. */
+static void tenant_of(const struct action_event *ev, const struct api_error *err, char *buf)
+{
+    if (strncasecmp(err->message, "hubspot", 7) == 0)
+        tenant_portal(ev, buf);
+    else
+        tenant_realm(ev, buf);
+}
+
+/* The run answered (success, or a permanent failure from the tenant err names). */
+static void note_answer(struct pipeline *p, const struct action_event *ev,
+                        const struct api_error *err)
+{
+    char t[TENANT_SZ];
+
+    if (err) {
+        tenant_of(ev, err, t);
+        breaker_success(p->breaker, t, mono_ms());
+        return;
+    }
+    tenant_realm(ev, t);
+    breaker_success(p->breaker, t, mono_ms());
+    tenant_portal(ev, t);
+    breaker_success(p->breaker, t, mono_ms());
+}
+
+/* A transient failure; 1 when the tenant's circuit is open now (stop retrying here). */
+static int note_failure(struct pipeline *p, const struct action_event *ev,
+                        const struct api_error *err)
+{
+    char t[TENANT_SZ];
+
+    tenant_of(ev, err, t);
+    return breaker_failure(p->breaker, t, mono_ms()) == BREAKER_OPEN;
+}
+
 /* ---- the run with in-process retries ---------------------------------------------- */
 
 enum run_end { RUN_OK, RUN_FAILED, RUN_EXHAUSTED, RUN_LOST };
@@ -613,12 +692,21 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
         };
         action_outcome_release(out);
         api_error_clear(err);
-        if (ops->run(&ctx, out, err) == 0)
+        if (ops->run(&ctx, out, err) == 0) {
+            note_answer(p, ev, NULL);
             return RUN_OK;
+        }
         if (atomic_load(&k->lost))
             return RUN_LOST;
-        if (!api_error_retryable(err))
+        if (!api_error_retryable(err)) {
+            note_answer(p, ev, err);
             return RUN_FAILED;
+        }
+        if (note_failure(p, ev, err)) {
+            log_info("event %s: %s; tenant circuit open, leaving it to the retry topic", ev->id,
+                     err->message);
+            return RUN_EXHAUSTED;
+        }
         if (backoff_next(&b, mono_ms(), err->retry_after_ms > 0 ? err->retry_after_ms : -1,
                          &delay) == BACKOFF_GIVE_UP)
             return RUN_EXHAUSTED;
@@ -758,6 +846,127 @@ out:
     return d;
 }
 
+/* ---- the retry topic (worker/delay.h) ---------------------------------------------- */
+
+/* Send f's input to the retry topic as delivery `deliveries` with not-before nb, then
+ * release the claim (not done: the retried event must be able to claim again). The
+ * offset is stored (PIPELINE_DONE) only once the broker acknowledged the record. */
+static enum pipeline_disposition send_to_retry(struct pipeline *p, struct pipeline_thread *t,
+                                               struct finish *f, struct redis_lease *lease,
+                                               int deliveries, int64_t nb, const char *last_error,
+                                               const char *reason, int64_t start, int64_t *delay)
+{
+    struct delay_retry_info info = {
+        .deliveries = deliveries,
+        .not_before_ms = nb,
+        .first_failure_ms = f->first_failure_ms,
+        .now_ms = wall_ms(),
+        .last_error = last_error,
+    };
+    char e[ERRSZ], e2[ERRSZ], why[DELAY_LAST_ERROR_MAX + 64];
+    int rc = delay_send_retry(&p->delay, p->deps.producer, f->msg, &info, SEND_TIMEOUT_MS, e,
+                              sizeof e);
+
+    if (redis_lease_release(t->redis, lease, e2, sizeof e2) == REDIS_OWNER_ERROR)
+        log_warn("event %s: releasing the claim failed (%s); it lapses after claim.lease",
+                 f->event_id, e2);
+    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, rc < 0 ? -1 : mono_ms() - start);
+    if (rc < 0) {
+        log_warn("event %s: sending it to the retry topic failed (%s); retrying later", f->event_id,
+                 e);
+        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
+        return PIPELINE_RETRY_LATER;
+    }
+    metrics_retry_publish(p->deps.metrics, deliveries, reason);
+    snprintf(why, sizeof why, "to the retry topic (%s), delivery %d, not before +%" PRId64 " ms: %s",
+             reason, deliveries + 1, nb - info.now_ms, last_error);
+    log_outcome(f, METRICS_OUTCOME_RETRIED, "RETRY", NULL, mono_ms() - start, why);
+    return PIPELINE_DONE;
+}
+
+/* A transient failure outlived the in-process budget (or the tenant's circuit opened):
+ * 1 with *d set when it went (or tries to go) to the retry topic, 0 when the attempt or
+ * age limit says RETRIES_EXHAUSTED. */
+static int route_retry(struct pipeline *p, struct pipeline_thread *t, struct finish *f,
+                       const struct result_inbound_meta *meta, const struct api_error *err,
+                       struct redis_lease *lease, struct kept *k, int64_t start, int64_t *delay,
+                       enum pipeline_disposition *d)
+{
+    char last[DELAY_LAST_ERROR_MAX + 1];
+    int deliveries = meta->attempts_before + 1;
+    int64_t nb;
+
+    if (delay_route(&p->delay, deliveries, f->first_failure_ms, wall_ms(), &nb) ==
+        DELAY_EXHAUSTED)
+        return 0;
+    keeper_remove(&p->keeper, k);
+    delay_last_error(err, last, sizeof last);
+    *d = send_to_retry(p, t, f, lease, deliveries, nb, last, "transient", start, delay);
+    return 1;
+}
+
+/* Head-of-line protection: when the realm's or the portal's circuit is open the event
+ * makes no API call and goes straight to the retry topic, not before the circuit may
+ * let a probe through. 1 with *d set when deferred; 0 to run it (also when the attempt
+ * or age limit is reached: the last delivery runs regardless, so it can end). */
+static int defer_if_open(struct pipeline *p, struct pipeline_thread *t, struct finish *f,
+                         const struct action_event *ev, const struct result_inbound_meta *meta,
+                         struct redis_lease *lease, int64_t start, int64_t *delay,
+                         enum pipeline_disposition *d)
+{
+    char realm[TENANT_SZ], portal[TENANT_SZ], last[DELAY_LAST_ERROR_MAX + 1];
+    const char *who = realm;
+    int64_t now = mono_ms(), wall = wall_ms(), at = now, nb;
+    int deliveries = meta->attempts_before + 1;
+
+    tenant_realm(ev, realm);
+    tenant_portal(ev, portal);
+    if (breaker_acquire(p->breaker, realm, now, &at) != BREAKER_DENY) {
+        if (breaker_acquire(p->breaker, portal, now, &at) != BREAKER_DENY)
+            return 0;
+        who = portal;
+    }
+    if (delay_route(&p->delay, deliveries, f->first_failure_ms, wall, &nb) == DELAY_EXHAUSTED)
+        return 0;
+    if (nb < wall + (at - now))
+        nb = wall + (at - now);
+    snprintf(last, sizeof last, "CIRCUIT_OPEN: %s keeps failing; no call made", who);
+    *d = send_to_retry(p, t, f, lease, deliveries, nb, last, "breaker", start, delay);
+    return 1;
+}
+
+/* A retry record consumed before its not-before time (the consumer holds records at
+ * most retry.hold_max): wait in the scheduler when it is nearly due, else put it back
+ * on the retry topic. 1 with *d set when handled. */
+static int early_retry(struct pipeline *p, struct pipeline_thread *t, const struct inbound_msg *m,
+                       const struct result_inbound_meta *meta, int64_t *delay,
+                       enum pipeline_disposition *d)
+{
+    int64_t nb, now = wall_ms();
+    char e[ERRSZ];
+
+    if (!delay_is_retry_topic(&p->delay, m->topic) || delay_not_before(m->headers, &nb) < 0 ||
+        nb <= now)
+        return 0;
+    if (nb - now <= DELAY_EARLY_SLACK_MS) {
+        *delay = nb - now;
+        *d = PIPELINE_RETRY_LATER;
+        return 1;
+    }
+    if (delay_send_requeue(&p->delay, p->deps.producer, m, SEND_TIMEOUT_MS, e, sizeof e) < 0) {
+        log_warn("retry record %s/%d/%" PRId64 ": re-queueing failed (%s); retrying later",
+                 m->topic, (int)m->partition, m->offset, e);
+        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
+        *d = PIPELINE_RETRY_LATER;
+        return 1;
+    }
+    metrics_retry_publish(p->deps.metrics, meta->attempts_before, "requeue");
+    log_debug("retry record %s/%d/%" PRId64 " re-queued: due in %" PRId64 " ms", m->topic,
+              (int)m->partition, m->offset, nb - now);
+    *d = PIPELINE_DONE;
+    return 1;
+}
+
 /* Take the claim; 1 = ours, 0 = disposition set (done / busy / Redis down). */
 static int claim(struct pipeline *p, struct pipeline_thread *t, struct finish *f,
                  const struct result_inbound_meta *meta, struct redis_lease *lease, int64_t start,
@@ -773,6 +982,8 @@ static int claim(struct pipeline *p, struct pipeline_thread *t, struct finish *f
         goto redis_down;
     switch (redis_claim(t->redis, lease, p->lease_ms, &stored, &stored_len, e, sizeof e)) {
     case REDIS_CLAIMED:
+        if (meta->replayed)
+            metrics_replay(p->deps.metrics, "new");
         return 1;
     case REDIS_CLAIM_BUSY:
         log_debug("event %s: claimed by another worker; retrying later", f->event_id);
@@ -800,6 +1011,7 @@ static int claim(struct pipeline *p, struct pipeline_thread *t, struct finish *f
         freeReplyObject(r);
         if (ours) {
             log_info("event %s: replay of a failed event; running it again", f->event_id);
+            metrics_replay(p->deps.metrics, "rerun");
             free(stored);
             return 1;
         }
@@ -809,6 +1021,8 @@ static int claim(struct pipeline *p, struct pipeline_thread *t, struct finish *f
         *d = PIPELINE_RETRY_LATER;
         return 0;
     }
+    if (meta->replayed)
+        metrics_replay(p->deps.metrics, "duplicate");
     *d = republish(p, t, f, stored ? stored : "", stored ? stored_len : 0, start, delay);
     free(stored);
     return 0;
@@ -845,6 +1059,8 @@ enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_th
         delay = &dummy;
     *delay = 0;
     result_inbound_meta_read(m->headers, &meta);
+    if (early_retry(p, t, m, &meta, delay, &d))
+        return d;
     if (m->value_len > p->max_event_bytes) {
         snprintf(why, sizeof why, "(message): too large (%zu bytes, max %zu)", m->value_len,
                  p->max_event_bytes);
@@ -869,7 +1085,8 @@ enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_th
     };
     result_subject_from_event(&f.info.subject, &ev);
 
-    if (!claim(p, t, &f, &meta, &lease, start, delay, &d))
+    if (!claim(p, t, &f, &meta, &lease, start, delay, &d) ||
+        defer_if_open(p, t, &f, &ev, &meta, &lease, start, delay, &d))
         goto out;
     k = calloc(1, sizeof *k);
     if (!k) {
@@ -893,6 +1110,8 @@ enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_th
         d = PIPELINE_RETRY_LATER;
         goto out;
     }
+    if (end == RUN_EXHAUSTED && route_retry(p, t, &f, &meta, &err, &lease, k, start, delay, &d))
+        goto out;
     if (end == RUN_OK) {
         if (out.ncreated) {
             items = calloc(out.ncreated, sizeof *items);
@@ -928,8 +1147,8 @@ enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_th
             .details_json = out.details_json,
         };
         if (end == RUN_EXHAUSTED) {
-            snprintf(msgbuf, sizeof msgbuf, "gave up after %d attempts over %" PRId64 " ms: %s",
-                     runs, mono_ms() - start, err.message);
+            snprintf(msgbuf, sizeof msgbuf, "gave up after %d attempts in %d deliveries: %s",
+                     f.info.attempts, meta.attempts_before + 1, err.message);
             rerr.code = HSQB_ERR_RETRIES_EXHAUSTED;
             rerr.message = msgbuf;
         }

@@ -1054,6 +1054,9 @@ static int vendor_keys(const char *input, char *name, size_t namesz, char *sfx, 
     char lower[RESOLVE_NAME_MAX + 1], h[HASH_HEX128_LEN + 1];
     size_t i;
 
+    if (!input)
+        return -1;
+    memset(name, 0, namesz);
     clean_name(input, name, namesz);
     utf8_truncate(name, RESOLVE_NAME_MAX);
     if (!name[0])
@@ -1176,29 +1179,49 @@ void resolve_forget_vendor(const struct resolve_ctx *rc, const char *input)
         map_del(rc, sfx);
 }
 
-int resolve_payment_method(const struct resolve_ctx *rc, const char *name, char *id, int *found,
-                           struct api_error *err)
+int resolve_payment_method(const struct resolve_ctx *rc, const char *const *names, char *id,
+                           int *found, struct api_error *err)
 {
-    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
-    char tmp[RESOLVE_ID_MAX];
+    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], tmp[RESOLVE_ID_MAX];
+    struct json_object *rows;
+    const char *best = NULL, *name = NULL;
+    size_t i, j, n;
 
     api_error_clear(err);
     *found = 0;
-    hex_of(name, h);
-    snprintf(sfx, sizeof sfx, "paymethod:%s", h);
-    if (map_get(rc, sfx, tmp)) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-        *found = 1;
+    if (!names || !names[0])
         return 0;
+    for (i = 0; names[i]; i++) {
+        hex_of(names[i], h);
+        snprintf(sfx, sizeof sfx, "paymethod:%s", h);
+        if (map_get(rc, sfx, tmp)) {
+            snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+            *found = 1;
+            return 0;
+        }
     }
-    if (quote(name, q, sizeof q, "payment method", err) < 0)
+    /* a company has a handful of methods: read them all once, prefer the earlier name */
+    rows = query_rows(rc, "SELECT * FROM PaymentMethod", err);
+    if (!rows)
         return -1;
-    snprintf(sql, sizeof sql, "SELECT * FROM PaymentMethod WHERE Name = %s", q);
-    if (first_row(rc, sql, tmp, found, err) < 0)
-        return -1;
-    if (*found) {
-        map_set(rc, sfx, tmp);
-        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
+    n = json_object_array_length(rows);
+    for (i = 0; names[i] && !best; i++)
+        for (j = 0; j < n; j++) {
+            struct json_object *row = json_object_array_get_idx(rows, j);
+            const char *rid = row_id(row), *rname;
+            if (rid && json_get_str(row, "Name", &rname) == JGET_OK &&
+                strcasecmp(rname, names[i]) == 0 && (!best || id_cmp(rid, best) < 0)) {
+                best = rid;
+                name = names[i];
+            }
+        }
+    if (best) {
+        hex_of(name, h);
+        snprintf(sfx, sizeof sfx, "paymethod:%s", h);
+        map_set(rc, sfx, best);
+        snprintf(id, RESOLVE_ID_MAX, "%s", best);
+        *found = 1;
     }
+    json_object_put(rows);
     return 0;
 }

@@ -45,8 +45,8 @@
  *    "vendor". A name QBO refuses as taken (6240: a customer, employee or inactive vendor
  *    holds it) is VENDOR_NOT_FOUND naming it: a payee is never renamed behind the
  *    user's back.
- *  - Payment method: an exact Name, looked up only (never created); absence is not an
- *    error.
+ *  - Payment method: the first of a list of candidate Names the company has, looked up
+ *    only (never created); absence is not an error.
  *
  * Errors: -1 with *err filled: the QBO client's classification, or API_PERMANENT with
  * NO_CONTACT / TERM_NOT_FOUND / PRODUCT_NOT_FOUND from the rules, or API_TRANSIENT
@@ -188,9 +188,11 @@ int resolve_vendor(const struct resolve_ctx *rc, const char *name_or_id, char *i
 /* Drop the cached mapping of a vendor input (fault 610 on the vendor). */
 void resolve_forget_vendor(const struct resolve_ctx *rc, const char *name_or_id);
 
-/* The active PaymentMethod named name (cached). 0 with *found (and id when 1), -1 err. */
-int resolve_payment_method(const struct resolve_ctx *rc, const char *name, char *id, int *found,
-                           struct api_error *err);
+/* The active PaymentMethod named like the first of names (NULL-terminated candidates,
+ * ASCII case ignored) that the company has; cached per name, one query on a miss. 0 with
+ * *found (and id when 1), -1 err. */
+int resolve_payment_method(const struct resolve_ctx *rc, const char *const *names, char *id,
+                           int *found, struct api_error *err);
 
 /* ---- term ----------------------------------------------------------------------- */
 

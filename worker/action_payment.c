@@ -1,0 +1,988 @@
+/* action_payment.c - sales receipts, paid invoices, expenses and refund receipts from a
+ * HubSpot payment (rules and step order in action_payment.h).
+ *
+ * Built on the sales family rather than beside it: line money, document bodies,
+ * customer/item resolution and the create-once of a document are action_sales.c's and
+ * resolve.c's, so a payment's sales receipt is booked exactly like a deal's. What is
+ * new here is the payment's own facts (status, amounts, date, method) and the two
+ * documents the sales family has no use for: the Payment that settles a paid invoice
+ * and the Purchase of an expense.
+ *
+ * A paid invoice is two creates, each idempotent on its own (steps "doc" and "payment",
+ * each with its requestid and sent-marker), run in order by every attempt:
+ *
+ *   attempt --> invoice: marker new -> create | marker set -> look up, else create
+ *           --> payment: marker new -> create | marker set -> look up, else create
+ *
+ * so a crash anywhere (before, inside or after either create) leaves the next attempt
+ * to find what exists and create only what is missing: one invoice, one payment.
+ */
+#include "worker/action_payment.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "worker/action_sales.h"
+
+#define DESC_MAX            (PAYMENT_NOTE_MAX)
+#define PURCHASE_LOOKUP_MAX 5000 /* Purchases of one day read to find ours after a crash */
+
+/* ---- facts and rules (pure) ---------------------------------------------------------- */
+
+/* n ASCII digits at p into *v; 0 or -1. */
+static int digits_at(const char *p, int n, int *v)
+{
+    int i, x = 0;
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        x = x * 10 + (p[i] - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+int payment_date_utc(const char *s, char out[11])
+{
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
+    const char *p;
+    time_t t;
+    size_t len;
+
+    out[0] = '\0';
+    if (!s || !*s)
+        return -1;
+    len = strlen(s);
+    if (strspn(s, "0123456789") == len) { /* epoch milliseconds */
+        if (len > 15)
+            return -1;
+        t = (time_t)(strtoll(s, NULL, 10) / 1000);
+    } else {
+        if (len < 10 || digits_at(s, 4, &y) < 0 || s[4] != '-' || digits_at(s + 5, 2, &mo) < 0 ||
+            s[7] != '-' || digits_at(s + 8, 2, &d) < 0 || mo < 1 || mo > 12 || d < 1 || d > 31)
+            return -1;
+        p = s + 10;
+        if (*p) {
+            if ((*p != 'T' && *p != 't' && *p != ' ') || digits_at(p + 1, 2, &h) < 0 ||
+                p[3] != ':' || digits_at(p + 4, 2, &mi) < 0 || p[6] != ':' ||
+                digits_at(p + 7, 2, &sec) < 0 || h > 23 || mi > 59 || sec > 60)
+                return -1;
+            p += 9;
+            if (*p == '.')
+                for (p++; isdigit((unsigned char)*p); p++)
+                    ;
+            if (*p == 'Z' || *p == 'z') {
+                p++;
+            } else if (*p == '+' || *p == '-') {
+                sign = *p == '-' ? -1 : 1;
+                if (digits_at(p + 1, 2, &oh) < 0 || p[3] != ':' || digits_at(p + 4, 2, &om) < 0 ||
+                    oh > 23 || om > 59)
+                    return -1;
+                p += 6;
+            } else {
+                return -1;
+            }
+            if (*p)
+                return -1;
+        }
+        tm.tm_year = y - 1900;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = d;
+        tm.tm_hour = h;
+        tm.tm_min = mi;
+        tm.tm_sec = sec;
+        t = timegm(&tm) - (time_t)sign * (oh * 3600 + om * 60);
+    }
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1900 || tm.tm_year + 1900 > 9999)
+        return -1;
+    strftime(out, 11, "%Y-%m-%d", &tm);
+    return 0;
+}
+
+static int amount_prop(const struct hubspot_object *o, const char *name, enum money_round m,
+                       int64_t *out, int *present, char *errstr, size_t errsz)
+{
+    const char *v = hubspot_object_prop(o, name);
+    char e[128];
+
+    *present = v != NULL;
+    *out = 0;
+    if (!v)
+        return 0;
+    if (money_parse(v, m, out, e, sizeof e) != MONEY_OK) {
+        snprintf(errstr, errsz, "payment %" PRId64 ": %s is not an amount (%s)", o->id, name, e);
+        return -1;
+    }
+    return 0;
+}
+
+int payment_facts_read(const struct hubspot_object *o, enum money_round rounding,
+                       struct payment_facts *f, char *errstr, size_t errsz)
+{
+    enum money_round m = rounding == MONEY_ROUND_NONE ? MONEY_ROUND_HALF_UP : rounding;
+    int has_initial, has_fees, has_refunds, has_net;
+
+    memset(f, 0, sizeof *f);
+    if (amount_prop(o, "hs_initial_amount", m, &f->initial_cents, &has_initial, errstr, errsz) <
+            0 ||
+        amount_prop(o, "hs_fees_amount", m, &f->fees_cents, &has_fees, errstr, errsz) < 0 ||
+        amount_prop(o, "hs_refunds_amount", m, &f->refunds_cents, &has_refunds, errstr, errsz) <
+            0 ||
+        amount_prop(o, "hs_net_amount", m, &f->net_cents, &has_net, errstr, errsz) < 0)
+        return -1;
+    if (!has_initial) {
+        snprintf(errstr, errsz, "payment %" PRId64 " has no hs_initial_amount", o->id);
+        return -1;
+    }
+    if (f->initial_cents < 0 || f->fees_cents < 0 || f->refunds_cents < 0) {
+        snprintf(errstr, errsz, "payment %" PRId64 " has a negative amount, fee or refund", o->id);
+        return -1;
+    }
+    if (!has_net)
+        f->net_cents = f->initial_cents - f->fees_cents - f->refunds_cents; /* all < 10^17 */
+    f->status = hubspot_object_prop(o, "hs_latest_status");
+    f->method = hubspot_object_prop(o, "hs_payment_method_type");
+    f->reference = hubspot_object_prop(o, "hs_reference_number");
+    f->currency = hubspot_object_prop(o, "hs_currency_code");
+    payment_date_utc(hubspot_object_prop(o, "hs_initiated_date"), f->date);
+    return 0;
+}
+
+int payment_check_status(enum hsqb_action a, const struct payment_facts *f, struct api_error *err)
+{
+    const char *st = f->status ? f->status : "";
+    char ini[MONEY_FMT_SIZE], ref[MONEY_FMT_SIZE];
+
+    switch (a) {
+    case ACTION_CREATE_SALES_RECEIPT:
+    case ACTION_CREATE_PAID_INVOICE:
+        if (strcmp(st, "succeeded") == 0)
+            return 0;
+        api_error_set(err, API_PERMANENT, HSQB_ERR_PAYMENT_NOT_SUCCEEDED, 0,
+                      "the payment's status is \"%.40s\"; a %s is recorded only for a "
+                      "succeeded payment",
+                      st, a == ACTION_CREATE_PAID_INVOICE ? "paid invoice" : "sales receipt");
+        return -1;
+    case ACTION_CREATE_EXPENSE:
+        if (*st && strcmp(st, "processing") != 0 && strcmp(st, "failed") != 0)
+            return 0;
+        api_error_set(err, API_PERMANENT, HSQB_ERR_PAYMENT_NOT_SUCCEEDED, 0,
+                      "the payment's status is \"%.40s\"; nothing was collected, so there is "
+                      "no expense to record",
+                      st);
+        return -1;
+    case ACTION_CREATE_REFUND_RECEIPT:
+        if (strcmp(st, "refunded") == 0 && f->refunds_cents == f->initial_cents)
+            return 0;
+        money_format(f->initial_cents, ini, sizeof ini);
+        money_format(f->refunds_cents, ref, sizeof ref);
+        api_error_set(err, API_PERMANENT, HSQB_ERR_NOT_FULLY_REFUNDED, 0,
+                      "the payment is not fully refunded (status \"%.40s\", %s of %s refunded); "
+                      "a refund receipt needs status refunded and the whole amount refunded",
+                      st, ref, ini);
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+int payment_line_taxable(const struct hubspot_line_item *li)
+{
+    return li->tax_rate_group_id != NULL && li->tax_rate_group_id[0] != '\0';
+}
+
+int payment_taxable_failure(const struct hubspot_line_item *li, size_t n, struct api_error *err,
+                            char **details_json)
+{
+    struct jbuf jb, msg;
+    size_t i, ntax = 0;
+    char idbuf[24];
+
+    *details_json = NULL;
+    for (i = 0; i < n; i++)
+        ntax += payment_line_taxable(&li[i]) != 0;
+    if (!ntax)
+        return 0;
+    jbuf_init(&jb, 64 * 1024);
+    jbuf_init(&msg, 4096);
+    jbuf_obj_open(&jb);
+    jbuf_key(&jb, "line_items");
+    jbuf_arr_open(&jb);
+    for (i = 0, ntax = 0; i < n; i++) {
+        char name[RESOLVE_ITEM_NAME_MAX + 1];
+        if (!payment_line_taxable(&li[i]))
+            continue;
+        resolve_item_name(&li[i], name, sizeof name);
+        snprintf(idbuf, sizeof idbuf, "%" PRId64, li[i].id);
+        jbuf_obj_open(&jb);
+        jbuf_kv_str(&jb, "id", idbuf);
+        jbuf_kv_str(&jb, "name", name);
+        jbuf_kv_str(&jb, "tax_rate_group_id", li[i].tax_rate_group_id);
+        jbuf_obj_close(&jb);
+        if (ntax++)
+            jbuf_escape(&msg, ", ", 2);
+        jbuf_escape(&msg, name, strlen(name));
+    }
+    jbuf_arr_close(&jb);
+    jbuf_obj_close(&jb);
+    api_error_set(err, API_PERMANENT, HSQB_ERR_TAXABLE_ITEMS_NOT_ALLOWED, 0,
+                  "a paid invoice takes non-taxable line items only; %zu line item%s a tax rate: "
+                  "%s (record the payment as a sales receipt instead)",
+                  ntax, ntax == 1 ? " has" : "s have", jbuf_cstr(&msg) ? jbuf_cstr(&msg) : "");
+    if (!jb.err && jbuf_cstr(&jb))
+        *details_json = strdup(jbuf_cstr(&jb));
+    jbuf_release(&jb);
+    jbuf_release(&msg);
+    return 1;
+}
+
+int payment_expense_amount(const struct payment_facts *f, enum expense_amount_source src,
+                           int64_t *cents, struct api_error *err)
+{
+    int64_t v = src == AMOUNT_SOURCE_TOTAL ? f->initial_cents
+                : src == AMOUNT_SOURCE_NET ? f->net_cents
+                                           : f->fees_cents;
+    char amt[MONEY_FMT_SIZE];
+
+    if (v == 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_ZERO_AMOUNT, 0,
+                      "the payment's %s amount is zero: there is no expense to record",
+                      amount_source_name(src));
+        return -1;
+    }
+    if (v < 0) {
+        money_format(v, amt, sizeof amt);
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "the payment's %s amount is %s; an expense cannot be negative",
+                      amount_source_name(src), amt);
+        return -1;
+    }
+    *cents = v;
+    return 0;
+}
+
+const char *const *payment_method_names(const char *m)
+{
+    static const char *const cash[] = {"Cash", NULL};
+    static const char *const check[] = {"Check", "Cheque", NULL};
+    static const char *const card[] = {"Credit Card", "Card", NULL};
+    static const char *const ach[] = {"ACH", "Bank Transfer", "EFT", NULL};
+    static const char *const wire[] = {"Wire Transfer", "Wire", "Bank Transfer", NULL};
+    static const char *const debit[] = {"Direct Debit", "Bank Transfer", NULL};
+    static const char *const none[] = {NULL};
+
+    if (!m)
+        return none;
+    if (strcmp(m, "cash") == 0)
+        return cash;
+    if (strcmp(m, "check") == 0)
+        return check;
+    if (strcmp(m, "card") == 0)
+        return card;
+    if (strcmp(m, "ach") == 0)
+        return ach;
+    if (strcmp(m, "wire_transfer") == 0)
+        return wire;
+    if (strcmp(m, "sepa") == 0 || strcmp(m, "bacs") == 0 || strcmp(m, "pads") == 0)
+        return debit;
+    return none;
+}
+
+/* Copy at most max bytes of s into out (outsz > max), cut on a UTF-8 boundary. */
+static void cut_utf8(const char *s, size_t max, char *out, size_t outsz)
+{
+    size_t n = strlen(s);
+
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n >= outsz)
+        n = outsz - 1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+void payment_private_note(const struct action_event *ev, const char *what, const char *reference,
+                          char *out, size_t outsz)
+{
+    char ref[80], cut[65];
+
+    ref[0] = '\0';
+    if (reference) {
+        cut_utf8(reference, 64, cut, sizeof cut);
+        snprintf(ref, sizeof ref, " (%s)", cut);
+    }
+    snprintf(out, outsz, "HubSpot payment %" PRId64 "%s%s%s hsqb event %s", ev->object_id,
+             what ? " " : "", what ? what : "", ref, ev->id);
+}
+
+/* ---- bodies (pure) ------------------------------------------------------------------- */
+
+static struct json_object *ref(const char *id)
+{
+    struct json_object *r = json_object_new_object();
+    json_object_object_add(r, "value", json_object_new_string(id));
+    return r;
+}
+
+static struct json_object *money_json(int64_t cents)
+{
+    char amt[MONEY_FMT_SIZE];
+    money_format(cents, amt, sizeof amt);
+    return json_object_new_double_s(strtod(amt, NULL), amt);
+}
+
+void payment_doc_extras(struct json_object *body, const struct payment_extras *e)
+{
+    char r[PAYMENT_REF_MAX + 1];
+
+    if (e->deposit_account_id)
+        json_object_object_add(body, "DepositToAccountRef", ref(e->deposit_account_id));
+    if (e->method_id)
+        json_object_object_add(body, "PaymentMethodRef", ref(e->method_id));
+    if (e->reference) {
+        cut_utf8(e->reference, PAYMENT_REF_MAX, r, sizeof r);
+        json_object_object_add(body, "PaymentRefNum", json_object_new_string(r));
+    }
+    if (e->due_date)
+        json_object_object_add(body, "DueDate", json_object_new_string(e->due_date));
+}
+
+struct json_object *payment_payment_body(const struct payment_body *b)
+{
+    struct json_object *p = json_object_new_object(), *lines = json_object_new_array();
+    struct json_object *line = json_object_new_object(), *links = json_object_new_array();
+    struct json_object *lt = json_object_new_object();
+    struct payment_extras x = b->x;
+
+    if (!p || !lines || !line || !links || !lt) {
+        json_object_put(p);
+        json_object_put(lines);
+        json_object_put(line);
+        json_object_put(links);
+        json_object_put(lt);
+        return NULL;
+    }
+    json_object_object_add(p, "CustomerRef", ref(b->customer_id));
+    json_object_object_add(p, "TotalAmt", money_json(b->amount_cents));
+    json_object_object_add(p, "TxnDate", json_object_new_string(b->txn_date));
+    json_object_object_add(p, "PrivateNote", json_object_new_string(b->private_note));
+    x.due_date = NULL;
+    payment_doc_extras(p, &x);
+    json_object_object_add(lt, "TxnId", json_object_new_string(b->invoice_id));
+    json_object_object_add(lt, "TxnType", json_object_new_string("Invoice"));
+    json_object_array_add(links, lt);
+    json_object_object_add(line, "Amount", money_json(b->amount_cents));
+    json_object_object_add(line, "LinkedTxn", links);
+    json_object_array_add(lines, line);
+    json_object_object_add(p, "Line", lines);
+    return p;
+}
+
+struct json_object *payment_purchase_body(const struct purchase_body *b)
+{
+    struct json_object *p = json_object_new_object(), *lines = json_object_new_array();
+    struct json_object *line = json_object_new_object(), *det = json_object_new_object();
+
+    if (!p || !lines || !line || !det) {
+        json_object_put(p);
+        json_object_put(lines);
+        json_object_put(line);
+        json_object_put(det);
+        return NULL;
+    }
+    json_object_object_add(p, "PaymentType",
+                           json_object_new_string(payment_type_name(b->payment_type)));
+    json_object_object_add(p, "AccountRef", ref(b->paid_from_id));
+    if (b->vendor_id) {
+        struct json_object *er = ref(b->vendor_id);
+        json_object_object_add(er, "type", json_object_new_string("Vendor"));
+        json_object_object_add(p, "EntityRef", er);
+    }
+    json_object_object_add(p, "TxnDate", json_object_new_string(b->txn_date));
+    json_object_object_add(p, "PrivateNote", json_object_new_string(b->private_note));
+    json_object_object_add(line, "DetailType",
+                           json_object_new_string("AccountBasedExpenseLineDetail"));
+    json_object_object_add(line, "Amount", money_json(b->amount_cents));
+    if (b->description)
+        json_object_object_add(line, "Description", json_object_new_string(b->description));
+    json_object_object_add(det, "AccountRef", ref(b->expense_id));
+    json_object_object_add(line, "AccountBasedExpenseLineDetail", det);
+    json_object_array_add(lines, line);
+    json_object_object_add(p, "Line", lines);
+    return p;
+}
+
+/* ---- the Purchase's create-once ------------------------------------------------------ */
+
+/* Same marker as action_create_once(): 1 when it already existed (or Redis could not
+ * say), so the caller looks the document up before creating. */
+static int marker_existed(const struct action_ctx *ctx, const char *step)
+{
+    char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
+    redisReply *r;
+    int before = 1;
+
+    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->redis), ctx->ev->id,
+                 step) >= (int)sizeof key)
+        return 1;
+    snprintf(ttl, sizeof ttl, "%" PRId64, ctx->settings->dedup_window_ms);
+    r = redis_command(ctx->redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
+    if (r && r->type == REDIS_REPLY_STATUS)
+        before = 0;
+    else if (!r)
+        log_warn("event %s: marker for step %s not set (%s); looking the expense up first",
+                 ctx->ev->id, step, e);
+    freeReplyObject(r);
+    return before;
+}
+
+/* Our Purchase of txn_date (PrivateNote ends with " hsqb event <id>"): *found is a new
+ * reference or NULL. */
+static int find_purchase(const struct action_ctx *ctx, const char *txn_date,
+                         struct json_object **found, struct api_error *err)
+{
+    char sql[QBO_SQL_MAX], want[EVENT_ID_MAX + 16];
+    struct json_object *rows = NULL, *best = NULL;
+    const char *bid = NULL;
+    size_t i, n, w;
+
+    *found = NULL;
+    snprintf(sql, sizeof sql, "SELECT * FROM Purchase WHERE TxnDate = '%s'", txn_date);
+    if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0,
+                      PURCHASE_LOOKUP_MAX, &rows, NULL, err) < 0)
+        return -1;
+    snprintf(want, sizeof want, " hsqb event %s", ctx->ev->id);
+    w = strlen(want);
+    n = json_object_array_length(rows);
+    for (i = 0; i < n; i++) {
+        struct json_object *row = json_object_array_get_idx(rows, i);
+        const char *note, *id;
+        if (json_get_str(row, "Id", &id) != JGET_OK ||
+            json_get_str(row, "PrivateNote", &note) != JGET_OK || strlen(note) < w ||
+            strcmp(note + strlen(note) - w, want) != 0)
+            continue;
+        if (!bid || strlen(id) < strlen(bid) ||
+            (strlen(id) == strlen(bid) && strcmp(id, bid) < 0)) {
+            bid = id;
+            best = row;
+        }
+    }
+    if (best)
+        *found = json_object_get(best);
+    json_object_put(rows);
+    return 0;
+}
+
+static int purchase_create_once(const struct action_ctx *ctx, const char *step,
+                                struct json_object *body, const char *txn_date,
+                                struct json_object **out, struct api_error *err)
+{
+    char rid[HASH_REQUEST_ID_MAX + 1];
+
+    api_error_clear(err);
+    if (marker_existed(ctx, step)) {
+        if (find_purchase(ctx, txn_date, out, err) < 0)
+            return -1;
+        if (*out) {
+            log_info("event %s: Purchase already created by an earlier attempt; reusing it",
+                     ctx->ev->id);
+            return 0;
+        }
+    }
+    if (ctx->claim_lost && atomic_load(ctx->claim_lost)) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "the event's claim was lost before creating the Purchase");
+        return -1;
+    }
+    if (hash_request_id(ctx->ev->id, step, rid) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+        return -1;
+    }
+    return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, "purchase", body, rid,
+                      out, err);
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+struct prun {
+    const struct action_ctx *ctx;
+    struct resolve_ctx rc;
+    struct hubspot_object *obj;
+    struct payment_facts f;
+    struct hubspot_contact *contact;
+    struct hubspot_line_items *lis;
+    struct hubspot_line_item synth; /* the default-item line of a payment without lines */
+    char synth_amount[MONEY_FMT_SIZE];
+    char synth_desc[DESC_MAX];
+    const struct hubspot_line_item *li;
+    size_t n;
+    struct sales_line *lines;
+    struct resolve_item *items;
+    const char **item_ids;
+    char date[11];
+    char customer_id[RESOLVE_ID_MAX];
+    char deposit_id[RESOLVE_ID_MAX];
+    char method_id[RESOLVE_ID_MAX];
+    int created_customer;
+    int64_t total_cents;
+};
+
+static void prun_release(struct prun *r)
+{
+    hubspot_object_free(r->obj);
+    hubspot_contact_free(r->contact);
+    hubspot_line_items_free(r->lis);
+    free(r->lines);
+    free(r->items);
+    free(r->item_ids);
+}
+
+static int oom(struct api_error *err)
+{
+    api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+    return -1;
+}
+
+/* The payment, its facts and the status rule: nothing written anywhere yet. */
+static int read_payment(struct prun *r, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    struct hubspot_ctx hc = {ctx->http, ctx->redis, ev->portal_id, ctx->deadline_ms};
+    char e[256];
+
+    if (hubspot_get_object(ctx->hubspot, &hc, OBJECT_COMMERCE_PAYMENT, ev->object_id, &r->obj,
+                           err) < 0)
+        return -1;
+    if (payment_facts_read(r->obj, ctx->settings->rounding, &r->f, e, sizeof e) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+        return -1;
+    }
+    if (payment_check_status(ev->action, &r->f, err) < 0)
+        return -1;
+    if (r->f.currency && strcasecmp(r->f.currency, "USD") != 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "payment %" PRId64 " is in %.8s; these actions book US dollars only",
+                      ev->object_id, r->f.currency);
+        return -1;
+    }
+    if (ev->action != ACTION_CREATE_REFUND_RECEIPT && r->f.date[0])
+        memcpy(r->date, r->f.date, sizeof r->date);
+    else
+        sales_txn_date(ev, ctx->now_ms, r->date);
+    return 0;
+}
+
+/* One line for the whole amount against the default item (a payment without lines). */
+static void synth_line(struct prun *r, int64_t cents)
+{
+    char cut[65];
+
+    money_format(cents, r->synth_amount, sizeof r->synth_amount);
+    if (r->f.reference) {
+        cut_utf8(r->f.reference, 64, cut, sizeof cut);
+        snprintf(r->synth_desc, sizeof r->synth_desc, "HubSpot payment %" PRId64 " (%s)",
+                 r->ctx->ev->object_id, cut);
+    } else {
+        snprintf(r->synth_desc, sizeof r->synth_desc, "HubSpot payment %" PRId64,
+                 r->ctx->ev->object_id);
+    }
+    r->synth = (struct hubspot_line_item){
+        .id = r->ctx->ev->object_id,
+        .name = (char *)PAYMENT_DEFAULT_ITEM,
+        .description = r->synth_desc,
+        .quantity = (char *)"1",
+        .price = r->synth_amount,
+        .amount = r->synth_amount,
+    };
+    r->li = &r->synth;
+    r->n = 1;
+}
+
+/* Contact, line items and their money, the document rules: still nothing written. */
+static int read_lines(struct prun *r, struct action_outcome *out, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    struct hubspot_ctx hc = {ctx->http, ctx->redis, ev->portal_id, ctx->deadline_ms};
+    char e[256], a[MONEY_FMT_SIZE], b[MONEY_FMT_SIZE];
+    int64_t contact_id;
+    size_t i;
+
+    if (ev->in.customer_source == CUSTOMER_CONTACT_ID) {
+        contact_id = ev->in.customer_contact_id;
+    } else if (r->obj->ncontacts > 0) {
+        contact_id = r->obj->contact_ids[0]; /* lowest id: the documented "first" */
+    } else {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_NO_CONTACT, 0,
+                      "payment %" PRId64 " has no associated contact", ev->object_id);
+        return -1;
+    }
+    if (r->obj->nline_items > 0) {
+        if (hubspot_get_line_items(ctx->hubspot, &hc, r->obj->line_item_ids, r->obj->nline_items,
+                                   &r->lis, err) < 0)
+            return -1;
+        r->li = r->lis->items;
+        r->n = r->lis->n;
+    } else {
+        synth_line(r, ev->action == ACTION_CREATE_REFUND_RECEIPT ? r->f.refunds_cents
+                                                                 : r->f.initial_cents);
+    }
+    if (ev->action == ACTION_CREATE_PAID_INVOICE &&
+        payment_taxable_failure(r->li, r->n, err, &out->details_json))
+        return -1;
+    r->lines = calloc(r->n, sizeof *r->lines);
+    r->items = calloc(r->n, sizeof *r->items);
+    r->item_ids = calloc(r->n, sizeof *r->item_ids);
+    if (!r->lines || !r->items || !r->item_ids)
+        return oom(err);
+    for (i = 0; i < r->n; i++) {
+        if (sales_line_money(&r->li[i], ctx->settings->rounding, &r->lines[i], e, sizeof e) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+            return -1;
+        }
+        if (money_add(r->total_cents, r->lines[i].amount_cents, &r->total_cents) != MONEY_OK) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "the document total is out of range");
+            return -1;
+        }
+    }
+    if (ev->action == ACTION_CREATE_PAID_INVOICE && r->total_cents != r->f.initial_cents) {
+        money_format(r->f.initial_cents, a, sizeof a);
+        money_format(r->total_cents, b, sizeof b);
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "payment %" PRId64 " received %s but its line items total %s (an "
+                      "order-level discount, fee or tax?); a paid invoice must settle to a zero "
+                      "balance, record a sales receipt instead",
+                      ev->object_id, a, b);
+        return -1;
+    }
+    return hubspot_get_contact(ctx->hubspot, &hc, contact_id, &r->contact, err);
+}
+
+static int check_company(const struct prun *r, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    struct qbo_company co;
+
+    if (qbo_company_info(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, &co, err) < 0)
+        return -1;
+    if (!co.is_us) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
+                      "QuickBooks company %s is not a US company (country \"%s\"); these actions "
+                      "serve US companies only",
+                      ctx->ev->in.realm_id, co.country);
+        return -1;
+    }
+    return 0;
+}
+
+/* Company, accounts, payment method, items (lookup only): still nothing written. */
+static int check_qbo(struct prun *r, size_t *nmissing, struct action_outcome *out,
+                     struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    const char *dep = NULL;
+    char income[RESOLVE_ID_MAX];
+    int found = 0;
+
+    if (check_company(r, err) < 0)
+        return -1;
+    if (ev->action == ACTION_CREATE_REFUND_RECEIPT)
+        dep = ev->in.refund_from_account;
+    else if (ev->in.deposit_to_account)
+        dep = ev->in.deposit_to_account;
+    else if (ev->action == ACTION_CREATE_SALES_RECEIPT && ctx->settings->deposit_account[0])
+        dep = ctx->settings->deposit_account;
+    if (dep && resolve_account(&r->rc, dep, r->deposit_id, err) < 0)
+        return -1;
+    if (resolve_payment_method(&r->rc, payment_method_names(r->f.method), r->method_id, &found,
+                               err) < 0)
+        return -1;
+    if (resolve_items_lookup(&r->rc, r->li, r->n, r->items, nmissing, err) < 0)
+        return -1;
+    if (*nmissing && !ev->in.create_missing_products) {
+        resolve_items_missing(r->li, r->n, r->items, err, &out->details_json);
+        return -1;
+    }
+    if (*nmissing && resolve_income_account(&r->rc, income, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Customer, missing items and the sales document (round 1: after a 610). */
+static int write_doc(struct prun *r, size_t nmissing, int round, struct json_object **doc,
+                     struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    int invoice = ev->action == ACTION_CREATE_PAID_INVOICE;
+    char note[PAYMENT_NOTE_MAX];
+    struct payment_extras x = {0};
+    struct sales_doc d;
+    struct json_object *body;
+    size_t i;
+    int rc;
+
+    if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
+        return -1;
+    if (nmissing && resolve_items_create(&r->rc, r->li, r->n, r->items, err) < 0)
+        return -1;
+    for (i = 0; i < r->n; i++)
+        r->item_ids[i] = r->items[i].id;
+    payment_private_note(ev, ev->action == ACTION_CREATE_REFUND_RECEIPT ? "refund" : NULL,
+                         r->f.reference, note, sizeof note);
+    d = (struct sales_doc){
+        .action = ev->action,
+        .customer_id = r->customer_id,
+        .txn_date = r->date,
+        .private_note = note,
+        .li = r->li,
+        .lines = r->lines,
+        .item_ids = r->item_ids,
+        .n = r->n,
+    };
+    body = sales_doc_body(&d);
+    if (!body)
+        return oom(err);
+    if (invoice) {
+        x.due_date = r->date; /* paid the day it is issued */
+    } else {
+        x.deposit_account_id = r->deposit_id[0] ? r->deposit_id : NULL;
+        x.method_id = r->method_id[0] ? r->method_id : NULL;
+        x.reference = r->f.reference;
+    }
+    payment_doc_extras(body, &x);
+    rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action), body,
+                            r->customer_id, r->date, doc, err);
+    json_object_put(body);
+    return rc;
+}
+
+/* The Payment settling invoice inv in full: its id into payment_id. */
+static int write_payment(struct prun *r, struct json_object *inv, char *payment_id,
+                         struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    char note[PAYMENT_NOTE_MAX];
+    struct json_object *body, *pay = NULL;
+    const char *inv_id, *pid;
+    struct payment_body b;
+    int rc;
+
+    if (json_get_str(inv, "Id", &inv_id) != JGET_OK || !*inv_id) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned an Invoice without an Id");
+        return -1;
+    }
+    payment_private_note(ctx->ev, NULL, r->f.reference, note, sizeof note);
+    b = (struct payment_body){
+        .customer_id = r->customer_id,
+        .invoice_id = inv_id,
+        .amount_cents = r->total_cents,
+        .txn_date = r->date,
+        .private_note = note,
+        .x = {.deposit_account_id = r->deposit_id[0] ? r->deposit_id : NULL,
+              .method_id = r->method_id[0] ? r->method_id : NULL,
+              .reference = r->f.reference},
+    };
+    body = payment_payment_body(&b);
+    if (!body)
+        return oom(err);
+    rc = action_create_once(ctx, "payment", "Payment", body, r->customer_id, r->date, &pay, err);
+    json_object_put(body);
+    if (rc < 0)
+        return -1;
+    if (json_get_str(pay, "Id", &pid) != JGET_OK || !*pid || strlen(pid) >= RESOLVE_ID_MAX) {
+        json_object_put(pay);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned a Payment without an Id");
+        return -1;
+    }
+    snprintf(payment_id, RESOLVE_ID_MAX, "%s", pid);
+    json_object_put(pay);
+    return 0;
+}
+
+static int fill_outcome(const struct prun *r, struct json_object *doc, struct action_outcome *out,
+                        struct api_error *err)
+{
+    const char *s;
+    struct json_object *cur;
+    size_t i, nc = 0;
+
+    snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(r->ctx->ev->action));
+    if (json_get_str(doc, "Id", &s) != JGET_OK || !*s || strlen(s) >= sizeof out->id) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned a %s without an Id", out->entity);
+        return -1;
+    }
+    snprintf(out->id, sizeof out->id, "%s", s);
+    if (json_get_str(doc, "DocNumber", &s) == JGET_OK && strlen(s) < sizeof out->doc_number)
+        snprintf(out->doc_number, sizeof out->doc_number, "%s", s);
+    snprintf(out->currency, sizeof out->currency, "USD");
+    if (json_get_obj(doc, "CurrencyRef", &cur) == JGET_OK &&
+        json_get_str(cur, "value", &s) == JGET_OK && strlen(s) == 3)
+        snprintf(out->currency, sizeof out->currency, "%s", s);
+    out->total_cents = r->total_cents;
+    snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
+    out->created_customer = r->created_customer;
+    for (i = 0; i < r->n && r->items; i++)
+        nc += r->items[i].created;
+    if (!nc)
+        return 0;
+    out->created_items = calloc(nc, sizeof *out->created_items);
+    if (!out->created_items)
+        return oom(err);
+    for (i = 0; i < r->n; i++) {
+        if (!r->items[i].created)
+            continue;
+        snprintf(out->created_items[out->ncreated].id, RESOLVE_ID_MAX, "%s", r->items[i].id);
+        snprintf(out->created_items[out->ncreated].name, RESOLVE_ITEM_NAME_MAX + 1, "%s",
+                 r->items[i].name);
+        out->ncreated++;
+    }
+    return 0;
+}
+
+/* Sales receipt, paid invoice, refund receipt. */
+static int run_document(struct prun *r, struct action_outcome *out, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    struct json_object *doc = NULL;
+    size_t nmissing = 0;
+    int rc = -1, round;
+
+    if (read_lines(r, out, err) < 0 || check_qbo(r, &nmissing, out, err) < 0)
+        return -1;
+    for (round = 0; round < 2; round++) {
+        if (write_doc(r, nmissing, round, &doc, err) == 0)
+            break;
+        if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0)
+            return -1;
+        /* a cached customer or item is gone (inactive or deleted): match afresh */
+        log_warn("event %s: QuickBooks says a referenced record is gone (%s); re-resolving",
+                 ctx->ev->id, err->message);
+        resolve_forget_customer(&r->rc, r->contact->id);
+        resolve_forget_items(&r->rc, r->li, r->n);
+        if (resolve_items_lookup(&r->rc, r->li, r->n, r->items, &nmissing, err) < 0)
+            return -1;
+        if (nmissing && !ctx->ev->in.create_missing_products) {
+            resolve_items_missing(r->li, r->n, r->items, err, &out->details_json);
+            return -1;
+        }
+    }
+    if (ctx->ev->action == ACTION_CREATE_PAID_INVOICE &&
+        write_payment(r, doc, out->payment_id, err) < 0)
+        goto out;
+    rc = fill_outcome(r, doc, out, err);
+out:
+    json_object_put(doc);
+    return rc;
+}
+
+static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    static const char *const what[] = {"processing fees", "net amount", "amount"};
+    char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX], vendor_id[RESOLVE_ID_MAX];
+    char note[PAYMENT_NOTE_MAX], desc[DESC_MAX], cut[65];
+    struct json_object *body = NULL, *doc = NULL;
+    struct purchase_body pb;
+    int64_t amount;
+    int created = 0, round, rc = -1;
+
+    if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||
+        check_company(r, err) < 0 ||
+        resolve_account(&r->rc, ev->in.expense_account, expense_id, err) < 0 ||
+        resolve_account(&r->rc, ev->in.paid_from_account, from_id, err) < 0)
+        return -1;
+    payment_private_note(ev, what[ev->in.amount_source], r->f.reference, note, sizeof note);
+    cut_utf8(r->f.reference ? r->f.reference : "", 64, cut, sizeof cut);
+    snprintf(desc, sizeof desc, "HubSpot payment %" PRId64 "%s%s%s %s", ev->object_id,
+             cut[0] ? " (" : "", cut, cut[0] ? ")" : "", what[ev->in.amount_source]);
+    for (round = 0; round < 2; round++) {
+        if (ev->in.vendor && resolve_vendor(&r->rc, ev->in.vendor, vendor_id, &created, err) < 0)
+            return -1;
+        if (created)
+            log_info("event %s: created vendor %s in realm %s", ev->id, vendor_id, ev->in.realm_id);
+        pb = (struct purchase_body){
+            .payment_type = ev->in.payment_type,
+            .paid_from_id = from_id,
+            .expense_id = expense_id,
+            .vendor_id = ev->in.vendor ? vendor_id : NULL,
+            .amount_cents = amount,
+            .description = desc,
+            .txn_date = r->date,
+            .private_note = note,
+        };
+        body = payment_purchase_body(&pb);
+        if (!body)
+            return oom(err);
+        rc = purchase_create_once(ctx, round ? "doc:r1" : "doc", body, r->date, &doc, err);
+        json_object_put(body);
+        if (rc == 0 || round > 0 || !ev->in.vendor || strcmp(err->qbo_fault_code, "610") != 0)
+            break;
+        log_warn("event %s: QuickBooks says the vendor is gone (%s); re-resolving", ev->id,
+                 err->message);
+        resolve_forget_vendor(&r->rc, ev->in.vendor);
+    }
+    if (rc < 0)
+        return -1;
+    r->total_cents = amount;
+    rc = fill_outcome(r, doc, out, err);
+    json_object_put(doc);
+    return rc;
+}
+
+static int payment_handles(enum hsqb_action a, enum hsqb_object_type t)
+{
+    return t == OBJECT_COMMERCE_PAYMENT &&
+           (a == ACTION_CREATE_SALES_RECEIPT || a == ACTION_CREATE_PAID_INVOICE ||
+            a == ACTION_CREATE_EXPENSE || a == ACTION_CREATE_REFUND_RECEIPT);
+}
+
+static int payment_run(const struct action_ctx *ctx, struct action_outcome *out,
+                       struct api_error *err)
+{
+    struct prun r = {.ctx = ctx};
+    int rc;
+
+    api_error_clear(err);
+    r.rc = (struct resolve_ctx){
+        .opts = &ctx->settings->resolve,
+        .qbo = ctx->qbo,
+        .http = ctx->http,
+        .redis = ctx->redis,
+        .realm = ctx->ev->in.realm_id,
+        .portal_id = ctx->ev->portal_id,
+        .event_id = ctx->ev->id,
+        .claim_lost = ctx->claim_lost,
+    };
+    rc = read_payment(&r, err);
+    if (rc == 0)
+        rc = ctx->ev->action == ACTION_CREATE_EXPENSE ? run_expense(&r, out, err)
+                                                      : run_document(&r, out, err);
+    prun_release(&r);
+    return rc;
+}
+
+const struct action_ops action_payment_ops = {
+    .family = "payment",
+    .handles = payment_handles,
+    .run = payment_run,
+};
