@@ -11,7 +11,8 @@
 #   make fuzz       short libFuzzer runs (FUZZ_SECONDS each, default 60)
 #   make lint       cppcheck + clang-tidy + the compiler warnings
 #   make fmt        clang-format -i over our sources
-#   make demo       the main job end to end (arrives with the worker issue)
+#   make demo       the main job end to end against the dev stack
+#   make bench      the benchmark (not a test)
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -203,17 +204,12 @@ check: test
 unit: unit-bins
 	@BUILD=$(BUILD) tests/run-tests unit
 
-# Until the worker issue lands, the demo shows what exists: the decoder's verdict on the
-# example events of every action, and the effective configuration.
+# The main job end to end: dev stack, two worker replicas, a small realistic stream of
+# events, a readable report of outcomes and of what now exists in the QBO sandbox.
 .PHONY: demo
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@echo "== hsqb-worker validate schemas/examples/valid/*.json"
-	@$(WORKER_BIN) validate schemas/examples/valid/*.json
-	@echo "== hsqb-worker config dump (defaults; secrets redacted)"
-	@HSQB_KAFKA_BROKERS=localhost:9092 HSQB_OAUTH_CLIENT_ID=demo HSQB_OAUTH_CLIENT_SECRET=demo-secret \
-	  $(WORKER_BIN) config dump | head -n 20
-	@echo "== the end-to-end demo (Kafka -> worker -> QuickBooks sandbox) arrives with the worker issue"
+	@BUILD=$(BUILD) /usr/bin/python3 tests/demo/demo.py $(DEMO_ARGS)
 
 # The dev stack (redis-server, kafka-mock, hsqb-sandbox) on private ports; addresses and
 # HSQB_* settings in .stack/env. `make stack-down` stops exactly those processes.

@@ -227,6 +227,8 @@ static int store_qbo(const struct opts *op, const struct config *cfg, struct red
 
 static int hs_key(struct redis_conn *redis, const char *portal, char *key, size_t keysz)
 {
+    if (portal == NULL) /* callers validate first; kept for the analyzer and for safety */
+        return -1;
     return hubspot_token_key(key, keysz, redis_conn_prefix(redis), strtoll(portal, NULL, 10));
 }
 
@@ -344,7 +346,7 @@ static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE 
 static const char *flag_value(int argc, char **argv, int *i, const char *name)
 {
     size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
+    if (argv[*i] == NULL || strncmp(argv[*i], name, n) != 0)
         return NULL;
     if (argv[*i][n] == '=')
         return argv[*i] + n + 1;

@@ -5,7 +5,8 @@
  *
  *   settings -> log level, secrets registered for redaction -> libcurl global init
  *   -> metrics -> rate limiter -> oauth -> HubSpot client -> QBO client -> producer
- *   -> pipeline (lease keeper) -> consumer (worker threads, subscription)
+ *   -> pipeline (lease keeper, circuit breakers) -> consumer (worker threads, subscribed
+ *   to kafka.topic.actions and kafka.topic.retry)
  *   -> HTTP endpoint (/metrics, /healthz, /readyz) -> signals -> consumer_run()
  *
  * Readiness (/readyz) = partitions assigned, or the group formed with none for us (a
@@ -170,8 +171,13 @@ int cmd_run(int argc, char **argv, const char *version)
                                 .paused = metrics_on_paused,
                                 .assigned = metrics_on_assigned,
                                 .lag = metrics_on_lag,
-                                .heartbeat = metrics_on_heartbeat};
+                                .heartbeat = metrics_on_heartbeat,
+                                .held = metrics_on_held};
+    /* the retry topic is consumed by the same workers (design §3.3, worker/delay.h) */
+    const char *topics[] = {config_get_str(cfg, "kafka.topic.actions"),
+                            config_get_str(cfg, "kafka.topic.retry"), NULL};
     struct consumer_params cp = {.cfg = cfg,
+                                 .topics = topics,
                                  .handler = pipeline_sched_handler,
                                  .opaque = pipeline,
                                  .thread_new = pipeline_sched_thread_new,

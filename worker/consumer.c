@@ -21,6 +21,11 @@
  * coordinator; a revoke and the shutdown commit synchronously. A message polled while we
  * stop is destroyed undispatched: nothing after it is dispatched either, so its offset
  * can never be committed past.
+ *
+ * Retry-topic records (worker/delay.h) whose not-before time is still ahead are copied
+ * off their fetch buffer (delay_msg_new) and handed to the scheduler as held messages:
+ * they wait in its timer heap without a worker thread, under their own memory bounds,
+ * so the main topic keeps flowing however full the retry topic is.
  */
 #include "worker/consumer.h"
 
@@ -34,6 +39,7 @@
 #include <json-c/json.h>
 
 #include "common/log.h"
+#include "worker/delay.h"
 
 #define POLL_MS          100 /* poll timeout while nothing is paused */
 #define POLL_PAUSED_MS   20  /* ...and while something waits to be resumed */
@@ -55,6 +61,7 @@ struct consumer {
     struct scheduler *sched;
     struct producer *producer;
     struct consumer_hooks hooks;
+    struct delay_policy delay;
     int64_t revoke_timeout_ms, drain_timeout_ms;
     atomic_int stop;
     atomic_int fatal;
@@ -70,6 +77,14 @@ static int64_t mono_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -388,6 +403,8 @@ static void sweep(struct consumer *c)
         c->hooks.paused(c->hooks.arg, npaused);
     if (c->hooks.assigned != NULL)
         c->hooks.assigned(c->hooks.arg, (int64_t)c->nparts);
+    if (c->hooks.held != NULL)
+        c->hooks.held(c->hooks.arg, (int64_t)scheduler_held(c->sched));
     c->last_sweep = mono_ms();
 }
 
@@ -397,8 +414,11 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     struct inbound_msg m = {0};
     rd_kafka_headers_t *hdrs = NULL;
     struct cpart *cp;
+    struct delay_msg *held = NULL;
+    enum sched_submit r;
     bool want = false;
     char err[256];
+    int64_t hold;
 
     if (rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -425,7 +445,25 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     /* parsed here, once, on the poll thread: the lazy parse is not thread-safe */
     if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
         m.headers = hdrs;
-    switch (scheduler_submit(c->sched, cp->sp, &m, rkm, &want, err, sizeof(err))) {
+    hold = delay_hold_ms(&c->delay, topic, m.headers, wall_ms());
+    if (hold > 0 && (held = delay_msg_new(&m)) != NULL) {
+        /* the copy is self-contained: the fetch buffer behind rkm is not pinned */
+        r = scheduler_submit_delayed(c->sched, cp->sp, &held->msg, held, delay_msg_free, hold,
+                                     held->bytes, &want, err, sizeof(err));
+        if (r != SCHED_ACCEPTED)
+            delay_msg_free(held);
+        else
+            log_debug("kafka: holding %s/%d offset %lld for %lld ms", topic, (int)rkm->partition,
+                      (long long)rkm->offset, (long long)hold);
+    } else {
+        /* out of memory for the copy: run it now; the pipeline re-checks not-before */
+        r = scheduler_submit(c->sched, cp->sp, &m, rkm, &want, err, sizeof(err));
+    }
+    if (held != NULL && r != SCHED_REFUSED) {
+        rd_kafka_message_destroy(rkm);
+        rkm = NULL;
+    }
+    switch (r) {
     case SCHED_ACCEPTED:
         if (want && !cp->paused)
             set_paused(c, cp, true);
@@ -436,7 +474,8 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         break;
     case SCHED_ERROR:
-        rd_kafka_message_destroy(rkm);
+        if (rkm != NULL)
+            rd_kafka_message_destroy(rkm);
         snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", err);
         atomic_store(&c->fatal, 1);
         break;
@@ -535,6 +574,11 @@ struct consumer *consumer_new(const struct consumer_params *p, char *errstr, siz
     so.thread_new = p->thread_new;
     so.thread_free = p->thread_free;
     so.release = release_msg;
+    if (delay_policy_from_config(&c->delay, cfg, errstr, errsz) < 0)
+        goto fail;
+    so.max_held = c->delay.max_held;
+    so.max_held_per_partition = c->delay.max_held_per_partition;
+    so.max_held_bytes = c->delay.max_held_bytes;
 
     conf = make_conf(c, cfg, errstr, errsz);
     if (conf == NULL)

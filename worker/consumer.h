@@ -24,6 +24,11 @@
  * finishes uncommitted (another member may redeliver it: Redis claims make that safe).
  * On assign, each partition starts with an empty offset tracker.
  *
+ * Retry topic: a record of kafka.topic.retry whose hsqb-not-before lies ahead is held in
+ * memory (worker/delay.h: copied, then parked in the scheduler's timer heap without a
+ * thread) for at most retry.hold_max; retry.max_held* bound that memory by pausing the
+ * retry partitions only.
+ *
  * Flow control: over the scheduler's bounds a partition is paused
  * (rd_kafka_pause_partitions) while polling continues (rebalances, heartbeats); it is
  * resumed below the low watermark.
@@ -62,6 +67,8 @@ struct consumer_hooks {
     void (*lag)(void *arg, const char *topic, int32_t partition, int64_t lag);
     /* The poll loop is alive (liveness: /healthz); called at least every 100 ms. */
     void (*heartbeat)(void *arg);
+    /* Retry-topic records held in memory waiting for their time (gauge), every sweep. */
+    void (*held)(void *arg, int64_t n);
 };
 
 struct consumer_params {
@@ -79,7 +86,8 @@ struct consumer_params {
 struct consumer;
 
 /* Builds the consumer from the settings (kafka.brokers, kafka.group.id,
- * kafka.topic.actions, kafka.revoke_timeout, worker.threads, worker.max_in_flight,
+ * kafka.topic.actions, kafka.topic.retry, retry.schedule/hold_max/max_held*,
+ * kafka.revoke_timeout, worker.threads, worker.max_in_flight,
  * worker.max_in_flight_per_partition, shutdown.drain_timeout and the kafka.*
  * pass-through), starts the worker threads (each runs thread_new) and subscribes.
  * Returns NULL with errstr filled on bad settings or a failed thread constructor.

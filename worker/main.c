@@ -17,6 +17,7 @@
 
 #include "worker/cmd_config.h"
 #include "worker/cmd_credentials.h"
+#include "worker/cmd_replay.h"
 #include "worker/cmd_run.h"
 #include "worker/cmd_validate.h"
 #include "worker/settings.h"
@@ -26,7 +27,7 @@
 #endif
 
 /* Exit statuses shared by the subcommands. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNIMPLEMENTED = 3 };
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out)
 {
@@ -59,13 +60,6 @@ static int cmd_version(void)
     return EXIT_OK;
 }
 
-static int not_yet(const char *cmd)
-{
-    fprintf(stderr,
-            "hsqb-worker %s: not implemented yet (see the Status table in README.md)\n", cmd);
-    return EXIT_UNIMPLEMENTED;
-}
-
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -90,7 +84,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1, HSQB_VERSION);
     if (strcmp(cmd, "replay") == 0)
-        return not_yet(cmd);
+        return cmd_replay(argc - 1, argv + 1);
 
     fprintf(stderr, "hsqb-worker: unknown command '%s' (try --help)\n", cmd);
     return EXIT_USAGE;

@@ -51,6 +51,10 @@ enum fam_id {
     F_RESULTS,
     F_LAG,
     F_OAUTH_REFRESH,
+    F_RETRY_PUBLISH,
+    F_REPLAYS,
+    F_BREAKER_STATE,
+    F_BREAKER_TRANSITIONS,
     F_COUNT
 };
 
@@ -109,6 +113,19 @@ static const struct fam_def fam_defs[F_COUNT] = {
         {"topic", "partition"}, 2, NULL, 0},
     [F_OAUTH_REFRESH] = {"hsqb_oauth_refresh_total", "OAuth access-token refresh attempts, "
         "by result.", K_COUNTER, 0, {"result"}, 1, NULL, 0},
+    [F_RETRY_PUBLISH] = {"hsqb_retry_publishes_total", "Records written to the retry topic, "
+        "by delivery number of the failed attempt (1..9, 10+) and reason (transient: the "
+        "in-process budget ran out; breaker: the tenant's circuit is open; requeue: a "
+        "wait longer than retry.hold_max).", K_COUNTER, 0, {"attempt", "reason"}, 2, NULL, 0},
+    [F_REPLAYS] = {"hsqb_replays_total", "Replayed events (header hsqb-replay-of) "
+        "received, by outcome (rerun: a stored failure runs again; duplicate: already "
+        "succeeded, stored result re-published; new: no stored outcome).", K_COUNTER, 0,
+        {"outcome"}, 1, NULL, 0},
+    [F_BREAKER_STATE] = {"hsqb_breaker_state", "Circuit of each tenant that ever opened "
+        "(realm:<id> or portal:<id>): 0 closed, 1 half-open, 2 open. Per process.",
+        K_GAUGE, 0, {"tenant"}, 1, NULL, 0},
+    [F_BREAKER_TRANSITIONS] = {"hsqb_breaker_transitions_total", "Circuit state changes, by "
+        "new state.", K_COUNTER, 0, {"state"}, 1, NULL, 0},
 };
 /* clang-format on */
 
@@ -143,6 +160,7 @@ struct metrics {
     _Atomic int64_t paused;
     _Atomic int64_t assigned;
     _Atomic int64_t heartbeat_ms;
+    _Atomic int64_t held;
     pthread_mutex_t stats_lock; /* serialises metrics_kafka_stats() */
     uint64_t stats_gen;
     double start_time_s;
@@ -549,6 +567,48 @@ void metrics_oauth_refresh(struct metrics *m, const char *result)
         counter_add(m, F_OAUTH_REFRESH, &result, 1);
 }
 
+void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason)
+{
+    char a[16];
+    const char *l[] = {a, reason};
+
+    if (m == NULL)
+        return;
+    if (deliveries >= 10)
+        snprintf(a, sizeof(a), "10+");
+    else
+        snprintf(a, sizeof(a), "%d", deliveries < 1 ? 1 : deliveries);
+    counter_add(m, F_RETRY_PUBLISH, l, 1);
+}
+
+void metrics_replay(struct metrics *m, const char *outcome)
+{
+    if (m != NULL)
+        counter_add(m, F_REPLAYS, &outcome, 1);
+}
+
+void metrics_breaker_state(struct metrics *m, const char *tenant, int state, const char *state_name)
+{
+    struct series *s;
+
+    if (m == NULL)
+        return;
+    if ((s = family_get(&m->fam[F_BREAKER_STATE], &tenant)) != NULL)
+        atomic_store_explicit(&s->value, state, memory_order_relaxed);
+    counter_add(m, F_BREAKER_TRANSITIONS, &state_name, 1);
+}
+
+void metrics_set_held(struct metrics *m, int64_t n)
+{
+    if (m != NULL)
+        atomic_store_explicit(&m->held, n, memory_order_relaxed);
+}
+
+void metrics_on_held(void *arg, int64_t n)
+{
+    metrics_set_held(arg, n);
+}
+
 void metrics_inflight_add(struct metrics *m, int64_t delta)
 {
     if (m != NULL)
@@ -950,6 +1010,10 @@ int metrics_render(struct metrics *m, char **out, size_t *len, char *errstr, siz
               "bound was reached.\n# TYPE hsqb_partitions_paused gauge\n"
               "hsqb_partitions_paused %" PRId64 "\n",
               atomic_load_explicit(&m->paused, memory_order_relaxed));
+    sb_printf(&b,
+              "# HELP hsqb_retry_held Retry-topic records held in memory waiting for their "
+              "not-before time.\n# TYPE hsqb_retry_held gauge\nhsqb_retry_held %" PRId64 "\n",
+              atomic_load_explicit(&m->held, memory_order_relaxed));
     sb_printf(&b,
               "# HELP hsqb_partitions_assigned Partitions assigned to this consumer (-1 "
               "before the first assignment report).\n# TYPE hsqb_partitions_assigned gauge\n"

@@ -19,6 +19,11 @@
  *   hsqb_results_total{status}                     counter
  *   hsqb_consumer_lag{topic,partition}             gauge    (librdkafka statistics)
  *   hsqb_oauth_refresh_total{result}               counter
+ *   hsqb_retry_publishes_total{attempt,reason}     counter  (attempt 1..9, "10+")
+ *   hsqb_retry_held                                gauge    (retry records held in memory)
+ *   hsqb_replays_total{outcome}                    counter  (rerun, duplicate, new)
+ *   hsqb_breaker_state{tenant}                     gauge    (0 closed, 1 half-open, 2 open)
+ *   hsqb_breaker_transitions_total{state}          counter
  *   hsqb_metrics_series_overflow_total{metric}     counter  (label sets folded into "other")
  *   hsqb_build_info{version}                       gauge, always 1
  *   process_resident_memory_bytes, process_cpu_seconds_total, process_start_time_seconds
@@ -102,6 +107,24 @@ void metrics_result(struct metrics *m, const char *status);
 /* One OAuth token refresh attempt ended; result e.g. "ok", "invalid_grant", "error",
  * "skipped" (another replica refreshed). */
 void metrics_oauth_refresh(struct metrics *m, const char *result);
+
+/* One record was written to the retry topic after delivery number `deliveries` (>= 1;
+ * rendered 1..9 or "10+") failed; reason "transient", "breaker" or "requeue". */
+void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason);
+
+/* A replayed event (hsqb-replay-of) was received; outcome "rerun", "duplicate", "new". */
+void metrics_replay(struct metrics *m, const char *outcome);
+
+/* The circuit of tenant ("realm:<id>", "portal:<id>") changed to state (0 closed,
+ * 1 half-open, 2 open) named state_name. Tenants beyond max_series fold into "other"
+ * (whose gauge then holds the last folded tenant's state). Also counts the transition.
+ * Shape-compatible with worker/breaker.h's on_change through a small adapter. */
+void metrics_breaker_state(struct metrics *m, const char *tenant, int state,
+                           const char *state_name);
+
+/* hsqb_retry_held = n; metrics_on_held() is the consumer_hooks.held shape. */
+void metrics_set_held(struct metrics *m, int64_t n);
+void metrics_on_held(void *arg, int64_t n);
 
 /* hsqb_in_flight += delta (events dispatched and not finished). Use either this or
  * metrics_set_inflight() (the consumer's periodic total), not both. */

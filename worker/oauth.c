@@ -690,7 +690,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
                               "oauth: token buffer too small");
                 return -1;
             }
-            strcpy(tok, e->token);
+            memcpy(tok, e->token, strlen(e->token) + 1); /* fits: checked above */
             pthread_mutex_unlock(&o->mu);
             return 0;
         }
@@ -734,7 +734,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: token buffer too small");
         rc = -1;
     } else if (rc == 0) {
-        strcpy(tok, got->access);
+        memcpy(tok, got->access, strlen(got->access) + 1); /* fits: checked above */
     }
 
     pthread_mutex_lock(&o->mu);

@@ -864,13 +864,14 @@ static enum pipeline_disposition send_to_retry(struct pipeline *p, struct pipeli
         .last_error = last_error,
     };
     char e[ERRSZ], e2[ERRSZ], why[DELAY_LAST_ERROR_MAX + 64];
-    int rc = delay_send_retry(&p->delay, p->deps.producer, f->msg, &info, SEND_TIMEOUT_MS, e,
-                              sizeof e);
+    int rc =
+        delay_send_retry(&p->delay, p->deps.producer, f->msg, &info, SEND_TIMEOUT_MS, e, sizeof e);
 
     if (redis_lease_release(t->redis, lease, e2, sizeof e2) == REDIS_OWNER_ERROR)
         log_warn("event %s: releasing the claim failed (%s); it lapses after claim.lease",
                  f->event_id, e2);
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, rc < 0 ? -1 : mono_ms() - start);
+    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED,
+                  rc < 0 ? -1 : mono_ms() - start);
     if (rc < 0) {
         log_warn("event %s: sending it to the retry topic failed (%s); retrying later", f->event_id,
                  e);
@@ -878,8 +879,9 @@ static enum pipeline_disposition send_to_retry(struct pipeline *p, struct pipeli
         return PIPELINE_RETRY_LATER;
     }
     metrics_retry_publish(p->deps.metrics, deliveries, reason);
-    snprintf(why, sizeof why, "to the retry topic (%s), delivery %d, not before +%" PRId64 " ms: %s",
-             reason, deliveries + 1, nb - info.now_ms, last_error);
+    snprintf(why, sizeof why,
+             "to the retry topic (%s), delivery %d, not before +%" PRId64 " ms: %s", reason,
+             deliveries + 1, nb - info.now_ms, last_error);
     log_outcome(f, METRICS_OUTCOME_RETRIED, "RETRY", NULL, mono_ms() - start, why);
     return PIPELINE_DONE;
 }
@@ -896,8 +898,7 @@ static int route_retry(struct pipeline *p, struct pipeline_thread *t, struct fin
     int deliveries = meta->attempts_before + 1;
     int64_t nb;
 
-    if (delay_route(&p->delay, deliveries, f->first_failure_ms, wall_ms(), &nb) ==
-        DELAY_EXHAUSTED)
+    if (delay_route(&p->delay, deliveries, f->first_failure_ms, wall_ms(), &nb) == DELAY_EXHAUSTED)
         return 0;
     keeper_remove(&p->keeper, k);
     delay_last_error(err, last, sizeof last);
@@ -1083,6 +1084,12 @@ enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_th
         .partition = m->partition,
         .offset = m->offset,
     };
+    if (meta.original_topic[0]) {
+        /* a retry hop or a replay: the result names the true original, as the DLQ does */
+        f.info.topic = meta.original_topic;
+        f.info.partition = meta.original_partition;
+        f.info.offset = meta.original_offset;
+    }
     result_subject_from_event(&f.info.subject, &ev);
 
     if (!claim(p, t, &f, &meta, &lease, start, delay, &d) ||

@@ -7,16 +7,24 @@
  * struct pipeline_thread (its http_client and redis_conn).
  *
  * pipeline_handle() does everything for one message:
+ *   retry record not due yet (worker/delay.h) --> nearly due: RETRY_LATER; else re-queued
+ *      |                to the retry topic                                   -> DONE
  *   decode --invalid--> INVALID_EVENT / UNSUPPORTED_OBJECT_TYPE result + DLQ (raw bytes
  *      |                kept), no claim (no side effects to protect)       -> DONE
  *   claim  --done-----> re-publish the stored result, no API call            -> DONE
  *      |   --busy-----> another owner is working on it                       -> RETRY_LATER
  *      |   --error----> Redis unavailable: never proceed without the claim    -> RETRY_LATER
+ *   tenant circuit open (worker/breaker.h) --> retry topic, no API call, claim released
+ *      |                                                                     -> DONE
  *   run the action (action.h), retrying transient / throttled failures in-process with
  *      full-jitter backoff honouring Retry-After within retry.attempts / retry.budget
  *      |   success ---> succeeded result
  *      |   permanent -> failed result + DLQ
- *      |   budget spent -> failed RETRIES_EXHAUSTED result + DLQ
+ *      |   budget spent (or the tenant's circuit opened meanwhile) -> the retry topic
+ *      |                with hsqb-attempts / -not-before / -last-error, claim released
+ *      |                (not done), offset stored once the record is acknowledged -> DONE;
+ *      |                past retry.max_attempts deliveries or retry.max_age -> failed
+ *      |                RETRIES_EXHAUSTED result + DLQ
  *      |   claim lost -> RETRY_LATER (the new owner finishes it)
  *   store done + result in Redis (first, so a crash after it re-publishes instead of
  *      re-running), then publish (DLQ record first for failures), then, with
@@ -66,6 +74,7 @@ struct pipeline;
 struct pipeline_thread;
 
 /* Reads (at start-up only) kafka.group.id, kafka.topic.results, kafka.topic.dlq,
+ * kafka.topic.retry, retry.schedule/max_attempts/max_age/hold_max, breaker.*,
  * redis.*, claim.lease, dedup.window, retry.attempts/base/cap/budget, http.*,
  * money.rounding, items.income_account, sales_receipt.deposit_account, event.max_bytes,
  * callbacks.complete.

@@ -9,7 +9,9 @@
  * FIFO. A key entry (hash table on partition + key bytes) exists while any job of the
  * key is in flight; its head is the one job allowed to be active, the others wait.
  * Active jobs are READY (in the FIFO ready list), RUNNING (on a worker thread),
- * RETRY_WAIT (in the timer heap) or STOPPED (a handler said HANDLER_STOP).
+ * RETRY_WAIT (in the timer heap) or STOPPED (a handler said HANDLER_STOP). A HELD job
+ * (scheduler_submit_delayed) is in the timer heap from its submit on, whether or not it
+ * heads its key; when due it becomes READY if it heads its key, else WAIT_KEY.
  *
  *   submit --> WAIT_KEY (key busy) --head finished--> READY
  *   submit --> READY --worker picks--> RUNNING --HANDLER_DONE--> gone (offset complete,
@@ -17,6 +19,7 @@
  *                |                        +--HANDLER_RETRY--> RETRY_WAIT --due--+
  *                +---------------------------------------------------------------+
  *                                         +--HANDLER_STOP--> STOPPED (until dropped)
+ *   submit_delayed --> HELD --due, key head--> READY;  --due, key busy--> WAIT_KEY
  *   scheduler_partition_revoke / scheduler_free: every job not RUNNING is dropped.
  *
  * Timers need no thread of their own: idle workers sleep on the condition variable until
@@ -38,11 +41,13 @@
 #define SCHED_MIN_WINDOW    1024
 #define SCHED_HARD_WINDOW_X 4 /* tracker hard limit = soft window x this */
 
-enum job_state { JOB_WAIT_KEY, JOB_READY, JOB_RUNNING, JOB_RETRY_WAIT, JOB_STOPPED };
+enum job_state { JOB_WAIT_KEY, JOB_READY, JOB_RUNNING, JOB_RETRY_WAIT, JOB_STOPPED, JOB_HELD };
 
 struct sched_job {
     struct inbound_msg msg; /* msg.key points at keybuf */
     void *owner;
+    msg_release_fn release; /* NULL: opt.release */
+    size_t held_bytes;      /* while JOB_HELD */
     struct sched_partition *part;
     struct sched_key *k;             /* NULL: unordered */
     struct sched_job *knext;         /* next of the same key */
@@ -72,7 +77,9 @@ struct sched_partition {
     struct sched_job *jobs;
     struct sched_key *keys;
     size_t in_flight, running;
+    size_t held, held_bytes; /* JOB_HELD jobs (part of in_flight) */
     bool revoked, removed, self_paused;
+    bool holds; /* has held a job: subject to the total held bound, wider window */
 };
 
 struct sched_worker {
@@ -94,7 +101,8 @@ struct scheduler {
     struct sched_key **buckets;
     size_t nbuckets;
     size_t in_flight;
-    bool total_paused, stopping, failed;
+    size_t held, held_bytes, max_held, max_held_pp, max_held_bytes;
+    bool total_paused, held_paused, stopping, failed;
     unsigned idle_waiters;
     struct sched_worker *workers;
     unsigned nstarted, nready;
@@ -274,6 +282,21 @@ static int heap_reserve(struct scheduler *s, size_t n)
     return 0;
 }
 
+static void flow_update(struct scheduler *s, struct sched_partition *p);
+
+/* j leaves JOB_HELD: it no longer counts against the held bounds. */
+static void unhold(struct scheduler *s, struct sched_job *j)
+{
+    struct sched_partition *p = j->part;
+
+    p->held--;
+    p->held_bytes -= j->held_bytes;
+    s->held--;
+    s->held_bytes -= j->held_bytes;
+    j->held_bytes = 0;
+    flow_update(s, p);
+}
+
 /* Moves every due timer to the ready list; returns the next due time or -1. */
 static int64_t fire_timers(struct scheduler *s, int64_t now)
 {
@@ -281,6 +304,13 @@ static int64_t fire_timers(struct scheduler *s, int64_t now)
         struct sched_job *j = s->heap[0];
 
         heap_remove(s, j);
+        if (j->state == JOB_HELD) {
+            unhold(s, j);
+            if (j->k != NULL && j->k->head != j) {
+                j->state = JOB_WAIT_KEY; /* its key's head finishing makes it ready */
+                continue;
+            }
+        }
         ready_push(s, j);
     }
     return s->heap_len > 0 ? s->heap[0]->due_ms : -1;
@@ -288,18 +318,32 @@ static int64_t fire_timers(struct scheduler *s, int64_t now)
 
 /* ---- flow control and bookkeeping --------------------------------------------------- */
 
+/* Held jobs count against their own bounds, not the in-flight ones: a retry partition
+ * full of records waiting for their time must not pause the main topic. A partition that
+ * holds jobs gets a wider offset window (held jobs keep it open for up to hold_max). */
 static void flow_update(struct scheduler *s, struct sched_partition *p)
 {
     size_t w = offsets_window(&p->offsets);
+    size_t active = p->in_flight - p->held, total = s->in_flight - s->held;
+    size_t window = s->window + (p->holds ? s->max_held_pp : 0);
 
-    if (p->in_flight >= s->opt.max_in_flight_per_partition || w >= s->window)
+    if (active >= s->opt.max_in_flight_per_partition || w >= window || p->held >= s->max_held_pp)
         p->self_paused = true;
-    else if (p->in_flight <= s->low_pp && w <= s->low_window)
+    else if (active <= s->low_pp && w <= window / 2 && p->held <= s->max_held_pp / 2)
         p->self_paused = false;
-    if (s->in_flight >= s->opt.max_in_flight)
+    if (total >= s->opt.max_in_flight)
         s->total_paused = true;
-    else if (s->in_flight <= s->low_total)
+    else if (total <= s->low_total)
         s->total_paused = false;
+    if (s->held >= s->max_held || s->held_bytes >= s->max_held_bytes)
+        s->held_paused = true;
+    else if (s->held <= s->max_held / 2 && s->held_bytes <= s->max_held_bytes / 2)
+        s->held_paused = false;
+}
+
+static bool want_pause_locked(const struct scheduler *s, const struct sched_partition *p)
+{
+    return p->self_paused || s->total_paused || (p->holds && s->held_paused);
 }
 
 static void part_destroy(struct sched_partition *p)
@@ -334,7 +378,9 @@ static void release_all(struct scheduler *s, struct sched_job *rel)
     while (rel != NULL) {
         struct sched_job *next = rel->rnext;
 
-        if (s->opt.release != NULL)
+        if (rel->release != NULL)
+            rel->release(rel->owner);
+        else if (s->opt.release != NULL)
             s->opt.release(rel->owner);
         free(rel);
         rel = next;
@@ -360,10 +406,14 @@ static void drop_idle_jobs(struct scheduler *s, struct sched_partition *p, struc
         jnext = j->pnext;
         if (j->state == JOB_RUNNING)
             continue;
-        if (j->state == JOB_READY)
+        if (j->state == JOB_READY) {
             ready_unlink(s, j);
-        else if (j->state == JOB_RETRY_WAIT)
+        } else if (j->state == JOB_RETRY_WAIT) {
             heap_remove(s, j);
+        } else if (j->state == JOB_HELD) {
+            heap_remove(s, j);
+            unhold(s, j);
+        }
         j->k = NULL;
         job_retire(s, j, rel);
     }
@@ -402,7 +452,7 @@ static void job_finish(struct scheduler *s, struct sched_job *j, enum handler_di
         k->head = j->knext;
         if (k->head == NULL)
             key_delete(s, k);
-        else if (live)
+        else if (live && k->head->state == JOB_WAIT_KEY) /* a HELD one waits its time */
             ready_push(s, k->head);
     }
     job_retire(s, j, rel);
@@ -532,6 +582,10 @@ struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errst
     }
     s->low_window = s->window / 2;
     s->low_pp = opt->max_in_flight_per_partition / 2;
+    s->max_held = opt->max_held ? opt->max_held : SCHED_DEFAULT_MAX_HELD;
+    s->max_held_pp =
+        opt->max_held_per_partition ? opt->max_held_per_partition : SCHED_DEFAULT_MAX_HELD_PP;
+    s->max_held_bytes = opt->max_held_bytes ? opt->max_held_bytes : SCHED_DEFAULT_MAX_HELD_SIZE;
     s->low_total = opt->max_in_flight / 2;
     for (s->nbuckets = 64; s->nbuckets < 2 * opt->max_in_flight && s->nbuckets < (1u << 20);)
         s->nbuckets *= 2;
@@ -622,7 +676,7 @@ struct sched_partition *scheduler_partition_add(struct scheduler *s, const char 
         return NULL;
     }
     p->partition = partition;
-    offsets_init(&p->offsets, s->window * SCHED_HARD_WINDOW_X);
+    offsets_init(&p->offsets, (s->window + s->max_held_pp) * SCHED_HARD_WINDOW_X);
     pthread_mutex_lock(&s->mu);
     if (part_find_locked(s, topic, partition) != NULL) {
         pthread_mutex_unlock(&s->mu);
@@ -689,9 +743,10 @@ void scheduler_partition_remove(struct scheduler *s, struct sched_partition *p)
         part_destroy(p);
 }
 
-enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *p,
-                                   const struct inbound_msg *msg, void *owner, bool *want_pause,
-                                   char *errstr, size_t errsz)
+static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
+                                const struct inbound_msg *msg, void *owner, msg_release_fn release,
+                                int64_t delay_ms, size_t bytes, bool *want_pause, char *errstr,
+                                size_t errsz)
 {
     size_t klen = msg->key != NULL ? msg->key_len : 0;
     struct sched_job *j = malloc(sizeof(*j) + klen + 1);
@@ -712,6 +767,7 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
         j->msg.key = j->keybuf;
     }
     j->owner = owner;
+    j->release = release;
     j->part = p;
 
     pthread_mutex_lock(&s->mu);
@@ -754,6 +810,14 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
     p->jobs = j;
     p->in_flight++;
     s->in_flight++;
+    if (delay_ms > 0) {
+        j->held_bytes = bytes;
+        p->held++;
+        p->held_bytes += bytes;
+        p->holds = true;
+        s->held++;
+        s->held_bytes += bytes;
+    }
     if (k != NULL) {
         j->k = k;
         j->state = JOB_WAIT_KEY;
@@ -770,11 +834,19 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
             key_insert(s, newk);
             j->k = newk;
         }
-        ready_push(s, j);
+        if (delay_ms <= 0)
+            ready_push(s, j);
+    }
+    if (delay_ms > 0) {
+        j->state = JOB_HELD;
+        j->due_ms = mono_ms() + delay_ms;
+        heap_push(s, j);
+        if (s->heap[0] == j)
+            pthread_cond_signal(&s->work_cv); /* an idle worker re-arms its timed wait */
     }
     flow_update(s, p);
     if (want_pause != NULL)
-        *want_pause = p->self_paused || s->total_paused;
+        *want_pause = want_pause_locked(s, p);
     pthread_mutex_unlock(&s->mu);
     return SCHED_ACCEPTED;
 
@@ -786,12 +858,38 @@ nomem:
     return SCHED_ERROR;
 }
 
+enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *p,
+                                   const struct inbound_msg *msg, void *owner, bool *want_pause,
+                                   char *errstr, size_t errsz)
+{
+    return submit(s, p, msg, owner, NULL, 0, 0, want_pause, errstr, errsz);
+}
+
+enum sched_submit scheduler_submit_delayed(struct scheduler *s, struct sched_partition *p,
+                                           const struct inbound_msg *msg, void *owner,
+                                           msg_release_fn release, int64_t delay_ms, size_t bytes,
+                                           bool *want_pause, char *errstr, size_t errsz)
+{
+    return submit(s, p, msg, owner, release, delay_ms > 0 ? delay_ms : 0, bytes, want_pause, errstr,
+                  errsz);
+}
+
+size_t scheduler_held(struct scheduler *s)
+{
+    size_t n;
+
+    pthread_mutex_lock(&s->mu);
+    n = s->held;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 void scheduler_partition_state(struct scheduler *s, struct sched_partition *p, bool *want_pause,
                                int64_t *commit_offset)
 {
     pthread_mutex_lock(&s->mu);
     if (want_pause != NULL)
-        *want_pause = p->self_paused || s->total_paused;
+        *want_pause = want_pause_locked(s, p);
     if (commit_offset != NULL)
         *commit_offset = offsets_committable(&p->offsets);
     pthread_mutex_unlock(&s->mu);

@@ -11,6 +11,10 @@
  * flight and keeps blocking its key until it is re-run after the requested delay; while
  * it waits it holds no thread (idle threads sleep until the earliest timer is due).
  *
+ * Held messages (scheduler_submit_delayed: retry-topic records waiting for their
+ * not-before time) wait in the same timer heap without a thread and have bounds of their
+ * own (max_held*), so a full retry topic pauses only the partitions holding messages.
+ *
  * Flow control: the scheduler never refuses a message for being over a bound (messages
  * already fetched must be accepted); it computes, per partition, whether the consumer
  * should pause it: over worker.max_in_flight_per_partition, over worker.max_in_flight in
@@ -100,7 +104,18 @@ struct scheduler_options {
     thread_ctx_new_fn thread_new;   /* may be NULL: contexts are NULL */
     thread_ctx_free_fn thread_free; /* may be NULL */
     msg_release_fn release;         /* may be NULL (tests with static messages) */
+    /* Held messages (scheduler_submit_delayed) waiting for their time; 0 picks the
+     * SCHED_DEFAULT_* value. Reaching max_held_per_partition pauses that partition;
+     * reaching max_held or max_held_bytes in total pauses every partition holding
+     * messages; each resumes at half. */
+    size_t max_held;               /* retry.max_held */
+    size_t max_held_per_partition; /* retry.max_held_per_partition */
+    size_t max_held_bytes;         /* retry.max_held_bytes */
 };
+
+#define SCHED_DEFAULT_MAX_HELD      10000
+#define SCHED_DEFAULT_MAX_HELD_PP   5000
+#define SCHED_DEFAULT_MAX_HELD_SIZE (64u << 20)
 
 struct scheduler;
 struct sched_partition;
@@ -160,6 +175,21 @@ enum sched_submit {
 enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *p,
                                    const struct inbound_msg *msg, void *owner, bool *want_pause,
                                    char *errstr, size_t errsz);
+
+/* As scheduler_submit(), for a message that must not start before delay_ms from now
+ * (the retry topic's not-before, worker/delay.h). Until then it is "held": it waits in
+ * the timer heap, holds no thread, keeps its key blocked behind it (a later message of
+ * its key waits for it), and counts against the max_held* bounds instead of
+ * max_in_flight*; its offset is in flight (not committable) meanwhile. `bytes` is its
+ * memory for max_held_bytes. `release` (may be NULL: options.release) is called for this
+ * message instead of options.release. Same return values as scheduler_submit(). */
+enum sched_submit scheduler_submit_delayed(struct scheduler *s, struct sched_partition *p,
+                                           const struct inbound_msg *msg, void *owner,
+                                           msg_release_fn release, int64_t delay_ms, size_t bytes,
+                                           bool *want_pause, char *errstr, size_t errsz);
+
+/* Messages held (submitted delayed and not yet due), in total. */
+size_t scheduler_held(struct scheduler *s);
 
 /* The partition's flow-control and offset state for the consumer: *want_pause whether
  * it should be paused now (bounds with hysteresis), *commit_offset the next offset to

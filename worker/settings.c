@@ -162,6 +162,33 @@ static const struct config_def settings[] = {
     {"retry.max_age", CONFIG_DURATION, "24h", 1 * MIN, 30 * DAY,
      "An event whose first failure is older than this fails with RETRIES_EXHAUSTED "
      "instead of being retried; at most dedup.window.", 0, NULL},
+    {"retry.hold_max", CONFIG_DURATION, "2m", 1 * SEC, 1 * HOUR,
+     "Longest a record of the retry topic is held in memory waiting for its not-before "
+     "time; a longer wait re-queues it to the retry topic after one hold, so no retry "
+     "partition's committed offset lags by more than this.", 0, NULL},
+    {"retry.max_held", CONFIG_INT, "10000", 1, 1000000,
+     "Retry-topic records held in memory at once by this process; at the bound the retry "
+     "partitions are paused (the main topic is not) until half of them ran.", 0, NULL},
+    {"retry.max_held_per_partition", CONFIG_INT, "5000", 1, 1000000,
+     "Retry-topic records held in memory at once from one partition; at the bound that "
+     "partition is paused until half of them ran.", 0, NULL},
+    {"retry.max_held_bytes", CONFIG_SIZE, "64MiB", 1 * MIB, 4096 * MIB,
+     "Memory held by waiting retry-topic records (their copied keys, values and "
+     "headers); at the bound the retry partitions are paused.", 0, NULL},
+
+    /* ---- Circuit breaker (head-of-line protection) ---- */
+    {"breaker.failures", CONFIG_INT, "5", 0, 1000,
+     "Consecutive transient failures (5xx, timeouts, 429) of one tenant (QBO realm or "
+     "HubSpot portal) that open its circuit: its events then go straight to the retry "
+     "topic without API calls. 0 disables the breaker. Per process: replicas do not "
+     "share breaker state.", 0, NULL},
+    {"breaker.cooldown", CONFIG_DURATION, "30s", 1 * SEC, 1 * HOUR,
+     "How long an open circuit stays open before one probe event may try the tenant "
+     "again (half-open); success closes it, failure re-opens it for twice as long.",
+     0, NULL},
+    {"breaker.max_cooldown", CONFIG_DURATION, "10m", 1 * SEC, 24 * HOUR,
+     "Upper bound of the doubling open period of a tenant whose probes keep failing.",
+     0, NULL},
 
     /* ---- Behaviour ---- */
     {"callbacks.complete", CONFIG_BOOL, "false", 0, 0,
@@ -271,6 +298,18 @@ static int check_relations(const struct config *cfg, char *errstr, size_t errsz)
                  "the first copy's done marker",
                  config_shown(cfg, "retry.max_age"), config_shown(cfg, "dedup.window"));
         return fail(errstr, errsz, cfg, "retry.max_age", msg);
+    }
+    if (config_get_int(cfg, "retry.max_held_per_partition") >
+        config_get_int(cfg, "retry.max_held")) {
+        snprintf(msg, sizeof(msg), "value %s exceeds retry.max_held (%s)",
+                 config_shown(cfg, "retry.max_held_per_partition"),
+                 config_shown(cfg, "retry.max_held"));
+        return fail(errstr, errsz, cfg, "retry.max_held_per_partition", msg);
+    }
+    if (config_get_ms(cfg, "breaker.cooldown") > config_get_ms(cfg, "breaker.max_cooldown")) {
+        snprintf(msg, sizeof(msg), "value %s exceeds breaker.max_cooldown (%s)",
+                 config_shown(cfg, "breaker.cooldown"), config_shown(cfg, "breaker.max_cooldown"));
+        return fail(errstr, errsz, cfg, "breaker.cooldown", msg);
     }
     if (strpbrk(config_get_str(cfg, "redis.key_prefix"), "{}") != NULL)
         return fail(errstr, errsz, cfg, "redis.key_prefix",

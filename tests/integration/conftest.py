@@ -39,6 +39,7 @@ def hsqb():
 def fresh(request, hsqb):
     hsqb.reset()
     yield hsqb
+    hsqb.collect_secrets()
     dead = hsqb.check_replicas_alive()
     if dead:
         for r in [r for r in hsqb.replicas if not r.alive()]:

@@ -535,17 +535,6 @@ class Replica:
             raise AssertionError("%s: GET /metrics -> %s" % (self.name, st))
         return body
 
-    def assigned_partitions(self, topic=TOPIC_ACTIONS):
-        """Partitions of topic this replica holds, as its hsqb_consumer_lag series show
-        (librdkafka statistics list only assigned partitions)."""
-        samples, _ = parse_metrics(self.metrics_text())
-        out = set()
-        for (name, labels), _v in samples.items():
-            d = dict(labels)
-            if name == "hsqb_consumer_lag" and d.get("topic") == topic:
-                out.add(int(d["partition"]))
-        return out
-
     def log_lines(self):
         """(parsed JSON objects, lines that are not JSON objects) of stdout."""
         good, bad = [], []
@@ -642,6 +631,7 @@ class Harness:
         self.redis = None
         self.producer = None
         self.collector = None
+        self.seen_secrets = set()
         self._gen = 0
 
     # -- lifecycle --
@@ -742,18 +732,29 @@ class Harness:
             r.wait_ready(timeout)
         return new
 
-    def partition_owners(self, timeout=20, partitions=6):
-        """{partition: replica} once the current replicas' assignments (from /metrics)
-        cover every partition of hsqb.actions exactly once."""
-        def owners():
-            own = {}
+    def partition_owners(self, timeout=40, partitions=6):
+        """{partition: replica} of hsqb.actions now. One undecodable probe message goes to
+        every partition (an INVALID_EVENT outcome costs no API call); the replica whose
+        outcome log line names a probe's partition and offset holds that partition.
+        Returning also means no rebalance is pending: every partition is being consumed."""
+        probes = [self.produce_raw(b"partition probe", key=b"probe", partition=p)
+                  for p in range(partitions)]
+        self.wait_results([pr.coords for pr in probes], timeout)
+        want = {(pr.partition, pr.offset): pr.partition for pr in probes}
+        own = {}
+        deadline = time.monotonic() + 5
+        while len(own) < partitions and time.monotonic() < deadline:
             for r in self.replicas:
-                for p in r.assigned_partitions():
-                    if p in own:
-                        return None
-                    own[p] = r
-            return own if len(own) == partitions else None
-        return wait_until(owners, timeout, 0.2, "a settled partition assignment")
+                for o in r.log_lines()[0]:
+                    part = [v for k, v in o.items() if "partition" in k and isinstance(v, int)]
+                    off = [v for k, v in o.items() if "offset" in k and isinstance(v, int)]
+                    if part and off and (part[0], off[0]) in want:
+                        own[part[0]] = r
+            time.sleep(0.1)
+        if len(own) < partitions:
+            raise AssertionError("no outcome log line names the probes of partitions %s" % (
+                sorted(set(range(partitions)) - set(own))))
+        return own
 
     def stop_replicas(self, replicas=None):
         statuses = {}
@@ -896,10 +897,17 @@ class Harness:
 
     def secrets(self):
         """Every secret the worker could have seen: the seeds' tokens and secrets, and
-        whatever tokens now sit in Redis (refreshed access tokens, rotated refresh
-        tokens, stored HubSpot tokens)."""
-        out = set(seeded_secrets())
+        the tokens that sit in Redis now or did at any earlier collect_secrets() call
+        (refreshed access tokens, rotated refresh tokens, stored HubSpot tokens)."""
+        self.collect_secrets()
+        out = set(seeded_secrets()) | self.seen_secrets
         out.add(self.env.get("HSQB_OAUTH_CLIENT_SECRET", ""))
+        return {s for s in out if s and len(s) >= 12}
+
+    def collect_secrets(self):
+        """Remember the tokens now stored in Redis (called between tests, since later
+        refreshes and resets replace them)."""
+        out = self.seen_secrets
         for key in self.redis.scan_iter(match="%soauth:*" % KEY_PREFIX):
             if self.redis.type(key) == b"hash":
                 for field, v in self.redis.hgetall(key).items():
@@ -908,4 +916,5 @@ class Harness:
         for key in self.redis.scan_iter(match="%shstoken:*" % KEY_PREFIX):
             if self.redis.type(key) == b"string":
                 out.add(self.redis.get(key).decode())
-        return {s for s in out if s and len(s) >= 12}
+        for r in self.sandbox.oauth()["realms"].values():
+            out.add(r["refresh_token"])

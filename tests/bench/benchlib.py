@@ -1,0 +1,609 @@
+"""Building blocks of the benchmark (tests/bench/bench.py): the dev stack, the generated
+workload and its seeding, worker replicas, the result collector, process statistics and
+the analysis of the sandbox's request log.
+
+Independent of the worker on purpose: python3-kafka produces and reads, stdlib urllib
+drives the sandbox's admin API, /proc gives CPU and memory. Run with /usr/bin/python3
+(Debian's python3-kafka, python3-redis).
+"""
+
+import json
+import logging
+import math
+import os
+import pathlib
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STACK = ROOT / "tests" / "stack" / "stack"
+SEED_DIR = ROOT / "tests" / "sandbox" / "seed"
+TOPIC_ACTIONS = "hsqb.actions"
+TOPIC_RESULTS = "hsqb.results"
+TOPIC_DLQ = "hsqb.actions.dlq"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# kafka-mock keeps ~5 MiB per partition (tests/kafka-mock/README.md); stay well below.
+PARTITION_BUDGET_BYTES = 3 * 1024 * 1024
+
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def build_dir():
+    b = pathlib.Path(os.environ.get("BUILD", "build"))
+    return b if b.is_absolute() else ROOT / b
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def percentile(sorted_vals, p):
+    """Nearest-rank percentile of an already sorted list (None when empty)."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(math.ceil(p / 100.0 * len(sorted_vals))) - 1))
+    return sorted_vals[k]
+
+
+# ---- processes ---------------------------------------------------------------------------
+
+def proc_stats(pid):
+    """{'cpu_s': user+sys seconds, 'rss_mb', 'hwm_mb'} of a live process, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/%d/status" % pid) as f:
+            status = f.read()
+    except OSError:
+        return None
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    mem = {}
+    for line in status.splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            mem[line.split(":")[0]] = int(line.split()[1]) / 1024.0
+    return {"cpu_s": cpu, "rss_mb": mem.get("VmRSS", 0.0), "hwm_mb": mem.get("VmHWM", 0.0)}
+
+
+def parse_metrics(text):
+    """Prometheus text -> {(name, frozenset(labels)): value}."""
+    samples = {}
+    lab_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)", line)
+        if not m:
+            continue
+        labels = frozenset(lab_re.findall(m.group(3) or ""))
+        try:
+            samples[(m.group(1), labels)] = float(m.group(4))
+        except ValueError:
+            pass
+    return samples
+
+
+def metric_sum(samples, name, **labels):
+    total = 0.0
+    for (n, labs), v in samples.items():
+        if n == name and all(dict(labs).get(k) == val for k, val in labels.items()):
+            total += v
+    return total
+
+
+# ---- the sandbox admin API ---------------------------------------------------------------
+
+class Sandbox:
+    def __init__(self, base, pid):
+        self.base = base.rstrip("/")
+        self.pid = pid
+
+    def call(self, method, path, body=None, query=None, timeout=120):
+        url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw, status = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), e.code
+        if status >= 300:
+            raise RuntimeError("sandbox %s %s -> %d %s" % (method, path, status, raw[:300]))
+        return json.loads(raw) if raw else None
+
+    def config(self, doc):
+        return self.call("POST", "/_sandbox/config", doc)
+
+    def seed(self, doc):
+        return self.call("POST", "/_sandbox/seed", doc)
+
+    def requests(self, since=0, page=20000):
+        """Every logged request after seq `since`, oldest first, and the number evicted."""
+        out, evicted = [], 0
+        while True:
+            r = self.call("GET", "/_sandbox/requests", query={"since": since, "limit": page})
+            out.extend(r["requests"])
+            evicted = r.get("evicted", 0)
+            if len(r["requests"]) < page:
+                return out, evicted
+            since = r["next_since"]
+
+
+# ---- the dev stack -------------------------------------------------------------------------
+
+class Stack:
+    """tests/stack/stack up in a private temp dir (short path: it holds a UNIX socket)."""
+
+    def __init__(self, partitions, logdir):
+        self.partitions = partitions
+        self.logdir = pathlib.Path(logdir)
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hsqb-bench-"))
+        self.env = {}
+        self.up = False
+
+    def start(self):
+        env = dict(os.environ, BUILD=str(build_dir()),
+                   STACK_KAFKA_ARGS="--topic %s:%d --topic %s:%d" % (
+                       TOPIC_ACTIONS, self.partitions, TOPIC_RESULTS, self.partitions))
+        r = subprocess.run([str(STACK), "up", str(self.dir)], env=env, capture_output=True,
+                           text=True, timeout=90, start_new_session=True)
+        if r.returncode != 0:
+            raise RuntimeError("stack up failed:\n%s%s" % (r.stdout, r.stderr))
+        self.up = True
+        for line in (self.dir / "env").read_text().splitlines():
+            k, _, v = line.partition("=")
+            self.env[k] = v
+        self.sandbox = Sandbox(self.env["SANDBOX_URL"], self.pid("sandbox"))
+        return self
+
+    def pid(self, name):
+        return int((self.dir / ("%s.pid" % name)).read_text())
+
+    def stop(self):
+        if self.up:
+            subprocess.run([str(STACK), "down", str(self.dir)], capture_output=True, timeout=60)
+            self.up = False
+        for name in ("redis.log", "kafka-mock.log", "sandbox.log"):
+            p = self.dir / name
+            if p.exists():
+                shutil.copy(p, self.logdir / name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- the workload ----------------------------------------------------------------------
+
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia",
+         "Ken", "Margaret", "Dennis", "Hedy", "Claude", "Katherine", "Niklaus"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus",
+        "Perlman", "Thompson", "Hamilton", "Ritchie", "Lamarr", "Shannon", "Johnson", "Wirth"]
+ACTIONS = ("create_invoice", "create_estimate", "create_sales_receipt")
+
+
+class Tenant:
+    """One HubSpot portal paired with one QBO realm (the events' qbo_realm_id)."""
+
+    def __init__(self, i):
+        self.i = i
+        self.portal = 810000000 + i
+        self.realm = str(9300000000000000 + i)
+        self.token = "pat-na1-bench%04d-1111-4111-8111-111111111111" % i
+        self.refresh = "RT1-99-H0-1900000000bench%04drefreshtoken" % i
+        self.contacts = []  # ids
+        self.products = []  # (id, sku, name, price_cents, seeded_in_qbo)
+
+
+class Workload:
+    """Deterministic (--seed) tenants, objects and events; see bench.py --help for knobs."""
+
+    def __init__(self, args, n_events, n_tenants, rng_seed):
+        rnd = random.Random(rng_seed)
+        self.tenants = [Tenant(i) for i in range(n_tenants)]
+        self.objects = {t.i: {"contacts": [], "products": [], "line_items": [], "deals": [],
+                              "quotes": []} for t in self.tenants}
+        mix = parse_mix(args.mix)
+        for t in self.tenants:
+            objs = self.objects[t.i]
+            for j in range(args.contacts):
+                cid = 100001 + j
+                fn, ln = FIRST[j % len(FIRST)], LAST[(j // len(FIRST)) % len(LAST)]
+                objs["contacts"].append({"id": str(cid), "properties": {
+                    "firstname": fn, "lastname": "%s %d" % (ln, j),
+                    "email": "%s.%s%d@t%d.example" % (fn.lower(), ln.lower(), j, t.i)}})
+                t.contacts.append(cid)
+            for k in range(args.products):
+                pid = 500001 + k
+                price = rnd.randrange(500, 50000)
+                sku, name = "SKU-%d-%03d" % (t.i, k), "Product %d-%03d" % (t.i, k)
+                seeded = rnd.random() >= args.missing_products
+                objs["products"].append({"id": str(pid), "properties": {
+                    "name": name, "hs_sku": sku, "price": money(price)}})
+                t.products.append((pid, sku, name, price, seeded))
+        self.events = []  # dicts: tenant, action, otype, oid, first_contact, products
+        next_li = {t.i: 1000001 for t in self.tenants}
+        for n in range(n_events):
+            t = self.tenants[n % n_tenants]
+            objs = self.objects[t.i]
+            otype = "QUOTE" if rnd.random() < args.quote_share else "DEAL"
+            contacts = rnd.sample(t.contacts, rnd.randint(1, min(3, len(t.contacts))))
+            nlines = rnd.randint(args.min_lines, args.max_lines)
+            lis, used = [], []
+            for _ in range(nlines):
+                pid, sku, name, price, _seeded = rnd.choice(t.products)
+                qty = rnd.randint(1, 12)
+                li = next_li[t.i]
+                next_li[t.i] += 1
+                objs["line_items"].append({"id": str(li), "properties": {
+                    "name": name, "hs_sku": sku, "hs_product_id": str(pid), "quantity": str(qty),
+                    "price": money(price), "amount": money(price * qty)}})
+                lis.append(str(li))
+                used.append(pid)
+            assoc = {"contacts": [str(c) for c in contacts], "line_items": lis}
+            if otype == "DEAL":
+                oid = 2000001 + len(objs["deals"])
+                objs["deals"].append({"id": str(oid), "properties": {
+                    "dealname": "Bench deal %d" % n, "pipeline": "default",
+                    "dealstage": "closedwon"}, "associations": assoc})
+            else:
+                oid = 3000001 + len(objs["quotes"])
+                objs["quotes"].append({"id": str(oid), "properties": {
+                    "hs_title": "Bench quote %d" % n, "hs_status": "APPROVED",
+                    "hs_currency": "USD"}, "associations": assoc})
+            self.events.append({"tenant": t, "action": pick(rnd, mix), "otype": otype,
+                                "oid": oid, "first_contact": min(contacts), "products": used})
+
+    def minimum_calls(self, events, seen=None):
+        """What the design needs at least for these events (design §4), given what earlier
+        runs on the same stack already resolved (`seen`, from a previous answer): per event 3
+        HubSpot reads (object with associations, line items batch, contact) and 1 QBO
+        create; per realm CompanyInfo once and the Term once; per (realm, contact) first
+        use a customer query + create; per (realm, product) first use a Sku query, plus a
+        Name query and a create when the item is missing."""
+        hs, qbo = 3 * len(events), len(events)
+        seen_c, seen_p, realms, term = (set(x) for x in (seen or ((), (), (), ())))
+        for ev in events:
+            t = ev["tenant"]
+            if t.i not in realms:
+                realms.add(t.i)
+                qbo += 1
+            if ev["action"] == "create_invoice" and t.i not in term:
+                term.add(t.i)
+                qbo += 1
+            if (t.i, ev["first_contact"]) not in seen_c:
+                seen_c.add((t.i, ev["first_contact"]))
+                qbo += 2
+            for pid in ev["products"]:
+                if (t.i, pid) not in seen_p:
+                    seen_p.add((t.i, pid))
+                    qbo += 1 if t.products[pid - 500001][4] else 3
+        return {"hubspot": hs, "qbo": qbo, "seen": (seen_c, seen_p, realms, term)}
+
+    def seed(self, sandbox, base_realm):
+        """One POST /_sandbox/seed per tenant: the portal (token, objects) and the realm
+        (company, accounts, terms, the seeded items, the OAuth connection)."""
+        client_id = json.loads((SEED_DIR / "qbo.json").read_text())[
+            "intuit_oauth"]["clients"][0]["client_id"]
+        for t in self.tenants:
+            objs = self.objects[t.i]
+            realm = {k: base_realm[k] for k in ("utc_offset", "CompanyInfo", "Preferences",
+                                                "Account", "Term") if k in base_realm}
+            realm["realm_id"] = t.realm
+            realm["CompanyInfo"] = dict(realm["CompanyInfo"],
+                                        CompanyName="Bench company %d" % t.i)
+            realm["Item"] = [{"Name": name, "Sku": sku, "Type": "Service",
+                              "UnitPrice": price / 100.0, "IncomeAccountRef": {"value": "79"}}
+                             for (_pid, sku, name, price, seeded) in t.products if seeded]
+            doc = {"hubspot": {"portals": [{"portalId": t.portal, "tokens": [t.token],
+                                            "objects": {k: v for k, v in objs.items() if v}}]},
+                   "qbo": {"realms": [realm]},
+                   "intuit_oauth": {"connections": [{"realm_id": t.realm, "client_id": client_id,
+                                                     "refresh_token": t.refresh}]}}
+            sandbox.seed(doc)
+
+
+def money(cents):
+    return "%d.%02d" % (cents // 100, cents % 100)
+
+
+def parse_mix(spec):
+    out = []
+    for part in spec.split(","):
+        name, _, w = part.partition("=")
+        name = name.strip()
+        if not name.startswith("create_"):
+            name = "create_" + name
+        if name not in ACTIONS:
+            raise SystemExit("--mix: unknown action %r (one of %s)" % (name, ", ".join(ACTIONS)))
+        out.append((name, float(w or 1)))
+    return out
+
+
+def pick(rnd, mix):
+    x = rnd.random() * sum(w for _, w in mix)
+    for name, w in mix:
+        x -= w
+        if x < 0:
+            return name
+    return mix[-1][0]
+
+
+def base_realm():
+    return json.loads((SEED_DIR / "qbo.json").read_text())["qbo"]["realms"][0]
+
+
+def event_message(ev, seq, run_tag):
+    """(event id, key bytes, value bytes) of one generated event, per the input schema."""
+    t = ev["tenant"]
+    eid = "ap-%d-%s%08d-7-0" % (t.portal, run_tag, seq)
+    fields = {"qbo_realm_id": t.realm, "customer_source": "first_associated_contact",
+              "create_missing_products": "true"}
+    if ev["action"] == "create_invoice":
+        fields["payment_terms"] = "Net 30"
+    doc = {"specversion": "1.0", "id": eid, "type": "hsqb.action." + ev["action"],
+           "source": "hubspot://portal/%d/workflow/4242" % t.portal,
+           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "datacontenttype": "application/json",
+           "data": {"callbackId": eid,
+                    "origin": {"portalId": t.portal, "actionDefinitionId": 10646377,
+                               "actionDefinitionVersion": 1},
+                    "context": {"source": "WORKFLOWS", "workflowId": 4242},
+                    "object": {"objectId": ev["oid"], "objectType": ev["otype"]},
+                    "inputFields": fields}}
+    key = "%d:%s:%d" % (t.portal, ev["otype"], ev["oid"])
+    return eid, key.encode(), json.dumps(doc, separators=(",", ":")).encode()
+
+
+def partitions_for(n_events, min_partitions, bytes_per_event=900):
+    return max(min_partitions, int(math.ceil(n_events * bytes_per_event / PARTITION_BUDGET_BYTES)))
+
+
+# ---- producing and collecting ------------------------------------------------------------
+
+class Producer:
+    def __init__(self, bootstrap):
+        self.p = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5,
+                               batch_size=256 * 1024, max_request_size=8 * 1024 * 1024)
+        self.sent = {}  # event id -> input timestamp ms
+
+    def send(self, eid, key, value):
+        ts = int(time.time() * 1000)
+        self.sent[eid] = ts
+        self.p.send(TOPIC_ACTIONS, key=key, value=value,
+                    headers=[("content-type", b"application/cloudevents+json")], timestamp_ms=ts)
+
+    def flush(self):
+        self.p.flush(timeout=120)
+
+    def close(self):
+        self.p.close(timeout=10)
+
+
+class Collector(threading.Thread):
+    """Reads hsqb.results and the DLQ from the beginning (no group): per input id, the
+    result's Kafka timestamp, status, worker-side duration and error code."""
+
+    def __init__(self, bootstrap):
+        super().__init__(daemon=True, name="bench-collector")
+        self.bootstrap = bootstrap
+        self.results = {}  # input id -> (ts_ms, status, duration_ms, code)
+        self.duplicates = 0
+        self.dlq = 0
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.halt = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                              enable_auto_commit=False, fetch_max_wait_ms=50,
+                              max_poll_records=5000, max_partition_fetch_bytes=4 * 1024 * 1024)
+            tps = [TopicPartition(TOPIC_RESULTS, p) for p in c.partitions_for_topic(TOPIC_RESULTS)]
+            tps += [TopicPartition(TOPIC_DLQ, p) for p in c.partitions_for_topic(TOPIC_DLQ)]
+            c.assign(tps)
+            c.seek_to_beginning()
+            self.ready.set()
+            while not self.halt.is_set():
+                for recs in c.poll(timeout_ms=100).values():
+                    for rec in recs:
+                        self._add(rec)
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            self.error = e
+            self.ready.set()
+
+    def _add(self, rec):
+        if rec.topic == TOPIC_DLQ:
+            self.dlq += 1
+            return
+        try:
+            d = json.loads(rec.value)["data"]
+        except (ValueError, KeyError, TypeError):
+            return
+        iid = d.get("input_id")
+        code = (d.get("error") or {}).get("code")
+        with self.lock:
+            if iid in self.results:
+                self.duplicates += 1
+                return
+            self.results[iid] = (rec.timestamp, d.get("status"), d.get("duration_ms"), code)
+
+    def count(self, ids=None):
+        with self.lock:
+            if ids is None:
+                return len(self.results)
+            return sum(1 for i in ids if i in self.results)
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.results)
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=10)
+
+
+# ---- worker replicas -----------------------------------------------------------------------
+
+class Replica:
+    def __init__(self, name, env, logdir):
+        self.name = name
+        self.port = free_port()
+        self.env = dict(env, HSQB_METRICS_LISTEN="127.0.0.1:%d" % self.port)
+        self.logdir = pathlib.Path(logdir)
+        self.proc = None
+        self.final = None  # proc stats at the end
+
+    def start(self):
+        out = open(self.logdir / ("%s.log" % self.name), "ab")
+        err = open(self.logdir / ("%s.stderr" % self.name), "ab")
+        try:
+            self.proc = subprocess.Popen([str(build_dir() / "hsqb-worker"), "run"], env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         start_new_session=True, cwd=str(ROOT))
+        finally:
+            out.close()
+            err.close()
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def wait_up(self, timeout=30):
+        """Until /healthz answers (the consumer may still be joining the group)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError("%s exited with %s; see %s/%s.stderr" % (
+                    self.name, self.proc.poll(), self.logdir, self.name))
+            if http_get(self.url("/healthz"), 1)[0] == 200:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("%s: /healthz not 200 within %ds" % (self.name, timeout))
+
+    def metrics(self):
+        st, body = http_get(self.url("/metrics"), 5)
+        return parse_metrics(body) if st == 200 else {}
+
+    def stop(self, timeout=40):
+        if not self.alive():
+            return self.proc.poll() if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def worker_cli(env, args, stdin):
+    r = subprocess.run([str(build_dir() / "hsqb-worker")] + args, env=env, input=stdin,
+                       capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    if r.returncode != 0:
+        raise RuntimeError("hsqb-worker %s exited %d: %s" % (
+            " ".join(args[:2]), r.returncode, (r.stderr or r.stdout).strip()[:300]))
+
+
+def store_credentials(env, tenants):
+    for t in tenants:
+        worker_cli(env, ["credentials", "qbo", "--realm", t.realm, "--refresh-token", "-"],
+                   t.refresh + "\n")
+        worker_cli(env, ["credentials", "hubspot", "--portal", str(t.portal), "--token", "-"],
+                   t.token + "\n")
+
+
+def redis_commandstats(stack_env):
+    """{command: calls} from INFO commandstats of the stack's redis-server."""
+    import redis as redislib
+    r = redislib.Redis(host="127.0.0.1", port=int(stack_env["REDIS_PORT"]), socket_timeout=10)
+    try:
+        info = r.info("commandstats")
+    finally:
+        r.close()
+    return {k.replace("cmdstat_", ""): v.get("calls", 0) for k, v in info.items()}
+
+
+# ---- the request log ---------------------------------------------------------------------
+
+_NUM = re.compile(r"/\d+")
+_FROM = re.compile(r"\bfrom\s+(\w+)", re.I)
+
+
+def endpoint_of(entry):
+    """A route template for a logged request: ids become {id}, QBO queries name their
+    entity (query Customer, query Item...)."""
+    vendor = entry.get("vendor") or "none"
+    path = entry.get("path") or ""
+    if vendor == "qbo":
+        rest = path.split("/v3/company/", 1)[-1].split("/", 1)
+        tail = rest[1] if len(rest) > 1 else ""
+        if tail.startswith("query"):
+            m = _FROM.search(entry.get("query") or "") or _FROM.search(entry.get("body") or "")
+            return "qbo query %s" % (m.group(1) if m else "?")
+        return "qbo %s %s" % (entry.get("method"), _NUM.sub("/{id}", tail))
+    return "%s %s %s" % (vendor, entry.get("method"), _NUM.sub("/{id}", path))
+
+
+def analyse_log(entries, t_from_ms=None, t_to_ms=None):
+    """Counts by vendor and by endpoint, 429s and mean duration, over [t_from, t_to)."""
+    by_vendor, by_endpoint, dur = {}, {}, {}
+    n429 = {}
+    for e in entries:
+        tm = e.get("time_ms")
+        if t_from_ms is not None and tm is not None and tm < t_from_ms:
+            continue
+        if t_to_ms is not None and tm is not None and tm >= t_to_ms:
+            continue
+        v = e.get("vendor") or "none"
+        by_vendor[v] = by_vendor.get(v, 0) + 1
+        ep = endpoint_of(e)
+        by_endpoint[ep] = by_endpoint.get(ep, 0) + 1
+        if e.get("status") == 429:
+            n429[v] = n429.get(v, 0) + 1
+        d = e.get("duration_ms")
+        if d is not None:
+            s = dur.setdefault(v, [0.0, 0])
+            s[0] += d
+            s[1] += 1
+    return {"by_vendor": by_vendor, "by_endpoint": by_endpoint, "429": n429,
+            "mean_ms": {v: s[0] / s[1] for v, s in dur.items() if s[1]}}

@@ -1,0 +1,153 @@
+"""Rendering of the benchmark's results: one progress line per scenario, the markdown
+table (tests/bench/out/bench.md) and the gnuplot PNG of the worker-slots sweep."""
+
+import shutil
+import subprocess
+
+
+def _f(x, nd=1):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return ("%%.%df" % nd) % x
+    return str(x)
+
+
+def one_line(name, r):
+    if not r.get("completed"):
+        return "  %s: no results" % name
+    b = r["bound"]
+    return ("  %s: %d/%d events, %.1f ev/s steady (%.1f whole run) vs bound %.1f (%s) = %.2f; "
+            "p50/p99 e2e %s/%s ms; calls/ev %s; 429s %s; worker %.3f ms CPU/ev, %.0f MB peak; "
+            "load %s" % (name, r["completed"], r["events"], r["throughput"], r["throughput_whole"],
+                         b["bound"], b["binding"], r["ratio"] or 0, r["latency_ms"]["p50"],
+                         r["latency_ms"]["p99"], r["calls_per_event"], sum(r["429"].values()),
+                         r["worker_cpu_ms_per_event"], r["worker_hwm_mb"], r["loadavg"]))
+
+
+ROWS = [
+    ("events completed / produced", lambda r: "%d / %d" % (r["completed"], r["events"])),
+    ("tenants (portal + realm pairs)", lambda r: r["tenants"]),
+    ("replicas x worker.threads (slots)",
+     lambda r: "%d x %d (%d)" % (r["replicas"], r["threads"], r["bound"]["slots"])),
+    ("max in flight per partition / partitions",
+     lambda r: "%s / %s" % (r["max_in_flight_per_partition"], r["partitions"])),
+    ("**throughput, events/s** (steady)", lambda r: "**%s**" % _f(r["throughput"])),
+    ("throughput, first to last result", lambda r: _f(r["throughput_whole"])),
+    ("ideal bound, events/s (binding limit)",
+     lambda r: "%s (%s)" % (_f(r["bound"]["bound"]), r["bound"]["binding"])),
+    ("  concurrency / QBO / HubSpot bound",
+     lambda r: "%s / %s / %s" % (_f(r["bound"]["concurrency"]), _f(r["bound"]["qbo"]),
+                                 _f(r["bound"]["hubspot"]))),
+    ("**measured / bound**", lambda r: "**%s**" % _f(r["ratio"], 2)),
+    ("latency input -> result p50 / p95 / p99, ms",
+     lambda r: "%s / %s / %s" % (r["latency_ms"]["p50"], r["latency_ms"]["p95"],
+                                 r["latency_ms"]["p99"])),
+    ("in-worker duration p50 / p99, ms",
+     lambda r: "%s / %s" % (r["service_ms"]["p50"], r["service_ms"]["p99"])),
+    ("HubSpot calls / event (steady; minimum)",
+     lambda r: "%s (%s; %s)" % (_f(r["calls_per_event"].get("hubspot"), 2),
+                               _f(r["calls_per_event_steady"].get("hubspot"), 2),
+                               _f(r["minimum_per_event_steady"]["hubspot"], 2))),
+    ("QBO calls / event (steady; minimum)",
+     lambda r: "%s (%s; %s)" % (_f(r["calls_per_event"].get("qbo"), 2),
+                               _f(r["calls_per_event_steady"].get("qbo"), 2),
+                               _f(r["minimum_per_event_steady"]["qbo"], 2))),
+    ("OAuth calls / event", lambda r: _f(r["calls_per_event"].get("oauth", 0.0), 3)),
+    ("429s received (share of API calls)",
+     lambda r: "%d (%.3f%%)" % (sum(r["429"].values()), 100 * r["429_share"])),
+    ("worker limiter waits, thread-s (HubSpot / QBO)",
+     lambda r: "%s / %s" % (_f(r["worker_metrics"]["ratelimit_wait_s"].get("hubspot")),
+                            _f(r["worker_metrics"]["ratelimit_wait_s"].get("qbo")))),
+    ("Redis commands / event", lambda r: _f(r.get("redis_commands_per_event"), 2)),
+    ("worker CPU, ms / event (both replicas)", lambda r: _f(r["worker_cpu_ms_per_event"], 3)),
+    ("worker peak RSS, MB (max in flight)",
+     lambda r: "%s (%s)" % (_f(r["worker_hwm_mb"]), r.get("max_in_flight"))),
+    ("sandbox CPU ms / event, peak RSS MB",
+     lambda r: "%s, %s" % (_f(r.get("sandbox_cpu_ms_per_event"), 3), _f(r.get("sandbox_hwm_mb")))),
+    ("redis / kafka-mock CPU s", lambda r: "%s / %s" % (_f(r.get("redis_cpu_s"), 2),
+                                                       _f(r.get("kafka_mock_cpu_s"), 2))),
+    ("load average (1/5/15 min) at the end", lambda r: " ".join("%.2f" % x for x in r["loadavg"])),
+]
+
+ORDER = ("rate", "baseline", "latency", "open")
+TITLES = {"rate": "rate-limited drain", "baseline": "baseline: 1 in flight / partition",
+          "latency": "latency-bound drain", "open": "open loop"}
+
+
+def markdown(results):
+    sc = results["scenarios"]
+    names = [n for n in ORDER if n in sc and sc[n].get("completed")]
+    if not names:
+        return "No scenario completed.\n"
+    a = results["args"]
+    lines = ["| | " + " | ".join(TITLES[n] for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for label, fn in ROWS:
+        cells = []
+        for n in names:
+            try:
+                cells.append(str(fn(sc[n])))
+            except (KeyError, TypeError):
+                cells.append("-")
+        lines.append("| %s | %s |" % (label, " | ".join(cells)))
+    notes = []
+    if "open" in names:
+        notes.append("Open loop offered %.1f events/s for %.0f s." % (
+            sc["open"]["offered_rate"], a["open_seconds"]))
+    if "rate" in names and "baseline" in names and sc["baseline"]["throughput"]:
+        notes.append("**default / baseline = %.2f** (steady throughput, same limits)." % (
+            sc["rate"]["throughput"] / sc["baseline"]["throughput"]))
+    for n in names:
+        if not sc[n].get("complete", True):
+            notes.append("%s did not finish: %d of %d results." % (
+                n, sc[n]["completed"], sc[n]["events"]))
+    notes.append("Latency %d ms + 0..%d ms per call under limits; %d ms in the latency-bound "
+                 "run. %d CPUs; load average %s at the start. %.0f s in all." % (
+                     a["latency_ms"], a["jitter_ms"], a["lat_latency_ms"], results["cpus"],
+                     " ".join("%.2f" % x for x in results["loadavg_start"]),
+                     results.get("elapsed_s", 0)))
+    return "\n".join(lines) + "\n\n" + "\n".join("- " + x for x in notes) + "\n"
+
+
+def plot(results, out):
+    """PNG of throughput (and its bound) and p99 in-worker duration against worker slots."""
+    pts = results.get("sweep") or []
+    pts = [p for p in pts if p.get("completed")]
+    if not pts or not shutil.which("gnuplot"):
+        return None
+    dat = out / "sweep.dat"
+    with open(dat, "w") as f:
+        f.write("# slots throughput bound p99_service_ms p99_e2e_ms\n")
+        for p in sorted(pts, key=lambda p: p["bound"]["slots"]):
+            f.write("%d %.2f %.2f %s %s\n" % (p["bound"]["slots"], p["throughput"],
+                                              p["bound"]["bound"], p["service_ms"]["p99"],
+                                              p["latency_ms"]["p99"]))
+    png = out / "bench.png"
+    a = results["args"]
+    script = """
+set terminal pngcairo size 900,520 noenhanced font ",10"
+set output '{png}'
+set title 'hsqb-worker, latency-bound ({lat} ms per API call, no rate limits), {r} replicas, {t} tenants'
+set xlabel 'worker slots (replicas x worker.threads)'
+set ylabel 'events/s'
+set y2label 'p99 in-worker duration, ms'
+set ytics nomirror
+set y2tics
+set logscale x 2
+set key top left
+set grid
+plot '{dat}' using 1:3 with lines dt 2 lw 2 title 'ideal bound', \\
+     '{dat}' using 1:2 with linespoints lw 2 pt 7 title 'measured throughput', \\
+     '{dat}' using 1:4 axes x1y2 with linespoints lw 1 pt 5 title 'p99 duration (right)'
+""".format(png=png, dat=dat, lat=a["lat_latency_ms"], r=a["replicas"], t=a["tenants"])
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60,
+                       capture_output=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+        try:
+            subprocess.run(["gnuplot"], input=script.replace("pngcairo", "png"), text=True,
+                           check=True, timeout=60, capture_output=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
+            return None
+    return png
