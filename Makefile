@@ -227,7 +227,7 @@ asan: deps
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  all unit-bins
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  BUILD=build-asan tests/run-tests unit component schema
+	  BUILD=build-asan tests/run-tests unit component schema integration
 
 # ---- dependencies ---------------------------------------------------------------------
 # Every Debian package the build and all test tiers need. `make deps` checks with

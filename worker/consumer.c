@@ -602,6 +602,28 @@ fail:
 
 /* ---- run and stop ------------------------------------------------------------------- */
 
+#define FINAL_COMMIT_ATTEMPTS 10
+#define FINAL_COMMIT_BACKOFF_MS 500
+
+/* Commit errors that mean "not now" rather than "never": the group is rebalancing or
+ * the coordinator is moving. */
+static bool commit_retryable(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Stop dispatching, let running handlers finish within the drain bound (while still
  * polling, so the group sees us alive), then store and commit what completed. */
 static void drain_and_commit(struct consumer *c)
@@ -630,9 +652,25 @@ static void drain_and_commit(struct consumer *c)
                  "uncommitted and may be redelivered",
                  scheduler_in_flight(c->sched));
     sweep(c);
-    err = rd_kafka_commit(c->rk, NULL, 0);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        log_warn("kafka: final commit failed: %s", rd_kafka_err2str(err));
+    /* A commit refused because the group is rebalancing (another member joined or left
+     * as we stop) is retried after polling, which lets the rebalance run: its revoke
+     * callback commits the revoked partitions itself. Giving up here would make the
+     * next owner redeliver events we already finished. */
+    for (int attempt = 0;; attempt++) {
+        err = rd_kafka_commit(c->rk, NULL, 0);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+            break;
+        if (!commit_retryable(err) || attempt >= FINAL_COMMIT_ATTEMPTS) {
+            log_warn("kafka: final commit failed: %s", rd_kafka_err2str(err));
+            break;
+        }
+        int64_t until = mono_ms() + FINAL_COMMIT_BACKOFF_MS;
+        while (mono_ms() < until) {
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 50);
+            if (rkm != NULL)
+                on_message(c, rkm); /* destroyed undispatched: we are stopping */
+        }
+    }
 }
 
 int consumer_run(struct consumer *c, char *errstr, size_t errsz)

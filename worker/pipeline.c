@@ -648,6 +648,16 @@ static int note_failure(struct pipeline *p, const struct action_event *ev,
     return breaker_failure(p->breaker, t, mono_ms()) == BREAKER_OPEN;
 }
 
+/* 1 when the circuit of the tenant err belongs to is not closed. */
+static int tenant_open(struct pipeline *p, const struct action_event *ev,
+                       const struct api_error *err)
+{
+    char t[TENANT_SZ];
+
+    tenant_of(ev, err, t);
+    return breaker_state(p->breaker, t, mono_ms()) != BREAKER_CLOSED;
+}
+
 /* ---- the run with in-process retries ---------------------------------------------- */
 
 enum run_end { RUN_OK, RUN_FAILED, RUN_EXHAUSTED, RUN_LOST };
@@ -713,10 +723,13 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
         metrics_retry(p->deps.metrics, "event");
         log_info("event %s: %s failure (%s); retry %d in %" PRId64 " ms", ev->id,
                  api_class_name(err->cls), err->message, *runs, delay);
-        for (slept = 0; slept < delay && !atomic_load(&k->lost); slept += 100)
+        for (slept = 0; slept < delay && !atomic_load(&k->lost) && !tenant_open(p, ev, err);
+             slept += 100)
             sleep_ms(delay - slept < 100 ? delay - slept : 100);
         if (atomic_load(&k->lost))
             return RUN_LOST;
+        if (tenant_open(p, ev, err)) /* opened meanwhile: free the thread, no stray probe */
+            return RUN_EXHAUSTED;
         (*runs)++;
     }
 }

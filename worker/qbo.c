@@ -1,12 +1,21 @@
 /* qbo.c - the QuickBooks Online Accounting API client (see qbo.h for the contract).
  *
- * One private function, send(), does what every call shares: URL with minorversion
+ * One private function, exchange(), does what every call shares: URL with minorversion
  * (and requestid), bearer token from oauth, a rate limiter slot around the exchange,
- * the one 401 -> invalidate -> refresh -> resend cycle (the URL is reused verbatim, so
- * a create is resent with the same requestid and QBO replays it), the 429 tenant
- * penalty, and the classification of every other failure. The public calls only build
- * the path and unwrap the response envelope ({"Invoice":{…},"time":…},
- * {"QueryResponse":{"Customer":[…]}}).
+ * the 401 cycle (below), the 429 tenant penalty, and the classification of every other
+ * failure. The public calls only build the path and unwrap the response envelope
+ * ({"Invoice":{…},"time":…}, {"QueryResponse":{"Customer":[…]}}).
+ *
+ * The 401 cycle. The URL is reused verbatim, so every resend of a create carries the
+ * same requestid and QBO replays instead of creating twice.
+ *   send(T1) -401-> oauth_invalidate(T1) + oauth_get_access() -> T2   (a refresh, or the
+ *                   newer token another replica already stored: then nothing is refreshed)
+ *   send(T2) -401-> oauth_invalidate(T2) + oauth_get_access() -> T3   (now a real refresh,
+ *                   single-flight across replicas, unless someone stored a newer one)
+ *   send(T3) -401-> API_TRANSIENT, retried by the pipeline
+ * Only the token endpoint's invalid_grant (from oauth_get_access) means the company must
+ * be reconnected (QBO_REAUTH_REQUIRED): a rejected access token never does, because the
+ * refresh token that produced it still works.
  *
  * Faults are parsed defensively because QBO answers in three shapes (reference §7):
  * JSON {"Fault":{"Error":[…]}}, the lower-case 401 {"fault":{"error":[…]}}, and XML
@@ -225,7 +234,12 @@ void qbo_error_from_response(int status, const char *content_type, const char *b
     if (status == 429 || (throttled && (status == 400 || status == 403))) {
         cls = API_THROTTLED;
         code = HSQB_ERR_RETRIES_EXHAUSTED;
-    } else if (status == 401 || status == 403) {
+    } else if (status == 401) {
+        /* A rejected access token: the refresh token may well work (only invalid_grant
+         * from the token endpoint says it does not), so this is retried. */
+        cls = API_TRANSIENT;
+        code = HSQB_ERR_RETRIES_EXHAUSTED;
+    } else if (status == 403) {
         cls = API_AUTH;
         code = HSQB_ERR_QBO_REAUTH_REQUIRED;
     } else if (status == 404) {
@@ -270,6 +284,10 @@ static void transport_error(enum http_error he, const char *e, struct api_error 
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "QBO %s: %s",
                       http_error_str(he), e);
 }
+
+/* Sends of one request: the first, the resend with a reloaded token, and the resend
+ * after a forced refresh (the 401 cycle in the file comment). */
+#define QBO_AUTH_SENDS 3
 
 /* One request with the 401 cycle; on 2xx *out_doc is the parsed body (new ref). */
 static int exchange(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
@@ -349,8 +367,17 @@ static int exchange(struct qbo_api *q, struct http_client *http, struct redis_co
             transport_error(he, e, err);
             goto out;
         }
-        if (resp.status == 401 && attempt == 0) {
-            log_info("qbo: 401 from realm %s; refreshing the access token once", realm);
+        if (resp.status == 401 && attempt + 1 < QBO_AUTH_SENDS) {
+            /* Invalidating the rejected token makes the next oauth_get_access() refresh,
+             * unless another thread or replica already stored a newer token (then that
+             * one is used as is). The second time, the reloaded token was rejected as
+             * well, so this forces a real refresh. */
+            if (attempt == 0)
+                log_info("qbo: 401 from realm %s; reloading the access token", realm);
+            else
+                log_warn("qbo: 401 from realm %s again with a reloaded access token; forcing "
+                         "a token refresh",
+                         realm);
             if (oauth_invalidate(q->oauth, redis, realm, tok, err) < 0)
                 goto out;
             continue;
@@ -379,6 +406,14 @@ static int exchange(struct qbo_api *q, struct http_client *http, struct redis_co
     qbo_error_from_response((int)resp.status, http_response_header(&resp, "Content-Type"),
                             resp.body, resp.body_len, http_response_header(&resp, "intuit_tid"),
                             err);
+    if (resp.status == 401) {
+        char why[API_MSG_MAX];
+        memcpy(why, err->message, sizeof why);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 401,
+                      "QBO rejected the access token twice after refreshing it (the refresh "
+                      "token still works: retry later, no reconnect needed): %s",
+                      why);
+    }
     if (err->cls == API_THROTTLED) {
         int64_t ms = resp.retry_after_ms > 0 ? resp.retry_after_ms : QBO_THROTTLE_DEFAULT_MS;
         err->retry_after_ms = ms;

@@ -10,8 +10,12 @@
  * oauth_get_access(); around each exchange a slot of the shared rate limiter
  * (ratelimit_acquire/release, kind RL_QBO, tenant = the realm). Then:
  *   401 -> oauth_invalidate() + oauth_get_access() (a refresh, at most one per realm
- *          across replicas) + the SAME request once more (same URL, so the same
- *          requestid: QBO replays instead of creating twice). A second 401 is API_AUTH.
+ *          across replicas, or the newer token another replica already stored) + the
+ *          SAME request once more (same URL, so the same requestid: QBO replays instead
+ *          of creating twice). A second 401 (the reloaded token was rejected too)
+ *          invalidates that token as well, which forces a real refresh, and resends
+ *          once more; a third 401 is API_TRANSIENT (the pipeline retries the event).
+ *          Only invalid_grant from the token endpoint gives QBO_REAUTH_REQUIRED.
  *   429 (or a 400/403 whose fault says ThrottleExceeded) -> ratelimit_penalize() the
  *          realm for Retry-After (or QBO_THROTTLE_DEFAULT_MS) and API_THROTTLED.
  * No other retries: the pipeline owns the retry loop (worker-contracts.md).
@@ -26,7 +30,8 @@
  *   400 fault (ValidationFault, 4001, 2xxx, 6xxx) API_PERMANENT  QBO_VALIDATION; callers
  *       disambiguate by qbo_fault_code: "6240" duplicate name, "6140" duplicate
  *       DocNumber, "5010" stale SyncToken (re-read, reapply), "610" reference gone
- *   401 after the refresh, 403 (3100)             API_AUTH       QBO_REAUTH_REQUIRED
+ *   401 after the forced refresh (3rd send)       API_TRANSIENT  RETRIES_EXHAUSTED
+ *   403 (3100)                                    API_AUTH       QBO_REAUTH_REQUIRED
  *   oauth failures                                as oauth.h says (invalid_grant ->
  *                                                 API_AUTH QBO_REAUTH_REQUIRED)
  *   404                                           API_NOT_FOUND  QBO_VALIDATION

@@ -143,8 +143,11 @@ static const struct config_def settings[] = {
 
     /* ---- Retries ---- */
     {"retry.attempts", CONFIG_INT, "4", 1, 20,
-     "Tries of one API call inside a pipeline (the first included) before the event "
-     "goes to the retry topic.", 0, NULL},
+     "Runs of an event's whole action (the first included) within one delivery: a "
+     "transient or throttled failure reruns the action from its start after an "
+     "in-process backoff; after this many runs (or when retry.budget is spent, or the "
+     "tenant's circuit opens) the event goes to the retry topic. The API clients do not "
+     "retry single calls (beyond resending after a token refresh).", 0, NULL},
     {"retry.base", CONFIG_DURATION, "250ms", 10, 1 * MIN,
      "First in-process backoff; each retry draws from [0, min(cap, base * 2^n)] (full "
      "jitter); Retry-After wins when present.", 0, NULL},

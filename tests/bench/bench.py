@@ -27,6 +27,8 @@ README.md in this directory explains every column.
 
 import argparse
 import json
+import os
+import resource
 import pathlib
 import shutil
 import subprocess
@@ -88,9 +90,9 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     if args.quick:
         given = set(x.split("=")[0] for x in argv)
-        quick = {"--events": 400, "--tenants": 4, "--baseline-events": 200, "--lat-events": 600,
-                 "--baseline-seconds": 15.0, "--time-limit": 60.0,
-                 "--sweep-threads": "2,8", "--sweep-seconds": 3.0, "--open-seconds": 10.0,
+        quick = {"--events": 300, "--tenants": 4, "--baseline-events": 200, "--lat-events": 500,
+                 "--baseline-seconds": 10.0, "--time-limit": 40.0,
+                 "--sweep-threads": "4", "--sweep-seconds": 3.0, "--open-seconds": 10.0,
                  "--contacts": 10, "--products": 15, "--scenarios": "rate,baseline,latency"}
         for k, v in quick.items():
             if k not in given:
@@ -183,8 +185,12 @@ class Env:
         return ids
 
 
+def self_cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def bl_env():
-    import os
     return {k: v for k, v in os.environ.items() if not k.startswith("HSQB_")}
 
 
@@ -300,6 +306,13 @@ def measure(env, ids, events, sent, t_wall0, t_wall1, setting, extra=None):
             out["%s_cpu_s" % name.replace("-", "_")] = round(s["cpu_s"] - env.base_cpu.get(name, 0), 2)
             out["%s_hwm_mb" % name.replace("-", "_")] = round(s["hwm_mb"], 1)
     out["sandbox_cpu_ms_per_event"] = round(1000.0 * out.get("sandbox_cpu_s", 0) / done, 3)
+    out["bench_cpu_s"] = round(self_cpu() - env.self_cpu0, 2)
+    # What the machine allows: every process of the run (replicas, stack, this load
+    # generator) needs this much CPU per event; the cores cap throughput at cpus / that.
+    all_cpu = cpu + sum(out.get(k, 0) for k in ("sandbox_cpu_s", "redis_cpu_s",
+                                               "kafka_mock_cpu_s", "bench_cpu_s"))
+    out["all_cpu_ms_per_event"] = round(1000.0 * all_cpu / done, 3)
+    out["cpu_bound"] = round(len(os.sched_getaffinity(0)) * done / all_cpu, 1) if all_cpu else None
     # Redis commands the replicas sent (INFO commandstats, minus what it had before).
     rc1 = bl.redis_commandstats(env.stack.env)
     rdelta = {k: v - env.redis_calls0.get(k, 0) for k, v in rc1.items()}
@@ -376,6 +389,7 @@ def drain(env, setting, events, tag, timeout, profile=None, stall=45):
     env.base_cpu = {n: (bl.proc_stats(env.stack.pid(n)) or {}).get("cpu_s", 0)
                     for n in ("sandbox", "redis", "kafka-mock")}
     env.redis_calls0 = bl.redis_commandstats(env.stack.env)
+    env.self_cpu0 = self_cpu()
     ids = env.produce(events, tag)
     sent = dict(env.producer.sent)
     t0 = time.monotonic()
@@ -402,6 +416,7 @@ def open_loop(env, setting, events, rate, seconds, tag):
     env.base_cpu = {n: (bl.proc_stats(env.stack.pid(n)) or {}).get("cpu_s", 0)
                     for n in ("sandbox", "redis", "kafka-mock")}
     env.redis_calls0 = bl.redis_commandstats(env.stack.env)
+    env.self_cpu0 = self_cpu()
     env.start_replicas(setting["replicas"], setting["worker"], tag)
     time.sleep(4.5)  # the group's first rebalance (kafka-mock holds the first join 3 s)
     mon = Monitor(env.replicas)
@@ -625,7 +640,6 @@ def main(argv):
 
 
 def os_cpus():
-    import os
     return os.sched_getaffinity(0)
 
 

@@ -40,6 +40,8 @@ ROWS = [
      lambda r: "%s / %s / %s" % (_f(r["bound"]["concurrency"]), _f(r["bound"]["qbo"]),
                                  _f(r["bound"]["hubspot"]))),
     ("**measured / bound**", lambda r: "**%s**" % _f(r["ratio"], 2)),
+    ("CPU of all processes, ms / event -> machine cap, events/s",
+     lambda r: "%s -> %s" % (_f(r.get("all_cpu_ms_per_event"), 2), _f(r.get("cpu_bound")))),
     ("latency input -> result p50 / p95 / p99, ms",
      lambda r: "%s / %s / %s" % (r["latency_ms"]["p50"], r["latency_ms"]["p95"],
                                  r["latency_ms"]["p99"])),
@@ -59,7 +61,10 @@ ROWS = [
     ("worker limiter waits, thread-s (HubSpot / QBO)",
      lambda r: "%s / %s" % (_f(r["worker_metrics"]["ratelimit_wait_s"].get("hubspot")),
                             _f(r["worker_metrics"]["ratelimit_wait_s"].get("qbo")))),
-    ("Redis commands / event", lambda r: _f(r.get("redis_commands_per_event"), 2)),
+    ("Redis commands / event (EVALSHA, GET, SET)",
+     lambda r: "%s (%s, %s, %s)" % (_f(r.get("redis_commands_per_event"), 1),
+                                    *(_f(r["redis_by_command_per_event"].get(c, 0.0), 1)
+                                      for c in ("evalsha", "get", "set")))),
     ("worker CPU, ms / event (both replicas)", lambda r: _f(r["worker_cpu_ms_per_event"], 3)),
     ("worker peak RSS, MB (max in flight)",
      lambda r: "%s (%s)" % (_f(r["worker_hwm_mb"]), r.get("max_in_flight"))),
@@ -100,8 +105,8 @@ def markdown(results):
             sc["rate"]["throughput"] / sc["baseline"]["throughput"]))
     for n in names:
         if not sc[n].get("complete", True):
-            notes.append("%s did not finish: %d of %d results." % (
-                n, sc[n]["completed"], sc[n]["events"]))
+            notes.append("%s stopped after %.0f s (time limit) with %d of %d results." % (
+                n, sc[n].get("time_limit_s") or 0, sc[n]["completed"], sc[n]["events"]))
     notes.append("Latency %d ms + 0..%d ms per call under limits; %d ms in the latency-bound "
                  "run. %d CPUs; load average %s at the start. %.0f s in all." % (
                      a["latency_ms"], a["jitter_ms"], a["lat_latency_ms"], results["cpus"],

@@ -383,16 +383,23 @@ def test_poison_inputs_are_dead_lettered_without_stall(fleet):
         poison.append(json.dumps(unknown).encode())
     big = KafkaProducer(bootstrap_servers=h.env["KAFKA_BOOTSTRAP"], acks="all",
                         max_request_size=8 * 1024 * 1024, linger_ms=2)
-    huge = (b'{"id":"ap-1-huge","pad":"' + b"x" * (5 * 1024 * 1024) + b'"}')
+    # 5 MB: kafka-mock drops any batch beyond its 5 MiB per-partition retention
+    huge = b'{"id":"ap-1-huge","pad":"' + b"x" * (5000000 - 27) + b'"}'
     try:
         h.produce(*good[:100])
         raws = [h.produce_raw(p, key=b"poison") for p in poison]
+        # kafka-mock keeps ~5 MB per partition and drops the oldest batches beyond it: the
+        # 5 MB record goes in once everything before it was consumed, and the stream goes
+        # on once it was (otherwise the mock, not the worker, would lose events)
+        h.wait_results([e.id for e in good[:100]], timeout=90)
+        h.wait_dlq([r.coords for r in raws], timeout=60)
         md = big.send(TOPIC_ACTIONS, key=b"poison-huge", value=huge).get(timeout=60)
+        huge_ev = harness.Event(None, b"poison-huge", huge)
+        huge_ev.partition, huge_ev.offset = md.partition, md.offset
+        h.wait_dlq([huge_ev.coords], timeout=60)
         h.produce(*good[100:])
     finally:
         big.close(timeout=5)
-    huge_ev = harness.Event(None, b"poison-huge", huge)
-    huge_ev.partition, huge_ev.offset = md.partition, md.offset
     raws.append(huge_ev)
     got, failed = check_stream(h, good, timeout=150)
     assert not failed
@@ -434,6 +441,10 @@ def seed_realms(h, n):
 
 
 def timed_run(h, evs, healthy_ids, timeout):
+    # Both runs start with the shared HubSpot limiter rested (1000 requests per 10 s per
+    # portal at most, and one run spends most of that): the comparison measures the
+    # broken realm, not who drained the limiter first.
+    time.sleep(10.5)
     t0 = time.monotonic()
     h.produce(*evs)
     h.wait_results(healthy_ids, timeout=timeout)
@@ -450,6 +461,8 @@ def test_broken_realm_does_not_slow_healthy_ones(fleet):
     h.produce(*warm)
     h.wait_results([e.id for e in warm], timeout=90)
 
+    # API latency like production's, so a run takes seconds and 20% is measurable
+    h.sandbox.config({"latency_ms": 30})
     base = stream(h, realms=healthy)
     t_base = timed_run(h, base, [e.id for e in base], 120)
 
@@ -461,8 +474,8 @@ def test_broken_realm_does_not_slow_healthy_ones(fleet):
     t_mixed = timed_run(h, both, [e.id for e in mixed], 120)
     print("broken realm: healthy stream %.1fs alone, %.1fs next to a broken realm" % (
         t_base, t_mixed))
-    # within 20% (plus one second of scheduling noise on this 2-core machine)
-    assert t_mixed <= 1.2 * t_base + 1.0, (t_base, t_mixed)
+    # within 20% (plus half a second of scheduling noise on this 2-core machine)
+    assert t_mixed <= 1.2 * t_base + 0.5, (t_base, t_mixed)
     calls = h.sandbox.requests(vendor="qbo", tenant=broken)
     assert len(calls) < 60, "%d calls reached the broken realm: no circuit breaking" % len(calls)
     # the healthy events' invariants (the broken realm's events are still being retried)

@@ -3,7 +3,10 @@
  *
  * What a user would notice: a create sent twice with one requestid makes one document;
  * a 401 in the middle of a create refreshes the token once and resends the same
- * requestid (still one document); names with apostrophes are found; QBO's faults come
+ * requestid (still one document); a token rejected again after another replica's refresh
+ * forces a real refresh instead of failing the event, and a 401 that outlives that is
+ * retried, never "reconnect QuickBooks" (only invalid_grant is); names with apostrophes
+ * are found; QBO's faults come
  * back classified with their codes (6240, 6070, throttling, 5xx); a non-US company is
  * recognised and CompanyInfo is not fetched twice; paging returns every row; an
  * oversized answer is refused.
@@ -184,12 +187,17 @@ static void test_401_expired_token_refreshes(void **state)
     assert_int_equal(h_count("vendor=qbo&status=401", NULL), 1);
     json_object_put(c);
 
-    /* A 401 that survives the refresh is an auth failure, not a loop. */
+    /* A 401 that survives a forced refresh ends the call, not in a loop and not as
+     * "reconnect": the refresh token still works, so the pipeline retries the event. */
     add_fault("{\"path\":\"/v3/company/*/customer/*\",\"status\":401,\"body\":{}}");
     assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
-    assert_int_equal(err.cls, API_AUTH);
-    assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
-    assert_int_equal(h_count("vendor=qbo&status=401", NULL), 3);
+    assert_int_equal(api_error_retryable(&err), 1);
+    assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
+    assert_int_equal(err.http_status, 401);
+    assert_non_null(strstr(err.message, "rejected the access token twice"));
+    assert_int_equal(h_count("vendor=qbo&status=401", NULL), 4); /* 3 sends, no more */
+    assert_int_equal(h_count("vendor=oauth", NULL), 3);          /* 2 refreshes, both fine */
+    assert_null(h_hget(H_REALM_US1, "reauth_required"));
 
     /* invalid_grant during the refresh: permanent QBO_REAUTH_REQUIRED. */
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, "RT1-dead", 0, e, sizeof e),
@@ -199,6 +207,96 @@ static void test_401_expired_token_refreshes(void **state)
     assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
     assert_int_equal(err.cls, API_AUTH);
     assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
+}
+
+/* Replica B (E.q) holds access token T1 in its process cache while replica A has
+ * already replaced it in Redis with T2 (one refresh each). *t1 and *t2 are malloc'd. */
+static void b_holds_t1_while_a_stored_t2(char **t1, char **t2)
+{
+    struct oauth *a;
+    struct http_client *ahttp = h_http_new();
+    struct api_error err;
+    char e[256], *tok = malloc(OAUTH_TOKEN_MAX);
+
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Term"), 3);
+    assert_non_null(*t1 = h_hget(H_REALM_US1, "access_token"));
+    assert_non_null(a = oauth_new(E.cfg, e, sizeof e));
+    assert_int_equal(oauth_invalidate(a, H.redis, H_REALM_US1, *t1, &err), 0);
+    assert_int_equal(oauth_get_access(a, ahttp, H.redis, H_REALM_US1, tok, OAUTH_TOKEN_MAX, &err),
+                     0);
+    assert_non_null(*t2 = h_hget(H_REALM_US1, "access_token"));
+    assert_string_equal(tok, *t2);
+    assert_string_not_equal(*t1, *t2);
+    assert_int_equal(h_count("vendor=oauth", NULL), 2);
+    explicit_bzero(tok, OAUTH_TOKEN_MAX);
+    free(tok);
+    oauth_free(a);
+    http_client_free(ahttp);
+}
+
+static void test_401_twice_forces_refresh_same_requestid(void **state)
+{
+    struct json_object *body = parse(INVOICE("HS-T-401x2")), *inv, *reqs;
+    struct api_error err;
+    char *t1, *t2, *t3;
+    (void)state;
+
+    /* Access tokens revoked twice: B's T1 is rejected, B reloads A's T2 (no refresh:
+     * Redis already holds a newer token) and that is rejected too. B must force a real
+     * refresh and resend the same requestid, not fail with QBO_REAUTH_REQUIRED. The
+     * first 401 comes after QBO created the invoice, so a second invoice would show. */
+    b_holds_t1_while_a_stored_t2(&t1, &t2);
+    add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
+              "\"status\":401,\"times\":2,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\","
+              "\"message\":\"message=AuthenticationFailed\"}],\"type\":\"AUTHENTICATION\"}}}");
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+                                "hsqb-test-requestid-401x2", &inv, &err),
+                     0);
+    assert_string_equal(str_of(inv, "DocNumber"), "HS-T-401x2");
+    assert_int_equal(h_count("vendor=oauth", NULL), 3); /* exactly one forced refresh */
+    assert_non_null(t3 = h_hget(H_REALM_US1, "access_token"));
+    assert_string_not_equal(t3, t1);
+    assert_string_not_equal(t3, t2);
+    assert_int_equal(h_count("vendor=qbo&method=POST", &reqs), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_non_null(strstr(str_of(json_object_array_get_idx(reqs, i), "query"),
+                               "requestid=hsqb-test-requestid-401x2"));
+    assert_int_equal(
+        rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-401x2'"), 1);
+    json_object_put(reqs);
+    json_object_put(inv);
+    json_object_put(body);
+    free(t1);
+    free(t2);
+    free(t3);
+}
+
+static void test_invalid_grant_on_forced_refresh_is_reauth(void **state)
+{
+    struct json_object *c = NULL;
+    struct api_error err;
+    char *t1, *t2, *mark;
+    (void)state;
+
+    /* The same double rejection, but Intuit refuses the refresh token: that, and only
+     * that, means the company must be reconnected. */
+    b_holds_t1_while_a_stored_t2(&t1, &t2);
+    add_fault("{\"path\":\"/v3/company/*/customer/*\",\"status\":401,\"body\":{}}");
+    add_fault("{\"path\":\"/oauth2/v1/tokens/bearer\",\"vendor\":\"oauth\",\"status\":400,"
+              "\"body\":{\"error\":\"invalid_grant\"}}");
+    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
+    assert_null(c);
+    assert_int_equal(err.cls, API_AUTH);
+    assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
+    assert_string_equal(err.qbo_fault_code, "invalid_grant");
+    assert_int_equal(api_error_retryable(&err), 0);
+    assert_int_equal(h_count("vendor=qbo&status=401", NULL), 2);
+    assert_int_equal(h_count("vendor=oauth&status=400", NULL), 1);
+    assert_non_null(mark = h_hget(H_REALM_US1, "reauth_required"));
+    assert_string_equal(mark, "1");
+    free(mark);
+    free(t1);
+    free(t2);
 }
 
 static void test_sql_quote(void **state)
@@ -465,7 +563,8 @@ static void test_classifier(void **state)
     (void)state;
 
     qbo_error_from_response(401, "application/json", lower401, strlen(lower401), "1-abc", &err);
-    assert_int_equal(err.cls, API_AUTH);
+    assert_int_equal(err.cls, API_TRANSIENT); /* a rejected token is no reason to reconnect */
+    assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
     assert_string_equal(err.qbo_fault_code, "3200");
     assert_string_equal(err.upstream_id, "1-abc");
     assert_null(strstr(err.message, "AB0160139026")); /* the token echo is dropped */
@@ -494,6 +593,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_same_requestid_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_mid_call_resends_same_requestid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_401_expired_token_refreshes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_401_twice_forces_refresh_same_requestid, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_grant_on_forced_refresh_is_reauth, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_query_with_apostrophes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_and_server_errors, setup, teardown),
