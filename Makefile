@@ -185,6 +185,8 @@ REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_r
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
+$(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
+
 # Test programs link the worker library (when they test worker/) and the common one.
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(WORKER_LIB) $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka

@@ -27,7 +27,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "common/hash.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "worker/action_sales.h"
@@ -426,92 +425,16 @@ struct json_object *payment_purchase_body(const struct purchase_body *b)
 
 /* ---- the Purchase's create-once ------------------------------------------------------ */
 
-/* Same marker as action_create_once(): 1 when it already existed (or Redis could not
- * say), so the caller looks the document up before creating. */
-static int marker_existed(const struct action_ctx *ctx, const char *step)
-{
-    char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
-    redisReply *r;
-    int before = 1;
-
-    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->redis), ctx->ev->id,
-                 step) >= (int)sizeof key)
-        return 1;
-    snprintf(ttl, sizeof ttl, "%" PRId64, ctx->settings->dedup_window_ms);
-    r = redis_command(ctx->redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
-    if (r && r->type == REDIS_REPLY_STATUS)
-        before = 0;
-    else if (!r)
-        log_warn("event %s: marker for step %s not set (%s); looking the expense up first",
-                 ctx->ev->id, step, e);
-    freeReplyObject(r);
-    return before;
-}
-
-/* Our Purchase of txn_date (PrivateNote ends with " hsqb event <id>"): *found is a new
- * reference or NULL. */
-static int find_purchase(const struct action_ctx *ctx, const char *txn_date,
-                         struct json_object **found, struct api_error *err)
-{
-    char sql[QBO_SQL_MAX], want[EVENT_ID_MAX + 16];
-    struct json_object *rows = NULL, *best = NULL;
-    const char *bid = NULL;
-    size_t i, n, w;
-
-    *found = NULL;
-    snprintf(sql, sizeof sql, "SELECT * FROM Purchase WHERE TxnDate = '%s'", txn_date);
-    if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0,
-                      PURCHASE_LOOKUP_MAX, &rows, NULL, err) < 0)
-        return -1;
-    snprintf(want, sizeof want, " hsqb event %s", ctx->ev->id);
-    w = strlen(want);
-    n = json_object_array_length(rows);
-    for (i = 0; i < n; i++) {
-        struct json_object *row = json_object_array_get_idx(rows, i);
-        const char *note, *id;
-        if (json_get_str(row, "Id", &id) != JGET_OK ||
-            json_get_str(row, "PrivateNote", &note) != JGET_OK || strlen(note) < w ||
-            strcmp(note + strlen(note) - w, want) != 0)
-            continue;
-        if (!bid || strlen(id) < strlen(bid) ||
-            (strlen(id) == strlen(bid) && strcmp(id, bid) < 0)) {
-            bid = id;
-            best = row;
-        }
-    }
-    if (best)
-        *found = json_object_get(best);
-    json_object_put(rows);
-    return 0;
-}
-
+/* QBO cannot filter a Purchase on its payee: the lookup reads the day's Purchases. */
 static int purchase_create_once(const struct action_ctx *ctx, const char *step,
                                 struct json_object *body, const char *txn_date,
                                 struct json_object **out, struct api_error *err)
 {
-    char rid[HASH_REQUEST_ID_MAX + 1];
+    char where[32];
 
-    api_error_clear(err);
-    if (marker_existed(ctx, step)) {
-        if (find_purchase(ctx, txn_date, out, err) < 0)
-            return -1;
-        if (*out) {
-            log_info("event %s: Purchase already created by an earlier attempt; reusing it",
-                     ctx->ev->id);
-            return 0;
-        }
-    }
-    if (ctx->claim_lost && atomic_load(ctx->claim_lost)) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
-                      "the event's claim was lost before creating the Purchase");
-        return -1;
-    }
-    if (hash_request_id(ctx->ev->id, step, rid) < 0) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
-        return -1;
-    }
-    return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, "purchase", body, rid,
-                      out, err);
+    snprintf(where, sizeof where, "TxnDate = '%s'", txn_date);
+    return action_create_once_where(ctx, step, "Purchase", body, where, PURCHASE_LOOKUP_MAX, out,
+                                    err);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */
@@ -672,23 +595,6 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
     return hubspot_get_contact(ctx->hubspot, &hc, contact_id, &r->contact, err);
 }
 
-static int check_company(const struct prun *r, struct api_error *err)
-{
-    const struct action_ctx *ctx = r->ctx;
-    struct qbo_company co;
-
-    if (qbo_company_info(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, &co, err) < 0)
-        return -1;
-    if (!co.is_us) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
-                      "QuickBooks company %s is not a US company (country \"%s\"); these actions "
-                      "serve US companies only",
-                      ctx->ev->in.realm_id, co.country);
-        return -1;
-    }
-    return 0;
-}
-
 /* Company, accounts, payment method, items (lookup only): still nothing written. */
 static int check_qbo(struct prun *r, size_t *nmissing, struct action_outcome *out,
                      struct api_error *err)
@@ -699,7 +605,7 @@ static int check_qbo(struct prun *r, size_t *nmissing, struct action_outcome *ou
     char income[RESOLVE_ID_MAX];
     int found = 0;
 
-    if (check_company(r, err) < 0)
+    if (action_check_us_company(r->ctx, err) < 0)
         return -1;
     if (ev->action == ACTION_CREATE_REFUND_RECEIPT)
         dep = ev->in.refund_from_account;
@@ -820,42 +726,10 @@ static int write_payment(struct prun *r, struct json_object *inv, char *payment_
 static int fill_outcome(const struct prun *r, struct json_object *doc, struct action_outcome *out,
                         struct api_error *err)
 {
-    const char *s;
-    struct json_object *cur;
-    size_t i, nc = 0;
-
-    snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(r->ctx->ev->action));
-    if (json_get_str(doc, "Id", &s) != JGET_OK || !*s || strlen(s) >= sizeof out->id) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned a %s without an Id", out->entity);
-        return -1;
-    }
-    snprintf(out->id, sizeof out->id, "%s", s);
-    if (json_get_str(doc, "DocNumber", &s) == JGET_OK && strlen(s) < sizeof out->doc_number)
-        snprintf(out->doc_number, sizeof out->doc_number, "%s", s);
-    snprintf(out->currency, sizeof out->currency, "USD");
-    if (json_get_obj(doc, "CurrencyRef", &cur) == JGET_OK &&
-        json_get_str(cur, "value", &s) == JGET_OK && strlen(s) == 3)
-        snprintf(out->currency, sizeof out->currency, "%s", s);
     out->total_cents = r->total_cents;
     snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
     out->created_customer = r->created_customer;
-    for (i = 0; i < r->n && r->items; i++)
-        nc += r->items[i].created;
-    if (!nc)
-        return 0;
-    out->created_items = calloc(nc, sizeof *out->created_items);
-    if (!out->created_items)
-        return oom(err);
-    for (i = 0; i < r->n; i++) {
-        if (!r->items[i].created)
-            continue;
-        snprintf(out->created_items[out->ncreated].id, RESOLVE_ID_MAX, "%s", r->items[i].id);
-        snprintf(out->created_items[out->ncreated].name, RESOLVE_ITEM_NAME_MAX + 1, "%s",
-                 r->items[i].name);
-        out->ncreated++;
-    }
-    return 0;
+    return action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->n, err);
 }
 
 /* Sales receipt, paid invoice, refund receipt. */
@@ -907,7 +781,7 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     int created = 0, round, rc = -1;
 
     if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||
-        check_company(r, err) < 0 ||
+        action_check_us_company(r->ctx, err) < 0 ||
         resolve_account(&r->rc, ev->in.expense_account, expense_id, err) < 0 ||
         resolve_account(&r->rc, ev->in.paid_from_account, from_id, err) < 0)
         return -1;
@@ -963,16 +837,7 @@ static int payment_run(const struct action_ctx *ctx, struct action_outcome *out,
     int rc;
 
     api_error_clear(err);
-    r.rc = (struct resolve_ctx){
-        .opts = &ctx->settings->resolve,
-        .qbo = ctx->qbo,
-        .http = ctx->http,
-        .redis = ctx->redis,
-        .realm = ctx->ev->in.realm_id,
-        .portal_id = ctx->ev->portal_id,
-        .event_id = ctx->ev->id,
-        .claim_lost = ctx->claim_lost,
-    };
+    action_resolve_ctx(ctx, &r.rc);
     rc = read_payment(&r, err);
     if (rc == 0)
         rc = ctx->ev->action == ACTION_CREATE_EXPENSE ? run_expense(&r, out, err)

@@ -51,7 +51,7 @@
  * for the paid invoice's Payment), so after a crash between the invoice and the payment
  * the re-run finds the invoice by its lookup and creates (or finds) the one payment. The
  * Purchase cannot be looked up by customer (QBO cannot filter Purchase on its payee), so
- * it has its own create-once with the same marker and a lookup by TxnDate + PrivateNote.
+ * it goes through action_create_once_where() with a lookup by TxnDate + PrivateNote.
  *
  * Thread-safety: pure functions and a constant ops table.
  */

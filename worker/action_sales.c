@@ -23,8 +23,9 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define NOTE_MAX 320
-#define DESC_MAX 4000
+#define NOTE_MAX          320
+#define DESC_MAX          4000
+#define ACTION_LOOKUP_MAX 1000 /* documents of one customer and day read to find ours */
 
 int action_settings_from_config(struct action_settings *s, const struct config *cfg, char *errstr,
                                 size_t errsz)
@@ -57,6 +58,76 @@ void action_outcome_release(struct action_outcome *o)
     free(o->created_items);
     free(o->details_json);
     memset(o, 0, sizeof *o);
+}
+
+int action_outcome_fill(struct action_outcome *out, enum hsqb_action a, struct json_object *doc,
+                        const struct resolve_item *items, size_t n, struct api_error *err)
+{
+    const char *s;
+    struct json_object *cur;
+    size_t i, nc = 0;
+
+    snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(a));
+    if (json_get_str(doc, "Id", &s) != JGET_OK || !*s || strlen(s) >= sizeof out->id) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned a %s without an Id", out->entity);
+        return -1;
+    }
+    snprintf(out->id, sizeof out->id, "%s", s);
+    if (json_get_str(doc, "DocNumber", &s) == JGET_OK && strlen(s) < sizeof out->doc_number)
+        snprintf(out->doc_number, sizeof out->doc_number, "%s", s);
+    snprintf(out->currency, sizeof out->currency, "USD");
+    if (json_get_obj(doc, "CurrencyRef", &cur) == JGET_OK &&
+        json_get_str(cur, "value", &s) == JGET_OK && strlen(s) == 3)
+        snprintf(out->currency, sizeof out->currency, "%s", s);
+    for (i = 0; i < n && items; i++)
+        nc += items[i].created;
+    if (!nc)
+        return 0;
+    out->created_items = calloc(nc, sizeof *out->created_items);
+    if (!out->created_items) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (!items[i].created)
+            continue;
+        snprintf(out->created_items[out->ncreated].id, RESOLVE_ID_MAX, "%s", items[i].id);
+        snprintf(out->created_items[out->ncreated].name, RESOLVE_ITEM_NAME_MAX + 1, "%s",
+                 items[i].name);
+        out->ncreated++;
+    }
+    return 0;
+}
+
+int action_check_us_company(const struct action_ctx *ctx, struct api_error *err)
+{
+    struct qbo_company co;
+
+    if (qbo_company_info(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, &co, err) < 0)
+        return -1;
+    if (!co.is_us) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
+                      "QuickBooks company %s is not a US company (country \"%s\"); these actions "
+                      "serve US companies only",
+                      ctx->ev->in.realm_id, co.country);
+        return -1;
+    }
+    return 0;
+}
+
+void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)
+{
+    *rc = (struct resolve_ctx){
+        .opts = &ctx->settings->resolve,
+        .qbo = ctx->qbo,
+        .http = ctx->http,
+        .redis = ctx->redis,
+        .realm = ctx->ev->in.realm_id,
+        .portal_id = ctx->ev->portal_id,
+        .event_id = ctx->ev->id,
+        .claim_lost = ctx->claim_lost,
+    };
 }
 
 /* ---- pure mapping -------------------------------------------------------------------- */
@@ -222,7 +293,7 @@ static int note_is_ours(const char *note, const char *event_id)
 }
 
 /* Set the "sent" marker; 1 when it was already there (or Redis could not say). */
-static int sent_before(const struct action_ctx *ctx, const char *step)
+static int sent_before(const struct action_ctx *ctx, const char *step, const char *entity)
 {
     char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
     redisReply *r;
@@ -236,27 +307,26 @@ static int sent_before(const struct action_ctx *ctx, const char *step)
     if (r && r->type == REDIS_REPLY_STATUS)
         before = 0; /* OK: we are the first to send this step */
     else if (!r)
-        log_warn("event %s: marker for step %s not set (%s); looking the document up first",
-                 ctx->ev->id, step, e);
+        log_warn("event %s: marker for step %s not set (%s); looking the %s up first", ctx->ev->id,
+                 step, e, entity);
     freeReplyObject(r);
     return before;
 }
 
-static int find_document(const struct action_ctx *ctx, const char *entity, const char *customer_id,
-                         const char *txn_date, struct json_object **found, struct api_error *err)
+/* Our entity among those matching where: *found is a new reference or NULL. Of several
+ * (two creates raced), the lowest Id, so every attempt settles on the same one. */
+static int find_ours(const struct action_ctx *ctx, const char *entity, const char *where,
+                     size_t lookup_max, struct json_object **found, struct api_error *err)
 {
-    char sql[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
+    char sql[QBO_SQL_MAX];
     struct json_object *rows = NULL, *best = NULL;
     const char *bid = NULL;
     size_t i, n;
 
     *found = NULL;
-    if (qbo_sql_quote(customer_id, q, sizeof q) < 0)
-        return 0;
-    snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE CustomerRef = %s AND TxnDate = '%s'", entity,
-             q, txn_date);
-    if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0, 1000, &rows,
-                      NULL, err) < 0)
+    snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE %s", entity, where);
+    if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0, lookup_max,
+                      &rows, NULL, err) < 0)
         return -1;
     n = json_object_array_length(rows);
     for (i = 0; i < n; i++) {
@@ -277,16 +347,16 @@ static int find_document(const struct action_ctx *ctx, const char *entity, const
     return 0;
 }
 
-int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
-                       struct json_object *body, const char *customer_id, const char *txn_date,
-                       struct json_object **out_entity, struct api_error *err)
+int action_create_once_where(const struct action_ctx *ctx, const char *step, const char *entity,
+                             struct json_object *body, const char *where, size_t lookup_max,
+                             struct json_object **out_entity, struct api_error *err)
 {
     char rid[HASH_REQUEST_ID_MAX + 1];
     struct json_object *found = NULL;
 
     api_error_clear(err);
-    if (sent_before(ctx, step)) {
-        if (find_document(ctx, entity, customer_id, txn_date, &found, err) < 0)
+    if (sent_before(ctx, step, entity) && where) {
+        if (find_ours(ctx, entity, where, lookup_max, &found, err) < 0)
             return -1;
         if (found) {
             log_info("event %s: %s already created by an earlier attempt; reusing it", ctx->ev->id,
@@ -306,6 +376,20 @@ int action_create_once(const struct action_ctx *ctx, const char *step, const cha
     }
     return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body, rid,
                       out_entity, err);
+}
+
+int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
+                       struct json_object *body, const char *customer_id, const char *txn_date,
+                       struct json_object **out_entity, struct api_error *err)
+{
+    char where[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
+    int quoted = qbo_sql_quote(customer_id, q, sizeof q) >= 0;
+
+    /* an unquotable id cannot be looked up: create (the requestid still dedups) */
+    if (quoted)
+        snprintf(where, sizeof where, "CustomerRef = %s AND TxnDate = '%s'", q, txn_date);
+    return action_create_once_where(ctx, step, entity, body, quoted ? where : NULL,
+                                    ACTION_LOOKUP_MAX, out_entity, err);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */
@@ -399,19 +483,11 @@ static int check_qbo(struct run *r, size_t *nmissing, struct action_outcome *out
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    struct qbo_company co;
     const char *dep;
     char income[RESOLVE_ID_MAX];
 
-    if (qbo_company_info(ctx->qbo, ctx->http, ctx->redis, ev->in.realm_id, &co, err) < 0)
+    if (action_check_us_company(ctx, err) < 0)
         return -1;
-    if (!co.is_us) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
-                      "QuickBooks company %s is not a US company (country \"%s\"); these actions "
-                      "serve US companies only",
-                      ev->in.realm_id, co.country);
-        return -1;
-    }
     if (ev->action == ACTION_CREATE_INVOICE && ev->in.payment_terms &&
         resolve_term(&r->rc, ev->in.payment_terms, r->term_id, err) < 0)
         return -1;
@@ -435,44 +511,10 @@ static int check_qbo(struct run *r, size_t *nmissing, struct action_outcome *out
 static int fill_outcome(struct run *r, struct json_object *doc, struct action_outcome *out,
                         struct api_error *err)
 {
-    const char *s;
-    struct json_object *cur;
-    size_t i, nc = 0;
-
-    snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(r->ctx->ev->action));
-    if (json_get_str(doc, "Id", &s) != JGET_OK || !*s || strlen(s) >= sizeof out->id) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned a %s without an Id", out->entity);
-        return -1;
-    }
-    snprintf(out->id, sizeof out->id, "%s", s);
-    if (json_get_str(doc, "DocNumber", &s) == JGET_OK && strlen(s) < sizeof out->doc_number)
-        snprintf(out->doc_number, sizeof out->doc_number, "%s", s);
-    snprintf(out->currency, sizeof out->currency, "USD");
-    if (json_get_obj(doc, "CurrencyRef", &cur) == JGET_OK &&
-        json_get_str(cur, "value", &s) == JGET_OK && strlen(s) == 3)
-        snprintf(out->currency, sizeof out->currency, "%s", s);
     out->total_cents = r->total_cents;
     snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
     out->created_customer = r->created_customer;
-    for (i = 0; i < r->lis->n; i++)
-        nc += r->items[i].created;
-    if (nc) {
-        out->created_items = calloc(nc, sizeof *out->created_items);
-        if (!out->created_items) {
-            api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
-            return -1;
-        }
-        for (i = 0; i < r->lis->n; i++) {
-            if (!r->items[i].created)
-                continue;
-            snprintf(out->created_items[out->ncreated].id, RESOLVE_ID_MAX, "%s", r->items[i].id);
-            snprintf(out->created_items[out->ncreated].name, RESOLVE_ITEM_NAME_MAX + 1, "%s",
-                     r->items[i].name);
-            out->ncreated++;
-        }
-    }
-    return 0;
+    return action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->lis->n, err);
 }
 
 /* Customer, missing items and the document: the writes. */
@@ -535,16 +577,7 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
     int rc = -1, round;
 
     api_error_clear(err);
-    r.rc = (struct resolve_ctx){
-        .opts = &ctx->settings->resolve,
-        .qbo = ctx->qbo,
-        .http = ctx->http,
-        .redis = ctx->redis,
-        .realm = ctx->ev->in.realm_id,
-        .portal_id = ctx->ev->portal_id,
-        .event_id = ctx->ev->id,
-        .claim_lost = ctx->claim_lost,
-    };
+    action_resolve_ctx(ctx, &r.rc);
     if (read_hubspot(&r, err) < 0 || check_qbo(&r, &nmissing, out, err) < 0)
         goto out;
     for (round = 0; round < 2; round++) {

@@ -72,15 +72,40 @@ struct json_object *sales_doc_body(const struct sales_doc *d);
 
 /* The PrivateNote of the document of event ev: "HubSpot <type> <id> hsqb event <id>",
  * into out (at most outsz - 1 bytes; EVENT_ID_MAX + 64 is enough). The suffix
- * " hsqb event <id>" is what action_find_document() matches. */
+ * " hsqb event <id>" is what action_create_once() matches. */
 void sales_private_note(const struct action_event *ev, char *out, size_t outsz);
 
 /* The event's TxnDate: the UTC date of the event time, else of now_ms. */
 void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11]);
 
-/* Create a document once per (event, step) (see the top of this file). entity is the
- * QBO entity name ("Invoice"), body the document, customer_id and txn_date the narrow
- * lookup; *out_entity receives the created or found entity (caller puts). */
+/* The resolve context of ctx's run (everything borrowed from ctx). */
+void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
+
+/* The US-company rule every family checks before its first write: 0, or -1 with *err
+ * (QBO_COMPANY_NOT_US, or the company lookup's error). */
+int action_check_us_company(const struct action_ctx *ctx, struct api_error *err);
+
+/* Fill out's document fields from doc, the entity created for action a: entity, Id
+ * (required: else -1, API_TRANSIENT), DocNumber, currency (USD when absent) and the
+ * created_items of the n items (may be NULL) whose .created is set (malloc'd into out).
+ * The caller sets the total and customer fields. 0, or -1 with *err. */
+int action_outcome_fill(struct action_outcome *out, enum hsqb_action a, struct json_object *doc,
+                        const struct resolve_item *items, size_t n, struct api_error *err);
+
+/* Create an entity once per (event, step) (see the top of this file): set the step's
+ * marker; when it was already set, look up "SELECT * FROM <entity> WHERE <where>" (at
+ * most lookup_max rows) for the row whose PrivateNote ends " hsqb event <event id>" and
+ * reuse it; else create with requestid hash_request_id(event id, step). entity is the
+ * QBO entity name ("Invoice", "Purchase"), body the entity to create (borrowed); where
+ * may be NULL (no lookup possible: create). Fails API_TRANSIENT without creating when
+ * ctx->claim_lost is set. *out_entity receives the created or found entity (caller
+ * puts). 0, or -1 with *err. */
+int action_create_once_where(const struct action_ctx *ctx, const char *step, const char *entity,
+                             struct json_object *body, const char *where, size_t lookup_max,
+                             struct json_object **out_entity, struct api_error *err);
+
+/* action_create_once_where() for a document of customer_id on txn_date (the narrow
+ * lookup every sales document and Payment allows). */
 int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
                        struct json_object *body, const char *customer_id, const char *txn_date,
                        struct json_object **out_entity, struct api_error *err);

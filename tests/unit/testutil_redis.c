@@ -34,7 +34,7 @@ void testutil_sleep_ms(long ms)
         ;
 }
 
-static int free_port(void)
+int testutil_free_port(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -100,6 +100,8 @@ static int spawn(struct testutil_redis *s, char *errstr, size_t errsz)
         argv[n++] = s->sock;
         argv[n++] = "--unixsocketperm";
         argv[n++] = "700";
+        argv[n++] = "--enable-debug-command"; /* DEBUG SLEEP: command-timeout tests */
+        argv[n++] = "yes";
         if (s->password) {
             argv[n++] = "--requirepass";
             argv[n++] = s->password;
@@ -140,7 +142,7 @@ int testutil_redis_start(struct testutil_redis *s, const char *password, char *e
     }
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     s->password = password;
-    s->port = free_port();
+    s->port = testutil_free_port();
     if (s->port < 0) {
         snprintf(errstr, errsz, "no free port");
         return -1;

@@ -2,8 +2,9 @@
  *
  * Owns: one child redis-server process per struct testutil_redis, listening on an
  * ephemeral 127.0.0.1 port (and a unix socket) inside a private temporary directory,
- * without persistence. Like hiredis's test.sh: the test starts its own server and kills
- * it at the end, so tests never touch a developer's Redis.
+ * without persistence and with the DEBUG command enabled. Like hiredis's test.sh: the
+ * test starts its own server and kills it at the end, so tests never touch a
+ * developer's Redis.
  *
  * Functions return 0/-1 (errstr filled) rather than asserting, so they can be used from
  * cmocka group setups. Thread-safety: one thread drives a server's lifecycle.
@@ -44,6 +45,9 @@ struct redis_conn *testutil_redis_conn(const struct testutil_redis *s, int cmd_t
 
 /* FLUSHALL through a fresh hiredis context. Returns 0 or -1. */
 int testutil_redis_flush(const struct testutil_redis *s);
+
+/* A 127.0.0.1 TCP port free at the time of the call (nothing listens there), or -1. */
+int testutil_free_port(void);
 
 /* Monotonic milliseconds and a sleep, shared by component tests. */
 long long testutil_now_ms(void);

@@ -1,8 +1,8 @@
 /* test_redis.c - component test of the hiredis wrapper against a private redis-server.
  *
- * Like hiredis's own test.sh, the test starts its own server: /usr/bin/redis-server on
- * an ephemeral 127.0.0.1 port (plus a unix socket in a private directory), with no
- * persistence and DEBUG enabled, and kills it at the end. Tests that need a different
+ * Like hiredis's own test.sh, the test starts its own server (testutil_redis: an
+ * ephemeral 127.0.0.1 port plus a unix socket in a private directory, no persistence,
+ * DEBUG enabled) and kills it at the end. Tests that need a different
  * server (a password) start another one. The restart test kills and restarts the
  * shared server on the same port.
  */
@@ -12,168 +12,37 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "common/redis.h"
+#include "tests/unit/testutil_redis.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
+static struct testutil_redis g_srv, g_auth; /* g_auth: the password server of one test */
 
-struct rserver {
-    pid_t pid;
-    int port;
-    char dir[64];
-    char sock[128];
-    const char *password;
-};
-
-static struct rserver g_srv, g_auth; /* g_auth: the password server of one test */
-
-static int64_t now_ms(void)
+static void rs_init(struct testutil_redis *s, const char *password)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0)
-        ;
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* True once the server answers PING (NOAUTH counts: it is up). */
-static int answers_ping(const struct rserver *s)
-{
-    struct timeval tv = {.tv_usec = 200000};
-    redisContext *x = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-    redisReply *r;
-    int up = 0;
-
-    if (!x)
-        return 0;
-    if (!x->err && (r = redisCommand(x, "PING")) != NULL) {
-        up = r->type == REDIS_REPLY_STATUS ||
-             (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0);
-        freeReplyObject(r);
-    }
-    redisFree(x);
-    return up;
-}
-
-static void rs_start(struct rserver *s)
-{
-    char port[16];
-    int64_t deadline;
-
-    snprintf(port, sizeof(port), "%d", s->port);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        const char *argv[32];
-        int n = 0, fd = open("/dev/null", O_RDWR);
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        argv[n++] = "redis-server";
-        argv[n++] = "--port";
-        argv[n++] = port;
-        argv[n++] = "--bind";
-        argv[n++] = "127.0.0.1";
-        argv[n++] = "--save";
-        argv[n++] = "";
-        argv[n++] = "--appendonly";
-        argv[n++] = "no";
-        argv[n++] = "--dir";
-        argv[n++] = s->dir;
-        argv[n++] = "--unixsocket";
-        argv[n++] = s->sock;
-        argv[n++] = "--unixsocketperm";
-        argv[n++] = "700";
-        argv[n++] = "--enable-debug-command";
-        argv[n++] = "yes";
-        if (s->password) {
-            argv[n++] = "--requirepass";
-            argv[n++] = s->password;
-        }
-        argv[n] = NULL;
-        execv(REDIS_SERVER, (char *const *)argv);
-        _exit(127);
-    }
-    deadline = now_ms() + 5000;
-    while (!answers_ping(s)) {
-        int status;
-        assert_int_equal(waitpid(s->pid, &status, WNOHANG), 0); /* still running */
-        assert_true(now_ms() < deadline);
-        sleep_ms(10);
-    }
-}
-
-static void rs_stop(struct rserver *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-}
-
-static void rs_init(struct rserver *s, const char *password)
-{
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/hsqb-test-redis-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
-    s->port = free_port();
-    s->password = password;
-    rs_start(s);
-}
-
-static void rs_destroy(struct rserver *s)
-{
-    rs_stop(s);
-    unlink(s->sock);
-    rmdir(s->dir);
-}
-
-static struct redis_conn *conn_with(const struct rserver *s, int cmd_timeout_ms,
-                                    const char *password)
-{
-    struct redis_opts o;
-    struct redis_conn *c;
     char err[256] = "";
 
-    redis_opts_default(&o);
-    o.port = s->port;
-    o.connect_timeout_ms = 500;
-    if (cmd_timeout_ms)
-        o.command_timeout_ms = cmd_timeout_ms;
-    o.password = password;
-    c = redis_conn_new(&o, err, sizeof(err));
+    if (testutil_redis_start(s, password, err, sizeof(err)) < 0)
+        fail_msg("redis-server: %s", err);
+}
+
+static void rs_restart(struct testutil_redis *s)
+{
+    char err[256] = "";
+
+    if (testutil_redis_restart(s, err, sizeof(err)) < 0)
+        fail_msg("redis-server: %s", err);
+}
+
+static struct redis_conn *conn_with(int cmd_timeout_ms)
+{
+    char err[256] = "";
+    struct redis_conn *c = testutil_redis_conn(&g_srv, cmd_timeout_ms, err, sizeof(err));
+
     if (!c)
         fail_msg("redis_conn_new: %s", err);
     return c;
@@ -181,7 +50,7 @@ static struct redis_conn *conn_with(const struct rserver *s, int cmd_timeout_ms,
 
 static struct redis_conn *conn(void)
 {
-    return conn_with(&g_srv, 0, NULL);
+    return conn_with(0);
 }
 
 /* GET key as a string ("(nil)" when absent); static buffer. */
@@ -212,22 +81,22 @@ static long long pttl(struct redis_conn *c, const char *key)
 
 static int group_setup(void **state)
 {
+    char err[256] = "";
+
     (void)state;
     signal(SIGPIPE, SIG_IGN);
-    if (access(REDIS_SERVER, X_OK) != 0) {
-        fprintf(stderr, "%s not found: install redis-server\n", REDIS_SERVER);
+    if (testutil_redis_start(&g_srv, NULL, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
         return -1;
     }
-    rs_init(&g_srv, NULL);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    rs_destroy(&g_srv);
-    if (g_auth.pid > 0) /* a failed test left it running */
-        rs_destroy(&g_auth);
+    testutil_redis_stop(&g_srv);
+    testutil_redis_stop(&g_auth); /* a failed test left it running; else a no-op */
     return 0;
 }
 
@@ -383,7 +252,7 @@ static void test_lease_expiry_and_takeover(void **state)
     assert_int_equal(redis_claim_prepare(a, &la, "cb-x", err, sizeof(err)), 0);
     assert_int_equal(redis_claim_prepare(b, &lb, "cb-x", err, sizeof(err)), 0);
     assert_int_equal(redis_claim(a, &la, 50, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    sleep_ms(120); /* a's worker stalls past its lease */
+    testutil_sleep_ms(120); /* a's worker stalls past its lease */
     assert_int_equal(redis_claim(b, &lb, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
     assert_int_equal(redis_lease_renew(a, &la, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
@@ -489,8 +358,7 @@ static void test_reconnect_after_restart(void **state)
     freeReplyObject(r);
 
     /* Restarted behind our back: the first command may fail, the next one works. */
-    rs_stop(&g_srv);
-    rs_start(&g_srv);
+    rs_restart(&g_srv);
     r = redis_command(c, err, sizeof(err), "PING");
     if (r)
         freeReplyObject(r);
@@ -503,18 +371,18 @@ static void test_reconnect_after_restart(void **state)
 
     /* Down for a while: the connect failure is reported, then calls fail fast until the
      * backoff has passed, and the connection comes back with the server. */
-    rs_stop(&g_srv);
+    testutil_redis_kill(&g_srv);
     r = redis_command(c, err, sizeof(err), "PING"); /* the dead connection */
     if (r)
         freeReplyObject(r);
     assert_null(redis_command(c, err, sizeof(err), "PING"));
     assert_non_null(strstr(err, "connect"));
-    t0 = now_ms();
+    t0 = testutil_now_ms();
     assert_null(redis_command(c, err, sizeof(err), "PING"));
     assert_non_null(strstr(err, "backoff"));
-    assert_true(now_ms() - t0 < 50);
-    rs_start(&g_srv);
-    sleep_ms(220);
+    assert_true(testutil_now_ms() - t0 < 50);
+    rs_restart(&g_srv);
+    testutil_sleep_ms(220);
     /* The fresh server has no scripts: the claim goes through the NOSCRIPT path. */
     assert_int_equal(redis_claim_prepare(c, &l, "cb-rc", err, sizeof(err)), 0);
     assert_int_equal(redis_claim(c, &l, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
@@ -523,18 +391,18 @@ static void test_reconnect_after_restart(void **state)
 
 static void test_command_timeout(void **state)
 {
-    struct redis_conn *c = conn_with(&g_srv, 100, NULL);
+    struct redis_conn *c = conn_with(100);
     char err[256] = "";
     redisReply *r;
-    int64_t t0 = now_ms(), dt;
+    int64_t t0 = testutil_now_ms(), dt;
 
     (void)state;
     r = redis_command(c, err, sizeof(err), "DEBUG SLEEP 0.4");
-    dt = now_ms() - t0;
+    dt = testutil_now_ms() - t0;
     assert_null(r);
     assert_non_null(strstr(err, "timeout"));
     assert_true(dt >= 80 && dt < 350);
-    sleep_ms(400); /* the server is single-threaded: let the sleep finish */
+    testutil_sleep_ms(400); /* the server is single-threaded: let the sleep finish */
     r = redis_command(c, err, sizeof(err), "PING");
     assert_non_null(r);
     assert_string_equal(r->str, "PONG");
@@ -544,7 +412,7 @@ static void test_command_timeout(void **state)
 
 static void test_auth_and_db(void **state)
 {
-    struct rserver *s = &g_auth;
+    struct testutil_redis *s = &g_auth;
     struct redis_opts o;
     struct redis_conn *c, *c0;
     char err[256] = "";
@@ -582,7 +450,7 @@ static void test_auth_and_db(void **state)
     assert_string_equal(get(c, "only-in-3"), "x");
     redis_conn_free(c0);
     redis_conn_free(c);
-    rs_destroy(s);
+    testutil_redis_stop(s);
 }
 
 static void test_unix_socket_and_bad_options(void **state)
@@ -607,7 +475,8 @@ static void test_unix_socket_and_bad_options(void **state)
     o.prefix = "bad{";
     assert_null(redis_conn_new(&o, err, sizeof(err)));
     redis_opts_default(&o);
-    o.port = free_port(); /* nothing listens there */
+    o.port = testutil_free_port(); /* nothing listens there */
+    assert_true(o.port > 0);
     assert_null(redis_conn_new(&o, err, sizeof(err)));
     assert_non_null(strstr(err, "connect"));
 }

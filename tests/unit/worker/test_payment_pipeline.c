@@ -19,95 +19,32 @@
 
 #include <pthread.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include "common/log.h"
-#include "worker/hubspot.h"
-#include "worker/oauth.h"
-#include "worker/pipeline.h"
-#include "worker/producer.h"
-#include "worker/qbo.h"
-#include "worker/ratelimit.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
+#include "tests/unit/worker/testutil_pipeline.h"
 
 #define TOKEN1  "pat-na1-11111111-1111-4111-8111-111111111111"
 #define TOKEN2  "pat-na1-22222222-2222-4222-8222-222222222222"
 #define PORTAL1 102670506
 #define PORTAL2 243987001
-#define RESULTS "hsqb.results"
-#define DLQ     "hsqb.actions.dlq"
+#define RESULTS TP_RESULTS
+#define DLQ     TP_DLQ
 
-struct env {
-    struct config *cfg;
-    struct oauth *oauth;
-    struct ratelimit *rl;
-    struct qbo_api *q;
-    struct hubspot_api *hs;
-    struct producer *pr;
-    struct pipeline *p;
-    struct pipeline_thread *t;
-    char bootstrap[256];
-    int64_t next_offset;
-};
-
-static struct env E;
+static struct tp_env E;
 
 /* Everything `run` would build, pointed at the sandbox; 0 or -1 (no cmocka asserts: a
  * forked child calls it too). */
-static int env_build(struct env *v)
+static int env_build(struct tp_env *v)
 {
-    const char *extra[] = {
-        "--hubspot.token=" TOKEN1,
-        "--kafka.brokers=127.0.0.1:9",
-        "--kafka.test.mock.num.brokers=1",
-        "--kafka.group.id=hsqb-test",
-        "--retry.base=20ms",
-        "--retry.cap=200ms",
-        "--retry.budget=5s",
-        "--claim.lease=5s",
-        NULL,
-    };
+    const char *extra[] = {"--hubspot.token=" TOKEN1, TP_ENV_FLAGS, NULL};
     char e[512];
-    rd_kafka_mock_cluster_t *mc;
-    struct pipeline_deps deps;
 
-    memset(v, 0, sizeof *v);
-    v->cfg = h_config(extra);
-    if (!(v->oauth = oauth_new(v->cfg, e, sizeof e)) ||
-        !(v->rl = ratelimit_new(v->cfg, e, sizeof e)) ||
-        !(v->q = qbo_api_new(v->cfg, v->oauth, v->rl, NULL, e, sizeof e)) ||
-        !(v->hs = hubspot_api_new(v->cfg, v->rl, NULL, e, sizeof e)) ||
-        !(v->pr = producer_new(v->cfg, e, sizeof e)))
-        goto fail;
-    mc = rd_kafka_handle_mock_cluster(producer_handle(v->pr));
-    if (!mc || rd_kafka_mock_topic_create(mc, RESULTS, 1, 1) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_mock_topic_create(mc, DLQ, 1, 1) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        goto fail;
-    snprintf(v->bootstrap, sizeof v->bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    deps = (struct pipeline_deps){.hubspot = v->hs, .qbo = v->q, .producer = v->pr};
-    if (!(v->p = pipeline_new(v->cfg, &deps, e, sizeof e)) ||
-        !(v->t = pipeline_thread_new(v->p, e, sizeof e)))
-        goto fail;
-    v->next_offset = 100;
+    if (tp_env_build(v, h_config(extra), e, sizeof e) < 0) {
+        fprintf(stderr, "env: %s\n", e);
+        return -1;
+    }
     return 0;
-fail:
-    fprintf(stderr, "env: %s\n", e);
-    return -1;
-}
-
-static void env_free(struct env *v)
-{
-    pipeline_thread_free(v->t);
-    pipeline_free(v->p);
-    producer_free(v->pr);
-    hubspot_api_free(v->hs);
-    qbo_api_free(v->q);
-    ratelimit_free(v->rl);
-    oauth_free(v->oauth);
-    config_free(v->cfg);
-    memset(v, 0, sizeof *v);
 }
 
 /* Fresh sandbox and Redis, QBO tokens for both US realms, portal 2's own HubSpot token. */
@@ -143,8 +80,7 @@ static int setup_bare(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (E.cfg)
-        env_free(&E);
+    tp_env_free(&E);
     return 0;
 }
 
@@ -154,39 +90,13 @@ static int teardown(void **state)
 static char *event_json(const char *id, const char *action, int64_t portal, int64_t payment,
                         const char *realm, const char *inputs)
 {
-    char *s = NULL;
-    int n = asprintf(&s,
-                     "{\"specversion\":\"1.0\",\"id\":\"%s\",\"type\":\"hsqb.action.%s\","
-                     "\"source\":\"hubspot://portal/%lld/workflow/1\","
-                     "\"time\":\"2026-03-01T10:00:00Z\",\"data\":{\"callbackId\":\"%s\","
-                     "\"origin\":{\"portalId\":%lld},\"object\":{\"objectId\":%lld,"
-                     "\"objectType\":\"COMMERCE_PAYMENT\"},\"inputFields\":{\"qbo_realm_id\":"
-                     "\"%s\"%s%s}}}",
-                     id, action, (long long)portal, id, (long long)portal, (long long)payment,
-                     realm, inputs ? "," : "", inputs ? inputs : "");
-    assert_true(n > 0);
-    return s;
+    return tp_event_json(id, action, portal, "COMMERCE_PAYMENT", payment, realm, inputs);
 }
 
-static enum pipeline_disposition handle_on(struct env *v, struct pipeline_thread *t,
+static enum pipeline_disposition handle_on(struct tp_env *v, struct pipeline_thread *t,
                                            const char *value, int64_t offset, int64_t *delay)
 {
-    struct inbound_msg m = {
-        .topic = "hsqb.actions",
-        .partition = 0,
-        .offset = offset,
-        .timestamp_ms = 1772359200000LL,
-        .key = "k",
-        .key_len = 1,
-        .value = value,
-        .value_len = strlen(value),
-        .dispatch_count = 1,
-    };
-    int64_t d = -1;
-    enum pipeline_disposition r = pipeline_handle(v->p, t, &m, &d);
-    if (delay)
-        *delay = d;
-    return r;
+    return tp_handle(v, t, value, strlen(value), NULL, offset, delay);
 }
 
 static enum pipeline_disposition handle(const char *value)
@@ -206,81 +116,9 @@ static void seed_hubspot(int64_t portal, const char *objects)
 
 /* ---- outputs ------------------------------------------------------------------------- */
 
-/* Every message value of topic (partition 0), parsed; *n of them (caller puts each). */
-static struct json_object **read_topic(const char *topic, size_t *n)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    struct json_object **out = NULL;
-    int64_t lo = 0, hi = 0, deadline;
-    char e[256];
-    rd_kafka_t *c;
-
-    *n = 0;
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", E.bootstrap, e, sizeof e), 0);
-    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "test-reader", e, sizeof e), 0);
-    assert_int_equal(rd_kafka_conf_set(conf, "enable.auto.commit", "false", e, sizeof e), 0);
-    assert_int_equal(rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", e, sizeof e), 0);
-    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
-    assert_non_null(c);
-    assert_int_equal(rd_kafka_query_watermark_offsets(c, topic, 0, &lo, &hi, 5000), 0);
-    if (hi > lo) {
-        out = calloc((size_t)(hi - lo), sizeof *out);
-        rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = lo;
-        assert_int_equal(rd_kafka_assign(c, tp), 0);
-        deadline = h_now_ms() + 10000;
-        while (*n < (size_t)(hi - lo) && h_now_ms() < deadline) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-            if (!m)
-                continue;
-            if (!m->err) {
-                char *text = strndup(m->payload ? (const char *)m->payload : "", m->len);
-                out[(*n)++] = json_tokener_parse(text);
-                free(text);
-            }
-            rd_kafka_message_destroy(m);
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(tp);
-    rd_kafka_destroy_flags(c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    return out;
-}
-
-static void free_all(struct json_object **o, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        json_object_put(o[i]);
-    free(o);
-}
-
-static struct json_object *at(struct json_object *o, const char *path)
-{
-    char buf[256], *key, *dot;
-    struct json_object *cur = o, *child;
-    snprintf(buf, sizeof buf, "%s", path);
-    for (key = buf; key; key = dot ? dot + 1 : NULL) {
-        dot = strchr(key, '.');
-        if (dot)
-            *dot = '\0';
-        if (!json_object_is_type(cur, json_type_object) ||
-            !json_object_object_get_ex(cur, key, &child))
-            return NULL;
-        cur = child;
-    }
-    return cur;
-}
-
-static const char *s_at(struct json_object *o, const char *path)
-{
-    struct json_object *v = at(o, path);
-    if (!v || !json_object_is_type(v, json_type_string))
-        fail_msg("%s is not a string in %s", path, json_object_to_json_string(o));
-    return json_object_get_string(v);
-}
-
 static int64_t cents_at(struct json_object *o, const char *path)
 {
-    struct json_object *v = at(o, path);
+    struct json_object *v = tp_at(o, path);
     if (!v)
         fail_msg("%s missing in %s", path, json_object_to_json_string(o));
     return (int64_t)(json_object_get_double(v) * 100 +
@@ -291,11 +129,11 @@ static int64_t cents_at(struct json_object *o, const char *path)
 static struct json_object *last_result(size_t want_count)
 {
     size_t n;
-    struct json_object **m = read_topic(RESULTS, &n), *o;
+    struct json_object **m = tp_read_json(E.bootstrap, RESULTS, &n), *o;
     if (n != want_count)
         fail_msg("%zu results on %s, wanted %zu", n, RESULTS, want_count);
     o = json_object_get(m[n - 1]);
-    free_all(m, n);
+    tp_free_json(m, n);
     return o;
 }
 
@@ -306,7 +144,7 @@ static struct json_object *entities(const char *realm, const char *kind)
     struct json_object *doc = NULL, *arr;
     snprintf(path, sizeof path, "/_sandbox/state?realm=%s", realm);
     assert_int_equal(h_admin(HTTP_GET, path, NULL, &doc), 200);
-    arr = at(json_object_object_get(json_object_object_get(doc, "qbo"), realm), kind);
+    arr = tp_at(json_object_object_get(json_object_object_get(doc, "qbo"), realm), kind);
     assert_non_null(arr);
     json_object_get(arr);
     json_object_put(doc);
@@ -327,7 +165,7 @@ static struct json_object *entity(const char *realm, const char *kind, const cha
     struct json_object *a = entities(realm, kind), *found = NULL;
     for (size_t i = 0; i < json_object_array_length(a) && !found; i++) {
         struct json_object *e = json_object_array_get_idx(a, i);
-        if (strcmp(s_at(e, "Id"), id) == 0)
+        if (strcmp(tp_str_at(e, "Id"), id) == 0)
             found = json_object_get(e);
     }
     json_object_put(a);
@@ -339,8 +177,8 @@ static struct json_object *entity(const char *realm, const char *kind, const cha
 static size_t dlq_count(void)
 {
     size_t n;
-    struct json_object **m = read_topic(DLQ, &n);
-    free_all(m, n);
+    struct json_object **m = tp_read_json(E.bootstrap, DLQ, &n);
+    tp_free_json(m, n);
     return n;
 }
 
@@ -357,10 +195,10 @@ static void expect_failure(const char *id, const char *action, int64_t payment, 
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(nth);
-    if (strcmp(s_at(r, "data.error.code"), code) != 0)
-        fail_msg("%s: %s (%s), wanted %s", id, s_at(r, "data.error.code"),
-                 s_at(r, "data.error.message"), code);
-    assert_false(json_object_get_boolean(at(r, "data.error.retryable")));
+    if (strcmp(tp_str_at(r, "data.error.code"), code) != 0)
+        fail_msg("%s: %s (%s), wanted %s", id, tp_str_at(r, "data.error.code"),
+                 tp_str_at(r, "data.error.message"), code);
+    assert_false(json_object_get_boolean(tp_at(r, "data.error.retryable")));
     json_object_put(r);
     free(ev);
 }
@@ -389,20 +227,20 @@ static void test_sales_receipt_from_payment(void **state)
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
-    assert_string_equal(s_at(r, "type"), "hsqb.result.succeeded");
-    assert_string_equal(s_at(r, "data.qbo.entity"), "SalesReceipt");
-    assert_string_equal(s_at(r, "data.object.type"), "COMMERCE_PAYMENT");
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), 205397);
-    assert_true(json_object_get_boolean(at(r, "data.qbo.created_customer")));
-    assert_null(at(r, "data.qbo.payment_id"));
-    sr = entity(H_REALM_US1, "SalesReceipt", s_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.entity"), "SalesReceipt");
+    assert_string_equal(tp_str_at(r, "data.object.type"), "COMMERCE_PAYMENT");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 205397);
+    assert_true(json_object_get_boolean(tp_at(r, "data.qbo.created_customer")));
+    assert_null(tp_at(r, "data.qbo.payment_id"));
+    sr = entity(H_REALM_US1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
     assert_int_equal(cents_at(sr, "TotalAmt"), 205397);
     assert_int_equal(cents_at(sr, "Balance"), 0);
-    assert_string_equal(s_at(sr, "TxnDate"), "2024-03-01");          /* the day the money moved */
-    assert_string_equal(s_at(sr, "DepositToAccountRef.value"), "4"); /* Undeposited Funds */
-    assert_string_equal(s_at(sr, "PaymentMethodRef.value"), s_at(pm, "Id"));
-    assert_string_equal(s_at(sr, "PaymentRefNum"), "PAY-8001");
-    assert_non_null(strstr(s_at(sr, "PrivateNote"), "HubSpot payment 8001"));
+    assert_string_equal(tp_str_at(sr, "TxnDate"), "2024-03-01"); /* the day the money moved */
+    assert_string_equal(tp_str_at(sr, "DepositToAccountRef.value"), "4"); /* Undeposited Funds */
+    assert_string_equal(tp_str_at(sr, "PaymentMethodRef.value"), tp_str_at(pm, "Id"));
+    assert_string_equal(tp_str_at(sr, "PaymentRefNum"), "PAY-8001");
+    assert_non_null(strstr(tp_str_at(sr, "PrivateNote"), "HubSpot payment 8001"));
     json_object_put(sr);
     json_object_put(r);
     /* a redelivery: the same result, nothing written */
@@ -431,15 +269,15 @@ static void test_sales_receipt_without_lines_uses_default_item(void **state)
                  "\"2024-04-02T23:30:00-05:00\"},\"associations\":{\"contacts\":[\"306\"]}}]}");
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
-    assert_string_equal(s_at(r, "type"), "hsqb.result.succeeded");
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), 12000);
-    sr = entity(H_REALM_US1, "SalesReceipt", s_at(r, "data.qbo.id"));
-    line = json_object_array_get_idx(at(sr, "Line"), 0);
-    assert_string_equal(s_at(line, "SalesItemLineDetail.ItemRef.value"), "1"); /* Services */
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 12000);
+    sr = entity(H_REALM_US1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
+    line = json_object_array_get_idx(tp_at(sr, "Line"), 0);
+    assert_string_equal(tp_str_at(line, "SalesItemLineDetail.ItemRef.value"), "1"); /* Services */
     assert_int_equal(cents_at(line, "Amount"), 12000);
-    assert_string_equal(s_at(sr, "DepositToAccountRef.value"), "35"); /* Checking */
-    assert_string_equal(s_at(sr, "PaymentMethodRef.value"), "2");     /* Check */
-    assert_string_equal(s_at(sr, "TxnDate"), "2024-04-03");           /* 04:30 UTC */
+    assert_string_equal(tp_str_at(sr, "DepositToAccountRef.value"), "35"); /* Checking */
+    assert_string_equal(tp_str_at(sr, "PaymentMethodRef.value"), "2");     /* Check */
+    assert_string_equal(tp_str_at(sr, "TxnDate"), "2024-04-03");           /* 04:30 UTC */
     json_object_put(sr);
     json_object_put(r);
     free(ev);
@@ -453,21 +291,22 @@ static void check_paid_invoice(struct json_object *r, int64_t cents)
     struct json_object *inv, *pay, *lt;
     int linked = 0;
 
-    assert_string_equal(s_at(r, "type"), "hsqb.result.succeeded");
-    assert_string_equal(s_at(r, "data.qbo.entity"), "Invoice");
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), cents);
-    inv = entity(H_REALM_US1, "Invoice", s_at(r, "data.qbo.id"));
-    pay = entity(H_REALM_US1, "Payment", s_at(r, "data.qbo.payment_id"));
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.entity"), "Invoice");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), cents);
+    inv = entity(H_REALM_US1, "Invoice", tp_str_at(r, "data.qbo.id"));
+    pay = entity(H_REALM_US1, "Payment", tp_str_at(r, "data.qbo.payment_id"));
     assert_int_equal(cents_at(inv, "TotalAmt"), cents);
     assert_int_equal(cents_at(inv, "Balance"), 0);
-    assert_string_equal(s_at(inv, "DueDate"), s_at(inv, "TxnDate"));
+    assert_string_equal(tp_str_at(inv, "DueDate"), tp_str_at(inv, "TxnDate"));
     assert_int_equal(cents_at(pay, "TotalAmt"), cents);
     assert_int_equal(cents_at(pay, "UnappliedAmt"), 0);
-    assert_string_equal(s_at(pay, "CustomerRef.value"), s_at(inv, "CustomerRef.value"));
-    lt = at(inv, "LinkedTxn");
+    assert_string_equal(tp_str_at(pay, "CustomerRef.value"), tp_str_at(inv, "CustomerRef.value"));
+    lt = tp_at(inv, "LinkedTxn");
     for (size_t i = 0; i < json_object_array_length(lt); i++)
-        linked += strcmp(s_at(json_object_array_get_idx(lt, i), "TxnType"), "Payment") == 0 &&
-                  strcmp(s_at(json_object_array_get_idx(lt, i), "TxnId"), s_at(pay, "Id")) == 0;
+        linked +=
+            strcmp(tp_str_at(json_object_array_get_idx(lt, i), "TxnType"), "Payment") == 0 &&
+            strcmp(tp_str_at(json_object_array_get_idx(lt, i), "TxnId"), tp_str_at(pay, "Id")) == 0;
     assert_int_equal(linked, 1);
     json_object_put(inv);
     json_object_put(pay);
@@ -512,11 +351,11 @@ static void test_paid_invoice_taxable_refused_creates_nothing(void **state)
                  "{\"contacts\":[\"301\"],\"line_items\":[\"7211\",\"7212\"]}}]}");
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
-    assert_string_equal(s_at(r, "data.error.code"), "TAXABLE_ITEMS_NOT_ALLOWED");
-    assert_non_null(strstr(s_at(r, "data.error.message"), "Widget"));
-    d = at(r, "data.error.details.line_items");
+    assert_string_equal(tp_str_at(r, "data.error.code"), "TAXABLE_ITEMS_NOT_ALLOWED");
+    assert_non_null(strstr(tp_str_at(r, "data.error.message"), "Widget"));
+    d = tp_at(r, "data.error.details.line_items");
     assert_int_equal(json_object_array_length(d), 1);
-    assert_string_equal(s_at(json_object_array_get_idx(d, 0), "id"), "7212");
+    assert_string_equal(tp_str_at(json_object_array_get_idx(d, 0), "id"), "7212");
     json_object_put(r);
     assert_int_equal(h_count("vendor=qbo", NULL), 0); /* not even a read */
     assert_int_equal(dlq_count(), 1);
@@ -525,8 +364,8 @@ static void test_paid_invoice_taxable_refused_creates_nothing(void **state)
     ev = event_json("pay-tax-sr", "create_sales_receipt", PORTAL1, 8012, H_REALM_US1, NULL);
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(2);
-    assert_string_equal(s_at(r, "type"), "hsqb.result.succeeded");
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), 16999);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 16999);
     json_object_put(r);
     free(ev);
 }
@@ -573,7 +412,7 @@ static void test_paid_invoice_payment_retried_after_failures(void **state)
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
     check_paid_invoice(r, 205397);
-    assert_true(json_object_get_int(at(r, "data.attempts")) >= 3);
+    assert_true(json_object_get_int(tp_at(r, "data.attempts")) >= 3);
     json_object_put(r);
     free(ev);
 }
@@ -600,7 +439,7 @@ static void test_paid_invoice_crash_between_invoice_and_payment(void **state)
     child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        struct env v;
+        struct tp_env v;
         if (env_build(&v) < 0)
             _exit(2);
         handle_on(&v, v.t, ev, 100, NULL);
@@ -611,7 +450,7 @@ static void test_paid_invoice_crash_between_invoice_and_payment(void **state)
         assert_int_equal(waitpid(child, &st, WNOHANG), 0); /* the child is still working */
         assert_int_equal(h_admin(HTTP_GET, "/_sandbox/faults", NULL, &rules), 200);
         matched = json_object_get_int(
-                      at(json_object_array_get_idx(at(rules, "faults"), 0), "matched")) > 0;
+                      tp_at(json_object_array_get_idx(tp_at(rules, "faults"), 0), "matched")) > 0;
         json_object_put(rules);
         if (!matched)
             h_sleep_ms(20);
@@ -654,35 +493,35 @@ static void test_expense_of_fees_with_new_vendor(void **state)
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
-    assert_string_equal(s_at(r, "type"), "hsqb.result.succeeded");
-    assert_string_equal(s_at(r, "data.qbo.entity"), "Purchase");
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), 5987);
-    assert_null(at(r, "data.qbo.customer_id"));
-    pu = entity(H_REALM_US1, "Purchase", s_at(r, "data.qbo.id"));
-    assert_string_equal(s_at(pu, "PaymentType"), "Check");
-    assert_string_equal(s_at(pu, "AccountRef.value"), "35");
-    assert_string_equal(s_at(pu, "TxnDate"), "2024-03-01");
-    assert_string_equal(s_at(json_object_array_get_idx(at(pu, "Line"), 0),
-                             "AccountBasedExpenseLineDetail.AccountRef.value"),
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.entity"), "Purchase");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 5987);
+    assert_null(tp_at(r, "data.qbo.customer_id"));
+    pu = entity(H_REALM_US1, "Purchase", tp_str_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(pu, "PaymentType"), "Check");
+    assert_string_equal(tp_str_at(pu, "AccountRef.value"), "35");
+    assert_string_equal(tp_str_at(pu, "TxnDate"), "2024-03-01");
+    assert_string_equal(tp_str_at(json_object_array_get_idx(tp_at(pu, "Line"), 0),
+                                  "AccountBasedExpenseLineDetail.AccountRef.value"),
                         "58");
-    assert_string_equal(s_at(pu, "EntityRef.type"), "Vendor");
+    assert_string_equal(tp_str_at(pu, "EntityRef.type"), "Vendor");
     vendors = entities(H_REALM_US1, "Vendor");
     for (size_t i = 0; i < json_object_array_length(vendors); i++)
-        if (strcmp(s_at(json_object_array_get_idx(vendors, i), "DisplayName"),
+        if (strcmp(tp_str_at(json_object_array_get_idx(vendors, i), "DisplayName"),
                    "HubSpot Payments") == 0)
-            vid = s_at(json_object_array_get_idx(vendors, i), "Id");
+            vid = tp_str_at(json_object_array_get_idx(vendors, i), "Id");
     assert_non_null(vid);
-    assert_string_equal(s_at(pu, "EntityRef.value"), vid);
+    assert_string_equal(tp_str_at(pu, "EntityRef.value"), vid);
     json_object_put(pu);
     json_object_put(r);
     /* the net of a partially refunded payment, by card, same vendor: no second vendor */
     assert_int_equal(handle(ev2), PIPELINE_DONE);
     r = last_result(2);
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), 38520);
-    pu = entity(H_REALM_US1, "Purchase", s_at(r, "data.qbo.id"));
-    assert_string_equal(s_at(pu, "PaymentType"), "CreditCard");
-    assert_string_equal(s_at(pu, "AccountRef.value"), "41");
-    assert_string_equal(s_at(pu, "EntityRef.value"), vid);
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 38520);
+    pu = entity(H_REALM_US1, "Purchase", tp_str_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(pu, "PaymentType"), "CreditCard");
+    assert_string_equal(tp_str_at(pu, "AccountRef.value"), "41");
+    assert_string_equal(tp_str_at(pu, "EntityRef.value"), vid);
     json_object_put(pu);
     json_object_put(r);
     assert_int_equal(count(H_REALM_US1, "Vendor"), 3); /* 56, 57 and ours */
@@ -754,15 +593,15 @@ static void test_expense_concurrent_events_create_one_vendor(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(a[i].d, PIPELINE_DONE);
     }
-    res = read_topic(RESULTS, &n);
+    res = tp_read_json(E.bootstrap, RESULTS, &n);
     assert_int_equal(n, 2);
     for (size_t i = 0; i < n; i++)
-        ok += strcmp(s_at(res[i], "type"), "hsqb.result.succeeded") == 0;
-    free_all(res, n);
+        ok += strcmp(tp_str_at(res[i], "type"), "hsqb.result.succeeded") == 0;
+    tp_free_json(res, n);
     assert_int_equal(ok, 2);
     vendors = entities(H_REALM_US1, "Vendor");
     for (size_t i = 0; i < json_object_array_length(vendors); i++)
-        acme += strcasecmp(s_at(json_object_array_get_idx(vendors, i), "DisplayName"),
+        acme += strcasecmp(tp_str_at(json_object_array_get_idx(vendors, i), "DisplayName"),
                            "Acme Processing") == 0;
     json_object_put(vendors);
     assert_int_equal(acme, 1);
@@ -784,16 +623,16 @@ static void test_refund_receipt_full_refund(void **state)
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
-    assert_string_equal(s_at(r, "type"), "hsqb.result.succeeded");
-    assert_string_equal(s_at(r, "data.qbo.entity"), "RefundReceipt");
-    assert_int_equal(json_object_get_int64(at(r, "data.qbo.total_cents")), 37500);
-    rr = entity(H_REALM_US1, "RefundReceipt", s_at(r, "data.qbo.id"));
-    assert_string_equal(s_at(rr, "DepositToAccountRef.value"), "35");
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.entity"), "RefundReceipt");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 37500);
+    rr = entity(H_REALM_US1, "RefundReceipt", tp_str_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(rr, "DepositToAccountRef.value"), "35");
     assert_int_equal(cents_at(rr, "TotalAmt"), 37500);
-    assert_string_equal(s_at(rr, "TxnDate"), "2026-03-01"); /* the event's day */
-    assert_string_equal(s_at(rr, "PaymentRefNum"), "PAY-8003");
-    line = json_object_array_get_idx(at(rr, "Line"), 0);
-    assert_string_equal(s_at(line, "SalesItemLineDetail.ItemRef.value"), "3"); /* CONS-HR */
+    assert_string_equal(tp_str_at(rr, "TxnDate"), "2026-03-01"); /* the event's day */
+    assert_string_equal(tp_str_at(rr, "PaymentRefNum"), "PAY-8003");
+    line = json_object_array_get_idx(tp_at(rr, "Line"), 0);
+    assert_string_equal(tp_str_at(line, "SalesItemLineDetail.ItemRef.value"), "3"); /* CONS-HR */
     json_object_put(rr);
     json_object_put(r);
     free(ev);
@@ -811,7 +650,7 @@ static void test_refund_receipt_refusals_are_permanent(void **state)
     expect_failure("rr-acct", "create_refund_receipt", 8003,
                    "\"refund_from_account\":\"Petty Cash\"", "ACCOUNT_NOT_FOUND", 3);
     r = last_result(3);
-    assert_non_null(strstr(s_at(r, "data.error.message"), "Petty Cash"));
+    assert_non_null(strstr(tp_str_at(r, "data.error.message"), "Petty Cash"));
     json_object_put(r);
     assert_int_equal(qbo_posts(), 0);
     assert_int_equal(dlq_count(), 3);
@@ -823,7 +662,7 @@ static void test_refund_receipt_refusals_are_permanent(void **state)
         assert_int_equal(handle(ev), PIPELINE_DONE);
         assert_int_equal(h_count("vendor=hubspot", NULL), reads);
         r = last_result(4);
-        assert_string_equal(s_at(r, "data.error.code"), "NOT_FULLY_REFUNDED");
+        assert_string_equal(tp_str_at(r, "data.error.code"), "NOT_FULLY_REFUNDED");
         json_object_put(r);
         free(ev);
     }
@@ -854,18 +693,18 @@ static void test_two_realms_and_two_portals(void **state)
     assert_int_equal(handle(sr2), PIPELINE_DONE);
     assert_int_equal(handle(ex1), PIPELINE_DONE);
     assert_int_equal(handle(ex2), PIPELINE_DONE);
-    res = read_topic(RESULTS, &n);
+    res = tp_read_json(E.bootstrap, RESULTS, &n);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++)
-        if (strcmp(s_at(res[i], "type"), "hsqb.result.succeeded") != 0)
+        if (strcmp(tp_str_at(res[i], "type"), "hsqb.result.succeeded") != 0)
             fail_msg("%s", json_object_to_json_string(res[i]));
-    assert_string_equal(s_at(res[0], "data.realm_id"), H_REALM_US2);
-    assert_int_equal(json_object_get_int64(at(res[0], "data.portal_id")), PORTAL2);
-    sr = entity(H_REALM_US2, "SalesReceipt", s_at(res[0], "data.qbo.id"));
+    assert_string_equal(tp_str_at(res[0], "data.realm_id"), H_REALM_US2);
+    assert_int_equal(json_object_get_int64(tp_at(res[0], "data.portal_id")), PORTAL2);
+    sr = entity(H_REALM_US2, "SalesReceipt", tp_str_at(res[0], "data.qbo.id"));
     assert_int_equal(cents_at(sr, "TotalAmt"), 50000);
     json_object_put(sr);
-    assert_int_equal(json_object_get_int64(at(res[2], "data.qbo.total_cents")), 1480);
-    free_all(res, n);
+    assert_int_equal(json_object_get_int64(tp_at(res[2], "data.qbo.total_cents")), 1480);
+    tp_free_json(res, n);
     /* each company got its own customer, item and vendor; nothing crossed over */
     assert_int_equal(count(H_REALM_US2, "SalesReceipt"), 1);
     assert_int_equal(count(H_REALM_US1, "SalesReceipt"), 1); /* the seeded one */

@@ -12,7 +12,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,8 @@
 #include <json-c/json.h>
 
 #include "worker/result.h"
+
+#include "tests/unit/worker/testutil_pipeline.h"
 
 #define T_ID    "ap-102670506-56776413549-7-0"
 #define T_KEY   "102670506:DEAL:904"
@@ -52,23 +53,6 @@ static struct result_info base_info(void)
     return in;
 }
 
-/* Write the JSON for the schema test. */
-static void save(const char *name, const char *json)
-{
-    const char *build = getenv("BUILD");
-    char dir[512], path[600];
-    FILE *f;
-
-    snprintf(dir, sizeof dir, "%s/test-results", build && *build ? build : "build");
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return; /* not fatal for this program; the schema test reports missing files */
-    snprintf(path, sizeof path, "%s/%s.json", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(json, f);
-    fclose(f);
-}
-
 static struct json_object *build_ok(const struct result_info *in, const char *save_as)
 {
     struct jbuf jb;
@@ -81,7 +65,7 @@ static struct json_object *build_ok(const struct result_info *in, const char *sa
     o = json_tokener_parse(jbuf_cstr(&jb));
     assert_non_null(o);
     if (save_as)
-        save(save_as, jbuf_cstr(&jb));
+        assert_int_equal(tp_save_json(save_as, jbuf_cstr(&jb)), 0);
     jbuf_release(&jb);
     return o;
 }
@@ -98,36 +82,9 @@ static void build_refused(const struct result_info *in, const char *want)
     jbuf_release(&jb);
 }
 
-/* The value at a dotted path ("data.qbo.id"); NULL when absent. */
-static struct json_object *at(struct json_object *o, const char *path)
-{
-    char buf[256], *key, *dot;
-    struct json_object *cur = o, *child;
-
-    snprintf(buf, sizeof buf, "%s", path);
-    for (key = buf; key; key = dot ? dot + 1 : NULL) {
-        dot = strchr(key, '.');
-        if (dot)
-            *dot = '\0';
-        if (!json_object_is_type(cur, json_type_object) ||
-            !json_object_object_get_ex(cur, key, &child))
-            return NULL;
-        cur = child;
-    }
-    return cur;
-}
-
-static const char *str_at(struct json_object *o, const char *path)
-{
-    struct json_object *v = at(o, path);
-    assert_non_null(v);
-    assert_true(json_object_is_type(v, json_type_string));
-    return json_object_get_string(v);
-}
-
 static int64_t int_at(struct json_object *o, const char *path)
 {
-    struct json_object *v = at(o, path);
+    struct json_object *v = tp_at(o, path);
     assert_non_null(v);
     assert_true(json_object_is_type(v, json_type_int));
     return json_object_get_int64(v);
@@ -155,37 +112,37 @@ static void test_invoice_success(void **state)
     (void)state;
     in.qbo = &q;
     o = build_ok(&in, "invoice_succeeded");
-    assert_string_equal(str_at(o, "specversion"), "1.0");
-    assert_string_equal(str_at(o, "id"), T_ID ":result");
-    assert_string_equal(str_at(o, "type"), "hsqb.result.succeeded");
-    assert_string_equal(str_at(o, "subject"), T_KEY);
-    assert_string_equal(str_at(o, "time"), "2024-05-01T10:20:31.412Z");
-    assert_string_equal(str_at(o, "datacontenttype"), "application/json");
-    assert_string_equal(str_at(o, "data.status"), "succeeded");
-    assert_string_equal(str_at(o, "data.action"), "create_invoice");
-    assert_string_equal(str_at(o, "data.input_id"), T_ID);
+    assert_string_equal(tp_str_at(o, "specversion"), "1.0");
+    assert_string_equal(tp_str_at(o, "id"), T_ID ":result");
+    assert_string_equal(tp_str_at(o, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(o, "subject"), T_KEY);
+    assert_string_equal(tp_str_at(o, "time"), "2024-05-01T10:20:31.412Z");
+    assert_string_equal(tp_str_at(o, "datacontenttype"), "application/json");
+    assert_string_equal(tp_str_at(o, "data.status"), "succeeded");
+    assert_string_equal(tp_str_at(o, "data.action"), "create_invoice");
+    assert_string_equal(tp_str_at(o, "data.input_id"), T_ID);
     assert_int_equal(int_at(o, "data.portal_id"), 102670506);
-    assert_string_equal(str_at(o, "data.object.type"), "DEAL");
+    assert_string_equal(tp_str_at(o, "data.object.type"), "DEAL");
     assert_int_equal(int_at(o, "data.object.id"), 904);
-    assert_string_equal(str_at(o, "data.realm_id"), T_REALM);
-    assert_string_equal(str_at(o, "data.qbo.entity"), "Invoice");
-    assert_string_equal(str_at(o, "data.qbo.id"), "1841");
-    assert_string_equal(str_at(o, "data.qbo.doc_number"), "1037");
+    assert_string_equal(tp_str_at(o, "data.realm_id"), T_REALM);
+    assert_string_equal(tp_str_at(o, "data.qbo.entity"), "Invoice");
+    assert_string_equal(tp_str_at(o, "data.qbo.id"), "1841");
+    assert_string_equal(tp_str_at(o, "data.qbo.doc_number"), "1037");
     assert_int_equal(int_at(o, "data.qbo.total_cents"), 150000);
-    assert_string_equal(str_at(o, "data.qbo.currency"), "USD");
-    assert_string_equal(str_at(o, "data.qbo.customer_id"), "58");
-    assert_true(json_object_get_boolean(at(o, "data.qbo.created_customer")));
-    ci = at(o, "data.qbo.created_items");
+    assert_string_equal(tp_str_at(o, "data.qbo.currency"), "USD");
+    assert_string_equal(tp_str_at(o, "data.qbo.customer_id"), "58");
+    assert_true(json_object_get_boolean(tp_at(o, "data.qbo.created_customer")));
+    ci = tp_at(o, "data.qbo.created_items");
     assert_int_equal(json_object_array_length(ci), 1);
-    assert_string_equal(str_at(json_object_array_get_idx(ci, 0), "name"), "Consulting hour");
-    assert_true(json_object_object_get_ex(at(o, "data.qbo"), "payment_id", &ci) && ci == NULL);
-    assert_null(at(o, "data.error"));
+    assert_string_equal(tp_str_at(json_object_array_get_idx(ci, 0), "name"), "Consulting hour");
+    assert_true(json_object_object_get_ex(tp_at(o, "data.qbo"), "payment_id", &ci) && ci == NULL);
+    assert_null(tp_at(o, "data.error"));
     assert_int_equal(int_at(o, "data.attempts"), 1);
-    assert_string_equal(str_at(o, "data.source.topic"), "hsqb.actions");
+    assert_string_equal(tp_str_at(o, "data.source.topic"), "hsqb.actions");
     assert_int_equal(int_at(o, "data.source.partition"), 3);
     assert_int_equal(int_at(o, "data.source.offset"), 1289);
     assert_int_equal(int_at(o, "data.duration_ms"), 842);
-    assert_string_equal(str_at(o, "data.completed_at"), "2024-05-01T10:20:31.412Z");
+    assert_string_equal(tp_str_at(o, "data.completed_at"), "2024-05-01T10:20:31.412Z");
     json_object_put(o);
 }
 
@@ -202,17 +159,17 @@ static void test_estimate_and_receipt_from_quote(void **state)
     in.subject.key = "102670506:QUOTE:904";
     in.qbo = &q;
     o = build_ok(&in, "estimate_from_quote");
-    assert_string_equal(str_at(o, "data.object.type"), "QUOTE");
-    assert_true(json_object_object_get_ex(at(o, "data.qbo"), "doc_number", &v) && v == NULL);
-    assert_int_equal(json_object_array_length(at(o, "data.qbo.created_items")), 0);
+    assert_string_equal(tp_str_at(o, "data.object.type"), "QUOTE");
+    assert_true(json_object_object_get_ex(tp_at(o, "data.qbo"), "doc_number", &v) && v == NULL);
+    assert_int_equal(json_object_array_length(tp_at(o, "data.qbo.created_items")), 0);
     json_object_put(o);
 
     q.entity = "SalesReceipt";
     q.doc_number = "1234567890123456789012"; /* 22 > 21: not representable, written null */
     in.subject.action = ACTION_CREATE_SALES_RECEIPT;
     o = build_ok(&in, "sales_receipt_long_doc_number");
-    assert_string_equal(str_at(o, "data.qbo.entity"), "SalesReceipt");
-    assert_true(json_object_object_get_ex(at(o, "data.qbo"), "doc_number", &v) && v == NULL);
+    assert_string_equal(tp_str_at(o, "data.qbo.entity"), "SalesReceipt");
+    assert_true(json_object_object_get_ex(tp_at(o, "data.qbo"), "doc_number", &v) && v == NULL);
     json_object_put(o);
 }
 
@@ -231,7 +188,7 @@ static void test_paid_invoice_needs_payment_id(void **state)
     build_refused(&in, "payment_id");
     q.payment_id = "10";
     o = build_ok(&in, "paid_invoice");
-    assert_string_equal(str_at(o, "data.qbo.payment_id"), "10");
+    assert_string_equal(tp_str_at(o, "data.qbo.payment_id"), "10");
     json_object_put(o);
     /* and never on other actions */
     in.subject.action = ACTION_CREATE_INVOICE;
@@ -288,15 +245,15 @@ static void test_product_not_found_failure(void **state)
     (void)state;
     in.error = &e;
     o = build_ok(&in, "failed_product_not_found");
-    assert_string_equal(str_at(o, "type"), "hsqb.result.failed");
-    assert_string_equal(str_at(o, "data.status"), "failed");
-    assert_string_equal(str_at(o, "data.error.code"), "PRODUCT_NOT_FOUND");
-    assert_false(json_object_get_boolean(at(o, "data.error.retryable")));
-    assert_true(json_object_object_get_ex(at(o, "data.error"), "http_status", &v) && v == NULL);
-    assert_true(json_object_object_get_ex(at(o, "data.error"), "upstream_id", &v) && v == NULL);
-    assert_int_equal(json_object_array_length(at(o, "data.error.details.line_items")), 2);
-    assert_null(at(o, "data.qbo"));
-    assert_string_equal(str_at(o, "data.realm_id"), T_REALM);
+    assert_string_equal(tp_str_at(o, "type"), "hsqb.result.failed");
+    assert_string_equal(tp_str_at(o, "data.status"), "failed");
+    assert_string_equal(tp_str_at(o, "data.error.code"), "PRODUCT_NOT_FOUND");
+    assert_false(json_object_get_boolean(tp_at(o, "data.error.retryable")));
+    assert_true(json_object_object_get_ex(tp_at(o, "data.error"), "http_status", &v) && v == NULL);
+    assert_true(json_object_object_get_ex(tp_at(o, "data.error"), "upstream_id", &v) && v == NULL);
+    assert_int_equal(json_object_array_length(tp_at(o, "data.error.details.line_items")), 2);
+    assert_null(tp_at(o, "data.qbo"));
+    assert_string_equal(tp_str_at(o, "data.realm_id"), T_REALM);
     json_object_put(o);
 }
 
@@ -315,15 +272,15 @@ static void test_retries_exhausted_failure(void **state)
     in.error = &e;
     in.attempts = 4;
     o = build_ok(&in, "failed_retries_exhausted");
-    assert_true(json_object_get_boolean(at(o, "data.error.retryable")));
+    assert_true(json_object_get_boolean(tp_at(o, "data.error.retryable")));
     assert_int_equal(int_at(o, "data.error.http_status"), 503);
-    assert_string_equal(str_at(o, "data.error.upstream_id"), "1-6632ab12-5f1c2e9d");
+    assert_string_equal(tp_str_at(o, "data.error.upstream_id"), "1-6632ab12-5f1c2e9d");
     assert_int_equal(int_at(o, "data.attempts"), 4);
     json_object_put(o);
     e.http_status = 42; /* not an HTTP status: null rather than a schema violation */
     o = build_ok(&in, "failed_bad_status");
-    assert_true(json_object_object_get_ex(at(o, "data.error"), "http_status", NULL));
-    assert_null(at(o, "data.error.http_status"));
+    assert_true(json_object_object_get_ex(tp_at(o, "data.error"), "http_status", NULL));
+    assert_null(tp_at(o, "data.error.http_status"));
     json_object_put(o);
 }
 
@@ -340,26 +297,26 @@ static void test_undecodable_input(void **state)
     in.offset = 1290;
     in.error = &e;
     o = build_ok(&in, "failed_invalid_undecodable");
-    assert_string_equal(str_at(o, "id"), "hsqb.actions:3:1290:result");
-    assert_null(at(o, "subject"));
-    assert_null(at(o, "data.action"));
-    assert_null(at(o, "data.input_id"));
-    assert_null(at(o, "data.object"));
-    assert_null(at(o, "data.realm_id"));
-    assert_string_equal(str_at(o, "data.error.code"), "INVALID_EVENT");
+    assert_string_equal(tp_str_at(o, "id"), "hsqb.actions:3:1290:result");
+    assert_null(tp_at(o, "subject"));
+    assert_null(tp_at(o, "data.action"));
+    assert_null(tp_at(o, "data.input_id"));
+    assert_null(tp_at(o, "data.object"));
+    assert_null(tp_at(o, "data.realm_id"));
+    assert_string_equal(tp_str_at(o, "data.error.code"), "INVALID_EVENT");
     json_object_put(o);
 
     /* an invalid event whose id could be read is named by it */
     in.subject.input_id = "evt-7";
     o = build_ok(&in, "failed_invalid_with_id");
-    assert_string_equal(str_at(o, "id"), "evt-7:result");
-    assert_string_equal(str_at(o, "data.input_id"), "evt-7");
+    assert_string_equal(tp_str_at(o, "id"), "evt-7:result");
+    assert_string_equal(tp_str_at(o, "data.input_id"), "evt-7");
     json_object_put(o);
 
     /* an id that is not a valid input id is never echoed */
     in.subject.input_id = "bad id";
     o = build_ok(&in, NULL);
-    assert_string_equal(str_at(o, "id"), "hsqb.actions:3:1290:result");
+    assert_string_equal(tp_str_at(o, "id"), "hsqb.actions:3:1290:result");
     json_object_put(o);
 }
 
@@ -379,7 +336,7 @@ static void test_message_one_line_redacted_capped(void **state)
     big[i] = '\0';
     in.error = &e;
     o = build_ok(&in, "failed_long_message");
-    m = str_at(o, "data.error.message");
+    m = tp_str_at(o, "data.error.message");
     assert_true(strlen(m) <= RESULT_MESSAGE_MAX);
     assert_true(strlen(m) >= RESULT_MESSAGE_MAX - 1);
     assert_int_equal(strlen(m) % 2, 0); /* no half character */
@@ -387,7 +344,7 @@ static void test_message_one_line_redacted_capped(void **state)
 
     e.message = "QBO said:\nline two\r\tAuthorization: Bearer abcdef123456";
     o = build_ok(&in, "failed_multiline_message");
-    m = str_at(o, "data.error.message");
+    m = tp_str_at(o, "data.error.message");
     assert_null(strchr(m, '\n'));
     assert_null(strchr(m, '\r'));
     assert_null(strstr(m, "abcdef123456"));
@@ -395,7 +352,7 @@ static void test_message_one_line_redacted_capped(void **state)
 
     e.message = "";
     o = build_ok(&in, NULL);
-    assert_string_equal(str_at(o, "data.error.message"), "QBO_VALIDATION");
+    assert_string_equal(tp_str_at(o, "data.error.message"), "QBO_VALIDATION");
     json_object_put(o);
 
     assert_string_equal(result_one_line("a\nb", out, sizeof out), "a b");
