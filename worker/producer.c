@@ -155,8 +155,12 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
     if (pr == NULL)
         goto fail;
     /* defaults the pass-through may tune */
+    /* message.max.bytes: a dead letter carries the original value byte for byte plus
+     * headers, and oversized inputs are exactly what gets dead-lettered, so the producer
+     * must not refuse what the input topic accepted; the brokers' own limits still apply. */
     if (conf_set(conf, "linger.ms", "5", errstr, errsz) < 0 ||
         conf_set(conf, "client.id", "hsqb-worker", errstr, errsz) < 0 ||
+        conf_set(conf, "message.max.bytes", "16777216", errstr, errsz) < 0 ||
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
     /* what the worker's guarantees rest on */

@@ -13,7 +13,8 @@ README = os.path.join(ROOT, "README.md")
 TOUR_DIRS = ["common", "worker", "schemas", "tests", "deploy", ".ci"]
 TOUR_EXT = (".c", ".h", ".py", ".js", ".json", ".sh", ".lua", ".md", ".yaml", ".yml", ".conf",
             ".service", ".example", "Dockerfile")
-SKIP_PARTS = ("/examples/", "/seeds/", "/node_modules/", "__pycache__", "/corpus")
+SKIP_PARTS = ("/examples/", "/seeds/", "/node_modules/", "__pycache__", "/corpus",
+              "/tests/bench/out/")  # generated, gitignored
 
 
 def readme():
