@@ -476,6 +476,30 @@ class Collector(threading.Thread):
         self.join(timeout=10)
 
 
+INPUT_TOPICS = (TOPIC_ACTIONS, "hsqb.actions.retry")
+
+
+def log_end(bootstrap):
+    """{TopicPartition: end offset} of the worker's input topics."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in INPUT_TOPICS
+               for p in (c.partitions_for_topic(t) or ())]
+        return c.end_offsets(tps)
+    finally:
+        c.close()
+
+
+def commit_log_end(bootstrap, group, ends):
+    """Commit `ends` as the group's positions (a group with no members yet)."""
+    from kafka.structs import OffsetAndMetadata
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        c.commit({tp: OffsetAndMetadata(off, "") for tp, off in ends.items()})
+    finally:
+        c.close()
+
+
 # ---- worker replicas -----------------------------------------------------------------------
 
 class Replica:

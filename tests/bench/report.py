@@ -17,10 +17,11 @@ def one_line(name, r):
     if not r.get("completed"):
         return "  %s: no results" % name
     b = r["bound"]
+    ratio = r["ratio"] if r["ratio"] is not None else float("nan")
     return ("  %s: %d/%d events, %.1f ev/s steady (%.1f whole run) vs bound %.1f (%s) = %.2f; "
             "p50/p99 e2e %s/%s ms; calls/ev %s; 429s %s; worker %.3f ms CPU/ev, %.0f MB peak; "
             "load %s" % (name, r["completed"], r["events"], r["throughput"], r["throughput_whole"],
-                         b["bound"], b["binding"], r["ratio"] or 0, r["latency_ms"]["p50"],
+                         b["bound"], b["binding"], ratio, r["latency_ms"]["p50"],
                          r["latency_ms"]["p99"], r["calls_per_event"], sum(r["429"].values()),
                          r["worker_cpu_ms_per_event"], r["worker_hwm_mb"], r["loadavg"]))
 
