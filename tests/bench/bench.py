@@ -69,12 +69,12 @@ def parse_args(argv):
     a("--time-limit", type=float, default=300.0,
       help="rate scenario: stop waiting after this many seconds (keeps make bench < 10 min)")
     a("--baseline-events", type=int, default=3000)
-    a("--baseline-seconds", type=float, default=40.0)
+    a("--baseline-seconds", type=float, default=30.0)
     a("--lat-events", type=int, default=6000)
     a("--lat-latency-ms", type=int, default=50)
     a("--lat-threads", type=int, default=0,
       help="worker.threads per replica in the latency scenario (0: 10 x tenants / replicas)")
-    a("--sweep-threads", default="2,8,24,50",
+    a("--sweep-threads", default="8,24,50",
       help="worker.threads per replica for the plot (the latency scenario's point is added)")
     a("--sweep-seconds", type=float, default=8.0, help="target length of a sweep point")
     a("--open-rate", type=float, default=0.0, help="events/s (0: half the rate bound)")

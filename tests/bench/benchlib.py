@@ -291,7 +291,8 @@ class Workload:
         HubSpot reads (object with associations, line items batch, contact) and 1 QBO
         create; per realm CompanyInfo once and the Term once; per (realm, contact) first
         use a customer query + create; per (realm, product) first use a Sku query, plus a
-        Name query and a create when the item is missing."""
+        Name query and a create when the item is missing (and once per realm the income
+        account for the items it creates)."""
         hs, qbo = 3 * len(events), len(events)
         seen_c, seen_p, realms, term = (set(x) for x in (seen or ((), (), (), ())))
         for ev in events:
@@ -308,7 +309,13 @@ class Workload:
             for pid in ev["products"]:
                 if (t.i, pid) not in seen_p:
                     seen_p.add((t.i, pid))
-                    qbo += 1 if t.products[pid - 500001][4] else 3
+                    if t.products[pid - 500001][4]:
+                        qbo += 1
+                    else:  # Sku and Name queries, create; the income account once a realm
+                        qbo += 3
+                        if ("acct", t.i) not in seen_p:
+                            seen_p.add(("acct", t.i))
+                            qbo += 1
         return {"hubspot": hs, "qbo": qbo, "seen": (seen_c, seen_p, realms, term)}
 
     def seed(self, sandbox, base_realm):

@@ -124,11 +124,11 @@ def plot(results, out):
         return None
     dat = out / "sweep.dat"
     with open(dat, "w") as f:
-        f.write("# slots throughput bound p99_service_ms p99_e2e_ms\n")
+        f.write("# slots throughput bound p99_service_ms p99_e2e_ms machine_cpu_cap\n")
         for p in sorted(pts, key=lambda p: p["bound"]["slots"]):
-            f.write("%d %.2f %.2f %s %s\n" % (p["bound"]["slots"], p["throughput"],
-                                              p["bound"]["bound"], p["service_ms"]["p99"],
-                                              p["latency_ms"]["p99"]))
+            f.write("%d %.2f %.2f %s %s %s\n" % (p["bound"]["slots"], p["throughput"],
+                                                 p["bound"]["bound"], p["service_ms"]["p99"],
+                                                 p["latency_ms"]["p99"], p.get("cpu_bound") or 0))
     png = out / "bench.png"
     a = results["args"]
     script = """
@@ -144,6 +144,7 @@ set logscale x 2
 set key top left
 set grid
 plot '{dat}' using 1:3 with lines dt 2 lw 2 title 'ideal bound', \\
+     '{dat}' using 1:6 with lines dt 3 lw 2 title 'machine CPU cap (all processes)', \\
      '{dat}' using 1:2 with linespoints lw 2 pt 7 title 'measured throughput', \\
      '{dat}' using 1:4 axes x1y2 with linespoints lw 1 pt 5 title 'p99 duration (right)'
 """.format(png=png, dat=dat, lat=a["lat_latency_ms"], r=a["replicas"], t=a["tenants"])
