@@ -382,6 +382,8 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
                 return usage(err, "a token is never taken as a flag value (ps would show it): "
                                   "use '-' for stdin, a token file, or the environment");
             op.token_stdin = 1;
+        } else if (argv[i] == NULL) {
+            break;
         } else if (strcmp(argv[i], "--verify") == 0) {
             op.verify = 1;
         } else if (nrest < CRED_MAX_ARGS) {

@@ -120,12 +120,21 @@ static int64_t mono_ms(void)
 /* ---- arguments ----------------------------------------------------------------------- */
 
 /* Epoch ms, RFC 3339, or a duration ago. 0 and *out, or -1. */
+/* Two ASCII digits at p into *v: 1, or 0 (v untouched). */
+static int two_digits(const char *p, int *v)
+{
+    if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+        return 0;
+    *v = (p[0] - '0') * 10 + (p[1] - '0');
+    return 1;
+}
+
 static int parse_time(const char *s, int64_t now, int64_t *out)
 {
     struct tm tm;
     const char *p;
     int64_t ms = 0, d;
-    int sign, oh, om, n = 0;
+    int sign, oh, om;
     char *end;
 
     if (s[0] >= '0' && s[0] <= '9' && strspn(s, "0123456789") == strlen(s) && strlen(s) >= 10) {
@@ -153,11 +162,11 @@ static int parse_time(const char *s, int64_t now, int64_t *out)
     }
     if (*p == 'Z' || *p == 'z') {
         p++;
-    } else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) == 2 &&
-               n == 5) {
+    } else if ((*p == '+' || *p == '-') && two_digits(p + 1, &oh) && p[3] == ':' &&
+               two_digits(p + 4, &om)) {
         sign = *p == '+' ? 1 : -1;
         ms -= sign * ((int64_t)oh * 3600 + om * 60) * 1000;
-        p += 1 + n;
+        p += 6; /* sign, hh, ':', mm */
     } else {
         return -1;
     }
@@ -326,7 +335,7 @@ static void read_rec(const rd_kafka_message_t *m, const rd_kafka_headers_t *h, s
     hdr_str(h, "hsqb-attempts", r->attempts, sizeof r->attempts);
     hdr_str(h, "hsqb-original-topic", r->target, sizeof r->target);
     if (hdr_str(h, "hsqb-replay-count", buf, sizeof buf) == 0)
-        r->replay_count = atoi(buf);
+        r->replay_count = (int)strtol(buf, NULL, 10);
     /* the key is "<portal>:<TYPE>:<object>" */
     if (m->key && m->key_len > 0 && m->key_len < 64 &&
         (colon = memchr(m->key, ':', m->key_len)) != NULL &&
@@ -486,7 +495,6 @@ static int handle(struct run *R, rd_kafka_message_t *m)
     struct rec r;
     char e[512], what[600];
     const char *to;
-    int added;
 
     R->n.scanned++;
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -498,7 +506,7 @@ static int handle(struct run *R, rd_kafka_message_t *m)
     to = R->o->to ? R->o->to : r.target[0] ? r.target : R->default_to;
     if (R->o->dry_run) {
         snprintf(what, sizeof what, "would replay to %s", to);
-    } else if (r.id[0] && (added = idset_add(&R->ids, r.id)) == 0) {
+    } else if (r.id[0] && idset_add(&R->ids, r.id) == 0) {
         R->n.duplicate++;
         snprintf(what, sizeof what, "skipped: event replayed earlier in this run");
     } else if (!R->o->force && already_succeeded(R->redis, r.id)) {

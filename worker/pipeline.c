@@ -855,6 +855,8 @@ kafka_down:
     *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
     d = PIPELINE_RETRY_LATER;
 out:
+    if (f->info.error == &fb) /* build_result's fallback lives in this frame */
+        f->info.error = NULL;
     jbuf_release(&jb);
     return d;
 }

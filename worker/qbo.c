@@ -234,9 +234,10 @@ void qbo_error_from_response(int status, const char *content_type, const char *b
     if (status == 429 || (throttled && (status == 400 || status == 403))) {
         cls = API_THROTTLED;
         code = HSQB_ERR_RETRIES_EXHAUSTED;
-    } else if (status == 401) {
-        /* A rejected access token: the refresh token may well work (only invalid_grant
-         * from the token endpoint says it does not), so this is retried. */
+    } else if (status == 401 || status >= 500) {
+        /* 5xx: transient by definition. 401: a rejected access token; the refresh token
+         * may well work (only invalid_grant from the token endpoint says it does not),
+         * so this is retried too. */
         cls = API_TRANSIENT;
         code = HSQB_ERR_RETRIES_EXHAUSTED;
     } else if (status == 403) {
@@ -245,9 +246,6 @@ void qbo_error_from_response(int status, const char *content_type, const char *b
     } else if (status == 404) {
         cls = API_NOT_FOUND;
         code = HSQB_ERR_QBO_VALIDATION;
-    } else if (status >= 500) {
-        cls = API_TRANSIENT;
-        code = HSQB_ERR_RETRIES_EXHAUSTED;
     } else {
         cls = API_PERMANENT;
         code = HSQB_ERR_QBO_VALIDATION;
