@@ -320,7 +320,7 @@ static struct series *other_locked(struct family *f)
     if (s != NULL)
         return s;
     for (i = 0; i < f->def->nlabels; i++)
-        strcpy(vals[i], "other");
+        snprintf(vals[i], sizeof vals[i], "other");
     h = labels_hash(vals, f->def->nlabels);
     if ((s = table_find(f, h, vals)) == NULL) {
         if ((s = series_new(f->def, h, vals)) == NULL)
@@ -526,7 +526,7 @@ void metrics_api_call(struct metrics *m, const char *api, const char *endpoint, 
     if (status > 0)
         snprintf(st, sizeof(st), "%d", status);
     else
-        strcpy(st, "error");
+        snprintf(st, sizeof(st), "error");
     counter_add(m, F_API_CALLS, l, 1);
     if (status == 429)
         counter_add(m, F_429, l, 1);
