@@ -24,7 +24,10 @@ command -v npm >/dev/null 2>&1 || die "npm not found"
 stamp=$here/node_modules/.hsqb-lock.sha256
 want=$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)
 have=$(cat "$stamp" 2>/dev/null || true)
-if [ ! -d "$here/node_modules" ] || [ "$want" != "$have" ]; then
+# The stamp alone is not proof: node_modules can lose its packages (a checkout that
+# stopped tracking them deletes them and leaves the untracked stamp behind).
+if [ ! -d "$here/node_modules/@hubspot/api-client" ] || [ ! -d "$here/node_modules/intuit-oauth" ] ||
+    [ ! -d "$here/node_modules/node-quickbooks" ] || [ "$want" != "$have" ]; then
     echo "# contract: npm ci" >&2
     (cd "$here" && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >&2) ||
         die "npm ci failed"
