@@ -53,6 +53,7 @@ WORKER_SRCS := \
 	worker/metrics.c \
 	worker/httpd.c \
 	worker/ratelimit.c \
+	worker/mapcache.c \
 	worker/hubspot.c \
 	worker/qbo.c \
 	worker/oauth.c \
@@ -89,7 +90,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_action_sales \
 	tests/unit/worker/test_action_payment \
 	tests/unit/worker/test_delay \
-	tests/unit/worker/test_breaker
+	tests/unit/worker/test_breaker \
+	tests/unit/worker/test_mapcache
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
@@ -128,17 +130,6 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_event \
 	tests/fuzz/fuzz_money \
 	tests/fuzz/fuzz_json
-
-# NEEDSWORK: while modules land in parallel the lists are filtered to files that exist;
-# this filter is removed once every module is in.
-COMMON_SRCS := $(wildcard $(COMMON_SRCS))
-WORKER_SRCS := $(wildcard $(WORKER_SRCS))
-UNIT_TESTS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(UNIT_TESTS))))
-SANDBOX_UNIT_TESTS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(SANDBOX_UNIT_TESTS))))
-COMPONENT_TESTS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(COMPONENT_TESTS))))
-SANDBOX_SRCS := $(wildcard $(SANDBOX_SRCS))
-KAFKA_MOCK_SRCS := $(wildcard $(KAFKA_MOCK_SRCS))
-FUZZ_TARGETS := $(patsubst %.c,%,$(wildcard $(addsuffix .c,$(FUZZ_TARGETS))))
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)

@@ -185,6 +185,7 @@ static void *keeper_main(void *arg)
 struct pipeline {
     struct pipeline_deps deps;
     struct action_settings settings;
+    struct mapcache *mapcache; /* settings.resolve.local; NULL when cache.local_ttl is 0 */
     char group[256];
     char source[300];
     char topic_results[256];
@@ -254,6 +255,12 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     p->deps = *deps;
     if (action_settings_from_config(&p->settings, cfg, errstr, errsz) < 0)
         goto fail;
+    if (config_get_ms(cfg, "cache.local_ttl") > 0) {
+        p->mapcache = mapcache_new(config_get_ms(cfg, "cache.local_ttl"), errstr, errsz);
+        if (!p->mapcache)
+            goto fail;
+        p->settings.resolve.local = p->mapcache;
+    }
     copy_str(p->group, sizeof p->group, config_get_str(cfg, "kafka.group.id"));
     snprintf(p->source, sizeof p->source, "hsqb-worker://%s", p->group);
     copy_str(p->topic_results, sizeof p->topic_results, config_get_str(cfg, "kafka.topic.results"));
@@ -319,6 +326,7 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
 fail:
     redis_conn_free(p->keeper.redis);
     breaker_free(p->breaker);
+    mapcache_free(p->mapcache);
     free(p);
     return NULL;
 }
@@ -338,6 +346,7 @@ void pipeline_free(struct pipeline *p)
     }
     redis_conn_free(p->keeper.redis);
     breaker_free(p->breaker);
+    mapcache_free(p->mapcache);
     free(p);
 }
 

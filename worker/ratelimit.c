@@ -72,6 +72,21 @@ static const char ACQUIRE_LUA[] =
     "redis.call('PEXPIRE', KEYS[1], window)\n"
     "return {0, 0}\n";
 
+/* After the request: its log entry takes the completion time (only if it is still in the
+ * log: XX), so the worker's window never frees a slot before the upstream's does (the
+ * upstream counts a request when it arrives, which is between admission and completion);
+ * the key lives a window past that stamp; the global lease, when there is one, goes. */
+static const char RELEASE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local window = tonumber(ARGV[2])\n"
+    "if redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[1]) == 1 and\n"
+    "   redis.call('PTTL', KEYS[1]) < window then\n"
+    "  redis.call('PEXPIRE', KEYS[1], window)\n"
+    "end\n"
+    "if ARGV[3] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end\n"
+    "return 0\n";
+
 /* The block never shortens, and the key outlives both the block and the log. */
 static const char PENALIZE_LUA[] =
     "local t = redis.call('TIME')\n"
@@ -99,7 +114,7 @@ struct local_entry {
 
 struct ratelimit {
     struct ratelimit_opts o;
-    struct redis_script acquire, penalize;
+    struct redis_script acquire, release, penalize;
     pthread_mutex_t mu;
     struct local_entry *buckets[RL_LOCAL_BUCKETS];
 };
@@ -161,6 +176,7 @@ struct ratelimit *ratelimit_new_opts(const struct ratelimit_opts *o, char *errst
     }
     rl->o = *o;
     if (redis_script_init(&rl->acquire, ACQUIRE_LUA, errstr, errsz) < 0 ||
+        redis_script_init(&rl->release, RELEASE_LUA, errstr, errsz) < 0 ||
         redis_script_init(&rl->penalize, PENALIZE_LUA, errstr, errsz) < 0) {
         free(rl);
         return NULL;
@@ -421,8 +437,8 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
             slot->held = 1;
             slot->kind = kind;
             snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
-            if (l->global_concurrency > 0)
-                snprintf(slot->lease, sizeof slot->lease, "%s", token);
+            snprintf(slot->token, sizeof slot->token, "%s", token);
+            slot->leased = l->global_concurrency > 0;
             st = RL_OK;
             goto out;
         }
@@ -454,21 +470,30 @@ out_nolocal:
 
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot)
 {
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256], a_win[24];
+    const char *keys[2] = {rate, conc}, *args[3];
+    redisReply *r = NULL;
+
     if (!slot || !slot->held)
         return;
-    if (slot->lease[0]) {
-        char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256];
-        redisReply *r = NULL;
-        if (redis && build_keys(redis, slot->kind, slot->tenant, rate, conc, sizeof rate, err,
-                                sizeof err) == 0)
-            r = redis_command(redis, err, sizeof err, "ZREM %s %s", conc, slot->lease);
-        if (r)
-            freeReplyObject(r);
-        else
-            log_warn("ratelimit: releasing the %s:%s lease failed (it expires by itself): %s",
-                     kind_names[slot->kind], slot->tenant, redis ? err : "no redis");
-        slot->lease[0] = '\0';
-    }
+    snprintf(a_win, sizeof a_win, "%lld", (long long)rl->o.kind[slot->kind].window_ms);
+    args[0] = slot->token;
+    args[1] = a_win;
+    args[2] = slot->leased ? "1" : "0";
+    if (!redis)
+        snprintf(err, sizeof err, "no redis connection");
+    else if (build_keys(redis, slot->kind, slot->tenant, rate, conc, sizeof rate, err,
+                        sizeof err) == 0)
+        r = redis_eval(redis, &rl->release, 2, keys, 3, args, NULL, err, sizeof err);
+    if (r)
+        freeReplyObject(r);
+    else
+        log_warn("ratelimit: releasing %s:%s failed (the request stays counted from its "
+                 "admission%s): %s",
+                 kind_names[slot->kind], slot->tenant,
+                 slot->leased ? "; the lease expires by itself" : "", err);
+    slot->token[0] = '\0';
+    slot->leased = 0;
     local_release(rl, slot->kind, slot->tenant);
     slot->held = 0;
 }

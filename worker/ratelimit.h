@@ -4,7 +4,8 @@
  * in-process concurrency table (one counter per active tenant, removed when idle).
  * The shared state lives in Redis, one tenant's keys in one cluster slot (hash tag):
  *   <prefix>rate:{<kind>:<id>}        sorted set: the request log of the last window
- *                                     (member per admitted request, score = admit time)
+ *                                     (member per admitted request, score = admit time,
+ *                                     moved to the completion time by the release)
  *                                     plus the member "blocked" whose score is the
  *                                     "blocked until" time set by ratelimit_penalize()
  *   <prefix>rate:{<kind>:<id>}:conc   sorted set: cross-replica concurrency leases
@@ -85,7 +86,8 @@ struct ratelimit_slot {
     int held; /* 1 between a successful acquire and its release */
     enum ratelimit_kind kind;
     char tenant[RATELIMIT_TENANT_MAX + 1];
-    char lease[RATELIMIT_TOKEN_MAX]; /* global lease token, "" when none */
+    char token[RATELIMIT_TOKEN_MAX]; /* the request's rate-log member (and lease token) */
+    int leased;                      /* 1 when a global concurrency lease is held */
     int64_t waited_ms;               /* time spent waiting in acquire (metrics) */
 };
 
@@ -110,10 +112,13 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
                                         int64_t deadline_ms, struct ratelimit_slot *slot,
                                         int64_t *retry_after_ms, char *errstr, size_t errsz);
 
-/* Give back the concurrency slot (local, and the Redis lease when there is one; a
- * failed ZREM is only logged: the lease expires by itself). The rate log entry stays:
- * the request was sent. No-op when slot is NULL or not held; slot->held becomes 0.
- * redis may be NULL only when no global lease is held. */
+/* Call when the request has completed (answered or failed). One Lua call: the rate log
+ * entry stays (the request was sent) but takes the completion time, because the
+ * upstream counted it at its arrival, after admission: stamping admission alone let the
+ * worker's window free a slot a few ms before the upstream's, one 429 per window edge.
+ * Then the Redis lease goes (when there is one) and the local concurrency slot. A
+ * Redis failure is only logged (the entry keeps its admission time, the lease expires
+ * by itself). No-op when slot is NULL or not held; slot->held becomes 0. */
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot);
 
 /* Block the whole tenant, for every replica, for retry_after_ms (> 0; capped at 1 h)

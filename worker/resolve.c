@@ -2,7 +2,7 @@
  * document (see resolve.h).
  *
  * Why this shape: a mapping cache in Redis makes the common case (a contact or product
- * seen before) one GET; a miss falls back to a narrow QBO query, because QBO is the truth
+ * seen before) one GET, and the in-process layer in front of it (mapcache.h) none; a miss falls back to a narrow QBO query, because QBO is the truth
  * and a mapping may be stale. Creation is the dangerous step (two replicas, two events
  * for one contact, a crash between create and cache write), so it runs under a Redis
  * lock per (realm, identity), re-queries after taking the lock, and sends a requestid
@@ -123,6 +123,8 @@ static int map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
     redisReply *r;
     int hit = 0;
 
+    if (mapcache_get(rc->opts->local, rc->realm, suffix, id, RESOLVE_ID_MAX))
+        return 1;
     if (map_key(rc, suffix, key, sizeof key) < 0)
         return 0;
     r = redis_command(rc->redis, e, sizeof e, "GET %s", key);
@@ -137,6 +139,8 @@ static int map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
         hit = is_digits(id);
     }
     freeReplyObject(r);
+    if (hit)
+        mapcache_put(rc->opts->local, rc->realm, suffix, id);
     return hit;
 }
 
@@ -145,6 +149,7 @@ static void map_set(const struct resolve_ctx *rc, const char *suffix, const char
     char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
     redisReply *r;
 
+    mapcache_put(rc->opts->local, rc->realm, suffix, id);
     if (map_key(rc, suffix, key, sizeof key) < 0)
         return;
     snprintf(ttl, sizeof ttl, "%" PRId64, rc->opts->map_ttl_ms);
@@ -159,6 +164,7 @@ static void map_del(const struct resolve_ctx *rc, const char *suffix)
     char key[REDIS_MAX_KEY + 1], e[256];
     redisReply *r;
 
+    mapcache_del(rc->opts->local, rc->realm, suffix);
     if (map_key(rc, suffix, key, sizeof key) < 0)
         return;
     r = redis_command(rc->redis, e, sizeof e, "DEL %s", key);

@@ -67,6 +67,7 @@
 
 #include "common/config.h"
 #include "common/http.h"
+#include "worker/mapcache.h"
 #include "common/redis.h"
 #include "worker/apierr.h"
 #include "worker/hubspot.h"
@@ -87,6 +88,9 @@ struct resolve_opts {
     int64_t lock_wait_ms; /* default RESOLVE_LOCK_WAIT_MS */
     /* items.income_account: an Id (digits) or an exact Name; "" = discover */
     char income_account[RESOLVE_ACCOUNT_NAME_MAX + 1];
+    /* The in-process layer in front of the Redis mappings (cache.local_ttl); borrowed
+     * for the life of the opts, thread-safe. NULL = Redis only. */
+    struct mapcache *local;
 };
 
 /* Defaults above, no income account. */

@@ -204,6 +204,11 @@ static const struct config_def settings[] = {
     {"items.income_account", CONFIG_STRING, NULL, 0, 200,
      "QBO income account (Id or exact Name) for items the worker creates; empty uses the "
      "realm's first active Income account.", 0, NULL},
+    {"cache.local_ttl", CONFIG_DURATION, "60s", 0, 1 * DAY,
+     "How long a worker keeps a customer, item, term or account mapping in its own "
+     "memory before asking Redis again (0 = always ask Redis). Bounds how long a replica "
+     "may use an id another replica found stale (QuickBooks then answers 610 once and "
+     "the mapping is matched afresh).", 0, NULL},
     {"sales_receipt.deposit_account", CONFIG_STRING, NULL, 0, 200,
      "QBO account (Id or exact Name) sales receipts deposit to; empty leaves QBO's "
      "default, Undeposited Funds.", 0, NULL},

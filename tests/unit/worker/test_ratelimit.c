@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/unit/testutil_redis.h"
 #include "worker/ratelimit.h"
@@ -173,6 +174,46 @@ static void test_burst_then_wait_and_timeout(void **state)
     assert_true(r->integer > 0 && r->integer <= RATE_WINDOW);
     freeReplyObject(r);
 
+    ratelimit_free(rl);
+    redis_conn_free(c);
+}
+
+/* Regression (bench, issue 7): the log entry of a request must count from its completion,
+ * not its admission, or the window frees a slot before the upstream's does (the upstream
+ * counted the request when it arrived) and every window edge earns a 429. */
+static void test_release_restamps_completion(void **state)
+{
+    struct ratelimit *rl = limiter(2, RATE_WINDOW, 10, 0, 1000);
+    struct redis_conn *c = conn();
+    struct ratelimit_slot a, b, d;
+    int64_t start = ratelimit_now_ms();
+    char err[256];
+    redisReply *r;
+    (void)state;
+
+    assert_int_equal(acq(rl, c, "rs", 1000, &a, NULL), RL_OK);
+    ratelimit_release(rl, c, &a);
+    assert_int_equal(acq(rl, c, "rs", 1000, &b, NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start < RATE_WINDOW / 2);
+    {
+        struct timespec ts = {0, 250 * 1000000L}; /* b "in flight" for 250 ms */
+        nanosleep(&ts, NULL);
+    }
+    ratelimit_release(rl, c, &b);
+    /* the third fits when a's entry leaves (t0 + window); the fourth only when b's does,
+     * a window after b completed, not after it was admitted */
+    assert_int_equal(acq(rl, c, "rs", 2000, &d, NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start >= RATE_WINDOW - 15);
+    ratelimit_release(rl, c, &d);
+    assert_int_equal(acq(rl, c, "rs", 2000, &d, NULL), RL_OK);
+    assert_true(ratelimit_now_ms() - start >= RATE_WINDOW + 250 - 15);
+    ratelimit_release(rl, c, &d);
+
+    /* The key still expires: a window after the last completion at most. */
+    r = redis_command(c, err, sizeof err, "PTTL hsqb:rate:{qbo:rs}");
+    assert_non_null(r);
+    assert_true(r->integer > 0 && r->integer <= RATE_WINDOW);
+    freeReplyObject(r);
     ratelimit_free(rl);
     redis_conn_free(c);
 }
@@ -416,6 +457,7 @@ int main(void)
         cmocka_unit_test_setup(test_limits_from_settings, flush),
         cmocka_unit_test_setup(test_rate_shared_by_two_replicas, flush),
         cmocka_unit_test_setup(test_burst_then_wait_and_timeout, flush),
+        cmocka_unit_test_setup(test_release_restamps_completion, flush),
         cmocka_unit_test_setup(test_penalize_blocks_every_replica, flush),
         cmocka_unit_test_setup(test_local_concurrency_cap, flush),
         cmocka_unit_test_setup(test_global_concurrency_across_replicas, flush),

@@ -397,6 +397,46 @@ static void test_items_by_sku_then_name_and_missing(void **state)
     assert_int_equal(posts("item"), 0);
 }
 
+/* The in-process layer (cache.local_ttl): a warm lookup asks neither Redis nor QBO, and
+ * resolve_forget_items() (QBO fault 610) drops the mapping here too, so the next lookup
+ * matches afresh instead of reusing the stale id. */
+static void test_items_local_cache(void **state)
+{
+    struct hubspot_line_item li[] = {
+        {.id = 7101, .name = (char *)"Consulting", .sku = (char *)"CONS-HR"},
+    };
+    struct resolve_item out[1];
+    struct resolve_ctx rc = ctx_for("evt-items-local");
+    struct api_error err;
+    size_t missing = 0;
+    char e[128];
+    redisReply *r;
+    int q0;
+    (void)state;
+
+    assert_non_null(E.opts.local = mapcache_new(60000, e, sizeof e));
+    q0 = h_count("vendor=qbo&method=GET", NULL);
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), 0);
+    assert_string_equal(out[0].id, "3");
+    assert_true(h_count("vendor=qbo&method=GET", NULL) > q0);
+    /* the Redis mapping vanishes (another replica dropped it, or eviction) */
+    r = redis_command(H.redis, e, sizeof e, "EVAL %s 0", "for _, k in ipairs(redis.call('KEYS', "
+                      "'*map:*')) do redis.call('DEL', k) end return 0");
+    assert_non_null(r);
+    freeReplyObject(r);
+    q0 = h_count("vendor=qbo&method=GET", NULL);
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), 0);
+    assert_string_equal(out[0].id, "3");
+    assert_int_equal(h_count("vendor=qbo&method=GET", NULL), q0); /* served from memory */
+    /* 610 on the item: forgotten here as well, so QBO is asked again */
+    resolve_forget_items(&rc, li, 1);
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), 0);
+    assert_string_equal(out[0].id, "3");
+    assert_true(h_count("vendor=qbo&method=GET", NULL) > q0);
+    mapcache_free(E.opts.local);
+    E.opts.local = NULL;
+}
+
 static void test_items_created_when_asked(void **state)
 {
     struct hubspot_line_item li[] = {
@@ -486,6 +526,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_customer_two_workers_race_one_customer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_items_by_sku_then_name_and_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_items_local_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_created_when_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terms_and_accounts, setup, teardown),
     };
