@@ -35,6 +35,8 @@
 
 #include <openssl/evp.h>
 
+#include "common/log.h"
+
 struct redis_conn {
     redisContext *ctx; /* NULL: (re)connect before the next command */
     struct redis_opts o;
@@ -43,6 +45,7 @@ struct redis_conn {
     char last_err[160];     /* why the last connect failed */
     unsigned char rnd[256]; /* random bytes for tokens, refilled when used up */
     size_t rnd_off;
+    int pending; /* deferred commands whose replies are still to be read (in order) */
 };
 
 /* Claim or lock. KEYS[1] key; ARGV token, ms, done marker.
@@ -154,6 +157,9 @@ static void conn_drop(struct redis_conn *c)
         redisFree(c->ctx);
         c->ctx = NULL;
     }
+    if (c->pending > 0)
+        log_warn("redis: connection dropped with %d deferred command(s) unanswered", c->pending);
+    c->pending = 0;
 }
 
 /* Describe why ctx failed; saved_errno is errno right after the failing call. */
@@ -292,8 +298,12 @@ fail:
 
 void redis_conn_free(struct redis_conn *c)
 {
+    char e[160];
+
     if (!c)
         return;
+    if (redis_flush(c, e, sizeof e) < 0)
+        log_warn("redis: deferred commands lost at close: %s", e);
     conn_drop(c);
     if (c->password) {
         explicit_bzero(c->password, strlen(c->password));
@@ -324,15 +334,50 @@ static redisReply *finish(struct redis_conn *c, redisReply *r, int saved_errno, 
     return r;
 }
 
+/* Read (and drop) the replies of the deferred commands, which come before any other. 0, or
+ * -1 with errstr when the connection failed (it is dropped). An error reply to a deferred
+ * command is only logged: its caller chose not to wait for it. */
+static int drain_pending(struct redis_conn *c, char *errstr, size_t errsz)
+{
+    while (c->pending > 0) {
+        void *rv = NULL;
+        if (redisGetReply(c->ctx, &rv) != REDIS_OK || !rv) {
+            int saved = errno;
+            c->pending--; /* this one is lost with the connection */
+            io_error(c, saved, "command", errstr, errsz);
+            conn_drop(c);
+            return -1;
+        }
+        c->pending--;
+        if (((redisReply *)rv)->type == REDIS_REPLY_ERROR)
+            log_warn("redis: a deferred command failed: %.200s", ((redisReply *)rv)->str);
+        freeReplyObject(rv);
+    }
+    return 0;
+}
+
+/* The reply to the command just appended, after those of the deferred ones. */
+static redisReply *get_reply(struct redis_conn *c, int keep_err, char *errstr, size_t errsz)
+{
+    void *rv = NULL;
+
+    if (drain_pending(c, errstr, errsz) < 0)
+        return NULL;
+    if (redisGetReply(c->ctx, &rv) != REDIS_OK)
+        rv = NULL;
+    return finish(c, rv, errno, keep_err, errstr, errsz);
+}
+
 static redisReply *argv_cmd(struct redis_conn *c, int argc, const char **argv,
                             const size_t *argvlen, int keep_err, char *errstr, size_t errsz)
 {
-    redisReply *r;
-
     if (!c->ctx && conn_open(c, errstr, errsz) < 0)
         return NULL;
-    r = redisCommandArgv(c->ctx, argc, argv, argvlen);
-    return finish(c, r, errno, keep_err, errstr, errsz);
+    if (redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK) {
+        snprintf(errstr, errsz, "redis: out of memory");
+        return NULL;
+    }
+    return get_reply(c, keep_err, errstr, errsz);
 }
 
 redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv,
@@ -343,15 +388,66 @@ redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv
 
 redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, const char *fmt, ...)
 {
-    redisReply *r;
     va_list ap;
+    int rc;
 
     if (!c->ctx && conn_open(c, errstr, errsz) < 0)
         return NULL;
     va_start(ap, fmt);
-    r = redisvCommand(c->ctx, fmt, ap);
+    rc = redisvAppendCommand(c->ctx, fmt, ap);
     va_end(ap);
-    return finish(c, r, errno, 0, errstr, errsz);
+    if (rc != REDIS_OK) {
+        snprintf(errstr, errsz, "redis: cannot format the command");
+        return NULL;
+    }
+    return get_reply(c, 0, errstr, errsz);
+}
+
+int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int nkeys,
+                        const char **keys, int nargs, const char **args, char *errstr,
+                        size_t errsz)
+{
+    const char *argv[3 + REDIS_EVAL_MAX_ARGS];
+    char nk[16];
+    int i;
+
+    if (nkeys < 0 || nargs < 0 || nkeys + nargs > REDIS_EVAL_MAX_ARGS) {
+        snprintf(errstr, errsz, "redis: too many script keys/args (max %d)", REDIS_EVAL_MAX_ARGS);
+        return -1;
+    }
+    if (c->pending >= REDIS_MAX_DEFERRED && redis_flush(c, errstr, errsz) < 0)
+        return -1;
+    if (!c->ctx && conn_open(c, errstr, errsz) < 0)
+        return -1;
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    /* EVAL with the source, not EVALSHA: nobody waits for the reply, so a NOSCRIPT (after
+     * a Redis restart) could not be answered with SCRIPT LOAD; Redis finds the compiled
+     * script by the source's digest anyway. */
+    argv[0] = "EVAL";
+    argv[1] = s->src;
+    argv[2] = nk;
+    for (i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i];
+    for (i = 0; i < nargs; i++)
+        argv[3 + nkeys + i] = args[i];
+    if (redisAppendCommandArgv(c->ctx, 3 + nkeys + nargs, argv, NULL) != REDIS_OK) {
+        snprintf(errstr, errsz, "redis: out of memory");
+        return -1;
+    }
+    c->pending++;
+    return 0;
+}
+
+int redis_flush(struct redis_conn *c, char *errstr, size_t errsz)
+{
+    if (!c || c->pending == 0 || !c->ctx)
+        return 0;
+    return drain_pending(c, errstr, errsz);
+}
+
+int redis_pending(const struct redis_conn *c)
+{
+    return c ? c->pending : 0;
 }
 
 redisReply *redis_eval(struct redis_conn *c, const struct redis_script *s, int nkeys,

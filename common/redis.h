@@ -38,6 +38,7 @@
 #define REDIS_TOKEN_LEN      32            /* hex characters (128 random bits) */
 #define REDIS_MAX_RESULT     (1024 * 1024) /* result JSON stored with the done marker */
 #define REDIS_EVAL_MAX_ARGS  16            /* keys + args of one redis_eval() */
+#define REDIS_MAX_DEFERRED   64            /* deferred commands awaiting their replies */
 
 struct redis_opts {
     const char *host;         /* default "127.0.0.1" */
@@ -89,6 +90,23 @@ int redis_script_init(struct redis_script *s, const char *src, char *errstr, siz
 redisReply *redis_eval(struct redis_conn *c, const struct redis_script *s, int nkeys,
                        const char **keys, int nargs, const char **args, const size_t *arglens,
                        char *errstr, size_t errsz);
+
+/* Queue a script call whose reply the caller does not need (a release, a re-stamp): it
+ * goes out with the next command on this connection, in the same write, and its reply
+ * is read and dropped before that command's (an error reply is logged). Saves a round
+ * trip per call; the cost is that it runs later: at the next command, at redis_flush(),
+ * or at redis_conn_free(). So only for effects that may be late but not lost — and the
+ * owner of the connection calls redis_flush() before it goes idle. Sent as EVAL with the
+ * source (no NOSCRIPT to recover from). 0, or -1 with errstr (not queued: no
+ * connection). At most REDIS_MAX_DEFERRED wait; the next one flushes first. */
+int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int nkeys,
+                        const char **keys, int nargs, const char **args, char *errstr,
+                        size_t errsz);
+/* Send the deferred commands and read their replies. 0 (also when none wait or c is
+ * NULL), or -1 with errstr when the connection failed (those commands are lost). */
+int redis_flush(struct redis_conn *c, char *errstr, size_t errsz);
+/* Deferred commands not answered yet (tests and assertions). */
+int redis_pending(const struct redis_conn *c);
 
 /* A claim on an event or a lock: the key and the token proving ownership. Plain data:
  * copy it freely, no release needed. */

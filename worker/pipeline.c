@@ -732,6 +732,8 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
         metrics_retry(p->deps.metrics, "event");
         log_info("event %s: %s failure (%s); retry %d in %" PRId64 " ms", ev->id,
                  api_class_name(err->cls), err->message, *runs, delay);
+        if (redis_flush(t->redis, e, sizeof e) < 0) /* no release waits out the sleep */
+            log_warn("redis: deferred releases not sent: %s", e);
         for (slept = 0; slept < delay && !atomic_load(&k->lost) && !tenant_open(p, ev, err);
              slept += 100)
             sleep_ms(delay - slept < 100 ? delay - slept : 100);
@@ -1059,8 +1061,8 @@ redis_down:
     return 0;
 }
 
-enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_thread *t,
-                                          const struct inbound_msg *m, int64_t *delay)
+static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_thread *t,
+                                            const struct inbound_msg *m, int64_t *delay)
 {
     struct action_event ev = {0};
     struct result_inbound_meta meta;
@@ -1195,6 +1197,20 @@ out:
     free(items);
     action_outcome_release(&out);
     event_release(&ev);
+    return d;
+}
+
+enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_thread *t,
+                                          const struct inbound_msg *m, int64_t *delay)
+{
+    enum pipeline_disposition d = handle_one(p, t, m, delay);
+    char e[ERRSZ];
+
+    /* Releases and re-stamps were deferred onto the next command (redis_eval_deferred);
+     * the thread may now sit idle, so send them. A failure only delays them further:
+     * rate-log entries keep their admission time, leases expire by themselves. */
+    if (redis_flush(t->redis, e, sizeof e) < 0)
+        log_warn("redis: deferred releases not sent: %s", e);
     return d;
 }
 

@@ -472,7 +472,7 @@ void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ra
 {
     char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256], a_win[24];
     const char *keys[2] = {rate, conc}, *args[3];
-    redisReply *r = NULL;
+    int rc = -1;
 
     if (!slot || !slot->held)
         return;
@@ -484,10 +484,8 @@ void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ra
         snprintf(err, sizeof err, "no redis connection");
     else if (build_keys(redis, slot->kind, slot->tenant, rate, conc, sizeof rate, err,
                         sizeof err) == 0)
-        r = redis_eval(redis, &rl->release, 2, keys, 3, args, NULL, err, sizeof err);
-    if (r)
-        freeReplyObject(r);
-    else
+        rc = redis_eval_deferred(redis, &rl->release, 2, keys, 3, args, err, sizeof err);
+    if (rc < 0)
         log_warn("ratelimit: releasing %s:%s failed (the request stays counted from its "
                  "admission%s): %s",
                  kind_names[slot->kind], slot->tenant,

@@ -116,8 +116,11 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
  * entry stays (the request was sent) but takes the completion time, because the
  * upstream counted it at its arrival, after admission: stamping admission alone let the
  * worker's window free a slot a few ms before the upstream's, one 429 per window edge.
- * Then the Redis lease goes (when there is one) and the local concurrency slot. A
- * Redis failure is only logged (the entry keeps its admission time, the lease expires
+ * Then the Redis lease goes (when there is one) and the local concurrency slot. The
+ * Redis part is deferred (redis_eval_deferred): it rides on the connection's next
+ * command — a later stamp only makes the log more conservative — so whoever owns the
+ * connection calls redis_flush() before going idle (the pipeline does after each event).
+ * A Redis failure is only logged (the entry keeps its admission time, the lease expires
  * by itself). No-op when slot is NULL or not held; slot->held becomes 0. */
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot);
 

@@ -338,6 +338,68 @@ static void test_evalsha_noscript_fallback(void **state)
     redis_conn_free(c);
 }
 
+/* Deferred script calls (rate-limit releases): they ride on the next command, in order,
+ * without disturbing its reply; a failing one is only logged; a flush sends them; the
+ * queue is bounded; a dropped connection loses them and says so. */
+static void test_deferred_eval(void **state)
+{
+    struct redis_conn *c = conn(), *other = conn();
+    struct redis_script inc, bad;
+    const char *keys[] = {"dfr:n"};
+    char err[256] = "";
+    redisReply *r;
+
+    (void)state;
+    assert_int_equal(redis_script_init(&inc, "return redis.call('INCR', KEYS[1])", err, sizeof err),
+                     0);
+    assert_int_equal(redis_script_init(&bad, "return redis.call('NOPE')", err, sizeof err), 0);
+    assert_int_equal(redis_eval_deferred(c, &inc, 1, keys, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(redis_eval_deferred(c, &bad, 0, NULL, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(redis_eval_deferred(c, &inc, 1, keys, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(redis_pending(c), 3);
+    /* nothing has left the process yet */
+    r = redis_command(other, err, sizeof err, "GET dfr:n");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    /* the next command carries them; its own reply is its own */
+    r = redis_command(c, err, sizeof err, "GET dfr:n");
+    assert_non_null(r);
+    assert_string_equal(r->str, "2");
+    freeReplyObject(r);
+    assert_int_equal(redis_pending(c), 0);
+
+    /* a flush sends them without another command; an empty flush is a no-op */
+    assert_int_equal(redis_eval_deferred(c, &inc, 1, keys, 0, NULL, err, sizeof err), 0);
+    assert_int_equal(redis_flush(c, err, sizeof err), 0);
+    assert_int_equal(redis_flush(c, err, sizeof err), 0);
+    assert_int_equal(redis_flush(NULL, err, sizeof err), 0);
+    r = redis_command(other, err, sizeof err, "GET dfr:n");
+    assert_string_equal(r->str, "3");
+    freeReplyObject(r);
+
+    /* bounded: the one past the bound flushes the others first */
+    for (int i = 0; i < REDIS_MAX_DEFERRED + 5; i++)
+        assert_int_equal(redis_eval_deferred(c, &inc, 1, keys, 0, NULL, err, sizeof err), 0);
+    assert_true(redis_pending(c) <= REDIS_MAX_DEFERRED);
+    /* closing the connection sends what is left */
+    redis_conn_free(c);
+    r = redis_command(other, err, sizeof err, "GET dfr:n");
+    assert_int_equal(atoi(r->str), 3 + REDIS_MAX_DEFERRED + 5);
+    freeReplyObject(r);
+
+    /* the server goes away with commands queued: the flush fails and forgets them */
+    c = conn();
+    assert_int_equal(redis_eval_deferred(c, &inc, 1, keys, 0, NULL, err, sizeof err), 0);
+    testutil_redis_kill(&g_srv);
+    assert_int_equal(redis_flush(c, err, sizeof err), -1);
+    assert_true(strlen(err) > 0);
+    assert_int_equal(redis_pending(c), 0);
+    redis_conn_free(c);
+    redis_conn_free(other);
+    rs_restart(&g_srv);
+}
+
 static void test_reconnect_after_restart(void **state)
 {
     struct redis_opts o;
@@ -491,6 +553,7 @@ int main(void)
         cmocka_unit_test_setup(test_lease_expiry_and_takeover, flush),
         cmocka_unit_test_setup(test_locks, flush),
         cmocka_unit_test_setup(test_evalsha_noscript_fallback, flush),
+        cmocka_unit_test_setup(test_deferred_eval, flush),
         cmocka_unit_test_setup(test_reconnect_after_restart, flush),
         cmocka_unit_test_setup(test_command_timeout, flush),
         cmocka_unit_test(test_auth_and_db),

@@ -266,6 +266,7 @@ static void *release_later(void *arg)
     struct delayed_release *d = arg;
     testutil_sleep_ms(d->after_ms);
     ratelimit_release(d->rl, d->c, d->slot);
+    redis_flush(d->c, NULL, 0); /* what the pipeline does before its thread goes idle */
     return NULL;
 }
 
@@ -318,6 +319,25 @@ static void test_global_concurrency_across_replicas(void **state)
 
     for (int i = 0; i < 3; i++)
         assert_int_equal(acq(a, ca, "r1", 100, &sa[i], NULL), RL_OK);
+    /* The Redis side of a release rides on the connection's next command: until then (or
+     * a flush) the lease is still held; the local slot is back at once. */
+    {
+        char err[128];
+        redisReply *r;
+        ratelimit_release(a, ca, &sa[2]);
+        assert_int_equal(redis_pending(ca), 1);
+        r = redis_command(cb, err, sizeof err, "ZCARD hsqb:rate:{qbo:r1}:conc");
+        assert_non_null(r);
+        assert_int_equal(r->integer, 3);
+        freeReplyObject(r);
+        assert_int_equal(redis_flush(ca, err, sizeof err), 0);
+        assert_int_equal(redis_pending(ca), 0);
+        r = redis_command(cb, err, sizeof err, "ZCARD hsqb:rate:{qbo:r1}:conc");
+        assert_non_null(r);
+        assert_int_equal(r->integer, 2);
+        freeReplyObject(r);
+        assert_int_equal(acq(a, ca, "r1", 100, &sa[2], NULL), RL_OK);
+    }
     /* Replica b sees the cap although its own process holds nothing. */
     assert_int_equal(acq(b, cb, "r1", 40, &sb[0], NULL), RL_TIMEOUT);
     /* Released by a, taken by b within a poll interval or two. */
