@@ -63,9 +63,11 @@ WORKER_SRCS := \
 	worker/consumer.c \
 	worker/result.c \
 	worker/resolve.c \
+	worker/resolve_refs.c \
 	worker/action_sales.c \
 	worker/action_payment.c \
 	worker/pipeline.c \
+	worker/outcome.c \
 	worker/delay.c \
 	worker/breaker.c \
 	worker/cmd_replay.c \

@@ -161,6 +161,7 @@ struct metrics {
     _Atomic int64_t assigned;
     _Atomic int64_t heartbeat_ms;
     _Atomic int64_t held;
+    _Atomic int64_t map_hits, map_misses; /* copied from the mapping cache's counters */
     pthread_mutex_t stats_lock; /* serialises metrics_kafka_stats() */
     uint64_t stats_gen;
     double start_time_s;
@@ -609,6 +610,14 @@ void metrics_on_held(void *arg, int64_t n)
     metrics_set_held(arg, n);
 }
 
+void metrics_set_mapping_cache(struct metrics *m, int64_t hits, int64_t misses)
+{
+    if (m == NULL)
+        return;
+    atomic_store_explicit(&m->map_hits, hits, memory_order_relaxed);
+    atomic_store_explicit(&m->map_misses, misses, memory_order_relaxed);
+}
+
 void metrics_inflight_add(struct metrics *m, int64_t delta)
 {
     if (m != NULL)
@@ -1014,6 +1023,14 @@ int metrics_render(struct metrics *m, char **out, size_t *len, char *errstr, siz
               "# HELP hsqb_retry_held Retry-topic records held in memory waiting for their "
               "not-before time.\n# TYPE hsqb_retry_held gauge\nhsqb_retry_held %" PRId64 "\n",
               atomic_load_explicit(&m->held, memory_order_relaxed));
+    sb_printf(&b,
+              "# HELP hsqb_mapping_cache_lookups_total Customer, item, term and account "
+              "mappings looked up in the worker's memory (cache.local_ttl) before Redis.\n"
+              "# TYPE hsqb_mapping_cache_lookups_total counter\n"
+              "hsqb_mapping_cache_lookups_total{result=\"hit\"} %" PRId64 "\n"
+              "hsqb_mapping_cache_lookups_total{result=\"miss\"} %" PRId64 "\n",
+              atomic_load_explicit(&m->map_hits, memory_order_relaxed),
+              atomic_load_explicit(&m->map_misses, memory_order_relaxed));
     sb_printf(&b,
               "# HELP hsqb_partitions_assigned Partitions assigned to this consumer (-1 "
               "before the first assignment report).\n# TYPE hsqb_partitions_assigned gauge\n"

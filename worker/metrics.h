@@ -126,6 +126,10 @@ void metrics_breaker_state(struct metrics *m, const char *tenant, int state,
 void metrics_set_held(struct metrics *m, int64_t n);
 void metrics_on_held(void *arg, int64_t n);
 
+/* hsqb_mapping_cache_lookups_total{result="hit"|"miss"} = the in-process mapping cache's
+ * own counters since start (worker/mapcache.h), copied periodically by the pipeline. */
+void metrics_set_mapping_cache(struct metrics *m, int64_t hits, int64_t misses);
+
 /* hsqb_in_flight += delta (events dispatched and not finished). Use either this or
  * metrics_set_inflight() (the consumer's periodic total), not both. */
 void metrics_inflight_add(struct metrics *m, int64_t delta);

@@ -1,11 +1,11 @@
 /* pipeline.c - one event, start to finish (see pipeline.h for the state machine).
  *
- * Why the order of the last steps: for a failure the DLQ record goes out first, then the
- * done marker, then the result; for a success the done marker, then the result. The
- * done marker is what turns a redelivery into a re-publish, so it is written as soon as
- * the outcome is final: a crash after it costs one re-publish, never a re-run. The DLQ
- * record of a failure precedes the marker because a re-publish does not re-send it;
- * a crash between the two costs a duplicate dead letter, never a missing one.
+ * This file decides what happens to an event: the early retry record, decoding, the
+ * claim, the tenant's circuit, the run with its in-process retries and the routing of a
+ * failure that outlived them. Carrying out the outcome (the result, the dead letter, the
+ * done marker, a re-publish, the hop to the retry topic) lives in worker/outcome.c, whose
+ * design comment explains the order of those last steps: the done marker is written as
+ * soon as the outcome is final, so a crash after it costs a re-publish, never a re-run.
  *
  * The claim is kept alive by one lease-keeper thread for the whole process rather than
  * by checkpoints in the action: a single slow API call (rate-limit wait, 30 s timeout)
@@ -25,7 +25,6 @@
 #include <time.h>
 
 #include "common/backoff.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "worker/action.h"
@@ -33,14 +32,11 @@
 #include "worker/action_sales.h"
 #include "worker/breaker.h"
 #include "worker/delay.h"
+#include "worker/outcome.h"
+#include "worker/pipeline_internal.h"
 #include "worker/result.h"
 
-#define SEND_TIMEOUT_MS      30000 /* one Kafka delivery (result or DLQ record) */
-#define BUSY_DELAY_MS        1000  /* claim held by another owner: look again after ~1-2 s */
-#define REDIS_DOWN_DELAY_MS  2000
-#define KAFKA_DOWN_DELAY_MS  5000
 #define KEEPER_MIN_PERIOD_MS 500
-#define ERRSZ                512
 
 /* The action families, tried in order (their handles() never overlap). */
 static const struct action_ops *const families[] = {&action_sales_ops, &action_payment_ops};
@@ -58,36 +54,6 @@ static const char reclaim_failed_lua[] =
 
 /* ---- lease keeper ----------------------------------------------------------------- */
 
-struct kept {
-    struct redis_lease lease;
-    atomic_int lost;
-    struct kept *next;
-};
-
-struct keeper {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t th;
-    int started, stop;
-    struct kept *head;
-    struct redis_conn *redis;
-    int64_t lease_ms;
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void keeper_add(struct keeper *k, struct kept *e)
 {
     pthread_mutex_lock(&k->mu);
@@ -96,7 +62,7 @@ static void keeper_add(struct keeper *k, struct kept *e)
     pthread_mutex_unlock(&k->mu);
 }
 
-static void keeper_remove(struct keeper *k, struct kept *e)
+void keeper_remove(struct keeper *k, struct kept *e)
 {
     struct kept **pp;
 
@@ -181,36 +147,6 @@ static void *keeper_main(void *arg)
 }
 
 /* ---- the pipeline ------------------------------------------------------------------- */
-
-struct pipeline {
-    struct pipeline_deps deps;
-    struct action_settings settings;
-    struct mapcache *mapcache; /* settings.resolve.local; NULL when cache.local_ttl is 0 */
-    char group[256];
-    char source[300];
-    char topic_results[256];
-    char topic_dlq[256];
-    /* Redis options with owned strings (redis_opts borrows) */
-    struct redis_opts ropts;
-    char r_host[256], r_user[256], r_pass[512], r_prefix[REDIS_MAX_PREFIX + 1];
-    struct http_client_opts hopts;
-    char user_agent[257];
-    int64_t lease_ms, dedup_ms;
-    int complete_callbacks; /* callbacks.complete */
-    struct backoff_policy retry;
-    size_t max_event_bytes;
-    struct redis_script reclaim;
-    struct keeper keeper;
-    struct delay_policy delay; /* the retry topic (worker/delay.h) */
-    struct breaker *breaker;   /* per-tenant circuits (worker/breaker.h) */
-};
-
-struct pipeline_thread {
-    struct pipeline *p;
-    struct http_client *http;
-    struct redis_conn *redis;
-    uint64_t rnd;
-};
 
 static void copy_str(char *dst, size_t dstsz, const char *src)
 {
@@ -382,228 +318,11 @@ void pipeline_thread_free(struct pipeline_thread *t)
     free(t);
 }
 
-/* A delay of base..2*base ms, so parked events do not come back in lockstep. */
-static int64_t jitter(struct pipeline_thread *t, int64_t base)
-{
-    t->rnd ^= t->rnd >> 12;
-    t->rnd ^= t->rnd << 25;
-    t->rnd ^= t->rnd >> 27;
-    return base + (int64_t)((t->rnd * 2685821657736338717ULL) % (uint64_t)(base + 1));
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0)
         ;
-}
-
-/* ---- publishing ------------------------------------------------------------------ */
-
-/* Everything one outcome needs to leave the process. */
-struct finish {
-    const struct inbound_msg *msg;
-    const char *key; /* result key: the event key, or the raw input key */
-    size_t keylen;
-    const char *event_id;    /* NULL when unknown */
-    const char *action;      /* for metrics / logs; "unknown" when undecodable */
-    struct result_info info; /* result content */
-    int64_t first_failure_ms;
-};
-
-static int send_dlq(struct pipeline *p, const struct finish *f, enum hsqb_error code,
-                    const char *message, char *errstr, size_t errsz)
-{
-    struct result_dlq_headers h;
-    struct kafka_header kh[RESULT_DLQ_MAX_HEADERS];
-    struct result_dlq_info di = {
-        .topic = f->msg->topic,
-        .partition = f->msg->partition,
-        .offset = f->msg->offset,
-        .timestamp_ms = f->msg->timestamp_ms,
-        .in_hdrs = f->msg->headers,
-        .code = code,
-        .message = message,
-        .attempts = f->info.attempts,
-        .first_failure_ms = f->first_failure_ms,
-        .now_ms = wall_ms(),
-        .group = p->group,
-        .event_id = f->event_id,
-    };
-    size_t i;
-    int rc;
-
-    if (result_dlq_headers_build(&di, &h, errstr, errsz) < 0)
-        return -1;
-    for (i = 0; i < h.n && i < PRODUCER_MAX_HEADERS; i++)
-        kh[i] = (struct kafka_header){h.h[i].name, h.h[i].value};
-    /* the original key and value bytes, never re-serialised (headers.md) */
-    rc =
-        producer_send_sync(p->deps.producer, p->topic_dlq, f->msg->key, f->msg->key_len,
-                           f->msg->value, f->msg->value_len, kh, i, SEND_TIMEOUT_MS, errstr, errsz);
-    result_dlq_headers_release(&h);
-    if (rc == 0)
-        metrics_dlq(p->deps.metrics, hsqb_error_name(code));
-    return rc;
-}
-
-static int send_result(struct pipeline *p, const struct finish *f, const char *json, size_t len,
-                       int succeeded, char *errstr, size_t errsz)
-{
-    static const struct kafka_header ct = {"content-type", RESULT_CONTENT_TYPE};
-
-    if (producer_send_sync(p->deps.producer, p->topic_results, f->key, f->keylen, json, len, &ct, 1,
-                           SEND_TIMEOUT_MS, errstr, errsz) < 0)
-        return -1;
-    metrics_result(p->deps.metrics, succeeded ? "succeeded" : "failed");
-    return 0;
-}
-
-static void log_outcome(const struct finish *f, const char *outcome, const char *code,
-                        const char *qbo_id, int64_t duration_ms, const char *message)
-{
-    struct log_field fl[] = {
-        LF_STR("event_id", f->event_id),    LF_STR("key", f->key),
-        LF_STR("topic", f->msg->topic),     LF_INT("partition", f->msg->partition),
-        LF_INT("offset", f->msg->offset),   LF_STR("action", f->action),
-        LF_STR("outcome", outcome),         LF_STR("code", code),
-        LF_STR("qbo_id", qbo_id),           LF_INT("attempts", f->info.attempts),
-        LF_INT("duration_ms", duration_ms), LF_STR("message", message),
-    };
-    enum log_level lvl = strcmp(outcome, METRICS_OUTCOME_SUCCEEDED) == 0 ||
-                                 strcmp(outcome, METRICS_OUTCOME_DUPLICATE) == 0
-                             ? LOG_INFO
-                             : LOG_WARN;
-    if (log_enabled(lvl))
-        log_fields(lvl, "event outcome", fl, sizeof fl / sizeof fl[0]);
-}
-
-/* Build the result JSON of f into jb; on a contract violation fall back to an INTERNAL
- * failure naming it. 0, or -1 when even that fails. */
-static int build_result(struct finish *f, struct jbuf *jb, struct result_error *fallback,
-                        char *msgbuf, size_t msgsz)
-{
-    char e[ERRSZ];
-
-    if (result_build(&f->info, jb, e, sizeof e) == 0)
-        return 0;
-    log_error("event %s: %s", f->event_id ? f->event_id : "?", e);
-    snprintf(msgbuf, msgsz, "internal error building the result: %s", e);
-    *fallback = (struct result_error){.code = HSQB_ERR_INTERNAL, .message = msgbuf};
-    f->info.qbo = NULL;
-    f->info.error = fallback;
-    return result_build(&f->info, jb, e, sizeof e);
-}
-
-/* ---- undecodable and unsupported events ------------------------------------------ */
-
-/* For UNSUPPORTED_OBJECT_TYPE: read what the event was about, since the decoder does not
- * fill the event. 0 when action, portal, object type (one of ours) and id were read. */
-struct peeked {
-    enum hsqb_action action;
-    int64_t portal_id, object_id;
-    enum hsqb_object_type type;
-    char key[EVENT_KEY_MAX];
-    char realm[EVENT_REALM_MAX + 1];
-};
-
-static int peek_subject(const struct inbound_msg *m, struct peeked *pk)
-{
-    struct json_object *root, *data, *origin, *obj, *in;
-    const char *s;
-    int rc = -1;
-
-    root = json_parse_strict(m->value, m->value_len, EVENT_MAX_DEPTH, NULL, 0);
-    if (!root)
-        return -1;
-    memset(pk, 0, sizeof *pk);
-    if (json_get_str(root, "type", &s) != JGET_OK || action_from_type(s, &pk->action) < 0 ||
-        json_get_obj(root, "data", &data) != JGET_OK ||
-        json_get_obj(data, "origin", &origin) != JGET_OK ||
-        json_get_int64(origin, "portalId", 1, INT64_MAX, &pk->portal_id) != JGET_OK ||
-        json_get_obj(data, "object", &obj) != JGET_OK ||
-        json_get_int64_lenient(obj, "objectId", 1, INT64_MAX, &pk->object_id) != JGET_OK ||
-        json_get_str(obj, "objectType", &s) != JGET_OK || object_type_parse(s, &pk->type) < 0 ||
-        event_key(pk->portal_id, pk->type, pk->object_id, pk->key, sizeof pk->key) < 0)
-        goto out;
-    if ((json_get_obj(data, "inputFields", &in) == JGET_OK ||
-         json_get_obj(data, "fields", &in) == JGET_OK) &&
-        json_get_str(in, "qbo_realm_id", &s) == JGET_OK && strlen(s) <= EVENT_REALM_MAX &&
-        strspn(s, "0123456789") == strlen(s) && *s)
-        snprintf(pk->realm, sizeof pk->realm, "%s", s);
-    rc = 0;
-out:
-    json_object_put(root);
-    return rc;
-}
-
-static enum pipeline_disposition handle_invalid(struct pipeline *p, struct pipeline_thread *t,
-                                                const struct inbound_msg *m, enum event_status st,
-                                                const char *why, int attempts,
-                                                int64_t first_failure_ms, int64_t start,
-                                                int64_t *delay)
-{
-    char id[EVENT_ID_MAX + 1], e[ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
-    struct peeked pk;
-    struct result_error rerr = {.code = HSQB_ERR_INVALID_EVENT, .message = why};
-    struct result_error fb;
-    struct finish f = {.msg = m, .key = m->key, .keylen = m->key ? m->key_len : 0};
-    struct jbuf jb;
-    enum pipeline_disposition d = PIPELINE_DONE;
-
-    if (m->value && event_peek_id(m->value, m->value_len, id, sizeof id) == 0)
-        f.event_id = id;
-    f.action = "unknown";
-    f.info = (struct result_info){
-        .worker_source = p->source,
-        .topic = m->topic,
-        .partition = m->partition,
-        .offset = m->offset,
-        .attempts = attempts,
-        .error = &rerr,
-    };
-    f.info.subject.input_id = f.event_id;
-    f.first_failure_ms = first_failure_ms;
-    /* UNSUPPORTED_OBJECT_TYPE must name its subject in the contract's vocabulary; an
-     * object type outside it (CONTACT) can only be reported as INVALID_EVENT. */
-    if (st == EVENT_UNSUPPORTED_OBJECT && f.event_id && peek_subject(m, &pk) == 0) {
-        rerr.code = HSQB_ERR_UNSUPPORTED_OBJECT_TYPE;
-        f.info.subject = (struct result_subject){
-            .known = 1,
-            .input_id = f.event_id,
-            .action = pk.action,
-            .portal_id = pk.portal_id,
-            .object_type = pk.type,
-            .object_id = pk.object_id,
-            .key = pk.key,
-            .realm_id = pk.realm[0] ? pk.realm : NULL,
-        };
-        f.key = pk.key;
-        f.keylen = strlen(pk.key);
-        f.action = action_name(pk.action);
-    }
-    f.info.duration_ms = mono_ms() - start;
-    f.info.completed_at_ms = wall_ms();
-    jbuf_init(&jb, RESULT_MAX_BYTES);
-    if (build_result(&f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
-        d = PIPELINE_STOP;
-        goto out;
-    }
-    if (send_dlq(p, &f, f.info.error->code, why, e, sizeof e) < 0 ||
-        send_result(p, &f, jbuf_cstr(&jb), jb.len, 0, e, sizeof e) < 0) {
-        log_warn("event at %s/%d/%" PRId64 ": publishing its failure failed (%s); retrying later",
-                 m->topic, (int)m->partition, m->offset, e);
-        metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_RETRIED, -1);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        d = PIPELINE_RETRY_LATER;
-        goto out;
-    }
-    metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_FAILED, f.info.duration_ms);
-    log_outcome(&f, METRICS_OUTCOME_FAILED, hsqb_error_name(f.info.error->code), NULL,
-                f.info.duration_ms, why);
-out:
-    jbuf_release(&jb);
-    return d;
 }
 
 /* ---- head-of-line protection (worker/breaker.h) ------------------------------------ */
@@ -745,172 +464,7 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
     }
 }
 
-/* ---- claim outcomes ------------------------------------------------------------------ */
-
-static enum pipeline_disposition republish(struct pipeline *p, struct pipeline_thread *t,
-                                           struct finish *f, const char *stored, size_t len,
-                                           int64_t start, int64_t *delay)
-{
-    char e[ERRSZ];
-    int ok = strstr(stored, "\"type\":\"hsqb.result.succeeded\"") != NULL;
-
-    if (send_result(p, f, stored, len, ok, e, sizeof e) < 0) {
-        log_warn("event %s: re-publishing the stored result failed (%s)", f->event_id, e);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        return PIPELINE_RETRY_LATER;
-    }
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_DUPLICATE, mono_ms() - start);
-    log_outcome(f, METRICS_OUTCOME_DUPLICATE, ok ? NULL : "stored failure", NULL, mono_ms() - start,
-                "already processed: stored result re-published");
-    return PIPELINE_DONE;
-}
-
-/* Design §4 step 10, best effort: the outcome is already recorded and published, so a
- * failure here is logged, never retried (HubSpot answers 400 to a second completion). */
-static void complete_callback(struct pipeline *p, struct pipeline_thread *t, const struct finish *f)
-{
-    struct hubspot_ctx hc = {t->http, t->redis, f->info.subject.portal_id, 0};
-    struct hubspot_output_field out[3];
-    struct api_error err;
-    size_t n = 0;
-    int ok = f->info.qbo != NULL;
-
-    if (ok) {
-        out[n++] = (struct hubspot_output_field){"qbo_entity", f->info.qbo->entity};
-        out[n++] = (struct hubspot_output_field){"qbo_id", f->info.qbo->id};
-        if (f->info.qbo->doc_number)
-            out[n++] = (struct hubspot_output_field){"qbo_doc_number", f->info.qbo->doc_number};
-    } else {
-        out[n++] =
-            (struct hubspot_output_field){"error_code", hsqb_error_name(f->info.error->code)};
-        out[n++] = (struct hubspot_output_field){"error_message", f->info.error->message};
-    }
-    if (hubspot_complete_callback(p->deps.hubspot, &hc, f->event_id, ok, out, n, &err) < 0)
-        log_warn("event %s: completing the HubSpot callback failed: %s", f->event_id, err.message);
-}
-
-/* Record and publish the final outcome of a claimed event. */
-static enum pipeline_disposition finish_claimed(struct pipeline *p, struct pipeline_thread *t,
-                                                struct finish *f, struct redis_lease *lease,
-                                                struct kept *k, int64_t start, int64_t *delay)
-{
-    char e[ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1], *stored = NULL;
-    struct result_error fb;
-    struct jbuf jb;
-    size_t stored_len = 0;
-    enum pipeline_disposition d = PIPELINE_DONE;
-    int failed;
-
-    f->info.duration_ms = mono_ms() - start;
-    f->info.completed_at_ms = wall_ms();
-    jbuf_init(&jb, RESULT_MAX_BYTES);
-    if (build_result(f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
-        keeper_remove(&p->keeper, k);
-        redis_lease_release(t->redis, lease, e, sizeof e);
-        d = PIPELINE_STOP;
-        goto out;
-    }
-    failed = f->info.error != NULL;
-    if (failed && send_dlq(p, f, f->info.error->code, f->info.error->message, e, sizeof e) < 0)
-        goto kafka_down;
-    switch (redis_claim_done(t->redis, lease, jbuf_cstr(&jb), jb.len, p->dedup_ms, e, sizeof e)) {
-    case REDIS_DONE_WRITTEN:
-    case REDIS_DONE_TAKEN_OVER:
-        break;
-    case REDIS_DONE_ALREADY:
-        /* another owner recorded an outcome first: that one is the event's outcome */
-        keeper_remove(&p->keeper, k);
-        if (redis_claim(t->redis, lease, p->lease_ms, &stored, &stored_len, e, sizeof e) ==
-                REDIS_CLAIM_DONE &&
-            stored) {
-            d = republish(p, t, f, stored, stored_len, start, delay);
-        } else {
-            *delay = jitter(t, REDIS_DOWN_DELAY_MS);
-            d = PIPELINE_RETRY_LATER;
-        }
-        free(stored);
-        goto out;
-    default:
-        log_warn("event %s: recording the outcome in Redis failed (%s); retrying later",
-                 f->event_id, e);
-        keeper_remove(&p->keeper, k);
-        redis_lease_release(t->redis, lease, e, sizeof e);
-        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
-        *delay = jitter(t, REDIS_DOWN_DELAY_MS);
-        d = PIPELINE_RETRY_LATER;
-        goto out;
-    }
-    keeper_remove(&p->keeper, k);
-    if (send_result(p, f, jbuf_cstr(&jb), jb.len, !failed, e, sizeof e) < 0) {
-        /* the done marker holds the result: the next run re-publishes it */
-        log_warn("event %s: publishing the result failed (%s); retrying later", f->event_id, e);
-        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        d = PIPELINE_RETRY_LATER;
-        goto out;
-    }
-    if (p->complete_callbacks)
-        complete_callback(p, t, f);
-    metrics_event(p->deps.metrics, f->action,
-                  failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, f->info.duration_ms);
-    log_outcome(f, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
-                failed ? hsqb_error_name(f->info.error->code) : NULL,
-                failed ? NULL : f->info.qbo->id, f->info.duration_ms,
-                failed ? f->info.error->message : NULL);
-    goto out;
-kafka_down:
-    log_warn("event %s: sending the dead letter failed (%s); retrying later", f->event_id, e);
-    keeper_remove(&p->keeper, k);
-    redis_lease_release(t->redis, lease, e, sizeof e);
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
-    *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-    d = PIPELINE_RETRY_LATER;
-out:
-    if (f->info.error == &fb) /* build_result's fallback lives in this frame */
-        f->info.error = NULL;
-    jbuf_release(&jb);
-    return d;
-}
-
 /* ---- the retry topic (worker/delay.h) ---------------------------------------------- */
-
-/* Send f's input to the retry topic as delivery `deliveries` with not-before nb, then
- * release the claim (not done: the retried event must be able to claim again). The
- * offset is stored (PIPELINE_DONE) only once the broker acknowledged the record. */
-static enum pipeline_disposition send_to_retry(struct pipeline *p, struct pipeline_thread *t,
-                                               struct finish *f, struct redis_lease *lease,
-                                               int deliveries, int64_t nb, const char *last_error,
-                                               const char *reason, int64_t start, int64_t *delay)
-{
-    struct delay_retry_info info = {
-        .deliveries = deliveries,
-        .not_before_ms = nb,
-        .first_failure_ms = f->first_failure_ms,
-        .now_ms = wall_ms(),
-        .last_error = last_error,
-    };
-    char e[ERRSZ], e2[ERRSZ], why[DELAY_LAST_ERROR_MAX + 64];
-    int rc =
-        delay_send_retry(&p->delay, p->deps.producer, f->msg, &info, SEND_TIMEOUT_MS, e, sizeof e);
-
-    if (redis_lease_release(t->redis, lease, e2, sizeof e2) == REDIS_OWNER_ERROR)
-        log_warn("event %s: releasing the claim failed (%s); it lapses after claim.lease",
-                 f->event_id, e2);
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED,
-                  rc < 0 ? -1 : mono_ms() - start);
-    if (rc < 0) {
-        log_warn("event %s: sending it to the retry topic failed (%s); retrying later", f->event_id,
-                 e);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        return PIPELINE_RETRY_LATER;
-    }
-    metrics_retry_publish(p->deps.metrics, deliveries, reason);
-    snprintf(why, sizeof why,
-             "to the retry topic (%s), delivery %d, not before +%" PRId64 " ms: %s", reason,
-             deliveries + 1, nb - info.now_ms, last_error);
-    log_outcome(f, METRICS_OUTCOME_RETRIED, "RETRY", NULL, mono_ms() - start, why);
-    return PIPELINE_DONE;
-}
 
 /* A transient failure outlived the in-process budget (or the tenant's circuit opened):
  * 1 with *d set when it went (or tries to go) to the retry topic, 0 when the attempt or
@@ -928,7 +482,7 @@ static int route_retry(struct pipeline *p, struct pipeline_thread *t, struct fin
         return 0;
     keeper_remove(&p->keeper, k);
     delay_last_error(err, last, sizeof last);
-    *d = send_to_retry(p, t, f, lease, deliveries, nb, last, "transient", start, delay);
+    *d = outcome_send_retry(p, t, f, lease, deliveries, nb, last, "transient", start, delay);
     return 1;
 }
 
@@ -958,7 +512,7 @@ static int defer_if_open(struct pipeline *p, struct pipeline_thread *t, struct f
     if (nb < wall + (at - now))
         nb = wall + (at - now);
     snprintf(last, sizeof last, "CIRCUIT_OPEN: %s keeps failing; no call made", who);
-    *d = send_to_retry(p, t, f, lease, deliveries, nb, last, "breaker", start, delay);
+    *d = outcome_send_retry(p, t, f, lease, deliveries, nb, last, "breaker", start, delay);
     return 1;
 }
 
@@ -1050,7 +604,7 @@ static int claim(struct pipeline *p, struct pipeline_thread *t, struct finish *f
     }
     if (meta->replayed)
         metrics_replay(p->deps.metrics, "duplicate");
-    *d = republish(p, t, f, stored ? stored : "", stored ? stored_len : 0, start, delay);
+    *d = outcome_republish(p, t, f, stored ? stored : "", stored ? stored_len : 0, start, delay);
     free(stored);
     return 0;
 redis_down:
@@ -1096,8 +650,8 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
         st = event_decode(m->value, m->value_len, &ev, why, sizeof why);
     }
     if (st != EVENT_OK)
-        return handle_invalid(p, t, m, st, why, meta.attempts_before + 1, meta.first_failure_ms,
-                              start, delay);
+        return outcome_invalid(p, t, m, st, why, meta.attempts_before + 1, meta.first_failure_ms,
+                               start, delay);
 
     f.key = ev.key;
     f.keylen = strlen(ev.key);
@@ -1189,7 +743,7 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
         if (!f.first_failure_ms)
             f.first_failure_ms = wall_ms();
     }
-    d = finish_claimed(p, t, &f, &lease, k, start, delay);
+    d = outcome_finish_claimed(p, t, &f, &lease, k, start, delay);
 out:
     if (k)
         keeper_remove(&p->keeper, k); /* idempotent: never leave a freed entry registered */
@@ -1198,6 +752,20 @@ out:
     action_outcome_release(&out);
     event_release(&ev);
     return d;
+}
+
+/* At most once a second, by whichever thread gets there first: the counters cost a sweep
+ * of the cache's stripe locks, too much for every event. */
+static void copy_mapcache_metrics(struct pipeline *p)
+{
+    int64_t now = mono_ms(), last = atomic_load(&p->mapcache_metrics_ms);
+    struct mapcache_stats st;
+
+    if (!p->mapcache || now - last < 1000 ||
+        !atomic_compare_exchange_strong(&p->mapcache_metrics_ms, &last, now))
+        return;
+    mapcache_stats(p->mapcache, &st);
+    metrics_set_mapping_cache(p->deps.metrics, (int64_t)st.hits, (int64_t)st.misses);
 }
 
 enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_thread *t,
@@ -1211,6 +779,7 @@ enum pipeline_disposition pipeline_handle(struct pipeline *p, struct pipeline_th
      * rate-log entries keep their admission time, leases expire by themselves. */
     if (redis_flush(t->redis, e, sizeof e) < 0)
         log_warn("redis: deferred releases not sent: %s", e);
+    copy_mapcache_metrics(p);
     return d;
 }
 

@@ -1,14 +1,17 @@
-/* resolve.c - customers, items, terms, accounts, vendors and payment methods for a QBO
- * document (see resolve.h).
+/* resolve.c - customers and items for a QBO document, and the helpers the whole resolver
+ * shares (see resolve.h). Account, term, vendor and payment-method lookups live in
+ * resolve_refs.c; the two files share only what resolve_internal.h declares.
  *
  * Why this shape: a mapping cache in Redis makes the common case (a contact or product
- * seen before) one GET, and the in-process layer in front of it (mapcache.h) none; a miss falls back to a narrow QBO query, because QBO is the truth
- * and a mapping may be stale. Creation is the dangerous step (two replicas, two events
- * for one contact, a crash between create and cache write), so it runs under a Redis
- * lock per (realm, identity), re-queries after taking the lock, and sends a requestid
- * derived from (event id, step): a replay of the same step returns the original entity
- * instead of a second one. Disambiguated names are deterministic per identity, so a
- * later event finds the disambiguated record by querying that name before creating.
+ * seen before) one GET, and the in-process layer in front of it (mapcache.h) none; a miss
+ * falls back to a narrow QBO query, because QBO is the truth and a mapping may be stale.
+ * Creation is the dangerous step (two replicas, two events for one contact, a crash
+ * between create and cache write), so it runs under a Redis lock per (realm, identity),
+ * re-queries after taking the lock, and sends a requestid derived from (event id, step):
+ * a replay of the same step returns the original entity instead of a second one.
+ * Disambiguated names are deterministic per identity, so a later event finds the
+ * disambiguated record by querying that name before creating. Vendors (resolve_refs.c)
+ * are created the same way, without the name variants.
  *
  *   lookup: map GET --hit--> id
  *             \--miss--> QBO query --match--> SET map, id
@@ -20,6 +23,7 @@
  *                                                              \--6240--> next v
  */
 #include "worker/resolve.h"
+#include "worker/resolve_internal.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -32,8 +36,7 @@
 #include "common/json.h"
 #include "common/log.h"
 
-#define NAME_VARIANTS  3
-#define KEY_SUFFIX_MAX 160
+#define NAME_VARIANTS 3
 
 void resolve_opts_default(struct resolve_opts *o)
 {
@@ -59,7 +62,7 @@ int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, c
     return 0;
 }
 
-/* ---- small helpers ------------------------------------------------------------------- */
+/* ---- shared helpers (declared in resolve_internal.h) --------------------------------- */
 
 static void sleep_ms(int64_t ms)
 {
@@ -75,7 +78,7 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int is_digits(const char *s)
+int resolve_is_digits(const char *s)
 {
     if (!s || !*s)
         return 0;
@@ -86,7 +89,7 @@ static int is_digits(const char *s)
 }
 
 /* Numeric comparison of two digit strings (QBO ids): <0, 0, >0. */
-static int id_cmp(const char *a, const char *b)
+int resolve_id_cmp(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la != lb)
@@ -94,13 +97,13 @@ static int id_cmp(const char *a, const char *b)
     return strcmp(a, b);
 }
 
-static void hex_of(const char *s, char out[HASH_HEX128_LEN + 1])
+void resolve_hex_of(const char *s, char out[HASH_HEX128_LEN + 1])
 {
     if (hash_hex128(s, strlen(s), out) < 0)
         snprintf(out, HASH_HEX128_LEN + 1, "%s", "0");
 }
 
-static int lost(const struct resolve_ctx *rc, struct api_error *err)
+int resolve_lost(const struct resolve_ctx *rc, struct api_error *err)
 {
     if (rc->claim_lost && atomic_load(rc->claim_lost)) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
@@ -117,7 +120,7 @@ static int map_key(const struct resolve_ctx *rc, const char *suffix, char *key, 
 }
 
 /* Cached id for suffix, or 0 on a miss / Redis failure (the cache is only a cache). */
-static int map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
+int resolve_map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
 {
     char key[REDIS_MAX_KEY + 1], e[256];
     redisReply *r;
@@ -136,7 +139,7 @@ static int map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
         memchr(r->str, '\0', r->len) == NULL) {
         memcpy(id, r->str, r->len);
         id[r->len] = '\0';
-        hit = is_digits(id);
+        hit = resolve_is_digits(id);
     }
     freeReplyObject(r);
     if (hit)
@@ -144,7 +147,7 @@ static int map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
     return hit;
 }
 
-static void map_set(const struct resolve_ctx *rc, const char *suffix, const char *id)
+void resolve_map_set(const struct resolve_ctx *rc, const char *suffix, const char *id)
 {
     char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
     redisReply *r;
@@ -159,7 +162,7 @@ static void map_set(const struct resolve_ctx *rc, const char *suffix, const char
     freeReplyObject(r);
 }
 
-static void map_del(const struct resolve_ctx *rc, const char *suffix)
+void resolve_map_del(const struct resolve_ctx *rc, const char *suffix)
 {
     char key[REDIS_MAX_KEY + 1], e[256];
     redisReply *r;
@@ -172,8 +175,8 @@ static void map_del(const struct resolve_ctx *rc, const char *suffix)
 }
 
 /* Take the lock <prefix>lock:{realm}:<name>, waiting up to lock_wait_ms. */
-static int lock_take(const struct resolve_ctx *rc, const char *name, struct redis_lease *l,
-                     struct api_error *err)
+int resolve_lock_take(const struct resolve_ctx *rc, const char *name, struct redis_lease *l,
+                      struct api_error *err)
 {
     char e[256];
     int64_t until = mono_ms() + rc->opts->lock_wait_ms, pause = 20;
@@ -205,14 +208,14 @@ static int lock_take(const struct resolve_ctx *rc, const char *name, struct redi
     }
 }
 
-static void lock_drop(const struct resolve_ctx *rc, struct redis_lease *l)
+void resolve_lock_drop(const struct resolve_ctx *rc, struct redis_lease *l)
 {
     char e[256];
     if (redis_lease_release(rc->redis, l, e, sizeof e) == REDIS_OWNER_ERROR)
         log_warn("resolve: releasing lock failed (it expires by itself): %s", e);
 }
 
-static int quote(const char *s, char *dst, size_t dstsz, const char *what, struct api_error *err)
+int resolve_quote(const char *s, char *dst, size_t dstsz, const char *what, struct api_error *err)
 {
     if (qbo_sql_quote(s, dst, dstsz) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 0,
@@ -223,8 +226,8 @@ static int quote(const char *s, char *dst, size_t dstsz, const char *what, struc
 }
 
 /* Run sql (no paging clauses) and return all rows (new reference) or NULL with err. */
-static struct json_object *query_rows(const struct resolve_ctx *rc, const char *sql,
-                                      struct api_error *err)
+struct json_object *resolve_query_rows(const struct resolve_ctx *rc, const char *sql,
+                                       struct api_error *err)
 {
     struct json_object *rows = NULL;
 
@@ -235,18 +238,17 @@ static struct json_object *query_rows(const struct resolve_ctx *rc, const char *
 }
 
 /* Id of a row; NULL when it has none that looks like an id. */
-static const char *row_id(struct json_object *row)
+const char *resolve_row_id(struct json_object *row)
 {
     const char *id;
-    if (json_get_str(row, "Id", &id) != JGET_OK || !is_digits(id) || strlen(id) >= RESOLVE_ID_MAX)
+    if (json_get_str(row, "Id", &id) != JGET_OK || !resolve_is_digits(id) ||
+        strlen(id) >= RESOLVE_ID_MAX)
         return NULL;
     return id;
 }
 
-/* ---- customers --------------------------------------------------------------------- */
-
 /* A copy of s trimmed of ASCII whitespace, with ':' '\t' '\r' '\n' made harmless. */
-static void clean_name(const char *s, char *out, size_t outsz)
+void resolve_clean_name(const char *s, char *out, size_t outsz)
 {
     size_t n, i, j = 0;
 
@@ -265,6 +267,20 @@ static void clean_name(const char *s, char *out, size_t outsz)
     out[j] = '\0';
 }
 
+/* Cut s to at most max bytes on a UTF-8 boundary. */
+void resolve_utf8_truncate(char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    s[n] = '\0';
+}
+
+/* ---- customers --------------------------------------------------------------------- */
+
 /* out = a + b, cut to outsz - 1 bytes (callers size the parts so nothing is cut). */
 static void join2(char *out, size_t outsz, const char *a, const char *b)
 {
@@ -279,18 +295,6 @@ static void join2(char *out, size_t outsz, const char *a, const char *b)
     out[la + lb] = '\0';
 }
 
-/* Cut s to at most max bytes on a UTF-8 boundary. */
-static void utf8_truncate(char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n <= max)
-        return;
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    s[n] = '\0';
-}
-
 int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int variant, char *out,
                          size_t outsz)
 {
@@ -298,9 +302,9 @@ int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int
     char base[2 * RESOLVE_NAME_MAX + 2], tag[64], hex[HASH_SHA256_HEX_LEN + 1], suffix[600];
     size_t room;
 
-    clean_name(c->firstname, first, sizeof first);
-    clean_name(c->lastname, last, sizeof last);
-    clean_name(c->email, email, sizeof email);
+    resolve_clean_name(c->firstname, first, sizeof first);
+    resolve_clean_name(c->lastname, last, sizeof last);
+    resolve_clean_name(c->email, email, sizeof email);
     if (first[0] && last[0])
         snprintf(base, sizeof base, "%s %s", first, last);
     else if (first[0] || last[0])
@@ -320,7 +324,7 @@ int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int
     }
     /* the suffix makes the name distinct: keep it whole, cut the base */
     room = RESOLVE_NAME_MAX - strlen(suffix);
-    utf8_truncate(base, room);
+    resolve_utf8_truncate(base, room);
     join2(out, outsz, base, suffix);
     return 0;
 }
@@ -358,7 +362,7 @@ static const char *pick_customer(struct json_object *rows, const struct hubspot_
 
     for (i = 0; i < n; i++) {
         struct json_object *row = json_object_array_get_idx(rows, i);
-        const char *id = row_id(row), *em = row_email(row);
+        const char *id = resolve_row_id(row), *em = row_email(row);
         if (!id)
             continue;
         if (first_only && row_has(row, "FamilyName"))
@@ -367,7 +371,7 @@ static const char *pick_customer(struct json_object *rows, const struct hubspot_
             continue;
         if (c->email ? !email_eq(em, c->email) : em != NULL)
             continue;
-        if (!best || id_cmp(id, best) < 0)
+        if (!best || resolve_id_cmp(id, best) < 0)
             best = id;
     }
     return best;
@@ -383,26 +387,26 @@ static int customer_query(const struct resolve_ctx *rc, const struct hubspot_con
     const char *best;
 
     *found = 0;
-    clean_name(c->firstname, first, sizeof first);
-    clean_name(c->lastname, last, sizeof last);
-    clean_name(c->email, email, sizeof email);
+    resolve_clean_name(c->firstname, first, sizeof first);
+    resolve_clean_name(c->lastname, last, sizeof last);
+    resolve_clean_name(c->email, email, sizeof email);
     if (first[0] && last[0]) {
-        if (quote(first, q1, sizeof q1, "first name", err) < 0 ||
-            quote(last, q2, sizeof q2, "last name", err) < 0)
+        if (resolve_quote(first, q1, sizeof q1, "first name", err) < 0 ||
+            resolve_quote(last, q2, sizeof q2, "last name", err) < 0)
             return -1;
         snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE GivenName = %s AND FamilyName = %s",
                  q1, q2);
     } else if (first[0] || last[0]) {
-        if (quote(first[0] ? first : last, q1, sizeof q1, "name", err) < 0)
+        if (resolve_quote(first[0] ? first : last, q1, sizeof q1, "name", err) < 0)
             return -1;
         snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE %s = %s",
                  first[0] ? "GivenName" : "FamilyName", q1);
     } else {
-        if (quote(email, q1, sizeof q1, "email", err) < 0)
+        if (resolve_quote(email, q1, sizeof q1, "email", err) < 0)
             return -1;
         snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", q1);
     }
-    rows = query_rows(rc, sql, err);
+    rows = resolve_query_rows(rc, sql, err);
     if (!rows)
         return -1;
     best = pick_customer(rows, c, first[0] && !last[0], last[0] && !first[0]);
@@ -425,16 +429,16 @@ static int customer_by_display(const struct resolve_ctx *rc, const struct hubspo
     size_t i, n;
 
     *found = 0;
-    if (quote(name, q, sizeof q, "display name", err) < 0)
+    if (resolve_quote(name, q, sizeof q, "display name", err) < 0)
         return -1;
     snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", q);
-    rows = query_rows(rc, sql, err);
+    rows = resolve_query_rows(rc, sql, err);
     if (!rows)
         return -1;
     n = json_object_array_length(rows);
     for (i = 0; i < n && !*found; i++) {
         struct json_object *row = json_object_array_get_idx(rows, i);
-        const char *rid = row_id(row), *em = row_email(row);
+        const char *rid = resolve_row_id(row), *em = row_email(row);
         if (rid && (any_holder || (c->email ? email_eq(em, c->email) : em == NULL))) {
             snprintf(id, RESOLVE_ID_MAX, "%s", rid);
             *found = 1;
@@ -449,10 +453,10 @@ static struct json_object *customer_body(const struct hubspot_contact *c, const 
     struct json_object *b = json_object_new_object(), *em;
     char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1];
 
-    clean_name(c->firstname, first, sizeof first);
-    clean_name(c->lastname, last, sizeof last);
-    utf8_truncate(first, 100);
-    utf8_truncate(last, 100);
+    resolve_clean_name(c->firstname, first, sizeof first);
+    resolve_clean_name(c->lastname, last, sizeof last);
+    resolve_utf8_truncate(first, 100);
+    resolve_utf8_truncate(last, 100);
     if (first[0])
         json_object_object_add(b, "GivenName", json_object_new_string(first));
     if (last[0])
@@ -489,7 +493,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
                 return 0;
             }
         }
-        if (lost(rc, err))
+        if (resolve_lost(rc, err))
             return -1;
         snprintf(step, sizeof step, v ? "customer:%d" : "customer", v);
         if (hash_request_id(rc->event_id, step, rid) < 0) {
@@ -500,7 +504,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
         rc_ = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "customer", body, rid, &ent, err);
         json_object_put(body);
         if (rc_ == 0) {
-            const char *nid = row_id(ent);
+            const char *nid = resolve_row_id(ent);
             if (!nid) {
                 json_object_put(ent);
                 api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
@@ -527,7 +531,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
 int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
                      int *created, struct api_error *err)
 {
-    char suffix[KEY_SUFFIX_MAX], lockname[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
+    char suffix[RESOLVE_KEY_SUFFIX_MAX], lockname[RESOLVE_KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
     char lower[RESOLVE_NAME_MAX + 1], tmp[RESOLVE_ID_MAX], name[RESOLVE_NAME_MAX + 1];
     struct redis_lease lease;
     int found = 0, rc_;
@@ -540,7 +544,7 @@ int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact 
         return -1;
     }
     snprintf(suffix, sizeof suffix, "contact:%" PRId64 ":%" PRId64, rc->portal_id, c->id);
-    if (map_get(rc, suffix, tmp)) {
+    if (resolve_map_get(rc, suffix, tmp)) {
         snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
         *created = 0;
         return 0;
@@ -553,32 +557,32 @@ int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact 
             snprintf(lower, sizeof lower, "%s", c->email);
             for (i = 0; lower[i]; i++)
                 lower[i] = (char)tolower((unsigned char)lower[i]);
-            hex_of(lower, h);
+            resolve_hex_of(lower, h);
         } else {
-            hex_of(name, h);
+            resolve_hex_of(name, h);
         }
         snprintf(lockname, sizeof lockname, "customer:%s", h);
-        if (lock_take(rc, lockname, &lease, err) < 0)
+        if (resolve_lock_take(rc, lockname, &lease, err) < 0)
             return -1;
         rc_ = customer_query(rc, c, tmp, &found, err);
         if (rc_ == 0 && !found)
             rc_ = customer_create(rc, c, tmp, created, err);
-        lock_drop(rc, &lease);
+        resolve_lock_drop(rc, &lease);
         if (rc_ < 0)
             return -1;
     }
     if (found)
         *created = 0;
-    map_set(rc, suffix, tmp);
+    resolve_map_set(rc, suffix, tmp);
     snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
     return 0;
 }
 
 void resolve_forget_customer(const struct resolve_ctx *rc, int64_t contact_id)
 {
-    char suffix[KEY_SUFFIX_MAX];
+    char suffix[RESOLVE_KEY_SUFFIX_MAX];
     snprintf(suffix, sizeof suffix, "contact:%" PRId64 ":%" PRId64, rc->portal_id, contact_id);
-    map_del(rc, suffix);
+    resolve_map_del(rc, suffix);
 }
 
 /* ---- items ------------------------------------------------------------------------- */
@@ -587,19 +591,19 @@ void resolve_item_name(const struct hubspot_line_item *li, char *out, size_t out
 {
     char buf[RESOLVE_NAME_MAX + 1];
 
-    clean_name(li->name, buf, sizeof buf);
+    resolve_clean_name(li->name, buf, sizeof buf);
     if (!buf[0])
-        clean_name(li->sku, buf, sizeof buf);
+        resolve_clean_name(li->sku, buf, sizeof buf);
     if (!buf[0])
         snprintf(buf, sizeof buf, "HubSpot line item %" PRId64, li->id);
-    utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX);
+    resolve_utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX);
     snprintf(out, outsz, "%s", buf);
 }
 
 static void item_suffix(const char *kind, const char *v, char *out, size_t outsz)
 {
     char h[HASH_HEX128_LEN + 1];
-    hex_of(v, h);
+    resolve_hex_of(v, h);
     snprintf(out, outsz, "item:%s:%s", kind, h);
 }
 
@@ -613,19 +617,19 @@ static int item_query(const struct resolve_ctx *rc, const char *field, const cha
     size_t i, n;
 
     *found = 0;
-    if (quote(v, q, sizeof q, field, err) < 0)
+    if (resolve_quote(v, q, sizeof q, field, err) < 0)
         return -1;
     snprintf(sql, sizeof sql, "SELECT * FROM Item WHERE %s = %s", field, q);
-    rows = query_rows(rc, sql, err);
+    rows = resolve_query_rows(rc, sql, err);
     if (!rows)
         return -1;
     n = json_object_array_length(rows);
     for (i = 0; i < n; i++) {
         struct json_object *row = json_object_array_get_idx(rows, i);
-        const char *rid = row_id(row);
+        const char *rid = resolve_row_id(row);
         if (!rid || (json_get_str(row, "Type", &type) == JGET_OK && strcmp(type, "Category") == 0))
             continue;
-        if (!best || id_cmp(rid, best) < 0)
+        if (!best || resolve_id_cmp(rid, best) < 0)
             best = rid;
     }
     if (best) {
@@ -640,28 +644,28 @@ static int item_query(const struct resolve_ctx *rc, const char *field, const cha
 static int item_lookup_one(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
                            struct resolve_item *out, struct api_error *err)
 {
-    char sfx[KEY_SUFFIX_MAX], id[RESOLVE_ID_MAX];
+    char sfx[RESOLVE_KEY_SUFFIX_MAX], id[RESOLVE_ID_MAX];
     int found = 0;
 
     resolve_item_name(li, out->name, sizeof out->name);
     out->id[0] = '\0';
     if (li->sku) {
         item_suffix("sku", li->sku, sfx, sizeof sfx);
-        if (map_get(rc, sfx, id))
+        if (resolve_map_get(rc, sfx, id))
             found = 1;
         else if (item_query(rc, "Sku", li->sku, id, &found, err) < 0)
             return -1;
         else if (found)
-            map_set(rc, sfx, id);
+            resolve_map_set(rc, sfx, id);
     }
     if (!found) {
         item_suffix("name", out->name, sfx, sizeof sfx);
-        if (map_get(rc, sfx, id))
+        if (resolve_map_get(rc, sfx, id))
             found = 1;
         else if (item_query(rc, "Name", out->name, id, &found, err) < 0)
             return -1;
         else if (found)
-            map_set(rc, sfx, id);
+            resolve_map_set(rc, sfx, id);
     }
     if (found)
         snprintf(out->id, sizeof out->id, "%s", id);
@@ -704,8 +708,8 @@ static void item_variant_name(const struct hubspot_line_item *li, const char *ba
     suffix[0] = '\0';
     if (v == 1 && li->sku) {
         char sku[RESOLVE_ITEM_NAME_MAX + 1];
-        clean_name(li->sku, sku, sizeof sku);
-        utf8_truncate(sku, 60);
+        resolve_clean_name(li->sku, sku, sizeof sku);
+        resolve_utf8_truncate(sku, 60);
         snprintf(suffix, sizeof suffix, " (%s)", sku);
     }
     if (v >= 2 || (v == 1 && !li->sku)) {
@@ -713,7 +717,7 @@ static void item_variant_name(const struct hubspot_line_item *li, const char *ba
             snprintf(hex, sizeof hex, "%s", "00000000");
         snprintf(suffix + strlen(suffix), sizeof suffix - strlen(suffix), " #%.8s", hex);
     }
-    utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX - strlen(suffix));
+    resolve_utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX - strlen(suffix));
     join2(out, outsz, buf, suffix);
 }
 
@@ -735,7 +739,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
                 return 0;
             }
         }
-        if (lost(rc, err))
+        if (resolve_lost(rc, err))
             return -1;
         if (v)
             snprintf(step, sizeof step, "item:%zu:%d", index, v);
@@ -758,7 +762,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
         r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "item", body, rid, &ent, err);
         json_object_put(body);
         if (r == 0) {
-            const char *nid = row_id(ent);
+            const char *nid = resolve_row_id(ent);
             if (!nid) {
                 json_object_put(ent);
                 api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
@@ -784,8 +788,8 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
 int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
                          struct resolve_item *out, struct api_error *err)
 {
-    char income[RESOLVE_ID_MAX], lockname[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
-    char key[RESOLVE_NAME_MAX + 8], sfx[KEY_SUFFIX_MAX];
+    char income[RESOLVE_ID_MAX], lockname[RESOLVE_KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
+    char key[RESOLVE_NAME_MAX + 8], sfx[RESOLVE_KEY_SUFFIX_MAX];
     struct redis_lease lease;
     int have_income = 0, r;
     size_t i, j;
@@ -810,25 +814,25 @@ int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line
         }
         snprintf(key, sizeof key, "%s:%s", li[i].sku ? "sku" : "name",
                  li[i].sku ? li[i].sku : out[i].name);
-        hex_of(key, h);
+        resolve_hex_of(key, h);
         snprintf(lockname, sizeof lockname, "item:%s", h);
-        if (lock_take(rc, lockname, &lease, err) < 0)
+        if (resolve_lock_take(rc, lockname, &lease, err) < 0)
             return -1;
         r = item_lookup_one(rc, &li[i], &out[i], err);
         if (r == 0 && !out[i].id[0])
             r = item_create(rc, &li[i], i, income, &out[i], err);
-        lock_drop(rc, &lease);
+        resolve_lock_drop(rc, &lease);
         if (r < 0)
             return -1;
         if (li[i].sku) {
             item_suffix("sku", li[i].sku, sfx, sizeof sfx);
-            map_set(rc, sfx, out[i].id);
+            resolve_map_set(rc, sfx, out[i].id);
         }
         {
             char base[RESOLVE_ITEM_NAME_MAX + 1];
             resolve_item_name(&li[i], base, sizeof base);
             item_suffix("name", base, sfx, sizeof sfx);
-            map_set(rc, sfx, out[i].id);
+            resolve_map_set(rc, sfx, out[i].id);
         }
     }
     return 0;
@@ -884,350 +888,16 @@ int resolve_items_missing(const struct hubspot_line_item *li, size_t n,
 void resolve_forget_items(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
                           size_t n)
 {
-    char sfx[KEY_SUFFIX_MAX], name[RESOLVE_ITEM_NAME_MAX + 1];
+    char sfx[RESOLVE_KEY_SUFFIX_MAX], name[RESOLVE_ITEM_NAME_MAX + 1];
     size_t i;
 
     for (i = 0; i < n; i++) {
         if (li[i].sku) {
             item_suffix("sku", li[i].sku, sfx, sizeof sfx);
-            map_del(rc, sfx);
+            resolve_map_del(rc, sfx);
         }
         resolve_item_name(&li[i], name, sizeof name);
         item_suffix("name", name, sfx, sizeof sfx);
-        map_del(rc, sfx);
+        resolve_map_del(rc, sfx);
     }
-}
-
-/* ---- accounts and terms ------------------------------------------------------------ */
-
-/* Read entity/id to check it exists: 0 found, 1 not found, -1 other failure. */
-static int exists_by_id(const struct resolve_ctx *rc, const char *entity, const char *id,
-                        struct api_error *err)
-{
-    struct json_object *ent = NULL;
-    int r = qbo_read(rc->qbo, rc->http, rc->redis, rc->realm, entity, id, &ent, err);
-
-    json_object_put(ent);
-    if (r == 0)
-        return 0;
-    if (err->cls == API_NOT_FOUND || strcmp(err->qbo_fault_code, "610") == 0 ||
-        strcmp(err->qbo_fault_code, "2030") == 0)
-        return 1;
-    return -1;
-}
-
-/* Lowest-Id row of `sql`; 0 with *found, -1 err. */
-static int first_row(const struct resolve_ctx *rc, const char *sql, char *id, int *found,
-                     struct api_error *err)
-{
-    struct json_object *rows = query_rows(rc, sql, err);
-    const char *best = NULL;
-    size_t i, n;
-
-    *found = 0;
-    if (!rows)
-        return -1;
-    n = json_object_array_length(rows);
-    for (i = 0; i < n; i++) {
-        const char *rid = row_id(json_object_array_get_idx(rows, i));
-        if (rid && (!best || id_cmp(rid, best) < 0))
-            best = rid;
-    }
-    if (best) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", best);
-        *found = 1;
-    }
-    json_object_put(rows);
-    return 0;
-}
-
-int resolve_account(const struct resolve_ctx *rc, const char *name, char *id, struct api_error *err)
-{
-    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
-    char tmp[RESOLVE_ID_MAX];
-    int found = 0, r;
-
-    api_error_clear(err);
-    if (is_digits(name) && strlen(name) < RESOLVE_ID_MAX) {
-        r = exists_by_id(rc, "account", name, err);
-        if (r < 0)
-            return -1;
-        if (r == 0) {
-            snprintf(id, RESOLVE_ID_MAX, "%s", name);
-            return 0;
-        }
-        goto notfound;
-    }
-    hex_of(name, h);
-    snprintf(sfx, sizeof sfx, "account:%s", h);
-    if (map_get(rc, sfx, tmp)) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-        return 0;
-    }
-    if (quote(name, q, sizeof q, "account name", err) < 0)
-        return -1;
-    snprintf(sql, sizeof sql, "SELECT * FROM Account WHERE FullyQualifiedName = %s", q);
-    if (first_row(rc, sql, tmp, &found, err) < 0)
-        return -1;
-    if (!found) {
-        snprintf(sql, sizeof sql, "SELECT * FROM Account WHERE Name = %s", q);
-        if (first_row(rc, sql, tmp, &found, err) < 0)
-            return -1;
-    }
-    if (!found)
-        goto notfound;
-    map_set(rc, sfx, tmp);
-    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-    return 0;
-notfound:
-    api_error_set(err, API_PERMANENT, HSQB_ERR_ACCOUNT_NOT_FOUND, 0,
-                  "QuickBooks has no account \"%.200s\" in realm %s", name, rc->realm);
-    return -1;
-}
-
-int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_error *err)
-{
-    char tmp[RESOLVE_ID_MAX];
-    int found = 0;
-
-    api_error_clear(err);
-    if (rc->opts->income_account[0])
-        return resolve_account(rc, rc->opts->income_account, id, err);
-    if (map_get(rc, "account:income", tmp)) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-        return 0;
-    }
-    if (first_row(rc, "SELECT * FROM Account WHERE AccountType = 'Income'", tmp, &found, err) < 0)
-        return -1;
-    if (!found) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_ACCOUNT_NOT_FOUND, 0,
-                      "realm %s has no active Income account for new items (set "
-                      "items.income_account)",
-                      rc->realm);
-        return -1;
-    }
-    map_set(rc, "account:income", tmp);
-    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-    return 0;
-}
-
-int resolve_term(const struct resolve_ctx *rc, const char *terms, char *id, struct api_error *err)
-{
-    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
-    char tmp[RESOLVE_ID_MAX];
-    int found = 0, r;
-
-    api_error_clear(err);
-    if (is_digits(terms) && strlen(terms) < RESOLVE_ID_MAX) {
-        r = exists_by_id(rc, "term", terms, err);
-        if (r < 0)
-            return -1;
-        if (r == 0) {
-            snprintf(id, RESOLVE_ID_MAX, "%s", terms);
-            return 0;
-        }
-        goto notfound;
-    }
-    hex_of(terms, h);
-    snprintf(sfx, sizeof sfx, "term:%s", h);
-    if (map_get(rc, sfx, tmp)) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-        return 0;
-    }
-    if (quote(terms, q, sizeof q, "payment terms", err) < 0)
-        return -1;
-    snprintf(sql, sizeof sql, "SELECT * FROM Term WHERE Name = %s", q);
-    if (first_row(rc, sql, tmp, &found, err) < 0)
-        return -1;
-    if (!found)
-        goto notfound;
-    map_set(rc, sfx, tmp);
-    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-    return 0;
-notfound:
-    api_error_set(err, API_PERMANENT, HSQB_ERR_TERM_NOT_FOUND, 0,
-                  "QuickBooks has no payment term \"%.200s\" in realm %s", terms, rc->realm);
-    return -1;
-}
-
-/* ---- vendors and payment methods --------------------------------------------------- */
-
-/* The cleaned vendor name and its cache / lock suffixes (hex of the lower-cased name:
- * QBO names compare without ASCII case). 0, or -1 when nothing is left of the name. */
-static int vendor_keys(const char *input, char *name, size_t namesz, char *sfx, size_t sfxsz,
-                       char *lockname, size_t locksz)
-{
-    char lower[RESOLVE_NAME_MAX + 1], h[HASH_HEX128_LEN + 1];
-    size_t i;
-
-    if (!input)
-        return -1;
-    memset(name, 0, namesz);
-    clean_name(input, name, namesz);
-    utf8_truncate(name, RESOLVE_NAME_MAX);
-    if (!name[0])
-        return -1;
-    snprintf(lower, sizeof lower, "%s", name);
-    for (i = 0; lower[i]; i++)
-        lower[i] = (char)tolower((unsigned char)lower[i]);
-    hex_of(lower, h);
-    snprintf(sfx, sfxsz, "vendor:%s", h);
-    snprintf(lockname, locksz, "vendor:%s", h);
-    return 0;
-}
-
-static int vendor_query(const struct resolve_ctx *rc, const char *name, char *id, int *found,
-                        struct api_error *err)
-{
-    char q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
-
-    if (quote(name, q, sizeof q, "vendor name", err) < 0)
-        return -1;
-    snprintf(sql, sizeof sql, "SELECT * FROM Vendor WHERE DisplayName = %s", q);
-    return first_row(rc, sql, id, found, err);
-}
-
-static int vendor_create(const struct resolve_ctx *rc, const char *name, char *id,
-                         struct api_error *err)
-{
-    char rid[HASH_REQUEST_ID_MAX + 1];
-    struct json_object *body, *ent = NULL;
-    const char *nid;
-    int r;
-
-    if (lost(rc, err))
-        return -1;
-    if (hash_request_id(rc->event_id, "vendor", rid) < 0) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
-        return -1;
-    }
-    body = json_object_new_object();
-    json_object_object_add(body, "DisplayName", json_object_new_string(name));
-    r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "vendor", body, rid, &ent, err);
-    json_object_put(body);
-    if (r < 0) {
-        if (strcmp(err->qbo_fault_code, "6240") == 0)
-            api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 400,
-                          "QuickBooks has no active vendor \"%.200s\" in realm %s and cannot "
-                          "create one: a customer, employee or inactive vendor holds the name",
-                          name, rc->realm);
-        return -1;
-    }
-    nid = row_id(ent);
-    if (!nid) {
-        json_object_put(ent);
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned a vendor without an Id");
-        return -1;
-    }
-    snprintf(id, RESOLVE_ID_MAX, "%s", nid);
-    json_object_put(ent);
-    return 0;
-}
-
-int resolve_vendor(const struct resolve_ctx *rc, const char *input, char *id, int *created,
-                   struct api_error *err)
-{
-    char name[RESOLVE_NAME_MAX + 1], sfx[KEY_SUFFIX_MAX], lockname[KEY_SUFFIX_MAX];
-    char tmp[RESOLVE_ID_MAX];
-    struct redis_lease lease;
-    int found = 0, made = 0, r;
-
-    api_error_clear(err);
-    if (is_digits(input) && strlen(input) < RESOLVE_ID_MAX) {
-        r = exists_by_id(rc, "vendor", input, err);
-        if (r < 0)
-            return -1;
-        if (r == 1) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 0,
-                          "QuickBooks has no vendor with Id %s in realm %s", input, rc->realm);
-            return -1;
-        }
-        snprintf(id, RESOLVE_ID_MAX, "%s", input);
-        *created = 0;
-        return 0;
-    }
-    if (vendor_keys(input, name, sizeof name, sfx, sizeof sfx, lockname, sizeof lockname) < 0) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 0,
-                      "the vendor input holds no usable name");
-        return -1;
-    }
-    if (map_get(rc, sfx, tmp)) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-        *created = 0;
-        return 0;
-    }
-    if (vendor_query(rc, name, tmp, &found, err) < 0)
-        return -1;
-    if (!found) {
-        if (lock_take(rc, lockname, &lease, err) < 0)
-            return -1;
-        r = vendor_query(rc, name, tmp, &found, err);
-        if (r == 0 && !found) {
-            r = vendor_create(rc, name, tmp, err);
-            made = r == 0;
-        }
-        lock_drop(rc, &lease);
-        if (r < 0)
-            return -1;
-    }
-    map_set(rc, sfx, tmp);
-    snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-    *created = made;
-    return 0;
-}
-
-void resolve_forget_vendor(const struct resolve_ctx *rc, const char *input)
-{
-    char name[RESOLVE_NAME_MAX + 1], sfx[KEY_SUFFIX_MAX], lockname[KEY_SUFFIX_MAX];
-
-    if (vendor_keys(input, name, sizeof name, sfx, sizeof sfx, lockname, sizeof lockname) == 0)
-        map_del(rc, sfx);
-}
-
-int resolve_payment_method(const struct resolve_ctx *rc, const char *const *names, char *id,
-                           int *found, struct api_error *err)
-{
-    char sfx[KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1], tmp[RESOLVE_ID_MAX];
-    struct json_object *rows;
-    const char *best = NULL, *name = NULL;
-    size_t i, j, n;
-
-    api_error_clear(err);
-    *found = 0;
-    if (!names || !names[0])
-        return 0;
-    for (i = 0; names[i]; i++) {
-        hex_of(names[i], h);
-        snprintf(sfx, sizeof sfx, "paymethod:%s", h);
-        if (map_get(rc, sfx, tmp)) {
-            snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
-            *found = 1;
-            return 0;
-        }
-    }
-    /* a company has a handful of methods: read them all once, prefer the earlier name */
-    rows = query_rows(rc, "SELECT * FROM PaymentMethod", err);
-    if (!rows)
-        return -1;
-    n = json_object_array_length(rows);
-    for (i = 0; names[i] && !best; i++)
-        for (j = 0; j < n; j++) {
-            struct json_object *row = json_object_array_get_idx(rows, j);
-            const char *rid = row_id(row), *rname;
-            if (rid && json_get_str(row, "Name", &rname) == JGET_OK &&
-                strcasecmp(rname, names[i]) == 0 && (!best || id_cmp(rid, best) < 0)) {
-                best = rid;
-                name = names[i];
-            }
-        }
-    if (best) {
-        hex_of(name, h);
-        snprintf(sfx, sizeof sfx, "paymethod:%s", h);
-        map_set(rc, sfx, best);
-        snprintf(id, RESOLVE_ID_MAX, "%s", best);
-        *found = 1;
-    }
-    json_object_put(rows);
-    return 0;
 }

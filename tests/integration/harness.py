@@ -611,6 +611,10 @@ DEFAULT_WORKER_ENV = {
     "HSQB_RETRY_SCHEDULE": "1s,2s,4s",
     "HSQB_SHUTDOWN_DRAIN_TIMEOUT": "10s",
     "HSQB_KAFKA_REVOKE_TIMEOUT": "5s",
+    # reset() reloads the sandbox, which then hands out the seed's QBO ids again (real QBO
+    # never reuses an id), and drops the Redis mappings; replicas outlive a reset, so their
+    # in-process copies would name another test's records. Tests of that cache turn it on.
+    "HSQB_CACHE_LOCAL_TTL": "0",
     # librdkafka pass-through: notice a dead member in seconds, lag metrics every second.
     "HSQB_KAFKA__SESSION_TIMEOUT_MS": "6000",
     "HSQB_KAFKA__HEARTBEAT_INTERVAL_MS": "1000",

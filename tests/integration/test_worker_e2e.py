@@ -455,6 +455,38 @@ def test_create_missing_products_creates_the_items_once(hsqb):
     check_document(h, US1, ev2, qbo2, "Estimate", lines, st2)
 
 
+def test_warm_replicas_resolve_from_memory(hsqb):
+    """cache.local_ttl (on by default; off in this suite, see DEFAULT_WORKER_ENV): once a
+    replica has resolved a deal's customer and items, the next documents for them need no
+    QBO lookup even when the Redis mappings are gone, and /metrics counts the hits."""
+    h = hsqb
+    h.stop_replicas()
+    h.start_replicas(1, extra_env={"HSQB_CACHE_LOCAL_TTL": "60s"})
+    try:
+        lines = seed_unmatched_products_deal(h, 19051)
+        ev = h.event("create_invoice", "DEAL", 19051, US1, create_missing_products="true")
+        qbo = check_success(run_one(h, ev), ev, "create_invoice", "DEAL", 19051, US1)
+        lines[1]["item"] = {i["name"]: i["id"] for i in qbo["created_items"]}["Setup fee"]
+        lines[2]["item"] = {i["name"]: i["id"] for i in qbo["created_items"]}["Gold plan"]
+        h.flush_redis("%smap:*" % harness.KEY_PREFIX)
+        mark = h.sandbox.mark()
+        ev2 = h.event("create_estimate", "DEAL", 19051, US1, create_missing_products="true")
+        qbo2 = check_success(run_one(h, ev2), ev2, "create_estimate", "DEAL", 19051, US1)
+        assert qbo2["created_items"] == [] and qbo2["customer_id"] == qbo["customer_id"]
+        check_document(h, US1, ev2, qbo2, "Estimate", lines, h.sandbox.qbo(US1))
+        queries = [r for r in h.sandbox.requests(since=mark, vendor="qbo")
+                   if "/query" in r.get("path", "")]
+        assert queries == [], "lookups despite a warm replica: %r" % queries
+        time.sleep(1.1)  # the counters are copied to /metrics at most once a second
+        ev3 = h.event("create_estimate", "DEAL", 19051, US1, create_missing_products="true")
+        check_success(run_one(h, ev3), ev3, "create_estimate", "DEAL", 19051, US1)
+        samples, _ = parse_metrics(h.replicas[0].metrics_text())
+        assert metric_sum(samples, "hsqb_mapping_cache_lookups_total", result="hit") >= 3
+    finally:
+        h.stop_replicas()
+        h.start_replicas(2)
+
+
 def test_term_not_found(hsqb):
     h = hsqb
     ev = h.event("create_invoice", "DEAL", 1005, US1, payment_terms="Net 45")
@@ -924,6 +956,7 @@ FAMILIES = {  # issue 4 "Operations" -> worker/metrics.h names
     "rate-limit waits": "hsqb_ratelimit_wait_seconds_total",
     "DLQ count": "hsqb_dlq_total",
     "consumer lag": "hsqb_consumer_lag",
+    "mapping cache lookups": "hsqb_mapping_cache_lookups_total",
 }
 
 

@@ -356,6 +356,12 @@ static void test_empty_registry_and_process_metrics(void **state)
     start = sample(t, "process_start_time_seconds");
     assert_true(start > (double)time(NULL) - 3600 && start <= (double)time(NULL) + 1);
     assert_int_equal(sample(t, "hsqb_in_flight"), 0);
+    assert_int_equal(sample(t, "hsqb_mapping_cache_lookups_total{result=\"hit\"}"), 0);
+    free(t);
+    metrics_set_mapping_cache(m, 41, 7);
+    t = render(m);
+    assert_int_equal(sample(t, "hsqb_mapping_cache_lookups_total{result=\"hit\"}"), 41);
+    assert_int_equal(sample(t, "hsqb_mapping_cache_lookups_total{result=\"miss\"}"), 7);
     free(t);
     metrics_free(m);
 }
@@ -370,6 +376,7 @@ static void test_null_registry_is_a_no_op(void **state)
     metrics_api_call(NULL, "a", "b", 200, 1);
     metrics_inflight_add(NULL, 1);
     metrics_heartbeat(NULL);
+    metrics_set_mapping_cache(NULL, 1, 1);
     h.on_api_call(h.opaque, "qbo", "x", 200, 1);
     assert_int_equal(metrics_kafka_stats(NULL, "{}", 2), 0);
     assert_int_equal(metrics_last_heartbeat_ms(NULL), -1);
