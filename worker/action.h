@@ -37,10 +37,12 @@ struct action_settings {
     enum money_round rounding;             /* money.rounding */
     char deposit_account[ACTION_NAME_MAX]; /* sales_receipt.deposit_account; "" */
     int64_t dedup_window_ms;               /* TTL of the "create sent" markers */
+    /* payments.default_item: the item of a payment without line items; never "" */
+    char payment_default_item[RESOLVE_ITEM_NAME_MAX + 1];
 };
 
-/* Defaults (half_up, no deposit account, 7 days) + the configuration keys above. 0, or
- * -1 with errstr. */
+/* Defaults (half_up, no deposit account, 7 days, "Services") + the configuration keys
+ * above. 0, or -1 with errstr. */
 int action_settings_from_config(struct action_settings *s, const struct config *cfg, char *errstr,
                                 size_t errsz);
 

@@ -524,7 +524,7 @@ static void synth_line(struct prun *r, int64_t cents)
     }
     r->synth = (struct hubspot_line_item){
         .id = r->ctx->ev->object_id,
-        .name = (char *)PAYMENT_DEFAULT_ITEM,
+        .name = (char *)r->ctx->settings->payment_default_item,
         .description = r->synth_desc,
         .quantity = (char *)"1",
         .price = r->synth_amount,

@@ -32,7 +32,7 @@
  *    discount, fee or tax HubSpot does not show on the lines) fails HUBSPOT_VALIDATION
  *    before anything is written.
  *  - No line items: one line for the payment amount (the refunded amount for a refund
- *    receipt) against the default item PAYMENT_DEFAULT_ITEM, matched like a product
+ *    receipt) against the item named by payments.default_item, matched like a product
  *    (created only with create_missing_products).
  *  - Currency: a payment whose hs_currency_code is set and not USD fails
  *    HUBSPOT_VALIDATION (US companies; documents are sent without CurrencyRef).
@@ -64,8 +64,6 @@
 
 #include "worker/action.h"
 
-/* NEEDSWORK: make this a setting (payments.default_item) once action_settings has room. */
-#define PAYMENT_DEFAULT_ITEM "Services" /* QBO's stock service item */
 #define PAYMENT_REF_MAX      21         /* bytes of QBO PaymentRefNum */
 #define PAYMENT_NOTE_MAX     (EVENT_ID_MAX + 160)
 #define PAYMENT_METHOD_NAMES 4 /* candidates per HubSpot method, NULL-terminated */

@@ -45,6 +45,16 @@ int action_settings_from_config(struct action_settings *s, const struct config *
         return -1;
     }
     snprintf(s->deposit_account, sizeof s->deposit_account, "%s", dep ? dep : "");
+    {
+        const char *item = config_get_str(cfg, "payments.default_item");
+        if (item && strlen(item) >= sizeof s->payment_default_item) {
+            snprintf(errstr, errsz, "payments.default_item: longer than %d bytes",
+                     RESOLVE_ITEM_NAME_MAX);
+            return -1;
+        }
+        snprintf(s->payment_default_item, sizeof s->payment_default_item, "%s",
+                 item && *item ? item : "Services");
+    }
     s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
     if (s->dedup_window_ms <= 0)
         s->dedup_window_ms = 7LL * 24 * 3600 * 1000;

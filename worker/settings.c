@@ -204,6 +204,10 @@ static const struct config_def settings[] = {
     {"items.income_account", CONFIG_STRING, NULL, 0, 200,
      "QBO income account (Id or exact Name) for items the worker creates; empty uses the "
      "realm's first active Income account.", 0, NULL},
+    {"payments.default_item", CONFIG_STRING, "Services", 1, 100,
+     "QBO item (exact Name) for the single line of a payment without line items "
+     "(sales receipt, refund receipt from a payment); matched like a product, so it must "
+     "exist unless the event sets create_missing_products.", 0, NULL},
     {"cache.local_ttl", CONFIG_DURATION, "60s", 0, 1 * DAY,
      "How long a worker keeps a customer, item, term or account mapping in its own "
      "memory before asking Redis again (0 = always ask Redis). Bounds how long a replica "

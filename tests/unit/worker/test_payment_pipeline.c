@@ -254,6 +254,33 @@ static void test_sales_receipt_from_payment(void **state)
     free(ev);
 }
 
+/* payments.default_item names the item of that single line. */
+static void test_default_item_is_a_setting(void **state)
+{
+    const char *extra[] = {"--hubspot.token=" TOKEN1, TP_ENV_FLAGS, "--payments.default_item=Hours",
+                           NULL};
+    char *ev = event_json("pay-sr-di", "create_sales_receipt", PORTAL1, 8012, H_REALM_US1, NULL);
+    struct json_object *r, *sr, *line;
+    char e[512];
+    (void)state;
+
+    if (tp_env_build(&E, h_config(extra), e, sizeof e) < 0)
+        fail_msg("env: %s", e);
+    seed_hubspot(PORTAL1,
+                 "{\"commerce_payments\":[{\"id\":\"8012\",\"properties\":{"
+                 "\"hs_initial_amount\":\"80.00\",\"hs_latest_status\":\"succeeded\"},"
+                 "\"associations\":{\"contacts\":[\"306\"]}}]}");
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    sr = entity(H_REALM_US1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
+    line = json_object_array_get_idx(tp_at(sr, "Line"), 0);
+    assert_string_equal(tp_str_at(line, "SalesItemLineDetail.ItemRef.value"), "2"); /* Hours */
+    json_object_put(sr);
+    json_object_put(r);
+    free(ev);
+}
+
 static void test_sales_receipt_without_lines_uses_default_item(void **state)
 {
     char *ev = event_json("pay-sr-2", "create_sales_receipt", PORTAL1, 8011, H_REALM_US1,
@@ -723,6 +750,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sales_receipt_from_payment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_item_is_a_setting, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_sales_receipt_without_lines_uses_default_item, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paid_invoice, setup, teardown),
