@@ -12,8 +12,8 @@
  * another owner), and is always off it (keeper_remove) before it is freed.
  *
  * Thread-safety: struct pipeline is shared by all worker threads and immutable after
- * pipeline_new, except the keeper's list (guarded by keeper.mu) and the kept entries'
- * lost flags (atomic). struct pipeline_thread belongs to one worker thread.
+ * pipeline_new, except the keeper's list (guarded by keeper.mu), the kept entries'
+ * lost flags and mapcache_metrics_ms (atomics). struct pipeline_thread belongs to one worker thread.
  */
 #ifndef HSQB_PIPELINE_INTERNAL_H
 #define HSQB_PIPELINE_INTERNAL_H
