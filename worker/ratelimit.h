@@ -88,7 +88,8 @@ struct ratelimit_slot {
     char tenant[RATELIMIT_TENANT_MAX + 1];
     char token[RATELIMIT_TOKEN_MAX]; /* the request's rate-log member (and lease token) */
     int leased;                      /* 1 when a global concurrency lease is held */
-    int64_t waited_ms;               /* time spent waiting in acquire (metrics) */
+    int64_t waited_ms;               /* time held back in acquire: sleeps and a full local
+                                      * cap, not Redis round trips (metrics) */
 };
 
 enum ratelimit_status {
