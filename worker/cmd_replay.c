@@ -431,7 +431,7 @@ static int republish(struct producer *pr, const char *topic, const rd_kafka_mess
 {
     char of[DELAY_TOPIC_MAX + 48], count[16];
     struct kafka_header add[2] = {{"hsqb-replay-of", of}, {"hsqb-replay-count", count}};
-    struct delay_headers out;
+    struct kafka_header_set out;
     int rc;
 
     snprintf(of, sizeof of, "%s:%" PRId32 ":%" PRId64, rd_kafka_topic_name(m->rkt), m->partition,
@@ -444,7 +444,7 @@ static int republish(struct producer *pr, const char *topic, const rd_kafka_mess
     rc = producer_send_sync(pr, topic, m->key, m->key ? m->key_len : 0, m->payload,
                             m->payload ? m->len : 0, out.h, out.n, REPLAY_SEND_TIMEOUT, errstr,
                             errsz);
-    delay_headers_release(&out);
+    kafka_header_set_release(&out);
     return rc;
 }
 

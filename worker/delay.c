@@ -154,124 +154,46 @@ int64_t delay_hold_ms(const struct delay_policy *pol, const char *topic,
 
 /* ---- header sets ------------------------------------------------------------------- */
 
-struct pending {
-    const char *name;
-    const char *value;
-    size_t vlen;
-};
-
-void delay_headers_release(struct delay_headers *h)
-{
-    if (!h)
-        return;
-    free(h->mem);
-    memset(h, 0, sizeof *h);
-}
-
-/* Copy np pending headers into out (one allocation). */
-static int materialise(const struct pending *p, size_t np, struct delay_headers *out, char *errstr,
+int delay_headers_copy(const rd_kafka_headers_t *hdrs, struct kafka_header_set *out, char *errstr,
                        size_t errsz)
 {
-    size_t total = 1, i;
-    char *w;
+    struct kafka_header_ref p[KAFKA_HEADER_SET_MAX];
 
-    memset(out, 0, sizeof *out);
-    for (i = 0; i < np; i++)
-        total += strlen(p[i].name) + 1 + p[i].vlen + 1;
-    if (!(out->mem = malloc(total)))
-        return fail(errstr, errsz, "out of memory building retry headers");
-    w = out->mem;
-    for (i = 0; i < np; i++) {
-        size_t nl = strlen(p[i].name);
-
-        memcpy(w, p[i].name, nl + 1);
-        out->h[i].name = w;
-        w += nl + 1;
-        memcpy(w, p[i].value, p[i].vlen);
-        w[p[i].vlen] = '\0';
-        out->h[i].value = w;
-        w += p[i].vlen + 1;
-    }
-    out->n = np;
-    return 0;
-}
-
-/* The input's headers into p (at most max), skipping `skip` names (may be NULL) and
- * values holding a NUL; a repeated name keeps its last value (headers.md). */
-static size_t collect(const rd_kafka_headers_t *hdrs, const char *const *skip, size_t nskip,
-                      struct pending *p, size_t max)
-{
-    size_t np = 0, idx, i, vlen;
-    const char *name;
-    const void *val;
-
-    for (idx = 0; hdrs && rd_kafka_header_get_all(hdrs, idx, &name, &val, &vlen) ==
-                              RD_KAFKA_RESP_ERR_NO_ERROR;
-         idx++) {
-        int skipped = 0;
-
-        for (i = 0; name && i < nskip; i++)
-            skipped |= strcmp(name, skip[i]) == 0;
-        if (!name || skipped)
-            continue;
-        if (!val) {
-            val = "";
-            vlen = 0;
-        }
-        if (memchr(val, '\0', vlen))
-            continue;
-        for (i = 0; i < np; i++)
-            if (strcmp(p[i].name, name) == 0)
-                break;
-        if (i == np) {
-            if (np == max)
-                continue; /* beyond our room: dropped (headers.md needs none of them) */
-            np++;
-        }
-        p[i] = (struct pending){name, val, vlen};
-    }
-    return np;
-}
-
-int delay_headers_copy(const rd_kafka_headers_t *hdrs, struct delay_headers *out, char *errstr,
-                       size_t errsz)
-{
-    struct pending p[DELAY_MAX_HEADERS];
-
-    return materialise(p, collect(hdrs, NULL, 0, p, DELAY_MAX_HEADERS), out, errstr, errsz);
+    return kafka_header_set_build(p, kafka_headers_gather(hdrs, NULL, 0, p, KAFKA_HEADER_SET_MAX),
+                                  out, errstr, errsz);
 }
 
 int delay_headers_forward(const rd_kafka_headers_t *hdrs, const char *const *skip, size_t nskip,
-                          const struct kafka_header *add, size_t nadd, struct delay_headers *out,
+                          const struct kafka_header *add, size_t nadd, struct kafka_header_set *out,
                           char *errstr, size_t errsz)
 {
-    struct pending p[DELAY_MAX_HEADERS];
-    const char *names[DELAY_MAX_HEADERS * 2];
+    struct kafka_header_ref p[KAFKA_HEADER_SET_MAX];
+    const char *names[KAFKA_HEADER_SET_MAX * 2];
     size_t np, i, n = 0;
 
-    if (nadd > DELAY_MAX_HEADERS || nskip > DELAY_MAX_HEADERS)
+    if (nadd > KAFKA_HEADER_SET_MAX || nskip > KAFKA_HEADER_SET_MAX)
         return fail(errstr, errsz, "too many headers");
     for (i = 0; i < nskip; i++)
         names[n++] = skip[i];
     for (i = 0; i < nadd; i++)
         names[n++] = add[i].name;
-    np = collect(hdrs, names, n, p, DELAY_MAX_HEADERS - nadd);
+    np = kafka_headers_gather(hdrs, names, n, p, KAFKA_HEADER_SET_MAX - nadd);
     for (i = 0; i < nadd; i++)
-        p[np++] = (struct pending){add[i].name, add[i].value, strlen(add[i].value)};
-    return materialise(p, np, out, errstr, errsz);
+        p[np++] = (struct kafka_header_ref){add[i].name, add[i].value, strlen(add[i].value)};
+    return kafka_header_set_build(p, np, out, errstr, errsz);
 }
 
 int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_retry_info *info,
-                              struct delay_headers *out, char *errstr, size_t errsz)
+                              struct kafka_header_set *out, char *errstr, size_t errsz)
 {
-    struct pending p[DELAY_MAX_HEADERS];
+    struct kafka_header_ref p[KAFKA_HEADER_SET_MAX];
     struct result_inbound_meta meta;
     char otopic[256], opart[16], ooff[24], ots[24], attempts[16], nb[24], first[24];
     char last[DELAY_LAST_ERROR_MAX + 1];
     size_t np;
 
     result_inbound_meta_read(m->headers, &meta);
-    np = collect(m->headers, retry_names, NRETRY, p, DELAY_MAX_HEADERS - NRETRY);
+    np = kafka_headers_gather(m->headers, retry_names, NRETRY, p, KAFKA_HEADER_SET_MAX - NRETRY);
     if (meta.original_topic[0]) {
         snprintf(otopic, sizeof otopic, "%s", meta.original_topic);
         snprintf(opart, sizeof opart, "%" PRId32, meta.original_partition);
@@ -292,7 +214,7 @@ int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_re
     result_one_line(info->last_error ? info->last_error : "UNKNOWN", last, sizeof last);
     if (!last[0])
         snprintf(last, sizeof last, "UNKNOWN");
-#define ADD(n, v) (p[np++] = (struct pending){(n), (v), strlen(v)})
+#define ADD(n, v) (p[np++] = (struct kafka_header_ref){(n), (v), strlen(v)})
     ADD("hsqb-attempts", attempts);
     ADD("hsqb-not-before", nb);
     ADD("hsqb-last-error", last);
@@ -302,11 +224,11 @@ int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_re
     ADD("hsqb-original-offset", ooff);
     ADD("hsqb-original-timestamp", ots);
 #undef ADD
-    return materialise(p, np, out, errstr, errsz);
+    return kafka_header_set_build(p, np, out, errstr, errsz);
 }
 
 static int publish(const struct delay_policy *pol, struct producer *pr, const struct inbound_msg *m,
-                   const struct delay_headers *h, int64_t timeout_ms, char *errstr, size_t errsz)
+                   const struct kafka_header_set *h, int64_t timeout_ms, char *errstr, size_t errsz)
 {
     /* the original key and value bytes, never re-serialised (headers.md) */
     return producer_send_sync(pr, pol->retry_topic, m->key, m->key ? m->key_len : 0, m->value,
@@ -317,26 +239,26 @@ int delay_send_retry(const struct delay_policy *pol, struct producer *pr,
                      const struct inbound_msg *m, const struct delay_retry_info *info,
                      int64_t timeout_ms, char *errstr, size_t errsz)
 {
-    struct delay_headers h;
+    struct kafka_header_set h;
     int rc;
 
     if (delay_retry_headers_build(m, info, &h, errstr, errsz) < 0)
         return -1;
     rc = publish(pol, pr, m, &h, timeout_ms, errstr, errsz);
-    delay_headers_release(&h);
+    kafka_header_set_release(&h);
     return rc;
 }
 
 int delay_send_requeue(const struct delay_policy *pol, struct producer *pr,
                        const struct inbound_msg *m, int64_t timeout_ms, char *errstr, size_t errsz)
 {
-    struct delay_headers h;
+    struct kafka_header_set h;
     int rc;
 
     if (delay_headers_copy(m->headers, &h, errstr, errsz) < 0)
         return -1;
     rc = publish(pol, pr, m, &h, timeout_ms, errstr, errsz);
-    delay_headers_release(&h);
+    kafka_header_set_release(&h);
     return rc;
 }
 

@@ -2,7 +2,7 @@
  * written to it, and holding a record consumed from it until its not-before time.
  *
  * Owns: struct delay_policy (settings copied at start-up; immutable afterwards, share it
- * freely between threads), the header sets it builds (struct delay_headers owns its
+ * freely between threads), the header sets it builds (struct kafka_header_set owns its
  * strings until released) and held message copies (struct delay_msg, one allocation
  * each plus a copy of the Kafka headers).
  *
@@ -124,32 +124,21 @@ struct delay_retry_info {
                                * DELAY_LAST_ERROR_MAX bytes; NULL -> "UNKNOWN" */
 };
 
-#define DELAY_MAX_HEADERS 48 /* ours (9) + copied from the input */
-
-/* A header set ready for producer_send_sync(). */
-struct delay_headers {
-    struct kafka_header h[DELAY_MAX_HEADERS];
-    size_t n;
-    char *mem; /* one allocation holding every name and value */
-};
-
 /* Build the retry record's headers for input m (see the top of this file) into *out.
- * Returns 0, or -1 with errstr (out of memory). Release with delay_headers_release(). */
+ * Returns 0, or -1 with errstr (out of memory). Release with kafka_header_set_release(). */
 int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_retry_info *info,
-                              struct delay_headers *out, char *errstr, size_t errsz);
+                              struct kafka_header_set *out, char *errstr, size_t errsz);
 /* A copy of every header of hdrs (may be NULL) in order; headers with a NUL byte in
  * their value cannot travel as kafka_header and are dropped. */
-int delay_headers_copy(const rd_kafka_headers_t *hdrs, struct delay_headers *out, char *errstr,
+int delay_headers_copy(const rd_kafka_headers_t *hdrs, struct kafka_header_set *out, char *errstr,
                        size_t errsz);
 /* Forwarded headers: those of hdrs (may be NULL) whose name is not in skip[0..nskip)
  * nor among add's names (the last occurrence of a repeated name), then add[0..nadd)
- * (values must not be NULL). At most DELAY_MAX_HEADERS in all; input headers beyond the
+ * (values must not be NULL). At most KAFKA_HEADER_SET_MAX in all; input headers beyond the
  * room are dropped. For `replay`. 0, or -1 with errstr. */
 int delay_headers_forward(const rd_kafka_headers_t *hdrs, const char *const *skip, size_t nskip,
-                          const struct kafka_header *add, size_t nadd, struct delay_headers *out,
+                          const struct kafka_header *add, size_t nadd, struct kafka_header_set *out,
                           char *errstr, size_t errsz);
-/* NULL-safe, idempotent. */
-void delay_headers_release(struct delay_headers *h);
 
 /* Publish the retry record of m to pol->retry_topic and wait for the broker (at most
  * timeout_ms). 0 when acknowledged, -1 with errstr. */

@@ -39,8 +39,7 @@
 static int send_dlq(struct pipeline *p, const struct finish *f, enum hsqb_error code,
                     const char *message, char *errstr, size_t errsz)
 {
-    struct result_dlq_headers h;
-    struct kafka_header kh[RESULT_DLQ_MAX_HEADERS];
+    struct kafka_header_set h;
     struct result_dlq_info di = {
         .topic = f->msg->topic,
         .partition = f->msg->partition,
@@ -55,18 +54,15 @@ static int send_dlq(struct pipeline *p, const struct finish *f, enum hsqb_error 
         .group = p->group,
         .event_id = f->event_id,
     };
-    size_t i;
     int rc;
 
     if (result_dlq_headers_build(&di, &h, errstr, errsz) < 0)
         return -1;
-    for (i = 0; i < h.n && i < PRODUCER_MAX_HEADERS; i++)
-        kh[i] = (struct kafka_header){h.h[i].name, h.h[i].value};
     /* the original key and value bytes, never re-serialised (headers.md) */
-    rc =
-        producer_send_sync(p->deps.producer, p->topic_dlq, f->msg->key, f->msg->key_len,
-                           f->msg->value, f->msg->value_len, kh, i, SEND_TIMEOUT_MS, errstr, errsz);
-    result_dlq_headers_release(&h);
+    rc = producer_send_sync(p->deps.producer, p->topic_dlq, f->msg->key, f->msg->key_len,
+                            f->msg->value, f->msg->value_len, h.h, h.n, SEND_TIMEOUT_MS, errstr,
+                            errsz);
+    kafka_header_set_release(&h);
     if (rc == 0)
         metrics_dlq(p->deps.metrics, hsqb_error_name(code));
     return rc;

@@ -313,3 +313,81 @@ void producer_free(struct producer *pr)
     rd_kafka_destroy(pr->rk);
     free(pr);
 }
+
+/* ---- header sets --------------------------------------------------------------------- */
+
+size_t kafka_headers_gather(const rd_kafka_headers_t *hdrs, const char *const *skip, size_t nskip,
+                            struct kafka_header_ref *p, size_t max)
+{
+    size_t np = 0, idx, i, vlen;
+    const char *name;
+    const void *val;
+
+    for (idx = 0; hdrs && rd_kafka_header_get_all(hdrs, idx, &name, &val, &vlen) ==
+                              RD_KAFKA_RESP_ERR_NO_ERROR;
+         idx++) {
+        int skipped = 0;
+
+        for (i = 0; name && i < nskip; i++)
+            skipped |= strcmp(name, skip[i]) == 0;
+        if (!name || skipped)
+            continue;
+        if (!val) {
+            val = "";
+            vlen = 0;
+        }
+        if (memchr(val, '\0', vlen))
+            continue;
+        for (i = 0; i < np; i++)
+            if (strcmp(p[i].name, name) == 0)
+                break;
+        if (i == np) {
+            if (np == max)
+                continue; /* beyond the room: dropped */
+            np++;
+        }
+        p[i] = (struct kafka_header_ref){name, val, vlen};
+    }
+    return np;
+}
+
+int kafka_header_set_build(const struct kafka_header_ref *p, size_t np,
+                           struct kafka_header_set *out, char *errstr, size_t errsz)
+{
+    size_t total = 1, i;
+    char *w;
+
+    memset(out, 0, sizeof *out);
+    if (np > KAFKA_HEADER_SET_MAX) {
+        snprintf(errstr, errsz, "too many headers (%zu, at most %d)", np, KAFKA_HEADER_SET_MAX);
+        return -1;
+    }
+    for (i = 0; i < np; i++)
+        total += strlen(p[i].name) + 1 + p[i].vlen + 1;
+    if (!(out->mem = malloc(total))) {
+        snprintf(errstr, errsz, "out of memory building headers");
+        return -1;
+    }
+    w = out->mem;
+    for (i = 0; i < np; i++) {
+        size_t nl = strlen(p[i].name);
+
+        memcpy(w, p[i].name, nl + 1);
+        out->h[i].name = w;
+        w += nl + 1;
+        memcpy(w, p[i].value, p[i].vlen);
+        w[p[i].vlen] = '\0';
+        out->h[i].value = w;
+        w += p[i].vlen + 1;
+    }
+    out->n = np;
+    return 0;
+}
+
+void kafka_header_set_release(struct kafka_header_set *s)
+{
+    if (!s)
+        return;
+    free(s->mem);
+    memset(s, 0, sizeof *s);
+}

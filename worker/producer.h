@@ -13,6 +13,10 @@
  * delivered later by librdkafka (at least once): consumers of results deduplicate on
  * the CloudEvent id.
  *
+ * Also the header sets the worker writes (retry hops, dead letters, replays): gathered
+ * from an input's headers and the worker's own, owned in one allocation
+ * (struct kafka_header_set), so delay.c and result.c build them one way.
+ *
  * Thread-safety: producer_send_sync() and producer_flush() may be called from any number
  * of threads at once. producer_free() must not race with any other call.
  */
@@ -33,6 +37,38 @@ struct kafka_header {
 };
 
 #define PRODUCER_MAX_HEADERS 64 /* headers per message */
+
+/* ---- header sets the worker writes (retry hops, dead letters, replays) -------------- */
+
+#define KAFKA_HEADER_SET_MAX 48 /* headers of one record the worker builds */
+
+/* A header set that owns its strings (one allocation), ready for producer_send_sync(). */
+struct kafka_header_set {
+    struct kafka_header h[KAFKA_HEADER_SET_MAX];
+    size_t n;
+    char *mem;
+};
+
+/* A header being gathered: both borrowed; value has vlen bytes and no NUL among them. */
+struct kafka_header_ref {
+    const char *name;
+    const char *value;
+    size_t vlen;
+};
+
+/* Gather into p[0..max) the headers of hdrs (may be NULL) whose name is not in
+ * skip[0..nskip) (skip may be NULL when nskip is 0): a repeated name keeps its last value;
+ * a value holding a NUL byte cannot travel as a kafka_header and is dropped; names beyond
+ * max are dropped. The pointers are borrowed from hdrs. Returns how many were gathered. */
+size_t kafka_headers_gather(const rd_kafka_headers_t *hdrs, const char *const *skip, size_t nskip,
+                            struct kafka_header_ref *p, size_t max);
+/* Copy p[0..np) (np <= KAFKA_HEADER_SET_MAX) into *out, whose previous content is not
+ * freed. 0, or -1 with errstr (out of memory, too many). Release with
+ * kafka_header_set_release(). */
+int kafka_header_set_build(const struct kafka_header_ref *p, size_t np,
+                           struct kafka_header_set *out, char *errstr, size_t errsz);
+/* NULL-safe, idempotent. */
+void kafka_header_set_release(struct kafka_header_set *s);
 
 struct producer;
 

@@ -418,65 +418,19 @@ static const char *const dlq_names[] = {
 };
 #define NOURS (sizeof dlq_names / sizeof dlq_names[0])
 
-static int is_ours(const char *name)
-{
-    size_t i;
-    for (i = 0; i < NOURS; i++)
-        if (strcmp(name, dlq_names[i]) == 0)
-            return 1;
-    return 0;
-}
-
-struct pending {
-    const char *name;
-    const char *value;
-    size_t vlen;
-};
-
-void result_dlq_headers_release(struct result_dlq_headers *h)
-{
-    if (!h)
-        return;
-    free(h->mem);
-    memset(h, 0, sizeof *h);
-}
-
-int result_dlq_headers_build(const struct result_dlq_info *in, struct result_dlq_headers *out,
+int result_dlq_headers_build(const struct result_dlq_info *in, struct kafka_header_set *out,
                              char *errstr, size_t errsz)
 {
-    struct pending p[RESULT_DLQ_MAX_HEADERS];
+    struct kafka_header_ref p[KAFKA_HEADER_SET_MAX];
     struct result_inbound_meta meta;
     char otopic[256], opart[16], ooff[24], ots[24], attempts[16], first[24], last[24];
     char msg[RESULT_DLQ_MESSAGE_MAX + 1];
-    size_t np = 0, total = 0, i, idx;
-    const char *name;
-    const void *val;
-    size_t vlen;
-    char *w;
+    size_t np;
 
     result_inbound_meta_read(in->in_hdrs, &meta);
     /* the input's own headers first, minus the ones we set; copied headers beyond our
      * room are dropped (headers.md allows nothing that needs them) */
-    for (idx = 0; in->in_hdrs && np < RESULT_DLQ_MAX_HEADERS - NOURS &&
-                  rd_kafka_header_get_all(in->in_hdrs, idx, &name, &val, &vlen) ==
-                      RD_KAFKA_RESP_ERR_NO_ERROR;
-         idx++) {
-        if (!name || is_ours(name))
-            continue;
-        if (!val) {
-            val = "";
-            vlen = 0;
-        }
-        if (memchr(val, '\0', vlen)) /* kafka_header values are C strings */
-            continue;
-        /* a repeated name: keep the last occurrence only */
-        for (i = 0; i < np; i++)
-            if (strcmp(p[i].name, name) == 0)
-                break;
-        if (i == np)
-            np++;
-        p[i] = (struct pending){name, val, vlen};
-    }
+    np = kafka_headers_gather(in->in_hdrs, dlq_names, NOURS, p, KAFKA_HEADER_SET_MAX - NOURS);
     if (meta.original_topic[0]) {
         snprintf(otopic, sizeof otopic, "%s", meta.original_topic);
         snprintf(opart, sizeof opart, "%" PRId32, meta.original_partition);
@@ -499,7 +453,7 @@ int result_dlq_headers_build(const struct result_dlq_info *in, struct result_dlq
         snprintf(msg, sizeof msg, "%s",
                  hsqb_error_name(in->code) ? hsqb_error_name(in->code) : "?");
 
-#define ADD(n, v) (p[np++] = (struct pending){(n), (v), strlen(v)})
+#define ADD(n, v) (p[np++] = (struct kafka_header_ref){(n), (v), strlen(v)})
     ADD("hsqb-original-topic", otopic);
     ADD("hsqb-original-partition", opart);
     ADD("hsqb-original-offset", ooff);
@@ -514,23 +468,5 @@ int result_dlq_headers_build(const struct result_dlq_info *in, struct result_dlq
         ADD("hsqb-event-id", in->event_id);
 #undef ADD
 
-    for (i = 0; i < np; i++)
-        total += strlen(p[i].name) + 1 + p[i].vlen + 1;
-    memset(out, 0, sizeof *out);
-    out->mem = malloc(total ? total : 1);
-    if (!out->mem)
-        return fail(errstr, errsz, "out of memory building DLQ headers");
-    w = out->mem;
-    for (i = 0; i < np; i++) {
-        size_t nl = strlen(p[i].name);
-        memcpy(w, p[i].name, nl + 1);
-        out->h[i].name = w;
-        w += nl + 1;
-        memcpy(w, p[i].value, p[i].vlen);
-        w[p[i].vlen] = '\0';
-        out->h[i].value = w;
-        w += p[i].vlen + 1;
-    }
-    out->n = np;
-    return 0;
+    return kafka_header_set_build(p, np, out, errstr, errsz);
 }

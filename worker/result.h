@@ -30,6 +30,7 @@
 
 #include "common/json.h"
 #include "worker/event.h"
+#include "worker/producer.h"
 
 #define RESULT_MESSAGE_MAX     2000         /* bytes of error.message (schema: 2000 code points) */
 #define RESULT_DLQ_MESSAGE_MAX 1024         /* bytes of the hsqb-error-message header */
@@ -129,25 +130,6 @@ void result_inbound_meta_read(const rd_kafka_headers_t *hdrs, struct result_inbo
 
 /* ---- the DLQ record's headers ------------------------------------------------------ */
 
-#define RESULT_DLQ_MAX_HEADERS 48 /* ours (12) + copied from the input */
-
-struct result_header {
-    const char *name;  /* NUL-terminated, owned by the set */
-    const char *value; /* NUL-terminated, owned by the set */
-};
-
-/* Headers of one DLQ record: the input's own headers minus every name this set writes
- * (so each name occurs once: "writers replace rather than append"), then hsqb-original-*
- * (the input's own hsqb-original-* when it came through the retry topic, else where it
- * was consumed), hsqb-error-code, hsqb-error-message, hsqb-attempts,
- * hsqb-first-failure, hsqb-last-failure, hsqb-consumer-group and hsqb-event-id (absent
- * when the id is unknown). */
-struct result_dlq_headers {
-    struct result_header h[RESULT_DLQ_MAX_HEADERS];
-    size_t n;
-    char *mem; /* one allocation holding every name and value */
-};
-
 struct result_dlq_info {
     const char *topic; /* where this delivery was consumed */
     int32_t partition;
@@ -163,11 +145,15 @@ struct result_dlq_info {
     const char *event_id;     /* NULL when the input id is unknown */
 };
 
-/* Build the set into *out (any previous content is not freed). Returns 0, or -1 with
- * errstr (allocation failure). Release with result_dlq_headers_release(). */
-int result_dlq_headers_build(const struct result_dlq_info *info, struct result_dlq_headers *out,
+/* The headers of one DLQ record into *out (any previous content is not freed): the
+ * input's own headers minus every name this set writes (so each name occurs once:
+ * "writers replace rather than append"), then hsqb-original-* (the input's own
+ * hsqb-original-* when it came through the retry topic, else where it was consumed),
+ * hsqb-error-code, hsqb-error-message, hsqb-attempts, hsqb-first-failure,
+ * hsqb-last-failure, hsqb-consumer-group and hsqb-event-id (absent when the id is
+ * unknown). Returns 0, or -1 with errstr (allocation failure). Release with
+ * kafka_header_set_release(). */
+int result_dlq_headers_build(const struct result_dlq_info *info, struct kafka_header_set *out,
                              char *errstr, size_t errsz);
-/* Free the set; NULL-safe and idempotent. */
-void result_dlq_headers_release(struct result_dlq_headers *h);
 
 #endif

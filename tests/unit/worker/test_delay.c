@@ -61,7 +61,7 @@ static void policy(struct delay_policy *pol, const char *const *extra)
     config_free(cfg);
 }
 
-static const char *hdr(const struct delay_headers *h, const char *name, int *count)
+static const char *hdr(const struct kafka_header_set *h, const char *name, int *count)
 {
     const char *v = NULL;
     size_t i;
@@ -149,7 +149,7 @@ static void test_last_error_classes(void **state)
 static void test_retry_headers(void **state)
 {
     rd_kafka_headers_t *in = rd_kafka_headers_new(8);
-    struct delay_headers h;
+    struct kafka_header_set h;
     struct delay_retry_info info = {
         .deliveries = 2,
         .not_before_ms = 1714558900000LL,
@@ -201,7 +201,7 @@ static void test_retry_headers(void **state)
     assert_string_equal(hdr(&h, "content-type", &n), "application/cloudevents+json");
     assert_string_equal(hdr(&h, "traceparent", &n), "00-abc-def-01");
     assert_string_equal(hdr(&h, "hsqb-replay-of", &n), "hsqb.actions.dlq:0:5");
-    delay_headers_release(&h);
+    kafka_header_set_release(&h);
     rd_kafka_headers_destroy(in);
 
     /* a first hop: the original is where it was consumed, the first failure is now */
@@ -216,8 +216,8 @@ static void test_retry_headers(void **state)
     assert_string_equal(hdr(&h, "hsqb-first-failure", &n), "1714558800000");
     assert_string_equal(hdr(&h, "hsqb-attempts", &n), "1");
     assert_int_equal(h.n, 8);
-    delay_headers_release(&h);
-    delay_headers_release(&h); /* idempotent */
+    kafka_header_set_release(&h);
+    kafka_header_set_release(&h); /* idempotent */
 }
 
 static void test_hold_only_early_retry_records(void **state)
@@ -257,7 +257,7 @@ static void test_held_copy_is_self_contained(void **state)
                             .value_len = 7,
                             .headers = h};
     struct delay_msg *d;
-    struct delay_headers c;
+    struct kafka_header_set c;
     char e[128];
     int n;
     (void)state;
@@ -277,7 +277,7 @@ static void test_held_copy_is_self_contained(void **state)
     assert_true(d->bytes > 7);
     assert_int_equal(delay_headers_copy(d->msg.headers, &c, e, sizeof e), 0);
     assert_string_equal(hdr(&c, "hsqb-attempts", &n), "3");
-    delay_headers_release(&c);
+    kafka_header_set_release(&c);
     delay_msg_free(d);
     delay_msg_free(NULL);
 }

@@ -360,7 +360,7 @@ static void test_message_one_line_redacted_capped(void **state)
 
 /* ---- DLQ headers ---------------------------------------------------------------------- */
 
-static const char *hv(const struct result_dlq_headers *h, const char *name)
+static const char *hv(const struct kafka_header_set *h, const char *name)
 {
     const char *v = NULL;
     int count = 0;
@@ -375,7 +375,7 @@ static const char *hv(const struct result_dlq_headers *h, const char *name)
 
 static void test_dlq_headers_first_failure(void **state)
 {
-    struct result_dlq_headers h;
+    struct kafka_header_set h;
     struct result_dlq_info di = {
         .topic = "hsqb.actions",
         .partition = 3,
@@ -404,21 +404,21 @@ static void test_dlq_headers_first_failure(void **state)
     assert_string_equal(hv(&h, "hsqb-last-failure"), "1714558800912");
     assert_string_equal(hv(&h, "hsqb-consumer-group"), "hsqb-workers");
     assert_string_equal(hv(&h, "hsqb-event-id"), T_ID);
-    result_dlq_headers_release(&h);
-    result_dlq_headers_release(&h); /* idempotent */
+    kafka_header_set_release(&h);
+    kafka_header_set_release(&h); /* idempotent */
 
     di.event_id = NULL; /* undecodable: no event id header */
     di.timestamp_ms = -1;
     assert_int_equal(result_dlq_headers_build(&di, &h, err, sizeof err), 0);
     assert_null(hv(&h, "hsqb-event-id"));
     assert_string_equal(hv(&h, "hsqb-original-timestamp"), "0");
-    result_dlq_headers_release(&h);
+    kafka_header_set_release(&h);
 }
 
 static void test_dlq_headers_after_retry_hops(void **state)
 {
     rd_kafka_headers_t *in = rd_kafka_headers_new(8);
-    struct result_dlq_headers h;
+    struct kafka_header_set h;
     struct result_inbound_meta meta;
     struct result_dlq_info di = {
         .topic = "hsqb.actions.retry",
@@ -474,7 +474,7 @@ static void test_dlq_headers_after_retry_hops(void **state)
     assert_string_equal(hv(&h, "hsqb-replay-of"), "hsqb.actions.dlq:0:57");
     assert_string_equal(hv(&h, "hsqb-replay-count"), "1");
     assert_string_equal(hv(&h, "x-trace"), "b");
-    result_dlq_headers_release(&h);
+    kafka_header_set_release(&h);
     rd_kafka_headers_destroy(in);
 }
 
