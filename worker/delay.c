@@ -188,23 +188,14 @@ int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_re
 {
     struct kafka_header_ref p[KAFKA_HEADER_SET_MAX];
     struct result_inbound_meta meta;
-    char otopic[256], opart[16], ooff[24], ots[24], attempts[16], nb[24], first[24];
+    struct result_original o;
+    char attempts[16], nb[24], first[24];
     char last[DELAY_LAST_ERROR_MAX + 1];
     size_t np;
 
     result_inbound_meta_read(m->headers, &meta);
     np = kafka_headers_gather(m->headers, retry_names, NRETRY, p, KAFKA_HEADER_SET_MAX - NRETRY);
-    if (meta.original_topic[0]) {
-        snprintf(otopic, sizeof otopic, "%s", meta.original_topic);
-        snprintf(opart, sizeof opart, "%" PRId32, meta.original_partition);
-        snprintf(ooff, sizeof ooff, "%" PRId64, meta.original_offset);
-        snprintf(ots, sizeof ots, "%" PRId64, meta.original_timestamp_ms);
-    } else {
-        snprintf(otopic, sizeof otopic, "%s", m->topic ? m->topic : "");
-        snprintf(opart, sizeof opart, "%" PRId32, m->partition < 0 ? 0 : m->partition);
-        snprintf(ooff, sizeof ooff, "%" PRId64, m->offset < 0 ? 0 : m->offset);
-        snprintf(ots, sizeof ots, "%" PRId64, m->timestamp_ms < 0 ? 0 : m->timestamp_ms);
-    }
+    result_original_fill(&meta, m->topic, m->partition, m->offset, m->timestamp_ms, &o);
     snprintf(attempts, sizeof attempts, "%d", info->deliveries < 1 ? 1 : info->deliveries);
     snprintf(nb, sizeof nb, "%" PRId64, info->not_before_ms < 0 ? 0 : info->not_before_ms);
     snprintf(first, sizeof first, "%" PRId64,
@@ -219,10 +210,10 @@ int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_re
     ADD("hsqb-not-before", nb);
     ADD("hsqb-last-error", last);
     ADD("hsqb-first-failure", first);
-    ADD("hsqb-original-topic", otopic);
-    ADD("hsqb-original-partition", opart);
-    ADD("hsqb-original-offset", ooff);
-    ADD("hsqb-original-timestamp", ots);
+    ADD("hsqb-original-topic", o.topic);
+    ADD("hsqb-original-partition", o.partition);
+    ADD("hsqb-original-offset", o.offset);
+    ADD("hsqb-original-timestamp", o.timestamp);
 #undef ADD
     return kafka_header_set_build(p, np, out, errstr, errsz);
 }

@@ -398,6 +398,24 @@ void result_inbound_meta_read(const rd_kafka_headers_t *h, struct result_inbound
         m->replay_count = (int)v;
 }
 
+void result_original_fill(const struct result_inbound_meta *meta, const char *topic,
+                          int32_t partition, int64_t offset, int64_t timestamp_ms,
+                          struct result_original *out)
+{
+    if (meta->original_topic[0]) {
+        snprintf(out->topic, sizeof out->topic, "%s", meta->original_topic);
+        snprintf(out->partition, sizeof out->partition, "%" PRId32, meta->original_partition);
+        snprintf(out->offset, sizeof out->offset, "%" PRId64, meta->original_offset);
+        snprintf(out->timestamp, sizeof out->timestamp, "%" PRId64, meta->original_timestamp_ms);
+    } else {
+        snprintf(out->topic, sizeof out->topic, "%s", topic ? topic : "");
+        snprintf(out->partition, sizeof out->partition, "%" PRId32, partition < 0 ? 0 : partition);
+        snprintf(out->offset, sizeof out->offset, "%" PRId64, offset < 0 ? 0 : offset);
+        snprintf(out->timestamp, sizeof out->timestamp, "%" PRId64,
+                 timestamp_ms < 0 ? 0 : timestamp_ms);
+    }
+}
+
 /* ---- DLQ headers --------------------------------------------------------------------- */
 
 static const char *const dlq_names[] = {
@@ -423,7 +441,8 @@ int result_dlq_headers_build(const struct result_dlq_info *in, struct kafka_head
 {
     struct kafka_header_ref p[KAFKA_HEADER_SET_MAX];
     struct result_inbound_meta meta;
-    char otopic[256], opart[16], ooff[24], ots[24], attempts[16], first[24], last[24];
+    struct result_original o;
+    char attempts[16], first[24], last[24];
     char msg[RESULT_DLQ_MESSAGE_MAX + 1];
     size_t np;
 
@@ -431,17 +450,7 @@ int result_dlq_headers_build(const struct result_dlq_info *in, struct kafka_head
     /* the input's own headers first, minus the ones we set; copied headers beyond our
      * room are dropped (headers.md allows nothing that needs them) */
     np = kafka_headers_gather(in->in_hdrs, dlq_names, NOURS, p, KAFKA_HEADER_SET_MAX - NOURS);
-    if (meta.original_topic[0]) {
-        snprintf(otopic, sizeof otopic, "%s", meta.original_topic);
-        snprintf(opart, sizeof opart, "%" PRId32, meta.original_partition);
-        snprintf(ooff, sizeof ooff, "%" PRId64, meta.original_offset);
-        snprintf(ots, sizeof ots, "%" PRId64, meta.original_timestamp_ms);
-    } else {
-        snprintf(otopic, sizeof otopic, "%s", in->topic ? in->topic : "");
-        snprintf(opart, sizeof opart, "%" PRId32, in->partition < 0 ? 0 : in->partition);
-        snprintf(ooff, sizeof ooff, "%" PRId64, in->offset < 0 ? 0 : in->offset);
-        snprintf(ots, sizeof ots, "%" PRId64, in->timestamp_ms < 0 ? 0 : in->timestamp_ms);
-    }
+    result_original_fill(&meta, in->topic, in->partition, in->offset, in->timestamp_ms, &o);
     snprintf(attempts, sizeof attempts, "%d", in->attempts < 1 ? 1 : in->attempts);
     snprintf(first, sizeof first, "%" PRId64,
              in->first_failure_ms > 0    ? in->first_failure_ms
@@ -454,10 +463,10 @@ int result_dlq_headers_build(const struct result_dlq_info *in, struct kafka_head
                  hsqb_error_name(in->code) ? hsqb_error_name(in->code) : "?");
 
 #define ADD(n, v) (p[np++] = (struct kafka_header_ref){(n), (v), strlen(v)})
-    ADD("hsqb-original-topic", otopic);
-    ADD("hsqb-original-partition", opart);
-    ADD("hsqb-original-offset", ooff);
-    ADD("hsqb-original-timestamp", ots);
+    ADD("hsqb-original-topic", o.topic);
+    ADD("hsqb-original-partition", o.partition);
+    ADD("hsqb-original-offset", o.offset);
+    ADD("hsqb-original-timestamp", o.timestamp);
     ADD("hsqb-error-code", hsqb_error_name(in->code) ? hsqb_error_name(in->code) : "INTERNAL");
     ADD("hsqb-error-message", msg);
     ADD("hsqb-attempts", attempts);

@@ -128,6 +128,16 @@ struct result_inbound_meta {
 /* Read hdrs (may be NULL: all defaults). Never fails. */
 void result_inbound_meta_read(const rd_kafka_headers_t *hdrs, struct result_inbound_meta *m);
 
+/* Where an event was first consumed, as hsqb-original-* header text: the input's own
+ * (meta, when it came through the retry topic), else this delivery's topic, partition,
+ * offset and timestamp (negative values as 0). */
+struct result_original {
+    char topic[256], partition[16], offset[24], timestamp[24];
+};
+void result_original_fill(const struct result_inbound_meta *meta, const char *topic,
+                          int32_t partition, int64_t offset, int64_t timestamp_ms,
+                          struct result_original *out);
+
 /* ---- the DLQ record's headers ------------------------------------------------------ */
 
 struct result_dlq_info {
