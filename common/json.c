@@ -6,11 +6,13 @@
  * characters, "1.", NaN, and saturates integers beyond 64 bits. The scanner keeps the
  * keys of each open object on a stack (a run per object, popped when it closes) and
  * sorts a run on close to find duplicates: O(n log n), no hash to flood, memory bounded
- * by the number of keys in the text. Pass two is json-c's tokener, which builds the tree
- * from text already known to be valid. Integer literals outside int64 are noted by
- * ordinal in pass one; afterwards the tree is walked in document order (json-c keeps
- * insertion order, and keys are unique) and those nodes are replaced by doubles that
- * carry the original text, which the integer getters report as JGET_RANGE.
+ * by the number of keys in the text. Pass two builds the json-c tree from text already
+ * known to be valid, straight from the bytes (json_object_new_* and add_ex with
+ * KEY_IS_NEW, since keys are known unique): json-c's own tokener costs several times
+ * more per document (a locale switch per call, a character-at-a-time state machine, a
+ * copy of every token into its print buffer) and the worker parses every API answer.
+ * Integer literals beyond int64 become doubles that carry the original text, which the
+ * integer getters report as JGET_RANGE.
  *
  * The builder tracks one state byte per depth: container kind, "an element was
  * written" (comma needed) and "a key is waiting for its value".
@@ -19,6 +21,8 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,63 +272,55 @@ enum jget_status json_get_array(struct json_object *obj, const char *key, struct
     return get_typed(obj, key, json_type_array, out);
 }
 
-/* ---- strict parser: pass one, the scanner ---------------------------------------- */
+/* ---- strict parser ---------------------------------------------------------------- */
 
-struct jkey {
-    const unsigned char *s; /* raw key body between the quotes, escapes still in */
-    size_t n;
-};
-
-struct bigint {
-    size_t ordinal; /* among the document's integer literals, in text order */
-    size_t off, len;
-};
-
-struct frame {
-    int is_obj;
-    size_t key_base; /* first key of this object on the key stack */
-};
-
-struct scan {
+struct parse {
     const unsigned char *start, *p, *end;
-    struct jkey *keys;
-    size_t nkeys, capkeys;
-    struct bigint *big;
-    size_t nbig, capbig;
-    size_t nints;
+    char *key, *tmp; /* scratch: the pending key; an unescaped string or a number's text */
+    size_t keycap, tmpcap;
     char *errstr;
     size_t errsz;
 };
 
-__attribute__((format(printf, 2, 3))) static int scan_fail(struct scan *sc, const char *fmt, ...)
+/* A string token pass over: its body between the quotes, escapes still in. */
+struct jstr {
+    const unsigned char *s;
+    size_t n;
+    int escaped, has_nul;
+};
+
+__attribute__((format(printf, 2, 3))) static int parse_fail(struct parse *ps, const char *fmt,
+                                                             ...)
 {
     char msg[160];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (sc->errstr && sc->errsz)
-        snprintf(sc->errstr, sc->errsz, "%s at byte %zu", msg, (size_t)(sc->p - sc->start));
+    if (ps->errstr && ps->errsz)
+        snprintf(ps->errstr, ps->errsz, "%s at byte %zu", msg, (size_t)(ps->p - ps->start));
     return -1;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elsz)
+static int reserve(struct parse *ps, char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *n = reallocarray(*arr, ncap, elsz);
+    size_t ncap = *cap ? *cap : 256;
+    while (ncap < need)
+        ncap *= 2;
+    char *n = realloc(*buf, ncap);
     if (!n)
-        return -1;
-    *arr = n;
+        return parse_fail(ps, "out of memory");
+    *buf = n;
     *cap = ncap;
     return 0;
 }
 
-static void skip_ws(struct scan *sc)
+static void skip_ws(struct parse *ps)
 {
-    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
-        sc->p++;
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+        ps->p++;
 }
 
 static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
@@ -346,340 +342,361 @@ static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
     return 0;
 }
 
-/* At the opening quote. Validates escapes and UTF-8; a key is pushed on the key stack. */
-static int scan_string(struct scan *sc, int is_key)
+/* At the opening quote: validates escapes and UTF-8 and leaves p after the closing
+ * quote. Plain printable ASCII, the common case, is skipped a byte at a time without
+ * further tests. */
+static int scan_string(struct parse *ps, struct jstr *js)
 {
-    const unsigned char *body = ++sc->p;
-    int has_nul = 0;
+    const unsigned char *body = ++ps->p;
     unsigned cu, lo;
 
+    js->escaped = js->has_nul = 0;
     for (;;) {
-        if (sc->p >= sc->end)
-            return scan_fail(sc, "unterminated string");
-        unsigned char c = *sc->p;
+        while (ps->p < ps->end && *ps->p >= 0x20 && *ps->p < 0x80 && *ps->p != '"' &&
+               *ps->p != '\\')
+            ps->p++;
+        if (ps->p >= ps->end)
+            return parse_fail(ps, "unterminated string");
+        unsigned char c = *ps->p;
         if (c == '"')
             break;
         if (c < 0x20)
-            return scan_fail(sc, c ? "raw control character in string" : "NUL byte in string");
+            return parse_fail(ps, c ? "raw control character in string" : "NUL byte in string");
         if (c >= 0x80) {
-            size_t l = utf8_seq_len(sc->p, (size_t)(sc->end - sc->p));
+            size_t l = utf8_seq_len(ps->p, (size_t)(ps->end - ps->p));
             if (!l)
-                return scan_fail(sc, "invalid UTF-8");
-            sc->p += l;
+                return parse_fail(ps, "invalid UTF-8");
+            ps->p += l;
             continue;
         }
-        if (c != '\\') {
-            sc->p++;
+        js->escaped = 1;
+        if (ps->end - ps->p < 2)
+            return parse_fail(ps, "unterminated string");
+        if (!ps->p[1] || !strchr("\"\\/bfnrtu", ps->p[1]))
+            return parse_fail(ps, "invalid escape");
+        if (ps->p[1] != 'u') {
+            ps->p += 2;
             continue;
         }
-        if (sc->end - sc->p < 2)
-            return scan_fail(sc, "unterminated string");
-        if (!sc->p[1] || !strchr("\"\\/bfnrtu", sc->p[1]))
-            return scan_fail(sc, "invalid escape");
-        if (sc->p[1] != 'u') {
-            sc->p += 2;
-            continue;
-        }
-        if (hex4(sc->p + 2, sc->end, &cu) < 0)
-            return scan_fail(sc, "invalid \\u escape");
+        if (hex4(ps->p + 2, ps->end, &cu) < 0)
+            return parse_fail(ps, "invalid \\u escape");
         if (cu >= 0xDC00 && cu <= 0xDFFF)
-            return scan_fail(sc, "unpaired surrogate escape");
+            return parse_fail(ps, "unpaired surrogate escape");
         if (cu >= 0xD800 && cu <= 0xDBFF) {
-            if (sc->end - sc->p < 12 || sc->p[6] != '\\' || sc->p[7] != 'u' ||
-                hex4(sc->p + 8, sc->end, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-                return scan_fail(sc, "unpaired surrogate escape");
-            sc->p += 6;
+            if (ps->end - ps->p < 12 || ps->p[6] != '\\' || ps->p[7] != 'u' ||
+                hex4(ps->p + 8, ps->end, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                return parse_fail(ps, "unpaired surrogate escape");
+            ps->p += 6;
         }
-        has_nul |= cu == 0;
-        sc->p += 6;
+        js->has_nul |= cu == 0;
+        ps->p += 6;
     }
-    if (is_key) {
-        if (has_nul)
-            return scan_fail(sc, "object key contains U+0000");
-        if (grow((void **)&sc->keys, &sc->capkeys, sc->nkeys + 1, sizeof *sc->keys) < 0)
-            return scan_fail(sc, "out of memory");
-        sc->keys[sc->nkeys].s = body;
-        sc->keys[sc->nkeys].n = (size_t)(sc->p - body);
-        sc->nkeys++;
-    }
-    sc->p++;
+    js->s = body;
+    js->n = (size_t)(ps->p - body);
+    ps->p++;
     return 0;
 }
 
-static int is_digit(const struct scan *sc)
-{
-    return sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9';
-}
-
-static int scan_number(struct scan *sc)
-{
-    const unsigned char *s = sc->p, *digits;
-    int is_int = 1;
-
-    if (*sc->p == '-')
-        sc->p++;
-    digits = sc->p;
-    if (!is_digit(sc))
-        return scan_fail(sc, "invalid number");
-    if (*sc->p == '0') {
-        sc->p++;
-        if (is_digit(sc))
-            return scan_fail(sc, "number with a leading zero");
-    }
-    while (is_digit(sc))
-        sc->p++;
-    if (sc->p < sc->end && *sc->p == '.') {
-        is_int = 0;
-        sc->p++;
-        if (!is_digit(sc))
-            return scan_fail(sc, "invalid number fraction");
-        while (is_digit(sc))
-            sc->p++;
-    }
-    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E')) {
-        is_int = 0;
-        sc->p++;
-        if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-'))
-            sc->p++;
-        if (!is_digit(sc))
-            return scan_fail(sc, "invalid number exponent");
-        while (is_digit(sc))
-            sc->p++;
-    }
-    if (!is_int)
-        return 0;
-    size_t nd = (size_t)(sc->p - digits);
-    const char *lim = s < digits ? "9223372036854775808" : "9223372036854775807";
-    if (nd > 19 || (nd == 19 && memcmp(digits, lim, 19) > 0)) {
-        if (grow((void **)&sc->big, &sc->capbig, sc->nbig + 1, sizeof *sc->big) < 0)
-            return scan_fail(sc, "out of memory");
-        sc->big[sc->nbig++] =
-            (struct bigint){sc->nints, (size_t)(s - sc->start), (size_t)(sc->p - s)};
-    }
-    sc->nints++;
-    return 0;
-}
-
-static int scan_literal(struct scan *sc)
-{
-    static const char *const lits[] = {"true", "false", "null"};
-    for (size_t i = 0; i < 3; i++) {
-        size_t n = strlen(lits[i]);
-        if ((size_t)(sc->end - sc->p) >= n && memcmp(sc->p, lits[i], n) == 0) {
-            sc->p += n;
-            return 0;
-        }
-    }
-    return scan_fail(sc, "invalid literal");
-}
-
-/* Next code point of a raw key body already validated by scan_string. */
-static uint32_t key_next(const unsigned char **pp)
+/* The code point of the escape at *pp (validated by scan_string); advances past it. */
+static uint32_t unescape_one(const unsigned char **pp)
 {
     const unsigned char *p = *pp;
-    uint32_t c;
     unsigned cu = 0, lo = 0xDC00;
+    uint32_t c;
 
-    if (*p == '\\') {
-        switch (p[1]) {
-        case 'b':
-            c = '\b';
-            break;
-        case 'f':
-            c = '\f';
-            break;
-        case 'n':
-            c = '\n';
-            break;
-        case 'r':
-            c = '\r';
-            break;
-        case 't':
-            c = '\t';
-            break;
-        case 'u':
-            hex4(p + 2, p + 6, &cu);
-            if (cu >= 0xD800 && cu <= 0xDBFF) {
-                hex4(p + 8, p + 12, &lo);
-                c = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);
-                p += 6;
-            } else {
-                c = cu;
-            }
-            p += 4;
-            break;
-        default: /* " \ / */
-            c = p[1];
+    switch (p[1]) {
+    case 'b':
+        c = '\b';
+        break;
+    case 'f':
+        c = '\f';
+        break;
+    case 'n':
+        c = '\n';
+        break;
+    case 'r':
+        c = '\r';
+        break;
+    case 't':
+        c = '\t';
+        break;
+    case 'u':
+        hex4(p + 2, p + 6, &cu);
+        if (cu >= 0xD800 && cu <= 0xDBFF) {
+            hex4(p + 8, p + 12, &lo);
+            c = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        } else {
+            c = cu;
         }
-        *pp = p + 2;
-        return c;
+        p += 4;
+        break;
+    default: /* " \ / */
+        c = p[1];
     }
-    size_t l = utf8_seq_len(p, 4); /* validated: the sequence is complete */
-    c = l == 1 ? p[0] : p[0] & (0xFF >> (l + 1));
-    for (size_t i = 1; i < l; i++)
-        c = c << 6 | (p[i] & 0x3F);
-    *pp = p + l;
+    *pp = p + 2;
     return c;
 }
 
-static int key_cmp(const void *a, const void *b)
+static size_t utf8_put(char *d, uint32_t c)
 {
-    const struct jkey *x = a, *y = b;
-    const unsigned char *p = x->s, *pe = x->s + x->n, *q = y->s, *qe = y->s + y->n;
-    while (p < pe && q < qe) {
-        uint32_t c = key_next(&p), d = key_next(&q);
-        if (c != d)
-            return c < d ? -1 : 1;
+    if (c < 0x80) {
+        d[0] = (char)c;
+        return 1;
     }
-    return (p < pe) - (q < qe);
+    if (c < 0x800) {
+        d[0] = (char)(0xC0 | c >> 6);
+        d[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        d[0] = (char)(0xE0 | c >> 12);
+        d[1] = (char)(0x80 | (c >> 6 & 0x3F));
+        d[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    d[0] = (char)(0xF0 | c >> 18);
+    d[1] = (char)(0x80 | (c >> 12 & 0x3F));
+    d[2] = (char)(0x80 | (c >> 6 & 0x3F));
+    d[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
 }
 
-static int check_dup_keys(struct scan *sc, size_t base)
+/* The string's text, unescaped and NUL-terminated, into *buf; its byte length (which
+ * may count U+0000) in *n. An escape never decodes to more bytes than it takes (\uXXXX:
+ * at most 3, a surrogate pair 4 for 12), so the body's length bounds the result. */
+static int unescape(struct parse *ps, const struct jstr *js, char **buf, size_t *cap, size_t *n)
 {
-    size_t n = sc->nkeys - base;
-    struct jkey *k = sc->keys + base;
+    const unsigned char *r = js->s, *q = js->s + js->n;
+    size_t len = 0;
 
-    if (n > 1)
-        qsort(k, n, sizeof *k, key_cmp);
-    for (size_t i = 1; i < n; i++) {
-        if (key_cmp(&k[i - 1], &k[i]) != 0)
-            continue;
-        /* Show the decoded key, printable ASCII only, cut at 32 characters. */
-        char shown[36];
-        size_t j = 0;
-        const unsigned char *p = k[i].s, *pe = k[i].s + k[i].n;
-        while (p < pe && j < 32) {
-            uint32_t c = key_next(&p);
-            shown[j++] = (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') ? (char)c : '?';
-        }
-        shown[j] = '\0';
-        return scan_fail(sc, "duplicate key \"%s\"%s", shown, p < pe ? "..." : "");
+    if (reserve(ps, buf, cap, js->n + 1) < 0)
+        return -1;
+    while (r < q) {
+        const unsigned char *bs = js->escaped ? memchr(r, '\\', (size_t)(q - r)) : NULL;
+        size_t run = (size_t)((bs ? bs : q) - r);
+        memcpy(*buf + len, r, run);
+        len += run;
+        r += run;
+        if (bs)
+            len += utf8_put(*buf + len, unescape_one(&r));
     }
-    sc->nkeys = base;
+    (*buf)[len] = '\0';
+    *n = len;
     return 0;
 }
 
-enum scan_state { WANT_VALUE, WANT_KEY, AFTER_VALUE };
-
-static int scan_document(struct scan *sc, struct frame *fr, int max_depth)
+static int is_digit(const struct parse *ps)
 {
-    int depth = 0;
-    enum scan_state st = WANT_VALUE;
+    return ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9';
+}
 
-    skip_ws(sc);
-    if (sc->p == sc->end)
-        return scan_fail(sc, "empty document");
-    for (;;) {
-        skip_ws(sc);
-        if (st == AFTER_VALUE && depth == 0) {
-            if (sc->p != sc->end)
-                return scan_fail(sc, "trailing characters after the JSON value");
-            return 0;
-        }
-        if (sc->p >= sc->end)
-            return scan_fail(sc, "unexpected end of input");
-        unsigned char c = *sc->p;
-        if (st == WANT_KEY) {
-            if (c != '"')
-                return scan_fail(sc, "expected a string key");
-            if (scan_string(sc, 1) < 0)
-                return -1;
-            skip_ws(sc);
-            if (sc->p >= sc->end || *sc->p != ':')
-                return scan_fail(sc, "expected ':'");
-            sc->p++;
-            st = WANT_VALUE;
-        } else if (st == AFTER_VALUE) {
-            struct frame *f = &fr[depth - 1];
-            sc->p++;
-            if (c == ',') {
-                st = f->is_obj ? WANT_KEY : WANT_VALUE;
-            } else if (c == (f->is_obj ? '}' : ']')) {
-                if (f->is_obj && check_dup_keys(sc, f->key_base) < 0)
-                    return -1;
-                depth--;
-            } else {
-                sc->p--;
-                return scan_fail(sc, "expected ',' or '%c'", f->is_obj ? '}' : ']');
-            }
-        } else if (c == '{' || c == '[') {
-            if (depth >= max_depth)
-                return scan_fail(sc, "nesting deeper than %d", max_depth);
-            fr[depth] = (struct frame){c == '{', sc->nkeys};
-            depth++;
-            sc->p++;
-            skip_ws(sc);
-            if (sc->p < sc->end && *sc->p == (c == '{' ? '}' : ']')) {
-                sc->p++;
-                depth--;
-                st = AFTER_VALUE;
-            } else {
-                st = c == '{' ? WANT_KEY : WANT_VALUE;
-            }
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void c_numeric_init(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+/* A number: integers within int64 become json-c integers; any other number a double that
+ * serialises as its original text (json_object_new_double_s), which is how the integer
+ * getters tell an integer beyond int64 (JGET_RANGE) from a fraction. */
+static int parse_number(struct parse *ps, struct json_object **out)
+{
+    const unsigned char *s = ps->p;
+    int is_int = 1;
+    int64_t i;
+
+    if (*ps->p == '-')
+        ps->p++;
+    if (!is_digit(ps))
+        return parse_fail(ps, "invalid number");
+    if (*ps->p == '0') {
+        ps->p++;
+        if (is_digit(ps))
+            return parse_fail(ps, "number with a leading zero");
+    }
+    while (is_digit(ps))
+        ps->p++;
+    if (ps->p < ps->end && *ps->p == '.') {
+        is_int = 0;
+        ps->p++;
+        if (!is_digit(ps))
+            return parse_fail(ps, "invalid number fraction");
+        while (is_digit(ps))
+            ps->p++;
+    }
+    if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
+        is_int = 0;
+        ps->p++;
+        if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-'))
+            ps->p++;
+        if (!is_digit(ps))
+            return parse_fail(ps, "invalid number exponent");
+        while (is_digit(ps))
+            ps->p++;
+    }
+    size_t n = (size_t)(ps->p - s);
+    if (is_int && parse_dec_int64((const char *)s, n, &i) == JGET_OK) {
+        *out = json_object_new_int64(i);
+    } else {
+        if (reserve(ps, &ps->tmp, &ps->tmpcap, n + 1) < 0)
+            return -1;
+        memcpy(ps->tmp, s, n);
+        ps->tmp[n] = '\0';
+        pthread_once(&c_numeric_once, c_numeric_init);
+        double d = c_numeric ? strtod_l(ps->tmp, NULL, c_numeric) : strtod(ps->tmp, NULL);
+        *out = json_object_new_double_s(d, ps->tmp);
+    }
+    return *out ? 0 : parse_fail(ps, "out of memory");
+}
+
+/* A scalar value at p into *out (NULL for a JSON null). */
+static int parse_scalar(struct parse *ps, struct json_object **out)
+{
+    static const char *const lits[] = {"true", "false", "null"};
+    unsigned char c = *ps->p;
+    struct jstr js;
+    size_t n;
+
+    if (c == '"') {
+        if (scan_string(ps, &js) < 0)
+            return -1;
+        if (!js.escaped) {
+            *out = json_object_new_string_len((const char *)js.s, (int)js.n);
         } else {
-            int rc;
-            if (c == '"')
-                rc = scan_string(sc, 0);
-            else if (c == '-' || (c >= '0' && c <= '9'))
-                rc = scan_number(sc);
-            else if (c == 't' || c == 'f' || c == 'n')
-                rc = scan_literal(sc);
-            else
-                rc = scan_fail(sc, c ? "unexpected character" : "NUL byte");
-            if (rc < 0)
+            if (unescape(ps, &js, &ps->tmp, &ps->tmpcap, &n) < 0)
                 return -1;
-            st = AFTER_VALUE;
+            *out = json_object_new_string_len(ps->tmp, (int)n);
+        }
+        return *out ? 0 : parse_fail(ps, "out of memory");
+    }
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return parse_number(ps, out);
+    for (size_t i = 0; i < 3; i++) {
+        n = strlen(lits[i]);
+        if ((size_t)(ps->end - ps->p) >= n && memcmp(ps->p, lits[i], n) == 0) {
+            ps->p += n;
+            *out = i < 2 ? json_object_new_boolean(i == 0) : NULL;
+            return i < 2 && !*out ? parse_fail(ps, "out of memory") : 0;
         }
     }
+    if (c == 't' || c == 'f' || c == 'n')
+        return parse_fail(ps, "invalid literal");
+    return parse_fail(ps, c ? "unexpected character" : "NUL byte");
 }
 
-/* ---- strict parser: pass two, json-c and the big-integer fix-up ------------------ */
-
-struct fixup {
-    const struct scan *sc;
-    size_t ord, next; /* integer nodes seen; next entry of sc->big */
-    int failed;
-};
-
-/* Replacement for integer node number fx->ord when pass one found it beyond int64. */
-static struct json_object *fix_int(struct fixup *fx)
+/* A member key into ps->key, checked against the object's keys so far: compared after
+ * unescaping, so "a" and "\u0061" collide. json-c's table hashes with a per-process
+ * random seed, so colliding keys cannot be chosen from outside. */
+static int parse_key(struct parse *ps, struct json_object *obj)
 {
-    size_t ord = fx->ord++;
-    if (fx->next >= fx->sc->nbig || fx->sc->big[fx->next].ordinal != ord)
-        return NULL;
-    const struct bigint *b = &fx->sc->big[fx->next++];
-    char *text = strndup((const char *)fx->sc->start + b->off, b->len);
-    struct json_object *d = text ? json_object_new_double_s(strtod(text, NULL), text) : NULL;
-    free(text);
-    if (!d)
-        fx->failed = 1;
-    return d;
-}
+    const unsigned char *at = ps->p;
+    struct jstr js;
+    size_t n;
 
-static void fix_walk(struct json_object *v, struct fixup *fx)
-{
-    struct json_object *r;
-
-    if (json_object_is_type(v, json_type_object)) {
-        for (struct lh_entry *e = json_object_get_object(v)->head; e && !fx->failed;
-             e = lh_entry_next(e)) {
-            struct json_object *c = (struct json_object *)lh_entry_v(e);
-            if (json_object_is_type(c, json_type_int)) {
-                if ((r = fix_int(fx)))
-                    json_object_object_add(v, (const char *)lh_entry_k(e), r);
-            } else {
-                fix_walk(c, fx);
-            }
+    if (scan_string(ps, &js) < 0)
+        return -1;
+    if (js.has_nul)
+        return parse_fail(ps, "object key contains U+0000");
+    if (unescape(ps, &js, &ps->key, &ps->keycap, &n) < 0)
+        return -1;
+    if (json_object_object_length(obj) && json_object_object_get_ex(obj, ps->key, NULL)) {
+        /* Show the key, printable ASCII only, a '?' per other character, cut at 32. */
+        char shown[36];
+        size_t j = 0, i = 0;
+        while (i < n && j < 32) {
+            unsigned char c = (unsigned char)ps->key[i];
+            size_t l = utf8_seq_len((const unsigned char *)ps->key + i, n - i);
+            shown[j++] = (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') ? (char)c : '?';
+            i += l ? l : 1;
         }
-    } else if (json_object_is_type(v, json_type_array)) {
-        size_t n = json_object_array_length(v);
-        for (size_t i = 0; i < n && !fx->failed; i++) {
-            struct json_object *c = json_object_array_get_idx(v, i);
-            if (json_object_is_type(c, json_type_int)) {
-                if ((r = fix_int(fx)))
-                    json_object_array_put_idx(v, i, r);
+        shown[j] = '\0';
+        ps->p = at;
+        return parse_fail(ps, "duplicate key \"%s\"%s", shown, i < n ? "..." : "");
+    }
+    return 0;
+}
+
+enum parse_state { WANT_VALUE, WANT_KEY, AFTER_VALUE };
+
+/* One pass: validate and build. stack holds the open containers (at most max_depth). A
+ * container is attached to its parent when it opens, so *root owns everything built so
+ * far and the caller's json_object_put() undoes a failure. */
+static int parse_document(struct parse *ps, struct json_object **stack, int max_depth,
+                          struct json_object **root)
+{
+    int depth = 0;
+    enum parse_state st = WANT_VALUE;
+    struct json_object *v = NULL;
+
+    *root = NULL;
+    skip_ws(ps);
+    if (ps->p == ps->end)
+        return parse_fail(ps, "empty document");
+    for (;;) {
+        skip_ws(ps);
+        if (st == AFTER_VALUE && depth == 0) {
+            if (ps->p != ps->end)
+                return parse_fail(ps, "trailing characters after the JSON value");
+            return 0;
+        }
+        if (ps->p >= ps->end)
+            return parse_fail(ps, "unexpected end of input");
+        unsigned char c = *ps->p;
+        struct json_object *top = depth ? stack[depth - 1] : NULL;
+        int in_obj = json_object_is_type(top, json_type_object);
+        if (st == WANT_KEY) {
+            if (c != '"')
+                return parse_fail(ps, "expected a string key");
+            if (parse_key(ps, top) < 0)
+                return -1;
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':')
+                return parse_fail(ps, "expected ':'");
+            ps->p++;
+            st = WANT_VALUE;
+            continue;
+        }
+        if (st == AFTER_VALUE) {
+            ps->p++;
+            if (c == ',') {
+                st = in_obj ? WANT_KEY : WANT_VALUE;
+            } else if (c == (in_obj ? '}' : ']')) {
+                depth--;
             } else {
-                fix_walk(c, fx);
+                ps->p--;
+                return parse_fail(ps, "expected ',' or '%c'", in_obj ? '}' : ']');
+            }
+            continue;
+        }
+        int open = c == '{' || c == '[';
+        if (open) {
+            if (depth >= max_depth)
+                return parse_fail(ps, "nesting deeper than %d", max_depth);
+            if (!(v = c == '{' ? json_object_new_object() : json_object_new_array()))
+                return parse_fail(ps, "out of memory");
+            ps->p++;
+        } else if (parse_scalar(ps, &v) < 0) {
+            return -1;
+        }
+        if (!top) {
+            *root = v;
+        } else if (in_obj ? json_object_object_add_ex(top, ps->key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW)
+                          : json_object_array_add(top, v)) {
+            json_object_put(v);
+            return parse_fail(ps, "out of memory");
+        }
+        st = AFTER_VALUE;
+        if (open) {
+            stack[depth++] = v;
+            skip_ws(ps);
+            if (ps->p < ps->end && *ps->p == (c == '{' ? '}' : ']')) {
+                ps->p++;
+                depth--;
+            } else {
+                st = c == '{' ? WANT_KEY : WANT_VALUE;
             }
         }
     }
@@ -688,91 +705,38 @@ static void fix_walk(struct json_object *v, struct fixup *fx)
 struct json_object *json_parse_strict(const char *text, size_t len, int max_depth, char *errstr,
                                       size_t errsz)
 {
-    struct scan sc = {.errstr = errstr, .errsz = errsz};
-    struct frame *fr = NULL;
-    struct json_tokener *tok = NULL;
-    struct json_object *obj = NULL, *ret = NULL;
+    struct parse ps = {.errstr = errstr, .errsz = errsz};
+    struct json_object *stack_local[64], **stack = stack_local;
+    struct json_object *root = NULL;
 
     if (errstr && errsz)
         errstr[0] = '\0';
     if (!text || len > INT_MAX - 1) {
         snprintf(errstr, errsz, "document missing or larger than 2 GiB");
-        goto out;
+        return NULL;
     }
-    sc.start = sc.p = (const unsigned char *)text;
-    sc.end = sc.start + len;
+    ps.start = ps.p = (const unsigned char *)text;
+    ps.end = ps.start + len;
     if (max_depth <= 0)
         max_depth = 64;
     if (max_depth > JSON_PARSE_DEPTH_MAX)
         max_depth = JSON_PARSE_DEPTH_MAX;
-    fr = calloc((size_t)max_depth, sizeof *fr);
-    if (!fr) {
+    if ((size_t)max_depth > sizeof stack_local / sizeof stack_local[0] &&
+        !(stack = calloc((size_t)max_depth, sizeof *stack))) {
         snprintf(errstr, errsz, "out of memory");
-        goto out;
+        return NULL;
     }
-    if (scan_document(&sc, fr, max_depth) < 0)
-        goto out;
-
-    /* json-c counts the top level as one depth unit. */
-    tok = json_tokener_new_ex(max_depth + 1);
-    if (!tok) {
-        snprintf(errstr, errsz, "out of memory");
-        goto out;
-    }
-#ifdef JSON_TOKENER_VALIDATE_UTF8 /* json-c >= 0.15; the scanner has validated anyway */
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-#else
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-#endif
-    obj = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    if (!obj && jerr == json_tokener_continue) {
-        /* A top-level number ends only at end of input; json-c needs the NUL to see it. */
-        obj = json_tokener_parse_ex(tok, "", 1);
-        jerr = json_tokener_get_error(tok);
-    } else if (obj) {
-        size_t end = json_tokener_get_parse_end(tok);
-        sc.p = sc.start + end;
-        skip_ws(&sc);
-        if (sc.p != sc.end) {
-            scan_fail(&sc, "trailing characters after the JSON value");
-            goto out;
-        }
-    }
-    if (jerr != json_tokener_success) {
-        snprintf(errstr, errsz, "json-c rejected the document: %s", json_tokener_error_desc(jerr));
-        goto out;
-    }
-    if (sc.nbig) {
-        struct fixup fx = {.sc = &sc};
-        if (json_object_is_type(obj, json_type_int)) {
-            struct json_object *r = fix_int(&fx);
-            if (r) {
-                json_object_put(obj);
-                obj = r;
-            }
-        } else {
-            fix_walk(obj, &fx);
-        }
-        if (fx.failed || fx.next != sc.nbig) {
-            snprintf(errstr, errsz, "%s", fx.failed ? "out of memory" : "integer fix-up lost");
-            goto out;
-        }
-    }
-    if (!obj) {
+    if (parse_document(&ps, stack, max_depth, &root) < 0) {
+        json_object_put(root);
+        root = NULL;
+    } else if (!root) {
         snprintf(errstr, errsz, "document is null");
-        goto out;
     }
-    ret = obj;
-    obj = NULL;
-out:
-    json_object_put(obj);
-    if (tok)
-        json_tokener_free(tok);
-    free(fr);
-    free(sc.keys);
-    free(sc.big);
-    return ret;
+    if (stack != stack_local)
+        free(stack);
+    free(ps.key);
+    free(ps.tmp);
+    return root;
 }
 
 /* ---- builder --------------------------------------------------------------------- */

@@ -548,6 +548,51 @@ static void test_parse_big_integers_keep_order(void **state)
     json_object_put(o);
 }
 
+/* Pass two builds the tree itself; json-c's tokener is the reference it must agree with
+ * on every document both accept (integers beyond int64 aside, see above). */
+static void test_parse_matches_json_c(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{}",
+        "[]",
+        "[{},[],{\"a\":[]}]",
+        "  {\"a\" : 1 , \"b\":[ true ,false, null ],\"c\":{\"d\":\"e\"} }  ",
+        "{\"k\\u00e9y\":\"v\\u00e9\",\"\\ud83d\\ude00\":\"\\ud83d\\ude00x\",\"t\\tab\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+        "\"nul \\u0000 inside\"",
+        "{\"s\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+        "[0,-0,1,-1,9223372036854775807,-9223372036854775808,0.5,-0.0,1e3,1E-3,2.5e+10,1e400]",
+        "{\"amount\":\"12.34\",\"n\":12.340,\"id\":\"4500\",\"arr\":[[[[1]]]]}",
+        "123",
+        "-4.5e-2",
+        "true",
+        "\"\"",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        struct json_object *ours = parse_ok(docs[i]);
+        struct json_tokener *tok = json_tokener_new();
+        struct json_object *ref = json_tokener_parse_ex(tok, docs[i], (int)strlen(docs[i]));
+        if (!ref && json_tokener_get_error(tok) == json_tokener_continue)
+            ref = json_tokener_parse_ex(tok, "", 1);
+        assert_non_null(ref);
+        if (!json_object_equal(ours, ref))
+            fail_msg("tree differs from json-c's for %s: %s vs %s", docs[i],
+                     json_object_to_json_string(ours), json_object_to_json_string(ref));
+        /* Doubles keep their text, as json-c's tokener keeps it. */
+        assert_string_equal(json_object_to_json_string_ext(ours, JSON_C_TO_STRING_PLAIN),
+                            json_object_to_json_string_ext(ref, JSON_C_TO_STRING_PLAIN));
+        json_object_put(ref);
+        json_tokener_free(tok);
+        json_object_put(ours);
+    }
+    /* A string with U+0000 keeps its length; an escaped key is stored unescaped. */
+    struct json_object *o = parse_ok("{\"a\\u0062\":\"x\\u0000y\"}"), *v;
+    assert_true(json_object_object_get_ex(o, "ab", &v));
+    assert_int_equal(json_object_get_string_len(v), 3);
+    assert_memory_equal(json_object_get_string(v), "x\0y", 3);
+    json_object_put(o);
+}
+
 static void test_parse_errstr_optional(void **state)
 {
     (void)state;
@@ -825,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_parse_numbers_and_literals),
         cmocka_unit_test(test_parse_depth),
         cmocka_unit_test(test_parse_big_integers_keep_order),
+        cmocka_unit_test(test_parse_matches_json_c),
         cmocka_unit_test(test_parse_errstr_optional),
         cmocka_unit_test(test_builder_structure),
         cmocka_unit_test(test_builder_misuse_latches),
