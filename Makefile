@@ -39,6 +39,7 @@ COMMON_SRCS := \
 	common/money.c \
 	common/backoff.c \
 	common/json.c \
+	common/jtape.c \
 	common/http.c \
 	common/redis.c \
 	common/hash.c
@@ -81,6 +82,7 @@ UNIT_TESTS := \
 	tests/unit/common/test_money \
 	tests/unit/common/test_backoff \
 	tests/unit/common/test_json \
+	tests/unit/common/test_jtape \
 	tests/unit/common/test_http \
 	tests/unit/common/test_hash \
 	tests/unit/worker/test_event \

@@ -1,23 +1,20 @@
 /* json.c - strict parsing, typed getters and the JSON builder.
  *
- * Strict parsing is two passes over the text. Pass one (scan_*) is our own RFC 8259
- * validator: it is the authority on what is accepted, because json-c's tokener, even in
- * strict mode, lets through duplicate keys, overlong and surrogate UTF-8, raw control
- * characters, "1.", NaN, and saturates integers beyond 64 bits. The scanner keeps the
- * keys of each open object on a stack (a run per object, popped when it closes) and
- * sorts a run on close to find duplicates: O(n log n), no hash to flood, memory bounded
- * by the number of keys in the text. Pass two builds the json-c tree from text already
- * known to be valid, straight from the bytes (json_object_new_* and add_ex with
- * KEY_IS_NEW, since keys are known unique): json-c's own tokener costs several times
- * more per document (a locale switch per call, a character-at-a-time state machine, a
- * copy of every token into its print buffer) and the worker parses every API answer.
- * Integer literals beyond int64 become doubles that carry the original text, which the
- * integer getters report as JGET_RANGE.
+ * Strict parsing is common/jtape.c's: our own RFC 8259 validator is the authority on
+ * what is accepted, because json-c's tokener, even in strict mode, lets through duplicate
+ * keys, overlong and surrogate UTF-8, raw control characters, "1.", NaN, and saturates
+ * integers beyond 64 bits. json_parse_strict() turns the tape into a json-c tree in one
+ * walk over its nodes (document order, keys known unique, so add_ex with KEY_IS_NEW),
+ * which also avoids json-c's tokener and its cost per document (a locale switch per call,
+ * a character-at-a-time state machine, a copy of every token). Integer literals beyond
+ * int64 become doubles that carry the original text, which the integer getters report
+ * as JGET_RANGE.
  *
  * The builder tracks one state byte per depth: container kind, "an element was
  * written" (comma needed) and "a key is waiting for its value".
  */
 #include "common/json.h"
+#include "common/jtape.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -63,40 +60,6 @@ const char *json_type_str(const struct json_object *obj)
     return "null";
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if s does not start one. Follows
- * Unicode table 3-7, so overlongs, surrogates and code points past U+10FFFF are 0. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
 
 /* ---- getters --------------------------------------------------------------------- */
 
@@ -109,36 +72,6 @@ static enum jget_status member(struct json_object *obj, const char *key, struct 
     return JGET_OK;
 }
 
-/* Parses -?(0|[1-9][0-9]*) exactly; JGET_WRONG_TYPE for anything else, JGET_RANGE past
- * int64. */
-static enum jget_status parse_dec_int64(const char *s, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    int neg = 0;
-    uint64_t mag = 0, lim;
-
-    if (i < n && s[i] == '-') {
-        neg = 1;
-        i++;
-    }
-    if (i >= n || s[i] < '0' || s[i] > '9' || (s[i] == '0' && i + 1 < n))
-        return JGET_WRONG_TYPE;
-    lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    int over = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return JGET_WRONG_TYPE;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (mag > (lim - d) / 10)
-            over = 1;
-        else
-            mag = mag * 10 + d;
-    }
-    if (over)
-        return JGET_RANGE;
-    *out = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
-    return JGET_OK;
-}
 
 enum jget_status json_val_str(struct json_object *v, const char **out)
 {
@@ -190,7 +123,7 @@ enum jget_status json_val_int64_lenient(struct json_object *v, int64_t min, int6
 
     if (json_object_get_type(v) != json_type_string)
         return json_val_int64(v, min, max, out);
-    st = parse_dec_int64(json_object_get_string(v), (size_t)json_object_get_string_len(v), &i);
+    st = jtape_dec_int64(json_object_get_string(v), (size_t)json_object_get_string_len(v), &i);
     if (st != JGET_OK)
         return st;
     if (i < min || i > max)
@@ -272,224 +205,7 @@ enum jget_status json_get_array(struct json_object *obj, const char *key, struct
     return get_typed(obj, key, json_type_array, out);
 }
 
-/* ---- strict parser ---------------------------------------------------------------- */
-
-struct parse {
-    const unsigned char *start, *p, *end;
-    char *key, *tmp; /* scratch: the pending key; an unescaped string or a number's text */
-    size_t keycap, tmpcap;
-    char *errstr;
-    size_t errsz;
-};
-
-/* A string token pass over: its body between the quotes, escapes still in. */
-struct jstr {
-    const unsigned char *s;
-    size_t n;
-    int escaped, has_nul;
-};
-
-__attribute__((format(printf, 2, 3))) static int parse_fail(struct parse *ps, const char *fmt,
-                                                             ...)
-{
-    char msg[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (ps->errstr && ps->errsz)
-        snprintf(ps->errstr, ps->errsz, "%s at byte %zu", msg, (size_t)(ps->p - ps->start));
-    return -1;
-}
-
-static int reserve(struct parse *ps, char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 256;
-    while (ncap < need)
-        ncap *= 2;
-    char *n = realloc(*buf, ncap);
-    if (!n)
-        return parse_fail(ps, "out of memory");
-    *buf = n;
-    *cap = ncap;
-    return 0;
-}
-
-static void skip_ws(struct parse *ps)
-{
-    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
-        ps->p++;
-}
-
-static int hex4(const unsigned char *p, const unsigned char *end, unsigned *out)
-{
-    unsigned v = 0;
-    if (end - p < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = p[i], d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-            d = (c | 0x20) - 'a' + 10;
-        else
-            return -1;
-        v = v << 4 | d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* At the opening quote: validates escapes and UTF-8 and leaves p after the closing
- * quote. Plain printable ASCII, the common case, is skipped a byte at a time without
- * further tests. */
-static int scan_string(struct parse *ps, struct jstr *js)
-{
-    const unsigned char *body = ++ps->p;
-    unsigned cu, lo;
-
-    js->escaped = js->has_nul = 0;
-    for (;;) {
-        while (ps->p < ps->end && *ps->p >= 0x20 && *ps->p < 0x80 && *ps->p != '"' &&
-               *ps->p != '\\')
-            ps->p++;
-        if (ps->p >= ps->end)
-            return parse_fail(ps, "unterminated string");
-        unsigned char c = *ps->p;
-        if (c == '"')
-            break;
-        if (c < 0x20)
-            return parse_fail(ps, c ? "raw control character in string" : "NUL byte in string");
-        if (c >= 0x80) {
-            size_t l = utf8_seq_len(ps->p, (size_t)(ps->end - ps->p));
-            if (!l)
-                return parse_fail(ps, "invalid UTF-8");
-            ps->p += l;
-            continue;
-        }
-        js->escaped = 1;
-        if (ps->end - ps->p < 2)
-            return parse_fail(ps, "unterminated string");
-        if (!ps->p[1] || !strchr("\"\\/bfnrtu", ps->p[1]))
-            return parse_fail(ps, "invalid escape");
-        if (ps->p[1] != 'u') {
-            ps->p += 2;
-            continue;
-        }
-        if (hex4(ps->p + 2, ps->end, &cu) < 0)
-            return parse_fail(ps, "invalid \\u escape");
-        if (cu >= 0xDC00 && cu <= 0xDFFF)
-            return parse_fail(ps, "unpaired surrogate escape");
-        if (cu >= 0xD800 && cu <= 0xDBFF) {
-            if (ps->end - ps->p < 12 || ps->p[6] != '\\' || ps->p[7] != 'u' ||
-                hex4(ps->p + 8, ps->end, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-                return parse_fail(ps, "unpaired surrogate escape");
-            ps->p += 6;
-        }
-        js->has_nul |= cu == 0;
-        ps->p += 6;
-    }
-    js->s = body;
-    js->n = (size_t)(ps->p - body);
-    ps->p++;
-    return 0;
-}
-
-/* The code point of the escape at *pp (validated by scan_string); advances past it. */
-static uint32_t unescape_one(const unsigned char **pp)
-{
-    const unsigned char *p = *pp;
-    unsigned cu = 0, lo = 0xDC00;
-    uint32_t c;
-
-    switch (p[1]) {
-    case 'b':
-        c = '\b';
-        break;
-    case 'f':
-        c = '\f';
-        break;
-    case 'n':
-        c = '\n';
-        break;
-    case 'r':
-        c = '\r';
-        break;
-    case 't':
-        c = '\t';
-        break;
-    case 'u':
-        hex4(p + 2, p + 6, &cu);
-        if (cu >= 0xD800 && cu <= 0xDBFF) {
-            hex4(p + 8, p + 12, &lo);
-            c = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);
-            p += 6;
-        } else {
-            c = cu;
-        }
-        p += 4;
-        break;
-    default: /* " \ / */
-        c = p[1];
-    }
-    *pp = p + 2;
-    return c;
-}
-
-static size_t utf8_put(char *d, uint32_t c)
-{
-    if (c < 0x80) {
-        d[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        d[0] = (char)(0xC0 | c >> 6);
-        d[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        d[0] = (char)(0xE0 | c >> 12);
-        d[1] = (char)(0x80 | (c >> 6 & 0x3F));
-        d[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | c >> 18);
-    d[1] = (char)(0x80 | (c >> 12 & 0x3F));
-    d[2] = (char)(0x80 | (c >> 6 & 0x3F));
-    d[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
-/* The string's text, unescaped and NUL-terminated, into *buf; its byte length (which
- * may count U+0000) in *n. An escape never decodes to more bytes than it takes (\uXXXX:
- * at most 3, a surrogate pair 4 for 12), so the body's length bounds the result. */
-static int unescape(struct parse *ps, const struct jstr *js, char **buf, size_t *cap, size_t *n)
-{
-    const unsigned char *r = js->s, *q = js->s + js->n;
-    size_t len = 0;
-
-    if (reserve(ps, buf, cap, js->n + 1) < 0)
-        return -1;
-    while (r < q) {
-        const unsigned char *bs = js->escaped ? memchr(r, '\\', (size_t)(q - r)) : NULL;
-        size_t run = (size_t)((bs ? bs : q) - r);
-        memcpy(*buf + len, r, run);
-        len += run;
-        r += run;
-        if (bs)
-            len += utf8_put(*buf + len, unescape_one(&r));
-    }
-    (*buf)[len] = '\0';
-    *n = len;
-    return 0;
-}
-
-static int is_digit(const struct parse *ps)
-{
-    return ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9';
-}
+/* ---- strict parser: json-c trees from a tape --------------------------------------- */
 
 static locale_t c_numeric;
 static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
@@ -499,243 +215,102 @@ static void c_numeric_init(void)
     c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
 }
 
-/* A number: integers within int64 become json-c integers; any other number a double that
+/* Node i as a json-c value (NULL for a JSON null: *failed tells it from out of memory).
+ * Integers within int64 become json-c integers; any other number a double that
  * serialises as its original text (json_object_new_double_s), which is how the integer
  * getters tell an integer beyond int64 (JGET_RANGE) from a fraction. */
-static int parse_number(struct parse *ps, struct json_object **out)
+static struct json_object *tape_value(const struct jtape *t, size_t i, int *failed)
 {
-    const unsigned char *s = ps->p;
-    int is_int = 1;
-    int64_t i;
-
-    if (*ps->p == '-')
-        ps->p++;
-    if (!is_digit(ps))
-        return parse_fail(ps, "invalid number");
-    if (*ps->p == '0') {
-        ps->p++;
-        if (is_digit(ps))
-            return parse_fail(ps, "number with a leading zero");
-    }
-    while (is_digit(ps))
-        ps->p++;
-    if (ps->p < ps->end && *ps->p == '.') {
-        is_int = 0;
-        ps->p++;
-        if (!is_digit(ps))
-            return parse_fail(ps, "invalid number fraction");
-        while (is_digit(ps))
-            ps->p++;
-    }
-    if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
-        is_int = 0;
-        ps->p++;
-        if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-'))
-            ps->p++;
-        if (!is_digit(ps))
-            return parse_fail(ps, "invalid number exponent");
-        while (is_digit(ps))
-            ps->p++;
-    }
-    size_t n = (size_t)(ps->p - s);
-    if (is_int && parse_dec_int64((const char *)s, n, &i) == JGET_OK) {
-        *out = json_object_new_int64(i);
-    } else {
-        if (reserve(ps, &ps->tmp, &ps->tmpcap, n + 1) < 0)
-            return -1;
-        memcpy(ps->tmp, s, n);
-        ps->tmp[n] = '\0';
-        pthread_once(&c_numeric_once, c_numeric_init);
-        double d = c_numeric ? strtod_l(ps->tmp, NULL, c_numeric) : strtod(ps->tmp, NULL);
-        *out = json_object_new_double_s(d, ps->tmp);
-    }
-    return *out ? 0 : parse_fail(ps, "out of memory");
-}
-
-/* A scalar value at p into *out (NULL for a JSON null). */
-static int parse_scalar(struct parse *ps, struct json_object **out)
-{
-    static const char *const lits[] = {"true", "false", "null"};
-    unsigned char c = *ps->p;
-    struct jstr js;
-    size_t n;
-
-    if (c == '"') {
-        if (scan_string(ps, &js) < 0)
-            return -1;
-        if (!js.escaped) {
-            *out = json_object_new_string_len((const char *)js.s, (int)js.n);
-        } else {
-            if (unescape(ps, &js, &ps->tmp, &ps->tmpcap, &n) < 0)
-                return -1;
-            *out = json_object_new_string_len(ps->tmp, (int)n);
-        }
-        return *out ? 0 : parse_fail(ps, "out of memory");
-    }
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return parse_number(ps, out);
-    for (size_t i = 0; i < 3; i++) {
-        n = strlen(lits[i]);
-        if ((size_t)(ps->end - ps->p) >= n && memcmp(ps->p, lits[i], n) == 0) {
-            ps->p += n;
-            *out = i < 2 ? json_object_new_boolean(i == 0) : NULL;
-            return i < 2 && !*out ? parse_fail(ps, "out of memory") : 0;
-        }
-    }
-    if (c == 't' || c == 'f' || c == 'n')
-        return parse_fail(ps, "invalid literal");
-    return parse_fail(ps, c ? "unexpected character" : "NUL byte");
-}
-
-/* A member key into ps->key, checked against the object's keys so far: compared after
- * unescaping, so "a" and "\u0061" collide. json-c's table hashes with a per-process
- * random seed, so colliding keys cannot be chosen from outside. */
-static int parse_key(struct parse *ps, struct json_object *obj)
-{
-    const unsigned char *at = ps->p;
-    struct jstr js;
-    size_t n;
-
-    if (scan_string(ps, &js) < 0)
-        return -1;
-    if (js.has_nul)
-        return parse_fail(ps, "object key contains U+0000");
-    if (unescape(ps, &js, &ps->key, &ps->keycap, &n) < 0)
-        return -1;
-    if (json_object_object_length(obj) && json_object_object_get_ex(obj, ps->key, NULL)) {
-        /* Show the key, printable ASCII only, a '?' per other character, cut at 32. */
-        char shown[36];
-        size_t j = 0, i = 0;
-        while (i < n && j < 32) {
-            unsigned char c = (unsigned char)ps->key[i];
-            size_t l = utf8_seq_len((const unsigned char *)ps->key + i, n - i);
-            shown[j++] = (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') ? (char)c : '?';
-            i += l ? l : 1;
-        }
-        shown[j] = '\0';
-        ps->p = at;
-        return parse_fail(ps, "duplicate key \"%s\"%s", shown, i < n ? "..." : "");
-    }
-    return 0;
-}
-
-enum parse_state { WANT_VALUE, WANT_KEY, AFTER_VALUE };
-
-/* One pass: validate and build. stack holds the open containers (at most max_depth). A
- * container is attached to its parent when it opens, so *root owns everything built so
- * far and the caller's json_object_put() undoes a failure. */
-static int parse_document(struct parse *ps, struct json_object **stack, int max_depth,
-                          struct json_object **root)
-{
-    int depth = 0;
-    enum parse_state st = WANT_VALUE;
+    const struct jtape_node *nd = &t->n[i];
+    const char *s = t->arena + nd->str;
     struct json_object *v = NULL;
+    int64_t iv;
 
-    *root = NULL;
-    skip_ws(ps);
-    if (ps->p == ps->end)
-        return parse_fail(ps, "empty document");
-    for (;;) {
-        skip_ws(ps);
-        if (st == AFTER_VALUE && depth == 0) {
-            if (ps->p != ps->end)
-                return parse_fail(ps, "trailing characters after the JSON value");
-            return 0;
+    switch ((enum jtape_type)nd->type) {
+    case JT_NULL:
+        return NULL;
+    case JT_FALSE:
+    case JT_TRUE:
+        v = json_object_new_boolean(nd->type == JT_TRUE);
+        break;
+    case JT_STRING:
+        v = json_object_new_string_len(s, (int)nd->count);
+        break;
+    case JT_NUMBER:
+        if (nd->is_int && jtape_dec_int64(s, nd->count, &iv) == JGET_OK) {
+            v = json_object_new_int64(iv);
+        } else {
+            pthread_once(&c_numeric_once, c_numeric_init);
+            v = json_object_new_double_s(c_numeric ? strtod_l(s, NULL, c_numeric)
+                                                   : strtod(s, NULL),
+                                         s);
         }
-        if (ps->p >= ps->end)
-            return parse_fail(ps, "unexpected end of input");
-        unsigned char c = *ps->p;
-        struct json_object *top = depth ? stack[depth - 1] : NULL;
-        int in_obj = json_object_is_type(top, json_type_object);
-        if (st == WANT_KEY) {
-            if (c != '"')
-                return parse_fail(ps, "expected a string key");
-            if (parse_key(ps, top) < 0)
-                return -1;
-            skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != ':')
-                return parse_fail(ps, "expected ':'");
-            ps->p++;
-            st = WANT_VALUE;
-            continue;
-        }
-        if (st == AFTER_VALUE) {
-            ps->p++;
-            if (c == ',') {
-                st = in_obj ? WANT_KEY : WANT_VALUE;
-            } else if (c == (in_obj ? '}' : ']')) {
-                depth--;
-            } else {
-                ps->p--;
-                return parse_fail(ps, "expected ',' or '%c'", in_obj ? '}' : ']');
-            }
-            continue;
-        }
-        int open = c == '{' || c == '[';
-        if (open) {
-            if (depth >= max_depth)
-                return parse_fail(ps, "nesting deeper than %d", max_depth);
-            if (!(v = c == '{' ? json_object_new_object() : json_object_new_array()))
-                return parse_fail(ps, "out of memory");
-            ps->p++;
-        } else if (parse_scalar(ps, &v) < 0) {
-            return -1;
-        }
-        if (!top) {
-            *root = v;
-        } else if (in_obj ? json_object_object_add_ex(top, ps->key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW)
-                          : json_object_array_add(top, v)) {
-            json_object_put(v);
-            return parse_fail(ps, "out of memory");
-        }
-        st = AFTER_VALUE;
-        if (open) {
-            stack[depth++] = v;
-            skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == (c == '{' ? '}' : ']')) {
-                ps->p++;
-                depth--;
-            } else {
-                st = c == '{' ? WANT_KEY : WANT_VALUE;
-            }
-        }
+        break;
+    case JT_ARRAY:
+        v = json_object_new_array_ext((int)(nd->count ? nd->count : 1));
+        break;
+    case JT_OBJECT:
+        v = json_object_new_object();
+        break;
     }
+    if (!v)
+        *failed = 1;
+    return v;
 }
 
 struct json_object *json_parse_strict(const char *text, size_t len, int max_depth, char *errstr,
                                       size_t errsz)
 {
-    struct parse ps = {.errstr = errstr, .errsz = errsz};
-    struct json_object *stack_local[64], **stack = stack_local;
-    struct json_object *root = NULL;
+    struct jtape t;
+    struct json_object *stack_local[64], **stack = stack_local, *root = NULL;
+    uint32_t end_local[64], *end = end_local;
+    int depth = 0, failed = 0;
 
-    if (errstr && errsz)
-        errstr[0] = '\0';
-    if (!text || len > INT_MAX - 1) {
-        snprintf(errstr, errsz, "document missing or larger than 2 GiB");
+    if (jtape_parse(&t, text, len, max_depth, errstr, errsz) < 0)
         return NULL;
+    if (t.n[JTAPE_ROOT].type == JT_NULL) {
+        snprintf(errstr, errsz, "document is null");
+        goto out;
     }
-    ps.start = ps.p = (const unsigned char *)text;
-    ps.end = ps.start + len;
-    if (max_depth <= 0)
-        max_depth = 64;
-    if (max_depth > JSON_PARSE_DEPTH_MAX)
-        max_depth = JSON_PARSE_DEPTH_MAX;
-    if ((size_t)max_depth > sizeof stack_local / sizeof stack_local[0] &&
-        !(stack = calloc((size_t)max_depth, sizeof *stack))) {
-        snprintf(errstr, errsz, "out of memory");
-        return NULL;
+    if (max_depth > 64 && (!(stack = calloc(JSON_PARSE_DEPTH_MAX, sizeof *stack)) ||
+                           !(end = calloc(JSON_PARSE_DEPTH_MAX, sizeof *end)))) {
+        failed = 1;
+        goto out;
     }
-    if (parse_document(&ps, stack, max_depth, &root) < 0) {
+    /* Nodes are in document order: each is a member or element of the innermost open
+     * container whose subtree it is in, and is attached as soon as it is made, so root
+     * owns everything built so far. */
+    for (size_t i = 0; i < t.count && !failed; i++) {
+        while (depth && i >= end[depth - 1])
+            depth--;
+        struct json_object *v = tape_value(&t, i, &failed), *top = depth ? stack[depth - 1] : NULL;
+        if (failed)
+            break;
+        if (!top)
+            root = v;
+        else if (json_object_is_type(top, json_type_object)
+                     ? json_object_object_add_ex(top, t.arena + t.n[i].key, v,
+                                                 JSON_C_OBJECT_ADD_KEY_IS_NEW)
+                     : json_object_array_add(top, v)) {
+            json_object_put(v);
+            failed = 1;
+        }
+        if (t.n[i].type == JT_ARRAY || t.n[i].type == JT_OBJECT) {
+            stack[depth] = v;
+            end[depth++] = t.n[i].next;
+        }
+    }
+out:
+    if (failed) {
         json_object_put(root);
         root = NULL;
-    } else if (!root) {
-        snprintf(errstr, errsz, "document is null");
+        snprintf(errstr, errsz, "out of memory");
     }
     if (stack != stack_local)
         free(stack);
-    free(ps.key);
-    free(ps.tmp);
+    if (end != end_local)
+        free(end);
+    jtape_release(&t);
     return root;
 }
 
@@ -880,7 +455,7 @@ void jbuf_escape(struct jbuf *jb, const char *s, size_t n)
         unsigned char c = u[i];
         size_t l = 1;
         if (c >= 0x20 && c != '"' && c != '\\' &&
-            (c < 0x80 || (l = utf8_seq_len(u + i, n - i)) != 0)) {
+            (c < 0x80 || (l = jtape_utf8_len(u + i, n - i)) != 0)) {
             i += l;
             continue;
         }

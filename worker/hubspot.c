@@ -2,9 +2,10 @@
  *
  * Every request goes through hs_do(): token (cache, else Redis, else the default) ->
  * rate limiter -> one HTTP exchange -> hooks -> rate-limit header feedback ->
- * classification into struct api_error. Parsers then read the body with the typed,
- * non-coercing getters of common/json.h and copy what they keep, so nothing borrows
- * from a json_object or a response buffer once a call returns.
+ * classification into struct api_error. Parsers then read the body as a tape
+ * (common/jtape.h: the strict parser without a json-c tree, two allocations per answer)
+ * with its typed, non-coercing getters and copy what they keep, so nothing borrows from
+ * a tape or a response buffer once a call returns.
  *
  * Association ids are collected from every key that may carry them ("line_items" and
  * the real API's "line items"), then sorted and de-duplicated: HubSpot lists a target
@@ -22,6 +23,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "common/jtape.h"
 #include "common/log.h"
 
 #define HS_API             "hubspot"
@@ -317,18 +319,17 @@ static void penalize(struct hubspot_api *api, const struct hubspot_ctx *ctx, int
 static void classify(struct hubspot_api *api, const struct hubspot_ctx *ctx, const char *endpoint,
                      const struct http_response *resp, struct api_error *err)
 {
-    struct json_object *root = NULL;
+    struct jtape t = {0};
     const char *msg = NULL, *category = NULL, *policy = NULL, *cid = NULL;
     char perr[128];
     int status = (int)resp->status;
     int64_t ra = resp->retry_after_ms >= 0 ? resp->retry_after_ms : 0;
 
-    root = json_parse_strict(resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr);
-    if (root) {
-        (void)json_get_str(root, "message", &msg);
-        (void)json_get_str(root, "category", &category);
-        (void)json_get_str(root, "policyName", &policy);
-        (void)json_get_str(root, "correlationId", &cid);
+    if (jtape_parse(&t, resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr) == 0) {
+        (void)jtape_get_str(&t, JTAPE_ROOT, "message", &msg);
+        (void)jtape_get_str(&t, JTAPE_ROOT, "category", &category);
+        (void)jtape_get_str(&t, JTAPE_ROOT, "policyName", &policy);
+        (void)jtape_get_str(&t, JTAPE_ROOT, "correlationId", &cid);
     }
     if (!category && policy)
         category = policy;
@@ -366,7 +367,7 @@ static void classify(struct hubspot_api *api, const struct hubspot_ctx *ctx, con
     err->retry_after_ms = ra;
     if (cid)
         snprintf(err->upstream_id, sizeof err->upstream_id, "%s", cid);
-    json_object_put(root);
+    jtape_release(&t);
 }
 
 /* Send one request for the ctx's portal and leave a 2xx answer in resp (0), or fill err
@@ -439,21 +440,22 @@ out:
 
 /* ---- parsing helpers ---------------------------------------------------------------- */
 
-static struct json_object *parse_body(const struct http_response *resp, const char *endpoint,
-                                      struct api_error *err)
+/* A 2xx answer's body as a tape (jtape.h: two allocations whatever the answer's size,
+ * where a json-c tree costs one per value). 0 with *t (caller releases), or -1 (err). */
+static int parse_body(const struct http_response *resp, const char *endpoint, struct jtape *t,
+                      struct api_error *err)
 {
     char perr[160];
-    struct json_object *root =
-        json_parse_strict(resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr);
+    int ok = jtape_parse(t, resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr) == 0;
 
-    if (!root || !json_object_is_type(root, json_type_object)) {
+    if (!ok || t->n[JTAPE_ROOT].type != JT_OBJECT) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, (int)resp->status,
                       "hubspot %s: unreadable answer: %s", endpoint,
-                      root ? "not a JSON object" : perr);
-        json_object_put(root);
-        return NULL;
+                      ok ? "not a JSON object" : perr);
+        jtape_release(t);
+        return -1;
     }
-    return root;
+    return 0;
 }
 
 static void bad_answer(struct api_error *err, const char *endpoint, const char *what)
@@ -464,12 +466,12 @@ static void bad_answer(struct api_error *err, const char *endpoint, const char *
 
 /* Copy properties.<name> into *out (NULL when absent/null/""). -1 (err) on a
  * non-string or an oversized value. */
-static int copy_prop(struct json_object *props, const char *name, char **out, const char *endpoint,
-                     struct api_error *err)
+static int copy_prop(const struct jtape *t, size_t props, const char *name, char **out,
+                     const char *endpoint, struct api_error *err)
 {
     const char *v;
     size_t len;
-    enum jget_status st = json_get_strn(props, name, &v, &len);
+    enum jget_status st = jtape_get_strn(t, props, name, &v, &len);
 
     *out = NULL;
     if (st == JGET_MISSING)
@@ -533,21 +535,18 @@ static void idvec_sort_unique(struct idvec *iv)
 /* ---- associations ------------------------------------------------------------------ */
 
 /* Append the ids of one embedded association list; *more set when it has paging.next. */
-static int embedded_ids(struct json_object *wrap, struct idvec *iv, int *more, const char *endpoint,
-                        struct api_error *err)
+static int embedded_ids(const struct jtape *t, size_t wrap, struct idvec *iv, int *more,
+                        const char *endpoint, struct api_error *err)
 {
-    struct json_object *results, *paging, *next;
-    size_t n;
+    size_t results, paging, next, i, k;
 
-    if (json_get_array(wrap, "results", &results) != JGET_OK) {
+    if (jtape_get_array(t, wrap, "results", &results) != JGET_OK) {
         bad_answer(err, endpoint, "association without results");
         return -1;
     }
-    n = json_object_array_length(results);
-    for (size_t i = 0; i < n; i++) {
+    for (i = results + 1, k = 0; k < t->n[results].count; k++, i = t->n[i].next) {
         int64_t id;
-        if (json_get_int64_lenient(json_object_array_get_idx(results, i), "id", 1, INT64_MAX,
-                                   &id) != JGET_OK) {
+        if (jtape_get_int64_lenient(t, i, "id", 1, INT64_MAX, &id) != JGET_OK) {
             bad_answer(err, endpoint, "association id is not a positive integer");
             return -1;
         }
@@ -562,8 +561,8 @@ static int embedded_ids(struct json_object *wrap, struct idvec *iv, int *more, c
             return -1;
         }
     }
-    if (json_get_obj(wrap, "paging", &paging) == JGET_OK &&
-        json_get_obj(paging, "next", &next) == JGET_OK)
+    if (jtape_get_obj(t, wrap, "paging", &paging) == JGET_OK &&
+        jtape_get_obj(t, paging, "next", &next) == JGET_OK)
         *more = 1;
     return 0;
 }
@@ -576,7 +575,7 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
     static const char ep[] = "get_associations";
     char base[HTTP_MAX_URL], url[HTTP_MAX_URL], after[HS_AFTER_MAX + 1] = "", uerr[128];
     struct http_response resp;
-    struct json_object *root = NULL;
+    struct jtape t = {0};
     int rc = -1;
 
     iv->n = 0;
@@ -585,9 +584,8 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
              object_type_path(type), id, to_type);
     for (;;) {
         struct http_param q[2] = {{"limit", HS_V4_PAGE}, {"after", after[0] ? after : NULL}};
-        struct json_object *results, *paging, *next;
+        size_t results, paging, next, i, n;
         const char *a;
-        size_t n;
 
         if (http_url_build(url, sizeof url, base, q, 2, uerr, sizeof uerr) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
@@ -595,18 +593,18 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
         }
         if (hs_do(api, ctx, ep, HTTP_GET, url, NULL, 0, &resp, err) < 0)
             goto out;
-        json_object_put(root);
-        if (!(root = parse_body(&resp, ep, err)))
+        jtape_release(&t);
+        if (parse_body(&resp, ep, &t, err) < 0)
             goto out;
-        if (json_get_array(root, "results", &results) != JGET_OK) {
+        if (jtape_get_array(&t, JTAPE_ROOT, "results", &results) != JGET_OK) {
             bad_answer(err, ep, "no results array");
             goto out;
         }
-        n = json_object_array_length(results);
-        for (size_t i = 0; i < n; i++) {
+        n = t.n[results].count;
+        i = results + 1;
+        for (size_t k = 0; k < n; k++, i = t.n[i].next) {
             int64_t to;
-            if (json_get_int64_lenient(json_object_array_get_idx(results, i), "toObjectId", 1,
-                                       INT64_MAX, &to) != JGET_OK) {
+            if (jtape_get_int64_lenient(&t, i, "toObjectId", 1, INT64_MAX, &to) != JGET_OK) {
                 bad_answer(err, ep, "toObjectId is not a positive integer");
                 goto out;
             }
@@ -621,10 +619,10 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
                 goto out;
             }
         }
-        if (n == 0 || json_get_obj(root, "paging", &paging) != JGET_OK ||
-            json_get_obj(paging, "next", &next) != JGET_OK)
+        if (n == 0 || jtape_get_obj(&t, JTAPE_ROOT, "paging", &paging) != JGET_OK ||
+            jtape_get_obj(&t, paging, "next", &next) != JGET_OK)
             break;
-        if (json_get_str(next, "after", &a) != JGET_OK || !*a || strlen(a) > HS_AFTER_MAX) {
+        if (jtape_get_str(&t, next, "after", &a) != JGET_OK || !*a || strlen(a) > HS_AFTER_MAX) {
             bad_answer(err, ep, "bad paging cursor");
             goto out;
         }
@@ -632,25 +630,25 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
     }
     rc = 0;
 out:
-    json_object_put(root);
+    jtape_release(&t);
     http_response_release(&resp);
     return rc;
 }
 
 /* One association type of the object: embedded keys, else the v4 API when truncated. */
 static int read_assoc(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                      struct hubspot_object *o, struct json_object *assoc, const char *const *keys,
-                      const char *to_type, size_t max, int64_t **out, size_t *nout,
-                      struct api_error *err)
+                      struct hubspot_object *o, const struct jtape *t, size_t assoc,
+                      const char *const *keys, const char *to_type, size_t max, int64_t **out,
+                      size_t *nout, struct api_error *err)
 {
     struct idvec iv = {0};
-    struct json_object *wrap;
+    size_t wrap;
     int more = 0;
 
     for (; assoc && *keys; keys++) {
-        if (json_get_obj(assoc, *keys, &wrap) != JGET_OK)
+        if (jtape_get_obj(t, assoc, *keys, &wrap) != JGET_OK)
             continue;
-        if (embedded_ids(wrap, &iv, &more, "get_object", err) < 0)
+        if (embedded_ids(t, wrap, &iv, &more, "get_object", err) < 0)
             goto fail;
     }
     if (more && v4_associations(api, ctx, o->type, o->id, to_type, max, &iv, err) < 0)
@@ -722,7 +720,8 @@ int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
     struct http_param q[3] = {
         {"properties", props}, {"associations", "contacts,line_items"}, {"archived", "false"}};
     struct http_response resp;
-    struct json_object *root = NULL, *jprops, *assoc = NULL;
+    struct jtape t = {0};
+    size_t jprops, assoc = 0;
     struct hubspot_object *o = NULL;
     int archived = 0, rc = -1;
     int64_t id;
@@ -742,14 +741,14 @@ int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
     }
     if (hs_do(api, ctx, ep, HTTP_GET, url, NULL, 0, &resp, err) < 0)
         goto out;
-    if (!(root = parse_body(&resp, ep, err)))
+    if (parse_body(&resp, ep, &t, err) < 0)
         goto out;
-    if (json_get_int64_lenient(root, "id", 1, INT64_MAX, &id) != JGET_OK || id != object_id ||
-        json_get_obj(root, "properties", &jprops) != JGET_OK) {
+    if (jtape_get_int64_lenient(&t, JTAPE_ROOT, "id", 1, INT64_MAX, &id) != JGET_OK ||
+        id != object_id || jtape_get_obj(&t, JTAPE_ROOT, "properties", &jprops) != JGET_OK) {
         bad_answer(err, ep, "missing id or properties");
         goto out;
     }
-    if (json_get_bool(root, "archived", &archived) == JGET_OK && archived) {
+    if (jtape_get_bool(&t, JTAPE_ROOT, "archived", &archived) == JGET_OK && archived) {
         api_error_set(err, API_NOT_FOUND, HSQB_ERR_OBJECT_NOT_FOUND, (int)resp.status,
                       "hubspot: %s %" PRId64 " is archived", object_type_name(type), object_id);
         goto out;
@@ -766,16 +765,16 @@ int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
         if (!(o->props[i].name = strdup(names[i])))
             goto oom;
         o->nprops++;
-        if (copy_prop(jprops, names[i], &o->props[i].value, ep, err) < 0)
+        if (copy_prop(&t, jprops, names[i], &o->props[i].value, ep, err) < 0)
             goto out;
     }
-    if (json_get_obj(root, "associations", &assoc) == JGET_WRONG_TYPE) {
+    if (jtape_get_obj(&t, JTAPE_ROOT, "associations", &assoc) == JGET_WRONG_TYPE) {
         bad_answer(err, ep, "associations is not an object");
         goto out;
     }
-    if (read_assoc(api, ctx, o, assoc, contact_keys, "contacts", HUBSPOT_MAX_CONTACTS,
+    if (read_assoc(api, ctx, o, &t, assoc, contact_keys, "contacts", HUBSPOT_MAX_CONTACTS,
                    &o->contact_ids, &o->ncontacts, err) < 0 ||
-        read_assoc(api, ctx, o, assoc, li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS,
+        read_assoc(api, ctx, o, &t, assoc, li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS,
                    &o->line_item_ids, &o->nline_items, err) < 0)
         goto out;
     *out = o;
@@ -786,7 +785,7 @@ oom:
     api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
 out:
     hubspot_object_free(o);
-    json_object_put(root);
+    jtape_release(&t);
     http_response_release(&resp);
     return rc;
 }
@@ -810,7 +809,8 @@ int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, 
     char base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
     struct http_param q[2] = {{"properties", "firstname,lastname,email"}, {"archived", "false"}};
     struct http_response resp;
-    struct json_object *root = NULL, *jprops;
+    struct jtape t = {0};
+    size_t jprops;
     struct hubspot_contact *c = NULL;
     int rc = -1;
     int64_t id;
@@ -828,10 +828,10 @@ int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, 
     }
     if (hs_do(api, ctx, ep, HTTP_GET, url, NULL, 0, &resp, err) < 0)
         goto out;
-    if (!(root = parse_body(&resp, ep, err)))
+    if (parse_body(&resp, ep, &t, err) < 0)
         goto out;
-    if (json_get_int64_lenient(root, "id", 1, INT64_MAX, &id) != JGET_OK || id != contact_id ||
-        json_get_obj(root, "properties", &jprops) != JGET_OK) {
+    if (jtape_get_int64_lenient(&t, JTAPE_ROOT, "id", 1, INT64_MAX, &id) != JGET_OK ||
+        id != contact_id || jtape_get_obj(&t, JTAPE_ROOT, "properties", &jprops) != JGET_OK) {
         bad_answer(err, ep, "missing id or properties");
         goto out;
     }
@@ -840,16 +840,16 @@ int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, 
         goto out;
     }
     c->id = contact_id;
-    if (copy_prop(jprops, "firstname", &c->firstname, ep, err) < 0 ||
-        copy_prop(jprops, "lastname", &c->lastname, ep, err) < 0 ||
-        copy_prop(jprops, "email", &c->email, ep, err) < 0)
+    if (copy_prop(&t, jprops, "firstname", &c->firstname, ep, err) < 0 ||
+        copy_prop(&t, jprops, "lastname", &c->lastname, ep, err) < 0 ||
+        copy_prop(&t, jprops, "email", &c->email, ep, err) < 0)
         goto out;
     *out = c;
     c = NULL;
     rc = 0;
 out:
     hubspot_contact_free(c);
-    json_object_put(root);
+    jtape_release(&t);
     http_response_release(&resp);
     return rc;
 }
@@ -879,7 +879,7 @@ void hubspot_line_items_free(struct hubspot_line_items *l)
 }
 
 /* Fill li from one batch result; props in line_item_props order. */
-static int parse_line_item(struct json_object *jprops, struct hubspot_line_item *li,
+static int parse_line_item(const struct jtape *t, size_t jprops, struct hubspot_line_item *li,
                            struct api_error *err)
 {
     char **f[] = {&li->name,           &li->description,       &li->sku,
@@ -887,7 +887,7 @@ static int parse_line_item(struct json_object *jprops, struct hubspot_line_item 
                   &li->amount,         &li->discount,          &li->discount_percentage,
                   &li->total_discount, &li->tax_rate_group_id, &li->currency};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (copy_prop(jprops, line_item_props[i], f[i], "batch_read_line_items", err) < 0)
+        if (copy_prop(t, jprops, line_item_props[i], f[i], "batch_read_line_items", err) < 0)
             return -1;
     return 0;
 }
@@ -900,7 +900,8 @@ static int batch_read(struct hubspot_api *api, const struct hubspot_ctx *ctx, co
     static const char ep[] = "batch_read_line_items";
     char url[HTTP_MAX_URL];
     struct http_response resp;
-    struct json_object *root = NULL, *results;
+    struct jtape t = {0};
+    size_t results, r, m;
     struct jbuf jb;
     int rc = -1;
 
@@ -934,24 +935,24 @@ static int batch_read(struct hubspot_api *api, const struct hubspot_ctx *ctx, co
     }
     if (hs_do(api, ctx, ep, HTTP_POST, url, jb.buf, jb.len, &resp, err) < 0)
         goto out;
-    if (!(root = parse_body(&resp, ep, err)))
+    if (parse_body(&resp, ep, &t, err) < 0)
         goto out;
-    if (json_get_array(root, "results", &results) != JGET_OK) {
+    if (jtape_get_array(&t, JTAPE_ROOT, "results", &results) != JGET_OK) {
         bad_answer(err, ep, "no results array");
         goto out;
     }
-    for (size_t i = 0; i < json_object_array_length(results); i++) {
-        struct json_object *r = json_object_array_get_idx(results, i), *jprops;
+    for (r = results + 1, m = 0; m < t.n[results].count; m++, r = t.n[r].next) {
+        size_t jprops;
         int64_t id;
-        if (json_get_int64_lenient(r, "id", 1, INT64_MAX, &id) != JGET_OK ||
-            json_get_obj(r, "properties", &jprops) != JGET_OK) {
+        if (jtape_get_int64_lenient(&t, r, "id", 1, INT64_MAX, &id) != JGET_OK ||
+            jtape_get_obj(&t, r, "properties", &jprops) != JGET_OK) {
             bad_answer(err, ep, "result without id or properties");
             goto out;
         }
         for (size_t k = 0; k < n; k++) {
             if (ids[k] != id || filled[k])
                 continue;
-            if (parse_line_item(jprops, &items[k], err) < 0)
+            if (parse_line_item(&t, jprops, &items[k], err) < 0)
                 goto out;
             items[k].id = id;
             filled[k] = 1;
@@ -959,7 +960,7 @@ static int batch_read(struct hubspot_api *api, const struct hubspot_ctx *ctx, co
     }
     rc = 0;
 out:
-    json_object_put(root);
+    jtape_release(&t);
     jbuf_release(&jb);
     http_response_release(&resp);
     return rc;

@@ -5,6 +5,8 @@
  *   - whatever we accept, json-c's own tokener (strict mode) accepts too and builds an
  *     equal tree: our tree builder (pass two) is checked against json-c's, except where
  *     the document holds an integer beyond int64 (json-c saturates those, we keep text);
+ *   - the tape (common/jtape.h) agrees node for node with the tree built from it: types,
+ *     keys in order, member lookup, string bytes, element counts, subtree ends;
  *   - an accepted document re-serialised through the builder is strict JSON again, equal
  *     to the original tree, and serialising that copy gives the same text (fixed point).
  */
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/jtape.h"
 
 #define FUZZ_DEPTH 64 /* = JBUF_MAX_DEPTH, so every accepted tree can be rebuilt */
 
@@ -106,6 +109,53 @@ static void check_against_json_c(const uint8_t *data, size_t size, struct json_o
     json_tokener_free(tok);
 }
 
+/* Node i of t against json-c value v; returns the index after i's subtree. */
+static size_t check_tape(const struct jtape *t, size_t i, struct json_object *v)
+{
+    const struct jtape_node *nd = &t->n[i];
+    size_t j = i + 1, k = 0;
+
+    switch (json_object_get_type(v)) {
+    case json_type_null:
+        if (nd->type != JT_NULL)
+            abort();
+        break;
+    case json_type_boolean:
+        if (nd->type != (json_object_get_boolean(v) ? JT_TRUE : JT_FALSE))
+            abort();
+        break;
+    case json_type_int:
+    case json_type_double:
+        if (nd->type != JT_NUMBER)
+            abort();
+        break;
+    case json_type_string:
+        if (nd->type != JT_STRING || nd->count != (uint32_t)json_object_get_string_len(v) ||
+            memcmp(t->arena + nd->str, json_object_get_string(v), nd->count) != 0)
+            abort();
+        break;
+    case json_type_array:
+        if (nd->type != JT_ARRAY || nd->count != json_object_array_length(v))
+            abort();
+        for (; k < nd->count; k++)
+            j = check_tape(t, j, json_object_array_get_idx(v, k));
+        break;
+    case json_type_object:
+        if (nd->type != JT_OBJECT || nd->count != (uint32_t)json_object_object_length(v))
+            abort();
+        json_object_object_foreach(v, key, val)
+        {
+            if (strcmp(t->arena + t->n[j].key, key) != 0 || jtape_member(t, i, key) != j)
+                abort();
+            j = check_tape(t, j, val);
+        }
+        break;
+    }
+    if (nd->next != j)
+        abort();
+    return j;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
@@ -119,6 +169,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_against_json_c(data, size, orig);
+    struct jtape t;
+    if (jtape_parse(&t, (const char *)data, size, FUZZ_DEPTH, err, sizeof err) < 0 ||
+        check_tape(&t, JTAPE_ROOT, orig) != t.count)
+        abort();
+    jtape_release(&t);
 
     jbuf_init(&a, 0);
     emit(&a, orig);

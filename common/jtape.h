@@ -1,0 +1,103 @@
+/* jtape.h - the strict JSON parser, into a flat read-only "tape" of nodes.
+ *
+ * Owns: a tape owns its node array and one string arena; jtape_release() frees both.
+ * Every pointer a getter returns points into the arena and lives until the release.
+ *
+ * Why: the worker reads every HubSpot and QuickBooks answer, and a json-c tree costs an
+ * allocation per value, a hash table per object and a copy of every key. A tape is two
+ * allocations per document whatever its size: the nodes in document order (pre-order),
+ * each container knowing where its subtree ends, and the unescaped, NUL-terminated text
+ * of every key, string and number in one arena sized from the input (a token never
+ * decodes to more bytes than it takes, quotes included). json_parse_strict() builds its
+ * json-c tree from a tape, so both accept exactly the same documents.
+ *
+ * Acceptance (RFC 8259 and nothing more): rejects, with a message naming the byte offset,
+ * invalid UTF-8 (overlongs, surrogates, > U+10FFFF), unpaired \u surrogate escapes, raw
+ * control characters and NUL bytes, trailing garbage after the value (whitespace is
+ * fine), nesting deeper than max_depth containers ("[]" is depth 1, a scalar depth 0;
+ * max_depth <= 0 means 64, larger than JSON_PARSE_DEPTH_MAX means that), duplicated keys
+ * within one object (compared after unescaping, so "a" and "\u0061" collide) and keys
+ * containing U+0000. A top-level null is a valid tape (json_parse_strict refuses it).
+ *
+ * The getters follow common/json.h's rules exactly (a JSON null is JGET_MISSING, integer
+ * getters refuse any literal with '.', 'e' or 'E', beyond int64 is JGET_RANGE, the
+ * lenient ones take integer strings too). Nodes are addressed by index; JTAPE_ROOT is
+ * the document's value. Members and elements of container c:
+ *     for (size_t i = c + 1, k = 0; k < t->n[c].count; k++, i = t->n[i].next)
+ *
+ * Thread-safety: a tape is immutable after jtape_parse(); concurrent readers are fine.
+ */
+#ifndef HSQB_JTAPE_H
+#define HSQB_JTAPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/json.h"
+
+enum jtape_type { JT_NULL, JT_FALSE, JT_TRUE, JT_NUMBER, JT_STRING, JT_ARRAY, JT_OBJECT };
+
+#define JTAPE_ROOT  0
+#define JTAPE_NOKEY UINT32_MAX
+
+struct jtape_node {
+    uint32_t next;   /* index just past this value's subtree: its next sibling */
+    uint32_t count;  /* containers: members or elements; strings, numbers: byte length */
+    uint32_t key;    /* member key's arena offset (NUL-terminated), else JTAPE_NOKEY */
+    uint32_t keylen; /* bytes */
+    uint32_t str;    /* strings: unescaped text, numbers: the literal; arena offset */
+    uint8_t type;    /* enum jtape_type */
+    uint8_t is_int;  /* numbers: no fraction, no exponent */
+};
+
+struct jtape {
+    struct jtape_node *n;
+    size_t count, cap;
+    char *arena;
+    size_t arena_len;
+};
+
+/* Parse text (len bytes, no NUL needed) into t, which must be zeroed or released.
+ * Returns 0, or -1 with errstr (may be NULL) set and t left empty. errstr never echoes
+ * more than a short, sanitised piece of the input. */
+int jtape_parse(struct jtape *t, const char *text, size_t len, int max_depth, char *errstr,
+                size_t errsz);
+/* Free what t holds and zero it. NULL-safe. */
+void jtape_release(struct jtape *t);
+
+/* Index of member key of object obj, or 0 when obj is not an object or has no such
+ * member (0 is the root, never a member). */
+size_t jtape_member(const struct jtape *t, size_t obj, const char *key);
+
+/* Members of object obj (see json.h for the statuses; a non-object obj is
+ * JGET_WRONG_TYPE). Strings: *out borrowed from the arena; a string holding U+0000 is
+ * JGET_RANGE for jtape_get_str (use jtape_get_strn). */
+enum jget_status jtape_get_str(const struct jtape *t, size_t obj, const char *key,
+                               const char **out);
+enum jget_status jtape_get_strn(const struct jtape *t, size_t obj, const char *key,
+                                const char **out, size_t *len);
+enum jget_status jtape_get_int64(const struct jtape *t, size_t obj, const char *key, int64_t min,
+                                 int64_t max, int64_t *out);
+enum jget_status jtape_get_int64_lenient(const struct jtape *t, size_t obj, const char *key,
+                                         int64_t min, int64_t max, int64_t *out);
+enum jget_status jtape_get_bool(const struct jtape *t, size_t obj, const char *key, int *out);
+enum jget_status jtape_get_obj(const struct jtape *t, size_t obj, const char *key, size_t *out);
+enum jget_status jtape_get_array(const struct jtape *t, size_t obj, const char *key,
+                                 size_t *out);
+
+/* The same checks on node i itself (an array element, the root). */
+enum jget_status jtape_val_str(const struct jtape *t, size_t i, const char **out);
+enum jget_status jtape_val_int64(const struct jtape *t, size_t i, int64_t min, int64_t max,
+                                 int64_t *out);
+enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_t min,
+                                         int64_t max, int64_t *out);
+
+/* Shared with json.c. */
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if s does not start one
+ * (Unicode table 3-7: overlongs, surrogates and code points past U+10FFFF are 0). */
+size_t jtape_utf8_len(const unsigned char *s, size_t n);
+/* Parses -?(0|[1-9][0-9]*) exactly: JGET_WRONG_TYPE for anything else, JGET_RANGE past
+ * int64. */
+enum jget_status jtape_dec_int64(const char *s, size_t n, int64_t *out);
+
+#endif

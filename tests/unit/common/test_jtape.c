@@ -1,0 +1,203 @@
+/* test_jtape.c - the tape parser and its getters (common/jtape.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jtape.h"
+
+static void tape_ok(struct jtape *t, const char *s)
+{
+    char err[256] = "";
+    if (jtape_parse(t, s, strlen(s), 0, err, sizeof err) < 0)
+        fail_msg("expected to parse: %s (error: %s)", s, err);
+}
+
+static void tape_fails(const char *s, int depth, const char *want)
+{
+    char err[256] = "";
+    struct jtape t;
+    if (jtape_parse(&t, s, strlen(s), depth, err, sizeof err) == 0) {
+        jtape_release(&t);
+        fail_msg("expected a parse failure for: %s", s);
+    }
+    if (!strstr(err, want))
+        fail_msg("for %s: error \"%s\" lacks \"%s\"", s, err, want);
+    /* a failed parse leaves nothing to free */
+    assert_null(t.n);
+    assert_null(t.arena);
+    assert_int_equal(t.count, 0);
+}
+
+static void test_getters_follow_json_rules(void **state)
+{
+    (void)state;
+    struct jtape t;
+    const char *s;
+    size_t n, o;
+    int64_t v;
+    int b;
+
+    tape_ok(&t, "{\"s\":\"hi\",\"nul\":\"a\\u0000b\",\"i\":42,\"neg\":-7,\"f\":5.0,\"e\":1e2,"
+                "\"big\":99999999999999999999,\"is\":\"123\",\"bad\":\"007\",\"t\":true,"
+                "\"no\":null,\"o\":{\"k\":\"v\"},\"a\":[1,2]}");
+    assert_int_equal(jtape_get_str(&t, JTAPE_ROOT, "s", &s), JGET_OK);
+    assert_string_equal(s, "hi");
+    assert_int_equal(jtape_get_str(&t, JTAPE_ROOT, "nul", &s), JGET_RANGE);
+    assert_int_equal(jtape_get_strn(&t, JTAPE_ROOT, "nul", &s, &n), JGET_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(s, "a\0b", 3);
+    assert_int_equal(jtape_get_str(&t, JTAPE_ROOT, "i", &s), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_str(&t, JTAPE_ROOT, "absent", &s), JGET_MISSING);
+    assert_int_equal(jtape_get_str(&t, JTAPE_ROOT, "no", &s), JGET_MISSING);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "i", 0, 100, &v), JGET_OK);
+    assert_int_equal(v, 42);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "i", 0, 10, &v), JGET_RANGE);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "neg", INT64_MIN, 0, &v), JGET_OK);
+    assert_int_equal(v, -7);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "f", 0, 100, &v), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "e", 0, 1000, &v), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "big", INT64_MIN, INT64_MAX, &v), JGET_RANGE);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "is", 0, 1000, &v), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "is", 0, 1000, &v), JGET_OK);
+    assert_int_equal(v, 123);
+    assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "i", 0, 1000, &v), JGET_OK);
+    assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "bad", 0, 1000, &v),
+                     JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "is", 0, 100, &v), JGET_RANGE);
+    assert_int_equal(jtape_get_bool(&t, JTAPE_ROOT, "t", &b), JGET_OK);
+    assert_int_equal(b, 1);
+    assert_int_equal(jtape_get_bool(&t, JTAPE_ROOT, "i", &b), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_obj(&t, JTAPE_ROOT, "o", &o), JGET_OK);
+    assert_int_equal(jtape_get_str(&t, o, "k", &s), JGET_OK);
+    assert_string_equal(s, "v");
+    assert_int_equal(jtape_get_obj(&t, JTAPE_ROOT, "a", &o), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_array(&t, JTAPE_ROOT, "a", &o), JGET_OK);
+    assert_int_equal(t.n[o].count, 2);
+    /* a getter on something that is not an object */
+    assert_int_equal(jtape_get_str(&t, o, "k", &s), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_str(&t, 9999, "k", &s), JGET_WRONG_TYPE);
+    assert_int_equal(jtape_member(&t, o, "k"), 0);
+    assert_int_equal(jtape_val_int64(&t, o + 2, 0, 9, &v), JGET_OK);
+    assert_int_equal(v, 2);
+    jtape_release(&t);
+    jtape_release(&t); /* released twice is fine */
+    jtape_release(NULL);
+}
+
+/* The iteration idiom walks siblings over nested subtrees. */
+static void test_iteration_skips_subtrees(void **state)
+{
+    (void)state;
+    struct jtape t;
+    const char *want[] = {"a", "b", "c"}, *s;
+    size_t k = 0, i, arr;
+    int64_t id;
+
+    tape_ok(&t, "{\"results\":[{\"id\":\"1\",\"p\":{\"name\":\"a\",\"x\":[[],{},[1,[2]]]}},"
+                "{\"id\":2,\"p\":{\"name\":\"b\"}},{\"p\":{\"x\":{\"y\":{}},\"name\":\"c\"},"
+                "\"id\":\"3\"}],\"after\":true}");
+    assert_int_equal(jtape_get_array(&t, JTAPE_ROOT, "results", &arr), JGET_OK);
+    for (i = arr + 1; k < t.n[arr].count; k++, i = t.n[i].next) {
+        size_t p;
+        assert_int_equal(jtape_get_int64_lenient(&t, i, "id", 1, 9, &id), JGET_OK);
+        assert_int_equal(id, (int64_t)k + 1);
+        assert_int_equal(jtape_get_obj(&t, i, "p", &p), JGET_OK);
+        assert_int_equal(jtape_get_str(&t, p, "name", &s), JGET_OK);
+        assert_string_equal(s, want[k]);
+    }
+    assert_int_equal(k, 3);
+    assert_int_equal(i, t.n[arr].next);
+    assert_int_equal(t.n[JTAPE_ROOT].next, t.count);
+    int b = 0;
+    assert_int_equal(jtape_get_bool(&t, JTAPE_ROOT, "after", &b), JGET_OK);
+    assert_int_equal(b, 1);
+    jtape_release(&t);
+}
+
+static void test_scalars_and_escapes(void **state)
+{
+    (void)state;
+    struct jtape t;
+    const char *s;
+    int64_t v;
+
+    tape_ok(&t, "5");
+    assert_int_equal(jtape_val_int64(&t, JTAPE_ROOT, 0, 9, &v), JGET_OK);
+    assert_int_equal(v, 5);
+    jtape_release(&t);
+    tape_ok(&t, "\"\"");
+    assert_int_equal(jtape_val_str(&t, JTAPE_ROOT, &s), JGET_OK);
+    assert_string_equal(s, "");
+    jtape_release(&t);
+    tape_ok(&t, "null");
+    assert_int_equal(t.n[JTAPE_ROOT].type, JT_NULL);
+    assert_int_equal(jtape_val_str(&t, JTAPE_ROOT, &s), JGET_MISSING);
+    jtape_release(&t);
+    tape_ok(&t, "{\"k\\u00e9\\n\":\"\\ud83d\\ude00\\\"\\\\\\/\\t\"}");
+    assert_int_equal(jtape_get_str(&t, JTAPE_ROOT, "k\xc3\xa9\n", &s), JGET_OK);
+    assert_string_equal(s, "\xf0\x9f\x98\x80\"\\/\t");
+    jtape_release(&t);
+    /* the arena bound: the shortest tokens, packed */
+    tape_ok(&t, "[1,2,\"\",3,{\"\":0},[0],-0]");
+    assert_int_equal(t.n[JTAPE_ROOT].count, 7);
+    jtape_release(&t);
+}
+
+static void test_rejects_like_json_parse_strict(void **state)
+{
+    (void)state;
+    tape_fails("{\"a\":1,\"a\":2}", 0, "duplicate key \"a\"");
+    tape_fails("{\"a\":1,\"\\u0061\":2}", 0, "duplicate key \"a\"");
+    tape_fails("{\"\xc3\xa9\":1,\"\\u00e9\":2}", 0, "duplicate key \"?\"");
+    tape_fails("{\"a\\u0000\":1}", 0, "U+0000");
+    tape_fails("[[[1]]]", 2, "nesting deeper than 2");
+    tape_fails("{\"a\":1,}", 0, "expected a string key");
+    tape_fails("[1 2]", 0, "expected ','");
+    tape_fails("\"\xc0\xaf\"", 0, "invalid UTF-8");
+    tape_fails("01", 0, "leading zero");
+    tape_fails("{} x", 0, "trailing characters");
+    tape_fails("", 0, "empty document");
+    tape_fails("nul", 0, "invalid literal");
+}
+
+/* Objects past the pairwise limit are checked by sorting: a duplicate anywhere is found,
+ * and many distinct keys of one length are not mistaken for one. */
+static void test_duplicates_in_large_objects(void **state)
+{
+    (void)state;
+    char doc[8192];
+    size_t len = 0;
+    struct jtape t;
+    int64_t v;
+
+    len += (size_t)snprintf(doc + len, sizeof doc - len, "{");
+    for (int i = 0; i < 300; i++)
+        len += (size_t)snprintf(doc + len, sizeof doc - len, "%s\"k%03d\":%d", i ? "," : "", i, i);
+    snprintf(doc + len, sizeof doc - len, "}");
+    tape_ok(&t, doc);
+    assert_int_equal(t.n[JTAPE_ROOT].count, 300);
+    assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "k299", 0, 1000, &v), JGET_OK);
+    assert_int_equal(v, 299);
+    jtape_release(&t);
+    /* the same with the first key repeated, escaped, at the end */
+    snprintf(doc + len, sizeof doc - len, ",\"\\u006b000\":1}");
+    tape_fails(doc, 0, "duplicate key \"k000\"");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_getters_follow_json_rules),
+        cmocka_unit_test(test_iteration_skips_subtrees),
+        cmocka_unit_test(test_scalars_and_escapes),
+        cmocka_unit_test(test_rejects_like_json_parse_strict),
+        cmocka_unit_test(test_duplicates_in_large_objects),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
