@@ -328,113 +328,107 @@ void payment_private_note(const struct action_event *ev, const char *what, const
 
 /* ---- bodies (pure) ------------------------------------------------------------------- */
 
-static struct json_object *ref(const char *id)
-{
-    struct json_object *r = json_object_new_object();
-    json_object_object_add(r, "value", json_object_new_string(id));
-    return r;
-}
-
-static struct json_object *money_json(int64_t cents)
-{
-    char amt[MONEY_FMT_SIZE];
-    money_format(cents, amt, sizeof amt);
-    return json_object_new_double_s(strtod(amt, NULL), amt);
-}
-
-void payment_doc_extras(struct json_object *body, const struct payment_extras *e)
+/* e's members into the object open in out. */
+static void doc_extras(struct jbuf *out, const struct payment_extras *e)
 {
     char r[PAYMENT_REF_MAX + 1];
 
     if (e->deposit_account_id)
-        json_object_object_add(body, "DepositToAccountRef", ref(e->deposit_account_id));
+        action_json_ref(out, "DepositToAccountRef", e->deposit_account_id);
     if (e->method_id)
-        json_object_object_add(body, "PaymentMethodRef", ref(e->method_id));
+        action_json_ref(out, "PaymentMethodRef", e->method_id);
     if (e->reference) {
         cut_utf8(e->reference, PAYMENT_REF_MAX, r, sizeof r);
-        json_object_object_add(body, "PaymentRefNum", json_object_new_string(r));
+        jbuf_kv_str(out, "PaymentRefNum", r);
     }
     if (e->due_date)
-        json_object_object_add(body, "DueDate", json_object_new_string(e->due_date));
+        jbuf_kv_str(out, "DueDate", e->due_date);
 }
 
-struct json_object *payment_payment_body(const struct payment_body *b)
+int payment_doc_body(const struct sales_doc *d, const struct payment_extras *e, struct jbuf *out)
 {
-    struct json_object *p = json_object_new_object(), *lines = json_object_new_array();
-    struct json_object *line = json_object_new_object(), *links = json_object_new_array();
-    struct json_object *lt = json_object_new_object();
+    if (d->deposit_account_id && e->deposit_account_id) {
+        out->err = -1;
+        return -1;
+    }
+    jbuf_obj_open(out);
+    sales_doc_members(d, out);
+    doc_extras(out, e);
+    jbuf_obj_close(out);
+    return out->err ? -1 : 0;
+}
+
+int payment_payment_body(const struct payment_body *b, struct jbuf *out)
+{
     struct payment_extras x = b->x;
 
-    if (!p || !lines || !line || !links || !lt) {
-        json_object_put(p);
-        json_object_put(lines);
-        json_object_put(line);
-        json_object_put(links);
-        json_object_put(lt);
-        return NULL;
-    }
-    json_object_object_add(p, "CustomerRef", ref(b->customer_id));
-    json_object_object_add(p, "TotalAmt", money_json(b->amount_cents));
-    json_object_object_add(p, "TxnDate", json_object_new_string(b->txn_date));
-    json_object_object_add(p, "PrivateNote", json_object_new_string(b->private_note));
     x.due_date = NULL;
-    payment_doc_extras(p, &x);
-    json_object_object_add(lt, "TxnId", json_object_new_string(b->invoice_id));
-    json_object_object_add(lt, "TxnType", json_object_new_string("Invoice"));
-    json_object_array_add(links, lt);
-    json_object_object_add(line, "Amount", money_json(b->amount_cents));
-    json_object_object_add(line, "LinkedTxn", links);
-    json_object_array_add(lines, line);
-    json_object_object_add(p, "Line", lines);
-    return p;
+    jbuf_obj_open(out);
+    action_json_ref(out, "CustomerRef", b->customer_id);
+    action_json_money(out, "TotalAmt", b->amount_cents);
+    jbuf_kv_str(out, "TxnDate", b->txn_date);
+    jbuf_kv_str(out, "PrivateNote", b->private_note);
+    doc_extras(out, &x);
+    jbuf_key(out, "Line");
+    jbuf_arr_open(out);
+    jbuf_obj_open(out);
+    action_json_money(out, "Amount", b->amount_cents);
+    jbuf_key(out, "LinkedTxn");
+    jbuf_arr_open(out);
+    jbuf_obj_open(out);
+    jbuf_kv_str(out, "TxnId", b->invoice_id);
+    jbuf_kv_str(out, "TxnType", "Invoice");
+    jbuf_obj_close(out);
+    jbuf_arr_close(out);
+    jbuf_obj_close(out);
+    jbuf_arr_close(out);
+    jbuf_obj_close(out);
+    return out->err ? -1 : 0;
 }
 
-struct json_object *payment_purchase_body(const struct purchase_body *b)
+int payment_purchase_body(const struct purchase_body *b, struct jbuf *out)
 {
-    struct json_object *p = json_object_new_object(), *lines = json_object_new_array();
-    struct json_object *line = json_object_new_object(), *det = json_object_new_object();
-
-    if (!p || !lines || !line || !det) {
-        json_object_put(p);
-        json_object_put(lines);
-        json_object_put(line);
-        json_object_put(det);
-        return NULL;
-    }
-    json_object_object_add(p, "PaymentType",
-                           json_object_new_string(payment_type_name(b->payment_type)));
-    json_object_object_add(p, "AccountRef", ref(b->paid_from_id));
+    jbuf_obj_open(out);
+    jbuf_kv_str(out, "PaymentType", payment_type_name(b->payment_type));
+    action_json_ref(out, "AccountRef", b->paid_from_id);
     if (b->vendor_id) {
-        struct json_object *er = ref(b->vendor_id);
-        json_object_object_add(er, "type", json_object_new_string("Vendor"));
-        json_object_object_add(p, "EntityRef", er);
+        jbuf_key(out, "EntityRef");
+        jbuf_obj_open(out);
+        jbuf_kv_str(out, "value", b->vendor_id);
+        jbuf_kv_str(out, "type", "Vendor");
+        jbuf_obj_close(out);
     }
-    json_object_object_add(p, "TxnDate", json_object_new_string(b->txn_date));
-    json_object_object_add(p, "PrivateNote", json_object_new_string(b->private_note));
-    json_object_object_add(line, "DetailType",
-                           json_object_new_string("AccountBasedExpenseLineDetail"));
-    json_object_object_add(line, "Amount", money_json(b->amount_cents));
+    jbuf_kv_str(out, "TxnDate", b->txn_date);
+    jbuf_kv_str(out, "PrivateNote", b->private_note);
+    jbuf_key(out, "Line");
+    jbuf_arr_open(out);
+    jbuf_obj_open(out);
+    jbuf_kv_str(out, "DetailType", "AccountBasedExpenseLineDetail");
+    action_json_money(out, "Amount", b->amount_cents);
     if (b->description)
-        json_object_object_add(line, "Description", json_object_new_string(b->description));
-    json_object_object_add(det, "AccountRef", ref(b->expense_id));
-    json_object_object_add(line, "AccountBasedExpenseLineDetail", det);
-    json_object_array_add(lines, line);
-    json_object_object_add(p, "Line", lines);
-    return p;
+        jbuf_kv_str(out, "Description", b->description);
+    jbuf_key(out, "AccountBasedExpenseLineDetail");
+    jbuf_obj_open(out);
+    action_json_ref(out, "AccountRef", b->expense_id);
+    jbuf_obj_close(out);
+    jbuf_obj_close(out);
+    jbuf_arr_close(out);
+    jbuf_obj_close(out);
+    return out->err ? -1 : 0;
 }
 
 /* ---- the Purchase's create-once ------------------------------------------------------ */
 
 /* QBO cannot filter a Purchase on its payee: the lookup reads the day's Purchases. */
-static int purchase_create_once(const struct action_ctx *ctx, const char *step,
-                                struct json_object *body, const char *txn_date,
-                                struct json_object **out, struct api_error *err)
+static int purchase_create_once(const struct action_ctx *ctx, const char *step, const char *body,
+                                size_t body_len, const char *txn_date, struct json_object **out,
+                                struct api_error *err)
 {
     char where[32];
 
     snprintf(where, sizeof where, "TxnDate = '%s'", txn_date);
-    return action_create_once_where(ctx, step, "Purchase", body, where, PURCHASE_LOOKUP_MAX, out,
-                                    err);
+    return action_create_once_where(ctx, step, "Purchase", body, body_len, where,
+                                    PURCHASE_LOOKUP_MAX, out, err);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */
@@ -639,7 +633,7 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct json_obj
     char note[PAYMENT_NOTE_MAX];
     struct payment_extras x = {0};
     struct sales_doc d;
-    struct json_object *body;
+    struct jbuf body;
     size_t i;
     int rc;
 
@@ -661,9 +655,6 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct json_obj
         .item_ids = r->item_ids,
         .n = r->n,
     };
-    body = sales_doc_body(&d);
-    if (!body)
-        return oom(err);
     if (invoice) {
         x.due_date = r->date; /* paid the day it is issued */
     } else {
@@ -671,10 +662,13 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct json_obj
         x.method_id = r->method_id[0] ? r->method_id : NULL;
         x.reference = r->f.reference;
     }
-    payment_doc_extras(body, &x);
-    rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action), body,
-                            r->customer_id, r->date, doc, err);
-    json_object_put(body);
+    jbuf_init(&body, QBO_BODY_MAX);
+    if (payment_doc_body(&d, &x, &body) < 0)
+        rc = oom(err);
+    else
+        rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action),
+                                jbuf_cstr(&body), body.len, r->customer_id, r->date, doc, err);
+    jbuf_release(&body);
     return rc;
 }
 
@@ -684,9 +678,10 @@ static int write_payment(struct prun *r, struct json_object *inv, char *payment_
 {
     const struct action_ctx *ctx = r->ctx;
     char note[PAYMENT_NOTE_MAX];
-    struct json_object *body, *pay = NULL;
+    struct json_object *pay = NULL;
     const char *inv_id, *pid;
     struct payment_body b;
+    struct jbuf body;
     int rc;
 
     if (json_get_str(inv, "Id", &inv_id) != JGET_OK || !*inv_id) {
@@ -705,11 +700,13 @@ static int write_payment(struct prun *r, struct json_object *inv, char *payment_
               .method_id = r->method_id[0] ? r->method_id : NULL,
               .reference = r->f.reference},
     };
-    body = payment_payment_body(&b);
-    if (!body)
-        return oom(err);
-    rc = action_create_once(ctx, "payment", "Payment", body, r->customer_id, r->date, &pay, err);
-    json_object_put(body);
+    jbuf_init(&body, QBO_BODY_MAX);
+    if (payment_payment_body(&b, &body) < 0)
+        rc = oom(err);
+    else
+        rc = action_create_once(ctx, "payment", "Payment", jbuf_cstr(&body), body.len,
+                                r->customer_id, r->date, &pay, err);
+    jbuf_release(&body);
     if (rc < 0)
         return -1;
     if (json_get_str(pay, "Id", &pid) != JGET_OK || !*pid || strlen(pid) >= RESOLVE_ID_MAX) {
@@ -775,8 +772,9 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     static const char *const what[] = {"processing fees", "net amount", "amount"};
     char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX], vendor_id[RESOLVE_ID_MAX];
     char note[PAYMENT_NOTE_MAX], desc[DESC_MAX], cut[65];
-    struct json_object *body = NULL, *doc = NULL;
+    struct json_object *doc = NULL;
     struct purchase_body pb;
+    struct jbuf body;
     int64_t amount;
     int created = 0, round, rc = -1;
 
@@ -804,11 +802,14 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
             .txn_date = r->date,
             .private_note = note,
         };
-        body = payment_purchase_body(&pb);
-        if (!body)
+        jbuf_init(&body, QBO_BODY_MAX);
+        if (payment_purchase_body(&pb, &body) < 0) {
+            jbuf_release(&body);
             return oom(err);
-        rc = purchase_create_once(ctx, round ? "doc:r1" : "doc", body, r->date, &doc, err);
-        json_object_put(body);
+        }
+        rc = purchase_create_once(ctx, round ? "doc:r1" : "doc", jbuf_cstr(&body), body.len,
+                                  r->date, &doc, err);
+        jbuf_release(&body);
         if (rc == 0 || round > 0 || !ev->in.vendor || strcmp(err->qbo_fault_code, "610") != 0)
             break;
         log_warn("event %s: QuickBooks says the vendor is gone (%s); re-resolving", ev->id,

@@ -4,7 +4,7 @@
  *
  * Owns: the payment's facts (amounts in exact cents, status, method, reference, date),
  * the business rules on them, the bodies of the Payment and Purchase it sends (the sales
- * documents are action_sales.h's sales_doc_body() plus the payment's fields), and the
+ * documents are action_sales.h's sales_doc_members() plus the payment's fields), and the
  * order of the steps. As in the sales family every permanent failure that can be known
  * before a QBO write is found before the first one:
  *   payment (404 -> OBJECT_NOT_FOUND) -> amounts parse (HUBSPOT_VALIDATION) -> status rule
@@ -62,9 +62,11 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "common/json.h"
 #include "worker/action.h"
+#include "worker/action_sales.h"
 
-#define PAYMENT_REF_MAX      21         /* bytes of QBO PaymentRefNum */
+#define PAYMENT_REF_MAX      21 /* bytes of QBO PaymentRefNum */
 #define PAYMENT_NOTE_MAX     (EVENT_ID_MAX + 160)
 #define PAYMENT_METHOD_NAMES 4 /* candidates per HubSpot method, NULL-terminated */
 
@@ -123,7 +125,8 @@ const char *const *payment_method_names(const char *hs_method);
 void payment_private_note(const struct action_event *ev, const char *what, const char *reference,
                           char *out, size_t outsz);
 
-/* The payment's fields added to a sales document body (SalesReceipt, RefundReceipt). */
+/* The payment's fields added to a sales document body (SalesReceipt, RefundReceipt,
+ * paid Invoice) and, but for due_date, to a Payment. */
 struct payment_extras {
     const char *deposit_account_id; /* DepositToAccountRef; NULL = QBO default */
     const char *method_id;          /* PaymentMethodRef; NULL = none */
@@ -131,11 +134,17 @@ struct payment_extras {
     const char *due_date;           /* DueDate (invoice); NULL */
 };
 
-/* Add e's members to body (a sales_doc_body() result). Pure; body is modified. */
-void payment_doc_extras(struct json_object *body, const struct payment_extras *e);
+/* Every body below is written as one JSON object into out, a jbuf the caller initialised
+ * (size it with QBO_BODY_MAX) and has not written to (pure); the caller sends
+ * jbuf_cstr(out), out->len and releases it. Each returns 0, or -1 when out latched an
+ * error (out of memory, its cap, or the misuse named). */
 
-/* A QBO Payment applying amount_cents to invoice invoice_id (pure). New object (caller
- * puts) or NULL on allocation failure. */
+/* A payment's sales document: sales_doc_members(d), then e's members, each when set, in
+ * this order: DepositToAccountRef, PaymentMethodRef, PaymentRefNum, DueDate. d must not
+ * set deposit_account_id when e does (the member would appear twice: -1). */
+int payment_doc_body(const struct sales_doc *d, const struct payment_extras *e, struct jbuf *out);
+
+/* A QBO Payment applying amount_cents to invoice invoice_id. */
 struct payment_body {
     const char *customer_id;
     const char *invoice_id;
@@ -144,9 +153,9 @@ struct payment_body {
     const char *private_note;
     struct payment_extras x; /* due_date unused */
 };
-struct json_object *payment_payment_body(const struct payment_body *b);
+int payment_payment_body(const struct payment_body *b, struct jbuf *out);
 
-/* A QBO Purchase with one account-based expense line (pure). New object or NULL. */
+/* A QBO Purchase with one account-based expense line. */
 struct purchase_body {
     enum expense_payment_type payment_type;
     const char *paid_from_id; /* AccountRef */
@@ -157,6 +166,6 @@ struct purchase_body {
     const char *txn_date;
     const char *private_note;
 };
-struct json_object *payment_purchase_body(const struct purchase_body *b);
+int payment_purchase_body(const struct purchase_body *b, struct jbuf *out);
 
 #endif

@@ -10,6 +10,11 @@
  * A document create refused with fault 610 ("Object Not Found": a cached customer or item
  * was made inactive or deleted in QBO) drops the mappings, resolves afresh and creates
  * once more under a new step ("doc:r1"), whose requestid differs because the body does.
+ *
+ * Bodies are written straight as JSON text into a jbuf (common/json.h) rather than built
+ * as json-c trees and serialised: a tree per create (a hash table per nested object, every
+ * key copied) cost a few percent of the worker's CPU for nothing, and amounts go out as
+ * the exact decimal text money_format() gives, never through a double.
  */
 #include "worker/action_sales.h"
 
@@ -190,32 +195,47 @@ int sales_line_money(const struct hubspot_line_item *li, enum money_round roundi
     return 0;
 }
 
-static struct json_object *num(const char *text)
+/* "<key>":<text>, text a money_*_format() result (st its status): always a JSON number,
+ * so it goes out verbatim, exactly the decimal QBO is to book. */
+static void kv_decimal(struct jbuf *jb, const char *key, enum money_err st, const char *text)
 {
-    return json_object_new_double_s(strtod(text, NULL), text);
+    jbuf_key(jb, key);
+    if (st != MONEY_OK) {
+        jb->err = -1;
+        return;
+    }
+    jbuf_raw(jb, text, strlen(text));
 }
 
-static struct json_object *ref(const char *id)
+void action_json_money(struct jbuf *jb, const char *key, int64_t cents)
 {
-    struct json_object *r = json_object_new_object();
-    json_object_object_add(r, "value", json_object_new_string(id));
-    return r;
+    char amt[MONEY_FMT_SIZE];
+    kv_decimal(jb, key, money_format(cents, amt, sizeof amt), amt);
 }
 
-static struct json_object *line_json(const struct hubspot_line_item *li, const struct sales_line *l,
-                                     const char *item_id)
+void action_json_ref(struct jbuf *jb, const char *key, const char *id)
 {
-    struct json_object *line = json_object_new_object(), *det = json_object_new_object();
+    jbuf_key(jb, key);
+    jbuf_obj_open(jb);
+    jbuf_kv_str(jb, "value", id);
+    jbuf_obj_close(jb);
+}
+
+static void line_json(struct jbuf *jb, const struct hubspot_line_item *li,
+                      const struct sales_line *l, const char *item_id)
+{
     char amt[MONEY_FMT_SIZE], q[MONEY_FMT_SIZE], p[MONEY_FMT_SIZE], desc[DESC_MAX + 1];
     const char *base = li->description ? li->description : li->name;
     size_t n;
 
     money_format(l->amount_cents, amt, sizeof amt);
-    money_qty_format(l->qty7, q, sizeof q);
-    money_price_format(l->price7, p, sizeof p);
-    desc[0] = '\0';
-    if (base)
-        snprintf(desc, sizeof desc, "%s", base);
+    n = base ? strnlen(base, DESC_MAX + 1) : 0;
+    if (n > DESC_MAX) /* cut on a character boundary: the body must stay valid UTF-8 */
+        for (n = DESC_MAX; n > 0 && ((unsigned char)base[n] & 0xC0) == 0x80; n--)
+            ;
+    if (n)
+        memcpy(desc, base, n);
+    desc[n] = '\0';
     if (l->qty_folded) {
         /* keep what HubSpot said, since Qty/UnitPrice had to be 1 x Amount */
         char tail[128];
@@ -228,43 +248,50 @@ static struct json_object *line_json(const struct hubspot_line_item *li, const s
             n--;
         snprintf(desc + n, sizeof desc - n, "%s", tail);
     }
-    json_object_object_add(line, "DetailType", json_object_new_string("SalesItemLineDetail"));
-    json_object_object_add(line, "Amount", num(amt));
+    jbuf_obj_open(jb);
+    jbuf_kv_str(jb, "DetailType", "SalesItemLineDetail");
+    action_json_money(jb, "Amount", l->amount_cents);
     if (desc[0])
-        json_object_object_add(line, "Description", json_object_new_string(desc));
-    json_object_object_add(det, "ItemRef", ref(item_id));
-    json_object_object_add(det, "Qty", num(q));
-    json_object_object_add(det, "UnitPrice", num(p));
-    json_object_object_add(line, "SalesItemLineDetail", det);
-    return line;
+        jbuf_kv_str(jb, "Description", desc);
+    jbuf_key(jb, "SalesItemLineDetail");
+    jbuf_obj_open(jb);
+    action_json_ref(jb, "ItemRef", item_id);
+    kv_decimal(jb, "Qty", money_qty_format(l->qty7, q, sizeof q), q);
+    kv_decimal(jb, "UnitPrice", money_price_format(l->price7, p, sizeof p), p);
+    jbuf_obj_close(jb);
+    jbuf_obj_close(jb);
 }
 
-struct json_object *sales_doc_body(const struct sales_doc *d)
+void sales_doc_members(const struct sales_doc *d, struct jbuf *out)
 {
-    struct json_object *b = json_object_new_object(), *lines = json_object_new_array();
     size_t i;
 
-    if (!b || !lines) {
-        json_object_put(b);
-        json_object_put(lines);
-        return NULL;
-    }
-    json_object_object_add(b, "CustomerRef", ref(d->customer_id));
-    json_object_object_add(b, "TxnDate", json_object_new_string(d->txn_date));
+    action_json_ref(out, "CustomerRef", d->customer_id);
+    jbuf_kv_str(out, "TxnDate", d->txn_date);
     if (d->action == ACTION_CREATE_INVOICE && d->term_id)
-        json_object_object_add(b, "SalesTermRef", ref(d->term_id));
+        action_json_ref(out, "SalesTermRef", d->term_id);
     if (d->action == ACTION_CREATE_SALES_RECEIPT && d->deposit_account_id)
-        json_object_object_add(b, "DepositToAccountRef", ref(d->deposit_account_id));
+        action_json_ref(out, "DepositToAccountRef", d->deposit_account_id);
     if (d->bill_email && d->action != ACTION_CREATE_SALES_RECEIPT) {
-        struct json_object *em = json_object_new_object();
-        json_object_object_add(em, "Address", json_object_new_string(d->bill_email));
-        json_object_object_add(b, "BillEmail", em);
+        jbuf_key(out, "BillEmail");
+        jbuf_obj_open(out);
+        jbuf_kv_str(out, "Address", d->bill_email);
+        jbuf_obj_close(out);
     }
-    json_object_object_add(b, "PrivateNote", json_object_new_string(d->private_note));
+    jbuf_kv_str(out, "PrivateNote", d->private_note);
+    jbuf_key(out, "Line");
+    jbuf_arr_open(out);
     for (i = 0; i < d->n; i++)
-        json_object_array_add(lines, line_json(&d->li[i], &d->lines[i], d->item_ids[i]));
-    json_object_object_add(b, "Line", lines);
-    return b;
+        line_json(out, &d->li[i], &d->lines[i], d->item_ids[i]);
+    jbuf_arr_close(out);
+}
+
+int sales_doc_body(const struct sales_doc *d, struct jbuf *out)
+{
+    jbuf_obj_open(out);
+    sales_doc_members(d, out);
+    jbuf_obj_close(out);
+    return out->err ? -1 : 0;
 }
 
 void sales_private_note(const struct action_event *ev, char *out, size_t outsz)
@@ -358,8 +385,9 @@ static int find_ours(const struct action_ctx *ctx, const char *entity, const cha
 }
 
 int action_create_once_where(const struct action_ctx *ctx, const char *step, const char *entity,
-                             struct json_object *body, const char *where, size_t lookup_max,
-                             struct json_object **out_entity, struct api_error *err)
+                             const char *body, size_t body_len, const char *where,
+                             size_t lookup_max, struct json_object **out_entity,
+                             struct api_error *err)
 {
     char rid[HASH_REQUEST_ID_MAX + 1];
     struct json_object *found = NULL;
@@ -384,13 +412,13 @@ int action_create_once_where(const struct action_ctx *ctx, const char *step, con
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }
-    return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body, rid,
-                      out_entity, err);
+    return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body, body_len,
+                      rid, out_entity, err);
 }
 
 int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
-                       struct json_object *body, const char *customer_id, const char *txn_date,
-                       struct json_object **out_entity, struct api_error *err)
+                       const char *body, size_t body_len, const char *customer_id,
+                       const char *txn_date, struct json_object **out_entity, struct api_error *err)
 {
     char where[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
     int quoted = qbo_sql_quote(customer_id, q, sizeof q) >= 0;
@@ -398,7 +426,7 @@ int action_create_once(const struct action_ctx *ctx, const char *step, const cha
     /* an unquotable id cannot be looked up: create (the requestid still dedups) */
     if (quoted)
         snprintf(where, sizeof where, "CustomerRef = %s AND TxnDate = '%s'", q, txn_date);
-    return action_create_once_where(ctx, step, entity, body, quoted ? where : NULL,
+    return action_create_once_where(ctx, step, entity, body, body_len, quoted ? where : NULL,
                                     ACTION_LOOKUP_MAX, out_entity, err);
 }
 
@@ -535,7 +563,7 @@ static int write_qbo(struct run *r, size_t nmissing, int round, struct json_obje
     const struct action_event *ev = ctx->ev;
     char note[NOTE_MAX], date[11];
     struct sales_doc d;
-    struct json_object *body;
+    struct jbuf body;
     size_t i;
     int rc;
 
@@ -560,14 +588,15 @@ static int write_qbo(struct run *r, size_t nmissing, int round, struct json_obje
         .item_ids = r->item_ids,
         .n = r->lis->n,
     };
-    body = sales_doc_body(&d);
-    if (!body) {
+    jbuf_init(&body, QBO_BODY_MAX);
+    if (sales_doc_body(&d, &body) < 0) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
-        return -1;
+        rc = -1;
+    } else {
+        rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action),
+                                jbuf_cstr(&body), body.len, r->customer_id, date, doc, err);
     }
-    rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action), body,
-                            r->customer_id, date, doc, err);
-    json_object_put(body);
+    jbuf_release(&body);
     return rc;
 }
 

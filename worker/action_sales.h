@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "common/json.h"
 #include "worker/action.h"
 
 extern const struct action_ops action_sales_ops;
@@ -66,9 +67,23 @@ struct sales_doc {
     size_t n;
 };
 
-/* The QBO document body for d (pure): a new json_object the caller puts, or NULL on
- * allocation failure. */
-struct json_object *sales_doc_body(const struct sales_doc *d);
+/* The QBO document body for d (pure), written as one JSON object into out: a jbuf the
+ * caller initialised (size it with QBO_BODY_MAX) and has not written to; the caller
+ * sends jbuf_cstr(out), out->len and releases it. Members, in this order:
+ * CustomerRef, TxnDate, SalesTermRef (invoice with term_id), DepositToAccountRef (sales
+ * receipt with deposit_account_id), BillEmail (bill_email, not on a sales receipt),
+ * PrivateNote, Line. 0, or -1 when out latched an error (out of memory, its cap). */
+int sales_doc_body(const struct sales_doc *d, struct jbuf *out);
+
+/* sales_doc_body()'s members, without the braces, into the object open in out: for a
+ * family that appends members of its own (action_payment.c). Errors latch in out. */
+void sales_doc_members(const struct sales_doc *d, struct jbuf *out);
+
+/* Members every family's bodies write into the object open in jb (errors latch in jb):
+ * "<key>":{"value":"<id>"}, and "<key>":<cents as the exact decimal money_format()
+ * gives, a JSON number with two decimals: 1234.50>. */
+void action_json_ref(struct jbuf *jb, const char *key, const char *id);
+void action_json_money(struct jbuf *jb, const char *key, int64_t cents);
 
 /* The PrivateNote of the document of event ev: "HubSpot <type> <id> hsqb event <id>",
  * into out (at most outsz - 1 bytes; EVENT_ID_MAX + 64 is enough). The suffix
@@ -96,18 +111,21 @@ int action_outcome_fill(struct action_outcome *out, enum hsqb_action a, struct j
  * marker; when it was already set, look up "SELECT * FROM <entity> WHERE <where>" (at
  * most lookup_max rows) for the row whose PrivateNote ends " hsqb event <event id>" and
  * reuse it; else create with requestid hash_request_id(event id, step). entity is the
- * QBO entity name ("Invoice", "Purchase"), body the entity to create (borrowed); where
- * may be NULL (no lookup possible: create). Fails API_TRANSIENT without creating when
- * ctx->claim_lost is set. *out_entity receives the created or found entity (caller
- * puts). 0, or -1 with *err. */
+ * QBO entity name ("Invoice", "Purchase"), body the entity to create as JSON text of
+ * body_len bytes (borrowed, sent as is: a body builder's jbuf); where may be NULL (no
+ * lookup possible: create). Fails API_TRANSIENT without creating when ctx->claim_lost
+ * is set. *out_entity receives the created or found entity (caller puts). 0, or -1
+ * with *err. */
 int action_create_once_where(const struct action_ctx *ctx, const char *step, const char *entity,
-                             struct json_object *body, const char *where, size_t lookup_max,
-                             struct json_object **out_entity, struct api_error *err);
+                             const char *body, size_t body_len, const char *where,
+                             size_t lookup_max, struct json_object **out_entity,
+                             struct api_error *err);
 
 /* action_create_once_where() for a document of customer_id on txn_date (the narrow
  * lookup every sales document and Payment allows). */
 int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
-                       struct json_object *body, const char *customer_id, const char *txn_date,
-                       struct json_object **out_entity, struct api_error *err);
+                       const char *body, size_t body_len, const char *customer_id,
+                       const char *txn_date, struct json_object **out_entity,
+                       struct api_error *err);
 
 #endif

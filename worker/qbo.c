@@ -583,7 +583,7 @@ int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn
 
 static int write_entity(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
                         const char *realm, const char *entity, const char *operation,
-                        struct json_object *body, const char *requestid,
+                        const char *body, size_t body_len, const char *requestid,
                         struct json_object **out_entity, struct api_error *err)
 {
     struct http_param p[2];
@@ -594,9 +594,15 @@ static int write_entity(struct qbo_api *q, struct http_client *http, struct redi
     size_t np = 0;
 
     api_error_clear(err);
-    if (r < 0 || !body) {
+    if (r < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: unknown entity %.40s",
                       entity ? entity : "(null)");
+        return -1;
+    }
+    if (!body || body_len > QBO_BODY_MAX) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+                      "qbo: %s body missing or larger than %u bytes", resources[r].name,
+                      QBO_BODY_MAX);
         return -1;
     }
     if (requestid && (!*requestid || strlen(requestid) > QBO_REQUESTID_MAX)) {
@@ -613,8 +619,8 @@ static int write_entity(struct qbo_api *q, struct http_client *http, struct redi
     snprintf(endpoint, sizeof endpoint, "POST /v3/company/{realm}/%s%s", resources[r].path,
              operation ? "?operation=update" : "");
     c.endpoint = endpoint;
-    c.body = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-    c.body_len = strlen(c.body);
+    c.body = body;
+    c.body_len = body_len;
     if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
         return -1;
     if (out_entity) {
@@ -631,17 +637,19 @@ static int write_entity(struct qbo_api *q, struct http_client *http, struct redi
 }
 
 int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, struct json_object *body,
+               const char *realm, const char *entity, const char *body, size_t body_len,
                const char *requestid, struct json_object **out_entity, struct api_error *err)
 {
-    return write_entity(q, http, redis, realm, entity, NULL, body, requestid, out_entity, err);
+    return write_entity(q, http, redis, realm, entity, NULL, body, body_len, requestid, out_entity,
+                        err);
 }
 
 int qbo_update(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, struct json_object *body,
+               const char *realm, const char *entity, const char *body, size_t body_len,
                const char *requestid, struct json_object **out_entity, struct api_error *err)
 {
-    return write_entity(q, http, redis, realm, entity, "update", body, requestid, out_entity, err);
+    return write_entity(q, http, redis, realm, entity, "update", body, body_len, requestid,
+                        out_entity, err);
 }
 
 int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,

@@ -43,8 +43,8 @@
  *
  * Thread-safety: one struct qbo_api is shared by all worker threads (the company cache
  * has its own mutex); each call takes the calling thread's http_client and redis_conn.
- * json_objects passed in are only read; those returned are new references owned by the
- * caller.
+ * Request bodies passed in are borrowed JSON text, only read; json_objects returned are
+ * new references owned by the caller.
  */
 #ifndef HSQB_QBO_H
 #define HSQB_QBO_H
@@ -68,6 +68,10 @@
 #define QBO_COMPANY_REDIS_TTL_MS (6 * 3600 * 1000LL) /* Redis CompanyInfo cache */
 #define QBO_COMPANY_LOCAL_TTL_MS (10 * 60 * 1000LL)  /* in-process CompanyInfo cache */
 #define QBO_JSON_DEPTH           64                  /* nesting accepted in a response */
+/* Bytes of a create/update body. Above anything the body builders make from bounded
+ * inputs (HUBSPOT_MAX_LINE_ITEMS lines with 4000-byte descriptions, every byte escaped
+ * as \u00XX), so it never refuses a real document; callers size their jbuf with it. */
+#define QBO_BODY_MAX (32u << 20)
 
 struct qbo_api;
 
@@ -116,21 +120,23 @@ int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn
  * the NUL), or -1 when dst is too small (dst is then ""). */
 int qbo_sql_quote(const char *s, char *dst, size_t dstsz);
 
-/* POST /<resource>[?requestid=…] with body (borrowed, serialised as sent) and return the
- * created entity (the object under the response's entity key, e.g. {"Id":"130",…}) as
- * a new reference in *out_entity (may be NULL: not wanted). entity is the resource name
- * in any case: "invoice", "Invoice", "salesreceipt", "customer", "item", "payment",
+/* POST /<resource>[?requestid=…] with body, JSON text of body_len bytes (borrowed, sent
+ * as is: no NUL needed, not parsed or checked here; at most QBO_BODY_MAX), and return
+ * the created entity (the object under the response's entity key, e.g. {"Id":"130",…})
+ * as a new reference in *out_entity (may be NULL: not wanted). entity is the resource
+ * name in any case: "invoice", "Invoice", "salesreceipt", "customer", "item", "payment",
  * "estimate", "purchase", "refundreceipt", "vendor", "term", "account". requestid (may
  * be NULL, at most QBO_REQUESTID_MAX) makes the create idempotent: QBO answers a repeat
- * with the original response. */
+ * with the original response. A NULL body, one over QBO_BODY_MAX, an unknown entity or
+ * a bad requestid fail API_PERMANENT INTERNAL without sending anything. */
 int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, struct json_object *body,
+               const char *realm, const char *entity, const char *body, size_t body_len,
                const char *requestid, struct json_object **out_entity, struct api_error *err);
 
 /* POST /<resource>?operation=update: body carries Id and SyncToken (and "sparse":true
  * for a partial update). Otherwise as qbo_create(). */
 int qbo_update(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, struct json_object *body,
+               const char *realm, const char *entity, const char *body, size_t body_len,
                const char *requestid, struct json_object **out_entity, struct api_error *err);
 
 /* GET /<resource>/<id>: *out_entity as qbo_create() (not NULL here). */

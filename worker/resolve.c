@@ -448,26 +448,39 @@ static int customer_by_display(const struct resolve_ctx *rc, const struct hubspo
     return 0;
 }
 
-static struct json_object *customer_body(const struct hubspot_contact *c, const char *display)
+/* A create body could not be built: no stale fault code from an earlier attempt may
+ * survive into err (callers test it for 6240). */
+static int body_oom(struct api_error *err)
 {
-    struct json_object *b = json_object_new_object(), *em;
+    api_error_clear(err);
+    api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+    return -1;
+}
+
+/* The Customer to create, as one JSON object into out (empty): 0, or -1 when out
+ * latched an error. */
+static int customer_body(const struct hubspot_contact *c, const char *display, struct jbuf *out)
+{
     char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1];
 
     resolve_clean_name(c->firstname, first, sizeof first);
     resolve_clean_name(c->lastname, last, sizeof last);
     resolve_utf8_truncate(first, 100);
     resolve_utf8_truncate(last, 100);
+    jbuf_obj_open(out);
     if (first[0])
-        json_object_object_add(b, "GivenName", json_object_new_string(first));
+        jbuf_kv_str(out, "GivenName", first);
     if (last[0])
-        json_object_object_add(b, "FamilyName", json_object_new_string(last));
-    json_object_object_add(b, "DisplayName", json_object_new_string(display));
+        jbuf_kv_str(out, "FamilyName", last);
+    jbuf_kv_str(out, "DisplayName", display);
     if (c->email) {
-        em = json_object_new_object();
-        json_object_object_add(em, "Address", json_object_new_string(c->email));
-        json_object_object_add(b, "PrimaryEmailAddr", em);
+        jbuf_key(out, "PrimaryEmailAddr");
+        jbuf_obj_open(out);
+        jbuf_kv_str(out, "Address", c->email);
+        jbuf_obj_close(out);
     }
-    return b;
+    jbuf_obj_close(out);
+    return out->err ? -1 : 0;
 }
 
 /* Create under the lock: variants of the DisplayName until one is free or ours. */
@@ -475,7 +488,8 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
                            int *created, struct api_error *err)
 {
     char name[RESOLVE_NAME_MAX + 1], step[32], rid[HASH_REQUEST_ID_MAX + 1];
-    struct json_object *body, *ent = NULL;
+    struct json_object *ent = NULL;
+    struct jbuf body;
     int v, found, rc_;
 
     for (v = 0; v < NAME_VARIANTS; v++) {
@@ -500,9 +514,14 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
             return -1;
         }
-        body = customer_body(c, name);
-        rc_ = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "customer", body, rid, &ent, err);
-        json_object_put(body);
+        jbuf_init(&body, QBO_BODY_MAX);
+        if (customer_body(c, name, &body) < 0) {
+            jbuf_release(&body);
+            return body_oom(err);
+        }
+        rc_ = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "customer", jbuf_cstr(&body),
+                         body.len, rid, &ent, err);
+        jbuf_release(&body);
         if (rc_ == 0) {
             const char *nid = resolve_row_id(ent);
             if (!nid) {
@@ -721,12 +740,33 @@ static void item_variant_name(const struct hubspot_line_item *li, const char *ba
     join2(out, outsz, buf, suffix);
 }
 
+/* The Service Item to create, as one JSON object into out (empty): 0, or -1 when out
+ * latched an error. A SKU or description over QBO's limit is left out, not cut. */
+static int item_body(const struct hubspot_line_item *li, const char *name, const char *income,
+                     struct jbuf *out)
+{
+    jbuf_obj_open(out);
+    jbuf_kv_str(out, "Name", name);
+    jbuf_kv_str(out, "Type", "Service");
+    jbuf_key(out, "IncomeAccountRef");
+    jbuf_obj_open(out);
+    jbuf_kv_str(out, "value", income);
+    jbuf_obj_close(out);
+    if (li->sku && strlen(li->sku) <= 100)
+        jbuf_kv_str(out, "Sku", li->sku);
+    if (li->description && strlen(li->description) <= 4000)
+        jbuf_kv_str(out, "Description", li->description);
+    jbuf_obj_close(out);
+    return out->err ? -1 : 0;
+}
+
 static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li,
                        size_t index, const char *income, struct resolve_item *out,
                        struct api_error *err)
 {
     char name[RESOLVE_ITEM_NAME_MAX + 1], step[48], rid[HASH_REQUEST_ID_MAX + 1];
-    struct json_object *body, *ref, *ent = NULL;
+    struct json_object *ent = NULL;
+    struct jbuf body;
     int v, found, r;
 
     for (v = 0; v < NAME_VARIANTS; v++) {
@@ -749,18 +789,14 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
             return -1;
         }
-        body = json_object_new_object();
-        json_object_object_add(body, "Name", json_object_new_string(name));
-        json_object_object_add(body, "Type", json_object_new_string("Service"));
-        ref = json_object_new_object();
-        json_object_object_add(ref, "value", json_object_new_string(income));
-        json_object_object_add(body, "IncomeAccountRef", ref);
-        if (li->sku && strlen(li->sku) <= 100)
-            json_object_object_add(body, "Sku", json_object_new_string(li->sku));
-        if (li->description && strlen(li->description) <= 4000)
-            json_object_object_add(body, "Description", json_object_new_string(li->description));
-        r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "item", body, rid, &ent, err);
-        json_object_put(body);
+        jbuf_init(&body, QBO_BODY_MAX);
+        if (item_body(li, name, income, &body) < 0) {
+            jbuf_release(&body);
+            return body_oom(err);
+        }
+        r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "item", jbuf_cstr(&body), body.len,
+                       rid, &ent, err);
+        jbuf_release(&body);
         if (r == 0) {
             const char *nid = resolve_row_id(ent);
             if (!nid) {

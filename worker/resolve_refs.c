@@ -215,7 +215,8 @@ static int vendor_create(const struct resolve_ctx *rc, const char *name, char *i
                          struct api_error *err)
 {
     char rid[HASH_REQUEST_ID_MAX + 1];
-    struct json_object *body, *ent = NULL;
+    struct json_object *ent = NULL;
+    struct jbuf body;
     const char *nid;
     int r;
 
@@ -225,10 +226,19 @@ static int vendor_create(const struct resolve_ctx *rc, const char *name, char *i
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }
-    body = json_object_new_object();
-    json_object_object_add(body, "DisplayName", json_object_new_string(name));
-    r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "vendor", body, rid, &ent, err);
-    json_object_put(body);
+    jbuf_init(&body, QBO_BODY_MAX);
+    jbuf_obj_open(&body);
+    jbuf_kv_str(&body, "DisplayName", name);
+    jbuf_obj_close(&body);
+    if (body.err) {
+        jbuf_release(&body);
+        api_error_clear(err);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+        return -1;
+    }
+    r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "vendor", jbuf_cstr(&body), body.len,
+                   rid, &ent, err);
+    jbuf_release(&body);
     if (r < 0) {
         if (strcmp(err->qbo_fault_code, "6240") == 0)
             api_error_set(err, API_PERMANENT, HSQB_ERR_VENDOR_NOT_FOUND, 400,

@@ -81,6 +81,23 @@ static const char *str_at(struct json_object *o, const char *a, const char *b)
     return json_object_get_string(v);
 }
 
+/* A body as QBO receives it: its text into text (textsz), parsed back strictly. */
+static struct json_object *parsed(struct jbuf *jb, int rc, char *text, size_t textsz)
+{
+    struct json_object *o;
+    char e[256];
+
+    assert_int_equal(rc, 0);
+    assert_non_null(jbuf_cstr(jb));
+    assert_true(jb->len < textsz);
+    memcpy(text, jb->buf, jb->len + 1);
+    o = json_parse_strict(jb->buf, jb->len, 0, e, sizeof e);
+    if (!o)
+        fail_msg("body is not strict JSON: %s\n%s", e, text);
+    jbuf_release(jb);
+    return o;
+}
+
 /* ---- facts ------------------------------------------------------------------------- */
 
 static void test_dates_are_utc_days(void **state)
@@ -326,10 +343,13 @@ static void test_payment_body_settles_the_invoice(void **state)
               .reference = "PAY-8001-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
               .due_date = "2024-03-01"},
     };
-    struct json_object *p = payment_payment_body(&b), *line, *lt;
+    struct json_object *p, *line, *lt;
+    struct jbuf jb;
+    char text[2048];
     (void)state;
 
-    assert_non_null(p);
+    jbuf_init(&jb, 0);
+    p = parsed(&jb, payment_payment_body(&b, &jb), text, sizeof text);
     assert_string_equal(str_at(p, "CustomerRef", "value"), "58");
     assert_string_equal(str_at(p, "TotalAmt", NULL), "2053.97");
     assert_string_equal(str_at(p, "DepositToAccountRef", "value"), "35");
@@ -342,6 +362,23 @@ static void test_payment_body_settles_the_invoice(void **state)
     assert_string_equal(str_at(lt, "TxnId", NULL), "266");
     assert_string_equal(str_at(lt, "TxnType", NULL), "Invoice");
     json_object_put(p);
+    /* the exact text: member order, amounts as exact two-decimal numbers */
+    assert_string_equal(text,
+                        "{\"CustomerRef\":{\"value\":\"58\"},\"TotalAmt\":2053.97,"
+                        "\"TxnDate\":\"2024-03-01\","
+                        "\"PrivateNote\":\"HubSpot payment 8001 hsqb event x\","
+                        "\"DepositToAccountRef\":{\"value\":\"35\"},"
+                        "\"PaymentMethodRef\":{\"value\":\"3\"},"
+                        "\"PaymentRefNum\":\"PAY-8001-ABCDEFGHIJKL\",\"Line\":[{\"Amount\":"
+                        "2053.97,\"LinkedTxn\":[{\"TxnId\":\"266\",\"TxnType\":\"Invoice\"}]}]}");
+    /* five cents keeps both decimals */
+    b.amount_cents = 5;
+    b.x = (struct payment_extras){0};
+    jbuf_init(&jb, 0);
+    json_object_put(parsed(&jb, payment_payment_body(&b, &jb), text, sizeof text));
+    assert_non_null(strstr(text, "\"TotalAmt\":0.05,"));
+    assert_non_null(strstr(text, "\"Line\":[{\"Amount\":0.05,"));
+    assert_null(strstr(text, "PaymentRefNum"));
 }
 
 static void test_purchase_body(void **state)
@@ -356,9 +393,13 @@ static void test_purchase_body(void **state)
         .txn_date = "2024-03-01",
         .private_note = "note hsqb event x",
     };
-    struct json_object *p = payment_purchase_body(&b), *line;
+    struct json_object *p, *line;
+    struct jbuf jb;
+    char text[2048];
     (void)state;
 
+    jbuf_init(&jb, 0);
+    p = parsed(&jb, payment_purchase_body(&b, &jb), text, sizeof text);
     assert_string_equal(str_at(p, "PaymentType", NULL), "CreditCard");
     assert_string_equal(str_at(p, "AccountRef", "value"), "41");
     assert_string_equal(str_at(p, "EntityRef", "value"), "57");
@@ -371,27 +412,78 @@ static void test_purchase_body(void **state)
                                "AccountRef", "value"),
                         "58");
     json_object_put(p);
+    assert_string_equal(text, "{\"PaymentType\":\"CreditCard\",\"AccountRef\":{\"value\":\"41\"},"
+                              "\"EntityRef\":{\"value\":\"57\",\"type\":\"Vendor\"},"
+                              "\"TxnDate\":\"2024-03-01\",\"PrivateNote\":\"note hsqb event x\","
+                              "\"Line\":[{\"DetailType\":\"AccountBasedExpenseLineDetail\","
+                              "\"Amount\":59.87,\"Description\":\"HubSpot payment 8001 (PAY-8001) "
+                              "processing fees\",\"AccountBasedExpenseLineDetail\":{\"AccountRef\":"
+                              "{\"value\":\"58\"}}}]}");
     /* no vendor: no payee at all */
     b.vendor_id = NULL;
     b.payment_type = PAYMENT_TYPE_CASH;
-    p = payment_purchase_body(&b);
+    b.amount_cents = 123456789;
+    jbuf_init(&jb, 0);
+    p = parsed(&jb, payment_purchase_body(&b, &jb), text, sizeof text);
     assert_null(str_at(p, "EntityRef", NULL));
     assert_string_equal(str_at(p, "PaymentType", NULL), "Cash");
+    assert_non_null(strstr(text, "\"Amount\":1234567.89,"));
     json_object_put(p);
 }
 
-static void test_doc_extras(void **state)
+/* The payment's fields follow the sales document's members, in a fixed order. */
+static void test_doc_body_with_extras(void **state)
 {
-    struct json_object *b = json_object_new_object();
-    struct payment_extras x = {.deposit_account_id = "4", .reference = "PAY-8001"};
+    struct hubspot_line_item item = {.id = 7001,
+                                     .name = (char *)"Widget",
+                                     .quantity = (char *)"2",
+                                     .price = (char *)"10.00",
+                                     .amount = (char *)"20.00"};
+    struct sales_line line;
+    const char *ids[1] = {"4"};
+    struct sales_doc d = {
+        .action = ACTION_CREATE_SALES_RECEIPT,
+        .customer_id = "58",
+        .txn_date = "2024-03-01",
+        .private_note = "HubSpot payment 8001 hsqb event p-1",
+        .li = &item,
+        .lines = &line,
+        .item_ids = ids,
+        .n = 1,
+    };
+    struct payment_extras x = {.deposit_account_id = "4", .reference = "PAY-8001 \"\xc3\xa9\""};
+    struct json_object *b;
+    struct jbuf jb;
+    char text[2048], e[128];
     (void)state;
 
-    payment_doc_extras(b, &x);
+    assert_int_equal(sales_line_money(&item, MONEY_ROUND_HALF_UP, &line, e, sizeof e), 0);
+    jbuf_init(&jb, 0);
+    b = parsed(&jb, payment_doc_body(&d, &x, &jb), text, sizeof text);
     assert_string_equal(str_at(b, "DepositToAccountRef", "value"), "4");
-    assert_string_equal(str_at(b, "PaymentRefNum", NULL), "PAY-8001");
+    assert_string_equal(str_at(b, "PaymentRefNum", NULL), "PAY-8001 \"\xc3\xa9\"");
     assert_null(str_at(b, "PaymentMethodRef", NULL));
     assert_null(str_at(b, "DueDate", NULL));
     json_object_put(b);
+    assert_string_equal(text, "{\"CustomerRef\":{\"value\":\"58\"},\"TxnDate\":\"2024-03-01\","
+                              "\"PrivateNote\":\"HubSpot payment 8001 hsqb event p-1\",\"Line\":["
+                              "{\"DetailType\":\"SalesItemLineDetail\",\"Amount\":20.00,"
+                              "\"Description\":\"Widget\",\"SalesItemLineDetail\":{\"ItemRef\":"
+                              "{\"value\":\"4\"},\"Qty\":2,\"UnitPrice\":10.00}}],"
+                              "\"DepositToAccountRef\":{\"value\":\"4\"},"
+                              "\"PaymentRefNum\":\"PAY-8001 \\\"\xc3\xa9\\\"\"}");
+    /* a paid invoice: due the day it is issued */
+    d.action = ACTION_CREATE_PAID_INVOICE;
+    x = (struct payment_extras){.due_date = "2024-03-01"};
+    jbuf_init(&jb, 0);
+    json_object_put(parsed(&jb, payment_doc_body(&d, &x, &jb), text, sizeof text));
+    assert_non_null(strstr(text, "}}],\"DueDate\":\"2024-03-01\"}"));
+    /* a deposit account from both the document and the extras would be sent twice */
+    d.deposit_account_id = "35";
+    x = (struct payment_extras){.deposit_account_id = "4"};
+    jbuf_init(&jb, 0);
+    assert_int_equal(payment_doc_body(&d, &x, &jb), -1);
+    jbuf_release(&jb);
 }
 
 static void test_family_takes_payments_only(void **state)
@@ -419,7 +511,7 @@ int main(void)
         cmocka_unit_test(test_private_note),
         cmocka_unit_test(test_payment_body_settles_the_invoice),
         cmocka_unit_test(test_purchase_body),
-        cmocka_unit_test(test_doc_extras),
+        cmocka_unit_test(test_doc_body_with_extras),
         cmocka_unit_test(test_family_takes_payments_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,25 @@ static const char *jstr(struct json_object *o, const char *k)
     return json_object_get_string(v);
 }
 
+/* d's body as QBO receives it: the text into text (textsz), parsed back strictly. */
+static struct json_object *body_of(const struct sales_doc *d, char *text, size_t textsz)
+{
+    struct jbuf jb;
+    struct json_object *b;
+    char e[256];
+
+    jbuf_init(&jb, 0);
+    assert_int_equal(sales_doc_body(d, &jb), 0);
+    assert_non_null(jbuf_cstr(&jb));
+    assert_true(jb.len < textsz);
+    memcpy(text, jb.buf, jb.len + 1);
+    b = json_parse_strict(jb.buf, jb.len, 0, e, sizeof e);
+    if (!b)
+        fail_msg("body is not strict JSON: %s\n%s", e, text);
+    jbuf_release(&jb);
+    return b;
+}
+
 static void test_doc_body(void **state)
 {
     struct hubspot_line_item items[2] = {li("3", "19.99", "53.97"), li("1000000", "0", "0.01")};
@@ -144,9 +163,7 @@ static void test_doc_body(void **state)
     items[0].description = (char *)"Blue widgets";
     assert_int_equal(sales_line_money(&items[0], MONEY_ROUND_HALF_UP, &lines[0], e, sizeof e), 0);
     assert_int_equal(sales_line_money(&items[1], MONEY_ROUND_HALF_UP, &lines[1], e, sizeof e), 0);
-    b = sales_doc_body(&d);
-    assert_non_null(b);
-    snprintf(text, sizeof text, "%s", json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+    b = body_of(&d, text, sizeof text);
     /* money goes out as the exact decimal text, never a binary float's digits */
     assert_non_null(strstr(text, "\"Amount\":53.97"));
     assert_non_null(strstr(text, "\"Qty\":3"));
@@ -168,18 +185,139 @@ static void test_doc_body(void **state)
     line = json_object_array_get_idx(v, 1);
     assert_non_null(strstr(jstr(line, "Description"), "quantity 1000000 at 0"));
     json_object_put(b);
+    /* the exact text QBO receives, members in this order */
+    assert_string_equal(
+        text,
+        "{\"CustomerRef\":{\"value\":\"58\"},\"TxnDate\":\"2026-03-01\","
+        "\"SalesTermRef\":{\"value\":\"3\"},\"PrivateNote\":\"HubSpot deal 9001 hsqb event e-1\","
+        "\"Line\":[{\"DetailType\":\"SalesItemLineDetail\",\"Amount\":53.97,"
+        "\"Description\":\"Blue widgets\",\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"4\"},"
+        "\"Qty\":3,\"UnitPrice\":17.99}},{\"DetailType\":\"SalesItemLineDetail\",\"Amount\":0.01,"
+        "\"Description\":\"Widget - quantity 1000000 at 0\",\"SalesItemLineDetail\":{\"ItemRef\":"
+        "{\"value\":\"19\"},\"Qty\":1,\"UnitPrice\":0.01}}]}");
 
     d.action = ACTION_CREATE_SALES_RECEIPT;
-    b = sales_doc_body(&d);
+    b = body_of(&d, text, sizeof text);
     assert_false(json_object_object_get_ex(b, "SalesTermRef", &v));
     assert_string_equal(jstr(json_object_object_get(b, "DepositToAccountRef"), "value"), "35");
     json_object_put(b);
 
     d.action = ACTION_CREATE_ESTIMATE;
-    b = sales_doc_body(&d);
+    b = body_of(&d, text, sizeof text);
     assert_false(json_object_object_get_ex(b, "SalesTermRef", &v));
     assert_false(json_object_object_get_ex(b, "DepositToAccountRef", &v));
     json_object_put(b);
+}
+
+/* A one-line estimate of item ("58", 2026-03-01, item "4"), its money into *line. */
+static struct sales_doc one_line_doc(struct hubspot_line_item *item, struct sales_line *line)
+{
+    static const char *const ids[1] = {"4"};
+    char e[128];
+
+    assert_int_equal(sales_line_money(item, MONEY_ROUND_HALF_UP, line, e, sizeof e), 0);
+    return (struct sales_doc){.action = ACTION_CREATE_ESTIMATE,
+                              .customer_id = "58",
+                              .txn_date = "2026-03-01",
+                              .private_note = "n",
+                              .li = item,
+                              .lines = line,
+                              .item_ids = ids,
+                              .n = 1};
+}
+
+/* Amounts go out as the exact decimal money_format gives (two places, trailing zeros
+ * kept), quantities trimmed, unit prices with 2 to 7 places. */
+static void test_doc_body_exact_amounts(void **state)
+{
+    struct hubspot_line_item item = li("2.5", "150.00", "375.00");
+    struct sales_line line;
+    struct sales_doc d = one_line_doc(&item, &line);
+    char text[4096];
+    (void)state;
+
+    json_object_put(body_of(&d, text, sizeof text));
+    assert_non_null(strstr(text, "\"Amount\":375.00,\"Description\":\"Widget\","
+                                 "\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"4\"},"
+                                 "\"Qty\":2.5,\"UnitPrice\":150.00}}]}"));
+    item = li(NULL, "1234.5", NULL); /* no amount: quantity 1 x price */
+    d = one_line_doc(&item, &line);
+    json_object_put(body_of(&d, text, sizeof text));
+    assert_non_null(strstr(text, "\"Amount\":1234.50,"));
+    assert_non_null(strstr(text, "\"Qty\":1,\"UnitPrice\":1234.50}"));
+    item = li("3", "3.34", "10.00");
+    d = one_line_doc(&item, &line);
+    json_object_put(body_of(&d, text, sizeof text));
+    assert_non_null(strstr(text, "\"Amount\":10.00,"));
+    assert_non_null(strstr(text, "\"Qty\":3,\"UnitPrice\":3.3333333}"));
+}
+
+/* Whatever a HubSpot description holds, the body stays valid JSON and QBO reads back the
+ * very same text. */
+static void test_doc_body_escapes_descriptions(void **state)
+{
+    static const char desc[] = "Say \"hi\" C:\\temp\\x\ttab\nline\r\b\f \x01\x1f\x7f / "
+                               "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe4\xb8\xad";
+    struct hubspot_line_item item = li("1", "10.00", "10.00");
+    struct sales_line line;
+    struct sales_doc d;
+    struct json_object *b, *l;
+    char text[4096];
+    (void)state;
+
+    item.description = (char *)desc;
+    d = one_line_doc(&item, &line);
+    d.customer_id = "5\"8";
+    d.private_note = "HubSpot deal 9001 \\ \"x\" hsqb event e-1";
+    b = body_of(&d, text, sizeof text);
+    l = json_object_array_get_idx(json_object_object_get(b, "Line"), 0);
+    assert_string_equal(jstr(l, "Description"), desc);
+    assert_string_equal(jstr(b, "PrivateNote"), d.private_note);
+    assert_string_equal(jstr(json_object_object_get(b, "CustomerRef"), "value"), "5\"8");
+    /* escaped as json-c did (short forms, \u00XX), UTF-8 passed through as is */
+    assert_non_null(strstr(text, "\"Description\":\"Say \\\"hi\\\" C:\\\\temp\\\\x\\ttab\\nline"
+                                 "\\r\\b\\f \\u0001\\u001f\x7f / caf\xc3\xa9 \xe2\x82\xac"));
+    json_object_put(b);
+}
+
+/* A description longer than QBO's 4000 bytes is cut on a character boundary, never
+ * inside a UTF-8 sequence. */
+static void test_doc_body_long_description(void **state)
+{
+    char *desc = malloc(4100), text[8192];
+    struct hubspot_line_item item = li("1", "10.00", "10.00");
+    struct sales_line line;
+    struct sales_doc d;
+    struct json_object *b;
+    const char *got;
+    (void)state;
+
+    assert_non_null(desc);
+    memset(desc, 'a', 3999);
+    memcpy(desc + 3999, "\xe2\x82\xac tail", 9); /* a euro sign across byte 4000 */
+    item.description = desc;
+    d = one_line_doc(&item, &line);
+    b = body_of(&d, text, sizeof text);
+    got = jstr(json_object_array_get_idx(json_object_object_get(b, "Line"), 0), "Description");
+    assert_int_equal(strlen(got), 3999);
+    assert_int_equal(strspn(got, "a"), 3999);
+    json_object_put(b);
+    free(desc);
+}
+
+/* A body that does not fit the caller's cap fails instead of going out truncated. */
+static void test_doc_body_cap(void **state)
+{
+    struct hubspot_line_item item = li("1", "10.00", "10.00");
+    struct sales_line line;
+    struct sales_doc d = one_line_doc(&item, &line);
+    struct jbuf jb;
+    (void)state;
+
+    jbuf_init(&jb, 64);
+    assert_int_equal(sales_doc_body(&d, &jb), -1);
+    assert_null(jbuf_cstr(&jb));
+    jbuf_release(&jb);
 }
 
 static void test_note_and_date(void **state)
@@ -217,6 +355,10 @@ int main(void)
         cmocka_unit_test(test_line_money_without_amount),
         cmocka_unit_test(test_line_money_refusals),
         cmocka_unit_test(test_doc_body),
+        cmocka_unit_test(test_doc_body_exact_amounts),
+        cmocka_unit_test(test_doc_body_escapes_descriptions),
+        cmocka_unit_test(test_doc_body_long_description),
+        cmocka_unit_test(test_doc_body_cap),
         cmocka_unit_test(test_note_and_date),
         cmocka_unit_test(test_ops_table),
     };

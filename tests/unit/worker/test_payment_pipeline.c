@@ -213,17 +213,18 @@ static void test_sales_receipt_from_payment(void **state)
 {
     char *ev = event_json("pay-sr-1", "create_sales_receipt", PORTAL1, 8001, H_REALM_US1,
                           "\"create_missing_products\":\"true\"");
-    struct json_object *r, *sr, *pm, *body;
+    struct json_object *r, *sr, *pm;
+    const char *body;
     struct api_error err;
     struct http_client *http = h_http_new();
     int posts;
     (void)state;
 
     /* the company records card payments under "Credit Card" */
-    body = json_tokener_parse("{\"Name\":\"Credit Card\",\"Type\":\"CREDIT_CARD\"}");
-    assert_int_equal(
-        qbo_create(E.q, http, H.redis, H_REALM_US1, "paymentmethod", body, NULL, &pm, &err), 0);
-    json_object_put(body);
+    body = "{\"Name\":\"Credit Card\",\"Type\":\"CREDIT_CARD\"}";
+    assert_int_equal(qbo_create(E.q, http, H.redis, H_REALM_US1, "paymentmethod", body,
+                                strlen(body), NULL, &pm, &err),
+                     0);
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
@@ -266,10 +267,9 @@ static void test_default_item_is_a_setting(void **state)
 
     if (tp_env_build(&E, h_config(extra), e, sizeof e) < 0)
         fail_msg("env: %s", e);
-    seed_hubspot(PORTAL1,
-                 "{\"commerce_payments\":[{\"id\":\"8012\",\"properties\":{"
-                 "\"hs_initial_amount\":\"80.00\",\"hs_latest_status\":\"succeeded\"},"
-                 "\"associations\":{\"contacts\":[\"306\"]}}]}");
+    seed_hubspot(PORTAL1, "{\"commerce_payments\":[{\"id\":\"8012\",\"properties\":{"
+                          "\"hs_initial_amount\":\"80.00\",\"hs_latest_status\":\"succeeded\"},"
+                          "\"associations\":{\"contacts\":[\"306\"]}}]}");
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);
     assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");

@@ -73,13 +73,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct json_object *parse(const char *text)
-{
-    struct json_object *o = json_tokener_parse(text);
-    assert_non_null(o);
-    return o;
-}
-
 static const char *str_of(struct json_object *o, const char *key)
 {
     const char *s = NULL;
@@ -112,14 +105,15 @@ static void add_fault(const char *json)
 
 static void test_create_same_requestid_once(void **state)
 {
-    struct json_object *body = parse(INVOICE("HS-T-1")), *a, *b, *reqs;
+    const char *body = INVOICE("HS-T-1");
+    struct json_object *a, *b, *reqs;
     struct api_error err;
     (void)state;
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
                                 "hsqb-test-requestid-0001", &a, &err),
                      0);
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "Invoice", body,
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "Invoice", body, strlen(body),
                                 "hsqb-test-requestid-0001", &b, &err),
                      0);
     assert_string_equal(str_of(a, "Id"), str_of(b, "Id"));
@@ -136,12 +130,12 @@ static void test_create_same_requestid_once(void **state)
     json_object_put(reqs);
     json_object_put(a);
     json_object_put(b);
-    json_object_put(body);
 }
 
 static void test_401_mid_call_resends_same_requestid(void **state)
 {
-    struct json_object *body = parse(INVOICE("HS-T-401")), *inv, *reqs;
+    const char *body = INVOICE("HS-T-401");
+    struct json_object *inv, *reqs;
     struct api_error err;
     (void)state;
 
@@ -151,7 +145,7 @@ static void test_401_mid_call_resends_same_requestid(void **state)
     add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
               "\"status\":401,\"times\":1,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\","
               "\"message\":\"message=AuthenticationFailed\"}],\"type\":\"AUTHENTICATION\"}}}");
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
                                 "hsqb-test-requestid-401", &inv, &err),
                      0);
     assert_string_equal(str_of(inv, "DocNumber"), "HS-T-401");
@@ -164,7 +158,6 @@ static void test_401_mid_call_resends_same_requestid(void **state)
                      1);
     json_object_put(reqs);
     json_object_put(inv);
-    json_object_put(body);
 }
 
 static void test_401_expired_token_refreshes(void **state)
@@ -236,7 +229,8 @@ static void b_holds_t1_while_a_stored_t2(char **t1, char **t2)
 
 static void test_401_twice_forces_refresh_same_requestid(void **state)
 {
-    struct json_object *body = parse(INVOICE("HS-T-401x2")), *inv, *reqs;
+    const char *body = INVOICE("HS-T-401x2");
+    struct json_object *inv, *reqs;
     struct api_error err;
     char *t1, *t2, *t3;
     (void)state;
@@ -249,7 +243,7 @@ static void test_401_twice_forces_refresh_same_requestid(void **state)
     add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
               "\"status\":401,\"times\":2,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\","
               "\"message\":\"message=AuthenticationFailed\"}],\"type\":\"AUTHENTICATION\"}}}");
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
                                 "hsqb-test-requestid-401x2", &inv, &err),
                      0);
     assert_string_equal(str_of(inv, "DocNumber"), "HS-T-401x2");
@@ -265,7 +259,6 @@ static void test_401_twice_forces_refresh_same_requestid(void **state)
         rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-401x2'"), 1);
     json_object_put(reqs);
     json_object_put(inv);
-    json_object_put(body);
     free(t1);
     free(t2);
     free(t3);
@@ -299,6 +292,30 @@ static void test_invalid_grant_on_forced_refresh_is_reauth(void **state)
     free(t2);
 }
 
+/* The body goes out byte for byte as given, exactly body_len bytes of it (no NUL needed):
+ * what the builders wrote is what QBO parses. */
+static void test_create_sends_body_as_given(void **state)
+{
+    static const char text[] = "{\"DisplayName\":\"Len \\\"Test\\\" caf\xc3\xa9 a/b\"}"
+                               "GARBAGE THAT MUST NOT BE SENT";
+    size_t len = strlen(text) - strlen("GARBAGE THAT MUST NOT BE SENT");
+    struct json_object *cust, *reqs;
+    struct api_error err;
+    const char *sent;
+    (void)state;
+
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", text, len,
+                                "hsqb-test-requestid-len", &cust, &err),
+                     0);
+    assert_string_equal(str_of(cust, "DisplayName"), "Len \"Test\" caf\xc3\xa9 a/b");
+    assert_int_equal(h_count("vendor=qbo&method=POST", &reqs), 1);
+    sent = str_of(json_object_array_get_idx(reqs, 0), "body");
+    assert_int_equal(strlen(sent), len);
+    assert_memory_equal(sent, text, len);
+    json_object_put(reqs);
+    json_object_put(cust);
+}
+
 static void test_sql_quote(void **state)
 {
     char buf[64];
@@ -316,15 +333,16 @@ static void test_sql_quote(void **state)
 
 static void test_query_with_apostrophes(void **state)
 {
-    struct json_object *body = parse("{\"GivenName\":\"Conan\",\"FamilyName\":\"O'Brien\","
-                                     "\"DisplayName\":\"Conan O'Brien\"}"),
-                       *cust, *rows;
+    const char *body = "{\"GivenName\":\"Conan\",\"FamilyName\":\"O'Brien\","
+                       "\"DisplayName\":\"Conan O'Brien\"}";
+    struct json_object *cust, *rows;
     struct api_error err;
     char lit[128], sql[256];
     (void)state;
 
-    assert_int_equal(
-        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", body, NULL, &cust, &err), 0);
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", body, strlen(body),
+                                NULL, &cust, &err),
+                     0);
     qbo_sql_quote("Conan O'Brien", lit, sizeof lit);
     snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", lit);
     assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1, sql, &rows, &err), 0);
@@ -344,21 +362,22 @@ static void test_query_with_apostrophes(void **state)
     assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Customer WHERE GivenName = 'Nobody'"),
                      0);
     json_object_put(cust);
-    json_object_put(body);
 }
 
 static void test_validation_faults(void **state)
 {
-    struct json_object *dup = parse("{\"DisplayName\":\"Amy's Bird Sanctuary\"}"), *out = NULL;
-    struct json_object *bad = parse(
+    const char *dup = "{\"DisplayName\":\"Amy's Bird Sanctuary\"}";
+    const char *bad =
         "{\"CustomerRef\":{\"value\":\"1\"},\"Line\":[{\"DetailType\":\"SalesItemLineDetail\","
         "\"Amount\":301.00,\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"1\"},\"Qty\":2,"
-        "\"UnitPrice\":150.00}}]}");
+        "\"UnitPrice\":150.00}}]}";
+    struct json_object *out = NULL;
     struct api_error err;
     (void)state;
 
-    assert_int_equal(
-        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", dup, "rid-6240", &out, &err), -1);
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", dup, strlen(dup),
+                                "rid-6240", &out, &err),
+                     -1);
     assert_null(out);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
@@ -368,8 +387,9 @@ static void test_validation_faults(void **state)
     assert_true(err.upstream_id[0] != 0); /* intuit_tid */
     assert_int_equal(api_error_retryable(&err), 0);
 
-    assert_int_equal(
-        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", bad, NULL, &out, &err), -1);
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", bad, strlen(bad),
+                                NULL, &out, &err),
+                     -1);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_string_equal(err.qbo_fault_code, "6070");
     assert_non_null(strstr(err.message, "ValidationFault"));
@@ -379,11 +399,20 @@ static void test_validation_faults(void **state)
         qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Custmoer", &out, &err), -1);
     assert_string_equal(err.qbo_fault_code, "4001");
     /* An unknown entity never leaves the process. */
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "widget", dup, NULL, &out, &err),
+    assert_int_equal(
+        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "widget", dup, strlen(dup), NULL, &out, &err),
+        -1);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    /* Nor does a missing body (a builder that failed) or one over QBO_BODY_MAX. */
+    assert_int_equal(
+        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", NULL, 0, NULL, &out, &err), -1);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", dup,
+                                (size_t)QBO_BODY_MAX + 1, NULL, &out, &err),
                      -1);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
-    json_object_put(dup);
-    json_object_put(bad);
+    assert_null(out);
 }
 
 #define THROTTLE_XML                                                                               \
@@ -597,6 +626,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invalid_grant_on_forced_refresh_is_reauth, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_create_sends_body_as_given, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_with_apostrophes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_and_server_errors, setup, teardown),
