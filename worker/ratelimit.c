@@ -112,8 +112,14 @@ struct local_entry {
     char tenant[RATELIMIT_TENANT_MAX + 1];
 };
 
+/* The script arguments that depend only on the kind, formatted once at start-up. */
+struct kind_args {
+    char limit[24], window[24], cap[24], lease[24];
+};
+
 struct ratelimit {
     struct ratelimit_opts o;
+    struct kind_args args[RL_KIND_COUNT];
     struct redis_script acquire, release, penalize;
     pthread_mutex_t mu;
     struct local_entry *buckets[RL_LOCAL_BUCKETS];
@@ -182,6 +188,14 @@ struct ratelimit *ratelimit_new_opts(const struct ratelimit_opts *o, char *errst
         return NULL;
     }
     rl->o = *o;
+    for (int k = 0; k < RL_KIND_COUNT; k++) {
+        const struct ratelimit_limits *l = &o->kind[k];
+        struct kind_args *a = &rl->args[k];
+        snprintf(a->limit, sizeof a->limit, "%lld", (long long)l->limit);
+        snprintf(a->window, sizeof a->window, "%lld", (long long)l->window_ms);
+        snprintf(a->cap, sizeof a->cap, "%d", l->global_concurrency);
+        snprintf(a->lease, sizeof a->lease, "%lld", (long long)l->lease_ms);
+    }
     if (redis_script_init(&rl->acquire, ACQUIRE_LUA, errstr, errsz) < 0 ||
         redis_script_init(&rl->release, RELEASE_LUA, errstr, errsz) < 0 ||
         redis_script_init(&rl->penalize, PENALIZE_LUA, errstr, errsz) < 0) {
@@ -244,28 +258,46 @@ static int check_tenant(enum ratelimit_kind kind, const char *tenant, char *errs
 static int build_keys(struct redis_conn *redis, enum ratelimit_kind kind, const char *tenant,
                       char *rate, char *conc, size_t sz, char *errstr, size_t errsz)
 {
-    int n =
-        snprintf(rate, sz, "%srate:{%s:%s}", redis_conn_prefix(redis), kind_names[kind], tenant);
-    if (n < 0 || (size_t)n + 5 >= sz) {
-        snprintf(errstr, errsz, "ratelimit: key too long");
-        return -1;
+    const char *parts[] = {redis_conn_prefix(redis), "rate:{", kind_names[kind], ":", tenant, "}"};
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t l = strlen(parts[i]);
+        if (n + l + 5 >= sz) {
+            snprintf(errstr, errsz, "ratelimit: key too long");
+            return -1;
+        }
+        memcpy(rate + n, parts[i], l);
+        n += l;
     }
-    snprintf(conc, sz, "%s:conc", rate);
+    rate[n] = '\0';
+    memcpy(conc, rate, n);
+    memcpy(conc + n, ":conc", 6);
     return 0;
 }
 
+/* A lease token only has to be unique among the live leases of all replicas: 64 random
+ * bits drawn once per thread, then a per-thread counter, so an admission costs no
+ * getrandom() system call. */
 static int make_token(char *dst, size_t dstsz)
 {
-    unsigned char raw[16];
+    static __thread uint64_t seed, counter;
+    static __thread int seeded;
     static const char hex[] = "0123456789abcdef";
+    uint64_t w[2];
 
-    if (dstsz < 2 * sizeof raw + 1 || getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+    if (dstsz < 33)
         return -1;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        dst[2 * i] = hex[raw[i] >> 4];
-        dst[2 * i + 1] = hex[raw[i] & 15];
+    if (!seeded) {
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            return -1;
+        seeded = 1;
     }
-    dst[2 * sizeof raw] = '\0';
+    w[0] = seed;
+    w[1] = ++counter;
+    for (int i = 0; i < 32; i++)
+        dst[i] = hex[(w[i / 16] >> (60 - 4 * (i % 16))) & 15];
+    dst[32] = '\0';
     return 0;
 }
 
@@ -380,8 +412,7 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
                                         int64_t *retry_after_ms, char *errstr, size_t errsz)
 {
     char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX];
-    char a_limit[24], a_window[24], a_cap[24], a_lease[24];
-    const char *keys[2] = {rate, conc}, *args[5] = {a_limit, a_window, a_cap, a_lease, token};
+    const char *keys[2] = {rate, conc}, *args[5] = {NULL, NULL, NULL, NULL, token};
     const struct ratelimit_limits *l;
     int64_t waited_us = 0, t0 = now_us();
     enum ratelimit_status st = RL_ERROR;
@@ -401,10 +432,10 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
         snprintf(errstr, errsz, "ratelimit: getrandom failed");
         goto out_nolocal;
     }
-    snprintf(a_limit, sizeof a_limit, "%lld", (long long)l->limit);
-    snprintf(a_window, sizeof a_window, "%lld", (long long)l->window_ms);
-    snprintf(a_cap, sizeof a_cap, "%d", l->global_concurrency);
-    snprintf(a_lease, sizeof a_lease, "%lld", (long long)l->lease_ms);
+    args[0] = rl->args[kind].limit;
+    args[1] = rl->args[kind].window;
+    args[2] = rl->args[kind].cap;
+    args[3] = rl->args[kind].lease;
 
     rc = local_acquire(rl, kind, tenant, deadline_ms);
     waited_us += now_us() - t0; /* the local slot: ~0 unless the tenant's cap was full */
@@ -480,15 +511,14 @@ out_nolocal:
 
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot)
 {
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256], a_win[24];
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256];
     const char *keys[2] = {rate, conc}, *args[3];
     int rc = -1;
 
     if (!slot || !slot->held)
         return;
-    snprintf(a_win, sizeof a_win, "%lld", (long long)rl->o.kind[slot->kind].window_ms);
     args[0] = slot->token;
-    args[1] = a_win;
+    args[1] = rl->args[slot->kind].window;
     args[2] = slot->leased ? "1" : "0";
     if (!redis)
         snprintf(err, sizeof err, "no redis connection");

@@ -361,6 +361,50 @@ static void test_global_concurrency_across_replicas(void **state)
     redis_conn_free(cb);
 }
 
+struct token_grab {
+    struct ratelimit *rl;
+    struct ratelimit_slot slot[8];
+    char token[8][RATELIMIT_TOKEN_MAX];
+};
+
+static void *grab_tokens(void *arg)
+{
+    struct token_grab *g = arg;
+    struct redis_conn *c = conn();
+    for (int i = 0; i < 8; i++)
+        if (acq(g->rl, c, "rt", 0, &g->slot[i], NULL) != RL_OK)
+            fail_msg("admission %d refused", i);
+    for (int i = 0; i < 8; i++) {
+        memcpy(g->token[i], g->slot[i].token, RATELIMIT_TOKEN_MAX);
+        ratelimit_release(g->rl, c, &g->slot[i]);
+    }
+    redis_conn_free(c);
+    return NULL;
+}
+
+/* Lease tokens come from a per-thread seed and counter (no getrandom per admission): they
+ * must still differ between admissions and between threads, and stay 32 hex digits. */
+static void test_lease_tokens_unique(void **state)
+{
+    struct ratelimit *rl = limiter(1000, 1000, 64, 64, 10000);
+    struct token_grab g[3] = {{.rl = rl}, {.rl = rl}, {.rl = rl}};
+    pthread_t th[3];
+    (void)state;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, grab_tokens, &g[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 24; i++) {
+        const char *t = g[i / 8].token[i % 8];
+        assert_int_equal(strlen(t), 32);
+        assert_int_equal(strspn(t, "0123456789abcdef"), 32);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(t, g[j / 8].token[j % 8]);
+    }
+    ratelimit_free(rl);
+}
+
 static void test_redis_down_is_an_error(void **state)
 {
     struct ratelimit *rl = limiter(100, 1000, 1, 0, 1000);
@@ -481,6 +525,7 @@ int main(void)
         cmocka_unit_test_setup(test_penalize_blocks_every_replica, flush),
         cmocka_unit_test_setup(test_local_concurrency_cap, flush),
         cmocka_unit_test_setup(test_global_concurrency_across_replicas, flush),
+        cmocka_unit_test_setup(test_lease_tokens_unique, flush),
         cmocka_unit_test_setup(test_redis_down_is_an_error, flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
