@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/json.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@ static _Atomic int g_fd = 1;
 static pthread_mutex_t g_secrets_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *g_secrets[LOG_MAX_SECRETS];
 static size_t g_nsecrets;
+static unsigned char g_secret_first[256]; /* first bytes of g_secrets */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -76,10 +78,12 @@ int log_register_secret(const char *value)
         goto out;
     }
     g_secrets[g_nsecrets] = strdup(value);
-    if (!g_secrets[g_nsecrets])
+    if (!g_secrets[g_nsecrets]) {
         rc = -1;
-    else
+    } else {
         g_nsecrets++;
+        g_secret_first[(unsigned char)value[0]] = 1;
+    }
 out:
     pthread_mutex_unlock(&g_secrets_mu);
     return rc;
@@ -91,6 +95,7 @@ void log_clear_secrets(void)
     for (size_t i = 0; i < g_nsecrets; i++)
         free(g_secrets[i]);
     g_nsecrets = 0;
+    memset(g_secret_first, 0, sizeof g_secret_first);
     pthread_mutex_unlock(&g_secrets_mu);
 }
 
@@ -114,6 +119,20 @@ static const char *const secret_prefixes[] = {
     "bearer ",        "basic ",          "access_token=", "refresh_token=", "client_secret=",
     "password=",      "\"access_token\"", "\"refresh_token\"", "\"client_secret\"",
     "\"password\"",   "\"authorization\"", "\"token\""};
+
+/* First bytes worth a closer look: a prefix's (either case) or a registered secret's
+ * (g_secret_first, under g_secrets_mu). Any other byte is copied without comparing. */
+static unsigned char g_prefix_first[256];
+static pthread_once_t g_prefix_once = PTHREAD_ONCE_INIT;
+
+static void prefix_first_init(void)
+{
+    for (size_t i = 0; i < sizeof secret_prefixes / sizeof *secret_prefixes; i++) {
+        unsigned char c = (unsigned char)secret_prefixes[i][0];
+        g_prefix_first[c] = g_prefix_first[(unsigned char)tolower(c)] =
+            g_prefix_first[(unsigned char)toupper(c)] = 1;
+    }
+}
 
 static int is_token_char(unsigned char c)
 {
@@ -159,9 +178,14 @@ char *log_redact(const char *text, char *out, size_t outsz)
         out[0] = '\0';
         return out;
     }
+    pthread_once(&g_prefix_once, prefix_first_init);
     pthread_mutex_lock(&g_secrets_mu);
     for (const char *p = text; *p && o + 1 < outsz;) {
         size_t matched = 0;
+        if (!g_prefix_first[(unsigned char)*p] && !g_secret_first[(unsigned char)*p]) {
+            out[o++] = *p++;
+            continue;
+        }
         for (size_t i = 0; i < g_nsecrets && !matched; i++) {
             size_t n = strlen(g_secrets[i]);
             if (strncmp(p, g_secrets[i], n) == 0) {
