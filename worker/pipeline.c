@@ -57,21 +57,28 @@ static const char reclaim_failed_lua[] =
 static void keeper_add(struct keeper *k, struct kept *e)
 {
     pthread_mutex_lock(&k->mu);
+    e->prev = NULL;
     e->next = k->head;
+    if (k->head)
+        k->head->prev = e;
     k->head = e;
+    e->linked = 1;
     pthread_mutex_unlock(&k->mu);
 }
 
 void keeper_remove(struct keeper *k, struct kept *e)
 {
-    struct kept **pp;
-
     pthread_mutex_lock(&k->mu);
-    for (pp = &k->head; *pp; pp = &(*pp)->next)
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
+    if (e->linked) {
+        if (e->prev)
+            e->prev->next = e->next;
+        else
+            k->head = e->next;
+        if (e->next)
+            e->next->prev = e->prev;
+        e->next = e->prev = NULL;
+        e->linked = 0;
+    }
     pthread_mutex_unlock(&k->mu);
 }
 

@@ -45,7 +45,8 @@
 struct kept {
     struct redis_lease lease;
     atomic_int lost;
-    struct kept *next;
+    struct kept *next, *prev; /* the keeper's list, under its mutex */
+    int linked;               /* on the list (removal is O(1) and idempotent) */
 };
 
 struct keeper {
