@@ -421,7 +421,7 @@ int payment_purchase_body(const struct purchase_body *b, struct jbuf *out)
 
 /* QBO cannot filter a Purchase on its payee: the lookup reads the day's Purchases. */
 static int purchase_create_once(const struct action_ctx *ctx, const char *step, const char *body,
-                                size_t body_len, const char *txn_date, struct json_object **out,
+                                size_t body_len, const char *txn_date, struct qbo_created *out,
                                 struct api_error *err)
 {
     char where[32];
@@ -624,7 +624,7 @@ static int check_qbo(struct prun *r, size_t *nmissing, struct action_outcome *ou
 }
 
 /* Customer, missing items and the sales document (round 1: after a 610). */
-static int write_doc(struct prun *r, size_t nmissing, int round, struct json_object **doc,
+static int write_doc(struct prun *r, size_t nmissing, int round, struct qbo_created *doc,
                      struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
@@ -673,26 +673,20 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct json_obj
 }
 
 /* The Payment settling invoice inv in full: its id into payment_id. */
-static int write_payment(struct prun *r, struct json_object *inv, char *payment_id,
+static int write_payment(struct prun *r, const struct qbo_created *inv, char *payment_id,
                          struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     char note[PAYMENT_NOTE_MAX];
-    struct json_object *pay = NULL;
-    const char *inv_id, *pid;
+    struct qbo_created pay;
     struct payment_body b;
     struct jbuf body;
     int rc;
 
-    if (json_get_str(inv, "Id", &inv_id) != JGET_OK || !*inv_id) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned an Invoice without an Id");
-        return -1;
-    }
     payment_private_note(ctx->ev, NULL, r->f.reference, note, sizeof note);
     b = (struct payment_body){
         .customer_id = r->customer_id,
-        .invoice_id = inv_id,
+        .invoice_id = inv->id, /* never "": qbo_created's rules */
         .amount_cents = r->total_cents,
         .txn_date = r->date,
         .private_note = note,
@@ -709,19 +703,12 @@ static int write_payment(struct prun *r, struct json_object *inv, char *payment_
     jbuf_release(&body);
     if (rc < 0)
         return -1;
-    if (json_get_str(pay, "Id", &pid) != JGET_OK || !*pid || strlen(pid) >= RESOLVE_ID_MAX) {
-        json_object_put(pay);
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned a Payment without an Id");
-        return -1;
-    }
-    snprintf(payment_id, RESOLVE_ID_MAX, "%s", pid);
-    json_object_put(pay);
+    snprintf(payment_id, RESOLVE_ID_MAX, "%s", pay.id);
     return 0;
 }
 
-static int fill_outcome(const struct prun *r, struct json_object *doc, struct action_outcome *out,
-                        struct api_error *err)
+static int fill_outcome(const struct prun *r, const struct qbo_created *doc,
+                        struct action_outcome *out, struct api_error *err)
 {
     out->total_cents = r->total_cents;
     snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
@@ -733,9 +720,9 @@ static int fill_outcome(const struct prun *r, struct json_object *doc, struct ac
 static int run_document(struct prun *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
-    struct json_object *doc = NULL;
+    struct qbo_created doc;
     size_t nmissing = 0;
-    int rc = -1, round;
+    int round;
 
     if (read_lines(r, out, err) < 0 || check_qbo(r, &nmissing, out, err) < 0)
         return -1;
@@ -757,12 +744,9 @@ static int run_document(struct prun *r, struct action_outcome *out, struct api_e
         }
     }
     if (ctx->ev->action == ACTION_CREATE_PAID_INVOICE &&
-        write_payment(r, doc, out->payment_id, err) < 0)
-        goto out;
-    rc = fill_outcome(r, doc, out, err);
-out:
-    json_object_put(doc);
-    return rc;
+        write_payment(r, &doc, out->payment_id, err) < 0)
+        return -1;
+    return fill_outcome(r, &doc, out, err);
 }
 
 static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
@@ -772,7 +756,7 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     static const char *const what[] = {"processing fees", "net amount", "amount"};
     char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX], vendor_id[RESOLVE_ID_MAX];
     char note[PAYMENT_NOTE_MAX], desc[DESC_MAX], cut[65];
-    struct json_object *doc = NULL;
+    struct qbo_created doc;
     struct purchase_body pb;
     struct jbuf body;
     int64_t amount;
@@ -819,9 +803,7 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     if (rc < 0)
         return -1;
     r->total_cents = amount;
-    rc = fill_outcome(r, doc, out, err);
-    json_object_put(doc);
-    return rc;
+    return fill_outcome(r, &doc, out, err);
 }
 
 static int payment_handles(enum hsqb_action a, enum hsqb_object_type t)

@@ -14,7 +14,9 @@
  * Bodies are written straight as JSON text into a jbuf (common/json.h) rather than built
  * as json-c trees and serialised: a tree per create (a hash table per nested object, every
  * key copied) cost a few percent of the worker's CPU for nothing, and amounts go out as
- * the exact decimal text money_format() gives, never through a double.
+ * the exact decimal text money_format() gives, never through a double. Answers likewise:
+ * of a created document only Id, DocNumber and currency are read, into a struct
+ * qbo_created (qbo_create_doc() reads the answer with the tape parser, no tree).
  */
 #include "worker/action_sales.h"
 
@@ -75,26 +77,21 @@ void action_outcome_release(struct action_outcome *o)
     memset(o, 0, sizeof *o);
 }
 
-int action_outcome_fill(struct action_outcome *out, enum hsqb_action a, struct json_object *doc,
-                        const struct resolve_item *items, size_t n, struct api_error *err)
+int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
+                        const struct qbo_created *doc, const struct resolve_item *items, size_t n,
+                        struct api_error *err)
 {
-    const char *s;
-    struct json_object *cur;
     size_t i, nc = 0;
 
     snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(a));
-    if (json_get_str(doc, "Id", &s) != JGET_OK || !*s || strlen(s) >= sizeof out->id) {
+    if (!doc->id[0]) { /* qbo_created's fills never leave it so */
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
                       "QuickBooks returned a %s without an Id", out->entity);
         return -1;
     }
-    snprintf(out->id, sizeof out->id, "%s", s);
-    if (json_get_str(doc, "DocNumber", &s) == JGET_OK && strlen(s) < sizeof out->doc_number)
-        snprintf(out->doc_number, sizeof out->doc_number, "%s", s);
-    snprintf(out->currency, sizeof out->currency, "USD");
-    if (json_get_obj(doc, "CurrencyRef", &cur) == JGET_OK &&
-        json_get_str(cur, "value", &s) == JGET_OK && strlen(s) == 3)
-        snprintf(out->currency, sizeof out->currency, "%s", s);
+    snprintf(out->id, sizeof out->id, "%s", doc->id);
+    snprintf(out->doc_number, sizeof out->doc_number, "%s", doc->doc_number);
+    snprintf(out->currency, sizeof out->currency, "%s", doc->currency[0] ? doc->currency : "USD");
     for (i = 0; i < n && items; i++)
         nc += items[i].created;
     if (!nc)
@@ -350,17 +347,18 @@ static int sent_before(const struct action_ctx *ctx, const char *step, const cha
     return before;
 }
 
-/* Our entity among those matching where: *found is a new reference or NULL. Of several
- * (two creates raced), the lowest Id, so every attempt settles on the same one. */
+/* Our entity among those matching where: 1 with *found filled, 0 when there is none,
+ * -1 with *err. Of several (two creates raced), the lowest Id, so every attempt settles
+ * on the same one. */
 static int find_ours(const struct action_ctx *ctx, const char *entity, const char *where,
-                     size_t lookup_max, struct json_object **found, struct api_error *err)
+                     size_t lookup_max, struct qbo_created *found, struct api_error *err)
 {
     char sql[QBO_SQL_MAX];
     struct json_object *rows = NULL, *best = NULL;
     const char *bid = NULL;
     size_t i, n;
+    int rc = 0;
 
-    *found = NULL;
     snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE %s", entity, where);
     if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0, lookup_max,
                       &rows, NULL, err) < 0)
@@ -379,27 +377,25 @@ static int find_ours(const struct action_ctx *ctx, const char *entity, const cha
         }
     }
     if (best)
-        *found = json_object_get(best);
+        rc = qbo_created_from_json(best, entity, found, err) < 0 ? -1 : 1;
     json_object_put(rows);
-    return 0;
+    return rc;
 }
 
 int action_create_once_where(const struct action_ctx *ctx, const char *step, const char *entity,
                              const char *body, size_t body_len, const char *where,
-                             size_t lookup_max, struct json_object **out_entity,
-                             struct api_error *err)
+                             size_t lookup_max, struct qbo_created *out, struct api_error *err)
 {
     char rid[HASH_REQUEST_ID_MAX + 1];
-    struct json_object *found = NULL;
+    int found;
 
     api_error_clear(err);
     if (sent_before(ctx, step, entity) && where) {
-        if (find_ours(ctx, entity, where, lookup_max, &found, err) < 0)
+        if ((found = find_ours(ctx, entity, where, lookup_max, out, err)) < 0)
             return -1;
         if (found) {
             log_info("event %s: %s already created by an earlier attempt; reusing it", ctx->ev->id,
                      entity);
-            *out_entity = found;
             return 0;
         }
     }
@@ -412,13 +408,13 @@ int action_create_once_where(const struct action_ctx *ctx, const char *step, con
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }
-    return qbo_create(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body, body_len,
-                      rid, out_entity, err);
+    return qbo_create_doc(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body,
+                          body_len, rid, out, err);
 }
 
 int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
                        const char *body, size_t body_len, const char *customer_id,
-                       const char *txn_date, struct json_object **out_entity, struct api_error *err)
+                       const char *txn_date, struct qbo_created *out, struct api_error *err)
 {
     char where[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
     int quoted = qbo_sql_quote(customer_id, q, sizeof q) >= 0;
@@ -427,7 +423,7 @@ int action_create_once(const struct action_ctx *ctx, const char *step, const cha
     if (quoted)
         snprintf(where, sizeof where, "CustomerRef = %s AND TxnDate = '%s'", q, txn_date);
     return action_create_once_where(ctx, step, entity, body, body_len, quoted ? where : NULL,
-                                    ACTION_LOOKUP_MAX, out_entity, err);
+                                    ACTION_LOOKUP_MAX, out, err);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */
@@ -546,7 +542,7 @@ static int check_qbo(struct run *r, size_t *nmissing, struct action_outcome *out
     return 0;
 }
 
-static int fill_outcome(struct run *r, struct json_object *doc, struct action_outcome *out,
+static int fill_outcome(struct run *r, const struct qbo_created *doc, struct action_outcome *out,
                         struct api_error *err)
 {
     out->total_cents = r->total_cents;
@@ -556,7 +552,7 @@ static int fill_outcome(struct run *r, struct json_object *doc, struct action_ou
 }
 
 /* Customer, missing items and the document: the writes. */
-static int write_qbo(struct run *r, size_t nmissing, int round, struct json_object **doc,
+static int write_qbo(struct run *r, size_t nmissing, int round, struct qbo_created *doc,
                      struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
@@ -611,7 +607,7 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
                      struct api_error *err)
 {
     struct run r = {.ctx = ctx};
-    struct json_object *doc = NULL;
+    struct qbo_created doc;
     size_t nmissing = 0;
     int rc = -1, round;
 
@@ -636,9 +632,8 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
             goto out;
         }
     }
-    rc = fill_outcome(&r, doc, out, err);
+    rc = fill_outcome(&r, &doc, out, err);
 out:
-    json_object_put(doc);
     run_release(&r);
     return rc;
 }

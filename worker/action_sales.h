@@ -32,10 +32,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <json-c/json.h>
 
 #include "common/json.h"
 #include "worker/action.h"
+#include "worker/qbo.h"
 
 extern const struct action_ops action_sales_ops;
 
@@ -100,12 +100,13 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
  * (QBO_COMPANY_NOT_US, or the company lookup's error). */
 int action_check_us_company(const struct action_ctx *ctx, struct api_error *err);
 
-/* Fill out's document fields from doc, the entity created for action a: entity, Id
- * (required: else -1, API_TRANSIENT), DocNumber, currency (USD when absent) and the
- * created_items of the n items (may be NULL) whose .created is set (malloc'd into out).
- * The caller sets the total and customer fields. 0, or -1 with *err. */
-int action_outcome_fill(struct action_outcome *out, enum hsqb_action a, struct json_object *doc,
-                        const struct resolve_item *items, size_t n, struct api_error *err);
+/* Fill out's document fields from doc (borrowed), the entity created for action a:
+ * entity, Id (required: else -1, API_TRANSIENT), DocNumber, currency (USD when "") and
+ * the created_items of the n items (may be NULL) whose .created is set (malloc'd into
+ * out). The caller sets the total and customer fields. 0, or -1 with *err. */
+int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
+                        const struct qbo_created *doc, const struct resolve_item *items, size_t n,
+                        struct api_error *err);
 
 /* Create an entity once per (event, step) (see the top of this file): set the step's
  * marker; when it was already set, look up "SELECT * FROM <entity> WHERE <where>" (at
@@ -114,18 +115,17 @@ int action_outcome_fill(struct action_outcome *out, enum hsqb_action a, struct j
  * QBO entity name ("Invoice", "Purchase"), body the entity to create as JSON text of
  * body_len bytes (borrowed, sent as is: a body builder's jbuf); where may be NULL (no
  * lookup possible: create). Fails API_TRANSIENT without creating when ctx->claim_lost
- * is set. *out_entity receives the created or found entity (caller puts). 0, or -1
- * with *err. */
+ * is set. *out (not NULL) receives the Id, DocNumber and currency of the created or
+ * found entity (qbo.h's struct qbo_created rules: one without a usable Id is an error).
+ * 0, or -1 with *err (*out untouched). */
 int action_create_once_where(const struct action_ctx *ctx, const char *step, const char *entity,
                              const char *body, size_t body_len, const char *where,
-                             size_t lookup_max, struct json_object **out_entity,
-                             struct api_error *err);
+                             size_t lookup_max, struct qbo_created *out, struct api_error *err);
 
 /* action_create_once_where() for a document of customer_id on txn_date (the narrow
  * lookup every sales document and Payment allows). */
 int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
                        const char *body, size_t body_len, const char *customer_id,
-                       const char *txn_date, struct json_object **out_entity,
-                       struct api_error *err);
+                       const char *txn_date, struct qbo_created *out, struct api_error *err);
 
 #endif

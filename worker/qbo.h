@@ -27,6 +27,7 @@
  *   transport failure (connect, timeout, reset)   API_TRANSIENT  RETRIES_EXHAUSTED
  *   response over http.max_response_bytes        API_PERMANENT  INTERNAL
  *   2xx whose body is not the expected envelope   API_TRANSIENT  RETRIES_EXHAUSTED
+ *       (qbo_create_doc: also an entity without a usable Id)
  *   400 fault (ValidationFault, 4001, 2xxx, 6xxx) API_PERMANENT  QBO_VALIDATION; callers
  *       disambiguate by qbo_fault_code: "6240" duplicate name, "6140" duplicate
  *       DocNumber, "5010" stale SyncToken (re-read, reapply), "610" reference gone
@@ -44,7 +45,7 @@
  * Thread-safety: one struct qbo_api is shared by all worker threads (the company cache
  * has its own mutex); each call takes the calling thread's http_client and redis_conn.
  * Request bodies passed in are borrowed JSON text, only read; json_objects returned are
- * new references owned by the caller.
+ * new references owned by the caller; struct qbo_created is a plain value (no pointers).
  */
 #ifndef HSQB_QBO_H
 #define HSQB_QBO_H
@@ -132,6 +133,38 @@ int qbo_sql_quote(const char *s, char *dst, size_t dstsz);
 int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
                const char *realm, const char *entity, const char *body, size_t body_len,
                const char *requestid, struct json_object **out_entity, struct api_error *err);
+
+/* What the worker keeps of a created document (Invoice, SalesReceipt, Payment,
+ * Purchase, ...): three members of the entity, copied, so no JSON outlives the call.
+ *   id          "Id": required. Absent, not a string, "" or QBO_ID_MAX bytes or longer:
+ *               the fill fails API_TRANSIENT RETRIES_EXHAUSTED, status 200, "QuickBooks
+ *               returned a <Entity> without an Id" (the pipeline retries the event).
+ *   doc_number  "DocNumber" (QBO allows 21 characters): "" when absent, not a string or
+ *               QBO_DOCNUMBER_MAX bytes or longer.
+ *   currency    "CurrencyRef"."value": "" unless a string of exactly 3 bytes.
+ * A string holding U+0000 counts as not a string (json.h's getter rule). */
+#define QBO_DOCNUMBER_MAX 32 /* bytes of doc_number, NUL included */
+struct qbo_created {
+    char id[QBO_ID_MAX];
+    char doc_number[QBO_DOCNUMBER_MAX];
+    char currency[4];
+};
+
+/* qbo_create() for a caller that needs only struct qbo_created: the same request, the
+ * same failures (faults, 401 cycle, a 2xx that is not a JSON object holding the entity's
+ * key), but the answer is read with the tape parser (common/jtape.h, two allocations)
+ * instead of a json-c tree. Then *out (not NULL) is filled from the entity object by the
+ * rules above: an entity without a usable Id is -1 with that error. *out is set only
+ * on 0. */
+int qbo_create_doc(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
+                   const char *realm, const char *entity, const char *body, size_t body_len,
+                   const char *requestid, struct qbo_created *out, struct api_error *err);
+
+/* Fill *out from obj, an entity already held as json-c (a query row), by the same rules;
+ * obj is only read (may be NULL: no Id). entity names it in the error ("Invoice", any
+ * case). 0, or -1 with *err (out untouched). No request is made. */
+int qbo_created_from_json(struct json_object *obj, const char *entity, struct qbo_created *out,
+                          struct api_error *err);
 
 /* POST /<resource>?operation=update: body carries Id and SyncToken (and "sparse":true
  * for a partial update). Otherwise as qbo_create(). */

@@ -9,7 +9,9 @@
  * are found; QBO's faults come
  * back classified with their codes (6240, 6070, throttling, 5xx); a non-US company is
  * recognised and CompanyInfo is not fetched twice; paging returns every row; an
- * oversized answer is refused.
+ * oversized answer is refused. qbo_create_doc() (the create the actions use, read
+ * without a json-c tree) keeps the Id, DocNumber and currency of the created document,
+ * refuses one without an Id so the event is retried, and fails exactly as qbo_create().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,6 +102,14 @@ static void add_fault(const char *json)
     "{\"CustomerRef\":{\"value\":\"1\"},\"DocNumber\":\"" doc "\",\"Line\":[{\"DetailType\":"      \
     "\"SalesItemLineDetail\",\"Amount\":300.00,\"SalesItemLineDetail\":{\"ItemRef\":{"             \
     "\"value\":\"1\"},\"Qty\":2,\"UnitPrice\":150.00}}]}"
+
+/* A customer named like one the seed holds (fault 6240), and an invoice whose Amount is
+ * not Qty x UnitPrice (fault 6070). */
+#define DUP_CUSTOMER "{\"DisplayName\":\"Amy's Bird Sanctuary\"}"
+#define BAD_INVOICE                                                                                \
+    "{\"CustomerRef\":{\"value\":\"1\"},\"Line\":[{\"DetailType\":\"SalesItemLineDetail\","        \
+    "\"Amount\":301.00,\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"1\"},\"Qty\":2,"          \
+    "\"UnitPrice\":150.00}}]}"
 
 /* ---- tests ------------------------------------------------------------------------- */
 
@@ -366,11 +376,7 @@ static void test_query_with_apostrophes(void **state)
 
 static void test_validation_faults(void **state)
 {
-    const char *dup = "{\"DisplayName\":\"Amy's Bird Sanctuary\"}";
-    const char *bad =
-        "{\"CustomerRef\":{\"value\":\"1\"},\"Line\":[{\"DetailType\":\"SalesItemLineDetail\","
-        "\"Amount\":301.00,\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"1\"},\"Qty\":2,"
-        "\"UnitPrice\":150.00}}]}";
+    const char *dup = DUP_CUSTOMER, *bad = BAD_INVOICE;
     struct json_object *out = NULL;
     struct api_error err;
     (void)state;
@@ -413,6 +419,263 @@ static void test_validation_faults(void **state)
                      -1);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
     assert_null(out);
+}
+
+/* ---- qbo_create_doc: the created document without a json-c tree -------------------- */
+
+/* The POST /invoice answers of the next `times` creates: status 200 and this body. */
+static void answer_invoice_with(const char *body_json, int times)
+{
+    char rule[1024];
+    snprintf(rule, sizeof rule,
+             "{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"status\":200,"
+             "\"times\":%d,\"body\":%s}",
+             times, body_json);
+    add_fault(rule);
+}
+
+/* qbo_create_doc() of entity fails with *err and leaves *out as it was. */
+static void create_doc_fails(const char *entity, const char *body, struct api_error *err)
+{
+    struct qbo_created out, before;
+
+    memset(&out, 'z', sizeof out);
+    before = out;
+    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, entity, body,
+                                    body ? strlen(body) : 0, NULL, &out, err),
+                     -1);
+    assert_memory_equal(&out, &before, sizeof out);
+}
+
+/* qbo_create() and then qbo_create_doc() of the same body fail, and say the same; *err
+ * is qbo_create_doc()'s. */
+static void both_fail(const char *entity, const char *body, struct api_error *err)
+{
+    struct json_object *obj = NULL;
+    struct api_error want;
+
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, entity, body,
+                                body ? strlen(body) : 0, NULL, &obj, &want),
+                     -1);
+    assert_null(obj);
+    create_doc_fails(entity, body, err);
+    assert_int_equal(err->cls, want.cls);
+    assert_int_equal(err->code, want.code);
+    assert_int_equal(err->http_status, want.http_status);
+    assert_int_equal(err->retry_after_ms, want.retry_after_ms);
+    assert_string_equal(err->qbo_fault_code, want.qbo_fault_code);
+    assert_string_equal(err->message, want.message);
+    assert_int_equal(err->upstream_id[0] != 0, want.upstream_id[0] != 0);
+}
+
+static void test_create_doc_reads_id_docnumber_currency(void **state)
+{
+    const char *body = INVOICE("HS-T-DOC");
+    struct qbo_created doc, again, row;
+    struct json_object *inv, *rows;
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+                                    strlen(body), "hsqb-test-requestid-doc", &doc, &err),
+                     0);
+    assert_true(doc.id[0] != 0);
+    assert_string_equal(doc.doc_number, "HS-T-DOC");
+    assert_string_equal(doc.currency, "USD");
+    /* The same request as qbo_create(): a replay of the requestid is the same invoice,
+     * and both read the same Id. */
+    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "Invoice", body,
+                                    strlen(body), "hsqb-test-requestid-doc", &again, &err),
+                     0);
+    assert_memory_equal(&again, &doc, sizeof doc);
+    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
+                                "hsqb-test-requestid-doc", &inv, &err),
+                     0);
+    assert_string_equal(str_of(inv, "Id"), doc.id);
+    json_object_put(inv);
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-DOC'"),
+                     1);
+    /* A row found by a query fills the same value (action_create_once's look-up). */
+    assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1,
+                               "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-DOC'", &rows, &err),
+                     0);
+    assert_int_equal(
+        qbo_created_from_json(json_object_array_get_idx(rows, 0), "Invoice", &row, &err), 0);
+    assert_memory_equal(&row, &doc, sizeof doc);
+    json_object_put(rows);
+
+    /* A 401 after QBO created it: one refresh, the same requestid, still one invoice. */
+    add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
+              "\"status\":401,\"times\":1,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\"}],"
+              "\"type\":\"AUTHENTICATION\"}}}");
+    body = INVOICE("HS-T-DOC401");
+    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+                                    strlen(body), "hsqb-test-requestid-doc401", &doc, &err),
+                     0);
+    assert_string_equal(doc.doc_number, "HS-T-DOC401");
+    assert_int_equal(
+        rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-DOC401'"), 1);
+}
+
+static void test_create_doc_member_rules(void **state)
+{
+    /* A DocNumber of 31 bytes is kept; one of 32 and a non-string are dropped, as are a
+     * currency that is not 3 bytes and an absent CurrencyRef; 63 bytes is an Id. */
+    static const struct {
+        const char *answer, *id, *doc_number, *currency;
+    } ok[] = {
+        {"{\"Invoice\":{\"Id\":\"501\",\"DocNumber\":\"1234567890123456789012345678901\","
+         "\"CurrencyRef\":{\"value\":\"EUR\",\"name\":\"Euro\"}},\"time\":\"x\"}",
+         "501", "1234567890123456789012345678901", "EUR"},
+        {"{\"Invoice\":{\"Id\":\"502\",\"DocNumber\":\"12345678901234567890123456789012\","
+         "\"CurrencyRef\":{\"value\":\"EURO\"}}}",
+         "502", "", ""},
+        {"{\"Invoice\":{\"Id\":\"503\",\"DocNumber\":1036,\"CurrencyRef\":\"USD\"}}", "503", "",
+         ""},
+        {"{\"Invoice\":{\"Id\":\"504\"}}", "504", "", ""},
+        {"{\"Invoice\":{\"Id\":"
+         "\"123456789012345678901234567890123456789012345678901234567890123\"}}",
+         "123456789012345678901234567890123456789012345678901234567890123", "", ""},
+    };
+    const char *body = INVOICE("HS-T-RULES");
+    struct qbo_created doc;
+    struct api_error err;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        answer_invoice_with(ok[i].answer, 1);
+        assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
+                                        strlen(body), NULL, &doc, &err),
+                         0);
+        assert_string_equal(doc.id, ok[i].id);
+        assert_string_equal(doc.doc_number, ok[i].doc_number);
+        assert_string_equal(doc.currency, ok[i].currency);
+    }
+
+    /* No usable Id: absent, "", a number, null, 64 bytes. The event is retried. */
+    static const char *const no_id[] = {
+        "{\"Invoice\":{\"DocNumber\":\"1037\"}}",
+        "{\"Invoice\":{\"Id\":\"\",\"DocNumber\":\"1037\"}}",
+        "{\"Invoice\":{\"Id\":130}}",
+        "{\"Invoice\":{\"Id\":null}}",
+        "{\"Invoice\":{\"Id\":\"1234567890123456789012345678901234567890123456789012345678901234\"}"
+        "}",
+    };
+    for (size_t i = 0; i < sizeof no_id / sizeof no_id[0]; i++) {
+        answer_invoice_with(no_id[i], 1);
+        create_doc_fails("invoice", body, &err);
+        assert_int_equal(err.cls, API_TRANSIENT);
+        assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
+        assert_int_equal(err.http_status, 200);
+        assert_string_equal(err.message, "QuickBooks returned a Invoice without an Id");
+        assert_int_equal(api_error_retryable(&err), 1);
+    }
+}
+
+static void test_create_doc_fails_like_create(void **state)
+{
+    const char *dup = DUP_CUSTOMER, *bad = BAD_INVOICE;
+    const char *body = INVOICE("HS-T-FAIL");
+    /* 2xx bodies that are not a JSON object holding "Invoice": an array, malformed JSON
+     * (a string rule body goes out verbatim), an object without the key, the key
+     * holding an array, and a body deeper than QBO_JSON_DEPTH. */
+    static const char *const bad_2xx[] = {
+        "[{\"Invoice\":{\"Id\":\"1\"}}]",
+        "\"{\\\"Invoice\\\":{\\\"Id\\\":\\\"1\\\"}\"",
+        "\"{\\\"Invoice\\\":{\\\"Id\\\":\\\"1\\\"}} trailing\"",
+        "{\"Customer\":{\"Id\":\"1\"}}",
+        "{\"Invoice\":[{\"Id\":\"1\"}]}",
+        "\"{\\\"Invoice\\\":{\\\"Id\\\":\\\"1\\\",\\\"x\\\":"
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}\"",
+    };
+    struct api_error err;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof bad_2xx / sizeof bad_2xx[0]; i++) {
+        answer_invoice_with(bad_2xx[i], 2);
+        both_fail("invoice", body, &err);
+        assert_int_equal(err.cls, API_TRANSIENT);
+        assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
+    }
+    /* QBO's faults: 6240 duplicate name, 6070 validation, a 503, a throttled answer. */
+    both_fail("customer", dup, &err);
+    assert_string_equal(err.qbo_fault_code, "6240");
+    both_fail("invoice", bad, &err);
+    assert_string_equal(err.qbo_fault_code, "6070");
+    assert_int_equal(err.cls, API_PERMANENT);
+    add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"status\":503,\"times\":2,"
+              "\"body\":\"busy\"}");
+    both_fail("invoice", body, &err);
+    assert_int_equal(err.http_status, 503);
+    add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"status\":429,\"times\":2,"
+              "\"headers\":{\"Retry-After\":\"2\"},\"body\":{}}");
+    both_fail("invoice", body, &err);
+    assert_int_equal(err.cls, API_THROTTLED);
+    assert_int_equal(err.retry_after_ms, 2000);
+    assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-FAIL'"),
+                     0);
+
+    /* Refused before sending, as qbo_create() does. */
+    assert_int_equal(h_count("vendor=qbo&method=POST", NULL), 2 * 6 + 2 * 4);
+    both_fail("customer", NULL, &err);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    both_fail("widget", dup, &err);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    assert_int_equal(h_count("vendor=qbo&method=POST", NULL), 2 * 6 + 2 * 4);
+}
+
+/* qbo_created_from_json() of the entity in text. */
+static int created_from_text(const char *text, const char *entity, struct qbo_created *c,
+                             struct api_error *err)
+{
+    char e[128];
+    struct json_object *o = json_parse_strict(text, strlen(text), 8, e, sizeof e);
+    int rc;
+
+    assert_non_null(o);
+    rc = qbo_created_from_json(o, entity, c, err);
+    json_object_put(o);
+    return rc;
+}
+
+/* The json-c reader (query rows) follows the same rules. */
+static void test_created_from_json(void **state)
+{
+    static const struct {
+        const char *text, *entity, *id, *doc_number, *currency;
+    } ok[] = {
+        {"{\"Id\":\"7\",\"DocNumber\":\"1001\",\"CurrencyRef\":{\"value\":\"CAD\"}}",
+         "salesreceipt", "7", "1001", "CAD"},
+        {"{\"Id\":\"8\",\"DocNumber\":\"12345678901234567890123456789012\",\"CurrencyRef\":{"
+         "\"value\":\"US\"}}",
+         "Payment", "8", "", ""},
+    };
+    struct qbo_created c, before;
+    struct api_error err;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(created_from_text(ok[i].text, ok[i].entity, &c, &err), 0);
+        assert_string_equal(c.id, ok[i].id);
+        assert_string_equal(c.doc_number, ok[i].doc_number);
+        assert_string_equal(c.currency, ok[i].currency);
+    }
+
+    /* An Id holding U+0000 is no Id; *out is left alone. */
+    memset(&c, 'z', sizeof c);
+    before = c;
+    assert_int_equal(
+        created_from_text("{\"Id\":\"\\u0000\",\"DocNumber\":\"1\"}", "salesreceipt", &c, &err),
+        -1);
+    assert_memory_equal(&c, &before, sizeof c);
+    assert_int_equal(err.cls, API_TRANSIENT);
+    assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
+    assert_int_equal(err.http_status, 200);
+    assert_string_equal(err.message, "QuickBooks returned a SalesReceipt without an Id");
+    assert_int_equal(qbo_created_from_json(NULL, "Purchase", &c, &err), -1);
+    assert_string_equal(err.message, "QuickBooks returned a Purchase without an Id");
 }
 
 #define THROTTLE_XML                                                                               \
@@ -629,6 +892,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_sends_body_as_given, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_with_apostrophes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_faults, setup, teardown),
+        cmocka_unit_test(test_created_from_json),
+        cmocka_unit_test_setup_teardown(test_create_doc_reads_id_docnumber_currency, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_create_doc_member_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_doc_fails_like_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_and_server_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_company_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
