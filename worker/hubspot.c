@@ -313,6 +313,15 @@ static void penalize(struct hubspot_api *api, const struct hubspot_ctx *ctx, int
     if (ms > 0 &&
         ratelimit_penalize(api->rl, ctx->redis, RL_HUBSPOT, tenant, ms, perr, sizeof perr) < 0)
         log_warn("hubspot: could not back off portal %s: %s", tenant, perr);
+    /* the portal's budget is spent: what was admitted ahead must not go out */
+    if (ms > 0)
+        ratelimit_prefetch_drop(api->rl, ctx->redis, ctx->prefetch);
+}
+
+void hubspot_ctx_done(struct hubspot_api *api, const struct hubspot_ctx *ctx)
+{
+    if (api && ctx)
+        ratelimit_prefetch_drop(api->rl, ctx->redis, ctx->prefetch);
 }
 
 /* Fill err from a non-2xx answer (reference §6 and §7). */
@@ -396,8 +405,8 @@ static int hs_do(struct hubspot_api *api, const struct hubspot_ctx *ctx, const c
         return -1;
     snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
     deadline = ctx->deadline_ms > 0 ? ctx->deadline_ms : mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
-    rs = ratelimit_acquire(api->rl, ctx->redis, RL_HUBSPOT, tenant, deadline, &slot, &retry, rerr,
-                           sizeof rerr);
+    rs = ratelimit_acquire_pf(api->rl, ctx->redis, RL_HUBSPOT, tenant, deadline, ctx->prefetch,
+                              &slot, &retry, rerr, sizeof rerr);
     if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)
         api->hooks.on_ratelimit_wait(api->hooks.ctx, HS_API, slot.waited_ms);
     if (rs == RL_ERROR) {

@@ -89,7 +89,12 @@ struct hubspot_ctx {
     int64_t portal_id;        /* > 0 */
     int64_t deadline_ms;      /* CLOCK_MONOTONIC ms bounding rate-limit waits; 0 = now +
                                  HUBSPOT_DEFAULT_WAIT_MS */
+    /* May be NULL. Set ->expect to the number of requests about to be made and every
+     * admission reads from / refills it (ratelimit_acquire_pf): an event's reads then
+     * cost one limiter round trip; call hubspot_ctx_done() when finished. */
+    struct ratelimit_prefetch *prefetch;
 };
+
 
 /* From the settings hubspot.base_url, hubspot.token. rl is borrowed (must outlive the
  * api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
@@ -102,6 +107,10 @@ struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ra
                                          size_t errsz);
 /* NULL-safe. */
 void hubspot_api_free(struct hubspot_api *api);
+
+/* The end of a run of calls with ctx->prefetch: unused admissions leave the portal's
+ * rate log. NULL-safe. */
+void hubspot_ctx_done(struct hubspot_api *api, const struct hubspot_ctx *ctx);
 
 /* The Redis key of a portal's token: "<prefix>hstoken:{<portal>}". Returns 0, or -1
  * when it does not fit in dstsz. For `hsqb-worker credentials`. */

@@ -69,8 +69,14 @@ static const char ACQUIRE_LUA[] =
     "  redis.call('PEXPIRE', KEYS[2], lease)\n"
     "end\n"
     "redis.call('ZADD', KEYS[1], now, ARGV[5])\n"
+    "local extra = 0\n"
+    "local ahead = tonumber(ARGV[6])\n"
+    "if ahead > 0 then\n"
+    "  extra = math.min(ahead, limit - redis.call('ZCARD', KEYS[1]))\n"
+    "  for i = 1, extra do redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i) end\n"
+    "end\n"
     "redis.call('PEXPIRE', KEYS[1], window)\n"
-    "return {0, 0}\n";
+    "return {0, 0, extra}\n";
 
 /* After the request: its log entry takes the completion time (only if it is still in the
  * log: XX), so the worker's window never frees a slot before the upstream's does (the
@@ -86,6 +92,10 @@ static const char RELEASE_LUA[] =
     "end\n"
     "if ARGV[3] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end\n"
     "return 0\n";
+
+/* Unused entries admitted ahead (ratelimit_prefetch_drop): out of the log. */
+static const char DROP_LUA[] = "for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end\n"
+                               "return 0\n";
 
 /* The block never shortens, and the key outlives both the block and the log. */
 static const char PENALIZE_LUA[] =
@@ -120,7 +130,7 @@ struct kind_args {
 struct ratelimit {
     struct ratelimit_opts o;
     struct kind_args args[RL_KIND_COUNT];
-    struct redis_script acquire, release, penalize;
+    struct redis_script acquire, release, penalize, drop;
     pthread_mutex_t mu;
     struct local_entry *buckets[RL_LOCAL_BUCKETS];
 };
@@ -198,7 +208,8 @@ struct ratelimit *ratelimit_new_opts(const struct ratelimit_opts *o, char *errst
     }
     if (redis_script_init(&rl->acquire, ACQUIRE_LUA, errstr, errsz) < 0 ||
         redis_script_init(&rl->release, RELEASE_LUA, errstr, errsz) < 0 ||
-        redis_script_init(&rl->penalize, PENALIZE_LUA, errstr, errsz) < 0) {
+        redis_script_init(&rl->penalize, PENALIZE_LUA, errstr, errsz) < 0 ||
+        redis_script_init(&rl->drop, DROP_LUA, errstr, errsz) < 0) {
         free(rl);
         return NULL;
     }
@@ -406,13 +417,16 @@ static void local_release(struct ratelimit *rl, enum ratelimit_kind kind, const 
 
 /* ---- public ------------------------------------------------------------------------ */
 
-enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn *redis,
-                                        enum ratelimit_kind kind, const char *tenant,
-                                        int64_t deadline_ms, struct ratelimit_slot *slot,
-                                        int64_t *retry_after_ms, char *errstr, size_t errsz)
+/* ratelimit_acquire, admitting up to `ahead` more log entries into pf when pf is given
+ * (its tokens are the request's token + ":1", ":2", ...). */
+static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *redis,
+                                     enum ratelimit_kind kind, const char *tenant,
+                                     int64_t deadline_ms, int ahead, struct ratelimit_prefetch *pf,
+                                     struct ratelimit_slot *slot, int64_t *retry_after_ms,
+                                     char *errstr, size_t errsz)
 {
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX];
-    const char *keys[2] = {rate, conc}, *args[5] = {NULL, NULL, NULL, NULL, token};
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX], a_ahead[8];
+    const char *keys[2] = {rate, conc}, *args[6] = {NULL, NULL, NULL, NULL, token, a_ahead};
     const struct ratelimit_limits *l;
     int64_t waited_us = 0, t0 = now_us();
     enum ratelimit_status st = RL_ERROR;
@@ -436,6 +450,7 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
     args[1] = rl->args[kind].window;
     args[2] = rl->args[kind].cap;
     args[3] = rl->args[kind].lease;
+    snprintf(a_ahead, sizeof a_ahead, "%d", pf ? ahead : 0);
 
     rc = local_acquire(rl, kind, tenant, deadline_ms);
     waited_us += now_us() - t0; /* the local slot: ~0 unless the tenant's cap was full */
@@ -454,25 +469,36 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
 
     for (;;) {
         char err[256];
-        redisReply *r = redis_eval(redis, &rl->acquire, 2, keys, 5, args, NULL, err, sizeof err);
-        long long code, wait, sleep_for;
+        redisReply *r = redis_eval(redis, &rl->acquire, 2, keys, 6, args, NULL, err, sizeof err);
+        long long code, wait, sleep_for, extra = 0;
         int64_t now;
 
         if (!r) {
             snprintf(errstr, errsz, "ratelimit: redis: %s", err);
             goto out;
         }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements > 3 ||
             r->element[0]->type != REDIS_REPLY_INTEGER ||
-            r->element[1]->type != REDIS_REPLY_INTEGER) {
+            r->element[1]->type != REDIS_REPLY_INTEGER ||
+            (r->elements == 3 && r->element[2]->type != REDIS_REPLY_INTEGER)) {
             freeReplyObject(r);
             snprintf(errstr, errsz, "ratelimit: unexpected script reply");
             goto out;
         }
         code = r->element[0]->integer;
         wait = r->element[1]->integer;
+        if (r->elements == 3)
+            extra = r->element[2]->integer;
         freeReplyObject(r);
         if (code == 0) {
+            if (pf && extra > 0) {
+                pf->n = 0;
+                pf->kind = kind;
+                snprintf(pf->tenant, sizeof pf->tenant, "%s", tenant);
+                pf->admitted_ms = ratelimit_now_ms();
+                for (long long i = extra; i >= 1 && i <= RATELIMIT_PREFETCH_MAX; i--)
+                    snprintf(pf->token[pf->n++], RATELIMIT_TOKEN_MAX, "%.32s:%lld", token, i);
+            }
             slot->held = 1;
             slot->kind = kind;
             snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
@@ -507,6 +533,88 @@ out_nolocal:
     /* only time spent held back, not the Redis round trips: a fast admission is no wait */
     slot->waited_ms = waited_us / 1000;
     return st;
+}
+
+enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn *redis,
+                                        enum ratelimit_kind kind, const char *tenant,
+                                        int64_t deadline_ms, struct ratelimit_slot *slot,
+                                        int64_t *retry_after_ms, char *errstr, size_t errsz)
+{
+    return acquire(rl, redis, kind, tenant, deadline_ms, 0, NULL, slot, retry_after_ms, errstr,
+                   errsz);
+}
+
+void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
+                             struct ratelimit_prefetch *pf)
+{
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256];
+    const char *keys[1] = {rate}, *args[RATELIMIT_PREFETCH_MAX];
+    int rc = -1;
+
+    if (!pf || pf->n <= 0 || !rl)
+        return;
+    for (int i = 0; i < pf->n; i++)
+        args[i] = pf->token[i];
+    if (!redis)
+        snprintf(err, sizeof err, "no redis connection");
+    else if (build_keys(redis, pf->kind, pf->tenant, rate, conc, sizeof rate, err, sizeof err) ==
+             0)
+        rc = redis_eval_deferred(redis, &rl->drop, 1, keys, (size_t)pf->n, args, err, sizeof err);
+    if (rc < 0)
+        log_warn("ratelimit: dropping %d unused %s:%s admissions failed (they count until the "
+                 "window passes): %s",
+                 pf->n, kind_names[pf->kind], pf->tenant, err);
+    pf->n = 0;
+}
+
+enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_conn *redis,
+                                           enum ratelimit_kind kind, const char *tenant,
+                                           int64_t deadline_ms, struct ratelimit_prefetch *pf,
+                                           struct ratelimit_slot *slot, int64_t *retry_after_ms,
+                                           char *errstr, size_t errsz)
+{
+    enum ratelimit_status st;
+    int64_t t0;
+    int rc;
+
+    if (!pf || (unsigned)kind >= RL_KIND_COUNT || rl->o.kind[kind].global_concurrency > 0)
+        return ratelimit_acquire(rl, redis, kind, tenant, deadline_ms, slot, retry_after_ms,
+                                 errstr, errsz);
+    if (pf->n > 0 && (pf->kind != kind || !tenant || strcmp(pf->tenant, tenant) != 0 ||
+                      ratelimit_now_ms() - pf->admitted_ms > RATELIMIT_PREFETCH_TTL_MS))
+        ratelimit_prefetch_drop(rl, redis, pf);
+    if (pf->n == 0) {
+        int ahead = pf->expect > 1 ? pf->expect - 1 : 0;
+        st = acquire(rl, redis, kind, tenant, deadline_ms,
+                     ahead < RATELIMIT_PREFETCH_MAX ? ahead : RATELIMIT_PREFETCH_MAX, pf, slot,
+                     retry_after_ms, errstr, errsz);
+        if (st == RL_OK && pf->expect > 0)
+            pf->expect--;
+        return st;
+    }
+    /* An entry is already in the log: only the local concurrency slot to take. */
+    memset(slot, 0, sizeof *slot);
+    t0 = now_us();
+    rc = local_acquire(rl, kind, tenant, deadline_ms);
+    slot->waited_ms = (now_us() - t0) / 1000;
+    if (rc < 0) {
+        snprintf(errstr, errsz, "ratelimit: out of memory");
+        return RL_ERROR;
+    }
+    if (rc > 0) {
+        snprintf(errstr, errsz, "ratelimit: %s:%s concurrency cap %d reached until deadline",
+                 kind_names[kind], tenant, rl->o.kind[kind].local_concurrency);
+        if (retry_after_ms)
+            *retry_after_ms = rl->o.poll_ms;
+        return RL_TIMEOUT;
+    }
+    slot->held = 1;
+    slot->kind = kind;
+    snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
+    snprintf(slot->token, sizeof slot->token, "%s", pf->token[--pf->n]);
+    if (pf->expect > 0)
+        pf->expect--;
+    return RL_OK;
 }
 
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot)

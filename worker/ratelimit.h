@@ -125,6 +125,43 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
  * by itself). No-op when slot is NULL or not held; slot->held becomes 0. */
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot);
 
+/* Admissions ahead, for a caller that knows it will make several requests to one tenant
+ * in a row (an event's HubSpot reads): the Lua call that admits the first request also
+ * writes up to `expect - 1` more log entries (as many as the window has room for), and
+ * the following requests take one of those instead of a Redis round trip each; the
+ * local concurrency slot is still taken per request. Only kinds without a global
+ * concurrency cap use it (a lease must be held only while its request runs). An entry
+ * counts in the window from its admission, before its request is sent, which is
+ * conservative; so that a block set meanwhile by another replica (ratelimit_penalize)
+ * is not outrun for long, entries older than RATELIMIT_PREFETCH_TTL_MS are not used.
+ * Plain data owned by the caller, zeroed before use, used by one thread. */
+#define RATELIMIT_PREFETCH_MAX    4
+#define RATELIMIT_PREFETCH_TTL_MS 1000
+
+struct ratelimit_prefetch {
+    int expect; /* requests the caller still expects to make, the next one included */
+    int n;      /* entries admitted ahead and not used yet */
+    enum ratelimit_kind kind;
+    char tenant[RATELIMIT_TENANT_MAX + 1];
+    int64_t admitted_ms; /* ratelimit_now_ms() of their admission */
+    char token[RATELIMIT_PREFETCH_MAX][RATELIMIT_TOKEN_MAX];
+};
+
+/* As ratelimit_acquire (same statuses, slot and release), using and refilling pf (may be
+ * NULL: plain ratelimit_acquire). An unusable pf entry (other tenant, too old) is dropped
+ * first. Each admission counts one request off pf->expect. */
+enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_conn *redis,
+                                           enum ratelimit_kind kind, const char *tenant,
+                                           int64_t deadline_ms, struct ratelimit_prefetch *pf,
+                                           struct ratelimit_slot *slot, int64_t *retry_after_ms,
+                                           char *errstr, size_t errsz);
+
+/* Remove pf's unused entries from the log (deferred like ratelimit_release; a failure is
+ * only logged: they then count until the window passes) and empty pf. Call when the
+ * requests expected will not come (the caller is done, or a 429 came back). NULL-safe. */
+void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
+                             struct ratelimit_prefetch *pf);
+
 /* Block the whole tenant, for every replica, for retry_after_ms (> 0; capped at 1 h)
  * from now (Redis time): a 429 answer or a rate-limit header saying the upstream
  * budget is spent. Never shortens an existing block. Returns 0, or -1 with errstr

@@ -405,6 +405,110 @@ static void test_lease_tokens_unique(void **state)
     ratelimit_free(rl);
 }
 
+static long long zcard(struct redis_conn *c, const char *key)
+{
+    char err[128];
+    redisReply *r;
+    long long n;
+
+    assert_int_equal(redis_flush(c, err, sizeof err), 0);
+    r = redis_command(c, err, sizeof err, "ZCARD %s", key);
+    assert_non_null(r);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+static enum ratelimit_status acq_pf(struct ratelimit *rl, struct redis_conn *c, const char *tenant,
+                                    struct ratelimit_prefetch *pf, struct ratelimit_slot *slot)
+{
+    char err[256];
+    return ratelimit_acquire_pf(rl, c, RL_QBO, tenant, ratelimit_now_ms(), pf, slot, NULL, err,
+                                sizeof err);
+}
+
+/* One Lua call admits an event's expected requests; the rest take those entries. */
+static void test_prefetch_admits_ahead(void **state)
+{
+    struct ratelimit *rl = limiter(10, 5000, 10, 0, 1000);
+    struct redis_conn *c = conn();
+    struct ratelimit_prefetch pf = {.expect = 3};
+    struct ratelimit_slot s[4];
+    (void)state;
+
+    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[0]), RL_OK);
+    assert_int_equal(pf.n, 2);
+    assert_int_equal(pf.expect, 2);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 3);
+    ratelimit_release(rl, c, &s[0]);
+    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[1]), RL_OK);
+    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[2]), RL_OK);
+    assert_int_equal(pf.n, 0);
+    assert_int_equal(pf.expect, 0);
+    /* the entries used were the ones admitted ahead: still three in the log, distinct */
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 3);
+    assert_string_not_equal(s[1].token, s[2].token);
+    assert_non_null(strstr(s[1].token, ":"));
+    ratelimit_release(rl, c, &s[1]);
+    ratelimit_release(rl, c, &s[2]);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 3);
+    /* expecting nothing more: a plain admission */
+    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[3]), RL_OK);
+    assert_int_equal(pf.n, 0);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 4);
+    ratelimit_release(rl, c, &s[3]);
+    ratelimit_free(rl);
+    redis_conn_free(c);
+}
+
+/* Never past the limit: only the room left is admitted ahead; unused entries leave the
+ * log when dropped; old ones are not used; a kind with a global cap never prefetches. */
+static void test_prefetch_limits_and_drop(void **state)
+{
+    struct ratelimit *rl = limiter(2, 5000, 10, 0, 1000), *capped = limiter(10, 5000, 10, 3, 1000);
+    struct redis_conn *c = conn();
+    struct ratelimit_prefetch pf = {.expect = 4}, pq = {.expect = 3};
+    struct ratelimit_slot a, b, d;
+    (void)state;
+
+    assert_int_equal(acq_pf(rl, c, "pl", &pf, &a), RL_OK);
+    assert_int_equal(pf.n, 1); /* room for one more only */
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pl}"), 2);
+    assert_int_equal(acq_pf(rl, c, "pl", &pf, &b), RL_OK);
+    assert_int_equal(acq_pf(rl, c, "pl", &pf, &d), RL_TIMEOUT); /* the window is full */
+    ratelimit_release(rl, c, &a);
+    ratelimit_release(rl, c, &b);
+
+    pf = (struct ratelimit_prefetch){.expect = 3};
+    assert_int_equal(acq_pf(rl, c, "pd", &pf, &a), RL_OK);
+    assert_int_equal(pf.n, 1);
+    ratelimit_release(rl, c, &a);
+    ratelimit_prefetch_drop(rl, c, &pf);
+    assert_int_equal(pf.n, 0);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pd}"), 1);
+    ratelimit_prefetch_drop(rl, c, &pf); /* nothing left: no-op */
+    ratelimit_prefetch_drop(rl, c, NULL);
+
+    pf = (struct ratelimit_prefetch){.expect = 2};
+    assert_int_equal(acq_pf(rl, c, "pt", &pf, &a), RL_OK);
+    assert_int_equal(pf.n, 1);
+    ratelimit_release(rl, c, &a);
+    pf.admitted_ms -= RATELIMIT_PREFETCH_TTL_MS + 1; /* too old to trust */
+    pf.expect = 1;
+    assert_int_equal(acq_pf(rl, c, "pt", &pf, &b), RL_OK);
+    assert_int_equal(pf.n, 0);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pt}"), 2); /* the old one dropped, b added */
+    ratelimit_release(rl, c, &b);
+
+    assert_int_equal(acq_pf(capped, c, "pq", &pq, &a), RL_OK);
+    assert_int_equal(pq.n, 0);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pq}"), 1);
+    ratelimit_release(capped, c, &a);
+    ratelimit_free(rl);
+    ratelimit_free(capped);
+    redis_conn_free(c);
+}
+
 static void test_redis_down_is_an_error(void **state)
 {
     struct ratelimit *rl = limiter(100, 1000, 1, 0, 1000);
@@ -526,6 +630,8 @@ int main(void)
         cmocka_unit_test_setup(test_local_concurrency_cap, flush),
         cmocka_unit_test_setup(test_global_concurrency_across_replicas, flush),
         cmocka_unit_test_setup(test_lease_tokens_unique, flush),
+        cmocka_unit_test_setup(test_prefetch_admits_ahead, flush),
+        cmocka_unit_test_setup(test_prefetch_limits_and_drop, flush),
         cmocka_unit_test_setup(test_redis_down_is_an_error, flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
