@@ -13,21 +13,25 @@
  * does not take is remembered and reported only when nothing else is wrong, so that
  * UNSUPPORTED_OBJECT_TYPE always means "a good event from the wrong workflow".
  *
- * The decoded event copies every string it keeps, so the json_object is freed before
+ * The message is read from a tape (common/jtape.h), not a json-c tree: the same strict
+ * parser and the same getter rules, for two allocations per event instead of one per
+ * value. The decoded event copies every string it keeps, so the tape is released before
  * event_decode() returns and the event outlives the message buffer.
  */
 #include "worker/event.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "common/json.h"
+#include "common/jtape.h"
 
 /* ---- vocabularies ---------------------------------------------------------------- */
 
@@ -199,7 +203,7 @@ int event_key(int64_t portal_id, enum hsqb_object_type t, int64_t object_id, cha
 
 /* ---- string checks (the schema's string keywords) --------------------------------- */
 
-/* Code points in valid UTF-8 (json_parse_strict guarantees validity): maxLength counts
+/* Code points in valid UTF-8 (jtape_parse guarantees validity): maxLength counts
  * these. */
 static size_t utf8_chars(const char *s, size_t len)
 {
@@ -253,6 +257,7 @@ static int parse_pos_digits(const char *s, size_t len, int64_t *out)
 /* ---- the decoder's state and error reporting -------------------------------------- */
 
 struct dec {
+    const struct jtape *t;
     char *errstr;
     size_t errsz;
     const char *in_path; /* "data.inputFields" or "data.fields" */
@@ -295,87 +300,109 @@ __attribute__((format(printf, 3, 4))) static void set_error(struct dec *d, const
 /* Record "path: message" and evaluate to -1 (a macro so the -1 is visible to analysers). */
 #define FAIL(d, path, ...) (set_error((d), (path), __VA_ARGS__), -1)
 
-/* Member lookup that tells absent, null and present apart. Returns 0 absent, 1 present
- * (*v NULL for a JSON null). */
-static int member(struct json_object *obj, const char *key, struct json_object **v)
+/* The node of member key of object obj, or 0 when it is absent or null (the schema's
+ * optional members may be null, and a null required one is missing). 0 is the root,
+ * never a member. */
+static size_t member(const struct dec *d, size_t obj, const char *key)
 {
-    *v = NULL;
-    return json_object_object_get_ex(obj, key, v) ? 1 : 0;
+    size_t i = jtape_member(d->t, obj, key);
+    return i && d->t->n[i].type != JT_NULL ? i : 0;
 }
 
-static int fail_type(struct dec *d, const char *path, struct json_object *v, const char *want)
+static int is_type(const struct dec *d, size_t i, enum jtape_type type)
 {
-    return FAIL(d, path, "wrong type (%s), expected %s", json_type_str(v), want);
+    return d->t->n[i].type == type;
 }
 
-/* A required string member: present, not null, a string. */
-static int req_string(struct dec *d, struct json_object *obj, const char *key, const char *path,
-                      const char **s, size_t *len)
+/* The text of string node i (may hold U+0000: len counts it, strlen stops there). */
+static const char *node_str(const struct dec *d, size_t i, size_t *len)
 {
-    struct json_object *v;
+    *len = d->t->n[i].count;
+    return d->t->arena + d->t->n[i].str;
+}
 
-    if (!member(obj, key, &v) || !v)
-        return FAIL(d, path, "missing");
-    if (!json_object_is_type(v, json_type_string))
-        return fail_type(d, path, v, "string");
-    *s = json_object_get_string(v);
-    *len = (size_t)json_object_get_string_len(v);
-    return 0;
+/* json_type_str()'s names, so messages read as they always have. */
+static int fail_type(struct dec *d, const char *path, size_t i, const char *want)
+{
+    static const char *const names[] = {
+        [JT_NULL] = "null",     [JT_FALSE] = "boolean", [JT_TRUE] = "boolean",
+        [JT_NUMBER] = "number", [JT_STRING] = "string", [JT_ARRAY] = "array",
+        [JT_OBJECT] = "object",
+    };
+    return FAIL(d, path, "wrong type (%s), expected %s", names[d->t->n[i].type], want);
 }
 
 /* An optional string member: absent and null give *s = NULL. */
-static int opt_string(struct dec *d, struct json_object *obj, const char *key, const char *path,
-                      const char **s, size_t *len)
+static int opt_string(struct dec *d, size_t obj, const char *key, const char *path, const char **s,
+                      size_t *len)
 {
-    struct json_object *v;
+    size_t v = member(d, obj, key);
 
     *s = NULL;
     *len = 0;
-    if (!member(obj, key, &v) || !v)
+    if (!v)
         return 0;
-    if (!json_object_is_type(v, json_type_string))
+    if (!is_type(d, v, JT_STRING))
         return fail_type(d, path, v, "string");
-    *s = json_object_get_string(v);
-    *len = (size_t)json_object_get_string_len(v);
+    *s = node_str(d, v, len);
     return 0;
 }
 
-/* The schema's int64_positive: a JSON integer 1..INT64_MAX, where an integral number
- * written with a fraction or exponent counts as an integer (JSON Schema's rule). */
-static int num_pos_int64(struct dec *d, struct json_object *v, const char *path, int64_t *out)
+/* A required string member: present, not null, a string. */
+static int req_string(struct dec *d, size_t obj, const char *key, const char *path, const char **s,
+                      size_t *len)
 {
-    int64_t i;
-
-    switch (json_object_get_type(v)) {
-    case json_type_int:
-        if (json_val_int64(v, 1, INT64_MAX, &i) != JGET_OK)
-            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
-        *out = i;
-        return 0;
-    case json_type_double: {
-        /* json_parse_strict keeps integer literals beyond int64 as doubles carrying their
-         * text; json_val_int64 tells those (JGET_RANGE) from fraction/exponent literals. */
-        double x = json_object_get_double(v);
-        if (json_val_int64(v, 1, INT64_MAX, &i) == JGET_RANGE)
-            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
-        if (!isfinite(x) || x != floor(x))
-            return FAIL(d, path, "not an integer");
-        if (x < 1.0 || x >= 9223372036854775808.0)
-            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
-        *out = (int64_t)x;
-        return 0;
-    }
-    default:
-        return fail_type(d, path, v, "integer");
-    }
+    if (opt_string(d, obj, key, path, s, len) < 0)
+        return -1;
+    return *s ? 0 : FAIL(d, path, "missing");
 }
 
-static int req_pos_int64(struct dec *d, struct json_object *obj, const char *key, const char *path,
-                         int64_t *out)
-{
-    struct json_object *v;
+/* Number literals with a fraction or exponent, read as a double the way the schema's
+ * validator does, whatever the process locale's decimal point. */
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
 
-    if (!member(obj, key, &v) || !v)
+static void c_numeric_init(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static double literal_double(const char *s)
+{
+    pthread_once(&c_numeric_once, c_numeric_init);
+    return c_numeric ? strtod_l(s, NULL, c_numeric) : strtod(s, NULL);
+}
+
+/* The schema's int64_positive: a JSON integer 1..INT64_MAX, where an integral number
+ * written with a fraction or exponent counts as an integer (JSON Schema's rule: the
+ * double's value decides, so 1.00000000000000000001 is 1). An integer literal beyond
+ * int64 is an integer out of range, never "not an integer". */
+static int num_pos_int64(struct dec *d, size_t v, const char *path, int64_t *out)
+{
+    const struct jtape_node *nd = &d->t->n[v];
+    double x;
+
+    if (nd->type != JT_NUMBER)
+        return fail_type(d, path, v, "integer");
+    if (nd->is_int) {
+        if (jtape_val_int64(d->t, v, 1, INT64_MAX, out) != JGET_OK)
+            return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
+        return 0;
+    }
+    x = literal_double(d->t->arena + nd->str);
+    if (!isfinite(x) || x != floor(x))
+        return FAIL(d, path, "not an integer");
+    if (x < 1.0 || x >= 9223372036854775808.0)
+        return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
+    *out = (int64_t)x;
+    return 0;
+}
+
+static int req_pos_int64(struct dec *d, size_t obj, const char *key, const char *path, int64_t *out)
+{
+    size_t v = member(d, obj, key);
+
+    if (!v)
         return FAIL(d, path, "missing");
     return num_pos_int64(d, v, path, out);
 }
@@ -465,7 +492,7 @@ static void in_path(struct dec *d, char *buf, size_t bufsz, const char *key)
 
 /* A name input (in_name_required / in_name_optional). Optional: absent, null and ""
  * leave *out NULL. The copy is owned by the caller. */
-static int in_name(struct dec *d, struct json_object *in, const char *key, int required, char **out)
+static int in_name(struct dec *d, size_t in, const char *key, int required, char **out)
 {
     char path[96];
     const char *s = NULL;
@@ -491,8 +518,8 @@ static int in_name(struct dec *d, struct json_object *in, const char *key, int r
 
 /* An enumerated input: one of names[0..n-1]; absent, null and "" give def when optional
  * (def >= 0), and are faults when required (def < 0). */
-static int in_enum(struct dec *d, struct json_object *in, const char *key, const char *const *names,
-                   int n, int def, int *out)
+static int in_enum(struct dec *d, size_t in, const char *key, const char *const *names, int n,
+                   int def, int *out)
 {
     char path[96], q[48];
     const char *s = NULL;
@@ -515,7 +542,7 @@ static int in_enum(struct dec *d, struct json_object *in, const char *key, const
     return FAIL(d, path, "\"%s\" is not one of the allowed values", quote(q, sizeof q, s, len));
 }
 
-static int in_realm(struct dec *d, struct json_object *in, struct event_inputs *out)
+static int in_realm(struct dec *d, size_t in, struct event_inputs *out)
 {
     char path[96];
     const char *s = NULL;
@@ -531,7 +558,7 @@ static int in_realm(struct dec *d, struct json_object *in, struct event_inputs *
     return 0;
 }
 
-static int in_customer(struct dec *d, struct json_object *in, struct event_inputs *out)
+static int in_customer(struct dec *d, size_t in, struct event_inputs *out)
 {
     static const char prefix[] = "contact:";
     char path[96], q[48];
@@ -555,14 +582,13 @@ static int in_customer(struct dec *d, struct json_object *in, struct event_input
                 quote(q, sizeof q, s, len));
 }
 
-static int in_bool(struct dec *d, struct json_object *in, const char *key, int *out)
+static int in_bool(struct dec *d, size_t in, const char *key, int *out)
 {
     static const char *const names[] = {"false", "true"};
     return in_enum(d, in, key, names, 2, 0, out);
 }
 
-static int decode_inputs(struct dec *d, enum hsqb_action a, struct json_object *in,
-                         struct event_inputs *out)
+static int decode_inputs(struct dec *d, enum hsqb_action a, size_t in, struct event_inputs *out)
 {
     int v;
 
@@ -604,22 +630,21 @@ static int decode_inputs(struct dec *d, enum hsqb_action a, struct json_object *
 
 /* ---- the envelope and the execution request --------------------------------------- */
 
-static int decode_object(struct dec *d, struct json_object *data, struct action_event *ev)
+static int decode_object(struct dec *d, size_t data, struct action_event *ev)
 {
-    struct json_object *obj, *v;
+    size_t obj, v;
     const char *s = NULL;
     size_t len = 0;
     char q[48];
 
-    if (!member(data, "object", &obj) || !obj)
+    if (!(obj = member(d, data, "object")))
         return FAIL(d, "data.object", "missing");
-    if (!json_object_is_type(obj, json_type_object))
+    if (!is_type(d, obj, JT_OBJECT))
         return fail_type(d, "data.object", obj, "object");
-    if (!member(obj, "objectId", &v) || !v)
+    if (!(v = member(d, obj, "objectId")))
         return FAIL(d, "data.object.objectId", "missing");
-    if (json_object_is_type(v, json_type_string)) {
-        s = json_object_get_string(v);
-        len = (size_t)json_object_get_string_len(v);
+    if (is_type(d, v, JT_STRING)) {
+        s = node_str(d, v, &len);
         if (parse_pos_digits(s, len, &ev->object_id) < 0)
             return FAIL(d, "data.object.objectId",
                         "\"%s\": expected the digits of 1..%" PRId64 " (no sign, no leading 0)",
@@ -645,9 +670,9 @@ static int decode_object(struct dec *d, struct json_object *data, struct action_
     return 0;
 }
 
-static int decode_data(struct dec *d, struct json_object *data, struct action_event *ev)
+static int decode_data(struct dec *d, size_t data, struct action_event *ev)
 {
-    struct json_object *v, *in;
+    size_t v, w, in;
     const char *s = NULL;
     size_t len = 0;
 
@@ -657,18 +682,17 @@ static int decode_data(struct dec *d, struct json_object *data, struct action_ev
     if (!str_is(s, len, ev->id)) /* outside the schema */
         return FAIL(d, "data.callbackId", "differs from id");
 
-    if (!member(data, "origin", &v) || !v)
+    if (!(v = member(d, data, "origin")))
         return FAIL(d, "data.origin", "missing");
-    if (!json_object_is_type(v, json_type_object))
+    if (!is_type(d, v, JT_OBJECT))
         return fail_type(d, "data.origin", v, "object");
     if (req_pos_int64(d, v, "portalId", "data.origin.portalId", &ev->portal_id) < 0)
         return -1;
 
-    if (member(data, "context", &v) && v) {
-        struct json_object *w;
-        if (!json_object_is_type(v, json_type_object))
+    if ((v = member(d, data, "context"))) {
+        if (!is_type(d, v, JT_OBJECT))
             return fail_type(d, "data.context", v, "object or null");
-        if (member(v, "workflowId", &w) && w &&
+        if ((w = member(d, v, "workflowId")) &&
             num_pos_int64(d, w, "data.context.workflowId", &ev->workflow_id) < 0)
             return -1;
     }
@@ -677,28 +701,29 @@ static int decode_data(struct dec *d, struct json_object *data, struct action_ev
         return -1;
 
     d->in_path = "data.inputFields";
-    if (member(data, "inputFields", &in) && in) {
-        if (!json_object_is_type(in, json_type_object))
+    if ((in = member(d, data, "inputFields"))) {
+        if (!is_type(d, in, JT_OBJECT))
             return fail_type(d, "data.inputFields", in, "object or null");
     } else {
         d->in_path = "data.fields";
         ev->inputs_from_fields = 1;
-        if (!member(data, "fields", &in) || !in)
+        if (!(in = member(d, data, "fields")))
             return FAIL(d, "data.inputFields", "missing (and no data.fields to fall back on)");
-        if (!json_object_is_type(in, json_type_object))
+        if (!is_type(d, in, JT_OBJECT))
             return fail_type(d, "data.fields", in, "object");
     }
     return decode_inputs(d, ev->action, in, &ev->in);
 }
 
-static int decode_envelope(struct dec *d, struct json_object *root, struct action_event *ev)
+static int decode_envelope(struct dec *d, struct action_event *ev)
 {
-    struct json_object *v;
+    const size_t root = JTAPE_ROOT;
+    size_t v;
     const char *s = NULL;
     size_t len = 0, bad;
     char q[48];
 
-    if (!json_object_is_type(root, json_type_object))
+    if (!is_type(d, root, JT_OBJECT))
         return fail_type(d, "(top level)", root, "object");
 
     if (req_string(d, root, "specversion", "specversion", &s, &len) < 0)
@@ -748,9 +773,9 @@ static int decode_envelope(struct dec *d, struct json_object *root, struct actio
         return FAIL(d, "datacontenttype", "\"%s\": data must be application/json",
                     quote(q, sizeof q, s, len));
 
-    if (!member(root, "data", &v) || !v)
+    if (!(v = member(d, root, "data")))
         return FAIL(d, "data", "missing");
-    if (!json_object_is_type(v, json_type_object))
+    if (!is_type(d, v, JT_OBJECT))
         return fail_type(d, "data", v, "object");
     return decode_data(d, v, ev);
 }
@@ -772,9 +797,9 @@ void event_release(struct action_event *ev)
 enum event_status event_decode(const char *buf, size_t len, struct action_event *ev, char *errstr,
                                size_t errsz)
 {
-    struct dec d = {.errstr = errstr, .errsz = errsz};
+    struct jtape t = {0};
+    struct dec d = {.t = &t, .errstr = errstr, .errsz = errsz};
     struct action_event tmp = {0};
-    struct json_object *root = NULL;
     enum event_status st = EVENT_INVALID;
     char perr[EVENT_ERRSTR_SIZE];
 
@@ -786,12 +811,15 @@ enum event_status event_decode(const char *buf, size_t len, struct action_event 
     }
     if (!buf)
         buf = "";
-    root = json_parse_strict(buf, len, EVENT_MAX_DEPTH, perr, sizeof perr);
-    if (!root) {
+    if (jtape_parse(&t, buf, len, EVENT_MAX_DEPTH, perr, sizeof perr) < 0) {
         set_error(&d, "(message)", "not valid JSON: %s", perr);
         goto out;
     }
-    if (decode_envelope(&d, root, &tmp) < 0)
+    if (t.n[JTAPE_ROOT].type == JT_NULL) { /* a valid tape, but json_parse_strict's refusal */
+        set_error(&d, "(message)", "not valid JSON: document is null");
+        goto out;
+    }
+    if (decode_envelope(&d, &tmp) < 0)
         goto out;
     if (d.unsupported) {
         if (errstr && errsz)
@@ -808,26 +836,27 @@ enum event_status event_decode(const char *buf, size_t len, struct action_event 
     st = EVENT_OK;
 out:
     event_release(&tmp);
-    json_object_put(root);
+    jtape_release(&t);
     return st;
 }
 
 int event_peek_id(const char *buf, size_t len, char *id, size_t idsz)
 {
-    struct json_object *root;
+    struct jtape t;
     const char *s = NULL;
     size_t n;
     int rc = -1;
 
     if (!buf || len > EVENT_MAX_BYTES || !id)
         return -1;
-    root = json_parse_strict(buf, len, EVENT_MAX_DEPTH, NULL, 0);
-    if (root && json_get_strn(root, "id", &s, &n) == JGET_OK && n >= 1 && n <= EVENT_ID_MAX &&
+    /* a failed parse leaves t empty; a null document has no members */
+    if (jtape_parse(&t, buf, len, EVENT_MAX_DEPTH, NULL, 0) == 0 &&
+        jtape_get_strn(&t, JTAPE_ROOT, "id", &s, &n) == JGET_OK && n >= 1 && n <= EVENT_ID_MAX &&
         first_outside(s, n, 0x21, 0x7E) == n && n < idsz) {
         memcpy(id, s, n);
         id[n] = '\0';
         rc = 0;
     }
-    json_object_put(root);
+    jtape_release(&t);
     return rc;
 }

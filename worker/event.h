@@ -8,7 +8,7 @@
  * holds the two to agreement on every example file.
  *
  * Invariants of a decoded event: every string is a NUL-terminated copy owned by the
- * event (nothing borrows from the input buffer or a json_object); id is 1..200 visible
+ * event (nothing borrows from the input buffer or the parse); id is 1..200 visible
  * ASCII characters; ids are in 1..INT64_MAX; object_type is accepted by action; the
  * inputs the action requires are set; key is "<portal_id>:<OBJECT_TYPE>:<object_id>"
  * with the canonical upper-case type name, whatever spelling the event used.

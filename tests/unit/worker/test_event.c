@@ -484,6 +484,92 @@ static void test_huge_and_malformed_ids(void **state)
     assert_string_equal(err, "data.origin.portalId: out of range (must be 1..9223372036854775807)");
 }
 
+/* The base event with the literal of data.context.workflowId replaced verbatim: build()
+ * would pass numbers through json-c, which rounds fractions and saturates big integers. */
+static enum event_status decode_workflow_id(const char *lit, struct action_event *ev, char *err,
+                                            size_t errsz)
+{
+    static const char member[] = "\"workflowId\":192814114";
+    const char *at = strstr(base_event, member);
+    char text[1024];
+    int n;
+
+    assert_non_null(at);
+    at += sizeof member - 1 - strlen("192814114");
+    n = snprintf(text, sizeof text, "%.*s%s%s", (int)(at - base_event), base_event, lit,
+                 at + strlen("192814114"));
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    return event_decode(text, (size_t)n, ev, err, errsz);
+}
+
+/* A number is judged from its literal: an integer beyond int64 is out of range (never
+ * "not an integer"), and one with a fraction or exponent by its double value, as a JSON
+ * Schema validator does (so 1.00000000000000000001 is 1 and 9223372036854775807.0 is
+ * 2^63). A null optional member is absent. */
+static void test_number_literals(void **state)
+{
+#define RANGE "data.context.workflowId: out of range (must be 1..9223372036854775807)"
+    static const struct {
+        const char *lit;
+        int64_t want; /* when err is NULL */
+        const char *err;
+    } cases[] = {
+        {"1.00000000000000000001", 1, NULL},
+        {"0.99999999999999999999", 1, NULL},
+        {"4.2e1", 42, NULL},
+        {"9223372036854774784.0", 9223372036854774784, NULL},
+        {"null", 0, NULL},
+        {"9223372036854775808", 0, RANGE},
+        {"-9223372036854775809", 0, RANGE},
+        {"123456789012345678901234567890", 0, RANGE},
+        {"9223372036854775807.0", 0, RANGE},
+        {"-0", 0, RANGE},
+        {"1e-400", 0, RANGE},
+        {"0.5", 0, "data.context.workflowId: not an integer"},
+        {"-1e400", 0, "data.context.workflowId: not an integer"},
+        {"true", 0, "data.context.workflowId: wrong type (boolean), expected integer"},
+        {"{}", 0, "data.context.workflowId: wrong type (object), expected integer"},
+    };
+#undef RANGE
+    struct action_event ev;
+    char err[EVENT_ERRSTR_SIZE];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        enum event_status st = decode_workflow_id(cases[i].lit, &ev, err, sizeof err);
+        if (cases[i].err) {
+            assert_int_equal(st, EVENT_INVALID);
+            assert_string_equal(err, cases[i].err);
+            continue;
+        }
+        assert_int_equal(st, EVENT_OK);
+        assert_int_equal(ev.workflow_id, cases[i].want);
+        event_release(&ev);
+    }
+}
+
+/* A string is all of its bytes: one holding U+0000 never passes for the value before it. */
+static void test_strings_holding_nul(void **state)
+{
+    struct action_event ev;
+    char err[EVENT_ERRSTR_SIZE], id[EVENT_ID_MAX + 1];
+    static const char nul_id[] = "{\"id\":\"a\\u0000\"}";
+    (void)state;
+
+    EXPECT_INVALID("specversion: \"1.0?\", expected \"1.0\"", {"specversion", "\"1.0\\u0000\""});
+    EXPECT_INVALID("type: \"hsqb.action.create_invoice?\" is not an hsqb.action.* type",
+                   {"type", "\"hsqb.action.create_invoice\\u0000\""});
+    EXPECT_INVALID("id: byte 0x00 at offset 1: must be visible ASCII (no space)",
+                   {"id", "\"a\\u0000\""}, {"data.callbackId", "\"a\\u0000\""});
+    EXPECT_INVALID("data.inputFields.payment_terms: control character 0x00 at offset 3",
+                   {"data.inputFields.payment_terms", "\"Net\\u0000 30\""});
+    assert_int_equal(DECODE(&ev, err, {"data.object.objectType", "\"DEAL\\u0000\""}),
+                     EVENT_UNSUPPORTED_OBJECT);
+    assert_string_equal(err, "data.object.objectType: \"DEAL?\" is not accepted by "
+                             "create_invoice (takes DEAL QUOTE)");
+    assert_int_equal(event_peek_id(nul_id, strlen(nul_id), id, sizeof id), -1);
+}
+
 /* ---- object types ------------------------------------------------------------------ */
 
 static void test_unsupported_object_type(void **state)
@@ -695,6 +781,30 @@ static void test_peek_id(void **state)
     assert_int_equal(event_peek_id(no_data, strlen(no_data), id, 5), -1);
 }
 
+/* A document must be an object; null is refused by the parser, as it always was. */
+static void test_top_level_values(void **state)
+{
+    static const struct {
+        const char *text, *err;
+    } cases[] = {
+        {"null", "(message): not valid JSON: document is null"},
+        {" null\n", "(message): not valid JSON: document is null"},
+        {"5", "(top level): wrong type (number), expected object"},
+        {"\"{}\"", "(top level): wrong type (string), expected object"},
+        {"false", "(top level): wrong type (boolean), expected object"},
+    };
+    struct action_event ev;
+    char err[EVENT_ERRSTR_SIZE], id[EVENT_ID_MAX + 1];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *t = cases[i].text;
+        assert_int_equal(event_decode(t, strlen(t), &ev, err, sizeof err), EVENT_INVALID);
+        assert_string_equal(err, cases[i].err);
+        assert_int_equal(event_peek_id(t, strlen(t), id, sizeof id), -1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -713,6 +823,8 @@ int main(void)
         cmocka_unit_test(test_id_length_and_time_forms),
         cmocka_unit_test(test_number_rules),
         cmocka_unit_test(test_huge_and_malformed_ids),
+        cmocka_unit_test(test_number_literals),
+        cmocka_unit_test(test_strings_holding_nul),
         cmocka_unit_test(test_unsupported_object_type),
         cmocka_unit_test(test_vocabulary_tables),
         cmocka_unit_test(test_event_key),
@@ -721,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_size_cap),
         cmocka_unit_test(test_depth_cap),
         cmocka_unit_test(test_peek_id),
+        cmocka_unit_test(test_top_level_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
