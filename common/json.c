@@ -18,8 +18,6 @@
 
 #include <inttypes.h>
 #include <limits.h>
-#include <locale.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,14 +205,6 @@ enum jget_status json_get_array(struct json_object *obj, const char *key, struct
 
 /* ---- strict parser: json-c trees from a tape --------------------------------------- */
 
-static locale_t c_numeric;
-static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
-
-static void c_numeric_init(void)
-{
-    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-}
-
 /* Node i as a json-c value (NULL for a JSON null: *failed tells it from out of memory).
  * Integers within int64 become json-c integers; any other number a double that
  * serialises as its original text (json_object_new_double_s), which is how the integer
@@ -240,10 +230,7 @@ static struct json_object *tape_value(const struct jtape *t, size_t i, int *fail
         if (nd->is_int && jtape_dec_int64(s, nd->count, &iv) == JGET_OK) {
             v = json_object_new_int64(iv);
         } else {
-            pthread_once(&c_numeric_once, c_numeric_init);
-            v = json_object_new_double_s(c_numeric ? strtod_l(s, NULL, c_numeric)
-                                                   : strtod(s, NULL),
-                                         s);
+            v = json_object_new_double_s(jtape_val_double(t, i), s);
         }
         break;
     case JT_ARRAY:

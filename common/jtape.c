@@ -13,6 +13,8 @@
 #include "common/jtape.h"
 
 #include <limits.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -721,4 +723,21 @@ enum jget_status jtape_get_obj(const struct jtape *t, size_t obj, const char *ke
 enum jget_status jtape_get_array(const struct jtape *t, size_t obj, const char *key, size_t *out)
 {
     return get_typed(t, obj, key, JT_ARRAY, out);
+}
+
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void c_numeric_init(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+double jtape_val_double(const struct jtape *t, size_t i)
+{
+    if (i >= t->count || t->n[i].type != JT_NUMBER)
+        return 0;
+    const char *s = t->arena + t->n[i].str;
+    pthread_once(&c_numeric_once, c_numeric_init);
+    return c_numeric ? strtod_l(s, NULL, c_numeric) : strtod(s, NULL);
 }

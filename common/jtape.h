@@ -92,6 +92,11 @@ enum jget_status jtape_val_int64(const struct jtape *t, size_t i, int64_t min, i
 enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_t min,
                                          int64_t max, int64_t *out);
 
+/* Node i's number as a double (strtod in the C locale, whatever the process locale's
+ * decimal point), for literals with a fraction or exponent or beyond int64. 0 when i
+ * is not a number. */
+double jtape_val_double(const struct jtape *t, size_t i);
+
 /* Shared with json.c. */
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if s does not start one
  * (Unicode table 3-7: overlongs, surrogates and code points past U+10FFFF are 0). */

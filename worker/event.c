@@ -22,9 +22,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <locale.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,22 +355,6 @@ static int req_string(struct dec *d, size_t obj, const char *key, const char *pa
     return *s ? 0 : FAIL(d, path, "missing");
 }
 
-/* Number literals with a fraction or exponent, read as a double the way the schema's
- * validator does, whatever the process locale's decimal point. */
-static locale_t c_numeric;
-static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
-
-static void c_numeric_init(void)
-{
-    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-}
-
-static double literal_double(const char *s)
-{
-    pthread_once(&c_numeric_once, c_numeric_init);
-    return c_numeric ? strtod_l(s, NULL, c_numeric) : strtod(s, NULL);
-}
-
 /* The schema's int64_positive: a JSON integer 1..INT64_MAX, where an integral number
  * written with a fraction or exponent counts as an integer (JSON Schema's rule: the
  * double's value decides, so 1.00000000000000000001 is 1). An integer literal beyond
@@ -389,7 +371,7 @@ static int num_pos_int64(struct dec *d, size_t v, const char *path, int64_t *out
             return FAIL(d, path, "out of range (must be 1..%" PRId64 ")", INT64_MAX);
         return 0;
     }
-    x = literal_double(d->t->arena + nd->str);
+    x = jtape_val_double(d->t, v); /* as the schema validator reads it, in any locale */
     if (!isfinite(x) || x != floor(x))
         return FAIL(d, path, "not an integer");
     if (x < 1.0 || x >= 9223372036854775808.0)

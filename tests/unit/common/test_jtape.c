@@ -85,6 +85,11 @@ static void test_getters_follow_json_rules(void **state)
     assert_int_equal(jtape_member(&t, o, "k"), 0);
     assert_int_equal(jtape_val_int64(&t, o + 2, 0, 9, &v), JGET_OK);
     assert_int_equal(v, 2);
+    /* numbers as doubles from their literal; anything else is 0 */
+    assert_true(jtape_val_double(&t, jtape_member(&t, JTAPE_ROOT, "f")) == 5.0);
+    assert_true(jtape_val_double(&t, jtape_member(&t, JTAPE_ROOT, "e")) == 100.0);
+    assert_true(jtape_val_double(&t, jtape_member(&t, JTAPE_ROOT, "big")) > 9.9e19);
+    assert_true(jtape_val_double(&t, jtape_member(&t, JTAPE_ROOT, "s")) == 0.0);
     jtape_release(&t);
     jtape_release(&t); /* released twice is fine */
     jtape_release(NULL);
