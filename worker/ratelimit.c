@@ -417,6 +417,28 @@ static void local_release(struct ratelimit *rl, enum ratelimit_kind kind, const 
 
 /* ---- public ------------------------------------------------------------------------ */
 
+/* The tenant's local concurrency slot, with the status acquire reports when it cannot be
+ * had: RL_OK (held), RL_TIMEOUT (the cap stayed full until the deadline) or RL_ERROR. */
+static enum ratelimit_status take_local(struct ratelimit *rl, enum ratelimit_kind kind,
+                                        const char *tenant, int64_t deadline_ms,
+                                        int64_t *retry_after_ms, char *errstr, size_t errsz)
+{
+    int rc = local_acquire(rl, kind, tenant, deadline_ms);
+
+    if (rc < 0) {
+        snprintf(errstr, errsz, "ratelimit: out of memory");
+        return RL_ERROR;
+    }
+    if (rc > 0) {
+        snprintf(errstr, errsz, "ratelimit: %s:%s concurrency cap %d reached until deadline",
+                 kind_names[kind], tenant, rl->o.kind[kind].local_concurrency);
+        if (retry_after_ms)
+            *retry_after_ms = rl->o.poll_ms;
+        return RL_TIMEOUT;
+    }
+    return RL_OK;
+}
+
 /* ratelimit_acquire, admitting up to `ahead` more log entries into pf when pf is given
  * (its tokens are the request's token + ":1", ":2", ...). */
 static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *redis,
@@ -425,12 +447,12 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
                                      struct ratelimit_slot *slot, int64_t *retry_after_ms,
                                      char *errstr, size_t errsz)
 {
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX], a_ahead[8];
-    const char *keys[2] = {rate, conc}, *args[6] = {NULL, NULL, NULL, NULL, token, a_ahead};
+    static const char *const ahead_args[RATELIMIT_PREFETCH_MAX + 1] = {"0", "1", "2", "3", "4"};
+    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX];
+    const char *keys[2] = {rate, conc}, *args[6] = {NULL, NULL, NULL, NULL, token, NULL};
     const struct ratelimit_limits *l;
     int64_t waited_us = 0, t0 = now_us();
     enum ratelimit_status st = RL_ERROR;
-    int rc;
 
     memset(slot, 0, sizeof *slot);
     if (check_tenant(kind, tenant, errstr, errsz) < 0)
@@ -450,22 +472,15 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
     args[1] = rl->args[kind].window;
     args[2] = rl->args[kind].cap;
     args[3] = rl->args[kind].lease;
-    snprintf(a_ahead, sizeof a_ahead, "%d", pf ? ahead : 0);
+    args[5] = ahead_args[!pf || ahead < 1                 ? 0
+                         : ahead > RATELIMIT_PREFETCH_MAX ? RATELIMIT_PREFETCH_MAX
+                                                          : ahead];
 
-    rc = local_acquire(rl, kind, tenant, deadline_ms);
+    st = take_local(rl, kind, tenant, deadline_ms, retry_after_ms, errstr, errsz);
     waited_us += now_us() - t0; /* the local slot: ~0 unless the tenant's cap was full */
-    if (rc < 0) {
-        snprintf(errstr, errsz, "ratelimit: out of memory");
+    if (st != RL_OK)
         goto out_nolocal;
-    }
-    if (rc > 0) {
-        snprintf(errstr, errsz, "ratelimit: %s:%s concurrency cap %d reached until deadline",
-                 kind_names[kind], tenant, l->local_concurrency);
-        if (retry_after_ms)
-            *retry_after_ms = rl->o.poll_ms;
-        st = RL_TIMEOUT;
-        goto out_nolocal;
-    }
+    st = RL_ERROR;
 
     for (;;) {
         char err[256];
@@ -557,8 +572,7 @@ void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
         args[i] = pf->token[i];
     if (!redis)
         snprintf(err, sizeof err, "no redis connection");
-    else if (build_keys(redis, pf->kind, pf->tenant, rate, conc, sizeof rate, err, sizeof err) ==
-             0)
+    else if (build_keys(redis, pf->kind, pf->tenant, rate, conc, sizeof rate, err, sizeof err) == 0)
         rc = redis_eval_deferred(redis, &rl->drop, 1, keys, (size_t)pf->n, args, err, sizeof err);
     if (rc < 0)
         log_warn("ratelimit: dropping %d unused %s:%s admissions failed (they count until the "
@@ -575,19 +589,17 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
 {
     enum ratelimit_status st;
     int64_t t0;
-    int rc;
 
     if (!pf || (unsigned)kind >= RL_KIND_COUNT || rl->o.kind[kind].global_concurrency > 0)
-        return ratelimit_acquire(rl, redis, kind, tenant, deadline_ms, slot, retry_after_ms,
-                                 errstr, errsz);
+        return ratelimit_acquire(rl, redis, kind, tenant, deadline_ms, slot, retry_after_ms, errstr,
+                                 errsz);
     if (pf->n > 0 && (pf->kind != kind || !tenant || strcmp(pf->tenant, tenant) != 0 ||
                       ratelimit_now_ms() - pf->admitted_ms > RATELIMIT_PREFETCH_TTL_MS))
         ratelimit_prefetch_drop(rl, redis, pf);
     if (pf->n == 0) {
         int ahead = pf->expect > 1 ? pf->expect - 1 : 0;
-        st = acquire(rl, redis, kind, tenant, deadline_ms,
-                     ahead < RATELIMIT_PREFETCH_MAX ? ahead : RATELIMIT_PREFETCH_MAX, pf, slot,
-                     retry_after_ms, errstr, errsz);
+        st = acquire(rl, redis, kind, tenant, deadline_ms, ahead, pf, slot, retry_after_ms, errstr,
+                     errsz);
         if (st == RL_OK && pf->expect > 0)
             pf->expect--;
         return st;
@@ -595,19 +607,10 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
     /* An entry is already in the log: only the local concurrency slot to take. */
     memset(slot, 0, sizeof *slot);
     t0 = now_us();
-    rc = local_acquire(rl, kind, tenant, deadline_ms);
+    st = take_local(rl, kind, tenant, deadline_ms, retry_after_ms, errstr, errsz);
     slot->waited_ms = (now_us() - t0) / 1000;
-    if (rc < 0) {
-        snprintf(errstr, errsz, "ratelimit: out of memory");
-        return RL_ERROR;
-    }
-    if (rc > 0) {
-        snprintf(errstr, errsz, "ratelimit: %s:%s concurrency cap %d reached until deadline",
-                 kind_names[kind], tenant, rl->o.kind[kind].local_concurrency);
-        if (retry_after_ms)
-            *retry_after_ms = rl->o.poll_ms;
-        return RL_TIMEOUT;
-    }
+    if (st != RL_OK)
+        return st;
     slot->held = 1;
     slot->kind = kind;
     snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
