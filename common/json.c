@@ -58,7 +58,6 @@ const char *json_type_str(const struct json_object *obj)
     return "null";
 }
 
-
 /* ---- getters --------------------------------------------------------------------- */
 
 static enum jget_status member(struct json_object *obj, const char *key, struct json_object **v)
@@ -69,7 +68,6 @@ static enum jget_status member(struct json_object *obj, const char *key, struct 
         return JGET_MISSING;
     return JGET_OK;
 }
-
 
 enum jget_status json_val_str(struct json_object *v, const char **out)
 {
@@ -328,7 +326,7 @@ void jbuf_reset(struct jbuf *jb)
         jb->buf[0] = '\0';
 }
 
-static void fail(struct jbuf *jb)
+void jbuf_fail(struct jbuf *jb)
 {
     jb->err = -1;
 }
@@ -338,7 +336,7 @@ static void put(struct jbuf *jb, const void *s, size_t n)
     if (jb->err)
         return;
     if (n > jb->max - jb->len) {
-        fail(jb);
+        jbuf_fail(jb);
         return;
     }
     if (jb->len + n + 1 > jb->cap) {
@@ -349,7 +347,7 @@ static void put(struct jbuf *jb, const void *s, size_t n)
             ncap = jb->max + 1;
         char *nb = realloc(jb->buf, ncap);
         if (!nb) {
-            fail(jb);
+            jbuf_fail(jb);
             return;
         }
         jb->buf = nb;
@@ -383,7 +381,7 @@ static int begin_value(struct jbuf *jb)
     *st |= JB_HAS;
     return jb->err;
 misuse:
-    fail(jb);
+    jbuf_fail(jb);
     return -1;
 }
 
@@ -392,7 +390,7 @@ static void open_container(struct jbuf *jb, int is_obj)
     if (begin_value(jb) < 0)
         return;
     if (jb->depth >= JBUF_MAX_DEPTH) {
-        fail(jb);
+        jbuf_fail(jb);
         return;
     }
     jb->state[++jb->depth] = is_obj ? JB_OBJ : 0;
@@ -405,7 +403,7 @@ static void close_container(struct jbuf *jb, int is_obj)
         return;
     unsigned char st = jb->state[jb->depth];
     if (jb->depth == 0 || !(st & JB_OBJ) != !is_obj || (st & JB_KEY)) {
-        fail(jb);
+        jbuf_fail(jb);
         return;
     }
     jb->state[jb->depth--] = 0;
@@ -478,7 +476,7 @@ void jbuf_key(struct jbuf *jb, const char *key)
     if (jb->err)
         return;
     if (!key || !(*st & JB_OBJ) || (*st & JB_KEY)) {
-        fail(jb);
+        jbuf_fail(jb);
         return;
     }
     if (*st & JB_HAS)

@@ -115,6 +115,9 @@ struct jbuf {
 
 /* max = hard cap on len in bytes, excluding the terminating NUL (0 = JBUF_DEFAULT_MAX). */
 void jbuf_init(struct jbuf *jb, size_t max);
+/* Latch jb->err from outside, when what a caller was about to write cannot be written
+ * (e.g. a value it could not format): later appends are no-ops, jbuf_cstr() is NULL. */
+void jbuf_fail(struct jbuf *jb);
 /* Free the buffer; jb may be initialised again or reset and reused (same max). */
 void jbuf_release(struct jbuf *jb);
 /* Reset to empty (clearing err) without freeing the buffer. */

@@ -25,8 +25,8 @@
 struct parse {
     const unsigned char *start, *p, *end;
     struct jtape *t;
-    char *arena;  /* t->arena, filled up to t->arena_len */
-    uint32_t *stack; /* open containers (node indexes), max_depth of them */
+    char *arena;       /* t->arena, filled up to t->arena_len */
+    uint32_t *stack;   /* open containers (node indexes), max_depth of them */
     struct jkey *sort; /* scratch for the duplicate-key check of large objects */
     size_t sortcap;
     char *errstr;
@@ -44,8 +44,7 @@ struct jkey {
     uint32_t off, len;
 };
 
-__attribute__((format(printf, 2, 3))) static int parse_fail(struct parse *ps, const char *fmt,
-                                                             ...)
+__attribute__((format(printf, 2, 3))) static int parse_fail(struct parse *ps, const char *fmt, ...)
 {
     char msg[160];
     va_list ap;
@@ -406,7 +405,8 @@ static int dup_fail(struct parse *ps, const struct jkey *k)
     size_t j = 0, i = 0;
     while (i < k->len && j < 32) {
         size_t l = jtape_utf8_len(s + i, k->len - i);
-        shown[j++] = (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\') ? (char)s[i] : '?';
+        shown[j++] =
+            (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\') ? (char)s[i] : '?';
         i += l ? l : 1;
     }
     shown[j] = '\0';
@@ -627,15 +627,14 @@ enum jget_status jtape_val_int64(const struct jtape *t, size_t i, int64_t min, i
         return JGET_MISSING;
     if (t->n[i].type != JT_NUMBER || !t->n[i].is_int)
         return JGET_WRONG_TYPE;
-    if (jtape_dec_int64(t->arena + t->n[i].str, t->n[i].count, &v) != JGET_OK || v < min ||
-        v > max)
+    if (jtape_dec_int64(t->arena + t->n[i].str, t->n[i].count, &v) != JGET_OK || v < min || v > max)
         return JGET_RANGE;
     *out = v;
     return JGET_OK;
 }
 
-enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_t min,
-                                         int64_t max, int64_t *out)
+enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_t min, int64_t max,
+                                         int64_t *out)
 {
     int64_t v;
     enum jget_status st;
@@ -651,8 +650,7 @@ enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_
     return JGET_OK;
 }
 
-enum jget_status jtape_get_str(const struct jtape *t, size_t obj, const char *key,
-                               const char **out)
+enum jget_status jtape_get_str(const struct jtape *t, size_t obj, const char *key, const char **out)
 {
     size_t i;
     enum jget_status st = member(t, obj, key, &i);

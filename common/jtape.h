@@ -82,15 +82,14 @@ enum jget_status jtape_get_int64_lenient(const struct jtape *t, size_t obj, cons
                                          int64_t min, int64_t max, int64_t *out);
 enum jget_status jtape_get_bool(const struct jtape *t, size_t obj, const char *key, int *out);
 enum jget_status jtape_get_obj(const struct jtape *t, size_t obj, const char *key, size_t *out);
-enum jget_status jtape_get_array(const struct jtape *t, size_t obj, const char *key,
-                                 size_t *out);
+enum jget_status jtape_get_array(const struct jtape *t, size_t obj, const char *key, size_t *out);
 
 /* The same checks on node i itself (an array element, the root). */
 enum jget_status jtape_val_str(const struct jtape *t, size_t i, const char **out);
 enum jget_status jtape_val_int64(const struct jtape *t, size_t i, int64_t min, int64_t max,
                                  int64_t *out);
-enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_t min,
-                                         int64_t max, int64_t *out);
+enum jget_status jtape_val_int64_lenient(const struct jtape *t, size_t i, int64_t min, int64_t max,
+                                         int64_t *out);
 
 /* Node i's number as a double (strtod in the C locale, whatever the process locale's
  * decimal point), for literals with a fraction or exponent or beyond int64. 0 when i

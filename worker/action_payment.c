@@ -348,7 +348,7 @@ static void doc_extras(struct jbuf *out, const struct payment_extras *e)
 int payment_doc_body(const struct sales_doc *d, const struct payment_extras *e, struct jbuf *out)
 {
     if (d->deposit_account_id && e->deposit_account_id) {
-        out->err = -1;
+        jbuf_fail(out);
         return -1;
     }
     jbuf_obj_open(out);

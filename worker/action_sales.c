@@ -198,7 +198,7 @@ static void kv_decimal(struct jbuf *jb, const char *key, enum money_err st, cons
 {
     jbuf_key(jb, key);
     if (st != MONEY_OK) {
-        jb->err = -1;
+        jbuf_fail(jb);
         return;
     }
     jbuf_raw(jb, text, strlen(text));

@@ -558,7 +558,8 @@ static void test_parse_matches_json_c(void **state)
         "[]",
         "[{},[],{\"a\":[]}]",
         "  {\"a\" : 1 , \"b\":[ true ,false, null ],\"c\":{\"d\":\"e\"} }  ",
-        "{\"k\\u00e9y\":\"v\\u00e9\",\"\\ud83d\\ude00\":\"\\ud83d\\ude00x\",\"t\\tab\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+        "{\"k\\u00e9y\":\"v\\u00e9\",\"\\ud83d\\ude00\":\"\\ud83d\\ude00x\",\"t\\tab\":"
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
         "\"nul \\u0000 inside\"",
         "{\"s\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
         "[0,-0,1,-1,9223372036854775807,-9223372036854775808,0.5,-0.0,1e3,1E-3,2.5e+10,1e400]",
@@ -699,12 +700,21 @@ static void mis_null_key(struct jbuf *jb)
     jbuf_key(jb, NULL);
 }
 
+/* A caller that cannot write what it meant to (jbuf_fail) latches like a misuse. */
+static void mis_caller_fails(struct jbuf *jb)
+{
+    jbuf_obj_open(jb);
+    jbuf_key(jb, "Amount");
+    jbuf_fail(jb);
+}
+
 static void test_builder_misuse_latches(void **state)
 {
     (void)state;
     static const misuse_fn fns[] = {mis_value_without_key, mis_key_in_array, mis_key_at_top,
                                     mis_wrong_close,       mis_close_at_top, mis_two_top_values,
-                                    mis_key_then_close,    mis_two_keys,     mis_null_key};
+                                    mis_key_then_close,    mis_two_keys,     mis_null_key,
+                                    mis_caller_fails};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         struct jbuf jb;
         jbuf_init(&jb, 0);

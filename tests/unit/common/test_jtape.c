@@ -67,8 +67,7 @@ static void test_getters_follow_json_rules(void **state)
     assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "is", 0, 1000, &v), JGET_OK);
     assert_int_equal(v, 123);
     assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "i", 0, 1000, &v), JGET_OK);
-    assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "bad", 0, 1000, &v),
-                     JGET_WRONG_TYPE);
+    assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "bad", 0, 1000, &v), JGET_WRONG_TYPE);
     assert_int_equal(jtape_get_int64_lenient(&t, JTAPE_ROOT, "is", 0, 100, &v), JGET_RANGE);
     assert_int_equal(jtape_get_bool(&t, JTAPE_ROOT, "t", &b), JGET_OK);
     assert_int_equal(b, 1);
