@@ -4,7 +4,8 @@
  * reverse order:
  *
  *   settings -> log level, secrets registered for redaction -> libcurl global init
- *   -> metrics -> rate limiter -> oauth -> HubSpot client -> QBO client -> producer
+ *   -> metrics -> rate limiter -> oauth -> HubSpot client -> QBO client -> producer (the
+ *   output topics' metadata fetched, so the first results do not wait for it)
  *   -> pipeline (lease keeper, circuit breakers) -> consumer (worker threads, subscribed
  *   to kafka.topic.actions and kafka.topic.retry)
  *   -> HTTP endpoint (/metrics, /healthz, /readyz) -> signals -> consumer_run()
@@ -42,6 +43,8 @@
 #include "worker/settings.h"
 
 enum { RUN_OK = 0, RUN_FAILED = 1, RUN_CONFIG = 2 };
+
+#define WARM_TIMEOUT_MS 5000 /* output topics' metadata at start; Kafka down costs this once */
 
 static struct consumer *volatile g_consumer;
 
@@ -160,6 +163,12 @@ int cmd_run(int argc, char **argv, const char *version)
     producer = producer_new(cfg, err, sizeof err);
     if (!producer)
         goto fail;
+    /* every topic the worker writes, known before the first event (producer.h) */
+    const char *out_topics[] = {config_get_str(cfg, "kafka.topic.results"),
+                                config_get_str(cfg, "kafka.topic.dlq"),
+                                config_get_str(cfg, "kafka.topic.retry")};
+    if (producer_warm(producer, out_topics, 3, WARM_TIMEOUT_MS, err, sizeof err) < 0)
+        log_warn("%s; the first send there waits for its metadata", err);
     struct pipeline_deps deps = {
         .hubspot = hubspot, .qbo = qbo, .producer = producer, .metrics = metrics};
     pipeline = pipeline_new(cfg, &deps, err, sizeof err);

@@ -87,6 +87,17 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
                        const void *val, size_t vallen, const struct kafka_header *hdrs,
                        size_t nhdrs, int64_t timeout_ms, char *errstr, size_t errsz);
 
+#define PRODUCER_MAX_WARM 8 /* topics producer_warm() keeps known */
+
+/* Makes topics[0..n) known to the producer before the first send: a topic handle held
+ * until producer_free() and one metadata request each, all within timeout_ms. Without
+ * it the first send to each topic waits for librdkafka's next metadata refresh (about a
+ * second). Every topic is tried; returns 0, or -1 with errstr naming the first failure
+ * (topic absent, broker unreachable, timeout). A failure is not fatal to sending: the
+ * topic is still looked up on first use (or auto-created where the cluster does so). */
+int producer_warm(struct producer *pr, const char *const *topics, size_t n, int64_t timeout_ms,
+                  char *errstr, size_t errsz);
+
 /* Waits until every message handed to the producer is delivered or failed, at most
  * timeout_ms. Returns 0, or -1 when messages were still outstanding. */
 int producer_flush(struct producer *pr, int64_t timeout_ms);

@@ -163,6 +163,7 @@ static struct config *settings(const char *group, const char *threads, const cha
     return cfg;
 }
 
+
 /* ---- what the handler saw ------------------------------------------------------------ */
 
 struct run {
@@ -614,6 +615,35 @@ static void test_producer_send_sync_with_headers(void **state)
     rd_kafka_destroy(rk);
 }
 
+/* producer_warm fetches each output topic's metadata up front (the first send to a topic
+ * would otherwise wait for librdkafka's next refresh) and says which one failed; a send
+ * after it is delivered as before. */
+static void test_producer_warm_knows_topics_and_names_failures(void **state)
+{
+    const char *ok[] = {"t.results", "t.basic"};
+    const char *many[PRODUCER_MAX_WARM + 1];
+    char err[256];
+    size_t i;
+
+    (void)state;
+    err[0] = '\0';
+    assert_int_equal(producer_warm(prod, ok, 2, 5000, err, sizeof(err)), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(
+        producer_send_sync(prod, "t.results", "k", 1, "w", 1, NULL, 0, 5000, err, sizeof(err)), 0);
+    /* (a topic the cluster lacks cannot be shown here: kafka-mock creates any topic a
+     * metadata request names, whatever allow.auto.create.topics says) */
+    /* no time left: every topic is still registered, the failure says timed out */
+    const char *late[] = {"t.rebalance"};
+    assert_int_equal(producer_warm(prod, late, 1, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "t.rebalance"));
+    /* the handles it keeps are bounded */
+    for (i = 0; i < PRODUCER_MAX_WARM + 1; i++)
+        many[i] = "t.results";
+    assert_int_equal(producer_warm(prod, many, PRODUCER_MAX_WARM + 1, 5000, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "more than"));
+}
+
 static int group_setup(void **state)
 {
     struct config *cfg;
@@ -642,6 +672,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_send_sync_with_headers),
+        cmocka_unit_test(test_producer_warm_knows_topics_and_names_failures),
         cmocka_unit_test(test_stop_restart_in_key_order_committed_to_the_end),
         cmocka_unit_test(test_rebalance_hands_over_without_loss),
     };
