@@ -84,7 +84,8 @@ def parse_args(argv):
     a("--open-seconds", type=float, default=25.0)
     a("--seed", type=int, default=7)
     a("--profile", action="store_true",
-      help="perf record the first replica during the latency scenario (tests/bench/out/)")
+      help="perf record the first replica during the rate and latency drains "
+           "(profile-SCENARIO.txt and perf-SCENARIO.data in the output directory)")
     a("--set", action="append", default=[], metavar="KEY=VALUE",
       help="worker setting for every scenario, e.g. --set worker.max_in_flight=2048")
     a("--baseline-set", action="append", default=[], metavar="KEY=VALUE",
@@ -486,14 +487,15 @@ def open_loop(env, setting, events, rate, seconds, tag):
 class Profile:
     """perf record (software cpu-clock, call graphs) of one process for a while."""
 
-    def __init__(self, outdir):
+    def __init__(self, outdir, name):
         self.outdir = outdir
+        self.name = name
         self.proc = None
 
     def start(self, pid):
         if not shutil.which("perf"):
             return None
-        self.data = self.outdir / "perf.data"
+        self.data = self.outdir / ("perf-%s.data" % self.name)
         self.proc = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499",
                                       "--call-graph", "dwarf,16384", "-p", str(pid),
                                       "-o", str(self.data)],
@@ -505,7 +507,7 @@ class Profile:
             return
         self.proc.send_signal(2)
         self.proc.wait(30)
-        with open(self.outdir / "profile.txt", "w") as f:
+        with open(self.outdir / ("profile-%s.txt" % self.name), "w") as f:
             subprocess.run(["perf", "report", "-i", str(self.data), "--no-children", "--stdio",
                             "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.5"],
                            stdout=f, stderr=subprocess.DEVNULL, timeout=300)
@@ -557,7 +559,7 @@ def expected_seconds(env, setting, events):
 
 
 def scenario_rate(a, logdir, name="rate", n=None, per_partition=None, time_limit=None,
-                  warm=False, settle_s=0.0):
+                  warm=False, settle_s=0.0, profile=None):
     n = n or a.events
     with Env(a, name, n, real_limits(a), logdir) as env:
         if warm:
@@ -565,7 +567,7 @@ def scenario_rate(a, logdir, name="rate", n=None, per_partition=None, time_limit
         setting = rate_setting(a, per_partition)
         exp = expected_seconds(env, setting, env.workload.events)
         r = drain(env, setting, env.workload.events, name, timeout=time_limit or a.time_limit,
-                  stall=time_limit or 45)
+                  profile=profile, stall=time_limit or 45)
         r["expected_s"] = round(exp, 1)
         r["time_limit_s"] = time_limit or a.time_limit
         return r
@@ -600,6 +602,10 @@ def warm_up(env, setting, label, wait_s, settle_s=0.0):
     return warm
 
 
+LAT_IN_FLIGHT = 2048      # worker.max_in_flight per replica in the latency scenario
+LAT_PER_PARTITION = 1024  # worker.max_in_flight_per_partition there
+
+
 def scenario_latency(a, logdir, profile):
     """Warm the caches, sweep worker.threads (the plot), then the main latency-bound point."""
     lim = {"latency_ms": a.lat_latency_ms, "jitter_ms": 0, "qbo_rate_min": 0,
@@ -609,12 +615,16 @@ def scenario_latency(a, logdir, profile):
         evs = env.workload.events
 
         def setting(threads):
+            # In-flight bounds raised so that the run holds more than 2,000 events at once
+            # (the memory and CPU target's condition): 2 x 2,048 held, 1,024 per partition.
             w = {"worker.threads": threads, "hubspot.rate_limit_per_10s": 1000,
                  "hubspot.max_concurrent_per_portal": 100, "qbo.rate_limit_per_min": 10000,
                  "qbo.max_concurrent_per_realm": 50,
-                 "worker.max_in_flight": max(1024, 4 * threads)}
+                 "worker.max_in_flight": max(LAT_IN_FLIGHT, 4 * threads),
+                 "worker.max_in_flight_per_partition": LAT_PER_PARTITION}
             w.update(parse_sets(a.set))
-            return {"replicas": a.replicas, "threads": threads, "worker": w}
+            pp = int(w["worker.max_in_flight_per_partition"])
+            return {"replicas": a.replicas, "threads": threads, "worker": w, "per_partition": pp}
 
         s = setting(a.lat_threads)
         warm = warm_up(env, s, "latency", 0)
@@ -661,7 +671,8 @@ def main(argv):
                   flush=True)
             # Warm: the steady state is what the targets are about; the QBO window (60 s)
             # the warm-up's creates used must empty first, or QBO binds the first minute.
-            R["rate"] = scenario_rate(a, logdir, warm=not a.cold, settle_s=61.0)
+            R["rate"] = scenario_rate(a, logdir, warm=not a.cold, settle_s=61.0,
+                                      profile=Profile(out, "rate") if a.profile else None)
             R["rate"]["cold"] = bool(a.cold)
             print(report.one_line("rate", R["rate"]), flush=True)
         if "baseline" in scen:
@@ -673,7 +684,7 @@ def main(argv):
         if "latency" in scen:
             print("bench: latency-bound (no rate limits, %d ms per call) ..." % a.lat_latency_ms,
                   flush=True)
-            prof = Profile(out) if a.profile else None
+            prof = Profile(out, "latency") if a.profile else None
             R["latency"], results["sweep"] = scenario_latency(a, logdir, prof)
             print(report.one_line("latency", R["latency"]), flush=True)
         if "open" in scen:
