@@ -6,8 +6,9 @@
  * commits the completed prefix and the restarted member redelivers exactly the events
  * past it (at least once: the pipeline's Redis markers make that exactly once); the
  * offsets end up committed at the end of every partition, so a further restart gets
- * nothing. A member joining and leaving mid-stream (rebalances) loses nothing. Also: the
- * producer's synchronous send with headers, and the consumer-lag hook.
+ * nothing. A member joining and leaving mid-stream (rebalances) loses nothing; the bounds
+ * never pause a partition that has not delivered its first message. Also: the producer's
+ * synchronous send with headers and its topic warm-up, and the consumer-lag hook.
  *
  * The mock refuses OffsetCommit while its group is joining (real Kafka accepts it while
  * preparing a rebalance), so a revoke's commit fails there and the rebalance test can
@@ -94,7 +95,8 @@ static int start_mock(void **state)
         dup2(out, 1);
         dup2(err, 2);
         execl(mock_path(), "kafka-mock", "--bootstrap-file", file, "--no-default-topics", "--topic",
-              "t.basic:6", "--topic", "t.rebalance:6", "--topic", "t.results:1", (char *)NULL);
+              "t.basic:6", "--topic", "t.rebalance:6", "--topic", "t.results:1", "--topic",
+              "t.fresh:6", (char *)NULL);
         _exit(127);
     }
     for (end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
@@ -562,6 +564,37 @@ static void test_rebalance_hands_over_without_loss(void **state)
     assert_committed_at_end("g.rebalance", "t.rebalance");
 }
 
+/* The in-flight bound pauses what is fetching, never a partition that has delivered
+ * nothing yet: pausing it could outdate the fetch start librdkafka queues for it (the
+ * partition then stays assigned and never fetched). Every event here has one key, so one
+ * partition of six is busy; the total bound (4) wants them all paused. */
+static void test_bound_pauses_only_partitions_that_fetch(void **state)
+{
+    const int n = 40;
+    char val[32], err[256];
+    struct run *r = &R;
+    long long paused;
+    int s;
+
+    (void)state;
+    run_init(r);
+    r->sleep_us = 20000;
+    for (s = 0; s < n; s++) {
+        snprintf(val, sizeof(val), "k00:%d", s);
+        assert_int_equal(producer_send_sync(prod, "t.fresh", "k00", 3, val, strlen(val), NULL, 0,
+                                            10000, err, sizeof(err)),
+                         0);
+    }
+    member_start(&MA, r, 0, "g.fresh", "t.fresh", "1", "4", "4");
+    wait_assigned(&MA, NPART);
+    wait_handled(r, n, 0, 20000);
+    paused = atomic_load(&r->max_paused); /* before the stop, which pauses everything */
+    member_stop(&MA);
+    assert_int_equal(r->bad, 0);
+    assert_int_equal(r->gaps, 0);
+    assert_int_equal(paused, 1); /* the busy one, and only it */
+}
+
 /* producer_send_sync returns only once the broker has the message, headers included. */
 static void test_producer_send_sync_with_headers(void **state)
 {
@@ -675,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_producer_warm_knows_topics_and_names_failures),
         cmocka_unit_test(test_stop_restart_in_key_order_committed_to_the_end),
         cmocka_unit_test(test_rebalance_hands_over_without_loss),
+        cmocka_unit_test(test_bound_pauses_only_partitions_that_fetch),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
