@@ -168,7 +168,9 @@ int cmd_run(int argc, char **argv, const char *version)
                                 config_get_str(cfg, "kafka.topic.dlq"),
                                 config_get_str(cfg, "kafka.topic.retry")};
     if (producer_warm(producer, out_topics, 3, WARM_TIMEOUT_MS, err, sizeof err) < 0)
-        log_warn("%s; the first send there waits for its metadata", err);
+        log_warn("%s; sends there wait until the topic is known (the topics must exist: "
+                 "deploy/README.md)",
+                 err);
     struct pipeline_deps deps = {
         .hubspot = hubspot, .qbo = qbo, .producer = producer, .metrics = metrics};
     pipeline = pipeline_new(cfg, &deps, err, sizeof err);

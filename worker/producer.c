@@ -160,8 +160,11 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
     /* message.max.bytes: a dead letter carries the original value byte for byte plus
      * headers, and oversized inputs are exactly what gets dead-lettered, so the producer
      * must not refuse what the input topic accepted; the brokers' own limits still apply. */
+    /* allow.auto.create.topics: the topics are the operator's (deploy/README.md); a typo
+     * in kafka.topic.* must not create a one-partition topic on a broker that allows it. */
     if (conf_set(conf, "linger.ms", "5", errstr, errsz) < 0 ||
         conf_set(conf, "client.id", "hsqb-worker", errstr, errsz) < 0 ||
+        conf_set(conf, "allow.auto.create.topics", "false", errstr, errsz) < 0 ||
         conf_set(conf, "message.max.bytes", "16777216", errstr, errsz) < 0 ||
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;

@@ -1,7 +1,8 @@
 /* producer.h - the worker's one shared, idempotent Kafka producer (results, DLQ, retry).
  *
  * Owns: one librdkafka producer handle (enable.idempotence=true, acks=all, small
- * linger) and a thread that polls it for delivery reports. Settings: kafka.brokers plus
+ * linger, no topic auto-creation) and a thread that polls it for delivery reports, plus
+ * the topic handles producer_warm() keeps. Settings: kafka.brokers plus
  * the kafka.* pass-through properties (worker/settings.c); the pass-through may tune
  * linger.ms, message.timeout.ms, compression etc. but never the idempotence or the
  * bootstrap list.

@@ -246,23 +246,47 @@ def wait_settled(env, timeout=40, quiet=1.5):
 
 
 def wait_results(env, ids, timeout, stall=45):
-    """Until every id has a result, `timeout` passes, or nothing arrives for `stall` s."""
+    """Until every id has a result, `timeout` passes, or nothing arrives for `stall` s.
+    The collector is held meanwhile (benchlib.Collector): progress is the count of records
+    the results and DLQ topics gained, and the records are read once that count says the
+    run is over (or a limit passed). Duplicates (a re-published result) can make the count
+    run ahead: then the collector reads on until every id is there."""
     deadline = time.monotonic() + timeout
     last_n, last_change = -1, time.monotonic()
     idset = set(ids)
+    col = env.collector
+    ok = False
     while time.monotonic() < deadline:
-        n = env.collector.count(idset) if len(idset) < 50000 else env.collector.count()
+        ends = col.ends()
+        n = sum(ends.values()) - env.results0
         if n >= len(idset):
-            return True
+            col.catch_up(ends)
+            if count_ids(col, idset) >= len(idset):
+                ok = True
+                break
         if n != last_n:
             last_n, last_change = n, time.monotonic()
         elif time.monotonic() - last_change > stall:
-            return False
+            break
         for r in env.replicas:
             if not r.alive():
+                col.catch_up(col.ends())
                 raise RuntimeError("%s died (exit %s); see %s" % (r.name, r.proc.poll(), env.logdir))
         time.sleep(0.2)
-    return False
+    if not ok:
+        col.catch_up(col.ends())
+        ok = count_ids(col, idset) >= len(idset)
+    return ok
+
+
+def count_ids(col, idset):
+    return col.count(idset) if len(idset) < 50000 else col.count()
+
+
+def hold_collector(env):
+    """Before a measured run produces: where the results topics end, and the collector held."""
+    env.collector.hold()
+    env.results0 = sum(env.collector.ends().values())
 
 
 def measure(env, ids, events, sent, t_wall0, t_wall1, setting, extra=None):
@@ -428,6 +452,7 @@ def drain(env, setting, events, tag, timeout, profile=None, stall=45):
     # second rebalance (tests/kafka-mock/README.md), which must not count as worker time.
     env.start_replicas(setting["replicas"], setting["worker"], tag)
     wait_settled(env)
+    hold_collector(env)
     t0 = time.monotonic()
     ids = env.produce(events, tag)
     sent = dict(env.producer.sent)
@@ -458,6 +483,7 @@ def open_loop(env, setting, events, rate, seconds, tag):
     env.mark_log_end()
     env.start_replicas(setting["replicas"], setting["worker"], tag)
     wait_settled(env)
+    hold_collector(env)
     mon = Monitor(env.replicas)
     mon.start()
     n = min(len(events), int(rate * seconds))

@@ -420,7 +420,12 @@ class Producer:
 
 class Collector(threading.Thread):
     """Reads hsqb.results and the DLQ from the beginning (no group): per input id, the
-    result's Kafka timestamp, status, worker-side duration and error code."""
+    result's Kafka timestamp, status, worker-side duration and error code.
+
+    During a measured run it is held (hold()): the replicas, not the instrument, get the
+    CPU. Progress is then read from the topics' end offsets (produced(), one request) and
+    the records are read once the run is over (catch_up()). A result's Kafka timestamp is
+    set by the worker's producer when it sends it, so reading later changes no number."""
 
     def __init__(self, bootstrap):
         super().__init__(daemon=True, name="bench-collector")
@@ -431,7 +436,11 @@ class Collector(threading.Thread):
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self.halt = threading.Event()
+        self.held = threading.Event()
+        self.pos = {}  # TopicPartition -> next offset read
         self.error = None
+        self.tps = []
+        self.probe = None
 
     def run(self):
         try:
@@ -440,17 +449,44 @@ class Collector(threading.Thread):
                               max_poll_records=5000, max_partition_fetch_bytes=4 * 1024 * 1024)
             tps = [TopicPartition(TOPIC_RESULTS, p) for p in c.partitions_for_topic(TOPIC_RESULTS)]
             tps += [TopicPartition(TOPIC_DLQ, p) for p in c.partitions_for_topic(TOPIC_DLQ)]
+            self.tps = tps
+            self.probe = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                       enable_auto_commit=False)
             c.assign(tps)
             c.seek_to_beginning()
             self.ready.set()
             while not self.halt.is_set():
-                for recs in c.poll(timeout_ms=100).values():
+                if self.held.is_set():
+                    self.halt.wait(0.05)
+                    continue
+                for tp, recs in c.poll(timeout_ms=100).items():
                     for rec in recs:
                         self._add(rec)
+                    with self.lock:
+                        self.pos[tp] = recs[-1].offset + 1
             c.close()
+            self.probe.close()
         except Exception as e:  # noqa: BLE001 - reported by the caller
             self.error = e
             self.ready.set()
+
+    def hold(self):
+        self.held.set()
+
+    def ends(self):
+        """{TopicPartition: end offset} of the results and DLQ topics now (one request)."""
+        return self.probe.end_offsets(self.tps)
+
+    def catch_up(self, ends, timeout=60):
+        """Reads on (released from hold) until every partition is read up to ends."""
+        self.held.clear()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.error:
+            with self.lock:
+                if all(self.pos.get(tp, 0) >= end for tp, end in ends.items()):
+                    return True
+            time.sleep(0.05)
+        return False
 
     def _add(self, rec):
         if rec.topic == TOPIC_DLQ:
