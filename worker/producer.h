@@ -19,7 +19,8 @@
  * (struct kafka_header_set), so delay.c and result.c build them one way.
  *
  * Thread-safety: producer_send_sync() and producer_flush() may be called from any number
- * of threads at once. producer_free() must not race with any other call.
+ * of threads at once. producer_warm() and producer_free() must not race with any other
+ * call (the worker warms once, before its threads start).
  */
 #ifndef HSQB_PRODUCER_H
 #define HSQB_PRODUCER_H

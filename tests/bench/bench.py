@@ -215,15 +215,18 @@ class Monitor(threading.Thread):
     def __init__(self, replicas):
         super().__init__(daemon=True)
         self.replicas = replicas
-        self.max_in_flight = 0
+        self.max_in_flight = 0  # of all replicas together
+        self.max_in_flight_one = 0  # of the fullest replica
         self.halt = threading.Event()
 
     def run(self):
         while not self.halt.wait(1.0):
             total = 0
             for r in self.replicas:
-                total += bl.metric_sum(r.metrics(), "hsqb_in_flight")
-            self.max_in_flight = max(self.max_in_flight, int(total))
+                n = int(bl.metric_sum(r.metrics(), "hsqb_in_flight"))
+                self.max_in_flight_one = max(self.max_in_flight_one, n)
+                total += n
+            self.max_in_flight = max(self.max_in_flight, total)
 
     def stop(self):
         self.halt.set()
@@ -465,7 +468,8 @@ def drain(env, setting, events, tag, timeout, profile=None, stall=45):
     if prof:
         profile.stop()
     out = measure(env, ids, events, sent, t0, t1, setting,
-                  {"max_in_flight": mon.max_in_flight, "complete": ok})
+                  {"max_in_flight": mon.max_in_flight,
+                   "max_in_flight_replica": mon.max_in_flight_one, "complete": ok})
     env.stop_replicas()
     return out
 
@@ -503,7 +507,9 @@ def open_loop(env, setting, events, rate, seconds, tag):
     t1 = time.monotonic()
     mon.stop()
     out = measure(env, ids, events[:n], dict(env.producer.sent), t0, t1, setting,
-                  {"max_in_flight": mon.max_in_flight, "complete": ok, "offered_rate": rate,
+                  {"max_in_flight": mon.max_in_flight,
+                   "max_in_flight_replica": mon.max_in_flight_one, "complete": ok,
+                   "offered_rate": rate,
                    "produced_s": round(produced_s, 1)})
     out["ratio"] = None  # the offered rate sets the throughput here, not the worker
     env.stop_replicas()
@@ -628,8 +634,8 @@ def warm_up(env, setting, label, wait_s, settle_s=0.0):
     return warm
 
 
-LAT_IN_FLIGHT = 2048      # worker.max_in_flight per replica in the latency scenario
-LAT_PER_PARTITION = 1024  # worker.max_in_flight_per_partition there
+LAT_IN_FLIGHT = 4096      # worker.max_in_flight per replica in the latency scenario
+LAT_PER_PARTITION = 2048  # worker.max_in_flight_per_partition there
 
 
 def scenario_latency(a, logdir, profile):
@@ -641,8 +647,9 @@ def scenario_latency(a, logdir, profile):
         evs = env.workload.events
 
         def setting(threads):
-            # In-flight bounds raised so that the run holds more than 2,000 events at once
-            # (the memory and CPU target's condition): 2 x 2,048 held, 1,024 per partition.
+            # In-flight bounds raised so that each replica holds more than 2,000 events at
+            # once (the memory and CPU target's condition): 4,096 per replica, 2,048 per
+            # partition; 6,000 events over 6 partitions put ~3,000 in each replica.
             w = {"worker.threads": threads, "hubspot.rate_limit_per_10s": 1000,
                  "hubspot.max_concurrent_per_portal": 100, "qbo.rate_limit_per_min": 10000,
                  "qbo.max_concurrent_per_realm": 50,

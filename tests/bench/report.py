@@ -67,8 +67,9 @@ ROWS = [
                                     *(_f(r["redis_by_command_per_event"].get(c, 0.0), 1)
                                       for c in ("evalsha", "get", "set")))),
     ("worker CPU, ms / event (both replicas)", lambda r: _f(r["worker_cpu_ms_per_event"], 3)),
-    ("worker peak RSS, MB (max in flight)",
-     lambda r: "%s (%s)" % (_f(r["worker_hwm_mb"]), r.get("max_in_flight"))),
+    ("worker peak RSS, MB (max in flight: fullest replica / both)",
+     lambda r: "%s (%s / %s)" % (_f(r["worker_hwm_mb"]), r.get("max_in_flight_replica", "-"),
+                                 r.get("max_in_flight"))),
     ("sandbox CPU ms / event, peak RSS MB",
      lambda r: "%s, %s" % (_f(r.get("sandbox_cpu_ms_per_event"), 3), _f(r.get("sandbox_hwm_mb")))),
     ("redis / kafka-mock CPU s", lambda r: "%s / %s" % (_f(r.get("redis_cpu_s"), 2),

@@ -165,7 +165,6 @@ static struct config *settings(const char *group, const char *threads, const cha
     return cfg;
 }
 
-
 /* ---- what the handler saw ------------------------------------------------------------ */
 
 struct run {
