@@ -296,6 +296,16 @@ static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t 
     rd_kafka_topic_partition_list_destroy(commit);
 }
 
+static void resume_copy(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(list);
+
+    if (l == NULL)
+        return;
+    rd_kafka_resume_partitions(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
@@ -316,8 +326,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * an older one. A resume right after the assign could outdate the fetch start the
          * assignment queues once its committed offset is known, leaving that partition
          * assigned but never fetched (seen once in a benchmark run: one partition of six
-         * delivered nothing for the whole run; confluentinc/librdkafka#5591). */
-        rd_kafka_resume_partitions(rk, list);
+         * delivered nothing for the whole run; confluentinc/librdkafka#5591). On a copy:
+         * partitions librdkafka does not know yet come back with an error set. */
+        resume_copy(rk, list);
         if (coop)
             e = rd_kafka_incremental_assign(rk, list);
         else
