@@ -95,7 +95,6 @@ struct hubspot_ctx {
     struct ratelimit_prefetch *prefetch;
 };
 
-
 /* From the settings hubspot.base_url, hubspot.token. rl is borrowed (must outlive the
  * api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
  * hubspot_api_free. */

@@ -439,6 +439,17 @@ static enum ratelimit_status take_local(struct ratelimit *rl, enum ratelimit_kin
     return RL_OK;
 }
 
+/* An admitted request's slot (the local slot is taken, its log entry is token). */
+static void slot_hold(struct ratelimit_slot *slot, enum ratelimit_kind kind, const char *tenant,
+                      const char *token, int leased)
+{
+    slot->held = 1;
+    slot->kind = kind;
+    snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
+    snprintf(slot->token, sizeof slot->token, "%s", token);
+    slot->leased = leased;
+}
+
 /* ratelimit_acquire, admitting up to `ahead` more log entries into pf when pf is given
  * (its tokens are the request's token + ":1", ":2", ...). */
 static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *redis,
@@ -514,11 +525,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
                 for (long long i = extra; i >= 1 && i <= RATELIMIT_PREFETCH_MAX; i--)
                     snprintf(pf->token[pf->n++], RATELIMIT_TOKEN_MAX, "%.32s:%lld", token, i);
             }
-            slot->held = 1;
-            slot->kind = kind;
-            snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
-            snprintf(slot->token, sizeof slot->token, "%s", token);
-            slot->leased = l->global_concurrency > 0;
+            slot_hold(slot, kind, tenant, token, l->global_concurrency > 0);
             st = RL_OK;
             goto out;
         }
@@ -611,10 +618,7 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
     slot->waited_ms = (now_us() - t0) / 1000;
     if (st != RL_OK)
         return st;
-    slot->held = 1;
-    slot->kind = kind;
-    snprintf(slot->tenant, sizeof slot->tenant, "%s", tenant);
-    snprintf(slot->token, sizeof slot->token, "%s", pf->token[--pf->n]);
+    slot_hold(slot, kind, tenant, pf->token[--pf->n], 0);
     if (pf->expect > 0)
         pf->expect--;
     return RL_OK;
