@@ -33,6 +33,7 @@ LDFLAGS  ?=
 # ---- sources ------------------------------------------------------------------------
 COMMON_SRCS := \
 	common/log.c \
+	common/clock.c \
 	common/config.c \
 	common/config_load.c \
 	common/config_doc.c \

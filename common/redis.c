@@ -22,6 +22,7 @@
  * The built-in scripts are hashed once per process (pthread_once in redis_conn_new) and
  * are read-only afterwards; nothing on the request path takes a lock.
  */
+#include "common/clock.h"
 #include "common/redis.h"
 
 #include <errno.h>
@@ -100,14 +101,6 @@ static void scripts_init_once(void)
                         redis_script_init(&s_done, DONE_SRC, err, sizeof(err)) < 0
                     ? -1
                     : 0;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timeval ms_tv(int ms)
@@ -200,7 +193,7 @@ static int setup_cmd(struct redis_conn *c, int argc, const char **argv, const ch
 
 static int conn_open(struct redis_conn *c, char *errstr, size_t errsz)
 {
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     char db[16];
 
     if (c->retry_at_ms && now < c->retry_at_ms) {

@@ -24,6 +24,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -99,22 +100,6 @@ static int usage(FILE *err, const char *why, const char *arg)
         fprintf(err, "hsqb-worker replay: %s%s%s\n", why, arg ? ": " : "", arg ? arg : "");
     fputs(usage_text, err);
     return REPLAY_EXIT_USAGE;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- arguments ----------------------------------------------------------------------- */
@@ -202,7 +187,7 @@ static int parse_args(int argc, char **argv, struct opts *o, char **args, int *n
     static const char *const flags[] = {"--since", "--until",  "--code",     "--portal",
                                         "--realm", "--action", "--event-id", "--max",
                                         "--topic", "--to",     "--wait"};
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     int i;
     size_t f;
 
@@ -625,7 +610,7 @@ fail:
  * passed first (errstr). */
 static int read_all(struct run *R, int64_t *hi, int nparts, char *errstr, size_t errsz)
 {
-    int64_t deadline = mono_ms() + R->o->wait_ms;
+    int64_t deadline = clock_mono_ms() + R->o->wait_ms;
     int left = 0, i;
 
     for (i = 0; i < nparts; i++)
@@ -633,7 +618,7 @@ static int read_all(struct run *R, int64_t *hi, int nparts, char *errstr, size_t
     while (left > 0) {
         rd_kafka_message_t *m;
 
-        if (mono_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             snprintf(errstr, errsz, "%d partition(s) of %s not read to their end within %lld ms",
                      left, R->topic, (long long)R->o->wait_ms);
             return -1;

@@ -38,6 +38,7 @@
 
 #include <json-c/json.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "worker/delay.h"
 
@@ -72,22 +73,6 @@ struct consumer {
     size_t nparts, capparts, last_hit;
     int64_t last_sweep;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- librdkafka callbacks ----------------------------------------------------------- */
 
@@ -236,7 +221,7 @@ static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t 
                       int64_t timeout_ms, bool lost)
 {
     rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(16);
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     struct cpart **victims;
     size_t nv = 0, i, late = 0;
     rd_kafka_resp_err_t err;
@@ -267,7 +252,7 @@ static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t 
     for (i = 0; i < nv; i++)
         scheduler_partition_revoke(c->sched, victims[i]->sp);
     for (i = 0; i < nv && !lost; i++) {
-        int64_t left = deadline - mono_ms(), off;
+        int64_t left = deadline - clock_mono_ms(), off;
 
         if (scheduler_wait_idle(c->sched, victims[i]->sp, left > 0 ? left : 0) < 0)
             late += scheduler_partition_in_flight(c->sched, victims[i]->sp);
@@ -427,7 +412,7 @@ static void sweep(struct consumer *c)
         c->hooks.assigned(c->hooks.arg, (int64_t)c->nparts);
     if (c->hooks.held != NULL)
         c->hooks.held(c->hooks.arg, (int64_t)scheduler_held(c->sched));
-    c->last_sweep = mono_ms();
+    c->last_sweep = clock_mono_ms();
 }
 
 static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
@@ -468,7 +453,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     /* parsed here, once, on the poll thread: the lazy parse is not thread-safe */
     if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
         m.headers = hdrs;
-    hold = delay_hold_ms(&c->delay, topic, m.headers, wall_ms());
+    hold = delay_hold_ms(&c->delay, topic, m.headers, clock_wall_ms());
     if (hold > 0 && (held = delay_msg_new(&m)) != NULL) {
         /* the copy is self-contained: the fetch buffer behind rkm is not pinned */
         r = scheduler_submit_delayed(c->sched, cp->sp, &held->msg, held, delay_msg_free, hold,
@@ -651,7 +636,7 @@ static bool commit_retryable(rd_kafka_resp_err_t err)
  * polling, so the group sees us alive), then store and commit what completed. */
 static void drain_and_commit(struct consumer *c)
 {
-    int64_t deadline = mono_ms() + c->drain_timeout_ms;
+    int64_t deadline = clock_mono_ms() + c->drain_timeout_ms;
     rd_kafka_resp_err_t err;
     size_t i;
 
@@ -662,7 +647,7 @@ static void drain_and_commit(struct consumer *c)
         scheduler_partition_revoke(c->sched, c->parts[i].sp);
     }
     log_info("kafka: stopping; waiting for %zu running event(s)", scheduler_in_flight(c->sched));
-    while (scheduler_wait_idle(c->sched, NULL, 100) < 0 && mono_ms() < deadline) {
+    while (scheduler_wait_idle(c->sched, NULL, 100) < 0 && clock_mono_ms() < deadline) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 0);
 
         if (rkm != NULL)
@@ -687,8 +672,8 @@ static void drain_and_commit(struct consumer *c)
             log_warn("kafka: final commit failed: %s", rd_kafka_err2str(err));
             break;
         }
-        int64_t until = mono_ms() + FINAL_COMMIT_BACKOFF_MS;
-        while (mono_ms() < until) {
+        int64_t until = clock_mono_ms() + FINAL_COMMIT_BACKOFF_MS;
+        while (clock_mono_ms() < until) {
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 50);
             if (rkm != NULL)
                 on_message(c, rkm); /* destroyed undispatched: we are stopping */
@@ -717,7 +702,7 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
         rkm = rd_kafka_consumer_poll(c->rk, any_paused ? POLL_PAUSED_MS : POLL_MS);
         if (rkm != NULL)
             on_message(c, rkm);
-        if (mono_ms() - c->last_sweep >= SWEEP_MS)
+        if (clock_mono_ms() - c->last_sweep >= SWEEP_MS)
             sweep(c);
         if (c->hooks.heartbeat != NULL)
             c->hooks.heartbeat(c->hooks.arg);

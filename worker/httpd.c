@@ -27,6 +27,7 @@
 
 #include <microhttpd.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -43,14 +44,6 @@ struct httpd {
     _Atomic int started; /* 0 while starting: logger messages go to starterr */
     char starterr[256];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
@@ -179,7 +172,7 @@ static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *c)
 static enum MHD_Result serve_healthz(struct httpd *h, struct MHD_Connection *c)
 {
     int64_t last = metrics_last_heartbeat_ms(h->m), window = atomic_load(&h->window_ms);
-    int64_t age = last < 0 ? 0 : mono_ms() - last;
+    int64_t age = last < 0 ? 0 : clock_mono_ms() - last;
     char why[160];
 
     if (age <= window)

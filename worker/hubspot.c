@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/jtape.h"
 #include "common/log.h"
@@ -100,11 +101,6 @@ const char *const *hubspot_object_properties(enum hsqb_object_type type)
     default:
         return NULL;
     }
-}
-
-static int64_t mono_ms(void)
-{
-    return ratelimit_now_ms();
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */
@@ -217,7 +213,7 @@ static void cache_put(struct hubspot_api *api, int64_t portal, const char *token
     }
     e->portal = portal;
     e->token = copy;
-    e->fetched_ms = mono_ms();
+    e->fetched_ms = clock_mono_ms();
     pthread_mutex_unlock(&api->mu);
 }
 
@@ -234,7 +230,7 @@ static void cache_drop(struct hubspot_api *api, int64_t portal)
 static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t toksz)
 {
     int found = 0;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
 
     pthread_mutex_lock(&api->mu);
     for (size_t i = 0; i < api->ncache; i++) {
@@ -404,7 +400,7 @@ static int hs_do(struct hubspot_api *api, const struct hubspot_ctx *ctx, const c
     if (get_token(api, ctx, tok, sizeof tok, err) < 0)
         return -1;
     snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
-    deadline = ctx->deadline_ms > 0 ? ctx->deadline_ms : mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
+    deadline = ctx->deadline_ms > 0 ? ctx->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
     rs = ratelimit_acquire_pf(api->rl, ctx->redis, RL_HUBSPOT, tenant, deadline, ctx->prefetch,
                               &slot, &retry, rerr, sizeof rerr);
     if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
+
 #define WAYS    4
 #define SETS    (MAPCACHE_ENTRIES / WAYS)
 #define STRIPES 64
@@ -32,13 +34,6 @@ struct mapcache {
     struct mapcache_stats st[STRIPES]; /* under the stripe's mutex */
     struct entry e[SETS][WAYS];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* "<realm>:<suffix>" into key and its FNV-1a hash (never 0); -1 when too long. */
 static int make_key(const char *realm, const char *suffix, char *key, uint64_t *hash)
@@ -98,7 +93,7 @@ int mapcache_get(struct mapcache *mc, const char *realm, const char *suffix, cha
     for (int w = 0; w < WAYS; w++) {
         struct entry *e = &mc->e[set][w];
         if (e->hash == h && strcmp(e->key, key) == 0) {
-            if (e->expires_ms > now_ms()) {
+            if (e->expires_ms > clock_mono_ms()) {
                 memcpy(val, e->val, MAPCACHE_VAL_MAX);
                 hit = 1;
             } else {
@@ -128,7 +123,7 @@ void mapcache_put(struct mapcache *mc, const char *realm, const char *suffix, co
         return;
     set = (size_t)(h % SETS);
     stripe = (int)(set % STRIPES);
-    now = now_ms();
+    now = clock_mono_ms();
     pthread_mutex_lock(&mc->mu[stripe]);
     for (int w = 0; w < WAYS && !slot; w++) {
         struct entry *e = &mc->e[set][w];

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 
 #define MAX_LABELS      3
@@ -166,14 +167,6 @@ struct metrics {
     uint64_t stats_gen;
     double start_time_s;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Copy a label value: at most METRICS_MAX_LABEL_LEN bytes, cut on a UTF-8 boundary,
  * bytes that do not form valid UTF-8 replaced by '?', so the exposition stays valid. */
@@ -453,7 +446,7 @@ struct metrics *metrics_new(const char *version, size_t max_series, char *errstr
         if (family_init(&m->fam[i], &fam_defs[i], m->max_series) < 0)
             goto fail;
     pthread_mutex_init(&m->stats_lock, NULL);
-    atomic_init(&m->heartbeat_ms, mono_ms());
+    atomic_init(&m->heartbeat_ms, clock_mono_ms());
     atomic_init(&m->assigned, -1);
     m->start_time_s = process_start_time();
     return m;
@@ -735,7 +728,7 @@ int metrics_kafka_stats(struct metrics *m, const char *json, size_t len)
 void metrics_heartbeat(struct metrics *m)
 {
     if (m != NULL)
-        atomic_store_explicit(&m->heartbeat_ms, mono_ms(), memory_order_relaxed);
+        atomic_store_explicit(&m->heartbeat_ms, clock_mono_ms(), memory_order_relaxed);
 }
 
 int64_t metrics_last_heartbeat_ms(const struct metrics *m)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -104,27 +105,6 @@ static const char lua_put_refresh[] =
     "return 1\n";
 
 /* ---- small helpers ---------------------------------------------------------------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t epoch_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 static void wipe_free(char *s)
 {
@@ -351,7 +331,7 @@ static struct cache_entry *cache_get(struct oauth *o, const char *realm)
 static void cache_put(struct oauth *o, struct cache_entry *e, const struct stored *s)
 {
     int64_t refresh_at = s->access_exp - effective_margin(o, s);
-    int64_t left = refresh_at - epoch_ms();
+    int64_t left = refresh_at - clock_wall_ms();
     char *dup;
 
     if (left > OAUTH_CACHE_MS)
@@ -360,7 +340,7 @@ static void cache_put(struct oauth *o, struct cache_entry *e, const struct store
         /* Already inside the margin (another replica's clock, or a token the lead took
          * while waiting): hold it briefly anyway, so this process's waiters do not each
          * start a refresh of their own. */
-        left = s->access_exp - epoch_ms() - 1000;
+        left = s->access_exp - clock_wall_ms() - 1000;
         if (left > 1000)
             left = 1000;
     }
@@ -368,7 +348,7 @@ static void cache_put(struct oauth *o, struct cache_entry *e, const struct store
         return;
     wipe_free(e->token);
     e->token = dup;
-    e->use_until = mono_ms() + left;
+    e->use_until = clock_mono_ms() + left;
 }
 
 /* ---- the token endpoint -------------------------------------------------------------- */
@@ -440,7 +420,7 @@ static redisReply *eval_retry(struct redis_conn *redis, const struct redis_scrip
     redisReply *r = NULL;
     for (int i = 0; i < tries && !r; i++) {
         if (i)
-            sleep_ms(100);
+            clock_sleep_ms(100);
         r = redis_eval(redis, s, 1, keys, nargs, args, NULL, e, esz);
     }
     return r;
@@ -465,7 +445,7 @@ static int refresh(struct oauth *o, struct http_client *http, struct redis_conn 
     struct http_response resp;
     char e[256], code[48], nowbuf[24], atexp[24], rtexp[24];
     const char *tid;
-    int64_t now = epoch_ms();
+    int64_t now = clock_wall_ms();
     redisReply *r;
     int rc = -1;
 
@@ -564,7 +544,7 @@ static int lead(struct oauth *o, struct http_client *http, struct redis_conn *re
     struct redis_lease lease;
     struct stored *s = malloc(sizeof *s);
     char key[REDIS_MAX_KEY + 1], e[256], stale[OAUTH_TOKEN_MAX] = "";
-    int64_t deadline = mono_ms() + o->wait_ms, stale_exp = 0, stale_updated = 0;
+    int64_t deadline = clock_mono_ms() + o->wait_ms, stale_exp = 0, stale_updated = 0;
     int rc = -1;
 
     if (!s) {
@@ -581,7 +561,7 @@ static int lead(struct oauth *o, struct http_client *http, struct redis_conn *re
         reauth_error(err, realm, "its refresh token was refused");
         goto out;
     }
-    if (usable(o, s, epoch_ms())) {
+    if (usable(o, s, clock_wall_ms())) {
         *out = *s;
         rc = 0;
         goto out;
@@ -609,7 +589,7 @@ static int lead(struct oauth *o, struct http_client *http, struct redis_conn *re
             } else if (s->reauth) {
                 reauth_error(err, realm, "its refresh token was refused");
             } else if (s->access[0] && strcmp(s->access, stale) != 0 &&
-                       s->access_exp > epoch_ms()) {
+                       s->access_exp > clock_wall_ms()) {
                 *out = *s; /* refreshed by the previous lock holder */
                 rc = 0;
             } else if (!s->refresh[0]) {
@@ -622,19 +602,19 @@ static int lead(struct oauth *o, struct http_client *http, struct redis_conn *re
             goto out;
         }
         /* Busy: another replica refreshes. Wait for its token, or for the lock. */
-        sleep_ms(OAUTH_POLL_MS);
+        clock_sleep_ms(OAUTH_POLL_MS);
         if (load(redis, key, s, err) < 0)
             goto out;
         if (s->reauth) {
             reauth_error(err, realm, "its refresh token was refused");
             goto out;
         }
-        if (s->access[0] && strcmp(s->access, stale) != 0 && s->access_exp > epoch_ms()) {
+        if (s->access[0] && strcmp(s->access, stale) != 0 && s->access_exp > clock_wall_ms()) {
             *out = *s;
             rc = 0;
             goto out;
         }
-        if (mono_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                           "oauth: timed out waiting for another replica to refresh realm %s",
                           realm);
@@ -642,7 +622,7 @@ static int lead(struct oauth *o, struct http_client *http, struct redis_conn *re
         }
     }
 out:
-    if (rc < 0 && api_error_retryable(err) && stale[0] && stale_exp > epoch_ms() + 1000) {
+    if (rc < 0 && api_error_retryable(err) && stale[0] && stale_exp > clock_wall_ms() + 1000) {
         /* A proactive refresh failed transiently, but the current token still works:
          * use it (cache_put holds it only briefly, so the refresh is retried soon). */
         log_warn("oauth: refreshing realm %s failed (%s); using the current token meanwhile", realm,
@@ -665,7 +645,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
 {
     struct stored *got = NULL;
     struct cache_entry *e;
-    int64_t deadline = mono_ms() + o->wait_ms + o->lock_ttl_ms;
+    int64_t deadline = clock_mono_ms() + o->wait_ms + o->lock_ttl_ms;
     int rc = -1;
     unsigned gen = 0;
     int waited = 0;
@@ -677,7 +657,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
     }
     pthread_mutex_lock(&o->mu);
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
         if (!(e = cache_get(o, realm))) {
             pthread_mutex_unlock(&o->mu);
             api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "oauth: out of memory");
@@ -708,12 +688,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
             return -1;
         }
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        clock_abstime(CLOCK_REALTIME, 100, &ts);
         if (!waited) {
             waited = 1;
             gen = e->gen;
@@ -747,7 +722,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
             e->err_until = 0;
         } else {
             e->err = *err;
-            e->err_until = mono_ms() + OAUTH_ERROR_HOLD_MS;
+            e->err_until = clock_mono_ms() + OAUTH_ERROR_HOLD_MS;
         }
     }
     pthread_cond_broadcast(&o->cv);
@@ -779,7 +754,7 @@ int oauth_invalidate(struct oauth *o, struct redis_conn *redis, const char *real
         ce->use_until = 0;
     }
     pthread_mutex_unlock(&o->mu);
-    snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)epoch_ms());
+    snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)clock_wall_ms());
     r = redis_eval(redis, &o->cas_invalidate, 1, keys, 2, args, NULL, e, sizeof e);
     if (!r) {
         transient(err, "invalidating the access token in Redis failed", e);
@@ -798,7 +773,7 @@ int oauth_store_refresh_token(struct redis_conn *redis, const char *realm,
     struct redis_script put;
     char key[REDIS_MAX_KEY + 1], exp[24], nowbuf[24];
     const char *keys[1] = {key}, *args[3] = {refresh_token, exp, nowbuf};
-    int64_t now = epoch_ms();
+    int64_t now = clock_wall_ms();
     redisReply *r;
 
     if (oauth_key(redis, realm, key, sizeof key) < 0) {

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
 
@@ -50,7 +51,7 @@ static int send_dlq(struct pipeline *p, const struct finish *f, enum hsqb_error 
         .message = message,
         .attempts = f->info.attempts,
         .first_failure_ms = f->first_failure_ms,
-        .now_ms = wall_ms(),
+        .now_ms = clock_wall_ms(),
         .group = p->group,
         .event_id = f->event_id,
     };
@@ -202,8 +203,8 @@ enum pipeline_disposition outcome_invalid(struct pipeline *p, struct pipeline_th
         f.keylen = strlen(pk.key);
         f.action = action_name(pk.action);
     }
-    f.info.duration_ms = mono_ms() - start;
-    f.info.completed_at_ms = wall_ms();
+    f.info.duration_ms = clock_mono_ms() - start;
+    f.info.completed_at_ms = clock_wall_ms();
     jbuf_init(&jb, RESULT_MAX_BYTES);
     if (build_result(&f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
         d = PIPELINE_STOP;
@@ -240,9 +241,9 @@ enum pipeline_disposition outcome_republish(struct pipeline *p, struct pipeline_
         *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
         return PIPELINE_RETRY_LATER;
     }
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_DUPLICATE, mono_ms() - start);
-    log_outcome(f, METRICS_OUTCOME_DUPLICATE, ok ? NULL : "stored failure", NULL, mono_ms() - start,
-                "already processed: stored result re-published");
+    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_DUPLICATE, clock_mono_ms() - start);
+    log_outcome(f, METRICS_OUTCOME_DUPLICATE, ok ? NULL : "stored failure", NULL,
+                clock_mono_ms() - start, "already processed: stored result re-published");
     return PIPELINE_DONE;
 }
 
@@ -282,8 +283,8 @@ enum pipeline_disposition outcome_finish_claimed(struct pipeline *p, struct pipe
     enum pipeline_disposition d = PIPELINE_DONE;
     int failed;
 
-    f->info.duration_ms = mono_ms() - start;
-    f->info.completed_at_ms = wall_ms();
+    f->info.duration_ms = clock_mono_ms() - start;
+    f->info.completed_at_ms = clock_wall_ms();
     jbuf_init(&jb, RESULT_MAX_BYTES);
     if (build_result(f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
         keeper_remove(&p->keeper, k);
@@ -364,7 +365,7 @@ enum pipeline_disposition outcome_send_retry(struct pipeline *p, struct pipeline
         .deliveries = deliveries,
         .not_before_ms = nb,
         .first_failure_ms = f->first_failure_ms,
-        .now_ms = wall_ms(),
+        .now_ms = clock_wall_ms(),
         .last_error = last_error,
     };
     char e[ERRSZ], e2[ERRSZ], why[DELAY_LAST_ERROR_MAX + 64];
@@ -375,7 +376,7 @@ enum pipeline_disposition outcome_send_retry(struct pipeline *p, struct pipeline
         log_warn("event %s: releasing the claim failed (%s); it lapses after claim.lease",
                  f->event_id, e2);
     metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED,
-                  rc < 0 ? -1 : mono_ms() - start);
+                  rc < 0 ? -1 : clock_mono_ms() - start);
     if (rc < 0) {
         log_warn("event %s: sending it to the retry topic failed (%s); retrying later", f->event_id,
                  e);
@@ -386,6 +387,6 @@ enum pipeline_disposition outcome_send_retry(struct pipeline *p, struct pipeline
     snprintf(why, sizeof why,
              "to the retry topic (%s), delivery %d, not before +%" PRId64 " ms: %s", reason,
              deliveries + 1, nb - info.now_ms, last_error);
-    log_outcome(f, METRICS_OUTCOME_RETRIED, "RETRY", NULL, mono_ms() - start, why);
+    log_outcome(f, METRICS_OUTCOME_RETRIED, "RETRY", NULL, clock_mono_ms() - start, why);
     return PIPELINE_DONE;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/backoff.h"
 #include "common/log.h"
 #include "common/redis.h"
@@ -134,13 +135,7 @@ static void *keeper_main(void *arg)
         period = KEEPER_MIN_PERIOD_MS;
     pthread_mutex_lock(&k->mu);
     while (!k->stop) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += period / 1000;
-        until.tv_nsec += (period % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_abstime(CLOCK_MONOTONIC, period, &until);
         while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
             ;
         if (k->stop)
@@ -302,7 +297,7 @@ struct pipeline_thread *pipeline_thread_new(struct pipeline *p, char *errstr, si
         return NULL;
     }
     t->p = p;
-    t->rnd = (uint64_t)wall_ms() ^ ((uint64_t)(uintptr_t)t << 17) ^ 0x9E3779B97F4A7C15ULL;
+    t->rnd = (uint64_t)clock_wall_ms() ^ ((uint64_t)(uintptr_t)t << 17) ^ 0x9E3779B97F4A7C15ULL;
     t->http = http_client_new(&p->hopts, errstr, errsz);
     if (!t->http)
         goto fail;
@@ -323,13 +318,6 @@ void pipeline_thread_free(struct pipeline_thread *t)
     http_client_free(t->http);
     redis_conn_free(t->redis);
     free(t);
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0)
-        ;
 }
 
 /* ---- head-of-line protection (worker/breaker.h) ------------------------------------ */
@@ -364,13 +352,13 @@ static void note_answer(struct pipeline *p, const struct action_event *ev,
 
     if (err) {
         tenant_of(ev, err, t);
-        breaker_success(p->breaker, t, mono_ms());
+        breaker_success(p->breaker, t, clock_mono_ms());
         return;
     }
     tenant_realm(ev, t);
-    breaker_success(p->breaker, t, mono_ms());
+    breaker_success(p->breaker, t, clock_mono_ms());
     tenant_portal(ev, t);
-    breaker_success(p->breaker, t, mono_ms());
+    breaker_success(p->breaker, t, clock_mono_ms());
 }
 
 /* A transient failure; 1 when the tenant's circuit is open now (stop retrying here). */
@@ -380,7 +368,7 @@ static int note_failure(struct pipeline *p, const struct action_event *ev,
     char t[TENANT_SZ];
 
     tenant_of(ev, err, t);
-    return breaker_failure(p->breaker, t, mono_ms()) == BREAKER_OPEN;
+    return breaker_failure(p->breaker, t, clock_mono_ms()) == BREAKER_OPEN;
 }
 
 /* 1 when the circuit of the tenant err belongs to is not closed. */
@@ -390,7 +378,7 @@ static int tenant_open(struct pipeline *p, const struct action_event *ev,
     char t[TENANT_SZ];
 
     tenant_of(ev, err, t);
-    return breaker_state(p->breaker, t, mono_ms()) != BREAKER_CLOSED;
+    return breaker_state(p->breaker, t, clock_mono_ms()) != BREAKER_CLOSED;
 }
 
 /* ---- the run with in-process retries ---------------------------------------------- */
@@ -404,7 +392,7 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
     const struct action_ops *ops = NULL;
     struct backoff b;
     struct action_ctx ctx;
-    int64_t delay, start = mono_ms(), slept;
+    int64_t delay, start = clock_mono_ms(), slept;
     size_t i;
     char e[256];
 
@@ -432,7 +420,7 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
             .http = t->http,
             .redis = t->redis,
             .deadline_ms = start + p->retry.max_elapsed_ms,
-            .now_ms = wall_ms(),
+            .now_ms = clock_wall_ms(),
             .claim_lost = &k->lost,
         };
         action_outcome_release(out);
@@ -452,7 +440,7 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
                      err->message);
             return RUN_EXHAUSTED;
         }
-        if (backoff_next(&b, mono_ms(), err->retry_after_ms > 0 ? err->retry_after_ms : -1,
+        if (backoff_next(&b, clock_mono_ms(), err->retry_after_ms > 0 ? err->retry_after_ms : -1,
                          &delay) == BACKOFF_GIVE_UP)
             return RUN_EXHAUSTED;
         metrics_retry(p->deps.metrics, "event");
@@ -462,7 +450,7 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
             log_warn("redis: deferred releases not sent: %s", e);
         for (slept = 0; slept < delay && !atomic_load(&k->lost) && !tenant_open(p, ev, err);
              slept += 100)
-            sleep_ms(delay - slept < 100 ? delay - slept : 100);
+            clock_sleep_ms(delay - slept < 100 ? delay - slept : 100);
         if (atomic_load(&k->lost))
             return RUN_LOST;
         if (tenant_open(p, ev, err)) /* opened meanwhile: free the thread, no stray probe */
@@ -485,7 +473,8 @@ static int route_retry(struct pipeline *p, struct pipeline_thread *t, struct fin
     int deliveries = meta->attempts_before + 1;
     int64_t nb;
 
-    if (delay_route(&p->delay, deliveries, f->first_failure_ms, wall_ms(), &nb) == DELAY_EXHAUSTED)
+    if (delay_route(&p->delay, deliveries, f->first_failure_ms, clock_wall_ms(), &nb) ==
+        DELAY_EXHAUSTED)
         return 0;
     keeper_remove(&p->keeper, k);
     delay_last_error(err, last, sizeof last);
@@ -504,7 +493,7 @@ static int defer_if_open(struct pipeline *p, struct pipeline_thread *t, struct f
 {
     char realm[TENANT_SZ], portal[TENANT_SZ], last[DELAY_LAST_ERROR_MAX + 1];
     const char *who = realm;
-    int64_t now = mono_ms(), wall = wall_ms(), at = now, nb;
+    int64_t now = clock_mono_ms(), wall = clock_wall_ms(), at = now, nb;
     int deliveries = meta->attempts_before + 1;
 
     tenant_realm(ev, realm);
@@ -530,7 +519,7 @@ static int early_retry(struct pipeline *p, struct pipeline_thread *t, const stru
                        const struct result_inbound_meta *meta, int64_t *delay,
                        enum pipeline_disposition *d)
 {
-    int64_t nb, now = wall_ms();
+    int64_t nb, now = clock_wall_ms();
     char e[ERRSZ];
 
     if (!delay_is_retry_topic(&p->delay, m->topic) || delay_not_before(m->headers, &nb) < 0 ||
@@ -639,7 +628,7 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
     enum pipeline_disposition d = PIPELINE_DONE;
     enum event_status st;
     enum run_end end;
-    int64_t start = mono_ms(), dummy = 0;
+    int64_t start = clock_mono_ms(), dummy = 0;
     int runs = 0;
     size_t i;
 
@@ -748,7 +737,7 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
         }
         f.info.error = &rerr;
         if (!f.first_failure_ms)
-            f.first_failure_ms = wall_ms();
+            f.first_failure_ms = clock_wall_ms();
     }
     d = outcome_finish_claimed(p, t, &f, &lease, k, start, delay);
 out:
@@ -765,7 +754,7 @@ out:
  * of the cache's stripe locks, too much for every event. */
 static void copy_mapcache_metrics(struct pipeline *p)
 {
-    int64_t now = mono_ms(), last = atomic_load(&p->mapcache_metrics_ms);
+    int64_t now = clock_mono_ms(), last = atomic_load(&p->mapcache_metrics_ms);
     struct mapcache_stats st;
 
     if (!p->mapcache || now - last < 1000 ||

@@ -13,7 +13,8 @@
  *
  * Thread-safety: struct pipeline is shared by all worker threads and immutable after
  * pipeline_new, except the keeper's list (guarded by keeper.mu), the kept entries'
- * lost flags and mapcache_metrics_ms (atomics). struct pipeline_thread belongs to one worker thread.
+ * lost flags and mapcache_metrics_ms (atomics). struct pipeline_thread belongs to one worker
+ * thread.
  */
 #ifndef HSQB_PIPELINE_INTERNAL_H
 #define HSQB_PIPELINE_INTERNAL_H
@@ -24,6 +25,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/backoff.h"
 #include "common/http.h"
 #include "common/redis.h"
@@ -94,20 +96,6 @@ struct pipeline_thread {
     struct redis_conn *redis;
     uint64_t rnd;
 };
-
-static inline int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A delay of base..2*base ms, so parked events do not come back in lockstep. */
 static inline int64_t jitter(struct pipeline_thread *t, int64_t base)

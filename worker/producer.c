@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define PRODUCER_POLL_MS          100
@@ -45,14 +46,6 @@ struct delivery {
     bool done;
     rd_kafka_resp_err_t err;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Drops one reference; the caller holds d->mu, which this releases. */
 static void delivery_unref(struct delivery *d)
@@ -230,7 +223,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
                        const void *val, size_t vallen, const struct kafka_header *hdrs,
                        size_t nhdrs, int64_t timeout_ms, char *errstr, size_t errsz)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     rd_kafka_headers_t *h = NULL;
     rd_kafka_error_t *kerr = NULL;
     struct delivery *d = NULL;
@@ -260,7 +253,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
     for (;;) {
         kerr = produce(pr, topic, key, keylen, val, vallen, h, d);
         if (kerr == NULL || rd_kafka_error_code(kerr) != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
-            mono_ms() >= deadline)
+            clock_mono_ms() >= deadline)
             break;
         rd_kafka_error_destroy(kerr);
         usleep(PRODUCER_QUEUE_FULL_SLEEP); /* the poll thread drains delivery reports */
@@ -276,8 +269,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
         delivery_unref(d);
         return -1;
     }
-    ts.tv_sec = deadline / 1000;
-    ts.tv_nsec = (long)(deadline % 1000) * 1000000;
+    clock_timespec(deadline, &ts);
     pthread_mutex_lock(&d->mu);
     while (!d->done && pthread_cond_timedwait(&d->cv, &d->mu, &ts) != ETIMEDOUT)
         ;
@@ -311,7 +303,7 @@ rd_kafka_t *producer_handle(struct producer *pr)
 int producer_warm(struct producer *pr, const char *const *topics, size_t n, int64_t timeout_ms,
                   char *errstr, size_t errsz)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     int rc = 0;
     size_t i;
 
@@ -319,7 +311,7 @@ int producer_warm(struct producer *pr, const char *const *topics, size_t n, int6
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t err;
         rd_kafka_topic_t *rkt;
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - clock_mono_ms();
 
         if (pr->nwarm == PRODUCER_MAX_WARM) {
             snprintf(errstr, errsz, "kafka producer: more than %d topics to warm",

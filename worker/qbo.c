@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/jtape.h"
 #include "common/log.h"
@@ -94,13 +95,6 @@ static int resource_find(const char *entity)
         if (strcasecmp(entity, resources[i].path) == 0)
             return (int)i;
     return -1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */
@@ -371,8 +365,8 @@ static int exchange(struct qbo_api *q, struct http_client *http, struct redis_co
             goto out;
         if (q->rl) {
             enum ratelimit_status st =
-                ratelimit_acquire(q->rl, redis, RL_QBO, realm, mono_ms() + q->timeout_ms, &slot,
-                                  &retry_after, e, sizeof e);
+                ratelimit_acquire(q->rl, redis, RL_QBO, realm, clock_mono_ms() + q->timeout_ms,
+                                  &slot, &retry_after, e, sizeof e);
             if (slot.waited_ms > 0 && q->hooks.ratelimit_wait)
                 q->hooks.ratelimit_wait(q->hooks.opaque, "qbo", slot.waited_ms);
             if (st == RL_TIMEOUT) {
@@ -782,7 +776,7 @@ int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *red
 static int company_local_get(struct qbo_api *q, const char *realm, struct qbo_company *out)
 {
     int hit = 0;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < q->ncompanies; i++) {
         if (strcmp(q->companies[i].realm, realm) == 0) {
@@ -800,7 +794,7 @@ static int company_local_get(struct qbo_api *q, const char *realm, struct qbo_co
 static void company_local_put(struct qbo_api *q, const char *realm, const struct qbo_company *c)
 {
     struct company_entry *e = NULL;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < q->ncompanies && !e; i++)
         if (strcmp(q->companies[i].realm, realm) == 0 || q->companies[i].until <= now)

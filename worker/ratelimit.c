@@ -32,6 +32,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define RL_MAX_PENALTY_MS (3600LL * 1000)
@@ -140,27 +141,6 @@ static const char *const kind_names[RL_KIND_COUNT] = {"qbo", "hs"};
 const char *ratelimit_kind_name(enum ratelimit_kind k)
 {
     return (unsigned)k < RL_KIND_COUNT ? kind_names[k] : NULL;
-}
-
-int64_t ratelimit_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
 }
 
 void ratelimit_opts_default(struct ratelimit_opts *o)
@@ -370,8 +350,9 @@ static int local_acquire(struct ratelimit *rl, enum ratelimit_kind kind, const c
 {
     struct local_entry *e;
     int cap = rl->o.kind[kind].local_concurrency, rc = 0;
-    struct timespec ts = {.tv_sec = deadline_ms / 1000,
-                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    struct timespec ts;
+
+    clock_timespec(deadline_ms, &ts);
 
     pthread_mutex_lock(&rl->mu);
     e = local_get(rl, kind, tenant);
@@ -381,7 +362,7 @@ static int local_acquire(struct ratelimit *rl, enum ratelimit_kind kind, const c
     }
     e->waiters++;
     while (e->inflight >= cap) {
-        if (ratelimit_now_ms() >= deadline_ms ||
+        if (clock_mono_ms() >= deadline_ms ||
             pthread_cond_timedwait(&e->cond, &rl->mu, &ts) == ETIMEDOUT) {
             if (e->inflight >= cap)
                 rc = 1;
@@ -462,7 +443,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
     char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX];
     const char *keys[2] = {rate, conc}, *args[6] = {NULL, NULL, NULL, NULL, token, NULL};
     const struct ratelimit_limits *l;
-    int64_t waited_us = 0, t0 = now_us();
+    int64_t waited_us = 0, t0 = clock_mono_us();
     enum ratelimit_status st = RL_ERROR;
 
     memset(slot, 0, sizeof *slot);
@@ -488,7 +469,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
                                                           : ahead];
 
     st = take_local(rl, kind, tenant, deadline_ms, retry_after_ms, errstr, errsz);
-    waited_us += now_us() - t0; /* the local slot: ~0 unless the tenant's cap was full */
+    waited_us += clock_mono_us() - t0; /* the local slot: ~0 unless the tenant's cap was full */
     if (st != RL_OK)
         goto out_nolocal;
     st = RL_ERROR;
@@ -521,7 +502,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
                 pf->n = 0;
                 pf->kind = kind;
                 snprintf(pf->tenant, sizeof pf->tenant, "%s", tenant);
-                pf->admitted_ms = ratelimit_now_ms();
+                pf->admitted_ms = clock_mono_ms();
                 for (long long i = extra; i >= 1 && i <= RATELIMIT_PREFETCH_MAX; i--)
                     snprintf(pf->token[pf->n++], RATELIMIT_TOKEN_MAX, "%.32s:%lld", token, i);
             }
@@ -532,7 +513,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
         if (wait < 1)
             wait = 1;
         sleep_for = code == 3 && wait > rl->o.poll_ms ? rl->o.poll_ms : wait;
-        now = ratelimit_now_ms();
+        now = clock_mono_ms();
         if (now + sleep_for > deadline_ms) {
             snprintf(errstr, errsz, "ratelimit: %s:%s %s for %lld ms more", kind_names[kind],
                      tenant,
@@ -545,7 +526,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
             st = RL_TIMEOUT;
             goto out;
         }
-        sleep_ms(sleep_for);
+        clock_sleep_ms(sleep_for);
         waited_us += sleep_for * 1000;
     }
 out:
@@ -601,7 +582,7 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
         return ratelimit_acquire(rl, redis, kind, tenant, deadline_ms, slot, retry_after_ms, errstr,
                                  errsz);
     if (pf->n > 0 && (pf->kind != kind || !tenant || strcmp(pf->tenant, tenant) != 0 ||
-                      ratelimit_now_ms() - pf->admitted_ms > RATELIMIT_PREFETCH_TTL_MS))
+                      clock_mono_ms() - pf->admitted_ms > RATELIMIT_PREFETCH_TTL_MS))
         ratelimit_prefetch_drop(rl, redis, pf);
     if (pf->n == 0) {
         int ahead = pf->expect > 1 ? pf->expect - 1 : 0;
@@ -613,9 +594,9 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
     }
     /* An entry is already in the log: only the local concurrency slot to take. */
     memset(slot, 0, sizeof *slot);
-    t0 = now_us();
+    t0 = clock_mono_us();
     st = take_local(rl, kind, tenant, deadline_ms, retry_after_ms, errstr, errsz);
-    slot->waited_ms = (now_us() - t0) / 1000;
+    slot->waited_ms = (clock_mono_us() - t0) / 1000;
     if (st != RL_OK)
         return st;
     slot_hold(slot, kind, tenant, pf->token[--pf->n], 0);

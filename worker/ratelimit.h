@@ -102,7 +102,7 @@ enum ratelimit_status {
 /* Wait until the tenant may send one request, then count it: take a local
  * concurrency slot, then (one Lua call, possibly repeated after sleeping what the
  * script says) the blocked-until check, the global concurrency lease and the rate log
- * entry, atomically. deadline_ms is CLOCK_MONOTONIC milliseconds (ratelimit_now_ms());
+ * entry, atomically. deadline_ms is CLOCK_MONOTONIC milliseconds (clock_mono_ms(), common/clock.h);
  * when the wait the script asks for would end past it, returns RL_TIMEOUT at once
  * instead of sleeping in vain, with *retry_after_ms (may be NULL) set to that wait.
  * tenant: realm id or portal id as text, 1..RATELIMIT_TENANT_MAX bytes without '{', '}'.
@@ -143,7 +143,7 @@ struct ratelimit_prefetch {
     int n;      /* entries admitted ahead and not used yet */
     enum ratelimit_kind kind;
     char tenant[RATELIMIT_TENANT_MAX + 1];
-    int64_t admitted_ms; /* ratelimit_now_ms() of their admission */
+    int64_t admitted_ms; /* clock_mono_ms() of their admission */
     char token[RATELIMIT_PREFETCH_MAX][RATELIMIT_TOKEN_MAX];
 };
 
@@ -168,8 +168,5 @@ void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
  * (Redis failed: the caller's own retry still honours Retry-After). */
 int ratelimit_penalize(struct ratelimit *rl, struct redis_conn *redis, enum ratelimit_kind kind,
                        const char *tenant, int64_t retry_after_ms, char *errstr, size_t errsz);
-
-/* CLOCK_MONOTONIC in milliseconds, the clock of deadline_ms. */
-int64_t ratelimit_now_ms(void);
 
 #endif

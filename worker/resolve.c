@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/hash.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -63,20 +64,6 @@ int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, c
 }
 
 /* ---- shared helpers (declared in resolve_internal.h) --------------------------------- */
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0)
-        ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int resolve_is_digits(const char *s)
 {
@@ -179,7 +166,7 @@ int resolve_lock_take(const struct resolve_ctx *rc, const char *name, struct red
                       struct api_error *err)
 {
     char e[256];
-    int64_t until = mono_ms() + rc->opts->lock_wait_ms, pause = 20;
+    int64_t until = clock_mono_ms() + rc->opts->lock_wait_ms, pause = 20;
 
     if (redis_lock_prepare(rc->redis, l, rc->realm, name, e, sizeof e) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "lock key: %s", e);
@@ -196,13 +183,13 @@ int resolve_lock_take(const struct resolve_ctx *rc, const char *name, struct red
                           "Redis unavailable taking the creation lock: %s", e);
             return -1;
         }
-        if (mono_ms() + pause > until) {
+        if (clock_mono_ms() + pause > until) {
             api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                           "creation lock %s still held by another worker after %" PRId64 " ms",
                           name, rc->opts->lock_wait_ms);
             return -1;
         }
-        sleep_ms(pause);
+        clock_sleep_ms(pause);
         if (pause < 200)
             pause *= 2;
     }

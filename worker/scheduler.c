@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "worker/offsets.h"
 
@@ -108,20 +109,6 @@ struct scheduler {
     unsigned nstarted, nready;
     char start_err[256];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void deadline_ts(int64_t due_ms, struct timespec *ts)
-{
-    ts->tv_sec = due_ms / 1000;
-    ts->tv_nsec = (long)(due_ms % 1000) * 1000000;
-}
 
 /* ---- keys --------------------------------------------------------------------------- */
 
@@ -436,7 +423,7 @@ static void job_finish(struct scheduler *s, struct sched_job *j, enum handler_di
     }
     if (d == HANDLER_RETRY && live) {
         j->state = JOB_RETRY_WAIT;
-        j->due_ms = mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+        j->due_ms = clock_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
         heap_push(s, j);
         if (s->heap[0] == j)
             pthread_cond_signal(&s->work_cv); /* an idle worker re-arms its timed wait */
@@ -485,7 +472,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     while (!s->stopping) {
-        int64_t next = fire_timers(s, mono_ms());
+        int64_t next = fire_timers(s, clock_mono_ms());
         struct sched_job *j = s->ready_head, *rel = NULL;
         enum handler_disposition d;
         int64_t delay = 0;
@@ -496,7 +483,7 @@ static void *worker_main(void *arg)
             } else {
                 struct timespec ts;
 
-                deadline_ts(next, &ts);
+                clock_timespec(next, &ts);
                 pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
             }
             continue;
@@ -707,7 +694,7 @@ int scheduler_wait_idle(struct scheduler *s, struct sched_partition *p, int64_t 
     struct timespec ts;
     int rc = 0;
 
-    deadline_ts(mono_ms() + (timeout_ms > 0 ? timeout_ms : 0), &ts);
+    clock_timespec(clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0), &ts);
     pthread_mutex_lock(&s->mu);
     s->idle_waiters++;
     while ((p != NULL ? p->in_flight : s->in_flight) > 0) {
@@ -839,7 +826,7 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
     }
     if (delay_ms > 0) {
         j->state = JOB_HELD;
-        j->due_ms = mono_ms() + delay_ms;
+        j->due_ms = clock_mono_ms() + delay_ms;
         heap_push(s, j);
         if (s->heap[0] == j)
             pthread_cond_signal(&s->work_cv); /* an idle worker re-arms its timed wait */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "tests/unit/testutil_redis.h"
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
@@ -61,8 +62,8 @@ static enum ratelimit_status acq(struct ratelimit *rl, struct redis_conn *c, con
 {
     char err[256] = "";
     int64_t r = -1;
-    enum ratelimit_status st = ratelimit_acquire(
-        rl, c, RL_QBO, tenant, ratelimit_now_ms() + wait_ms, slot, &r, err, sizeof err);
+    enum ratelimit_status st = ratelimit_acquire(rl, c, RL_QBO, tenant, clock_mono_ms() + wait_ms,
+                                                 slot, &r, err, sizeof err);
     if (retry)
         *retry = r;
     return st;
@@ -88,7 +89,7 @@ static void *replica_run(void *arg)
         struct ratelimit_slot slot;
         if (acq(r->rl, r->c, "4620816365014867780", 5000, &slot, NULL) != RL_OK)
             return NULL;
-        r->times[i] = ratelimit_now_ms();
+        r->times[i] = clock_mono_ms();
         ratelimit_release(r->rl, r->c, &slot);
     }
     r->ok = 1;
@@ -105,7 +106,7 @@ static void test_rate_shared_by_two_replicas(void **state)
 {
     struct replica rep[2];
     pthread_t th[2];
-    int64_t all[2 * REPLICA_REQS], start = ratelimit_now_ms();
+    int64_t all[2 * REPLICA_REQS], start = clock_mono_ms();
     (void)state;
 
     for (int i = 0; i < 2; i++) {
@@ -138,7 +139,7 @@ static void test_burst_then_wait_and_timeout(void **state)
     struct ratelimit *rl = limiter(RATE_LIMIT, RATE_WINDOW, 10, 0, 1000);
     struct redis_conn *c = conn();
     struct ratelimit_slot slot;
-    int64_t start = ratelimit_now_ms(), retry = 0;
+    int64_t start = clock_mono_ms(), retry = 0;
     char err[256];
     redisReply *r;
     (void)state;
@@ -150,13 +151,13 @@ static void test_burst_then_wait_and_timeout(void **state)
         ratelimit_release(rl, c, &slot);
         assert_false(slot.held);
     }
-    assert_true(ratelimit_now_ms() - start < 100);
+    assert_true(clock_mono_ms() - start < 100);
 
     /* The next one does not fit a short deadline: refused at once, told how long. */
     assert_int_equal(acq(rl, c, "r1", 50, &slot, &retry), RL_TIMEOUT);
     assert_false(slot.held);
     assert_true(retry > 50 && retry <= RATE_WINDOW);
-    assert_true(ratelimit_now_ms() - start < 150);
+    assert_true(clock_mono_ms() - start < 150);
 
     /* Another tenant is not affected. */
     assert_int_equal(acq(rl, c, "r2", 0, &slot, NULL), RL_OK);
@@ -165,7 +166,7 @@ static void test_burst_then_wait_and_timeout(void **state)
     /* With time to wait, it waits for the window and reports the wait. */
     assert_int_equal(acq(rl, c, "r1", 2000, &slot, NULL), RL_OK);
     assert_true(slot.waited_ms >= RATE_WINDOW - 150);
-    assert_true(ratelimit_now_ms() - start >= RATE_WINDOW - 15);
+    assert_true(clock_mono_ms() - start >= RATE_WINDOW - 15);
     ratelimit_release(rl, c, &slot);
 
     /* The state lives at the documented key and expires with the window. */
@@ -186,7 +187,7 @@ static void test_release_restamps_completion(void **state)
     struct ratelimit *rl = limiter(2, RATE_WINDOW, 10, 0, 1000);
     struct redis_conn *c = conn();
     struct ratelimit_slot a, b, d;
-    int64_t start = ratelimit_now_ms();
+    int64_t start = clock_mono_ms();
     char err[256];
     redisReply *r;
     (void)state;
@@ -194,7 +195,7 @@ static void test_release_restamps_completion(void **state)
     assert_int_equal(acq(rl, c, "rs", 1000, &a, NULL), RL_OK);
     ratelimit_release(rl, c, &a);
     assert_int_equal(acq(rl, c, "rs", 1000, &b, NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start < RATE_WINDOW / 2);
+    assert_true(clock_mono_ms() - start < RATE_WINDOW / 2);
     {
         struct timespec ts = {0, 250 * 1000000L}; /* b "in flight" for 250 ms */
         nanosleep(&ts, NULL);
@@ -203,10 +204,10 @@ static void test_release_restamps_completion(void **state)
     /* the third fits when a's entry leaves (t0 + window); the fourth only when b's does,
      * a window after b completed, not after it was admitted */
     assert_int_equal(acq(rl, c, "rs", 2000, &d, NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start >= RATE_WINDOW - 15);
+    assert_true(clock_mono_ms() - start >= RATE_WINDOW - 15);
     ratelimit_release(rl, c, &d);
     assert_int_equal(acq(rl, c, "rs", 2000, &d, NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start >= RATE_WINDOW + 250 - 15);
+    assert_true(clock_mono_ms() - start >= RATE_WINDOW + 250 - 15);
     ratelimit_release(rl, c, &d);
 
     /* The key still expires: a window after the last completion at most. */
@@ -227,7 +228,7 @@ static void test_penalize_blocks_every_replica(void **state)
     char err[256];
     (void)state;
 
-    start = ratelimit_now_ms();
+    start = clock_mono_ms();
     assert_int_equal(ratelimit_penalize(a, ca, RL_QBO, "r1", 300, err, sizeof err), 0);
     /* A shorter penalty never shortens the block. */
     assert_int_equal(ratelimit_penalize(a, ca, RL_QBO, "r1", 20, err, sizeof err), 0);
@@ -240,7 +241,7 @@ static void test_penalize_blocks_every_replica(void **state)
     ratelimit_release(b, cb, &slot);
     /* Waiting long enough gets through after the block. */
     assert_int_equal(acq(b, cb, "r1", 2000, &slot, NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start >= 290);
+    assert_true(clock_mono_ms() - start >= 290);
     ratelimit_release(b, cb, &slot);
 
     /* Bad arguments are errors, not silent no-ops. */
@@ -283,15 +284,15 @@ static void test_local_concurrency_cap(void **state)
     assert_int_equal(acq(rl, c, "r1", 100, &s1, NULL), RL_OK);
     assert_int_equal(acq(rl, c, "r1", 100, &s2, NULL), RL_OK);
     /* The third waits for its deadline, then gives up holding nothing. */
-    start = ratelimit_now_ms();
+    start = clock_mono_ms();
     assert_int_equal(acq(rl, c, "r1", 50, &s3, NULL), RL_TIMEOUT);
-    assert_true(ratelimit_now_ms() - start >= 45);
+    assert_true(clock_mono_ms() - start >= 45);
     assert_false(s3.held);
     /* A release in another thread lets it in. */
     assert_int_equal(pthread_create(&th, NULL, release_later, &d), 0);
-    start = ratelimit_now_ms();
+    start = clock_mono_ms();
     assert_int_equal(acq(rl, c, "r1", 2000, &s3, NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start >= 40);
+    assert_true(clock_mono_ms() - start >= 40);
     pthread_join(th, NULL);
     ratelimit_release(rl, c, &s2);
     ratelimit_release(rl, c, &s3);
@@ -342,16 +343,16 @@ static void test_global_concurrency_across_replicas(void **state)
     assert_int_equal(acq(b, cb, "r1", 40, &sb[0], NULL), RL_TIMEOUT);
     /* Released by a, taken by b within a poll interval or two. */
     assert_int_equal(pthread_create(&th, NULL, release_later, &d), 0);
-    start = ratelimit_now_ms();
+    start = clock_mono_ms();
     assert_int_equal(acq(b, cb, "r1", 2000, &sb[0], NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start < 200);
+    assert_true(clock_mono_ms() - start < 200);
     pthread_join(th, NULL);
 
     /* A replica that dies holding leases (b, lease 300 ms) gives them back by expiry. */
     assert_int_equal(acq(a, ca, "r1", 0, &sa[0], NULL), RL_TIMEOUT);
-    start = ratelimit_now_ms();
+    start = clock_mono_ms();
     assert_int_equal(acq(a, ca, "r1", 2000, &sa[0], NULL), RL_OK);
-    assert_true(ratelimit_now_ms() - start >= 150);
+    assert_true(clock_mono_ms() - start >= 150);
     /* b "crashed": its local table goes with it, the Redis lease already expired. */
     ratelimit_free(b);
     for (int i = 0; i < 3; i++)
@@ -423,7 +424,7 @@ static enum ratelimit_status acq_pf(struct ratelimit *rl, struct redis_conn *c, 
                                     struct ratelimit_prefetch *pf, struct ratelimit_slot *slot)
 {
     char err[256];
-    return ratelimit_acquire_pf(rl, c, RL_QBO, tenant, ratelimit_now_ms(), pf, slot, NULL, err,
+    return ratelimit_acquire_pf(rl, c, RL_QBO, tenant, clock_mono_ms(), pf, slot, NULL, err,
                                 sizeof err);
 }
 
@@ -519,13 +520,13 @@ static void test_redis_down_is_an_error(void **state)
     (void)state;
 
     testutil_redis_kill(&g_srv);
-    start = ratelimit_now_ms();
-    assert_int_equal(ratelimit_acquire(rl, c, RL_QBO, "r1", ratelimit_now_ms() + 1000, &slot, NULL,
+    start = clock_mono_ms();
+    assert_int_equal(ratelimit_acquire(rl, c, RL_QBO, "r1", clock_mono_ms() + 1000, &slot, NULL,
                                        err, sizeof err),
                      RL_ERROR);
     assert_false(slot.held);
     assert_non_null(strstr(err, "redis"));
-    assert_true(ratelimit_now_ms() - start < 900); /* fails fast, does not wait it out */
+    assert_true(clock_mono_ms() - start < 900); /* fails fast, does not wait it out */
     assert_int_equal(ratelimit_penalize(rl, c, RL_QBO, "r1", 100, err, sizeof err), -1);
 
     assert_int_equal(testutil_redis_restart(&g_srv, err, sizeof err), 0);

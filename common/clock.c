@@ -1,0 +1,75 @@
+/* clock.c - see clock.h. Thin wrappers: the point is one definition of each rule. */
+#include "common/clock.h"
+
+#include <errno.h>
+
+static int64_t read_ms(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t clock_mono_ms(void)
+{
+    return read_ms(CLOCK_MONOTONIC);
+}
+
+int64_t clock_wall_ms(void)
+{
+    return read_ms(CLOCK_REALTIME);
+}
+
+int64_t clock_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void clock_sleep_ms(int64_t ms)
+{
+    struct timespec ts;
+
+    if (ms <= 0)
+        return;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int64_t clock_deadline_ms(int64_t ms)
+{
+    return clock_mono_ms() + (ms > 0 ? ms : 0);
+}
+
+int64_t clock_left_ms(int64_t deadline)
+{
+    int64_t left = deadline - clock_mono_ms();
+
+    return left > 0 ? left : 0;
+}
+
+void clock_abstime(clockid_t id, int64_t ms, struct timespec *ts)
+{
+    clock_gettime(id, ts);
+    if (ms < 0)
+        ms = 0;
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+void clock_timespec(int64_t at_ms, struct timespec *ts)
+{
+    if (at_ms < 0)
+        at_ms = 0;
+    ts->tv_sec = (time_t)(at_ms / 1000);
+    ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
+}
