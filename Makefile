@@ -34,6 +34,7 @@ LDFLAGS  ?=
 COMMON_SRCS := \
 	common/log.c \
 	common/clock.c \
+	common/utf8.c \
 	common/config.c \
 	common/config_load.c \
 	common/config_doc.c \
@@ -86,6 +87,7 @@ UNIT_TESTS := \
 	tests/unit/common/test_jtape \
 	tests/unit/common/test_http \
 	tests/unit/common/test_hash \
+	tests/unit/common/test_clock_utf8 \
 	tests/unit/worker/test_event \
 	tests/unit/worker/test_settings \
 	tests/unit/worker/test_metrics \

@@ -29,6 +29,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "worker/action_sales.h"
 
 #define DESC_MAX            (PAYMENT_NOTE_MAX)
@@ -296,22 +297,6 @@ const char *const *payment_method_names(const char *m)
     return none;
 }
 
-/* Copy at most max bytes of s into out (outsz > max), cut on a UTF-8 boundary. */
-static void cut_utf8(const char *s, size_t max, char *out, size_t outsz)
-{
-    size_t n = strlen(s);
-
-    if (n > max) {
-        n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    if (n >= outsz)
-        n = outsz - 1;
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
-
 void payment_private_note(const struct action_event *ev, const char *what, const char *reference,
                           char *out, size_t outsz)
 {
@@ -319,7 +304,7 @@ void payment_private_note(const struct action_event *ev, const char *what, const
 
     ref[0] = '\0';
     if (reference) {
-        cut_utf8(reference, 64, cut, sizeof cut);
+        utf8_copy(cut, sizeof cut, reference, 64);
         snprintf(ref, sizeof ref, " (%s)", cut);
     }
     snprintf(out, outsz, "HubSpot payment %" PRId64 "%s%s%s hsqb event %s", ev->object_id,
@@ -338,7 +323,7 @@ static void doc_extras(struct jbuf *out, const struct payment_extras *e)
     if (e->method_id)
         action_json_ref(out, "PaymentMethodRef", e->method_id);
     if (e->reference) {
-        cut_utf8(e->reference, PAYMENT_REF_MAX, r, sizeof r);
+        utf8_copy(r, sizeof r, e->reference, PAYMENT_REF_MAX);
         jbuf_kv_str(out, "PaymentRefNum", r);
     }
     if (e->due_date)
@@ -509,7 +494,7 @@ static void synth_line(struct prun *r, int64_t cents)
 
     money_format(cents, r->synth_amount, sizeof r->synth_amount);
     if (r->f.reference) {
-        cut_utf8(r->f.reference, 64, cut, sizeof cut);
+        utf8_copy(cut, sizeof cut, r->f.reference, 64);
         snprintf(r->synth_desc, sizeof r->synth_desc, "HubSpot payment %" PRId64 " (%s)",
                  r->ctx->ev->object_id, cut);
     } else {
@@ -666,7 +651,7 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct qbo_crea
     if (payment_doc_body(&d, &x, &body) < 0)
         rc = oom(err);
     else
-        rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action),
+        rc = action_create_once(ctx, round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
                                 jbuf_cstr(&body), body.len, r->customer_id, r->date, doc, err);
     jbuf_release(&body);
     return rc;
@@ -768,7 +753,7 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
         resolve_account(&r->rc, ev->in.paid_from_account, from_id, err) < 0)
         return -1;
     payment_private_note(ev, what[ev->in.amount_source], r->f.reference, note, sizeof note);
-    cut_utf8(r->f.reference ? r->f.reference : "", 64, cut, sizeof cut);
+    utf8_copy(cut, sizeof cut, r->f.reference ? r->f.reference : "", 64);
     snprintf(desc, sizeof desc, "HubSpot payment %" PRId64 "%s%s%s %s", ev->object_id,
              cut[0] ? " (" : "", cut, cut[0] ? ")" : "", what[ev->in.amount_source]);
     for (round = 0; round < 2; round++) {

@@ -29,6 +29,7 @@
 #include "common/hash.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #define NOTE_MAX          320
 #define DESC_MAX          4000
@@ -83,7 +84,7 @@ int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
 {
     size_t i, nc = 0;
 
-    snprintf(out->entity, sizeof out->entity, "%s", action_qbo_entity(a));
+    snprintf(out->entity, sizeof out->entity, "%s", event_action_qbo_entity(a));
     if (!doc->id[0]) { /* qbo_created's fills never leave it so */
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
                       "QuickBooks returned a %s without an Id", out->entity);
@@ -226,10 +227,8 @@ static void line_json(struct jbuf *jb, const struct hubspot_line_item *li,
     size_t n;
 
     money_format(l->amount_cents, amt, sizeof amt);
-    n = base ? strnlen(base, DESC_MAX + 1) : 0;
-    if (n > DESC_MAX) /* cut on a character boundary: the body must stay valid UTF-8 */
-        for (n = DESC_MAX; n > 0 && ((unsigned char)base[n] & 0xC0) == 0x80; n--)
-            ;
+    /* cut on a character boundary: the body must stay valid UTF-8 */
+    n = base ? utf8_cut_len(base, strnlen(base, DESC_MAX + 1), DESC_MAX) : 0;
     if (n)
         memcpy(desc, base, n);
     desc[n] = '\0';
@@ -238,11 +237,7 @@ static void line_json(struct jbuf *jb, const struct hubspot_line_item *li,
         char tail[128];
         snprintf(tail, sizeof tail, "%squantity %.40s at %.40s", desc[0] ? " - " : "",
                  li->quantity ? li->quantity : "1", li->price ? li->price : amt);
-        n = strlen(desc);
-        if (n + strlen(tail) > DESC_MAX)
-            n = DESC_MAX - strlen(tail);
-        while (n > 0 && ((unsigned char)desc[n] & 0xC0) == 0x80)
-            n--;
+        n = utf8_cut_len(desc, strlen(desc), DESC_MAX - strlen(tail));
         snprintf(desc + n, sizeof desc - n, "%s", tail);
     }
     jbuf_obj_open(jb);
@@ -601,7 +596,7 @@ static int write_qbo(struct run *r, size_t nmissing, int round, struct qbo_creat
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
         rc = -1;
     } else {
-        rc = action_create_once(ctx, round ? "doc:r1" : "doc", action_qbo_entity(ev->action),
+        rc = action_create_once(ctx, round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
                                 jbuf_cstr(&body), body.len, r->customer_id, date, doc, err);
     }
     jbuf_release(&body);

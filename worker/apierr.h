@@ -24,11 +24,21 @@ enum api_class {
     API_PERMANENT, /* validation and business faults: permanent */
 };
 
+/* Which upstream answered (or failed to): the pipeline's circuit breaker charges a
+ * failure to that API's tenant (the portal for HubSpot, the realm for QBO and OAuth). */
+enum api_source {
+    API_SOURCE_NONE = 0, /* not an upstream failure (a rule of ours, a local fault) */
+    API_SOURCE_HUBSPOT,
+    API_SOURCE_QBO,
+    API_SOURCE_OAUTH, /* Intuit's token endpoint */
+};
+
 #define API_MSG_MAX 512
 #define API_UPSTREAM_ID_MAX 96
 
 struct api_error {
     enum api_class cls;
+    enum api_source source; /* set by the client that made the call */
     enum hsqb_error code;   /* result error code if this failure ends the event */
     int http_status;        /* 0 when the request never got a response */
     int64_t retry_after_ms; /* from Retry-After / rate-limit policy; 0 when none */

@@ -95,7 +95,7 @@ static void report(const struct validate_opts *o, const char *file, const char *
 
     if (!o->json) {
         if (st == EVENT_OK && !o->quiet)
-            printf("%s: valid %s key=%s\n", file, action_name(ev->action), ev->key);
+            printf("%s: valid %s key=%s\n", file, event_action_name(ev->action), ev->key);
         else if (st != EVENT_OK)
             printf("%s: invalid: %s\n", file, err);
         return;
@@ -108,7 +108,7 @@ static void report(const struct validate_opts *o, const char *file, const char *
     jbuf_kv_bool(&jb, "valid", st == EVENT_OK);
     if (st == EVENT_OK) {
         jbuf_kv_str(&jb, "id", ev->id);
-        jbuf_kv_str(&jb, "action", action_name(ev->action));
+        jbuf_kv_str(&jb, "action", event_action_name(ev->action));
         jbuf_kv_str(&jb, "key", ev->key);
         jbuf_kv_int(&jb, "portal_id", ev->portal_id);
         jbuf_kv_str(&jb, "object_type", object_type_name(ev->object_type));

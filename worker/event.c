@@ -90,22 +90,22 @@ static const struct {
     [HSQB_ERR_INTERNAL] = {"INTERNAL", 1},
 };
 
-const char *action_name(enum hsqb_action a)
+const char *event_action_name(enum hsqb_action a)
 {
     return (unsigned)a < ACTION_COUNT ? actions[a].name : NULL;
 }
 
-const char *action_type(enum hsqb_action a)
+const char *event_action_type(enum hsqb_action a)
 {
     return (unsigned)a < ACTION_COUNT ? actions[a].type : NULL;
 }
 
-const char *action_qbo_entity(enum hsqb_action a)
+const char *event_action_qbo_entity(enum hsqb_action a)
 {
     return (unsigned)a < ACTION_COUNT ? actions[a].entity : NULL;
 }
 
-int action_from_name(const char *s, enum hsqb_action *out)
+int event_action_from_name(const char *s, enum hsqb_action *out)
 {
     for (int i = 0; s && i < ACTION_COUNT; i++)
         if (strcmp(s, actions[i].name) == 0) {
@@ -115,7 +115,7 @@ int action_from_name(const char *s, enum hsqb_action *out)
     return -1;
 }
 
-int action_from_type(const char *s, enum hsqb_action *out)
+int event_action_from_type(const char *s, enum hsqb_action *out)
 {
     for (int i = 0; s && i < ACTION_COUNT; i++)
         if (strcmp(s, actions[i].type) == 0) {
@@ -146,7 +146,7 @@ int object_type_parse(const char *s, enum hsqb_object_type *out)
     return -1;
 }
 
-int action_accepts(enum hsqb_action a, enum hsqb_object_type t)
+int event_action_accepts(enum hsqb_action a, enum hsqb_object_type t)
 {
     if ((unsigned)a >= ACTION_COUNT || (unsigned)t >= OBJECT_TYPE_COUNT)
         return 0;
@@ -637,13 +637,13 @@ static int decode_object(struct dec *d, size_t data, struct action_event *ev)
     if (req_string(d, obj, "objectType", "data.object.objectType", &s, &len) < 0)
         return -1;
     if (len != strlen(s) || object_type_parse(s, &ev->object_type) < 0 ||
-        !action_accepts(ev->action, ev->object_type)) {
+        !event_action_accepts(ev->action, ev->object_type)) {
         char *m = d->unsupported_msg;
         size_t msz = sizeof d->unsupported_msg;
         int n = snprintf(m, msz, "data.object.objectType: \"%s\" is not accepted by %s (takes",
-                         quote(q, sizeof q, s, len), action_name(ev->action));
+                         quote(q, sizeof q, s, len), event_action_name(ev->action));
         for (int t = 0; t < OBJECT_TYPE_COUNT && n >= 0 && (size_t)n < msz; t++)
-            if (action_accepts(ev->action, (enum hsqb_object_type)t))
+            if (event_action_accepts(ev->action, (enum hsqb_object_type)t))
                 n += snprintf(m + n, msz - (size_t)n, " %s", object_types[t].name);
         if (n >= 0 && (size_t)n < msz)
             snprintf(m + n, msz - (size_t)n, ")");
@@ -720,7 +720,7 @@ static int decode_envelope(struct dec *d, struct action_event *ev)
 
     if (req_string(d, root, "type", "type", &s, &len) < 0)
         return -1;
-    if (len != strlen(s) || action_from_type(s, &ev->action) < 0)
+    if (len != strlen(s) || event_action_from_type(s, &ev->action) < 0)
         return FAIL(d, "type", "\"%s\" is not an hsqb.action.* type", quote(q, sizeof q, s, len));
 
     if (req_string(d, root, "source", "source", &s, &len) < 0)

@@ -45,16 +45,16 @@ enum hsqb_action {
 };
 
 /* "create_invoice" ... (the result's data.action); NULL for an out-of-range value. */
-const char *action_name(enum hsqb_action a);
+const char *event_action_name(enum hsqb_action a);
 /* "hsqb.action.create_invoice" ... (the event type); NULL for an out-of-range value. */
-const char *action_type(enum hsqb_action a);
+const char *event_action_type(enum hsqb_action a);
 /* The QBO entity the action creates: "Invoice", "Estimate", "SalesReceipt", "Invoice"
  * (paid invoice: plus a Payment), "Purchase", "RefundReceipt". */
-const char *action_qbo_entity(enum hsqb_action a);
+const char *event_action_qbo_entity(enum hsqb_action a);
 /* Parse a short name or a full type, exactly (case-sensitive). s may be NULL.
  * Returns 0 and sets *out, or -1. */
-int action_from_name(const char *s, enum hsqb_action *out);
-int action_from_type(const char *s, enum hsqb_action *out);
+int event_action_from_name(const char *s, enum hsqb_action *out);
+int event_action_from_type(const char *s, enum hsqb_action *out);
 
 enum hsqb_object_type { OBJECT_DEAL, OBJECT_QUOTE, OBJECT_COMMERCE_PAYMENT, OBJECT_TYPE_COUNT };
 
@@ -67,7 +67,7 @@ const char *object_type_path(enum hsqb_object_type t);
 int object_type_parse(const char *s, enum hsqb_object_type *out);
 /* 1 if the action may run on an enrolled object of this type: invoice and estimate on
  * deals and quotes, sales receipt on all three, the others on payments only. */
-int action_accepts(enum hsqb_action a, enum hsqb_object_type t);
+int event_action_accepts(enum hsqb_action a, enum hsqb_object_type t);
 
 enum customer_source {
     CUSTOMER_FIRST_ASSOCIATED_CONTACT, /* default: the lowest associated contact id */

@@ -139,7 +139,7 @@ static int peek_subject(const struct inbound_msg *m, struct peeked *pk)
     if (!root)
         return -1;
     memset(pk, 0, sizeof *pk);
-    if (json_get_str(root, "type", &s) != JGET_OK || action_from_type(s, &pk->action) < 0 ||
+    if (json_get_str(root, "type", &s) != JGET_OK || event_action_from_type(s, &pk->action) < 0 ||
         json_get_obj(root, "data", &data) != JGET_OK ||
         json_get_obj(data, "origin", &origin) != JGET_OK ||
         json_get_int64(origin, "portalId", 1, INT64_MAX, &pk->portal_id) != JGET_OK ||
@@ -201,7 +201,7 @@ enum pipeline_disposition outcome_invalid(struct pipeline *p, struct pipeline_th
         };
         f.key = pk.key;
         f.keylen = strlen(pk.key);
-        f.action = action_name(pk.action);
+        f.action = event_action_name(pk.action);
     }
     f.info.duration_ms = clock_mono_ms() - start;
     f.info.completed_at_ms = clock_wall_ms();

@@ -403,7 +403,7 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
     if (!ops) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
                       "%s on a %s is not implemented by this worker version",
-                      action_name(ev->action), object_type_name(ev->object_type));
+                      event_action_name(ev->action), object_type_name(ev->object_type));
         return RUN_FAILED;
     }
     if (backoff_init(&b, &p->retry, 0, e, sizeof e) < 0) {
@@ -652,7 +652,7 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
     f.key = ev.key;
     f.keylen = strlen(ev.key);
     f.event_id = ev.id;
-    f.action = action_name(ev.action);
+    f.action = event_action_name(ev.action);
     f.first_failure_ms = meta.first_failure_ms;
     f.info = (struct result_info){
         .worker_source = p->source,

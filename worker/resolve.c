@@ -36,6 +36,7 @@
 #include "common/hash.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #define NAME_VARIANTS 3
 
@@ -254,18 +255,6 @@ void resolve_clean_name(const char *s, char *out, size_t outsz)
     out[j] = '\0';
 }
 
-/* Cut s to at most max bytes on a UTF-8 boundary. */
-void resolve_utf8_truncate(char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n <= max)
-        return;
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    s[n] = '\0';
-}
-
 /* ---- customers --------------------------------------------------------------------- */
 
 /* out = a + b, cut to outsz - 1 bytes (callers size the parts so nothing is cut). */
@@ -311,7 +300,7 @@ int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int
     }
     /* the suffix makes the name distinct: keep it whole, cut the base */
     room = RESOLVE_NAME_MAX - strlen(suffix);
-    resolve_utf8_truncate(base, room);
+    utf8_truncate(base, room);
     join2(out, outsz, base, suffix);
     return 0;
 }
@@ -452,8 +441,8 @@ static int customer_body(const struct hubspot_contact *c, const char *display, s
 
     resolve_clean_name(c->firstname, first, sizeof first);
     resolve_clean_name(c->lastname, last, sizeof last);
-    resolve_utf8_truncate(first, 100);
-    resolve_utf8_truncate(last, 100);
+    utf8_truncate(first, 100);
+    utf8_truncate(last, 100);
     jbuf_obj_open(out);
     if (first[0])
         jbuf_kv_str(out, "GivenName", first);
@@ -602,7 +591,7 @@ void resolve_item_name(const struct hubspot_line_item *li, char *out, size_t out
         resolve_clean_name(li->sku, buf, sizeof buf);
     if (!buf[0])
         snprintf(buf, sizeof buf, "HubSpot line item %" PRId64, li->id);
-    resolve_utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX);
+    utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX);
     snprintf(out, outsz, "%s", buf);
 }
 
@@ -715,7 +704,7 @@ static void item_variant_name(const struct hubspot_line_item *li, const char *ba
     if (v == 1 && li->sku) {
         char sku[RESOLVE_ITEM_NAME_MAX + 1];
         resolve_clean_name(li->sku, sku, sizeof sku);
-        resolve_utf8_truncate(sku, 60);
+        utf8_truncate(sku, 60);
         snprintf(suffix, sizeof suffix, " (%s)", sku);
     }
     if (v >= 2 || (v == 1 && !li->sku)) {
@@ -723,7 +712,7 @@ static void item_variant_name(const struct hubspot_line_item *li, const char *ba
             snprintf(hex, sizeof hex, "%s", "00000000");
         snprintf(suffix + strlen(suffix), sizeof suffix - strlen(suffix), " #%.8s", hex);
     }
-    resolve_utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX - strlen(suffix));
+    utf8_truncate(buf, RESOLVE_ITEM_NAME_MAX - strlen(suffix));
     join2(out, outsz, buf, suffix);
 }
 

@@ -61,7 +61,5 @@ const char *resolve_row_id(struct json_object *row);
  * spaces; cut to outsz - 1 bytes. */
 void resolve_clean_name(const char *s, char *out, size_t outsz);
 
-/* Cut s to at most max bytes on a UTF-8 boundary. */
-void resolve_utf8_truncate(char *s, size_t max);
 
 #endif

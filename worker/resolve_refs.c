@@ -20,6 +20,7 @@
 
 #include "common/hash.h"
 #include "common/json.h"
+#include "common/utf8.h"
 
 /* ---- accounts and terms ------------------------------------------------------------ */
 
@@ -188,7 +189,7 @@ static int vendor_keys(const char *input, char *name, size_t namesz, char *sfx, 
         return -1;
     memset(name, 0, namesz);
     resolve_clean_name(input, name, namesz);
-    resolve_utf8_truncate(name, RESOLVE_NAME_MAX);
+    utf8_truncate(name, RESOLVE_NAME_MAX);
     if (!name[0])
         return -1;
     snprintf(lower, sizeof lower, "%s", name);

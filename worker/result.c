@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 
 void result_subject_from_event(struct result_subject *s, const struct action_event *ev)
 {
@@ -84,23 +85,6 @@ static void rfc3339_ms(int64_t ms, char out[32])
     snprintf(out, 32, "%.19s.%03dZ", date, (int)(ms % 1000));
 }
 
-/* Length of the longest prefix of s[0..n) that ends on a UTF-8 sequence boundary. */
-static size_t utf8_cut(const char *s, size_t n)
-{
-    size_t i = n;
-
-    /* step back over continuation bytes, then drop the lead byte if its sequence is cut */
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80 && n - i < 3)
-        i--;
-    if (i > 0) {
-        unsigned char lead = (unsigned char)s[i - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (lead >= 0xC0 && (n - (i - 1)) < need)
-            return i - 1;
-    }
-    return n;
-}
-
 char *result_one_line(const char *text, char *out, size_t outsz)
 {
     char *tmp;
@@ -122,7 +106,7 @@ char *result_one_line(const char *text, char *out, size_t outsz)
     log_redact(tmp, out, outsz);
     free(tmp);
     n = strlen(out);
-    out[utf8_cut(out, n)] = '\0';
+    out[utf8_trim_partial(out, n)] = '\0';
     return out;
 }
 
@@ -144,7 +128,7 @@ static int check_qbo(const struct result_info *in, char *errstr, size_t errsz)
     if (!in->subject.known || !valid_input_id(in->subject.input_id) || !in->subject.realm_id ||
         !all_digits(in->subject.realm_id, EVENT_REALM_MAX))
         return fail(errstr, errsz, "a success must name its event, object and realm");
-    want = action_qbo_entity(in->subject.action);
+    want = event_action_qbo_entity(in->subject.action);
     if (!q->entity || !want || strcmp(q->entity, want) != 0)
         return fail(errstr, errsz, "qbo.entity does not match the action");
     if (!all_digits(q->id, RESULT_QBO_ID_MAX))
@@ -185,7 +169,7 @@ static int check_info(const struct result_info *in, char *errstr, size_t errsz)
     if (!in->qbo == !in->error)
         return fail(errstr, errsz, "exactly one of qbo and error must be given");
     if (in->subject.known) {
-        if (!action_name(in->subject.action) || !object_type_name(in->subject.object_type) ||
+        if (!event_action_name(in->subject.action) || !object_type_name(in->subject.object_type) ||
             in->subject.portal_id < 1 || in->subject.object_id < 1 || !in->subject.key ||
             !valid_input_id(in->subject.input_id))
             return fail(errstr, errsz, "bad subject");
@@ -297,7 +281,7 @@ int result_build(const struct result_info *in, struct jbuf *jb, char *errstr, si
     jbuf_obj_open(jb);
     jbuf_kv_str(jb, "status", in->qbo ? "succeeded" : "failed");
     if (s->known)
-        jbuf_kv_str(jb, "action", action_name(s->action));
+        jbuf_kv_str(jb, "action", event_action_name(s->action));
     if (valid_input_id(s->input_id))
         jbuf_kv_str(jb, "input_id", s->input_id);
     if (s->known) {

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         if (ev.portal_id < 1 || ev.object_id < 1 || ev.workflow_id < 0 || !ev.source ||
             ev.id[0] == '\0' || ev.in.realm_id[0] == '\0' ||
-            !action_accepts(ev.action, ev.object_type))
+            !event_action_accepts(ev.action, ev.object_type))
             abort();
         if (event_key(ev.portal_id, ev.object_type, ev.object_id, key, sizeof key) < 0 ||
             strcmp(key, ev.key) != 0)

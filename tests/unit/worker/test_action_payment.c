@@ -177,13 +177,13 @@ static void expect_status(enum hsqb_action a, const char *status, const char *in
     api_error_clear(&err);
     if (want == HSQB_ERR_COUNT) {
         if (payment_check_status(a, &f, &err) != 0)
-            fail_msg("%s on %s: %s", action_name(a), status ? status : "(none)", err.message);
+            fail_msg("%s on %s: %s", event_action_name(a), status ? status : "(none)", err.message);
         return;
     }
     assert_int_equal(payment_check_status(a, &f, &err), -1);
     assert_int_equal(err.cls, API_PERMANENT);
     if (err.code != want)
-        fail_msg("%s on %s: %s, wanted %s", action_name(a), status ? status : "(none)",
+        fail_msg("%s on %s: %s, wanted %s", event_action_name(a), status ? status : "(none)",
                  hsqb_error_name(err.code), hsqb_error_name(want));
 }
 

@@ -608,26 +608,26 @@ static void test_vocabulary_tables(void **state)
     (void)state;
 
     for (int i = 0; i < ACTION_COUNT; i++) {
-        assert_int_equal(action_from_name(action_name((enum hsqb_action)i), &a), 0);
+        assert_int_equal(event_action_from_name(event_action_name((enum hsqb_action)i), &a), 0);
         assert_int_equal(a, i);
-        assert_int_equal(action_from_type(action_type((enum hsqb_action)i), &a), 0);
+        assert_int_equal(event_action_from_type(event_action_type((enum hsqb_action)i), &a), 0);
         assert_int_equal(a, i);
-        assert_non_null(action_qbo_entity((enum hsqb_action)i));
+        assert_non_null(event_action_qbo_entity((enum hsqb_action)i));
     }
-    assert_int_equal(action_from_name("create_bill", &a), -1);
-    assert_int_equal(action_from_name(NULL, &a), -1);
-    assert_int_equal(action_from_type("create_invoice", &a), -1);
-    assert_null(action_name(ACTION_COUNT));
-    assert_string_equal(action_qbo_entity(ACTION_CREATE_EXPENSE), "Purchase");
+    assert_int_equal(event_action_from_name("create_bill", &a), -1);
+    assert_int_equal(event_action_from_name(NULL, &a), -1);
+    assert_int_equal(event_action_from_type("create_invoice", &a), -1);
+    assert_null(event_action_name(ACTION_COUNT));
+    assert_string_equal(event_action_qbo_entity(ACTION_CREATE_EXPENSE), "Purchase");
 
     assert_int_equal(object_type_parse("0-101", &t), 0);
     assert_int_equal(t, OBJECT_COMMERCE_PAYMENT);
     assert_string_equal(object_type_path(t), "commerce_payments");
     assert_int_equal(object_type_parse("0-1", &t), -1);
-    assert_true(action_accepts(ACTION_CREATE_SALES_RECEIPT, OBJECT_COMMERCE_PAYMENT));
-    assert_false(action_accepts(ACTION_CREATE_ESTIMATE, OBJECT_COMMERCE_PAYMENT));
-    assert_false(action_accepts(ACTION_CREATE_EXPENSE, OBJECT_DEAL));
-    assert_false(action_accepts(ACTION_COUNT, OBJECT_DEAL));
+    assert_true(event_action_accepts(ACTION_CREATE_SALES_RECEIPT, OBJECT_COMMERCE_PAYMENT));
+    assert_false(event_action_accepts(ACTION_CREATE_ESTIMATE, OBJECT_COMMERCE_PAYMENT));
+    assert_false(event_action_accepts(ACTION_CREATE_EXPENSE, OBJECT_DEAL));
+    assert_false(event_action_accepts(ACTION_COUNT, OBJECT_DEAL));
 
     assert_int_equal(HSQB_ERR_COUNT, 20);
     for (int i = 0; i < HSQB_ERR_COUNT; i++) {

@@ -1,0 +1,118 @@
+/* test_clock_utf8.c - the shared small helpers: common/clock.c and common/utf8.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "common/clock.h"
+#include "common/utf8.h"
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+/* A signal in the middle of a sleep does not shorten it (the one EINTR rule). */
+static void test_sleep_survives_signals(void **state)
+{
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    struct itimerval it = {.it_interval = {0, 20000}, .it_value = {0, 20000}}, off = {0};
+    int64_t t0;
+
+    (void)state;
+    sigaction(SIGALRM, &sa, &old);
+    setitimer(ITIMER_REAL, &it, NULL);
+    t0 = clock_mono_ms();
+    clock_sleep_ms(150);
+    assert_true(clock_mono_ms() - t0 >= 150);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    t0 = clock_mono_ms();
+    clock_sleep_ms(-5); /* nothing to wait for */
+    clock_sleep_ms(0);
+    assert_true(clock_mono_ms() - t0 < 1000);
+}
+
+static void test_deadlines_and_timespecs(void **state)
+{
+    struct timespec ts;
+    int64_t d;
+
+    (void)state;
+    d = clock_deadline_ms(60000);
+    assert_true(clock_left_ms(d) > 59000 && clock_left_ms(d) <= 60000);
+    assert_int_equal(clock_left_ms(clock_mono_ms() - 10), 0);
+    assert_true(clock_deadline_ms(-100) <= clock_mono_ms());
+    clock_timespec(INT64_C(12345), &ts);
+    assert_int_equal(ts.tv_sec, 12);
+    assert_int_equal(ts.tv_nsec, 345000000L);
+    for (int i = 0; i < 50; i++) { /* always normalised, whatever the current nanoseconds */
+        clock_abstime(CLOCK_MONOTONIC, 999 + i, &ts);
+        assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+    }
+    assert_true(clock_wall_ms() > INT64_C(1600000000000)); /* an epoch clock, in ms */
+}
+
+/* "é" is C3 A9, "€" E2 82 AC, "😀" F0 9F 98 80. */
+static void test_utf8_cuts_on_boundaries(void **state)
+{
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z: 11 bytes */
+    char buf[32], small[4];
+
+    (void)state;
+    assert_int_equal(utf8_cut_len(s, 11, 20), 11);
+    assert_int_equal(utf8_cut_len(s, 11, 11), 11);
+    assert_int_equal(utf8_cut_len(s, 11, 1), 1);
+    assert_int_equal(utf8_cut_len(s, 11, 2), 1); /* inside é */
+    assert_int_equal(utf8_cut_len(s, 11, 3), 3);
+    assert_int_equal(utf8_cut_len(s, 11, 5), 3); /* inside € */
+    assert_int_equal(utf8_cut_len(s, 11, 9), 6); /* inside 😀 */
+    assert_int_equal(utf8_cut_len(s, 11, 10), 10);
+    assert_int_equal(utf8_cut_len(s, 11, 0), 0);
+
+    strcpy(buf, s);
+    utf8_truncate(buf, 8);
+    assert_string_equal(buf, "a\xc3\xa9\xe2\x82\xac");
+    strcpy(buf, "short");
+    utf8_truncate(buf, 100);
+    assert_string_equal(buf, "short");
+
+    assert_int_equal(utf8_copy(buf, sizeof buf, s, 4), 3);
+    assert_string_equal(buf, "a\xc3\xa9");
+    /* the buffer is the tighter limit: 3 bytes of room, é would end at byte 3 */
+    assert_int_equal(utf8_copy(small, sizeof small, s, 100), 3);
+    assert_string_equal(small, "a\xc3\xa9");
+    assert_int_equal(utf8_copy(small, sizeof small, NULL, 10), 0);
+    assert_string_equal(small, "");
+}
+
+static void test_utf8_trim_partial(void **state)
+{
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+
+    (void)state;
+    assert_int_equal(utf8_trim_partial(s, 10), 10);
+    assert_int_equal(utf8_trim_partial(s, 9), 6);
+    assert_int_equal(utf8_trim_partial(s, 8), 6);
+    assert_int_equal(utf8_trim_partial(s, 7), 6);
+    assert_int_equal(utf8_trim_partial(s, 5), 3);
+    assert_int_equal(utf8_trim_partial(s, 2), 1);
+    assert_int_equal(utf8_trim_partial(s, 0), 0);
+    assert_int_equal(utf8_trim_partial("\x80\x80", 2), 2); /* stray bytes: left alone */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sleep_survives_signals),
+        cmocka_unit_test(test_deadlines_and_timespecs),
+        cmocka_unit_test(test_utf8_cuts_on_boundaries),
+        cmocka_unit_test(test_utf8_trim_partial),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
