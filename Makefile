@@ -67,9 +67,12 @@ WORKER_SRCS := \
 	worker/result.c \
 	worker/resolve.c \
 	worker/resolve_refs.c \
+	worker/claim.c \
 	worker/action_sales.c \
 	worker/action_payment.c \
+	worker/keeper.c \
 	worker/pipeline.c \
+	worker/retry.c \
 	worker/outcome.c \
 	worker/delay.c \
 	worker/breaker.c \
@@ -115,7 +118,8 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_pipeline \
 	tests/unit/worker/test_payment_pipeline \
 	tests/unit/worker/test_consumer \
-	tests/unit/worker/test_retry
+	tests/unit/worker/test_retry \
+	tests/unit/worker/test_claim
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
 SANDBOX_SRCS := \
@@ -179,7 +183,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry
+REDIS_TESTS := test_redis test_claim test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 

@@ -1,5 +1,5 @@
 /* redis.c - hiredis wrapper: reconnecting blocking connection, EVALSHA with NOSCRIPT
- * fallback, and the claim / done / lock scripts.
+ * fallback, and the lease / lock scripts.
  *
  * Connection states (one per struct redis_conn):
  *
@@ -12,12 +12,11 @@
  * A timed-out context is dropped rather than reused because its reply may still arrive
  * and would then be read as the answer to the next command.
  *
- * The event key's life (design §4): absent --redis_claim--> token --redis_lease_renew-->
- * token --redis_claim_done--> done marker (TTL: dedup window); token
- * --redis_lease_release--> absent; token --lease expires--> absent.
- * Every transition that depends on the current value is one Lua script, so it is
- * atomic and costs one round trip: claiming checks "free, ours, done or busy" at once
- * instead of SET NX followed by a racy GET.
+ * A leased key's life: absent --redis_lock--> token --redis_lease_renew--> token
+ * --redis_lease_release--> absent; token --lease expires--> absent. Every transition
+ * that depends on the current value is one Lua script, so it is atomic and costs one
+ * round trip: taking a lock checks "free, ours or busy" at once instead of SET NX
+ * followed by a racy GET. (An event's key adds a done state: worker/claim.c.)
  *
  * The built-in scripts are hashed once per process (pthread_once in redis_conn_new) and
  * are read-only afterwards; nothing on the request path takes a lock.
@@ -49,22 +48,17 @@ struct redis_conn {
     int pending; /* deferred commands whose replies are still to be read (in order) */
 };
 
-/* Claim or lock. KEYS[1] key; ARGV token, ms, done marker.
- * Returns {0} ours, {1, result} done, {2} busy. */
+/* KEYS[1] key; ARGV token, ms. Returns 0 ours, 2 busy. */
 static const char ACQUIRE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
                                   "if not v then\n"
                                   "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                                  "  return {0}\n"
+                                  "  return 0\n"
                                   "end\n"
                                   "if v == ARGV[1] then\n"
                                   "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                                  "  return {0}\n"
+                                  "  return 0\n"
                                   "end\n"
-                                  "local m = string.len(ARGV[3])\n"
-                                  "if m > 0 and string.sub(v, 1, m) == ARGV[3] then\n"
-                                  "  return {1, string.sub(v, m + 1)}\n"
-                                  "end\n"
-                                  "return {2}\n";
+                                  "return 2\n";
 
 /* KEYS[1] key; ARGV token, ms. Returns 1 renewed, 0 not ours. */
 static const char RENEW_SRC[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
@@ -78,16 +72,7 @@ static const char RELEASE_SRC[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then
                                   "end\n"
                                   "return 0\n";
 
-/* KEYS[1] key; ARGV token, result, ttl ms, done marker.
- * Returns 0 written over our claim, 1 written without it, 2 already done. */
-static const char DONE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
-                               "local m = string.len(ARGV[4])\n"
-                               "if v and string.sub(v, 1, m) == ARGV[4] then return 2 end\n"
-                               "redis.call('SET', KEYS[1], ARGV[4] .. ARGV[2], 'PX', ARGV[3])\n"
-                               "if v == ARGV[1] then return 0 end\n"
-                               "return 1\n";
-
-static struct redis_script s_acquire, s_renew, s_release, s_done;
+static struct redis_script s_acquire, s_renew, s_release;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_init_rc = -1;
 
@@ -97,8 +82,7 @@ static void scripts_init_once(void)
 
     s_init_rc = redis_script_init(&s_acquire, ACQUIRE_SRC, err, sizeof(err)) < 0 ||
                         redis_script_init(&s_renew, RENEW_SRC, err, sizeof(err)) < 0 ||
-                        redis_script_init(&s_release, RELEASE_SRC, err, sizeof(err)) < 0 ||
-                        redis_script_init(&s_done, DONE_SRC, err, sizeof(err)) < 0
+                        redis_script_init(&s_release, RELEASE_SRC, err, sizeof(err)) < 0
                     ? -1
                     : 0;
 }
@@ -527,43 +511,48 @@ static int make_token(struct redis_conn *c, char *out, char *errstr, size_t errs
     return 0;
 }
 
-static int lease_prepare(struct redis_conn *c, struct redis_lease *l, const char *kind,
-                         const char *tag, const char *name, char *errstr, size_t errsz)
+int redis_lease_prepare(struct redis_conn *c, struct redis_lease *l, const char *key, char *errstr,
+                        size_t errsz)
 {
-    char key[REDIS_MAX_KEY + 1], token[REDIS_TOKEN_LEN + 1];
+    char token[REDIS_TOKEN_LEN + 1];
     int n;
 
-    if (!tag || !*tag || (name && !*name)) {
-        snprintf(errstr, errsz, "redis: empty %s id", kind);
+    if (!key || !*key) {
+        snprintf(errstr, errsz, "redis: empty lease key");
         return -1;
     }
-    n = snprintf(key, sizeof(key), "%s%s:{%s}%s%s", c->prefix, kind, tag, name ? ":" : "",
-                 name ? name : "");
-    if (n < 0 || (size_t)n >= sizeof(key)) {
-        snprintf(errstr, errsz, "redis: %s key longer than %d bytes", kind, REDIS_MAX_KEY);
+    n = snprintf(l->key, sizeof(l->key), "%s%s", c->prefix, key);
+    if (n < 0 || (size_t)n >= sizeof(l->key)) {
+        snprintf(errstr, errsz, "redis: lease key longer than %d bytes", REDIS_MAX_KEY);
+        l->key[0] = '\0';
         return -1;
     }
     if (make_token(c, token, errstr, errsz) < 0)
         return -1;
-    memcpy(l->key, key, (size_t)n + 1);
     memcpy(l->token, token, sizeof(token));
     return 0;
-}
-
-int redis_claim_prepare(struct redis_conn *c, struct redis_lease *l, const char *event_id,
-                        char *errstr, size_t errsz)
-{
-    return lease_prepare(c, l, "evt", event_id, NULL, errstr, errsz);
 }
 
 int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
                        const char *name, char *errstr, size_t errsz)
 {
+    char key[REDIS_MAX_KEY + 1];
+    int n;
+
+    if (!tag || !*tag) {
+        snprintf(errstr, errsz, "redis: empty lock id");
+        return -1;
+    }
     if (!name || !*name) {
         snprintf(errstr, errsz, "redis: empty lock name");
         return -1;
     }
-    return lease_prepare(c, l, "lock", tag, name, errstr, errsz);
+    n = snprintf(key, sizeof(key), "lock:{%s}:%s", tag, name);
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        snprintf(errstr, errsz, "redis: lock key longer than %d bytes", REDIS_MAX_KEY);
+        return -1;
+    }
+    return redis_lease_prepare(c, l, key, errstr, errsz);
 }
 
 static int check_ms(int64_t ms, char *errstr, size_t errsz)
@@ -575,66 +564,26 @@ static int check_ms(int64_t ms, char *errstr, size_t errsz)
     return 0;
 }
 
-static enum redis_claim_status acquire(struct redis_conn *c, const struct redis_lease *l,
-                                       int64_t ms, const char *marker, char **result,
-                                       size_t *result_len, char *errstr, size_t errsz)
-{
-    char msbuf[24];
-    const char *keys[1] = {l->key}, *args[3] = {l->token, msbuf, marker};
-    enum redis_claim_status st = REDIS_CLAIM_ERROR;
-    redisReply *r;
-
-    if (check_ms(ms, errstr, errsz) < 0)
-        return REDIS_CLAIM_ERROR;
-    snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ms);
-    r = redis_eval(c, &s_acquire, 1, keys, 3, args, NULL, errstr, errsz);
-    if (!r)
-        return REDIS_CLAIM_ERROR;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0 ||
-        r->element[0]->integer > 2)
-        goto bad;
-    st = (enum redis_claim_status)r->element[0]->integer;
-    if (st == REDIS_CLAIM_DONE) {
-        const redisReply *v = r->elements == 2 ? r->element[1] : NULL;
-        char *copy;
-        if (!v || v->type != REDIS_REPLY_STRING || v->len > REDIS_MAX_RESULT)
-            goto bad;
-        if (!result)
-            goto out;
-        copy = malloc(v->len + 1);
-        if (!copy) {
-            snprintf(errstr, errsz, "redis: out of memory");
-            st = REDIS_CLAIM_ERROR;
-            goto out;
-        }
-        memcpy(copy, v->str, v->len);
-        copy[v->len] = '\0';
-        *result = copy;
-        if (result_len)
-            *result_len = v->len;
-    }
-    goto out;
-bad:
-    snprintf(errstr, errsz, "redis: unexpected reply from the claim script");
-    st = REDIS_CLAIM_ERROR;
-out:
-    freeReplyObject(r);
-    return st;
-}
-
-enum redis_claim_status redis_claim(struct redis_conn *c, const struct redis_lease *l,
-                                    int64_t lease_ms, char **result, size_t *result_len,
-                                    char *errstr, size_t errsz)
-{
-    return acquire(c, l, lease_ms, REDIS_DONE_MARKER, result, result_len, errstr, errsz);
-}
-
 enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
                                    int64_t ttl_ms, char *errstr, size_t errsz)
 {
-    /* An empty marker disables the done branch: lock values are only ever tokens. */
-    return acquire(c, l, ttl_ms, "", NULL, NULL, errstr, errsz);
+    char msbuf[24];
+    const char *keys[1] = {l->key}, *args[2] = {l->token, msbuf};
+    enum redis_claim_status st = REDIS_CLAIM_ERROR;
+    redisReply *r;
+
+    if (check_ms(ttl_ms, errstr, errsz) < 0)
+        return REDIS_CLAIM_ERROR;
+    snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ttl_ms);
+    r = redis_eval(c, &s_acquire, 1, keys, 2, args, NULL, errstr, errsz);
+    if (!r)
+        return REDIS_CLAIM_ERROR;
+    if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 || r->integer == 2))
+        st = r->integer == 0 ? REDIS_CLAIMED : REDIS_CLAIM_BUSY;
+    else
+        snprintf(errstr, errsz, "redis: unexpected reply from the lock script");
+    freeReplyObject(r);
+    return st;
 }
 
 /* Run a script answering an integer in [0, max]; -1 on error. */
@@ -677,24 +626,4 @@ enum redis_owner_status redis_lease_release(struct redis_conn *c, const struct r
     long long v = int_script(c, &s_release, l, 1, args, NULL, 1, errstr, errsz);
 
     return v < 0 ? REDIS_OWNER_ERROR : v == 1 ? REDIS_OWNER_OK : REDIS_OWNER_LOST;
-}
-
-enum redis_done_status redis_claim_done(struct redis_conn *c, const struct redis_lease *l,
-                                        const char *result, size_t len, int64_t ttl_ms,
-                                        char *errstr, size_t errsz)
-{
-    char msbuf[24];
-    const char *args[4] = {l->token, result, msbuf, REDIS_DONE_MARKER};
-    size_t lens[4] = {strlen(l->token), len, 0, strlen(REDIS_DONE_MARKER)};
-    long long v;
-
-    if (check_ms(ttl_ms, errstr, errsz) < 0)
-        return REDIS_DONE_ERROR;
-    if (!result || len > REDIS_MAX_RESULT) {
-        snprintf(errstr, errsz, "redis: result missing or over %d bytes", REDIS_MAX_RESULT);
-        return REDIS_DONE_ERROR;
-    }
-    lens[2] = (size_t)snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ttl_ms);
-    v = int_script(c, &s_done, l, 4, args, lens, 2, errstr, errsz);
-    return v < 0 ? REDIS_DONE_ERROR : (enum redis_done_status)v;
 }

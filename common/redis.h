@@ -1,16 +1,14 @@
-/* redis.h - one thread's Redis connection, Lua scripts, and the event claim / lock
- * primitives of design §4 step 2 and §7.
+/* redis.h - one thread's Redis connection, Lua scripts, leases and locks.
  *
  * Owns: a hiredis blocking context (re-created after any I/O error), owned copies of
  * the connection options, and a small pool of random bytes for owner tokens.
  *
- * Keys (prefix configurable, default "hsqb:"; the hash tag keeps an event's or a
- * tenant's keys in one Redis Cluster slot):
- *   <prefix>evt:{<event id>}        value: owner token while claimed, or
- *                                   REDIS_DONE_MARKER + result JSON once done
- *   <prefix>lock:{<tag>}:<name>     value: owner token
- * Owner tokens are REDIS_TOKEN_LEN lowercase hex characters from getrandom(), so a
- * token can never be mistaken for the done marker.
+ * Leases: a key whose value is an owner token while someone holds it. The caller names
+ * the key (without the prefix, which the connection adds); this module knows no key
+ * layout beyond locks, which live at <prefix>lock:{<tag>}:<name> (the hash tag keeps a
+ * tenant's locks in one Redis Cluster slot). Owner tokens are REDIS_TOKEN_LEN lowercase
+ * hex characters from getrandom(), so a token never looks like any other value a caller
+ * stores in a leased key.
  *
  * Errors: every call returns NULL / -1 / *_ERROR with errstr filled when Redis could
  * not answer (connection, timeout) or answered with an error reply. After an I/O error
@@ -32,13 +30,11 @@
 #include <hiredis/hiredis.h>
 
 #define REDIS_DEFAULT_PREFIX "hsqb:"
-#define REDIS_DONE_MARKER    "done:" /* evt value = marker + result JSON */
 #define REDIS_MAX_PREFIX     64
-#define REDIS_MAX_KEY        512           /* whole key, prefix included */
-#define REDIS_TOKEN_LEN      32            /* hex characters (128 random bits) */
-#define REDIS_MAX_RESULT     (1024 * 1024) /* result JSON stored with the done marker */
-#define REDIS_EVAL_MAX_ARGS  16            /* keys + args of one redis_eval() */
-#define REDIS_MAX_DEFERRED   64            /* deferred commands awaiting their replies */
+#define REDIS_MAX_KEY        512 /* whole key, prefix included */
+#define REDIS_TOKEN_LEN      32  /* hex characters (128 random bits) */
+#define REDIS_EVAL_MAX_ARGS  16  /* keys + args of one redis_eval() */
+#define REDIS_MAX_DEFERRED   64  /* deferred commands awaiting their replies */
 
 struct redis_opts {
     const char *host;         /* default "127.0.0.1" */
@@ -108,8 +104,8 @@ int redis_flush(struct redis_conn *c, char *errstr, size_t errsz);
 /* Deferred commands not answered yet (tests and assertions). */
 int redis_pending(const struct redis_conn *c);
 
-/* A claim on an event or a lock: the key and the token proving ownership. Plain data:
- * copy it freely, no release needed. */
+/* A lease on a key: the key and the token proving ownership. Plain data: copy it freely,
+ * no release needed. */
 struct redis_lease {
     char key[REDIS_MAX_KEY + 1];
     char token[REDIS_TOKEN_LEN + 1];
@@ -117,70 +113,38 @@ struct redis_lease {
 
 enum redis_claim_status {
     REDIS_CLAIM_ERROR = -1,
-    REDIS_CLAIMED = 0,    /* ours now (or still ours: claiming again with the same
-                             lease is safe after a lost reply, and extends it) */
-    REDIS_CLAIM_DONE = 1, /* already processed: the stored result is returned */
-    REDIS_CLAIM_BUSY = 2, /* another owner holds a live lease: retry later */
+    REDIS_CLAIMED = 0,    /* ours now (or still ours: taking it again with the same lease is
+                             safe after a lost reply, and extends it) */
+    REDIS_CLAIM_BUSY = 2, /* another owner holds it: retry later */
 };
 
 enum redis_owner_status {
     REDIS_OWNER_ERROR = -1,
     REDIS_OWNER_OK = 0,   /* we held it: renewed / released */
-    REDIS_OWNER_LOST = 1, /* not ours any more (expired, taken over, done): untouched */
+    REDIS_OWNER_LOST = 1, /* not ours any more (expired, taken over, replaced): untouched */
 };
 
-enum redis_done_status {
-    REDIS_DONE_ERROR = -1,
-    REDIS_DONE_WRITTEN = 0,    /* we held the claim; it is now the done marker */
-    REDIS_DONE_TAKEN_OVER = 1, /* our lease had expired or been taken; done written
-                                  anyway (see redis_claim_done) */
-    REDIS_DONE_ALREADY = 2,    /* a done marker was there already; left unchanged */
-};
-
-/* Fill l for event_id (non-empty): key <prefix>evt:{<event_id>}, fresh token. Returns
- * 0, or -1 (errstr) when the key would exceed REDIS_MAX_KEY. Prepare once per
- * processing attempt and reuse l for claim, renew, done and release. */
-int redis_claim_prepare(struct redis_conn *c, struct redis_lease *l, const char *event_id,
-                        char *errstr, size_t errsz);
-
-/* Claim the event for lease_ms (> 0), atomically (one Lua call): free -> ours; ours ->
- * lease extended; done -> REDIS_CLAIM_DONE with *result (malloc'd, NUL-terminated,
- * caller frees) and *result_len set; else BUSY. result/result_len are set only for
- * REDIS_CLAIM_DONE; either may be NULL (the stored result is then not returned). */
-enum redis_claim_status redis_claim(struct redis_conn *c, const struct redis_lease *l,
-                                    int64_t lease_ms, char **result, size_t *result_len,
-                                    char *errstr, size_t errsz);
-
-/* Replace the claim with REDIS_DONE_MARKER + result (len <= REDIS_MAX_RESULT bytes),
- * expiring after ttl_ms (the dedup window).
- *
- * Decision: the done marker is written even when our claim was lost (lease expired,
- * possibly re-claimed by another worker). When this is called the QuickBooks side
- * effect has happened and the result is published; recording that is what stops any
- * later delivery from redoing the work, and a worker that took the claim over finds
- * its renew failing (REDIS_OWNER_LOST) and its own claim attempt answering DONE.
- * Dropping the marker instead would leave only QBO's requestid to prevent a duplicate.
- * An existing done marker is never overwritten (the first recorded result wins). */
-enum redis_done_status redis_claim_done(struct redis_conn *c, const struct redis_lease *l,
-                                        const char *result, size_t len, int64_t ttl_ms,
-                                        char *errstr, size_t errsz);
+/* Fill l for key (non-empty, without the prefix: "<prefix><key>" must fit REDIS_MAX_KEY)
+ * with a fresh token. 0, or -1 with errstr. Prepare once per attempt and reuse l. */
+int redis_lease_prepare(struct redis_conn *c, struct redis_lease *l, const char *key, char *errstr,
+                        size_t errsz);
 
 /* Fill l for the lock <prefix>lock:{<tag>}:<name> with a fresh token. */
 int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
                        const char *name, char *errstr, size_t errsz);
 
-/* Take the lock for ttl_ms: REDIS_CLAIMED, REDIS_CLAIM_BUSY or REDIS_CLAIM_ERROR (never
- * DONE). Retaking a lock we hold with the same lease succeeds and extends it. */
+/* Take the lock for ttl_ms: REDIS_CLAIMED, REDIS_CLAIM_BUSY or REDIS_CLAIM_ERROR. Retaking a lock we hold with the same lease succeeds and extends it. */
 enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
                                    int64_t ttl_ms, char *errstr, size_t errsz);
 
-/* Extend the lease of a claim or lock to ms (> 0) from now, only if its value is still
+/* Extend the lease of a leased key to ms (> 0) from now, only if its value is still
  * our token (compare-and-pexpire, Lua). */
 enum redis_owner_status redis_lease_renew(struct redis_conn *c, const struct redis_lease *l,
                                           int64_t ms, char *errstr, size_t errsz);
 
-/* Release a claim or unlock a lock: delete the key only if its value is still our
- * token (compare-and-delete, Lua). A done marker or another owner's token is left. */
+/* Release a lease or unlock a lock: delete the key only if its value is still our token
+ * (compare-and-delete, Lua). Any other value (another owner's token, what the owner
+ * stored in place of its token) is left. */
 enum redis_owner_status redis_lease_release(struct redis_conn *c, const struct redis_lease *l,
                                             char *errstr, size_t errsz);
 

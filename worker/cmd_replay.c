@@ -29,6 +29,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "worker/claim.h"
 #include "worker/delay.h"
 #include "worker/event.h"
 #include "worker/producer.h"
@@ -394,20 +395,14 @@ static void idset_free(struct idset *s)
 /* 1 when Redis holds a successful outcome for the event. */
 static int already_succeeded(struct redis_conn *redis, const char *id)
 {
-    struct redis_lease l;
-    redisReply *r;
+    struct claim_stored st = {0};
     char e[256];
-    int ok = 0;
+    int ok;
 
-    if (!redis || !id[0] || redis_claim_prepare(redis, &l, id, e, sizeof e) < 0)
+    if (!redis || !id[0])
         return 0;
-    r = redis_command(redis, e, sizeof e, "GET %s", l.key);
-    if (r && r->type == REDIS_REPLY_STRING &&
-        strncmp(r->str, REDIS_DONE_MARKER, strlen(REDIS_DONE_MARKER)) == 0 &&
-        strstr(r->str, "\"type\":\"hsqb.result.succeeded\""))
-        ok = 1;
-    if (r)
-        freeReplyObject(r);
+    ok = claim_peek(redis, id, &st, e, sizeof e) == 1 && !st.failed;
+    claim_stored_release(&st);
     return ok;
 }
 
@@ -417,6 +412,7 @@ static int republish(struct producer *pr, const char *topic, const rd_kafka_mess
     char of[DELAY_TOPIC_MAX + 48], count[16];
     struct kafka_header add[2] = {{"hsqb-replay-of", of}, {"hsqb-replay-count", count}};
     struct kafka_header_set out;
+    struct producer_msg pm;
     int rc;
 
     snprintf(of, sizeof of, "%s:%" PRId32 ":%" PRId64, rd_kafka_topic_name(m->rkt), m->partition,
@@ -426,9 +422,9 @@ static int republish(struct producer *pr, const char *topic, const rd_kafka_mess
                               errstr, errsz) < 0)
         return -1;
     /* the original key and value bytes */
-    rc = producer_send_sync(pr, topic, m->key, m->key ? m->key_len : 0, m->payload,
-                            m->payload ? m->len : 0, out.h, out.n, REPLAY_SEND_TIMEOUT, errstr,
-                            errsz);
+    pm = (struct producer_msg){topic, m->key, m->key ? m->key_len : 0, m->payload,
+                               m->payload ? m->len : 0, out.h, out.n};
+    rc = producer_send_sync(pr, &pm, REPLAY_SEND_TIMEOUT, errstr, errsz);
     kafka_header_set_release(&out);
     return rc;
 }

@@ -222,8 +222,10 @@ static int publish(const struct delay_policy *pol, struct producer *pr, const st
                    const struct kafka_header_set *h, int64_t timeout_ms, char *errstr, size_t errsz)
 {
     /* the original key and value bytes, never re-serialised (headers.md) */
-    return producer_send_sync(pr, pol->retry_topic, m->key, m->key ? m->key_len : 0, m->value,
-                              m->value_len, h->h, h->n, timeout_ms, errstr, errsz);
+    struct producer_msg pm = {pol->retry_topic, m->key, m->key ? m->key_len : 0,
+                              m->value, m->value_len, h->h, h->n};
+
+    return producer_send_sync(pr, &pm, timeout_ms, errstr, errsz);
 }
 
 int delay_send_retry(const struct delay_policy *pol, struct producer *pr,

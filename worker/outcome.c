@@ -1,8 +1,9 @@
 /* outcome.c - carrying out an event's outcome: what leaves the worker, in which order.
  *
- * pipeline.c decides what happens to an event (claim, circuit, run, retry routing); this
- * file makes it so against Kafka and Redis. The split follows the one place where order
- * is the design: the last steps of a claimed event (outcome_finish_claimed),
+ * pipeline.c decides what happens to an event (claim, run) and retry.c what comes back
+ * later; this file makes an ending so against Kafka and Redis, from the delivery
+ * (worker/delivery.h) alone. The split follows the one place where order is the design:
+ * the last steps of a claimed event (outcome_finish),
  *
  *   build the result --contract violated--> INTERNAL failure instead --even that--> STOP
  *   failure only: DLQ record ------Kafka down--> claim released -----------> RETRY_LATER
@@ -12,17 +13,17 @@
  *   HubSpot callback, with callbacks.complete (best effort) --------------> DONE
  *
  * Why this order: for a failure the DLQ record goes out first, then the done marker, then
- * the result; for a success the done marker, then the result. The done marker is what
- * turns a redelivery into a re-publish (outcome_republish), so it is written as soon as
+ * the result; for a success the done marker, then the result. The done marker (its layout:
+ * worker/claim.h) is what turns a redelivery into a re-publish (outcome_republish), so it
+ * is written as soon as
  * the outcome is final: a crash after it costs one re-publish, never a re-run. The DLQ
  * record of a failure precedes the marker because a re-publish does not re-send it; a
  * crash between the two costs a duplicate dead letter, never a missing one. The lease
- * keeper renews the claim until the marker is written, since one DLQ send may take
- * SEND_TIMEOUT_MS, longer than a lease.
+ * keeper renews the claim until the delivery ends, since one DLQ send may take
+ * DELIVERY_SEND_TIMEOUT_MS, longer than a lease.
  *
- * Events that never get a claim end here too: an undecodable one (outcome_invalid: no
- * side effects to protect, so no claim and no marker) and one handed to the retry topic
- * (outcome_send_retry: its claim is released, not marked done).
+ * An undecodable event ends here too (outcome_invalid: no side effects to protect, so
+ * no claim and no marker).
  */
 #include "worker/outcome.h"
 
@@ -34,62 +35,81 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "worker/claim.h"
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-static int send_dlq(struct pipeline *p, const struct finish *f, enum hsqb_error code,
-                    const char *message, char *errstr, size_t errsz)
+static int send_dlq(struct delivery *dl, enum hsqb_error code, const char *message, char *errstr,
+                    size_t errsz)
 {
+    const struct pipeline_env *env = dl->env;
+    const struct inbound_msg *m = dl->msg;
     struct kafka_header_set h;
     struct result_dlq_info di = {
-        .topic = f->msg->topic,
-        .partition = f->msg->partition,
-        .offset = f->msg->offset,
-        .timestamp_ms = f->msg->timestamp_ms,
-        .in_hdrs = f->msg->headers,
+        .topic = m->topic,
+        .partition = m->partition,
+        .offset = m->offset,
+        .timestamp_ms = m->timestamp_ms,
+        .in_hdrs = m->headers,
         .code = code,
         .message = message,
-        .attempts = f->info.attempts,
-        .first_failure_ms = f->first_failure_ms,
+        .attempts = dl->info.attempts,
+        .first_failure_ms = dl->first_failure_ms,
         .now_ms = clock_wall_ms(),
-        .group = p->group,
-        .event_id = f->event_id,
+        .group = env->group,
+        .event_id = dl->event_id,
     };
+    struct producer_msg pm;
     int rc;
 
     if (result_dlq_headers_build(&di, &h, errstr, errsz) < 0)
         return -1;
-    /* the original key and value bytes, never re-serialised (headers.md) */
-    rc = producer_send_sync(p->deps.producer, p->topic_dlq, f->msg->key, f->msg->key_len,
-                            f->msg->value, f->msg->value_len, h.h, h.n, SEND_TIMEOUT_MS, errstr,
-                            errsz);
+    /* the original key and value bytes, never re-serialised (schemas/headers.md) */
+    pm = (struct producer_msg){
+        .topic = env->topic_dlq,
+        .key = m->key,
+        .keylen = m->key_len,
+        .value = m->value,
+        .vallen = m->value_len,
+        .hdrs = h.h,
+        .nhdrs = h.n,
+    };
+    rc = producer_send_sync(env->producer, &pm, DELIVERY_SEND_TIMEOUT_MS, errstr, errsz);
     kafka_header_set_release(&h);
     if (rc == 0)
-        metrics_dlq(p->deps.metrics, hsqb_error_name(code));
+        metrics_dlq(env->metrics, hsqb_error_name(code));
     return rc;
 }
 
-static int send_result(struct pipeline *p, const struct finish *f, const char *json, size_t len,
-                       int succeeded, char *errstr, size_t errsz)
+static int send_result(struct delivery *dl, const char *json, size_t len, int succeeded,
+                       char *errstr, size_t errsz)
 {
     static const struct kafka_header ct = {"content-type", RESULT_CONTENT_TYPE};
+    struct producer_msg pm = {
+        .topic = dl->env->topic_results,
+        .key = dl->key,
+        .keylen = dl->keylen,
+        .value = json,
+        .vallen = len,
+        .hdrs = &ct,
+        .nhdrs = 1,
+    };
 
-    if (producer_send_sync(p->deps.producer, p->topic_results, f->key, f->keylen, json, len, &ct, 1,
-                           SEND_TIMEOUT_MS, errstr, errsz) < 0)
+    if (producer_send_sync(dl->env->producer, &pm, DELIVERY_SEND_TIMEOUT_MS, errstr, errsz) < 0)
         return -1;
-    metrics_result(p->deps.metrics, succeeded ? "succeeded" : "failed");
+    metrics_result(dl->env->metrics, succeeded ? "succeeded" : "failed");
     return 0;
 }
 
-static void log_outcome(const struct finish *f, const char *outcome, const char *code,
-                        const char *qbo_id, int64_t duration_ms, const char *message)
+void outcome_log(const struct delivery *dl, const char *outcome, const char *code,
+                 const char *qbo_id, int64_t duration_ms, const char *message)
 {
     struct log_field fl[] = {
-        LF_STR("event_id", f->event_id),    LF_STR("key", f->key),
-        LF_STR("topic", f->msg->topic),     LF_INT("partition", f->msg->partition),
-        LF_INT("offset", f->msg->offset),   LF_STR("action", f->action),
-        LF_STR("outcome", outcome),         LF_STR("code", code),
-        LF_STR("qbo_id", qbo_id),           LF_INT("attempts", f->info.attempts),
+        LF_STR("event_id", dl->event_id),    LF_STR("key", dl->key),
+        LF_STR("topic", dl->msg->topic),     LF_INT("partition", dl->msg->partition),
+        LF_INT("offset", dl->msg->offset),   LF_STR("action", dl->action),
+        LF_STR("outcome", outcome),          LF_STR("code", code),
+        LF_STR("qbo_id", qbo_id),            LF_INT("attempts", dl->info.attempts),
         LF_INT("duration_ms", duration_ms), LF_STR("message", message),
     };
     enum log_level lvl = strcmp(outcome, METRICS_OUTCOME_SUCCEEDED) == 0 ||
@@ -100,21 +120,21 @@ static void log_outcome(const struct finish *f, const char *outcome, const char 
         log_fields(lvl, "event outcome", fl, sizeof fl / sizeof fl[0]);
 }
 
-/* Build the result JSON of f into jb; on a contract violation fall back to an INTERNAL
- * failure naming it. 0, or -1 when even that fails. */
-static int build_result(struct finish *f, struct jbuf *jb, struct result_error *fallback,
+/* Build the result JSON of dl into jb; on a contract violation fall back to an INTERNAL
+ * failure naming it (in *fallback, the caller's). 0, or -1 when even that fails. */
+static int build_result(struct delivery *dl, struct jbuf *jb, struct result_error *fallback,
                         char *msgbuf, size_t msgsz)
 {
-    char e[ERRSZ];
+    char e[DELIVERY_ERRSZ];
 
-    if (result_build(&f->info, jb, e, sizeof e) == 0)
+    if (result_build(&dl->info, jb, e, sizeof e) == 0)
         return 0;
-    log_error("event %s: %s", f->event_id ? f->event_id : "?", e);
+    log_error("event %s: %s", dl->event_id ? dl->event_id : "?", e);
     snprintf(msgbuf, msgsz, "internal error building the result: %s", e);
     *fallback = (struct result_error){.code = HSQB_ERR_INTERNAL, .message = msgbuf};
-    f->info.qbo = NULL;
-    f->info.error = fallback;
-    return result_build(&f->info, jb, e, sizeof e);
+    dl->info.qbo = NULL;
+    dl->info.error = fallback;
+    return result_build(&dl->info, jb, e, sizeof e);
 }
 
 /* ---- undecodable and unsupported events ------------------------------------------ */
@@ -159,39 +179,32 @@ out:
     return rc;
 }
 
-enum pipeline_disposition outcome_invalid(struct pipeline *p, struct pipeline_thread *t,
-                                          const struct inbound_msg *m, enum event_status st,
-                                          const char *why, int attempts, int64_t first_failure_ms,
-                                          int64_t start, int64_t *delay)
+enum pipeline_disposition outcome_invalid(struct delivery *dl, enum event_status st,
+                                          const char *why)
 {
-    char id[EVENT_ID_MAX + 1], e[ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
+    const struct inbound_msg *m = dl->msg;
+    char id[EVENT_ID_MAX + 1], e[DELIVERY_ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
     struct peeked pk;
     struct result_error rerr = {.code = HSQB_ERR_INVALID_EVENT, .message = why};
     struct result_error fb;
-    struct finish f = {.msg = m, .key = m->key, .keylen = m->key ? m->key_len : 0};
     struct jbuf jb;
     enum pipeline_disposition d = PIPELINE_DONE;
 
+    dl->key = m->key;
+    dl->keylen = m->key ? m->key_len : 0;
     if (m->value && event_peek_id(m->value, m->value_len, id, sizeof id) == 0)
-        f.event_id = id;
-    f.action = "unknown";
-    f.info = (struct result_info){
-        .worker_source = p->source,
-        .topic = m->topic,
-        .partition = m->partition,
-        .offset = m->offset,
-        .attempts = attempts,
-        .error = &rerr,
-    };
-    f.info.subject.input_id = f.event_id;
-    f.first_failure_ms = first_failure_ms;
+        dl->event_id = id;
+    dl->action = "unknown";
+    dl->info.attempts = dl->meta.attempts_before + 1;
+    dl->info.error = &rerr;
+    dl->info.subject.input_id = dl->event_id;
     /* UNSUPPORTED_OBJECT_TYPE must name its subject in the contract's vocabulary; an
      * object type outside it (CONTACT) can only be reported as INVALID_EVENT. */
-    if (st == EVENT_UNSUPPORTED_OBJECT && f.event_id && peek_subject(m, &pk) == 0) {
+    if (st == EVENT_UNSUPPORTED_OBJECT && dl->event_id && peek_subject(m, &pk) == 0) {
         rerr.code = HSQB_ERR_UNSUPPORTED_OBJECT_TYPE;
-        f.info.subject = (struct result_subject){
+        dl->info.subject = (struct result_subject){
             .known = 1,
-            .input_id = f.event_id,
+            .input_id = dl->event_id,
             .action = pk.action,
             .portal_id = pk.portal_id,
             .object_type = pk.type,
@@ -199,194 +212,160 @@ enum pipeline_disposition outcome_invalid(struct pipeline *p, struct pipeline_th
             .key = pk.key,
             .realm_id = pk.realm[0] ? pk.realm : NULL,
         };
-        f.key = pk.key;
-        f.keylen = strlen(pk.key);
-        f.action = event_action_name(pk.action);
+        dl->key = pk.key;
+        dl->keylen = strlen(pk.key);
+        dl->action = event_action_name(pk.action);
     }
-    f.info.duration_ms = clock_mono_ms() - start;
-    f.info.completed_at_ms = clock_wall_ms();
+    dl->info.duration_ms = clock_mono_ms() - dl->start_ms;
+    dl->info.completed_at_ms = clock_wall_ms();
     jbuf_init(&jb, RESULT_MAX_BYTES);
-    if (build_result(&f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
+    if (build_result(dl, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
         d = PIPELINE_STOP;
         goto out;
     }
-    if (send_dlq(p, &f, f.info.error->code, why, e, sizeof e) < 0 ||
-        send_result(p, &f, jbuf_cstr(&jb), jb.len, 0, e, sizeof e) < 0) {
+    if (send_dlq(dl, dl->info.error->code, why, e, sizeof e) < 0 ||
+        send_result(dl, jbuf_cstr(&jb), jb.len, 0, e, sizeof e) < 0) {
         log_warn("event at %s/%d/%" PRId64 ": publishing its failure failed (%s); retrying later",
                  m->topic, (int)m->partition, m->offset, e);
-        metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_RETRIED, -1);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        d = PIPELINE_RETRY_LATER;
+        d = delivery_retry_later(dl, DELIVERY_KAFKA_DOWN_DELAY_MS, 1);
         goto out;
     }
-    metrics_event(p->deps.metrics, f.action, METRICS_OUTCOME_FAILED, f.info.duration_ms);
-    log_outcome(&f, METRICS_OUTCOME_FAILED, hsqb_error_name(f.info.error->code), NULL,
-                f.info.duration_ms, why);
+    metrics_event(dl->env->metrics, dl->action, METRICS_OUTCOME_FAILED, dl->info.duration_ms);
+    outcome_log(dl, METRICS_OUTCOME_FAILED, hsqb_error_name(dl->info.error->code), NULL,
+                dl->info.duration_ms, why);
 out:
+    /* nothing in dl may point into this frame once it returns */
+    dl->event_id = NULL;
+    dl->key = NULL;
+    dl->keylen = 0;
+    dl->info.error = NULL;
+    dl->info.subject = (struct result_subject){0};
     jbuf_release(&jb);
     return d;
 }
 
 /* ---- claimed events and duplicates ------------------------------------------------ */
 
-enum pipeline_disposition outcome_republish(struct pipeline *p, struct pipeline_thread *t,
-                                            struct finish *f, const char *stored, size_t len,
-                                            int64_t start, int64_t *delay)
+enum pipeline_disposition outcome_republish(struct delivery *dl, const struct claim_stored *st)
 {
-    char e[ERRSZ];
-    int ok = strstr(stored, "\"type\":\"hsqb.result.succeeded\"") != NULL;
+    char e[DELIVERY_ERRSZ];
+    const char *json = st->result ? st->result : "";
 
-    if (send_result(p, f, stored, len, ok, e, sizeof e) < 0) {
-        log_warn("event %s: re-publishing the stored result failed (%s)", f->event_id, e);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        return PIPELINE_RETRY_LATER;
+    if (send_result(dl, json, st->result ? st->len : 0, !st->failed, e, sizeof e) < 0) {
+        log_warn("event %s: re-publishing the stored result failed (%s)", dl->event_id, e);
+        return delivery_retry_later(dl, DELIVERY_KAFKA_DOWN_DELAY_MS, 0);
     }
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_DUPLICATE, clock_mono_ms() - start);
-    log_outcome(f, METRICS_OUTCOME_DUPLICATE, ok ? NULL : "stored failure", NULL,
-                clock_mono_ms() - start, "already processed: stored result re-published");
+    metrics_event(dl->env->metrics, dl->action, METRICS_OUTCOME_DUPLICATE,
+                  clock_mono_ms() - dl->start_ms);
+    outcome_log(dl, METRICS_OUTCOME_DUPLICATE, st->failed ? "stored failure" : NULL, NULL,
+                clock_mono_ms() - dl->start_ms, "already processed: stored result re-published");
     return PIPELINE_DONE;
 }
 
-/* Design §4 step 10, best effort: the outcome is already recorded and published, so a
- * failure here is logged, never retried (HubSpot answers 400 to a second completion). */
-static void complete_callback(struct pipeline *p, struct pipeline_thread *t, const struct finish *f)
+/* Complete the HubSpot callback, best effort: the outcome is already recorded and
+ * published, so a failure here is logged, never retried (HubSpot answers 400 to a second
+ * completion). */
+static void complete_callback(struct delivery *dl)
 {
-    struct hubspot_ctx hc = {t->http, t->redis, f->info.subject.portal_id, 0};
+    const struct result_info *info = &dl->info;
+    struct hubspot_ctx hc = {dl->io.http, dl->io.redis, info->subject.portal_id, 0};
     struct hubspot_output_field out[3];
     struct api_error err;
     size_t n = 0;
-    int ok = f->info.qbo != NULL;
+    int ok = info->qbo != NULL;
 
     if (ok) {
-        out[n++] = (struct hubspot_output_field){"qbo_entity", f->info.qbo->entity};
-        out[n++] = (struct hubspot_output_field){"qbo_id", f->info.qbo->id};
-        if (f->info.qbo->doc_number)
-            out[n++] = (struct hubspot_output_field){"qbo_doc_number", f->info.qbo->doc_number};
-    } else if (f->info.error) {
-        out[n++] =
-            (struct hubspot_output_field){"error_code", hsqb_error_name(f->info.error->code)};
-        out[n++] = (struct hubspot_output_field){"error_message", f->info.error->message};
+        out[n++] = (struct hubspot_output_field){"qbo_entity", info->qbo->entity};
+        out[n++] = (struct hubspot_output_field){"qbo_id", info->qbo->id};
+        if (info->qbo->doc_number)
+            out[n++] = (struct hubspot_output_field){"qbo_doc_number", info->qbo->doc_number};
+    } else if (info->error) {
+        out[n++] = (struct hubspot_output_field){"error_code", hsqb_error_name(info->error->code)};
+        out[n++] = (struct hubspot_output_field){"error_message", info->error->message};
     }
-    if (hubspot_complete_callback(p->deps.hubspot, &hc, f->event_id, ok, out, n, &err) < 0)
-        log_warn("event %s: completing the HubSpot callback failed: %s", f->event_id, err.message);
+    if (hubspot_complete_callback(dl->env->hubspot, &hc, dl->event_id, ok, out, n, &err) < 0)
+        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id,
+                 err.message);
 }
 
-/* Record and publish the final outcome of a claimed event. */
-enum pipeline_disposition outcome_finish_claimed(struct pipeline *p, struct pipeline_thread *t,
-                                                 struct finish *f, struct redis_lease *lease,
-                                                 struct kept *k, int64_t start, int64_t *delay)
+/* Another owner recorded an outcome first: that one is the event's outcome. */
+static enum pipeline_disposition republish_theirs(struct delivery *dl)
 {
-    char e[ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1], *stored = NULL;
-    struct result_error fb;
-    struct jbuf jb;
-    size_t stored_len = 0;
-    enum pipeline_disposition d = PIPELINE_DONE;
-    int failed;
+    struct claim_stored st = {0};
+    enum pipeline_disposition d;
+    char e[DELIVERY_ERRSZ];
 
-    f->info.duration_ms = clock_mono_ms() - start;
-    f->info.completed_at_ms = clock_wall_ms();
-    jbuf_init(&jb, RESULT_MAX_BYTES);
-    if (build_result(f, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
-        keeper_remove(&p->keeper, k);
-        redis_lease_release(t->redis, lease, e, sizeof e);
-        d = PIPELINE_STOP;
-        goto out;
-    }
-    failed = f->info.error != NULL;
-    if (failed && send_dlq(p, f, f->info.error->code, f->info.error->message, e, sizeof e) < 0)
-        goto kafka_down;
-    switch (redis_claim_done(t->redis, lease, jbuf_cstr(&jb), jb.len, p->dedup_ms, e, sizeof e)) {
-    case REDIS_DONE_WRITTEN:
-    case REDIS_DONE_TAKEN_OVER:
-        break;
-    case REDIS_DONE_ALREADY:
-        /* another owner recorded an outcome first: that one is the event's outcome */
-        keeper_remove(&p->keeper, k);
-        if (redis_claim(t->redis, lease, p->lease_ms, &stored, &stored_len, e, sizeof e) ==
-                REDIS_CLAIM_DONE &&
-            stored) {
-            d = outcome_republish(p, t, f, stored, stored_len, start, delay);
-        } else {
-            *delay = jitter(t, REDIS_DOWN_DELAY_MS);
-            d = PIPELINE_RETRY_LATER;
-        }
-        free(stored);
-        goto out;
-    default:
-        log_warn("event %s: recording the outcome in Redis failed (%s); retrying later",
-                 f->event_id, e);
-        keeper_remove(&p->keeper, k);
-        redis_lease_release(t->redis, lease, e, sizeof e);
-        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
-        *delay = jitter(t, REDIS_DOWN_DELAY_MS);
-        d = PIPELINE_RETRY_LATER;
-        goto out;
-    }
-    keeper_remove(&p->keeper, k);
-    if (send_result(p, f, jbuf_cstr(&jb), jb.len, !failed, e, sizeof e) < 0) {
-        /* the done marker holds the result: the next run re-publishes it */
-        log_warn("event %s: publishing the result failed (%s); retrying later", f->event_id, e);
-        metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        d = PIPELINE_RETRY_LATER;
-        goto out;
-    }
-    if (p->complete_callbacks)
-        complete_callback(p, t, f);
-    metrics_event(p->deps.metrics, f->action,
-                  failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, f->info.duration_ms);
-    log_outcome(f, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
-                failed ? hsqb_error_name(f->info.error->code) : NULL,
-                failed ? NULL : f->info.qbo->id, f->info.duration_ms,
-                failed ? f->info.error->message : NULL);
-    goto out;
-kafka_down:
-    log_warn("event %s: sending the dead letter failed (%s); retrying later", f->event_id, e);
-    keeper_remove(&p->keeper, k);
-    redis_lease_release(t->redis, lease, e, sizeof e);
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED, -1);
-    *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-    d = PIPELINE_RETRY_LATER;
-out:
-    if (f->info.error == &fb) /* build_result's fallback lives in this frame */
-        f->info.error = NULL;
-    jbuf_release(&jb);
+    if (claim_peek(dl->io.redis, dl->event_id, &st, e, sizeof e) != 1)
+        return delivery_retry_later(dl, DELIVERY_REDIS_DOWN_DELAY_MS, 0);
+    d = outcome_republish(dl, &st);
+    claim_stored_release(&st);
     return d;
 }
 
-/* ---- the retry topic (worker/delay.h) ---------------------------------------------- */
-
-enum pipeline_disposition outcome_send_retry(struct pipeline *p, struct pipeline_thread *t,
-                                             struct finish *f, struct redis_lease *lease,
-                                             int deliveries, int64_t nb, const char *last_error,
-                                             const char *reason, int64_t start, int64_t *delay)
+/* Kafka or Redis failed before the outcome was recorded: free the claim for the next run. */
+static enum pipeline_disposition release_and_retry(struct delivery *dl, int64_t base_ms)
 {
-    struct delay_retry_info info = {
-        .deliveries = deliveries,
-        .not_before_ms = nb,
-        .first_failure_ms = f->first_failure_ms,
-        .now_ms = clock_wall_ms(),
-        .last_error = last_error,
-    };
-    char e[ERRSZ], e2[ERRSZ], why[DELAY_LAST_ERROR_MAX + 64];
-    int rc =
-        delay_send_retry(&p->delay, p->deps.producer, f->msg, &info, SEND_TIMEOUT_MS, e, sizeof e);
+    char e[DELIVERY_ERRSZ];
 
-    if (redis_lease_release(t->redis, lease, e2, sizeof e2) == REDIS_OWNER_ERROR)
-        log_warn("event %s: releasing the claim failed (%s); it lapses after claim.lease",
-                 f->event_id, e2);
-    metrics_event(p->deps.metrics, f->action, METRICS_OUTCOME_RETRIED,
-                  rc < 0 ? -1 : clock_mono_ms() - start);
-    if (rc < 0) {
-        log_warn("event %s: sending it to the retry topic failed (%s); retrying later", f->event_id,
-                 e);
-        *delay = jitter(t, KAFKA_DOWN_DELAY_MS);
-        return PIPELINE_RETRY_LATER;
+    redis_lease_release(dl->io.redis, &dl->lease, e, sizeof e);
+    return delivery_retry_later(dl, base_ms, 1);
+}
+
+enum pipeline_disposition outcome_finish(struct delivery *dl)
+{
+    char e[DELIVERY_ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
+    struct result_info *info = &dl->info;
+    struct result_error fb;
+    struct jbuf jb;
+    enum pipeline_disposition d = PIPELINE_DONE;
+    int failed;
+
+    info->duration_ms = clock_mono_ms() - dl->start_ms;
+    info->completed_at_ms = clock_wall_ms();
+    jbuf_init(&jb, RESULT_MAX_BYTES);
+    if (build_result(dl, &jb, &fb, msgbuf, sizeof msgbuf) < 0) {
+        redis_lease_release(dl->io.redis, &dl->lease, e, sizeof e);
+        d = PIPELINE_STOP;
+        goto out;
     }
-    metrics_retry_publish(p->deps.metrics, deliveries, reason);
-    snprintf(why, sizeof why,
-             "to the retry topic (%s), delivery %d, not before +%" PRId64 " ms: %s", reason,
-             deliveries + 1, nb - info.now_ms, last_error);
-    log_outcome(f, METRICS_OUTCOME_RETRIED, "RETRY", NULL, clock_mono_ms() - start, why);
-    return PIPELINE_DONE;
+    failed = info->error != NULL;
+    if (failed && send_dlq(dl, info->error->code, info->error->message, e, sizeof e) < 0) {
+        log_warn("event %s: sending the dead letter failed (%s); retrying later", dl->event_id,
+                 e);
+        d = release_and_retry(dl, DELIVERY_KAFKA_DOWN_DELAY_MS);
+        goto out;
+    }
+    switch (claim_done(dl->io.redis, &dl->lease, failed, jbuf_cstr(&jb), jb.len,
+                       dl->env->dedup_ms, e, sizeof e)) {
+    case CLAIM_DONE_WRITTEN:
+    case CLAIM_DONE_TAKEN_OVER:
+        break;
+    case CLAIM_DONE_ALREADY:
+        d = republish_theirs(dl);
+        goto out;
+    default:
+        log_warn("event %s: recording the outcome in Redis failed (%s); retrying later",
+                 dl->event_id, e);
+        d = release_and_retry(dl, DELIVERY_REDIS_DOWN_DELAY_MS);
+        goto out;
+    }
+    if (send_result(dl, jbuf_cstr(&jb), jb.len, !failed, e, sizeof e) < 0) {
+        /* the done marker holds the result: the next run re-publishes it */
+        log_warn("event %s: publishing the result failed (%s); retrying later", dl->event_id, e);
+        d = delivery_retry_later(dl, DELIVERY_KAFKA_DOWN_DELAY_MS, 1);
+        goto out;
+    }
+    if (dl->env->complete_callbacks)
+        complete_callback(dl);
+    metrics_event(dl->env->metrics, dl->action,
+                  failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, info->duration_ms);
+    outcome_log(dl, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
+                failed ? hsqb_error_name(info->error->code) : NULL,
+                failed ? NULL : info->qbo->id, info->duration_ms,
+                failed ? info->error->message : NULL);
+out:
+    if (info->error == &fb) /* build_result's fallback lives in this frame */
+        info->error = NULL;
+    jbuf_release(&jb);
+    return d;
 }

@@ -56,10 +56,13 @@
 #include "worker/qbo.h"
 #include "worker/scheduler.h"
 
+/* What happens next, the one vocabulary of the pipeline's steps (worker/delivery.h). */
 enum pipeline_disposition {
     PIPELINE_DONE = 0,    /* outcome published (or a duplicate re-published): store offset */
     PIPELINE_RETRY_LATER, /* run the same message again after *retry_delay_ms */
     PIPELINE_STOP,        /* unrecoverable: shut down without storing the offset */
+    PIPELINE_NEXT,        /* a step finished: go on with the next (never returned by
+                           * pipeline_handle) */
 };
 
 /* The clients the pipeline borrows; all must outlive it. metrics may be NULL. */

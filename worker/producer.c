@@ -39,7 +39,7 @@ struct producer {
     size_t nwarm;
 };
 
-struct delivery {
+struct send_wait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs; /* sender + delivery report */
@@ -48,7 +48,7 @@ struct delivery {
 };
 
 /* Drops one reference; the caller holds d->mu, which this releases. */
-static void delivery_unref(struct delivery *d)
+static void send_wait_unref(struct send_wait *d)
 {
     bool last = --d->refs == 0;
 
@@ -60,9 +60,9 @@ static void delivery_unref(struct delivery *d)
     }
 }
 
-static struct delivery *delivery_new(void)
+static struct send_wait *send_wait_new(void)
 {
-    struct delivery *d = calloc(1, sizeof(*d));
+    struct send_wait *d = calloc(1, sizeof(*d));
     pthread_condattr_t ca;
 
     if (d == NULL)
@@ -78,7 +78,7 @@ static struct delivery *delivery_new(void)
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    struct delivery *d = m->_private;
+    struct send_wait *d = m->_private;
 
     (void)rk;
     (void)opaque;
@@ -88,7 +88,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     d->done = true;
     d->err = m->err;
     pthread_cond_signal(&d->cv);
-    delivery_unref(d);
+    send_wait_unref(d);
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -195,7 +195,7 @@ fail:
 
 static rd_kafka_error_t *produce(struct producer *pr, const char *topic, const char *key,
                                  size_t keylen, const void *val, size_t vallen,
-                                 rd_kafka_headers_t *hdrs, struct delivery *d)
+                                 rd_kafka_headers_t *hdrs, struct send_wait *d)
 {
     rd_kafka_vu_t vu[7];
     size_t n = 0;
@@ -219,14 +219,16 @@ static rd_kafka_error_t *produce(struct producer *pr, const char *topic, const c
     return rd_kafka_produceva(pr->rk, vu, n);
 }
 
-int producer_send_sync(struct producer *pr, const char *topic, const char *key, size_t keylen,
-                       const void *val, size_t vallen, const struct kafka_header *hdrs,
-                       size_t nhdrs, int64_t timeout_ms, char *errstr, size_t errsz)
+int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_t timeout_ms,
+                       char *errstr, size_t errsz)
 {
+    const char *topic = m->topic;
+    const struct kafka_header *hdrs = m->hdrs;
+    size_t nhdrs = m->nhdrs;
     int64_t deadline = clock_mono_ms() + timeout_ms;
     rd_kafka_headers_t *h = NULL;
     rd_kafka_error_t *kerr = NULL;
-    struct delivery *d = NULL;
+    struct send_wait *d = NULL;
     struct timespec ts;
     char fatal[512];
     size_t i;
@@ -240,7 +242,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
         snprintf(errstr, errsz, "produce to %s: producer failed: %s", topic, fatal);
         return -1;
     }
-    d = delivery_new();
+    d = send_wait_new();
     if (d == NULL) {
         snprintf(errstr, errsz, "produce to %s: out of memory", topic);
         return -1;
@@ -251,7 +253,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
             rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, -1);
     }
     for (;;) {
-        kerr = produce(pr, topic, key, keylen, val, vallen, h, d);
+        kerr = produce(pr, topic, m->key, m->keylen, m->value, m->vallen, h, d);
         if (kerr == NULL || rd_kafka_error_code(kerr) != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
             clock_mono_ms() >= deadline)
             break;
@@ -266,7 +268,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
             rd_kafka_headers_destroy(h);
         pthread_mutex_lock(&d->mu);
         d->refs--;
-        delivery_unref(d);
+        send_wait_unref(d);
         return -1;
     }
     clock_timespec(deadline, &ts);
@@ -281,7 +283,7 @@ int producer_send_sync(struct producer *pr, const char *topic, const char *key, 
         snprintf(errstr, errsz, "produce to %s: %s", topic, rd_kafka_err2str(d->err));
     else
         rc = 0;
-    delivery_unref(d);
+    send_wait_unref(d);
     return rc;
 }
 

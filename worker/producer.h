@@ -79,15 +79,22 @@ struct producer;
  * with producer_free(). */
 struct producer *producer_new(const struct config *cfg, char *errstr, size_t errsz);
 
-/* Sends one message and waits for its delivery report, at most timeout_ms (> 0).
- * key may be NULL (keylen 0), val may be NULL (a tombstone), hdrs may be NULL when
- * nhdrs is 0 (at most PRODUCER_MAX_HEADERS); every buffer is copied before it returns.
+/* Sends message m (all borrowed) and waits for its delivery report, at most timeout_ms
+ * (> 0). At most PRODUCER_MAX_HEADERS headers; every buffer is copied before it returns.
  * Returns 0 when the broker acknowledged the message, -1 with errstr filled otherwise:
  * delivery failed, the local queue stayed full, the producer hit a fatal error, or the
  * timeout passed (the message may still be delivered later). */
-int producer_send_sync(struct producer *pr, const char *topic, const char *key, size_t keylen,
-                       const void *val, size_t vallen, const struct kafka_header *hdrs,
-                       size_t nhdrs, int64_t timeout_ms, char *errstr, size_t errsz);
+struct producer_msg {
+    const char *topic;
+    const char *key; /* NULL: no key (keylen 0) */
+    size_t keylen;
+    const void *value; /* NULL: a tombstone */
+    size_t vallen;
+    const struct kafka_header *hdrs; /* NULL when nhdrs is 0 */
+    size_t nhdrs;
+};
+int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_t timeout_ms,
+                       char *errstr, size_t errsz);
 
 #define PRODUCER_MAX_WARM 8 /* topics producer_warm() keeps known */
 

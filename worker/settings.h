@@ -59,4 +59,9 @@ struct redis_opts;
  * username/password mean none. */
 void settings_redis_opts(const struct config *cfg, struct redis_opts *o);
 
+struct http_client_opts;
+/* Fill o (common/http.h) from http.*: connect timeout, timeout, response size cap and
+ * user agent (borrowed from cfg, which must outlive every use of o). */
+void settings_http_opts(const struct config *cfg, struct http_client_opts *o);
+
 #endif

@@ -150,126 +150,6 @@ static void test_command_round_trip(void **state)
     redis_conn_free(c);
 }
 
-static void test_claim_busy_done_release(void **state)
-{
-    struct redis_conn *a = conn(), *b = conn();
-    struct redis_lease la, lb, la2, lb2;
-    const char *result = "{\"status\":\"succeeded\",\"qbo\":{\"id\":\"130\"}}";
-    char err[256] = "", *got = NULL;
-    size_t got_len = 0;
-
-    (void)state;
-    assert_int_equal(redis_claim_prepare(a, &la, "cb-1", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim_prepare(b, &lb, "cb-1", err, sizeof(err)), 0);
-    assert_string_equal(la.key, "hsqb:evt:{cb-1}");
-    assert_string_equal(la.key, lb.key);
-    assert_int_equal(strlen(la.token), REDIS_TOKEN_LEN);
-    assert_string_not_equal(la.token, lb.token);
-
-    assert_int_equal(redis_claim(a, &la, 30000, &got, &got_len, err, sizeof(err)), REDIS_CLAIMED);
-    assert_string_equal(get(a, la.key), la.token);
-    assert_true(pttl(a, la.key) > 29000);
-    assert_int_equal(redis_claim(b, &lb, 30000, &got, &got_len, err, sizeof(err)),
-                     REDIS_CLAIM_BUSY);
-    /* Claiming again with our own lease (a lost reply, retried) is still ours. */
-    assert_int_equal(redis_claim(a, &la, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    assert_null(got);
-
-    assert_int_equal(
-        redis_claim_done(a, &la, result, strlen(result), 7 * 86400000LL, err, sizeof(err)),
-        REDIS_DONE_WRITTEN);
-    assert_true(pttl(a, la.key) > 6 * 86400000LL);
-    assert_int_equal(redis_claim(b, &lb, 30000, &got, &got_len, err, sizeof(err)),
-                     REDIS_CLAIM_DONE);
-    assert_non_null(got);
-    assert_string_equal(got, result);
-    assert_int_equal(got_len, strlen(result));
-    free(got);
-    got = NULL;
-    /* The first result wins; release never deletes a done marker. */
-    assert_int_equal(redis_claim_done(b, &lb, "{}", 2, 1000, err, sizeof(err)), REDIS_DONE_ALREADY);
-    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_int_equal(strncmp(get(a, la.key), "done:{", 6), 0);
-
-    /* Claim then release frees the event for the next owner. */
-    assert_int_equal(redis_claim_prepare(a, &la2, "cb-2", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim_prepare(b, &lb2, "cb-2", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim(a, &la2, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    assert_int_equal(redis_lease_release(a, &la2, err, sizeof(err)), REDIS_OWNER_OK);
-    assert_string_equal(get(a, la2.key), "(nil)");
-    assert_int_equal(redis_claim(b, &lb2, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-
-    /* Bad input is refused locally. */
-    assert_int_equal(redis_claim_prepare(a, &la2, "", err, sizeof(err)), -1);
-    assert_int_equal(redis_claim(a, &la, 0, &got, NULL, err, sizeof(err)), REDIS_CLAIM_ERROR);
-    redis_conn_free(a);
-    redis_conn_free(b);
-}
-
-static void test_renew_only_by_owner(void **state)
-{
-    struct redis_conn *a = conn(), *b = conn();
-    struct redis_lease la, lb;
-    char err[256] = "", *got = NULL;
-
-    (void)state;
-    assert_int_equal(redis_claim_prepare(a, &la, "cb-r", err, sizeof(err)), 0);
-    lb = la;
-    assert_int_equal(redis_claim_prepare(b, &lb, "cb-r", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim(a, &la, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    assert_int_equal(redis_lease_renew(b, &lb, 60000, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_true(pttl(a, la.key) <= 1000);
-    assert_int_equal(redis_lease_renew(a, &la, 60000, err, sizeof(err)), REDIS_OWNER_OK);
-    assert_true(pttl(a, la.key) > 50000);
-    assert_string_equal(get(a, la.key), la.token);
-    redis_conn_free(a);
-    redis_conn_free(b);
-}
-
-static void test_release_keeps_foreign_claim(void **state)
-{
-    struct redis_conn *a = conn(), *b = conn();
-    struct redis_lease la, lb;
-    char err[256] = "", *got = NULL;
-
-    (void)state;
-    assert_int_equal(redis_claim_prepare(a, &la, "cb-f", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim_prepare(b, &lb, "cb-f", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim(a, &la, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_string_equal(get(a, la.key), la.token);
-    redis_conn_free(a);
-    redis_conn_free(b);
-}
-
-static void test_lease_expiry_and_takeover(void **state)
-{
-    struct redis_conn *a = conn(), *b = conn();
-    struct redis_lease la, lb;
-    char err[256] = "", *got = NULL;
-
-    (void)state;
-    assert_int_equal(redis_claim_prepare(a, &la, "cb-x", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim_prepare(b, &lb, "cb-x", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim(a, &la, 50, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    testutil_sleep_ms(120); /* a's worker stalls past its lease */
-    assert_int_equal(redis_claim(b, &lb, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
-    assert_int_equal(redis_lease_renew(a, &la, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_string_equal(get(b, lb.key), lb.token);
-
-    /* a had already created the document: its done marker still lands (documented
-     * decision), and b learns it from renew and claim. */
-    assert_int_equal(redis_claim_done(a, &la, "{\"by\":\"a\"}", 10, 60000, err, sizeof(err)),
-                     REDIS_DONE_TAKEN_OVER);
-    assert_int_equal(redis_lease_renew(b, &lb, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_int_equal(redis_claim(b, &lb, 30000, &got, NULL, err, sizeof(err)), REDIS_CLAIM_DONE);
-    assert_string_equal(got, "{\"by\":\"a\"}");
-    free(got);
-    redis_conn_free(a);
-    redis_conn_free(b);
-}
-
 static void test_locks(void **state)
 {
     struct redis_conn *a = conn(), *b = conn();
@@ -283,6 +163,9 @@ static void test_locks(void **state)
         redis_lock_prepare(b, &lb, "9130", "customer:ann@example.com", err, sizeof(err)), 0);
     assert_string_equal(la.key, "hsqb:lock:{9130}:customer:ann@example.com");
     assert_int_equal(redis_lock(a, &la, 5000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_true(pttl(a, la.key) > 4000);
+    assert_int_equal(redis_lock(a, &la, 9000, err, sizeof(err)), REDIS_CLAIMED); /* retaken */
+    assert_true(pttl(a, la.key) > 8000);
     assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIM_BUSY);
     assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
     assert_string_equal(get(a, la.key), la.token);
@@ -290,6 +173,19 @@ static void test_locks(void **state)
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_OK);
     assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIMED);
     assert_int_equal(redis_lock_prepare(a, &la, "9130", "", err, sizeof(err)), -1);
+    assert_int_equal(redis_lock_prepare(a, &la, "", "x", err, sizeof(err)), -1);
+    /* any key the caller names: the prefix is added, tokens are fresh */
+    assert_int_equal(redis_lease_prepare(a, &la, "x:{1}", err, sizeof(err)), 0);
+    assert_string_equal(la.key, "hsqb:x:{1}");
+    assert_int_equal(redis_lease_prepare(a, &lb, "x:{1}", err, sizeof(err)), 0);
+    assert_string_not_equal(la.token, lb.token);
+    assert_int_equal(redis_lease_prepare(a, &la, "", err, sizeof(err)), -1);
+    {
+        char longkey[REDIS_MAX_KEY + 8];
+        memset(longkey, 'k', sizeof longkey - 1);
+        longkey[sizeof longkey - 1] = '\0';
+        assert_int_equal(redis_lease_prepare(a, &la, longkey, err, sizeof(err)), -1);
+    }
     redis_conn_free(a);
     redis_conn_free(b);
 }
@@ -300,7 +196,7 @@ static void test_evalsha_noscript_fallback(void **state)
     struct redis_script s;
     struct redis_lease l;
     const char *keys[] = {"k1"}, *args[] = {"v1"};
-    char err[256] = "", *got = NULL;
+    char err[256] = "";
     redisReply *r;
 
     (void)state;
@@ -328,8 +224,8 @@ static void test_evalsha_noscript_fallback(void **state)
     /* The built-in scripts recover the same way. */
     r = redis_command(c, err, sizeof(err), "SCRIPT FLUSH");
     freeReplyObject(r);
-    assert_int_equal(redis_claim_prepare(c, &l, "cb-s", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim(c, &l, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock_prepare(c, &l, "cb-s", "x", err, sizeof(err)), 0);
+    assert_int_equal(redis_lock(c, &l, 1000, err, sizeof(err)), REDIS_CLAIMED);
 
     /* A script error is an error, not a reply. */
     assert_int_equal(redis_script_init(&s, "return redis.call('NOPE')", err, sizeof(err)), 0);
@@ -405,7 +301,7 @@ static void test_reconnect_after_restart(void **state)
     struct redis_opts o;
     struct redis_conn *c;
     struct redis_lease l;
-    char err[256] = "", *got = NULL;
+    char err[256] = "";
     redisReply *r;
     int64_t t0;
 
@@ -445,9 +341,9 @@ static void test_reconnect_after_restart(void **state)
     assert_true(testutil_now_ms() - t0 < 50);
     rs_restart(&g_srv);
     testutil_sleep_ms(220);
-    /* The fresh server has no scripts: the claim goes through the NOSCRIPT path. */
-    assert_int_equal(redis_claim_prepare(c, &l, "cb-rc", err, sizeof(err)), 0);
-    assert_int_equal(redis_claim(c, &l, 1000, &got, NULL, err, sizeof(err)), REDIS_CLAIMED);
+    /* The fresh server has no scripts: the lock goes through the NOSCRIPT path. */
+    assert_int_equal(redis_lock_prepare(c, &l, "cb-rc", "x", err, sizeof(err)), 0);
+    assert_int_equal(redis_lock(c, &l, 1000, err, sizeof(err)), REDIS_CLAIMED);
     redis_conn_free(c);
 }
 
@@ -547,10 +443,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_command_round_trip, flush),
-        cmocka_unit_test_setup(test_claim_busy_done_release, flush),
-        cmocka_unit_test_setup(test_renew_only_by_owner, flush),
-        cmocka_unit_test_setup(test_release_keeps_foreign_claim, flush),
-        cmocka_unit_test_setup(test_lease_expiry_and_takeover, flush),
         cmocka_unit_test_setup(test_locks, flush),
         cmocka_unit_test_setup(test_evalsha_noscript_fallback, flush),
         cmocka_unit_test_setup(test_deferred_eval, flush),

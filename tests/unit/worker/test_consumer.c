@@ -415,8 +415,10 @@ static void *produce_keys(void *arg)
         for (int k = j->first_key; k < NKEYS; k += 4) {
             snprintf(key, sizeof(key), "k%02d", k);
             snprintf(val, sizeof(val), "k%02d:%d", k, s);
-            if (producer_send_sync(prod, j->topic, key, strlen(key), val, strlen(val), NULL, 0,
-                                   10000, err, sizeof(err)) != 0) {
+            if (producer_send_sync(
+                    prod,
+                    &(struct producer_msg){j->topic, key, strlen(key), val, strlen(val), NULL, 0},
+                    10000, err, sizeof(err)) != 0) {
                 fprintf(stderr, "produce: %s\n", err);
                 return (void *)1;
             }
@@ -580,8 +582,10 @@ static void test_bound_pauses_only_partitions_that_fetch(void **state)
     r->sleep_us = 20000;
     for (s = 0; s < n; s++) {
         snprintf(val, sizeof(val), "k00:%d", s);
-        assert_int_equal(producer_send_sync(prod, "t.fresh", "k00", 3, val, strlen(val), NULL, 0,
-                                            10000, err, sizeof(err)),
+        assert_int_equal(producer_send_sync(
+                             prod,
+                             &(struct producer_msg){"t.fresh", "k00", 3, val, strlen(val), NULL, 0},
+                             10000, err, sizeof(err)),
                          0);
     }
     member_start(&MA, r, 0, "g.fresh", "t.fresh", "1", "4", "4");
@@ -610,12 +614,15 @@ static void test_producer_send_sync_with_headers(void **state)
     rd_kafka_t *rk;
 
     (void)state;
-    assert_int_equal(producer_send_sync(prod, "t.results", "k", 1, "{\"ok\":true}", 11, h, 3, 5000,
-                                        err, sizeof(err)),
-                     0);
     assert_int_equal(
-        producer_send_sync(prod, "t.results", "k", 1, "x", 1, h, 65, 5000, err, sizeof(err)),
-        -1); /* over PRODUCER_MAX_HEADERS */
+        producer_send_sync(prod,
+                           &(struct producer_msg){"t.results", "k", 1, "{\"ok\":true}", 11, h, 3},
+                           5000, err, sizeof(err)),
+        0);
+    assert_int_equal(producer_send_sync(prod,
+                                        &(struct producer_msg){"t.results", "k", 1, "x", 1, h, 65},
+                                        5000, err, sizeof(err)),
+                     -1); /* over PRODUCER_MAX_HEADERS */
 
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
     rd_kafka_conf_set(conf, "group.id", "g.results", err, sizeof(err));
@@ -662,7 +669,9 @@ static void test_producer_warm_knows_topics_and_names_failures(void **state)
     assert_int_equal(producer_warm(prod, ok, 2, 5000, err, sizeof(err)), 0);
     assert_string_equal(err, "");
     assert_int_equal(
-        producer_send_sync(prod, "t.results", "k", 1, "w", 1, NULL, 0, 5000, err, sizeof(err)), 0);
+        producer_send_sync(prod, &(struct producer_msg){"t.results", "k", 1, "w", 1, NULL, 0}, 5000,
+                           err, sizeof(err)),
+        0);
     /* (a topic the cluster lacks cannot be shown here: kafka-mock creates any topic a
      * metadata request names, whatever allow.auto.create.topics says) */
     /* no time left: every topic is still registered, the failure says timed out */

@@ -233,8 +233,9 @@ static void produce(const char *id, int64_t deal, const char *realm)
     struct kafka_header ct = {"content-type", "application/cloudevents+json"};
 
     snprintf(key, sizeof key, PORTAL ":DEAL:%lld", (long long)deal);
-    if (producer_send_sync(E.pr, ACTIONS, key, strlen(key), v, strlen(v), &ct, 1, 10000, e,
-                           sizeof e) < 0)
+    struct producer_msg pm = {ACTIONS, key, strlen(key), v, strlen(v), &ct, 1};
+
+    if (producer_send_sync(E.pr, &pm, 10000, e, sizeof e) < 0)
         fail_msg("produce: %s", e);
     free(v);
 }

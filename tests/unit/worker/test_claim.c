@@ -1,0 +1,371 @@
+/* test_claim.c - component test of the event-key protocol (worker/claim.c) against a
+ * private redis-server: claim, busy, done with its status, release, renew, take-over,
+ * the replay retake, sent-step markers, done markers written before the status field
+ * (the migration path), and the QBO request ids. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/redis.h"
+#include "tests/unit/testutil_redis.h"
+#include "worker/claim.h"
+
+static struct testutil_redis g_srv;
+
+static struct redis_conn *conn(void)
+{
+    char err[256] = "";
+    struct redis_conn *c = testutil_redis_conn(&g_srv, 0, err, sizeof(err));
+
+    if (!c)
+        fail_msg("redis_conn_new: %s", err);
+    return c;
+}
+
+/* GET key as a string ("(nil)" when absent); static buffer. */
+static const char *get(struct redis_conn *c, const char *key)
+{
+    static char val[1024];
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "GET %s", key);
+
+    assert_non_null(r);
+    snprintf(val, sizeof(val), "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
+    freeReplyObject(r);
+    return val;
+}
+
+static void set(struct redis_conn *c, const char *key, const char *value)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "SET %s %s", key, value);
+
+    assert_non_null(r);
+    freeReplyObject(r);
+}
+
+static long long pttl(struct redis_conn *c, const char *key)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "PTTL %s", key);
+    long long v;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static int group_setup(void **state)
+{
+    char err[256] = "";
+
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    if (testutil_redis_start(&g_srv, NULL, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    testutil_redis_stop(&g_srv);
+    return 0;
+}
+
+static int flush(void **state)
+{
+    struct redis_conn *c = conn();
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof(err), "FLUSHALL");
+
+    (void)state;
+    assert_non_null(r);
+    freeReplyObject(r);
+    redis_conn_free(c);
+    return 0;
+}
+
+static void test_claim_busy_done_release(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb, la2, lb2;
+    const char *result = "{\"status\":\"succeeded\",\"qbo\":{\"id\":\"130\"}}";
+    struct claim_stored got = {0};
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &la, "cb-1", err, sizeof(err)), 0);
+    assert_int_equal(claim_prepare(b, &lb, "cb-1", err, sizeof(err)), 0);
+    assert_string_equal(la.key, "hsqb:evt:{cb-1}");
+    assert_string_equal(la.key, lb.key);
+    assert_int_equal(strlen(la.token), REDIS_TOKEN_LEN);
+    assert_string_not_equal(la.token, lb.token);
+
+    assert_int_equal(claim_take(a, &la, 30000, &got, err, sizeof(err)), CLAIM_OURS);
+    assert_string_equal(get(a, la.key), la.token);
+    assert_true(pttl(a, la.key) > 29000);
+    assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_BUSY);
+    /* Claiming again with our own lease (a lost reply, retried) is still ours. */
+    assert_int_equal(claim_take(a, &la, 30000, &got, err, sizeof(err)), CLAIM_OURS);
+    assert_null(got.result);
+
+    assert_int_equal(claim_done(a, &la, 0, result, strlen(result), 7 * 86400000LL, err, sizeof(err)),
+                     CLAIM_DONE_WRITTEN);
+    assert_true(pttl(a, la.key) > 6 * 86400000LL);
+    assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_DONE);
+    assert_non_null(got.result);
+    assert_string_equal(got.result, result);
+    assert_int_equal(got.len, strlen(result));
+    assert_int_equal(got.failed, 0);
+    claim_stored_release(&got);
+    assert_null(got.result);
+    /* The first result wins; release never deletes a done marker. */
+    assert_int_equal(claim_done(b, &lb, 1, "{}", 2, 1000, err, sizeof(err)), CLAIM_DONE_ALREADY);
+    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
+    /* the marker names its status before the JSON */
+    assert_int_equal(strncmp(get(a, la.key), "done:succeeded:{", 16), 0);
+    /* the stored outcome without claiming it (replay) */
+    assert_int_equal(claim_take(b, &lb, 30000, NULL, err, sizeof(err)), CLAIM_DONE);
+    assert_int_equal(claim_peek(b, "cb-1", &got, err, sizeof(err)), 1);
+    assert_string_equal(got.result, result);
+    claim_stored_release(&got);
+
+    /* Claim then release frees the event for the next owner. */
+    assert_int_equal(claim_prepare(a, &la2, "cb-2", err, sizeof(err)), 0);
+    assert_int_equal(claim_prepare(b, &lb2, "cb-2", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &la2, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(claim_peek(b, "cb-2", &got, err, sizeof(err)), 0); /* claimed, not done */
+    assert_int_equal(redis_lease_release(a, &la2, err, sizeof(err)), REDIS_OWNER_OK);
+    assert_string_equal(get(a, la2.key), "(nil)");
+    assert_int_equal(claim_peek(b, "cb-2", &got, err, sizeof(err)), 0);
+    assert_int_equal(claim_take(b, &lb2, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
+
+    /* Bad input is refused locally. */
+    assert_int_equal(claim_prepare(a, &la2, "", err, sizeof(err)), -1);
+    assert_int_equal(claim_take(a, &la, 0, NULL, err, sizeof(err)), CLAIM_ERROR);
+    assert_int_equal(claim_done(a, &la, 0, "{}", 2, 0, err, sizeof(err)), CLAIM_DONE_ERROR);
+    assert_int_equal(claim_done(a, &la, 0, NULL, 0, 1000, err, sizeof(err)), CLAIM_DONE_ERROR);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_renew_only_by_owner(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &la, "cb-r", err, sizeof(err)), 0);
+    lb = la;
+    assert_int_equal(claim_prepare(b, &lb, "cb-r", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &la, 1000, NULL, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(redis_lease_renew(b, &lb, 60000, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_true(pttl(a, la.key) <= 1000);
+    assert_int_equal(redis_lease_renew(a, &la, 60000, err, sizeof(err)), REDIS_OWNER_OK);
+    assert_true(pttl(a, la.key) > 50000);
+    assert_string_equal(get(a, la.key), la.token);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_release_keeps_foreign_claim(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &la, "cb-f", err, sizeof(err)), 0);
+    assert_int_equal(claim_prepare(b, &lb, "cb-f", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &la, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_string_equal(get(a, la.key), la.token);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+static void test_lease_expiry_and_takeover(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    struct claim_stored got = {0};
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &la, "cb-x", err, sizeof(err)), 0);
+    assert_int_equal(claim_prepare(b, &lb, "cb-x", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &la, 50, NULL, err, sizeof(err)), CLAIM_OURS);
+    clock_sleep_ms(120); /* a's worker stalls past its lease */
+    assert_int_equal(claim_take(b, &lb, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(redis_lease_renew(a, &la, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_string_equal(get(b, lb.key), lb.token);
+
+    /* a had already created the document: its done marker still lands (documented
+     * decision), and b learns it from renew and claim. */
+    assert_int_equal(claim_done(a, &la, 0, "{\"by\":\"a\"}", 10, 60000, err, sizeof(err)),
+                     CLAIM_DONE_TAKEN_OVER);
+    assert_int_equal(redis_lease_renew(b, &lb, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
+    assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_DONE);
+    assert_string_equal(got.result, "{\"by\":\"a\"}");
+    claim_stored_release(&got);
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
+/* A replay may take back an event whose stored outcome is a failure, never a success. */
+static void test_retake_failed_only(void **state)
+{
+    struct redis_conn *a = conn();
+    struct redis_lease l, other;
+    struct claim_stored got = {0};
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &l, "cb-f1", err, sizeof(err)), 0);
+    assert_int_equal(claim_prepare(a, &other, "cb-f1", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &other, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(claim_done(a, &other, 1, "{\"x\":1}", 7, 60000, err, sizeof(err)),
+                     CLAIM_DONE_WRITTEN);
+    assert_int_equal(claim_take(a, &l, 30000, &got, err, sizeof(err)), CLAIM_DONE);
+    assert_int_equal(got.failed, 1);
+    assert_string_equal(got.result, "{\"x\":1}");
+    claim_stored_release(&got);
+    assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
+    assert_string_equal(get(a, l.key), l.token);
+    /* a live claim is not taken */
+    assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
+    /* a success is never taken back */
+    assert_int_equal(claim_done(a, &l, 0, "{}", 2, 60000, err, sizeof(err)), CLAIM_DONE_WRITTEN);
+    assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
+    assert_int_equal(strncmp(get(a, l.key), "done:succeeded:", 15), 0);
+    /* nothing stored: taken */
+    assert_int_equal(claim_prepare(a, &l, "cb-f2", err, sizeof(err)), 0);
+    assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(claim_retake_failed(a, &l, 0, err, sizeof(err)), CLAIM_ERROR);
+    redis_conn_free(a);
+}
+
+/* Done markers written before the status field ("done:" + JSON) are still read right:
+ * the status comes from the result's CloudEvent type; a replay retakes a stored failure. */
+static void test_done_markers_from_before_the_status_field(void **state)
+{
+    static const char ok_json[] = "{\"type\":\"hsqb.result.succeeded\",\"id\":\"cb-o:result\"}",
+                      failed_json[] = "{\"type\":\"hsqb.result.failed\",\"id\":\"cb-l:result\"}";
+    struct redis_conn *a = conn();
+    struct redis_lease l;
+    struct claim_stored got = {0};
+    char err[256] = "", v[256];
+
+    (void)state;
+    snprintf(v, sizeof v, "done:%s", ok_json);
+    set(a, "hsqb:evt:{cb-o}", v);
+    snprintf(v, sizeof v, "done:%s", failed_json);
+    set(a, "hsqb:evt:{cb-l}", v);
+
+    assert_int_equal(claim_prepare(a, &l, "cb-o", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &l, 30000, &got, err, sizeof(err)), CLAIM_DONE);
+    assert_int_equal(got.failed, 0);
+    assert_string_equal(got.result, ok_json);
+    claim_stored_release(&got);
+    assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_BUSY);
+    assert_int_equal(claim_peek(a, "cb-o", &got, err, sizeof(err)), 1);
+    assert_int_equal(got.failed, 0);
+    claim_stored_release(&got);
+
+    assert_int_equal(claim_prepare(a, &l, "cb-l", err, sizeof(err)), 0);
+    assert_int_equal(claim_take(a, &l, 30000, &got, err, sizeof(err)), CLAIM_DONE);
+    assert_int_equal(got.failed, 1);
+    assert_string_equal(got.result, failed_json);
+    claim_stored_release(&got);
+    assert_int_equal(claim_done(a, &l, 0, "{}", 2, 1000, err, sizeof(err)), CLAIM_DONE_ALREADY);
+    assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
+
+    /* the parser alone, on both forms and on an empty legacy value */
+    assert_int_equal(claim_marker_parse("failed:{}", 9, &got), 0);
+    assert_int_equal(got.failed, 1);
+    assert_string_equal(got.result, "{}");
+    claim_stored_release(&got);
+    assert_int_equal(claim_marker_parse("", 0, &got), 0);
+    assert_int_equal(got.failed, 1);
+    assert_int_equal(got.len, 0);
+    claim_stored_release(&got);
+    redis_conn_free(a);
+}
+
+static void test_sent_markers(void **state)
+{
+    struct redis_conn *a = conn();
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(claim_mark_sent(a, "cb-s", "doc", 60000, err, sizeof(err)), 0);
+    assert_string_equal(get(a, "hsqb:evt:{cb-s}:sent:doc"), "1");
+    assert_true(pttl(a, "hsqb:evt:{cb-s}:sent:doc") > 59000);
+    assert_int_equal(claim_mark_sent(a, "cb-s", "doc", 60000, err, sizeof(err)), 1);
+    assert_int_equal(claim_mark_sent(a, "cb-s", "payment", 60000, err, sizeof(err)), 0);
+    assert_int_equal(claim_mark_sent(a, "", "doc", 60000, err, sizeof(err)), -1);
+    assert_int_equal(claim_mark_sent(a, "cb-s", "", 60000, err, sizeof(err)), -1);
+    assert_int_equal(claim_mark_sent(a, "cb-s", "doc", 0, err, sizeof(err)), -1);
+    redis_conn_free(a);
+}
+
+static void test_request_id(void **state)
+{
+    (void)state;
+    char a[CLAIM_REQUEST_ID_MAX + 1], b[CLAIM_REQUEST_ID_MAX + 1];
+
+    assert_int_equal(claim_request_id("ap-102670506-56776413549-7-0", "invoice", a), 0);
+    /* Independent vector: "hsqb-" + hex(SHA-256(id || 0x00 || step))[:40] (Python). */
+    assert_string_equal(a, "hsqb-13e7181b0b29c179886661dbb333500312d10f42");
+    assert_true(strlen(a) <= CLAIM_REQUEST_ID_MAX);
+    assert_int_equal(strlen(a), 45);
+    /* Stable, and different per step and per event. */
+    assert_int_equal(claim_request_id("ap-102670506-56776413549-7-0", "invoice", b), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(claim_request_id("ap-102670506-56776413549-7-0", "payment", b), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(claim_request_id("ap-102670506-56776413549-7-1", "invoice", b), 0);
+    assert_string_not_equal(a, b);
+    /* The separator keeps ("ab","c") and ("a","bc") apart. */
+    assert_int_equal(claim_request_id("ab", "c", a), 0);
+    assert_int_equal(claim_request_id("a", "bc", b), 0);
+    assert_string_not_equal(a, b);
+    /* Very long event ids still give a 45-character id. */
+    char longid[4096];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(claim_request_id(longid, "", a), 0);
+    assert_int_equal(strlen(a), 45);
+    assert_int_equal(claim_request_id(NULL, "x", a), -1);
+    assert_int_equal(claim_request_id("x", NULL, a), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_claim_busy_done_release, flush),
+        cmocka_unit_test_setup(test_renew_only_by_owner, flush),
+        cmocka_unit_test_setup(test_release_keeps_foreign_claim, flush),
+        cmocka_unit_test_setup(test_lease_expiry_and_takeover, flush),
+        cmocka_unit_test_setup(test_retake_failed_only, flush),
+        cmocka_unit_test_setup(test_done_markers_from_before_the_status_field, flush),
+        cmocka_unit_test_setup(test_sent_markers, flush),
+        cmocka_unit_test(test_request_id),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
