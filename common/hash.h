@@ -39,7 +39,7 @@ int hash_base64(const void *in, size_t n, char *out, size_t outsz);
  * lengths (which are treated as public), never on the contents. */
 int hash_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
-/* ---- HubSpot request signatures (reference/hubspot-api.md §3.3) -------------------
+/* ---- HubSpot request signatures (as HubSpot documents them for app requests) -------
  * v1: hex(SHA-256(secret + body))
  * v2: hex(SHA-256(secret + METHOD + URI + body)), URI exactly as sent
  * v3: base64(HMAC-SHA-256(key = secret, METHOD + URI' + body + timestamp)), where URI'

@@ -1,4 +1,5 @@
-/* breaker.h - per-tenant circuit breakers: head-of-line protection (issue 6, design §5-§6).
+/* breaker.h - per-tenant circuit breakers: head-of-line protection: a
+ * failing tenant must not slow the others.
  *
  * Owns: one state machine per tenant (a QBO realm "realm:<id>" or a HubSpot portal
  * "portal:<id>"; any string up to BREAKER_TENANT_MAX bytes), in a table bounded by

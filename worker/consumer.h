@@ -9,8 +9,8 @@
  *   enable.auto.commit=true         stored offsets are committed periodically
  *                                   (auto.commit.interval.ms), plus synchronously on
  *                                   revoke and at shutdown;
- *   partition.assignment.strategy=range,roundrobin  the eager protocol (design §6:
- *                                   librdkafka 2.0.2's cooperative-sticky stalls);
+ *   partition.assignment.strategy=range,roundrobin  the eager protocol (with librdkafka
+ *                                   2.0.2, cooperative-sticky stalled in measured runs);
  *   auto.offset.reset=earliest      a new group starts at the oldest event, not after it;
  *   fetch.wait.max.ms=100           a resumed partition is fetched again soon (librdkafka
  *                                   2.0.2 re-examines paused partitions only when its

@@ -1,4 +1,4 @@
-/* delay.h - the retry topic (design §3.3, schemas/headers.md): its schedule, the records
+/* delay.h - the retry topic (schemas/headers.md): its schedule, the records
  * written to it, and holding a record consumed from it until its not-before time.
  *
  * Owns: struct delay_policy (settings copied at start-up; immutable afterwards, share it

@@ -1,4 +1,4 @@
-/* pipeline.h - one action event from Kafka message to published outcome (design §4-§5).
+/* pipeline.h - one action event from Kafka message to published outcome.
  *
  * Owns: the process-wide struct pipeline (settings copied from the config, borrowed
  * clients, the action families' dispatch table, and a lease keeper: one thread with its

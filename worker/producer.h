@@ -9,8 +9,8 @@
  *
  * producer_send_sync() blocks the calling thread until the broker acknowledged the
  * message (all in-sync replicas) or delivery failed, so a caller may store an input
- * offset right after it returns 0 (design §5: an offset is stored only after the
- * result is delivered). A send that times out on the caller's side may still be
+ * offset right after it returns 0 (an offset is stored only after the result is
+ * delivered). A send that times out on the caller's side may still be
  * delivered later by librdkafka (at least once): consumers of results deduplicate on
  * the CloudEvent id.
  *

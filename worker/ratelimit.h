@@ -14,7 +14,7 @@
  * with <kind> "qbo" (id = realm) or "hs" (id = portal). All times in those keys are the
  * Redis server's clock (TIME), so replicas with skewed clocks agree.
  *
- * Rules, per tenant (design §6):
+ * Rules, per tenant:
  *  - Rate: at most `limit` requests admitted in any rolling window of `window_ms`
  *    (an exact sliding log, not GCRA: HubSpot enforces a rolling 10 s window and a
  *    GCRA/token bucket allowing a full burst admits up to 2*limit-1 requests in one such
@@ -27,7 +27,7 @@
  *    leases that expire after `lease_ms` so a crashed replica's slots come back.
  *
  * Redis down: ratelimit_acquire() fails (RL_ERROR), it never proceeds unlimited. The
- * pipeline treats that as transient (design §5: Redis unavailable is transient); without
+ * pipeline treats that as transient (Redis unavailable is always transient); without
  * Redis it could not claim events either, so no local fallback limiter exists.
  *
  * Thread-safety: a struct ratelimit is shared by every worker thread (the local table

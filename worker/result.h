@@ -5,7 +5,7 @@
  * header set owns the copies of the header values it holds until its release.
  *
  * Contracts implemented exactly: schemas/result-event.schema.json (result), and
- * schemas/headers.md + design §3.3 (DLQ and the retry headers read back from an input).
+ * schemas/headers.md (DLQ and the retry headers read back from an input).
  * Invariants of every result result_build() accepts to write:
  *  - type and data.status agree; success carries qbo{} and no error{}, failure the
  *    reverse; every failure but INVALID_EVENT names action/input_id/portal_id/object;
