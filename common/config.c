@@ -346,8 +346,11 @@ out:
 }
 
 static int set_value(const struct config_def *d, struct cvalue *dst, const char *raw,
-                     enum config_src src, const char *where, int line, char *errstr, size_t errsz)
+                     const struct cfg_origin *o, char *errstr, size_t errsz)
 {
+    enum config_src src = o->src;
+    const char *where = o->where;
+    int line = o->line;
     struct cvalue v = {0};
     char from[512], bad[CONFIG_MAX_SHOWN + 8], lo[32], hi[32], txt[32];
     size_t i;
@@ -479,9 +482,12 @@ struct kprop *cfg_kprop_find(const struct config *cfg, const char *prop)
     return NULL;
 }
 
-void cfg_kprop_set(struct config *cfg, const char *prop, const char *value, enum config_src src,
-                   const char *where, int line)
+void cfg_kprop_set(struct config *cfg, const char *prop, const char *value,
+                   const struct cfg_origin *o)
 {
+    enum config_src src = o->src;
+    const char *where = o->where;
+    int line = o->line;
     struct kprop *k = cfg_kprop_find(cfg, prop);
 
     if (k == NULL) {
@@ -503,15 +509,15 @@ void cfg_kprop_set(struct config *cfg, const char *prop, const char *value, enum
     k->line = line;
 }
 
-int cfg_set_key(struct config *cfg, const char *key, const char *value, enum config_src src,
-                const char *where, int line, char *errstr, size_t errsz)
+int cfg_set_key(struct config *cfg, const char *key, const char *value, const struct cfg_origin *o,
+                char *errstr, size_t errsz)
 {
     ssize_t i = cfg_find_key(cfg, key);
 
     if (i >= 0)
-        return set_value(&cfg->defs[i], &cfg->vals[i], value, src, where, line, errstr, errsz);
+        return set_value(&cfg->defs[i], &cfg->vals[i], value, o, errstr, errsz);
     if (strncmp(key, "kafka.", 6) == 0 && cfg_prop_name_ok(key + 6)) {
-        cfg_kprop_set(cfg, key + 6, value, src, where, line);
+        cfg_kprop_set(cfg, key + 6, value, o);
         return 0;
     }
     return -2;
@@ -593,6 +599,7 @@ static int check_def(const struct config *cfg, size_t i, char *errstr, size_t er
 struct config *config_new(const struct config_def *defs, size_t ndefs, const char *env_prefix,
                           char *errstr, size_t errsz)
 {
+    static const struct cfg_origin def_origin = {CONFIG_SRC_DEFAULT, "default", 0};
     struct config *cfg = cfg_xcalloc(1, sizeof(*cfg));
     size_t i, j;
 
@@ -607,7 +614,7 @@ struct config *config_new(const struct config_def *defs, size_t ndefs, const cha
         if (check_def(cfg, i, errstr, errsz) < 0)
             goto fail;
         if (set_value(&defs[i], &cfg->vals[i], defs[i].default_value ? defs[i].default_value : "",
-                      CONFIG_SRC_DEFAULT, "default", 0, errstr, errsz) < 0)
+                      &def_origin, errstr, errsz) < 0)
             goto fail;
     }
     for (i = 0; i < ndefs; i++) {

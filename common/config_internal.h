@@ -61,11 +61,18 @@ ssize_t cfg_find_key(const struct config *cfg, const char *key);
 /* Whether p is a plausible librdkafka property name. */
 bool cfg_prop_name_ok(const char *p);
 struct kprop *cfg_kprop_find(const struct config *cfg, const char *prop);
-void cfg_kprop_set(struct config *cfg, const char *prop, const char *value, enum config_src src,
-                   const char *where, int line);
-/* Sets a table key or a kafka.* pass-through from `value` given at `where`. Returns
- * 0, -1 on a bad value (errstr set), or -2 when the key is unknown (errstr untouched). */
-int cfg_set_key(struct config *cfg, const char *key, const char *value, enum config_src src,
-                const char *where, int line, char *errstr, size_t errsz);
+/* Where a value came from: its source, a description ("default", a file name, an
+ * environment variable, a flag; borrowed) and its line in a file (0 otherwise). */
+struct cfg_origin {
+    enum config_src src;
+    const char *where;
+    int line;
+};
+void cfg_kprop_set(struct config *cfg, const char *prop, const char *value,
+                   const struct cfg_origin *o);
+/* Sets a table key or a kafka.* pass-through from `value` given at o. Returns 0, -1 on a
+ * bad value (errstr set), or -2 when the key is unknown (errstr untouched). */
+int cfg_set_key(struct config *cfg, const char *key, const char *value, const struct cfg_origin *o,
+                char *errstr, size_t errsz);
 
 #endif

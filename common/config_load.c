@@ -195,7 +195,8 @@ static int load_file(struct config *cfg, const char *path, const char *via, char
             goto out;
         }
         snprintf(where, sizeof(where), "%s:%d", path, lineno);
-        r = cfg_set_key(cfg, key, value, CONFIG_SRC_FILE, where, lineno, errstr, errsz);
+        r = cfg_set_key(cfg, key, value, &(struct cfg_origin){CONFIG_SRC_FILE, where, lineno},
+                        errstr, errsz);
         if (r == -2) {
             snprintf(where, sizeof(where), "%s:%d: ", path, lineno);
             unknown_key(cfg, where, key, false, errstr, errsz);
@@ -277,7 +278,8 @@ static int env_pair(struct config *cfg, char *const *envp, const char *key, cons
         rc = 0;
         goto out;
     }
-    rc = cfg_set_key(cfg, key, content ? content : plain, CONFIG_SRC_ENV, where, 0, errstr, errsz);
+    rc = cfg_set_key(cfg, key, content ? content : plain,
+                     &(struct cfg_origin){CONFIG_SRC_ENV, where, 0}, errstr, errsz);
 out:
     free(fvar);
     free(content);
@@ -462,7 +464,8 @@ static int load_flags(struct config *cfg, int argc, char **argv, char *errstr, s
             continue;
         }
         where = cfg_xasprintf("flag --%s", name);
-        r = cfg_set_key(cfg, name, value, CONFIG_SRC_FLAG, where, 0, errstr, errsz);
+        r = cfg_set_key(cfg, name, value, &(struct cfg_origin){CONFIG_SRC_FLAG, where, 0}, errstr,
+                        errsz);
         if (r == -2)
             unknown_key(cfg, "", name, true, errstr, errsz);
         free(where);

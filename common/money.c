@@ -244,10 +244,23 @@ static enum money_err dec_value(const struct dec_parts *p, int decimals, uint64_
     return MONEY_OK;
 }
 
-static enum money_err parse_kind(const char *kind, const char *s, size_t len, int decimals,
-                                 uint64_t max, enum money_round mode, int64_t *out, char *errstr,
-                                 size_t errsz)
+/* What a parse reads: its name in messages, its fixed decimals and its largest magnitude. */
+struct money_kind {
+    const char *name;
+    int decimals;
+    uint64_t max;
+};
+
+static const struct money_kind k_amount = {"amount", 2, MONEY_MAX_CENTS},
+                               k_qty = {"quantity", MONEY_QTY_DECIMALS, MONEY_QTY_MAX},
+                               k_price = {"unit price", MONEY_PRICE_DECIMALS, MONEY_PRICE_MAX};
+
+static enum money_err parse_kind(const struct money_kind *k, const char *s, size_t len,
+                                 enum money_round mode, int64_t *out, char *errstr, size_t errsz)
 {
+    const char *kind = k->name;
+    int decimals = k->decimals;
+    uint64_t max = k->max;
     struct dec_parts p;
     enum money_err err;
     uint64_t mag = 0;
@@ -286,7 +299,7 @@ static enum money_err parse_kind(const char *kind, const char *s, size_t len, in
 enum money_err money_parsen(const char *s, size_t len, enum money_round mode, int64_t *cents,
                             char *errstr, size_t errsz)
 {
-    return parse_kind("amount", s, len, 2, MONEY_MAX_CENTS, mode, cents, errstr, errsz);
+    return parse_kind(&k_amount, s, len, mode, cents, errstr, errsz);
 }
 
 enum money_err money_parse(const char *s, enum money_round mode, int64_t *cents, char *errstr,
@@ -297,8 +310,7 @@ enum money_err money_parse(const char *s, enum money_round mode, int64_t *cents,
 
 enum money_err money_qty_parsen(const char *s, size_t len, int64_t *qty, char *errstr, size_t errsz)
 {
-    return parse_kind("quantity", s, len, MONEY_QTY_DECIMALS, MONEY_QTY_MAX, MONEY_ROUND_NONE, qty,
-                      errstr, errsz);
+    return parse_kind(&k_qty, s, len, MONEY_ROUND_NONE, qty, errstr, errsz);
 }
 
 enum money_err money_qty_parse(const char *s, int64_t *qty, char *errstr, size_t errsz)
@@ -309,8 +321,7 @@ enum money_err money_qty_parse(const char *s, int64_t *qty, char *errstr, size_t
 enum money_err money_price_parsen(const char *s, size_t len, int64_t *price, char *errstr,
                                   size_t errsz)
 {
-    return parse_kind("unit price", s, len, MONEY_PRICE_DECIMALS, MONEY_PRICE_MAX, MONEY_ROUND_NONE,
-                      price, errstr, errsz);
+    return parse_kind(&k_price, s, len, MONEY_ROUND_NONE, price, errstr, errsz);
 }
 
 enum money_err money_price_parse(const char *s, int64_t *price, char *errstr, size_t errsz)

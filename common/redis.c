@@ -380,9 +380,9 @@ redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, cons
     return get_reply(c, 0, errstr, errsz);
 }
 
+/* Eight parameters: as redis_eval (two vectors), without lengths. */
 int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int nkeys,
-                        const char **keys, int nargs, const char **args, char *errstr,
-                        size_t errsz)
+                        const char **keys, int nargs, const char **args, char *errstr, size_t errsz)
 {
     const char *argv[3 + REDIS_EVAL_MAX_ARGS];
     char nk[16];
@@ -427,6 +427,8 @@ int redis_pending(const struct redis_conn *c)
     return c ? c->pending : 0;
 }
 
+/* Nine parameters: EVALSHA's two vectors (keys, args and their lengths), in hiredis's
+ * redisCommandArgv style, plus the error buffer. */
 redisReply *redis_eval(struct redis_conn *c, const struct redis_script *s, int nkeys,
                        const char **keys, int nargs, const char **args, const size_t *arglens,
                        char *errstr, size_t errsz)
@@ -586,23 +588,23 @@ enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_leas
     return st;
 }
 
-/* Run a script answering an integer in [0, max]; -1 on error. */
-static long long int_script(struct redis_conn *c, const struct redis_script *s,
-                            const struct redis_lease *l, int nargs, const char **args,
-                            const size_t *lens, long long max, char *errstr, size_t errsz)
+/* Run a lease script (KEYS[1] = the lease's key) answering 0 (not ours) or 1 (done). */
+static enum redis_owner_status owner_script(struct redis_conn *c, const struct redis_script *s,
+                                            const struct redis_lease *l, int nargs,
+                                            const char **args, char *errstr, size_t errsz)
 {
     const char *keys[1] = {l->key};
-    redisReply *r = redis_eval(c, s, 1, keys, nargs, args, lens, errstr, errsz);
-    long long v = -1;
+    redisReply *r = redis_eval(c, s, 1, keys, nargs, args, NULL, errstr, errsz);
+    enum redis_owner_status st = REDIS_OWNER_ERROR;
 
     if (!r)
-        return -1;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= max)
-        v = r->integer;
+        return REDIS_OWNER_ERROR;
+    if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 || r->integer == 1))
+        st = r->integer == 1 ? REDIS_OWNER_OK : REDIS_OWNER_LOST;
     else
         snprintf(errstr, errsz, "redis: unexpected reply from a lease script");
     freeReplyObject(r);
-    return v;
+    return st;
 }
 
 enum redis_owner_status redis_lease_renew(struct redis_conn *c, const struct redis_lease *l,
@@ -610,20 +612,17 @@ enum redis_owner_status redis_lease_renew(struct redis_conn *c, const struct red
 {
     char msbuf[24];
     const char *args[2] = {l->token, msbuf};
-    long long v;
 
     if (check_ms(ms, errstr, errsz) < 0)
         return REDIS_OWNER_ERROR;
     snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ms);
-    v = int_script(c, &s_renew, l, 2, args, NULL, 1, errstr, errsz);
-    return v < 0 ? REDIS_OWNER_ERROR : v == 1 ? REDIS_OWNER_OK : REDIS_OWNER_LOST;
+    return owner_script(c, &s_renew, l, 2, args, errstr, errsz);
 }
 
 enum redis_owner_status redis_lease_release(struct redis_conn *c, const struct redis_lease *l,
                                             char *errstr, size_t errsz)
 {
     const char *args[1] = {l->token};
-    long long v = int_script(c, &s_release, l, 1, args, NULL, 1, errstr, errsz);
 
-    return v < 0 ? REDIS_OWNER_ERROR : v == 1 ? REDIS_OWNER_OK : REDIS_OWNER_LOST;
+    return owner_script(c, &s_release, l, 1, args, errstr, errsz);
 }

@@ -133,7 +133,8 @@ int redis_lease_prepare(struct redis_conn *c, struct redis_lease *l, const char 
 int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
                        const char *name, char *errstr, size_t errsz);
 
-/* Take the lock for ttl_ms: REDIS_CLAIMED, REDIS_CLAIM_BUSY or REDIS_CLAIM_ERROR. Retaking a lock we hold with the same lease succeeds and extends it. */
+/* Take the lock for ttl_ms: REDIS_CLAIMED, REDIS_CLAIM_BUSY or REDIS_CLAIM_ERROR. Retaking a lock
+ * we hold with the same lease succeeds and extends it. */
 enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
                                    int64_t ttl_ms, char *errstr, size_t errsz);
 

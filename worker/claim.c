@@ -40,15 +40,14 @@ static const char TAKE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
 
 /* KEYS[1] event key; ARGV token, lease ms. Replaces a stored failure (or nothing) by our
  * token: 1, else 0. The second clause reads markers from before the status field. */
-static const char RETAKE_SRC[] =
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if (not v) or string.sub(v, 1, 12) == '" MARKER_FAILED "' or\n"
-    "   (string.sub(v, 1, 6) == '" MARKER "{' and\n"
-    "    string.find(v, '" LEGACY_FAILED "', 1, true)) then\n"
-    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
+static const char RETAKE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
+                                 "if (not v) or string.sub(v, 1, 12) == '" MARKER_FAILED "' or\n"
+                                 "   (string.sub(v, 1, 6) == '" MARKER "{' and\n"
+                                 "    string.find(v, '" LEGACY_FAILED "', 1, true)) then\n"
+                                 "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                                 "  return 1\n"
+                                 "end\n"
+                                 "return 0\n";
 
 /* KEYS[1] event key; ARGV token, marker + result, ttl ms.
  * 0 written over our claim, 1 written without it, 2 already done. */
@@ -89,8 +88,8 @@ void claim_stored_release(struct claim_stored *s)
     memset(s, 0, sizeof *s);
 }
 
-static int event_key(const char *event_id, const char *step, char *out, size_t outsz,
-                     char *errstr, size_t errsz)
+static int event_key(const char *event_id, const char *step, char *out, size_t outsz, char *errstr,
+                     size_t errsz)
 {
     int n;
 
@@ -187,25 +186,6 @@ out:
     return st;
 }
 
-/* Run a script answering an integer in [0, max]; -1 on error. */
-static long long int_script(struct redis_conn *c, const struct redis_script *s,
-                            const struct redis_lease *l, const char **args, const size_t *lens,
-                            long long max, char *errstr, size_t errsz)
-{
-    const char *keys[1] = {l->key};
-    redisReply *r = redis_eval(c, s, 1, keys, 3, args, lens, errstr, errsz);
-    long long v = -1;
-
-    if (!r)
-        return -1;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= max)
-        v = r->integer;
-    else
-        snprintf(errstr, errsz, "claim: unexpected reply from an event script");
-    freeReplyObject(r);
-    return v;
-}
-
 enum claim_status claim_retake_failed(struct redis_conn *c, const struct redis_lease *l,
                                       int64_t lease_ms, char *errstr, size_t errsz)
 {
@@ -229,39 +209,46 @@ enum claim_status claim_retake_failed(struct redis_conn *c, const struct redis_l
     return st;
 }
 
-enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease *l, int failed,
-                                  const char *result, size_t len, int64_t ttl_ms, char *errstr,
+enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease *l,
+                                  const struct claim_record *rec, int64_t ttl_ms, char *errstr,
                                   size_t errsz)
 {
-    const char *marker = failed ? MARKER_FAILED : MARKER_OK;
-    size_t mlen = strlen(marker);
+    const char *marker = rec->failed ? MARKER_FAILED : MARKER_OK;
+    size_t mlen = strlen(marker), lens[3];
+    const char *keys[1] = {l->key}, *args[3];
+    enum claim_done_status st = CLAIM_DONE_ERROR;
     char ms[24], *value;
-    const char *args[3];
-    size_t lens[3];
-    long long v;
+    redisReply *r;
 
     if (scripts_ready(errstr, errsz) < 0 || ms_arg(ttl_ms, ms, sizeof ms, errstr, errsz) < 0)
         return CLAIM_DONE_ERROR;
-    if (!result || len > CLAIM_MAX_RESULT) {
+    if (!rec->result || rec->len > CLAIM_MAX_RESULT) {
         snprintf(errstr, errsz, "claim: result missing or over %d bytes", CLAIM_MAX_RESULT);
         return CLAIM_DONE_ERROR;
     }
-    value = malloc(mlen + len);
+    value = malloc(mlen + rec->len);
     if (!value) {
         snprintf(errstr, errsz, "claim: out of memory");
         return CLAIM_DONE_ERROR;
     }
     memcpy(value, marker, mlen);
-    memcpy(value + mlen, result, len);
+    memcpy(value + mlen, rec->result, rec->len);
     args[0] = l->token;
     lens[0] = strlen(l->token);
     args[1] = value;
-    lens[1] = mlen + len;
+    lens[1] = mlen + rec->len;
     args[2] = ms;
     lens[2] = strlen(ms);
-    v = int_script(c, &s_done, l, args, lens, 2, errstr, errsz);
+    r = redis_eval(c, &s_done, 1, keys, 3, args, lens, errstr, errsz);
     free(value);
-    return v < 0 ? CLAIM_DONE_ERROR : (enum claim_done_status)v;
+    if (!r)
+        return CLAIM_DONE_ERROR;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 2)
+        st = (enum claim_done_status)r->integer;
+    else
+        snprintf(errstr, errsz, "claim: unexpected reply from the done script");
+    freeReplyObject(r);
+    return st;
 }
 
 int claim_peek(struct redis_conn *c, const char *event_id, struct claim_stored *stored,

@@ -80,16 +80,24 @@ enum claim_done_status {
     CLAIM_DONE_ALREADY = 2,    /* a done marker was there already; left unchanged */
 };
 
-/* Replace the claim with the done marker of result (len <= CLAIM_MAX_RESULT bytes;
- * failed: 1 for a failed outcome), expiring after ttl_ms (the dedup window).
+/* An outcome to record: the result JSON (len <= CLAIM_MAX_RESULT bytes, borrowed) and
+ * whether it is a failure. */
+struct claim_record {
+    int failed;
+    const char *result;
+    size_t len;
+};
+
+/* Replace the claim with the done marker of rec, expiring after ttl_ms (the dedup
+ * window).
  *
  * Decision: the marker is written even when our claim was lost (lease expired, possibly
  * re-claimed by another worker). When this is called the QuickBooks side effect has
  * happened; recording it is what stops any later delivery from redoing the work, and a
  * worker that took the claim over finds its renew failing and its own claim answering
  * DONE. An existing done marker is never overwritten (the first recorded outcome wins). */
-enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease *l, int failed,
-                                  const char *result, size_t len, int64_t ttl_ms, char *errstr,
+enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease *l,
+                                  const struct claim_record *rec, int64_t ttl_ms, char *errstr,
                                   size_t errsz);
 
 /* The stored outcome of event_id without claiming it (hsqb-worker replay): 1 with

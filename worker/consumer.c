@@ -456,8 +456,9 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     hold = delay_hold_ms(&c->delay, topic, m.headers, clock_wall_ms());
     if (hold > 0 && (held = delay_msg_new(&m)) != NULL) {
         /* the copy is self-contained: the fetch buffer behind rkm is not pinned */
-        r = scheduler_submit_delayed(c->sched, cp->sp, &held->msg, held, delay_msg_free, hold,
-                                     held->bytes, &want, err, sizeof(err));
+        struct sched_held sh = {held, delay_msg_free, hold, held->bytes};
+
+        r = scheduler_submit_delayed(c->sched, cp->sp, &held->msg, &sh, &want, err, sizeof(err));
         if (r != SCHED_ACCEPTED)
             delay_msg_free(held);
         else
@@ -610,7 +611,7 @@ fail:
 
 /* ---- run and stop ------------------------------------------------------------------- */
 
-#define FINAL_COMMIT_ATTEMPTS 10
+#define FINAL_COMMIT_ATTEMPTS   10
 #define FINAL_COMMIT_BACKOFF_MS 500
 
 /* Commit errors that mean "not now" rather than "never": the group is rebalancing or

@@ -163,6 +163,7 @@ int delay_headers_copy(const rd_kafka_headers_t *hdrs, struct kafka_header_set *
                                   out, errstr, errsz);
 }
 
+/* Eight parameters: two header vectors with their counts, the output and the error. */
 int delay_headers_forward(const rd_kafka_headers_t *hdrs, const char *const *skip, size_t nskip,
                           const struct kafka_header *add, size_t nadd, struct kafka_header_set *out,
                           char *errstr, size_t errsz)

@@ -193,6 +193,7 @@ static enum MHD_Result serve_readyz(struct httpd *h, struct MHD_Connection *c)
                      why[0] != '\0' ? why : "not ready");
 }
 
+/* Eight parameters: libmicrohttpd's MHD_AccessHandlerCallback shape. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **req_cls)

@@ -117,8 +117,7 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-struct keeper *keeper_new(const struct redis_opts *o, int64_t lease_ms, char *errstr,
-                          size_t errsz)
+struct keeper *keeper_new(const struct redis_opts *o, int64_t lease_ms, char *errstr, size_t errsz)
 {
     struct keeper *k = calloc(1, sizeof *k);
     pthread_condattr_t ca;

@@ -40,8 +40,7 @@ struct keeper;
 
 /* Connect (o is copied) and start the thread, renewing for lease_ms (> 0). NULL with
  * errstr (a bad Redis address fails here). Free with keeper_free(). */
-struct keeper *keeper_new(const struct redis_opts *o, int64_t lease_ms, char *errstr,
-                          size_t errsz);
+struct keeper *keeper_new(const struct redis_opts *o, int64_t lease_ms, char *errstr, size_t errsz);
 /* Stop and join the thread. NULL-safe. No entry may be registered any more. */
 void keeper_free(struct keeper *k);
 

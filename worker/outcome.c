@@ -105,11 +105,11 @@ void outcome_log(const struct delivery *dl, const char *outcome, const char *cod
                  const char *qbo_id, int64_t duration_ms, const char *message)
 {
     struct log_field fl[] = {
-        LF_STR("event_id", dl->event_id),    LF_STR("key", dl->key),
-        LF_STR("topic", dl->msg->topic),     LF_INT("partition", dl->msg->partition),
-        LF_INT("offset", dl->msg->offset),   LF_STR("action", dl->action),
-        LF_STR("outcome", outcome),          LF_STR("code", code),
-        LF_STR("qbo_id", qbo_id),            LF_INT("attempts", dl->info.attempts),
+        LF_STR("event_id", dl->event_id),   LF_STR("key", dl->key),
+        LF_STR("topic", dl->msg->topic),    LF_INT("partition", dl->msg->partition),
+        LF_INT("offset", dl->msg->offset),  LF_STR("action", dl->action),
+        LF_STR("outcome", outcome),         LF_STR("code", code),
+        LF_STR("qbo_id", qbo_id),           LF_INT("attempts", dl->info.attempts),
         LF_INT("duration_ms", duration_ms), LF_STR("message", message),
     };
     enum log_level lvl = strcmp(outcome, METRICS_OUTCOME_SUCCEEDED) == 0 ||
@@ -284,8 +284,7 @@ static void complete_callback(struct delivery *dl)
         out[n++] = (struct hubspot_output_field){"error_message", info->error->message};
     }
     if (hubspot_complete_callback(dl->env->hubspot, &hc, dl->event_id, ok, out, n, &err) < 0)
-        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id,
-                 err.message);
+        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id, err.message);
 }
 
 /* Another owner recorded an outcome first: that one is the event's outcome. */
@@ -315,6 +314,7 @@ enum pipeline_disposition outcome_finish(struct delivery *dl)
 {
     char e[DELIVERY_ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
     struct result_info *info = &dl->info;
+    struct claim_record rec;
     struct result_error fb;
     struct jbuf jb;
     enum pipeline_disposition d = PIPELINE_DONE;
@@ -330,13 +330,12 @@ enum pipeline_disposition outcome_finish(struct delivery *dl)
     }
     failed = info->error != NULL;
     if (failed && send_dlq(dl, info->error->code, info->error->message, e, sizeof e) < 0) {
-        log_warn("event %s: sending the dead letter failed (%s); retrying later", dl->event_id,
-                 e);
+        log_warn("event %s: sending the dead letter failed (%s); retrying later", dl->event_id, e);
         d = release_and_retry(dl, DELIVERY_KAFKA_DOWN_DELAY_MS);
         goto out;
     }
-    switch (claim_done(dl->io.redis, &dl->lease, failed, jbuf_cstr(&jb), jb.len,
-                       dl->env->dedup_ms, e, sizeof e)) {
+    rec = (struct claim_record){failed, jbuf_cstr(&jb), jb.len};
+    switch (claim_done(dl->io.redis, &dl->lease, &rec, dl->env->dedup_ms, e, sizeof e)) {
     case CLAIM_DONE_WRITTEN:
     case CLAIM_DONE_TAKEN_OVER:
         break;
@@ -360,9 +359,8 @@ enum pipeline_disposition outcome_finish(struct delivery *dl)
     metrics_event(dl->env->metrics, dl->action,
                   failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, info->duration_ms);
     outcome_log(dl, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
-                failed ? hsqb_error_name(info->error->code) : NULL,
-                failed ? NULL : info->qbo->id, info->duration_ms,
-                failed ? info->error->message : NULL);
+                failed ? hsqb_error_name(info->error->code) : NULL, failed ? NULL : info->qbo->id,
+                info->duration_ms, failed ? info->error->message : NULL);
 out:
     if (info->error == &fb) /* build_result's fallback lives in this frame */
         info->error = NULL;

@@ -289,8 +289,7 @@ static enum pipeline_disposition retake_failed(struct delivery *dl)
     case CLAIM_BUSY:
         return delivery_retry_later(dl, DELIVERY_BUSY_DELAY_MS, 1);
     default:
-        log_warn("event %s: Redis unavailable for the claim (%s); retrying later", dl->event_id,
-                 e);
+        log_warn("event %s: Redis unavailable for the claim (%s); retrying later", dl->event_id, e);
         return delivery_retry_later(dl, DELIVERY_REDIS_DOWN_DELAY_MS, 1);
     }
 }

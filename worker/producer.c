@@ -193,23 +193,22 @@ fail:
     return NULL;
 }
 
-static rd_kafka_error_t *produce(struct producer *pr, const char *topic, const char *key,
-                                 size_t keylen, const void *val, size_t vallen,
+static rd_kafka_error_t *produce(struct producer *pr, const struct producer_msg *m,
                                  rd_kafka_headers_t *hdrs, struct send_wait *d)
 {
     rd_kafka_vu_t vu[7];
     size_t n = 0;
 
     vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vu[n++].u.cstr = topic;
+    vu[n++].u.cstr = m->topic;
     vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
     vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
     vu[n].vtype = RD_KAFKA_VTYPE_KEY;
-    vu[n].u.mem.ptr = (void *)key;
-    vu[n++].u.mem.size = key != NULL ? keylen : 0;
+    vu[n].u.mem.ptr = (void *)m->key;
+    vu[n++].u.mem.size = m->key != NULL ? m->keylen : 0;
     vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
-    vu[n].u.mem.ptr = (void *)val;
-    vu[n++].u.mem.size = val != NULL ? vallen : 0;
+    vu[n].u.mem.ptr = (void *)m->value;
+    vu[n++].u.mem.size = m->value != NULL ? m->vallen : 0;
     vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
     vu[n++].u.ptr = d;
     if (hdrs != NULL) {
@@ -253,7 +252,7 @@ int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_
             rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, -1);
     }
     for (;;) {
-        kerr = produce(pr, topic, m->key, m->keylen, m->value, m->vallen, h, d);
+        kerr = produce(pr, m, h, d);
         if (kerr == NULL || rd_kafka_error_code(kerr) != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
             clock_mono_ms() >= deadline)
             break;

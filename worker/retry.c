@@ -96,8 +96,8 @@ static enum pipeline_disposition retry_send(struct delivery *dl, int deliveries,
         .last_error = last_error,
     };
     char e[DELIVERY_ERRSZ], e2[DELIVERY_ERRSZ], why[DELAY_LAST_ERROR_MAX + 64];
-    int rc = delay_send_retry(env->delay, env->producer, dl->msg, &info,
-                              DELIVERY_SEND_TIMEOUT_MS, e, sizeof e);
+    int rc = delay_send_retry(env->delay, env->producer, dl->msg, &info, DELIVERY_SEND_TIMEOUT_MS,
+                              e, sizeof e);
 
     if (redis_lease_release(dl->io.redis, &dl->lease, e2, sizeof e2) == REDIS_OWNER_ERROR)
         log_warn("event %s: releasing the claim failed (%s); it lapses after claim.lease",

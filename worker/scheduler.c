@@ -731,10 +731,13 @@ void scheduler_partition_remove(struct scheduler *s, struct sched_partition *p)
 }
 
 static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
-                                const struct inbound_msg *msg, void *owner, msg_release_fn release,
-                                int64_t delay_ms, size_t bytes, bool *want_pause, char *errstr,
-                                size_t errsz)
+                                const struct inbound_msg *msg, const struct sched_held *held,
+                                bool *want_pause, char *errstr, size_t errsz)
 {
+    void *owner = held->owner;
+    msg_release_fn release = held->release;
+    int64_t delay_ms = held->delay_ms > 0 ? held->delay_ms : 0;
+    size_t bytes = held->bytes;
     size_t klen = msg->key != NULL ? msg->key_len : 0;
     struct sched_job *j = malloc(sizeof(*j) + klen + 1);
     struct sched_key *k = NULL, *newk = NULL;
@@ -849,16 +852,17 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
                                    const struct inbound_msg *msg, void *owner, bool *want_pause,
                                    char *errstr, size_t errsz)
 {
-    return submit(s, p, msg, owner, NULL, 0, 0, want_pause, errstr, errsz);
+    struct sched_held now = {.owner = owner};
+
+    return submit(s, p, msg, &now, want_pause, errstr, errsz);
 }
 
 enum sched_submit scheduler_submit_delayed(struct scheduler *s, struct sched_partition *p,
-                                           const struct inbound_msg *msg, void *owner,
-                                           msg_release_fn release, int64_t delay_ms, size_t bytes,
-                                           bool *want_pause, char *errstr, size_t errsz)
+                                           const struct inbound_msg *msg,
+                                           const struct sched_held *h, bool *want_pause,
+                                           char *errstr, size_t errsz)
 {
-    return submit(s, p, msg, owner, release, delay_ms > 0 ? delay_ms : 0, bytes, want_pause, errstr,
-                  errsz);
+    return submit(s, p, msg, h, want_pause, errstr, errsz);
 }
 
 size_t scheduler_held(struct scheduler *s)

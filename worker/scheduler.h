@@ -177,16 +177,22 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
                                    char *errstr, size_t errsz);
 
 /* As scheduler_submit(), for a message that must not start before delay_ms from now
- * (the retry topic's not-before, worker/delay.h). Until then it is "held": it waits in
- * the timer heap, holds no thread, keeps its key blocked behind it (a later message of
- * its key waits for it), and counts against the max_held* bounds instead of
- * max_in_flight*; its offset is in flight (not committable) meanwhile. `bytes` is its
- * memory for max_held_bytes. `release` (may be NULL: options.release) is called for this
- * message instead of options.release. Same return values as scheduler_submit(). */
+ * (the retry topic's not-before, worker/delay.h), described by h (borrowed for the call).
+ * Until then it is "held": it waits in the timer heap, holds no thread, keeps its key
+ * blocked behind it (a later message of its key waits for it), and counts against the
+ * max_held* bounds instead of max_in_flight*; its offset is in flight (not committable)
+ * meanwhile. h->release (may be NULL) is called for this message instead of
+ * options.release. Same return values as scheduler_submit(). */
+struct sched_held {
+    void *owner;            /* as scheduler_submit()'s */
+    msg_release_fn release; /* NULL: options.release */
+    int64_t delay_ms;       /* from now; <= 0 runs it at once */
+    size_t bytes;           /* its memory, for max_held_bytes */
+};
 enum sched_submit scheduler_submit_delayed(struct scheduler *s, struct sched_partition *p,
-                                           const struct inbound_msg *msg, void *owner,
-                                           msg_release_fn release, int64_t delay_ms, size_t bytes,
-                                           bool *want_pause, char *errstr, size_t errsz);
+                                           const struct inbound_msg *msg,
+                                           const struct sched_held *h, bool *want_pause,
+                                           char *errstr, size_t errsz);
 
 /* Messages held (submitted delayed and not yet due), in total. */
 size_t scheduler_held(struct scheduler *s);

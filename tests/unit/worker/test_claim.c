@@ -122,7 +122,8 @@ static void test_claim_busy_done_release(void **state)
     assert_int_equal(claim_take(a, &la, 30000, &got, err, sizeof(err)), CLAIM_OURS);
     assert_null(got.result);
 
-    assert_int_equal(claim_done(a, &la, 0, result, strlen(result), 7 * 86400000LL, err, sizeof(err)),
+    assert_int_equal(claim_done(a, &la, &(struct claim_record){0, result, strlen(result)},
+                                7 * 86400000LL, err, sizeof(err)),
                      CLAIM_DONE_WRITTEN);
     assert_true(pttl(a, la.key) > 6 * 86400000LL);
     assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_DONE);
@@ -133,7 +134,8 @@ static void test_claim_busy_done_release(void **state)
     claim_stored_release(&got);
     assert_null(got.result);
     /* The first result wins; release never deletes a done marker. */
-    assert_int_equal(claim_done(b, &lb, 1, "{}", 2, 1000, err, sizeof(err)), CLAIM_DONE_ALREADY);
+    assert_int_equal(claim_done(b, &lb, &(struct claim_record){1, "{}", 2}, 1000, err, sizeof(err)),
+                     CLAIM_DONE_ALREADY);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
     /* the marker names its status before the JSON */
     assert_int_equal(strncmp(get(a, la.key), "done:succeeded:{", 16), 0);
@@ -156,8 +158,10 @@ static void test_claim_busy_done_release(void **state)
     /* Bad input is refused locally. */
     assert_int_equal(claim_prepare(a, &la2, "", err, sizeof(err)), -1);
     assert_int_equal(claim_take(a, &la, 0, NULL, err, sizeof(err)), CLAIM_ERROR);
-    assert_int_equal(claim_done(a, &la, 0, "{}", 2, 0, err, sizeof(err)), CLAIM_DONE_ERROR);
-    assert_int_equal(claim_done(a, &la, 0, NULL, 0, 1000, err, sizeof(err)), CLAIM_DONE_ERROR);
+    assert_int_equal(claim_done(a, &la, &(struct claim_record){0, "{}", 2}, 0, err, sizeof(err)),
+                     CLAIM_DONE_ERROR);
+    assert_int_equal(claim_done(a, &la, &(struct claim_record){0, NULL, 0}, 1000, err, sizeof(err)),
+                     CLAIM_DONE_ERROR);
     redis_conn_free(a);
     redis_conn_free(b);
 }
@@ -217,7 +221,8 @@ static void test_lease_expiry_and_takeover(void **state)
 
     /* a had already created the document: its done marker still lands (documented
      * decision), and b learns it from renew and claim. */
-    assert_int_equal(claim_done(a, &la, 0, "{\"by\":\"a\"}", 10, 60000, err, sizeof(err)),
+    assert_int_equal(claim_done(a, &la, &(struct claim_record){0, "{\"by\":\"a\"}", 10}, 60000, err,
+                                sizeof(err)),
                      CLAIM_DONE_TAKEN_OVER);
     assert_int_equal(redis_lease_renew(b, &lb, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
     assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_DONE);
@@ -239,8 +244,9 @@ static void test_retake_failed_only(void **state)
     assert_int_equal(claim_prepare(a, &l, "cb-f1", err, sizeof(err)), 0);
     assert_int_equal(claim_prepare(a, &other, "cb-f1", err, sizeof(err)), 0);
     assert_int_equal(claim_take(a, &other, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
-    assert_int_equal(claim_done(a, &other, 1, "{\"x\":1}", 7, 60000, err, sizeof(err)),
-                     CLAIM_DONE_WRITTEN);
+    assert_int_equal(
+        claim_done(a, &other, &(struct claim_record){1, "{\"x\":1}", 7}, 60000, err, sizeof(err)),
+        CLAIM_DONE_WRITTEN);
     assert_int_equal(claim_take(a, &l, 30000, &got, err, sizeof(err)), CLAIM_DONE);
     assert_int_equal(got.failed, 1);
     assert_string_equal(got.result, "{\"x\":1}");
@@ -250,7 +256,8 @@ static void test_retake_failed_only(void **state)
     /* a live claim is not taken */
     assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
     /* a success is never taken back */
-    assert_int_equal(claim_done(a, &l, 0, "{}", 2, 60000, err, sizeof(err)), CLAIM_DONE_WRITTEN);
+    assert_int_equal(claim_done(a, &l, &(struct claim_record){0, "{}", 2}, 60000, err, sizeof(err)),
+                     CLAIM_DONE_WRITTEN);
     assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
     assert_int_equal(strncmp(get(a, l.key), "done:succeeded:", 15), 0);
     /* nothing stored: taken */
@@ -292,7 +299,8 @@ static void test_done_markers_from_before_the_status_field(void **state)
     assert_int_equal(got.failed, 1);
     assert_string_equal(got.result, failed_json);
     claim_stored_release(&got);
-    assert_int_equal(claim_done(a, &l, 0, "{}", 2, 1000, err, sizeof(err)), CLAIM_DONE_ALREADY);
+    assert_int_equal(claim_done(a, &l, &(struct claim_record){0, "{}", 2}, 1000, err, sizeof(err)),
+                     CLAIM_DONE_ALREADY);
     assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
 
     /* the parser alone, on both forms and on an empty legacy value */

@@ -366,7 +366,8 @@ static enum sched_submit hold(struct scheduler *s, struct sched_partition *p, in
     enum sched_submit r;
 
     assert_non_null(d);
-    r = scheduler_submit_delayed(s, p, &d->msg, d, release_held, ms, d->bytes, want, e, sizeof e);
+    r = scheduler_submit_delayed(s, p, &d->msg, &(struct sched_held){d, release_held, ms, d->bytes},
+                                 want, e, sizeof e);
     if (r != SCHED_ACCEPTED)
         delay_msg_free(d);
     return r;
