@@ -251,7 +251,8 @@ enum pipeline_disposition outcome_republish(struct pipeline *p, struct pipeline_
  * failure here is logged, never retried (HubSpot answers 400 to a second completion). */
 static void complete_callback(struct pipeline *p, struct pipeline_thread *t, const struct finish *f)
 {
-    struct hubspot_ctx hc = {t->http, t->redis, f->info.subject.portal_id, 0};
+    struct ioctx io = {t->http, t->redis, 0, NULL};
+    struct hubspot_ctx hc = {f->info.subject.portal_id, NULL};
     struct hubspot_output_field out[3];
     struct api_error err;
     size_t n = 0;
@@ -267,7 +268,8 @@ static void complete_callback(struct pipeline *p, struct pipeline_thread *t, con
             (struct hubspot_output_field){"error_code", hsqb_error_name(f->info.error->code)};
         out[n++] = (struct hubspot_output_field){"error_message", f->info.error->message};
     }
-    if (hubspot_complete_callback(p->deps.hubspot, &hc, f->event_id, ok, out, n, &err) < 0)
+    if (hubspot_complete_callback(&io, p->deps.hubspot, &hc,
+                                  &(struct hubspot_completion){f->event_id, ok, out, n}, &err) < 0)
         log_warn("event %s: completing the HubSpot callback failed: %s", f->event_id, err.message);
 }
 

@@ -413,15 +413,12 @@ static enum run_end run_action(struct pipeline *p, struct pipeline_thread *t,
     backoff_start(&b, start);
     for (;;) {
         ctx = (struct action_ctx){
+            .io = {t->http, t->redis, start + p->retry.max_elapsed_ms, &k->lost},
             .ev = ev,
             .settings = &p->settings,
             .hubspot = p->deps.hubspot,
             .qbo = p->deps.qbo,
-            .http = t->http,
-            .redis = t->redis,
-            .deadline_ms = start + p->retry.max_elapsed_ms,
             .now_ms = clock_wall_ms(),
-            .claim_lost = &k->lost,
         };
         action_outcome_release(out);
         api_error_clear(err);
