@@ -16,16 +16,14 @@
 #ifndef HSQB_ACTION_H
 #define HSQB_ACTION_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/http.h"
 #include "common/money.h"
-#include "common/redis.h"
 #include "worker/apierr.h"
 #include "worker/event.h"
 #include "worker/hubspot.h"
+#include "worker/ioctx.h"
 #include "worker/qbo.h"
 #include "worker/resolve.h"
 
@@ -48,17 +46,16 @@ int action_settings_from_config(struct action_settings *s, const struct config *
 
 /* Everything an action run needs; all borrowed for the run. */
 struct action_ctx {
+    /* The worker thread's I/O for this event: its http_client and redis_conn, the
+     * deadline bounding rate-limit waits (0 = the clients' default), and the claim-lost
+     * flag the pipeline's lease keeper sets (then the run stops before its next QBO
+     * write and fails API_TRANSIENT). Passed to every client call as &ctx->io. */
+    struct ioctx io;
     const struct action_event *ev;
     const struct action_settings *settings;
     struct hubspot_api *hubspot;
     struct qbo_api *qbo;
-    struct http_client *http; /* the worker thread's */
-    struct redis_conn *redis; /* the worker thread's */
-    int64_t deadline_ms;      /* CLOCK_MONOTONIC bound for rate-limit waits; 0 = default */
-    int64_t now_ms;           /* wall clock at the start of the run (TxnDate fallback) */
-    /* Set (by the pipeline's lease keeper) when the event's claim was lost: the run must
-     * stop before its next QBO write and fail API_TRANSIENT. May be NULL. */
-    const atomic_int *claim_lost;
+    int64_t now_ms; /* wall clock at the start of the run (TxnDate fallback) */
 };
 
 struct action_created_item {

@@ -462,11 +462,11 @@ static int read_payment(struct prun *r, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    struct hubspot_ctx hc = {ctx->http, ctx->redis, ev->portal_id, ctx->deadline_ms};
+    struct hubspot_ctx hc = {ev->portal_id, NULL};
     char e[256];
 
-    if (hubspot_get_object(ctx->hubspot, &hc, OBJECT_COMMERCE_PAYMENT, ev->object_id, &r->obj,
-                           err) < 0)
+    if (hubspot_get_object(&ctx->io, ctx->hubspot, &hc, OBJECT_COMMERCE_PAYMENT, ev->object_id,
+                           &r->obj, err) < 0)
         return -1;
     if (payment_facts_read(r->obj, ctx->settings->rounding, &r->f, e, sizeof e) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
@@ -518,7 +518,7 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    struct hubspot_ctx hc = {ctx->http, ctx->redis, ev->portal_id, ctx->deadline_ms};
+    struct hubspot_ctx hc = {ev->portal_id, NULL};
     char e[256], a[MONEY_FMT_SIZE], b[MONEY_FMT_SIZE];
     int64_t contact_id;
     size_t i;
@@ -533,8 +533,8 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
         return -1;
     }
     if (r->obj->nline_items > 0) {
-        if (hubspot_get_line_items(ctx->hubspot, &hc, r->obj->line_item_ids, r->obj->nline_items,
-                                   &r->lis, err) < 0)
+        if (hubspot_get_line_items(&ctx->io, ctx->hubspot, &hc, r->obj->line_item_ids,
+                                   r->obj->nline_items, &r->lis, err) < 0)
             return -1;
         r->li = r->lis->items;
         r->n = r->lis->n;
@@ -571,7 +571,7 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
                       ev->object_id, a, b);
         return -1;
     }
-    return hubspot_get_contact(ctx->hubspot, &hc, contact_id, &r->contact, err);
+    return hubspot_get_contact(&ctx->io, ctx->hubspot, &hc, contact_id, &r->contact, err);
 }
 
 /* Company, accounts, payment method, items (lookup only): still nothing written. */

@@ -117,7 +117,7 @@ int action_check_us_company(const struct action_ctx *ctx, struct api_error *err)
 {
     struct qbo_company co;
 
-    if (qbo_company_info(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, &co, err) < 0)
+    if (qbo_company_info(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, &co, err) < 0)
         return -1;
     if (!co.is_us) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
@@ -133,13 +133,11 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)
 {
     *rc = (struct resolve_ctx){
         .opts = &ctx->settings->resolve,
+        .io = &ctx->io,
         .qbo = ctx->qbo,
-        .http = ctx->http,
-        .redis = ctx->redis,
         .realm = ctx->ev->in.realm_id,
         .portal_id = ctx->ev->portal_id,
         .event_id = ctx->ev->id,
-        .claim_lost = ctx->claim_lost,
     };
 }
 
@@ -328,11 +326,11 @@ static int sent_before(const struct action_ctx *ctx, const char *step, const cha
     redisReply *r;
     int before = 1;
 
-    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->redis), ctx->ev->id,
-                 step) >= (int)sizeof key)
+    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->io.redis),
+                 ctx->ev->id, step) >= (int)sizeof key)
         return 1;
     snprintf(ttl, sizeof ttl, "%" PRId64, ctx->settings->dedup_window_ms);
-    r = redis_command(ctx->redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
+    r = redis_command(ctx->io.redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
     if (r && r->type == REDIS_REPLY_STATUS)
         before = 0; /* OK: we are the first to send this step */
     else if (!r)
@@ -349,14 +347,14 @@ static int find_ours(const struct action_ctx *ctx, const char *entity, const cha
                      size_t lookup_max, struct qbo_created *found, struct api_error *err)
 {
     char sql[QBO_SQL_MAX];
+    struct qbo_paging pg = {.max_rows = lookup_max};
     struct json_object *rows = NULL, *best = NULL;
     const char *bid = NULL;
     size_t i, n;
     int rc = 0;
 
     snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE %s", entity, where);
-    if (qbo_query_all(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, sql, 0, lookup_max,
-                      &rows, NULL, err) < 0)
+    if (qbo_query_all(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, sql, &pg, &rows, err) < 0)
         return -1;
     n = json_object_array_length(rows);
     for (i = 0; i < n; i++) {
@@ -394,7 +392,7 @@ int action_create_once_where(const struct action_ctx *ctx, const char *step, con
             return 0;
         }
     }
-    if (ctx->claim_lost && atomic_load(ctx->claim_lost)) {
+    if (ioctx_claim_lost(&ctx->io)) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                       "the event's claim was lost before creating the %s", entity);
         return -1;
@@ -403,8 +401,9 @@ int action_create_once_where(const struct action_ctx *ctx, const char *step, con
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }
-    return qbo_create_doc(ctx->qbo, ctx->http, ctx->redis, ctx->ev->in.realm_id, entity, body,
-                          body_len, rid, out, err);
+    return qbo_create_doc(&ctx->io, ctx->qbo,
+                          &(struct qbo_req){ctx->ev->in.realm_id, entity, rid, body, body_len}, out,
+                          err);
 }
 
 int action_create_once(const struct action_ctx *ctx, const char *step, const char *entity,
@@ -458,7 +457,8 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc, struct
     char e[256];
     size_t i, n;
 
-    if (hubspot_get_object(ctx->hubspot, hc, ev->object_type, ev->object_id, &r->obj, err) < 0)
+    if (hubspot_get_object(&ctx->io, ctx->hubspot, hc, ev->object_type, ev->object_id, &r->obj,
+                           err) < 0)
         return -1;
     if (ev->in.customer_source == CUSTOMER_CONTACT_ID) {
         contact_id = ev->in.customer_contact_id;
@@ -476,10 +476,10 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc, struct
                       object_type_name(ev->object_type), ev->object_id);
         return -1;
     }
-    if (hubspot_get_line_items(ctx->hubspot, hc, r->obj->line_item_ids, r->obj->nline_items,
-                               &r->lis, err) < 0)
+    if (hubspot_get_line_items(&ctx->io, ctx->hubspot, hc, r->obj->line_item_ids,
+                               r->obj->nline_items, &r->lis, err) < 0)
         return -1;
-    if (hubspot_get_contact(ctx->hubspot, hc, contact_id, &r->contact, err) < 0)
+    if (hubspot_get_contact(&ctx->io, ctx->hubspot, hc, contact_id, &r->contact, err) < 0)
         return -1;
     n = r->lis->n;
     r->lines = calloc(n ? n : 1, sizeof *r->lines);
@@ -511,10 +511,10 @@ static int read_hubspot(struct run *r, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     struct ratelimit_prefetch pf = {.expect = 3};
-    struct hubspot_ctx hc = {ctx->http, ctx->redis, ctx->ev->portal_id, ctx->deadline_ms, &pf};
+    struct hubspot_ctx hc = {ctx->ev->portal_id, &pf};
     int rc = read_hubspot_with(r, &hc, err);
 
-    hubspot_ctx_done(ctx->hubspot, &hc);
+    hubspot_ctx_done(&ctx->io, ctx->hubspot, &hc);
     return rc;
 }
 

@@ -19,12 +19,20 @@ void api_error_set(struct api_error *e, enum api_class cls, enum hsqb_error code
     char raw[API_MSG_MAX];
     va_list ap;
     e->cls = cls;
+    e->source = API_SOURCE_NONE;
     e->code = code;
     e->http_status = status;
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     log_redact(raw, e->message, sizeof e->message);
+}
+
+int api_error_tag(struct api_error *e, enum api_source src, int rc)
+{
+    if (rc < 0 && e->source == API_SOURCE_NONE)
+        e->source = src;
+    return rc;
 }
 
 int api_error_retryable(const struct api_error *e)

@@ -33,12 +33,12 @@ enum api_source {
     API_SOURCE_OAUTH, /* Intuit's token endpoint */
 };
 
-#define API_MSG_MAX 512
+#define API_MSG_MAX         512
 #define API_UPSTREAM_ID_MAX 96
 
 struct api_error {
     enum api_class cls;
-    enum api_source source; /* set by the client that made the call */
+    enum api_source source; /* the client that reported it (api_error_tag); NONE otherwise */
     enum hsqb_error code;   /* result error code if this failure ends the event */
     int http_status;        /* 0 when the request never got a response */
     int64_t retry_after_ms; /* from Retry-After / rate-limit policy; 0 when none */
@@ -47,11 +47,18 @@ struct api_error {
     char message[API_MSG_MAX];             /* human-readable, redacted */
 };
 
-/* Reset to API_OK with empty strings. */
+/* Reset to API_OK with empty strings, source API_SOURCE_NONE. */
 void api_error_clear(struct api_error *e);
-/* Fill class, code, status and a printf-formatted message (redacted and truncated). */
+/* Fill class, code, status and a printf-formatted message (redacted and truncated).
+ * A new failure is ours until a client names itself: source becomes API_SOURCE_NONE, so
+ * a struct reused across calls never carries an earlier call's source. */
 void api_error_set(struct api_error *e, enum api_class cls, enum hsqb_error code, int status,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Return rc; when rc < 0 and no deeper client named the failure (source NONE), name src.
+ * Every public HubSpot, QBO and OAuth call ends with it, so each of their failures names
+ * its API, and a failure passed through keeps the source of the client that reported it
+ * (a token-endpoint failure during a QBO call stays API_SOURCE_OAUTH). */
+int api_error_tag(struct api_error *e, enum api_source src, int rc);
 /* 1 when the pipeline may retry the same step (TRANSIENT, THROTTLED). */
 int api_error_retryable(const struct api_error *e);
 const char *api_class_name(enum api_class c);

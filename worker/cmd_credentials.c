@@ -171,6 +171,7 @@ static int verify(const struct config *cfg, struct redis_conn *redis, const char
     struct http_client_opts ho;
     struct http_client *http = NULL;
     struct oauth *o = NULL;
+    struct ioctx io;
     struct api_error ae;
     int rc = EXIT_FAIL;
 
@@ -187,7 +188,8 @@ static int verify(const struct config *cfg, struct redis_conn *redis, const char
         fprintf(err, "hsqb-worker credentials: --verify: %s\n", http ? "out of memory" : e);
         goto out;
     }
-    if (oauth_get_access(o, http, redis, realm, tok, OAUTH_TOKEN_MAX, &ae) < 0) {
+    io = (struct ioctx){.http = http, .redis = redis};
+    if (oauth_get_access(&io, o, realm, tok, OAUTH_TOKEN_MAX, &ae) < 0) {
         fprintf(err, "hsqb-worker credentials: verification failed (%s): %s\n",
                 api_class_name(ae.cls), ae.message);
         goto out;

@@ -53,6 +53,22 @@ struct hubspot_api {
     size_t ncache;
 };
 
+/* One call: the thread's I/O, the client and the event's portal (all borrowed). */
+struct hs_call {
+    const struct ioctx *io;
+    struct hubspot_api *api;
+    const struct hubspot_ctx *hc;
+};
+
+/* One request of a call. */
+struct hs_req {
+    const char *endpoint; /* metrics name: "get_object", ... */
+    enum http_method method;
+    const char *url;
+    const char *body; /* JSON, or NULL */
+    size_t body_len;
+};
+
 static const char *const deal_props[] = {"dealname", "amount",    "closedate", "deal_currency_code",
                                          "pipeline", "dealstage", NULL};
 static const char *const quote_props[] = {"hs_title",
@@ -244,18 +260,20 @@ static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t 
     return found;
 }
 
-static int get_token(struct hubspot_api *api, const struct hubspot_ctx *ctx, char *tok,
-                     size_t toksz, struct api_error *err)
+static int get_token(const struct hs_call *c, char *tok, size_t toksz, struct api_error *err)
 {
+    struct hubspot_api *api = c->api;
+    const struct hubspot_ctx *ctx = c->hc;
     char key[REDIS_MAX_KEY + 1], rerr[256];
     redisReply *r;
 
     if (!cache_get(api, ctx->portal_id, tok, toksz)) {
-        if (hubspot_token_key(key, sizeof key, redis_conn_prefix(ctx->redis), ctx->portal_id) < 0) {
+        if (hubspot_token_key(key, sizeof key, redis_conn_prefix(c->io->redis), ctx->portal_id) <
+            0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot: token key too long");
             return -1;
         }
-        r = redis_command(ctx->redis, rerr, sizeof rerr, "GET %s", key);
+        r = redis_command(c->io->redis, rerr, sizeof rerr, "GET %s", key);
         if (!r) {
             api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                           "hubspot: reading the portal's token from redis: %s", rerr);
@@ -301,27 +319,27 @@ static int64_t header_int(const struct http_response *resp, const char *name, in
     return *end == '\0' && n >= 0 ? n : dflt;
 }
 
-static void penalize(struct hubspot_api *api, const struct hubspot_ctx *ctx, int64_t ms)
+static void penalize(const struct hs_call *c, int64_t ms)
 {
     char tenant[24], perr[256];
 
-    snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
+    snprintf(tenant, sizeof tenant, "%" PRId64, c->hc->portal_id);
     if (ms > 0 &&
-        ratelimit_penalize(api->rl, ctx->redis, RL_HUBSPOT, tenant, ms, perr, sizeof perr) < 0)
+        ratelimit_penalize(c->api->rl, c->io->redis, RL_HUBSPOT, tenant, ms, perr, sizeof perr) < 0)
         log_warn("hubspot: could not back off portal %s: %s", tenant, perr);
     /* the portal's budget is spent: what was admitted ahead must not go out */
     if (ms > 0)
-        ratelimit_prefetch_drop(api->rl, ctx->redis, ctx->prefetch);
+        ratelimit_prefetch_drop(c->api->rl, c->io->redis, c->hc->prefetch);
 }
 
-void hubspot_ctx_done(struct hubspot_api *api, const struct hubspot_ctx *ctx)
+void hubspot_ctx_done(const struct ioctx *io, struct hubspot_api *api, const struct hubspot_ctx *hc)
 {
-    if (api && ctx)
-        ratelimit_prefetch_drop(api->rl, ctx->redis, ctx->prefetch);
+    if (api && hc)
+        ratelimit_prefetch_drop(api->rl, io->redis, hc->prefetch);
 }
 
 /* Fill err from a non-2xx answer (reference §6 and §7). */
-static void classify(struct hubspot_api *api, const struct hubspot_ctx *ctx, const char *endpoint,
+static void classify(const struct hs_call *c, const char *endpoint,
                      const struct http_response *resp, struct api_error *err)
 {
     struct jtape t = {0};
@@ -352,10 +370,10 @@ static void classify(struct hubspot_api *api, const struct hubspot_ctx *ctx, con
                 ra = header_int(resp, "X-HubSpot-RateLimit-Interval-Milliseconds", 10000);
         }
         HS_SET(API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED);
-        penalize(api, ctx, ra);
+        penalize(c, ra);
     } else if (status == 401 || status == 403) {
         if (status == 401)
-            cache_drop(api, ctx->portal_id);
+            cache_drop(c->api, c->hc->portal_id);
         HS_SET(API_AUTH, HSQB_ERR_HUBSPOT_AUTH);
     } else if (status == 404) {
         HS_SET(API_NOT_FOUND, HSQB_ERR_OBJECT_NOT_FOUND);
@@ -375,33 +393,36 @@ static void classify(struct hubspot_api *api, const struct hubspot_ctx *ctx, con
     jtape_release(&t);
 }
 
-/* Send one request for the ctx's portal and leave a 2xx answer in resp (0), or fill err
+/* Send one request for the call's portal and leave a 2xx answer in resp (0), or fill err
  * (-1). */
-static int hs_do(struct hubspot_api *api, const struct hubspot_ctx *ctx, const char *endpoint,
-                 enum http_method method, const char *url, const char *body, size_t body_len,
-                 struct http_response *resp, struct api_error *err)
+static int hs_do(const struct hs_call *c, const struct hs_req *rq, struct http_response *resp,
+                 struct api_error *err)
 {
+    struct hubspot_api *api = c->api;
+    const struct hubspot_ctx *ctx = c->hc;
+    const char *endpoint = rq->endpoint;
     char tok[HUBSPOT_MAX_TOKEN + 1] = "", tenant[24], rerr[256];
     struct ratelimit_slot slot;
     struct http_header hdrs[1] = {{"Accept", "application/json"}};
-    struct http_request req = {.method = method,
-                               .url = url,
+    struct http_request req = {.method = rq->method,
+                               .url = rq->url,
                                .headers = hdrs,
                                .nheaders = 1,
-                               .body = body,
-                               .body_len = body_len,
-                               .content_type = body ? "application/json" : NULL,
+                               .body = rq->body,
+                               .body_len = rq->body_len,
+                               .content_type = rq->body ? "application/json" : NULL,
                                .timeout_ms = api->timeout_ms};
     int64_t deadline, retry = 0;
     enum ratelimit_status rs;
     enum http_error he;
     int rc = -1;
 
-    if (get_token(api, ctx, tok, sizeof tok, err) < 0)
+    if (get_token(c, tok, sizeof tok, err) < 0)
         return -1;
     snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
-    deadline = ctx->deadline_ms > 0 ? ctx->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
-    rs = ratelimit_acquire_pf(api->rl, ctx->redis, RL_HUBSPOT, tenant, deadline, ctx->prefetch,
+    deadline =
+        c->io->deadline_ms > 0 ? c->io->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
+    rs = ratelimit_acquire_pf(api->rl, c->io->redis, RL_HUBSPOT, tenant, deadline, ctx->prefetch,
                               &slot, &retry, rerr, sizeof rerr);
     if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)
         api->hooks.on_ratelimit_wait(api->hooks.ctx, HS_API, slot.waited_ms);
@@ -417,8 +438,8 @@ static int hs_do(struct hubspot_api *api, const struct hubspot_ctx *ctx, const c
         goto out;
     }
     req.bearer = tok;
-    he = http_client_do(ctx->http, &req, resp, rerr, sizeof rerr);
-    ratelimit_release(api->rl, ctx->redis, &slot);
+    he = http_client_do(c->io->http, &req, resp, rerr, sizeof rerr);
+    ratelimit_release(api->rl, c->io->redis, &slot);
     if (api->hooks.on_api_call)
         api->hooks.on_api_call(api->hooks.ctx, HS_API, endpoint, (int)resp->status, resp->total_ms);
     if (he != HTTP_OK) {
@@ -432,12 +453,12 @@ static int hs_do(struct hubspot_api *api, const struct hubspot_ctx *ctx, const c
     if (resp->status != 429 && header_int(resp, "X-HubSpot-RateLimit-Remaining", -1) == 0) {
         int64_t iv = header_int(resp, "X-HubSpot-RateLimit-Interval-Milliseconds", 10000);
         int64_t max = header_int(resp, "X-HubSpot-RateLimit-Max", 0);
-        penalize(api, ctx, max > 0 ? iv / max : iv);
+        penalize(c, max > 0 ? iv / max : iv);
     }
     if (resp->status >= 200 && resp->status < 300)
         rc = 0;
     else
-        classify(api, ctx, endpoint, resp, err);
+        classify(c, endpoint, resp, err);
 out:
     explicit_bzero(tok, sizeof tok);
     return rc;
@@ -572,12 +593,23 @@ static int embedded_ids(const struct jtape *t, size_t wrap, struct idvec *iv, in
     return 0;
 }
 
-/* Every association of (type, id) to to_type through the v4 API, replacing iv. */
-static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                           enum hsqb_object_type type, int64_t id, const char *to_type, size_t max,
-                           struct idvec *iv, struct api_error *err)
+/* One association type read with an object: the embedded keys that carry it, the v4
+ * name of the target type, and the most targets accepted. */
+struct assoc_want {
+    const char *const *keys;
+    const char *to_type;
+    size_t max;
+};
+
+/* Every association of o to w->to_type through the v4 API, replacing iv. */
+static int v4_associations(const struct hs_call *c, const struct hubspot_object *o,
+                           const struct assoc_want *w, struct idvec *iv, struct api_error *err)
 {
     static const char ep[] = "get_associations";
+    enum hsqb_object_type type = o->type;
+    int64_t id = o->id;
+    const char *to_type = w->to_type;
+    size_t max = w->max;
     char base[HTTP_MAX_URL], url[HTTP_MAX_URL], after[HS_AFTER_MAX + 1] = "", uerr[128];
     struct http_response resp;
     struct jtape t = {0};
@@ -585,8 +617,8 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
 
     iv->n = 0;
     http_response_init(&resp);
-    snprintf(base, sizeof base, "%s/crm/v4/objects/%s/%" PRId64 "/associations/%s", api->base_url,
-             object_type_path(type), id, to_type);
+    snprintf(base, sizeof base, "%s/crm/v4/objects/%s/%" PRId64 "/associations/%s",
+             c->api->base_url, object_type_path(type), id, to_type);
     for (;;) {
         struct http_param q[2] = {{"limit", HS_V4_PAGE}, {"after", after[0] ? after : NULL}};
         size_t results, paging, next, i, n;
@@ -596,7 +628,7 @@ static int v4_associations(struct hubspot_api *api, const struct hubspot_ctx *ct
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
             goto out;
         }
-        if (hs_do(api, ctx, ep, HTTP_GET, url, NULL, 0, &resp, err) < 0)
+        if (hs_do(c, &(struct hs_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
             goto out;
         jtape_release(&t);
         if (parse_body(&resp, ep, &t, err) < 0)
@@ -640,13 +672,16 @@ out:
     return rc;
 }
 
-/* One association type of the object: embedded keys, else the v4 API when truncated. */
-static int read_assoc(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                      struct hubspot_object *o, const struct jtape *t, size_t assoc,
-                      const char *const *keys, const char *to_type, size_t max, int64_t **out,
-                      size_t *nout, struct api_error *err)
+/* One association type of the object: embedded keys, else the v4 API when truncated.
+ * On 0 *out holds the ids, sorted and unique (out->v NULL when none; caller frees). */
+static int read_assoc(const struct hs_call *c, const struct hubspot_object *o,
+                      const struct jtape *t, size_t assoc, const struct assoc_want *w,
+                      struct idvec *out, struct api_error *err)
 {
     struct idvec iv = {0};
+    const char *const *keys = w->keys;
+    const char *to_type = w->to_type;
+    size_t max = w->max;
     size_t wrap;
     int more = 0;
 
@@ -656,7 +691,7 @@ static int read_assoc(struct hubspot_api *api, const struct hubspot_ctx *ctx,
         if (embedded_ids(t, wrap, &iv, &more, "get_object", err) < 0)
             goto fail;
     }
-    if (more && v4_associations(api, ctx, o->type, o->id, to_type, max, &iv, err) < 0)
+    if (more && v4_associations(c, o, w, &iv, err) < 0)
         goto fail;
     idvec_sort_unique(&iv);
     if (iv.n > max) {
@@ -665,10 +700,11 @@ static int read_assoc(struct hubspot_api *api, const struct hubspot_ctx *ctx,
                       object_type_name(o->type), o->id, iv.n, to_type, max);
         goto fail;
     }
-    *out = iv.n ? iv.v : NULL;
-    *nout = iv.n;
-    if (!iv.n)
+    if (!iv.n) {
         free(iv.v);
+        iv.v = NULL;
+    }
+    *out = iv;
     return 0;
 fail:
     free(iv.v);
@@ -713,13 +749,17 @@ static int join_names(char *dst, size_t dstsz, const char *const *names)
     return 0;
 }
 
-int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                       enum hsqb_object_type type, int64_t object_id, struct hubspot_object **out,
-                       struct api_error *err)
+static int get_object(const struct hs_call *c, enum hsqb_object_type type, int64_t object_id,
+                      struct hubspot_object **out, struct api_error *err)
 {
     static const char ep[] = "get_object";
     static const char *const contact_keys[] = {"contacts", NULL};
     static const char *const li_keys[] = {"line_items", "line items", NULL};
+    static const struct assoc_want contacts = {contact_keys, "contacts", HUBSPOT_MAX_CONTACTS};
+    static const struct assoc_want lines = {li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS};
+    struct hubspot_api *api = c->api;
+    const struct hubspot_ctx *ctx = c->hc;
+    struct idvec ids;
     const char *const *names = hubspot_object_properties(type);
     char props[1024], base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
     struct http_param q[3] = {
@@ -744,7 +784,7 @@ int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
         goto out;
     }
-    if (hs_do(api, ctx, ep, HTTP_GET, url, NULL, 0, &resp, err) < 0)
+    if (hs_do(c, &(struct hs_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
         goto out;
     if (parse_body(&resp, ep, &t, err) < 0)
         goto out;
@@ -777,11 +817,14 @@ int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
         bad_answer(err, ep, "associations is not an object");
         goto out;
     }
-    if (read_assoc(api, ctx, o, &t, assoc, contact_keys, "contacts", HUBSPOT_MAX_CONTACTS,
-                   &o->contact_ids, &o->ncontacts, err) < 0 ||
-        read_assoc(api, ctx, o, &t, assoc, li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS,
-                   &o->line_item_ids, &o->nline_items, err) < 0)
+    if (read_assoc(c, o, &t, assoc, &contacts, &ids, err) < 0)
         goto out;
+    o->contact_ids = ids.v;
+    o->ncontacts = ids.n;
+    if (read_assoc(c, o, &t, assoc, &lines, &ids, err) < 0)
+        goto out;
+    o->line_item_ids = ids.v;
+    o->nline_items = ids.n;
     *out = o;
     o = NULL;
     rc = 0;
@@ -807,10 +850,12 @@ void hubspot_contact_free(struct hubspot_contact *c)
     free(c);
 }
 
-int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, int64_t contact_id,
-                        struct hubspot_contact **out, struct api_error *err)
+static int get_contact(const struct hs_call *c_, int64_t contact_id, struct hubspot_contact **out,
+                       struct api_error *err)
 {
     static const char ep[] = "get_contact";
+    struct hubspot_api *api = c_->api;
+    const struct hubspot_ctx *ctx = c_->hc;
     char base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
     struct http_param q[2] = {{"properties", "firstname,lastname,email"}, {"archived", "false"}};
     struct http_response resp;
@@ -831,7 +876,7 @@ int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, 
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
         goto out;
     }
-    if (hs_do(api, ctx, ep, HTTP_GET, url, NULL, 0, &resp, err) < 0)
+    if (hs_do(c_, &(struct hs_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
         goto out;
     if (parse_body(&resp, ep, &t, err) < 0)
         goto out;
@@ -898,9 +943,8 @@ static int parse_line_item(const struct jtape *t, size_t jprops, struct hubspot_
 }
 
 /* One batch of ids[0..n) into items[0..n). filled[i] set when returned. */
-static int batch_read(struct hubspot_api *api, const struct hubspot_ctx *ctx, const int64_t *ids,
-                      size_t n, struct hubspot_line_item *items, unsigned char *filled,
-                      struct api_error *err)
+static int batch_read(const struct hs_call *c, const int64_t *ids, size_t n,
+                      struct hubspot_line_item *items, unsigned char *filled, struct api_error *err)
 {
     static const char ep[] = "batch_read_line_items";
     char url[HTTP_MAX_URL];
@@ -933,12 +977,12 @@ static int batch_read(struct hubspot_api *api, const struct hubspot_ctx *ctx, co
     jbuf_arr_close(&jb);
     jbuf_obj_close(&jb);
     snprintf(url, sizeof url, "%s/crm/v3/objects/line_items/batch/read?archived=false",
-             api->base_url);
+             c->api->base_url);
     if (!jbuf_cstr(&jb)) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body", ep);
         goto out;
     }
-    if (hs_do(api, ctx, ep, HTTP_POST, url, jb.buf, jb.len, &resp, err) < 0)
+    if (hs_do(c, &(struct hs_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err) < 0)
         goto out;
     if (parse_body(&resp, ep, &t, err) < 0)
         goto out;
@@ -971,9 +1015,8 @@ out:
     return rc;
 }
 
-int hubspot_get_line_items(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                           const int64_t *ids, size_t n, struct hubspot_line_items **out,
-                           struct api_error *err)
+static int get_line_items(const struct hs_call *c, const int64_t *ids, size_t n,
+                          struct hubspot_line_items **out, struct api_error *err)
 {
     struct hubspot_line_items *l = NULL;
     unsigned char *filled = NULL;
@@ -1003,7 +1046,7 @@ int hubspot_get_line_items(struct hubspot_api *api, const struct hubspot_ctx *ct
     l->n = n;
     for (size_t off = 0; off < n; off += HUBSPOT_BATCH_MAX) {
         size_t k = n - off < HUBSPOT_BATCH_MAX ? n - off : HUBSPOT_BATCH_MAX;
-        if (batch_read(api, ctx, ids + off, k, l->items + off, filled + off, err) < 0)
+        if (batch_read(c, ids + off, k, l->items + off, filled + off, err) < 0)
             goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1034,12 +1077,14 @@ out:
 
 /* ---- callback completion ------------------------------------------------------------- */
 
-int hubspot_complete_callback(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                              const char *callback_id, int success,
-                              const struct hubspot_output_field *fields, size_t nfields,
-                              struct api_error *err)
+static int complete_callback(const struct hs_call *c, const struct hubspot_completion *done,
+                             struct api_error *err)
 {
     static const char ep[] = "complete_callback";
+    const char *callback_id = done->callback_id;
+    const struct hubspot_output_field *fields = done->fields;
+    size_t nfields = done->nfields;
+    int success = done->success;
     char esc[3 * EVENT_ID_MAX + 1], url[HTTP_MAX_URL];
     struct http_response resp;
     struct jbuf jb;
@@ -1055,7 +1100,8 @@ int hubspot_complete_callback(struct hubspot_api *api, const struct hubspot_ctx 
         goto out;
     }
     http_url_escape(esc, sizeof esc, callback_id, idlen);
-    snprintf(url, sizeof url, "%s/automation/v4/actions/callbacks/%s/complete", api->base_url, esc);
+    snprintf(url, sizeof url, "%s/automation/v4/actions/callbacks/%s/complete", c->api->base_url,
+             esc);
     jbuf_obj_open(&jb);
     jbuf_key(&jb, "outputFields");
     jbuf_obj_open(&jb);
@@ -1074,9 +1120,43 @@ int hubspot_complete_callback(struct hubspot_api *api, const struct hubspot_ctx 
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body too large", ep);
         goto out;
     }
-    rc = hs_do(api, ctx, ep, HTTP_POST, url, jb.buf, jb.len, &resp, err);
+    rc = hs_do(c, &(struct hs_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err);
 out:
     jbuf_release(&jb);
     http_response_release(&resp);
     return rc;
+}
+
+/* ---- the public calls: each failure names API_SOURCE_HUBSPOT ------------------------ */
+
+int hubspot_get_object(const struct ioctx *io, struct hubspot_api *api,
+                       const struct hubspot_ctx *hc, enum hsqb_object_type type, int64_t object_id,
+                       struct hubspot_object **out, struct api_error *err)
+{
+    struct hs_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, get_object(&c, type, object_id, out, err));
+}
+
+int hubspot_get_contact(const struct ioctx *io, struct hubspot_api *api,
+                        const struct hubspot_ctx *hc, int64_t contact_id,
+                        struct hubspot_contact **out, struct api_error *err)
+{
+    struct hs_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, get_contact(&c, contact_id, out, err));
+}
+
+int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
+                           const struct hubspot_ctx *hc, const int64_t *ids, size_t n,
+                           struct hubspot_line_items **out, struct api_error *err)
+{
+    struct hs_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, get_line_items(&c, ids, n, out, err));
+}
+
+int hubspot_complete_callback(const struct ioctx *io, struct hubspot_api *api,
+                              const struct hubspot_ctx *hc, const struct hubspot_completion *done,
+                              struct api_error *err)
+{
+    struct hs_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, complete_callback(&c, done, err));
 }

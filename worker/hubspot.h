@@ -3,8 +3,8 @@
  *
  * Owns: the base URL, the default token (hubspot.token), a short in-process cache of
  * per-portal tokens read from Redis, and the metrics hooks. It borrows the shared rate
- * limiter. Every call also borrows the calling thread's http_client and redis_conn
- * (struct hubspot_ctx) and does exactly one logical operation: no retries (the
+ * limiter. Every call also borrows the calling thread's struct ioctx (its http_client
+ * and redis_conn) and does exactly one logical operation: no retries (the
  * pipeline owns them); paging and batching loops are part of the one operation.
  *
  * Tokens: a portal's own token is the string at <prefix>hstoken:{<portal>} (written by
@@ -39,7 +39,8 @@
  * NULL (reference §9 #1: absent = null = "").
  *
  * Thread-safety: a struct hubspot_api is shared by all worker threads (the token cache
- * has a mutex); the per-call context is the calling thread's.
+ * has a mutex); the struct ioctx and struct hubspot_ctx of a call are the calling
+ * thread's.
  */
 #ifndef HSQB_HUBSPOT_H
 #define HSQB_HUBSPOT_H
@@ -52,6 +53,7 @@
 #include "common/redis.h"
 #include "worker/apierr.h"
 #include "worker/event.h"
+#include "worker/ioctx.h"
 #include "worker/ratelimit.h"
 
 #define HUBSPOT_MAX_LINE_ITEMS  1000  /* associated line items per event; more fails it */
@@ -61,7 +63,7 @@
 #define HUBSPOT_MAX_TOKEN       1024  /* bytes of an access token */
 #define HUBSPOT_MAX_OUTPUT      64    /* callback output fields */
 #define HUBSPOT_TOKEN_CACHE_MS  30000 /* a Redis token is re-read after this */
-#define HUBSPOT_DEFAULT_WAIT_MS 30000 /* rate-limit wait bound when ctx->deadline_ms is 0 */
+#define HUBSPOT_DEFAULT_WAIT_MS 30000 /* rate-limit wait bound when io->deadline_ms is 0 */
 
 /* Optional metrics callbacks (NULL members are skipped). api is always "hubspot";
  * endpoint is one of "get_object", "get_contact", "get_associations",
@@ -82,13 +84,18 @@ struct hubspot_opts {
     long timeout_ms;      /* per request; 0 = the http_client's default */
 };
 
-/* Per-call context: the calling thread's resources and the event's portal. */
+/* Every call takes, in this order: io, the calling thread's struct ioctx (io->http and
+ * io->redis, for tokens and the rate limiter, not NULL; io->deadline_ms bounds rate-limit
+ * waits, 0 = now + HUBSPOT_DEFAULT_WAIT_MS; claim_lost is not used: nothing here writes
+ * to QuickBooks); the shared client; and a struct hubspot_ctx. Every failure names
+ * API_SOURCE_HUBSPOT (the breaker charges it to the portal).
+ *
+ * struct hubspot_ctx keeps what the thread's ioctx does not know: which portal the call
+ * acts for and the event's admission prefetch. It is kept apart from the ioctx because
+ * it differs per event on the same thread (the portal) and per group of reads (the
+ * prefetch). Borrowed for the call. */
 struct hubspot_ctx {
-    struct http_client *http; /* the thread's */
-    struct redis_conn *redis; /* the thread's (tokens, rate limiter) */
-    int64_t portal_id;        /* > 0 */
-    int64_t deadline_ms;      /* CLOCK_MONOTONIC ms bounding rate-limit waits; 0 = now +
-                                 HUBSPOT_DEFAULT_WAIT_MS */
+    int64_t portal_id; /* > 0 */
     /* May be NULL. Set ->expect to the number of requests about to be made and every
      * admission reads from / refills it (ratelimit_acquire_pf): an event's reads then
      * cost one limiter round trip; call hubspot_ctx_done() when finished. */
@@ -107,9 +114,10 @@ struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ra
 /* NULL-safe. */
 void hubspot_api_free(struct hubspot_api *api);
 
-/* The end of a run of calls with ctx->prefetch: unused admissions leave the portal's
- * rate log. NULL-safe. */
-void hubspot_ctx_done(struct hubspot_api *api, const struct hubspot_ctx *ctx);
+/* The end of a run of calls with hc->prefetch: unused admissions leave the portal's
+ * rate log. api and hc may be NULL (nothing to do). */
+void hubspot_ctx_done(const struct ioctx *io, struct hubspot_api *api,
+                      const struct hubspot_ctx *hc);
 
 /* The Redis key of a portal's token: "<prefix>hstoken:{<portal>}". Returns 0, or -1
  * when it does not fit in dstsz. For `hsqb-worker credentials`. */
@@ -155,9 +163,9 @@ const char *const *hubspot_object_properties(enum hsqb_object_type type);
  * HUBSPOT_MAX_CONTACTS contacts fails with API_PERMANENT / HUBSPOT_VALIDATION.
  * An archived object reads as 404 (archived=false). On 0, *out is set (caller frees
  * with hubspot_object_free). */
-int hubspot_get_object(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                       enum hsqb_object_type type, int64_t object_id, struct hubspot_object **out,
-                       struct api_error *err);
+int hubspot_get_object(const struct ioctx *io, struct hubspot_api *api,
+                       const struct hubspot_ctx *hc, enum hsqb_object_type type, int64_t object_id,
+                       struct hubspot_object **out, struct api_error *err);
 void hubspot_object_free(struct hubspot_object *o);
 /* Value of a property read for o's type; NULL when absent/null/empty or not read.
  * Borrowed from o. */
@@ -174,7 +182,8 @@ struct hubspot_contact {
 
 /* GET /crm/v3/objects/contacts/{id}?properties=firstname,lastname,email. 404 is
  * API_NOT_FOUND / OBJECT_NOT_FOUND. On 0, *out is set (hubspot_contact_free). */
-int hubspot_get_contact(struct hubspot_api *api, const struct hubspot_ctx *ctx, int64_t contact_id,
+int hubspot_get_contact(const struct ioctx *io, struct hubspot_api *api,
+                        const struct hubspot_ctx *hc, int64_t contact_id,
                         struct hubspot_contact **out, struct api_error *err);
 void hubspot_contact_free(struct hubspot_contact *c);
 
@@ -209,9 +218,9 @@ struct hubspot_line_items {
  * does not return (207 OBJECT_NOT_FOUND, or simply absent) fails the whole read with
  * API_NOT_FOUND / OBJECT_NOT_FOUND naming the ids: the document would silently miss
  * lines otherwise. On 0, *out is set (hubspot_line_items_free). */
-int hubspot_get_line_items(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                           const int64_t *ids, size_t n, struct hubspot_line_items **out,
-                           struct api_error *err);
+int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
+                           const struct hubspot_ctx *hc, const int64_t *ids, size_t n,
+                           struct hubspot_line_items **out, struct api_error *err);
 void hubspot_line_items_free(struct hubspot_line_items *li);
 
 /* ---- callback completion (design §4 step 10) -------------------------------------- */
@@ -221,15 +230,23 @@ struct hubspot_output_field {
     const char *value;
 };
 
+/* What a callback completion says; everything borrowed for the call. */
+struct hubspot_completion {
+    const char *callback_id; /* the event's callbackId */
+    int success;             /* != 0 sends SUCCESS, else FAIL_CONTINUE */
+    /* may be NULL when nfields == 0; at most HUBSPOT_MAX_OUTPUT, names other than
+     * hs_execution_state */
+    const struct hubspot_output_field *fields;
+    size_t nfields;
+};
+
 /* POST /automation/v4/actions/callbacks/{callback_id}/complete with
  * {"outputFields":{"hs_execution_state":"SUCCESS"|"FAIL_CONTINUE", <fields>}}.
- * success != 0 sends SUCCESS. fields (borrowed, may be NULL when n == 0, at most
- * HUBSPOT_MAX_OUTPUT, names other than hs_execution_state). 204 (any 2xx) is 0.
- * 404 unknown callback: API_NOT_FOUND; 400 expired/completed: API_PERMANENT; the
- * reference says do not loop on those. */
-int hubspot_complete_callback(struct hubspot_api *api, const struct hubspot_ctx *ctx,
-                              const char *callback_id, int success,
-                              const struct hubspot_output_field *fields, size_t nfields,
+ * 204 (any 2xx) is 0. 404 unknown callback: API_NOT_FOUND; 400 expired/completed:
+ * API_PERMANENT; the caller must not loop on those (HubSpot refuses a second
+ * completion). */
+int hubspot_complete_callback(const struct ioctx *io, struct hubspot_api *api,
+                              const struct hubspot_ctx *hc, const struct hubspot_completion *done,
                               struct api_error *err);
 
 #endif

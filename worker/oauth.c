@@ -412,25 +412,23 @@ out:
     return rc;
 }
 
+/* Run s on KEYS = {argv[0]}, ARGV = argv[1..argc), up to tries times. */
 static redisReply *eval_retry(struct redis_conn *redis, const struct redis_script *s,
-                              const char *key, int nargs, const char **args, int tries, char *e,
-                              size_t esz)
+                              const char **argv, int argc, int tries, char *e, size_t esz)
 {
-    const char *keys[1] = {key};
     redisReply *r = NULL;
     for (int i = 0; i < tries && !r; i++) {
         if (i)
             clock_sleep_ms(100);
-        r = redis_eval(redis, s, 1, keys, nargs, args, NULL, e, esz);
+        r = redis_eval(redis, s, 1, argv, argc - 1, argv + 1, NULL, e, esz);
     }
     return r;
 }
 
 /* POST grant_type=refresh_token with s->refresh (we hold the lock). On success the new
  * tokens are stored (compare-and-set) and the access token copied into *out. */
-static int refresh(struct oauth *o, struct http_client *http, struct redis_conn *redis,
-                   const char *realm, const char *key, const struct stored *s, struct stored *out,
-                   struct api_error *err)
+static int refresh(const struct ioctx *io, struct oauth *o, const char *realm, const char *key,
+                   const struct stored *s, struct stored *out, struct api_error *err)
 {
     struct http_param form[2] = {{"grant_type", "refresh_token"}, {"refresh_token", s->refresh}};
     struct http_header hdrs[1] = {{"Accept", "application/json"}};
@@ -450,7 +448,7 @@ static int refresh(struct oauth *o, struct http_client *http, struct redis_conn 
     int rc = -1;
 
     http_response_init(&resp);
-    enum http_error he = http_client_do(http, &req, &resp, e, sizeof e);
+    enum http_error he = http_client_do(io->http, &req, &resp, e, sizeof e);
     if (o->hooks.api_call)
         o->hooks.api_call(o->hooks.opaque, "oauth", OAUTH_ENDPOINT,
                           he == HTTP_OK ? (int)resp.status : 0, resp.total_ms);
@@ -470,9 +468,9 @@ static int refresh(struct oauth *o, struct http_client *http, struct redis_conn 
         snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
         snprintf(atexp, sizeof atexp, "%lld", (long long)out->access_exp);
         snprintf(rtexp, sizeof rtexp, "%lld", (long long)out->refresh_exp);
-        const char *args[6] = {s->refresh, out->access, atexp, out->refresh, rtexp, nowbuf};
+        const char *argv[7] = {key, s->refresh, out->access, atexp, out->refresh, rtexp, nowbuf};
         /* Intuit has already retired the old refresh token: try hard to keep the new one. */
-        r = eval_retry(redis, &o->cas_store, key, 6, args, 3, e, sizeof e);
+        r = eval_retry(io->redis, &o->cas_store, argv, 7, 3, e, sizeof e);
         if (!r) {
             log_error("oauth: refreshed realm %s but could not store the rotated tokens: %s", realm,
                       e);
@@ -496,9 +494,9 @@ static int refresh(struct oauth *o, struct http_client *http, struct redis_conn 
     endpoint_error(&resp, code, sizeof code);
     if (resp.status == 400 && strcmp(code, "invalid_grant") == 0) {
         snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
-        const char *args[2] = {s->refresh, nowbuf};
+        const char *argv[3] = {key, s->refresh, nowbuf};
         hook_refresh(o, "invalid_grant");
-        r = eval_retry(redis, &o->cas_reauth, key, 2, args, 1, e, sizeof e);
+        r = eval_retry(io->redis, &o->cas_reauth, argv, 3, 1, e, sizeof e);
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
             /* The stored refresh token changed while we used the old one: not fatal. */
             api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 400,
@@ -538,9 +536,10 @@ out:
 
 /* ---- the Redis path (one thread per realm per process) ----------------------------- */
 
-static int lead(struct oauth *o, struct http_client *http, struct redis_conn *redis,
-                const char *realm, struct stored *out, struct api_error *err)
+static int lead(const struct ioctx *io, struct oauth *o, const char *realm, struct stored *out,
+                struct api_error *err)
 {
+    struct redis_conn *redis = io->redis;
     struct redis_lease lease;
     struct stored *s = malloc(sizeof *s);
     char key[REDIS_MAX_KEY + 1], e[256], stale[OAUTH_TOKEN_MAX] = "";
@@ -595,7 +594,7 @@ static int lead(struct oauth *o, struct http_client *http, struct redis_conn *re
             } else if (!s->refresh[0]) {
                 reauth_error(err, realm, "no refresh token stored");
             } else {
-                rc = refresh(o, http, redis, realm, key, s, out, err);
+                rc = refresh(io, o, realm, key, s, out, err);
             }
             if (redis_lease_release(redis, &lease, e, sizeof e) == REDIS_OWNER_ERROR)
                 log_warn("oauth: releasing the refresh lock of realm %s failed: %s", realm, e);
@@ -640,8 +639,20 @@ out:
     return rc;
 }
 
-int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_conn *redis,
-                     const char *realm, char *tok, size_t toksz, struct api_error *err)
+static int get_access(const struct ioctx *io, struct oauth *o, const char *realm, char *tok,
+                      size_t toksz, struct api_error *err);
+static int invalidate(struct redis_conn *redis, struct oauth *o, const char *realm,
+                      const char *rejected_token, struct api_error *err);
+
+/* The public calls name their failures API_SOURCE_OAUTH (apierr.h). */
+int oauth_get_access(const struct ioctx *io, struct oauth *o, const char *realm, char *tok,
+                     size_t toksz, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_OAUTH, get_access(io, o, realm, tok, toksz, err));
+}
+
+static int get_access(const struct ioctx *io, struct oauth *o, const char *realm, char *tok,
+                      size_t toksz, struct api_error *err)
 {
     struct stored *got = NULL;
     struct cache_entry *e;
@@ -705,7 +716,7 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
     got = malloc(sizeof *got);
     if (!got) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "oauth: out of memory");
-    } else if ((rc = lead(o, http, redis, realm, got, err)) == 0 && strlen(got->access) >= toksz) {
+    } else if ((rc = lead(io, o, realm, got, err)) == 0 && strlen(got->access) >= toksz) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: token buffer too small");
         rc = -1;
     } else if (rc == 0) {
@@ -734,8 +745,15 @@ int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_con
     return rc;
 }
 
-int oauth_invalidate(struct oauth *o, struct redis_conn *redis, const char *realm,
+int oauth_invalidate(const struct ioctx *io, struct oauth *o, const char *realm,
                      const char *rejected_token, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_OAUTH,
+                         invalidate(io->redis, o, realm, rejected_token, err));
+}
+
+static int invalidate(struct redis_conn *redis, struct oauth *o, const char *realm,
+                      const char *rejected_token, struct api_error *err)
 {
     char key[REDIS_MAX_KEY + 1], e[256], nowbuf[24];
     const char *keys[1] = {key}, *args[2] = {rejected_token, nowbuf};

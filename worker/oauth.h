@@ -46,7 +46,7 @@
  * HSQB_ERR_RETRIES_EXHAUSTED.
  *
  * Thread-safety: struct oauth is shared by all worker threads (internal mutex); each
- * call uses the caller's http_client and redis_conn, which belong to the calling thread.
+ * call takes the calling thread's struct ioctx (its http_client and redis_conn).
  */
 #ifndef HSQB_OAUTH_H
 #define HSQB_OAUTH_H
@@ -58,6 +58,7 @@
 #include "common/http.h"
 #include "common/redis.h"
 #include "worker/apierr.h"
+#include "worker/ioctx.h"
 
 #define OAUTH_TOKEN_MAX         4096        /* access token bytes + NUL (JWE, ~1 KB today) */
 #define OAUTH_REFRESH_TOKEN_MAX 1024        /* refresh token bytes + NUL (~50 today) */
@@ -92,19 +93,24 @@ struct oauth_hooks {
  * NULL (none). */
 void oauth_set_hooks(struct oauth *o, const struct oauth_hooks *h);
 
+/* In both calls below io is the calling thread's (io->http, io->redis not NULL); its
+ * deadline_ms is not used: the waits are bounded by http.timeout as said above, and
+ * claim_lost does not apply (nothing here writes to QuickBooks). A failure names
+ * API_SOURCE_OAUTH, also when QBO passes it through. */
+
 /* A usable access token for realm (digits) into tok (toksz >= OAUTH_TOKEN_MAX is always
  * enough), refreshing it first when it is missing, expired or within the margin (see the
  * header comment for the whole decision). May block for up to about http.timeout plus
  * the refresh wait while another replica refreshes. Returns 0, or -1 with *err filled
  * (tok untouched). All pointers are borrowed for the call. */
-int oauth_get_access(struct oauth *o, struct http_client *http, struct redis_conn *redis,
-                     const char *realm, char *tok, size_t toksz, struct api_error *err);
+int oauth_get_access(const struct ioctx *io, struct oauth *o, const char *realm, char *tok,
+                     size_t toksz, struct api_error *err);
 
 /* QBO answered 401 to rejected_token: forget it so the next oauth_get_access() refreshes.
  * Only when the stored access token is still rejected_token (compare-and-set in Lua):
  * another thread or replica may already have refreshed, and that newer token stays.
  * Returns 0, or -1 with *err (Redis failure: transient). */
-int oauth_invalidate(struct oauth *o, struct redis_conn *redis, const char *realm,
+int oauth_invalidate(const struct ioctx *io, struct oauth *o, const char *realm,
                      const char *rejected_token, struct api_error *err);
 
 /* ---- credentials (hsqb-worker credentials) ------------------------------------------ */

@@ -268,7 +268,8 @@ enum pipeline_disposition outcome_republish(struct delivery *dl, const struct cl
 static void complete_callback(struct delivery *dl)
 {
     const struct result_info *info = &dl->info;
-    struct hubspot_ctx hc = {dl->io.http, dl->io.redis, info->subject.portal_id, 0};
+    struct ioctx io = {dl->io.http, dl->io.redis, 0, NULL};
+    struct hubspot_ctx hc = {info->subject.portal_id, NULL};
     struct hubspot_output_field out[3];
     struct api_error err;
     size_t n = 0;
@@ -283,8 +284,10 @@ static void complete_callback(struct delivery *dl)
         out[n++] = (struct hubspot_output_field){"error_code", hsqb_error_name(info->error->code)};
         out[n++] = (struct hubspot_output_field){"error_message", info->error->message};
     }
-    if (hubspot_complete_callback(dl->env->hubspot, &hc, dl->event_id, ok, out, n, &err) < 0)
-        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id, err.message);
+    if (hubspot_complete_callback(&io, dl->env->hubspot, &hc,
+                                  &(struct hubspot_completion){dl->event_id, ok, out, n}, &err) < 0)
+        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id,
+                 err.message);
 }
 
 /* Another owner recorded an outcome first: that one is the event's outcome. */

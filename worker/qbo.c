@@ -253,6 +253,7 @@ void qbo_error_from_response(int status, const char *content_type, const char *b
     api_error_set(err, cls, code, status, "QBO %d%s%s%s%s%s%s%s%s", status, f.type[0] ? " " : "",
                   f.type, f.code[0] ? " " : "", f.code, f.message[0] ? ": " : "", f.message,
                   f.detail[0] ? ": " : "", f.detail);
+    err->source = API_SOURCE_QBO;
     snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "%s", f.code);
     if (intuit_tid)
         copy_text(err->upstream_id, sizeof err->upstream_id, intuit_tid, strlen(intuit_tid));
@@ -315,10 +316,10 @@ static int parse_answer(const struct call *c, const struct http_response *resp,
 
 /* One request with the 401 cycle; on 2xx the parsed body: in c->tape when set, else
  * *out_doc (new ref; out_doc may then be NULL). */
-static int exchange(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                    const char *realm, const struct call *c, struct json_object **out_doc,
-                    struct api_error *err)
+static int exchange(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                    const struct call *c, struct json_object **out_doc, struct api_error *err)
 {
+    struct redis_conn *redis = io->redis;
     struct http_param params[8];
     char mv[16], base[HTTP_MAX_URL], e[256];
     char *url = NULL, *tok = NULL;
@@ -361,7 +362,7 @@ static int exchange(struct qbo_api *q, struct http_client *http, struct redis_co
         int64_t retry_after = 0;
         enum http_error he;
 
-        if (oauth_get_access(q->oauth, http, redis, realm, tok, OAUTH_TOKEN_MAX, err) < 0)
+        if (oauth_get_access(io, q->oauth, realm, tok, OAUTH_TOKEN_MAX, err) < 0)
             goto out;
         if (q->rl) {
             enum ratelimit_status st =
@@ -382,7 +383,7 @@ static int exchange(struct qbo_api *q, struct http_client *http, struct redis_co
                 goto out;
             }
         }
-        he = http_client_do(http, &req, &resp, e, sizeof e);
+        he = http_client_do(io->http, &req, &resp, e, sizeof e);
         if (q->rl)
             ratelimit_release(q->rl, redis, &slot);
         if (q->hooks.api_call)
@@ -403,7 +404,7 @@ static int exchange(struct qbo_api *q, struct http_client *http, struct redis_co
                 log_warn("qbo: 401 from realm %s again with a reloaded access token; forcing "
                          "a token refresh",
                          realm);
-            if (oauth_invalidate(q->oauth, redis, realm, tok, err) < 0)
+            if (oauth_invalidate(io, q->oauth, realm, tok, err) < 0)
                 goto out;
             continue;
         }
@@ -505,9 +506,8 @@ small:
     return -1;
 }
 
-int qbo_query(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-              const char *realm, const char *sql, struct json_object **out_rows,
-              struct api_error *err)
+static int query(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *sql,
+                 struct json_object **out_rows, struct api_error *err)
 {
     struct http_param p = {"query", sql};
     struct call c = {.method = HTTP_GET,
@@ -533,7 +533,7 @@ int qbo_query(struct qbo_api *q, struct http_client *http, struct redis_conn *re
         c.body_len = n;
         c.content_type = "application/text";
     }
-    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+    if (exchange(io, q, realm, &c, &doc, err) < 0)
         return -1;
     if (json_get_obj(doc, "QueryResponse", &qr) != JGET_OK) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
@@ -554,13 +554,18 @@ int qbo_query(struct qbo_api *q, struct http_client *http, struct redis_conn *re
     return 0;
 }
 
-int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                  const char *realm, const char *sql, size_t page_size, size_t max_rows,
-                  struct json_object **out_rows, int *more, struct api_error *err)
+int qbo_query(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *sql,
+              struct json_object **out_rows, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_QBO, query(io, q, realm, sql, out_rows, err));
+}
+
+static int query_all(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *sql,
+                     struct qbo_paging *pg, struct json_object **out_rows, struct api_error *err)
 {
     struct json_object *acc;
     char *stmt;
-    size_t start = 1, n = sql ? strlen(sql) : 0;
+    size_t start = 1, n = sql ? strlen(sql) : 0, page_size = pg->page_size, max_rows = pg->max_rows;
     int truncated = 0;
 
     api_error_clear(err);
@@ -579,7 +584,7 @@ int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn
         struct json_object *rows;
         size_t got;
         snprintf(stmt, n + 64, "%s STARTPOSITION %zu MAXRESULTS %zu", sql, start, page_size);
-        if (qbo_query(q, http, redis, realm, stmt, &rows, err) < 0) {
+        if (query(io, q, realm, stmt, &rows, err) < 0) {
             json_object_put(acc);
             free(stmt);
             return -1;
@@ -602,36 +607,52 @@ int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn
         start += page_size;
     }
     free(stmt);
-    if (more)
-        *more = truncated;
+    pg->more = truncated;
     *out_rows = acc;
     return 0;
 }
 
+int qbo_query_all(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *sql,
+                  struct qbo_paging *pg, struct json_object **out_rows, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_QBO, query_all(io, q, realm, sql, pg, out_rows, err));
+}
+
 /* ---- entities ----------------------------------------------------------------------- */
 
-/* POST a create or update and unwrap the entity from the answer: as a new reference in
- * *out_entity (may be NULL), or, when tape is set (zeroed), as node *at of *tape, which
- * the caller releases after a 0 (no json-c tree is built then). Returns the entity's
- * index in resources[], or -1 with *err. */
-static int write_entity(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                        const char *realm, const char *entity, const char *operation,
-                        const char *body, size_t body_len, const char *requestid,
-                        struct json_object **out_entity, struct jtape *tape, size_t *at,
-                        struct api_error *err)
+/* Where write_entity() leaves the entity of the answer: as a new reference in *obj (obj
+ * may be NULL: only checked), or, when tape is set (zeroed), as node `at` of *tape, which
+ * the caller releases after a 0 (no json-c tree is built then). */
+struct entity_answer {
+    struct json_object **obj;
+    struct jtape *tape;
+    size_t at;
+};
+
+/* POST a create or update (operation "update", or NULL) and unwrap the entity into *ans.
+ * Returns the entity's index in resources[], or -1 with *err. */
+static int write_entity(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+                        const char *operation, struct entity_answer *ans, struct api_error *err)
 {
     struct http_param p[2];
     char endpoint[96];
     struct call c = {
-        .method = HTTP_POST, .params = p, .content_type = "application/json", .tape = tape};
+        .method = HTTP_POST, .params = p, .content_type = "application/json", .tape = ans->tape};
     struct json_object *doc = NULL;
-    int r = resource_find(entity), rc;
+    const char *body = w->body, *requestid = w->requestid;
+    size_t body_len = w->body_len;
+    int r = resource_find(w->entity), rc;
     size_t np = 0;
 
     api_error_clear(err);
     if (r < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: unknown entity %.40s",
-                      entity ? entity : "(null)");
+                      w->entity ? w->entity : "(null)");
+        return -1;
+    }
+    if (ioctx_claim_lost(io)) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "the event's claim was lost before writing the %s", resources[r].name);
         return -1;
     }
     if (!body || body_len > QBO_BODY_MAX) {
@@ -656,35 +677,33 @@ static int write_entity(struct qbo_api *q, struct http_client *http, struct redi
     c.endpoint = endpoint;
     c.body = body;
     c.body_len = body_len;
-    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+    if (exchange(io, q, w->realm, &c, &doc, err) < 0)
         return -1;
-    if (tape) {
-        if (jtape_get_obj(tape, JTAPE_ROOT, resources[r].name, at) == JGET_OK)
+    if (ans->tape) {
+        if (jtape_get_obj(ans->tape, JTAPE_ROOT, resources[r].name, &ans->at) == JGET_OK)
             return r;
-        jtape_release(tape);
+        jtape_release(ans->tape);
         return lacks_object(resources[r].name, err);
     }
-    rc = unwrap(doc, resources[r].name, out_entity, err);
+    rc = unwrap(doc, resources[r].name, ans->obj, err);
     json_object_put(doc);
     return rc < 0 ? -1 : r;
 }
 
-int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, const char *body, size_t body_len,
-               const char *requestid, struct json_object **out_entity, struct api_error *err)
+int qbo_create(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+               struct json_object **out_entity, struct api_error *err)
 {
-    int r = write_entity(q, http, redis, realm, entity, NULL, body, body_len, requestid, out_entity,
-                         NULL, NULL, err);
-    return r < 0 ? -1 : 0;
+    struct entity_answer ans = {.obj = out_entity};
+    int r = write_entity(io, q, w, NULL, &ans, err);
+    return api_error_tag(err, API_SOURCE_QBO, r < 0 ? -1 : 0);
 }
 
-int qbo_update(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, const char *body, size_t body_len,
-               const char *requestid, struct json_object **out_entity, struct api_error *err)
+int qbo_update(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+               struct json_object **out_entity, struct api_error *err)
 {
-    int r = write_entity(q, http, redis, realm, entity, "update", body, body_len, requestid,
-                         out_entity, NULL, NULL, err);
-    return r < 0 ? -1 : 0;
+    struct entity_answer ans = {.obj = out_entity};
+    int r = write_entity(io, q, w, "update", &ans, err);
+    return api_error_tag(err, API_SOURCE_QBO, r < 0 ? -1 : 0);
 }
 
 /* The member rules of struct qbo_created (qbo.h), shared by both readers: each value is
@@ -721,34 +740,36 @@ int qbo_created_from_json(struct json_object *obj, const char *entity, struct qb
     (void)json_get_str(obj, "DocNumber", &doc_number);
     if (json_get_obj(obj, "CurrencyRef", &cur) == JGET_OK)
         (void)json_get_str(cur, "value", &currency);
-    return created_fill(name ? name : "document", id, doc_number, currency, out, err);
+    return api_error_tag(
+        err, API_SOURCE_QBO,
+        created_fill(name ? name : "document", id, doc_number, currency, out, err));
 }
 
-int qbo_create_doc(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                   const char *realm, const char *entity, const char *body, size_t body_len,
-                   const char *requestid, struct qbo_created *out, struct api_error *err)
+int qbo_create_doc(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+                   struct qbo_created *out, struct api_error *err)
 {
     const char *id = NULL, *doc_number = NULL, *currency = NULL;
     struct jtape t = {0};
+    struct entity_answer ans = {.tape = &t};
     size_t obj, cur;
     int r, rc;
 
-    r = write_entity(q, http, redis, realm, entity, NULL, body, body_len, requestid, NULL, &t, &obj,
-                     err);
+    r = write_entity(io, q, w, NULL, &ans, err);
     if (r < 0)
-        return -1;
+        return api_error_tag(err, API_SOURCE_QBO, -1);
+    obj = ans.at;
     (void)jtape_get_str(&t, obj, "Id", &id);
     (void)jtape_get_str(&t, obj, "DocNumber", &doc_number);
     if (jtape_get_obj(&t, obj, "CurrencyRef", &cur) == JGET_OK)
         (void)jtape_get_str(&t, cur, "value", &currency);
     rc = created_fill(resources[r].name, id, doc_number, currency, out, err);
     jtape_release(&t);
-    return rc;
+    return api_error_tag(err, API_SOURCE_QBO, rc);
 }
 
-int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-             const char *realm, const char *entity, const char *id, struct json_object **out_entity,
-             struct api_error *err)
+static int read_entity(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                       const char *entity, const char *id, struct json_object **out_entity,
+                       struct api_error *err)
 {
     char path[3 * QBO_ID_MAX + 64], esc[3 * QBO_ID_MAX + 1], endpoint[96];
     struct call c = {.method = HTTP_GET, .path = path, .endpoint = endpoint};
@@ -764,11 +785,18 @@ int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *red
     http_url_escape(esc, sizeof esc, id, strlen(id));
     snprintf(path, sizeof path, "%s/%s", resources[r].path, esc);
     snprintf(endpoint, sizeof endpoint, "GET /v3/company/{realm}/%s/{id}", resources[r].path);
-    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+    if (exchange(io, q, realm, &c, &doc, err) < 0)
         return -1;
     rc = unwrap(doc, resources[r].name, out_entity, err);
     json_object_put(doc);
     return rc;
+}
+
+int qbo_read(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,
+             const char *id, struct json_object **out_entity, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_QBO,
+                         read_entity(io, q, realm, entity, id, out_entity, err));
 }
 
 /* ---- CompanyInfo --------------------------------------------------------------------- */
@@ -888,9 +916,10 @@ static void company_redis_put(struct redis_conn *redis, const char *realm,
     jbuf_release(&jb);
 }
 
-int qbo_company_info(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                     const char *realm, struct qbo_company *out, struct api_error *err)
+static int company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                        struct qbo_company *out, struct api_error *err)
 {
+    struct redis_conn *redis = io->redis;
     char path[64];
     struct call c = {
         .method = HTTP_GET, .path = path, .endpoint = "GET /v3/company/{realm}/companyinfo/{id}"};
@@ -911,7 +940,7 @@ int qbo_company_info(struct qbo_api *q, struct http_client *http, struct redis_c
         return 0;
     }
     snprintf(path, sizeof path, "companyinfo/%s", realm);
-    if (exchange(q, http, redis, realm, &c, &doc, err) < 0)
+    if (exchange(io, q, realm, &c, &doc, err) < 0)
         return -1;
     if (json_get_obj(doc, "CompanyInfo", &ci) != JGET_OK) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
@@ -933,4 +962,10 @@ int qbo_company_info(struct qbo_api *q, struct http_client *http, struct redis_c
     company_redis_put(redis, realm, &got);
     *out = got;
     return 0;
+}
+
+int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                     struct qbo_company *out, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_QBO, company_info(io, q, realm, out, err));
 }

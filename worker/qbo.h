@@ -43,7 +43,7 @@
  * echo the token, are dropped).
  *
  * Thread-safety: one struct qbo_api is shared by all worker threads (the company cache
- * has its own mutex); each call takes the calling thread's http_client and redis_conn.
+ * has its own mutex); each call takes the calling thread's struct ioctx.
  * Request bodies passed in are borrowed JSON text, only read; json_objects returned are
  * new references owned by the caller; struct qbo_created is a plain value (no pointers).
  */
@@ -58,6 +58,7 @@
 #include "common/http.h"
 #include "common/redis.h"
 #include "worker/apierr.h"
+#include "worker/ioctx.h"
 #include "worker/oauth.h"
 #include "worker/ratelimit.h"
 
@@ -96,24 +97,36 @@ struct qbo_api *qbo_api_new(const struct config *cfg, struct oauth *oauth, struc
 /* NULL-safe. No other thread may be inside a qbo_* call. */
 void qbo_api_free(struct qbo_api *q);
 
-/* In every call below: http and redis belong to the calling thread; realm is the
- * company's realm id (digits); err (not NULL) is filled on -1 and cleared on 0. */
+/* In every call below: io is the calling thread's (struct ioctx, passed first like
+ * hiredis's redisContext): io->http and io->redis are used, never NULL. io->deadline_ms
+ * is not used: a QBO call waits at most http.timeout for a rate-limiter slot. A write
+ * (create, update) is not sent once ioctx_claim_lost(io): it fails API_TRANSIENT. realm
+ * is the company's realm id (digits); err (not NULL) is filled on -1 and cleared on 0.
+ * Every failure names API_SOURCE_QBO, except a token-endpoint failure passed through
+ * from oauth_get_access()/oauth_invalidate(), which stays API_SOURCE_OAUTH: the operator
+ * sees which Intuit endpoint failed, and the breaker charges both to the realm. */
 
 /* Run one query statement (GET /query, or POST application/text when long) and return
  * its rows: *out_rows is a new JSON array (caller puts it) holding the entities of the
  * QueryResponse (empty when QBO found none). sql is the whole statement, at most
  * QBO_SQL_MAX bytes; build literals with qbo_sql_quote(). */
-int qbo_query(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-              const char *realm, const char *sql, struct json_object **out_rows,
-              struct api_error *err);
+int qbo_query(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *sql,
+              struct json_object **out_rows, struct api_error *err);
+
+/* How qbo_query_all() pages: page_size 1..QBO_PAGE_MAX (0 = QBO_PAGE_MAX), max_rows >= 1
+ * rows at most; more is an answer: set on 0 to 1 when it stopped at max_rows with rows
+ * possibly left, else 0. */
+struct qbo_paging {
+    size_t page_size;
+    size_t max_rows;
+    int more; /* out */
+};
 
 /* Page through a statement WITHOUT paging clauses: appends "STARTPOSITION s MAXRESULTS
- * page" (page_size 1..QBO_PAGE_MAX, 0 = QBO_PAGE_MAX) until a page comes back short or
- * max_rows (>= 1) rows are collected. *out_rows: new JSON array, at most max_rows rows.
- * *more (may be NULL) is set to 1 when it stopped at max_rows with rows possibly left. */
-int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                  const char *realm, const char *sql, size_t page_size, size_t max_rows,
-                  struct json_object **out_rows, int *more, struct api_error *err);
+ * page" until a page comes back short or pg->max_rows rows are collected. *out_rows: new
+ * JSON array, at most pg->max_rows rows. pg (not NULL) is borrowed for the call. */
+int qbo_query_all(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *sql,
+                  struct qbo_paging *pg, struct json_object **out_rows, struct api_error *err);
 
 /* Write s as a QBO query string literal, quotes included, into dst: 'O\'Brien'.
  * Backslash-escapes ' and \ (reference §4); the result is meant for '=' and 'IN'
@@ -121,18 +134,28 @@ int qbo_query_all(struct qbo_api *q, struct http_client *http, struct redis_conn
  * the NUL), or -1 when dst is too small (dst is then ""). */
 int qbo_sql_quote(const char *s, char *dst, size_t dstsz);
 
-/* POST /<resource>[?requestid=…] with body, JSON text of body_len bytes (borrowed, sent
- * as is: no NUL needed, not parsed or checked here; at most QBO_BODY_MAX), and return
- * the created entity (the object under the response's entity key, e.g. {"Id":"130",…})
- * as a new reference in *out_entity (may be NULL: not wanted). entity is the resource
- * name in any case: "invoice", "Invoice", "salesreceipt", "customer", "item", "payment",
- * "estimate", "purchase", "refundreceipt", "vendor", "term", "account". requestid (may
- * be NULL, at most QBO_REQUESTID_MAX) makes the create idempotent: QBO answers a repeat
- * with the original response. A NULL body, one over QBO_BODY_MAX, an unknown entity or
- * a bad requestid fail API_PERMANENT INTERNAL without sending anything. */
-int qbo_create(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, const char *body, size_t body_len,
-               const char *requestid, struct json_object **out_entity, struct api_error *err);
+/* One write request (qbo_create, qbo_create_doc, qbo_update); every pointer borrowed for
+ * the call.
+ *   realm      the company's realm id (digits)
+ *   entity     the resource name in any case: "invoice", "Invoice", "salesreceipt",
+ *              "customer", "item", "payment", "estimate", "purchase", "refundreceipt",
+ *              "vendor", "term", "account"
+ *   requestid  may be NULL; at most QBO_REQUESTID_MAX characters. Makes the write
+ *              idempotent: QBO answers a repeat with the original response.
+ *   body       JSON text of body_len bytes, sent as is (no NUL needed, not parsed or
+ *              checked here; at most QBO_BODY_MAX) */
+struct qbo_req {
+    const char *realm, *entity, *requestid;
+    const char *body;
+    size_t body_len;
+};
+
+/* POST /<resource>[?requestid=…] with w's body, and return the created entity (the
+ * object under the response's entity key, e.g. {"Id":"130",…}) as a new reference in
+ * *out_entity (may be NULL: not wanted). A NULL body, one over QBO_BODY_MAX, an unknown
+ * entity or a bad requestid fail API_PERMANENT INTERNAL without sending anything. */
+int qbo_create(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+               struct json_object **out_entity, struct api_error *err);
 
 /* What the worker keeps of a created document (Invoice, SalesReceipt, Payment,
  * Purchase, ...): three members of the entity, copied, so no JSON outlives the call.
@@ -156,9 +179,8 @@ struct qbo_created {
  * instead of a json-c tree. Then *out (not NULL) is filled from the entity object by the
  * rules above: an entity without a usable Id is -1 with that error. *out is set only
  * on 0. */
-int qbo_create_doc(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                   const char *realm, const char *entity, const char *body, size_t body_len,
-                   const char *requestid, struct qbo_created *out, struct api_error *err);
+int qbo_create_doc(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+                   struct qbo_created *out, struct api_error *err);
 
 /* Fill *out from obj, an entity already held as json-c (a query row), by the same rules;
  * obj is only read (may be NULL: no Id). entity names it in the error ("Invoice", any
@@ -168,14 +190,12 @@ int qbo_created_from_json(struct json_object *obj, const char *entity, struct qb
 
 /* POST /<resource>?operation=update: body carries Id and SyncToken (and "sparse":true
  * for a partial update). Otherwise as qbo_create(). */
-int qbo_update(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-               const char *realm, const char *entity, const char *body, size_t body_len,
-               const char *requestid, struct json_object **out_entity, struct api_error *err);
+int qbo_update(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
+               struct json_object **out_entity, struct api_error *err);
 
 /* GET /<resource>/<id>: *out_entity as qbo_create() (not NULL here). */
-int qbo_read(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-             const char *realm, const char *entity, const char *id, struct json_object **out_entity,
-             struct api_error *err);
+int qbo_read(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,
+             const char *id, struct json_object **out_entity, struct api_error *err);
 
 /* The company facts the worker needs (design §4 step 4). */
 struct qbo_company {
@@ -187,8 +207,8 @@ struct qbo_company {
 /* CompanyInfo for realm: the in-process cache (QBO_COMPANY_LOCAL_TTL_MS), then Redis
  * (QBO_COMPANY_REDIS_TTL_MS), then GET /companyinfo/<realm>. A Redis failure only skips
  * the cache. Returns 0 and fills *out, or -1 with *err. */
-int qbo_company_info(struct qbo_api *q, struct http_client *http, struct redis_conn *redis,
-                     const char *realm, struct qbo_company *out, struct api_error *err);
+int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                     struct qbo_company *out, struct api_error *err);
 
 /* Classify a non-2xx QBO response (the table above) into *err. body may be NULL when len
  * is 0; content_type and intuit_tid may be NULL. Exposed for tests and for callers that

@@ -93,7 +93,7 @@ void resolve_hex_of(const char *s, char out[HASH_HEX128_LEN + 1])
 
 int resolve_lost(const struct resolve_ctx *rc, struct api_error *err)
 {
-    if (rc->claim_lost && atomic_load(rc->claim_lost)) {
+    if (ioctx_claim_lost(rc->io)) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                       "the event's claim was lost; another worker owns it now");
         return 1;
@@ -103,7 +103,8 @@ int resolve_lost(const struct resolve_ctx *rc, struct api_error *err)
 
 static int map_key(const struct resolve_ctx *rc, const char *suffix, char *key, size_t keysz)
 {
-    int n = snprintf(key, keysz, "%smap:{%s}:%s", redis_conn_prefix(rc->redis), rc->realm, suffix);
+    int n =
+        snprintf(key, keysz, "%smap:{%s}:%s", redis_conn_prefix(rc->io->redis), rc->realm, suffix);
     return n > 0 && (size_t)n < keysz ? 0 : -1;
 }
 
@@ -118,7 +119,7 @@ int resolve_map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
         return 1;
     if (map_key(rc, suffix, key, sizeof key) < 0)
         return 0;
-    r = redis_command(rc->redis, e, sizeof e, "GET %s", key);
+    r = redis_command(rc->io->redis, e, sizeof e, "GET %s", key);
     if (!r) {
         log_warn("resolve: cache read of %s failed: %s", suffix, e);
         return 0;
@@ -144,7 +145,7 @@ void resolve_map_set(const struct resolve_ctx *rc, const char *suffix, const cha
     if (map_key(rc, suffix, key, sizeof key) < 0)
         return;
     snprintf(ttl, sizeof ttl, "%" PRId64, rc->opts->map_ttl_ms);
-    r = redis_command(rc->redis, e, sizeof e, "SET %s %s PX %s", key, id, ttl);
+    r = redis_command(rc->io->redis, e, sizeof e, "SET %s %s PX %s", key, id, ttl);
     if (!r)
         log_warn("resolve: cache write of %s failed: %s", suffix, e);
     freeReplyObject(r);
@@ -158,7 +159,7 @@ void resolve_map_del(const struct resolve_ctx *rc, const char *suffix)
     mapcache_del(rc->opts->local, rc->realm, suffix);
     if (map_key(rc, suffix, key, sizeof key) < 0)
         return;
-    r = redis_command(rc->redis, e, sizeof e, "DEL %s", key);
+    r = redis_command(rc->io->redis, e, sizeof e, "DEL %s", key);
     freeReplyObject(r);
 }
 
@@ -169,12 +170,12 @@ int resolve_lock_take(const struct resolve_ctx *rc, const char *name, struct red
     char e[256];
     int64_t until = clock_mono_ms() + rc->opts->lock_wait_ms, pause = 20;
 
-    if (redis_lock_prepare(rc->redis, l, rc->realm, name, e, sizeof e) < 0) {
+    if (redis_lock_prepare(rc->io->redis, l, rc->realm, name, e, sizeof e) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "lock key: %s", e);
         return -1;
     }
     for (;;) {
-        switch (redis_lock(rc->redis, l, rc->opts->lock_ttl_ms, e, sizeof e)) {
+        switch (redis_lock(rc->io->redis, l, rc->opts->lock_ttl_ms, e, sizeof e)) {
         case REDIS_CLAIMED:
             return 0;
         case REDIS_CLAIM_BUSY:
@@ -199,7 +200,7 @@ int resolve_lock_take(const struct resolve_ctx *rc, const char *name, struct red
 void resolve_lock_drop(const struct resolve_ctx *rc, struct redis_lease *l)
 {
     char e[256];
-    if (redis_lease_release(rc->redis, l, e, sizeof e) == REDIS_OWNER_ERROR)
+    if (redis_lease_release(rc->io->redis, l, e, sizeof e) == REDIS_OWNER_ERROR)
         log_warn("resolve: releasing lock failed (it expires by itself): %s", e);
 }
 
@@ -219,8 +220,9 @@ struct json_object *resolve_query_rows(const struct resolve_ctx *rc, const char 
 {
     struct json_object *rows = NULL;
 
-    if (qbo_query_all(rc->qbo, rc->http, rc->redis, rc->realm, sql, 0, RESOLVE_MAX_CANDIDATES,
-                      &rows, NULL, err) < 0)
+    struct qbo_paging pg = {.max_rows = RESOLVE_MAX_CANDIDATES};
+
+    if (qbo_query_all(rc->io, rc->qbo, rc->realm, sql, &pg, &rows, err) < 0)
         return NULL;
     return rows;
 }
@@ -495,8 +497,9 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
             jbuf_release(&body);
             return body_oom(err);
         }
-        rc_ = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "customer", jbuf_cstr(&body),
-                         body.len, rid, &ent, err);
+        rc_ = qbo_create(rc->io, rc->qbo,
+                         &(struct qbo_req){rc->realm, "customer", rid, jbuf_cstr(&body), body.len},
+                         &ent, err);
         jbuf_release(&body);
         if (rc_ == 0) {
             const char *nid = resolve_row_id(ent);
@@ -770,8 +773,9 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
             jbuf_release(&body);
             return body_oom(err);
         }
-        r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "item", jbuf_cstr(&body), body.len,
-                       rid, &ent, err);
+        r = qbo_create(rc->io, rc->qbo,
+                       &(struct qbo_req){rc->realm, "item", rid, jbuf_cstr(&body), body.len}, &ent,
+                       err);
         jbuf_release(&body);
         if (r == 0) {
             const char *nid = resolve_row_id(ent);

@@ -57,13 +57,12 @@
  * on a lock it is (creation is never done without the lock).
  *
  * Thread-safety: struct resolve_opts is immutable after start and shared; a struct
- * resolve_ctx is built per event on the worker thread and borrows that thread's
- * http_client and redis_conn.
+ * resolve_ctx is built per event on the worker thread and borrows that thread's struct
+ * ioctx.
  */
 #ifndef HSQB_RESOLVE_H
 #define HSQB_RESOLVE_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +72,7 @@
 #include "common/redis.h"
 #include "worker/apierr.h"
 #include "worker/hubspot.h"
+#include "worker/ioctx.h"
 #include "worker/qbo.h"
 
 #define RESOLVE_MAP_TTL_MS       (6 * 3600 * 1000LL) /* mapping caches */
@@ -101,18 +101,17 @@ void resolve_opts_default(struct resolve_opts *o);
 int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, char *errstr,
                              size_t errsz);
 
-/* One event's view: everything borrowed for the duration of the calls. */
+/* One event's view, passed first to every resolve call (the resolver's context, as
+ * struct ioctx is the clients'): everything borrowed for the duration of the calls. */
 struct resolve_ctx {
+    /* The calling thread's I/O (io->http and io->redis not NULL). Once
+     * ioctx_claim_lost(io), no create is sent: the call fails API_TRANSIENT. */
+    const struct ioctx *io;
     const struct resolve_opts *opts;
     struct qbo_api *qbo;
-    struct http_client *http; /* the calling thread's */
-    struct redis_conn *redis; /* the calling thread's */
-    const char *realm;        /* digits */
+    const char *realm; /* digits */
     int64_t portal_id;
     const char *event_id; /* requestid derivation (hash_request_id) */
-    /* When set and non-zero (the event's claim was lost), no create is sent: the call
-     * fails API_TRANSIENT. May be NULL. */
-    const atomic_int *claim_lost;
 };
 
 /* ---- customer ------------------------------------------------------------------- */

@@ -29,7 +29,7 @@ static int exists_by_id(const struct resolve_ctx *rc, const char *entity, const 
                         struct api_error *err)
 {
     struct json_object *ent = NULL;
-    int r = qbo_read(rc->qbo, rc->http, rc->redis, rc->realm, entity, id, &ent, err);
+    int r = qbo_read(rc->io, rc->qbo, rc->realm, entity, id, &ent, err);
 
     json_object_put(ent);
     if (r == 0)
@@ -237,8 +237,9 @@ static int vendor_create(const struct resolve_ctx *rc, const char *name, char *i
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
         return -1;
     }
-    r = qbo_create(rc->qbo, rc->http, rc->redis, rc->realm, "vendor", jbuf_cstr(&body), body.len,
-                   rid, &ent, err);
+    r = qbo_create(rc->io, rc->qbo,
+                   &(struct qbo_req){rc->realm, "vendor", rid, jbuf_cstr(&body), body.len}, &ent,
+                   err);
     jbuf_release(&body);
     if (r < 0) {
         if (strcmp(err->qbo_fault_code, "6240") == 0)

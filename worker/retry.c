@@ -234,16 +234,14 @@ enum pipeline_disposition retry_run(struct delivery *dl, const struct run_env *r
     backoff_start(&b, start);
     for (;;) {
         ctx = (struct action_ctx){
+            .io = dl->io,
             .ev = ev,
             .settings = re->settings,
             .hubspot = re->hubspot,
             .qbo = re->qbo,
-            .http = dl->io.http,
-            .redis = dl->io.redis,
-            .deadline_ms = start + re->policy->max_elapsed_ms,
             .now_ms = clock_wall_ms(),
-            .claim_lost = dl->io.claim_lost,
         };
+        ctx.io.deadline_ms = start + re->policy->max_elapsed_ms;
         action_outcome_release(&r->out);
         api_error_clear(&r->err);
         if (re->ops->run(&ctx, &r->out, &r->err) == 0) {

@@ -27,7 +27,12 @@
 #include "common/json.h"
 #include "common/redis.h"
 #include "tests/unit/testutil_redis.h"
+#include "worker/ioctx.h"
 #include "worker/settings.h"
+
+/* A struct ioctx of the test thread's HTTP client and Redis connection (the clients'
+ * default deadline, a claim that cannot be lost), as a compound literal for one call. */
+#define H_IO(http_, redis_) (&(struct ioctx){(http_), (redis_), 0, NULL})
 
 #define H_REDIS_SERVER  "/usr/bin/redis-server"
 #define H_CLIENT_ID     "ABhsqbSandboxClientId0000000000000000000000000000"

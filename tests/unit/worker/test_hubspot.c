@@ -38,6 +38,7 @@ static char g_sb_dir[64];
 static char g_base[64];
 static struct http_client *g_http;
 static struct redis_conn *g_rc;
+static struct ioctx g_io; /* the test thread's: g_http, g_rc, default deadline */
 static struct ratelimit *g_rl;
 static struct hubspot_api *g_api;
 static int g_calls, g_waits, g_last_status;
@@ -178,7 +179,7 @@ static void on_wait(void *ctx, const char *api, int64_t ms)
 
 static struct hubspot_ctx ctx_for(int64_t portal)
 {
-    return (struct hubspot_ctx){.http = g_http, .redis = g_rc, .portal_id = portal};
+    return (struct hubspot_ctx){.portal_id = portal};
 }
 
 static void redis_set(const char *key, const char *val)
@@ -202,7 +203,7 @@ static struct hubspot_object *get_obj(enum hsqb_object_type t, int64_t id)
     struct hubspot_object *o = NULL;
     struct api_error e;
 
-    if (hubspot_get_object(g_api, &c, t, id, &o, &e) != 0)
+    if (hubspot_get_object(&g_io, g_api, &c, t, id, &o, &e) != 0)
         fail_msg("get_object %lld: %s %s", (long long)id, api_class_name(e.cls), e.message);
     assert_int_equal(o->id, id);
     assert_int_equal(o->type, t);
@@ -213,7 +214,7 @@ static int get_obj_err_at(enum hsqb_object_type t, int64_t id, struct api_error 
 {
     struct hubspot_ctx c = ctx_for(PORTAL1);
     struct hubspot_object *o = NULL;
-    int rc = hubspot_get_object(g_api, &c, t, id, &o, e);
+    int rc = hubspot_get_object(&g_io, g_api, &c, t, id, &o, e);
     if (o)
         fail_msg("line %d: object %lld read although an error was expected", line, (long long)id);
     return rc;
@@ -310,28 +311,29 @@ static void test_contacts(void **state)
     struct api_error e;
     (void)state;
 
-    assert_int_equal(hubspot_get_contact(g_api, &c, 301, &ct, &e), 0);
+    assert_int_equal(hubspot_get_contact(&g_io, g_api, &c, 301, &ct, &e), 0);
     assert_int_equal(ct->id, 301);
     assert_string_equal(ct->firstname, "Ada");
     assert_string_equal(ct->lastname, "Lovelace");
     assert_string_equal(ct->email, "ada@example.com");
     hubspot_contact_free(ct);
 
-    assert_int_equal(hubspot_get_contact(g_api, &c, 305, &ct, &e), 0);
+    assert_int_equal(hubspot_get_contact(&g_io, g_api, &c, 305, &ct, &e), 0);
     assert_string_equal(ct->lastname, "D'Souza");
     assert_null(ct->email);
     hubspot_contact_free(ct);
 
-    assert_int_equal(hubspot_get_contact(g_api, &c, 304, &ct, &e), 0);
+    assert_int_equal(hubspot_get_contact(&g_io, g_api, &c, 304, &ct, &e), 0);
     assert_string_equal(ct->firstname, "\xC5\x81ukasz \xF0\x9F\x9A\x80"); /* Łukasz 🚀 */
     hubspot_contact_free(ct);
 
     ct = NULL;
-    assert_int_equal(hubspot_get_contact(g_api, &c, 999999, &ct, &e), -1);
+    assert_int_equal(hubspot_get_contact(&g_io, g_api, &c, 999999, &ct, &e), -1);
     assert_null(ct);
     assert_int_equal(e.cls, API_NOT_FOUND);
     assert_int_equal(e.code, HSQB_ERR_OBJECT_NOT_FOUND);
     assert_int_equal(e.http_status, 404);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
 }
 
 static void test_line_items_and_missing_ones(void **state)
@@ -342,7 +344,7 @@ static void test_line_items_and_missing_ones(void **state)
     struct api_error e;
     (void)state;
 
-    assert_int_equal(hubspot_get_line_items(g_api, &c, ids, 3, &l, &e), 0);
+    assert_int_equal(hubspot_get_line_items(&g_io, g_api, &c, ids, 3, &l, &e), 0);
     assert_int_equal(l->n, 3);
     /* In the order asked for. */
     assert_int_equal(l->items[0].id, 7003);
@@ -364,7 +366,7 @@ static void test_line_items_and_missing_ones(void **state)
 
     /* A deleted line item (207) fails the read and names it. */
     l = NULL;
-    assert_int_equal(hubspot_get_line_items(g_api, &c, bad, 3, &l, &e), -1);
+    assert_int_equal(hubspot_get_line_items(&g_io, g_api, &c, bad, 3, &l, &e), -1);
     assert_null(l);
     assert_int_equal(e.cls, API_NOT_FOUND);
     assert_int_equal(e.code, HSQB_ERR_OBJECT_NOT_FOUND);
@@ -373,7 +375,7 @@ static void test_line_items_and_missing_ones(void **state)
 
     /* Nothing to read: no request. */
     g_calls = 0;
-    assert_int_equal(hubspot_get_line_items(g_api, &c, NULL, 0, &l, &e), 0);
+    assert_int_equal(hubspot_get_line_items(&g_io, g_api, &c, NULL, 0, &l, &e), 0);
     assert_int_equal(l->n, 0);
     hubspot_line_items_free(l);
     assert_int_equal(g_calls, 0);
@@ -420,8 +422,8 @@ static void test_more_than_100_line_items(void **state)
     assert_int_equal(o->line_item_ids[0], 9001);
     assert_int_equal(o->line_item_ids[149], 9150);
     assert_int_equal(sb_admin(HTTP_DELETE, "/_sandbox/requests", NULL, NULL) / 100, 2);
-    assert_int_equal(hubspot_get_line_items(g_api, &c, o->line_item_ids, o->nline_items, &l, &e),
-                     0);
+    assert_int_equal(
+        hubspot_get_line_items(&g_io, g_api, &c, o->line_item_ids, o->nline_items, &l, &e), 0);
     assert_int_equal(l->n, 150);
     for (size_t i = 0; i < 150; i++) {
         snprintf(id, sizeof id, "Bulk %zu", i);
@@ -440,14 +442,14 @@ static void test_more_than_100_line_items(void **state)
         many[i] = i + 1;
     g_calls = 0;
     l = NULL;
-    assert_int_equal(hubspot_get_line_items(g_api, &c, many, HUBSPOT_MAX_LINE_ITEMS + 1, &l, &e),
-                     -1);
+    assert_int_equal(
+        hubspot_get_line_items(&g_io, g_api, &c, many, HUBSPOT_MAX_LINE_ITEMS + 1, &l, &e), -1);
     assert_int_equal(e.cls, API_PERMANENT);
     assert_int_equal(e.code, HSQB_ERR_HUBSPOT_VALIDATION);
     assert_int_equal(g_calls, 0);
     /* Duplicated ids are a caller bug, refused too. */
     many[1] = many[0];
-    assert_int_equal(hubspot_get_line_items(g_api, &c, many, 2, &l, &e), -1);
+    assert_int_equal(hubspot_get_line_items(&g_io, g_api, &c, many, 2, &l, &e), -1);
     free(many);
 }
 
@@ -503,7 +505,7 @@ static void test_tokens_and_auth_errors(void **state)
 
     /* A portal's own token from Redis wins over hubspot.token. */
     set_portal_token(PORTAL2, TOKEN2);
-    assert_int_equal(hubspot_get_object(g_api, &c2, OBJECT_DEAL, 1101, &o, &e), 0);
+    assert_int_equal(hubspot_get_object(&g_io, g_api, &c2, OBJECT_DEAL, 1101, &o, &e), 0);
     hubspot_object_free(o);
 
     /* A bad stored token: 401, HUBSPOT_AUTH, and the token is nowhere in the message. */
@@ -511,6 +513,7 @@ static void test_tokens_and_auth_errors(void **state)
     assert_int_equal(get_obj_err(OBJECT_DEAL, 1001, &e), -1);
     assert_int_equal(e.cls, API_AUTH);
     assert_int_equal(e.code, HSQB_ERR_HUBSPOT_AUTH);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
     assert_int_equal(e.http_status, 401);
     assert_null(strstr(e.message, "revoked"));
     assert_non_null(strstr(e.message, "INVALID_AUTHENTICATION"));
@@ -526,17 +529,17 @@ static void test_tokens_and_auth_errors(void **state)
     set_portal_token(PORTAL1, "pat-na1-contacts-only-0000-000000000000");
     {
         struct hubspot_ctx c1 = ctx_for(PORTAL1);
-        assert_int_equal(hubspot_get_object(bare, &c1, OBJECT_DEAL, 1002, &o, &e), -1);
+        assert_int_equal(hubspot_get_object(&g_io, bare, &c1, OBJECT_DEAL, 1002, &o, &e), -1);
         assert_int_equal(e.cls, API_AUTH);
         assert_int_equal(e.http_status, 403);
     }
 
     /* No token anywhere: refused without a request. */
-    assert_int_equal(hubspot_get_object(bare, &c2, OBJECT_DEAL, 1101, &o, &e), 0);
+    assert_int_equal(hubspot_get_object(&g_io, bare, &c2, OBJECT_DEAL, 1101, &o, &e), 0);
     hubspot_object_free(o); /* portal 2 has its Redis token */
     {
         struct hubspot_ctx c3 = ctx_for(555);
-        assert_int_equal(hubspot_get_object(bare, &c3, OBJECT_DEAL, 1, &o, &e), -1);
+        assert_int_equal(hubspot_get_object(&g_io, bare, &c3, OBJECT_DEAL, 1, &o, &e), -1);
         assert_int_equal(e.cls, API_AUTH);
         assert_int_equal(e.http_status, 0);
     }
@@ -554,7 +557,7 @@ static void test_tokens_and_auth_errors(void **state)
         config_free(cfg);
         assert_non_null(bare);
         assert_int_equal(testutil_redis_flush(&g_redis), 0); /* no per-portal tokens */
-        assert_int_equal(hubspot_get_object(bare, &c1, OBJECT_DEAL, 1001, &o, &e), 0);
+        assert_int_equal(hubspot_get_object(&g_io, bare, &c1, OBJECT_DEAL, 1001, &o, &e), 0);
         hubspot_object_free(o);
         hubspot_api_free(bare);
     }
@@ -564,6 +567,7 @@ static void test_tokens_and_auth_errors(void **state)
 
 static void test_rate_limits(void **state)
 {
+    struct ioctx io = g_io;
     struct hubspot_ctx c = ctx_for(PORTAL1);
     struct hubspot_object *o = NULL;
     struct api_error e;
@@ -576,8 +580,8 @@ static void test_rate_limits(void **state)
         o = get_obj(OBJECT_DEAL, 1001);
         hubspot_object_free(o);
     }
-    c.deadline_ms = clock_mono_ms() + 100;
-    assert_int_equal(hubspot_get_object(g_api, &c, OBJECT_DEAL, 1001, &o, &e), -1);
+    io.deadline_ms = clock_mono_ms() + 100;
+    assert_int_equal(hubspot_get_object(&io, g_api, &c, OBJECT_DEAL, 1001, &o, &e), -1);
     assert_int_equal(e.cls, API_THROTTLED);
     assert_int_equal(e.http_status, 0);
     assert_true(e.retry_after_ms > 100 && e.retry_after_ms <= 3334);
@@ -590,10 +594,11 @@ static void test_rate_limits(void **state)
     assert_int_equal(get_obj_err(OBJECT_DEAL, 1001, &e), -1);
     assert_int_equal(e.cls, API_THROTTLED);
     assert_int_equal(e.http_status, 429);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
     assert_int_equal(e.retry_after_ms, 10000);
     assert_int_equal(strlen(e.upstream_id), 36);
     assert_non_null(strstr(e.message, "TEN_SECONDLY_ROLLING"));
-    assert_int_equal(hubspot_get_object(g_api, &c, OBJECT_DEAL, 1001, &o, &e), -1);
+    assert_int_equal(hubspot_get_object(&io, g_api, &c, OBJECT_DEAL, 1001, &o, &e), -1);
     assert_int_equal(e.http_status, 0); /* held back locally, nothing sent */
     assert_int_equal(sb_count("/crm/v3/objects/deals/1001"), 4);
 
@@ -678,8 +683,11 @@ static void test_callback_completion(void **state)
     (void)state;
 
     g_calls = 0;
-    assert_int_equal(
-        hubspot_complete_callback(g_api, &c, "ap-102670506-56776413549-7-0", 1, out, 2, &e), 0);
+    assert_int_equal(hubspot_complete_callback(
+                         &g_io, g_api, &c,
+                         &(struct hubspot_completion){"ap-102670506-56776413549-7-0", 1, out, 2},
+                         &e),
+                     0);
     assert_int_equal(g_calls, 1);
     assert_string_equal(g_last_endpoint, "complete_callback");
     assert_int_equal(g_last_status, 204);
@@ -690,13 +698,22 @@ static void test_callback_completion(void **state)
     free(body);
 
     /* Completing it again, or an unknown callback: permanent, do not loop. */
-    assert_int_equal(
-        hubspot_complete_callback(g_api, &c, "ap-102670506-56776413549-7-0", 0, NULL, 0, &e), -1);
+    assert_int_equal(hubspot_complete_callback(
+                         &g_io, g_api, &c,
+                         &(struct hubspot_completion){"ap-102670506-56776413549-7-0", 0, NULL, 0},
+                         &e),
+                     -1);
     assert_int_equal(e.cls, API_PERMANENT);
     assert_int_equal(e.http_status, 400);
-    assert_int_equal(hubspot_complete_callback(g_api, &c, "ap-unknown", 0, NULL, 0, &e), -1);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
+    assert_int_equal(
+        hubspot_complete_callback(&g_io, g_api, &c,
+                                  &(struct hubspot_completion){"ap-unknown", 0, NULL, 0}, &e),
+        -1);
     assert_int_equal(e.cls, API_NOT_FOUND);
-    assert_int_equal(hubspot_complete_callback(g_api, &c, "", 1, NULL, 0, &e), -1);
+    assert_int_equal(hubspot_complete_callback(&g_io, g_api, &c,
+                                               &(struct hubspot_completion){"", 1, NULL, 0}, &e),
+                     -1);
     assert_int_equal(e.cls, API_PERMANENT);
 }
 
@@ -771,6 +788,7 @@ static int group_setup(void **state)
         fprintf(stderr, "setup: %s\n", err);
         return -1;
     }
+    g_io = (struct ioctx){.http = g_http, .redis = g_rc};
     return 0;
 }
 

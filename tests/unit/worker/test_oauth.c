@@ -82,7 +82,7 @@ static void test_refresh_once_then_cached(void **state)
     (void)state;
 
     store_rt(H_REALM_US1, H_RT_US1);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t1, sizeof t1, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t1, sizeof t1, &err), 0);
     assert_true(strlen(t1) > 100);
     assert_int_equal(oauth_calls(), 1);
     /* Stored for every replica, with its expiry. */
@@ -94,16 +94,17 @@ static void test_refresh_once_then_cached(void **state)
     free(at);
     free(exp);
     /* Fresh: no second refresh, from the cache or from Redis (a second instance). */
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_equal(t1, t2);
     struct oauth *o2 = new_oauth(NULL);
-    assert_int_equal(oauth_get_access(o2, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o2, H_REALM_US1, t2, sizeof t2, &err),
+                     0);
     assert_string_equal(t1, t2);
     assert_int_equal(oauth_calls(), 1);
     /* Too small a buffer is an error, not a truncated token. */
     char small[8];
-    assert_int_equal(oauth_get_access(o2, http, H.redis, H_REALM_US1, small, sizeof small, &err),
-                     -1);
+    assert_int_equal(
+        oauth_get_access(H_IO(http, H.redis), o2, H_REALM_US1, small, sizeof small, &err), -1);
     oauth_free(o2);
     oauth_free(o);
     http_client_free(http);
@@ -119,12 +120,12 @@ static void test_refresh_on_expiry(void **state)
 
     assert_int_equal(h_admin(HTTP_POST, "/_sandbox/config", "{\"access_ttl_s\":1}", NULL), 200);
     store_rt(H_REALM_US1, H_RT_US1);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t1, sizeof t1, &err), 0);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t1, sizeof t1, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_equal(t1, t2);
     assert_int_equal(oauth_calls(), 1);
     h_sleep_ms(600); /* inside the margin now */
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_not_equal(t1, t2);
     assert_int_equal(oauth_calls(), 2);
     oauth_free(o);
@@ -144,7 +145,7 @@ static void test_rotation_stored(void **state)
         h_admin(HTTP_POST, "/_sandbox/config", "{\"oauth\":{\"rotate_after_ms\":1}}", NULL), 200);
     store_rt(H_REALM_US1, H_RT_US1);
     h_sleep_ms(5);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t1, sizeof t1, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t1, sizeof t1, &err), 0);
     char *rt1 = h_hget(H_REALM_US1, "refresh_token");
     assert_non_null(rt1);
     assert_string_not_equal(rt1, H_RT_US1);
@@ -152,8 +153,8 @@ static void test_rotation_stored(void **state)
 
     /* The stored (rotated) token keeps working: a second refresh after a 401. */
     h_sleep_ms(5);
-    assert_int_equal(oauth_invalidate(o, H.redis, H_REALM_US1, t1, &err), 0);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(oauth_invalidate(H_IO(NULL, H.redis), o, H_REALM_US1, t1, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_not_equal(t1, t2);
     char *rt2 = h_hget(H_REALM_US1, "refresh_token");
     assert_string_not_equal(rt2, rt1);
@@ -178,7 +179,7 @@ static void *worker(void *p)
     struct redis_conn *redis = h_redis_new();
     struct api_error err;
     pthread_barrier_wait(a->barrier);
-    a->rc = oauth_get_access(a->o, http, redis, H_REALM_US2, a->tok, sizeof a->tok, &err);
+    a->rc = oauth_get_access(H_IO(http, redis), a->o, H_REALM_US2, a->tok, sizeof a->tok, &err);
     redis_conn_free(redis);
     http_client_free(http);
     return NULL;
@@ -230,24 +231,25 @@ static void test_invalid_grant_reauth(void **state)
     (void)state;
 
     store_rt(H_REALM_US1, "RT1-99-H0-1900000000notarealrefreshtoken");
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), -1);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), -1);
     assert_int_equal(err.cls, API_AUTH);
     assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
     assert_string_equal(err.qbo_fault_code, "invalid_grant");
+    assert_int_equal(err.source, API_SOURCE_OAUTH);
     assert_int_equal(api_error_retryable(&err), 0);
     assert_null(strstr(err.message, "notarealrefreshtoken"));
     assert_true(err.upstream_id[0] != 0); /* intuit_tid */
     assert_int_equal(oauth_calls(), 1);
     /* Marked in Redis: no replica hammers Intuit with the dead token again. */
     struct oauth *o2 = new_oauth(NULL);
-    assert_int_equal(oauth_get_access(o2, http, H.redis, H_REALM_US1, t, sizeof t, &err), -1);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o2, H_REALM_US1, t, sizeof t, &err), -1);
     assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
     assert_int_equal(oauth_calls(), 1);
     /* Reconnecting (storing a good token) clears the mark. */
     store_rt(H_REALM_US1, H_RT_US1);
-    assert_int_equal(oauth_get_access(o2, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o2, H_REALM_US1, t, sizeof t, &err), 0);
     /* No credentials at all: the same permanent error, without calling Intuit. */
-    assert_int_equal(oauth_get_access(o2, http, H.redis, H_REALM_CA, t, sizeof t, &err), -1);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o2, H_REALM_CA, t, sizeof t, &err), -1);
     assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
     assert_int_equal(oauth_calls(), 2);
     oauth_free(o2);
@@ -264,15 +266,16 @@ static void test_invalidate_only_the_rejected_token(void **state)
     (void)state;
 
     store_rt(H_REALM_US1, H_RT_US1);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t1, sizeof t1, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t1, sizeof t1, &err), 0);
     /* A 401 for a token that is no longer current (someone already refreshed). */
-    assert_int_equal(oauth_invalidate(o, H.redis, H_REALM_US1, "an-older-token-value", &err), 0);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(
+        oauth_invalidate(H_IO(NULL, H.redis), o, H_REALM_US1, "an-older-token-value", &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_equal(t1, t2);
     assert_int_equal(oauth_calls(), 1);
     /* A 401 for the current token: the next get refreshes. */
-    assert_int_equal(oauth_invalidate(o, H.redis, H_REALM_US1, t1, &err), 0);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t2, sizeof t2, &err), 0);
+    assert_int_equal(oauth_invalidate(H_IO(NULL, H.redis), o, H_REALM_US1, t1, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_not_equal(t1, t2);
     assert_int_equal(oauth_calls(), 2);
     oauth_free(o);
@@ -293,28 +296,31 @@ static void test_endpoint_failures(void **state)
                              NULL),
                      201);
     struct oauth *o = new_oauth(NULL);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), -1);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), -1);
     assert_int_equal(err.cls, API_TRANSIENT);
     assert_int_equal(err.http_status, 503);
+    assert_int_equal(err.source, API_SOURCE_OAUTH);
     assert_int_equal(api_error_retryable(&err), 1);
     oauth_free(o); /* (a fresh process: no failure shared with waiters) */
     o = new_oauth(NULL);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     oauth_free(o);
 
     /* Wrong client secret: a configuration error, not a reconnect. */
     const char *bad[] = {"--oauth.client_secret=wrong-secret-value", NULL};
-    assert_int_equal(oauth_invalidate((o = new_oauth(bad)), H.redis, H_REALM_US1, t, &err), 0);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), -1);
+    assert_int_equal(
+        oauth_invalidate(H_IO(NULL, H.redis), (o = new_oauth(bad)), H_REALM_US1, t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), -1);
     assert_int_equal(err.cls, API_AUTH);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    assert_int_equal(err.source, API_SOURCE_OAUTH);
     assert_null(strstr(err.message, "wrong-secret-value"));
     oauth_free(o);
 
     /* Unreachable endpoint: transient. */
     const char *dead[] = {"--oauth.token_url=http://127.0.0.1:1/oauth2/v1/tokens/bearer", NULL};
     o = new_oauth(dead);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), -1);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), -1);
     assert_int_equal(err.cls, API_TRANSIENT);
     oauth_free(o);
     http_client_free(http);
@@ -342,13 +348,13 @@ static void test_failed_proactive_refresh_keeps_token(void **state)
                              NULL),
                      201);
     struct oauth *o = new_oauth(NULL);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     assert_string_equal(t, "still-valid-token");
     assert_int_equal(oauth_calls(), 1);
     oauth_free(o);
     /* Next time the refresh works. */
     o = new_oauth(NULL);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     assert_string_not_equal(t, "still-valid-token");
     assert_int_equal(oauth_calls(), 2);
     oauth_free(o);
@@ -396,18 +402,18 @@ static void test_waits_for_another_replica(void **state)
     freeReplyObject(r);
     pthread_create(&th, NULL, write_token_later, &w);
     t0 = h_now_ms();
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     pthread_join(th, NULL);
     assert_string_equal(t, "from-the-other-replica");
     assert_true(h_now_ms() - t0 >= 150);
     assert_int_equal(oauth_calls(), 0);
 
     /* A lock left by a dead replica: we wait for it to lapse, then refresh ourselves. */
-    assert_int_equal(oauth_invalidate(o, H.redis, H_REALM_US1, t, &err), 0);
+    assert_int_equal(oauth_invalidate(H_IO(NULL, H.redis), o, H_REALM_US1, t, &err), 0);
     r = redis_command(H.redis, e, sizeof e, "SET hsqb:lock:{" H_REALM_US1 "}:oauth dead PX 300");
     freeReplyObject(r);
     t0 = h_now_ms();
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     assert_string_not_equal(t, "from-the-other-replica");
     assert_true(h_now_ms() - t0 >= 250);
     assert_int_equal(oauth_calls(), 1);
@@ -525,10 +531,10 @@ static void test_tokens_never_logged(void **state)
         h_admin(HTTP_POST, "/_sandbox/config", "{\"oauth\":{\"rotate_after_ms\":1}}", NULL), 200);
     store_rt(H_REALM_US1, H_RT_US1);
     h_sleep_ms(5);
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US1, t, sizeof t, &err), 0);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     char *rt = h_hget(H_REALM_US1, "refresh_token");
     store_rt(H_REALM_US2, "RT1-77-H0-neverlogthisrefreshtoken");
-    assert_int_equal(oauth_get_access(o, http, H.redis, H_REALM_US2, t, sizeof t, &err), -1);
+    assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US2, t, sizeof t, &err), -1);
     log_set_fd(1);
     log_set_level(LOG_WARN);
     n = pread(fd, buf, sizeof buf - 1, 0);

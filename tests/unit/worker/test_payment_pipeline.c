@@ -222,9 +222,11 @@ static void test_sales_receipt_from_payment(void **state)
 
     /* the company records card payments under "Credit Card" */
     body = "{\"Name\":\"Credit Card\",\"Type\":\"CREDIT_CARD\"}";
-    assert_int_equal(qbo_create(E.q, http, H.redis, H_REALM_US1, "paymentmethod", body,
-                                strlen(body), NULL, &pm, &err),
-                     0);
+    assert_int_equal(
+        qbo_create(H_IO(http, H.redis), E.q,
+                   &(struct qbo_req){H_REALM_US1, "paymentmethod", NULL, body, strlen(body)}, &pm,
+                   &err),
+        0);
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(1);

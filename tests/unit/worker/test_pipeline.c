@@ -135,7 +135,7 @@ static int qbo_rows(const char *realm, const char *sql)
     struct json_object *r;
     struct api_error err;
     int n;
-    assert_int_equal(qbo_query(E.q, E.http, H.redis, realm, sql, &r, &err), 0);
+    assert_int_equal(qbo_query(H_IO(E.http, H.redis), E.q, realm, sql, &r, &err), 0);
     n = (int)json_object_array_length(r);
     json_object_put(r);
     return n;
@@ -168,7 +168,7 @@ static void test_invoice_from_deal_then_duplicate(void **state)
         tp_str_at(json_object_array_get_idx(tp_at(r, "data.qbo.created_items"), 0), "name"),
         "Setup fee");
     /* the document in QBO: HubSpot's amounts to the cent, the term, our note */
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "invoice",
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "invoice",
                               tp_str_at(r, "data.qbo.id"), &inv, &err),
                      0);
     assert_string_equal(tp_str_at(inv, "SalesTermRef.value"), "3");
@@ -410,7 +410,8 @@ static void test_replay_runs_a_failed_event_again(void **state)
     /* the operator fixes the cause (creates the product) and replays the dead letter */
     body = "{\"Name\":\"Setup fee\",\"Type\":\"Service\","
            "\"IncomeAccountRef\":{\"value\":\"79\"}}";
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "item", body, strlen(body), NULL,
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "item", NULL, body, strlen(body)},
                                 &item, &err),
                      0);
     json_object_put(item);

@@ -87,7 +87,7 @@ static int rows_where(const char *realm, const char *sql)
     struct json_object *rows;
     struct api_error err;
     int n;
-    assert_int_equal(qbo_query(E.q, E.http, H.redis, realm, sql, &rows, &err), 0);
+    assert_int_equal(qbo_query(H_IO(E.http, H.redis), E.q, realm, sql, &rows, &err), 0);
     n = (int)json_object_array_length(rows);
     json_object_put(rows);
     return n;
@@ -120,11 +120,15 @@ static void test_create_same_requestid_once(void **state)
     struct api_error err;
     (void)state;
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
-                                "hsqb-test-requestid-0001", &a, &err),
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "invoice",
+                                                  "hsqb-test-requestid-0001", body, strlen(body)},
+                                &a, &err),
                      0);
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "Invoice", body, strlen(body),
-                                "hsqb-test-requestid-0001", &b, &err),
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "Invoice",
+                                                  "hsqb-test-requestid-0001", body, strlen(body)},
+                                &b, &err),
                      0);
     assert_string_equal(str_of(a, "Id"), str_of(b, "Id"));
     assert_string_equal(str_of(a, "DocNumber"), "HS-T-1");
@@ -155,8 +159,10 @@ static void test_401_mid_call_resends_same_requestid(void **state)
     add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
               "\"status\":401,\"times\":1,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\","
               "\"message\":\"message=AuthenticationFailed\"}],\"type\":\"AUTHENTICATION\"}}}");
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
-                                "hsqb-test-requestid-401", &inv, &err),
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "invoice", "hsqb-test-requestid-401",
+                                                  body, strlen(body)},
+                                &inv, &err),
                      0);
     assert_string_equal(str_of(inv, "DocNumber"), "HS-T-401");
     assert_int_equal(h_count("vendor=oauth", NULL), 2); /* exactly one refresh */
@@ -184,7 +190,8 @@ static void test_401_expired_token_refreshes(void **state)
                       "access_expires_at_ms 99999999999999 updated_at 1");
     assert_non_null(r);
     freeReplyObject(r);
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), 0);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "customer", "1", &c, &err),
+                     0);
     assert_string_equal(str_of(c, "DisplayName"), "Amy's Bird Sanctuary");
     assert_int_equal(h_count("vendor=oauth", NULL), 1);
     assert_int_equal(h_count("vendor=qbo&status=401", NULL), 1);
@@ -193,11 +200,13 @@ static void test_401_expired_token_refreshes(void **state)
     /* A 401 that survives a forced refresh ends the call, not in a loop and not as
      * "reconnect": the refresh token still works, so the pipeline retries the event. */
     add_fault("{\"path\":\"/v3/company/*/customer/*\",\"status\":401,\"body\":{}}");
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "customer", "1", &c, &err),
+                     -1);
     assert_int_equal(api_error_retryable(&err), 1);
     assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
     assert_int_equal(err.http_status, 401);
     assert_non_null(strstr(err.message, "rejected the access token twice"));
+    assert_int_equal(err.source, API_SOURCE_QBO); /* QBO's 401, not the token endpoint */
     assert_int_equal(h_count("vendor=qbo&status=401", NULL), 4); /* 3 sends, no more */
     assert_int_equal(h_count("vendor=oauth", NULL), 3);          /* 2 refreshes, both fine */
     assert_null(h_hget(H_REALM_US1, "reauth_required"));
@@ -207,9 +216,11 @@ static void test_401_expired_token_refreshes(void **state)
                      0);
     env_close();
     env_open(NULL, 0);
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "customer", "1", &c, &err),
+                     -1);
     assert_int_equal(err.cls, API_AUTH);
     assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
+    assert_int_equal(err.source, API_SOURCE_OAUTH); /* passed through from the refresh */
 }
 
 /* Replica B (E.q) holds access token T1 in its process cache while replica A has
@@ -224,9 +235,9 @@ static void b_holds_t1_while_a_stored_t2(char **t1, char **t2)
     assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Term"), 3);
     assert_non_null(*t1 = h_hget(H_REALM_US1, "access_token"));
     assert_non_null(a = oauth_new(E.cfg, e, sizeof e));
-    assert_int_equal(oauth_invalidate(a, H.redis, H_REALM_US1, *t1, &err), 0);
-    assert_int_equal(oauth_get_access(a, ahttp, H.redis, H_REALM_US1, tok, OAUTH_TOKEN_MAX, &err),
-                     0);
+    assert_int_equal(oauth_invalidate(H_IO(NULL, H.redis), a, H_REALM_US1, *t1, &err), 0);
+    assert_int_equal(
+        oauth_get_access(H_IO(ahttp, H.redis), a, H_REALM_US1, tok, OAUTH_TOKEN_MAX, &err), 0);
     assert_non_null(*t2 = h_hget(H_REALM_US1, "access_token"));
     assert_string_equal(tok, *t2);
     assert_string_not_equal(*t1, *t2);
@@ -253,8 +264,10 @@ static void test_401_twice_forces_refresh_same_requestid(void **state)
     add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\",\"phase\":\"after\","
               "\"status\":401,\"times\":2,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\","
               "\"message\":\"message=AuthenticationFailed\"}],\"type\":\"AUTHENTICATION\"}}}");
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
-                                "hsqb-test-requestid-401x2", &inv, &err),
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "invoice",
+                                                  "hsqb-test-requestid-401x2", body, strlen(body)},
+                                &inv, &err),
                      0);
     assert_string_equal(str_of(inv, "DocNumber"), "HS-T-401x2");
     assert_int_equal(h_count("vendor=oauth", NULL), 3); /* exactly one forced refresh */
@@ -287,11 +300,13 @@ static void test_invalid_grant_on_forced_refresh_is_reauth(void **state)
     add_fault("{\"path\":\"/v3/company/*/customer/*\",\"status\":401,\"body\":{}}");
     add_fault("{\"path\":\"/oauth2/v1/tokens/bearer\",\"vendor\":\"oauth\",\"status\":400,"
               "\"body\":{\"error\":\"invalid_grant\"}}");
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", "1", &c, &err), -1);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "customer", "1", &c, &err),
+                     -1);
     assert_null(c);
     assert_int_equal(err.cls, API_AUTH);
     assert_int_equal(err.code, HSQB_ERR_QBO_REAUTH_REQUIRED);
     assert_string_equal(err.qbo_fault_code, "invalid_grant");
+    assert_int_equal(err.source, API_SOURCE_OAUTH);
     assert_int_equal(api_error_retryable(&err), 0);
     assert_int_equal(h_count("vendor=qbo&status=401", NULL), 2);
     assert_int_equal(h_count("vendor=oauth&status=400", NULL), 1);
@@ -314,9 +329,11 @@ static void test_create_sends_body_as_given(void **state)
     const char *sent;
     (void)state;
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", text, len,
-                                "hsqb-test-requestid-len", &cust, &err),
-                     0);
+    assert_int_equal(
+        qbo_create(H_IO(E.http, H.redis), E.q,
+                   &(struct qbo_req){H_REALM_US1, "customer", "hsqb-test-requestid-len", text, len},
+                   &cust, &err),
+        0);
     assert_string_equal(str_of(cust, "DisplayName"), "Len \"Test\" caf\xc3\xa9 a/b");
     assert_int_equal(h_count("vendor=qbo&method=POST", &reqs), 1);
     sent = str_of(json_object_array_get_idx(reqs, 0), "body");
@@ -350,12 +367,14 @@ static void test_query_with_apostrophes(void **state)
     char lit[128], sql[256];
     (void)state;
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", body, strlen(body),
-                                NULL, &cust, &err),
-                     0);
+    assert_int_equal(
+        qbo_create(H_IO(E.http, H.redis), E.q,
+                   &(struct qbo_req){H_REALM_US1, "customer", NULL, body, strlen(body)}, &cust,
+                   &err),
+        0);
     qbo_sql_quote("Conan O'Brien", lit, sizeof lit);
     snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", lit);
-    assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1, sql, &rows, &err), 0);
+    assert_int_equal(qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, sql, &rows, &err), 0);
     assert_int_equal(json_object_array_length(rows), 1);
     assert_string_equal(str_of(json_object_array_get_idx(rows, 0), "Id"), str_of(cust, "Id"));
     json_object_put(rows);
@@ -381,10 +400,14 @@ static void test_validation_faults(void **state)
     struct api_error err;
     (void)state;
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", dup, strlen(dup),
-                                "rid-6240", &out, &err),
-                     -1);
+    err.source = API_SOURCE_HUBSPOT; /* a struct reused across calls: no stale source */
+    assert_int_equal(
+        qbo_create(H_IO(E.http, H.redis), E.q,
+                   &(struct qbo_req){H_REALM_US1, "customer", "rid-6240", dup, strlen(dup)}, &out,
+                   &err),
+        -1);
     assert_null(out);
+    assert_int_equal(err.source, API_SOURCE_QBO);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
     assert_int_equal(err.http_status, 400);
@@ -393,8 +416,9 @@ static void test_validation_faults(void **state)
     assert_true(err.upstream_id[0] != 0); /* intuit_tid */
     assert_int_equal(api_error_retryable(&err), 0);
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", bad, strlen(bad),
-                                NULL, &out, &err),
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "invoice", NULL, bad, strlen(bad)},
+                                &out, &err),
                      -1);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_string_equal(err.qbo_fault_code, "6070");
@@ -402,21 +426,27 @@ static void test_validation_faults(void **state)
 
     /* A bad query is a 4001 validation fault. */
     assert_int_equal(
-        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Custmoer", &out, &err), -1);
+        qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Custmoer", &out, &err),
+        -1);
     assert_string_equal(err.qbo_fault_code, "4001");
     /* An unknown entity never leaves the process. */
-    assert_int_equal(
-        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "widget", dup, strlen(dup), NULL, &out, &err),
-        -1);
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "widget", NULL, dup, strlen(dup)},
+                                &out, &err),
+                     -1);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
     /* Nor does a missing body (a builder that failed) or one over QBO_BODY_MAX. */
-    assert_int_equal(
-        qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", NULL, 0, NULL, &out, &err), -1);
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "customer", NULL, NULL, 0}, &out,
+                                &err),
+                     -1);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "customer", dup,
-                                (size_t)QBO_BODY_MAX + 1, NULL, &out, &err),
-                     -1);
+    assert_int_equal(
+        qbo_create(H_IO(E.http, H.redis), E.q,
+                   &(struct qbo_req){H_REALM_US1, "customer", NULL, dup, (size_t)QBO_BODY_MAX + 1},
+                   &out, &err),
+        -1);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
     assert_null(out);
 }
@@ -441,9 +471,11 @@ static void create_doc_fails(const char *entity, const char *body, struct api_er
 
     memset(&out, 'z', sizeof out);
     before = out;
-    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, entity, body,
-                                    body ? strlen(body) : 0, NULL, &out, err),
-                     -1);
+    assert_int_equal(
+        qbo_create_doc(H_IO(E.http, H.redis), E.q,
+                       &(struct qbo_req){H_REALM_US1, entity, NULL, body, body ? strlen(body) : 0},
+                       &out, err),
+        -1);
     assert_memory_equal(&out, &before, sizeof out);
 }
 
@@ -454,9 +486,11 @@ static void both_fail(const char *entity, const char *body, struct api_error *er
     struct json_object *obj = NULL;
     struct api_error want;
 
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, entity, body,
-                                body ? strlen(body) : 0, NULL, &obj, &want),
-                     -1);
+    assert_int_equal(
+        qbo_create(H_IO(E.http, H.redis), E.q,
+                   &(struct qbo_req){H_REALM_US1, entity, NULL, body, body ? strlen(body) : 0},
+                   &obj, &want),
+        -1);
     assert_null(obj);
     create_doc_fails(entity, body, err);
     assert_int_equal(err->cls, want.cls);
@@ -473,30 +507,27 @@ static void test_create_doc_reads_id_docnumber_currency(void **state)
     const char *body = INVOICE("HS-T-DOC");
     struct qbo_created doc, again, row;
     struct json_object *inv, *rows;
+    struct qbo_req w = {H_REALM_US1, "invoice", "hsqb-test-requestid-doc", body, strlen(body)};
     struct api_error err;
     (void)state;
 
-    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
-                                    strlen(body), "hsqb-test-requestid-doc", &doc, &err),
-                     0);
+    assert_int_equal(qbo_create_doc(H_IO(E.http, H.redis), E.q, &w, &doc, &err), 0);
     assert_true(doc.id[0] != 0);
     assert_string_equal(doc.doc_number, "HS-T-DOC");
     assert_string_equal(doc.currency, "USD");
     /* The same request as qbo_create(): a replay of the requestid is the same invoice,
      * and both read the same Id. */
-    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "Invoice", body,
-                                    strlen(body), "hsqb-test-requestid-doc", &again, &err),
-                     0);
+    w.entity = "Invoice";
+    assert_int_equal(qbo_create_doc(H_IO(E.http, H.redis), E.q, &w, &again, &err), 0);
     assert_memory_equal(&again, &doc, sizeof doc);
-    assert_int_equal(qbo_create(E.q, E.http, H.redis, H_REALM_US1, "invoice", body, strlen(body),
-                                "hsqb-test-requestid-doc", &inv, &err),
-                     0);
+    w.entity = "invoice";
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q, &w, &inv, &err), 0);
     assert_string_equal(str_of(inv, "Id"), doc.id);
     json_object_put(inv);
     assert_int_equal(rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-DOC'"),
                      1);
     /* A row found by a query fills the same value (action_create_once's look-up). */
-    assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1,
+    assert_int_equal(qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1,
                                "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-DOC'", &rows, &err),
                      0);
     assert_int_equal(
@@ -509,9 +540,12 @@ static void test_create_doc_reads_id_docnumber_currency(void **state)
               "\"status\":401,\"times\":1,\"body\":{\"fault\":{\"error\":[{\"code\":\"3200\"}],"
               "\"type\":\"AUTHENTICATION\"}}}");
     body = INVOICE("HS-T-DOC401");
-    assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
-                                    strlen(body), "hsqb-test-requestid-doc401", &doc, &err),
-                     0);
+    assert_int_equal(
+        qbo_create_doc(H_IO(E.http, H.redis), E.q,
+                       &(struct qbo_req){H_REALM_US1, "invoice", "hsqb-test-requestid-doc401", body,
+                                         strlen(body)},
+                       &doc, &err),
+        0);
     assert_string_equal(doc.doc_number, "HS-T-DOC401");
     assert_int_equal(
         rows_where(H_REALM_US1, "SELECT * FROM Invoice WHERE DocNumber = 'HS-T-DOC401'"), 1);
@@ -544,9 +578,11 @@ static void test_create_doc_member_rules(void **state)
 
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         answer_invoice_with(ok[i].answer, 1);
-        assert_int_equal(qbo_create_doc(E.q, E.http, H.redis, H_REALM_US1, "invoice", body,
-                                        strlen(body), NULL, &doc, &err),
-                         0);
+        assert_int_equal(
+            qbo_create_doc(H_IO(E.http, H.redis), E.q,
+                           &(struct qbo_req){H_REALM_US1, "invoice", NULL, body, strlen(body)},
+                           &doc, &err),
+            0);
         assert_string_equal(doc.id, ok[i].id);
         assert_string_equal(doc.doc_number, ok[i].doc_number);
         assert_string_equal(doc.currency, ok[i].currency);
@@ -700,12 +736,13 @@ static void test_throttle_and_server_errors(void **state)
               "\"application/xml\",\"headers\":{\"Retry-After\":\"1\"},\"body\":\"" THROTTLE_XML
               "\"}");
     assert_int_equal(
-        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+        qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
     assert_int_equal(err.cls, API_THROTTLED);
     assert_int_equal(err.http_status, 429);
     assert_int_equal(err.retry_after_ms, 1000);
     assert_string_equal(err.qbo_fault_code, "3001");
     assert_non_null(strstr(err.message, "ThrottleExceeded"));
+    assert_int_equal(err.source, API_SOURCE_QBO);
     assert_int_equal(api_error_retryable(&err), 1);
     /* The whole realm backs off, for every replica. */
     r = redis_command(H.redis, e, sizeof e, "ZSCORE hsqb:rate:{qbo:" H_REALM_US1 "} blocked");
@@ -714,7 +751,7 @@ static void test_throttle_and_server_errors(void **state)
     freeReplyObject(r);
     t0 = h_now_ms();
     assert_int_equal(
-        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), 0);
+        qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Term", &rows, &err), 0);
     assert_true(h_now_ms() - t0 >= 700);
     json_object_put(rows);
 
@@ -724,20 +761,20 @@ static void test_throttle_and_server_errors(void **state)
               "\"SystemFault\"}}}");
     add_fault("{\"path\":\"/v3/company/*/query\",\"status\":503,\"times\":1,\"body\":\"busy\"}");
     assert_int_equal(
-        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+        qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
     assert_int_equal(err.cls, API_TRANSIENT);
     assert_int_equal(err.http_status, 500);
     assert_string_equal(err.qbo_fault_code, "10000");
     assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
     assert_int_equal(
-        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+        qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
     assert_int_equal(err.cls, API_TRANSIENT);
     assert_int_equal(err.http_status, 503);
     /* A dropped connection: transient too. (Twice: libcurl itself resends once when a
      * reused keep-alive connection dies before any answer.) */
     add_fault("{\"path\":\"/v3/company/*/query\",\"drop\":true,\"times\":2}");
     assert_int_equal(
-        qbo_query(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
+        qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Term", &rows, &err), -1);
     assert_int_equal(err.cls, API_TRANSIENT);
     assert_int_equal(err.http_status, 0);
 }
@@ -750,16 +787,16 @@ static void test_company_info(void **state)
     redisReply *r;
     (void)state;
 
-    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_CA, &c, &err), 0);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_CA, &c, &err), 0);
     assert_string_equal(c.country, "CA");
     assert_int_equal(c.is_us, 0);
     assert_true(c.name[0] != 0);
-    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_US1, &c, &err), 0);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_US1, &c, &err), 0);
     assert_string_equal(c.country, "US");
     assert_int_equal(c.is_us, 1);
     assert_string_equal(c.name, "Sandbox Company US 1");
     /* Cached in this process, then in Redis for other replicas. */
-    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_CA, &c, &err), 0);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_CA, &c, &err), 0);
     assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_CA "/companyinfo", NULL), 1);
     r = redis_command(H.redis, e, sizeof e, "PTTL hsqb:map:{" H_REALM_CA "}:company");
     assert_non_null(r);
@@ -767,7 +804,7 @@ static void test_company_info(void **state)
     freeReplyObject(r);
     env_close();
     env_open(NULL, 0);
-    assert_int_equal(qbo_company_info(E.q, E.http, H.redis, H_REALM_CA, &c, &err), 0);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_CA, &c, &err), 0);
     assert_string_equal(c.country, "CA");
     assert_int_equal(c.is_us, 0);
     assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_CA "/companyinfo", NULL), 1);
@@ -777,24 +814,26 @@ static void test_paging(void **state)
 {
     struct json_object *rows;
     struct api_error err;
-    int more = -1, all;
+    struct qbo_paging pg = {.page_size = 5, .max_rows = 1000, .more = -1};
+    int all;
     (void)state;
 
     all = rows_where(H_REALM_US1, "SELECT * FROM Account MAXRESULTS 1000");
     assert_true(all > 5);
-    assert_int_equal(qbo_query_all(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Account", 5,
-                                   1000, &rows, &more, &err),
+    assert_int_equal(qbo_query_all(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Account",
+                                   &pg, &rows, &err),
                      0);
     assert_int_equal((int)json_object_array_length(rows), all);
-    assert_int_equal(more, 0);
+    assert_int_equal(pg.more, 0);
     json_object_put(rows);
     assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_US1 "/query", NULL),
                      1 + (all + 5) / 5);
-    assert_int_equal(qbo_query_all(E.q, E.http, H.redis, H_REALM_US1, "SELECT * FROM Account", 5, 7,
-                                   &rows, &more, &err),
+    pg = (struct qbo_paging){.page_size = 5, .max_rows = 7, .more = -1};
+    assert_int_equal(qbo_query_all(H_IO(E.http, H.redis), E.q, H_REALM_US1, "SELECT * FROM Account",
+                                   &pg, &rows, &err),
                      0);
     assert_int_equal(json_object_array_length(rows), 7);
-    assert_int_equal(more, 1);
+    assert_int_equal(pg.more, 1);
     json_object_put(rows);
 
     /* A long statement goes by POST application/text. */
@@ -814,11 +853,12 @@ static void test_read_and_oversized(void **state)
     struct api_error err;
     (void)state;
 
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", "3", &it, &err), 0);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "3", &it, &err), 0);
     assert_string_equal(str_of(it, "Sku"), "CONS-HR");
     json_object_put(it);
     it = NULL;
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", "99999", &it, &err), -1);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "99999", &it, &err),
+                     -1);
     assert_null(it);
     assert_int_equal(api_error_retryable(&err), 0);
 
@@ -832,7 +872,7 @@ static void test_read_and_oversized(void **state)
     snprintf(fault + n + 70000, 80000 - (size_t)n - 70000, "\"}");
     add_fault(fault);
     free(fault);
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", "3", &it, &err), -1);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "3", &it, &err), -1);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
 }
@@ -860,6 +900,7 @@ static void test_classifier(void **state)
     assert_string_equal(err.qbo_fault_code, "3200");
     assert_string_equal(err.upstream_id, "1-abc");
     assert_null(strstr(err.message, "AB0160139026")); /* the token echo is dropped */
+    assert_int_equal(err.source, API_SOURCE_QBO);
     qbo_error_from_response(400, NULL, stale, strlen(stale), NULL, &err);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_string_equal(err.qbo_fault_code, "5010");

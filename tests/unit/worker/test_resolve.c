@@ -61,13 +61,15 @@ static int teardown(void **state)
     return 0;
 }
 
+static struct ioctx g_io; /* the test thread's: E.http, H.redis */
+
 static struct resolve_ctx ctx_for(const char *event_id)
 {
+    g_io = (struct ioctx){.http = E.http, .redis = H.redis};
     struct resolve_ctx rc = {
+        .io = &g_io,
         .opts = &E.opts,
         .qbo = E.q,
-        .http = E.http,
-        .redis = H.redis,
         .realm = H_REALM_US1,
         .portal_id = PORTAL,
         .event_id = event_id,
@@ -88,7 +90,7 @@ static int rows(const char *sql)
     struct json_object *r;
     struct api_error err;
     int n;
-    assert_int_equal(qbo_query(E.q, E.http, H.redis, H_REALM_US1, sql, &r, &err), 0);
+    assert_int_equal(qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1, sql, &r, &err), 0);
     n = (int)json_object_array_length(r);
     json_object_put(r);
     return n;
@@ -99,7 +101,8 @@ static const char *display_of(const char *id, char *buf, size_t bufsz)
     struct json_object *ent;
     struct api_error err;
     const char *s;
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "customer", id, &ent, &err), 0);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "customer", id, &ent, &err),
+                     0);
     assert_int_equal(json_get_str(ent, "DisplayName", &s), JGET_OK);
     snprintf(buf, bufsz, "%s", s);
     json_object_put(ent);
@@ -328,10 +331,10 @@ static void *race(void *arg)
     struct http_client *http = h_http_new();
     struct resolve_ctx rc = ctx_for(r->event_id);
     struct hubspot_contact c = contact(r->contact_id, "Zo\xc3\xab", "Race", "zoe.race@example.se");
+    struct ioctx io = {.http = http, .redis = redis};
     struct api_error err;
 
-    rc.redis = redis;
-    rc.http = http;
+    rc.io = &io;
     r->rc = resolve_customer(&rc, &c, r->id, &r->created, &err);
     redis_conn_free(redis);
     http_client_free(http);
@@ -420,7 +423,8 @@ static void test_items_local_cache(void **state)
     assert_string_equal(out[0].id, "3");
     assert_true(h_count("vendor=qbo&method=GET", NULL) > q0);
     /* the Redis mapping vanishes (another replica dropped it, or eviction) */
-    r = redis_command(H.redis, e, sizeof e, "EVAL %s 0", "for _, k in ipairs(redis.call('KEYS', "
+    r = redis_command(H.redis, e, sizeof e, "EVAL %s 0",
+                      "for _, k in ipairs(redis.call('KEYS', "
                       "'*map:*')) do redis.call('DEL', k) end return 0");
     assert_non_null(r);
     freeReplyObject(r);
@@ -465,7 +469,8 @@ static void test_items_created_when_asked(void **state)
     assert_int_equal(out[1].created, 1);
     assert_int_equal(out[3].created, 1);
     assert_non_null(strstr(out[3].name, "Discontinued gadget #"));
-    assert_int_equal(qbo_read(E.q, E.http, H.redis, H_REALM_US1, "item", out[0].id, &ent, &err), 0);
+    assert_int_equal(
+        qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", out[0].id, &ent, &err), 0);
     assert_int_equal(json_get_str(ent, "Type", &s), JGET_OK);
     assert_string_equal(s, "Service");
     assert_int_equal(json_get_str(ent, "Sku", &s), JGET_OK);

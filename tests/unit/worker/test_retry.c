@@ -362,7 +362,8 @@ static int invoices_for(const char *realm, const char *id)
     size_t i;
     int n = 0;
 
-    assert_int_equal(qbo_query(E.q, E.http, H.redis, realm, "SELECT * FROM Invoice", &r, &err), 0);
+    assert_int_equal(
+        qbo_query(H_IO(E.http, H.redis), E.q, realm, "SELECT * FROM Invoice", &r, &err), 0);
     for (i = 0; i < json_object_array_length(r); i++) {
         o = json_object_array_get_idx(r, i);
         if (json_object_object_get_ex(o, "PrivateNote", &note) &&
