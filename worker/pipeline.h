@@ -1,23 +1,24 @@
 /* pipeline.h - one action event from Kafka message to published outcome.
  *
  * Owns: the process-wide struct pipeline (settings copied from the config, borrowed
- * clients, the action families' dispatch table, and a lease keeper: one thread with its
- * own Redis connection that renews the claim of every event in progress every
- * claim.lease / 3 and flags an event whose claim was lost), and per worker thread a
- * struct pipeline_thread (its http_client and redis_conn).
+ * clients, the action families' dispatch table, the tenant circuits and the lease keeper
+ * of worker/keeper.h), and per worker thread a struct pipeline_thread (its http_client
+ * and redis_conn, lent to each delivery as its struct ioctx).
  *
- * pipeline_handle() does everything for one message:
- *   retry record not due yet (worker/delay.h) --> nearly due: RETRY_LATER; else re-queued
+ * pipeline_handle() does everything for one message; the step behind each line is named
+ * (pipeline.c, retry.c, outcome.c, claim.c):
+ *   retry record not due yet (retry_early) --> nearly due: RETRY_LATER; else re-queued
  *      |                to the retry topic                                   -> DONE
  *   decode --invalid--> INVALID_EVENT / UNSUPPORTED_OBJECT_TYPE result + DLQ (raw bytes
  *      |                kept), no claim (no side effects to protect)       -> DONE
- *   claim  --done-----> re-publish the stored result, no API call            -> DONE
+ *   claim (claim_take) --done--> re-publish the stored result, no API call  -> DONE
  *      |   --busy-----> another owner is working on it                       -> RETRY_LATER
  *      |   --error----> Redis unavailable: never proceed without the claim    -> RETRY_LATER
- *   tenant circuit open (worker/breaker.h) --> retry topic, no API call, claim released
+ *   tenant circuit open (retry_defer_if_open) --> retry topic, no API call, claim released
  *      |                                                                     -> DONE
- *   run the action (action.h), retrying transient / throttled failures in-process with
- *      full-jitter backoff honouring Retry-After within retry.attempts / retry.budget
+ *   run the action (retry_run, action.h), retrying transient / throttled failures
+ *      in-process with full-jitter backoff honouring Retry-After within retry.attempts /
+ *      retry.budget
  *      |   success ---> succeeded result
  *      |   permanent -> failed result + DLQ
  *      |   budget spent (or the tenant's circuit opened meanwhile) -> the retry topic
@@ -26,9 +27,10 @@
  *      |                past retry.max_attempts deliveries or retry.max_age -> failed
  *      |                RETRIES_EXHAUSTED result + DLQ
  *      |   claim lost -> RETRY_LATER (the new owner finishes it)
- *   store done + result in Redis (first, so a crash after it re-publishes instead of
- *      re-running), then publish (DLQ record first for failures), then, with
- *      callbacks.complete, complete the HubSpot callback (best effort)       -> DONE
+ *   outcome_finish: store done + result in Redis (first, so a crash after it
+ *      re-publishes instead of re-running), then publish (DLQ record first for
+ *      failures), then, with callbacks.complete, complete the HubSpot callback (best
+ *      effort)                                                               -> DONE
  *      Kafka or Redis down at this point -> claim released -> RETRY_LATER
  * Failures are stored as done too (every event has exactly one recorded outcome); a
  * REPLAYED message (header hsqb-replay-of) whose stored outcome is a failure is run
@@ -40,8 +42,8 @@
  * retries, in-flight).
  *
  * Thread-safety: struct pipeline is shared by all worker threads (immutable after
- * pipeline_new, except the lease keeper's own locked list); struct pipeline_thread
- * belongs to one worker thread.
+ * pipeline_new; the keeper, breaker and mapping cache lock themselves); struct
+ * pipeline_thread belongs to one worker thread.
  */
 #ifndef HSQB_PIPELINE_H
 #define HSQB_PIPELINE_H
