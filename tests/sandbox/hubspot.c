@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "tests/sandbox/hubspot_internal.h"
 
 #define HS_BATCH_MAX      100  /* CRM batch read inputs */
@@ -130,7 +131,7 @@ static const struct hs_token *authenticate(const struct sb_request *req, struct 
         hs_error(resp, 401, "INVALID_AUTHENTICATION", hs_auth_msg, NULL);
         return NULL;
     }
-    int64_t now = sb_now_ms();
+    int64_t now = clock_wall_ms();
     if (t->expires_ms && now >= t->expires_ms) {
         hs_errorf(resp, 401, "EXPIRED_AUTHENTICATION",
                   "The OAuth token used to make this call expired %lld minute(s) ago.",
@@ -167,7 +168,7 @@ static int rate_check(struct hs_portal *p, int kind, struct sb_response *resp)
     pthread_mutex_lock(&hs.rate_mu);
     struct rate_state *r = &p->rate;
     int limit = hs_opt.rate_10s, daily_limit = hs_opt.daily_limit;
-    int64_t now = sb_mono_ms(), day = sb_now_ms() / 86400000;
+    int64_t now = clock_mono_ms(), day = clock_wall_ms() / 86400000;
     if (r->day != day) { /* NEEDSWORK: resets at UTC midnight, not the portal's zone */
         r->day = day;
         r->daily = 0;
@@ -187,7 +188,7 @@ static int rate_check(struct hs_portal *p, int kind, struct sb_response *resp)
             r->count--;
     if (daily_limit > 0 && r->daily >= daily_limit) {
         rate_429(resp, "DAILY", "You have reached your daily limit.",
-                 86400000 - sb_now_ms() % 86400000);
+                 86400000 - clock_wall_ms() % 86400000);
         rc = -1;
     } else if (limit > 0 && r->count >= limit) {
         int64_t oldest = r->ts[(r->head - r->count + r->cap) % r->cap];
@@ -610,7 +611,7 @@ static void h_batch_read(struct hs_portal *p, int t, const struct sb_request *re
     } else {
         json_object_put(missing);
     }
-    int64_t now = sb_now_ms();
+    int64_t now = clock_wall_ms();
     jadd(out, "startedAt", jiso(now));
     jadd(out, "completedAt", jiso(now));
     sb_resp_json(resp, nmissing ? 207 : 200, out);
@@ -716,7 +717,7 @@ static void h_v4_batch(struct hs_portal *p, int t, int to, const struct sb_reque
     }
     struct json_object *out = json_object_new_object();
     int nerr = (int)json_object_array_length(errs);
-    int64_t now = sb_now_ms();
+    int64_t now = clock_wall_ms();
     jadd(out, "status", jstr("COMPLETE"));
     jadd(out, "results", results);
     if (nerr) {
@@ -784,7 +785,7 @@ static int cb_check(int64_t portal, const char *id, struct json_object *outputs,
         hs_errorf(resp, 404, "OBJECT_NOT_FOUND", "Callback %s not found", id);
         return -1;
     }
-    int expired = sb_now_ms() >= c->expires_ms;
+    int expired = clock_wall_ms() >= c->expires_ms;
     if ((c->completed || expired) && hs_opt.cb_done_status != 204) {
         c->rejected++;
         hs_errorf(resp, 400, "VALIDATION_ERROR", "Callback %s %s", id,
@@ -797,7 +798,7 @@ static int cb_check(int64_t portal, const char *id, struct json_object *outputs,
 static int cb_apply(int64_t portal, const char *id, struct hs_cb *c, struct json_object *outputs,
                     const char *via)
 {
-    int64_t now = sb_now_ms();
+    int64_t now = clock_wall_ms();
     if (!c && !(c = hs_cb_register(id, portal, now, now + (int64_t)hs_opt.cb_expiry_s * 1000)))
         return -1;
     if (c->completed || now >= c->expires_ms) { /* repeat answered 204 by configuration */
@@ -1004,8 +1005,8 @@ static void h_oauth(const struct sb_request *req, struct sb_response *resp)
     struct json_object *scopes = NULL;
     if (a->scopes && json_object_deep_copy(a->scopes, &scopes, NULL) != 0)
         scopes = NULL;
-    if (hs_token_add(a->portal, tok, TOK_OAUTH, sb_now_ms() + (int64_t)hs_opt.access_ttl_s * 1000,
-                     scopes)) {
+    if (hs_token_add(a->portal, tok, TOK_OAUTH,
+                     clock_wall_ms() + (int64_t)hs_opt.access_ttl_s * 1000, scopes)) {
         hs_error(resp, 500, "INTERNAL_ERROR", "out of memory", NULL);
         goto out;
     }

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "tests/sandbox/hubspot_internal.h"
 
 #define HS_CALLBACKS_MAX 1000000 /* registered callbacks, all portals */
@@ -1051,7 +1052,7 @@ static int seed_portal_extras(struct hs_portal *p, struct json_object *po, char 
             return seed_fail(err, errsz, "'callbacks' must be an array");
         for (size_t i = 0; i < json_object_array_length(v); i++) {
             struct json_object *e = json_object_array_get_idx(v, i), *x = e;
-            int64_t now = sb_now_ms(), created = now, exp;
+            int64_t now = clock_wall_ms(), created = now, exp;
             if (json_object_is_type(e, json_type_object)) {
                 json_object_object_get_ex(e, "callbackId", &x);
                 if (seed_time(e, "createdAt", now, &created, err, errsz))
@@ -1212,9 +1213,9 @@ static struct json_object *dump_portal(const struct hs_portal *p)
         struct json_object *e = json_object_new_object(), *copy = NULL;
         jadd(e, "callbackId", jstr(c->id));
         jadd(e, "state",
-             jstr(c->completed                   ? "COMPLETED"
-                  : sb_now_ms() >= c->expires_ms ? "EXPIRED"
-                                                 : "PENDING"));
+             jstr(c->completed                       ? "COMPLETED"
+                  : clock_wall_ms() >= c->expires_ms ? "EXPIRED"
+                                                     : "PENDING"));
         jadd(e, "expiresAt", jiso(c->expires_ms));
         if (c->completed) {
             if (c->outputs && json_object_deep_copy(c->outputs, &copy, NULL) == 0)

@@ -16,6 +16,7 @@
  * and oauth_dump() is a deep copy. One mutex guards everything; no I/O under it.
  * Times are monotonic milliseconds except the hard cap, which is reported in seconds.
  */
+#include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
 
@@ -122,7 +123,7 @@ static void new_access_token(const char *realm, int64_t ttl_ms, const char *fixe
                              size_t outsz)
 {
     static const char hdr[] = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0..";
-    int64_t now = sb_mono_ms();
+    int64_t now = clock_mono_ms();
     struct json_object *rec = json_object_new_object();
 
     if (fixed) {
@@ -149,7 +150,7 @@ static void new_access_token(const char *realm, int64_t ttl_ms, const char *fixe
 static void new_refresh_token(const char *realm, const char *client, int64_t hard_epoch_s,
                               const char *fixed, char *out, size_t outsz)
 {
-    int64_t now = sb_mono_ms();
+    int64_t now = clock_mono_ms();
     struct json_object *rec = json_object_new_object();
     char rnd[24];
 
@@ -290,7 +291,7 @@ static void reply_tokens(const struct sb_request *req, struct sb_response *resp,
                          const char *refresh)
 {
     struct json_object *rec, *o = json_object_new_object();
-    int64_t now = sb_mono_ms();
+    int64_t now = clock_mono_ms();
     const char *hard_hdr = sb_req_header(req, "x-include-refresh-token-hard-expires-in");
 
     json_object_object_get_ex(g_refresh, refresh, &rec);
@@ -315,7 +316,7 @@ static void refresh_grant(const struct sb_request *req, struct sb_response *resp
 {
     char token[OAUTH_MAX_FIELD], fresh[OAUTH_MAX_FIELD], access[2048];
     struct json_object *rec;
-    int64_t now = sb_mono_ms();
+    int64_t now = clock_mono_ms();
 
     if (form_get(req->body, "refresh_token", token, sizeof(token)) < 0 || !token[0]) {
         reply_error(resp, 400, "invalid_request");
@@ -423,7 +424,7 @@ enum oauth_token_state oauth_access_token_state(const char *realm_id, const char
     pthread_mutex_lock(&g_lock);
     if (g_access && json_object_object_get_ex(g_access, token, &rec) &&
         strcmp(jstr(rec, "realm"), realm_id) == 0)
-        st = jint(rec, "expires") > sb_mono_ms() ? OAUTH_TOKEN_VALID : OAUTH_TOKEN_EXPIRED;
+        st = jint(rec, "expires") > clock_mono_ms() ? OAUTH_TOKEN_VALID : OAUTH_TOKEN_EXPIRED;
     pthread_mutex_unlock(&g_lock);
     return st;
 }
@@ -600,7 +601,7 @@ struct json_object *oauth_dump(void)
 
     pthread_mutex_lock(&g_lock);
     ensure_maps();
-    now = sb_mono_ms();
+    now = clock_mono_ms();
     json_object_object_foreach(g_clients, id, secret)
     {
         (void)secret;

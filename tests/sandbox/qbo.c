@@ -20,6 +20,7 @@
  * requestid store) and qbo_txn.c (transactions). Reference §12's design choices are
  * switches in struct qbo_opts (qbo_configure()).
  */
+#include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
 #include "tests/sandbox/qbo_internal.h"
@@ -96,7 +97,7 @@ void qbo_reply_entity(struct reply *rp, const struct realm *r, const char *name,
 {
     char ts[48];
     struct json_object *env = json_object_new_object();
-    qbo_fmt_time(r, sb_now_ms(), 1, ts, sizeof(ts));
+    qbo_fmt_time(r, clock_wall_ms(), 1, ts, sizeof(ts));
     json_object_object_add(env, name, json_object_get(ent));
     json_object_object_add(env, "time", json_object_new_string(ts));
     qbo_reply_set(rp, 200, CT_JSON, dup_json(env));
@@ -109,7 +110,7 @@ void qbo_reply_fault(struct reply *rp, const struct realm *r, const struct fault
     struct json_object *env = json_object_new_object(), *fo = json_object_new_object();
     struct json_object *errs = json_object_new_array(), *e = json_object_new_object();
 
-    qbo_fmt_time(r, sb_now_ms(), 1, ts, sizeof(ts));
+    qbo_fmt_time(r, clock_wall_ms(), 1, ts, sizeof(ts));
     json_object_object_add(e, "Message", json_object_new_string(f->message));
     json_object_object_add(e, "Detail", json_object_new_string(f->detail));
     json_object_object_add(e, "code", json_object_new_string(f->code));
@@ -144,7 +145,7 @@ int qbo_fault_set(struct fault *f, const char *code, const char *element, const 
 static void reply_throttled(struct reply *rp, const struct realm *r)
 {
     char ts[48], body[700];
-    qbo_fmt_time(r, sb_now_ms(), 1, ts, sizeof(ts));
+    qbo_fmt_time(r, clock_wall_ms(), 1, ts, sizeof(ts));
     if (g_qbo_opts.throttle_json) {
         struct fault f;
         qbo_fault_set(&f, "3001", NULL,
@@ -198,7 +199,7 @@ static void reply_unauthorized(struct reply *rp, const char *detail)
     json_object_object_add(o, "attachableResponse", json_object_new_array());
     json_object_object_add(o, "syncErrorResponse", NULL);
     json_object_object_add(o, "requestId", NULL);
-    json_object_object_add(o, "time", json_object_new_int64(sb_now_ms()));
+    json_object_object_add(o, "time", json_object_new_int64(clock_wall_ms()));
     json_object_object_add(o, "status", NULL);
     json_object_object_add(o, "cdcresponse", json_object_new_array());
     qbo_reply_set(rp, 401, CT_JSON_ERR, dup_json(o));
@@ -232,7 +233,7 @@ static void ring_resize(struct realm *r)
  * an optional fixed 1 s window (design choice #4's "10/s"). 1 = admitted. */
 static int throttle_admit(struct realm *r)
 {
-    int64_t now = sb_mono_ms();
+    int64_t now = clock_mono_ms();
 
     if (g_qbo_opts.per_second > 0) {
         if (now - r->sec_start >= 1000) {
@@ -605,7 +606,7 @@ static void do_query(struct route_ctx *c)
             json_object_object_add(qr, "maxResults", json_object_new_int64((int64_t)(i - start)));
         }
     }
-    qbo_fmt_time(c->r, sb_now_ms(), 1, ts, sizeof(ts));
+    qbo_fmt_time(c->r, clock_wall_ms(), 1, ts, sizeof(ts));
     json_object_object_add(env, "QueryResponse", qr);
     json_object_object_add(env, "time", json_object_new_string(ts));
     qbo_reply_set(c->rp, 200, CT_JSON, dup_json(env));
@@ -675,7 +676,7 @@ static struct json_object *default_prefs(void)
 static void finish_singleton(struct realm *r, struct json_object *o, const char *id)
 {
     char ts[48];
-    qbo_fmt_time(r, sb_now_ms(), 0, ts, sizeof(ts));
+    qbo_fmt_time(r, clock_wall_ms(), 0, ts, sizeof(ts));
     set_if_absent(o, "Id", json_object_new_string(id));
     set_if_absent(o, "SyncToken", json_object_new_string("0"));
     set_if_absent(o, "domain", json_object_new_string("QBO"));

@@ -22,6 +22,7 @@
  * answer per id is kept (status, body, request hash) and replayed, bounded by count and
  * age (qbo_set_limits, requestid_max_entries). Everything here runs under qbo.c's lock.
  */
+#include "common/clock.h"
 #include "tests/sandbox/qbo_internal.h"
 
 #include <ctype.h>
@@ -340,7 +341,7 @@ void qbo_bump(struct realm *r, struct json_object *e)
     char buf[24];
     snprintf(buf, sizeof(buf), "%lld", st ? atoll(st) + 1 : 1);
     set_str(e, "SyncToken", buf);
-    qbo_fmt_time(r, sb_now_ms(), 0, ts, sizeof(ts));
+    qbo_fmt_time(r, clock_wall_ms(), 0, ts, sizeof(ts));
     if (meta)
         set_str(meta, "LastUpdatedTime", ts);
 }
@@ -599,7 +600,7 @@ int qbo_entity_write(struct realm *r, enum kind k, struct json_object *body,
     set_str(w.ent, "domain", "QBO");
     json_object_object_add(w.ent, "sparse", json_object_new_boolean(0));
     set_str(w.ent, "Id", w.id);
-    qbo_fmt_time(r, sb_now_ms(), 0, ts, sizeof(ts));
+    qbo_fmt_time(r, clock_wall_ms(), 0, ts, sizeof(ts));
     if (old) {
         snprintf(st, sizeof(st), "%lld",
                  atoll(jstr(old, "SyncToken") ? jstr(old, "SyncToken") : "0") + 1);
@@ -715,7 +716,7 @@ static void do_delete(struct route_ctx *c, enum kind k, struct json_object *body
     set_str(res, "Id", id);
     env = json_object_new_object();
     json_object_object_add(env, qbo_kinds[k].name, res);
-    qbo_fmt_time(c->r, sb_now_ms(), 1, ts, sizeof(ts));
+    qbo_fmt_time(c->r, clock_wall_ms(), 1, ts, sizeof(ts));
     set_str(env, "time", ts);
     qbo_reply_set(c->rp, 200, CT_JSON, dup_json(env));
     json_object_put(env);
@@ -816,7 +817,7 @@ static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
 
 static void reqid_purge(struct realm *r)
 {
-    int64_t now = sb_mono_ms();
+    int64_t now = clock_mono_ms();
     int over = json_object_object_length(r->reqids) - g_qbo_opts.requestid_max_entries;
     struct json_object *dead = NULL;
 
@@ -855,7 +856,7 @@ void qbo_requestid_store(struct realm *r, const char *rid, const struct sb_reque
     json_object_array_add(rec, json_object_new_int(rp->status));
     json_object_array_add(rec, json_object_new_string(rp->body ? rp->body : ""));
     json_object_array_add(rec, json_object_new_int64((int64_t)hash));
-    json_object_array_add(rec, json_object_new_int64(sb_mono_ms()));
+    json_object_array_add(rec, json_object_new_int64(clock_mono_ms()));
     json_object_object_del(r->reqids, rid);
     json_object_object_add(r->reqids, rid, rec);
 }

@@ -11,6 +11,7 @@
  * balances and links (design choice #18), is qbo_apply_payment(), which the write
  * pipeline (qbo_rules.c) calls at commit, on delete and on void. Runs under qbo.c's lock.
  */
+#include "common/clock.h"
 #include "tests/sandbox/qbo_internal.h"
 
 #include <stdio.h>
@@ -44,7 +45,7 @@ const char qbo_fields_purchase[] =
 
 static void today(const struct realm *r, char *buf, size_t bufsz)
 {
-    time_t t = (time_t)(sb_now_ms() / 1000 + r->utc_offset_min * 60);
+    time_t t = (time_t)(clock_wall_ms() / 1000 + r->utc_offset_min * 60);
     struct tm tm;
     gmtime_r(&t, &tm);
     snprintf(buf, bufsz, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);

@@ -76,8 +76,6 @@ void sb_resp_header(struct sb_response *resp, const char *name, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 
 /* Milliseconds: wall clock (timestamps written out) and monotonic (rate windows). */
-int64_t sb_now_ms(void);
-int64_t sb_mono_ms(void);
 /* Fast per-thread pseudo-random numbers (not cryptographic): ids, jitter, shuffles. */
 uint64_t sb_rand(void);
 /* Format wall-clock ms as "2024-01-01T00:00:00.000Z" into buf (>= 25 bytes). */

@@ -38,6 +38,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
 
@@ -65,20 +66,6 @@ struct sb_conn {
 };
 
 /* ---- time and random ---------------------------------------------------------------- */
-
-int64_t sb_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t sb_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 uint64_t sb_rand(void)
 {
@@ -309,7 +296,7 @@ static void *dq_main(void *arg)
             pthread_cond_wait(&dq.cv, &dq.mu);
             continue;
         }
-        int64_t now = sb_mono_ms();
+        int64_t now = clock_mono_ms();
         if (dq.heap[0].due <= now) {
             struct MHD_Connection *c = dq_pop_locked();
             pthread_mutex_unlock(&dq.mu);
@@ -318,14 +305,7 @@ static void *dq_main(void *arg)
             continue;
         }
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait = dq.heap[0].due - now;
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        clock_abstime(CLOCK_MONOTONIC, dq.heap[0].due - now, &ts);
         pthread_cond_timedwait(&dq.cv, &dq.mu, &ts);
     }
     /* Shutdown: MHD must not stop with suspended connections; resume them all now. */
@@ -426,7 +406,7 @@ static void log_request(struct sb_conn *c, int status)
         .status = status,
         .fault_id = c->fault_fired ? c->fault.id : 0,
         .start_wall_ms = c->start_wall,
-        .duration_ms = sb_mono_ms() - c->start_mono,
+        .duration_ms = clock_mono_ms() - c->start_mono,
     };
     sb_log_record(&e);
 }
@@ -444,7 +424,7 @@ static void release_qbo(struct sb_conn *c)
 static int suspend_until(struct MHD_Connection *conn, int64_t delay_ms)
 {
     MHD_suspend_connection(conn);
-    if (dq_push(conn, sb_mono_ms() + delay_ms) != 0) {
+    if (dq_push(conn, clock_mono_ms() + delay_ms) != 0) {
         MHD_resume_connection(conn); /* out of memory: answer without the delay */
         return -1;
     }
@@ -596,8 +576,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!c)
             return MHD_NO;
         *con_cls = c;
-        c->start_mono = sb_mono_ms();
-        c->start_wall = sb_now_ms();
+        c->start_mono = clock_mono_ms();
+        c->start_wall = clock_wall_ms();
         c->req.method = method;
         c->req.path = url;
         c->req.conn = conn;
