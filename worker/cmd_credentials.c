@@ -17,6 +17,7 @@
 #include "common/http.h"
 #include "common/redis.h"
 #include "worker/apierr.h"
+#include "worker/exitcode.h"
 #include "worker/hubspot.h"
 #include "worker/oauth.h"
 #include "worker/settings.h"
@@ -24,8 +25,6 @@
 #define CRED_PORTAL_MAX 18     /* digits of a HubSpot portal id (fits int64) */
 #define CRED_MAX_ARGS   256    /* setting flags passed through */
 #define CRED_SCAN_MAX   100000 /* keys listed, a bound against a runaway SCAN */
-
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 struct opts {
     const char *action;
