@@ -15,6 +15,7 @@
  */
 #include "worker/settings.h"
 
+#include "common/http.h"
 #include "common/redis.h"
 
 #include <stdlib.h>
@@ -422,4 +423,13 @@ void settings_redis_opts(const struct config *cfg, struct redis_opts *o)
     o->connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
     o->command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
     o->prefix = config_get_str(cfg, "redis.key_prefix");
+}
+
+void settings_http_opts(const struct config *cfg, struct http_client_opts *o)
+{
+    http_client_opts_default(o);
+    o->connect_timeout_ms = (long)config_get_ms(cfg, "http.connect_timeout");
+    o->timeout_ms = (long)config_get_ms(cfg, "http.timeout");
+    o->max_body = (size_t)config_get_bytes(cfg, "http.max_response_bytes");
+    o->user_agent = config_get_str(cfg, "http.user_agent");
 }
