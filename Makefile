@@ -54,6 +54,8 @@ WORKER_SRCS := \
 	worker/cmd_validate.c \
 	worker/apierr.c \
 	worker/metrics.c \
+	worker/metrics_family.c \
+	worker/metrics_render.c \
 	worker/httpd.c \
 	worker/ratelimit.c \
 	worker/mapcache.c \
