@@ -183,7 +183,8 @@ int cmd_run(int argc, char **argv, const char *version)
                                 .lag = metrics_on_lag,
                                 .heartbeat = metrics_on_heartbeat,
                                 .held = metrics_on_held};
-    /* the retry topic is consumed by the same workers (design §3.3, worker/delay.h) */
+    /* the same workers consume the retry topic (worker/delay.h; README "How a failure
+     * travels") */
     const char *topics[] = {config_get_str(cfg, "kafka.topic.actions"),
                             config_get_str(cfg, "kafka.topic.retry"), NULL};
     struct consumer_params cp = {.cfg = cfg,
