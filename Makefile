@@ -54,6 +54,8 @@ WORKER_SRCS := \
 	worker/cmd_validate.c \
 	worker/apierr.c \
 	worker/metrics.c \
+	worker/metrics_family.c \
+	worker/metrics_render.c \
 	worker/httpd.c \
 	worker/ratelimit.c \
 	worker/mapcache.c \
@@ -189,9 +191,17 @@ $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$
 
 $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 
-# Test programs link the worker library (when they test worker/) and the common one.
+# Component tests that run against the private sandbox share tests/unit/worker/sandbox_harness.c;
+# the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
+SANDBOX_HARNESS_TESTS := test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry
+$(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
+TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result
+$(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o
+
+# Test programs link the worker library (when they test worker/) and the common one,
+# after every object (shared test helpers included), so the helpers' references resolve.
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(WORKER_LIB) $(COMMON_LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter-out %.a,$^) $(filter %.a,$^) $(LDLIBS_ALL) -lcmocka
 
 .PHONY: unit-bins
 unit-bins: $(UNIT_BINS) $(COMPONENT_BINS)

@@ -10,9 +10,8 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "worker/exitcode.h"
 #include "worker/settings.h"
-
-#define CMD_CONFIG_EXIT_BAD 2 /* invalid configuration or usage */
 
 static void usage(FILE *f)
 {
@@ -42,41 +41,41 @@ int cmd_config_run(int argc, char **argv, char **envp, FILE *out, FILE *err)
     if (strcmp(action, "check") == 0) {
         if (settings_load(&cfg, argc - 1, argv + 1, envp, errstr, sizeof(errstr)) < 0) {
             fprintf(err, "hsqb-worker config check: %s\n", errstr);
-            return CMD_CONFIG_EXIT_BAD;
+            return EXIT_USAGE;
         }
         warn_ignored(cfg, err);
         fprintf(out, "config ok\n");
         config_free(cfg);
-        return 0;
+        return EXIT_OK;
     }
     if (strcmp(action, "dump") == 0) {
         if (settings_load_flags(&cfg, argc - 1, argv + 1, envp, SETTINGS_SKIP_REQUIRED, errstr,
                                 sizeof(errstr)) < 0) {
             fprintf(err, "hsqb-worker config dump: %s\n", errstr);
-            return CMD_CONFIG_EXIT_BAD;
+            return EXIT_USAGE;
         }
         config_dump(cfg, out);
         if (config_check_required(cfg, errstr, sizeof(errstr)) < 0)
             fprintf(out, "# incomplete: %s\n", errstr);
         config_free(cfg);
-        return 0;
+        return EXIT_OK;
     }
     if (strcmp(action, "markdown") == 0 && argc == 2) {
         if (settings_load_flags(&cfg, 1, argv + 1, NULL, SETTINGS_SKIP_REQUIRED, errstr,
                                 sizeof(errstr)) < 0) {
             fprintf(err, "hsqb-worker config markdown: %s\n", errstr);
-            return CMD_CONFIG_EXIT_BAD;
+            return EXIT_USAGE;
         }
         config_markdown(cfg, out);
         config_free(cfg);
-        return 0;
+        return EXIT_OK;
     }
     if (strcmp(action, "help") == 0 || strcmp(action, "--help") == 0 || strcmp(action, "-h") == 0) {
         usage(out);
-        return 0;
+        return EXIT_OK;
     }
     usage(err);
-    return CMD_CONFIG_EXIT_BAD;
+    return EXIT_USAGE;
 }
 
 int cmd_config(int argc, char **argv)

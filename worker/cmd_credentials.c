@@ -17,6 +17,7 @@
 #include "common/http.h"
 #include "common/redis.h"
 #include "worker/apierr.h"
+#include "worker/exitcode.h"
 #include "worker/hubspot.h"
 #include "worker/oauth.h"
 #include "worker/settings.h"
@@ -24,8 +25,6 @@
 #define CRED_PORTAL_MAX 18     /* digits of a HubSpot portal id (fits int64) */
 #define CRED_MAX_ARGS   256    /* setting flags passed through */
 #define CRED_SCAN_MAX   100000 /* keys listed, a bound against a runaway SCAN */
-
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 struct opts {
     const char *action;
@@ -140,17 +139,8 @@ static int get_secret(const struct opts *o, char **envp, FILE *in, const char *e
 static struct redis_conn *connect_redis(const struct config *cfg, char *errstr, size_t errsz)
 {
     struct redis_opts ro;
-    redis_opts_default(&ro);
-    ro.host = config_get_str(cfg, "redis.host");
-    ro.port = (int)config_get_int(cfg, "redis.port");
-    ro.username =
-        *config_get_str(cfg, "redis.username") ? config_get_str(cfg, "redis.username") : NULL;
-    ro.password =
-        *config_get_str(cfg, "redis.password") ? config_get_str(cfg, "redis.password") : NULL;
-    ro.db = (int)config_get_int(cfg, "redis.db");
-    ro.connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
-    ro.command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
-    ro.prefix = config_get_str(cfg, "redis.key_prefix");
+
+    settings_redis_opts(cfg, &ro);
     return redis_conn_new(&ro, errstr, errsz);
 }
 
@@ -179,11 +169,7 @@ static int verify(const struct config *cfg, struct redis_conn *redis, const char
         fprintf(err, "hsqb-worker credentials: --verify: %s\n", e);
         return EXIT_USAGE;
     }
-    http_client_opts_default(&ho);
-    ho.connect_timeout_ms = config_get_ms(cfg, "http.connect_timeout");
-    ho.timeout_ms = config_get_ms(cfg, "http.timeout");
-    ho.max_body = (size_t)config_get_bytes(cfg, "http.max_response_bytes");
-    ho.user_agent = config_get_str(cfg, "http.user_agent");
+    settings_http_opts(cfg, &ho);
     if (!(http = http_client_new(&ho, e, sizeof e)) || !(tok = malloc(OAUTH_TOKEN_MAX))) {
         fprintf(err, "hsqb-worker credentials: --verify: %s\n", http ? "out of memory" : e);
         goto out;

@@ -1,8 +1,8 @@
 /* cmd_credentials.h - `hsqb-worker credentials`: put API credentials into Redis.
  *
  * Owns nothing beyond one call. The worker reads every tenant's credentials from Redis
- * (design §7, §8), so connecting a QuickBooks company or a HubSpot portal is one
- * command against the deployment's Redis, never a restart:
+ * (QBO tokens per realm, HubSpot tokens per portal), so connecting a QuickBooks company
+ * or a HubSpot portal is one command against the deployment's Redis, never a restart:
  *
  *   credentials qbo --realm R (--refresh-token-file F | --refresh-token - ) [--verify]
  *       Stores R's refresh token in <prefix>oauth:{R} (oauth_store_refresh_token: the

@@ -32,6 +32,7 @@
 #include "worker/claim.h"
 #include "worker/delay.h"
 #include "worker/event.h"
+#include "worker/exitcode.h"
 #include "worker/producer.h"
 #include "worker/settings.h"
 
@@ -100,7 +101,7 @@ static int usage(FILE *err, const char *why, const char *arg)
     if (why)
         fprintf(err, "hsqb-worker replay: %s%s%s\n", why, arg ? ": " : "", arg ? arg : "");
     fputs(usage_text, err);
-    return REPLAY_EXIT_USAGE;
+    return EXIT_USAGE;
 }
 
 /* ---- arguments ----------------------------------------------------------------------- */
@@ -659,12 +660,12 @@ int cmd_replay_run(int argc, char **argv, char **envp, FILE *out, FILE *err)
         return rc;
     if (settings_load_flags(&cfg, nargs, args, envp, SETTINGS_SKIP_REQUIRED, e, sizeof e) < 0) {
         fprintf(err, "hsqb-worker replay: %s\n", e);
-        return REPLAY_EXIT_USAGE;
+        return EXIT_USAGE;
     }
     if (!*config_get_str(cfg, "kafka.brokers")) {
         fprintf(err, "hsqb-worker replay: kafka.brokers is required\n");
         config_free(cfg);
-        return REPLAY_EXIT_USAGE;
+        return EXIT_USAGE;
     }
     if (log_get_level() < LOG_WARN)
         log_set_level(LOG_WARN); /* librdkafka's and the producer's chatter stays off stdout */
@@ -674,7 +675,7 @@ int cmd_replay_run(int argc, char **argv, char **envp, FILE *out, FILE *err)
     R.err = err;
     R.topic = o.topic ? o.topic : config_get_str(cfg, "kafka.topic.dlq");
     R.default_to = config_get_str(cfg, "kafka.topic.actions");
-    rc = REPLAY_EXIT_FAILED;
+    rc = EXIT_FAIL;
     if (!(R.rk = make_consumer(cfg, e, sizeof e)))
         goto fail;
     if (!o.dry_run) {
@@ -704,7 +705,7 @@ int cmd_replay_run(int argc, char **argv, char **envp, FILE *out, FILE *err)
             "succeeded), %lld skipped (same event earlier in this run), %lld failed%s\n",
             R.topic, R.n.scanned, R.n.chosen, R.n.replayed, R.n.succeeded, R.n.duplicate,
             R.n.failed, o.dry_run ? " (dry run: nothing published)" : "");
-    rc = R.n.failed ? REPLAY_EXIT_FAILED : REPLAY_EXIT_OK;
+    rc = R.n.failed ? EXIT_FAIL : EXIT_OK;
     goto out;
 fail:
     fprintf(err, "hsqb-worker replay: %s\n", e);

@@ -45,12 +45,8 @@
 
 #include <stdio.h>
 
-#define REPLAY_EXIT_OK     0
-#define REPLAY_EXIT_FAILED 1
-#define REPLAY_EXIT_USAGE  2
-
 /* argv[0] is the word "replay". Uses the process environment, stdout and stderr.
- * Returns the process exit status. */
+ * Returns the process exit status (worker/exitcode.h). */
 int cmd_replay(int argc, char **argv);
 
 /* As cmd_replay() with an injected environment (NULL-terminated "NAME=value", borrowed,

@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "worker/consumer.h"
+#include "worker/exitcode.h"
 #include "worker/httpd.h"
 #include "worker/hubspot.h"
 #include "worker/metrics.h"
@@ -41,8 +42,6 @@
 #include "worker/qbo.h"
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
-
-enum { RUN_OK = 0, RUN_FAILED = 1, RUN_CONFIG = 2 };
 
 #define WARM_TIMEOUT_MS 5000 /* output topics' metadata at start; Kafka down costs this once */
 
@@ -112,7 +111,7 @@ static void register_secrets(const struct config *cfg)
 int cmd_run(int argc, char **argv, const char *version)
 {
     char err[1024] = "";
-    int rc = RUN_CONFIG;
+    int rc = EXIT_USAGE;
     struct config *cfg = NULL;
     struct metrics *metrics = NULL;
     struct ratelimit *rl = NULL;
@@ -127,7 +126,7 @@ int cmd_run(int argc, char **argv, const char *version)
 
     if (settings_load(&cfg, argc, argv, (char **)config_environ(), err, sizeof err) != 0) {
         fprintf(stderr, "hsqb-worker run: %s\n", err);
-        return RUN_CONFIG;
+        return EXIT_USAGE;
     }
     int lvl = log_level_parse(config_get_str(cfg, "log.level"));
     log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
@@ -184,7 +183,8 @@ int cmd_run(int argc, char **argv, const char *version)
                                 .lag = metrics_on_lag,
                                 .heartbeat = metrics_on_heartbeat,
                                 .held = metrics_on_held};
-    /* the retry topic is consumed by the same workers (design §3.3, worker/delay.h) */
+    /* the same workers consume the retry topic (worker/delay.h; README "How a failure
+     * travels") */
     const char *topics[] = {config_get_str(cfg, "kafka.topic.actions"),
                             config_get_str(cfg, "kafka.topic.retry"), NULL};
     struct consumer_params cp = {.cfg = cfg,
@@ -224,10 +224,10 @@ int cmd_run(int argc, char **argv, const char *version)
     log_fields(LOG_INFO, "hsqb-worker running", f, sizeof f / sizeof *f);
 
     if (consumer_run(consumer, err, sizeof err) == 0) {
-        rc = RUN_OK;
+        rc = EXIT_OK;
         log_info("hsqb-worker stopped cleanly");
     } else {
-        rc = RUN_FAILED;
+        rc = EXIT_FAIL;
         log_error("hsqb-worker stopping after a runtime failure: %s", err);
     }
     goto out;
@@ -235,7 +235,7 @@ int cmd_run(int argc, char **argv, const char *version)
 fail:
     log_error("hsqb-worker run: start-up failed: %s", err);
     fprintf(stderr, "hsqb-worker run: %s\n", err);
-    rc = RUN_CONFIG;
+    rc = EXIT_USAGE;
 out:
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);

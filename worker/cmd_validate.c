@@ -17,6 +17,7 @@
 
 #include "common/json.h"
 #include "worker/event.h"
+#include "worker/exitcode.h"
 
 #define VALIDATE_READ_MAX ((size_t)EVENT_MAX_BYTES + 1)
 
@@ -125,7 +126,7 @@ static void report(const struct validate_opts *o, const char *file, const char *
     jbuf_release(&jb);
 }
 
-/* Returns 0 valid, 1 invalid, 2 I/O error. */
+/* Returns EXIT_OK (valid), EXIT_FAIL (invalid) or EXIT_USAGE (I/O error). */
 static int validate_one(const struct validate_opts *o, const char *file)
 {
     int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
@@ -136,14 +137,14 @@ static int validate_one(const struct validate_opts *o, const char *file)
 
     if (fd < 0) {
         report_io_error(o, file, errno);
-        return 2;
+        return EXIT_USAGE;
     }
     if (read_capped(fd, VALIDATE_READ_MAX, &buf, &len) < 0) {
         int e = errno;
         if (fd != STDIN_FILENO)
             close(fd);
         report_io_error(o, file, e);
-        return 2;
+        return EXIT_USAGE;
     }
     if (fd != STDIN_FILENO)
         close(fd);
@@ -151,13 +152,13 @@ static int validate_one(const struct validate_opts *o, const char *file)
     report(o, file, buf, len, st, &ev, err);
     event_release(&ev);
     free(buf);
-    return st == EVENT_OK ? 0 : 1;
+    return st == EVENT_OK ? EXIT_OK : EXIT_FAIL;
 }
 
 int cmd_validate(int argc, char **argv)
 {
     struct validate_opts o = {0};
-    int i, rc = 0, any_file = 0;
+    int i, rc = EXIT_OK, any_file = 0;
 
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -171,11 +172,11 @@ int cmd_validate(int argc, char **argv)
             o.json = 1;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
-            return 0;
+            return EXIT_OK;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "hsqb-worker validate: unknown option %s\n", a);
             usage(stderr);
-            return 2;
+            return EXIT_USAGE;
         } else {
             break;
         }
@@ -189,7 +190,7 @@ int cmd_validate(int argc, char **argv)
     if (!any_file) {
         fprintf(stderr, "hsqb-worker validate: no FILE given\n");
         usage(stderr);
-        return 2;
+        return EXIT_USAGE;
     }
     fflush(stdout);
     return rc;

@@ -20,14 +20,12 @@
 #include "worker/cmd_replay.h"
 #include "worker/cmd_run.h"
 #include "worker/cmd_validate.h"
+#include "worker/exitcode.h"
 #include "worker/settings.h"
 
 #ifndef HSQB_VERSION
 #define HSQB_VERSION "0.1.0-dev"
 #endif
-
-/* Exit statuses shared by the subcommands. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out)
 {

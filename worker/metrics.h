@@ -2,6 +2,8 @@
  *
  * Owns: every hsqb_* counter, gauge and histogram of the process, their label sets, and
  * the liveness heartbeat that /healthz reads. The HTTP side (worker/httpd.h) only renders.
+ * Inside: metrics.c (the family table and the updates), metrics_family.c (the lock-free
+ * series store), metrics_render.c (the text), sharing worker/metrics_internal.h.
  *
  * Families (all names carry their unit; HELP and TYPE lines are always rendered):
  *   hsqb_events_total{action,outcome}              counter  (outcome: METRICS_OUTCOME_*)

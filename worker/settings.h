@@ -60,8 +60,9 @@ struct redis_opts;
 void settings_redis_opts(const struct config *cfg, struct redis_opts *o);
 
 struct http_client_opts;
-/* Fill o (common/http.h) from http.*: connect timeout, timeout, response size cap and
- * user agent (borrowed from cfg, which must outlive every use of o). */
+/* Fill o (common/http.h) from http.*: connect_timeout, timeout, max_response_bytes and
+ * user_agent; every other member keeps http_client_opts_default()'s value. user_agent is
+ * borrowed from cfg (http_client_new() copies it). */
 void settings_http_opts(const struct config *cfg, struct http_client_opts *o);
 
 #endif

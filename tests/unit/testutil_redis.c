@@ -20,19 +20,7 @@
 
 #include <hiredis/hiredis.h>
 
-long long testutil_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void testutil_sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
+#include "common/clock.h"
 
 int testutil_free_port(void)
 {
@@ -110,19 +98,19 @@ static int spawn(struct testutil_redis *s, char *errstr, size_t errsz)
         execv(TESTUTIL_REDIS_SERVER, (char *const *)argv);
         _exit(127);
     }
-    deadline = testutil_now_ms() + 5000;
+    deadline = clock_mono_ms() + 5000;
     while (!answers_ping(s->port)) {
         if (waitpid(s->pid, NULL, WNOHANG) != 0) {
             s->pid = 0;
             snprintf(errstr, errsz, "redis-server exited at start (port %d)", s->port);
             return -1;
         }
-        if (testutil_now_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             testutil_redis_kill(s);
             snprintf(errstr, errsz, "redis-server did not answer within 5 s");
             return -1;
         }
-        testutil_sleep_ms(10);
+        clock_sleep_ms(10);
     }
     return 0;
 }

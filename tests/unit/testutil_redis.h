@@ -49,8 +49,4 @@ int testutil_redis_flush(const struct testutil_redis *s);
 /* A 127.0.0.1 TCP port free at the time of the call (nothing listens there), or -1. */
 int testutil_free_port(void);
 
-/* Monotonic milliseconds and a sleep, shared by component tests. */
-long long testutil_now_ms(void);
-void testutil_sleep_ms(long ms);
-
 #endif

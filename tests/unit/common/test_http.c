@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/http.h"
 
 #define MAX_SCRIPT 8
@@ -59,13 +60,6 @@ struct srv {
     struct seen seen[MAX_SEEN];
     int nseen, accepts;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void send_all(int fd, const char *p, size_t n)
 {
@@ -477,12 +471,12 @@ static void test_total_timeout(void **state)
     struct http_request req = {
         .method = HTTP_GET, .url = url(s, "/slow"), .bearer = "sekrit-token", .timeout_ms = 200};
     char err[256] = "";
-    int64_t t0 = now_ms(), dt;
+    int64_t t0 = clock_mono_ms(), dt;
 
     http_response_init(&r);
     script(s, (struct script){.status = 200, .body = "late", .delay_ms = 3000});
     assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_ETIMEOUT);
-    dt = now_ms() - t0;
+    dt = clock_mono_ms() - t0;
     assert_true(dt >= 150 && dt < 1500);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.body_len, 0);

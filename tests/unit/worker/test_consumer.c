@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "worker/consumer.h"
@@ -51,14 +52,6 @@ static char tmpdir[256];
 static char bootstrap[512];
 static pid_t mock_pid = -1;
 static struct producer *prod;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the mock cluster and settings --------------------------------------------------- */
 
@@ -99,7 +92,7 @@ static int start_mock(void **state)
               "t.fresh:6", (char *)NULL);
         _exit(127);
     }
-    for (end = now_ms() + 10000; now_ms() < end; usleep(20000)) {
+    for (end = clock_mono_ms() + 10000; clock_mono_ms() < end; usleep(20000)) {
         f = fopen(file, "r");
         if (f == NULL)
             continue;
@@ -343,9 +336,10 @@ static void member_stop(struct member *mb)
  * reached total. */
 static void wait_handled(struct run *r, int n, int total, int64_t timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = clock_mono_ms() + timeout_ms;
 
-    while ((atomic_load(&r->distinct) < n || atomic_load(&r->handled) < total) && now_ms() < end)
+    while ((atomic_load(&r->distinct) < n || atomic_load(&r->handled) < total) &&
+           clock_mono_ms() < end)
         usleep(5000);
     if (atomic_load(&r->distinct) < n || atomic_load(&r->handled) < total)
         fail_msg("handled %d distinct of %d, %d in total of %d, in %lld ms",
@@ -355,9 +349,9 @@ static void wait_handled(struct run *r, int n, int total, int64_t timeout_ms)
 
 static void wait_assigned(struct member *mb, int64_t n)
 {
-    int64_t end = now_ms() + 10000;
+    int64_t end = clock_mono_ms() + 10000;
 
-    while (atomic_load(&mb->assigned) != n && now_ms() < end)
+    while (atomic_load(&mb->assigned) != n && clock_mono_ms() < end)
         usleep(10000);
     assert_int_equal(atomic_load(&mb->assigned), n);
 }
@@ -632,7 +626,7 @@ static void test_producer_send_sync_with_headers(void **state)
     assert_int_equal(hi, 1); /* acknowledged means stored by the broker */
     rd_kafka_topic_partition_list_add(l, "t.results", 0)->offset = 0;
     assert_int_equal(rd_kafka_assign(rk, l), 0);
-    for (end = now_ms() + 10000; m == NULL && now_ms() < end;) {
+    for (end = clock_mono_ms() + 10000; m == NULL && clock_mono_ms() < end;) {
         m = rd_kafka_consumer_poll(rk, 100);
         if (m != NULL && m->err) {
             rd_kafka_message_destroy(m);

@@ -24,17 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "worker/delay.h"
 #include "worker/scheduler.h"
 #include "worker/settings.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct config *cfg_with(const char *const *extra)
 {
@@ -298,7 +291,7 @@ static enum handler_disposition handler(void *opaque, void *ctx, const struct in
     (void)opaque, (void)ctx, (void)delay;
     pthread_mutex_lock(&R.mu);
     if (R.n < 64) {
-        R.ran_at[m->offset % 64] = now_ms();
+        R.ran_at[m->offset % 64] = clock_mono_ms();
         R.order[R.n++] = m->offset;
     }
     pthread_mutex_unlock(&R.mu);
@@ -345,9 +338,9 @@ static int ran(int64_t offset)
 
 static void wait_ran(int64_t offset, int64_t timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = clock_mono_ms() + timeout_ms;
 
-    while (!ran(offset) && now_ms() < end)
+    while (!ran(offset) && clock_mono_ms() < end)
         usleep(5000);
     assert_true(ran(offset));
 }
@@ -391,7 +384,7 @@ static void test_held_record_waits_without_a_thread(void **state)
     struct scheduler *s = sched(1, 0, 0); /* ONE worker thread */
     struct sched_partition *rp = scheduler_partition_add(s, "hsqb.actions.retry", 0);
     struct sched_partition *mp = scheduler_partition_add(s, "hsqb.actions", 0);
-    int64_t t0 = now_ms(), off;
+    int64_t t0 = clock_mono_ms(), off;
     bool want = true;
     (void)state;
 
@@ -402,15 +395,15 @@ static void test_held_record_waits_without_a_thread(void **state)
     submit_now(s, mp, 2, "b", &want);
     wait_ran(2, 300);
     assert_false(ran(1));
-    assert_true(now_ms() - t0 < 350);
+    assert_true(clock_mono_ms() - t0 < 350);
     /* the held record runs after its delay, not before */
-    while (scheduler_held(s) > 0 && now_ms() - t0 < 2000)
+    while (scheduler_held(s) > 0 && clock_mono_ms() - t0 < 2000)
         usleep(5000);
     assert_int_equal(scheduler_wait_idle(s, NULL, 2000), 0);
     pthread_mutex_lock(&R.mu);
     assert_int_equal(R.n, 2);
     pthread_mutex_unlock(&R.mu);
-    assert_true(now_ms() - t0 >= 400);
+    assert_true(clock_mono_ms() - t0 >= 400);
     /* its offset completed, like any other */
     scheduler_partition_state(s, rp, NULL, &off);
     assert_int_equal(off, 2);

@@ -77,13 +77,13 @@ static int sb_start(void)
               "tests/sandbox/seed", "--threads", "2", (char *)NULL);
         _exit(127);
     }
-    deadline = testutil_now_ms() + 10000;
+    deadline = clock_mono_ms() + 10000;
     while ((f = fopen(portfile, "r")) == NULL) {
-        if (waitpid(g_sb_pid, NULL, WNOHANG) != 0 || testutil_now_ms() > deadline) {
+        if (waitpid(g_sb_pid, NULL, WNOHANG) != 0 || clock_mono_ms() > deadline) {
             fprintf(stderr, "hsqb-sandbox did not start\n");
             return -1;
         }
-        testutil_sleep_ms(10);
+        clock_sleep_ms(10);
     }
     if (!fgets(buf, sizeof buf, f))
         buf[0] = '\0';
@@ -746,7 +746,7 @@ static void test_hooks_and_redis_down(void **state)
     assert_int_equal(e.cls, API_TRANSIENT);
     assert_int_equal(g_calls, 0);
     assert_int_equal(testutil_redis_restart(&g_redis, err, sizeof err), 0);
-    testutil_sleep_ms(150);
+    clock_sleep_ms(150);
 }
 
 /* ---- fixtures ------------------------------------------------------------------------ */

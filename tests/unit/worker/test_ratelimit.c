@@ -265,7 +265,7 @@ struct delayed_release {
 static void *release_later(void *arg)
 {
     struct delayed_release *d = arg;
-    testutil_sleep_ms(d->after_ms);
+    clock_sleep_ms(d->after_ms);
     ratelimit_release(d->rl, d->c, d->slot);
     redis_flush(d->c, NULL, 0); /* what the pipeline does before its thread goes idle */
     return NULL;
@@ -530,7 +530,7 @@ static void test_redis_down_is_an_error(void **state)
     assert_int_equal(ratelimit_penalize(rl, c, RL_QBO, "r1", 100, err, sizeof err), -1);
 
     assert_int_equal(testutil_redis_restart(&g_srv, err, sizeof err), 0);
-    testutil_sleep_ms(150); /* the connection's reconnect back-off */
+    clock_sleep_ms(150); /* the connection's reconnect back-off */
     /* The failed acquire did not leak the single local slot. */
     assert_int_equal(acq(rl, c, "r1", 500, &slot, NULL), RL_OK);
     ratelimit_release(rl, c, &slot);

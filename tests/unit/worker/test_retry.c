@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "worker/cmd_replay.h"
 #include "worker/consumer.h"
+#include "worker/exitcode.h"
 #include "worker/hubspot.h"
 #include "worker/metrics.h"
 #include "worker/oauth.h"
@@ -513,13 +514,13 @@ static void test_exhausted_to_dlq_then_replay_once(void **state)
     assert_int_equal(invoices_for(H_REALM_US1, "evt-exh"), 0);
 
     /* a dry run only lists it */
-    assert_int_equal(run_replay(dry, out, sizeof out), REPLAY_EXIT_OK);
+    assert_int_equal(run_replay(dry, out, sizeof out), EXIT_OK);
     assert_non_null(strstr(out, "would replay to " ACTIONS));
     assert_non_null(strstr(out, "1 chosen, 0 replayed"));
 
     /* the storm is over: replaying the dead letter succeeds */
     assert_int_equal(h_admin(HTTP_DELETE, "/_sandbox/faults", NULL, NULL), 204);
-    assert_int_equal(run_replay(replay_id, out, sizeof out), REPLAY_EXIT_OK);
+    assert_int_equal(run_replay(replay_id, out, sizeof out), EXIT_OK);
     assert_non_null(strstr(out, "replayed to " ACTIONS));
     i = wait_result("evt-exh", 1, 20000);
     assert_non_null(strstr(E.results.m[i].value, "hsqb.result.succeeded"));
@@ -527,11 +528,11 @@ static void test_exhausted_to_dlq_then_replay_once(void **state)
     nposts = invoice_posts(H_REALM_US1, posts, 32);
 
     /* twice: skipped, Redis says it succeeded */
-    assert_int_equal(run_replay(replay_id, out, sizeof out), REPLAY_EXIT_OK);
+    assert_int_equal(run_replay(replay_id, out, sizeof out), EXIT_OK);
     assert_non_null(strstr(out, "skipped: already succeeded"));
     assert_non_null(strstr(out, "0 replayed"));
     /* forced: re-published, and the worker only re-publishes the stored success */
-    assert_int_equal(run_replay(force, out, sizeof out), REPLAY_EXIT_OK);
+    assert_int_equal(run_replay(force, out, sizeof out), EXIT_OK);
     assert_non_null(strstr(out, "1 replayed"));
     i = wait_result("evt-exh", 2, 20000);
     assert_non_null(strstr(E.results.m[i].value, "hsqb.result.succeeded"));

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "worker/offsets.h"
 #include "worker/scheduler.h"
 
@@ -58,21 +59,13 @@ static struct {
     int64_t retry_offset; /* M_RETRY: this offset asks for a 200 ms retry once */
 } T;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void record(const struct inbound_msg *m, void *ctx)
 {
     pthread_mutex_lock(&T.mu);
     if (T.nrec < MAXREC) {
         T.rec[T.nrec].offset = m->offset;
         T.rec[T.nrec].dispatch = m->dispatch_count;
-        T.rec[T.nrec].at_ms = now_ms();
+        T.rec[T.nrec].at_ms = clock_mono_ms();
         T.rec[T.nrec].ctx = ctx;
         T.nrec++;
     }
@@ -223,9 +216,9 @@ static bool paused(struct scheduler *s, struct sched_partition *p)
 
 static void wait_in_flight(struct scheduler *s, struct sched_partition *p, size_t n)
 {
-    int64_t end = now_ms() + 5000;
+    int64_t end = clock_mono_ms() + 5000;
 
-    while (scheduler_partition_in_flight(s, p) != n && now_ms() < end)
+    while (scheduler_partition_in_flight(s, p) != n && clock_mono_ms() < end)
         usleep(1000);
     assert_int_equal(scheduler_partition_in_flight(s, p), n);
 }
@@ -378,7 +371,7 @@ static void test_retry_waits_without_a_thread_and_blocks_its_key(void **state)
 {
     struct scheduler *s = start(1, 100, 100, 0);
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
-    int64_t t0 = now_ms(), first_b = -1, second_r = -1, r2 = -1;
+    int64_t t0 = clock_mono_ms(), first_b = -1, second_r = -1, r2 = -1;
     int i;
 
     (void)state;
@@ -472,7 +465,7 @@ static void test_stop_blocks_commit_and_fails_the_scheduler(void **state)
     assert_int_equal(submit(s, p, 1, 1, "a", NULL), SCHED_ACCEPTED);
     assert_int_equal(submit(s, p, 2, 2, "a", NULL), SCHED_ACCEPTED);
     assert_int_equal(submit(s, p, 3, 3, "b", NULL), SCHED_ACCEPTED);
-    for (int64_t end = now_ms() + 5000; !scheduler_failed(s) && now_ms() < end;)
+    for (int64_t end = clock_mono_ms() + 5000; !scheduler_failed(s) && clock_mono_ms() < end;)
         usleep(1000);
     assert_true(scheduler_failed(s));
     wait_in_flight(s, p, 2);

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "common/http.h"
+#include "common/redis.h"
 #include "worker/cmd_config.h"
 #include "worker/settings.h"
 
@@ -287,6 +289,42 @@ static void test_cmd_config(void **state)
     free(e);
 }
 
+/* The option builders carry every connection setting a subcommand needs, so `credentials`
+ * reaches the same Redis and speaks HTTP with the same limits as `run`. */
+static void test_option_builders(void **state)
+{
+    struct config *cfg =
+        load(ARGV("--redis.host=cache.internal", "--redis.port=6380", "--redis.password=pw",
+                  "--redis.db=3", "--redis.connect_timeout=700ms", "--redis.command_timeout=900ms",
+                  "--redis.key_prefix=t1:", "--http.connect_timeout=2s", "--http.timeout=7s",
+                  "--http.max_response_bytes=1MiB", "--http.user_agent=hsqb-test"),
+             ENVP("LANG=C"));
+    struct redis_opts ro;
+    struct http_client_opts ho, def;
+
+    (void)state;
+    if (cfg == NULL)
+        fail_msg("%s", err);
+    settings_redis_opts(cfg, &ro);
+    assert_string_equal(ro.host, "cache.internal");
+    assert_int_equal(ro.port, 6380);
+    assert_null(ro.username); /* empty means none */
+    assert_string_equal(ro.password, "pw");
+    assert_int_equal(ro.db, 3);
+    assert_int_equal(ro.connect_timeout_ms, 700);
+    assert_int_equal(ro.command_timeout_ms, 900);
+    assert_string_equal(ro.prefix, "t1:");
+    settings_http_opts(cfg, &ho);
+    http_client_opts_default(&def);
+    assert_int_equal(ho.connect_timeout_ms, 2000);
+    assert_int_equal(ho.timeout_ms, 7000);
+    assert_int_equal(ho.max_body, 1024 * 1024);
+    assert_string_equal(ho.user_agent, "hsqb-test");
+    assert_int_equal(ho.max_header_bytes, def.max_header_bytes);
+    assert_int_equal(ho.accept_gzip, def.accept_gzip);
+    config_free(cfg);
+}
+
 static void test_help_lists_every_key(void **state)
 {
     char *help = NULL, flag[128];
@@ -316,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_secrets_are_flagged_and_hidden),
         cmocka_unit_test(test_cross_key_checks),
         cmocka_unit_test(test_cmd_config),
+        cmocka_unit_test(test_option_builders),
         cmocka_unit_test(test_help_lists_every_key),
     };
 
