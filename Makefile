@@ -67,6 +67,7 @@ WORKER_SRCS := \
 	worker/result.c \
 	worker/resolve.c \
 	worker/resolve_refs.c \
+	worker/action.c \
 	worker/action_sales.c \
 	worker/action_payment.c \
 	worker/pipeline.c \
