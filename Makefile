@@ -58,6 +58,7 @@ WORKER_SRCS := \
 	worker/ratelimit.c \
 	worker/mapcache.c \
 	worker/hubspot.c \
+	worker/hubspot_exchange.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \

@@ -1,5 +1,8 @@
-/* hubspot.h - the HubSpot CRM client: the reads of design §4 step 3 and the callback of
- * step 10, over the numbered path family (/crm/v3, /crm/v4, /automation/v4).
+/* hubspot.h - the HubSpot CRM client: the reads an action needs (the enrolled object,
+ * its contact and line items) and the workflow callback's completion, over the numbered
+ * path family (/crm/v3, /crm/v4, /automation/v4). Implemented in hubspot.c (the reads
+ * and what their answers mean) and hubspot_exchange.c (lifecycle, tokens, the rate
+ * limiter, one request and its error classification).
  *
  * Owns: the base URL, the default token (hubspot.token), a short in-process cache of
  * per-portal tokens read from Redis, and the metrics hooks. It borrows the shared rate
