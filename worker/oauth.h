@@ -2,12 +2,12 @@
  *
  * Owns: the process-wide struct oauth (Intuit token endpoint settings copied from the
  * config, and a small in-process cache of access tokens per realm) and the Redis hash
- * that is the source of truth for every replica (design §5 "auth", §7):
+ * that is the source of truth for every replica:
  *
  *   <prefix>oauth:{<realm>}  hash
  *     access_token          current access token ("" or absent: none; refresh first)
  *     access_expires_at_ms  epoch ms when Intuit stops accepting it
- *     refresh_token         the LATEST refresh token (Intuit rotates them: reference §9)
+ *     refresh_token         the LATEST refresh token (Intuit rotates them on refresh)
  *     refresh_expires_at_ms epoch ms (rolling lifetime from x_refresh_token_expires_in)
  *     updated_at            epoch ms of the last write
  *     reauth_required       present ("1") once Intuit answered invalid_grant for the
