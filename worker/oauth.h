@@ -93,10 +93,11 @@ struct oauth_hooks {
  * NULL (none). */
 void oauth_set_hooks(struct oauth *o, const struct oauth_hooks *h);
 
-/* In both calls below io is the calling thread's (io->http, io->redis not NULL); its
- * deadline_ms is not used: the waits are bounded by http.timeout as said above, and
- * claim_lost does not apply (nothing here writes to QuickBooks). A failure names
- * API_SOURCE_OAUTH, also when QBO passes it through. */
+/* In both calls below io is the calling thread's: oauth_get_access() uses io->http and
+ * io->redis, oauth_invalidate() only io->redis (neither NULL where used); deadline_ms is
+ * not used (the waits are bounded by http.timeout as said above) and claim_lost does
+ * not apply (nothing here writes to QuickBooks). A failure names API_SOURCE_OAUTH, also
+ * when QBO passes it through. */
 
 /* A usable access token for realm (digits) into tok (toksz >= OAUTH_TOKEN_MAX is always
  * enough), refreshing it first when it is missing, expired or within the margin (see the
