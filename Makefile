@@ -60,6 +60,7 @@ WORKER_SRCS := \
 	worker/ratelimit.c \
 	worker/mapcache.c \
 	worker/hubspot.c \
+	worker/hubspot_exchange.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \
@@ -70,6 +71,7 @@ WORKER_SRCS := \
 	worker/resolve.c \
 	worker/resolve_refs.c \
 	worker/claim.c \
+	worker/action.c \
 	worker/action_sales.c \
 	worker/action_payment.c \
 	worker/keeper.c \

@@ -1,17 +1,22 @@
 /* action.h - the action layer: what one action family does for one decoded event, behind
- * a small vtable the pipeline dispatches on (one module per family: action_sales.c for
- * invoice / estimate / sales receipt from deals and quotes; the payment family of a later
- * issue adds its own ops table).
+ * a small vtable the pipeline dispatches on (one module per family, each with its ops
+ * table: action_sales.c for invoice / estimate / sales receipt from deals and quotes,
+ * action_payment.c for sales receipt / paid invoice / expense / refund receipt from
+ * commerce payments), and what every family shares (action.c).
  *
- * Owns: the interface only. An action run reads HubSpot, resolves QBO references and
- * creates the QBO document(s); it neither claims, retries, publishes nor logs outcomes
- * (the pipeline does). Every QBO write it makes must be idempotent for the event: a
- * deterministic requestid per (event id, step) and, for documents, the lookup of design
- * §4 step 8, so the pipeline may simply run the action again after any failure, in this
- * process or (after a crash) in another.
+ * Owns: the interface, and the shared helpers below: settings, the outcome, the JSON
+ * members every body writes, the US-company check, the item lookup of a document's
+ * lines, create-once and the one 610 re-match loop. An action run reads HubSpot,
+ * resolves QBO references and creates the QBO document(s); it neither claims, retries,
+ * publishes nor logs outcomes (the pipeline does). Every QBO write it makes must be
+ * idempotent for the event: a deterministic requestid per (event id, step) and, for
+ * documents, a lookup of the document already created by an earlier attempt
+ * (action_create_once()), so the pipeline may simply run the action again after any
+ * failure, in this process or (after a crash) in another.
  *
- * Thread-safety: ops tables are constant; an action_ctx and its outcome belong to the
- * worker thread running the event.
+ * Thread-safety: ops tables are constant; the helpers are pure or use only the
+ * action_ctx's ioctx; an action_ctx and its outcome belong to the worker thread running
+ * the event.
  */
 #ifndef HSQB_ACTION_H
 #define HSQB_ACTION_H
@@ -19,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/json.h"
 #include "common/money.h"
 #include "worker/apierr.h"
 #include "worker/event.h"
@@ -89,5 +95,95 @@ struct action_ops {
      * out->details_json). *out starts zeroed; the caller releases it either way. */
     int (*run)(const struct action_ctx *ctx, struct action_outcome *out, struct api_error *err);
 };
+
+/* ---- shared by the families (action.c) ------------------------------------------- */
+
+/* Members every family's bodies write into the object open in jb (errors latch in jb):
+ * "<key>":{"value":"<id>"}; "<key>":<cents as the exact decimal money_format() gives, a
+ * JSON number with two decimals: 1234.50>; and "<key>":<text>, text a money_*_format()
+ * result whose status is st (not MONEY_OK latches an error), written verbatim. */
+void action_json_ref(struct jbuf *jb, const char *key, const char *id);
+void action_json_money(struct jbuf *jb, const char *key, int64_t cents);
+void action_json_decimal(struct jbuf *jb, const char *key, enum money_err st, const char *text);
+
+/* The resolve context of ctx's run (everything borrowed from ctx, rc->io = &ctx->io). */
+void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
+
+/* The US-company rule every family checks before its first write: 0, or -1 with *err
+ * (QBO_COMPANY_NOT_US, or the company lookup's error). */
+int action_check_us_company(const struct action_ctx *ctx, struct api_error *err);
+
+/* Fill out's document fields from doc (borrowed), the entity created for action a:
+ * entity, Id (required: else -1, API_TRANSIENT), DocNumber, currency (USD when "") and
+ * the created_items of the n items (may be NULL) whose .created is set (malloc'd into
+ * out). The caller sets the total and customer fields. 0, or -1 with *err. */
+int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
+                        const struct qbo_created *doc, const struct resolve_item *items, size_t n,
+                        struct api_error *err);
+
+/* One create of a run: step names its sent-marker and requestid ("doc", "doc:r1",
+ * "payment"); entity is the QBO entity name ("Invoice", "Purchase"); body the entity to
+ * create as JSON text of body_len bytes (a body builder's jbuf, sent as is). Borrowed. */
+struct action_write {
+    const char *step, *entity;
+    const char *body;
+    size_t body_len;
+};
+
+/* Create an entity once per (event, step) (action.c's opening comment): set the step's
+ * marker; when it was already set, look up "SELECT * FROM <entity> WHERE <where>" (at
+ * most lookup_max rows) for the row whose PrivateNote ends " hsqb event <event id>" and
+ * reuse it; else create with requestid hash_request_id(event id, step). where may be
+ * NULL (no lookup possible: create). Fails API_TRANSIENT without creating once the
+ * event's claim is lost (ctx->io). *out (not NULL) receives the Id, DocNumber and
+ * currency of the created or found entity (qbo.h's struct qbo_created rules: one
+ * without a usable Id is an error). 0, or -1 with *err (*out untouched). */
+int action_create_once_where(const struct action_ctx *ctx, const struct action_write *w,
+                             const char *where, size_t lookup_max, struct qbo_created *out,
+                             struct api_error *err);
+
+/* action_create_once_where() for a document of customer_id on txn_date (the narrow
+ * lookup every sales document and Payment allows). */
+int action_create_once(const struct action_ctx *ctx, const struct action_write *w,
+                       const char *customer_id, const char *txn_date, struct qbo_created *out,
+                       struct api_error *err);
+
+/* The line items of a document run and the QBO items they resolve to. */
+struct action_items {
+    const struct hubspot_line_item *li; /* n entries, borrowed */
+    size_t n;
+    struct resolve_item *items; /* n entries, the run's */
+    size_t nmissing;            /* unmatched after the last lookup */
+};
+
+/* Match the line items of it (resolve_items_lookup()); when some stay unmatched and
+ * create_missing is 0 (the event's create_missing_products), the PRODUCT_NOT_FOUND
+ * failure with its details in out->details_json. 0, or -1 with *err. Reads only. */
+int action_items_lookup(const struct resolve_ctx *rc, int create_missing, struct action_items *it,
+                        struct action_outcome *out, struct api_error *err);
+
+/* action_items_lookup(), then, when items will be created, the income account they are
+ * created with (ACCOUNT_NOT_FOUND now rather than after the first write). */
+int action_items_check(const struct resolve_ctx *rc, int create_missing, struct action_items *it,
+                       struct action_outcome *out, struct api_error *err);
+
+/* The writes of a run and what a 610 (a record a cached mapping points at is gone)
+ * makes it forget. Every pointer borrowed; contact, items and vendor may be NULL. */
+struct action_rematch {
+    /* The run's writes: round 0, then round 1 after a 610 (write its document under
+     * step "doc:r1": the body may differ, so the requestid must). 0, or -1 with *err. */
+    int (*write)(void *arg, int round, struct api_error *err);
+    void *arg;
+    const struct hubspot_contact *contact; /* forget its customer mapping */
+    struct action_items *items;            /* forget theirs, then action_items_lookup() */
+    const char *vendor;                    /* forget the vendor input's mapping */
+    struct action_outcome *out;            /* PRODUCT_NOT_FOUND details of the re-match */
+};
+
+/* The one "QBO 610 -> forget the cached mappings and match again" loop: write; on fault
+ * 610 (and something to forget) forget what m names, look the items up again and write
+ * once more. Any other failure, or a second one, is returned as is. 0, or -1 with *err. */
+int action_write_rematch(const struct action_ctx *ctx, const struct resolve_ctx *rc,
+                         const struct action_rematch *m, struct api_error *err);
 
 #endif

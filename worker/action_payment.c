@@ -1,12 +1,12 @@
 /* action_payment.c - sales receipts, paid invoices, expenses and refund receipts from a
  * HubSpot payment (rules and step order in action_payment.h).
  *
- * Built on the sales family rather than beside it: line money, document bodies,
- * customer/item resolution and the create-once of a document are action_sales.c's and
- * resolve.c's, so a payment's sales receipt is booked exactly like a deal's. What is
- * new here is the payment's own facts (status, amounts, date, method) and the two
- * documents the sales family has no use for: the Payment that settles a paid invoice
- * and the Purchase of an expense.
+ * Built on the sales family rather than beside it: line money and document members are
+ * action_sales.c's, customer/item resolution resolve.c's, and create-once, the item
+ * lookup and the 610 re-match loop action.c's (shared by every family), so a payment's
+ * sales receipt is booked exactly like a deal's. What is new here is the payment's own
+ * facts (status, amounts, date, method) and the two documents the sales family has no
+ * use for: the Payment that settles a paid invoice and the Purchase of an expense.
  *
  * A paid invoice is two creates, each idempotent on its own (steps "doc" and "payment",
  * each with its requestid and sent-marker), run in order by every attempt:
@@ -30,7 +30,8 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/utf8.h"
-#include "worker/action_sales.h"
+#include "worker/action.h"
+#include "worker/action_sales.h" /* line money, sales document members, TxnDate */
 
 #define DESC_MAX            (PAYMENT_NOTE_MAX)
 #define PURCHASE_LOOKUP_MAX 5000 /* Purchases of one day read to find ours after a crash */
@@ -405,15 +406,14 @@ int payment_purchase_body(const struct purchase_body *b, struct jbuf *out)
 /* ---- the Purchase's create-once ------------------------------------------------------ */
 
 /* QBO cannot filter a Purchase on its payee: the lookup reads the day's Purchases. */
-static int purchase_create_once(const struct action_ctx *ctx, const char *step, const char *body,
-                                size_t body_len, const char *txn_date, struct qbo_created *out,
+static int purchase_create_once(const struct action_ctx *ctx, const struct action_write *w,
+                                const char *txn_date, struct qbo_created *out,
                                 struct api_error *err)
 {
     char where[32];
 
     snprintf(where, sizeof where, "TxnDate = '%s'", txn_date);
-    return action_create_once_where(ctx, step, "Purchase", body, body_len, where,
-                                    PURCHASE_LOOKUP_MAX, out, err);
+    return action_create_once_where(ctx, w, where, PURCHASE_LOOKUP_MAX, out, err);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */
@@ -432,6 +432,7 @@ struct prun {
     size_t n;
     struct sales_line *lines;
     struct resolve_item *items;
+    struct action_items it; /* li resolved into items */
     const char **item_ids;
     char date[11];
     char customer_id[RESOLVE_ID_MAX];
@@ -550,6 +551,7 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
     r->item_ids = calloc(r->n, sizeof *r->item_ids);
     if (!r->lines || !r->items || !r->item_ids)
         return oom(err);
+    r->it = (struct action_items){.li = r->li, .n = r->n, .items = r->items};
     for (i = 0; i < r->n; i++) {
         if (sales_line_money(&r->li[i], ctx->settings->rounding, &r->lines[i], e, sizeof e) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
@@ -575,13 +577,11 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
 }
 
 /* Company, accounts, payment method, items (lookup only): still nothing written. */
-static int check_qbo(struct prun *r, size_t *nmissing, struct action_outcome *out,
-                     struct api_error *err)
+static int check_qbo(struct prun *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     const char *dep = NULL;
-    char income[RESOLVE_ID_MAX];
     int found = 0;
 
     if (action_check_us_company(r->ctx, err) < 0)
@@ -597,20 +597,11 @@ static int check_qbo(struct prun *r, size_t *nmissing, struct action_outcome *ou
     if (resolve_payment_method(&r->rc, payment_method_names(r->f.method), r->method_id, &found,
                                err) < 0)
         return -1;
-    if (resolve_items_lookup(&r->rc, r->li, r->n, r->items, nmissing, err) < 0)
-        return -1;
-    if (*nmissing && !ev->in.create_missing_products) {
-        resolve_items_missing(r->li, r->n, r->items, err, &out->details_json);
-        return -1;
-    }
-    if (*nmissing && resolve_income_account(&r->rc, income, err) < 0)
-        return -1;
-    return 0;
+    return action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err);
 }
 
 /* Customer, missing items and the sales document (round 1: after a 610). */
-static int write_doc(struct prun *r, size_t nmissing, int round, struct qbo_created *doc,
-                     struct api_error *err)
+static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
@@ -624,7 +615,7 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct qbo_crea
 
     if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
         return -1;
-    if (nmissing && resolve_items_create(&r->rc, r->li, r->n, r->items, err) < 0)
+    if (r->it.nmissing && resolve_items_create(&r->rc, r->li, r->n, r->items, err) < 0)
         return -1;
     for (i = 0; i < r->n; i++)
         r->item_ids[i] = r->items[i].id;
@@ -648,11 +639,13 @@ static int write_doc(struct prun *r, size_t nmissing, int round, struct qbo_crea
         x.reference = r->f.reference;
     }
     jbuf_init(&body, QBO_BODY_MAX);
-    if (payment_doc_body(&d, &x, &body) < 0)
+    if (payment_doc_body(&d, &x, &body) < 0) {
         rc = oom(err);
-    else
-        rc = action_create_once(ctx, round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
-                                jbuf_cstr(&body), body.len, r->customer_id, r->date, doc, err);
+    } else {
+        struct action_write w = {round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
+                                 jbuf_cstr(&body), body.len};
+        rc = action_create_once(ctx, &w, r->customer_id, r->date, doc, err);
+    }
     jbuf_release(&body);
     return rc;
 }
@@ -680,11 +673,12 @@ static int write_payment(struct prun *r, const struct qbo_created *inv, char *pa
               .reference = r->f.reference},
     };
     jbuf_init(&body, QBO_BODY_MAX);
-    if (payment_payment_body(&b, &body) < 0)
+    if (payment_payment_body(&b, &body) < 0) {
         rc = oom(err);
-    else
-        rc = action_create_once(ctx, "payment", "Payment", jbuf_cstr(&body), body.len,
-                                r->customer_id, r->date, &pay, err);
+    } else {
+        struct action_write w = {"payment", "Payment", jbuf_cstr(&body), body.len};
+        rc = action_create_once(ctx, &w, r->customer_id, r->date, &pay, err);
+    }
     jbuf_release(&body);
     if (rc < 0)
         return -1;
@@ -701,37 +695,64 @@ static int fill_outcome(const struct prun *r, const struct qbo_created *doc,
     return action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->n, err);
 }
 
+/* The writes of one round, for action_write_rematch(). */
+struct round_arg {
+    struct prun *r;
+    struct qbo_created *doc;
+    /* the expense's Purchase (NULL for a document): everything but the vendor is known;
+     * its vendor_id points at vendor_id, filled by each round */
+    struct purchase_body *pb;
+    char *vendor_id;
+};
+
+static int doc_round(void *arg, int round, struct api_error *err)
+{
+    struct round_arg *a = arg;
+    return write_doc(a->r, round, a->doc, err);
+}
+
 /* Sales receipt, paid invoice, refund receipt. */
 static int run_document(struct prun *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     struct qbo_created doc;
-    size_t nmissing = 0;
-    int round;
+    struct round_arg a = {r, &doc, NULL, NULL};
+    struct action_rematch m = {.write = doc_round, .arg = &a, .out = out};
 
-    if (read_lines(r, out, err) < 0 || check_qbo(r, &nmissing, out, err) < 0)
+    if (read_lines(r, out, err) < 0 || check_qbo(r, out, err) < 0)
         return -1;
-    for (round = 0; round < 2; round++) {
-        if (write_doc(r, nmissing, round, &doc, err) == 0)
-            break;
-        if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0)
-            return -1;
-        /* a cached customer or item is gone (inactive or deleted): match afresh */
-        log_warn("event %s: QuickBooks says a referenced record is gone (%s); re-resolving",
-                 ctx->ev->id, err->message);
-        resolve_forget_customer(&r->rc, r->contact->id);
-        resolve_forget_items(&r->rc, r->li, r->n);
-        if (resolve_items_lookup(&r->rc, r->li, r->n, r->items, &nmissing, err) < 0)
-            return -1;
-        if (nmissing && !ctx->ev->in.create_missing_products) {
-            resolve_items_missing(r->li, r->n, r->items, err, &out->details_json);
-            return -1;
-        }
-    }
+    m.contact = r->contact;
+    m.items = &r->it;
+    if (action_write_rematch(ctx, &r->rc, &m, err) < 0)
+        return -1;
     if (ctx->ev->action == ACTION_CREATE_PAID_INVOICE &&
         write_payment(r, &doc, out->payment_id, err) < 0)
         return -1;
     return fill_outcome(r, &doc, out, err);
+}
+
+/* The expense's Purchase for round (1: after a 610), its vendor resolved first. */
+static int expense_round(void *arg, int round, struct api_error *err)
+{
+    struct round_arg *a = arg;
+    const struct action_ctx *ctx = a->r->ctx;
+    const struct action_event *ev = ctx->ev;
+    struct jbuf body;
+    int created = 0, rc;
+
+    if (ev->in.vendor && resolve_vendor(&a->r->rc, ev->in.vendor, a->vendor_id, &created, err) < 0)
+        return -1;
+    if (created)
+        log_info("event %s: created vendor %s in realm %s", ev->id, a->vendor_id, ev->in.realm_id);
+    jbuf_init(&body, QBO_BODY_MAX);
+    if (payment_purchase_body(a->pb, &body) < 0) {
+        jbuf_release(&body);
+        return oom(err);
+    }
+    struct action_write w = {round ? "doc:r1" : "doc", "Purchase", jbuf_cstr(&body), body.len};
+    rc = purchase_create_once(ctx, &w, a->r->date, a->doc, err);
+    jbuf_release(&body);
+    return rc;
 }
 
 static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
@@ -739,13 +760,14 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     static const char *const what[] = {"processing fees", "net amount", "amount"};
-    char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX], vendor_id[RESOLVE_ID_MAX];
+    char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX], vendor_id[RESOLVE_ID_MAX] = "";
     char note[PAYMENT_NOTE_MAX], desc[DESC_MAX], cut[65];
     struct qbo_created doc;
     struct purchase_body pb;
-    struct jbuf body;
+    struct round_arg a = {r, &doc, &pb, vendor_id};
+    /* a 610 can only be the vendor's: the accounts are read, not cached ids */
+    struct action_rematch m = {.write = expense_round, .arg = &a, .vendor = ev->in.vendor};
     int64_t amount;
-    int created = 0, round, rc = -1;
 
     if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||
         action_check_us_company(r->ctx, err) < 0 ||
@@ -756,36 +778,17 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     utf8_copy(cut, sizeof cut, r->f.reference ? r->f.reference : "", 64);
     snprintf(desc, sizeof desc, "HubSpot payment %" PRId64 "%s%s%s %s", ev->object_id,
              cut[0] ? " (" : "", cut, cut[0] ? ")" : "", what[ev->in.amount_source]);
-    for (round = 0; round < 2; round++) {
-        if (ev->in.vendor && resolve_vendor(&r->rc, ev->in.vendor, vendor_id, &created, err) < 0)
-            return -1;
-        if (created)
-            log_info("event %s: created vendor %s in realm %s", ev->id, vendor_id, ev->in.realm_id);
-        pb = (struct purchase_body){
-            .payment_type = ev->in.payment_type,
-            .paid_from_id = from_id,
-            .expense_id = expense_id,
-            .vendor_id = ev->in.vendor ? vendor_id : NULL,
-            .amount_cents = amount,
-            .description = desc,
-            .txn_date = r->date,
-            .private_note = note,
-        };
-        jbuf_init(&body, QBO_BODY_MAX);
-        if (payment_purchase_body(&pb, &body) < 0) {
-            jbuf_release(&body);
-            return oom(err);
-        }
-        rc = purchase_create_once(ctx, round ? "doc:r1" : "doc", jbuf_cstr(&body), body.len,
-                                  r->date, &doc, err);
-        jbuf_release(&body);
-        if (rc == 0 || round > 0 || !ev->in.vendor || strcmp(err->qbo_fault_code, "610") != 0)
-            break;
-        log_warn("event %s: QuickBooks says the vendor is gone (%s); re-resolving", ev->id,
-                 err->message);
-        resolve_forget_vendor(&r->rc, ev->in.vendor);
-    }
-    if (rc < 0)
+    pb = (struct purchase_body){
+        .payment_type = ev->in.payment_type,
+        .paid_from_id = from_id,
+        .expense_id = expense_id,
+        .vendor_id = ev->in.vendor ? vendor_id : NULL,
+        .amount_cents = amount,
+        .description = desc,
+        .txn_date = r->date,
+        .private_note = note,
+    };
+    if (action_write_rematch(ctx, &r->rc, &m, err) < 0)
         return -1;
     r->total_cents = amount;
     return fill_outcome(r, &doc, out, err);

@@ -1,4 +1,4 @@
-/* action_payment.h - the payment family (issue 5): create_sales_receipt,
+/* action_payment.h - the payment family: create_sales_receipt,
  * create_paid_invoice, create_expense and create_refund_receipt from a HubSpot
  * COMMERCE_PAYMENT (commerce_payments, 0-101).
  *
@@ -22,7 +22,7 @@
  *    hs_refunds_amount == hs_initial_amount (exact cents); else NOT_FULLY_REFUNDED
  *    (processing_refund, partially_refunded and disputed_lost included).
  *  - Taxable (paid invoice): a line item is taxable when its hs_tax_rate_group_id is set
- *    (non-empty). HubSpot has no "taxable" flag (reference §4.8, §9 #15); the tax rate
+ *    (non-empty). HubSpot has no "taxable" flag on a line item; the tax rate
  *    group is the only tax datum a line item carries. A paid invoice with any taxable
  *    line fails TAXABLE_ITEMS_NOT_ALLOWED listing them in details.line_items, and
  *    nothing is created. Sales receipts and refund receipts take any line.

@@ -1,11 +1,11 @@
-/* hubspot.c - HubSpot CRM reads and callback completion (see hubspot.h).
+/* hubspot.c - HubSpot CRM reads and callback completion (see hubspot.h): what the
+ * answers mean. How one request goes out (token, rate limiter, exchange, classification)
+ * is hubspot_exchange.c's.
  *
- * Every request goes through hs_do(): token (cache, else Redis, else the default) ->
- * rate limiter -> one HTTP exchange -> hooks -> rate-limit header feedback ->
- * classification into struct api_error. Parsers then read the body as a tape
+ * Every request goes through hubspot_exchange(); the answer is read as a tape
  * (common/jtape.h: the strict parser without a json-c tree, two allocations per answer)
- * with its typed, non-coercing getters and copy what they keep, so nothing borrows from
- * a tape or a response buffer once a call returns.
+ * with its typed, non-coercing getters, and what is kept is copied, so nothing borrows
+ * from a tape or a response buffer once a call returns.
  *
  * Association ids are collected from every key that may carry them ("line_items" and
  * the real API's "line items"), then sorted and de-duplicated: HubSpot lists a target
@@ -16,58 +16,17 @@
 #include "worker/hubspot.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "common/clock.h"
 #include "common/json.h"
 #include "common/jtape.h"
-#include "common/log.h"
+#include "worker/hubspot_internal.h"
 
-#define HS_API             "hubspot"
-#define HS_JSON_DEPTH      64
-#define HS_TOKEN_CACHE_MAX 256                          /* portals cached at once */
-#define HS_RAW_ASSOC_MAX   (8 * HUBSPOT_MAX_LINE_ITEMS) /* entries before de-duplication */
-#define HS_AFTER_MAX       256                          /* bytes of a paging cursor */
-#define HS_V4_PAGE         "500"
-#define HS_DAY_MS          86400000LL
-#define HS_LOCKED_MIN_MS   2000 /* "locks last 2 seconds" (reference §6) */
-
-struct token_entry {
-    int64_t portal;
-    int64_t fetched_ms;
-    char *token; /* NULL: no token of its own (use the default) */
-};
-
-struct hubspot_api {
-    char *base_url;
-    char *token; /* default; NULL when none */
-    long timeout_ms;
-    struct ratelimit *rl;
-    struct hubspot_hooks hooks;
-    pthread_mutex_t mu; /* guards cache */
-    struct token_entry cache[HS_TOKEN_CACHE_MAX];
-    size_t ncache;
-};
-
-/* One call: the thread's I/O, the client and the event's portal (all borrowed). */
-struct hs_call {
-    const struct ioctx *io;
-    struct hubspot_api *api;
-    const struct hubspot_ctx *hc;
-};
-
-/* One request of a call. */
-struct hs_req {
-    const char *endpoint; /* metrics name: "get_object", ... */
-    enum http_method method;
-    const char *url;
-    const char *body; /* JSON, or NULL */
-    size_t body_len;
-};
+#define HS_RAW_ASSOC_MAX (8 * HUBSPOT_MAX_LINE_ITEMS) /* entries before de-duplication */
+#define HS_AFTER_MAX     256                          /* bytes of a paging cursor */
+#define HS_V4_PAGE       "500"
 
 static const char *const deal_props[] = {"dealname", "amount",    "closedate", "deal_currency_code",
                                          "pipeline", "dealstage", NULL};
@@ -119,376 +78,7 @@ const char *const *hubspot_object_properties(enum hsqb_object_type type)
     }
 }
 
-/* ---- lifecycle ------------------------------------------------------------------- */
-
-struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ratelimit *rl,
-                                         const struct hubspot_hooks *hooks, char *errstr,
-                                         size_t errsz)
-{
-    struct hubspot_api *api;
-    size_t n;
-
-    if (!o || !o->base_url ||
-        (strncmp(o->base_url, "http://", 7) != 0 && strncmp(o->base_url, "https://", 8) != 0)) {
-        snprintf(errstr, errsz, "hubspot: base URL must start with http:// or https://");
-        return NULL;
-    }
-    if (!rl) {
-        snprintf(errstr, errsz, "hubspot: a rate limiter is required");
-        return NULL;
-    }
-    if (o->token && strlen(o->token) > HUBSPOT_MAX_TOKEN) {
-        snprintf(errstr, errsz, "hubspot: hubspot.token longer than %d bytes", HUBSPOT_MAX_TOKEN);
-        return NULL;
-    }
-    api = calloc(1, sizeof *api);
-    if (!api)
-        goto oom;
-    api->base_url = strdup(o->base_url);
-    if (!api->base_url)
-        goto oom;
-    n = strlen(api->base_url);
-    while (n > 0 && api->base_url[n - 1] == '/')
-        api->base_url[--n] = '\0';
-    if (o->token && o->token[0] && !(api->token = strdup(o->token)))
-        goto oom;
-    api->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 0;
-    api->rl = rl;
-    if (hooks)
-        api->hooks = *hooks;
-    pthread_mutex_init(&api->mu, NULL);
-    return api;
-oom:
-    if (api) {
-        free(api->base_url);
-        free(api);
-    }
-    snprintf(errstr, errsz, "hubspot: out of memory");
-    return NULL;
-}
-
-struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *rl,
-                                    const struct hubspot_hooks *hooks, char *errstr, size_t errsz)
-{
-    struct hubspot_opts o = {
-        .base_url = config_get_str(cfg, "hubspot.base_url"),
-        .token = config_get_str(cfg, "hubspot.token"),
-    };
-    return hubspot_api_new_opts(&o, rl, hooks, errstr, errsz);
-}
-
-void hubspot_api_free(struct hubspot_api *api)
-{
-    if (!api)
-        return;
-    for (size_t i = 0; i < api->ncache; i++) {
-        if (api->cache[i].token) {
-            explicit_bzero(api->cache[i].token, strlen(api->cache[i].token));
-            free(api->cache[i].token);
-        }
-    }
-    if (api->token) {
-        explicit_bzero(api->token, strlen(api->token));
-        free(api->token);
-    }
-    pthread_mutex_destroy(&api->mu);
-    free(api->base_url);
-    free(api);
-}
-
-int hubspot_token_key(char *dst, size_t dstsz, const char *prefix, int64_t portal_id)
-{
-    int n = snprintf(dst, dstsz, "%shstoken:{%" PRId64 "}", prefix ? prefix : "", portal_id);
-    return n < 0 || (size_t)n >= dstsz ? -1 : 0;
-}
-
-/* ---- tokens ---------------------------------------------------------------------- */
-
-static void cache_put(struct hubspot_api *api, int64_t portal, const char *token)
-{
-    struct token_entry *e = NULL;
-    char *copy = token ? strdup(token) : NULL;
-
-    if (token && !copy)
-        return; /* not cached; read again next time */
-    pthread_mutex_lock(&api->mu);
-    for (size_t i = 0; i < api->ncache; i++)
-        if (api->cache[i].portal == portal)
-            e = &api->cache[i];
-    if (!e && api->ncache < HS_TOKEN_CACHE_MAX)
-        e = &api->cache[api->ncache++];
-    if (!e) { /* full: replace the oldest */
-        e = &api->cache[0];
-        for (size_t i = 1; i < api->ncache; i++)
-            if (api->cache[i].fetched_ms < e->fetched_ms)
-                e = &api->cache[i];
-    }
-    if (e->token) {
-        explicit_bzero(e->token, strlen(e->token));
-        free(e->token);
-    }
-    e->portal = portal;
-    e->token = copy;
-    e->fetched_ms = clock_mono_ms();
-    pthread_mutex_unlock(&api->mu);
-}
-
-static void cache_drop(struct hubspot_api *api, int64_t portal)
-{
-    pthread_mutex_lock(&api->mu);
-    for (size_t i = 0; i < api->ncache; i++)
-        if (api->cache[i].portal == portal)
-            api->cache[i].fetched_ms = INT64_MIN / 2; /* stale: re-read next time */
-    pthread_mutex_unlock(&api->mu);
-}
-
-/* Copy the portal's token into tok. 1 = found in cache, 0 = needs a Redis read. */
-static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t toksz)
-{
-    int found = 0;
-    int64_t now = clock_mono_ms();
-
-    pthread_mutex_lock(&api->mu);
-    for (size_t i = 0; i < api->ncache; i++) {
-        struct token_entry *e = &api->cache[i];
-        if (e->portal != portal || now - e->fetched_ms >= HUBSPOT_TOKEN_CACHE_MS)
-            continue;
-        snprintf(tok, toksz, "%s", e->token ? e->token : api->token ? api->token : "");
-        found = 1;
-    }
-    pthread_mutex_unlock(&api->mu);
-    return found;
-}
-
-static int get_token(const struct hs_call *c, char *tok, size_t toksz, struct api_error *err)
-{
-    struct hubspot_api *api = c->api;
-    const struct hubspot_ctx *ctx = c->hc;
-    char key[REDIS_MAX_KEY + 1], rerr[256];
-    redisReply *r;
-
-    if (!cache_get(api, ctx->portal_id, tok, toksz)) {
-        if (hubspot_token_key(key, sizeof key, redis_conn_prefix(c->io->redis), ctx->portal_id) <
-            0) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot: token key too long");
-            return -1;
-        }
-        r = redis_command(c->io->redis, rerr, sizeof rerr, "GET %s", key);
-        if (!r) {
-            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
-                          "hubspot: reading the portal's token from redis: %s", rerr);
-            return -1;
-        }
-        if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len <= HUBSPOT_MAX_TOKEN &&
-            strlen(r->str) == r->len) {
-            snprintf(tok, toksz, "%s", r->str);
-            cache_put(api, ctx->portal_id, r->str);
-        } else if (r->type == REDIS_REPLY_NIL) {
-            snprintf(tok, toksz, "%s", api->token ? api->token : "");
-            cache_put(api, ctx->portal_id, NULL);
-        } else {
-            freeReplyObject(r);
-            api_error_set(err, API_AUTH, HSQB_ERR_HUBSPOT_AUTH, 0,
-                          "hubspot: the token stored for portal %" PRId64 " is unusable",
-                          ctx->portal_id);
-            return -1;
-        }
-        freeReplyObject(r);
-    }
-    if (!tok[0]) {
-        api_error_set(err, API_AUTH, HSQB_ERR_HUBSPOT_AUTH, 0,
-                      "hubspot: no token for portal %" PRId64
-                      " (none in redis, hubspot.token unset)",
-                      ctx->portal_id);
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- one exchange ------------------------------------------------------------------ */
-
-static int64_t header_int(const struct http_response *resp, const char *name, int64_t dflt)
-{
-    const char *v = http_response_header(resp, name);
-    char *end;
-    long long n;
-
-    if (!v || !*v)
-        return dflt;
-    n = strtoll(v, &end, 10);
-    return *end == '\0' && n >= 0 ? n : dflt;
-}
-
-static void penalize(const struct hs_call *c, int64_t ms)
-{
-    char tenant[24], perr[256];
-
-    snprintf(tenant, sizeof tenant, "%" PRId64, c->hc->portal_id);
-    if (ms > 0 &&
-        ratelimit_penalize(c->api->rl, c->io->redis, RL_HUBSPOT, tenant, ms, perr, sizeof perr) < 0)
-        log_warn("hubspot: could not back off portal %s: %s", tenant, perr);
-    /* the portal's budget is spent: what was admitted ahead must not go out */
-    if (ms > 0)
-        ratelimit_prefetch_drop(c->api->rl, c->io->redis, c->hc->prefetch);
-}
-
-void hubspot_ctx_done(const struct ioctx *io, struct hubspot_api *api, const struct hubspot_ctx *hc)
-{
-    if (api && hc)
-        ratelimit_prefetch_drop(api->rl, io->redis, hc->prefetch);
-}
-
-/* Fill err from a non-2xx answer (reference §6 and §7). */
-static void classify(const struct hs_call *c, const char *endpoint,
-                     const struct http_response *resp, struct api_error *err)
-{
-    struct jtape t = {0};
-    const char *msg = NULL, *category = NULL, *policy = NULL, *cid = NULL;
-    char perr[128];
-    int status = (int)resp->status;
-    int64_t ra = resp->retry_after_ms >= 0 ? resp->retry_after_ms : 0;
-
-    if (jtape_parse(&t, resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr) == 0) {
-        (void)jtape_get_str(&t, JTAPE_ROOT, "message", &msg);
-        (void)jtape_get_str(&t, JTAPE_ROOT, "category", &category);
-        (void)jtape_get_str(&t, JTAPE_ROOT, "policyName", &policy);
-        (void)jtape_get_str(&t, JTAPE_ROOT, "correlationId", &cid);
-    }
-    if (!category && policy)
-        category = policy;
-#define HS_SET(cls, code)                                                                          \
-    api_error_set(err, cls, code, status, "hubspot %s: HTTP %d %s: %.200s", endpoint, status,      \
-                  category ? category : "", msg ? msg : "(no message)")
-    if (status == 429) {
-        if (policy && strcmp(policy, "DAILY") == 0) {
-            int64_t now = (int64_t)time(NULL) * 1000;
-            ra = HS_DAY_MS - now % HS_DAY_MS;
-        } else if (ra <= 0) {
-            if (msg && strstr(msg, "secondly limit") && !strstr(msg, "ten_secondly"))
-                ra = 1000;
-            else
-                ra = header_int(resp, "X-HubSpot-RateLimit-Interval-Milliseconds", 10000);
-        }
-        HS_SET(API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED);
-        penalize(c, ra);
-    } else if (status == 401 || status == 403) {
-        if (status == 401)
-            cache_drop(c->api, c->hc->portal_id);
-        HS_SET(API_AUTH, HSQB_ERR_HUBSPOT_AUTH);
-    } else if (status == 404) {
-        HS_SET(API_NOT_FOUND, HSQB_ERR_OBJECT_NOT_FOUND);
-    } else if (status == 423) {
-        if (ra < HS_LOCKED_MIN_MS)
-            ra = HS_LOCKED_MIN_MS;
-        HS_SET(API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED);
-    } else if (status >= 500 || status == 477 || status == 408) {
-        HS_SET(API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED);
-    } else {
-        HS_SET(API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION);
-    }
-#undef HS_SET
-    err->retry_after_ms = ra;
-    if (cid)
-        snprintf(err->upstream_id, sizeof err->upstream_id, "%s", cid);
-    jtape_release(&t);
-}
-
-/* Send one request for the call's portal and leave a 2xx answer in resp (0), or fill err
- * (-1). */
-static int hs_do(const struct hs_call *c, const struct hs_req *rq, struct http_response *resp,
-                 struct api_error *err)
-{
-    struct hubspot_api *api = c->api;
-    const struct hubspot_ctx *ctx = c->hc;
-    const char *endpoint = rq->endpoint;
-    char tok[HUBSPOT_MAX_TOKEN + 1] = "", tenant[24], rerr[256];
-    struct ratelimit_slot slot;
-    struct http_header hdrs[1] = {{"Accept", "application/json"}};
-    struct http_request req = {.method = rq->method,
-                               .url = rq->url,
-                               .headers = hdrs,
-                               .nheaders = 1,
-                               .body = rq->body,
-                               .body_len = rq->body_len,
-                               .content_type = rq->body ? "application/json" : NULL,
-                               .timeout_ms = api->timeout_ms};
-    int64_t deadline, retry = 0;
-    enum ratelimit_status rs;
-    enum http_error he;
-    int rc = -1;
-
-    if (get_token(c, tok, sizeof tok, err) < 0)
-        return -1;
-    snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
-    deadline =
-        c->io->deadline_ms > 0 ? c->io->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
-    rs = ratelimit_acquire_pf(api->rl, c->io->redis, RL_HUBSPOT, tenant, deadline, ctx->prefetch,
-                              &slot, &retry, rerr, sizeof rerr);
-    if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)
-        api->hooks.on_ratelimit_wait(api->hooks.ctx, HS_API, slot.waited_ms);
-    if (rs == RL_ERROR) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "hubspot %s: %s", endpoint,
-                      rerr);
-        goto out;
-    }
-    if (rs == RL_TIMEOUT) {
-        api_error_set(err, API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED, 0, "hubspot %s: %s", endpoint,
-                      rerr);
-        err->retry_after_ms = retry;
-        goto out;
-    }
-    req.bearer = tok;
-    he = http_client_do(c->io->http, &req, resp, rerr, sizeof rerr);
-    ratelimit_release(api->rl, c->io->redis, &slot);
-    if (api->hooks.on_api_call)
-        api->hooks.on_api_call(api->hooks.ctx, HS_API, endpoint, (int)resp->status, resp->total_ms);
-    if (he != HTTP_OK) {
-        api_error_set(err, he == HTTP_ETOOBIG ? API_PERMANENT : API_TRANSIENT,
-                      he == HTTP_ETOOBIG ? HSQB_ERR_HUBSPOT_VALIDATION : HSQB_ERR_RETRIES_EXHAUSTED,
-                      0, "hubspot %s: %s: %s", endpoint, http_error_str(he), rerr);
-        goto out;
-    }
-    /* The answer that spent the window's last request: hold everyone back for the
-     * average spacing rather than earn a 429 with the next one. */
-    if (resp->status != 429 && header_int(resp, "X-HubSpot-RateLimit-Remaining", -1) == 0) {
-        int64_t iv = header_int(resp, "X-HubSpot-RateLimit-Interval-Milliseconds", 10000);
-        int64_t max = header_int(resp, "X-HubSpot-RateLimit-Max", 0);
-        penalize(c, max > 0 ? iv / max : iv);
-    }
-    if (resp->status >= 200 && resp->status < 300)
-        rc = 0;
-    else
-        classify(c, endpoint, resp, err);
-out:
-    explicit_bzero(tok, sizeof tok);
-    return rc;
-}
-
 /* ---- parsing helpers ---------------------------------------------------------------- */
-
-/* A 2xx answer's body as a tape (jtape.h: two allocations whatever the answer's size,
- * where a json-c tree costs one per value). 0 with *t (caller releases), or -1 (err). */
-static int parse_body(const struct http_response *resp, const char *endpoint, struct jtape *t,
-                      struct api_error *err)
-{
-    char perr[160];
-    int ok = jtape_parse(t, resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr) == 0;
-
-    if (!ok || t->n[JTAPE_ROOT].type != JT_OBJECT) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, (int)resp->status,
-                      "hubspot %s: unreadable answer: %s", endpoint,
-                      ok ? "not a JSON object" : perr);
-        jtape_release(t);
-        return -1;
-    }
-    return 0;
-}
-
-static void bad_answer(struct api_error *err, const char *endpoint, const char *what)
-{
-    api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                  "hubspot %s: unexpected answer: %s", endpoint, what);
-}
 
 /* Copy properties.<name> into *out (NULL when absent/null/""). -1 (err) on a
  * non-string or an oversized value. */
@@ -503,7 +93,7 @@ static int copy_prop(const struct jtape *t, size_t props, const char *name, char
     if (st == JGET_MISSING)
         return 0;
     if (st != JGET_OK || strlen(v) != len) {
-        bad_answer(err, endpoint, "a property is not a string");
+        hubspot_bad_answer(err, endpoint, "a property is not a string");
         return -1;
     }
     if (len > HUBSPOT_MAX_PROP) {
@@ -567,13 +157,13 @@ static int embedded_ids(const struct jtape *t, size_t wrap, struct idvec *iv, in
     size_t results, paging, next, i, k;
 
     if (jtape_get_array(t, wrap, "results", &results) != JGET_OK) {
-        bad_answer(err, endpoint, "association without results");
+        hubspot_bad_answer(err, endpoint, "association without results");
         return -1;
     }
     for (i = results + 1, k = 0; k < t->n[results].count; k++, i = t->n[i].next) {
         int64_t id;
         if (jtape_get_int64_lenient(t, i, "id", 1, INT64_MAX, &id) != JGET_OK) {
-            bad_answer(err, endpoint, "association id is not a positive integer");
+            hubspot_bad_answer(err, endpoint, "association id is not a positive integer");
             return -1;
         }
         if (iv->n >= HS_RAW_ASSOC_MAX) {
@@ -602,7 +192,7 @@ struct assoc_want {
 };
 
 /* Every association of o to w->to_type through the v4 API, replacing iv. */
-static int v4_associations(const struct hs_call *c, const struct hubspot_object *o,
+static int v4_associations(const struct hubspot_call *c, const struct hubspot_object *o,
                            const struct assoc_want *w, struct idvec *iv, struct api_error *err)
 {
     static const char ep[] = "get_associations";
@@ -628,13 +218,13 @@ static int v4_associations(const struct hs_call *c, const struct hubspot_object 
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
             goto out;
         }
-        if (hs_do(c, &(struct hs_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
+        if (hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
             goto out;
         jtape_release(&t);
-        if (parse_body(&resp, ep, &t, err) < 0)
+        if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
             goto out;
         if (jtape_get_array(&t, JTAPE_ROOT, "results", &results) != JGET_OK) {
-            bad_answer(err, ep, "no results array");
+            hubspot_bad_answer(err, ep, "no results array");
             goto out;
         }
         n = t.n[results].count;
@@ -642,7 +232,7 @@ static int v4_associations(const struct hs_call *c, const struct hubspot_object 
         for (size_t k = 0; k < n; k++, i = t.n[i].next) {
             int64_t to;
             if (jtape_get_int64_lenient(&t, i, "toObjectId", 1, INT64_MAX, &to) != JGET_OK) {
-                bad_answer(err, ep, "toObjectId is not a positive integer");
+                hubspot_bad_answer(err, ep, "toObjectId is not a positive integer");
                 goto out;
             }
             if (iv->n >= max) {
@@ -660,7 +250,7 @@ static int v4_associations(const struct hs_call *c, const struct hubspot_object 
             jtape_get_obj(&t, paging, "next", &next) != JGET_OK)
             break;
         if (jtape_get_str(&t, next, "after", &a) != JGET_OK || !*a || strlen(a) > HS_AFTER_MAX) {
-            bad_answer(err, ep, "bad paging cursor");
+            hubspot_bad_answer(err, ep, "bad paging cursor");
             goto out;
         }
         snprintf(after, sizeof after, "%s", a);
@@ -674,7 +264,7 @@ out:
 
 /* One association type of the object: embedded keys, else the v4 API when truncated.
  * On 0 *out holds the ids, sorted and unique (out->v NULL when none; caller frees). */
-static int read_assoc(const struct hs_call *c, const struct hubspot_object *o,
+static int read_assoc(const struct hubspot_call *c, const struct hubspot_object *o,
                       const struct jtape *t, size_t assoc, const struct assoc_want *w,
                       struct idvec *out, struct api_error *err)
 {
@@ -749,7 +339,7 @@ static int join_names(char *dst, size_t dstsz, const char *const *names)
     return 0;
 }
 
-static int get_object(const struct hs_call *c, enum hsqb_object_type type, int64_t object_id,
+static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, int64_t object_id,
                       struct hubspot_object **out, struct api_error *err)
 {
     static const char ep[] = "get_object";
@@ -784,13 +374,13 @@ static int get_object(const struct hs_call *c, enum hsqb_object_type type, int64
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
         goto out;
     }
-    if (hs_do(c, &(struct hs_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
+    if (hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
         goto out;
-    if (parse_body(&resp, ep, &t, err) < 0)
+    if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
         goto out;
     if (jtape_get_int64_lenient(&t, JTAPE_ROOT, "id", 1, INT64_MAX, &id) != JGET_OK ||
         id != object_id || jtape_get_obj(&t, JTAPE_ROOT, "properties", &jprops) != JGET_OK) {
-        bad_answer(err, ep, "missing id or properties");
+        hubspot_bad_answer(err, ep, "missing id or properties");
         goto out;
     }
     if (jtape_get_bool(&t, JTAPE_ROOT, "archived", &archived) == JGET_OK && archived) {
@@ -814,7 +404,7 @@ static int get_object(const struct hs_call *c, enum hsqb_object_type type, int64
             goto out;
     }
     if (jtape_get_obj(&t, JTAPE_ROOT, "associations", &assoc) == JGET_WRONG_TYPE) {
-        bad_answer(err, ep, "associations is not an object");
+        hubspot_bad_answer(err, ep, "associations is not an object");
         goto out;
     }
     if (read_assoc(c, o, &t, assoc, &contacts, &ids, err) < 0)
@@ -850,8 +440,8 @@ void hubspot_contact_free(struct hubspot_contact *c)
     free(c);
 }
 
-static int get_contact(const struct hs_call *c_, int64_t contact_id, struct hubspot_contact **out,
-                       struct api_error *err)
+static int get_contact(const struct hubspot_call *c_, int64_t contact_id,
+                       struct hubspot_contact **out, struct api_error *err)
 {
     static const char ep[] = "get_contact";
     struct hubspot_api *api = c_->api;
@@ -876,13 +466,13 @@ static int get_contact(const struct hs_call *c_, int64_t contact_id, struct hubs
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
         goto out;
     }
-    if (hs_do(c_, &(struct hs_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
+    if (hubspot_exchange(c_, &(struct hubspot_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
         goto out;
-    if (parse_body(&resp, ep, &t, err) < 0)
+    if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
         goto out;
     if (jtape_get_int64_lenient(&t, JTAPE_ROOT, "id", 1, INT64_MAX, &id) != JGET_OK ||
         id != contact_id || jtape_get_obj(&t, JTAPE_ROOT, "properties", &jprops) != JGET_OK) {
-        bad_answer(err, ep, "missing id or properties");
+        hubspot_bad_answer(err, ep, "missing id or properties");
         goto out;
     }
     if (!(c = calloc(1, sizeof *c))) {
@@ -943,7 +533,7 @@ static int parse_line_item(const struct jtape *t, size_t jprops, struct hubspot_
 }
 
 /* One batch of ids[0..n) into items[0..n). filled[i] set when returned. */
-static int batch_read(const struct hs_call *c, const int64_t *ids, size_t n,
+static int batch_read(const struct hubspot_call *c, const int64_t *ids, size_t n,
                       struct hubspot_line_item *items, unsigned char *filled, struct api_error *err)
 {
     static const char ep[] = "batch_read_line_items";
@@ -982,12 +572,13 @@ static int batch_read(const struct hs_call *c, const int64_t *ids, size_t n,
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body", ep);
         goto out;
     }
-    if (hs_do(c, &(struct hs_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err) < 0)
+    if (hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err) <
+        0)
         goto out;
-    if (parse_body(&resp, ep, &t, err) < 0)
+    if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
         goto out;
     if (jtape_get_array(&t, JTAPE_ROOT, "results", &results) != JGET_OK) {
-        bad_answer(err, ep, "no results array");
+        hubspot_bad_answer(err, ep, "no results array");
         goto out;
     }
     for (r = results + 1, m = 0; m < t.n[results].count; m++, r = t.n[r].next) {
@@ -995,7 +586,7 @@ static int batch_read(const struct hs_call *c, const int64_t *ids, size_t n,
         int64_t id;
         if (jtape_get_int64_lenient(&t, r, "id", 1, INT64_MAX, &id) != JGET_OK ||
             jtape_get_obj(&t, r, "properties", &jprops) != JGET_OK) {
-            bad_answer(err, ep, "result without id or properties");
+            hubspot_bad_answer(err, ep, "result without id or properties");
             goto out;
         }
         for (size_t k = 0; k < n; k++) {
@@ -1015,7 +606,7 @@ out:
     return rc;
 }
 
-static int get_line_items(const struct hs_call *c, const int64_t *ids, size_t n,
+static int get_line_items(const struct hubspot_call *c, const int64_t *ids, size_t n,
                           struct hubspot_line_items **out, struct api_error *err)
 {
     struct hubspot_line_items *l = NULL;
@@ -1077,7 +668,7 @@ out:
 
 /* ---- callback completion ------------------------------------------------------------- */
 
-static int complete_callback(const struct hs_call *c, const struct hubspot_completion *done,
+static int complete_callback(const struct hubspot_call *c, const struct hubspot_completion *done,
                              struct api_error *err)
 {
     static const char ep[] = "complete_callback";
@@ -1120,7 +711,7 @@ static int complete_callback(const struct hs_call *c, const struct hubspot_compl
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body too large", ep);
         goto out;
     }
-    rc = hs_do(c, &(struct hs_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err);
+    rc = hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err);
 out:
     jbuf_release(&jb);
     http_response_release(&resp);
@@ -1133,7 +724,7 @@ int hubspot_get_object(const struct ioctx *io, struct hubspot_api *api,
                        const struct hubspot_ctx *hc, enum hsqb_object_type type, int64_t object_id,
                        struct hubspot_object **out, struct api_error *err)
 {
-    struct hs_call c = {io, api, hc};
+    struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, get_object(&c, type, object_id, out, err));
 }
 
@@ -1141,7 +732,7 @@ int hubspot_get_contact(const struct ioctx *io, struct hubspot_api *api,
                         const struct hubspot_ctx *hc, int64_t contact_id,
                         struct hubspot_contact **out, struct api_error *err)
 {
-    struct hs_call c = {io, api, hc};
+    struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, get_contact(&c, contact_id, out, err));
 }
 
@@ -1149,7 +740,7 @@ int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
                            const struct hubspot_ctx *hc, const int64_t *ids, size_t n,
                            struct hubspot_line_items **out, struct api_error *err)
 {
-    struct hs_call c = {io, api, hc};
+    struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, get_line_items(&c, ids, n, out, err));
 }
 
@@ -1157,6 +748,6 @@ int hubspot_complete_callback(const struct ioctx *io, struct hubspot_api *api,
                               const struct hubspot_ctx *hc, const struct hubspot_completion *done,
                               struct api_error *err)
 {
-    struct hs_call c = {io, api, hc};
+    struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, complete_callback(&c, done, err));
 }

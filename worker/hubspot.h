@@ -1,5 +1,8 @@
-/* hubspot.h - the HubSpot CRM client: the reads of design §4 step 3 and the callback of
- * step 10, over the numbered path family (/crm/v3, /crm/v4, /automation/v4).
+/* hubspot.h - the HubSpot CRM client: the reads an action needs (the enrolled object,
+ * its contact and line items) and the workflow callback's completion, over the numbered
+ * path family (/crm/v3, /crm/v4, /automation/v4). Implemented in hubspot.c (the reads
+ * and what their answers mean) and hubspot_exchange.c (lifecycle, tokens, the rate
+ * limiter, one request and its error classification).
  *
  * Owns: the base URL, the default token (hubspot.token), a short in-process cache of
  * per-portal tokens read from Redis, and the metrics hooks. It borrows the shared rate
@@ -18,7 +21,7 @@
  * X-HubSpot-RateLimit-Remaining is 0 blocks the portal for Interval/Max ms (the
  * average spacing), since the next request would be refused.
  *
- * Errors (struct api_error, reference §6/§7):
+ * Errors (struct api_error; HubSpot's documented statuses and rate-limit policies):
  *   transport failure, 5xx, 423, 477     API_TRANSIENT  (code RETRIES_EXHAUSTED)
  *   limiter timeout, Redis down          API_TRANSIENT / API_THROTTLED
  *   429 TEN_SECONDLY_ROLLING / secondly  API_THROTTLED, retry_after_ms = Retry-After, else
@@ -36,7 +39,7 @@
  *
  * Values: properties are strings, kept as HubSpot sent them (money and quantities are
  * parsed by the caller with common/money.h). An absent, null or empty property reads as
- * NULL (reference §9 #1: absent = null = "").
+ * NULL (HubSpot treats absent, null and "" alike).
  *
  * Thread-safety: a struct hubspot_api is shared by all worker threads (the token cache
  * has a mutex); the struct ioctx and struct hubspot_ctx of a call are the calling
@@ -137,7 +140,7 @@ struct hubspot_object {
     struct hubspot_prop *props; /* one per name of hubspot_object_properties(type) */
     size_t nprops;
     int64_t *contact_ids; /* associated contacts, unique, ascending: [0] is the "first
-                             associated contact" of design §4 step 3; NULL when none */
+                             associated contact" of the README's action rules; NULL when none */
     size_t ncontacts;
     int64_t *line_item_ids; /* associated line items, unique, ascending; NULL when none */
     size_t nline_items;
@@ -203,7 +206,7 @@ struct hubspot_line_item {
     char *discount;            /* per-unit discount amount */
     char *discount_percentage; /* hs_discount_percentage */
     char *total_discount;      /* hs_total_discount */
-    char *tax_rate_group_id;   /* hs_tax_rate_group_id: non-empty = taxable (§9 #15) */
+    char *tax_rate_group_id;   /* hs_tax_rate_group_id: non-empty = taxable */
     char *currency;            /* hs_line_item_currency_code */
 };
 
@@ -223,7 +226,7 @@ int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
                            struct hubspot_line_items **out, struct api_error *err);
 void hubspot_line_items_free(struct hubspot_line_items *li);
 
-/* ---- callback completion (design §4 step 10) -------------------------------------- */
+/* ---- callback completion (the last step of every event) ----------------------------- */
 
 struct hubspot_output_field {
     const char *name; /* e.g. "qbo_id" */

@@ -1,6 +1,6 @@
 /* oauth.c - QBO access tokens per realm (see oauth.h for the contract).
  *
- * Intuit rotates refresh tokens and kills the old one at once (reference §9), so two
+ * Intuit rotates refresh tokens and kills the old one at once, so two
  * refreshes racing with one refresh token leave one of them holding a dead token: the
  * refresh must be single-flight across every replica. Three layers keep it so:
  *

@@ -2,12 +2,12 @@
  *
  * Owns: the process-wide struct oauth (Intuit token endpoint settings copied from the
  * config, and a small in-process cache of access tokens per realm) and the Redis hash
- * that is the source of truth for every replica (design §5 "auth", §7):
+ * that is the source of truth for every replica:
  *
  *   <prefix>oauth:{<realm>}  hash
  *     access_token          current access token ("" or absent: none; refresh first)
  *     access_expires_at_ms  epoch ms when Intuit stops accepting it
- *     refresh_token         the LATEST refresh token (Intuit rotates them: reference §9)
+ *     refresh_token         the LATEST refresh token (Intuit rotates them on refresh)
  *     refresh_expires_at_ms epoch ms (rolling lifetime from x_refresh_token_expires_in)
  *     updated_at            epoch ms of the last write
  *     reauth_required       present ("1") once Intuit answered invalid_grant for the
@@ -93,10 +93,11 @@ struct oauth_hooks {
  * NULL (none). */
 void oauth_set_hooks(struct oauth *o, const struct oauth_hooks *h);
 
-/* In both calls below io is the calling thread's (io->http, io->redis not NULL); its
- * deadline_ms is not used: the waits are bounded by http.timeout as said above, and
- * claim_lost does not apply (nothing here writes to QuickBooks). A failure names
- * API_SOURCE_OAUTH, also when QBO passes it through. */
+/* In both calls below io is the calling thread's: oauth_get_access() uses io->http and
+ * io->redis, oauth_invalidate() only io->redis (neither NULL where used); deadline_ms is
+ * not used (the waits are bounded by http.timeout as said above) and claim_lost does
+ * not apply (nothing here writes to QuickBooks). A failure names API_SOURCE_OAUTH, also
+ * when QBO passes it through. */
 
 /* A usable access token for realm (digits) into tok (toksz >= OAUTH_TOKEN_MAX is always
  * enough), refreshing it first when it is missing, expired or within the margin (see the

@@ -20,7 +20,7 @@
  * be reconnected (QBO_REAUTH_REQUIRED): a rejected access token never does, because the
  * refresh token that produced it still works.
  *
- * Faults are parsed defensively because QBO answers in three shapes (reference §7):
+ * Faults are parsed defensively because QBO answers in three shapes:
  * JSON {"Fault":{"Error":[…]}}, the lower-case 401 {"fault":{"error":[…]}}, and XML
  * (<Fault type=…><Error code=…>) for throttling even to JSON clients. The HTTP status
  * decides the class; the fault only refines it (code, message, ThrottleExceeded).
@@ -525,7 +525,7 @@ static int query(const struct ioctx *io, struct qbo_api *q, const char *realm, c
         return -1;
     }
     if (http_url_escape(NULL, 0, sql, n) > QBO_QUERY_GET_MAX) {
-        /* Long statements: the SDKs' POST form (reference §4). */
+        /* Long statements: the SDKs' POST form (a long GET URL is refused). */
         c.method = HTTP_POST;
         c.endpoint = "POST /v3/company/{realm}/query";
         c.nparams = 0;

@@ -1,4 +1,4 @@
-/* qbo.h - the QuickBooks Online Accounting API v3 client (reference quickbooks-api.md).
+/* qbo.h - the QuickBooks Online Accounting API v3 client.
  *
  * Owns: the process-wide struct qbo_api (base URL, minorversion and limits copied from
  * the config; borrowed struct oauth and struct ratelimit; an in-process CompanyInfo
@@ -18,7 +18,8 @@
  *          Only invalid_grant from the token endpoint gives QBO_REAUTH_REQUIRED.
  *   429 (or a 400/403 whose fault says ThrottleExceeded) -> ratelimit_penalize() the
  *          realm for Retry-After (or QBO_THROTTLE_DEFAULT_MS) and API_THROTTLED.
- * No other retries: the pipeline owns the retry loop (worker-contracts.md).
+ * No other retries: the pipeline owns the retry loop (README "Retries, dead letters,
+ * replay").
  *
  * Failures (struct api_error; qbo_fault_code = QBO's Fault.Error[0].code, upstream_id =
  * the intuit_tid response header). The HTTP status decides first, then the fault body
@@ -64,7 +65,7 @@
 
 #define QBO_SQL_MAX              4096 /* bytes of one query statement */
 #define QBO_PAGE_MAX             1000 /* QBO's largest MAXRESULTS */
-#define QBO_REQUESTID_MAX        50   /* reference §3 */
+#define QBO_REQUESTID_MAX        50   /* QBO refuses a longer requestid */
 #define QBO_ID_MAX               64   /* bytes of an entity Id */
 #define QBO_THROTTLE_DEFAULT_MS  5000 /* tenant back-off after a 429 without Retry-After */
 #define QBO_COMPANY_REDIS_TTL_MS (6 * 3600 * 1000LL) /* Redis CompanyInfo cache */
@@ -129,7 +130,7 @@ int qbo_query_all(const struct ioctx *io, struct qbo_api *q, const char *realm, 
                   struct qbo_paging *pg, struct json_object **out_rows, struct api_error *err);
 
 /* Write s as a QBO query string literal, quotes included, into dst: 'O\'Brien'.
- * Backslash-escapes ' and \ (reference §4); the result is meant for '=' and 'IN'
+ * Backslash-escapes ' and \ (QBO's query escaping); the result is meant for '=' and 'IN'
  * comparisons (for LIKE, '%' stays a wildcard). Returns the length written (excluding
  * the NUL), or -1 when dst is too small (dst is then ""). */
 int qbo_sql_quote(const char *s, char *dst, size_t dstsz);
@@ -197,7 +198,7 @@ int qbo_update(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *
 int qbo_read(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,
              const char *id, struct json_object **out_entity, struct api_error *err);
 
-/* The company facts the worker needs (design §4 step 4). */
+/* The company facts the worker needs (the US-company check before any write). */
 struct qbo_company {
     char country[8]; /* CompanyInfo.Country ("US"), else the company address's */
     char name[256];  /* CompanyName, truncated */

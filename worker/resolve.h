@@ -1,11 +1,11 @@
 /* resolve.h - find (or create) the QuickBooks records a document refers to: the customer
  * for a HubSpot contact, the item for each line item, the payment term, accounts given by
- * name or id, the income account of created items (design §4 steps 5-7), and for the
+ * name or id, the income account of created items, and for the
  * payment family the expense's vendor and the payment method.
  * Implemented in resolve.c (customers, items) and resolve_refs.c (accounts, terms,
  * vendors, payment methods).
  *
- * Owns: the Redis mapping caches and creation locks of design §7, all under the realm's
+ * Owns: the Redis mapping caches and creation locks below, all under the realm's
  * hash tag so one realm's keys share a cluster slot:
  *   <prefix>map:{<realm>}:contact:<portal>:<contact id>   QBO Customer Id
  *   <prefix>map:{<realm>}:item:sku:<hex128(sku)>          QBO Item Id (matched by Sku)
@@ -22,7 +22,7 @@
  * any byte out of it. Mappings live RESOLVE_MAP_TTL_MS; resolve_forget_*() drops them when
  * QuickBooks says an id is gone (fault 610), so the next attempt matches afresh.
  *
- * Matching rules (mission.md, issue 4):
+ * Matching rules (the README's "The rules, as an accountant would check them"):
  *  - Customer: the cached mapping; else `Customer WHERE GivenName = .. AND FamilyName = ..`
  *    and the first (lowest Id) row whose PrimaryEmailAddr equals the contact's email
  *    ignoring ASCII case (QBO cannot filter on email). A contact without email matches a
@@ -116,7 +116,7 @@ struct resolve_ctx {
 
 /* ---- customer ------------------------------------------------------------------- */
 
-/* The QBO customer for contact c (design §4 step 5). On 0: id (RESOLVE_ID_MAX bytes) is
+/* The QBO customer for contact c (the first write of a run). On 0: id (RESOLVE_ID_MAX bytes) is
  * set and *created is 1 when this call created it (a requestid replay of this event's
  * own earlier create counts as created). A contact with no name and no email is
  * NO_CONTACT (API_PERMANENT). */

@@ -1,0 +1,335 @@
+/* action.c - what every action family shares (see action.h): settings, the outcome, the
+ * JSON members every body writes, the US-company check, the item lookup of a document's
+ * lines, create-once, and the one "QBO 610 -> forget and match again" loop.
+ *
+ * The families (action_sales.c, action_payment.c) own the order of their steps and their
+ * bodies; what they both need to be exactly-once lives here, once, so a fix to the
+ * create-once lookup or to the 610 retry reaches every family.
+ *
+ * Create-once. A document's requestid is hash_request_id(event id, step); its
+ * PrivateNote ends with " hsqb event <event id>"; a Redis marker
+ * <prefix>evt:{<event id>}:sent:<step> is set (NX) before the first create is sent, and
+ * when it already exists (a retry, a crash, a taken-over claim) the document is first
+ * looked up (by the family's narrow WHERE and the PrivateNote suffix) and reused when
+ * found: the requestid alone is not enough, since QBO forgets requestids after a while.
+ *
+ * The 610 loop. QBO answers fault 610 ("Object Not Found") when a record a cached mapping
+ * points at was made inactive or deleted. The run then drops those mappings, matches
+ * afresh and writes once more under new steps ("doc:r1"), whose requestids differ
+ * because the bodies do:
+ *
+ *   write(round 0) --ok--> done
+ *        |--fault 610--> forget customer / items / vendor, look the items up again
+ *        |                  --> write(round 1) --ok--> done, else its failure
+ *        `--other failure--> that failure
+ */
+#include "worker/action.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hash.h"
+#include "common/log.h"
+
+#define ACTION_LOOKUP_MAX 1000 /* documents of one customer and day read to find ours */
+
+int action_settings_from_config(struct action_settings *s, const struct config *cfg, char *errstr,
+                                size_t errsz)
+{
+    const char *dep = config_get_str(cfg, "sales_receipt.deposit_account");
+    const char *rnd = config_get_str(cfg, "money.rounding");
+
+    memset(s, 0, sizeof *s);
+    if (resolve_opts_from_config(&s->resolve, cfg, errstr, errsz) < 0)
+        return -1;
+    if (money_round_parse(rnd, &s->rounding) != MONEY_OK) {
+        snprintf(errstr, errsz, "money.rounding: unknown mode");
+        return -1;
+    }
+    if (dep && strlen(dep) >= sizeof s->deposit_account) {
+        snprintf(errstr, errsz, "sales_receipt.deposit_account: too long");
+        return -1;
+    }
+    snprintf(s->deposit_account, sizeof s->deposit_account, "%s", dep ? dep : "");
+    {
+        const char *item = config_get_str(cfg, "payments.default_item");
+        if (item && strlen(item) >= sizeof s->payment_default_item) {
+            snprintf(errstr, errsz, "payments.default_item: longer than %d bytes",
+                     RESOLVE_ITEM_NAME_MAX);
+            return -1;
+        }
+        snprintf(s->payment_default_item, sizeof s->payment_default_item, "%s",
+                 item && *item ? item : "Services");
+    }
+    s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
+    if (s->dedup_window_ms <= 0)
+        s->dedup_window_ms = 7LL * 24 * 3600 * 1000;
+    return 0;
+}
+
+void action_outcome_release(struct action_outcome *o)
+{
+    if (!o)
+        return;
+    free(o->created_items);
+    free(o->details_json);
+    *o = (struct action_outcome){0};
+}
+
+int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
+                        const struct qbo_created *doc, const struct resolve_item *items, size_t n,
+                        struct api_error *err)
+{
+    size_t i, nc = 0;
+
+    snprintf(out->entity, sizeof out->entity, "%s", event_action_qbo_entity(a));
+    if (!doc->id[0]) { /* qbo_created's fills never leave it so */
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QuickBooks returned a %s without an Id", out->entity);
+        return -1;
+    }
+    snprintf(out->id, sizeof out->id, "%s", doc->id);
+    snprintf(out->doc_number, sizeof out->doc_number, "%s", doc->doc_number);
+    snprintf(out->currency, sizeof out->currency, "%s", doc->currency[0] ? doc->currency : "USD");
+    for (i = 0; i < n && items; i++)
+        nc += items[i].created;
+    if (!nc)
+        return 0;
+    out->created_items = calloc(nc, sizeof *out->created_items);
+    if (!out->created_items) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (!items[i].created)
+            continue;
+        snprintf(out->created_items[out->ncreated].id, RESOLVE_ID_MAX, "%s", items[i].id);
+        snprintf(out->created_items[out->ncreated].name, RESOLVE_ITEM_NAME_MAX + 1, "%s",
+                 items[i].name);
+        out->ncreated++;
+    }
+    return 0;
+}
+
+int action_check_us_company(const struct action_ctx *ctx, struct api_error *err)
+{
+    struct qbo_company co;
+
+    if (qbo_company_info(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, &co, err) < 0)
+        return -1;
+    if (!co.is_us) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
+                      "QuickBooks company %s is not a US company (country \"%s\"); these actions "
+                      "serve US companies only",
+                      ctx->ev->in.realm_id, co.country);
+        return -1;
+    }
+    return 0;
+}
+
+void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)
+{
+    *rc = (struct resolve_ctx){
+        .opts = &ctx->settings->resolve,
+        .io = &ctx->io,
+        .qbo = ctx->qbo,
+        .realm = ctx->ev->in.realm_id,
+        .portal_id = ctx->ev->portal_id,
+        .event_id = ctx->ev->id,
+    };
+}
+
+void action_json_decimal(struct jbuf *jb, const char *key, enum money_err st, const char *text)
+{
+    jbuf_key(jb, key);
+    if (st != MONEY_OK) {
+        jbuf_fail(jb);
+        return;
+    }
+    jbuf_raw(jb, text, strlen(text));
+}
+
+void action_json_money(struct jbuf *jb, const char *key, int64_t cents)
+{
+    char amt[MONEY_FMT_SIZE];
+    action_json_decimal(jb, key, money_format(cents, amt, sizeof amt), amt);
+}
+
+void action_json_ref(struct jbuf *jb, const char *key, const char *id)
+{
+    jbuf_key(jb, key);
+    jbuf_obj_open(jb);
+    jbuf_kv_str(jb, "value", id);
+    jbuf_obj_close(jb);
+}
+
+/* 1 when the note is this event's: it ends with " hsqb event <id>" (ids hold no spaces,
+ * so no other id can end the same way). */
+static int note_is_ours(const char *note, const char *event_id)
+{
+    char want[EVENT_ID_MAX + 16];
+    size_t n, w;
+
+    if (!note)
+        return 0;
+    snprintf(want, sizeof want, " hsqb event %s", event_id);
+    n = strlen(note);
+    w = strlen(want);
+    return n >= w && strcmp(note + n - w, want) == 0;
+}
+
+/* Set the "sent" marker; 1 when it was already there (or Redis could not say). */
+static int sent_before(const struct action_ctx *ctx, const char *step, const char *entity)
+{
+    char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
+    redisReply *r;
+    int before = 1;
+
+    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->io.redis),
+                 ctx->ev->id, step) >= (int)sizeof key)
+        return 1;
+    snprintf(ttl, sizeof ttl, "%" PRId64, ctx->settings->dedup_window_ms);
+    r = redis_command(ctx->io.redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
+    if (r && r->type == REDIS_REPLY_STATUS)
+        before = 0; /* OK: we are the first to send this step */
+    else if (!r)
+        log_warn("event %s: marker for step %s not set (%s); looking the %s up first", ctx->ev->id,
+                 step, e, entity);
+    freeReplyObject(r);
+    return before;
+}
+
+/* Our entity among those matching where: 1 with *found filled, 0 when there is none,
+ * -1 with *err. Of several (two creates raced), the lowest Id, so every attempt settles
+ * on the same one. */
+static int find_ours(const struct action_ctx *ctx, const char *entity, const char *where,
+                     size_t lookup_max, struct qbo_created *found, struct api_error *err)
+{
+    char sql[QBO_SQL_MAX];
+    struct qbo_paging pg = {.max_rows = lookup_max};
+    struct json_object *rows = NULL, *best = NULL;
+    const char *bid = NULL;
+    size_t i, n;
+    int rc = 0;
+
+    snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE %s", entity, where);
+    if (qbo_query_all(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, sql, &pg, &rows, err) < 0)
+        return -1;
+    n = json_object_array_length(rows);
+    for (i = 0; i < n; i++) {
+        struct json_object *row = json_object_array_get_idx(rows, i);
+        const char *note = NULL, *id = NULL;
+        if (json_get_str(row, "Id", &id) != JGET_OK ||
+            json_get_str(row, "PrivateNote", &note) != JGET_OK || !note_is_ours(note, ctx->ev->id))
+            continue;
+        if (!bid || strlen(id) < strlen(bid) ||
+            (strlen(id) == strlen(bid) && strcmp(id, bid) < 0)) {
+            bid = id;
+            best = row;
+        }
+    }
+    if (best)
+        rc = qbo_created_from_json(best, entity, found, err) < 0 ? -1 : 1;
+    json_object_put(rows);
+    return rc;
+}
+
+int action_create_once_where(const struct action_ctx *ctx, const struct action_write *w,
+                             const char *where, size_t lookup_max, struct qbo_created *out,
+                             struct api_error *err)
+{
+    const char *step = w->step, *entity = w->entity;
+    char rid[HASH_REQUEST_ID_MAX + 1];
+    int found;
+
+    api_error_clear(err);
+    if (sent_before(ctx, step, entity) && where) {
+        if ((found = find_ours(ctx, entity, where, lookup_max, out, err)) < 0)
+            return -1;
+        if (found) {
+            log_info("event %s: %s already created by an earlier attempt; reusing it", ctx->ev->id,
+                     entity);
+            return 0;
+        }
+    }
+    if (ioctx_claim_lost(&ctx->io)) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "the event's claim was lost before creating the %s", entity);
+        return -1;
+    }
+    if (hash_request_id(ctx->ev->id, step, rid) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+        return -1;
+    }
+    return qbo_create_doc(
+        &ctx->io, ctx->qbo,
+        &(struct qbo_req){ctx->ev->in.realm_id, entity, rid, w->body, w->body_len}, out, err);
+}
+
+int action_create_once(const struct action_ctx *ctx, const struct action_write *w,
+                       const char *customer_id, const char *txn_date, struct qbo_created *out,
+                       struct api_error *err)
+{
+    char where[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
+    int quoted = qbo_sql_quote(customer_id, q, sizeof q) >= 0;
+
+    /* an unquotable id cannot be looked up: create (the requestid still dedups) */
+    if (quoted)
+        snprintf(where, sizeof where, "CustomerRef = %s AND TxnDate = '%s'", q, txn_date);
+    return action_create_once_where(ctx, w, quoted ? where : NULL, ACTION_LOOKUP_MAX, out, err);
+}
+
+/* ---- the lines of a document ---------------------------------------------------------- */
+
+int action_items_lookup(const struct resolve_ctx *rc, int create_missing, struct action_items *it,
+                        struct action_outcome *out, struct api_error *err)
+{
+    if (resolve_items_lookup(rc, it->li, it->n, it->items, &it->nmissing, err) < 0)
+        return -1;
+    if (it->nmissing && !create_missing) {
+        resolve_items_missing(it->li, it->n, it->items, err, &out->details_json);
+        return -1;
+    }
+    return 0;
+}
+
+int action_items_check(const struct resolve_ctx *rc, int create_missing, struct action_items *it,
+                       struct action_outcome *out, struct api_error *err)
+{
+    char income[RESOLVE_ID_MAX];
+
+    if (action_items_lookup(rc, create_missing, it, out, err) < 0)
+        return -1;
+    if (it->nmissing && resolve_income_account(rc, income, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- the 610 loop ------------------------------------------------------------------------ */
+
+int action_write_rematch(const struct action_ctx *ctx, const struct resolve_ctx *rc,
+                         const struct action_rematch *m, struct api_error *err)
+{
+    for (int round = 0;; round++) {
+        if (m->write(m->arg, round, err) == 0)
+            return 0;
+        if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0 ||
+            (!m->contact && !m->items && !m->vendor))
+            return -1;
+        /* a cached customer, item or vendor is gone (inactive or deleted): match afresh */
+        log_warn("event %s: QuickBooks says %s is gone (%s); re-resolving", ctx->ev->id,
+                 m->items || m->contact ? "a referenced record" : "the vendor", err->message);
+        if (m->contact)
+            resolve_forget_customer(rc, m->contact->id);
+        if (m->vendor)
+            resolve_forget_vendor(rc, m->vendor);
+        if (m->items) {
+            resolve_forget_items(rc, m->items->li, m->items->n);
+            if (action_items_lookup(rc, ctx->ev->in.create_missing_products, m->items, m->out,
+                                    err) < 0)
+                return -1;
+        }
+    }
+}
