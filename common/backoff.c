@@ -42,9 +42,9 @@ int backoff_policy_check(const struct backoff_policy *p, char *errstr, size_t er
         bad = "max_elapsed_ms must be >= 0 (0 = unlimited)";
     else if (p->max_retry_after_ms < 0)
         bad = "max_retry_after_ms must be >= 0";
-    if (bad == NULL)
+    if (!bad)
         return 0;
-    if (errstr != NULL && errsz > 0)
+    if (errstr && errsz > 0)
         snprintf(errstr, errsz, "backoff policy: %s", bad);
     return -1;
 }
@@ -81,7 +81,7 @@ int backoff_init(struct backoff *b, const struct backoff_policy *policy, uint64_
 void backoff_set_rand(struct backoff *b, backoff_rand_fn fn, void *state)
 {
     b->rand_fn = fn;
-    b->rand_state = fn != NULL ? state : NULL;
+    b->rand_state = fn ? state : NULL;
 }
 
 void backoff_start(struct backoff *b, int64_t now_ms)
@@ -94,7 +94,7 @@ void backoff_start(struct backoff *b, int64_t now_ms)
  * struct backoff keeps a working generator. */
 static uint64_t next_random(struct backoff *b)
 {
-    if (b->rand_fn != NULL)
+    if (b->rand_fn)
         return b->rand_fn(b->rand_state);
     b->xs ^= b->xs >> 12;
     b->xs ^= b->xs << 25;
@@ -311,7 +311,7 @@ static void retry_after_err(char *errstr, size_t errsz, const char *s, size_t le
     char q[4 * BACKOFF_RETRY_AFTER_MAX_LEN + 8];
     size_t o = 0, n = len < BACKOFF_RETRY_AFTER_MAX_LEN ? len : BACKOFF_RETRY_AFTER_MAX_LEN;
 
-    if (errstr == NULL || errsz == 0)
+    if (!errstr || errsz == 0)
         return;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
@@ -331,7 +331,7 @@ int backoff_retry_after_parse(const char *s, size_t len, int64_t now_ms, int64_t
     struct civil t = {0};
     int64_t when, d;
 
-    if (s == NULL || delay_ms == NULL) {
+    if (!s || !delay_ms) {
         retry_after_err(errstr, errsz, "", 0, "missing value");
         return -1;
     }

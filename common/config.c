@@ -30,7 +30,7 @@ void cfg_err(char *errstr, size_t errsz, const char *fmt, ...)
 {
     va_list ap;
 
-    if (errstr == NULL || errsz == 0)
+    if (!errstr || errsz == 0)
         return;
     va_start(ap, fmt);
     vsnprintf(errstr, errsz, fmt, ap);
@@ -41,7 +41,7 @@ char *cfg_xstrdup(const char *s)
 {
     char *p = strdup(s);
 
-    if (p == NULL) {
+    if (!p) {
         fprintf(stderr, "config: out of memory\n");
         abort();
     }
@@ -52,7 +52,7 @@ void *cfg_xcalloc(size_t n, size_t sz)
 {
     void *p = calloc(n ? n : 1, sz);
 
-    if (p == NULL) {
+    if (!p) {
         fprintf(stderr, "config: out of memory\n");
         abort();
     }
@@ -266,7 +266,7 @@ static void shown_value(const struct config_def *d, const char *raw, char *buf, 
 {
     size_t i, o = 0;
 
-    if (d != NULL && (d->flags & CONFIG_SECRET)) {
+    if (d && (d->flags & CONFIG_SECRET)) {
         snprintf(buf, bufsz, "***");
         return;
     }
@@ -307,7 +307,7 @@ static int parse_list(const struct config_def *d, const char *raw, const char *b
     if (*cfg_trim(copy) != '\0') {
         for (;;) {
             comma = strchr(p, ',');
-            if (comma != NULL)
+            if (comma)
                 *comma = '\0';
             item = cfg_trim(p);
             if (*item == '\0') {
@@ -317,12 +317,12 @@ static int parse_list(const struct config_def *d, const char *raw, const char *b
             if (v->nitems == cap) {
                 cap *= 2;
                 v->items = realloc(v->items, (cap + 1) * sizeof(char *));
-                if (v->items == NULL)
+                if (!v->items)
                     abort();
             }
             v->items[v->nitems++] = cfg_xstrdup(item);
             v->items[v->nitems] = NULL;
-            if (comma == NULL)
+            if (!comma)
                 break;
             p = comma + 1;
         }
@@ -359,7 +359,7 @@ static int set_value(const struct config_def *d, struct cvalue *dst, const char 
     shown_value(d, raw, bad, sizeof(bad));
     switch (d->type) {
     case CONFIG_STRING:
-        if (d->max > 0 && !(raw[0] == '\0' && d->default_value == NULL) &&
+        if (d->max > 0 && !(raw[0] == '\0' && !d->default_value) &&
             ((int64_t)strlen(raw) < d->min || (int64_t)strlen(raw) > d->max)) {
             cfg_err(errstr, errsz, "%s: length %zu out of range [%lld, %lld]%s", d->name,
                     strlen(raw), (long long)d->min, (long long)d->max, from);
@@ -401,12 +401,12 @@ static int set_value(const struct config_def *d, struct cvalue *dst, const char 
         break;
     }
     case CONFIG_ENUM:
-        for (i = 0; d->choices[i] != NULL; i++)
+        for (i = 0; d->choices[i]; i++)
             if (strcasecmp(raw, d->choices[i]) == 0)
                 break;
-        if (d->choices[i] == NULL) {
+        if (!d->choices[i]) {
             char list[256] = "";
-            for (i = 0; d->choices[i] != NULL; i++) {
+            for (i = 0; d->choices[i]; i++) {
                 if (i > 0)
                     strncat(list, ", ", sizeof(list) - strlen(list) - 1);
                 strncat(list, d->choices[i], sizeof(list) - strlen(list) - 1);
@@ -463,7 +463,7 @@ bool cfg_prop_name_ok(const char *p)
 {
     size_t i;
 
-    if (p[0] == '\0' || p[0] == '.' || p[strlen(p) - 1] == '.' || strstr(p, "..") != NULL)
+    if (p[0] == '\0' || p[0] == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
         return false;
     for (i = 0; p[i] != '\0'; i++)
         if (!(islower((unsigned char)p[i]) || isdigit((unsigned char)p[i]) || p[i] == '.' ||
@@ -490,11 +490,11 @@ void cfg_kprop_set(struct config *cfg, const char *prop, const char *value,
     int line = o->line;
     struct kprop *k = cfg_kprop_find(cfg, prop);
 
-    if (k == NULL) {
+    if (!k) {
         if (cfg->nkp == cfg->capkp) {
             cfg->capkp = cfg->capkp ? cfg->capkp * 2 : 8;
             cfg->kp = realloc(cfg->kp, cfg->capkp * sizeof(*cfg->kp));
-            if (cfg->kp == NULL)
+            if (!cfg->kp)
                 abort();
         }
         k = &cfg->kp[cfg->nkp++];
@@ -560,25 +560,24 @@ static int check_def(const struct config *cfg, size_t i, char *errstr, size_t er
     const struct config_def *d = &cfg->defs[i];
     size_t j;
 
-    if (d->name == NULL || !key_name_ok(d->name) || strcmp(d->name, "config") == 0) {
+    if (!d->name || !key_name_ok(d->name) || strcmp(d->name, "config") == 0) {
         cfg_err(errstr, errsz, "config table: bad key name \"%s\"", d->name ? d->name : "(null)");
         return -1;
     }
-    if (d->help == NULL || d->type > CONFIG_LIST) {
+    if (!d->help || d->type > CONFIG_LIST) {
         cfg_err(errstr, errsz, "config table: %s: missing help or bad type", d->name);
         return -1;
     }
-    if ((d->type == CONFIG_ENUM) != (d->choices != NULL) ||
-        (d->choices != NULL && d->choices[0] == NULL)) {
+    if ((d->type == CONFIG_ENUM) != (d->choices != NULL) || (d->choices && !d->choices[0])) {
         cfg_err(errstr, errsz, "config table: %s: choices are for enums only", d->name);
         return -1;
     }
-    if (d->default_value == NULL && d->type != CONFIG_STRING && d->type != CONFIG_LIST) {
+    if (!d->default_value && d->type != CONFIG_STRING && d->type != CONFIG_LIST) {
         cfg_err(errstr, errsz, "config table: %s: needs a default", d->name);
         return -1;
     }
     if ((d->flags & CONFIG_REQUIRED) &&
-        (d->default_value != NULL || (d->type != CONFIG_STRING && d->type != CONFIG_LIST))) {
+        (d->default_value || (d->type != CONFIG_STRING && d->type != CONFIG_LIST))) {
         cfg_err(errstr, errsz, "config table: %s: required keys are defaultless strings", d->name);
         return -1;
     }
@@ -640,7 +639,7 @@ void config_free(struct config *cfg)
 {
     size_t i;
 
-    if (cfg == NULL)
+    if (!cfg)
         return;
     for (i = 0; i < cfg->ndefs; i++) {
         free(cfg->env_names[i]);
@@ -723,7 +722,7 @@ const char *const *config_get_list(const struct config *cfg, const char *key, si
 {
     const struct cvalue *v = must_get(cfg, key, CONFIG_LIST, CONFIG_LIST);
 
-    if (n != NULL)
+    if (n)
         *n = v->nitems;
     return (const char *const *)v->items;
 }
@@ -736,7 +735,7 @@ static const struct cvalue *any_value(const struct config *cfg, const char *key,
         fprintf(stderr, "config: unknown key \"%s\" (programming error)\n", key);
         abort();
     }
-    if (idx != NULL)
+    if (idx)
         *idx = i;
     return &cfg->vals[i];
 }
@@ -764,7 +763,7 @@ const char *config_shown(const struct config *cfg, const char *key)
 
 const struct config_def *config_defs(const struct config *cfg, size_t *ndefs)
 {
-    if (ndefs != NULL)
+    if (ndefs)
         *ndefs = cfg->ndefs;
     return cfg->defs;
 }
@@ -783,7 +782,7 @@ const char *config_env_prefix(const struct config *cfg)
 
 const char *const *config_ignored_env(const struct config *cfg, size_t *n)
 {
-    if (n != NULL)
+    if (n)
         *n = cfg->nignored;
     return (const char *const *)cfg->ignored;
 }
@@ -814,11 +813,11 @@ int config_kafka_at(const struct config *cfg, size_t i, const char **prop, const
 {
     if (i >= cfg->nkp)
         return -1;
-    if (prop != NULL)
+    if (prop)
         *prop = cfg->kp[i].name;
-    if (value != NULL)
+    if (value)
         *value = cfg->kp[i].value;
-    if (where != NULL)
+    if (where)
         *where = cfg->kp[i].where;
     return 0;
 }

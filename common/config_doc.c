@@ -50,7 +50,7 @@ static void allowed(const struct config_def *d, bool md, char *buf, size_t bufsz
 
     buf[0] = '\0';
     if (d->type == CONFIG_ENUM) {
-        for (i = 0; d->choices[i] != NULL; i++) {
+        for (i = 0; d->choices[i]; i++) {
             size_t o = strlen(buf);
             snprintf(buf + o, bufsz - o, "%s%s%s%s", i ? (md ? ", " : "|") : "", md ? "`" : "",
                      d->choices[i], md ? "`" : "");
@@ -160,7 +160,7 @@ void config_help(const struct config *cfg, FILE *out)
         const char *env = config_env_name(cfg, d->name);
         size_t g = strcspn(d->name, ".");
         size_t o;
-        if (group == NULL || g != glen || strncmp(group, d->name, g) != 0) {
+        if (!group || g != glen || strncmp(group, d->name, g) != 0) {
             fprintf(out, "\n%.*s\n", (int)g, d->name);
             group = d->name;
             glen = g;
@@ -176,7 +176,7 @@ void config_help(const struct config *cfg, FILE *out)
                                              : "SIZE");
         if (d->flags & CONFIG_REQUIRED)
             fprintf(out, "  (required)");
-        else if (d->default_value != NULL && d->default_value[0] != '\0')
+        else if (d->default_value && d->default_value[0] != '\0')
             fprintf(out, "  (default %s)", d->default_value);
         fputc('\n', out);
         o = (size_t)snprintf(buf, sizeof(buf), "%s", d->help);
@@ -226,7 +226,7 @@ void config_markdown(const struct config *cfg, FILE *out)
         fprintf(out, "| `%s` | `%s` | %s | ", d->name, env, type_name(d->type));
         if (d->flags & CONFIG_REQUIRED)
             fprintf(out, "*required*");
-        else if (d->default_value != NULL && d->default_value[0] != '\0') {
+        else if (d->default_value && d->default_value[0] != '\0') {
             fputc('`', out);
             md_cell(out, d->default_value);
             fputc('`', out);

@@ -23,7 +23,7 @@ static const char *envlookup(char *const *envp, const char *name)
 {
     size_t n = strlen(name);
 
-    for (; envp != NULL && *envp != NULL; envp++)
+    for (; envp && *envp; envp++)
         if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
             return *envp + n + 1;
     return NULL;
@@ -77,7 +77,7 @@ static void unknown_key(const struct config *cfg, const char *what, const char *
     const char *near = suggest(cfg, key);
     char hint[256] = "";
 
-    if (near != NULL)
+    if (near)
         snprintf(hint, sizeof(hint), " (did you mean %s%s%s?)", flag ? "--" : "\"", near,
                  flag ? "" : "\"");
     if (flag)
@@ -93,7 +93,7 @@ static int parse_line(char *line, char **key, char **value, char *msg, size_t ms
 {
     char *eq = strchr(line, '='), *v, *o;
 
-    if (eq == NULL) {
+    if (!eq) {
         cfg_err(msg, msgsz, "expected \"key = value\"");
         return -1;
     }
@@ -164,7 +164,7 @@ static int load_file(struct config *cfg, const char *path, const char *via, char
     ssize_t len;
     int lineno = 0, rc = -1, r;
 
-    if (f == NULL) {
+    if (!f) {
         cfg_err(errstr, errsz, "config file %s: %s (from %s)", path, strerror(errno), via);
         return -1;
     }
@@ -187,7 +187,7 @@ static int load_file(struct config *cfg, const char *path, const char *via, char
         ssize_t i = cfg_find_key(cfg, key);
         struct kprop *k = strncmp(key, "kafka.", 6) == 0 ? cfg_kprop_find(cfg, key + 6) : NULL;
         int first = i >= 0 && cfg->vals[i].src == CONFIG_SRC_FILE ? cfg->vals[i].line
-                    : k != NULL && k->src == CONFIG_SRC_FILE      ? k->line
+                    : k && k->src == CONFIG_SRC_FILE              ? k->line
                                                                   : 0;
         if (first > 0) {
             cfg_err(errstr, errsz, "%s:%d: duplicate key \"%s\" (first set at line %d)", path,
@@ -226,7 +226,7 @@ static int read_secret_file(const char *key, const char *path, const char *var, 
     size_t n;
     int rc = -1;
 
-    if (f == NULL) {
+    if (!f) {
         cfg_err(errstr, errsz, "%s: cannot read %s: %s (from env %s)", key, path, strerror(errno),
                 var);
         return -1;
@@ -237,7 +237,7 @@ static int read_secret_file(const char *key, const char *path, const char *var, 
         cfg_err(errstr, errsz, "%s: cannot read %s (from env %s)", key, path, var);
         goto out;
     }
-    if (n > CONFIG_MAX_SECRET_FILE || memchr(buf, '\0', n) != NULL) {
+    if (n > CONFIG_MAX_SECRET_FILE || memchr(buf, '\0', n)) {
         cfg_err(errstr, errsz,
                 "%s: %s is not a secret file (over %d bytes or binary) "
                 "(from env %s)",
@@ -264,15 +264,15 @@ static int env_pair(struct config *cfg, char *const *envp, const char *key, cons
     const char *file = secret ? envlookup(envp, fvar) : NULL;
     int rc = -1;
 
-    if (plain != NULL && file != NULL) {
+    if (plain && file) {
         cfg_err(errstr, errsz, "%s: both %s and %s are set; use one", key, var, fvar);
         goto out;
     }
-    if (file != NULL) {
+    if (file) {
         if (read_secret_file(key, file, fvar, &content, errstr, errsz) < 0)
             goto out;
         where = cfg_xasprintf("env %s", fvar);
-    } else if (plain != NULL) {
+    } else if (plain) {
         where = cfg_xasprintf("env %s", var);
     } else {
         rc = 0;
@@ -307,7 +307,7 @@ static char *env_to_prop(const char *rest, size_t len)
 static void ignore_env(struct config *cfg, const char *name, size_t len)
 {
     cfg->ignored = realloc(cfg->ignored, (cfg->nignored + 2) * sizeof(char *));
-    if (cfg->ignored == NULL)
+    if (!cfg->ignored)
         abort();
     cfg->ignored[cfg->nignored] = cfg_xcalloc(len + 1, 1);
     memcpy(cfg->ignored[cfg->nignored++], name, len);
@@ -348,7 +348,7 @@ static int load_env_kafka(struct config *cfg, char *const *envp, const char *e, 
             prop = NULL;
         }
     }
-    if (prop == NULL)
+    if (!prop)
         prop = env_to_prop(e + kplen, rlen);
     if (!cfg_prop_name_ok(prop)) {
         cfg_err(errstr, errsz, "env %.*s: no librdkafka property name after %.*s", (int)len, e,
@@ -382,7 +382,7 @@ static int load_env(struct config *cfg, char *const *envp, char *errstr, size_t 
         if (env_pair(cfg, envp, cfg->defs[i].name, cfg->env_names[i],
                      (cfg->defs[i].flags & CONFIG_SECRET) != 0, errstr, errsz) < 0)
             goto out;
-    for (ep = envp; ep != NULL && *ep != NULL; ep++) {
+    for (ep = envp; ep && *ep; ep++) {
         const char *e = *ep, *eq = strchr(e, '=');
         size_t len = eq ? (size_t)(eq - e) : strlen(e);
         if (strncmp(e, cfg->prefix, plen) != 0 || is_table_env(cfg, e, len) ||
@@ -421,9 +421,9 @@ static int find_config_flag(int argc, char **argv, const char **path, char *errs
             }
             p = argv[++i];
         }
-        if (p == NULL)
+        if (!p)
             continue;
-        if (*path != NULL) {
+        if (*path) {
             cfg_err(errstr, errsz, "flag --config given twice");
             return -1;
         }
@@ -444,7 +444,7 @@ static int load_flags(struct config *cfg, int argc, char **argv, char *errstr, s
             return -1;
         }
         eq = strchr(argv[i], '=');
-        if (eq != NULL) {
+        if (eq) {
             name = cfg_xasprintf("%.*s", (int)(eq - argv[i] - 2), argv[i] + 2);
             value = eq + 1;
         } else {
@@ -491,14 +491,14 @@ int config_load(struct config *cfg, int argc, char **argv, char *const *envp, ch
     if (find_config_flag(argc, argv, &path, errstr, errsz) < 0)
         goto out;
     cvar = cfg_xasprintf("%sCONFIG", cfg->prefix);
-    if (path != NULL) {
+    if (path) {
         via = cfg_xstrdup("flag --config");
     } else if ((path = envlookup(envp, cvar)) != NULL && *path != '\0') {
         via = cfg_xasprintf("env %s", cvar);
     } else {
         path = NULL;
     }
-    if (path != NULL && load_file(cfg, path, via, errstr, errsz) < 0)
+    if (path && load_file(cfg, path, via, errstr, errsz) < 0)
         goto out;
     if (load_env(cfg, envp, errstr, errsz) < 0)
         goto out;

@@ -70,7 +70,7 @@ enum money_err money_round_parse(const char *name, enum money_round *out)
 {
     enum money_round m;
 
-    if (name == NULL || out == NULL)
+    if (!name || !out)
         return MONEY_EINVAL;
     if (strcmp(name, "none") == 0)
         m = MONEY_ROUND_NONE;
@@ -137,12 +137,12 @@ __attribute__((format(printf, 6, 7))) static void set_err(char *errstr, size_t e
     char detail[128];
     va_list ap;
 
-    if (errstr == NULL || errsz == 0)
+    if (!errstr || errsz == 0)
         return;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    if (s == NULL) {
+    if (!s) {
         snprintf(errstr, errsz, "%s: %s", kind, detail);
         return;
     }
@@ -266,7 +266,7 @@ static enum money_err parse_kind(const struct money_kind *k, const char *s, size
     uint64_t mag = 0;
     size_t ndec = 0;
 
-    if (s == NULL || out == NULL || !mode_valid(mode)) {
+    if (!s || !out || !mode_valid(mode)) {
         set_err(errstr, errsz, kind, NULL, 0, "%s", money_err_str(MONEY_EINVAL));
         return MONEY_EINVAL;
     }
@@ -341,7 +341,7 @@ static enum money_err fmt_scaled(int64_t v, int decimals, int min_dec, char *buf
     char frac[24];
     int n, nd = decimals;
 
-    if (buf == NULL)
+    if (!buf)
         return MONEY_EINVAL;
     for (int i = decimals - 1; i >= 0; i--) {
         frac[i] = (char)('0' + fp % 10);
@@ -388,7 +388,7 @@ enum money_err money_add(int64_t a, int64_t b, int64_t *out)
 {
     int64_t r;
 
-    if (out == NULL)
+    if (!out)
         return MONEY_EINVAL;
     if (!in_range(a, MONEY_MAX_CENTS) || !in_range(b, MONEY_MAX_CENTS))
         return MONEY_EOVERFLOW;
@@ -404,7 +404,7 @@ enum money_err money_sum(const int64_t *v, size_t n, int64_t *out)
     int64_t acc = 0;
     enum money_err err;
 
-    if (out == NULL || (v == NULL && n > 0))
+    if (!out || (!v && n > 0))
         return MONEY_EINVAL;
     for (size_t i = 0; i < n; i++) {
         err = money_add(acc, v[i], &acc);
@@ -435,7 +435,7 @@ enum money_err money_mul(int64_t qty, int64_t price, enum money_round mode, int6
 {
     u128 c;
 
-    if (cents == NULL || !mode_valid(mode) || !in_range(qty, MONEY_QTY_MAX) ||
+    if (!cents || !mode_valid(mode) || !in_range(qty, MONEY_QTY_MAX) ||
         !in_range(price, MONEY_PRICE_MAX))
         return MONEY_EINVAL;
     if (!div_round((u128)mag64(qty) * mag64(price), PRODUCT_PER_CENT, mode, &c))
@@ -459,7 +459,7 @@ enum money_err money_unit_price_for(int64_t qty, int64_t amount_cents, int max_d
     u128 q, target, step, k, best = 0, best_err = 0;
     bool found = false, overflow = false;
 
-    if (price == NULL || max_decimals < 0 || max_decimals > MONEY_PRICE_DECIMALS ||
+    if (!price || max_decimals < 0 || max_decimals > MONEY_PRICE_DECIMALS ||
         !in_range(qty, MONEY_QTY_MAX) || !in_range(amount_cents, MONEY_MAX_CENTS))
         return MONEY_EINVAL;
     if (qty == 0) {

@@ -84,7 +84,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
                                     : LOG_DEBUG;
 
     /* kafka.* pass-through properties go to both clients; each warns about the other's */
-    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this") != NULL)
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this"))
         l = LOG_DEBUG;
     if (log_enabled(l)) {
         struct log_field f[] = {LF_STR("client", rd_kafka_name(rk)), LF_STR("facility", fac)};
@@ -130,11 +130,11 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     struct json_object *root, *topics;
 
     (void)rk;
-    if (c->hooks.lag == NULL || len > STATS_MAX_BYTES || (tok = json_tokener_new()) == NULL)
+    if (!c->hooks.lag || len > STATS_MAX_BYTES || (tok = json_tokener_new()) == NULL)
         return 0;
     root = json_tokener_parse_ex(tok, json, (int)len);
     json_tokener_free(tok);
-    if (root != NULL && json_object_is_type(root, json_type_object) &&
+    if (root && json_object_is_type(root, json_type_object) &&
         json_object_object_get_ex(root, "topics", &topics) &&
         json_object_is_type(topics, json_type_object)) {
         json_object_object_foreach(topics, tname, tobj)
@@ -154,8 +154,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                 if (*end != '\0' || pid < 0 || pid > INT32_MAX ||
                     !json_object_is_type(pobj, json_type_object) ||
                     !json_object_object_get_ex(pobj, "consumer_lag", &lag) ||
-                    !json_object_is_type(lag, json_type_int) ||
-                    part_find(c, tname, (int32_t)pid) == NULL)
+                    !json_object_is_type(lag, json_type_int) || !part_find(c, tname, (int32_t)pid))
                     continue;
                 c->hooks.lag(c->hooks.arg, tname, (int32_t)pid, json_object_get_int64(lag));
             }
@@ -182,13 +181,13 @@ static void on_assign(struct consumer *c, const rd_kafka_topic_partition_list_t 
         const rd_kafka_topic_partition_t *tp = &list->elems[i];
         struct cpart *cp = part_find(c, tp->topic, tp->partition);
 
-        if (cp != NULL) /* assigned twice without a revoke: start it afresh */
+        if (cp) /* assigned twice without a revoke: start it afresh */
             part_drop(c, cp);
         if (c->nparts == c->capparts) {
             size_t n = c->capparts ? 2 * c->capparts : 16;
             struct cpart *np = realloc(c->parts, n * sizeof(*np));
 
-            if (np == NULL)
+            if (!np)
                 goto nomem;
             c->parts = np;
             c->capparts = n;
@@ -196,7 +195,7 @@ static void on_assign(struct consumer *c, const rd_kafka_topic_partition_list_t 
         cp = &c->parts[c->nparts];
         cp->topic = strdup(tp->topic);
         cp->sp = cp->topic ? scheduler_partition_add(c->sched, tp->topic, tp->partition) : NULL;
-        if (cp->sp == NULL) {
+        if (!cp->sp) {
             free(cp->topic);
             goto nomem;
         }
@@ -227,9 +226,9 @@ static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t 
     rd_kafka_resp_err_t err;
 
     victims = calloc(c->nparts + 1, sizeof(*victims));
-    if (victims == NULL || commit == NULL) { /* cannot wait nor commit: drop everything */
+    if (!victims || !commit) { /* cannot wait nor commit: drop everything */
         free(victims);
-        if (commit != NULL)
+        if (commit)
             rd_kafka_topic_partition_list_destroy(commit);
         while (c->nparts > 0)
             part_drop(c, &c->parts[0]);
@@ -238,7 +237,7 @@ static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t 
     for (i = 0; i < c->nparts; i++) {
         int j;
 
-        if (list == NULL) {
+        if (!list) {
             victims[nv++] = &c->parts[i];
             continue;
         }
@@ -285,7 +284,7 @@ static void resume_copy(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *l
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(list);
 
-    if (l == NULL)
+    if (!l)
         return;
     rd_kafka_resume_partitions(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -299,7 +298,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
 
-    if (c->sched == NULL) { /* consumer_new failed half-way: nothing to track */
+    if (!c->sched) { /* consumer_new failed half-way: nothing to track */
         rd_kafka_assign(rk, NULL);
         return;
     }
@@ -328,7 +327,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             r = rd_kafka_assign(rk, NULL);
     }
-    if (e != NULL) {
+    if (e) {
         log_error("kafka: incremental (un)assign: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     } else if (r != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -381,12 +380,12 @@ static void sweep(struct consumer *c)
             set_paused(c, cp, want);
         npaused += cp->paused;
         if (off > cp->stored) {
-            if (store == NULL)
+            if (!store)
                 store = rd_kafka_topic_partition_list_new((int)c->nparts);
             rd_kafka_topic_partition_list_add(store, cp->topic, cp->partition)->offset = off;
         }
     }
-    if (store != NULL) {
+    if (store) {
         rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, store);
         int j;
 
@@ -394,7 +393,7 @@ static void sweep(struct consumer *c)
             const rd_kafka_topic_partition_t *tp = &store->elems[j];
             struct cpart *cp = part_find(c, tp->topic, tp->partition);
 
-            if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && cp != NULL)
+            if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && cp)
                 cp->stored = tp->offset;
             else if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR)
                 log_warn("kafka: storing offset %lld of %s/%d: %s", (long long)tp->offset,
@@ -404,20 +403,20 @@ static void sweep(struct consumer *c)
             log_warn("kafka: storing offsets: %s", rd_kafka_err2str(err));
         rd_kafka_topic_partition_list_destroy(store);
     }
-    if (c->hooks.in_flight != NULL)
+    if (c->hooks.in_flight)
         c->hooks.in_flight(c->hooks.arg, (int64_t)scheduler_in_flight(c->sched));
-    if (c->hooks.paused != NULL)
+    if (c->hooks.paused)
         c->hooks.paused(c->hooks.arg, npaused);
-    if (c->hooks.assigned != NULL)
+    if (c->hooks.assigned)
         c->hooks.assigned(c->hooks.arg, (int64_t)c->nparts);
-    if (c->hooks.held != NULL)
+    if (c->hooks.held)
         c->hooks.held(c->hooks.arg, (int64_t)scheduler_held(c->sched));
     c->last_sweep = clock_mono_ms();
 }
 
 static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
 {
-    const char *topic = rkm->rkt != NULL ? rd_kafka_topic_name(rkm->rkt) : "-";
+    const char *topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-";
     struct inbound_msg m = {0};
     rd_kafka_headers_t *hdrs = NULL;
     struct cpart *cp;
@@ -435,7 +434,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
         return;
     }
     cp = part_find(c, topic, rkm->partition);
-    if (cp == NULL || c->stopping) {
+    if (!cp || c->stopping) {
         log_debug("kafka: dropping %s/%d offset %lld (%s)", topic, (int)rkm->partition,
                   (long long)rkm->offset, c->stopping ? "stopping" : "not assigned");
         rd_kafka_message_destroy(rkm);
@@ -447,9 +446,9 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     m.offset = rkm->offset;
     m.timestamp_ms = rd_kafka_message_timestamp(rkm, NULL);
     m.key = rkm->key;
-    m.key_len = rkm->key != NULL ? rkm->key_len : 0;
+    m.key_len = rkm->key ? rkm->key_len : 0;
     m.value = rkm->payload;
-    m.value_len = rkm->payload != NULL ? rkm->len : 0;
+    m.value_len = rkm->payload ? rkm->len : 0;
     /* parsed here, once, on the poll thread: the lazy parse is not thread-safe */
     if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
         m.headers = hdrs;
@@ -468,7 +467,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
         /* out of memory for the copy: run it now; the pipeline re-checks not-before */
         r = scheduler_submit(c->sched, cp->sp, &m, rkm, &want, err, sizeof(err));
     }
-    if (held != NULL && r != SCHED_REFUSED) {
+    if (held && r != SCHED_REFUSED) {
         rd_kafka_message_destroy(rkm);
         rkm = NULL;
     }
@@ -483,7 +482,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         break;
     case SCHED_ERROR:
-        if (rkm != NULL)
+        if (rkm)
             rd_kafka_message_destroy(rkm);
         snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", err);
         atomic_store(&c->fatal, 1);
@@ -514,7 +513,7 @@ static rd_kafka_conf_t *make_conf(struct consumer *c, const struct config *cfg, 
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errsz) < 0 ||
         conf_set(conf, "enable.auto.commit", "true", errstr, errsz) < 0 ||
         conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz) < 0 ||
-        (c->hooks.lag != NULL && config_kafka_get(cfg, "statistics.interval.ms") == NULL &&
+        (c->hooks.lag && !config_kafka_get(cfg, "statistics.interval.ms") &&
          conf_set(conf, "statistics.interval.ms", STATS_DEFAULT_MS, errstr, errsz) < 0) ||
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
@@ -528,7 +527,7 @@ static rd_kafka_conf_t *make_conf(struct consumer *c, const struct config *cfg, 
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (c->hooks.lag != NULL)
+    if (c->hooks.lag)
         rd_kafka_conf_set_stats_cb(conf, stats_cb);
     return conf;
 
@@ -544,10 +543,10 @@ static int subscribe(struct consumer *c, const struct consumer_params *p, const 
     rd_kafka_resp_err_t err;
     size_t i;
 
-    if (p->topics == NULL)
+    if (!p->topics)
         rd_kafka_topic_partition_list_add(l, config_get_str(cfg, "kafka.topic.actions"),
                                           RD_KAFKA_PARTITION_UA);
-    for (i = 0; p->topics != NULL && p->topics[i] != NULL; i++)
+    for (i = 0; p->topics && p->topics[i]; i++)
         rd_kafka_topic_partition_list_add(l, p->topics[i], RD_KAFKA_PARTITION_UA);
     err = l->cnt > 0 ? rd_kafka_subscribe(c->rk, l) : RD_KAFKA_RESP_ERR__INVALID_ARG;
     rd_kafka_topic_partition_list_destroy(l);
@@ -565,11 +564,11 @@ struct consumer *consumer_new(const struct consumer_params *p, char *errstr, siz
     rd_kafka_conf_t *conf = NULL;
     char e[512];
 
-    if (c == NULL) {
+    if (!c) {
         snprintf(errstr, errsz, "kafka consumer: out of memory");
         return NULL;
     }
-    if (p->hooks != NULL)
+    if (p->hooks)
         c->hooks = *p->hooks;
     c->producer = p->producer;
     c->revoke_timeout_ms = config_get_ms(cfg, "kafka.revoke_timeout");
@@ -590,17 +589,17 @@ struct consumer *consumer_new(const struct consumer_params *p, char *errstr, siz
     so.max_held_bytes = c->delay.max_held_bytes;
 
     conf = make_conf(c, cfg, errstr, errsz);
-    if (conf == NULL)
+    if (!conf)
         goto fail;
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
-    if (c->rk == NULL) {
+    if (!c->rk) {
         rd_kafka_conf_destroy(conf);
         snprintf(errstr, errsz, "kafka consumer: %s", e);
         goto fail;
     }
     rd_kafka_poll_set_consumer(c->rk); /* error/stats/rebalance callbacks on the poll thread */
     c->sched = scheduler_new(&so, errstr, errsz);
-    if (c->sched == NULL || subscribe(c, p, cfg, errstr, errsz) < 0)
+    if (!c->sched || subscribe(c, p, cfg, errstr, errsz) < 0)
         goto fail;
     return c;
 
@@ -651,9 +650,9 @@ static void drain_and_commit(struct consumer *c)
     while (scheduler_wait_idle(c->sched, NULL, 100) < 0 && clock_mono_ms() < deadline) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 0);
 
-        if (rkm != NULL)
+        if (rkm)
             on_message(c, rkm); /* destroyed undispatched: we are stopping */
-        if (c->hooks.heartbeat != NULL)
+        if (c->hooks.heartbeat)
             c->hooks.heartbeat(c->hooks.arg);
     }
     if (scheduler_in_flight(c->sched) > 0)
@@ -676,7 +675,7 @@ static void drain_and_commit(struct consumer *c)
         int64_t until = clock_mono_ms() + FINAL_COMMIT_BACKOFF_MS;
         while (clock_mono_ms() < until) {
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 50);
-            if (rkm != NULL)
+            if (rkm)
                 on_message(c, rkm); /* destroyed undispatched: we are stopping */
         }
     }
@@ -701,11 +700,11 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
         for (i = 0; i < c->nparts && !any_paused; i++)
             any_paused = c->parts[i].paused;
         rkm = rd_kafka_consumer_poll(c->rk, any_paused ? POLL_PAUSED_MS : POLL_MS);
-        if (rkm != NULL)
+        if (rkm)
             on_message(c, rkm);
         if (clock_mono_ms() - c->last_sweep >= SWEEP_MS)
             sweep(c);
-        if (c->hooks.heartbeat != NULL)
+        if (c->hooks.heartbeat)
             c->hooks.heartbeat(c->hooks.arg);
     }
     failed = atomic_load(&c->fatal) || scheduler_failed(c->sched);
@@ -715,7 +714,7 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
         snprintf(errstr, errsz, "an event handler asked the worker to stop");
 
     drain_and_commit(c);
-    if (c->producer != NULL &&
+    if (c->producer &&
         producer_flush(c->producer,
                        c->drain_timeout_ms > FLUSH_MIN_MS ? c->drain_timeout_ms : FLUSH_MIN_MS) < 0)
         log_warn("kafka: producer not flushed at shutdown");
@@ -732,7 +731,7 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
 
 void consumer_stop(struct consumer *c)
 {
-    if (c != NULL)
+    if (c)
         atomic_store(&c->stop, 1);
 }
 
@@ -740,13 +739,13 @@ void consumer_free(struct consumer *c)
 {
     size_t i;
 
-    if (c == NULL)
+    if (!c)
         return;
-    if (c->rk != NULL && !c->ran) {
+    if (c->rk && !c->ran) {
         c->stopping = true;
         rd_kafka_consumer_close(c->rk);
     }
-    if (c->sched != NULL) {
+    if (c->sched) {
         while (c->nparts > 0)
             part_drop(c, &c->parts[0]);
         scheduler_free(c->sched);
@@ -755,7 +754,7 @@ void consumer_free(struct consumer *c)
     for (i = 0; i < c->nparts; i++)
         free(c->parts[i].topic);
     free(c->parts);
-    if (c->rk != NULL)
+    if (c->rk)
         rd_kafka_destroy(c->rk);
     free(c);
 }

@@ -68,7 +68,7 @@ void offsets_reset(struct offsets *t)
     t->head = t->count = t->pending = 0;
     t->last = -1;
     t->commit = OFFSETS_NONE;
-    if (t->done != NULL)
+    if (t->done)
         memset(t->done, 0, bitmap_words(t->cap) * sizeof(uint64_t));
 }
 
@@ -83,7 +83,7 @@ static int grow(struct offsets *t)
         return -1;
     ring = malloc(ncap * sizeof(*ring));
     done = calloc(bitmap_words(ncap), sizeof(*done));
-    if (ring == NULL || done == NULL) {
+    if (!ring || !done) {
         free(ring);
         free(done);
         return -1;

@@ -65,7 +65,7 @@ static struct send_wait *send_wait_new(void)
     struct send_wait *d = calloc(1, sizeof(*d));
     pthread_condattr_t ca;
 
-    if (d == NULL)
+    if (!d)
         return NULL;
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_init(&ca);
@@ -82,7 +82,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
     (void)rk;
     (void)opaque;
-    if (d == NULL)
+    if (!d)
         return;
     pthread_mutex_lock(&d->mu);
     d->done = true;
@@ -99,7 +99,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
                                     : LOG_DEBUG;
 
     /* kafka.* pass-through properties go to both clients; each warns about the other's */
-    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this") != NULL)
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this"))
         l = LOG_DEBUG;
     if (log_enabled(l)) {
         struct log_field f[] = {LF_STR("client", rd_kafka_name(rk)), LF_STR("facility", fac)};
@@ -147,7 +147,7 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
     char e[512];
     int rc;
 
-    if (pr == NULL)
+    if (!pr)
         goto fail;
     /* defaults the pass-through may tune */
     /* message.max.bytes: a dead letter carries the original value byte for byte plus
@@ -171,7 +171,7 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
-    if (pr->rk == NULL) {
+    if (!pr->rk) {
         snprintf(errstr, errsz, "kafka producer: %s", e);
         goto fail;
     }
@@ -185,9 +185,9 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
     return pr;
 
 fail:
-    if (conf != NULL)
+    if (conf)
         rd_kafka_conf_destroy(conf);
-    if (pr == NULL)
+    if (!pr)
         snprintf(errstr, errsz, "kafka producer: out of memory");
     free(pr);
     return NULL;
@@ -205,13 +205,13 @@ static rd_kafka_error_t *produce(struct producer *pr, const struct producer_msg 
     vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
     vu[n].vtype = RD_KAFKA_VTYPE_KEY;
     vu[n].u.mem.ptr = (void *)m->key;
-    vu[n++].u.mem.size = m->key != NULL ? m->keylen : 0;
+    vu[n++].u.mem.size = m->key ? m->keylen : 0;
     vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
     vu[n].u.mem.ptr = (void *)m->value;
-    vu[n++].u.mem.size = m->value != NULL ? m->vallen : 0;
+    vu[n++].u.mem.size = m->value ? m->vallen : 0;
     vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
     vu[n++].u.ptr = d;
-    if (hdrs != NULL) {
+    if (hdrs) {
         vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
         vu[n++].u.headers = hdrs;
     }
@@ -233,7 +233,7 @@ int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_
     size_t i;
     int rc = -1;
 
-    if (nhdrs > PRODUCER_MAX_HEADERS || (nhdrs > 0 && hdrs == NULL) || timeout_ms <= 0) {
+    if (nhdrs > PRODUCER_MAX_HEADERS || (nhdrs > 0 && !hdrs) || timeout_ms <= 0) {
         snprintf(errstr, errsz, "produce to %s: bad arguments", topic);
         return -1;
     }
@@ -242,7 +242,7 @@ int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_
         return -1;
     }
     d = send_wait_new();
-    if (d == NULL) {
+    if (!d) {
         snprintf(errstr, errsz, "produce to %s: out of memory", topic);
         return -1;
     }
@@ -253,17 +253,17 @@ int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_
     }
     for (;;) {
         kerr = produce(pr, m, h, d);
-        if (kerr == NULL || rd_kafka_error_code(kerr) != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+        if (!kerr || rd_kafka_error_code(kerr) != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
             clock_mono_ms() >= deadline)
             break;
         rd_kafka_error_destroy(kerr);
         usleep(PRODUCER_QUEUE_FULL_SLEEP); /* the poll thread drains delivery reports */
     }
-    if (kerr != NULL) {
+    if (kerr) {
         /* not enqueued: the headers and the delivery's second reference are still ours */
         snprintf(errstr, errsz, "produce to %s: %s", topic, rd_kafka_error_string(kerr));
         rd_kafka_error_destroy(kerr);
-        if (h != NULL)
+        if (h)
             rd_kafka_headers_destroy(h);
         pthread_mutex_lock(&d->mu);
         d->refs--;
@@ -320,7 +320,7 @@ int producer_warm(struct producer *pr, const char *const *topics, size_t n, int6
             return -1;
         }
         rkt = rd_kafka_topic_new(pr->rk, topics[i], NULL);
-        if (rkt == NULL) {
+        if (!rkt) {
             snprintf(errstr, errsz, "kafka producer: topic %s: %s", topics[i],
                      rd_kafka_err2str(rd_kafka_last_error()));
             return -1;
@@ -336,7 +336,7 @@ int producer_warm(struct producer *pr, const char *const *topics, size_t n, int6
             else if (md->topics[0].partition_cnt <= 0)
                 err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         }
-        if (md != NULL)
+        if (md)
             rd_kafka_metadata_destroy(md);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR && rc == 0) {
             snprintf(errstr, errsz, "kafka producer: metadata of %s: %s", topics[i],
@@ -351,7 +351,7 @@ void producer_free(struct producer *pr)
 {
     size_t i;
 
-    if (pr == NULL)
+    if (!pr)
         return;
     if (producer_flush(pr, PRODUCER_FREE_FLUSH_MS) < 0) {
         log_warn("kafka producer: %d messages undelivered at shutdown; purging",

@@ -129,7 +129,7 @@ static struct sched_key *key_find(struct scheduler *s, struct sched_partition *p
 {
     struct sched_key *k;
 
-    for (k = s->buckets[h & (s->nbuckets - 1)]; k != NULL; k = k->hnext)
+    for (k = s->buckets[h & (s->nbuckets - 1)]; k; k = k->hnext)
         if (k->hash == h && k->part == p && k->len == len && memcmp(k->key, key, len) == 0)
             return k;
     return NULL;
@@ -144,7 +144,7 @@ static void key_insert(struct scheduler *s, struct sched_key *k)
     *b = k;
     k->prev = NULL;
     k->next = p->keys;
-    if (p->keys != NULL)
+    if (p->keys)
         p->keys->prev = k;
     p->keys = k;
 }
@@ -156,11 +156,11 @@ static void key_delete(struct scheduler *s, struct sched_key *k)
     while (*pp != k)
         pp = &(*pp)->hnext;
     *pp = k->hnext;
-    if (k->prev != NULL)
+    if (k->prev)
         k->prev->next = k->next;
     else
         k->part->keys = k->next;
-    if (k->next != NULL)
+    if (k->next)
         k->next->prev = k->prev;
     free(k);
 }
@@ -172,7 +172,7 @@ static void ready_push(struct scheduler *s, struct sched_job *j)
     j->state = JOB_READY;
     j->rnext = NULL;
     j->rprev = s->ready_tail;
-    if (s->ready_tail != NULL)
+    if (s->ready_tail)
         s->ready_tail->rnext = j;
     else
         s->ready_head = j;
@@ -182,11 +182,11 @@ static void ready_push(struct scheduler *s, struct sched_job *j)
 
 static void ready_unlink(struct scheduler *s, struct sched_job *j)
 {
-    if (j->rprev != NULL)
+    if (j->rprev)
         j->rprev->rnext = j->rnext;
     else
         s->ready_head = j->rnext;
-    if (j->rnext != NULL)
+    if (j->rnext)
         j->rnext->rprev = j->rprev;
     else
         s->ready_tail = j->rprev;
@@ -262,7 +262,7 @@ static int heap_reserve(struct scheduler *s, size_t n)
     while (cap < n)
         cap *= 2;
     h = realloc(s->heap, cap * sizeof(*h));
-    if (h == NULL)
+    if (!h)
         return -1;
     s->heap = h;
     s->heap_cap = cap;
@@ -293,7 +293,7 @@ static int64_t fire_timers(struct scheduler *s, int64_t now)
         heap_remove(s, j);
         if (j->state == JOB_HELD) {
             unhold(s, j);
-            if (j->k != NULL && j->k->head != j) {
+            if (j->k && j->k->head != j) {
                 j->state = JOB_WAIT_KEY; /* its key's head finishing makes it ready */
                 continue;
             }
@@ -345,11 +345,11 @@ static void job_retire(struct scheduler *s, struct sched_job *j, struct sched_jo
 {
     struct sched_partition *p = j->part;
 
-    if (j->pprev != NULL)
+    if (j->pprev)
         j->pprev->pnext = j->pnext;
     else
         p->jobs = j->pnext;
-    if (j->pnext != NULL)
+    if (j->pnext)
         j->pnext->pprev = j->pprev;
     p->in_flight--;
     s->in_flight--;
@@ -362,12 +362,12 @@ static void job_retire(struct scheduler *s, struct sched_job *j, struct sched_jo
 
 static void release_all(struct scheduler *s, struct sched_job *rel)
 {
-    while (rel != NULL) {
+    while (rel) {
         struct sched_job *next = rel->rnext;
 
-        if (rel->release != NULL)
+        if (rel->release)
             rel->release(rel->owner);
-        else if (s->opt.release != NULL)
+        else if (s->opt.release)
             s->opt.release(rel->owner);
         free(rel);
         rel = next;
@@ -380,7 +380,7 @@ static void drop_idle_jobs(struct scheduler *s, struct sched_partition *p, struc
     struct sched_key *k, *knext;
     struct sched_job *j, *jnext;
 
-    for (k = p->keys; k != NULL; k = knext) {
+    for (k = p->keys; k; k = knext) {
         knext = k->next;
         if (k->head->state == JOB_RUNNING) {
             k->head->knext = NULL;
@@ -389,7 +389,7 @@ static void drop_idle_jobs(struct scheduler *s, struct sched_partition *p, struc
             key_delete(s, k);
         }
     }
-    for (j = p->jobs; j != NULL; j = jnext) {
+    for (j = p->jobs; j; j = jnext) {
         jnext = j->pnext;
         if (j->state == JOB_RUNNING)
             continue;
@@ -433,11 +433,11 @@ static void job_finish(struct scheduler *s, struct sched_job *j, enum handler_di
         offsets_complete(&p->offsets, j->msg.offset) != OFFSETS_OK)
         log_error("offset tracker: %s/%d offset %lld completed but was not in flight", p->topic,
                   (int)p->partition, (long long)j->msg.offset);
-    if (j->k != NULL) {
+    if (j->k) {
         struct sched_key *k = j->k;
 
         k->head = j->knext;
-        if (k->head == NULL)
+        if (!k->head)
             key_delete(s, k);
         else if (live && k->head->state == JOB_WAIT_KEY) /* a HELD one waits its time */
             ready_push(s, k->head);
@@ -457,7 +457,7 @@ static void *worker_main(void *arg)
     char err[256] = "";
     int rc = 0;
 
-    if (s->opt.thread_new != NULL)
+    if (s->opt.thread_new)
         rc = s->opt.thread_new(s->opt.opaque, w->index, &ctx, err, sizeof(err));
     pthread_mutex_lock(&s->mu);
     s->nstarted++;
@@ -477,7 +477,7 @@ static void *worker_main(void *arg)
         enum handler_disposition d;
         int64_t delay = 0;
 
-        if (j == NULL) {
+        if (!j) {
             if (next < 0) {
                 pthread_cond_wait(&s->work_cv, &s->mu);
             } else {
@@ -498,14 +498,14 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         job_finish(s, j, d, delay, &rel);
-        if (rel != NULL) {
+        if (rel) {
             pthread_mutex_unlock(&s->mu);
             release_all(s, rel);
             pthread_mutex_lock(&s->mu);
         }
     }
     pthread_mutex_unlock(&s->mu);
-    if (s->opt.thread_free != NULL)
+    if (s->opt.thread_free)
         s->opt.thread_free(s->opt.opaque, ctx);
     return NULL;
 }
@@ -520,7 +520,7 @@ static void stop_and_join(struct scheduler *s, unsigned nthreads)
 
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
-    for (p = s->parts; p != NULL; p = p->next)
+    for (p = s->parts; p; p = p->next)
         drop_idle_jobs(s, p, &rel);
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
@@ -531,7 +531,7 @@ static void stop_and_join(struct scheduler *s, unsigned nthreads)
 
 static void destroy(struct scheduler *s)
 {
-    while (s->parts != NULL) {
+    while (s->parts) {
         struct sched_partition *p = s->parts;
 
         s->parts = p->next;
@@ -553,12 +553,12 @@ struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errst
     unsigned i, created = 0;
 
     if (opt->threads < 1 || opt->max_in_flight < 1 || opt->max_in_flight_per_partition < 1 ||
-        opt->handler == NULL) {
+        !opt->handler) {
         snprintf(errstr, errsz, "scheduler: threads, bounds and handler are required");
         return NULL;
     }
     s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    if (!s)
         goto nomem;
     s->opt = *opt;
     s->window = opt->max_window;
@@ -578,7 +578,7 @@ struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errst
         s->nbuckets *= 2;
     s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
     s->workers = calloc(opt->threads, sizeof(*s->workers));
-    if (s->buckets == NULL || s->workers == NULL || heap_reserve(s, 64) < 0) {
+    if (!s->buckets || !s->workers || heap_reserve(s, 64) < 0) {
         free(s->buckets);
         free(s->workers);
         free(s->heap);
@@ -625,7 +625,7 @@ nomem:
 
 void scheduler_free(struct scheduler *s)
 {
-    if (s == NULL)
+    if (!s)
         return;
     stop_and_join(s, s->opt.threads);
     destroy(s);
@@ -636,7 +636,7 @@ static struct sched_partition *part_find_locked(struct scheduler *s, const char 
 {
     struct sched_partition *p;
 
-    for (p = s->parts; p != NULL; p = p->next)
+    for (p = s->parts; p; p = p->next)
         if (p->partition == partition && strcmp(p->topic, topic) == 0)
             break;
     return p;
@@ -658,20 +658,20 @@ struct sched_partition *scheduler_partition_add(struct scheduler *s, const char 
 {
     struct sched_partition *p = calloc(1, sizeof(*p));
 
-    if (p == NULL || (p->topic = strdup(topic)) == NULL) {
+    if (!p || (p->topic = strdup(topic)) == NULL) {
         free(p);
         return NULL;
     }
     p->partition = partition;
     offsets_init(&p->offsets, (s->window + s->max_held_pp) * SCHED_HARD_WINDOW_X);
     pthread_mutex_lock(&s->mu);
-    if (part_find_locked(s, topic, partition) != NULL) {
+    if (part_find_locked(s, topic, partition)) {
         pthread_mutex_unlock(&s->mu);
         part_destroy(p);
         return NULL;
     }
     p->next = s->parts;
-    if (s->parts != NULL)
+    if (s->parts)
         s->parts->prev = p;
     s->parts = p;
     pthread_mutex_unlock(&s->mu);
@@ -697,9 +697,9 @@ int scheduler_wait_idle(struct scheduler *s, struct sched_partition *p, int64_t 
     clock_timespec(clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0), &ts);
     pthread_mutex_lock(&s->mu);
     s->idle_waiters++;
-    while ((p != NULL ? p->in_flight : s->in_flight) > 0) {
+    while ((p ? p->in_flight : s->in_flight) > 0) {
         if (pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts) == ETIMEDOUT) {
-            rc = (p != NULL ? p->in_flight : s->in_flight) > 0 ? -1 : 0;
+            rc = (p ? p->in_flight : s->in_flight) > 0 ? -1 : 0;
             break;
         }
     }
@@ -716,11 +716,11 @@ void scheduler_partition_remove(struct scheduler *s, struct sched_partition *p)
     pthread_mutex_lock(&s->mu);
     p->revoked = true;
     drop_idle_jobs(s, p, &rel);
-    if (p->prev != NULL)
+    if (p->prev)
         p->prev->next = p->next;
     else
         s->parts = p->next;
-    if (p->next != NULL)
+    if (p->next)
         p->next->prev = p->prev;
     p->removed = true;
     now = p->in_flight == 0;
@@ -738,20 +738,20 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
     msg_release_fn release = held->release;
     int64_t delay_ms = held->delay_ms > 0 ? held->delay_ms : 0;
     size_t bytes = held->bytes;
-    size_t klen = msg->key != NULL ? msg->key_len : 0;
+    size_t klen = msg->key ? msg->key_len : 0;
     struct sched_job *j = malloc(sizeof(*j) + klen + 1);
     struct sched_key *k = NULL, *newk = NULL;
     enum offsets_result r;
     uint64_t h = 0;
 
-    if (j == NULL) {
+    if (!j) {
         snprintf(errstr, errsz, "scheduler: out of memory");
         return SCHED_ERROR;
     }
     memset(j, 0, sizeof(*j));
     j->msg = *msg;
     j->msg.dispatch_count = 0;
-    if (msg->key != NULL) {
+    if (msg->key) {
         memcpy(j->keybuf, msg->key, klen);
         j->keybuf[klen] = '\0';
         j->msg.key = j->keybuf;
@@ -769,9 +769,9 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
     if (klen > 0) {
         h = key_hash(p, j->keybuf, klen);
         k = key_find(s, p, h, j->keybuf, klen);
-        if (k == NULL) {
+        if (!k) {
             newk = malloc(sizeof(*newk) + klen);
-            if (newk == NULL)
+            if (!newk)
                 goto nomem;
         }
     }
@@ -795,7 +795,7 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
         return SCHED_ERROR;
     }
     j->pnext = p->jobs;
-    if (p->jobs != NULL)
+    if (p->jobs)
         p->jobs->pprev = j;
     p->jobs = j;
     p->in_flight++;
@@ -808,13 +808,13 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
         s->held++;
         s->held_bytes += bytes;
     }
-    if (k != NULL) {
+    if (k) {
         j->k = k;
         j->state = JOB_WAIT_KEY;
         k->tail->knext = j;
         k->tail = j;
     } else {
-        if (newk != NULL) {
+        if (newk) {
             memset(newk, 0, sizeof(*newk));
             newk->part = p;
             newk->hash = h;
@@ -835,7 +835,7 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
             pthread_cond_signal(&s->work_cv); /* an idle worker re-arms its timed wait */
     }
     flow_update(s, p);
-    if (want_pause != NULL)
+    if (want_pause)
         *want_pause = want_pause_locked(s, p);
     pthread_mutex_unlock(&s->mu);
     return SCHED_ACCEPTED;
@@ -879,9 +879,9 @@ void scheduler_partition_state(struct scheduler *s, struct sched_partition *p, b
                                int64_t *commit_offset)
 {
     pthread_mutex_lock(&s->mu);
-    if (want_pause != NULL)
+    if (want_pause)
         *want_pause = want_pause_locked(s, p);
-    if (commit_offset != NULL)
+    if (commit_offset)
         *commit_offset = offsets_committable(&p->offsets);
     pthread_mutex_unlock(&s->mu);
 }
