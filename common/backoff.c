@@ -13,7 +13,6 @@
  */
 #include "common/backoff.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -184,33 +183,33 @@ struct civil {
     int year, month, day, hour, min, sec; /* month 1..12 */
 };
 
-static bool take_lit(struct cursor *c, const char *lit)
+static int take_lit(struct cursor *c, const char *lit)
 {
     size_t l = strlen(lit);
 
     if (c->n < l || memcmp(c->p, lit, l) != 0)
-        return false;
+        return 0;
     c->p += l;
     c->n -= l;
-    return true;
+    return 1;
 }
 
 /* Exactly `ndig` ASCII digits. */
-static bool take_num(struct cursor *c, int ndig, int *out)
+static int take_num(struct cursor *c, int ndig, int *out)
 {
     int v = 0;
 
     if (c->n < (size_t)ndig)
-        return false;
+        return 0;
     for (int i = 0; i < ndig; i++) {
         if (c->p[i] < '0' || c->p[i] > '9')
-            return false;
+            return 0;
         v = v * 10 + (c->p[i] - '0');
     }
     c->p += ndig;
     c->n -= (size_t)ndig;
     *out = v;
-    return true;
+    return 1;
 }
 
 /* Index+1 of the table entry the cursor starts with, 0 if none. */
@@ -223,14 +222,14 @@ static int take_name(struct cursor *c, const char *const *names, int count)
 }
 
 /* hh:mm:ss */
-static bool take_time(struct cursor *c, struct civil *t)
+static int take_time(struct cursor *c, struct civil *t)
 {
     return take_num(c, 2, &t->hour) && take_lit(c, ":") && take_num(c, 2, &t->min) &&
            take_lit(c, ":") && take_num(c, 2, &t->sec);
 }
 
 /* Sun, 06 Nov 1994 08:49:37 GMT */
-static bool parse_imf_fixdate(struct cursor c, struct civil *t)
+static int parse_imf_fixdate(struct cursor c, struct civil *t)
 {
     return take_name(&c, wkday_short, 7) && take_lit(&c, ", ") && take_num(&c, 2, &t->day) &&
            take_lit(&c, " ") && (t->month = take_name(&c, month_name, 12)) != 0 &&
@@ -239,7 +238,7 @@ static bool parse_imf_fixdate(struct cursor c, struct civil *t)
 }
 
 /* Sunday, 06-Nov-94 08:49:37 GMT; the year is two digits until resolved by the caller. */
-static bool parse_rfc850(struct cursor c, struct civil *t)
+static int parse_rfc850(struct cursor c, struct civil *t)
 {
     return take_name(&c, wkday_long, 7) && take_lit(&c, ", ") && take_num(&c, 2, &t->day) &&
            take_lit(&c, "-") && (t->month = take_name(&c, month_name, 12)) != 0 &&
@@ -248,18 +247,18 @@ static bool parse_rfc850(struct cursor c, struct civil *t)
 }
 
 /* Sun Nov  6 08:49:37 1994 (day as 2DIGIT or SP 1DIGIT) */
-static bool parse_asctime(struct cursor c, struct civil *t)
+static int parse_asctime(struct cursor c, struct civil *t)
 {
     if (!(take_name(&c, wkday_short, 7) && take_lit(&c, " ") &&
           (t->month = take_name(&c, month_name, 12)) != 0 && take_lit(&c, " ")))
-        return false;
+        return 0;
     if (!(take_lit(&c, " ") ? take_num(&c, 1, &t->day) : take_num(&c, 2, &t->day)))
-        return false;
+        return 0;
     return take_lit(&c, " ") && take_time(&c, t) && take_lit(&c, " ") &&
            take_num(&c, 4, &t->year) && c.n == 0;
 }
 
-static bool is_leap(int64_t y)
+static int is_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
@@ -290,18 +289,18 @@ static int64_t year_of_epoch_ms(int64_t ms)
     return y;
 }
 
-static bool civil_valid(const struct civil *t)
+static int civil_valid(const struct civil *t)
 {
     static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int dim;
 
     if (t->month < 1 || t->month > 12)
-        return false;
+        return 0;
     dim = mdays[t->month - 1] + (t->month == 2 && is_leap(t->year));
     return t->day >= 1 && t->day <= dim && t->hour <= 23 && t->min <= 59 && t->sec <= 60;
 }
 
-static bool is_ows(char ch)
+static int is_ows(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }

@@ -89,7 +89,7 @@ static void cvalue_release(struct cvalue *v)
 
 /* ---- parsers ------------------------------------------------------------------------ */
 
-int config_parse_bool(const char *s, bool *out)
+int config_parse_bool(const char *s, int *out)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
@@ -97,11 +97,11 @@ int config_parse_bool(const char *s, bool *out)
 
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         if (strcasecmp(s, yes[i]) == 0) {
-            *out = true;
+            *out = 1;
             return 0;
         }
         if (strcasecmp(s, no[i]) == 0) {
-            *out = false;
+            *out = 0;
             return 0;
         }
     }
@@ -449,7 +449,7 @@ ssize_t cfg_find_key(const struct config *cfg, const char *key)
     return -1;
 }
 
-bool config_kafka_is_secret(const char *prop)
+int config_kafka_is_secret(const char *prop)
 {
     size_t n = strlen(prop);
 
@@ -459,17 +459,17 @@ bool config_kafka_is_secret(const char *prop)
 }
 
 /* librdkafka names: lower-case dotted words, with '_' in a few. */
-bool cfg_prop_name_ok(const char *p)
+int cfg_prop_name_ok(const char *p)
 {
     size_t i;
 
     if (p[0] == '\0' || p[0] == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
-        return false;
+        return 0;
     for (i = 0; p[i] != '\0'; i++)
         if (!(islower((unsigned char)p[i]) || isdigit((unsigned char)p[i]) || p[i] == '.' ||
               p[i] == '_'))
-            return false;
-    return true;
+            return 0;
+    return 1;
 }
 
 struct kprop *cfg_kprop_find(const struct config *cfg, const char *prop)
@@ -525,7 +525,7 @@ int cfg_set_key(struct config *cfg, const char *key, const char *value, const st
 
 /* ---- construction --------------------------------------------------------------------- */
 
-static bool key_name_ok(const char *name)
+static int key_name_ok(const char *name)
 {
     const char *p = name;
 
@@ -533,14 +533,14 @@ static bool key_name_ok(const char *name)
      * mapping one-to-one and clear of the KAFKA__ pass-through marker. */
     for (;;) {
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p)))
-            return false;
+            return 0;
         while (islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
                (*p == '_' && (islower((unsigned char)p[1]) || isdigit((unsigned char)p[1]))))
             p++;
         if (*p == '\0')
-            return true;
+            return 1;
         if (*p != '.')
-            return false;
+            return 0;
         p++;
     }
 }
@@ -703,7 +703,7 @@ int64_t config_get_int(const struct config *cfg, const char *key)
     return must_get(cfg, key, CONFIG_INT, CONFIG_INT)->num;
 }
 
-bool config_get_bool(const struct config *cfg, const char *key)
+int config_get_bool(const struct config *cfg, const char *key)
 {
     return must_get(cfg, key, CONFIG_BOOL, CONFIG_BOOL)->b;
 }
@@ -740,7 +740,7 @@ static const struct cvalue *any_value(const struct config *cfg, const char *key,
     return &cfg->vals[i];
 }
 
-bool config_is_set(const struct config *cfg, const char *key)
+int config_is_set(const struct config *cfg, const char *key)
 {
     return any_value(cfg, key, NULL)->src != CONFIG_SRC_DEFAULT;
 }

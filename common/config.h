@@ -45,7 +45,6 @@
 #ifndef HSQB_CONFIG_H
 #define HSQB_CONFIG_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,7 +116,7 @@ char *const *config_environ(void);
 /* CONFIG_STRING or CONFIG_ENUM; never NULL ("" when unset). */
 const char *config_get_str(const struct config *cfg, const char *key);
 int64_t config_get_int(const struct config *cfg, const char *key);
-bool config_get_bool(const struct config *cfg, const char *key);
+int config_get_bool(const struct config *cfg, const char *key);
 int64_t config_get_ms(const struct config *cfg, const char *key);
 int64_t config_get_bytes(const struct config *cfg, const char *key);
 /* NULL-terminated array of items; *n (may be NULL) receives the count. */
@@ -125,7 +124,7 @@ const char *const *config_get_list(const struct config *cfg, const char *key, si
 
 /* Whether a file, env or flag set the key (false: the default applies). Aborts on an
  * unknown key. */
-bool config_is_set(const struct config *cfg, const char *key);
+int config_is_set(const struct config *cfg, const char *key);
 /* Where the value came from: "default", "FILE:LINE", "env VAR" or "flag --key". */
 const char *config_where(const struct config *cfg, const char *key);
 /* The value as text fit for messages: canonical form ("1MiB", "30s", "a,b"); "***"
@@ -156,7 +155,7 @@ size_t config_kafka_count(const struct config *cfg);
 int config_kafka_at(const struct config *cfg, size_t i, const char **prop, const char **value,
                     const char **where);
 /* Whether a librdkafka property name is treated as secret (redacted, *_FILE allowed). */
-bool config_kafka_is_secret(const char *prop);
+int config_kafka_is_secret(const char *prop);
 /* Sets every pass-through property on `conf` (borrowed) in the order given. On the
  * first failure returns -1 with librdkafka's own text, the key and its source:
  *   kafka.foo.bar: No such configuration property: "foo.bar" (from env HSQB_KAFKA__FOO_BAR)
@@ -176,7 +175,7 @@ void config_markdown(const struct config *cfg, FILE *out);
 
 /* ---- parsers shared with callers (e.g. list items that are durations) ------------------
  * Return 0 and set *out on success, -1 on malformed text or overflow. */
-int config_parse_bool(const char *s, bool *out);
+int config_parse_bool(const char *s, int *out);
 int config_parse_duration(const char *s, int64_t *ms);
 int config_parse_size(const char *s, int64_t *bytes);
 /* Formats ms / bytes the way dumps show them ("7d", "90s", "250ms"; "1MiB", "1000B"). */

@@ -43,7 +43,7 @@ static void format_bound(const struct config_def *d, int64_t v, char *buf, size_
 }
 
 /* "[1, 256]", "length [1, 249]", "[1, 10] items", "a, b, c" (markdown: `a`, `b`), or "". */
-static void allowed(const struct config_def *d, bool md, char *buf, size_t bufsz)
+static void allowed(const struct config_def *d, int md, char *buf, size_t bufsz)
 {
     char lo[32], hi[32];
     size_t i;
@@ -71,8 +71,8 @@ static void allowed(const struct config_def *d, bool md, char *buf, size_t bufsz
 static void put_value(FILE *out, const char *v)
 {
     const char *p;
-    bool quote = v[0] == '\0' || v[0] == ' ' || v[0] == '\t' || v[strlen(v) - 1] == ' ' ||
-                 v[strlen(v) - 1] == '\t' || strpbrk(v, "#\"'\\") != NULL;
+    int quote = v[0] == '\0' || v[0] == ' ' || v[0] == '\t' || v[strlen(v) - 1] == ' ' ||
+                v[strlen(v) - 1] == '\t' || strpbrk(v, "#\"'\\") != NULL;
 
     for (p = v; !quote && *p != '\0'; p++)
         quote = (unsigned char)*p < 0x20;
@@ -165,7 +165,7 @@ void config_help(const struct config *cfg, FILE *out)
             group = d->name;
             glen = g;
         }
-        allowed(d, false, allow, sizeof(allow));
+        allowed(d, 0, allow, sizeof(allow));
         fprintf(out, "  --%s=%s", d->name,
                 d->type == CONFIG_ENUM       ? allow
                 : d->type == CONFIG_STRING   ? "STRING"
@@ -231,7 +231,7 @@ void config_markdown(const struct config *cfg, FILE *out)
             md_cell(out, d->default_value);
             fputc('`', out);
         }
-        allowed(d, true, allow, sizeof(allow));
+        allowed(d, 1, allow, sizeof(allow));
         fprintf(out, " | ");
         md_cell(out, allow);
         fprintf(out, " | ");

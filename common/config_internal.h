@@ -7,7 +7,6 @@
 #ifndef HSQB_CONFIG_INTERNAL_H
 #define HSQB_CONFIG_INTERNAL_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,7 +22,7 @@ struct cvalue {
     char *where;  /* "default", "FILE:LINE", "env VAR", "flag --key" */
     char *text;   /* */
     int64_t num;  /* int, duration (ms), size (bytes) */
-    bool b;       /* bool */
+    int b;        /* bool */
     char **items; /* list: NULL-terminated */
     size_t nitems;
 };
@@ -45,7 +44,7 @@ struct config {
     size_t nkp, capkp;
     char **ignored; /* NULL-terminated names of unknown prefixed variables */
     size_t nignored;
-    bool loaded;
+    int loaded;
 };
 
 void cfg_err(char *errstr, size_t errsz, const char *fmt, ...)
@@ -59,7 +58,7 @@ char *cfg_trim(char *s);
 /* Index of key in the table, or -1. */
 ssize_t cfg_find_key(const struct config *cfg, const char *key);
 /* Whether p is a plausible librdkafka property name. */
-bool cfg_prop_name_ok(const char *p);
+int cfg_prop_name_ok(const char *p);
 struct kprop *cfg_kprop_find(const struct config *cfg, const char *prop);
 /* Where a value came from: its source, a description ("default", a file name, an
  * environment variable, a flag; borrowed) and its line in a file (0 otherwise). */

@@ -71,7 +71,7 @@ static const char *suggest(const struct config *cfg, const char *key)
     return hit;
 }
 
-static void unknown_key(const struct config *cfg, const char *what, const char *key, bool flag,
+static void unknown_key(const struct config *cfg, const char *what, const char *key, int flag,
                         char *errstr, size_t errsz)
 {
     const char *near = suggest(cfg, key);
@@ -199,7 +199,7 @@ static int load_file(struct config *cfg, const char *path, const char *via, char
                         errstr, errsz);
         if (r == -2) {
             snprintf(where, sizeof(where), "%s:%d: ", path, lineno);
-            unknown_key(cfg, where, key, false, errstr, errsz);
+            unknown_key(cfg, where, key, 0, errstr, errsz);
         }
         if (r < 0)
             goto out;
@@ -257,7 +257,7 @@ out:
 
 /* Sets a key from env var `var` or, for secrets, from `var`_FILE. */
 static int env_pair(struct config *cfg, char *const *envp, const char *key, const char *var,
-                    bool secret, char *errstr, size_t errsz)
+                    int secret, char *errstr, size_t errsz)
 {
     char *fvar = cfg_xasprintf("%s_FILE", var), *content = NULL, *where = NULL;
     const char *plain = envlookup(envp, var);
@@ -314,7 +314,7 @@ static void ignore_env(struct config *cfg, const char *name, size_t len)
     cfg->ignored[cfg->nignored] = NULL;
 }
 
-static bool is_table_env(const struct config *cfg, const char *name, size_t len)
+static int is_table_env(const struct config *cfg, const char *name, size_t len)
 {
     size_t i, n;
 
@@ -324,9 +324,9 @@ static bool is_table_env(const struct config *cfg, const char *name, size_t len)
             continue;
         if (len == n || ((cfg->defs[i].flags & CONFIG_SECRET) && len == n + 5 &&
                          strncmp(name + n, "_FILE", 5) == 0))
-            return true;
+            return 1;
     }
-    return false;
+    return 0;
 }
 
 /* One HSQB_KAFKA__* variable (name e, length len; the marker is kplen bytes long). A
@@ -467,7 +467,7 @@ static int load_flags(struct config *cfg, int argc, char **argv, char *errstr, s
         r = cfg_set_key(cfg, name, value, &(struct cfg_origin){CONFIG_SRC_FLAG, where, 0}, errstr,
                         errsz);
         if (r == -2)
-            unknown_key(cfg, "", name, true, errstr, errsz);
+            unknown_key(cfg, "", name, 1, errstr, errsz);
         free(where);
         free(name);
         if (r < 0)
@@ -487,7 +487,7 @@ int config_load(struct config *cfg, int argc, char **argv, char *const *envp, ch
         cfg_err(errstr, errsz, "config_load called twice");
         return -1;
     }
-    cfg->loaded = true;
+    cfg->loaded = 1;
     if (find_config_flag(argc, argv, &path, errstr, errsz) < 0)
         goto out;
     cvar = cfg_xasprintf("%sCONFIG", cfg->prefix);

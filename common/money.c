@@ -97,7 +97,7 @@ const char *money_round_name(enum money_round mode)
     return "?";
 }
 
-static bool mode_valid(enum money_round mode)
+static int mode_valid(enum money_round mode)
 {
     return mode == MONEY_ROUND_NONE || mode == MONEY_ROUND_HALF_EVEN || mode == MONEY_ROUND_HALF_UP;
 }
@@ -153,14 +153,14 @@ __attribute__((format(printf, 6, 7))) static void set_err(char *errstr, size_t e
 /* ---- parsing ------------------------------------------------------------------------ */
 
 struct dec_parts {
-    bool neg;
+    int neg;
     const char *ip; /* significant integer digits (leading zeros skipped) */
     size_t ip_len;
     const char *fp; /* all fraction digits as written */
     size_t fp_len;
 };
 
-static bool is_digit(char c)
+static int is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
@@ -198,13 +198,13 @@ static enum money_err dec_scan(const char *s, size_t len, struct dec_parts *p)
 /* True when the magnitude q must be bumped by one given the discarded part:
  * `first` is the first discarded digit (0..9), `sticky` whether anything non-zero
  * follows it. */
-static bool round_up(enum money_round mode, uint64_t q, int first, bool sticky)
+static int round_up(enum money_round mode, uint64_t q, int first, int sticky)
 {
     if (mode == MONEY_ROUND_HALF_UP)
         return first >= 5;
     if (mode == MONEY_ROUND_HALF_EVEN)
         return first > 5 || (first == 5 && (sticky || (q & 1)));
-    return false;
+    return 0;
 }
 
 /* Magnitude of p with `decimals` decimals, rounded with mode, at most max. */
@@ -214,7 +214,7 @@ static enum money_err dec_value(const struct dec_parts *p, int decimals, uint64_
     uint64_t ip = 0, v, frac = 0;
     size_t i, d = (size_t)decimals, sig = p->fp_len;
     int first = 0;
-    bool sticky = false;
+    int sticky = 0;
 
     for (i = 0; i < p->ip_len; i++) {
         uint64_t digit = (uint64_t)(p->ip[i] - '0');
@@ -374,7 +374,7 @@ enum money_err money_price_format(int64_t price, char *buf, size_t size)
 
 /* ---- arithmetic --------------------------------------------------------------------- */
 
-static bool in_range(int64_t v, int64_t max)
+static int in_range(int64_t v, int64_t max)
 {
     return v >= -max && v <= max;
 }
@@ -416,19 +416,19 @@ enum money_err money_sum(const int64_t *v, size_t n, int64_t *out)
 }
 
 /* q = round(num / den) on magnitudes; false when mode is NONE and den does not divide. */
-static bool div_round(u128 num, u128 den, enum money_round mode, u128 *q)
+static int div_round(u128 num, u128 den, enum money_round mode, u128 *q)
 {
     u128 quot = num / den, rem = num % den;
 
     if (rem != 0) {
         if (mode == MONEY_ROUND_NONE)
-            return false;
+            return 0;
         if (mode == MONEY_ROUND_HALF_UP ? 2 * rem >= den
                                         : 2 * rem > den || (2 * rem == den && (quot & 1)))
             quot++;
     }
     *q = quot;
-    return true;
+    return 1;
 }
 
 enum money_err money_mul(int64_t qty, int64_t price, enum money_round mode, int64_t *cents)
@@ -446,7 +446,7 @@ enum money_err money_mul(int64_t qty, int64_t price, enum money_round mode, int6
     return MONEY_OK;
 }
 
-bool money_line_matches(int64_t qty, int64_t price, int64_t amount_cents, enum money_round mode)
+int money_line_matches(int64_t qty, int64_t price, int64_t amount_cents, enum money_round mode)
 {
     int64_t c;
 
@@ -457,7 +457,7 @@ enum money_err money_unit_price_for(int64_t qty, int64_t amount_cents, int max_d
                                     int64_t *price)
 {
     u128 q, target, step, k, best = 0, best_err = 0;
-    bool found = false, overflow = false;
+    int found = 0, overflow = 0;
 
     if (!price || max_decimals < 0 || max_decimals > MONEY_PRICE_DECIMALS ||
         !in_range(qty, MONEY_QTY_MAX) || !in_range(amount_cents, MONEY_MAX_CENTS))
@@ -477,7 +477,7 @@ enum money_err money_unit_price_for(int64_t qty, int64_t amount_cents, int max_d
         step = pow10_u64[MONEY_PRICE_DECIMALS - d];
         if (target % (q * step) == 0) {
             best = target / q;
-            found = true;
+            found = 1;
         }
     }
     /* Otherwise the grid neighbours of target / q at max_decimals, nearest first. */
@@ -490,12 +490,12 @@ enum money_err money_unit_price_for(int64_t qty, int64_t amount_cents, int max_d
             if (2 * err >= PRODUCT_PER_CENT || (found && err >= best_err))
                 continue;
             if (cand > (u128)MONEY_PRICE_MAX) {
-                overflow = true;
+                overflow = 1;
                 continue;
             }
             best = cand;
             best_err = err;
-            found = true;
+            found = 1;
         }
         if (!found)
             return overflow ? MONEY_EOVERFLOW : MONEY_EINEXACT;

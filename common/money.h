@@ -40,7 +40,6 @@
 #ifndef HSQB_MONEY_H
 #define HSQB_MONEY_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,7 +128,7 @@ enum money_err money_mul(int64_t qty, int64_t price, enum money_round mode, int6
 
 /* True when qty x price, rounded to cents with mode, equals amount_cents (with NONE: the
  * exact product equals it). False on any out-of-range input. */
-bool money_line_matches(int64_t qty, int64_t price, int64_t amount_cents, enum money_round mode);
+int money_line_matches(int64_t qty, int64_t price, int64_t amount_cents, enum money_round mode);
 
 /* A unit price with at most max_decimals (0..MONEY_PRICE_DECIMALS) decimals such that
  * qty x price reproduces amount_cents (see the 6070 note at the top): the price with the

@@ -30,7 +30,6 @@
 #include "worker/consumer.h"
 
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +52,8 @@ struct cpart {
     char *topic;
     int32_t partition;
     struct sched_partition *sp;
-    bool paused;    /* as applied to librdkafka */
-    bool fetching;  /* a message arrived since the assignment: its fetch has started */
+    int paused;     /* as applied to librdkafka */
+    int fetching;   /* a message arrived since the assignment: its fetch has started */
     int64_t stored; /* last offset stored, -1 none */
 };
 
@@ -68,7 +67,7 @@ struct consumer {
     atomic_int stop;
     atomic_int fatal;
     char fatal_msg[512];
-    bool stopping, ran;
+    int stopping, ran;
     struct cpart *parts;
     size_t nparts, capparts, last_hit;
     int64_t last_sweep;
@@ -200,8 +199,8 @@ static void on_assign(struct consumer *c, const rd_kafka_topic_partition_list_t 
             goto nomem;
         }
         cp->partition = tp->partition;
-        cp->paused = false;
-        cp->fetching = false;
+        cp->paused = 0;
+        cp->fetching = 0;
         cp->stored = -1;
         c->nparts++;
     }
@@ -217,7 +216,7 @@ nomem:
  * running handlers, commits their completed prefix (unless the assignment was lost) and
  * forgets them. */
 static void on_revoke(struct consumer *c, const rd_kafka_topic_partition_list_t *list,
-                      int64_t timeout_ms, bool lost)
+                      int64_t timeout_ms, int lost)
 {
     rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(16);
     int64_t deadline = clock_mono_ms() + timeout_ms;
@@ -294,7 +293,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct consumer *c = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
 
@@ -342,7 +341,7 @@ static void release_msg(void *owner)
     rd_kafka_message_destroy(owner);
 }
 
-static void set_paused(struct consumer *c, struct cpart *cp, bool pause)
+static void set_paused(struct consumer *c, struct cpart *cp, int pause)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
@@ -368,7 +367,7 @@ static void sweep(struct consumer *c)
 
     for (i = 0; i < c->nparts; i++) {
         struct cpart *cp = &c->parts[i];
-        bool want;
+        int want;
         int64_t off;
 
         scheduler_partition_state(c->sched, cp->sp, &want, &off);
@@ -422,7 +421,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     struct cpart *cp;
     struct delay_msg *held = NULL;
     enum sched_submit r;
-    bool want = false;
+    int want = 0;
     char err[256];
     int64_t hold;
 
@@ -440,7 +439,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         return;
     }
-    cp->fetching = true;
+    cp->fetching = 1;
     m.topic = topic;
     m.partition = rkm->partition;
     m.offset = rkm->offset;
@@ -474,7 +473,7 @@ static void on_message(struct consumer *c, rd_kafka_message_t *rkm)
     switch (r) {
     case SCHED_ACCEPTED:
         if (want && !cp->paused)
-            set_paused(c, cp, true);
+            set_paused(c, cp, 1);
         break;
     case SCHED_REFUSED:
         log_info("kafka: skipping %s/%d offset %lld: at or below one already dispatched", topic,
@@ -615,7 +614,7 @@ fail:
 
 /* Commit errors that mean "not now" rather than "never": the group is rebalancing or
  * the coordinator is moving. */
-static bool commit_retryable(rd_kafka_resp_err_t err)
+static int commit_retryable(rd_kafka_resp_err_t err)
 {
     switch (err) {
     case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
@@ -626,9 +625,9 @@ static bool commit_retryable(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR__WAIT_COORD:
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
     case RD_KAFKA_RESP_ERR__TRANSPORT:
-        return true;
+        return 1;
     default:
-        return false;
+        return 0;
     }
 }
 
@@ -640,10 +639,10 @@ static void drain_and_commit(struct consumer *c)
     rd_kafka_resp_err_t err;
     size_t i;
 
-    c->stopping = true;
+    c->stopping = 1;
     for (i = 0; i < c->nparts; i++) {
         if (!c->parts[i].paused)
-            set_paused(c, &c->parts[i], true);
+            set_paused(c, &c->parts[i], 1);
         scheduler_partition_revoke(c->sched, c->parts[i].sp);
     }
     log_info("kafka: stopping; waiting for %zu running event(s)", scheduler_in_flight(c->sched));
@@ -684,16 +683,16 @@ static void drain_and_commit(struct consumer *c)
 int consumer_run(struct consumer *c, char *errstr, size_t errsz)
 {
     rd_kafka_resp_err_t err;
-    bool failed;
+    int failed;
 
     if (c->ran) {
         snprintf(errstr, errsz, "consumer_run called twice");
         return -1;
     }
-    c->ran = true;
+    c->ran = 1;
     log_info("kafka: consuming");
     while (!atomic_load(&c->stop) && !atomic_load(&c->fatal) && !scheduler_failed(c->sched)) {
-        bool any_paused = false;
+        int any_paused = 0;
         rd_kafka_message_t *rkm;
         size_t i;
 
@@ -742,7 +741,7 @@ void consumer_free(struct consumer *c)
     if (!c)
         return;
     if (c->rk && !c->ran) {
-        c->stopping = true;
+        c->stopping = 1;
         rd_kafka_consumer_close(c->rk);
     }
     if (c->sched) {

@@ -28,12 +28,12 @@ static size_t slot(const struct offsets *t, size_t i)
     return (t->head + i) & (t->cap - 1);
 }
 
-static bool bit_get(const uint64_t *bm, size_t i)
+static int bit_get(const uint64_t *bm, size_t i)
 {
     return (bm[i / 64] >> (i % 64)) & 1u;
 }
 
-static void bit_set(uint64_t *bm, size_t i, bool v)
+static void bit_set(uint64_t *bm, size_t i, int v)
 {
     if (v)
         bm[i / 64] |= (uint64_t)1 << (i % 64);
@@ -113,7 +113,7 @@ enum offsets_result offsets_dispatch(struct offsets *t, int64_t offset)
         return OFFSETS_NOMEM;
     s = slot(t, t->count);
     t->ring[s] = offset;
-    bit_set(t->done, s, false);
+    bit_set(t->done, s, 0);
     t->count++;
     t->pending++;
     t->last = offset;
@@ -145,11 +145,11 @@ enum offsets_result offsets_complete(struct offsets *t, int64_t offset)
 
     if (i == t->count || bit_get(t->done, slot(t, i)))
         return OFFSETS_UNKNOWN;
-    bit_set(t->done, slot(t, i), true);
+    bit_set(t->done, slot(t, i), 1);
     t->pending--;
     while (t->count > 0 && bit_get(t->done, t->head)) {
         t->commit = t->ring[t->head] + 1;
-        bit_set(t->done, t->head, false);
+        bit_set(t->done, t->head, 0);
         t->head = (t->head + 1) & (t->cap - 1);
         t->count--;
     }

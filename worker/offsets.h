@@ -20,7 +20,6 @@
 #ifndef HSQB_OFFSETS_H
 #define HSQB_OFFSETS_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +42,14 @@ struct send_wait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs; /* sender + delivery report */
-    bool done;
+    int done;
     rd_kafka_resp_err_t err;
 };
 
 /* Drops one reference; the caller holds d->mu, which this releases. */
 static void send_wait_unref(struct send_wait *d)
 {
-    bool last = --d->refs == 0;
+    int last = --d->refs == 0;
 
     pthread_mutex_unlock(&d->mu);
     if (last) {
@@ -85,7 +84,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (!d)
         return;
     pthread_mutex_lock(&d->mu);
-    d->done = true;
+    d->done = 1;
     d->err = m->err;
     pthread_cond_signal(&d->cv);
     send_wait_unref(d);
@@ -359,7 +358,7 @@ void producer_free(struct producer *pr)
         rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(pr->rk, 1000); /* serves the purge delivery reports */
     }
-    atomic_store(&pr->stop, true);
+    atomic_store(&pr->stop, 1);
     pthread_join(pr->poller, NULL);
     for (i = 0; i < pr->nwarm; i++)
         rd_kafka_topic_destroy(pr->warm[i]);

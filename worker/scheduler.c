@@ -79,8 +79,8 @@ struct sched_partition {
     struct sched_key *keys;
     size_t in_flight, running;
     size_t held, held_bytes; /* JOB_HELD jobs (part of in_flight) */
-    bool revoked, removed, self_paused;
-    bool holds; /* has held a job: subject to the total held bound, wider window */
+    int revoked, removed, self_paused;
+    int holds; /* has held a job: subject to the total held bound, wider window */
 };
 
 struct sched_worker {
@@ -103,7 +103,7 @@ struct scheduler {
     size_t nbuckets;
     size_t in_flight;
     size_t held, held_bytes, max_held, max_held_pp, max_held_bytes;
-    bool total_paused, held_paused, stopping, failed;
+    int total_paused, held_paused, stopping, failed;
     unsigned idle_waiters;
     struct sched_worker *workers;
     unsigned nstarted, nready;
@@ -315,20 +315,20 @@ static void flow_update(struct scheduler *s, struct sched_partition *p)
     size_t window = s->window + (p->holds ? s->max_held_pp : 0);
 
     if (active >= s->opt.max_in_flight_per_partition || w >= window || p->held >= s->max_held_pp)
-        p->self_paused = true;
+        p->self_paused = 1;
     else if (active <= s->low_pp && w <= window / 2 && p->held <= s->max_held_pp / 2)
-        p->self_paused = false;
+        p->self_paused = 0;
     if (total >= s->opt.max_in_flight)
-        s->total_paused = true;
+        s->total_paused = 1;
     else if (total <= s->low_total)
-        s->total_paused = false;
+        s->total_paused = 0;
     if (s->held >= s->max_held || s->held_bytes >= s->max_held_bytes)
-        s->held_paused = true;
+        s->held_paused = 1;
     else if (s->held <= s->max_held / 2 && s->held_bytes <= s->max_held_bytes / 2)
-        s->held_paused = false;
+        s->held_paused = 0;
 }
 
-static bool want_pause_locked(const struct scheduler *s, const struct sched_partition *p)
+static int want_pause_locked(const struct scheduler *s, const struct sched_partition *p)
 {
     return p->self_paused || s->total_paused || (p->holds && s->held_paused);
 }
@@ -411,12 +411,12 @@ static void job_finish(struct scheduler *s, struct sched_job *j, enum handler_di
                        int64_t delay_ms, struct sched_job **rel)
 {
     struct sched_partition *p = j->part;
-    bool live = !p->revoked && !s->stopping;
+    int live = !p->revoked && !s->stopping;
 
     p->running--;
     if (d == HANDLER_STOP && live) {
         j->state = JOB_STOPPED;
-        s->failed = true;
+        s->failed = 1;
         log_error("handler stopped the worker at %s/%d offset %lld; its offset is not committed",
                   p->topic, (int)p->partition, (long long)j->msg.offset);
         return;
@@ -519,7 +519,7 @@ static void stop_and_join(struct scheduler *s, unsigned nthreads)
     unsigned i;
 
     pthread_mutex_lock(&s->mu);
-    s->stopping = true;
+    s->stopping = 1;
     for (p = s->parts; p; p = p->next)
         drop_idle_jobs(s, p, &rel);
     pthread_cond_broadcast(&s->work_cv);
@@ -683,7 +683,7 @@ void scheduler_partition_revoke(struct scheduler *s, struct sched_partition *p)
     struct sched_job *rel = NULL;
 
     pthread_mutex_lock(&s->mu);
-    p->revoked = true;
+    p->revoked = 1;
     drop_idle_jobs(s, p, &rel);
     pthread_mutex_unlock(&s->mu);
     release_all(s, rel);
@@ -711,10 +711,10 @@ int scheduler_wait_idle(struct scheduler *s, struct sched_partition *p, int64_t 
 void scheduler_partition_remove(struct scheduler *s, struct sched_partition *p)
 {
     struct sched_job *rel = NULL;
-    bool now;
+    int now;
 
     pthread_mutex_lock(&s->mu);
-    p->revoked = true;
+    p->revoked = 1;
     drop_idle_jobs(s, p, &rel);
     if (p->prev)
         p->prev->next = p->next;
@@ -722,7 +722,7 @@ void scheduler_partition_remove(struct scheduler *s, struct sched_partition *p)
         s->parts = p->next;
     if (p->next)
         p->next->prev = p->prev;
-    p->removed = true;
+    p->removed = 1;
     now = p->in_flight == 0;
     pthread_mutex_unlock(&s->mu);
     release_all(s, rel);
@@ -732,7 +732,7 @@ void scheduler_partition_remove(struct scheduler *s, struct sched_partition *p)
 
 static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
                                 const struct inbound_msg *msg, const struct sched_held *held,
-                                bool *want_pause, char *errstr, size_t errsz)
+                                int *want_pause, char *errstr, size_t errsz)
 {
     void *owner = held->owner;
     msg_release_fn release = held->release;
@@ -804,7 +804,7 @@ static enum sched_submit submit(struct scheduler *s, struct sched_partition *p,
         j->held_bytes = bytes;
         p->held++;
         p->held_bytes += bytes;
-        p->holds = true;
+        p->holds = 1;
         s->held++;
         s->held_bytes += bytes;
     }
@@ -849,7 +849,7 @@ nomem:
 }
 
 enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *p,
-                                   const struct inbound_msg *msg, void *owner, bool *want_pause,
+                                   const struct inbound_msg *msg, void *owner, int *want_pause,
                                    char *errstr, size_t errsz)
 {
     struct sched_held now = {.owner = owner};
@@ -859,7 +859,7 @@ enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *
 
 enum sched_submit scheduler_submit_delayed(struct scheduler *s, struct sched_partition *p,
                                            const struct inbound_msg *msg,
-                                           const struct sched_held *h, bool *want_pause,
+                                           const struct sched_held *h, int *want_pause,
                                            char *errstr, size_t errsz)
 {
     return submit(s, p, msg, h, want_pause, errstr, errsz);
@@ -875,7 +875,7 @@ size_t scheduler_held(struct scheduler *s)
     return n;
 }
 
-void scheduler_partition_state(struct scheduler *s, struct sched_partition *p, bool *want_pause,
+void scheduler_partition_state(struct scheduler *s, struct sched_partition *p, int *want_pause,
                                int64_t *commit_offset)
 {
     pthread_mutex_lock(&s->mu);
@@ -906,9 +906,9 @@ size_t scheduler_partition_in_flight(struct scheduler *s, struct sched_partition
     return n;
 }
 
-bool scheduler_failed(struct scheduler *s)
+int scheduler_failed(struct scheduler *s)
 {
-    bool f;
+    int f;
 
     pthread_mutex_lock(&s->mu);
     f = s->failed;

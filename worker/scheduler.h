@@ -40,7 +40,6 @@
 #ifndef HSQB_SCHEDULER_H
 #define HSQB_SCHEDULER_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -173,7 +172,7 @@ enum sched_submit {
  * message's topic/partition must be p's. msg->dispatch_count is ignored. *want_pause
  * (may be NULL) receives the partition's pause state after this submit. */
 enum sched_submit scheduler_submit(struct scheduler *s, struct sched_partition *p,
-                                   const struct inbound_msg *msg, void *owner, bool *want_pause,
+                                   const struct inbound_msg *msg, void *owner, int *want_pause,
                                    char *errstr, size_t errsz);
 
 /* As scheduler_submit(), for a message that must not start before delay_ms from now
@@ -191,7 +190,7 @@ struct sched_held {
 };
 enum sched_submit scheduler_submit_delayed(struct scheduler *s, struct sched_partition *p,
                                            const struct inbound_msg *msg,
-                                           const struct sched_held *h, bool *want_pause,
+                                           const struct sched_held *h, int *want_pause,
                                            char *errstr, size_t errsz);
 
 /* Messages held (submitted delayed and not yet due), in total. */
@@ -201,7 +200,7 @@ size_t scheduler_held(struct scheduler *s);
  * it should be paused now (bounds with hysteresis), *commit_offset the next offset to
  * store/commit (end of the contiguous completed prefix) or -1 when nothing of this
  * assignment completed yet. Either out-pointer may be NULL. */
-void scheduler_partition_state(struct scheduler *s, struct sched_partition *p, bool *want_pause,
+void scheduler_partition_state(struct scheduler *s, struct sched_partition *p, int *want_pause,
                                int64_t *commit_offset);
 
 /* Messages accepted and not yet finished or dropped, in total. */
@@ -210,6 +209,6 @@ size_t scheduler_in_flight(struct scheduler *s);
 size_t scheduler_partition_in_flight(struct scheduler *s, struct sched_partition *p);
 
 /* True once any handler returned HANDLER_STOP: the process should shut down. */
-bool scheduler_failed(struct scheduler *s);
+int scheduler_failed(struct scheduler *s);
 
 #endif

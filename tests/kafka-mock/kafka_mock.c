@@ -34,7 +34,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +72,7 @@ struct km_options {
     int topic_cnt;
     const char *bootstrap_file; /* may be NULL */
     const char *control_socket; /* may be NULL */
-    bool stdin_control;
+    int stdin_control;
     const char *conf[KM_CONF_MAX]; /* "key=value", borrowed from argv */
     int conf_cnt;
 };
@@ -84,7 +83,7 @@ struct km_conn {
     int out_fd; /* where replies go */
     char buf[KM_LINE_MAX];
     size_t len;
-    bool overflow; /* discarding the rest of an over-long line */
+    int overflow; /* discarding the rest of an over-long line */
 };
 
 struct km_server {
@@ -92,18 +91,18 @@ struct km_server {
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mcluster;
     const char *bootstraps; /* owned by mcluster */
-    bool down[KM_BROKERS_MAX + 1];
+    int down[KM_BROKERS_MAX + 1];
     int rtt_ms[KM_BROKERS_MAX + 1];
     struct km_topic topics[KM_TOPICS_MAX];
     int topic_cnt;
     int sig_fd;
     int listen_fd;
-    bool wrote_bootstrap_file;
+    int wrote_bootstrap_file;
     struct stat bootstrap_st; /* identity of the file we wrote */
     struct stat socket_st;    /* identity of the socket file we bound */
     struct km_conn stdin_conn;
     struct km_conn conns[KM_CLIENTS_MAX];
-    bool quit;
+    int quit;
 };
 
 /* Kafka protocol API keys by their protocol names (KIP "ApiKeys"), for `errors`. */
@@ -211,7 +210,7 @@ static void km_parse_args(int argc, char **argv, struct km_options *opt)
 {
     static struct km_topic named[KM_TOPICS_MAX];
     int named_cnt = 0;
-    bool defaults = true;
+    int defaults = 1;
     int i;
     size_t k;
 
@@ -220,16 +219,16 @@ static void km_parse_args(int argc, char **argv, struct km_options *opt)
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true;
+        int ok = 1;
 
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             km_usage(stdout);
             exit(0);
         } else if (!strcmp(a, "--no-default-topics")) {
-            defaults = false;
+            defaults = 0;
             continue;
         } else if (!strcmp(a, "--stdin-control")) {
-            opt->stdin_control = true;
+            opt->stdin_control = 1;
             continue;
         } else if (v && !strcmp(a, "--brokers")) {
             ok = km_parse_int(v, 1, KM_BROKERS_MAX, &opt->brokers) == 0;
@@ -245,7 +244,7 @@ static void km_parse_args(int argc, char **argv, struct km_options *opt)
             if (ok)
                 opt->conf[opt->conf_cnt++] = v;
         } else {
-            ok = false;
+            ok = 0;
         }
         if (!ok) {
             fprintf(stderr, "kafka-mock: bad or incomplete option %s%s%s\n", a, v ? " " : "",
@@ -340,7 +339,7 @@ static int km_listen(struct km_server *s, char *errstr, size_t errsz)
     memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked at parse time */
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        int live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 
         if (probe >= 0)
             close(probe);
@@ -472,7 +471,7 @@ static int km_parse_err(const char *s, rd_kafka_resp_err_t *out)
 }
 
 /* "all" is -1 (every broker), otherwise an id in 1..brokers. */
-static int km_parse_broker(const struct km_server *s, const char *arg, bool allow_all, int *out)
+static int km_parse_broker(const struct km_server *s, const char *arg, int allow_all, int *out)
 {
     if (allow_all && !strcmp(arg, "all")) {
         *out = -1;
@@ -544,13 +543,13 @@ static int km_cmd_status(struct km_server *s, char **argv, char *reply, size_t r
 
 static int km_cmd_broker(struct km_server *s, char **argv, char *reply, size_t replysz)
 {
-    bool down = !strcmp(argv[1], "down");
+    int down = !strcmp(argv[1], "down");
     int id;
     int i;
 
     if (!down && strcmp(argv[1], "up") != 0)
         return km_fail(reply, replysz, "usage: broker down|up <id|all>");
-    if (km_parse_broker(s, argv[2], true, &id) == -1)
+    if (km_parse_broker(s, argv[2], 1, &id) == -1)
         return km_fail(reply, replysz, "broker must be 1..%d or all", s->opt->brokers);
     if (km_mock_result(down ? rd_kafka_mock_broker_set_down(s->mcluster, id)
                             : rd_kafka_mock_broker_set_up(s->mcluster, id),
@@ -568,7 +567,7 @@ static int km_cmd_rtt(struct km_server *s, char **argv, char *reply, size_t repl
     int ms;
     int i;
 
-    if (km_parse_broker(s, argv[1], true, &id) == -1 ||
+    if (km_parse_broker(s, argv[1], 1, &id) == -1 ||
         km_parse_int(argv[2], 0, KM_RTT_MAX_MS, &ms) == -1)
         return km_fail(reply, replysz, "usage: rtt <1..%d|all> <0..%d ms>", s->opt->brokers,
                        KM_RTT_MAX_MS);
@@ -636,7 +635,7 @@ static int km_cmd_leader(struct km_server *s, char **argv, char *reply, size_t r
     int id = -1;
 
     if (km_parse_int(argv[2], 0, KM_PARTITIONS_MAX - 1, &partition) == -1 ||
-        (strcmp(argv[3], "-1") != 0 && km_parse_broker(s, argv[3], false, &id) == -1))
+        (strcmp(argv[3], "-1") != 0 && km_parse_broker(s, argv[3], 0, &id) == -1))
         return km_fail(reply, replysz, "usage: leader <topic> <partition> <1..%d|-1>",
                        s->opt->brokers);
     return km_mock_result(rd_kafka_mock_partition_set_leader(s->mcluster, argv[1], partition, id),
@@ -649,7 +648,7 @@ static int km_cmd_coordinator(struct km_server *s, char **argv, char *reply, siz
 
     if (strcmp(argv[1], "group") != 0 && strcmp(argv[1], "transaction") != 0)
         return km_fail(reply, replysz, "usage: coordinator group|transaction <key> <id>");
-    if (km_parse_broker(s, argv[3], false, &id) == -1)
+    if (km_parse_broker(s, argv[3], 0, &id) == -1)
         return km_fail(reply, replysz, "broker must be 1..%d", s->opt->brokers);
     return km_mock_result(rd_kafka_mock_coordinator_set(s->mcluster, argv[1], argv[2], id), reply,
                           replysz);
@@ -660,7 +659,7 @@ static int km_cmd_quit(struct km_server *s, char **argv, char *reply, size_t rep
     (void)argv;
     (void)reply;
     (void)replysz;
-    s->quit = true;
+    s->quit = 1;
     return 0;
 }
 
@@ -738,7 +737,7 @@ static void km_conn_close(struct km_conn *c)
         close(c->in_fd);
     c->in_fd = -1;
     c->len = 0;
-    c->overflow = false;
+    c->overflow = 0;
 }
 
 /* Handles one complete line (without newline); -1 if the reply could not be sent. */
@@ -780,14 +779,14 @@ static int km_conn_read(struct km_server *s, struct km_conn *c)
             continue;
         if (km_conn_line(s, c, c->buf + start, i - start) == -1)
             return -1;
-        c->overflow = false;
+        c->overflow = 0;
         start = i + 1;
     }
     memmove(c->buf, c->buf + start, c->len - start);
     c->len -= start;
     if (c->len == sizeof(c->buf)) {
         /* No newline within KM_LINE_MAX: drop the bytes, answer at the newline. */
-        c->overflow = true;
+        c->overflow = 1;
         c->len = 0;
     }
     return 0;
@@ -858,7 +857,7 @@ static int km_loop(struct km_server *s)
             if (km_conn_read(s, owner[i]) == -1) {
                 /* stdin closing means whoever owns us is gone: shut down. */
                 if (owner[i] == &s->stdin_conn)
-                    s->quit = true;
+                    s->quit = 1;
                 km_conn_close(owner[i]);
             }
         }

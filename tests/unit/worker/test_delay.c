@@ -346,7 +346,7 @@ static void wait_ran(int64_t offset, int64_t timeout_ms)
 }
 
 static enum sched_submit hold(struct scheduler *s, struct sched_partition *p, int64_t offset,
-                              const char *key, int64_t ms, bool *want)
+                              const char *key, int64_t ms, int *want)
 {
     struct inbound_msg m = {.topic = "hsqb.actions.retry",
                             .offset = offset,
@@ -367,7 +367,7 @@ static enum sched_submit hold(struct scheduler *s, struct sched_partition *p, in
 }
 
 static void submit_now(struct scheduler *s, struct sched_partition *p, int64_t offset,
-                       const char *key, bool *want)
+                       const char *key, int *want)
 {
     static const struct inbound_msg tmpl = {.topic = "hsqb.actions", .value = "v", .value_len = 1};
     struct inbound_msg m = tmpl;
@@ -385,7 +385,7 @@ static void test_held_record_waits_without_a_thread(void **state)
     struct sched_partition *rp = scheduler_partition_add(s, "hsqb.actions.retry", 0);
     struct sched_partition *mp = scheduler_partition_add(s, "hsqb.actions", 0);
     int64_t t0 = clock_mono_ms(), off;
-    bool want = true;
+    int want = 1;
     (void)state;
 
     assert_int_equal(hold(s, rp, 1, "a", 400, &want), SCHED_ACCEPTED);
@@ -415,7 +415,7 @@ static void test_key_order_kept_behind_a_held_record(void **state)
 {
     struct scheduler *s = sched(2, 0, 0);
     struct sched_partition *rp = scheduler_partition_add(s, "hsqb.actions.retry", 0);
-    bool want;
+    int want;
     (void)state;
 
     assert_int_equal(hold(s, rp, 10, "k", 200, &want), SCHED_ACCEPTED);
@@ -437,7 +437,7 @@ static void test_bounds_pause_only_retry_partitions(void **state)
     struct sched_partition *r0 = scheduler_partition_add(s, "hsqb.actions.retry", 0);
     struct sched_partition *r1 = scheduler_partition_add(s, "hsqb.actions.retry", 1);
     struct sched_partition *mp = scheduler_partition_add(s, "hsqb.actions", 0);
-    bool want, w0, w1, wm;
+    int want, w0, w1, wm;
     int i;
     (void)state;
 
@@ -476,7 +476,7 @@ static void test_revoke_drops_held_records(void **state)
 {
     struct scheduler *s = sched(1, 0, 0);
     struct sched_partition *rp = scheduler_partition_add(s, "hsqb.actions.retry", 0);
-    bool want;
+    int want;
     int64_t off;
     (void)state;
 

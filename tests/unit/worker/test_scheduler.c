@@ -178,7 +178,7 @@ static struct scheduler *start(unsigned threads, size_t total, size_t per_part, 
 
 /* Submits T.msgs[i] as offset `offset` of p with `key` (NULL: no key). */
 static enum sched_submit submit(struct scheduler *s, struct sched_partition *p, int i,
-                                int64_t offset, const char *key, bool *want_pause)
+                                int64_t offset, const char *key, int *want_pause)
 {
     struct tmsg *t = &T.msgs[i];
     char err[256];
@@ -206,9 +206,9 @@ static int64_t commit_of(struct scheduler *s, struct sched_partition *p)
     return c;
 }
 
-static bool paused(struct scheduler *s, struct sched_partition *p)
+static int paused(struct scheduler *s, struct sched_partition *p)
 {
-    bool w;
+    int w;
 
     scheduler_partition_state(s, p, &w, NULL);
     return w;
@@ -279,7 +279,7 @@ static void test_partition_bound_pauses_with_hysteresis(void **state)
     struct scheduler *s = start(8, 100, 8, 0);
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
     struct sched_partition *q = scheduler_partition_add(s, "hsqb.actions", 1);
-    bool want;
+    int want;
     char key[16];
     int i;
 
@@ -317,7 +317,7 @@ static void test_total_bound_pauses_every_partition(void **state)
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
     struct sched_partition *q = scheduler_partition_add(s, "hsqb.actions", 1);
     struct sched_partition *r = scheduler_partition_add(s, "hsqb.actions", 2);
-    bool want;
+    int want;
 
     (void)state;
     T.mode = M_GATE;
@@ -406,7 +406,7 @@ static void test_revoke_drops_queued_and_waits_for_running(void **state)
 {
     struct scheduler *s = start(1, 100, 100, 0);
     struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
-    bool want;
+    int want;
 
     (void)state;
     T.mode = M_GATE;
