@@ -100,7 +100,7 @@ struct hubspot_opts {
 struct hubspot_ctx {
     int64_t portal_id; /* > 0 */
     /* May be NULL. Set ->expect to the number of requests about to be made and every
-     * admission reads from / refills it (ratelimit_acquire_pf): an event's reads then
+     * admission reads from / refills it (ratelimit_req.pf): an event's reads then
      * cost one limiter round trip; call hubspot_ctx_done() when finished. */
     struct ratelimit_prefetch *prefetch;
 };

@@ -4,7 +4,7 @@
  * hubspot.c's.
  *
  * Every request: token (the in-process cache, else Redis, else the default) -> rate
- * limiter (ratelimit_acquire_pf, the event's prefetch) -> one HTTP exchange -> hooks ->
+ * limiter (ratelimit_acquire with the event's prefetch) -> one HTTP exchange -> hooks ->
  * rate-limit header feedback (a response that spent the window's last request holds the
  * portal back for the average spacing) -> 2xx, or classify(). A 429 penalizes the whole
  * portal and drops what was admitted ahead; a 401 drops the portal's cached token so the
@@ -317,7 +317,7 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
                                .body_len = rq->body_len,
                                .content_type = rq->body ? "application/json" : NULL,
                                .timeout_ms = api->timeout_ms};
-    int64_t deadline, retry = 0;
+    int64_t deadline;
     enum ratelimit_status rs;
     enum http_error he;
     int rc = -1;
@@ -327,8 +327,9 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
     snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
     deadline =
         c->io->deadline_ms > 0 ? c->io->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
-    rs = ratelimit_acquire_pf(api->rl, c->io->redis, RL_HUBSPOT, tenant, deadline, ctx->prefetch,
-                              &slot, &retry, rerr, sizeof rerr);
+    rs = ratelimit_acquire(api->rl, c->io->redis,
+                           &(struct ratelimit_req){RL_HUBSPOT, tenant, deadline, ctx->prefetch},
+                           &slot, rerr, sizeof rerr);
     if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)
         api->hooks.on_ratelimit_wait(api->hooks.ctx, HS_API, slot.waited_ms);
     if (rs == RL_ERROR) {
@@ -339,7 +340,7 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
     if (rs == RL_TIMEOUT) {
         api_error_set(err, API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED, 0, "hubspot %s: %s", endpoint,
                       rerr);
-        err->retry_after_ms = retry;
+        err->retry_after_ms = slot.retry_after_ms;
         goto out;
     }
     req.bearer = tok;

@@ -359,22 +359,22 @@ static int exchange(const struct ioctx *io, struct qbo_api *q, const char *realm
                                    .bearer = tok,
                                    .timeout_ms = 0};
         struct ratelimit_slot slot = {0};
-        int64_t retry_after = 0;
         enum http_error he;
 
         if (oauth_get_access(io, q->oauth, realm, tok, OAUTH_TOKEN_MAX, err) < 0)
             goto out;
         if (q->rl) {
-            enum ratelimit_status st =
-                ratelimit_acquire(q->rl, redis, RL_QBO, realm, clock_mono_ms() + q->timeout_ms,
-                                  &slot, &retry_after, e, sizeof e);
+            enum ratelimit_status st = ratelimit_acquire(
+                q->rl, redis,
+                &(struct ratelimit_req){RL_QBO, realm, clock_mono_ms() + q->timeout_ms, NULL},
+                &slot, e, sizeof e);
             if (slot.waited_ms > 0 && q->hooks.ratelimit_wait)
                 q->hooks.ratelimit_wait(q->hooks.opaque, "qbo", slot.waited_ms);
             if (st == RL_TIMEOUT) {
                 api_error_set(err, API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                               "QBO rate limit of realm %s: no slot within %lld ms", realm,
                               (long long)q->timeout_ms);
-                err->retry_after_ms = retry_after;
+                err->retry_after_ms = slot.retry_after_ms;
                 goto out;
             }
             if (st != RL_OK) {

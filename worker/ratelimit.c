@@ -245,12 +245,18 @@ static int check_tenant(enum ratelimit_kind kind, const char *tenant, char *errs
     return 0;
 }
 
-/* <prefix>rate:{<kind>:<tenant>} and the same + ":conc". */
+/* A tenant's keys: <prefix>rate:{<kind>:<tenant>} and the same + ":conc". */
+struct rl_keys {
+    char rate[REDIS_MAX_KEY + 1];
+    char conc[REDIS_MAX_KEY + 1];
+};
+
 static int build_keys(struct redis_conn *redis, enum ratelimit_kind kind, const char *tenant,
-                      char *rate, char *conc, size_t sz, char *errstr, size_t errsz)
+                      struct rl_keys *k, char *errstr, size_t errsz)
 {
     const char *parts[] = {redis_conn_prefix(redis), "rate:{", kind_names[kind], ":", tenant, "}"};
-    size_t n = 0;
+    char *rate = k->rate, *conc = k->conc;
+    size_t n = 0, sz = sizeof k->rate;
 
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t l = strlen(parts[i]);
@@ -400,11 +406,12 @@ static void local_release(struct ratelimit *rl, enum ratelimit_kind kind, const 
 
 /* The tenant's local concurrency slot, with the status acquire reports when it cannot be
  * had: RL_OK (held), RL_TIMEOUT (the cap stayed full until the deadline) or RL_ERROR. */
-static enum ratelimit_status take_local(struct ratelimit *rl, enum ratelimit_kind kind,
-                                        const char *tenant, int64_t deadline_ms,
-                                        int64_t *retry_after_ms, char *errstr, size_t errsz)
+static enum ratelimit_status take_local(struct ratelimit *rl, const struct ratelimit_req *rq,
+                                        struct ratelimit_slot *slot, char *errstr, size_t errsz)
 {
-    int rc = local_acquire(rl, kind, tenant, deadline_ms);
+    enum ratelimit_kind kind = rq->kind;
+    const char *tenant = rq->tenant;
+    int rc = local_acquire(rl, kind, tenant, rq->deadline_ms);
 
     if (rc < 0) {
         snprintf(errstr, errsz, "ratelimit: out of memory");
@@ -413,8 +420,7 @@ static enum ratelimit_status take_local(struct ratelimit *rl, enum ratelimit_kin
     if (rc > 0) {
         snprintf(errstr, errsz, "ratelimit: %s:%s concurrency cap %d reached until deadline",
                  kind_names[kind], tenant, rl->o.kind[kind].local_concurrency);
-        if (retry_after_ms)
-            *retry_after_ms = rl->o.poll_ms;
+        slot->retry_after_ms = rl->o.poll_ms;
         return RL_TIMEOUT;
     }
     return RL_OK;
@@ -434,14 +440,17 @@ static void slot_hold(struct ratelimit_slot *slot, enum ratelimit_kind kind, con
 /* ratelimit_acquire, admitting up to `ahead` more log entries into pf when pf is given
  * (its tokens are the request's token + ":1", ":2", ...). */
 static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *redis,
-                                     enum ratelimit_kind kind, const char *tenant,
-                                     int64_t deadline_ms, int ahead, struct ratelimit_prefetch *pf,
-                                     struct ratelimit_slot *slot, int64_t *retry_after_ms,
-                                     char *errstr, size_t errsz)
+                                     const struct ratelimit_req *rq, int ahead,
+                                     struct ratelimit_slot *slot, char *errstr, size_t errsz)
 {
     static const char *const ahead_args[RATELIMIT_PREFETCH_MAX + 1] = {"0", "1", "2", "3", "4"};
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], token[RATELIMIT_TOKEN_MAX];
-    const char *keys[2] = {rate, conc}, *args[6] = {NULL, NULL, NULL, NULL, token, NULL};
+    enum ratelimit_kind kind = rq->kind;
+    const char *tenant = rq->tenant;
+    int64_t deadline_ms = rq->deadline_ms;
+    struct ratelimit_prefetch *pf = rq->pf;
+    struct rl_keys k;
+    char token[RATELIMIT_TOKEN_MAX];
+    const char *keys[2] = {k.rate, k.conc}, *args[6] = {NULL, NULL, NULL, NULL, token, NULL};
     const struct ratelimit_limits *l;
     int64_t waited_us = 0, t0 = clock_mono_us();
     enum ratelimit_status st = RL_ERROR;
@@ -454,7 +463,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
         goto out_nolocal;
     }
     l = &rl->o.kind[kind];
-    if (build_keys(redis, kind, tenant, rate, conc, sizeof rate, errstr, errsz) < 0)
+    if (build_keys(redis, kind, tenant, &k, errstr, errsz) < 0)
         goto out_nolocal;
     if (make_token(token, sizeof token) < 0) {
         snprintf(errstr, errsz, "ratelimit: getrandom failed");
@@ -468,7 +477,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
                          : ahead > RATELIMIT_PREFETCH_MAX ? RATELIMIT_PREFETCH_MAX
                                                           : ahead];
 
-    st = take_local(rl, kind, tenant, deadline_ms, retry_after_ms, errstr, errsz);
+    st = take_local(rl, rq, slot, errstr, errsz);
     waited_us += clock_mono_us() - t0; /* the local slot: ~0 unless the tenant's cap was full */
     if (st != RL_OK)
         goto out_nolocal;
@@ -521,8 +530,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
                      : code == 2 ? "request rate limit reached"
                                  : "concurrency cap reached",
                      wait);
-            if (retry_after_ms)
-                *retry_after_ms = sleep_for;
+            slot->retry_after_ms = sleep_for;
             st = RL_TIMEOUT;
             goto out;
         }
@@ -538,20 +546,12 @@ out_nolocal:
     return st;
 }
 
-enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn *redis,
-                                        enum ratelimit_kind kind, const char *tenant,
-                                        int64_t deadline_ms, struct ratelimit_slot *slot,
-                                        int64_t *retry_after_ms, char *errstr, size_t errsz)
-{
-    return acquire(rl, redis, kind, tenant, deadline_ms, 0, NULL, slot, retry_after_ms, errstr,
-                   errsz);
-}
-
 void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
                              struct ratelimit_prefetch *pf)
 {
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256];
-    const char *keys[1] = {rate}, *args[RATELIMIT_PREFETCH_MAX];
+    struct rl_keys k;
+    char err[256];
+    const char *keys[1] = {k.rate}, *args[RATELIMIT_PREFETCH_MAX];
     int rc = -1;
 
     if (!pf || pf->n <= 0 || !rl)
@@ -560,7 +560,7 @@ void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
         args[i] = pf->token[i];
     if (!redis)
         snprintf(err, sizeof err, "no redis connection");
-    else if (build_keys(redis, pf->kind, pf->tenant, rate, conc, sizeof rate, err, sizeof err) == 0)
+    else if (build_keys(redis, pf->kind, pf->tenant, &k, err, sizeof err) == 0)
         rc = redis_eval_deferred(redis, &rl->drop, 1, keys, (size_t)pf->n, args, err, sizeof err);
     if (rc < 0)
         log_warn("ratelimit: dropping %d unused %s:%s admissions failed (they count until the "
@@ -569,25 +569,25 @@ void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
     pf->n = 0;
 }
 
-enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_conn *redis,
-                                           enum ratelimit_kind kind, const char *tenant,
-                                           int64_t deadline_ms, struct ratelimit_prefetch *pf,
-                                           struct ratelimit_slot *slot, int64_t *retry_after_ms,
-                                           char *errstr, size_t errsz)
+enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn *redis,
+                                        const struct ratelimit_req *rq, struct ratelimit_slot *slot,
+                                        char *errstr, size_t errsz)
 {
+    struct ratelimit_prefetch *pf = rq->pf;
+    struct ratelimit_req plain = *rq;
+    enum ratelimit_kind kind = rq->kind;
     enum ratelimit_status st;
     int64_t t0;
 
-    if (!pf || (unsigned)kind >= RL_KIND_COUNT || rl->o.kind[kind].global_concurrency > 0)
-        return ratelimit_acquire(rl, redis, kind, tenant, deadline_ms, slot, retry_after_ms, errstr,
-                                 errsz);
-    if (pf->n > 0 && (pf->kind != kind || !tenant || strcmp(pf->tenant, tenant) != 0 ||
+    if (!pf || (unsigned)kind >= RL_KIND_COUNT || rl->o.kind[kind].global_concurrency > 0) {
+        plain.pf = NULL;
+        return acquire(rl, redis, &plain, 0, slot, errstr, errsz);
+    }
+    if (pf->n > 0 && (pf->kind != kind || !rq->tenant || strcmp(pf->tenant, rq->tenant) != 0 ||
                       clock_mono_ms() - pf->admitted_ms > RATELIMIT_PREFETCH_TTL_MS))
         ratelimit_prefetch_drop(rl, redis, pf);
     if (pf->n == 0) {
-        int ahead = pf->expect > 1 ? pf->expect - 1 : 0;
-        st = acquire(rl, redis, kind, tenant, deadline_ms, ahead, pf, slot, retry_after_ms, errstr,
-                     errsz);
+        st = acquire(rl, redis, rq, pf->expect > 1 ? pf->expect - 1 : 0, slot, errstr, errsz);
         if (st == RL_OK && pf->expect > 0)
             pf->expect--;
         return st;
@@ -595,11 +595,11 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
     /* An entry is already in the log: only the local concurrency slot to take. */
     memset(slot, 0, sizeof *slot);
     t0 = clock_mono_us();
-    st = take_local(rl, kind, tenant, deadline_ms, retry_after_ms, errstr, errsz);
+    st = take_local(rl, rq, slot, errstr, errsz);
     slot->waited_ms = (clock_mono_us() - t0) / 1000;
     if (st != RL_OK)
         return st;
-    slot_hold(slot, kind, tenant, pf->token[--pf->n], 0);
+    slot_hold(slot, kind, rq->tenant, pf->token[--pf->n], 0);
     if (pf->expect > 0)
         pf->expect--;
     return RL_OK;
@@ -607,8 +607,9 @@ enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_co
 
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot)
 {
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256];
-    const char *keys[2] = {rate, conc}, *args[3];
+    struct rl_keys k;
+    char err[256];
+    const char *keys[2] = {k.rate, k.conc}, *args[3];
     int rc = -1;
 
     if (!slot || !slot->held)
@@ -618,8 +619,7 @@ void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ra
     args[2] = slot->leased ? "1" : "0";
     if (!redis)
         snprintf(err, sizeof err, "no redis connection");
-    else if (build_keys(redis, slot->kind, slot->tenant, rate, conc, sizeof rate, err,
-                        sizeof err) == 0)
+    else if (build_keys(redis, slot->kind, slot->tenant, &k, err, sizeof err) == 0)
         rc = redis_eval_deferred(redis, &rl->release, 2, keys, 3, args, err, sizeof err);
     if (rc < 0)
         log_warn("ratelimit: releasing %s:%s failed (the request stays counted from its "
@@ -635,8 +635,9 @@ void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ra
 int ratelimit_penalize(struct ratelimit *rl, struct redis_conn *redis, enum ratelimit_kind kind,
                        const char *tenant, int64_t retry_after_ms, char *errstr, size_t errsz)
 {
-    char rate[REDIS_MAX_KEY + 1], conc[REDIS_MAX_KEY + 1], err[256], a_ms[24], a_win[24];
-    const char *keys[1] = {rate}, *args[2] = {a_ms, a_win};
+    struct rl_keys k;
+    char err[256], a_ms[24], a_win[24];
+    const char *keys[1] = {k.rate}, *args[2] = {a_ms, a_win};
     redisReply *r;
 
     if (check_tenant(kind, tenant, errstr, errsz) < 0)
@@ -645,7 +646,7 @@ int ratelimit_penalize(struct ratelimit *rl, struct redis_conn *redis, enum rate
         snprintf(errstr, errsz, "ratelimit: penalize needs redis and a positive delay");
         return -1;
     }
-    if (build_keys(redis, kind, tenant, rate, conc, sizeof rate, errstr, errsz) < 0)
+    if (build_keys(redis, kind, tenant, &k, errstr, errsz) < 0)
         return -1;
     if (retry_after_ms > RL_MAX_PENALTY_MS)
         retry_after_ms = RL_MAX_PENALTY_MS;

@@ -90,28 +90,38 @@ struct ratelimit_slot {
     int leased;                      /* 1 when a global concurrency lease is held */
     int64_t waited_ms;               /* time held back in acquire: sleeps and a full local
                                       * cap, not Redis round trips (metrics) */
+    int64_t retry_after_ms;          /* RL_TIMEOUT: the wait admission would have needed */
 };
 
 enum ratelimit_status {
     RL_ERROR = -1,  /* Redis failed or bad arguments (errstr): treat as transient */
     RL_OK = 0,      /* admitted: do the request, then ratelimit_release() */
     RL_TIMEOUT = 1, /* admission would come after the deadline: nothing held; the
-                       caller treats it as throttled, *retry_after_ms says how long */
+                       caller treats it as throttled, slot->retry_after_ms says how long */
 };
 
-/* Wait until the tenant may send one request, then count it: take a local
- * concurrency slot, then (one Lua call, possibly repeated after sleeping what the
- * script says) the blocked-until check, the global concurrency lease and the rate log
- * entry, atomically. deadline_ms is CLOCK_MONOTONIC milliseconds (clock_mono_ms(), common/clock.h);
- * when the wait the script asks for would end past it, returns RL_TIMEOUT at once
- * instead of sleeping in vain, with *retry_after_ms (may be NULL) set to that wait.
- * tenant: realm id or portal id as text, 1..RATELIMIT_TENANT_MAX bytes without '{', '}'.
- * On RL_OK, *slot is filled (slot->waited_ms for metrics). On RL_ERROR and RL_TIMEOUT,
- * slot->held is 0 and slot->waited_ms is still set. Blocks the calling thread. */
+struct ratelimit_prefetch;
+
+/* One request to admit. tenant is borrowed for the call. */
+struct ratelimit_req {
+    enum ratelimit_kind kind;
+    const char *tenant;            /* realm or portal id as text, 1..RATELIMIT_TENANT_MAX bytes, no
+                                    * '{' or '}' */
+    int64_t deadline_ms;           /* CLOCK_MONOTONIC ms (clock_mono_ms(), common/clock.h) */
+    struct ratelimit_prefetch *pf; /* admissions ahead (below); NULL: none */
+};
+
+/* Wait until rq's tenant may send one request, then count it: take a local concurrency
+ * slot, then (one Lua call, possibly repeated after sleeping what the script says) the
+ * blocked-until check, the global concurrency lease and the rate log entry, atomically.
+ * When the wait the script asks for would end past rq->deadline_ms, returns RL_TIMEOUT
+ * at once instead of sleeping in vain, with slot->retry_after_ms set to that wait. With
+ * rq->pf, admissions ahead are used and refilled (below). On RL_OK, *slot is filled
+ * (slot->waited_ms for metrics). On RL_ERROR and RL_TIMEOUT, slot->held is 0 and
+ * slot->waited_ms is still set. Blocks the calling thread. */
 enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn *redis,
-                                        enum ratelimit_kind kind, const char *tenant,
-                                        int64_t deadline_ms, struct ratelimit_slot *slot,
-                                        int64_t *retry_after_ms, char *errstr, size_t errsz);
+                                        const struct ratelimit_req *rq, struct ratelimit_slot *slot,
+                                        char *errstr, size_t errsz);
 
 /* Call when the request has completed (answered or failed). One Lua call: the rate log
  * entry stays (the request was sent) but takes the completion time, because the
@@ -147,14 +157,9 @@ struct ratelimit_prefetch {
     char token[RATELIMIT_PREFETCH_MAX][RATELIMIT_TOKEN_MAX];
 };
 
-/* As ratelimit_acquire (same statuses, slot and release), using and refilling pf (may be
- * NULL: plain ratelimit_acquire). An unusable pf entry (other tenant, too old) is dropped
- * first. Each admission counts one request off pf->expect. */
-enum ratelimit_status ratelimit_acquire_pf(struct ratelimit *rl, struct redis_conn *redis,
-                                           enum ratelimit_kind kind, const char *tenant,
-                                           int64_t deadline_ms, struct ratelimit_prefetch *pf,
-                                           struct ratelimit_slot *slot, int64_t *retry_after_ms,
-                                           char *errstr, size_t errsz);
+/* ratelimit_acquire with rq->pf set uses and refills it (kinds with a global cap ignore
+ * it): an unusable entry (other tenant, too old) is dropped first; each admission counts
+ * one request off pf->expect. */
 
 /* Remove pf's unused entries from the log (deferred like ratelimit_release; a failure is
  * only logged: they then count until the window passes) and empty pf. Call when the

@@ -61,11 +61,11 @@ static enum ratelimit_status acq(struct ratelimit *rl, struct redis_conn *c, con
                                  int64_t wait_ms, struct ratelimit_slot *slot, int64_t *retry)
 {
     char err[256] = "";
-    int64_t r = -1;
-    enum ratelimit_status st = ratelimit_acquire(rl, c, RL_QBO, tenant, clock_mono_ms() + wait_ms,
-                                                 slot, &r, err, sizeof err);
+    struct ratelimit_req rq = {RL_QBO, tenant, clock_mono_ms() + wait_ms, NULL};
+    enum ratelimit_status st = ratelimit_acquire(rl, c, &rq, slot, err, sizeof err);
+
     if (retry)
-        *retry = r;
+        *retry = st == RL_TIMEOUT ? slot->retry_after_ms : -1;
     return st;
 }
 
@@ -424,8 +424,8 @@ static enum ratelimit_status acq_pf(struct ratelimit *rl, struct redis_conn *c, 
                                     struct ratelimit_prefetch *pf, struct ratelimit_slot *slot)
 {
     char err[256];
-    return ratelimit_acquire_pf(rl, c, RL_QBO, tenant, clock_mono_ms(), pf, slot, NULL, err,
-                                sizeof err);
+    return ratelimit_acquire(rl, c, &(struct ratelimit_req){RL_QBO, tenant, clock_mono_ms(), pf},
+                             slot, err, sizeof err);
 }
 
 /* One Lua call admits an event's expected requests; the rest take those entries. */
@@ -521,8 +521,9 @@ static void test_redis_down_is_an_error(void **state)
 
     testutil_redis_kill(&g_srv);
     start = clock_mono_ms();
-    assert_int_equal(ratelimit_acquire(rl, c, RL_QBO, "r1", clock_mono_ms() + 1000, &slot, NULL,
-                                       err, sizeof err),
+    assert_int_equal(ratelimit_acquire(
+                         rl, c, &(struct ratelimit_req){RL_QBO, "r1", clock_mono_ms() + 1000, NULL},
+                         &slot, err, sizeof err),
                      RL_ERROR);
     assert_false(slot.held);
     assert_non_null(strstr(err, "redis"));
