@@ -309,23 +309,6 @@ int hash_hubspot_verify(const char *version, const char *secret, const struct hu
 
 /* ---- derived identifiers ------------------------------------------------------------ */
 
-int hash_request_id(const char *event_id, const char *step, char out[HASH_REQUEST_ID_MAX + 1])
-{
-    static const char prefix[] = "hsqb-";
-    unsigned char md[HASH_SHA256_LEN];
-
-    if (!event_id || !step)
-        return -1;
-    struct part parts[3] = {{event_id, strlen(event_id)},
-                            {"", 1}, /* the NUL separator */
-                            {step, strlen(step)}};
-    if (sha256_parts(parts, 3, md) < 0)
-        return -1;
-    memcpy(out, prefix, sizeof prefix - 1);
-    hash_hex(md, 20, out + sizeof prefix - 1); /* 40 hex characters = 160 bits */
-    return 0;
-}
-
 int hash_hex128(const void *data, size_t len, char out[HASH_HEX128_LEN + 1])
 {
     unsigned char md[HASH_SHA256_LEN];

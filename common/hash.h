@@ -1,5 +1,5 @@
 /* hash.h - SHA-256, HMAC-SHA-256, base64, constant-time comparison, HubSpot request
- * signatures, and identifiers derived from hashes (QBO requestid, Redis key parts).
+ * signatures, and fixed-size key parts derived from hashes.
  *
  * Owns: nothing. All functions write into caller buffers; nothing is allocated that
  * outlives a call. Built on OpenSSL 3 libcrypto's EVP interfaces (no deprecated SHA256_*
@@ -89,18 +89,6 @@ int hash_hubspot_verify(const char *version, const char *secret, const struct hu
                         const char *signature, int64_t now_ms, char *errstr, size_t errsz);
 
 /* ---- derived identifiers ---------------------------------------------------------- */
-
-/* QBO limits requestid to 50 characters (quickbooks-api.md §3). */
-#define HASH_REQUEST_ID_MAX 50
-
-/* Deterministic QBO requestid for one create step of one event: "hsqb-" + the first
- * 40 hex characters (160 bits) of SHA-256(event_id || 0x00 || step), 45 characters in all.
- * The NUL separator makes (event_id, step) -> input one-to-one, as neither may contain a
- * NUL. Collisions: QBO scopes ids per realm; among N ids the chance of any 160-bit
- * collision is about N^2 / 2^161, below 1e-30 even for N = 1e9, so distinct steps never
- * share an id while the same (event, step) always gets the same one, across retries,
- * workers and replays. event_id and step must not be NULL. 0 ok / -1. */
-int hash_request_id(const char *event_id, const char *step, char out[HASH_REQUEST_ID_MAX + 1]);
 
 /* Fixed-size key part for unbounded or untrusted text (e.g. an email in a Redis key):
  * the first 128 bits of SHA-256(data) as 32 lowercase hex characters + NUL. 128 bits keeps

@@ -6,7 +6,7 @@
  * bodies; what they both need to be exactly-once lives here, once, so a fix to the
  * create-once lookup or to the 610 retry reaches every family.
  *
- * Create-once. A document's requestid is hash_request_id(event id, step); its
+ * Create-once. A document's requestid is claim_request_id(event id, step); its
  * PrivateNote ends with " hsqb event <event id>"; a Redis marker
  * <prefix>evt:{<event id>}:sent:<step> is set (NX) before the first create is sent, and
  * when it already exists (a retry, a crash, a taken-over claim) the document is first
@@ -32,6 +32,7 @@
 
 #include "common/hash.h"
 #include "common/log.h"
+#include "worker/claim.h"
 
 #define ACTION_LOOKUP_MAX 1000 /* documents of one customer and day read to find ours */
 
@@ -180,25 +181,18 @@ static int note_is_ours(const char *note, const char *event_id)
     return n >= w && strcmp(note + n - w, want) == 0;
 }
 
-/* Set the "sent" marker; 1 when it was already there (or Redis could not say). */
+/* Set the "sent" marker of the step (worker/claim.h); 1 when it was already there (or
+ * Redis could not say: then look first, to be safe). */
 static int sent_before(const struct action_ctx *ctx, const char *step, const char *entity)
 {
-    char key[REDIS_MAX_KEY + 1], ttl[24], e[256];
-    redisReply *r;
-    int before = 1;
+    char e[256];
+    int rc = claim_mark_sent(ctx->io.redis, ctx->ev->id, step, ctx->settings->dedup_window_ms, e,
+                             sizeof e);
 
-    if (snprintf(key, sizeof key, "%sevt:{%s}:sent:%s", redis_conn_prefix(ctx->io.redis),
-                 ctx->ev->id, step) >= (int)sizeof key)
-        return 1;
-    snprintf(ttl, sizeof ttl, "%" PRId64, ctx->settings->dedup_window_ms);
-    r = redis_command(ctx->io.redis, e, sizeof e, "SET %s 1 NX PX %s", key, ttl);
-    if (r && r->type == REDIS_REPLY_STATUS)
-        before = 0; /* OK: we are the first to send this step */
-    else if (!r)
+    if (rc < 0)
         log_warn("event %s: marker for step %s not set (%s); looking the %s up first", ctx->ev->id,
                  step, e, entity);
-    freeReplyObject(r);
-    return before;
+    return rc != 0;
 }
 
 /* Our entity among those matching where: 1 with *found filled, 0 when there is none,
@@ -241,7 +235,7 @@ int action_create_once_where(const struct action_ctx *ctx, const struct action_w
                              struct api_error *err)
 {
     const char *step = w->step, *entity = w->entity;
-    char rid[HASH_REQUEST_ID_MAX + 1];
+    char rid[CLAIM_REQUEST_ID_MAX + 1];
     int found;
 
     api_error_clear(err);
@@ -259,7 +253,7 @@ int action_create_once_where(const struct action_ctx *ctx, const struct action_w
                       "the event's claim was lost before creating the %s", entity);
         return -1;
     }
-    if (hash_request_id(ctx->ev->id, step, rid) < 0) {
+    if (claim_request_id(ctx->ev->id, step, rid) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }

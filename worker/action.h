@@ -133,7 +133,7 @@ struct action_write {
 /* Create an entity once per (event, step) (action.c's opening comment): set the step's
  * marker; when it was already set, look up "SELECT * FROM <entity> WHERE <where>" (at
  * most lookup_max rows) for the row whose PrivateNote ends " hsqb event <event id>" and
- * reuse it; else create with requestid hash_request_id(event id, step). where may be
+ * reuse it; else create with requestid claim_request_id(event id, step). where may be
  * NULL (no lookup possible: create). Fails API_TRANSIENT without creating once the
  * event's claim is lost (ctx->io). *out (not NULL) receives the Id, DocNumber and
  * currency of the created or found entity (qbo.h's struct qbo_created rules: one

@@ -37,6 +37,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/utf8.h"
+#include "worker/claim.h"
 
 #define NAME_VARIANTS 3
 
@@ -465,7 +466,7 @@ static int customer_body(const struct hubspot_contact *c, const char *display, s
 static int customer_create(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
                            int *created, struct api_error *err)
 {
-    char name[RESOLVE_NAME_MAX + 1], step[32], rid[HASH_REQUEST_ID_MAX + 1];
+    char name[RESOLVE_NAME_MAX + 1], step[32], rid[CLAIM_REQUEST_ID_MAX + 1];
     struct json_object *ent = NULL;
     struct jbuf body;
     int v, found, rc_;
@@ -488,7 +489,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
         if (resolve_lost(rc, err))
             return -1;
         snprintf(step, sizeof step, v ? "customer:%d" : "customer", v);
-        if (hash_request_id(rc->event_id, step, rid) < 0) {
+        if (claim_request_id(rc->event_id, step, rid) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
             return -1;
         }
@@ -743,7 +744,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
                        size_t index, const char *income, struct resolve_item *out,
                        struct api_error *err)
 {
-    char name[RESOLVE_ITEM_NAME_MAX + 1], step[48], rid[HASH_REQUEST_ID_MAX + 1];
+    char name[RESOLVE_ITEM_NAME_MAX + 1], step[48], rid[CLAIM_REQUEST_ID_MAX + 1];
     struct json_object *ent = NULL;
     struct jbuf body;
     int v, found, r;
@@ -764,7 +765,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
             snprintf(step, sizeof step, "item:%zu:%d", index, v);
         else
             snprintf(step, sizeof step, "item:%zu", index);
-        if (hash_request_id(rc->event_id, step, rid) < 0) {
+        if (claim_request_id(rc->event_id, step, rid) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
             return -1;
         }

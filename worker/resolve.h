@@ -111,7 +111,7 @@ struct resolve_ctx {
     struct qbo_api *qbo;
     const char *realm; /* digits */
     int64_t portal_id;
-    const char *event_id; /* requestid derivation (hash_request_id) */
+    const char *event_id; /* requestid derivation (claim_request_id) */
 };
 
 /* ---- customer ------------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include "common/hash.h"
 #include "common/json.h"
 #include "common/utf8.h"
+#include "worker/claim.h"
 
 /* ---- accounts and terms ------------------------------------------------------------ */
 
@@ -215,7 +216,7 @@ static int vendor_query(const struct resolve_ctx *rc, const char *name, char *id
 static int vendor_create(const struct resolve_ctx *rc, const char *name, char *id,
                          struct api_error *err)
 {
-    char rid[HASH_REQUEST_ID_MAX + 1];
+    char rid[CLAIM_REQUEST_ID_MAX + 1];
     struct json_object *ent = NULL;
     struct jbuf body;
     const char *nid;
@@ -223,7 +224,7 @@ static int vendor_create(const struct resolve_ctx *rc, const char *name, char *i
 
     if (resolve_lost(rc, err))
         return -1;
-    if (hash_request_id(rc->event_id, "vendor", rid) < 0) {
+    if (claim_request_id(rc->event_id, "vendor", rid) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }

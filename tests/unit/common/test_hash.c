@@ -1,4 +1,4 @@
-/* test_hash.c - digests, HMAC, base64, HubSpot signatures, derived ids (common/hash.c). */
+/* test_hash.c - digests, HMAC, base64, HubSpot signatures, hashed key parts (common/hash.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -279,37 +279,6 @@ static void test_hubspot_version_parse(void **state)
     assert_int_equal(v, HUBSPOT_SIG_V3);
 }
 
-static void test_request_id(void **state)
-{
-    (void)state;
-    char a[HASH_REQUEST_ID_MAX + 1], b[HASH_REQUEST_ID_MAX + 1];
-
-    assert_int_equal(hash_request_id("ap-102670506-56776413549-7-0", "invoice", a), 0);
-    /* Independent vector: "hsqb-" + hex(SHA-256(id || 0x00 || step))[:40] (Python). */
-    assert_string_equal(a, "hsqb-13e7181b0b29c179886661dbb333500312d10f42");
-    assert_true(strlen(a) <= HASH_REQUEST_ID_MAX);
-    assert_int_equal(strlen(a), 45);
-    /* Stable, and different per step and per event. */
-    assert_int_equal(hash_request_id("ap-102670506-56776413549-7-0", "invoice", b), 0);
-    assert_string_equal(a, b);
-    assert_int_equal(hash_request_id("ap-102670506-56776413549-7-0", "payment", b), 0);
-    assert_string_not_equal(a, b);
-    assert_int_equal(hash_request_id("ap-102670506-56776413549-7-1", "invoice", b), 0);
-    assert_string_not_equal(a, b);
-    /* The separator keeps ("ab","c") and ("a","bc") apart. */
-    assert_int_equal(hash_request_id("ab", "c", a), 0);
-    assert_int_equal(hash_request_id("a", "bc", b), 0);
-    assert_string_not_equal(a, b);
-    /* Very long event ids still give a 45-character id. */
-    char longid[4096];
-    memset(longid, 'x', sizeof longid - 1);
-    longid[sizeof longid - 1] = '\0';
-    assert_int_equal(hash_request_id(longid, "", a), 0);
-    assert_int_equal(strlen(a), 45);
-    assert_int_equal(hash_request_id(NULL, "x", a), -1);
-    assert_int_equal(hash_request_id("x", NULL, a), -1);
-}
-
 static void test_hex128(void **state)
 {
     (void)state;
@@ -334,7 +303,6 @@ int main(void)
         cmocka_unit_test(test_hubspot_verify),
         cmocka_unit_test(test_hubspot_v3_timestamp_window),
         cmocka_unit_test(test_hubspot_version_parse),
-        cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_hex128),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
