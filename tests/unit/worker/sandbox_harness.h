@@ -59,12 +59,6 @@ struct harness {
 /* The one harness of the test program (defined in sandbox_harness.c). */
 extern struct harness H;
 
-/* NEEDSWORK: the clock.h functions under the names test_oauth.c, test_retry.c and
- * test_payment_pipeline.c still call (25 call sites, in files being edited on other
- * branches); replace those calls with clock_mono_ms()/clock_sleep_ms() and drop these. */
-#define h_now_ms()     clock_mono_ms()
-#define h_sleep_ms(ms) clock_sleep_ms(ms)
-
 /* Start the redis-server and the sandbox (waiting up to 10 s for its port), ignore
  * SIGPIPE, fill H (H.redis stays NULL until h_reset()). Aborts on failure. */
 void h_start(void);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "worker/mapcache.h"
 
 static struct mapcache *mk(int64_t ttl)
@@ -53,12 +54,11 @@ static void test_expiry(void **state)
 {
     struct mapcache *mc = mk(50);
     char v[MAPCACHE_VAL_MAX];
-    struct timespec ts = {0, 80 * 1000000L};
     (void)state;
 
     mapcache_put(mc, "1", "term:net30", "3");
     assert_true(mapcache_get(mc, "1", "term:net30", v, sizeof v));
-    nanosleep(&ts, NULL);
+    clock_sleep_ms(80);
     assert_false(mapcache_get(mc, "1", "term:net30", v, sizeof v));
     mapcache_free(mc);
 }

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "worker/cmd_credentials.h"
 #include "worker/oauth.h"
@@ -124,7 +125,7 @@ static void test_refresh_on_expiry(void **state)
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_equal(t1, t2);
     assert_int_equal(oauth_calls(), 1);
-    h_sleep_ms(600); /* inside the margin now */
+    clock_sleep_ms(600); /* inside the margin now */
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_not_equal(t1, t2);
     assert_int_equal(oauth_calls(), 2);
@@ -144,7 +145,7 @@ static void test_rotation_stored(void **state)
     assert_int_equal(
         h_admin(HTTP_POST, "/_sandbox/config", "{\"oauth\":{\"rotate_after_ms\":1}}", NULL), 200);
     store_rt(H_REALM_US1, H_RT_US1);
-    h_sleep_ms(5);
+    clock_sleep_ms(5);
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t1, sizeof t1, &err), 0);
     char *rt1 = h_hget(H_REALM_US1, "refresh_token");
     assert_non_null(rt1);
@@ -152,7 +153,7 @@ static void test_rotation_stored(void **state)
     assert_int_equal(direct_refresh(H_RT_US1), 400); /* the old one: invalid_grant */
 
     /* The stored (rotated) token keeps working: a second refresh after a 401. */
-    h_sleep_ms(5);
+    clock_sleep_ms(5);
     assert_int_equal(oauth_invalidate(H_IO(NULL, H.redis), o, H_REALM_US1, t1, &err), 0);
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t2, sizeof t2, &err), 0);
     assert_string_not_equal(t1, t2);
@@ -199,7 +200,7 @@ static void test_concurrent_one_refresh(void **state)
                              "{\"latency_ms\":100,\"oauth\":{\"rotate_after_ms\":1}}", NULL),
                      200);
     store_rt(H_REALM_US2, H_RT_US2);
-    h_sleep_ms(5);
+    clock_sleep_ms(5);
     pthread_barrier_init(&barrier, NULL, N);
     for (int i = 0; i < N; i++) {
         args[i].o = replica[i % 2];
@@ -371,7 +372,7 @@ static void *write_token_later(void *p)
     struct redis_conn *redis = h_redis_new();
     char e[256], exp[32];
     redisReply *r;
-    h_sleep_ms(w->delay_ms);
+    clock_sleep_ms(w->delay_ms);
     snprintf(exp, sizeof exp, "%lld", (long long)time(NULL) * 1000 + 3600 * 1000LL);
     r = redis_command(redis, e, sizeof e,
                       "HSET hsqb:oauth:{" H_REALM_US1 "} access_token from-the-other-replica "
@@ -401,21 +402,21 @@ static void test_waits_for_another_replica(void **state)
     assert_non_null(r);
     freeReplyObject(r);
     pthread_create(&th, NULL, write_token_later, &w);
-    t0 = h_now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     pthread_join(th, NULL);
     assert_string_equal(t, "from-the-other-replica");
-    assert_true(h_now_ms() - t0 >= 150);
+    assert_true(clock_mono_ms() - t0 >= 150);
     assert_int_equal(oauth_calls(), 0);
 
     /* A lock left by a dead replica: we wait for it to lapse, then refresh ourselves. */
     assert_int_equal(oauth_invalidate(H_IO(NULL, H.redis), o, H_REALM_US1, t, &err), 0);
     r = redis_command(H.redis, e, sizeof e, "SET hsqb:lock:{" H_REALM_US1 "}:oauth dead PX 300");
     freeReplyObject(r);
-    t0 = h_now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     assert_string_not_equal(t, "from-the-other-replica");
-    assert_true(h_now_ms() - t0 >= 250);
+    assert_true(clock_mono_ms() - t0 >= 250);
     assert_int_equal(oauth_calls(), 1);
     oauth_free(o);
     http_client_free(http);
@@ -530,7 +531,7 @@ static void test_tokens_never_logged(void **state)
     assert_int_equal(
         h_admin(HTTP_POST, "/_sandbox/config", "{\"oauth\":{\"rotate_after_ms\":1}}", NULL), 200);
     store_rt(H_REALM_US1, H_RT_US1);
-    h_sleep_ms(5);
+    clock_sleep_ms(5);
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), 0);
     char *rt = h_hget(H_REALM_US1, "refresh_token");
     store_rt(H_REALM_US2, "RT1-77-H0-neverlogthisrefreshtoken");

@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
@@ -474,15 +475,15 @@ static void test_paid_invoice_crash_between_invoice_and_payment(void **state)
         handle_on(&v, v.t, ev, 100, NULL);
         _exit(3); /* not reached: killed while the payment call stalls */
     }
-    deadline = h_now_ms() + 20000;
-    while (!matched && h_now_ms() < deadline) {
+    deadline = clock_mono_ms() + 20000;
+    while (!matched && clock_mono_ms() < deadline) {
         assert_int_equal(waitpid(child, &st, WNOHANG), 0); /* the child is still working */
         assert_int_equal(h_admin(HTTP_GET, "/_sandbox/faults", NULL, &rules), 200);
         matched = json_object_get_int(
                       tp_at(json_object_array_get_idx(tp_at(rules, "faults"), 0), "matched")) > 0;
         json_object_put(rules);
         if (!matched)
-            h_sleep_ms(20);
+            clock_sleep_ms(20);
     }
     assert_true(matched);
     kill(child, SIGKILL);
@@ -494,12 +495,12 @@ static void test_paid_invoice_crash_between_invoice_and_payment(void **state)
     /* the dead worker's claim lapses (expired here instead of waiting claim.lease) */
     x = redis_command(H.redis, e, sizeof e, "PEXPIRE hsqb:evt:{pay-crash} 1");
     freeReplyObject(x);
-    h_sleep_ms(5);
+    clock_sleep_ms(5);
     assert_int_equal(env_build(&E), 0);
-    deadline = h_now_ms() + 10000;
+    deadline = clock_mono_ms() + 10000;
     while (handle_on(&E, E.t, ev, E.next_offset++, &delay) == PIPELINE_RETRY_LATER &&
-           h_now_ms() < deadline)
-        h_sleep_ms(50);
+           clock_mono_ms() < deadline)
+        clock_sleep_ms(50);
     r = last_result(1);
     check_paid_invoice(r, 205397);
     json_object_put(r);

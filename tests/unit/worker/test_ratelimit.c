@@ -196,10 +196,7 @@ static void test_release_restamps_completion(void **state)
     ratelimit_release(rl, c, &a);
     assert_int_equal(acq(rl, c, "rs", 1000, &b, NULL), RL_OK);
     assert_true(clock_mono_ms() - start < RATE_WINDOW / 2);
-    {
-        struct timespec ts = {0, 250 * 1000000L}; /* b "in flight" for 250 ms */
-        nanosleep(&ts, NULL);
-    }
+    clock_sleep_ms(250); /* b "in flight" for 250 ms */
     ratelimit_release(rl, c, &b);
     /* the third fits when a's entry leaves (t0 + window); the fourth only when b's does,
      * a window after b completed, not after it was admitted */

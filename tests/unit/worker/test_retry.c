@@ -27,6 +27,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "worker/cmd_replay.h"
 #include "worker/consumer.h"
@@ -125,9 +126,9 @@ static void reader_poll(struct reader *r, int timeout_ms)
 /* Reads until at least n messages arrived; fails after timeout_ms. */
 static void reader_wait(struct reader *r, size_t n, int timeout_ms, const char *what)
 {
-    int64_t end = h_now_ms() + timeout_ms;
+    int64_t end = clock_mono_ms() + timeout_ms;
 
-    while (r->n < n && h_now_ms() < end)
+    while (r->n < n && clock_mono_ms() < end)
         reader_poll(r, 50);
     if (r->n < n)
         fail_msg("%s: %zu message(s) after %d ms, wanted %zu", what, r->n, timeout_ms, n);
@@ -136,9 +137,9 @@ static void reader_wait(struct reader *r, size_t n, int timeout_ms, const char *
 /* Reads for ms more (to see that nothing else arrives). */
 static void reader_drain(struct reader *r, int ms)
 {
-    int64_t end = h_now_ms() + ms;
+    int64_t end = clock_mono_ms() + ms;
 
-    while (h_now_ms() < end)
+    while (clock_mono_ms() < end)
         reader_poll(r, 50);
 }
 
@@ -201,10 +202,10 @@ static size_t count(const struct reader *r, const char *needle)
 /* Waits for the result of event id; returns its index in E.results. */
 static long wait_result(const char *id, int nth, int timeout_ms)
 {
-    int64_t end = h_now_ms() + timeout_ms;
+    int64_t end = clock_mono_ms() + timeout_ms;
     long i;
 
-    while ((i = find(&E.results, id, nth)) < 0 && h_now_ms() < end)
+    while ((i = find(&E.results, id, nth)) < 0 && clock_mono_ms() < end)
         reader_poll(&E.results, 50);
     if (i < 0)
         fail_msg("no result #%d for %s within %d ms", nth + 1, id, timeout_ms);
@@ -556,7 +557,7 @@ static void test_breaker_isolates_a_broken_realm(void **state)
     start(flags);
     /* US1's QuickBooks company is broken: every request answers 500 */
     add_fault("{\"path\":\"/v3/company/" H_REALM_US1 "/*\",\"status\":500}");
-    t0 = h_now_ms();
+    t0 = clock_mono_ms();
     for (k = 0; k < 8; k++) {
         snprintf(id, sizeof id, "evt-bad-%d", k);
         produce(id, 1005, H_REALM_US1);
@@ -571,7 +572,7 @@ static void test_breaker_isolates_a_broken_realm(void **state)
         r = wait_result(id, 0, 30000);
         assert_non_null(strstr(E.results.m[r].value, "hsqb.result.succeeded"));
     }
-    assert_true(h_now_ms() - t0 < 30000);
+    assert_true(clock_mono_ms() - t0 < 30000);
     /* every broken-realm event went to the retry topic, the last five without a call */
     reader_wait(&E.retry, 8, 10000, "retry records of the broken realm");
     for (i = 0; i < 8; i++) {
@@ -599,12 +600,48 @@ static void test_breaker_isolates_a_broken_realm(void **state)
     assert_int_equal(count(&E.results, "evt-good-"), 8);
 }
 
+/* A HubSpot failure is charged to the portal's circuit, never to the realm's: the
+ * breaker reads the failing API from the error (api_error.source), not from its text. */
+static void test_breaker_charges_hubspot_failures_to_the_portal(void **state)
+{
+    const char *flags[] = {"--breaker.failures=3",      "--breaker.cooldown=30s",
+                           "--breaker.max_cooldown=1m", "--retry.attempts=1",
+                           "--retry.max_attempts=10",   NULL};
+    char id[32], b[512], *metrics_text = NULL, e[256], want[128];
+    int k, portal_records = 0;
+    size_t i;
+    (void)state;
+
+    start(flags);
+    /* the portal's HubSpot answers 500 to everything; QuickBooks is healthy */
+    add_fault("{\"path\":\"/crm/*\",\"vendor\":\"hubspot\",\"status\":500}");
+    for (k = 0; k < 6; k++) {
+        snprintf(id, sizeof id, "evt-hs-%d", k);
+        produce(id, 1002, H_REALM_US1);
+    }
+    reader_wait(&E.retry, 6, 20000, "retry records of the broken portal");
+    for (i = 0; i < 6; i++) {
+        assert_non_null(hdr(&E.retry.m[i], "hsqb-last-error", b, sizeof b));
+        if (strncmp(b, "CIRCUIT_OPEN: portal:" PORTAL, 21 + strlen(PORTAL)) == 0)
+            portal_records++;
+        assert_null(strstr(b, "CIRCUIT_OPEN: realm:"));
+    }
+    assert_int_equal(portal_records, 3);
+    assert_int_equal(h_count("vendor=qbo&method=POST", NULL), 0); /* nothing written */
+    assert_int_equal(metrics_render(E.metrics, &metrics_text, NULL, e, sizeof e), 0);
+    assert_non_null(strstr(metrics_text, "hsqb_breaker_state{tenant=\"portal:" PORTAL "\"} 2"));
+    snprintf(want, sizeof want, "hsqb_breaker_state{tenant=\"realm:%s\"} 2", H_REALM_US1);
+    assert_null(strstr(metrics_text, want));
+    free(metrics_text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_storm_goes_to_retry_then_succeeds, teardown),
         cmocka_unit_test_teardown(test_exhausted_to_dlq_then_replay_once, teardown),
         cmocka_unit_test_teardown(test_breaker_isolates_a_broken_realm, teardown),
+        cmocka_unit_test_teardown(test_breaker_charges_hubspot_failures_to_the_portal, teardown),
     };
     int rc;
 
