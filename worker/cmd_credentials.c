@@ -215,7 +215,7 @@ static int store_qbo(const struct opts *op, const struct config *cfg, struct red
 
 static int hs_key(struct redis_conn *redis, const char *portal, char *key, size_t keysz)
 {
-    if (portal == NULL) /* callers validate first; kept for the analyzer and for safety */
+    if (!portal) /* callers validate first; kept for the analyzer and for safety */
         return -1;
     return hubspot_token_key(key, keysz, redis_conn_prefix(redis), strtoll(portal, NULL, 10));
 }
@@ -334,7 +334,7 @@ static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE 
 static const char *flag_value(int argc, char **argv, int *i, const char *name)
 {
     size_t n = strlen(name);
-    if (argv[*i] == NULL || strncmp(argv[*i], name, n) != 0)
+    if (!argv[*i] || strncmp(argv[*i], name, n) != 0)
         return NULL;
     if (argv[*i][n] == '=')
         return argv[*i] + n + 1;
@@ -370,7 +370,7 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
                 return usage(err, "a token is never taken as a flag value (ps would show it): "
                                   "use '-' for stdin, a token file, or the environment");
             op.token_stdin = 1;
-        } else if (argv[i] == NULL) {
+        } else if (!argv[i]) {
             break;
         } else if (strcmp(argv[i], "--verify") == 0) {
             op.verify = 1;

@@ -61,7 +61,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     if (!atomic_load(&h->started)) {
         /* MHD names the port argument (0, since the address carries the port) */
         const char *why = strstr(msg, "Failed to bind to port ");
-        if (why != NULL && (why = strstr(why, ": ")) != NULL)
+        if (why && (why = strstr(why, ": ")) != NULL)
             snprintf(h->starterr, sizeof(h->starterr), "bind: %s", why + 2);
         else if (h->starterr[0] == '\0')
             snprintf(h->starterr, sizeof(h->starterr), "%s", msg);
@@ -79,8 +79,8 @@ static int parse_listen(const char *listen, struct addrinfo **res, char *errstr,
     struct addrinfo hints = {0};
     int rc;
 
-    if (listen == NULL || strlen(listen) > HTTPD_MAX_LISTEN ||
-        (colon = strrchr(listen, ':')) == NULL || colon[1] == '\0')
+    if (!listen || strlen(listen) > HTTPD_MAX_LISTEN || (colon = strrchr(listen, ':')) == NULL ||
+        colon[1] == '\0')
         goto bad;
     port = colon + 1;
     if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
@@ -106,8 +106,7 @@ static int parse_listen(const char *listen, struct addrinfo **res, char *errstr,
     }
     return 0;
 bad:
-    snprintf(errstr, errsz, "metrics.listen \"%.100s\" is not host:port",
-             listen != NULL ? listen : "");
+    snprintf(errstr, errsz, "metrics.listen \"%.100s\" is not host:port", listen ? listen : "");
     return -1;
 }
 
@@ -117,7 +116,7 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
     enum MHD_Result ret;
 
-    if (r == NULL) {
+    if (!r) {
         if (mode == MHD_RESPMEM_MUST_FREE)
             free(body);
         return MHD_NO;
@@ -142,11 +141,11 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
     jbuf_init(&jb, JSON_BODY_MAX);
     jbuf_obj_open(&jb);
     jbuf_kv_str(&jb, "status", st);
-    if (reason != NULL)
+    if (reason)
         jbuf_kv_str(&jb, "reason", reason);
     jbuf_obj_close(&jb);
     txt = jbuf_cstr(&jb);
-    if (txt == NULL)
+    if (!txt)
         txt = "{\"status\":\"error\"}";
     ret = send_buf(c, status, "application/json", (char *)txt, strlen(txt), MHD_RESPMEM_MUST_COPY);
     jbuf_release(&jb);
@@ -158,7 +157,7 @@ static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *c)
     char err[256], *text = NULL;
     size_t len = 0;
 
-    if (h->m == NULL)
+    if (!h->m)
         return send_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", (char *)"", 0,
                         MHD_RESPMEM_PERSISTENT);
     if (metrics_render(h->m, &text, &len, err, sizeof(err)) < 0) {
@@ -186,7 +185,7 @@ static enum MHD_Result serve_readyz(struct httpd *h, struct MHD_Connection *c)
 {
     char why[HTTPD_MAX_REASON] = "";
 
-    if (h->ready == NULL || h->ready(h->opaque, why, sizeof(why)) == 1)
+    if (!h->ready || h->ready(h->opaque, why, sizeof(why)) == 1)
         return send_json(c, MHD_HTTP_OK, "ready", NULL);
     why[sizeof(why) - 1] = '\0';
     return send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready",
@@ -207,7 +206,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)upload;
     if (!get && !head)
         return send_json(c, MHD_HTTP_METHOD_NOT_ALLOWED, "error", "method not allowed");
-    if (*req_cls == NULL) {
+    if (!*req_cls) {
         *req_cls = &seen;
         return MHD_YES;
     }
@@ -249,18 +248,18 @@ struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn 
                             h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)HTTPD_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)HTTPD_CONN_TIMEOUT_S, MHD_OPTION_END);
-    if (h->d == NULL) {
+    if (!h->d) {
         snprintf(errstr, errsz, "metrics.listen \"%s\": cannot start the HTTP server: %s", listen,
                  h->starterr[0] != '\0' ? h->starterr : "unknown error");
         goto fail;
     }
     atomic_store(&h->started, 1);
     info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info != NULL ? info->port : 0;
+    h->port = info ? info->port : 0;
     freeaddrinfo(ai);
     return h;
 fail:
-    if (ai != NULL)
+    if (ai)
         freeaddrinfo(ai);
     free(h);
     return NULL;
@@ -268,7 +267,7 @@ fail:
 
 void httpd_stop(struct httpd *h)
 {
-    if (h == NULL)
+    if (!h)
         return;
     MHD_stop_daemon(h->d);
     free(h);
@@ -276,17 +275,17 @@ void httpd_stop(struct httpd *h)
 
 int httpd_port(const struct httpd *h)
 {
-    return h != NULL ? h->port : 0;
+    return h ? h->port : 0;
 }
 
 void httpd_set_liveness_window(struct httpd *h, int64_t window_ms)
 {
-    if (h != NULL && window_ms > 0)
+    if (h && window_ms > 0)
         atomic_store(&h->window_ms, window_ms);
 }
 
 void httpd_heartbeat(struct httpd *h)
 {
-    if (h != NULL)
+    if (h)
         metrics_heartbeat(h->m);
 }

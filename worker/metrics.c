@@ -85,10 +85,10 @@ struct metrics *metrics_new(const char *version, size_t max_series, char *errstr
     struct metrics *m = calloc(1, sizeof(*m));
     size_t i;
 
-    if (m == NULL)
+    if (!m)
         goto fail;
     m->max_series = max_series != 0 ? max_series : METRICS_DEFAULT_MAX_SERIES;
-    if ((m->version = strdup(version != NULL ? version : "unknown")) == NULL)
+    if ((m->version = strdup(version ? version : "unknown")) == NULL)
         goto fail;
     for (i = 0; i < F_COUNT; i++)
         if (metrics_family_init(&m->fam[i], &fam_defs[i], m->max_series) < 0)
@@ -100,7 +100,7 @@ struct metrics *metrics_new(const char *version, size_t max_series, char *errstr
     return m;
 fail:
     snprintf(errstr, errsz, "metrics: out of memory");
-    if (m != NULL) {
+    if (m) {
         for (i = 0; i < F_COUNT; i++)
             metrics_family_release(&m->fam[i]);
         free(m->version);
@@ -113,7 +113,7 @@ void metrics_free(struct metrics *m)
 {
     size_t i;
 
-    if (m == NULL)
+    if (!m)
         return;
     for (i = 0; i < F_COUNT; i++)
         metrics_family_release(&m->fam[i]);
@@ -128,7 +128,7 @@ static void counter_add(struct metrics *m, enum fam_id id, const char *const *la
 {
     struct series *s = metrics_family_get(&m->fam[id], labels);
 
-    if (s != NULL)
+    if (s)
         atomic_fetch_add_explicit(&s->value, v, memory_order_relaxed);
 }
 
@@ -138,7 +138,7 @@ static void hist_observe(struct metrics *m, enum fam_id id, const char *const *l
     struct series *s = metrics_family_get(&m->fam[id], labels);
     size_t i;
 
-    if (s == NULL)
+    if (!s)
         return;
     for (i = 0; i < d->nbuckets && ms > d->buckets[i].le_ms; i++)
         ;
@@ -150,7 +150,7 @@ void metrics_event(struct metrics *m, const char *action, const char *outcome, i
 {
     const char *l[] = {action, outcome};
 
-    if (m == NULL)
+    if (!m)
         return;
     counter_add(m, F_EVENTS, l, 1);
     if (duration_ms >= 0)
@@ -163,7 +163,7 @@ void metrics_api_call(struct metrics *m, const char *api, const char *endpoint, 
     char st[16];
     const char *l[] = {api, endpoint, st};
 
-    if (m == NULL)
+    if (!m)
         return;
     if (status > 0)
         snprintf(st, sizeof(st), "%d", status);
@@ -178,13 +178,13 @@ void metrics_api_call(struct metrics *m, const char *api, const char *endpoint, 
 
 void metrics_retry(struct metrics *m, const char *api)
 {
-    if (m != NULL)
+    if (m)
         counter_add(m, F_RETRIES, &api, 1);
 }
 
 void metrics_ratelimit_wait(struct metrics *m, const char *api, int64_t ms)
 {
-    if (m == NULL)
+    if (!m)
         return;
     counter_add(m, F_RL_WAITS, &api, 1);
     if (ms > 0)
@@ -193,19 +193,19 @@ void metrics_ratelimit_wait(struct metrics *m, const char *api, int64_t ms)
 
 void metrics_dlq(struct metrics *m, const char *code)
 {
-    if (m != NULL)
+    if (m)
         counter_add(m, F_DLQ, &code, 1);
 }
 
 void metrics_result(struct metrics *m, const char *status)
 {
-    if (m != NULL)
+    if (m)
         counter_add(m, F_RESULTS, &status, 1);
 }
 
 void metrics_oauth_refresh(struct metrics *m, const char *result)
 {
-    if (m != NULL)
+    if (m)
         counter_add(m, F_OAUTH_REFRESH, &result, 1);
 }
 
@@ -214,7 +214,7 @@ void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason
     char a[16];
     const char *l[] = {a, reason};
 
-    if (m == NULL)
+    if (!m)
         return;
     if (deliveries >= 10)
         snprintf(a, sizeof(a), "10+");
@@ -225,7 +225,7 @@ void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason
 
 void metrics_replay(struct metrics *m, const char *outcome)
 {
-    if (m != NULL)
+    if (m)
         counter_add(m, F_REPLAYS, &outcome, 1);
 }
 
@@ -233,7 +233,7 @@ void metrics_breaker_state(struct metrics *m, const char *tenant, int state, con
 {
     struct series *s;
 
-    if (m == NULL)
+    if (!m)
         return;
     if ((s = metrics_family_get(&m->fam[F_BREAKER_STATE], &tenant)) != NULL)
         atomic_store_explicit(&s->value, state, memory_order_relaxed);
@@ -242,7 +242,7 @@ void metrics_breaker_state(struct metrics *m, const char *tenant, int state, con
 
 void metrics_set_held(struct metrics *m, int64_t n)
 {
-    if (m != NULL)
+    if (m)
         atomic_store_explicit(&m->held, n, memory_order_relaxed);
 }
 
@@ -253,7 +253,7 @@ void metrics_on_held(void *arg, int64_t n)
 
 void metrics_set_mapping_cache(struct metrics *m, int64_t hits, int64_t misses)
 {
-    if (m == NULL)
+    if (!m)
         return;
     atomic_store_explicit(&m->map_hits, hits, memory_order_relaxed);
     atomic_store_explicit(&m->map_misses, misses, memory_order_relaxed);
@@ -261,31 +261,31 @@ void metrics_set_mapping_cache(struct metrics *m, int64_t hits, int64_t misses)
 
 void metrics_inflight_add(struct metrics *m, int64_t delta)
 {
-    if (m != NULL)
+    if (m)
         atomic_fetch_add_explicit(&m->in_flight, delta, memory_order_relaxed);
 }
 
 void metrics_set_partitions_paused(struct metrics *m, int64_t n)
 {
-    if (m != NULL)
+    if (m)
         atomic_store_explicit(&m->paused, n, memory_order_relaxed);
 }
 
 void metrics_set_inflight(struct metrics *m, int64_t n)
 {
-    if (m != NULL)
+    if (m)
         atomic_store_explicit(&m->in_flight, n, memory_order_relaxed);
 }
 
 void metrics_set_partitions_assigned(struct metrics *m, int64_t n)
 {
-    if (m != NULL)
+    if (m)
         atomic_store_explicit(&m->assigned, n, memory_order_relaxed);
 }
 
 int64_t metrics_partitions_assigned(const struct metrics *m)
 {
-    if (m == NULL)
+    if (!m)
         return -1;
     return atomic_load_explicit(&((struct metrics *)m)->assigned, memory_order_relaxed);
 }
@@ -303,7 +303,7 @@ void metrics_set_lag(struct metrics *m, const char *topic, int32_t partition, in
 {
     struct series *s;
 
-    if (m == NULL || (s = lag_series(m, topic, partition)) == NULL)
+    if (!m || (s = lag_series(m, topic, partition)) == NULL)
         return;
     if (lag >= 0)
         atomic_store_explicit(&s->value, lag, memory_order_relaxed);
@@ -345,10 +345,10 @@ int metrics_kafka_stats(struct metrics *m, const char *json, size_t len)
     size_t i, n;
     char err[128];
 
-    if (m == NULL)
+    if (!m)
         return 0;
     root = json_parse_strict(json, len, STATS_MAX_DEPTH, err, sizeof(err));
-    if (root == NULL)
+    if (!root)
         return -1;
     /* a producer's statistics carry no consumer lag: they must not hide the series */
     if (json_get_str(root, "type", &type) == JGET_OK && strcmp(type, "consumer") != 0) {
@@ -375,13 +375,13 @@ int metrics_kafka_stats(struct metrics *m, const char *json, size_t len)
 
 void metrics_heartbeat(struct metrics *m)
 {
-    if (m != NULL)
+    if (m)
         atomic_store_explicit(&m->heartbeat_ms, clock_mono_ms(), memory_order_relaxed);
 }
 
 int64_t metrics_last_heartbeat_ms(const struct metrics *m)
 {
-    if (m == NULL)
+    if (!m)
         return -1;
     return atomic_load_explicit(&((struct metrics *)m)->heartbeat_ms, memory_order_relaxed);
 }

@@ -24,7 +24,7 @@
  * bytes that do not form valid UTF-8 replaced by '?', so the exposition stays valid. */
 static void label_sanitize(char *dst, const char *src)
 {
-    const unsigned char *s = (const unsigned char *)(src != NULL ? src : "");
+    const unsigned char *s = (const unsigned char *)(src ? src : "");
     size_t o = 0, i = 0, need, k;
 
     while (s[i] != '\0') {
@@ -99,7 +99,7 @@ static struct series *table_find(struct family *f, uint64_t h,
 
     for (probes = 0; probes < f->cap; probes++, i = (i + 1) & mask) {
         s = atomic_load_explicit(&f->slots[i], memory_order_acquire);
-        if (s == NULL)
+        if (!s)
             return NULL;
         if (series_match(s, h, vals, f->def->nlabels))
             return s;
@@ -111,7 +111,7 @@ static void series_free(struct series *s)
 {
     size_t i;
 
-    if (s == NULL)
+    if (!s)
         return;
     for (i = 0; i < MAX_LABELS; i++)
         free(s->vals[i]);
@@ -125,7 +125,7 @@ static struct series *series_new(const struct fam_def *d, uint64_t h,
     struct series *s = calloc(1, sizeof(*s));
     size_t i;
 
-    if (s == NULL)
+    if (!s)
         return NULL;
     s->hash = h;
     atomic_init(&s->visible, 1);
@@ -134,7 +134,7 @@ static struct series *series_new(const struct fam_def *d, uint64_t h,
             goto fail;
     if (d->kind == K_HISTOGRAM) {
         s->buckets = calloc(d->nbuckets + 1, sizeof(*s->buckets));
-        if (s->buckets == NULL)
+        if (!s->buckets)
             goto fail;
     }
     return s;
@@ -148,7 +148,7 @@ static void table_insert(struct family *f, struct series *s)
 {
     size_t mask = f->cap - 1, i = s->hash & mask;
 
-    while (atomic_load_explicit(&f->slots[i], memory_order_relaxed) != NULL)
+    while (atomic_load_explicit(&f->slots[i], memory_order_relaxed))
         i = (i + 1) & mask;
     f->order[atomic_load_explicit(&f->n, memory_order_relaxed)] = s;
     atomic_store_explicit(&f->slots[i], s, memory_order_release);
@@ -163,7 +163,7 @@ static struct series *other_locked(struct family *f)
     size_t i;
     uint64_t h;
 
-    if (s != NULL)
+    if (s)
         return s;
     for (i = 0; i < f->def->nlabels; i++)
         snprintf(vals[i], sizeof vals[i], "other");
@@ -223,7 +223,7 @@ int metrics_family_init(struct family *f, const struct fam_def *d, size_t max)
     f->cap = cap;
     f->slots = calloc(cap, sizeof(*f->slots));
     f->order = calloc(max + 1, sizeof(struct series *));
-    if (f->slots == NULL || f->order == NULL) {
+    if (!f->slots || !f->order) {
         free((void *)f->slots);
         free(f->order);
         return -1;
@@ -236,7 +236,7 @@ void metrics_family_release(struct family *f)
 {
     size_t i, n;
 
-    if (f->slots == NULL)
+    if (!f->slots)
         return;
     n = atomic_load(&f->n);
     for (i = 0; i < n; i++)

@@ -111,7 +111,7 @@ static void sb_series_name(struct sbuf *b, const char *name, const char *suffix,
         sb_label_value(b, s->vals[i]);
         sb_printf(b, "\"");
     }
-    if (le != NULL)
+    if (le)
         sb_printf(b, "%sle=\"%s\"", any++ ? "," : "{", le);
     if (any)
         sb_printf(b, "}");
@@ -174,13 +174,13 @@ static const char *proc_self_stat(char *buf, size_t bufsz)
     size_t n;
     char *p;
 
-    if (fp == NULL)
+    if (!fp)
         return NULL;
     n = fread(buf, 1, bufsz - 1, fp);
     buf[n] = '\0';
     fclose(fp);
     p = strrchr(buf, ')');
-    return p != NULL ? p + 1 : NULL;
+    return p ? p + 1 : NULL;
 }
 
 double metrics_process_start_time(void)
@@ -193,8 +193,8 @@ double metrics_process_start_time(void)
     int field;
 
     fp = fopen("/proc/stat", "r");
-    if (fp != NULL) {
-        while (fgets(buf, sizeof(buf), fp) != NULL)
+    if (fp) {
+        while (fgets(buf, sizeof(buf), fp))
             if (strncmp(buf, "btime ", 6) == 0) {
                 btime = strtoull(buf + 6, NULL, 10);
                 break;
@@ -268,7 +268,7 @@ int metrics_render(struct metrics *m, char **out, size_t *len, char *errstr, siz
     struct sbuf b = {0};
     size_t i;
 
-    if (m == NULL) {
+    if (!m) {
         snprintf(errstr, errsz, "metrics: no registry");
         return -1;
     }
@@ -311,12 +311,12 @@ int metrics_render(struct metrics *m, char **out, size_t *len, char *errstr, siz
         free(b.p);
         return -1;
     }
-    if (b.p == NULL && (b.p = strdup("")) == NULL) {
+    if (!b.p && (b.p = strdup("")) == NULL) {
         snprintf(errstr, errsz, "metrics: out of memory");
         return -1;
     }
     *out = b.p;
-    if (len != NULL)
+    if (len)
         *len = b.len;
     return 0;
 }

@@ -238,7 +238,7 @@ static int check_tenant(enum ratelimit_kind kind, const char *tenant, char *errs
         return -1;
     }
     n = tenant ? strlen(tenant) : 0;
-    if (n == 0 || n > RATELIMIT_TENANT_MAX || strpbrk(tenant, "{} \r\n") != NULL) {
+    if (n == 0 || n > RATELIMIT_TENANT_MAX || strpbrk(tenant, "{} \r\n")) {
         snprintf(errstr, errsz, "ratelimit: bad tenant id");
         return -1;
     }

@@ -126,7 +126,7 @@ int resolve_map_get(const struct resolve_ctx *rc, const char *suffix, char *id)
         return 0;
     }
     if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < RESOLVE_ID_MAX &&
-        memchr(r->str, '\0', r->len) == NULL) {
+        !memchr(r->str, '\0', r->len)) {
         memcpy(id, r->str, r->len);
         id[r->len] = '\0';
         hit = resolve_is_digits(id);

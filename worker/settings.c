@@ -248,7 +248,7 @@ static const struct {
 
 const struct config_def *settings_table(size_t *n)
 {
-    if (n != NULL)
+    if (n)
         *n = sizeof(settings) / sizeof(settings[0]);
     return settings;
 }
@@ -280,7 +280,7 @@ static int check_listen(const struct config *cfg, char *errstr, size_t errsz)
     if (*l == '\0')
         return 0;
     colon = strrchr(l, ':');
-    if (colon != NULL && colon > l && colon[1] != '\0') {
+    if (colon && colon > l && colon[1] != '\0') {
         port = strtol(colon + 1, &end, 10);
         if (*end == '\0' && port >= 0 && port <= 65535 && colon[1] != '-' && colon[1] != '+')
             return 0;
@@ -353,7 +353,7 @@ static int check_kafka(const struct config *cfg, char *errstr, size_t errsz)
     int rc;
 
     for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-        if (config_kafka_get(cfg, reserved[i].prop) == NULL)
+        if (!config_kafka_get(cfg, reserved[i].prop))
             continue;
         snprintf(errstr, errsz, "kafka.%s: may not be overridden: %s (from %s)", reserved[i].prop,
                  reserved[i].why, config_kafka_where(cfg, reserved[i].prop));
@@ -371,7 +371,7 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
     struct config *cfg = config_new(settings, sizeof(settings) / sizeof(settings[0]),
                                     SETTINGS_ENV_PREFIX, errstr, errsz);
 
-    if (cfg == NULL)
+    if (!cfg)
         return -1;
     if (config_load(cfg, argc, argv, envp, errstr, errsz) < 0)
         goto fail;
@@ -402,7 +402,7 @@ void settings_help(FILE *out)
     struct config *cfg = config_new(settings, sizeof(settings) / sizeof(settings[0]),
                                     SETTINGS_ENV_PREFIX, err, sizeof(err));
 
-    if (cfg == NULL) {
+    if (!cfg) {
         fprintf(out, "settings table is invalid: %s\n", err);
         return;
     }
