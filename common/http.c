@@ -258,9 +258,9 @@ const char *http_response_header(const struct http_response *r, const char *name
     return NULL;
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
-    struct xfer *x = ud;
+    struct xfer *x = opaque;
     struct http_response *r = x->r;
     size_t n = size * nmemb, max = x->c->opts.max_body;
 
@@ -280,9 +280,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 /* Capture "Name: value" lines as "Name\0value\0". A status line starts a new response
  * (1xx interim responses come first), so it clears what was captured before. */
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
-    struct xfer *x = ud;
+    struct xfer *x = opaque;
     struct http_response *r = x->r;
     size_t n = size * nmemb, max = x->c->opts.max_header_bytes, nlen, vlen;
     const char *colon, *v, *end = ptr + n;

@@ -307,7 +307,7 @@ int action_write_rematch(const struct action_ctx *ctx, const struct resolve_ctx 
                          const struct action_rematch *m, struct api_error *err)
 {
     for (int round = 0;; round++) {
-        if (m->write(m->arg, round, err) == 0)
+        if (m->write(m->opaque, round, err) == 0)
             return 0;
         if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0 ||
             (!m->contact && !m->items && !m->vendor))

@@ -172,8 +172,8 @@ int action_items_check(const struct resolve_ctx *rc, int create_missing, struct 
 struct action_rematch {
     /* The run's writes: round 0, then round 1 after a 610 (write its document under
      * step "doc:r1": the body may differ, so the requestid must). 0, or -1 with *err. */
-    int (*write)(void *arg, int round, struct api_error *err);
-    void *arg;
+    int (*write)(void *opaque, int round, struct api_error *err);
+    void *opaque;
     const struct hubspot_contact *contact; /* forget its customer mapping */
     struct action_items *items;            /* forget theirs, then action_items_lookup() */
     const char *vendor;                    /* forget the vendor input's mapping */

@@ -705,9 +705,9 @@ struct round_arg {
     char *vendor_id;
 };
 
-static int doc_round(void *arg, int round, struct api_error *err)
+static int doc_round(void *opaque, int round, struct api_error *err)
 {
-    struct round_arg *a = arg;
+    struct round_arg *a = opaque;
     return write_doc(a->r, round, a->doc, err);
 }
 
@@ -717,7 +717,7 @@ static int run_document(struct prun *r, struct action_outcome *out, struct api_e
     const struct action_ctx *ctx = r->ctx;
     struct qbo_created doc;
     struct round_arg a = {r, &doc, NULL, NULL};
-    struct action_rematch m = {.write = doc_round, .arg = &a, .out = out};
+    struct action_rematch m = {.write = doc_round, .opaque = &a, .out = out};
 
     if (read_lines(r, out, err) < 0 || check_qbo(r, out, err) < 0)
         return -1;
@@ -732,9 +732,9 @@ static int run_document(struct prun *r, struct action_outcome *out, struct api_e
 }
 
 /* The expense's Purchase for round (1: after a 610), its vendor resolved first. */
-static int expense_round(void *arg, int round, struct api_error *err)
+static int expense_round(void *opaque, int round, struct api_error *err)
 {
-    struct round_arg *a = arg;
+    struct round_arg *a = opaque;
     const struct action_ctx *ctx = a->r->ctx;
     const struct action_event *ev = ctx->ev;
     struct jbuf body;
@@ -766,7 +766,7 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     struct purchase_body pb;
     struct round_arg a = {r, &doc, &pb, vendor_id};
     /* a 610 can only be the vendor's: the accounts are read, not cached ids */
-    struct action_rematch m = {.write = expense_round, .arg = &a, .vendor = ev->in.vendor};
+    struct action_rematch m = {.write = expense_round, .opaque = &a, .vendor = ev->in.vendor};
     int64_t amount;
 
     if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||

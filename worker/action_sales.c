@@ -349,9 +349,9 @@ struct write_arg {
     struct qbo_created *doc;
 };
 
-static int write_round(void *arg, int round, struct api_error *err)
+static int write_round(void *opaque, int round, struct api_error *err)
 {
-    struct write_arg *a = arg;
+    struct write_arg *a = opaque;
     return write_qbo(a->r, round, a->doc, err);
 }
 
@@ -368,7 +368,7 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
     struct run r = {.ctx = ctx};
     struct qbo_created doc;
     struct write_arg wa = {&r, &doc};
-    struct action_rematch m = {.write = write_round, .arg = &wa, .out = out};
+    struct action_rematch m = {.write = write_round, .opaque = &wa, .out = out};
     int rc = -1;
 
     api_error_clear(err);

@@ -117,7 +117,7 @@ static void set_state(struct breaker *b, struct entry *e, enum breaker_state st)
     b->nopen += (st != BREAKER_CLOSED) - (e->state != BREAKER_CLOSED);
     e->state = st;
     if (b->o.on_change)
-        b->o.on_change(b->o.arg, e->tenant, st);
+        b->o.on_change(b->o.opaque, e->tenant, st);
 }
 
 /* Drop the least recently used CLOSED entry; 0, or -1 when every entry is open. */

@@ -61,8 +61,8 @@ struct breaker_opts {
     int64_t cooldown_ms;     /* first open period, > 0 */
     int64_t max_cooldown_ms; /* cap of the doubling, >= cooldown_ms */
     /* Called on every state change (may be NULL): tenant, new state. For metrics. */
-    void (*on_change)(void *arg, const char *tenant, enum breaker_state st);
-    void *arg;
+    void (*on_change)(void *opaque, const char *tenant, enum breaker_state st);
+    void *opaque;
 };
 
 struct breaker;

@@ -143,11 +143,10 @@ int cmd_run(int argc, char **argv, const char *version)
     oauth = oauth_new(cfg, err, sizeof err);
     if (!oauth)
         goto fail;
-    struct oauth_hooks oh = {.opaque = metrics,
-                             .api_call = metrics_on_api_call,
-                             .refresh = metrics_on_oauth_refresh};
+    struct oauth_hooks oh = {
+        .opaque = metrics, .api_call = metrics_on_api_call, .refresh = metrics_on_oauth_refresh};
     oauth_set_hooks(oauth, &oh);
-    struct hubspot_hooks hh = {.ctx = metrics,
+    struct hubspot_hooks hh = {.opaque = metrics,
                                .on_api_call = metrics_on_api_call,
                                .on_ratelimit_wait = metrics_on_ratelimit_wait};
     hubspot = hubspot_api_new(cfg, rl, &hh, err, sizeof err);
@@ -176,7 +175,7 @@ int cmd_run(int argc, char **argv, const char *version)
     if (!pipeline)
         goto fail;
 
-    struct consumer_hooks ch = {.arg = metrics,
+    struct consumer_hooks ch = {.opaque = metrics,
                                 .in_flight = metrics_on_in_flight,
                                 .paused = metrics_on_paused,
                                 .assigned = metrics_on_assigned,

@@ -155,7 +155,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                     !json_object_object_get_ex(pobj, "consumer_lag", &lag) ||
                     !json_object_is_type(lag, json_type_int) || !part_find(c, tname, (int32_t)pid))
                     continue;
-                c->hooks.lag(c->hooks.arg, tname, (int32_t)pid, json_object_get_int64(lag));
+                c->hooks.lag(c->hooks.opaque, tname, (int32_t)pid, json_object_get_int64(lag));
             }
         }
     }
@@ -403,13 +403,13 @@ static void sweep(struct consumer *c)
         rd_kafka_topic_partition_list_destroy(store);
     }
     if (c->hooks.in_flight)
-        c->hooks.in_flight(c->hooks.arg, (int64_t)scheduler_in_flight(c->sched));
+        c->hooks.in_flight(c->hooks.opaque, (int64_t)scheduler_in_flight(c->sched));
     if (c->hooks.paused)
-        c->hooks.paused(c->hooks.arg, npaused);
+        c->hooks.paused(c->hooks.opaque, npaused);
     if (c->hooks.assigned)
-        c->hooks.assigned(c->hooks.arg, (int64_t)c->nparts);
+        c->hooks.assigned(c->hooks.opaque, (int64_t)c->nparts);
     if (c->hooks.held)
-        c->hooks.held(c->hooks.arg, (int64_t)scheduler_held(c->sched));
+        c->hooks.held(c->hooks.opaque, (int64_t)scheduler_held(c->sched));
     c->last_sweep = clock_mono_ms();
 }
 
@@ -652,7 +652,7 @@ static void drain_and_commit(struct consumer *c)
         if (rkm)
             on_message(c, rkm); /* destroyed undispatched: we are stopping */
         if (c->hooks.heartbeat)
-            c->hooks.heartbeat(c->hooks.arg);
+            c->hooks.heartbeat(c->hooks.opaque);
     }
     if (scheduler_in_flight(c->sched) > 0)
         log_warn("kafka: %zu event(s) still running after shutdown.drain_timeout; they finish "
@@ -704,7 +704,7 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
         if (clock_mono_ms() - c->last_sweep >= SWEEP_MS)
             sweep(c);
         if (c->hooks.heartbeat)
-            c->hooks.heartbeat(c->hooks.arg);
+            c->hooks.heartbeat(c->hooks.opaque);
     }
     failed = atomic_load(&c->fatal) || scheduler_failed(c->sched);
     if (atomic_load(&c->fatal))

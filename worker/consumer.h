@@ -54,21 +54,21 @@
 /* Optional observers for metrics/health; any function may be NULL. They run on the poll
  * thread (consumer_run's thread), must be quick and must not call consumer functions. */
 struct consumer_hooks {
-    void *arg;
+    void *opaque;
     /* Messages in flight in total (gauge), reported every poll-loop sweep (~100 ms). */
-    void (*in_flight)(void *arg, int64_t n);
+    void (*in_flight)(void *opaque, int64_t n);
     /* Partitions currently paused by flow control (gauge), same cadence. */
-    void (*paused)(void *arg, int64_t n);
+    void (*paused)(void *opaque, int64_t n);
     /* Partitions currently assigned (gauge; readiness: > 0 means "consuming"). */
-    void (*assigned)(void *arg, int64_t n);
+    void (*assigned)(void *opaque, int64_t n);
     /* Consumer lag of one partition from librdkafka statistics (statistics.interval.ms;
      * 10 s when this hook is set and the pass-through does not set it). lag is -1 when
      * librdkafka does not know it yet. */
-    void (*lag)(void *arg, const char *topic, int32_t partition, int64_t lag);
+    void (*lag)(void *opaque, const char *topic, int32_t partition, int64_t lag);
     /* The poll loop is alive (liveness: /healthz); called at least every 100 ms. */
-    void (*heartbeat)(void *arg);
+    void (*heartbeat)(void *opaque);
     /* Retry-topic records held in memory waiting for their time (gauge), every sweep. */
-    void (*held)(void *arg, int64_t n);
+    void (*held)(void *opaque, int64_t n);
 };
 
 struct consumer_params {

@@ -45,12 +45,12 @@ struct httpd {
     char starterr[256];
 };
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
+static void mhd_logger(void *opaque, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
+static void mhd_logger(void *opaque, const char *fmt, va_list ap)
 {
-    struct httpd *h = cls;
+    struct httpd *h = opaque;
     char msg[256];
     size_t n;
 
@@ -193,12 +193,12 @@ static enum MHD_Result serve_readyz(struct httpd *h, struct MHD_Connection *c)
 }
 
 /* Eight parameters: libmicrohttpd's MHD_AccessHandlerCallback shape. */
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+static enum MHD_Result handle(void *opaque, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **req_cls)
 {
     static int seen; /* address used as "headers already seen" marker */
-    struct httpd *h = cls;
+    struct httpd *h = opaque;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 

@@ -73,12 +73,12 @@
  * "batch_read_line_items", "complete_callback"; status is the HTTP status, 0 when no
  * response arrived. on_ratelimit_wait is called only when a request actually waited
  * (ms > 0). Called on the worker thread; must not block. The signatures are those of
- * metrics_on_api_call / metrics_on_ratelimit_wait (ctx = the struct metrics *). */
+ * metrics_on_api_call / metrics_on_ratelimit_wait (opaque = the struct metrics *). */
 struct hubspot_hooks {
-    void *ctx;
-    void (*on_api_call)(void *ctx, const char *api, const char *endpoint, int status,
+    void *opaque;
+    void (*on_api_call)(void *opaque, const char *api, const char *endpoint, int status,
                         int64_t duration_ms);
-    void (*on_ratelimit_wait)(void *ctx, const char *api, int64_t ms);
+    void (*on_ratelimit_wait)(void *opaque, const char *api, int64_t ms);
 };
 
 struct hubspot_opts {

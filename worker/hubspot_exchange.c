@@ -331,7 +331,7 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
                            &(struct ratelimit_req){RL_HUBSPOT, tenant, deadline, ctx->prefetch},
                            &slot, rerr, sizeof rerr);
     if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)
-        api->hooks.on_ratelimit_wait(api->hooks.ctx, HS_API, slot.waited_ms);
+        api->hooks.on_ratelimit_wait(api->hooks.opaque, HS_API, slot.waited_ms);
     if (rs == RL_ERROR) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "hubspot %s: %s", endpoint,
                       rerr);
@@ -347,7 +347,8 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
     he = http_client_do(c->io->http, &req, resp, rerr, sizeof rerr);
     ratelimit_release(api->rl, c->io->redis, &slot);
     if (api->hooks.on_api_call)
-        api->hooks.on_api_call(api->hooks.ctx, HS_API, endpoint, (int)resp->status, resp->total_ms);
+        api->hooks.on_api_call(api->hooks.opaque, HS_API, endpoint, (int)resp->status,
+                               resp->total_ms);
     if (he != HTTP_OK) {
         api_error_set(err, he == HTTP_ETOOBIG ? API_PERMANENT : API_TRANSIENT,
                       he == HTTP_ETOOBIG ? HSQB_ERR_HUBSPOT_VALIDATION : HSQB_ERR_RETRIES_EXHAUSTED,

@@ -94,9 +94,9 @@ static void sweep(struct keeper *k)
     free(snap);
 }
 
-static void *keeper_main(void *arg)
+static void *keeper_main(void *opaque)
 {
-    struct keeper *k = arg;
+    struct keeper *k = opaque;
     int64_t period = k->lease_ms / 3;
     struct timespec until;
 

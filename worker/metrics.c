@@ -246,9 +246,9 @@ void metrics_set_held(struct metrics *m, int64_t n)
         atomic_store_explicit(&m->held, n, memory_order_relaxed);
 }
 
-void metrics_on_held(void *arg, int64_t n)
+void metrics_on_held(void *opaque, int64_t n)
 {
-    metrics_set_held(arg, n);
+    metrics_set_held(opaque, n);
 }
 
 void metrics_set_mapping_cache(struct metrics *m, int64_t hits, int64_t misses)
@@ -402,29 +402,29 @@ void metrics_on_retry(void *opaque, const char *api)
     metrics_retry(opaque, api);
 }
 
-void metrics_on_in_flight(void *arg, int64_t n)
+void metrics_on_in_flight(void *opaque, int64_t n)
 {
-    metrics_set_inflight(arg, n);
+    metrics_set_inflight(opaque, n);
 }
 
-void metrics_on_paused(void *arg, int64_t n)
+void metrics_on_paused(void *opaque, int64_t n)
 {
-    metrics_set_partitions_paused(arg, n);
+    metrics_set_partitions_paused(opaque, n);
 }
 
-void metrics_on_assigned(void *arg, int64_t n)
+void metrics_on_assigned(void *opaque, int64_t n)
 {
-    metrics_set_partitions_assigned(arg, n);
+    metrics_set_partitions_assigned(opaque, n);
 }
 
-void metrics_on_lag(void *arg, const char *topic, int32_t partition, int64_t lag)
+void metrics_on_lag(void *opaque, const char *topic, int32_t partition, int64_t lag)
 {
-    metrics_set_lag(arg, topic, partition, lag);
+    metrics_set_lag(opaque, topic, partition, lag);
 }
 
-void metrics_on_heartbeat(void *arg)
+void metrics_on_heartbeat(void *opaque)
 {
-    metrics_heartbeat(arg);
+    metrics_heartbeat(opaque);
 }
 
 void metrics_on_oauth_refresh(void *opaque, const char *result)

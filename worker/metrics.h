@@ -126,7 +126,7 @@ void metrics_breaker_state(struct metrics *m, const char *tenant, int state,
 
 /* hsqb_retry_held = n; metrics_on_held() is the consumer_hooks.held shape. */
 void metrics_set_held(struct metrics *m, int64_t n);
-void metrics_on_held(void *arg, int64_t n);
+void metrics_on_held(void *opaque, int64_t n);
 
 /* hsqb_mapping_cache_lookups_total{result="hit"|"miss"} = the in-process mapping cache's
  * own counters since start (worker/mapcache.h), copied periodically by the pipeline. */
@@ -181,15 +181,15 @@ void metrics_on_api_call(void *opaque, const char *api, const char *endpoint, in
 void metrics_on_ratelimit_wait(void *opaque, const char *api, int64_t ms);
 void metrics_on_retry(void *opaque, const char *api);
 
-/* Shapes of worker/consumer.h's struct consumer_hooks (arg = the struct metrics *):
+/* Shapes of worker/consumer.h's struct consumer_hooks (opaque = the struct metrics *):
  * in_flight -> metrics_set_inflight, paused -> metrics_set_partitions_paused,
  * assigned -> metrics_set_partitions_assigned, lag -> metrics_set_lag,
  * heartbeat -> metrics_heartbeat. */
-void metrics_on_in_flight(void *arg, int64_t n);
-void metrics_on_paused(void *arg, int64_t n);
-void metrics_on_assigned(void *arg, int64_t n);
-void metrics_on_lag(void *arg, const char *topic, int32_t partition, int64_t lag);
-void metrics_on_heartbeat(void *arg);
+void metrics_on_in_flight(void *opaque, int64_t n);
+void metrics_on_paused(void *opaque, int64_t n);
+void metrics_on_assigned(void *opaque, int64_t n);
+void metrics_on_lag(void *opaque, const char *topic, int32_t partition, int64_t lag);
+void metrics_on_heartbeat(void *opaque);
 /* Shape of worker/oauth.h's oauth_hooks.refresh -> metrics_oauth_refresh. */
 void metrics_on_oauth_refresh(void *opaque, const char *result);
 

@@ -91,9 +91,9 @@ static void copy_str(char *dst, size_t dstsz, const char *src)
     snprintf(dst, dstsz, "%s", src ? src : "");
 }
 
-static void on_breaker_change(void *arg, const char *tenant, enum breaker_state st)
+static void on_breaker_change(void *opaque, const char *tenant, enum breaker_state st)
 {
-    metrics_breaker_state(arg, tenant, (int)st, breaker_state_name(st));
+    metrics_breaker_state(opaque, tenant, (int)st, breaker_state_name(st));
     if (st == BREAKER_OPEN)
         log_warn("circuit of %s open: its events go to the retry topic without API calls", tenant);
     else
@@ -107,7 +107,7 @@ static struct breaker *new_breaker(const struct config *cfg, struct metrics *m, 
 
     breaker_opts_from_config(&o, cfg);
     o.on_change = on_breaker_change;
-    o.arg = m;
+    o.opaque = m;
     return breaker_new(&o, errstr, errsz);
 }
 

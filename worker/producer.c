@@ -120,9 +120,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     log_warn("kafka producer: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-static void *poller_main(void *arg)
+static void *poller_main(void *opaque)
 {
-    struct producer *pr = arg;
+    struct producer *pr = opaque;
 
     while (!atomic_load(&pr->stop))
         rd_kafka_poll(pr->rk, PRODUCER_POLL_MS);

@@ -449,9 +449,9 @@ static void job_finish(struct scheduler *s, struct sched_job *j, enum handler_di
 
 /* ---- worker threads ----------------------------------------------------------------- */
 
-static void *worker_main(void *arg)
+static void *worker_main(void *opaque)
 {
-    struct sched_worker *w = arg;
+    struct sched_worker *w = opaque;
     struct scheduler *s = w->s;
     void *ctx = NULL;
     char err[256] = "";

@@ -174,9 +174,9 @@ static int serve_one(struct srv *s, int fd)
     return 0;
 }
 
-static void *srv_main(void *arg)
+static void *srv_main(void *opaque)
 {
-    struct srv *s = arg;
+    struct srv *s = opaque;
     int conn = -1;
 
     for (;;) {

@@ -25,9 +25,9 @@ static struct {
     int changes;
 } C;
 
-static void on_change(void *arg, const char *tenant, enum breaker_state st)
+static void on_change(void *opaque, const char *tenant, enum breaker_state st)
 {
-    (void)arg;
+    (void)opaque;
     snprintf(C.tenant, sizeof C.tenant, "%s", tenant);
     C.st = st;
     C.changes++;
@@ -199,13 +199,13 @@ static void test_tenant_table_is_bounded(void **state)
 
 static struct breaker *shared;
 
-static void *hammer(void *arg)
+static void *hammer(void *opaque)
 {
     char t[32];
     int i;
 
     for (i = 0; i < 2000; i++) {
-        snprintf(t, sizeof t, "realm:%d", (int)(intptr_t)arg + i % 7);
+        snprintf(t, sizeof t, "realm:%d", (int)(intptr_t)opaque + i % 7);
         if (breaker_acquire(shared, t, i, NULL) != BREAKER_DENY) {
             if (i % 3)
                 breaker_failure(shared, t, i);

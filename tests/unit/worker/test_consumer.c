@@ -260,24 +260,24 @@ static void ctx_free(void *opaque, void *ctx)
     atomic_fetch_add(&mb->run->ctx_freed, 1);
 }
 
-static void hook_paused(void *arg, int64_t n)
+static void hook_paused(void *opaque, int64_t n)
 {
-    struct member *mb = arg;
+    struct member *mb = opaque;
 
     if (n > atomic_load(&mb->run->max_paused))
         atomic_store(&mb->run->max_paused, n);
 }
 
-static void hook_assigned(void *arg, int64_t n)
+static void hook_assigned(void *opaque, int64_t n)
 {
-    struct member *mb = arg;
+    struct member *mb = opaque;
 
     atomic_store(&mb->assigned, n);
 }
 
-static void hook_lag(void *arg, const char *topic, int32_t partition, int64_t lag)
+static void hook_lag(void *opaque, const char *topic, int32_t partition, int64_t lag)
 {
-    struct member *mb = arg;
+    struct member *mb = opaque;
 
     (void)topic;
     (void)partition;
@@ -285,9 +285,9 @@ static void hook_lag(void *arg, const char *topic, int32_t partition, int64_t la
         atomic_fetch_add(&mb->run->lag_reports, 1);
 }
 
-static void *member_main(void *arg)
+static void *member_main(void *opaque)
 {
-    struct member *mb = arg;
+    struct member *mb = opaque;
 
     mb->rc = consumer_run(mb->c, mb->err, sizeof(mb->err));
     return NULL;
@@ -314,7 +314,7 @@ static void member_start(struct member *mb, struct run *r, int tag, const char *
     mb->run = r;
     mb->tag = tag;
     p.opaque = mb;
-    hooks.arg = mb;
+    hooks.opaque = mb;
     mb->c = consumer_new(&p, err, sizeof(err));
     config_free(cfg);
     if (mb->c == NULL)
@@ -399,9 +399,9 @@ struct prod_job {
     int first_key, per_key;
 };
 
-static void *produce_keys(void *arg)
+static void *produce_keys(void *opaque)
 {
-    struct prod_job *j = arg;
+    struct prod_job *j = opaque;
     char key[16], val[32], err[256];
 
     /* one thread owns a key, so each key's events are sent (and land) in order */

@@ -158,9 +158,9 @@ static size_t sb_count(const char *prefix)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static void on_call(void *ctx, const char *api, const char *endpoint, int status, int64_t ms)
+static void on_call(void *opaque, const char *api, const char *endpoint, int status, int64_t ms)
 {
-    (void)ctx;
+    (void)opaque;
     (void)ms;
     assert_string_equal(api, "hubspot");
     snprintf(g_last_endpoint, sizeof g_last_endpoint, "%s", endpoint);
@@ -168,9 +168,9 @@ static void on_call(void *ctx, const char *api, const char *endpoint, int status
     g_calls++;
 }
 
-static void on_wait(void *ctx, const char *api, int64_t ms)
+static void on_wait(void *opaque, const char *api, int64_t ms)
 {
-    (void)ctx;
+    (void)opaque;
     (void)api;
     assert_true(ms > 0);
     g_last_wait = ms;

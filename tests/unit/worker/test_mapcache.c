@@ -117,9 +117,9 @@ static void test_bounds_and_null(void **state)
 #define THREADS 4
 #define ROUNDS  20000
 
-static void *hammer(void *arg)
+static void *hammer(void *opaque)
 {
-    struct mapcache *mc = arg;
+    struct mapcache *mc = opaque;
     char v[MAPCACHE_VAL_MAX];
 
     for (int i = 0; i < ROUNDS; i++) {

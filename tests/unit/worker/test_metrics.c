@@ -484,9 +484,9 @@ struct hammer {
 #define THREADS    8
 #define ITERATIONS 100000
 
-static void *hammer_run(void *arg)
+static void *hammer_run(void *opaque)
 {
-    struct hammer *hm = arg;
+    struct hammer *hm = opaque;
     static const char *const eps[] = {"GET /a/{id}", "GET /b/{id}", "POST /c"};
     char own[32];
     int i;

@@ -588,9 +588,9 @@ struct worker_arg {
     enum pipeline_disposition d;
 };
 
-static void *worker_main(void *arg)
+static void *worker_main(void *opaque)
 {
-    struct worker_arg *a = arg;
+    struct worker_arg *a = opaque;
     char e[256];
     struct pipeline_thread *t = pipeline_thread_new(E.p, e, sizeof e);
     a->d = t ? handle_on(&E, t, a->ev, a->offset, NULL) : PIPELINE_STOP;

@@ -82,9 +82,9 @@ struct replica {
     int ok;
 };
 
-static void *replica_run(void *arg)
+static void *replica_run(void *opaque)
 {
-    struct replica *r = arg;
+    struct replica *r = opaque;
     for (int i = 0; i < REPLICA_REQS; i++) {
         struct ratelimit_slot slot;
         if (acq(r->rl, r->c, "4620816365014867780", 5000, &slot, NULL) != RL_OK)
@@ -259,9 +259,9 @@ struct delayed_release {
     long after_ms;
 };
 
-static void *release_later(void *arg)
+static void *release_later(void *opaque)
 {
-    struct delayed_release *d = arg;
+    struct delayed_release *d = opaque;
     clock_sleep_ms(d->after_ms);
     ratelimit_release(d->rl, d->c, d->slot);
     redis_flush(d->c, NULL, 0); /* what the pipeline does before its thread goes idle */
@@ -365,9 +365,9 @@ struct token_grab {
     char token[8][RATELIMIT_TOKEN_MAX];
 };
 
-static void *grab_tokens(void *arg)
+static void *grab_tokens(void *opaque)
 {
-    struct token_grab *g = arg;
+    struct token_grab *g = opaque;
     struct redis_conn *c = conn();
     for (int i = 0; i < 8; i++)
         if (acq(g->rl, c, "rt", 0, &g->slot[i], NULL) != RL_OK)

@@ -324,9 +324,9 @@ struct racer {
     int rc, created;
 };
 
-static void *race(void *arg)
+static void *race(void *opaque)
 {
-    struct racer *r = arg;
+    struct racer *r = opaque;
     struct redis_conn *redis = h_redis_new();
     struct http_client *http = h_http_new();
     struct resolve_ctx rc = ctx_for(r->event_id);

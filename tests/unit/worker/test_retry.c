@@ -244,11 +244,11 @@ static void produce(const char *id, int64_t deal, const char *realm)
 
 /* ---- the worker --------------------------------------------------------------------- */
 
-static void *run_consumer(void *arg)
+static void *run_consumer(void *opaque)
 {
     char e[512];
 
-    (void)arg;
+    (void)opaque;
     if (consumer_run(E.cons, e, sizeof e) < 0)
         fprintf(stderr, "consumer_run: %s\n", e);
     return NULL;
@@ -307,7 +307,7 @@ static void start(const char *const *flags)
     if (!(E.p = pipeline_new(E.cfg, &deps, e, sizeof e)))
         fail_msg("pipeline: %s", e);
     const char *topics[] = {ACTIONS, RETRY, NULL};
-    struct consumer_hooks ch = {.arg = E.metrics, .held = metrics_on_held};
+    struct consumer_hooks ch = {.opaque = E.metrics, .held = metrics_on_held};
     struct consumer_params cp = {.cfg = E.cfg,
                                  .topics = topics,
                                  .handler = pipeline_sched_handler,
