@@ -197,7 +197,7 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
 SANDBOX_HARNESS_TESTS := test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
-TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result
+TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o
 
 # Test programs link the worker library (when they test worker/) and the common one,

@@ -73,3 +73,17 @@ void clock_timespec(int64_t at_ms, struct timespec *ts)
     ts->tv_sec = (time_t)(at_ms / 1000);
     ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
 }
+
+int clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}

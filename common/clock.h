@@ -17,6 +17,7 @@
 #ifndef HSQB_CLOCK_H
 #define HSQB_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -39,6 +40,10 @@ int64_t clock_left_ms(int64_t deadline);
  * now, normalised: the absolute time pthread_cond_timedwait() takes (the condition
  * variable's clock attribute must be id). */
 void clock_abstime(clockid_t id, int64_t ms, struct timespec *ts);
+/* Initialise cv so that its timed waits measure CLOCK_MONOTONIC (the clock of every
+ * deadline here): a wall-clock jump can then neither cut a wait short nor stretch it.
+ * 0, or the pthread error. */
+int clock_cond_init(pthread_cond_t *cv);
 /* *ts = the absolute time at_ms (milliseconds on whichever clock at_ms was read from:
  * a deadline from clock_deadline_ms() for a CLOCK_MONOTONIC condition variable). */
 void clock_timespec(int64_t at_ms, struct timespec *ts);

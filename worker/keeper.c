@@ -120,7 +120,6 @@ static void *keeper_main(void *opaque)
 struct keeper *keeper_new(const struct redis_opts *o, int64_t lease_ms, char *errstr, size_t errsz)
 {
     struct keeper *k = calloc(1, sizeof *k);
-    pthread_condattr_t ca;
 
     if (!k) {
         snprintf(errstr, errsz, "lease keeper: out of memory");
@@ -133,10 +132,7 @@ struct keeper *keeper_new(const struct redis_opts *o, int64_t lease_ms, char *er
         return NULL;
     }
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&k->cv);
     if (pthread_create(&k->th, NULL, keeper_main, k) != 0) {
         snprintf(errstr, errsz, "lease keeper: cannot start its thread");
         pthread_cond_destroy(&k->cv);

@@ -62,15 +62,11 @@ static void send_wait_unref(struct send_wait *d)
 static struct send_wait *send_wait_new(void)
 {
     struct send_wait *d = calloc(1, sizeof(*d));
-    pthread_condattr_t ca;
 
     if (!d)
         return NULL;
     pthread_mutex_init(&d->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&d->cv);
     d->refs = 2;
     return d;
 }

@@ -314,7 +314,6 @@ static struct local_entry *local_get(struct ratelimit *rl, enum ratelimit_kind k
 {
     unsigned b = bucket_of(kind, tenant);
     struct local_entry *e;
-    pthread_condattr_t ca;
 
     for (e = rl->buckets[b]; e; e = e->next)
         if (e->kind == kind && strcmp(e->tenant, tenant) == 0)
@@ -324,10 +323,7 @@ static struct local_entry *local_get(struct ratelimit *rl, enum ratelimit_kind k
         return NULL;
     e->kind = kind;
     snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&e->cond);
     e->next = rl->buckets[b];
     rl->buckets[b] = e;
     return e;

@@ -549,7 +549,6 @@ static void destroy(struct scheduler *s)
 struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errstr, size_t errsz)
 {
     struct scheduler *s = NULL;
-    pthread_condattr_t ca;
     unsigned i, created = 0;
 
     if (opt->threads < 1 || opt->max_in_flight < 1 || opt->max_in_flight_per_partition < 1 ||
@@ -586,11 +585,8 @@ struct scheduler *scheduler_new(const struct scheduler_options *opt, char *errst
         goto nomem;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->work_cv, &ca);
-    pthread_cond_init(&s->idle_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&s->work_cv);
+    clock_cond_init(&s->idle_cv);
 
     for (i = 0; i < opt->threads; i++) {
         int rc;

@@ -674,11 +674,7 @@ int sb_server_start(const char *host, int port, int threads, int *bound_port, ch
     }
     raise_fd_limit();
     if (!dq.started) {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&dq.cv, &ca);
-        pthread_condattr_destroy(&ca);
+        clock_cond_init(&dq.cv);
         dq.stop = 0;
         if (pthread_create(&dq.thread, NULL, dq_main, NULL) != 0) {
             snprintf(errstr, errsz, "cannot start the timer thread");

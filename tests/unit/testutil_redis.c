@@ -197,3 +197,63 @@ int testutil_redis_flush(const struct testutil_redis *s)
     redisFree(x);
     return rc;
 }
+
+struct testutil_redis testutil_server;
+
+int testutil_redis_group_setup(void **state)
+{
+    char err[256] = "";
+
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    if (testutil_redis_start(&testutil_server, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int testutil_redis_group_teardown(void **state)
+{
+    (void)state;
+    testutil_redis_stop(&testutil_server);
+    return 0;
+}
+
+int testutil_redis_flush_setup(void **state)
+{
+    (void)state;
+    return testutil_redis_flush(&testutil_server);
+}
+
+const char *testutil_redis_get(struct redis_conn *c, const char *key)
+{
+    static char val[1024];
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof err, "GET %s", key);
+
+    if (!r)
+        snprintf(val, sizeof val, "(error)");
+    else if (r->type == REDIS_REPLY_NIL)
+        snprintf(val, sizeof val, "(nil)");
+    else if (r->type == REDIS_REPLY_STRING)
+        snprintf(val, sizeof val, "%s", r->str);
+    else
+        snprintf(val, sizeof val, "(error)");
+    if (r)
+        freeReplyObject(r);
+    return val;
+}
+
+long long testutil_redis_pttl(struct redis_conn *c, const char *key)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof err, "PTTL %s", key);
+    long long v = -3;
+
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}

@@ -46,6 +46,21 @@ struct redis_conn *testutil_redis_conn(const struct testutil_redis *s, int cmd_t
 /* FLUSHALL through a fresh hiredis context. Returns 0 or -1. */
 int testutil_redis_flush(const struct testutil_redis *s);
 
+/* The server of a test program that needs one, and cmocka fixtures for it (state is
+ * unused): group setup ignores SIGPIPE (hiredis writes with write(2)) and starts it
+ * without a password (a failure is printed on stderr); group teardown stops it; the
+ * per-test setup empties it (FLUSHALL). Each returns 0, or -1 on failure. */
+extern struct testutil_redis testutil_server;
+int testutil_redis_group_setup(void **state);
+int testutil_redis_group_teardown(void **state);
+int testutil_redis_flush_setup(void **state);
+
+/* GET key through c as text: the value, "(nil)" when absent, "(error)" when the GET
+ * failed or the value is not a string. The buffer is static: one test thread. */
+const char *testutil_redis_get(struct redis_conn *c, const char *key);
+/* PTTL key through c; -3 when the command failed. */
+long long testutil_redis_pttl(struct redis_conn *c, const char *key);
+
 /* A 127.0.0.1 TCP port free at the time of the call (nothing listens there), or -1. */
 int testutil_free_port(void);
 

@@ -5,6 +5,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/time.h>
@@ -56,6 +58,36 @@ static void test_deadlines_and_timespecs(void **state)
         assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
     }
     assert_true(clock_wall_ms() > INT64_C(1600000000000)); /* an epoch clock, in ms */
+}
+
+/* A condition variable from clock_cond_init times out on a monotonic deadline. */
+static void test_cond_waits_on_the_monotonic_clock(void **state)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    struct timespec ts;
+    int64_t t0;
+    int rc;
+
+    (void)state;
+    assert_int_equal(clock_cond_init(&cv), 0);
+    pthread_mutex_lock(&mu);
+    t0 = clock_mono_ms();
+    clock_abstime(CLOCK_MONOTONIC, 60, &ts);
+    do
+        rc = pthread_cond_timedwait(&cv, &mu, &ts);
+    while (rc == 0);
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(clock_mono_ms() - t0 >= 59);
+    clock_timespec(clock_deadline_ms(30), &ts); /* the same through a deadline */
+    pthread_mutex_lock(&mu);
+    do
+        rc = pthread_cond_timedwait(&cv, &mu, &ts);
+    while (rc == 0);
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    pthread_cond_destroy(&cv);
 }
 
 /* "é" is C3 A9, "€" E2 82 AC, "😀" F0 9F 98 80. */
@@ -111,6 +143,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sleep_survives_signals),
         cmocka_unit_test(test_deadlines_and_timespecs),
+        cmocka_unit_test(test_cond_waits_on_the_monotonic_clock),
         cmocka_unit_test(test_utf8_cuts_on_boundaries),
         cmocka_unit_test(test_utf8_trim_partial),
     };

@@ -21,7 +21,7 @@
 #include "common/redis.h"
 #include "tests/unit/testutil_redis.h"
 
-static struct testutil_redis g_srv, g_auth; /* g_auth: the password server of one test */
+static struct testutil_redis g_auth; /* g_auth: the password server of one test */
 
 static void rs_init(struct testutil_redis *s, const char *password)
 {
@@ -42,7 +42,7 @@ static void rs_restart(struct testutil_redis *s)
 static struct redis_conn *conn_with(int cmd_timeout_ms)
 {
     char err[256] = "";
-    struct redis_conn *c = testutil_redis_conn(&g_srv, cmd_timeout_ms, err, sizeof(err));
+    struct redis_conn *c = testutil_redis_conn(&testutil_server, cmd_timeout_ms, err, sizeof(err));
 
     if (!c)
         fail_msg("redis_conn_new: %s", err);
@@ -54,49 +54,10 @@ static struct redis_conn *conn(void)
     return conn_with(0);
 }
 
-/* GET key as a string ("(nil)" when absent); static buffer. */
-static const char *get(struct redis_conn *c, const char *key)
-{
-    static char val[1024];
-    char err[256];
-    redisReply *r = redis_command(c, err, sizeof(err), "GET %s", key);
-
-    assert_non_null(r);
-    snprintf(val, sizeof(val), "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
-    freeReplyObject(r);
-    return val;
-}
-
-static long long pttl(struct redis_conn *c, const char *key)
-{
-    char err[256];
-    redisReply *r = redis_command(c, err, sizeof(err), "PTTL %s", key);
-    long long v;
-
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-static int group_setup(void **state)
-{
-    char err[256] = "";
-
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    if (testutil_redis_start(&g_srv, NULL, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
 static int group_teardown(void **state)
 {
     (void)state;
-    testutil_redis_stop(&g_srv);
+    testutil_redis_group_teardown(state);
     testutil_redis_stop(&g_auth); /* a failed test left it running; else a no-op */
     return 0;
 }
@@ -164,12 +125,12 @@ static void test_locks(void **state)
         redis_lock_prepare(b, &lb, "9130", "customer:ann@example.com", err, sizeof(err)), 0);
     assert_string_equal(la.key, "hsqb:lock:{9130}:customer:ann@example.com");
     assert_int_equal(redis_lock(a, &la, 5000, err, sizeof(err)), REDIS_CLAIMED);
-    assert_true(pttl(a, la.key) > 4000);
+    assert_true(testutil_redis_pttl(a, la.key) > 4000);
     assert_int_equal(redis_lock(a, &la, 9000, err, sizeof(err)), REDIS_CLAIMED); /* retaken */
-    assert_true(pttl(a, la.key) > 8000);
+    assert_true(testutil_redis_pttl(a, la.key) > 8000);
     assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIM_BUSY);
     assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_string_equal(get(a, la.key), la.token);
+    assert_string_equal(testutil_redis_get(a, la.key), la.token);
     assert_int_equal(redis_lease_renew(a, &la, 9000, err, sizeof(err)), REDIS_OWNER_OK);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_OK);
     assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIMED);
@@ -288,13 +249,13 @@ static void test_deferred_eval(void **state)
     /* the server goes away with commands queued: the flush fails and forgets them */
     c = conn();
     assert_int_equal(redis_eval_deferred(c, &inc, 1, keys, 0, NULL, err, sizeof err), 0);
-    testutil_redis_kill(&g_srv);
+    testutil_redis_kill(&testutil_server);
     assert_int_equal(redis_flush(c, err, sizeof err), -1);
     assert_true(strlen(err) > 0);
     assert_int_equal(redis_pending(c), 0);
     redis_conn_free(c);
     redis_conn_free(other);
-    rs_restart(&g_srv);
+    rs_restart(&testutil_server);
 }
 
 static void test_reconnect_after_restart(void **state)
@@ -308,7 +269,7 @@ static void test_reconnect_after_restart(void **state)
 
     (void)state;
     redis_opts_default(&o);
-    o.port = g_srv.port;
+    o.port = testutil_server.port;
     o.reconnect_backoff_ms = 200;
     c = redis_conn_new(&o, err, sizeof(err));
     assert_non_null(c);
@@ -317,7 +278,7 @@ static void test_reconnect_after_restart(void **state)
     freeReplyObject(r);
 
     /* Restarted behind our back: the first command may fail, the next one works. */
-    rs_restart(&g_srv);
+    rs_restart(&testutil_server);
     r = redis_command(c, err, sizeof(err), "PING");
     if (r)
         freeReplyObject(r);
@@ -330,7 +291,7 @@ static void test_reconnect_after_restart(void **state)
 
     /* Down for a while: the connect failure is reported, then calls fail fast until the
      * backoff has passed, and the connection comes back with the server. */
-    testutil_redis_kill(&g_srv);
+    testutil_redis_kill(&testutil_server);
     r = redis_command(c, err, sizeof(err), "PING"); /* the dead connection */
     if (r)
         freeReplyObject(r);
@@ -340,7 +301,7 @@ static void test_reconnect_after_restart(void **state)
     assert_null(redis_command(c, err, sizeof(err), "PING"));
     assert_non_null(strstr(err, "backoff"));
     assert_true(clock_mono_ms() - t0 < 50);
-    rs_restart(&g_srv);
+    rs_restart(&testutil_server);
     clock_sleep_ms(220);
     /* The fresh server has no scripts: the lock goes through the NOSCRIPT path. */
     assert_int_equal(redis_lock_prepare(c, &l, "cb-rc", "x", err, sizeof(err)), 0);
@@ -405,8 +366,8 @@ static void test_auth_and_db(void **state)
     o.db = 0;
     c0 = redis_conn_new(&o, err, sizeof(err));
     assert_non_null(c0);
-    assert_string_equal(get(c0, "only-in-3"), "(nil)");
-    assert_string_equal(get(c, "only-in-3"), "x");
+    assert_string_equal(testutil_redis_get(c0, "only-in-3"), "(nil)");
+    assert_string_equal(testutil_redis_get(c, "only-in-3"), "x");
     redis_conn_free(c0);
     redis_conn_free(c);
     testutil_redis_stop(s);
@@ -421,7 +382,7 @@ static void test_unix_socket_and_bad_options(void **state)
 
     (void)state;
     redis_opts_default(&o);
-    o.unix_path = g_srv.sock;
+    o.unix_path = testutil_server.sock;
     o.prefix = "t1:";
     c = redis_conn_new(&o, err, sizeof(err));
     assert_non_null(c);
@@ -452,5 +413,5 @@ int main(void)
         cmocka_unit_test(test_auth_and_db),
         cmocka_unit_test_setup(test_unix_socket_and_bad_options, flush),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testutil_redis_group_setup, group_teardown);
 }

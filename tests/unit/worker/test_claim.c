@@ -18,29 +18,14 @@
 #include "tests/unit/testutil_redis.h"
 #include "worker/claim.h"
 
-static struct testutil_redis g_srv;
-
 static struct redis_conn *conn(void)
 {
     char err[256] = "";
-    struct redis_conn *c = testutil_redis_conn(&g_srv, 0, err, sizeof(err));
+    struct redis_conn *c = testutil_redis_conn(&testutil_server, 0, err, sizeof(err));
 
     if (!c)
         fail_msg("redis_conn_new: %s", err);
     return c;
-}
-
-/* GET key as a string ("(nil)" when absent); static buffer. */
-static const char *get(struct redis_conn *c, const char *key)
-{
-    static char val[1024];
-    char err[256];
-    redisReply *r = redis_command(c, err, sizeof(err), "GET %s", key);
-
-    assert_non_null(r);
-    snprintf(val, sizeof(val), "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
-    freeReplyObject(r);
-    return val;
 }
 
 static void set(struct redis_conn *c, const char *key, const char *value)
@@ -50,52 +35,6 @@ static void set(struct redis_conn *c, const char *key, const char *value)
 
     assert_non_null(r);
     freeReplyObject(r);
-}
-
-static long long pttl(struct redis_conn *c, const char *key)
-{
-    char err[256];
-    redisReply *r = redis_command(c, err, sizeof(err), "PTTL %s", key);
-    long long v;
-
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-static int group_setup(void **state)
-{
-    char err[256] = "";
-
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    if (testutil_redis_start(&g_srv, NULL, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    testutil_redis_stop(&g_srv);
-    return 0;
-}
-
-static int flush(void **state)
-{
-    struct redis_conn *c = conn();
-    char err[256];
-    redisReply *r = redis_command(c, err, sizeof(err), "FLUSHALL");
-
-    (void)state;
-    assert_non_null(r);
-    freeReplyObject(r);
-    redis_conn_free(c);
-    return 0;
 }
 
 static void test_claim_busy_done_release(void **state)
@@ -115,8 +54,8 @@ static void test_claim_busy_done_release(void **state)
     assert_string_not_equal(la.token, lb.token);
 
     assert_int_equal(claim_take(a, &la, 30000, &got, err, sizeof(err)), CLAIM_OURS);
-    assert_string_equal(get(a, la.key), la.token);
-    assert_true(pttl(a, la.key) > 29000);
+    assert_string_equal(testutil_redis_get(a, la.key), la.token);
+    assert_true(testutil_redis_pttl(a, la.key) > 29000);
     assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_BUSY);
     /* Claiming again with our own lease (a lost reply, retried) is still ours. */
     assert_int_equal(claim_take(a, &la, 30000, &got, err, sizeof(err)), CLAIM_OURS);
@@ -125,7 +64,7 @@ static void test_claim_busy_done_release(void **state)
     assert_int_equal(claim_done(a, &la, &(struct claim_record){0, result, strlen(result)},
                                 7 * 86400000LL, err, sizeof(err)),
                      CLAIM_DONE_WRITTEN);
-    assert_true(pttl(a, la.key) > 6 * 86400000LL);
+    assert_true(testutil_redis_pttl(a, la.key) > 6 * 86400000LL);
     assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_DONE);
     assert_non_null(got.result);
     assert_string_equal(got.result, result);
@@ -138,7 +77,7 @@ static void test_claim_busy_done_release(void **state)
                      CLAIM_DONE_ALREADY);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
     /* the marker names its status before the JSON */
-    assert_int_equal(strncmp(get(a, la.key), "done:succeeded:{", 16), 0);
+    assert_int_equal(strncmp(testutil_redis_get(a, la.key), "done:succeeded:{", 16), 0);
     /* the stored outcome without claiming it (replay) */
     assert_int_equal(claim_take(b, &lb, 30000, NULL, err, sizeof(err)), CLAIM_DONE);
     assert_int_equal(claim_peek(b, "cb-1", &got, err, sizeof(err)), 1);
@@ -151,7 +90,7 @@ static void test_claim_busy_done_release(void **state)
     assert_int_equal(claim_take(a, &la2, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
     assert_int_equal(claim_peek(b, "cb-2", &got, err, sizeof(err)), 0); /* claimed, not done */
     assert_int_equal(redis_lease_release(a, &la2, err, sizeof(err)), REDIS_OWNER_OK);
-    assert_string_equal(get(a, la2.key), "(nil)");
+    assert_string_equal(testutil_redis_get(a, la2.key), "(nil)");
     assert_int_equal(claim_peek(b, "cb-2", &got, err, sizeof(err)), 0);
     assert_int_equal(claim_take(b, &lb2, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
 
@@ -178,10 +117,10 @@ static void test_renew_only_by_owner(void **state)
     assert_int_equal(claim_prepare(b, &lb, "cb-r", err, sizeof(err)), 0);
     assert_int_equal(claim_take(a, &la, 1000, NULL, err, sizeof(err)), CLAIM_OURS);
     assert_int_equal(redis_lease_renew(b, &lb, 60000, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_true(pttl(a, la.key) <= 1000);
+    assert_true(testutil_redis_pttl(a, la.key) <= 1000);
     assert_int_equal(redis_lease_renew(a, &la, 60000, err, sizeof(err)), REDIS_OWNER_OK);
-    assert_true(pttl(a, la.key) > 50000);
-    assert_string_equal(get(a, la.key), la.token);
+    assert_true(testutil_redis_pttl(a, la.key) > 50000);
+    assert_string_equal(testutil_redis_get(a, la.key), la.token);
     redis_conn_free(a);
     redis_conn_free(b);
 }
@@ -197,7 +136,7 @@ static void test_release_keeps_foreign_claim(void **state)
     assert_int_equal(claim_prepare(b, &lb, "cb-f", err, sizeof(err)), 0);
     assert_int_equal(claim_take(a, &la, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
     assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_string_equal(get(a, la.key), la.token);
+    assert_string_equal(testutil_redis_get(a, la.key), la.token);
     redis_conn_free(a);
     redis_conn_free(b);
 }
@@ -217,7 +156,7 @@ static void test_lease_expiry_and_takeover(void **state)
     assert_int_equal(claim_take(b, &lb, 30000, NULL, err, sizeof(err)), CLAIM_OURS);
     assert_int_equal(redis_lease_renew(a, &la, 30000, err, sizeof(err)), REDIS_OWNER_LOST);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
-    assert_string_equal(get(b, lb.key), lb.token);
+    assert_string_equal(testutil_redis_get(b, lb.key), lb.token);
 
     /* a had already created the document: its done marker still lands (documented
      * decision), and b learns it from renew and claim. */
@@ -252,14 +191,14 @@ static void test_retake_failed_only(void **state)
     assert_string_equal(got.result, "{\"x\":1}");
     claim_stored_release(&got);
     assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
-    assert_string_equal(get(a, l.key), l.token);
+    assert_string_equal(testutil_redis_get(a, l.key), l.token);
     /* a live claim is not taken */
     assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
     /* a success is never taken back */
     assert_int_equal(claim_done(a, &l, &(struct claim_record){0, "{}", 2}, 60000, err, sizeof(err)),
                      CLAIM_DONE_WRITTEN);
     assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
-    assert_int_equal(strncmp(get(a, l.key), "done:succeeded:", 15), 0);
+    assert_int_equal(strncmp(testutil_redis_get(a, l.key), "done:succeeded:", 15), 0);
     /* nothing stored: taken */
     assert_int_equal(claim_prepare(a, &l, "cb-f2", err, sizeof(err)), 0);
     assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
@@ -322,8 +261,8 @@ static void test_sent_markers(void **state)
 
     (void)state;
     assert_int_equal(claim_mark_sent(a, "cb-s", "doc", 60000, err, sizeof(err)), 0);
-    assert_string_equal(get(a, "hsqb:evt:{cb-s}:sent:doc"), "1");
-    assert_true(pttl(a, "hsqb:evt:{cb-s}:sent:doc") > 59000);
+    assert_string_equal(testutil_redis_get(a, "hsqb:evt:{cb-s}:sent:doc"), "1");
+    assert_true(testutil_redis_pttl(a, "hsqb:evt:{cb-s}:sent:doc") > 59000);
     assert_int_equal(claim_mark_sent(a, "cb-s", "doc", 60000, err, sizeof(err)), 1);
     assert_int_equal(claim_mark_sent(a, "cb-s", "payment", 60000, err, sizeof(err)), 0);
     assert_int_equal(claim_mark_sent(a, "", "doc", 60000, err, sizeof(err)), -1);
@@ -366,14 +305,15 @@ static void test_request_id(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_claim_busy_done_release, flush),
-        cmocka_unit_test_setup(test_renew_only_by_owner, flush),
-        cmocka_unit_test_setup(test_release_keeps_foreign_claim, flush),
-        cmocka_unit_test_setup(test_lease_expiry_and_takeover, flush),
-        cmocka_unit_test_setup(test_retake_failed_only, flush),
-        cmocka_unit_test_setup(test_done_markers_from_before_the_status_field, flush),
-        cmocka_unit_test_setup(test_sent_markers, flush),
+        cmocka_unit_test_setup(test_claim_busy_done_release, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_renew_only_by_owner, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_release_keeps_foreign_claim, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_lease_expiry_and_takeover, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_retake_failed_only, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_done_markers_from_before_the_status_field,
+                               testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_sent_markers, testutil_redis_flush_setup),
         cmocka_unit_test(test_request_id),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testutil_redis_group_setup, testutil_redis_group_teardown);
 }

@@ -24,12 +24,10 @@
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
 
-static struct testutil_redis g_srv;
-
 static struct redis_conn *conn(void)
 {
     char err[256];
-    struct redis_conn *c = testutil_redis_conn(&g_srv, 0, err, sizeof err);
+    struct redis_conn *c = testutil_redis_conn(&testutil_server, 0, err, sizeof err);
     if (!c)
         fail_msg("redis: %s", err);
     return c;
@@ -318,7 +316,7 @@ static void test_global_concurrency_across_replicas(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(acq(a, ca, "r1", 100, &sa[i], NULL), RL_OK);
     /* The Redis side of a release rides on the connection's next command: until then (or
-     * a flush) the lease is still held; the local slot is back at once. */
+     * a testutil_redis_flush_setup) the lease is still held; the local slot is back at once. */
     {
         char err[128];
         redisReply *r;
@@ -516,7 +514,7 @@ static void test_redis_down_is_an_error(void **state)
     int64_t start;
     (void)state;
 
-    testutil_redis_kill(&g_srv);
+    testutil_redis_kill(&testutil_server);
     start = clock_mono_ms();
     assert_int_equal(ratelimit_acquire(
                          rl, c, &(struct ratelimit_req){RL_QBO, "r1", clock_mono_ms() + 1000, NULL},
@@ -527,7 +525,7 @@ static void test_redis_down_is_an_error(void **state)
     assert_true(clock_mono_ms() - start < 900); /* fails fast, does not wait it out */
     assert_int_equal(ratelimit_penalize(rl, c, RL_QBO, "r1", 100, err, sizeof err), -1);
 
-    assert_int_equal(testutil_redis_restart(&g_srv, err, sizeof err), 0);
+    assert_int_equal(testutil_redis_restart(&testutil_server, err, sizeof err), 0);
     clock_sleep_ms(150); /* the connection's reconnect back-off */
     /* The failed acquire did not leak the single local slot. */
     assert_int_equal(acq(rl, c, "r1", 500, &slot, NULL), RL_OK);
@@ -592,46 +590,21 @@ static void test_limits_from_settings(void **state)
     redis_conn_free(c);
 }
 
-static int flush(void **state)
-{
-    (void)state;
-    return testutil_redis_flush(&g_srv);
-}
-
-static int group_setup(void **state)
-{
-    char err[256];
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    if (testutil_redis_start(&g_srv, NULL, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    testutil_redis_stop(&g_srv);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_defaults_and_names, flush),
-        cmocka_unit_test_setup(test_limits_from_settings, flush),
-        cmocka_unit_test_setup(test_rate_shared_by_two_replicas, flush),
-        cmocka_unit_test_setup(test_burst_then_wait_and_timeout, flush),
-        cmocka_unit_test_setup(test_release_restamps_completion, flush),
-        cmocka_unit_test_setup(test_penalize_blocks_every_replica, flush),
-        cmocka_unit_test_setup(test_local_concurrency_cap, flush),
-        cmocka_unit_test_setup(test_global_concurrency_across_replicas, flush),
-        cmocka_unit_test_setup(test_lease_tokens_unique, flush),
-        cmocka_unit_test_setup(test_prefetch_admits_ahead, flush),
-        cmocka_unit_test_setup(test_prefetch_limits_and_drop, flush),
-        cmocka_unit_test_setup(test_redis_down_is_an_error, flush),
+        cmocka_unit_test_setup(test_defaults_and_names, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_limits_from_settings, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_rate_shared_by_two_replicas, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_burst_then_wait_and_timeout, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_release_restamps_completion, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_penalize_blocks_every_replica, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_local_concurrency_cap, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_global_concurrency_across_replicas, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_lease_tokens_unique, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_prefetch_admits_ahead, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_prefetch_limits_and_drop, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_redis_down_is_an_error, testutil_redis_flush_setup),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, testutil_redis_group_setup, testutil_redis_group_teardown);
 }

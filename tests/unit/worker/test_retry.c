@@ -41,6 +41,7 @@
 #include "worker/ratelimit.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
+#include "tests/unit/worker/testutil_pipeline.h"
 
 #define TOKEN1  "pat-na1-11111111-1111-4111-8111-111111111111"
 #define PORTAL  "102670506"
@@ -159,13 +160,7 @@ static void reader_close(struct reader *r)
 
 static const char *hdr(const struct kmsg *m, const char *name, char *buf, size_t bufsz)
 {
-    const void *v;
-    size_t n;
-
-    if (!m->hdrs || rd_kafka_header_get_last(m->hdrs, name, &v, &n) != 0)
-        return NULL;
-    snprintf(buf, bufsz, "%.*s", (int)n, (const char *)v);
-    return buf;
+    return tp_header(m->hdrs, name, buf, bufsz);
 }
 
 static int64_t hdr_int(const struct kmsg *m, const char *name)

@@ -137,15 +137,20 @@ void tp_free_json(struct json_object **o, size_t n)
     free(o);
 }
 
-const char *tp_hdr(const struct tp_kmsg *m, const char *name, char *buf, size_t bufsz)
+const char *tp_header(const rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t bufsz)
 {
     const void *v;
     size_t n;
 
-    if (!m->hdrs || rd_kafka_header_get_last(m->hdrs, name, &v, &n) != 0)
+    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &n) != 0)
         return NULL;
     snprintf(buf, bufsz, "%.*s", (int)n, (const char *)v);
     return buf;
+}
+
+const char *tp_hdr(const struct tp_kmsg *m, const char *name, char *buf, size_t bufsz)
+{
+    return tp_header(m->hdrs, name, buf, bufsz);
 }
 
 int tp_env_build(struct tp_env *v, struct config *cfg, char *errstr, size_t errsz)

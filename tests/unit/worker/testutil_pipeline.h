@@ -84,6 +84,8 @@ void tp_free_json(struct json_object **o, size_t n);
 
 /* The last value of header name of m into buf, or NULL when m has none. */
 const char *tp_hdr(const struct tp_kmsg *m, const char *name, char *buf, size_t bufsz);
+/* The same for any header list (may be NULL). */
+const char *tp_header(const rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t bufsz);
 
 /* ---- the pipeline -------------------------------------------------------------------- */
 
