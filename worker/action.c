@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/hash.h"
 #include "common/log.h"
 #include "worker/claim.h"
 

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/hash.h"
 #include "common/json.h"
 #include "common/utf8.h"
 #include "worker/claim.h"
