@@ -566,22 +566,22 @@ static int check_ms(int64_t ms, char *errstr, size_t errsz)
     return 0;
 }
 
-enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
-                                   int64_t ttl_ms, char *errstr, size_t errsz)
+enum redis_lock_status redis_lock(struct redis_conn *c, const struct redis_lease *l, int64_t ttl_ms,
+                                  char *errstr, size_t errsz)
 {
     char msbuf[24];
     const char *keys[1] = {l->key}, *args[2] = {l->token, msbuf};
-    enum redis_claim_status st = REDIS_CLAIM_ERROR;
+    enum redis_lock_status st = REDIS_LOCK_ERROR;
     redisReply *r;
 
     if (check_ms(ttl_ms, errstr, errsz) < 0)
-        return REDIS_CLAIM_ERROR;
+        return REDIS_LOCK_ERROR;
     snprintf(msbuf, sizeof(msbuf), "%lld", (long long)ttl_ms);
     r = redis_eval(c, &s_acquire, 1, keys, 2, args, NULL, errstr, errsz);
     if (!r)
-        return REDIS_CLAIM_ERROR;
+        return REDIS_LOCK_ERROR;
     if (r->type == REDIS_REPLY_INTEGER && (r->integer == 0 || r->integer == 2))
-        st = r->integer == 0 ? REDIS_CLAIMED : REDIS_CLAIM_BUSY;
+        st = r->integer == 0 ? REDIS_LOCKED : REDIS_LOCK_BUSY;
     else
         snprintf(errstr, errsz, "redis: unexpected reply from the lock script");
     freeReplyObject(r);

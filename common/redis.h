@@ -111,11 +111,11 @@ struct redis_lease {
     char token[REDIS_TOKEN_LEN + 1];
 };
 
-enum redis_claim_status {
-    REDIS_CLAIM_ERROR = -1,
-    REDIS_CLAIMED = 0,    /* ours now (or still ours: taking it again with the same lease is
+enum redis_lock_status {
+    REDIS_LOCK_ERROR = -1,
+    REDIS_LOCKED = 0,    /* ours now (or still ours: taking it again with the same lease is
                              safe after a lost reply, and extends it) */
-    REDIS_CLAIM_BUSY = 2, /* another owner holds it: retry later */
+    REDIS_LOCK_BUSY = 1, /* another owner holds it: retry later */
 };
 
 enum redis_owner_status {
@@ -133,10 +133,10 @@ int redis_lease_prepare(struct redis_conn *c, struct redis_lease *l, const char 
 int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
                        const char *name, char *errstr, size_t errsz);
 
-/* Take the lock for ttl_ms: REDIS_CLAIMED, REDIS_CLAIM_BUSY or REDIS_CLAIM_ERROR. Retaking a lock
+/* Take the lock for ttl_ms: REDIS_LOCKED, REDIS_LOCK_BUSY or REDIS_LOCK_ERROR. Retaking a lock
  * we hold with the same lease succeeds and extends it. */
-enum redis_claim_status redis_lock(struct redis_conn *c, const struct redis_lease *l,
-                                   int64_t ttl_ms, char *errstr, size_t errsz);
+enum redis_lock_status redis_lock(struct redis_conn *c, const struct redis_lease *l, int64_t ttl_ms,
+                                  char *errstr, size_t errsz);
 
 /* Extend the lease of a leased key to ms (> 0) from now, only if its value is still
  * our token (compare-and-pexpire, Lua). */

@@ -577,12 +577,12 @@ static int lead(const struct ioctx *io, struct oauth *o, const char *realm, stru
         goto out;
     }
     for (;;) {
-        enum redis_claim_status st = redis_lock(redis, &lease, o->lock_ttl_ms, e, sizeof e);
-        if (st == REDIS_CLAIM_ERROR) {
+        enum redis_lock_status st = redis_lock(redis, &lease, o->lock_ttl_ms, e, sizeof e);
+        if (st == REDIS_LOCK_ERROR) {
             transient(err, "taking the refresh lock failed", e);
             goto out;
         }
-        if (st == REDIS_CLAIMED) {
+        if (st == REDIS_LOCKED) {
             if (load(redis, key, s, err) < 0) {
                 rc = -1;
             } else if (s->reauth) {

@@ -177,9 +177,9 @@ int resolve_lock_take(const struct resolve_ctx *rc, const char *name, struct red
     }
     for (;;) {
         switch (redis_lock(rc->io->redis, l, rc->opts->lock_ttl_ms, e, sizeof e)) {
-        case REDIS_CLAIMED:
+        case REDIS_LOCKED:
             return 0;
-        case REDIS_CLAIM_BUSY:
+        case REDIS_LOCK_BUSY:
             break;
         default:
             api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,

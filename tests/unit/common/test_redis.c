@@ -124,16 +124,16 @@ static void test_locks(void **state)
     assert_int_equal(
         redis_lock_prepare(b, &lb, "9130", "customer:ann@example.com", err, sizeof(err)), 0);
     assert_string_equal(la.key, "hsqb:lock:{9130}:customer:ann@example.com");
-    assert_int_equal(redis_lock(a, &la, 5000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock(a, &la, 5000, err, sizeof(err)), REDIS_LOCKED);
     assert_true(testutil_redis_pttl(a, la.key) > 4000);
-    assert_int_equal(redis_lock(a, &la, 9000, err, sizeof(err)), REDIS_CLAIMED); /* retaken */
+    assert_int_equal(redis_lock(a, &la, 9000, err, sizeof(err)), REDIS_LOCKED); /* retaken */
     assert_true(testutil_redis_pttl(a, la.key) > 8000);
-    assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIM_BUSY);
+    assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_LOCK_BUSY);
     assert_int_equal(redis_lease_release(b, &lb, err, sizeof(err)), REDIS_OWNER_LOST);
     assert_string_equal(testutil_redis_get(a, la.key), la.token);
     assert_int_equal(redis_lease_renew(a, &la, 9000, err, sizeof(err)), REDIS_OWNER_OK);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_OK);
-    assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_LOCKED);
     assert_int_equal(redis_lock_prepare(a, &la, "9130", "", err, sizeof(err)), -1);
     assert_int_equal(redis_lock_prepare(a, &la, "", "x", err, sizeof(err)), -1);
     /* any key the caller names: the prefix is added, tokens are fresh */
@@ -187,7 +187,7 @@ static void test_evalsha_noscript_fallback(void **state)
     r = redis_command(c, err, sizeof(err), "SCRIPT FLUSH");
     freeReplyObject(r);
     assert_int_equal(redis_lock_prepare(c, &l, "cb-s", "x", err, sizeof(err)), 0);
-    assert_int_equal(redis_lock(c, &l, 1000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock(c, &l, 1000, err, sizeof(err)), REDIS_LOCKED);
 
     /* A script error is an error, not a reply. */
     assert_int_equal(redis_script_init(&s, "return redis.call('NOPE')", err, sizeof(err)), 0);
@@ -305,7 +305,7 @@ static void test_reconnect_after_restart(void **state)
     clock_sleep_ms(220);
     /* The fresh server has no scripts: the lock goes through the NOSCRIPT path. */
     assert_int_equal(redis_lock_prepare(c, &l, "cb-rc", "x", err, sizeof(err)), 0);
-    assert_int_equal(redis_lock(c, &l, 1000, err, sizeof(err)), REDIS_CLAIMED);
+    assert_int_equal(redis_lock(c, &l, 1000, err, sizeof(err)), REDIS_LOCKED);
     redis_conn_free(c);
 }
 
