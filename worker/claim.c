@@ -16,14 +16,23 @@
 
 #include "common/hash.h"
 
-#define MARKER        "done:"
-#define MARKER_OK     "done:succeeded:"
-#define MARKER_FAILED "done:failed:"
-/* How a result from before the status field says it failed (its CloudEvent type). */
-#define LEGACY_FAILED    "\"type\":\"hsqb.result.failed\""
-#define LEGACY_SUCCEEDED "\"type\":\"hsqb.result.succeeded\""
+#define MARKER "done:"
+/* How a result says it failed: its CloudEvent type. Read only for a marker without a
+ * (consistent) status key: one written by an earlier release. */
+#define FAILED_TYPE "\"type\":\"hsqb.result.failed\""
 
-/* KEYS[1] event key; ARGV token, lease ms. {0} ours, {1, value after "done:"}, {2} busy. */
+/* Lua: failed = the outcome recorded in v (a done marker) with status s (the status key's
+ * value or false): s's word when its length matches the marker, else the result's type. */
+#define STATUS_LUA                                                                                 \
+    "local failed = nil\n"                                                                         \
+    "if s then\n"                                                                                  \
+    "  local w, n = string.match(s, '^(%a+) (%d+)$')\n"                                            \
+    "  if w and tonumber(n) == string.len(v) - 5 then failed = (w == 'failed') end\n"              \
+    "end\n"                                                                                        \
+    "if failed == nil then failed = string.find(v, '" FAILED_TYPE "', 1, true) ~= nil end\n"
+
+/* KEYS event key, status key; ARGV token, lease ms.
+ * {0} ours, {1, result JSON, status or false} done, {2} busy. */
 static const char TAKE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
                                "if not v then\n"
                                "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
@@ -34,26 +43,29 @@ static const char TAKE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
                                "  return {0}\n"
                                "end\n"
                                "if string.sub(v, 1, 5) == '" MARKER "' then\n"
-                               "  return {1, string.sub(v, 6)}\n"
+                               "  return {1, string.sub(v, 6), redis.call('GET', KEYS[2])}\n"
                                "end\n"
                                "return {2}\n";
 
-/* KEYS[1] event key; ARGV token, lease ms. Replaces a stored failure (or nothing) by our
- * token: 1, else 0. The second clause reads markers from before the status field. */
-static const char RETAKE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
-                                 "if (not v) or string.sub(v, 1, 12) == '" MARKER_FAILED "' or\n"
-                                 "   (string.sub(v, 1, 6) == '" MARKER "{' and\n"
-                                 "    string.find(v, '" LEGACY_FAILED "', 1, true)) then\n"
-                                 "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                                 "  return 1\n"
-                                 "end\n"
-                                 "return 0\n";
+/* KEYS event key, status key; ARGV token, lease ms. Replaces a recorded failure (or
+ * nothing) by our token and drops the status: 1, else 0. */
+static const char RETAKE_SRC[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local take = not v\n"
+    "if v and string.sub(v, 1, 5) == '" MARKER "' then\n"
+    "  local s = redis.call('GET', KEYS[2])\n" STATUS_LUA "  take = failed\n"
+    "end\n"
+    "if not take then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "return 1\n";
 
-/* KEYS[1] event key; ARGV token, marker + result, ttl ms.
- * 0 written over our claim, 1 written without it, 2 already done. */
+/* KEYS event key, status key; ARGV token, marker + result, ttl ms, status.
+ * 0 written over our claim, 1 written without it, 2 already done (nothing written). */
 static const char DONE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
                                "if v and string.sub(v, 1, 5) == '" MARKER "' then return 2 end\n"
                                "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+                               "redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])\n"
                                "if v == ARGV[1] then return 0 end\n"
                                "return 1\n";
 
@@ -78,6 +90,11 @@ static int scripts_ready(char *errstr, size_t errsz)
     if (s_init_rc < 0)
         snprintf(errstr, errsz, "claim: cannot hash the event scripts");
     return s_init_rc;
+}
+
+int claim_init(char *errstr, size_t errsz)
+{
+    return scripts_ready(errstr, errsz);
 }
 
 void claim_stored_release(struct claim_stored *s)
@@ -105,37 +122,75 @@ static int event_key(const char *event_id, const char *step, char *out, size_t o
     return 0;
 }
 
+#define STATUS_SUFFIX ":status"
+
+/* The status key of lease l: its key + ":status" (claim_prepare left room for it). */
+static void status_key(const struct redis_lease *l, char out[REDIS_MAX_KEY + 1])
+{
+    size_t n = strnlen(l->key, REDIS_MAX_KEY + 1 - sizeof STATUS_SUFFIX);
+
+    memcpy(out, l->key, n);
+    memcpy(out + n, STATUS_SUFFIX, sizeof STATUS_SUFFIX); /* with its NUL */
+}
+
 int claim_prepare(struct redis_conn *c, struct redis_lease *l, const char *event_id, char *errstr,
                   size_t errsz)
 {
     char key[REDIS_MAX_KEY + 1];
 
-    if (event_key(event_id, NULL, key, sizeof key, errstr, errsz) < 0)
+    if (event_key(event_id, NULL, key, sizeof key, errstr, errsz) < 0 ||
+        redis_lease_prepare(c, l, key, errstr, errsz) < 0)
         return -1;
-    return redis_lease_prepare(c, l, key, errstr, errsz);
+    if (strlen(l->key) + sizeof STATUS_SUFFIX - 1 > REDIS_MAX_KEY) {
+        snprintf(errstr, errsz, "claim: event key longer than %d bytes", REDIS_MAX_KEY);
+        return -1;
+    }
+    return 0;
 }
 
-int claim_marker_parse(const char *v, size_t len, struct claim_stored *out)
+/* The outcome a status value says for a result of len bytes: 1 failed, 0 succeeded, -1
+ * when there is none or it does not belong to this result (the same rule as STATUS_LUA). */
+static int status_says(const char *st, size_t slen, size_t len)
 {
-    static const char ok[] = "succeeded:", failed[] = "failed:";
-    size_t skip = 0;
+    char word[16], *end;
+    size_t w = 0;
+    unsigned long long n;
+
+    if (!st)
+        return -1;
+    while (w < slen && w < sizeof word - 1 &&
+           ((st[w] >= 'a' && st[w] <= 'z') || (st[w] >= 'A' && st[w] <= 'Z')))
+        w++;
+    if (w == 0 || w == sizeof word - 1 || w + 1 >= slen || st[w] != ' ' || st[w + 1] < '0' ||
+        st[w + 1] > '9' || slen - w - 1 > 20)
+        return -1;
+    memcpy(word, st, w);
+    word[w] = '\0';
+    {
+        char digits[24];
+        memcpy(digits, st + w + 1, slen - w - 1);
+        digits[slen - w - 1] = '\0';
+        n = strtoull(digits, &end, 10);
+        if (*end != '\0' || n != (unsigned long long)len)
+            return -1;
+    }
+    return strcmp(word, "failed") == 0;
+}
+
+int claim_stored_parse(const char *json, size_t len, const char *status, size_t slen,
+                       struct claim_stored *out)
+{
+    int says = status_says(status, slen, len);
 
     memset(out, 0, sizeof *out);
-    if (len >= sizeof ok - 1 && memcmp(v, ok, sizeof ok - 1) == 0) {
-        skip = sizeof ok - 1;
-    } else if (len >= sizeof failed - 1 && memcmp(v, failed, sizeof failed - 1) == 0) {
-        skip = sizeof failed - 1;
-        out->failed = 1;
-    } else {
-        /* before the status field: a success only when the result says so */
-        out->failed = !memmem(v, len, LEGACY_SUCCEEDED, sizeof LEGACY_SUCCEEDED - 1);
-    }
-    out->len = len - skip;
-    out->result = malloc(out->len + 1);
+    /* no status of this result (an earlier release wrote the marker): its CloudEvent type */
+    out->failed = says >= 0 ? says : memmem(json, len, FAILED_TYPE, sizeof FAILED_TYPE - 1) != NULL;
+    out->len = len;
+    out->result = malloc(len + 1);
     if (!out->result)
         return -1;
-    memcpy(out->result, v + skip, out->len);
-    out->result[out->len] = '\0';
+    memcpy(out->result, json, len);
+    out->result[len] = '\0';
     return 0;
 }
 
@@ -152,15 +207,16 @@ static int ms_arg(int64_t ms, char *buf, size_t bufsz, char *errstr, size_t errs
 enum claim_status claim_take(struct redis_conn *c, const struct redis_lease *l, int64_t lease_ms,
                              struct claim_stored *stored, char *errstr, size_t errsz)
 {
-    char ms[24];
-    const char *keys[1] = {l->key}, *args[2] = {l->token, ms};
+    char ms[24], skey[REDIS_MAX_KEY + 1];
+    const char *keys[2] = {l->key, skey}, *args[2] = {l->token, ms};
     enum claim_status st = CLAIM_ERROR;
-    const redisReply *v;
+    const redisReply *v, *sv;
     redisReply *r;
 
     if (scripts_ready(errstr, errsz) < 0 || ms_arg(lease_ms, ms, sizeof ms, errstr, errsz) < 0)
         return CLAIM_ERROR;
-    r = redis_eval(c, &s_take, 1, keys, 2, args, NULL, errstr, errsz);
+    status_key(l, skey);
+    r = redis_eval(c, &s_take, 2, keys, 2, args, NULL, errstr, errsz);
     if (!r)
         return CLAIM_ERROR;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -168,12 +224,15 @@ enum claim_status claim_take(struct redis_conn *c, const struct redis_lease *l, 
         r->element[0]->integer > 2)
         goto bad;
     st = (enum claim_status)r->element[0]->integer;
-    if (st != CLAIM_DONE || !stored)
+    if (st != CLAIM_DONE)
         goto out;
-    v = r->elements == 2 ? r->element[1] : NULL;
-    if (!v || v->type != REDIS_REPLY_STRING || v->len > CLAIM_MAX_RESULT + 16)
+    v = r->elements == 3 ? r->element[1] : NULL;
+    sv = r->elements == 3 ? r->element[2] : NULL;
+    if (!v || v->type != REDIS_REPLY_STRING || v->len > CLAIM_MAX_RESULT)
         goto bad;
-    if (claim_marker_parse(v->str, v->len, stored) < 0) {
+    if (stored &&
+        claim_stored_parse(v->str, v->len, sv->type == REDIS_REPLY_STRING ? sv->str : NULL,
+                           sv->type == REDIS_REPLY_STRING ? sv->len : 0, stored) < 0) {
         snprintf(errstr, errsz, "claim: out of memory");
         st = CLAIM_ERROR;
     }
@@ -189,22 +248,19 @@ out:
 enum claim_status claim_retake_failed(struct redis_conn *c, const struct redis_lease *l,
                                       int64_t lease_ms, char *errstr, size_t errsz)
 {
-    char ms[24];
-    const char *keys[1] = {l->key}, *args[2] = {l->token, ms};
+    char ms[24], skey[REDIS_MAX_KEY + 1];
+    const char *keys[2] = {l->key, skey}, *args[2] = {l->token, ms};
     redisReply *r;
     enum claim_status st;
 
     if (scripts_ready(errstr, errsz) < 0 || ms_arg(lease_ms, ms, sizeof ms, errstr, errsz) < 0)
         return CLAIM_ERROR;
-    r = redis_eval(c, &s_retake, 1, keys, 2, args, NULL, errstr, errsz);
+    status_key(l, skey);
+    r = redis_eval(c, &s_retake, 2, keys, 2, args, NULL, errstr, errsz);
     if (!r)
         return CLAIM_ERROR;
-    if (r->type != REDIS_REPLY_INTEGER) {
-        snprintf(errstr, errsz, "claim: unexpected reply from the retake script");
-        st = CLAIM_ERROR;
-    } else {
-        st = r->integer == 1 ? CLAIM_OURS : CLAIM_BUSY;
-    }
+    /* any answer but 1 leaves the event to whoever holds it (as a busy claim would) */
+    st = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? CLAIM_OURS : CLAIM_BUSY;
     freeReplyObject(r);
     return st;
 }
@@ -213,11 +269,11 @@ enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease
                                   const struct claim_record *rec, int64_t ttl_ms, char *errstr,
                                   size_t errsz)
 {
-    const char *marker = rec->failed ? MARKER_FAILED : MARKER_OK;
-    size_t mlen = strlen(marker), lens[3];
-    const char *keys[1] = {l->key}, *args[3];
+    const size_t mlen = sizeof MARKER - 1;
+    char ms[24], status[40], skey[REDIS_MAX_KEY + 1], *value;
+    const char *keys[2] = {l->key, skey}, *args[4];
     enum claim_done_status st = CLAIM_DONE_ERROR;
-    char ms[24], *value;
+    size_t lens[4];
     redisReply *r;
 
     if (scripts_ready(errstr, errsz) < 0 || ms_arg(ttl_ms, ms, sizeof ms, errstr, errsz) < 0)
@@ -231,15 +287,19 @@ enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease
         snprintf(errstr, errsz, "claim: out of memory");
         return CLAIM_DONE_ERROR;
     }
-    memcpy(value, marker, mlen);
+    memcpy(value, MARKER, mlen);
     memcpy(value + mlen, rec->result, rec->len);
+    status_key(l, skey);
+    snprintf(status, sizeof status, "%s %zu", rec->failed ? "failed" : "succeeded", rec->len);
     args[0] = l->token;
     lens[0] = strlen(l->token);
     args[1] = value;
     lens[1] = mlen + rec->len;
     args[2] = ms;
     lens[2] = strlen(ms);
-    r = redis_eval(c, &s_done, 1, keys, 3, args, lens, errstr, errsz);
+    args[3] = status;
+    lens[3] = strlen(status);
+    r = redis_eval(c, &s_done, 2, keys, 4, args, lens, errstr, errsz);
     free(value);
     if (!r)
         return CLAIM_DONE_ERROR;
@@ -254,20 +314,39 @@ enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease
 int claim_peek(struct redis_conn *c, const char *event_id, struct claim_stored *stored,
                char *errstr, size_t errsz)
 {
-    char key[REDIS_MAX_KEY + 1];
+    char key[REDIS_MAX_KEY + 1], full[REDIS_MAX_KEY + 1], skey[REDIS_MAX_KEY + 1];
+    const char *argv[3] = {"MGET", full, skey};
+    const redisReply *v, *sv;
     redisReply *r;
     int rc = 0;
 
     if (event_key(event_id, NULL, key, sizeof key, errstr, errsz) < 0)
         return -1;
-    r = redis_command(c, errstr, errsz, "GET %s%s", redis_conn_prefix(c), key);
+    if (snprintf(full, sizeof full, "%s%s", redis_conn_prefix(c), key) >= (int)sizeof full ||
+        snprintf(skey, sizeof skey, "%s" STATUS_SUFFIX, full) >= (int)sizeof skey) {
+        snprintf(errstr, errsz, "claim: event key longer than %d bytes", REDIS_MAX_KEY);
+        return -1;
+    }
+    r = redis_command_argv(c, 3, argv, NULL, errstr, errsz);
     if (!r)
         return -1;
-    if (r->type == REDIS_REPLY_STRING && r->len >= 5 && memcmp(r->str, MARKER, 5) == 0) {
-        rc = claim_marker_parse(r->str + 5, r->len - 5, stored) < 0 ? -1 : 1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        snprintf(errstr, errsz, "claim: unexpected reply to MGET");
+        rc = -1;
+        goto out;
+    }
+    v = r->element[0];
+    sv = r->element[1];
+    if (v->type == REDIS_REPLY_STRING && v->len >= 5 && memcmp(v->str, MARKER, 5) == 0) {
+        rc = claim_stored_parse(v->str + 5, v->len - 5,
+                                sv->type == REDIS_REPLY_STRING ? sv->str : NULL,
+                                sv->type == REDIS_REPLY_STRING ? sv->len : 0, stored) < 0
+                 ? -1
+                 : 1;
         if (rc < 0)
             snprintf(errstr, errsz, "claim: out of memory");
     }
+out:
     freeReplyObject(r);
     return rc;
 }

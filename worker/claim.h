@@ -2,7 +2,10 @@
  *
  * Owns the Redis keys of one event (prefix configurable, default "hsqb:"; the hash tag
  * keeps them in one Redis Cluster slot):
- *   <prefix>evt:{<event id>}              owner token while claimed, or the done marker
+ *   <prefix>evt:{<event id>}              owner token while claimed, or the done marker:
+ *                                         "done:" + the result JSON
+ *   <prefix>evt:{<event id>}:status       "succeeded <n>" or "failed <n>" (n: the bytes
+ *                                         of the result JSON), beside the done marker
  *   <prefix>evt:{<event id>}:sent:<step>  "1" once a QBO create of that step was sent
  * and the QBO requestid of each create step (claim_request_id), since those three
  * together are what makes an event's side effects happen once.
@@ -10,14 +13,17 @@
  * The event key's life, one Lua script per transition (atomic, one round trip):
  *
  *   absent --claim_take--> token --redis_lease_renew (lease keeper)--> token
- *   token --claim_done--> done marker (TTL dedup.window)
+ *   token --claim_done--> done marker + status (TTL dedup.window, both)
  *   token --redis_lease_release / lease expires--> absent
- *   done marker "failed" --claim_retake_failed (a replay)--> token
+ *   done marker of a failure --claim_retake_failed (a replay)--> token (status dropped)
  *
- * The done marker is "done:" + status + ":" + the result JSON, status "succeeded" or
- * "failed", so a reader learns the outcome without parsing JSON. Markers written before
- * the status field existed ("done:" + JSON) are still read: their status is taken from
- * the result's CloudEvent type (claim_marker_parse); they expire within dedup.window.
+ * The status key says the outcome explicitly, so no reader parses the result to learn
+ * it. It sits beside the marker rather than in it so that the marker keeps the layout
+ * every release has written: a release from before the status key, running next to this
+ * one during a rolling update (or after a rollback), still reads "done:" + JSON as the
+ * result it re-publishes. A status counts only when its length matches the marker's
+ * result; without one (a marker written by an earlier release, or rewritten by one after
+ * a replay) the outcome is read from the result's CloudEvent type (claim_stored_parse).
  *
  * Errors: NULL / -1 / *_ERROR with errstr when Redis could not answer; see
  * common/redis.h for the connection's rules (no call is retried here: the caller decides).
@@ -55,6 +61,10 @@ struct claim_stored {
 
 void claim_stored_release(struct claim_stored *s);
 
+/* Hash the event scripts now (they are hashed on first use otherwise), so that a
+ * failure shows at start-up. 0, or -1 with errstr. */
+int claim_init(char *errstr, size_t errsz);
+
 /* Fill l for event_id (non-empty): key <prefix>evt:{<event_id>}, fresh token. 0, or -1
  * (errstr) when the key would exceed REDIS_MAX_KEY. Prepare once per processing attempt
  * and reuse l for take, renew, done and release. */
@@ -68,8 +78,9 @@ enum claim_status claim_take(struct redis_conn *c, const struct redis_lease *l, 
                              struct claim_stored *stored, char *errstr, size_t errsz);
 
 /* For a replayed event whose stored outcome is a failure: replace that done marker (or
- * an absent key) by our token for lease_ms. CLAIM_OURS, CLAIM_BUSY (a success is stored,
- * or a live claim), or CLAIM_ERROR. */
+ * an absent key) by our token for lease_ms, and drop its status. CLAIM_OURS, CLAIM_BUSY
+ * (a success is stored, a live claim, or an unexpected answer), or CLAIM_ERROR (Redis
+ * did not answer). */
 enum claim_status claim_retake_failed(struct redis_conn *c, const struct redis_lease *l,
                                       int64_t lease_ms, char *errstr, size_t errsz);
 
@@ -88,8 +99,8 @@ struct claim_record {
     size_t len;
 };
 
-/* Replace the claim with the done marker of rec, expiring after ttl_ms (the dedup
- * window).
+/* Replace the claim with the done marker of rec and its status, both expiring after
+ * ttl_ms (the dedup window).
  *
  * Decision: the marker is written even when our claim was lost (lease expired, possibly
  * re-claimed by another worker). When this is called the QuickBooks side effect has
@@ -106,10 +117,13 @@ enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease
 int claim_peek(struct redis_conn *c, const char *event_id, struct claim_stored *stored,
                char *errstr, size_t errsz);
 
-/* Parse the value after "done:" (v, len bytes: either "succeeded:" / "failed:" + JSON,
- * or a JSON result from before the status field) into *out (result malloc'd). 0, or -1
- * on allocation failure. Pure; exposed for the migration test. */
-int claim_marker_parse(const char *v, size_t len, struct claim_stored *out);
+/* The stored outcome of a done marker: json (len bytes, the value after "done:") and
+ * status (slen bytes, the status key's value; NULL when absent) into *out (result
+ * malloc'd). The status decides when it belongs to this result (its length matches),
+ * else the result's CloudEvent type does. 0, or -1 on allocation failure. Pure; exposed
+ * for the tests of both marker generations. */
+int claim_stored_parse(const char *json, size_t len, const char *status, size_t slen,
+                       struct claim_stored *out);
 
 /* Mark that step's QBO create of event_id is about to be sent (SET NX, ttl_ms): 0 when
  * we are the first, 1 when it was marked before (a retry, a crash, a taken-over claim:

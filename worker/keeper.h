@@ -13,7 +13,10 @@
  *
  * Invariants: an entry is on the list from keeper_add until keeper_remove, and must be
  * removed before its memory is reused or freed. The pipeline adds an entry right after
- * taking a claim and removes it in one place, when the delivery ends.
+ * taking a claim and removes it in one place, when the delivery ends. So a claim stays
+ * alive through the delivery's last sends (a dead letter or a retry-topic record may
+ * take longer than a lease); once the delivery released it or recorded its outcome, a
+ * renewal finds another value and only sets the lost flag, which nobody reads by then.
  *
  * Thread-safety: keeper_add / keeper_remove from any thread (the list is under a mutex;
  * renewals happen outside it); the lost flag is atomic.

@@ -173,7 +173,7 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     };
     if (p->retry.cap_ms < p->retry.base_ms)
         p->retry.cap_ms = p->retry.base_ms;
-    if (backoff_policy_check(&p->retry, errstr, errsz) < 0 ||
+    if (backoff_policy_check(&p->retry, errstr, errsz) < 0 || claim_init(errstr, errsz) < 0 ||
         delay_policy_from_config(&p->delay, cfg, errstr, errsz) < 0 ||
         !(p->breaker = new_breaker(cfg, p->deps.metrics, errstr, errsz)) ||
         !(p->keeper = keeper_new(&p->ropts, config_get_ms(cfg, "claim.lease"), errstr, errsz)))

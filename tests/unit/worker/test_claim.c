@@ -76,8 +76,19 @@ static void test_claim_busy_done_release(void **state)
     assert_int_equal(claim_done(b, &lb, &(struct claim_record){1, "{}", 2}, 1000, err, sizeof(err)),
                      CLAIM_DONE_ALREADY);
     assert_int_equal(redis_lease_release(a, &la, err, sizeof(err)), REDIS_OWNER_LOST);
-    /* the marker names its status before the JSON */
-    assert_int_equal(strncmp(testutil_redis_get(a, la.key), "done:succeeded:{", 16), 0);
+    /* the marker keeps the layout every release reads ("done:" + the result, so an
+     * earlier release running beside this one re-publishes the result unchanged); the
+     * status sits beside it, with the result's length */
+    {
+        char want[256], skey[REDIS_MAX_KEY + 16];
+
+        snprintf(want, sizeof want, "done:%s", result);
+        assert_string_equal(testutil_redis_get(a, la.key), want);
+        snprintf(skey, sizeof skey, "%s:status", la.key);
+        snprintf(want, sizeof want, "succeeded %zu", strlen(result));
+        assert_string_equal(testutil_redis_get(a, skey), want);
+        assert_true(testutil_redis_pttl(a, skey) > 6 * 86400000LL);
+    }
     /* the stored outcome without claiming it (replay) */
     assert_int_equal(claim_take(b, &lb, 30000, NULL, err, sizeof(err)), CLAIM_DONE);
     assert_int_equal(claim_peek(b, "cb-1", &got, err, sizeof(err)), 1);
@@ -198,7 +209,8 @@ static void test_retake_failed_only(void **state)
     assert_int_equal(claim_done(a, &l, &(struct claim_record){0, "{}", 2}, 60000, err, sizeof(err)),
                      CLAIM_DONE_WRITTEN);
     assert_int_equal(claim_retake_failed(a, &other, 30000, err, sizeof(err)), CLAIM_BUSY);
-    assert_int_equal(strncmp(testutil_redis_get(a, l.key), "done:succeeded:", 15), 0);
+    assert_string_equal(testutil_redis_get(a, l.key), "done:{}");
+    assert_string_equal(testutil_redis_get(a, "hsqb:evt:{cb-f1}:status"), "succeeded 2");
     /* nothing stored: taken */
     assert_int_equal(claim_prepare(a, &l, "cb-f2", err, sizeof(err)), 0);
     assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
@@ -206,9 +218,11 @@ static void test_retake_failed_only(void **state)
     redis_conn_free(a);
 }
 
-/* Done markers written before the status field ("done:" + JSON) are still read right:
- * the status comes from the result's CloudEvent type; a replay retakes a stored failure. */
-static void test_done_markers_from_before_the_status_field(void **state)
+/* Done markers written by earlier releases (no status key) are still read right: the
+ * outcome comes from the result's CloudEvent type; a replay retakes a stored failure. A
+ * status that does not belong to the marker (a marker an earlier release rewrote after a
+ * replay) is ignored the same way. */
+static void test_done_markers_of_earlier_releases(void **state)
 {
     static const char ok_json[] = "{\"type\":\"hsqb.result.succeeded\",\"id\":\"cb-o:result\"}",
                       failed_json[] = "{\"type\":\"hsqb.result.failed\",\"id\":\"cb-l:result\"}";
@@ -242,14 +256,34 @@ static void test_done_markers_from_before_the_status_field(void **state)
                      CLAIM_DONE_ALREADY);
     assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
 
-    /* the parser alone, on both forms and on an empty legacy value */
-    assert_int_equal(claim_marker_parse("failed:{}", 9, &got), 0);
+    /* a stale status (length of another result) is not believed: the failed result is */
+    snprintf(v, sizeof v, "done:%s", failed_json);
+    set(a, "hsqb:evt:{cb-s}", v);
+    set(a, "hsqb:evt:{cb-s}:status", "succeeded 2");
+    assert_int_equal(claim_peek(a, "cb-s", &got, err, sizeof(err)), 1);
+    assert_int_equal(got.failed, 1);
+    claim_stored_release(&got);
+    assert_int_equal(claim_prepare(a, &l, "cb-s", err, sizeof(err)), 0);
+    assert_int_equal(claim_retake_failed(a, &l, 30000, err, sizeof(err)), CLAIM_OURS);
+    assert_string_equal(testutil_redis_get(a, "hsqb:evt:{cb-s}:status"), "(nil)");
+
+    /* the parser alone */
+    assert_int_equal(claim_stored_parse("{}", 2, "failed 2", 8, &got), 0);
     assert_int_equal(got.failed, 1);
     assert_string_equal(got.result, "{}");
     claim_stored_release(&got);
-    assert_int_equal(claim_marker_parse("", 0, &got), 0);
+    assert_int_equal(claim_stored_parse("{}", 2, "failed 3", 8, &got), 0); /* not its status */
+    assert_int_equal(got.failed, 0);
+    claim_stored_release(&got);
+    assert_int_equal(claim_stored_parse(failed_json, strlen(failed_json), NULL, 0, &got), 0);
     assert_int_equal(got.failed, 1);
+    claim_stored_release(&got);
+    assert_int_equal(claim_stored_parse("", 0, "failed", 6, &got), 0); /* malformed status */
+    assert_int_equal(got.failed, 0);
     assert_int_equal(got.len, 0);
+    claim_stored_release(&got);
+    assert_int_equal(claim_stored_parse("{}", 2, "failed 99999999999999999999999", 29, &got), 0);
+    assert_int_equal(got.failed, 0);
     claim_stored_release(&got);
     redis_conn_free(a);
 }
@@ -310,8 +344,7 @@ int main(void)
         cmocka_unit_test_setup(test_release_keeps_foreign_claim, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_lease_expiry_and_takeover, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_retake_failed_only, testutil_redis_flush_setup),
-        cmocka_unit_test_setup(test_done_markers_from_before_the_status_field,
-                               testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_done_markers_of_earlier_releases, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_sent_markers, testutil_redis_flush_setup),
         cmocka_unit_test(test_request_id),
     };
