@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
+
 #define MS_PER_DAY    86400000LL
 #define MAX_REJECTION 64
 /* Days from 0001-01-01 to 1970-01-01 in the proleptic Gregorian calendar. */
@@ -65,9 +67,7 @@ int backoff_init(struct backoff *b, const struct backoff_policy *policy, uint64_
     memset(b, 0, sizeof(*b));
     b->policy = *policy;
     if (seed == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        seed = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+        seed = (uint64_t)clock_mono_us();
         seed ^= (uint64_t)(uintptr_t)b;
         seed ^= mix64(__atomic_fetch_add(&seed_counter, 1, __ATOMIC_RELAXED));
     }

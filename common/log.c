@@ -7,6 +7,7 @@
  * The registered-secret list is small and rarely written; a mutex guards it.
  */
 #include "common/log.h"
+#include "common/clock.h"
 #include "common/json.h"
 
 #include <ctype.h>
@@ -218,14 +219,14 @@ char *log_redact(const char *text, char *out, size_t outsz)
 
 static void put_timestamp(struct jbuf *jb)
 {
-    struct timespec ts;
+    int64_t now = clock_wall_ms();
+    time_t secs = (time_t)(now / 1000);
     struct tm tm;
     char buf[96];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+
+    gmtime_r(&secs, &tm);
     snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (long)(ts.tv_nsec / 1000000L) % 1000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(now % 1000));
     jbuf_kv_str(jb, "ts", buf);
 }
 
