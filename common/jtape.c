@@ -152,6 +152,8 @@ static int scan_string(struct parse *ps, struct jstr *js)
     unsigned cu, lo;
 
     js->escaped = js->has_nul = 0;
+    js->s = body; /* set on every path (the analyzer cannot see parse_fail is always -1) */
+    js->n = 0;
     for (;;) {
         while (ps->p < ps->end && *ps->p >= 0x20 && *ps->p < 0x80 && *ps->p != '"' &&
                *ps->p != '\\')

@@ -270,7 +270,7 @@ static void complete_callback(struct delivery *dl)
     const struct result_info *info = &dl->info;
     struct ioctx io = {dl->io.http, dl->io.redis, 0, NULL};
     struct hubspot_ctx hc = {info->subject.portal_id, NULL};
-    struct hubspot_output_field out[3];
+    struct hubspot_output_field out[3] = {{0}};
     struct api_error err;
     size_t n = 0;
     int ok = info->qbo != NULL;

@@ -324,11 +324,9 @@ int producer_warm(struct producer *pr, const char *const *topics, size_t n, int6
         err = left > 0 ? rd_kafka_metadata(pr->rk, 0, rkt, &md, (int)left)
                        : RD_KAFKA_RESP_ERR__TIMED_OUT;
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (md->topic_cnt != 1)
-                err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-            else if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            if (md->topic_cnt == 1 && md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
                 err = md->topics[0].err;
-            else if (md->topics[0].partition_cnt <= 0)
+            else if (md->topic_cnt != 1 || md->topics[0].partition_cnt <= 0)
                 err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         }
         if (md)

@@ -444,7 +444,7 @@ static enum ratelimit_status acquire(struct ratelimit *rl, struct redis_conn *re
     const char *tenant = rq->tenant;
     int64_t deadline_ms = rq->deadline_ms;
     struct ratelimit_prefetch *pf = rq->pf;
-    struct rl_keys k;
+    struct rl_keys k = {.rate = ""};
     char token[RATELIMIT_TOKEN_MAX];
     const char *keys[2] = {k.rate, k.conc}, *args[6] = {NULL, NULL, NULL, NULL, token, NULL};
     const struct ratelimit_limits *l;
@@ -545,7 +545,7 @@ out_nolocal:
 void ratelimit_prefetch_drop(struct ratelimit *rl, struct redis_conn *redis,
                              struct ratelimit_prefetch *pf)
 {
-    struct rl_keys k;
+    struct rl_keys k = {.rate = ""};
     char err[256];
     const char *keys[1] = {k.rate}, *args[RATELIMIT_PREFETCH_MAX];
     int rc = -1;
@@ -603,7 +603,7 @@ enum ratelimit_status ratelimit_acquire(struct ratelimit *rl, struct redis_conn 
 
 void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ratelimit_slot *slot)
 {
-    struct rl_keys k;
+    struct rl_keys k = {.rate = ""};
     char err[256];
     const char *keys[2] = {k.rate, k.conc}, *args[3];
     int rc = -1;
@@ -631,7 +631,7 @@ void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ra
 int ratelimit_penalize(struct ratelimit *rl, struct redis_conn *redis, enum ratelimit_kind kind,
                        const char *tenant, int64_t retry_after_ms, char *errstr, size_t errsz)
 {
-    struct rl_keys k;
+    struct rl_keys k = {.rate = ""};
     char err[256], a_ms[24], a_win[24];
     const char *keys[1] = {k.rate}, *args[2] = {a_ms, a_win};
     redisReply *r;
