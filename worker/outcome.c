@@ -286,8 +286,7 @@ static void complete_callback(struct delivery *dl)
     }
     if (hubspot_complete_callback(&io, dl->env->hubspot, &hc,
                                   &(struct hubspot_completion){dl->event_id, ok, out, n}, &err) < 0)
-        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id,
-                 err.message);
+        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id, err.message);
 }
 
 /* Another owner recorded an outcome first: that one is the event's outcome. */
