@@ -160,13 +160,25 @@ void sales_private_note(const struct action_event *ev, char *out, size_t outsz)
              ev->object_id, ev->id);
 }
 
+/* "YYYY-MM-DD" (UTC) of ms into out: 1, or 0 (out untouched) outside years 1..9999. */
+static int utc_date(int64_t ms, char out[11])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[16];
+
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999 ||
+        strftime(buf, sizeof buf, "%Y-%m-%d", &tm) != 10)
+        return 0;
+    memcpy(out, buf, 11);
+    return 1;
+}
+
 void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11])
 {
-    time_t t = (time_t)((ev->time_ms > 0 ? ev->time_ms : now_ms) / 1000);
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, 11, "%Y-%m-%d", &tm);
+    if ((ev->time_ms > 0 && utc_date(ev->time_ms, out)) || utc_date(now_ms, out))
+        return;
+    memcpy(out, "1970-01-01", 11); /* neither is a date: the epoch, never garbage */
 }
 
 /* ---- the run ------------------------------------------------------------------------ */

@@ -124,8 +124,8 @@ static int hdr_u64(const rd_kafka_headers_t *h, const char *name, int64_t *out)
     if (s[0] == '0' && n > 1)
         return -1;
     for (i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
+        if (s[i] < '0' || s[i] > '9' || x > (INT64_MAX - (s[i] - '0')) / 10)
+            return -1; /* not a digit, or past INT64_MAX (19 digits can be) */
         x = x * 10 + (s[i] - '0');
     }
     *out = x;
@@ -223,8 +223,8 @@ static int publish(const struct delay_policy *pol, struct producer *pr, const st
                    const struct kafka_header_set *h, int64_t timeout_ms, char *errstr, size_t errsz)
 {
     /* the original key and value bytes, never re-serialised (headers.md) */
-    struct producer_msg pm = {pol->retry_topic, m->key, m->key ? m->key_len : 0,
-                              m->value, m->value_len, h->h, h->n};
+    struct producer_msg pm = {
+        pol->retry_topic, m->key, m->key ? m->key_len : 0, m->value, m->value_len, h->h, h->n};
 
     return producer_send_sync(pr, &pm, timeout_ms, errstr, errsz);
 }

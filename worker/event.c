@@ -431,7 +431,7 @@ static int parse_rfc3339(const char *s, size_t len, int64_t *ms)
         digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) ||
         s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' || digits(s + 17, 2, &sec))
         return -1;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+    if (Y < 1 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
         return -1;
     if (s[p] == '.') {
         size_t start = ++p;
@@ -462,7 +462,9 @@ static int parse_rfc3339(const char *s, size_t len, int64_t *ms)
     tm.tm_min = m;
     tm.tm_sec = sec;
     *ms = ((int64_t)timegm(&tm) - (int64_t)sign * (oh * 3600 + om * 60)) * 1000 + frac_ms;
-    return 0;
+    /* an offset or a leap second can carry 9999-12-31 into year 10000, which no date
+     * field downstream (QBO's TxnDate, YYYY-MM-DD) can hold */
+    return *ms >= EVENT_TIME_MIN_MS && *ms <= EVENT_TIME_MAX_MS ? 0 : -1;
 }
 
 /* ---- inputs ---------------------------------------------------------------------- */

@@ -22,15 +22,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_MAX_BYTES   1048576 /* whole message value: 1 MiB */
-#define EVENT_MAX_DEPTH   64      /* JSON nesting; the event object is depth 1 */
-#define EVENT_ID_MAX      200     /* characters of id / data.callbackId */
-#define EVENT_SOURCE_MAX  1024    /* characters of the CloudEvents source */
-#define EVENT_TIME_MAX    40      /* bytes of an RFC 3339 time (9 fraction digits) */
-#define EVENT_REALM_MAX   32      /* digits of a QBO realm id */
-#define EVENT_NAME_MAX    500     /* code points of an account/term/vendor input */
-#define EVENT_KEY_MAX     64      /* bytes of a key, NUL included (longest is 57) */
-#define EVENT_ERRSTR_SIZE 256     /* enough for any event_decode message */
+#define EVENT_MAX_BYTES  1048576 /* whole message value: 1 MiB */
+#define EVENT_MAX_DEPTH  64      /* JSON nesting; the event object is depth 1 */
+#define EVENT_ID_MAX     200     /* characters of id / data.callbackId */
+#define EVENT_SOURCE_MAX 1024    /* characters of the CloudEvents source */
+#define EVENT_TIME_MAX   40      /* bytes of an RFC 3339 time (9 fraction digits) */
+/* The instants a time may name, in UTC: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z
+ * (four-digit years; a local time's offset may not carry it outside). */
+#define EVENT_TIME_MIN_MS (-62135596800000LL)
+#define EVENT_TIME_MAX_MS 253402300799999LL
+#define EVENT_REALM_MAX   32  /* digits of a QBO realm id */
+#define EVENT_NAME_MAX    500 /* code points of an account/term/vendor input */
+#define EVENT_KEY_MAX     64  /* bytes of a key, NUL included (longest is 57) */
+#define EVENT_ERRSTR_SIZE 256 /* enough for any event_decode message */
 
 /* ---- vocabularies ---------------------------------------------------------------- */
 

@@ -334,6 +334,16 @@ static void test_note_and_date(void **state)
     ev.time_ms = 1709251200000LL; /* 2024-03-01T00:00:00Z */
     sales_txn_date(&ev, 1714558831412LL, date);
     assert_string_equal(date, "2024-03-01");
+    /* a time past year 9999 (the decoder refuses them; the date never depends on it):
+     * now's date, always terminated */
+    memset(date, 'X', sizeof date);
+    ev.time_ms = 253402300800000LL; /* 10000-01-01T00:00:00Z */
+    sales_txn_date(&ev, 1714558831412LL, date);
+    assert_string_equal(date, "2024-05-01");
+    memset(date, 'X', sizeof date);
+    ev.time_ms = 0;
+    sales_txn_date(&ev, 400000000000000LL, date); /* now past 9999 too: the epoch */
+    assert_string_equal(date, "1970-01-01");
 }
 
 static void test_ops_table(void **state)

@@ -234,6 +234,15 @@ static void test_hold_only_early_retry_records(void **state)
     rd_kafka_header_add(h, "hsqb-not-before", -1, "017", -1);
     assert_int_equal(delay_not_before(h, &nb), -1);
     assert_int_equal(delay_hold_ms(&pol, "hsqb.actions.retry", h, now), 0);
+    /* 19 digits fit only up to INT64_MAX: past it the value is refused, never wrapped */
+    rd_kafka_header_add(h, "hsqb-not-before", -1, "9223372036854775807", -1);
+    assert_int_equal(delay_not_before(h, &nb), 0);
+    assert_true(nb == INT64_MAX);
+    rd_kafka_header_add(h, "hsqb-not-before", -1, "9223372036854775808", -1);
+    assert_int_equal(delay_not_before(h, &nb), -1);
+    rd_kafka_header_add(h, "hsqb-not-before", -1, "9999999999999999999", -1);
+    assert_int_equal(delay_not_before(h, &nb), -1);
+    assert_int_equal(delay_hold_ms(&pol, "hsqb.actions.retry", h, now), 0);
     rd_kafka_headers_destroy(h);
 }
 

@@ -417,6 +417,21 @@ static void test_id_length_and_time_forms(void **state)
                    {"time", "\"2024-05-01T10:20:30.1234567890Z\""});
     EXPECT_INVALID("time: \"2024-05-01T10:20:30+0200\" is not an RFC 3339 date-time",
                    {"time", "\"2024-05-01T10:20:30+0200\""});
+    /* the edges of four-digit years: an offset or a leap second may not leave them */
+    assert_int_equal(DECODE(&ev, err, {"time", "\"9999-12-31T23:59:59.999Z\""}), EVENT_OK);
+    assert_int_equal(ev.time_ms, EVENT_TIME_MAX_MS);
+    event_release(&ev);
+    assert_int_equal(DECODE(&ev, err, {"time", "\"0001-01-01T00:00:00Z\""}), EVENT_OK);
+    assert_int_equal(ev.time_ms, EVENT_TIME_MIN_MS);
+    event_release(&ev);
+    EXPECT_INVALID("time: \"9999-12-31T23:59:59-23:59\" is not an RFC 3339 date-time",
+                   {"time", "\"9999-12-31T23:59:59-23:59\""});
+    EXPECT_INVALID("time: \"9999-12-31T23:59:60Z\" is not an RFC 3339 date-time",
+                   {"time", "\"9999-12-31T23:59:60Z\""});
+    EXPECT_INVALID("time: \"0001-01-01T00:00:00+00:01\" is not an RFC 3339 date-time",
+                   {"time", "\"0001-01-01T00:00:00+00:01\""});
+    EXPECT_INVALID("time: \"0000-06-01T00:00:00Z\" is not an RFC 3339 date-time",
+                   {"time", "\"0000-06-01T00:00:00Z\""});
 }
 
 /* ---- numbers and ids --------------------------------------------------------------- */
