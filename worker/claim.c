@@ -204,19 +204,28 @@ static int ms_arg(int64_t ms, char *buf, size_t bufsz, char *errstr, size_t errs
     return 0;
 }
 
-enum claim_status claim_take(struct redis_conn *c, const struct redis_lease *l, int64_t lease_ms,
-                             struct claim_stored *stored, char *errstr, size_t errsz)
+/* Run a script taking (event key, status key; token, lease ms), as TAKE and RETAKE do.
+ * The reply (caller frees), or NULL with errstr. */
+static redisReply *eval_claim(struct redis_conn *c, const struct redis_script *s,
+                              const struct redis_lease *l, int64_t lease_ms, char *errstr,
+                              size_t errsz)
 {
     char ms[24], skey[REDIS_MAX_KEY + 1];
     const char *keys[2] = {l->key, skey}, *args[2] = {l->token, ms};
-    enum claim_status st = CLAIM_ERROR;
-    const redisReply *v, *sv;
-    redisReply *r;
 
     if (scripts_ready(errstr, errsz) < 0 || ms_arg(lease_ms, ms, sizeof ms, errstr, errsz) < 0)
-        return CLAIM_ERROR;
+        return NULL;
     status_key(l, skey);
-    r = redis_eval(c, &s_take, 2, keys, 2, args, NULL, errstr, errsz);
+    return redis_eval(c, s, 2, keys, 2, args, NULL, errstr, errsz);
+}
+
+enum claim_status claim_take(struct redis_conn *c, const struct redis_lease *l, int64_t lease_ms,
+                             struct claim_stored *stored, char *errstr, size_t errsz)
+{
+    enum claim_status st = CLAIM_ERROR;
+    const redisReply *v, *sv;
+    redisReply *r = eval_claim(c, &s_take, l, lease_ms, errstr, errsz);
+
     if (!r)
         return CLAIM_ERROR;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -248,15 +257,9 @@ out:
 enum claim_status claim_retake_failed(struct redis_conn *c, const struct redis_lease *l,
                                       int64_t lease_ms, char *errstr, size_t errsz)
 {
-    char ms[24], skey[REDIS_MAX_KEY + 1];
-    const char *keys[2] = {l->key, skey}, *args[2] = {l->token, ms};
-    redisReply *r;
+    redisReply *r = eval_claim(c, &s_retake, l, lease_ms, errstr, errsz);
     enum claim_status st;
 
-    if (scripts_ready(errstr, errsz) < 0 || ms_arg(lease_ms, ms, sizeof ms, errstr, errsz) < 0)
-        return CLAIM_ERROR;
-    status_key(l, skey);
-    r = redis_eval(c, &s_retake, 2, keys, 2, args, NULL, errstr, errsz);
     if (!r)
         return CLAIM_ERROR;
     /* any answer but 1 leaves the event to whoever holds it (as a busy claim would) */

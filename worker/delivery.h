@@ -56,7 +56,6 @@ struct pipeline_env {
     int complete_callbacks; /* callbacks.complete */
     const struct delay_policy *delay;
     struct breaker *breaker;
-    struct keeper *keeper;
 };
 
 struct delivery {

@@ -191,7 +191,6 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
         .complete_callbacks = config_get_bool(cfg, "callbacks.complete"),
         .delay = &p->delay,
         .breaker = p->breaker,
-        .keeper = p->keeper,
     };
     return p;
 fail:
