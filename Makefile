@@ -13,6 +13,11 @@
 #   make fmt        clang-format -i over our sources
 #   make demo       the main job end to end against the dev stack
 #   make bench      the benchmark (not a test)
+#   make kafka-dist Apache Kafka's broker jars (Maven Central, cached in ~/.m2)
+#
+# KAFKA=mock|apache picks the Kafka of `make stack`, `make demo` and `make bench`
+# (default mock: librdkafka's mock cluster); the end-to-end and fault tiers of
+# `make test` always run on Apache Kafka.
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -212,7 +217,7 @@ unit-bins: $(UNIT_BINS) $(COMPONENT_BINS)
 # tests/run-tests drives every tier, counts test cases and prints the summary line.
 .PHONY: test check unit
 test: deps
-	@$(MAKE) --no-print-directory all unit-bins
+	@$(MAKE) --no-print-directory all unit-bins kafka-dist
 	@BUILD=$(BUILD) tests/run-tests all
 
 check: test
@@ -224,15 +229,15 @@ unit: unit-bins
 # events, a readable report of outcomes and of what now exists in the QBO sandbox.
 .PHONY: demo
 demo: deps
-	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) /usr/bin/python3 tests/demo/demo.py $(DEMO_ARGS)
+	@$(MAKE) --no-print-directory all $(if $(filter apache,$(KAFKA)),kafka-dist)
+	@BUILD=$(BUILD) KAFKA=$(KAFKA) /usr/bin/python3 tests/demo/demo.py $(DEMO_ARGS)
 
 # The dev stack (redis-server, kafka-mock, hsqb-sandbox) on private ports; addresses and
 # HSQB_* settings in .stack/env. `make stack-down` stops exactly those processes.
 .PHONY: stack stack-down
 stack: deps
-	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) tests/stack/stack up
+	@$(MAKE) --no-print-directory all $(if $(filter apache,$(KAFKA)),kafka-dist)
+	@BUILD=$(BUILD) KAFKA=$(KAFKA) tests/stack/stack up
 
 stack-down:
 	@tests/stack/stack down
@@ -241,7 +246,7 @@ stack-down:
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  all unit-bins
+	  all unit-bins kafka-dist
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=build-asan tests/run-tests unit component schema integration
 
@@ -257,10 +262,30 @@ DEB_PACKAGES := build-essential pkg-config librdkafka-dev libcurl4-openssl-dev l
 # Debian's packages are only installed when node or npm is missing.
 NODE_PACKAGES := $(if $(shell command -v node 2>/dev/null),,nodejs) \
 	$(if $(shell command -v npm 2>/dev/null),,npm)
+# Java 17+ runs the Apache Kafka broker of the end-to-end tiers, Maven fetches it: any
+# java and mvn on PATH will do, Debian's are installed only when they are missing.
+JAVA_PACKAGES := $(if $(shell command -v java 2>/dev/null),,openjdk-17-jre-headless) \
+	$(if $(shell command -v mvn 2>/dev/null),,maven)
 
 .PHONY: deps
 deps:
-	@tests/install-deps $(DEB_PACKAGES) $(strip $(NODE_PACKAGES))
+	@tests/install-deps $(DEB_PACKAGES) $(strip $(NODE_PACKAGES) $(JAVA_PACKAGES))
+
+# ---- Apache Kafka -----------------------------------------------------------------------
+# The broker's jars, as tests/kafka/pom.xml pins them, copied into $(BUILD)/kafka/libs.
+# Maven downloads into ~/.m2 only what is not there yet (the first run: ~46 MB).
+KAFKA ?= mock
+KAFKA_DIST := $(BUILD)/kafka/libs/.complete
+
+.PHONY: kafka-dist
+kafka-dist: $(KAFKA_DIST)
+
+$(KAFKA_DIST): tests/kafka/pom.xml
+	@echo "kafka-dist: Apache Kafka's jars from Maven Central (cached in ~/.m2) -> $(BUILD)/kafka/libs"
+	@rm -rf $(BUILD)/kafka/libs
+	@mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies \
+	  -DoutputDirectory=$(abspath $(BUILD)/kafka/libs)
+	@touch $@
 
 # ---- quality --------------------------------------------------------------------------
 FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] tests/sandbox/*.[ch] \
@@ -270,8 +295,8 @@ FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/
 # the ideal bound and to a one-in-flight-per-partition baseline. BENCH_ARGS passes options.
 .PHONY: bench
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@BUILD=$(BUILD) /usr/bin/python3 tests/bench/bench.py $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory all $(if $(filter apache,$(KAFKA)),kafka-dist)
+	@BUILD=$(BUILD) KAFKA=$(KAFKA) /usr/bin/python3 tests/bench/bench.py $(BENCH_ARGS)
 
 # Regenerate the generated docs (README configuration reference, example config).
 .PHONY: docs

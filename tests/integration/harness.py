@@ -44,6 +44,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEED_DIR = ROOT / "tests" / "sandbox" / "seed"
 SCHEMA_DIR = ROOT / "schemas"
 STACK = ROOT / "tests" / "stack" / "stack"
+KAFKA_ADMIN = ROOT / "tests" / "stack" / "kafka_admin.py"
+STACK_LOGS = ("redis.log", "kafka-mock.log", "sandbox.log")
 
 TOPIC_ACTIONS = "hsqb.actions"
 TOPIC_RESULTS = "hsqb.results"
@@ -623,7 +625,13 @@ DEFAULT_WORKER_ENV = {
 
 
 class Harness:
-    def __init__(self, logdir=None, worker_env=None):
+    def __init__(self, logdir=None, worker_env=None, kafka=None, kafka_brokers=1,
+                 kafka_security="plaintext"):
+        """kafka: "apache" (Apache Kafka, KRaft) or "mock" (librdkafka's mock cluster);
+        default $KAFKA, else mock. kafka_brokers and kafka_security apply to apache."""
+        self.kafka_kind = kafka or os.environ.get("KAFKA") or "mock"
+        self.kafka_brokers = kafka_brokers
+        self.kafka_security = kafka_security
         self.logdir = pathlib.Path(logdir or tempfile.mkdtemp(prefix="hsqb-e2e-logs-"))
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.stack_dir = None
@@ -653,12 +661,16 @@ class Harness:
         return self
 
     def start_stack(self):
-        for b in ("kafka-mock", "hsqb-sandbox", "hsqb-worker"):
+        need = ["hsqb-sandbox", "hsqb-worker"]
+        need.append("kafka-mock" if self.kafka_kind == "mock" else "kafka/libs/.complete")
+        for b in need:
             if not (build_dir() / b).exists():
-                raise RuntimeError("%s missing: run make first" % (build_dir() / b))
+                raise RuntimeError("%s missing: run make first (make kafka-dist for Apache "
+                                   "Kafka)" % (build_dir() / b))
         # The stack dir holds a UNIX socket, so keep its path short (108-byte limit).
         self.stack_dir = pathlib.Path(tempfile.mkdtemp(prefix="hsqb-stack-"))
-        env = dict(os.environ, BUILD=str(build_dir()))
+        env = dict(os.environ, BUILD=str(build_dir()), KAFKA=self.kafka_kind,
+                   KAFKA_BROKERS=str(self.kafka_brokers), KAFKA_SECURITY=self.kafka_security)
         # Own session: a Ctrl-C at the terminal reaches us, not the stack's daemons, so
         # stop() can take them down in order.
         r = subprocess.run([str(STACK), "up", str(self.stack_dir)], env=env,
@@ -710,12 +722,38 @@ class Harness:
                 pass
         self.collector = self.producer = None
         if self.stack_dir and self.stack_dir.exists():
-            for name in ("redis.log", "kafka-mock.log", "sandbox.log"):
-                p = self.stack_dir / name
-                if p.exists():
-                    shutil.copy(p, self.logdir / name)
+            for p in self.stack_logs():
+                shutil.copy(p, self.logdir / p.name)
             shutil.rmtree(self.stack_dir, ignore_errors=True)
         return statuses
+
+    def stack_logs(self):
+        """The stack's own log files (redis, Kafka, sandbox), while the stack dir exists."""
+        if not self.stack_dir:
+            return []
+        return sorted(p for p in self.stack_dir.glob("*.log")
+                      if p.name in STACK_LOGS or p.name.startswith("kafka-"))
+
+    # -- the Apache Kafka of the stack --
+    def kafka_ctl(self, what, node="all"):
+        """what: kill (SIGKILL), stop (SIGTERM, controlled shutdown) or start one broker node
+        (1..kafka_brokers) or all of them; start returns once the cluster answers."""
+        assert self.kafka_kind == "apache", "kafka_ctl needs the Apache Kafka stack"
+        r = subprocess.run([str(STACK), "kafka-" + what, str(self.stack_dir), str(node)],
+                           env=dict(os.environ, BUILD=str(build_dir())), capture_output=True,
+                           text=True, timeout=120, start_new_session=True)
+        if r.returncode != 0:
+            raise RuntimeError("stack kafka-%s %s failed:\n%s%s" % (what, node, r.stdout,
+                                                                   r.stderr))
+
+    def kafka_admin(self, *args):
+        """tests/stack/kafka_admin.py against this stack's brokers; returns stdout."""
+        r = subprocess.run(["/usr/bin/python3", str(KAFKA_ADMIN), args[0],
+                            self.env["KAFKA_BOOTSTRAP"]] + [str(a) for a in args[1:]],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("kafka_admin %s failed:\n%s%s" % (args, r.stdout, r.stderr))
+        return r.stdout
 
     # -- workers --
     def worker_env(self, extra=None):

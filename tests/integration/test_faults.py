@@ -184,18 +184,39 @@ def summary(name, got, failed, t0):
 
 # ---- 1. Kafka broker down ---------------------------------------------------------------------
 
+def produce_errors(h, seconds):
+    """Produce requests fail with NOT_ENOUGH_REPLICAS for a while: on Apache Kafka by
+    asking for more in-sync replicas than the results topic has, on the mock by its
+    error injection (the next 20 Produce requests)."""
+    if h.kafka_kind == "mock":
+        mock_ctl(h, "errors Produce 20 NOT_ENOUGH_REPLICAS")
+        return
+    h.kafka_admin("set-config", harness.TOPIC_RESULTS, "min.insync.replicas=%d" % (
+        h.kafka_brokers + 1))
+    time.sleep(seconds)
+    h.kafka_admin("set-config", harness.TOPIC_RESULTS, "min.insync.replicas=1")
+
+
 def test_kafka_down_for_10s_and_produce_errors(fleet):
+    """The whole cluster gone for 10 s mid-stream (Apache Kafka: every broker SIGKILLed
+    and started again on its data; the mock: its brokers down), then results refused
+    with NOT_ENOUGH_REPLICAS for a while."""
     h = fleet
     prepare(h)
     t0 = time.monotonic()
     evs = stream(h)
     h.produce(*evs)
     wait_progress(h, evs, 0.3)
-    mock_ctl(h, "broker down all")
-    time.sleep(10)
-    mock_ctl(h, "broker up all")
+    if h.kafka_kind == "mock":
+        mock_ctl(h, "broker down all")
+        time.sleep(10)
+        mock_ctl(h, "broker up all")
+    else:
+        h.kafka_ctl("kill")
+        time.sleep(10)
+        h.kafka_ctl("start")
     # the next Produce requests (results, dead letters, retry records) fail
-    mock_ctl(h, "errors Produce 20 NOT_ENOUGH_REPLICAS")
+    produce_errors(h, 5)
     got, failed = check_stream(h, evs, timeout=150)
     assert not failed
     summary("kafka down", got, failed, t0)
