@@ -511,6 +511,7 @@ static rd_kafka_conf_t *make_conf(struct consumer *c, const struct config *cfg, 
         conf_set(conf, "partition.assignment.strategy", "range,roundrobin", errstr, errsz) < 0 ||
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errsz) < 0 ||
         conf_set(conf, "enable.auto.commit", "true", errstr, errsz) < 0 ||
+        conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errsz) < 0 ||
         conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz) < 0 ||
         (c->hooks.lag && !config_kafka_get(cfg, "statistics.interval.ms") &&
          conf_set(conf, "statistics.interval.ms", STATS_DEFAULT_MS, errstr, errsz) < 0) ||

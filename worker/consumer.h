@@ -6,16 +6,24 @@
  * (kafka.topic.actions by default), with
  *   enable.auto.offset.store=false  an offset is stored only when every earlier message
  *                                   of its partition was handled (HANDLER_DONE);
- *   enable.auto.commit=true         stored offsets are committed periodically
- *                                   (auto.commit.interval.ms), plus synchronously on
- *                                   revoke and at shutdown;
- *   partition.assignment.strategy=range,roundrobin  the eager protocol (with librdkafka
- *                                   2.0.2, cooperative-sticky stalled in measured runs);
+ *   enable.auto.commit=true         stored offsets are committed periodically, plus
+ *                                   synchronously on revoke and at shutdown;
+ *   auto.commit.interval.ms=1000    librdkafka's 5 s would leave up to 5 s of finished
+ *                                   events uncommitted at a crash or a lost assignment,
+ *                                   each re-delivered and its result published again
+ *                                   (on Apache Kafka 3.9, a replica stalled past its
+ *                                   session: 31 of 300 results re-published at 5 s, 0 at 1 s);
+ *   partition.assignment.strategy=range,roundrobin  the eager protocol: librdkafka 2.0.2's
+ *                                   cooperative-sticky can hang (librdkafka #4527, fixed
+ *                                   in 2.6) and stalled on the mock cluster; on Apache
+ *                                   Kafka 3.9 it ran the churn scenarios cleanly
+ *                                   (tests/integration/test_kafka_broker.py), so it is a
+ *                                   pass-through choice, not the default;
  *   auto.offset.reset=earliest      a new group starts at the oldest event, not after it;
  *   fetch.wait.max.ms=100           a resumed partition is fetched again soon (librdkafka
  *                                   2.0.2 re-examines paused partitions only when its
  *                                   broker thread wakes up: a fetch reply, or 1 s).
- * The last four are defaults that the kafka.* pass-through may override; a cooperative
+ * The last five are defaults that the kafka.* pass-through may override; a cooperative
  * assignor is handled with incremental assign/unassign.
  *
  * Rebalance (eager): on revoke, the revoked partitions stop dispatching, their running

@@ -154,7 +154,8 @@ def main():
 
 
 def run(h, args):
-    say("starting the dev stack (redis-server, kafka-mock, hsqb-sandbox)")
+    say("starting the dev stack (redis-server, %s, hsqb-sandbox)" % (
+        "Apache Kafka" if h.kafka_kind == "apache" else "kafka-mock"))
     h.start_stack()
     env = h.env
     say("storing credentials for QuickBooks realms and HubSpot portals in Redis "
@@ -264,7 +265,8 @@ def run(h, args):
     print()
     say("where to look next")
     print("  worker logs (JSON lines):  %s/worker-*.log" % h.logdir)
-    print("  stack logs (after stop):   %s/{sandbox,kafka-mock,redis}.log" % h.logdir)
+    print("  stack logs (after stop):   %s/{sandbox,%s,redis}.log" % (
+        h.logdir, "kafka-1" if h.kafka_kind == "apache" else "kafka-mock"))
     print("  results topic:             kcat -b %s -C -t hsqb.results -o beginning -e" %
           env["KAFKA_BOOTSTRAP"])
     print("  dead letters with headers: kcat -b %s -C -t hsqb.actions.dlq -o beginning -e "

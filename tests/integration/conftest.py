@@ -49,3 +49,8 @@ def fresh(request, hsqb):
             hsqb.start_replicas(missing)
         pytest.fail("worker replica died during %s:\n%s" % (request.node.name,
                                                              "\n".join(dead)))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stack(**kwargs): Harness arguments of a test's own "
+                            "stack (test_kafka_cluster.py)")

@@ -806,8 +806,9 @@ class Harness:
                 self.replicas.remove(r)
         return statuses
 
-    def restart(self, replica, timeout=40):
-        """A new process with the same settings in the place of `replica`."""
+    def restart(self, replica, timeout=40, wait=True):
+        """A new process with the same settings in the place of `replica` (ready when
+        `wait`, else just started)."""
         self._gen += 1
         extra = {k: v for k, v in replica.env.items() if k.startswith("HSQB_")}
         extra.pop("HSQB_METRICS_LISTEN", None)
@@ -817,7 +818,8 @@ class Harness:
             self.replicas[idx] = r
         else:
             self.replicas.append(r)
-        r.wait_ready(timeout)
+        if wait:
+            r.wait_ready(timeout)
         return r
 
     def cli(self, args, stdin=None, name="cli"):
