@@ -1082,7 +1082,8 @@ def test_zzz_replicas_stop_cleanly_without_sanitizer_reports(hsqb):
         h.start_replicas(2)  # for whatever runs after this file
     assert statuses and all(v == 0 for v in statuses.values()), statuses
     reports = []
-    for p in sorted(h.logdir.glob("worker-*.stderr")):
+    # every replica of the session, those of tests with a stack of their own included
+    for p in sorted(h.logdir.rglob("worker-*.stderr")):
         text = p.read_text(errors="replace")
         m = SANITIZER.search(text)
         if m:
