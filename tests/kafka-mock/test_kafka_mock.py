@@ -451,21 +451,30 @@ def test_injected_produce_errors_hit_exactly_count_requests(start):
         p.close(2)
 
 
-def test_rtt_delays_every_response(start):
+def test_rtt_delays_every_response_and_delay_only_the_next_few(start):
     m = start("--topic", "t:1")
     p = KafkaProducer(bootstrap_servers=m.servers)
+
+    def held(value):
+        """Whether one send took the injected 500 ms. A send that was not held may be slow
+        on a loaded machine, so the line between the two is just under the hold."""
+        t0 = time.monotonic()
+        p.send("t", value).get(5)
+        return time.monotonic() - t0 >= 0.45
+
     try:
-        p.send("t", b"warm-up").get(5)
-        assert m.ctl("rtt all 400") == "ok"
-        assert " rtt=1:400 " in m.ctl("status")
-        t0 = time.monotonic()
-        p.send("t", b"slow").get(5)
-        assert time.monotonic() - t0 >= 0.35
+        held(b"warm-up")
+        assert m.ctl("rtt all 500") == "ok"
+        assert " rtt=1:500 " in m.ctl("status")
+        assert held(b"slow")
         assert m.ctl("rtt 1 0") == "ok"
-        p.send("t", b"drain").get(5)  # a request already delayed may still be in flight
-        t0 = time.monotonic()
-        p.send("t", b"fast").get(5)
-        assert time.monotonic() - t0 < 0.2
+        held(b"drain")  # a request already delayed may still be in flight
+        assert not held(b"fast")
+
+        # `delay` holds the next <count> requests of one API only; the broker stays fast.
+        assert m.ctl("delay 1 Produce 2 500") == "ok"
+        assert [held(b"slow"), held(b"slow"), held(b"fast")] == [True, True, False]
+        assert " rtt=1:0 " in m.ctl("status")
     finally:
         p.close(2)
 
@@ -495,6 +504,12 @@ def test_stdin_control_protocol_replies_one_line_per_command(start):
         ("errors Fetch 5", lambda r: r.startswith("err usage: errors <Api>")),
         ("errors JoinGroup 1 RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS", lambda r: r == "ok"),
         ("errors joingroup clear", lambda r: r == "ok"),
+        ("delay all SyncGroup 2 100", lambda r: r == "ok"),
+        ("delay 3 SyncGroup 1 100", lambda r: r.startswith("err broker must be 1..2")),
+        ("delay 1 Bogus 1 100", lambda r: r == "err unknown api Bogus"),
+        ("delay 1 SyncGroup 0 100", lambda r: r.startswith("err count must be 1..")),
+        ("delay 1 SyncGroup 1 60001", lambda r: r == "err ms must be 0..60000"),
+        ("delay 1 SyncGroup 1", lambda r: r.startswith("err usage: delay")),
         ("leader made 4 2", lambda r: r == "ok"),
         ("leader made 99 2", lambda r: r.startswith("err UNKNOWN_TOPIC_OR_PART")),
         ("coordinator group g1 2", lambda r: r == "ok"),
