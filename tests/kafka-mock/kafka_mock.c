@@ -56,7 +56,7 @@
 #define KM_LINE_MAX       1024  /* one control line, newline included */
 #define KM_REPLY_MAX      4096  /* one reply line, newline included */
 #define KM_CLIENTS_MAX    16    /* simultaneous control-socket connections */
-#define KM_ERRORS_MAX     10000 /* injected errors per `errors` command */
+#define KM_ERRORS_MAX     10000 /* requests hit by one `errors` or `delay` command */
 #define KM_RTT_MAX_MS     60000 /* injected round-trip time */
 #define KM_ARGS_MAX       8     /* words in one control line */
 #define KM_RF_MAX         3     /* replication factor used for created topics */
@@ -105,7 +105,7 @@ struct km_server {
     int quit;
 };
 
-/* Kafka protocol API keys by their protocol names (KIP "ApiKeys"), for `errors`. */
+/* Kafka protocol API keys by their protocol names (KIP "ApiKeys"), for `errors`, `delay`. */
 /* clang-format off */
 static const char *const km_api_names[] = {
     /*  0 */ "Produce", "Fetch", "ListOffsets", "Metadata",
@@ -610,6 +610,47 @@ static int km_cmd_errors(struct km_server *s, char **argv, char *reply, size_t r
     return 0;
 }
 
+/*
+ * The next `count` requests of one API on one broker (or on each), in the order the
+ * broker reads them, get their responses `ms` late, without an error. Unlike `rtt` it
+ * picks requests, not a whole broker: the mock elects the first member to join a group
+ * its leader, so delaying the coordinator's next JoinGroup response before a group forms
+ * makes the leader send its SyncGroup after the followers', the only order in which the
+ * mock's sync completes for everyone (see the README, "Consumer groups").
+ *
+ * librdkafka 2.0.2 prefers a broker's own stack for an API over the cluster-wide one
+ * `errors` fills, even once it is empty: after `delay <id> <Api>`, `errors <Api>` no
+ * longer reaches broker <id>. Nothing in the public API clears a broker's stack.
+ */
+static int km_cmd_delay(struct km_server *s, char **argv, char *reply, size_t replysz)
+{
+    int api = km_parse_api(argv[2]);
+    int id;
+    int cnt;
+    int ms;
+    int b;
+    int i;
+
+    if (km_parse_broker(s, argv[1], 1, &id) == -1)
+        return km_fail(reply, replysz, "broker must be 1..%d or all", s->opt->brokers);
+    if (api < 0)
+        return km_fail(reply, replysz, "unknown api %s", argv[2]);
+    if (km_parse_int(argv[3], 1, KM_ERRORS_MAX, &cnt) == -1)
+        return km_fail(reply, replysz, "count must be 1..%d", KM_ERRORS_MAX);
+    if (km_parse_int(argv[4], 0, KM_RTT_MAX_MS, &ms) == -1)
+        return km_fail(reply, replysz, "ms must be 0..%d", KM_RTT_MAX_MS);
+    for (b = 1; b <= s->opt->brokers; b++) {
+        if (id != -1 && id != b)
+            continue;
+        for (i = 0; i < cnt; i++)
+            if (km_mock_result(rd_kafka_mock_broker_push_request_error_rtts(
+                                   s->mcluster, b, (int16_t)api, 1, RD_KAFKA_RESP_ERR_NO_ERROR, ms),
+                               reply, replysz) == -1)
+                return -1;
+    }
+    return 0;
+}
+
 static int km_cmd_topic(struct km_server *s, char **argv, char *reply, size_t replysz)
 {
     int rf = s->opt->brokers < KM_RF_MAX ? s->opt->brokers : KM_RF_MAX;
@@ -676,6 +717,7 @@ static const struct {
     {"broker", 3, 3, "broker down|up <id|all>", km_cmd_broker},
     {"rtt", 3, 3, "rtt <id|all> <ms>", km_cmd_rtt},
     {"errors", 3, 4, "errors <Api> <count> <Error> | errors <Api> clear", km_cmd_errors},
+    {"delay", 5, 5, "delay <id|all> <Api> <count> <ms>", km_cmd_delay},
     {"topic", 4, 4, "topic create <name> <partitions>", km_cmd_topic},
     {"leader", 4, 4, "leader <topic> <partition> <id|-1>", km_cmd_leader},
     {"coordinator", 4, 4, "coordinator group|transaction <key> <id>", km_cmd_coordinator},
