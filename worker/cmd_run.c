@@ -94,20 +94,6 @@ static int ready_check(void *opaque, char *why, size_t whysz)
     return ok;
 }
 
-/* Every secret setting's value is masked in every log line from now on. */
-static void register_secrets(const struct config *cfg)
-{
-    size_t n;
-    const struct config_def *defs = settings_table(&n);
-    for (size_t i = 0; i < n; i++) {
-        if (!(defs[i].flags & CONFIG_SECRET) || defs[i].type != CONFIG_STRING)
-            continue;
-        const char *v = config_get_str(cfg, defs[i].name);
-        if (v && *v)
-            log_register_secret(v);
-    }
-}
-
 int cmd_run(int argc, char **argv, const char *version)
 {
     char err[1024] = "";
@@ -130,7 +116,7 @@ int cmd_run(int argc, char **argv, const char *version)
     }
     int lvl = log_level_parse(config_get_str(cfg, "log.level"));
     log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
-    register_secrets(cfg);
+    settings_register_secrets(cfg);
 
     if (http_global_init(err, sizeof err) != 0)
         goto fail;

@@ -16,6 +16,7 @@
 #include "worker/settings.h"
 
 #include "common/http.h"
+#include "common/log.h"
 #include "common/redis.h"
 
 #include <stdlib.h>
@@ -432,4 +433,25 @@ void settings_http_opts(const struct config *cfg, struct http_client_opts *o)
     o->timeout_ms = (long)config_get_ms(cfg, "http.timeout");
     o->max_body = (size_t)config_get_bytes(cfg, "http.max_response_bytes");
     o->user_agent = config_get_str(cfg, "http.user_agent");
+}
+
+void settings_register_secrets(const struct config *cfg)
+{
+    size_t n, i;
+    const struct config_def *defs = settings_table(&n);
+
+    for (i = 0; i < n; i++) {
+        if (!(defs[i].flags & CONFIG_SECRET) || defs[i].type != CONFIG_STRING)
+            continue;
+        const char *v = config_get_str(cfg, defs[i].name);
+        if (v && *v)
+            log_register_secret(v);
+    }
+    for (i = 0; i < config_kafka_count(cfg); i++) {
+        const char *prop, *v;
+
+        if (config_kafka_at(cfg, i, &prop, &v, NULL) == 0 && config_kafka_is_secret(prop) &&
+            v && *v)
+            log_register_secret(v);
+    }
 }

@@ -53,6 +53,11 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
  * the list of subcommands before it. */
 void settings_help(FILE *out);
 
+/* Registers every secret setting's value with log_register_secret(), the secret kafka.*
+ * pass-through properties' (config_kafka_is_secret) included: from then on they are masked
+ * wherever a log line would show them. */
+void settings_register_secrets(const struct config *cfg);
+
 struct redis_opts;
 /* Fill o (common/redis.h) from redis.*: host, port, username, password, db, timeouts and
  * key prefix. Strings are borrowed from cfg, so cfg must outlive every use of o. Empty

@@ -15,6 +15,7 @@
 
 #include "common/config.h"
 #include "common/http.h"
+#include "common/log.h"
 #include "common/redis.h"
 #include "worker/cmd_config.h"
 #include "worker/settings.h"
@@ -195,6 +196,32 @@ static void test_secrets_are_flagged_and_hidden(void **state)
     config_free(cfg);
 }
 
+/* Every secret value, the kafka.* pass-through's included, is masked in log lines. */
+static void test_secret_values_are_masked_in_logs(void **state)
+{
+    struct config *cfg;
+    char out[512];
+
+    (void)state;
+    cfg = load(NULL, ENVP("HSQB_HUBSPOT_TOKEN=pat-na1-very-secret",
+                          "HSQB_KAFKA__SASL_PASSWORD=kafka-sasl-pw-0123",
+                          "HSQB_KAFKA__SSL_KEY_PASSWORD=kafka-key-pw-4567",
+                          "HSQB_KAFKA__SASL_USERNAME=hsqb-user"));
+    if (cfg == NULL)
+        fail_msg("%s", err);
+    log_clear_secrets();
+    settings_register_secrets(cfg);
+    log_redact("auth failed for hsqb-user with kafka-sasl-pw-0123, key kafka-key-pw-4567, "
+               "token pat-na1-very-secret",
+               out, sizeof(out));
+    assert_null(strstr(out, "kafka-sasl-pw-0123"));
+    assert_null(strstr(out, "kafka-key-pw-4567"));
+    assert_null(strstr(out, "pat-na1-very-secret"));
+    assert_non_null(strstr(out, "hsqb-user")); /* not a secret */
+    log_clear_secrets();
+    config_free(cfg);
+}
+
 static void test_cross_key_checks(void **state)
 {
     (void)state;
@@ -352,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_env_and_flags_override),
         cmocka_unit_test(test_required_keys),
         cmocka_unit_test(test_secrets_are_flagged_and_hidden),
+        cmocka_unit_test(test_secret_values_are_masked_in_logs),
         cmocka_unit_test(test_cross_key_checks),
         cmocka_unit_test(test_cmd_config),
         cmocka_unit_test(test_option_builders),
