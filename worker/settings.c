@@ -142,6 +142,10 @@ static const struct config_def settings[] = {
      "Largest HTTP response body read; a larger one fails the request.", 0, NULL},
     {"http.user_agent", CONFIG_STRING, "hsqb-worker", 1, 256,
      "User-Agent header sent to HubSpot and Intuit.", 0, NULL},
+    {"http.allow_insecure", CONFIG_BOOL, "false", 0, 0,
+     "Accept http:// for hubspot.base_url, qbo.base_url and oauth.token_url. Off, a "
+     "plain-text URL is refused: those requests carry bearer tokens and the client "
+     "secret. For local test stacks only.", 0, NULL},
 
     /* ---- Retries ---- */
     {"retry.attempts", CONFIG_INT, "4", 1, 20,
@@ -266,9 +270,18 @@ static int check_url(const struct config *cfg, const char *key, char *errstr, si
     const char *u = config_get_str(cfg, key);
     char msg[256];
 
-    if (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0)
+    if (strncmp(u, "https://", 8) == 0)
         return 0;
-    snprintf(msg, sizeof(msg), "\"%.100s\" is not an http:// or https:// URL", u);
+    if (strncmp(u, "http://", 7) != 0)
+        snprintf(msg, sizeof(msg), "\"%.100s\" is not an http:// or https:// URL", u);
+    else if (config_get_bool(cfg, "http.allow_insecure"))
+        return 0;
+    else
+        snprintf(msg, sizeof(msg),
+                 "\"%.100s\" is plain http: tokens and the client secret would cross the "
+                 "network unencrypted (use https://, or set http.allow_insecure for a local "
+                 "test stack)",
+                 u);
     return fail(errstr, errsz, cfg, key, msg);
 }
 

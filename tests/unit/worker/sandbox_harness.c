@@ -108,8 +108,9 @@ struct config *h_config(const char *const *extra)
     snprintf(f[4], sizeof f[4], "--oauth.client_secret=%s", H_CLIENT_SECRET);
     snprintf(f[5], sizeof f[5], "--http.timeout=5s");
     snprintf(f[6], sizeof f[6], "--hubspot.base_url=%s", H.sb_url);
+    snprintf(f[7], sizeof f[7], "--http.allow_insecure=true"); /* the sandbox is plain http */
     argv[n++] = (char *)"test";
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         argv[n++] = f[i];
     for (; extra && *extra && n < 31; extra++)
         argv[n++] = (char *)*extra;

@@ -133,7 +133,8 @@ static void test_every_default_within_its_bounds(void **state)
 
 static void test_env_and_flags_override(void **state)
 {
-    struct config *cfg = load(ARGV("--qbo.base_url=http://127.0.0.1:8081", "--log.level", "debug"),
+    struct config *cfg = load(ARGV("--qbo.base_url=http://127.0.0.1:8081", "--log.level", "debug",
+                                   "--http.allow_insecure=true"),
                               ENVP("HSQB_WORKER_THREADS=4", "HSQB_DEDUP_WINDOW=2d",
                                    "HSQB_KAFKA__SECURITY_PROTOCOL=plaintext"));
 
@@ -224,6 +225,8 @@ static void test_secret_values_are_masked_in_logs(void **state)
 
 static void test_cross_key_checks(void **state)
 {
+    struct config *cfg;
+
     (void)state;
     expect_error(load(ARGV("--worker.max_in_flight=10", "--worker.max_in_flight_per_partition=20"),
                       ENVP("LANG=C")),
@@ -237,6 +240,18 @@ static void test_cross_key_checks(void **state)
                  "redis.key_prefix: must not contain { or }");
     expect_error(load(ARGV("--hubspot.base_url=api.hubapi.com"), ENVP("LANG=C")),
                  "hubspot.base_url: \"api.hubapi.com\" is not an http:// or https:// URL");
+    /* plain http carries tokens in clear text: refused unless explicitly allowed */
+    expect_error(load(ARGV("--qbo.base_url=http://quickbooks.api.intuit.com"), ENVP("LANG=C")),
+                 "qbo.base_url: \"http://quickbooks.api.intuit.com\" is plain http");
+    expect_error(load(NULL, ENVP("HSQB_OAUTH_TOKEN_URL=http://oauth.example/t")),
+                 "oauth.token_url: \"http://oauth.example/t\" is plain http");
+    expect_error(load(ARGV("--hubspot.base_url=http://api.hubapi.com", "--http.allow_insecure=false"),
+                      ENVP("LANG=C")),
+                 "hubspot.base_url: \"http://api.hubapi.com\" is plain http");
+    cfg = load(ARGV("--hubspot.base_url=http://127.0.0.1:1", "--http.allow_insecure=true"),
+               ENVP("LANG=C"));
+    assert_non_null(cfg);
+    config_free(cfg);
     expect_error(load(ARGV("--metrics.listen=9108"), ENVP("LANG=C")),
                  "metrics.listen: \"9108\" is not host:port");
     expect_error(load(ARGV("--retry.schedule=30s,soon"), ENVP("LANG=C")),
