@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
@@ -58,9 +60,26 @@ static int cmd_version(void)
     return EXIT_OK;
 }
 
+/* Tokens, refresh tokens and the client secret live in this process's memory: no core
+ * dump may carry them off (core size 0, soft and hard), and the process is not dumpable,
+ * so another process of the same user cannot ptrace it or read /proc/<pid>/mem. Not in
+ * sanitizer builds: LeakSanitizer stops the world from a ptrace-attached helper. */
+static void protect_secrets_in_memory(void)
+{
+    const struct rlimit none = {0, 0};
+
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        perror("hsqb-worker: setrlimit(RLIMIT_CORE)");
+#if !defined(__SANITIZE_ADDRESS__)
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        perror("hsqb-worker: prctl(PR_SET_DUMPABLE)");
+#endif
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    protect_secrets_in_memory();
 
     if (argc < 2) {
         usage(stderr);

@@ -960,6 +960,16 @@ FAMILIES = {  # issue 4 "Operations" -> worker/metrics.h names
 }
 
 
+def test_replicas_cannot_dump_core(hsqb):
+    """Tokens sit in the worker's memory: every replica runs with a core size limit of 0,
+    soft and hard, whatever it inherited (here a hard limit of "unlimited", as a login
+    shell gives)."""
+    for r in hsqb.replicas:
+        with open("/proc/%d/limits" % r.pid, encoding="ascii") as f:
+            line = [x for x in f if x.startswith("Max core file size")][0]
+        assert line.split()[4:6] == ["0", "0"], "%s: %s" % (r.name, line)
+
+
 def test_metrics_health_and_readiness(hsqb):
     h = hsqb
     ok = [h.event("create_invoice", "QUOTE", 2002, US1), h.event("create_estimate", "DEAL", 1005,
