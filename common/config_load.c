@@ -432,6 +432,33 @@ static int find_config_flag(int argc, char **argv, const char **path, char *errs
     return 0;
 }
 
+/* A secret on the command line is readable by every user of the machine (ps,
+ * /proc/<pid>/cmdline) and lands in shell histories: refused, naming the ways that are
+ * not. Returns 1 (errstr filled) when `name` is a secret key or secret kafka.* property. */
+static int secret_flag(const struct config *cfg, const char *name, char *errstr, size_t errsz)
+{
+    static const char rest[] = " or the config file (--config); `hsqb-worker credentials` "
+                               "reads tokens from stdin";
+    ssize_t i = cfg_find_key(cfg, name);
+
+    if (i >= 0 && (cfg->defs[i].flags & CONFIG_SECRET)) {
+        cfg_err(errstr, errsz,
+                "flag --%s: a secret is not accepted on the command line, where ps shows it "
+                "to every user; use %s_FILE=<file> or %s in the environment,%s",
+                name, cfg->env_names[i], cfg->env_names[i], rest);
+        return 1;
+    }
+    if (i < 0 && strncmp(name, "kafka.", 6) == 0 && config_kafka_is_secret(name + 6)) {
+        cfg_err(errstr, errsz,
+                "flag --%s: a secret is not accepted on the command line, where ps shows it "
+                "to every user; use HSQB_KAFKA__<PROPERTY>_FILE=<file> in the environment "
+                "(dots as _),%s",
+                name, rest);
+        return 1;
+    }
+    return 0;
+}
+
 static int load_flags(struct config *cfg, int argc, char **argv, char *errstr, size_t errsz)
 {
     int i, r;
@@ -462,6 +489,10 @@ static int load_flags(struct config *cfg, int argc, char **argv, char *errstr, s
         if (strcmp(name, "config") == 0) {
             free(name);
             continue;
+        }
+        if (secret_flag(cfg, name, errstr, errsz)) {
+            free(name);
+            return -1;
         }
         where = cfg_xasprintf("flag --%s", name);
         r = cfg_set_key(cfg, name, value, &(struct cfg_origin){CONFIG_SRC_FLAG, where, 0}, errstr,

@@ -96,26 +96,37 @@ void h_stop(void)
 
 struct config *h_config(const char *const *extra)
 {
-    char f[8][256], e[512];
-    char *argv[32];
-    int n = 0;
+    char f[8][256], e[512], secret[256];
+    char *argv[32], *envp[16];
+    int n = 0, ne = 0, own_secret = 0;
     struct config *cfg = NULL;
 
     snprintf(f[0], sizeof f[0], "--redis.port=%d", H.redis_port);
     snprintf(f[1], sizeof f[1], "--qbo.base_url=%s", H.sb_url);
     snprintf(f[2], sizeof f[2], "--oauth.token_url=%s/oauth2/v1/tokens/bearer", H.sb_url);
     snprintf(f[3], sizeof f[3], "--oauth.client_id=%s", H_CLIENT_ID);
-    snprintf(f[4], sizeof f[4], "--oauth.client_secret=%s", H_CLIENT_SECRET);
-    snprintf(f[5], sizeof f[5], "--http.timeout=5s");
-    snprintf(f[6], sizeof f[6], "--hubspot.base_url=%s", H.sb_url);
-    snprintf(f[7], sizeof f[7], "--http.allow_insecure=true"); /* the sandbox is plain http */
+    snprintf(f[4], sizeof f[4], "--http.timeout=5s");
+    snprintf(f[5], sizeof f[5], "--hubspot.base_url=%s", H.sb_url);
+    snprintf(f[6], sizeof f[6], "--http.allow_insecure=true"); /* the sandbox is plain http */
     argv[n++] = (char *)"test";
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 7; i++)
         argv[n++] = f[i];
-    for (; extra && *extra && n < 31; extra++)
-        argv[n++] = (char *)*extra;
+    /* secrets are refused as flags: "HSQB_...=" extras are the environment */
+    for (; extra && *extra; extra++) {
+        if (strncmp(*extra, "HSQB_", 5) == 0 && ne < 14) {
+            own_secret |= strncmp(*extra, "HSQB_OAUTH_CLIENT_SECRET=", 25) == 0;
+            envp[ne++] = (char *)*extra;
+        } else if (n < 31) {
+            argv[n++] = (char *)*extra;
+        }
+    }
+    if (!own_secret) {
+        snprintf(secret, sizeof secret, "HSQB_OAUTH_CLIENT_SECRET=%s", H_CLIENT_SECRET);
+        envp[ne++] = secret;
+    }
     argv[n] = NULL;
-    if (settings_load_flags(&cfg, n, argv, NULL, SETTINGS_SKIP_REQUIRED, e, sizeof e) < 0) {
+    envp[ne] = NULL;
+    if (settings_load_flags(&cfg, n, argv, envp, SETTINGS_SKIP_REQUIRED, e, sizeof e) < 0) {
         fprintf(stderr, "settings: %s\n", e);
         abort();
     }

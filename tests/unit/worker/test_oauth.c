@@ -308,7 +308,7 @@ static void test_endpoint_failures(void **state)
     oauth_free(o);
 
     /* Wrong client secret: a configuration error, not a reconnect. */
-    const char *bad[] = {"--oauth.client_secret=wrong-secret-value", NULL};
+    const char *bad[] = {"HSQB_OAUTH_CLIENT_SECRET=wrong-secret-value", NULL};
     assert_int_equal(
         oauth_invalidate(H_IO(NULL, H.redis), (o = new_oauth(bad)), H_REALM_US1, t, &err), 0);
     assert_int_equal(oauth_get_access(H_IO(http, H.redis), o, H_REALM_US1, t, sizeof t, &err), -1);
@@ -436,19 +436,18 @@ static int run_cred(const char *stdin_text, char *out, size_t outsz, const char 
     snprintf(port, sizeof port, "--redis.port=%d", H.redis_port);
     snprintf(url, sizeof url, "--oauth.token_url=%s/oauth2/v1/tokens/bearer", H.sb_url);
     snprintf(id, sizeof id, "--oauth.client_id=%s", H_CLIENT_ID);
-    snprintf(secret, sizeof secret, "--oauth.client_secret=%s", H_CLIENT_SECRET);
+    snprintf(secret, sizeof secret, "HSQB_OAUTH_CLIENT_SECRET=%s", H_CLIENT_SECRET);
     argv[n++] = (char *)"credentials";
     for (; *args; args++)
         argv[n++] = (char *)*args;
     argv[n++] = port;
     argv[n++] = url;
     argv[n++] = id;
-    argv[n++] = secret;
     argv[n++] = (char *)"--http.allow_insecure=true"; /* the sandbox is plain http */
     argv[n] = NULL;
     memset(out, 0, outsz);
     memset(errbuf, 0, sizeof errbuf);
-    rc = cmd_credentials_run(n, argv, NULL, in, o, e);
+    rc = cmd_credentials_run(n, argv, (char *[]){secret, NULL}, in, o, e);
     fclose(in);
     fclose(o);
     fclose(e);

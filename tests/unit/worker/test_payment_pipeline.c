@@ -38,7 +38,7 @@ static struct tp_env E;
  * forked child calls it too). */
 static int env_build(struct tp_env *v)
 {
-    const char *extra[] = {"--hubspot.token=" TOKEN1, TP_ENV_FLAGS, NULL};
+    const char *extra[] = {"HSQB_HUBSPOT_TOKEN=" TOKEN1, TP_ENV_FLAGS, NULL};
     char e[512];
 
     if (tp_env_build(v, h_config(extra), e, sizeof e) < 0) {
@@ -261,7 +261,7 @@ static void test_sales_receipt_from_payment(void **state)
 /* payments.default_item names the item of that single line. */
 static void test_default_item_is_a_setting(void **state)
 {
-    const char *extra[] = {"--hubspot.token=" TOKEN1, TP_ENV_FLAGS, "--payments.default_item=Hours",
+    const char *extra[] = {"HSQB_HUBSPOT_TOKEN=" TOKEN1, TP_ENV_FLAGS, "--payments.default_item=Hours",
                            NULL};
     char *ev = event_json("pay-sr-di", "create_sales_receipt", PORTAL1, 8012, H_REALM_US1, NULL);
     struct json_object *r, *sr, *line;

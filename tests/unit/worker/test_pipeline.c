@@ -35,7 +35,7 @@ static const char *extra_flag; /* one more setting for the next setup, or NULL *
 
 static int setup(void **state)
 {
-    const char *extra[] = {"--hubspot.token=" TOKEN1, TP_ENV_FLAGS, extra_flag, NULL};
+    const char *extra[] = {"HSQB_HUBSPOT_TOKEN=" TOKEN1, TP_ENV_FLAGS, extra_flag, NULL};
     char e[512];
     (void)state;
 

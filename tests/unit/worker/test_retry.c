@@ -251,7 +251,7 @@ static void *run_consumer(void *opaque)
 
 static void start(const char *const *flags)
 {
-    const char *pflags[] = {"--hubspot.token=" TOKEN1, "--kafka.brokers=127.0.0.1:9",
+    const char *pflags[] = {"HSQB_HUBSPOT_TOKEN=" TOKEN1, "--kafka.brokers=127.0.0.1:9",
                             "--kafka.test.mock.num.brokers=1", NULL};
     const char *cflags[24];
     char group[64], e[512];
@@ -275,7 +275,7 @@ static void start(const char *const *flags)
     snprintf(E.redis_flag, sizeof E.redis_flag, "--redis.port=%d", H.redis_port);
     snprintf(group, sizeof group, "--kafka.group.id=hsqb-retry-%d", ++group_seq);
 
-    cflags[n++] = "--hubspot.token=" TOKEN1;
+    cflags[n++] = "HSQB_HUBSPOT_TOKEN=" TOKEN1;
     cflags[n++] = E.brokers_flag;
     cflags[n++] = group;
     cflags[n++] = "--worker.threads=4";

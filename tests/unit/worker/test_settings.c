@@ -197,6 +197,30 @@ static void test_secrets_are_flagged_and_hidden(void **state)
     config_free(cfg);
 }
 
+/* A secret on the command line shows in ps: refused, with the ways that do not. */
+static void test_secret_flags_are_refused(void **state)
+{
+    (void)state;
+    expect_error(load(ARGV("--oauth.client_secret=s3cr3t-value"), ENVP("LANG=C")),
+                 "flag --oauth.client_secret: a secret is not accepted on the command line");
+    assert_non_null(strstr(err, "HSQB_OAUTH_CLIENT_SECRET_FILE=<file>"));
+    assert_null(strstr(err, "s3cr3t-value"));
+    expect_error(load(ARGV("--hubspot.token", "pat-na1-x"), ENVP("LANG=C")),
+                 "flag --hubspot.token: a secret is not accepted");
+    expect_error(load(ARGV("--redis.password=pw"), ENVP("LANG=C")),
+                 "flag --redis.password: a secret is not accepted");
+    expect_error(load(ARGV("--kafka.sasl.password=pw"), ENVP("LANG=C")),
+                 "flag --kafka.sasl.password: a secret is not accepted");
+    assert_non_null(strstr(err, "HSQB_KAFKA__<PROPERTY>_FILE"));
+    expect_error(load(ARGV("--kafka.ssl.key.password=pw"), ENVP("LANG=C")),
+                 "flag --kafka.ssl.key.password: a secret is not accepted");
+    /* not secrets: still fine as flags */
+    struct config *cfg = load(ARGV("--kafka.sasl.username=hsqb", "--oauth.client_id=abc"),
+                              ENVP("LANG=C"));
+    assert_non_null(cfg);
+    config_free(cfg);
+}
+
 /* Every secret value, the kafka.* pass-through's included, is masked in log lines. */
 static void test_secret_values_are_masked_in_logs(void **state)
 {
@@ -336,11 +360,10 @@ static void test_cmd_config(void **state)
 static void test_option_builders(void **state)
 {
     struct config *cfg =
-        load(ARGV("--redis.host=cache.internal", "--redis.port=6380", "--redis.password=pw",
-                  "--redis.db=3", "--redis.connect_timeout=700ms", "--redis.command_timeout=900ms",
+        load(ARGV("--redis.host=cache.internal", "--redis.port=6380", "--redis.db=3", "--redis.connect_timeout=700ms", "--redis.command_timeout=900ms",
                   "--redis.key_prefix=t1:", "--http.connect_timeout=2s", "--http.timeout=7s",
                   "--http.max_response_bytes=1MiB", "--http.user_agent=hsqb-test"),
-             ENVP("LANG=C"));
+             ENVP("HSQB_REDIS_PASSWORD=pw"));
     struct redis_opts ro;
     struct http_client_opts ho, def;
 
@@ -395,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_required_keys),
         cmocka_unit_test(test_secrets_are_flagged_and_hidden),
         cmocka_unit_test(test_secret_values_are_masked_in_logs),
+        cmocka_unit_test(test_secret_flags_are_refused),
         cmocka_unit_test(test_cross_key_checks),
         cmocka_unit_test(test_cmd_config),
         cmocka_unit_test(test_option_builders),
