@@ -10,9 +10,8 @@
  *                                   synchronously on revoke and at shutdown;
  *   auto.commit.interval.ms=1000    librdkafka's 5 s would leave up to 5 s of finished
  *                                   events uncommitted at a crash or a lost assignment,
- *                                   each re-delivered and its result published again
- *                                   (on Apache Kafka 3.9, a replica stalled past its
- *                                   session: 31 of 300 results re-published at 5 s, 0 at 1 s);
+ *                                   each re-delivered and its result published again;
+ *                                   one commit request a second is cheap;
  *   partition.assignment.strategy=range,roundrobin  the eager protocol: librdkafka 2.0.2's
  *                                   cooperative-sticky can hang (librdkafka #4527, fixed
  *                                   in 2.6) and stalled on the mock cluster; on Apache
