@@ -19,6 +19,10 @@ Scenarios (--scenarios, comma list; default all of them):
             (the plot), then the main point with --lat-events.
   open      open loop at the real limits: --open-rate events/s for --open-seconds.
 
+KAFKA=apache in the environment (`make bench KAFKA=apache`) runs every stack on Apache
+Kafka (KRaft, one broker+controller JVM; `make kafka-dist`) instead of kafka-mock; the
+Kafka's CPU and RSS are then the broker's.
+
 Output: a table on stdout, and tests/bench/out/{bench.json,bench.md,bench.png,*.log}.
 README.md in this directory explains every column.
 
@@ -46,7 +50,10 @@ OUT = bl.ROOT / "tests" / "bench" / "out"
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                 epilog="Environment: KAFKA=mock (default: kafka-mock) or "
+                                        "apache (Apache Kafka in KRaft mode; make kafka-dist); "
+                                        "BUILD (default build) where the programs are.")
     a = ap.add_argument
     a("--quick", action="store_true", help="smoke test: a few hundred events, ~1-2 minutes")
     a("--scenarios", default="rate,baseline,latency,open")
@@ -360,17 +367,17 @@ def measure(env, ids, events, sent, t_wall0, t_wall1, setting, extra=None):
     out["worker_cpu_s"] = round(cpu, 2)
     out["worker_cpu_ms_per_event"] = round(1000.0 * cpu / done, 3)
     out["worker_hwm_mb"] = round(hwm, 1)
-    for name in ("sandbox", "redis", "kafka-mock"):
-        s = bl.proc_stats(env.stack.pid(name))
-        if s:
-            out["%s_cpu_s" % name.replace("-", "_")] = round(s["cpu_s"] - env.base_cpu.get(name, 0), 2)
-            out["%s_hwm_mb" % name.replace("-", "_")] = round(s["hwm_mb"], 1)
+    # The stack: sandbox, redis and the Kafka (kafka-mock, or the broker JVMs: "kafka"
+    # either way, the kind in the results' "kafka").
+    for name, s in env.stack.proc_stats().items():
+        out["%s_cpu_s" % name] = round(s["cpu_s"] - env.base_cpu.get(name, 0), 2)
+        out["%s_hwm_mb" % name] = round(s["hwm_mb"], 1)
     out["sandbox_cpu_ms_per_event"] = round(1000.0 * out.get("sandbox_cpu_s", 0) / done, 3)
     out["bench_cpu_s"] = round(self_cpu() - env.self_cpu0, 2)
     # What the machine allows: every process of the run (replicas, stack, this load
     # generator) needs this much CPU per event; the cores cap throughput at cpus / that.
     all_cpu = cpu + sum(out.get(k, 0) for k in ("sandbox_cpu_s", "redis_cpu_s",
-                                               "kafka_mock_cpu_s", "bench_cpu_s"))
+                                               "kafka_cpu_s", "bench_cpu_s"))
     out["all_cpu_ms_per_event"] = round(1000.0 * all_cpu / done, 3)
     out["cpu_bound"] = round(len(os.sched_getaffinity(0)) * done / all_cpu, 1) if all_cpu else None
     # Redis commands the replicas sent (INFO commandstats, minus what it had before).
@@ -447,13 +454,15 @@ def drain(env, setting, events, tag, timeout, profile=None, stall=45):
     setting = dict(setting, tag=tag)
     env.log_mark = env.stack.sandbox.call("GET", "/_sandbox/requests",
                                           query={"since": 2 ** 62, "limit": 1})["total_recorded"]
-    env.base_cpu = {n: (bl.proc_stats(env.stack.pid(n)) or {}).get("cpu_s", 0)
-                    for n in ("sandbox", "redis", "kafka-mock")}
+    env.base_cpu = {n: s["cpu_s"] for n, s in env.stack.proc_stats().items()}
     env.redis_calls0 = bl.redis_commandstats(env.stack.env)
     env.self_cpu0 = self_cpu()
     env.mark_log_end()
-    # Replicas first, events once the group has settled: kafka-mock sometimes needs a
-    # second rebalance (tests/kafka-mock/README.md), which must not count as worker time.
+    # Replicas first, events once the group has settled: the join of the group must not
+    # count as worker time (kafka-mock sometimes needs a second rebalance,
+    # tests/kafka-mock/README.md; Apache Kafka's stack sets
+    # group.initial.rebalance.delay.ms=0, but a replica joining after the first one's
+    # assignment still rebalances the group).
     env.start_replicas(setting["replicas"], setting["worker"], tag)
     wait_settled(env)
     hold_collector(env)
@@ -480,8 +489,7 @@ def open_loop(env, setting, events, rate, seconds, tag):
     the stragglers; latency percentiles at that load."""
     env.log_mark = env.stack.sandbox.call("GET", "/_sandbox/requests",
                                           query={"since": 2 ** 62, "limit": 1})["total_recorded"]
-    env.base_cpu = {n: (bl.proc_stats(env.stack.pid(n)) or {}).get("cpu_s", 0)
-                    for n in ("sandbox", "redis", "kafka-mock")}
+    env.base_cpu = {n: s["cpu_s"] for n, s in env.stack.proc_stats().items()}
     setting = dict(setting, tag=tag)
     env.redis_calls0 = bl.redis_commandstats(env.stack.env)
     env.self_cpu0 = self_cpu()
@@ -694,14 +702,20 @@ def main(argv):
     logdir = out / "logs"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
-    for b in ("hsqb-worker", "kafka-mock", "hsqb-sandbox"):
+    kind = bl.kafka_kind()
+    for b in ("hsqb-worker", "hsqb-sandbox"):
         if not (bl.build_dir() / b).exists():
             raise SystemExit("bench: %s missing (run make)" % (bl.build_dir() / b))
+    if bl.kafka_missing(kind):
+        raise SystemExit("bench: %s missing (run make%s)" % (
+            bl.kafka_missing(kind), "" if kind == "mock" else " kafka-dist"))
     scen = [s.strip() for s in a.scenarios.split(",") if s.strip()]
     t_start = time.monotonic()
     results = {"args": vars(a), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "kafka": bl.kafka_label(kind), "kafka_kind": kind,
                "loadavg_start": bl.loadavg(), "cpus": len(os_cpus()), "scenarios": {}}
     R = results["scenarios"]
+    print("bench: on %s" % results["kafka"], flush=True)
     try:
         if "rate" in scen:
             print("bench: rate-limited drain, %d events over %d tenants ..." % (a.events, a.tenants),

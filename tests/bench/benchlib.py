@@ -36,6 +36,8 @@ TOPIC_RESULTS = "hsqb.results"
 TOPIC_DLQ = "hsqb.actions.dlq"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # kafka-mock keeps ~5 MiB per partition (tests/kafka-mock/README.md); stay well below.
+# Apache Kafka keeps its log on disk, but the same rule sizes its topics, so that both
+# Kafkas run a scenario with the same partitions.
 PARTITION_BUDGET_BYTES = 3 * 1024 * 1024
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -165,22 +167,55 @@ class Sandbox:
 
 # ---- the dev stack -------------------------------------------------------------------------
 
-class Stack:
-    """tests/stack/stack up in a private temp dir (short path: it holds a UNIX socket)."""
+def kafka_kind():
+    """The Kafka of the stack: KAFKA=mock (default) or apache, as tests/stack/stack."""
+    kind = os.environ.get("KAFKA") or "mock"
+    if kind not in ("mock", "apache"):
+        raise SystemExit("bench: KAFKA=%s: use mock or apache" % kind)
+    return kind
 
-    def __init__(self, partitions, logdir):
+
+def kafka_label(kind):
+    """What the report calls that Kafka: "kafka-mock", or "Apache Kafka 3.9.0" with the
+    version of the jars `make kafka-dist` fetched (tests/kafka/pom.xml)."""
+    if kind == "mock":
+        return "kafka-mock"
+    for jar in sorted((build_dir() / "kafka" / "libs").glob("kafka_2.*-*.jar")):
+        m = re.match(r"kafka_[\d.]+-(\d[\w.]*)\.jar$", jar.name)
+        if m:
+            return "Apache Kafka %s" % m.group(1)
+    return "Apache Kafka"
+
+
+def kafka_missing(kind):
+    """The build product the stack needs for that Kafka, when it is missing; else None."""
+    need = build_dir() / ("kafka-mock" if kind == "mock" else "kafka/libs/.complete")
+    return None if need.exists() else need
+
+
+class Stack:
+    """tests/stack/stack up in a private temp dir (short path: it holds a UNIX socket), on
+    the Kafka of kafka_kind(). The Kafka's processes: kafka-mock, or the broker JVMs
+    (KRaft, broker+controller in one; KAFKA_BROKERS of them, default 1)."""
+
+    def __init__(self, partitions, logdir, kafka=None):
         self.partitions = partitions
         self.logdir = pathlib.Path(logdir)
+        self.kafka = kafka or kafka_kind()
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hsqb-bench-"))
         self.env = {}
         self.up = False
 
     def start(self):
-        env = dict(os.environ, BUILD=str(build_dir()),
+        # With KAFKA=apache the stack understands only --topic NAME:PARTITIONS, which is
+        # all this passes.
+        env = dict(os.environ, BUILD=str(build_dir()), KAFKA=self.kafka,
                    STACK_KAFKA_ARGS="--topic %s:%d --topic %s:%d" % (
                        TOPIC_ACTIONS, self.partitions, TOPIC_RESULTS, self.partitions))
+        # A broker JVM needs seconds to start and waits up to 90 s for its quorum.
         r = subprocess.run([str(STACK), "up", str(self.dir)], env=env, capture_output=True,
-                           text=True, timeout=90, start_new_session=True)
+                           text=True, timeout=90 if self.kafka == "mock" else 240,
+                           start_new_session=True)
         if r.returncode != 0:
             raise RuntimeError("stack up failed:\n%s%s" % (r.stdout, r.stderr))
         self.up = True
@@ -193,14 +228,36 @@ class Stack:
     def pid(self, name):
         return int((self.dir / ("%s.pid" % name)).read_text())
 
+    def kafka_names(self):
+        """The pid file names (without .pid) of the Kafka's processes."""
+        if self.kafka == "mock":
+            return ["kafka-mock"]
+        return sorted(p.name[:-4] for p in self.dir.glob("kafka-*.pid")
+                      if p.name[6:-4].isdigit())
+
+    def proc_stats(self):
+        """{'sandbox', 'redis', 'kafka': proc_stats} now; 'kafka' sums the CPU of every
+        broker and takes the largest RSS. A process that is gone is left out."""
+        out = {}
+        for name in ("sandbox", "redis"):
+            s = proc_stats(self.pid(name))
+            if s:
+                out[name] = s
+        ks = [s for s in (proc_stats(self.pid(n)) for n in self.kafka_names()) if s]
+        if ks:
+            out["kafka"] = {"cpu_s": sum(s["cpu_s"] for s in ks),
+                            "rss_mb": max(s["rss_mb"] for s in ks),
+                            "hwm_mb": max(s["hwm_mb"] for s in ks)}
+        return out
+
     def stop(self):
         if self.up:
             subprocess.run([str(STACK), "down", str(self.dir)], capture_output=True, timeout=60)
             self.up = False
-        for name in ("redis.log", "kafka-mock.log", "sandbox.log"):
-            p = self.dir / name
+        for p in [self.dir / "redis.log", self.dir / "sandbox.log"] + sorted(
+                self.dir.glob("kafka-*.log")):
             if p.exists():
-                shutil.copy(p, self.logdir / name)
+                shutil.copy(p, self.logdir / p.name)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -72,8 +72,12 @@ ROWS = [
                                  r.get("max_in_flight"))),
     ("sandbox CPU ms / event, peak RSS MB",
      lambda r: "%s, %s" % (_f(r.get("sandbox_cpu_ms_per_event"), 3), _f(r.get("sandbox_hwm_mb")))),
-    ("redis / kafka-mock CPU s", lambda r: "%s / %s" % (_f(r.get("redis_cpu_s"), 2),
-                                                       _f(r.get("kafka_mock_cpu_s"), 2))),
+    # {kafka}: the results' "kafka" (kafka-mock or Apache Kafka 3.9.0); kafka_mock_cpu_s
+    # is what results from before KAFKA=apache called it.
+    ("redis / kafka CPU s; kafka peak RSS MB ({kafka})",
+     lambda r: "%s / %s; %s" % (_f(r.get("redis_cpu_s"), 2),
+                                _f(r.get("kafka_cpu_s", r.get("kafka_mock_cpu_s")), 2),
+                                _f(r.get("kafka_hwm_mb", r.get("kafka_mock_hwm_mb"))))),
     ("load average (1/5/15 min) at the end", lambda r: " ".join("%.2f" % x for x in r["loadavg"])),
 ]
 
@@ -88,6 +92,7 @@ def markdown(results):
     if not names:
         return "No scenario completed.\n"
     a = results["args"]
+    kafka = results.get("kafka", "kafka-mock")
     lines = ["| | " + " | ".join(TITLES[n] for n in names) + " |",
              "|---|" + "---|" * len(names)]
     for label, fn in ROWS:
@@ -97,7 +102,7 @@ def markdown(results):
                 cells.append(str(fn(sc[n])))
             except (KeyError, TypeError):
                 cells.append("-")
-        lines.append("| %s | %s |" % (label, " | ".join(cells)))
+        lines.append("| %s | %s |" % (label.replace("{kafka}", kafka), " | ".join(cells)))
     notes = []
     if "open" in names:
         notes.append("Open loop offered %.1f events/s for %.0f s." % (
@@ -109,8 +114,10 @@ def markdown(results):
         if not sc[n].get("complete", True):
             notes.append("%s stopped after %.0f s (time limit) with %d of %d results." % (
                 n, sc[n].get("time_limit_s") or 0, sc[n]["completed"], sc[n]["events"]))
-    notes.append("Latency %d ms + 0..%d ms per call under limits; %d ms in the latency-bound "
-                 "run. %d CPUs; load average %s at the start. %.0f s in all." % (
+    notes.append("Kafka: %s%s. Latency %d ms + 0..%d ms per call under limits; %d ms in the "
+                 "latency-bound run. %d CPUs; load average %s at the start. %.0f s in all." % (
+                     kafka, " (KRaft, broker+controller in one JVM)"
+                     if results.get("kafka_kind") == "apache" else "",
                      a["latency_ms"], a["jitter_ms"], a["lat_latency_ms"], results["cpus"],
                      " ".join("%.2f" % x for x in results["loadavg_start"]),
                      results.get("elapsed_s", 0)))
@@ -135,7 +142,7 @@ def plot(results, out):
     script = """
 set terminal pngcairo size 900,520 noenhanced font ",10"
 set output '{png}'
-set title 'hsqb-worker, latency-bound ({lat} ms per API call, no rate limits), {r} replicas, {t} tenants'
+set title 'hsqb-worker, latency-bound ({lat} ms per API call, no rate limits), {r} replicas, {t} tenants, {k}'
 set xlabel 'worker slots (replicas x worker.threads)'
 set ylabel 'events/s'
 set y2label 'p99 in-worker duration, ms'
@@ -148,7 +155,8 @@ plot '{dat}' using 1:3 with lines dt 2 lw 2 title 'ideal bound', \\
      '{dat}' using 1:6 with lines dt 3 lw 2 title 'machine CPU cap (all processes)', \\
      '{dat}' using 1:2 with linespoints lw 2 pt 7 title 'measured throughput', \\
      '{dat}' using 1:4 axes x1y2 with linespoints lw 1 pt 5 title 'p99 duration (right)'
-""".format(png=png, dat=dat, lat=a["lat_latency_ms"], r=a["replicas"], t=a["tenants"])
+""".format(png=png, dat=dat, lat=a["lat_latency_ms"], r=a["replicas"], t=a["tenants"],
+           k=results.get("kafka", "kafka-mock"))
     try:
         subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60,
                        capture_output=True)
