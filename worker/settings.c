@@ -463,8 +463,8 @@ void settings_register_secrets(const struct config *cfg)
     for (i = 0; i < config_kafka_count(cfg); i++) {
         const char *prop, *v;
 
-        if (config_kafka_at(cfg, i, &prop, &v, NULL) == 0 && config_kafka_is_secret(prop) &&
-            v && *v)
+        if (config_kafka_at(cfg, i, &prop, &v, NULL) == 0 && config_kafka_is_secret(prop) && v &&
+            *v)
             log_register_secret(v);
     }
 }

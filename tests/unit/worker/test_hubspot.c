@@ -547,8 +547,8 @@ static void test_tokens_and_auth_errors(void **state)
 
     /* From the settings: hubspot.base_url and hubspot.token. */
     {
-        char url[128], *envp[] = {url, "HSQB_HUBSPOT_TOKEN=" TOKEN1, "HSQB_HTTP_ALLOW_INSECURE=true",
-                                  NULL};
+        char url[128],
+            *envp[] = {url, "HSQB_HUBSPOT_TOKEN=" TOKEN1, "HSQB_HTTP_ALLOW_INSECURE=true", NULL};
         struct config *cfg = NULL;
         struct hubspot_ctx c1 = ctx_for(PORTAL1);
         snprintf(url, sizeof url, "HSQB_HUBSPOT_BASE_URL=%s/", g_base);

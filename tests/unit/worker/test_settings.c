@@ -215,8 +215,8 @@ static void test_secret_flags_are_refused(void **state)
     expect_error(load(ARGV("--kafka.ssl.key.password=pw"), ENVP("LANG=C")),
                  "flag --kafka.ssl.key.password: a secret is not accepted");
     /* not secrets: still fine as flags */
-    struct config *cfg = load(ARGV("--kafka.sasl.username=hsqb", "--oauth.client_id=abc"),
-                              ENVP("LANG=C"));
+    struct config *cfg =
+        load(ARGV("--kafka.sasl.username=hsqb", "--oauth.client_id=abc"), ENVP("LANG=C"));
     assert_non_null(cfg);
     config_free(cfg);
 }
@@ -269,9 +269,10 @@ static void test_cross_key_checks(void **state)
                  "qbo.base_url: \"http://quickbooks.api.intuit.com\" is plain http");
     expect_error(load(NULL, ENVP("HSQB_OAUTH_TOKEN_URL=http://oauth.example/t")),
                  "oauth.token_url: \"http://oauth.example/t\" is plain http");
-    expect_error(load(ARGV("--hubspot.base_url=http://api.hubapi.com", "--http.allow_insecure=false"),
-                      ENVP("LANG=C")),
-                 "hubspot.base_url: \"http://api.hubapi.com\" is plain http");
+    expect_error(
+        load(ARGV("--hubspot.base_url=http://api.hubapi.com", "--http.allow_insecure=false"),
+             ENVP("LANG=C")),
+        "hubspot.base_url: \"http://api.hubapi.com\" is plain http");
     cfg = load(ARGV("--hubspot.base_url=http://127.0.0.1:1", "--http.allow_insecure=true"),
                ENVP("LANG=C"));
     assert_non_null(cfg);
@@ -360,7 +361,8 @@ static void test_cmd_config(void **state)
 static void test_option_builders(void **state)
 {
     struct config *cfg =
-        load(ARGV("--redis.host=cache.internal", "--redis.port=6380", "--redis.db=3", "--redis.connect_timeout=700ms", "--redis.command_timeout=900ms",
+        load(ARGV("--redis.host=cache.internal", "--redis.port=6380", "--redis.db=3",
+                  "--redis.connect_timeout=700ms", "--redis.command_timeout=900ms",
                   "--redis.key_prefix=t1:", "--http.connect_timeout=2s", "--http.timeout=7s",
                   "--http.max_response_bytes=1MiB", "--http.user_agent=hsqb-test"),
              ENVP("HSQB_REDIS_PASSWORD=pw"));
