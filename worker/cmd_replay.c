@@ -443,17 +443,39 @@ static void fmt_time(int64_t ms, char *buf, size_t bufsz)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+/* Text that came from a dead letter (which keeps hostile input byte for byte) as the
+ * operator's terminal gets it: printable ASCII, every other byte as \xNN, so no escape
+ * sequence, control character or C1 byte of an attacker's reaches it; "-" when empty. */
+static const char *shown(const char *s, char *buf, size_t bufsz)
+{
+    size_t o = 0;
+
+    if (!s || !*s)
+        return "-";
+    for (; *s && o + 5 < bufsz; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c >= 0x20 && c <= 0x7e)
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", c);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static void row(FILE *out, const rd_kafka_message_t *m, const struct rec *r, const char *what)
 {
-    char at[64], coord[DELAY_TOPIC_MAX + 48];
+    char at[64], coord[DELAY_TOPIC_MAX + 48], f[7][4 * 320];
 
     fmt_time(r->when, at, sizeof at);
     snprintf(coord, sizeof coord, "%s:%" PRId32 ":%" PRId64, rd_kafka_topic_name(m->rkt),
              m->partition, m->offset);
-    fprintf(out, "%-26s  %-24s  %-24s  %-30s  %-20s  %-10s  %-20s  %-3s  %s\n", coord, at,
-            r->code[0] ? r->code : "-", r->id[0] ? r->id : "-", r->action[0] ? r->action : "-",
-            r->portal[0] ? r->portal : "-", r->realm[0] ? r->realm : "-",
-            r->attempts[0] ? r->attempts : "-", what);
+    fprintf(out, "%-26s  %-24s  %-24s  %-30s  %-20s  %-10s  %-20s  %-3s  %s\n",
+            shown(coord, f[0], sizeof f[0]), at, shown(r->code, f[1], sizeof f[1]),
+            shown(r->id, f[2], sizeof f[2]), shown(r->action, f[3], sizeof f[3]),
+            shown(r->portal, f[4], sizeof f[4]), shown(r->realm, f[5], sizeof f[5]),
+            shown(r->attempts, f[6], sizeof f[6]), what);
 }
 
 /* ---- the run ------------------------------------------------------------------------- */
@@ -475,7 +497,7 @@ static int handle(struct run *R, rd_kafka_message_t *m)
 {
     rd_kafka_headers_t *h = NULL;
     struct rec r;
-    char e[512], what[600];
+    char e[512], what[600], shown_what[4 * 600];
     const char *to;
 
     R->n.scanned++;
@@ -501,7 +523,7 @@ static int handle(struct run *R, rd_kafka_message_t *m)
         R->n.replayed++;
         snprintf(what, sizeof what, "replayed to %s", to);
     }
-    row(R->out, m, &r, what);
+    row(R->out, m, &r, shown(what, shown_what, sizeof shown_what));
     return R->o->max > 0 && R->n.chosen >= R->o->max;
 }
 

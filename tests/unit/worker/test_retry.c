@@ -538,6 +538,38 @@ static void test_exhausted_to_dlq_then_replay_once(void **state)
     assert_int_equal(E.dlq.n, 1);
 }
 
+/* Dead letters keep hostile input byte for byte: what `replay` prints of them reaches the
+ * operator's terminal as printable ASCII only (escape sequences shown as \xNN). */
+static void test_replay_prints_hostile_dead_letters_printable(void **state)
+{
+    const char *dry[] = {"--dry-run", NULL};
+    const struct kafka_header h[] = {
+        {"hsqb-event-id", "evt-\x1b[2J\x1b]0;pwned\x07-1"},
+        {"hsqb-error-code", "CODE\x9b"
+                            "31m"},
+        {"hsqb-original-topic", ACTIONS "\x1b[1m"},
+        {"hsqb-attempts", "1\r"},
+    };
+    const char *key = "1\x1b[0m:DEAL:1";
+    const char *val = "{\"id\":\"x\\u001b[31m\",\"type\":\"hsqb.action.\\u001b[5mblink\","
+                      "\"data\":{\"inputFields\":{\"qbo_realm_id\":\"9\\u009b1m\"}}}";
+    struct producer_msg pm = {DLQ, key, strlen(key), val, strlen(val), h, 4};
+    char out[16384], e[256];
+    size_t i;
+    (void)state;
+
+    start(NULL);
+    if (producer_send_sync(E.pr, &pm, 10000, e, sizeof e) < 0)
+        fail_msg("produce: %s", e);
+    assert_int_equal(run_replay(dry, out, sizeof out), EXIT_OK);
+    for (i = 0; out[i]; i++)
+        if (out[i] != '\n' && (out[i] < 0x20 || out[i] > 0x7e))
+            fail_msg("byte 0x%02x at %zu of the replay output:\n%s", (unsigned char)out[i], i,
+                     out);
+    assert_non_null(strstr(out, "evt-\\x1b[2J\\x1b]0;pwned\\x07-1"));
+    assert_non_null(strstr(out, "CODE\\x9b31m"));
+}
+
 static void test_breaker_isolates_a_broken_realm(void **state)
 {
     const char *flags[] = {"--breaker.failures=3",      "--breaker.cooldown=30s",
@@ -635,6 +667,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_storm_goes_to_retry_then_succeeds, teardown),
         cmocka_unit_test_teardown(test_exhausted_to_dlq_then_replay_once, teardown),
+        cmocka_unit_test_teardown(test_replay_prints_hostile_dead_letters_printable, teardown),
         cmocka_unit_test_teardown(test_breaker_isolates_a_broken_realm, teardown),
         cmocka_unit_test_teardown(test_breaker_charges_hubspot_failures_to_the_portal, teardown),
     };
