@@ -274,6 +274,8 @@ static void join2(char *out, size_t outsz, const char *a, const char *b)
     out[la + lb] = '\0';
 }
 
+#define RESOLVE_HASH_SUFFIX_LEN 10 /* " #" and 8 hex digits */
+
 int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int variant, char *out,
                          size_t outsz)
 {
@@ -293,16 +295,24 @@ int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int
     else
         return -1;
     suffix[0] = '\0';
-    if (variant >= 1 && email[0] && strcmp(base, email) != 0)
+    if (variant >= 1 && email[0] && strcmp(base, email) != 0) {
+        /* the email in the suffix gives way before the name does: the base keeps up to
+         * half the limit, the hash part (variant 2) stays whole */
+        size_t keep = strlen(base) < RESOLVE_NAME_MAX / 2 ? strlen(base) : RESOLVE_NAME_MAX / 2;
+
+        utf8_truncate(email, RESOLVE_NAME_MAX - keep - sizeof(" ()") + 1 -
+                                 (variant >= 2 ? RESOLVE_HASH_SUFFIX_LEN : 0));
         snprintf(suffix, sizeof suffix, " (%s)", email);
+    }
     if (variant >= 2 || (variant == 1 && !suffix[0])) {
         snprintf(tag, sizeof tag, "%" PRId64 ":%" PRId64, portal_id, c->id);
         if (hash_sha256_hex(tag, strlen(tag), hex) < 0)
             return -1;
         snprintf(suffix + strlen(suffix), sizeof suffix - strlen(suffix), " #%.8s", hex);
     }
-    /* the suffix makes the name distinct: keep it whole, cut the base */
-    room = RESOLVE_NAME_MAX - strlen(suffix);
+    /* the suffix makes the name distinct: keep it whole, cut the base (the suffix is at
+     * most RESOLVE_NAME_MAX - 1 bytes: an email part leaves the base room above) */
+    room = strlen(suffix) < RESOLVE_NAME_MAX ? RESOLVE_NAME_MAX - strlen(suffix) : 0;
     utf8_truncate(base, room);
     join2(out, outsz, base, suffix);
     return 0;

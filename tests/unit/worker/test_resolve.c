@@ -167,6 +167,23 @@ static void test_display_name_long_keeps_suffix(void **state)
     assert_true(strlen(out) <= RESOLVE_NAME_MAX);
     assert_non_null(strstr(out, " (e@x.example)"));
     assert_int_equal(strcmp(out + strlen(out) - 14, " (e@x.example)"), 0);
+
+    /* An email of ~490 bytes: the suffix alone would exceed the limit (the room left for
+     * the base used to underflow and the " #" disambiguator was cut off): the email part is
+     * shortened instead, the hash stays whole and the variants stay distinct. */
+    char email[491], out1[RESOLVE_NAME_MAX + 1];
+    memset(email, 'a', 480);
+    memcpy(email + 480, "@x.example", 11);
+    c = contact(6, "Jane", "Doe", email);
+    assert_int_equal(resolve_display_name(PORTAL, &c, 1, out1, sizeof out1), 0);
+    assert_true(strlen(out1) <= RESOLVE_NAME_MAX);
+    assert_int_equal(strncmp(out1, "Jane Doe (", 10), 0);
+    assert_int_equal(resolve_display_name(PORTAL, &c, 2, out, sizeof out), 0);
+    assert_true(strlen(out) <= RESOLVE_NAME_MAX);
+    assert_int_equal(strncmp(out, "Jane Doe (", 10), 0);
+    assert_non_null(strstr(out, " #"));
+    assert_int_equal(strlen(strstr(out, " #")), 10);
+    assert_string_not_equal(out, out1);
 }
 
 static void test_item_name(void **state)
