@@ -26,8 +26,6 @@ from test_faults import FAST, UNLIMITED_SANDBOX, check_stream, stream, summary, 
 @pytest.fixture
 def own_stack(request, hsqb):
     """A Harness of its own (kwargs from the test's `stack` mark), two FAST replicas."""
-    if hsqb.kafka_kind != "apache":
-        pytest.skip("needs the Apache Kafka stack (the integration tier's default)")
     kw = request.node.get_closest_marker("stack").kwargs
     logdir = harness.build_dir() / "test-logs" / "integration" / request.node.name
     h = harness.Harness(logdir, worker_env=FAST, kafka="apache", **kw)

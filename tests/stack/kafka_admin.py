@@ -22,6 +22,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import TopicPartition
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
@@ -70,15 +71,10 @@ def partition_leaders(bootstrap, topics):
         out = {}
         for t in topics:
             parts = cl.partitions_for_topic(t) or set()
-            out[t] = {p: cl.leader_for_partition(_tp(t, p)) for p in parts}
+            out[t] = {p: cl.leader_for_partition(TopicPartition(t, p)) for p in parts}
         return out
     finally:
         c.close()
-
-
-def _tp(t, p):
-    from kafka.structs import TopicPartition
-    return TopicPartition(t, p)
 
 
 def cmd_create(bootstrap, rf, specs):
