@@ -77,6 +77,7 @@ WORKER_SRCS := \
 	worker/resolve_refs.c \
 	worker/claim.c \
 	worker/action.c \
+	worker/pricing.c \
 	worker/action_sales.c \
 	worker/action_payment.c \
 	worker/keeper.c \

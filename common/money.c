@@ -446,6 +446,21 @@ enum money_err money_mul(int64_t qty, int64_t price, enum money_round mode, int6
     return MONEY_OK;
 }
 
+enum money_err money_percent(int64_t cents, int64_t pct7, enum money_round mode, int64_t *out)
+{
+    u128 c;
+
+    if (!out || !mode_valid(mode) || !in_range(cents, MONEY_MAX_CENTS) ||
+        !in_range(pct7, MONEY_QTY_MAX))
+        return MONEY_EINVAL;
+    if (!div_round((u128)mag64(cents) * mag64(pct7), (u128)100 * MONEY_QTY_SCALE, mode, &c))
+        return MONEY_EPRECISION;
+    if (c > (u128)MONEY_MAX_CENTS)
+        return MONEY_EOVERFLOW;
+    *out = ((cents < 0) != (pct7 < 0)) ? -(int64_t)c : (int64_t)c;
+    return MONEY_OK;
+}
+
 int money_line_matches(int64_t qty, int64_t price, int64_t amount_cents, enum money_round mode)
 {
     int64_t c;

@@ -126,6 +126,14 @@ enum money_err money_sum(const int64_t *v, size_t n, int64_t *out);
  * are MONEY_EINVAL; a result beyond MONEY_MAX_CENTS is MONEY_EOVERFLOW. */
 enum money_err money_mul(int64_t qty, int64_t price, enum money_round mode, int64_t *cents);
 
+/* pct percent of cents: cents x pct7 / 100, pct7 a rate in units of 10^-7 percent (parse
+ * "7.25" with money_qty_parse(): 72500000), computed exactly in 128 bits and rounded once
+ * with mode. Examples: 10% of 0.05 = 0.005 -> 0.01 (half_up), 0.00 (half_even); -10% of
+ * 0.15 = -0.015 -> -0.02 (half_up). Signs multiply. Inputs out of their range are
+ * MONEY_EINVAL; a result beyond MONEY_MAX_CENTS is MONEY_EOVERFLOW. The quote pricing
+ * (discounts, fees, taxes in percent) and line taxes use it. */
+enum money_err money_percent(int64_t cents, int64_t pct7, enum money_round mode, int64_t *out);
+
 /* True when qty x price, rounded to cents with mode, equals amount_cents (with NONE: the
  * exact product equals it). False on any out-of-range input. */
 int money_line_matches(int64_t qty, int64_t price, int64_t amount_cents, enum money_round mode);

@@ -25,6 +25,7 @@
  */
 #include "worker/action.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 
 #include "common/log.h"
 #include "worker/claim.h"
+#include "worker/pricing.h"
 
 #define ACTION_LOOKUP_MAX 1000 /* documents of one customer and day read to find ours */
 
@@ -62,6 +64,18 @@ int action_settings_from_config(struct action_settings *s, const struct config *
         }
         snprintf(s->payment_default_item, sizeof s->payment_default_item, "%s",
                  item && *item ? item : "Services");
+    }
+    {
+        const char *fee = config_get_str(cfg, "quotes.fee_item");
+        const char *st = config_get_str(cfg, "quotes.allowed_statuses");
+        if ((fee && strlen(fee) >= sizeof s->fee_item) ||
+            (st && strlen(st) >= sizeof s->quote_statuses)) {
+            snprintf(errstr, errsz, "quotes.fee_item or quotes.allowed_statuses: too long");
+            return -1;
+        }
+        snprintf(s->fee_item, sizeof s->fee_item, "%s", fee && *fee ? fee : "Fees");
+        snprintf(s->quote_statuses, sizeof s->quote_statuses, "%s",
+                 st && *st ? st : "APPROVAL_NOT_NEEDED,APPROVED,ACCEPTED");
     }
     s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
     if (s->dedup_window_ms <= 0)
@@ -113,20 +127,218 @@ int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
     return 0;
 }
 
-int action_check_us_company(const struct action_ctx *ctx, struct api_error *err)
+int action_company(const struct action_ctx *ctx, struct qbo_company *co, struct api_error *err)
 {
-    struct qbo_company co;
-
-    if (qbo_company_info(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, &co, err) < 0)
+    if (qbo_company_info(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, co, err) < 0)
         return -1;
-    if (!co.is_us) {
+    if (!co->is_us) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_COMPANY_NOT_US, 0,
                       "QuickBooks company %s is not a US company (country \"%s\"); these actions "
                       "serve US companies only",
-                      ctx->ev->in.realm_id, co.country);
+                      ctx->ev->in.realm_id, co->country);
         return -1;
     }
     return 0;
+}
+
+int action_check_us_company(const struct action_ctx *ctx, struct api_error *err)
+{
+    struct qbo_company co;
+    return action_company(ctx, &co, err);
+}
+
+/* s as a currency code (three ASCII letters) upper-cased into out: 1, else 0. */
+static int currency_code(const char *s, char out[4])
+{
+    if (!s || strlen(s) != 3)
+        return 0;
+    for (int i = 0; i < 3; i++) {
+        if (!isalpha((unsigned char)s[i]))
+            return 0;
+        out[i] = (char)toupper((unsigned char)s[i]);
+    }
+    out[3] = '\0';
+    return 1;
+}
+
+int action_hubspot_currency(const char *object_cur, const struct hubspot_line_item *li, size_t n,
+                            const char *what, int64_t id, char out[4], struct api_error *err)
+{
+    char c[4];
+
+    out[0] = '\0';
+    if (object_cur && !currency_code(object_cur, out)) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "%s %" PRId64 ": currency \"%.16s\" is not a three-letter code", what, id,
+                      object_cur);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!li[i].currency)
+            continue;
+        if (!currency_code(li[i].currency, c)) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "line item %" PRId64 ": currency \"%.16s\" is not a three-letter code",
+                          li[i].id, li[i].currency);
+            return -1;
+        }
+        if (!out[0]) {
+            memcpy(out, c, 4);
+        } else if (strcmp(out, c) != 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "line item %" PRId64 " is in %s but %s %" PRId64 " is in %s: one "
+                          "document has one currency",
+                          li[i].id, c, what, id, out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int action_currency_for(const struct qbo_company *co, const char *hubspot_cur,
+                        struct action_currency *out, struct resolve_ctx *rc,
+                        struct api_error *err)
+{
+    const char *home = co->home_currency[0] ? co->home_currency : "USD";
+
+    memset(out, 0, sizeof *out);
+    snprintf(out->code, sizeof out->code, "%s", hubspot_cur && *hubspot_cur ? hubspot_cur : home);
+    out->foreign = strcmp(out->code, home) != 0;
+    if (out->foreign && !co->multicurrency) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_CURRENCY_NOT_SUPPORTED, 0,
+                      "the document is in %s but QuickBooks company \"%.80s\" keeps its books in "
+                      "%s with multicurrency off; turn multicurrency on in QuickBooks to book it",
+                      out->code, co->name, home);
+        return -1;
+    }
+    if (rc && co->multicurrency) {
+        rc->currency = out->code;
+        rc->home_currency = co->home_currency[0] ? co->home_currency : "USD";
+    }
+    return 0;
+}
+
+#define RATES_MAX 16 /* distinct tax rate ids remembered within one call */
+
+int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
+                      const struct hubspot_line_item *li, const int64_t *amounts, size_t n,
+                      int64_t *tax, int64_t *sum, struct api_error *err)
+{
+    struct rate_seen {
+        const char *id;
+        int64_t pct7;
+    } seen[RATES_MAX];
+    size_t nseen = 0;
+    char e[256];
+
+    *sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t pct7 = -1, t;
+        if (pricing_line_needs_rate(&li[i])) {
+            size_t k;
+            for (k = 0; k < nseen && strcmp(seen[k].id, li[i].tax_rate_group_id) != 0; k++)
+                ;
+            if (k < nseen) {
+                pct7 = seen[k].pct7;
+            } else {
+                if (hubspot_get_tax_rate(&ctx->io, ctx->hubspot, hc, li[i].tax_rate_group_id,
+                                         &pct7, err) < 0)
+                    return -1;
+                if (nseen < RATES_MAX)
+                    seen[nseen++] = (struct rate_seen){li[i].tax_rate_group_id, pct7};
+            }
+        }
+        if (pricing_line_tax(&li[i], amounts[i], pct7, ctx->settings->rounding, &t, e, sizeof e) <
+            0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+            return -1;
+        }
+        if (tax)
+            tax[i] = t;
+        if (money_add(*sum, t, sum) != MONEY_OK) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "the line items' tax is out of range");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int action_tax_check(const struct qbo_company *co, int64_t tax_cents, struct api_error *err)
+{
+    char t[MONEY_FMT_SIZE];
+
+    if (tax_cents <= 0 || co->sales_tax)
+        return 0;
+    money_format(tax_cents, t, sizeof t);
+    api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_SALES_TAX_OFF, 0,
+                  "HubSpot charges %s of tax but QuickBooks company \"%.80s\" does not use sales "
+                  "tax; turn sales tax on in QuickBooks, or remove the tax in HubSpot",
+                  t, co->name);
+    return -1;
+}
+
+void action_json_tax_currency(struct jbuf *jb, const struct qbo_company *co, int64_t tax_cents,
+                              const struct action_currency *cur)
+{
+    if (co && co->sales_tax) {
+        jbuf_key(jb, "TxnTaxDetail");
+        jbuf_obj_open(jb);
+        action_json_money(jb, "TotalTax", tax_cents);
+        jbuf_obj_close(jb);
+    }
+    if (cur && cur->foreign) {
+        jbuf_key(jb, "CurrencyRef");
+        jbuf_obj_open(jb);
+        jbuf_kv_str(jb, "value", cur->code);
+        jbuf_obj_close(jb);
+    }
+}
+
+int action_verify_total(const struct qbo_created *doc, const char *entity, int64_t expected,
+                        int64_t balance_expected, struct action_outcome *out,
+                        struct api_error *err)
+{
+    char e[MONEY_FMT_SIZE], g[MONEY_FMT_SIZE] = "?", be[MONEY_FMT_SIZE], bg[MONEY_FMT_SIZE] = "?";
+    int bal = balance_expected >= 0;
+    struct jbuf jb;
+
+    if (doc->has_total && doc->total_cents == expected &&
+        (!bal || (doc->has_balance && doc->balance_cents == balance_expected)))
+        return 0;
+    money_format(expected, e, sizeof e);
+    if (doc->has_total)
+        money_format(doc->total_cents, g, sizeof g);
+    if (bal) {
+        money_format(balance_expected, be, sizeof be);
+        if (doc->has_balance)
+            money_format(doc->balance_cents, bg, sizeof bg);
+    }
+    jbuf_init(&jb, 4096);
+    jbuf_obj_open(&jb);
+    jbuf_kv_str(&jb, "qbo_id", doc->id);
+    jbuf_kv_str(&jb, "entity", entity);
+    jbuf_kv_str(&jb, "expected_total", e);
+    jbuf_kv_str(&jb, "qbo_total", doc->has_total ? g : NULL);
+    if (bal) {
+        jbuf_kv_str(&jb, "expected_balance", be);
+        jbuf_kv_str(&jb, "qbo_balance", doc->has_balance ? bg : NULL);
+    }
+    jbuf_obj_close(&jb);
+    free(out->details_json);
+    out->details_json = jbuf_cstr(&jb) ? strdup(jbuf_cstr(&jb)) : NULL;
+    jbuf_release(&jb);
+    if (bal && doc->has_total && doc->total_cents == expected)
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_TOTAL_MISMATCH, 0,
+                      "QuickBooks %s %s was created but its Balance is %s, not %s; fix or void it "
+                      "in QuickBooks",
+                      entity, doc->id, bg, be);
+    else
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_TOTAL_MISMATCH, 0,
+                      "QuickBooks %s %s was created with TotalAmt %s but HubSpot's total is %s; "
+                      "fix or void it in QuickBooks",
+                      entity, doc->id, g, e);
+    return -1;
 }
 
 void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)

@@ -43,6 +43,8 @@ struct action_settings {
     int64_t dedup_window_ms;               /* TTL of the "create sent" markers */
     /* payments.default_item: the item of a payment without line items; never "" */
     char payment_default_item[RESOLVE_ITEM_NAME_MAX + 1];
+    char fee_item[RESOLVE_ITEM_NAME_MAX + 1]; /* quotes.fee_item; never "" */
+    char quote_statuses[201];                 /* quotes.allowed_statuses, "," joined */
 };
 
 /* Defaults (half_up, no deposit account, 7 days, "Services") + the configuration keys
@@ -112,6 +114,61 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
 /* The US-company rule every family checks before its first write: 0, or -1 with *err
  * (QBO_COMPANY_NOT_US, or the company lookup's error). */
 int action_check_us_company(const struct action_ctx *ctx, struct api_error *err);
+
+/* The same, keeping the company's facts (Preferences included) in *co. */
+int action_company(const struct action_ctx *ctx, struct qbo_company *co, struct api_error *err);
+
+/* The currency HubSpot gives a document: object_cur (the deal's deal_currency_code, the
+ * quote's hs_currency, the payment's hs_currency_code), else the line items' common
+ * hs_line_item_currency_code; upper-cased into out ("" when HubSpot names none). Three
+ * ASCII letters; line items in another currency than the object (or than each other)
+ * fail HUBSPOT_VALIDATION, naming them: one document has one currency. what/id name the
+ * object in messages. 0, or -1 with *err. */
+int action_hubspot_currency(const char *object_cur, const struct hubspot_line_item *li, size_t n,
+                            const char *what, int64_t id, char out[4], struct api_error *err);
+
+/* The document's currency in the company co: hubspot_cur ("" = the home currency) must
+ * be the home currency unless multicurrency is on (else CURRENCY_NOT_SUPPORTED, before
+ * any write). On 0: code = the currency, foreign = 1 when it is not the home currency
+ * (the document then carries CurrencyRef), and, on a multicurrency company, rc's
+ * customers are matched per currency (rc->currency/home_currency point into co and
+ * code, which must outlive rc's use). */
+struct action_currency {
+    char code[4];
+    int foreign;
+};
+int action_currency_for(const struct qbo_company *co, const char *hubspot_cur,
+                        struct action_currency *out, struct resolve_ctx *rc,
+                        struct api_error *err);
+
+/* The tax of each of the n line items (tax[i], may be NULL) and their sum (*sum):
+ * pricing_line_tax(), the rate of a taxable line without hs_tax_amount and hs_tax_rate
+ * read from HubSpot's tax rates (hubspot_get_tax_rate(), once per distinct rate id of the
+ * call). lines[i].amount_cents is each line's amount. 0, or -1 with *err
+ * (HUBSPOT_VALIDATION for unusable values, or the read's failure). */
+int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
+                      const struct hubspot_line_item *li, const int64_t *amounts, size_t n,
+                      int64_t *tax, int64_t *sum, struct api_error *err);
+
+/* Tax HubSpot charges (tax_cents > 0) can only be booked by a company that uses sales
+ * tax: QBO_SALES_TAX_OFF otherwise. 0, or -1 with *err. */
+int action_tax_check(const struct qbo_company *co, int64_t tax_cents, struct api_error *err);
+
+/* Members of the document every sales-side body writes for tax and currency: on a
+ * company with sales tax, "TxnTaxDetail":{"TotalTax":<tax>} (also 0: with Automated Sales
+ * Tax an explicit amount is honoured, an absent one recomputed); CurrencyRef when
+ * foreign. Errors latch in jb. */
+void action_json_tax_currency(struct jbuf *jb, const struct qbo_company *co, int64_t tax_cents,
+                              const struct action_currency *cur);
+
+/* After a create: QBO's TotalAmt must equal expected (and, when balance_expected >= 0,
+ * Balance must equal it), else QBO_TOTAL_MISMATCH naming the document and the figures,
+ * with out->details_json {"qbo_id","entity","expected_total","qbo_total"[,
+ * "expected_balance","qbo_balance"]} (amounts as decimal strings). A document whose
+ * TotalAmt QBO did not send (or not as a plain decimal) fails the same way. 0, or -1. */
+int action_verify_total(const struct qbo_created *doc, const char *entity, int64_t expected,
+                        int64_t balance_expected, struct action_outcome *out,
+                        struct api_error *err);
 
 /* Fill out's document fields from doc (borrowed), the entity created for action a:
  * entity, Id (required: else -1, API_TRANSIENT), DocNumber, currency (USD when "") and

@@ -354,6 +354,7 @@ int payment_payment_body(const struct payment_body *b, struct jbuf *out)
     action_json_money(out, "TotalAmt", b->amount_cents);
     jbuf_kv_str(out, "TxnDate", b->txn_date);
     jbuf_kv_str(out, "PrivateNote", b->private_note);
+    action_json_tax_currency(out, NULL, 0, b->cur);
     doc_extras(out, &x);
     jbuf_key(out, "Line");
     jbuf_arr_open(out);
@@ -386,6 +387,7 @@ int payment_purchase_body(const struct purchase_body *b, struct jbuf *out)
     }
     jbuf_kv_str(out, "TxnDate", b->txn_date);
     jbuf_kv_str(out, "PrivateNote", b->private_note);
+    action_json_tax_currency(out, NULL, 0, b->cur);
     jbuf_key(out, "Line");
     jbuf_arr_open(out);
     jbuf_obj_open(out);
@@ -434,6 +436,11 @@ struct prun {
     struct resolve_item *items;
     struct action_items it; /* li resolved into items */
     const char **item_ids;
+    unsigned char *taxable;
+    int64_t tax_cents;
+    char hubspot_currency[4];
+    struct qbo_company co;
+    struct action_currency cur;
     char date[11];
     char customer_id[RESOLVE_ID_MAX];
     char deposit_id[RESOLVE_ID_MAX];
@@ -450,6 +457,7 @@ static void prun_release(struct prun *r)
     free(r->lines);
     free(r->items);
     free(r->item_ids);
+    free(r->taxable);
 }
 
 static int oom(struct api_error *err)
@@ -475,12 +483,6 @@ static int read_payment(struct prun *r, struct api_error *err)
     }
     if (payment_check_status(ev->action, &r->f, err) < 0)
         return -1;
-    if (r->f.currency && strcasecmp(r->f.currency, "USD") != 0) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
-                      "payment %" PRId64 " is in %.8s; these actions book US dollars only",
-                      ev->object_id, r->f.currency);
-        return -1;
-    }
     if (ev->action != ACTION_CREATE_REFUND_RECEIPT && r->f.date[0])
         memcpy(r->date, r->f.date, sizeof r->date);
     else
@@ -549,7 +551,8 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
     r->lines = calloc(r->n, sizeof *r->lines);
     r->items = calloc(r->n, sizeof *r->items);
     r->item_ids = calloc(r->n, sizeof *r->item_ids);
-    if (!r->lines || !r->items || !r->item_ids)
+    r->taxable = calloc(r->n, 1);
+    if (!r->lines || !r->items || !r->item_ids || !r->taxable)
         return oom(err);
     r->it = (struct action_items){.li = r->li, .n = r->n, .items = r->items};
     for (i = 0; i < r->n; i++) {
@@ -557,6 +560,7 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
             api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
             return -1;
         }
+        r->taxable[i] = (unsigned char)pricing_line_taxable(&r->li[i]);
         if (money_add(r->total_cents, r->lines[i].amount_cents, &r->total_cents) != MONEY_OK) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
                           "the document total is out of range");
@@ -573,6 +577,42 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
                       ev->object_id, a, b);
         return -1;
     }
+    if (ev->action != ACTION_CREATE_PAID_INVOICE) {
+        int64_t *amounts = malloc(r->n * sizeof *amounts);
+        int trc;
+        if (!amounts)
+            return oom(err);
+        for (i = 0; i < r->n; i++)
+            amounts[i] = r->lines[i].amount_cents;
+        trc = action_line_taxes(ctx, &hc, r->li, amounts, r->n, NULL, &r->tax_cents, err);
+        free(amounts);
+        if (trc < 0)
+            return -1;
+    }
+    if (money_add(r->total_cents, r->tax_cents, &r->total_cents) != MONEY_OK) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "the document total is out of range");
+        return -1;
+    }
+    if (ev->action != ACTION_CREATE_PAID_INVOICE && r->lis) {
+        /* the receipt deposits (or refunds) exactly the money that moved */
+        int64_t moved = ev->action == ACTION_CREATE_REFUND_RECEIPT ? r->f.refunds_cents
+                                                                   : r->f.initial_cents;
+        if (r->total_cents != moved) {
+            money_format(moved, a, sizeof a);
+            money_format(r->total_cents, b, sizeof b);
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "payment %" PRId64 " %s %s but its line items and their tax total %s "
+                          "(an order-level discount or fee?); the %s would not match the money",
+                          ev->object_id,
+                          ev->action == ACTION_CREATE_REFUND_RECEIPT ? "refunded" : "received", a,
+                          b, ev->action == ACTION_CREATE_REFUND_RECEIPT ? "refund" : "deposit");
+            return -1;
+        }
+    }
+    if (action_hubspot_currency(r->f.currency, r->li, r->n, "payment", ev->object_id,
+                                r->hubspot_currency, err) < 0)
+        return -1;
     return hubspot_get_contact(&ctx->io, ctx->hubspot, &hc, contact_id, &r->contact, err);
 }
 
@@ -584,7 +624,9 @@ static int check_qbo(struct prun *r, struct action_outcome *out, struct api_erro
     const char *dep = NULL;
     int found = 0;
 
-    if (action_check_us_company(r->ctx, err) < 0)
+    if (action_company(r->ctx, &r->co, err) < 0 ||
+        action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
+        action_tax_check(&r->co, r->tax_cents, err) < 0)
         return -1;
     if (ev->action == ACTION_CREATE_REFUND_RECEIPT)
         dep = ev->in.refund_from_account;
@@ -630,6 +672,11 @@ static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct 
         .lines = r->lines,
         .item_ids = r->item_ids,
         .n = r->n,
+        .co = &r->co,
+        .taxable = invoice ? NULL : r->taxable, /* a paid invoice: every line NON */
+        .tax_cents = invoice ? 0 : r->tax_cents,
+        .cur = &r->cur,
+        .bill_addr = &r->contact->addr,
     };
     if (invoice) {
         x.due_date = r->date; /* paid the day it is issued */
@@ -652,7 +699,7 @@ static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct 
 
 /* The Payment settling invoice inv in full: its id into payment_id. */
 static int write_payment(struct prun *r, const struct qbo_created *inv, char *payment_id,
-                         struct api_error *err)
+                         struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     char note[PAYMENT_NOTE_MAX];
@@ -671,6 +718,7 @@ static int write_payment(struct prun *r, const struct qbo_created *inv, char *pa
         .x = {.deposit_account_id = r->deposit_id[0] ? r->deposit_id : NULL,
               .method_id = r->method_id[0] ? r->method_id : NULL,
               .reference = r->f.reference},
+        .cur = &r->cur,
     };
     jbuf_init(&body, QBO_BODY_MAX);
     if (payment_payment_body(&b, &body) < 0) {
@@ -680,19 +728,54 @@ static int write_payment(struct prun *r, const struct qbo_created *inv, char *pa
         rc = action_create_once(ctx, &w, r->customer_id, r->date, &pay, err);
     }
     jbuf_release(&body);
-    if (rc < 0)
+    if (rc < 0 || action_verify_total(&pay, "Payment", r->total_cents, -1, out, err) < 0)
         return -1;
     snprintf(payment_id, RESOLVE_ID_MAX, "%s", pay.id);
     return 0;
 }
 
+/* The paid invoice, read back after its Payment: it must be settled (Balance 0). */
+static int check_settled(struct prun *r, const struct qbo_created *inv,
+                         struct action_outcome *out, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    struct json_object *ent = NULL;
+    struct qbo_created now;
+    int rc;
+
+    if (qbo_read(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, "Invoice", inv->id, &ent, err) < 0)
+        return -1;
+    rc = qbo_created_from_json(ent, "Invoice", &now, err);
+    json_object_put(ent);
+    if (rc < 0)
+        return -1;
+    return action_verify_total(&now, "Invoice", r->total_cents, 0, out, err);
+}
+
 static int fill_outcome(const struct prun *r, const struct qbo_created *doc,
                         struct action_outcome *out, struct api_error *err)
 {
-    out->total_cents = r->total_cents;
+    /* the total QuickBooks booked (checked equal to HubSpot's by action_verify_total) */
+    out->total_cents = doc->has_total ? doc->total_cents : r->total_cents;
     snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
     out->created_customer = r->created_customer;
-    return action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->n, err);
+    if (action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->n, err) < 0)
+        return -1;
+    if (!doc->currency[0] && r->cur.code[0])
+        snprintf(out->currency, sizeof out->currency, "%s", r->cur.code);
+    return 0;
+}
+
+/* A created document whose total is not HubSpot's fails, naming it. */
+static int verify(struct prun *r, const struct qbo_created *doc, const char *entity,
+                  int64_t expected, struct action_outcome *out, struct api_error *err)
+{
+    if (action_verify_total(doc, entity, expected, -1, out, err) == 0)
+        return 0;
+    (void)r;
+    snprintf(out->entity, sizeof out->entity, "%s", entity);
+    snprintf(out->id, sizeof out->id, "%s", doc->id);
+    return -1;
 }
 
 /* The writes of one round, for action_write_rematch(). */
@@ -723,10 +806,13 @@ static int run_document(struct prun *r, struct action_outcome *out, struct api_e
         return -1;
     m.contact = r->contact;
     m.items = &r->it;
-    if (action_write_rematch(ctx, &r->rc, &m, err) < 0)
+    if (action_write_rematch(ctx, &r->rc, &m, err) < 0 ||
+        verify(r, &doc, event_action_qbo_entity(ctx->ev->action), r->total_cents, out, err) < 0)
         return -1;
+    /* a paid invoice whose total is not the payment's gets no Payment (verify above) */
     if (ctx->ev->action == ACTION_CREATE_PAID_INVOICE &&
-        write_payment(r, &doc, out->payment_id, err) < 0)
+        (write_payment(r, &doc, out->payment_id, out, err) < 0 ||
+         check_settled(r, &doc, out, err) < 0))
         return -1;
     return fill_outcome(r, &doc, out, err);
 }
@@ -770,7 +856,10 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     int64_t amount;
 
     if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||
-        action_check_us_company(r->ctx, err) < 0 ||
+        action_company(r->ctx, &r->co, err) < 0 ||
+        action_hubspot_currency(r->f.currency, NULL, 0, "payment", ev->object_id,
+                                r->hubspot_currency, err) < 0 ||
+        action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
         resolve_account(&r->rc, ev->in.expense_account, expense_id, err) < 0 ||
         resolve_account(&r->rc, ev->in.paid_from_account, from_id, err) < 0)
         return -1;
@@ -787,8 +876,10 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
         .description = desc,
         .txn_date = r->date,
         .private_note = note,
+        .cur = &r->cur,
     };
-    if (action_write_rematch(ctx, &r->rc, &m, err) < 0)
+    if (action_write_rematch(ctx, &r->rc, &m, err) < 0 ||
+        verify(r, &doc, "Purchase", amount, out, err) < 0)
         return -1;
     r->total_cents = amount;
     return fill_outcome(r, &doc, out, err);

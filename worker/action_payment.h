@@ -34,8 +34,17 @@
  *  - No line items: one line for the payment amount (the refunded amount for a refund
  *    receipt) against the item named by payments.default_item, matched like a product
  *    (created only with create_missing_products).
- *  - Currency: a payment whose hs_currency_code is set and not USD fails
- *    HUBSPOT_VALIDATION (US companies; documents are sent without CurrencyRef).
+ *  - Currency: hs_currency_code (else the line items'), else the company's home
+ *    currency; another currency needs multicurrency on in QBO (CURRENCY_NOT_SUPPORTED),
+ *    and then every document and the Payment carry CurrencyRef (action_currency_for()).
+ *  - Tax: a sales or refund receipt books each line's HubSpot tax (hs_tax_amount, else
+ *    its hs_tax_rate) as TxnTaxDetail.TotalTax with TaxCodeRef TAX/NON per line, and the
+ *    line items plus their tax must come to the money that moved (the amount received,
+ *    or refunded), else HUBSPOT_VALIDATION before any write: the deposit equals the
+ *    payment. A paid invoice is all NON with TotalTax 0.
+ *  - Totals: every document's TotalAmt is checked against that figure after the create,
+ *    and the paid invoice is read back after its Payment: Balance must be 0
+ *    (QBO_TOTAL_MISMATCH otherwise, naming the document).
  *  - Expense amount: amount_source fees = hs_fees_amount (absent = 0), net =
  *    hs_net_amount (absent: initial - fees - refunds), total = hs_initial_amount. Zero
  *    is ZERO_AMOUNT, negative HUBSPOT_VALIDATION; both before any QBO call.
@@ -152,6 +161,7 @@ struct payment_body {
     const char *txn_date;
     const char *private_note;
     struct payment_extras x; /* due_date unused */
+    const struct action_currency *cur; /* CurrencyRef when foreign; NULL = none */
 };
 int payment_payment_body(const struct payment_body *b, struct jbuf *out);
 
@@ -165,6 +175,7 @@ struct purchase_body {
     const char *description;
     const char *txn_date;
     const char *private_note;
+    const struct action_currency *cur; /* CurrencyRef when foreign; NULL = none */
 };
 int payment_purchase_body(const struct purchase_body *b, struct jbuf *out);
 

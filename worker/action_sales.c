@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/json.h"
@@ -85,7 +86,7 @@ int sales_line_money(const struct hubspot_line_item *li, enum money_round roundi
 }
 
 static void line_json(struct jbuf *jb, const struct hubspot_line_item *li,
-                      const struct sales_line *l, const char *item_id)
+                      const struct sales_line *l, const char *item_id, const char *tax_code)
 {
     char amt[MONEY_FMT_SIZE], q[MONEY_FMT_SIZE], p[MONEY_FMT_SIZE], desc[DESC_MAX + 1];
     const char *base = li->description ? li->description : li->name;
@@ -115,6 +116,24 @@ static void line_json(struct jbuf *jb, const struct hubspot_line_item *li,
     action_json_ref(jb, "ItemRef", item_id);
     action_json_decimal(jb, "Qty", money_qty_format(l->qty7, q, sizeof q), q);
     action_json_decimal(jb, "UnitPrice", money_price_format(l->price7, p, sizeof p), p);
+    if (tax_code)
+        action_json_ref(jb, "TaxCodeRef", tax_code);
+    jbuf_obj_close(jb);
+    jbuf_obj_close(jb);
+}
+
+/* The document's one discount: amount-based, so QBO books HubSpot's cents exactly (a
+ * PercentBased line would have QBO round the percentage itself). */
+static void discount_json(struct jbuf *jb, int64_t cents, const char *desc)
+{
+    jbuf_obj_open(jb);
+    jbuf_kv_str(jb, "DetailType", "DiscountLineDetail");
+    action_json_money(jb, "Amount", cents);
+    if (desc && *desc)
+        jbuf_kv_str(jb, "Description", desc);
+    jbuf_key(jb, "DiscountLineDetail");
+    jbuf_obj_open(jb);
+    jbuf_kv_bool(jb, "PercentBased", 0);
     jbuf_obj_close(jb);
     jbuf_obj_close(jb);
 }
@@ -127,6 +146,8 @@ void sales_doc_members(const struct sales_doc *d, struct jbuf *out)
     jbuf_kv_str(out, "TxnDate", d->txn_date);
     if (d->action == ACTION_CREATE_INVOICE && d->term_id)
         action_json_ref(out, "SalesTermRef", d->term_id);
+    if (d->action == ACTION_CREATE_ESTIMATE && d->expiration_date)
+        jbuf_kv_str(out, "ExpirationDate", d->expiration_date);
     if (d->action == ACTION_CREATE_SALES_RECEIPT && d->deposit_account_id)
         action_json_ref(out, "DepositToAccountRef", d->deposit_account_id);
     if (d->bill_email && d->action != ACTION_CREATE_SALES_RECEIPT) {
@@ -135,11 +156,21 @@ void sales_doc_members(const struct sales_doc *d, struct jbuf *out)
         jbuf_kv_str(out, "Address", d->bill_email);
         jbuf_obj_close(out);
     }
+    if (d->bill_addr)
+        resolve_address_json(out, "BillAddr", d->bill_addr);
+    if (d->ship_addr)
+        resolve_address_json(out, "ShipAddr", d->ship_addr);
+    action_json_tax_currency(out, d->co, d->tax_cents, d->cur);
     jbuf_kv_str(out, "PrivateNote", d->private_note);
     jbuf_key(out, "Line");
     jbuf_arr_open(out);
     for (i = 0; i < d->n; i++)
-        line_json(out, &d->li[i], &d->lines[i], d->item_ids[i]);
+        line_json(out, &d->li[i], &d->lines[i], d->item_ids[i],
+                  !d->co || !d->co->sales_tax  ? NULL
+                  : d->taxable && d->taxable[i] ? "TAX"
+                                                : "NON");
+    if (d->discount_cents > 0)
+        discount_json(out, d->discount_cents, d->discount_desc);
     jbuf_arr_close(out);
 }
 
@@ -183,44 +214,278 @@ void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11])
 
 /* ---- the run ------------------------------------------------------------------------ */
 
+#define FEE_DESC_MAX 300
+
 struct run {
     const struct action_ctx *ctx;
     struct resolve_ctx rc;
     struct hubspot_object *obj;
     struct hubspot_contact *contact;
+    struct hubspot_company *company; /* the deal's or quote's (lowest id); NULL = none */
     struct hubspot_line_items *lis;
+    struct hubspot_price_terms *terms; /* quotes: discounts, fees, taxes (sorted) */
+    struct pricing_applied *applied;   /* parallel to terms */
+    struct pricing_totals totals;
+    /* The document's lines: the line items, then one per quote fee (fee_li entries point
+     * into fee_text). n of them; lines, items, item_ids and taxable are parallel. */
+    struct hubspot_line_item *all;
+    size_t n, nfees;
+    char (*fee_text)[2][FEE_DESC_MAX];
     struct sales_line *lines;
     struct resolve_item *items;
-    struct action_items it; /* lis->items resolved into items */
+    struct action_items it; /* all resolved into items */
     const char **item_ids;
+    unsigned char *taxable;
+    char discount_desc[FEE_DESC_MAX];
+    char hubspot_currency[4];
+    struct qbo_company co;
+    struct action_currency cur;
     char term_id[RESOLVE_ID_MAX];
     char deposit_id[RESOLVE_ID_MAX];
     char customer_id[RESOLVE_ID_MAX];
     int created_customer;
-    int64_t total_cents;
 };
 
 static void run_release(struct run *r)
 {
     hubspot_object_free(r->obj);
     hubspot_contact_free(r->contact);
+    hubspot_company_free(r->company);
     hubspot_line_items_free(r->lis);
+    hubspot_price_terms_free(r->terms);
+    free(r->applied);
+    free(r->all);
+    free(r->fee_text);
     free(r->lines);
     free(r->items);
     free(r->item_ids);
+    free(r->taxable);
 }
 
-/* HubSpot reads and the money of every line: nothing written anywhere yet. */
-static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc, struct api_error *err)
+static int run_oom(struct api_error *err)
+{
+    api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+    return -1;
+}
+
+/* 1 when status is one of the comma-separated list ("*" = any). */
+static int status_allowed(const char *list, const char *status)
+{
+    size_t n = status ? strlen(status) : 0;
+
+    if (!list || !*list)
+        list = "APPROVAL_NOT_NEEDED,APPROVED,ACCEPTED";
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        while (len && *p == ' ')
+            p++, len--;
+        while (len && p[len - 1] == ' ')
+            len--;
+        if ((len == 1 && *p == '*') || (n && len == n && strncasecmp(p, status, n) == 0))
+            return 1;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static int check_quote_status(const struct run *r, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const char *st = hubspot_object_prop(r->obj, "hs_status");
+
+    if (ctx->ev->object_type != OBJECT_QUOTE || status_allowed(ctx->settings->quote_statuses, st))
+        return 0;
+    api_error_set(err, API_PERMANENT, HSQB_ERR_QUOTE_STATUS_NOT_ALLOWED, 0,
+                  "quote %" PRId64 " has status %.40s; only quotes with status %s are booked "
+                  "(setting quotes.allowed_statuses)",
+                  ctx->ev->object_id, st ? st : "(none)",
+                  ctx->settings->quote_statuses[0] ? ctx->settings->quote_statuses
+                                                   : "APPROVAL_NOT_NEEDED,APPROVED,ACCEPTED");
+    return -1;
+}
+
+/* Room for the lines of the document: the line items, then one per quote fee. */
+static int alloc_lines(struct run *r, struct api_error *err)
+{
+    size_t nli = r->lis->n, i, cap;
+
+    r->nfees = 0;
+    for (i = 0; r->terms && i < r->terms->n; i++)
+        r->nfees += r->terms->items[i].kind == HUBSPOT_FEE;
+    r->n = nli + r->nfees;
+    cap = r->n ? r->n : 1;
+    r->all = calloc(cap, sizeof *r->all);
+    r->fee_text = calloc(r->nfees ? r->nfees : 1, sizeof *r->fee_text);
+    r->lines = calloc(cap, sizeof *r->lines);
+    r->items = calloc(cap, sizeof *r->items);
+    r->item_ids = calloc(cap, sizeof *r->item_ids);
+    r->taxable = calloc(cap, 1);
+    if (!r->all || !r->fee_text || !r->lines || !r->items || !r->item_ids || !r->taxable)
+        return run_oom(err);
+    memcpy(r->all, r->lis->items, nli * sizeof *r->all);
+    r->it = (struct action_items){.li = r->all, .n = r->n, .items = r->items};
+    return 0;
+}
+
+/* The fee lines, on the fee item, once the fees are priced. */
+static void fee_lines(struct run *r)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const char *fee_item = ctx->settings->fee_item[0] ? ctx->settings->fee_item : "Fees";
+    size_t nli = r->lis->n, i, k = 0;
+
+    for (i = 0; r->terms && i < r->terms->n; i++) {
+        const struct hubspot_price_term *t = &r->terms->items[i];
+        char *amt = r->fee_text[k][0], *desc = r->fee_text[k][1], pct[MONEY_FMT_SIZE] = "";
+        struct hubspot_line_item *li = &r->all[nli + k];
+        if (t->kind != HUBSPOT_FEE)
+            continue;
+        money_format(r->applied[i].cents, amt, FEE_DESC_MAX);
+        if (r->applied[i].percent)
+            money_qty_format(r->applied[i].pct7, pct, sizeof pct);
+        snprintf(desc, FEE_DESC_MAX, "%.200s%s%s%s", t->label ? t->label : "Fee",
+                 pct[0] ? " (" : "", pct, pct[0] ? "%)" : "");
+        *li = (struct hubspot_line_item){.id = t->id, .name = (char *)fee_item,
+                                         .description = desc, .quantity = (char *)"1",
+                                         .price = amt, .amount = amt};
+        k++;
+    }
+}
+
+/* The discount line's description: each discount's label and rate, in order. */
+static void discount_text(struct run *r)
+{
+    size_t len = 0, i;
+
+    r->discount_desc[0] = '\0';
+    for (i = 0; r->terms && i < r->terms->n; i++) {
+        const struct hubspot_price_term *t = &r->terms->items[i];
+        char pct[MONEY_FMT_SIZE] = "";
+        int w;
+        if (t->kind != HUBSPOT_DISCOUNT)
+            continue;
+        if (r->applied[i].percent)
+            money_qty_format(r->applied[i].pct7, pct, sizeof pct);
+        w = snprintf(r->discount_desc + len, sizeof r->discount_desc - len, "%s%.100s%s%s%s",
+                     len ? "; " : "", t->label ? t->label : "Discount", pct[0] ? " (" : "", pct,
+                     pct[0] ? "%)" : "");
+        if (w < 0 || (size_t)w >= sizeof r->discount_desc - len) {
+            /* cut on a character boundary: the body must stay valid UTF-8 */
+            r->discount_desc[utf8_cut_len(r->discount_desc, strlen(r->discount_desc),
+                                          sizeof r->discount_desc - 1)] = '\0';
+            break;
+        }
+        len += (size_t)w;
+    }
+}
+
+/* Money: each line, the line taxes, the quote's discounts, fees and taxes, and the
+ * quote's own total checked against them. Nothing read or written. */
+static int compute_money(struct run *r, const struct hubspot_ctx *hc, struct action_outcome *out,
+                         struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    enum money_round rnd = ctx->settings->rounding;
+    int64_t subtotal = 0, line_tax = 0, hs_total, *amounts;
+    int order_tax = r->obj->nterms[HUBSPOT_TAX] > 0, trc;
+    const char *qa;
+    char e[256];
+    size_t i, nli = r->lis->n;
+
+    if (alloc_lines(r, err) < 0)
+        return -1;
+    for (i = 0; i < nli; i++) {
+        const struct hubspot_line_item *li = &r->lis->items[i];
+        if (sales_line_money(li, rnd, &r->lines[i], e, sizeof e) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+            return -1;
+        }
+        if (money_add(subtotal, r->lines[i].amount_cents, &subtotal) != MONEY_OK) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                          "the document total is out of range");
+            return -1;
+        }
+        /* HubSpot marks a taxable line by its tax rate; a quote's own taxes apply to the
+         * whole quote (the reference's taxable rule) */
+        r->taxable[i] = (unsigned char)(pricing_line_taxable(li) || order_tax);
+    }
+    if (!(amounts = malloc((nli ? nli : 1) * sizeof *amounts)))
+        return run_oom(err);
+    for (i = 0; i < nli; i++)
+        amounts[i] = r->lines[i].amount_cents;
+    trc = action_line_taxes(ctx, hc, r->lis->items, amounts, nli, NULL, &line_tax, err);
+    free(amounts);
+    if (trc < 0)
+        return -1;
+    if (r->terms)
+        pricing_sort(r->terms->items, r->terms->n);
+    if (pricing_apply(subtotal, line_tax, r->terms ? r->terms->items : NULL,
+                      r->terms ? r->terms->n : 0, rnd, &r->totals, r->applied, e, sizeof e) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+        return -1;
+    }
+    fee_lines(r);
+    for (i = nli; i < r->n; i++) {
+        if (sales_line_money(&r->all[i], rnd, &r->lines[i], e, sizeof e) < 0) {
+            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "%s", e);
+            return -1;
+        }
+        r->taxable[i] = (unsigned char)order_tax; /* fees come before the quote's taxes */
+    }
+    discount_text(r);
+    if (ev->object_type != OBJECT_QUOTE || !(qa = hubspot_object_prop(r->obj, "hs_quote_amount")))
+        return 0;
+    if (money_parse(qa, rnd == MONEY_ROUND_NONE ? MONEY_ROUND_HALF_UP : rnd, &hs_total, NULL, 0) !=
+        MONEY_OK) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "quote %" PRId64 ": hs_quote_amount \"%.40s\" is not a decimal amount",
+                      ev->object_id, qa);
+        return -1;
+    }
+    if (hs_total != r->totals.total) {
+        const struct pricing_totals *p = &r->totals;
+        char a[6][MONEY_FMT_SIZE];
+        struct jbuf jb;
+        int64_t v[6] = {hs_total, p->total, p->subtotal, p->discount, p->fees,
+                        p->order_tax + p->line_tax};
+        static const char *const k[6] = {"hubspot_total", "computed_total", "line_items",
+                                         "discounts", "fees", "taxes"};
+        jbuf_init(&jb, 4096);
+        jbuf_obj_open(&jb);
+        for (int j = 0; j < 6; j++) {
+            money_format(v[j], a[j], sizeof a[j]);
+            jbuf_kv_str(&jb, k[j], a[j]);
+        }
+        jbuf_obj_close(&jb);
+        free(out->details_json);
+        out->details_json = jbuf_cstr(&jb) ? strdup(jbuf_cstr(&jb)) : NULL;
+        jbuf_release(&jb);
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QUOTE_TOTAL_MISMATCH, 0,
+                      "quote %" PRId64 " totals %s in HubSpot but its line items (%s), discounts "
+                      "(%s), fees (%s) and taxes (%s) come to %s; nothing was booked",
+                      ev->object_id, a[0], a[2], a[3], a[4], a[5], a[1]);
+        return -1;
+    }
+    return 0;
+}
+
+/* HubSpot reads and the money: nothing written anywhere yet. */
+static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc,
+                             struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     int64_t contact_id;
-    char e[256];
-    size_t i, n;
+    size_t nterms;
 
     if (hubspot_get_object(&ctx->io, ctx->hubspot, hc, ev->object_type, ev->object_id, &r->obj,
                            err) < 0)
+        return -1;
+    if (check_quote_status(r, err) < 0)
         return -1;
     if (ev->in.customer_source == CUSTOMER_CONTACT_ID) {
         contact_id = ev->in.customer_contact_id;
@@ -243,52 +508,51 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc, struct
         return -1;
     if (hubspot_get_contact(&ctx->io, ctx->hubspot, hc, contact_id, &r->contact, err) < 0)
         return -1;
-    n = r->lis->n;
-    r->lines = calloc(n ? n : 1, sizeof *r->lines);
-    r->items = calloc(n ? n : 1, sizeof *r->items);
-    r->item_ids = calloc(n ? n : 1, sizeof *r->item_ids);
-    if (!r->lines || !r->items || !r->item_ids) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+    if (r->obj->ncompanies > 0 &&
+        hubspot_get_company(&ctx->io, ctx->hubspot, hc, r->obj->company_ids[0], &r->company,
+                            err) < 0)
         return -1;
-    }
-    r->it = (struct action_items){.li = r->lis->items, .n = n, .items = r->items};
-    r->total_cents = 0;
-    for (i = 0; i < n; i++) {
-        if (sales_line_money(&r->lis->items[i], ctx->settings->rounding, &r->lines[i], e,
-                             sizeof e) < 0) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
+    nterms = r->obj->nterms[0] + r->obj->nterms[1] + r->obj->nterms[2];
+    if (nterms) {
+        if (hubspot_get_price_terms(&ctx->io, ctx->hubspot, hc, r->obj, &r->terms, err) < 0)
             return -1;
-        }
-        if (money_add(r->total_cents, r->lines[i].amount_cents, &r->total_cents) != MONEY_OK) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
-                          "the document total is out of range");
-            return -1;
-        }
+        if (!(r->applied = calloc(r->terms->n ? r->terms->n : 1, sizeof *r->applied)))
+            return run_oom(err);
     }
-    return 0;
+    if (action_hubspot_currency(hubspot_object_prop(r->obj, ev->object_type == OBJECT_QUOTE
+                                                                ? "hs_currency"
+                                                                : "deal_currency_code"),
+                                r->lis->items, r->lis->n, object_type_name(ev->object_type),
+                                ev->object_id, r->hubspot_currency, err) < 0)
+        return -1;
+    return compute_money(r, hc, out, err);
 }
 
-/* The object, its line items and its contact: three reads, admitted by the portal's rate
- * limiter in one round trip (hubspot_ctx.prefetch). */
-static int read_hubspot(struct run *r, struct api_error *err)
+/* The object, its line items and its contact (and company, and a quote's discounts,
+ * fees and taxes): admitted by the portal's rate limiter in one round trip
+ * (hubspot_ctx.prefetch) for the usual three. */
+static int read_hubspot(struct run *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     struct ratelimit_prefetch pf = {.expect = 3};
     struct hubspot_ctx hc = {ctx->ev->portal_id, &pf};
-    int rc = read_hubspot_with(r, &hc, err);
+    int rc = read_hubspot_with(r, &hc, out, err);
 
     hubspot_ctx_done(&ctx->io, ctx->hubspot, &hc);
     return rc;
 }
 
-/* Company, term, deposit account, items (lookup only): still nothing written. */
+/* Company (US, currency, sales tax), term, deposit account, items (lookup only): still
+ * nothing written. */
 static int check_qbo(struct run *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     const char *dep;
 
-    if (action_check_us_company(ctx, err) < 0)
+    if (action_company(ctx, &r->co, err) < 0 ||
+        action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
+        action_tax_check(&r->co, r->totals.order_tax + r->totals.line_tax, err) < 0)
         return -1;
     if (ev->action == ACTION_CREATE_INVOICE && ev->in.payment_terms &&
         resolve_term(&r->rc, ev->in.payment_terms, r->term_id, err) < 0)
@@ -302,13 +566,37 @@ static int check_qbo(struct run *r, struct action_outcome *out, struct api_error
     return action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err);
 }
 
+/* The estimate's ExpirationDate: the date part of the quote's hs_expiration_date (an ISO
+ * date or date-time), else none. */
+static int expiration_date(const struct run *r, char out[11])
+{
+    const char *x = hubspot_object_prop(r->obj, "hs_expiration_date");
+
+    if (r->ctx->ev->object_type != OBJECT_QUOTE || !x || strlen(x) < 10)
+        return 0;
+    for (int i = 0; i < 10; i++) {
+        if ((i == 4 || i == 7) ? x[i] != '-' : (x[i] < '0' || x[i] > '9'))
+            return 0;
+    }
+    if (x[10] != '\0' && x[10] != 'T')
+        return 0;
+    memcpy(out, x, 10);
+    out[10] = '\0';
+    return 1;
+}
+
 static int fill_outcome(struct run *r, const struct qbo_created *doc, struct action_outcome *out,
                         struct api_error *err)
 {
-    out->total_cents = r->total_cents;
+    /* the total QuickBooks booked (checked equal to HubSpot's by verify_total) */
+    out->total_cents = doc->has_total ? doc->total_cents : r->totals.total;
     snprintf(out->customer_id, sizeof out->customer_id, "%s", r->customer_id);
     out->created_customer = r->created_customer;
-    return action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->lis->n, err);
+    if (action_outcome_fill(out, r->ctx->ev->action, doc, r->items, r->n, err) < 0)
+        return -1;
+    if (!doc->currency[0])
+        snprintf(out->currency, sizeof out->currency, "%s", r->cur.code);
+    return 0;
 }
 
 /* Customer, missing items and the document: the writes (round 1: after a 610). */
@@ -316,7 +604,7 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    char note[NOTE_MAX], date[11];
+    char note[NOTE_MAX], date[11], exp[11];
     struct sales_doc d;
     struct jbuf body;
     size_t i;
@@ -324,9 +612,9 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
 
     if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
         return -1;
-    if (r->it.nmissing && resolve_items_create(&r->rc, r->lis->items, r->lis->n, r->items, err) < 0)
+    if (r->it.nmissing && resolve_items_create(&r->rc, r->all, r->n, r->items, err) < 0)
         return -1;
-    for (i = 0; i < r->lis->n; i++)
+    for (i = 0; i < r->n; i++)
         r->item_ids[i] = r->items[i].id;
     sales_private_note(ev, note, sizeof note);
     sales_txn_date(ev, ctx->now_ms, date);
@@ -338,15 +626,23 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
         .deposit_account_id = r->deposit_id[0] ? r->deposit_id : NULL,
         .bill_email = NULL,
         .private_note = note,
-        .li = r->lis->items,
+        .li = r->all,
         .lines = r->lines,
         .item_ids = r->item_ids,
-        .n = r->lis->n,
+        .n = r->n,
+        .co = &r->co,
+        .taxable = r->taxable,
+        .tax_cents = r->totals.order_tax + r->totals.line_tax,
+        .cur = &r->cur,
+        .discount_cents = r->totals.discount,
+        .discount_desc = r->discount_desc,
+        .bill_addr = &r->contact->addr,
+        .ship_addr = r->company ? &r->company->addr : NULL,
+        .expiration_date = expiration_date(r, exp) ? exp : NULL,
     };
     jbuf_init(&body, QBO_BODY_MAX);
     if (sales_doc_body(&d, &body) < 0) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
-        rc = -1;
+        rc = run_oom(err);
     } else {
         struct action_write w = {round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
                                  jbuf_cstr(&body), body.len};
@@ -385,12 +681,19 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
 
     api_error_clear(err);
     action_resolve_ctx(ctx, &r.rc);
-    if (read_hubspot(&r, err) < 0 || check_qbo(&r, out, err) < 0)
+    if (read_hubspot(&r, out, err) < 0 || check_qbo(&r, out, err) < 0)
         goto out;
     m.contact = r.contact;
     m.items = &r.it;
     if (action_write_rematch(ctx, &r.rc, &m, err) < 0)
         goto out;
+    /* a document whose total is not HubSpot's is never reported as booked */
+    if (action_verify_total(&doc, event_action_qbo_entity(ctx->ev->action), r.totals.total, -1,
+                            out, err) < 0) {
+        snprintf(out->entity, sizeof out->entity, "%s", event_action_qbo_entity(ctx->ev->action));
+        snprintf(out->id, sizeof out->id, "%s", doc.id);
+        goto out;
+    }
     rc = fill_outcome(&r, &doc, out, err);
 out:
     run_release(&r);

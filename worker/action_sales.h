@@ -34,6 +34,7 @@
 
 #include "common/json.h"
 #include "worker/action.h"
+#include "worker/pricing.h"
 #include "worker/qbo.h"
 
 extern const struct action_ops action_sales_ops;
@@ -64,14 +65,28 @@ struct sales_doc {
     const struct sales_line *lines;
     const char *const *item_ids; /* n entries */
     size_t n;
+    /* Tax: with co->sales_tax each line gets TaxCodeRef TAX (taxable[i]) or NON, and the
+     * document TxnTaxDetail.TotalTax = tax_cents; co NULL: neither (as before). taxable
+     * NULL = every line NON. */
+    const struct qbo_company *co;
+    const unsigned char *taxable;
+    int64_t tax_cents;
+    const struct action_currency *cur; /* CurrencyRef when foreign; NULL = none */
+    /* > 0: one amount-based DiscountLineDetail line after the sales lines */
+    int64_t discount_cents;
+    const char *discount_desc;
+    const struct hubspot_address *bill_addr, *ship_addr; /* NULL or empty = none */
+    const char *expiration_date; /* estimate: YYYY-MM-DD; NULL = none */
 };
 
 /* The QBO document body for d (pure), written as one JSON object into out: a jbuf the
  * caller initialised (size it with QBO_BODY_MAX) and has not written to; the caller
  * sends jbuf_cstr(out), out->len and releases it. Members, in this order:
- * CustomerRef, TxnDate, SalesTermRef (invoice with term_id), DepositToAccountRef (sales
- * receipt with deposit_account_id), BillEmail (bill_email, not on a sales receipt),
- * PrivateNote, Line. 0, or -1 when out latched an error (out of memory, its cap). */
+ * CustomerRef, TxnDate, SalesTermRef (invoice with term_id), ExpirationDate (estimate
+ * with expiration_date), DepositToAccountRef (sales receipt with deposit_account_id),
+ * BillEmail (bill_email, not on a sales receipt), BillAddr, ShipAddr, TxnTaxDetail,
+ * CurrencyRef, PrivateNote, Line (sales lines, then the discount line). 0, or -1 when out
+ * latched an error (out of memory, its cap). */
 int sales_doc_body(const struct sales_doc *d, struct jbuf *out);
 
 /* sales_doc_body()'s members, without the braces, into the object open in out: for a

@@ -15,6 +15,7 @@
  */
 #include "worker/hubspot.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #include "common/json.h"
 #include "common/jtape.h"
+#include "common/money.h"
 #include "worker/hubspot_internal.h"
 
 #define HS_RAW_ASSOC_MAX (8 * HUBSPOT_MAX_LINE_ITEMS) /* entries before de-duplication */
@@ -62,7 +64,11 @@ static const char *const line_item_props[] = {"name",
                                               "hs_total_discount",
                                               "hs_tax_rate_group_id",
                                               "hs_line_item_currency_code",
+                                              "hs_tax_rate",
+                                              "hs_tax_amount",
                                               NULL};
+static const char *const term_props[] = {"hs_label", "hs_type", "hs_value", "hs_sort_order", NULL};
+#define ADDRESS_NPROPS 5 /* address, city, state, zip, country */
 
 const char *const *hubspot_object_properties(enum hsqb_object_type type)
 {
@@ -314,6 +320,9 @@ void hubspot_object_free(struct hubspot_object *o)
     free(o->props);
     free(o->contact_ids);
     free(o->line_item_ids);
+    free(o->company_ids);
+    for (size_t k = 0; k < 3; k++)
+        free(o->term_ids[k]);
     free(o);
 }
 
@@ -347,13 +356,26 @@ static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, 
     static const char *const li_keys[] = {"line_items", "line items", NULL};
     static const struct assoc_want contacts = {contact_keys, "contacts", HUBSPOT_MAX_CONTACTS};
     static const struct assoc_want lines = {li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS};
+    static const char *const company_keys[] = {"companies", NULL};
+    static const struct assoc_want companies = {company_keys, "companies",
+                                                HUBSPOT_MAX_COMPANIES};
+    static const char *const term_keys[3][2] = {{"discounts", NULL}, {"fees", NULL},
+                                                {"taxes", NULL}};
+    static const struct assoc_want terms[3] = {
+        {term_keys[0], "discounts", HUBSPOT_MAX_TERMS},
+        {term_keys[1], "fees", HUBSPOT_MAX_TERMS},
+        {term_keys[2], "taxes", HUBSPOT_MAX_TERMS}};
     struct hubspot_api *api = c->api;
     const struct hubspot_ctx *ctx = c->hc;
     struct idvec ids;
     const char *const *names = hubspot_object_properties(type);
     char props[1024], base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
     struct http_param q[3] = {
-        {"properties", props}, {"associations", "contacts,line_items"}, {"archived", "false"}};
+        {"properties", props},
+        {"associations", type == OBJECT_QUOTE  ? "contacts,line_items,companies,discounts,fees,taxes"
+                         : type == OBJECT_DEAL ? "contacts,line_items,companies"
+                                               : "contacts,line_items"},
+        {"archived", "false"}};
     struct http_response resp;
     struct jtape t = {0};
     size_t jprops, assoc = 0;
@@ -415,6 +437,18 @@ static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, 
         goto out;
     o->line_item_ids = ids.v;
     o->nline_items = ids.n;
+    if (type != OBJECT_COMMERCE_PAYMENT) {
+        if (read_assoc(c, o, &t, assoc, &companies, &ids, err) < 0)
+            goto out;
+        o->company_ids = ids.v;
+        o->ncompanies = ids.n;
+    }
+    for (size_t k = 0; type == OBJECT_QUOTE && k < 3; k++) {
+        if (read_assoc(c, o, &t, assoc, &terms[k], &ids, err) < 0)
+            goto out;
+        o->term_ids[k] = ids.v;
+        o->nterms[k] = ids.n;
+    }
     *out = o;
     o = NULL;
     rc = 0;
@@ -428,7 +462,31 @@ out:
     return rc;
 }
 
-/* ---- contacts ------------------------------------------------------------------------ */
+/* ---- contacts and companies ------------------------------------------------------ */
+
+int hubspot_address_present(const struct hubspot_address *a)
+{
+    return a && (a->line1 || a->city || a->state || a->zip || a->country);
+}
+
+static void address_release(struct hubspot_address *a)
+{
+    free(a->line1);
+    free(a->city);
+    free(a->state);
+    free(a->zip);
+    free(a->country);
+}
+
+/* The address members in address_props order. */
+static void address_fields(struct hubspot_address *a, char **f[ADDRESS_NPROPS])
+{
+    f[0] = &a->line1;
+    f[1] = &a->city;
+    f[2] = &a->state;
+    f[3] = &a->zip;
+    f[4] = &a->country;
+}
 
 void hubspot_contact_free(struct hubspot_contact *c)
 {
@@ -437,72 +495,143 @@ void hubspot_contact_free(struct hubspot_contact *c)
     free(c->firstname);
     free(c->lastname);
     free(c->email);
+    free(c->company);
+    address_release(&c->addr);
     free(c);
 }
 
-static int get_contact(const struct hubspot_call *c_, int64_t contact_id,
-                       struct hubspot_contact **out, struct api_error *err)
+void hubspot_company_free(struct hubspot_company *c)
 {
-    static const char ep[] = "get_contact";
-    struct hubspot_api *api = c_->api;
-    const struct hubspot_ctx *ctx = c_->hc;
-    char base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
-    struct http_param q[2] = {{"properties", "firstname,lastname,email"}, {"archived", "false"}};
+    if (!c)
+        return;
+    free(c->name);
+    address_release(&c->addr);
+    free(c);
+}
+
+/* One record read by id: GET /crm/v3/objects/<path>/<id>?properties=<names>, each
+ * property copied into *fields[i] (names and fields parallel, n of them). */
+static int get_record(const struct hubspot_call *c, const char *ep, const char *path, int64_t id,
+                      const char *const *names, char **const *fields, size_t n,
+                      struct api_error *err)
+{
+    char props[512], base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
+    struct http_param q[2] = {{"properties", props}, {"archived", "false"}};
     struct http_response resp;
     struct jtape t = {0};
-    size_t jprops;
-    struct hubspot_contact *c = NULL;
+    size_t jprops, len = 0;
     int rc = -1;
-    int64_t id;
+    int64_t got;
 
     api_error_clear(err);
     http_response_init(&resp);
-    if (contact_id < 1 || ctx->portal_id < 1) {
+    props[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(props + len, sizeof props - len, "%s%s", i ? "," : "", names[i]);
+    if (id < 1 || c->hc->portal_id < 1 || len >= sizeof props) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: bad arguments", ep);
         goto out;
     }
-    snprintf(base, sizeof base, "%s/crm/v3/objects/contacts/%" PRId64, api->base_url, contact_id);
+    snprintf(base, sizeof base, "%s/crm/v3/objects/%s/%" PRId64, c->api->base_url, path, id);
     if (http_url_build(url, sizeof url, base, q, 2, uerr, sizeof uerr) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: %s", ep, uerr);
         goto out;
     }
-    if (hubspot_exchange(c_, &(struct hubspot_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
+    if (hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
         goto out;
     if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
         goto out;
-    if (jtape_get_int64_lenient(&t, JTAPE_ROOT, "id", 1, INT64_MAX, &id) != JGET_OK ||
-        id != contact_id || jtape_get_obj(&t, JTAPE_ROOT, "properties", &jprops) != JGET_OK) {
+    if (jtape_get_int64_lenient(&t, JTAPE_ROOT, "id", 1, INT64_MAX, &got) != JGET_OK ||
+        got != id || jtape_get_obj(&t, JTAPE_ROOT, "properties", &jprops) != JGET_OK) {
         hubspot_bad_answer(err, ep, "missing id or properties");
         goto out;
     }
-    if (!(c = calloc(1, sizeof *c))) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
-        goto out;
-    }
-    c->id = contact_id;
-    if (copy_prop(&t, jprops, "firstname", &c->firstname, ep, err) < 0 ||
-        copy_prop(&t, jprops, "lastname", &c->lastname, ep, err) < 0 ||
-        copy_prop(&t, jprops, "email", &c->email, ep, err) < 0)
-        goto out;
-    *out = c;
-    c = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (copy_prop(&t, jprops, names[i], fields[i], ep, err) < 0)
+            goto out;
     rc = 0;
 out:
-    hubspot_contact_free(c);
     jtape_release(&t);
     http_response_release(&resp);
     return rc;
 }
 
-/* ---- line items ---------------------------------------------------------------------- */
+static int get_contact(const struct hubspot_call *c_, int64_t contact_id,
+                       struct hubspot_contact **out, struct api_error *err)
+{
+    static const char *const names[] = {"firstname", "lastname", "email",   "company", "address",
+                                        "city",      "state",    "zip",     "country"};
+    struct hubspot_contact *c = calloc(1, sizeof *c);
+    char **f[9];
+
+    if (!c) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
+        return -1;
+    }
+    f[0] = &c->firstname;
+    f[1] = &c->lastname;
+    f[2] = &c->email;
+    f[3] = &c->company;
+    address_fields(&c->addr, f + 4);
+    if (get_record(c_, "get_contact", "contacts", contact_id, names, f, 9, err) < 0) {
+        hubspot_contact_free(c);
+        return -1;
+    }
+    c->id = contact_id;
+    *out = c;
+    return 0;
+}
+
+static int get_company(const struct hubspot_call *c_, int64_t company_id,
+                       struct hubspot_company **out, struct api_error *err)
+{
+    static const char *const names[] = {"name", "address", "city", "state", "zip", "country"};
+    struct hubspot_company *c = calloc(1, sizeof *c);
+    char **f[6];
+
+    if (!c) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
+        return -1;
+    }
+    f[0] = &c->name;
+    address_fields(&c->addr, f + 1);
+    if (get_record(c_, "get_company", "companies", company_id, names, f, 6, err) < 0) {
+        hubspot_company_free(c);
+        return -1;
+    }
+    c->id = company_id;
+    *out = c;
+    return 0;
+}
+
+/* ---- batch reads: line items, discounts, fees, taxes ------------------------------ */
+
+/* The string members of a line item, in line_item_props order. */
+#define LINE_ITEM_NPROPS 14
+static void line_item_fields(struct hubspot_line_item *li, char **f[LINE_ITEM_NPROPS])
+{
+    char **m[LINE_ITEM_NPROPS] = {&li->name,
+                                  &li->description,
+                                  &li->sku,
+                                  &li->product_id,
+                                  &li->quantity,
+                                  &li->price,
+                                  &li->amount,
+                                  &li->discount,
+                                  &li->discount_percentage,
+                                  &li->total_discount,
+                                  &li->tax_rate_group_id,
+                                  &li->currency,
+                                  &li->tax_rate,
+                                  &li->tax_amount};
+    memcpy(f, m, sizeof m);
+}
 
 static void line_item_release(struct hubspot_line_item *li)
 {
-    char **f[] = {&li->name,           &li->description,       &li->sku,
-                  &li->product_id,     &li->quantity,          &li->price,
-                  &li->amount,         &li->discount,          &li->discount_percentage,
-                  &li->total_discount, &li->tax_rate_group_id, &li->currency};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    char **f[LINE_ITEM_NPROPS];
+    line_item_fields(li, f);
+    for (size_t i = 0; i < LINE_ITEM_NPROPS; i++) {
         free(*f[i]);
         *f[i] = NULL;
     }
@@ -518,25 +647,60 @@ void hubspot_line_items_free(struct hubspot_line_items *l)
     free(l);
 }
 
-/* Fill li from one batch result; props in line_item_props order. */
-static int parse_line_item(const struct jtape *t, size_t jprops, struct hubspot_line_item *li,
-                           struct api_error *err)
+#define TERM_NPROPS 4
+static void term_fields(struct hubspot_price_term *t, char **f[TERM_NPROPS])
 {
-    char **f[] = {&li->name,           &li->description,       &li->sku,
-                  &li->product_id,     &li->quantity,          &li->price,
-                  &li->amount,         &li->discount,          &li->discount_percentage,
-                  &li->total_discount, &li->tax_rate_group_id, &li->currency};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (copy_prop(t, jprops, line_item_props[i], f[i], "batch_read_line_items", err) < 0)
-            return -1;
-    return 0;
+    f[0] = &t->label;
+    f[1] = &t->type;
+    f[2] = &t->value;
+    f[3] = &t->sort_order;
 }
 
-/* One batch of ids[0..n) into items[0..n). filled[i] set when returned. */
-static int batch_read(const struct hubspot_call *c, const int64_t *ids, size_t n,
-                      struct hubspot_line_item *items, unsigned char *filled, struct api_error *err)
+void hubspot_price_terms_free(struct hubspot_price_terms *l)
 {
-    static const char ep[] = "batch_read_line_items";
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        char **f[TERM_NPROPS];
+        term_fields(&l->items[i], f);
+        for (size_t k = 0; k < TERM_NPROPS; k++)
+            free(*f[k]);
+    }
+    free(l->items);
+    free(l);
+}
+
+/* What one batch read fetches: the object path, the endpoint label, the properties, and
+ * the string members of one element (elements of `size` bytes) they are copied into. */
+struct batch_kind {
+    const char *ep, *path;
+    const char *const *props;
+    size_t nprops, size;
+    void (*fields)(void *elem, char ***f);
+    void (*set_id)(void *elem, int64_t id);
+};
+
+static void li_fields(void *e, char ***f) { line_item_fields(e, f); }
+static void li_set_id(void *e, int64_t id) { ((struct hubspot_line_item *)e)->id = id; }
+static void tm_fields(void *e, char ***f) { term_fields(e, f); }
+static void tm_set_id(void *e, int64_t id) { ((struct hubspot_price_term *)e)->id = id; }
+
+static const struct batch_kind k_line_items = {
+    "batch_read_line_items", "line_items", line_item_props, LINE_ITEM_NPROPS,
+    sizeof(struct hubspot_line_item), li_fields, li_set_id};
+static const struct batch_kind k_terms[3] = {
+    {"batch_read_discounts", "discounts", term_props, TERM_NPROPS,
+     sizeof(struct hubspot_price_term), tm_fields, tm_set_id},
+    {"batch_read_fees", "fees", term_props, TERM_NPROPS, sizeof(struct hubspot_price_term),
+     tm_fields, tm_set_id},
+    {"batch_read_taxes", "taxes", term_props, TERM_NPROPS, sizeof(struct hubspot_price_term),
+     tm_fields, tm_set_id}};
+
+/* One batch of ids[0..n) into elems[0..n). filled[i] set when returned. */
+static int batch_read(const struct hubspot_call *c, const struct batch_kind *k, const int64_t *ids,
+                      size_t n, char *elems, unsigned char *filled, struct api_error *err)
+{
+    const char *ep = k->ep;
     char url[HTTP_MAX_URL];
     struct http_response resp;
     struct jtape t = {0};
@@ -549,7 +713,7 @@ static int batch_read(const struct hubspot_call *c, const int64_t *ids, size_t n
     jbuf_obj_open(&jb);
     jbuf_key(&jb, "properties");
     jbuf_arr_open(&jb);
-    for (const char *const *p = line_item_props; *p; p++)
+    for (const char *const *p = k->props; *p; p++)
         jbuf_str(&jb, *p);
     jbuf_arr_close(&jb);
     jbuf_key(&jb, "propertiesWithHistory");
@@ -566,8 +730,8 @@ static int batch_read(const struct hubspot_call *c, const int64_t *ids, size_t n
     }
     jbuf_arr_close(&jb);
     jbuf_obj_close(&jb);
-    snprintf(url, sizeof url, "%s/crm/v3/objects/line_items/batch/read?archived=false",
-             c->api->base_url);
+    snprintf(url, sizeof url, "%s/crm/v3/objects/%s/batch/read?archived=false", c->api->base_url,
+             k->path);
     if (!jbuf_cstr(&jb)) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body", ep);
         goto out;
@@ -589,13 +753,17 @@ static int batch_read(const struct hubspot_call *c, const int64_t *ids, size_t n
             hubspot_bad_answer(err, ep, "result without id or properties");
             goto out;
         }
-        for (size_t k = 0; k < n; k++) {
-            if (ids[k] != id || filled[k])
+        for (size_t i = 0; i < n; i++) {
+            char **f[LINE_ITEM_NPROPS]; /* the widest kind */
+            void *e = elems + i * k->size;
+            if (ids[i] != id || filled[i])
                 continue;
-            if (parse_line_item(&t, jprops, &items[k], err) < 0)
-                goto out;
-            items[k].id = id;
-            filled[k] = 1;
+            k->fields(e, f);
+            for (size_t p = 0; p < k->nprops; p++)
+                if (copy_prop(&t, jprops, k->props[p], f[p], ep, err) < 0)
+                    goto out;
+            k->set_id(e, id);
+            filled[i] = 1;
         }
     }
     rc = 0;
@@ -606,38 +774,38 @@ out:
     return rc;
 }
 
-static int get_line_items(const struct hubspot_call *c, const int64_t *ids, size_t n,
-                          struct hubspot_line_items **out, struct api_error *err)
+/* Read the n ids (unique, positive, n <= max) in batches of HUBSPOT_BATCH_MAX into
+ * elems (n elements, zeroed by the caller); any id not returned fails the whole read
+ * naming it (`what`: "line item"). */
+static int batch_read_all(const struct hubspot_call *c, const struct batch_kind *k,
+                          const int64_t *ids, size_t n, size_t max, const char *what, char *elems,
+                          struct api_error *err)
 {
-    struct hubspot_line_items *l = NULL;
     unsigned char *filled = NULL;
     char missing[256] = "";
     size_t nmissing = 0, mlen = 0;
     int rc = -1;
 
     api_error_clear(err);
-    if (n > HUBSPOT_MAX_LINE_ITEMS) {
+    if (n > max) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
-                      "hubspot: %zu line items, more than the %d an event may have", n,
-                      HUBSPOT_MAX_LINE_ITEMS);
+                      "hubspot: %zu %ss, more than the %zu an event may have", n, what, max);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < i && ids[i] > 0; k++)
-            if (ids[k] == ids[i])
+        for (size_t j = 0; j < i && ids[i] > 0; j++)
+            if (ids[j] == ids[i])
                 goto bad;
         if (ids[i] < 1)
             goto bad;
     }
-    if (!(l = calloc(1, sizeof *l)) || (n && !(l->items = calloc(n, sizeof *l->items))) ||
-        (n && !(filled = calloc(n, 1)))) {
+    if (n && !(filled = calloc(n, 1))) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
-        goto out;
+        return -1;
     }
-    l->n = n;
     for (size_t off = 0; off < n; off += HUBSPOT_BATCH_MAX) {
-        size_t k = n - off < HUBSPOT_BATCH_MAX ? n - off : HUBSPOT_BATCH_MAX;
-        if (batch_read(c, ids + off, k, l->items + off, filled + off, err) < 0)
+        size_t m = n - off < HUBSPOT_BATCH_MAX ? n - off : HUBSPOT_BATCH_MAX;
+        if (batch_read(c, k, ids + off, m, elems + off * k->size, filled + off, err) < 0)
             goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -649,20 +817,114 @@ static int get_line_items(const struct hubspot_call *c, const int64_t *ids, size
     }
     if (nmissing) {
         api_error_set(err, API_NOT_FOUND, HSQB_ERR_OBJECT_NOT_FOUND, 207,
-                      "hubspot: %zu line item(s) not found: %s%s", nmissing, missing,
+                      "hubspot: %zu %s(s) not found: %s%s", nmissing, what, missing,
                       nmissing > 20 ? ", ..." : "");
         goto out;
     }
-    *out = l;
-    l = NULL;
     rc = 0;
     goto out;
 bad:
     api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
-                  "hubspot: line item ids must be unique and positive");
+                  "hubspot: %s ids must be unique and positive", what);
 out:
     free(filled);
-    hubspot_line_items_free(l);
+    return rc;
+}
+
+static int get_line_items(const struct hubspot_call *c, const int64_t *ids, size_t n,
+                          struct hubspot_line_items **out, struct api_error *err)
+{
+    struct hubspot_line_items *l = calloc(1, sizeof *l);
+
+    if (!l || (n && !(l->items = calloc(n, sizeof *l->items)))) {
+        free(l);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
+        return -1;
+    }
+    l->n = n;
+    if (batch_read_all(c, &k_line_items, ids, n, HUBSPOT_MAX_LINE_ITEMS, "line item",
+                       (char *)l->items, err) < 0) {
+        hubspot_line_items_free(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+static int get_price_terms(const struct hubspot_call *c, const struct hubspot_object *q,
+                           struct hubspot_price_terms **out, struct api_error *err)
+{
+    static const char *const what[3] = {"discount", "fee", "tax"};
+    struct hubspot_price_terms *l = calloc(1, sizeof *l);
+    size_t total = 0, at = 0;
+
+    api_error_clear(err);
+    for (size_t k = 0; k < 3; k++)
+        total += q->nterms[k];
+    if (!l || (total && !(l->items = calloc(total, sizeof *l->items)))) {
+        free(l);
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
+        return -1;
+    }
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = q->nterms[k];
+        if (!n)
+            continue;
+        if (batch_read_all(c, &k_terms[k], q->term_ids[k], n, HUBSPOT_MAX_TERMS, what[k],
+                           (char *)(l->items + at), err) < 0) {
+            l->n = at + n; /* free what this batch filled too */
+            hubspot_price_terms_free(l);
+            return -1;
+        }
+        for (size_t i = at; i < at + n; i++)
+            l->items[i].kind = (enum hubspot_term_kind)k;
+        at += n;
+        l->n = at;
+    }
+    *out = l;
+    return 0;
+}
+
+/* ---- tax rates ----------------------------------------------------------------------- */
+
+static int get_tax_rate(const struct hubspot_call *c, const char *rate_id, int64_t *pct7,
+                        struct api_error *err)
+{
+    static const char ep[] = "get_tax_rate";
+    char url[HTTP_MAX_URL];
+    struct http_response resp;
+    struct jtape t = {0};
+    size_t len = rate_id ? strlen(rate_id) : 0, i;
+    int rc = -1;
+
+    api_error_clear(err);
+    http_response_init(&resp);
+    for (i = 0; i < len && len <= 64; i++)
+        if (!isalnum((unsigned char)rate_id[i]) && rate_id[i] != '-' && rate_id[i] != '_')
+            break;
+    if (!len || len > 64 || i != len) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "hubspot: hs_tax_rate_group_id \"%.40s\" is not a tax rate id",
+                      rate_id ? rate_id : "");
+        goto out;
+    }
+    snprintf(url, sizeof url, "%s/tax-rates/v1/tax-rates/%s", c->api->base_url, rate_id);
+    if (hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_GET, url, NULL, 0}, &resp, err) < 0)
+        goto out;
+    if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
+        goto out;
+    i = jtape_member(&t, JTAPE_ROOT, "percentageRate");
+    if (!i || (t.n[i].type != JT_NUMBER && t.n[i].type != JT_STRING) ||
+        money_qty_parsen(t.arena + t.n[i].str, t.n[i].count, pct7, NULL, 0) != MONEY_OK ||
+        *pct7 < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, (int)resp.status,
+                      "hubspot: tax rate %s has no usable percentageRate", rate_id);
+        goto out;
+    }
+    rc = 0;
+out:
+    jtape_release(&t);
+    http_response_release(&resp);
     return rc;
 }
 
@@ -734,6 +996,30 @@ int hubspot_get_contact(const struct ioctx *io, struct hubspot_api *api,
 {
     struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, get_contact(&c, contact_id, out, err));
+}
+
+int hubspot_get_company(const struct ioctx *io, struct hubspot_api *api,
+                        const struct hubspot_ctx *hc, int64_t company_id,
+                        struct hubspot_company **out, struct api_error *err)
+{
+    struct hubspot_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, get_company(&c, company_id, out, err));
+}
+
+int hubspot_get_price_terms(const struct ioctx *io, struct hubspot_api *api,
+                            const struct hubspot_ctx *hc, const struct hubspot_object *q,
+                            struct hubspot_price_terms **out, struct api_error *err)
+{
+    struct hubspot_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, get_price_terms(&c, q, out, err));
+}
+
+int hubspot_get_tax_rate(const struct ioctx *io, struct hubspot_api *api,
+                         const struct hubspot_ctx *hc, const char *rate_id, int64_t *pct7,
+                         struct api_error *err)
+{
+    struct hubspot_call c = {io, api, hc};
+    return api_error_tag(err, API_SOURCE_HUBSPOT, get_tax_rate(&c, rate_id, pct7, err));
 }
 
 int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,

@@ -61,6 +61,8 @@
 
 #define HUBSPOT_MAX_LINE_ITEMS  1000  /* associated line items per event; more fails it */
 #define HUBSPOT_MAX_CONTACTS    1000  /* associated contacts read per object */
+#define HUBSPOT_MAX_TERMS       100   /* a quote's discounts, fees or taxes, each */
+#define HUBSPOT_MAX_COMPANIES   100   /* associated companies read per object */
 #define HUBSPOT_BATCH_MAX       100   /* inputs per batch read (HubSpot's limit) */
 #define HUBSPOT_MAX_PROP        65536 /* bytes of one property value */
 #define HUBSPOT_MAX_TOKEN       1024  /* bytes of an access token */
@@ -69,8 +71,9 @@
 #define HUBSPOT_DEFAULT_WAIT_MS 30000 /* rate-limit wait bound when io->deadline_ms is 0 */
 
 /* Optional metrics callbacks (NULL members are skipped). api is always "hubspot";
- * endpoint is one of "get_object", "get_contact", "get_associations",
- * "batch_read_line_items", "complete_callback"; status is the HTTP status, 0 when no
+ * endpoint is one of "get_object", "get_contact", "get_company", "get_associations",
+ * "batch_read_line_items", "batch_read_discounts", "batch_read_fees", "batch_read_taxes",
+ * "get_tax_rate", "complete_callback"; status is the HTTP status, 0 when no
  * response arrived. on_ratelimit_wait is called only when a request actually waited
  * (ms > 0). Called on the worker thread; must not block. The signatures are those of
  * metrics_on_api_call / metrics_on_ratelimit_wait (opaque = the struct metrics *). */
@@ -144,6 +147,11 @@ struct hubspot_object {
     size_t ncontacts;
     int64_t *line_item_ids; /* associated line items, unique, ascending; NULL when none */
     size_t nline_items;
+    int64_t *company_ids; /* deals and quotes: associated companies, unique, ascending */
+    size_t ncompanies;
+    /* quotes: the associated discounts, fees and taxes (each unique, ascending) */
+    int64_t *term_ids[3]; /* indexed by enum hubspot_term_kind */
+    size_t nterms[3];
 };
 
 /* The property names read for each type (NULL-terminated, static):
@@ -158,7 +166,8 @@ struct hubspot_object {
  *                     hs_processor_type hs_payment_source_app hs_payment_type */
 const char *const *hubspot_object_properties(enum hsqb_object_type type);
 
-/* GET /crm/v3/objects/{type}/{id}?properties=...&associations=contacts,line_items.
+/* GET /crm/v3/objects/{type}/{id}?properties=...&associations=contacts,line_items (deals
+ * also companies; quotes also companies,discounts,fees,taxes).
  * Association keys "line_items" and "line items" are both read; ids are de-duplicated
  * (a target repeats once per association type) and sorted. When an embedded list says
  * it has more (paging.next), that type is re-read completely through the v4
@@ -176,15 +185,27 @@ const char *hubspot_object_prop(const struct hubspot_object *o, const char *name
 
 /* ---- contacts -------------------------------------------------------------------- */
 
+/* A postal address as HubSpot's contact and company properties give it (address, city,
+ * state, zip, country); every member NULL when absent/null/empty. */
+struct hubspot_address {
+    char *line1, *city, *state, *zip, *country;
+};
+
+/* 1 when a has anything to send. */
+int hubspot_address_present(const struct hubspot_address *a);
+
 struct hubspot_contact {
     int64_t id;
     char *firstname; /* NULL when absent/null/empty */
     char *lastname;
     char *email;
+    char *company; /* the contact's "company" (name) property */
+    struct hubspot_address addr;
 };
 
-/* GET /crm/v3/objects/contacts/{id}?properties=firstname,lastname,email. 404 is
- * API_NOT_FOUND / OBJECT_NOT_FOUND. On 0, *out is set (hubspot_contact_free). */
+/* GET /crm/v3/objects/contacts/{id}?properties=firstname,lastname,email,company,address,
+ * city,state,zip,country. 404 is API_NOT_FOUND / OBJECT_NOT_FOUND. On 0, *out is set
+ * (hubspot_contact_free). */
 int hubspot_get_contact(const struct ioctx *io, struct hubspot_api *api,
                         const struct hubspot_ctx *hc, int64_t contact_id,
                         struct hubspot_contact **out, struct api_error *err);
@@ -208,6 +229,8 @@ struct hubspot_line_item {
     char *total_discount;      /* hs_total_discount */
     char *tax_rate_group_id;   /* hs_tax_rate_group_id: non-empty = taxable */
     char *currency;            /* hs_line_item_currency_code */
+    char *tax_rate;            /* hs_tax_rate: percent */
+    char *tax_amount;          /* hs_tax_amount: the line's tax as HubSpot computed it */
 };
 
 struct hubspot_line_items {
@@ -225,6 +248,61 @@ int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
                            const struct hubspot_ctx *hc, const int64_t *ids, size_t n,
                            struct hubspot_line_items **out, struct api_error *err);
 void hubspot_line_items_free(struct hubspot_line_items *li);
+
+/* ---- companies ------------------------------------------------------------------- */
+
+struct hubspot_company {
+    int64_t id;
+    char *name;
+    struct hubspot_address addr;
+};
+
+/* GET /crm/v3/objects/companies/{id}?properties=name,address,city,state,zip,country. 404
+ * is API_NOT_FOUND / OBJECT_NOT_FOUND. On 0, *out is set (hubspot_company_free). */
+int hubspot_get_company(const struct ioctx *io, struct hubspot_api *api,
+                        const struct hubspot_ctx *hc, int64_t company_id,
+                        struct hubspot_company **out, struct api_error *err);
+void hubspot_company_free(struct hubspot_company *c);
+
+/* ---- tax rates ------------------------------------------------------------------- */
+
+/* GET /tax-rates/v1/tax-rates/{id} (scope tax_rates.read): the percentageRate of the tax
+ * rate a line item's hs_tax_rate_group_id names, in units of 10^-7 percent (7.25% is
+ * 72500000), read from the number's own text. 404 is API_NOT_FOUND / OBJECT_NOT_FOUND;
+ * an id that is not 1..64 bytes of [A-Za-z0-9_-], or a rate that is missing, negative or
+ * has more than 7 decimals, API_PERMANENT / HUBSPOT_VALIDATION. */
+int hubspot_get_tax_rate(const struct ioctx *io, struct hubspot_api *api,
+                         const struct hubspot_ctx *hc, const char *rate_id, int64_t *pct7,
+                         struct api_error *err);
+
+/* ---- a quote's discounts, fees and taxes ------------------------------------------- */
+
+enum hubspot_term_kind { HUBSPOT_DISCOUNT, HUBSPOT_FEE, HUBSPOT_TAX };
+
+/* One discount, fee or tax object (properties as sent; NULL when absent/null/empty). */
+struct hubspot_price_term {
+    enum hubspot_term_kind kind;
+    int64_t id;
+    char *label;      /* hs_label */
+    char *type;       /* hs_type: PERCENT or FIXED */
+    char *value;      /* hs_value: a percentage or an amount */
+    char *sort_order; /* hs_sort_order (discounts) */
+};
+
+struct hubspot_price_terms {
+    struct hubspot_price_term *items; /* discounts, then fees, then taxes, ids ascending */
+    size_t n;
+};
+
+/* The discounts, fees and taxes the quote q names (q->term_ids): one batch read per kind
+ * that has any (POST /crm/v3/objects/{discounts|fees|taxes}/batch/read), none when q has
+ * none. A missing id fails like a missing line item (API_NOT_FOUND / OBJECT_NOT_FOUND):
+ * the quote's total would silently change otherwise. On 0, *out is set
+ * (hubspot_price_terms_free). */
+int hubspot_get_price_terms(const struct ioctx *io, struct hubspot_api *api,
+                            const struct hubspot_ctx *hc, const struct hubspot_object *q,
+                            struct hubspot_price_terms **out, struct api_error *err);
+void hubspot_price_terms_free(struct hubspot_price_terms *t);
 
 /* ---- callback completion (the last step of every event) ----------------------------- */
 

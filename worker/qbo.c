@@ -39,6 +39,7 @@
 #include "common/json.h"
 #include "common/jtape.h"
 #include "common/log.h"
+#include "common/money.h"
 
 #define QBO_COMPANY_CACHE_MAX 4096 /* in-process CompanyInfo entries */
 #define QBO_QUERY_GET_MAX     2000 /* longer encoded statements go by POST */
@@ -708,6 +709,30 @@ int qbo_update(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *
 
 /* The member rules of struct qbo_created (qbo.h), shared by both readers: each value is
  * the member's text, NULL when absent or not a string. */
+/* A money literal (the JSON number's own text: never through a double) into cents. */
+static int money_text(const char *s, size_t len, int64_t *cents)
+{
+    return s && money_parsen(s, len, MONEY_ROUND_HALF_UP, cents, NULL, 0) == MONEY_OK;
+}
+
+static int money_of_tape(const struct jtape *t, size_t obj, const char *key, int64_t *cents)
+{
+    size_t i = jtape_member(t, obj, key);
+    return i && t->n[i].type == JT_NUMBER &&
+           money_text(t->arena + t->n[i].str, t->n[i].count, cents);
+}
+
+static int money_of_json(struct json_object *obj, const char *key, int64_t *cents)
+{
+    struct json_object *v;
+    const char *s;
+    if (!json_object_object_get_ex(obj, key, &v) ||
+        (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)))
+        return 0;
+    s = json_object_get_string(v); /* json-c keeps a parsed number's own text */
+    return s && money_text(s, strlen(s), cents);
+}
+
 static int created_fill(const char *name, const char *id, const char *doc_number,
                         const char *currency, struct qbo_created *out, struct api_error *err)
 {
@@ -740,9 +765,11 @@ int qbo_created_from_json(struct json_object *obj, const char *entity, struct qb
     (void)json_get_str(obj, "DocNumber", &doc_number);
     if (json_get_obj(obj, "CurrencyRef", &cur) == JGET_OK)
         (void)json_get_str(cur, "value", &currency);
-    return api_error_tag(
-        err, API_SOURCE_QBO,
-        created_fill(name ? name : "document", id, doc_number, currency, out, err));
+    if (created_fill(name ? name : "document", id, doc_number, currency, out, err) < 0)
+        return api_error_tag(err, API_SOURCE_QBO, -1);
+    out->has_total = money_of_json(obj, "TotalAmt", &out->total_cents);
+    out->has_balance = money_of_json(obj, "Balance", &out->balance_cents);
+    return 0;
 }
 
 int qbo_create_doc(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,
@@ -763,6 +790,10 @@ int qbo_create_doc(const struct ioctx *io, struct qbo_api *q, const struct qbo_r
     if (jtape_get_obj(&t, obj, "CurrencyRef", &cur) == JGET_OK)
         (void)jtape_get_str(&t, cur, "value", &currency);
     rc = created_fill(resources[r].name, id, doc_number, currency, out, err);
+    if (rc == 0) {
+        out->has_total = money_of_tape(&t, obj, "TotalAmt", &out->total_cents);
+        out->has_balance = money_of_tape(&t, obj, "Balance", &out->balance_cents);
+    }
     jtape_release(&t);
     return api_error_tag(err, API_SOURCE_QBO, rc);
 }
@@ -847,10 +878,12 @@ out:
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Country and name into c (the rest of c untouched). */
 static void company_fill(struct qbo_company *c, const char *country, const char *name,
                          const char *addr_country)
 {
-    memset(c, 0, sizeof *c);
+    memset(c->country, 0, sizeof c->country);
+    memset(c->name, 0, sizeof c->name);
     if (country && *country)
         copy_text(c->country, sizeof c->country, country, strlen(country));
     else if (addr_country)
@@ -880,9 +913,21 @@ static int company_redis_get(struct redis_conn *redis, const char *realm, struct
         return 0;
     if (r->type == REDIS_REPLY_STRING && r->len <= QBO_COMPANY_JSON_MAX &&
         (doc = json_parse_strict(r->str, r->len, 4, e, sizeof e)) != NULL) {
-        if (json_get_str(doc, "country", &country) == JGET_OK &&
-            json_get_str(doc, "name", &name) == JGET_OK) {
-            company_fill(out, country, name, NULL);
+        int64_t v = 0;
+        const char *home;
+        struct qbo_company c = {{0}};
+        /* v2 entries carry the Preferences; an older entry is a miss */
+        if (json_get_int64(doc, "v", 0, 100, &v) == JGET_OK && v == 2 &&
+            json_get_str(doc, "country", &country) == JGET_OK &&
+            json_get_str(doc, "name", &name) == JGET_OK &&
+            json_get_str(doc, "home", &home) == JGET_OK && strlen(home) == 3 &&
+            json_get_bool(doc, "tax", &c.sales_tax) == JGET_OK &&
+            json_get_bool(doc, "ast", &c.ast) == JGET_OK &&
+            json_get_bool(doc, "mc", &c.multicurrency) == JGET_OK &&
+            json_get_bool(doc, "ctn", &c.custom_txn_numbers) == JGET_OK) {
+            company_fill(&c, country, name, NULL);
+            memcpy(c.home_currency, home, 4);
+            *out = c;
             hit = 1;
         }
         json_object_put(doc);
@@ -902,8 +947,14 @@ static void company_redis_put(struct redis_conn *redis, const char *realm,
         return;
     jbuf_init(&jb, QBO_COMPANY_JSON_MAX);
     jbuf_obj_open(&jb);
+    jbuf_kv_int(&jb, "v", 2);
     jbuf_kv_str(&jb, "country", c->country);
     jbuf_kv_str(&jb, "name", c->name);
+    jbuf_kv_str(&jb, "home", c->home_currency);
+    jbuf_kv_bool(&jb, "tax", c->sales_tax);
+    jbuf_kv_bool(&jb, "ast", c->ast);
+    jbuf_kv_bool(&jb, "mc", c->multicurrency);
+    jbuf_kv_bool(&jb, "ctn", c->custom_txn_numbers);
     jbuf_obj_close(&jb);
     snprintf(ttl, sizeof ttl, "%lld", (long long)QBO_COMPANY_REDIS_TTL_MS);
     if (jbuf_cstr(&jb)) {
@@ -914,6 +965,46 @@ static void company_redis_put(struct redis_conn *redis, const char *realm,
             log_warn("qbo: caching CompanyInfo of realm %s failed: %s", realm, e);
     }
     jbuf_release(&jb);
+}
+
+static int pref_bool(struct json_object *o, const char *group, const char *key)
+{
+    struct json_object *g;
+    int v = 0;
+    if (json_get_obj(o, group, &g) != JGET_OK || json_get_bool(g, key, &v) != JGET_OK)
+        return 0;
+    return v;
+}
+
+/* GET /preferences: sales tax, currencies and numbering into c. */
+static int preferences(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                       struct qbo_company *c, struct api_error *err)
+{
+    struct call call = {
+        .method = HTTP_GET, .path = "preferences", .endpoint = "GET /v3/company/{realm}/preferences"};
+    struct json_object *doc = NULL, *p, *cur, *home;
+    const char *hc = NULL;
+
+    if (exchange(io, q, realm, &call, &doc, err) < 0)
+        return -1;
+    if (json_get_obj(doc, "Preferences", &p) != JGET_OK) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                      "QBO answer lacks the Preferences object");
+        json_object_put(doc);
+        return -1;
+    }
+    c->sales_tax = pref_bool(p, "TaxPrefs", "UsingSalesTax");
+    c->ast = pref_bool(p, "TaxPrefs", "PartnerTaxEnabled");
+    c->multicurrency = pref_bool(p, "CurrencyPrefs", "MultiCurrencyEnabled");
+    c->custom_txn_numbers = pref_bool(p, "SalesFormsPrefs", "CustomTxnNumbers");
+    if (json_get_obj(p, "CurrencyPrefs", &cur) == JGET_OK &&
+        json_get_obj(cur, "HomeCurrency", &home) == JGET_OK &&
+        json_get_str(home, "value", &hc) == JGET_OK && strlen(hc) == 3)
+        memcpy(c->home_currency, hc, 4);
+    else
+        memcpy(c->home_currency, "USD", 4);
+    json_object_put(doc);
+    return 0;
 }
 
 static int company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
@@ -956,8 +1047,11 @@ static int company_info(const struct ioctx *io, struct qbo_api *q, const char *r
          json_get_obj(ci, "LegalAddr", &addr) == JGET_OK) &&
         json_get_str(addr, "Country", &addr_country) != JGET_OK)
         addr_country = NULL;
+    memset(&got, 0, sizeof got);
     company_fill(&got, country, name, addr_country);
     json_object_put(doc);
+    if (preferences(io, q, realm, &got, err) < 0)
+        return -1;
     company_local_put(q, realm, &got);
     company_redis_put(redis, realm, &got);
     *out = got;

@@ -159,19 +159,24 @@ int qbo_create(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *
                struct json_object **out_entity, struct api_error *err);
 
 /* What the worker keeps of a created document (Invoice, SalesReceipt, Payment,
- * Purchase, ...): three members of the entity, copied, so no JSON outlives the call.
+ * Purchase, ...): five members of the entity, copied, so no JSON outlives the call.
  *   id          "Id": required. Absent, not a string, "" or QBO_ID_MAX bytes or longer:
  *               the fill fails API_TRANSIENT RETRIES_EXHAUSTED, status 200, "QuickBooks
  *               returned a <Entity> without an Id" (the pipeline retries the event).
  *   doc_number  "DocNumber" (QBO allows 21 characters): "" when absent, not a string or
  *               QBO_DOCNUMBER_MAX bytes or longer.
  *   currency    "CurrencyRef"."value": "" unless a string of exactly 3 bytes.
+ *   total       "TotalAmt" in cents (has_total 0 when absent or not a plain decimal
+ *               number within money.h's range; half a cent or less rounds half up).
+ *   balance     "Balance" likewise (has_balance): invoices only.
  * A string holding U+0000 counts as not a string (json.h's getter rule). */
 #define QBO_DOCNUMBER_MAX 32 /* bytes of doc_number, NUL included */
 struct qbo_created {
     char id[QBO_ID_MAX];
     char doc_number[QBO_DOCNUMBER_MAX];
     char currency[4];
+    int64_t total_cents, balance_cents;
+    int has_total, has_balance;
 };
 
 /* qbo_create() for a caller that needs only struct qbo_created: the same request, the
@@ -198,16 +203,25 @@ int qbo_update(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *
 int qbo_read(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,
              const char *id, struct json_object **out_entity, struct api_error *err);
 
-/* The company facts the worker needs (the US-company check before any write). */
+/* The company facts the worker needs before any write: CompanyInfo (the US-company
+ * check) and Preferences (sales tax, currencies, numbering). */
 struct qbo_company {
     char country[8]; /* CompanyInfo.Country ("US"), else the company address's */
     char name[256];  /* CompanyName, truncated */
     int is_us;       /* Country "US", or an address country "US"/"USA" when absent */
+    int sales_tax;   /* Preferences.TaxPrefs.UsingSalesTax */
+    int ast;         /* TaxPrefs.PartnerTaxEnabled: Automated Sales Tax decides tax codes */
+    int multicurrency;       /* CurrencyPrefs.MultiCurrencyEnabled */
+    char home_currency[4];   /* CurrencyPrefs.HomeCurrency.value; "USD" when absent */
+    int custom_txn_numbers;  /* SalesFormsPrefs.CustomTxnNumbers */
 };
 
-/* CompanyInfo for realm: the in-process cache (QBO_COMPANY_LOCAL_TTL_MS), then Redis
- * (QBO_COMPANY_REDIS_TTL_MS), then GET /companyinfo/<realm>. A Redis failure only skips
- * the cache. Returns 0 and fills *out, or -1 with *err. */
+/* CompanyInfo and Preferences for realm: the in-process cache (QBO_COMPANY_LOCAL_TTL_MS),
+ * then Redis (QBO_COMPANY_REDIS_TTL_MS), then GET /companyinfo/<realm> and GET
+ * /preferences. A Redis failure only skips the cache. A preference QBO does not send
+ * reads as off (home currency USD). Returns 0 and fills *out, or -1 with *err.
+ * Preferences change rarely (turning multicurrency on cannot be undone); a change is
+ * seen within the cache lifetimes. */
 int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
                      struct qbo_company *out, struct api_error *err);
 

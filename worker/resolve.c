@@ -276,11 +276,26 @@ static void join2(char *out, size_t outsz, const char *a, const char *b)
 
 #define RESOLVE_HASH_SUFFIX_LEN 10 /* " #" and 8 hex digits */
 
+#define RESOLVE_CUR_SUFFIX_LEN 6 /* " (EUR)" */
+
+int resolve_name_variants(const char *currency)
+{
+    return currency && *currency ? 4 : 3;
+}
+
 int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int variant, char *out,
                          size_t outsz)
 {
+    return resolve_display_name_in(portal_id, c, NULL, variant, out, outsz);
+}
+
+int resolve_display_name_in(int64_t portal_id, const struct hubspot_contact *c,
+                            const char *currency, int variant, char *out, size_t outsz)
+{
     char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1], email[RESOLVE_NAME_MAX + 1];
     char base[2 * RESOLVE_NAME_MAX + 2], tag[64], hex[HASH_SHA256_HEX_LEN + 1], suffix[600];
+    char cur[RESOLVE_CUR_SUFFIX_LEN + 1] = "";
+    int want_email, want_hash;
     size_t room;
 
     resolve_clean_name(c->firstname, first, sizeof first);
@@ -294,17 +309,38 @@ int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int
         snprintf(base, sizeof base, "%s", email);
     else
         return -1;
+    /* Without a currency: v1 adds the email, v2 the email and the hash. With one (a
+     * multicurrency company: customers are per currency): v1 adds " (EUR)", v2 the email
+     * and the currency, v3 all three. No email: the hash stands in for it. */
+    if (currency && *currency) {
+        if (strlen(currency) != 3 || variant < 0 || variant > 3)
+            return -1;
+        if (variant >= 1)
+            snprintf(cur, sizeof cur, " (%s)", currency);
+        want_email = variant >= 2;
+        want_hash = variant >= 3;
+    } else {
+        if (variant < 0 || variant > 2)
+            return -1;
+        want_email = variant >= 1;
+        want_hash = variant >= 2;
+    }
+    if (!email[0] || strcmp(base, email) == 0) {
+        want_hash = want_hash || want_email;
+        want_email = 0;
+    }
     suffix[0] = '\0';
-    if (variant >= 1 && email[0] && strcmp(base, email) != 0) {
+    if (want_email) {
         /* the email in the suffix gives way before the name does: the base keeps up to
-         * half the limit, the hash part (variant 2) stays whole */
+         * half the limit, the currency and hash parts stay whole */
         size_t keep = strlen(base) < RESOLVE_NAME_MAX / 2 ? strlen(base) : RESOLVE_NAME_MAX / 2;
 
-        utf8_truncate(email, RESOLVE_NAME_MAX - keep - sizeof(" ()") + 1 -
-                                 (variant >= 2 ? RESOLVE_HASH_SUFFIX_LEN : 0));
+        utf8_truncate(email, RESOLVE_NAME_MAX - keep - sizeof(" ()") + 1 - strlen(cur) -
+                                 (want_hash ? RESOLVE_HASH_SUFFIX_LEN : 0));
         snprintf(suffix, sizeof suffix, " (%s)", email);
     }
-    if (variant >= 2 || (variant == 1 && !suffix[0])) {
+    snprintf(suffix + strlen(suffix), sizeof suffix - strlen(suffix), "%s", cur);
+    if (want_hash) {
         snprintf(tag, sizeof tag, "%" PRId64 ":%" PRId64, portal_id, c->id);
         if (hash_sha256_hex(tag, strlen(tag), hex) < 0)
             return -1;
@@ -343,8 +379,23 @@ static int row_has(struct json_object *row, const char *field)
 /* Among rows, the lowest-Id customer that is this contact: same email (ASCII case
  * ignored), or both without email. names_present: whether the query filtered on both
  * names; a one-name contact also requires the other name to be absent in QBO. */
-static const char *pick_customer(struct json_object *rows, const struct hubspot_contact *c,
-                                 int first_only, int last_only)
+/* 1 when row is a customer in the currency rc asks for (rc->currency NULL: any). A
+ * customer without CurrencyRef is in the home currency. */
+static int row_currency_ok(const struct resolve_ctx *rc, struct json_object *row)
+{
+    struct json_object *cur;
+    const char *v = NULL;
+
+    if (!rc->currency || !*rc->currency)
+        return 1;
+    if (json_get_obj(row, "CurrencyRef", &cur) != JGET_OK ||
+        json_get_str(cur, "value", &v) != JGET_OK || !*v)
+        v = rc->home_currency && *rc->home_currency ? rc->home_currency : "USD";
+    return strcasecmp(v, rc->currency) == 0;
+}
+
+static const char *pick_customer(const struct resolve_ctx *rc, struct json_object *rows,
+                                 const struct hubspot_contact *c, int first_only, int last_only)
 {
     const char *best = NULL;
     size_t i, n = json_object_array_length(rows);
@@ -359,6 +410,8 @@ static const char *pick_customer(struct json_object *rows, const struct hubspot_
         if (last_only && row_has(row, "GivenName"))
             continue;
         if (c->email ? !email_eq(em, c->email) : em != NULL)
+            continue;
+        if (!row_currency_ok(rc, row))
             continue;
         if (!best || resolve_id_cmp(id, best) < 0)
             best = id;
@@ -398,7 +451,7 @@ static int customer_query(const struct resolve_ctx *rc, const struct hubspot_con
     rows = resolve_query_rows(rc, sql, err);
     if (!rows)
         return -1;
-    best = pick_customer(rows, c, first[0] && !last[0], last[0] && !first[0]);
+    best = pick_customer(rc, rows, c, first[0] && !last[0], last[0] && !first[0]);
     if (best) {
         snprintf(id, RESOLVE_ID_MAX, "%s", best);
         *found = 1;
@@ -428,7 +481,8 @@ static int customer_by_display(const struct resolve_ctx *rc, const struct hubspo
     for (i = 0; i < n && !*found; i++) {
         struct json_object *row = json_object_array_get_idx(rows, i);
         const char *rid = resolve_row_id(row), *em = row_email(row);
-        if (rid && (any_holder || (c->email ? email_eq(em, c->email) : em == NULL))) {
+        if (rid && (any_holder || (c->email ? email_eq(em, c->email) : em == NULL)) &&
+            row_currency_ok(rc, row)) {
             snprintf(id, RESOLVE_ID_MAX, "%s", rid);
             *found = 1;
         }
@@ -448,7 +502,31 @@ static int body_oom(struct api_error *err)
 
 /* The Customer to create, as one JSON object into out (empty): 0, or -1 when out
  * latched an error. */
-static int customer_body(const struct hubspot_contact *c, const char *display, struct jbuf *out)
+void resolve_address_json(struct jbuf *out, const char *key, const struct hubspot_address *a)
+{
+    /* QBO's PhysicalAddress limits: Line1 500, City 255, CountrySubDivisionCode 255,
+     * PostalCode 30, Country 255 characters */
+    static const size_t max[] = {500, 255, 255, 30, 255};
+    static const char *const names[] = {"Line1", "City", "CountrySubDivisionCode", "PostalCode",
+                                        "Country"};
+    const char *v[] = {a->line1, a->city, a->state, a->zip, a->country};
+    char buf[501];
+
+    if (!hubspot_address_present(a))
+        return;
+    jbuf_key(out, key);
+    jbuf_obj_open(out);
+    for (size_t i = 0; i < 5; i++) {
+        if (!v[i])
+            continue;
+        utf8_copy(buf, sizeof buf, v[i], max[i]);
+        jbuf_kv_str(out, names[i], buf);
+    }
+    jbuf_obj_close(out);
+}
+
+static int customer_body(const struct resolve_ctx *rc, const struct hubspot_contact *c,
+                         const char *display, struct jbuf *out)
 {
     char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1];
 
@@ -468,6 +546,13 @@ static int customer_body(const struct hubspot_contact *c, const char *display, s
         jbuf_kv_str(out, "Address", c->email);
         jbuf_obj_close(out);
     }
+    resolve_address_json(out, "BillAddr", &c->addr);
+    if (rc->currency && *rc->currency) {
+        jbuf_key(out, "CurrencyRef");
+        jbuf_obj_open(out);
+        jbuf_kv_str(out, "value", rc->currency);
+        jbuf_obj_close(out);
+    }
     jbuf_obj_close(out);
     return out->err ? -1 : 0;
 }
@@ -479,17 +564,25 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
     char name[RESOLVE_NAME_MAX + 1], step[32], rid[CLAIM_REQUEST_ID_MAX + 1];
     struct json_object *ent = NULL;
     struct jbuf body;
-    int v, found, rc_;
+    char hashed[RESOLVE_NAME_MAX + 1];
+    int v, found, rc_, nv = resolve_name_variants(rc->currency);
 
-    for (v = 0; v < NAME_VARIANTS; v++) {
-        if (resolve_display_name(rc->portal_id, c, v, name, sizeof name) < 0) {
+    /* the last variant always carries this contact's own hash */
+    if (resolve_display_name_in(rc->portal_id, c, rc->currency, nv - 1, hashed, sizeof hashed) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_NO_CONTACT, 0,
+                      "contact %" PRId64 " has no name and no email", c->id);
+        return -1;
+    }
+    for (v = 0; v < nv; v++) {
+        if (resolve_display_name_in(rc->portal_id, c, rc->currency, v, name, sizeof name) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_NO_CONTACT, 0,
                           "contact %" PRId64 " has no name and no email", c->id);
             return -1;
         }
         if (v > 0) {
-            /* a name carrying this contact's own hash is ours whoever holds it */
-            if (customer_by_display(rc, c, name, strstr(name, " #") != NULL, id, &found, err) < 0)
+            /* a name carrying this contact's own hash is ours whoever holds it (decided
+             * by the variant, never by what the user's text happens to contain) */
+            if (customer_by_display(rc, c, name, strcmp(name, hashed) == 0, id, &found, err) < 0)
                 return -1;
             if (found) {
                 *created = 0;
@@ -504,7 +597,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
             return -1;
         }
         jbuf_init(&body, QBO_BODY_MAX);
-        if (customer_body(c, name, &body) < 0) {
+        if (customer_body(rc, c, name, &body) < 0) {
             jbuf_release(&body);
             return body_oom(err);
         }
@@ -537,6 +630,17 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
     return -1;
 }
 
+/* The mapping of (portal, contact), per currency on a multicurrency company. */
+static void customer_map_suffix(const struct resolve_ctx *rc, int64_t contact_id, char *out,
+                                size_t outsz)
+{
+    if (rc->currency && *rc->currency)
+        snprintf(out, outsz, "contact:%" PRId64 ":%" PRId64 ":%.3s", rc->portal_id, contact_id,
+                 rc->currency);
+    else
+        snprintf(out, outsz, "contact:%" PRId64 ":%" PRId64, rc->portal_id, contact_id);
+}
+
 int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact *c, char *id,
                      int *created, struct api_error *err)
 {
@@ -552,7 +656,7 @@ int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact 
                       "contact %" PRId64 " has no first name, last name or email", c->id);
         return -1;
     }
-    snprintf(suffix, sizeof suffix, "contact:%" PRId64 ":%" PRId64, rc->portal_id, c->id);
+    customer_map_suffix(rc, c->id, suffix, sizeof suffix);
     if (resolve_map_get(rc, suffix, tmp)) {
         snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
         *created = 0;
@@ -570,7 +674,8 @@ int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact 
         } else {
             resolve_hex_of(name, h);
         }
-        snprintf(lockname, sizeof lockname, "customer:%s", h);
+        snprintf(lockname, sizeof lockname, "customer:%s%s%.3s", h,
+                 rc->currency && *rc->currency ? ":" : "", rc->currency ? rc->currency : "");
         if (resolve_lock_take(rc, lockname, &lease, err) < 0)
             return -1;
         rc_ = customer_query(rc, c, tmp, &found, err);
@@ -590,7 +695,7 @@ int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact 
 void resolve_forget_customer(const struct resolve_ctx *rc, int64_t contact_id)
 {
     char suffix[RESOLVE_KEY_SUFFIX_MAX];
-    snprintf(suffix, sizeof suffix, "contact:%" PRId64 ":%" PRId64, rc->portal_id, contact_id);
+    customer_map_suffix(rc, contact_id, suffix, sizeof suffix);
     resolve_map_del(rc, suffix);
 }
 

@@ -23,7 +23,9 @@
  * QuickBooks says an id is gone (fault 610), so the next attempt matches afresh.
  *
  * Matching rules (the README's "The rules, as an accountant would check them"):
- *  - Customer: the cached mapping; else `Customer WHERE GivenName = .. AND FamilyName = ..`
+ *  - Customer: the cached mapping (per currency on a multicurrency company: customers
+ *    there are tied to one currency, so only rows in the document's currency match and
+ *    the name variants say the currency, resolve_display_name_in()); else `Customer WHERE GivenName = .. AND FamilyName = ..`
  *    and the first (lowest Id) row whose PrimaryEmailAddr equals the contact's email
  *    ignoring ASCII case (QBO cannot filter on email). A contact without email matches a
  *    same-named customer that has no email either (documented decision: a name alone
@@ -68,6 +70,7 @@
 
 #include "common/config.h"
 #include "common/http.h"
+#include "common/json.h"
 #include "worker/mapcache.h"
 #include "common/redis.h"
 #include "worker/apierr.h"
@@ -112,6 +115,12 @@ struct resolve_ctx {
     const char *realm; /* digits */
     int64_t portal_id;
     const char *event_id; /* requestid derivation (claim_request_id) */
+    /* Multicurrency companies: customers are matched and created per currency. NULL on
+     * other companies (any customer matches, none is created with a CurrencyRef);
+     * else the document's currency ("EUR"), home_currency the company's (a customer
+     * without CurrencyRef is in it). */
+    const char *currency;
+    const char *home_currency;
 };
 
 /* ---- customer ------------------------------------------------------------------- */
@@ -130,6 +139,20 @@ int resolve_customer(const struct resolve_ctx *rc, const struct hubspot_contact 
  * tests. Returns 0, or -1 when the contact has no name and no email. */
 int resolve_display_name(int64_t portal_id, const struct hubspot_contact *c, int variant, char *out,
                          size_t outsz);
+
+/* resolve_display_name() for a company whose customers are per currency (currency not
+ * NULL): variants 0..3 are "First Last", "First Last (EUR)", "First Last (email) (EUR)"
+ * and "First Last (email) (EUR) #h"; with currency NULL exactly resolve_display_name().
+ * -1 also for a variant out of range. */
+int resolve_display_name_in(int64_t portal_id, const struct hubspot_contact *c,
+                            const char *currency, int variant, char *out, size_t outsz);
+/* How many variants there are: 3, or 4 with a currency. */
+int resolve_name_variants(const char *currency);
+
+/* Write "<key>":{Line1,City,CountrySubDivisionCode,PostalCode,Country} for a HubSpot
+ * address into the object open in out (each part cut to QBO's length on a character
+ * boundary); nothing when the address is empty. */
+void resolve_address_json(struct jbuf *out, const char *key, const struct hubspot_address *a);
 
 /* Drop the cached mapping of (portal, contact) in realm (fault 610 on the customer). */
 void resolve_forget_customer(const struct resolve_ctx *rc, int64_t contact_id);

@@ -214,6 +214,15 @@ static const struct config_def settings[] = {
      "QBO item (exact Name) for the single line of a payment without line items "
      "(sales receipt, refund receipt from a payment); matched like a product, so it must "
      "exist unless the event sets create_missing_products.", 0, NULL},
+    {"quotes.fee_item", CONFIG_STRING, "Fees", 1, 100,
+     "QBO item (exact Name) a quote's fees are booked on, one line per HubSpot fee; "
+     "matched like a product, so it must exist unless the event sets "
+     "create_missing_products.", 0, NULL},
+    {"quotes.allowed_statuses", CONFIG_STRING, "APPROVAL_NOT_NEEDED,APPROVED,ACCEPTED", 1, 200,
+     "Comma-separated hs_status values of the quotes that may be booked (HubSpot: DRAFT, "
+     "APPROVAL_NOT_NEEDED, PENDING_APPROVAL, APPROVED, REJECTED; CPQ quotes: DRAFT, "
+     "ACCEPTED); others fail QUOTE_STATUS_NOT_ALLOWED before anything is written. \"*\" "
+     "books any status.", 0, NULL},
     {"cache.local_ttl", CONFIG_DURATION, "60s", 0, 1 * DAY,
      "How long a worker keeps a customer, item, term or account mapping in its own "
      "memory before asking Redis again (0 = always ask Redis). Bounds how long a replica "

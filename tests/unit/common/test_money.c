@@ -405,6 +405,46 @@ static void assert_mul(const char *q, const char *p, enum money_round mode, int6
     assert_int_equal(c, want);
 }
 
+/* Percentages of amounts (quote discounts, fees and taxes; line taxes): exact, rounded
+ * once, at half a cent both ways. */
+static void assert_pct(int64_t cents, const char *pct, enum money_round mode, int64_t want)
+{
+    int64_t c = SENTINEL;
+    assert_int_equal(money_percent(cents, qty_of(pct), mode, &c), MONEY_OK);
+    assert_int_equal(c, want);
+}
+
+static void test_percent(void **state)
+{
+    int64_t c = SENTINEL;
+    (void)state;
+
+    assert_pct(10000, "10", MONEY_ROUND_NONE, 1000);
+    assert_pct(5, "10", MONEY_ROUND_HALF_UP, 1);   /* 0.005 -> 0.01 */
+    assert_pct(5, "10", MONEY_ROUND_HALF_EVEN, 0); /* 0.005 -> 0.00 */
+    assert_pct(15, "10", MONEY_ROUND_HALF_EVEN, 2); /* 0.015 -> 0.02 */
+    assert_pct(-15, "10", MONEY_ROUND_HALF_UP, -2); /* symmetric around zero */
+    assert_pct(15, "-10", MONEY_ROUND_HALF_UP, -2);
+    assert_pct(1999, "7.25", MONEY_ROUND_HALF_UP, 145);  /* 144.9275 */
+    assert_pct(2000, "8.875", MONEY_ROUND_HALF_UP, 178); /* 177.5 -> up */
+    assert_pct(2000, "8.875", MONEY_ROUND_HALF_EVEN, 178);
+    assert_pct(1000, "8.875", MONEY_ROUND_HALF_UP, 89);   /* 88.75 */
+    assert_pct(3333, "33.3333333", MONEY_ROUND_HALF_UP, 1111); /* 1110.99999889 */
+    assert_pct(1, "49.9999999", MONEY_ROUND_HALF_UP, 0);  /* just under half a cent */
+    assert_pct(1, "50", MONEY_ROUND_HALF_UP, 1);          /* exactly half */
+    assert_pct(MONEY_MAX_CENTS, "100", MONEY_ROUND_NONE, MONEY_MAX_CENTS);
+    assert_pct(0, "99", MONEY_ROUND_NONE, 0);
+
+    assert_int_equal(money_percent(5, qty_of("10"), MONEY_ROUND_NONE, &c), MONEY_EPRECISION);
+    assert_int_equal(money_percent(MONEY_MAX_CENTS, qty_of("100.0000001"), MONEY_ROUND_HALF_UP, &c),
+                     MONEY_EOVERFLOW);
+    assert_int_equal(c, SENTINEL);
+    assert_int_equal(money_percent(MONEY_MAX_CENTS + 1, U, MONEY_ROUND_NONE, &c), MONEY_EINVAL);
+    assert_int_equal(money_percent(1, MONEY_QTY_MAX + 1, MONEY_ROUND_NONE, &c), MONEY_EINVAL);
+    assert_int_equal(money_percent(1, U, (enum money_round)7, &c), MONEY_EINVAL);
+    assert_int_equal(money_percent(1, U, MONEY_ROUND_NONE, NULL), MONEY_EINVAL);
+}
+
 static void test_mul(void **state)
 {
     int64_t c = SENTINEL;
@@ -578,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_qty),
         cmocka_unit_test(test_price),
         cmocka_unit_test(test_mul),
+        cmocka_unit_test(test_percent),
         cmocka_unit_test(test_line_matches),
         cmocka_unit_test(test_add_sum),
         cmocka_unit_test(test_unit_price_for),

@@ -395,7 +395,9 @@ static void test_paid_invoice_taxable_refused_creates_nothing(void **state)
     assert_int_equal(handle(ev), PIPELINE_DONE);
     r = last_result(2);
     assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
-    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 16999);
+    /* 169.99 of lines and the Widget's 1.45 of CA tax (rate group 1001, 7.25%): the money
+     * received, deposited to the cent */
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 17144);
     json_object_put(r);
     free(ev);
 }
