@@ -140,6 +140,8 @@ SANDBOX_SRCS := \
 	tests/sandbox/qbo.c \
 	tests/sandbox/qbo_rules.c \
 	tests/sandbox/qbo_txn.c \
+	tests/sandbox/qbo_tax.c \
+	tests/sandbox/qbo_currency.c \
 	tests/sandbox/qbo_query.c \
 	tests/sandbox/oauth.c \
 	tests/sandbox/admin.c

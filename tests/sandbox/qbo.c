@@ -42,7 +42,8 @@
 #define QBO_DEFAULT_OPTS                                                                           \
     {                                                                                              \
         .per_minute = 500, .concurrent = 10, .requestid_max_entries = 200000, .names_ci = 1,       \
-        .strict_fields = 1, .require_accept_json = 1, .hide_inactive = 1, .docnum_max_len = 21     \
+        .strict_fields = 1, .require_accept_json = 1, .hide_inactive = 1, .docnum_max_len = 21,    \
+        .ast_bill_addr = 1                                                                         \
     }
 
 static const struct qbo_opts default_opts = QBO_DEFAULT_OPTS;
@@ -704,6 +705,8 @@ static struct realm *realm_new(const char *id)
         r->next_doc[k] = 1001;
     }
     r->reqids = json_object_new_object();
+    r->ast_rates = json_object_new_object();
+    r->xrates = json_object_new_object();
     r->company = default_company();
     r->prefs = default_prefs();
     finish_singleton(r, r->company, "1");
@@ -721,6 +724,8 @@ static void realm_free(struct realm *r)
         json_object_put(r->docnums[k]);
     }
     json_object_put(r->reqids);
+    json_object_put(r->ast_rates);
+    json_object_put(r->xrates);
     json_object_put(r->company);
     json_object_put(r->prefs);
     free(r->ring);
@@ -765,6 +770,7 @@ struct opt_def {
 static const char *const xml_json[] = {"xml", "json", NULL};
 static const char *const json_xml[] = {"json", "xml", NULL};
 static const char *const replay_reject[] = {"replay", "reject", NULL};
+static const char *const seeded_one[] = {"seeded", "one", NULL};
 
 #define OPT_INT(k, f, lo, hi)                                                                      \
     {                                                                                              \
@@ -794,6 +800,8 @@ static const struct opt_def opt_defs[] = {
     OPT_BOOL("require_accept_json", require_accept_json),
     OPT_BOOL("hide_inactive", hide_inactive),
     OPT_INT("docnum_max_len", docnum_max_len, 0, 1000),
+    OPT_BOOL("ast_bill_addr_fallback", ast_bill_addr),
+    OPT_ENUM("exchange_rate_default", xrate_one, seeded_one),
 };
 
 static int apply_opts(struct qbo_opts *o, struct json_object *opts, char *errstr, size_t errsz)
@@ -910,6 +918,55 @@ static int parse_offset(const char *s, int *out)
     return 0;
 }
 
+/* A sandbox-only rate table (ast_rates, exchange_rates) merged into dst: keys of at most
+ * 7 characters accepted by key_ok, values decimal strings or numbers in (min, max]
+ * (min itself too when min_ok), stored as their exact decimal text. */
+static int seed_rates(struct json_object *rj, const char *name, struct json_object *dst,
+                      int (*key_ok)(const char *), struct qbo_dec min, int min_ok,
+                      struct qbo_dec max, char *errstr, size_t errsz)
+{
+    struct json_object *tbl;
+    struct qbo_dec d;
+
+    if (!json_object_object_get_ex(rj, name, &tbl))
+        return 0;
+    if (!json_object_is_type(tbl, json_type_object)) {
+        snprintf(errstr, errsz, "qbo realm: %s must be an object", name);
+        return -1;
+    }
+    json_object_object_foreach(tbl, key, val)
+    {
+        int c;
+        if (strlen(key) > 7 || !key_ok(key) || json_object_is_type(val, json_type_boolean) ||
+            qbo_dec_from_json(val, &d) < 0 || (c = qbo_dec_cmp(d, min)) < 0 ||
+            (c == 0 && !min_ok) || qbo_dec_cmp(d, max) > 0) {
+            snprintf(errstr, errsz, "qbo realm: %s.%.20s: a decimal in range expected", name, key);
+            return -1;
+        }
+        struct json_object *num = qbo_dec_json(d);
+        json_object_object_add(dst, key, json_object_new_string(json_object_to_json_string(num)));
+        json_object_put(num);
+    }
+    return 0;
+}
+
+/* "CA", "NY", ... (1-7 capital letters) or "*". */
+static int state_key(const char *k)
+{
+    if (strcmp(k, "*") == 0)
+        return 1;
+    for (const char *p = k; *p; p++)
+        if (*p < 'A' || *p > 'Z')
+            return 0;
+    return *k != 0;
+}
+
+/* ISO 4217: three capital letters. */
+static int currency_key(const char *k)
+{
+    return strlen(k) == 3 && state_key(k);
+}
+
 static int seed_realm(struct json_object *rj, char *errstr, size_t errsz)
 {
     const char *id = jstr(rj, "realm_id");
@@ -945,6 +1002,11 @@ static int seed_realm(struct json_object *rj, char *errstr, size_t errsz)
         json_object_deep_copy(v, &r->prefs, NULL);
         finish_singleton(r, r->prefs, "1");
     }
+    if (seed_rates(rj, "ast_rates", r->ast_rates, state_key, (struct qbo_dec){0, 0}, 1,
+                   (struct qbo_dec){100, 0}, errstr, errsz) < 0 ||
+        seed_rates(rj, "exchange_rates", r->xrates, currency_key, (struct qbo_dec){0, 0}, 0,
+                   (struct qbo_dec){1000000, 0}, errstr, errsz) < 0)
+        return -1;
     if (json_object_object_get_ex(rj, "next_doc_number", &v) &&
         json_object_is_type(v, json_type_int))
         for (int k = 0; k < K_NKINDS; k++)
@@ -1021,6 +1083,12 @@ static struct json_object *realm_dump(struct realm *r)
     cp = NULL;
     json_object_deep_copy(r->prefs, &cp, NULL);
     json_object_object_add(o, "Preferences", cp);
+    cp = NULL;
+    json_object_deep_copy(r->ast_rates, &cp, NULL);
+    json_object_object_add(o, "ast_rates", cp);
+    cp = NULL;
+    json_object_deep_copy(r->xrates, &cp, NULL);
+    json_object_object_add(o, "exchange_rates", cp);
     for (int k = 0; k < K_NKINDS; k++) {
         size_t n = 0, cap = (size_t)json_object_object_length(r->ents[k]);
         struct json_object **v = calloc(cap + 1, sizeof(*v)), *arr = json_object_new_array();

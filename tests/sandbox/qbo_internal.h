@@ -1,9 +1,10 @@
-/* qbo_internal.h - the private contract between qbo.c, qbo_rules.c and qbo_txn.c, the
- * QuickBooks Online part of hsqb-sandbox. Nothing else includes it.
+/* qbo_internal.h - the private contract between qbo.c, qbo_rules.c, qbo_txn.c, qbo_tax.c
+ * and qbo_currency.c, the QuickBooks Online part of hsqb-sandbox. Nothing else includes it.
  *
  * Owns the shapes of the QBO state: struct qbo_opts (the live switches, g_qbo_opts),
  * struct realm (one company: per kind an Id -> entity json-c map, name and DocNumber
- * indexes, the requestid store, throttle windows, counters), the entity-kind table
+ * indexes, the requestid store, throttle windows, counters, the seeded AST and exchange
+ * rates), the money sums of a sales document (struct qbo_sums), the entity-kind table
  * (qbo_kinds), a write in progress (struct wctx) and the reply/fault every route fills.
  * Who defines what:
  *   qbo.c       options, realms, replies and faults, company-local time
@@ -11,6 +12,10 @@
  *               write pipeline (create / update / delete / void), the requestid store
  *   qbo_txn.c   transaction builders (sales documents, payments, purchases) and the
  *               payment -> invoice application
+ *   qbo_tax.c   sales tax of sales documents: line tax codes, TxnTaxDetail, Automated
+ *               Sales Tax
+ *   qbo_currency.c  currencies: CurrencyRef rules of names and transactions, exchange
+ *               rates, home-currency amounts
  *
  * Locking: one mutex, private to qbo.c, guards g_qbo_opts and every struct realm. Each
  * public qbo_*() entry point of sandbox.h takes it (never nested); every function declared
@@ -52,6 +57,9 @@ struct qbo_opts {
     int require_accept_json; /* no Accept: application/json (or format=json) -> 406 */
     int hide_inactive;       /* #12: name-list queries show Active=true unless filtered */
     int docnum_max_len;      /* 6000 beyond; 0 = unchecked */
+    int ast_bill_addr;       /* AST destination: ShipAddr, then BillAddr (1) or not (0), then
+                                the company address */
+    int xrate_one;           /* no ExchangeRate sent: 1 (field reports) instead of the seed's */
 };
 
 extern struct qbo_opts g_qbo_opts;
@@ -85,7 +93,10 @@ struct realm {
     struct json_object *docnums[K_NKINDS]; /* DocNumber -> Id */
     int64_t next_id[K_NKINDS], next_doc[K_NKINDS];
     struct json_object *reqids; /* requestid -> [status, body, hash, mono ms], oldest first */
-    int64_t *ring;              /* per-minute window: admission times, ring buffer */
+    /* Sandbox-only seed keys, validated when seeded: state code (or "*") -> AST percent,
+     * currency code -> home units per foreign unit; values are decimal strings. */
+    struct json_object *ast_rates, *xrates;
+    int64_t *ring; /* per-minute window: admission times, ring buffer */
     int ring_cap, ring_len, ring_head;
     int64_t sec_start;
     int sec_count;
@@ -150,6 +161,17 @@ struct wctx {
 };
 
 extern const struct kind_def qbo_kinds[K_NKINDS];
+
+/* Money sums of one document, in cents (sales_lines and the tax rules fill them). */
+struct qbo_sums {
+    int64_t subtotal; /* sales and group lines */
+    int64_t discount; /* discount lines, percent ones computed */
+    int64_t taxable;  /* lines whose tax code is TAX */
+};
+
+/* Largest money magnitude a document may reach (10^17 - 1 cents, as common/money.h): sums
+ * of hostile amounts fault instead of overflowing. */
+#define QBO_CENTS_MAX 99999999999999999LL
 
 /* ---- JSON accessors: borrowed results, NULL / the default when absent or mistyped ----- */
 
@@ -283,12 +305,12 @@ void qbo_index_del(struct realm *r, enum kind k, struct json_object *ent);
 int qbo_missing(struct wctx *w, const char *element);                      /* 2020 */
 int qbo_invalid_prop(struct wctx *w, const char *prop);                    /* 2010 */
 int qbo_business(struct wctx *w, const char *element, const char *detail); /* 6000 */
+/* *sum += c, or 2010 "Amount" when the result would leave +-QBO_CENTS_MAX (sum unchanged). */
+int qbo_sum_add(struct wctx *w, int64_t *sum, int64_t c);
 /* 1 when s is one of the NULL-terminated list. */
 int qbo_in_list(const char *const *list, const char *s);
 /* The company is a US one (sales tax defaults, no GST rate required). */
 int qbo_is_us(const struct realm *r);
-/* {"value":"USD","name":...} of the home currency; caller owns it. */
-struct json_object *qbo_currency_ref(const struct realm *r);
 /* Check the reference member key of holder against entities of kind k (exists, active)
  * and fill its name. *out = the entity (borrowed), or NULL when absent and optional. */
 int qbo_ref_check(struct wctx *w, struct json_object *holder, const char *key, enum kind k,
@@ -298,6 +320,37 @@ int qbo_get_dec(struct wctx *w, struct json_object *o, const char *key, struct q
 int qbo_get_cents(struct wctx *w, struct json_object *o, const char *key, int64_t *cents);
 /* SyncToken + 1 and MetaData.LastUpdatedTime = now (e is changed in place). */
 void qbo_bump(struct realm *r, struct json_object *e);
+
+/* ---- qbo_tax.c: sales tax of sales documents ------------------------------------------ */
+
+/* The tax code of one sales line (detail = its SalesItemLineDetail, item its Item, amount
+ * its Amount): checked or assigned per the company's tax setup, amount added to
+ * s->taxable when the line ends up TAX. 0 or -1 with w->f. */
+int qbo_tax_line(struct wctx *w, struct json_object *detail, struct json_object *item,
+                 int64_t amount, struct qbo_sums *s);
+/* TxnTaxDetail of the document from the sums (addresses already filled, cust may be
+ * NULL): TotalTax as given, or computed by AST; *tax = the TotalTax stored. 0 or -1. */
+int qbo_tax_total(struct wctx *w, struct json_object *cust, const struct qbo_sums *s, int64_t *tax);
+
+/* ---- qbo_currency.c: currencies ------------------------------------------------------ */
+
+/* The home currency code ("USD" when Preferences name none); borrowed from r. */
+const char *qbo_home_currency(const struct realm *r);
+/* Preferences.CurrencyPrefs.MultiCurrencyEnabled. */
+int qbo_multicurrency(const struct realm *r);
+/* {"value":"USD","name":...} of the home currency; caller owns it. */
+struct json_object *qbo_currency_ref(const struct realm *r);
+/* CurrencyRef of a Customer or Vendor being built: checked against the company's
+ * currencies, kept from the stored record on update (it cannot change), home by default. */
+int qbo_party_currency(struct wctx *w);
+/* CurrencyRef and, with multicurrency, ExchangeRate of a transaction being built: the
+ * currency must be the party's (party: its customer, vendor or employee, of kind pk; may be
+ * NULL: any currency of the company); absent, it is the stored one on update, else the
+ * party's, else home. */
+int qbo_txn_currency(struct wctx *w, struct json_object *party, enum kind pk);
+/* e[dst] = e[src] x e.ExchangeRate in cents (multicurrency companies only; nothing
+ * otherwise). 0, or -1 when the product overflows (e unchanged). */
+int qbo_home_amount(const struct realm *r, struct json_object *e, const char *src, const char *dst);
 
 /* ---- qbo_rules.c: the write pipeline ------------------------------------------------- */
 

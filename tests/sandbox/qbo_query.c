@@ -183,6 +183,53 @@ struct json_object *qbo_money_json(int64_t cents)
     return json_object_new_double_s((double)cents / 100.0, buf);
 }
 
+struct json_object *qbo_dec_json(struct qbo_dec d)
+{
+    char buf[48];
+    uint64_t u = d.v < 0 ? (uint64_t)0 - (uint64_t)d.v : (uint64_t)d.v, div = 1;
+    int scale = d.scale;
+
+    while (scale > 0 && u % 10 == 0) {
+        u /= 10;
+        scale--;
+    }
+    for (int i = 0; i < scale; i++)
+        div *= 10;
+    if (scale == 0)
+        snprintf(buf, sizeof(buf), "%s%llu", d.v < 0 ? "-" : "", (unsigned long long)u);
+    else
+        snprintf(buf, sizeof(buf), "%s%llu.%0*llu", d.v < 0 ? "-" : "",
+                 (unsigned long long)(u / div), scale, (unsigned long long)(u % div));
+    return json_object_new_double_s((d.v < 0 ? -(double)u : (double)u) / (double)div, buf);
+}
+
+int qbo_pct_of(int64_t base_cents, struct qbo_dec pct, int64_t *cents)
+{
+    struct qbo_dec r;
+    /* cents x pct / 100: the product has pct.scale decimals, the /100 two more. */
+    if (round_i128((__int128)base_cents * pct.v, pct.scale + 2, 0, &r) < 0)
+        return -1;
+    *cents = r.v;
+    return 0;
+}
+
+int qbo_prorate(int64_t amount, int64_t part, int64_t whole, int64_t *out)
+{
+    __int128 num = (__int128)amount * part, q, r;
+    if (whole == 0)
+        return -1;
+    q = num / whole;
+    r = num % whole;
+    if (r < 0)
+        r = -r;
+    if (2 * r >= (whole < 0 ? -(__int128)whole : (__int128)whole))
+        q += (num < 0) != (whole < 0) ? -1 : 1;
+    if (q > INT64_MAX || q < INT64_MIN)
+        return -1;
+    *out = (int64_t)q;
+    return 0;
+}
+
 /* ---- date-times -------------------------------------------------------------------- */
 
 static int parse_digits(const char **s, int n, int *out)

@@ -58,6 +58,16 @@ int qbo_dec_cents(struct qbo_dec a, int64_t *cents);
 void qbo_cents_str(int64_t cents, char *buf, size_t bufsz);
 /* A JSON number with exactly 2 decimals, e.g. 100.00 (new reference). */
 struct json_object *qbo_money_json(int64_t cents);
+/* A JSON number whose text is d exactly, trailing fractional zeros dropped ("7.25", "10",
+ * "1.08"); new reference. */
+struct json_object *qbo_dec_json(struct qbo_dec d);
+/* The percentage rule of issue 15, shared with the worker: *cents = base_cents * pct / 100
+ * rounded once, half away from zero (0.5 cent -> 1 cent, -0.5 -> -1), computed in 128-bit
+ * integers. -1 (and *cents untouched) when the result leaves int64. */
+int qbo_pct_of(int64_t base_cents, struct qbo_dec pct, int64_t *cents);
+/* A pro-rata share: *out = amount * part / whole rounded once, half away from zero;
+ * -1 when whole is 0 or the result leaves int64. */
+int qbo_prorate(int64_t amount, int64_t part, int64_t whole, int64_t *out);
 
 /* ---- statements --------------------------------------------------------------------- */
 

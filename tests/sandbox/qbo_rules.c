@@ -207,6 +207,15 @@ int qbo_business(struct wctx *w, const char *element, const char *detail)
                          "Business Validation Error: %s", detail);
 }
 
+int qbo_sum_add(struct wctx *w, int64_t *sum, int64_t c)
+{
+    int64_t r;
+    if (__builtin_add_overflow(*sum, c, &r) || r > QBO_CENTS_MAX || r < -QBO_CENTS_MAX)
+        return qbo_invalid_prop(w, "Amount");
+    *sum = r;
+    return 0;
+}
+
 int qbo_in_list(const char *const *list, const char *s)
 {
     for (; *list; list++)
@@ -246,22 +255,6 @@ int qbo_is_us(const struct realm *r)
 {
     const char *c = jstr(r->company, "Country");
     return !c || strcmp(c, "US") == 0;
-}
-
-struct json_object *qbo_currency_ref(const struct realm *r)
-{
-    static const char *const names[][2] = {{"USD", "United States Dollar"},
-                                           {"CAD", "Canadian Dollar"},
-                                           {"GBP", "British Pound Sterling"},
-                                           {"EUR", "Euro"},
-                                           {"AUD", "Australian Dollar"}};
-    const char *cur = jstr(jobj(jobj(r->prefs, "CurrencyPrefs"), "HomeCurrency"), "value");
-    if (!cur)
-        cur = "USD";
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(names[i][0], cur) == 0)
-            return ref_new(cur, names[i][1]);
-    return ref_new(cur, NULL);
 }
 
 int qbo_ref_check(struct wctx *w, struct json_object *holder, const char *key, enum kind k,
@@ -399,8 +392,8 @@ static int build_person(struct wctx *w)
     } else {
         set_if_absent(e, "BillableTime", json_object_new_boolean(0));
     }
-    if (w->k != K_EMPLOYEE)
-        set_if_absent(e, "CurrencyRef", qbo_currency_ref(w->r));
+    if (w->k != K_EMPLOYEE && qbo_party_currency(w) < 0)
+        return -1;
     set_str(e, "FullyQualifiedName", dn);
     set_if_absent(e, "PrintOnCheckName", json_object_new_string(dn));
     set_if_absent(e, "Active", json_object_new_boolean(1));
@@ -740,10 +733,12 @@ static void do_void(struct route_ctx *c, enum kind k, struct json_object *body)
         for (size_t i = 0; i < json_object_array_length(lines); i++)
             set_money(json_object_array_get_idx(lines, i), "Amount", 0);
     set_money(cp, "TotalAmt", 0);
-    if (json_object_object_get_ex(cp, "Balance", NULL))
-        set_money(cp, "Balance", 0);
-    if (json_object_object_get_ex(cp, "UnappliedAmt", NULL))
-        set_money(cp, "UnappliedAmt", 0);
+    static const char *const zeroed[] = {"Balance", "HomeBalance", "HomeTotalAmt", "UnappliedAmt"};
+    for (size_t i = 0; i < sizeof(zeroed) / sizeof(zeroed[0]); i++)
+        if (json_object_object_get_ex(cp, zeroed[i], NULL))
+            set_money(cp, zeroed[i], 0);
+    if (jobj(cp, "TxnTaxDetail"))
+        set_money(jobj(cp, "TxnTaxDetail"), "TotalTax", 0);
     set_str(cp, "PrivateNote", "Voided");
     if (k == K_PAYMENT)
         qbo_apply_payment(c->r, id, e, NULL);

@@ -195,14 +195,35 @@ static struct json_object *ensure_obj(struct json_object *o, const char *key)
     return v;
 }
 
-/* Sales lines: ids, amounts, items, discounts; a trailing SubTotalLineDetail line. */
-static int sales_lines(struct wctx *w, int64_t *subtotal, int64_t *discount)
+/* A percent discount line: Amount = pct_of(subtotal of the sales lines, DiscountPercent),
+ * the percentage between 0 and 100. */
+static int percent_discount(struct wctx *w, struct json_object *l, struct qbo_sums *s)
+{
+    struct json_object *d = jobj(l, "DiscountLineDetail");
+    struct qbo_dec p, zero = {0, 0}, hundred = {100, 0};
+    int64_t c = 0;
+
+    if (qbo_get_dec(w, d, "DiscountPercent", &p) < 0)
+        return -1;
+    if (qbo_dec_cmp(p, zero) < 0 || qbo_dec_cmp(p, hundred) > 0)
+        return qbo_business(w, "DiscountPercent",
+                            "The discount percentage must be between 0 and 100.");
+    if (qbo_pct_of(s->subtotal, p, &c) < 0)
+        return qbo_invalid_prop(w, "DiscountPercent");
+    if (qbo_sum_add(w, &s->discount, c) < 0)
+        return -1;
+    set_money(l, "Amount", c);
+    return 0;
+}
+
+/* Sales lines: ids, amounts, items, tax codes, discounts; a trailing SubTotalLineDetail. */
+static int sales_lines(struct wctx *w, struct qbo_sums *s)
 {
     struct json_object *lines, *out, *pct[64];
     int npct = 0, lineno = 0;
     char idbuf[16];
 
-    *subtotal = *discount = 0;
+    memset(s, 0, sizeof(*s));
     if (!json_object_object_get_ex(w->ent, "Line", &lines) ||
         !json_object_is_type(lines, json_type_array) || json_object_array_length(lines) == 0)
         return qbo_missing(w, "Line");
@@ -226,21 +247,11 @@ static int sales_lines(struct wctx *w, int64_t *subtotal, int64_t *discount)
             if (!json_object_object_get_ex(d, "ItemRef", NULL) && ent_get(w->r, K_ITEM, "1"))
                 json_object_object_add(d, "ItemRef", ref_new("1", NULL));
             if (qbo_ref_check(w, d, "ItemRef", K_ITEM, 1, &item) < 0 ||
-                line_amount(w, l, d, &c) < 0) {
+                line_amount(w, l, d, &c) < 0 || qbo_tax_line(w, d, item, c, s) < 0 ||
+                qbo_sum_add(w, &s->subtotal, c) < 0) {
                 json_object_put(out);
                 return -1;
             }
-            if (!json_object_object_get_ex(d, "TaxCodeRef", NULL)) {
-                if (!qbo_is_us(w->r)) {
-                    json_object_put(out);
-                    return qbo_business(
-                        w, "TaxCodeRef",
-                        "Make sure all your transactions have a GST/HST rate before "
-                        "you save.");
-                }
-                json_object_object_add(d, "TaxCodeRef", ref_new("NON", NULL));
-            }
-            *subtotal += c;
         } else if (strcmp(dt, "GroupLineDetail") == 0 || strcmp(dt, "DescriptionOnly") == 0) {
             if (qbo_get_cents(w, l, "Amount", &c) < 0) {
                 json_object_put(out);
@@ -248,8 +259,10 @@ static int sales_lines(struct wctx *w, int64_t *subtotal, int64_t *discount)
             }
             if (json_object_object_get_ex(l, "Amount", NULL))
                 set_money(l, "Amount", c);
-            if (dt[0] == 'G')
-                *subtotal += c;
+            if (dt[0] == 'G' && qbo_sum_add(w, &s->subtotal, c) < 0) {
+                json_object_put(out);
+                return -1;
+            }
         } else if (strcmp(dt, "DiscountLineDetail") == 0) {
             d = ensure_obj(l, "DiscountLineDetail");
             if (jbool(d, "PercentBased", 0) &&
@@ -258,12 +271,13 @@ static int sales_lines(struct wctx *w, int64_t *subtotal, int64_t *discount)
                     pct[npct++] = l;
             } else {
                 int rc = qbo_get_cents(w, l, "Amount", &c);
-                if (rc <= 0) {
+                if (rc == 0)
+                    rc = qbo_missing(w, "Line.Amount");
+                if (rc < 0 || qbo_sum_add(w, &s->discount, c) < 0) {
                     json_object_put(out);
-                    return rc < 0 ? -1 : qbo_missing(w, "Line.Amount");
+                    return -1;
                 }
                 set_money(l, "Amount", c);
-                *discount += c;
             }
             json_object_array_add(out, json_object_get(l));
             continue; /* discount lines carry no Id / LineNum */
@@ -278,21 +292,13 @@ static int sales_lines(struct wctx *w, int64_t *subtotal, int64_t *discount)
         json_object_array_add(out, json_object_get(l));
     }
     for (int i = 0; i < npct; i++) {
-        struct json_object *d = jobj(pct[i], "DiscountLineDetail");
-        struct qbo_dec p, base = {*subtotal, 2}, amt;
-        int64_t c = 0;
-        if (qbo_get_dec(w, d, "DiscountPercent", &p) < 0 ||
-            qbo_dec_mul_round(base, p, 4, &amt) < 0) {
+        if (percent_discount(w, pct[i], s) < 0) {
             json_object_put(out);
-            return w->f.code ? -1 : qbo_invalid_prop(w, "DiscountPercent");
+            return -1;
         }
-        amt.scale += 2; /* divide by 100 */
-        qbo_dec_cents(amt, &c);
-        set_money(pct[i], "Amount", c);
-        *discount += c;
     }
     struct json_object *st = json_object_new_object();
-    set_money(st, "Amount", *subtotal);
+    set_money(st, "Amount", s->subtotal);
     set_str(st, "DetailType", "SubTotalLineDetail");
     json_object_object_add(st, "SubTotalLineDetail", json_object_new_object());
     json_object_array_add(out, st);
@@ -380,21 +386,27 @@ static int deposit_account(struct wctx *w, int required, int cash_only)
 
 int qbo_build_sales(struct wctx *w)
 {
-    struct json_object *e = w->ent, *cust, *pm, *tax, *v;
-    int64_t subtotal, discount, taxc = 0, total;
+    struct json_object *e = w->ent, *cust, *pm, *v;
+    struct qbo_sums sums;
+    int64_t taxc = 0, total;
     char txn[16];
     enum kind k = w->k;
 
     if (qbo_ref_check(w, e, "CustomerRef", K_CUSTOMER, k == K_INVOICE || k == K_ESTIMATE, &cust) <
             0 ||
-        sales_lines(w, &subtotal, &discount) < 0 || doc_number(w) < 0 ||
-        txn_date(w, "TxnDate", 1, txn, sizeof(txn)) < 0)
+        qbo_txn_currency(w, cust, K_CUSTOMER) < 0 || sales_lines(w, &sums) < 0 ||
+        doc_number(w) < 0 || txn_date(w, "TxnDate", 1, txn, sizeof(txn)) < 0)
         return -1;
-    tax = ensure_obj(e, "TxnTaxDetail");
-    if (qbo_get_cents(w, tax, "TotalTax", &taxc) < 0)
+    /* The addresses first: Automated Sales Tax taxes by the destination. */
+    if (cust && (v = jobj(cust, "BillAddr")))
+        set_if_absent(e, "BillAddr", json_object_get(v));
+    if (cust && (v = jobj(cust, "ShipAddr")))
+        set_if_absent(e, "ShipAddr", json_object_get(v));
+    total = sums.subtotal;
+    if (qbo_tax_total(w, cust, &sums, &taxc) < 0)
         return -1;
-    set_money(tax, "TotalTax", taxc);
-    total = subtotal - discount + taxc;
+    if (qbo_sum_add(w, &total, -sums.discount) < 0 || qbo_sum_add(w, &total, taxc) < 0)
+        return -1;
     if (json_object_object_get_ex(e, "BillEmail", &v) &&
         (!json_object_is_type(v, json_type_object) || !jstr(v, "Address")))
         return qbo_invalid_prop(w, "BillEmail");
@@ -426,11 +438,9 @@ int qbo_build_sales(struct wctx *w)
     }
     set_money(e, "TotalAmt", total);
     set_if_absent(e, "ApplyTaxAfterDiscount", json_object_new_boolean(0));
-    set_if_absent(e, "CurrencyRef", qbo_currency_ref(w->r));
-    if (cust && (v = jobj(cust, "BillAddr")))
-        set_if_absent(e, "BillAddr", json_object_get(v));
-    if (cust && (v = jobj(cust, "ShipAddr")))
-        set_if_absent(e, "ShipAddr", json_object_get(v));
+    if (qbo_home_amount(w->r, e, "TotalAmt", "HomeTotalAmt") < 0 ||
+        (k == K_INVOICE && qbo_home_amount(w->r, e, "Balance", "HomeBalance") < 0))
+        return qbo_invalid_prop(w, "ExchangeRate");
     return 0;
 }
 
@@ -469,13 +479,16 @@ int qbo_build_payment(struct wctx *w)
     int rc = -1;
 
     if (qbo_ref_check(w, e, "CustomerRef", K_CUSTOMER, 1, &cust) < 0 ||
-        qbo_ref_check(w, e, "PaymentMethodRef", K_PAYMENTMETHOD, 0, &pm) < 0)
+        qbo_ref_check(w, e, "PaymentMethodRef", K_PAYMENTMETHOD, 0, &pm) < 0 ||
+        qbo_txn_currency(w, cust, K_CUSTOMER) < 0)
         return -1;
     int got = qbo_get_cents(w, e, "TotalAmt", &total);
     if (got <= 0)
         return got < 0 ? -1 : qbo_missing(w, "TotalAmt");
     if (total < 0)
         return qbo_business(w, "TotalAmt", "The payment amount cannot be negative.");
+    if (total > QBO_CENTS_MAX)
+        return qbo_invalid_prop(w, "TotalAmt");
     if (json_object_object_get_ex(e, "Line", &lines)) {
         if (!json_object_is_type(lines, json_type_array))
             return qbo_invalid_prop(w, "Line");
@@ -487,8 +500,9 @@ int qbo_build_payment(struct wctx *w)
             int g = qbo_get_cents(w, l, "Amount", &c);
             if (g <= 0)
                 return g < 0 ? -1 : qbo_missing(w, "Line.Amount");
+            if (qbo_sum_add(w, &applied, c) < 0)
+                return -1;
             set_money(l, "Amount", c);
-            applied += c;
             if (!json_object_object_get_ex(l, "LinkedTxn", &lts))
                 continue;
             if (!json_object_is_type(lts, json_type_array))
@@ -535,7 +549,6 @@ int qbo_build_payment(struct wctx *w)
     set_money(e, "TotalAmt", total);
     set_money(e, "UnappliedAmt", total - applied);
     set_if_absent(e, "ProcessPayment", json_object_new_boolean(0));
-    set_if_absent(e, "CurrencyRef", qbo_currency_ref(w->r));
     rc = 0;
 out:
     json_object_put(newm);
@@ -586,6 +599,7 @@ void qbo_apply_payment(struct realm *r, const char *pay_id, struct json_object *
         if (was == now && (found >= 0) == (now > 0))
             continue;
         set_money(inv, "Balance", cents_of(inv, "Balance") - (now - was));
+        (void)qbo_home_amount(r, inv, "Balance", "HomeBalance"); /* <= HomeTotalAmt: fits */
         if (now > 0 && found < 0) {
             struct json_object *lt = json_object_new_object();
             set_str(lt, "TxnId", pay_id);
@@ -604,7 +618,7 @@ void qbo_apply_payment(struct realm *r, const char *pay_id, struct json_object *
 int qbo_build_purchase(struct wctx *w)
 {
     static const char *const ptypes[] = {"Cash", "Check", "CreditCard", NULL};
-    struct json_object *e = w->ent, *acct, *lines, *ent, *out;
+    struct json_object *e = w->ent, *acct, *lines, *ent = NULL, *out;
     const char *pt = jstr(e, "PaymentType"), *at;
     int64_t total = 0;
     int lineno = 0;
@@ -631,9 +645,12 @@ int qbo_build_purchase(struct wctx *w)
         int k = type ? qbo_kind_by_name(type) : K_VENDOR;
         if (k != K_VENDOR && k != K_CUSTOMER && k != K_EMPLOYEE)
             return qbo_invalid_prop(w, "EntityRef");
-        if (qbo_ref_check(w, e, "EntityRef", (enum kind)k, 1, &ent) < 0)
+        if (qbo_ref_check(w, e, "EntityRef", (enum kind)k, 1, &ent) < 0 ||
+            qbo_txn_currency(w, ent, (enum kind)k) < 0)
             return -1;
         set_str(er, "type", qbo_kinds[k].name);
+    } else if (qbo_txn_currency(w, NULL, K_VENDOR) < 0) {
+        return -1;
     }
     if (!json_object_object_get_ex(e, "Line", &lines) ||
         !json_object_is_type(lines, json_type_array) || json_object_array_length(lines) == 0)
@@ -663,12 +680,13 @@ int qbo_build_purchase(struct wctx *w)
             rc = qbo_fault_set(&w->f, "2170", "DetailType", "Invalid Enumeration",
                                "Invalid Enumeration : %s", dt);
         }
+        if (rc == 0)
+            rc = qbo_sum_add(w, &total, c);
         if (rc < 0) {
             json_object_put(out);
             return -1;
         }
         set_money(l, "Amount", c);
-        total += c;
         snprintf(idbuf, sizeof(idbuf), "%d", ++lineno);
         set_str(l, "Id", idbuf);
         json_object_array_add(out, json_object_get(l));
@@ -678,6 +696,5 @@ int qbo_build_purchase(struct wctx *w)
         return -1;
     set_money(e, "TotalAmt", total);
     set_if_absent(e, "Credit", json_object_new_boolean(0));
-    set_if_absent(e, "CurrencyRef", qbo_currency_ref(w->r));
     return 0;
 }

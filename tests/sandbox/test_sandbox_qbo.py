@@ -7,8 +7,9 @@ import concurrent.futures
 import json
 import time
 
-from qbo_helpers import (AT, CA1, META_RE, RT, TID_RE, TIME_RE, US1, US2, fault, get, plus_days,
-                         post, qbo, query, refresh, state, today)
+from qbo_helpers import (AST1, AST_RATES, AT, CA1, EXCHANGE_RATES, MC1, META_RE, RT, TID_RE,
+                         TIME_RE, US1, US2, fault, get, plus_days, post, qbo, query, refresh,
+                         state, today)
 
 INVOICE = {"CustomerRef": {"value": "3"},
            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 300.00,
@@ -798,4 +799,382 @@ def test_state_dump_lists_every_entity_per_realm(sb):
         "Amy's Bird Sanctuary", "Robertson & Associates", "Ada Lovelace"]
     assert st["CompanyInfo"]["Country"] == "US"
     assert [i["Id"] for i in state(sb, US2)["Invoice"]] == []
-    assert set(sb.state()["qbo"]) == {US1, US2, CA1}
+    assert set(sb.state()["qbo"]) == {US1, US2, CA1, AST1, MC1}
+    assert st["ast_rates"] == {} and st["exchange_rates"] == {}
+    assert state(sb, AST1)["ast_rates"] == AST_RATES
+    assert state(sb, MC1)["exchange_rates"] == EXCHANGE_RATES
+
+
+# ---- sales tax, discounts, totals, currencies (issue 15; README "Tax, discounts, totals") ----
+
+def line(amount, item="1", tax=None, **detail):
+    d = dict({"ItemRef": {"value": item}}, **detail)
+    if tax:
+        d["TaxCodeRef"] = {"value": tax}
+    return {"DetailType": "SalesItemLineDetail", "Amount": amount, "SalesItemLineDetail": d}
+
+
+def discount(amount=None, percent=None):
+    if percent is not None:
+        return {"DetailType": "DiscountLineDetail", "Description": "Quote discount",
+                "DiscountLineDetail": {"PercentBased": True, "DiscountPercent": percent}}
+    return {"DetailType": "DiscountLineDetail", "Amount": amount, "Description": "Quote discount",
+            "DiscountLineDetail": {"PercentBased": False}}
+
+
+SALES_KINDS = {"invoice": "Invoice", "estimate": "Estimate", "salesreceipt": "SalesReceipt",
+               "refundreceipt": "RefundReceipt"}
+
+
+def sale(sb, realm, lines, customer="4", kind="invoice", status=200, **fields):
+    """Create a sales document; its entity on 200, else the response (asserting status)."""
+    body = dict({"CustomerRef": {"value": customer}, "Line": lines}, **fields)
+    if kind == "refundreceipt":
+        body.setdefault("DepositToAccountRef", {"value": "35"})
+    r = post(sb, realm, kind, body)
+    assert r.status == status, r
+    return r.json()[SALES_KINDS[kind]] if status == 200 else r
+
+
+def tax_line(doc):
+    return doc["TxnTaxDetail"]["TaxLine"][0]["TaxLineDetail"]
+
+
+def test_preferences_per_realm_tax_and_currency(sb):
+    def prefs(realm):
+        return get(sb, realm, "preferences").json()["Preferences"]
+    for realm, ast, mc in ((US1, False, False), (US2, False, False), (AST1, True, False),
+                           (MC1, True, True)):
+        p = prefs(realm)
+        assert p["TaxPrefs"] == {"UsingSalesTax": True, "PartnerTaxEnabled": ast}, realm
+        assert p["CurrencyPrefs"]["MultiCurrencyEnabled"] is mc, realm
+        assert p["CurrencyPrefs"]["HomeCurrency"]["value"] == "USD", realm
+    q = query(sb, MC1, "select * from Preferences").json()["QueryResponse"]["Preferences"]
+    assert q[0]["CurrencyPrefs"]["MultiCurrencyEnabled"] is True
+    ci = get(sb, AST1, "companyinfo/" + AST1).json()["CompanyInfo"]
+    assert ci["CompanyAddr"]["CountrySubDivisionCode"] == "CA"
+    # same layout as US1: accounts, terms, items, customers by the same ids
+    for kind in ("Account", "Term", "Item", "Customer", "Vendor"):
+        ids = [e["Id"] for e in state(sb, US1)[kind]]
+        assert [e["Id"] for e in state(sb, AST1)[kind]][:len(ids)] == ids, kind
+        assert [e["Id"] for e in state(sb, MC1)[kind]] == ids, kind
+
+
+def test_amount_discount_and_tax_make_total_and_balance(sb):
+    inv = sale(sb, US1, [line(100.00), line(50.25, tax="TAX"), discount(12.34)],
+               TxnTaxDetail={"TotalTax": 4.01})
+    assert inv["TotalAmt"] == 141.92 and inv["Balance"] == 141.92  # 150.25 - 12.34 + 4.01
+    disc = inv["Line"][2]
+    assert disc["Amount"] == 12.34 and "Id" not in disc and "LineNum" not in disc
+    assert disc["DiscountLineDetail"] == {"PercentBased": False}
+    assert inv["Line"][-1]["Amount"] == 150.25  # subtotal of the sales lines
+    assert [l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for l in inv["Line"][:2]] == \
+        ["NON", "TAX"]
+    assert inv["TxnTaxDetail"] == {"TotalTax": 4.01}  # manual sales tax: as given
+    assert inv["ApplyTaxAfterDiscount"] is False
+    for kind in ("estimate", "salesreceipt", "refundreceipt"):
+        doc = sale(sb, US1, [line(100.00), discount(12.34)], kind=kind,
+                   TxnTaxDetail={"TotalTax": 1})
+        assert doc["TotalAmt"] == 88.66, kind
+    assert "Balance" not in sale(sb, US1, [line(1)], kind="estimate")
+
+
+def test_percent_discount_rounds_half_cents_away_from_zero(sb):
+    def pct_amount(amounts, percent):
+        inv = sale(sb, US1, [line(a) for a in amounts] + [discount(percent=percent)])
+        d = next(l for l in inv["Line"] if l["DetailType"] == "DiscountLineDetail")
+        assert inv["TotalAmt"] == round(sum(amounts) - d["Amount"], 2)
+        return d["Amount"]
+    assert pct_amount([10.05], 10) == 1.01        # 1.005 -> up
+    assert pct_amount([10.04], 10) == 1.00        # 1.004 -> down
+    assert pct_amount([4.00], 8.875) == 0.36      # 0.355 -> up
+    assert pct_amount([0.28], 8.875) == 0.02      # 0.02485 -> down
+    assert pct_amount([6.00, 4.05], 10) == 1.01   # of the subtotal, not per line
+    assert pct_amount([-10.05], 10) == -1.01      # -1.005 -> away from zero
+    # one rounding on exact decimals: 0.05 x 9.999% = 0.0049995, never 0.005 first
+    assert pct_amount([0.05], 9.999) == 0.00
+    assert pct_amount([0.05], "10") == 0.01       # a numeric string is a number too
+
+
+def test_discount_line_rules(sb):
+    for bad in (150, -1):
+        st, code, element, _, _ = fault(sale(sb, US1, [line(10), discount(percent=bad)],
+                                             status=400))
+        assert (st, code, element) == (400, "6000", "DiscountPercent"), bad
+    assert fault(sale(sb, US1, [line(10), discount(percent="ten")], status=400))[1] == "2010"
+    no_amount = {"DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": False}}
+    assert fault(sale(sb, US1, [line(10), no_amount], status=400))[2] == "Line.Amount"
+    assert sale(sb, US1, [line(10), discount(percent=100)])["TotalAmt"] == 0
+
+
+def test_manual_sales_tax_codes_tax_and_non(sb):
+    inv = sale(sb, US1, [line(10, tax="TAX"), line(20, tax="NON"), line(30)])
+    assert [l["SalesItemLineDetail"]["TaxCodeRef"] for l in inv["Line"][:3]] == \
+        [{"value": "TAX"}, {"value": "NON"}, {"value": "NON"}]
+    assert inv["TxnTaxDetail"] == {"TotalTax": 0} and inv["TotalAmt"] == 60  # no AST: no tax
+    st, code, element, _, _ = fault(sale(sb, US1, [line(10, tax="5")], status=400))
+    assert (st, code, element) == (400, "2500", "TaxCodeRef")
+    bad = line(10)
+    bad["SalesItemLineDetail"]["TaxCodeRef"] = "TAX"
+    assert fault(sale(sb, US1, [bad], status=400))[1] == "2010"
+
+
+def test_tax_code_on_a_company_without_sales_tax_is_refused(sb):
+    prefs = get(sb, US2, "preferences").json()["Preferences"]
+    prefs["TaxPrefs"] = {"UsingSalesTax": False}
+    assert sb.post("/_sandbox/seed", {"qbo": {"realms": [
+        {"realm_id": US2, "Preferences": prefs}]}}).status == 200
+    for code in ("TAX", "NON"):
+        st, fcode, element, msg, detail = fault(sale(sb, US2, [line(10, tax=code)], status=400))
+        assert (st, fcode, element) == (400, "6000", "TaxCodeRef")
+        assert "UsingSalesTax is false" in detail
+    inv = sale(sb, US2, [line(10)], TxnTaxDetail={"TotalTax": 0})
+    assert "TaxCodeRef" not in inv["Line"][0]["SalesItemLineDetail"]  # no NON default either
+    again = post(sb, US2, "invoice", dict(inv, sparse=True, PrivateNote="read, modify, write"))
+    assert again.status == 200, again  # what the sandbox stored round-trips
+
+
+def test_ast_taxes_taxable_items_at_the_destination_rate(sb):
+    # customer 2: ShipAddr in TX (6.25%), BillAddr in NY; items 3 and 4 taxable, 1 and 2 not
+    inv = sale(sb, AST1, [line(100.00, item="4", tax="NON"), line(50.00, item="1", tax="TAX")],
+               customer="2")
+    assert [l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for l in inv["Line"][:2]] == \
+        ["TAX", "NON"]  # AST overrides the codes sent: the Item's Taxable decides
+    td = inv["TxnTaxDetail"]
+    assert td["TotalTax"] == 6.25 and td["TxnTaxCodeRef"]["value"] == "TX"
+    assert tax_line(inv) == {"PercentBased": True, "TaxPercent": 6.25, "NetAmountTaxable": 100.0}
+    assert td["TaxLine"][0]["Amount"] == 6.25 and td["TaxLine"][0]["DetailType"] == "TaxLineDetail"
+    assert inv["TotalAmt"] == 156.25 and inv["Balance"] == 156.25
+
+    def rate_of(customer, **fields):
+        doc = sale(sb, AST1, [line(10.00, item="4")], customer=customer, **fields)
+        return doc["TxnTaxDetail"]["TxnTaxCodeRef"]["value"], doc["TxnTaxDetail"]["TotalTax"]
+    assert rate_of("1") == ("CA", 0.73)  # BillAddr only (CA): 0.725 -> 0.73
+    assert rate_of("4") == ("CA", 0.73)  # no address: the company's (CA)
+    assert rate_of("4", ShipAddr={"CountrySubDivisionCode": "wa"}) == ("WA", 0.65)
+    assert rate_of("4", ShipAddr={"CountrySubDivisionCode": "OR"}) == ("*", 0.50)
+    assert rate_of("2", ShipAddr={"City": "Nowhere"}, BillAddr={"CountrySubDivisionCode": "NY"}) \
+        == ("NY", 0.89)  # no state on the ShipAddr sent: the BillAddr's
+    assert rate_of("7") == ("WA", 0)  # a customer with Taxable false pays no tax
+    sb.config(qbo={"ast_bill_addr_fallback": False})
+    assert rate_of("1") == ("CA", 0.73)
+    assert rate_of("2", ShipAddr={"City": "Nowhere"}, BillAddr={"CountrySubDivisionCode": "NY"}) \
+        == ("CA", 0.73)  # Intuit's wording: ShipAddr, else the company address
+
+
+def test_ast_honours_an_explicit_total_tax(sb):
+    inv = sale(sb, AST1, [line(100.00, item="4"), line(20, item="3")], customer="2",
+               TxnTaxDetail={"TotalTax": 1.23})
+    assert inv["TxnTaxDetail"]["TotalTax"] == 1.23 and inv["TotalAmt"] == 121.23
+    assert inv["TxnTaxDetail"]["TaxLine"][0]["Amount"] == 1.23
+    assert tax_line(inv)["NetAmountTaxable"] == 120.0
+    # a paid invoice: every line NON and TotalTax 0 -- AST keeps TAX on taxable items,
+    # but the explicit zero stops it from adding tax, so Balance can reach 0
+    paid = sale(sb, AST1, [line(100.00, item="4", tax="NON")], customer="1",
+                TxnTaxDetail={"TotalTax": 0})
+    assert paid["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"]["value"] == "TAX"
+    assert paid["TotalAmt"] == 100.0 and paid["TxnTaxDetail"]["TotalTax"] == 0
+    p = post(sb, AST1, "payment", {"CustomerRef": {"value": "1"}, "TotalAmt": 100, "Line": [
+        {"Amount": 100, "LinkedTxn": [{"TxnId": paid["Id"], "TxnType": "Invoice"}]}]})
+    assert p.status == 200, p
+    assert get(sb, AST1, "invoice/" + paid["Id"]).json()["Invoice"]["Balance"] == 0
+
+
+def test_ast_tax_rounds_half_cents_away_from_zero(sb):
+    def tax(amounts, customer="4", item="4"):
+        doc = sale(sb, AST1, [line(a, item=item) for a in amounts], customer=customer)
+        assert doc["TotalAmt"] == round(sum(amounts) + doc["TxnTaxDetail"]["TotalTax"], 2)
+        return doc["TxnTaxDetail"]["TotalTax"]
+    assert tax([2.00]) == 0.15     # CA 7.25%: 0.145 -> up
+    assert tax([0.34]) == 0.02     # 0.02465 -> down
+    assert tax([1.50, 0.50]) == 0.15  # on the sum of the TAX lines, rounded once
+    assert tax([-2.00]) == -0.15   # -0.145 -> away from zero
+    assert tax([0.08], customer="2") == 0.01  # TX 6.25%: 0.005 -> up
+    assert tax([0.07], customer="2") == 0.00  # 0.004375 -> down
+    # NY 8.875% (three decimals) on MC1's company address
+    assert sale(sb, MC1, [line(4.00, item="4")])["TxnTaxDetail"]["TotalTax"] == 0.36
+    assert sale(sb, MC1, [line(0.28, item="4")])["TxnTaxDetail"]["TotalTax"] == 0.02
+
+
+def test_ast_takes_the_discount_share_of_taxable_lines(sb):
+    def taxed(lines, **fields):
+        doc = sale(sb, AST1, lines, **fields)
+        return tax_line(doc)["NetAmountTaxable"], doc["TxnTaxDetail"]["TotalTax"], doc
+    # 30.00 taxable of 40.00, discount 10% = 4.00: share 3.00, base 27.00, CA tax 1.9575
+    base, tx, doc = taxed([line(30.00, item="4"), line(10.00, item="1"), discount(percent=10)])
+    assert (base, tx) == (27.0, 1.96) and doc["TotalAmt"] == 37.96  # 40 - 4 + 1.96
+    assert doc["ApplyTaxAfterDiscount"] is True
+    # share rounding: 0.02 x 1.00 / 4.00 = 0.005 -> 0.01; 0.01 x 1/4 = 0.0025 -> 0.00
+    assert taxed([line(1.00, item="4"), line(3.00, item="1"), discount(0.02)])[0] == 0.99
+    assert taxed([line(1.00, item="4"), line(3.00, item="1"), discount(0.01)])[0] == 1.00
+    assert taxed([line(1.00, item="4"), line(3.00, item="1"), discount(0.03)])[0] == 0.99
+    # ApplyTaxAfterDiscount sent false: tax on the undiscounted amounts
+    base, tx, doc = taxed([line(30.00, item="4"), line(10.00, item="1"), discount(percent=10)],
+                          ApplyTaxAfterDiscount=False)
+    assert (base, tx, doc["TotalAmt"]) == (30.0, 2.18, 38.18)
+    assert fault(sale(sb, AST1, [line(1, item="4"), discount(0.5)], status=400,
+                      ApplyTaxAfterDiscount="yes"))[1] == "2010"
+
+
+def test_ast_applies_to_every_sales_document_kind(sb):
+    for kind in ("invoice", "estimate", "salesreceipt", "refundreceipt"):
+        doc = sale(sb, AST1, [line(200.00, item="3"), discount(20)], kind=kind, customer="1")
+        assert doc["TxnTaxDetail"]["TotalTax"] == 13.05, kind  # (200 - 20) x 7.25%
+        assert doc["TotalAmt"] == 193.05, kind
+
+
+def test_tax_detail_and_amount_types_are_checked(sb):
+    for realm in (US1, AST1):
+        assert fault(sale(sb, realm, [line(1)], status=400, TxnTaxDetail="5"))[1] == "2010"
+        assert fault(sale(sb, realm, [line(1)], status=400,
+                          TxnTaxDetail={"TotalTax": "lots"}))[1] == "2010"
+    # sums that would overflow are refused, not wrapped
+    huge = [line(90000000000000000), line(90000000000000000)]
+    assert fault(sale(sb, US1, huge, status=400))[1] == "2010"
+    assert fault(sale(sb, AST1, [line(1)], status=400,
+                      TxnTaxDetail={"TotalTax": 1e18}))[1] == "2010"
+
+
+def test_currency_refused_when_multicurrency_is_off(sb):
+    st, code, element, _, detail = fault(post(sb, US1, "customer", {
+        "DisplayName": "Hans Euro", "CurrencyRef": {"value": "EUR"}}))
+    assert (st, code, element) == (400, "6000", "CurrencyRef")
+    assert detail == ("Business Validation Error: Multicurrency is not enabled for this company: "
+                      "the currency EUR differs from the home currency USD.")
+    for kind in ("invoice", "estimate", "salesreceipt", "refundreceipt"):
+        r = sale(sb, US1, [line(10)], kind=kind, status=400, CurrencyRef={"value": "EUR"})
+        assert fault(r)[1:3] == ("6000", "CurrencyRef"), kind
+    assert fault(post(sb, US1, "payment", {"CustomerRef": {"value": "3"}, "TotalAmt": 5,
+                                           "CurrencyRef": {"value": "GBP"}}))[2] == "CurrencyRef"
+    assert fault(post(sb, US1, "purchase", dict(EXPENSE, CurrencyRef={"value": "EUR"})))[2] == \
+        "CurrencyRef"
+    inv = sale(sb, US1, [line(10)], CurrencyRef={"value": "USD"})  # the home currency is fine
+    assert inv["CurrencyRef"] == {"value": "USD", "name": "United States Dollar"}
+    assert "ExchangeRate" not in inv and "HomeTotalAmt" not in inv
+
+
+def test_multicurrency_customers_keep_their_currency(sb):
+    ada = get(sb, MC1, "customer/3").json()["Customer"]
+    assert ada["CurrencyRef"] == {"value": "EUR", "name": "Euro"}
+    assert get(sb, MC1, "customer/6").json()["Customer"]["CurrencyRef"]["value"] == "GBP"
+    assert get(sb, MC1, "customer/1").json()["Customer"]["CurrencyRef"]["value"] == "USD"
+    c = post(sb, MC1, "customer", {"DisplayName": "Ada Lovelace (GBP)",
+                                   "CurrencyRef": {"value": "GBP"}}).json()["Customer"]
+    assert c["CurrencyRef"] == {"value": "GBP", "name": "British Pound Sterling"}
+    st, code, element, _, detail = fault(post(sb, MC1, "customer", {
+        "Id": c["Id"], "SyncToken": "0", "sparse": True, "CurrencyRef": {"value": "EUR"}}))
+    assert (st, code, element) == (400, "6000", "CurrencyRef") and "cannot be changed" in detail
+    full = post(sb, MC1, "customer", {"Id": c["Id"], "SyncToken": "0",
+                                      "DisplayName": "Ada Lovelace (GBP)"})  # no CurrencyRef
+    assert full.json()["Customer"]["CurrencyRef"]["value"] == "GBP"
+    assert fault(post(sb, MC1, "customer", {"DisplayName": "Yen", "CurrencyRef":
+                                            {"value": "JPY"}}))[1:3] == ("6000", "CurrencyRef")
+    for bad in ({"value": "euro"}, {"value": 978}, "EUR"):
+        assert fault(post(sb, MC1, "customer", {"DisplayName": "Bad", "CurrencyRef": bad}))[1] \
+            == "2010", bad
+    rows_ = query(sb, MC1, "select * from Customer where DisplayName = 'Ada Lovelace'").json()
+    assert rows_["QueryResponse"]["Customer"][0]["CurrencyRef"]["value"] == "EUR"
+
+
+def test_multicurrency_document_follows_its_customer(sb):
+    inv = sale(sb, MC1, [line(100.00, item="4")], customer="3", CurrencyRef={"value": "EUR"},
+               TxnTaxDetail={"TotalTax": 0})
+    assert inv["CurrencyRef"] == {"value": "EUR", "name": "Euro"}
+    assert inv["ExchangeRate"] == 1.08 and b'"ExchangeRate":1.08' in post(
+        sb, MC1, "invoice", dict(inv, sparse=True)).body
+    assert (inv["TotalAmt"], inv["HomeTotalAmt"], inv["Balance"], inv["HomeBalance"]) == \
+        (100.0, 108.0, 100.0, 108.0)
+    # no CurrencyRef: the customer's currency
+    assert sale(sb, MC1, [line(1)], customer="6")["CurrencyRef"]["value"] == "GBP"
+    st, code, element, _, detail = fault(sale(sb, MC1, [line(1)], customer="3", status=400,
+                                              CurrencyRef={"value": "GBP"}))
+    assert (st, code, element) == (400, "6000", "CurrencyRef")
+    assert detail == ("Business Validation Error: The currency of the transaction must match the "
+                      "customer's currency (transaction GBP, customer EUR).")
+    assert fault(sale(sb, MC1, [line(1)], customer="1", status=400,
+                      CurrencyRef={"value": "EUR"}))[1:3] == ("6000", "CurrencyRef")
+    # a home-currency document records rate 1
+    usd = sale(sb, MC1, [line(10.00)], customer="1")
+    assert (usd["ExchangeRate"], usd["HomeTotalAmt"]) == (1, 10.0)
+    for kind in ("estimate", "salesreceipt", "refundreceipt"):
+        doc = sale(sb, MC1, [line(10.00)], customer="6", kind=kind, TxnTaxDetail={"TotalTax": 0})
+        assert (doc["CurrencyRef"]["value"], doc["ExchangeRate"], doc["HomeTotalAmt"]) == \
+            ("GBP", 1.27, 12.7), kind
+
+
+def test_multicurrency_exchange_rate_sent_or_seeded_and_home_rounding(sb):
+    inv = sale(sb, MC1, [line(99.99, item="1")], customer="3", ExchangeRate=1.1,
+               TxnTaxDetail={"TotalTax": 0})
+    assert (inv["ExchangeRate"], inv["HomeTotalAmt"]) == (1.1, 109.99)  # 109.989 -> up
+    inv = sale(sb, MC1, [line(0.50, item="1")], customer="3", ExchangeRate="1.09",
+               TxnTaxDetail={"TotalTax": 0})
+    assert inv["HomeTotalAmt"] == 0.55  # 0.545 -> up
+    inv = sale(sb, MC1, [line(0.50, item="1")], customer="3", ExchangeRate=1.07,
+               TxnTaxDetail={"TotalTax": 0})
+    assert inv["HomeTotalAmt"] == 0.54  # 0.535 -> up; 0.534999 would not be
+    for bad in (0, -1, "abc", 2000000):
+        assert fault(sale(sb, MC1, [line(1)], customer="3", status=400, ExchangeRate=bad))[1] \
+            == "2010", bad
+    sb.config(qbo={"exchange_rate_default": "one"})  # field reports: QBO books 1:1 then
+    inv = sale(sb, MC1, [line(10.00, item="1")], customer="3")
+    assert (inv["ExchangeRate"], inv["HomeTotalAmt"]) == (1, 10.0)
+
+
+def test_multicurrency_payment_and_home_balance(sb):
+    inv = sale(sb, MC1, [line(100.00, item="1")], customer="3")  # EUR, item 1 not taxable
+    assert inv["HomeBalance"] == 108.0
+    body = {"CustomerRef": {"value": "3"}, "TotalAmt": 40, "Line": [
+        {"Amount": 40, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}]}
+    st, code, element, _, _ = fault(post(sb, MC1, "payment",
+                                         dict(body, CurrencyRef={"value": "USD"})))
+    assert (st, code, element) == (400, "6000", "CurrencyRef")
+    p = post(sb, MC1, "payment", body).json()["Payment"]
+    assert p["CurrencyRef"]["value"] == "EUR" and p["ExchangeRate"] == 1.08
+    after = get(sb, MC1, "invoice/" + inv["Id"]).json()["Invoice"]
+    assert (after["Balance"], after["HomeBalance"]) == (60.0, 64.8)
+    post(sb, MC1, "payment", {"Id": p["Id"], "SyncToken": "0"}, operation="delete")
+    assert get(sb, MC1, "invoice/" + inv["Id"]).json()["Invoice"]["HomeBalance"] == 108.0
+    v = post(sb, MC1, "invoice", {"Id": inv["Id"], "SyncToken": "2"}, operation="void")
+    v = v.json()["Invoice"]
+    assert (v["TotalAmt"], v["HomeTotalAmt"], v["HomeBalance"], v["TxnTaxDetail"]["TotalTax"]) \
+        == (0, 0, 0, 0)
+
+
+def test_multicurrency_purchase_follows_its_vendor(sb):
+    p = post(sb, MC1, "purchase", dict(EXPENSE)).json()["Purchase"]
+    assert p["CurrencyRef"]["value"] == "USD" and p["ExchangeRate"] == 1
+    st, code, element, _, detail = fault(post(sb, MC1, "purchase",
+                                              dict(EXPENSE, CurrencyRef={"value": "EUR"})))
+    assert (st, code, element) == (400, "6000", "CurrencyRef") and "vendor's currency" in detail
+    no_vendor = {k: v for k, v in EXPENSE.items() if k != "EntityRef"}
+    p = post(sb, MC1, "purchase", dict(no_vendor, CurrencyRef={"value": "EUR"})).json()["Purchase"]
+    assert p["CurrencyRef"]["value"] == "EUR" and p["ExchangeRate"] == 1.08
+    v = post(sb, MC1, "vendor", {"DisplayName": "Euro Supplies", "CurrencyRef":
+                                 {"value": "EUR"}}).json()["Vendor"]
+    p = post(sb, MC1, "purchase", dict(EXPENSE, EntityRef={"value": v["Id"]})).json()["Purchase"]
+    assert p["CurrencyRef"]["value"] == "EUR"
+
+
+def test_seeded_rate_tables_are_validated(sb):
+    for key, table in (("ast_rates", {"CA": "101"}), ("ast_rates", {"ca": "5"}),
+                       ("ast_rates", {"CA": "x"}), ("exchange_rates", {"EUR": "0"}),
+                       ("exchange_rates", {"EURO": "1"}), ("exchange_rates", {"EUR": True}),
+                       ("exchange_rates", ["EUR"])):
+        r = sb.post("/_sandbox/seed", {"qbo": {"realms": [{"realm_id": MC1, key: table}]}})
+        assert r.status == 400, (key, table, r)
+    r = sb.post("/_sandbox/seed", {"qbo": {"realms": [{"realm_id": MC1, "exchange_rates":
+                                                        {"JPY": 0.0067}, "ast_rates": {"CA": 8}}]}})
+    assert r.status == 200, r
+    st = state(sb, MC1)
+    assert st["exchange_rates"] == dict(EXCHANGE_RATES, JPY="0.0067")
+    assert st["ast_rates"]["CA"] == "8"
+    assert post(sb, MC1, "customer", {"DisplayName": "Yen", "CurrencyRef":
+                                      {"value": "JPY"}}).status == 200
+
+
+def test_new_realms_are_connected_with_static_tokens(sb):
+    for realm in (AST1, MC1):
+        assert get(sb, realm, "companyinfo/" + realm).status == 200
+        r = refresh(sb, RT[realm])
+        assert r.status == 200 and r.json()["refresh_token"] == RT[realm]
+    assert get(sb, AST1, "companyinfo/" + AST1, token=AT[MC1]).status == 401

@@ -29,6 +29,8 @@ const QBO = {
   US1: '4620816365014867780',
   US2: '4620816365014867781',
   CA1: '9130357766554433',
+  AST1: '4620816365014867790', // Automated Sales Tax on, company in CA, seeded ast_rates
+  MC1: '4620816365014867791', // multicurrency (home USD; customer 3 in EUR, 6 in GBP), AST on
   CLIENT_ID: 'ABhsqbSandboxClientId0000000000000000000000000000',
   CLIENT_SECRET: 'hsqbSandboxClientSecret000000000000000000',
   OTHER_CLIENT_ID: 'ABotherAppClientId000000000000000000000000000000',
@@ -38,11 +40,15 @@ QBO.AT = {
   [QBO.US1]: STATIC_PREFIX + 'us1-static-access-token-for-tests-0001',
   [QBO.US2]: STATIC_PREFIX + 'us2-static-access-token-for-tests-0002',
   [QBO.CA1]: STATIC_PREFIX + 'ca1-static-access-token-for-tests-0003',
+  [QBO.AST1]: STATIC_PREFIX + 'ast1-static-access-token-for-tests-0004',
+  [QBO.MC1]: STATIC_PREFIX + 'mc1-static-access-token-for-tests-0005',
 };
 QBO.RT = {
   [QBO.US1]: 'RT1-11-H0-1900000000us1seedrefreshtoken01',
   [QBO.US2]: 'RT1-12-H0-1900000000us2seedrefreshtoken02',
   [QBO.CA1]: 'RT1-13-H0-1900000000ca1seedrefreshtoken03',
+  [QBO.AST1]: 'RT1-14-H0-1900000000ast1seedrefreshtoken4',
+  [QBO.MC1]: 'RT1-15-H0-1900000000mc1seedrefreshtoken05',
 };
 
 // Reference formats (quickbooks-api.md §1, §7).

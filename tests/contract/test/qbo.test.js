@@ -376,6 +376,100 @@ describe('QBO creates with requestid (node-quickbooks entity.requestId)', () => 
   });
 });
 
+describe('QBO sales tax, discounts and currencies with node-quickbooks (issue 15)', () => {
+  // The worker reads Preferences once per realm, sends TaxCodeRef, one amount-based
+  // DiscountLineDetail line and TxnTaxDetail.TotalTax, then checks TotalAmt/Balance.
+  before(async () => {
+    await sandbox.reset();
+    await sandbox.config({ qbo: { query_entity_case_insensitive: true } });
+  });
+
+  it('reads Preferences: sales tax, Automated Sales Tax and multicurrency per realm', async () => {
+    const want = [[QBO.US1, false, false], [QBO.AST1, true, false], [QBO.MC1, true, true]];
+    for (const [realm, ast, mc] of want) {
+      const p = await call(qboClient(realm), 'getPreferences');
+      assert.equal(p.status, 200, JSON.stringify(p.data));
+      assert.equal(p.body.TaxPrefs.UsingSalesTax, true, realm);
+      assert.equal(p.body.TaxPrefs.PartnerTaxEnabled, ast, realm);
+      assert.equal(p.body.CurrencyPrefs.MultiCurrencyEnabled, mc, realm);
+      assert.equal(p.body.CurrencyPrefs.HomeCurrency.value, 'USD', realm);
+    }
+  });
+
+  it('an AST invoice with a discount line and TotalTax: QBO books exactly that total', async () => {
+    const qb = qboClient(QBO.AST1);
+    const body = () => ({
+      CustomerRef: { value: '2' }, requestId: 'ct-ast-inv-0001', PrivateNote: 'hsqb evt ct-ast',
+      Line: [
+        { DetailType: 'SalesItemLineDetail', Amount: 300,
+          SalesItemLineDetail: { ItemRef: { value: '3' }, Qty: 2, UnitPrice: 150, TaxCodeRef: { value: 'TAX' } } },
+        { DetailType: 'SalesItemLineDetail', Amount: 19.99,
+          SalesItemLineDetail: { ItemRef: { value: '1' }, Qty: 1, UnitPrice: 19.99, TaxCodeRef: { value: 'NON' } } },
+        { DetailType: 'DiscountLineDetail', Amount: 31.99, Description: 'Quote discount',
+          DiscountLineDetail: { PercentBased: false } },
+      ],
+      TxnTaxDetail: { TotalTax: 18.03 },
+    });
+    const first = await call(qb, 'createInvoice', body());
+    assert.equal(first.status, 200, JSON.stringify(first.data));
+    const inv = first.body;
+    assert.equal(inv.TotalAmt, 306.03, '319.99 - 31.99 + 18.03');
+    assert.equal(inv.Balance, 306.03);
+    assert.equal(inv.TxnTaxDetail.TotalTax, 18.03, 'AST honours an explicit TotalTax');
+    assert.equal(inv.Line[2].DetailType, 'DiscountLineDetail');
+    assert.equal(inv.Line[2].Amount, 31.99);
+    assert.equal(inv.Line[inv.Line.length - 1].Amount, 319.99, 'subtotal line');
+    const replay = await call(qb, 'createInvoice', body());
+    assert.deepEqual(replay.data, first.data);
+    // Read back the way the worker verifies: by id, and by query.
+    const read = await call(qb, 'getInvoice', inv.Id);
+    assert.equal(read.body.TotalAmt, 306.03);
+    assert.equal(read.body.Balance, 306.03);
+    const found = rows(await find(qb, 'findInvoices', { Id: inv.Id }), 'Invoice');
+    assert.deepEqual(found.map((i) => [i.Id, i.TotalAmt, i.Balance]), [[inv.Id, 306.03, 306.03]]);
+  });
+
+  it('an AST invoice without TotalTax gets the tax AST computes at the ShipAddr rate', async () => {
+    const r = await call(qboClient(QBO.AST1), 'createInvoice', {
+      CustomerRef: { value: '2' }, // ShipAddr in TX: 6.25 %
+      Line: [{ DetailType: 'SalesItemLineDetail', Amount: 100,
+        SalesItemLineDetail: { ItemRef: { value: '4' }, TaxCodeRef: { value: 'NON' } } }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.data));
+    assert.equal(r.body.Line[0].SalesItemLineDetail.TaxCodeRef.value, 'TAX', 'AST overrides the code');
+    assert.equal(r.body.TxnTaxDetail.TotalTax, 6.25);
+    assert.equal(r.body.TotalAmt, 106.25);
+  });
+
+  it('multicurrency: a EUR invoice records ExchangeRate and HomeTotalAmt; a mismatch is 6000', async () => {
+    const qb = qboClient(QBO.MC1);
+    const cust = await call(qb, 'createCustomer', { DisplayName: 'Émile Zola', CurrencyRef: { value: 'EUR' } });
+    assert.equal(cust.status, 200, JSON.stringify(cust.data));
+    assert.deepEqual(cust.body.CurrencyRef, { value: 'EUR', name: 'Euro' });
+    const inv = await call(qb, 'createInvoice', {
+      CustomerRef: { value: cust.body.Id }, CurrencyRef: { value: 'EUR' },
+      Line: [{ DetailType: 'SalesItemLineDetail', Amount: 250,
+        SalesItemLineDetail: { ItemRef: { value: '1' }, TaxCodeRef: { value: 'NON' } } }],
+      TxnTaxDetail: { TotalTax: 0 },
+    });
+    assert.equal(inv.status, 200, JSON.stringify(inv.data));
+    assert.equal(inv.body.CurrencyRef.value, 'EUR');
+    assert.equal(inv.body.ExchangeRate, 1.08);
+    assert.equal(inv.body.TotalAmt, 250);
+    assert.equal(inv.body.HomeTotalAmt, 270);
+    const bad = await call(qb, 'createInvoice', {
+      CustomerRef: { value: cust.body.Id }, CurrencyRef: { value: 'GBP' },
+      Line: [{ DetailType: 'SalesItemLineDetail', Amount: 1, SalesItemLineDetail: { ItemRef: { value: '1' } } }],
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.fault.code, '6000');
+    assert.equal(bad.fault.element, 'CurrencyRef');
+    const off = await call(qboClient(QBO.US1), 'createCustomer', { DisplayName: 'Émile Zola', CurrencyRef: { value: 'EUR' } });
+    assert.equal(off.status, 400, 'multicurrency off: a foreign CurrencyRef is refused');
+    assert.equal(off.fault.code, '6000');
+  });
+});
+
 describe('QBO lookups the worker makes for accounts, vendors, payment methods, duplicates', () => {
   const qb = qboClient();
   before(async () => {

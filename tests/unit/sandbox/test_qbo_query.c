@@ -69,6 +69,64 @@ static void test_money_json_keeps_two_decimals(void **state)
     assert_string_equal(buf, "-0.05");
 }
 
+static int64_t pct(int64_t base_cents, const char *percent)
+{
+    int64_t c = -12345;
+    assert_int_equal(qbo_pct_of(base_cents, dec(percent), &c), 0);
+    return c;
+}
+
+/* Issue 15's pct_of: one rounding, half away from zero, on exact decimals. */
+static void test_pct_of_rounds_half_cents_both_ways(void **state)
+{
+    int64_t c;
+    (void)state;
+    assert_int_equal(pct(1005, "10"), 101);   /* 100.5 -> up */
+    assert_int_equal(pct(1004, "10"), 100);   /* 100.4 -> down */
+    assert_int_equal(pct(-1005, "10"), -101); /* -100.5 -> away from zero */
+    assert_int_equal(pct(-1004, "10"), -100);
+    assert_int_equal(pct(200, "7.25"), 15);  /* 14.5 */
+    assert_int_equal(pct(34, "7.25"), 2);    /* 2.465 */
+    assert_int_equal(pct(400, "8.875"), 36); /* 35.5 */
+    assert_int_equal(pct(28, "8.875"), 2);   /* 2.485 */
+    assert_int_equal(pct(5, "9.999"), 0);    /* 0.49995: no rounding to 0.5 first */
+    assert_int_equal(pct(10000, "0"), 0);
+    assert_int_equal(pct(INT64_MAX, "100"), INT64_MAX);
+    assert_int_equal(qbo_pct_of(INT64_MAX, dec("101"), &c), -1); /* overflow, not wrap */
+}
+
+static void test_prorate_rounds_half_away_from_zero(void **state)
+{
+    int64_t c = 0;
+    (void)state;
+    assert_int_equal(qbo_prorate(2, 100, 400, &c), 0); /* 0.5 */
+    assert_int_equal(c, 1);
+    assert_int_equal(qbo_prorate(1, 100, 400, &c), 0); /* 0.25 */
+    assert_int_equal(c, 0);
+    assert_int_equal(qbo_prorate(-2, 100, 400, &c), 0);
+    assert_int_equal(c, -1);
+    assert_int_equal(qbo_prorate(2, 100, -400, &c), 0);
+    assert_int_equal(c, -1);
+    assert_int_equal(qbo_prorate(400, 3000, 4000, &c), 0);
+    assert_int_equal(c, 300);
+    assert_int_equal(qbo_prorate(1, 1, 0, &c), -1);
+    assert_int_equal(qbo_prorate(INT64_MAX, 2, 1, &c), -1);
+}
+
+static void test_dec_json_is_the_exact_text(void **state)
+{
+    static const char *const cases[][2] = {
+        {"7.25", "7.25"},  {"8.875", "8.875"}, {"10", "10"},         {"10.00", "10"},
+        {"1.080", "1.08"}, {"-0.5", "-0.5"},   {"0.0067", "0.0067"}, {"0", "0"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct json_object *j = qbo_dec_json(dec(cases[i][0]));
+        assert_string_equal(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN), cases[i][1]);
+        json_object_put(j);
+    }
+}
+
 static struct qbo_query *parse_ok(const char *text)
 {
     struct qbo_query *q = NULL;
@@ -207,6 +265,9 @@ int main(void)
         cmocka_unit_test(test_dec_parse_and_compare),
         cmocka_unit_test(test_dec_multiply_rounds_half_away_from_zero),
         cmocka_unit_test(test_money_json_keeps_two_decimals),
+        cmocka_unit_test(test_pct_of_rounds_half_cents_both_ways),
+        cmocka_unit_test(test_prorate_rounds_half_away_from_zero),
+        cmocka_unit_test(test_dec_json_is_the_exact_text),
         cmocka_unit_test(test_parse_paging_in_either_order_and_escapes),
         cmocka_unit_test(test_parse_errors_are_4000),
         cmocka_unit_test(test_check_validates_fields_and_limits),
