@@ -42,7 +42,19 @@
 #define HS_TOKEN_MAX  512 /* bearer token length */
 
 /* Object types, in the order of hs_types[]. */
-enum { T_CONTACTS, T_COMPANIES, T_DEALS, T_PRODUCTS, T_LINE_ITEMS, T_QUOTES, T_PAYMENTS, NT };
+enum {
+    T_CONTACTS,
+    T_COMPANIES,
+    T_DEALS,
+    T_PRODUCTS,
+    T_LINE_ITEMS,
+    T_QUOTES,
+    T_PAYMENTS,
+    T_DISCOUNTS,
+    T_FEES,
+    T_TAXES,
+    NT
+};
 
 struct type_info {
     const char *name, *id, *singular, *upper, *assoc_key, *scope, *alt_scope, *modkey;
