@@ -890,6 +890,8 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
     o->updated_ms = updated;
     json_object_put(o->props);
     o->props = props;
+    o->derived = 0;
+    o->stamp = hs.stamp;
     props = NULL;
     if (fresh && obj_insert(p, o) != 0) {
         snprintf(err, errsz, "out of memory");
@@ -1101,6 +1103,7 @@ static int resolve_links(struct hs_portal *p, struct pending *pd, char *err, siz
                      hs_types[l->to_type].name, (long long)l->to_id);
             return -1;
         }
+        l->from->stamp = to->stamp = hs.stamp; /* both ends are repriced */
         for (int k = 0; k < l->ntypes; k++) {
             const struct assoc_def *d = assoc_by_id(l->type_ids[k]);
             if (link_add(l->from, l->to_type, l->to_id, d->id) ||
@@ -1125,6 +1128,8 @@ static int seed_portal(struct json_object *po, char *err, size_t errsz)
     struct hs_portal *p = portal_get(pid);
     if (!p)
         return seed_fail(err, errsz, "out of memory");
+    if (++hs.stamp == 0)
+        hs.stamp = 1;
     if (seed_portal_extras(p, po, err, errsz))
         goto out;
     if (json_object_object_get_ex(po, "objects", &v)) {
@@ -1147,6 +1152,9 @@ static int seed_portal(struct json_object *po, char *err, size_t errsz)
     rc = resolve_links(p, &pd, err, errsz);
 out:
     free(pd.v);
+    /* Also after a failed seed: what did load stays consistent. A tax rate may reprice
+     * any line item, so it reprices everything. */
+    hs_price_portal(p, json_object_object_get_ex(po, "tax_rates", NULL) ? 0 : hs.stamp);
     return rc;
 }
 
