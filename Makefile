@@ -137,6 +137,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/server.c \
 	tests/sandbox/hubspot.c \
 	tests/sandbox/hubspot_store.c \
+	tests/sandbox/hubspot_pricing.c \
 	tests/sandbox/qbo.c \
 	tests/sandbox/qbo_rules.c \
 	tests/sandbox/qbo_txn.c \

@@ -1,10 +1,14 @@
-/* hubspot_internal.h - private to hubspot.c and hubspot_store.c; nothing else includes it.
+/* hubspot_internal.h - private to hubspot.c, hubspot_store.c and hubspot_pricing.c;
+ * nothing else includes it.
  *
  * Who owns what:
  *   hubspot_store.c owns the state below (`hs`): portals with their sorted id lists,
  *   the object hash, associations, bearer tokens, OAuth apps, automation callbacks and
  *   the set of known property names; seeding (hubspot_seed), the state dump
  *   (hubspot_dump) and the JSON rendering of stored records.
+ *   hubspot_pricing.c owns the figures HubSpot derives from other records (a line
+ *   item's tax, a quote's hs_quote_amount, a deal's amount); it writes them into the
+ *   stored properties after every seed (hs_price_portal).
  *   hubspot.c owns request handling: routing, bearer authentication and scopes, rate
  *   windows (the contents of each portal's `rate`), the handlers, HubSpot's OAuth token
  *   endpoint, and the switchable behaviours `hs_opt` (hubspot_configure, hubspot_reset).
@@ -42,7 +46,19 @@
 #define HS_TOKEN_MAX  512 /* bearer token length */
 
 /* Object types, in the order of hs_types[]. */
-enum { T_CONTACTS, T_COMPANIES, T_DEALS, T_PRODUCTS, T_LINE_ITEMS, T_QUOTES, T_PAYMENTS, NT };
+enum {
+    T_CONTACTS,
+    T_COMPANIES,
+    T_DEALS,
+    T_PRODUCTS,
+    T_LINE_ITEMS,
+    T_QUOTES,
+    T_PAYMENTS,
+    T_DISCOUNTS,
+    T_FEES,
+    T_TAXES,
+    NT
+};
 
 struct type_info {
     const char *name, *id, *singular, *upper, *assoc_key, *scope, *alt_scope, *modkey;
@@ -56,9 +72,19 @@ struct hs_link {
     int type_ids[HS_LINK_TYPES];
 };
 
+/* Properties hubspot_pricing.c wrote (bits of hs_obj.derived). A property present in
+ * props without its bit was seeded and is never recomputed. */
+enum {
+    HS_DERIVED_TAX_RATE = 1,   /* line item hs_tax_rate, from the seeded tax rate */
+    HS_DERIVED_TAX_AMOUNT = 2, /* line item hs_tax_amount */
+    HS_DERIVED_TOTAL = 4,      /* quote hs_quote_amount, deal amount */
+};
+
 struct hs_obj {
     int64_t portal, id, created_ms, updated_ms, archived_ms;
     int type, archived;
+    unsigned derived;          /* HS_DERIVED_* bits; 0 after every (re)seed */
+    unsigned stamp;            /* hs.stamp of the last seed document that stored or linked it */
     struct json_object *props; /* object of string (or null) values */
     struct hs_link *links;
     int nlinks, caplinks;
@@ -126,6 +152,7 @@ struct hs_state {
     size_t ncb, capcb;
     struct hs_app *apps;
     struct json_object *known[NT]; /* property names known per type (set) */
+    unsigned stamp;                /* seed documents (per portal) so far; never 0 */
     int ready;
 };
 extern struct hs_state hs; /* hubspot_store.c */
@@ -208,5 +235,15 @@ struct hs_cb *hs_cb_find(const char *id);
 /* Register a pending callback, or re-time an existing one; NULL when out of memory or
  * at the callback cap. Write lock. */
 struct hs_cb *hs_cb_register(const char *id, int64_t portal, int64_t created, int64_t expires);
+
+/* ---- hubspot_pricing.c ---------------------------------------------------------------- */
+
+/* Recompute the derived figures of portal p from scratch: line items' tax first, then
+ * quotes' hs_quote_amount and deals' amount (model and choices in hubspot_pricing.c).
+ * stamp 0: every record; else only what a seed document stamped (stored, or linked) and
+ * the quotes and deals those records belong to. Seeded values are kept; a figure that
+ * cannot be computed (a non-numeric or out-of-range input, an overflow) is stored as
+ * null. Never fails. Write lock. */
+void hs_price_portal(struct hs_portal *p, unsigned stamp);
 
 #endif

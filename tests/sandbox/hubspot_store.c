@@ -34,13 +34,15 @@
 
 #define HS_CALLBACKS_MAX 1000000 /* registered callbacks, all portals */
 
-/* Object types (reference §3). */
+#define PRICING_PROPS "hs_label,hs_type,hs_value,hs_sort_order,hs_duration"
+
+/* Object types (reference §4.1). */
 const struct type_info hs_types[NT] = {
     {"contacts", "0-1", "contact", "CONTACT", "contacts", "crm.objects.contacts.read", NULL,
      "lastmodifieddate", "firstname,lastname,email",
      "email,firstname,lastname,company,phone,address,city,state,zip,country"},
     {"companies", "0-2", "company", "COMPANY", "companies", "crm.objects.companies.read", NULL,
-     "hs_lastmodifieddate", "name,domain", "name,domain,phone,city,state,country"},
+     "hs_lastmodifieddate", "name,domain", "name,domain,phone,address,city,state,zip,country"},
     {"deals", "0-3", "deal", "DEAL", "deals", "crm.objects.deals.read", NULL, "hs_lastmodifieddate",
      "dealname,amount,closedate,pipeline,dealstage",
      "dealname,amount,closedate,pipeline,dealstage,hubspot_owner_id,deal_currency_code"},
@@ -51,7 +53,8 @@ const struct type_info hs_types[NT] = {
      "e-commerce", "hs_lastmodifieddate", "name,price,quantity",
      "name,description,hs_sku,quantity,price,amount,hs_product_id,hs_line_item_currency_code,"
      "recurringbillingfrequency,hs_recurring_billing_period,hs_recurring_billing_start_date,"
-     "hs_tax_rate_group_id,discount,hs_discount_percentage,hs_total_discount"},
+     "hs_tax_rate_group_id,discount,hs_discount_percentage,hs_total_discount,hs_tax_rate,"
+     "hs_tax_amount,hs_position_on_quote"},
     {"quotes", "0-14", "quote", "QUOTE", "quotes", "crm.objects.quotes.read", "e-commerce",
      "hs_lastmodifieddate", "hs_title,hs_expiration_date",
      "hs_title,hs_expiration_date,hs_quote_amount,hs_currency,hs_quote_number,hs_locked,"
@@ -64,11 +67,20 @@ const struct type_info hs_types[NT] = {
      "hs_initial_amount,hs_initiated_date,hs_currency_code,hs_customer_email,hs_fees_amount,"
      "hs_refunds_amount,hs_reference_number,hs_latest_status,hs_payment_method_type,"
      "hs_processor_type,hs_net_amount,hs_payment_source_app,hs_payment_type"},
+    /* Quote pricing objects (discounts/fees/taxes guides): the discounts guide lists the
+     * line-items scope; the default property sets are a choice (README). */
+    {"discounts", "0-84", "discount", "DISCOUNT", "discounts", "crm.objects.line_items.read",
+     "e-commerce", "hs_lastmodifieddate", "hs_label,hs_type,hs_value,hs_sort_order", PRICING_PROPS},
+    {"fees", "0-85", "fee", "FEE", "fees", "crm.objects.line_items.read", "e-commerce",
+     "hs_lastmodifieddate", "hs_label,hs_type,hs_value", PRICING_PROPS},
+    {"taxes", "0-86", "tax", "TAX", "taxes", "crm.objects.line_items.read", "e-commerce",
+     "hs_lastmodifieddate", "hs_label,hs_type,hs_value", PRICING_PROPS},
 };
 
 /* HubSpot-defined association types (reference §4.6). `dflt`: used when a seed lists a
  * plain id; `primary`: added for {"id":..,"primary":true}. Ids not in §4.6 (the reverse
- * of payment->contact, company reverses) follow HubSpot's pairing of adjacent ids. */
+ * of payment->contact, company reverses, discount/fee/tax -> quote 363/365/367) follow
+ * HubSpot's pairing of adjacent ids. */
 struct assoc_def {
     int from, to, id, rev, dflt, primary;
     const char *name, *label;
@@ -102,6 +114,12 @@ static const struct assoc_def assoc_defs[] = {
     {T_LINE_ITEMS, T_PAYMENTS, 396, 395, 1, 0, "line_item_to_payment", NULL},
     {T_PAYMENTS, T_QUOTES, 397, 398, 1, 0, "payment_to_quote", NULL},
     {T_QUOTES, T_PAYMENTS, 398, 397, 1, 0, "quote_to_payment", NULL},
+    {T_QUOTES, T_DISCOUNTS, 362, 363, 1, 0, "quote_to_discount", NULL},
+    {T_DISCOUNTS, T_QUOTES, 363, 362, 1, 0, "discount_to_quote", NULL},
+    {T_QUOTES, T_FEES, 364, 365, 1, 0, "quote_to_fee", NULL},
+    {T_FEES, T_QUOTES, 365, 364, 1, 0, "fee_to_quote", NULL},
+    {T_QUOTES, T_TAXES, 366, 367, 1, 0, "quote_to_tax", NULL},
+    {T_TAXES, T_QUOTES, 367, 366, 1, 0, "tax_to_quote", NULL},
 };
 #define NASSOC_DEFS (sizeof(assoc_defs) / sizeof(assoc_defs[0]))
 
@@ -872,6 +890,8 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
     o->updated_ms = updated;
     json_object_put(o->props);
     o->props = props;
+    o->derived = 0;
+    o->stamp = hs.stamp;
     props = NULL;
     if (fresh && obj_insert(p, o) != 0) {
         snprintf(err, errsz, "out of memory");
@@ -1083,6 +1103,7 @@ static int resolve_links(struct hs_portal *p, struct pending *pd, char *err, siz
                      hs_types[l->to_type].name, (long long)l->to_id);
             return -1;
         }
+        l->from->stamp = to->stamp = hs.stamp; /* both ends are repriced */
         for (int k = 0; k < l->ntypes; k++) {
             const struct assoc_def *d = assoc_by_id(l->type_ids[k]);
             if (link_add(l->from, l->to_type, l->to_id, d->id) ||
@@ -1107,6 +1128,8 @@ static int seed_portal(struct json_object *po, char *err, size_t errsz)
     struct hs_portal *p = portal_get(pid);
     if (!p)
         return seed_fail(err, errsz, "out of memory");
+    if (++hs.stamp == 0)
+        hs.stamp = 1;
     if (seed_portal_extras(p, po, err, errsz))
         goto out;
     if (json_object_object_get_ex(po, "objects", &v)) {
@@ -1129,6 +1152,9 @@ static int seed_portal(struct json_object *po, char *err, size_t errsz)
     rc = resolve_links(p, &pd, err, errsz);
 out:
     free(pd.v);
+    /* Also after a failed seed: what did load stays consistent. A tax rate may reprice
+     * any line item, so it reprices everything. */
+    hs_price_portal(p, json_object_object_get_ex(po, "tax_rates", NULL) ? 0 : hs.stamp);
     return rc;
 }
 

@@ -86,6 +86,103 @@ describe('HubSpot CRM reads with @hubspot/api-client', () => {
     assert.deepEqual(ids(quote.associations.deals.results), ['1001']);
   });
 
+  // Issue 15: the worker reads a quote's discounts, fees and taxes (tests/sandbox/README.md,
+  // "Quote pricing") and must arrive at hs_quote_amount to the cent. The client has a
+  // dedicated API for taxes only; discounts and fees go through the generic objects API.
+  const PRICING = ['hs_label', 'hs_type', 'hs_value', 'hs_sort_order'];
+
+  /** x * pct / 100 in cents, rounded half away from zero, exactly (BigInt). */
+  function pctOf(cents, pct) {
+    const [whole, frac = ''] = pct.split('.');
+    const scale = 10n ** BigInt(frac.length + 2);
+    const num = cents * BigInt(whole + frac);
+    const mag = num < 0n ? -num : num;
+    const q = (2n * mag + scale) / (2n * scale);
+    return num < 0n ? -q : q;
+  }
+  /** "12.3" -> 1230n, exactly (HubSpot money has at most 2 decimals). */
+  function cents(s) {
+    const [whole, frac = ''] = s.replace('-', '').split('.');
+    assert.ok(frac.length <= 2, `money ${s}`);
+    const c = BigInt(whole) * 100n + BigInt(frac.padEnd(2, '0'));
+    return s.startsWith('-') ? -c : c;
+  }
+  function money(c) {
+    const mag = c < 0n ? -c : c;
+    return `${c < 0n ? '-' : ''}${mag / 100n}.${String(mag % 100n).padStart(2, '0')}`;
+  }
+
+  /** Read a quote, its line items and its pricing objects the way the worker will, and
+   * recompute the total: discounts (of S), then fees (of A), then taxes (of B), plus line
+   * taxes. Returns [HubSpot's hs_quote_amount, ours, the quote]. */
+  async function quoteFigures(id) {
+    const quote = await hs.crm.quotes.basicApi.getById(id, ['hs_quote_amount', 'hs_currency'],
+      undefined, ['contacts', 'line_items', 'discounts', 'fees', 'taxes']);
+    const assocIds = (key) => (quote.associations[key] ? ids(quote.associations[key].results) : []);
+    const read = async (type, inputIds, properties) => {
+      if (!inputIds.length) return [];
+      const input = { inputs: inputIds.map((i) => ({ id: i })), properties, propertiesWithHistory: [] };
+      const body = type === 'taxes'
+        ? await hs.crm.objects.taxes.batchApi.read(input)
+        : await hs.crm.objects.batchApi.read(type, input);
+      assert.equal(body.status, 'COMPLETE');
+      return body.results.map((r) => r.properties);
+    };
+    const lines = await read('line_items', assocIds('line items'), ['amount', 'hs_tax_amount']);
+    const s = lines.reduce((acc, l) => acc + cents(l.amount), 0n);
+    const l = lines.reduce((acc, x) => acc + (x.hs_tax_amount ? cents(x.hs_tax_amount) : 0n), 0n);
+    const apply = (items, base) => items.reduce((acc, it) => acc
+      + (it.hs_type === 'PERCENT' ? pctOf(base, it.hs_value) : cents(it.hs_value)), 0n);
+    const a = s - apply(await read('discounts', assocIds('discounts'), PRICING), s);
+    const b = a + apply(await read('0-85', assocIds('fees'), PRICING), a);
+    const t = apply(await read('taxes', assocIds('taxes'), PRICING), b);
+    return [quote.properties.hs_quote_amount, money(b + t + l), quote];
+  }
+
+  it('reads a quote with its discounts, fees and taxes, batch-reads them, and its total adds up',
+    async () => {
+      const [hsAmount, ours, quote] = await quoteFigures('2005');
+      assert.deepEqual(Object.keys(quote.associations).sort(),
+        ['contacts', 'discounts', 'line items', 'taxes'], 'no fees: no fees key');
+      assert.deepEqual(quote.associations.discounts.results.map((r) => [r.id, r.type]),
+        [['3102', 'quote_to_discount'], ['3103', 'quote_to_discount']]);
+      assert.deepEqual(quote.associations.taxes.results.map((r) => [r.id, r.type]),
+        [['3301', 'quote_to_tax']]);
+      assert.equal(hsAmount, '514.30');
+      assert.equal(ours, hsAmount);
+      for (const id of ['2004', '2007']) {
+        const [theirs, mine] = await quoteFigures(id);
+        assert.equal(mine, theirs, `quote ${id}`);
+      }
+      const [theirs, mine] = await quoteFigures('2006');
+      assert.deepEqual([theirs, mine], ['175.01', '175.00'], 'HubSpot disagrees with its parts');
+    });
+
+  it('reads discounts, fees and taxes by name, singular and type id', async () => {
+    const d = await hs.crm.objects.basicApi.getById('discount', '3101', PRICING.concat('hs_duration'));
+    assert.deepEqual({ ...d.properties }, { ...d.properties, hs_label: 'Loyalty 10%',
+      hs_type: 'PERCENT', hs_value: '10', hs_sort_order: '0', hs_duration: 'ONCE' });
+    const fee = await hs.crm.objects.basicApi.getById('0-85', '3202', PRICING);
+    assert.equal(fee.properties.hs_type, 'FIXED');
+    assert.equal(fee.properties.hs_sort_order, null);
+    const tax = await hs.crm.objects.taxes.basicApi.getById('3302', PRICING, undefined, ['quotes']);
+    assert.equal(tax.properties.hs_value, '19');
+    assert.deepEqual(ids(tax.associations.quotes.results), ['2007']);
+    const page = await hs.crm.objects.basicApi.getPage('fees', 2, undefined, PRICING);
+    assert.deepEqual(ids(page.results), ['3201', '3202']);
+    assert.ok(page.paging.next.after);
+  });
+
+  it('v4 associations of a quote to its discounts, fees and taxes use 362 / 364 / 366',
+    async () => {
+      const typeIds = async (from, id, to) => (await hs.crm.associations.v4.basicApi
+        .getPage(from, id, to)).results.map((r) => [String(r.toObjectId), r.associationTypes[0].typeId]);
+      assert.deepEqual(await typeIds('quotes', '2004', 'discounts'), [['3101', 362]]);
+      assert.deepEqual(await typeIds('quotes', '2004', 'fees'), [['3201', 364], ['3202', 364]]);
+      assert.deepEqual(await typeIds('quotes', '2005', 'taxes'), [['3301', 366]]);
+      assert.deepEqual(await typeIds('taxes', '3301', 'quotes'), [['2005', 367]]);
+    });
+
   it('reads a quote with no contact (no contacts key at all)', async () => {
     const quote = await hs.crm.quotes.basicApi.getById('2003', ['hs_title'], undefined,
       ['contacts', 'line_items']);
