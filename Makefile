@@ -107,6 +107,7 @@ UNIT_TESTS := \
 	tests/unit/worker/test_offsets \
 	tests/unit/worker/test_scheduler \
 	tests/unit/worker/test_result \
+	tests/unit/worker/test_pricing \
 	tests/unit/worker/test_action_sales \
 	tests/unit/worker/test_action_payment \
 	tests/unit/worker/test_delay \

@@ -45,6 +45,10 @@
 #define H_RT_US1        "RT1-11-H0-1900000000us1seedrefreshtoken01"
 #define H_RT_US2        "RT1-12-H0-1900000000us2seedrefreshtoken02"
 #define H_RT_CA         "RT1-13-H0-1900000000ca1seedrefreshtoken03"
+#define H_REALM_AST1    "4620816365014867790" /* Automated Sales Tax on */
+#define H_REALM_MC1     "4620816365014867791" /* multicurrency on, home USD, AST on */
+#define H_RT_AST1       "RT1-14-H0-1900000000ast1seedrefreshtoken4"
+#define H_RT_MC1        "RT1-15-H0-1900000000mc1seedrefreshtoken05"
 
 struct harness {
     struct testutil_redis rs;

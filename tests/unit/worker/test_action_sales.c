@@ -209,6 +209,95 @@ static void test_doc_body(void **state)
     json_object_put(b);
 }
 
+/* Tax, discount, currency, addresses and the estimate's expiry: what makes the QBO total
+ * HubSpot's. */
+static void test_doc_body_tax_discount_currency(void **state)
+{
+    struct hubspot_line_item items[2] = {li("2", "50", "100.00"), li("1", "15", "15.00")};
+    struct sales_line lines[2];
+    const char *ids[2] = {"4", "9"};
+    const unsigned char taxable[2] = {1, 0};
+    struct qbo_company co = {.sales_tax = 1, .ast = 1, .home_currency = "USD"};
+    struct action_currency eur = {.code = "EUR", .foreign = 1}, usd = {.code = "USD"};
+    struct hubspot_address bill = {.line1 = "1 Main St", .city = "Austin", .state = "TX",
+                                   .zip = "78701", .country = "US"};
+    struct hubspot_address ship = {.city = "New York", .state = "NY"};
+    char e[128], text[4096];
+    struct sales_doc d = {
+        .action = ACTION_CREATE_ESTIMATE,
+        .customer_id = "58",
+        .txn_date = "2026-03-01",
+        .private_note = "n",
+        .li = items,
+        .lines = lines,
+        .item_ids = ids,
+        .n = 2,
+        .co = &co,
+        .taxable = taxable,
+        .tax_cents = 725,
+        .cur = &eur,
+        .discount_cents = 1150,
+        .discount_desc = "Spring (10%)",
+        .bill_addr = &bill,
+        .ship_addr = &ship,
+        .expiration_date = "2026-04-30",
+    };
+    struct json_object *b, *v;
+    (void)state;
+
+    assert_int_equal(sales_line_money(&items[0], MONEY_ROUND_HALF_UP, &lines[0], e, sizeof e), 0);
+    assert_int_equal(sales_line_money(&items[1], MONEY_ROUND_HALF_UP, &lines[1], e, sizeof e), 0);
+    b = body_of(&d, text, sizeof text);
+    json_object_put(b);
+    assert_string_equal(
+        text,
+        "{\"CustomerRef\":{\"value\":\"58\"},\"TxnDate\":\"2026-03-01\","
+        "\"ExpirationDate\":\"2026-04-30\","
+        "\"BillAddr\":{\"Line1\":\"1 Main St\",\"City\":\"Austin\",\"CountrySubDivisionCode\":"
+        "\"TX\",\"PostalCode\":\"78701\",\"Country\":\"US\"},"
+        "\"ShipAddr\":{\"City\":\"New York\",\"CountrySubDivisionCode\":\"NY\"},"
+        "\"TxnTaxDetail\":{\"TotalTax\":7.25},\"CurrencyRef\":{\"value\":\"EUR\"},"
+        "\"PrivateNote\":\"n\",\"Line\":["
+        "{\"DetailType\":\"SalesItemLineDetail\",\"Amount\":100.00,\"Description\":\"Widget\","
+        "\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"4\"},\"Qty\":2,\"UnitPrice\":50.00,"
+        "\"TaxCodeRef\":{\"value\":\"TAX\"}}},"
+        "{\"DetailType\":\"SalesItemLineDetail\",\"Amount\":15.00,\"Description\":\"Widget\","
+        "\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"9\"},\"Qty\":1,\"UnitPrice\":15.00,"
+        "\"TaxCodeRef\":{\"value\":\"NON\"}}},"
+        "{\"DetailType\":\"DiscountLineDetail\",\"Amount\":11.50,\"Description\":"
+        "\"Spring (10%)\",\"DiscountLineDetail\":{\"PercentBased\":false}}]}");
+
+    /* with AST an explicit zero stops QBO adding tax; home currency: no CurrencyRef; no
+     * discount line without a discount; an invoice has no ExpirationDate */
+    d.tax_cents = 0;
+    d.cur = &usd;
+    d.discount_cents = 0;
+    d.action = ACTION_CREATE_INVOICE;
+    d.taxable = NULL;
+    b = body_of(&d, text, sizeof text);
+    assert_non_null(strstr(text, "\"TxnTaxDetail\":{\"TotalTax\":0.00}"));
+    assert_null(strstr(text, "CurrencyRef"));
+    assert_null(strstr(text, "DiscountLineDetail"));
+    assert_null(strstr(text, "ExpirationDate"));
+    assert_null(strstr(text, "\"TAX\"")); /* taxable NULL: every line NON */
+    json_object_put(b);
+
+    /* a company without sales tax: no tax codes, no TxnTaxDetail (QBO would refuse them) */
+    co.sales_tax = 0;
+    b = body_of(&d, text, sizeof text);
+    assert_false(json_object_object_get_ex(b, "TxnTaxDetail", &v));
+    assert_null(strstr(text, "TaxCodeRef"));
+    json_object_put(b);
+
+    /* empty addresses are left out */
+    memset(&bill, 0, sizeof bill);
+    d.ship_addr = NULL;
+    b = body_of(&d, text, sizeof text);
+    assert_false(json_object_object_get_ex(b, "BillAddr", &v));
+    assert_false(json_object_object_get_ex(b, "ShipAddr", &v));
+    json_object_put(b);
+}
+
 /* A one-line estimate of item ("58", 2026-03-01, item "4"), its money into *line. */
 static struct sales_doc one_line_doc(struct hubspot_line_item *item, struct sales_line *line)
 {
@@ -365,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_line_money_without_amount),
         cmocka_unit_test(test_line_money_refusals),
         cmocka_unit_test(test_doc_body),
+        cmocka_unit_test(test_doc_body_tax_discount_currency),
         cmocka_unit_test(test_doc_body_exact_amounts),
         cmocka_unit_test(test_doc_body_escapes_descriptions),
         cmocka_unit_test(test_doc_body_long_description),

@@ -57,6 +57,7 @@ static void reset_world(void)
     h_reset();
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US2, H_RT_US2, 0, e, sizeof e), 0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_MC1, H_RT_MC1, 0, e, sizeof e), 0);
     assert_int_equal(hubspot_token_key(key, sizeof key, "hsqb:", PORTAL2), 0);
     r = redis_command(H.redis, e, sizeof e, "SET %s %s", key, TOKEN2);
     assert_non_null(r);
@@ -361,6 +362,65 @@ static void test_paid_invoice(void **state)
     assert_int_equal(qbo_posts(), posts);
     json_object_put(last_result(2));
     free(ev);
+}
+
+/* QBO books the invoice at another total than the payment's: the result is a failure
+ * naming the invoice, and no Payment is recorded against it. */
+static void test_paid_invoice_total_mismatch_records_no_payment(void **state)
+{
+    char *ev = event_json("pay-mm", "create_paid_invoice", PORTAL1, 8001, H_REALM_US1,
+                          "\"create_missing_products\":\"true\"");
+    struct json_object *r;
+    (void)state;
+
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\","
+                             "\"vendor\":\"qbo\",\"phase\":\"after\",\"status\":200,\"body\":"
+                             "{\"Invoice\":{\"Id\":\"9998\",\"TotalAmt\":2053.98,\"Balance\":2053.98}}}",
+                             NULL),
+                     201);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "data.error.code"), "QBO_TOTAL_MISMATCH");
+    assert_string_equal(tp_str_at(r, "data.error.details.expected_total"), "2053.97");
+    assert_string_equal(tp_str_at(r, "data.error.details.qbo_total"), "2053.98");
+    assert_int_equal(count(H_REALM_US1, "Payment"), 0);
+    json_object_put(r);
+    free(ev);
+}
+
+/* A EUR payment: refused on a company without multicurrency before any write, booked
+ * with CurrencyRef EUR (the receipt and its customer) on the multicurrency one. */
+static void test_payment_in_euros(void **state)
+{
+    char *ev = event_json("pay-eur-us1", "create_sales_receipt", PORTAL1, 8013, H_REALM_US1,
+                          "\"create_missing_products\":\"true\"");
+    char *ev2 = event_json("pay-eur-mc1", "create_sales_receipt", PORTAL1, 8013, H_REALM_MC1,
+                           "\"create_missing_products\":\"true\"");
+    struct json_object *r, *doc;
+    (void)state;
+
+    seed_hubspot(PORTAL1,
+                 "{\"commerce_payments\":[{\"id\":\"8013\",\"properties\":{\"hs_initial_amount\":"
+                 "\"250.00\",\"hs_currency_code\":\"eur\",\"hs_latest_status\":\"succeeded\","
+                 "\"hs_initiated_date\":\"2024-03-05T12:00:00Z\"},\"associations\":{\"contacts\":"
+                 "[\"306\"]}}]}");
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "data.error.code"), "CURRENCY_NOT_SUPPORTED");
+    json_object_put(r);
+    assert_int_equal(qbo_posts(), 0);
+    assert_int_equal(handle(ev2), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.currency"), "EUR");
+    doc = entity(H_REALM_MC1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(doc, "CurrencyRef.value"), "EUR");
+    assert_int_equal(cents_at(doc, "TotalAmt"), 25000);
+    json_object_put(doc);
+    json_object_put(r);
+    free(ev);
+    free(ev2);
 }
 
 static void test_paid_invoice_taxable_refused_creates_nothing(void **state)
@@ -759,6 +819,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sales_receipt_without_lines_uses_default_item, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paid_invoice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paid_invoice_total_mismatch_records_no_payment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_payment_in_euros, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paid_invoice_taxable_refused_creates_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_not_succeeded_and_unbalanced_create_nothing, setup,

@@ -42,6 +42,10 @@ static int setup(void **state)
     h_reset();
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_CA, H_RT_CA, 0, e, sizeof e), 0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US2, H_RT_US2, 0, e, sizeof e), 0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_AST1, H_RT_AST1, 0, e, sizeof e),
+                     0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_MC1, H_RT_MC1, 0, e, sizeof e), 0);
     if (tp_env_build(&E, h_config(extra), e, sizeof e) < 0)
         fail_msg("env: %s", e);
     E.http = h_http_new();
@@ -465,6 +469,198 @@ static void test_callback_completed_with_ids(void **state)
     free(ev);
 }
 
+/* ---- books that match HubSpot to the cent ----------------------------------------- */
+
+/* The document the result names, read back from QBO (caller puts). */
+static struct json_object *doc_of(struct json_object *r, const char *realm, const char *entity)
+{
+    struct json_object *doc;
+    struct api_error err;
+    assert_int_equal(
+        qbo_read(H_IO(E.http, H.redis), E.q, realm, entity, tp_str_at(r, "data.qbo.id"), &doc, &err),
+        0);
+    return doc;
+}
+
+/* The text of a JSON number or string at path (the exact decimal QBO stored). */
+static const char *num_at(struct json_object *o, const char *path)
+{
+    struct json_object *v = tp_at(o, path);
+    assert_non_null(v);
+    return json_object_get_string(v);
+}
+
+/* Quote 2004: 10% discount, a 3% fee and a 15.00 fee, on the Automated Sales Tax realm.
+ * QBO's total is HubSpot's hs_quote_amount (663.85), the discount one amount-based line,
+ * the fees lines on the fee item, and an explicit zero tax so AST adds none. */
+static void test_quote_discount_and_fees(void **state)
+{
+    char *ev = event_json("evt-q2004", "create_estimate", "QUOTE", 2004, H_REALM_AST1,
+                          "\"create_missing_products\":\"true\"");
+    struct json_object *r, *doc, *lines;
+    int discounts = 0, fees = 0;
+    (void)state;
+
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 66385);
+    doc = doc_of(r, H_REALM_AST1, "estimate");
+    assert_string_equal(num_at(doc, "TotalAmt"), "663.85");
+    assert_string_equal(num_at(doc, "TxnTaxDetail.TotalTax"), "0.00");
+    assert_string_equal(tp_str_at(doc, "ExpirationDate"), "2024-07-31"); /* hs_expiration_date */
+    lines = tp_at(doc, "Line");
+    for (size_t i = 0; i < json_object_array_length(lines); i++) {
+        struct json_object *l = json_object_array_get_idx(lines, i);
+        const char *dt = tp_str_at(l, "DetailType");
+        if (strcmp(dt, "DiscountLineDetail") == 0) {
+            discounts++;
+            assert_string_equal(num_at(l, "Amount"), "70.00");
+            assert_non_null(strstr(tp_str_at(l, "Description"), "(10%)"));
+        } else if (strcmp(dt, "SalesItemLineDetail") == 0) {
+            fees += strcmp(tp_str_at(l, "SalesItemLineDetail.ItemRef.name"), "Fees") == 0;
+        }
+    }
+    if (discounts != 1 || fees != 2)
+        fail_msg("%d discount lines, %d fee lines: %s", discounts, fees,
+                 json_object_to_json_string(lines));
+    json_object_put(doc);
+    json_object_put(r);
+    free(ev);
+}
+
+/* Quote 2005: two discounts, a 1.5% quote tax and a taxable line: HubSpot's tax (quote
+ * 6.94 + line 44.38) goes as TotalTax, which AST honours instead of computing its own. */
+static void test_quote_taxes_are_hubspots(void **state)
+{
+    char *ev = event_json("evt-q2005", "create_invoice", "QUOTE", 2005, H_REALM_AST1,
+                          "\"create_missing_products\":\"true\"");
+    struct json_object *r, *doc, *lines;
+    (void)state;
+
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 51430);
+    doc = doc_of(r, H_REALM_AST1, "invoice");
+    assert_string_equal(num_at(doc, "TotalAmt"), "514.30");
+    assert_string_equal(num_at(doc, "Balance"), "514.30");
+    assert_string_equal(num_at(doc, "TxnTaxDetail.TotalTax"), "51.32");
+    json_object_put(doc);
+    /* the body sent: the quote has a tax of its own, so every line went as TAX (AST then
+     * sets its own codes from the items; the TotalTax it honours is what counts) */
+    assert_int_equal(h_count("vendor=qbo&method=POST&path=/v3/company/" H_REALM_AST1 "/invoice",
+                             &lines),
+                     1);
+    assert_null(strstr(tp_str_at(json_object_array_get_idx(lines, 0), "body"), "\"NON\""));
+    assert_non_null(strstr(tp_str_at(json_object_array_get_idx(lines, 0), "body"), "\"TAX\""));
+    json_object_put(lines);
+    json_object_put(r);
+    free(ev);
+}
+
+/* A quote whose parts do not come to its total (175.00 against 175.01), a EUR deal on a
+ * company without multicurrency, and tax on a company without sales tax: refused before
+ * any write, each with its code. */
+static void test_refusals_before_any_write(void **state)
+{
+    (void)state;
+
+    expect_failure("evt-q2006", "create_invoice", "QUOTE", 2006, H_REALM_US1,
+                   "\"create_missing_products\":\"true\"", "QUOTE_TOTAL_MISMATCH", 1);
+    expect_failure("evt-eur-us1", "create_invoice", "DEAL", 1007, H_REALM_US1,
+                   "\"create_missing_products\":\"true\"", "CURRENCY_NOT_SUPPORTED", 2);
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/seed",
+                             "{\"qbo\":{\"realms\":[{\"realm_id\":\"" H_REALM_US2
+                             "\",\"Preferences\":{\"TaxPrefs\":{\"UsingSalesTax\":false}}}]}}",
+                             NULL),
+                     200);
+    expect_failure("evt-notax", "create_invoice", "DEAL", 1010, H_REALM_US2,
+                   "\"create_missing_products\":\"true\"", "QBO_SALES_TAX_OFF", 3);
+    assert_int_equal(qbo_posts(), 0);
+}
+
+/* The same EUR deal on the multicurrency realm: CurrencyRef EUR, and a customer of its own
+ * in EUR (the realm's EUR "Ada Lovelace" is someone else: another email). */
+static void test_foreign_currency_on_multicurrency(void **state)
+{
+    char *ev = event_json("evt-eur-mc1", "create_invoice", "DEAL", 1007, H_REALM_MC1,
+                          "\"create_missing_products\":\"true\"");
+    struct json_object *r, *doc, *cust;
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.currency"), "EUR");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 33550);
+    doc = doc_of(r, H_REALM_MC1, "invoice");
+    assert_string_equal(tp_str_at(doc, "CurrencyRef.value"), "EUR");
+    assert_string_equal(num_at(doc, "TotalAmt"), "335.50");
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "customer",
+                              tp_str_at(doc, "CustomerRef.value"), &cust, &err),
+                     0);
+    assert_string_equal(tp_str_at(cust, "CurrencyRef.value"), "EUR");
+    assert_string_equal(tp_str_at(cust, "DisplayName"), "Ada Lovelace (EUR)");
+    json_object_put(cust);
+    json_object_put(doc);
+    json_object_put(r);
+    free(ev);
+}
+
+/* Deal 1009: the contact's address bills, the deal's company's ships (AST taxes by the
+ * destination); the taxed line's 7.25% (32.63) is the document's tax, not AST's NY rate. */
+static void test_addresses_and_line_tax(void **state)
+{
+    char *ev = event_json("evt-addr", "create_invoice", "DEAL", 1009, H_REALM_AST1,
+                          "\"create_missing_products\":\"true\"");
+    struct json_object *r, *doc, *cust;
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 56259);
+    doc = doc_of(r, H_REALM_AST1, "invoice");
+    assert_string_equal(tp_str_at(doc, "BillAddr.CountrySubDivisionCode"), "CA");
+    assert_string_equal(tp_str_at(doc, "ShipAddr.CountrySubDivisionCode"), "NY");
+    assert_string_equal(num_at(doc, "TxnTaxDetail.TotalTax"), "32.63");
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_AST1, "customer",
+                              tp_str_at(doc, "CustomerRef.value"), &cust, &err),
+                     0);
+    assert_string_equal(tp_str_at(cust, "BillAddr.CountrySubDivisionCode"), "CA");
+    json_object_put(cust);
+    json_object_put(doc);
+    json_object_put(r);
+    free(ev);
+}
+
+/* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
+static void test_qbo_total_mismatch_is_a_failure(void **state)
+{
+    char *ev = event_json("evt-mm", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL);
+    struct json_object *r;
+    (void)state;
+
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\","
+                             "\"vendor\":\"qbo\",\"phase\":\"after\",\"status\":200,\"body\":"
+                             "{\"Invoice\":{\"Id\":\"9999\",\"TotalAmt\":1.00,\"Balance\":1.00}}}",
+                             NULL),
+                     201);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.failed");
+    assert_string_equal(tp_str_at(r, "data.error.code"), "QBO_TOTAL_MISMATCH");
+    assert_string_equal(tp_str_at(r, "data.error.details.qbo_id"), "9999");
+    assert_string_equal(tp_str_at(r, "data.error.details.qbo_total"), "1.00");
+    assert_non_null(strstr(tp_str_at(r, "data.error.message"), "9999"));
+    json_object_put(r);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +678,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_runs_a_failed_event_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callback_completed_with_ids, setup_callbacks,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_quote_discount_and_fees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quote_taxes_are_hubspots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_before_any_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_currency_on_multicurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qbo_total_mismatch_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_addresses_and_line_tax, setup, teardown),
     };
     int rc;
 
