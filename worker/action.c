@@ -292,7 +292,22 @@ void action_json_tax_currency(struct jbuf *jb, const struct qbo_company *co, int
         jbuf_obj_open(jb);
         jbuf_kv_str(jb, "value", cur->code);
         jbuf_obj_close(jb);
+        if (cur->rate[0]) {
+            /* QBO's own decimal text, checked by qbo_exchange_rate() */
+            jbuf_key(jb, "ExchangeRate");
+            jbuf_raw(jb, cur->rate, strlen(cur->rate));
+        }
     }
+}
+
+int action_exchange_rate(const struct action_ctx *ctx, struct action_currency *cur,
+                         const char *date, struct api_error *err)
+{
+    cur->rate[0] = '\0';
+    if (!cur->foreign)
+        return 0;
+    return qbo_exchange_rate(&ctx->io, ctx->qbo, ctx->ev->in.realm_id, cur->code, date, cur->rate,
+                             err);
 }
 
 int action_verify_total(const struct qbo_created *doc, const char *entity, int64_t expected,

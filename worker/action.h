@@ -136,6 +136,7 @@ int action_hubspot_currency(const char *object_cur, const struct hubspot_line_it
 struct action_currency {
     char code[4];
     int foreign;
+    char rate[QBO_RATE_MAX]; /* foreign: QBO's rate for the date (action_exchange_rate) */
 };
 int action_currency_for(const struct qbo_company *co, const char *hubspot_cur,
                         struct action_currency *out, struct resolve_ctx *rc,
@@ -150,14 +151,21 @@ int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc
                       const struct hubspot_line_item *li, const int64_t *amounts, size_t n,
                       int64_t *tax, int64_t *sum, struct api_error *err);
 
+/* For a foreign currency, the company's exchange rate on date (YYYY-MM-DD) into
+ * cur->rate (qbo_exchange_rate()): QBO books a foreign document without one at 1:1, so
+ * every foreign document carries it. Nothing for the home currency. Before any write.
+ * 0, or -1 with *err. */
+int action_exchange_rate(const struct action_ctx *ctx, struct action_currency *cur,
+                         const char *date, struct api_error *err);
+
 /* Tax HubSpot charges (tax_cents > 0) can only be booked by a company that uses sales
  * tax: QBO_SALES_TAX_OFF otherwise. 0, or -1 with *err. */
 int action_tax_check(const struct qbo_company *co, int64_t tax_cents, struct api_error *err);
 
 /* Members of the document every sales-side body writes for tax and currency: on a
  * company with sales tax, "TxnTaxDetail":{"TotalTax":<tax>} (also 0: with Automated Sales
- * Tax an explicit amount is honoured, an absent one recomputed); CurrencyRef when
- * foreign. Errors latch in jb. */
+ * Tax an explicit amount is honoured, an absent one recomputed); CurrencyRef (and
+ * ExchangeRate when known) when foreign. Errors latch in jb. */
 void action_json_tax_currency(struct jbuf *jb, const struct qbo_company *co, int64_t tax_cents,
                               const struct action_currency *cur);
 

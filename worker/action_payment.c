@@ -626,7 +626,8 @@ static int check_qbo(struct prun *r, struct action_outcome *out, struct api_erro
 
     if (action_company(r->ctx, &r->co, err) < 0 ||
         action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
-        action_tax_check(&r->co, r->tax_cents, err) < 0)
+        action_tax_check(&r->co, r->tax_cents, err) < 0 ||
+        action_exchange_rate(r->ctx, &r->cur, r->date, err) < 0)
         return -1;
     if (ev->action == ACTION_CREATE_REFUND_RECEIPT)
         dep = ev->in.refund_from_account;
@@ -860,6 +861,7 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
         action_hubspot_currency(r->f.currency, NULL, 0, "payment", ev->object_id,
                                 r->hubspot_currency, err) < 0 ||
         action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
+        action_exchange_rate(r->ctx, &r->cur, r->date, err) < 0 ||
         resolve_account(&r->rc, ev->in.expense_account, expense_id, err) < 0 ||
         resolve_account(&r->rc, ev->in.paid_from_account, from_id, err) < 0)
         return -1;

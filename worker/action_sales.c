@@ -550,9 +550,13 @@ static int check_qbo(struct run *r, struct action_outcome *out, struct api_error
     const struct action_event *ev = ctx->ev;
     const char *dep;
 
+    char date[11];
+
+    sales_txn_date(ev, ctx->now_ms, date);
     if (action_company(ctx, &r->co, err) < 0 ||
         action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
-        action_tax_check(&r->co, r->totals.order_tax + r->totals.line_tax, err) < 0)
+        action_tax_check(&r->co, r->totals.order_tax + r->totals.line_tax, err) < 0 ||
+        action_exchange_rate(ctx, &r->cur, date, err) < 0)
         return -1;
     if (ev->action == ACTION_CREATE_INVOICE && ev->in.payment_terms &&
         resolve_term(&r->rc, ev->in.payment_terms, r->term_id, err) < 0)

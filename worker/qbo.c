@@ -1058,6 +1058,69 @@ static int company_info(const struct ioctx *io, struct qbo_api *q, const char *r
     return 0;
 }
 
+/* A plain positive decimal ("1.0812"): digits, at most one '.', not all zeros. */
+static int rate_text_ok(const char *s, size_t n)
+{
+    size_t dots = 0, nonzero = 0;
+
+    if (n == 0 || n >= QBO_RATE_MAX || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.')
+            dots++;
+        else if (s[i] < '0' || s[i] > '9')
+            return 0;
+        else
+            nonzero += s[i] != '0';
+    }
+    return dots <= 1 && nonzero > 0;
+}
+
+static int exchange_rate(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                         const char *code, const char *date, char rate[QBO_RATE_MAX],
+                         struct api_error *err)
+{
+    struct http_param p[2] = {{"sourcecurrencycode", code}, {"asofdate", date}};
+    struct jtape t = {0};
+    struct call c = {.method = HTTP_GET,
+                     .path = "exchangerate",
+                     .endpoint = "GET /v3/company/{realm}/exchangerate",
+                     .params = p,
+                     .nparams = 2,
+                     .tape = &t};
+    size_t x, r;
+    int rc = -1;
+
+    api_error_clear(err);
+    if (!oauth_realm_valid(realm) || !code || strlen(code) != 3 || !date || strlen(date) != 10) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad exchange rate query");
+        return -1;
+    }
+    if (exchange(io, q, realm, &c, NULL, err) < 0)
+        return -1;
+    if (jtape_get_obj(&t, JTAPE_ROOT, "ExchangeRate", &x) != JGET_OK ||
+        !(r = jtape_member(&t, x, "Rate")) ||
+        (t.n[r].type != JT_NUMBER && t.n[r].type != JT_STRING) ||
+        !rate_text_ok(t.arena + t.n[r].str, t.n[r].count)) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 200,
+                      "QuickBooks has no usable exchange rate for %s on %s", code, date);
+        goto out;
+    }
+    memcpy(rate, t.arena + t.n[r].str, t.n[r].count);
+    rate[t.n[r].count] = '\0';
+    rc = 0;
+out:
+    jtape_release(&t);
+    return rc;
+}
+
+int qbo_exchange_rate(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                      const char *code, const char *date, char rate[QBO_RATE_MAX],
+                      struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_QBO, exchange_rate(io, q, realm, code, date, rate, err));
+}
+
 int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
                      struct qbo_company *out, struct api_error *err)
 {

@@ -225,6 +225,18 @@ struct qbo_company {
 int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
                      struct qbo_company *out, struct api_error *err);
 
+/* The company's exchange rate of currency code (3 letters) into its home currency on date
+ * (YYYY-MM-DD): GET /exchangerate?sourcecurrencycode=<code>&asofdate=<date>, the Rate
+ * as the decimal text QBO sent (home units per foreign unit; a plain positive decimal of
+ * at most QBO_RATE_MAX - 1 bytes) into rate. QBO books a foreign document sent without
+ * ExchangeRate at 1:1 (field reports, tests/sandbox/README.md), so documents carry this
+ * one. A Rate that is missing or not such a decimal is API_PERMANENT / QBO_VALIDATION.
+ * 0, or -1 with *err. */
+#define QBO_RATE_MAX 24
+int qbo_exchange_rate(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                      const char *code, const char *date, char rate[QBO_RATE_MAX],
+                      struct api_error *err);
+
 /* Classify a non-2xx QBO response (the table above) into *err. body may be NULL when len
  * is 0; content_type and intuit_tid may be NULL. Exposed for tests and for callers that
  * inspect batch item faults (pass status 400 for a per-item Fault). */

@@ -43,7 +43,7 @@
     {                                                                                              \
         .per_minute = 500, .concurrent = 10, .requestid_max_entries = 200000, .names_ci = 1,       \
         .strict_fields = 1, .require_accept_json = 1, .hide_inactive = 1, .docnum_max_len = 21,    \
-        .ast_bill_addr = 1                                                                         \
+        .ast_bill_addr = 1, .xrate_one = 1                                                         \
     }
 
 static const struct qbo_opts default_opts = QBO_DEFAULT_OPTS;
@@ -619,6 +619,42 @@ out:
     free(text);
 }
 
+/* GET /exchangerate?sourcecurrencycode=EUR[&asofdate=YYYY-MM-DD]: the company's rate of a
+ * foreign currency into its home currency (the seeded `exchange_rates`; one rate for
+ * every date here). Not multicurrency, the home currency or an unknown code: 400. */
+static void do_exchange_rate(struct route_ctx *c)
+{
+    const char *code = sb_req_query(c->req, "sourcecurrencycode");
+    const char *date = sb_req_query(c->req, "asofdate");
+    const char *home = qbo_home_currency(c->r), *rate = NULL;
+    struct json_object *e;
+    struct qbo_dec d;
+    struct fault f;
+    char today[48];
+
+    if (code && qbo_multicurrency(c->r) && strcmp(code, home) != 0)
+        rate = jstr(c->r->xrates, code);
+    if (!rate || !*rate || qbo_dec_parse(rate, &d) < 0) {
+        qbo_fault_set(&f, "2010", "sourcecurrencycode", "Invalid Request Parameter",
+                      "No exchange rate for currency %.8s into %s", code ? code : "(none)",
+                      home);
+        qbo_reply_fault(c->rp, c->r, &f);
+        return;
+    }
+    if (!date || strlen(date) != 10) {
+        qbo_fmt_time(c->r, clock_wall_ms(), 0, today, sizeof today);
+        today[10] = '\0';
+        date = today;
+    }
+    e = json_object_new_object();
+    json_object_object_add(e, "SourceCurrencyCode", json_object_new_string(code));
+    json_object_object_add(e, "TargetCurrencyCode", json_object_new_string(home));
+    json_object_object_add(e, "Rate", qbo_dec_json(d));
+    json_object_object_add(e, "AsOfDate", json_object_new_string(date));
+    qbo_reply_entity(c->rp, c->r, "ExchangeRate", e);
+    json_object_put(e);
+}
+
 /* ---- routing ---------------------------------------------------------------------- */
 
 static void route(struct route_ctx *c)
@@ -642,6 +678,8 @@ static void route(struct route_ctx *c)
         }
     } else if (n == 11 && strncmp(rest, "preferences", 11) == 0 && !sub && get) {
         qbo_reply_entity(c->rp, c->r, "Preferences", c->r->prefs);
+    } else if (n == 12 && strncmp(rest, "exchangerate", 12) == 0 && !sub && get) {
+        do_exchange_rate(c);
     } else if ((k = qbo_kind_by_path(rest, n)) >= 0 && !sub && post) {
         qbo_do_write(c, (enum kind)k);
     } else if (k >= 0 && sub && *sub && !strchr(sub, '/') && get) {

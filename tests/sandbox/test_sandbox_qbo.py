@@ -1077,6 +1077,7 @@ def test_multicurrency_customers_keep_their_currency(sb):
 
 
 def test_multicurrency_document_follows_its_customer(sb):
+    sb.config(qbo={"exchange_rate_default": "seeded"})  # the seeded rate when none is sent
     inv = sale(sb, MC1, [line(100.00, item="4")], customer="3", CurrencyRef={"value": "EUR"},
                TxnTaxDetail={"TotalTax": 0})
     assert inv["CurrencyRef"] == {"value": "EUR", "name": "Euro"}
@@ -1115,12 +1116,31 @@ def test_multicurrency_exchange_rate_sent_or_seeded_and_home_rounding(sb):
     for bad in (0, -1, "abc", 2000000):
         assert fault(sale(sb, MC1, [line(1)], customer="3", status=400, ExchangeRate=bad))[1] \
             == "2010", bad
-    sb.config(qbo={"exchange_rate_default": "one"})  # field reports: QBO books 1:1 then
+    # by default, as field reports describe QBO: no ExchangeRate sent is 1:1
     inv = sale(sb, MC1, [line(10.00, item="1")], customer="3")
     assert (inv["ExchangeRate"], inv["HomeTotalAmt"]) == (1, 10.0)
+    sb.config(qbo={"exchange_rate_default": "seeded"})
+    inv = sale(sb, MC1, [line(10.00, item="1")], customer="3")
+    assert (inv["ExchangeRate"], inv["HomeTotalAmt"]) == (1.08, 10.8)
+
+
+def test_exchange_rate_endpoint(sb):
+    r = get(sb, MC1, "exchangerate", sourcecurrencycode="EUR", asofdate="2024-03-05")
+    assert r.status == 200, r.body
+    x = r.json()["ExchangeRate"]
+    assert (x["SourceCurrencyCode"], x["TargetCurrencyCode"], x["Rate"], x["AsOfDate"]) == \
+        ("EUR", "USD", 1.08, "2024-03-05")
+    assert b'"Rate":1.08' in r.body
+    assert len(get(sb, MC1, "exchangerate", sourcecurrencycode="GBP").json()[
+        "ExchangeRate"]["AsOfDate"]) == 10  # today, in the company's zone
+    for realm, code in ((MC1, "JPY"), (MC1, "USD"), (MC1, None), (US1, "EUR")):
+        q = {"sourcecurrencycode": code} if code else {}
+        st, fc, element, _, _ = fault(get(sb, realm, "exchangerate", **q))
+        assert (st, fc, element) == (400, "2010", "sourcecurrencycode"), (realm, code)
 
 
 def test_multicurrency_payment_and_home_balance(sb):
+    sb.config(qbo={"exchange_rate_default": "seeded"})  # the seeded rate when none is sent
     inv = sale(sb, MC1, [line(100.00, item="1")], customer="3")  # EUR, item 1 not taxable
     assert inv["HomeBalance"] == 108.0
     body = {"CustomerRef": {"value": "3"}, "TotalAmt": 40, "Line": [
@@ -1141,6 +1161,7 @@ def test_multicurrency_payment_and_home_balance(sb):
 
 
 def test_multicurrency_purchase_follows_its_vendor(sb):
+    sb.config(qbo={"exchange_rate_default": "seeded"})  # the seeded rate when none is sent
     p = post(sb, MC1, "purchase", dict(EXPENSE)).json()["Purchase"]
     assert p["CurrencyRef"]["value"] == "USD" and p["ExchangeRate"] == 1
     st, code, element, _, detail = fault(post(sb, MC1, "purchase",

@@ -446,8 +446,15 @@ describe('QBO sales tax, discounts and currencies with node-quickbooks (issue 15
     const cust = await call(qb, 'createCustomer', { DisplayName: 'Émile Zola', CurrencyRef: { value: 'EUR' } });
     assert.equal(cust.status, 200, JSON.stringify(cust.data));
     assert.deepEqual(cust.body.CurrencyRef, { value: 'EUR', name: 'Euro' });
+    // the company's rate for the day, sent with the invoice: QBO books 1:1 otherwise
+    const rate = await call(qb, 'getExchangeRate', { sourcecurrencycode: 'EUR', asofdate: '2024-03-05' });
+    assert.equal(rate.status, 200, JSON.stringify(rate.data));
+    const xr = rate.body.ExchangeRate; // node-quickbooks hands back the whole answer here
+    assert.deepEqual([xr.SourceCurrencyCode, xr.TargetCurrencyCode, xr.Rate],
+      ['EUR', 'USD', 1.08]);
     const inv = await call(qb, 'createInvoice', {
       CustomerRef: { value: cust.body.Id }, CurrencyRef: { value: 'EUR' },
+      ExchangeRate: xr.Rate,
       Line: [{ DetailType: 'SalesItemLineDetail', Amount: 250,
         SalesItemLineDetail: { ItemRef: { value: '1' }, TaxCodeRef: { value: 'NON' } } }],
       TxnTaxDetail: { TotalTax: 0 },

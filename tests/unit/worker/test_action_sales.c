@@ -218,7 +218,8 @@ static void test_doc_body_tax_discount_currency(void **state)
     const char *ids[2] = {"4", "9"};
     const unsigned char taxable[2] = {1, 0};
     struct qbo_company co = {.sales_tax = 1, .ast = 1, .home_currency = "USD"};
-    struct action_currency eur = {.code = "EUR", .foreign = 1}, usd = {.code = "USD"};
+    struct action_currency eur = {.code = "EUR", .foreign = 1, .rate = "1.0812"};
+    struct action_currency usd = {.code = "USD"};
     struct hubspot_address bill = {.line1 = "1 Main St", .city = "Austin", .state = "TX",
                                    .zip = "78701", .country = "US"};
     struct hubspot_address ship = {.city = "New York", .state = "NY"};
@@ -257,6 +258,7 @@ static void test_doc_body_tax_discount_currency(void **state)
         "\"TX\",\"PostalCode\":\"78701\",\"Country\":\"US\"},"
         "\"ShipAddr\":{\"City\":\"New York\",\"CountrySubDivisionCode\":\"NY\"},"
         "\"TxnTaxDetail\":{\"TotalTax\":7.25},\"CurrencyRef\":{\"value\":\"EUR\"},"
+        "\"ExchangeRate\":1.0812,"
         "\"PrivateNote\":\"n\",\"Line\":["
         "{\"DetailType\":\"SalesItemLineDetail\",\"Amount\":100.00,\"Description\":\"Widget\","
         "\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":\"4\"},\"Qty\":2,\"UnitPrice\":50.00,"

@@ -417,6 +417,7 @@ static void test_payment_in_euros(void **state)
     doc = entity(H_REALM_MC1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
     assert_string_equal(tp_str_at(doc, "CurrencyRef.value"), "EUR");
     assert_int_equal(cents_at(doc, "TotalAmt"), 25000);
+    assert_int_equal(cents_at(doc, "HomeTotalAmt"), 27000); /* at QBO's 1.08, not 1:1 */
     json_object_put(doc);
     json_object_put(r);
     free(ev);

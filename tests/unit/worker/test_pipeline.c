@@ -598,6 +598,9 @@ static void test_foreign_currency_on_multicurrency(void **state)
     doc = doc_of(r, H_REALM_MC1, "invoice");
     assert_string_equal(tp_str_at(doc, "CurrencyRef.value"), "EUR");
     assert_string_equal(num_at(doc, "TotalAmt"), "335.50");
+    /* QBO's own rate for the day, sent: without it QBO would book 1:1 */
+    assert_string_equal(num_at(doc, "ExchangeRate"), "1.08");
+    assert_string_equal(num_at(doc, "HomeTotalAmt"), "362.34");
     assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "customer",
                               tp_str_at(doc, "CustomerRef.value"), &cust, &err),
                      0);

@@ -64,6 +64,9 @@ static int setup(void **state)
     h_reset();
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_CA, H_RT_CA, 0, e, sizeof e), 0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_AST1, H_RT_AST1, 0, e, sizeof e),
+                     0);
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_MC1, H_RT_MC1, 0, e, sizeof e), 0);
     env_open(NULL, 0);
     return 0;
 }
@@ -808,6 +811,68 @@ static void test_company_info(void **state)
     assert_string_equal(c.country, "CA");
     assert_int_equal(c.is_us, 0);
     assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_CA "/companyinfo", NULL), 1);
+    assert_string_equal(c.home_currency, "CAD"); /* Preferences ride in the same cache */
+    assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_CA "/preferences", NULL), 1);
+}
+
+/* Preferences: sales tax, Automated Sales Tax, currencies, numbering. */
+static void test_company_preferences(void **state)
+{
+    struct qbo_company c;
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_US1, &c, &err), 0);
+    assert_true(c.sales_tax);
+    assert_false(c.ast);
+    assert_false(c.multicurrency);
+    assert_string_equal(c.home_currency, "USD");
+    assert_false(c.custom_txn_numbers);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_AST1, &c, &err), 0);
+    assert_true(c.sales_tax && c.ast);
+    assert_false(c.multicurrency);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_MC1, &c, &err), 0);
+    assert_true(c.multicurrency && c.ast);
+    assert_string_equal(c.home_currency, "USD");
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_CA, &c, &err), 0);
+    assert_true(c.custom_txn_numbers);
+    /* another replica reads them from Redis (v2 entries), not from QBO */
+    env_close();
+    env_open(NULL, 0);
+    assert_int_equal(qbo_company_info(H_IO(E.http, H.redis), E.q, H_REALM_MC1, &c, &err), 0);
+    assert_true(c.multicurrency && c.ast && c.sales_tax);
+    assert_int_equal(h_count("vendor=qbo&path=/v3/company/" H_REALM_MC1 "/preferences", NULL), 1);
+}
+
+/* The company's exchange rate, as QBO's decimal text; none is an error, never 1:1. */
+static void test_exchange_rate(void **state)
+{
+    char rate[QBO_RATE_MAX];
+    struct api_error err;
+    (void)state;
+
+    assert_int_equal(qbo_exchange_rate(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "GBP",
+                                       "2024-03-05", rate, &err),
+                     0);
+    assert_string_equal(rate, "1.27");
+    assert_int_equal(qbo_exchange_rate(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "JPY",
+                                       "2024-03-05", rate, &err),
+                     -1);
+    assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
+    assert_int_equal(qbo_exchange_rate(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "EU",
+                                       "2024-03-05", rate, &err),
+                     -1);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    /* a Rate that is not a plain positive decimal is not sent on */
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"path\":\"/v3/company/*/exchangerate\",\"status\":200,\"body\":"
+                             "{\"ExchangeRate\":{\"Rate\":\"1e3\"}},\"times\":1}",
+                             NULL),
+                     201);
+    assert_int_equal(qbo_exchange_rate(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "GBP",
+                                       "2024-03-05", rate, &err),
+                     -1);
+    assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
 }
 
 static void test_paging(void **state)
@@ -940,6 +1005,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_doc_fails_like_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_and_server_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_company_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_company_preferences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_and_oversized, setup, teardown),
     };
