@@ -154,6 +154,7 @@ KAFKA_MOCK_SRCS := \
 FUZZ_TARGETS := \
 	tests/fuzz/fuzz_event \
 	tests/fuzz/fuzz_money \
+	tests/fuzz/fuzz_pricing \
 	tests/fuzz/fuzz_json
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
