@@ -6,7 +6,9 @@ the sandbox's QuickBooks and HubSpot credentials with `hsqb-worker credentials`,
 `hsqb-worker run` replicas in one consumer group, publishes a small realistic stream to
 hsqb.actions — the three sales actions on deals and quotes, the four payment actions on
 HubSpot payments (sales receipt, paid invoice, processing-fee expense, refund receipt),
-a duplicate, two expected failures and undecodable bytes — waits for every outcome on
+sales tax on an Automated Sales Tax company, a quote's discount and fees, a deal in euros
+refused by USD-only books and booked (at QBO's rate) by multicurrency ones, a duplicate,
+three expected failures and undecodable bytes — waits for every outcome on
 hsqb.results, prints them as a table and what now exists in the QuickBooks sandbox, then
 stops everything it started (also on Ctrl-C or failure). Exit status 0 only if every
 expected outcome happened, checked in the results and in the QuickBooks books.
@@ -28,7 +30,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration"))
 
 import harness  # noqa: E402
-from harness import US1, cents  # noqa: E402
+from harness import AST1, MC1, US1, cents  # noqa: E402
 
 RESULT_TIMEOUT_S = 45
 USE_COLOR = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
@@ -50,31 +52,42 @@ def say(msg):
 FEE_EXPENSE = {"expense_account": "Bank Charges", "paid_from_account": "Checking",
                "payment_type": "Check", "vendor": "HubSpot Payments"}
 STREAM = [
-    ("invoice, deal, Net 15", "create_invoice", "DEAL", 1005,
+    ("invoice, deal, Net 15", "create_invoice", "DEAL", 1005, US1,
      {"payment_terms": "Net 15"}, ("succeeded", "Invoice", 15000)),
-    ("estimate, deal, new product", "create_estimate", "DEAL", 1002,
+    ("estimate, deal, new product", "create_estimate", "DEAL", 1002, US1,
      {"create_missing_products": "true"}, ("succeeded", "Estimate", 145500)),
-    ("sales receipt, deal, 3 contacts", "create_sales_receipt", "DEAL", 1001,
-     {"create_missing_products": "true"}, ("succeeded", "SalesReceipt", 205397)),
-    ("invoice, quote, O'Brien", "create_invoice", "QUOTE", 2002,
-     {}, ("succeeded", "Invoice", 23988)),
-    ("estimate, quote, e-signed", "create_estimate", "QUOTE", 2001,
+    ("sales receipt, deal, taxed line", "create_sales_receipt", "DEAL", 1001, US1,
+     {"create_missing_products": "true"}, ("succeeded", "SalesReceipt", 209022)),
+    ("invoice, quote, O'Brien, NY tax", "create_invoice", "QUOTE", 2002, US1,
+     {}, ("succeeded", "Invoice", 26117)),
+    ("estimate, quote, e-signed", "create_estimate", "QUOTE", 2001, US1,
      {"create_missing_products": "true"}, ("succeeded", "Estimate", 205397)),
-    ("sales receipt, quote", "create_sales_receipt", "QUOTE", 2002,
-     {}, ("succeeded", "SalesReceipt", 23988)),
-    ("sales receipt, card payment", "create_sales_receipt", "COMMERCE_PAYMENT", 8001,
+    ("sales receipt, quote", "create_sales_receipt", "QUOTE", 2002, US1,
+     {}, ("succeeded", "SalesReceipt", 26117)),
+    ("sales receipt, card payment", "create_sales_receipt", "COMMERCE_PAYMENT", 8001, US1,
      {"create_missing_products": "true", "deposit_to_account": "Checking"},
      ("succeeded", "SalesReceipt", 205397)),
-    ("paid invoice, card payment", "create_paid_invoice", "COMMERCE_PAYMENT", 8001,
+    ("paid invoice, card payment", "create_paid_invoice", "COMMERCE_PAYMENT", 8001, US1,
      {"create_missing_products": "true"}, ("succeeded", "Invoice", 205397)),
-    ("expense, payment's fees", "create_expense", "COMMERCE_PAYMENT", 8001,
+    ("expense, payment's fees", "create_expense", "COMMERCE_PAYMENT", 8001, US1,
      FEE_EXPENSE, ("succeeded", "Purchase", 5987)),
-    ("refund receipt, full refund", "create_refund_receipt", "COMMERCE_PAYMENT", 8003,
+    ("refund receipt, full refund", "create_refund_receipt", "COMMERCE_PAYMENT", 8003, US1,
      {"refund_from_account": "Checking"}, ("succeeded", "RefundReceipt", 37500)),
-    ("invoice, product missing", "create_invoice", "DEAL", 1004,
+    ("invoice, product missing", "create_invoice", "DEAL", 1004, US1,
      {"create_missing_products": "false"}, ("failed", "PRODUCT_NOT_FOUND", None)),
-    ("refund receipt, partial refund", "create_refund_receipt", "COMMERCE_PAYMENT", 8002,
+    ("refund receipt, partial refund", "create_refund_receipt", "COMMERCE_PAYMENT", 8002, US1,
      {"refund_from_account": "Checking"}, ("failed", "NOT_FULLY_REFUNDED", None)),
+    # Books that match HubSpot to the cent: sales tax on an Automated Sales Tax company,
+    # a quote's own discount and fees, and a deal in euros on USD-only and multicurrency
+    # books.
+    ("invoice, deal, AST company, tax", "create_invoice", "DEAL", 1009, AST1,
+     {"create_missing_products": "true"}, ("succeeded", "Invoice", 56259)),
+    ("estimate, quote, 10% off + 2 fees", "create_estimate", "QUOTE", 2004, AST1,
+     {"create_missing_products": "true"}, ("succeeded", "Estimate", 66385)),
+    ("invoice, EUR deal, USD-only books", "create_invoice", "DEAL", 1007, US1,
+     {"create_missing_products": "true"}, ("failed", "CURRENCY_NOT_SUPPORTED", None)),
+    ("invoice, EUR deal, multicurrency", "create_invoice", "DEAL", 1007, MC1,
+     {"create_missing_products": "true"}, ("succeeded", "Invoice", 33550)),
 ]
 DUPLICATE_OF = 3  # index in STREAM of the event published twice
 GARBAGE = b"\x00\x01 this is not an event {"
@@ -88,8 +101,15 @@ def on_signal(signum, frame):
     raise Stopped(signal.Signals(signum).name)
 
 
-def money(c):
-    return "—" if c is None else "$%s.%02d" % ("{:,}".format(c // 100), c % 100)
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+
+
+def money(c, currency="USD"):
+    if c is None:
+        return "—"
+    sym = SYMBOLS.get(currency or "USD")
+    amount = "%s.%02d" % ("{:,}".format(c // 100), c % 100)
+    return sym + amount if sym else "%s %s" % (currency, amount)
 
 
 def table(rows, headers):
@@ -163,18 +183,18 @@ def run(h, args):
     h.store_credentials()
     say("starting 2 hsqb-worker replicas in consumer group hsqb-demo")
     h.start_replicas(2)
-    before = h.sandbox.qbo(US1)
+    before = {r: h.sandbox.qbo(r) for r in REALMS}
 
     events = []
-    for label, action, kind, oid, inputs, expect in STREAM:
-        events.append((label, h.event(action, kind, oid, US1, **inputs), expect))
+    for label, action, kind, oid, realm, inputs, expect in STREAM:
+        events.append((label, h.event(action, kind, oid, realm, **inputs), expect))
     dup_label, dup_ev, dup_expect = events[DUPLICATE_OF]
     n_failing = sum(1 for _, _, (st, _, _) in events if st == "failed")
     say("publishing %d events to hsqb.actions (%d sales, %d payment, one duplicate, %d "
         "expected to fail, one invalid)" % (
             len(events) + 2, sum(1 for e in STREAM if e[2] != "COMMERCE_PAYMENT" and
-                                 e[5][0] == "succeeded"),
-            sum(1 for e in STREAM if e[2] == "COMMERCE_PAYMENT" and e[5][0] == "succeeded"),
+                                 e[6][0] == "succeeded"),
+            sum(1 for e in STREAM if e[2] == "COMMERCE_PAYMENT" and e[6][0] == "succeeded"),
             n_failing))
     h.produce(*[ev for _, ev, _ in events])
     h.produce(dup_ev)
@@ -195,7 +215,7 @@ def run(h, args):
         h.wait_dlq([garbage.coords] + [ev.coords for ev in failed_evs], timeout=10)
     except AssertionError:
         pass  # reported below, entry by entry
-    after = h.sandbox.qbo(US1)
+    after = {r: h.sandbox.qbo(r) for r in REALMS}
 
     rows, failures, notes = [], [], []
 
@@ -222,11 +242,11 @@ def run(h, args):
         elif st_want == "succeeded" and (d["qbo"]["entity"], d["qbo"]["total_cents"]) != (
                 what_want, total_want):
             problem = "%s %s, expected %s %s" % (d["qbo"]["entity"], money(
-                d["qbo"]["total_cents"]), what_want, money(total_want))
+                d["qbo"]["total_cents"], d["qbo"]["currency"]), what_want, money(total_want))
         elif st_want == "failed" and d["error"]["code"] != what_want:
             problem = "%s, expected %s" % (d["error"]["code"], what_want)
         if problem is None:
-            problem = book_problem(ev, d, after)
+            problem = book_problem(ev, d, after[ev.doc["data"]["inputFields"]["qbo_realm_id"]])
         add(label, ev, res, problem)
     dup = h.results_for([dup_ev.id])[dup_ev.id]
     problem = None
@@ -257,7 +277,8 @@ def run(h, args):
     print("  dead letters on hsqb.actions.dlq (original bytes + failure headers): %d" % sum(
         len(v) for v in dead.values()))
     print()
-    show_qbo(before, after)
+    for realm in REALMS:
+        show_qbo(realm, before[realm], after[realm])
     if h.collector.invalid:
         failures.append("%d results do not match schemas/result-event.schema.json" % len(
             h.collector.invalid))
@@ -271,8 +292,8 @@ def run(h, args):
           env["KAFKA_BOOTSTRAP"])
     print("  dead letters with headers: kcat -b %s -C -t hsqb.actions.dlq -o beginning -e "
           "-f '%%h\\n%%s\\n\\n'" % env["KAFKA_BOOTSTRAP"])
-    print("  QuickBooks sandbox state:  curl -s '%s/_sandbox/state?realm=%s'" % (
-        env["SANDBOX_URL"], US1))
+    print("  QuickBooks sandbox state:  curl -s '%s/_sandbox/state?realm=%s'  (also %s, %s)" % (
+        env["SANDBOX_URL"], US1, AST1, MC1))
     print("  worker metrics:            curl -s %s" % h.replicas[0].url("/metrics"))
     if args.keep:
         print(color("  --keep: still running. Stop with: kill %s; tests/stack/stack down %s" % (
@@ -290,6 +311,9 @@ def run(h, args):
 # What each successful action must leave in the books, besides its one document: the
 # QuickBooks kinds whose PrivateNote names the event (exactly once, whatever duplicates
 # and retries did).
+REALMS = (US1, AST1, MC1)
+REALM_NAMES = {US1: "US, sales tax by hand", AST1: "US, Automated Sales Tax",
+               MC1: "US, multicurrency: home USD, EUR and GBP customers"}
 DOCS_OF = {"create_invoice": ["Invoice"], "create_estimate": ["Estimate"],
            "create_sales_receipt": ["SalesReceipt"], "create_paid_invoice": ["Invoice", "Payment"],
            "create_expense": ["Purchase"], "create_refund_receipt": ["RefundReceipt"]}
@@ -325,6 +349,8 @@ def book_problem(ev, d, after):
     doc = by_id(after, q["entity"], q["id"])
     if doc is None or cents(doc["TotalAmt"]) != q["total_cents"]:
         return "%s #%s is not in QuickBooks with the total of the result" % (q["entity"], q["id"])
+    if q["currency"] != "USD" and (doc.get("CurrencyRef") or {}).get("value") != q["currency"]:
+        return "%s #%s is not in %s" % (q["entity"], q["id"], q["currency"])
     inputs = ev.doc["data"]["inputFields"]
     if action == "create_paid_invoice":
         pay = by_id(after, "Payment", q.get("payment_id") or "")
@@ -380,7 +406,8 @@ def row(n, label, ev, res, duplicate=False):
         if q.get("payment_id"):
             doc += " + Payment #%s" % q["payment_id"]
         return head + ["duplicate: same" if duplicate else "succeeded", doc,
-                       q.get("doc_number") or "-", money(q["total_cents"]), d["duration_ms"]]
+                       q.get("doc_number") or "-", money(q["total_cents"], q.get("currency")),
+                       d["duration_ms"]]
     return head + ["failed", d["error"]["code"], "", "", d["duration_ms"]]
 
 
@@ -397,13 +424,32 @@ def ref_name(state, kind, ref):
     return (e or {}).get("DisplayName") or (e or {}).get("Name") or ref.get("value", "")
 
 
-def show_qbo(before, after):
-    say("what now exists in the QuickBooks sandbox (realm %s, US)" % US1)
+def tax_and_currency(d):
+    """ ", tax $1.23" and " EUR at 1.08 ($270.00)" for a sales document, when it has them."""
+    cur = (d.get("CurrencyRef") or {}).get("value") or "USD"
+    out = ""
+    tax = (d.get("TxnTaxDetail") or {}).get("TotalTax")
+    if tax:
+        out += ", tax %s" % money(cents(tax), cur)
+    disc = sum(cents(l["Amount"]) for l in d.get("Line", [])
+               if l.get("DetailType") == "DiscountLineDetail")
+    if disc:
+        out += ", discount %s" % money(disc, cur)
+    if cur != "USD":
+        out += ", %s at %s (%s)" % (cur, d.get("ExchangeRate"), money(cents(
+            d.get("HomeTotalAmt", d["TotalAmt"]))))
+    return out
+
+
+def show_qbo(realm, before, after):
+    say("what now exists in the QuickBooks sandbox (realm %s, %s)" % (realm, REALM_NAMES[realm]))
     seen = {k: {e["Id"] for e in before.get(k, [])} for k in KINDS}
     new = {k: [e for e in after.get(k, []) if e["Id"] not in seen[k]] for k in KINDS}
     for c in new["Customer"]:
-        print("  Customer      %-4s %-40s %s" % (
-            c["Id"], c["DisplayName"], (c.get("PrimaryEmailAddr") or {}).get("Address", "")))
+        cur = (c.get("CurrencyRef") or {}).get("value", "USD")
+        print("  Customer      %-4s %-40s %s%s" % (
+            c["Id"], c["DisplayName"], (c.get("PrimaryEmailAddr") or {}).get("Address", ""),
+            "" if cur == "USD" else "  (%s)" % cur))
     for v in new["Vendor"]:
         print("  Vendor        %-4s %s" % (v["Id"], v["DisplayName"]))
     for i in new["Item"]:
@@ -412,17 +458,18 @@ def show_qbo(before, after):
         for d in new[k]:
             if k == "Invoice":
                 extra = "  due %s, balance %s" % (d.get("DueDate", "-"), money(cents(
-                    d.get("Balance", d["TotalAmt"]))))
+                    d.get("Balance", d["TotalAmt"])), (d.get("CurrencyRef") or {}).get("value")))
             elif d.get("DepositToAccountRef"):
                 extra = "  %s %s" % ("from" if k == "RefundReceipt" else "to", ref_name(
                     after, "Account", d["DepositToAccountRef"]))
             else:
                 extra = ""
             n = len(harness.sales_lines(d))
-            print("  %-13s #%-4s no. %-6s %-34s %12s  %d line%s  %s%s" % (
+            print("  %-13s #%-4s no. %-6s %-34s %12s  %d line%s  %s%s%s" % (
                 k, d["Id"], d.get("DocNumber", ""),
                 short(ref_name(after, "Customer", d.get("CustomerRef")), 34),
-                money(cents(d["TotalAmt"])), n, "" if n == 1 else "s", d["TxnDate"], extra))
+                money(cents(d["TotalAmt"]), (d.get("CurrencyRef") or {}).get("value")), n,
+                "" if n == 1 else "s", d["TxnDate"], extra, tax_and_currency(d)))
     for p in new["Payment"]:
         inv = ["Invoice #%s" % lt["TxnId"] for l in p.get("Line", [])
                for lt in l.get("LinkedTxn", []) if lt.get("TxnType") == "Invoice"]
