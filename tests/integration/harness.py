@@ -16,6 +16,7 @@ which requests reached it), jsonschema validates every result. Used by the pytes
 Run with Debian's /usr/bin/python3 (python3-kafka, python3-redis, python3-jsonschema).
 """
 
+import contextlib
 import datetime
 import json
 import logging
@@ -79,6 +80,9 @@ PORTAL2 = 243987001
 US1 = "4620816365014867780"
 US2 = "4620816365014867781"
 CA1 = "9130357766554433"
+AST1 = "4620816365014867790"  # US, Automated Sales Tax on (issue 15), company in CA
+MC1 = "4620816365014867791"  # US, multicurrency (home USD; EUR and GBP), AST on
+QBO_REALMS = (US1, US2, CA1, AST1, MC1)  # every realm connected in the seed
 
 
 def _full_token(portal):
@@ -93,6 +97,9 @@ def _full_token(portal):
 HUBSPOT_TOKENS = {PORTAL1: _full_token(PORTAL1), PORTAL2: _full_token(PORTAL2)}
 QBO_REFRESH_TOKENS = {c["realm_id"]: c["refresh_token"]
                       for c in _QBO["intuit_oauth"]["connections"]}
+# The seeded static access tokens: what a test reads QBO with, as the worker would.
+QBO_ACCESS_TOKENS = {c["realm_id"]: c["access_token"]
+                     for c in _QBO["intuit_oauth"]["connections"] if c.get("access_token")}
 
 
 def seeded_secrets():
@@ -208,6 +215,11 @@ class Sandbox:
         return self._call("GET", "/_sandbox/requests", query={"since": 2**62, "limit": 1})[
             "total_recorded"]
 
+    def evicted(self):
+        """How many entries the request log's ring has dropped since the reset."""
+        return self._call("GET", "/_sandbox/requests", query={"since": 2**62, "limit": 1})[
+            "evicted"]
+
     def requests(self, since=0, **filters):
         """Every logged request after seq `since` matching the filters (vendor, tenant,
         method, path prefix, status), oldest first."""
@@ -234,6 +246,33 @@ class Sandbox:
 
     def oauth(self):
         return self.state(realm=US1)["oauth"]
+
+    # Reading QuickBooks as a client does: the Accounting API's query endpoint, with the
+    # realm's bearer token (the seeded static access token).
+    def qbo_query(self, realm, statement):
+        """The QueryResponse of one `GET /v3/company/{realm}/query` ({} when no rows)."""
+        url = "%s/v3/company/%s/query?%s" % (self.base, realm, urllib.parse.urlencode(
+            {"query": statement, "minorversion": "75"}, quote_via=urllib.parse.quote))
+        req = urllib.request.Request(url, headers={
+            "Authorization": "Bearer " + QBO_ACCESS_TOKENS[realm],
+            "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.loads(r.read())["QueryResponse"]
+        except urllib.error.HTTPError as e:
+            raise RuntimeError("QBO query %r on %s -> %d %s" % (
+                statement, realm, e.code, e.read()[:500])) from None
+
+    def qbo_select(self, realm, entity, where=None, page=1000):
+        """Every row of `SELECT * FROM entity [WHERE where]`, paged with STARTPOSITION."""
+        rows, start = [], 1
+        while True:
+            got = self.qbo_query(realm, "SELECT * FROM %s%s STARTPOSITION %d MAXRESULTS %d" % (
+                entity, " WHERE " + where if where else "", start, page)).get(entity, [])
+            rows.extend(got)
+            if len(got) < page:
+                return rows
+            start += page
 
     # Seeding helpers: HubSpot objects of one portal, QBO entities of one realm.
     def seed_hubspot(self, portal, **objects):
@@ -806,6 +845,18 @@ class Harness:
                 self.replicas.remove(r)
         return statuses
 
+    @contextlib.contextmanager
+    def replicas_with(self, extra_env, n=2):
+        """For the block, the current replicas replaced by n started with extra_env (a
+        module's own knobs); n with the standard settings again afterwards."""
+        self.stop_replicas()
+        self.start_replicas(n, extra_env=extra_env)
+        try:
+            yield self
+        finally:
+            self.stop_replicas()
+            self.start_replicas(n)
+
     def restart(self, replica, timeout=40, wait=True):
         """A new process with the same settings in the place of `replica` (ready when
         `wait`, else just started)."""
@@ -833,7 +884,7 @@ class Harness:
         return r
 
     def store_credentials(self, realms=None, portals=None):
-        for realm in (US1, US2, CA1) if realms is None else realms:
+        for realm in QBO_REALMS if realms is None else realms:
             r = self.cli(["credentials", "qbo", "--realm", realm, "--refresh-token", "-"],
                          stdin=QBO_REFRESH_TOKENS[realm] + "\n")
             if r.returncode != 0:

@@ -50,12 +50,8 @@ UNLIMITED_SANDBOX = {"hubspot_rate_10s": 0, "qbo_rate_min": 0, "qbo_concurrent":
 @pytest.fixture(scope="module")
 def fleet(hsqb):
     """The session's replicas, replaced by two with FAST settings for this module."""
-    h = hsqb
-    h.stop_replicas()
-    h.start_replicas(2, extra_env=FAST)
-    yield h
-    h.stop_replicas()
-    h.start_replicas(2)
+    with hsqb.replicas_with(FAST) as h:
+        yield h
 
 
 # ---- helpers ----------------------------------------------------------------------------------
