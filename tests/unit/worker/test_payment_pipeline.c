@@ -436,7 +436,8 @@ static void test_paid_invoice_taxable_refused_creates_nothing(void **state)
                  "\"quantity\":\"1\",\"price\":\"150.00\",\"amount\":\"150.00\",\"hs_sku\":"
                  "\"CONS-HR\"}},{\"id\":\"7212\",\"properties\":{\"name\":\"Widget\",\"quantity\":"
                  "\"1\",\"price\":\"19.99\",\"amount\":\"19.99\",\"hs_sku\":\"WID-001\","
-                 "\"hs_tax_rate_group_id\":\"1001\"}}],\"commerce_payments\":[{\"id\":\"8012\","
+                 "\"hs_tax_rate_group_id\":\"1001\",\"hs_tax_rate\":null,\"hs_tax_amount\":null}}],"
+                 "\"commerce_payments\":[{\"id\":\"8012\","
                  "\"properties\":{\"hs_initial_amount\":\"171.44\",\"hs_latest_status\":"
                  "\"succeeded\",\"hs_initiated_date\":\"2024-03-05T12:00:00Z\"},\"associations\":"
                  "{\"contacts\":[\"301\"],\"line_items\":[\"7211\",\"7212\"]}}]}");
@@ -457,8 +458,10 @@ static void test_paid_invoice_taxable_refused_creates_nothing(void **state)
     r = last_result(2);
     assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
     /* 169.99 of lines and the Widget's 1.45 of CA tax (rate group 1001, 7.25%): the money
-     * received, deposited to the cent */
+     * received, deposited to the cent; the line has no hs_tax_amount, so the rate is its
+     * tax rate group's, read from HubSpot once */
     assert_int_equal(json_object_get_int64(tp_at(r, "data.qbo.total_cents")), 17144);
+    assert_int_equal(h_count("vendor=hubspot&path=/tax-rates/v1/tax-rates/1001", NULL), 1);
     json_object_put(r);
     free(ev);
 }

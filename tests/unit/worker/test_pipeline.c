@@ -286,6 +286,17 @@ static void test_business_failures(void **state)
     /* quote 2003 is a DRAFT: refused before its (missing) contact matters */
     expect_failure("evt-nli", "create_estimate", "QUOTE", 2003, H_REALM_US1, NULL,
                    "QUOTE_STATUS_NOT_ALLOWED", 5);
+    /* an approved quote without a contact */
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/seed",
+                             "{\"hubspot\":{\"portals\":[{\"portalId\":" PORTAL ",\"objects\":{"
+                             "\"line_items\":[{\"id\":\"7990\",\"properties\":{\"name\":\"Widget\","
+                             "\"quantity\":\"1\",\"price\":\"5\",\"amount\":\"5.00\"}}],"
+                             "\"quotes\":[{\"id\":\"2099\",\"properties\":{\"hs_status\":"
+                             "\"APPROVED\"},\"associations\":{\"line_items\":[\"7990\"]}}]}}]}}",
+                             NULL),
+                     200);
+    expect_failure("evt-qnc", "create_estimate", "QUOTE", 2099, H_REALM_US1, NULL, "NO_CONTACT",
+                   6);
     assert_int_equal(qbo_posts(), 0);
 }
 
