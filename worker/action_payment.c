@@ -539,6 +539,7 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
         if (hubspot_get_line_items(&ctx->io, ctx->hubspot, &hc, r->obj->line_item_ids,
                                    r->obj->nline_items, &r->lis, err) < 0)
             return -1;
+        hubspot_line_items_order(r->lis->items, r->lis->n);
         r->li = r->lis->items;
         r->n = r->lis->n;
     } else {

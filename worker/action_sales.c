@@ -506,6 +506,7 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc,
     if (hubspot_get_line_items(&ctx->io, ctx->hubspot, hc, r->obj->line_item_ids,
                                r->obj->nline_items, &r->lis, err) < 0)
         return -1;
+    hubspot_line_items_order(r->lis->items, r->lis->n);
     if (hubspot_get_contact(&ctx->io, ctx->hubspot, hc, contact_id, &r->contact, err) < 0)
         return -1;
     if (r->obj->ncompanies > 0 &&

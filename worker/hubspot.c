@@ -66,6 +66,7 @@ static const char *const line_item_props[] = {"name",
                                               "hs_line_item_currency_code",
                                               "hs_tax_rate",
                                               "hs_tax_amount",
+                                              "hs_position_on_quote",
                                               NULL};
 static const char *const term_props[] = {"hs_label", "hs_type", "hs_value", "hs_sort_order", NULL};
 #define ADDRESS_NPROPS 5 /* address, city, state, zip, country */
@@ -607,7 +608,7 @@ static int get_company(const struct hubspot_call *c_, int64_t company_id,
 /* ---- batch reads: line items, discounts, fees, taxes ------------------------------ */
 
 /* The string members of a line item, in line_item_props order. */
-#define LINE_ITEM_NPROPS 14
+#define LINE_ITEM_NPROPS 15
 static void line_item_fields(struct hubspot_line_item *li, char **f[LINE_ITEM_NPROPS])
 {
     char **m[LINE_ITEM_NPROPS] = {&li->name,
@@ -623,7 +624,8 @@ static void line_item_fields(struct hubspot_line_item *li, char **f[LINE_ITEM_NP
                                   &li->tax_rate_group_id,
                                   &li->currency,
                                   &li->tax_rate,
-                                  &li->tax_amount};
+                                  &li->tax_amount,
+                                  &li->position};
     memcpy(f, m, sizeof m);
 }
 
@@ -635,6 +637,36 @@ static void line_item_release(struct hubspot_line_item *li)
         free(*f[i]);
         *f[i] = NULL;
     }
+}
+
+int64_t hubspot_order_key(const char *s)
+{
+    int64_t v = 0;
+
+    if (!s || !*s)
+        return INT64_MAX;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return INT64_MAX;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+static int cmp_line(const void *pa, const void *pb)
+{
+    const struct hubspot_line_item *a = pa, *b = pb;
+    int64_t ka = hubspot_order_key(a->position), kb = hubspot_order_key(b->position);
+
+    if (ka != kb)
+        return ka < kb ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+void hubspot_line_items_order(struct hubspot_line_item *li, size_t n)
+{
+    if (n > 1)
+        qsort(li, n, sizeof *li, cmp_line);
 }
 
 void hubspot_line_items_free(struct hubspot_line_items *l)

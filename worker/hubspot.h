@@ -231,12 +231,23 @@ struct hubspot_line_item {
     char *currency;            /* hs_line_item_currency_code */
     char *tax_rate;            /* hs_tax_rate: percent */
     char *tax_amount;          /* hs_tax_amount: the line's tax as HubSpot computed it */
+    char *position;            /* hs_position_on_quote: the order the seller gave the lines */
 };
 
 struct hubspot_line_items {
     struct hubspot_line_item *items; /* in the order of the ids asked for */
     size_t n;
 };
+
+/* Sort line items into the order a document shows them: hs_position_on_quote ascending
+ * (a plain non-negative integer; absent or anything else after all positioned ones),
+ * then id. HubSpot returns associations in no order, so this is the only order that is
+ * the seller's and the same on every replica. */
+void hubspot_line_items_order(struct hubspot_line_item *li, size_t n);
+
+/* An ordering property (hs_position_on_quote, hs_sort_order) as a number: a plain
+ * non-negative integer, else INT64_MAX (sorts after every real position). s may be NULL. */
+int64_t hubspot_order_key(const char *s);
 
 /* POST /crm/v3/objects/line_items/batch/read, HUBSPOT_BATCH_MAX ids per call. ids
  * (borrowed) must be unique and n <= HUBSPOT_MAX_LINE_ITEMS (else API_PERMANENT /

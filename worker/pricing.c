@@ -13,20 +13,10 @@ static const char *kind_name(enum hubspot_term_kind k)
     return k == HUBSPOT_DISCOUNT ? "discount" : k == HUBSPOT_FEE ? "fee" : "tax";
 }
 
-/* hs_sort_order as a number; absent or not a plain non-negative integer sorts last. */
+/* hs_sort_order orders discounts only; absent or unparsable sorts last. */
 static int64_t sort_key(const struct hubspot_price_term *t)
 {
-    const char *s = t->sort_order;
-    int64_t v = 0;
-
-    if (t->kind != HUBSPOT_DISCOUNT || !s || !*s)
-        return INT64_MAX;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return INT64_MAX;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
+    return t->kind == HUBSPOT_DISCOUNT ? hubspot_order_key(t->sort_order) : INT64_MAX;
 }
 
 static int cmp_term(const void *pa, const void *pb)

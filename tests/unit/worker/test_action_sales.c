@@ -300,6 +300,24 @@ static void test_doc_body_tax_discount_currency(void **state)
     json_object_put(b);
 }
 
+/* The seller's order: hs_position_on_quote, then id; no or odd positions last. */
+static void test_line_order(void **state)
+{
+    struct hubspot_line_item li[6] = {
+        {.id = 10, .position = "2"}, {.id = 11, .position = NULL}, {.id = 12, .position = "0"},
+        {.id = 13, .position = "x1"}, {.id = 9, .position = "2"}, {.id = 14, .position = "1"},
+    };
+    const int64_t want[6] = {12, 14, 9, 10, 11, 13};
+    (void)state;
+
+    hubspot_line_items_order(li, 6);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(li[i].id, want[i]);
+    assert_int_equal(hubspot_order_key("18446744073709551616"), INT64_MAX); /* past int64 */
+    assert_int_equal(hubspot_order_key("-1"), INT64_MAX);
+    assert_int_equal(hubspot_order_key("007"), 7);
+}
+
 /* A one-line estimate of item ("58", 2026-03-01, item "4"), its money into *line. */
 static struct sales_doc one_line_doc(struct hubspot_line_item *item, struct sales_line *line)
 {
@@ -457,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_line_money_refusals),
         cmocka_unit_test(test_doc_body),
         cmocka_unit_test(test_doc_body_tax_discount_currency),
+        cmocka_unit_test(test_line_order),
         cmocka_unit_test(test_doc_body_exact_amounts),
         cmocka_unit_test(test_doc_body_escapes_descriptions),
         cmocka_unit_test(test_doc_body_long_description),

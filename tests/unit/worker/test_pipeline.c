@@ -651,6 +651,50 @@ static void test_addresses_and_line_tax(void **state)
     free(ev);
 }
 
+/* A quote whose positions differ from its line items' id order: the document's lines are
+ * in the seller's order. */
+static void test_lines_in_quote_order(void **state)
+{
+    char *ev = event_json("evt-order", "create_estimate", "QUOTE", 2097, H_REALM_US1,
+                          "\"create_missing_products\":\"true\"");
+    static const char *const want[] = {"Third by id", "First by id", "Second by id"};
+    struct json_object *r, *doc, *lines;
+    size_t k = 0;
+    (void)state;
+
+    assert_int_equal(
+        h_admin(HTTP_POST, "/_sandbox/seed",
+                "{\"hubspot\":{\"portals\":[{\"portalId\":" PORTAL ",\"objects\":{"
+                "\"line_items\":["
+                "{\"id\":\"7981\",\"properties\":{\"name\":\"First by id\",\"quantity\":\"1\","
+                "\"price\":\"1\",\"amount\":\"1.00\",\"hs_position_on_quote\":\"1\"}},"
+                "{\"id\":\"7982\",\"properties\":{\"name\":\"Second by id\",\"quantity\":\"1\","
+                "\"price\":\"2\",\"amount\":\"2.00\",\"hs_position_on_quote\":\"2\"}},"
+                "{\"id\":\"7983\",\"properties\":{\"name\":\"Third by id\",\"quantity\":\"1\","
+                "\"price\":\"3\",\"amount\":\"3.00\",\"hs_position_on_quote\":\"0\"}}],"
+                "\"quotes\":[{\"id\":\"2097\",\"properties\":{\"hs_status\":\"APPROVED\"},"
+                "\"associations\":{\"contacts\":[\"301\"],\"line_items\":[\"7981\",\"7982\","
+                "\"7983\"]}}]}}]}}",
+                NULL),
+        200);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    doc = doc_of(r, H_REALM_US1, "estimate");
+    lines = tp_at(doc, "Line");
+    for (size_t i = 0; i < json_object_array_length(lines); i++) {
+        struct json_object *l = json_object_array_get_idx(lines, i);
+        if (strcmp(tp_str_at(l, "DetailType"), "SalesItemLineDetail") != 0)
+            continue;
+        assert_true(k < 3);
+        assert_string_equal(tp_str_at(l, "Description"), want[k++]);
+    }
+    assert_int_equal(k, 3);
+    json_object_put(doc);
+    json_object_put(r);
+    free(ev);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -698,6 +742,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_currency_on_multicurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qbo_total_mismatch_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addresses_and_line_tax, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lines_in_quote_order, setup, teardown),
     };
     int rc;
 
