@@ -43,7 +43,7 @@
     {                                                                                              \
         .per_minute = 500, .concurrent = 10, .requestid_max_entries = 200000, .names_ci = 1,       \
         .strict_fields = 1, .require_accept_json = 1, .hide_inactive = 1, .docnum_max_len = 21,    \
-        .ast_bill_addr = 1, .xrate_one = 1                                                         \
+        .ast_bill_addr = 1, .xrate_one = 1, .entity_ci = 1                                         \
     }
 
 static const struct qbo_opts default_opts = QBO_DEFAULT_OPTS;
