@@ -13,8 +13,10 @@
  * Tokens: a portal's own token is the string at <prefix>hstoken:{<portal>} (written by
  * `hsqb-worker credentials`, see hubspot_token_key()); without one, hubspot.token is
  * used; with neither, the call fails API_AUTH / HUBSPOT_AUTH. Tokens are cached for
- * HUBSPOT_TOKEN_CACHE_MS; a 401 drops the portal's cache entry so the next attempt
- * re-reads Redis. Tokens never appear in messages, logs or api_error.
+ * HUBSPOT_TOKEN_CACHE_MS; a 401 drops the portal's cache entry and re-reads Redis at
+ * once: when the token there differs (another replica or `credentials hubspot` rotated
+ * it), the request is sent once more with it, so only a 401 with the current token fails
+ * (API_AUTH). Tokens never appear in messages, logs or api_error.
  *
  * Every request: ratelimit_acquire(RL_HUBSPOT, portal) before, ratelimit_release()
  * after; a 429 calls ratelimit_penalize() for the whole portal; a response whose

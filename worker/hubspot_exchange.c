@@ -7,8 +7,9 @@
  * limiter (ratelimit_acquire with the event's prefetch) -> one HTTP exchange -> hooks ->
  * rate-limit header feedback (a response that spent the window's last request holds the
  * portal back for the average spacing) -> 2xx, or classify(). A 429 penalizes the whole
- * portal and drops what was admitted ahead; a 401 drops the portal's cached token so the
- * next attempt re-reads Redis.
+ * portal and drops what was admitted ahead; a 401 drops the portal's cached token,
+ * re-reads it from Redis and, when another replica has stored a new one meanwhile, sends
+ * the request once more with it: only a 401 with the token Redis holds is HUBSPOT_AUTH.
  */
 #include "worker/hubspot_internal.h"
 
@@ -300,13 +301,15 @@ static void classify(const struct hubspot_call *c, const char *endpoint,
     jtape_release(&t);
 }
 
-int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
+/* One send of rq with token tok: a rate-limiter slot around the exchange. 0 with *resp
+ * (any status), or -1 with *err (no slot, transport failure). */
+static int send_once(const struct hubspot_call *c, const struct hubspot_req *rq, const char *tok,
                      struct http_response *resp, struct api_error *err)
 {
     struct hubspot_api *api = c->api;
     const struct hubspot_ctx *ctx = c->hc;
     const char *endpoint = rq->endpoint;
-    char tok[HUBSPOT_MAX_TOKEN + 1] = "", tenant[24], rerr[256];
+    char tenant[24], rerr[256];
     struct ratelimit_slot slot;
     struct http_header hdrs[1] = {{"Accept", "application/json"}};
     struct http_request req = {.method = rq->method,
@@ -316,14 +319,12 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
                                .body = rq->body,
                                .body_len = rq->body_len,
                                .content_type = rq->body ? "application/json" : NULL,
-                               .timeout_ms = api->timeout_ms};
+                               .timeout_ms = api->timeout_ms,
+                               .bearer = tok};
     int64_t deadline;
     enum ratelimit_status rs;
     enum http_error he;
-    int rc = -1;
 
-    if (get_token(c, tok, sizeof tok, err) < 0)
-        return -1;
     snprintf(tenant, sizeof tenant, "%" PRId64, ctx->portal_id);
     deadline =
         c->io->deadline_ms > 0 ? c->io->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
@@ -335,15 +336,14 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
     if (rs == RL_ERROR) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "hubspot %s: %s", endpoint,
                       rerr);
-        goto out;
+        return -1;
     }
     if (rs == RL_TIMEOUT) {
         api_error_set(err, API_THROTTLED, HSQB_ERR_RETRIES_EXHAUSTED, 0, "hubspot %s: %s", endpoint,
                       rerr);
         err->retry_after_ms = slot.retry_after_ms;
-        goto out;
+        return -1;
     }
-    req.bearer = tok;
     he = http_client_do(c->io->http, &req, resp, rerr, sizeof rerr);
     ratelimit_release(api->rl, c->io->redis, &slot);
     if (api->hooks.on_api_call)
@@ -353,7 +353,32 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
         api_error_set(err, he == HTTP_ETOOBIG ? API_PERMANENT : API_TRANSIENT,
                       he == HTTP_ETOOBIG ? HSQB_ERR_HUBSPOT_VALIDATION : HSQB_ERR_RETRIES_EXHAUSTED,
                       0, "hubspot %s: %s: %s", endpoint, http_error_str(he), rerr);
+        return -1;
+    }
+    return 0;
+}
+
+int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
+                     struct http_response *resp, struct api_error *err)
+{
+    char tok[HUBSPOT_MAX_TOKEN + 1] = "", fresh[HUBSPOT_MAX_TOKEN + 1] = "";
+    int rc = -1;
+
+    if (get_token(c, tok, sizeof tok, err) < 0)
+        return -1;
+    if (send_once(c, rq, tok, resp, err) < 0)
         goto out;
+    if (resp->status == 401) {
+        /* Another replica (or `credentials hubspot`) may have stored a new token since
+         * this one was cached: re-read it once and resend with it. Only a 401 with the
+         * token Redis holds now means the portal's credentials are bad. */
+        cache_drop(c->api, c->hc->portal_id);
+        if (get_token(c, fresh, sizeof fresh, err) == 0 && strcmp(fresh, tok) != 0) {
+            http_response_release(resp);
+            http_response_init(resp);
+            if (send_once(c, rq, fresh, resp, err) < 0)
+                goto out;
+        }
     }
     /* The answer that spent the window's last request: hold everyone back for the
      * average spacing rather than earn a 429 with the next one. */
@@ -365,9 +390,10 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
     if (resp->status >= 200 && resp->status < 300)
         rc = 0;
     else
-        classify(c, endpoint, resp, err);
+        classify(c, rq->endpoint, resp, err);
 out:
     explicit_bzero(tok, sizeof tok);
+    explicit_bzero(fresh, sizeof fresh);
     return rc;
 }
 

@@ -522,6 +522,21 @@ static void test_tokens_and_auth_errors(void **state)
     o = get_obj(OBJECT_DEAL, 1001);
     hubspot_object_free(o);
 
+    /* Rotated by another replica while this one still caches the old token: the 401 makes
+     * it re-read Redis and send again with the new one, within the same call. */
+    bare = hubspot_api_new_opts(&opts, g_rl, NULL, err, sizeof err);
+    assert_non_null(bare);
+    set_portal_token(PORTAL1, "pat-na1-revoked-token-9999");
+    {
+        struct hubspot_ctx c1 = ctx_for(PORTAL1);
+        assert_int_equal(hubspot_get_object(&g_io, bare, &c1, OBJECT_DEAL, 1001, &o, &e), -1);
+        assert_int_equal(e.cls, API_AUTH); /* the token Redis holds is bad: permanent */
+        set_portal_token(PORTAL1, TOKEN1); /* the other replica's new token */
+        assert_int_equal(hubspot_get_object(&g_io, bare, &c1, OBJECT_DEAL, 1001, &o, &e), 0);
+        hubspot_object_free(o);
+    }
+    hubspot_api_free(bare);
+
     /* A token lacking the scope: 403 is HUBSPOT_AUTH too (a fresh client, since the
      * good token stays cached for HUBSPOT_TOKEN_CACHE_MS). */
     bare = hubspot_api_new_opts(&opts, g_rl, NULL, err, sizeof err);
