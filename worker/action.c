@@ -365,6 +365,7 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)
         .realm = ctx->ev->in.realm_id,
         .portal_id = ctx->ev->portal_id,
         .event_id = ctx->ev->id,
+        .generation = ctx->replay_generation,
     };
 }
 
@@ -479,7 +480,7 @@ int action_create_once_where(const struct action_ctx *ctx, const struct action_w
                       "the event's claim was lost before creating the %s", entity);
         return -1;
     }
-    if (claim_request_id(ctx->ev->id, step, rid) < 0) {
+    if (claim_request_id_gen(ctx->ev->id, step, ctx->replay_generation, rid) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }

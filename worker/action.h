@@ -64,6 +64,9 @@ struct action_ctx {
     struct hubspot_api *hubspot;
     struct qbo_api *qbo;
     int64_t now_ms; /* wall clock at the start of the run (TxnDate fallback) */
+    /* How many times the event was replayed (hsqb-replay-count; 0 otherwise): the
+     * generation of every QBO requestid of the run (claim_request_id_gen()). */
+    int replay_generation;
 };
 
 struct action_created_item {

@@ -376,6 +376,18 @@ int claim_mark_sent(struct redis_conn *c, const char *event_id, const char *step
     return rc;
 }
 
+int claim_request_id_gen(const char *event_id, const char *step, int generation,
+                         char out[CLAIM_REQUEST_ID_MAX + 1])
+{
+    char s[96];
+
+    if (generation <= 0)
+        return claim_request_id(event_id, step, out);
+    if (!step || snprintf(s, sizeof s, "%s#r%d", step, generation) >= (int)sizeof s)
+        return -1;
+    return claim_request_id(event_id, s, out);
+}
+
 int claim_request_id(const char *event_id, const char *step, char out[CLAIM_REQUEST_ID_MAX + 1])
 {
     static const char prefix[] = "hsqb-";

@@ -139,4 +139,13 @@ int claim_mark_sent(struct redis_conn *c, const char *event_id, const char *step
  * one, across retries, workers and replays. Neither argument may be NULL. 0 ok / -1. */
 int claim_request_id(const char *event_id, const char *step, char out[CLAIM_REQUEST_ID_MAX + 1]);
 
+/* claim_request_id() for an event replayed `generation` times (hsqb-replay-count; 0 for
+ * first deliveries and their redeliveries and retries, which keep exactly the ids above):
+ * the step becomes "<step>#r<generation>", so a dead letter replayed after its data was
+ * fixed is not answered with the error QBO cached under the old requestid. Every create
+ * of a replay still looks its document up first (the sent markers are per step, not per
+ * generation), so a replay never makes a second document. 0 ok / -1. */
+int claim_request_id_gen(const char *event_id, const char *step, int generation,
+                         char out[CLAIM_REQUEST_ID_MAX + 1]);
+
 #endif

@@ -592,7 +592,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
         if (resolve_lost(rc, err))
             return -1;
         snprintf(step, sizeof step, v ? "customer:%d" : "customer", v);
-        if (claim_request_id(rc->event_id, step, rid) < 0) {
+        if (claim_request_id_gen(rc->event_id, step, rc->generation, rid) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
             return -1;
         }
@@ -880,7 +880,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
             snprintf(step, sizeof step, "item:%zu:%d", index, v);
         else
             snprintf(step, sizeof step, "item:%zu", index);
-        if (claim_request_id(rc->event_id, step, rid) < 0) {
+        if (claim_request_id_gen(rc->event_id, step, rc->generation, rid) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
             return -1;
         }

@@ -114,7 +114,8 @@ struct resolve_ctx {
     struct qbo_api *qbo;
     const char *realm; /* digits */
     int64_t portal_id;
-    const char *event_id; /* requestid derivation (claim_request_id) */
+    const char *event_id; /* requestid derivation (claim_request_id_gen) */
+    int generation;       /* the event's replay generation (action_ctx.replay_generation) */
     /* Multicurrency companies: customers are matched and created per currency. NULL on
      * other companies (any customer matches, none is created with a CurrencyRef);
      * else the document's currency ("EUR"), home_currency the company's (a customer

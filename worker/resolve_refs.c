@@ -223,7 +223,7 @@ static int vendor_create(const struct resolve_ctx *rc, const char *name, char *i
 
     if (resolve_lost(rc, err))
         return -1;
-    if (claim_request_id(rc->event_id, "vendor", rid) < 0) {
+    if (claim_request_id_gen(rc->event_id, "vendor", rc->generation, rid) < 0) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
         return -1;
     }

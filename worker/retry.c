@@ -240,6 +240,7 @@ enum pipeline_disposition retry_run(struct delivery *dl, const struct run_env *r
             .hubspot = re->hubspot,
             .qbo = re->qbo,
             .now_ms = clock_wall_ms(),
+            .replay_generation = dl->meta.replayed ? dl->meta.replay_count : 0,
         };
         ctx.io.deadline_ms = start + re->policy->max_elapsed_ms;
         action_outcome_release(&r->out);

@@ -334,6 +334,17 @@ static void test_request_id(void **state)
     assert_int_equal(strlen(a), 45);
     assert_int_equal(claim_request_id(NULL, "x", a), -1);
     assert_int_equal(claim_request_id("x", NULL, a), -1);
+
+    /* Replays: generation 0 is exactly the id above; a replay's is the step "doc#r<n>" */
+    assert_int_equal(claim_request_id_gen("ev", "doc", 0, a), 0);
+    assert_int_equal(claim_request_id("ev", "doc", b), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(claim_request_id_gen("ev", "doc", 2, a), 0);
+    assert_int_equal(claim_request_id("ev", "doc#r2", b), 0);
+    assert_string_equal(a, b);
+    assert_int_equal(claim_request_id_gen("ev", "doc", 1, b), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(claim_request_id_gen("ev", NULL, 1, a), -1);
 }
 
 int main(void)

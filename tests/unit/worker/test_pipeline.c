@@ -21,6 +21,7 @@
 #include "common/log.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
+#include "worker/claim.h"
 #include "tests/unit/worker/testutil_pipeline.h"
 
 #define TOKEN1    "pat-na1-11111111-1111-4111-8111-111111111111"
@@ -695,6 +696,63 @@ static void test_lines_in_quote_order(void **state)
     free(ev);
 }
 
+/* The requestid of the n-th invoice POST to US1 (from the sandbox's request log). */
+static char *invoice_requestid(size_t n)
+{
+    struct json_object *reqs;
+    const char *q, *p;
+    char *out;
+    int k = h_count("vendor=qbo&method=POST&path=/v3/company/" H_REALM_US1 "/invoice", &reqs);
+
+    assert_true((size_t)k > n);
+    q = tp_str_at(json_object_array_get_idx(reqs, n), "query");
+    p = strstr(q, "requestid=");
+    assert_non_null(p);
+    out = strndup(p + 10, strcspn(p + 10, "&"));
+    json_object_put(reqs);
+    return out;
+}
+
+/* A dead letter replayed after its data was fixed gets a fresh requestid generation: QBO
+ * may have cached the refusal under the first one. Redeliveries keep theirs. */
+static void test_replay_uses_a_fresh_requestid(void **state)
+{
+    char *ev = event_json("evt-rid", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    struct json_object *r;
+    char *first, *replayed;
+    (void)state;
+
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\","
+                             "\"vendor\":\"qbo\",\"times\":1,\"status\":400,\"body\":"
+                             "{\"Fault\":{\"Error\":[{\"Message\":\"A business validation "
+                             "error has occurred\",\"Detail\":\"Business Validation Error: the "
+                             "customer is on hold\",\"code\":\"6000\"}],\"type\":\"ValidationFault\"}}}",
+                             NULL),
+                     201);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "data.error.code"), "QBO_VALIDATION");
+    json_object_put(r);
+    rd_kafka_header_add(h, "hsqb-replay-of", -1, "hsqb.actions.dlq:0:0", -1);
+    rd_kafka_header_add(h, "hsqb-replay-count", -1, "1", -1);
+    assert_int_equal(handle_hdrs(ev, strlen(ev), h, NULL), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    json_object_put(r);
+    first = invoice_requestid(0);
+    replayed = invoice_requestid(1);
+    assert_string_not_equal(first, replayed);
+    assert_int_equal(strlen(replayed), 45); /* "hsqb-" and 40 hex */
+    assert_int_equal(qbo_rows(H_REALM_US1, "SELECT * FROM Invoice WHERE TxnDate = '2026-03-01'"),
+                     1);
+    free(first);
+    free(replayed);
+    rd_kafka_headers_destroy(h);
+    free(ev);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -743,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qbo_total_mismatch_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addresses_and_line_tax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lines_in_quote_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_uses_a_fresh_requestid, setup, teardown),
     };
     int rc;
 
