@@ -264,6 +264,66 @@ int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc
     return 0;
 }
 
+int action_doc_number(const struct qbo_company *co, const char *preferred, char prefix,
+                      int64_t object_id, int variant, char out[QBO_DOCNUMBER_MAX])
+{
+    char base[QBO_DOCNUMBER_MAX], suffix[8] = "";
+    size_t n = preferred ? strlen(preferred) : 0, i, room;
+
+    out[0] = '\0';
+    if (variant < 0 || variant >= ACTION_DOCNUM_VARIANTS)
+        return -1;
+    if (!co || !co->custom_txn_numbers)
+        return 0;
+    for (i = 0; i < n && preferred[i] > ' ' && preferred[i] < 0x7f; i++)
+        ;
+    if (n && n <= ACTION_DOCNUM_MAX && i == n)
+        memcpy(base, preferred, n + 1);
+    else
+        snprintf(base, sizeof base, "%c%" PRId64, prefix, object_id);
+    if (variant > 0)
+        snprintf(suffix, sizeof suffix, "-%d", variant + 1);
+    room = ACTION_DOCNUM_MAX - strlen(suffix);
+    if (strlen(base) > room)
+        memmove(base, base + strlen(base) - room, room + 1); /* keep the distinct tail */
+    snprintf(out, QBO_DOCNUMBER_MAX, "%s%s", base, suffix);
+    return 0;
+}
+
+void action_doc_step(int round, int variant, char *out, size_t outsz)
+{
+    int n = snprintf(out, outsz, "%s", round ? "doc:r1" : "doc");
+    if (variant > 0 && n >= 0 && (size_t)n < outsz)
+        snprintf(out + n, outsz - (size_t)n, ":n%d", variant + 1);
+}
+
+int action_create_numbered(const struct action_ctx *ctx, const struct action_numbered *n,
+                           struct qbo_created *out, struct api_error *err)
+{
+    struct jbuf body;
+    int rc;
+
+    for (int v = 0;; v++) {
+        char num[QBO_DOCNUMBER_MAX], step[32];
+        (void)action_doc_number(n->co, n->preferred, n->prefix, n->object_id, v, num);
+        action_doc_step(n->round, v, step, sizeof step);
+        jbuf_init(&body, QBO_BODY_MAX);
+        if (n->body(n->opaque, num[0] ? num : NULL, &body) < 0) {
+            api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "out of memory");
+            rc = -1;
+        } else {
+            struct action_write w = {step, n->entity, jbuf_cstr(&body), body.len};
+            rc = action_create_once(ctx, &w, n->customer_id, n->txn_date, out, err);
+        }
+        jbuf_release(&body);
+        if (rc == 0 || !num[0] || strcmp(err->qbo_fault_code, "6140") != 0 ||
+            v + 1 >= ACTION_DOCNUM_VARIANTS)
+            return rc;
+        log_info("event %s: DocNumber %s is taken in QuickBooks; trying the next", ctx->ev->id,
+                 num);
+    }
+}
+
 int action_tax_check(const struct qbo_company *co, int64_t tax_cents, struct api_error *err)
 {
     char t[MONEY_FMT_SIZE];

@@ -161,6 +161,43 @@ int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc
 int action_exchange_rate(const struct action_ctx *ctx, struct action_currency *cur,
                          const char *date, struct api_error *err);
 
+/* Document numbers. A company with "custom transaction numbers" on (Preferences
+ * SalesFormsPrefs.CustomTxnNumbers) leaves DocNumber empty unless it is sent (Intuit's
+ * Transaction.DocNumber docs), so the worker sends one there, and none elsewhere (QBO
+ * numbers the document itself). Variant 0 is preferred (a quote's own hs_quote_number)
+ * when it is 1..21 printable ASCII bytes, else "<prefix><object id>" ("D1001", "Q2001",
+ * "P8001"); variant k (1..ACTION_DOCNUM_VARIANTS-1), used after QBO refuses the previous
+ * one as a duplicate (6140), appends "-<k+1>" (the base cut to fit 21 characters). out
+ * (QBO_DOCNUMBER_MAX bytes) gets "" when the company numbers documents itself. 0, or -1
+ * when variant is out of range. Pure. */
+#define ACTION_DOCNUM_VARIANTS 10
+#define ACTION_DOCNUM_MAX      21
+int action_doc_number(const struct qbo_company *co, const char *preferred, char prefix,
+                      int64_t object_id, int variant, char out[QBO_DOCNUMBER_MAX]);
+
+/* The create step of a document for the 610 round and the DocNumber variant: "doc",
+ * "doc:r1", "doc:n2", "doc:r1:n2" (each variant's body differs, so must its requestid). */
+void action_doc_step(int round, int variant, char *out, size_t outsz);
+
+/* A sales document created once (action_create_once()) with its DocNumber: variant 0,
+ * then, while QBO refuses the number as a duplicate (6140), the next variants. body()
+ * writes the document with doc_number (NULL: none) into the empty jb, 0 or -1 (out of
+ * memory). Everything borrowed. */
+struct action_numbered {
+    const char *entity;      /* "Invoice", ... */
+    const char *customer_id; /* the create-once lookup */
+    const char *txn_date;
+    const struct qbo_company *co;
+    const char *preferred; /* the number HubSpot has (a quote's), or NULL */
+    char prefix;           /* of the pattern: 'D', 'Q', 'P' */
+    int64_t object_id;
+    int round; /* action_write_rematch()'s */
+    int (*body)(void *opaque, const char *doc_number, struct jbuf *jb);
+    void *opaque;
+};
+int action_create_numbered(const struct action_ctx *ctx, const struct action_numbered *n,
+                           struct qbo_created *out, struct api_error *err);
+
 /* Tax HubSpot charges (tax_cents > 0) can only be booked by a company that uses sales
  * tax: QBO_SALES_TAX_OFF otherwise. 0, or -1 with *err. */
 int action_tax_check(const struct qbo_company *co, int64_t tax_cents, struct api_error *err);

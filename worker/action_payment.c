@@ -644,6 +644,18 @@ static int check_qbo(struct prun *r, struct action_outcome *out, struct api_erro
     return action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err);
 }
 
+struct doc_and_extras {
+    struct sales_doc *d;
+    const struct payment_extras *x;
+};
+
+static int doc_body(void *opaque, const char *doc_number, struct jbuf *jb)
+{
+    struct doc_and_extras *dx = opaque;
+    dx->d->doc_number = doc_number;
+    return payment_doc_body(dx->d, dx->x, jb);
+}
+
 /* Customer, missing items and the sales document (round 1: after a 610). */
 static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct api_error *err)
 {
@@ -652,10 +664,10 @@ static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct 
     int invoice = ev->action == ACTION_CREATE_PAID_INVOICE;
     char note[PAYMENT_NOTE_MAX];
     struct payment_extras x = {0};
+    struct doc_and_extras dx;
+    struct action_numbered n;
     struct sales_doc d;
-    struct jbuf body;
     size_t i;
-    int rc;
 
     if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
         return -1;
@@ -687,16 +699,19 @@ static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct 
         x.method_id = r->method_id[0] ? r->method_id : NULL;
         x.reference = r->f.reference;
     }
-    jbuf_init(&body, QBO_BODY_MAX);
-    if (payment_doc_body(&d, &x, &body) < 0) {
-        rc = oom(err);
-    } else {
-        struct action_write w = {round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
-                                 jbuf_cstr(&body), body.len};
-        rc = action_create_once(ctx, &w, r->customer_id, r->date, doc, err);
-    }
-    jbuf_release(&body);
-    return rc;
+    dx = (struct doc_and_extras){&d, &x};
+    n = (struct action_numbered){
+        .entity = event_action_qbo_entity(ev->action),
+        .customer_id = r->customer_id,
+        .txn_date = r->date,
+        .co = &r->co,
+        .prefix = 'P',
+        .object_id = ev->object_id,
+        .round = round,
+        .body = doc_body,
+        .opaque = &dx,
+    };
+    return action_create_numbered(ctx, &n, doc, err);
 }
 
 /* The Payment settling invoice inv in full: its id into payment_id. */

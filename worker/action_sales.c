@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "common/utf8.h"
 
 #define NOTE_MAX 320
@@ -144,6 +145,8 @@ void sales_doc_members(const struct sales_doc *d, struct jbuf *out)
 
     action_json_ref(out, "CustomerRef", d->customer_id);
     jbuf_kv_str(out, "TxnDate", d->txn_date);
+    if (d->doc_number)
+        jbuf_kv_str(out, "DocNumber", d->doc_number);
     if (d->action == ACTION_CREATE_INVOICE && d->term_id)
         action_json_ref(out, "SalesTermRef", d->term_id);
     if (d->action == ACTION_CREATE_ESTIMATE && d->expiration_date)
@@ -604,16 +607,22 @@ static int fill_outcome(struct run *r, const struct qbo_created *doc, struct act
     return 0;
 }
 
+static int doc_body(void *opaque, const char *doc_number, struct jbuf *jb)
+{
+    struct sales_doc *d = opaque;
+    d->doc_number = doc_number;
+    return sales_doc_body(d, jb);
+}
+
 /* Customer, missing items and the document: the writes (round 1: after a 610). */
 static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     char note[NOTE_MAX], date[11], exp[11];
+    struct action_numbered n;
     struct sales_doc d;
-    struct jbuf body;
     size_t i;
-    int rc;
 
     if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
         return -1;
@@ -645,16 +654,21 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
         .ship_addr = r->company ? &r->company->addr : NULL,
         .expiration_date = expiration_date(r, exp) ? exp : NULL,
     };
-    jbuf_init(&body, QBO_BODY_MAX);
-    if (sales_doc_body(&d, &body) < 0) {
-        rc = run_oom(err);
-    } else {
-        struct action_write w = {round ? "doc:r1" : "doc", event_action_qbo_entity(ev->action),
-                                 jbuf_cstr(&body), body.len};
-        rc = action_create_once(ctx, &w, r->customer_id, date, doc, err);
-    }
-    jbuf_release(&body);
-    return rc;
+    /* with custom transaction numbers: the quote's own number, else the deal's */
+    n = (struct action_numbered){
+        .entity = event_action_qbo_entity(ev->action),
+        .customer_id = r->customer_id,
+        .txn_date = date,
+        .co = &r->co,
+        .preferred =
+            ev->object_type == OBJECT_QUOTE ? hubspot_object_prop(r->obj, "hs_quote_number") : NULL,
+        .prefix = ev->object_type == OBJECT_QUOTE ? 'Q' : 'D',
+        .object_id = ev->object_id,
+        .round = round,
+        .body = doc_body,
+        .opaque = &d,
+    };
+    return action_create_numbered(ctx, &n, doc, err);
 }
 
 struct write_arg {

@@ -77,12 +77,14 @@ struct sales_doc {
     const char *discount_desc;
     const struct hubspot_address *bill_addr, *ship_addr; /* NULL or empty = none */
     const char *expiration_date; /* estimate: YYYY-MM-DD; NULL = none */
+    const char *doc_number;      /* DocNumber (action_doc_number()); NULL = QBO numbers it */
 };
 
 /* The QBO document body for d (pure), written as one JSON object into out: a jbuf the
  * caller initialised (size it with QBO_BODY_MAX) and has not written to; the caller
  * sends jbuf_cstr(out), out->len and releases it. Members, in this order:
- * CustomerRef, TxnDate, SalesTermRef (invoice with term_id), ExpirationDate (estimate
+ * CustomerRef, TxnDate, DocNumber (doc_number), SalesTermRef (invoice with term_id),
+ * ExpirationDate (estimate
  * with expiration_date), DepositToAccountRef (sales receipt with deposit_account_id),
  * BillEmail (bill_email, not on a sales receipt), BillAddr, ShipAddr, TxnTaxDetail,
  * CurrencyRef, PrivateNote, Line (sales lines, then the discount line). 0, or -1 when out

@@ -3,7 +3,7 @@
  * Owns: the process-wide struct qbo_api (base URL, minorversion and limits copied from
  * the config; borrowed struct oauth and struct ratelimit; an in-process CompanyInfo
  * cache per realm) and the Redis cache key <prefix>map:{<realm>}:company (the company's
- * country and name as JSON, QBO_COMPANY_REDIS_TTL_MS).
+ * country, name and Preferences as JSON, QBO_COMPANY_REDIS_TTL_MS).
  *
  * Every request: <qbo.base_url>/v3/company/<realm>/<resource>[/<id>]?minorversion=<n>
  * [&requestid=<id>], Accept: application/json, Authorization: Bearer from
@@ -68,7 +68,9 @@
 #define QBO_REQUESTID_MAX        50   /* QBO refuses a longer requestid */
 #define QBO_ID_MAX               64   /* bytes of an entity Id */
 #define QBO_THROTTLE_DEFAULT_MS  5000 /* tenant back-off after a 429 without Retry-After */
-#define QBO_COMPANY_REDIS_TTL_MS (6 * 3600 * 1000LL) /* Redis CompanyInfo cache */
+/* Redis CompanyInfo + Preferences cache: an hour, so a changed preference (custom
+ * transaction numbers, sales tax) reaches the books within about an hour */
+#define QBO_COMPANY_REDIS_TTL_MS (3600 * 1000LL)
 #define QBO_COMPANY_LOCAL_TTL_MS (10 * 60 * 1000LL)  /* in-process CompanyInfo cache */
 #define QBO_JSON_DEPTH           64                  /* nesting accepted in a response */
 /* Bytes of a create/update body. Above anything the body builders make from bounded

@@ -300,6 +300,44 @@ static void test_doc_body_tax_discount_currency(void **state)
     json_object_put(b);
 }
 
+/* DocNumbers for companies that type their own: HubSpot's number when QBO can take it,
+ * else the pattern; duplicates get -2, -3, ... within 21 characters. */
+static void test_doc_numbers(void **state)
+{
+    struct qbo_company on = {.custom_txn_numbers = 1}, off = {0};
+    char n[QBO_DOCNUMBER_MAX], s[32];
+    (void)state;
+
+    assert_int_equal(action_doc_number(&off, "Q-2001", 'Q', 2001, 0, n), 0);
+    assert_string_equal(n, ""); /* QBO numbers it */
+    assert_int_equal(action_doc_number(&on, "Q-2001", 'Q', 2001, 0, n), 0);
+    assert_string_equal(n, "Q-2001");
+    assert_int_equal(action_doc_number(&on, "Q-2001", 'Q', 2001, 1, n), 0);
+    assert_string_equal(n, "Q-2001-2");
+    assert_int_equal(action_doc_number(&on, NULL, 'D', 1001, 0, n), 0);
+    assert_string_equal(n, "D1001");
+    assert_int_equal(action_doc_number(&on, NULL, 'P', 8001, 9, n), 0);
+    assert_string_equal(n, "P8001-10");
+    /* HubSpot's number unusable (too long, spaces, control bytes): the pattern */
+    assert_int_equal(action_doc_number(&on, "QUOTE-2026-000000001234", 'Q', 7, 0, n), 0);
+    assert_string_equal(n, "Q7");
+    assert_int_equal(action_doc_number(&on, "Q 1", 'Q', 7, 0, n), 0);
+    assert_string_equal(n, "Q7");
+    /* a long base keeps its distinct tail and the suffix */
+    assert_int_equal(action_doc_number(&on, "ABCDEFGHIJKLMNOPQRSTU", 'Q', 7, 3, n), 0);
+    assert_string_equal(n, "CDEFGHIJKLMNOPQRSTU-4");
+    assert_int_equal(strlen(n), ACTION_DOCNUM_MAX);
+    assert_int_equal(action_doc_number(&on, NULL, 'D', INT64_MAX, 9, n), 0);
+    assert_true(strlen(n) <= ACTION_DOCNUM_MAX);
+    assert_int_equal(action_doc_number(&on, NULL, 'D', 1, ACTION_DOCNUM_VARIANTS, n), -1);
+    action_doc_step(0, 0, s, sizeof s);
+    assert_string_equal(s, "doc");
+    action_doc_step(1, 0, s, sizeof s);
+    assert_string_equal(s, "doc:r1");
+    action_doc_step(1, 2, s, sizeof s);
+    assert_string_equal(s, "doc:r1:n3");
+}
+
 /* The seller's order: hs_position_on_quote, then id; no or odd positions last. */
 static void test_line_order(void **state)
 {
@@ -476,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_doc_body),
         cmocka_unit_test(test_doc_body_tax_discount_currency),
         cmocka_unit_test(test_line_order),
+        cmocka_unit_test(test_doc_numbers),
         cmocka_unit_test(test_doc_body_exact_amounts),
         cmocka_unit_test(test_doc_body_escapes_descriptions),
         cmocka_unit_test(test_doc_body_long_description),

@@ -753,6 +753,53 @@ static void test_replay_uses_a_fresh_requestid(void **state)
     free(ev);
 }
 
+/* Custom transaction numbers: off, QBO numbers the document; on, the worker sends the
+ * quote's number or the deal's pattern, and a duplicate (6140) takes the next variant
+ * with no second document. The result carries the number QBO stored. */
+static void test_document_numbers(void **state)
+{
+    char *a = event_json("evt-num-a", "create_invoice", "DEAL", 1005, H_REALM_US2, NULL);
+    char *b = event_json("evt-num-b", "create_invoice", "DEAL", 1005, H_REALM_US2, NULL);
+    char *q = event_json("evt-num-q", "create_estimate", "QUOTE", 2004, H_REALM_US2,
+                         "\"create_missing_products\":\"true\"");
+    char *off = event_json("evt-num-off", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL);
+    struct json_object *r, *doc;
+    (void)state;
+
+    assert_int_equal(handle(off), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "data.qbo.doc_number"), "1037"); /* QBO's next */
+    json_object_put(r);
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/seed",
+                             "{\"qbo\":{\"realms\":[{\"realm_id\":\"" H_REALM_US2
+                             "\",\"Preferences\":{\"TaxPrefs\":{\"UsingSalesTax\":true},"
+                             "\"SalesFormsPrefs\":{\"CustomTxnNumbers\":true}}}]}}",
+                             NULL),
+                     200);
+    assert_int_equal(handle(a), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "data.qbo.doc_number"), "D1005");
+    doc = doc_of(r, H_REALM_US2, "invoice");
+    assert_string_equal(tp_str_at(doc, "DocNumber"), "D1005");
+    json_object_put(doc);
+    json_object_put(r);
+    /* the same deal invoiced by another event: D1005 is taken, D1005-2 */
+    assert_int_equal(handle(b), PIPELINE_DONE);
+    r = last_result(3);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.qbo.doc_number"), "D1005-2");
+    json_object_put(r);
+    assert_int_equal(qbo_rows(H_REALM_US2, "SELECT * FROM Invoice WHERE DocNumber = 'D1005-2'"), 1);
+    assert_int_equal(handle(q), PIPELINE_DONE);
+    r = last_result(4);
+    assert_string_equal(tp_str_at(r, "data.qbo.doc_number"), "Q-2004"); /* hs_quote_number */
+    json_object_put(r);
+    free(a);
+    free(b);
+    free(q);
+    free(off);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -802,6 +849,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_addresses_and_line_tax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lines_in_quote_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_uses_a_fresh_requestid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_document_numbers, setup, teardown),
     };
     int rc;
 
