@@ -596,16 +596,18 @@ int action_write_rematch(const struct action_ctx *ctx, const struct resolve_ctx 
     for (int round = 0;; round++) {
         if (m->write(m->opaque, round, err) == 0)
             return 0;
-        if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0 ||
-            (!m->contact && !m->items && !m->vendor))
+        if (round > 0 || strcmp(err->qbo_fault_code, "610") != 0)
             return -1;
-        /* a cached customer, item or vendor is gone (inactive or deleted): match afresh */
-        log_warn("event %s: QuickBooks says %s is gone (%s); re-resolving", ctx->ev->id,
-                 m->items || m->contact ? "a referenced record" : "the vendor", err->message);
+        /* a cached record is gone (inactive or deleted): match afresh */
+        log_warn("event %s: QuickBooks says a referenced record is gone (%s); re-resolving",
+                 ctx->ev->id, err->message);
         if (m->contact)
             resolve_forget_customer(rc, m->contact->id);
         if (m->vendor)
             resolve_forget_vendor(rc, m->vendor);
+        resolve_forget_refs(rc, &m->refs);
+        if (m->refresh && m->refresh(m->opaque, err) < 0)
+            return -1;
         if (m->items) {
             resolve_forget_items(rc, m->items->li, m->items->n);
             if (action_items_lookup(rc, ctx->ev->in.create_missing_products, m->items, m->out,

@@ -282,12 +282,18 @@ struct action_rematch {
     const struct hubspot_contact *contact; /* forget its customer mapping */
     struct action_items *items;            /* forget theirs, then action_items_lookup() */
     const char *vendor;                    /* forget the vendor input's mapping */
-    struct action_outcome *out;            /* PRODUCT_NOT_FOUND details of the re-match */
+    struct resolve_refs_used refs;         /* forget these too (term, accounts, methods) */
+    /* After forgetting: look the refs up again (the run's term, accounts and payment
+     * method ids), so round 1 uses live ones or fails with their own not-found code.
+     * May be NULL. 0, or -1 with *err. */
+    int (*refresh)(void *opaque, struct api_error *err);
+    struct action_outcome *out; /* PRODUCT_NOT_FOUND details of the re-match */
 };
 
 /* The one "QBO 610 -> forget the cached mappings and match again" loop: write; on fault
- * 610 (and something to forget) forget what m names, look the items up again and write
- * once more. Any other failure, or a second one, is returned as is. 0, or -1 with *err. */
+ * 610 forget every mapping the document used (customer, items, vendor, term, accounts,
+ * payment methods, the income account), look them up again and write once more. Any
+ * other failure, or a second one, is returned as is. 0, or -1 with *err. */
 int action_write_rematch(const struct action_ctx *ctx, const struct resolve_ctx *rc,
                          const struct action_rematch *m, struct api_error *err);
 

@@ -447,6 +447,8 @@ struct prun {
     char method_id[RESOLVE_ID_MAX];
     int created_customer;
     int64_t total_cents;
+    struct resolve_refs_used refs; /* what a 610 makes the run forget */
+    char *expense_id, *from_id;    /* the expense's account ids (run_expense's) */
 };
 
 static void prun_release(struct prun *r)
@@ -618,30 +620,43 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
 }
 
 /* Company, accounts, payment method, items (lookup only): still nothing written. */
-static int check_qbo(struct prun *r, struct action_outcome *out, struct api_error *err)
+/* The deposit (or refund) account and the payment method the document uses (their
+ * inputs in r->refs, for a 610's forgetting); looked up again after a 610. */
+static int resolve_refs(struct prun *r, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     const char *dep = NULL;
     int found = 0;
 
-    if (action_company(r->ctx, &r->co, err) < 0 ||
-        action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
-        action_tax_check(&r->co, r->tax_cents, err) < 0 ||
-        action_exchange_rate(r->ctx, &r->cur, r->date, err) < 0)
-        return -1;
     if (ev->action == ACTION_CREATE_REFUND_RECEIPT)
         dep = ev->in.refund_from_account;
     else if (ev->in.deposit_to_account)
         dep = ev->in.deposit_to_account;
     else if (ev->action == ACTION_CREATE_SALES_RECEIPT && ctx->settings->deposit_account[0])
         dep = ctx->settings->deposit_account;
+    r->refs.accounts[0] = dep;
+    r->refs.paymethods = payment_method_names(r->f.method);
+    r->deposit_id[0] = r->method_id[0] = '\0';
     if (dep && resolve_account(&r->rc, dep, r->deposit_id, err) < 0)
         return -1;
-    if (resolve_payment_method(&r->rc, payment_method_names(r->f.method), r->method_id, &found,
-                               err) < 0)
+    return resolve_payment_method(&r->rc, r->refs.paymethods, r->method_id, &found, err);
+}
+
+static int check_qbo(struct prun *r, struct action_outcome *out, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+
+    if (action_company(r->ctx, &r->co, err) < 0 ||
+        action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
+        action_tax_check(&r->co, r->tax_cents, err) < 0 ||
+        action_exchange_rate(r->ctx, &r->cur, r->date, err) < 0 || resolve_refs(r, err) < 0)
         return -1;
-    return action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err);
+    if (action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err) < 0)
+        return -1;
+    r->refs.income = r->it.nmissing > 0;
+    return 0;
 }
 
 struct doc_and_extras {
@@ -811,6 +826,26 @@ static int doc_round(void *opaque, int round, struct api_error *err)
     return write_doc(a->r, round, a->doc, err);
 }
 
+static int refresh_document_refs(void *opaque, struct api_error *err)
+{
+    return resolve_refs(((struct round_arg *)opaque)->r, err);
+}
+
+/* The expense's two accounts, into r->expense_id and r->from_id. */
+static int expense_accounts(struct prun *r, struct api_error *err)
+{
+    const struct action_event *ev = r->ctx->ev;
+    return resolve_account(&r->rc, ev->in.expense_account, r->expense_id, err) < 0 ||
+                   resolve_account(&r->rc, ev->in.paid_from_account, r->from_id, err) < 0
+               ? -1
+               : 0;
+}
+
+static int refresh_expense_refs(void *opaque, struct api_error *err)
+{
+    return expense_accounts(((struct round_arg *)opaque)->r, err);
+}
+
 /* Sales receipt, paid invoice, refund receipt. */
 static int run_document(struct prun *r, struct action_outcome *out, struct api_error *err)
 {
@@ -823,6 +858,8 @@ static int run_document(struct prun *r, struct action_outcome *out, struct api_e
         return -1;
     m.contact = r->contact;
     m.items = &r->it;
+    m.refs = r->refs;
+    m.refresh = refresh_document_refs;
     if (action_write_rematch(ctx, &r->rc, &m, err) < 0 ||
         verify(r, &doc, event_action_qbo_entity(ctx->ev->action), r->total_cents, out, err) < 0)
         return -1;
@@ -868,18 +905,23 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
     struct qbo_created doc;
     struct purchase_body pb;
     struct round_arg a = {r, &doc, &pb, vendor_id};
-    /* a 610 can only be the vendor's: the accounts are read, not cached ids */
-    struct action_rematch m = {.write = expense_round, .opaque = &a, .vendor = ev->in.vendor};
+    /* a 610: the vendor's or an account's mapping is stale */
+    struct action_rematch m = {.write = expense_round,
+                               .opaque = &a,
+                               .vendor = ev->in.vendor,
+                               .refs = {.accounts = {ev->in.expense_account,
+                                                     ev->in.paid_from_account}},
+                               .refresh = refresh_expense_refs};
     int64_t amount;
 
+    r->expense_id = expense_id;
+    r->from_id = from_id;
     if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||
         action_company(r->ctx, &r->co, err) < 0 ||
         action_hubspot_currency(r->f.currency, NULL, 0, "payment", ev->object_id,
                                 r->hubspot_currency, err) < 0 ||
         action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
-        action_exchange_rate(r->ctx, &r->cur, r->date, err) < 0 ||
-        resolve_account(&r->rc, ev->in.expense_account, expense_id, err) < 0 ||
-        resolve_account(&r->rc, ev->in.paid_from_account, from_id, err) < 0)
+        action_exchange_rate(r->ctx, &r->cur, r->date, err) < 0 || expense_accounts(r, err) < 0)
         return -1;
     payment_private_note(ev, what[ev->in.amount_source], r->f.reference, note, sizeof note);
     utf8_copy(cut, sizeof cut, r->f.reference ? r->f.reference : "", 64);

@@ -247,6 +247,7 @@ struct run {
     char deposit_id[RESOLVE_ID_MAX];
     char customer_id[RESOLVE_ID_MAX];
     int created_customer;
+    struct resolve_refs_used refs; /* what a 610 makes the run forget */
 };
 
 static void run_release(struct run *r)
@@ -548,30 +549,47 @@ static int read_hubspot(struct run *r, struct action_outcome *out, struct api_er
 
 /* Company (US, currency, sales tax), term, deposit account, items (lookup only): still
  * nothing written. */
+/* The term and deposit account the document uses (their inputs, for a 610's forgetting,
+ * in r->refs); looked up again after a 610. */
+static int resolve_refs(struct run *r, struct api_error *err)
+{
+    const struct action_ctx *ctx = r->ctx;
+    const struct action_event *ev = ctx->ev;
+    const char *dep = ev->in.deposit_to_account           ? ev->in.deposit_to_account
+                      : ctx->settings->deposit_account[0] ? ctx->settings->deposit_account
+                                                          : NULL;
+
+    if (ev->action == ACTION_CREATE_INVOICE && ev->in.payment_terms) {
+        r->refs.term = ev->in.payment_terms;
+        if (resolve_term(&r->rc, ev->in.payment_terms, r->term_id, err) < 0)
+            return -1;
+    }
+    if (ev->action == ACTION_CREATE_SALES_RECEIPT && dep) {
+        r->refs.accounts[0] = dep;
+        if (resolve_account(&r->rc, dep, r->deposit_id, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int refresh_refs(void *opaque, struct api_error *err);
+
 static int check_qbo(struct run *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    const char *dep;
-
     char date[11];
 
     sales_txn_date(ev, ctx->now_ms, date);
     if (action_company(ctx, &r->co, err) < 0 ||
         action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
         action_tax_check(&r->co, r->totals.order_tax + r->totals.line_tax, err) < 0 ||
-        action_exchange_rate(ctx, &r->cur, date, err) < 0)
+        action_exchange_rate(ctx, &r->cur, date, err) < 0 || resolve_refs(r, err) < 0)
         return -1;
-    if (ev->action == ACTION_CREATE_INVOICE && ev->in.payment_terms &&
-        resolve_term(&r->rc, ev->in.payment_terms, r->term_id, err) < 0)
+    if (action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err) < 0)
         return -1;
-    dep = ev->in.deposit_to_account           ? ev->in.deposit_to_account
-          : ctx->settings->deposit_account[0] ? ctx->settings->deposit_account
-                                              : NULL;
-    if (ev->action == ACTION_CREATE_SALES_RECEIPT && dep &&
-        resolve_account(&r->rc, dep, r->deposit_id, err) < 0)
-        return -1;
-    return action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err);
+    r->refs.income = r->it.nmissing > 0;
+    return 0;
 }
 
 /* The estimate's ExpirationDate: the date part of the quote's hs_expiration_date (an ISO
@@ -682,6 +700,12 @@ static int write_round(void *opaque, int round, struct api_error *err)
     return write_qbo(a->r, round, a->doc, err);
 }
 
+static int refresh_refs(void *opaque, struct api_error *err)
+{
+    struct write_arg *a = opaque;
+    return resolve_refs(a->r, err);
+}
+
 static int sales_handles(enum hsqb_action a, enum hsqb_object_type t)
 {
     return (a == ACTION_CREATE_INVOICE || a == ACTION_CREATE_ESTIMATE ||
@@ -704,6 +728,8 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
         goto out;
     m.contact = r.contact;
     m.items = &r.it;
+    m.refs = r.refs;
+    m.refresh = refresh_refs;
     if (action_write_rematch(ctx, &r.rc, &m, err) < 0)
         goto out;
     /* a document whose total is not HubSpot's is never reported as booked */

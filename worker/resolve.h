@@ -217,6 +217,19 @@ int resolve_vendor(const struct resolve_ctx *rc, const char *name_or_id, char *i
 /* Drop the cached mapping of a vendor input (fault 610 on the vendor). */
 void resolve_forget_vendor(const struct resolve_ctx *rc, const char *name_or_id);
 
+/* The account, term and payment-method mappings one document used (every member may be
+ * NULL): what a 610 on it makes the worker forget besides customer and items. */
+struct resolve_refs_used {
+    const char *term;               /* a payment_terms input */
+    const char *accounts[3];        /* account inputs (deposit, refund, ...) */
+    const char *const *paymethods;  /* resolve_payment_method()'s candidate names */
+    int income;                     /* the discovered income account of created items */
+};
+
+/* Drop those mappings, so the next lookup reads QBO again (fault 610: one of the records
+ * is now inactive or deleted). */
+void resolve_forget_refs(const struct resolve_ctx *rc, const struct resolve_refs_used *u);
+
 /* The active PaymentMethod named like the first of names (NULL-terminated candidates,
  * ASCII case ignored) that the company has; cached per name, one query on a miss. 0 with
  * *found (and id when 1), -1 err. */

@@ -24,16 +24,21 @@
 
 /* ---- accounts and terms ------------------------------------------------------------ */
 
-/* Read entity/id to check it exists: 0 found, 1 not found, -1 other failure. */
+/* Read entity/id to check it exists and is active: 0 found, 1 not found or inactive (a
+ * document cannot use an inactive account or term: QBO answers 610), -1 other failure. */
 static int exists_by_id(const struct resolve_ctx *rc, const char *entity, const char *id,
                         struct api_error *err)
 {
     struct json_object *ent = NULL;
-    int r = qbo_read(rc->io, rc->qbo, rc->realm, entity, id, &ent, err);
+    int r = qbo_read(rc->io, rc->qbo, rc->realm, entity, id, &ent, err), active = 1;
 
+    if (r == 0 && json_get_bool(ent, "Active", &active) == JGET_OK && !active)
+        r = 1;
     json_object_put(ent);
     if (r == 0)
         return 0;
+    if (r == 1)
+        return 1;
     if (err->cls == API_NOT_FOUND || strcmp(err->qbo_fault_code, "610") == 0 ||
         strcmp(err->qbo_fault_code, "2030") == 0)
         return 1;
@@ -137,6 +142,31 @@ notfound:
     api_error_set(err, API_PERMANENT, k->not_found, 0,
                   "QuickBooks has no %s \"%.200s\" in realm %s", k->noun, input, rc->realm);
     return -1;
+}
+
+void resolve_forget_refs(const struct resolve_ctx *rc, const struct resolve_refs_used *u)
+{
+    char sfx[RESOLVE_KEY_SUFFIX_MAX], h[HASH_HEX128_LEN + 1];
+
+    if (u->term && !resolve_is_digits(u->term)) {
+        resolve_hex_of(u->term, h);
+        snprintf(sfx, sizeof sfx, "%s:%s", term_kind.entity, h);
+        resolve_map_del(rc, sfx);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (!u->accounts[i] || resolve_is_digits(u->accounts[i]))
+            continue;
+        resolve_hex_of(u->accounts[i], h);
+        snprintf(sfx, sizeof sfx, "%s:%s", account_kind.entity, h);
+        resolve_map_del(rc, sfx);
+    }
+    for (size_t i = 0; u->paymethods && u->paymethods[i]; i++) {
+        resolve_hex_of(u->paymethods[i], h);
+        snprintf(sfx, sizeof sfx, "paymethod:%s", h);
+        resolve_map_del(rc, sfx);
+    }
+    if (u->income)
+        resolve_map_del(rc, "account:income");
 }
 
 int resolve_account(const struct resolve_ctx *rc, const char *name, char *id, struct api_error *err)

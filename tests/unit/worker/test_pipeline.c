@@ -800,6 +800,45 @@ static void test_document_numbers(void **state)
     free(off);
 }
 
+/* A term the worker has cached is made inactive (and replaced) in QBO: the 610 makes it
+ * forget the term too, find the new one and book; no stale id until the cache expires. */
+static void test_610_forgets_the_term(void **state)
+{
+    char *a = event_json("evt-t610-a", "create_invoice", "DEAL", 1005, H_REALM_US1,
+                         "\"payment_terms\":\"Net 15\"");
+    char *b = event_json("evt-t610-b", "create_invoice", "DEAL", 1002, H_REALM_US1,
+                         "\"payment_terms\":\"Net 15\",\"create_missing_products\":\"true\"");
+    struct json_object *r, *t, *inv;
+    struct api_error err;
+    const char *old = "{\"Id\":\"2\",\"SyncToken\":\"0\",\"sparse\":true,\"Active\":false,"
+                      "\"Name\":\"Net 15 (old)\"}";
+    const char *fresh = "{\"Name\":\"Net 15\",\"DueDays\":15}";
+    (void)state;
+
+    assert_int_equal(handle(a), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    json_object_put(r);
+    assert_int_equal(qbo_update(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "term", NULL, old, strlen(old)},
+                                NULL, &err),
+                     0);
+    assert_int_equal(qbo_create(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "term", NULL, fresh, strlen(fresh)},
+                                &t, &err),
+                     0);
+    assert_int_equal(handle(b), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    inv = doc_of(r, H_REALM_US1, "invoice");
+    assert_string_equal(tp_str_at(inv, "SalesTermRef.value"), tp_str_at(t, "Id"));
+    json_object_put(inv);
+    json_object_put(t);
+    json_object_put(r);
+    free(a);
+    free(b);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -850,6 +889,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lines_in_quote_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_uses_a_fresh_requestid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_document_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_610_forgets_the_term, setup, teardown),
     };
     int rc;
 
