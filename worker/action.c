@@ -517,19 +517,38 @@ static int find_ours(const struct action_ctx *ctx, const char *entity, const cha
     return rc;
 }
 
+/* 1 when err is QBO refusing a query statement (400 QueryValidationError / parser). */
+static int query_refused(const struct api_error *err)
+{
+    return err->source == API_SOURCE_QBO && err->cls == API_PERMANENT &&
+           err->code == HSQB_ERR_QBO_VALIDATION && err->http_status == 400;
+}
+
 int action_create_once_where(const struct action_ctx *ctx, const struct action_write *w,
-                             const char *where, size_t lookup_max, struct qbo_created *out,
-                             struct api_error *err)
+                             const char *where, const char *wide, size_t lookup_max,
+                             struct qbo_created *out, struct api_error *err)
 {
     const char *step = w->step, *entity = w->entity;
+    const char *tries[2] = {where, wide};
     char rid[CLAIM_REQUEST_ID_MAX + 1];
-    int found;
+    int found = 0;
 
     api_error_clear(err);
-    if (sent_before(ctx, step, entity) && where) {
-        if ((found = find_ours(ctx, entity, where, lookup_max, out, err)) < 0)
-            return -1;
-        if (found) {
+    if (where && sent_before(ctx, step, entity)) {
+        for (size_t i = 0; i < 2 && tries[i]; i++) {
+            found = find_ours(ctx, entity, tries[i], i ? 10 * lookup_max : lookup_max, out, err);
+            if (found >= 0)
+                break;
+            if (!query_refused(err))
+                return -1;
+            log_warn("event %s: QuickBooks refused the %s lookup \"%s\" (%s)%s", ctx->ev->id,
+                     entity, tries[i], err->message,
+                     i == 0 && wide ? "; trying a wider one"
+                                    : "; creating with the same requestid, which QBO dedups");
+            api_error_clear(err);
+            found = 0;
+        }
+        if (found > 0) {
             log_info("event %s: %s already created by an earlier attempt; reusing it", ctx->ev->id,
                      entity);
             return 0;
@@ -556,10 +575,14 @@ int action_create_once(const struct action_ctx *ctx, const struct action_write *
     char where[QBO_SQL_MAX], q[RESOLVE_ID_MAX + 8];
     int quoted = qbo_sql_quote(customer_id, q, sizeof q) >= 0;
 
-    /* an unquotable id cannot be looked up: create (the requestid still dedups) */
+    char wide[32];
+
+    /* an unquotable id cannot be looked up narrowly (the wide lookup still can) */
     if (quoted)
         snprintf(where, sizeof where, "CustomerRef = %s AND TxnDate = '%s'", q, txn_date);
-    return action_create_once_where(ctx, w, quoted ? where : NULL, ACTION_LOOKUP_MAX, out, err);
+    snprintf(wide, sizeof wide, "TxnDate = '%s'", txn_date);
+    return action_create_once_where(ctx, w, quoted ? where : wide, quoted ? wide : NULL,
+                                    ACTION_LOOKUP_MAX, out, err);
 }
 
 /* ---- the lines of a document ---------------------------------------------------------- */

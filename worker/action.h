@@ -238,17 +238,22 @@ struct action_write {
 /* Create an entity once per (event, step) (action.c's opening comment): set the step's
  * marker; when it was already set, look up "SELECT * FROM <entity> WHERE <where>" (at
  * most lookup_max rows) for the row whose PrivateNote ends " hsqb event <event id>" and
- * reuse it; else create with requestid claim_request_id(event id, step). where may be
- * NULL (no lookup possible: create). Fails API_TRANSIENT without creating once the
- * event's claim is lost (ctx->io). *out (not NULL) receives the Id, DocNumber and
- * currency of the created or found entity (qbo.h's struct qbo_created rules: one
- * without a usable Id is an error). 0, or -1 with *err (*out untouched). */
+ * reuse it; else create with requestid claim_request_id_gen(event id, step, replay
+ * generation). When QBO refuses the where as a query (400: a property it does not
+ * filter on), `wide` (may be NULL) is tried instead, with ten times the rows; when
+ * that is refused too, or where is NULL, the create is sent with its requestid, which
+ * QBO dedups: a lookup fault never fails the event. Fails API_TRANSIENT without creating
+ * once the event's claim is lost (ctx->io). *out (not NULL) receives the Id, DocNumber,
+ * currency and totals of the created or found entity (qbo.h's struct qbo_created rules:
+ * one without a usable Id is an error). 0, or -1 with *err (*out untouched). */
 int action_create_once_where(const struct action_ctx *ctx, const struct action_write *w,
-                             const char *where, size_t lookup_max, struct qbo_created *out,
-                             struct api_error *err);
+                             const char *where, const char *wide, size_t lookup_max,
+                             struct qbo_created *out, struct api_error *err);
 
-/* action_create_once_where() for a document of customer_id on txn_date (the narrow
- * lookup every sales document and Payment allows). */
+/* action_create_once_where() for a document of customer_id on txn_date: the narrow
+ * "CustomerRef = .. AND TxnDate = .." (Intuit's schema tags CustomerRef filterable for
+ * desktop only, third-party guides use it with QBO), else "TxnDate = ..", which every
+ * transaction filters on. */
 int action_create_once(const struct action_ctx *ctx, const struct action_write *w,
                        const char *customer_id, const char *txn_date, struct qbo_created *out,
                        struct api_error *err);

@@ -415,7 +415,7 @@ static int purchase_create_once(const struct action_ctx *ctx, const struct actio
     char where[32];
 
     snprintf(where, sizeof where, "TxnDate = '%s'", txn_date);
-    return action_create_once_where(ctx, w, where, PURCHASE_LOOKUP_MAX, out, err);
+    return action_create_once_where(ctx, w, where, NULL, PURCHASE_LOOKUP_MAX, out, err);
 }
 
 /* ---- the run ------------------------------------------------------------------------ */

@@ -839,6 +839,51 @@ static void test_610_forgets_the_term(void **state)
     free(b);
 }
 
+/* Crash recovery when QBO refuses the narrow lookup (CustomerRef is tagged filterable
+ * for desktop only): the wide one (TxnDate) finds the invoice; and when every lookup is
+ * refused, the create goes out with its requestid, which QBO dedups. Never a second
+ * invoice, never a permanent failure. */
+static void test_recovery_lookup_falls_back(void **state)
+{
+    static const char refused[] =
+        "{\"method\":\"GET\",\"path\":\"/v3/company/*/query\",\"vendor\":\"qbo\","
+        "\"times\":%d,\"status\":400,\"body\":{\"Fault\":{\"Error\":[{\"Message\":"
+        "\"Invalid query\",\"Detail\":\"QueryValidationError: property 'CustomerRef' is "
+        "not queryable\",\"code\":\"4001\"}],\"type\":\"ValidationFault\"}}}";
+    static const char lost[] = "{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice\","
+                               "\"phase\":\"after\",\"drop\":true,\"times\":2}";
+    static const char *const realms[2] = {H_REALM_US1, H_REALM_US2};
+    char rule[1024], id[32];
+    struct json_object *r;
+    (void)state;
+
+    for (int k = 0; k < 2; k++) {
+        /* a first invoice of the deal warms the caches: the recovery lookup is then the
+         * only query of the second event */
+        char *warm, *ev;
+        snprintf(id, sizeof id, "evt-warm-%d", k);
+        warm = event_json(id, "create_invoice", "DEAL", 1005, realms[k], NULL);
+        snprintf(id, sizeof id, "evt-narrow-%d", k);
+        ev = event_json(id, "create_invoice", "DEAL", 1005, realms[k], NULL);
+        assert_int_equal(handle(warm), PIPELINE_DONE);
+        json_object_put(last_result((size_t)(2 * k + 1)));
+        assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults", lost, NULL), 201);
+        /* k = 0: the narrow lookup is refused, the wide one finds the invoice; k = 1:
+         * every lookup is refused, the requestid keeps it to one invoice */
+        snprintf(rule, sizeof rule, refused, k == 0 ? 1 : 100);
+        assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults", rule, NULL), 201);
+        assert_int_equal(handle(ev), PIPELINE_DONE);
+        r = last_result((size_t)(2 * k + 2));
+        assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+        json_object_put(r);
+        assert_int_equal(h_admin(HTTP_DELETE, "/_sandbox/faults", NULL, NULL), 204);
+        assert_int_equal(qbo_rows(realms[k], "SELECT * FROM Invoice WHERE TxnDate = '2026-03-01'"),
+                         2);
+        free(warm);
+        free(ev);
+    }
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -890,6 +935,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_uses_a_fresh_requestid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_document_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_610_forgets_the_term, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_lookup_falls_back, setup, teardown),
     };
     int rc;
 
