@@ -264,6 +264,20 @@ int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc
     return 0;
 }
 
+int action_email_ok(const char *s)
+{
+    const char *at;
+    size_t n = s ? strlen(s) : 0;
+
+    if (n < 3 || n > 100 || !(at = strchr(s, '@')) || at == s || strchr(at + 1, '@') ||
+        !strchr(at + 1, '.') || s[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == ',' || s[i] == ';')
+            return 0;
+    return 1;
+}
+
 int action_doc_number(const struct qbo_company *co, const char *preferred, char prefix,
                       int64_t object_id, int variant, char out[QBO_DOCNUMBER_MAX])
 {

@@ -161,6 +161,11 @@ int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc
 int action_exchange_rate(const struct action_ctx *ctx, struct action_currency *cur,
                          const char *date, struct api_error *err);
 
+/* 1 when s can go as a document's BillEmail: at most 100 bytes, one '@' with text on
+ * both sides, a '.' after it, no whitespace or control characters (QBO refuses a
+ * malformed address, and a bad one must not cost the whole document). */
+int action_email_ok(const char *s);
+
 /* Document numbers. A company with "custom transaction numbers" on (Preferences
  * SalesFormsPrefs.CustomTxnNumbers) leaves DocNumber empty unless it is sent (Intuit's
  * Transaction.DocNumber docs), so the worker sends one there, and none elsewhere (QBO

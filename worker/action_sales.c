@@ -642,6 +642,7 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
     struct sales_doc d;
     size_t i;
 
+    r->rc.company_name = r->company ? r->company->name : NULL;
     if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
         return -1;
     if (r->it.nmissing && resolve_items_create(&r->rc, r->all, r->n, r->items, err) < 0)
@@ -656,7 +657,8 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
         .txn_date = date,
         .term_id = r->term_id[0] ? r->term_id : NULL,
         .deposit_account_id = r->deposit_id[0] ? r->deposit_id : NULL,
-        .bill_email = NULL,
+        /* invoices and estimates: where QBO sends them */
+        .bill_email = action_email_ok(r->contact->email) ? r->contact->email : NULL,
         .private_note = note,
         .li = r->all,
         .lines = r->lines,

@@ -540,6 +540,15 @@ static int customer_body(const struct resolve_ctx *rc, const struct hubspot_cont
     if (last[0])
         jbuf_kv_str(out, "FamilyName", last);
     jbuf_kv_str(out, "DisplayName", display);
+    {
+        /* QBO's CompanyName holds 100 characters */
+        const char *co = rc->company_name ? rc->company_name : c->company;
+        char cut[401];
+        if (co) {
+            utf8_copy(cut, sizeof cut, co, 100);
+            jbuf_kv_str(out, "CompanyName", cut);
+        }
+    }
     if (c->email) {
         jbuf_key(out, "PrimaryEmailAddr");
         jbuf_obj_open(out);

@@ -122,6 +122,9 @@ struct resolve_ctx {
      * without CurrencyRef is in it). */
     const char *currency;
     const char *home_currency;
+    /* The CompanyName of a customer created for the contact: the deal's or quote's
+     * company, else NULL (then the contact's own "company" property). */
+    const char *company_name;
 };
 
 /* ---- customer ------------------------------------------------------------------- */

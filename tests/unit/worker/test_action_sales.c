@@ -330,6 +330,13 @@ static void test_doc_numbers(void **state)
     assert_int_equal(action_doc_number(&on, NULL, 'D', INT64_MAX, 9, n), 0);
     assert_true(strlen(n) <= ACTION_DOCNUM_MAX);
     assert_int_equal(action_doc_number(&on, NULL, 'D', 1, ACTION_DOCNUM_VARIANTS, n), -1);
+    assert_true(action_email_ok("ada@example.com"));
+    assert_false(action_email_ok("ada@example"));
+    assert_false(action_email_ok("a b@example.com"));
+    assert_false(action_email_ok("@example.com"));
+    assert_false(action_email_ok("a@b@example.com"));
+    assert_false(action_email_ok("ada@example.com."));
+    assert_false(action_email_ok(NULL));
     action_doc_step(0, 0, s, sizeof s);
     assert_string_equal(s, "doc");
     action_doc_step(1, 0, s, sizeof s);

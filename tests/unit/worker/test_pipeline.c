@@ -646,6 +646,9 @@ static void test_addresses_and_line_tax(void **state)
                               tp_str_at(doc, "CustomerRef.value"), &cust, &err),
                      0);
     assert_string_equal(tp_str_at(cust, "BillAddr.CountrySubDivisionCode"), "CA");
+    /* the deal's company names the customer's company (not the contact's own property) */
+    assert_string_equal(tp_str_at(cust, "CompanyName"), "Empire Widgets Holdings Inc");
+    assert_string_equal(tp_str_at(doc, "BillEmail.Address"), "maria.garcia@example.com");
     json_object_put(cust);
     json_object_put(doc);
     json_object_put(r);
