@@ -440,6 +440,7 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)
         .portal_id = ctx->ev->portal_id,
         .event_id = ctx->ev->id,
         .generation = ctx->replay_generation,
+        .income_account = ctx->ev->in.income_account,
     };
 }
 

@@ -612,7 +612,8 @@ static int decode_inputs(struct dec *d, enum hsqb_action a, size_t in, struct ev
         break;
     }
     if (in_customer(d, in, out) < 0 ||
-        in_bool(d, in, "create_missing_products", &out->create_missing_products) < 0)
+        in_bool(d, in, "create_missing_products", &out->create_missing_products) < 0 ||
+        in_name(d, in, "income_account", 0, &out->income_account) < 0)
         return -1;
     return 0;
 }
@@ -776,6 +777,7 @@ void event_release(struct action_event *ev)
     free(ev->source);
     free(ev->in.payment_terms);
     free(ev->in.deposit_to_account);
+    free(ev->in.income_account);
     free(ev->in.expense_account);
     free(ev->in.paid_from_account);
     free(ev->in.vendor);

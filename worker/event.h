@@ -135,6 +135,7 @@ struct event_inputs {
     enum customer_source customer_source;     /* not expense */
     int64_t customer_contact_id;              /* when CUSTOMER_CONTACT_ID, else 0 */
     int create_missing_products;              /* 0/1; default 0; not expense */
+    char *income_account;                     /* items it creates; NULL = the default */
     char *payment_terms;                      /* invoice; NULL = QBO default */
     char *deposit_to_account;                 /* sales receipt, paid invoice; NULL = default */
     char *expense_account;                    /* expense; required */

@@ -62,6 +62,37 @@ int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, c
         return -1;
     }
     snprintf(o->income_account, sizeof o->income_account, "%s", acct ? acct : "");
+    acct = config_get_str(cfg, "items.income_account_by_realm");
+    for (const char *p = acct ? acct : ""; *p;) {
+        const char *end = strchr(p, ';'), *eq;
+        size_t len = end ? (size_t)(end - p) : strlen(p), rl, al;
+        struct resolve_realm_account *e;
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        if (len) {
+            eq = memchr(p, '=', len);
+            rl = eq ? (size_t)(eq - p) : 0;
+            al = eq ? len - rl - 1 : 0;
+            while (al && (eq[1 + al - 1] == ' ' || eq[1 + al - 1] == '\t'))
+                al--;
+            if (!eq || rl == 0 || rl > 32 || al == 0 || al > RESOLVE_ACCOUNT_NAME_MAX ||
+                strspn(p, "0123456789") != rl || o->nby_realm == RESOLVE_REALM_ACCOUNTS_MAX) {
+                snprintf(errstr, errsz,
+                         "items.income_account_by_realm: expected \"<realm id>=<account>\" "
+                         "entries separated by \";\" (at most %d)",
+                         RESOLVE_REALM_ACCOUNTS_MAX);
+                return -1;
+            }
+            e = &o->by_realm[o->nby_realm++];
+            memcpy(e->realm, p, rl);
+            e->realm[rl] = '\0';
+            memcpy(e->account, eq + 1, al);
+            e->account[al] = '\0';
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
     return 0;
 }
 

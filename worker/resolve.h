@@ -86,6 +86,7 @@
 #define RESOLVE_ITEM_NAME_MAX    100  /* bytes of an Item Name (QBO: 100 characters) */
 #define RESOLVE_MAX_CANDIDATES   1000 /* customers/items read for one match */
 #define RESOLVE_ACCOUNT_NAME_MAX 200
+#define RESOLVE_REALM_ACCOUNTS_MAX 32 /* entries of items.income_account_by_realm */
 
 struct resolve_opts {
     int64_t map_ttl_ms;   /* default RESOLVE_MAP_TTL_MS */
@@ -93,6 +94,12 @@ struct resolve_opts {
     int64_t lock_wait_ms; /* default RESOLVE_LOCK_WAIT_MS */
     /* items.income_account: an Id (digits) or an exact Name; "" = discover */
     char income_account[RESOLVE_ACCOUNT_NAME_MAX + 1];
+    /* items.income_account_by_realm, parsed: realm -> account (Id or Name) */
+    struct resolve_realm_account {
+        char realm[33];
+        char account[RESOLVE_ACCOUNT_NAME_MAX + 1];
+    } by_realm[RESOLVE_REALM_ACCOUNTS_MAX];
+    size_t nby_realm;
     /* The in-process layer in front of the Redis mappings (cache.local_ttl); borrowed
      * for the life of the opts, thread-safe. NULL = Redis only. */
     struct mapcache *local;
@@ -125,6 +132,8 @@ struct resolve_ctx {
     /* The CompanyName of a customer created for the contact: the deal's or quote's
      * company, else NULL (then the contact's own "company" property). */
     const char *company_name;
+    /* The event's income_account input (items it creates), or NULL. */
+    const char *income_account;
 };
 
 /* ---- customer ------------------------------------------------------------------- */
@@ -205,8 +214,10 @@ void resolve_forget_items(const struct resolve_ctx *rc, const struct hubspot_lin
 int resolve_account(const struct resolve_ctx *rc, const char *name_or_id, char *id,
                     struct api_error *err);
 
-/* The income account for created items: opts->income_account when set (as
- * resolve_account), else the lowest-Id active Income account (cached). None ->
+/* The income account for created items, the first of: the event's income_account input,
+ * the realm's entry of items.income_account_by_realm, items.income_account (each as
+ * resolve_account), else discovery: the lowest-Id active account of subtype
+ * SalesOfProductIncome, then ServiceFeeIncome, then any Income account (cached). None ->
  * ACCOUNT_NOT_FOUND. */
 int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_error *err);
 

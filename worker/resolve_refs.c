@@ -179,15 +179,27 @@ int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_er
     char tmp[RESOLVE_ID_MAX];
     int found = 0;
 
+    static const char *const discovery[] = {
+        "SELECT * FROM Account WHERE AccountSubType = 'SalesOfProductIncome'",
+        "SELECT * FROM Account WHERE AccountSubType = 'ServiceFeeIncome'",
+        "SELECT * FROM Account WHERE AccountType = 'Income'"};
+
     api_error_clear(err);
+    if (rc->income_account && *rc->income_account)
+        return resolve_account(rc, rc->income_account, id, err);
+    for (size_t i = 0; i < rc->opts->nby_realm; i++)
+        if (strcmp(rc->opts->by_realm[i].realm, rc->realm) == 0)
+            return resolve_account(rc, rc->opts->by_realm[i].account, id, err);
     if (rc->opts->income_account[0])
         return resolve_account(rc, rc->opts->income_account, id, err);
     if (resolve_map_get(rc, "account:income", tmp)) {
         snprintf(id, RESOLVE_ID_MAX, "%s", tmp);
         return 0;
     }
-    if (first_row(rc, "SELECT * FROM Account WHERE AccountType = 'Income'", tmp, &found, err) < 0)
-        return -1;
+    /* the revenue account an accountant books products to, before any Income account */
+    for (size_t i = 0; i < 3 && !found; i++)
+        if (first_row(rc, discovery[i], tmp, &found, err) < 0)
+            return -1;
     if (!found) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_ACCOUNT_NOT_FOUND, 0,
                       "realm %s has no active Income account for new items (set "

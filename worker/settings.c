@@ -207,6 +207,11 @@ static const struct config_def settings[] = {
     {"money.rounding", CONFIG_ENUM, "half_up", 0, 0,
      "Rounding of amounts that fall between cents (percentage discounts): half_up "
      "rounds halves away from zero, half_even to the even cent.", 0, roundings},
+    {"items.income_account_by_realm", CONFIG_STRING, NULL, 0, 8000,
+     "Per-company income accounts for items the worker creates, as "
+     "\"<realm id>=<account Id or Name>\" entries separated by \";\" (a company not listed "
+     "uses items.income_account, then discovery). An event's income_account input wins.",
+     0, NULL},
     {"items.income_account", CONFIG_STRING, NULL, 0, 200,
      "QBO income account (Id or exact Name) for items the worker creates; empty uses the "
      "realm's first active Income account.", 0, NULL},

@@ -175,10 +175,12 @@ static void test_sales_receipt_on_every_object(void **state)
                                 {"data.object.objectType", spellings[i]},
                                 {"data.object.objectId", "2"}, {"data.origin.portalId", "1"},
                                 {"data.inputFields",
-                                 "{\"qbo_realm_id\":\"7\",\"deposit_to_account\":\"Checking\"}"}),
+                                 "{\"qbo_realm_id\":\"7\",\"deposit_to_account\":\"Checking\","
+                                 "\"income_account\":\"Services\"}"}),
                          EVENT_OK);
         assert_string_equal(ev.key, keys[i]);
         assert_string_equal(ev.in.deposit_to_account, "Checking");
+        assert_string_equal(ev.in.income_account, "Services");
         event_release(&ev);
     }
 }

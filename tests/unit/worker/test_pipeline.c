@@ -887,6 +887,61 @@ static void test_recovery_lookup_falls_back(void **state)
     }
 }
 
+/* The income account of the item a result reports created first. */
+static char *created_item_income(struct json_object *r, const char *realm)
+{
+    struct json_object *item;
+    struct api_error err;
+    char *out;
+
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, realm, "item",
+                              tp_str_at(json_object_array_get_idx(
+                                            tp_at(r, "data.qbo.created_items"), 0),
+                                        "id"),
+                              &item, &err),
+                     0);
+    out = strdup(tp_str_at(item, "IncomeAccountRef.value"));
+    json_object_put(item);
+    return out;
+}
+
+/* Created products: the event's income_account, else discovery prefers a sales income
+ * account over a lower-Id Income account of another kind. */
+static void test_income_account_of_created_items(void **state)
+{
+    char *a = event_json("evt-inc-a", "create_invoice", "DEAL", 1004, H_REALM_US1,
+                         "\"create_missing_products\":\"true\"");
+    char *b = event_json("evt-inc-b", "create_estimate", "DEAL", 1002, H_REALM_US1,
+                         "\"create_missing_products\":\"true\",\"income_account\":\"Services\"");
+    struct json_object *r;
+    char *inc;
+    (void)state;
+
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/seed",
+                             "{\"qbo\":{\"realms\":[{\"realm_id\":\"" H_REALM_US1
+                             "\",\"Account\":[{\"Id\":\"70\",\"Name\":\"Other Income\","
+                             "\"AccountType\":\"Income\",\"AccountSubType\":"
+                             "\"OtherPrimaryIncome\"}]}]}}",
+                             NULL),
+                     200);
+    assert_int_equal(handle(a), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    inc = created_item_income(r, H_REALM_US1);
+    assert_string_equal(inc, "79"); /* Sales (SalesOfProductIncome), not 70 */
+    free(inc);
+    json_object_put(r);
+    assert_int_equal(handle(b), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    inc = created_item_income(r, H_REALM_US1);
+    assert_string_equal(inc, "80"); /* the event's "Services" */
+    free(inc);
+    json_object_put(r);
+    free(a);
+    free(b);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -939,6 +994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_document_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_610_forgets_the_term, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_lookup_falls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_income_account_of_created_items, setup, teardown),
     };
     int rc;
 

@@ -20,6 +20,7 @@
 #include "worker/oauth.h"
 #include "worker/qbo.h"
 #include "worker/resolve.h"
+#include "worker/settings.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
 
@@ -150,6 +151,75 @@ static void test_display_name_variants(void **state)
     assert_non_null(strstr(out, "x@y.example #")); /* email is not repeated */
     c = contact(1, NULL, "  ", NULL);
     assert_int_equal(resolve_display_name(PORTAL, &c, 0, out, sizeof out), -1);
+}
+
+/* On a multicurrency company the variants say the currency; the last always carries the
+ * contact's own hash (the one a name of ours is recognised by). */
+static void test_display_name_currency_variants(void **state)
+{
+    struct hubspot_contact c = contact(301, "Ada", "Lovelace", "ada@example.com");
+    char out[RESOLVE_NAME_MAX + 1], plain[RESOLVE_NAME_MAX + 1];
+    (void)state;
+
+    assert_int_equal(resolve_name_variants(NULL), 3);
+    assert_int_equal(resolve_name_variants("EUR"), 4);
+    assert_int_equal(resolve_display_name_in(PORTAL, &c, "EUR", 0, out, sizeof out), 0);
+    assert_string_equal(out, "Ada Lovelace");
+    assert_int_equal(resolve_display_name_in(PORTAL, &c, "EUR", 1, out, sizeof out), 0);
+    assert_string_equal(out, "Ada Lovelace (EUR)");
+    assert_int_equal(resolve_display_name_in(PORTAL, &c, "EUR", 2, out, sizeof out), 0);
+    assert_string_equal(out, "Ada Lovelace (ada@example.com) (EUR)");
+    assert_int_equal(resolve_display_name_in(PORTAL, &c, "EUR", 3, out, sizeof out), 0);
+    assert_non_null(strstr(out, "Ada Lovelace (ada@example.com) (EUR) #"));
+    assert_int_equal(resolve_display_name_in(PORTAL, &c, "EUR", 4, out, sizeof out), -1);
+    assert_int_equal(resolve_display_name_in(PORTAL, &c, "EURO", 1, out, sizeof out), -1);
+    /* without a currency: exactly resolve_display_name() */
+    for (int v = 0; v < 3; v++) {
+        assert_int_equal(resolve_display_name_in(PORTAL, &c, NULL, v, out, sizeof out), 0);
+        assert_int_equal(resolve_display_name(PORTAL, &c, v, plain, sizeof plain), 0);
+        assert_string_equal(out, plain);
+    }
+    /* a user's own " #" in a name no longer makes any holder of it ours: the variant
+     * decides (resolve.c compares with the hashed variant), so "Team #1" is just a name */
+    c = contact(9, "Team", "#1", NULL);
+    assert_int_equal(resolve_display_name(PORTAL, &c, 0, out, sizeof out), 0);
+    assert_string_equal(out, "Team #1");
+    assert_int_equal(resolve_display_name(PORTAL, &c, 2, plain, sizeof plain), 0);
+    assert_string_not_equal(out, plain);
+}
+
+/* items.income_account_by_realm: "<realm>=<account>" entries; anything else refused. */
+static void test_income_account_by_realm_setting(void **state)
+{
+    static const char *const bad[] = {"x=Sales", "1=", "=Sales", "123 Sales", NULL};
+    struct resolve_opts o;
+    struct config *cfg;
+    char e[256], env[600];
+    (void)state;
+
+    snprintf(env, sizeof env, "%s",
+             "HSQB_ITEMS_INCOME_ACCOUNT_BY_REALM= 4620816365014867780=Sales ; 99=Product Sales;");
+    {
+        char *envp[] = {env, NULL};
+        assert_int_equal(settings_load_flags(&cfg, 0, NULL, envp, SETTINGS_SKIP_REQUIRED, e,
+                                             sizeof e),
+                         0);
+    }
+    assert_int_equal(resolve_opts_from_config(&o, cfg, e, sizeof e), 0);
+    config_free(cfg);
+    assert_int_equal(o.nby_realm, 2);
+    assert_string_equal(o.by_realm[0].realm, "4620816365014867780");
+    assert_string_equal(o.by_realm[0].account, "Sales");
+    assert_string_equal(o.by_realm[1].account, "Product Sales");
+    for (size_t i = 0; bad[i]; i++) {
+        char *envp[] = {env, NULL};
+        snprintf(env, sizeof env, "HSQB_ITEMS_INCOME_ACCOUNT_BY_REALM=%s", bad[i]);
+        assert_int_equal(settings_load_flags(&cfg, 0, NULL, envp, SETTINGS_SKIP_REQUIRED, e,
+                                             sizeof e),
+                         0);
+        assert_int_equal(resolve_opts_from_config(&o, cfg, e, sizeof e), -1);
+        config_free(cfg);
+    }
 }
 
 static void test_display_name_long_keeps_suffix(void **state)
@@ -536,6 +606,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_display_name_variants),
         cmocka_unit_test(test_display_name_long_keeps_suffix),
+        cmocka_unit_test(test_display_name_currency_variants),
+        cmocka_unit_test(test_income_account_by_realm_setting),
         cmocka_unit_test(test_item_name),
         cmocka_unit_test_setup_teardown(test_customer_matched_email_case_insensitive, setup,
                                         teardown),
