@@ -686,7 +686,8 @@ static int write_doc(struct prun *r, int round, struct qbo_created *doc, struct 
 
     if (resolve_customer(&r->rc, r->contact, r->customer_id, &r->created_customer, err) < 0)
         return -1;
-    if (r->it.nmissing && resolve_items_create(&r->rc, r->li, r->n, r->items, err) < 0)
+    if (resolve_items_reactivate(&r->rc, r->items, r->n, err) < 0 ||
+        (r->it.nmissing && resolve_items_create(&r->rc, r->li, r->n, r->items, err) < 0))
         return -1;
     for (i = 0; i < r->n; i++)
         r->item_ids[i] = r->items[i].id;

@@ -62,6 +62,7 @@ int resolve_opts_from_config(struct resolve_opts *o, const struct config *cfg, c
         return -1;
     }
     snprintf(o->income_account, sizeof o->income_account, "%s", acct ? acct : "");
+    o->reactivate_inactive = config_get_bool(cfg, "resolve.reactivate_inactive") > 0;
     acct = config_get_str(cfg, "items.income_account_by_realm");
     for (const char *p = acct ? acct : ""; *p;) {
         const char *end = strchr(p, ';'), *eq;
@@ -425,15 +426,32 @@ static int row_currency_ok(const struct resolve_ctx *rc, struct json_object *row
     return strcasecmp(v, rc->currency) == 0;
 }
 
-static const char *pick_customer(const struct resolve_ctx *rc, struct json_object *rows,
-                                 const struct hubspot_contact *c, int first_only, int last_only)
+/* How good a match a row is: 0 an active top-level customer, 1 an active sub-customer or
+ * project (Job, ParentRef), 2 and 3 the same inactive. */
+static int customer_rank(struct json_object *row)
 {
-    const char *best = NULL;
+    struct json_object *parent;
+    int job = 0, active = 1;
+
+    (void)json_get_bool(row, "Job", &job);
+    (void)json_get_bool(row, "Active", &active);
+    job = job || json_get_obj(row, "ParentRef", &parent) == JGET_OK;
+    return (active ? 0 : 2) + (job ? 1 : 0);
+}
+
+static struct json_object *pick_customer(const struct resolve_ctx *rc, struct json_object *rows,
+                                         const struct hubspot_contact *c, int first_only,
+                                         int last_only)
+{
+    struct json_object *best = NULL;
+    const char *bid = NULL;
+    int brank = 4;
     size_t i, n = json_object_array_length(rows);
 
     for (i = 0; i < n; i++) {
         struct json_object *row = json_object_array_get_idx(rows, i);
         const char *id = resolve_row_id(row), *em = row_email(row);
+        int rank;
         if (!id)
             continue;
         if (first_only && row_has(row, "FamilyName"))
@@ -444,10 +462,55 @@ static const char *pick_customer(const struct resolve_ctx *rc, struct json_objec
             continue;
         if (!row_currency_ok(rc, row))
             continue;
-        if (!best || resolve_id_cmp(id, best) < 0)
-            best = id;
+        rank = customer_rank(row);
+        if (!best || rank < brank || (rank == brank && resolve_id_cmp(id, bid) < 0)) {
+            best = row;
+            bid = id;
+            brank = rank;
+        }
     }
     return best;
+}
+
+/* A matched record that is inactive (row): made active again when the setting allows
+ * (sparse update; its requestid step names the record), else QBO_RECORD_INACTIVE. */
+static int inactive_match(const struct resolve_ctx *rc, const char *entity, const char *noun,
+                          const char *name, const char *id, const char *sync_token,
+                          struct api_error *err)
+{
+    char body[256], step[96], rid[CLAIM_REQUEST_ID_MAX + 1];
+
+    if (!rc->opts->reactivate_inactive) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_RECORD_INACTIVE, 0,
+                      "the QuickBooks %s \"%.100s\" (Id %s) is inactive; reactivate it in "
+                      "QuickBooks (or set resolve.reactivate_inactive) and replay",
+                      noun, name, id);
+        return -1;
+    }
+    if (resolve_lost(rc, err))
+        return -1;
+    snprintf(body, sizeof body, "{\"Id\":\"%s\",\"SyncToken\":\"%s\",\"sparse\":true,"
+             "\"Active\":true}", id, sync_token);
+    snprintf(step, sizeof step, "reactivate:%s:%s", entity, id);
+    if (claim_request_id_gen(rc->event_id, step, rc->generation, rid) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "requestid derivation failed");
+        return -1;
+    }
+    if (qbo_update(rc->io, rc->qbo,
+                   &(struct qbo_req){rc->realm, entity, rid, body, strlen(body)}, NULL, err) < 0)
+        return -1;
+    log_info("resolve: reactivated inactive %s %s in realm %s", noun, id, rc->realm);
+    return 0;
+}
+
+/* The row's SyncToken into out ("0" when absent). */
+static void row_sync_token(struct json_object *row, char *out, size_t outsz)
+{
+    const char *t = NULL;
+    if (json_get_str(row, "SyncToken", &t) != JGET_OK || !t || strlen(t) >= outsz ||
+        strspn(t, "0123456789") != strlen(t))
+        t = "0";
+    snprintf(out, outsz, "%s", t);
 }
 
 /* Query QBO for the contact's customer. 0 with *found set (and id when found), -1 err. */
@@ -456,8 +519,7 @@ static int customer_query(const struct resolve_ctx *rc, const struct hubspot_con
 {
     char first[RESOLVE_NAME_MAX + 1], last[RESOLVE_NAME_MAX + 1], email[RESOLVE_NAME_MAX + 1];
     char q1[1100], q2[1100], sql[QBO_SQL_MAX];
-    struct json_object *rows;
-    const char *best;
+    struct json_object *rows, *best;
 
     *found = 0;
     resolve_clean_name(c->firstname, first, sizeof first);
@@ -479,13 +541,28 @@ static int customer_query(const struct resolve_ctx *rc, const struct hubspot_con
             return -1;
         snprintf(sql, sizeof sql, "SELECT * FROM Customer WHERE DisplayName = %s", q1);
     }
+    /* inactive customers too: their names stay taken, so a match must see them */
+    snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " AND Active IN (true,false)");
     rows = resolve_query_rows(rc, sql, err);
     if (!rows)
         return -1;
     best = pick_customer(rc, rows, c, first[0] && !last[0], last[0] && !first[0]);
     if (best) {
-        snprintf(id, RESOLVE_ID_MAX, "%s", best);
-        *found = 1;
+        int active = 1, r = 0;
+        char tok[24];
+        const char *bid = resolve_row_id(best), *dn = NULL;
+        (void)json_get_bool(best, "Active", &active);
+        if (!active) {
+            (void)json_get_str(best, "DisplayName", &dn);
+            row_sync_token(best, tok, sizeof tok);
+            r = inactive_match(rc, "customer", "customer", dn ? dn : "", bid, tok, err);
+        }
+        if (r == 0) {
+            snprintf(id, RESOLVE_ID_MAX, "%s", bid);
+            *found = 1;
+        }
+        json_object_put(rows);
+        return r;
     }
     json_object_put(rows);
     return 0;
@@ -762,18 +839,23 @@ static void item_suffix(const char *kind, const char *v, char *out, size_t outsz
 }
 
 /* Lowest-Id non-Category item whose `field` equals v. 0 with *found, -1 err. */
+/* The item whose field equals v: an active one (lowest Id) before an inactive one. On an
+ * inactive match: QBO_RECORD_INACTIVE, or with resolve.reactivate_inactive *found with
+ * out->inactive set (resolve_items_reactivate() makes it active before the document). */
 static int item_query(const struct resolve_ctx *rc, const char *field, const char *v, char *id,
-                      int *found, struct api_error *err)
+                      int *found, struct resolve_item *out, struct api_error *err)
 {
     char q[RESOLVE_NAME_MAX * 2 + 8], sql[QBO_SQL_MAX];
-    struct json_object *rows;
+    struct json_object *rows, *brow = NULL;
     const char *best = NULL, *type;
+    int bactive = 0;
     size_t i, n;
 
     *found = 0;
     if (resolve_quote(v, q, sizeof q, field, err) < 0)
         return -1;
-    snprintf(sql, sizeof sql, "SELECT * FROM Item WHERE %s = %s", field, q);
+    snprintf(sql, sizeof sql, "SELECT * FROM Item WHERE %s = %s AND Active IN (true,false)", field,
+             q);
     rows = resolve_query_rows(rc, sql, err);
     if (!rows)
         return -1;
@@ -781,10 +863,30 @@ static int item_query(const struct resolve_ctx *rc, const char *field, const cha
     for (i = 0; i < n; i++) {
         struct json_object *row = json_object_array_get_idx(rows, i);
         const char *rid = resolve_row_id(row);
+        int active = 1;
         if (!rid || (json_get_str(row, "Type", &type) == JGET_OK && strcmp(type, "Category") == 0))
             continue;
-        if (!best || resolve_id_cmp(rid, best) < 0)
+        (void)json_get_bool(row, "Active", &active);
+        if (!best || (active && !bactive) ||
+            (active == bactive && resolve_id_cmp(rid, best) < 0)) {
             best = rid;
+            brow = row;
+            bactive = active;
+        }
+    }
+    if (best && !bactive) {
+        if (!rc->opts->reactivate_inactive) {
+            const char *nm = NULL;
+            (void)json_get_str(brow, "Name", &nm);
+            api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_RECORD_INACTIVE, 0,
+                          "the QuickBooks product \"%.100s\" (Id %s) is inactive; reactivate it "
+                          "in QuickBooks (or set resolve.reactivate_inactive) and replay",
+                          nm ? nm : v, best);
+            json_object_put(rows);
+            return -1;
+        }
+        out->inactive = 1;
+        row_sync_token(brow, out->sync_token, sizeof out->sync_token);
     }
     if (best) {
         snprintf(id, RESOLVE_ID_MAX, "%s", best);
@@ -803,22 +905,24 @@ static int item_lookup_one(const struct resolve_ctx *rc, const struct hubspot_li
 
     resolve_item_name(li, out->name, sizeof out->name);
     out->id[0] = '\0';
+    out->inactive = 0;
+    /* an inactive match is not cached: it is active only once reactivated */
     if (li->sku) {
         item_suffix("sku", li->sku, sfx, sizeof sfx);
         if (resolve_map_get(rc, sfx, id))
             found = 1;
-        else if (item_query(rc, "Sku", li->sku, id, &found, err) < 0)
+        else if (item_query(rc, "Sku", li->sku, id, &found, out, err) < 0)
             return -1;
-        else if (found)
+        else if (found && !out->inactive)
             resolve_map_set(rc, sfx, id);
     }
     if (!found) {
         item_suffix("name", out->name, sfx, sizeof sfx);
         if (resolve_map_get(rc, sfx, id))
             found = 1;
-        else if (item_query(rc, "Name", out->name, id, &found, err) < 0)
+        else if (item_query(rc, "Name", out->name, id, &found, out, err) < 0)
             return -1;
-        else if (found)
+        else if (found && !out->inactive)
             resolve_map_set(rc, sfx, id);
     }
     if (found)
@@ -907,7 +1011,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
     for (v = 0; v < NAME_VARIANTS; v++) {
         item_variant_name(li, out->name, v, name, sizeof name);
         if (v > 0) {
-            if (item_query(rc, "Name", name, out->id, &found, err) < 0)
+            if (item_query(rc, "Name", name, out->id, &found, out, err) < 0)
                 return -1;
             if (found) {
                 snprintf(out->name, sizeof out->name, "%s", name);
@@ -955,6 +1059,24 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
                   "every Name variant for line item %" PRId64 " is taken in QuickBooks", li->id);
     snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "6240");
     return -1;
+}
+
+int resolve_items_reactivate(const struct resolve_ctx *rc, struct resolve_item *out, size_t n,
+                             struct api_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!out[i].inactive)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(out[j].id, out[i].id) == 0)
+                goto done; /* two lines, one item: reactivated once */
+        if (inactive_match(rc, "item", "product", out[i].name, out[i].id, out[i].sync_token,
+                           err) < 0)
+            return -1;
+    done:
+        out[i].inactive = 0;
+    }
+    return 0;
 }
 
 int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,

@@ -36,6 +36,11 @@
  *    "First Last (email)", then "First Last (email) #<8 hex of the contact>"; each
  *    variant has its own requestid step ("customer", "customer:1", "customer:2") so a
  *    retry replays exactly the request that may have succeeded.
+ *  - Inactive records: names stay taken by inactive customers and items, so lookups see
+ *    them too (Active IN (true,false)); an active match wins, else an inactive one fails
+ *    QBO_RECORD_INACTIVE before any write, or is made active again (a sparse update,
+ *    requestid step "reactivate:...") with resolve.reactivate_inactive. Sub-customers
+ *    (Job, ParentRef) match only when no top-level customer does.
  *  - Items: by Sku (hs_sku) when the line item has one, then by Name; Category items are
  *    never matched. resolve_items_lookup() only reads, so an event that will fail
  *    PRODUCT_NOT_FOUND creates nothing; resolve_items_create() then creates the missing
@@ -94,6 +99,7 @@ struct resolve_opts {
     int64_t lock_wait_ms; /* default RESOLVE_LOCK_WAIT_MS */
     /* items.income_account: an Id (digits) or an exact Name; "" = discover */
     char income_account[RESOLVE_ACCOUNT_NAME_MAX + 1];
+    int reactivate_inactive; /* resolve.reactivate_inactive */
     /* items.income_account_by_realm, parsed: realm -> account (Id or Name) */
     struct resolve_realm_account {
         char realm[33];
@@ -177,6 +183,10 @@ struct resolve_item {
     char id[RESOLVE_ID_MAX];              /* QBO Item Id; "" while unmatched */
     int created;                          /* created by resolve_items_create() */
     char name[RESOLVE_ITEM_NAME_MAX + 1]; /* the Name we match and create with */
+    /* matched an inactive item (only with resolve.reactivate_inactive: else the lookup
+     * fails QBO_RECORD_INACTIVE): resolve_items_create() makes it active again */
+    int inactive;
+    char sync_token[24];
 };
 
 /* The Name used for a line item: its name with tab/CR/LF/':' replaced by spaces/'-',
@@ -188,6 +198,11 @@ void resolve_item_name(const struct hubspot_line_item *li, char *out, size_t out
  * entries (caller-owned). On 0, *nmissing is the number left unmatched (out[i].id ""). */
 int resolve_items_lookup(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
                          struct resolve_item *out, size_t *nmissing, struct api_error *err);
+
+/* Make the inactive items resolve_items_lookup() matched (with resolve.reactivate_inactive)
+ * active again: the first write of the items, before any create. 0, or -1 with *err. */
+int resolve_items_reactivate(const struct resolve_ctx *rc, struct resolve_item *out, size_t n,
+                             struct api_error *err);
 
 /* Create the unmatched items of out (after resolve_items_lookup): Service items with the
  * income account, one per distinct key, under the item lock (re-checked after taking it).

@@ -207,6 +207,11 @@ static const struct config_def settings[] = {
     {"money.rounding", CONFIG_ENUM, "half_up", 0, 0,
      "Rounding of amounts that fall between cents (percentage discounts): half_up "
      "rounds halves away from zero, half_even to the even cent.", 0, roundings},
+    {"resolve.reactivate_inactive", CONFIG_BOOL, "false", 0, 0,
+     "When the customer or product an event matches is inactive in QuickBooks: false fails "
+     "the event QBO_RECORD_INACTIVE before anything is written (the accountant decides); "
+     "true makes it active again and books.",
+     0, NULL},
     {"items.income_account_by_realm", CONFIG_STRING, NULL, 0, 8000,
      "Per-company income accounts for items the worker creates, as "
      "\"<realm id>=<account Id or Name>\" entries separated by \";\" (a company not listed "

@@ -646,7 +646,7 @@ static void test_vocabulary_tables(void **state)
     assert_false(event_action_accepts(ACTION_CREATE_EXPENSE, OBJECT_DEAL));
     assert_false(event_action_accepts(ACTION_COUNT, OBJECT_DEAL));
 
-    assert_int_equal(HSQB_ERR_COUNT, 25);
+    assert_int_equal(HSQB_ERR_COUNT, 26);
     for (int i = 0; i < HSQB_ERR_COUNT; i++) {
         assert_int_equal(hsqb_error_from_name(hsqb_error_name((enum hsqb_error)i), &e), 0);
         assert_int_equal(e, i);

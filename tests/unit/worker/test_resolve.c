@@ -20,6 +20,7 @@
 #include "worker/oauth.h"
 #include "worker/qbo.h"
 #include "worker/resolve.h"
+#include "worker/resolve_internal.h"
 #include "worker/settings.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
@@ -537,7 +538,7 @@ static void test_items_created_when_asked(void **state)
          .description = (char *)"Annual"},
         {.id = 7004, .name = (char *)"Setup fee"},
         {.id = 7005, .name = (char *)"Gold plan again", .sku = (char *)"GOLD-1"},
-        {.id = 7006, .name = (char *)"Discontinued gadget"}, /* held by an inactive item */
+        {.id = 7006, .name = (char *)"Brand new gadget"},
     };
     struct resolve_item out[4];
     struct resolve_ctx rc = ctx_for("evt-items-2");
@@ -555,7 +556,7 @@ static void test_items_created_when_asked(void **state)
     assert_int_equal(out[2].created, 0);
     assert_int_equal(out[1].created, 1);
     assert_int_equal(out[3].created, 1);
-    assert_non_null(strstr(out[3].name, "Discontinued gadget #"));
+    assert_string_equal(out[3].name, "Brand new gadget");
     assert_int_equal(
         qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", out[0].id, &ent, &err), 0);
     assert_int_equal(json_get_str(ent, "Type", &s), JGET_OK);
@@ -572,6 +573,100 @@ static void test_items_created_when_asked(void **state)
 }
 
 /* ---- terms and accounts --------------------------------------------------------------- */
+
+/* A product the accountant deactivated: refused by name before any write (no
+ * "Discontinued gadget #..." near-duplicate), or made active again when the setting says
+ * so, creating nothing. */
+static void test_inactive_item_refused_or_reactivated(void **state)
+{
+    struct hubspot_line_item li[] = {{.id = 7006, .name = (char *)"Discontinued gadget"}};
+    struct resolve_item out[1];
+    struct resolve_ctx rc = ctx_for("evt-inactive-1");
+    struct resolve_opts opts = E.opts;
+    struct api_error err;
+    struct json_object *ent;
+    size_t missing = 9;
+    int active = 0, before = rows("SELECT * FROM Item WHERE Active IN (true,false)");
+    (void)state;
+
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), -1);
+    assert_int_equal(err.code, HSQB_ERR_QBO_RECORD_INACTIVE);
+    assert_non_null(strstr(err.message, "Discontinued gadget"));
+    assert_non_null(strstr(err.message, "resolve.reactivate_inactive"));
+    opts.reactivate_inactive = 1;
+    rc.opts = &opts;
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), 0);
+    assert_int_equal(missing, 0);
+    assert_true(out[0].inactive);
+    assert_int_equal(resolve_items_reactivate(&rc, out, 1, &err), 0);
+    assert_false(out[0].inactive);
+    assert_int_equal(
+        qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", out[0].id, &ent, &err), 0);
+    assert_int_equal(json_get_bool(ent, "Active", &active), JGET_OK);
+    assert_true(active);
+    json_object_put(ent);
+    assert_int_equal(rows("SELECT * FROM Item WHERE Active IN (true,false)"), before);
+}
+
+/* A deactivated customer is the contact's: refused (QBO_RECORD_INACTIVE) or reactivated,
+ * never a near-duplicate; a same-named sub-customer (a project) is chosen only when no
+ * top-level customer matches. */
+static void test_inactive_customer_and_sub_customers(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-inact-c");
+    struct resolve_opts opts = E.opts;
+    struct hubspot_contact c = contact(402, "Amy", "Lauterbach", "birds@intuit.com");
+    struct hubspot_contact g = contact(407, "Alan", "Turing", "alan@bletchley.example");
+    const char *off = "{\"Id\":\"1\",\"SyncToken\":\"0\",\"sparse\":true,\"Active\":false}";
+    const char *job = "{\"DisplayName\":\"Enigma project (Alan Turing)\",\"GivenName\":\"Alan\","
+                      "\"FamilyName\":\"Turing\",\"Job\":true,\"ParentRef\":{\"value\":\"6\"},"
+                      "\"PrimaryEmailAddr\":{\"Address\":\"alan@bletchley.example\"}}";
+    const char *top = "{\"DisplayName\":\"Alan Turing\",\"GivenName\":\"Alan\","
+                      "\"FamilyName\":\"Turing\","
+                      "\"PrimaryEmailAddr\":{\"Address\":\"alan@bletchley.example\"}}";
+    char job_id[RESOLVE_ID_MAX], top_id[RESOLVE_ID_MAX];
+    struct json_object *ent;
+    struct api_error err;
+    char id[RESOLVE_ID_MAX];
+    int created = -1, active = 0;
+    (void)state;
+
+    assert_int_equal(qbo_update(H_IO(E.http, H.redis), E.q,
+                                &(struct qbo_req){H_REALM_US1, "customer", NULL, off, strlen(off)},
+                                NULL, &err),
+                     0);
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), -1);
+    assert_int_equal(err.code, HSQB_ERR_QBO_RECORD_INACTIVE);
+    assert_non_null(strstr(err.message, "Amy's Bird Sanctuary"));
+    assert_int_equal(posts("customer"), 1); /* only the test's own update */
+    opts.reactivate_inactive = 1;
+    rc.opts = &opts;
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_string_equal(id, "1");
+    assert_int_equal(created, 0);
+    assert_int_equal(
+        qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "customer", "1", &ent, &err), 0);
+    assert_int_equal(json_get_bool(ent, "Active", &active), JGET_OK);
+    assert_true(active);
+    json_object_put(ent);
+
+    /* a project (sub-customer) of Alan Turing created before Alan himself, both with his
+     * name and email: the customer wins over the project, whatever the Ids */
+    for (int k = 0; k < 2; k++) {
+        const char *body = k == 0 ? job : top;
+        if (qbo_create(H_IO(E.http, H.redis), E.q,
+                       &(struct qbo_req){H_REALM_US1, "customer", NULL, body, strlen(body)}, &ent,
+                       &err) < 0)
+            fail_msg("%s", err.message);
+        snprintf(k == 0 ? job_id : top_id, RESOLVE_ID_MAX, "%s",
+                 json_object_get_string(json_object_object_get(ent, "Id")));
+        json_object_put(ent);
+    }
+    assert_true(resolve_id_cmp(job_id, top_id) < 0);
+    rc = ctx_for("evt-job");
+    assert_int_equal(resolve_customer(&rc, &g, id, &created, &err), 0);
+    assert_string_equal(id, top_id);
+}
 
 static void test_terms_and_accounts(void **state)
 {
@@ -623,6 +718,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_items_local_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_items_created_when_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_terms_and_accounts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inactive_item_refused_or_reactivated, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_inactive_customer_and_sub_customers, setup,
+                                        teardown),
     };
     int rc;
 
