@@ -43,7 +43,7 @@
     {                                                                                              \
         .per_minute = 500, .concurrent = 10, .requestid_max_entries = 200000, .names_ci = 1,       \
         .strict_fields = 1, .require_accept_json = 1, .hide_inactive = 1, .docnum_max_len = 21,    \
-        .ast_bill_addr = 1, .xrate_one = 1, .entity_ci = 1                                         \
+        .ast_bill_addr = 1, .xrate_one = 1, .entity_ci = 1, .lexical_beyond_latin1 = 1             \
     }
 
 static const struct qbo_opts default_opts = QBO_DEFAULT_OPTS;
@@ -568,6 +568,22 @@ static void do_query(struct route_ctx *c)
         qbo_reply_fault(c->rp, c->r, &f);
         goto out;
     }
+    if (g_qbo_opts.lexical_beyond_latin1) {
+        /* field reports: characters past U+00FF in a literal (ł ’ “ ” –) are a lexical
+         * error of QBO's query parser (README "Evidence (query literals)") */
+        for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+            if (*p >= 0xC4 && (*p < 0xF8)) {
+                size_t len = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : 2;
+                qbo_fault_set(&f, "4000", NULL, "Error parsing query",
+                              "QueryParserError: Encountered \" <LEXICAL ERROR> \"%.*s\" at line "
+                              "1, column %d.",
+                              (int)strnlen((const char *)p, len), (const char *)p,
+                              (int)((const char *)p - text) + 1);
+                qbo_reply_fault(c->rp, c->r, &f);
+                goto out;
+            }
+        }
+    }
     if (qbo_query_parse(text, &q, &qerr) < 0 ||
         !(entity = qbo_query_entity(q, g_qbo_opts.entity_ci, &qerr)) ||
         qbo_query_check(q, entity, &qerr) < 0) {
@@ -834,6 +850,7 @@ static const struct opt_def opt_defs[] = {
     OPT_ENUM("auth_fault_body", auth_xml, json_xml),
     OPT_BOOL("names_case_insensitive", names_ci),
     OPT_BOOL("query_entity_case_insensitive", entity_ci),
+    OPT_BOOL("query_lexical_error_beyond_latin1", lexical_beyond_latin1),
     OPT_BOOL("strict_fields", strict_fields),
     OPT_BOOL("require_accept_json", require_accept_json),
     OPT_BOOL("hide_inactive", hide_inactive),

@@ -53,6 +53,7 @@ struct qbo_opts {
     int auth_xml;                           /* #8: XML 401 instead of the lower-case JSON */
     int names_ci;                           /* uniqueness and query strings ignore ASCII case */
     int entity_ci;           /* query entity names case-insensitive (reference: sensitive) */
+    int lexical_beyond_latin1; /* a literal with a code point > U+00FF: 400/4000 lexical */
     int strict_fields;       /* unknown top-level properties -> 400/2010 */
     int require_accept_json; /* no Accept: application/json (or format=json) -> 406 */
     int hide_inactive;       /* #12: name-list queries show Active=true unless filtered */

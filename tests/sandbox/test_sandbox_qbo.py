@@ -742,6 +742,21 @@ def test_query_orderby(sb):
     assert names == sorted(names, key=str.lower, reverse=True)
 
 
+def test_query_literals_beyond_latin1_are_a_lexical_error(sb):
+    """Field reports (quickbooks-ruby #362/#309, QuickBooks-V3-PHP-SDK #395/#397): the
+    parser refuses ł ’ “ ” – in a literal; Latin-1 (é, ñ, ö) passes."""
+    for lit in ("\u0141ukasz", "O\u2019Brien", "\u201cDeluxe\u201d", "Pro \u2013 Annual", "\U0001F600"):
+        st, code, _, msg, detail = fault(query(sb, US1, "select * from Customer where "
+                                               "DisplayName = '%s'" % lit))
+        assert (st, code, msg) == (400, "4000", "Error parsing query"), lit
+        assert "LEXICAL ERROR" in detail, detail
+    assert rows(query(sb, US1, "select * from Customer where DisplayName = 'Ren\u00e9e'"),
+                "Customer") == []
+    sb.config(qbo={"query_lexical_error_beyond_latin1": False})
+    assert rows(query(sb, US1, "select * from Customer where DisplayName = 'O\u2019Brien'"),
+                "Customer") == []
+
+
 def test_query_validation_and_parse_errors(sb):
     st, code, _, msg, detail = fault(query(sb, US1, "select * from Custmoer"))
     assert (st, code, msg) == (400, "4001", "Invalid query")

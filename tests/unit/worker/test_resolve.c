@@ -668,6 +668,53 @@ static void test_inactive_customer_and_sub_customers(void **state)
     assert_string_equal(id, top_id);
 }
 
+/* Names QBO's query parser refuses in a literal (characters past U+00FF, a lexical error
+ * the sandbox emulates as field reports describe): found on the next run through a prefix
+ * query and an exact comparison in C, never created twice. */
+static void test_names_the_query_parser_refuses(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-lex-1");
+    struct hubspot_contact c =
+        contact(408, "\xc5\x81ukasz", "O\xe2\x80\x99" "Brien \xe2\x80\x93 Jr.", "lukasz@example.pl");
+    struct hubspot_line_item li[] = {
+        {.id = 7801, .name = (char *)"Caf\xc3\xa9 \xe2\x80\x9c" "Deluxe\xe2\x80\x9d"}};
+    struct resolve_item out[1];
+    struct api_error err;
+    char id[RESOLVE_ID_MAX], id2[RESOLVE_ID_MAX], item_id[RESOLVE_ID_MAX];
+    size_t missing = 0;
+    int created = -1;
+    (void)state;
+
+    /* the literal itself is refused by the sandbox, as reported */
+    {
+        struct json_object *r = NULL;
+        assert_int_equal(qbo_query(H_IO(E.http, H.redis), E.q, H_REALM_US1,
+                                   "SELECT * FROM Customer WHERE GivenName = '\xc5\x81ukasz'", &r,
+                                   &err),
+                         -1);
+        assert_int_equal(err.http_status, 400);
+        assert_non_null(strstr(err.message, "LEXICAL ERROR"));
+    }
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_int_equal(created, 1);
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), 0);
+    assert_int_equal(missing, 1);
+    assert_int_equal(resolve_items_create(&rc, li, 1, out, &err), 0);
+    snprintf(item_id, sizeof item_id, "%s", out[0].id);
+    /* the next event, without the cached mappings: both found by name */
+    resolve_forget_customer(&rc, c.id);
+    resolve_forget_items(&rc, li, 1);
+    rc = ctx_for("evt-lex-2");
+    assert_int_equal(resolve_customer(&rc, &c, id2, &created, &err), 0);
+    assert_int_equal(created, 0);
+    assert_string_equal(id, id2);
+    assert_int_equal(resolve_items_lookup(&rc, li, 1, out, &missing, &err), 0);
+    assert_int_equal(missing, 0);
+    assert_string_equal(out[0].id, item_id);
+    assert_int_equal(posts("customer"), 1);
+    assert_int_equal(posts("item"), 1);
+}
+
 static void test_terms_and_accounts(void **state)
 {
     struct resolve_ctx rc = ctx_for("evt-terms");
@@ -722,6 +769,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_inactive_customer_and_sub_customers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_names_the_query_parser_refuses, setup, teardown),
     };
     int rc;
 
