@@ -581,6 +581,13 @@ static int check_qbo(struct run *r, struct action_outcome *out, struct api_error
     char date[11];
 
     sales_txn_date(ev, ctx->now_ms, date);
+    if (ev->in.email_document && !action_email_ok(r->contact->email)) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
+                      "email_document: contact %" PRId64 " has no usable email address to send "
+                      "the %s to; nothing was booked",
+                      r->contact->id, event_action_qbo_entity(ev->action));
+        return -1;
+    }
     if (action_company(ctx, &r->co, err) < 0 ||
         action_currency_for(&r->co, r->hubspot_currency, &r->cur, &r->rc, err) < 0 ||
         action_tax_check(&r->co, r->totals.order_tax + r->totals.line_tax, err) < 0 ||
@@ -741,6 +748,15 @@ static int sales_run(const struct action_ctx *ctx, struct action_outcome *out,
         snprintf(out->entity, sizeof out->entity, "%s", event_action_qbo_entity(ctx->ev->action));
         snprintf(out->id, sizeof out->id, "%s", doc.id);
         goto out;
+    }
+    /* email_document: QBO sends it, unless an earlier attempt already had it sent (the
+     * document QBO returns says so: EmailStatus) */
+    if (ctx->ev->in.email_document && !doc.email_sent &&
+        (ctx->ev->action == ACTION_CREATE_INVOICE || ctx->ev->action == ACTION_CREATE_ESTIMATE)) {
+        if (qbo_send(&ctx->io, ctx->qbo, ctx->ev->in.realm_id,
+                     event_action_qbo_entity(ctx->ev->action), doc.id, r.contact->email,
+                     err) < 0)
+            goto out;
     }
     rc = fill_outcome(&r, &doc, out, err);
 out:

@@ -586,7 +586,12 @@ static int decode_inputs(struct dec *d, enum hsqb_action a, size_t in, struct ev
         return -1;
     switch (a) {
     case ACTION_CREATE_INVOICE:
-        if (in_name(d, in, "payment_terms", 0, &out->payment_terms) < 0)
+        if (in_name(d, in, "payment_terms", 0, &out->payment_terms) < 0 ||
+            in_bool(d, in, "email_document", &out->email_document) < 0)
+            return -1;
+        break;
+    case ACTION_CREATE_ESTIMATE:
+        if (in_bool(d, in, "email_document", &out->email_document) < 0)
             return -1;
         break;
     case ACTION_CREATE_SALES_RECEIPT:

@@ -137,6 +137,7 @@ struct event_inputs {
     int64_t customer_contact_id;              /* when CUSTOMER_CONTACT_ID, else 0 */
     int create_missing_products;              /* 0/1; default 0; not expense */
     char *income_account;                     /* items it creates; NULL = the default */
+    int email_document;                       /* invoice, estimate: 0/1; default 0 */
     char *payment_terms;                      /* invoice; NULL = QBO default */
     char *deposit_to_account;                 /* sales receipt, paid invoice; NULL = default */
     char *expense_account;                    /* expense; required */

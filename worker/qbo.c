@@ -769,6 +769,11 @@ int qbo_created_from_json(struct json_object *obj, const char *entity, struct qb
         return api_error_tag(err, API_SOURCE_QBO, -1);
     out->has_total = money_of_json(obj, "TotalAmt", &out->total_cents);
     out->has_balance = money_of_json(obj, "Balance", &out->balance_cents);
+    {
+        const char *es = NULL;
+        out->email_sent = json_get_str(obj, "EmailStatus", &es) == JGET_OK && es &&
+                          strcmp(es, "EmailSent") == 0;
+    }
     return 0;
 }
 
@@ -791,8 +796,11 @@ int qbo_create_doc(const struct ioctx *io, struct qbo_api *q, const struct qbo_r
         (void)jtape_get_str(&t, cur, "value", &currency);
     rc = created_fill(resources[r].name, id, doc_number, currency, out, err);
     if (rc == 0) {
+        const char *es = NULL;
         out->has_total = money_of_tape(&t, obj, "TotalAmt", &out->total_cents);
         out->has_balance = money_of_tape(&t, obj, "Balance", &out->balance_cents);
+        out->email_sent = jtape_get_str(&t, obj, "EmailStatus", &es) == JGET_OK && es &&
+                          strcmp(es, "EmailSent") == 0;
     }
     jtape_release(&t);
     return api_error_tag(err, API_SOURCE_QBO, rc);
@@ -821,6 +829,49 @@ static int read_entity(const struct ioctx *io, struct qbo_api *q, const char *re
     rc = unwrap(doc, resources[r].name, out_entity, err);
     json_object_put(doc);
     return rc;
+}
+
+static int send_doc(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                    const char *entity, const char *id, const char *email, struct api_error *err)
+{
+    char path[3 * QBO_ID_MAX + 64], esc[3 * QBO_ID_MAX + 1], endpoint[96];
+    struct http_param p[1] = {{"sendTo", email}};
+    struct call c = {.method = HTTP_POST,
+                     .path = path,
+                     .endpoint = endpoint,
+                     .params = p,
+                     .nparams = email ? 1 : 0,
+                     .body = "",
+                     .body_len = 0,
+                     .content_type = "application/octet-stream"};
+    struct json_object *doc = NULL;
+    int r = resource_find(entity);
+
+    api_error_clear(err);
+    if (r < 0 || !id || !*id || strlen(id) > QBO_ID_MAX) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad send of %.40s",
+                      entity ? entity : "(null)");
+        return -1;
+    }
+    if (ioctx_claim_lost(io)) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "the event's claim was lost before sending the %s", resources[r].name);
+        return -1;
+    }
+    http_url_escape(esc, sizeof esc, id, strlen(id));
+    snprintf(path, sizeof path, "%s/%s/send", resources[r].path, esc);
+    snprintf(endpoint, sizeof endpoint, "POST /v3/company/{realm}/%s/{id}/send",
+             resources[r].path);
+    if (exchange(io, q, realm, &c, &doc, err) < 0)
+        return -1;
+    json_object_put(doc);
+    return 0;
+}
+
+int qbo_send(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,
+             const char *id, const char *email, struct api_error *err)
+{
+    return api_error_tag(err, API_SOURCE_QBO, send_doc(io, q, realm, entity, id, email, err));
 }
 
 int qbo_read(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,

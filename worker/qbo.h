@@ -179,6 +179,7 @@ struct qbo_created {
     char currency[4];
     int64_t total_cents, balance_cents;
     int has_total, has_balance;
+    int email_sent; /* "EmailStatus" is "EmailSent": QBO has emailed it already */
 };
 
 /* qbo_create() for a caller that needs only struct qbo_created: the same request, the
@@ -238,6 +239,12 @@ int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *real
 int qbo_exchange_rate(const struct ioctx *io, struct qbo_api *q, const char *realm,
                       const char *code, const char *date, char rate[QBO_RATE_MAX],
                       struct api_error *err);
+
+/* POST /<entity>/<id>/send?sendTo=<email>: QBO emails the invoice or estimate (or sales
+ * receipt) to email (NULL: its BillEmail). entity as in qbo_req. The answer is the entity
+ * (EmailStatus EmailSent). 0, or -1 with *err (the write rules of qbo_create). */
+int qbo_send(const struct ioctx *io, struct qbo_api *q, const char *realm, const char *entity,
+             const char *id, const char *email, struct api_error *err);
 
 /* Classify a non-2xx QBO response (the table above) into *err. body may be NULL when len
  * is 0; content_type and intuit_tid may be NULL. Exposed for tests and for callers that

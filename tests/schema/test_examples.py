@@ -307,7 +307,7 @@ KNOWN_KEYS = ["specversion", "id", "type", "source", "time", "datacontenttype", 
               "objectType", "inputFields", "fields", "qbo_realm_id", "payment_terms",
               "customer_source", "create_missing_products", "deposit_to_account",
               "expense_account", "paid_from_account", "payment_type", "vendor",
-              "amount_source", "refund_from_account", "income_account", "unknown"]
+              "amount_source", "refund_from_account", "income_account", "email_document", "unknown"]
 
 
 def _containers(v, out):

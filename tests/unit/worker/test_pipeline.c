@@ -942,6 +942,50 @@ static void test_income_account_of_created_items(void **state)
     free(b);
 }
 
+/* email_document: QBO emails the invoice to the contact once, also when the answer of the
+ * send was lost and the event runs again (the document then says EmailSent); a contact
+ * without an address is refused before anything is written. */
+static void test_email_document(void **state)
+{
+    char *ev = event_json("evt-mail", "create_invoice", "DEAL", 1005, H_REALM_US1,
+                          "\"email_document\":\"true\"");
+    char *noaddr = event_json("evt-mail-none", "create_estimate", "DEAL", 1002, H_REALM_US1,
+                              "\"email_document\":\"true\",\"create_missing_products\":\"true\"");
+    struct json_object *r, *doc, *sends;
+    const char *q;
+    (void)state;
+
+    /* the first send's answer is lost: the event is retried and must not send again */
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/v3/company/*/invoice/*/send\","
+                             "\"phase\":\"after\",\"drop\":true,\"times\":2}",
+                             NULL),
+                     201);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    doc = doc_of(r, H_REALM_US1, "invoice");
+    assert_string_equal(tp_str_at(doc, "EmailStatus"), "EmailSent");
+    json_object_put(doc);
+    json_object_put(r);
+    assert_int_equal(h_count("vendor=qbo&method=POST&path=/v3/company/" H_REALM_US1 "/invoice/",
+                             &sends),
+                     1 + 1); /* the drop is retried once by libcurl on a reused connection */
+    q = tp_str_at(json_object_array_get_idx(sends, 0), "query");
+    assert_non_null(strstr(q, "sendTo="));
+    json_object_put(sends);
+    /* contact 1002's has no email: refused, nothing written */
+    assert_int_equal(handle(noaddr), PIPELINE_DONE);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "data.error.code"), "HUBSPOT_VALIDATION");
+    assert_non_null(strstr(tp_str_at(r, "data.error.message"), "email_document"));
+    json_object_put(r);
+    assert_int_equal(qbo_rows(H_REALM_US1, "SELECT * FROM Estimate WHERE TxnDate = '2026-03-01'"),
+                     0);
+    free(ev);
+    free(noaddr);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -995,6 +1039,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_610_forgets_the_term, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_lookup_falls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_income_account_of_created_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_email_document, setup, teardown),
     };
     int rc;
 
