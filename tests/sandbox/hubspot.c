@@ -1,9 +1,10 @@
 /* hubspot.c - the HubSpot side of hsqb-sandbox: request handling. CRM object reads (v3
  * single, list, batch read; v4 associations), automation callback completion, private-app
- * and OAuth bearer tokens, HubSpot's OAuth token endpoint, tax rates, rate limiting with
- * the X-HubSpot-RateLimit-* headers, and HubSpot's error bodies. Facts come from
- * ../shared/reference/hubspot-api.md; where that page records a design choice (§9) the
- * choice is implemented and switchable through hubspot_configure().
+ * and OAuth bearer tokens, HubSpot's OAuth token endpoint, tax rates, account details
+ * (time zone, currency), rate limiting with the X-HubSpot-RateLimit-* headers, and
+ * HubSpot's error bodies. Facts come from ../shared/reference/hubspot-api.md; where that
+ * page records a design choice (§9) the choice is implemented and switchable through
+ * hubspot_configure().
  *
  * The state (portals, objects, associations, tokens, callbacks), seeding, the dump and
  * the rendering of records live in hubspot_store.c; hubspot_internal.h has the
@@ -274,6 +275,7 @@ enum route_kind {
     R_CB_BATCH,
     R_TAX_ONE,
     R_TAX_LIST,
+    R_ACCOUNT,
     R_OAUTH
 };
 
@@ -344,6 +346,9 @@ static void route_parse(char *buf, struct route *r)
             *r = (struct route){R_TAX_LIST, "GET", NULL, NULL, NULL};
         else if (n == 4)
             *r = (struct route){R_TAX_ONE, "GET", NULL, NULL, s[3]};
+    } else if (seg_is(s, n, 0, "account-info") && n == 3 && seg_is(s, n, 2, "details") &&
+               (seg_is(s, n, 1, "v3") || is_version(s[1]))) {
+        *r = (struct route){R_ACCOUNT, "GET", NULL, NULL, NULL};
     } else if (seg_is(s, n, 0, "oauth") && n == 3 && seg_is(s, n, 2, "token") &&
                (seg_is(s, n, 1, "v1") || seg_is(s, n, 1, "v3") || is_version(s[1]))) {
         *r = (struct route){R_OAUTH, "POST", NULL, NULL, NULL};
@@ -756,6 +761,27 @@ static void h_tax(struct hs_portal *p, const char *id, struct sb_response *resp)
     sb_resp_json(resp, 200, copy);
 }
 
+/* GET /account-info/v3/details: HubSpot's documented shape; the time zone and currency
+ * are seeded per portal, the offset is the zone's at this instant (hs_portal_utc_offset),
+ * the rest is what a standard na1 account answers. */
+static void h_account(const struct hs_portal *p, struct sb_response *resp)
+{
+    int off = hs_portal_utc_offset(p, clock_wall_ms());
+    char utc[16]; /* "-05:00"; the offset is within ±14:00 (seeding) */
+    snprintf(utc, sizeof(utc), "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60, abs(off) % 60);
+    struct json_object *o = json_object_new_object();
+    jadd(o, "portalId", json_object_new_int64(p->id));
+    jadd(o, "accountType", jstr("STANDARD"));
+    jadd(o, "timeZone", jstr(p->time_zone));
+    jadd(o, "companyCurrency", jstr(p->currency));
+    jadd(o, "additionalCurrencies", json_object_new_array());
+    jadd(o, "utcOffset", jstr(utc));
+    jadd(o, "utcOffsetMilliseconds", json_object_new_int64((int64_t)off * 60000));
+    jadd(o, "uiDomain", jstr("app.hubspot.com"));
+    jadd(o, "dataHostingLocation", jstr("na1"));
+    sb_resp_json(resp, 200, o);
+}
+
 /* ---- automation callbacks (caller holds hs.lock for writing) ------------------------- */
 
 /* Validate one completion; on error fill resp and return -1. *cb_out may stay NULL when
@@ -1080,6 +1106,11 @@ void hubspot_handle(const struct sb_request *req, struct sb_response *resp)
             else
                 h_cb_batch(p->id, req, resp);
         }
+        goto out;
+    }
+    if (r.kind == R_ACCOUNT) {
+        /* No scope check: any valid token of the portal reads its account (README). */
+        h_account(p, resp);
         goto out;
     }
     if (r.kind == R_TAX_ONE || r.kind == R_TAX_LIST) {

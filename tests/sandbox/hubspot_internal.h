@@ -2,10 +2,11 @@
  * nothing else includes it.
  *
  * Who owns what:
- *   hubspot_store.c owns the state below (`hs`): portals with their sorted id lists,
- *   the object hash, associations, bearer tokens, OAuth apps, automation callbacks and
- *   the set of known property names; seeding (hubspot_seed), the state dump
- *   (hubspot_dump) and the JSON rendering of stored records.
+ *   hubspot_store.c owns the state below (`hs`): portals with their sorted id lists and
+ *   account details (time zone, currency), the object hash, associations, bearer
+ *   tokens, OAuth apps, automation callbacks and the set of known property names;
+ *   seeding (hubspot_seed), the state dump (hubspot_dump), the JSON rendering of stored
+ *   records and the built-in time zone table behind a portal's UTC offset.
  *   hubspot_pricing.c owns the figures HubSpot derives from other records (a line
  *   item's tax, a quote's hs_quote_amount, a deal's amount); it writes them into the
  *   stored properties after every seed (hs_price_portal).
@@ -15,9 +16,9 @@
  *
  * Locking rules (one lock order: hs.lock, then hs.rate_mu; nothing else is held):
  *   - hs.lock, a writer-preferring rwlock, guards every field of `hs` except `rate_mu`
- *     and every portal's `rate`, plus `hs_opt`. Read lock: CRM reads, tax rates, dump,
- *     hubspot_options. Write lock: seeding, reset, callback completion, OAuth token
- *     issue, hubspot_configure, hubspot_set_rate_limit.
+ *     and every portal's `rate`, plus `hs_opt`. Read lock: CRM reads, tax rates,
+ *     account details, dump, hubspot_options. Write lock: seeding, reset, callback
+ *     completion, OAuth token issue, hubspot_configure, hubspot_set_rate_limit.
  *   - hs.rate_mu guards every portal's `rate`; it is taken only while hs.lock is held
  *     (either mode), because many readers share hs.lock and count against one window.
  *   - hs_opt is written only under the write lock (configure also takes rate_mu), so
@@ -44,6 +45,7 @@
 #define HS_MAX_NAMES  256 /* properties / association types per request */
 #define HS_LINK_TYPES 4   /* association type ids per (object, target) pair */
 #define HS_TOKEN_MAX  512 /* bearer token length */
+#define HS_TZ_MAX     64  /* IANA time zone name, with its NUL */
 
 /* Object types, in the order of hs_types[]. */
 enum {
@@ -103,7 +105,12 @@ struct hs_portal {
     struct hs_obj **list[NT]; /* sorted by id */
     size_t nlist[NT], caplist[NT];
     struct json_object *tax_rates; /* id -> stored record */
-    struct rate_state rate;        /* hs.rate_mu */
+    /* Account details (GET /account-info/v3/details): seeded, else the defaults. */
+    char time_zone[HS_TZ_MAX]; /* "US/Eastern" */
+    char currency[4];          /* companyCurrency, "USD" */
+    int fixed_offset;          /* 1: utc_offset_min was seeded and applies all year */
+    int utc_offset_min;        /* minutes east of UTC; only when fixed_offset */
+    struct rate_state rate;    /* hs.rate_mu */
     struct hs_portal *next;
 };
 
@@ -223,6 +230,12 @@ struct json_object *hs_render_obj(const struct hs_obj *o, const struct names *pr
                                   const struct names *assoc, const struct names *hist);
 /* One v4 association result ({"toObjectId", "associationTypes"}). Caller puts. */
 struct json_object *hs_render_v4_link(const struct hs_link *l);
+
+/* p's offset from UTC at wall-clock time now_ms, in minutes east of UTC: the seeded
+ * utcOffset, else the built-in zone table with its daylight-saving rule (seeding
+ * guarantees one of the two). Uses no TZ/tzset, so any number of readers may call it.
+ * Read lock. */
+int hs_portal_utc_offset(const struct hs_portal *p, int64_t now_ms);
 
 /* Token record for a bearer string, or NULL; borrowed until hs.lock is released. */
 const struct hs_token *hs_token_find(const char *tok);

@@ -19,6 +19,11 @@
  *
  * Rendering never hands out a stored json object (json-c reference counts are not
  * atomic): property strings are copied into new objects, tax rates deep-copied.
+ *
+ * A portal's UTC offset (account details) comes from a small built-in zone table with
+ * the US and EU daylight-saving rules, not from TZ/tzset/localtime_r: those read process
+ * globals that one request would have to change while other pool threads read them. A
+ * zone outside the table is seeded with a fixed utcOffset.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -666,6 +671,90 @@ struct json_object *hs_render_v4_link(const struct hs_link *l)
     return e;
 }
 
+/* ---- account details: time zones ----------------------------------------------------- */
+
+enum { DST_NONE, DST_US, DST_EU };
+
+/* The zones US portals are set to (the QuickBooks actions are US-only), a few more for
+ * tests; std_min is the standard offset in minutes east of UTC. */
+static const struct zone {
+    const char *name;
+    int std_min, rule;
+} zones[] = {
+    {"US/Eastern", -300, DST_US},
+    {"America/New_York", -300, DST_US},
+    {"America/Detroit", -300, DST_US},
+    {"America/Toronto", -300, DST_US},
+    {"US/Central", -360, DST_US},
+    {"America/Chicago", -360, DST_US},
+    {"US/Mountain", -420, DST_US},
+    {"America/Denver", -420, DST_US},
+    {"US/Arizona", -420, DST_NONE},
+    {"America/Phoenix", -420, DST_NONE},
+    {"US/Pacific", -480, DST_US},
+    {"America/Los_Angeles", -480, DST_US},
+    {"US/Alaska", -540, DST_US},
+    {"America/Anchorage", -540, DST_US},
+    {"US/Hawaii", -600, DST_NONE},
+    {"Pacific/Honolulu", -600, DST_NONE},
+    {"UTC", 0, DST_NONE},
+    {"Etc/UTC", 0, DST_NONE},
+    {"Europe/London", 0, DST_EU},
+    {"Europe/Paris", 60, DST_EU},
+    {"Europe/Berlin", 60, DST_EU},
+};
+
+#define DAY_MS  86400000LL
+#define HOUR_MS 3600000LL
+
+static const struct zone *zone_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
+        if (strcmp(zones[i].name, name) == 0)
+            return &zones[i];
+    return NULL;
+}
+
+/* The first Sunday on or after day d (days since the epoch, which was a Thursday). */
+static int64_t sunday_from(int64_t d)
+{
+    return d + (7 - (d + 4) % 7) % 7;
+}
+
+/* Whether UTC instant t (ms, >= 0) is in z's daylight time. US rule (since 2007): from
+ * the second Sunday of March, 02:00 local standard time, to the first Sunday of
+ * November, 02:00 local daylight time. EU rule: from the last Sunday of March to the
+ * last Sunday of October, 01:00 UTC both. gmtime_r (thread-safe, no TZ) supplies the
+ * year and the day of the year; the rest is day arithmetic. */
+static int zone_dst(const struct zone *z, int64_t t)
+{
+    int64_t std_ms = (int64_t)z->std_min * 60000, local = t + std_ms;
+    time_t secs = (time_t)(local / 1000);
+    struct tm tm;
+    if (z->rule == DST_NONE || local < 0 || !gmtime_r(&secs, &tm))
+        return 0;
+    int y = tm.tm_year + 1900, leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    int64_t jan1 = local / DAY_MS - tm.tm_yday;
+    int64_t mar1 = jan1 + 59 + leap, oct1 = jan1 + 273 + leap, nov1 = jan1 + 304 + leap;
+    int64_t from, to;
+    if (z->rule == DST_US) {
+        from = (sunday_from(mar1) + 7) * DAY_MS + 2 * HOUR_MS - std_ms;
+        to = sunday_from(nov1) * DAY_MS + HOUR_MS - std_ms;
+    } else {
+        from = sunday_from(mar1 + 24) * DAY_MS + HOUR_MS;
+        to = sunday_from(oct1 + 24) * DAY_MS + HOUR_MS;
+    }
+    return t >= from && t < to;
+}
+
+int hs_portal_utc_offset(const struct hs_portal *p, int64_t now_ms)
+{
+    const struct zone *z = p->fixed_offset ? NULL : zone_find(p->time_zone);
+    if (!z)
+        return p->utc_offset_min;
+    return z->std_min + (zone_dst(z, now_ms) ? 60 : 0);
+}
+
 /* ---- seeding ------------------------------------------------------------------------- */
 
 /* Seed error: format into err and return -1 (keeps the many checks below one line). */
@@ -698,6 +787,8 @@ static struct hs_portal *portal_get(int64_t id)
         return NULL;
     p->id = id;
     p->tax_rates = json_object_new_object();
+    snprintf(p->time_zone, sizeof(p->time_zone), "US/Eastern"); /* HubSpot's example */
+    snprintf(p->currency, sizeof(p->currency), "USD");
     p->next = hs.portals;
     hs.portals = p;
     return p;
@@ -986,6 +1077,69 @@ struct hs_cb *hs_cb_register(const char *id, int64_t portal, int64_t created, in
     return c;
 }
 
+/* "-08:00" -> -480: a sign, two digits, a colon, two digits; at most 14 hours. */
+static int utc_offset_parse(const char *s, int *out)
+{
+    if (strlen(s) != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':' ||
+        !isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[2]) ||
+        !isdigit((unsigned char)s[4]) || !isdigit((unsigned char)s[5]))
+        return -1;
+    int min = ((s[1] - '0') * 10 + s[2] - '0') * 60 + (s[4] - '0') * 10 + s[5] - '0';
+    if (s[4] > '5' || min > 14 * 60)
+        return -1;
+    *out = s[0] == '-' ? -min : min;
+    return 0;
+}
+
+/* 0 when v is a string of 1..max-1 bytes, each alphanumeric or in `allowed`, and with
+ * `upper` each a capital letter; else -1 (also for NULL, a JSON null). */
+static int seed_word(struct json_object *v, size_t max, const char *allowed, int upper)
+{
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || strchr(allowed, s[i])) ||
+            (upper && !isupper((unsigned char)s[i])))
+            return -1;
+    return n > 0 && n < max ? 0 : -1;
+}
+
+/* The account-details keys of a portal: timeZone, companyCurrency, utcOffset. Checked
+ * before anything changes. A timeZone without utcOffset must be in the zone table and
+ * drops an earlier fixed offset; utcOffset fixes the offset all year. */
+static int seed_account(struct hs_portal *p, struct json_object *po, char *err, size_t errsz)
+{
+    struct json_object *tz, *cur, *off; /* NULL for a JSON null, which is refused */
+    int min = 0;
+    int has_tz = json_object_object_get_ex(po, "timeZone", &tz);
+    int has_cur = json_object_object_get_ex(po, "companyCurrency", &cur);
+    int has_off = json_object_object_get_ex(po, "utcOffset", &off);
+    if (has_tz && seed_word(tz, sizeof(p->time_zone), "/_+-", 0))
+        return seed_fail(err, errsz, "'timeZone' must be a zone name like \"America/New_York\"");
+    if (has_cur &&
+        (seed_word(cur, sizeof(p->currency), "", 1) || json_object_get_string_len(cur) != 3))
+        return seed_fail(err, errsz, "'companyCurrency' must be a currency code like \"USD\"");
+    if (has_off && (!json_object_is_type(off, json_type_string) ||
+                    utc_offset_parse(json_object_get_string(off), &min)))
+        return seed_fail(err, errsz, "'utcOffset' must look like \"-08:00\"");
+    if (has_tz && !has_off && !zone_find(json_object_get_string(tz)))
+        return seed_fail(err, errsz,
+                         "timeZone \"%s\" is not in the sandbox's table: seed "
+                         "\"utcOffset\" with it",
+                         json_object_get_string(tz));
+    if (has_tz) {
+        snprintf(p->time_zone, sizeof(p->time_zone), "%s", json_object_get_string(tz));
+        p->fixed_offset = 0;
+    }
+    if (has_cur)
+        snprintf(p->currency, sizeof(p->currency), "%s", json_object_get_string(cur));
+    if (has_off) {
+        p->fixed_offset = 1;
+        p->utc_offset_min = min;
+    }
+    return 0;
+}
+
 static int seed_portal_extras(struct hs_portal *p, struct json_object *po, char *err, size_t errsz)
 {
     struct json_object *v;
@@ -1130,7 +1284,7 @@ static int seed_portal(struct json_object *po, char *err, size_t errsz)
         return seed_fail(err, errsz, "out of memory");
     if (++hs.stamp == 0)
         hs.stamp = 1;
-    if (seed_portal_extras(p, po, err, errsz))
+    if (seed_account(p, po, err, errsz) || seed_portal_extras(p, po, err, errsz))
         goto out;
     if (json_object_object_get_ex(po, "objects", &v)) {
         if (!json_object_is_type(v, json_type_object)) {

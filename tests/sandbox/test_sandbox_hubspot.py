@@ -2,10 +2,12 @@
 
 Each test names the reference section it pins down; a drift from the reference fails it.
 """
+import datetime
 import itertools
 import random
 import re
 import time
+import zoneinfo
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -302,6 +304,148 @@ def test_tax_rates(sb):
                       "updatedAt"}
     assert sb.hs("GET", "/tax-rates/v1/tax-rates/9").status == 404
     assert len(sb.hs("GET", "/tax-rates/v1/tax-rates").json()["results"]) == 2
+
+
+# ---- account details: GET /account-info/v3/details (README "Account details") ------------
+# Expected offsets come from Python's zoneinfo (the system tz database), not from the
+# sandbox's built-in table, so the table and its daylight-saving rules are checked too.
+
+ACCOUNT = "/account-info/v3/details"
+TABLE_ZONES = ["US/Eastern", "America/New_York", "America/Detroit", "America/Toronto",
+               "US/Central", "America/Chicago", "US/Mountain", "America/Denver",
+               "US/Arizona", "America/Phoenix", "US/Pacific", "America/Los_Angeles",
+               "US/Alaska", "America/Anchorage", "US/Hawaii", "Pacific/Honolulu", "UTC",
+               "Etc/UTC", "Europe/London", "Europe/Paris", "Europe/Berlin"]
+TOKEN_NEW = "pat-na1-account-details-0000-000000000000"
+
+
+def zone_offsets(zone, ago_s=0):
+    """The zone's (utcOffset, utcOffsetMilliseconds) ago_s seconds ago, as HubSpot writes
+    them."""
+    when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=ago_s)
+    mins = int(when.astimezone(zoneinfo.ZoneInfo(zone)).utcoffset().total_seconds()) // 60
+    return "%s%02d:%02d" % ("-" if mins < 0 else "+", abs(mins) // 60, abs(mins) % 60), \
+        mins * 60000
+
+
+def account(sb, token=TOKEN1):
+    r = sb.hs("GET", ACCOUNT, token=token)
+    assert r.status == 200, r
+    return r.json()
+
+
+def assert_zone(details, zone):
+    """details carry zone and its current offset (or the one of a few seconds ago, should
+    a daylight-saving switch fall between the answer and this check)."""
+    assert details["timeZone"] == zone
+    got = (details["utcOffset"], details["utcOffsetMilliseconds"])
+    assert got in (zone_offsets(zone), zone_offsets(zone, ago_s=5)), (zone, got)
+
+
+def seed_portal(sb, portal_id, status=200, **keys):
+    portal = {"portalId": portal_id, "tokens": [TOKEN_NEW]}
+    portal.update(keys)
+    r = sb.post("/_sandbox/seed", {"hubspot": {"portals": [portal]}})
+    assert r.status == status, r
+    return r
+
+
+def test_account_details_per_portal(sb):
+    d = account(sb)
+    off, ms = d.pop("utcOffset"), d.pop("utcOffsetMilliseconds")
+    assert d == {"portalId": int(PORTAL1), "accountType": "STANDARD",
+                 "timeZone": "America/Los_Angeles", "companyCurrency": "USD",
+                 "additionalCurrencies": [], "uiDomain": "app.hubspot.com",
+                 "dataHostingLocation": "na1"}
+    assert_zone(dict(d, utcOffset=off, utcOffsetMilliseconds=ms), "America/Los_Angeles")
+    assert (off, ms) in (("-08:00", -8 * 3600000), ("-07:00", -7 * 3600000))
+    # Another portal's token sees its own portal, never portal 1.
+    d2 = account(sb, TOKEN2)
+    assert d2["portalId"] == int(PORTAL2)
+    assert_zone(d2, "America/New_York")
+    assert d2["companyCurrency"] == "USD"
+    # Same answer on the date-versioned family; keys in HubSpot's documented order.
+    dated = sb.hs("GET", "/account-info/2026-03/details")
+    assert dated.status == 200 and dated.json() == account(sb)
+    assert list(dated.json()) == ["portalId", "accountType", "timeZone", "companyCurrency",
+                                  "additionalCurrencies", "utcOffset", "utcOffsetMilliseconds",
+                                  "uiDomain", "dataHostingLocation"]
+    assert sb.requests(vendor="hubspot")[-1]["tenant"] == PORTAL1
+
+
+def test_account_details_defaults_and_seeded_zones(sb):
+    seed_portal(sb, 555000111)
+    d = account(sb, TOKEN_NEW)
+    assert d["portalId"] == 555000111 and d["companyCurrency"] == "USD"
+    assert_zone(d, "US/Eastern")  # HubSpot's example zone when none is seeded
+    seed_portal(sb, 555000111, timeZone="Europe/Berlin", companyCurrency="EUR")
+    d = account(sb, TOKEN_NEW)
+    assert d["companyCurrency"] == "EUR"
+    assert_zone(d, "Europe/Berlin")
+    seed_portal(sb, 555000111, companyCurrency="GBP")  # merging keeps the zone
+    assert_zone(account(sb, TOKEN_NEW), "Europe/Berlin")
+    # A reset forgets seeded portals and restores the seed file's zones.
+    sb.reset()
+    assert sb.hs("GET", ACCOUNT, token=TOKEN_NEW).status == 401
+    assert_zone(account(sb), "America/Los_Angeles")
+
+
+def test_account_details_every_table_zone_matches_the_tz_database(sb):
+    for i, zone in enumerate(TABLE_ZONES):
+        seed_portal(sb, 556000000 + i, timeZone=zone)
+        assert_zone(account(sb, TOKEN_NEW), zone)
+
+
+def test_account_details_utc_offset_seed_key(sb):
+    # A zone outside the sandbox's table needs its offset seeded; it then holds all year.
+    r = seed_portal(sb, 557000001, status=400, timeZone="Asia/Kolkata")
+    assert "utcOffset" in r.json()["error"]
+    seed_portal(sb, 557000001, timeZone="Asia/Kolkata", utcOffset="+05:30")
+    d = account(sb, TOKEN_NEW)
+    assert (d["timeZone"], d["utcOffset"], d["utcOffsetMilliseconds"]) == \
+        ("Asia/Kolkata", "+05:30", 19800000)
+    # utcOffset alone overrides a table zone; a later timeZone alone drops the override.
+    seed_portal(sb, 557000001, timeZone="America/Los_Angeles", utcOffset="-10:00")
+    d = account(sb, TOKEN_NEW)
+    assert (d["utcOffset"], d["utcOffsetMilliseconds"]) == ("-10:00", -36000000)
+    seed_portal(sb, 557000001, timeZone="America/Los_Angeles")
+    assert_zone(account(sb, TOKEN_NEW), "America/Los_Angeles")
+    seed_portal(sb, 557000001, timeZone="UTC", utcOffset="+00:00")
+    d = account(sb, TOKEN_NEW)
+    assert (d["utcOffset"], d["utcOffsetMilliseconds"]) == ("+00:00", 0)
+
+
+@pytest.mark.parametrize("keys", [
+    {"timeZone": ""}, {"timeZone": "America/New York"}, {"timeZone": 5},
+    {"timeZone": "A" * 64, "utcOffset": "+01:00"},
+    {"companyCurrency": "usd"}, {"companyCurrency": "EURO"}, {"companyCurrency": "U5D"},
+    {"companyCurrency": None}, {"timeZone": None}, {"utcOffset": None},
+    {"utcOffset": "-8:00"}, {"utcOffset": "-08:60"}, {"utcOffset": "+14:30"},
+    {"utcOffset": "08:00"}, {"utcOffset": -480},
+])
+def test_account_details_bad_seed_changes_nothing(sb, keys):
+    before = account(sb)
+    r = sb.post("/_sandbox/seed", {"hubspot": {"portals": [dict(portalId=int(PORTAL1), **keys)]}})
+    assert r.status == 400, r
+    after = account(sb)
+    assert (after["timeZone"], after["companyCurrency"]) == \
+        (before["timeZone"], before["companyCurrency"]) == ("America/Los_Angeles", "USD")
+
+
+def test_account_details_auth_and_scopes(sb):
+    b = assert_error(sb.call("GET", ACCOUNT), 401, "INVALID_AUTHENTICATION")
+    assert b["message"] == AUTH_MSG
+    assert_error(sb.hs("GET", ACCOUNT, token="pat-na1-nope"), 401, "INVALID_AUTHENTICATION")
+    assert_error(sb.hs("GET", ACCOUNT, token=TOKEN_EXPIRED), 401, "EXPIRED_AUTHENTICATION")
+    # No scope is required: a contacts-only token reads its portal's details.
+    r = sb.hs("GET", ACCOUNT, token=TOKEN_CONTACTS_ONLY)
+    assert r.status == 200 and r.json()["portalId"] == int(PORTAL1)
+    # Counted like every authenticated route.
+    assert r.headers["X-HubSpot-RateLimit-Max"] == "190"
+    assert int(r.headers["X-HubSpot-RateLimit-Remaining"]) < 190
+    assert sb.hs("POST", ACCOUNT, {}).status == 405
+    assert sb.hs("GET", "/account-info/v3/details/x").status == 404
+    assert sb.hs("GET", "/account-info/v2/details").status == 404
 
 
 # ---- §1, §6 authentication and scopes ----------------------------------------------------

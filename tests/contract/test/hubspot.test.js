@@ -475,3 +475,33 @@ describe('HubSpot callback completion with @hubspot/api-client', () => {
     assert.equal(e.code, 401);
   });
 });
+
+describe('HubSpot account details with @hubspot/api-client', () => {
+  before(() => sandbox.reset());
+
+  /** The zone's offset now, "-08:00", from Node's own ICU time zone data. */
+  function zoneOffset(timeZone) {
+    const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' })
+      .formatToParts(new Date()).find((p) => p.type === 'timeZoneName').value;
+    return name === 'GMT' ? '+00:00' : name.slice(3);
+  }
+
+  // 13.x has no account-info API, so the client's generic apiRequest (same auth and basePath).
+  it('reads each portal\'s time zone from /account-info/v3/details', async () => {
+    for (const [token, portal, zone] of [[HS.TOKEN1, HS.PORTAL1, 'America/Los_Angeles'],
+      [HS.TOKEN2, HS.PORTAL2, 'America/New_York']]) {
+      const res = await client(token).apiRequest({ method: 'GET', path: '/account-info/v3/details' });
+      assert.equal(res.status, 200);
+      const d = await res.json();
+      assert.equal(d.portalId, Number(portal));
+      assert.equal(d.timeZone, zone);
+      assert.equal(d.companyCurrency, 'USD');
+      assert.equal(d.accountType, 'STANDARD');
+      assert.equal(d.utcOffset, zoneOffset(zone));
+      const [h, m] = d.utcOffset.slice(1).split(':').map(Number);
+      assert.equal(d.utcOffsetMilliseconds, (d.utcOffset[0] === '-' ? -1 : 1) * (h * 60 + m) * 60000);
+    }
+    const e = await client('pat-na1-bogus').apiRequest({ method: 'GET', path: '/account-info/v3/details' });
+    assert.equal(e.status, 401);
+  });
+});
