@@ -44,6 +44,7 @@ COMMON_SRCS := \
 	common/config_load.c \
 	common/config_doc.c \
 	common/money.c \
+	common/tz.c \
 	common/backoff.c \
 	common/json.c \
 	common/jtape.c \
@@ -95,6 +96,7 @@ UNIT_TESTS := \
 	tests/unit/common/test_log \
 	tests/unit/common/test_config \
 	tests/unit/common/test_money \
+	tests/unit/common/test_tz \
 	tests/unit/common/test_backoff \
 	tests/unit/common/test_json \
 	tests/unit/common/test_jtape \
@@ -154,6 +156,7 @@ KAFKA_MOCK_SRCS := \
 FUZZ_TARGETS := \
 	tests/fuzz/fuzz_event \
 	tests/fuzz/fuzz_money \
+	tests/fuzz/fuzz_tz \
 	tests/fuzz/fuzz_pricing \
 	tests/fuzz/fuzz_json
 
