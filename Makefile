@@ -262,11 +262,12 @@ asan: deps
 # ---- dependencies ---------------------------------------------------------------------
 # Every Debian package the build and all test tiers need. `make deps` checks with
 # dpkg-query first and only runs apt-get (with one update) when something is missing.
-# prometheus is there for its promtool (the repo tier checks the alerting rules).
+# prometheus is there for its promtool (the repo tier checks the alerting rules); tzdata for
+# /usr/share/zoneinfo (documents are dated in the company's time zone, common/tz.c).
 DEB_PACKAGES := build-essential pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
 	libhiredis-dev libssl-dev libmicrohttpd-dev libcmocka-dev redis-server kcat \
 	python3 python3-pytest python3-jsonschema python3-kafka python3-crc32c python3-redis \
-	python3-yaml prometheus \
+	python3-yaml prometheus tzdata \
 	clang libclang-rt-14-dev cppcheck clang-tidy clang-format gnuplot-nox
 
 # Node.js runs the contract tests' npm clients; any Node 18-21 with npm will do, so

@@ -77,6 +77,43 @@ int action_settings_from_config(struct action_settings *s, const struct config *
         snprintf(s->quote_statuses, sizeof s->quote_statuses, "%s",
                  st && *st ? st : "APPROVAL_NOT_NEEDED,APPROVED,ACCEPTED");
     }
+    {
+        /* "<realm>=<IANA zone>;..." */
+        const char *z = config_get_str(cfg, "dates.time_zone_by_realm");
+        for (const char *p = z ? z : ""; *p;) {
+            const char *end = strchr(p, ';'), *eq;
+            size_t len = end ? (size_t)(end - p) : strlen(p), rl, zl;
+            char name[HUBSPOT_TZ_MAX], e[160];
+            while (len && *p == ' ')
+                p++, len--;
+            while (len && p[len - 1] == ' ')
+                len--;
+            if (len) {
+                eq = memchr(p, '=', len);
+                rl = eq ? (size_t)(eq - p) : 0;
+                zl = eq ? len - rl - 1 : 0;
+                if (!eq || rl == 0 || rl > 32 || strspn(p, "0123456789") != rl || zl == 0 ||
+                    zl >= sizeof name || s->nzones == ACTION_ZONES_MAX) {
+                    snprintf(errstr, errsz, "dates.time_zone_by_realm: expected \"<realm id>="
+                             "<zone>\" entries separated by \";\" (at most %d)",
+                             ACTION_ZONES_MAX);
+                    return -1;
+                }
+                memcpy(name, eq + 1, zl);
+                name[zl] = '\0';
+                memcpy(s->zones[s->nzones].realm, p, rl);
+                s->zones[s->nzones].realm[rl] = '\0';
+                if (!(s->zones[s->nzones].zone = tz_zone_get(name, e, sizeof e))) {
+                    snprintf(errstr, errsz, "dates.time_zone_by_realm: %s", e);
+                    return -1;
+                }
+                s->nzones++;
+            }
+            if (!end)
+                break;
+            p = end + 1;
+        }
+    }
     s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
     if (s->dedup_window_ms <= 0)
         s->dedup_window_ms = 7LL * 24 * 3600 * 1000;
@@ -138,6 +175,31 @@ int action_company(const struct action_ctx *ctx, struct qbo_company *co, struct 
                       ctx->ev->in.realm_id, co->country);
         return -1;
     }
+    return 0;
+}
+
+int action_time_zone(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
+                     const struct tz_zone **out, struct api_error *err)
+{
+    char name[HUBSPOT_TZ_MAX], e[160];
+
+    *out = NULL;
+    for (size_t i = 0; i < ctx->settings->nzones; i++)
+        if (strcmp(ctx->settings->zones[i].realm, ctx->ev->in.realm_id) == 0) {
+            *out = ctx->settings->zones[i].zone;
+            return 0;
+        }
+    if (hubspot_account_time_zone(&ctx->io, ctx->hubspot, hc, name, err) < 0) {
+        if (err->cls == API_TRANSIENT || err->cls == API_THROTTLED)
+            return -1;
+        log_warn("event %s: the HubSpot portal's time zone is unavailable (%s); dating its "
+                 "documents in UTC",
+                 ctx->ev->id, err->message);
+        api_error_clear(err);
+        return 0;
+    }
+    if (name[0] && !(*out = tz_zone_get(name, e, sizeof e)))
+        log_warn("event %s: time zone %s: %s; dating its documents in UTC", ctx->ev->id, name, e);
     return 0;
 }
 
@@ -300,7 +362,10 @@ int action_doc_number(const struct qbo_company *co, const char *preferred, char 
     room = ACTION_DOCNUM_MAX - strlen(suffix);
     if (strlen(base) > room)
         memmove(base, base + strlen(base) - room, room + 1); /* keep the distinct tail */
-    snprintf(out, QBO_DOCNUMBER_MAX, "%s%s", base, suffix);
+    /* base (<= room bytes) + suffix fits ACTION_DOCNUM_MAX < QBO_DOCNUMBER_MAX */
+    n = strlen(base);
+    memcpy(out, base, n);
+    memcpy(out + n, suffix, strlen(suffix) + 1);
     return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include "common/json.h"
 #include "common/money.h"
+#include "common/tz.h"
 #include "worker/apierr.h"
 #include "worker/event.h"
 #include "worker/hubspot.h"
@@ -34,6 +35,7 @@
 #include "worker/resolve.h"
 
 #define ACTION_NAME_MAX 201 /* account names from the config, NUL included */
+#define ACTION_ZONES_MAX 32 /* entries of dates.time_zone_by_realm */
 
 /* Process-wide action settings, immutable after start. */
 struct action_settings {
@@ -45,6 +47,12 @@ struct action_settings {
     char payment_default_item[RESOLVE_ITEM_NAME_MAX + 1];
     char fee_item[RESOLVE_ITEM_NAME_MAX + 1]; /* quotes.fee_item; never "" */
     char quote_statuses[201];                 /* quotes.allowed_statuses, "," joined */
+    /* dates.time_zone_by_realm, parsed and loaded: a realm's documents are dated in zone */
+    struct action_realm_zone {
+        char realm[33];
+        const struct tz_zone *zone;
+    } zones[ACTION_ZONES_MAX];
+    size_t nzones;
 };
 
 /* Defaults (half_up, no deposit account, 7 days, "Services") + the configuration keys
@@ -113,6 +121,15 @@ void action_json_decimal(struct jbuf *jb, const char *key, enum money_err st, co
 
 /* The resolve context of ctx's run (everything borrowed from ctx, rc->io = &ctx->io). */
 void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
+
+/* The time zone the run's documents are dated in (TxnDate, DueDate, a payment's day): the
+ * realm's dates.time_zone_by_realm entry, else the HubSpot portal's account time zone
+ * (hubspot_account_time_zone(), cached), else UTC (*out NULL). QBO's TxnDate is a
+ * calendar date of the company; HubSpot's zone is the seller's. A zone this machine does
+ * not know, or a HubSpot refusal other than a transient one, dates in UTC with a warning
+ * rather than fail the event. 0, or -1 with *err (transient HubSpot failures). */
+int action_time_zone(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
+                     const struct tz_zone **out, struct api_error *err);
 
 /* The US-company rule every family checks before its first write: 0, or -1 with *err
  * (QBO_COMPANY_NOT_US, or the company lookup's error). */

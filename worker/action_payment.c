@@ -53,8 +53,13 @@ static int digits_at(const char *p, int n, int *v)
 
 int payment_date_utc(const char *s, char out[11])
 {
+    return payment_date_in(s, NULL, out);
+}
+
+int payment_date_in(const char *s, const struct tz_zone *zone, char out[11])
+{
     struct tm tm = {0};
-    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
+    int y = 0, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0, date_only = 0;
     const char *p;
     time_t t;
     size_t len;
@@ -72,6 +77,7 @@ int payment_date_utc(const char *s, char out[11])
             s[7] != '-' || digits_at(s + 8, 2, &d) < 0 || mo < 1 || mo > 12 || d < 1 || d > 31)
             return -1;
         p = s + 10;
+        date_only = !*p;
         if (*p) {
             if ((*p != 'T' && *p != 't' && *p != ' ') || digits_at(p + 1, 2, &h) < 0 ||
                 p[3] != ':' || digits_at(p + 4, 2, &mi) < 0 || p[6] != ':' ||
@@ -103,10 +109,16 @@ int payment_date_utc(const char *s, char out[11])
         tm.tm_sec = sec;
         t = timegm(&tm) - (time_t)sign * (oh * 3600 + om * 60);
     }
+    if (date_only) { /* a date without a time: that calendar day, in any zone */
+        if (y < 1900)
+            return -1;
+        memcpy(out, s, 10);
+        out[10] = '\0';
+        return 0;
+    }
     if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1900 || tm.tm_year + 1900 > 9999)
         return -1;
-    strftime(out, 11, "%Y-%m-%d", &tm);
-    return 0;
+    return tz_local_date(zone, (int64_t)t * 1000, out);
 }
 
 static int amount_prop(const struct hubspot_object *o, const char *name, enum money_round m,
@@ -441,6 +453,7 @@ struct prun {
     char hubspot_currency[4];
     struct qbo_company co;
     struct action_currency cur;
+    const struct tz_zone *zone; /* the documents' dates (action_time_zone); NULL = UTC */
     char date[11];
     char customer_id[RESOLVE_ID_MAX];
     char deposit_id[RESOLVE_ID_MAX];
@@ -483,12 +496,13 @@ static int read_payment(struct prun *r, struct api_error *err)
         api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
         return -1;
     }
-    if (payment_check_status(ev->action, &r->f, err) < 0)
+    if (payment_check_status(ev->action, &r->f, err) < 0 ||
+        action_time_zone(ctx, &hc, &r->zone, err) < 0)
         return -1;
-    if (ev->action != ACTION_CREATE_REFUND_RECEIPT && r->f.date[0])
-        memcpy(r->date, r->f.date, sizeof r->date);
-    else
-        sales_txn_date(ev, ctx->now_ms, r->date);
+    /* the day the money moved, in the seller's zone (the refund: the event's day) */
+    if (ev->action == ACTION_CREATE_REFUND_RECEIPT ||
+        payment_date_in(hubspot_object_prop(r->obj, "hs_initiated_date"), r->zone, r->date) < 0)
+        sales_txn_date(ev, ctx->now_ms, r->zone, r->date);
     return 0;
 }
 

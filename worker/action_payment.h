@@ -103,6 +103,9 @@ int payment_facts_read(const struct hubspot_object *o, enum money_round rounding
 /* "YYYY-MM-DD" (UTC) of a HubSpot datetime: RFC 3339 with Z or an offset, a bare date,
  * or epoch milliseconds in digits. 0, or -1 (out "") when s is NULL or unreadable. */
 int payment_date_utc(const char *s, char out[11]);
+/* payment_date_utc() in zone (NULL = UTC): the local date of the instant s names; a
+ * date-only s ("2024-03-01") is that date as it is. */
+int payment_date_in(const char *s, const struct tz_zone *zone, char out[11]);
 
 /* The status rules above for action a: 0 when the payment qualifies, else -1 with *err
  * (API_PERMANENT, PAYMENT_NOT_SUCCEEDED or NOT_FULLY_REFUNDED, a message with the

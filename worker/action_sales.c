@@ -194,23 +194,11 @@ void sales_private_note(const struct action_event *ev, char *out, size_t outsz)
              ev->object_id, ev->id);
 }
 
-/* "YYYY-MM-DD" (UTC) of ms into out: 1, or 0 (out untouched) outside years 1..9999. */
-static int utc_date(int64_t ms, char out[11])
+void sales_txn_date(const struct action_event *ev, int64_t now_ms, const struct tz_zone *zone,
+                    char out[11])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[16];
-
-    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999 ||
-        strftime(buf, sizeof buf, "%Y-%m-%d", &tm) != 10)
-        return 0;
-    memcpy(out, buf, 11);
-    return 1;
-}
-
-void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11])
-{
-    if ((ev->time_ms > 0 && utc_date(ev->time_ms, out)) || utc_date(now_ms, out))
+    if ((ev->time_ms > 0 && tz_local_date(zone, ev->time_ms, out) == 0) ||
+        tz_local_date(zone, now_ms, out) == 0)
         return;
     memcpy(out, "1970-01-01", 11); /* neither is a date: the epoch, never garbage */
 }
@@ -243,6 +231,7 @@ struct run {
     char hubspot_currency[4];
     struct qbo_company co;
     struct action_currency cur;
+    const struct tz_zone *zone; /* the documents' dates (action_time_zone); NULL = UTC */
     char term_id[RESOLVE_ID_MAX];
     char deposit_id[RESOLVE_ID_MAX];
     char customer_id[RESOLVE_ID_MAX];
@@ -489,7 +478,7 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc,
     if (hubspot_get_object(&ctx->io, ctx->hubspot, hc, ev->object_type, ev->object_id, &r->obj,
                            err) < 0)
         return -1;
-    if (check_quote_status(r, err) < 0)
+    if (check_quote_status(r, err) < 0 || action_time_zone(ctx, hc, &r->zone, err) < 0)
         return -1;
     if (ev->in.customer_source == CUSTOMER_CONTACT_ID) {
         contact_id = ev->in.customer_contact_id;
@@ -580,7 +569,7 @@ static int check_qbo(struct run *r, struct action_outcome *out, struct api_error
     const struct action_event *ev = ctx->ev;
     char date[11];
 
-    sales_txn_date(ev, ctx->now_ms, date);
+    sales_txn_date(ev, ctx->now_ms, r->zone, date);
     if (ev->in.email_document && !action_email_ok(r->contact->email)) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
                       "email_document: contact %" PRId64 " has no usable email address to send "
@@ -658,7 +647,7 @@ static int write_qbo(struct run *r, int round, struct qbo_created *doc, struct a
     for (i = 0; i < r->n; i++)
         r->item_ids[i] = r->items[i].id;
     sales_private_note(ev, note, sizeof note);
-    sales_txn_date(ev, ctx->now_ms, date);
+    sales_txn_date(ev, ctx->now_ms, r->zone, date);
     d = (struct sales_doc){
         .action = ev->action,
         .customer_id = r->customer_id,

@@ -100,8 +100,10 @@ void sales_doc_members(const struct sales_doc *d, struct jbuf *out);
  * " hsqb event <id>" is what action_create_once() (action.h) matches. */
 void sales_private_note(const struct action_event *ev, char *out, size_t outsz);
 
-/* The event's TxnDate: the UTC date of the event time, else of now_ms (also when the
- * event time is outside years 1..9999); out is always a NUL-terminated YYYY-MM-DD. */
-void sales_txn_date(const struct action_event *ev, int64_t now_ms, char out[11]);
+/* The event's TxnDate: the date in zone (NULL = UTC) of the event time, else of now_ms
+ * (also when the event time is outside years 1..9999); out is always a NUL-terminated
+ * YYYY-MM-DD. */
+void sales_txn_date(const struct action_event *ev, int64_t now_ms, const struct tz_zone *zone,
+                    char out[11]);
 
 #endif

@@ -75,7 +75,7 @@
 /* Optional metrics callbacks (NULL members are skipped). api is always "hubspot";
  * endpoint is one of "get_object", "get_contact", "get_company", "get_associations",
  * "batch_read_line_items", "batch_read_discounts", "batch_read_fees", "batch_read_taxes",
- * "get_tax_rate", "complete_callback"; status is the HTTP status, 0 when no
+ * "get_tax_rate", "get_account_details", "complete_callback"; status is the HTTP status, 0 when no
  * response arrived. on_ratelimit_wait is called only when a request actually waited
  * (ms > 0). Called on the worker thread; must not block. The signatures are those of
  * metrics_on_api_call / metrics_on_ratelimit_wait (opaque = the struct metrics *). */
@@ -276,6 +276,19 @@ int hubspot_get_company(const struct ioctx *io, struct hubspot_api *api,
                         const struct hubspot_ctx *hc, int64_t company_id,
                         struct hubspot_company **out, struct api_error *err);
 void hubspot_company_free(struct hubspot_company *c);
+
+/* ---- the portal's account -------------------------------------------------------- */
+
+#define HUBSPOT_TZ_MAX      65                  /* an IANA zone name, NUL included */
+#define HUBSPOT_TZ_CACHE_MS (3600 * 1000LL)     /* a portal's zone is re-read after this */
+
+/* The portal's time zone (the IANA name its account settings use), from GET
+ * /account-info/v3/details ("timeZone"), cached in the process per portal for
+ * HUBSPOT_TZ_CACHE_MS. tz gets "" when HubSpot names none or one that is not 1..64
+ * bytes of [A-Za-z0-9_+-/]. 0, or -1 with *err (the classification of every call). */
+int hubspot_account_time_zone(const struct ioctx *io, struct hubspot_api *api,
+                              const struct hubspot_ctx *hc, char tz[HUBSPOT_TZ_MAX],
+                              struct api_error *err);
 
 /* ---- tax rates ------------------------------------------------------------------- */
 

@@ -36,6 +36,12 @@ struct hubspot_api {
     pthread_mutex_t mu; /* guards cache and ncache */
     struct hubspot_token_entry cache[HS_TOKEN_CACHE_MAX];
     size_t ncache;
+    /* portals' time zones (hubspot_account_time_zone), guarded by mu too */
+    struct hubspot_tz_entry {
+        int64_t portal, fetched_ms;
+        char tz[HUBSPOT_TZ_MAX];
+    } tzs[HS_TOKEN_CACHE_MAX];
+    size_t ntzs;
 };
 
 /* One call: the thread's I/O, the client and the event's portal (all borrowed). */

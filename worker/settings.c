@@ -207,6 +207,11 @@ static const struct config_def settings[] = {
     {"money.rounding", CONFIG_ENUM, "half_up", 0, 0,
      "Rounding of amounts that fall between cents (percentage discounts): half_up "
      "rounds halves away from zero, half_even to the even cent.", 0, roundings},
+    {"dates.time_zone_by_realm", CONFIG_STRING, NULL, 0, 4000,
+     "Per-company time zones for document dates, as \"<realm id>=<IANA zone>\" entries "
+     "separated by \";\" (e.g. 4620816365014867780=America/Los_Angeles). A company not "
+     "listed uses the HubSpot portal's time zone (account details), else UTC.",
+     0, NULL},
     {"resolve.reactivate_inactive", CONFIG_BOOL, "false", 0, 0,
      "When the customer or product an event matches is inactive in QuickBooks: false fails "
      "the event QBO_RECORD_INACTIVE before anything is written (the accountant decides); "

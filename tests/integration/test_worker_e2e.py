@@ -20,6 +20,7 @@ import json
 import re
 import time
 import zlib
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -216,7 +217,13 @@ def check_lines(doc, lines):
 
 
 def txn_date_of(ev):
-    return ev.doc["time"][:10]
+    """The event's day in its portal's time zone (the seed's account details), as the
+    worker dates documents: the company's calendar, not the UTC day."""
+    zones = {p["portalId"]: p.get("timeZone", "US/Eastern") for p in json.loads(
+        (harness.SEED_DIR / "hubspot.json").read_text())["hubspot"]["portals"]}
+    t = datetime.datetime.fromisoformat(ev.doc["time"].replace("Z", "+00:00"))
+    zone = zoneinfo.ZoneInfo(zones[ev.doc["data"]["origin"]["portalId"]])
+    return t.astimezone(zone).date().isoformat()
 
 
 def run_one(h, ev, timeout=45):

@@ -17,7 +17,7 @@
  *
  * Routing (server.c): /crm/..., /automation/..., /oauth/v1|v3/... (HubSpot OAuth)
  * -> hubspot_handle; /v3/company/... -> qbo_handle; /oauth2/v1/tokens/... -> oauth_handle;
- * /_sandbox/... -> admin_handle. Also /tax-rates/... -> hubspot_handle.
+ * /_sandbox/... -> admin_handle. Also /tax-rates/... and /account-info/... -> hubspot_handle.
  *
  * Seed documents: main.c (--seed DIR, every *.json in name order) and admin POST
  * /_sandbox/seed pass EVERY document to every <vendor>_seed(). A seed document is a JSON

@@ -333,7 +333,8 @@ static const char *route_vendor(const char *path)
     if (has_prefix(path, "/oauth2/v1/tokens/"))
         return "oauth";
     if (has_prefix(path, "/crm/") || has_prefix(path, "/automation/") ||
-        has_prefix(path, "/oauth/") || has_prefix(path, "/tax-rates/"))
+        has_prefix(path, "/oauth/") || has_prefix(path, "/tax-rates/") ||
+        has_prefix(path, "/account-info/"))
         return "hubspot";
     return "none";
 }

@@ -123,6 +123,26 @@ static void test_dates_are_utc_days(void **state)
     assert_int_equal(payment_date_utc("2024-03-01T10:00:00Zjunk", d), -1);
 }
 
+/* In the seller's zone: the day the money moved there; a bare date stays that date. */
+static void test_dates_in_a_zone(void **state)
+{
+    char d[11], e[160];
+    const struct tz_zone *la = tz_zone_get("America/Los_Angeles", e, sizeof e);
+    (void)state;
+
+    assert_non_null(la);
+    assert_int_equal(payment_date_in("2024-03-01T06:00:00Z", la, d), 0); /* 22:00 the day before */
+    assert_string_equal(d, "2024-02-29");
+    assert_int_equal(payment_date_in("2024-03-01T09:00:00Z", la, d), 0);
+    assert_string_equal(d, "2024-03-01");
+    assert_int_equal(payment_date_in("1709272800000", la, d), 0); /* 2024-03-01T06:00Z */
+    assert_string_equal(d, "2024-02-29");
+    assert_int_equal(payment_date_in("2024-03-01", la, d), 0);
+    assert_string_equal(d, "2024-03-01");
+    assert_int_equal(payment_date_in("1709272800", la, d), 0); /* ten digits: ms of 1970 */
+    assert_string_equal(d, "1970-01-20");
+}
+
 static void test_facts_read_exact_cents(void **state)
 {
     struct payment_facts f = facts("2053.97", "59.87", "0.00", "1994.10", "succeeded");
@@ -501,6 +521,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dates_are_utc_days),
+        cmocka_unit_test(test_dates_in_a_zone),
         cmocka_unit_test(test_facts_read_exact_cents),
         cmocka_unit_test(test_facts_refuse_bad_amounts),
         cmocka_unit_test(test_status_rules),

@@ -483,21 +483,32 @@ static void test_note_and_date(void **state)
     snprintf(ev.id, sizeof ev.id, "ap-1-2-3");
     sales_private_note(&ev, note, sizeof note);
     assert_string_equal(note, "HubSpot quote 2001 hsqb event ap-1-2-3");
-    sales_txn_date(&ev, 1714558831412LL, date); /* no event time: now */
+    sales_txn_date(&ev, 1714558831412LL, NULL, date); /* no event time: now */
     assert_string_equal(date, "2024-05-01");
     ev.time_ms = 1709251200000LL; /* 2024-03-01T00:00:00Z */
-    sales_txn_date(&ev, 1714558831412LL, date);
+    sales_txn_date(&ev, 1714558831412LL, NULL, date);
     assert_string_equal(date, "2024-03-01");
     /* a time past year 9999 (the decoder refuses them; the date never depends on it):
      * now's date, always terminated */
     memset(date, 'X', sizeof date);
     ev.time_ms = 253402300800000LL; /* 10000-01-01T00:00:00Z */
-    sales_txn_date(&ev, 1714558831412LL, date);
+    sales_txn_date(&ev, 1714558831412LL, NULL, date);
     assert_string_equal(date, "2024-05-01");
     memset(date, 'X', sizeof date);
     ev.time_ms = 0;
-    sales_txn_date(&ev, 400000000000000LL, date); /* now past 9999 too: the epoch */
+    sales_txn_date(&ev, 400000000000000LL, NULL, date); /* now past 9999 too: the epoch */
     assert_string_equal(date, "1970-01-01");
+    /* the company's day: 23:30 in Los Angeles on the last day of January is January's */
+    {
+        char e[160];
+        const struct tz_zone *la = tz_zone_get("America/Los_Angeles", e, sizeof e);
+        assert_non_null(la);
+        ev.time_ms = 1769931000000LL; /* 2026-02-01T07:30:00Z = 2026-01-31T23:30:00-08:00 */
+        sales_txn_date(&ev, 1714558831412LL, la, date);
+        assert_string_equal(date, "2026-01-31");
+        sales_txn_date(&ev, 1714558831412LL, NULL, date);
+        assert_string_equal(date, "2026-02-01"); /* UTC: the next period */
+    }
 }
 
 static void test_ops_table(void **state)

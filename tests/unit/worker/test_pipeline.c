@@ -986,6 +986,50 @@ static void test_email_document(void **state)
     free(noaddr);
 }
 
+/* An event at 23:30 in California on the last day of January is January's revenue: the
+ * portal's time zone (HubSpot's account details: America/Los_Angeles) dates it; a realm
+ * listed in dates.time_zone_by_realm uses that zone instead. */
+/* The TxnDate of an invoice of deal 1005 on US1 for an event at 2026-02-01T07:30:00Z
+ * (2026-01-31T23:30:00-08:00 in Los Angeles). */
+static void expect_txn_date_at_month_end(const char *id, const char *want)
+{
+    char *ev = event_json(id, "create_invoice", "DEAL", 1005, H_REALM_US1, NULL);
+    char *p = strstr(ev, "2026-03-01T10:00:00Z");
+    struct json_object *r, *doc;
+
+    assert_non_null(p);
+    memcpy(p, "2026-02-01T07:30:00Z", 20);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    doc = doc_of(r, H_REALM_US1, "invoice");
+    assert_string_equal(tp_str_at(doc, "TxnDate"), want);
+    json_object_put(doc);
+    json_object_put(r);
+    free(ev);
+}
+
+static void test_local_dates(void **state)
+{
+    (void)state;
+    expect_txn_date_at_month_end("evt-local", "2026-01-31");
+    assert_int_equal(h_count("vendor=hubspot&path=/account-info/v3/details", NULL), 1);
+}
+
+static int setup_tokyo(void **state)
+{
+    extra_flag = "--dates.time_zone_by_realm=" H_REALM_US1 "=Asia/Tokyo";
+    return setup(state);
+}
+
+/* The same instant for a realm the settings put in Tokyo: already 1 February there. */
+static void test_local_dates_realm_override(void **state)
+{
+    (void)state;
+    expect_txn_date_at_month_end("evt-tokyo", "2026-02-01");
+    assert_int_equal(h_count("vendor=hubspot&path=/account-info", NULL), 0);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -1040,6 +1084,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery_lookup_falls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_income_account_of_created_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_email_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_dates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_dates_realm_override, setup_tokyo, teardown),
     };
     int rc;
 
