@@ -67,6 +67,7 @@ WORKER_SRCS := \
 	worker/mapcache.c \
 	worker/hubspot.c \
 	worker/hubspot_exchange.c \
+	worker/hubspot_account.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \
@@ -76,6 +77,7 @@ WORKER_SRCS := \
 	worker/result.c \
 	worker/resolve.c \
 	worker/resolve_refs.c \
+	worker/resolve_query.c \
 	worker/claim.c \
 	worker/action.c \
 	worker/pricing.c \

@@ -78,40 +78,18 @@ int action_settings_from_config(struct action_settings *s, const struct config *
                  st && *st ? st : "APPROVAL_NOT_NEEDED,APPROVED,ACCEPTED");
     }
     {
-        /* "<realm>=<IANA zone>;..." */
-        const char *z = config_get_str(cfg, "dates.time_zone_by_realm");
-        for (const char *p = z ? z : ""; *p;) {
-            const char *end = strchr(p, ';'), *eq;
-            size_t len = end ? (size_t)(end - p) : strlen(p), rl, zl;
-            char name[HUBSPOT_TZ_MAX], e[160];
-            while (len && *p == ' ')
-                p++, len--;
-            while (len && p[len - 1] == ' ')
-                len--;
-            if (len) {
-                eq = memchr(p, '=', len);
-                rl = eq ? (size_t)(eq - p) : 0;
-                zl = eq ? len - rl - 1 : 0;
-                if (!eq || rl == 0 || rl > 32 || strspn(p, "0123456789") != rl || zl == 0 ||
-                    zl >= sizeof name || s->nzones == ACTION_ZONES_MAX) {
-                    snprintf(errstr, errsz, "dates.time_zone_by_realm: expected \"<realm id>="
-                             "<zone>\" entries separated by \";\" (at most %d)",
-                             ACTION_ZONES_MAX);
-                    return -1;
-                }
-                memcpy(name, eq + 1, zl);
-                name[zl] = '\0';
-                memcpy(s->zones[s->nzones].realm, p, rl);
-                s->zones[s->nzones].realm[rl] = '\0';
-                if (!(s->zones[s->nzones].zone = tz_zone_get(name, e, sizeof e))) {
-                    snprintf(errstr, errsz, "dates.time_zone_by_realm: %s", e);
-                    return -1;
-                }
-                s->nzones++;
+        struct settings_realm_pair z[ACTION_ZONES_MAX];
+        char e[160];
+        if (settings_realm_pairs("dates.time_zone_by_realm",
+                                 config_get_str(cfg, "dates.time_zone_by_realm"), z,
+                                 ACTION_ZONES_MAX, &s->nzones, errstr, errsz) < 0)
+            return -1;
+        for (size_t i = 0; i < s->nzones; i++) {
+            memcpy(s->zones[i].realm, z[i].realm, sizeof z[i].realm);
+            if (!(s->zones[i].zone = tz_zone_get(z[i].value, e, sizeof e))) {
+                snprintf(errstr, errsz, "dates.time_zone_by_realm: %s", e);
+                return -1;
             }
-            if (!end)
-                break;
-            p = end + 1;
         }
     }
     s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
@@ -203,12 +181,6 @@ int action_time_zone(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
     return 0;
 }
 
-int action_check_us_company(const struct action_ctx *ctx, struct api_error *err)
-{
-    struct qbo_company co;
-    return action_company(ctx, &co, err);
-}
-
 /* s as a currency code (three ASCII letters) upper-cased into out: 1, else 0. */
 static int currency_code(const char *s, char out[4])
 {
@@ -283,8 +255,8 @@ int action_currency_for(const struct qbo_company *co, const char *hubspot_cur,
 #define RATES_MAX 16 /* distinct tax rate ids remembered within one call */
 
 int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
-                      const struct hubspot_line_item *li, const int64_t *amounts, size_t n,
-                      int64_t *tax, int64_t *sum, struct api_error *err)
+                      const struct hubspot_line_item *li, const struct sales_line *lines,
+                      size_t n, int64_t *sum, struct api_error *err)
 {
     struct rate_seen {
         const char *id;
@@ -310,13 +282,11 @@ int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc
                     seen[nseen++] = (struct rate_seen){li[i].tax_rate_group_id, pct7};
             }
         }
-        if (pricing_line_tax(&li[i], amounts[i], pct7, ctx->settings->rounding, &t, e, sizeof e) <
-            0) {
+        if (pricing_line_tax(&li[i], lines[i].amount_cents, pct7, ctx->settings->rounding, &t, e,
+                             sizeof e) < 0) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
             return -1;
         }
-        if (tax)
-            tax[i] = t;
         if (money_add(*sum, t, sum) != MONEY_OK) {
             api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
                           "the line items' tax is out of range");

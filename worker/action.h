@@ -131,11 +131,9 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
 int action_time_zone(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
                      const struct tz_zone **out, struct api_error *err);
 
-/* The US-company rule every family checks before its first write: 0, or -1 with *err
- * (QBO_COMPANY_NOT_US, or the company lookup's error). */
-int action_check_us_company(const struct action_ctx *ctx, struct api_error *err);
-
-/* The same, keeping the company's facts (Preferences included) in *co. */
+/* The US-company rule every family checks before its first write, keeping the company's
+ * facts (Preferences included) in *co: 0, or -1 with *err (QBO_COMPANY_NOT_US, or the
+ * company lookup's error). */
 int action_company(const struct action_ctx *ctx, struct qbo_company *co, struct api_error *err);
 
 /* The currency HubSpot gives a document: object_cur (the deal's deal_currency_code, the
@@ -162,14 +160,23 @@ int action_currency_for(const struct qbo_company *co, const char *hubspot_cur,
                         struct action_currency *out, struct resolve_ctx *rc,
                         struct api_error *err);
 
-/* The tax of each of the n line items (tax[i], may be NULL) and their sum (*sum):
- * pricing_line_tax(), the rate of a taxable line without hs_tax_amount and hs_tax_rate
- * read from HubSpot's tax rates (hubspot_get_tax_rate(), once per distinct rate id of the
- * call). lines[i].amount_cents is each line's amount. 0, or -1 with *err
- * (HUBSPOT_VALIDATION for unusable values, or the read's failure). */
+/* One document line computed from a HubSpot line item (action_sales.h's
+ * sales_line_money()); both families book lines. */
+struct sales_line {
+    int64_t amount_cents; /* QBO Amount */
+    int64_t qty7;         /* QBO Qty, units of 10^-7 */
+    int64_t price7;       /* QBO UnitPrice, units of 10^-7; qty7 x price7 == amount */
+    int qty_folded;       /* 1 when Qty 1 / UnitPrice = Amount replaced the real pair */
+};
+
+/* The sum of the n line items' taxes into *sum: pricing_line_tax() of each on its line's
+ * amount (lines[i].amount_cents), the rate of a taxable line without hs_tax_amount and
+ * hs_tax_rate read from HubSpot's tax rates (hubspot_get_tax_rate(), once per distinct
+ * rate id of the call). 0, or -1 with *err (HUBSPOT_VALIDATION for unusable values, or
+ * the read's failure). */
 int action_line_taxes(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
-                      const struct hubspot_line_item *li, const int64_t *amounts, size_t n,
-                      int64_t *tax, int64_t *sum, struct api_error *err);
+                      const struct hubspot_line_item *li, const struct sales_line *lines,
+                      size_t n, int64_t *sum, struct api_error *err);
 
 /* For a foreign currency, the company's exchange rate on date (YYYY-MM-DD) into
  * cur->rate (qbo_exchange_rate()): QBO books a foreign document without one at 1:1, so

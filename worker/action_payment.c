@@ -594,18 +594,9 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
                       ev->object_id, a, b);
         return -1;
     }
-    if (ev->action != ACTION_CREATE_PAID_INVOICE) {
-        int64_t *amounts = malloc(r->n * sizeof *amounts);
-        int trc;
-        if (!amounts)
-            return oom(err);
-        for (i = 0; i < r->n; i++)
-            amounts[i] = r->lines[i].amount_cents;
-        trc = action_line_taxes(ctx, &hc, r->li, amounts, r->n, NULL, &r->tax_cents, err);
-        free(amounts);
-        if (trc < 0)
-            return -1;
-    }
+    if (ev->action != ACTION_CREATE_PAID_INVOICE &&
+        action_line_taxes(ctx, &hc, r->li, r->lines, r->n, &r->tax_cents, err) < 0)
+        return -1;
     if (money_add(r->total_cents, r->tax_cents, &r->total_cents) != MONEY_OK) {
         api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
                       "the document total is out of range");

@@ -383,8 +383,8 @@ static int compute_money(struct run *r, const struct hubspot_ctx *hc, struct act
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     enum money_round rnd = ctx->settings->rounding;
-    int64_t subtotal = 0, line_tax = 0, hs_total, *amounts;
-    int order_tax = r->obj->nterms[HUBSPOT_TAX] > 0, trc;
+    int64_t subtotal = 0, line_tax = 0, hs_total;
+    int order_tax = r->obj->nterms[HUBSPOT_TAX] > 0;
     const char *qa;
     char e[256];
     size_t i, nli = r->lis->n;
@@ -406,13 +406,7 @@ static int compute_money(struct run *r, const struct hubspot_ctx *hc, struct act
          * whole quote (the reference's taxable rule) */
         r->taxable[i] = (unsigned char)(pricing_line_taxable(li) || order_tax);
     }
-    if (!(amounts = malloc((nli ? nli : 1) * sizeof *amounts)))
-        return run_oom(err);
-    for (i = 0; i < nli; i++)
-        amounts[i] = r->lines[i].amount_cents;
-    trc = action_line_taxes(ctx, hc, r->lis->items, amounts, nli, NULL, &line_tax, err);
-    free(amounts);
-    if (trc < 0)
+    if (action_line_taxes(ctx, hc, r->lis->items, r->lines, nli, &line_tax, err) < 0)
         return -1;
     if (r->terms)
         pricing_sort(r->terms->items, r->terms->n);

@@ -39,14 +39,6 @@
 
 extern const struct action_ops action_sales_ops;
 
-/* One document line computed from a HubSpot line item. */
-struct sales_line {
-    int64_t amount_cents; /* QBO Amount */
-    int64_t qty7;         /* QBO Qty, units of 10^-7 */
-    int64_t price7;       /* QBO UnitPrice, units of 10^-7; qty7 x price7 == amount */
-    int qty_folded;       /* 1 when Qty 1 / UnitPrice = Amount replaced the real pair */
-};
-
 /* Map one line item's money to a line (pure). 0, or -1 with errstr naming the line item
  * and the fault (bad decimal, negative amount, discount without amount). */
 int sales_line_money(const struct hubspot_line_item *li, enum money_round rounding,

@@ -82,6 +82,7 @@
 #include "worker/hubspot.h"
 #include "worker/ioctx.h"
 #include "worker/qbo.h"
+#include "worker/settings.h"
 
 #define RESOLVE_MAP_TTL_MS       (6 * 3600 * 1000LL) /* mapping caches */
 #define RESOLVE_LOCK_TTL_MS      30000 /* a creation lock; longer than one QBO create */
@@ -101,10 +102,7 @@ struct resolve_opts {
     char income_account[RESOLVE_ACCOUNT_NAME_MAX + 1];
     int reactivate_inactive; /* resolve.reactivate_inactive */
     /* items.income_account_by_realm, parsed: realm -> account (Id or Name) */
-    struct resolve_realm_account {
-        char realm[33];
-        char account[RESOLVE_ACCOUNT_NAME_MAX + 1];
-    } by_realm[RESOLVE_REALM_ACCOUNTS_MAX];
+    struct settings_realm_pair by_realm[RESOLVE_REALM_ACCOUNTS_MAX];
     size_t nby_realm;
     /* The in-process layer in front of the Redis mappings (cache.local_ttl); borrowed
      * for the life of the opts, thread-safe. NULL = Redis only. */

@@ -189,7 +189,7 @@ int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_er
         return resolve_account(rc, rc->income_account, id, err);
     for (size_t i = 0; i < rc->opts->nby_realm; i++)
         if (strcmp(rc->opts->by_realm[i].realm, rc->realm) == 0)
-            return resolve_account(rc, rc->opts->by_realm[i].account, id, err);
+            return resolve_account(rc, rc->opts->by_realm[i].value, id, err);
     if (rc->opts->income_account[0])
         return resolve_account(rc, rc->opts->income_account, id, err);
     if (resolve_map_get(rc, "account:income", tmp)) {

@@ -492,3 +492,39 @@ void settings_register_secrets(const struct config *cfg)
             log_register_secret(v);
     }
 }
+
+int settings_realm_pairs(const char *key, const char *s, struct settings_realm_pair *out,
+                         size_t max, size_t *n, char *errstr, size_t errsz)
+{
+    *n = 0;
+    for (const char *p = s ? s : ""; *p;) {
+        const char *end = strchr(p, ';'), *eq;
+        size_t len = end ? (size_t)(end - p) : strlen(p), rl, vl;
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len) {
+            eq = memchr(p, '=', len);
+            rl = eq ? (size_t)(eq - p) : 0;
+            vl = eq ? len - rl - 1 : 0;
+            if (!eq || rl == 0 || rl > 32 || strspn(p, "0123456789") != rl || vl == 0 ||
+                vl > SETTINGS_PAIR_VALUE_MAX || *n == max) {
+                snprintf(errstr, errsz,
+                         "%s: expected \"<realm id>=<value>\" entries separated by \";\" "
+                         "(at most %zu)",
+                         key, max);
+                return -1;
+            }
+            memcpy(out[*n].realm, p, rl);
+            out[*n].realm[rl] = '\0';
+            memcpy(out[*n].value, eq + 1, vl);
+            out[*n].value[vl] = '\0';
+            (*n)++;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}

@@ -70,4 +70,17 @@ struct http_client_opts;
  * borrowed from cfg (http_client_new() copies it). */
 void settings_http_opts(const struct config *cfg, struct http_client_opts *o);
 
+/* One entry of a per-company setting (items.income_account_by_realm,
+ * dates.time_zone_by_realm): "<realm id>=<value>" entries separated by ';'. */
+#define SETTINGS_PAIR_VALUE_MAX 200
+struct settings_realm_pair {
+    char realm[33];                             /* 1..32 digits */
+    char value[SETTINGS_PAIR_VALUE_MAX + 1];    /* 1..SETTINGS_PAIR_VALUE_MAX bytes */
+};
+
+/* Parse s (NULL or "" = no entries) into at most max pairs, blanks around entries and
+ * values trimmed, empty entries skipped: 0 with *n, or -1 with errstr naming key. */
+int settings_realm_pairs(const char *key, const char *s, struct settings_realm_pair *out,
+                         size_t max, size_t *n, char *errstr, size_t errsz);
+
 #endif

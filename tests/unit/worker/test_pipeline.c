@@ -494,6 +494,17 @@ static struct json_object *doc_of(struct json_object *r, const char *realm, cons
     return doc;
 }
 
+/* The customer a document names, read back from QBO (caller puts). */
+static struct json_object *customer_of(struct json_object *doc, const char *realm)
+{
+    struct json_object *cust;
+    struct api_error err;
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, realm, "customer",
+                              tp_str_at(doc, "CustomerRef.value"), &cust, &err),
+                     0);
+    return cust;
+}
+
 /* The text of a JSON number or string at path (the exact decimal QBO stored). */
 static const char *num_at(struct json_object *o, const char *path)
 {
@@ -599,7 +610,6 @@ static void test_foreign_currency_on_multicurrency(void **state)
     char *ev = event_json("evt-eur-mc1", "create_invoice", "DEAL", 1007, H_REALM_MC1,
                           "\"create_missing_products\":\"true\"");
     struct json_object *r, *doc, *cust;
-    struct api_error err;
     (void)state;
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
@@ -613,9 +623,7 @@ static void test_foreign_currency_on_multicurrency(void **state)
     /* QBO's own rate for the day, sent: without it QBO would book 1:1 */
     assert_string_equal(num_at(doc, "ExchangeRate"), "1.08");
     assert_string_equal(num_at(doc, "HomeTotalAmt"), "362.34");
-    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_MC1, "customer",
-                              tp_str_at(doc, "CustomerRef.value"), &cust, &err),
-                     0);
+    cust = customer_of(doc, H_REALM_MC1);
     assert_string_equal(tp_str_at(cust, "CurrencyRef.value"), "EUR");
     assert_string_equal(tp_str_at(cust, "DisplayName"), "Ada Lovelace (EUR)");
     json_object_put(cust);
@@ -631,7 +639,6 @@ static void test_addresses_and_line_tax(void **state)
     char *ev = event_json("evt-addr", "create_invoice", "DEAL", 1009, H_REALM_AST1,
                           "\"create_missing_products\":\"true\"");
     struct json_object *r, *doc, *cust;
-    struct api_error err;
     (void)state;
 
     assert_int_equal(handle(ev), PIPELINE_DONE);
@@ -642,9 +649,7 @@ static void test_addresses_and_line_tax(void **state)
     assert_string_equal(tp_str_at(doc, "BillAddr.CountrySubDivisionCode"), "CA");
     assert_string_equal(tp_str_at(doc, "ShipAddr.CountrySubDivisionCode"), "NY");
     assert_string_equal(num_at(doc, "TxnTaxDetail.TotalTax"), "32.63");
-    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_AST1, "customer",
-                              tp_str_at(doc, "CustomerRef.value"), &cust, &err),
-                     0);
+    cust = customer_of(doc, H_REALM_AST1);
     assert_string_equal(tp_str_at(cust, "BillAddr.CountrySubDivisionCode"), "CA");
     /* the deal's company names the customer's company (not the contact's own property) */
     assert_string_equal(tp_str_at(cust, "CompanyName"), "Empire Widgets Holdings Inc");

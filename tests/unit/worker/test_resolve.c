@@ -210,8 +210,8 @@ static void test_income_account_by_realm_setting(void **state)
     config_free(cfg);
     assert_int_equal(o.nby_realm, 2);
     assert_string_equal(o.by_realm[0].realm, "4620816365014867780");
-    assert_string_equal(o.by_realm[0].account, "Sales");
-    assert_string_equal(o.by_realm[1].account, "Product Sales");
+    assert_string_equal(o.by_realm[0].value, "Sales");
+    assert_string_equal(o.by_realm[1].value, "Product Sales");
     for (size_t i = 0; bad[i]; i++) {
         char *envp[] = {env, NULL};
         snprintf(env, sizeof env, "HSQB_ITEMS_INCOME_ACCOUNT_BY_REALM=%s", bad[i]);
