@@ -91,7 +91,12 @@ WORKER_SRCS := \
 	worker/breaker.c \
 	worker/cmd_replay.c \
 	worker/cmd_run.c \
-	worker/cmd_credentials.c
+	worker/cmd_credentials.c \
+	worker/ingress.c \
+	worker/ingress_options.c \
+	worker/cmd_ingress.c \
+	worker/callbacks.c \
+	worker/cmd_hubspot_actions.c
 
 # Unit tests: one cmocka program per module, mirroring the source tree.
 UNIT_TESTS := \

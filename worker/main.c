@@ -19,6 +19,8 @@
 
 #include "worker/cmd_config.h"
 #include "worker/cmd_credentials.h"
+#include "worker/cmd_hubspot_actions.h"
+#include "worker/cmd_ingress.h"
 #include "worker/cmd_replay.h"
 #include "worker/cmd_run.h"
 #include "worker/cmd_validate.h"
@@ -37,7 +39,11 @@ static void usage(FILE *out)
             "HubSpot workflow actions from Kafka -> QuickBooks Online documents.\n"
             "\n"
             "commands:\n"
-            "  run          consume events, create QBO documents, publish results\n"
+            "  run          consume events, create QBO documents, publish results,\n"
+            "               complete HubSpot workflow callbacks\n"
+            "  ingress      HubSpot's actionUrl/optionsUrl: signed requests -> Kafka\n"
+            "  hubspot-actions sync --app-id N [--dry-run]\n"
+            "               create or update the workflow action definitions\n"
             "  replay       re-publish dead-lettered events (filters, --dry-run)\n"
             "  credentials  store a realm's QBO refresh token / a portal's HubSpot token\n"
             "  validate     decode input-event files and print a verdict per file\n"
@@ -102,6 +108,10 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1, HSQB_VERSION);
     if (strcmp(cmd, "replay") == 0)
         return cmd_replay(argc - 1, argv + 1);
+    if (strcmp(cmd, "ingress") == 0)
+        return cmd_ingress(argc - 1, argv + 1, HSQB_VERSION);
+    if (strcmp(cmd, "hubspot-actions") == 0)
+        return cmd_hubspot_actions(argc - 1, argv + 1);
 
     fprintf(stderr, "hsqb-worker: unknown command '%s' (try --help)\n", cmd);
     return EXIT_USAGE;

@@ -32,6 +32,10 @@ static const struct bucket_def api_buckets[] = {
     {10, "0.01"}, {25, "0.025"}, {50, "0.05"}, {100, "0.1"},  {250, "0.25"}, {500, "0.5"},
     {1000, "1"},  {2500, "2.5"}, {5000, "5"},  {10000, "10"}, {30000, "30"},
 };
+static const struct bucket_def ingress_buckets[] = {
+    {1, "0.001"}, {2, "0.002"}, {5, "0.005"}, {10, "0.01"}, {20, "0.02"}, {50, "0.05"},
+    {100, "0.1"}, {250, "0.25"}, {1000, "1"}, {5000, "5"},
+};
 #define NBUCKETS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* clang-format off */
@@ -77,6 +81,22 @@ static const struct fam_def fam_defs[F_COUNT] = {
         K_GAUGE, 0, {"tenant"}, 1, NULL, 0},
     [F_BREAKER_TRANSITIONS] = {"hsqb_breaker_transitions_total", "Circuit state changes, by "
         "new state.", K_COUNTER, 0, {"state"}, 1, NULL, 0},
+    [F_INGRESS_REQUESTS] = {"hsqb_ingress_requests_total", "Requests the ingress answered, by "
+        "route (actions, options, other) and HTTP status.", K_COUNTER, 0, {"route", "status"},
+        2, NULL, 0},
+    [F_INGRESS_DURATION] = {"hsqb_ingress_request_duration_seconds", "Time from a request's "
+        "last body byte to its answer (for actions: including the broker's acknowledgement), "
+        "by route.", K_HISTOGRAM, 1, {"route"}, 1, ingress_buckets, NBUCKETS(ingress_buckets)},
+    [F_INGRESS_SIGNATURE] = {"hsqb_ingress_signature_failures_total", "Requests refused 401 "
+        "for their signature, by reason (missing, mismatch, expired, bad_timestamp).",
+        K_COUNTER, 0, {"reason"}, 1, NULL, 0},
+    [F_CALLBACKS] = {"hsqb_callback_completions_total", "HubSpot workflow callbacks, by "
+        "outcome (completed; refused: HubSpot refused it for good, e.g. expired or already "
+        "completed; retried: a transient failure, tried again).", K_COUNTER, 0, {"outcome"}, 1,
+        NULL, 0},
+    [F_CALLBACKS_PENDING] = {"hsqb_callback_pending", "Callback completions read from the "
+        "results topic and not yet accepted or refused by HubSpot.", K_GAUGE, 0, {NULL}, 0,
+        NULL, 0},
 };
 /* clang-format on */
 
@@ -221,6 +241,39 @@ void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason
     else
         snprintf(a, sizeof(a), "%d", deliveries < 1 ? 1 : deliveries);
     counter_add(m, F_RETRY_PUBLISH, l, 1);
+}
+
+void metrics_ingress_request(struct metrics *m, const char *route, int status, int64_t duration_ms)
+{
+    char st[16];
+    const char *l[] = {route, st};
+
+    if (!m)
+        return;
+    snprintf(st, sizeof(st), "%d", status);
+    counter_add(m, F_INGRESS_REQUESTS, l, 1);
+    if (duration_ms >= 0)
+        hist_observe(m, F_INGRESS_DURATION, l, duration_ms);
+}
+
+void metrics_ingress_signature_failure(struct metrics *m, const char *reason)
+{
+    if (m)
+        counter_add(m, F_INGRESS_SIGNATURE, &reason, 1);
+}
+
+void metrics_callback(struct metrics *m, const char *outcome, int64_t n)
+{
+    if (m && n > 0)
+        counter_add(m, F_CALLBACKS, &outcome, n);
+}
+
+void metrics_set_callbacks_pending(struct metrics *m, int64_t n)
+{
+    struct series *s;
+
+    if (m && (s = metrics_family_get(&m->fam[F_CALLBACKS_PENDING], NULL)) != NULL)
+        atomic_store_explicit(&s->value, n, memory_order_relaxed);
 }
 
 void metrics_replay(struct metrics *m, const char *outcome)

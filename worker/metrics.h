@@ -26,6 +26,11 @@
  *   hsqb_replays_total{outcome}                    counter  (rerun, duplicate, new)
  *   hsqb_breaker_state{tenant}                     gauge    (0 closed, 1 half-open, 2 open)
  *   hsqb_breaker_transitions_total{state}          counter
+ *   hsqb_ingress_requests_total{route,status}      counter  (ingress: actions, options, other)
+ *   hsqb_ingress_request_duration_seconds{route}   histogram 0.001 .. 5 s
+ *   hsqb_ingress_signature_failures_total{reason}  counter
+ *   hsqb_callback_completions_total{outcome}       counter  (completed, refused, retried)
+ *   hsqb_callback_pending                          gauge
  *   hsqb_metrics_series_overflow_total{metric}     counter  (label sets folded into "other")
  *   hsqb_build_info{version}                       gauge, always 1
  *   process_resident_memory_bytes, process_cpu_seconds_total, process_start_time_seconds
@@ -113,6 +118,17 @@ void metrics_oauth_refresh(struct metrics *m, const char *result);
 /* One record was written to the retry topic after delivery number `deliveries` (>= 1;
  * rendered 1..9 or "10+") failed; reason "transient", "breaker" or "requeue". */
 void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason);
+
+/* The ingress answered a request on route ("actions", "options", "other") with status;
+ * duration_ms >= 0 (from the last body byte to the answer) is observed. */
+void metrics_ingress_request(struct metrics *m, const char *route, int status, int64_t duration_ms);
+/* The ingress refused a request's signature; reason "missing", "mismatch", "expired",
+ * "bad_timestamp". */
+void metrics_ingress_signature_failure(struct metrics *m, const char *reason);
+/* n callback completions reached outcome "completed", "refused" or "retried". */
+void metrics_callback(struct metrics *m, const char *outcome, int64_t n);
+/* hsqb_callback_pending = n. */
+void metrics_set_callbacks_pending(struct metrics *m, int64_t n);
 
 /* A replayed event (hsqb-replay-of) was received; outcome "rerun", "duplicate", "new". */
 void metrics_replay(struct metrics *m, const char *outcome);

@@ -188,7 +188,8 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
         .topic_dlq = p->topic_dlq,
         .lease_ms = config_get_ms(cfg, "claim.lease"),
         .dedup_ms = config_get_ms(cfg, "dedup.window"),
-        .complete_callbacks = config_get_bool(cfg, "callbacks.complete"),
+        .complete_callbacks = strcmp(config_get_str(cfg, "callbacks.complete"), "all") == 0 ||
+                              strcmp(config_get_str(cfg, "callbacks.complete"), "true") == 0,
         .delay = &p->delay,
         .breaker = p->breaker,
     };

@@ -25,6 +25,7 @@
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const roundings[] = {"half_up", "half_even", NULL};
+static const char *const callback_modes[] = {"ingress", "all", "off", "true", "false", NULL};
 
 #define SEC  1000LL
 #define MIN  (60 * SEC)
@@ -107,7 +108,15 @@ static const struct config_def settings[] = {
     {"hubspot.max_concurrent_per_portal", CONFIG_INT, "6", 1, 100,
      "HubSpot requests in flight at once per portal in this process.", 0, NULL},
 
+    {"hubspot.developer_key", CONFIG_STRING, NULL, 0, 0,
+     "HubSpot developer API key, for `hsqb-worker hubspot-actions sync` only (action "
+     "definitions); pass it through HSQB_HUBSPOT_DEVELOPER_KEY_FILE.", CONFIG_SECRET, NULL},
+
     /* ---- QuickBooks Online ---- */
+    {"qbo.app_url", CONFIG_STRING, "https://app.qbo.intuit.com", 1, 2048,
+     "QuickBooks web app base URL for links to documents in callback output fields "
+     "(qbo_document_url); sandbox companies use https://app.sandbox.qbo.intuit.com.",
+     0, NULL},
     {"qbo.base_url", CONFIG_STRING, "https://quickbooks.api.intuit.com", 1, 2048,
      "QuickBooks Online Accounting API base URL (sandbox companies: "
      "https://sandbox-quickbooks.api.intuit.com).", 0, NULL},
@@ -200,10 +209,6 @@ static const struct config_def settings[] = {
      0, NULL},
 
     /* ---- Behaviour ---- */
-    {"callbacks.complete", CONFIG_BOOL, "false", 0, 0,
-     "Complete the HubSpot workflow action (POST /automation/v4/actions/callbacks/"
-     "{callbackId}/complete) with SUCCESS or FAIL_CONTINUE and the QBO ids. Enable when "
-     "the action's ingress answers BLOCK.", 0, NULL},
     {"money.rounding", CONFIG_ENUM, "half_up", 0, 0,
      "Rounding of amounts that fall between cents (percentage discounts): half_up "
      "rounds halves away from zero, half_even to the even cent.", 0, roundings},
@@ -246,6 +251,61 @@ static const struct config_def settings[] = {
     {"sales_receipt.deposit_account", CONFIG_STRING, NULL, 0, 200,
      "QBO account (Id or exact Name) sales receipts deposit to; empty leaves QBO's "
      "default, Undeposited Funds.", 0, NULL},
+
+    /* ---- Workflow callbacks (completed by `run` from the results topic) ---- */
+    {"callbacks.complete", CONFIG_ENUM, "ingress", 0, 0,
+     "Which HubSpot workflow executions `run` completes (POST /automation/v4/actions/"
+     "callbacks/complete, SUCCESS or FAIL_CONTINUE with the QBO ids as output fields), "
+     "reading its own results back from the results topic: ingress = events `hsqb-worker "
+     "ingress` produced (it answered HubSpot BLOCK); all = every event (another ingress "
+     "answered BLOCK); off = none. true/false are the old spellings of all/off.",
+     0, callback_modes},
+    {"callbacks.group", CONFIG_STRING, NULL, 0, 249,
+     "Consumer group of the callback completer on the results topic; empty uses "
+     "<kafka.group.id>-callbacks.", 0, NULL},
+    {"callbacks.batch_size", CONFIG_INT, "100", 1, 100,
+     "Completions per batch request (HubSpot accepts up to 100 per call); a portal's batch "
+     "is sent when full or when its oldest completion waited callbacks.linger.", 0, NULL},
+    {"callbacks.linger", CONFIG_DURATION, "200ms", 0, 10 * SEC,
+     "Longest a completion waits for others of its portal before its batch is sent.",
+     0, NULL},
+    {"callbacks.retry_cap", CONFIG_DURATION, "30s", 100, 10 * MIN,
+     "Longest backoff between attempts of a completion HubSpot failed transiently (5xx, "
+     "429, timeouts); such completions are retried until they succeed, never dropped.",
+     0, NULL},
+
+    /* ---- Ingress (`hsqb-worker ingress`: HubSpot's actionUrl and optionsUrl) ---- */
+    {"ingress.listen", CONFIG_STRING, "127.0.0.1:8080", 1, 262,
+     "host:port the ingress serves POST /hubspot/actions[/<action>] and "
+     "POST /hubspot/options on (0.0.0.0:8080 behind a TLS-terminating proxy).", 0, NULL},
+    {"ingress.public_url", CONFIG_STRING, NULL, 0, 2048,
+     "The https URL HubSpot calls, scheme://host[:port] without a path "
+     "(https://hsqb.example.com): signatures cover this plus the request's path and query. "
+     "Required by `ingress`.", 0, NULL},
+    {"ingress.client_secrets", CONFIG_LIST, NULL, 0, 8,
+     "The HubSpot app's client secret(s) that sign action and options requests, comma "
+     "separated; list the new one next to the old during a rotation. Required by "
+     "`ingress`.", CONFIG_SECRET, NULL},
+    {"ingress.action_definitions", CONFIG_STRING, NULL, 0, 4000,
+     "For requests to POST /hubspot/actions (no action in the path): HubSpot action "
+     "definition ids and the action each stands for, as \"<definitionId>=<action>\" "
+     "entries separated by \";\" (e.g. 10646377=create_invoice).", 0, NULL},
+    {"ingress.produce_timeout", CONFIG_DURATION, "5s", 100, 1 * MIN,
+     "Longest an action request waits for Kafka to acknowledge its event (acks=all); "
+     "then it is answered 503 and HubSpot retries.", 0, NULL},
+    {"ingress.max_body", CONFIG_SIZE, "256KiB", 1 * KIB, 16 * MIB,
+     "Largest request body accepted (413 beyond it).", 0, NULL},
+    {"ingress.threads", CONFIG_INT, "2", 1, 64,
+     "HTTP threads of the ingress (requests wait for Kafka without holding one).", 0, NULL},
+    {"ingress.max_connections", CONFIG_INT, "2048", 16, 100000,
+     "Concurrent connections the ingress accepts.", 0, NULL},
+    {"ingress.expiration", CONFIG_STRING, "P1W", 0, 64,
+     "hs_expiration_duration sent with BLOCK (ISO 8601 duration): how long HubSpot waits "
+     "for the completion before the workflow moves on; empty leaves HubSpot's default.",
+     0, NULL},
+    {"options.cache_ttl", CONFIG_DURATION, "60s", 0, 1 * HOUR,
+     "How long the options served to HubSpot's workflow editor (QuickBooks companies, "
+     "terms, accounts, vendors, payment methods) are kept in Redis.", 0, NULL},
 
     /* ---- Operations ---- */
     {"metrics.listen", CONFIG_STRING, "127.0.0.1:9108", 0, 262,

@@ -80,7 +80,7 @@ static void test_loads_with_production_defaults(void **state)
     assert_int_equal(n, 5);
     assert_string_equal(sched[0], "30s");
     assert_string_equal(sched[4], "1h");
-    assert_false(config_get_bool(cfg, "callbacks.complete"));
+    assert_string_equal(config_get_str(cfg, "callbacks.complete"), "ingress");
     assert_string_equal(config_get_str(cfg, "log.level"), "info");
     assert_string_equal(config_get_str(cfg, "metrics.listen"), "127.0.0.1:9108");
     assert_int_equal(config_get_bytes(cfg, "event.max_bytes"), 1 << 20);

@@ -1,0 +1,2 @@
+/* ingress.c - being written. */
+#include "worker/ingress.h"
