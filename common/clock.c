@@ -2,6 +2,8 @@
 #include "common/clock.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <time.h>
 
 static int64_t read_ms(clockid_t id)
 {
@@ -86,4 +88,20 @@ int clock_cond_init(pthread_cond_t *cv)
         rc = pthread_cond_init(cv, &ca);
     pthread_condattr_destroy(&ca);
     return rc;
+}
+
+void clock_rfc3339_ms(int64_t ms, char out[CLOCK_RFC3339_MAX])
+{
+    char date[24];
+    time_t t;
+    struct tm tm;
+
+    if (ms < 0)
+        ms = 0;
+    if (ms > 253402300799999LL) /* 9999-12-31T23:59:59.999Z: four-digit years only */
+        ms = 253402300799999LL;
+    t = (time_t)(ms / 1000);
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, CLOCK_RFC3339_MAX, "%.19s.%03dZ", date, (int)(ms % 1000));
 }

@@ -27,6 +27,10 @@ int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
 /* CLOCK_REALTIME in milliseconds since the Unix epoch. */
 int64_t clock_wall_ms(void);
+/* Epoch ms as RFC 3339 UTC with milliseconds ("2026-12-07T03:04:05.678Z") into out;
+ * clamped to 1970-01-01 .. 9999-12-31T23:59:59.999Z (four-digit years only). */
+#define CLOCK_RFC3339_MAX 32
+void clock_rfc3339_ms(int64_t ms, char out[CLOCK_RFC3339_MAX]);
 
 /* Sleep ms milliseconds (<= 0: return at once), resuming after EINTR. */
 void clock_sleep_ms(int64_t ms);

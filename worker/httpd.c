@@ -70,9 +70,8 @@ static void mhd_logger(void *opaque, const char *fmt, va_list ap)
     log_warn("httpd: %s", msg);
 }
 
-/* Splits "host:port" / "[v6]:port" and resolves it (numeric port, no DNS for literals).
- * On success *res is set (caller frees with freeaddrinfo). */
-static int parse_listen(const char *listen, struct addrinfo **res, char *errstr, size_t errsz)
+int httpd_parse_listen(const char *key, const char *listen, struct addrinfo **res, char *errstr,
+                       size_t errsz)
 {
     char host[HTTPD_MAX_LISTEN + 1];
     const char *colon, *port, *hs, *he;
@@ -101,12 +100,12 @@ static int parse_listen(const char *listen, struct addrinfo **res, char *errstr,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, res);
     if (rc != 0) {
-        snprintf(errstr, errsz, "metrics.listen \"%s\": %s", listen, gai_strerror(rc));
+        snprintf(errstr, errsz, "%s \"%s\": %s", key, listen, gai_strerror(rc));
         return -1;
     }
     return 0;
 bad:
-    snprintf(errstr, errsz, "metrics.listen \"%.100s\" is not host:port", listen ? listen : "");
+    snprintf(errstr, errsz, "%s \"%.100s\" is not host:port", key, listen ? listen : "");
     return -1;
 }
 
@@ -231,7 +230,7 @@ struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn 
     const union MHD_DaemonInfo *info;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 
-    if (parse_listen(listen, &ai, errstr, errsz) < 0)
+    if (httpd_parse_listen("metrics.listen", listen, &ai, errstr, errsz) < 0)
         goto fail;
     if ((h = calloc(1, sizeof(*h))) == NULL) {
         snprintf(errstr, errsz, "httpd: out of memory");

@@ -53,6 +53,13 @@ typedef int (*httpd_ready_fn)(void *opaque, char *why, size_t whysz);
 struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn ready, void *opaque,
                           char *errstr, size_t errsz);
 
+struct addrinfo;
+/* Splits listen = "host:port" / "[v6]:port" and resolves it (numeric port, no DNS for
+ * literals); key names the setting in messages. On success *res is set (caller frees with
+ * freeaddrinfo()); -1 with errstr otherwise. */
+int httpd_parse_listen(const char *key, const char *listen, struct addrinfo **res, char *errstr,
+                       size_t errsz);
+
 /* Stops the daemon (joins its thread, closes the socket) and frees h. h may be NULL. */
 void httpd_stop(struct httpd *h);
 

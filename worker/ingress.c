@@ -1,2 +1,847 @@
-/* ingress.c - being written. */
+/* ingress.c - HubSpot's actionUrl and optionsUrl on libmicrohttpd (see ingress.h).
+ *
+ * One request's life: MHD's URI-log callback allocates its struct req (and keeps the raw
+ * request target, path and query exactly as sent, which the signature covers); the
+ * access handler checks route, method, content type and length on its first call,
+ * gathers the body on the next ones, and on the last one verifies the signature and
+ * either answers at once (options, errors) or builds the event, suspends the connection
+ * and hands the event to the producer. The delivery report (producer poll thread) writes
+ * the answer into the req and resumes the connection; MHD then calls the handler once
+ * more, which queues the answer. So a request waiting for Kafka holds no thread, and a
+ * small pool serves thousands of requests in flight.
+ *
+ * A req is reference-counted: the connection holds one reference until MHD's
+ * completion callback, and a queued delivery holds one until its report. Both sides
+ * touch the req under in->mu; MHD_resume_connection() is called outside it.
+ *
+ * Shutdown: MHD_quiesce_daemon() closes the listening socket (no new connections), the
+ * deliveries in flight are waited for (their answers still go out), and any request
+ * still suspended after the drain window is answered 503 so no connection is left
+ * suspended when the daemon stops (MHD requires that).
+ */
 #include "worker/ingress.h"
+
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "common/clock.h"
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/jtape.h"
+#include "common/log.h"
+#include "worker/event.h"
+#include "worker/httpd.h"
+#include "worker/ingress_options.h"
+#include "worker/metrics.h"
+#include "worker/producer.h"
+#include "worker/settings.h"
+
+#define INGRESS_MAX_SECRETS   8
+#define INGRESS_MAX_DEFS      64
+#define INGRESS_URI_MAX       4096 /* request target bytes kept for the signature */
+#define INGRESS_PUBLIC_MAX    2048
+#define INGRESS_CONN_TIMEOUT  30 /* s a connection may sit idle */
+#define INGRESS_STOP_GRACE_MS 200
+#define INGRESS_MSG_MAX       512
+#define INGRESS_ACTIONS_PATH  "/hubspot/actions"
+#define INGRESS_OPTIONS_PATH  "/hubspot/options"
+
+enum route { ROUTE_ACTIONS, ROUTE_OPTIONS, ROUTE_OTHER };
+static const char *const route_names[] = {"actions", "options", "other"};
+
+enum req_state { ST_NEW, ST_READING, ST_WAITING, ST_ANSWER };
+
+struct req {
+    struct ingress *in;
+    struct MHD_Connection *conn;
+    enum req_state state;
+    enum route route;
+    int has_action; /* path named the action */
+    enum hsqb_action action;
+    int too_large;
+    int suspended;
+    int refs;
+    char *uri; /* raw request target */
+    char *body;
+    size_t len, cap;
+    int64_t t0_ms; /* mono ms when the body was complete */
+    unsigned status;
+    char *answer; /* JSON */
+    size_t answer_len;
+};
+
+struct action_def {
+    int64_t id;
+    enum hsqb_action action;
+};
+
+struct ingress {
+    struct MHD_Daemon *d;
+    struct metrics *m;
+    struct producer *producer;
+    struct ingress_options *options;
+    pthread_mutex_t mu;
+    pthread_cond_t idle; /* signalled when pending reaches 0 */
+    int64_t pending;
+    struct req **waiting; /* suspended requests, for the forced answer at stop */
+    size_t nwaiting, capwaiting;
+    int port;
+    size_t max_body;
+    char topic[256];
+    char public_url[INGRESS_PUBLIC_MAX + 1];
+    char public_host[INGRESS_PUBLIC_MAX + 1];
+    char expiration[65];
+    char *secrets[INGRESS_MAX_SECRETS];
+    size_t nsecrets;
+    struct action_def defs[INGRESS_MAX_DEFS];
+    size_t ndefs;
+    _Atomic int64_t last_refusal_log_s;
+    _Atomic int64_t refusals_unlogged;
+};
+
+/* ---- requests ------------------------------------------------------------------------ */
+
+static void req_free(struct req *r)
+{
+    free(r->uri);
+    free(r->body);
+    free(r->answer);
+    free(r);
+}
+
+/* Drops one reference; the caller holds in->mu. Returns 1 when r was freed. */
+static int req_unref_locked(struct req *r)
+{
+    if (--r->refs > 0)
+        return 0;
+    req_free(r);
+    return 1;
+}
+
+/* r's answer: status and a JSON body (copied). */
+static void req_set_answer(struct req *r, unsigned status, const char *json, size_t len)
+{
+    free(r->answer);
+    r->answer = malloc(len + 1);
+    if (r->answer) {
+        memcpy(r->answer, json, len);
+        r->answer[len] = '\0';
+        r->answer_len = len;
+    } else {
+        r->answer_len = 0;
+    }
+    r->status = status;
+    r->state = ST_ANSWER;
+}
+
+/* {"message": msg} as r's answer. */
+static void req_set_message(struct req *r, unsigned status, const char *msg)
+{
+    struct jbuf jb;
+
+    jbuf_init(&jb, 4096);
+    jbuf_obj_open(&jb);
+    jbuf_kv_str(&jb, "message", msg);
+    jbuf_obj_close(&jb);
+    if ((jbuf_cstr(&jb) != NULL))
+        req_set_answer(r, status, jbuf_cstr(&jb), jb.len);
+    else
+        req_set_answer(r, status, "{}", 2);
+    jbuf_release(&jb);
+}
+
+static enum MHD_Result queue_answer(struct req *r, struct MHD_Connection *c)
+{
+    static const char empty[] = "{}";
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    const char *body = r->answer ? r->answer : empty;
+    size_t len = r->answer ? r->answer_len : 2;
+
+    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                r->route == ROUTE_OTHER ? "GET" : "POST");
+    ret = MHD_queue_response(c, r->status, resp);
+    MHD_destroy_response(resp);
+    metrics_ingress_request(r->in->m, route_names[r->route], (int)r->status,
+                            r->t0_ms > 0 ? clock_mono_ms() - r->t0_ms : -1);
+    return ret;
+}
+
+/* ---- signatures ------------------------------------------------------------------------ */
+
+/* Logs a refused request at most once a second (a flood must not flood the log). */
+static void log_refusal(struct ingress *in, struct MHD_Connection *c, const char *what)
+{
+    int64_t now_s = clock_mono_ms() / 1000, last = atomic_load(&in->last_refusal_log_s);
+    const union MHD_ConnectionInfo *ci;
+    char host[NI_MAXHOST] = "?";
+
+    if (now_s == last || !atomic_compare_exchange_strong(&in->last_refusal_log_s, &last, now_s)) {
+        atomic_fetch_add(&in->refusals_unlogged, 1);
+        return;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        getnameinfo(ci->client_addr,
+                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                            : sizeof(struct sockaddr_in),
+                    host, sizeof host, NULL, 0, NI_NUMERICHOST);
+    log_warn("ingress: request from %s refused: %s (%lld more refusals not logged)", host, what,
+             (long long)atomic_exchange(&in->refusals_unlogged, 0));
+}
+
+/* 0 when one of the secrets signed r; else -1 with *reason set (a metrics label). */
+static int verify_signature(struct ingress *in, struct MHD_Connection *c, struct req *r,
+                            const char **reason, char *why, size_t whysz)
+{
+    const char *v3 = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature-v3");
+    const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Request-Timestamp");
+    const char *v2 = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature");
+    const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                  "X-HubSpot-Signature-Version");
+    char uri[INGRESS_PUBLIC_MAX + INGRESS_URI_MAX + 1], e[128] = "";
+    struct hubspot_sig_req sr;
+    int64_t now = clock_wall_ms();
+    size_t i;
+
+    snprintf(uri, sizeof uri, "%s%s", in->public_url, r->uri ? r->uri : "");
+    sr = (struct hubspot_sig_req){"POST", uri, r->body, r->len, ts};
+    if (v3) {
+        for (i = 0; i < in->nsecrets; i++)
+            if (hash_hubspot_verify("v3", in->secrets[i], &sr, v3, now, e, sizeof e) == 0)
+                return 0;
+        *reason = strstr(e, "timestamp") == NULL ? "mismatch"
+                  : strstr(e, "malformed") != NULL ? "bad_timestamp"
+                                                   : "expired";
+        snprintf(why, whysz, "X-HubSpot-Signature-v3: %s", e);
+        return -1;
+    }
+    if (!v2) {
+        *reason = "missing";
+        snprintf(why, whysz, "no X-HubSpot-Signature-v3 or X-HubSpot-Signature header");
+        return -1;
+    }
+    if (!ver || strcmp(ver, "v2") != 0) {
+        /* v1 covers the body only: a signed body could be replayed to another URL */
+        *reason = "mismatch";
+        snprintf(why, whysz, "X-HubSpot-Signature-Version must be v2 (or send v3)");
+        return -1;
+    }
+    for (i = 0; i < in->nsecrets; i++)
+        if (hash_hubspot_verify("v2", in->secrets[i], &sr, v2, now, e, sizeof e) == 0)
+            return 0;
+    *reason = "mismatch";
+    snprintf(why, whysz, "X-HubSpot-Signature: %s", e);
+    return -1;
+}
+
+/* ---- action requests ------------------------------------------------------------------- */
+
+static void on_delivery(void *opaque, int ok, const char *why)
+{
+    struct req *r = opaque;
+    struct ingress *in = r->in;
+    struct MHD_Connection *resume = NULL;
+    char msg[INGRESS_MSG_MAX];
+    size_t i;
+
+    pthread_mutex_lock(&in->mu);
+    if (r->state == ST_WAITING) {
+        if (ok == 0) {
+            struct jbuf jb;
+
+            jbuf_init(&jb, 1024);
+            jbuf_obj_open(&jb);
+            jbuf_key(&jb, "outputFields");
+            jbuf_obj_open(&jb);
+            jbuf_kv_str(&jb, "hs_execution_state", "BLOCK");
+            if (in->expiration[0] != '\0')
+                jbuf_kv_str(&jb, "hs_expiration_duration", in->expiration);
+            jbuf_obj_close(&jb);
+            jbuf_obj_close(&jb);
+            req_set_answer(r, MHD_HTTP_OK, jbuf_cstr(&jb), jb.len);
+            jbuf_release(&jb);
+        } else {
+            snprintf(msg, sizeof msg, "Kafka did not acknowledge the event: %s; retry later",
+                     why ? why : "unknown error");
+            log_warn("ingress: %s", msg);
+            req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        }
+    }
+    if (r->suspended) {
+        r->suspended = 0;
+        resume = r->conn;
+        for (i = 0; i < in->nwaiting; i++)
+            if (in->waiting[i] == r) {
+                in->waiting[i] = in->waiting[--in->nwaiting];
+                break;
+            }
+    }
+    req_unref_locked(r); /* the connection's reference keeps r alive while suspended */
+    if (--in->pending == 0)
+        pthread_cond_broadcast(&in->idle);
+    pthread_mutex_unlock(&in->mu);
+    if (resume)
+        MHD_resume_connection(resume);
+}
+
+/* The action of a request to /hubspot/actions without one in the path. */
+static int action_by_definition(const struct ingress *in, const struct jtape *t,
+                                enum hsqb_action *out)
+{
+    size_t origin;
+    int64_t id;
+    size_t i;
+
+    if (jtape_get_obj(t, JTAPE_ROOT, "origin", &origin) != JGET_OK ||
+        jtape_get_int64(t, origin, "actionDefinitionId", 1, INT64_MAX, &id) != JGET_OK)
+        return -1;
+    for (i = 0; i < in->ndefs; i++)
+        if (in->defs[i].id == id) {
+            *out = in->defs[i].action;
+            return 0;
+        }
+    return -1;
+}
+
+/* Builds the CloudEvent for r into jb and decodes it with the worker's decoder into ev.
+ * 0, or -1 with the 400 message in msg. */
+static int build_event(struct ingress *in, struct req *r, struct jbuf *jb, struct action_event *ev,
+                       char *msg, size_t msgsz)
+{
+    struct jtape t = {0};
+    const char *cb;
+    size_t origin, context;
+    int64_t portal = 0, workflow = 0;
+    enum hsqb_action action = r->action;
+    char e[EVENT_ERRSTR_SIZE], src[INGRESS_PUBLIC_MAX + 96], now[CLOCK_RFC3339_MAX];
+    enum event_status st;
+    int rc = -1;
+
+    if (jtape_parse(&t, r->body, r->len, EVENT_MAX_DEPTH - 1, e, sizeof e) < 0) {
+        snprintf(msg, msgsz, "the body is not JSON: %s", e);
+        goto out;
+    }
+    if (t.n[JTAPE_ROOT].type != JT_OBJECT) {
+        snprintf(msg, msgsz, "the body is not a JSON object");
+        goto out;
+    }
+    if (jtape_get_str(&t, JTAPE_ROOT, "callbackId", &cb) != JGET_OK) {
+        snprintf(msg, msgsz, "callbackId: missing or not a string");
+        goto out;
+    }
+    if (jtape_get_obj(&t, JTAPE_ROOT, "origin", &origin) != JGET_OK ||
+        jtape_get_int64(&t, origin, "portalId", 1, INT64_MAX, &portal) != JGET_OK) {
+        snprintf(msg, msgsz, "origin.portalId: missing or not a positive integer");
+        goto out;
+    }
+    if (jtape_get_obj(&t, JTAPE_ROOT, "context", &context) == JGET_OK &&
+        jtape_get_int64(&t, context, "workflowId", 1, INT64_MAX, &workflow) != JGET_OK)
+        workflow = 0;
+    if (!r->has_action && action_by_definition(in, &t, &action) < 0) {
+        snprintf(msg, msgsz,
+                 "origin.actionDefinitionId: not a definition this ingress knows "
+                 "(ingress.action_definitions), and the URL names no action");
+        goto out;
+    }
+    if (workflow > 0)
+        snprintf(src, sizeof src, "hsqb-ingress://%s/portal/%lld/workflow/%lld", in->public_host,
+                 (long long)portal, (long long)workflow);
+    else
+        snprintf(src, sizeof src, "hsqb-ingress://%s/portal/%lld", in->public_host,
+                 (long long)portal);
+    clock_rfc3339_ms(clock_wall_ms(), now);
+    jbuf_obj_open(jb);
+    jbuf_kv_str(jb, "specversion", "1.0");
+    jbuf_kv_str(jb, "id", cb);
+    jbuf_kv_str(jb, "type", event_action_type(action));
+    jbuf_kv_str(jb, "source", src);
+    jbuf_kv_str(jb, "time", now);
+    jbuf_kv_str(jb, "datacontenttype", "application/json");
+    jbuf_key(jb, "data");
+    jbuf_raw(jb, r->body, r->len);
+    jbuf_obj_close(jb);
+    if (!(jbuf_cstr(jb) != NULL)) {
+        snprintf(msg, msgsz, "the event would exceed %d bytes", EVENT_MAX_BYTES);
+        goto out;
+    }
+    st = event_decode(jbuf_cstr(jb), jb->len, ev, e, sizeof e);
+    if (st == EVENT_UNSUPPORTED_OBJECT) {
+        snprintf(msg, msgsz, "%s does not take this object type: %s", event_action_name(action), e);
+        goto out;
+    }
+    if (st != EVENT_OK) {
+        snprintf(msg, msgsz, "%s", e);
+        goto out;
+    }
+    rc = 0;
+out:
+    jtape_release(&t);
+    return rc;
+}
+
+/* Suspends c and hands the event to Kafka; the answer comes from on_delivery(). */
+static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MHD_Connection *c)
+{
+    static const struct kafka_header ce = {"content-type", "application/cloudevents+json"};
+    struct action_event ev = {0};
+    struct producer_msg pm;
+    struct jbuf jb;
+    char msg[INGRESS_MSG_MAX], e[256];
+    struct req **w;
+
+    jbuf_init(&jb, EVENT_MAX_BYTES);
+    if (build_event(in, r, &jb, &ev, msg, sizeof msg) < 0) {
+        req_set_message(r, MHD_HTTP_BAD_REQUEST, msg);
+        jbuf_release(&jb);
+        return queue_answer(r, c);
+    }
+    pm = (struct producer_msg){in->topic, ev.key, strlen(ev.key), jbuf_cstr(&jb), jb.len, &ce, 1};
+    pthread_mutex_lock(&in->mu);
+    if (in->nwaiting == in->capwaiting) {
+        size_t cap = in->capwaiting ? in->capwaiting * 2 : 256;
+
+        if ((w = realloc(in->waiting, cap * sizeof(*w))) == NULL) {
+            pthread_mutex_unlock(&in->mu);
+            req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
+            goto answer_now;
+        }
+        in->waiting = w;
+        in->capwaiting = cap;
+    }
+    MHD_suspend_connection(c);
+    r->state = ST_WAITING;
+    r->suspended = 1;
+    r->refs++;
+    in->pending++;
+    in->waiting[in->nwaiting++] = r;
+    pthread_mutex_unlock(&in->mu);
+    if (producer_send_async(in->producer, &pm, on_delivery, r, e, sizeof e) < 0) {
+        snprintf(msg, sizeof msg, "Kafka did not take the event: %s; retry later", e);
+        log_warn("ingress: %s", msg);
+        on_delivery(r, -1, e); /* answers 503 and resumes */
+    }
+    event_release(&ev);
+    jbuf_release(&jb);
+    return MHD_YES;
+answer_now:
+    event_release(&ev);
+    jbuf_release(&jb);
+    return queue_answer(r, c);
+}
+
+/* ---- options requests ------------------------------------------------------------------ */
+
+static enum MHD_Result answer_options(struct ingress *in, struct req *r, struct MHD_Connection *c)
+{
+    struct jbuf jb;
+    int status;
+
+    if (!in->options) {
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "options are not available");
+        return queue_answer(r, c);
+    }
+    jbuf_init(&jb, 4u << 20);
+    status = ingress_options_answer(in->options, r->body, r->len, &jb);
+    if ((jbuf_cstr(&jb) != NULL) && jb.len > 0)
+        req_set_answer(r, (unsigned)status, jbuf_cstr(&jb), jb.len);
+    else
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the options answer could not be built");
+    jbuf_release(&jb);
+    return queue_answer(r, c);
+}
+
+/* ---- the MHD handlers -------------------------------------------------------------------- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct req *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->in = cls;
+    r->conn = c;
+    r->refs = 1;
+    r->uri = strndup(uri ? uri : "", INGRESS_URI_MAX);
+    if (!r->uri) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct ingress *in = cls;
+    struct req *r = *req_cls;
+
+    (void)c;
+    (void)toe;
+    if (!r)
+        return;
+    pthread_mutex_lock(&in->mu);
+    req_unref_locked(r);
+    pthread_mutex_unlock(&in->mu);
+    *req_cls = NULL;
+}
+
+/* application/json, with or without parameters (charset=utf-8). */
+static int is_json(const char *ct)
+{
+    size_t n = strlen("application/json");
+
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* The first call of a request: route, method, type and declared length. 0 to go on
+ * reading, -1 when r already holds the answer. */
+static int check_headers(struct ingress *in, struct req *r, struct MHD_Connection *c,
+                         const char *url, const char *method)
+{
+    size_t plen = strlen(INGRESS_ACTIONS_PATH);
+    const char *cl;
+    char msg[160];
+
+    if (strcmp(url, INGRESS_OPTIONS_PATH) == 0) {
+        r->route = ROUTE_OPTIONS;
+    } else if (strncmp(url, INGRESS_ACTIONS_PATH, plen) == 0 &&
+               (url[plen] == '\0' || url[plen] == '/')) {
+        r->route = ROUTE_ACTIONS;
+        if (url[plen] == '/') {
+            if (event_action_from_name(url + plen + 1, &r->action) < 0) {
+                req_set_message(r, MHD_HTTP_NOT_FOUND, "no such action");
+                return -1;
+            }
+            r->has_action = 1;
+        }
+    } else {
+        r->route = ROUTE_OTHER;
+        if (strcmp(url, "/healthz") == 0 && (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                                             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)) {
+            req_set_answer(r, MHD_HTTP_OK, "{\"status\":\"ok\"}", 15);
+            return -1;
+        }
+        req_set_message(r, strcmp(url, "/healthz") == 0 ? MHD_HTTP_METHOD_NOT_ALLOWED
+                                                         : MHD_HTTP_NOT_FOUND,
+                        strcmp(url, "/healthz") == 0 ? "method not allowed" : "not found");
+        return -1;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+        req_set_message(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use POST");
+        return -1;
+    }
+    if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        req_set_message(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+        return -1;
+    }
+    cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > in->max_body) {
+        snprintf(msg, sizeof msg, "the body exceeds %zu bytes", in->max_body);
+        req_set_message(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int append_body(struct ingress *in, struct req *r, const char *data, size_t n)
+{
+    char *p;
+    size_t cap;
+
+    if (r->too_large || r->len + n > in->max_body) {
+        r->too_large = 1;
+        return 0;
+    }
+    if (r->len + n + 1 > r->cap) {
+        cap = r->cap ? r->cap * 2 : 4096;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        if (cap > in->max_body + 1)
+            cap = in->max_body + 1;
+        if ((p = realloc(r->body, cap)) == NULL)
+            return -1;
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls)
+{
+    struct ingress *in = cls;
+    struct req *r = *req_cls;
+    const char *reason = "mismatch";
+    char why[256], msg[320];
+
+    (void)version;
+    if (!r)
+        return MHD_NO; /* out of memory at the start: drop the connection */
+    switch (r->state) {
+    case ST_NEW:
+        r->state = ST_READING;
+        if (check_headers(in, r, c, url, method) < 0)
+            return queue_answer(r, c);
+        return MHD_YES;
+    case ST_READING:
+        break;
+    case ST_WAITING:
+        return MHD_YES; /* not reached: a suspended connection is not called */
+    case ST_ANSWER:
+        return queue_answer(r, c);
+    }
+    if (*upload_size > 0) {
+        if (append_body(in, r, upload, *upload_size) < 0)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    r->t0_ms = clock_mono_ms();
+    if (r->too_large) {
+        snprintf(msg, sizeof msg, "the body exceeds %zu bytes", in->max_body);
+        req_set_message(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+        return queue_answer(r, c);
+    }
+    if (verify_signature(in, c, r, &reason, why, sizeof why) < 0) {
+        metrics_ingress_signature_failure(in->m, reason);
+        log_refusal(in, c, why);
+        snprintf(msg, sizeof msg, "signature refused: %s", why);
+        req_set_message(r, MHD_HTTP_UNAUTHORIZED, msg);
+        return queue_answer(r, c);
+    }
+    if (r->route == ROUTE_OPTIONS)
+        return answer_options(in, r, c);
+    return start_action(in, r, c);
+}
+
+static void mhd_logger(void *opaque, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void mhd_logger(void *opaque, const char *fmt, va_list ap)
+{
+    char msg[256];
+    size_t n;
+
+    (void)opaque;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_warn("ingress httpd: %s", msg);
+}
+
+/* ---- start / stop ------------------------------------------------------------------------ */
+
+static int load_settings(struct ingress *in, const struct config *cfg, char *errstr, size_t errsz)
+{
+    const char *pu = config_get_str(cfg, "ingress.public_url"), *host;
+    const char *const *secrets;
+    struct settings_realm_pair pairs[INGRESS_MAX_DEFS];
+    size_t n, i, hl;
+
+    if (!pu || *pu == '\0') {
+        snprintf(errstr, errsz,
+                 "ingress.public_url: required (the https URL HubSpot calls, e.g. "
+                 "https://hsqb.example.com)");
+        return -1;
+    }
+    if (strncmp(pu, "https://", 8) != 0 &&
+        !(strncmp(pu, "http://", 7) == 0 && config_get_bool(cfg, "http.allow_insecure"))) {
+        snprintf(errstr, errsz,
+                 "ingress.public_url: \"%.100s\" must start with https:// (http:// only with "
+                 "http.allow_insecure, for local test stacks)",
+                 pu);
+        return -1;
+    }
+    host = strstr(pu, "://") + 3;
+    hl = strcspn(host, "/?#");
+    if (hl == 0 || host[hl] != '\0' || strpbrk(pu, " \t\r\n") != NULL) {
+        snprintf(errstr, errsz,
+                 "ingress.public_url: \"%.100s\" must be scheme://host[:port], without a path",
+                 pu);
+        return -1;
+    }
+    snprintf(in->public_url, sizeof in->public_url, "%s", pu);
+    snprintf(in->public_host, sizeof in->public_host, "%.*s", (int)hl, host);
+    secrets = config_get_list(cfg, "ingress.client_secrets", &n);
+    if (n == 0) {
+        snprintf(errstr, errsz,
+                 "ingress.client_secrets: required (the HubSpot app's client secret; "
+                 "HSQB_INGRESS_CLIENT_SECRETS_FILE)");
+        return -1;
+    }
+    for (i = 0; i < n && i < INGRESS_MAX_SECRETS; i++)
+        if ((in->secrets[in->nsecrets++] = strdup(secrets[i])) == NULL)
+            goto oom;
+    if (settings_realm_pairs("ingress.action_definitions",
+                             config_get_str(cfg, "ingress.action_definitions"), pairs,
+                             INGRESS_MAX_DEFS, &n, errstr, errsz) < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        struct action_def *d = &in->defs[in->ndefs];
+
+        if (strlen(pairs[i].realm) > 18 || event_action_from_name(pairs[i].value, &d->action) < 0) {
+            snprintf(errstr, errsz,
+                     "ingress.action_definitions: \"%s=%s\" is not <definition id>=<action>",
+                     pairs[i].realm, pairs[i].value);
+            return -1;
+        }
+        d->id = strtoll(pairs[i].realm, NULL, 10);
+        in->ndefs++;
+    }
+    snprintf(in->expiration, sizeof in->expiration, "%s", config_get_str(cfg, "ingress.expiration"));
+    snprintf(in->topic, sizeof in->topic, "%s", config_get_str(cfg, "kafka.topic.actions"));
+    in->max_body = (size_t)config_get_bytes(cfg, "ingress.max_body");
+    return 0;
+oom:
+    snprintf(errstr, errsz, "ingress: out of memory");
+    return -1;
+}
+
+static void free_ingress(struct ingress *in)
+{
+    size_t i;
+
+    for (i = 0; i < in->nsecrets; i++) {
+        explicit_bzero(in->secrets[i], strlen(in->secrets[i]));
+        free(in->secrets[i]);
+    }
+    free(in->waiting);
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->idle);
+    free(in);
+}
+
+struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size_t errsz)
+{
+    struct ingress *in = calloc(1, sizeof(*in));
+    struct addrinfo *ai = NULL;
+    const union MHD_DaemonInfo *info;
+    const char *listen = config_get_str(p->cfg, "ingress.listen");
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+
+    if (!in) {
+        snprintf(errstr, errsz, "ingress: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&in->mu, NULL);
+    clock_cond_init(&in->idle);
+    in->m = p->metrics;
+    in->producer = p->producer;
+    in->options = p->options;
+    if (load_settings(in, p->cfg, errstr, errsz) < 0 ||
+        httpd_parse_listen("ingress.listen", listen, &ai, errstr, errsz) < 0)
+        goto fail;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    in->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, in, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, in,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)config_get_int(p->cfg, "ingress.threads"), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)config_get_int(p->cfg, "ingress.max_connections"), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)INGRESS_CONN_TIMEOUT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, in,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
+    if (!in->d) {
+        snprintf(errstr, errsz, "ingress.listen \"%s\": cannot start the HTTP server", listen);
+        goto fail;
+    }
+    info = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_BIND_PORT);
+    in->port = info ? info->port : 0;
+    freeaddrinfo(ai);
+    return in;
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    free_ingress(in);
+    return NULL;
+}
+
+int ingress_port(const struct ingress *in)
+{
+    return in ? in->port : 0;
+}
+
+int64_t ingress_pending(const struct ingress *in)
+{
+    int64_t n;
+
+    if (!in)
+        return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&in->mu);
+    n = in->pending;
+    pthread_mutex_unlock((pthread_mutex_t *)&in->mu);
+    return n;
+}
+
+void ingress_stop(struct ingress *in, int64_t drain_ms)
+{
+    struct timespec ts;
+    MHD_socket s;
+    struct MHD_Connection *resume[64];
+    size_t n, i;
+
+    if (!in)
+        return;
+    s = MHD_quiesce_daemon(in->d);
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+    clock_timespec(clock_mono_ms() + (drain_ms > 0 ? drain_ms : 0), &ts);
+    pthread_mutex_lock(&in->mu);
+    while (in->pending > 0 && pthread_cond_timedwait(&in->idle, &in->mu, &ts) == 0)
+        ;
+    /* still waiting for Kafka: answer 503 (HubSpot retries) so nothing stays suspended;
+     * their delivery reports only drop their reference later */
+    do {
+        n = 0;
+        while (in->nwaiting > 0 && n < sizeof resume / sizeof *resume) {
+            struct req *r = in->waiting[--in->nwaiting];
+
+            req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down; retry later");
+            r->suspended = 0;
+            resume[n++] = r->conn;
+        }
+        pthread_mutex_unlock(&in->mu);
+        for (i = 0; i < n; i++)
+            MHD_resume_connection(resume[i]);
+        pthread_mutex_lock(&in->mu);
+    } while (in->nwaiting > 0);
+    pthread_mutex_unlock(&in->mu);
+    if (n > 0)
+        clock_sleep_ms(INGRESS_STOP_GRACE_MS); /* let the answers go out */
+    MHD_stop_daemon(in->d);
+    /* the delivery reports still to come use in: librdkafka delivers each within
+     * message.timeout.ms (ingress.produce_timeout), so this wait ends */
+    pthread_mutex_lock(&in->mu);
+    while (in->pending > 0) {
+        clock_timespec(clock_mono_ms() + 1000, &ts);
+        pthread_cond_timedwait(&in->idle, &in->mu, &ts);
+    }
+    pthread_mutex_unlock(&in->mu);
+    free_ingress(in);
+}

@@ -39,12 +39,21 @@ struct producer {
 };
 
 struct send_wait {
+    uint32_t magic; /* 0: never SEND_ASYNC_MAGIC */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs; /* sender + delivery report */
     int done;
     rd_kafka_resp_err_t err;
 };
+
+/* The opaque of an asynchronous send: the delivery report calls done and frees it. */
+struct send_async {
+    uint32_t magic;
+    producer_done_fn done;
+    void *opaque;
+};
+#define SEND_ASYNC_MAGIC 0x4153594eu /* tells a send_async from a send_wait */
 
 /* Drops one reference; the caller holds d->mu, which this releases. */
 static void send_wait_unref(struct send_wait *d)
@@ -74,11 +83,18 @@ static struct send_wait *send_wait_new(void)
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct send_wait *d = m->_private;
+    struct send_async *a = m->_private;
 
     (void)rk;
     (void)opaque;
     if (!d)
         return;
+    if (a->magic == SEND_ASYNC_MAGIC) {
+        a->done(a->opaque, m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1,
+                m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? NULL : rd_kafka_err2str(m->err));
+        free(a);
+        return;
+    }
     pthread_mutex_lock(&d->mu);
     d->done = 1;
     d->err = m->err;
@@ -137,9 +153,15 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *e
 
 struct producer *producer_new(const struct config *cfg, char *errstr, size_t errsz)
 {
+    return producer_new_tuned(cfg, NULL, errstr, errsz);
+}
+
+struct producer *producer_new_tuned(const struct config *cfg, const struct producer_tuning *t,
+                                    char *errstr, size_t errsz)
+{
     struct producer *pr = calloc(1, sizeof(*pr));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char e[512];
+    char e[512], num[32];
     int rc;
 
     if (!pr)
@@ -150,12 +172,19 @@ struct producer *producer_new(const struct config *cfg, char *errstr, size_t err
      * must not refuse what the input topic accepted; the brokers' own limits still apply. */
     /* allow.auto.create.topics: the topics are the operator's (deploy/README.md); a typo
      * in kafka.topic.* must not create a one-partition topic on a broker that allows it. */
-    if (conf_set(conf, "linger.ms", "5", errstr, errsz) < 0 ||
-        conf_set(conf, "client.id", "hsqb-worker", errstr, errsz) < 0 ||
+    snprintf(num, sizeof num, "%d", t && t->linger_ms >= 0 ? t->linger_ms : 5);
+    if (conf_set(conf, "linger.ms", num, errstr, errsz) < 0 ||
+        conf_set(conf, "client.id", t && t->client_id ? t->client_id : "hsqb-worker", errstr,
+                 errsz) < 0 ||
         conf_set(conf, "allow.auto.create.topics", "false", errstr, errsz) < 0 ||
         conf_set(conf, "message.max.bytes", "16777216", errstr, errsz) < 0 ||
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
+    if (t && t->message_timeout_ms > 0) {
+        snprintf(num, sizeof num, "%lld", (long long)t->message_timeout_ms);
+        if (conf_set(conf, "message.timeout.ms", num, errstr, errsz) < 0)
+            goto fail;
+    }
     /* what the worker's guarantees rest on */
     if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr, errsz) <
             0 ||
@@ -279,6 +308,45 @@ int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_
         rc = 0;
     send_wait_unref(d);
     return rc;
+}
+
+int producer_send_async(struct producer *pr, const struct producer_msg *m, producer_done_fn done,
+                        void *opaque, char *errstr, size_t errsz)
+{
+    rd_kafka_headers_t *h = NULL;
+    rd_kafka_error_t *kerr;
+    struct send_async *a;
+    char fatal[512];
+    size_t i;
+
+    if (m->nhdrs > PRODUCER_MAX_HEADERS || (m->nhdrs > 0 && !m->hdrs) || !done) {
+        snprintf(errstr, errsz, "produce to %s: bad arguments", m->topic);
+        return -1;
+    }
+    if (rd_kafka_fatal_error(pr->rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errsz, "produce to %s: producer failed: %s", m->topic, fatal);
+        return -1;
+    }
+    if ((a = malloc(sizeof(*a))) == NULL) {
+        snprintf(errstr, errsz, "produce to %s: out of memory", m->topic);
+        return -1;
+    }
+    *a = (struct send_async){SEND_ASYNC_MAGIC, done, opaque};
+    if (m->nhdrs > 0) {
+        h = rd_kafka_headers_new(m->nhdrs);
+        for (i = 0; i < m->nhdrs; i++)
+            rd_kafka_header_add(h, m->hdrs[i].name, -1, m->hdrs[i].value, -1);
+    }
+    kerr = produce(pr, m, h, (struct send_wait *)(void *)a);
+    if (kerr) {
+        snprintf(errstr, errsz, "produce to %s: %s", m->topic, rd_kafka_error_string(kerr));
+        rd_kafka_error_destroy(kerr);
+        if (h)
+            rd_kafka_headers_destroy(h);
+        free(a);
+        return -1;
+    }
+    return 0;
 }
 
 int producer_flush(struct producer *pr, int64_t timeout_ms)

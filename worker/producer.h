@@ -79,6 +79,17 @@ struct producer;
  * with producer_free(). */
 struct producer *producer_new(const struct config *cfg, char *errstr, size_t errsz);
 
+/* Settings a caller tunes beyond the configuration (producer_new_tuned()). */
+struct producer_tuning {
+    const char *client_id;      /* NULL: "hsqb-worker" */
+    int linger_ms;              /* < 0: 5 */
+    int64_t message_timeout_ms; /* > 0: message.timeout.ms, the longest a message waits for
+                                 * its acknowledgement before its delivery report fails */
+};
+/* As producer_new(), with t (may be NULL) applied after the kafka.* pass-through. */
+struct producer *producer_new_tuned(const struct config *cfg, const struct producer_tuning *t,
+                                    char *errstr, size_t errsz);
+
 /* Sends message m (all borrowed) and waits for its delivery report, at most timeout_ms
  * (> 0). At most PRODUCER_MAX_HEADERS headers; every buffer is copied before it returns.
  * Returns 0 when the broker acknowledged the message, -1 with errstr filled otherwise:
@@ -95,6 +106,19 @@ struct producer_msg {
 };
 int producer_send_sync(struct producer *pr, const struct producer_msg *m, int64_t timeout_ms,
                        char *errstr, size_t errsz);
+
+/* Delivery outcome of an asynchronous send: ok 0 when the broker acknowledged it (all
+ * in-sync replicas), -1 with why (a static librdkafka string) otherwise. Runs on the
+ * producer's poll thread: return quickly, never call back into the producer's free. */
+typedef void (*producer_done_fn)(void *opaque, int ok, const char *why);
+
+/* Hands message m (all borrowed; buffers copied) to librdkafka without waiting. Returns 0
+ * when queued: done(opaque, …) then runs exactly once, on the poll thread, when the
+ * delivery succeeded or failed (message.timeout.ms bounds the wait; producer_free() purges
+ * what is left, which reports a failure). Returns -1 with errstr when not queued (queue
+ * full, fatal producer error): done is then never called. */
+int producer_send_async(struct producer *pr, const struct producer_msg *m, producer_done_fn done,
+                        void *opaque, char *errstr, size_t errsz);
 
 #define PRODUCER_MAX_WARM 8 /* topics producer_warm() keeps known */
 

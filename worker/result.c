@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/utf8.h"
 
@@ -67,22 +68,6 @@ static int valid_currency(const char *s)
 {
     return s && strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' &&
            s[2] >= 'A' && s[2] <= 'Z';
-}
-
-static void rfc3339_ms(int64_t ms, char out[32])
-{
-    char date[24];
-    time_t t;
-    struct tm tm;
-
-    if (ms < 0)
-        ms = 0;
-    if (ms > 253402300799999LL) /* 9999-12-31T23:59:59.999Z: four-digit years only */
-        ms = 253402300799999LL;
-    t = (time_t)(ms / 1000);
-    gmtime_r(&t, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%.19s.%03dZ", date, (int)(ms % 1000));
 }
 
 char *result_one_line(const char *text, char *out, size_t outsz)
@@ -265,7 +250,7 @@ int result_build(const struct result_info *in, struct jbuf *jb, char *errstr, si
     else
         snprintf(id, sizeof id, "%s:%" PRId32 ":%" PRId64 ":result", in->topic, in->partition,
                  in->offset);
-    rfc3339_ms(in->completed_at_ms, when);
+    clock_rfc3339_ms(in->completed_at_ms, when);
 
     jbuf_reset(jb);
     jbuf_obj_open(jb);
