@@ -175,12 +175,14 @@ WORKER_LIB  := $(BUILD)/libhsqbworker.a
 WORKER_BIN  := $(BUILD)/hsqb-worker
 SANDBOX_BIN := $(BUILD)/hsqb-sandbox
 KAFKA_MOCK_BIN := $(BUILD)/kafka-mock
+INGRESS_LOAD_BIN := $(BUILD)/ingress-load
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/%) $(SANDBOX_UNIT_TESTS:%=$(BUILD)/%)
 COMPONENT_BINS := $(COMPONENT_TESTS:%=$(BUILD)/%)
 
 # ---- build ----------------------------------------------------------------------------
 .PHONY: all
-all: $(WORKER_BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(if $(KAFKA_MOCK_SRCS),$(KAFKA_MOCK_BIN))
+all: $(WORKER_BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(if $(KAFKA_MOCK_SRCS),$(KAFKA_MOCK_BIN)) \
+	$(INGRESS_LOAD_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -201,6 +203,10 @@ $(SANDBOX_BIN): $(SANDBOX_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs libmicrohttpd)
 
 $(KAFKA_MOCK_BIN): $(KAFKA_MOCK_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# HubSpot's side of the ingress at volume (signed requests over keep-alive connections).
+$(INGRESS_LOAD_BIN): $(BUILD)/tests/bench/ingress_load.o $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo_query.o \
@@ -308,7 +314,7 @@ $(KAFKA_DIST): tests/kafka/pom.xml
 
 # ---- quality --------------------------------------------------------------------------
 FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] tests/sandbox/*.[ch] \
-	tests/kafka-mock/*.[ch] tests/fuzz/*.c)
+	tests/kafka-mock/*.[ch] tests/fuzz/*.c tests/bench/*.c)
 
 # The benchmark (not a test): drain and open-loop runs against the dev stack, ratios to
 # the ideal bound and to a one-in-flight-per-partition baseline. BENCH_ARGS passes options.

@@ -1,8 +1,8 @@
 /* cmd_ingress.c - `hsqb-worker ingress`: wire the HubSpot-facing endpoint and run it.
  *
  *   settings -> log level, secrets registered -> libcurl -> metrics -> producer (its own:
- *   client.id hsqb-ingress, linger 2 ms, message.timeout.ms = ingress.produce_timeout, so
- *   every request gets its delivery report in time to answer) -> the actions topic's
+ *   client.id hsqb-ingress, linger 2 ms, Nagle off, message.timeout.ms =
+ *   ingress.produce_timeout, so every request gets its delivery report in time to answer) -> the actions topic's
  *   metadata -> options (QBO through the stored credentials) -> ingress (ingress.listen)
  *   -> operations endpoint (metrics.listen: /metrics, /healthz, /readyz) -> signals.
  *
@@ -110,7 +110,7 @@ int cmd_ingress(int argc, char **argv, const char *version)
     if ((metrics = metrics_new(version, 0, err, sizeof err)) == NULL)
         goto fail;
     struct producer_tuning tune = {"hsqb-ingress", INGRESS_LINGER_MS,
-                                   config_get_ms(cfg, "ingress.produce_timeout")};
+                                   config_get_ms(cfg, "ingress.produce_timeout"), 1};
     if ((producer = producer_new_tuned(cfg, &tune, err, sizeof err)) == NULL)
         goto fail;
     const char *topic = config_get_str(cfg, "kafka.topic.actions");

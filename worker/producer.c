@@ -178,6 +178,7 @@ struct producer *producer_new_tuned(const struct config *cfg, const struct produ
                  errsz) < 0 ||
         conf_set(conf, "allow.auto.create.topics", "false", errstr, errsz) < 0 ||
         conf_set(conf, "message.max.bytes", "16777216", errstr, errsz) < 0 ||
+        (t && t->nagle_off && conf_set(conf, "socket.nagle.disable", "true", errstr, errsz) < 0) ||
         config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
     if (t && t->message_timeout_ms > 0) {

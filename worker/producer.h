@@ -85,6 +85,8 @@ struct producer_tuning {
     int linger_ms;              /* < 0: 5 */
     int64_t message_timeout_ms; /* > 0: message.timeout.ms, the longest a message waits for
                                  * its acknowledgement before its delivery report fails */
+    int nagle_off;              /* socket.nagle.disable=true: small produce requests go out at
+                                 * once instead of waiting for the broker's delayed ACK */
 };
 /* As producer_new(), with t (may be NULL) applied after the kafka.* pass-through. */
 struct producer *producer_new_tuned(const struct config *cfg, const struct producer_tuning *t,

@@ -18,6 +18,10 @@ Scenarios (--scenarios, comma list; default all of them):
             deploy/README.md recommends (10 x realms); first a sweep over --sweep-threads
             (the plot), then the main point with --lat-events.
   open      open loop at the real limits: --open-rate events/s for --open-seconds.
+  ingress   `hsqb-worker ingress` under signed HubSpot action requests (build/ingress-load,
+            --ingress-requests over --ingress-connections): requests/s, latency
+            percentiles, CPU per request, and every 200 found durable in hsqb.actions
+            (ingress_bench.py).
 
 KAFKA=apache in the environment (`make bench KAFKA=apache`) runs every stack on Apache
 Kafka (KRaft, one broker+controller JVM; `make kafka-dist`) instead of kafka-mock; the
@@ -43,6 +47,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import benchlib as bl  # noqa: E402
+import ingress_bench  # noqa: E402
 import report  # noqa: E402
 
 OUT = bl.ROOT / "tests" / "bench" / "out"
@@ -56,7 +61,13 @@ def parse_args(argv):
                                         "BUILD (default build) where the programs are.")
     a = ap.add_argument
     a("--quick", action="store_true", help="smoke test: a few hundred events, ~1-2 minutes")
-    a("--scenarios", default="rate,baseline,latency,open")
+    a("--scenarios", default="rate,baseline,latency,open,ingress")
+    a("--ingress-requests", type=int, default=50000, help="ingress scenario: signed requests")
+    a("--ingress-connections", type=int, default=64,
+      help="ingress scenario: keep-alive connections of the load generator")
+    a("--ingress-rate", type=float, default=0,
+      help="ingress scenario: requests/s offered (0 = closed loop, as fast as answered)")
+    a("--ingress-partitions", type=int, default=12, help="ingress scenario: hsqb.actions partitions")
     a("--events", type=int, default=20000, help="rate scenario: events drained")
     a("--tenants", type=int, default=20, help="portal/realm pairs")
     a("--replicas", type=int, default=2)
@@ -703,7 +714,7 @@ def main(argv):
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
     kind = bl.kafka_kind()
-    for b in ("hsqb-worker", "hsqb-sandbox"):
+    for b in ("hsqb-worker", "hsqb-sandbox", "ingress-load"):
         if not (bl.build_dir() / b).exists():
             raise SystemExit("bench: %s missing (run make)" % (bl.build_dir() / b))
     if bl.kafka_missing(kind):
@@ -744,6 +755,11 @@ def main(argv):
             print("bench: open loop ...", flush=True)
             R["open"] = scenario_open(a, logdir, rb)
             print(report.one_line("open", R["open"]), flush=True)
+        if "ingress" in scen:
+            print("bench: ingress, %d signed requests over %d connections ..." % (
+                a.ingress_requests, a.ingress_connections), flush=True)
+            R["ingress"] = ingress_bench.run(a, logdir)
+            print(ingress_bench.one_line(R["ingress"]), flush=True)
     finally:
         results["elapsed_s"] = round(time.monotonic() - t_start, 1)
         results["loadavg_end"] = bl.loadavg()
