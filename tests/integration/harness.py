@@ -16,8 +16,11 @@ which requests reached it), jsonschema validates every result. Used by the pytes
 Run with Debian's /usr/bin/python3 (python3-kafka, python3-redis, python3-jsonschema).
 """
 
+import base64
 import contextlib
 import datetime
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -500,6 +503,8 @@ class Collector(threading.Thread):
 class Replica:
     """One `hsqb-worker run` process; its stdout (JSON log lines) and stderr go to files."""
 
+    command = "run"
+
     def __init__(self, harness, name, extra_env):
         self.h = harness
         self.name = name
@@ -515,7 +520,7 @@ class Replica:
         out = open(self.log_path, "ab")
         err = open(self.err_path, "ab")
         try:
-            self.proc = subprocess.Popen([str(worker_binary()), "run"], env=self.env,
+            self.proc = subprocess.Popen([str(worker_binary()), self.command], env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          start_new_session=True, cwd=str(ROOT))
         finally:
@@ -538,8 +543,9 @@ class Replica:
         deadline = time.monotonic() + timeout
         while True:
             if not self.alive():
-                raise RuntimeError("%s: hsqb-worker run exited with status %s before it was "
-                                   "ready:\n%s" % (self.name, self.proc.poll(), self.tail()))
+                raise RuntimeError("%s: hsqb-worker %s exited with status %s before it was "
+                                   "ready:\n%s" % (self.name, self.command, self.proc.poll(),
+                                                   self.tail()))
             st, _ = http_get(self.url("/readyz"), timeout=2)
             if st == 200:
                 return
@@ -605,6 +611,89 @@ class Replica:
                 continue
             out.append("--- %s (last %d lines)\n%s" % (p, len(lines), "\n".join(lines)))
         return "\n".join(out)
+
+
+# ---- the ingress: HubSpot's side, played by this code ---------------------------------------
+
+APP_SECRET = "hsqb-e2e-app-secret-1"  # the HubSpot app's client secret the ingress checks
+
+
+def sign(method, url, body, secret=APP_SECRET, version="v3", timestamp_ms=None):
+    """HubSpot's signature headers for one request (reference/hubspot-api.md §3.3),
+    computed here with Python's hmac/hashlib, independently of the worker's C code."""
+    if version == "v3":
+        ts = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+        mac = hmac.new(secret.encode(), method.encode() + url.encode() + body + ts.encode(),
+                       hashlib.sha256).digest()
+        return {"X-HubSpot-Signature-v3": base64.b64encode(mac).decode(),
+                "X-HubSpot-Request-Timestamp": ts}
+    h = hashlib.sha256(secret.encode() + (b"" if version == "v1" else
+                                          method.encode() + url.encode()) + body).hexdigest()
+    return {"X-HubSpot-Signature": h, "X-HubSpot-Signature-Version": version}
+
+
+def execution_request(ev):
+    """The execution request HubSpot POSTs to the actionUrl for event ev (its data)."""
+    return json.dumps(ev.doc["data"]).encode()
+
+
+class Ingress(Replica):
+    """One `hsqb-worker ingress` process on a free port; public_url is where it listens."""
+
+    command = "ingress"
+
+    def __init__(self, harness, name, extra_env):
+        super().__init__(harness, name, extra_env)
+        self.port = free_port()
+        self.public_url = "http://127.0.0.1:%d" % self.port
+        self.env.setdefault("HSQB_INGRESS_LISTEN", "127.0.0.1:%d" % self.port)
+        self.env.setdefault("HSQB_INGRESS_PUBLIC_URL", self.public_url)
+        self.env.setdefault("HSQB_INGRESS_CLIENT_SECRETS", APP_SECRET)
+        self.env.setdefault("HSQB_INGRESS_PRODUCE_TIMEOUT", "3s")
+
+    def post(self, path, body, headers=None, sign_as="v3", secret=APP_SECRET, timestamp_ms=None,
+             content_type="application/json", url=None, timeout=20):
+        """POST body (bytes) to path, signed like HubSpot (sign_as v3/v2/v1, None = unsigned).
+        Returns (status, parsed JSON answer or text)."""
+        url = url or self.public_url + path
+        hdrs = {"Content-Type": content_type} if content_type else {}
+        if sign_as:
+            hdrs.update(sign("POST", url, body, secret, sign_as, timestamp_ms))
+        hdrs.update(headers or {})
+        req = urllib.request.Request(url, data=body, headers=hdrs, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                st, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            st, raw = e.code, e.read()
+        try:
+            return st, json.loads(raw)
+        except ValueError:
+            return st, raw.decode("utf-8", "replace")
+
+    def action(self, ev, action=None, **kw):
+        """POST ev's execution request to /hubspot/actions/<action>."""
+        action = action or ev.doc["type"].rsplit(".", 1)[1]
+        return self.post("/hubspot/actions/" + action, execution_request(ev), **kw)
+
+
+def read_topic(bootstrap, topic, timeout=10):
+    """Every record of topic now (python3-kafka, no group), oldest first per partition."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                      consumer_timeout_ms=2000)
+    try:
+        tps = [TopicPartition(topic, p) for p in (c.partitions_for_topic(topic) or ())]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        ends = c.end_offsets(tps)
+        out = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(c.position(tp) < ends[tp] for tp in tps):
+            for recs in c.poll(timeout_ms=500).values():
+                out.extend(recs)
+        return out
+    finally:
+        c.close()
 
 
 def parse_metrics(text):
@@ -678,6 +767,7 @@ class Harness:
         self.base_worker_env = dict(DEFAULT_WORKER_ENV, **(worker_env or {}))
         self.replicas = []  # the current replica set
         self.all_replicas = []  # every process ever started (logs to scan)
+        self.ingresses = []  # ingress processes started by start_ingress()
         self.sandbox = None
         self.redis = None
         self.producer = None
@@ -805,6 +895,27 @@ class Harness:
     def new_replica(self, extra_env=None, name=None):
         self._gen += 1
         return Replica(self, name or "worker-%d" % self._gen, extra_env)
+
+    def start_ingress(self, extra_env=None, timeout=40):
+        """A ready `hsqb-worker ingress` (stopped by stop(), or by the caller)."""
+        self._gen += 1
+        ing = Ingress(self, "ingress-%d" % self._gen, extra_env).start()
+        self.ingresses.append(ing)
+        ing.wait_ready(timeout)
+        return ing
+
+    def actions_records(self, ids):
+        """{event id: [hsqb.actions records]} of the given ids (read from the start)."""
+        want = set(ids)
+        out = {}
+        for r in read_topic(self.env["KAFKA_BOOTSTRAP"], TOPIC_ACTIONS):
+            try:
+                eid = json.loads(r.value)["id"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if eid in want:
+                out.setdefault(eid, []).append(r)
+        return out
 
     def start_replicas(self, n, extra_env=None, timeout=40):
         new = [self.new_replica(extra_env).start() for _ in range(n)]
@@ -997,6 +1108,7 @@ class Harness:
         self.collect_secrets()
         out = set(seeded_secrets()) | self.seen_secrets
         out.add(self.env.get("HSQB_OAUTH_CLIENT_SECRET", ""))
+        out.add(APP_SECRET)
         return {s for s in out if s and len(s) >= 12}
 
     def collect_secrets(self):
