@@ -122,3 +122,39 @@ def test_trigger_authentication_reads_the_worker_secret():
         for path in ("deploy/k8s/deployment.yaml", "deploy/k8s/secret.example.yaml"):
             assert ref["key"] in text(path), "%s does not mention %s" % (path, ref["key"])
     assert "name: %s" % ta["metadata"]["name"] in text("deploy/k8s/keda/scaledobject.yaml")
+
+
+def test_ingress_bundle_is_consistent():
+    """The ingress Deployment runs `ingress` with the shared config and Secret, its Service
+    and TLS Ingress reach its HubSpot port, and no worker selector picks its pods."""
+    dep = doc("ingress.yaml", "Deployment")
+    svc = doc("ingress.yaml", "Service")
+    ing = doc("ingress.yaml", "Ingress")
+    pdb = doc("ingress.yaml", "PodDisruptionBudget")
+    pod = dep["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    assert c["args"][0] == "ingress"
+    labels = pod["metadata"]["labels"]
+    for sel in (dep["spec"]["selector"]["matchLabels"], svc["spec"]["selector"],
+                pdb["spec"]["selector"]["matchLabels"]):
+        assert all(labels.get(k) == v for k, v in sel.items())
+    worker = doc("deployment.yaml", "Deployment")
+    wsel = worker["spec"]["selector"]["matchLabels"]
+    assert not all(labels.get(k) == v for k, v in wsel.items()), "worker selector takes ingress pods"
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert svc["spec"]["ports"][0]["targetPort"] in ports
+    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == svc["metadata"]["name"]
+    assert backend["port"]["name"] == svc["spec"]["ports"][0]["name"]
+    conf = worker_conf()
+    assert conf["ingress.public_url"].startswith("https://")
+    assert conf["ingress.listen"].endswith(":%d" % ports["hubspot"])
+    assert conf["metrics.listen"].endswith(":%d" % ports["http"])
+    # every secret file the ingress reads is a key of the Secret
+    secret = doc("secret.example.yaml", "Secret")
+    mount = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "secrets"][0]
+    for e in c["env"]:
+        if e["name"].endswith("_FILE"):
+            assert e["value"].startswith(mount + "/")
+            assert e["value"][len(mount) + 1:] in secret["stringData"], e
+    assert "ingress.yaml" in docs("kustomization.yaml")[0]["resources"]
