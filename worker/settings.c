@@ -369,9 +369,9 @@ static int check_url(const struct config *cfg, const char *key, char *errstr, si
     return fail(errstr, errsz, cfg, key, msg);
 }
 
-static int check_listen(const struct config *cfg, char *errstr, size_t errsz)
+static int check_listen(const struct config *cfg, const char *key, char *errstr, size_t errsz)
 {
-    const char *l = config_get_str(cfg, "metrics.listen"), *colon;
+    const char *l = config_get_str(cfg, key), *colon;
     char msg[256], *end;
     long port;
 
@@ -384,7 +384,7 @@ static int check_listen(const struct config *cfg, char *errstr, size_t errsz)
             return 0;
     }
     snprintf(msg, sizeof(msg), "\"%.100s\" is not host:port", l);
-    return fail(errstr, errsz, cfg, "metrics.listen", msg);
+    return fail(errstr, errsz, cfg, key, msg);
 }
 
 static int check_relations(const struct config *cfg, char *errstr, size_t errsz)
@@ -478,7 +478,11 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
     if (check_url(cfg, "hubspot.base_url", errstr, errsz) < 0 ||
         check_url(cfg, "qbo.base_url", errstr, errsz) < 0 ||
         check_url(cfg, "oauth.token_url", errstr, errsz) < 0 ||
-        check_listen(cfg, errstr, errsz) < 0 || check_relations(cfg, errstr, errsz) < 0 ||
+        (*config_get_str(cfg, "ingress.public_url") != '\0' &&
+         check_url(cfg, "ingress.public_url", errstr, errsz) < 0) ||
+        check_listen(cfg, "metrics.listen", errstr, errsz) < 0 ||
+        check_listen(cfg, "ingress.listen", errstr, errsz) < 0 ||
+        check_relations(cfg, errstr, errsz) < 0 ||
         check_schedule(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
         goto fail;
     *out = cfg;

@@ -279,6 +279,12 @@ static void test_cross_key_checks(void **state)
     config_free(cfg);
     expect_error(load(ARGV("--metrics.listen=9108"), ENVP("LANG=C")),
                  "metrics.listen: \"9108\" is not host:port");
+    expect_error(load(ARGV("--ingress.listen=localhost"), ENVP("LANG=C")),
+                 "ingress.listen: \"localhost\" is not host:port");
+    expect_error(load(ARGV("--ingress.public_url=http://hsqb.example.com"), ENVP("LANG=C")),
+                 "ingress.public_url: \"http://hsqb.example.com\" is plain http");
+    expect_error(load(ARGV("--ingress.public_url=hsqb.example.com"), ENVP("LANG=C")),
+                 "ingress.public_url: \"hsqb.example.com\" is not an http:// or https:// URL");
     expect_error(load(ARGV("--retry.schedule=30s,soon"), ENVP("LANG=C")),
                  "retry.schedule: item \"soon\" is not a duration in [1s, 30d]");
     expect_error(load(ARGV("--kafka.bootstrap.servers=x:9092"), ENVP("LANG=C")),
