@@ -94,6 +94,7 @@ WORKER_SRCS := \
 	worker/cmd_credentials.c \
 	worker/ingress.c \
 	worker/ingress_options.c \
+	worker/options_fetch.c \
 	worker/cmd_ingress.c \
 	worker/callbacks.c \
 	worker/cmd_hubspot_actions.c
@@ -165,7 +166,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_money \
 	tests/fuzz/fuzz_tz \
 	tests/fuzz/fuzz_pricing \
-	tests/fuzz/fuzz_json
+	tests/fuzz/fuzz_json \
+	tests/fuzz/fuzz_options_request
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
