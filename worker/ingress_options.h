@@ -9,7 +9,7 @@
  *   {"options":[{"label":"…","value":"…","description":"…"}],"after":"…","searchable":true}
  * Fields served: qbo_realm_id (the QuickBooks companies the portal may use: those with
  * stored credentials, labelled by CompanyName), payment_terms (Term names), the account
- * fields (deposit_account: Bank / Other Current Asset; expense_account: Expense, Other
+ * fields (deposit_to_account: Bank / Other Current Asset; expense_account: Expense, Other
  * Expense, Cost of Goods Sold; paid_from_account and refund_from_account: Bank, Credit
  * Card), vendor (Vendor DisplayName), payment_method (PaymentMethod Name); every field
  * but qbo_realm_id reads the realm chosen in inputFields.qbo_realm_id. Lists come from QBO
