@@ -62,7 +62,18 @@ struct sb_response {
     /* Optional: the portal or realm the request belonged to, for the request log. The
      * core fills it for /v3/company/{realm}/ paths when the handler leaves it empty. */
     char tenant[SB_TENANT_MAX];
+    /* Optional, admin routes only: a deferred answer. A handler that must wait for work
+     * done on another thread (a delivery of the workflow engine) leaves status 0 and sets
+     * poll: the core suspends the connection (no pool thread waits) and calls
+     * poll(poll_arg, resp, final) every SB_POLL_MS until it returns 1 with resp filled;
+     * final = 1 (shutting down, out of memory) means "answer now" and must return 1.
+     * poll_free(poll_arg), when set, runs exactly once when the request ends, answered
+     * or not. */
+    int (*poll)(void *arg, struct sb_response *resp, int final);
+    void (*poll_free)(void *arg);
+    void *poll_arg;
 };
+#define SB_POLL_MS 10
 
 /* Set status + JSON body (serialised compactly; obj may be NULL for an empty body).
  * Takes ownership of obj (json_object_put after serialising). */
