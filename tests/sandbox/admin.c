@@ -253,10 +253,12 @@ static void log_resize(int entries)
 }
 
 /* Form parameters whose values the log never keeps: OAuth client secrets, refresh tokens
- * and authorization codes (Intuit and HubSpot token requests). A test that prints the log
+ * and authorization codes (Intuit and HubSpot token requests), developer API keys (the
+ * query of HubSpot's action-definition routes). A test that prints the log
  * to a CI job must not leak them, fake-looking or not. Keys match only at the start of a
  * parameter, so "grant_type=refresh_token" stays readable. */
-static const char *const log_secret_keys[] = {"client_secret=", "refresh_token=", "code="};
+static const char *const log_secret_keys[] = {
+    "client_secret=", "refresh_token=", "code=", "hapikey="};
 #define LOG_SECRET_MASK "***"
 
 /* Copy the form-encoded text in[0..n) to out (NULL: only measure), replacing every
