@@ -90,6 +90,7 @@ void hubspot_reset(void)
     hs_init();
     pthread_rwlock_wrlock(&hs.lock);
     hs_store_clear_locked();
+    wf_reset();
     int rate = hs_opt.rate_10s;
     hs_opt = opts_default;
     hs_opt.rate_10s = rate; /* owned by the core settings, re-pushed after a reset */
@@ -823,11 +824,11 @@ static int cb_check(int64_t portal, const char *id, struct json_object *outputs,
         hs_errorf(resp, 404, "OBJECT_NOT_FOUND", "Callback %s not found", id);
         return -1;
     }
-    int expired = clock_wall_ms() >= c->expires_ms;
-    if ((c->completed || expired) && hs_opt.cb_done_status != 204) {
+    int expired = clock_wall_ms() >= c->expires_ms, done = c->completed || c->closed;
+    if ((done || expired) && hs_opt.cb_done_status != 204) {
         c->rejected++;
         hs_errorf(resp, 400, "VALIDATION_ERROR", "Callback %s %s", id,
-                  c->completed ? "has already been completed" : "has expired");
+                  done ? "has already been completed" : "has expired");
         return -1;
     }
     return 0;
@@ -839,7 +840,7 @@ static int cb_apply(int64_t portal, const char *id, struct hs_cb *c, struct json
     int64_t now = clock_wall_ms();
     if (!c && !(c = hs_cb_register(id, portal, now, now + (int64_t)hs_opt.cb_expiry_s * 1000)))
         return -1;
-    if (c->completed || now >= c->expires_ms) { /* repeat answered 204 by configuration */
+    if (c->completed || c->closed || now >= c->expires_ms) { /* 204 by configuration */
         c->rejected++;
         return 0;
     }

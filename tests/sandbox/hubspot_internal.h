@@ -16,6 +16,8 @@
  *   endpoint, and the switchable behaviours `hs_opt` (hubspot_configure, hubspot_reset).
  *   hubspot_actions.c owns the developer apps (`hs.devapps`, seeded) and the custom
  *   workflow action definitions (`hs.defs`) with their API (developer API key).
+ *   workflows.c / workflows_admin.c own the executions of the workflow engine and its
+ *   delivery threads, behind their own mutex (workflows.h), taken after hs.lock.
  *
  * Locking rules (lock order: hs.lock, then hs.rate_mu or the engine's mutex; nothing
  * else is held):
@@ -137,6 +139,8 @@ struct hs_cb {
     char *id;
     int64_t portal, created_ms, expires_ms, completed_ms;
     int completed, completions, rejected;
+    int closed;      /* the engine's execution ended without waiting (SUCCESS, FAIL_CONTINUE
+                        or FAILED in the synchronous answer): completions are refused */
     const char *via; /* static: "single" or "batch" */
     struct json_object *outputs;
 };
@@ -319,6 +323,12 @@ const struct hs_def *hs_def_find(int64_t app_id, int64_t def_id); /* archived in
 struct json_object *hs_def_input(const struct hs_def *d, const char *name, int *required);
 /* A workflow object type ("DEAL", "0-3", "deals", "deal") -> hs_types index, or -1. */
 int hs_type_of_object(const char *s);
+
+/* ---- workflows.c ------------------------------------------------------------------------ */
+
+/* Drop every execution of the workflow engine (deliveries in progress finish and are
+ * discarded). Called by hubspot_reset() with the write lock held. */
+void wf_reset(void);
 
 /* ---- hubspot_pricing.c ---------------------------------------------------------------- */
 

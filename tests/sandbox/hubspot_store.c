@@ -1397,6 +1397,7 @@ static struct json_object *dump_portal(const struct hs_portal *p)
         jadd(e, "callbackId", jstr(c->id));
         jadd(e, "state",
              jstr(c->completed                       ? "COMPLETED"
+                  : c->closed                        ? "CLOSED"
                   : clock_wall_ms() >= c->expires_ms ? "EXPIRED"
                                                      : "PENDING"));
         jadd(e, "expiresAt", jiso(c->expires_ms));

@@ -288,6 +288,8 @@ def test_delete_archives(sb, app):
         [d["id"]]
     assert sb.call("PATCH", defs_path("/" + d["id"]), {"published": True}).status == 404
     assert sb.call("DELETE", defs_path("/" + d["id"])).status == 404
+    r = enroll(sb, d["id"], status=404)  # an archived definition no longer enrols
+    assert "no live definition" in r["error"]
 
 
 def test_date_versioned_family(sb, app):
@@ -389,3 +391,452 @@ def test_create_refuses_bad_json_and_accepts_extras(sb, app):
     assert "supportedClients" not in d  # unknown keys are dropped
     assert d["functions"] == [{"functionType": "PRE_FETCH_OPTIONS", "id": "qbo_realm_id"}]
     assert d["inputFieldDependencies"][0]["controllingFieldValue"] == "Net 30"
+
+
+# ---- enrolment: the execution request ------------------------------------------------------
+
+def test_enrol_sends_the_signed_execution_request(sb, app):
+    d = create(sb, definition(app.url()))
+    e = enroll(sb, d["id"], input_fields={"qbo_realm_id": REALM, "memo": "Thanks", "payment_terms":
+                                          "Net 30"}, workflow_id=555, action_id=7)
+    cb, req = e["callbackId"], e["request"]
+    m = CB_RE.match(cb)
+    assert m and m.group(2) == "7"
+    rec = app.wait(1)[0]
+    assert rec["path"] == "/hubspot/actions/create_invoice"
+    assert rec["headers"]["Content-Type"] == "application/json"
+    verify_signatures(rec, app.url())
+    sent = json.loads(rec["body"])
+    assert sent == req
+    assert rec["body"] == json.dumps(req, separators=(",", ":")).encode()  # compact, as signed
+    enrollment = int(m.group(1))
+    index = {"enrollmentId": enrollment, "actionExecutionIndex": 0}
+    assert sent["callbackId"] == cb
+    assert sent["origin"] == {"portalId": 102670506, "actionDefinitionId": int(d["id"]),
+                              "actionDefinitionVersion": 1,
+                              "extensionDefinitionId": int(d["id"]),
+                              "extensionDefinitionVersionId": 1,
+                              "actionExecutionIndexIdentifier": index}
+    assert sent["context"] == {"source": "WORKFLOWS", "workflowId": 555, "actionId": 7,
+                               "actionExecutionIndexIdentifier": index}
+    deal = sb.hs("GET", "/crm/v3/objects/deals/1001?properties=dealname,amount").json()
+    assert sent["object"] == {"objectId": 1001, "objectType": "DEAL",
+                              "properties": {"dealname": deal["properties"]["dealname"],
+                                             "amount": "2053.97"}}
+    assert sent["inputFields"] == {"qbo_realm_id": REALM, "memo": "Thanks",
+                                   "payment_terms": "Net 30"}
+    assert sent["fields"] == sent["inputFields"]
+    x = wait_state(sb, cb, "BLOCKED")
+    assert x["portalId"] == 102670506 and x["appId"] == APP_ID and x["definitionId"] == d["id"]
+    assert x["request"] == req and x["completions"] == 0 and x["refused_completions"] == 0
+    assert [(y["attempt"], y["status"], y["error"]) for y in x["deliveries"]] == [(1, 200, None)]
+    assert x["response"] == {"status": 200, "body": BLOCK}
+    week = 7 * 86400 * 1000
+    assert abs(iso_ms(x["expiresAt"]) - time.time() * 1000 - week) < 60000
+
+
+def test_enrol_defaults_quote_type_id_and_missing_record(sb, app):
+    d = create(sb, definition(app.url(), objectTypes=["QUOTE", "0-3"]))
+    e = enroll(sb, d["id"], object={"objectType": "0-14", "objectId": "2002"})
+    assert e["request"]["object"]["objectType"] == "QUOTE"  # the name HubSpot sends (§9 #6)
+    assert e["request"]["context"]["workflowId"] == 192814114
+    assert e["request"]["object"]["properties"] == {}  # quotes have no dealname/amount
+    e = enroll(sb, d["id"], object={"objectType": "DEAL", "objectId": 999999})
+    assert e["request"]["object"]["properties"] == {}  # not in the portal: no properties
+    nd = definition(app.url())
+    del nd["objectRequestOptions"]
+    e = enroll(sb, create(sb, nd)["id"])
+    assert "properties" not in e["request"]["object"]
+    a, b = CB_RE.match(enroll(sb, d["id"], object={"objectType": "DEAL", "objectId": 1002})[
+        "callbackId"]), CB_RE.match(e["callbackId"])
+    assert int(a.group(1)) > int(b.group(1))  # fresh enrollment ids
+
+
+@pytest.mark.parametrize("mode,v2,v3", [("v2", True, False), ("v3", False, True),
+                                        ("none", False, False)])
+def test_enrol_signature_modes(sb, app, mode, v2, v3):
+    d = create(sb, definition(app.url()))
+    enroll(sb, d["id"], sign=mode)
+    verify_signatures(app.wait(1)[0], app.url(), v2=v2, v3=v3)
+
+
+def test_enrol_signs_the_url_exactly_with_the_secret_given(sb, app):
+    url = app.url("/hubspot/actions?portal=1&x=a%2Fb")
+    d = create(sb, definition(url, options_url=app.url("/hubspot/options")))
+    enroll(sb, d["id"])
+    rec = app.wait(1)[0]
+    assert rec["path"] == "/hubspot/actions?portal=1&x=a%2Fb"
+    verify_signatures(rec, url, v3=None)  # v2 signs the URL byte for byte
+    ts = rec["headers"]["X-HubSpot-Request-Timestamp"]
+    mac = hmac.new(SECRET.encode(), ("POST" + url.replace("%2F", "/")).encode() + rec["body"] +
+                   ts.encode(), hashlib.sha256).digest()  # v3 decodes %2F (§3.3)
+    assert rec["headers"]["X-HubSpot-Signature-v3"] == base64.b64encode(mac).decode()
+    enroll(sb, d["id"], client_secret="a-rotated-secret")
+    verify_signatures(app.wait(2)[1], url, secret="a-rotated-secret", v3=None)
+
+
+def test_enrol_refuses_what_the_editor_would_not_save(sb, app):
+    d = create(sb, definition(app.url()))
+    r = enroll(sb, d["id"], status=400, input_fields={"payment_terms": "Net 30"})
+    assert "'qbo_realm_id' is required" in r["error"]
+    r = enroll(sb, d["id"], status=400, input_fields={"qbo_realm_id": REALM, "nope": "1"})
+    assert "'nope' is not defined" in r["error"]
+    r = enroll(sb, d["id"], status=400, input_fields={"qbo_realm_id": {"x": 1}})
+    assert "must be a string" in r["error"]
+    e = enroll(sb, d["id"], validate=False, input_fields={"nope": 12, "flag": True})
+    assert e["request"]["inputFields"] == {"nope": "12", "flag": "true"}  # strings (§3.2)
+    assert "not take objectType" in enroll(sb, d["id"], status=400, object={
+        "objectType": "CONTACT", "objectId": 301})["error"]
+    assert enroll(sb, d["id"], status=400, object={"objectType": "DEAL"})
+    assert "unknown key 'colour'" in enroll(sb, d["id"], status=400, colour="red")["error"]
+    assert enroll(sb, d["id"], status=400, sign="v4")
+    assert enroll(sb, d["id"], status=400, wait="yes")
+    assert enroll(sb, d["id"], status=404, app_id=999)
+    assert enroll(sb, "999", status=404)
+    assert "no portal" in enroll(sb, d["id"], status=404, portal_id=1)["error"]
+    enroll(sb, d["id"], enrollment_id=42)
+    assert "exists already" in enroll(sb, d["id"], status=409, enrollment_id=42)["error"]
+    assert sb.post("/_sandbox/hubspot/workflows/enroll", "nope").status == 400
+    assert sb.get("/_sandbox/hubspot/workflows/enroll").status == 404
+    assert sb.get("/_sandbox/hubspot/callbacks/ap-unknown").status == 404
+
+
+# ---- delivery outcomes and HubSpot's retry policy -------------------------------------------
+
+def test_5xx_is_retried_with_exponential_backoff(sb, app):
+    fast(sb, workflow_retry_base_ms=100)
+    app.script = [{"status": 503, "body": {"message": "Kafka did not acknowledge"}},
+                  {"status": 500, "body": ""}]
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)  # answers after the final outcome
+    assert x["state"] == "BLOCKED"
+    assert [y["status"] for y in x["deliveries"]] == [503, 500, 200]
+    recs = app.wait(3)
+    assert recs[1]["t"] - recs[0]["t"] >= 0.09 and recs[2]["t"] - recs[1]["t"] >= 0.19
+    for r in recs:
+        verify_signatures(r, app.url())
+        assert json.loads(r["body"])["callbackId"] == x["callbackId"]  # same execution
+    assert len({r["headers"]["X-HubSpot-Request-Timestamp"] for r in recs}) == 3  # re-signed
+    assert x["response"]["status"] == 200
+
+
+def test_429_honours_retry_after_in_milliseconds(sb, app):
+    fast(sb, workflow_retry_base_ms=5)
+    app.script = [{"status": 429, "headers": {"Retry-After": "400"}, "body": {}}]
+    app.default = {"status": 200, "body": {"outputFields": {"hs_execution_state": "SUCCESS",
+                                                            "qbo_document_id": "130"}}}
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "SUCCESS" and x["outputFields"]["qbo_document_id"] == "130"
+    recs = app.wait(2)
+    assert recs[1]["t"] - recs[0]["t"] >= 0.38
+    r = complete(sb, x["callbackId"])  # finished synchronously: nothing to complete
+    assert r.status == 400
+    assert execution(sb, x["callbackId"])["refused_completions"] == 1
+    dumped = {c["callbackId"]: c for c in
+              sb.state(portal=PORTAL1)["hubspot"]["portals"][PORTAL1]["callbacks"]}
+    assert dumped[x["callbackId"]]["state"] == "CLOSED"
+
+
+def test_timeout_is_retried(sb, app):
+    fast(sb, workflow_timeout_ms=300)
+    app.script = [{"status": 200, "body": BLOCK, "delay": 1.0}]
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "BLOCKED"
+    first, second = x["deliveries"]
+    assert first["status"] == 0 and "timeout" in first["error"]
+    assert 250 <= first["duration_ms"] < 900
+    assert second["status"] == 200
+
+
+def test_retries_exhausted_fail_the_execution(sb, app):
+    fast(sb, workflow_retry_base_ms=10, workflow_retry_attempts=2)
+    app.default = {"status": 502, "body": "bad gateway", "type": "text/plain"}
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "FAILED" and x["delivery_state"] == "FAILED"
+    assert [y["status"] for y in x["deliveries"]] == [502, 502, 502]
+    assert x["error"] == "gave up after 3 deliveries: HTTP 502"
+    assert x["response"] == {"status": 502, "body": "bad gateway"}
+    # nobody listening: connection errors count the same way
+    gone = App()
+    gone.close()
+    d = create(sb, definition(gone.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "FAILED" and len(x["deliveries"]) == 3
+    assert all(y["status"] == 0 and y["error"].startswith("connect") for y in x["deliveries"])
+    assert x["response"] is None
+
+
+def test_4xx_fails_at_once_and_keeps_the_body(sb, app):
+    fast(sb)
+    app.default = {"status": 400, "body": {"message": "qbo_realm_id is not connected"}}
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "FAILED" and len(x["deliveries"]) == 1
+    assert x["error"] == "HTTP 400 from the actionUrl"
+    assert x["response"]["body"] == {"message": "qbo_realm_id is not connected"}
+    r = complete(sb, x["callbackId"])
+    assert r.status == 400 and "already been completed" in r.json()["message"]
+    x = execution(sb, x["callbackId"])
+    assert x["completions"] == 0 and x["refused_completions"] == 1
+
+
+@pytest.mark.parametrize("answer,state,error", [
+    ({"outputFields": {"hs_execution_state": "FAIL_CONTINUE", "error_code": "X"}},
+     "FAIL_CONTINUE", None),
+    ({"outputFields": {"qbo_document_id": "1"}}, "SUCCESS", None),
+    ("not json at all", "SUCCESS", None),
+    ({"outputFields": {"hs_execution_state": "ASYNC"}}, "BLOCKED", None),
+    ({"outputFields": {"hs_execution_state": "MAYBE"}}, "FAILED", "unknown hs_execution_state"),
+    ({"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "1 week"}},
+     "FAILED", "not an ISO-8601 duration"),
+    ({"outputFields": "BLOCK"}, "FAILED", "outputFields must be an object"),
+])
+def test_synchronous_answers(sb, app, answer, state, error):
+    app.default = {"status": 200, "body": answer}
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == state, x
+    if error:
+        assert error in x["error"]
+    else:
+        assert "error" not in x
+
+
+@pytest.mark.parametrize("duration,ms", [("P1W", 7 * 86400000), ("PT1H", 3600000),
+                                         ("P1WT1H", 7 * 86400000 + 3600000),
+                                         ("P2DT30M", 2 * 86400000 + 1800000)])
+def test_block_expiry_from_iso8601(sb, app, duration, ms):
+    app.default = {"status": 200, "body": {"outputFields": {
+        "hs_execution_state": "BLOCK", "hs_expiration_duration": duration}}}
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert abs(iso_ms(x["expiresAt"]) - time.time() * 1000 - ms) < 60000
+
+
+def test_blocked_execution_expires(sb, app):
+    app.default = {"status": 200, "body": {"outputFields": {
+        "hs_execution_state": "BLOCK", "hs_expiration_duration": "PT1S"}}}
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "BLOCKED"
+    x = wait_state(sb, x["callbackId"], "EXPIRED", timeout=3)
+    assert x["delivery_state"] == "BLOCKED"
+    r = complete(sb, x["callbackId"])
+    assert r.status == 400 and "expired" in r.json()["message"]
+    assert execution(sb, x["callbackId"])["refused_completions"] == 1
+    assert [e["callbackId"] for e in sb.get("/_sandbox/hubspot/executions?state=EXPIRED")
+            .json()["executions"]] == [x["callbackId"]]
+
+
+# ---- completion ----------------------------------------------------------------------------
+
+def test_single_completion_is_recorded_and_counted(sb, app):
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    cb = x["callbackId"]
+    r = complete(sb, cb, qbo_document_id="130", qbo_doc_number="1037", status="succeeded")
+    assert r.status == 204
+    x = execution(sb, cb)
+    assert x["state"] == "SUCCESS" and x["delivery_state"] == "BLOCKED"
+    assert x["outputFields"] == {"qbo_document_id": "130", "qbo_doc_number": "1037",
+                                 "status": "succeeded", "hs_execution_state": "SUCCESS"}
+    assert x["completions"] == 1 and x["completedVia"] == "single" and "completedAt" in x
+    again = complete(sb, cb, "FAIL_CONTINUE")
+    assert again.status == 400  # today's behaviour: a second completion is refused
+    x = execution(sb, cb)
+    assert x["completions"] == 1 and x["refused_completions"] == 1 and x["state"] == "SUCCESS"
+    # the completion is also in the callback dump
+    dumped = {c["callbackId"]: c for c in
+              sb.state(portal=PORTAL1)["hubspot"]["portals"][PORTAL1]["callbacks"]}
+    assert dumped[cb]["state"] == "COMPLETED"
+
+
+def test_batch_completion(sb, app):
+    d = create(sb, definition(app.url()))
+    a = enroll(sb, d["id"], wait=True, status=200)["callbackId"]
+    b = enroll(sb, d["id"], wait=True, status=200, object={"objectType": "DEAL",
+                                                           "objectId": 1002})["callbackId"]
+    r = sb.hs("POST", "/automation/v4/actions/callbacks/complete", {"inputs": [
+        {"callbackId": a, "outputFields": {"hs_execution_state": "SUCCESS"}},
+        {"callbackId": b, "outputFields": {"hs_execution_state": "FAIL_CONTINUE",
+                                           "error_code": "PRODUCT_NOT_FOUND"}}]})
+    assert r.status == 204
+    xa, xb = execution(sb, a), execution(sb, b)
+    assert (xa["state"], xa["completedVia"]) == ("SUCCESS", "batch")
+    assert (xb["state"], xb["outputFields"]["error_code"]) == ("FAIL_CONTINUE",
+                                                              "PRODUCT_NOT_FOUND")
+    ex = sb.get("/_sandbox/hubspot/executions").json()
+    assert ex["total"] == 2 and all(e["completions"] == 1 for e in ex["executions"])
+    assert all("request" not in e for e in ex["executions"])
+
+
+def test_completion_before_the_synchronous_answer(sb, app):
+    """The worker may complete a callback before the ingress's BLOCK reaches HubSpot."""
+    def hook(rec):
+        cb = json.loads(rec["body"])["callbackId"]
+        assert complete(sb, cb, qbo_document_id="9").status == 204
+    app.hook = hook
+    d = create(sb, definition(app.url()))
+    x = enroll(sb, d["id"], wait=True, status=200)
+    assert x["state"] == "SUCCESS" and x["delivery_state"] == "BLOCKED"
+    assert x["completions"] == 1 and x["outputFields"]["qbo_document_id"] == "9"
+
+
+def test_executions_filter_by_portal_state_and_definition(sb, app):
+    fast(sb, workflow_retry_attempts=0)
+    d1 = create(sb, definition(app.url()))
+    d2 = create(sb, definition(app.url()))
+    app.script = [{"status": 404, "body": {}}]
+    failed = enroll(sb, d1["id"], wait=True, status=200)["callbackId"]
+    blocked = enroll(sb, d1["id"], wait=True, status=200)["callbackId"]
+    other = enroll(sb, d2["id"], wait=True, status=200, portal_id=int(PORTAL2),
+                   object={"objectType": "DEAL", "objectId": 1})["callbackId"]
+    assert other.startswith("ap-%s-" % PORTAL2)
+
+    def ids(q):
+        r = sb.get("/_sandbox/hubspot/executions" + q)
+        assert r.status == 200, r
+        return [e["callbackId"] for e in r.json()["executions"]]
+    assert ids("") == [failed, blocked, other]
+    assert ids("?state=FAILED") == [failed]
+    assert ids("?state=BLOCKED&portal=" + PORTAL1) == [blocked]
+    assert ids("?definition=" + d2["id"]) == [other]
+    assert ids("?app=%d&limit=1" % APP_ID) == [failed]
+    assert sb.get("/_sandbox/hubspot/executions?portal=x").status == 400
+
+
+def test_reset_drops_executions(sb, app):
+    d = create(sb, definition(app.url()))
+    cb = enroll(sb, d["id"], wait=True, status=200)["callbackId"]
+    sb.reset()
+    assert sb.get("/_sandbox/hubspot/callbacks/" + cb).status == 404
+    assert sb.get("/_sandbox/hubspot/executions").json() == {"executions": [], "total": 0}
+
+
+def test_reset_while_a_delivery_waits_answers_the_waiting_enrolment(sb, app):
+    fast(sb)
+    app.default = {"status": 503, "body": {}}
+    d = create(sb, definition(app.url()))
+    out = {}
+
+    def run():
+        out["r"] = sb.post("/_sandbox/hubspot/workflows/enroll", {
+            "app_id": APP_ID, "definition_id": d["id"], "portal_id": int(PORTAL1),
+            "object": {"objectType": "DEAL", "objectId": 1001},
+            "input_fields": {"qbo_realm_id": REALM}, "wait": True})
+    t = threading.Thread(target=run)
+    t.start()
+    app.wait(2)
+    sb.reset()
+    t.join(5)
+    assert out["r"].status == 409 and "dropped by a reset" in out["r"].json()["error"]
+
+
+def test_seeded_callback_has_a_record_too(sb):
+    x = execution(sb, "ap-102670506-56776413549-7-0")
+    assert x["state"] == "BLOCKED" and x["deliveries"] == [] and x["request"] is None
+    assert complete(sb, "ap-102670506-56776413549-7-0").status == 204
+    x = execution(sb, "ap-102670506-56776413549-7-0")
+    assert x["state"] == "SUCCESS" and x["completions"] == 1
+
+
+# ---- options like the workflow editor ------------------------------------------------------
+
+OPTIONS = {"options": [{"label": "Net 30", "value": "Net 30", "description": "30 days"},
+                       {"label": "Due on receipt", "value": "Due on receipt"}],
+           "after": "2", "searchable": True}
+
+
+def options(sb, def_id, status=200, **kw):
+    body = {"app_id": APP_ID, "definition_id": def_id, "portal_id": int(PORTAL1),
+            "input_field_name": "qbo_realm_id"}
+    body.update(kw)
+    r = sb.post("/_sandbox/hubspot/workflows/options", body, timeout=20)
+    assert r.status == status, r
+    return r.json()
+
+
+def test_options_round_trip(sb, app):
+    app.default = {"status": 200, "body": OPTIONS}
+    d = create(sb, definition(app.url(), options_url=app.url("/hubspot/options")))
+    o = options(sb, d["id"], input_fields={"payment_terms": "Net 30"}, q="net", after="50")
+    assert o["valid"] is True and o["problems"] == [] and o["status"] == 200
+    assert o["response"] == OPTIONS
+    rec = app.wait(1)[0]
+    assert rec["path"] == "/hubspot/options"
+    verify_signatures(rec, app.url("/hubspot/options"))
+    sent = json.loads(rec["body"])
+    assert sent == o["request"]
+    assert sent == {"origin": {"portalId": 102670506, "actionDefinitionId": int(d["id"]),
+                               "actionDefinitionVersion": 1},
+                    "objectTypeId": "0-3", "inputFieldName": "qbo_realm_id",
+                    "inputFields": {"payment_terms": {"type": "STATIC_VALUE",
+                                                      "value": "Net 30"}},
+                    "fetchOptions": {"q": "net", "after": "50"}}
+    o = options(sb, d["id"], typed=False, input_fields={"payment_terms": "Net 30"},
+                object_type="QUOTE")
+    sent = json.loads(app.wait(2)[1]["body"])
+    assert sent["inputFields"] == {"payment_terms": "Net 30"} and "fetchOptions" not in sent
+    assert sent["objectTypeId"] == "0-14"
+
+
+@pytest.mark.parametrize("answer,needle", [
+    ({"options": [{"label": "A", "value": 1}]}, "options[0].value must be a string"),
+    ({"options": [{"value": "a"}]}, "options[0].label"),
+    ({"options": [{"label": "A", "value": "a"}, {"label": "B", "value": "a"}]}, "repeats"),
+    ({"options": [], "after": 100}, "after must be a string"),
+    ({"options": [], "searchable": "yes"}, "searchable must be a boolean"),
+    ({"choices": []}, "options must be an array"),
+    ("<html>", "not a JSON object"),
+])
+def test_options_answer_problems(sb, app, answer, needle):
+    app.default = {"status": 200, "body": answer}
+    d = create(sb, definition(app.url()))
+    o = options(sb, d["id"])
+    assert o["valid"] is False and any(needle in p for p in o["problems"]), o
+
+
+def test_options_errors(sb, app):
+    fast(sb, workflow_timeout_ms=300)
+    d = create(sb, definition(app.url()))
+    app.script = [{"status": 500, "body": {"message": "boom"}}]
+    o = options(sb, d["id"])
+    assert o["status"] == 500 and o["valid"] is False and "HTTP 500, expected 200" in o["problems"]
+    app.script = [{"status": 200, "body": OPTIONS, "delay": 1.0}]
+    o = options(sb, d["id"])
+    assert o["status"] == 0 and "timeout" in o["error"] and o["response"] is None
+    assert len(app.requests) == 2  # no retries for the editor
+    assert "with an optionsUrl" in options(sb, d["id"], status=404,
+                                           input_field_name="payment_terms")["error"]
+    assert options(sb, d["id"], status=400, input_field_name=None)
+    assert options(sb, d["id"], status=400, q=5)
+    assert options(sb, d["id"], status=404, definition_id="1")
+
+
+# ---- lifecycle ------------------------------------------------------------------------------
+
+def test_sigterm_does_not_wait_for_a_hung_action_url(app):
+    """Delivery threads stop within about a second, even with a 30 s timeout running."""
+    s = Sandbox()
+    try:
+        app.default = {"status": 200, "body": BLOCK, "delay": 20}
+        d = create(s, definition(app.url()))
+        enroll(s, d["id"])
+        app.wait(1)
+        t0 = time.monotonic()
+        rc = s.stop()
+        assert rc == 0 and time.monotonic() - t0 < 3
+    finally:
+        s.stop()
+
+
+def test_workflow_settings_are_validated(sb):
+    r = sb.post("/_sandbox/config", {"workflow_retry_attempts": -1})
+    assert r.status == 400
+    c = sb.get("/_sandbox/config").json()
+    assert (c["workflow_retry_base_ms"], c["workflow_retry_max_ms"], c["workflow_retry_attempts"],
+            c["workflow_timeout_ms"], c["workflow_threads"]) == (1000, 600000, 10, 30000, 4)
+    assert sb.config(workflow_threads=8)["workflow_threads"] == 8
