@@ -68,6 +68,7 @@ WORKER_SRCS := \
 	worker/hubspot.c \
 	worker/hubspot_exchange.c \
 	worker/hubspot_account.c \
+	worker/hubspot_callbacks.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \
