@@ -96,6 +96,7 @@ WORKER_SRCS := \
 	worker/ingress.c \
 	worker/ingress_options.c \
 	worker/cmd_ingress.c \
+	worker/callback_result.c \
 	worker/callbacks.c \
 	worker/cmd_hubspot_actions.c
 
@@ -117,6 +118,7 @@ UNIT_TESTS := \
 	tests/unit/worker/test_offsets \
 	tests/unit/worker/test_scheduler \
 	tests/unit/worker/test_result \
+	tests/unit/worker/test_callback_result \
 	tests/unit/worker/test_pricing \
 	tests/unit/worker/test_action_sales \
 	tests/unit/worker/test_action_payment \
@@ -166,7 +168,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_money \
 	tests/fuzz/fuzz_tz \
 	tests/fuzz/fuzz_pricing \
-	tests/fuzz/fuzz_json
+	tests/fuzz/fuzz_json \
+	tests/fuzz/fuzz_callback_result
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
