@@ -8,10 +8,11 @@
  * when a batch is full or has waited its linger; unmarked results are left alone; a 503
  * is retried until HubSpot takes the batch (nothing dropped); an expired or unknown
  * callback is refused alone while the others of its batch complete; each request is one
- * admission of the portal's rate limit. Offsets: results are committed only once their
- * completion was accepted or refused, so a completer killed (SIGKILL, a child process)
- * before completing re-sends after a restart, and one killed after its commit re-sends
- * nothing.
+ * admission of the portal's rate limit; a long outage pauses the partition at the backlog
+ * bound instead of reading on, and everything completes once HubSpot is back. Offsets: results are
+ * committed only once their completion was accepted or refused, so a completer killed (SIGKILL, a
+ * child process) before completing re-sends after a restart, and one killed after its commit
+ * re-sends nothing.
  *
  * Each test has a topic and a consumer group of its own on the one mock cluster; a
  * group's first join takes the mock's 3 s rebalance delay, most of this test's time.
@@ -122,14 +123,39 @@ static void rig_stop(struct rig *r, int64_t drain_ms)
 
 /* ---- the topic --------------------------------------------------------------------- */
 
+static int produce_async; /* 1: produce_raw queues the message (flush to send) */
+static void produce_result(const char *id, int64_t portal, int ok, int mark);
+
 static void produce_raw(const char *key, const char *value, size_t len)
 {
     char e[256];
 
+    if (produce_async) {
+        assert_int_equal(rd_kafka_producev(
+                             producer_handle(prod), RD_KAFKA_V_TOPIC(R.topic),
+                             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         0);
+        return;
+    }
     if (producer_send_sync(prod,
                            &(struct producer_msg){R.topic, key, strlen(key), value, len, NULL, 0},
                            10000, e, sizeof e) != 0)
         fail_msg("produce: %s", e);
+}
+
+/* n marked results for "cb-<first>" .. "cb-<first + n - 1>" of PORTAL1, sent at once. */
+static void produce_many(int first, int n)
+{
+    char id[32];
+
+    produce_async = 1;
+    for (int i = first; i < first + n; i++) {
+        snprintf(id, sizeof id, "cb-%d", i);
+        produce_result(id, PORTAL1, 1, 1);
+    }
+    produce_async = 0;
+    assert_int_equal(producer_flush(prod, 20000), 0);
 }
 
 /* A result of the worker for execution id of portal: a succeeded invoice of 1250.00, or
@@ -702,6 +728,45 @@ static void test_stop_sends_pending(void **state)
     assert_int_equal(committed(), 2);
 }
 
+/* A long outage: unsettled results pile up to the bound, where the partition pauses (the
+ * loop still polls and retries); once HubSpot is back everything is completed and the
+ * partition resumes. */
+static void test_backlog_pauses_partition(void **state)
+{
+    char body[64 * 1024], doc[96];
+    struct json_object *st = NULL;
+    size_t len = 0;
+    (void)state;
+
+    R.extra[2] = "--hubspot.rate_limit_per_10s=1000";
+    len += (size_t)snprintf(body, sizeof body,
+                            "{\"hubspot\":{\"portals\":[{\"portalId\":%d,"
+                            "\"callbacks\":[",
+                            PORTAL1);
+    for (int i = 0; i < 2300; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len, "%s\"cb-%d\"", i ? "," : "", i);
+    snprintf(body + len, sizeof body - len, "]}]}}");
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/seed", body, NULL), 200);
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"" ROUTE "\",\"status\":503}", NULL),
+                     201);
+    rig_start(&R);
+    produce_many(0, 2000);
+    wait_metric("hsqb_callback_pending", 2000);
+    /* paused: what comes now is not read while HubSpot still fails */
+    produce_many(2000, 300);
+    usleep(1500000);
+    assert_true(metric("hsqb_callback_pending") == 2000);
+    assert_true(h_count("path=" ROUTE "&status=503", NULL) >= 2);
+    assert_int_equal(h_admin(HTTP_DELETE, "/_sandbox/faults", NULL, NULL), 204);
+    wait_metric("hsqb_callback_completions_total{outcome=\"completed\"}", 2300);
+    assert_int_equal(h_admin(HTTP_GET, "/_sandbox/state?portal=102670506", NULL, &st), 200);
+    snprintf(doc, sizeof doc, "hubspot.portals.%d.completed_callbacks", PORTAL1);
+    assert_int_equal(json_object_get_int(at(st, doc)), 2300);
+    json_object_put(st);
+    wait_committed(2300);
+}
+
 /* Killed while HubSpot was failing: nothing was committed past the results, so the next
  * completer sends them. */
 static void test_killed_before_completion_resends(void **state)
@@ -811,6 +876,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_refused_callbacks_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_portals_batched_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_sends_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_pauses_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_before_completion_resends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_after_commit_resends_nothing, setup, teardown),
     };
