@@ -68,6 +68,7 @@ WORKER_SRCS := \
 	worker/hubspot.c \
 	worker/hubspot_exchange.c \
 	worker/hubspot_account.c \
+	worker/hubspot_callbacks.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \
@@ -96,6 +97,7 @@ WORKER_SRCS := \
 	worker/ingress_options.c \
 	worker/options_fetch.c \
 	worker/cmd_ingress.c \
+	worker/callback_result.c \
 	worker/callbacks.c \
 	worker/cmd_hubspot_actions.c
 
@@ -117,6 +119,7 @@ UNIT_TESTS := \
 	tests/unit/worker/test_offsets \
 	tests/unit/worker/test_scheduler \
 	tests/unit/worker/test_result \
+	tests/unit/worker/test_callback_result \
 	tests/unit/worker/test_pricing \
 	tests/unit/worker/test_action_sales \
 	tests/unit/worker/test_action_payment \
@@ -139,6 +142,7 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_pipeline \
 	tests/unit/worker/test_payment_pipeline \
 	tests/unit/worker/test_consumer \
+	tests/unit/worker/test_callbacks \
 	tests/unit/worker/test_retry \
 	tests/unit/worker/test_claim \
 	tests/unit/worker/test_ingress_options
@@ -171,7 +175,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_tz \
 	tests/fuzz/fuzz_pricing \
 	tests/fuzz/fuzz_json \
-	tests/fuzz/fuzz_options_request
+	tests/fuzz/fuzz_options_request \
+	tests/fuzz/fuzz_callback_result
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
@@ -220,7 +225,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_claim test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options
+REDIS_TESTS := test_redis test_claim test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -228,7 +233,7 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 
 # Component tests that run against the private sandbox share tests/unit/worker/sandbox_harness.c;
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
-SANDBOX_HARNESS_TESTS := test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options
+SANDBOX_HARNESS_TESTS := test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o

@@ -6,9 +6,13 @@
  *   settings -> log level, secrets registered for redaction -> libcurl global init
  *   -> metrics -> rate limiter -> oauth -> HubSpot client -> QBO client -> producer (the
  *   output topics' metadata fetched, so the first results do not wait for it)
- *   -> pipeline (lease keeper, circuit breakers) -> consumer (worker threads, subscribed
- *   to kafka.topic.actions and kafka.topic.retry)
+ *   -> pipeline (lease keeper, circuit breakers) -> callback completer (unless
+ *   callbacks.complete is off: its own thread and consumer group on kafka.topic.results)
+ *   -> consumer (worker threads, subscribed to kafka.topic.actions and kafka.topic.retry)
  *   -> HTTP endpoint (/metrics, /healthz, /readyz) -> signals -> consumer_run()
+ *
+ * On SIGTERM the consumer drains first (its last results are published), then the
+ * completer gets shutdown.drain_timeout to complete what it holds.
  *
  * Readiness (/readyz) = partitions assigned, or the group formed with none for us (a
  * replica beyond the partition count is healthy but idle), and Redis answers PING on the
@@ -31,6 +35,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "worker/callbacks.h"
 #include "worker/consumer.h"
 #include "worker/exitcode.h"
 #include "worker/httpd.h"
@@ -106,6 +111,7 @@ int cmd_run(int argc, char **argv, const char *version)
     struct qbo_api *qbo = NULL;
     struct producer *producer = NULL;
     struct pipeline *pipeline = NULL;
+    struct callbacks *callbacks = NULL;
     struct consumer *consumer = NULL;
     struct httpd *httpd = NULL;
     struct ready_state rs = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -159,6 +165,9 @@ int cmd_run(int argc, char **argv, const char *version)
         .hubspot = hubspot, .qbo = qbo, .producer = producer, .metrics = metrics};
     pipeline = pipeline_new(cfg, &deps, err, sizeof err);
     if (!pipeline)
+        goto fail;
+    callbacks = callbacks_start(cfg, hubspot, metrics, err, sizeof err);
+    if (!callbacks && err[0])
         goto fail;
 
     struct consumer_hooks ch = {.opaque = metrics,
@@ -215,6 +224,9 @@ int cmd_run(int argc, char **argv, const char *version)
         rc = EXIT_FAIL;
         log_error("hsqb-worker stopping after a runtime failure: %s", err);
     }
+    /* after the consumer's drain, so the results it published last are completed too */
+    callbacks_stop(callbacks, config_get_ms(cfg, "shutdown.drain_timeout"));
+    callbacks = NULL;
     goto out;
 
 fail:
@@ -227,6 +239,7 @@ out:
     httpd_stop(httpd);
     g_consumer = NULL;
     consumer_free(consumer);
+    callbacks_stop(callbacks, 0); /* start-up failed after it started */
     pipeline_free(pipeline);
     producer_free(producer);
     qbo_api_free(qbo);

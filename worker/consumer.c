@@ -75,23 +75,6 @@ struct consumer {
 
 /* ---- librdkafka callbacks ----------------------------------------------------------- */
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    enum log_level l = level <= 3   ? LOG_ERROR
-                       : level == 4 ? LOG_WARN
-                       : level <= 6 ? LOG_INFO
-                                    : LOG_DEBUG;
-
-    /* kafka.* pass-through properties go to both clients; each warns about the other's */
-    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this"))
-        l = LOG_DEBUG;
-    if (log_enabled(l)) {
-        struct log_field f[] = {LF_STR("client", rd_kafka_name(rk)), LF_STR("facility", fac)};
-
-        log_fields(l, buf, f, 2);
-    }
-}
-
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct consumer *c = opaque;
@@ -501,39 +484,56 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *e
     return -1;
 }
 
-static rd_kafka_conf_t *make_conf(struct consumer *c, const struct config *cfg, char *errstr,
-                                  size_t errsz)
+rd_kafka_conf_t *consumer_conf_new(const struct config *cfg, const char *client_id,
+                                   const char *group, const char *const *extra, char *errstr,
+                                   size_t errsz)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
     /* defaults the pass-through may override (consumer.h says why) */
-    if (conf_set(conf, "client.id", "hsqb-worker", errstr, errsz) < 0 ||
+    if (conf_set(conf, "client.id", client_id, errstr, errsz) < 0 ||
         conf_set(conf, "partition.assignment.strategy", "range,roundrobin", errstr, errsz) < 0 ||
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errsz) < 0 ||
         conf_set(conf, "enable.auto.commit", "true", errstr, errsz) < 0 ||
         conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errsz) < 0 ||
-        conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz) < 0 ||
-        (c->hooks.lag && !config_kafka_get(cfg, "statistics.interval.ms") &&
-         conf_set(conf, "statistics.interval.ms", STATS_DEFAULT_MS, errstr, errsz) < 0) ||
-        config_kafka_apply(cfg, conf, errstr, errsz) < 0)
+        conf_set(conf, "fetch.wait.max.ms", "100", errstr, errsz) < 0)
+        goto fail;
+    for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
+        if (conf_set(conf, extra[i], extra[i + 1], errstr, errsz) < 0)
+            goto fail;
+    if (config_kafka_apply(cfg, conf, errstr, errsz) < 0)
         goto fail;
     /* what the offset guarantees rest on */
     if (conf_set(conf, "bootstrap.servers", config_get_str(cfg, "kafka.brokers"), errstr, errsz) <
             0 ||
-        conf_set(conf, "group.id", config_get_str(cfg, "kafka.group.id"), errstr, errsz) < 0 ||
+        conf_set(conf, "group.id", group, errstr, errsz) < 0 ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr, errsz) < 0)
         goto fail;
-    rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (c->hooks.lag)
-        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     return conf;
 
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+static rd_kafka_conf_t *make_conf(struct consumer *c, const struct config *cfg, char *errstr,
+                                  size_t errsz)
+{
+    static const char *const stats[] = {"statistics.interval.ms", STATS_DEFAULT_MS, NULL};
+    int want_stats = c->hooks.lag && !config_kafka_get(cfg, "statistics.interval.ms");
+    rd_kafka_conf_t *conf =
+        consumer_conf_new(cfg, "hsqb-worker", config_get_str(cfg, "kafka.group.id"),
+                          want_stats ? stats : NULL, errstr, errsz);
+
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    if (c->hooks.lag)
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    return conf;
 }
 
 static int subscribe(struct consumer *c, const struct consumer_params *p, const struct config *cfg,

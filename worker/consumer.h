@@ -92,6 +92,18 @@ struct consumer_params {
 
 struct consumer;
 
+/* A consumer configuration with what every consumer of the worker relies on, applied in
+ * this order: the defaults above (client.id = client_id), then extra (NULL-terminated
+ * "key", "value" pairs; may be NULL), then the kafka.* pass-through, then what the offset
+ * guarantees rest on and no pass-through may change: bootstrap.servers = kafka.brokers,
+ * group.id = group, enable.auto.offset.store=false. The log callback is set (JSON log
+ * lines); opaque, rebalance and error callbacks are the caller's. Returns NULL with
+ * errstr on a refused property. For this consumer and the callback completer's
+ * (worker/callbacks.h). */
+rd_kafka_conf_t *consumer_conf_new(const struct config *cfg, const char *client_id,
+                                   const char *group, const char *const *extra, char *errstr,
+                                   size_t errsz);
+
 /* Builds the consumer from the settings (kafka.brokers, kafka.group.id,
  * kafka.topic.actions, kafka.topic.retry, retry.schedule/hold_max/max_held*,
  * kafka.revoke_timeout, worker.threads, worker.max_in_flight,

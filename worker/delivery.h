@@ -48,12 +48,11 @@
 struct pipeline_env {
     struct producer *producer;
     struct metrics *metrics;     /* may be NULL */
-    struct hubspot_api *hubspot; /* callback completion */
     const char *group;           /* kafka.group.id */
     const char *source;          /* the result's CloudEvent source */
     const char *topic_results, *topic_dlq;
     int64_t lease_ms, dedup_ms;
-    int complete_callbacks; /* callbacks.complete */
+    enum result_callbacks callbacks; /* callbacks.complete: which results are marked */
     const struct delay_policy *delay;
     struct breaker *breaker;
 };

@@ -1,6 +1,6 @@
-/* hubspot.c - HubSpot CRM reads and callback completion (see hubspot.h): what the
- * answers mean. How one request goes out (token, rate limiter, exchange, classification)
- * is hubspot_exchange.c's.
+/* hubspot.c - HubSpot CRM reads (see hubspot.h): what the answers mean. How one request
+ * goes out (token, rate limiter, exchange, classification) is hubspot_exchange.c's;
+ * callback completion is hubspot_callbacks.c's.
  *
  * Every request goes through hubspot_exchange(); the answer is read as a tape
  * (common/jtape.h: the strict parser without a json-c tree, two allocations per answer)
@@ -915,58 +915,6 @@ static int get_price_terms(const struct hubspot_call *c, const struct hubspot_ob
     return 0;
 }
 
-/* ---- callback completion ------------------------------------------------------------- */
-
-static int complete_callback(const struct hubspot_call *c, const struct hubspot_completion *done,
-                             struct api_error *err)
-{
-    static const char ep[] = "complete_callback";
-    const char *callback_id = done->callback_id;
-    const struct hubspot_output_field *fields = done->fields;
-    size_t nfields = done->nfields;
-    int success = done->success;
-    char esc[3 * EVENT_ID_MAX + 1], url[HTTP_MAX_URL];
-    struct http_response resp;
-    struct jbuf jb;
-    size_t idlen = callback_id ? strlen(callback_id) : 0;
-    int rc = -1;
-
-    api_error_clear(err);
-    http_response_init(&resp);
-    jbuf_init(&jb, 256 * 1024);
-    if (idlen == 0 || idlen > EVENT_ID_MAX || nfields > HUBSPOT_MAX_OUTPUT ||
-        (nfields && !fields)) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: bad arguments", ep);
-        goto out;
-    }
-    http_url_escape(esc, sizeof esc, callback_id, idlen);
-    snprintf(url, sizeof url, "%s/automation/v4/actions/callbacks/%s/complete", c->api->base_url,
-             esc);
-    jbuf_obj_open(&jb);
-    jbuf_key(&jb, "outputFields");
-    jbuf_obj_open(&jb);
-    jbuf_kv_str(&jb, "hs_execution_state", success ? "SUCCESS" : "FAIL_CONTINUE");
-    for (size_t i = 0; i < nfields; i++) {
-        if (!fields[i].name || strcmp(fields[i].name, "hs_execution_state") == 0) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: bad output field",
-                          ep);
-            goto out;
-        }
-        jbuf_kv_str(&jb, fields[i].name, fields[i].value);
-    }
-    jbuf_obj_close(&jb);
-    jbuf_obj_close(&jb);
-    if (!jbuf_cstr(&jb)) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body too large", ep);
-        goto out;
-    }
-    rc = hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err);
-out:
-    jbuf_release(&jb);
-    http_response_release(&resp);
-    return rc;
-}
-
 /* ---- the public calls: each failure names API_SOURCE_HUBSPOT ------------------------ */
 
 int hubspot_get_object(const struct ioctx *io, struct hubspot_api *api,
@@ -1007,12 +955,4 @@ int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
 {
     struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, get_line_items(&c, ids, n, out, err));
-}
-
-int hubspot_complete_callback(const struct ioctx *io, struct hubspot_api *api,
-                              const struct hubspot_ctx *hc, const struct hubspot_completion *done,
-                              struct api_error *err)
-{
-    struct hubspot_call c = {io, api, hc};
-    return api_error_tag(err, API_SOURCE_HUBSPOT, complete_callback(&c, done, err));
 }

@@ -1,8 +1,9 @@
 /* hubspot.h - the HubSpot CRM client: the reads an action needs (the enrolled object,
- * its contact and line items) and the workflow callback's completion, over the numbered
+ * its contact and line items) and the workflow callbacks' completion, over the numbered
  * path family (/crm/v3, /crm/v4, /automation/v4). Implemented in hubspot.c (the reads
- * and what their answers mean) and hubspot_exchange.c (lifecycle, tokens, the rate
- * limiter, one request and its error classification).
+ * and what their answers mean), hubspot_account.c (tax rates, the account's time zone),
+ * hubspot_callbacks.c (completions, one or a batch) and hubspot_exchange.c (lifecycle,
+ * tokens, the rate limiter, one request and its error classification).
  *
  * Owns: the base URL, the default token (hubspot.token), a short in-process cache of
  * per-portal tokens read from Redis, and the metrics hooks. It borrows the shared rate
@@ -61,24 +62,26 @@
 #include "worker/ioctx.h"
 #include "worker/ratelimit.h"
 
-#define HUBSPOT_MAX_LINE_ITEMS  1000  /* associated line items per event; more fails it */
-#define HUBSPOT_MAX_CONTACTS    1000  /* associated contacts read per object */
-#define HUBSPOT_MAX_TERMS       100   /* a quote's discounts, fees or taxes, each */
-#define HUBSPOT_MAX_COMPANIES   100   /* associated companies read per object */
-#define HUBSPOT_BATCH_MAX       100   /* inputs per batch read (HubSpot's limit) */
-#define HUBSPOT_MAX_PROP        65536 /* bytes of one property value */
-#define HUBSPOT_MAX_TOKEN       1024  /* bytes of an access token */
-#define HUBSPOT_MAX_OUTPUT      64    /* callback output fields */
-#define HUBSPOT_TOKEN_CACHE_MS  30000 /* a Redis token is re-read after this */
-#define HUBSPOT_DEFAULT_WAIT_MS 30000 /* rate-limit wait bound when io->deadline_ms is 0 */
+#define HUBSPOT_MAX_LINE_ITEMS     1000  /* associated line items per event; more fails it */
+#define HUBSPOT_MAX_CONTACTS       1000  /* associated contacts read per object */
+#define HUBSPOT_MAX_TERMS          100   /* a quote's discounts, fees or taxes, each */
+#define HUBSPOT_MAX_COMPANIES      100   /* associated companies read per object */
+#define HUBSPOT_BATCH_MAX          100   /* inputs per batch read (HubSpot's limit) */
+#define HUBSPOT_MAX_PROP           65536 /* bytes of one property value */
+#define HUBSPOT_MAX_TOKEN          1024  /* bytes of an access token */
+#define HUBSPOT_MAX_OUTPUT         64    /* callback output fields */
+#define HUBSPOT_CALLBACK_BATCH_MAX 100   /* completions per batch request (HubSpot's limit) */
+#define HUBSPOT_TOKEN_CACHE_MS     30000 /* a Redis token is re-read after this */
+#define HUBSPOT_DEFAULT_WAIT_MS    30000 /* rate-limit wait bound when io->deadline_ms is 0 */
 
 /* Optional metrics callbacks (NULL members are skipped). api is always "hubspot";
  * endpoint is one of "get_object", "get_contact", "get_company", "get_associations",
  * "batch_read_line_items", "batch_read_discounts", "batch_read_fees", "batch_read_taxes",
- * "get_tax_rate", "get_account_details", "complete_callback"; status is the HTTP status, 0 when no
- * response arrived. on_ratelimit_wait is called only when a request actually waited
- * (ms > 0). Called on the worker thread; must not block. The signatures are those of
- * metrics_on_api_call / metrics_on_ratelimit_wait (opaque = the struct metrics *). */
+ * "get_tax_rate", "get_account_details", "complete_callback", "complete_callbacks"
+ * (the batch); status is the HTTP status, 0 when no response arrived. on_ratelimit_wait
+ * is called only when a request actually waited (ms > 0). Called on the worker thread;
+ * must not block. The signatures are those of metrics_on_api_call /
+ * metrics_on_ratelimit_wait (opaque = the struct metrics *). */
 struct hubspot_hooks {
     void *opaque;
     void (*on_api_call)(void *opaque, const char *api, const char *endpoint, int status,
@@ -330,7 +333,7 @@ int hubspot_get_price_terms(const struct ioctx *io, struct hubspot_api *api,
                             struct hubspot_price_terms **out, struct api_error *err);
 void hubspot_price_terms_free(struct hubspot_price_terms *t);
 
-/* ---- callback completion (the last step of every event) ----------------------------- */
+/* ---- callback completion (worker/callbacks.c) --------------------------------------- */
 
 struct hubspot_output_field {
     const char *name; /* e.g. "qbo_id" */
@@ -355,5 +358,17 @@ struct hubspot_completion {
 int hubspot_complete_callback(const struct ioctx *io, struct hubspot_api *api,
                               const struct hubspot_ctx *hc, const struct hubspot_completion *done,
                               struct api_error *err);
+
+/* POST /automation/v4/actions/callbacks/complete with
+ * {"inputs":[{"callbackId":…,"outputFields":{…}}, …]}: done[0..n-1] (n in
+ * 1..HUBSPOT_CALLBACK_BATCH_MAX, callback ids distinct: HubSpot refuses duplicates) in
+ * one request, one admission of hc's portal rate limit. 204 (any 2xx) is 0: every one is
+ * completed. A refusal (4xx) is of the whole batch and does not say which input caused
+ * it: complete them one by one to find out. Errors are classified as for every call
+ * (transient 5xx/429/transport: retry the same batch). */
+int hubspot_complete_callbacks_batch(const struct ioctx *io, struct hubspot_api *api,
+                                     const struct hubspot_ctx *hc,
+                                     const struct hubspot_completion *done, size_t n,
+                                     struct api_error *err);
 
 #endif

@@ -1,8 +1,9 @@
-/* hubspot_internal.h - private to hubspot.c and hubspot_exchange.c: the client object and
- * the one-request layer the reads are built on.
+/* hubspot_internal.h - private to the HubSpot client's files (hubspot.c,
+ * hubspot_account.c, hubspot_callbacks.c, hubspot_exchange.c): the client object and the
+ * one-request layer the calls are built on.
  *
- * Owns nothing of its own: struct hubspot_api is defined here so both files see its
- * members (hubspot_exchange.c creates, frees and guards it; hubspot.c reads base_url).
+ * Owns nothing of its own: struct hubspot_api is defined here so those files see its
+ * members (hubspot_exchange.c creates, frees and guards it; the others read base_url).
  * No other file may include it: the rest of the program sees only worker/hubspot.h.
  *
  * Thread-safety: as hubspot.h says; the token cache is guarded by mu, everything else

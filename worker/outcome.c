@@ -10,7 +10,16 @@
  *   done marker + result in Redis --another owner's first--> re-publish that one
  *        |                        --Redis down--> claim released --------> RETRY_LATER
  *   result to the results topic --Kafka down--> (marker kept) -----------> RETRY_LATER
- *   HubSpot callback, with callbacks.complete (best effort) --------------> DONE
+ *        |
+ *        +-------------------------------------------------------------------> DONE
+ *
+ * Nothing here calls HubSpot. A result whose execution must be completed carries
+ * data.complete_callback: true (from callbacks.complete and the event's source: set in
+ * pipeline.c's decode step, or by outcome_invalid for an UNSUPPORTED_OBJECT_TYPE, whose
+ * execution HubSpot is waiting on too; a stored result re-published keeps it), and
+ * the callback completer (worker/callbacks.h) reads the results topic back and completes
+ * it, batched, retried until HubSpot accepts or refuses it: the outcome is final once the
+ * result is on the topic, whatever HubSpot's availability.
  *
  * Why this order: for a failure the DLQ record goes out first, then the done marker, then
  * the result; for a success the done marker, then the result. The done marker (its layout:
@@ -147,9 +156,10 @@ struct peeked {
     enum hsqb_object_type type;
     char key[EVENT_KEY_MAX];
     char realm[EVENT_REALM_MAX + 1];
+    int complete_callback; /* the result is marked (mode: callbacks.complete) */
 };
 
-static int peek_subject(const struct inbound_msg *m, struct peeked *pk)
+static int peek_subject(const struct inbound_msg *m, enum result_callbacks mode, struct peeked *pk)
 {
     struct json_object *root, *data, *origin, *obj, *in;
     const char *s;
@@ -173,6 +183,8 @@ static int peek_subject(const struct inbound_msg *m, struct peeked *pk)
         json_get_str(in, "qbo_realm_id", &s) == JGET_OK && strlen(s) <= EVENT_REALM_MAX &&
         strspn(s, "0123456789") == strlen(s) && *s)
         snprintf(pk->realm, sizeof pk->realm, "%s", s);
+    pk->complete_callback =
+        result_callback_wanted(mode, json_get_str(root, "source", &s) == JGET_OK ? s : NULL);
     rc = 0;
 out:
     json_object_put(root);
@@ -200,7 +212,8 @@ enum pipeline_disposition outcome_invalid(struct delivery *dl, enum event_status
     dl->info.subject.input_id = dl->event_id;
     /* UNSUPPORTED_OBJECT_TYPE must name its subject in the contract's vocabulary; an
      * object type outside it (CONTACT) can only be reported as INVALID_EVENT. */
-    if (st == EVENT_UNSUPPORTED_OBJECT && dl->event_id && peek_subject(m, &pk) == 0) {
+    if (st == EVENT_UNSUPPORTED_OBJECT && dl->event_id &&
+        peek_subject(m, dl->env->callbacks, &pk) == 0) {
         rerr.code = HSQB_ERR_UNSUPPORTED_OBJECT_TYPE;
         dl->info.subject = (struct result_subject){
             .known = 1,
@@ -212,6 +225,7 @@ enum pipeline_disposition outcome_invalid(struct delivery *dl, enum event_status
             .key = pk.key,
             .realm_id = pk.realm[0] ? pk.realm : NULL,
         };
+        dl->info.complete_callback = pk.complete_callback;
         dl->key = pk.key;
         dl->keylen = strlen(pk.key);
         dl->action = event_action_name(pk.action);
@@ -240,6 +254,7 @@ out:
     dl->keylen = 0;
     dl->info.error = NULL;
     dl->info.subject = (struct result_subject){0};
+    dl->info.complete_callback = 0;
     jbuf_release(&jb);
     return d;
 }
@@ -260,33 +275,6 @@ enum pipeline_disposition outcome_republish(struct delivery *dl, const struct cl
     outcome_log(dl, METRICS_OUTCOME_DUPLICATE, st->failed ? "stored failure" : NULL, NULL,
                 clock_mono_ms() - dl->start_ms, "already processed: stored result re-published");
     return PIPELINE_DONE;
-}
-
-/* Complete the HubSpot callback, best effort: the outcome is already recorded and
- * published, so a failure here is logged, never retried (HubSpot answers 400 to a second
- * completion). */
-static void complete_callback(struct delivery *dl)
-{
-    const struct result_info *info = &dl->info;
-    struct ioctx io = {dl->io.http, dl->io.redis, 0, NULL};
-    struct hubspot_ctx hc = {info->subject.portal_id, NULL};
-    struct hubspot_output_field out[3] = {{0}};
-    struct api_error err;
-    size_t n = 0;
-    int ok = info->qbo != NULL;
-
-    if (ok) {
-        out[n++] = (struct hubspot_output_field){"qbo_entity", info->qbo->entity};
-        out[n++] = (struct hubspot_output_field){"qbo_id", info->qbo->id};
-        if (info->qbo->doc_number)
-            out[n++] = (struct hubspot_output_field){"qbo_doc_number", info->qbo->doc_number};
-    } else if (info->error) {
-        out[n++] = (struct hubspot_output_field){"error_code", hsqb_error_name(info->error->code)};
-        out[n++] = (struct hubspot_output_field){"error_message", info->error->message};
-    }
-    if (hubspot_complete_callback(&io, dl->env->hubspot, &hc,
-                                  &(struct hubspot_completion){dl->event_id, ok, out, n}, &err) < 0)
-        log_warn("event %s: completing the HubSpot callback failed: %s", dl->event_id, err.message);
 }
 
 /* Another owner recorded an outcome first: that one is the event's outcome. */
@@ -356,8 +344,6 @@ enum pipeline_disposition outcome_finish(struct delivery *dl)
         d = delivery_retry_later(dl, DELIVERY_KAFKA_DOWN_DELAY_MS, 1);
         goto out;
     }
-    if (dl->env->complete_callbacks)
-        complete_callback(dl);
     metrics_event(dl->env->metrics, dl->action,
                   failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, info->duration_ms);
     outcome_log(dl, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,

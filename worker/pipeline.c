@@ -181,15 +181,13 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     p->env = (struct pipeline_env){
         .producer = deps->producer,
         .metrics = deps->metrics,
-        .hubspot = deps->hubspot,
         .group = p->group,
         .source = p->source,
         .topic_results = p->topic_results,
         .topic_dlq = p->topic_dlq,
         .lease_ms = config_get_ms(cfg, "claim.lease"),
         .dedup_ms = config_get_ms(cfg, "dedup.window"),
-        .complete_callbacks = strcmp(config_get_str(cfg, "callbacks.complete"), "all") == 0 ||
-                              strcmp(config_get_str(cfg, "callbacks.complete"), "true") == 0,
+        .callbacks = result_callbacks_mode(config_get_str(cfg, "callbacks.complete")),
         .delay = &p->delay,
         .breaker = p->breaker,
     };
@@ -272,6 +270,7 @@ static enum pipeline_disposition decode(struct pipeline *p, struct delivery *dl)
         dl->info.offset = dl->meta.original_offset;
     }
     result_subject_from_event(&dl->info.subject, &dl->ev);
+    dl->info.complete_callback = result_callback_wanted(p->env.callbacks, dl->ev.source);
     return PIPELINE_NEXT;
 }
 

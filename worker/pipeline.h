@@ -29,8 +29,8 @@
  *      |   claim lost -> RETRY_LATER (the new owner finishes it)
  *   outcome_finish: store done + result in Redis (first, so a crash after it
  *      re-publishes instead of re-running), then publish (DLQ record first for
- *      failures), then, with callbacks.complete, complete the HubSpot callback (best
- *      effort)                                                               -> DONE
+ *      failures); the result carries data.complete_callback when callbacks.complete
+ *      says the execution must be completed (worker/callbacks.h does that)   -> DONE
  *      Kafka or Redis down at this point -> claim released -> RETRY_LATER
  * Failures are stored as done too (every event has exactly one recorded outcome); a
  * REPLAYED message (header hsqb-replay-of) whose stored outcome is a failure is run

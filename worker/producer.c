@@ -102,7 +102,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     send_wait_unref(d);
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     enum log_level l = level <= 3   ? LOG_ERROR
                        : level == 4 ? LOG_WARN
@@ -193,7 +193,7 @@ struct producer *producer_new_tuned(const struct config *cfg, const struct produ
         conf_set(conf, "acks", "all", errstr, errsz) < 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
     if (!pr->rk) {

@@ -72,6 +72,14 @@ int kafka_header_set_build(const struct kafka_header_ref *p, size_t np,
 /* NULL-safe, idempotent. */
 void kafka_header_set_release(struct kafka_header_set *s);
 
+/* ---- every librdkafka client of the worker -------------------------------------------- */
+
+/* The rd_kafka_conf_set_log_cb() callback of every librdkafka client the worker creates
+ * (producer, consumers): librdkafka's syslog levels become our log levels, each line a
+ * JSON log line naming the client and the facility; a pass-through property meant for the
+ * other kind of client (kafka.* go to all of them) is a debug line, not a warning. */
+void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 struct producer;
 
 /* Creates the producer from cfg (borrowed; read only during the call) and starts the

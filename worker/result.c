@@ -292,6 +292,8 @@ int result_build(const struct result_info *in, struct jbuf *jb, char *errstr, si
     jbuf_obj_close(jb);
     jbuf_kv_int(jb, "duration_ms", in->duration_ms);
     jbuf_kv_str(jb, "completed_at", when);
+    if (in->complete_callback && s->known && valid_input_id(s->input_id))
+        jbuf_kv_bool(jb, "complete_callback", 1);
     jbuf_obj_close(jb);
     jbuf_obj_close(jb);
     if (bad)
@@ -299,6 +301,31 @@ int result_build(const struct result_info *in, struct jbuf *jb, char *errstr, si
     if (jb->err || jb->depth != 0)
         return fail(errstr, errsz, "result too large or malformed");
     return 0;
+}
+
+/* ---- the callback marker ------------------------------------------------------------- */
+
+enum result_callbacks result_callbacks_mode(const char *s)
+{
+    if (s && strcmp(s, "ingress") == 0)
+        return RESULT_CALLBACKS_INGRESS;
+    if (s && (strcmp(s, "all") == 0 || strcmp(s, "true") == 0))
+        return RESULT_CALLBACKS_ALL;
+    return RESULT_CALLBACKS_OFF;
+}
+
+int result_callback_wanted(enum result_callbacks m, const char *source)
+{
+    static const char prefix[] = RESULT_INGRESS_SOURCE_PREFIX;
+
+    switch (m) {
+    case RESULT_CALLBACKS_ALL:
+        return 1;
+    case RESULT_CALLBACKS_INGRESS:
+        return source && strncmp(source, prefix, sizeof prefix - 1) == 0;
+    default:
+        return 0;
+    }
 }
 
 /* ---- inbound headers --------------------------------------------------------------- */

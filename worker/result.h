@@ -15,7 +15,9 @@
  *  - error.message is one line, non-empty, at most RESULT_MESSAGE_MAX bytes (so at most
  *    that many code points), with secrets redacted (log_redact);
  *  - QBO ids are digit strings; doc_number longer than 21 characters is written null;
- *    money is integer cents; times are RFC 3339 UTC with milliseconds.
+ *    money is integer cents; times are RFC 3339 UTC with milliseconds;
+ *  - data.complete_callback is true or absent, and present only with input_id and
+ *    portal_id (what a completion needs).
  * Anything else (a non-digit QBO id, a paid invoice without payment_id, an empty item
  * name) is refused with -1 so a bug never reaches the topic as an invalid result.
  *
@@ -88,6 +90,10 @@ struct result_error {
 
 /* One result. Exactly one of qbo / error is non-NULL. */
 struct result_info {
+    /* 1 writes data.complete_callback: true, the marker the callback completer
+     * (worker/callbacks.h) acts on; ignored when the subject is unknown (no execution to
+     * complete). Set it with result_callback_wanted(). */
+    int complete_callback;
     const char *worker_source; /* CloudEvents source, e.g. "hsqb-worker://<group>" */
     struct result_subject subject;
     const char *topic; /* where the input was consumed */
@@ -99,6 +105,27 @@ struct result_info {
     const struct result_qbo *qbo;
     const struct result_error *error;
 };
+
+/* ---- the callback marker ------------------------------------------------------------- */
+
+/* The setting callbacks.complete: whose HubSpot workflow executions are completed. */
+enum result_callbacks {
+    RESULT_CALLBACKS_OFF = 0, /* "off", "false": none */
+    RESULT_CALLBACKS_INGRESS, /* "ingress": events `hsqb-worker ingress` produced */
+    RESULT_CALLBACKS_ALL,     /* "all", "true": every event */
+};
+
+/* The CloudEvents source of every event the ingress produces starts with this
+ * ("hsqb-ingress://<host>/portal/<portalId>/workflow/<workflowId>"). */
+#define RESULT_INGRESS_SOURCE_PREFIX "hsqb-ingress://"
+
+/* The mode a callbacks.complete value names (s may be NULL; anything unknown is off: the
+ * settings table admits only the five spellings). */
+enum result_callbacks result_callbacks_mode(const char *s);
+
+/* 1 when, in mode m, the execution behind an event whose CloudEvents source is source
+ * (may be NULL) must be completed: its result carries the marker. */
+int result_callback_wanted(enum result_callbacks m, const char *source);
 
 /* Write the result CloudEvent into jb (which the caller initialised; its content is
  * replaced). Returns 0, or -1 with errstr when info breaks the contract or jb's cap is

@@ -733,6 +733,74 @@ static void test_callback_completion(void **state)
     assert_int_equal(e.cls, API_PERMANENT);
 }
 
+/* One request completes a batch; HubSpot's answer is for the whole batch (the sandbox's
+ * all-or-nothing), so a refused batch completes none of its callbacks. */
+static void test_callback_batch_completion(void **state)
+{
+    static const struct hubspot_output_field out[] = {{"qbo_document_id", "130"},
+                                                      {"qbo_total", "1250.00"}};
+    static const struct hubspot_output_field why[] = {{"error_code", "NO_CONTACT"}};
+    struct hubspot_completion two[] = {{"ap-102670506-56776413549-7-0", 1, out, 2},
+                                       {"ap-102670506-56776413550-7-0", 0, why, 1}};
+    struct hubspot_completion with_expired[] = {{"ap-102670506-expired-7-0", 1, out, 2},
+                                                {"ap-102670506-56776413549-7-0", 1, out, 2}};
+    struct hubspot_completion unknown[] = {{"ap-unknown", 1, NULL, 0}};
+    struct hubspot_completion bad[] = {
+        {"ap-102670506-56776413549-7-0", 1, why, 1},
+        {"ap-x", 1, (struct hubspot_output_field[]){{"hs_execution_state", "BLOCK"}}, 1}};
+    struct hubspot_completion many[HUBSPOT_CALLBACK_BATCH_MAX + 1];
+    struct hubspot_ctx c = ctx_for(PORTAL1);
+    struct api_error e;
+    char *body = NULL;
+    (void)state;
+
+    g_calls = 0;
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, with_expired, 2, &e), -1);
+    assert_int_equal(e.cls, API_PERMANENT);
+    assert_int_equal(e.http_status, 400);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
+    assert_int_equal(sb_admin(HTTP_GET, "/_sandbox/state?portal=102670506", NULL, &body), 200);
+    assert_non_null(strstr(body, "\"completed_callbacks\":0"));
+    free(body);
+
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, two, 2, &e), 0);
+    assert_int_equal(g_calls, 2);
+    assert_string_equal(g_last_endpoint, "complete_callbacks");
+    assert_int_equal(g_last_status, 204);
+    assert_int_equal(sb_count("/automation/v4/actions/callbacks/complete"), 2);
+    assert_int_equal(sb_admin(HTTP_GET, "/_sandbox/state?portal=102670506", NULL, &body), 200);
+    assert_non_null(strstr(body, "\"completed_callbacks\":2"));
+    assert_non_null(strstr(body, "\"qbo_total\":\"1250.00\""));
+    assert_non_null(strstr(body, "\"hs_execution_state\":\"FAIL_CONTINUE\""));
+    assert_non_null(strstr(body, "\"via\":\"batch\""));
+    free(body);
+
+    /* completed already: refused, not transient */
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, two, 1, &e), -1);
+    assert_int_equal(e.cls, API_PERMANENT);
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, unknown, 1, &e), -1);
+    assert_int_equal(e.cls, API_NOT_FOUND);
+
+    /* ours to refuse, before any request */
+    g_calls = 0;
+    for (size_t i = 0; i < HUBSPOT_CALLBACK_BATCH_MAX + 1; i++)
+        many[i] = unknown[0];
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, many, 101, &e), -1);
+    assert_int_equal(e.cls, API_PERMANENT);
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, many, 0, &e), -1);
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, NULL, 1, &e), -1);
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, bad, 2, &e), -1);
+    assert_int_equal(e.code, HSQB_ERR_INTERNAL);
+    assert_int_equal(g_calls, 0);
+
+    /* a 503: transient, the same batch may be sent again */
+    sb_fault("{\"path\":\"/automation/v4/actions/callbacks/complete\",\"status\":503,"
+             "\"times\":1}");
+    assert_int_equal(hubspot_complete_callbacks_batch(&g_io, g_api, &c, unknown, 1, &e), -1);
+    assert_int_equal(e.cls, API_TRANSIENT);
+    assert_true(api_error_retryable(&e));
+}
+
 static void test_hooks_and_redis_down(void **state)
 {
     struct hubspot_object *o;
@@ -834,6 +902,7 @@ int main(void)
         cmocka_unit_test_setup(test_rate_limits, reset),
         cmocka_unit_test_setup(test_transient_and_permanent_faults, reset),
         cmocka_unit_test_setup(test_callback_completion, reset),
+        cmocka_unit_test_setup(test_callback_batch_completion, reset),
         cmocka_unit_test_setup(test_hooks_and_redis_down, reset),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

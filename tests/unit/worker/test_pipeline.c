@@ -454,31 +454,83 @@ static void test_replay_runs_a_failed_event_again(void **state)
     free(ev);
 }
 
-static void test_callback_completed_with_ids(void **state)
+/* An event of the ingress: the same event with its source rewritten (caller frees). */
+static char *ingress_event(const char *id, int64_t obj)
 {
-    char *ev = event_json("evt-cb", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL);
-    struct json_object *reqs, *r;
-    const char *body;
+    char *ev = event_json(id, "create_invoice", "DEAL", obj, H_REALM_US1, NULL), *out = NULL;
+    char *at = strstr(ev, "hubspot://");
+
+    assert_non_null(at);
+    assert_true(asprintf(&out, "%.*shsqb-ingress://ingress.example%s", (int)(at - ev), ev,
+                         at + strlen("hubspot:/")) > 0);
+    free(ev);
+    return out;
+}
+
+/* Handle ev (which frees it), expect the nth result and say whether it carries the
+ * completer's marker; *code (may be NULL) receives its error code, "" for a success. */
+static int marked(char *ev, size_t nth, char code[32])
+{
+    struct json_object *r, *v;
+    int m;
+
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    free(ev);
+    r = last_result(nth);
+    v = tp_at(r, "data.complete_callback");
+    m = v != NULL;
+    if (m)
+        assert_true(json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v));
+    if (code)
+        snprintf(code, 32, "%s", tp_at(r, "data.error") ? tp_str_at(r, "data.error.code") : "");
+    json_object_put(r);
+    return m;
+}
+
+/* callbacks.complete=true (all): every result is marked for the completer
+ * (worker/callbacks.c); the pipeline itself never calls HubSpot's callback routes, and a
+ * duplicate delivery re-publishes the marked result as it was. */
+static void test_callback_marker_all(void **state)
+{
+    char code[32];
     (void)state;
 
-    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/config",
-                             "{\"hubspot\":{\"callback_accept_unknown\":true}}", NULL),
-                     200);
-    assert_int_equal(handle(ev), PIPELINE_DONE);
-    r = last_result(1);
-    assert_int_equal(
-        h_count("vendor=hubspot&method=POST&path=/automation/v4/actions/callbacks/evt-cb/complete",
-                &reqs),
-        1);
-    body = tp_str_at(json_object_array_get_idx(reqs, 0), "body");
-    assert_non_null(strstr(body, "SUCCESS"));
-    assert_non_null(strstr(body, tp_str_at(r, "data.qbo.id")));
-    json_object_put(reqs);
-    json_object_put(r);
-    /* a duplicate delivery does not complete it again */
-    assert_int_equal(handle(ev), PIPELINE_DONE);
-    assert_int_equal(h_count("vendor=hubspot&method=POST&path=/automation", NULL), 1);
-    free(ev);
+    assert_true(
+        marked(event_json("evt-cb", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL), 1, NULL));
+    assert_true(
+        marked(event_json("evt-cb", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL), 2, NULL));
+    /* an UNSUPPORTED_OBJECT_TYPE names its execution: HubSpot waits on it too */
+    assert_true(marked(
+        event_json("evt-cb-pay", "create_invoice", "COMMERCE_PAYMENT", 8001, H_REALM_US1, NULL), 3,
+        code));
+    assert_string_equal(code, "UNSUPPORTED_OBJECT_TYPE");
+    /* an INVALID_EVENT names no portal, so no execution to complete */
+    assert_false(
+        marked(event_json("evt-cb-contact", "create_invoice", "CONTACT", 301, H_REALM_US1, NULL), 4,
+               code));
+    assert_string_equal(code, "INVALID_EVENT");
+    assert_int_equal(h_count("vendor=hubspot&path=/automation", NULL), 0);
+}
+
+/* The default, callbacks.complete=ingress: only events the ingress produced are marked. */
+static void test_callback_marker_ingress_only(void **state)
+{
+    (void)state;
+    assert_false(marked(event_json("evt-direct", "create_invoice", "DEAL", 1005, H_REALM_US1, NULL),
+                        1, NULL));
+    assert_true(marked(ingress_event("evt-ingress", 1005), 2, NULL));
+}
+
+static int setup_callbacks_off(void **state)
+{
+    extra_flag = "--callbacks.complete=off";
+    return setup(state);
+}
+
+static void test_callback_marker_off(void **state)
+{
+    (void)state;
+    assert_false(marked(ingress_event("evt-ingress-off", 1005), 1, NULL));
 }
 
 /* ---- books that match HubSpot to the cent ----------------------------------------- */
@@ -1074,8 +1126,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_held_elsewhere_is_retried_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_replay_runs_a_failed_event_again, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_callback_completed_with_ids, setup_callbacks,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_callback_marker_all, setup_callbacks, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_marker_ingress_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_marker_off, setup_callbacks_off, teardown),
         cmocka_unit_test_setup_teardown(test_quote_discount_and_fees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quote_taxes_are_hubspots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_before_any_write, setup, teardown),

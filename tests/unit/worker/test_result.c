@@ -497,6 +497,65 @@ static void test_inbound_meta_ignores_malformed(void **state)
     assert_int_equal(meta.attempts_before, 0);
 }
 
+/* ---- the callback marker ------------------------------------------------------------- */
+
+static void test_callback_marker(void **state)
+{
+    struct result_qbo q = {
+        .entity = "Invoice", .id = "1841", .total_cents = 125000, .currency = "USD"};
+    struct result_error e = {.code = HSQB_ERR_PRODUCT_NOT_FOUND, .message = "no product"};
+    struct result_info in = base_info();
+    struct json_object *o;
+
+    (void)state;
+    in.qbo = &q;
+    o = build_ok(&in, NULL);
+    assert_false(json_object_object_get_ex(tp_at(o, "data"), "complete_callback", NULL));
+    json_object_put(o);
+
+    in.complete_callback = 1;
+    o = build_ok(&in, "invoice_succeeded_complete_callback");
+    assert_true(json_object_is_type(tp_at(o, "data.complete_callback"), json_type_boolean));
+    assert_true(json_object_get_boolean(tp_at(o, "data.complete_callback")));
+    json_object_put(o);
+
+    in.qbo = NULL;
+    in.error = &e;
+    o = build_ok(&in, "failed_complete_callback");
+    assert_true(json_object_get_boolean(tp_at(o, "data.complete_callback")));
+    json_object_put(o);
+
+    /* nothing to complete without the execution: the marker is left out */
+    memset(&in.subject, 0, sizeof in.subject);
+    e.code = HSQB_ERR_INVALID_EVENT;
+    o = build_ok(&in, "failed_invalid_not_marked");
+    assert_null(tp_at(o, "data.complete_callback"));
+    json_object_put(o);
+}
+
+static void test_callback_modes(void **state)
+{
+    const char *ingress = "hsqb-ingress://hsqb.example.com/portal/102670506/workflow/7";
+    const char *other = "hubspot://portal/102670506/workflow/7";
+
+    (void)state;
+    assert_int_equal(result_callbacks_mode("ingress"), RESULT_CALLBACKS_INGRESS);
+    assert_int_equal(result_callbacks_mode("all"), RESULT_CALLBACKS_ALL);
+    assert_int_equal(result_callbacks_mode("true"), RESULT_CALLBACKS_ALL);
+    assert_int_equal(result_callbacks_mode("off"), RESULT_CALLBACKS_OFF);
+    assert_int_equal(result_callbacks_mode("false"), RESULT_CALLBACKS_OFF);
+    assert_int_equal(result_callbacks_mode(NULL), RESULT_CALLBACKS_OFF);
+    assert_int_equal(result_callbacks_mode("Ingress"), RESULT_CALLBACKS_OFF);
+
+    assert_true(result_callback_wanted(RESULT_CALLBACKS_INGRESS, ingress));
+    assert_false(result_callback_wanted(RESULT_CALLBACKS_INGRESS, other));
+    assert_false(result_callback_wanted(RESULT_CALLBACKS_INGRESS, "hsqb-ingress:/x"));
+    assert_false(result_callback_wanted(RESULT_CALLBACKS_INGRESS, NULL));
+    assert_true(result_callback_wanted(RESULT_CALLBACKS_ALL, other));
+    assert_true(result_callback_wanted(RESULT_CALLBACKS_ALL, NULL));
+    assert_false(result_callback_wanted(RESULT_CALLBACKS_OFF, ingress));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +570,8 @@ int main(void)
         cmocka_unit_test(test_dlq_headers_first_failure),
         cmocka_unit_test(test_dlq_headers_after_retry_hops),
         cmocka_unit_test(test_inbound_meta_ignores_malformed),
+        cmocka_unit_test(test_callback_marker),
+        cmocka_unit_test(test_callback_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
