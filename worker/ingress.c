@@ -43,6 +43,7 @@
 #include "worker/ingress_options.h"
 #include "worker/metrics.h"
 #include "worker/producer.h"
+#include "worker/result.h"
 #include "worker/settings.h"
 
 #define INGRESS_MAX_SECRETS   8
@@ -361,10 +362,10 @@ static int build_event(struct ingress *in, struct req *r, struct jbuf *jb, struc
         goto out;
     }
     if (workflow > 0)
-        snprintf(src, sizeof src, "hsqb-ingress://%s/portal/%lld/workflow/%lld", in->public_host,
-                 (long long)portal, (long long)workflow);
+        snprintf(src, sizeof src, RESULT_INGRESS_SOURCE_PREFIX "%s/portal/%lld/workflow/%lld",
+                 in->public_host, (long long)portal, (long long)workflow);
     else
-        snprintf(src, sizeof src, "hsqb-ingress://%s/portal/%lld", in->public_host,
+        snprintf(src, sizeof src, RESULT_INGRESS_SOURCE_PREFIX "%s/portal/%lld", in->public_host,
                  (long long)portal);
     clock_rfc3339_ms(clock_wall_ms(), now);
     jbuf_obj_open(jb);
