@@ -96,6 +96,7 @@ WORKER_SRCS := \
 	worker/ingress_options.c \
 	worker/cmd_ingress.c \
 	worker/callbacks.c \
+	worker/actiondefs.c \
 	worker/cmd_hubspot_actions.c
 
 # Unit tests: one cmocka program per module, mirroring the source tree.
@@ -121,7 +122,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_action_payment \
 	tests/unit/worker/test_delay \
 	tests/unit/worker/test_breaker \
-	tests/unit/worker/test_mapcache
+	tests/unit/worker/test_mapcache \
+	tests/unit/worker/test_hubspot_actions
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
