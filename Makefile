@@ -99,6 +99,7 @@ WORKER_SRCS := \
 	worker/cmd_ingress.c \
 	worker/callback_result.c \
 	worker/callbacks.c \
+	worker/actiondefs.c \
 	worker/cmd_hubspot_actions.c
 
 # Unit tests: one cmocka program per module, mirroring the source tree.
@@ -125,7 +126,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_action_payment \
 	tests/unit/worker/test_delay \
 	tests/unit/worker/test_breaker \
-	tests/unit/worker/test_mapcache
+	tests/unit/worker/test_mapcache \
+	tests/unit/worker/test_hubspot_actions
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \

@@ -462,14 +462,14 @@ static const char *invalid_request(const struct http_request *req)
 {
     size_t i;
 
-    if ((unsigned)req->method > HTTP_DELETE)
+    if ((unsigned)req->method > HTTP_PATCH)
         return "invalid method";
     if (!req->url || has_crlf(req->url) || strlen(req->url) > HTTP_MAX_URL)
         return "invalid or missing url";
     if (req->nheaders > HTTP_MAX_REQ_HEADERS || (req->nheaders && !req->headers))
         return "too many request headers";
     if (req->nform && (req->body || req->content_type || req->method == HTTP_GET))
-        return "form fields need POST/PUT/DELETE and no other body";
+        return "form fields need POST/PUT/DELETE/PATCH and no other body";
     if (req->method == HTTP_GET && req->body)
         return "GET request with a body";
     if (req->bearer && req->basic_user)
@@ -555,15 +555,15 @@ toolong:
 
 static CURLcode set_method(CURL *h, const struct http_request *req, const char *body, size_t len)
 {
-    static const char *const custom[] = {NULL, NULL, "PUT", "DELETE"};
+    static const char *const custom[] = {NULL, NULL, "PUT", "DELETE", "PATCH"};
     CURLcode rc = curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, custom[req->method]);
 
     if (rc != CURLE_OK)
         return rc;
     if (req->method == HTTP_GET || (req->method == HTTP_DELETE && !body))
         return curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    /* POST machinery sends the body from memory with a Content-Length, for POST, PUT
-     * and DELETE alike; CUSTOMREQUEST only changes the verb. Size before pointer. */
+    /* POST machinery sends the body from memory with a Content-Length, for POST, PUT,
+     * DELETE and PATCH alike; CUSTOMREQUEST only changes the verb. Size before pointer. */
     if ((rc = curl_easy_setopt(h, CURLOPT_POST, 1L)) != CURLE_OK ||
         (rc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len)) != CURLE_OK)
         return rc;

@@ -37,7 +37,7 @@
 #define HTTP_MAX_REQ_HEADERS            32                 /* extra request headers per request */
 #define HTTP_MAX_URL                    8192
 
-enum http_method { HTTP_GET = 0, HTTP_POST, HTTP_PUT, HTTP_DELETE };
+enum http_method { HTTP_GET = 0, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_PATCH };
 
 /* Transport outcome. Only HTTP_OK carries a status; the others mean no complete
  * response was received. HTTP_ECONNECT means the request was certainly not sent
@@ -89,7 +89,7 @@ struct http_request {
     const char *url; /* absolute http:// or https:// URL, at most HTTP_MAX_URL bytes */
     const struct http_header *headers; /* extra headers; no CR/LF allowed in them */
     size_t nheaders;                   /* <= HTTP_MAX_REQ_HEADERS */
-    const char *body;                  /* request body (POST/PUT/DELETE), may be NULL */
+    const char *body;                  /* request body (POST/PUT/DELETE/PATCH), may be NULL */
     size_t body_len;
     const char *content_type; /* for body; NULL: application/octet-stream */
     const char *bearer;       /* secret: sent as "Authorization: Bearer <bearer>" */

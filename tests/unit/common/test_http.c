@@ -371,7 +371,7 @@ static void test_get_round_trip(void **state)
     http_client_free(c);
 }
 
-static void test_post_put_delete(void **state)
+static void test_post_put_delete_patch(void **state)
 {
     struct srv *s = *state;
     struct http_client *c = client(0, 0, 0);
@@ -411,11 +411,23 @@ static void test_post_put_delete(void **state)
     assert_string_equal(seen(s, 2)->method, "DELETE");
     assert_int_equal(seen(s, 2)->body_len, 0);
 
+    req.method = HTTP_PATCH;
+    req.body = "{\"labels\":{}}";
+    req.body_len = strlen(req.body);
+    req.content_type = "application/json";
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen(s, 3)->method, "PATCH");
+    assert_string_equal(seen(s, 3)->body, "{\"labels\":{}}");
+    assert_string_equal(seen_header(seen(s, 3), "content-type"), "application/json");
+
     /* A GET after them carries no leftover body or verb. */
     req.method = HTTP_GET;
+    req.body = NULL;
+    req.body_len = 0;
+    req.content_type = NULL;
     assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
-    assert_string_equal(seen(s, 3)->method, "GET");
-    assert_string_equal(seen_header(seen(s, 3), "content-length"), "");
+    assert_string_equal(seen(s, 4)->method, "GET");
+    assert_string_equal(seen_header(seen(s, 4), "content-length"), "");
 
     http_response_release(&r);
     http_client_free(c);
@@ -736,7 +748,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_post_put_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_put_delete_patch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_reuses_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_proxy_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_timeout, setup, teardown),
