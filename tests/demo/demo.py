@@ -3,23 +3,30 @@
 
 Starts the dev stack (redis-server, kafka-mock, hsqb-sandbox on private ports), stores
 the sandbox's QuickBooks and HubSpot credentials with `hsqb-worker credentials`, runs two
-`hsqb-worker run` replicas in one consumer group, publishes a small realistic stream to
-hsqb.actions — the three sales actions on deals and quotes, the four payment actions on
+`hsqb-worker run` replicas in one consumer group and one `hsqb-worker ingress`, registers
+the six workflow actions in the sandbox's HubSpot app (`hsqb-worker hubspot-actions
+sync`), and enrols a small realistic stream of records in HubSpot workflows: the sandbox
+plays HubSpot's workflow engine, signs each execution request and POSTs it to the
+ingress, which puts it on hsqb.actions; the workers book it and complete the execution
+back in HubSpot — the three sales actions on deals and quotes, the four payment actions on
 HubSpot payments (sales receipt, paid invoice, processing-fee expense, refund receipt),
 sales tax on an Automated Sales Tax company, a quote's discount and fees, a deal in euros
 refused by USD-only books and booked (at QBO's rate) by multicurrency ones, a duplicate,
-three expected failures and undecodable bytes — waits for every outcome on
-hsqb.results, prints them as a table and what now exists in the QuickBooks sandbox, then
-stops everything it started (also on Ctrl-C or failure). Exit status 0 only if every
-expected outcome happened, checked in the results and in the QuickBooks books.
+three expected failures and undecodable bytes (those straight to Kafka) — waits for
+every outcome on hsqb.results and for HubSpot's side of each execution, prints them as a
+table and what now exists in the QuickBooks sandbox, then stops everything it started
+(also on Ctrl-C or failure). Exit status 0 only if every expected outcome happened,
+checked in the results, in HubSpot's executions and in the QuickBooks books.
 
     make demo                                  # builds first, then runs this
     /usr/bin/python3 tests/demo/demo.py        # after make; BUILD=build by default
     /usr/bin/python3 tests/demo/demo.py --keep # leave stack and workers running to explore
+    /usr/bin/python3 tests/demo/demo.py --direct  # produce to hsqb.actions, no HubSpot side
 
 Nothing is built here. Logs stay in $BUILD/demo-logs/.
 """
 import argparse
+import json
 import os
 import pathlib
 import shutil
@@ -89,7 +96,10 @@ STREAM = [
     ("invoice, EUR deal, multicurrency", "create_invoice", "DEAL", 1007, MC1,
      {"create_missing_products": "true"}, ("succeeded", "Invoice", 33550)),
 ]
-DUPLICATE_OF = 3  # index in STREAM of the event published twice
+DUPLICATE_OF = 3  # index in STREAM of the execution HubSpot delivers twice
+APP_ID = 1234567  # the sandbox's HubSpot developer app (tests/sandbox/seed/hubspot.json)
+APP_KEY = "devkey-11111111-2222-4333-8444-555555555555"
+APP_SECRET = "hsqb-app-secret-1"
 GARBAGE = b"\x00\x01 this is not an event {"
 
 
@@ -135,6 +145,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--keep", action="store_true",
                     help="leave the stack and the workers running at the end")
+    ap.add_argument("--direct", action="store_true",
+                    help="produce the events straight to hsqb.actions (no ingress, no "
+                         "HubSpot workflow side)")
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -184,20 +197,32 @@ def run(h, args):
     say("starting 2 hsqb-worker replicas in consumer group hsqb-demo")
     h.start_replicas(2)
     before = {r: h.sandbox.qbo(r) for r in REALMS}
+    ingress = None if args.direct else start_hubspot_side(h)
 
     events = []
     for label, action, kind, oid, realm, inputs, expect in STREAM:
         events.append((label, h.event(action, kind, oid, realm, **inputs), expect))
     dup_label, dup_ev, dup_expect = events[DUPLICATE_OF]
     n_failing = sum(1 for _, _, (st, _, _) in events if st == "failed")
-    say("publishing %d events to hsqb.actions (%d sales, %d payment, one duplicate, %d "
-        "expected to fail, one invalid)" % (
-            len(events) + 2, sum(1 for e in STREAM if e[2] != "COMMERCE_PAYMENT" and
-                                 e[6][0] == "succeeded"),
-            sum(1 for e in STREAM if e[2] == "COMMERCE_PAYMENT" and e[6][0] == "succeeded"),
-            n_failing))
-    h.produce(*[ev for _, ev, _ in events])
-    h.produce(dup_ev)
+    counts = (sum(1 for e in STREAM if e[2] != "COMMERCE_PAYMENT" and e[6][0] == "succeeded"),
+              sum(1 for e in STREAM if e[2] == "COMMERCE_PAYMENT" and e[6][0] == "succeeded"),
+              n_failing)
+    if ingress:
+        say("enrolling %d records in HubSpot workflows (%d sales, %d payment, %d expected to "
+            "fail): the sandbox signs each execution request and POSTs it to the ingress"
+            % ((len(events),) + counts))
+        events = [(label, enroll(h, ev), expect) for label, ev, expect in events]
+        dup_ev = events[DUPLICATE_OF][1]
+        say("HubSpot delivers #%d a second time (a retry after a lost answer)" % (
+            DUPLICATE_OF + 1))
+        redeliver(h, ingress, dup_ev)
+        locate(h, [ev for _, ev, _ in events])
+        say("one invalid message straight to hsqb.actions (no ingress would pass it)")
+    else:
+        say("publishing %d events to hsqb.actions (%d sales, %d payment, one duplicate, %d "
+            "expected to fail, one invalid)" % ((len(events) + 2,) + counts))
+        h.produce(*[ev for _, ev, _ in events])
+        h.produce(dup_ev)
     garbage = h.produce_raw(GARBAGE, key=b"not-a-key",
                             headers=[("content-type", b"application/cloudevents+json")])
 
@@ -217,11 +242,16 @@ def run(h, args):
         pass  # reported below, entry by entry
     after = {r: h.sandbox.qbo(r) for r in REALMS}
 
+    execs = wait_executions(h, [ev for _, ev, _ in events]) if ingress else {}
     rows, failures, notes = [], [], []
 
     def add(label, ev, res, problem, duplicate=False):
         n = len(rows) + 1
-        rows.append(row(n, label, ev, res, duplicate) + ["yes" if not problem else "NO"])
+        ex = execs.get(ev.id) if ev.id else None
+        hs = "-" if not ingress or not ev.id else (ex or {}).get("state", "no record")
+        if duplicate and ex:
+            hs = "same execution"
+        rows.append(row(n, label, ev, res, duplicate) + [hs, "yes" if not problem else "NO"])
         if problem:
             failures.append("#%d %s: %s" % (n, label, problem))
         if res and res["data"]["status"] == "failed":
@@ -247,6 +277,8 @@ def run(h, args):
             problem = "%s, expected %s" % (d["error"]["code"], what_want)
         if problem is None:
             problem = book_problem(ev, d, after[ev.doc["data"]["inputFields"]["qbo_realm_id"]])
+        if problem is None and ingress:
+            problem = hubspot_problem(execs.get(ev.id), d)
         add(label, ev, res, problem)
     dup = h.results_for([dup_ev.id])[dup_ev.id]
     problem = None
@@ -271,7 +303,7 @@ def run(h, args):
 
     print()
     table(rows, ["#", "event", "action", "object", "outcome", "QuickBooks document",
-                 "doc no.", "total", "time ms", "as expected"])
+                 "doc no.", "total", "time ms", "HubSpot", "as expected"])
     for n in notes:
         print("  " + short(n, 150))
     print("  dead letters on hsqb.actions.dlq (original bytes + failure headers): %d" % sum(
@@ -295,9 +327,14 @@ def run(h, args):
     print("  QuickBooks sandbox state:  curl -s '%s/_sandbox/state?realm=%s'  (also %s, %s)" % (
         env["SANDBOX_URL"], US1, AST1, MC1))
     print("  worker metrics:            curl -s %s" % h.replicas[0].url("/metrics"))
+    if ingress:
+        print("  ingress log and metrics:   %s; curl -s %s" % (ingress.log_path,
+                                                          ingress.url("/metrics")))
+        print("  HubSpot's executions:      curl -s '%s/_sandbox/hubspot/executions?portal=%d'"
+              % (env["SANDBOX_URL"], harness.PORTAL1))
     if args.keep:
         print(color("  --keep: still running. Stop with: kill %s; tests/stack/stack down %s" % (
-            " ".join(str(r.pid) for r in h.replicas), h.stack_dir), "1;33"))
+            " ".join(str(r.pid) for r in h.replicas + h.ingresses), h.stack_dir), "1;33"))
     else:
         print("  (these addresses live while the stack runs: `--keep` leaves it up)")
     print()
@@ -306,6 +343,97 @@ def run(h, args):
             print(color("  MISSING: " + f, "1;31"))
         return False
     return True
+
+
+# ---- HubSpot's side: the app's actions, enrolments, executions ----------------------------
+
+def start_hubspot_side(h):
+    """The ingress, and the six action definitions registered in the sandbox's app."""
+    say("starting hsqb-worker ingress (HubSpot's actionUrl, signatures checked with the "
+        "app's client secret)")
+    ingress = h.start_ingress({"HSQB_INGRESS_CLIENT_SECRETS": APP_SECRET})
+    say("registering the six workflow actions in HubSpot app %d (hsqb-worker "
+        "hubspot-actions sync)" % APP_ID)
+    r = h.cli(["hubspot-actions", "sync", "--app-id", str(APP_ID)],
+              env={"HSQB_HUBSPOT_DEVELOPER_KEY": APP_KEY,
+                   "HSQB_INGRESS_PUBLIC_URL": ingress.public_url})
+    if r.returncode != 0:
+        raise RuntimeError("hubspot-actions sync failed:\n%s%s" % (r.stdout, r.stderr))
+    h.defs = {}
+    for line in r.stdout.splitlines():
+        print("    " + line)
+        parts = line.split()
+        if len(parts) >= 4 and parts[1:3] == ["created", "id"]:
+            h.defs[parts[0].rstrip(":")] = parts[3]
+    return ingress
+
+
+def enroll(h, ev):
+    """Enrol ev's record in the workflow of ev's action; the event's id becomes the
+    execution's callbackId (HubSpot assigns it)."""
+    data = ev.doc["data"]
+    action = ev.doc["type"].rsplit(".", 1)[1]
+    ans = h.sandbox._call("POST", "/_sandbox/hubspot/workflows/enroll", {
+        "app_id": APP_ID, "definition_id": h.defs[action], "portal_id": harness.PORTAL1,
+        "object": data["object"], "input_fields": data["inputFields"]})
+    cb = ans["callbackId"]
+    doc = dict(ev.doc, id=cb, data=ans["request"])
+    return harness.Event(cb, ev.key, None, doc)
+
+
+def redeliver(h, ingress, ev):
+    """HubSpot's request for ev once more, signed as HubSpot signs it."""
+    harness.wait_until(lambda: h.sandbox._call("GET", "/_sandbox/hubspot/callbacks/" + ev.id)
+                       ["deliveries"], 20, what="the first delivery of " + ev.id)
+    action = ev.doc["type"].rsplit(".", 1)[1]
+    st, ans = ingress.post("/hubspot/actions/" + action,
+                           json.dumps(ev.doc["data"]).encode(), secret=APP_SECRET)
+    if st != 200:
+        raise RuntimeError("the ingress refused HubSpot's second delivery: %s %s" % (st, ans))
+
+
+def locate(h, evs):
+    """Where the ingress put each event on hsqb.actions (the DLQ names it so)."""
+    want = {ev.id: ev for ev in evs}
+    harness.wait_until(lambda: len(h.actions_records(list(want))) == len(want), 30,
+                       what="every execution on hsqb.actions")
+    for eid, recs in h.actions_records(list(want)).items():
+        r = recs[0]
+        want[eid].partition, want[eid].offset, want[eid].timestamp_ms = (
+            r.partition, r.offset, r.timestamp)
+        want[eid].value = r.value
+
+
+def wait_executions(h, evs, timeout=30):
+    """{callbackId: the sandbox's execution record} once each is completed (or timeout)."""
+    out = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ev in evs:
+            if ev.id not in out or out[ev.id]["state"] in ("DELIVERING", "BLOCKED"):
+                out[ev.id] = h.sandbox._call("GET", "/_sandbox/hubspot/callbacks/" + ev.id)
+        if all(r["state"] not in ("DELIVERING", "BLOCKED") for r in out.values()):
+            break
+        time.sleep(0.3)
+    return out
+
+
+def hubspot_problem(ex, d):
+    """What is wrong with HubSpot's side of a booked execution, or None."""
+    if not ex:
+        return "HubSpot has no record of the execution"
+    want = "SUCCESS" if d["status"] == "succeeded" else "FAIL_CONTINUE"
+    if ex["state"] != want:
+        return "HubSpot shows %s, expected %s" % (ex["state"], want)
+    out = ex.get("outputFields") or {}
+    if d["status"] == "succeeded" and out.get("qbo_document_id") != d["qbo"]["id"]:
+        return "HubSpot's qbo_document_id %r is not %s" % (out.get("qbo_document_id"),
+                                                             d["qbo"]["id"])
+    if d["status"] == "failed" and out.get("error_code") != d["error"]["code"]:
+        return "HubSpot's error_code %r is not %s" % (out.get("error_code"), d["error"]["code"])
+    if ex.get("completions") != 1:
+        return "completed %s times" % ex.get("completions")
+    return None
 
 
 # What each successful action must leave in the books, besides its one document: the

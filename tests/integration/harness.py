@@ -984,9 +984,10 @@ class Harness:
             r.wait_ready(timeout)
         return r
 
-    def cli(self, args, stdin=None, name="cli"):
-        """Run hsqb-worker with args (output kept in the log dir). Returns CompletedProcess."""
-        r = subprocess.run([str(worker_binary())] + list(args), env=self.worker_env(),
+    def cli(self, args, stdin=None, name="cli", env=None):
+        """Run hsqb-worker with args (output kept in the log dir), env (a dict) added to the
+        workers' environment. Returns CompletedProcess."""
+        r = subprocess.run([str(worker_binary())] + list(args), env=self.worker_env(env),
                            input=stdin, capture_output=True, text=True, timeout=60,
                            cwd=str(ROOT))
         with open(self.logdir / "cli.log", "a", encoding="utf-8") as f:
