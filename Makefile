@@ -150,6 +150,9 @@ SANDBOX_SRCS := \
 	tests/sandbox/hubspot.c \
 	tests/sandbox/hubspot_store.c \
 	tests/sandbox/hubspot_pricing.c \
+	tests/sandbox/hubspot_actions.c \
+	tests/sandbox/workflows.c \
+	tests/sandbox/workflows_admin.c \
 	tests/sandbox/qbo.c \
 	tests/sandbox/qbo_rules.c \
 	tests/sandbox/qbo_txn.c \

@@ -320,6 +320,20 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
     return n;
 }
 
+/* CURLOPT_XFERINFOFUNCTION: libcurl calls it at least once a second, also while a
+ * connection is idle, so a set abort flag ends the exchange without waiting for its
+ * timeout. */
+static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    const struct http_client *c = opaque;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return __atomic_load_n(c->opts.abort_flag, __ATOMIC_RELAXED) != 0;
+}
+
 struct http_client *http_client_new(const struct http_client_opts *opts, char *errstr, size_t errsz)
 {
     struct http_client *c = NULL;
@@ -375,6 +389,11 @@ struct http_client *http_client_new(const struct http_client_opts *opts, char *e
     SET(CURLOPT_USERAGENT, c->user_agent);
     if (opts->accept_gzip)
         SET(CURLOPT_ACCEPT_ENCODING, "");
+    if (opts->abort_flag) {
+        SET(CURLOPT_NOPROGRESS, 0L);
+        SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+        SET(CURLOPT_XFERINFODATA, c);
+    }
 #undef SET
     if (rc != CURLE_OK) {
         snprintf(errstr, errsz, "http client: curl_easy_setopt: %s", curl_easy_strerror(rc));
@@ -672,6 +691,8 @@ enum http_error http_client_do(struct http_client *c, const struct http_request 
                  c->opts.max_header_bytes);
     else if (x.too_big == 3)
         snprintf(errstr, errsz, "other: out of memory reading the response");
+    else if (rc == CURLE_ABORTED_BY_CALLBACK)
+        snprintf(errstr, errsz, "other: aborted");
     else
         snprintf(errstr, errsz, "%s: %s", http_error_str(err),
                  c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));

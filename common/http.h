@@ -72,6 +72,11 @@ struct http_client_opts {
     const char *proxy;       /* NULL or "": no proxy (environment ignored); copied */
     const char *user_agent;  /* NULL: "hsqb"; copied */
     int accept_gzip;         /* ask for gzip/deflate; max_body applies to decoded bytes */
+    /* NULL, or a flag the owner sets (atomically, from any thread) to stop the client: an
+     * exchange in progress, or one started while it is set, ends within about a second
+     * with HTTP_EOTHER and errstr "other: aborted". For servers that must shut down
+     * without waiting out a long timeout. Borrowed; must outlive the client. */
+    const int *abort_flag;
 };
 
 /* Fill o with the defaults above. */

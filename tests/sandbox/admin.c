@@ -59,6 +59,16 @@ static const struct setting_def settings_table[] = {
     {"log_entries", S_OFF(log_entries), 1, 1000000, 10000, "request log ring size"},
     {"log_body_max", S_OFF(log_body_max), 0, (int)SB_MAX_BODY, 4096,
      "request body bytes kept per log entry"},
+    {"workflow_retry_base_ms", S_OFF(workflow_retry_base_ms), 1, 86400000, 1000,
+     "workflow engine: first retry delay of an actionUrl delivery, doubled per retry"},
+    {"workflow_retry_max_ms", S_OFF(workflow_retry_max_ms), 1, 86400000, 600000,
+     "workflow engine: longest retry delay (also caps a 429's Retry-After)"},
+    {"workflow_retry_attempts", S_OFF(workflow_retry_attempts), 0, 1000, 10,
+     "workflow engine: retries after the first delivery before the execution fails"},
+    {"workflow_timeout_ms", S_OFF(workflow_timeout_ms), 1, 600000, 30000,
+     "workflow engine: whole-exchange timeout of one actionUrl/optionsUrl call"},
+    {"workflow_threads", S_OFF(workflow_threads), 1, 64, 4,
+     "workflow engine: delivery threads (started on first use)"},
 };
 #define NSETTINGS (sizeof(settings_table) / sizeof(settings_table[0]))
 
@@ -91,6 +101,7 @@ static void settings_push(const struct sb_settings *s)
     qbo_set_limits(s->qbo_rate_min, s->qbo_concurrent, s->requestid_retention_s);
     oauth_set_config(s->access_ttl_s, s->refresh_ttl_s, s->rotate_after_s);
     log_resize(s->log_entries);
+    workflows_configure(s);
 }
 
 static const struct setting_def *setting_find(const char *name)
@@ -253,10 +264,12 @@ static void log_resize(int entries)
 }
 
 /* Form parameters whose values the log never keeps: OAuth client secrets, refresh tokens
- * and authorization codes (Intuit and HubSpot token requests). A test that prints the log
+ * and authorization codes (Intuit and HubSpot token requests), developer API keys (the
+ * query of HubSpot's action-definition routes). A test that prints the log
  * to a CI job must not leak them, fake-looking or not. Keys match only at the start of a
  * parameter, so "grant_type=refresh_token" stays readable. */
-static const char *const log_secret_keys[] = {"client_secret=", "refresh_token=", "code="};
+static const char *const log_secret_keys[] = {
+    "client_secret=", "refresh_token=", "code=", "hapikey="};
 #define LOG_SECRET_MASK "***"
 
 /* Copy the form-encoded text in[0..n) to out (NULL: only measure), replacing every
@@ -717,14 +730,14 @@ static void faults_clear(void)
     pthread_mutex_unlock(&fr.mu);
 }
 
-static void admin_error(struct sb_response *resp, int status, const char *msg)
+void sb_admin_error(struct sb_response *resp, int status, const char *msg)
 {
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "error", json_object_new_string(msg));
     sb_resp_json(resp, status, o);
 }
 
-static struct json_object *parse_body(const struct sb_request *req, struct sb_response *resp)
+struct json_object *sb_admin_body(const struct sb_request *req, struct sb_response *resp)
 {
     struct json_tokener *tok = json_tokener_new();
     struct json_object *o = NULL;
@@ -738,7 +751,7 @@ static struct json_object *parse_body(const struct sb_request *req, struct sb_re
         json_tokener_free(tok);
     }
     if (!o)
-        admin_error(resp, 400, "request body must be valid JSON");
+        sb_admin_error(resp, 400, "request body must be valid JSON");
     return o;
 }
 
@@ -777,22 +790,22 @@ static void faults_route(const struct sb_request *req, const char *rest, struct 
         if (found)
             sb_resp_json(resp, 204, NULL);
         else
-            admin_error(resp, 404, "no such fault rule");
+            sb_admin_error(resp, 404, "no such fault rule");
     } else if (strcmp(req->method, "POST") == 0 && !*rest) {
-        struct json_object *body = parse_body(req, resp);
+        struct json_object *body = sb_admin_body(req, resp);
         if (!body)
             return;
         struct fault_rule *r = fault_parse(body, err, sizeof(err));
         json_object_put(body);
         if (!r) {
-            admin_error(resp, 400, err[0] ? err : "out of memory");
+            sb_admin_error(resp, 400, err[0] ? err : "out of memory");
             return;
         }
         pthread_mutex_lock(&fr.mu);
         if (fr.n >= SB_FAULTS_MAX) {
             pthread_mutex_unlock(&fr.mu);
             fault_rule_free(r);
-            admin_error(resp, 400, "too many fault rules");
+            sb_admin_error(resp, 400, "too many fault rules");
             return;
         }
         r->id = ++fr.next_id;
@@ -802,7 +815,7 @@ static void faults_route(const struct sb_request *req, const char *rest, struct 
         pthread_mutex_unlock(&fr.mu);
         sb_resp_json(resp, 201, o);
     } else {
-        admin_error(resp, 405, "use GET, POST or DELETE");
+        sb_admin_error(resp, 405, "use GET, POST or DELETE");
     }
 }
 
@@ -838,12 +851,12 @@ static void remember_opts(struct json_object **slot, struct json_object *opts)
 static void config_post(const struct sb_request *req, struct sb_response *resp)
 {
     char err[SB_ERR_MAX] = "";
-    struct json_object *body = parse_body(req, resp);
+    struct json_object *body = sb_admin_body(req, resp);
     struct sb_settings s;
     if (!body)
         return;
     if (!json_object_is_type(body, json_type_object)) {
-        admin_error(resp, 400, "config must be a JSON object");
+        sb_admin_error(resp, 400, "config must be a JSON object");
         goto out;
     }
     sb_settings_get(&s);
@@ -852,7 +865,7 @@ static void config_post(const struct sb_request *req, struct sb_response *resp)
         if (strcmp(key, "hubspot") == 0 || strcmp(key, "qbo") == 0 || strcmp(key, "oauth") == 0) {
             if (!json_object_is_type(val, json_type_object)) {
                 snprintf(err, sizeof(err), "'%s' must be an object", key);
-                admin_error(resp, 400, err);
+                sb_admin_error(resp, 400, err);
                 goto out;
             }
             continue;
@@ -860,11 +873,11 @@ static void config_post(const struct sb_request *req, struct sb_response *resp)
         const struct setting_def *d = setting_find(key);
         if (!d) {
             snprintf(err, sizeof(err), "unknown setting '%s'", key);
-            admin_error(resp, 400, err);
+            sb_admin_error(resp, 400, err);
             goto out;
         }
         if (get_int(body, key, d->min, d->max, setting_ptr(&s, d), err, sizeof(err))) {
-            admin_error(resp, 400, err);
+            sb_admin_error(resp, 400, err);
             goto out;
         }
     }
@@ -874,16 +887,16 @@ static void config_post(const struct sb_request *req, struct sb_response *resp)
     settings_push(&s);
     struct json_object *v;
     if (json_object_object_get_ex(body, "hubspot", &v) && hubspot_configure(v, err, sizeof(err))) {
-        admin_error(resp, 400, err);
+        sb_admin_error(resp, 400, err);
         goto out;
     }
     if (json_object_object_get_ex(body, "qbo", &v) && qbo_configure(v, err, sizeof(err))) {
-        admin_error(resp, 400, err);
+        sb_admin_error(resp, 400, err);
         goto out;
     }
     if (json_object_object_get_ex(body, "oauth", &v)) {
         if (oauth_configure(v, err, sizeof(err))) {
-            admin_error(resp, 400, err);
+            sb_admin_error(resp, 400, err);
             goto out;
         }
         remember_opts(&oauth_opts, v);
@@ -914,7 +927,7 @@ static void do_reset(const struct sb_request *req, struct sb_response *resp)
     pthread_mutex_unlock(&lg.mu);
     if (seed_dir && !(seed && strcmp(seed, "0") == 0) &&
         sb_seed_dir(seed_dir, err, sizeof(err)) != 0) {
-        admin_error(resp, 500, err);
+        sb_admin_error(resp, 500, err);
         return;
     }
     sb_resp_text(resp, 200, "application/json;charset=utf-8", "{\"status\":\"ok\"}");
@@ -943,11 +956,11 @@ void admin_handle(const struct sb_request *req, struct sb_response *resp)
     } else if (strcmp(p, "/reset") == 0 && strcmp(m, "POST") == 0) {
         do_reset(req, resp);
     } else if (strcmp(p, "/seed") == 0 && strcmp(m, "POST") == 0) {
-        struct json_object *body = parse_body(req, resp);
+        struct json_object *body = sb_admin_body(req, resp);
         if (!body)
             return;
         if (seed_doc(body, err, sizeof(err)) != 0)
-            admin_error(resp, 400, err);
+            sb_admin_error(resp, 400, err);
         else
             sb_resp_text(resp, 200, "application/json;charset=utf-8", "{\"status\":\"ok\"}");
         json_object_put(body);
@@ -966,8 +979,10 @@ void admin_handle(const struct sb_request *req, struct sb_response *resp)
         config_post(req, resp);
     } else if (strcmp(p, "/state") == 0 && strcmp(m, "GET") == 0) {
         state_get(req, resp);
+    } else if (strncmp(p, "/hubspot/", 9) == 0) {
+        workflows_admin(req, p + 8, resp);
     } else {
-        admin_error(resp, 404, "unknown admin route or method");
+        sb_admin_error(resp, 404, "unknown admin route or method");
     }
 }
 

@@ -55,8 +55,8 @@ static void uuid4(char out[37])
 /* ---- errors -------------------------------------------------------------------------- */
 
 /* HubSpot's standard error body (reference §6). `extra` (may be NULL) is merged in. */
-static void hs_error(struct sb_response *resp, int status, const char *category,
-                     const char *message, struct json_object *extra)
+void hs_error(struct sb_response *resp, int status, const char *category, const char *message,
+              struct json_object *extra)
 {
     char cid[37];
     struct json_object *o = json_object_new_object();
@@ -73,10 +73,7 @@ static void hs_error(struct sb_response *resp, int status, const char *category,
     sb_resp_json(resp, status, o);
 }
 
-static void hs_errorf(struct sb_response *resp, int status, const char *category, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
-static void hs_errorf(struct sb_response *resp, int status, const char *category, const char *fmt,
-                      ...)
+void hs_errorf(struct sb_response *resp, int status, const char *category, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -93,6 +90,7 @@ void hubspot_reset(void)
     hs_init();
     pthread_rwlock_wrlock(&hs.lock);
     hs_store_clear_locked();
+    wf_reset();
     int rate = hs_opt.rate_10s;
     hs_opt = opts_default;
     hs_opt.rate_10s = rate; /* owned by the core settings, re-pushed after a reset */
@@ -111,7 +109,7 @@ void hubspot_set_rate_limit(int per_10s)
 
 /* ---- authentication, rate limits, scopes -------------------------------------------- */
 
-static const char hs_auth_msg[] =
+const char hs_auth_msg[] =
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
     "you can find more details at https://developers.hubspot.com/docs/methods/auth/"
     "oauth-overview";
@@ -276,7 +274,11 @@ enum route_kind {
     R_TAX_ONE,
     R_TAX_LIST,
     R_ACCOUNT,
-    R_OAUTH
+    R_OAUTH,
+    R_DEFS, /* action definitions (hubspot_actions.c): developer key, any method */
+    R_DEF_ONE,
+    R_DEF_REVS,
+    R_DEF_REV
 };
 
 struct route {
@@ -340,6 +342,17 @@ static void route_parse(char *buf, struct route *r)
             *r = (struct route){R_CB_BATCH, "POST", NULL, NULL, NULL};
         else if (n == 6 && seg_is(s, n, 5, "complete"))
             *r = (struct route){R_CB_ONE, "POST", NULL, NULL, s[4]};
+    } else if (seg_is(s, n, 0, "automation") && n >= 4 && n <= 7 &&
+               ((seg_is(s, n, 1, "v4") && seg_is(s, n, 2, "actions")) ||
+                (seg_is(s, n, 1, "actions") && is_version(s[2])))) {
+        /* {appId}[/{definitionId}[/revisions[/{revisionId}]]] */
+        if (n == 4)
+            *r = (struct route){R_DEFS, NULL, s[3], NULL, NULL};
+        else if (n == 5)
+            *r = (struct route){R_DEF_ONE, NULL, s[3], NULL, s[4]};
+        else if (seg_is(s, n, 5, "revisions"))
+            *r = (struct route){n == 6 ? R_DEF_REVS : R_DEF_REV, NULL, s[3], n == 7 ? s[6] : NULL,
+                                s[4]};
     } else if (seg_is(s, n, 0, "tax-rates") && seg_is(s, n, 1, "v1") &&
                seg_is(s, n, 2, "tax-rates")) {
         if (n == 3)
@@ -410,7 +423,7 @@ static void h_obj_get(struct hs_portal *p, int t, const char *id, const struct s
     free(hist.buf);
 }
 
-static void paging_next(struct json_object *out, const struct sb_request *req, const char *after)
+void hs_paging_next(struct json_object *out, const struct sb_request *req, const char *after)
 {
     char link[1024];
     const char *host = sb_req_header(req, "Host");
@@ -423,8 +436,8 @@ static void paging_next(struct json_object *out, const struct sb_request *req, c
     jadd(out, "paging", paging);
 }
 
-static int limit_param(const struct sb_request *req, int dflt, int max, int *out,
-                       struct sb_response *resp)
+int hs_limit_param(const struct sb_request *req, int dflt, int max, int *out,
+                   struct sb_response *resp)
 {
     const char *l = sb_req_query(req, "limit");
     int64_t v = dflt;
@@ -442,7 +455,7 @@ static void h_list(struct hs_portal *p, int t, const struct sb_request *req,
     int limit, archived = archived_param(req);
     int64_t after = 0;
     const char *a = sb_req_query(req, "after");
-    if (limit_param(req, 10, HS_LIST_LIMIT_MAX, &limit, resp))
+    if (hs_limit_param(req, 10, HS_LIST_LIMIT_MAX, &limit, resp))
         return;
     if (a && hs_parse_i64(a, &after) != 0) {
         hs_errorf(resp, 400, "VALIDATION_ERROR", "Invalid 'after' cursor: %s", a);
@@ -467,14 +480,14 @@ static void h_list(struct hs_portal *p, int t, const struct sb_request *req,
     if (i < p->nlist[t]) {
         char next[32];
         snprintf(next, sizeof(next), "%lld", (long long)p->list[t][i]->id);
-        paging_next(out, req, next);
+        hs_paging_next(out, req, next);
     }
     free(props.buf);
     free(assoc.buf);
     sb_resp_json(resp, 200, out);
 }
 
-static struct json_object *parse_json_body(const struct sb_request *req, struct sb_response *resp)
+struct json_object *hs_json_body(const struct sb_request *req, struct sb_response *resp)
 {
     struct json_tokener *tok = json_tokener_new();
     struct json_object *o = NULL;
@@ -527,7 +540,7 @@ static int json_names(struct json_object *arr, struct names *ns)
 static void h_batch_read(struct hs_portal *p, int t, const struct sb_request *req,
                          struct sb_response *resp)
 {
-    struct json_object *body = parse_json_body(req, resp), *inputs, *v;
+    struct json_object *body = hs_json_body(req, resp), *inputs, *v;
     struct names props = {0}, hist = {0};
     const char *id_prop = NULL;
     int archived = archived_param(req);
@@ -637,7 +650,7 @@ static void h_v4_assoc(struct hs_portal *p, int t, int to, const char *id,
         hs_error(resp, 404, "OBJECT_NOT_FOUND", "resource not found", NULL);
         return;
     }
-    if (limit_param(req, HS_V4_LIMIT_MAX, HS_V4_LIMIT_MAX, &limit, resp))
+    if (hs_limit_param(req, HS_V4_LIMIT_MAX, HS_V4_LIMIT_MAX, &limit, resp))
         return;
     if (a && hs_parse_i64(a, &after) != 0) {
         hs_errorf(resp, 400, "VALIDATION_ERROR", "Invalid 'after' cursor: %s", a);
@@ -657,7 +670,7 @@ static void h_v4_assoc(struct hs_portal *p, int t, int to, const char *id,
     if (k < n) {
         char next[32];
         snprintf(next, sizeof(next), "%d", k);
-        paging_next(out, req, next);
+        hs_paging_next(out, req, next);
     }
     sb_resp_json(resp, 200, out);
 }
@@ -665,7 +678,7 @@ static void h_v4_assoc(struct hs_portal *p, int t, int to, const char *id,
 static void h_v4_batch(struct hs_portal *p, int t, int to, const struct sb_request *req,
                        struct sb_response *resp)
 {
-    struct json_object *body = parse_json_body(req, resp), *inputs;
+    struct json_object *body = hs_json_body(req, resp), *inputs;
     if (!body)
         return;
     if (!json_object_object_get_ex(body, "inputs", &inputs) ||
@@ -811,11 +824,11 @@ static int cb_check(int64_t portal, const char *id, struct json_object *outputs,
         hs_errorf(resp, 404, "OBJECT_NOT_FOUND", "Callback %s not found", id);
         return -1;
     }
-    int expired = clock_wall_ms() >= c->expires_ms;
-    if ((c->completed || expired) && hs_opt.cb_done_status != 204) {
+    int expired = clock_wall_ms() >= c->expires_ms, done = c->completed || c->closed;
+    if ((done || expired) && hs_opt.cb_done_status != 204) {
         c->rejected++;
         hs_errorf(resp, 400, "VALIDATION_ERROR", "Callback %s %s", id,
-                  c->completed ? "has already been completed" : "has expired");
+                  done ? "has already been completed" : "has expired");
         return -1;
     }
     return 0;
@@ -827,7 +840,7 @@ static int cb_apply(int64_t portal, const char *id, struct hs_cb *c, struct json
     int64_t now = clock_wall_ms();
     if (!c && !(c = hs_cb_register(id, portal, now, now + (int64_t)hs_opt.cb_expiry_s * 1000)))
         return -1;
-    if (c->completed || now >= c->expires_ms) { /* repeat answered 204 by configuration */
+    if (c->completed || c->closed || now >= c->expires_ms) { /* 204 by configuration */
         c->rejected++;
         return 0;
     }
@@ -846,7 +859,7 @@ static int cb_apply(int64_t portal, const char *id, struct hs_cb *c, struct json
 static void h_cb_one(int64_t portal, const char *id, const struct sb_request *req,
                      struct sb_response *resp)
 {
-    struct json_object *body = parse_json_body(req, resp), *outputs = NULL;
+    struct json_object *body = hs_json_body(req, resp), *outputs = NULL;
     struct hs_cb *c;
     if (!body)
         return;
@@ -863,7 +876,7 @@ static void h_cb_one(int64_t portal, const char *id, const struct sb_request *re
 /* Batch completion: all-or-nothing (design choice; the docs are silent). */
 static void h_cb_batch(int64_t portal, const struct sb_request *req, struct sb_response *resp)
 {
-    struct json_object *body = parse_json_body(req, resp), *inputs;
+    struct json_object *body = hs_json_body(req, resp), *inputs;
     struct hs_cb **cbs = NULL;
     size_t n;
     if (!body)
@@ -1071,6 +1084,12 @@ void hubspot_handle(const struct sb_request *req, struct sb_response *resp)
     route_parse(buf, &r);
     if (r.kind == R_NONE) {
         hs_errorf(resp, 404, NULL, "No HubSpot route for %s %s", req->method, req->path);
+        return;
+    }
+    if (r.kind >= R_DEFS) {
+        static const enum hs_def_kind kinds[] = {HS_DEFS, HS_DEF_ONE, HS_DEF_REVS, HS_DEF_REV};
+        struct hs_def_route d = {kinds[r.kind - R_DEFS], r.type_s, r.id, r.to_s};
+        hs_actions_handle(req, resp, &d);
         return;
     }
     if (strcmp(req->method, r.method) != 0) {

@@ -1,5 +1,6 @@
-/* hubspot_internal.h - private to hubspot.c, hubspot_store.c and hubspot_pricing.c;
- * nothing else includes it.
+/* hubspot_internal.h - private to the HubSpot side of the sandbox: hubspot.c,
+ * hubspot_store.c, hubspot_pricing.c, hubspot_actions.c and the workflow engine
+ * (workflows.c, workflows_admin.c); nothing else includes it.
  *
  * Who owns what:
  *   hubspot_store.c owns the state below (`hs`): portals with their sorted id lists and
@@ -13,8 +14,13 @@
  *   hubspot.c owns request handling: routing, bearer authentication and scopes, rate
  *   windows (the contents of each portal's `rate`), the handlers, HubSpot's OAuth token
  *   endpoint, and the switchable behaviours `hs_opt` (hubspot_configure, hubspot_reset).
+ *   hubspot_actions.c owns the developer apps (`hs.devapps`, seeded) and the custom
+ *   workflow action definitions (`hs.defs`) with their API (developer API key).
+ *   workflows.c / workflows_admin.c own the executions of the workflow engine and its
+ *   delivery threads, behind their own mutex (workflows.h), taken after hs.lock.
  *
- * Locking rules (one lock order: hs.lock, then hs.rate_mu; nothing else is held):
+ * Locking rules (lock order: hs.lock, then hs.rate_mu or the engine's mutex; nothing
+ * else is held):
  *   - hs.lock, a writer-preferring rwlock, guards every field of `hs` except `rate_mu`
  *     and every portal's `rate`, plus `hs_opt`. Read lock: CRM reads, tax rates,
  *     account details, dump, hubspot_options. Write lock: seeding, reset, callback
@@ -133,6 +139,8 @@ struct hs_cb {
     char *id;
     int64_t portal, created_ms, expires_ms, completed_ms;
     int completed, completions, rejected;
+    int closed;      /* the engine's execution ended without waiting (SUCCESS, FAIL_CONTINUE
+                        or FAILED in the synchronous answer): completions are refused */
     const char *via; /* static: "single" or "batch" */
     struct json_object *outputs;
 };
@@ -148,6 +156,26 @@ struct shash {
     size_t nb, n;
 };
 
+/* A developer app (seed hubspot.developer_apps; global, not per portal). */
+struct hs_devapp {
+    int64_t app_id;
+    char *key, *secret; /* developer API key, client secret (signs engine requests) */
+    struct hs_devapp *next;
+};
+
+/* A custom workflow action definition (hubspot_actions.c). `doc` is the validated
+ * definition without id, revisionId and archivedAt (added when rendered); `revisions`
+ * holds the rendered definition of every revision, oldest first. */
+struct hs_def {
+    int64_t id, app_id;
+    int revision; /* revisionId, from 1; PATCH bumps it */
+    int archived;
+    int64_t archived_ms;
+    struct json_object *doc;
+    struct json_object *revisions; /* [{"id","revisionId","createdAt","definition"}] */
+    struct hs_def *next;
+};
+
 struct hs_state {
     pthread_rwlock_t lock;
     pthread_mutex_t rate_mu;
@@ -158,6 +186,8 @@ struct hs_state {
     struct hs_cb **cb_order;  /* callbacks in registration order (dump) */
     size_t ncb, capcb;
     struct hs_app *apps;
+    struct hs_devapp *devapps;
+    struct hs_def *defs;           /* id order (ids only grow) */
     struct json_object *known[NT]; /* property names known per type (set) */
     unsigned stamp;                /* seed documents (per portal) so far; never 0 */
     int ready;
@@ -216,6 +246,8 @@ int hs_parse_i64(const char *s, int64_t *out);
 /* Split csv (takes ownership; may be NULL) into ns; see struct names. */
 void hs_names_parse(struct names *ns, char *csv);
 
+/* The portal or NULL; borrowed until hs.lock is released. Lock held. */
+struct hs_portal *hs_portal_find(int64_t id);
 /* The object or NULL; borrowed until hs.lock is released. Read lock. */
 struct hs_obj *hs_obj_get(int64_t portal, int type, int64_t id);
 /* First index in p->list[t] whose id is >= min_id. Read lock. */
@@ -248,6 +280,55 @@ struct hs_cb *hs_cb_find(const char *id);
 /* Register a pending callback, or re-time an existing one; NULL when out of memory or
  * at the callback cap. Write lock. */
 struct hs_cb *hs_cb_register(const char *id, int64_t portal, int64_t created, int64_t expires);
+
+/* ---- hubspot.c: answers shared with hubspot_actions.c ------------------------------- */
+
+/* HubSpot's error body (§6): status, message, correlationId, category (may be NULL);
+ * `extra` (may be NULL; taken) is merged in. */
+void hs_error(struct sb_response *resp, int status, const char *category, const char *message,
+              struct json_object *extra);
+void hs_errorf(struct sb_response *resp, int status, const char *category, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The request body as a JSON object (caller puts), or NULL with a 400 in resp. */
+struct json_object *hs_json_body(const struct sb_request *req, struct sb_response *resp);
+/* "paging":{"next":{"after","link"}} added to out. */
+void hs_paging_next(struct json_object *out, const struct sb_request *req, const char *after);
+/* ?limit= (default dflt, clamped to max) -> 0 and *out, else -1 with a 400 in resp. */
+int hs_limit_param(const struct sb_request *req, int dflt, int max, int *out,
+                   struct sb_response *resp);
+/* hs_auth_msg: the 401 message of a request without credentials. */
+extern const char hs_auth_msg[];
+
+/* ---- hubspot_actions.c -------------------------------------------------------------- */
+
+/* Which definition route (both families, §1): {appId}, {appId}/{definitionId},
+ * .../revisions, .../revisions/{revisionId}. Strings borrowed from the routed path. */
+enum hs_def_kind { HS_DEFS, HS_DEF_ONE, HS_DEF_REVS, HS_DEF_REV };
+struct hs_def_route {
+    enum hs_def_kind kind;
+    const char *app, *def, *rev;
+};
+/* Serve one action-definition request; takes hs.lock itself. */
+void hs_actions_handle(const struct sb_request *req, struct sb_response *resp,
+                       const struct hs_def_route *r);
+/* Merge seed `developer_apps` (array) into hs.devapps; same app_id replaced. Write lock. */
+int hs_devapps_seed(struct json_object *arr, char *err, size_t errsz);
+/* Free every developer app and definition. Write lock. */
+void hs_actions_clear_locked(void);
+/* Lookups; borrowed until hs.lock is released; NULL when absent. Lock held. */
+const struct hs_devapp *hs_devapp_find(int64_t app_id);
+const struct hs_def *hs_def_find(int64_t app_id, int64_t def_id); /* archived included */
+/* The input field definition named `name` in d (its "typeDefinition" object), or NULL;
+ * *required (may be NULL) gets its isRequired. Lock held. */
+struct json_object *hs_def_input(const struct hs_def *d, const char *name, int *required);
+/* A workflow object type ("DEAL", "0-3", "deals", "deal") -> hs_types index, or -1. */
+int hs_type_of_object(const char *s);
+
+/* ---- workflows.c ------------------------------------------------------------------------ */
+
+/* Drop every execution of the workflow engine (deliveries in progress finish and are
+ * discarded). Called by hubspot_reset() with the write lock held. */
+void wf_reset(void);
 
 /* ---- hubspot_pricing.c ---------------------------------------------------------------- */
 

@@ -348,6 +348,7 @@ void hs_store_clear_locked(void)
         free(a);
     }
     hs.apps = NULL;
+    hs_actions_clear_locked();
     shash_clear(&hs.tokens, token_free);
     shash_clear(&hs.cbs, cb_free);
     free(hs.cb_order);
@@ -769,7 +770,7 @@ static int seed_fail(char *err, size_t errsz, const char *fmt, ...)
     return -1;
 }
 
-static struct hs_portal *portal_find(int64_t id)
+struct hs_portal *hs_portal_find(int64_t id)
 {
     for (struct hs_portal *p = hs.portals; p; p = p->next)
         if (p->id == id)
@@ -779,7 +780,7 @@ static struct hs_portal *portal_find(int64_t id)
 
 static struct hs_portal *portal_get(int64_t id)
 {
-    struct hs_portal *p = portal_find(id);
+    struct hs_portal *p = hs_portal_find(id);
     if (p)
         return p;
     p = calloc(1, sizeof(*p));
@@ -1327,7 +1328,9 @@ int hubspot_seed(struct json_object *doc, char *errstr, size_t errsz)
     if (json_object_object_get_ex(h, "options", &v) && hubspot_configure(v, errstr, errsz) != 0)
         return -1;
     pthread_rwlock_wrlock(&hs.lock);
-    if (json_object_object_get_ex(h, "portals", &v)) {
+    if (json_object_object_get_ex(h, "developer_apps", &v))
+        rc = hs_devapps_seed(v, err, sizeof(err));
+    if (rc == 0 && json_object_object_get_ex(h, "portals", &v)) {
         if (!json_object_is_type(v, json_type_array)) {
             snprintf(err, sizeof(err), "'portals' must be an array");
             rc = -1;
@@ -1394,6 +1397,7 @@ static struct json_object *dump_portal(const struct hs_portal *p)
         jadd(e, "callbackId", jstr(c->id));
         jadd(e, "state",
              jstr(c->completed                       ? "COMPLETED"
+                  : c->closed                        ? "CLOSED"
                   : clock_wall_ms() >= c->expires_ms ? "EXPIRED"
                                                      : "PENDING"));
         jadd(e, "expiresAt", jiso(c->expires_ms));

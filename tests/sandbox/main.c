@@ -30,7 +30,8 @@ static void usage(FILE *f)
                "settings (also POST /_sandbox/config with underscores):\n"
                "  --latency-ms --jitter-ms --hubspot-rate-10s --qbo-rate-min --qbo-concurrent\n"
                "  --requestid-retention-s --access-ttl-s --refresh-ttl-s --rotate-after-s\n"
-               "  --log-entries --log-body-max\n");
+               "  --log-entries --log-body-max --workflow-retry-base-ms --workflow-retry-max-ms\n"
+               "  --workflow-retry-attempts --workflow-timeout-ms --workflow-threads\n");
 }
 
 static int write_port_file(const char *path, int port)
@@ -154,6 +155,7 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     sb_server_stop();
+    workflows_shutdown();
     hubspot_reset();
     qbo_reset();
     oauth_reset();

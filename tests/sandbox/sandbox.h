@@ -62,7 +62,18 @@ struct sb_response {
     /* Optional: the portal or realm the request belonged to, for the request log. The
      * core fills it for /v3/company/{realm}/ paths when the handler leaves it empty. */
     char tenant[SB_TENANT_MAX];
+    /* Optional, admin routes only: a deferred answer. A handler that must wait for work
+     * done on another thread (a delivery of the workflow engine) leaves status 0 and sets
+     * poll: the core suspends the connection (no pool thread waits) and calls
+     * poll(poll_arg, resp, final) every SB_POLL_MS until it returns 1 with resp filled;
+     * final = 1 (shutting down, out of memory) means "answer now" and must return 1.
+     * poll_free(poll_arg), when set, runs exactly once when the request ends, answered
+     * or not. */
+    int (*poll)(void *arg, struct sb_response *resp, int final);
+    void (*poll_free)(void *arg);
+    void *poll_arg;
 };
+#define SB_POLL_MS 10
 
 /* Set status + JSON body (serialised compactly; obj may be NULL for an empty body).
  * Takes ownership of obj (json_object_put after serialising). */
@@ -143,6 +154,21 @@ int oauth_configure(struct json_object *opts, char *errstr, size_t errsz);
 int oauth_access_token_valid(const char *realm_id, const char *bearer_token);
 
 void admin_handle(const struct sb_request *req, struct sb_response *resp);
+/* The admin API's error answer {"error": msg} (msg copied). */
+void sb_admin_error(struct sb_response *resp, int status, const char *msg);
+/* The whole request body as JSON (any type; caller puts), or NULL with a 400 in resp. */
+struct json_object *sb_admin_body(const struct sb_request *req, struct sb_response *resp);
+
+/* HubSpot's workflow engine (workflows.c, workflows_admin.c; README "Workflow engine").
+ * workflows_admin() serves /_sandbox/hubspot/<rest> (rest starts with '/').
+ * workflows_configure() applies the workflow_* settings (any thread; delivery threads
+ * start lazily, up to workflow_threads). workflows_shutdown() stops and joins the
+ * delivery threads (an exchange in progress is aborted within about a second) and frees
+ * every execution; call it after sb_server_stop(), before hubspot_reset(). */
+void workflows_admin(const struct sb_request *req, const char *rest, struct sb_response *resp);
+struct sb_settings;
+void workflows_configure(const struct sb_settings *s);
+void workflows_shutdown(void);
 
 /* ---- core services owned by admin.c, used by server.c and main.c ----
  * Runtime settings: one table (admin.c) drives the CLI flags (--name-with-dashes), POST
@@ -154,6 +180,9 @@ struct sb_settings {
     int requestid_retention_s;                 /* QBO requestid replay window */
     int access_ttl_s, refresh_ttl_s, rotate_after_s; /* Intuit OAuth */
     int log_entries, log_body_max;             /* request log bounds */
+    /* HubSpot workflow engine (workflows.c): delivery retries and timeouts. */
+    int workflow_retry_base_ms, workflow_retry_max_ms, workflow_retry_attempts;
+    int workflow_timeout_ms, workflow_threads;
 };
 /* Set one setting by name from text (CLI). -1 + errstr on unknown name or bad value. */
 int sb_settings_set(const char *name, const char *value, char *errstr, size_t errsz);

@@ -20,6 +20,9 @@
  *                                         +--------> respond() <------------+
  *                                                    queue response, or MHD_NO (drop)
  *
+ * An admin route may defer its answer (sb_response.poll): the connection is suspended
+ * and put on the same heap every SB_POLL_MS, and asked again (PH_POLL) until it answers.
+ *
  * Admin routes (/_sandbox/) bypass the log, fault rules and latency. QBO requests hold
  * a per-realm concurrency slot (qbo_admit) from body completion until their response is
  * queued, so injected latency counts as "in flight", as it does against real QuickBooks.
@@ -48,7 +51,7 @@
 #define SB_MAX_THREADS      64
 #define SB_HEADER_VALUE_MAX 1024 /* sb_resp_header() value; longer is cut */
 
-enum sb_phase { PH_RECV = 0, PH_PRE_WAIT, PH_POST_WAIT };
+enum sb_phase { PH_RECV = 0, PH_PRE_WAIT, PH_POST_WAIT, PH_POLL };
 
 struct sb_conn {
     enum sb_phase phase;
@@ -538,6 +541,20 @@ static enum MHD_Result run_request(struct sb_conn *c, struct MHD_Connection *con
     return respond(c, conn);
 }
 
+/* A deferred admin answer (sb_response.poll): ask again every SB_POLL_MS, suspended in
+ * between, until the handler's poll says it answered; when the connection cannot be
+ * suspended (shutdown, no memory) it must answer at once. */
+static enum MHD_Result poll_step(struct sb_conn *c, struct MHD_Connection *conn)
+{
+    if (c->resp.poll(c->resp.poll_arg, &c->resp, 0))
+        return respond(c, conn);
+    c->phase = PH_POLL;
+    if (suspend_until(conn, SB_POLL_MS) == 0)
+        return MHD_YES;
+    c->resp.poll(c->resp.poll_arg, &c->resp, 1);
+    return respond(c, conn);
+}
+
 static enum MHD_Result body_complete(struct sb_conn *c, struct MHD_Connection *conn)
 {
     c->req.body = c->body ? c->body : "";
@@ -549,6 +566,8 @@ static enum MHD_Result body_complete(struct sb_conn *c, struct MHD_Connection *c
     }
     if (strcmp(c->vendor, "admin") == 0) {
         admin_handle(&c->req, &c->resp);
+        if (c->resp.status == 0 && c->resp.poll)
+            return poll_step(c, conn);
         return respond(c, conn);
     }
     if (strcmp(c->vendor, "none") != 0)
@@ -620,6 +639,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return run_request(c, conn);
     case PH_POST_WAIT:
         return respond(c, conn);
+    case PH_POLL:
+        return poll_step(c, conn);
     }
     return MHD_NO;
 }
@@ -634,6 +655,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     release_qbo(c); /* connection died between admission and response */
+    if (c->resp.poll_free)
+        c->resp.poll_free(c->resp.poll_arg);
     resp_release(&c->resp);
     sb_fault_action_release(&c->fault);
     free(c->body);

@@ -79,9 +79,20 @@ const sandbox = {
   addFault: (rule) => admin('POST', 'faults', rule),
 };
 
+/** Await a client call that must fail and return the @hubspot/api-client ApiException. */
+async function apiError(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(typeof e.code === 'number', `expected an ApiException, got ${e && e.stack}`);
+    return e;
+  }
+  return assert.fail('the call succeeded but an error was expected');
+}
+
 /** Await a node-style callback API and resolve with {err, body, res} (never rejects). */
 function cb(fn) {
   return new Promise((resolve) => fn((err, body, res) => resolve({ err, body, res })));
 }
 
-module.exports = { sandbox, HS, QBO, INTUIT_TID_RE, cb };
+module.exports = { sandbox, HS, QBO, INTUIT_TID_RE, cb, apiError };

@@ -7,22 +7,11 @@
 const { describe, it, before, beforeEach, after } = require('node:test');
 const assert = require('node:assert/strict');
 const hubspot = require('@hubspot/api-client');
-const { sandbox, HS } = require('../lib/sandbox');
+const { sandbox, HS, apiError } = require('../lib/sandbox');
 
 function client(accessToken = HS.TOKEN1, extra = {}) {
   // numberOfApiCallRetries 0 (the default) so error tests see the first answer.
   return new hubspot.Client({ accessToken, basePath: sandbox.hubspotBase, ...extra });
-}
-
-/** Run a client call that must fail; return the client's ApiException. */
-async function apiError(promise) {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(typeof e.code === 'number', `expected an ApiException, got ${e && e.stack}`);
-    return e;
-  }
-  assert.fail('the call succeeded but an error was expected');
 }
 
 const ids = (results) => results.map((r) => r.id);

@@ -499,6 +499,48 @@ static void test_total_timeout(void **state)
     http_client_free(c);
 }
 
+static void *set_flag_later(void *arg)
+{
+    clock_sleep_ms(200);
+    __atomic_store_n((int *)arg, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* The abort flag ends an exchange that would otherwise wait out its 10 s timeout, and
+ * stops the next one at once while it stays set. */
+static void test_abort_flag(void **state)
+{
+    struct srv *s = *state;
+    struct http_client_opts o;
+    struct http_client *c;
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/slow")};
+    char err[256] = "";
+    int flag = 0;
+    pthread_t th;
+    int64_t t0 = clock_mono_ms(), dt;
+
+    http_client_opts_default(&o);
+    o.timeout_ms = 10000;
+    o.abort_flag = &flag;
+    c = http_client_new(&o, err, sizeof(err));
+    assert_non_null(c);
+    http_response_init(&r);
+    script(s, (struct script){.status = 200, .body = "late", .delay_ms = 5000});
+    assert_int_equal(pthread_create(&th, NULL, set_flag_later, &flag), 0);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_EOTHER);
+    dt = clock_mono_ms() - t0;
+    pthread_join(th, NULL);
+    assert_true(dt >= 150 && dt < 2500);
+    assert_string_equal(err, "other: aborted");
+    assert_int_equal(r.status, 0);
+    t0 = clock_mono_ms();
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_EOTHER);
+    assert_true(clock_mono_ms() - t0 < 1500);
+    http_response_release(&r);
+    http_client_free(c);
+}
+
 static void test_connect_refused(void **state)
 {
     struct http_client *c = client(0, 0, 0);
@@ -710,6 +752,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keep_alive_reuses_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_proxy_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_flag, setup, teardown),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
