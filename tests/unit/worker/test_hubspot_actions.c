@@ -412,7 +412,7 @@ static void test_usage_and_configuration_errors(void **state)
             "--hubspot.developer_key=" KEY, NULL);
     refused(no_key, "hubspot.developer_key is not set", "sync", "--app-id", "1", NULL);
     refused(no_url, "ingress.public_url is not set", "sync", "--app-id", "1", NULL);
-    refused(http_env, "must start with https://", "sync", "--app-id", "1", NULL);
+    refused(http_env, "is plain http", "sync", "--app-id", "1", NULL);
     refused(path_env, "without a path", "sync", "--app-id", "1", NULL);
     refused(full, "/nonexistent/create_invoice.json", "sync", "--app-id", "1", "--dir",
             "/nonexistent", NULL);
