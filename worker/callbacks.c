@@ -41,8 +41,12 @@
  * What counts as transient is the HubSpot client's classification (api_error_retryable:
  * 5xx, 423, 429, transport, a rate-limit admission not granted in time); everything else
  * HubSpot answered, 4xx, is a refusal (reference/hubspot-api.md section 7: "callback
- * completion 4xx: permanent, do not loop"), 401/403 included: HubSpot's retry matrix
- * calls a static token's 401 a permanent configuration error.
+ * completion 4xx: permanent, do not loop") -- except 401/403 (API_AUTH). Those say our
+ * token for the portal is wrong, not that the execution is: refusing would drop every
+ * completion of the portal until someone fixed the token, and the executions would hang
+ * in HubSpot for a week. They are held instead, retried like transient failures (backoff
+ * up to callbacks.retry_cap), logged as errors, and go out once the token is fixed (an
+ * execution that expired meanwhile is then refused by HubSpot, counted as refused).
  *
  * Shutdown (callbacks_stop): the partitions are paused, everything pending is sent
  * without waiting for its linger, transient failures retried until drain_ms runs out;
@@ -316,6 +320,13 @@ static void sent_ok(struct callbacks *cb, struct cb_portal *p, size_t k)
     metrics_callback(cb->m, "completed", (int64_t)k);
 }
 
+/* Whether a failed completion is tried again: transient failures, and our token for the
+ * portal refused (401/403: the portal's completions wait for a fixed token). */
+static int held(const struct api_error *err)
+{
+    return api_error_retryable(err) || err->cls == API_AUTH;
+}
+
 /* A transient failure of the first k: back the portal off; they go again after it. */
 static void sent_transient(struct callbacks *cb, struct cb_portal *p, size_t k,
                            const struct api_error *err)
@@ -330,7 +341,12 @@ static void sent_transient(struct callbacks *cb, struct cb_portal *p, size_t k,
     (void)backoff_next(&p->b, now, err->retry_after_ms > 0 ? err->retry_after_ms : -1, &delay);
     p->not_before_ms = now + delay;
     metrics_callback(cb->m, "retried", (int64_t)k);
-    if (log_enabled(LOG_WARN)) {
+    if (err->cls == API_AUTH) {
+        log_error("callback completer: HubSpot refuses our token for portal %" PRId64
+                  " (HTTP %d: %s); its %zu completions wait until the token is fixed "
+                  "(hsqb-worker credentials hubspot), retrying in %" PRId64 " ms",
+                  p->id, err->http_status, err->message, k, delay);
+    } else if (log_enabled(LOG_WARN)) {
         struct log_field f[] = {
             LF_INT("portal", p->id),
             LF_INT("completions", (int64_t)k),
@@ -392,7 +408,7 @@ static void send_batch(struct callbacks *cb, struct cb_portal *p)
     }
     if (hubspot_complete_callbacks_batch(&io, cb->hs, &hc, done, k, &err) == 0)
         sent_ok(cb, p, k);
-    else if (api_error_retryable(&err))
+    else if (held(&err))
         sent_transient(cb, p, k, &err);
     else if (k == 1)
         refused(cb, p, &err);
@@ -417,7 +433,7 @@ static void send_one(struct callbacks *cb, struct cb_portal *p)
 
     if (hubspot_complete_callback(&io, cb->hs, &hc, &done, &err) == 0)
         sent_ok(cb, p, 1);
-    else if (api_error_retryable(&err))
+    else if (held(&err))
         sent_transient(cb, p, 1, &err);
     else
         refused(cb, p, &err);

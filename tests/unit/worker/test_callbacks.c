@@ -637,6 +637,34 @@ static void test_transient_failure_retried(void **state)
     wait_committed(end_offset());
 }
 
+/* Our token refused (401): the portal's completions are held and retried, never refused,
+ * so a fixed token completes them all (regression: 401 used to drop them as refused). */
+static void test_token_refused_holds_completions(void **state)
+{
+    static const char *const ids[] = {"cb-1", "cb-2"};
+    (void)state;
+
+    register_callbacks(PORTAL1, ids, 2, 0);
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"" ROUTE "\",\"vendor\":\"hubspot\","
+                             "\"status\":401,\"times\":4,\"body\":{\"status\":\"error\","
+                             "\"message\":\"Authentication credentials not found.\","
+                             "\"category\":\"INVALID_AUTHENTICATION\"}}",
+                             NULL),
+                     201);
+    rig_start(&R);
+    for (size_t i = 0; i < 2; i++)
+        produce_result(ids[i], PORTAL1, 1, 1);
+    wait_completed(PORTAL1, ids, 2);
+    assert_true(h_count("path=" ROUTE "&status=401", NULL) >= 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(callback_int(PORTAL1, ids[i], "completions"), 1);
+    assert_true(COMPLETIONS("retried") >= 2);
+    assert_true(COMPLETIONS("completed") == 2);
+    assert_true(COMPLETIONS("refused") <= 0);
+    wait_committed(end_offset());
+}
+
 /* An expired and an unknown callback sink their batch; split, each is refused alone and
  * the others complete. Refused completions are settled too (never retried). */
 static void test_refused_callbacks_isolated(void **state)
@@ -873,6 +901,7 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_size_then_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failure_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_refused_holds_completions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_callbacks_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_portals_batched_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_sends_pending, setup, teardown),
