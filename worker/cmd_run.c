@@ -48,7 +48,8 @@
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
 
-#define WARM_TIMEOUT_MS 5000 /* output topics' metadata at start; Kafka down costs this once */
+#define WARM_TIMEOUT_MS 5000
+#define CALLBACKS_STOP_MS 5000 /* the completer's share of a SIGTERM stop */ /* output topics' metadata at start; Kafka down costs this once */
 
 static struct consumer *volatile g_consumer;
 
@@ -224,8 +225,11 @@ int cmd_run(int argc, char **argv, const char *version)
         rc = EXIT_FAIL;
         log_error("hsqb-worker stopping after a runtime failure: %s", err);
     }
-    /* after the consumer's drain, so the results it published last are completed too */
-    callbacks_stop(callbacks, config_get_ms(cfg, "shutdown.drain_timeout"));
+    /* after the consumer's drain, so the results it published last are completed too;
+     * briefly: what it cannot send now stays uncommitted and goes at the next start, and
+     * the whole stop must fit the orchestrator's grace period (drain + this) */
+    int64_t cb_drain = config_get_ms(cfg, "shutdown.drain_timeout");
+    callbacks_stop(callbacks, cb_drain < CALLBACKS_STOP_MS ? cb_drain : CALLBACKS_STOP_MS);
     callbacks = NULL;
     goto out;
 
