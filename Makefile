@@ -127,6 +127,7 @@ UNIT_TESTS := \
 	tests/unit/worker/test_delay \
 	tests/unit/worker/test_breaker \
 	tests/unit/worker/test_mapcache \
+	tests/unit/worker/test_ingress \
 	tests/unit/worker/test_hubspot_actions
 
 # Unit tests of sandbox parts link the sandbox object they test.
@@ -178,7 +179,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_pricing \
 	tests/fuzz/fuzz_json \
 	tests/fuzz/fuzz_options_request \
-	tests/fuzz/fuzz_callback_result
+	tests/fuzz/fuzz_callback_result \
+	tests/fuzz/fuzz_ingress_request
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)

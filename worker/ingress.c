@@ -50,6 +50,7 @@
 #define INGRESS_MAX_DEFS      64
 #define INGRESS_URI_MAX       4096 /* request target bytes kept for the signature */
 #define INGRESS_PUBLIC_MAX    2048
+#define INGRESS_HOST_MAX      900 /* the events' source (<= 1024) holds it */
 #define INGRESS_CONN_TIMEOUT  30 /* s a connection may sit idle */
 #define INGRESS_STOP_GRACE_MS 200
 #define INGRESS_MSG_MAX       512
@@ -80,11 +81,6 @@ struct req {
     size_t answer_len;
 };
 
-struct action_def {
-    int64_t id;
-    enum hsqb_action action;
-};
-
 struct ingress {
     struct MHD_Daemon *d;
     struct metrics *m;
@@ -103,7 +99,7 @@ struct ingress {
     char expiration[65];
     char *secrets[INGRESS_MAX_SECRETS];
     size_t nsecrets;
-    struct action_def defs[INGRESS_MAX_DEFS];
+    struct ingress_action_def defs[INGRESS_MAX_DEFS];
     size_t ndefs;
     _Atomic int64_t last_refusal_log_s;
     _Atomic int64_t refusals_unlogged;
@@ -303,7 +299,7 @@ static void on_delivery(void *opaque, int ok, const char *why)
 }
 
 /* The action of a request to /hubspot/actions without one in the path. */
-static int action_by_definition(const struct ingress *in, const struct jtape *t,
+static int action_by_definition(const struct ingress_request *rq, const struct jtape *t,
                                 enum hsqb_action *out)
 {
     size_t origin;
@@ -313,29 +309,27 @@ static int action_by_definition(const struct ingress *in, const struct jtape *t,
     if (jtape_get_obj(t, JTAPE_ROOT, "origin", &origin) != JGET_OK ||
         jtape_get_int64(t, origin, "actionDefinitionId", 1, INT64_MAX, &id) != JGET_OK)
         return -1;
-    for (i = 0; i < in->ndefs; i++)
-        if (in->defs[i].id == id) {
-            *out = in->defs[i].action;
+    for (i = 0; i < rq->ndefs; i++)
+        if (rq->defs[i].id == id) {
+            *out = rq->defs[i].action;
             return 0;
         }
     return -1;
 }
 
-/* Builds the CloudEvent for r into jb and decodes it with the worker's decoder into ev.
- * 0, or -1 with the 400 message in msg. */
-static int build_event(struct ingress *in, struct req *r, struct jbuf *jb, struct action_event *ev,
-                       char *msg, size_t msgsz)
+int ingress_event_build(const struct ingress_request *rq, struct jbuf *jb,
+                        struct action_event *ev, char *msg, size_t msgsz)
 {
     struct jtape t = {0};
     const char *cb;
     size_t origin, context;
     int64_t portal = 0, workflow = 0;
-    enum hsqb_action action = r->action;
-    char e[EVENT_ERRSTR_SIZE], src[INGRESS_PUBLIC_MAX + 96], now[CLOCK_RFC3339_MAX];
+    enum hsqb_action action = rq->action;
+    char e[EVENT_ERRSTR_SIZE], src[EVENT_SOURCE_MAX + 1], now[CLOCK_RFC3339_MAX];
     enum event_status st;
-    int rc = -1;
+    int rc = -1, n;
 
-    if (jtape_parse(&t, r->body, r->len, EVENT_MAX_DEPTH - 1, e, sizeof e) < 0) {
+    if (jtape_parse(&t, rq->body, rq->len, EVENT_MAX_DEPTH - 1, e, sizeof e) < 0) {
         snprintf(msg, msgsz, "the body is not JSON: %s", e);
         goto out;
     }
@@ -355,19 +349,23 @@ static int build_event(struct ingress *in, struct req *r, struct jbuf *jb, struc
     if (jtape_get_obj(&t, JTAPE_ROOT, "context", &context) == JGET_OK &&
         jtape_get_int64(&t, context, "workflowId", 1, INT64_MAX, &workflow) != JGET_OK)
         workflow = 0;
-    if (!r->has_action && action_by_definition(in, &t, &action) < 0) {
+    if (!rq->has_action && action_by_definition(rq, &t, &action) < 0) {
         snprintf(msg, msgsz,
                  "origin.actionDefinitionId: not a definition this ingress knows "
                  "(ingress.action_definitions), and the URL names no action");
         goto out;
     }
     if (workflow > 0)
-        snprintf(src, sizeof src, RESULT_INGRESS_SOURCE_PREFIX "%s/portal/%lld/workflow/%lld",
-                 in->public_host, (long long)portal, (long long)workflow);
+        n = snprintf(src, sizeof src, RESULT_INGRESS_SOURCE_PREFIX "%s/portal/%lld/workflow/%lld",
+                     rq->public_host, (long long)portal, (long long)workflow);
     else
-        snprintf(src, sizeof src, RESULT_INGRESS_SOURCE_PREFIX "%s/portal/%lld", in->public_host,
-                 (long long)portal);
-    clock_rfc3339_ms(clock_wall_ms(), now);
+        n = snprintf(src, sizeof src, RESULT_INGRESS_SOURCE_PREFIX "%s/portal/%lld",
+                     rq->public_host, (long long)portal);
+    if (n < 0 || (size_t)n >= sizeof src) {
+        snprintf(msg, msgsz, "the event's source would exceed %d characters", EVENT_SOURCE_MAX);
+        goto out;
+    }
+    clock_rfc3339_ms(rq->now_ms, now);
     jbuf_obj_open(jb);
     jbuf_kv_str(jb, "specversion", "1.0");
     jbuf_kv_str(jb, "id", cb);
@@ -376,9 +374,9 @@ static int build_event(struct ingress *in, struct req *r, struct jbuf *jb, struc
     jbuf_kv_str(jb, "time", now);
     jbuf_kv_str(jb, "datacontenttype", "application/json");
     jbuf_key(jb, "data");
-    jbuf_raw(jb, r->body, r->len);
+    jbuf_raw(jb, rq->body, rq->len);
     jbuf_obj_close(jb);
-    if (!(jbuf_cstr(jb) != NULL)) {
+    if (jbuf_cstr(jb) == NULL) {
         snprintf(msg, msgsz, "the event would exceed %d bytes", EVENT_MAX_BYTES);
         goto out;
     }
@@ -407,8 +405,11 @@ static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MH
     char msg[INGRESS_MSG_MAX], e[256];
     struct req **w;
 
+    struct ingress_request rq = {in->public_host, in->defs, in->ndefs, r->has_action, r->action,
+                                 r->body ? r->body : "", r->len, clock_wall_ms()};
+
     jbuf_init(&jb, EVENT_MAX_BYTES);
-    if (build_event(in, r, &jb, &ev, msg, sizeof msg) < 0) {
+    if (ingress_event_build(&rq, &jb, &ev, msg, sizeof msg) < 0) {
         req_set_message(r, MHD_HTTP_BAD_REQUEST, msg);
         jbuf_release(&jb);
         return queue_answer(r, c);
@@ -681,9 +682,10 @@ static int load_settings(struct ingress *in, const struct config *cfg, char *err
     }
     host = strstr(pu, "://") + 3;
     hl = strcspn(host, "/?#");
-    if (hl == 0 || host[hl] != '\0' || strpbrk(pu, " \t\r\n") != NULL) {
+    if (hl == 0 || hl > INGRESS_HOST_MAX || host[hl] != '\0' || strpbrk(pu, " \t\r\n") != NULL) {
         snprintf(errstr, errsz,
-                 "ingress.public_url: \"%.100s\" must be scheme://host[:port], without a path",
+                 "ingress.public_url: \"%.100s\" must be scheme://host[:port] (at most 900 "
+                 "characters), without a path",
                  pu);
         return -1;
     }
@@ -704,7 +706,7 @@ static int load_settings(struct ingress *in, const struct config *cfg, char *err
                              INGRESS_MAX_DEFS, &n, errstr, errsz) < 0)
         return -1;
     for (i = 0; i < n; i++) {
-        struct action_def *d = &in->defs[in->ndefs];
+        struct ingress_action_def *d = &in->defs[in->ndefs];
 
         if (strlen(pairs[i].realm) > 18 || event_action_from_name(pairs[i].value, &d->action) < 0) {
             snprintf(errstr, errsz,

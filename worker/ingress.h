@@ -40,6 +40,8 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/json.h"
+#include "worker/event.h"
 
 struct ingress;
 struct ingress_options;
@@ -68,5 +70,32 @@ int64_t ingress_pending(const struct ingress *in);
  * those still waiting are answered 503, HubSpot retries them), then stops the daemon and
  * frees in. NULL-safe. */
 void ingress_stop(struct ingress *in, int64_t drain_ms);
+
+/* ---- the event of one request (pure; exposed for tests and the fuzz target) ---------- */
+
+/* ingress.action_definitions: a HubSpot definition id and the action it stands for. */
+struct ingress_action_def {
+    int64_t id;
+    enum hsqb_action action;
+};
+
+/* One signature-checked action request; everything borrowed. */
+struct ingress_request {
+    const char *public_host;               /* host[:port] of ingress.public_url */
+    const struct ingress_action_def *defs; /* for requests without an action in the path */
+    size_t ndefs;
+    int has_action; /* 1: the path named action */
+    enum hsqb_action action;
+    const char *body; /* the request body, len bytes (not NUL-terminated) */
+    size_t len;
+    int64_t now_ms; /* the event's time, epoch ms */
+};
+
+/* Builds the CloudEvent of request rq into jb (initialised by the caller, capped at
+ * EVENT_MAX_BYTES) and decodes it with event_decode() into ev, exactly as the worker will.
+ * 0 (release ev with event_release()), or -1 with the 400 answer's reason in msg (ev
+ * untouched). Never crashes on any body (fuzzed: tests/fuzz/fuzz_ingress_request.c). */
+int ingress_event_build(const struct ingress_request *rq, struct jbuf *jb,
+                        struct action_event *ev, char *msg, size_t msgsz);
 
 #endif
