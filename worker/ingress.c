@@ -54,6 +54,7 @@
 #define INGRESS_CONN_TIMEOUT  30 /* s a connection may sit idle */
 #define INGRESS_STOP_GRACE_MS 200
 #define INGRESS_MSG_MAX       512
+#define INGRESS_OPTION_THREADS 4 /* options fetches at once (each may read QuickBooks) */
 #define INGRESS_ACTIONS_PATH  "/hubspot/actions"
 #define INGRESS_OPTIONS_PATH  "/hubspot/options"
 
@@ -79,6 +80,7 @@ struct req {
     unsigned status;
     char *answer; /* JSON */
     size_t answer_len;
+    struct req *next_job; /* options queue */
 };
 
 struct ingress {
@@ -101,6 +103,12 @@ struct ingress {
     size_t nsecrets;
     struct ingress_action_def defs[INGRESS_MAX_DEFS];
     size_t ndefs;
+    pthread_mutex_t opt_mu; /* the options queue */
+    pthread_cond_t opt_cv;
+    struct req *opt_head, *opt_tail;
+    int opt_stop;
+    pthread_t opt_threads[INGRESS_OPTION_THREADS];
+    size_t nopt_threads;
     _Atomic int64_t last_refusal_log_s;
     _Atomic int64_t refusals_unlogged;
 };
@@ -250,36 +258,22 @@ static int verify_signature(struct ingress *in, struct MHD_Connection *c, struct
 
 /* ---- action requests ------------------------------------------------------------------- */
 
-static void on_delivery(void *opaque, int ok, const char *why)
+/* A waiting request's answer is ready (status and JSON, or msg as {"message"}): set it,
+ * unless the stop already answered it, resume its connection, and drop the waiting side's
+ * reference. Any thread but MHD's own handler for r. */
+static void finish_waiting(struct req *r, unsigned status, const char *json, size_t len,
+                           const char *msg)
 {
-    struct req *r = opaque;
     struct ingress *in = r->in;
     struct MHD_Connection *resume = NULL;
-    char msg[INGRESS_MSG_MAX];
     size_t i;
 
     pthread_mutex_lock(&in->mu);
     if (r->state == ST_WAITING) {
-        if (ok == 0) {
-            struct jbuf jb;
-
-            jbuf_init(&jb, 1024);
-            jbuf_obj_open(&jb);
-            jbuf_key(&jb, "outputFields");
-            jbuf_obj_open(&jb);
-            jbuf_kv_str(&jb, "hs_execution_state", "BLOCK");
-            if (in->expiration[0] != '\0')
-                jbuf_kv_str(&jb, "hs_expiration_duration", in->expiration);
-            jbuf_obj_close(&jb);
-            jbuf_obj_close(&jb);
-            req_set_answer(r, MHD_HTTP_OK, jbuf_cstr(&jb), jb.len);
-            jbuf_release(&jb);
-        } else {
-            snprintf(msg, sizeof msg, "Kafka did not acknowledge the event: %s; retry later",
-                     why ? why : "unknown error");
-            log_warn("ingress: %s", msg);
-            req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
-        }
+        if (json)
+            req_set_answer(r, status, json, len);
+        else
+            req_set_message(r, status, msg);
     }
     if (r->suspended) {
         r->suspended = 0;
@@ -296,6 +290,60 @@ static void on_delivery(void *opaque, int ok, const char *why)
     pthread_mutex_unlock(&in->mu);
     if (resume)
         MHD_resume_connection(resume);
+}
+
+/* Suspends c until finish_waiting(r): 0, or -1 (out of memory: r is not waiting). Called
+ * from the access handler, as MHD requires. */
+static int start_waiting(struct ingress *in, struct req *r, struct MHD_Connection *c)
+{
+    struct req **w;
+
+    pthread_mutex_lock(&in->mu);
+    if (in->nwaiting == in->capwaiting) {
+        size_t cap = in->capwaiting ? in->capwaiting * 2 : 256;
+
+        if ((w = realloc(in->waiting, cap * sizeof(*w))) == NULL) {
+            pthread_mutex_unlock(&in->mu);
+            return -1;
+        }
+        in->waiting = w;
+        in->capwaiting = cap;
+    }
+    MHD_suspend_connection(c);
+    r->state = ST_WAITING;
+    r->suspended = 1;
+    r->refs++;
+    in->pending++;
+    in->waiting[in->nwaiting++] = r;
+    pthread_mutex_unlock(&in->mu);
+    return 0;
+}
+
+static void on_delivery(void *opaque, int ok, const char *why)
+{
+    struct req *r = opaque;
+    struct ingress *in = r->in;
+    char msg[INGRESS_MSG_MAX];
+    struct jbuf jb;
+
+    if (ok != 0) {
+        snprintf(msg, sizeof msg, "Kafka did not acknowledge the event: %s; retry later",
+                 why ? why : "unknown error");
+        log_warn("ingress: %s", msg);
+        finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, msg);
+        return;
+    }
+    jbuf_init(&jb, 1024);
+    jbuf_obj_open(&jb);
+    jbuf_key(&jb, "outputFields");
+    jbuf_obj_open(&jb);
+    jbuf_kv_str(&jb, "hs_execution_state", "BLOCK");
+    if (in->expiration[0] != '\0')
+        jbuf_kv_str(&jb, "hs_expiration_duration", in->expiration);
+    jbuf_obj_close(&jb);
+    jbuf_obj_close(&jb);
+    finish_waiting(r, MHD_HTTP_OK, jbuf_cstr(&jb), jb.len, NULL);
+    jbuf_release(&jb);
 }
 
 /* The action of a request to /hubspot/actions without one in the path. */
@@ -403,7 +451,6 @@ static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MH
     struct producer_msg pm;
     struct jbuf jb;
     char msg[INGRESS_MSG_MAX], e[256];
-    struct req **w;
 
     struct ingress_request rq = {in->public_host, in->defs, in->ndefs, r->has_action, r->action,
                                  r->body ? r->body : "", r->len, clock_wall_ms()};
@@ -415,58 +462,78 @@ static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MH
         return queue_answer(r, c);
     }
     pm = (struct producer_msg){in->topic, ev.key, strlen(ev.key), jbuf_cstr(&jb), jb.len, &ce, 1};
-    pthread_mutex_lock(&in->mu);
-    if (in->nwaiting == in->capwaiting) {
-        size_t cap = in->capwaiting ? in->capwaiting * 2 : 256;
-
-        if ((w = realloc(in->waiting, cap * sizeof(*w))) == NULL) {
-            pthread_mutex_unlock(&in->mu);
-            req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
-            goto answer_now;
-        }
-        in->waiting = w;
-        in->capwaiting = cap;
+    if (start_waiting(in, r, c) < 0) {
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
+        event_release(&ev);
+        jbuf_release(&jb);
+        return queue_answer(r, c);
     }
-    MHD_suspend_connection(c);
-    r->state = ST_WAITING;
-    r->suspended = 1;
-    r->refs++;
-    in->pending++;
-    in->waiting[in->nwaiting++] = r;
-    pthread_mutex_unlock(&in->mu);
     if (producer_send_async(in->producer, &pm, on_delivery, r, e, sizeof e) < 0) {
         snprintf(msg, sizeof msg, "Kafka did not take the event: %s; retry later", e);
         log_warn("ingress: %s", msg);
-        on_delivery(r, -1, e); /* answers 503 and resumes */
+        finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, msg); /* resumes c */
     }
     event_release(&ev);
     jbuf_release(&jb);
     return MHD_YES;
-answer_now:
-    event_release(&ev);
-    jbuf_release(&jb);
-    return queue_answer(r, c);
 }
 
 /* ---- options requests ------------------------------------------------------------------ */
 
-static enum MHD_Result answer_options(struct ingress *in, struct req *r, struct MHD_Connection *c)
+/* An options fetch reads QuickBooks (seconds at worst): it runs on the options threads,
+ * its connection suspended meanwhile, so a slow company never holds an HTTP thread that
+ * action requests need. */
+static void *options_main(void *opaque)
 {
+    struct ingress *in = opaque;
+    struct req *r;
     struct jbuf jb;
     int status;
 
+    for (;;) {
+        pthread_mutex_lock(&in->opt_mu);
+        while (!in->opt_head && !in->opt_stop)
+            pthread_cond_wait(&in->opt_cv, &in->opt_mu);
+        if (!in->opt_head) { /* stopping and nothing queued */
+            pthread_mutex_unlock(&in->opt_mu);
+            return NULL;
+        }
+        r = in->opt_head;
+        in->opt_head = r->next_job;
+        if (!in->opt_head)
+            in->opt_tail = NULL;
+        pthread_mutex_unlock(&in->opt_mu);
+        jbuf_init(&jb, 4u << 20);
+        status = ingress_options_answer(in->options, r->body ? r->body : "", r->len, &jb);
+        if (jbuf_cstr(&jb) != NULL && jb.len > 0)
+            finish_waiting(r, (unsigned)status, jbuf_cstr(&jb), jb.len, NULL);
+        else
+            finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0,
+                           "the options answer could not be built");
+        jbuf_release(&jb);
+    }
+}
+
+static enum MHD_Result answer_options(struct ingress *in, struct req *r, struct MHD_Connection *c)
+{
     if (!in->options) {
         req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "options are not available");
         return queue_answer(r, c);
     }
-    jbuf_init(&jb, 4u << 20);
-    status = ingress_options_answer(in->options, r->body, r->len, &jb);
-    if ((jbuf_cstr(&jb) != NULL) && jb.len > 0)
-        req_set_answer(r, (unsigned)status, jbuf_cstr(&jb), jb.len);
+    if (start_waiting(in, r, c) < 0) {
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
+        return queue_answer(r, c);
+    }
+    pthread_mutex_lock(&in->opt_mu);
+    r->next_job = NULL;
+    if (in->opt_tail)
+        in->opt_tail->next_job = r;
     else
-        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the options answer could not be built");
-    jbuf_release(&jb);
-    return queue_answer(r, c);
+        in->opt_head = r;
+    in->opt_tail = r;
+    pthread_cond_signal(&in->opt_cv);
+    pthread_mutex_unlock(&in->opt_mu);
+    return MHD_YES;
 }
 
 /* ---- the MHD handlers -------------------------------------------------------------------- */
@@ -737,7 +804,23 @@ static void free_ingress(struct ingress *in)
     free(in->waiting);
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->idle);
+    pthread_mutex_destroy(&in->opt_mu);
+    pthread_cond_destroy(&in->opt_cv);
     free(in);
+}
+
+/* Lets the options threads finish what is queued, then joins them. */
+static void stop_options(struct ingress *in)
+{
+    size_t i;
+
+    pthread_mutex_lock(&in->opt_mu);
+    in->opt_stop = 1;
+    pthread_cond_broadcast(&in->opt_cv);
+    pthread_mutex_unlock(&in->opt_mu);
+    for (i = 0; i < in->nopt_threads; i++)
+        pthread_join(in->opt_threads[i], NULL);
+    in->nopt_threads = 0;
 }
 
 struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size_t errsz)
@@ -754,12 +837,23 @@ struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size
     }
     pthread_mutex_init(&in->mu, NULL);
     clock_cond_init(&in->idle);
+    pthread_mutex_init(&in->opt_mu, NULL);
+    pthread_cond_init(&in->opt_cv, NULL);
     in->m = p->metrics;
     in->producer = p->producer;
     in->options = p->options;
     if (load_settings(in, p->cfg, errstr, errsz) < 0 ||
         httpd_parse_listen("ingress.listen", listen, &ai, errstr, errsz) < 0)
         goto fail;
+    for (size_t i = 0; in->options && i < INGRESS_OPTION_THREADS; i++) {
+        int rc = pthread_create(&in->opt_threads[i], NULL, options_main, in);
+
+        if (rc != 0) {
+            snprintf(errstr, errsz, "ingress: pthread_create: %s", strerror(rc));
+            goto fail;
+        }
+        in->nopt_threads++;
+    }
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     in->d = MHD_start_daemon(
@@ -781,6 +875,7 @@ struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size
 fail:
     if (ai)
         freeaddrinfo(ai);
+    stop_options(in);
     free_ingress(in);
     return NULL;
 }
@@ -838,6 +933,7 @@ void ingress_stop(struct ingress *in, int64_t drain_ms)
     if (n > 0)
         clock_sleep_ms(INGRESS_STOP_GRACE_MS); /* let the answers go out */
     MHD_stop_daemon(in->d);
+    stop_options(in);
     /* the delivery reports still to come use in: librdkafka delivers each within
      * message.timeout.ms (ingress.produce_timeout), so this wait ends */
     pthread_mutex_lock(&in->mu);

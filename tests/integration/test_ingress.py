@@ -191,3 +191,33 @@ def test_kafka_down_answers_503_then_hubspots_retry_books_once(hsqb, ingress):
     assert res["data"]["status"] == "succeeded", res
     time.sleep(2)
     assert len(harness.docs_for_event(hsqb.sandbox.qbo(US1), ev.id)) == 1
+
+
+def test_slow_options_never_hold_action_requests(hsqb, ingress):
+    """The workflow editor's options fetches read QuickBooks; a company answering slowly
+    must not take the HTTP threads action requests need (the ingress runs 2)."""
+    import threading
+
+    hsqb.sandbox.add_fault(method="GET", path="/v3/company/*/query", vendor="qbo",
+                           delay_ms=2500, times=4)  # under the 3 s HTTP timeout
+    body = json.dumps({"origin": {"portalId": PORTAL1, "actionDefinitionId": 10646377,
+                                  "actionDefinitionVersion": 1},
+                       "inputFieldName": "payment_terms",
+                       "inputFields": {"qbo_realm_id": {"type": "STATIC_VALUE", "value": US1}},
+                       "fetchOptions": {}}).encode()
+    answers = []
+    fetches = [threading.Thread(target=lambda: answers.append(
+        ingress.post("/hubspot/options", body, timeout=30))) for _ in range(4)]
+    for t in fetches:
+        t.start()
+    time.sleep(0.5)  # the four are waiting on QuickBooks now
+    evs = [hsqb.event("create_invoice", "DEAL", 1005, US1) for _ in range(3)]
+    for ev in evs:
+        st, ans = ingress.action(ev)
+        assert st == 200 and block(ans), ans
+    # answered while every options fetch was still waiting for QuickBooks
+    assert all(t.is_alive() for t in fetches), "options finished first: actions waited"
+    for t in fetches:
+        t.join(30)
+    assert len(answers) == 4 and all(st == 200 for st, _ in answers), answers
+    assert "Net 30" in [o["label"] for o in answers[0][1]["options"]]
