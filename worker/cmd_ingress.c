@@ -10,8 +10,10 @@
  * ingress stops accepting, lets requests waiting for Kafka finish within
  * shutdown.drain_timeout, and the producer is flushed.
  *
- * Readiness = the producer can fetch the actions topic's metadata (a broker answers);
- * failing it takes the replica out of the load balancer without a restart.
+ * Readiness = the producer has no fatal error and can fetch the actions topic's metadata
+ * (a broker answers); failing it takes the replica out of the load balancer without a
+ * restart (a fatal producer error, e.g. of idempotence, needs one: the liveness probe does
+ * not see it, so the replica also logs it as an error).
  */
 #include "worker/cmd_ingress.h"
 
@@ -57,7 +59,14 @@ static int ready_check(void *opaque, char *why, size_t whysz)
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, rs->topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err;
+    char fatal[256];
 
+    if (rd_kafka_fatal_error(rk, fatal, sizeof fatal) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (t)
+            rd_kafka_topic_destroy(t);
+        snprintf(why, whysz, "kafka producer failed for good: %s", fatal);
+        return 0;
+    }
     if (!t) {
         snprintf(why, whysz, "kafka: cannot look up topic %s", rs->topic);
         return 0;

@@ -225,9 +225,9 @@ int cmd_run(int argc, char **argv, const char *version)
         rc = EXIT_FAIL;
         log_error("hsqb-worker stopping after a runtime failure: %s", err);
     }
-    /* after the consumer's drain, so the results it published last are completed too;
-     * briefly: what it cannot send now stays uncommitted and goes at the next start, and
-     * the whole stop must fit the orchestrator's grace period (drain + this) */
+    /* after the consumer's drain; briefly: what it holds is sent, what it cannot send (and
+     * results it has not read yet) stays uncommitted and goes at the next start, and the
+     * whole stop must fit the orchestrator's grace period (drain + this) */
     int64_t cb_drain = config_get_ms(cfg, "shutdown.drain_timeout");
     callbacks_stop(callbacks, cb_drain < CALLBACKS_STOP_MS ? cb_drain : CALLBACKS_STOP_MS);
     callbacks = NULL;

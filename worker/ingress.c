@@ -54,7 +54,8 @@
 #define INGRESS_CONN_TIMEOUT  30 /* s a connection may sit idle */
 #define INGRESS_STOP_GRACE_MS 200
 #define INGRESS_MSG_MAX       512
-#define INGRESS_OPTION_THREADS 4 /* options fetches at once (each may read QuickBooks) */
+#define INGRESS_OPTION_THREADS INGRESS_OPTIONS_CONCURRENCY /* each may read QuickBooks */
+#define INGRESS_ANSWER_GRACE_MS 1000 /* at stop: resumed answers may go out meanwhile */
 #define INGRESS_ACTIONS_PATH  "/hubspot/actions"
 #define INGRESS_OPTIONS_PATH  "/hubspot/options"
 
@@ -71,7 +72,9 @@ struct req {
     int has_action; /* path named the action */
     enum hsqb_action action;
     int too_large;
+    int close; /* answer with Connection: close (shutting down) */
     int suspended;
+    int resumed; /* resumed, its answer not yet completed (on_completed) */
     int refs;
     char *uri; /* raw request target */
     char *body;
@@ -90,7 +93,11 @@ struct ingress {
     struct ingress_options *options;
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when pending reaches 0 */
-    int64_t pending;
+    int64_t pending;  /* waiting sides: deliveries and options jobs not yet finished */
+    int64_t resuming; /* MHD_resume_connection() calls under way */
+    int64_t resumed;  /* requests resumed whose answers are not yet sent (completed) */
+    int stopping;     /* new requests are answered 503 at once */
+    int require_v3;   /* ingress.require_signature_v3 */
     struct req **waiting; /* suspended requests, for the forced answer at stop */
     size_t nwaiting, capwaiting;
     int port;
@@ -180,7 +187,9 @@ static enum MHD_Result queue_answer(struct req *r, struct MHD_Connection *c)
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->route == ROUTE_OTHER ? "GET" : "POST");
+                                r->route == ROUTE_OTHER ? "GET, HEAD" : "POST");
+    if (r->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(c, r->status, resp);
     MHD_destroy_response(resp);
     metrics_ingress_request(r->in->m, route_names[r->route], (int)r->status,
@@ -260,7 +269,7 @@ static int verify_signature(struct ingress *in, struct MHD_Connection *c, struct
 
 /* A waiting request's answer is ready (status and JSON, or msg as {"message"}): set it,
  * unless the stop already answered it, resume its connection, and drop the waiting side's
- * reference. Any thread but MHD's own handler for r. */
+ * reference. Any thread (MHD allows resuming from the handler too). */
 static void finish_waiting(struct req *r, unsigned status, const char *json, size_t len,
                            const char *msg)
 {
@@ -277,6 +286,9 @@ static void finish_waiting(struct req *r, unsigned status, const char *json, siz
     }
     if (r->suspended) {
         r->suspended = 0;
+        r->resumed = 1;
+        in->resumed++;
+        in->resuming++;
         resume = r->conn;
         for (i = 0; i < in->nwaiting; i++)
             if (in->waiting[i] == r) {
@@ -284,26 +296,38 @@ static void finish_waiting(struct req *r, unsigned status, const char *json, siz
                 break;
             }
     }
-    req_unref_locked(r); /* the connection's reference keeps r alive while suspended */
-    if (--in->pending == 0)
-        pthread_cond_broadcast(&in->idle);
     pthread_mutex_unlock(&in->mu);
     if (resume)
         MHD_resume_connection(resume);
+    /* pending and resuming drop only now: ingress_stop() waits for both before it stops
+     * the daemon, so no connection is still suspended (or being resumed) then */
+    pthread_mutex_lock(&in->mu);
+    if (resume)
+        in->resuming--;
+    req_unref_locked(r); /* the connection's reference keeps r alive while suspended */
+    in->pending--;
+    pthread_cond_broadcast(&in->idle);
+    pthread_mutex_unlock(&in->mu);
 }
 
-/* Suspends c until finish_waiting(r): 0, or -1 (out of memory: r is not waiting). Called
- * from the access handler, as MHD requires. */
+/* Suspends c until finish_waiting(r): 0, or -1 with r's answer set (shutting down, out of
+ * memory: r is not waiting). Called from the access handler, as MHD requires. */
 static int start_waiting(struct ingress *in, struct req *r, struct MHD_Connection *c)
 {
     struct req **w;
 
     pthread_mutex_lock(&in->mu);
+    if (in->stopping) {
+        pthread_mutex_unlock(&in->mu);
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down; retry later");
+        return -1;
+    }
     if (in->nwaiting == in->capwaiting) {
         size_t cap = in->capwaiting ? in->capwaiting * 2 : 256;
 
         if ((w = realloc(in->waiting, cap * sizeof(*w))) == NULL) {
             pthread_mutex_unlock(&in->mu);
+            req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
             return -1;
         }
         in->waiting = w;
@@ -463,7 +487,6 @@ static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MH
     }
     pm = (struct producer_msg){in->topic, ev.key, strlen(ev.key), jbuf_cstr(&jb), jb.len, &ce, 1};
     if (start_waiting(in, r, c) < 0) {
-        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
         event_release(&ev);
         jbuf_release(&jb);
         return queue_answer(r, c);
@@ -488,7 +511,7 @@ static void *options_main(void *opaque)
     struct ingress *in = opaque;
     struct req *r;
     struct jbuf jb;
-    int status;
+    int status, stopping;
 
     for (;;) {
         pthread_mutex_lock(&in->opt_mu);
@@ -502,7 +525,12 @@ static void *options_main(void *opaque)
         in->opt_head = r->next_job;
         if (!in->opt_head)
             in->opt_tail = NULL;
+        stopping = in->opt_stop;
         pthread_mutex_unlock(&in->opt_mu);
+        if (stopping) { /* its connection is answered or gone: no QuickBooks call */
+            finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, "shutting down");
+            continue;
+        }
         jbuf_init(&jb, 4u << 20);
         status = ingress_options_answer(in->options, r->body ? r->body : "", r->len, &jb);
         if (jbuf_cstr(&jb) != NULL && jb.len > 0)
@@ -520,10 +548,8 @@ static enum MHD_Result answer_options(struct ingress *in, struct req *r, struct 
         req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "options are not available");
         return queue_answer(r, c);
     }
-    if (start_waiting(in, r, c) < 0) {
-        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory; retry later");
+    if (start_waiting(in, r, c) < 0)
         return queue_answer(r, c);
-    }
     pthread_mutex_lock(&in->opt_mu);
     r->next_job = NULL;
     if (in->opt_tail)
@@ -547,7 +573,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     r->in = cls;
     r->conn = c;
     r->refs = 1;
-    r->uri = strndup(uri ? uri : "", INGRESS_URI_MAX);
+    r->uri = strndup(uri ? uri : "", INGRESS_URI_MAX); /* longer: answered 414 */
     if (!r->uri) {
         free(r);
         return NULL;
@@ -566,6 +592,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (!r)
         return;
     pthread_mutex_lock(&in->mu);
+    if (r->resumed) {
+        r->resumed = 0;
+        in->resumed--;
+        pthread_cond_broadcast(&in->idle);
+    }
     req_unref_locked(r);
     pthread_mutex_unlock(&in->mu);
     *req_cls = NULL;
@@ -592,6 +623,20 @@ static int check_headers(struct ingress *in, struct req *r, struct MHD_Connectio
     size_t plen = strlen(INGRESS_ACTIONS_PATH);
     const char *cl;
     char msg[160];
+    int stopping;
+
+    pthread_mutex_lock(&in->mu);
+    stopping = in->stopping;
+    pthread_mutex_unlock(&in->mu);
+    if (stopping) {
+        r->close = 1;
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down; retry later");
+        return -1;
+    }
+    if (strlen(r->uri) >= INGRESS_URI_MAX) {
+        req_set_message(r, MHD_HTTP_URI_TOO_LONG, "the request target is too long");
+        return -1;
+    }
 
     if (strcmp(url, INGRESS_OPTIONS_PATH) == 0) {
         r->route = ROUTE_OPTIONS;
@@ -623,6 +668,18 @@ static int check_headers(struct ingress *in, struct req *r, struct MHD_Connectio
     }
     if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         req_set_message(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+        return -1;
+    }
+    /* nothing unsigned is read: a body is buffered only when a signature may cover it */
+    if (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature-v3") &&
+        (in->require_v3 || !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature"))) {
+        metrics_ingress_signature_failure(in->m, "missing");
+        log_refusal(in, c, in->require_v3 ? "no X-HubSpot-Signature-v3 header (v3 required)"
+                                          : "no X-HubSpot-Signature-v3 or X-HubSpot-Signature header");
+        req_set_message(r, MHD_HTTP_UNAUTHORIZED,
+                        in->require_v3 ? "signature refused: X-HubSpot-Signature-v3 required"
+                                       : "signature refused: no X-HubSpot-Signature-v3 or "
+                                         "X-HubSpot-Signature header");
         return -1;
     }
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -787,6 +844,7 @@ static int load_settings(struct ingress *in, const struct config *cfg, char *err
     snprintf(in->expiration, sizeof in->expiration, "%s", config_get_str(cfg, "ingress.expiration"));
     snprintf(in->topic, sizeof in->topic, "%s", config_get_str(cfg, "kafka.topic.actions"));
     in->max_body = (size_t)config_get_bytes(cfg, "ingress.max_body");
+    in->require_v3 = config_get_bool(cfg, "ingress.require_signature_v3");
     return 0;
 oom:
     snprintf(errstr, errsz, "ingress: out of memory");
@@ -902,10 +960,13 @@ void ingress_stop(struct ingress *in, int64_t drain_ms)
     struct timespec ts;
     MHD_socket s;
     struct MHD_Connection *resume[64];
-    size_t n, i;
+    size_t n, i, forced = 0;
 
     if (!in)
         return;
+    pthread_mutex_lock(&in->mu);
+    in->stopping = 1; /* requests on kept-alive connections: 503 and Connection: close */
+    pthread_mutex_unlock(&in->mu);
     s = MHD_quiesce_daemon(in->d);
     if (s != MHD_INVALID_SOCKET)
         close(s);
@@ -913,29 +974,50 @@ void ingress_stop(struct ingress *in, int64_t drain_ms)
     pthread_mutex_lock(&in->mu);
     while (in->pending > 0 && pthread_cond_timedwait(&in->idle, &in->mu, &ts) == 0)
         ;
-    /* still waiting for Kafka: answer 503 (HubSpot retries) so nothing stays suspended;
-     * their delivery reports only drop their reference later */
+    /* still waiting for Kafka or QuickBooks: answer 503 (HubSpot retries) so nothing stays
+     * suspended; their delivery reports and jobs only drop their reference later */
     do {
         n = 0;
         while (in->nwaiting > 0 && n < sizeof resume / sizeof *resume) {
             struct req *r = in->waiting[--in->nwaiting];
 
             req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down; retry later");
+            r->close = 1;
             r->suspended = 0;
+            r->resumed = 1;
+            in->resumed++;
             resume[n++] = r->conn;
         }
+        in->resuming += (int64_t)n;
         pthread_mutex_unlock(&in->mu);
         for (i = 0; i < n; i++)
             MHD_resume_connection(resume[i]);
         pthread_mutex_lock(&in->mu);
+        in->resuming -= (int64_t)n;
+        forced += n;
     } while (in->nwaiting > 0);
+    /* every resume has returned, and the answers resumed go out (bounded) */
+    clock_timespec(clock_mono_ms() + INGRESS_ANSWER_GRACE_MS, &ts);
+    while (in->resuming > 0 ||
+           (in->resumed > 0 && pthread_cond_timedwait(&in->idle, &in->mu, &ts) == 0)) {
+        if (in->resuming > 0) {
+            struct timespec brief;
+
+            clock_timespec(clock_mono_ms() + 10, &brief);
+            pthread_cond_timedwait(&in->idle, &in->mu, &brief);
+        }
+    }
     pthread_mutex_unlock(&in->mu);
-    if (n > 0)
-        clock_sleep_ms(INGRESS_STOP_GRACE_MS); /* let the answers go out */
+    if (forced > 0)
+        log_warn("ingress: %zu requests still waiting at the end of the drain were answered 503",
+                 forced);
     MHD_stop_daemon(in->d);
     stop_options(in);
-    /* the delivery reports still to come use in: librdkafka delivers each within
-     * message.timeout.ms (ingress.produce_timeout), so this wait ends */
+    /* the delivery reports still to come use in: every request is answered, so fail what
+     * is still queued now rather than after ingress.produce_timeout (HubSpot got 503 and
+     * retries; a purged message that reached the broker anyway is deduplicated) */
+    if (forced > 0)
+        producer_purge(in->producer);
     pthread_mutex_lock(&in->mu);
     while (in->pending > 0) {
         clock_timespec(clock_mono_ms() + 1000, &ts);

@@ -19,7 +19,8 @@
  *   <prefix>options:{hs:<portal>}:realms    the companies offered to one portal
  * The HTTP threads of the ingress call in concurrently; a libcurl handle and a Redis
  * connection belong to one thread at a time, so each call borrows a slot (both) from a
- * pool of at most ingress.threads slots, made on first use and kept. The QBO calls share
+ * pool of at most INGRESS_OPTIONS_CONCURRENCY slots (one per options thread of the
+ * ingress), made on first use and kept. The QBO calls share
  * the workers' rate limiter and token store through Redis, like any replica.
  *
  * What the actions accept decides the values: a term, account or vendor input is an Id
@@ -46,7 +47,7 @@
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
 
-#define OPTIONS_POOL_MAX       64    /* slots at most (ingress.threads is at most 64) */
+#define OPTIONS_POOL_MAX       64    /* slots at most */
 #define OPTIONS_POOL_WAIT_MS   5000  /* longest wait for a free slot */
 #define OPTIONS_REALMS_WAIT_MS 3000  /* CompanyInfo lookups of one answer, then placeholders */
 #define OPTIONS_SCAN_ROUNDS    10000 /* SCAN calls of one realm listing */
@@ -211,7 +212,7 @@ struct ingress_options *ingress_options_new(const struct config *cfg, struct met
                            .api_call = metrics_on_api_call,
                            .ratelimit_wait = metrics_on_ratelimit_wait};
     struct slot *first;
-    int64_t threads = config_get_int(cfg, "ingress.threads");
+    int64_t threads = INGRESS_OPTIONS_CONCURRENCY; /* the ingress's options threads */
 
     if (!o) {
         snprintf(errstr, errsz, "options: out of memory");

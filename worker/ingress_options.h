@@ -29,6 +29,10 @@
 struct ingress_options;
 struct metrics;
 
+/* Options fetches answered at once: the ingress runs this many options threads, and the
+ * module keeps as many HTTP/Redis slots. */
+#define INGRESS_OPTIONS_CONCURRENCY 4
+
 /* cfg and metrics borrowed; they must outlive ingress_options_free(). NULL with errstr
  * filled on failure. */
 struct ingress_options *ingress_options_new(const struct config *cfg, struct metrics *metrics,

@@ -350,6 +350,11 @@ int producer_send_async(struct producer *pr, const struct producer_msg *m, produ
     return 0;
 }
 
+void producer_purge(struct producer *pr)
+{
+    rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
 int producer_flush(struct producer *pr, int64_t timeout_ms)
 {
     return rd_kafka_flush(pr->rk, (int)timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;

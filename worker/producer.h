@@ -141,6 +141,12 @@ int producer_send_async(struct producer *pr, const struct producer_msg *m, produ
 int producer_warm(struct producer *pr, const char *const *topics, size_t n, int64_t timeout_ms,
                   char *errstr, size_t errsz);
 
+/* Fails every message still queued or in flight at once (rd_kafka_purge): their delivery
+ * reports (and producer_send_async() callbacks) come with a purge error on the poll
+ * thread instead of after message.timeout.ms. A purged in-flight message may still have
+ * reached the broker. For shutdown paths that answered their callers already. */
+void producer_purge(struct producer *pr);
+
 /* Waits until every message handed to the producer is delivered or failed, at most
  * timeout_ms. Returns 0, or -1 when messages were still outstanding. */
 int producer_flush(struct producer *pr, int64_t timeout_ms);

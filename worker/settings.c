@@ -286,6 +286,10 @@ static const struct config_def settings[] = {
      "The HubSpot app's client secret(s) that sign action and options requests, comma "
      "separated; list the new one next to the old during a rotation. Required by "
      "`ingress`.", CONFIG_SECRET, NULL},
+    {"ingress.require_signature_v3", CONFIG_BOOL, "false", 0, 0,
+     "Refuse requests without X-HubSpot-Signature-v3 (timestamped, so a captured request "
+     "expires after 5 minutes). HubSpot sends v3 to public (OAuth) apps; leave false when "
+     "it signs your app's requests with v2 only.", 0, NULL},
     {"ingress.action_definitions", CONFIG_STRING, NULL, 0, 4000,
      "For requests to POST /hubspot/actions (no action in the path): HubSpot action "
      "definition ids and the action each stands for, as \"<definitionId>=<action>\" "

@@ -221,3 +221,44 @@ def test_slow_options_never_hold_action_requests(hsqb, ingress):
         t.join(30)
     assert len(answers) == 4 and all(st == 200 for st, _ in answers), answers
     assert "Net 30" in [o["label"] for o in answers[0][1]["options"]]
+
+
+def test_v3_required_refuses_v2(hsqb):
+    ing = hsqb.start_ingress({"HSQB_INGRESS_REQUIRE_SIGNATURE_V3": "true"})
+    try:
+        ev = hsqb.event("create_invoice", "DEAL", 1005, US1)
+        st, ans = ing.action(ev, sign_as="v2")
+        assert st == 401 and "v3 required" in ans["message"], ans
+        assert ev.id not in hsqb.actions_records([ev.id])
+        st, ans = ing.action(ev)
+        assert st == 200 and block(ans), ans
+    finally:
+        ing.stop()
+
+
+def test_sigterm_answers_requests_waiting_for_kafka_and_exits_cleanly(hsqb):
+    """A stop must leave no connection hanging: requests still waiting for Kafka at the end
+    of the drain are answered 503 (HubSpot retries them), and the process exits 0."""
+    if hsqb.kafka_kind != "apache":
+        pytest.fail("needs the Apache Kafka stack (run without E2E_KAFKA=mock)")
+    import threading
+
+    ing = hsqb.start_ingress({"HSQB_INGRESS_PRODUCE_TIMEOUT": "30s",
+                              "HSQB_SHUTDOWN_DRAIN_TIMEOUT": "2s"})
+    answers = []
+    hsqb.kafka_ctl("stop")
+    try:
+        evs = [hsqb.event("create_invoice", "DEAL", 1005, US1) for _ in range(3)]
+        waiting = [threading.Thread(target=lambda e=e: answers.append(ing.action(e, timeout=60)))
+                   for e in evs]
+        for t in waiting:
+            t.start()
+        time.sleep(1.0)  # the three are suspended, waiting for the broker
+        assert not answers
+        assert ing.stop(timeout=20) == 0, ing.tail()
+        for t in waiting:
+            t.join(10)
+        assert [st for st, _ in answers] == [503, 503, 503], answers
+        assert all("shutting down" in a["message"] for _, a in answers), answers
+    finally:
+        hsqb.kafka_ctl("start")
