@@ -77,6 +77,7 @@
 #include "worker/settings.h"
 
 #define CB_POLL_MAX_MS   100  /* longest poll while nothing is due */
+#define CB_SEND_PASS_MS  5000 /* a sending pass yields to polling after this long */
 #define CB_ADMIT_WAIT_MS 2000 /* longest wait for a rate-limit admission per request */
 #define CB_RETRY_BASE_MS 200  /* ceiling of the first retry's jittered delay */
 #define CB_WINDOW_PAUSE  2000 /* unsettled results of a partition that pause it */
@@ -101,6 +102,7 @@ struct cb_portal {
     size_t n, cap;
     size_t split; /* the first split items go one per request (their batch was refused) */
     int failing;  /* backing off: b holds the retry sequence */
+    int64_t auth_since_ms; /* first 401/403 of the current run of them; 0 = none */
     struct backoff b;
     int64_t not_before_ms;
 };
@@ -114,6 +116,8 @@ struct cb_part {
 };
 
 struct callbacks {
+    int64_t auth_hold_ms; /* callbacks.auth_hold */
+    size_t next_portal; /* where the next sending pass starts (a cut pass resumes there) */
     rd_kafka_t *rk;
     struct hubspot_api *hs; /* borrowed */
     struct metrics *m;      /* borrowed, may be NULL */
@@ -316,15 +320,27 @@ static void sent_ok(struct callbacks *cb, struct cb_portal *p, size_t k)
 {
     settle_first(cb, p, k);
     p->failing = 0;
+    p->auth_since_ms = 0;
     p->not_before_ms = 0;
     metrics_callback(cb->m, "completed", (int64_t)k);
 }
 
-/* Whether a failed completion is tried again: transient failures, and our token for the
- * portal refused (401/403: the portal's completions wait for a fixed token). */
-static int held(const struct api_error *err)
+/* Whether a failed completion of p is tried again: transient failures, and our token for
+ * the portal refused (401/403: the portal's completions wait for a fixed token) for up to
+ * callbacks.auth_hold. Held longer, the portal's unsettled results would pause their
+ * partition (CB_WINDOW_PAUSE) and stall every other portal's completions there, so after
+ * that they are refused (logged as errors, counted) and the offsets move on. */
+static int held(const struct callbacks *cb, struct cb_portal *p, const struct api_error *err)
 {
-    return api_error_retryable(err) || err->cls == API_AUTH;
+    int64_t now = clock_mono_ms();
+
+    if (api_error_retryable(err))
+        return 1;
+    if (err->cls != API_AUTH)
+        return 0;
+    if (p->auth_since_ms == 0)
+        p->auth_since_ms = now;
+    return now - p->auth_since_ms < cb->auth_hold_ms;
 }
 
 /* A transient failure of the first k: back the portal off; they go again after it. */
@@ -408,7 +424,7 @@ static void send_batch(struct callbacks *cb, struct cb_portal *p)
     }
     if (hubspot_complete_callbacks_batch(&io, cb->hs, &hc, done, k, &err) == 0)
         sent_ok(cb, p, k);
-    else if (held(&err))
+    else if (held(cb, p, &err))
         sent_transient(cb, p, k, &err);
     else if (k == 1)
         refused(cb, p, &err);
@@ -433,7 +449,7 @@ static void send_one(struct callbacks *cb, struct cb_portal *p)
 
     if (hubspot_complete_callback(&io, cb->hs, &hc, &done, &err) == 0)
         sent_ok(cb, p, 1);
-    else if (held(&err))
+    else if (held(cb, p, &err))
         sent_transient(cb, p, 1, &err);
     else
         refused(cb, p, &err);
@@ -458,8 +474,15 @@ static void send_due(struct callbacks *cb)
 {
     char e[CB_ERRSZ];
     int sent = 0;
+    size_t n = cb->nportals, start = n ? cb->next_portal % n : 0;
+    int64_t t0 = clock_mono_ms();
 
-    for (size_t i = 0; i < cb->nportals; i++) {
+    /* one request per due portal; when HubSpot is slow (each request up to http.timeout)
+     * the pass is cut after CB_SEND_PASS_MS so the loop polls again (the group keeps the
+     * member within max.poll.interval.ms), and the next pass starts where this one left */
+    cb->next_portal = start;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
         struct cb_portal *p = &cb->portals[i];
 
         if (due_at(cb, p) > clock_mono_ms())
@@ -469,6 +492,10 @@ static void send_due(struct callbacks *cb)
         else
             send_batch(cb, p);
         sent = 1;
+        if (clock_mono_ms() - t0 >= CB_SEND_PASS_MS) {
+            cb->next_portal = i + 1;
+            break;
+        }
     }
     /* the rate limiter's releases ride on the connection's next command */
     if (sent && redis_flush(cb->redis, e, sizeof e) < 0)
@@ -751,6 +778,7 @@ static int copy_settings(struct callbacks *cb, const struct config *cfg, char *e
     if (cb->batch_size < 1 || cb->batch_size > HUBSPOT_CALLBACK_BATCH_MAX)
         cb->batch_size = HUBSPOT_CALLBACK_BATCH_MAX;
     cb->linger_ms = config_get_ms(cfg, "callbacks.linger");
+    cb->auth_hold_ms = config_get_ms(cfg, "callbacks.auth_hold");
     cb->retry = (struct backoff_policy){
         .base_ms = CB_RETRY_BASE_MS,
         .cap_ms = config_get_ms(cfg, "callbacks.retry_cap"),

@@ -260,6 +260,11 @@ static const struct config_def settings[] = {
      "ingress` produced (it answered HubSpot BLOCK); all = every event (another ingress "
      "answered BLOCK); off = none. true/false are the old spellings of all/off.",
      0, callback_modes},
+    {"callbacks.auth_hold", CONFIG_DURATION, "1h", 1 * SEC, 7 * DAY,
+     "How long HubSpot refusing our token for a portal (401/403) holds its completions, "
+     "retried, until the token is fixed; after that they are refused (logged, counted), so "
+     "one portal's broken token cannot stall the other portals' completions on the same "
+     "partitions for good.", 0, NULL},
     {"callbacks.group", CONFIG_STRING, NULL, 0, 249,
      "Consumer group of the callback completer on the results topic; empty uses "
      "<kafka.group.id>-callbacks.", 0, NULL},

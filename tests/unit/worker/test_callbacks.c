@@ -665,6 +665,34 @@ static void test_token_refused_holds_completions(void **state)
     wait_committed(end_offset());
 }
 
+/* A token refused for longer than callbacks.auth_hold (batch and single routes alike): the
+ * portal's completions are refused (counted) and their offsets committed, so they stop
+ * holding the partition. */
+static void test_token_refused_past_the_hold_is_refused(void **state)
+{
+    static const char *const ids[] = {"cb-1", "cb-2"};
+    (void)state;
+
+    register_callbacks(PORTAL1, ids, 2, 0);
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/automation/v4/actions/callbacks/*\",\"vendor\":\"hubspot\","
+                             "\"status\":401,\"body\":{\"status\":\"error\","
+                             "\"message\":\"Authentication credentials not found.\","
+                             "\"category\":\"INVALID_AUTHENTICATION\"}}",
+                             NULL),
+                     201);
+    R.extra[2] = "--callbacks.auth_hold=1s";
+    rig_start(&R);
+    for (size_t i = 0; i < 2; i++)
+        produce_result(ids[i], PORTAL1, 1, 1);
+    wait_metric("hsqb_callback_completions_total{outcome=\"refused\"}", 2);
+    assert_true(COMPLETIONS("retried") >= 2); /* held first */
+    assert_true(COMPLETIONS("completed") <= 0);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(callback_int(PORTAL1, ids[i], "completions"), 0);
+    wait_committed(end_offset());
+}
+
 /* An expired and an unknown callback sink their batch; split, each is refused alone and
  * the others complete. Refused completions are settled too (never retried). */
 static void test_refused_callbacks_isolated(void **state)
@@ -902,6 +930,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_batch_size_then_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failure_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_refused_holds_completions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_refused_past_the_hold_is_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refused_callbacks_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_portals_batched_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_sends_pending, setup, teardown),
