@@ -929,47 +929,13 @@ out:
 
 /* ---- HubSpot OAuth token endpoint (§1; no bearer, not rate limited) ------------------ */
 
-static int hexval(int c)
-{
-    return isdigit(c)                                 ? c - '0'
-           : (tolower(c) >= 'a' && tolower(c) <= 'f') ? tolower(c) - 'a' + 10
-                                                      : -1;
-}
-
-/* Value of `key` in an application/x-www-form-urlencoded body, decoded into out. */
-static int form_get(const char *body, const char *key, char *out, size_t outsz)
-{
-    size_t kl = strlen(key);
-    for (const char *p = body; p && *p;) {
-        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
-        if ((size_t)(end - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            size_t o = 0;
-            for (const char *q = p + kl + 1; q < end && o + 1 < outsz; q++) {
-                if (*q == '+') {
-                    out[o++] = ' ';
-                } else if (*q == '%' && q + 2 < end + 0 + 1 && hexval(q[1]) >= 0 &&
-                           hexval(q[2]) >= 0) {
-                    out[o++] = (char)(hexval(q[1]) * 16 + hexval(q[2]));
-                    q += 2;
-                } else {
-                    out[o++] = *q;
-                }
-            }
-            out[o] = '\0';
-            return 0;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return -1;
-}
-
 static const char *oauth_param(const struct sb_request *req, const char *key, char *buf,
                                size_t bufsz)
 {
-    if (form_get(req->body, key, buf, bufsz) == 0)
+    if (sb_form_get(req->body, key, buf, bufsz) == 0)
         return buf;
     const char *q = sb_req_query(req, key); /* v1 also takes parameters in the query */
-    if (!q)
+    if (!q || strlen(q) >= bufsz)
         return NULL;
     snprintf(buf, bufsz, "%s", q);
     return buf;

@@ -176,45 +176,6 @@ static void new_refresh_token(const char *realm, const char *client, int64_t har
 
 /* ---- request parsing ---------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Value of `key` in an application/x-www-form-urlencoded body, decoded into out. */
-static int form_get(const char *body, const char *key, char *out, size_t outsz)
-{
-    size_t klen = strlen(key);
-    const char *p = body;
-
-    while (p && *p) {
-        const char *amp = strchr(p, '&');
-        const char *end = amp ? amp : p + strlen(p);
-        if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t n = 0;
-            for (const char *s = p + klen + 1; s < end; s++) {
-                int c = (unsigned char)*s;
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && s + 2 < end && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-                    c = hexval(s[1]) * 16 + hexval(s[2]);
-                    s += 2;
-                }
-                if (n + 1 >= outsz)
-                    return -1;
-                out[n++] = (char)c;
-            }
-            out[n] = 0;
-            return 0;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return -1;
-}
-
 static int b64val(int c)
 {
     if (c >= 'A' && c <= 'Z')
@@ -270,8 +231,8 @@ static int client_auth(const struct sb_request *req, char *client, size_t client
         *colon = 0;
         snprintf(client, clientsz, "%s", dec);
         snprintf(secret, sizeof(secret), "%s", colon + 1);
-    } else if (form_get(req->body, "client_id", client, clientsz) < 0 ||
-               form_get(req->body, "client_secret", secret, sizeof(secret)) < 0) {
+    } else if (sb_form_get(req->body, "client_id", client, clientsz) < 0 ||
+               sb_form_get(req->body, "client_secret", secret, sizeof(secret)) < 0) {
         return 0;
     }
     want = jstr(g_clients, client);
@@ -318,7 +279,7 @@ static void refresh_grant(const struct sb_request *req, struct sb_response *resp
     struct json_object *rec;
     int64_t now = clock_mono_ms();
 
-    if (form_get(req->body, "refresh_token", token, sizeof(token)) < 0 || !token[0]) {
+    if (sb_form_get(req->body, "refresh_token", token, sizeof(token)) < 0 || !token[0]) {
         reply_error(resp, 400, "invalid_request");
         return;
     }
@@ -352,7 +313,7 @@ static void code_grant(const struct sb_request *req, struct sb_response *resp, c
     char code[OAUTH_MAX_FIELD], fresh[256], access[2048];
     struct json_object *rec;
 
-    if (form_get(req->body, "code", code, sizeof(code)) < 0 || !code[0]) {
+    if (sb_form_get(req->body, "code", code, sizeof(code)) < 0 || !code[0]) {
         reply_error(resp, 400, "invalid_request");
         return;
     }
@@ -400,7 +361,7 @@ void oauth_handle(const struct sb_request *req, struct sb_response *resp)
     ensure_maps();
     if (!client_auth(req, client, sizeof(client))) {
         reply_error(resp, 401, "invalid_client");
-    } else if (form_get(req->body, "grant_type", grant, sizeof(grant)) < 0) {
+    } else if (sb_form_get(req->body, "grant_type", grant, sizeof(grant)) < 0) {
         reply_error(resp, 400, "invalid_request");
     } else if (strcmp(grant, "refresh_token") == 0) {
         refresh_grant(req, resp, client);

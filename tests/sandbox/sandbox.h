@@ -52,6 +52,11 @@ const char *sb_req_header(const struct sb_request *req, const char *name);
  * -> "a,b,c"); NULL when absent. Caller frees. */
 char *sb_req_query_join(const struct sb_request *req, const char *key);
 
+/* The value of `key` in an application/x-www-form-urlencoded body (NUL-terminated; '+'
+ * and %XX decoded) into out. -1 when the key is absent or its value does not fit in
+ * outsz (out then undefined). */
+int sb_form_get(const char *body, const char *key, char *out, size_t outsz);
+
 struct sb_response {
     int status;
     char *body;               /* malloc'd, owned by the response; NULL = empty */
@@ -82,7 +87,7 @@ void sb_resp_json(struct sb_response *resp, int status, struct json_object *obj)
 void sb_resp_text(struct sb_response *resp, int status, const char *content_type,
                   const char *text);
 /* Add a response header, or replace one of the same name (case-insensitive); both
- * strings copied, value printf-style and cut at 1023 bytes; at most SB_MAX_RESP_HEADERS. */
+ * strings copied, value printf-style and cut at 4095 bytes; at most SB_MAX_RESP_HEADERS. */
 void sb_resp_header(struct sb_response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
