@@ -265,7 +265,8 @@ static void log_resize(int entries)
 
 /* Form parameters whose values the log never keeps: OAuth client secrets, refresh tokens
  * and authorization codes (Intuit and HubSpot token requests), developer API keys (the
- * query of HubSpot's action-definition routes). A test that prints the log
+ * query of HubSpot's action-definition routes); also the token of a token-metadata path
+ * (log_path_keep). A test that prints the log
  * to a CI job must not leak them, fake-looking or not. Keys match only at the start of a
  * parameter, so "grant_type=refresh_token" stays readable. */
 static const char *const log_secret_keys[] = {
@@ -307,12 +308,25 @@ static size_t log_mask_secrets(const char *in, size_t n, char *out)
     return o;
 }
 
+/* Paths that carry a token (HubSpot's token metadata routes): the log keeps the prefix
+ * and LOG_SECRET_MASK instead of the token. Returns the prefix length to keep, or the
+ * whole length when the path carries none. */
+static size_t log_path_keep(const char *path)
+{
+    static const char *const prefixes[] = {"/oauth/v1/access-tokens/", "/oauth/v1/refresh-tokens/"};
+    for (size_t k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++)
+        if (strncmp(path, prefixes[k], strlen(prefixes[k])) == 0 && path[strlen(prefixes[k])])
+            return strlen(prefixes[k]);
+    return strlen(path);
+}
+
 void sb_log_record(const struct sb_log_entry_in *e)
 {
     struct sb_settings st;
     sb_settings_get(&st);
     size_t keep = e->body_len < (size_t)st.log_body_max ? e->body_len : (size_t)st.log_body_max;
-    size_t lm = strlen(e->method), lp = strlen(e->path);
+    size_t lm = strlen(e->method), lkeep = log_path_keep(e->path);
+    size_t lp = lkeep + (lkeep < strlen(e->path) ? sizeof(LOG_SECRET_MASK) - 1 : 0);
     size_t lq = log_mask_secrets(e->query, strlen(e->query), NULL);
     size_t lb = log_mask_secrets(e->body, keep, NULL);
     char *blob = malloc(lm + lp + lq + lb + 4);
@@ -322,7 +336,9 @@ void sb_log_record(const struct sb_log_entry_in *e)
     ent.method = blob;
     memcpy(ent.method, e->method, lm + 1);
     ent.path = ent.method + lm + 1;
-    memcpy(ent.path, e->path, lp + 1);
+    memcpy(ent.path, e->path, lkeep);
+    memcpy(ent.path + lkeep, LOG_SECRET_MASK, lp - lkeep);
+    ent.path[lp] = '\0';
     ent.query = ent.path + lp + 1;
     log_mask_secrets(e->query, strlen(e->query), ent.query);
     ent.query[lq] = '\0';
