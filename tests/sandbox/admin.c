@@ -265,8 +265,8 @@ static void log_resize(int entries)
 
 /* Form parameters whose values the log never keeps: OAuth client secrets, refresh tokens
  * and authorization codes (Intuit and HubSpot token requests), developer API keys (the
- * query of HubSpot's action-definition routes); also the token of a token-metadata path
- * (log_path_keep). A test that prints the log
+ * query of HubSpot's action-definition routes); also the token of a JSON revoke body and
+ * of a token-metadata path (log_mask_json_token, log_path_keep). A test that prints the log
  * to a CI job must not leak them, fake-looking or not. Keys match only at the start of a
  * parameter, so "grant_type=refresh_token" stays readable. */
 static const char *const log_secret_keys[] = {
@@ -320,6 +320,32 @@ static size_t log_path_keep(const char *path)
     return strlen(path);
 }
 
+static char *skip_json_ws(char *q, const char *end)
+{
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+        q++;
+    return q;
+}
+
+/* JSON bodies with a "token" member (Intuit's revoke request): its string value is
+ * overwritten with '*' in place, so the entry keeps its length. */
+static void log_mask_json_token(char *body, size_t n)
+{
+    static const char key[] = "\"token\"";
+    char *end = body + n, *p = body, *q;
+    while (p < end && (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+        q = skip_json_ws(p + sizeof(key) - 1, end);
+        if (q < end && *q == ':' && (q = skip_json_ws(q + 1, end)) < end && *q == '"') {
+            for (q++; q < end && *q != '"'; q++) {
+                if (*q == '\\' && q + 1 < end)
+                    *q++ = '*'; /* an escape: both bytes go */
+                *q = '*';
+            }
+        }
+        p = q;
+    }
+}
+
 void sb_log_record(const struct sb_log_entry_in *e)
 {
     struct sb_settings st;
@@ -345,6 +371,7 @@ void sb_log_record(const struct sb_log_entry_in *e)
     ent.body = ent.query + lq + 1;
     log_mask_secrets(e->body, keep, ent.body);
     ent.body[lb] = '\0';
+    log_mask_json_token(ent.body, lb);
     ent.body_len = e->body_len;
     ent.body_truncated = keep < e->body_len || (keep && memchr(e->body, '\0', keep));
     ent.time_ms = e->start_wall_ms;

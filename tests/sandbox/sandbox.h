@@ -15,9 +15,10 @@
  * serialises access to its own state with its own mutex; handlers never block while
  * holding it (injected latency is applied by the core outside any vendor lock).
  *
- * Routing (server.c): /crm/..., /automation/..., /oauth/v1|v3/... (HubSpot OAuth)
- * -> hubspot_handle; /v3/company/... -> qbo_handle; /oauth2/v1/tokens/... -> oauth_handle;
- * /_sandbox/... -> admin_handle. Also /tax-rates/... and /account-info/... -> hubspot_handle.
+ * Routing (server.c): /crm/..., /automation/..., /oauth/... (HubSpot OAuth)
+ * -> hubspot_handle; /v3/company/... -> qbo_handle; /oauth2/v1/tokens/... and
+ * /v2/oauth2/tokens/revoke -> oauth_handle; /_sandbox/... -> admin_handle. Also
+ * /tax-rates/... and /account-info/... -> hubspot_handle.
  *
  * Seed documents: main.c (--seed DIR, every *.json in name order) and admin POST
  * /_sandbox/seed pass EVERY document to every <vendor>_seed(). A seed document is a JSON
@@ -155,6 +156,10 @@ void oauth_set_config(int access_ttl_s, int refresh_ttl_s, int rotate_after_s);
  * TTLs <= 0 and a negative rotation period leave the value unchanged; oauth_reset() keeps
  * these three and restores the other options. */
 int oauth_configure(struct json_object *opts, char *errstr, size_t errsz);
+/* The companies Intuit's consent page offers: [{"realmId","CompanyName","Country"}] in
+ * seed order, from each realm's CompanyInfo. Caller puts. */
+struct json_object *qbo_companies(void);
+
 /* QBO access-token check used by qbo.c: 1 valid for realm, 0 expired/unknown. */
 int oauth_access_token_valid(const char *realm_id, const char *bearer_token);
 

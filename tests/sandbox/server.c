@@ -371,7 +371,7 @@ static const char *route_vendor(const char *path)
         return "admin";
     if (has_prefix(path, "/v3/company/"))
         return "qbo";
-    if (has_prefix(path, "/oauth2/v1/tokens/"))
+    if (has_prefix(path, "/oauth2/v1/tokens/") || has_prefix(path, "/v2/oauth2/tokens/"))
         return "oauth";
     if (has_prefix(path, "/crm/") || has_prefix(path, "/automation/") ||
         has_prefix(path, "/oauth/") || has_prefix(path, "/tax-rates/") ||
