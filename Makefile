@@ -168,6 +168,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/qbo_currency.c \
 	tests/sandbox/qbo_query.c \
 	tests/sandbox/oauth.c \
+	tests/sandbox/authorize.c \
 	tests/sandbox/admin.c
 
 KAFKA_MOCK_SRCS := \

@@ -56,6 +56,8 @@ static const struct setting_def settings_table[] = {
     {"refresh_ttl_s", S_OFF(refresh_ttl_s), 1, INT_MAX, 8726400, "Intuit refresh-token lifetime"},
     {"rotate_after_s", S_OFF(rotate_after_s), 0, INT_MAX, 86400,
      "Intuit refresh-token rotation period (0 = never)"},
+    {"auth_code_ttl_s", S_OFF(auth_code_ttl_s), 1, 86400, 600,
+     "lifetime of the authorization codes of the Intuit and HubSpot consent pages"},
     {"log_entries", S_OFF(log_entries), 1, 1000000, 10000, "request log ring size"},
     {"log_body_max", S_OFF(log_body_max), 0, (int)SB_MAX_BODY, 4096,
      "request body bytes kept per log entry"},

@@ -18,7 +18,9 @@
  * Routing (server.c): /crm/..., /automation/..., /oauth/... (HubSpot OAuth)
  * -> hubspot_handle; /v3/company/... -> qbo_handle; /oauth2/v1/tokens/... and
  * /v2/oauth2/tokens/revoke -> oauth_handle; /_sandbox/... -> admin_handle. Also
- * /tax-rates/... and /account-info/... -> hubspot_handle.
+ * /tax-rates/... and /account-info/... -> hubspot_handle. The consent pages of both
+ * vendors (/connect/oauth2..., /oauth/authorize..., authorize.h) go to authorize_route()
+ * first and are logged as vendor "oauth" (Intuit) or "hubspot".
  *
  * Seed documents: main.c (--seed DIR, every *.json in name order) and admin POST
  * /_sandbox/seed pass EVERY document to every <vendor>_seed(). A seed document is a JSON
@@ -189,6 +191,7 @@ struct sb_settings {
     int qbo_rate_min, qbo_concurrent;          /* per realm, 0 = unlimited */
     int requestid_retention_s;                 /* QBO requestid replay window */
     int access_ttl_s, refresh_ttl_s, rotate_after_s; /* Intuit OAuth */
+    int auth_code_ttl_s;                       /* codes of the consent pages (authorize.c) */
     int log_entries, log_body_max;             /* request log bounds */
     /* HubSpot workflow engine (workflows.c): delivery retries and timeouts. */
     int workflow_retry_base_ms, workflow_retry_max_ms, workflow_retry_attempts;

@@ -44,6 +44,7 @@
 #include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
+#include "tests/sandbox/authorize.h"
 
 #define SB_CONN_LIMIT       4096 /* simultaneous connections, all pool threads together */
 #define SB_CONN_TIMEOUT_S   60   /* idle keep-alive connections are closed after this */
@@ -371,7 +372,8 @@ static const char *route_vendor(const char *path)
         return "admin";
     if (has_prefix(path, "/v3/company/"))
         return "qbo";
-    if (has_prefix(path, "/oauth2/v1/tokens/") || has_prefix(path, "/v2/oauth2/tokens/"))
+    if (has_prefix(path, "/oauth2/v1/tokens/") || has_prefix(path, "/v2/oauth2/tokens/") ||
+        strcmp(path, "/connect/oauth2") == 0 || has_prefix(path, "/connect/oauth2/"))
         return "oauth";
     if (has_prefix(path, "/crm/") || has_prefix(path, "/automation/") ||
         has_prefix(path, "/oauth/") || has_prefix(path, "/tax-rates/") ||
@@ -382,6 +384,8 @@ static const char *route_vendor(const char *path)
 
 static void call_vendor(struct sb_conn *c)
 {
+    if (authorize_route(&c->req, &c->resp))
+        return;
     if (strcmp(c->vendor, "hubspot") == 0)
         hubspot_handle(&c->req, &c->resp);
     else if (strcmp(c->vendor, "qbo") == 0)
