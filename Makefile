@@ -158,6 +158,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/hubspot_store.c \
 	tests/sandbox/hubspot_pricing.c \
 	tests/sandbox/hubspot_actions.c \
+	tests/sandbox/hubspot_oauth.c \
 	tests/sandbox/workflows.c \
 	tests/sandbox/workflows_admin.c \
 	tests/sandbox/qbo.c \
@@ -167,6 +168,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/qbo_currency.c \
 	tests/sandbox/qbo_query.c \
 	tests/sandbox/oauth.c \
+	tests/sandbox/authorize.c \
 	tests/sandbox/admin.c
 
 KAFKA_MOCK_SRCS := \

@@ -56,6 +56,8 @@ static const struct setting_def settings_table[] = {
     {"refresh_ttl_s", S_OFF(refresh_ttl_s), 1, INT_MAX, 8726400, "Intuit refresh-token lifetime"},
     {"rotate_after_s", S_OFF(rotate_after_s), 0, INT_MAX, 86400,
      "Intuit refresh-token rotation period (0 = never)"},
+    {"auth_code_ttl_s", S_OFF(auth_code_ttl_s), 1, 86400, 600,
+     "lifetime of the authorization codes of the Intuit and HubSpot consent pages"},
     {"log_entries", S_OFF(log_entries), 1, 1000000, 10000, "request log ring size"},
     {"log_body_max", S_OFF(log_body_max), 0, (int)SB_MAX_BODY, 4096,
      "request body bytes kept per log entry"},
@@ -265,7 +267,8 @@ static void log_resize(int entries)
 
 /* Form parameters whose values the log never keeps: OAuth client secrets, refresh tokens
  * and authorization codes (Intuit and HubSpot token requests), developer API keys (the
- * query of HubSpot's action-definition routes). A test that prints the log
+ * query of HubSpot's action-definition routes); also the token of a JSON revoke body and
+ * of a token-metadata path (log_mask_json_token, log_path_keep). A test that prints the log
  * to a CI job must not leak them, fake-looking or not. Keys match only at the start of a
  * parameter, so "grant_type=refresh_token" stays readable. */
 static const char *const log_secret_keys[] = {
@@ -307,12 +310,51 @@ static size_t log_mask_secrets(const char *in, size_t n, char *out)
     return o;
 }
 
+/* Paths that carry a token (HubSpot's token metadata routes): the log keeps the prefix
+ * and LOG_SECRET_MASK instead of the token. Returns the prefix length to keep, or the
+ * whole length when the path carries none. */
+static size_t log_path_keep(const char *path)
+{
+    static const char *const prefixes[] = {"/oauth/v1/access-tokens/", "/oauth/v1/refresh-tokens/"};
+    for (size_t k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++)
+        if (strncmp(path, prefixes[k], strlen(prefixes[k])) == 0 && path[strlen(prefixes[k])])
+            return strlen(prefixes[k]);
+    return strlen(path);
+}
+
+static char *skip_json_ws(char *q, const char *end)
+{
+    while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+        q++;
+    return q;
+}
+
+/* JSON bodies with a "token" member (Intuit's revoke request): its string value is
+ * overwritten with '*' in place, so the entry keeps its length. */
+static void log_mask_json_token(char *body, size_t n)
+{
+    static const char key[] = "\"token\"";
+    char *end = body + n, *p = body, *q;
+    while (p < end && (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+        q = skip_json_ws(p + sizeof(key) - 1, end);
+        if (q < end && *q == ':' && (q = skip_json_ws(q + 1, end)) < end && *q == '"') {
+            for (q++; q < end && *q != '"'; q++) {
+                if (*q == '\\' && q + 1 < end)
+                    *q++ = '*'; /* an escape: both bytes go */
+                *q = '*';
+            }
+        }
+        p = q;
+    }
+}
+
 void sb_log_record(const struct sb_log_entry_in *e)
 {
     struct sb_settings st;
     sb_settings_get(&st);
     size_t keep = e->body_len < (size_t)st.log_body_max ? e->body_len : (size_t)st.log_body_max;
-    size_t lm = strlen(e->method), lp = strlen(e->path);
+    size_t lm = strlen(e->method), lkeep = log_path_keep(e->path);
+    size_t lp = lkeep + (lkeep < strlen(e->path) ? sizeof(LOG_SECRET_MASK) - 1 : 0);
     size_t lq = log_mask_secrets(e->query, strlen(e->query), NULL);
     size_t lb = log_mask_secrets(e->body, keep, NULL);
     char *blob = malloc(lm + lp + lq + lb + 4);
@@ -322,13 +364,16 @@ void sb_log_record(const struct sb_log_entry_in *e)
     ent.method = blob;
     memcpy(ent.method, e->method, lm + 1);
     ent.path = ent.method + lm + 1;
-    memcpy(ent.path, e->path, lp + 1);
+    memcpy(ent.path, e->path, lkeep);
+    memcpy(ent.path + lkeep, LOG_SECRET_MASK, lp - lkeep);
+    ent.path[lp] = '\0';
     ent.query = ent.path + lp + 1;
     log_mask_secrets(e->query, strlen(e->query), ent.query);
     ent.query[lq] = '\0';
     ent.body = ent.query + lq + 1;
     log_mask_secrets(e->body, keep, ent.body);
     ent.body[lb] = '\0';
+    log_mask_json_token(ent.body, lb);
     ent.body_len = e->body_len;
     ent.body_truncated = keep < e->body_len || (keep && memchr(e->body, '\0', keep));
     ent.time_ms = e->start_wall_ms;

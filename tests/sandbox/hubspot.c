@@ -1,6 +1,6 @@
 /* hubspot.c - the HubSpot side of hsqb-sandbox: request handling. CRM object reads (v3
  * single, list, batch read; v4 associations), automation callback completion, private-app
- * and OAuth bearer tokens, HubSpot's OAuth token endpoint, tax rates, account details
+ * and OAuth bearer tokens, tax rates, account details
  * (time zone, currency), rate limiting with the X-HubSpot-RateLimit-* headers, and
  * HubSpot's error bodies. Facts come from ../shared/reference/hubspot-api.md; where that
  * page records a design choice (§9) the choice is implemented and switchable through
@@ -14,7 +14,8 @@
  * inside the rwlock, because concurrent readers count against the same window.
  *
  * Request path: route -> bearer token -> rate limit (headers added to every answer)
- * -> scope -> handler. The OAuth token route needs no bearer and is not rate limited.
+ * -> scope -> handler. The OAuth routes (hubspot_oauth.c) need no bearer and are not rate
+ * limited.
  * Rejected requests (401, 429) are not counted against the window.
  */
 #include <ctype.h>
@@ -37,14 +38,13 @@
 #define HS_MAX_SEGS       12
 #define HS_WINDOW_MS      10000
 #define HS_PATH_MAX       1024 /* request path routed by hubspot_handle; longer -> 414 */
-#define HS_FORM_MAX       512  /* one OAuth form/query parameter value */
 
 /* Switchable behaviours (reference §9); guarded by hs.lock (see hubspot_internal.h). */
 static const struct hs_opts opts_default = {190, 1000000, 1800, 1, 0, 0, 400, 0, 0, 604800};
 struct hs_opts hs_opt = {190, 1000000, 1800, 1, 0, 0, 400, 0, 0, 604800};
 static const char *const order_names[] = {"insertion", "reverse", "shuffle"};
 
-static void uuid4(char out[37])
+void hs_uuid4(char out[37])
 {
     uint64_t a = sb_rand(), b = sb_rand();
     snprintf(out, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
@@ -60,7 +60,7 @@ void hs_error(struct sb_response *resp, int status, const char *category, const 
 {
     char cid[37];
     struct json_object *o = json_object_new_object();
-    uuid4(cid);
+    hs_uuid4(cid);
     jadd(o, "status", jstr("error"));
     jadd(o, "message", jstr(message));
     jadd(o, "correlationId", jstr(cid));
@@ -144,8 +144,8 @@ static void rate_429(struct sb_response *resp, const char *policy, const char *m
                      int64_t retry_ms)
 {
     char cid[37], rid[37];
-    uuid4(cid);
-    uuid4(rid);
+    hs_uuid4(cid);
+    hs_uuid4(rid);
     struct json_object *o = json_object_new_object();
     jadd(o, "status", jstr("error"));
     jadd(o, "message", jstr(msg));
@@ -274,8 +274,10 @@ enum route_kind {
     R_TAX_ONE,
     R_TAX_LIST,
     R_ACCOUNT,
-    R_OAUTH,
-    R_DEFS, /* action definitions (hubspot_actions.c): developer key, any method */
+    R_OAUTH,         /* token endpoint */
+    R_OAUTH_ACCESS,  /* access-token metadata */
+    R_OAUTH_REFRESH, /* refresh-token metadata and delete */
+    R_DEFS,          /* action definitions (hubspot_actions.c): developer key, any method */
     R_DEF_ONE,
     R_DEF_REVS,
     R_DEF_REV
@@ -365,6 +367,12 @@ static void route_parse(char *buf, struct route *r)
     } else if (seg_is(s, n, 0, "oauth") && n == 3 && seg_is(s, n, 2, "token") &&
                (seg_is(s, n, 1, "v1") || seg_is(s, n, 1, "v3") || is_version(s[1]))) {
         *r = (struct route){R_OAUTH, "POST", NULL, NULL, NULL};
+    } else if (seg_is(s, n, 0, "oauth") && seg_is(s, n, 1, "v1") && n == 4 &&
+               seg_is(s, n, 2, "access-tokens")) {
+        *r = (struct route){R_OAUTH_ACCESS, "GET", NULL, NULL, s[3]};
+    } else if (seg_is(s, n, 0, "oauth") && seg_is(s, n, 1, "v1") && n == 4 &&
+               seg_is(s, n, 2, "refresh-tokens")) {
+        *r = (struct route){R_OAUTH_REFRESH, NULL, NULL, NULL, s[3]};
     }
 }
 
@@ -927,148 +935,6 @@ out:
     json_object_put(body);
 }
 
-/* ---- HubSpot OAuth token endpoint (§1; no bearer, not rate limited) ------------------ */
-
-static int hexval(int c)
-{
-    return isdigit(c)                                 ? c - '0'
-           : (tolower(c) >= 'a' && tolower(c) <= 'f') ? tolower(c) - 'a' + 10
-                                                      : -1;
-}
-
-/* Value of `key` in an application/x-www-form-urlencoded body, decoded into out. */
-static int form_get(const char *body, const char *key, char *out, size_t outsz)
-{
-    size_t kl = strlen(key);
-    for (const char *p = body; p && *p;) {
-        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
-        if ((size_t)(end - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            size_t o = 0;
-            for (const char *q = p + kl + 1; q < end && o + 1 < outsz; q++) {
-                if (*q == '+') {
-                    out[o++] = ' ';
-                } else if (*q == '%' && q + 2 < end + 0 + 1 && hexval(q[1]) >= 0 &&
-                           hexval(q[2]) >= 0) {
-                    out[o++] = (char)(hexval(q[1]) * 16 + hexval(q[2]));
-                    q += 2;
-                } else {
-                    out[o++] = *q;
-                }
-            }
-            out[o] = '\0';
-            return 0;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return -1;
-}
-
-static const char *oauth_param(const struct sb_request *req, const char *key, char *buf,
-                               size_t bufsz)
-{
-    if (form_get(req->body, key, buf, bufsz) == 0)
-        return buf;
-    const char *q = sb_req_query(req, key); /* v1 also takes parameters in the query */
-    if (!q)
-        return NULL;
-    snprintf(buf, bufsz, "%s", q);
-    return buf;
-}
-
-static void oauth_error(struct sb_response *resp, const char *status, const char *msg)
-{
-    char cid[37];
-    struct json_object *o = json_object_new_object();
-    uuid4(cid);
-    jadd(o, "status", jstr(status));
-    jadd(o, "message", jstr(msg));
-    jadd(o, "correlationId", jstr(cid));
-    sb_resp_json(resp, 400, o);
-}
-
-static void h_oauth(const struct sb_request *req, struct sb_response *resp)
-{
-    char grant[64], cid[HS_FORM_MAX], secret[HS_FORM_MAX], rt[HS_FORM_MAX], code[HS_FORM_MAX];
-    const char *g = oauth_param(req, "grant_type", grant, sizeof(grant));
-    const char *ci = oauth_param(req, "client_id", cid, sizeof(cid));
-    const char *cs = oauth_param(req, "client_secret", secret, sizeof(secret));
-    if (!g || (strcmp(g, "refresh_token") != 0 && strcmp(g, "authorization_code") != 0)) {
-        oauth_error(resp, "BAD_GRANT_TYPE", "missing or unknown grant type");
-        return;
-    }
-    pthread_rwlock_wrlock(&hs.lock);
-    struct hs_app *a = hs.apps;
-    while (a && (!ci || strcmp(a->client_id, ci) != 0))
-        a = a->next;
-    if (!a) {
-        oauth_error(resp, "BAD_CLIENT_ID", "missing or invalid client_id");
-        goto out;
-    }
-    if (!cs || strcmp(a->client_secret, cs) != 0) {
-        oauth_error(resp, "BAD_CLIENT_SECRET", "missing or invalid client_secret");
-        goto out;
-    }
-    if (strcmp(g, "refresh_token") == 0) {
-        const char *r = oauth_param(req, "refresh_token", rt, sizeof(rt));
-        struct hs_app *m = a;
-        /* the refresh token identifies the installation; it must belong to this app */
-        for (m = hs.apps; m; m = m->next)
-            if (r && strcmp(m->refresh_token, r) == 0 && strcmp(m->client_id, a->client_id) == 0)
-                break;
-        if (!m) {
-            oauth_error(resp, "BAD_REFRESH_TOKEN", "missing or unknown refresh token");
-            goto out;
-        }
-        a = m;
-    } else {
-        const char *c = oauth_param(req, "code", code, sizeof(code));
-        size_t i = 0, nc = a->codes ? json_object_array_length(a->codes) : 0;
-        for (; c && i < nc; i++)
-            if (strcmp(json_object_get_string(json_object_array_get_idx(a->codes, i)), c) == 0)
-                break;
-        if (!c || i == nc) {
-            oauth_error(resp, "BAD_AUTH_CODE", "missing or unknown auth code");
-            goto out;
-        }
-        json_object_array_del_idx(a->codes, i, 1); /* codes are single use */
-    }
-    /* Access tokens vary in length up to 300 characters (§1). */
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char tok[301];
-    size_t len = 150 + (size_t)(sb_rand() % 151);
-    memcpy(tok, "CN", 2);
-    for (size_t i = 2; i < len; i++)
-        tok[i] = alphabet[sb_rand() % 64];
-    tok[len] = '\0';
-    struct json_object *scopes = NULL;
-    if (a->scopes && json_object_deep_copy(a->scopes, &scopes, NULL) != 0)
-        scopes = NULL;
-    if (hs_token_add(a->portal, tok, TOK_OAUTH,
-                     clock_wall_ms() + (int64_t)hs_opt.access_ttl_s * 1000, scopes)) {
-        hs_error(resp, 500, "INTERNAL_ERROR", "out of memory", NULL);
-        goto out;
-    }
-    struct json_object *o = json_object_new_object(), *sc = json_object_new_array();
-    for (size_t i = 0; a->scopes && i < json_object_array_length(a->scopes); i++)
-        json_object_array_add(
-            sc, jstr(json_object_get_string(json_object_array_get_idx(a->scopes, i))));
-    if (!a->scopes) {
-        json_object_array_add(sc, jstr("oauth"));
-        json_object_array_add(sc, jstr("automation"));
-    }
-    jadd(o, "token_type", jstr("bearer"));
-    jadd(o, "refresh_token", jstr(a->refresh_token)); /* same token back (§9 #17) */
-    jadd(o, "access_token", jstr(tok));
-    jadd(o, "hub_id", json_object_new_int64(a->portal->id));
-    jadd(o, "scopes", sc);
-    jadd(o, "expires_in", json_object_new_int(hs_opt.access_ttl_s));
-    snprintf(resp->tenant, sizeof(resp->tenant), "%lld", (long long)a->portal->id);
-    sb_resp_json(resp, 200, o);
-out:
-    pthread_rwlock_unlock(&hs.lock);
-}
-
 /* ---- entry point --------------------------------------------------------------------- */
 
 void hubspot_handle(const struct sb_request *req, struct sb_response *resp)
@@ -1092,12 +958,19 @@ void hubspot_handle(const struct sb_request *req, struct sb_response *resp)
         hs_actions_handle(req, resp, &d);
         return;
     }
-    if (strcmp(req->method, r.method) != 0) {
+    if (r.kind == R_OAUTH_REFRESH && strcmp(req->method, "GET") != 0 &&
+        strcmp(req->method, "DELETE") != 0) {
         hs_errorf(resp, 405, NULL, "HTTP %s is not supported by this endpoint", req->method);
         return;
     }
-    if (r.kind == R_OAUTH) {
-        h_oauth(req, resp);
+    if (r.method && strcmp(req->method, r.method) != 0) {
+        hs_errorf(resp, 405, NULL, "HTTP %s is not supported by this endpoint", req->method);
+        return;
+    }
+    if (r.kind == R_OAUTH || r.kind == R_OAUTH_ACCESS || r.kind == R_OAUTH_REFRESH) {
+        static const enum hs_oauth_route kinds[] = {HS_OAUTH_TOKEN, HS_OAUTH_ACCESS,
+                                                    HS_OAUTH_REFRESH};
+        hs_oauth_handle(req, resp, kinds[r.kind - R_OAUTH], r.id);
         return;
     }
     int t = r.type_s ? hs_type_find(r.type_s) : -1, to = r.to_s ? hs_type_find(r.to_s) : -1;

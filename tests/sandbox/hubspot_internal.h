@@ -12,8 +12,11 @@
  *   item's tax, a quote's hs_quote_amount, a deal's amount); it writes them into the
  *   stored properties after every seed (hs_price_portal).
  *   hubspot.c owns request handling: routing, bearer authentication and scopes, rate
- *   windows (the contents of each portal's `rate`), the handlers, HubSpot's OAuth token
- *   endpoint, and the switchable behaviours `hs_opt` (hubspot_configure, hubspot_reset).
+ *   windows (the contents of each portal's `rate`), the handlers, and the switchable
+ *   behaviours `hs_opt` (hubspot_configure, hubspot_reset).
+ *   hubspot_oauth.c owns HubSpot's authorization server: the token endpoint, token
+ *   metadata and deletion, the codes of the consent page (`hs.az_codes`) and the
+ *   installations it creates (hs_app records with `from_flow`).
  *   hubspot_actions.c owns the developer apps (`hs.devapps`, seeded) and the custom
  *   workflow action definitions (`hs.defs`) with their API (developer API key).
  *   workflows.c / workflows_admin.c own the executions of the workflow engine and its
@@ -24,7 +27,8 @@
  *   - hs.lock, a writer-preferring rwlock, guards every field of `hs` except `rate_mu`
  *     and every portal's `rate`, plus `hs_opt`. Read lock: CRM reads, tax rates,
  *     account details, dump, hubspot_options. Write lock: seeding, reset, callback
- *     completion, OAuth token issue, hubspot_configure, hubspot_set_rate_limit.
+ *     completion, OAuth token issue and every OAuth route, hubspot_configure,
+ *     hubspot_set_rate_limit.
  *   - hs.rate_mu guards every portal's `rate`; it is taken only while hs.lock is held
  *     (either mode), because many readers share hs.lock and count against one window.
  *   - hs_opt is written only under the write lock (configure also takes rate_mu), so
@@ -121,17 +125,28 @@ struct hs_portal {
 };
 
 enum { TOK_PRIVATE, TOK_OAUTH };
+struct hs_app;
 struct hs_token {
     struct hs_portal *portal;
     int kind;
     int64_t expires_ms;         /* wall clock; 0 = never */
     struct json_object *scopes; /* array of strings; NULL = every scope */
+    struct hs_app *app;         /* TOK_OAUTH: the installation that issued it */
 };
 
+/* An OAuth app installed in one portal. A seeded record (hubspot.portals[].oauth_apps[])
+ * is also the app's definition: the newest seeded record of a client_id says its secret,
+ * required `scopes`, `optional_scopes`, `redirect_uris`, `app_id` and `name`. A record
+ * the consent flow created (`from_flow`) is an installation only: its `scopes` are what
+ * the user granted, and it copies client_id, client_secret, app_id and name. */
 struct hs_app {
-    char *client_id, *client_secret, *refresh_token;
+    char *client_id, *client_secret, *name;
+    char *refresh_token; /* NULL once deleted (DELETE /oauth/v1/refresh-tokens/{token}) */
+    int64_t app_id;      /* 0 when not seeded */
+    int from_flow;
     struct hs_portal *portal;
-    struct json_object *scopes, *codes;
+    struct json_object *scopes, *codes;                  /* codes: seeded auth_codes */
+    struct json_object *optional_scopes, *redirect_uris; /* arrays of strings, or NULL */
     struct hs_app *next;
 };
 
@@ -186,6 +201,7 @@ struct hs_state {
     struct hs_cb **cb_order;  /* callbacks in registration order (dump) */
     size_t ncb, capcb;
     struct hs_app *apps;
+    struct json_object *az_codes; /* code -> {client_id, redirect_uri, portal, scopes, expires} */
     struct hs_devapp *devapps;
     struct hs_def *defs;           /* id order (ids only grow) */
     struct json_object *known[NT]; /* property names known per type (set) */
@@ -272,9 +288,12 @@ int hs_portal_utc_offset(const struct hs_portal *p, int64_t now_ms);
 /* Token record for a bearer string, or NULL; borrowed until hs.lock is released. */
 const struct hs_token *hs_token_find(const char *tok);
 /* Add or replace a token; takes ownership of scopes (NULL = every scope) even on
- * failure. -1 when out of memory. Write lock. */
+ * failure; app (may be NULL) is the installation an OAuth token came from. -1 when out
+ * of memory. Write lock. */
 int hs_token_add(struct hs_portal *p, const char *tok, int kind, int64_t expires,
-                 struct json_object *scopes);
+                 struct json_object *scopes, struct hs_app *app);
+/* Free one hs_app record (not linked anywhere any more). */
+void hs_app_free(struct hs_app *a);
 /* Callback by id (any portal), or NULL. Lock held (either mode). */
 struct hs_cb *hs_cb_find(const char *id);
 /* Register a pending callback, or re-time an existing one; NULL when out of memory or
@@ -283,6 +302,8 @@ struct hs_cb *hs_cb_register(const char *id, int64_t portal, int64_t created, in
 
 /* ---- hubspot.c: answers shared with hubspot_actions.c ------------------------------- */
 
+/* A random (not cryptographic) UUID v4 string, as HubSpot's correlationIds. */
+void hs_uuid4(char out[37]);
 /* HubSpot's error body (§6): status, message, correlationId, category (may be NULL);
  * `extra` (may be NULL; taken) is merged in. */
 void hs_error(struct sb_response *resp, int status, const char *category, const char *message,
@@ -298,6 +319,18 @@ int hs_limit_param(const struct sb_request *req, int dflt, int max, int *out,
                    struct sb_response *resp);
 /* hs_auth_msg: the 401 message of a request without credentials. */
 extern const char hs_auth_msg[];
+
+/* ---- hubspot_oauth.c ---------------------------------------------------------------- */
+
+enum hs_oauth_route {
+    HS_OAUTH_TOKEN,   /* POST /oauth/v1|v3|YYYY-MM/token */
+    HS_OAUTH_ACCESS,  /* GET /oauth/v1/access-tokens/{token} */
+    HS_OAUTH_REFRESH, /* GET|DELETE /oauth/v1/refresh-tokens/{token} */
+};
+/* Serve one OAuth route (method already checked); token is the path's {token} (NULL for
+ * the token endpoint). Takes hs.lock itself. */
+void hs_oauth_handle(const struct sb_request *req, struct sb_response *resp,
+                     enum hs_oauth_route route, const char *token);
 
 /* ---- hubspot_actions.c -------------------------------------------------------------- */
 

@@ -319,6 +319,19 @@ static void cb_free(void *p)
     free(c);
 }
 
+void hs_app_free(struct hs_app *a)
+{
+    free(a->client_id);
+    free(a->client_secret);
+    free(a->name);
+    free(a->refresh_token);
+    json_object_put(a->scopes);
+    json_object_put(a->codes);
+    json_object_put(a->optional_scopes);
+    json_object_put(a->redirect_uris);
+    free(a);
+}
+
 void hs_store_clear_locked(void)
 {
     for (size_t i = 0; i < hs.onb; i++)
@@ -340,14 +353,11 @@ void hs_store_clear_locked(void)
     hs.portals = NULL;
     for (struct hs_app *a = hs.apps, *nx; a; a = nx) {
         nx = a->next;
-        free(a->client_id);
-        free(a->client_secret);
-        free(a->refresh_token);
-        json_object_put(a->scopes);
-        json_object_put(a->codes);
-        free(a);
+        hs_app_free(a);
     }
     hs.apps = NULL;
+    json_object_put(hs.az_codes);
+    hs.az_codes = NULL;
     hs_actions_clear_locked();
     shash_clear(&hs.tokens, token_free);
     shash_clear(&hs.cbs, cb_free);
@@ -1026,7 +1036,7 @@ static int seed_strings(struct json_object *v, struct json_object **out, const c
 }
 
 int hs_token_add(struct hs_portal *p, const char *tok, int kind, int64_t expires,
-                 struct json_object *scopes)
+                 struct json_object *scopes, struct hs_app *app)
 {
     struct hs_token *t = shash_get(&hs.tokens, tok);
     if (!t) {
@@ -1042,6 +1052,7 @@ int hs_token_add(struct hs_portal *p, const char *tok, int kind, int64_t expires
     t->kind = kind;
     t->expires_ms = expires;
     t->scopes = scopes;
+    t->app = app;
     return 0;
 }
 
@@ -1141,6 +1152,40 @@ static int seed_account(struct hs_portal *p, struct json_object *po, char *err, 
     return 0;
 }
 
+/* One oauth_apps entry (client_id, client_secret, refresh_token given in val): the app's
+ * definition and its installation in p. Optional: scopes, optional_scopes,
+ * redirect_uris, auth_codes (arrays of strings), app_id (a positive id), name. */
+static int seed_oauth_app(struct hs_portal *p, struct json_object *e, const char *val[3], char *err,
+                          size_t errsz)
+{
+    struct json_object *v;
+    struct hs_app *a = calloc(1, sizeof(*a));
+    if (!a)
+        return seed_fail(err, errsz, "out of memory");
+    a->client_id = strdup(val[0]);
+    a->client_secret = strdup(val[1]);
+    a->refresh_token = strdup(val[2]);
+    a->portal = p;
+    a->next = hs.apps;
+    hs.apps = a;
+    static const char *const lists[] = {"scopes", "auth_codes", "optional_scopes", "redirect_uris"};
+    struct json_object **dst[] = {&a->scopes, &a->codes, &a->optional_scopes, &a->redirect_uris};
+    for (int k = 0; k < 4; k++) {
+        v = NULL;
+        json_object_object_get_ex(e, lists[k], &v);
+        if (seed_strings(v, dst[k], lists[k], err, errsz))
+            return -1;
+    }
+    if (json_object_object_get_ex(e, "app_id", &v) && (json_id(v, &a->app_id) || a->app_id == 0))
+        return seed_fail(err, errsz, "oauth_apps: 'app_id' must be a positive id");
+    if (json_object_object_get_ex(e, "name", &v)) {
+        if (!json_object_is_type(v, json_type_string))
+            return seed_fail(err, errsz, "oauth_apps: 'name' must be a string");
+        a->name = strdup(json_object_get_string(v));
+    }
+    return 0;
+}
+
 static int seed_portal_extras(struct hs_portal *p, struct json_object *po, char *err, size_t errsz)
 {
     struct json_object *v;
@@ -1165,7 +1210,7 @@ static int seed_portal_extras(struct hs_portal *p, struct json_object *po, char 
                 return seed_fail(err, errsz, "tokens[%zu]: need a \"token\" string", i);
             if (seed_strings(sv, &scopes, "scopes", err, errsz))
                 return -1;
-            if (hs_token_add(p, json_object_get_string(tv), TOK_PRIVATE, exp, scopes))
+            if (hs_token_add(p, json_object_get_string(tv), TOK_PRIVATE, exp, scopes, NULL))
                 return seed_fail(err, errsz, "out of memory");
         }
     }
@@ -1183,20 +1228,7 @@ static int seed_portal_extras(struct hs_portal *p, struct json_object *po, char 
                     return seed_fail(err, errsz, "oauth_apps[%zu]: need string '%s'", i, f[k]);
                 val[k] = json_object_get_string(x);
             }
-            struct hs_app *a = calloc(1, sizeof(*a));
-            if (!a)
-                return seed_fail(err, errsz, "out of memory");
-            a->client_id = strdup(val[0]);
-            a->client_secret = strdup(val[1]);
-            a->refresh_token = strdup(val[2]);
-            a->portal = p;
-            a->next = hs.apps;
-            hs.apps = a;
-            struct json_object *sv = NULL, *cv = NULL;
-            json_object_object_get_ex(e, "scopes", &sv);
-            json_object_object_get_ex(e, "auth_codes", &cv);
-            if (seed_strings(sv, &a->scopes, "scopes", err, errsz) ||
-                seed_strings(cv, &a->codes, "auth_codes", err, errsz))
+            if (seed_oauth_app(p, e, val, err, errsz))
                 return -1;
         }
     }
@@ -1414,6 +1446,19 @@ static struct json_object *dump_portal(const struct hs_portal *p)
     }
     jadd(o, "callbacks", cbs);
     jadd(o, "completed_callbacks", json_object_new_int(ncompleted));
+    struct json_object *installs = json_object_new_array();
+    for (const struct hs_app *a = hs.apps; a; a = a->next) {
+        if (a->portal != p)
+            continue;
+        struct json_object *e = json_object_new_object(), *copy = NULL;
+        jadd(e, "client_id", jstr(a->client_id));
+        jadd(e, "refresh_token", a->refresh_token ? jstr(a->refresh_token) : NULL);
+        if (a->scopes && json_object_deep_copy(a->scopes, &copy, NULL) == 0)
+            jadd(e, "scopes", copy);
+        jadd(e, "source", jstr(a->from_flow ? "authorize" : "seed"));
+        json_object_array_add(installs, e);
+    }
+    jadd(o, "oauth_installs", installs);
     pthread_mutex_lock(&hs.rate_mu);
     struct json_object *rate = json_object_new_object();
     jadd(rate, "window_count", json_object_new_int(p->rate.count));

@@ -12,6 +12,16 @@
  *        +--refresh, age >= rotate_after--> new token issued; old one removed
  *                                            (-> invalid_grant)   [refresh_grant()]
  *
+ * A connection is (realm, client): the authorization-code grant creates one (codes come
+ * from the consent page, authorize.c, through oauth_az_code(), or from the seed), and
+ * Intuit's revoke endpoint (POST /v2/oauth2/tokens/revoke, revoke_route()) ends one:
+ * every refresh and access token of that realm and client is dropped, so a refresh
+ * answers invalid_grant and the QBO API 401.
+ *
+ *   consent page --oauth_az_code()--> code (single use, expires, bound to client,
+ *        redirect_uri, realm) --code_grant()--> refresh + access tokens
+ *        --revoke_route()--> gone; a second use of the code also revokes what it issued
+ *
  * State lives in json-c objects used as hash maps (token -> record): lookups are O(1)
  * and oauth_dump() is a deep copy. One mutex guards everything; no I/O under it.
  * Times are monotonic milliseconds except the hard cap, which is reported in seconds.
@@ -19,6 +29,7 @@
 #include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
+#include "tests/sandbox/authorize.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -31,6 +42,7 @@
 #define OAUTH_MAX_FORM    8192 /* token request body */
 #define OAUTH_MAX_FIELD   4096 /* one decoded form value / credential */
 #define OAUTH_PURGE_EVERY 1024
+#define OAUTH_REVOKE_MAX  8192 /* revoke request body */
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -42,10 +54,12 @@ static struct {
     int access_token_len;
 } g_cfg = {3600 * 1000LL, 8726400 * 1000LL, 86400 * 1000LL, 5LL * 365 * 86400, 900};
 
-static struct json_object *g_clients; /* client_id -> secret */
+static struct json_object *g_clients; /* client_id -> {secret, name, redirect_uris: {uri: 1}} */
 static struct json_object *g_refresh; /* refresh token -> {realm, client, issued, expires, hard} */
-static struct json_object *g_access;  /* access token -> {realm, expires} */
-static struct json_object *g_codes;   /* auth code -> {realm, client, used, refresh} */
+static struct json_object *g_access;  /* access token -> {realm, client, expires} */
+/* auth code -> {realm, client, used, refresh} plus, for codes of the consent page,
+ * {redirect_uri, expires}; seeded codes have neither (any redirect_uri, never expire). */
+static struct json_object *g_codes;
 static struct json_object *g_current; /* realm -> latest refresh token */
 static int g_issued_since_purge;
 
@@ -104,23 +118,32 @@ static void ensure_maps(void)
     }
 }
 
-/* Drop expired access tokens now and then so the map stays bounded. */
-static void purge_access(int64_t now)
+/* Delete every key of map whose record `dead` says so (keys are collected first: json-c
+ * maps must not change while iterated). */
+static void drop_where(struct json_object *map,
+                       int (*dead)(struct json_object *rec, const void *arg), const void *arg)
 {
-    struct json_object *dead = json_object_new_array();
-    json_object_object_foreach(g_access, k, v)
+    struct json_object *keys = json_object_new_array();
+    json_object_object_foreach(map, k, v)
     {
-        if (jint(v, "expires") <= now)
-            json_object_array_add(dead, json_object_new_string(k));
+        if (dead(v, arg))
+            json_object_array_add(keys, json_object_new_string(k));
     }
-    for (size_t i = 0; i < json_object_array_length(dead); i++)
-        json_object_object_del(g_access,
-                               json_object_get_string(json_object_array_get_idx(dead, i)));
-    json_object_put(dead);
+    for (size_t i = 0; i < json_object_array_length(keys); i++)
+        json_object_object_del(map, json_object_get_string(json_object_array_get_idx(keys, i)));
+    json_object_put(keys);
 }
 
-static void new_access_token(const char *realm, int64_t ttl_ms, const char *fixed, char *out,
-                             size_t outsz)
+/* A record with an "expires" (monotonic ms) not after *arg: access tokens, codes of the
+ * consent page. */
+static int expired(struct json_object *rec, const void *arg)
+{
+    return json_object_object_get_ex(rec, "expires", NULL) &&
+           jint(rec, "expires") <= *(const int64_t *)arg;
+}
+
+static void new_access_token(const char *realm, const char *client, int64_t ttl_ms,
+                             const char *fixed, char *out, size_t outsz)
 {
     static const char hdr[] = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0..";
     int64_t now = clock_mono_ms();
@@ -139,11 +162,12 @@ static void new_access_token(const char *realm, int64_t ttl_ms, const char *fixe
                             n - (sizeof(hdr) - 1));
     }
     json_object_object_add(rec, "realm", json_object_new_string(realm));
+    json_object_object_add(rec, "client", json_object_new_string(client));
     json_object_object_add(rec, "expires", json_object_new_int64(now + ttl_ms));
     json_object_object_add(g_access, out, rec);
     if (++g_issued_since_purge >= OAUTH_PURGE_EVERY) {
         g_issued_since_purge = 0;
-        purge_access(now);
+        drop_where(g_access, expired, &now); /* now and then, so the map stays bounded */
     }
 }
 
@@ -175,45 +199,6 @@ static void new_refresh_token(const char *realm, const char *client, int64_t har
 }
 
 /* ---- request parsing ---------------------------------------------------------------- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Value of `key` in an application/x-www-form-urlencoded body, decoded into out. */
-static int form_get(const char *body, const char *key, char *out, size_t outsz)
-{
-    size_t klen = strlen(key);
-    const char *p = body;
-
-    while (p && *p) {
-        const char *amp = strchr(p, '&');
-        const char *end = amp ? amp : p + strlen(p);
-        if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            size_t n = 0;
-            for (const char *s = p + klen + 1; s < end; s++) {
-                int c = (unsigned char)*s;
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && s + 2 < end && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-                    c = hexval(s[1]) * 16 + hexval(s[2]);
-                    s += 2;
-                }
-                if (n + 1 >= outsz)
-                    return -1;
-                out[n++] = (char)c;
-            }
-            out[n] = 0;
-            return 0;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return -1;
-}
 
 static int b64val(int c)
 {
@@ -270,11 +255,12 @@ static int client_auth(const struct sb_request *req, char *client, size_t client
         *colon = 0;
         snprintf(client, clientsz, "%s", dec);
         snprintf(secret, sizeof(secret), "%s", colon + 1);
-    } else if (form_get(req->body, "client_id", client, clientsz) < 0 ||
-               form_get(req->body, "client_secret", secret, sizeof(secret)) < 0) {
+    } else if (sb_form_get(req->body, "client_id", client, clientsz) < 0 ||
+               sb_form_get(req->body, "client_secret", secret, sizeof(secret)) < 0) {
         return 0;
     }
-    want = jstr(g_clients, client);
+    struct json_object *rec;
+    want = json_object_object_get_ex(g_clients, client, &rec) ? jstr(rec, "secret") : NULL;
     return want && strcmp(want, secret) == 0;
 }
 
@@ -318,7 +304,7 @@ static void refresh_grant(const struct sb_request *req, struct sb_response *resp
     struct json_object *rec;
     int64_t now = clock_mono_ms();
 
-    if (form_get(req->body, "refresh_token", token, sizeof(token)) < 0 || !token[0]) {
+    if (sb_form_get(req->body, "refresh_token", token, sizeof(token)) < 0 || !token[0]) {
         reply_error(resp, 400, "invalid_request");
         return;
     }
@@ -341,23 +327,35 @@ static void refresh_grant(const struct sb_request *req, struct sb_response *resp
         json_object_object_add(rec, "expires", json_object_new_int64(now + g_cfg.refresh_ttl_ms));
         snprintf(fresh, sizeof(fresh), "%s", token);
     }
-    new_access_token(realm, g_cfg.access_ttl_ms, NULL, access, sizeof(access));
+    new_access_token(realm, client, g_cfg.access_ttl_ms, NULL, access, sizeof(access));
     reply_tokens(req, resp, access, fresh);
     free(realm);
 }
 
-/* authorization_code: a seeded code works once; re-using it revokes what it issued. */
+/* authorization_code: a code works once; re-using it revokes what it issued. A code of
+ * the consent page also needs the exact redirect_uri it was issued for, and expires. */
 static void code_grant(const struct sb_request *req, struct sb_response *resp, const char *client)
 {
-    char code[OAUTH_MAX_FIELD], fresh[256], access[2048];
+    char code[OAUTH_MAX_FIELD], uri[OAUTH_MAX_FIELD], fresh[256], access[2048];
     struct json_object *rec;
+    const char *bound;
 
-    if (form_get(req->body, "code", code, sizeof(code)) < 0 || !code[0]) {
+    if (sb_form_get(req->body, "code", code, sizeof(code)) < 0 || !code[0]) {
         reply_error(resp, 400, "invalid_request");
         return;
     }
     if (!json_object_object_get_ex(g_codes, code, &rec) ||
         strcmp(jstr(rec, "client"), client) != 0) {
+        reply_error(resp, 400, "invalid_grant");
+        return;
+    }
+    if ((bound = jstr(rec, "redirect_uri")) &&
+        (sb_form_get(req->body, "redirect_uri", uri, sizeof(uri)) < 0 || strcmp(uri, bound) != 0)) {
+        reply_error(resp, 400, "invalid_grant");
+        return;
+    }
+    if (json_object_object_get_ex(rec, "expires", NULL) &&
+        jint(rec, "expires") <= clock_mono_ms()) {
         reply_error(resp, 400, "invalid_grant");
         return;
     }
@@ -373,17 +371,82 @@ static void code_grant(const struct sb_request *req, struct sb_response *resp, c
                       sizeof(fresh));
     json_object_object_add(rec, "used", json_object_new_int(1));
     json_object_object_add(rec, "refresh", json_object_new_string(fresh));
-    new_access_token(realm, g_cfg.access_ttl_ms, NULL, access, sizeof(access));
+    new_access_token(realm, client, g_cfg.access_ttl_ms, NULL, access, sizeof(access));
     reply_tokens(req, resp, access, fresh);
+}
+
+struct connection {
+    const char *realm, *client;
+};
+
+/* A token record of the connection *arg. */
+static int of_connection(struct json_object *rec, const void *arg)
+{
+    const struct connection *c = arg;
+    const char *r = jstr(rec, "realm"), *cl = jstr(rec, "client");
+    return r && cl && strcmp(r, c->realm) == 0 && strcmp(cl, c->client) == 0;
+}
+
+/* The token of a revoke request: JSON {"token": "..."} (what intuit-oauth and Intuit's
+ * Python client send) or a form field token=. NULL when there is none. */
+static const char *revoke_token(const struct sb_request *req, char *buf, size_t bufsz)
+{
+    struct json_object *doc = json_tokener_parse(req->body), *v;
+    const char *out = NULL;
+
+    if (doc && json_object_object_get_ex(doc, "token", &v) &&
+        json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0 &&
+        (size_t)json_object_get_string_len(v) < bufsz) {
+        snprintf(buf, bufsz, "%s", json_object_get_string(v));
+        out = buf;
+    } else if (!doc && sb_form_get(req->body, "token", buf, bufsz) == 0 && buf[0]) {
+        out = buf;
+    }
+    json_object_put(doc);
+    return out;
+}
+
+/* POST /v2/oauth2/tokens/revoke: a refresh or access token of the authenticated client
+ * ends its whole connection (realm, client). An unknown token is a 200 too (RFC 7009
+ * §2.2: nothing left to revoke); another client's token is refused. Caller holds g_lock. */
+static void revoke_route(const struct sb_request *req, struct sb_response *resp, const char *client)
+{
+    char token[OAUTH_MAX_FIELD], realm[SB_TENANT_MAX];
+    struct json_object *rec = NULL, *cur;
+
+    if (!revoke_token(req, token, sizeof(token))) {
+        reply_error(resp, 400, "invalid_request");
+        return;
+    }
+    if (!json_object_object_get_ex(g_refresh, token, &rec))
+        json_object_object_get_ex(g_access, token, &rec);
+    if (!rec) {
+        sb_resp_text(resp, 200, NULL, NULL);
+        return;
+    }
+    if (!jstr(rec, "client") || strcmp(jstr(rec, "client"), client) != 0) {
+        reply_error(resp, 400, "invalid_request");
+        return;
+    }
+    snprintf(realm, sizeof(realm), "%s", jstr(rec, "realm"));
+    snprintf(resp->tenant, sizeof(resp->tenant), "%s", realm);
+    struct connection conn = {realm, client};
+    drop_where(g_refresh, of_connection, &conn);
+    drop_where(g_access, of_connection, &conn);
+    if (json_object_object_get_ex(g_current, realm, &cur) &&
+        !json_object_object_get_ex(g_refresh, json_object_get_string(cur), NULL))
+        json_object_object_del(g_current, realm);
+    sb_resp_text(resp, 200, NULL, NULL);
 }
 
 void oauth_handle(const struct sb_request *req, struct sb_response *resp)
 {
     char tid[INTUIT_TID_LEN], client[OAUTH_MAX_FIELD], grant[64];
+    int revoke = strcmp(req->path, "/v2/oauth2/tokens/revoke") == 0;
 
     intuit_tid(tid, sizeof(tid));
     sb_resp_header(resp, "intuit_tid", "%s", tid);
-    if (strcmp(req->path, "/oauth2/v1/tokens/bearer") != 0) {
+    if (!revoke && strcmp(req->path, "/oauth2/v1/tokens/bearer") != 0) {
         reply_error(resp, 404, "not_found");
         return;
     }
@@ -392,7 +455,7 @@ void oauth_handle(const struct sb_request *req, struct sb_response *resp)
         reply_error(resp, 405, "invalid_request");
         return;
     }
-    if (req->body_len > OAUTH_MAX_FORM) {
+    if (req->body_len > (revoke ? OAUTH_REVOKE_MAX : OAUTH_MAX_FORM)) {
         reply_error(resp, 400, "invalid_request");
         return;
     }
@@ -400,7 +463,9 @@ void oauth_handle(const struct sb_request *req, struct sb_response *resp)
     ensure_maps();
     if (!client_auth(req, client, sizeof(client))) {
         reply_error(resp, 401, "invalid_client");
-    } else if (form_get(req->body, "grant_type", grant, sizeof(grant)) < 0) {
+    } else if (revoke) {
+        revoke_route(req, resp, client);
+    } else if (sb_form_get(req->body, "grant_type", grant, sizeof(grant)) < 0) {
         reply_error(resp, 400, "invalid_request");
     } else if (strcmp(grant, "refresh_token") == 0) {
         refresh_grant(req, resp, client);
@@ -410,6 +475,52 @@ void oauth_handle(const struct sb_request *req, struct sb_response *resp)
         reply_error(resp, 400, "unsupported_grant_type");
     }
     pthread_mutex_unlock(&g_lock);
+}
+
+/* ---- the consent page's side (authorize.h) ----------------------------------------- */
+
+enum az_verdict oauth_az_check(const char *client_id, const char *redirect_uri, char *name,
+                               size_t namesz)
+{
+    struct json_object *rec, *set;
+    enum az_verdict v = AZ_BAD_CLIENT;
+
+    pthread_mutex_lock(&g_lock);
+    ensure_maps();
+    if (client_id && json_object_object_get_ex(g_clients, client_id, &rec)) {
+        json_object_object_get_ex(rec, "redirect_uris", &set);
+        v = redirect_uri && json_object_object_get_ex(set, redirect_uri, NULL) ? AZ_OK
+                                                                               : AZ_BAD_REDIRECT;
+        snprintf(name, namesz, "%s", jstr(rec, "name") ? jstr(rec, "name") : client_id);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return v;
+}
+
+int oauth_az_code(const char *client_id, const char *redirect_uri, const char *realm_id, int ttl_s,
+                  char *code, size_t codesz)
+{
+    struct json_object *rec = json_object_new_object();
+    char rnd[40];
+    int64_t now = clock_mono_ms();
+
+    if (codesz < AZ_CODE_MAX) {
+        json_object_put(rec);
+        return -1;
+    }
+    /* Shape of Intuit's codes: "AB11" + epoch seconds + random letters and digits. */
+    intuit_random_chars(rnd, sizeof(rnd), 30);
+    snprintf(code, codesz, "AB11%lld%s", (long long)time(NULL), rnd);
+    json_object_object_add(rec, "realm", json_object_new_string(realm_id));
+    json_object_object_add(rec, "client", json_object_new_string(client_id));
+    json_object_object_add(rec, "redirect_uri", json_object_new_string(redirect_uri));
+    json_object_object_add(rec, "expires", json_object_new_int64(now + ttl_s * 1000LL));
+    pthread_mutex_lock(&g_lock);
+    ensure_maps();
+    drop_where(g_codes, expired, &now); /* bounded by the issue rate times the lifetime */
+    json_object_object_add(g_codes, code, rec);
+    pthread_mutex_unlock(&g_lock);
+    return 0;
 }
 
 /* ---- access-token checks (qbo.c) -------------------------------------------------- */
@@ -533,6 +644,52 @@ static struct json_object *seed_part(struct json_object *doc)
     return json_object_object_get_ex(doc, "intuit_oauth", &part) ? part : NULL;
 }
 
+/* One entry of intuit_oauth.clients: a new client needs client_secret; seeding a known
+ * client_id replaces what is given (secret, name) and adds its redirect_uris. */
+static int seed_client(struct json_object *c, size_t i, char *errstr, size_t errsz)
+{
+    const char *id = jstr(c, "client_id"), *secret = jstr(c, "client_secret");
+    struct json_object *rec, *uris, *set, *name;
+
+    if (!id || !id[0] || (!secret && !json_object_object_get_ex(g_clients, id, NULL))) {
+        snprintf(errstr, errsz, "oauth.clients[%zu]: client_id and client_secret", i);
+        return -1;
+    }
+    if (json_object_object_get_ex(c, "redirect_uris", &uris)) {
+        int ok = json_object_is_type(uris, json_type_array);
+        for (size_t k = 0; ok && k < json_object_array_length(uris); k++) {
+            struct json_object *u = json_object_array_get_idx(uris, k);
+            ok = json_object_is_type(u, json_type_string) && json_object_get_string_len(u) > 0 &&
+                 json_object_get_string_len(u) <= AZ_URI_MAX;
+        }
+        if (!ok) {
+            snprintf(errstr, errsz,
+                     "oauth.clients[%zu]: redirect_uris must be an array of URIs (1..%d bytes)", i,
+                     AZ_URI_MAX);
+            return -1;
+        }
+    }
+    if (json_object_object_get_ex(c, "name", &name) &&
+        !json_object_is_type(name, json_type_string)) {
+        snprintf(errstr, errsz, "oauth.clients[%zu]: name must be a string", i);
+        return -1;
+    }
+    if (!json_object_object_get_ex(g_clients, id, &rec)) {
+        rec = json_object_new_object();
+        json_object_object_add(rec, "redirect_uris", json_object_new_object());
+        json_object_object_add(g_clients, id, rec);
+    }
+    if (secret)
+        json_object_object_add(rec, "secret", json_object_new_string(secret));
+    if (name)
+        json_object_object_add(rec, "name", json_object_new_string(json_object_get_string(name)));
+    json_object_object_get_ex(rec, "redirect_uris", &set);
+    for (size_t k = 0; uris && k < json_object_array_length(uris); k++)
+        json_object_object_add(set, json_object_get_string(json_object_array_get_idx(uris, k)),
+                               json_object_new_int(1));
+    return 0;
+}
+
 int oauth_seed(struct json_object *doc, char *errstr, size_t errsz)
 {
     struct json_object *part = seed_part(doc), *arr, *opts;
@@ -551,15 +708,9 @@ int oauth_seed(struct json_object *doc, char *errstr, size_t errsz)
     pthread_mutex_lock(&g_lock);
     ensure_maps();
     if (json_object_object_get_ex(part, "clients", &arr)) {
-        for (size_t i = 0; i < json_object_array_length(arr); i++) {
-            struct json_object *c = json_object_array_get_idx(arr, i);
-            const char *id = jstr(c, "client_id"), *secret = jstr(c, "client_secret");
-            if (!id || !secret) {
-                snprintf(errstr, errsz, "oauth.clients[%zu]: client_id and client_secret", i);
+        for (size_t i = 0; i < json_object_array_length(arr); i++)
+            if (seed_client(json_object_array_get_idx(arr, i), i, errstr, errsz) < 0)
                 goto out;
-            }
-            json_object_object_add(g_clients, id, json_object_new_string(secret));
-        }
     }
     if (json_object_object_get_ex(part, "connections", &arr)) {
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -577,8 +728,8 @@ int oauth_seed(struct json_object *doc, char *errstr, size_t errsz)
                 new_refresh_token(realm, client, (int64_t)time(NULL) + g_cfg.hard_ttl_s, rt, tok,
                                   sizeof(tok));
             if (at)
-                new_access_token(realm, at_ttl > 0 ? at_ttl * 1000 : g_cfg.access_ttl_ms, at, tok,
-                                 sizeof(tok));
+                new_access_token(realm, client, at_ttl > 0 ? at_ttl * 1000 : g_cfg.access_ttl_ms,
+                                 at, tok, sizeof(tok));
             if (code) {
                 struct json_object *rec = json_object_new_object();
                 json_object_object_add(rec, "realm", json_object_new_string(realm));
@@ -596,16 +747,23 @@ out:
 struct json_object *oauth_dump(void)
 {
     struct json_object *o = json_object_new_object(), *realms = json_object_new_object();
-    struct json_object *clients = json_object_new_array();
+    struct json_object *clients = json_object_new_array(), *uris = json_object_new_object();
     int64_t now;
 
     pthread_mutex_lock(&g_lock);
     ensure_maps();
     now = clock_mono_ms();
-    json_object_object_foreach(g_clients, id, secret)
+    json_object_object_foreach(g_clients, id, crec)
     {
-        (void)secret;
+        struct json_object *set, *list = json_object_new_array();
         json_object_array_add(clients, json_object_new_string(id));
+        json_object_object_get_ex(crec, "redirect_uris", &set);
+        json_object_object_foreach(set, uri, one)
+        {
+            (void)one;
+            json_object_array_add(list, json_object_new_string(uri));
+        }
+        json_object_object_add(uris, id, list);
     }
     json_object_object_foreach(g_current, realm, cur)
     {
@@ -626,6 +784,7 @@ struct json_object *oauth_dump(void)
         json_object_object_add(realms, realm, r);
     }
     json_object_object_add(o, "clients", clients);
+    json_object_object_add(o, "redirect_uris", uris);
     json_object_object_add(o, "realms", realms);
     json_object_object_add(o, "access_ttl_s", json_object_new_int64(g_cfg.access_ttl_ms / 1000));
     json_object_object_add(o, "rotate_after_ms", json_object_new_int64(g_cfg.rotate_after_ms));

@@ -1218,6 +1218,23 @@ static struct json_object *realm_dump(struct realm *r)
     return o;
 }
 
+struct json_object *qbo_companies(void)
+{
+    struct json_object *out = json_object_new_array();
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; i < g_nrealms; i++) {
+        struct json_object *c = json_object_new_object();
+        const char *name = jstr(g_realms[i]->company, "CompanyName");
+        const char *country = jstr(g_realms[i]->company, "Country");
+        json_object_object_add(c, "realmId", json_object_new_string(g_realms[i]->id));
+        json_object_object_add(c, "CompanyName", json_object_new_string(name ? name : ""));
+        json_object_object_add(c, "Country", json_object_new_string(country ? country : ""));
+        json_object_array_add(out, c);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return out;
+}
+
 struct json_object *qbo_dump(const char *realm_id)
 {
     struct json_object *o = json_object_new_object();

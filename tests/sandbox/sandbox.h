@@ -15,9 +15,12 @@
  * serialises access to its own state with its own mutex; handlers never block while
  * holding it (injected latency is applied by the core outside any vendor lock).
  *
- * Routing (server.c): /crm/..., /automation/..., /oauth/v1|v3/... (HubSpot OAuth)
- * -> hubspot_handle; /v3/company/... -> qbo_handle; /oauth2/v1/tokens/... -> oauth_handle;
- * /_sandbox/... -> admin_handle. Also /tax-rates/... and /account-info/... -> hubspot_handle.
+ * Routing (server.c): /crm/..., /automation/..., /oauth/... (HubSpot OAuth)
+ * -> hubspot_handle; /v3/company/... -> qbo_handle; /oauth2/v1/tokens/... and
+ * /v2/oauth2/tokens/revoke -> oauth_handle; /_sandbox/... -> admin_handle. Also
+ * /tax-rates/... and /account-info/... -> hubspot_handle. The consent pages of both
+ * vendors (/connect/oauth2..., /oauth/authorize..., authorize.h) go to authorize_route()
+ * first and are logged as vendor "oauth" (Intuit) or "hubspot".
  *
  * Seed documents: main.c (--seed DIR, every *.json in name order) and admin POST
  * /_sandbox/seed pass EVERY document to every <vendor>_seed(). A seed document is a JSON
@@ -52,6 +55,11 @@ const char *sb_req_header(const struct sb_request *req, const char *name);
  * -> "a,b,c"); NULL when absent. Caller frees. */
 char *sb_req_query_join(const struct sb_request *req, const char *key);
 
+/* The value of `key` in an application/x-www-form-urlencoded body (NUL-terminated; '+'
+ * and %XX decoded) into out. -1 when the key is absent or its value does not fit in
+ * outsz (out then undefined). */
+int sb_form_get(const char *body, const char *key, char *out, size_t outsz);
+
 struct sb_response {
     int status;
     char *body;               /* malloc'd, owned by the response; NULL = empty */
@@ -82,7 +90,7 @@ void sb_resp_json(struct sb_response *resp, int status, struct json_object *obj)
 void sb_resp_text(struct sb_response *resp, int status, const char *content_type,
                   const char *text);
 /* Add a response header, or replace one of the same name (case-insensitive); both
- * strings copied, value printf-style and cut at 1023 bytes; at most SB_MAX_RESP_HEADERS. */
+ * strings copied, value printf-style and cut at 4095 bytes; at most SB_MAX_RESP_HEADERS. */
 void sb_resp_header(struct sb_response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -150,6 +158,10 @@ void oauth_set_config(int access_ttl_s, int refresh_ttl_s, int rotate_after_s);
  * TTLs <= 0 and a negative rotation period leave the value unchanged; oauth_reset() keeps
  * these three and restores the other options. */
 int oauth_configure(struct json_object *opts, char *errstr, size_t errsz);
+/* The companies Intuit's consent page offers: [{"realmId","CompanyName","Country"}] in
+ * seed order, from each realm's CompanyInfo. Caller puts. */
+struct json_object *qbo_companies(void);
+
 /* QBO access-token check used by qbo.c: 1 valid for realm, 0 expired/unknown. */
 int oauth_access_token_valid(const char *realm_id, const char *bearer_token);
 
@@ -179,6 +191,7 @@ struct sb_settings {
     int qbo_rate_min, qbo_concurrent;          /* per realm, 0 = unlimited */
     int requestid_retention_s;                 /* QBO requestid replay window */
     int access_ttl_s, refresh_ttl_s, rotate_after_s; /* Intuit OAuth */
+    int auth_code_ttl_s;                       /* codes of the consent pages (authorize.c) */
     int log_entries, log_body_max;             /* request log bounds */
     /* HubSpot workflow engine (workflows.c): delivery retries and timeouts. */
     int workflow_retry_base_ms, workflow_retry_max_ms, workflow_retry_attempts;

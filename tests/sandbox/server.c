@@ -44,12 +44,14 @@
 #include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
+#include "tests/sandbox/authorize.h"
 
 #define SB_CONN_LIMIT       4096 /* simultaneous connections, all pool threads together */
 #define SB_CONN_TIMEOUT_S   60   /* idle keep-alive connections are closed after this */
 #define SB_QUERY_LOG_MAX    4096 /* reconstructed query string kept for the log */
 #define SB_MAX_THREADS      64
-#define SB_HEADER_VALUE_MAX 1024 /* sb_resp_header() value; longer is cut */
+#define SB_HEADER_VALUE_MAX                                                                        \
+    4096 /* sb_resp_header() value (a consent page's Location); longer is cut */
 
 enum sb_phase { PH_RECV = 0, PH_PRE_WAIT, PH_POST_WAIT, PH_POLL };
 
@@ -143,6 +145,43 @@ char *sb_req_query_join(const struct sb_request *req, const char *key)
         return NULL;
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, join_iter, &j);
     return j.out;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int sb_form_get(const char *body, const char *key, char *out, size_t outsz)
+{
+    size_t klen = strlen(key);
+
+    for (const char *p = body; p && *p;) {
+        const char *amp = strchr(p, '&');
+        const char *end = amp ? amp : p + strlen(p);
+        if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t n = 0;
+            for (const char *s = p + klen + 1; s < end; s++) {
+                int c = (unsigned char)*s;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && s + 2 < end && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+                    c = hexval(s[1]) * 16 + hexval(s[2]);
+                    s += 2;
+                }
+                if (n + 1 >= outsz)
+                    return -1;
+                out[n++] = (char)c;
+            }
+            out[n] = 0;
+            return 0;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return -1;
 }
 
 static void resp_set_body(struct sb_response *resp, int status, const char *ct, char *body,
@@ -333,7 +372,8 @@ static const char *route_vendor(const char *path)
         return "admin";
     if (has_prefix(path, "/v3/company/"))
         return "qbo";
-    if (has_prefix(path, "/oauth2/v1/tokens/"))
+    if (has_prefix(path, "/oauth2/v1/tokens/") || has_prefix(path, "/v2/oauth2/tokens/") ||
+        strcmp(path, "/connect/oauth2") == 0 || has_prefix(path, "/connect/oauth2/"))
         return "oauth";
     if (has_prefix(path, "/crm/") || has_prefix(path, "/automation/") ||
         has_prefix(path, "/oauth/") || has_prefix(path, "/tax-rates/") ||
@@ -344,6 +384,8 @@ static const char *route_vendor(const char *path)
 
 static void call_vendor(struct sb_conn *c)
 {
+    if (authorize_route(&c->req, &c->resp))
+        return;
     if (strcmp(c->vendor, "hubspot") == 0)
         hubspot_handle(&c->req, &c->resp);
     else if (strcmp(c->vendor, "qbo") == 0)
