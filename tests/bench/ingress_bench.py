@@ -43,7 +43,7 @@ def durable_ids(bootstrap, topic, want, timeout=120):
         for m in c:
             try:
                 found.add(json.loads(m.value)["id"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 pass
             if all(c.position(tp) >= ends[tp] for tp in tps):
                 break
