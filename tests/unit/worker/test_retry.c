@@ -276,6 +276,7 @@ static void start(const char *const *flags)
     snprintf(group, sizeof group, "--kafka.group.id=hsqb-retry-%d", ++group_seq);
 
     cflags[n++] = "HSQB_HUBSPOT_TOKEN=" TOKEN1;
+    cflags[n++] = "--hubspot.token_portals=" PORTAL;
     cflags[n++] = E.brokers_flag;
     cflags[n++] = group;
     cflags[n++] = "--worker.threads=4";
