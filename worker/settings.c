@@ -148,6 +148,18 @@ static const struct config_def settings[] = {
     {"oauth.refresh_margin", CONFIG_DURATION, "5m", 0, 30 * MIN,
      "Refresh a QBO access token (valid 1 h) when less than this remains.", 0, NULL},
 
+    /* ---- Tenants (worker/tenancy.h) ---- */
+    {"tenancy.allow_unbound", CONFIG_BOOL, "false", 0, 0,
+     "Let an event through whose QuickBooks realm is bound to no HubSpot portal (a realm "
+     "bound to another portal is refused all the same). Off, such events fail "
+     "REALM_NOT_ALLOWED before any API call. For upgrading: on until every realm in use "
+     "is bound (`hsqb-worker credentials bind`), then off.", 0, NULL},
+    {"tenancy.cache_ttl", CONFIG_DURATION, "5m", 0, 1 * HOUR,
+     "How long a worker trusts a realm's binding it read from Redis (0 = read it for "
+     "every event). A bind or unbind reaches every worker within about a second anyway "
+     "(it bumps a counter each worker polls once a second); this bounds the time a worker "
+     "may miss one whose signal was lost. Refusals are never cached.", 0, NULL},
+
     /* ---- HTTP ---- */
     {"http.connect_timeout", CONFIG_DURATION, "5s", 100, 1 * MIN,
      "Timeout for establishing a connection to an API.", 0, NULL},

@@ -81,9 +81,10 @@ static void test_loads_with_production_defaults(void **state)
     assert_string_equal(sched[0], "30s");
     assert_string_equal(sched[4], "1h");
     assert_string_equal(config_get_str(cfg, "callbacks.complete"), "ingress");
-    /* the default token serves no portal unless listed */
+    /* tenant checks on by default: the default token serves no portal, no unbound realm */
     config_get_list(cfg, "hubspot.token_portals", &n);
     assert_int_equal(n, 0);
+    assert_false(config_get_bool(cfg, "tenancy.allow_unbound"));
     assert_string_equal(config_get_str(cfg, "log.level"), "info");
     assert_string_equal(config_get_str(cfg, "metrics.listen"), "127.0.0.1:9108");
     assert_int_equal(config_get_bytes(cfg, "event.max_bytes"), 1 << 20);
