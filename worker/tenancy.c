@@ -378,16 +378,19 @@ int tenancy_admit(struct tenancy *t, const struct ioctx *io, int64_t portal, con
         cache_yes(t, realm, bound, gen);
         return 0;
     }
+    /* One message for "bound elsewhere" and "unbound": the result goes back to the
+     * event's portal, which must not learn whether another customer holds a company.
+     * The operator's log says which. */
     if (rc == 1)
-        api_error_set(err, API_PERMANENT, HSQB_ERR_REALM_NOT_ALLOWED, 0,
-                      "QuickBooks realm %s is bound to another HubSpot portal, not to portal "
-                      "%" PRId64 "; no call was made",
-                      realm, portal);
+        log_info("tenancy: portal %" PRId64 " refused realm %s, which is bound to portal %" PRId64,
+                 portal, realm, bound);
     else
-        api_error_set(err, API_PERMANENT, HSQB_ERR_REALM_NOT_ALLOWED, 0,
-                      "QuickBooks realm %s is not bound to HubSpot portal %" PRId64
-                      " (nor to any other): bind it (hsqb-worker credentials bind --realm %s "
-                      "--portal %" PRId64 "); no call was made",
-                      realm, portal, realm, portal);
+        log_info("tenancy: portal %" PRId64 " refused realm %s, which is bound to no portal",
+                 portal, realm);
+    api_error_set(err, API_PERMANENT, HSQB_ERR_REALM_NOT_ALLOWED, 0,
+                  "QuickBooks realm %s is not bound to HubSpot portal %" PRId64
+                  ": connect the company to this portal (hsqb-worker credentials bind --realm %s "
+                  "--portal %" PRId64 "); no call was made",
+                  realm, portal, realm, portal);
     return -1;
 }

@@ -99,9 +99,10 @@ struct tenancy *tenancy_new(const struct tenancy_opts *o, char *errstr, size_t e
 void tenancy_free(struct tenancy *t);
 
 /* May portal's event write to realm? 0 yes; -1 with *err: API_PERMANENT with
- * PORTAL_NOT_CONNECTED or REALM_NOT_ALLOWED (a message that never names another
- * portal), or API_TRANSIENT when Redis could not answer. Makes no HubSpot or QBO call.
- * Uses io->redis only. */
+ * PORTAL_NOT_CONNECTED or REALM_NOT_ALLOWED (one message whether the realm is bound to
+ * another portal or to none, so a portal cannot probe for other customers' companies;
+ * an info log line tells the operator which), or API_TRANSIENT when Redis could not
+ * answer. Makes no HubSpot or QBO call. Uses io->redis only. */
 int tenancy_admit(struct tenancy *t, const struct ioctx *io, int64_t portal, const char *realm,
                   struct api_error *err);
 /* Drop this process's cached answer for realm (a bind or unbind made through this

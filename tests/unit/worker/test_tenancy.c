@@ -196,12 +196,16 @@ static void test_admit_and_refusals(void **state)
     r = redis_command(H.redis, e, sizeof e, "SET %s pat-na1-p2", key);
     freeReplyObject(r);
     expect_admitted(t, P2, R3); /* connected: seen at once */
-    /* another portal's company: refused, and the message does not say whose it is */
+    /* another portal's company: refused, and the message does not even say that another
+     * portal holds it (the same words as for a realm bound to nobody) */
     assert_int_equal(tenancy_admit(t, IO, P2, R1, &err), -1);
     assert_int_equal(err.code, HSQB_ERR_REALM_NOT_ALLOWED);
     assert_false(api_error_retryable(&err));
     assert_null(strstr(err.message, "102670506"));
-    assert_non_null(strstr(err.message, "another HubSpot portal"));
+    assert_string_equal(err.message, "QuickBooks realm " R1 " is not bound to HubSpot portal "
+                                     "243987001: connect the company to this portal "
+                                     "(hsqb-worker credentials bind --realm " R1
+                                     " --portal 243987001); no call was made");
     /* a realm bound to nobody */
     expect_refused(t, P1, R2, HSQB_ERR_REALM_NOT_ALLOWED);
     assert_int_equal(tenancy_admit(t, IO, P1, R2, &err), -1);
