@@ -207,6 +207,8 @@ static int bind_realm(const struct opts *op, struct redis_conn *redis, FILE *out
 {
     char e[256];
 
+    if (!op->portal) /* callers validate first; kept for the analyzer and for safety */
+        return usage(err, "bind needs --portal");
     if (tenancy_bind(redis, strtoll(op->portal, NULL, 10), op->realm, e, sizeof e) < 0) {
         fprintf(err, "hsqb-worker credentials: binding failed: %s%s\n", e,
                 strstr(e, "is bound to portal") ? " (unbind it there first)" : "");
@@ -245,8 +247,7 @@ static int unbind_cmd(const struct opts *op, struct redis_conn *redis, FILE *out
     if (unbind_realm(op->realm, op->portal, redis, &was, err) != EXIT_OK)
         return EXIT_FAIL;
     if (was)
-        fprintf(out, "realm %s is no longer bound to HubSpot portal %" PRId64 "\n", op->realm,
-                was);
+        fprintf(out, "realm %s is no longer bound to HubSpot portal %" PRId64 "\n", op->realm, was);
     else
         fprintf(out, "realm %s: not bound to %s\n", op->realm,
                 op->portal ? "that portal" : "any portal");
@@ -272,8 +273,9 @@ static void note_no_token(struct redis_conn *redis, const char *realm, FILE *out
     char e[256];
 
     if (oauth_status_get(redis, realm, &st, e, sizeof e) == 0)
-        fprintf(out, "note: no QuickBooks credentials are stored for realm %s yet "
-                     "(hsqb-worker credentials qbo --realm %s ...)\n",
+        fprintf(out,
+                "note: no QuickBooks credentials are stored for realm %s yet "
+                "(hsqb-worker credentials qbo --realm %s ...)\n",
                 realm, realm);
 }
 
@@ -517,7 +519,8 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
     rest[nrest] = NULL;
 
     if (strcmp(op.action, "qbo") == 0) {
-        if (!digits(op.realm, OAUTH_REALM_MAX) || (op.portal && !digits(op.portal, CRED_PORTAL_MAX)))
+        if (!digits(op.realm, OAUTH_REALM_MAX) ||
+            (op.portal && !digits(op.portal, CRED_PORTAL_MAX)))
             return usage(err, "qbo needs --realm <digits> (and --portal <digits> to bind it)");
     } else if (strcmp(op.action, "bind") == 0 || strcmp(op.action, "unbind") == 0) {
         int need_portal = op.action[0] == 'b';

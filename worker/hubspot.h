@@ -121,8 +121,8 @@ struct hubspot_ctx {
     struct ratelimit_prefetch *prefetch;
 };
 
-/* From the settings hubspot.base_url, hubspot.token, hubspot.token_portals. rl is borrowed (must outlive the
- * api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
+/* From the settings hubspot.base_url, hubspot.token, hubspot.token_portals. rl is borrowed (must
+ * outlive the api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
  * hubspot_api_free. */
 struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *rl,
                                     const struct hubspot_hooks *hooks, char *errstr, size_t errsz);

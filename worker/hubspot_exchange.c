@@ -223,9 +223,9 @@ static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t 
             continue;
         if (tok)
             snprintf(tok, toksz, "%s",
-                     e->token                                ? e->token
+                     e->token                              ? e->token
                      : hubspot_default_serves(api, portal) ? api->token
-                                                             : "");
+                                                           : "");
         if (own)
             *own = e->token != NULL;
         found = 1;

@@ -519,9 +519,8 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
          check_url(cfg, "ingress.public_url", errstr, errsz) < 0) ||
         check_listen(cfg, "metrics.listen", errstr, errsz) < 0 ||
         check_listen(cfg, "ingress.listen", errstr, errsz) < 0 ||
-        check_relations(cfg, errstr, errsz) < 0 ||
-        check_schedule(cfg, errstr, errsz) < 0 || check_token_portals(cfg, errstr, errsz) < 0 ||
-        check_kafka(cfg, errstr, errsz) < 0)
+        check_relations(cfg, errstr, errsz) < 0 || check_schedule(cfg, errstr, errsz) < 0 ||
+        check_token_portals(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
         goto fail;
     *out = cfg;
     return 0;

@@ -78,8 +78,8 @@ static int valid_realm(const char *realm)
 }
 
 /* Check the arguments and make the realm's and the portal's keys (either may be NULL). */
-static int keys_for(struct redis_conn *r, int64_t portal, const char *realm, char *rkey,
-                    char *pkey, char *errstr, size_t errsz)
+static int keys_for(struct redis_conn *r, int64_t portal, const char *realm, char *rkey, char *pkey,
+                    char *errstr, size_t errsz)
 {
     const char *prefix = redis_conn_prefix(r);
 
@@ -120,8 +120,8 @@ static int parse_portal(const char *s, size_t len, int64_t *out)
 static int run(struct redis_conn *r, char *errstr, size_t errsz, const char *fmt, const char *a,
                const char *b)
 {
-    redisReply *rep = b ? redis_command(r, errstr, errsz, fmt, a, b)
-                        : redis_command(r, errstr, errsz, fmt, a);
+    redisReply *rep =
+        b ? redis_command(r, errstr, errsz, fmt, a, b) : redis_command(r, errstr, errsz, fmt, a);
 
     if (!rep)
         return -1;

@@ -564,7 +564,8 @@ static void test_tokens_and_auth_errors(void **state)
     /* From the settings: hubspot.base_url, hubspot.token and the portals it serves. */
     {
         char url[128], *envp[] = {url, "HSQB_HUBSPOT_TOKEN=" TOKEN1,
-                                  "HSQB_HUBSPOT_TOKEN_PORTALS=1," "102670506",
+                                  "HSQB_HUBSPOT_TOKEN_PORTALS=1,"
+                                  "102670506",
                                   "HSQB_HTTP_ALLOW_INSECURE=true", NULL};
         struct config *cfg = NULL;
         struct hubspot_ctx c1 = ctx_for(PORTAL1);

@@ -523,15 +523,15 @@ static void test_credentials_bindings(void **state)
     int64_t portal = 0;
     (void)state;
 
-    const char *qbo[] = {"qbo", "--realm", H_REALM_US1, "--portal", "102670506",
-                         "--refresh-token", "-", NULL};
+    const char *qbo[] = {"qbo",       "--realm",         H_REALM_US1, "--portal",
+                         "102670506", "--refresh-token", "-",         NULL};
     assert_int_equal(run_cred(H_RT_US1 "\n", out, sizeof out, qbo), 0);
     assert_non_null(strstr(out, "realm " H_REALM_US1 " is bound to HubSpot portal 102670506"));
     assert_int_equal(tenancy_portal_of(H.redis, H_REALM_US1, &portal, e, sizeof e), 1);
     assert_int_equal(portal, 102670506);
     /* another portal cannot take it, not even with a new token */
-    const char *steal[] = {"qbo", "--realm", H_REALM_US1, "--portal", "243987001",
-                           "--refresh-token", "-", NULL};
+    const char *steal[] = {"qbo",       "--realm",         H_REALM_US1, "--portal",
+                           "243987001", "--refresh-token", "-",         NULL};
     assert_int_equal(run_cred("RT1-00-H0-another\n", out, sizeof out, steal), 1);
     {
         char *rt = h_hget(H_REALM_US1, "refresh_token");
@@ -557,8 +557,7 @@ static void test_credentials_bindings(void **state)
     assert_non_null(
         strstr(out, "qbo realm " H_REALM_CA ": portal 243987001, no QuickBooks credentials"));
     /* unbind: from the wrong portal refused, then from its own */
-    const char *unbind_wrong[] = {"unbind", "--realm", H_REALM_US2, "--portal", "102670506",
-                                  NULL};
+    const char *unbind_wrong[] = {"unbind", "--realm", H_REALM_US2, "--portal", "102670506", NULL};
     assert_int_equal(run_cred(NULL, out, sizeof out, unbind_wrong), 1);
     const char *unbind[] = {"unbind", "--realm", H_REALM_US2, NULL};
     assert_int_equal(run_cred(NULL, out, sizeof out, unbind), 0);

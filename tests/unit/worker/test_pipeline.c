@@ -498,9 +498,10 @@ static void expect_refusal(size_t nth, const char *code, const char *realm)
 static void test_tenant_refusals_make_no_call(void **state)
 {
     char *other = event_json("evt-ten-other", "create_invoice", "DEAL", 1005, H_REALM_CA, NULL);
-    char *unbound = event_json("evt-ten-unbound", "create_invoice", "DEAL", 1005, H_REALM_US2, NULL);
-    char *stranger = tp_event_json("evt-ten-portal", "create_invoice", 555, "DEAL", 1005,
-                                   H_REALM_US1, NULL);
+    char *unbound =
+        event_json("evt-ten-unbound", "create_invoice", "DEAL", 1005, H_REALM_US2, NULL);
+    char *stranger =
+        tp_event_json("evt-ten-portal", "create_invoice", 555, "DEAL", 1005, H_REALM_US1, NULL);
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
     struct tp_kmsg *d;
     char code[64];

@@ -38,7 +38,8 @@ static char e[512];
 static int setup(void **state)
 {
     static const char *const served[] = {"102670506", NULL};
-    struct hubspot_opts ho = {.base_url = H.sb_url, .token = "pat-na1-default", .token_portals = served};
+    struct hubspot_opts ho = {
+        .base_url = H.sb_url, .token = "pat-na1-default", .token_portals = served};
     (void)state;
 
     h_reset();
@@ -56,7 +57,8 @@ static int setup(void **state)
 
 static struct tenancy *new_check(int allow_unbound, int64_t ttl_ms)
 {
-    struct tenancy_opts o = {.hubspot = g_hs, .allow_unbound = allow_unbound, .cache_ttl_ms = ttl_ms};
+    struct tenancy_opts o = {
+        .hubspot = g_hs, .allow_unbound = allow_unbound, .cache_ttl_ms = ttl_ms};
     struct tenancy *t = tenancy_new(&o, e, sizeof e);
 
     if (!t)

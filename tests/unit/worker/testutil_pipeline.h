@@ -43,9 +43,8 @@
  * one test. */
 #define TP_ENV_FLAGS                                                                               \
     "--hubspot.token_portals=102670506", "--kafka.brokers=127.0.0.1:9",                            \
-        "--kafka.test.mock.num.brokers=1",                                                         \
-        "--kafka.group.id=hsqb-test", "--retry.base=20ms", "--retry.cap=200ms",                    \
-        "--retry.budget=5s", "--claim.lease=5s"
+        "--kafka.test.mock.num.brokers=1", "--kafka.group.id=hsqb-test", "--retry.base=20ms",      \
+        "--retry.cap=200ms", "--retry.budget=5s", "--claim.lease=5s"
 
 /* ---- JSON documents ------------------------------------------------------------------ */
 
