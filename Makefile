@@ -90,6 +90,7 @@ WORKER_SRCS := \
 	worker/outcome.c \
 	worker/delay.c \
 	worker/breaker.c \
+	worker/tenancy.c \
 	worker/cmd_replay.c \
 	worker/cmd_run.c \
 	worker/cmd_credentials.c \
@@ -148,6 +149,7 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_callbacks \
 	tests/unit/worker/test_retry \
 	tests/unit/worker/test_claim \
+	tests/unit/worker/test_tenancy \
 	tests/unit/worker/test_ingress_options
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
@@ -231,7 +233,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_claim test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
+REDIS_TESTS := test_redis test_claim test_tenancy test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -239,7 +241,7 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 
 # Component tests that run against the private sandbox share tests/unit/worker/sandbox_harness.c;
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
-SANDBOX_HARNESS_TESTS := test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
+SANDBOX_HARNESS_TESTS := test_tenancy test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o

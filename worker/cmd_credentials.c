@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include "worker/hubspot.h"
 #include "worker/oauth.h"
 #include "worker/settings.h"
+#include "worker/tenancy.h"
 
 #define CRED_PORTAL_MAX 18     /* digits of a HubSpot portal id (fits int64) */
 #define CRED_MAX_ARGS   256    /* setting flags passed through */
@@ -35,13 +37,17 @@ struct opts {
 };
 
 static const char usage_text[] =
-    "usage: hsqb-worker credentials qbo --realm R (--refresh-token-file F | --refresh-token -)"
-    " [--verify] [settings]\n"
+    "usage: hsqb-worker credentials qbo --realm R [--portal P] (--refresh-token-file F |"
+    " --refresh-token -) [--verify] [settings]\n"
     "       hsqb-worker credentials hubspot --portal P (--token-file F | --token -) [settings]\n"
+    "       hsqb-worker credentials bind --realm R --portal P [settings]\n"
+    "       hsqb-worker credentials unbind --realm R [--portal P] [settings]\n"
     "       hsqb-worker credentials list [settings]\n"
     "       hsqb-worker credentials delete (--realm R | --portal P) [settings]\n"
-    "QBO refresh tokens may also come from HSQB_QBO_REFRESH_TOKEN, HubSpot tokens from\n"
-    "HSQB_HUBSPOT_PORTAL_TOKEN. Settings (--redis.host=..., --config FILE) as for `run`.\n";
+    "qbo --portal P also binds realm R to HubSpot portal P: the worker refuses an event\n"
+    "whose realm is not bound to its portal (REALM_NOT_ALLOWED). QBO refresh tokens may\n"
+    "also come from HSQB_QBO_REFRESH_TOKEN, HubSpot tokens from HSQB_HUBSPOT_PORTAL_TOKEN.\n"
+    "Settings (--redis.host=..., --config FILE) as for `run`.\n";
 
 static int usage(FILE *err, const char *why)
 {
@@ -195,6 +201,84 @@ out:
     return rc;
 }
 
+/* ---- bindings (worker/tenancy.h) ---------------------------------------------------- */
+
+static int bind_realm(const struct opts *op, struct redis_conn *redis, FILE *out, FILE *err)
+{
+    char e[256];
+
+    if (!op->portal) /* callers validate first; kept for the analyzer and for safety */
+        return usage(err, "bind needs --portal");
+    if (tenancy_bind(redis, strtoll(op->portal, NULL, 10), op->realm, e, sizeof e) < 0) {
+        fprintf(err, "hsqb-worker credentials: binding failed: %s%s\n", e,
+                strstr(e, "is bound to portal") ? " (unbind it there first)" : "");
+        return EXIT_FAIL;
+    }
+    fprintf(out, "realm %s is bound to HubSpot portal %s\n", op->realm, op->portal);
+    return EXIT_OK;
+}
+
+/* Unbind realm from portal (NULL: from whichever portal it is bound to); *was = the portal
+ * it was bound to, 0 when none. Unbinding from a portal it is not bound to cleans that
+ * portal's index all the same. */
+static int unbind_realm(const char *realm, const char *portal, struct redis_conn *redis,
+                        int64_t *was, FILE *err)
+{
+    char e[256];
+    int64_t bound = 0;
+    int rc = tenancy_portal_of(redis, realm, &bound, e, sizeof e);
+
+    *was = 0;
+    if (rc >= 0 && (rc == 1 || portal) &&
+        tenancy_unbind(redis, portal ? strtoll(portal, NULL, 10) : bound, realm, e, sizeof e) < 0)
+        rc = -1;
+    if (rc < 0) {
+        fprintf(err, "hsqb-worker credentials: unbinding failed: %s\n", e);
+        return EXIT_FAIL;
+    }
+    *was = bound;
+    return EXIT_OK;
+}
+
+static int unbind_cmd(const struct opts *op, struct redis_conn *redis, FILE *out, FILE *err)
+{
+    int64_t was;
+
+    if (unbind_realm(op->realm, op->portal, redis, &was, err) != EXIT_OK)
+        return EXIT_FAIL;
+    if (was)
+        fprintf(out, "realm %s is no longer bound to HubSpot portal %" PRId64 "\n", op->realm, was);
+    else
+        fprintf(out, "realm %s: not bound to %s\n", op->realm,
+                op->portal ? "that portal" : "any portal");
+    return EXIT_OK;
+}
+
+static void note_unbound(struct redis_conn *redis, const char *realm, FILE *out)
+{
+    char e[256];
+    int64_t p;
+
+    if (tenancy_portal_of(redis, realm, &p, e, sizeof e) == 0)
+        fprintf(out,
+                "note: realm %s is bound to no HubSpot portal, so the worker refuses its events "
+                "(REALM_NOT_ALLOWED) unless tenancy.allow_unbound is on: "
+                "hsqb-worker credentials bind --realm %s --portal P\n",
+                realm, realm);
+}
+
+static void note_no_token(struct redis_conn *redis, const char *realm, FILE *out)
+{
+    struct oauth_status st;
+    char e[256];
+
+    if (oauth_status_get(redis, realm, &st, e, sizeof e) == 0)
+        fprintf(out,
+                "note: no QuickBooks credentials are stored for realm %s yet "
+                "(hsqb-worker credentials qbo --realm %s ...)\n",
+                realm, realm);
+}
+
 static int store_qbo(const struct opts *op, const struct config *cfg, struct redis_conn *redis,
                      char **envp, FILE *in, FILE *out, FILE *err)
 {
@@ -203,13 +287,18 @@ static int store_qbo(const struct opts *op, const struct config *cfg, struct red
 
     if (get_secret(op, envp, in, "HSQB_QBO_REFRESH_TOKEN", tok, sizeof tok, err) < 0)
         return EXIT_USAGE;
-    rc = oauth_store_refresh_token(redis, op->realm, tok, 0, e, sizeof e);
-    explicit_bzero(tok, sizeof tok);
-    if (rc < 0) {
+    /* bind first: a realm bound to another portal keeps its token as it is */
+    rc = op->portal ? bind_realm(op, redis, out, err) : EXIT_OK;
+    if (rc == EXIT_OK && oauth_store_refresh_token(redis, op->realm, tok, 0, e, sizeof e) < 0) {
         fprintf(err, "hsqb-worker credentials: storing the refresh token failed: %s\n", e);
-        return EXIT_FAIL;
+        rc = EXIT_FAIL;
     }
+    explicit_bzero(tok, sizeof tok);
+    if (rc != EXIT_OK)
+        return rc;
     fprintf(out, "stored the QuickBooks refresh token of realm %s\n", op->realm);
+    if (!op->portal)
+        note_unbound(redis, op->realm, out);
     return op->verify ? verify(cfg, redis, op->realm, out, err) : EXIT_OK;
 }
 
@@ -287,19 +376,66 @@ static int scan(struct redis_conn *redis, const char *what,
     return 0;
 }
 
+/* "portal P" or "NO PORTAL (...)" for realm's binding, into buf. */
+static void binding_text(struct redis_conn *redis, const char *realm, char *buf, size_t bufsz)
+{
+    char e[256];
+    int64_t p;
+
+    switch (tenancy_portal_of(redis, realm, &p, e, sizeof e)) {
+    case 1:
+        snprintf(buf, bufsz, "portal %" PRId64, p);
+        break;
+    case 0:
+        snprintf(buf, bufsz, "NO PORTAL (events refused unless tenancy.allow_unbound)");
+        break;
+    default:
+        snprintf(buf, bufsz, "portal unknown (%s)", e);
+    }
+}
+
 static void show_realm(struct redis_conn *redis, const char *realm, FILE *out)
 {
     struct oauth_status st;
-    char e[256], rt[32], at[32], up[32];
+    char e[256], rt[32], at[32], up[32], b[300];
     if (oauth_status_get(redis, realm, &st, e, sizeof e) != 1)
         return;
     fmt_time(st.refresh_expires_at_ms, rt, sizeof rt);
     fmt_time(st.access_expires_at_ms, at, sizeof at);
     fmt_time(st.updated_at_ms, up, sizeof up);
-    fprintf(out, "qbo realm %s: refresh token %s (expires %s), access token %s%s, updated %s%s\n",
-            realm, st.has_refresh_token ? "stored" : "MISSING", rt,
+    binding_text(redis, realm, b, sizeof b);
+    fprintf(out,
+            "qbo realm %s: %s, refresh token %s (expires %s), access token %s%s, updated %s%s\n",
+            realm, b, st.has_refresh_token ? "stored" : "MISSING", rt,
             st.has_access_token ? "valid until " : "none", st.has_access_token ? at : "", up,
             st.reauth_required ? ", REAUTH REQUIRED (Intuit refused the refresh token)" : "");
+}
+
+/* A binding whose realm has no QBO credentials (show_realm lists the others). */
+static void show_binding(struct redis_conn *redis, const char *realm, FILE *out)
+{
+    struct oauth_status st;
+    char e[256], b[300];
+
+    if (oauth_status_get(redis, realm, &st, e, sizeof e) != 0)
+        return;
+    binding_text(redis, realm, b, sizeof b);
+    fprintf(out, "qbo realm %s: %s, no QuickBooks credentials stored\n", realm, b);
+}
+
+/* Which portals the default hubspot.token serves (hubspot.token_portals). */
+static void show_default_token(const struct config *cfg, FILE *out)
+{
+    size_t n;
+    const char *const *p = config_get_list(cfg, "hubspot.token_portals", &n);
+
+    if (!config_get_str(cfg, "hubspot.token")[0])
+        return;
+    fprintf(out, "hubspot default token (hubspot.token): serves %s",
+            n ? "portals " : "no portal (hubspot.token_portals is empty)");
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? ", " : "", strcmp(p[i], "*") == 0 ? "* (any)" : p[i]);
+    fputc('\n', out);
 }
 
 static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
@@ -325,7 +461,7 @@ static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE 
     freeReplyObject(r);
     fprintf(out, "%s %s %s: %s\n", op->realm ? "qbo" : "hubspot", op->realm ? "realm" : "portal",
             op->realm ? op->realm : op->portal, gone ? "credentials deleted" : "nothing stored");
-    return EXIT_OK;
+    return op->realm ? unbind_cmd(&(struct opts){.realm = op->realm}, redis, out, err) : EXIT_OK;
 }
 
 /* ---- argument handling ------------------------------------------------------------- */
@@ -383,8 +519,15 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
     rest[nrest] = NULL;
 
     if (strcmp(op.action, "qbo") == 0) {
-        if (!digits(op.realm, OAUTH_REALM_MAX) || op.portal)
-            return usage(err, "qbo needs --realm <digits>");
+        if (!digits(op.realm, OAUTH_REALM_MAX) ||
+            (op.portal && !digits(op.portal, CRED_PORTAL_MAX)))
+            return usage(err, "qbo needs --realm <digits> (and --portal <digits> to bind it)");
+    } else if (strcmp(op.action, "bind") == 0 || strcmp(op.action, "unbind") == 0) {
+        int need_portal = op.action[0] == 'b';
+        if (!digits(op.realm, OAUTH_REALM_MAX) || (need_portal && !op.portal) ||
+            (op.portal && !digits(op.portal, CRED_PORTAL_MAX)) || op.verify)
+            return usage(err, need_portal ? "bind needs --realm <digits> --portal <digits>"
+                                          : "unbind needs --realm <digits> [--portal <digits>]");
     } else if (strcmp(op.action, "hubspot") == 0) {
         if (!digits(op.portal, CRED_PORTAL_MAX) || op.realm || op.verify)
             return usage(err, "hubspot needs --portal <digits>");
@@ -411,13 +554,22 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
         rc = store_qbo(&op, cfg, redis, envp, in, out, err);
     } else if (strcmp(op.action, "hubspot") == 0) {
         rc = store_hubspot(&op, redis, envp, in, out, err);
+    } else if (strcmp(op.action, "bind") == 0) {
+        rc = bind_realm(&op, redis, out, err);
+        if (rc == EXIT_OK)
+            note_no_token(redis, op.realm, out);
+    } else if (strcmp(op.action, "unbind") == 0) {
+        rc = unbind_cmd(&op, redis, out, err);
     } else if (strcmp(op.action, "delete") == 0) {
         rc = del(&op, redis, out, err);
     } else {
         rc = scan(redis, "oauth:", show_realm, out, err) < 0 ||
+                     scan(redis, TENANCY_REALM_KEY, show_binding, out, err) < 0 ||
                      scan(redis, "hstoken:", show_portal, out, err) < 0
                  ? EXIT_FAIL
                  : EXIT_OK;
+        if (rc == EXIT_OK)
+            show_default_token(cfg, out);
     }
 out:
     redis_conn_free(redis);

@@ -4,9 +4,13 @@
  * (QBO tokens per realm, HubSpot tokens per portal), so connecting a QuickBooks company
  * or a HubSpot portal is one command against the deployment's Redis, never a restart:
  *
- *   credentials qbo --realm R (--refresh-token-file F | --refresh-token - ) [--verify]
+ *   credentials qbo --realm R [--portal P] (--refresh-token-file F | --refresh-token - )
+ *                   [--verify]
  *       Stores R's refresh token in <prefix>oauth:{R} (oauth_store_refresh_token: the
  *       access token and any reauth mark are cleared, so the next call refreshes).
+ *       With --portal, binds R to HubSpot portal P first (worker/tenancy.h); a realm bound
+ *       to another portal fails the command and nothing is stored. Without it, a note says
+ *       when R is bound to no portal (the worker refuses its events: REALM_NOT_ALLOWED).
  *       The token comes from the file, from stdin ("-"), or from the environment
  *       variable HSQB_QBO_REFRESH_TOKEN; never from a flag value, which `ps` would show.
  *       --verify then performs one refresh through oauth (needs oauth.client_id and
@@ -16,11 +20,18 @@
  *       Stores P's HubSpot access token (private-app token) at <prefix>hstoken:{P}, a
  *       plain string without TTL, which the HubSpot client reads before falling back to
  *       hubspot.token. Also from HSQB_HUBSPOT_PORTAL_TOKEN.
+ *   credentials bind --realm R --portal P
+ *       Binds R to P (tenancy_bind): P's events may write to R. Refused (exit 1) when R is
+ *       bound to another portal: unbind it there first.
+ *   credentials unbind --realm R [--portal P]
+ *       Unbinds R from P (refused when R is bound to another portal), or without --portal
+ *       from whichever portal it is bound to. The workers see it within about a second.
  *   credentials list
- *       Realms and portals that have credentials, with expiries and reauth marks; never
- *       a token.
+ *       Realms and portals that have credentials, with expiries and reauth marks, each
+ *       realm's portal (and bound realms without credentials), and the portals the default
+ *       hubspot.token serves; never a token.
  *   credentials delete (--realm R | --portal P)
- *       Removes the stored credentials.
+ *       Removes the stored credentials; --realm also unbinds R.
  *
  * Every other argument is a setting flag (--redis.host=…, --config FILE, …) handled by
  * worker/settings.h with SETTINGS_SKIP_REQUIRED (only --verify needs the OAuth keys).

@@ -12,8 +12,11 @@
  * pipeline owns them); paging and batching loops are part of the one operation.
  *
  * Tokens: a portal's own token is the string at <prefix>hstoken:{<portal>} (written by
- * `hsqb-worker credentials`, see hubspot_token_key()); without one, hubspot.token is
- * used; with neither, the call fails API_AUTH / HUBSPOT_AUTH. Tokens are cached for
+ * `hsqb-worker credentials`, see hubspot_token_key()); without one, the default
+ * hubspot.token is used, but only for the portals hubspot.token_portals lists ("*": any
+ * portal), so one customer's portal never reads HubSpot with a token meant for another;
+ * with neither, the call fails API_AUTH / PORTAL_NOT_CONNECTED before any request
+ * (hubspot_portal_connected() asks the same question up front). Tokens are cached for
  * HUBSPOT_TOKEN_CACHE_MS; a 401 drops the portal's cache entry and re-reads Redis at
  * once: when the token there differs (another replica or `credentials hubspot` rotated
  * it), the request is sent once more with it, so only a 401 with the current token fails
@@ -36,6 +39,7 @@
  *   404, batch ids missing (207)         API_NOT_FOUND  (OBJECT_NOT_FOUND)
  *   other 4xx                            API_PERMANENT  (HUBSPOT_VALIDATION)
  *   over a limit (HUBSPOT_MAX_*, body)   API_PERMANENT  (HUBSPOT_VALIDATION)
+ *   no token for the portal (above)      API_AUTH       (PORTAL_NOT_CONNECTED), no request
  *   unparsable 2xx body                  API_TRANSIENT  (an edge proxy's page; bounded
  *                                        by the pipeline's retry budget)
  * http_status is the HTTP status (0 without a response), upstream_id the correlationId.
@@ -92,7 +96,11 @@ struct hubspot_hooks {
 struct hubspot_opts {
     const char *base_url; /* e.g. "https://api.hubapi.com"; copied; no trailing '/' needed */
     const char *token;    /* default token; NULL or "" = none; copied, secret */
-    long timeout_ms;      /* per request; 0 = the http_client's default */
+    /* The portals the default token serves: NULL-terminated decimal portal ids, or "*"
+     * for any portal; NULL or empty = none (every portal needs a token of its own).
+     * Parsed at creation (a bad item fails it); borrowed for the call only. */
+    const char *const *token_portals;
+    long timeout_ms; /* per request; 0 = the http_client's default */
 };
 
 /* Every call takes, in this order: io, the calling thread's struct ioctx (io->http and
@@ -113,8 +121,8 @@ struct hubspot_ctx {
     struct ratelimit_prefetch *prefetch;
 };
 
-/* From the settings hubspot.base_url, hubspot.token. rl is borrowed (must outlive the
- * api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
+/* From the settings hubspot.base_url, hubspot.token, hubspot.token_portals. rl is borrowed (must
+ * outlive the api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
  * hubspot_api_free. */
 struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *rl,
                                     const struct hubspot_hooks *hooks, char *errstr, size_t errsz);
@@ -133,6 +141,19 @@ void hubspot_ctx_done(const struct ioctx *io, struct hubspot_api *api,
 /* The Redis key of a portal's token: "<prefix>hstoken:{<portal>}". Returns 0, or -1
  * when it does not fit in dstsz. For `hsqb-worker credentials`. */
 int hubspot_token_key(char *dst, size_t dstsz, const char *prefix, int64_t portal_id);
+
+/* 1 when the default token (hubspot.token) may serve portal: it is set and
+ * hubspot.token_portals lists the portal or "*"; else 0. No I/O. */
+int hubspot_default_serves(const struct hubspot_api *api, int64_t portal);
+
+/* Whether portal has HubSpot credentials: 1 when the default token serves it
+ * (hubspot_default_serves(), no I/O) or it has a token of its own (the in-process token
+ * cache, else one GET of its Redis key: the token read is cached for the calls that
+ * follow), 0 when it has neither, -1 with *err when Redis could not answer
+ * (API_TRANSIENT). A "no token" answer is never taken from the cache: a portal connected
+ * a moment ago is seen at once. For the pipeline's tenant check (worker/tenancy.h). */
+int hubspot_portal_connected(const struct ioctx *io, struct hubspot_api *api, int64_t portal,
+                             struct api_error *err);
 
 /* ---- the enrolled object --------------------------------------------------------- */
 

@@ -3,7 +3,8 @@
  * classification of every failure into struct api_error. What the answers mean is
  * hubspot.c's.
  *
- * Every request: token (the in-process cache, else Redis, else the default) -> rate
+ * Every request: token (the in-process cache, else Redis, else the default when
+ * hubspot.token_portals gives it to the portal, else PORTAL_NOT_CONNECTED) -> rate
  * limiter (ratelimit_acquire with the event's prefetch) -> one HTTP exchange -> hooks ->
  * rate-limit header feedback (a response that spent the window's last request holds the
  * portal back for the average spacing) -> 2xx, or classify(). A 429 penalizes the whole
@@ -13,6 +14,7 @@
  */
 #include "worker/hubspot_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,40 @@
 #define HS_LOCKED_MIN_MS 2000 /* HubSpot's 423 locks last 2 seconds */
 
 /* ---- lifecycle ------------------------------------------------------------------- */
+
+/* hubspot.token_portals into api: "*" serves any portal, else decimal ids. 0, or -1
+ * with errstr naming the bad item. */
+static int parse_token_portals(struct hubspot_api *api, const char *const *items, char *errstr,
+                               size_t errsz)
+{
+    size_t n = 0;
+
+    for (const char *const *it = items; it && *it; it++)
+        n++;
+    if (n && !(api->token_portals = calloc(n, sizeof *api->token_portals))) {
+        snprintf(errstr, errsz, "hubspot: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *v = items[i];
+        char *end;
+        long long id;
+
+        if (strcmp(v, "*") == 0) {
+            api->token_all = 1;
+            continue;
+        }
+        errno = 0;
+        id = strtoll(v, &end, 10);
+        if (!*v || *end || errno || id <= 0 || strspn(v, "0123456789") != strlen(v)) {
+            snprintf(errstr, errsz,
+                     "hubspot: hubspot.token_portals: \"%.40s\" is not a portal id or *", v);
+            return -1;
+        }
+        api->token_portals[api->ntoken_portals++] = id;
+    }
+    return 0;
+}
 
 struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ratelimit *rl,
                                          const struct hubspot_hooks *hooks, char *errstr,
@@ -60,6 +96,8 @@ struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ra
         api->base_url[--n] = '\0';
     if (o->token && o->token[0] && !(api->token = strdup(o->token)))
         goto oom;
+    if (parse_token_portals(api, o->token_portals, errstr, errsz) < 0)
+        goto fail;
     api->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 0;
     api->rl = rl;
     if (hooks)
@@ -67,11 +105,17 @@ struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ra
     pthread_mutex_init(&api->mu, NULL);
     return api;
 oom:
+    snprintf(errstr, errsz, "hubspot: out of memory");
+fail:
     if (api) {
+        if (api->token) {
+            explicit_bzero(api->token, strlen(api->token));
+            free(api->token);
+        }
+        free(api->token_portals);
         free(api->base_url);
         free(api);
     }
-    snprintf(errstr, errsz, "hubspot: out of memory");
     return NULL;
 }
 
@@ -81,6 +125,7 @@ struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *
     struct hubspot_opts o = {
         .base_url = config_get_str(cfg, "hubspot.base_url"),
         .token = config_get_str(cfg, "hubspot.token"),
+        .token_portals = config_get_list(cfg, "hubspot.token_portals", NULL),
     };
     return hubspot_api_new_opts(&o, rl, hooks, errstr, errsz);
 }
@@ -100,6 +145,7 @@ void hubspot_api_free(struct hubspot_api *api)
         free(api->token);
     }
     pthread_mutex_destroy(&api->mu);
+    free(api->token_portals);
     free(api->base_url);
     free(api);
 }
@@ -150,8 +196,22 @@ static void cache_drop(struct hubspot_api *api, int64_t portal)
     pthread_mutex_unlock(&api->mu);
 }
 
-/* Copy the portal's token into tok. 1 = found in cache, 0 = needs a Redis read. */
-static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t toksz)
+int hubspot_default_serves(const struct hubspot_api *api, int64_t portal)
+{
+    if (!api || !api->token)
+        return 0;
+    if (api->token_all)
+        return 1;
+    for (size_t i = 0; i < api->ntoken_portals; i++)
+        if (api->token_portals[i] == portal)
+            return 1;
+    return 0;
+}
+
+/* The portal's fresh cache entry: 1 with its own token copied into tok (own = 1), or
+ * with the default token when it has none and the default serves it (own = 0), or with
+ * "" (neither); 0 when there is no fresh entry (read Redis). tok and own may be NULL. */
+static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t toksz, int *own)
 {
     int found = 0;
     int64_t now = clock_mono_ms();
@@ -161,56 +221,92 @@ static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t 
         struct hubspot_token_entry *e = &api->cache[i];
         if (e->portal != portal || now - e->fetched_ms >= HUBSPOT_TOKEN_CACHE_MS)
             continue;
-        snprintf(tok, toksz, "%s", e->token ? e->token : api->token ? api->token : "");
+        if (tok)
+            snprintf(tok, toksz, "%s",
+                     e->token                              ? e->token
+                     : hubspot_default_serves(api, portal) ? api->token
+                                                           : "");
+        if (own)
+            *own = e->token != NULL;
         found = 1;
     }
     pthread_mutex_unlock(&api->mu);
     return found;
 }
 
+/* Read the portal's own token from Redis and cache what was found: 1 with it in tok, 0
+ * when it has none (tok ""), -1 with *err. */
+static int fetch_token(const struct ioctx *io, struct hubspot_api *api, int64_t portal, char *tok,
+                       size_t toksz, struct api_error *err)
+{
+    char key[REDIS_MAX_KEY + 1], rerr[256];
+    redisReply *r;
+    int rc = 0;
+
+    if (hubspot_token_key(key, sizeof key, redis_conn_prefix(io->redis), portal) < 0) {
+        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot: token key too long");
+        return -1;
+    }
+    if (!(r = redis_command(io->redis, rerr, sizeof rerr, "GET %s", key))) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "hubspot: reading the portal's token from redis: %s", rerr);
+        return -1;
+    }
+    tok[0] = 0;
+    if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len <= HUBSPOT_MAX_TOKEN &&
+        strlen(r->str) == r->len) {
+        snprintf(tok, toksz, "%s", r->str);
+        cache_put(api, portal, r->str);
+        rc = 1;
+    } else if (r->type == REDIS_REPLY_NIL) {
+        cache_put(api, portal, NULL);
+    } else {
+        api_error_set(err, API_AUTH, HSQB_ERR_HUBSPOT_AUTH, 0,
+                      "hubspot: the token stored for portal %" PRId64 " is unusable", portal);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 static int get_token(const struct hubspot_call *c, char *tok, size_t toksz, struct api_error *err)
 {
     struct hubspot_api *api = c->api;
-    const struct hubspot_ctx *ctx = c->hc;
-    char key[REDIS_MAX_KEY + 1], rerr[256];
-    redisReply *r;
+    int64_t portal = c->hc->portal_id;
+    int rc;
 
-    if (!cache_get(api, ctx->portal_id, tok, toksz)) {
-        if (hubspot_token_key(key, sizeof key, redis_conn_prefix(c->io->redis), ctx->portal_id) <
-            0) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot: token key too long");
+    if (!cache_get(api, portal, tok, toksz, NULL)) {
+        if ((rc = fetch_token(c->io, api, portal, tok, toksz, err)) < 0)
             return -1;
-        }
-        r = redis_command(c->io->redis, rerr, sizeof rerr, "GET %s", key);
-        if (!r) {
-            api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
-                          "hubspot: reading the portal's token from redis: %s", rerr);
-            return -1;
-        }
-        if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len <= HUBSPOT_MAX_TOKEN &&
-            strlen(r->str) == r->len) {
-            snprintf(tok, toksz, "%s", r->str);
-            cache_put(api, ctx->portal_id, r->str);
-        } else if (r->type == REDIS_REPLY_NIL) {
-            snprintf(tok, toksz, "%s", api->token ? api->token : "");
-            cache_put(api, ctx->portal_id, NULL);
-        } else {
-            freeReplyObject(r);
-            api_error_set(err, API_AUTH, HSQB_ERR_HUBSPOT_AUTH, 0,
-                          "hubspot: the token stored for portal %" PRId64 " is unusable",
-                          ctx->portal_id);
-            return -1;
-        }
-        freeReplyObject(r);
+        if (rc == 0 && hubspot_default_serves(api, portal))
+            snprintf(tok, toksz, "%s", api->token);
     }
     if (!tok[0]) {
-        api_error_set(err, API_AUTH, HSQB_ERR_HUBSPOT_AUTH, 0,
-                      "hubspot: no token for portal %" PRId64
-                      " (none in redis, hubspot.token unset)",
-                      ctx->portal_id);
+        /* API_AUTH as a refused token is: permanent for an event, but the callback
+         * completer holds the portal's completions until it is connected */
+        api_error_set(err, API_AUTH, HSQB_ERR_PORTAL_NOT_CONNECTED, 0,
+                      "hubspot: portal %" PRId64
+                      " has no token of its own, and hubspot.token_portals does not give it "
+                      "the default hubspot.token",
+                      portal);
         return -1;
     }
     return 0;
+}
+
+int hubspot_portal_connected(const struct ioctx *io, struct hubspot_api *api, int64_t portal,
+                             struct api_error *err)
+{
+    char tok[HUBSPOT_MAX_TOKEN + 1];
+    int own = 0, rc;
+
+    if (hubspot_default_serves(api, portal) || (cache_get(api, portal, NULL, 0, &own) && own))
+        return 1;
+    rc = fetch_token(io, api, portal, tok, sizeof tok, err);
+    explicit_bzero(tok, sizeof tok);
+    if (rc < 0 && err->cls == API_AUTH) /* a token is stored, a bad one: the call says so */
+        return 1;
+    return api_error_tag(err, API_SOURCE_HUBSPOT, rc);
 }
 
 /* ---- one exchange ------------------------------------------------------------------ */

@@ -31,6 +31,10 @@ struct hubspot_token_entry {
 struct hubspot_api {
     char *base_url; /* owned; no trailing '/' */
     char *token;    /* the default token, owned (secret); NULL when none */
+    /* the portals it serves (hubspot.token_portals): any when token_all, else these */
+    int token_all;
+    int64_t *token_portals; /* owned, ntoken_portals entries */
+    size_t ntoken_portals;
     long timeout_ms;
     struct ratelimit *rl; /* borrowed */
     struct hubspot_hooks hooks;

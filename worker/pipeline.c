@@ -5,11 +5,11 @@
  * (worker/delivery.h) and says what happens next in one vocabulary (PIPELINE_NEXT, or
  * how the delivery ends):
  *
- *   retry_early --> decode --> claim --> retry_defer_if_open --> [keeper_add]
+ *   retry_early --> decode --> claim --> admit --> retry_defer_if_open --> [keeper_add]
  *     --> retry_run (the action, with in-process retries) --> finish (outcome_finish)
  *
- * This file owns the steps that decide (decoding, the claim, turning a run into a
- * result); retry.c owns coming back later (in-process retries, circuits, the retry
+ * This file owns the steps that decide (decoding, the claim, the tenant check, turning a
+ * run into a result); retry.c owns coming back later (in-process retries, circuits, the retry
  * topic); outcome.c owns leaving the worker (results, dead letters, the done marker);
  * claim.c the event's Redis keys; keeper.c the thread that keeps claims alive. The
  * keeper entry of a delivery is added once its claim is taken and removed in one place,
@@ -37,6 +37,7 @@
 #include "worker/outcome.h"
 #include "worker/retry.h"
 #include "worker/settings.h"
+#include "worker/tenancy.h"
 
 /* The action families, tried in order (their handles() never overlap). */
 static const struct action_ops *const families[] = {&action_sales_ops, &action_payment_ops};
@@ -60,6 +61,7 @@ struct pipeline {
     struct backoff_policy retry;
     struct delay_policy delay; /* the retry topic (worker/delay.h) */
     struct breaker *breaker;   /* per-tenant circuits (worker/breaker.h) */
+    struct tenancy *tenancy;   /* which portal may write to which realm (worker/tenancy.h) */
     struct keeper *keeper;
 };
 
@@ -138,6 +140,7 @@ static void copy_client_opts(struct pipeline *p, const struct config *cfg)
 struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_deps *deps,
                               char *errstr, size_t errsz)
 {
+    struct tenancy_opts to;
     struct pipeline *p;
 
     if (!deps || !deps->hubspot || !deps->qbo || !deps->producer) {
@@ -173,9 +176,12 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     };
     if (p->retry.cap_ms < p->retry.base_ms)
         p->retry.cap_ms = p->retry.base_ms;
+    tenancy_opts_from_config(&to, cfg);
+    to.hubspot = deps->hubspot;
     if (backoff_policy_check(&p->retry, errstr, errsz) < 0 || claim_init(errstr, errsz) < 0 ||
         delay_policy_from_config(&p->delay, cfg, errstr, errsz) < 0 ||
         !(p->breaker = new_breaker(cfg, p->deps.metrics, errstr, errsz)) ||
+        !(p->tenancy = tenancy_new(&to, errstr, errsz)) ||
         !(p->keeper = keeper_new(&p->ropts, config_get_ms(cfg, "claim.lease"), errstr, errsz)))
         goto fail;
     p->env = (struct pipeline_env){
@@ -193,6 +199,7 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     };
     return p;
 fail:
+    tenancy_free(p->tenancy);
     breaker_free(p->breaker);
     mapcache_free(p->mapcache);
     free(p);
@@ -204,6 +211,7 @@ void pipeline_free(struct pipeline *p)
     if (!p)
         return;
     keeper_free(p->keeper);
+    tenancy_free(p->tenancy);
     breaker_free(p->breaker);
     mapcache_free(p->mapcache);
     free(p);
@@ -386,6 +394,25 @@ static enum pipeline_disposition finish(struct delivery *dl, struct run *r)
     return d;
 }
 
+/* The tenant check (worker/tenancy.h), before the event's first API call: NEXT when the
+ * portal is connected and may write to the realm; a refusal ends here as a permanent
+ * failure (result + DLQ, no HubSpot or QBO request); Redis unavailable: later. */
+static enum pipeline_disposition admit(struct pipeline *p, struct delivery *dl, struct run *r)
+{
+    char e[DELIVERY_ERRSZ];
+
+    if (tenancy_admit(p->tenancy, &dl->io, dl->ev.portal_id, dl->ev.in.realm_id, &r->err) == 0)
+        return PIPELINE_NEXT;
+    if (api_error_retryable(&r->err)) {
+        log_warn("event %s: tenant check: %s; retrying later", dl->event_id, r->err.message);
+        if (redis_lease_release(dl->io.redis, &dl->lease, e, sizeof e) == REDIS_OWNER_ERROR)
+            log_debug("event %s: releasing the claim failed (%s)", dl->event_id, e);
+        return delivery_retry_later(dl, DELIVERY_REDIS_DOWN_DELAY_MS, 1);
+    }
+    dl->info.attempts = dl->meta.attempts_before + 1;
+    return finish(dl, r);
+}
+
 static const struct action_ops *family_of(const struct action_event *ev)
 {
     const struct action_ops *ops = NULL;
@@ -429,6 +456,8 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
         d = decode(p, &dl);
     if (d == PIPELINE_NEXT)
         d = claim(&dl);
+    if (d == PIPELINE_NEXT)
+        d = admit(p, &dl, &r);
     if (d == PIPELINE_NEXT)
         d = retry_defer_if_open(&dl);
     if (d == PIPELINE_NEXT) {

@@ -14,6 +14,9 @@
  *   claim (claim_take) --done--> re-publish the stored result, no API call  -> DONE
  *      |   --busy-----> another owner is working on it                       -> RETRY_LATER
  *      |   --error----> Redis unavailable: never proceed without the claim    -> RETRY_LATER
+ *   tenant check (admit, worker/tenancy.h) --refused--> PORTAL_NOT_CONNECTED or
+ *      |                REALM_NOT_ALLOWED failure (outcome_finish below), no API call
+ *      |   --error----> Redis unavailable: claim released                     -> RETRY_LATER
  *   tenant circuit open (retry_defer_if_open) --> retry topic, no API call, claim released
  *      |                                                                     -> DONE
  *   run the action (retry_run, action.h), retrying transient / throttled failures
@@ -82,7 +85,7 @@ struct pipeline_thread;
  * kafka.topic.retry, retry.schedule/max_attempts/max_age/hold_max, breaker.*,
  * redis.*, claim.lease, dedup.window, retry.attempts/base/cap/budget, http.*,
  * money.rounding, items.income_account, sales_receipt.deposit_account, event.max_bytes,
- * callbacks.complete.
+ * callbacks.complete, tenancy.*.
  * Starts the lease keeper (which connects to Redis: a bad address fails here).
  * Returns NULL with errstr. Caller frees with pipeline_free() after every thread's
  * context is freed. */

@@ -100,7 +100,14 @@ static const struct config_def settings[] = {
      "HubSpot API base URL (tests point it at the sandbox).", 0, NULL},
     {"hubspot.token", CONFIG_STRING, NULL, 0, 0,
      "Default HubSpot access token (private-app token) for portals without a token of "
-     "their own in Redis (stored by `hsqb-worker credentials`).", CONFIG_SECRET, NULL},
+     "their own in Redis (stored by `hsqb-worker credentials`), and only for those "
+     "hubspot.token_portals lists.", CONFIG_SECRET, NULL},
+    {"hubspot.token_portals", CONFIG_LIST, NULL, 0, 10000,
+     "The HubSpot portals (ids, comma separated) the default hubspot.token serves; \"*\" "
+     "= any portal (the behaviour before tenant checks: set it when upgrading a "
+     "deployment whose portals share one private-app token). A portal neither listed nor "
+     "holding a token of its own fails PORTAL_NOT_CONNECTED before any API call.",
+     0, NULL},
     {"hubspot.rate_limit_per_10s", CONFIG_INT, "100", 1, 1000,
      "HubSpot requests per 10 s per portal, shared by all replicas. HubSpot allows 100 "
      "(Free/Starter private apps), 110 (public apps) or 190 (Professional/Enterprise).",
@@ -140,6 +147,18 @@ static const struct config_def settings[] = {
      "Intuit app client secret.", CONFIG_REQUIRED | CONFIG_SECRET, NULL},
     {"oauth.refresh_margin", CONFIG_DURATION, "5m", 0, 30 * MIN,
      "Refresh a QBO access token (valid 1 h) when less than this remains.", 0, NULL},
+
+    /* ---- Tenants (worker/tenancy.h) ---- */
+    {"tenancy.allow_unbound", CONFIG_BOOL, "false", 0, 0,
+     "Let an event through whose QuickBooks realm is bound to no HubSpot portal (a realm "
+     "bound to another portal is refused all the same). Off, such events fail "
+     "REALM_NOT_ALLOWED before any API call. For upgrading: on until every realm in use "
+     "is bound (`hsqb-worker credentials bind`), then off.", 0, NULL},
+    {"tenancy.cache_ttl", CONFIG_DURATION, "5m", 0, 1 * HOUR,
+     "How long a worker trusts a realm's binding it read from Redis (0 = read it for "
+     "every event). A bind or unbind reaches every worker within about a second anyway "
+     "(it bumps a counter each worker polls once a second); this bounds the time a worker "
+     "may miss one whose signal was lost. Refusals are never cached.", 0, NULL},
 
     /* ---- HTTP ---- */
     {"http.connect_timeout", CONFIG_DURATION, "5s", 100, 1 * MIN,
@@ -453,6 +472,24 @@ static int check_schedule(const struct config *cfg, char *errstr, size_t errsz)
     return 0;
 }
 
+/* hubspot.token_portals: "*" or portal ids (1..18 digits, not 0). */
+static int check_token_portals(const struct config *cfg, char *errstr, size_t errsz)
+{
+    size_t n, i, d;
+    const char *const *items = config_get_list(cfg, "hubspot.token_portals", &n);
+    char msg[256];
+
+    for (i = 0; i < n; i++) {
+        d = strspn(items[i], "0123456789");
+        if (strcmp(items[i], "*") == 0 ||
+            (d >= 1 && d <= 18 && items[i][d] == 0 && strspn(items[i], "0") < d))
+            continue;
+        snprintf(msg, sizeof(msg), "item \"%.64s\" is not a HubSpot portal id or *", items[i]);
+        return fail(errstr, errsz, cfg, "hubspot.token_portals", msg);
+    }
+    return 0;
+}
+
 static int check_kafka(const struct config *cfg, char *errstr, size_t errsz)
 {
     rd_kafka_conf_t *conf;
@@ -491,8 +528,8 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
          check_url(cfg, "ingress.public_url", errstr, errsz) < 0) ||
         check_listen(cfg, "metrics.listen", errstr, errsz) < 0 ||
         check_listen(cfg, "ingress.listen", errstr, errsz) < 0 ||
-        check_relations(cfg, errstr, errsz) < 0 ||
-        check_schedule(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
+        check_relations(cfg, errstr, errsz) < 0 || check_schedule(cfg, errstr, errsz) < 0 ||
+        check_token_portals(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
         goto fail;
     *out = cfg;
     return 0;

@@ -669,9 +669,11 @@ def worker_cli(env, args, stdin):
 
 
 def store_credentials(env, tenants):
+    """Each tenant's tokens; its realm bound to its portal (the worker refuses events of
+    a realm not bound to their portal)."""
     for t in tenants:
-        worker_cli(env, ["credentials", "qbo", "--realm", t.realm, "--refresh-token", "-"],
-                   t.refresh + "\n")
+        worker_cli(env, ["credentials", "qbo", "--realm", t.realm, "--portal", str(t.portal),
+                         "--refresh-token", "-"], t.refresh + "\n")
         worker_cli(env, ["credentials", "hubspot", "--portal", str(t.portal), "--token", "-"],
                    t.token + "\n")
 

@@ -191,8 +191,8 @@ def run(h, args):
         "Apache Kafka" if h.kafka_kind == "apache" else "kafka-mock"))
     h.start_stack()
     env = h.env
-    say("storing credentials for QuickBooks realms and HubSpot portals in Redis "
-        "(hsqb-worker credentials)")
+    say("storing credentials for QuickBooks realms and HubSpot portals in Redis, each realm "
+        "bound to the portal whose workflows use it (hsqb-worker credentials qbo --portal)")
     h.store_credentials()
     say("starting 2 hsqb-worker replicas in consumer group hsqb-demo")
     h.start_replicas(2)

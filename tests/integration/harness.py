@@ -86,6 +86,15 @@ CA1 = "9130357766554433"
 AST1 = "4620816365014867790"  # US, Automated Sales Tax on (issue 15), company in CA
 MC1 = "4620816365014867791"  # US, multicurrency (home USD; EUR and GBP), AST on
 QBO_REALMS = (US1, US2, CA1, AST1, MC1)  # every realm connected in the seed
+# The portal each seeded realm is bound to (`credentials qbo --portal`; the worker refuses
+# an event whose realm is not bound to its portal). Every seeded company is portal 1's:
+# the tests that book one company from both portals (test_faults' streams, the SIGKILL
+# test) leave US1 and US2 unbound for their duration and run their replicas with
+# UPGRADE_ENV, the upgrade path of README "Tenants" (Harness.cross_portal).
+REALM_PORTAL = {US1: PORTAL1, US2: PORTAL1, CA1: PORTAL1, AST1: PORTAL1, MC1: PORTAL1}
+UPGRADE_ENV = {"HSQB_TENANCY_ALLOW_UNBOUND": "true"}
+TENANCY_EPOCH_S = 1.0  # worker/tenancy.h TENANCY_EPOCH_POLL_MS: a bind or unbind reaches
+                       # every replica's cached bindings within this
 
 
 def _full_token(portal):
@@ -773,6 +782,7 @@ class Harness:
         self.producer = None
         self.collector = None
         self.seen_secrets = set()
+        self.unbound = set()  # realms store_credentials leaves unbound (cross_portal)
         self._gen = 0
 
     # -- lifecycle --
@@ -1001,9 +1011,18 @@ class Harness:
         return r
 
     def store_credentials(self, realms=None, portals=None):
+        """The seed's refresh token of each realm, bound to its REALM_PORTAL portal (a
+        binding another test left elsewhere is undone first), and each portal's HubSpot
+        token, with `hsqb-worker credentials`."""
         for realm in QBO_REALMS if realms is None else realms:
-            r = self.cli(["credentials", "qbo", "--realm", realm, "--refresh-token", "-"],
-                         stdin=QBO_REFRESH_TOKENS[realm] + "\n")
+            args = ["credentials", "qbo", "--realm", realm, "--refresh-token", "-"]
+            portal = None if realm in self.unbound else REALM_PORTAL.get(realm)
+            if portal:
+                args += ["--portal", str(portal)]
+            r = self.cli(args, stdin=QBO_REFRESH_TOKENS[realm] + "\n")
+            if r.returncode == 1 and "is bound to portal" in r.stderr:
+                self.unbind(realm)
+                r = self.cli(args, stdin=QBO_REFRESH_TOKENS[realm] + "\n")
             if r.returncode != 0:
                 raise RuntimeError("hsqb-worker credentials qbo --realm %s exited %d: %s" % (
                     realm, r.returncode, (r.stderr or r.stdout).strip()[:500]))
@@ -1013,6 +1032,31 @@ class Harness:
             if r.returncode != 0:
                 raise RuntimeError("hsqb-worker credentials hubspot --portal %s exited %d: %s" % (
                     portal, r.returncode, (r.stderr or r.stdout).strip()[:500]))
+
+    def bind(self, realm, portal):
+        """`credentials bind`; the CompletedProcess (exit 1: bound to another portal)."""
+        return self.cli(["credentials", "bind", "--realm", realm, "--portal", str(portal)])
+
+    def unbind(self, realm):
+        """`credentials unbind` from whichever portal realm is bound to."""
+        r = self.cli(["credentials", "unbind", "--realm", realm])
+        if r.returncode != 0:
+            raise RuntimeError("hsqb-worker credentials unbind --realm %s exited %d: %s" % (
+                realm, r.returncode, (r.stderr or r.stdout).strip()[:500]))
+
+    @contextlib.contextmanager
+    def cross_portal(self, realms=(US1, US2)):
+        """For the block, realms unbound (reset() keeps them so): with tenancy.allow_unbound
+        (UPGRADE_ENV on the block's replicas) both portals' events may book them, which a
+        bound realm refuses. Bound to their REALM_PORTAL portal again afterwards."""
+        self.unbound |= set(realms)
+        try:
+            for realm in realms:
+                self.unbind(realm)
+            yield self
+        finally:
+            self.unbound -= set(realms)
+            self.store_credentials(realms=list(realms), portals=())
 
     def check_replicas_alive(self):
         """Names (with exit status and log tail) of current replicas that died."""

@@ -43,14 +43,18 @@ FAST = {
     "HSQB_RETRY_BUDGET": "5s",
     # a 5 MB poison record must fit into its dead letter (librdkafka's default is 1 MB)
     "HSQB_KAFKA__MESSAGE_MAX_BYTES": "16777216",
+    # the streams book US1 and US2 from both portals: the fleet leaves them unbound and
+    # lets unbound realms through (the upgrade setting, README "Tenants")
+    **harness.UPGRADE_ENV,
 }
 UNLIMITED_SANDBOX = {"hubspot_rate_10s": 0, "qbo_rate_min": 0, "qbo_concurrent": 0}
 
 
 @pytest.fixture(scope="module")
 def fleet(hsqb):
-    """The session's replicas, replaced by two with FAST settings for this module."""
-    with hsqb.replicas_with(FAST) as h:
+    """The session's replicas, replaced by two with FAST settings for this module, US1
+    and US2 unbound meanwhile (see FAST)."""
+    with hsqb.cross_portal(), hsqb.replicas_with(FAST) as h:
         yield h
 
 

@@ -874,82 +874,88 @@ def test_sigkill_mid_stream_of_500_events(hsqb):
     one document, no contact became two customers, and the events the victim had in
     flight were finished by the other replicas."""
     h = hsqb
-    fast = {"HSQB_HUBSPOT_RATE_LIMIT_PER_10S": "1000", "HSQB_QBO_RATE_LIMIT_PER_MIN": "10000"}
+    # Both portals book US1 and US2: those unbound, unbound realms let through (the upgrade
+    # setting, README "Tenants"); a bound realm serves one portal only.
+    fast = dict(harness.UPGRADE_ENV, HSQB_HUBSPOT_RATE_LIMIT_PER_10S="1000",
+                HSQB_QBO_RATE_LIMIT_PER_MIN="10000")
     spec = seed_many(h, 30000, 100)
     spec2 = seed_many(h, 31000, 20, portal=PORTAL2, contacts=("401",))
     h.sandbox.config({"hubspot_rate_10s": 0, "qbo_rate_min": 0})
     h.stop_replicas()
     try:
-        h.start_replicas(2, extra_env=fast)
-        owners = h.partition_owners()
-        victim = h.replicas[0]
-        victim_parts = {p for p, r in owners.items() if r is victim}
-        actions = list(ENTITY)
-        deals = [(PORTAL1, d) for d in spec] + [(PORTAL2, d) for d in spec2]
-        evs = []
-        for i in range(500):
-            portal, oid = deals[i % len(deals)]
-            part = zlib.crc32(("%d:DEAL:%d" % (portal, oid)).encode()) % 6
-            realm = US2 if part in victim_parts else US1
-            e = harness.make_event(actions[i % 3], "DEAL", oid, realm, portal=portal)
-            e.part = part
-            evs.append(e)
-        stalls = [h.sandbox.add_fault(method="POST", path="/v3/company/%s/%s" % (US2, k),
-                                      vendor="qbo", phase="after", delay_ms=2500, skip=10,
-                                      times=6)
-                  for k in ("invoice", "estimate", "salesreceipt")]
-        for part in range(6):
-            batch = [e for e in evs if e.part == part]
-            if batch:
-                h.produce(*batch, partition=part)
+        with h.cross_portal():
+            h.start_replicas(2, extra_env=fast)
+            owners = h.partition_owners()
+            victim = h.replicas[0]
+            victim_parts = {p for p, r in owners.items() if r is victim}
+            actions = list(ENTITY)
+            deals = [(PORTAL1, d) for d in spec] + [(PORTAL2, d) for d in spec2]
+            evs = []
+            for i in range(500):
+                portal, oid = deals[i % len(deals)]
+                part = zlib.crc32(("%d:DEAL:%d" % (portal, oid)).encode()) % 6
+                realm = US2 if part in victim_parts else US1
+                e = harness.make_event(actions[i % 3], "DEAL", oid, realm, portal=portal)
+                e.part = part
+                evs.append(e)
+            stalls = [h.sandbox.add_fault(method="POST", path="/v3/company/%s/%s" % (US2, k),
+                                          vendor="qbo", phase="after", delay_ms=2500, skip=10,
+                                          times=6)
+                      for k in ("invoice", "estimate", "salesreceipt")]
+            for part in range(6):
+                batch = [e for e in evs if e.part == part]
+                if batch:
+                    h.produce(*batch, partition=part)
 
-        def stalled():
-            return sum(h.sandbox.fault(f["id"])["fired"] for f in stalls) >= 3
-        harness.wait_until(stalled, 90, 0.05, "stalled QBO creates")
-        victim.kill()
-        h.restart(victim)
-        ids = [e.id for e in evs]
-        got = h.wait_results(ids, timeout=180)
-        states = {US1: h.sandbox.qbo(US1), US2: h.sandbox.qbo(US2)}
-        problems = []
-        for e in evs:
-            realm = e.doc["data"]["inputFields"]["qbo_realm_id"]
-            recs = got[e.id]
-            kinds = {(r.json["data"]["status"], json.dumps(r.json["data"].get("qbo"),
-                                                           sort_keys=True)) for r in recs}
-            docs = docs_for_event(states[realm], e.id)
-            first = recs[0].json["data"]
-            if len(kinds) != 1:
-                problems.append("%s: %d different outcomes %r" % (e.id, len(kinds), kinds))
-            elif first["status"] != "succeeded":
-                problems.append("%s: %s" % (e.id, first.get("error")))
-            elif len(docs) != 1 or docs[0][1]["Id"] != first["qbo"]["id"]:
-                problems.append("%s: %d documents %r for result %s" % (
-                    e.id, len(docs), [(k, d["Id"]) for k, d in docs], first["qbo"]["id"]))
-            marker = h.event_marker(e.id)
-            if marker is None or not ("done" in str(marker) or e.id + ":result" in str(marker)):
-                problems.append("%s: Redis marker %r" % (e.id, str(marker)[:100]))
-        for realm, st in states.items():
-            emails = [c["PrimaryEmailAddr"]["Address"].lower() for c in st["Customer"]
-                      if c.get("PrimaryEmailAddr")]
-            dup = {m for m in emails if emails.count(m) > 1}
-            if dup:
-                problems.append("%s: customers created twice: %s" % (realm, sorted(dup)))
-        assert not problems, "%d problems, e.g.:\n%s" % (len(problems), "\n".join(problems[:15]))
-        # The kill hit work in flight: creates that reached QBO on the victim, whose
-        # events were then finished (without a second document) by another replica.
-        fired = {f["id"] for f in stalls}
-        stalled_ids = set()
-        for r in h.sandbox.requests(vendor="qbo", method="POST"):
-            if r.get("fault_id") in fired:
-                stalled_ids.update(re.findall(r"ap-\d+-[0-9a-f]{20}-7-0", r["body"]))
-        assert stalled_ids & set(ids), "no stalled create names one of our events"
-        by_victim = replicas_that_logged(h, [victim], ids)[victim.name]
-        taken_over = (stalled_ids & set(ids)) - by_victim
-        assert taken_over, "the victim finished every stalled event itself: the kill hit nothing"
-        print("sigkill: %d events, %d stalled creates on the victim, %d finished elsewhere, "
-              "%d results in all" % (len(ids), len(stalled_ids & set(ids)), len(taken_over),
-                                     sum(len(v) for v in got.values())))
+            def stalled():
+                return sum(h.sandbox.fault(f["id"])["fired"] for f in stalls) >= 3
+            harness.wait_until(stalled, 90, 0.05, "stalled QBO creates")
+            victim.kill()
+            h.restart(victim)
+            ids = [e.id for e in evs]
+            got = h.wait_results(ids, timeout=180)
+            states = {US1: h.sandbox.qbo(US1), US2: h.sandbox.qbo(US2)}
+            problems = []
+            for e in evs:
+                realm = e.doc["data"]["inputFields"]["qbo_realm_id"]
+                recs = got[e.id]
+                kinds = {(r.json["data"]["status"], json.dumps(r.json["data"].get("qbo"),
+                                                               sort_keys=True)) for r in recs}
+                docs = docs_for_event(states[realm], e.id)
+                first = recs[0].json["data"]
+                if len(kinds) != 1:
+                    problems.append("%s: %d different outcomes %r" % (e.id, len(kinds), kinds))
+                elif first["status"] != "succeeded":
+                    problems.append("%s: %s" % (e.id, first.get("error")))
+                elif len(docs) != 1 or docs[0][1]["Id"] != first["qbo"]["id"]:
+                    problems.append("%s: %d documents %r for result %s" % (
+                        e.id, len(docs), [(k, d["Id"]) for k, d in docs], first["qbo"]["id"]))
+                marker = h.event_marker(e.id)
+                if marker is None or not ("done" in str(marker) or e.id + ":result" in str(marker)):
+                    problems.append("%s: Redis marker %r" % (e.id, str(marker)[:100]))
+            for realm, st in states.items():
+                emails = [c["PrimaryEmailAddr"]["Address"].lower() for c in st["Customer"]
+                          if c.get("PrimaryEmailAddr")]
+                dup = {m for m in emails if emails.count(m) > 1}
+                if dup:
+                    problems.append("%s: customers created twice: %s" % (realm, sorted(dup)))
+            assert not problems, "%d problems, e.g.:\n%s" % (len(problems),
+                                                               "\n".join(problems[:15]))
+            # The kill hit work in flight: creates that reached QBO on the victim, whose
+            # events were then finished (without a second document) by another replica.
+            fired = {f["id"] for f in stalls}
+            stalled_ids = set()
+            for r in h.sandbox.requests(vendor="qbo", method="POST"):
+                if r.get("fault_id") in fired:
+                    stalled_ids.update(re.findall(r"ap-\d+-[0-9a-f]{20}-7-0", r["body"]))
+            assert stalled_ids & set(ids), "no stalled create names one of our events"
+            by_victim = replicas_that_logged(h, [victim], ids)[victim.name]
+            taken_over = (stalled_ids & set(ids)) - by_victim
+            assert taken_over, ("the victim finished every stalled event itself: the kill hit "
+                                "nothing")
+            print("sigkill: %d events, %d stalled creates on the victim, %d finished elsewhere, "
+                  "%d results in all" % (len(ids), len(stalled_ids & set(ids)), len(taken_over),
+                                         sum(len(v) for v in got.values())))
     finally:
         h.stop_replicas()
         h.start_replicas(2)

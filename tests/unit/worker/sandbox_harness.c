@@ -8,6 +8,8 @@
  */
 #include "tests/unit/worker/sandbox_harness.h"
 
+#include "worker/tenancy.h"
+
 struct harness H;
 
 /* <BUILD>/hsqb-sandbox next to the test binary (<root>/<BUILD>/tests/unit/worker/test_x)
@@ -216,4 +218,15 @@ char *h_hget(const char *realm, const char *field)
     if (r)
         freeReplyObject(r);
     return v;
+}
+
+void h_bind(int64_t portal, const char *const *realms)
+{
+    char e[256];
+
+    for (; realms && *realms; realms++)
+        if (tenancy_bind(H.redis, portal, *realms, e, sizeof e) < 0) {
+            fprintf(stderr, "h_bind %s: %s\n", *realms, e);
+            abort();
+        }
 }

@@ -95,4 +95,9 @@ int h_count(const char *filter, struct json_object **requests);
 /* A string field of the realm's hash (malloc'd, or NULL). */
 char *h_hget(const char *realm, const char *field);
 
+/* Bind each realm (NULL-terminated list) to portal, as `credentials qbo --portal` would
+ * (worker/tenancy.h): the pipeline refuses an event whose realm is not bound to its
+ * portal. Aborts on failure. */
+void h_bind(int64_t portal, const char *const *realms);
+
 #endif

@@ -80,6 +80,7 @@ static struct config *rig_config(const struct rig *r)
     all[n++] = flags[1];
     all[n++] = flags[2];
     all[n++] = "HSQB_HUBSPOT_TOKEN=" TOKEN1;
+    all[n++] = "--hubspot.token_portals=102670506"; /* PORTAL1; PORTAL2 has its own */
     all[n++] = "--callbacks.complete=all";
     all[n++] = "--qbo.app_url=" APP_URL "/";
     all[n++] = "--kafka.session.timeout.ms=3200";

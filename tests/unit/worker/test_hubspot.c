@@ -556,14 +556,17 @@ static void test_tokens_and_auth_errors(void **state)
         struct hubspot_ctx c3 = ctx_for(555);
         assert_int_equal(hubspot_get_object(&g_io, bare, &c3, OBJECT_DEAL, 1, &o, &e), -1);
         assert_int_equal(e.cls, API_AUTH);
+        assert_int_equal(e.code, HSQB_ERR_PORTAL_NOT_CONNECTED);
         assert_int_equal(e.http_status, 0);
     }
     hubspot_api_free(bare);
 
-    /* From the settings: hubspot.base_url and hubspot.token. */
+    /* From the settings: hubspot.base_url, hubspot.token and the portals it serves. */
     {
-        char url[128],
-            *envp[] = {url, "HSQB_HUBSPOT_TOKEN=" TOKEN1, "HSQB_HTTP_ALLOW_INSECURE=true", NULL};
+        char url[128], *envp[] = {url, "HSQB_HUBSPOT_TOKEN=" TOKEN1,
+                                  "HSQB_HUBSPOT_TOKEN_PORTALS=1,"
+                                  "102670506",
+                                  "HSQB_HTTP_ALLOW_INSECURE=true", NULL};
         struct config *cfg = NULL;
         struct hubspot_ctx c1 = ctx_for(PORTAL1);
         snprintf(url, sizeof url, "HSQB_HUBSPOT_BASE_URL=%s/", g_base);
@@ -579,6 +582,61 @@ static void test_tokens_and_auth_errors(void **state)
     }
     opts.base_url = "ftp://x";
     assert_null(hubspot_api_new_opts(&opts, g_rl, NULL, err, sizeof err));
+}
+
+/* The default token serves only the portals hubspot.token_portals lists: another portal
+ * without a token of its own is refused before any request, whatever the default. */
+static void test_default_token_serves_listed_portals(void **state)
+{
+    static const char *const any[] = {"*", NULL}, *const bad[] = {"102670506", "p2", NULL};
+    struct hubspot_opts opts = {.base_url = g_base, .token = TOKEN1, .token_portals = any};
+    struct hubspot_ctx c2 = ctx_for(PORTAL2);
+    struct hubspot_object *o = NULL;
+    struct hubspot_api *all;
+    struct api_error e;
+    char err[256];
+    size_t calls;
+    (void)state;
+
+    assert_true(hubspot_default_serves(g_api, PORTAL1));
+    assert_false(hubspot_default_serves(g_api, PORTAL2));
+    assert_int_equal(hubspot_portal_connected(&g_io, g_api, PORTAL1, &e), 1);
+    assert_int_equal(hubspot_portal_connected(&g_io, g_api, PORTAL2, &e), 0);
+    calls = sb_count("/crm/v3/objects/deals/1101");
+    assert_int_equal(hubspot_get_object(&g_io, g_api, &c2, OBJECT_DEAL, 1101, &o, &e), -1);
+    assert_int_equal(e.cls, API_AUTH);
+    assert_int_equal(e.code, HSQB_ERR_PORTAL_NOT_CONNECTED);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
+    assert_non_null(strstr(e.message, "243987001"));
+    assert_int_equal(sb_count("/crm/v3/objects/deals/1101"), calls);
+    /* Connected a moment later: seen at once, although "no token" was just read. */
+    set_portal_token(PORTAL2, TOKEN2);
+    assert_int_equal(hubspot_portal_connected(&g_io, g_api, PORTAL2, &e), 1);
+    assert_int_equal(hubspot_get_object(&g_io, g_api, &c2, OBJECT_DEAL, 1101, &o, &e), 0);
+    hubspot_object_free(o);
+
+    /* "*": the behaviour before tenant checks, the default serves every portal. */
+    all = hubspot_api_new_opts(&opts, g_rl, NULL, err, sizeof err);
+    assert_non_null(all);
+    assert_true(hubspot_default_serves(all, 555));
+    hubspot_api_free(all);
+    /* No default token: a list serves nobody. */
+    opts.token = NULL;
+    all = hubspot_api_new_opts(&opts, g_rl, NULL, err, sizeof err);
+    assert_non_null(all);
+    assert_false(hubspot_default_serves(all, 555));
+    hubspot_api_free(all);
+    opts.token_portals = bad;
+    assert_null(hubspot_api_new_opts(&opts, g_rl, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "\"p2\" is not a portal id"));
+
+    /* Redis down: the question cannot be answered (transient), not "not connected". */
+    testutil_redis_kill(&g_redis);
+    assert_int_equal(hubspot_portal_connected(&g_io, g_api, 777, &e), -1);
+    assert_int_equal(e.cls, API_TRANSIENT);
+    assert_int_equal(e.source, API_SOURCE_HUBSPOT);
+    assert_int_equal(testutil_redis_restart(&g_redis, err, sizeof err), 0);
+    clock_sleep_ms(150);
 }
 
 static void test_rate_limits(void **state)
@@ -838,7 +896,9 @@ static void test_hooks_and_redis_down(void **state)
 /* A fresh client (empty token cache) on a fresh sandbox and an empty Redis. */
 static int reset(void **state)
 {
-    struct hubspot_opts ho = {.base_url = g_base, .token = TOKEN1, .timeout_ms = 5000};
+    static const char *const served[] = {"102670506", NULL}; /* PORTAL1 */
+    struct hubspot_opts ho = {
+        .base_url = g_base, .token = TOKEN1, .token_portals = served, .timeout_ms = 5000};
     struct hubspot_hooks hooks = {.on_api_call = on_call, .on_ratelimit_wait = on_wait};
     char err[256];
     (void)state;
@@ -899,6 +959,7 @@ int main(void)
         cmocka_unit_test_setup(test_truncated_associations_use_v4, reset),
         cmocka_unit_test_setup(test_not_found_and_archived, reset),
         cmocka_unit_test_setup(test_tokens_and_auth_errors, reset),
+        cmocka_unit_test_setup(test_default_token_serves_listed_portals, reset),
         cmocka_unit_test_setup(test_rate_limits, reset),
         cmocka_unit_test_setup(test_transient_and_permanent_faults, reset),
         cmocka_unit_test_setup(test_callback_completion, reset),

@@ -22,6 +22,7 @@
 #include "worker/oauth.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
+#include "worker/tenancy.h"
 
 static int oauth_calls(void)
 {
@@ -485,7 +486,8 @@ static void test_credentials_round_trip(void **state)
     /* list names both, shows no secret. */
     const char *list[] = {"list", NULL};
     assert_int_equal(run_cred(NULL, out, sizeof out, list), 0);
-    assert_non_null(strstr(out, "qbo realm " H_REALM_US1 ": refresh token stored"));
+    assert_non_null(strstr(out, "qbo realm " H_REALM_US1 ": NO PORTAL"));
+    assert_non_null(strstr(out, "refresh token stored"));
     assert_non_null(strstr(out, "hubspot portal 102670506: token stored"));
     assert_null(strstr(out, "pat-na1"));
     assert_null(strstr(out, "RT1-"));
@@ -510,6 +512,66 @@ static void test_credentials_round_trip(void **state)
     assert_non_null(strstr(out, "credentials deleted"));
     assert_int_equal(run_cred(NULL, out, sizeof out, list), 0);
     assert_null(strstr(out, "hubspot portal"));
+}
+
+/* Bindings by hand: qbo --portal stores and binds, bind/unbind for stored tokens, list
+ * shows each realm's portal, delete --realm unbinds; a realm bound to another portal is
+ * refused (exit 1) and nothing is stored or changed. */
+static void test_credentials_bindings(void **state)
+{
+    char out[4096], e[256];
+    int64_t portal = 0;
+    (void)state;
+
+    const char *qbo[] = {"qbo",       "--realm",         H_REALM_US1, "--portal",
+                         "102670506", "--refresh-token", "-",         NULL};
+    assert_int_equal(run_cred(H_RT_US1 "\n", out, sizeof out, qbo), 0);
+    assert_non_null(strstr(out, "realm " H_REALM_US1 " is bound to HubSpot portal 102670506"));
+    assert_int_equal(tenancy_portal_of(H.redis, H_REALM_US1, &portal, e, sizeof e), 1);
+    assert_int_equal(portal, 102670506);
+    /* another portal cannot take it, not even with a new token */
+    const char *steal[] = {"qbo",       "--realm",         H_REALM_US1, "--portal",
+                           "243987001", "--refresh-token", "-",         NULL};
+    assert_int_equal(run_cred("RT1-00-H0-another\n", out, sizeof out, steal), 1);
+    {
+        char *rt = h_hget(H_REALM_US1, "refresh_token");
+        assert_string_equal(rt, H_RT_US1);
+        free(rt);
+    }
+    const char *bind2[] = {"bind", "--realm", H_REALM_US1, "--portal", "243987001", NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, bind2), 1);
+    /* a token stored without --portal is noted as unbound; bind binds it */
+    const char *qbo2[] = {"qbo", "--realm", H_REALM_US2, "--refresh-token", "-", NULL};
+    assert_int_equal(run_cred(H_RT_US2 "\n", out, sizeof out, qbo2), 0);
+    assert_non_null(strstr(out, "note: realm " H_REALM_US2 " is bound to no HubSpot portal"));
+    const char *bind_us2[] = {"bind", "--realm", H_REALM_US2, "--portal", "243987001", NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, bind_us2), 0);
+    /* a binding without a token yet is listed too */
+    const char *bind_ca[] = {"bind", "--realm", H_REALM_CA, "--portal", "243987001", NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, bind_ca), 0);
+    assert_non_null(strstr(out, "note: no QuickBooks credentials are stored for realm"));
+    const char *list[] = {"list", NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, list), 0);
+    assert_non_null(strstr(out, "qbo realm " H_REALM_US1 ": portal 102670506, refresh token"));
+    assert_non_null(strstr(out, "qbo realm " H_REALM_US2 ": portal 243987001, refresh token"));
+    assert_non_null(
+        strstr(out, "qbo realm " H_REALM_CA ": portal 243987001, no QuickBooks credentials"));
+    /* unbind: from the wrong portal refused, then from its own */
+    const char *unbind_wrong[] = {"unbind", "--realm", H_REALM_US2, "--portal", "102670506", NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, unbind_wrong), 1);
+    const char *unbind[] = {"unbind", "--realm", H_REALM_US2, NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, unbind), 0);
+    assert_non_null(strstr(out, "no longer bound to HubSpot portal 243987001"));
+    assert_int_equal(tenancy_portal_of(H.redis, H_REALM_US2, &portal, e, sizeof e), 0);
+    /* delete --realm also unbinds */
+    const char *del[] = {"delete", "--realm", H_REALM_US1, NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, del), 0);
+    assert_non_null(strstr(out, "credentials deleted"));
+    assert_non_null(strstr(out, "no longer bound to HubSpot portal 102670506"));
+    assert_int_equal(tenancy_portal_of(H.redis, H_REALM_US1, &portal, e, sizeof e), 0);
+    /* usage */
+    const char *bad[] = {"bind", "--realm", H_REALM_US1, NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, bad), 2);
 }
 
 static void test_tokens_never_logged(void **state)
@@ -565,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup(test_failed_proactive_refresh_keeps_token, setup),
         cmocka_unit_test_setup(test_waits_for_another_replica, setup),
         cmocka_unit_test_setup(test_credentials_round_trip, setup),
+        cmocka_unit_test_setup(test_credentials_bindings, setup),
         cmocka_unit_test_setup(test_tokens_never_logged, setup),
     };
     int rc;

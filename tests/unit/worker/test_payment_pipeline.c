@@ -48,7 +48,8 @@ static int env_build(struct tp_env *v)
     return 0;
 }
 
-/* Fresh sandbox and Redis, QBO tokens for both US realms, portal 2's own HubSpot token. */
+/* Fresh sandbox and Redis, QBO tokens for both US realms (US1 and MC1 bound to portal 1,
+ * US2 to portal 2), portal 2's own HubSpot token. */
 static void reset_world(void)
 {
     char e[512], key[128];
@@ -58,6 +59,8 @@ static void reset_world(void)
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US2, H_RT_US2, 0, e, sizeof e), 0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_MC1, H_RT_MC1, 0, e, sizeof e), 0);
+    h_bind(PORTAL1, (const char *const[]){H_REALM_US1, H_REALM_MC1, NULL});
+    h_bind(PORTAL2, (const char *const[]){H_REALM_US2, NULL});
     assert_int_equal(hubspot_token_key(key, sizeof key, "hsqb:", PORTAL2), 0);
     r = redis_command(H.redis, e, sizeof e, "SET %s %s", key, TOKEN2);
     assert_non_null(r);

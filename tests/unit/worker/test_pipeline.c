@@ -8,7 +8,8 @@
  * other business failures create nothing and land in the DLQ with their headers and the
  * original bytes; an undecodable message still gets a result; a transient QBO failure is
  * retried; an answer lost after QBO created the invoice never yields a second invoice; a
- * replayed dead letter runs again.
+ * replayed dead letter runs again; an event of a portal without credentials, or naming a
+ * realm not bound to its portal, fails before any API call (and books once bound).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 
 #include "tests/unit/worker/sandbox_harness.h"
 #include "worker/claim.h"
+#include "worker/tenancy.h"
 #include "tests/unit/worker/testutil_pipeline.h"
 
 #define TOKEN1    "pat-na1-11111111-1111-4111-8111-111111111111"
@@ -47,6 +49,8 @@ static int setup(void **state)
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_AST1, H_RT_AST1, 0, e, sizeof e),
                      0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_MC1, H_RT_MC1, 0, e, sizeof e), 0);
+    h_bind(PORTAL_ID, (const char *const[]){H_REALM_US1, H_REALM_CA, H_REALM_US2, H_REALM_AST1,
+                                            H_REALM_MC1, NULL});
     if (tp_env_build(&E, h_config(extra), e, sizeof e) < 0)
         fail_msg("env: %s", e);
     E.http = h_http_new();
@@ -452,6 +456,122 @@ static void test_replay_runs_a_failed_event_again(void **state)
                      1);
     rd_kafka_headers_destroy(h);
     free(ev);
+}
+
+/* ---- tenants (worker/tenancy.h) ------------------------------------------------------- */
+
+#define OTHER_PORTAL 243987001
+
+/* Requests the sandbox saw, of every API (HubSpot, QBO, Intuit's token endpoint). */
+static int api_requests(void)
+{
+    return h_count("vendor=hubspot", NULL) + h_count("vendor=qbo", NULL) +
+           h_count("vendor=oauth", NULL);
+}
+
+static void rebind(const char *realm, int64_t from, int64_t to)
+{
+    char e[256];
+
+    assert_int_equal(tenancy_unbind(H.redis, from, realm, e, sizeof e), 0);
+    if (to)
+        h_bind(to, (const char *const[]){realm, NULL});
+}
+
+/* The nth result is a refusal with code, naming the realm, not retryable. */
+static void expect_refusal(size_t nth, const char *code, const char *realm)
+{
+    struct json_object *r = last_result(nth);
+
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.failed");
+    assert_string_equal(tp_str_at(r, "data.error.code"), code);
+    assert_false(json_object_get_boolean(tp_at(r, "data.error.retryable")));
+    assert_string_equal(tp_str_at(r, "data.realm_id"), realm);
+    assert_int_equal(json_object_get_int(tp_at(r, "data.attempts")), 1);
+    assert_null(strstr(tp_str_at(r, "data.error.message"), "243987001"));
+    json_object_put(r);
+}
+
+/* A realm bound to another portal, a realm bound to none, a portal without credentials:
+ * each event fails at once with its code and a dead letter, and the sandbox saw no
+ * request at all. Once bound, a replay of the refused event books it. */
+static void test_tenant_refusals_make_no_call(void **state)
+{
+    char *other = event_json("evt-ten-other", "create_invoice", "DEAL", 1005, H_REALM_CA, NULL);
+    char *unbound =
+        event_json("evt-ten-unbound", "create_invoice", "DEAL", 1005, H_REALM_US2, NULL);
+    char *stranger =
+        tp_event_json("evt-ten-portal", "create_invoice", 555, "DEAL", 1005, H_REALM_US1, NULL);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    struct tp_kmsg *d;
+    char code[64];
+    size_t n;
+    struct json_object *r;
+    (void)state;
+
+    rebind(H_REALM_CA, PORTAL_ID, OTHER_PORTAL);
+    rebind(H_REALM_US2, PORTAL_ID, 0);
+    assert_int_equal(handle(other), PIPELINE_DONE);
+    expect_refusal(1, "REALM_NOT_ALLOWED", H_REALM_CA);
+    assert_int_equal(handle(unbound), PIPELINE_DONE);
+    expect_refusal(2, "REALM_NOT_ALLOWED", H_REALM_US2);
+    assert_int_equal(handle(stranger), PIPELINE_DONE);
+    expect_refusal(3, "PORTAL_NOT_CONNECTED", H_REALM_US1);
+    assert_int_equal(api_requests(), 0);
+    d = read_topic(DLQ, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(tp_hdr(&d[0], "hsqb-error-code", code, sizeof code), "REALM_NOT_ALLOWED");
+    assert_string_equal(tp_hdr(&d[2], "hsqb-error-code", code, sizeof code),
+                        "PORTAL_NOT_CONNECTED");
+    tp_free_msgs(d, n);
+    /* a redelivery re-publishes the refusal, still without a call */
+    assert_int_equal(handle(unbound), PIPELINE_DONE);
+    expect_refusal(4, "REALM_NOT_ALLOWED", H_REALM_US2);
+    assert_int_equal(api_requests(), 0);
+
+    /* the operator binds the realm and replays the dead letter: booked */
+    h_bind(PORTAL_ID, (const char *const[]){H_REALM_US2, NULL});
+    rd_kafka_header_add(h, "hsqb-replay-of", -1, "hsqb.actions.dlq:0:1", -1);
+    rd_kafka_header_add(h, "hsqb-replay-count", -1, "1", -1);
+    assert_int_equal(handle_hdrs(unbound, strlen(unbound), h, NULL), PIPELINE_DONE);
+    r = last_result(5);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "data.realm_id"), H_REALM_US2);
+    json_object_put(r);
+    rd_kafka_headers_destroy(h);
+    free(other);
+    free(unbound);
+    free(stranger);
+}
+
+/* The upgrade setting tenancy.allow_unbound: an unbound realm is booked as before, a
+ * realm bound to another portal is refused all the same. */
+static void test_allow_unbound_upgrade(void **state)
+{
+    char *unbound = event_json("evt-up-unbound", "create_invoice", "DEAL", 1005, H_REALM_US2, NULL);
+    char *other = event_json("evt-up-other", "create_invoice", "DEAL", 1005, H_REALM_CA, NULL);
+    struct json_object *r;
+    int before;
+    (void)state;
+
+    rebind(H_REALM_US2, PORTAL_ID, 0);
+    rebind(H_REALM_CA, PORTAL_ID, OTHER_PORTAL);
+    assert_int_equal(handle(unbound), PIPELINE_DONE);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    json_object_put(r);
+    before = api_requests();
+    assert_int_equal(handle(other), PIPELINE_DONE);
+    expect_refusal(2, "REALM_NOT_ALLOWED", H_REALM_CA);
+    assert_int_equal(api_requests(), before);
+    free(unbound);
+    free(other);
+}
+
+static int setup_allow_unbound(void **state)
+{
+    extra_flag = "--tenancy.allow_unbound=true";
+    return setup(state);
 }
 
 /* An event of the ingress: the same event with its source rewritten (caller frees). */
@@ -1126,6 +1246,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_held_elsewhere_is_retried_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_replay_runs_a_failed_event_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_refusals_make_no_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_unbound_upgrade, setup_allow_unbound,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_callback_marker_all, setup_callbacks, teardown),
         cmocka_unit_test_setup_teardown(test_callback_marker_ingress_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callback_marker_off, setup_callbacks_off, teardown),

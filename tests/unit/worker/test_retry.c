@@ -261,6 +261,7 @@ static void start(const char *const *flags)
     h_reset();
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US1, H_RT_US1, 0, e, sizeof e), 0);
     assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US2, H_RT_US2, 0, e, sizeof e), 0);
+    h_bind(102670506, (const char *const[]){H_REALM_US1, H_REALM_US2, NULL}); /* PORTAL */
     E.pcfg = h_config(pflags);
     if (!(E.pr = producer_new(E.pcfg, e, sizeof e)))
         fail_msg("producer: %s", e);
@@ -276,6 +277,7 @@ static void start(const char *const *flags)
     snprintf(group, sizeof group, "--kafka.group.id=hsqb-retry-%d", ++group_seq);
 
     cflags[n++] = "HSQB_HUBSPOT_TOKEN=" TOKEN1;
+    cflags[n++] = "--hubspot.token_portals=" PORTAL;
     cflags[n++] = E.brokers_flag;
     cflags[n++] = group;
     cflags[n++] = "--worker.threads=4";

@@ -81,6 +81,10 @@ static void test_loads_with_production_defaults(void **state)
     assert_string_equal(sched[0], "30s");
     assert_string_equal(sched[4], "1h");
     assert_string_equal(config_get_str(cfg, "callbacks.complete"), "ingress");
+    /* tenant checks on by default: the default token serves no portal, no unbound realm */
+    config_get_list(cfg, "hubspot.token_portals", &n);
+    assert_int_equal(n, 0);
+    assert_false(config_get_bool(cfg, "tenancy.allow_unbound"));
     assert_string_equal(config_get_str(cfg, "log.level"), "info");
     assert_string_equal(config_get_str(cfg, "metrics.listen"), "127.0.0.1:9108");
     assert_int_equal(config_get_bytes(cfg, "event.max_bytes"), 1 << 20);
@@ -287,6 +291,13 @@ static void test_cross_key_checks(void **state)
                  "ingress.public_url: \"hsqb.example.com\" is not an http:// or https:// URL");
     expect_error(load(ARGV("--retry.schedule=30s,soon"), ENVP("LANG=C")),
                  "retry.schedule: item \"soon\" is not a duration in [1s, 30d]");
+    expect_error(load(ARGV("--hubspot.token_portals=102670506,portal-2"), ENVP("LANG=C")),
+                 "hubspot.token_portals: item \"portal-2\" is not a HubSpot portal id or *");
+    expect_error(load(ARGV("--hubspot.token_portals=0"), ENVP("LANG=C")),
+                 "hubspot.token_portals: item \"0\" is not a HubSpot portal id or *");
+    cfg = load(ARGV("--hubspot.token_portals=102670506, *"), ENVP("LANG=C"));
+    assert_non_null(cfg);
+    config_free(cfg);
     expect_error(load(ARGV("--kafka.bootstrap.servers=x:9092"), ENVP("LANG=C")),
                  "kafka.bootstrap.servers: may not be overridden: use kafka.brokers");
     expect_error(load(NULL, ENVP("HSQB_KAFKA__ENABLE_AUTO_OFFSET_STORE=true")),

@@ -38,12 +38,13 @@
 #define TP_RESULTS "hsqb.results"
 #define TP_DLQ     "hsqb.actions.dlq"
 
-/* The settings every pipeline test runs with (after its own --hubspot.token): the mock
- * Kafka cluster, fast retries, a lease long enough for one test. */
+/* The settings every pipeline test runs with (after its own --hubspot.token, which serves
+ * portal 102670506 only): the mock Kafka cluster, fast retries, a lease long enough for
+ * one test. */
 #define TP_ENV_FLAGS                                                                               \
-    "--kafka.brokers=127.0.0.1:9", "--kafka.test.mock.num.brokers=1",                              \
-        "--kafka.group.id=hsqb-test", "--retry.base=20ms", "--retry.cap=200ms",                    \
-        "--retry.budget=5s", "--claim.lease=5s"
+    "--hubspot.token_portals=102670506", "--kafka.brokers=127.0.0.1:9",                            \
+        "--kafka.test.mock.num.brokers=1", "--kafka.group.id=hsqb-test", "--retry.base=20ms",      \
+        "--retry.cap=200ms", "--retry.budget=5s", "--claim.lease=5s"
 
 /* ---- JSON documents ------------------------------------------------------------------ */
 
