@@ -46,6 +46,7 @@
 #include "worker/qbo.h"
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
+#include "worker/tenancy.h"
 
 #define OPTIONS_POOL_MAX       64    /* slots at most */
 #define OPTIONS_POOL_WAIT_MS   5000  /* longest wait for a free slot */
@@ -123,6 +124,7 @@ struct ingress_options {
     struct redis_opts ro;       /* strings borrowed from the config */
     struct http_client_opts ho; /* likewise */
     int64_t ttl_ms;             /* options.cache_ttl; 0: no cache */
+    int allow_unbound;          /* tenancy.allow_unbound */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -221,6 +223,7 @@ struct ingress_options *ingress_options_new(const struct config *cfg, struct met
     pthread_mutex_init(&o->mu, NULL);
     clock_cond_init(&o->cv);
     o->ttl_ms = config_get_ms(cfg, "options.cache_ttl");
+    o->allow_unbound = config_get_bool(cfg, "tenancy.allow_unbound");
     o->max = threads < 1 ? 1 : threads > OPTIONS_POOL_MAX ? OPTIONS_POOL_MAX : (size_t)threads;
     settings_redis_opts(cfg, &o->ro);
     settings_http_opts(cfg, &o->ho);
@@ -485,19 +488,35 @@ static void realm_of_key(const char *key, size_t len, struct realm_ids *ids)
     ids->id[ids->n++][n] = 0;
 }
 
-/* The realms portal may offer, sorted, each once: today every realm with stored
- * credentials (the <prefix>oauth:{<realm>} hashes, found by SCAN; at most OPTIONS_MAX).
- * NEEDSWORK: issue 18 binds realms to portals; that restriction belongs here, and then
- * in a check of the realm a field request names (fields trust the stored credentials
- * today). 0, or -1 with errstr (Redis failed). */
-static int portal_realms(struct slot *s, int64_t portal, struct realm_ids *ids, char *errstr,
-                         size_t errsz)
+/* Whether portal may see realm's lists: bound to it, or (tenancy.allow_unbound, the
+ * upgrade path) bound to nobody, as the worker admits events. 1, 0, or -1 with errstr. */
+static int realm_allowed(const struct ingress_options *o, struct slot *s, int64_t portal,
+                         const char *realm, char *errstr, size_t errsz)
+{
+    int64_t owner = 0;
+    int r = tenancy_portal_of(s->redis, realm, &owner, errstr, errsz);
+
+    if (r < 0)
+        return -1;
+    return r == 1 ? owner == portal : o->allow_unbound;
+}
+
+/* The realms portal may offer, sorted, each once: those bound to it (tenancy), plus with
+ * tenancy.allow_unbound every realm with stored credentials (the <prefix>oauth:{<realm>}
+ * hashes, found by SCAN) that is bound to nobody; at most OPTIONS_MAX. Another
+ * customer's company is never offered. 0, or -1 with errstr (Redis failed). */
+static int portal_realms(const struct ingress_options *o, struct slot *s, int64_t portal,
+                         struct realm_ids *ids, char *errstr, size_t errsz)
 {
     char pattern[REDIS_MAX_KEY + 1], cursor[32] = "0";
     const char *p = redis_conn_prefix(s->redis);
-    size_t k = 0, rounds = 0;
+    size_t k = 0, rounds = 0, n = 0;
 
-    (void)portal;
+    if (tenancy_realms(s->redis, portal, ids->id, OPTIONS_MAX, &n, errstr, errsz) < 0)
+        return -1;
+    ids->n = n < OPTIONS_MAX ? n : OPTIONS_MAX;
+    if (!o->allow_unbound)
+        return 0;
     for (; *p && k + 3 < sizeof pattern - 16; p++) {
         if (strchr("*?[]\\", *p))
             pattern[k++] = '\\';
@@ -523,6 +542,18 @@ static int portal_realms(struct slot *s, int64_t portal, struct realm_ids *ids, 
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0 && ++rounds < OPTIONS_SCAN_ROUNDS);
+    /* what SCAN added beyond the bound ones: keep the unbound (another customer's never) */
+    k = n < OPTIONS_MAX ? n : OPTIONS_MAX;
+    for (size_t i = k; i < ids->n; i++) {
+        int64_t owner;
+        int r = tenancy_portal_of(s->redis, ids->id[i], &owner, errstr, errsz);
+
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            memmove(ids->id[k++], ids->id[i], sizeof *ids->id);
+    }
+    ids->n = k;
     qsort(ids->id, ids->n, sizeof *ids->id, id_cmp);
     for (size_t i = k = 0; i < ids->n; i++) /* SCAN may return a key twice */
         if (k == 0 || strcmp(ids->id[k - 1], ids->id[i]) != 0)
@@ -581,7 +612,7 @@ static int realms_get(struct ingress_options *o, struct slot *s, int64_t portal,
         return 0;
     if (!(ids.id = calloc(OPTIONS_MAX, sizeof *ids.id)))
         return failed(f, 503, "out of memory");
-    if (portal_realms(s, portal, &ids, e, sizeof e) < 0)
+    if (portal_realms(o, s, portal, &ids, e, sizeof e) < 0)
         goto redis_failed;
     for (size_t i = 0; i < ids.n; i++) {
         if ((r = realm_option(o, s, ids.id[i], deadline, l, e, sizeof e)) < 0)
@@ -622,6 +653,17 @@ static int list_for(struct ingress_options *o, const struct options_request *rq,
     if (!s) {
         log_warn("options: no connection: %s", e);
         return failed(f, 503, "the options service is busy; try again");
+    }
+    if (ql && (rc = realm_allowed(o, s, rq->portal_id, rq->realm, e, sizeof e)) != 1) {
+        slot_give(o, s);
+        if (rc < 0) {
+            log_warn("options: redis: %s", e);
+            return failed(f, 503, "the options service cannot read its store; try again");
+        }
+        /* the worker's REALM_NOT_ALLOWED wording: whether another customer holds the
+         * company is not this portal's business */
+        return failed(f, 400, "this QuickBooks company is not connected to this HubSpot "
+                              "account");
     }
     rc = ql ? qbo_list_get(o, s, rq->realm, ql, l, f) : realms_get(o, s, rq->portal_id, l, f);
     slot_give(o, s);

@@ -7,14 +7,16 @@
  *    "fetchOptions":{"q":"search text","after":"paging cursor"}}
  * and the answer is
  *   {"options":[{"label":"…","value":"…","description":"…"}],"after":"…","searchable":true}
- * Fields served: qbo_realm_id (the QuickBooks companies the portal may use: those with
- * stored credentials, labelled by CompanyName), payment_terms (Term names), the account
+ * Fields served: qbo_realm_id (the QuickBooks companies the portal may use: those bound
+ * to it (worker/tenancy.h), plus with tenancy.allow_unbound those with stored credentials
+ * bound to nobody; labelled by CompanyName), payment_terms (Term names), the account
  * fields (deposit_to_account: Bank / Other Current Asset; expense_account: Expense, Other
  * Expense, Cost of Goods Sold; paid_from_account and refund_from_account: Bank, Credit
  * Card), vendor (Vendor DisplayName), payment_method (PaymentMethod Name); every field
- * but qbo_realm_id reads the realm chosen in inputFields.qbo_realm_id. Lists come from QBO
- * through the stored credentials and are cached in Redis for options.cache_ttl; `q`
- * filters case-insensitively on the label, `after` pages (a decimal offset).
+ * but qbo_realm_id reads the realm chosen in inputFields.qbo_realm_id, which the portal
+ * must be allowed (else 400, in the words of the worker's REALM_NOT_ALLOWED). Lists come
+ * from QBO through the stored credentials and are cached in Redis for options.cache_ttl;
+ * `q` filters case-insensitively on the label, `after` pages (a decimal offset).
  *
  * Thread-safety: ingress_options_answer() may be called from any number of threads.
  */

@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "worker/ingress_options.h"
+#include "worker/tenancy.h"
 #include "worker/oauth.h"
 #include "worker/options_fetch.h"
 
@@ -31,10 +32,13 @@
 static struct config *cfg;
 static struct ingress_options *opts;
 
+/* A connected company of PORTAL: its refresh token stored and the realm bound. */
 static void store(const char *realm, const char *rt)
 {
     char e[256];
     assert_int_equal(oauth_store_refresh_token(H.redis, realm, rt, 0, e, sizeof e), 0);
+    if (tenancy_bind(H.redis, strtoll(PORTAL, NULL, 10), realm, e, sizeof e) < 0)
+        fail_msg("bind %s: %s", realm, e);
 }
 
 static void open_with(const char *const *extra)
@@ -260,6 +264,41 @@ static char *log_text(void)
 }
 
 /* ---- the company field ------------------------------------------------------------- */
+
+/* Another customer's company is never offered, and its lists are refused in the words the
+ * worker uses for REALM_NOT_ALLOWED; with tenancy.allow_unbound (the upgrade path) an
+ * unbound company with credentials is offered, another customer's still not. */
+static void test_only_the_portals_own_companies(void **state)
+{
+    struct json_object *doc;
+    char e[256];
+    (void)state;
+
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_CA, H_RT_CA, 0, e, sizeof e), 0);
+    assert_int_equal(tenancy_bind(H.redis, 999, H_REALM_CA, e, sizeof e), 0); /* another's */
+    assert_int_equal(oauth_store_refresh_token(H.redis, H_REALM_US2, H_RT_US2, 0, e, sizeof e), 0);
+    assert_int_equal(ask("qbo_realm_id", NULL, NULL, &doc), 200);
+    assert_string_equal(joined(doc, "value"), H_REALM_US1); /* US2 is bound to nobody */
+    json_object_put(doc);
+    assert_int_equal(ask("payment_terms", STATIC(H_REALM_CA), NULL, &doc), 400);
+    assert_string_equal(message_of(doc),
+                        "this QuickBooks company is not connected to this HubSpot account");
+    json_object_put(doc);
+    assert_int_equal(ask("payment_terms", STATIC(H_REALM_US2), NULL, &doc), 400);
+    json_object_put(doc);
+
+    ingress_options_free(opts);
+    config_free(cfg);
+    open_with((const char *const[]){"--tenancy.allow_unbound=true", "--options.cache_ttl=0",
+                                    NULL});
+    assert_int_equal(ask("qbo_realm_id", NULL, NULL, &doc), 200);
+    assert_string_equal(joined(doc, "value"), H_REALM_US1 "|" H_REALM_US2); /* by label */
+    json_object_put(doc);
+    assert_int_equal(ask("payment_terms", STATIC(H_REALM_US2), NULL, &doc), 200);
+    json_object_put(doc);
+    assert_int_equal(ask("payment_terms", STATIC(H_REALM_CA), NULL, &doc), 400);
+    json_object_put(doc);
+}
 
 static void test_companies_by_name(void **state)
 {
@@ -679,10 +718,10 @@ static void test_revoked_refresh_token(void **state)
     assert_string_equal(message_of(doc),
                         "QuickBooks company " H_REALM_US1 " needs to be reconnected");
     json_object_put(doc);
-    /* a company never connected reads the same */
+    /* a company never connected to this portal */
     assert_int_equal(ask("vendor", STATIC(H_REALM_CA), NULL, &doc), 400);
     assert_string_equal(message_of(doc),
-                        "QuickBooks company " H_REALM_CA " needs to be reconnected");
+                        "this QuickBooks company is not connected to this HubSpot account");
     json_object_put(doc);
     /* and the company dropdown says so */
     assert_int_equal(ask("qbo_realm_id", NULL, NULL, &doc), 200);
@@ -707,8 +746,8 @@ static void *asker(void *arg)
 
     for (int k = 0; k < 6; k++) {
         int n = snprintf(body, sizeof body,
-                         "{\"origin\":{\"portalId\":1},\"inputFieldName\":\"%s\",\"inputFields\":{"
-                         "\"qbo_realm_id\":\"" H_REALM_US1 "\"}}",
+                         "{\"origin\":{\"portalId\":" PORTAL "},\"inputFieldName\":\"%s\","
+                         "\"inputFields\":{\"qbo_realm_id\":\"" H_REALM_US1 "\"}}",
                          fields[(i + k) % 4]);
         jbuf_init(&out, 1u << 20);
         bad += ingress_options_answer(opts, body, (size_t)n, &out) != 200;
@@ -750,6 +789,7 @@ static void test_redis_unreachable_at_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_only_the_portals_own_companies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_companies_by_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_companies_none_connected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payment_terms, setup, teardown),
