@@ -32,7 +32,9 @@ def own_stack(request, hsqb):
     h.start(replicas=2)
     h.sandbox.config(UNLIMITED_SANDBOX)
     try:
-        yield h
+        # the fault streams book US1 and US2 from both portals (see test_faults.FAST)
+        with h.cross_portal():
+            yield h
     finally:
         statuses = h.stop()
     # (sanitizer reports in these replicas' stderr: test_zzz_... of test_worker_e2e.py)
