@@ -95,6 +95,7 @@ WORKER_SRCS := \
 	worker/cmd_run.c \
 	worker/cmd_credentials.c \
 	worker/ingress.c \
+	worker/ingress_event.c \
 	worker/ingress_options.c \
 	worker/options_fetch.c \
 	worker/cmd_ingress.c \
