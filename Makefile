@@ -97,6 +97,8 @@ WORKER_SRCS := \
 	worker/ingress.c \
 	worker/ingress_options.c \
 	worker/options_fetch.c \
+	worker/connect_state.c \
+	worker/connect_page.c \
 	worker/cmd_ingress.c \
 	worker/callback_result.c \
 	worker/callbacks.c \
@@ -129,6 +131,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_breaker \
 	tests/unit/worker/test_mapcache \
 	tests/unit/worker/test_ingress \
+	tests/unit/worker/test_connect_state \
+	tests/unit/worker/test_connect_page \
 	tests/unit/worker/test_hubspot_actions
 
 # Unit tests of sandbox parts link the sandbox object they test.
@@ -184,7 +188,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_json \
 	tests/fuzz/fuzz_options_request \
 	tests/fuzz/fuzz_callback_result \
-	tests/fuzz/fuzz_ingress_request
+	tests/fuzz/fuzz_ingress_request \
+	tests/fuzz/fuzz_connect_state
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
