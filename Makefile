@@ -69,6 +69,7 @@ WORKER_SRCS := \
 	worker/hubspot_exchange.c \
 	worker/hubspot_account.c \
 	worker/hubspot_callbacks.c \
+	worker/hubspot_oauth.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \
