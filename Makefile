@@ -100,6 +100,9 @@ WORKER_SRCS := \
 	worker/options_fetch.c \
 	worker/connect_state.c \
 	worker/connect_page.c \
+	worker/connect.c \
+	worker/connect_qbo.c \
+	worker/connect_hubspot.c \
 	worker/cmd_ingress.c \
 	worker/callback_result.c \
 	worker/callbacks.c \
@@ -155,7 +158,8 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_retry \
 	tests/unit/worker/test_claim \
 	tests/unit/worker/test_tenancy \
-	tests/unit/worker/test_ingress_options
+	tests/unit/worker/test_ingress_options \
+	tests/unit/worker/test_connect
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
 SANDBOX_SRCS := \
@@ -239,7 +243,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_claim test_tenancy test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
+REDIS_TESTS := test_redis test_claim test_tenancy test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -247,7 +251,7 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 
 # Component tests that run against the private sandbox share tests/unit/worker/sandbox_harness.c;
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
-SANDBOX_HARNESS_TESTS := test_tenancy test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
+SANDBOX_HARNESS_TESTS := test_tenancy test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o
