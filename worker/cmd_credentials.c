@@ -346,8 +346,11 @@ static int connect_link(const struct opts *op, const struct config *cfg, FILE *o
     const char *pu = config_get_str(cfg, "ingress.public_url");
     struct connect_secret k = {secret, strlen(secret)};
     char link[CONNECT_TOKEN_MAX + 1];
-    int64_t portal = strtoll(op->portal, NULL, 10);
+    int64_t portal;
 
+    if (!op->portal) /* callers validate first; kept for the analyzer and for safety */
+        return usage(err, "connect-link needs --portal");
+    portal = strtoll(op->portal, NULL, 10);
     if (!*secret || !*pu) {
         fprintf(err, "hsqb-worker credentials: connect-link needs ingress.session_secret and "
                      "ingress.public_url (the ingress's own)\n");

@@ -48,7 +48,7 @@ static char *dup_setting(const struct config *cfg, const char *key, int *oom)
 /* A list setting's items joined by spaces (scopes), or NULL when out of memory. */
 static char *joined(const struct config *cfg, const char *key)
 {
-    size_t n, len = 1;
+    size_t n, len = 1, k = 0;
     const char *const *items = config_get_list(cfg, key, &n);
     char *s;
 
@@ -56,11 +56,8 @@ static char *joined(const struct config *cfg, const char *key)
         len += strlen(items[i]) + 1;
     if (!(s = calloc(1, len)))
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strcat(s, " ");
-        strcat(s, items[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, len - k, "%s%s", i ? " " : "", items[i]);
     return s;
 }
 

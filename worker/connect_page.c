@@ -83,17 +83,13 @@ static void put_vtext(struct connect_page *p, const char *fmt, va_list ap)
 
     va_copy(ap2, ap);
     n = vsnprintf(small, sizeof small, fmt, ap);
-    if (n < 0) {
-        p->err = 1;
-    } else if ((size_t)n < sizeof small) {
+    if (n >= 0 && (size_t)n < sizeof small)
         put_escaped(p, small, (size_t)n);
-    } else if ((size_t)n >= CONNECT_PAGE_MAX || !(big = malloc((size_t)n + 1))) {
+    else if (n >= 0 && (size_t)n < CONNECT_PAGE_MAX && (big = malloc((size_t)n + 1)) != NULL)
+        put_escaped(p, big, (size_t)vsnprintf(big, (size_t)n + 1, fmt, ap2));
+    else
         p->err = 1;
-    } else {
-        vsnprintf(big, (size_t)n + 1, fmt, ap2);
-        put_escaped(p, big, (size_t)n);
-        free(big);
-    }
+    free(big);
     va_end(ap2);
 }
 
@@ -196,9 +192,11 @@ static long decode(const char *s, size_t n, char *out, size_t outsz)
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            if (n - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+            int hi = n - i < 3 ? -1 : hexval(s[i + 1]), lo = n - i < 3 ? -1 : hexval(s[i + 2]);
+
+            if (hi < 0 || lo < 0)
                 return -1;
-            c = hexval(s[i + 1]) << 4 | hexval(s[i + 2]);
+            c = hi * 16 + lo;
             i += 2;
         }
         if (c == 0)

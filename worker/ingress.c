@@ -187,7 +187,7 @@ static void req_set_message(struct req *r, unsigned status, const char *msg)
     struct jbuf jb;
 
     if (r->route == ROUTE_CONNECT) {
-        struct connect_answer a;
+        struct connect_answer a = {0};
 
         connect_error_page((int)status, status >= 500 ? "Try again in a moment" : "Not possible",
                            msg, &a);
@@ -588,7 +588,7 @@ static void run_options(struct ingress *in, struct req *r)
 static void run_connect(struct ingress *in, struct req *r)
 {
     const char *q = strchr(r->uri, '?');
-    struct connect_answer a;
+    struct connect_answer a = {0};
     struct connect_request rq = {r->method, r->path ? r->path : "", q ? q + 1 : "",
                                  r->body ? r->body : "", r->len};
 
