@@ -69,6 +69,7 @@ WORKER_SRCS := \
 	worker/hubspot_exchange.c \
 	worker/hubspot_account.c \
 	worker/hubspot_callbacks.c \
+	worker/hubspot_oauth.c \
 	worker/qbo.c \
 	worker/oauth.c \
 	worker/producer.c \
@@ -98,6 +99,11 @@ WORKER_SRCS := \
 	worker/ingress_event.c \
 	worker/ingress_options.c \
 	worker/options_fetch.c \
+	worker/connect_state.c \
+	worker/connect_page.c \
+	worker/connect.c \
+	worker/connect_qbo.c \
+	worker/connect_hubspot.c \
 	worker/cmd_ingress.c \
 	worker/callback_result.c \
 	worker/callbacks.c \
@@ -130,6 +136,8 @@ UNIT_TESTS := \
 	tests/unit/worker/test_breaker \
 	tests/unit/worker/test_mapcache \
 	tests/unit/worker/test_ingress \
+	tests/unit/worker/test_connect_state \
+	tests/unit/worker/test_connect_page \
 	tests/unit/worker/test_hubspot_actions
 
 # Unit tests of sandbox parts link the sandbox object they test.
@@ -151,7 +159,8 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_retry \
 	tests/unit/worker/test_claim \
 	tests/unit/worker/test_tenancy \
-	tests/unit/worker/test_ingress_options
+	tests/unit/worker/test_ingress_options \
+	tests/unit/worker/test_connect
 
 # Dev stack: the HubSpot + QuickBooks sandbox and the Kafka mock cluster host.
 SANDBOX_SRCS := \
@@ -185,7 +194,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_json \
 	tests/fuzz/fuzz_options_request \
 	tests/fuzz/fuzz_callback_result \
-	tests/fuzz/fuzz_ingress_request
+	tests/fuzz/fuzz_ingress_request \
+	tests/fuzz/fuzz_connect_state
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
@@ -234,7 +244,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_claim test_tenancy test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
+REDIS_TESTS := test_redis test_claim test_tenancy test_ratelimit test_hubspot test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -242,7 +252,7 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 
 # Component tests that run against the private sandbox share tests/unit/worker/sandbox_harness.c;
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
-SANDBOX_HARNESS_TESTS := test_tenancy test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks
+SANDBOX_HARNESS_TESTS := test_tenancy test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o

@@ -112,14 +112,11 @@ void hash_hex(const void *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-int hash_base64(const void *in, size_t n, char *out, size_t outsz)
+/* base64 of in[0..n) with alphabet abc, '=' padding when pad. out holds enough. */
+static void base64_with(const char *abc, int pad, const unsigned char *u, size_t n, char *out)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *u = in;
     size_t o = 0, i = 0;
 
-    if (n > (SIZE_MAX - 1) / 4 * 3 - 2 || outsz < HASH_B64_LEN(n) + 1)
-        return -1;
     for (; i + 2 < n; i += 3) {
         uint32_t v = (uint32_t)u[i] << 16 | (uint32_t)u[i + 1] << 8 | u[i + 2];
         out[o++] = abc[v >> 18];
@@ -131,10 +128,29 @@ int hash_base64(const void *in, size_t n, char *out, size_t outsz)
         uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < n ? (uint32_t)u[i + 1] << 8 : 0);
         out[o++] = abc[v >> 18];
         out[o++] = abc[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-        out[o++] = '=';
+        if (i + 1 < n)
+            out[o++] = abc[(v >> 6) & 63];
+        else if (pad)
+            out[o++] = '=';
+        if (pad)
+            out[o++] = '=';
     }
     out[o] = '\0';
+}
+
+int hash_base64(const void *in, size_t n, char *out, size_t outsz)
+{
+    if (n > (SIZE_MAX - 1) / 4 * 3 - 2 || outsz < HASH_B64_LEN(n) + 1)
+        return -1;
+    base64_with("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 1, in, n, out);
+    return 0;
+}
+
+int hash_base64url(const void *in, size_t n, char *out, size_t outsz)
+{
+    if (n > (SIZE_MAX - 1) / 4 * 3 - 2 || outsz < HASH_B64URL_LEN(n) + 1)
+        return -1;
+    base64_with("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 0, in, n, out);
     return 0;
 }
 

@@ -6,7 +6,8 @@
  * or HMAC_CTX calls).
  *
  * Invariants: hex output is lowercase; base64 is RFC 4648 standard alphabet with '='
- * padding; every output string is NUL-terminated. Secrets are never copied into errstr.
+ * padding, base64url its URL-safe alphabet without padding; every output string is
+ * NUL-terminated. Secrets are never copied into errstr.
  *
  * Thread-safety: every function may be called from any thread concurrently.
  */
@@ -34,6 +35,12 @@ void hash_hex(const void *in, size_t n, char *out);
 /* Standard base64 with padding. out must hold HASH_B64_LEN(n) + 1 bytes, else -1 and
  * nothing is written. Returns 0. */
 int hash_base64(const void *in, size_t n, char *out, size_t outsz);
+/* Characters of unpadded base64url for n input bytes, excluding the NUL. */
+#define HASH_B64URL_LEN(n) ((4 * (n) + 2) / 3)
+/* base64url (RFC 4648 section 5: '-' and '_' for '+' and '/'), without padding, for
+ * values that travel in URLs and forms as they are. out must hold HASH_B64URL_LEN(n) + 1
+ * bytes, else -1 and nothing is written. Returns 0. */
+int hash_base64url(const void *in, size_t n, char *out, size_t outsz);
 
 /* 1 when the two buffers have the same length and bytes, else 0. Time depends only on the
  * lengths (which are treated as public), never on the contents. */

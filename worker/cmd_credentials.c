@@ -17,9 +17,12 @@
 #include "common/config.h"
 #include "common/http.h"
 #include "common/redis.h"
+#include "common/clock.h"
 #include "worker/apierr.h"
+#include "worker/connect_state.h"
 #include "worker/exitcode.h"
 #include "worker/hubspot.h"
+#include "worker/hubspot_oauth.h"
 #include "worker/oauth.h"
 #include "worker/settings.h"
 #include "worker/tenancy.h"
@@ -44,9 +47,12 @@ static const char usage_text[] =
     "       hsqb-worker credentials unbind --realm R [--portal P] [settings]\n"
     "       hsqb-worker credentials list [settings]\n"
     "       hsqb-worker credentials delete (--realm R | --portal P) [settings]\n"
+    "       hsqb-worker credentials connect-link --portal P [settings]\n"
     "qbo --portal P also binds realm R to HubSpot portal P: the worker refuses an event\n"
     "whose realm is not bound to its portal (REALM_NOT_ALLOWED). QBO refresh tokens may\n"
     "also come from HSQB_QBO_REFRESH_TOKEN, HubSpot tokens from HSQB_HUBSPOT_PORTAL_TOKEN.\n"
+    "connect-link prints a 15-minute link to the ingress's connect and disconnect pages\n"
+    "for portal P (needs ingress.public_url and ingress.session_secret).\n"
     "Settings (--redis.host=..., --config FILE) as for `run`.\n";
 
 static int usage(FILE *err, const char *why)
@@ -321,12 +327,47 @@ static int store_hubspot(const struct opts *op, struct redis_conn *redis, char *
         return EXIT_USAGE;
     r = redis_command(redis, e, sizeof e, "SET %s %s", key, tok);
     explicit_bzero(tok, sizeof tok);
-    if (!r) {
+    /* a private-app token now: whatever refreshes OAuth installs must leave it alone */
+    if (!r || hubspot_oauth_forget(redis, strtoll(op->portal, NULL, 10), e, sizeof e) < 0) {
+        if (r)
+            freeReplyObject(r);
         fprintf(err, "hsqb-worker credentials: storing the HubSpot token failed: %s\n", e);
         return EXIT_FAIL;
     }
     freeReplyObject(r);
     fprintf(out, "stored the HubSpot token of portal %s\n", op->portal);
+    return EXIT_OK;
+}
+
+/* P's connect and disconnect URLs (worker/connect.h), signed with ingress.session_secret. */
+static int connect_link(const struct opts *op, const struct config *cfg, FILE *out, FILE *err)
+{
+    const char *secret = config_get_str(cfg, "ingress.session_secret");
+    const char *pu = config_get_str(cfg, "ingress.public_url");
+    struct connect_secret k = {secret, strlen(secret)};
+    char link[CONNECT_TOKEN_MAX + 1];
+    int64_t portal;
+
+    if (!op->portal) /* callers validate first; kept for the analyzer and for safety */
+        return usage(err, "connect-link needs --portal");
+    portal = strtoll(op->portal, NULL, 10);
+    if (!*secret || !*pu) {
+        fprintf(err, "hsqb-worker credentials: connect-link needs ingress.session_secret and "
+                     "ingress.public_url (the ingress's own)\n");
+        return EXIT_USAGE;
+    }
+    if (connect_token_mint(&k, CONNECT_PURPOSE_LINK, portal, clock_wall_ms() + CONNECT_LINK_TTL_MS,
+                           link, sizeof link) < 0) {
+        fprintf(err, "hsqb-worker credentials: could not sign the link\n");
+        return EXIT_FAIL;
+    }
+    fprintf(out, "connect:    %s/qbo/connect?portal=%lld&link=%s\n", pu, (long long)portal, link);
+    fprintf(out, "disconnect: %s/qbo/disconnect?portal=%lld&link=%s\n", pu, (long long)portal,
+            link);
+    fprintf(err,
+            "valid for %lld minutes; anyone holding the link may connect QuickBooks "
+            "companies to HubSpot portal %lld or disconnect them\n",
+            (long long)(CONNECT_LINK_TTL_MS / 60000), (long long)portal);
     return EXIT_OK;
 }
 
@@ -440,8 +481,20 @@ static void show_default_token(const struct config *cfg, FILE *out)
 
 static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
 {
-    (void)redis;
-    fprintf(out, "hubspot portal %s: token stored\n", portal);
+    struct hubspot_oauth_status st;
+    char e[256], at[32], in[32];
+
+    if (hubspot_oauth_status_get(redis, strtoll(portal, NULL, 10), &st, e, sizeof e) != 1) {
+        fprintf(out, "hubspot portal %s: token stored\n", portal);
+        return;
+    }
+    fmt_time(st.access_expires_at_ms, at, sizeof at);
+    fmt_time(st.installed_at_ms, in, sizeof in);
+    fprintf(out,
+            "hubspot portal %s: OAuth install%s%s (installed %s), access token valid until %s, "
+            "refresh token %s\n",
+            portal, st.hub_domain[0] ? " of " : "", st.hub_domain, in, at,
+            st.has_refresh_token ? "stored" : "MISSING");
 }
 
 static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE *err)
@@ -459,6 +512,10 @@ static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE 
     }
     gone = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
     freeReplyObject(r);
+    if (!op->realm && hubspot_oauth_forget(redis, strtoll(op->portal, NULL, 10), e, sizeof e) < 0) {
+        fprintf(err, "hsqb-worker credentials: delete failed: %s\n", e);
+        return EXIT_FAIL;
+    }
     fprintf(out, "%s %s %s: %s\n", op->realm ? "qbo" : "hubspot", op->realm ? "realm" : "portal",
             op->realm ? op->realm : op->portal, gone ? "credentials deleted" : "nothing stored");
     return op->realm ? unbind_cmd(&(struct opts){.realm = op->realm}, redis, out, err) : EXIT_OK;
@@ -535,6 +592,9 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
         if (!op.realm == !op.portal || (op.realm && !digits(op.realm, OAUTH_REALM_MAX)) ||
             (op.portal && !digits(op.portal, CRED_PORTAL_MAX)))
             return usage(err, "delete needs --realm <digits> or --portal <digits>");
+    } else if (strcmp(op.action, "connect-link") == 0) {
+        if (!digits(op.portal, CRED_PORTAL_MAX) || op.realm || op.verify)
+            return usage(err, "connect-link needs --portal <digits>");
     } else if (strcmp(op.action, "list") != 0) {
         return usage(err, "unknown action");
     }
@@ -545,6 +605,10 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
     if (settings_load_flags(&cfg, nrest, rest, envp, SETTINGS_SKIP_REQUIRED, e, sizeof e) < 0) {
         fprintf(err, "hsqb-worker credentials: %s\n", e);
         return EXIT_USAGE;
+    }
+    if (strcmp(op.action, "connect-link") == 0) {
+        rc = connect_link(&op, cfg, out, err);
+        goto out;
     }
     if (!(redis = connect_redis(cfg, e, sizeof e))) {
         fprintf(err, "hsqb-worker credentials: Redis: %s\n", e);

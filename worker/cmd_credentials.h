@@ -19,7 +19,9 @@
  *   credentials hubspot --portal P (--token-file F | --token - )
  *       Stores P's HubSpot access token (private-app token) at <prefix>hstoken:{P}, a
  *       plain string without TTL, which the HubSpot client reads before falling back to
- *       hubspot.token. Also from HSQB_HUBSPOT_PORTAL_TOKEN.
+ *       hubspot.token. Also from HSQB_HUBSPOT_PORTAL_TOKEN. Replaces an OAuth install's
+ *       token and drops the install (worker/hubspot_oauth.h): a private-app token is
+ *       never refreshed over.
  *   credentials bind --realm R --portal P
  *       Binds R to P (tenancy_bind): P's events may write to R. Refused (exit 1) when R is
  *       bound to another portal: unbind it there first.
@@ -31,7 +33,14 @@
  *       realm's portal (and bound realms without credentials), and the portals the default
  *       hubspot.token serves; never a token.
  *   credentials delete (--realm R | --portal P)
- *       Removes the stored credentials; --realm also unbinds R.
+ *       Removes the stored credentials; --realm also unbinds R, --portal also drops an
+ *       OAuth install.
+ *   credentials connect-link --portal P
+ *       Prints the URLs of P's connect link (worker/connect_state.h: signed with
+ *       ingress.session_secret, valid CONNECT_LINK_TTL_MS): the ingress's GET
+ *       /qbo/connect, which starts Intuit's consent for P, and GET /qbo/disconnect, which
+ *       lists P's companies with a disconnect button each. Needs ingress.public_url and
+ *       ingress.session_secret (as the ingress has them), no Redis.
  *
  * Every other argument is a setting flag (--redis.host=…, --config FILE, …) handled by
  * worker/settings.h with SETTINGS_SKIP_REQUIRED (only --verify needs the OAuth keys).

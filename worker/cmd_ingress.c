@@ -2,9 +2,11 @@
  *
  *   settings -> log level, secrets registered -> libcurl -> metrics -> producer (its own:
  *   client.id hsqb-ingress, linger 2 ms, Nagle off, message.timeout.ms =
- *   ingress.produce_timeout, so every request gets its delivery report in time to answer) -> the actions topic's
- *   metadata -> options (QBO through the stored credentials) -> ingress (ingress.listen)
- *   -> operations endpoint (metrics.listen: /metrics, /healthz, /readyz) -> signals.
+ *   ingress.produce_timeout, so every request gets its delivery report in time to answer)
+ *   -> the actions topic's metadata -> options (QBO through the stored credentials) -> the
+ *   connect pages (worker/connect.h; off without ingress.session_secret) -> ingress
+ *   (ingress.listen) -> operations endpoint (metrics.listen: /metrics, /healthz, /readyz)
+ *   -> signals.
  *
  * The main thread only stamps the liveness heartbeat until SIGTERM/SIGINT; then the
  * ingress stops accepting, lets requests waiting for Kafka finish within
@@ -27,6 +29,7 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "worker/connect.h"
 #include "worker/exitcode.h"
 #include "worker/httpd.h"
 #include "worker/ingress.h"
@@ -95,6 +98,7 @@ int cmd_ingress(int argc, char **argv, const char *version)
     struct metrics *metrics = NULL;
     struct producer *producer = NULL;
     struct ingress_options *options = NULL;
+    struct connect *connect = NULL;
     struct ingress *in = NULL;
     struct httpd *httpd = NULL;
     struct ingress_ready rs;
@@ -103,7 +107,10 @@ int cmd_ingress(int argc, char **argv, const char *version)
         printf("usage: hsqb-worker ingress [--config FILE] [--key=value ...]\n"
                "Serves HubSpot's actionUrl (POST /hubspot/actions[/<action>]) and optionsUrl\n"
                "(POST /hubspot/options) on ingress.listen; needs ingress.public_url and\n"
-               "ingress.client_secrets besides the worker's settings (hsqb-worker --help).\n");
+               "ingress.client_secrets besides the worker's settings (hsqb-worker --help).\n"
+               "With ingress.session_secret it also serves the pages that connect QuickBooks\n"
+               "companies (/qbo/connect, /qbo/callback, /qbo/disconnect) and install the\n"
+               "HubSpot app (/hubspot/install, /hubspot/oauth-callback).\n");
         return EXIT_OK;
     }
     if (settings_load(&cfg, argc, argv, (char **)config_environ(), err, sizeof err) != 0) {
@@ -128,7 +135,12 @@ int cmd_ingress(int argc, char **argv, const char *version)
     options = ingress_options_new(cfg, metrics, err, sizeof err);
     if (!options)
         log_warn("ingress: options are not served (%s); POST /hubspot/options answers 503", err);
-    struct ingress_params ip = {cfg, metrics, producer, options};
+    if ((connect = connect_new(cfg, metrics, err, sizeof err)) == NULL)
+        goto fail;
+    if (!*config_get_str(cfg, "ingress.session_secret"))
+        log_warn("ingress: ingress.session_secret is not set: the connect and install pages "
+                 "answer 503");
+    struct ingress_params ip = {cfg, metrics, producer, options, connect};
     if ((in = ingress_start(&ip, err, sizeof err)) == NULL)
         goto fail;
     log_info("ingress on %s (port %d) for %s", config_get_str(cfg, "ingress.listen"),
@@ -169,6 +181,7 @@ out:
     ingress_stop(in, config_get_ms(cfg, "shutdown.drain_timeout"));
     httpd_stop(httpd);
     ingress_options_free(options);
+    connect_free(connect);
     producer_free(producer);
     metrics_free(metrics);
     config_free(cfg);

@@ -37,6 +37,8 @@
 #include "common/hash.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "worker/connect.h"
+#include "worker/connect_page.h"
 #include "worker/event.h"
 #include "worker/httpd.h"
 #include "worker/ingress_options.h"
@@ -52,13 +54,14 @@
 #define INGRESS_CONN_TIMEOUT  30 /* s a connection may sit idle */
 #define INGRESS_STOP_GRACE_MS 200
 #define INGRESS_MSG_MAX       512
-#define INGRESS_OPTION_THREADS INGRESS_OPTIONS_CONCURRENCY /* each may read QuickBooks */
+#define INGRESS_JOB_THREADS   INGRESS_OPTIONS_CONCURRENCY /* each may call a vendor */
 #define INGRESS_ANSWER_GRACE_MS 1000 /* at stop: resumed answers may go out meanwhile */
 #define INGRESS_ACTIONS_PATH  "/hubspot/actions"
 #define INGRESS_OPTIONS_PATH  "/hubspot/options"
+#define INGRESS_FORM_MAX      (8 * 1024) /* body of a connect page's form */
 
-enum route { ROUTE_ACTIONS, ROUTE_OPTIONS, ROUTE_OTHER };
-static const char *const route_names[] = {"actions", "options", "other"};
+enum route { ROUTE_ACTIONS, ROUTE_OPTIONS, ROUTE_CONNECT, ROUTE_OTHER };
+static const char *const route_names[] = {"actions", "options", "connect", "other"};
 
 enum req_state { ST_NEW, ST_READING, ST_WAITING, ST_ANSWER };
 
@@ -74,14 +77,19 @@ struct req {
     int suspended;
     int resumed; /* resumed, its answer not yet completed (on_completed) */
     int refs;
-    char *uri; /* raw request target */
+    char *uri;      /* raw request target */
+    char *path;     /* a connect route's path (decoded by MHD) */
+    char method[8]; /* a connect route's method ("OTHER" when longer) */
     char *body;
     size_t len, cap;
     int64_t t0_ms; /* mono ms when the body was complete */
     unsigned status;
-    char *answer; /* JSON */
+    char *answer; /* JSON, or HTML when page */
     size_t answer_len;
-    struct req *next_job; /* options queue */
+    int page;             /* a connect page: HTML with connect_page_headers() */
+    char *location;       /* a connect redirect's Location */
+    const char *allow;    /* a connect page's 405: the methods allowed (static) */
+    struct req *next_job; /* the job queue (options fetches, connect pages) */
 };
 
 struct ingress {
@@ -89,6 +97,7 @@ struct ingress {
     struct metrics *m;
     struct producer *producer;
     struct ingress_options *options;
+    struct connect *connect;
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when pending reaches 0 */
     int64_t pending;  /* waiting sides: deliveries and options jobs not yet finished */
@@ -108,12 +117,12 @@ struct ingress {
     size_t nsecrets;
     struct ingress_action_def defs[INGRESS_MAX_DEFS];
     size_t ndefs;
-    pthread_mutex_t opt_mu; /* the options queue */
-    pthread_cond_t opt_cv;
-    struct req *opt_head, *opt_tail;
-    int opt_stop;
-    pthread_t opt_threads[INGRESS_OPTION_THREADS];
-    size_t nopt_threads;
+    pthread_mutex_t job_mu; /* the job queue: options fetches and connect pages */
+    pthread_cond_t job_cv;
+    struct req *job_head, *job_tail;
+    int job_stop;
+    pthread_t job_threads[INGRESS_JOB_THREADS];
+    size_t njob_threads;
     _Atomic int64_t last_refusal_log_s;
     _Atomic int64_t refusals_unlogged;
 };
@@ -125,6 +134,8 @@ static void req_free(struct req *r)
     free(r->uri);
     free(r->body);
     free(r->answer);
+    free(r->location);
+    free(r->path);
     free(r);
 }
 
@@ -153,10 +164,35 @@ static void req_set_answer(struct req *r, unsigned status, const char *json, siz
     r->state = ST_ANSWER;
 }
 
-/* {"message": msg} as r's answer. */
+/* A connect page's answer as r's (taken: a is emptied). */
+static void req_take_page(struct req *r, struct connect_answer *a)
+{
+    free(r->answer);
+    free(r->location);
+    r->answer = a->body;
+    r->answer_len = a->body ? a->len : 0;
+    r->location = a->location;
+    r->allow = a->allow;
+    r->status = (unsigned)a->status;
+    r->page = 1;
+    r->state = ST_ANSWER;
+    a->body = a->location = NULL;
+}
+
+/* {"message": msg} as r's answer; on a connect route, a page saying msg. */
 static void req_set_message(struct req *r, unsigned status, const char *msg)
 {
     struct jbuf jb;
+
+    if (r->route == ROUTE_CONNECT) {
+        struct connect_answer a = {0};
+
+        connect_error_page((int)status, status >= 500 ? "Try again in a moment" : "Not possible",
+                           msg, &a);
+        req_take_page(r, &a);
+        connect_answer_release(&a);
+        return;
+    }
 
     jbuf_init(&jb, 4096);
     jbuf_obj_open(&jb);
@@ -169,21 +205,39 @@ static void req_set_message(struct req *r, unsigned status, const char *msg)
     jbuf_release(&jb);
 }
 
+/* A connect page's headers: its security set, Location, Allow. */
+static void page_headers(const struct req *r, struct MHD_Response *resp)
+{
+    size_t n;
+    const struct connect_header *h = connect_page_headers(&n);
+
+    for (size_t i = 0; i < n; i++)
+        MHD_add_response_header(resp, h[i].name, h[i].value);
+    if (r->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+}
+
 static enum MHD_Result queue_answer(struct req *r, struct MHD_Connection *c)
 {
     static const char empty[] = "{}";
     struct MHD_Response *resp;
     enum MHD_Result ret;
-    const char *body = r->answer ? r->answer : empty;
-    size_t len = r->answer ? r->answer_len : 2;
+    const char *body = r->answer ? r->answer : r->page ? "" : empty;
+    size_t len = r->answer ? r->answer_len : strlen(body);
 
     resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    if (r->page) {
+        page_headers(r, resp);
+    } else {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
+    if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED && !r->page)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 r->route == ROUTE_OTHER ? "GET, HEAD" : "POST");
     if (r->close)
@@ -265,11 +319,12 @@ static int verify_signature(struct ingress *in, struct MHD_Connection *c, struct
 
 /* ---- action requests ------------------------------------------------------------------- */
 
-/* A waiting request's answer is ready (status and JSON, or msg as {"message"}): set it,
- * unless the stop already answered it, resume its connection, and drop the waiting side's
- * reference. Any thread (MHD allows resuming from the handler too). */
-static void finish_waiting(struct req *r, unsigned status, const char *json, size_t len,
-                           const char *msg)
+/* A waiting request's answer is ready (a connect page, status and JSON, or msg as
+ * {"message"}): set it, unless the stop already answered it, resume its connection, and
+ * drop the waiting side's reference. Any thread (MHD allows resuming from the handler
+ * too). */
+static void finish_answer(struct req *r, struct connect_answer *page, unsigned status,
+                          const char *json, size_t len, const char *msg)
 {
     struct ingress *in = r->in;
     struct MHD_Connection *resume = NULL;
@@ -277,7 +332,9 @@ static void finish_waiting(struct req *r, unsigned status, const char *json, siz
 
     pthread_mutex_lock(&in->mu);
     if (r->state == ST_WAITING) {
-        if (json)
+        if (page)
+            req_take_page(r, page);
+        else if (json)
             req_set_answer(r, status, json, len);
         else
             req_set_message(r, status, msg);
@@ -306,6 +363,12 @@ static void finish_waiting(struct req *r, unsigned status, const char *json, siz
     in->pending--;
     pthread_cond_broadcast(&in->idle);
     pthread_mutex_unlock(&in->mu);
+}
+
+static void finish_waiting(struct req *r, unsigned status, const char *json, size_t len,
+                           const char *msg)
+{
+    finish_answer(r, NULL, status, json, len, msg);
 }
 
 /* Suspends c until finish_waiting(r): 0, or -1 with r's answer set (shutting down, out of
@@ -402,45 +465,83 @@ static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MH
     return MHD_YES;
 }
 
-/* ---- options requests ------------------------------------------------------------------ */
+/* ---- jobs: options fetches and connect pages ------------------------------------------ */
 
-/* An options fetch reads QuickBooks (seconds at worst): it runs on the options threads,
- * its connection suspended meanwhile, so a slow company never holds an HTTP thread that
- * action requests need. */
-static void *options_main(void *opaque)
+/* An options fetch reads QuickBooks, a connect page Redis, Intuit and HubSpot (seconds at
+ * worst): both run on the job threads, their connections suspended meanwhile, so a slow
+ * vendor never holds an HTTP thread that action requests need. */
+
+static void run_options(struct ingress *in, struct req *r)
+{
+    struct jbuf jb;
+    int status;
+
+    jbuf_init(&jb, 4u << 20);
+    status = ingress_options_answer(in->options, r->body ? r->body : "", r->len, &jb);
+    if (jbuf_cstr(&jb) != NULL && jb.len > 0)
+        finish_waiting(r, (unsigned)status, jbuf_cstr(&jb), jb.len, NULL);
+    else
+        finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0,
+                       "the options answer could not be built");
+    jbuf_release(&jb);
+}
+
+static void run_connect(struct ingress *in, struct req *r)
+{
+    const char *q = strchr(r->uri, '?');
+    struct connect_answer a = {0};
+    struct connect_request rq = {r->method, r->path ? r->path : "", q ? q + 1 : "",
+                                 r->body ? r->body : "", r->len};
+
+    connect_handle(in->connect, &rq, &a);
+    finish_answer(r, &a, 0, NULL, 0, NULL);
+    connect_answer_release(&a);
+}
+
+static void *jobs_main(void *opaque)
 {
     struct ingress *in = opaque;
     struct req *r;
-    struct jbuf jb;
-    int status, stopping;
+    int stopping;
 
     for (;;) {
-        pthread_mutex_lock(&in->opt_mu);
-        while (!in->opt_head && !in->opt_stop)
-            pthread_cond_wait(&in->opt_cv, &in->opt_mu);
-        if (!in->opt_head) { /* stopping and nothing queued */
-            pthread_mutex_unlock(&in->opt_mu);
+        pthread_mutex_lock(&in->job_mu);
+        while (!in->job_head && !in->job_stop)
+            pthread_cond_wait(&in->job_cv, &in->job_mu);
+        if (!in->job_head) { /* stopping and nothing queued */
+            pthread_mutex_unlock(&in->job_mu);
             return NULL;
         }
-        r = in->opt_head;
-        in->opt_head = r->next_job;
-        if (!in->opt_head)
-            in->opt_tail = NULL;
-        stopping = in->opt_stop;
-        pthread_mutex_unlock(&in->opt_mu);
-        if (stopping) { /* its connection is answered or gone: no QuickBooks call */
+        r = in->job_head;
+        in->job_head = r->next_job;
+        if (!in->job_head)
+            in->job_tail = NULL;
+        stopping = in->job_stop;
+        pthread_mutex_unlock(&in->job_mu);
+        if (stopping) /* its connection is answered or gone: no vendor call */
             finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0, "shutting down");
-            continue;
-        }
-        jbuf_init(&jb, 4u << 20);
-        status = ingress_options_answer(in->options, r->body ? r->body : "", r->len, &jb);
-        if (jbuf_cstr(&jb) != NULL && jb.len > 0)
-            finish_waiting(r, (unsigned)status, jbuf_cstr(&jb), jb.len, NULL);
+        else if (r->route == ROUTE_CONNECT)
+            run_connect(in, r);
         else
-            finish_waiting(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, 0,
-                           "the options answer could not be built");
-        jbuf_release(&jb);
+            run_options(in, r);
     }
+}
+
+/* Suspends r and queues it for the job threads. */
+static enum MHD_Result start_job(struct ingress *in, struct req *r, struct MHD_Connection *c)
+{
+    if (start_waiting(in, r, c) < 0)
+        return queue_answer(r, c);
+    pthread_mutex_lock(&in->job_mu);
+    r->next_job = NULL;
+    if (in->job_tail)
+        in->job_tail->next_job = r;
+    else
+        in->job_head = r;
+    in->job_tail = r;
+    pthread_cond_signal(&in->job_cv);
+    pthread_mutex_unlock(&in->job_mu);
+    return MHD_YES;
 }
 
 static enum MHD_Result answer_options(struct ingress *in, struct req *r, struct MHD_Connection *c)
@@ -449,18 +550,17 @@ static enum MHD_Result answer_options(struct ingress *in, struct req *r, struct 
         req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "options are not available");
         return queue_answer(r, c);
     }
-    if (start_waiting(in, r, c) < 0)
+    return start_job(in, r, c);
+}
+
+static enum MHD_Result answer_connect(struct ingress *in, struct req *r, struct MHD_Connection *c)
+{
+    if (!in->connect) {
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "Connecting accounts is not available on this server.");
         return queue_answer(r, c);
-    pthread_mutex_lock(&in->opt_mu);
-    r->next_job = NULL;
-    if (in->opt_tail)
-        in->opt_tail->next_job = r;
-    else
-        in->opt_head = r;
-    in->opt_tail = r;
-    pthread_cond_signal(&in->opt_cv);
-    pthread_mutex_unlock(&in->opt_mu);
-    return MHD_YES;
+    }
+    return start_job(in, r, c);
 }
 
 /* ---- the MHD handlers -------------------------------------------------------------------- */
@@ -516,6 +616,35 @@ static int is_json(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The first call of a connect page's request (browsers: no signature, forms instead of
+ * JSON): 0 to go on reading, -1 when r already holds the answer. */
+static int check_connect(struct req *r, struct MHD_Connection *c, const char *url,
+                         const char *method)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    r->route = ROUTE_CONNECT;
+    snprintf(r->method, sizeof r->method, "%s",
+             strlen(method) < sizeof r->method ? method : "OTHER");
+    if (!(r->path = strdup(url))) {
+        req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "This server ran out of memory.");
+        return -1;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 &&
+        (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 ||
+         (ct[33] != '\0' && ct[33] != ';'))) {
+        req_set_message(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "This page takes forms only.");
+        return -1;
+    }
+    if (cl && strtoull(cl, NULL, 10) > INGRESS_FORM_MAX) {
+        req_set_message(r, MHD_HTTP_CONTENT_TOO_LARGE, "The form is too large.");
+        return -1;
+    }
+    return 0;
+}
+
 /* The first call of a request: route, method, type and declared length. 0 to go on
  * reading, -1 when r already holds the answer. */
 static int check_headers(struct ingress *in, struct req *r, struct MHD_Connection *c,
@@ -539,6 +668,8 @@ static int check_headers(struct ingress *in, struct req *r, struct MHD_Connectio
         return -1;
     }
 
+    if (connect_is_route(url))
+        return check_connect(r, c, url, method);
     if (strcmp(url, INGRESS_OPTIONS_PATH) == 0) {
         r->route = ROUTE_OPTIONS;
     } else if (strncmp(url, INGRESS_ACTIONS_PATH, plen) == 0 &&
@@ -592,12 +723,19 @@ static int check_headers(struct ingress *in, struct req *r, struct MHD_Connectio
     return 0;
 }
 
+/* The largest body r may carry. */
+static size_t body_max(const struct ingress *in, const struct req *r)
+{
+    return r->route == ROUTE_CONNECT && in->max_body > INGRESS_FORM_MAX ? INGRESS_FORM_MAX
+                                                                        : in->max_body;
+}
+
 static int append_body(struct ingress *in, struct req *r, const char *data, size_t n)
 {
+    size_t cap, max = body_max(in, r);
     char *p;
-    size_t cap;
 
-    if (r->too_large || r->len + n > in->max_body) {
+    if (r->too_large || r->len + n > max) {
         r->too_large = 1;
         return 0;
     }
@@ -605,8 +743,8 @@ static int append_body(struct ingress *in, struct req *r, const char *data, size
         cap = r->cap ? r->cap * 2 : 4096;
         while (cap < r->len + n + 1)
             cap *= 2;
-        if (cap > in->max_body + 1)
-            cap = in->max_body + 1;
+        if (cap > max + 1)
+            cap = max + 1;
         if ((p = realloc(r->body, cap)) == NULL)
             return -1;
         r->body = p;
@@ -651,10 +789,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     r->t0_ms = clock_mono_ms();
     if (r->too_large) {
-        snprintf(msg, sizeof msg, "the body exceeds %zu bytes", in->max_body);
+        snprintf(msg, sizeof msg, "the body exceeds %zu bytes", body_max(in, r));
         req_set_message(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
         return queue_answer(r, c);
     }
+    if (r->route == ROUTE_CONNECT) /* browsers sign nothing: the pages check links, states */
+        return answer_connect(in, r, c);
     if (verify_signature(in, c, r, &reason, why, sizeof why) < 0) {
         metrics_ingress_signature_failure(in->m, reason);
         log_refusal(in, c, why);
@@ -763,23 +903,23 @@ static void free_ingress(struct ingress *in)
     free(in->waiting);
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->idle);
-    pthread_mutex_destroy(&in->opt_mu);
-    pthread_cond_destroy(&in->opt_cv);
+    pthread_mutex_destroy(&in->job_mu);
+    pthread_cond_destroy(&in->job_cv);
     free(in);
 }
 
-/* Lets the options threads finish what is queued, then joins them. */
-static void stop_options(struct ingress *in)
+/* Lets the job threads finish what is queued, then joins them. */
+static void stop_jobs(struct ingress *in)
 {
     size_t i;
 
-    pthread_mutex_lock(&in->opt_mu);
-    in->opt_stop = 1;
-    pthread_cond_broadcast(&in->opt_cv);
-    pthread_mutex_unlock(&in->opt_mu);
-    for (i = 0; i < in->nopt_threads; i++)
-        pthread_join(in->opt_threads[i], NULL);
-    in->nopt_threads = 0;
+    pthread_mutex_lock(&in->job_mu);
+    in->job_stop = 1;
+    pthread_cond_broadcast(&in->job_cv);
+    pthread_mutex_unlock(&in->job_mu);
+    for (i = 0; i < in->njob_threads; i++)
+        pthread_join(in->job_threads[i], NULL);
+    in->njob_threads = 0;
 }
 
 struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size_t errsz)
@@ -796,22 +936,23 @@ struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size
     }
     pthread_mutex_init(&in->mu, NULL);
     clock_cond_init(&in->idle);
-    pthread_mutex_init(&in->opt_mu, NULL);
-    pthread_cond_init(&in->opt_cv, NULL);
+    pthread_mutex_init(&in->job_mu, NULL);
+    pthread_cond_init(&in->job_cv, NULL);
     in->m = p->metrics;
     in->producer = p->producer;
     in->options = p->options;
+    in->connect = p->connect;
     if (load_settings(in, p->cfg, errstr, errsz) < 0 ||
         httpd_parse_listen("ingress.listen", listen, &ai, errstr, errsz) < 0)
         goto fail;
-    for (size_t i = 0; in->options && i < INGRESS_OPTION_THREADS; i++) {
-        int rc = pthread_create(&in->opt_threads[i], NULL, options_main, in);
+    for (size_t i = 0; (in->options || in->connect) && i < INGRESS_JOB_THREADS; i++) {
+        int rc = pthread_create(&in->job_threads[i], NULL, jobs_main, in);
 
         if (rc != 0) {
             snprintf(errstr, errsz, "ingress: pthread_create: %s", strerror(rc));
             goto fail;
         }
-        in->nopt_threads++;
+        in->njob_threads++;
     }
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -834,7 +975,7 @@ struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size
 fail:
     if (ai)
         freeaddrinfo(ai);
-    stop_options(in);
+    stop_jobs(in);
     free_ingress(in);
     return NULL;
 }
@@ -913,7 +1054,7 @@ void ingress_stop(struct ingress *in, int64_t drain_ms)
         log_warn("ingress: %zu requests still waiting at the end of the drain were answered 503",
                  forced);
     MHD_stop_daemon(in->d);
-    stop_options(in);
+    stop_jobs(in);
     /* the delivery reports still to come use in: every request is answered, so fail what
      * is still queued now rather than after ingress.produce_timeout (HubSpot got 503 and
      * retries; a purged message that reached the broker anyway is deduplicated) */

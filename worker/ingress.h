@@ -8,8 +8,12 @@
  *                                   origin.actionDefinitionId (ingress.action_definitions)
  *   POST /hubspot/options           the workflow editor's options fetch (optionsUrl),
  *                                   answered by worker/ingress_options.h
+ *   GET  /qbo/connect, /qbo/callback, GET|POST /qbo/disconnect, GET /hubspot/install,
+ *   GET  /hubspot/oauth-callback    the browser pages that connect accounts, answered by
+ *                                   worker/connect.h (unsigned: they check their own
+ *                                   links, states and CSRF tokens; forms of at most 8 KiB)
  *   GET  /healthz                   200 while the server runs (for load balancers)
- * Every POST must carry HubSpot's signature of METHOD + URI + body: v3
+ * Every POST to /hubspot/ must carry HubSpot's signature of METHOD + URI + body: v3
  * (X-HubSpot-Signature-v3 + X-HubSpot-Request-Timestamp, refused when older or newer than
  * 5 minutes) when present, else v2 (X-HubSpot-Signature + X-HubSpot-Signature-Version: v2),
  * checked in constant time against each of ingress.client_secrets; URI is
@@ -44,6 +48,7 @@
 #include "worker/event.h"
 
 struct ingress;
+struct connect;
 struct ingress_options;
 struct metrics;
 struct producer;
@@ -53,6 +58,7 @@ struct ingress_params {
     struct metrics *metrics;         /* may be NULL */
     struct producer *producer;       /* the events' producer */
     struct ingress_options *options; /* NULL: /hubspot/options answers 503 */
+    struct connect *connect;         /* NULL: the connect pages answer 503 */
 };
 
 /* Starts serving. Everything in p is borrowed and must outlive ingress_stop(). NULL with

@@ -598,17 +598,39 @@ static int realm_option(struct ingress_options *o, struct slot *s, const char *r
     return final;
 }
 
+/* The key of the companies offered to portal. */
+static int realms_key(struct redis_conn *r, int64_t portal, char *key, size_t keysz)
+{
+    int n =
+        snprintf(key, keysz, "%soptions:{hs:%lld}:realms", redis_conn_prefix(r), (long long)portal);
+    return n > 0 && (size_t)n < keysz ? 0 : -1;
+}
+
+int ingress_options_forget_portal(struct redis_conn *r, int64_t portal, char *errstr, size_t errsz)
+{
+    char key[REDIS_MAX_KEY + 1];
+    redisReply *rep;
+
+    if (realms_key(r, portal, key, sizeof key) < 0) {
+        snprintf(errstr, errsz, "key too long");
+        return -1;
+    }
+    if (!(rep = redis_command(r, errstr, errsz, "DEL %s", key)))
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
 /* The companies offered to the request's portal, through their cache. */
 static int realms_get(struct ingress_options *o, struct slot *s, int64_t portal,
                       struct options_list *l, struct failure *f)
 {
     struct realm_ids ids = {0};
-    char key[REDIS_MAX_KEY + 1], tag[32], e[256];
+    char key[REDIS_MAX_KEY + 1], e[256];
     int64_t deadline = clock_deadline_ms(OPTIONS_REALMS_WAIT_MS);
     int complete = 1, r, rc = -1;
 
-    snprintf(tag, sizeof tag, "hs:%lld", (long long)portal);
-    if (cache_key(s, tag, "realms", key, sizeof key) == 0 && cache_get(o, s, key, l))
+    if (realms_key(s->redis, portal, key, sizeof key) == 0 && cache_get(o, s, key, l))
         return 0;
     if (!(ids.id = calloc(OPTIONS_MAX, sizeof *ids.id)))
         return failed(f, 503, "out of memory");

@@ -24,9 +24,11 @@
 #define HSQB_INGRESS_OPTIONS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/config.h"
 #include "common/json.h"
+#include "common/redis.h"
 
 struct ingress_options;
 struct metrics;
@@ -48,5 +50,10 @@ void ingress_options_free(struct ingress_options *o);
  * editor asks again). */
 int ingress_options_answer(struct ingress_options *o, const char *body, size_t len,
                            struct jbuf *out);
+
+/* Drops the cached list of the QuickBooks companies offered to portal, so a company
+ * connected or disconnected a moment ago shows at once (the connect flows call it).
+ * Uses the caller's Redis connection r. 0, or -1 with errstr. */
+int ingress_options_forget_portal(struct redis_conn *r, int64_t portal, char *errstr, size_t errsz);
 
 #endif

@@ -26,7 +26,7 @@
  *   hsqb_replays_total{outcome}                    counter  (rerun, duplicate, new)
  *   hsqb_breaker_state{tenant}                     gauge    (0 closed, 1 half-open, 2 open)
  *   hsqb_breaker_transitions_total{state}          counter
- *   hsqb_ingress_requests_total{route,status}      counter  (ingress: actions, options, other)
+ *   hsqb_ingress_requests_total{route,status}      counter  (ingress: actions, options, connect, other)
  *   hsqb_ingress_request_duration_seconds{route}   histogram 0.001 .. 5 s
  *   hsqb_ingress_signature_failures_total{reason}  counter
  *   hsqb_callback_completions_total{outcome}       counter  (completed, refused, retried)
@@ -119,8 +119,8 @@ void metrics_oauth_refresh(struct metrics *m, const char *result);
  * rendered 1..9 or "10+") failed; reason "transient", "breaker" or "requeue". */
 void metrics_retry_publish(struct metrics *m, int deliveries, const char *reason);
 
-/* The ingress answered a request on route ("actions", "options", "other") with status;
- * duration_ms >= 0 (from the last body byte to the answer) is observed. */
+/* The ingress answered a request on route ("actions", "options", "connect", "other") with
+ * status; duration_ms >= 0 (from the last body byte to the answer) is observed. */
 void metrics_ingress_request(struct metrics *m, const char *route, int status, int64_t duration_ms);
 /* The ingress refused a request's signature; reason "missing", "mismatch", "expired",
  * "bad_timestamp". */

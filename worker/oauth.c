@@ -96,10 +96,10 @@ static const char lua_cas_reauth[] =
     "  'access_expires_at_ms', '0', 'updated_at', ARGV[2])\n"
     "return 1\n";
 
-/* KEYS[1] hash; ARGV: refresh token, its expiry, now. */
+/* KEYS[1] hash; ARGV: refresh token, its expiry, now, access token ("" none), its expiry. */
 static const char lua_put_refresh[] =
     "redis.call('DEL', KEYS[1])\n"
-    "redis.call('HSET', KEYS[1], 'access_token', '', 'access_expires_at_ms', '0',\n"
+    "redis.call('HSET', KEYS[1], 'access_token', ARGV[4], 'access_expires_at_ms', ARGV[5],\n"
     "  'refresh_token', ARGV[1], 'refresh_expires_at_ms', ARGV[2], 'updated_at', ARGV[3])\n"
     "redis.call('PEXPIREAT', KEYS[1], ARGV[2])\n"
     "return 1\n";
@@ -788,10 +788,20 @@ int oauth_store_refresh_token(struct redis_conn *redis, const char *realm,
                               const char *refresh_token, int64_t refresh_expires_at_ms,
                               char *errstr, size_t errsz)
 {
+    struct oauth_tokens t = {NULL, 0, refresh_token, refresh_expires_at_ms};
+
+    return oauth_store_tokens(redis, realm, &t, errstr, errsz);
+}
+
+int oauth_store_tokens(struct redis_conn *redis, const char *realm, const struct oauth_tokens *t,
+                       char *errstr, size_t errsz)
+{
     struct redis_script put;
-    char key[REDIS_MAX_KEY + 1], exp[24], nowbuf[24];
-    const char *keys[1] = {key}, *args[3] = {refresh_token, exp, nowbuf};
-    int64_t now = clock_wall_ms();
+    char key[REDIS_MAX_KEY + 1], exp[24], nowbuf[24], aexp[24];
+    const char *refresh_token = t->refresh_token;
+    int64_t refresh_expires_at_ms = t->refresh_expires_at_ms, now = clock_wall_ms();
+    const char *access = t->access_token && t->access_expires_at_ms > now ? t->access_token : "";
+    const char *keys[1] = {key}, *args[5] = {refresh_token, exp, nowbuf, access, aexp};
     redisReply *r;
 
     if (oauth_key(redis, realm, key, sizeof key) < 0) {
@@ -802,13 +812,18 @@ int oauth_store_refresh_token(struct redis_conn *redis, const char *realm,
         snprintf(errstr, errsz, "refresh token must be 1..%d bytes", OAUTH_REFRESH_TOKEN_MAX - 1);
         return -1;
     }
+    if (strlen(access) >= OAUTH_TOKEN_MAX) {
+        snprintf(errstr, errsz, "access token must be at most %d bytes", OAUTH_TOKEN_MAX - 1);
+        return -1;
+    }
     if (refresh_expires_at_ms <= now)
         refresh_expires_at_ms = now + OAUTH_DEFAULT_RT_TTL_MS;
     snprintf(exp, sizeof exp, "%lld", (long long)refresh_expires_at_ms);
     snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
+    snprintf(aexp, sizeof aexp, "%lld", *access ? (long long)t->access_expires_at_ms : 0LL);
     if (redis_script_init(&put, lua_put_refresh, errstr, errsz) < 0)
         return -1;
-    r = redis_eval(redis, &put, 1, keys, 3, args, NULL, errstr, errsz);
+    r = redis_eval(redis, &put, 1, keys, 5, args, NULL, errstr, errsz);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -854,5 +869,32 @@ out:
         freeReplyObject(l1);
     if (l2)
         freeReplyObject(l2);
+    return rc;
+}
+
+int oauth_refresh_token_get(struct redis_conn *redis, const char *realm, char *buf, size_t bufsz,
+                            char *errstr, size_t errsz)
+{
+    char key[REDIS_MAX_KEY + 1];
+    redisReply *r;
+    int rc = 0;
+
+    buf[0] = '\0';
+    if (oauth_key(redis, realm, key, sizeof key) < 0) {
+        snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
+        return -1;
+    }
+    if (!(r = redis_command(redis, errstr, errsz, "HGET %s refresh_token", key)))
+        return -1;
+    if (r->type == REDIS_REPLY_STRING && r->len > 0) {
+        if (r->len >= bufsz || strlen(r->str) != r->len) {
+            snprintf(errstr, errsz, "the stored refresh token of realm %s is unusable", realm);
+            rc = -1;
+        } else {
+            memcpy(buf, r->str, r->len + 1);
+            rc = 1;
+        }
+    }
+    freeReplyObject(r);
     return rc;
 }

@@ -124,6 +124,25 @@ int oauth_store_refresh_token(struct redis_conn *redis, const char *realm,
                               const char *refresh_token, int64_t refresh_expires_at_ms,
                               char *errstr, size_t errsz);
 
+/* Tokens Intuit issued for a realm (an authorization code's exchange); borrowed. */
+struct oauth_tokens {
+    const char *access_token;      /* NULL or "": none (the next use refreshes) */
+    int64_t access_expires_at_ms;  /* epoch ms; an access token already expired is dropped */
+    const char *refresh_token;     /* 1..OAUTH_REFRESH_TOKEN_MAX - 1 bytes */
+    int64_t refresh_expires_at_ms; /* 0: unknown, as above */
+};
+
+/* oauth_store_refresh_token() with the access token issued alongside (the connect
+ * flow's exchange), so the first API call needs no refresh. Same contract otherwise. */
+int oauth_store_tokens(struct redis_conn *redis, const char *realm, const struct oauth_tokens *t,
+                       char *errstr, size_t errsz);
+
+/* The realm's stored refresh token into buf (bufsz >= OAUTH_REFRESH_TOKEN_MAX is always
+ * enough), for revoking it: 1, 0 when none is stored (buf ""), -1 with errstr. A secret:
+ * the caller wipes buf. */
+int oauth_refresh_token_get(struct redis_conn *redis, const char *realm, char *buf, size_t bufsz,
+                            char *errstr, size_t errsz);
+
 /* What is stored for a realm, without the secrets (for `credentials list`). */
 struct oauth_status {
     int has_refresh_token;

@@ -18,6 +18,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "worker/connect_state.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,25 @@ static const struct config_def settings[] = {
     {"hubspot.developer_key", CONFIG_STRING, NULL, 0, 0,
      "HubSpot developer API key, for `hsqb-worker hubspot-actions sync` only (action "
      "definitions); pass it through HSQB_HUBSPOT_DEVELOPER_KEY_FILE.", CONFIG_SECRET, NULL},
+    {"hubspot.oauth.client_id", CONFIG_STRING, NULL, 0, 256,
+     "The HubSpot app's client ID, for its OAuth install flow (`hsqb-worker ingress`: "
+     "GET /hubspot/install); empty, the install answers 503.", 0, NULL},
+    {"hubspot.oauth.client_secret", CONFIG_STRING, NULL, 0, 0,
+     "The HubSpot app's client secret, for exchanging install codes (normally the value "
+     "ingress.client_secrets lists for the same app).", CONFIG_SECRET, NULL},
+    {"hubspot.oauth.authorize_url", CONFIG_STRING, "https://app.hubspot.com/oauth/authorize",
+     1, 2048,
+     "HubSpot's authorization page the install flow sends the browser to (tests point it "
+     "at the sandbox); the code is exchanged at hubspot.base_url.", 0, NULL},
+    {"hubspot.oauth.scopes", CONFIG_LIST,
+     "oauth,automation,crm.objects.companies.read,crm.objects.contacts.read,"
+     "crm.objects.deals.read,crm.objects.line_items.read,crm.objects.products.read,"
+     "crm.objects.quotes.read,crm.objects.commercepayments.read,tax_rates.read", 1, 64,
+     "Scopes the install asks for, comma separated: exactly the app's required scopes "
+     "(HubSpot refuses an authorization that omits one).", 0, NULL},
+    {"hubspot.oauth.optional_scopes", CONFIG_LIST, NULL, 0, 64,
+     "Optional scopes the install also asks for (the app's optional scopes), comma "
+     "separated.", 0, NULL},
 
     /* ---- QuickBooks Online ---- */
     {"qbo.app_url", CONFIG_STRING, "https://app.qbo.intuit.com", 1, 2048,
@@ -147,6 +167,13 @@ static const struct config_def settings[] = {
      "Intuit app client secret.", CONFIG_REQUIRED | CONFIG_SECRET, NULL},
     {"oauth.refresh_margin", CONFIG_DURATION, "5m", 0, 30 * MIN,
      "Refresh a QBO access token (valid 1 h) when less than this remains.", 0, NULL},
+    {"oauth.authorize_url", CONFIG_STRING, "https://appcenter.intuit.com/connect/oauth2", 1,
+     2048,
+     "Intuit's consent page, where the ingress's GET /qbo/connect sends the browser "
+     "(tests point it at the sandbox).", 0, NULL},
+    {"oauth.revoke_url", CONFIG_STRING,
+     "https://developer.api.intuit.com/v2/oauth2/tokens/revoke", 1, 2048,
+     "Intuit's token revocation endpoint, called when a company is disconnected.", 0, NULL},
 
     /* ---- Tenants (worker/tenancy.h) ---- */
     {"tenancy.allow_unbound", CONFIG_BOOL, "false", 0, 0,
@@ -171,9 +198,10 @@ static const struct config_def settings[] = {
     {"http.user_agent", CONFIG_STRING, "hsqb-worker", 1, 256,
      "User-Agent header sent to HubSpot and Intuit.", 0, NULL},
     {"http.allow_insecure", CONFIG_BOOL, "false", 0, 0,
-     "Accept http:// for hubspot.base_url, qbo.base_url and oauth.token_url. Off, a "
-     "plain-text URL is refused: those requests carry bearer tokens and the client "
-     "secret. For local test stacks only.", 0, NULL},
+     "Accept http:// for hubspot.base_url, qbo.base_url, the oauth.* URLs, "
+     "hubspot.oauth.authorize_url and ingress.public_url. Off, a plain-text URL is "
+     "refused: those requests carry bearer tokens, codes and the client secrets. For "
+     "local test stacks only.", 0, NULL},
 
     /* ---- Retries ---- */
     {"retry.attempts", CONFIG_INT, "4", 1, 20,
@@ -331,6 +359,12 @@ static const struct config_def settings[] = {
      "hs_expiration_duration sent with BLOCK (ISO 8601 duration): how long HubSpot waits "
      "for the completion before the workflow moves on; empty leaves HubSpot's default.",
      0, NULL},
+    {"ingress.session_secret", CONFIG_STRING, NULL, 0, 4096,
+     "Key (at least 32 bytes; e.g. `openssl rand -base64 48`) that signs the connect "
+     "flows' OAuth states, connect links and CSRF tokens; every ingress replica and "
+     "`hsqb-worker credentials connect-link` need the same one. Empty: GET /qbo/connect, "
+     "/qbo/callback, /qbo/disconnect, /hubspot/install and /hubspot/oauth-callback "
+     "answer 503.", CONFIG_SECRET, NULL},
     {"options.cache_ttl", CONFIG_DURATION, "60s", 0, 1 * HOUR,
      "How long the options served to HubSpot's workflow editor (QuickBooks companies, "
      "terms, accounts, vendors, payment methods) are kept in Redis.", 0, NULL},
@@ -450,6 +484,10 @@ static int check_relations(const struct config *cfg, char *errstr, size_t errsz)
                  config_shown(cfg, "breaker.cooldown"), config_shown(cfg, "breaker.max_cooldown"));
         return fail(errstr, errsz, cfg, "breaker.cooldown", msg);
     }
+    if (*config_get_str(cfg, "ingress.session_secret") != '\0' &&
+        strlen(config_get_str(cfg, "ingress.session_secret")) < CONNECT_SECRET_MIN)
+        return fail(errstr, errsz, cfg, "ingress.session_secret",
+                    "must be at least 32 bytes (openssl rand -base64 48)");
     if (strpbrk(config_get_str(cfg, "redis.key_prefix"), "{}") != NULL)
         return fail(errstr, errsz, cfg, "redis.key_prefix",
                     "must not contain { or }: the keys' own hash tags pick the cluster slot");
@@ -524,6 +562,9 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
     if (check_url(cfg, "hubspot.base_url", errstr, errsz) < 0 ||
         check_url(cfg, "qbo.base_url", errstr, errsz) < 0 ||
         check_url(cfg, "oauth.token_url", errstr, errsz) < 0 ||
+        check_url(cfg, "oauth.authorize_url", errstr, errsz) < 0 ||
+        check_url(cfg, "oauth.revoke_url", errstr, errsz) < 0 ||
+        check_url(cfg, "hubspot.oauth.authorize_url", errstr, errsz) < 0 ||
         (*config_get_str(cfg, "ingress.public_url") != '\0' &&
          check_url(cfg, "ingress.public_url", errstr, errsz) < 0) ||
         check_listen(cfg, "metrics.listen", errstr, errsz) < 0 ||

@@ -96,6 +96,27 @@ static void test_base64_rfc4648(void **state)
     assert_int_equal(out[0], 'X');
 }
 
+static void test_base64url_unpadded(void **state)
+{
+    (void)state;
+    static const char *const want[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    unsigned char all[3] = {0xfb, 0xff, 0xbf};
+    char out[16];
+
+    for (size_t n = 0; n < 7; n++) {
+        assert_int_equal(hash_base64url("foobar", n, out, sizeof out), 0);
+        assert_string_equal(out, want[n]);
+        assert_int_equal(strlen(out), HASH_B64URL_LEN(n));
+    }
+    assert_int_equal(hash_base64url(all, 3, out, sizeof out), 0);
+    assert_string_equal(out, "-_-_");
+    assert_int_equal(HASH_B64URL_LEN(32), 43);
+    assert_int_equal(hash_base64url("fo", 2, out, 4), 0);
+    memset(out, 'X', sizeof out);
+    assert_int_equal(hash_base64url("fo", 2, out, 3), -1);
+    assert_int_equal(out[0], 'X');
+}
+
 static void test_hex_and_ct_equal(void **state)
 {
     (void)state;
@@ -297,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_sha256_known_answers),
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_base64_rfc4648),
+        cmocka_unit_test(test_base64url_unpadded),
         cmocka_unit_test(test_hex_and_ct_equal),
         cmocka_unit_test(test_hubspot_vectors),
         cmocka_unit_test(test_hubspot_v3_uri_decoding),

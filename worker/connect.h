@@ -1,0 +1,94 @@
+/* connect.h - the browser pages of `hsqb-worker ingress` that connect accounts: a
+ * QuickBooks company to a HubSpot portal (Intuit's OAuth authorization-code flow), and the
+ * HubSpot app into a portal (HubSpot's install flow). Issue 18 items 1 and 2.
+ *
+ * Routes (the ingress hands every request for these paths to connect_handle()):
+ *   GET  /qbo/connect?portal=P&link=L     302 to Intuit's consent page (oauth.authorize_url)
+ *                                         with a state for P; L is P's connect link
+ *                                         (`hsqb-worker credentials connect-link`)
+ *   GET  /qbo/callback?code&state&realmId the consent's answer (or error=…): the state
+ *                                         redeemed, the code exchanged at oauth.token_url,
+ *                                         the tokens stored where `credentials qbo`
+ *                                         stores them, the realm bound to P, a page
+ *                                         naming the company (CompanyInfo)
+ *   GET  /qbo/disconnect?portal=P&link=L  a page of P's companies, a disconnect form each
+ *   POST /qbo/disconnect                  portal, link, csrf, realm: the refresh token
+ *                                         revoked at oauth.revoke_url, the tokens deleted,
+ *                                         the realm unbound
+ *   GET  /hubspot/install                 302 to HubSpot's consent page
+ *                                         (hubspot.oauth.authorize_url) with a state
+ *   GET  /hubspot/oauth-callback?code&state  the code exchanged at hubspot.base_url
+ *                                         /oauth/v1/token, the portal from the answer's
+ *                                         hub_id (else the token's metadata), its tokens
+ *                                         stored (worker/hubspot_oauth.h), a page with a
+ *                                         connect link for that portal
+ *
+ * Every answer is a page (or a redirect) with connect_page_headers(): strict CSP, no
+ * framing, no referrer, no-store. Every failure (Intuit's or HubSpot's error on the
+ * redirect, a forged, expired or replayed state, an expired link, a vendor down, a realm
+ * bound to another portal) is a page saying what happened and what to do, with a 4xx
+ * or 5xx status. Without ingress.session_secret every route answers 503 "not
+ * configured"; without hubspot.oauth.client_id/client_secret the HubSpot routes do.
+ *
+ * Who may do what: a state is single use (its nonce spent in Redis) and names the portal
+ * it was issued for; /qbo/connect and /qbo/disconnect need the portal's connect link
+ * (15 minutes, signed with the same secret), the POST also the CSRF token bound to that
+ * link. A realm bound to another portal is refused and left as it is. Codes, tokens and
+ * the secret never reach a log line or a page.
+ *
+ * Thread-safety: connect_handle() may be called from any number of threads at once (the
+ * ingress calls it from its job threads: it blocks on Redis, Intuit and HubSpot).
+ */
+#ifndef HSQB_CONNECT_H
+#define HSQB_CONNECT_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+
+struct connect;
+struct metrics;
+
+/* Reads the settings above (ingress.public_url, ingress.session_secret, oauth.*,
+ * hubspot.base_url, hubspot.oauth.*, the Redis and HTTP settings); cfg is read during the
+ * call only, metrics borrowed (may be NULL). Succeeds without ingress.session_secret
+ * (the routes then answer 503). NULL with errstr on bad settings or out of memory. Caller
+ * frees with connect_free(). */
+struct connect *connect_new(const struct config *cfg, struct metrics *metrics, char *errstr,
+                            size_t errsz);
+/* NULL-safe; no connect_handle() may be running. */
+void connect_free(struct connect *c);
+
+/* 1 when path (without the query) is one of the routes above, else 0. */
+int connect_is_route(const char *path);
+
+/* One request, as the ingress read it; everything borrowed for the call. */
+struct connect_request {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* without the query */
+    const char *query;  /* the raw query string after '?', "" when none */
+    const char *body;   /* the POST's application/x-www-form-urlencoded body, len bytes */
+    size_t len;
+};
+
+/* The answer: status, then a page or a redirect. Release with connect_answer_release(). */
+struct connect_answer {
+    int status;
+    char *body; /* HTML (malloc'd), len bytes; NULL for a redirect */
+    size_t len;
+    char *location;    /* a redirect's Location (malloc'd), else NULL */
+    const char *allow; /* with 405: the methods allowed (static) */
+};
+
+/* Answers rq into *out (always filled: every failure is a page). Blocks on Redis and
+ * the vendors' token endpoints (bounded by http.timeout and redis.command_timeout). */
+void connect_handle(struct connect *c, const struct connect_request *rq,
+                    struct connect_answer *out);
+/* A page of the ingress's own (shutting down, 413, 415...) in the connect pages' style,
+ * message escaped. */
+void connect_error_page(int status, const char *title, const char *message,
+                        struct connect_answer *out);
+/* Frees what out holds. NULL-safe. */
+void connect_answer_release(struct connect_answer *out);
+
+#endif
