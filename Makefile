@@ -92,6 +92,7 @@ WORKER_SRCS := \
 	worker/delay.c \
 	worker/breaker.c \
 	worker/tenancy.c \
+	worker/company.c \
 	worker/cmd_replay.c \
 	worker/cmd_run.c \
 	worker/cmd_credentials.c \
@@ -104,6 +105,7 @@ WORKER_SRCS := \
 	worker/connect.c \
 	worker/connect_qbo.c \
 	worker/connect_hubspot.c \
+	worker/connect_settings.c \
 	worker/cmd_ingress.c \
 	worker/callback_result.c \
 	worker/callbacks.c \

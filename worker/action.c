@@ -162,6 +162,14 @@ int action_time_zone(const struct action_ctx *ctx, const struct hubspot_ctx *hc,
     char name[HUBSPOT_TZ_MAX], e[160];
 
     *out = NULL;
+    if (ctx->company && ctx->company->time_zone[0]) {
+        /* the company's settings page; checked when saved, but this machine's zone
+         * database may differ from the ingress's */
+        if ((*out = tz_zone_get(ctx->company->time_zone, e, sizeof e)))
+            return 0;
+        log_warn("event %s: the company's time zone %s: %s; using the next default",
+                 ctx->ev->id, ctx->company->time_zone, e);
+    }
     for (size_t i = 0; i < ctx->settings->nzones; i++)
         if (strcmp(ctx->settings->zones[i].realm, ctx->ev->in.realm_id) == 0) {
             *out = ctx->settings->zones[i].zone;
@@ -476,6 +484,7 @@ void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc)
         .event_id = ctx->ev->id,
         .generation = ctx->replay_generation,
         .income_account = ctx->ev->in.income_account,
+        .company_income_account = ctx->company ? ctx->company->income_account : NULL,
     };
 }
 

@@ -28,6 +28,7 @@
 #include "common/money.h"
 #include "common/tz.h"
 #include "worker/apierr.h"
+#include "worker/company.h"
 #include "worker/event.h"
 #include "worker/hubspot.h"
 #include "worker/ioctx.h"
@@ -69,6 +70,10 @@ struct action_ctx {
     struct ioctx io;
     const struct action_event *ev;
     const struct action_settings *settings;
+    /* The realm's defaults from its settings page (worker/company.h), for this event's
+     * portal; NULL or "" fields = none. They come after the event's own inputs and
+     * before the settings. */
+    const struct company_defaults *company;
     struct hubspot_api *hubspot;
     struct qbo_api *qbo;
     int64_t now_ms; /* wall clock at the start of the run (TxnDate fallback) */
@@ -123,7 +128,8 @@ void action_json_decimal(struct jbuf *jb, const char *key, enum money_err st, co
 void action_resolve_ctx(const struct action_ctx *ctx, struct resolve_ctx *rc);
 
 /* The time zone the run's documents are dated in (TxnDate, DueDate, a payment's day): the
- * realm's dates.time_zone_by_realm entry, else the HubSpot portal's account time zone
+ * company's default (its settings page, ctx->company), else the realm's
+ * dates.time_zone_by_realm entry, else the HubSpot portal's account time zone
  * (hubspot_account_time_zone(), cached), else UTC (*out NULL). QBO's TxnDate is a
  * calendar date of the company; HubSpot's zone is the seller's. A zone this machine does
  * not know, or a HubSpot refusal other than a transient one, dates in UTC with a warning

@@ -638,6 +638,10 @@ static int resolve_refs(struct prun *r, struct api_error *err)
         dep = ev->in.refund_from_account;
     else if (ev->in.deposit_to_account)
         dep = ev->in.deposit_to_account;
+    else if ((ev->action == ACTION_CREATE_SALES_RECEIPT ||
+              ev->action == ACTION_CREATE_PAID_INVOICE) &&
+             ctx->company && ctx->company->deposit_account[0])
+        dep = ctx->company->deposit_account; /* the company's settings page */
     else if (ev->action == ACTION_CREATE_SALES_RECEIPT && ctx->settings->deposit_account[0])
         dep = ctx->settings->deposit_account;
     r->refs.accounts[0] = dep;

@@ -327,7 +327,9 @@ static int alloc_lines(struct run *r, struct api_error *err)
 static void fee_lines(struct run *r)
 {
     const struct action_ctx *ctx = r->ctx;
-    const char *fee_item = ctx->settings->fee_item[0] ? ctx->settings->fee_item : "Fees";
+    const char *fee_item = ctx->company && ctx->company->fee_item[0] ? ctx->company->fee_item
+                           : ctx->settings->fee_item[0]              ? ctx->settings->fee_item
+                                                                     : "Fees";
     size_t nli = r->lis->n, i, k = 0;
 
     for (i = 0; r->terms && i < r->terms->n; i++) {
@@ -538,7 +540,9 @@ static int resolve_refs(struct run *r, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    const char *dep = ev->in.deposit_to_account           ? ev->in.deposit_to_account
+    const char *dep = ev->in.deposit_to_account ? ev->in.deposit_to_account
+                      : ctx->company && ctx->company->deposit_account[0]
+                          ? ctx->company->deposit_account /* the company's settings page */
                       : ctx->settings->deposit_account[0] ? ctx->settings->deposit_account
                                                           : NULL;
 

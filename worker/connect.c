@@ -232,6 +232,7 @@ void connect_answer_release(struct connect_answer *out)
         return;
     free(out->body);
     free(out->location);
+    free(out->set_cookie);
     memset(out, 0, sizeof *out);
 }
 
@@ -448,6 +449,70 @@ int connect_mint_link(const struct connect *c, int64_t portal, char *link)
                               clock_wall_ms() + CONNECT_LINK_TTL_MS, link, CONNECT_TOKEN_MAX + 1);
 }
 
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+int connect_hubspot_ready(const struct connect *c)
+{
+    return *c->hs_client_id && *c->hs_client_secret;
+}
+
+int connect_session(struct connect_call *k, int64_t *portal)
+{
+    const char *s = k->rq->session;
+    struct connect_claims cl;
+    enum connect_verdict v;
+
+    k->session[0] = '\0';
+    if (!s || !*s)
+        return 0;
+    v = connect_token_check(&k->c->key, s, strlen(s), CONNECT_PURPOSE_SESSION, -1, clock_wall_ms(),
+                            &cl);
+    if (v != CONNECT_OK || strlen(s) >= sizeof k->session) {
+        log_debug("connect: a session cookie refused: %s", connect_verdict_str(v));
+        return 0;
+    }
+    memcpy(k->session, s, strlen(s) + 1);
+    *portal = cl.portal;
+    return 1;
+}
+
+static void set_cookie(struct connect_call *k, const char *value, long long max_age_s)
+{
+    char buf[CONNECT_TOKEN_MAX + 128];
+    int secure = strncmp(k->c->public_url, "https://", 8) == 0;
+
+    snprintf(buf, sizeof buf, CONNECT_SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; "
+             "SameSite=Lax%s", value, max_age_s, secure ? "; Secure" : "");
+    free(k->set_cookie);
+    k->set_cookie = strdup(buf);
+}
+
+int connect_session_start(struct connect_call *k, int64_t portal)
+{
+    char tok[CONNECT_TOKEN_MAX + 1];
+
+    if (connect_token_mint(&k->c->key, CONNECT_PURPOSE_SESSION, portal,
+                           clock_wall_ms() + CONNECT_SESSION_TTL_MS, tok, sizeof tok) < 0)
+        return -1;
+    set_cookie(k, tok, CONNECT_SESSION_TTL_MS / 1000);
+    memcpy(k->session, tok, strlen(tok) + 1);
+    return 0;
+}
+
+void connect_session_end(struct connect_call *k)
+{
+    set_cookie(k, "", 0);
+    k->session[0] = '\0';
+}
+
+int connect_session_csrf_ok(struct connect_call *k)
+{
+    char csrf[CONNECT_CSRF_LEN + 2];
+
+    return k->session[0] && connect_param(k, "csrf", csrf, sizeof csrf) == 1 &&
+           connect_csrf_check(&k->c->key, k->session, csrf, strlen(csrf));
+}
+
 /* ---- routing --------------------------------------------------------------------------- */
 
 static const struct {
@@ -461,6 +526,10 @@ static const struct {
     {"/qbo/disconnect", "POST", "GET, POST", 0, connect_qbo_disconnect},
     {"/hubspot/install", "GET", "GET", 1, connect_hubspot_install},
     {"/hubspot/oauth-callback", "GET", "GET", 1, connect_hubspot_callback},
+    {"/settings", "GET", "GET", 0, connect_settings_page},
+    {"/settings/company", "POST", "POST", 0, connect_settings_save},
+    {"/settings/disconnect", "POST", "POST", 0, connect_settings_disconnect},
+    {"/settings/signout", "POST", "POST", 0, connect_settings_signout},
 };
 
 int connect_is_route(const char *path)
@@ -473,7 +542,7 @@ int connect_is_route(const char *path)
 
 void connect_handle(struct connect *c, const struct connect_request *rq, struct connect_answer *out)
 {
-    struct connect_call k = {c, rq, out, NULL, {0}};
+    struct connect_call k = {.c = c, .rq = rq, .out = out};
     const char *allow = NULL;
     size_t i, n = sizeof routes / sizeof *routes;
 
@@ -509,4 +578,9 @@ void connect_handle(struct connect *c, const struct connect_request *rq, struct 
     }
     routes[i].run(&k);
     slot_give(c, k.slot);
+    if (k.set_cookie) {
+        free(out->set_cookie);
+        out->set_cookie = k.set_cookie;
+    }
+    explicit_bzero(k.session, sizeof k.session);
 }

@@ -20,8 +20,27 @@
  *   GET  /hubspot/oauth-callback?code&state  the code exchanged at hubspot.base_url
  *                                         /oauth/v1/token, the portal from the answer's
  *                                         hub_id (else the token's metadata), its tokens
- *                                         stored (worker/hubspot_oauth.h), a page with a
- *                                         connect link for that portal
+ *                                         stored (worker/hubspot_oauth.h), a session for
+ *                                         that portal; an install's page links to the
+ *                                         settings, a sign-in goes to them
+ *   GET  /settings                        the portal's settings page (connect_settings.c):
+ *                                         its companies, their token health, connect and
+ *                                         disconnect, per-company defaults. With
+ *                                         portal&link: starts a session, 302 /settings.
+ *                                         Without a session: 302 to HubSpot's consent
+ *                                         (sign in with HubSpot), or a 401 page when the
+ *                                         HubSpot app is not configured
+ *   POST /settings/company                session, csrf, realm, the four defaults
+ *   POST /settings/disconnect             session, csrf, realm: as POST /qbo/disconnect
+ *   POST /settings/signout                session, csrf: the session cookie cleared
+ *
+ * Sessions: HubSpot signs its requests to an app's backend (workflow actions, webhooks,
+ * UI extensions' hubspot.fetch), but not a browser's visit to an app's own pages, so a
+ * settings page outside HubSpot learns who is visiting through HubSpot's OAuth: the
+ * user signs in to HubSpot and picks the account, and the code exchange names it. The
+ * ingress then keeps a signed session (CONNECT_PURPOSE_SESSION, CONNECT_SESSION_TTL_MS)
+ * in an HttpOnly, SameSite=Lax cookie (Secure when ingress.public_url is https); its
+ * forms carry the session's CSRF token. A connect link starts a session too.
  *
  * Every answer is a page (or a redirect) with connect_page_headers(): strict CSP, no
  * framing, no referrer, no-store. Every failure (Intuit's or HubSpot's error on the
@@ -46,6 +65,8 @@
 
 #include "common/config.h"
 
+#define CONNECT_SESSION_COOKIE "hsqb_session"
+
 struct connect;
 struct metrics;
 
@@ -69,6 +90,7 @@ struct connect_request {
     const char *query;  /* the raw query string after '?', "" when none */
     const char *body;   /* the POST's application/x-www-form-urlencoded body, len bytes */
     size_t len;
+    const char *session; /* the CONNECT_SESSION_COOKIE cookie's value, or NULL */
 };
 
 /* The answer: status, then a page or a redirect. Release with connect_answer_release(). */
@@ -78,6 +100,7 @@ struct connect_answer {
     size_t len;
     char *location;    /* a redirect's Location (malloc'd), else NULL */
     const char *allow; /* with 405: the methods allowed (static) */
+    char *set_cookie;  /* a Set-Cookie header's value (malloc'd), else NULL */
 };
 
 /* Answers rq into *out (always filled: every failure is a page). Blocks on Redis and

@@ -50,13 +50,14 @@ static void redirect_uri(const struct connect *c, char *buf, size_t bufsz)
 
 /* ---- GET /hubspot/install ---------------------------------------------------------------- */
 
-void connect_hubspot_install(struct connect_call *k)
+/* 302 to HubSpot's consent with a state of purpose (an install or a sign-in). */
+static void consent(struct connect_call *k, const char *purpose)
 {
     char state[CONNECT_TOKEN_MAX + 1], cb[CONNECT_URL_MAX];
 
-    if (connect_token_mint(&k->c->key, CONNECT_PURPOSE_HUBSPOT, 0,
-                           clock_wall_ms() + CONNECT_STATE_TTL_MS, state, sizeof state) < 0) {
-        connect_fail(k, 500, "Something went wrong", "The install could not be started.");
+    if (connect_token_mint(&k->c->key, purpose, 0, clock_wall_ms() + CONNECT_STATE_TTL_MS, state,
+                           sizeof state) < 0) {
+        connect_fail(k, 500, "Something went wrong", "The sign-in could not be started.");
         return;
     }
     redirect_uri(k->c, cb, sizeof cb);
@@ -68,6 +69,29 @@ void connect_hubspot_install(struct connect_call *k)
         {"state", state},
     };
     connect_redirect(k, k->c->hs_authorize_url, params, sizeof params / sizeof *params);
+}
+
+void connect_hubspot_install(struct connect_call *k)
+{
+    consent(k, CONNECT_PURPOSE_HUBSPOT);
+}
+
+void connect_hubspot_signin(struct connect_call *k)
+{
+    consent(k, CONNECT_PURPOSE_SIGNIN);
+}
+
+/* The purpose the request's state claims (v1.<purpose>.…), unverified: which redemption
+ * to attempt. The redemption checks it with the MAC. */
+static const char *claimed_purpose(struct connect_call *k)
+{
+    static const char signin[] = "v1." CONNECT_PURPOSE_SIGNIN ".";
+    char state[CONNECT_TOKEN_MAX + 1];
+
+    if (connect_param(k, "state", state, sizeof state) == 1 &&
+        strncmp(state, signin, sizeof signin - 1) == 0)
+        return CONNECT_PURPOSE_SIGNIN;
+    return CONNECT_PURPOSE_HUBSPOT;
 }
 
 /* ---- GET /hubspot/oauth-callback ----------------------------------------------------------- */
@@ -251,7 +275,9 @@ static void installed_page(struct connect_call *k, const struct install *in)
     connect_page_html(&p, "<p id=\"result\">");
     connect_page_text(&p, "Installed in HubSpot account %lld%s%s.", (long long)in->portal,
                       in->hub_domain[0] ? " · " : "", in->hub_domain);
-    connect_page_html(&p, "</p>\n");
+    connect_page_html(&p, "</p>\n<p><a id=\"settings\" href=\"/settings\">Open the app's "
+                          "settings</a> to connect QuickBooks companies and choose their "
+                          "defaults.</p>\n");
     if (connect_mint_link(k->c, in->portal, link) == 0) {
         connect_page_html(&p, "<p><a id=\"connect\" href=\"/qbo/connect?portal=");
         connect_page_text(&p, "%lld&link=%s", (long long)in->portal, link);
@@ -269,7 +295,8 @@ void connect_hubspot_callback(struct connect_call *k)
     struct connect_claims st;
     struct install *in = NULL;
     struct hubspot_install hi;
-    int r;
+    const char *purpose;
+    int r, signin;
 
     if ((r = connect_param(k, "error", error, sizeof error)) != 0) {
         connect_param(k, "error_description", desc, sizeof desc);
@@ -283,7 +310,9 @@ void connect_hubspot_callback(struct connect_call *k)
                          r == 1 ? error : "malformed", desc[0] ? ": " : "", desc);
         return;
     }
-    if (connect_redeem_state(k, CONNECT_PURPOSE_HUBSPOT, &st) != CONNECT_OK)
+    purpose = claimed_purpose(k);
+    signin = strcmp(purpose, CONNECT_PURPOSE_SIGNIN) == 0;
+    if (connect_redeem_state(k, purpose, &st) != CONNECT_OK)
         return;
     if (connect_param(k, "code", code, sizeof code) != 1 || !*code) {
         connect_fail(k, 400, "The app was not installed",
@@ -308,9 +337,16 @@ void connect_hubspot_callback(struct connect_call *k)
                      "moment.");
         goto out;
     }
-    log_info("connect: HubSpot app installed in portal %lld (scopes: %s)", (long long)in->portal,
-             in->scopes[0] ? in->scopes : "not reported");
-    installed_page(k, in);
+    log_info("connect: HubSpot app %s portal %lld (scopes: %s)",
+             signin ? "signed in to by a user of" : "installed in",
+             (long long)in->portal, in->scopes[0] ? in->scopes : "not reported");
+    /* the consent proved the user may manage the app in this portal */
+    if (connect_session_start(k, in->portal) < 0)
+        log_warn("connect: no session for portal %lld (no randomness)", (long long)in->portal);
+    if (signin)
+        connect_redirect(k, "/settings", NULL, 0);
+    else
+        installed_page(k, in);
 out:
     if (in) {
         install_wipe(in);

@@ -67,6 +67,8 @@ struct connect_call {
     struct connect_answer *out;
     struct connect_slot *slot; /* taken on first use (connect_io), given back at the end */
     struct ioctx io;
+    char *set_cookie; /* the answer's Set-Cookie (malloc'd), moved into out at the end */
+    char session[CONNECT_TOKEN_MAX + 1]; /* the request's session once verified, else "" */
 };
 
 /* The request's parameter key (the query of a GET, the form body of a POST) into buf:
@@ -97,10 +99,32 @@ int connect_check_link(struct connect_call *k, int64_t *portal, char *link);
 /* A fresh link for portal into link (CONNECT_TOKEN_MAX + 1 bytes): 0, or -1. */
 int connect_mint_link(const struct connect *c, int64_t portal, char *link);
 
+/* ---- sessions (the settings pages) ---- */
+/* 1 with *portal when the request's cookie holds a session of ours that has not expired
+ * (k->session keeps it), else 0. */
+int connect_session(struct connect_call *k, int64_t *portal);
+/* The answer will set a fresh session for portal: 0, or -1 (no randomness). */
+int connect_session_start(struct connect_call *k, int64_t portal);
+/* The answer will clear the session cookie. */
+void connect_session_end(struct connect_call *k);
+/* 1 when the request's csrf parameter is the CSRF token of its session (k->session). */
+int connect_session_csrf_ok(struct connect_call *k);
+/* 1 when the HubSpot app's OAuth settings are set (sign-in and install possible). */
+int connect_hubspot_ready(const struct connect *c);
+
 /* A failed HTTP exchange with a vendor as a page: transport failures and 5xx 502, with
  * what was being done ("exchanging the authorization code") in the words. */
 void connect_vendor_down(struct connect_call *k, const char *vendor, const char *doing,
                          enum http_error he, long status);
+
+/* Disconnects realm from portal (bound to it: the caller checked): its refresh token
+ * revoked at oauth.revoke_url, its tokens and company record deleted, the realm unbound.
+ * 0, or -1 with the failure page answered (nothing changed when Intuit refused). */
+int connect_qbo_drop(struct connect_call *k, const struct ioctx *io, int64_t portal,
+                     const char *realm);
+/* 302 to HubSpot's consent with a sign-in state: after it, the callback starts a session
+ * and sends the browser to /settings. */
+void connect_hubspot_signin(struct connect_call *k);
 
 /* The routes' handlers. */
 void connect_qbo_start(struct connect_call *k);
@@ -109,5 +133,9 @@ void connect_qbo_manage(struct connect_call *k);
 void connect_qbo_disconnect(struct connect_call *k);
 void connect_hubspot_install(struct connect_call *k);
 void connect_hubspot_callback(struct connect_call *k);
+void connect_settings_page(struct connect_call *k);
+void connect_settings_save(struct connect_call *k);
+void connect_settings_disconnect(struct connect_call *k);
+void connect_settings_signout(struct connect_call *k);
 
 #endif

@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "worker/company.h"
 #include "worker/connect_internal.h"
 #include "worker/ingress_options.h"
 #include "worker/oauth.h"
@@ -211,7 +212,12 @@ static void connected_page(struct connect_call *k, const struct ioctx *io, int64
     struct qbo_company co;
     struct api_error err;
     struct connect_page p;
+    char e[256];
     int got = qbo_company_info(io, k->c->qbo, realm, &co, &err) == 0;
+
+    if (company_connected(io->redis, realm, portal, got ? co.name : NULL, got ? co.country : NULL,
+                          clock_wall_ms(), e, sizeof e) < 0)
+        log_warn("connect: recording company %s: %s", realm, e);
 
     connect_page_open(&p, "QuickBooks connected");
     if (got && co.name[0]) {
@@ -235,6 +241,7 @@ static void connected_page(struct connect_call *k, const struct ioctx *io, int64
     }
     connect_page_para(&p, "You can close this page and choose the company in the workflow "
                           "actions of your HubSpot account.");
+    connect_page_html(&p, "<p><a id=\"settings\" href=\"/settings\">Back to the settings</a></p>\n");
     connect_page_close(&p);
     connect_answer_page(k, 200, &p);
 }
@@ -425,10 +432,30 @@ static int forget(const struct ioctx *io, int64_t portal, const char *realm, cha
     if (!(r = redis_command(io->redis, e, esz, "DEL %s", key)))
         return -1;
     freeReplyObject(r);
-    if (tenancy_unbind(io->redis, portal, realm, e, esz) < 0)
+    if (tenancy_unbind(io->redis, portal, realm, e, esz) < 0 ||
+        company_forget(io->redis, realm, e, esz) < 0)
         return -1;
     if (ingress_options_forget_portal(io->redis, portal, e, esz) < 0)
         log_warn("connect: dropping portal %lld's cached companies: %s", (long long)portal, e);
+    return 0;
+}
+
+int connect_qbo_drop(struct connect_call *k, const struct ioctx *io, int64_t portal,
+                     const char *realm)
+{
+    char e[256];
+
+    if (revoke(k, io, realm) < 0)
+        return -1;
+    if (forget(io, portal, realm, e, sizeof e) < 0) {
+        log_warn("connect: forgetting realm %s of portal %lld: %s", realm, (long long)portal, e);
+        connect_fail(k, 503, "Try again in a moment",
+                     "Intuit revoked the company's access, but this server could not finish "
+                     "(its store did not answer). Please try again in a moment.");
+        return -1;
+    }
+    log_info("connect: QuickBooks realm %s disconnected from HubSpot portal %lld", realm,
+             (long long)portal);
     return 0;
 }
 
@@ -469,17 +496,8 @@ void connect_qbo_disconnect(struct connect_call *k)
                          (long long)portal);
         return;
     }
-    if (revoke(k, io, realm) < 0)
+    if (connect_qbo_drop(k, io, portal, realm) < 0)
         return;
-    if (forget(io, portal, realm, e, sizeof e) < 0) {
-        log_warn("connect: forgetting realm %s of portal %lld: %s", realm, (long long)portal, e);
-        connect_fail(k, 503, "Try again in a moment",
-                     "Intuit revoked the company's access, but this server could not finish "
-                     "(its store did not answer). Please try again in a moment.");
-        return;
-    }
-    log_info("connect: QuickBooks realm %s disconnected from HubSpot portal %lld", realm,
-             (long long)portal);
     connect_page_open(&p, "QuickBooks disconnected");
     connect_page_html(&p, "<p id=\"result\">");
     connect_page_text(&p, "Disconnected QuickBooks company %s from HubSpot account %lld.", realm,

@@ -45,11 +45,14 @@
 #define CONNECT_TOKEN_MAX    160 /* characters of a token; more is CONNECT_MALFORMED */
 #define CONNECT_STATE_TTL_MS (10 * 60 * 1000LL) /* an OAuth state */
 #define CONNECT_LINK_TTL_MS  (15 * 60 * 1000LL) /* a connect link */
+#define CONNECT_SESSION_TTL_MS (60 * 60 * 1000LL) /* a settings page's session */
 
 /* The purposes the ingress mints. */
 #define CONNECT_PURPOSE_QBO     "qbo-connect"     /* state of Intuit's consent round trip */
 #define CONNECT_PURPOSE_HUBSPOT "hubspot-install" /* state of HubSpot's */
 #define CONNECT_PURPOSE_LINK    "link"            /* proves the portal to /qbo/connect */
+#define CONNECT_PURPOSE_SIGNIN  "hubspot-signin"  /* state of a settings page's sign-in */
+#define CONNECT_PURPOSE_SESSION "session"         /* a settings page's session cookie */
 
 /* The key: ingress.session_secret's bytes, borrowed. */
 struct connect_secret {

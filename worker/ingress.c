@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "worker/connect.h"
 #include "worker/connect_page.h"
+#include "worker/connect_state.h"
 #include "worker/event.h"
 #include "worker/httpd.h"
 #include "worker/ingress_options.h"
@@ -88,6 +89,8 @@ struct req {
     size_t answer_len;
     int page;             /* a connect page: HTML with connect_page_headers() */
     char *location;       /* a connect redirect's Location */
+    char *session;        /* a connect route's session cookie, as sent (NULL: none) */
+    char *set_cookie;     /* a connect answer's Set-Cookie */
     const char *allow;    /* a connect page's 405: the methods allowed (static) */
     struct req *next_job; /* the job queue (options fetches, connect pages) */
 };
@@ -136,6 +139,8 @@ static void req_free(struct req *r)
     free(r->answer);
     free(r->location);
     free(r->path);
+    free(r->session);
+    free(r->set_cookie);
     free(r);
 }
 
@@ -172,11 +177,13 @@ static void req_take_page(struct req *r, struct connect_answer *a)
     r->answer = a->body;
     r->answer_len = a->body ? a->len : 0;
     r->location = a->location;
+    free(r->set_cookie);
+    r->set_cookie = a->set_cookie;
     r->allow = a->allow;
     r->status = (unsigned)a->status;
     r->page = 1;
     r->state = ST_ANSWER;
-    a->body = a->location = NULL;
+    a->body = a->location = a->set_cookie = NULL;
 }
 
 /* {"message": msg} as r's answer; on a connect route, a page saying msg. */
@@ -215,6 +222,8 @@ static void page_headers(const struct req *r, struct MHD_Response *resp)
         MHD_add_response_header(resp, h[i].name, h[i].value);
     if (r->location)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    if (r->set_cookie)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
     if (r->status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
 }
@@ -491,7 +500,7 @@ static void run_connect(struct ingress *in, struct req *r)
     const char *q = strchr(r->uri, '?');
     struct connect_answer a = {0};
     struct connect_request rq = {r->method, r->path ? r->path : "", q ? q + 1 : "",
-                                 r->body ? r->body : "", r->len};
+                                 r->body ? r->body : "", r->len, r->session};
 
     connect_handle(in->connect, &rq, &a);
     finish_answer(r, &a, 0, NULL, 0, NULL);
@@ -628,7 +637,10 @@ static int check_connect(struct req *r, struct MHD_Connection *c, const char *ur
     r->route = ROUTE_CONNECT;
     snprintf(r->method, sizeof r->method, "%s",
              strlen(method) < sizeof r->method ? method : "OTHER");
-    if (!(r->path = strdup(url))) {
+    const char *session = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CONNECT_SESSION_COOKIE);
+
+    if (!(r->path = strdup(url)) ||
+        (session && strlen(session) <= CONNECT_TOKEN_MAX && !(r->session = strdup(session)))) {
         req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "This server ran out of memory.");
         return -1;
     }

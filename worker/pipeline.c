@@ -37,6 +37,7 @@
 #include "worker/outcome.h"
 #include "worker/retry.h"
 #include "worker/settings.h"
+#include "worker/company.h"
 #include "worker/tenancy.h"
 
 /* The action families, tried in order (their handles() never overlap). */
@@ -62,6 +63,7 @@ struct pipeline {
     struct delay_policy delay; /* the retry topic (worker/delay.h) */
     struct breaker *breaker;   /* per-tenant circuits (worker/breaker.h) */
     struct tenancy *tenancy;   /* which portal may write to which realm (worker/tenancy.h) */
+    struct company_cache *companies; /* their settings pages' defaults (worker/company.h) */
     struct keeper *keeper;
 };
 
@@ -100,6 +102,15 @@ static void on_breaker_change(void *opaque, const char *tenant, enum breaker_sta
         log_warn("circuit of %s open: its events go to the retry topic without API calls", tenant);
     else
         log_info("circuit of %s %s", tenant, breaker_state_name(st));
+}
+
+static struct company_cache *new_companies(char *errstr, size_t errsz)
+{
+    struct company_cache *cc = company_cache_new();
+
+    if (!cc)
+        snprintf(errstr, errsz, "company cache: out of memory");
+    return cc;
 }
 
 static struct breaker *new_breaker(const struct config *cfg, struct metrics *m, char *errstr,
@@ -181,7 +192,7 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     if (backoff_policy_check(&p->retry, errstr, errsz) < 0 || claim_init(errstr, errsz) < 0 ||
         delay_policy_from_config(&p->delay, cfg, errstr, errsz) < 0 ||
         !(p->breaker = new_breaker(cfg, p->deps.metrics, errstr, errsz)) ||
-        !(p->tenancy = tenancy_new(&to, errstr, errsz)) ||
+        !(p->tenancy = tenancy_new(&to, errstr, errsz)) || !(p->companies = new_companies(errstr, errsz)) ||
         !(p->keeper = keeper_new(&p->ropts, config_get_ms(cfg, "claim.lease"), errstr, errsz)))
         goto fail;
     p->env = (struct pipeline_env){
@@ -199,6 +210,7 @@ struct pipeline *pipeline_new(const struct config *cfg, const struct pipeline_de
     };
     return p;
 fail:
+    company_cache_free(p->companies);
     tenancy_free(p->tenancy);
     breaker_free(p->breaker);
     mapcache_free(p->mapcache);
@@ -211,6 +223,7 @@ void pipeline_free(struct pipeline *p)
     if (!p)
         return;
     keeper_free(p->keeper);
+    company_cache_free(p->companies);
     tenancy_free(p->tenancy);
     breaker_free(p->breaker);
     mapcache_free(p->mapcache);
@@ -395,14 +408,22 @@ static enum pipeline_disposition finish(struct delivery *dl, struct run *r)
 }
 
 /* The tenant check (worker/tenancy.h), before the event's first API call: NEXT when the
- * portal is connected and may write to the realm; a refusal ends here as a permanent
- * failure (result + DLQ, no HubSpot or QBO request); Redis unavailable: later. */
-static enum pipeline_disposition admit(struct pipeline *p, struct delivery *dl, struct run *r)
+ * portal is connected and may write to the realm, with the company's defaults in *cd
+ * (worker/company.h, cached under the tenancy generation); a refusal ends here as a
+ * permanent failure (result + DLQ, no HubSpot or QBO request); Redis unavailable: later. */
+static enum pipeline_disposition admit(struct pipeline *p, struct delivery *dl, struct run *r,
+                                       struct company_defaults *cd)
 {
     char e[DELIVERY_ERRSZ];
 
-    if (tenancy_admit(p->tenancy, &dl->io, dl->ev.portal_id, dl->ev.in.realm_id, &r->err) == 0)
-        return PIPELINE_NEXT;
+    if (tenancy_admit(p->tenancy, &dl->io, dl->ev.portal_id, dl->ev.in.realm_id, &r->err) == 0) {
+        if (company_defaults_for(p->companies, dl->io.redis, dl->ev.in.realm_id, dl->ev.portal_id,
+                                 tenancy_generation(p->tenancy, dl->io.redis), cd, e,
+                                 sizeof e) == 0)
+            return PIPELINE_NEXT;
+        api_error_set(&r->err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "reading the defaults of realm %s: %s", dl->ev.in.realm_id, e);
+    }
     if (api_error_retryable(&r->err)) {
         log_warn("event %s: tenant check: %s; retrying later", dl->event_id, r->err.message);
         if (redis_lease_release(dl->io.redis, &dl->lease, e, sizeof e) == REDIS_OWNER_ERROR)
@@ -439,8 +460,10 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
                  .partition = m->partition,
                  .offset = m->offset},
     };
+    struct company_defaults cd = {0};
     struct run_env re = {
         .settings = &p->settings,
+        .company = &cd,
         .hubspot = p->deps.hubspot,
         .qbo = p->deps.qbo,
         .policy = &p->retry,
@@ -457,7 +480,7 @@ static enum pipeline_disposition handle_one(struct pipeline *p, struct pipeline_
     if (d == PIPELINE_NEXT)
         d = claim(&dl);
     if (d == PIPELINE_NEXT)
-        d = admit(p, &dl, &r);
+        d = admit(p, &dl, &r, &cd);
     if (d == PIPELINE_NEXT)
         d = retry_defer_if_open(&dl);
     if (d == PIPELINE_NEXT) {

@@ -138,6 +138,9 @@ struct resolve_ctx {
     const char *company_name;
     /* The event's income_account input (items it creates), or NULL. */
     const char *income_account;
+    /* The company's default from its settings page (worker/company.h), NULL or "" when
+     * none: after the event's input, before items.income_account_by_realm. */
+    const char *company_income_account;
 };
 
 /* ---- customer ------------------------------------------------------------------- */
@@ -228,7 +231,7 @@ int resolve_account(const struct resolve_ctx *rc, const char *name_or_id, char *
                     struct api_error *err);
 
 /* The income account for created items, the first of: the event's income_account input,
- * the realm's entry of items.income_account_by_realm, items.income_account (each as
+ * the company's default (rc->company_income_account), the realm's entry of items.income_account_by_realm, items.income_account (each as
  * resolve_account), else discovery: the lowest-Id active account of subtype
  * SalesOfProductIncome, then ServiceFeeIncome, then any Income account (cached). None ->
  * ACCOUNT_NOT_FOUND. */

@@ -187,6 +187,8 @@ int resolve_income_account(const struct resolve_ctx *rc, char *id, struct api_er
     api_error_clear(err);
     if (rc->income_account && *rc->income_account)
         return resolve_account(rc, rc->income_account, id, err);
+    if (rc->company_income_account && *rc->company_income_account)
+        return resolve_account(rc, rc->company_income_account, id, err);
     for (size_t i = 0; i < rc->opts->nby_realm; i++)
         if (strcmp(rc->opts->by_realm[i].realm, rc->realm) == 0)
             return resolve_account(rc, rc->opts->by_realm[i].value, id, err);

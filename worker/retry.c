@@ -237,6 +237,7 @@ enum pipeline_disposition retry_run(struct delivery *dl, const struct run_env *r
             .io = dl->io,
             .ev = ev,
             .settings = re->settings,
+            .company = re->company,
             .hubspot = re->hubspot,
             .qbo = re->qbo,
             .now_ms = clock_wall_ms(),

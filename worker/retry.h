@@ -40,6 +40,8 @@ struct run {
 struct run_env {
     const struct action_ops *ops;
     const struct action_settings *settings;
+    /* the company's defaults from its settings page (worker/company.h); never NULL */
+    const struct company_defaults *company;
     struct hubspot_api *hubspot;
     struct qbo_api *qbo;
     const struct backoff_policy *policy; /* retry.attempts / base / cap / budget */

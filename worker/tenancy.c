@@ -166,6 +166,14 @@ static int change(struct redis_conn *r, const struct redis_script *s, const char
     return 0;
 }
 
+int tenancy_touch(struct redis_conn *r, char *errstr, size_t errsz)
+{
+    char ekey[REDIS_MAX_KEY + 1];
+
+    snprintf(ekey, sizeof ekey, "%stenancy:{epoch}", redis_conn_prefix(r));
+    return run(r, errstr, errsz, "INCR %s", ekey, NULL);
+}
+
 int tenancy_bind(struct redis_conn *r, int64_t portal, const char *realm, char *errstr,
                  size_t errsz)
 {
@@ -343,6 +351,14 @@ static void cache_yes(struct tenancy *t, const char *realm, int64_t portal, uint
     else
         snprintf(v, sizeof v, UNBOUND "/%" PRIu64, gen);
     mapcache_put(t->cache, realm, CACHE_NAME, v);
+}
+
+uint64_t tenancy_generation(struct tenancy *t, struct redis_conn *r)
+{
+    if (!t->cache)
+        return 0;
+    poll_epoch(t, r);
+    return atomic_load(&t->gen);
 }
 
 int tenancy_admit(struct tenancy *t, const struct ioctx *io, int64_t portal, const char *realm,

@@ -81,6 +81,10 @@ int tenancy_realms(struct redis_conn *r, int64_t portal, char (*out)[TENANCY_REA
 int tenancy_portal_of(struct redis_conn *r, const char *realm, int64_t *portal, char *errstr,
                       size_t errsz);
 
+/* Bumps the epoch: every process drops its cached answers (and the company defaults
+ * cached under them, worker/company.h) within about TENANCY_EPOCH_POLL_MS. */
+int tenancy_touch(struct redis_conn *r, char *errstr, size_t errsz);
+
 /* ---- the check ------------------------------------------------------------------- */
 
 struct tenancy_opts {
@@ -105,6 +109,11 @@ void tenancy_free(struct tenancy *t);
  * answer. Makes no HubSpot or QBO call. Uses io->redis only. */
 int tenancy_admit(struct tenancy *t, const struct ioctx *io, int64_t portal, const char *realm,
                   struct api_error *err);
+/* The generation cached answers are valid under, after polling the epoch when due (as
+ * tenancy_admit does): what other caches tied to the bindings key their entries with
+ * (worker/company.h). 0 without a cache (tenancy.cache_ttl 0): such caches then read
+ * afresh every time. */
+uint64_t tenancy_generation(struct tenancy *t, struct redis_conn *r);
 /* Drop this process's cached answer for realm (a bind or unbind made through this
  * process, or a test). t may be NULL. */
 void tenancy_forget(struct tenancy *t, const char *realm);
