@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "worker/cmd_credentials.h"
+#include "worker/company.h"
 #include "worker/connect.h"
 #include "worker/connect_state.h"
 #include "worker/hubspot.h"
@@ -65,7 +66,12 @@ struct reply {
     char *body;
     char location[8192];
     char csp[256], xfo[32], referrer[32], cache[32], allow[32];
+    char set_cookie[512];
 };
+
+/* The browser's cookie jar: the session cookie's value ("" = none), sent with every
+ * request to the ingress and replaced by its Set-Cookie. */
+static char jar[CONNECT_TOKEN_MAX + 1];
 
 static void header(const struct http_response *resp, const char *name, char *dst, size_t dstsz)
 {
@@ -75,14 +81,19 @@ static void header(const struct http_response *resp, const char *name, char *dst
 
 static void fetch(enum http_method m, const char *url, const char *form, struct reply *out)
 {
+    char cookie[sizeof jar + 32], e[256];
+    const struct http_header cookies[] = {{"Cookie", cookie}};
     struct http_request rq = {.method = m,
                               .url = url,
+                              .headers = cookies,
+                              .nheaders = jar[0] && strncmp(url, base, strlen(base)) == 0,
                               .body = form,
                               .body_len = form ? strlen(form) : 0,
                               .content_type = form ? "application/x-www-form-urlencoded" : NULL};
     struct http_response resp;
-    char e[256];
+    const char *sc, *end;
 
+    snprintf(cookie, sizeof cookie, CONNECT_SESSION_COOKIE "=%s", jar);
     http_response_init(&resp);
     if (http_client_do(web, &rq, &resp, e, sizeof e) != HTTP_OK)
         fail_msg("%s: %s", url, e);
@@ -95,6 +106,13 @@ static void fetch(enum http_method m, const char *url, const char *form, struct 
     header(&resp, "Referrer-Policy", out->referrer, sizeof out->referrer);
     header(&resp, "Cache-Control", out->cache, sizeof out->cache);
     header(&resp, "Allow", out->allow, sizeof out->allow);
+    header(&resp, "Set-Cookie", out->set_cookie, sizeof out->set_cookie);
+    sc = out->set_cookie;
+    if (strncmp(sc, CONNECT_SESSION_COOKIE "=", strlen(CONNECT_SESSION_COOKIE) + 1) == 0) {
+        sc += strlen(CONNECT_SESSION_COOKIE) + 1;
+        end = strchr(sc, ';');
+        snprintf(jar, sizeof jar, "%.*s", end ? (int)(end - sc) : (int)strlen(sc), sc);
+    }
     http_response_release(&resp);
 }
 
@@ -322,6 +340,7 @@ static int setup(void **state)
     (void)state;
 
     h_reset();
+    jar[0] = '\0';
     if (!(conn = connect_new(cfg, NULL, e, sizeof e)))
         fail_msg("connect_new: %s", e);
     ip = (struct ingress_params){cfg, NULL, producer, NULL, conn};
@@ -646,19 +665,23 @@ static void test_disconnect(void **state)
 
 /* Clicks through HubSpot's consent page: /hubspot/install, the page, the decision for
  * portal. The callback URL, rewritten to the ingress, into cb. */
-static void consent_hubspot(int64_t portal, const char *decision, char *cb, size_t cbsz)
+/* Clicks through HubSpot's consent from start (the install, or a settings page that
+ * needs a sign-in), whose state must be of purpose. */
+static void consent_hubspot_from(const char *start, const char *purpose, int64_t portal,
+                                 const char *decision, char *cb, size_t cbsz)
 {
     struct reply r;
     char form[8192], decide[256], consent[8192], want[64];
 
-    fetch(HTTP_GET, local("/hubspot/install"), NULL, &r);
+    fetch(HTTP_GET, local(start), NULL, &r);
     if (r.status != 302)
-        fail_msg("install: %ld %s", r.status, r.body);
+        fail_msg("%s: %ld %s", start, r.status, r.body);
+    snprintf(want, sizeof want, "&state=v1.%s.0.", purpose);
+    assert_non_null(strstr(r.location, want));
     assert_non_null(strstr(r.location, "/oauth/authorize?client_id=" HS_CLIENT
                                        "&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fhubspot%2F"
                                        "oauth-callback&scope=oauth%20automation%20"));
     assert_non_null(strstr(r.location, "&optional_scope=crm.objects.companies.read%20"));
-    assert_non_null(strstr(r.location, "&state=v1.hubspot-install.0."));
     snprintf(form, sizeof form, "%s&portalId=%lld&decision=%s", query_of(r.location),
              (long long)portal, decision);
     snprintf(consent, sizeof consent, "%s", r.location);
@@ -675,6 +698,11 @@ static void consent_hubspot(int64_t portal, const char *decision, char *cb, size
         fail_msg("decision: %ld %s %s", r.status, r.location, r.body);
     snprintf(cb, cbsz, "%s", local(r.location));
     reply_free(&r);
+}
+
+static void consent_hubspot(int64_t portal, const char *decision, char *cb, size_t cbsz)
+{
+    consent_hubspot_from("/hubspot/install", CONNECT_PURPOSE_HUBSPOT, portal, decision, cb, cbsz);
 }
 
 /* portal's stored token, as the worker reads it (malloc'd, or NULL). */
@@ -847,6 +875,265 @@ static void test_hubspot_install_learns_the_account(void **state)
 
 /* ---- not configured --------------------------------------------------------------------- */
 
+
+/* ---- the settings page ------------------------------------------------------------------ */
+
+/* A session for portal through its connect link (as an operator hands it out). */
+static void session_by_link(int64_t portal)
+{
+    char url[8192], link[CONNECT_TOKEN_MAX + 1], path[8192];
+    struct reply r;
+
+    connect_url(portal, url, sizeof url, link);
+    snprintf(path, sizeof path, "/settings?portal=%lld&link=%s", (long long)portal, link);
+    fetch(HTTP_GET, local(path), NULL, &r);
+    if (r.status != 302 || strcmp(r.location, "/settings") != 0)
+        fail_msg("settings by link: %ld %s %s", r.status, r.location, r.body);
+    assert_non_null(strstr(r.set_cookie, "; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax"));
+    assert_null(strstr(r.set_cookie, "Secure")); /* the public URL is http here */
+    assert_int_equal(strncmp(jar, "v1.session.", 11), 0);
+    reply_free(&r);
+}
+
+/* The settings page (200), its CSRF token into csrf. */
+static void settings_page(struct reply *r, char *csrf, size_t csrfsz)
+{
+    fetch(HTTP_GET, local("/settings"), NULL, r);
+    expect_page(r, 200, "<h1 id=\"title\">QuickBooks settings</h1>");
+    if (csrf)
+        hidden(r->body, "csrf", csrf, csrfsz);
+}
+
+/* POSTs form to the ingress's path; the reply into r. */
+static void post(const char *path, const char *form, struct reply *r)
+{
+    char url[256];
+
+    snprintf(url, sizeof url, "%s%s", base, path);
+    fetch(HTTP_POST, url, form, r);
+}
+
+static void test_settings_page(void **state)
+{
+    char forged[sizeof jar];
+    struct reply r;
+    (void)state;
+
+    connect_realm(PORTAL, H_REALM_US2, "Sandbox Company US 2");
+    /* no session: sign in with HubSpot first, nothing shown */
+    fetch(HTTP_GET, local("/settings"), NULL, &r);
+    assert_int_equal(r.status, 302);
+    assert_non_null(strstr(r.location, "/oauth/authorize?client_id=" HS_CLIENT));
+    assert_non_null(strstr(r.location, "&state=v1.hubspot-signin.0."));
+    reply_free(&r);
+
+    session_by_link(PORTAL);
+    settings_page(&r, NULL, 0);
+    assert_non_null(strstr(r.body, "<p id=\"account\">HubSpot account 102670506: 1 QuickBooks "
+                                    "company connected.</p>"));
+    assert_non_null(strstr(r.body, "<h2>Sandbox Company US 2</h2>"));
+    assert_non_null(strstr(r.body, "<dd class=\"realm\">4620816365014867781</dd>"));
+    assert_non_null(strstr(r.body, "<dd class=\"country\">US</dd>"));
+    assert_non_null(strstr(r.body, "<dd class=\"health ok\">Healthy (renewed as it is used; "));
+    assert_non_null(strstr(r.body, "id=\"save-4620816365014867781\""));
+    assert_non_null(strstr(r.body, "id=\"disconnect-4620816365014867781\""));
+    assert_non_null(strstr(r.body, "href=\"/qbo/connect?portal=102670506&amp;link=v1.link."));
+    reply_free(&r);
+
+    /* a tampered session is no session */
+    snprintf(forged, sizeof forged, "%s", jar);
+    forged[strlen(forged) - 1] = forged[strlen(forged) - 1] == 'A' ? 'B' : 'A';
+    snprintf(jar, sizeof jar, "%s", forged);
+    fetch(HTTP_GET, local("/settings"), NULL, &r);
+    assert_int_equal(r.status, 302);
+    assert_non_null(strstr(r.location, "state=v1.hubspot-signin."));
+    reply_free(&r);
+    /* an expired one neither */
+    assert_int_equal(connect_token_mint(&K, CONNECT_PURPOSE_SESSION, PORTAL, clock_wall_ms() - 1,
+                                        jar, sizeof jar),
+                     0);
+    fetch(HTTP_GET, local("/settings"), NULL, &r);
+    assert_int_equal(r.status, 302);
+    reply_free(&r);
+    /* another account's session sees none of this account's companies */
+    assert_int_equal(connect_token_mint(&K, CONNECT_PURPOSE_SESSION, PORTAL2,
+                                        clock_wall_ms() + 60000, jar, sizeof jar),
+                     0);
+    settings_page(&r, NULL, 0);
+    assert_non_null(strstr(r.body, "HubSpot account 243987001: 0 QuickBooks companies"));
+    assert_null(strstr(r.body, H_REALM_US2));
+    reply_free(&r);
+    /* a link is a link: a state or a session does not open the page */
+    get_page("/settings?portal=102670506&link=x", 403, "This link is not valid");
+}
+
+static void test_settings_defaults(void **state)
+{
+    char csrf[64], form[2048], e[256];
+    struct company co;
+    struct company_defaults d;
+    struct company_cache *cc;
+    struct reply r;
+    (void)state;
+
+    connect_realm(PORTAL, H_REALM_US2, "Sandbox Company US 2");
+    session_by_link(PORTAL);
+    settings_page(&r, csrf, sizeof csrf);
+    reply_free(&r);
+
+    snprintf(form, sizeof form,
+             "csrf=%s&realm=" H_REALM_US2 "&deposit_account=+Checking+&income_account="
+             "&fee_item=Fees+%%26+charges&time_zone=America%%2FChicago",
+             csrf);
+    post("/settings/company", form, &r);
+    assert_int_equal(r.status, 302);
+    assert_string_equal(r.location, "/settings?saved=" H_REALM_US2);
+    reply_free(&r);
+    assert_int_equal(company_get(H.redis, H_REALM_US2, &co, e, sizeof e), 1);
+    assert_int_equal(co.portal, PORTAL);
+    assert_string_equal(co.name, "Sandbox Company US 2");
+    assert_string_equal(co.d.deposit_account, "Checking"); /* blanks trimmed */
+    assert_string_equal(co.d.income_account, "");
+    assert_string_equal(co.d.fee_item, "Fees & charges");
+    assert_string_equal(co.d.time_zone, "America/Chicago");
+    assert_true(co.updated_at_ms > 0 && co.connected_at_ms > 0);
+    fetch(HTTP_GET, local("/settings?saved=" H_REALM_US2), NULL, &r);
+    expect_page(&r, 200, "<p id=\"notice\" class=\"ok\">Saved the defaults of company");
+    assert_non_null(strstr(r.body, "value=\"Fees &amp; charges\"")); /* escaped */
+    reply_free(&r);
+
+    /* what the worker reads: this portal's events get them, another's do not */
+    assert_int_equal(company_defaults_for(NULL, H.redis, H_REALM_US2, PORTAL, 0, &d, e, sizeof e),
+                     0);
+    assert_string_equal(d.deposit_account, "Checking");
+    assert_string_equal(d.time_zone, "America/Chicago");
+    assert_int_equal(company_defaults_for(NULL, H.redis, H_REALM_US2, PORTAL2, 0, &d, e, sizeof e),
+                     0);
+    assert_string_equal(d.deposit_account, "");
+    assert_string_equal(d.fee_item, "");
+    /* cached under a generation: a save is seen when the generation moves */
+    assert_non_null(cc = company_cache_new());
+    assert_int_equal(company_defaults_for(cc, H.redis, H_REALM_US2, PORTAL, 7, &d, e, sizeof e), 0);
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US2 "&deposit_account=Savings", csrf);
+    post("/settings/company", form, &r);
+    assert_int_equal(r.status, 302);
+    reply_free(&r);
+    assert_int_equal(company_defaults_for(cc, H.redis, H_REALM_US2, PORTAL, 7, &d, e, sizeof e), 0);
+    assert_string_equal(d.deposit_account, "Checking");
+    assert_int_equal(company_defaults_for(cc, H.redis, H_REALM_US2, PORTAL, 8, &d, e, sizeof e), 0);
+    assert_string_equal(d.deposit_account, "Savings");
+    assert_string_equal(d.fee_item, ""); /* a field left out of the form is cleared */
+    company_cache_free(cc);
+
+    /* refused, nothing changed: a zone nobody knows, a control character, too long */
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US2 "&time_zone=Mars%%2FOlympus", csrf);
+    post("/settings/company", form, &r);
+    expect_page(&r, 400, "The time zone must be an IANA name");
+    reply_free(&r);
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US2 "&fee_item=a%%01b", csrf);
+    post("/settings/company", form, &r);
+    expect_page(&r, 400, "The fee item contains characters");
+    reply_free(&r);
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US2 "&fee_item=%0101d", csrf, 0);
+    post("/settings/company", form, &r);
+    expect_page(&r, 400, "The fee item is longer than 100 bytes.");
+    reply_free(&r);
+    /* no CSRF token; a company of no concern to this account; no session */
+    post("/settings/company", "realm=" H_REALM_US2 "&deposit_account=X", &r);
+    expect_page(&r, 403, "did not come from this server");
+    reply_free(&r);
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US1 "&deposit_account=X", csrf);
+    post("/settings/company", form, &r);
+    expect_page(&r, 404, "QuickBooks company 4620816365014867780 is not connected to HubSpot "
+                         "account 102670506.");
+    reply_free(&r);
+    jar[0] = '\0';
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US2 "&deposit_account=X", csrf);
+    post("/settings/company", form, &r);
+    expect_page(&r, 403, "Your session ended");
+    reply_free(&r);
+    assert_int_equal(company_get(H.redis, H_REALM_US2, &co, e, sizeof e), 1);
+    assert_string_equal(co.d.deposit_account, "Savings"); /* the last good save's */
+    assert_string_equal(co.d.time_zone, "");
+}
+
+static void test_settings_disconnect_and_sign_out(void **state)
+{
+    char csrf[64], form[512], e[256];
+    struct company co;
+    struct reply r;
+    (void)state;
+
+    connect_realm(PORTAL, H_REALM_US2, "Sandbox Company US 2");
+    connect_realm(PORTAL, H_REALM_US1, "Sandbox Company US 1");
+    session_by_link(PORTAL);
+    settings_page(&r, csrf, sizeof csrf);
+    assert_non_null(strstr(r.body, "2 QuickBooks companies connected."));
+    reply_free(&r);
+
+    post("/settings/disconnect", "realm=" H_REALM_US2, &r);
+    expect_page(&r, 403, "did not come from this server");
+    reply_free(&r);
+    assert_int_equal(h_count(REVOKE_PATH, NULL), 0);
+    snprintf(form, sizeof form, "csrf=%s&realm=" H_REALM_US2, csrf);
+    post("/settings/disconnect", form, &r);
+    assert_int_equal(r.status, 302);
+    assert_string_equal(r.location, "/settings?disconnected=" H_REALM_US2);
+    reply_free(&r);
+    assert_int_equal(h_count(REVOKE_PATH, NULL), 1);
+    assert_int_equal(owner_of(H_REALM_US2), 0);
+    assert_int_equal(company_get(H.redis, H_REALM_US2, &co, e, sizeof e), 0);
+    assert_null(h_hget(H_REALM_US2, "refresh_token"));
+    fetch(HTTP_GET, local("/settings?disconnected=" H_REALM_US2), NULL, &r);
+    expect_page(&r, 200, "1 QuickBooks company connected.");
+    assert_non_null(strstr(r.body, "now fail with REALM_NOT_ALLOWED"));
+    assert_non_null(strstr(r.body, "<h2>Sandbox Company US 1</h2>"));
+    reply_free(&r);
+    assert_int_equal(owner_of(H_REALM_US1), PORTAL);
+
+    /* signing out ends the session on this browser */
+    post("/settings/signout", "csrf=x", &r);
+    expect_page(&r, 403, "Still signed in");
+    reply_free(&r);
+    snprintf(form, sizeof form, "csrf=%s", csrf);
+    post("/settings/signout", form, &r);
+    expect_page(&r, 200, "You are signed out");
+    assert_non_null(strstr(r.set_cookie, "Max-Age=0"));
+    reply_free(&r);
+    assert_string_equal(jar, "");
+    fetch(HTTP_GET, local("/settings"), NULL, &r);
+    assert_int_equal(r.status, 302);
+    reply_free(&r);
+}
+
+static void test_settings_sign_in_with_hubspot(void **state)
+{
+    char cb[8192];
+    struct reply r;
+    (void)state;
+
+    consent_hubspot_from("/settings", CONNECT_PURPOSE_SIGNIN, PORTAL2, "connect", cb, sizeof cb);
+    assert_string_equal(jar, "");
+    fetch(HTTP_GET, cb, NULL, &r);
+    if (r.status != 302 || strcmp(r.location, "/settings") != 0)
+        fail_msg("sign-in callback: %ld %s %s", r.status, r.location, r.body);
+    assert_int_equal(strncmp(jar, "v1.session.243987001.", 21), 0);
+    reply_free(&r);
+    settings_page(&r, NULL, 0);
+    assert_non_null(strstr(r.body, "HubSpot account 243987001: 0 QuickBooks companies"));
+    reply_free(&r);
+    /* the answer again: refused, the session stays */
+    get_page(cb, 400, "already used");
+    /* a sign-in's state does not pass for an install's, nor the reverse (the purpose is in
+     * the MAC): an install's answer ends on the install page, with a session too */
+    jar[0] = '\0';
+    consent_hubspot(PORTAL2, "connect", cb, sizeof cb);
+    fetch(HTTP_GET, cb, NULL, &r);
+    expect_page(&r, 200, "<a id=\"settings\" href=\"/settings\">");
+    assert_int_equal(strncmp(jar, "v1.session.243987001.", 21), 0);
+    reply_free(&r);
+}
+
 static void test_not_configured(void **state)
 {
     struct config *bare = config_with("");
@@ -880,6 +1167,21 @@ static void test_not_configured(void **state)
         config_free(bare);
     }
     /* an unknown path is no route */
+    /* the settings page without the HubSpot app: only a link opens it */
+    {
+        const char *extra[] = {"--ingress.public_url=" PUBLIC,
+                               "HSQB_INGRESS_SESSION_SECRET=" SECRET, NULL};
+        struct connect_request st = {"GET", "/settings", "", "", 0, NULL};
+
+        bare = h_config(extra);
+        assert_non_null(c = connect_new(bare, NULL, e, sizeof e));
+        connect_handle(c, &st, &a);
+        assert_int_equal(a.status, 401);
+        assert_non_null(strstr(a.body, "credentials connect-link"));
+        connect_answer_release(&a);
+        connect_free(c);
+        config_free(bare);
+    }
     assert_false(connect_is_route("/qbo/connect/x"));
     assert_true(connect_is_route("/hubspot/oauth-callback"));
 }
@@ -898,6 +1200,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hubspot_install, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hubspot_install_cancelled_or_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hubspot_install_learns_the_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_disconnect_and_sign_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settings_sign_in_with_hubspot, setup, teardown),
         cmocka_unit_test(test_not_configured),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "worker/company.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
 #include "tests/unit/worker/testutil_pipeline.h"
@@ -260,6 +261,61 @@ static void test_sales_receipt_from_payment(void **state)
     json_object_put(pm);
     http_client_free(http);
     free(ev);
+}
+
+/* The company's settings page (worker/company.h) says where received money goes: sales
+ * receipts and paid invoices' payments deposit there unless the event names an account;
+ * defaults saved by another portal never apply. */
+static void test_company_defaults_from_the_settings_page(void **state)
+{
+    struct company_defaults d = {.deposit_account = "Checking"};
+    struct json_object *r, *doc;
+    char e[256], *ev;
+    (void)state;
+
+    assert_int_equal(company_connected(H.redis, H_REALM_US1, PORTAL1, "Sandbox Company US 1", "US",
+                                       clock_wall_ms(), e, sizeof e),
+                     0);
+    assert_int_equal(
+        company_defaults_save(H.redis, H_REALM_US1, PORTAL1, &d, clock_wall_ms(), e, sizeof e), 0);
+    /* another portal's defaults on its own company: saved, and refused on PORTAL1's */
+    assert_int_equal(
+        company_defaults_save(H.redis, H_REALM_US1, PORTAL2, &d, clock_wall_ms(), e, sizeof e), -1);
+    assert_non_null(strstr(e, "another portal"));
+
+    ev = event_json("pay-cd-1", "create_sales_receipt", PORTAL1, 8001, H_REALM_US1,
+                    "\"create_missing_products\":\"true\"");
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    free(ev);
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    doc = entity(H_REALM_US1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(doc, "DepositToAccountRef.value"), "35"); /* Checking */
+    json_object_put(doc);
+    json_object_put(r);
+
+    ev = event_json("pay-cd-2", "create_paid_invoice", PORTAL1, 8001, H_REALM_US1,
+                    "\"create_missing_products\":\"true\"");
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    free(ev);
+    r = last_result(2);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    doc = entity(H_REALM_US1, "Payment", tp_str_at(r, "data.qbo.payment_id"));
+    assert_string_equal(tp_str_at(doc, "DepositToAccountRef.value"), "35");
+    json_object_put(doc);
+    json_object_put(r);
+
+    /* the event's own account wins */
+    ev = event_json("pay-cd-3", "create_sales_receipt", PORTAL1, 8001, H_REALM_US1,
+                    "\"create_missing_products\":\"true\","
+                    "\"deposit_to_account\":\"Undeposited Funds\"");
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    free(ev);
+    r = last_result(3);
+    doc = entity(H_REALM_US1, "SalesReceipt", tp_str_at(r, "data.qbo.id"));
+    assert_string_equal(tp_str_at(doc, "DepositToAccountRef.value"), "4");
+    json_object_put(doc);
+    json_object_put(r);
 }
 
 /* payments.default_item names the item of that single line. */
@@ -825,6 +881,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sales_receipt_from_payment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_item_is_a_setting, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_sales_receipt_without_lines_uses_default_item, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_company_defaults_from_the_settings_page, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paid_invoice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paid_invoice_total_mismatch_records_no_payment, setup,

@@ -19,10 +19,12 @@
 
 #include <ctype.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include "tests/unit/worker/sandbox_harness.h"
 #include "worker/claim.h"
+#include "worker/company.h"
 #include "worker/tenancy.h"
 #include "tests/unit/worker/testutil_pipeline.h"
 
@@ -1207,6 +1209,20 @@ static void test_local_dates_realm_override(void **state)
     assert_int_equal(h_count("vendor=hubspot&path=/account-info", NULL), 0);
 }
 
+/* The company's settings page (worker/company.h) puts it in Honolulu: its zone comes
+ * before the setting's Tokyo, so the same instant is still 31 January. */
+static void test_local_dates_company_zone(void **state)
+{
+    struct company_defaults d = {.time_zone = "Pacific/Honolulu"};
+    char e[256];
+    (void)state;
+
+    assert_int_equal(
+        company_defaults_save(H.redis, H_REALM_US1, PORTAL_ID, &d, clock_wall_ms(), e, sizeof e), 0);
+    expect_txn_date_at_month_end("evt-honolulu", "2026-01-31");
+    assert_int_equal(h_count("vendor=hubspot&path=/account-info", NULL), 0);
+}
+
 /* QBO books a total other than HubSpot's (here: its answer says so): never succeeded. */
 static void test_qbo_total_mismatch_is_a_failure(void **state)
 {
@@ -1266,6 +1282,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_income_account_of_created_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_email_document, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_dates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_dates_company_zone, setup_tokyo, teardown),
         cmocka_unit_test_setup_teardown(test_local_dates_realm_override, setup_tokyo, teardown),
     };
     int rc;
