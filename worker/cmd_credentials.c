@@ -51,8 +51,8 @@ static const char usage_text[] =
     "qbo --portal P also binds realm R to HubSpot portal P: the worker refuses an event\n"
     "whose realm is not bound to its portal (REALM_NOT_ALLOWED). QBO refresh tokens may\n"
     "also come from HSQB_QBO_REFRESH_TOKEN, HubSpot tokens from HSQB_HUBSPOT_PORTAL_TOKEN.\n"
-    "connect-link prints a 15-minute link to the ingress's connect and disconnect pages\n"
-    "for portal P (needs ingress.public_url and ingress.session_secret).\n"
+    "connect-link prints a 15-minute link to the ingress's connect, disconnect and settings\n"
+    "pages for portal P (needs ingress.public_url and ingress.session_secret).\n"
     "Settings (--redis.host=..., --config FILE) as for `run`.\n";
 
 static int usage(FILE *err, const char *why)
@@ -364,6 +364,7 @@ static int connect_link(const struct opts *op, const struct config *cfg, FILE *o
     fprintf(out, "connect:    %s/qbo/connect?portal=%lld&link=%s\n", pu, (long long)portal, link);
     fprintf(out, "disconnect: %s/qbo/disconnect?portal=%lld&link=%s\n", pu, (long long)portal,
             link);
+    fprintf(out, "settings:   %s/settings?portal=%lld&link=%s\n", pu, (long long)portal, link);
     fprintf(err,
             "valid for %lld minutes; anyone holding the link may connect QuickBooks "
             "companies to HubSpot portal %lld or disconnect them\n",

@@ -4,9 +4,10 @@
  *
  * Owns: a struct connect_page's buffer (until the caller takes it), nothing else.
  *
- * Pages are plain server-rendered HTML without scripts, styles or images, so their
- * Content-Security-Policy can be default-src 'none' (forms post to the same origin:
- * form-action 'self'). Every untrusted byte (what Intuit or HubSpot sent, a company
+ * Pages are plain server-rendered HTML without scripts or images and with one inline
+ * stylesheet of ours, so their Content-Security-Policy is default-src 'none' with that
+ * stylesheet admitted by its SHA-256 alone (forms post to the same origin: form-action
+ * 'self'). Every untrusted byte (what Intuit or HubSpot sent, a company
  * name, a parameter) enters a page through connect_page_text(), which escapes & < > " '.
  *
  * Thread-safety: none needed; a page belongs to its builder.

@@ -7,11 +7,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "common/hash.h"
 #include "worker/connect_page.h"
 
 static void test_page_escapes_every_text(void **state)
@@ -36,6 +38,27 @@ static void test_page_escapes_every_text(void **state)
     assert_non_null(strstr(html, "name=\"realm\" value=\"&quot;&gt;&lt;img src=x&gt;\""));
     assert_null(strstr(html, "<script"));
     assert_null(strstr(html, "<img"));
+
+    /* the page's one stylesheet is the one the policy admits by its hash */
+    {
+        const char *a = strstr(html, "<style>"), *b = a ? strstr(a, "</style>") : NULL;
+        unsigned char d[HASH_SHA256_LEN];
+        char b64[HASH_B64_LEN(HASH_SHA256_LEN) + 1], want[128];
+        const char *policy = NULL;
+
+        assert_non_null(b);
+        a += strlen("<style>");
+        assert_int_equal(hash_sha256(a, (size_t)(b - a), d), 0);
+        assert_int_equal(hash_base64(d, sizeof d, b64, sizeof b64), 0);
+        snprintf(want, sizeof want, "style-src 'sha256-%s';", b64);
+        for (size_t i = 0; i < nh; i++)
+            if (strcmp(h[i].name, "Content-Security-Policy") == 0)
+                policy = h[i].value;
+        assert_non_null(policy);
+        assert_non_null(strstr(policy, want));
+        assert_null(strstr(policy, "unsafe"));
+        assert_null(strstr(b, "<style")); /* only one */
+    }
     free(html);
 
     /* the headers every page carries */
