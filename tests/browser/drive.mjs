@@ -31,8 +31,8 @@
 //    response, null when the step loaded none), "navigations": [{"url","status"}] (every
 //    main-frame document response of the step, redirects included), "headers" (the last
 //    document's security headers), "title", "h1", "text" (the body's visible text),
-//    "ids": {id: {"tag","text","value","href","checked","disabled"}} (every element with
-//    an id), "links": [{"text","href"}], "forms": [{"action","method","fields":[{"name",
+//    "ids": {id: {"tag","text","value","href","checked","disabled","label"}} (every
+//    element with an id; label: the text of a form control's <label>), "links": [{"text","href"}], "forms": [{"action","method","fields":[{"name",
 //    "type","value"}]}], "held": URL|null, "screenshot": path|null, "error": null|text}
 // plus "browser" (Chromium's version) and "error" (the first step's error, which also
 // ends the walk). Exit status 0 when every step ran, 1 when one failed (the walk is still
@@ -71,6 +71,7 @@ function snapshot([textMax, idTextMax]) {
             href: el.href || null,
             checked: 'checked' in el ? el.checked : null,
             disabled: 'disabled' in el ? el.disabled : null,
+            label: el.labels && el.labels.length ? clip(el.labels[0].innerText, idTextMax) : null,
         };
     }
     const h1 = document.querySelector('h1');
