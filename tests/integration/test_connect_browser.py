@@ -216,8 +216,19 @@ def test_two_companies_connected_through_the_browser_book_and_disconnect_stops_o
     for ev in evs:
         booked(h, ev)
 
-    # Disconnect US1 with the disconnect page's button.
+    # A revoke URL that is not Intuit's (a 404 there) disconnects nothing: deleting the
+    # tokens unrevoked would leave the app connected in QuickBooks.
     _, disconnect = f.links(PORTAL2)
+    h.sandbox.add_fault(path=REVOKE_PATH, vendor="oauth", status=404, times=1)
+    w = f.browser.walk("disconnect-revoke-404", [
+        {"name": "companies", "goto": disconnect},
+        {"name": "refused", "click": "#disconnect-" + US1},
+    ])
+    assert w["refused"]["status"] == 502 and w["refused"]["h1"] == "Not disconnected", \
+        w["refused"]["text"]
+    assert f.owner(US1) == PORTAL2 and f.has_tokens(US1)
+
+    # Disconnect US1 with the disconnect page's button.
     mark = h.sandbox.mark()
     w = f.browser.walk("disconnect-us1", [
         {"name": "companies", "goto": disconnect, "keep": "qbo-disconnect"},
