@@ -271,7 +271,7 @@ unit-bins: $(UNIT_BINS) $(COMPONENT_BINS)
 # tests/run-tests drives every tier, counts test cases and prints the summary line.
 .PHONY: test check unit
 test: deps
-	@$(MAKE) --no-print-directory all unit-bins kafka-dist
+	@$(MAKE) --no-print-directory all unit-bins kafka-dist browser-deps
 	@BUILD=$(BUILD) tests/run-tests all
 
 check: test
@@ -300,7 +300,7 @@ stack-down:
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  all unit-bins kafka-dist
+	  all unit-bins kafka-dist browser-deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=build-asan tests/run-tests unit component schema integration
 
@@ -308,12 +308,14 @@ asan: deps
 # Every Debian package the build and all test tiers need. `make deps` checks with
 # dpkg-query first and only runs apt-get (with one update) when something is missing.
 # prometheus is there for its promtool (the repo tier checks the alerting rules); tzdata for
-# /usr/share/zoneinfo (documents are dated in the company's time zone, common/tz.c).
+# /usr/share/zoneinfo (documents are dated in the company's time zone, common/tz.c);
+# chromium for the browser test of the connect pages (tests/browser), with fonts-liberation,
+# which chromium only recommends, so its screenshots have text without --install-recommends.
 DEB_PACKAGES := build-essential pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
 	libhiredis-dev libssl-dev libmicrohttpd-dev libcmocka-dev redis-server kcat \
 	python3 python3-pytest python3-jsonschema python3-kafka python3-crc32c python3-redis \
 	python3-yaml prometheus tzdata \
-	clang libclang-rt-14-dev cppcheck clang-tidy clang-format gnuplot-nox
+	clang libclang-rt-14-dev cppcheck clang-tidy clang-format gnuplot-nox chromium fonts-liberation
 
 # Node.js runs the contract tests' npm clients; any Node 18-21 with npm will do, so
 # Debian's packages are only installed when node or npm is missing.
@@ -343,6 +345,29 @@ $(KAFKA_DIST): tests/kafka/pom.xml
 	@mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies \
 	  -DoutputDirectory=$(abspath $(BUILD)/kafka/libs)
 	@touch $@
+
+# ---- the browser test's driver ------------------------------------------------------------
+# playwright-core as tests/browser/package-lock.json pins it (npm registry; it downloads no
+# browser: the tests drive Debian's /usr/bin/chromium). `npm ci` only when the lock changed
+# or the package is missing; the stamp lives inside node_modules, which `npm ci` replaces.
+BROWSER_STAMP := tests/browser/node_modules/.hsqb-lock.sha256
+
+.PHONY: browser-deps
+browser-deps:
+	@want=$$(sha256sum tests/browser/package-lock.json | cut -d' ' -f1); \
+	if [ ! -f tests/browser/node_modules/playwright-core/package.json ] || \
+	   [ "$$want" != "$$(cat $(BROWSER_STAMP) 2>/dev/null)" ]; then \
+	  echo "browser-deps: npm ci in tests/browser (playwright-core, pinned)"; \
+	  (cd tests/browser && npm ci --no-audit --no-fund --prefer-offline --loglevel=error) && \
+	  echo "$$want" > $(BROWSER_STAMP); \
+	fi
+
+# The README's screenshots of the connect pages (tests/browser/screenshots/), taken by the
+# browser test on the dev stack (mock Kafka: only the pages matter).
+.PHONY: screenshots
+screenshots: all browser-deps
+	@BUILD=$(BUILD) KAFKA=mock HSQB_SCREENSHOTS=tests/browser/screenshots /usr/bin/python3 -m pytest \
+	  -q -p no:cacheprovider tests/integration/test_connect_browser.py
 
 # ---- quality --------------------------------------------------------------------------
 FMT_FILES = $(wildcard common/*.[ch] worker/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] tests/sandbox/*.[ch] \

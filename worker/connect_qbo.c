@@ -404,13 +404,23 @@ static int revoke(struct connect_call *k, const struct ioctx *io, const char *re
         connect_fail(k, 502, "Not disconnected",
                      "Intuit refused this server's app credentials (invalid_client). Nothing "
                      "was changed; tell this server's operator.");
-    } else {
-        /* 200, or 400: a token Intuit no longer knows (the company disconnected the app
-         * on its side) is as good as revoked */
+    } else if (resp.status == 200 || resp.status == 400) {
+        /* 400: a token Intuit no longer knows (the company disconnected the app on its
+         * side) is as good as revoked */
         if (resp.status != 200)
             log_warn("connect: Intuit answered %ld revoking realm %s's token; deleting it",
                      resp.status, realm);
         rc = 0;
+    } else {
+        /* a redirect, 403, 404...: not Intuit's revoke endpoint answering (oauth.revoke_url
+         * is wrong); deleting now would leave the app connected at Intuit, unrevoked */
+        log_error("connect: oauth.revoke_url answered %ld revoking realm %s's token; is it "
+                  "Intuit's revoke endpoint?",
+                  resp.status, realm);
+        connect_fail(k, 502, "Not disconnected",
+                     "Intuit's revoke endpoint answered %ld. Nothing was changed; tell this "
+                     "server's operator.",
+                     resp.status);
     }
     if (body.buf)
         explicit_bzero(body.buf, body.len);

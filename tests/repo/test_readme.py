@@ -11,7 +11,7 @@ README = os.path.join(ROOT, "README.md")
 
 # Files a reader should find in the tour: code, scripts, schemas, test programs.
 TOUR_DIRS = ["common", "worker", "schemas", "tests", "deploy", ".ci"]
-TOUR_EXT = (".c", ".h", ".py", ".js", ".json", ".sh", ".lua", ".md", ".yaml", ".yml", ".conf",
+TOUR_EXT = (".c", ".h", ".py", ".js", ".mjs", ".json", ".sh", ".lua", ".md", ".yaml", ".yml", ".conf",
             ".service", ".example", "Dockerfile")
 SKIP_PARTS = ("/examples/", "/seeds/", "/node_modules/", "__pycache__", "/corpus",
               "/tests/bench/out/")  # generated, gitignored
