@@ -12,6 +12,9 @@
 //   {"shots": "DIR",              where step screenshots go (created), NN-<name>.png
 //    "viewport": {"width": 1000, "height": 700},
 //    "timeout_ms": 15000,         per step
+//    "storage": "FILE",           optional: the browser profile's cookies, loaded from FILE
+//                                 when it exists and saved there after the walk, so one
+//                                 walk continues another's session (a settings page)
 //    "steps": [STEP, ...]}
 // A step has a "name" and one action:
 //   {"goto": URL}                 open URL (redirects followed)
@@ -41,7 +44,7 @@
 // Chromium: /usr/bin/chromium (Debian's package, `make deps`), headless, --no-sandbox
 // because tests run as root, where Chromium's setuid/namespace sandbox refuses to start.
 // playwright-core never downloads a browser of its own (none can be fetched here).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -132,7 +135,8 @@ async function main() {
         return 2;
     }
     const walk = { browser: browser.version(), steps: [], error: null };
-    const page = await browser.newPage({ viewport: plan.viewport || { width: 1000, height: 700 } });
+    const page = await browser.newPage({ viewport: plan.viewport || { width: 1000, height: 700 },
+        storageState: plan.storage && existsSync(plan.storage) ? plan.storage : undefined });
     let navs = [], last = null, hold = null, held = null;
     page.on('response', r => {
         const rq = r.request();
@@ -212,6 +216,8 @@ async function main() {
             break;
         }
     }
+    if (plan.storage)
+        await page.context().storageState({ path: plan.storage });
     await browser.close();
     process.stdout.write(JSON.stringify(walk) + '\n');
     return walk.error ? 1 : 0;

@@ -75,18 +75,23 @@ class Browser:
     def __init__(self, logdir):
         self.logdir = pathlib.Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
+        for stale in self.logdir.glob("profile-*.json"):  # a profile starts signed out
+            stale.unlink()
         self.keep_dir = os.environ.get("HSQB_SCREENSHOTS")
         ensure_driver()
 
-    def walk(self, name, steps, viewport=None, timeout_ms=15000):
+    def walk(self, name, steps, viewport=None, timeout_ms=15000, profile=None):
         """Runs the steps in a fresh headless Chromium; returns the Walk, or raises
-        WalkFailed naming the step that could not be done."""
+        WalkFailed naming the step that could not be done. profile: a name whose cookies
+        carry from one walk to the next (a signed-in session), else none do."""
         d = self.logdir / name
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
         plan = {"shots": str(d), "timeout_ms": timeout_ms,
                 "viewport": viewport or {"width": 1000, "height": 700},
                 "steps": [{k: v for k, v in s.items() if k != "keep"} for s in steps]}
+        if profile:
+            plan["storage"] = str(self.logdir / ("profile-%s.json" % profile))
         (d / "plan.json").write_text(json.dumps(plan, indent=1))
         r = subprocess.run(["node", str(DRIVER), str(d / "plan.json")], cwd=str(DRIVER.parent),
                            capture_output=True, text=True, timeout=WALK_TIMEOUT_S)

@@ -362,3 +362,101 @@ def test_hubspot_install_through_the_browser(flow):
     assert [(i["client_id"], i["source"]) for i in installs] == [(HS_APP["client_id"], "authorize")]
     stored = h.redis.hget("%shsoauth:{%d}" % (PREFIX, NEW_PORTAL), "refresh_token")
     assert stored is not None and stored.decode() == installs[0]["refresh_token"]
+
+
+def test_settings_page_through_the_browser(flow):
+    """The app's settings page (GET /settings), reached as from HubSpot's settings link:
+    sign in with HubSpot, connect two companies from it, set a company's defaults (the
+    worker deposits a sales receipt where they say), refuse a bad one, disconnect a
+    company, sign out."""
+    f, h = flow, flow.h
+    settings = f.ing.public_url + "/settings"
+    checking = h.sandbox.qbo_select(US2, "Account", "Name = 'Checking'")[0]["Id"]
+
+    # No session: the page sends the user to HubSpot to sign in, and back.
+    w = f.browser.walk("settings-sign-in", [
+        {"name": "open", "goto": settings},
+        {"name": "pick", "check": "#portal-%d" % PORTAL2},
+        {"name": "signed-in", "click": "#connect"},
+    ], profile="user")
+    consent = w["open"]
+    assert consent["navigations"][0]["status"] == 302
+    assert consent["url"].startswith(f.sb + "/oauth/authorize?"), consent["url"]
+    assert "state=v1.hubspot-signin.0." in consent["url"]
+    page = w["signed-in"]
+    assert page["url"] == settings and page["status"] == 200, (page["url"], page["text"])
+    assert page["h1"] == "QuickBooks settings"
+    assert Walk.text_of(page, "account") == (
+        "HubSpot account %d: 0 QuickBooks companies connected." % PORTAL2)
+    assert page["headers"]["content-security-policy"].startswith("default-src 'none'; style-src 'sha256-")
+
+    # Connect two companies from the page (the session carries over: no link to paste).
+    for realm in (US1, US2):
+        w = f.browser.walk("settings-connect-" + realm, [
+            {"name": "settings", "goto": settings},
+            {"name": "consent", "click": "#connect"},
+            {"name": "pick", "check": "#realm-" + realm},
+            {"name": "connected", "click": "#connect"},
+            {"name": "back", "click": "#settings"},
+        ], profile="user")
+        assert "state=v1.qbo-connect.%d." % PORTAL2 in w["consent"]["url"]
+        assert Walk.text_of(w["connected"], "result") == (
+            "Connected %s (realm %s) to HubSpot account %d." % (COMPANY[realm], realm, PORTAL2))
+        assert w["back"]["url"] == settings
+    assert f.owner(US1) == PORTAL2 and f.owner(US2) == PORTAL2
+    page = w["back"]
+    assert Walk.text_of(page, "account") == (
+        "HubSpot account %d: 2 QuickBooks companies connected." % PORTAL2)
+    for realm in (US1, US2):
+        assert "company-" + realm in page["ids"] and "save-" + realm in page["ids"]
+        assert COMPANY[realm] in Walk.text_of(page, "company-" + realm)
+        assert "Healthy" in Walk.text_of(page, "company-" + realm)
+
+    # Defaults for US2: saved, shown, used by the worker.
+    w = f.browser.walk("settings-defaults", [
+        {"name": "settings", "goto": settings},
+        {"name": "deposit", "fill": "#deposit_account-" + US2, "value": "Checking", "shot": False},
+        {"name": "zone", "fill": "#time_zone-" + US2, "value": "America/Chicago", "shot": False},
+        {"name": "saved", "click": "#save-" + US2, "keep": "settings"},
+        {"name": "bad-zone", "fill": "#time_zone-" + US1, "value": "Mars/Olympus", "shot": False},
+        {"name": "refused", "click": "#save-" + US1},
+    ], profile="user")
+    saved = w["saved"]
+    assert saved["url"] == settings + "?saved=" + US2, saved["url"]
+    assert "Saved the defaults of company %s" % US2 in Walk.text_of(saved, "notice")
+    assert saved["ids"]["deposit_account-" + US2]["value"] == "Checking"
+    assert saved["ids"]["time_zone-" + US2]["value"] == "America/Chicago"
+    stored = h.redis.hgetall("%scompany:{%s}" % (PREFIX, US2))
+    assert stored[b"deposit_account"] == b"Checking" and stored[b"portal"] == str(PORTAL2).encode()
+    refused_page = w["refused"]
+    assert refused_page["status"] == 400 and refused_page["h1"] == "Not saved", refused_page["text"]
+    assert b"time_zone" not in h.redis.hgetall("%scompany:{%s}" % (PREFIX, US1))
+
+    time.sleep(harness.TENANCY_EPOCH_S + 0.3)  # every worker sees the save within a second
+    ev = h.event("create_sales_receipt", "DEAL", 1101, US2, portal=PORTAL2,
+                 create_missing_products="true")
+    h.produce(ev)
+    booked(h, ev)
+    docs = harness.docs_for_event(h.sandbox.qbo(US2), ev.id)
+    assert [k for k, _ in docs] == ["SalesReceipt"], docs
+    assert docs[0][1]["DepositToAccountRef"]["value"] == checking, docs[0][1].get("DepositToAccountRef")
+
+    # Disconnect US1 from the page; then sign out.
+    mark = h.sandbox.mark()
+    w = f.browser.walk("settings-disconnect", [
+        {"name": "settings", "goto": settings},
+        {"name": "disconnected", "click": "#disconnect-" + US1},
+        {"name": "signed-out", "click": "#signout"},
+        {"name": "again", "goto": settings},
+    ], profile="user")
+    done = w["disconnected"]
+    assert done["url"] == settings + "?disconnected=" + US1, done["url"]
+    assert "REALM_NOT_ALLOWED" in Walk.text_of(done, "notice")
+    assert Walk.text_of(done, "account") == (
+        "HubSpot account %d: 1 QuickBooks company connected." % PORTAL2)
+    assert len(f.calls(mark, REVOKE_PATH)) == 1
+    assert f.owner(US1) is None and not f.has_tokens(US1)
+    assert not h.redis.exists("%scompany:{%s}" % (PREFIX, US1))
+    assert w["signed-out"]["h1"] == "Signed out"
+    again = w["again"]
+    assert again["url"].startswith(f.sb + "/oauth/authorize?"), again["url"]
