@@ -339,8 +339,14 @@ void connect_qbo_manage(struct connect_call *k)
                       (long long)portal, n);
     connect_page_html(&p, "<ul id=\"companies\">\n");
     for (size_t i = 0; i < n && i < MANAGE_REALMS; i++) {
-        connect_page_html(&p, "<li><form method=\"post\" action=\"/qbo/disconnect\">");
-        connect_page_text(&p, "Realm %s ", realms[i]);
+        struct company co;
+
+        connect_page_html(&p, "<li><form method=\"post\" action=\"/qbo/disconnect\" "
+                              "class=\"disconnect\">");
+        if (company_get(io->redis, realms[i], &co, e, sizeof e) == 1 && co.name[0])
+            connect_page_text(&p, "%s (realm %s) ", co.name, realms[i]);
+        else
+            connect_page_text(&p, "Realm %s ", realms[i]);
         connect_page_hidden(&p, "portal", portal_s);
         connect_page_hidden(&p, "link", link);
         connect_page_hidden(&p, "csrf", csrf);

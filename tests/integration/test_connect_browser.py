@@ -238,6 +238,7 @@ def test_two_companies_connected_through_the_browser_book_and_disconnect_stops_o
     page = w["companies"]
     assert page["status"] == 200 and page["h1"] == "QuickBooks companies", page["text"]
     assert "connected to HubSpot account %d: 2." % PORTAL2 in page["text"]
+    assert "%s (realm %s)" % (COMPANY[US1], US1) in page["text"]  # named, not just numbered
     assert {"disconnect-" + US1, "disconnect-" + US2} <= set(page["ids"])
     assert any(fl["name"] == "csrf" and fl["value"] for fm in page["forms"] for fl in fm["fields"])
     done = w["disconnected"]
