@@ -63,6 +63,7 @@ WORKER_SRCS := \
 	worker/metrics_family.c \
 	worker/metrics_render.c \
 	worker/httpd.c \
+	worker/guard.c \
 	worker/ratelimit.c \
 	worker/mapcache.c \
 	worker/hubspot.c \

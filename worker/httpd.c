@@ -30,12 +30,14 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "worker/guard.h"
 
 #define HTTPD_MAX_LISTEN 262 /* bytes of "host:port", as settings.c allows */
 #define JSON_BODY_MAX    1024
 
 struct httpd {
     struct MHD_Daemon *d;
+    struct guard *guard;
     struct metrics *m;
     httpd_ready_fn ready;
     void *opaque;
@@ -222,9 +224,32 @@ static enum MHD_Result handle(void *opaque, struct MHD_Connection *c, const char
     return send_json(c, MHD_HTTP_NOT_FOUND, "error", "not found");
 }
 
+/* MHD_OPTION_NOTIFY_COMPLETED: the next request on the connection gets its deadline. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)req_cls;
+    (void)toe;
+    guard_request_done(c);
+}
+
+void httpd_limits_default(struct httpd_limits *l)
+{
+    *l = (struct httpd_limits){HTTPD_MAX_CONNECTIONS, HTTPD_MAX_PER_IP, HTTPD_DEADLINE_MS};
+}
+
 struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn ready, void *opaque,
                           char *errstr, size_t errsz)
 {
+    return httpd_start_limited(listen, NULL, m, ready, opaque, errstr, errsz);
+}
+
+struct httpd *httpd_start_limited(const char *listen, const struct httpd_limits *limits,
+                                  struct metrics *m, httpd_ready_fn ready, void *opaque,
+                                  char *errstr, size_t errsz)
+{
+    struct httpd_limits lim;
     struct httpd *h = NULL;
     struct addrinfo *ai = NULL;
     const union MHD_DaemonInfo *info;
@@ -236,6 +261,12 @@ struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn 
         snprintf(errstr, errsz, "httpd: out of memory");
         goto fail;
     }
+    if (limits)
+        lim = *limits;
+    else
+        httpd_limits_default(&lim);
+    if (!(h->guard = guard_new("metrics", lim.deadline_ms, errstr, errsz)))
+        goto fail;
     h->m = m;
     h->ready = ready;
     h->opaque = opaque;
@@ -243,10 +274,13 @@ struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn 
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the logger must be the first option, or MHD prints earlier messages to stderr */
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-                            h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)HTTPD_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)HTTPD_CONN_TIMEOUT_S, MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, lim.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim.max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTPD_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTPD_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION, guard_on_connection, h->guard,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!h->d) {
         snprintf(errstr, errsz, "metrics.listen \"%s\": cannot start the HTTP server: %s", listen,
                  h->starterr[0] != '\0' ? h->starterr : "unknown error");
@@ -260,6 +294,8 @@ struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn 
 fail:
     if (ai)
         freeaddrinfo(ai);
+    if (h)
+        guard_free(h->guard);
     free(h);
     return NULL;
 }
@@ -269,6 +305,7 @@ void httpd_stop(struct httpd *h)
     if (!h)
         return;
     MHD_stop_daemon(h->d);
+    guard_free(h->guard);
     free(h);
 }
 

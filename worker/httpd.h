@@ -12,8 +12,14 @@
  *   GET /readyz   readiness: 200 {"status":"ready"} when the caller's ready callback
  *                 says so, else 503 {"status":"not ready","reason":"<its reason>"}.
  *                 A NULL callback means always ready.
- * Bounds: HTTPD_MAX_CONNECTIONS concurrent connections, HTTPD_CONN_TIMEOUT_S idle
- * timeout, request bodies are never read (only GET/HEAD are served).
+ * Bounds (struct httpd_limits, from the metrics.* settings): at most max_connections
+ * concurrent connections and max_per_ip from one client address, an absolute deadline
+ * per request (worker/guard.h: a client trickling its headers is cut off however often
+ * it sends a byte), HTTPD_CONN_TIMEOUT_S idle timeout, HTTPD_MEMORY_LIMIT bytes of
+ * headers per connection, request bodies never read (only GET/HEAD are served). So
+ * slow or idle clients cannot hold /healthz unanswered: the liveness probe needs one free
+ * slot, and no address can take more than max_per_ip of them, or keep one longer than
+ * the deadline.
  *
  * Thread-safety: httpd_start()/httpd_stop() on one thread (start-up / shutdown). The
  * ready callback and metrics_render() run on the MHD thread, one request at a time;
@@ -32,8 +38,11 @@
 
 struct httpd;
 
-#define HTTPD_MAX_CONNECTIONS     32
+#define HTTPD_MAX_CONNECTIONS     256 /* defaults of struct httpd_limits */
+#define HTTPD_MAX_PER_IP          16
+#define HTTPD_DEADLINE_MS         5000
 #define HTTPD_CONN_TIMEOUT_S      10
+#define HTTPD_MEMORY_LIMIT        (32u * 1024) /* bytes of one connection's headers */
 #define HTTPD_DEFAULT_LIVENESS_MS 60000 /* /healthz window */
 #define HTTPD_MAX_REASON          256   /* bytes of a readiness reason */
 
@@ -52,6 +61,18 @@ typedef int (*httpd_ready_fn)(void *opaque, char *why, size_t whysz);
  * (bad address, port in use, thread creation failed). */
 struct httpd *httpd_start(const char *listen, struct metrics *m, httpd_ready_fn ready, void *opaque,
                           char *errstr, size_t errsz);
+
+struct httpd_limits {
+    unsigned max_connections; /* metrics.max_connections */
+    unsigned max_per_ip;      /* metrics.max_connections_per_ip; 0 = no cap */
+    int64_t deadline_ms;      /* metrics.request_deadline */
+};
+/* The defaults above into l. */
+void httpd_limits_default(struct httpd_limits *l);
+/* httpd_start() with limits (NULL: the defaults). */
+struct httpd *httpd_start_limited(const char *listen, const struct httpd_limits *limits,
+                                  struct metrics *m, httpd_ready_fn ready, void *opaque,
+                                  char *errstr, size_t errsz);
 
 struct addrinfo;
 /* Splits listen = "host:port" / "[v6]:port" and resolves it (numeric port, no DNS for
