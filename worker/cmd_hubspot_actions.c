@@ -409,7 +409,7 @@ static int update(struct sync *S, enum hsqb_action a)
         return 0;
     }
     pid = path + snprintf(path, sizeof path, HA_API_PATH "%s/", S->o.app_id);
-    http_url_escape(pid, sizeof path - (size_t)(pid - path), id, strlen(id));
+    http_path_escape(pid, sizeof path - (size_t)(pid - path), id, strlen(id));
     if (!(patch = actiondefs_patch(S->want[a], S->have[a])))
         return -1;
     rc = request(S, HTTP_PATCH, path, NULL, 0,
