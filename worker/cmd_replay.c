@@ -29,6 +29,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "common/utf8.h"
 #include "worker/claim.h"
 #include "worker/delay.h"
 #include "worker/event.h"
@@ -444,24 +445,10 @@ static void fmt_time(int64_t ms, char *buf, size_t bufsz)
 }
 
 /* Text that came from a dead letter (which keeps hostile input byte for byte) as the
- * operator's terminal gets it: printable ASCII, every other byte as \xNN, so no escape
- * sequence, control character or C1 byte of an attacker's reaches it; "-" when empty. */
+ * operator's terminal gets it: utf8_printable's rule, "-" when empty. */
 static const char *shown(const char *s, char *buf, size_t bufsz)
 {
-    size_t o = 0;
-
-    if (!s || !*s)
-        return "-";
-    for (; *s && o + 5 < bufsz; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c >= 0x20 && c <= 0x7e)
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
+    return !s || !*s ? "-" : utf8_printable(s, buf, bufsz);
 }
 
 static void row(FILE *out, const rd_kafka_message_t *m, const struct rec *r, const char *what)
