@@ -32,9 +32,9 @@
 #define REDIS_DEFAULT_PREFIX "hsqb:"
 #define REDIS_MAX_PREFIX     64
 #define REDIS_MAX_KEY        1024 /* whole key, prefix included (a tag may triple) */
-#define REDIS_TOKEN_LEN      32  /* hex characters (128 random bits) */
-#define REDIS_EVAL_MAX_ARGS  16  /* keys + args of one redis_eval() */
-#define REDIS_MAX_DEFERRED   64  /* deferred commands awaiting their replies */
+#define REDIS_TOKEN_LEN      32   /* hex characters (128 random bits) */
+#define REDIS_EVAL_MAX_ARGS  16   /* keys + args of one redis_eval() */
+#define REDIS_MAX_DEFERRED   64   /* deferred commands awaiting their replies */
 
 struct redis_opts {
     const char *host;         /* default "127.0.0.1" */

@@ -447,12 +447,11 @@ static void show_realm(struct redis_conn *redis, const char *realm, FILE *out)
     fmt_time(st.access_expires_at_ms, at, sizeof at);
     fmt_time(st.updated_at_ms, up, sizeof up);
     binding_text(redis, realm, b, sizeof b);
-    fprintf(out,
-            "qbo realm %s: %s, refresh token %s (expires %s), access token %s%s, updated %s%s\n",
-            utf8_printable(realm, shown, sizeof shown), b,
-            st.has_refresh_token ? "stored" : "MISSING", rt,
-            st.has_access_token ? "valid until " : "none", st.has_access_token ? at : "", up,
-            st.reauth_required ? ", REAUTH REQUIRED (Intuit refused the refresh token)" : "");
+    fprintf(
+        out, "qbo realm %s: %s, refresh token %s (expires %s), access token %s%s, updated %s%s\n",
+        utf8_printable(realm, shown, sizeof shown), b, st.has_refresh_token ? "stored" : "MISSING",
+        rt, st.has_access_token ? "valid until " : "none", st.has_access_token ? at : "", up,
+        st.reauth_required ? ", REAUTH REQUIRED (Intuit refused the refresh token)" : "");
 }
 
 /* A binding whose realm has no QBO credentials (show_realm lists the others). */
@@ -500,8 +499,7 @@ static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
             "hubspot portal %s: OAuth install%s%s (installed %s), access token valid until %s, "
             "refresh token %s\n",
             shown, st.hub_domain[0] ? " of " : "", utf8_printable(st.hub_domain, dom, sizeof dom),
-            in, at,
-            st.has_refresh_token ? "stored" : "MISSING");
+            in, at, st.has_refresh_token ? "stored" : "MISSING");
 }
 
 static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE *err)

@@ -145,9 +145,11 @@ static void test_utf8_printable(void **state)
     static const char *const cases[][2] = {
         {"Se\xc3\xa1n O'Brien \xf0\x9f\x98\x80", "Se\xc3\xa1n O'Brien \xf0\x9f\x98\x80"},
         {"a\x1b[2Jb\x07\r\n\x7f", "a\\x1b[2Jb\\x07\\x0d\\x0a\\x7f"},
-        {"c1 \xc2\x9b" "31m", "c1 \\xc2\\x9b31m"},                 /* U+009B, CSI */
+        {"c1 \xc2\x9b"
+         "31m",
+         "c1 \\xc2\\x9b31m"},                                                 /* U+009B, CSI */
         {"x\xe2\x80\xaey\xe2\x81\xa6z", "x\\xe2\\x80\\xaey\\xe2\\x81\\xa6z"}, /* RLO, LRI */
-        {"\xe2\x80\x8b\xef\xbb\xbf", "\\xe2\\x80\\x8b\\xef\\xbb\\xbf"}, /* ZWSP, BOM */
+        {"\xe2\x80\x8b\xef\xbb\xbf", "\\xe2\\x80\\x8b\\xef\\xbb\\xbf"},       /* ZWSP, BOM */
         {"bad \xff \xc3 \xc0\xaf \xed\xa0\x80", "bad \\xff \\xc3 \\xc0\\xaf \\xed\\xa0\\x80"},
         {"cut \xe2\x82", "cut \\xe2\\x82"}, /* a sequence the end cuts short */
         {"back\\slash", "back\\\\slash"},

@@ -120,11 +120,11 @@ static void test_line_money_refusals(void **state)
 static void test_line_money_beyond_quickbooks(void **state)
 {
     static const char *const huge[][3] = {
-        {"1", NULL, "100000000000.00"},           /* one cent past the limit */
-        {"1", NULL, "922337203685477.58"},        /* amount x 10^5 past INT64_MAX */
-        {"1", NULL, "999999999999999.99"},        /* the parser's own maximum */
-        {"1000000", NULL, "999999999999999.99"},  /* a unit price would fit: still too much */
-        {"1000", "99999999999.99", NULL},         /* qty x price */
+        {"1", NULL, "100000000000.00"},          /* one cent past the limit */
+        {"1", NULL, "922337203685477.58"},       /* amount x 10^5 past INT64_MAX */
+        {"1", NULL, "999999999999999.99"},       /* the parser's own maximum */
+        {"1000000", NULL, "999999999999999.99"}, /* a unit price would fit: still too much */
+        {"1000", "99999999999.99", NULL},        /* qty x price */
     };
     struct hubspot_line_item l;
     struct sales_line out;

@@ -798,10 +798,10 @@ static void test_callback_completion(void **state)
         static const char *const dots[] = {".", ".."};
 
         for (size_t i = 0; i < 2; i++) {
-            assert_int_equal(hubspot_complete_callback(
-                                 &g_io, g_api, &c,
-                                 &(struct hubspot_completion){dots[i], 1, out, 2}, &e),
-                             -1);
+            assert_int_equal(
+                hubspot_complete_callback(&g_io, g_api, &c,
+                                          &(struct hubspot_completion){dots[i], 1, out, 2}, &e),
+                -1);
             assert_int_equal(e.cls, API_NOT_FOUND); /* the one callback, unknown */
         }
         assert_int_equal(sb_count("/automation/v4/actions/callbacks/complete"), batch);
