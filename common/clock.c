@@ -101,7 +101,10 @@ void clock_rfc3339_ms(int64_t ms, char out[CLOCK_RFC3339_MAX])
     if (ms > 253402300799999LL) /* 9999-12-31T23:59:59.999Z: four-digit years only */
         ms = 253402300799999LL;
     t = (time_t)(ms / 1000);
-    gmtime_r(&t, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* the clamp makes both succeed; checked all the same, so out is always a time */
+    if (!gmtime_r(&t, &tm) || strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) != 19) {
+        snprintf(out, CLOCK_RFC3339_MAX, "1970-01-01T00:00:00.000Z");
+        return;
+    }
     snprintf(out, CLOCK_RFC3339_MAX, "%.19s.%03dZ", date, (int)(ms % 1000));
 }

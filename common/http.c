@@ -194,6 +194,20 @@ size_t http_url_escape(char *dst, size_t dstsz, const char *src, size_t len)
     return out;
 }
 
+size_t http_path_escape(char *dst, size_t dstsz, const char *src, size_t len)
+{
+    static const char dots[] = "%2E%2E";
+
+    if ((len == 1 || len == 2) && src[0] == '.' && src[len - 1] == '.') {
+        size_t need = 3 * len;
+
+        if (dstsz > 0) /* like http_url_escape: complete escapes only */
+            snprintf(dst, dstsz, "%.*s", need < dstsz ? (int)need : 0, dots);
+        return need;
+    }
+    return http_url_escape(dst, dstsz, src, len);
+}
+
 int http_url_build(char *dst, size_t dstsz, const char *base, const struct http_param *params,
                    size_t nparams, char *errstr, size_t errsz)
 {

@@ -157,6 +157,14 @@ enum http_error http_client_do(struct http_client *c, const struct http_request 
  * complete only when the return value < dstsz. */
 size_t http_url_escape(char *dst, size_t dstsz, const char *src, size_t len);
 
+/* Percent-encode src[0..len) as one URL path segment (an id between two '/'): as
+ * http_url_escape, except that a segment of only "." or ".." is written "%2E" / "%2E%2E".
+ * A bare dot segment would be resolved away by the client or any server on the way (RFC
+ * 3986 5.2.4: "callbacks/./complete" is "callbacks/complete"), so the request would
+ * reach another resource; encoded, the segment stays the id's. Same return convention
+ * as http_url_escape. Every untrusted id that goes into a path goes through this. */
+size_t http_path_escape(char *dst, size_t dstsz, const char *src, size_t len);
+
 /* Build base + "?k=v&k=v" (or "&..." when base already has a query) into dst, every key
  * and value percent-encoded. NULL values are skipped. Returns 0, or -1 with errstr when
  * it does not fit in dstsz (dst is then the empty string). */

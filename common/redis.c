@@ -535,10 +535,37 @@ int redis_lease_prepare(struct redis_conn *c, struct redis_lease *l, const char 
     return 0;
 }
 
+size_t redis_tag_escape(char *dst, size_t dstsz, const char *src)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t out = 0;
+
+    for (; *src; src++) {
+        unsigned char ch = (unsigned char)*src;
+        size_t w = ch == '{' || ch == '}' || ch == '%' ? 3 : 1;
+
+        if (out + w < dstsz) {
+            if (w == 1) {
+                dst[out] = (char)ch;
+            } else {
+                dst[out] = '%';
+                dst[out + 1] = hex[ch >> 4];
+                dst[out + 2] = hex[ch & 15];
+            }
+        } else if (out < dstsz) {
+            dstsz = out + 1; /* no partial escapes: stop writing here */
+        }
+        out += w;
+    }
+    if (dstsz > 0)
+        dst[out < dstsz ? out : dstsz - 1] = '\0';
+    return out;
+}
+
 int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
                        const char *name, char *errstr, size_t errsz)
 {
-    char key[REDIS_MAX_KEY + 1];
+    char key[REDIS_MAX_KEY + 1], t[REDIS_MAX_KEY + 1];
     int n;
 
     if (!tag || !*tag) {
@@ -549,7 +576,11 @@ int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *
         snprintf(errstr, errsz, "redis: empty lock name");
         return -1;
     }
-    n = snprintf(key, sizeof(key), "lock:{%s}:%s", tag, name);
+    if (redis_tag_escape(t, sizeof t, tag) >= sizeof t) {
+        snprintf(errstr, errsz, "redis: lock key longer than %d bytes", REDIS_MAX_KEY);
+        return -1;
+    }
+    n = snprintf(key, sizeof(key), "lock:{%s}:%s", t, name);
     if (n < 0 || (size_t)n >= sizeof(key)) {
         snprintf(errstr, errsz, "redis: lock key longer than %d bytes", REDIS_MAX_KEY);
         return -1;

@@ -31,10 +31,10 @@
 
 #define REDIS_DEFAULT_PREFIX "hsqb:"
 #define REDIS_MAX_PREFIX     64
-#define REDIS_MAX_KEY        512 /* whole key, prefix included */
-#define REDIS_TOKEN_LEN      32  /* hex characters (128 random bits) */
-#define REDIS_EVAL_MAX_ARGS  16  /* keys + args of one redis_eval() */
-#define REDIS_MAX_DEFERRED   64  /* deferred commands awaiting their replies */
+#define REDIS_MAX_KEY        1024 /* whole key, prefix included (a tag may triple) */
+#define REDIS_TOKEN_LEN      32   /* hex characters (128 random bits) */
+#define REDIS_EVAL_MAX_ARGS  16   /* keys + args of one redis_eval() */
+#define REDIS_MAX_DEFERRED   64   /* deferred commands awaiting their replies */
 
 struct redis_opts {
     const char *host;         /* default "127.0.0.1" */
@@ -124,12 +124,23 @@ enum redis_owner_status {
     REDIS_OWNER_LOST = 1, /* not ours any more (expired, taken over, replaced): untouched */
 };
 
+/* Text as the hash tag of a key ("...{<tag>}..."): '{', '}' and '%' become %7B, %7D and
+ * %25, every other byte passes. Redis Cluster hashes a key by the text between its first
+ * '{' and the next '}', so a brace inside a tag would end it early (ids "a}b" and "a}c"
+ * sharing tag "a") or empty it (the whole key hashed: one event's keys in several slots,
+ * which multi-key scripts refuse); escaped, the tag is the whole text, one-to-one, and
+ * text without those three bytes (every realm, portal and HubSpot callback id) keeps the
+ * key it always had. Writes at most dstsz bytes with the terminator, like snprintf, and
+ * returns the length the whole escape needs: complete only when it is < dstsz. */
+size_t redis_tag_escape(char *dst, size_t dstsz, const char *src);
+
 /* Fill l for key (non-empty, without the prefix: "<prefix><key>" must fit REDIS_MAX_KEY)
  * with a fresh token. 0, or -1 with errstr. Prepare once per attempt and reuse l. */
 int redis_lease_prepare(struct redis_conn *c, struct redis_lease *l, const char *key, char *errstr,
                         size_t errsz);
 
-/* Fill l for the lock <prefix>lock:{<tag>}:<name> with a fresh token. */
+/* Fill l for the lock <prefix>lock:{<tag>}:<name> with a fresh token; tag goes in
+ * through redis_tag_escape(). */
 int redis_lock_prepare(struct redis_conn *c, struct redis_lease *l, const char *tag,
                        const char *name, char *errstr, size_t errsz);
 

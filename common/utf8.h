@@ -33,4 +33,15 @@ size_t utf8_copy(char *out, size_t outsz, const char *s, size_t max);
  * s[0..n) without a trailing incomplete sequence. Reads only s[0..n). */
 size_t utf8_trim_partial(const char *s, size_t n);
 
+/* Untrusted text as an operator's terminal may show it, into out (outsz >= 1 bytes,
+ * always NUL-terminated; what does not fit is left off at a whole unit). Printable
+ * characters of valid UTF-8 pass unchanged, so names read as names; every byte of
+ * anything else is written \xNN: C0 and C1 controls and DEL (escape sequences), invalid
+ * UTF-8 (stray, overlong, surrogate or truncated sequences), and the invisible format
+ * characters that reorder or hide text (bidi marks, embeddings, overrides and isolates,
+ * zero-width characters, line/paragraph separators, BOM). A backslash is written \\,
+ * so the escapes are unambiguous. s NULL is "". Returns out. The one rule for every
+ * print of untrusted text by the hsqb-worker subcommands. */
+const char *utf8_printable(const char *s, char *out, size_t outsz);
+
 #endif

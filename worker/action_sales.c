@@ -72,13 +72,18 @@ int sales_line_money(const struct hubspot_line_item *li, enum money_round roundi
     }
     if (amount < 0)
         return line_fail(errstr, errsz, li, "negative amount", li->amount);
+    if (amount > SALES_LINE_MAX_CENTS) /* checked first: the fallback below must fit */
+        return line_fail(errstr, errsz, li,
+                         "amount is more than QuickBooks accepts on a line (99999999999.99)",
+                         li->amount);
     memset(out, 0, sizeof *out);
     out->amount_cents = amount;
     if (money_unit_price_for(qty, amount, MONEY_PRICE_DECIMALS, &unit) == MONEY_OK) {
         out->qty7 = qty;
         out->price7 = unit;
     } else {
-        /* no exact pair: Qty 1 x Amount is always exact (QBO rule 6070) */
+        /* no exact pair: Qty 1 x Amount is always exact (QBO rule 6070); amount is at
+         * most SALES_LINE_MAX_CENTS, so the price stays within MONEY_PRICE_MAX */
         out->qty7 = MONEY_QTY_SCALE;
         out->price7 = amount * (MONEY_PRICE_SCALE / 100);
         out->qty_folded = 1;
@@ -420,7 +425,7 @@ static int compute_money(struct run *r, const struct hubspot_ctx *hc, struct act
     fee_lines(r);
     for (i = nli; i < r->n; i++) {
         if (sales_line_money(&r->all[i], rnd, &r->lines[i], e, sizeof e) < 0) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "%s", e);
+            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0, "%s", e);
             return -1;
         }
         r->taxable[i] = (unsigned char)order_tax; /* fees come before the quote's taxes */

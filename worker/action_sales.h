@@ -39,8 +39,15 @@
 
 extern const struct action_ops action_sales_ops;
 
+/* The largest line amount booked, in cents (99,999,999,999.99): QuickBooks documents no
+ * maximum, and UnitPrice carries 7 decimals (MONEY_PRICE_MAX), so this is the largest
+ * amount for which Qty 1 x UnitPrice = Amount (the pair any line may fall back to) can
+ * be written at all. */
+#define SALES_LINE_MAX_CENTS (MONEY_PRICE_MAX / (MONEY_PRICE_SCALE / 100))
+
 /* Map one line item's money to a line (pure). 0, or -1 with errstr naming the line item
- * and the fault (bad decimal, negative amount, discount without amount). */
+ * and the fault (bad decimal, negative amount, discount without amount, an amount above
+ * SALES_LINE_MAX_CENTS). */
 int sales_line_money(const struct hubspot_line_item *li, enum money_round rounding,
                      struct sales_line *out, char *errstr, size_t errsz);
 

@@ -108,13 +108,17 @@ void claim_stored_release(struct claim_stored *s)
 static int event_key(const char *event_id, const char *step, char *out, size_t outsz, char *errstr,
                      size_t errsz)
 {
+    char tag[REDIS_MAX_KEY + 1];
     int n;
 
     if (!event_id || !*event_id) {
         snprintf(errstr, errsz, "claim: empty event id");
         return -1;
     }
-    n = snprintf(out, outsz, "evt:{%s}%s%s", event_id, step ? ":sent:" : "", step ? step : "");
+    /* the id is the hash tag of every key of the event, whatever bytes it holds */
+    n = redis_tag_escape(tag, sizeof tag, event_id) >= sizeof tag
+            ? -1
+            : snprintf(out, outsz, "evt:{%s}%s%s", tag, step ? ":sent:" : "", step ? step : "");
     if (n < 0 || (size_t)n >= outsz) {
         snprintf(errstr, errsz, "claim: event key longer than %d bytes", REDIS_MAX_KEY);
         return -1;

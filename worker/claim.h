@@ -1,7 +1,8 @@
 /* claim.h - the event-key protocol: who may work on an event, and what its outcome was.
  *
  * Owns the Redis keys of one event (prefix configurable, default "hsqb:"; the hash tag
- * keeps them in one Redis Cluster slot):
+ * keeps them in one Redis Cluster slot; <event id> is the id through redis_tag_escape(),
+ * so '{', '}' and '%' appear as %7B, %7D and %25 and the tag is always the whole id):
  *   <prefix>evt:{<event id>}              owner token while claimed, or the done marker:
  *                                         "done:" + the result JSON
  *   <prefix>evt:{<event id>}:status       "succeeded <n>" or "failed <n>" (n: the bytes

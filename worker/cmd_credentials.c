@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/http.h"
 #include "common/redis.h"
+#include "common/utf8.h"
 #include "common/clock.h"
 #include "worker/apierr.h"
 #include "worker/connect_state.h"
@@ -188,8 +189,9 @@ static int verify(const struct config *cfg, struct redis_conn *redis, const char
     }
     io = (struct ioctx){.http = http, .redis = redis};
     if (oauth_get_access(&io, o, realm, tok, OAUTH_TOKEN_MAX, &ae) < 0) {
+        char shown[4 * API_MSG_MAX];
         fprintf(err, "hsqb-worker credentials: verification failed (%s): %s\n",
-                api_class_name(ae.cls), ae.message);
+                api_class_name(ae.cls), utf8_printable(ae.message, shown, sizeof shown));
         goto out;
     }
     fprintf(out,
@@ -439,30 +441,31 @@ static void binding_text(struct redis_conn *redis, const char *realm, char *buf,
 static void show_realm(struct redis_conn *redis, const char *realm, FILE *out)
 {
     struct oauth_status st;
-    char e[256], rt[32], at[32], up[32], b[300];
+    char e[256], rt[32], at[32], up[32], b[300], shown[4 * 64];
     if (oauth_status_get(redis, realm, &st, e, sizeof e) != 1)
         return;
     fmt_time(st.refresh_expires_at_ms, rt, sizeof rt);
     fmt_time(st.access_expires_at_ms, at, sizeof at);
     fmt_time(st.updated_at_ms, up, sizeof up);
     binding_text(redis, realm, b, sizeof b);
-    fprintf(out,
-            "qbo realm %s: %s, refresh token %s (expires %s), access token %s%s, updated %s%s\n",
-            realm, b, st.has_refresh_token ? "stored" : "MISSING", rt,
-            st.has_access_token ? "valid until " : "none", st.has_access_token ? at : "", up,
-            st.reauth_required ? ", REAUTH REQUIRED (Intuit refused the refresh token)" : "");
+    fprintf(
+        out, "qbo realm %s: %s, refresh token %s (expires %s), access token %s%s, updated %s%s\n",
+        utf8_printable(realm, shown, sizeof shown), b, st.has_refresh_token ? "stored" : "MISSING",
+        rt, st.has_access_token ? "valid until " : "none", st.has_access_token ? at : "", up,
+        st.reauth_required ? ", REAUTH REQUIRED (Intuit refused the refresh token)" : "");
 }
 
 /* A binding whose realm has no QBO credentials (show_realm lists the others). */
 static void show_binding(struct redis_conn *redis, const char *realm, FILE *out)
 {
     struct oauth_status st;
-    char e[256], b[300];
+    char e[256], b[300], shown[4 * 64];
 
     if (oauth_status_get(redis, realm, &st, e, sizeof e) != 0)
         return;
     binding_text(redis, realm, b, sizeof b);
-    fprintf(out, "qbo realm %s: %s, no QuickBooks credentials stored\n", realm, b);
+    fprintf(out, "qbo realm %s: %s, no QuickBooks credentials stored\n",
+            utf8_printable(realm, shown, sizeof shown), b);
 }
 
 /* Which portals the default hubspot.token serves (hubspot.token_portals). */
@@ -483,10 +486,12 @@ static void show_default_token(const struct config *cfg, FILE *out)
 static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
 {
     struct hubspot_oauth_status st;
-    char e[256], at[32], in[32];
+    char e[256], at[32], in[32], shown[4 * 64], dom[4 * (HUBSPOT_OAUTH_DOMAIN_MAX + 1)];
 
+    /* the tag and the stored domain are Redis text: printable only (utf8_printable) */
+    utf8_printable(portal, shown, sizeof shown);
     if (hubspot_oauth_status_get(redis, strtoll(portal, NULL, 10), &st, e, sizeof e) != 1) {
-        fprintf(out, "hubspot portal %s: token stored\n", portal);
+        fprintf(out, "hubspot portal %s: token stored\n", shown);
         return;
     }
     fmt_time(st.access_expires_at_ms, at, sizeof at);
@@ -494,8 +499,8 @@ static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
     fprintf(out,
             "hubspot portal %s: OAuth install%s%s (installed %s), access token valid until %s, "
             "refresh token %s\n",
-            portal, st.hub_domain[0] ? " of " : "", st.hub_domain, in, at,
-            st.has_refresh_token ? "stored" : "MISSING");
+            shown, st.hub_domain[0] ? " of " : "", utf8_printable(st.hub_domain, dom, sizeof dom),
+            in, at, st.has_refresh_token ? "stored" : "MISSING");
 }
 
 static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE *err)

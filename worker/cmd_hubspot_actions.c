@@ -190,7 +190,8 @@ static int request(struct sync *S, enum http_method m, const char *path,
 {
     static const char *const verbs[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
     struct http_param params[4] = {{"hapikey", S->key}};
-    char base[HA_URL_MAX * 2], url[HTTP_MAX_URL + 1], e[512], msg[HA_MESSAGE_SHOWN * 2];
+    char base[HA_URL_MAX * 2], url[HTTP_MAX_URL + 1], e[512], msg[HA_MESSAGE_SHOWN * 2],
+        shown[4 * 512]; /* what HubSpot or curl said, printable only */
     struct http_request req = {.method = m,
                                .url = url,
                                .body = body,
@@ -211,7 +212,7 @@ static int request(struct sync *S, enum http_method m, const char *path,
     if (he != HTTP_OK) {
         masked(e, strlen(e), S->key, msg, sizeof msg); /* curl's text, names the class */
         fprintf(S->err, "hsqb-worker hubspot-actions: %s %s: %s\n", verbs[m], path,
-                *msg ? msg : http_error_str(he));
+                *msg ? utf8_printable(msg, shown, sizeof shown) : http_error_str(he));
         return -1;
     }
     if (S->resp.status < 200 || S->resp.status > 299) {
@@ -222,13 +223,13 @@ static int request(struct sync *S, enum http_method m, const char *path,
                     ? " (HubSpot refused the developer key: check hubspot.developer_key and "
                       "that the app belongs to its developer account)"
                     : "",
-                msg);
+                utf8_printable(msg, shown, sizeof shown));
         return -1;
     }
     if (S->resp.body_len &&
         !(*json = json_parse_strict(S->resp.body, S->resp.body_len, 0, e, sizeof e))) {
         fprintf(S->err, "hsqb-worker hubspot-actions: %s %s: answer is not JSON: %s\n", verbs[m],
-                path, e);
+                path, utf8_printable(e, shown, sizeof shown));
         return -1;
     }
     return 0;
@@ -327,7 +328,7 @@ static void url_path(struct json_object *def, char *buf, size_t bufsz)
 /* Our definitions among those listed, into S->have; the others named. */
 static void match(struct sync *S)
 {
-    char id[HA_ID_MAX + 1], first[HA_ID_MAX + 1], p[256];
+    char id[HA_ID_MAX + 1], first[HA_ID_MAX + 1], p[256], shown[4 * 256];
     enum hsqb_action a;
 
     for (size_t i = 0; i < json_object_array_length(S->listed); i++) {
@@ -337,7 +338,8 @@ static void match(struct sync *S)
             snprintf(id, sizeof id, "(no id)");
         if (actiondefs_action_of(def, &a) < 0) {
             url_path(def, p, sizeof p);
-            fprintf(S->out, "definition %s (%s): not one of ours, left alone\n", id, p);
+            fprintf(S->out, "definition %s (%s): not one of ours, left alone\n", id,
+                    utf8_printable(p, shown, sizeof shown));
         } else if (S->have[a]) {
             if (id_of(S->have[a], first, sizeof first) < 0)
                 snprintf(first, sizeof first, "(no id)");
@@ -378,9 +380,11 @@ static int create(struct sync *S, enum hsqb_action a)
 static void show_difference(void *opaque, const char *path, const char *theirs, const char *ours)
 {
     struct sync *S = opaque;
+    char a[4 * 256], b[4 * 256], c[4 * 256]; /* HubSpot's text: printable only */
 
     if (S->lines++ < HA_DIFF_LINES)
-        fprintf(S->out, "    %s: %s -> %s\n", path, theirs, ours);
+        fprintf(S->out, "    %s: %s -> %s\n", utf8_printable(path, a, sizeof a),
+                utf8_printable(theirs, b, sizeof b), utf8_printable(ours, c, sizeof c));
 }
 
 static int update(struct sync *S, enum hsqb_action a)
@@ -409,7 +413,7 @@ static int update(struct sync *S, enum hsqb_action a)
         return 0;
     }
     pid = path + snprintf(path, sizeof path, HA_API_PATH "%s/", S->o.app_id);
-    http_url_escape(pid, sizeof path - (size_t)(pid - path), id, strlen(id));
+    http_path_escape(pid, sizeof path - (size_t)(pid - path), id, strlen(id));
     if (!(patch = actiondefs_patch(S->want[a], S->have[a])))
         return -1;
     rc = request(S, HTTP_PATCH, path, NULL, 0,

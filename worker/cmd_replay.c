@@ -29,11 +29,13 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "common/utf8.h"
 #include "worker/claim.h"
 #include "worker/delay.h"
 #include "worker/event.h"
 #include "worker/exitcode.h"
 #include "worker/producer.h"
+#include "worker/result.h"
 #include "worker/settings.h"
 
 #define REPLAY_MAX_ARGS     256     /* setting flags passed through */
@@ -310,6 +312,7 @@ static void peek_value(const rd_kafka_message_t *m, struct rec *r)
 
 static void read_rec(const rd_kafka_message_t *m, const rd_kafka_headers_t *h, struct rec *r)
 {
+    struct result_inbound_meta meta;
     char buf[32];
     const char *colon;
 
@@ -321,8 +324,10 @@ static void read_rec(const rd_kafka_message_t *m, const rd_kafka_headers_t *h, s
     hdr_str(h, "hsqb-event-id", r->id, sizeof r->id);
     hdr_str(h, "hsqb-attempts", r->attempts, sizeof r->attempts);
     hdr_str(h, "hsqb-original-topic", r->target, sizeof r->target);
-    if (hdr_str(h, "hsqb-replay-count", buf, sizeof buf) == 0)
-        r->replay_count = (int)strtol(buf, NULL, 10);
+    /* the worker's own bounded reading of the headers: a count it would not accept is
+     * none, never an int past INT_MAX */
+    result_inbound_meta_read(h, &meta);
+    r->replay_count = meta.replay_count;
     /* the key is "<portal>:<TYPE>:<object>" */
     if (m->key && m->key_len > 0 && m->key_len < 64 &&
         (colon = memchr(m->key, ':', m->key_len)) != NULL &&
@@ -418,7 +423,8 @@ static int republish(struct producer *pr, const char *topic, const rd_kafka_mess
 
     snprintf(of, sizeof of, "%s:%" PRId32 ":%" PRId64, rd_kafka_topic_name(m->rkt), m->partition,
              m->offset);
-    snprintf(count, sizeof count, "%d", r->replay_count + 1);
+    snprintf(count, sizeof count, "%d",
+             r->replay_count < RESULT_REPLAY_COUNT_MAX ? r->replay_count + 1 : r->replay_count);
     if (delay_headers_forward(h, dlq_only, sizeof dlq_only / sizeof dlq_only[0], add, 2, &out,
                               errstr, errsz) < 0)
         return -1;
@@ -444,24 +450,10 @@ static void fmt_time(int64_t ms, char *buf, size_t bufsz)
 }
 
 /* Text that came from a dead letter (which keeps hostile input byte for byte) as the
- * operator's terminal gets it: printable ASCII, every other byte as \xNN, so no escape
- * sequence, control character or C1 byte of an attacker's reaches it; "-" when empty. */
+ * operator's terminal gets it: utf8_printable's rule, "-" when empty. */
 static const char *shown(const char *s, char *buf, size_t bufsz)
 {
-    size_t o = 0;
-
-    if (!s || !*s)
-        return "-";
-    for (; *s && o + 5 < bufsz; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c >= 0x20 && c <= 0x7e)
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
+    return !s || !*s ? "-" : utf8_printable(s, buf, bufsz);
 }
 
 static void row(FILE *out, const rd_kafka_message_t *m, const struct rec *r, const char *what)

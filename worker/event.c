@@ -426,7 +426,10 @@ static int digits(const char *s, int n, int *out)
 }
 
 /* Syntax and field ranges exactly as the pattern; the calendar is not checked (timegm
- * normalises 02-30), like the pattern. Sets *ms to epoch milliseconds. */
+ * normalises 02-30), like the pattern. Sets *ms to epoch milliseconds. A leap second
+ * (:60, RFC 3339 5.7) is read deliberately as the second after :59, as POSIX time (and
+ * QBO's dates) have no leap seconds; the instant must then still lie within years
+ * 0001..9999 UTC (EVENT_TIME_MIN_MS..EVENT_TIME_MAX_MS), offset applied. */
 static int parse_rfc3339(const char *s, size_t len, int64_t *ms)
 {
     int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0, frac_ms = 0;

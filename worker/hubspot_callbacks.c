@@ -81,7 +81,7 @@ static int complete_one(const struct hubspot_call *c, const struct hubspot_compl
     if (write_outputs(&jb, ep, done, err) < 0)
         goto out;
     jbuf_obj_close(&jb);
-    http_url_escape(esc, sizeof esc, done->callback_id, strlen(done->callback_id));
+    http_path_escape(esc, sizeof esc, done->callback_id, strlen(done->callback_id));
     snprintf(url, sizeof url, "%s/automation/v4/actions/callbacks/%s/complete", c->api->base_url,
              esc);
     rc = send_body(c, ep, url, &jb, err);

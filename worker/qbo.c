@@ -821,7 +821,7 @@ static int read_entity(const struct ioctx *io, struct qbo_api *q, const char *re
                       entity ? entity : "(null)");
         return -1;
     }
-    http_url_escape(esc, sizeof esc, id, strlen(id));
+    http_path_escape(esc, sizeof esc, id, strlen(id));
     snprintf(path, sizeof path, "%s/%s", resources[r].path, esc);
     snprintf(endpoint, sizeof endpoint, "GET /v3/company/{realm}/%s/{id}", resources[r].path);
     if (exchange(io, q, realm, &c, &doc, err) < 0)
@@ -858,7 +858,7 @@ static int send_doc(const struct ioctx *io, struct qbo_api *q, const char *realm
                       "the event's claim was lost before sending the %s", resources[r].name);
         return -1;
     }
-    http_url_escape(esc, sizeof esc, id, strlen(id));
+    http_path_escape(esc, sizeof esc, id, strlen(id));
     snprintf(path, sizeof path, "%s/%s/send", resources[r].path, esc);
     snprintf(endpoint, sizeof endpoint, "POST /v3/company/{realm}/%s/{id}/send",
              resources[r].path);

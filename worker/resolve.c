@@ -244,7 +244,8 @@ void resolve_clean_name(const char *s, char *out, size_t outsz)
     n = strlen(s);
     while (n > 0 && isspace((unsigned char)s[n - 1]))
         n--;
-    for (i = 0; i < n && j + 1 < outsz; i++) {
+    n = utf8_cut_len(s, n, outsz - 1);
+    for (i = 0; i < n; i++) {
         char c = s[i];
         out[j++] = c == ':' ? '-' : (c == '\t' || c == '\r' || c == '\n') ? ' ' : c;
     }
@@ -270,6 +271,22 @@ static void join2(char *out, size_t outsz, const char *a, const char *b)
 #define RESOLVE_HASH_SUFFIX_LEN 10 /* " #" and 8 hex digits */
 
 #define RESOLVE_CUR_SUFFIX_LEN 6 /* " (EUR)" */
+
+/* A name's base comes from the contact's own text, and must never end the way the
+ * worker's hashed variant does (" #" and 8 hex digits, either case: QBO compares names
+ * ignoring it). That suffix is what makes any holder of a name ours (customer_create);
+ * a contact whose text imitates it (say another contact's whole hashed name) would
+ * otherwise get a plain variant equal to it, a customer created under it, and that
+ * customer handed to the other contact. Such a '#' is written '-'; anything else that
+ * is not exactly this format ("Team #1") stays as the user wrote it. */
+static void defuse_hash_suffix(char *base)
+{
+    size_t n = strlen(base);
+
+    if (n >= RESOLVE_HASH_SUFFIX_LEN && base[n - 10] == ' ' && base[n - 9] == '#' &&
+        strspn(base + n - 8, "0123456789abcdefABCDEF") == 8)
+        base[n - 9] = '-';
+}
 
 int resolve_name_variants(const char *currency)
 {
@@ -343,6 +360,7 @@ int resolve_display_name_in(int64_t portal_id, const struct hubspot_contact *c,
      * most RESOLVE_NAME_MAX - 1 bytes: an email part leaves the base room above) */
     room = strlen(suffix) < RESOLVE_NAME_MAX ? RESOLVE_NAME_MAX - strlen(suffix) : 0;
     utf8_truncate(base, room);
+    defuse_hash_suffix(base); /* after the cut, which could leave such an ending */
     join2(out, outsz, base, suffix);
     return 0;
 }

@@ -58,7 +58,8 @@ struct json_object *resolve_query_rows(const struct resolve_ctx *rc, const char 
 const char *resolve_row_id(struct json_object *row);
 
 /* A copy of s (NULL: "") trimmed of ASCII whitespace, ':' made '-' and tab/CR/LF made
- * spaces; cut to outsz - 1 bytes. */
+ * spaces; cut to outsz - 1 bytes on a character boundary (never inside a UTF-8
+ * sequence: the text is joined to more text and sent to QBO). */
 void resolve_clean_name(const char *s, char *out, size_t outsz);
 
 

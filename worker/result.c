@@ -390,7 +390,7 @@ void result_inbound_meta_read(const rd_kafka_headers_t *h, struct result_inbound
     }
     m->replayed =
         rd_kafka_header_get_last(h, "hsqb-replay-of", &val, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (hdr_get_u64(h, "hsqb-replay-count", 999999, &v) == 0)
+    if (hdr_get_u64(h, "hsqb-replay-count", RESULT_REPLAY_COUNT_MAX, &v) == 0)
         m->replay_count = (int)v;
 }
 

@@ -139,6 +139,10 @@ char *result_one_line(const char *text, char *out, size_t outsz);
 
 /* ---- headers read back from an input (retry and replayed messages) ------------- */
 
+/* The largest hsqb-replay-count read (a larger value is malformed); replay stops
+ * counting there rather than write a count the worker would not read. */
+#define RESULT_REPLAY_COUNT_MAX 999999
+
 /* Values of the hsqb-* headers an input may carry (schemas/headers.md). Absent or
  * malformed headers read as 0 / "" (a malformed value is ignored, never fatal). */
 struct result_inbound_meta {
@@ -149,7 +153,7 @@ struct result_inbound_meta {
     int64_t original_offset;
     int64_t original_timestamp_ms;
     int replayed;     /* hsqb-replay-of present */
-    int replay_count; /* hsqb-replay-count; 0 when absent */
+    int replay_count; /* hsqb-replay-count (0..RESULT_REPLAY_COUNT_MAX); 0 when absent */
 };
 
 /* Read hdrs (may be NULL: all defaults). Never fails. */

@@ -1141,7 +1141,8 @@ class Harness:
 
     def event_marker(self, event_id):
         """The raw Redis value of hsqb:evt:{id} (any type), or None."""
-        key = "%sevt:{%s}" % (KEY_PREFIX, event_id)
+        tag = event_id.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+        key = "%sevt:{%s}" % (KEY_PREFIX, tag)  # redis_tag_escape
         t = self.redis.type(key).decode()
         if t == "none":
             return None

@@ -138,6 +138,35 @@ static void test_utf8_trim_partial(void **state)
     assert_int_equal(utf8_trim_partial("\x80\x80", 2), 2); /* stray bytes: left alone */
 }
 
+/* What an operator's terminal gets of untrusted text: names readable, nothing that
+ * moves the cursor, changes colours, reorders the line or is not UTF-8. */
+static void test_utf8_printable(void **state)
+{
+    static const char *const cases[][2] = {
+        {"Se\xc3\xa1n O'Brien \xf0\x9f\x98\x80", "Se\xc3\xa1n O'Brien \xf0\x9f\x98\x80"},
+        {"a\x1b[2Jb\x07\r\n\x7f", "a\\x1b[2Jb\\x07\\x0d\\x0a\\x7f"},
+        {"c1 \xc2\x9b"
+         "31m",
+         "c1 \\xc2\\x9b31m"},                                                 /* U+009B, CSI */
+        {"x\xe2\x80\xaey\xe2\x81\xa6z", "x\\xe2\\x80\\xaey\\xe2\\x81\\xa6z"}, /* RLO, LRI */
+        {"\xe2\x80\x8b\xef\xbb\xbf", "\\xe2\\x80\\x8b\\xef\\xbb\\xbf"},       /* ZWSP, BOM */
+        {"bad \xff \xc3 \xc0\xaf \xed\xa0\x80", "bad \\xff \\xc3 \\xc0\\xaf \\xed\\xa0\\x80"},
+        {"cut \xe2\x82", "cut \\xe2\\x82"}, /* a sequence the end cuts short */
+        {"back\\slash", "back\\\\slash"},
+        {"", ""},
+    };
+    char out[128];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(utf8_printable(cases[i][0], out, sizeof out), cases[i][1]);
+    assert_string_equal(utf8_printable(NULL, out, sizeof out), "");
+    /* what does not fit is left off whole: no half escape, no half character */
+    assert_string_equal(utf8_printable("ab\x1b", out, 6), "ab");
+    assert_string_equal(utf8_printable("ab\xc3\xa1", out, 4), "ab");
+    assert_string_equal(utf8_printable("abc", out, 1), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_cond_waits_on_the_monotonic_clock),
         cmocka_unit_test(test_utf8_cuts_on_boundaries),
         cmocka_unit_test(test_utf8_trim_partial),
+        cmocka_unit_test(test_utf8_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

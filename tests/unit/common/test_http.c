@@ -731,6 +731,24 @@ static void test_url_helpers(void **state)
     assert_int_equal(http_url_escape(buf, 4, "ab cd", 5), 7);
     assert_string_equal(buf, "ab");
     assert_int_equal(http_url_escape(NULL, 0, "a b", 3), 5);
+    /* A path segment: dot segments stay the id's (ids "." and ".." are valid); a buffer
+     * too small for the whole escape gets none of it. */
+    {
+        static const struct {
+            const char *in, *want;
+            size_t room, need;
+        } seg[] = {{".", "%2E", 128, 3},
+                   {"..", "%2E%2E", 128, 6},
+                   {"..", "", 4, 6},
+                   {"...", "...", 128, 3},
+                   {"a.b/{}", "a.b%2F%7B%7D", 128, 12}};
+
+        for (size_t i = 0; i < sizeof seg / sizeof seg[0]; i++) {
+            assert_int_equal(http_path_escape(buf, seg[i].room, seg[i].in, strlen(seg[i].in)),
+                             seg[i].need);
+            assert_string_equal(buf, seg[i].want);
+        }
+    }
 
     assert_int_equal(
         http_url_build(buf, sizeof(buf), "http://h/v3/company/1/invoice", p2, 3, err, sizeof(err)),

@@ -136,6 +136,17 @@ static void test_locks(void **state)
     assert_int_equal(redis_lock(b, &lb, 5000, err, sizeof(err)), REDIS_LOCKED);
     assert_int_equal(redis_lock_prepare(a, &la, "9130", "", err, sizeof(err)), -1);
     assert_int_equal(redis_lock_prepare(a, &la, "", "x", err, sizeof(err)), -1);
+    /* a tag is the whole tag, whatever it holds; plain tags are left as they are */
+    assert_int_equal(redis_lock_prepare(a, &la, "a}b{%", "x", err, sizeof(err)), 0);
+    assert_string_equal(la.key, "hsqb:lock:{a%7Db%7B%25}:x");
+    {
+        char t[8];
+        assert_int_equal(redis_tag_escape(t, sizeof t, "ab}"), 5);
+        assert_string_equal(t, "ab%7D");
+        assert_int_equal(redis_tag_escape(t, 5, "ab}"), 5); /* no half escape */
+        assert_string_equal(t, "ab");
+        assert_int_equal(redis_tag_escape(NULL, 0, "{}"), 6);
+    }
     /* any key the caller names: the prefix is added, tokens are fresh */
     assert_int_equal(redis_lease_prepare(a, &la, "x:{1}", err, sizeof(err)), 0);
     assert_string_equal(la.key, "hsqb:x:{1}");

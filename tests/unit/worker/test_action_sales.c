@@ -113,6 +113,33 @@ static void test_line_money_refusals(void **state)
     assert_int_equal(out.amount_cents, 1001);
 }
 
+/* The largest line QuickBooks can be sent: UnitPrice carries 7 decimals in an int64, so
+ * Qty 1 x UnitPrice = Amount (the fallback every line may need) holds up to
+ * 99,999,999,999.99. Beyond it the line is refused by name, never multiplied past int64
+ * (a $922 billion amount overflowed the fallback) nor sent with a wrong UnitPrice. */
+static void test_line_money_beyond_quickbooks(void **state)
+{
+    static const char *const huge[][3] = {
+        {"1", NULL, "100000000000.00"},          /* one cent past the limit */
+        {"1", NULL, "922337203685477.58"},       /* amount x 10^5 past INT64_MAX */
+        {"1", NULL, "999999999999999.99"},       /* the parser's own maximum */
+        {"1000000", NULL, "999999999999999.99"}, /* a unit price would fit: still too much */
+        {"1000", "99999999999.99", NULL},        /* qty x price */
+    };
+    struct hubspot_line_item l;
+    struct sales_line out;
+    char e[256];
+    (void)state;
+
+    check("1", NULL, "99999999999.99", SALES_LINE_MAX_CENTS, "1", "99999999999.99", 0);
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        l = li(huge[i][0], huge[i][1], huge[i][2]);
+        assert_int_equal(sales_line_money(&l, MONEY_ROUND_HALF_UP, &out, e, sizeof e), -1);
+        assert_non_null(strstr(e, "line item 7001"));
+        assert_non_null(strstr(e, "more than QuickBooks accepts"));
+    }
+}
+
 static const char *jstr(struct json_object *o, const char *k)
 {
     struct json_object *v;
@@ -529,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_line_money_folds_when_no_price_fits),
         cmocka_unit_test(test_line_money_without_amount),
         cmocka_unit_test(test_line_money_refusals),
+        cmocka_unit_test(test_line_money_beyond_quickbooks),
         cmocka_unit_test(test_doc_body),
         cmocka_unit_test(test_doc_body_tax_discount_currency),
         cmocka_unit_test(test_line_order),

@@ -17,6 +17,7 @@
 #include "common/redis.h"
 #include "tests/unit/testutil_redis.h"
 #include "worker/claim.h"
+#include "worker/event.h"
 
 static struct redis_conn *conn(void)
 {
@@ -305,6 +306,58 @@ static void test_sent_markers(void **state)
     redis_conn_free(a);
 }
 
+/* The hash tag Redis Cluster hashes a key by: from the first '{' to the next '}', when
+ * that is not empty; else the whole key. */
+static void cluster_tag(const char *key, char *out, size_t outsz)
+{
+    const char *o = strchr(key, '{'), *c = o ? strchr(o + 1, '}') : NULL;
+
+    if (o && c && c > o + 1)
+        snprintf(out, outsz, "%.*s", (int)(c - o - 1), o + 1);
+    else
+        snprintf(out, outsz, "%s", key);
+}
+
+/* Every key of an event hashes by the event's id alone, so a Redis Cluster keeps them in
+ * one slot (the scripts touch several), and two ids never share a tag. Ids may hold any
+ * visible ASCII, '{' and '}' included; ordinary ids keep the keys they always had. */
+static void test_keys_keep_the_id_as_hash_tag(void **state)
+{
+    static const char *const ids[] = {"a}b", "a}c", "}", "{", "{x}", "a%7Db", "100%"};
+    struct redis_conn *a = conn();
+    struct redis_lease l;
+    char err[256] = "", tags[7][REDIS_MAX_KEY + 1], t2[REDIS_MAX_KEY + 1], sent[REDIS_MAX_KEY + 16];
+    size_t i, j;
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &l, "ap-102670506-56776413549-7-0", err, sizeof err), 0);
+    assert_string_equal(l.key, "hsqb:evt:{ap-102670506-56776413549-7-0}");
+    for (i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        assert_int_equal(claim_prepare(a, &l, ids[i], err, sizeof err), 0);
+        cluster_tag(l.key, tags[i], sizeof tags[i]);
+        assert_ptr_equal(strchr(tags[i], '{'), NULL);
+        /* the sent marker of the same event: the same slot */
+        assert_int_equal(claim_mark_sent(a, ids[i], "doc", 60000, err, sizeof err), 0);
+        snprintf(sent, sizeof sent, "%s:sent:doc", l.key);
+        assert_string_equal(testutil_redis_get(a, sent), "1");
+        cluster_tag(sent, t2, sizeof t2);
+        assert_string_equal(t2, tags[i]);
+        for (j = 0; j < i; j++)
+            assert_string_not_equal(tags[i], tags[j]);
+    }
+    assert_string_equal(tags[0], "a%7Db");
+    /* the longest id of braces still has keys */
+    {
+        char big[EVENT_ID_MAX + 1];
+
+        memset(big, '}', EVENT_ID_MAX);
+        big[EVENT_ID_MAX] = '\0';
+        assert_int_equal(claim_prepare(a, &l, big, err, sizeof err), 0);
+        assert_int_equal(claim_mark_sent(a, big, "payment:r1", 60000, err, sizeof err), 0);
+    }
+    redis_conn_free(a);
+}
+
 static void test_request_id(void **state)
 {
     (void)state;
@@ -357,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup(test_retake_failed_only, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_done_markers_of_earlier_releases, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_sent_markers, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_keys_keep_the_id_as_hash_tag, testutil_redis_flush_setup),
         cmocka_unit_test(test_request_id),
     };
     return cmocka_run_group_tests(tests, testutil_redis_group_setup, testutil_redis_group_teardown);

@@ -412,6 +412,15 @@ static void test_id_length_and_time_forms(void **state)
 
     assert_int_equal(DECODE(&ev, err, {"time", "\"2024-02-29t23:59:60.123456789z\""}), EVENT_OK);
     event_release(&ev);
+    /* a leap second is the first second after it (POSIX time has none): the day of the
+     * real one, 2016-12-31T23:59:60Z, is 2017-01-01T00:00:00Z, and so is the same
+     * instant written in another zone */
+    assert_int_equal(DECODE(&ev, err, {"time", "\"2016-12-31T23:59:60Z\""}), EVENT_OK);
+    assert_int_equal(ev.time_ms, 1483228800000LL);
+    event_release(&ev);
+    assert_int_equal(DECODE(&ev, err, {"time", "\"2016-12-31T15:59:60.500-08:00\""}), EVENT_OK);
+    assert_int_equal(ev.time_ms, 1483228800500LL);
+    event_release(&ev);
     assert_int_equal(DECODE(&ev, err, {"time", "\"1970-01-01T00:00:01-00:30\""}), EVENT_OK);
     assert_int_equal(ev.time_ms, 1000 + 1800 * 1000);
     event_release(&ev);

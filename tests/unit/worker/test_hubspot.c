@@ -789,6 +789,24 @@ static void test_callback_completion(void **state)
                                                &(struct hubspot_completion){"", 1, NULL, 0}, &e),
                      -1);
     assert_int_equal(e.cls, API_PERMANENT);
+
+    /* Ids "." and ".." are valid visible ASCII, but as a bare path segment they are dot
+     * segments a client or server resolves away: "callbacks/./complete" became the batch
+     * route, "callbacks/../complete" another one. As segments they must stay the id's. */
+    {
+        size_t batch = sb_count("/automation/v4/actions/callbacks/complete");
+        static const char *const dots[] = {".", ".."};
+
+        for (size_t i = 0; i < 2; i++) {
+            assert_int_equal(
+                hubspot_complete_callback(&g_io, g_api, &c,
+                                          &(struct hubspot_completion){dots[i], 1, out, 2}, &e),
+                -1);
+            assert_int_equal(e.cls, API_NOT_FOUND); /* the one callback, unknown */
+        }
+        assert_int_equal(sb_count("/automation/v4/actions/callbacks/complete"), batch);
+        assert_int_equal(sb_count("/automation/v4/actions/complete"), 0);
+    }
 }
 
 /* One request completes a batch; HubSpot's answer is for the whole batch (the sandbox's

@@ -574,6 +574,29 @@ static void test_credentials_bindings(void **state)
     assert_int_equal(run_cred(NULL, out, sizeof out, bad), 2);
 }
 
+/* Redis keys are text anyone with Redis access may have written: `credentials list`
+ * shows the tags it finds printable only, never an escape sequence, a bidi override or
+ * invalid UTF-8 reaching the operator's terminal. */
+static void test_credentials_list_prints_hostile_keys_printable(void **state)
+{
+    char out[4096], e[256];
+    redisReply *r;
+    size_t i;
+    (void)state;
+
+    r = redis_command(H.redis, e, sizeof e, "SET %s x",
+                      "hsqb:hstoken:{\x1b]0;pwned\x07\x1b[2J\xe2\x80\xae\xff\\}");
+    assert_non_null(r);
+    freeReplyObject(r);
+    const char *list[] = {"list", NULL};
+    assert_int_equal(run_cred(NULL, out, sizeof out, list), 0);
+    for (i = 0; out[i]; i++)
+        if (out[i] != '\n' && (out[i] < 0x20 || out[i] > 0x7e))
+            fail_msg("byte 0x%02x at %zu of the list:\n%s", (unsigned char)out[i], i, out);
+    assert_non_null(
+        strstr(out, "hubspot portal \\x1b]0;pwned\\x07\\x1b[2J\\xe2\\x80\\xae\\xff\\\\:"));
+}
+
 static void test_tokens_never_logged(void **state)
 {
     char path[128], buf[65536];
@@ -628,6 +651,7 @@ int main(void)
         cmocka_unit_test_setup(test_waits_for_another_replica, setup),
         cmocka_unit_test_setup(test_credentials_round_trip, setup),
         cmocka_unit_test_setup(test_credentials_bindings, setup),
+        cmocka_unit_test_setup(test_credentials_list_prints_hostile_keys_printable, setup),
         cmocka_unit_test_setup(test_tokens_never_logged, setup),
     };
     int rc;

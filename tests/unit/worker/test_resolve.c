@@ -14,9 +14,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <pthread.h>
+#include <strings.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "worker/oauth.h"
 #include "worker/qbo.h"
 #include "worker/resolve.h"
@@ -255,6 +258,64 @@ static void test_display_name_long_keeps_suffix(void **state)
     assert_non_null(strstr(out, " #"));
     assert_int_equal(strlen(strstr(out, " #")), 10);
     assert_string_not_equal(out, out1);
+}
+
+/* Names are valid UTF-8 however long the contact's text: a 601-byte first name was cut
+ * at 500 bytes inside a character, and the half character stayed in the middle of
+ * "First Last" (QBO refuses or mangles it). */
+static void test_display_name_cut_on_characters(void **state)
+{
+    char first[700], out[RESOLVE_NAME_MAX + 1], shown[4 * (RESOLVE_NAME_MAX + 1)];
+    struct hubspot_contact c;
+    size_t i;
+    int v;
+    (void)state;
+
+    first[0] = 'a'; /* odd: two-byte characters from offset 1 end on byte 500 mid-way */
+    for (i = 1; i + 2 < sizeof first; i += 2)
+        memcpy(first + i, "\xc3\xa9", 2);
+    first[i] = '\0';
+    c = contact(7, first, "B", "b@x.example");
+    for (v = 0; v < resolve_name_variants(NULL); v++) {
+        assert_int_equal(resolve_display_name(PORTAL, &c, v, out, sizeof out), 0);
+        assert_true(strlen(out) <= RESOLVE_NAME_MAX);
+        utf8_printable(out, shown, sizeof shown);
+        if (strstr(shown, "\\x"))
+            fail_msg("variant %d is not valid UTF-8: %s", v, shown);
+    }
+}
+
+/* Only a name the worker built with this contact's own hash is ours whoever holds it.
+ * A contact whose name imitates that suffix (here: another contact's whole hashed name)
+ * must not get a plain variant equal to it, or the worker would create a customer under
+ * it and later hand that customer to the other contact as its own. */
+static void test_display_name_never_imitates_a_hashed_variant(void **state)
+{
+    struct hubspot_contact y = contact(10, "Jane", "Doe", "jane@x.example"), x;
+    char hashed[RESOLVE_NAME_MAX + 1], out[RESOLVE_NAME_MAX + 1], upper[RESOLVE_NAME_MAX + 1];
+    int v;
+    (void)state;
+
+    assert_int_equal(resolve_display_name(PORTAL, &y, 2, hashed, sizeof hashed), 0);
+    snprintf(upper, sizeof upper, "%s", hashed);
+    for (char *p = strrchr(upper, '#'); *p; p++)
+        *p = (char)toupper((unsigned char)*p); /* QBO compares names ignoring case */
+    x = contact(11, hashed, NULL, "mallory@x.example");
+    for (v = 0; v < resolve_name_variants(NULL); v++) {
+        assert_int_equal(resolve_display_name(PORTAL, &x, v, out, sizeof out), 0);
+        assert_string_not_equal(out, hashed);
+        assert_true(strcasecmp(out, hashed) != 0);
+    }
+    x.firstname = upper;
+    assert_int_equal(resolve_display_name(PORTAL, &x, 0, out, sizeof out), 0);
+    assert_true(strcasecmp(out, hashed) != 0);
+    /* a " #" that is not the worker's format stays as the user wrote it */
+    x = contact(12, "Team", "#1", NULL);
+    assert_int_equal(resolve_display_name(PORTAL, &x, 0, out, sizeof out), 0);
+    assert_string_equal(out, "Team #1");
+    x = contact(13, "Team", "#0badcafe1", NULL);
+    assert_int_equal(resolve_display_name(PORTAL, &x, 0, out, sizeof out), 0);
+    assert_string_equal(out, "Team #0badcafe1");
 }
 
 static void test_item_name(void **state)
@@ -748,6 +809,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_display_name_variants),
         cmocka_unit_test(test_display_name_long_keeps_suffix),
+        cmocka_unit_test(test_display_name_cut_on_characters),
+        cmocka_unit_test(test_display_name_never_imitates_a_hashed_variant),
         cmocka_unit_test(test_display_name_currency_variants),
         cmocka_unit_test(test_income_account_by_realm_setting),
         cmocka_unit_test(test_item_name),

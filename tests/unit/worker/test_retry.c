@@ -572,6 +572,33 @@ static void test_replay_prints_hostile_dead_letters_printable(void **state)
     assert_non_null(strstr(out, "CODE\\x9b31m"));
 }
 
+/* hsqb-replay-count comes from the dead letter: a count past what the worker reads
+ * (999999) is no count, never an int overflow (2147483647 + 1 was undefined behaviour,
+ * and the header then said -2147483648). */
+static void test_replay_count_from_hostile_header(void **state)
+{
+    static const char *const sent[] = {"2147483647", "99999999999999999999", "41"};
+    static const char *const want[] = {"1", "1", "42"};
+    char out[16384], e[256], b[64], id[32], only[48];
+    const char *args[] = {only, "--to=" RETRY, "--force", NULL};
+    size_t i;
+    (void)state;
+
+    start(NULL);
+    for (i = 0; i < 3; i++) {
+        const struct kafka_header h[] = {{"hsqb-event-id", id}, {"hsqb-replay-count", sent[i]}};
+        struct producer_msg pm = {DLQ, "1:DEAL:1", 8, "{}", 2, h, 2};
+
+        snprintf(id, sizeof id, "evt-count-%zu", i);
+        snprintf(only, sizeof only, "--event-id=%s", id);
+        if (producer_send_sync(E.pr, &pm, 10000, e, sizeof e) < 0)
+            fail_msg("produce: %s", e);
+        assert_int_equal(run_replay(args, out, sizeof out), EXIT_OK);
+        reader_wait(&E.retry, i + 1, 10000, "replayed record");
+        assert_string_equal(hdr(&E.retry.m[i], "hsqb-replay-count", b, sizeof b), want[i]);
+    }
+}
+
 static void test_breaker_isolates_a_broken_realm(void **state)
 {
     const char *flags[] = {"--breaker.failures=3",      "--breaker.cooldown=30s",
@@ -670,6 +697,7 @@ int main(void)
         cmocka_unit_test_teardown(test_storm_goes_to_retry_then_succeeds, teardown),
         cmocka_unit_test_teardown(test_exhausted_to_dlq_then_replay_once, teardown),
         cmocka_unit_test_teardown(test_replay_prints_hostile_dead_letters_printable, teardown),
+        cmocka_unit_test_teardown(test_replay_count_from_hostile_header, teardown),
         cmocka_unit_test_teardown(test_breaker_isolates_a_broken_realm, teardown),
         cmocka_unit_test_teardown(test_breaker_charges_hubspot_failures_to_the_portal, teardown),
     };
