@@ -240,7 +240,7 @@ static int learn_portal(struct connect_call *k, struct install *in)
     struct json_object *doc;
     int rc = -1;
 
-    if (http_url_escape(esc, sizeof esc, in->access, strlen(in->access)) >= sizeof esc)
+    if (http_path_escape(esc, sizeof esc, in->access, strlen(in->access)) >= sizeof esc)
         return -1; /* not reached: esc holds any token's escape */
     snprintf(url, sizeof url, "%s/oauth/v1/access-tokens/%s", k->c->hs_base_url, esc);
     explicit_bzero(esc, sizeof esc);
