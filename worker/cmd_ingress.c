@@ -147,9 +147,12 @@ int cmd_ingress(int argc, char **argv, const char *version)
              ingress_port(in), config_get_str(cfg, "ingress.public_url"));
 
     const char *listen = config_get_str(cfg, "metrics.listen");
+    struct httpd_limits lim;
+
+    settings_httpd_limits(cfg, &lim);
     rs = (struct ingress_ready){producer, topic};
     if (listen && *listen) {
-        if ((httpd = httpd_start(listen, metrics, ready_check, &rs, err, sizeof err)) == NULL)
+        if ((httpd = httpd_start_limited(listen, &lim, metrics, ready_check, &rs, err, sizeof err)) == NULL)
             goto fail;
         log_info("metrics endpoint on %s (port %d)", listen, httpd_port(httpd));
     }

@@ -195,10 +195,13 @@ int cmd_run(int argc, char **argv, const char *version)
         goto fail;
 
     const char *listen = config_get_str(cfg, "metrics.listen");
+    struct httpd_limits lim;
+
+    settings_httpd_limits(cfg, &lim);
     if (listen && *listen) {
         rs.metrics = metrics;
         rs.cfg = cfg;
-        httpd = httpd_start(listen, metrics, ready_check, &rs, err, sizeof err);
+        httpd = httpd_start_limited(listen, &lim, metrics, ready_check, &rs, err, sizeof err);
         if (!httpd)
             goto fail;
         log_info("metrics endpoint on %s (port %d)", listen, httpd_port(httpd));

@@ -47,6 +47,11 @@ void guard_request_read(struct MHD_Connection *c);
  * the next one. */
 void guard_request_done(struct MHD_Connection *c);
 
+/* A libmicrohttpd message (its logger's, trailing newlines trimmed) as a warning, at most
+ * one line a second per listener with the count of those not logged: a flood of slow or
+ * refused clients must not flood the log too. g may be NULL (logged as it comes). */
+void guard_log(struct guard *g, const char *msg);
+
 /* Connections cut by the deadline since guard_new. */
 uint64_t guard_cut_count(struct guard *g);
 

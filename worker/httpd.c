@@ -69,7 +69,7 @@ static void mhd_logger(void *opaque, const char *fmt, va_list ap)
             snprintf(h->starterr, sizeof(h->starterr), "%s", msg);
         return;
     }
-    log_warn("httpd: %s", msg);
+    guard_log(h->guard, msg);
 }
 
 int httpd_parse_listen(const char *key, const char *listen, struct addrinfo **res, char *errstr,

@@ -40,6 +40,7 @@
 #include "worker/connect.h"
 #include "worker/connect_page.h"
 #include "worker/connect_state.h"
+#include "worker/guard.h"
 #include "worker/event.h"
 #include "worker/httpd.h"
 #include "worker/ingress_options.h"
@@ -97,6 +98,7 @@ struct req {
 
 struct ingress {
     struct MHD_Daemon *d;
+    struct guard *guard; /* ingress.request_deadline (worker/guard.h) */
     struct metrics *m;
     struct producer *producer;
     struct ingress_options *options;
@@ -597,8 +599,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct ingress *in = cls;
     struct req *r = *req_cls;
 
-    (void)c;
     (void)toe;
+    guard_request_done(c); /* a keep-alive connection's next request gets the deadline */
     if (!r)
         return;
     pthread_mutex_lock(&in->mu);
@@ -800,6 +802,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     r->t0_ms = clock_mono_ms();
+    guard_request_read(c); /* read whole: waiting for Kafka or a vendor is ours */
     if (r->too_large) {
         snprintf(msg, sizeof msg, "the body exceeds %zu bytes", body_max(in, r));
         req_set_message(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
@@ -826,12 +829,11 @@ static void mhd_logger(void *opaque, const char *fmt, va_list ap)
     char msg[256];
     size_t n;
 
-    (void)opaque;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_warn("ingress httpd: %s", msg);
+    guard_log(((struct ingress *)opaque)->guard, msg);
 }
 
 /* ---- start / stop ------------------------------------------------------------------------ */
@@ -913,6 +915,7 @@ static void free_ingress(struct ingress *in)
         free(in->secrets[i]);
     }
     free(in->waiting);
+    guard_free(in->guard); /* the daemon stopped, or never started */
     pthread_mutex_destroy(&in->mu);
     pthread_cond_destroy(&in->idle);
     pthread_mutex_destroy(&in->job_mu);
@@ -955,7 +958,9 @@ struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size
     in->options = p->options;
     in->connect = p->connect;
     if (load_settings(in, p->cfg, errstr, errsz) < 0 ||
-        httpd_parse_listen("ingress.listen", listen, &ai, errstr, errsz) < 0)
+        httpd_parse_listen("ingress.listen", listen, &ai, errstr, errsz) < 0 ||
+        !(in->guard = guard_new("ingress", config_get_ms(p->cfg, "ingress.request_deadline"),
+                                errstr, errsz)))
         goto fail;
     for (size_t i = 0; (in->options || in->connect) && i < INGRESS_JOB_THREADS; i++) {
         int rc = pthread_create(&in->job_threads[i], NULL, jobs_main, in);
@@ -972,7 +977,10 @@ struct ingress *ingress_start(const struct ingress_params *p, char *errstr, size
         flags, 0, NULL, NULL, handle, in, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, in,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)config_get_int(p->cfg, "ingress.threads"), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)config_get_int(p->cfg, "ingress.max_connections"), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)config_get_int(p->cfg, "ingress.max_connections"),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)config_get_int(p->cfg, "ingress.max_connections_per_ip"),
+        MHD_OPTION_NOTIFY_CONNECTION, guard_on_connection, in->guard, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)INGRESS_CONN_TIMEOUT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, in,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_END);

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/redis.h"
 #include "worker/connect_state.h"
+#include "worker/httpd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,13 @@ static const struct config_def settings[] = {
      "HTTP threads of the ingress (requests wait for Kafka without holding one).", 0, NULL},
     {"ingress.max_connections", CONFIG_INT, "2048", 16, 100000,
      "Concurrent connections the ingress accepts.", 0, NULL},
+    {"ingress.max_connections_per_ip", CONFIG_INT, "0", 0, 100000,
+     "Concurrent connections from one client address (0 = no cap). Behind a TLS proxy every "
+     "connection comes from the proxy: cap per client there, and leave this 0.", 0, NULL},
+    {"ingress.request_deadline", CONFIG_DURATION, "15s", 1 * SEC, 10 * MIN,
+     "Longest a client may take to send one whole request (headers and body); a slower "
+     "one is disconnected, however often it sends a byte. Waiting for Kafka or a vendor "
+     "after the request was read does not count.", 0, NULL},
     {"ingress.expiration", CONFIG_STRING, "P1W", 0, 64,
      "hs_expiration_duration sent with BLOCK (ISO 8601 duration): how long HubSpot waits "
      "for the completion before the workflow moves on; empty leaves HubSpot's default.",
@@ -373,6 +381,15 @@ static const struct config_def settings[] = {
     {"metrics.listen", CONFIG_STRING, "127.0.0.1:9108", 0, 262,
      "host:port of the /metrics, /healthz and /readyz endpoint ([::1]:9108 for IPv6, "
      "0.0.0.0:9108 for all interfaces); port 0 picks a free port (logged); empty disables it.", 0, NULL},
+    {"metrics.max_connections", CONFIG_INT, "256", 8, 10000,
+     "Concurrent connections the metrics/health endpoint accepts.", 0, NULL},
+    {"metrics.max_connections_per_ip", CONFIG_INT, "16", 0, 10000,
+     "Concurrent connections to the metrics/health endpoint from one client address "
+     "(0 = no cap): a scraper and the probes need a few, and no one address can take the "
+     "slots the liveness probe needs.", 0, NULL},
+    {"metrics.request_deadline", CONFIG_DURATION, "5s", 1 * SEC, 1 * MIN,
+     "Longest a client of the metrics/health endpoint may take to send its request; a "
+     "slower one is disconnected, however often it sends a byte.", 0, NULL},
     {"log.level", CONFIG_ENUM, "info", 0, 0,
      "Lowest level logged.", 0, log_levels},
     {"log.format", CONFIG_ENUM, "json", 0, 0,
@@ -612,6 +629,13 @@ void settings_redis_opts(const struct config *cfg, struct redis_opts *o)
     o->connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
     o->command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
     o->prefix = config_get_str(cfg, "redis.key_prefix");
+}
+
+void settings_httpd_limits(const struct config *cfg, struct httpd_limits *l)
+{
+    l->max_connections = (unsigned)config_get_int(cfg, "metrics.max_connections");
+    l->max_per_ip = (unsigned)config_get_int(cfg, "metrics.max_connections_per_ip");
+    l->deadline_ms = config_get_ms(cfg, "metrics.request_deadline");
 }
 
 void settings_http_opts(const struct config *cfg, struct http_client_opts *o)

@@ -70,6 +70,10 @@ struct http_client_opts;
  * borrowed from cfg (http_client_new() copies it). */
 void settings_http_opts(const struct config *cfg, struct http_client_opts *o);
 
+struct httpd_limits;
+/* metrics.max_connections, metrics.max_connections_per_ip, metrics.request_deadline. */
+void settings_httpd_limits(const struct config *cfg, struct httpd_limits *l);
+
 /* One entry of a per-company setting (items.income_account_by_realm,
  * dates.time_zone_by_realm): "<realm id>=<value>" entries separated by ';'. */
 #define SETTINGS_PAIR_VALUE_MAX 200

@@ -7,6 +7,7 @@ against schemas/action-event.schema.json with jsonschema, and the worker replica
 session turn the events into QuickBooks documents as for any other producer.
 """
 import json
+import socket
 import time
 
 import jsonschema
@@ -262,3 +263,44 @@ def test_sigterm_answers_requests_waiting_for_kafka_and_exits_cleanly(hsqb):
         assert all("shutting down" in a["message"] for _, a in answers), answers
     finally:
         hsqb.kafka_ctl("start")
+
+
+def test_slow_clients_are_cut_at_the_request_deadline(hsqb):
+    """Clients that open a request and trickle it a header line at a time (resetting the
+    idle timeout forever) are disconnected at ingress.request_deadline, however often they
+    send; meanwhile signed requests from HubSpot are answered as usual."""
+    ing = hsqb.start_ingress({"HSQB_INGRESS_REQUEST_DEADLINE": "2s"})
+    socks = []
+    try:
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", ing.port), timeout=5)
+            s.sendall(b"POST /hubspot/actions/create_invoice HTTP/1.1\r\nHost: slow\r\n")
+            s.setblocking(False)
+            socks.append(s)
+        ev = hsqb.event("create_invoice", "DEAL", 1005, US1)
+        st, ans = ing.action(ev)
+        assert st == 200 and block(ans), ans
+        t0, left = time.monotonic(), list(socks)
+        while left and time.monotonic() - t0 < 2 + 4:  # the idle timeout is far longer
+            still = []
+            for s in left:
+                try:
+                    if s.recv(1) == b"":
+                        continue  # the ingress ended it
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    continue  # reset: ended too
+                try:
+                    s.send(b"X-Slow: 1\r\n")
+                    still.append(s)
+                except OSError:
+                    pass
+            left = still
+            time.sleep(0.25)
+        assert not left, "%d trickling clients outlived the 2 s deadline" % len(left)
+        hsqb.wait_result(ev, timeout=60)
+    finally:
+        for s in socks:
+            s.close()
+        ing.stop()

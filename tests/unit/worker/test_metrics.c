@@ -19,6 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "common/clock.h"
 #include "common/http.h"
 #include "worker/httpd.h"
 #include "worker/metrics.h"
@@ -752,6 +760,116 @@ static void test_httpd_without_metrics_or_readiness(void **state)
     free(f);
 }
 
+/* ---- slow clients (issue 19 item 4) ------------------------------------------------------ */
+
+/* A TCP connection from the loopback address src to port: the fd (non-blocking after the
+ * connect), or -1 when it could not be made. */
+static int dial_from(const char *src, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    inet_pton(AF_INET, src, &a.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    to.sin_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* GET /healthz from src within one second (a kubelet probe's default timeoutSeconds): the
+ * status, or -1 when no answer came in time. */
+static int probe(const char *src, int port)
+{
+    static const char rq[] = "GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
+    struct timeval tv = {1, 0};
+    char buf[64] = "";
+    int fd = dial_from(src, port), status = -1;
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (send(fd, rq, sizeof rq - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof rq - 1) &&
+        (n = recv(fd, buf, sizeof buf - 1, 0)) > 12 && strncmp(buf, "HTTP/1.1 ", 9) == 0)
+        status = atoi(buf + 9);
+    close(fd);
+    return status;
+}
+
+/* 1 when the server ended the connection fd (EOF or reset), 0 while it is open. */
+static int ended(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* 200 clients that open a request and never finish it, from one address and from a
+ * hundred: /healthz still answers in time, no address holds more than its share, and a
+ * client that keeps sending a byte now and then (which resets the idle timeout forever)
+ * is cut off at the deadline. */
+static void test_httpd_slow_clients_cannot_starve_healthz(void **state)
+{
+    struct httpd_limits lim = {256, 16, 1500};
+    static const char start[] = "GET /healthz HTTP/1.1\r\nHost: slow\r\n";
+    int fds[200], port, open_one = 0, left;
+    struct httpd *h;
+    char err[256], src[32];
+    int64_t t0;
+    (void)state;
+
+    assert_non_null(h = httpd_start_limited("127.0.0.1:0", &lim, NULL, NULL, NULL, err, sizeof err));
+    port = httpd_port(h);
+    for (int i = 0; i < 200; i++) {
+        if (i < 100)
+            snprintf(src, sizeof src, "127.0.0.2");
+        else
+            snprintf(src, sizeof src, "127.0.2.%d", i - 99);
+        assert_true((fds[i] = dial_from(src, port)) >= 0);
+        send(fds[i], start, sizeof start - 1, MSG_NOSIGNAL);
+    }
+    assert_int_equal(probe("127.0.0.1", port), 200);
+    usleep(200 * 1000);
+    for (int i = 0; i < 100; i++)
+        open_one += !ended(fds[i]);
+    assert_in_range(open_one, 1, 16); /* one address: its share, the rest turned away */
+    for (int i = 100; i < 200; i++)
+        assert_false(ended(fds[i])); /* a hundred addresses: each within its share */
+    assert_int_equal(probe("127.0.0.1", port), 200);
+
+    /* trickling: a header line every 250 ms, well inside the 10 s idle timeout */
+    t0 = clock_mono_ms();
+    do {
+        left = 0;
+        for (int i = 0; i < 200; i++) {
+            if (fds[i] < 0)
+                continue;
+            if (ended(fds[i])) {
+                close(fds[i]);
+                fds[i] = -1;
+                continue;
+            }
+            send(fds[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
+            left++;
+        }
+        if (left)
+            usleep(250 * 1000);
+    } while (left && clock_mono_ms() - t0 < lim.deadline_ms + 3000);
+    assert_int_equal(left, 0); /* every one cut at the deadline, long before the idle timeout */
+    assert_int_equal(probe("127.0.0.1", port), 200);
+    httpd_stop(h);
+}
+
 static void test_httpd_start_errors(void **state)
 {
     struct httpd *h, *h2;
@@ -798,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_httpd_endpoints),
         cmocka_unit_test(test_httpd_without_metrics_or_readiness),
         cmocka_unit_test(test_httpd_start_errors),
+        cmocka_unit_test(test_httpd_slow_clients_cannot_starve_healthz),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
