@@ -67,6 +67,7 @@ WORKER_SRCS := \
 	worker/mapcache.c \
 	worker/hubspot.c \
 	worker/hubspot_exchange.c \
+	worker/hubspot_refresh.c \
 	worker/hubspot_account.c \
 	worker/hubspot_callbacks.c \
 	worker/hubspot_oauth.c \
