@@ -241,8 +241,7 @@ enum hubspot_token_result hubspot_oauth_token(struct http_client *http,
     hubspot_oauth_join_scopes(doc, out->scopes, sizeof out->scopes);
     res = HUBSPOT_TOKEN_OK;
 out:
-    if (doc)
-        json_object_put(doc);
+    json_object_put(doc); /* NULL-safe */
     if (resp.body)
         explicit_bzero(resp.body, resp.body_len);
     http_response_release(&resp);
@@ -289,22 +288,15 @@ int hubspot_oauth_refresh_token_get(struct redis_conn *r, int64_t portal, char *
 {
     char tk[REDIS_MAX_KEY + 1], hk[REDIS_MAX_KEY + 1];
     redisReply *rep;
-    int rc = 0;
+    int rc;
 
     buf[0] = '\0';
     if (keys_of(r, portal, tk, hk, sizeof tk, errstr, errsz) < 0 ||
         !(rep = redis_command(r, errstr, errsz, "HGET %s refresh_token", hk)))
         return -1;
-    if (rep->type == REDIS_REPLY_STRING && rep->len > 0) {
-        if (rep->len >= bufsz || strlen(rep->str) != rep->len) {
-            snprintf(errstr, errsz, "the stored refresh token of portal %lld is unusable",
-                     (long long)portal);
-            rc = -1;
-        } else {
-            memcpy(buf, rep->str, rep->len + 1);
-            rc = 1;
-        }
-    }
+    if ((rc = redis_reply_str(rep, buf, bufsz)) < 0)
+        snprintf(errstr, errsz, "the stored refresh token of portal %lld is unusable",
+                 (long long)portal);
     freeReplyObject(rep);
     return rc;
 }
