@@ -363,6 +363,17 @@ redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv
     return argv_cmd(c, argc, argv, argvlen, 0, errstr, errsz);
 }
 
+int redis_reply_str(const redisReply *r, char *buf, size_t bufsz)
+{
+    buf[0] = '\0';
+    if (!r || r->type != REDIS_REPLY_STRING || r->len == 0)
+        return 0;
+    if (r->len >= bufsz || strlen(r->str) != r->len)
+        return -1;
+    memcpy(buf, r->str, r->len + 1);
+    return 1;
+}
+
 redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, const char *fmt, ...)
 {
     va_list ap;

@@ -66,6 +66,10 @@ const char *redis_conn_prefix(const struct redis_conn *c);
  * on its elements), or NULL with errstr: I/O error, timeout, or an error reply (whose
  * text is in errstr; the connection stays up in that case). */
 redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, const char *fmt, ...);
+
+/* A string reply (a secret, a token) into buf: 1 copied, 0 when r is nil or empty (buf
+ * ""), -1 when it does not fit in bufsz or holds a NUL (buf ""). r may be NULL (0). */
+int redis_reply_str(const redisReply *r, char *buf, size_t bufsz);
 /* Same with an argument vector; argvlen may be NULL (strlen of each argument). */
 redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv,
                                const size_t *argvlen, char *errstr, size_t errsz);

@@ -96,36 +96,11 @@ static const char *claimed_purpose(struct connect_call *k)
 
 /* ---- GET /hubspot/oauth-callback ----------------------------------------------------------- */
 
-/* The answer's scopes (an array of strings) joined by spaces into in->scopes, as many as
- * fit. */
-static void scopes_of(struct json_object *doc, struct install *in)
-{
-    struct json_object *arr;
-    size_t n = 0;
-
-    if (json_get_array(doc, "scopes", &arr) != JGET_OK)
-        return;
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        const char *s;
-        size_t l;
-
-        if (json_val_str(json_object_array_get_idx(arr, i), &s) != JGET_OK ||
-            (l = strlen(s)) == 0 || n + l + 2 > sizeof in->scopes)
-            continue;
-        n += (size_t)snprintf(in->scopes + n, sizeof in->scopes - n, "%s%s", n ? " " : "", s);
-    }
-}
-
 /* A HubSpot error answer as a page: the app's own credentials refused (tell the
  * operator) or the code refused (start again). */
-static void hubspot_refused(struct connect_call *k, long status, struct json_object *doc)
+static void hubspot_refused(struct connect_call *k, long status, const char *code,
+                            const char *msg)
 {
-    const char *code = "", *msg = "";
-
-    if (doc) {
-        json_get_str(doc, "status", &code);
-        json_get_str(doc, "message", &msg);
-    }
     if (strcmp(code, "BAD_CLIENT_ID") == 0 || strcmp(code, "BAD_CLIENT_SECRET") == 0 ||
         status == 401) {
         log_error("connect: HubSpot refused this server's app credentials (%.32s): check "
@@ -163,7 +138,13 @@ static int hubspot_call(struct connect_call *k, const struct http_request *rq, c
     }
     *doc = json_parse_strict(resp.body, resp.body_len, 8, e, sizeof e);
     if (resp.status != 200) {
-        hubspot_refused(k, resp.status, *doc);
+        const char *code = "", *msg = "";
+
+        if (*doc) {
+            json_get_str(*doc, "status", &code);
+            json_get_str(*doc, "message", &msg);
+        }
+        hubspot_refused(k, resp.status, code, msg);
         goto out;
     }
     if (!*doc || !json_object_is_type(*doc, json_type_object)) {
@@ -182,52 +163,48 @@ out:
     return rc;
 }
 
-/* Exchanges code: 0 with *in (the portal when the answer names it), or -1 with the page
- * answered. */
+/* Exchanges code at the token endpoint (hubspot_oauth_token, shared with the refresh):
+ * 0 with *in (the portal when the answer names it), or -1 with the page answered. */
 static int exchange(struct connect_call *k, const char *code, struct install *in)
 {
-    char url[CONNECT_URL_MAX], cb[CONNECT_URL_MAX];
-    const char *at = NULL, *rt = NULL;
-    struct json_object *doc;
-    int64_t exp = 0;
+    char cb[CONNECT_URL_MAX];
+    const struct hubspot_oauth_app app = {k->c->hs_base_url, k->c->hs_client_id,
+                                          k->c->hs_client_secret};
+    const struct http_param grant[] = {
+        {"grant_type", "authorization_code"}, {"redirect_uri", cb}, {"code", code}};
+    struct hubspot_token_reply *r = calloc(1, sizeof *r);
     int rc = -1;
 
-    redirect_uri(k->c, cb, sizeof cb);
-    snprintf(url, sizeof url, "%s/oauth/v1/token", k->c->hs_base_url);
-    const struct http_header accept[] = {{"Accept", "application/json"}};
-    const struct http_param form[] = {{"grant_type", "authorization_code"},
-                                      {"client_id", k->c->hs_client_id},
-                                      {"client_secret", k->c->hs_client_secret},
-                                      {"redirect_uri", cb},
-                                      {"code", code}};
-    struct http_request rq = {.method = HTTP_POST,
-                              .url = url,
-                              .headers = accept,
-                              .nheaders = 1,
-                              .form = form,
-                              .nform = sizeof form / sizeof *form};
-
-    if (hubspot_call(k, &rq, "exchanging the authorization code", &doc) < 0)
+    if (!r) {
+        connect_fail(k, 503, "Try again in a moment", "This server ran out of memory.");
         return -1;
-    if (json_get_str(doc, "access_token", &at) != JGET_OK || !*at ||
-        strlen(at) >= sizeof in->access || json_get_str(doc, "refresh_token", &rt) != JGET_OK ||
-        !*rt || strlen(rt) >= sizeof in->refresh) {
+    }
+    redirect_uri(k->c, cb, sizeof cb);
+    switch (hubspot_oauth_token(k->io.http, &app, grant, 3, r)) {
+    case HUBSPOT_TOKEN_DOWN:
+        connect_vendor_down(k, "HubSpot", "exchanging the authorization code", r->he,
+                            r->status == 200 ? 502 : r->status);
+        break;
+    case HUBSPOT_TOKEN_REFUSED:
+        hubspot_refused(k, r->status, r->error, r->message);
+        break;
+    case HUBSPOT_TOKEN_BAD_ANSWER:
         log_warn("connect: HubSpot's token answer lacks usable tokens");
         connect_fail(k, 502, "The app was not installed",
                      "HubSpot's answer carried no usable tokens. Nothing was changed; please "
                      "install again.");
-        goto out;
+        break;
+    case HUBSPOT_TOKEN_OK:
+        memcpy(in->access, r->access, sizeof in->access);
+        memcpy(in->refresh, r->refresh, sizeof in->refresh);
+        memcpy(in->scopes, r->scopes, sizeof in->scopes);
+        in->access_expires_at_ms = clock_wall_ms() + r->expires_in_s * 1000;
+        in->portal = r->portal;
+        rc = 0;
+        break;
     }
-    memcpy(in->access, at, strlen(at) + 1);
-    memcpy(in->refresh, rt, strlen(rt) + 1);
-    json_get_int64(doc, "expires_in", 1, 86400 * 365, &exp);
-    in->access_expires_at_ms = clock_wall_ms() + (exp ? exp : 1800) * 1000;
-    if (json_get_int64_lenient(doc, "hub_id", 1, INT64_MAX, &in->portal) != JGET_OK)
-        in->portal = 0;
-    scopes_of(doc, in);
-    rc = 0;
-out:
-    json_object_put(doc);
+    explicit_bzero(r, sizeof *r);
+    free(r);
     return rc;
 }
 
@@ -260,7 +237,7 @@ static int learn_portal(struct connect_call *k, struct install *in)
         if (json_get_str(doc, "hub_domain", &dom) == JGET_OK)
             snprintf(in->hub_domain, sizeof in->hub_domain, "%s", dom);
         if (!in->scopes[0])
-            scopes_of(doc, in);
+            hubspot_oauth_join_scopes(doc, in->scopes, sizeof in->scopes);
     }
     json_object_put(doc);
     return rc;

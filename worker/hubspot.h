@@ -22,6 +22,13 @@
  * it), the request is sent once more with it, so only a 401 with the current token fails
  * (API_AUTH). Tokens never appear in messages, logs or api_error.
  *
+ * OAuth installs (worker/hubspot_oauth.h): the cache keeps the access token's expiry, so
+ * the token is refreshed before it expires (hubspot.oauth.refresh_margin) with no extra
+ * Redis command per call, one refresh per portal across replicas; a 401 with an
+ * install's token refreshes it (or takes another replica's newer one) and sends the
+ * request once more. A refresh HubSpot refuses (app uninstalled, access revoked) fails
+ * API_AUTH (HUBSPOT_AUTH); one that fails transiently is API_TRANSIENT / API_THROTTLED.
+ *
  * Every request: ratelimit_acquire(RL_HUBSPOT, portal) before, ratelimit_release()
  * after; a 429 calls ratelimit_penalize() for the whole portal; a response whose
  * X-HubSpot-RateLimit-Remaining is 0 blocks the portal for Interval/Max ms (the
@@ -101,6 +108,11 @@ struct hubspot_opts {
      * Parsed at creation (a bad item fails it); borrowed for the call only. */
     const char *const *token_portals;
     long timeout_ms; /* per request; 0 = the http_client's default */
+    /* OAuth installs (worker/hubspot_oauth.h): the app's credentials for refreshing their
+     * access tokens (NULL or "": not refreshed), copied, the secret is secret; refresh
+     * when fewer than refresh_margin_ms remain (0: at expiry). */
+    const char *oauth_client_id, *oauth_client_secret;
+    int64_t refresh_margin_ms;
 };
 
 /* Every call takes, in this order: io, the calling thread's struct ioctx (io->http and
@@ -121,7 +133,9 @@ struct hubspot_ctx {
     struct ratelimit_prefetch *prefetch;
 };
 
-/* From the settings hubspot.base_url, hubspot.token, hubspot.token_portals. rl is borrowed (must
+/* From the settings hubspot.base_url, hubspot.token, hubspot.token_portals,
+ * hubspot.oauth.client_id, hubspot.oauth.client_secret, hubspot.oauth.refresh_margin and
+ * http.timeout (bounds the refresh lock and the wait for another's refresh). rl is borrowed (must
  * outlive the api); hooks may be NULL (copied). Returns NULL with errstr. Caller frees with
  * hubspot_api_free. */
 struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *rl,

@@ -11,6 +11,10 @@
  * portal and drops what was admitted ahead; a 401 drops the portal's cached token,
  * re-reads it from Redis and, when another replica has stored a new one meanwhile, sends
  * the request once more with it: only a 401 with the token Redis holds is HUBSPOT_AUTH.
+ *
+ * An OAuth install's token carries its expiry into the cache (read with the token, one
+ * command), so "refresh now?" is a clock comparison: within the margin, or after a 401
+ * with it, hubspot_refresh() (hubspot_refresh.c) replaces it before the request goes out.
  */
 #include "worker/hubspot_internal.h"
 
@@ -99,10 +103,21 @@ struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ra
     if (parse_token_portals(api, o->token_portals, errstr, errsz) < 0)
         goto fail;
     api->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 0;
+    api->app.base_url = api->base_url;
+    if (!(api->app.client_id = strdup(o->oauth_client_id ? o->oauth_client_id : "")) ||
+        !(api->app.client_secret = strdup(o->oauth_client_secret ? o->oauth_client_secret : "")))
+        goto oom;
+    api->refresh_margin_ms = o->refresh_margin_ms > 0 ? o->refresh_margin_ms : 0;
+    /* the lock outlives one token call; a waiter gives up a little after it lapses */
+    api->refresh_lock_ms = (api->timeout_ms > 0 ? api->timeout_ms : 30000) + 5000;
+    api->refresh_wait_ms = api->refresh_lock_ms + 2000;
     api->rl = rl;
     if (hooks)
         api->hooks = *hooks;
     pthread_mutex_init(&api->mu, NULL);
+    pthread_cond_init(&api->refresh_cv, NULL);
+    if (api->app.client_secret[0])
+        log_register_secret(api->app.client_secret);
     return api;
 oom:
     snprintf(errstr, errsz, "hubspot: out of memory");
@@ -114,6 +129,8 @@ fail:
         }
         free(api->token_portals);
         free(api->base_url);
+        free((char *)api->app.client_id);
+        free((char *)api->app.client_secret);
         free(api);
     }
     return NULL;
@@ -126,8 +143,17 @@ struct hubspot_api *hubspot_api_new(const struct config *cfg, struct ratelimit *
         .base_url = config_get_str(cfg, "hubspot.base_url"),
         .token = config_get_str(cfg, "hubspot.token"),
         .token_portals = config_get_list(cfg, "hubspot.token_portals", NULL),
+        .oauth_client_id = config_get_str(cfg, "hubspot.oauth.client_id"),
+        .oauth_client_secret = config_get_str(cfg, "hubspot.oauth.client_secret"),
+        .refresh_margin_ms = config_get_ms(cfg, "hubspot.oauth.refresh_margin"),
     };
-    return hubspot_api_new_opts(&o, rl, hooks, errstr, errsz);
+    struct hubspot_api *api = hubspot_api_new_opts(&o, rl, hooks, errstr, errsz);
+
+    if (api) { /* requests time out after http.timeout (the http_client's default) */
+        api->refresh_lock_ms = config_get_ms(cfg, "http.timeout") + 5000;
+        api->refresh_wait_ms = api->refresh_lock_ms + 2000;
+    }
+    return api;
 }
 
 void hubspot_api_free(struct hubspot_api *api)
@@ -144,6 +170,12 @@ void hubspot_api_free(struct hubspot_api *api)
         explicit_bzero(api->token, strlen(api->token));
         free(api->token);
     }
+    if (api->app.client_secret) {
+        explicit_bzero((char *)api->app.client_secret, strlen(api->app.client_secret));
+        free((char *)api->app.client_secret);
+    }
+    free((char *)api->app.client_id);
+    pthread_cond_destroy(&api->refresh_cv);
     pthread_mutex_destroy(&api->mu);
     free(api->token_portals);
     free(api->base_url);
@@ -158,13 +190,16 @@ int hubspot_token_key(char *dst, size_t dstsz, const char *prefix, int64_t porta
 
 /* ---- tokens ---------------------------------------------------------------------- */
 
-static void cache_put(struct hubspot_api *api, int64_t portal, const char *token)
+void hubspot_cache_put(struct hubspot_api *api, int64_t portal,
+                       const struct hubspot_portal_token *pt, int64_t refresh_at_ms)
 {
     struct hubspot_token_entry *e = NULL;
-    char *copy = token ? strdup(token) : NULL;
+    char *copy = pt->token[0] ? strdup(pt->token) : NULL;
 
-    if (token && !copy)
+    if (pt->token[0] && !copy)
         return; /* not cached; read again next time */
+    if (pt->oauth && !refresh_at_ms)
+        refresh_at_ms = pt->expires_at_ms - hubspot_refresh_margin(api, pt);
     pthread_mutex_lock(&api->mu);
     for (size_t i = 0; i < api->ncache; i++)
         if (api->cache[i].portal == portal)
@@ -184,7 +219,18 @@ static void cache_put(struct hubspot_api *api, int64_t portal, const char *token
     e->portal = portal;
     e->token = copy;
     e->fetched_ms = clock_mono_ms();
+    e->refresh_at_ms = pt->oauth && copy ? refresh_at_ms : 0;
+    e->expires_at_ms = pt->oauth && copy ? pt->expires_at_ms : 0;
     pthread_mutex_unlock(&api->mu);
+}
+
+int64_t hubspot_refresh_margin(const struct hubspot_api *api, const struct hubspot_portal_token *pt)
+{
+    int64_t m = api->refresh_margin_ms, life = pt->expires_at_ms - pt->updated_at_ms;
+
+    if (pt->updated_at_ms > 0 && life > 0 && m > life / 2)
+        m = life / 2;
+    return m;
 }
 
 static void cache_drop(struct hubspot_api *api, int64_t portal)
@@ -210,8 +256,10 @@ int hubspot_default_serves(const struct hubspot_api *api, int64_t portal)
 
 /* The portal's fresh cache entry: 1 with its own token copied into tok (own = 1), or
  * with the default token when it has none and the default serves it (own = 0), or with
- * "" (neither); 0 when there is no fresh entry (read Redis). tok and own may be NULL. */
-static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t toksz, int *own)
+ * "" (neither); 0 when there is no fresh entry (read Redis). tok, own and ex may be NULL;
+ * *ex gets the entry's refresh_at_ms and expires_at_ms (0, 0: not an install's). */
+static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t toksz, int *own,
+                     int64_t ex[2])
 {
     int found = 0;
     int64_t now = clock_mono_ms();
@@ -228,59 +276,71 @@ static int cache_get(struct hubspot_api *api, int64_t portal, char *tok, size_t 
                                                            : "");
         if (own)
             *own = e->token != NULL;
+        if (ex) {
+            ex[0] = e->refresh_at_ms;
+            ex[1] = e->expires_at_ms;
+        }
         found = 1;
     }
     pthread_mutex_unlock(&api->mu);
     return found;
 }
 
-/* Read the portal's own token from Redis and cache what was found: 1 with it in tok, 0
- * when it has none (tok ""), -1 with *err. */
+/* Read the portal's own token (and an install's expiry) from Redis in one command and
+ * cache what was found: 1 with it in tok and ex as cache_get() says, 0 when it has none
+ * (tok ""), -1 with *err. */
 static int fetch_token(const struct ioctx *io, struct hubspot_api *api, int64_t portal, char *tok,
-                       size_t toksz, struct api_error *err)
+                       size_t toksz, int64_t ex[2], struct api_error *err)
 {
-    char key[REDIS_MAX_KEY + 1], rerr[256];
-    redisReply *r;
-    int rc = 0;
+    struct hubspot_portal_token *pt = malloc(sizeof *pt);
+    char rerr[256];
+    int rc;
 
-    if (hubspot_token_key(key, sizeof key, redis_conn_prefix(io->redis), portal) < 0) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "hubspot: token key too long");
+    if (!pt) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
         return -1;
     }
-    if (!(r = redis_command(io->redis, rerr, sizeof rerr, "GET %s", key))) {
+    rc = hubspot_oauth_token_get(io->redis, portal, pt, rerr, sizeof rerr);
+    if (rc < 0) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
                       "hubspot: reading the portal's token from redis: %s", rerr);
-        return -1;
-    }
-    tok[0] = 0;
-    if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len <= HUBSPOT_MAX_TOKEN &&
-        strlen(r->str) == r->len) {
-        snprintf(tok, toksz, "%s", r->str);
-        cache_put(api, portal, r->str);
-        rc = 1;
-    } else if (r->type == REDIS_REPLY_NIL) {
-        cache_put(api, portal, NULL);
-    } else {
+    } else if (rc == 1) {
         api_error_set(err, API_AUTH, HSQB_ERR_HUBSPOT_AUTH, 0,
                       "hubspot: the token stored for portal %" PRId64 " is unusable", portal);
         rc = -1;
+    } else {
+        hubspot_cache_put(api, portal, pt, 0);
+        snprintf(tok, toksz, "%s", pt->token);
+        rc = pt->token[0] != 0;
+        cache_get(api, portal, NULL, 0, NULL, ex);
+        if (!rc)
+            ex[0] = ex[1] = 0;
     }
-    freeReplyObject(r);
+    explicit_bzero(pt, sizeof *pt);
+    free(pt);
     return rc;
 }
 
-static int get_token(const struct hubspot_call *c, char *tok, size_t toksz, struct api_error *err)
+/* The token for c's portal into tok, refreshed first when it is an install's within the
+ * margin; *expires_at_ms (may be NULL) gets its expiry, 0 when not an install's. */
+static int get_token(const struct hubspot_call *c, char *tok, size_t toksz, int64_t *expires_at_ms,
+                     struct api_error *err)
 {
     struct hubspot_api *api = c->api;
-    int64_t portal = c->hc->portal_id;
+    int64_t portal = c->hc->portal_id, ex[2] = {0, 0};
     int rc;
 
-    if (!cache_get(api, portal, tok, toksz, NULL)) {
-        if ((rc = fetch_token(c->io, api, portal, tok, toksz, err)) < 0)
+    if (!cache_get(api, portal, tok, toksz, NULL, ex)) {
+        if ((rc = fetch_token(c->io, api, portal, tok, toksz, ex, err)) < 0)
             return -1;
         if (rc == 0 && hubspot_default_serves(api, portal))
             snprintf(tok, toksz, "%s", api->token);
     }
+    if (ex[1] > 0 && clock_wall_ms() >= ex[0] &&
+        hubspot_refresh(c, tok, ex[1], tok, toksz, &ex[1], err) < 0)
+        return -1;
+    if (expires_at_ms)
+        *expires_at_ms = ex[1];
     if (!tok[0]) {
         /* API_AUTH as a refused token is: permanent for an event, but the callback
          * completer holds the portal's completions until it is connected */
@@ -298,11 +358,13 @@ int hubspot_portal_connected(const struct ioctx *io, struct hubspot_api *api, in
                              struct api_error *err)
 {
     char tok[HUBSPOT_MAX_TOKEN + 1];
+    int64_t ex[2];
     int own = 0, rc;
 
-    if (hubspot_default_serves(api, portal) || (cache_get(api, portal, NULL, 0, &own) && own))
+    if (hubspot_default_serves(api, portal) ||
+        (cache_get(api, portal, NULL, 0, &own, NULL) && own))
         return 1;
-    rc = fetch_token(io, api, portal, tok, sizeof tok, err);
+    rc = fetch_token(io, api, portal, tok, sizeof tok, ex, err);
     explicit_bzero(tok, sizeof tok);
     if (rc < 0 && err->cls == API_AUTH) /* a token is stored, a bad one: the call says so */
         return 1;
@@ -458,18 +520,24 @@ int hubspot_exchange(const struct hubspot_call *c, const struct hubspot_req *rq,
                      struct http_response *resp, struct api_error *err)
 {
     char tok[HUBSPOT_MAX_TOKEN + 1] = "", fresh[HUBSPOT_MAX_TOKEN + 1] = "";
-    int rc = -1;
+    int64_t exp = 0;
+    int rc = -1, got;
 
-    if (get_token(c, tok, sizeof tok, err) < 0)
+    if (get_token(c, tok, sizeof tok, &exp, err) < 0)
         return -1;
     if (send_once(c, rq, tok, resp, err) < 0)
         goto out;
     if (resp->status == 401) {
         /* Another replica (or `credentials hubspot`) may have stored a new token since
-         * this one was cached: re-read it once and resend with it. Only a 401 with the
-         * token Redis holds now means the portal's credentials are bad. */
+         * this one was cached: re-read it once and resend with it. An install's token is
+         * refreshed instead, unless someone did already. Only a 401 with the token Redis
+         * holds now (or just refreshed) means the portal's credentials are bad. */
         cache_drop(c->api, c->hc->portal_id);
-        if (get_token(c, fresh, sizeof fresh, err) == 0 && strcmp(fresh, tok) != 0) {
+        got = exp > 0 ? hubspot_refresh(c, tok, 0, fresh, sizeof fresh, NULL, err)
+                      : get_token(c, fresh, sizeof fresh, NULL, err);
+        if (got < 0 && exp > 0)
+            goto out; /* the refresh's verdict: HubSpot refused it, or try again later */
+        if (got == 0 && fresh[0] && strcmp(fresh, tok) != 0) {
             http_response_release(resp);
             http_response_init(resp);
             if (send_once(c, rq, fresh, resp, err) < 0)

@@ -886,15 +886,8 @@ int oauth_refresh_token_get(struct redis_conn *redis, const char *realm, char *b
     }
     if (!(r = redis_command(redis, errstr, errsz, "HGET %s refresh_token", key)))
         return -1;
-    if (r->type == REDIS_REPLY_STRING && r->len > 0) {
-        if (r->len >= bufsz || strlen(r->str) != r->len) {
-            snprintf(errstr, errsz, "the stored refresh token of realm %s is unusable", realm);
-            rc = -1;
-        } else {
-            memcpy(buf, r->str, r->len + 1);
-            rc = 1;
-        }
-    }
+    if ((rc = redis_reply_str(r, buf, bufsz)) < 0)
+        snprintf(errstr, errsz, "the stored refresh token of realm %s is unusable", realm);
     freeReplyObject(r);
     return rc;
 }

@@ -122,10 +122,16 @@ static const struct config_def settings[] = {
      "definitions); pass it through HSQB_HUBSPOT_DEVELOPER_KEY_FILE.", CONFIG_SECRET, NULL},
     {"hubspot.oauth.client_id", CONFIG_STRING, NULL, 0, 256,
      "The HubSpot app's client ID, for its OAuth install flow (`hsqb-worker ingress`: "
-     "GET /hubspot/install); empty, the install answers 503.", 0, NULL},
+     "GET /hubspot/install; empty, the install answers 503) and the workers' refresh of "
+     "installed portals' access tokens.", 0, NULL},
     {"hubspot.oauth.client_secret", CONFIG_STRING, NULL, 0, 0,
-     "The HubSpot app's client secret, for exchanging install codes (normally the value "
-     "ingress.client_secrets lists for the same app).", CONFIG_SECRET, NULL},
+     "The HubSpot app's client secret, for exchanging install codes and refreshing "
+     "installed portals' access tokens (normally the value ingress.client_secrets lists "
+     "for the same app).", CONFIG_SECRET, NULL},
+    {"hubspot.oauth.refresh_margin", CONFIG_DURATION, "5m", 0, 30 * MIN,
+     "Refresh an installed portal's HubSpot access token (valid 30 min) when less than "
+     "this remains (at most half its lifetime); needs hubspot.oauth.client_id and "
+     "hubspot.oauth.client_secret on every worker.", 0, NULL},
     {"hubspot.oauth.authorize_url", CONFIG_STRING, "https://app.hubspot.com/oauth/authorize",
      1, 2048,
      "HubSpot's authorization page the install flow sends the browser to (tests point it "

@@ -144,6 +144,7 @@ struct hs_app {
     char *refresh_token; /* NULL once deleted (DELETE /oauth/v1/refresh-tokens/{token}) */
     int64_t app_id;      /* 0 when not seeded */
     int from_flow;
+    int refreshes, code_grants; /* token requests answered 200, per grant type */
     struct hs_portal *portal;
     struct json_object *scopes, *codes;                  /* codes: seeded auth_codes */
     struct json_object *optional_scopes, *redirect_uris; /* arrays of strings, or NULL */

@@ -262,8 +262,13 @@ static void h_token(const struct sb_request *req, struct sb_response *resp)
     } else {
         a = code_grant(req, resp, def);
     }
-    if (a)
+    if (a) {
+        if (strcmp(g, "refresh_token") == 0)
+            a->refreshes++;
+        else
+            a->code_grants++;
         issue(a, resp);
+    }
 out:
     pthread_rwlock_unlock(&hs.lock);
 }

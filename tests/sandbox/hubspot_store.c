@@ -1456,6 +1456,8 @@ static struct json_object *dump_portal(const struct hs_portal *p)
         if (a->scopes && json_object_deep_copy(a->scopes, &copy, NULL) == 0)
             jadd(e, "scopes", copy);
         jadd(e, "source", jstr(a->from_flow ? "authorize" : "seed"));
+        jadd(e, "refreshes", json_object_new_int(a->refreshes));
+        jadd(e, "code_grants", json_object_new_int(a->code_grants));
         json_object_array_add(installs, e);
     }
     jadd(o, "oauth_installs", installs);

@@ -393,11 +393,15 @@ def test_hubspot_install_into_a_second_portal(sb):
     again = hs_refresh(sb, t["refresh_token"]).json()
     assert again["hub_id"] == int(PORTAL2) and again["refresh_token"] == t["refresh_token"]
     installs = sb.state(portal=PORTAL2)["hubspot"]["portals"][PORTAL2]["oauth_installs"]
+    # one code grant, one refresh: counted per installation for tests asserting "one refresh"
     assert installs == [{"client_id": HS_CLIENT, "refresh_token": t["refresh_token"],
-                         "scopes": HS_SCOPES, "source": "authorize"}]
+                         "scopes": HS_SCOPES, "source": "authorize", "refreshes": 1,
+                         "code_grants": 1}]
     # installing again keeps the installation's refresh token
     t2 = hs_exchange(sb, hs_connect(sb, PORTAL2)["code"]).json()
     assert t2["refresh_token"] == t["refresh_token"]
+    installs = sb.state(portal=PORTAL2)["hubspot"]["portals"][PORTAL2]["oauth_installs"]
+    assert (installs[0]["refreshes"], installs[0]["code_grants"]) == (1, 2)
 
 
 def test_hubspot_v3_token_endpoint_and_optional_scopes(sb):
