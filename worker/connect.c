@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "worker/connect_internal.h"
 #include "worker/metrics.h"
@@ -330,6 +331,31 @@ int connect_param(const struct connect_call *k, const char *key, char *buf, size
 
 /* ---- states and links ------------------------------------------------------------------- */
 
+static int nonce_key(struct redis_conn *r, const char *nonce, char *key, size_t keysz,
+                     char *errstr, size_t errsz)
+{
+    if (snprintf(key, keysz, "%sconnect:state:{%s}", redis_conn_prefix(r), nonce) >= (int)keysz) {
+        snprintf(errstr, errsz, "key too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when nonce was spent before, 0 when not, -1 with errstr. */
+static int nonce_spent(struct redis_conn *r, const char *nonce, char *errstr, size_t errsz)
+{
+    char key[REDIS_MAX_KEY + 1];
+    redisReply *rep;
+    int spent;
+
+    if (nonce_key(r, nonce, key, sizeof key, errstr, errsz) < 0 ||
+        !(rep = redis_command(r, errstr, errsz, "EXISTS %s", key)))
+        return -1;
+    spent = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    freeReplyObject(rep);
+    return spent;
+}
+
 /* connect_spend hook: SET NX on the nonce's key. */
 static int spend_nonce(void *opaque, const char *nonce, int64_t expires_ms, char *errstr,
                        size_t errsz)
@@ -340,11 +366,8 @@ static int spend_nonce(void *opaque, const char *nonce, int64_t expires_ms, char
     redisReply *rep;
     int fresh;
 
-    if (snprintf(key, sizeof key, "%sconnect:state:{%s}", redis_conn_prefix(r), nonce) >=
-        (int)sizeof key) {
-        snprintf(errstr, errsz, "key too long");
+    if (nonce_key(r, nonce, key, sizeof key, errstr, errsz) < 0)
         return -1;
-    }
     if (!(rep = redis_command(r, errstr, errsz, "SET %s 1 NX PX %lld", key,
                               (long long)(ttl > 0 ? ttl : 1))))
         return -1;
@@ -371,9 +394,26 @@ enum connect_verdict connect_redeem_state(struct connect_call *k, const char *pu
     }
     if (!(io = connect_io(k)))
         return CONNECT_STORE_FAILED;
-    sp = (struct connect_spend){io->redis, spend_nonce};
-    v = connect_token_redeem(&k->c->key, state, strlen(state), purpose, -1, clock_wall_ms(), &sp,
-                             claims, e, sizeof e);
+    /* the verdicts of the state itself first, then whether it was used, then whether this
+     * browser started it: only then is it spent */
+    v = connect_token_check(&k->c->key, state, strlen(state), purpose, -1, clock_wall_ms(),
+                            claims);
+    if (v == CONNECT_OK && (r = nonce_spent(io->redis, claims->nonce, e, sizeof e)) != 0)
+        v = r > 0 ? CONNECT_REPLAYED : CONNECT_STORE_FAILED;
+    if (v == CONNECT_OK && !(k->rq->flow && hash_ct_equal(k->rq->flow, strlen(k->rq->flow),
+                                                          claims->nonce, strlen(claims->nonce)))) {
+        log_info("connect: a %s callback from a browser that did not start it refused", purpose);
+        connect_fail(k, 400, "Start again from this browser",
+                     "This answer belongs to a sign-in started in another browser (or one "
+                     "whose cookies were cleared), so it may not be yours. Nothing was "
+                     "changed; please start again here.");
+        return CONNECT_FORGED;
+    }
+    if (v == CONNECT_OK) {
+        sp = (struct connect_spend){io->redis, spend_nonce};
+        v = connect_token_redeem(&k->c->key, state, strlen(state), purpose, -1, clock_wall_ms(),
+                                 &sp, claims, e, sizeof e);
+    }
     switch (v) {
     case CONNECT_OK:
         return v;
@@ -476,13 +516,14 @@ int connect_session(struct connect_call *k, int64_t *portal)
     return 1;
 }
 
-static void set_cookie(struct connect_call *k, const char *value, long long max_age_s)
+static void set_cookie(struct connect_call *k, const char *name, const char *value,
+                       long long max_age_s)
 {
     char buf[CONNECT_TOKEN_MAX + 128];
     int secure = strncmp(k->c->public_url, "https://", 8) == 0;
 
-    snprintf(buf, sizeof buf, CONNECT_SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; "
-             "SameSite=Lax%s", value, max_age_s, secure ? "; Secure" : "");
+    snprintf(buf, sizeof buf, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s", name, value,
+             max_age_s, secure ? "; Secure" : "");
     free(k->set_cookie);
     k->set_cookie = strdup(buf);
 }
@@ -494,15 +535,27 @@ int connect_session_start(struct connect_call *k, int64_t portal)
     if (connect_token_mint(&k->c->key, CONNECT_PURPOSE_SESSION, portal,
                            clock_wall_ms() + CONNECT_SESSION_TTL_MS, tok, sizeof tok) < 0)
         return -1;
-    set_cookie(k, tok, CONNECT_SESSION_TTL_MS / 1000);
+    set_cookie(k, CONNECT_SESSION_COOKIE, tok, CONNECT_SESSION_TTL_MS / 1000);
     memcpy(k->session, tok, strlen(tok) + 1);
     return 0;
 }
 
 void connect_session_end(struct connect_call *k)
 {
-    set_cookie(k, "", 0);
+    set_cookie(k, CONNECT_SESSION_COOKIE, "", 0);
     k->session[0] = '\0';
+}
+
+int connect_flow_bind(struct connect_call *k, const char *state, const char *purpose,
+                      int64_t portal)
+{
+    struct connect_claims cl;
+
+    if (connect_token_check(&k->c->key, state, strlen(state), purpose, portal, clock_wall_ms(),
+                            &cl) != CONNECT_OK)
+        return -1;
+    set_cookie(k, CONNECT_FLOW_COOKIE, cl.nonce, CONNECT_STATE_TTL_MS / 1000);
+    return 0;
 }
 
 int connect_session_csrf_ok(struct connect_call *k)

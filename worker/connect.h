@@ -49,8 +49,12 @@
  * or 5xx status. Without ingress.session_secret every route answers 503 "not
  * configured"; without hubspot.oauth.client_id/client_secret the HubSpot routes do.
  *
- * Who may do what: a state is single use (its nonce spent in Redis) and names the portal
- * it was issued for; /qbo/connect and /qbo/disconnect need the portal's connect link
+ * Who may do what: a state is single use (its nonce spent in Redis), names the portal it
+ * was issued for, and belongs to the browser that started the flow: starting one sets a
+ * CONNECT_FLOW_COOKIE cookie holding the state's nonce (HttpOnly, SameSite=Lax, 10
+ * minutes), and a callback without it is refused before anything is spent (RFC 6749
+ * 10.12: otherwise an attacker could send a victim the callback of a sign-in the
+ * attacker started, and the victim's browser would end up in the attacker's account); /qbo/connect and /qbo/disconnect need the portal's connect link
  * (15 minutes, signed with the same secret), the POST also the CSRF token bound to that
  * link. A realm bound to another portal is refused and left as it is. Codes, tokens and
  * the secret never reach a log line or a page.
@@ -66,6 +70,7 @@
 #include "common/config.h"
 
 #define CONNECT_SESSION_COOKIE "hsqb_session"
+#define CONNECT_FLOW_COOKIE    "hsqb_flow"
 
 struct connect;
 struct metrics;
@@ -91,6 +96,7 @@ struct connect_request {
     const char *body;   /* the POST's application/x-www-form-urlencoded body, len bytes */
     size_t len;
     const char *session; /* the CONNECT_SESSION_COOKIE cookie's value, or NULL */
+    const char *flow;    /* the CONNECT_FLOW_COOKIE cookie's value, or NULL */
 };
 
 /* The answer: status, then a page or a redirect. Release with connect_answer_release(). */

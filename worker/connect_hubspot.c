@@ -56,7 +56,8 @@ static void consent(struct connect_call *k, const char *purpose)
     char state[CONNECT_TOKEN_MAX + 1], cb[CONNECT_URL_MAX];
 
     if (connect_token_mint(&k->c->key, purpose, 0, clock_wall_ms() + CONNECT_STATE_TTL_MS, state,
-                           sizeof state) < 0) {
+                           sizeof state) < 0 ||
+        connect_flow_bind(k, state, purpose, 0) < 0) {
         connect_fail(k, 500, "Something went wrong", "The sign-in could not be started.");
         return;
     }

@@ -99,6 +99,11 @@ int connect_check_link(struct connect_call *k, int64_t *portal, char *link);
 /* A fresh link for portal into link (CONNECT_TOKEN_MAX + 1 bytes): 0, or -1. */
 int connect_mint_link(const struct connect *c, int64_t portal, char *link);
 
+/* The answer will set the flow cookie to state's nonce (state: a token just minted for
+ * purpose and portal), binding the flow to this browser: 0, or -1. */
+int connect_flow_bind(struct connect_call *k, const char *state, const char *purpose,
+                      int64_t portal);
+
 /* ---- sessions (the settings pages) ---- */
 /* 1 with *portal when the request's cookie holds a session of ours that has not expired
  * (k->session keeps it), else 0. */

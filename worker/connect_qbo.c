@@ -68,7 +68,8 @@ void connect_qbo_start(struct connect_call *k)
     if (connect_check_link(k, &portal, link) < 0)
         return;
     if (connect_token_mint(&k->c->key, CONNECT_PURPOSE_QBO, portal,
-                           clock_wall_ms() + CONNECT_STATE_TTL_MS, state, sizeof state) < 0) {
+                           clock_wall_ms() + CONNECT_STATE_TTL_MS, state, sizeof state) < 0 ||
+        connect_flow_bind(k, state, CONNECT_PURPOSE_QBO, portal) < 0) {
         connect_fail(k, 500, "Something went wrong", "The sign-in could not be started.");
         return;
     }

@@ -91,6 +91,7 @@ struct req {
     int page;             /* a connect page: HTML with connect_page_headers() */
     char *location;       /* a connect redirect's Location */
     char *session;        /* a connect route's session cookie, as sent (NULL: none) */
+    char *flow;           /* a connect route's flow cookie, as sent (NULL: none) */
     char *set_cookie;     /* a connect answer's Set-Cookie */
     const char *allow;    /* a connect page's 405: the methods allowed (static) */
     struct req *next_job; /* the job queue (options fetches, connect pages) */
@@ -142,6 +143,7 @@ static void req_free(struct req *r)
     free(r->location);
     free(r->path);
     free(r->session);
+    free(r->flow);
     free(r->set_cookie);
     free(r);
 }
@@ -502,7 +504,7 @@ static void run_connect(struct ingress *in, struct req *r)
     const char *q = strchr(r->uri, '?');
     struct connect_answer a = {0};
     struct connect_request rq = {r->method, r->path ? r->path : "", q ? q + 1 : "",
-                                 r->body ? r->body : "", r->len, r->session};
+                                 r->body ? r->body : "", r->len, r->session, r->flow};
 
     connect_handle(in->connect, &rq, &a);
     finish_answer(r, &a, 0, NULL, 0, NULL);
@@ -640,9 +642,11 @@ static int check_connect(struct req *r, struct MHD_Connection *c, const char *ur
     snprintf(r->method, sizeof r->method, "%s",
              strlen(method) < sizeof r->method ? method : "OTHER");
     const char *session = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CONNECT_SESSION_COOKIE);
+    const char *flow = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CONNECT_FLOW_COOKIE);
 
     if (!(r->path = strdup(url)) ||
-        (session && strlen(session) <= CONNECT_TOKEN_MAX && !(r->session = strdup(session)))) {
+        (session && strlen(session) <= CONNECT_TOKEN_MAX && !(r->session = strdup(session))) ||
+        (flow && strlen(flow) <= CONNECT_NONCE_LEN && !(r->flow = strdup(flow)))) {
         req_set_message(r, MHD_HTTP_SERVICE_UNAVAILABLE, "This server ran out of memory.");
         return -1;
     }

@@ -275,7 +275,7 @@ def test_forged_expired_and_replayed_states_are_refused(flow):
         {"name": "connect", "goto": url},
         {"name": "pick", "check": "#realm-" + US2},
         {"name": "decision", "click": "#connect", "hold": "/qbo/callback"},
-    ])
+    ], profile="user")
     callback = w["decision"]["held"]
     assert callback and callback.startswith(f.ing.public_url + "/qbo/callback?code="), callback
     state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["state"]
@@ -286,12 +286,17 @@ def test_forged_expired_and_replayed_states_are_refused(flow):
     forged = state.replace(".%d." % PORTAL2, ".%d." % PORTAL1, 1)
     expired = mint_state(PORTAL2, int(time.time() * 1000) - 60_000)
     mark = h.sandbox.mark()
+    # The genuine answer opened in another browser (sent to a victim, say): refused before
+    # anything is spent; the browser that started the sign-in still finishes it below.
+    w = f.browser.walk("other-browser", [{"name": "elsewhere", "goto": callback}])
+    assert w["elsewhere"]["status"] == 400, w["elsewhere"]["text"]
+    assert w["elsewhere"]["h1"] == "Start again from this browser"
     w = f.browser.walk("states-refused", [
         {"name": "forged", "goto": with_state(callback, forged)},
         {"name": "expired", "goto": with_state(callback, expired), "keep": "qbo-state-expired"},
         {"name": "genuine", "goto": callback},
         {"name": "replayed", "goto": callback},
-    ])
+    ], profile="user")
     for name, title in (("forged", "This sign-in cannot be trusted"),
                         ("expired", "This sign-in expired"),
                         ("replayed", "This sign-in was already used")):
@@ -311,11 +316,12 @@ def test_forged_expired_and_replayed_states_are_refused(flow):
         {"name": "connect", "goto": url},
         {"name": "pick", "check": "#realm-" + US1},
         {"name": "decision", "click": "#connect", "hold": "/qbo/callback"},
-    ])
+    ], profile="user")
     fresh = w["decision"]["held"]
     tokens = f.tokens(US1)  # the harness's, stored by `credentials qbo`
     mark = h.sandbox.mark()
-    w = f.browser.walk("state-replayed", [{"name": "replayed", "goto": with_state(fresh, state)}])
+    w = f.browser.walk("state-replayed", [{"name": "replayed", "goto": with_state(fresh, state)}],
+                       profile="user")
     assert w["replayed"]["status"] == 400
     assert w["replayed"]["h1"] == "This sign-in was already used", w["replayed"]["text"]
     assert f.calls(mark) == []

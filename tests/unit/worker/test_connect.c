@@ -69,9 +69,22 @@ struct reply {
     char set_cookie[512];
 };
 
-/* The browser's cookie jar: the session cookie's value ("" = none), sent with every
- * request to the ingress and replaced by its Set-Cookie. */
-static char jar[CONNECT_TOKEN_MAX + 1];
+/* The browser's cookie jar: the session and flow cookies' values ("" = none), sent with
+ * every request to the ingress and replaced by its Set-Cookie. */
+static char jar[CONNECT_TOKEN_MAX + 1], flow[CONNECT_NONCE_LEN + 1];
+
+/* Keeps the cookie of a Set-Cookie value sc named name in dst (dstsz bytes). */
+static void keep_cookie(const char *sc, const char *name, char *dst, size_t dstsz)
+{
+    const char *end;
+    size_t n = strlen(name);
+
+    if (strncmp(sc, name, n) != 0 || sc[n] != '=')
+        return;
+    sc += n + 1;
+    end = strchr(sc, ';');
+    snprintf(dst, dstsz, "%.*s", end ? (int)(end - sc) : (int)strlen(sc), sc);
+}
 
 static void header(const struct http_response *resp, const char *name, char *dst, size_t dstsz)
 {
@@ -81,19 +94,19 @@ static void header(const struct http_response *resp, const char *name, char *dst
 
 static void fetch(enum http_method m, const char *url, const char *form, struct reply *out)
 {
-    char cookie[sizeof jar + 32], e[256];
+    char cookie[sizeof jar + sizeof flow + 64], e[256];
     const struct http_header cookies[] = {{"Cookie", cookie}};
     struct http_request rq = {.method = m,
                               .url = url,
                               .headers = cookies,
-                              .nheaders = jar[0] && strncmp(url, base, strlen(base)) == 0,
+                              .nheaders = (jar[0] || flow[0]) && strncmp(url, base, strlen(base)) == 0,
                               .body = form,
                               .body_len = form ? strlen(form) : 0,
                               .content_type = form ? "application/x-www-form-urlencoded" : NULL};
     struct http_response resp;
-    const char *sc, *end;
 
-    snprintf(cookie, sizeof cookie, CONNECT_SESSION_COOKIE "=%s", jar);
+    snprintf(cookie, sizeof cookie, CONNECT_SESSION_COOKIE "=%s; " CONNECT_FLOW_COOKIE "=%s", jar,
+             flow);
     http_response_init(&resp);
     if (http_client_do(web, &rq, &resp, e, sizeof e) != HTTP_OK)
         fail_msg("%s: %s", url, e);
@@ -107,12 +120,8 @@ static void fetch(enum http_method m, const char *url, const char *form, struct 
     header(&resp, "Cache-Control", out->cache, sizeof out->cache);
     header(&resp, "Allow", out->allow, sizeof out->allow);
     header(&resp, "Set-Cookie", out->set_cookie, sizeof out->set_cookie);
-    sc = out->set_cookie;
-    if (strncmp(sc, CONNECT_SESSION_COOKIE "=", strlen(CONNECT_SESSION_COOKIE) + 1) == 0) {
-        sc += strlen(CONNECT_SESSION_COOKIE) + 1;
-        end = strchr(sc, ';');
-        snprintf(jar, sizeof jar, "%.*s", end ? (int)(end - sc) : (int)strlen(sc), sc);
-    }
+    keep_cookie(out->set_cookie, CONNECT_SESSION_COOKIE, jar, sizeof jar);
+    keep_cookie(out->set_cookie, CONNECT_FLOW_COOKIE, flow, sizeof flow);
     http_response_release(&resp);
 }
 
@@ -340,7 +349,7 @@ static int setup(void **state)
     (void)state;
 
     h_reset();
-    jar[0] = '\0';
+    jar[0] = flow[0] = '\0';
     if (!(conn = connect_new(cfg, NULL, e, sizeof e)))
         fail_msg("connect_new: %s", e);
     ip = (struct ingress_params){cfg, NULL, producer, NULL, conn};
@@ -876,6 +885,34 @@ static void test_hubspot_install_learns_the_account(void **state)
 /* ---- not configured --------------------------------------------------------------------- */
 
 
+/* A callback opened in a browser that did not start the flow (an attacker sending a victim
+ * the callback of a sign-in the attacker started): refused before anything is spent or
+ * exchanged; the browser that started it can still finish. */
+static void test_callback_from_another_browser_refused(void **state)
+{
+    char url[8192], cb[8192], mine[sizeof flow];
+    (void)state;
+
+    connect_url(PORTAL, url, sizeof url, NULL);
+    consent_qbo(url, H_REALM_US2, "connect", cb, sizeof cb);
+    assert_int_equal((int)strlen(flow), CONNECT_NONCE_LEN);
+    snprintf(mine, sizeof mine, "%s", flow);
+    flow[0] = '\0'; /* no flow cookie at all */
+    get_page(cb, 400, "belongs to a sign-in started in another browser");
+    snprintf(flow, sizeof flow, "%s", "AAAAAAAAAAAAAAAAAAAAAA"); /* another flow's */
+    get_page(cb, 400, "Start again from this browser");
+    assert_int_equal(h_count(TOKEN_PATH, NULL), 0);
+    assert_int_equal(owner_of(H_REALM_US2), 0);
+    snprintf(flow, sizeof flow, "%s", mine);
+    get_page(cb, 200, "Connected Sandbox Company US 2 (realm 4620816365014867781)");
+
+    /* the HubSpot sign-in likewise: no session for a browser that did not start it */
+    consent_hubspot_from("/settings", CONNECT_PURPOSE_SIGNIN, PORTAL2, "connect", cb, sizeof cb);
+    flow[0] = '\0';
+    get_page(cb, 400, "Start again from this browser");
+    assert_string_equal(jar, "");
+}
+
 /* ---- the settings page ------------------------------------------------------------------ */
 
 /* A session for portal through its connect link (as an operator hands it out). */
@@ -1200,6 +1237,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hubspot_install, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hubspot_install_cancelled_or_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hubspot_install_learns_the_account, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_from_another_browser_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_disconnect_and_sign_out, setup, teardown),
