@@ -100,6 +100,7 @@ WORKER_SRCS := \
 	worker/cmd_credentials.c \
 	worker/ingress.c \
 	worker/ingress_event.c \
+	worker/ingress_sign.c \
 	worker/ingress_options.c \
 	worker/options_fetch.c \
 	worker/connect_state.c \

@@ -23,7 +23,6 @@
 
 #include <netdb.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,33 +33,29 @@
 #include <microhttpd.h>
 
 #include "common/clock.h"
-#include "common/hash.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "worker/connect.h"
 #include "worker/connect_page.h"
 #include "worker/connect_state.h"
-#include "worker/guard.h"
 #include "worker/event.h"
+#include "worker/guard.h"
 #include "worker/httpd.h"
 #include "worker/ingress_options.h"
+#include "worker/ingress_sign.h"
 #include "worker/metrics.h"
 #include "worker/producer.h"
 #include "worker/settings.h"
 
-#define INGRESS_MAX_SECRETS   8
-#define INGRESS_MAX_DEFS      64
-#define INGRESS_URI_MAX       4096 /* request target bytes kept for the signature */
-#define INGRESS_PUBLIC_MAX    2048
-#define INGRESS_HOST_MAX      900 /* the events' source (<= 1024) holds it */
-#define INGRESS_CONN_TIMEOUT  30 /* s a connection may sit idle */
-#define INGRESS_STOP_GRACE_MS 200
-#define INGRESS_MSG_MAX       512
-#define INGRESS_JOB_THREADS   INGRESS_OPTIONS_CONCURRENCY /* each may call a vendor */
+#define INGRESS_MAX_DEFS        64
+#define INGRESS_CONN_TIMEOUT    30 /* s a connection may sit idle */
+#define INGRESS_STOP_GRACE_MS   200
+#define INGRESS_MSG_MAX         512
+#define INGRESS_JOB_THREADS     INGRESS_OPTIONS_CONCURRENCY /* each may call a vendor */
 #define INGRESS_ANSWER_GRACE_MS 1000 /* at stop: resumed answers may go out meanwhile */
-#define INGRESS_ACTIONS_PATH  "/hubspot/actions"
-#define INGRESS_OPTIONS_PATH  "/hubspot/options"
-#define INGRESS_FORM_MAX      (8 * 1024) /* body of a connect page's form */
+#define INGRESS_ACTIONS_PATH    "/hubspot/actions"
+#define INGRESS_OPTIONS_PATH    "/hubspot/options"
+#define INGRESS_FORM_MAX        (8 * 1024) /* body of a connect page's form */
 
 enum route { ROUTE_ACTIONS, ROUTE_OPTIONS, ROUTE_CONNECT, ROUTE_OTHER };
 static const char *const route_names[] = {"actions", "options", "connect", "other"};
@@ -105,22 +100,18 @@ struct ingress {
     struct ingress_options *options;
     struct connect *connect;
     pthread_mutex_t mu;
-    pthread_cond_t idle; /* signalled when pending reaches 0 */
-    int64_t pending;  /* waiting sides: deliveries and options jobs not yet finished */
-    int64_t resuming; /* MHD_resume_connection() calls under way */
-    int64_t resumed;  /* requests resumed whose answers are not yet sent (completed) */
-    int stopping;     /* new requests are answered 503 at once */
-    int require_v3;   /* ingress.require_signature_v3 */
+    pthread_cond_t idle;  /* signalled when pending reaches 0 */
+    int64_t pending;      /* waiting sides: deliveries and options jobs not yet finished */
+    int64_t resuming;     /* MHD_resume_connection() calls under way */
+    int64_t resumed;      /* requests resumed whose answers are not yet sent (completed) */
+    int stopping;         /* new requests are answered 503 at once */
     struct req **waiting; /* suspended requests, for the forced answer at stop */
     size_t nwaiting, capwaiting;
     int port;
     size_t max_body;
     char topic[256];
-    char public_url[INGRESS_PUBLIC_MAX + 1];
-    char public_host[INGRESS_PUBLIC_MAX + 1];
     char expiration[65];
-    char *secrets[INGRESS_MAX_SECRETS];
-    size_t nsecrets;
+    struct ingress_signer sign; /* public URL, client secrets, refusal log */
     struct ingress_action_def defs[INGRESS_MAX_DEFS];
     size_t ndefs;
     pthread_mutex_t job_mu; /* the job queue: options fetches and connect pages */
@@ -129,8 +120,6 @@ struct ingress {
     int job_stop;
     pthread_t job_threads[INGRESS_JOB_THREADS];
     size_t njob_threads;
-    _Atomic int64_t last_refusal_log_s;
-    _Atomic int64_t refusals_unlogged;
 };
 
 /* ---- requests ------------------------------------------------------------------------ */
@@ -264,70 +253,28 @@ static enum MHD_Result queue_answer(struct req *r, struct MHD_Connection *c)
 
 /* ---- signatures ------------------------------------------------------------------------ */
 
-/* Logs a refused request at most once a second (a flood must not flood the log). */
+/* Logs a refused request (rate-limited by the signer) with the client's address. */
 static void log_refusal(struct ingress *in, struct MHD_Connection *c, const char *what)
 {
-    int64_t now_s = clock_mono_ms() / 1000, last = atomic_load(&in->last_refusal_log_s);
-    const union MHD_ConnectionInfo *ci;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char host[NI_MAXHOST] = "?";
 
-    if (now_s == last || !atomic_compare_exchange_strong(&in->last_refusal_log_s, &last, now_s)) {
-        atomic_fetch_add(&in->refusals_unlogged, 1);
-        return;
-    }
-    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr)
         getnameinfo(ci->client_addr,
                     ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                            : sizeof(struct sockaddr_in),
+                                                           : sizeof(struct sockaddr_in),
                     host, sizeof host, NULL, 0, NI_NUMERICHOST);
-    log_warn("ingress: request from %s refused: %s (%lld more refusals not logged)", host, what,
-             (long long)atomic_exchange(&in->refusals_unlogged, 0));
+    ingress_signer_log_refusal(&in->sign, host, what);
 }
 
-/* 0 when one of the secrets signed r; else -1 with *reason set (a metrics label). */
-static int verify_signature(struct ingress *in, struct MHD_Connection *c, struct req *r,
-                            const char **reason, char *why, size_t whysz)
+static struct ingress_sig_headers sig_headers(struct MHD_Connection *c)
 {
-    const char *v3 = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature-v3");
-    const char *ts = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Request-Timestamp");
-    const char *v2 = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature");
-    const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                  "X-HubSpot-Signature-Version");
-    char uri[INGRESS_PUBLIC_MAX + INGRESS_URI_MAX + 1], e[128] = "";
-    struct hubspot_sig_req sr;
-    int64_t now = clock_wall_ms();
-    size_t i;
-
-    snprintf(uri, sizeof uri, "%s%s", in->public_url, r->uri ? r->uri : "");
-    sr = (struct hubspot_sig_req){"POST", uri, r->body, r->len, ts};
-    if (v3) {
-        for (i = 0; i < in->nsecrets; i++)
-            if (hash_hubspot_verify("v3", in->secrets[i], &sr, v3, now, e, sizeof e) == 0)
-                return 0;
-        *reason = strstr(e, "timestamp") == NULL ? "mismatch"
-                  : strstr(e, "malformed") != NULL ? "bad_timestamp"
-                                                   : "expired";
-        snprintf(why, whysz, "X-HubSpot-Signature-v3: %s", e);
-        return -1;
-    }
-    if (!v2) {
-        *reason = "missing";
-        snprintf(why, whysz, "no X-HubSpot-Signature-v3 or X-HubSpot-Signature header");
-        return -1;
-    }
-    if (!ver || strcmp(ver, "v2") != 0) {
-        /* v1 covers the body only: a signed body could be replayed to another URL */
-        *reason = "mismatch";
-        snprintf(why, whysz, "X-HubSpot-Signature-Version must be v2 (or send v3)");
-        return -1;
-    }
-    for (i = 0; i < in->nsecrets; i++)
-        if (hash_hubspot_verify("v2", in->secrets[i], &sr, v2, now, e, sizeof e) == 0)
-            return 0;
-    *reason = "mismatch";
-    snprintf(why, whysz, "X-HubSpot-Signature: %s", e);
-    return -1;
+    return (struct ingress_sig_headers){
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature-v3"),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Request-Timestamp"),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature"),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature-Version")};
 }
 
 /* ---- action requests ------------------------------------------------------------------- */
@@ -453,8 +400,9 @@ static enum MHD_Result start_action(struct ingress *in, struct req *r, struct MH
     struct jbuf jb;
     char msg[INGRESS_MSG_MAX], e[256];
 
-    struct ingress_request rq = {in->public_host, in->defs, in->ndefs, r->has_action, r->action,
-                                 r->body ? r->body : "", r->len, clock_wall_ms()};
+    struct ingress_request rq = {
+        in->sign.public_host,   in->defs, in->ndefs,      r->has_action, r->action,
+        r->body ? r->body : "", r->len,   clock_wall_ms()};
 
     jbuf_init(&jb, EVENT_MAX_BYTES);
     if (ingress_event_build(&rq, &jb, &ev, msg, sizeof msg) < 0) {
@@ -503,8 +451,10 @@ static void run_connect(struct ingress *in, struct req *r)
 {
     const char *q = strchr(r->uri, '?');
     struct connect_answer a = {0};
-    struct connect_request rq = {r->method, r->path ? r->path : "", q ? q + 1 : "",
-                                 r->body ? r->body : "", r->len, r->session, r->flow};
+    struct connect_request rq = {r->method,      r->path ? r->path : "",
+                                 q ? q + 1 : "", r->body ? r->body : "",
+                                 r->len,         r->session,
+                                 r->flow};
 
     connect_handle(in->connect, &rq, &a);
     finish_answer(r, &a, 0, NULL, 0, NULL);
@@ -707,9 +657,9 @@ static int check_headers(struct ingress *in, struct req *r, struct MHD_Connectio
             req_set_answer(r, MHD_HTTP_OK, "{\"status\":\"ok\"}", 15);
             return -1;
         }
-        req_set_message(r, strcmp(url, "/healthz") == 0 ? MHD_HTTP_METHOD_NOT_ALLOWED
-                                                         : MHD_HTTP_NOT_FOUND,
-                        strcmp(url, "/healthz") == 0 ? "method not allowed" : "not found");
+        req_set_message(
+            r, strcmp(url, "/healthz") == 0 ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND,
+            strcmp(url, "/healthz") == 0 ? "method not allowed" : "not found");
         return -1;
     }
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
@@ -721,15 +671,18 @@ static int check_headers(struct ingress *in, struct req *r, struct MHD_Connectio
         return -1;
     }
     /* nothing unsigned is read: a body is buffered only when a signature may cover it */
-    if (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature-v3") &&
-        (in->require_v3 || !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-HubSpot-Signature"))) {
+    struct ingress_sig_headers sh = sig_headers(c);
+
+    if (!ingress_signer_may_read(&in->sign, &sh)) {
         metrics_ingress_signature_failure(in->m, "missing");
-        log_refusal(in, c, in->require_v3 ? "no X-HubSpot-Signature-v3 header (v3 required)"
-                                          : "no X-HubSpot-Signature-v3 or X-HubSpot-Signature header");
+        log_refusal(in, c,
+                    in->sign.require_v3
+                        ? "no X-HubSpot-Signature-v3 header (v3 required)"
+                        : "no X-HubSpot-Signature-v3 or X-HubSpot-Signature header");
         req_set_message(r, MHD_HTTP_UNAUTHORIZED,
-                        in->require_v3 ? "signature refused: X-HubSpot-Signature-v3 required"
-                                       : "signature refused: no X-HubSpot-Signature-v3 or "
-                                         "X-HubSpot-Signature header");
+                        in->sign.require_v3 ? "signature refused: X-HubSpot-Signature-v3 required"
+                                            : "signature refused: no X-HubSpot-Signature-v3 or "
+                                              "X-HubSpot-Signature header");
         return -1;
     }
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -814,7 +767,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (r->route == ROUTE_CONNECT) /* browsers sign nothing: the pages check links, states */
         return answer_connect(in, r, c);
-    if (verify_signature(in, c, r, &reason, why, sizeof why) < 0) {
+    struct ingress_sig_headers sh = sig_headers(c);
+
+    if (ingress_signer_verify(&in->sign, &sh, r->uri, r->body, r->len, clock_wall_ms(), &reason,
+                              why, sizeof why) < 0) {
         metrics_ingress_signature_failure(in->m, reason);
         log_refusal(in, c, why);
         snprintf(msg, sizeof msg, "signature refused: %s", why);
@@ -826,7 +782,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return start_action(in, r, c);
 }
 
-static void mhd_logger(void *opaque, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_logger(void *opaque, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void mhd_logger(void *opaque, const char *fmt, va_list ap)
 {
@@ -844,46 +801,11 @@ static void mhd_logger(void *opaque, const char *fmt, va_list ap)
 
 static int load_settings(struct ingress *in, const struct config *cfg, char *errstr, size_t errsz)
 {
-    const char *pu = config_get_str(cfg, "ingress.public_url"), *host;
-    const char *const *secrets;
     struct settings_realm_pair pairs[INGRESS_MAX_DEFS];
-    size_t n, i, hl;
+    size_t n, i;
 
-    if (!pu || *pu == '\0') {
-        snprintf(errstr, errsz,
-                 "ingress.public_url: required (the https URL HubSpot calls, e.g. "
-                 "https://hsqb.example.com)");
+    if (ingress_signer_load(&in->sign, cfg, errstr, errsz) < 0)
         return -1;
-    }
-    if (strncmp(pu, "https://", 8) != 0 &&
-        !(strncmp(pu, "http://", 7) == 0 && config_get_bool(cfg, "http.allow_insecure"))) {
-        snprintf(errstr, errsz,
-                 "ingress.public_url: \"%.100s\" must start with https:// (http:// only with "
-                 "http.allow_insecure, for local test stacks)",
-                 pu);
-        return -1;
-    }
-    host = strstr(pu, "://") + 3;
-    hl = strcspn(host, "/?#");
-    if (hl == 0 || hl > INGRESS_HOST_MAX || host[hl] != '\0' || strpbrk(pu, " \t\r\n") != NULL) {
-        snprintf(errstr, errsz,
-                 "ingress.public_url: \"%.100s\" must be scheme://host[:port] (at most 900 "
-                 "characters), without a path",
-                 pu);
-        return -1;
-    }
-    snprintf(in->public_url, sizeof in->public_url, "%s", pu);
-    snprintf(in->public_host, sizeof in->public_host, "%.*s", (int)hl, host);
-    secrets = config_get_list(cfg, "ingress.client_secrets", &n);
-    if (n == 0) {
-        snprintf(errstr, errsz,
-                 "ingress.client_secrets: required (the HubSpot app's client secret; "
-                 "HSQB_INGRESS_CLIENT_SECRETS_FILE)");
-        return -1;
-    }
-    for (i = 0; i < n && i < INGRESS_MAX_SECRETS; i++)
-        if ((in->secrets[in->nsecrets++] = strdup(secrets[i])) == NULL)
-            goto oom;
     if (settings_realm_pairs("ingress.action_definitions",
                              config_get_str(cfg, "ingress.action_definitions"), pairs,
                              INGRESS_MAX_DEFS, &n, errstr, errsz) < 0)
@@ -900,24 +822,16 @@ static int load_settings(struct ingress *in, const struct config *cfg, char *err
         d->id = strtoll(pairs[i].realm, NULL, 10);
         in->ndefs++;
     }
-    snprintf(in->expiration, sizeof in->expiration, "%s", config_get_str(cfg, "ingress.expiration"));
+    snprintf(in->expiration, sizeof in->expiration, "%s",
+             config_get_str(cfg, "ingress.expiration"));
     snprintf(in->topic, sizeof in->topic, "%s", config_get_str(cfg, "kafka.topic.actions"));
     in->max_body = (size_t)config_get_bytes(cfg, "ingress.max_body");
-    in->require_v3 = config_get_bool(cfg, "ingress.require_signature_v3");
     return 0;
-oom:
-    snprintf(errstr, errsz, "ingress: out of memory");
-    return -1;
 }
 
 static void free_ingress(struct ingress *in)
 {
-    size_t i;
-
-    for (i = 0; i < in->nsecrets; i++) {
-        explicit_bzero(in->secrets[i], strlen(in->secrets[i]));
-        free(in->secrets[i]);
-    }
+    ingress_signer_release(&in->sign);
     free(in->waiting);
     guard_free(in->guard); /* the daemon stopped, or never started */
     pthread_mutex_destroy(&in->mu);

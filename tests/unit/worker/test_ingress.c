@@ -6,12 +6,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "common/hash.h"
 #include "worker/ingress.h"
+#include "worker/ingress_sign.h"
+#include "worker/settings.h"
 #include "worker/result.h"
 
 #define NOW 1796613700604LL /* 2026-12-07T03:21:40.604Z */
@@ -31,9 +35,14 @@ static const char deal[] =
  * status and fills ev/jb (caller releases) or msg. */
 static int build(const char *body, int action, struct jbuf *jb, struct action_event *ev, char *msg)
 {
-    struct ingress_request rq = {"hsqb.example.com", defs, 2, action >= 0,
+    struct ingress_request rq = {"hsqb.example.com",
+                                 defs,
+                                 2,
+                                 action >= 0,
                                  action >= 0 ? (enum hsqb_action)action : ACTION_CREATE_INVOICE,
-                                 body, strlen(body), NOW};
+                                 body,
+                                 strlen(body),
+                                 NOW};
 
     jbuf_init(jb, EVENT_MAX_BYTES);
     msg[0] = '\0';
@@ -53,13 +62,14 @@ static void test_event_around_the_body(void **state)
     assert_int_equal(ev.action, ACTION_CREATE_INVOICE);
     assert_string_equal(ev.id, "ap-102670506-56776413549-7-0");
     assert_string_equal(ev.key, "102670506:DEAL:1001");
-    assert_string_equal(ev.source,
-                        RESULT_INGRESS_SOURCE_PREFIX "hsqb.example.com/portal/102670506/workflow/192814114");
+    assert_string_equal(ev.source, RESULT_INGRESS_SOURCE_PREFIX
+                        "hsqb.example.com/portal/102670506/workflow/192814114");
     assert_string_equal(ev.time, "2026-12-07T03:21:40.604Z");
     assert_string_equal(ev.in.payment_terms, "Net 30");
     text = jbuf_cstr(&jb);
     /* data is the body byte for byte, its odd space included */
-    assert_non_null(strstr(text, "\"data\":{\"callbackId\":\"ap-102670506-56776413549-7-0\", \"origin\""));
+    assert_non_null(
+        strstr(text, "\"data\":{\"callbackId\":\"ap-102670506-56776413549-7-0\", \"origin\""));
     assert_int_equal(text[jb.len - 1], '}');
     assert_memory_equal(text + jb.len - 1 - strlen(deal), deal, strlen(deal));
     o = json_tokener_parse(text);
@@ -138,12 +148,118 @@ static void test_every_refusal_has_a_reason(void **state)
             ACTION_CREATE_EXPENSE, "expense_account");
 }
 
+/* ---- the signer (worker/ingress_sign.h) ---------------------------------------------- */
+
+static struct config *signer_config(const char *extra)
+{
+    char *argv[] = {"ingress", (char *)extra, NULL};
+    char *envp[] = {"HSQB_KAFKA_BROKERS=127.0.0.1:9092",
+                    "HSQB_OAUTH_CLIENT_ID=app-id",
+                    "HSQB_OAUTH_CLIENT_SECRET=app-secret-value",
+                    "HSQB_INGRESS_PUBLIC_URL=https://hsqb.example.com",
+                    "HSQB_INGRESS_CLIENT_SECRETS=old-secret,new-secret",
+                    NULL};
+    struct config *cfg = NULL;
+    char e[512];
+
+    if (settings_load(&cfg, extra ? 2 : 1, argv, envp, e, sizeof e) < 0)
+        fail_msg("settings: %s", e);
+    return cfg;
+}
+
+/* The headers HubSpot sends for version v signed with secret over target and body. */
+static void sign(enum hubspot_sig_version v, const char *secret, const char *target, const char *ts,
+                 struct ingress_sig_headers *h, char *buf, size_t bufsz)
+{
+    char uri[512];
+    struct hubspot_sig_req sr = {"POST", uri, deal, strlen(deal), ts};
+
+    snprintf(uri, sizeof uri, "https://hsqb.example.com%s", target);
+    assert_int_equal(hash_hubspot_sign(v, secret, &sr, buf, bufsz), 0);
+    *h = (struct ingress_sig_headers){NULL, NULL, NULL, NULL};
+    if (v == HUBSPOT_SIG_V3) {
+        h->v3 = buf;
+        h->timestamp = ts;
+    } else {
+        h->v2 = buf;
+        h->version = v == HUBSPOT_SIG_V2 ? "v2" : "v1";
+    }
+}
+
+static void test_signer(void **state)
+{
+    struct config *cfg = signer_config(NULL),
+                  *v3only = signer_config("--ingress.require_signature_v3=true");
+    struct ingress_signer s, s3;
+    struct ingress_sig_headers h;
+    const char *reason = NULL, *target = "/hubspot/actions/create_invoice?x=%2Fy";
+    char sig[128], why[256], ts[24], old[24];
+    (void)state;
+
+    assert_int_equal(ingress_signer_load(&s, cfg, why, sizeof why), 0);
+    assert_int_equal(ingress_signer_load(&s3, v3only, why, sizeof why), 0);
+    assert_string_equal(s.public_host, "hsqb.example.com");
+    snprintf(ts, sizeof ts, "%lld", (long long)NOW);
+    snprintf(old, sizeof old, "%lld", (long long)(NOW - HUBSPOT_SIG_MAX_SKEW_MS - 1000));
+
+    /* v3 with either listed secret (rotation), the raw target covered */
+    sign(HUBSPOT_SIG_V3, "new-secret", target, ts, &h, sig, sizeof sig);
+    assert_true(ingress_signer_may_read(&s3, &h));
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        0);
+    sign(HUBSPOT_SIG_V3, "old-secret", target, ts, &h, sig, sizeof sig);
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        0);
+    /* another target, another secret, an old timestamp */
+    assert_int_equal(ingress_signer_verify(&s, &h, "/hubspot/actions/create_estimate", deal,
+                                           strlen(deal), NOW, &reason, why, sizeof why),
+                     -1);
+    assert_string_equal(reason, "mismatch");
+    sign(HUBSPOT_SIG_V3, "a-stranger", target, ts, &h, sig, sizeof sig);
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        -1);
+    assert_string_equal(reason, "mismatch");
+    sign(HUBSPOT_SIG_V3, "new-secret", target, old, &h, sig, sizeof sig);
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        -1);
+    assert_string_equal(reason, "expired");
+
+    /* v2 unless v3 is required; v1 never (it does not cover the URL) */
+    sign(HUBSPOT_SIG_V2, "new-secret", target, NULL, &h, sig, sizeof sig);
+    assert_true(ingress_signer_may_read(&s, &h));
+    assert_false(ingress_signer_may_read(&s3, &h));
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        0);
+    sign(HUBSPOT_SIG_V1, "new-secret", target, NULL, &h, sig, sizeof sig);
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        -1);
+    assert_non_null(strstr(why, "must be v2"));
+    h = (struct ingress_sig_headers){NULL, NULL, NULL, NULL};
+    assert_false(ingress_signer_may_read(&s, &h));
+    assert_int_equal(
+        ingress_signer_verify(&s, &h, target, deal, strlen(deal), NOW, &reason, why, sizeof why),
+        -1);
+    assert_string_equal(reason, "missing");
+
+    ingress_signer_release(&s);
+    ingress_signer_release(&s3);
+    config_free(cfg);
+    config_free(v3only);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_around_the_body),
         cmocka_unit_test(test_action_by_definition_and_no_workflow),
         cmocka_unit_test(test_every_refusal_has_a_reason),
+        cmocka_unit_test(test_signer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
