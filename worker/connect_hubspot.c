@@ -267,6 +267,27 @@ static void installed_page(struct connect_call *k, const struct install *in)
     connect_answer_page(k, 200, &p);
 }
 
+/* 1 when portal's HubSpot token is a private-app token (stored by `credentials hubspot`:
+ * a token without an install hash), which a sign-in must leave alone; 0 when the portal
+ * has no token or an install (a sign-in through the same app renews it); -1 when the
+ * store did not answer. */
+static int keeps_private_token(struct connect_call *k, int64_t portal)
+{
+    char key[REDIS_MAX_KEY + 1], e[256];
+    struct hubspot_oauth_status st;
+    redisReply *rep;
+    int installed = hubspot_oauth_status_get(k->io.redis, portal, &st, e, sizeof e), has;
+
+    if (installed != 0)
+        return installed < 0 ? -1 : 0;
+    if (hubspot_token_key(key, sizeof key, redis_conn_prefix(k->io.redis), portal) < 0 ||
+        !(rep = redis_command(k->io.redis, e, sizeof e, "EXISTS %s", key)))
+        return -1;
+    has = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    freeReplyObject(rep);
+    return has;
+}
+
 void connect_hubspot_callback(struct connect_call *k)
 {
     char error[128], desc[256] = "", code[CODE_MAX + 1], e[256];
@@ -308,7 +329,15 @@ void connect_hubspot_callback(struct connect_call *k)
         goto out;
     hi = (struct hubspot_install){in->access, in->access_expires_at_ms, in->refresh, in->scopes,
                                   in->hub_domain};
-    if (hubspot_oauth_store(k->io.redis, in->portal, &hi, e, sizeof e) < 0) {
+    if (signin && (r = keeps_private_token(k, in->portal)) != 0) {
+        if (r < 0) {
+            connect_fail(k, 503, "Try again in a moment",
+                         "This server cannot reach its store right now; please sign in again in "
+                         "a moment.");
+            goto out;
+        }
+        /* a sign-in only proves who is visiting: the operator's private-app token stays */
+    } else if (hubspot_oauth_store(k->io.redis, in->portal, &hi, e, sizeof e) < 0) {
         log_warn("connect: storing portal %lld's install: %s", (long long)in->portal, e);
         connect_fail(k, 503, "Try again in a moment",
                      "The install's tokens could not be stored. Please install again in a "

@@ -1145,10 +1145,17 @@ static void test_settings_disconnect_and_sign_out(void **state)
 
 static void test_settings_sign_in_with_hubspot(void **state)
 {
-    char cb[8192];
+    char cb[8192], key[REDIS_MAX_KEY + 1], e[256], *tok;
+    struct hubspot_oauth_status st;
     struct reply r;
+    redisReply *rep;
     (void)state;
 
+    /* the operator gave the account a private-app token: a sign-in must not replace it */
+    assert_int_equal(hubspot_token_key(key, sizeof key, "hsqb:", PORTAL2), 0);
+    assert_non_null(rep = redis_command(H.redis, e, sizeof e, "SET %s %s", key,
+                                        "pat-na1-33333333-3333-4333-8333-333333333333"));
+    freeReplyObject(rep);
     consent_hubspot_from("/settings", CONNECT_PURPOSE_SIGNIN, PORTAL2, "connect", cb, sizeof cb);
     assert_string_equal(jar, "");
     fetch(HTTP_GET, cb, NULL, &r);
@@ -1156,6 +1163,10 @@ static void test_settings_sign_in_with_hubspot(void **state)
         fail_msg("sign-in callback: %ld %s %s", r.status, r.location, r.body);
     assert_int_equal(strncmp(jar, "v1.session.243987001.", 21), 0);
     reply_free(&r);
+    tok = portal_token(PORTAL2);
+    assert_string_equal(tok, "pat-na1-33333333-3333-4333-8333-333333333333");
+    free(tok);
+    assert_int_equal(hubspot_oauth_status_get(H.redis, PORTAL2, &st, e, sizeof e), 0);
     settings_page(&r, NULL, 0);
     assert_non_null(strstr(r.body, "HubSpot account 243987001: 0 QuickBooks companies"));
     reply_free(&r);
