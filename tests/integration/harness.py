@@ -1075,6 +1075,7 @@ class Harness:
         self.sandbox.reset()
         self.flush_redis("%smap:*" % KEY_PREFIX)
         self.flush_redis("%soptions:*" % KEY_PREFIX)  # the ingress's options cache
+        self.flush_redis("%scompany:*" % KEY_PREFIX)  # settings pages' company defaults
         # The reset also revoked every access token the sandbox had issued. Storing the
         # refresh tokens again (the same ones: rotation is off by default) clears the
         # access tokens the worker keeps in Redis, as reconnecting a company would.
