@@ -50,7 +50,8 @@ COMMON_SRCS := \
 	common/jtape.c \
 	common/http.c \
 	common/redis.c \
-	common/hash.c
+	common/hash.c \
+	common/seal.c
 
 WORKER_SRCS := \
 	worker/main.c \
@@ -125,6 +126,7 @@ UNIT_TESTS := \
 	tests/unit/common/test_jtape \
 	tests/unit/common/test_http \
 	tests/unit/common/test_hash \
+	tests/unit/common/test_seal \
 	tests/unit/common/test_clock_utf8 \
 	tests/unit/worker/test_event \
 	tests/unit/worker/test_settings \
