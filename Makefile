@@ -56,6 +56,7 @@ COMMON_SRCS := \
 WORKER_SRCS := \
 	worker/main.c \
 	worker/settings.c \
+	worker/atrest.c \
 	worker/cmd_config.c \
 	worker/event.c \
 	worker/cmd_validate.c \
