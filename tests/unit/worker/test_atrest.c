@@ -138,14 +138,35 @@ static int setup(void **state)
     return 0;
 }
 
+/* What most tests use: a connection with the key ring k1, the QBO token client and an
+ * HTTP client; fx_close() frees them. */
+struct fx {
+    struct redis_conn *c;
+    struct oauth *o;
+    struct http_client *http;
+};
+
+static struct fx fx_open(void)
+{
+    return (struct fx){conn_with(K1, 0, NULL), new_oauth(), h_http_new()};
+}
+
+static void fx_close(struct fx *f)
+{
+    oauth_free(f->o);
+    http_client_free(f->http);
+    redis_conn_free(f->c);
+}
+
 /* ---- tests --------------------------------------------------------------------------- */
 
 /* Sealed in Redis, and the worker still refreshes, rotates and invalidates with them. */
 static void test_sealed_and_used(void **state)
 {
-    struct redis_conn *c = conn_with(K1, 0, NULL);
-    struct oauth *o = new_oauth();
-    struct http_client *http = h_http_new();
+    struct fx f = fx_open();
+    struct redis_conn *c = f.c;
+    struct oauth *o = f.o;
+    struct http_client *http = f.http;
     struct api_error err;
     char t1[OAUTH_TOKEN_MAX], t2[OAUTH_TOKEN_MAX], rt[OAUTH_REFRESH_TOKEN_MAX], e[256];
     char *v;
@@ -208,18 +229,17 @@ static void test_sealed_and_used(void **state)
     assert_string_equal(pt.token, "refreshed-access-token-2");
     assert_sealed_with(hstoken_raw(PORTAL), "k1", "refreshed-access");
     free(fresh);
-    oauth_free(o);
-    http_client_free(http);
-    redis_conn_free(c);
+    fx_close(&f);
 }
 
 /* Values an older version stored in plain text keep working and are re-written sealed
  * the first time they are read; a string key keeps its TTL. */
 static void test_plaintext_migrated_on_read(void **state)
 {
-    struct redis_conn *c = conn_with(K1, 0, NULL);
-    struct oauth *o = new_oauth();
-    struct http_client *http = h_http_new();
+    struct fx f = fx_open();
+    struct redis_conn *c = f.c;
+    struct oauth *o = f.o;
+    struct http_client *http = f.http;
     struct hubspot_portal_token pt;
     struct api_error err;
     char t[OAUTH_TOKEN_MAX], e[256], *v;
@@ -271,9 +291,7 @@ static void test_plaintext_migrated_on_read(void **state)
     assert_string_equal(v, HS_TOK); /* left as it was */
     free(v);
     redis_conn_free(strict);
-    oauth_free(o);
-    http_client_free(http);
-    redis_conn_free(c);
+    fx_close(&f);
 }
 
 /* Rotation: new key first → new writes use it, old values still open; reencrypt moves
@@ -342,9 +360,10 @@ static void test_rotation(void **state)
  * clear error, no crash, no call to Intuit. */
 static void test_moved_value_refused(void **state)
 {
-    struct redis_conn *c = conn_with(K1, 0, NULL);
-    struct oauth *o = new_oauth();
-    struct http_client *http = h_http_new();
+    struct fx f = fx_open();
+    struct redis_conn *c = f.c;
+    struct oauth *o = f.o;
+    struct http_client *http = f.http;
     struct hubspot_portal_token pt;
     struct api_error err;
     char t[OAUTH_TOKEN_MAX], e[256], *v;
@@ -380,9 +399,7 @@ static void test_moved_value_refused(void **state)
     assert_int_equal(hubspot_oauth_token_get(c, 8, &pt, e, sizeof e), 1);
     assert_non_null(strstr(e, "does not verify"));
     assert_string_equal(pt.token, "");
-    oauth_free(o);
-    http_client_free(http);
-    redis_conn_free(c);
+    fx_close(&f);
 }
 
 /* Settings: a bad ring or require without one stops the start, without echoing a key;
