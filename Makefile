@@ -50,11 +50,13 @@ COMMON_SRCS := \
 	common/jtape.c \
 	common/http.c \
 	common/redis.c \
-	common/hash.c
+	common/hash.c \
+	common/seal.c
 
 WORKER_SRCS := \
 	worker/main.c \
 	worker/settings.c \
+	worker/atrest.c \
 	worker/cmd_config.c \
 	worker/event.c \
 	worker/cmd_validate.c \
@@ -126,6 +128,7 @@ UNIT_TESTS := \
 	tests/unit/common/test_jtape \
 	tests/unit/common/test_http \
 	tests/unit/common/test_hash \
+	tests/unit/common/test_seal \
 	tests/unit/common/test_clock_utf8 \
 	tests/unit/worker/test_event \
 	tests/unit/worker/test_settings \
@@ -157,6 +160,7 @@ COMPONENT_TESTS := \
 	tests/unit/worker/test_hubspot_refresh \
 	tests/unit/worker/test_qbo \
 	tests/unit/worker/test_oauth \
+	tests/unit/worker/test_atrest \
 	tests/unit/worker/test_resolve \
 	tests/unit/worker/test_pipeline \
 	tests/unit/worker/test_payment_pipeline \
@@ -250,7 +254,7 @@ $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.
-REDIS_TESTS := test_redis test_claim test_tenancy test_ratelimit test_hubspot test_hubspot_refresh test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
+REDIS_TESTS := test_redis test_atrest test_claim test_tenancy test_ratelimit test_hubspot test_hubspot_refresh test_qbo test_oauth test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(foreach t,$(filter-out test_redis,$(REDIS_TESTS)),$(BUILD)/tests/unit/worker/$(t)): \
 	$(BUILD)/tests/unit/testutil_redis.o
 
@@ -258,7 +262,7 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 
 # Component tests that run against the private sandbox share tests/unit/worker/sandbox_harness.c;
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
-SANDBOX_HARNESS_TESTS := test_tenancy test_hubspot_refresh test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
+SANDBOX_HARNESS_TESTS := test_atrest test_tenancy test_hubspot_refresh test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o

@@ -154,6 +154,58 @@ int hash_base64url(const void *in, size_t n, char *out, size_t outsz)
     return 0;
 }
 
+/* Value of a base64 character in either alphabet; 64 for '+' '/', 65 for '-' '_'
+ * marks which alphabet it came from, -1 for anything else. */
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : c == '-' ? 62 + 64 : c == '_' ? 63 + 64 : -1;
+}
+
+int hash_base64_decode(const char *in, size_t n, unsigned char *out, size_t outsz,
+                       size_t *outlen)
+{
+    size_t o = 0, bits = 0, pad = 0, i;
+    uint32_t acc = 0;
+    int std = 0, url = 0;
+
+    while (n > 0 && in[n - 1] == '=') { /* padding: only at the end, only to a quad */
+        n--;
+        pad++;
+    }
+    if (n % 4 == 1 || pad > 2 || (pad && (n + pad) % 4 != 0))
+        return -1;
+    for (i = 0; i < n; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        if (v >= 64) {
+            url = 1;
+            v -= 64;
+        } else if (v >= 62) {
+            std = 1;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == outsz)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if ((std && url) || acc != 0)
+        return -1;
+    *outlen = o;
+    return 0;
+}
+
 int hash_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     if (alen != blen)

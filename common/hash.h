@@ -41,6 +41,13 @@ int hash_base64(const void *in, size_t n, char *out, size_t outsz);
  * values that travel in URLs and forms as they are. out must hold HASH_B64URL_LEN(n) + 1
  * bytes, else -1 and nothing is written. Returns 0. */
 int hash_base64url(const void *in, size_t n, char *out, size_t outsz);
+/* Decodes base64 (n characters of in): the standard alphabet with or without '='
+ * padding, or base64url (either alphabet is accepted, not both in one text). Anything
+ * else (whitespace, stray padding, leftover bits that are not zero) is refused. Writes
+ * at most outsz bytes; *outlen receives the decoded length. 0, or -1 (nothing usable in
+ * out). */
+int hash_base64_decode(const char *in, size_t n, unsigned char *out, size_t outsz,
+                       size_t *outlen);
 
 /* 1 when the two buffers have the same length and bytes, else 0. Time depends only on the
  * lengths (which are treated as public), never on the contents. */

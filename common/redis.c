@@ -41,6 +41,7 @@ struct redis_conn {
     redisContext *ctx; /* NULL: (re)connect before the next command */
     struct redis_opts o;
     char *host, *unix_path, *username, *password, *prefix; /* owned copies */
+    struct seal_keyring *keyring;                          /* NULL: none configured */
     int64_t retry_at_ms;    /* monotonic; calls fail fast before it */
     char last_err[160];     /* why the last connect failed */
     unsigned char rnd[256]; /* random bytes for tokens, refilled when used up */
@@ -107,6 +108,16 @@ void redis_opts_default(struct redis_opts *o)
 const char *redis_conn_prefix(const struct redis_conn *c)
 {
     return c->prefix;
+}
+
+const struct seal_keyring *redis_conn_keyring(const struct redis_conn *c)
+{
+    return c->keyring;
+}
+
+int redis_conn_seal_required(const struct redis_conn *c)
+{
+    return c->o.seal_required;
 }
 
 int redis_script_init(struct redis_script *s, const char *src, char *errstr, size_t errsz)
@@ -224,6 +235,7 @@ struct redis_conn *redis_conn_new(const struct redis_opts *o, char *errstr, size
     struct redis_conn *c = NULL;
     struct redis_opts def;
     const char *prefix;
+    char e[160];
 
     if (!o) {
         redis_opts_default(&def);
@@ -261,6 +273,11 @@ struct redis_conn *redis_conn_new(const struct redis_opts *o, char *errstr, size
     c->o.username = c->username;
     c->o.password = c->password;
     c->o.prefix = c->prefix;
+    c->o.seal_keys = NULL; /* parsed below; the text is not kept */
+    if (o->seal_keys && *o->seal_keys && !(c->keyring = seal_keyring_parse(o->seal_keys, e, sizeof e))) {
+        snprintf(errstr, errsz, "redis: encryption keys: %s", e);
+        goto fail;
+    }
     c->o.reconnect_backoff_ms = 0; /* the first connect must really try */
     if (conn_open(c, errstr, errsz) < 0)
         goto fail;
@@ -290,6 +307,7 @@ void redis_conn_free(struct redis_conn *c)
     free(c->unix_path);
     free(c->username);
     free(c->prefix);
+    seal_keyring_free(c->keyring);
     explicit_bzero(c->rnd, sizeof(c->rnd));
     free(c);
 }

@@ -1,7 +1,8 @@
 /* redis.h - one thread's Redis connection, Lua scripts, leases and locks.
  *
  * Owns: a hiredis blocking context (re-created after any I/O error), owned copies of
- * the connection options, and a small pool of random bytes for owner tokens.
+ * the connection options (the key ring for values sealed at rest parsed into its own
+ * copy), and a small pool of random bytes for owner tokens.
  *
  * Leases: a key whose value is an owner token while someone holds it. The caller names
  * the key (without the prefix, which the connection adds); this module knows no key
@@ -29,6 +30,8 @@
 #include <stdint.h>
 #include <hiredis/hiredis.h>
 
+#include "common/seal.h"
+
 #define REDIS_DEFAULT_PREFIX "hsqb:"
 #define REDIS_MAX_PREFIX     64
 #define REDIS_MAX_KEY        1024 /* whole key, prefix included (a tag may triple) */
@@ -47,6 +50,9 @@ struct redis_opts {
     int command_timeout_ms;   /* default 1000; a reply slower than this is an error */
     int reconnect_backoff_ms; /* default 100; 0 disables */
     const char *prefix;       /* default REDIS_DEFAULT_PREFIX; no '{' or '}' */
+    const char *seal_keys;    /* key ring text (common/seal.h) for values callers seal at
+                                 rest; NULL or "": none. Secret: never logged or echoed */
+    int seal_required;        /* values must be sealed: callers refuse unsealed ones */
 };
 
 /* Fill o with the defaults above. */
@@ -60,6 +66,12 @@ struct redis_conn *redis_conn_new(const struct redis_opts *o, char *errstr, size
 void redis_conn_free(struct redis_conn *c);
 /* The key prefix in use; borrowed from c. */
 const char *redis_conn_prefix(const struct redis_conn *c);
+/* The key ring parsed from seal_keys (borrowed from c), NULL when none is configured.
+ * This module seals nothing itself: callers that keep secrets in Redis (worker/atrest.h)
+ * take the ring of the connection they write through. */
+const struct seal_keyring *redis_conn_keyring(const struct redis_conn *c);
+/* The seal_required option. */
+int redis_conn_seal_required(const struct redis_conn *c);
 
 /* Run a command (hiredis format: %s string, %b binary pointer + size_t length).
  * Returns the reply, owned by the caller (freeReplyObject on that pointer only, never

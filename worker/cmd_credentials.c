@@ -20,6 +20,7 @@
 #include "common/utf8.h"
 #include "common/clock.h"
 #include "worker/apierr.h"
+#include "worker/atrest.h"
 #include "worker/connect_state.h"
 #include "worker/exitcode.h"
 #include "worker/hubspot.h"
@@ -49,11 +50,14 @@ static const char usage_text[] =
     "       hsqb-worker credentials list [settings]\n"
     "       hsqb-worker credentials delete (--realm R | --portal P) [settings]\n"
     "       hsqb-worker credentials connect-link --portal P [settings]\n"
+    "       hsqb-worker credentials reencrypt [settings]\n"
     "qbo --portal P also binds realm R to HubSpot portal P: the worker refuses an event\n"
     "whose realm is not bound to its portal (REALM_NOT_ALLOWED). QBO refresh tokens may\n"
     "also come from HSQB_QBO_REFRESH_TOKEN, HubSpot tokens from HSQB_HUBSPOT_PORTAL_TOKEN.\n"
     "connect-link prints a 15-minute link to the ingress's connect, disconnect and settings\n"
     "pages for portal P (needs ingress.public_url and ingress.session_secret).\n"
+    "reencrypt rewrites every stored token under the first key of redis.encryption_keys\n"
+    "(tokens stored in plain text too); run it after adding or rotating a key.\n"
     "Settings (--redis.host=..., --config FILE) as for `run`.\n";
 
 static int usage(FILE *err, const char *why)
@@ -287,6 +291,14 @@ static void note_no_token(struct redis_conn *redis, const char *realm, FILE *out
                 realm, realm);
 }
 
+/* The warning `run` logs at start, for the commands that store tokens. */
+static void note_plaintext(struct redis_conn *redis, FILE *err)
+{
+    if (!redis_conn_keyring(redis))
+        fprintf(err, "hsqb-worker credentials: note: redis.encryption_keys is not set, so the "
+                     "token is stored in Redis in plain text\n");
+}
+
 static int store_qbo(const struct opts *op, const struct config *cfg, struct redis_conn *redis,
                      char **envp, FILE *in, FILE *out, FILE *err)
 {
@@ -305,6 +317,7 @@ static int store_qbo(const struct opts *op, const struct config *cfg, struct red
     if (rc != EXIT_OK)
         return rc;
     fprintf(out, "stored the QuickBooks refresh token of realm %s\n", op->realm);
+    note_plaintext(redis, err);
     if (!op->portal)
         note_unbound(redis, op->realm, out);
     return op->verify ? verify(cfg, redis, op->realm, out, err) : EXIT_OK;
@@ -320,15 +333,18 @@ static int hs_key(struct redis_conn *redis, const char *portal, char *key, size_
 static int store_hubspot(const struct opts *op, struct redis_conn *redis, char **envp, FILE *in,
                          FILE *out, FILE *err)
 {
-    char tok[OAUTH_TOKEN_MAX], key[REDIS_MAX_KEY + 1], e[256];
-    redisReply *r;
+    char tok[OAUTH_TOKEN_MAX], sealed[ATREST_STORED_MAX(OAUTH_TOKEN_MAX) + 1];
+    char key[REDIS_MAX_KEY + 1], e[256];
+    redisReply *r = NULL;
 
     if (hs_key(redis, op->portal, key, sizeof key) < 0)
         return usage(err, "portal id too long");
     if (get_secret(op, envp, in, "HSQB_HUBSPOT_PORTAL_TOKEN", tok, sizeof tok, err) < 0)
         return EXIT_USAGE;
-    r = redis_command(redis, e, sizeof e, "SET %s %s", key, tok);
+    if (atrest_seal(redis, key, "", tok, sealed, sizeof sealed, e, sizeof e) == 0)
+        r = redis_command(redis, e, sizeof e, "SET %s %s", key, sealed);
     explicit_bzero(tok, sizeof tok);
+    explicit_bzero(sealed, sizeof sealed);
     /* a private-app token now: whatever refreshes OAuth installs must leave it alone */
     if (!r || hubspot_oauth_forget(redis, strtoll(op->portal, NULL, 10), e, sizeof e) < 0) {
         if (r)
@@ -338,6 +354,7 @@ static int store_hubspot(const struct opts *op, struct redis_conn *redis, char *
     }
     freeReplyObject(r);
     fprintf(out, "stored the HubSpot token of portal %s\n", op->portal);
+    note_plaintext(redis, err);
     return EXIT_OK;
 }
 
@@ -385,9 +402,9 @@ static int tag_of(const char *key, size_t len, char *tag, size_t tagsz)
     return 0;
 }
 
-/* SCAN for <prefix><what>{*}; calls show(tag) per key. -1 on a Redis failure. */
+/* SCAN for <prefix><what>{*}; calls show(tag, arg) per key. -1 on a Redis failure. */
 static int scan(struct redis_conn *redis, const char *what,
-                void (*show)(struct redis_conn *, const char *, FILE *), FILE *out, FILE *err)
+                void (*show)(struct redis_conn *, const char *, void *), void *arg, FILE *err)
 {
     char pattern[REDIS_MAX_KEY + 1], cursor[32] = "0", e[256], tag[64];
     const char *prefix = redis_conn_prefix(redis);
@@ -413,7 +430,7 @@ static int scan(struct redis_conn *redis, const char *what,
         for (size_t i = 0; i < r->element[1]->elements && seen < CRED_SCAN_MAX; i++, seen++) {
             const redisReply *kr = r->element[1]->element[i];
             if (kr->type == REDIS_REPLY_STRING && tag_of(kr->str, kr->len, tag, sizeof tag) == 0)
-                show(redis, tag, out);
+                show(redis, tag, arg);
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0 && seen < CRED_SCAN_MAX);
@@ -438,8 +455,9 @@ static void binding_text(struct redis_conn *redis, const char *realm, char *buf,
     }
 }
 
-static void show_realm(struct redis_conn *redis, const char *realm, FILE *out)
+static void show_realm(struct redis_conn *redis, const char *realm, void *arg)
 {
+    FILE *out = arg;
     struct oauth_status st;
     char e[256], rt[32], at[32], up[32], b[300], shown[4 * 64];
     if (oauth_status_get(redis, realm, &st, e, sizeof e) != 1)
@@ -456,8 +474,9 @@ static void show_realm(struct redis_conn *redis, const char *realm, FILE *out)
 }
 
 /* A binding whose realm has no QBO credentials (show_realm lists the others). */
-static void show_binding(struct redis_conn *redis, const char *realm, FILE *out)
+static void show_binding(struct redis_conn *redis, const char *realm, void *arg)
 {
+    FILE *out = arg;
     struct oauth_status st;
     char e[256], b[300], shown[4 * 64];
 
@@ -483,8 +502,9 @@ static void show_default_token(const struct config *cfg, FILE *out)
     fputc('\n', out);
 }
 
-static void show_portal(struct redis_conn *redis, const char *portal, FILE *out)
+static void show_portal(struct redis_conn *redis, const char *portal, void *arg)
 {
+    FILE *out = arg;
     struct hubspot_oauth_status st;
     char e[256], at[32], in[32], shown[4 * 64], dom[4 * (HUBSPOT_OAUTH_DOMAIN_MAX + 1)];
 
@@ -525,6 +545,82 @@ static int del(const struct opts *op, struct redis_conn *redis, FILE *out, FILE 
     fprintf(out, "%s %s %s: %s\n", op->realm ? "qbo" : "hubspot", op->realm ? "realm" : "portal",
             op->realm ? op->realm : op->portal, gone ? "credentials deleted" : "nothing stored");
     return op->realm ? unbind_cmd(&(struct opts){.realm = op->realm}, redis, out, err) : EXIT_OK;
+}
+
+/* ---- reencrypt ------------------------------------------------------------------- */
+
+struct reseal_run {
+    FILE *out;
+    long done, current, failed;
+};
+
+/* One stored token under the current key (worker/atrest.h), counted and reported. */
+static void reseal_one(struct redis_conn *redis, const char *key, const char *field,
+                       struct reseal_run *run)
+{
+    char e[256], shown[4 * (REDIS_MAX_KEY + 1)];
+
+    switch (atrest_reseal(redis, key, field, e, sizeof e)) {
+    case ATREST_RESEAL_DONE:
+    case ATREST_RESEAL_RACE: /* a worker wrote it meanwhile, sealed with the current key */
+        run->done++;
+        break;
+    case ATREST_RESEAL_CURRENT:
+        run->current++;
+        break;
+    default:
+        run->failed++;
+        fprintf(run->out, "%s %s: %s\n", utf8_printable(key, shown, sizeof shown),
+                *field ? field : "(value)", e);
+    }
+}
+
+static void reseal_realm(struct redis_conn *redis, const char *realm, void *arg)
+{
+    char key[REDIS_MAX_KEY + 1];
+
+    if (oauth_key(redis, realm, key, sizeof key) < 0)
+        return;
+    reseal_one(redis, key, "access_token", arg);
+    reseal_one(redis, key, "refresh_token", arg);
+}
+
+static void reseal_portal(struct redis_conn *redis, const char *portal, void *arg)
+{
+    char key[REDIS_MAX_KEY + 1];
+
+    if (digits(portal, CRED_PORTAL_MAX) && hs_key(redis, portal, key, sizeof key) == 0)
+        reseal_one(redis, key, "", arg);
+}
+
+static void reseal_install(struct redis_conn *redis, const char *portal, void *arg)
+{
+    char key[REDIS_MAX_KEY + 1];
+
+    if (digits(portal, CRED_PORTAL_MAX) &&
+        hubspot_oauth_key(key, sizeof key, redis_conn_prefix(redis), strtoll(portal, NULL, 10)) ==
+            0)
+        reseal_one(redis, key, "refresh_token", arg);
+}
+
+/* Every stored token re-written under the key ring's first key: after a plain-text
+ * deployment gets its first key, and after each rotation (README, "Secrets at rest"). */
+static int reencrypt(struct redis_conn *redis, FILE *out, FILE *err)
+{
+    struct reseal_run run = {out, 0, 0, 0};
+
+    if (!redis_conn_keyring(redis)) {
+        fprintf(err, "hsqb-worker credentials: reencrypt needs redis.encryption_keys "
+                     "(HSQB_REDIS_ENCRYPTION_KEYS_FILE)\n");
+        return EXIT_USAGE;
+    }
+    if (scan(redis, "oauth:", reseal_realm, &run, err) < 0 ||
+        scan(redis, "hstoken:", reseal_portal, &run, err) < 0 ||
+        scan(redis, HUBSPOT_OAUTH_KEY, reseal_install, &run, err) < 0)
+        return EXIT_FAIL;
+    fprintf(out, "reencrypt: %ld tokens re-encrypted under key %s, %ld already were, %ld failed\n",
+            run.done, seal_keyring_current(redis_conn_keyring(redis)), run.current, run.failed);
+    return run.failed ? EXIT_FAIL : EXIT_OK;
 }
 
 /* ---- argument handling ------------------------------------------------------------- */
@@ -601,6 +697,9 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
     } else if (strcmp(op.action, "connect-link") == 0) {
         if (!digits(op.portal, CRED_PORTAL_MAX) || op.realm || op.verify)
             return usage(err, "connect-link needs --portal <digits>");
+    } else if (strcmp(op.action, "reencrypt") == 0) {
+        if (op.realm || op.portal || op.verify)
+            return usage(err, "reencrypt takes no --realm or --portal: it rewrites every token");
     } else if (strcmp(op.action, "list") != 0) {
         return usage(err, "unknown action");
     }
@@ -632,6 +731,8 @@ int cmd_credentials_run(int argc, char **argv, char **envp, FILE *in, FILE *out,
         rc = unbind_cmd(&op, redis, out, err);
     } else if (strcmp(op.action, "delete") == 0) {
         rc = del(&op, redis, out, err);
+    } else if (strcmp(op.action, "reencrypt") == 0) {
+        rc = reencrypt(redis, out, err);
     } else {
         rc = scan(redis, "oauth:", show_realm, out, err) < 0 ||
                      scan(redis, TENANCY_REALM_KEY, show_binding, out, err) < 0 ||

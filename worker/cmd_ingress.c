@@ -120,6 +120,7 @@ int cmd_ingress(int argc, char **argv, const char *version)
     int lvl = log_level_parse(config_get_str(cfg, "log.level"));
     log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
     settings_register_secrets(cfg);
+    settings_warn_unsealed(cfg);
 
     if (http_global_init(err, sizeof err) != 0)
         goto fail;

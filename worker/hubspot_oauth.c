@@ -19,10 +19,21 @@
 
 #include "common/clock.h"
 #include "common/json.h"
+#include "common/log.h"
+#include "worker/atrest.h"
 #include "worker/hubspot.h"
 
-/* KEYS: token string, install hash; ARGV: access token, its expiry, refresh token,
- * scopes, hub domain, now. */
+#define HS_TOKEN_STORED_MAX   (ATREST_STORED_MAX(HUBSPOT_MAX_TOKEN) + 1)
+#define HS_REFRESH_STORED_MAX (ATREST_STORED_MAX(HUBSPOT_OAUTH_REFRESH_MAX) + 1)
+
+/* An install's two secrets as stored (sealed, or plain text without a key ring). */
+struct stored_pair {
+    char token[HS_TOKEN_STORED_MAX];
+    char refresh[HS_REFRESH_STORED_MAX];
+};
+
+/* KEYS: token string, install hash; ARGV: access token, its expiry, refresh token (both
+ * sealed), scopes, hub domain, now. */
 static const char lua_store[] =
     "redis.call('SET', KEYS[1], ARGV[1])\n"
     "redis.call('DEL', KEYS[2])\n"
@@ -38,8 +49,14 @@ static const char lua_read[] =
     "'installed_at')\n"
     "return {t, h[1], h[2], h[3], redis.call('EXISTS', KEYS[2])}\n";
 
+/* KEYS: token string, install hash. The token and the install's refresh token, as stored. */
+static const char lua_read_secrets[] =
+    "return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], 'refresh_token')}\n";
+
 /* KEYS: token string, install hash; ARGV: refresh token sent, installed_at read, access
- * token replaced, new access token, its expiry, refresh token answered, now. */
+ * token replaced (both as stored: read back and opened first, since a token never seals
+ * to the same text twice), new access token, its expiry, refresh token answered (both
+ * sealed), now. */
 static const char lua_refreshed[] =
     "if redis.call('HGET', KEYS[2], 'refresh_token') ~= ARGV[1] or\n"
     "   redis.call('HGET', KEYS[2], 'installed_at') ~= ARGV[2] or\n"
@@ -72,14 +89,15 @@ int hubspot_oauth_store(struct redis_conn *r, int64_t portal, const struct hubsp
 {
     char tk[REDIS_MAX_KEY + 1], hk[REDIS_MAX_KEY + 1], exp[24], now[24];
     const char *keys[2] = {tk, hk};
-    const char *args[6] = {in->access_token,
+    const char *args[6] = {NULL,
                            exp,
-                           in->refresh_token,
+                           NULL,
                            in->scopes ? in->scopes : "",
                            in->hub_domain ? in->hub_domain : "",
                            now};
     struct redis_script s;
-    redisReply *rep;
+    struct stored_pair *sp = NULL;
+    redisReply *rep = NULL;
 
     if (keys_of(r, portal, tk, hk, sizeof tk, errstr, errsz) < 0)
         return -1;
@@ -92,8 +110,22 @@ int hubspot_oauth_store(struct redis_conn *r, int64_t portal, const struct hubsp
     }
     snprintf(exp, sizeof exp, "%lld", (long long)in->access_expires_at_ms);
     snprintf(now, sizeof now, "%lld", (long long)clock_wall_ms());
-    if (redis_script_init(&s, lua_store, errstr, errsz) < 0 ||
-        !(rep = redis_eval(r, &s, 2, keys, 6, args, NULL, errstr, errsz)))
+    if (!(sp = malloc(sizeof *sp))) {
+        snprintf(errstr, errsz, "out of memory");
+        return -1;
+    }
+    if (atrest_seal(r, tk, "", in->access_token, sp->token, sizeof sp->token, errstr, errsz) ==
+            0 &&
+        atrest_seal(r, hk, "refresh_token", in->refresh_token, sp->refresh, sizeof sp->refresh,
+                    errstr, errsz) == 0 &&
+        redis_script_init(&s, lua_store, errstr, errsz) == 0) {
+        args[0] = sp->token;
+        args[2] = sp->refresh;
+        rep = redis_eval(r, &s, 2, keys, 6, args, NULL, errstr, errsz);
+    }
+    explicit_bzero(sp, sizeof *sp);
+    free(sp);
+    if (!rep)
         return -1;
     freeReplyObject(rep);
     return 0;
@@ -250,6 +282,41 @@ out:
 
 /* ---- the portal's token and its refresh ------------------------------------------------ */
 
+/* A stored secret (reply v) opened into dst; one stored in plain text by an older version
+ * re-written sealed. 0, 1 when it is stored but unusable (does not open, too long), -1
+ * with errstr when the key ring lacks its key (configuration: retried) or Redis failed. */
+static int open_secret(struct redis_conn *r, int64_t portal, const char *key, const char *field,
+                       const redisReply *v, char *dst, size_t dstsz, char *errstr, size_t errsz)
+{
+    char raw[HS_TOKEN_STORED_MAX], e[256];
+    int rc = 0;
+
+    if (v->len >= sizeof raw || strlen(v->str) != v->len) {
+        snprintf(errstr, errsz, "stored value too long or not text");
+        return 1;
+    }
+    memcpy(raw, v->str, v->len + 1);
+    switch (atrest_open(r, key, field, raw, v->len, dst, dstsz, errstr, errsz)) {
+    case ATREST_OK:
+        break;
+    case ATREST_UNSEALED:
+        if (atrest_migrate(r, key, field, dst, raw, sizeof raw, e, sizeof e) == 1)
+            log_info("hubspot: re-wrote portal %" PRId64 "'s %s encrypted", portal,
+                     *field ? field : "token");
+        break;
+    case ATREST_ENOKEY:
+        rc = -1;
+        break;
+    default:
+        log_error("hubspot: the stored %s of portal %" PRId64 " does not open: %s",
+                  *field ? field : "token", portal, errstr);
+        rc = 1;
+        break;
+    }
+    explicit_bzero(raw, sizeof raw);
+    return rc;
+}
+
 int hubspot_oauth_token_get(struct redis_conn *r, int64_t portal, struct hubspot_portal_token *out,
                             char *errstr, size_t errsz)
 {
@@ -270,11 +337,8 @@ int hubspot_oauth_token_get(struct redis_conn *r, int64_t portal, struct hubspot
         return -1;
     }
     t = rep->element[0];
-    if (t->type == REDIS_REPLY_STRING && t->len > 0 && t->len <= HUBSPOT_MAX_TOKEN &&
-        strlen(t->str) == t->len)
-        memcpy(out->token, t->str, t->len + 1);
-    else if (t->type == REDIS_REPLY_STRING && t->len > 0)
-        rc = 1;
+    if (t->type == REDIS_REPLY_STRING && t->len > 0)
+        rc = open_secret(r, portal, tk, "", t, out->token, sizeof out->token, errstr, errsz);
     out->expires_at_ms = int_of(rep->element[1]);
     out->updated_at_ms = int_of(rep->element[2]);
     out->installed_at_ms = int_of(rep->element[3]);
@@ -286,7 +350,7 @@ int hubspot_oauth_token_get(struct redis_conn *r, int64_t portal, struct hubspot
 int hubspot_oauth_refresh_token_get(struct redis_conn *r, int64_t portal, char *buf, size_t bufsz,
                                     char *errstr, size_t errsz)
 {
-    char tk[REDIS_MAX_KEY + 1], hk[REDIS_MAX_KEY + 1];
+    char tk[REDIS_MAX_KEY + 1], hk[REDIS_MAX_KEY + 1], e[256];
     redisReply *rep;
     int rc;
 
@@ -294,11 +358,40 @@ int hubspot_oauth_refresh_token_get(struct redis_conn *r, int64_t portal, char *
     if (keys_of(r, portal, tk, hk, sizeof tk, errstr, errsz) < 0 ||
         !(rep = redis_command(r, errstr, errsz, "HGET %s refresh_token", hk)))
         return -1;
-    if ((rc = redis_reply_str(rep, buf, bufsz)) < 0)
-        snprintf(errstr, errsz, "the stored refresh token of portal %lld is unusable",
-                 (long long)portal);
+    rc = rep->type == REDIS_REPLY_STRING && rep->len > 0
+             ? open_secret(r, portal, hk, "refresh_token", rep, buf, bufsz, e, sizeof e)
+             : 0;
+    if (rc != 0) {
+        snprintf(errstr, errsz, "the stored refresh token of portal %lld is unusable: %s",
+                 (long long)portal, e);
+        buf[0] = '\0';
+        rc = -1;
+    } else {
+        rc = buf[0] != '\0';
+    }
     freeReplyObject(rep);
     return rc;
+}
+
+/* Whether the value stored at key/field (reply v) opens to want; its stored text into
+ * raw (rawsz). 1 yes, 0 no (or does not open). */
+static int holds(struct redis_conn *r, const char *key, const char *field, const redisReply *v,
+                 const char *want, char *raw, size_t rawsz)
+{
+    char *plain = malloc(HUBSPOT_MAX_TOKEN + 1), e[256];
+    int yes = 0;
+
+    if (plain && v->type == REDIS_REPLY_STRING && v->len < rawsz &&
+        strlen(v->str) == v->len) {
+        memcpy(raw, v->str, v->len + 1);
+        yes = atrest_open(r, key, field, raw, v->len, plain, HUBSPOT_MAX_TOKEN + 1, e,
+                          sizeof e) >= 0 &&
+              strcmp(plain, want) == 0;
+    }
+    if (plain)
+        explicit_bzero(plain, HUBSPOT_MAX_TOKEN + 1);
+    free(plain);
+    return yes;
 }
 
 int hubspot_oauth_refreshed(struct redis_conn *r, int64_t portal,
@@ -307,21 +400,51 @@ int hubspot_oauth_refreshed(struct redis_conn *r, int64_t portal,
                             char *errstr, size_t errsz)
 {
     char tk[REDIS_MAX_KEY + 1], hk[REDIS_MAX_KEY + 1], inst[24], exp[24], now[24];
+    struct stored_pair *old = NULL, *neu = NULL;
     const char *keys[2] = {tk, hk};
-    const char *args[7] = {sent_refresh, inst, was->token, fresh->access, exp, fresh->refresh, now};
     struct redis_script s;
-    redisReply *rep;
-    int rc;
+    redisReply *rep = NULL, *cur = NULL;
+    int rc = -1;
 
     if (keys_of(r, portal, tk, hk, sizeof tk, errstr, errsz) < 0)
         return -1;
+    if (!(old = malloc(sizeof *old)) || !(neu = malloc(sizeof *neu))) {
+        snprintf(errstr, errsz, "out of memory");
+        goto out;
+    }
+    /* The script compares stored text: read it, and give up at once when it does not
+     * open to the token and refresh token we replace. */
+    if (redis_script_init(&s, lua_read_secrets, errstr, errsz) < 0 ||
+        !(cur = redis_eval(r, &s, 2, keys, 0, NULL, NULL, errstr, errsz)))
+        goto out;
+    rc = 0;
+    if (cur->type != REDIS_REPLY_ARRAY || cur->elements != 2 ||
+        !holds(r, tk, "", cur->element[0], was->token, old->token, sizeof old->token) ||
+        !holds(r, hk, "refresh_token", cur->element[1], sent_refresh, old->refresh,
+               sizeof old->refresh))
+        goto out;
+    rc = -1;
     snprintf(inst, sizeof inst, "%lld", (long long)was->installed_at_ms);
     snprintf(exp, sizeof exp, "%lld", (long long)expires_at_ms);
     snprintf(now, sizeof now, "%lld", (long long)clock_wall_ms());
-    if (redis_script_init(&s, lua_refreshed, errstr, errsz) < 0 ||
-        !(rep = redis_eval(r, &s, 2, keys, 7, args, NULL, errstr, errsz)))
-        return -1;
+    if (atrest_seal(r, tk, "", fresh->access, neu->token, sizeof neu->token, errstr, errsz) < 0 ||
+        atrest_seal(r, hk, "refresh_token", fresh->refresh, neu->refresh, sizeof neu->refresh,
+                    errstr, errsz) < 0 ||
+        redis_script_init(&s, lua_refreshed, errstr, errsz) < 0)
+        goto out;
+    const char *args[7] = {old->refresh, inst, old->token, neu->token, exp, neu->refresh, now};
+    if (!(rep = redis_eval(r, &s, 2, keys, 7, args, NULL, errstr, errsz)))
+        goto out;
     rc = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     freeReplyObject(rep);
+out:
+    if (cur)
+        freeReplyObject(cur);
+    if (old)
+        explicit_bzero(old, sizeof *old);
+    if (neu)
+        explicit_bzero(neu, sizeof *neu);
+    free(old);
+    free(neu);
     return rc;
 }

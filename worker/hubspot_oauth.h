@@ -22,7 +22,9 @@
  *    private-app token (`credentials hubspot`) deletes the hash, so whatever refreshes
  *    OAuth tokens never overwrites a private-app token, and private-app tokens keep
  *    working as before.
- *  - Tokens never appear in logs or errstr.
+ *  - Tokens never appear in logs or errstr. hstoken:{P} and refresh_token are sealed at
+ *    rest when redis.encryption_keys is set (worker/atrest.h), re-written sealed when read
+ *    in plain text; the refresh's compare-and-set compares the stored texts it read.
  *
  * The token endpoint call (hubspot_oauth_token) is shared by the install (a code's
  * exchange, worker/connect_hubspot.c) and the refresh of the 30-minute access tokens

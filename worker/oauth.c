@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "worker/atrest.h"
 
 #define OAUTH_CACHE_MAX_REALMS  4096 /* in-process cache entries */
 #define OAUTH_POLL_MS           50   /* between two looks at another replica's refresh */
@@ -62,18 +63,27 @@ struct oauth {
     size_t ncache, capcache;
 };
 
-/* What the Redis hash holds for a realm. */
+#define OAUTH_ACCESS_STORED_MAX  (ATREST_STORED_MAX(OAUTH_TOKEN_MAX) + 1)
+#define OAUTH_REFRESH_STORED_MAX (ATREST_STORED_MAX(OAUTH_REFRESH_TOKEN_MAX) + 1)
+
+/* What the Redis hash holds for a realm: the tokens opened, and as stored (sealed, or
+ * plain text without a key ring) for the compare-and-set scripts, which compare what
+ * they read back (worker/atrest.h). */
 struct stored {
     char access[OAUTH_TOKEN_MAX];
+    char access_raw[OAUTH_ACCESS_STORED_MAX];
     int64_t access_exp;
     char refresh[OAUTH_REFRESH_TOKEN_MAX];
+    char refresh_raw[OAUTH_REFRESH_STORED_MAX];
     int64_t refresh_exp;
     int64_t updated;
     int reauth;
 };
 
-/* KEYS[1] hash; ARGV: sent refresh token, access, access exp, new refresh, refresh exp,
- * now. Stores only while the hash still holds the refresh token we sent. */
+/* KEYS[1] hash; ARGV: sent refresh token as stored, access, access exp, new refresh,
+ * refresh exp, now (tokens sealed). Stores only while the hash still holds the refresh
+ * token we sent, compared as the stored text we read (a sealed token never seals to the
+ * same text twice, so re-sealing the sent token to compare would never match). */
 static const char lua_cas_store[] =
     "if redis.call('HGET', KEYS[1], 'refresh_token') ~= ARGV[1] then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'access_token', ARGV[2], 'access_expires_at_ms', ARGV[3],\n"
@@ -82,21 +92,22 @@ static const char lua_cas_store[] =
     "redis.call('PEXPIREAT', KEYS[1], ARGV[5])\n"
     "return 1\n";
 
-/* KEYS[1] hash; ARGV: rejected access token, now. */
+/* KEYS[1] hash; ARGV: rejected access token as stored (read and opened first), now. */
 static const char lua_cas_invalidate[] =
     "if redis.call('HGET', KEYS[1], 'access_token') ~= ARGV[1] then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'access_token', '', 'access_expires_at_ms', '0',\n"
     "  'updated_at', ARGV[2])\n"
     "return 1\n";
 
-/* KEYS[1] hash; ARGV: refresh token Intuit refused, now. */
+/* KEYS[1] hash; ARGV: refresh token Intuit refused, as stored, now. */
 static const char lua_cas_reauth[] =
     "if redis.call('HGET', KEYS[1], 'refresh_token') ~= ARGV[1] then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'reauth_required', '1', 'access_token', '',\n"
     "  'access_expires_at_ms', '0', 'updated_at', ARGV[2])\n"
     "return 1\n";
 
-/* KEYS[1] hash; ARGV: refresh token, its expiry, now, access token ("" none), its expiry. */
+/* KEYS[1] hash; ARGV: refresh token (sealed), its expiry, now, access token ("" none;
+ * sealed), its expiry. */
 static const char lua_put_refresh[] =
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('HSET', KEYS[1], 'access_token', ARGV[4], 'access_expires_at_ms', ARGV[5],\n"
@@ -176,31 +187,6 @@ static void copy_reply(const redisReply *r, char *dst, size_t dstsz)
     }
 }
 
-/* Read the realm's hash into *s. 0, or -1 with *err (transient). */
-static int load(struct redis_conn *redis, const char *key, struct stored *s, struct api_error *err)
-{
-    char e[256];
-    redisReply *r = redis_command(redis, e, sizeof e,
-                                  "HMGET %s access_token access_expires_at_ms refresh_token "
-                                  "refresh_expires_at_ms updated_at reauth_required",
-                                  key);
-    if (!r) {
-        transient(err, "reading stored tokens from Redis failed", e);
-        return -1;
-    }
-    memset(s, 0, sizeof *s);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
-        copy_reply(r->element[0], s->access, sizeof s->access);
-        s->access_exp = parse_i64(r->element[1]);
-        copy_reply(r->element[2], s->refresh, sizeof s->refresh);
-        s->refresh_exp = parse_i64(r->element[3]);
-        s->updated = parse_i64(r->element[4]);
-        s->reauth = r->element[5] && r->element[5]->type == REDIS_REPLY_STRING;
-    }
-    freeReplyObject(r);
-    return 0;
-}
-
 static void wipe_stored(struct stored *s)
 {
     explicit_bzero(s, sizeof *s);
@@ -213,6 +199,93 @@ static void reauth_error(struct api_error *err, const char *realm, const char *w
                   "with `hsqb-worker credentials qbo`",
                   realm, why);
     snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "invalid_grant");
+}
+
+/* One stored token opened into dst; a plain-text one from an older version re-written
+ * sealed (raw then holds the new text). 1 when it changed under us (read again), 0, or
+ * -1 with *err: a missing key is a configuration error (transient: retried while the
+ * operator adds it), a value that does not open means the company must be reconnected. */
+static int open_token(struct redis_conn *redis, const char *realm, const char *key,
+                      const char *field, char *raw, size_t rawsz, char *dst, size_t dstsz,
+                      struct api_error *err)
+{
+    char e[256];
+
+    switch (atrest_open(redis, key, field, raw, strlen(raw), dst, dstsz, e, sizeof e)) {
+    case ATREST_OK:
+        return 0;
+    case ATREST_UNSEALED:
+        switch (atrest_migrate(redis, key, field, dst, raw, rawsz, e, sizeof e)) {
+        case 1:
+            log_info("oauth: re-wrote realm %s's %s encrypted", realm, field);
+            return 0;
+        case 0:
+            return redis_conn_keyring(redis) ? 1 : 0;
+        default:
+            log_warn("oauth: re-writing realm %s's %s encrypted failed: %s", realm, field, e);
+            return 0;
+        }
+    case ATREST_ENOKEY:
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0,
+                      "oauth: the stored %s of realm %s: %s", field, realm, e);
+        return -1;
+    default:
+        reauth_error(err, realm, "its stored tokens do not open");
+        log_error("oauth: the stored %s of realm %s does not open: %s", field, realm, e);
+        return -1;
+    }
+}
+
+/* Read the realm's hash into *s, opening (and, when stored by an older version in plain
+ * text, re-writing) its tokens. 0, or -1 with *err. */
+static int load(struct redis_conn *redis, const char *realm, const char *key, struct stored *s,
+                struct api_error *err)
+{
+    char e[256];
+
+    for (int attempt = 0;; attempt++) {
+        int changed = 0, a, b;
+        redisReply *r = redis_command(redis, e, sizeof e,
+                                      "HMGET %s access_token access_expires_at_ms refresh_token "
+                                      "refresh_expires_at_ms updated_at reauth_required",
+                                      key);
+        if (!r) {
+            transient(err, "reading stored tokens from Redis failed", e);
+            return -1;
+        }
+        wipe_stored(s);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
+            copy_reply(r->element[0], s->access_raw, sizeof s->access_raw);
+            s->access_exp = parse_i64(r->element[1]);
+            copy_reply(r->element[2], s->refresh_raw, sizeof s->refresh_raw);
+            s->refresh_exp = parse_i64(r->element[3]);
+            s->updated = parse_i64(r->element[4]);
+            s->reauth = r->element[5] && r->element[5]->type == REDIS_REPLY_STRING;
+        }
+        freeReplyObject(r);
+        a = open_token(redis, realm, key, "access_token", s->access_raw, sizeof s->access_raw,
+                       s->access, sizeof s->access, err);
+        b = a < 0 ? -1
+                  : open_token(redis, realm, key, "refresh_token", s->refresh_raw,
+                               sizeof s->refresh_raw, s->refresh, sizeof s->refresh, err);
+        if (a < 0 || b < 0)
+            return -1;
+        changed = a || b;
+        if (!changed || attempt == 2)
+            return 0; /* after two races the value we hold is still a valid read */
+    }
+}
+
+/* p sealed for field of key into dst, or -1 with *err. */
+static int seal_token(struct redis_conn *redis, const char *key, const char *field,
+                      const char *p, char *dst, size_t dstsz, struct api_error *err)
+{
+    char e[256];
+
+    if (atrest_seal(redis, key, field, p, dst, dstsz, e, sizeof e) == 0)
+        return 0;
+    api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: encrypting a token: %s", e);
+    return -1;
 }
 
 static void hook_refresh(struct oauth *o, const char *result)
@@ -468,7 +541,16 @@ static int refresh(const struct ioctx *io, struct oauth *o, const char *realm, c
         snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
         snprintf(atexp, sizeof atexp, "%lld", (long long)out->access_exp);
         snprintf(rtexp, sizeof rtexp, "%lld", (long long)out->refresh_exp);
-        const char *argv[7] = {key, s->refresh, out->access, atexp, out->refresh, rtexp, nowbuf};
+        if (seal_token(io->redis, key, "access_token", out->access, out->access_raw,
+                       sizeof out->access_raw, err) < 0 ||
+            seal_token(io->redis, key, "refresh_token", out->refresh, out->refresh_raw,
+                       sizeof out->refresh_raw, err) < 0) {
+            log_error("oauth: refreshed realm %s but could not encrypt the rotated tokens", realm);
+            hook_refresh(o, "error");
+            goto set_tid;
+        }
+        const char *argv[7] = {key,    s->refresh_raw, out->access_raw, atexp, out->refresh_raw,
+                               rtexp, nowbuf};
         /* Intuit has already retired the old refresh token: try hard to keep the new one. */
         r = eval_retry(io->redis, &o->cas_store, argv, 7, 3, e, sizeof e);
         if (!r) {
@@ -494,7 +576,7 @@ static int refresh(const struct ioctx *io, struct oauth *o, const char *realm, c
     endpoint_error(&resp, code, sizeof code);
     if (resp.status == 400 && strcmp(code, "invalid_grant") == 0) {
         snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
-        const char *argv[3] = {key, s->refresh, nowbuf};
+        const char *argv[3] = {key, s->refresh_raw, nowbuf};
         hook_refresh(o, "invalid_grant");
         r = eval_retry(io->redis, &o->cas_reauth, argv, 3, 1, e, sizeof e);
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
@@ -554,7 +636,7 @@ static int lead(const struct ioctx *io, struct oauth *o, const char *realm, stru
         api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "oauth: bad realm id");
         goto out;
     }
-    if (load(redis, key, s, err) < 0)
+    if (load(redis, realm, key, s, err) < 0)
         goto out;
     if (s->reauth) {
         reauth_error(err, realm, "its refresh token was refused");
@@ -583,7 +665,7 @@ static int lead(const struct ioctx *io, struct oauth *o, const char *realm, stru
             goto out;
         }
         if (st == REDIS_LOCKED) {
-            if (load(redis, key, s, err) < 0) {
+            if (load(redis, realm, key, s, err) < 0) {
                 rc = -1;
             } else if (s->reauth) {
                 reauth_error(err, realm, "its refresh token was refused");
@@ -602,7 +684,7 @@ static int lead(const struct ioctx *io, struct oauth *o, const char *realm, stru
         }
         /* Busy: another replica refreshes. Wait for its token, or for the lock. */
         clock_sleep_ms(OAUTH_POLL_MS);
-        if (load(redis, key, s, err) < 0)
+        if (load(redis, realm, key, s, err) < 0)
             goto out;
         if (s->reauth) {
             reauth_error(err, realm, "its refresh token was refused");
@@ -756,9 +838,11 @@ static int invalidate(struct redis_conn *redis, struct oauth *o, const char *rea
                       const char *rejected_token, struct api_error *err)
 {
     char key[REDIS_MAX_KEY + 1], e[256], nowbuf[24];
-    const char *keys[1] = {key}, *args[2] = {rejected_token, nowbuf};
+    struct stored *s = NULL;
+    const char *keys[1] = {key}, *args[2] = {NULL, nowbuf};
     struct cache_entry *ce;
     redisReply *r;
+    int rc = -1;
 
     api_error_clear(err);
     if (!rejected_token || !*rejected_token || oauth_key(redis, realm, key, sizeof key) < 0) {
@@ -772,14 +856,30 @@ static int invalidate(struct redis_conn *redis, struct oauth *o, const char *rea
         ce->use_until = 0;
     }
     pthread_mutex_unlock(&o->mu);
+    /* The script compares stored text: read it, and forget it only when it opens to the
+     * token QuickBooks rejected (else someone refreshed meanwhile: theirs stays). */
+    if (!(s = malloc(sizeof *s))) {
+        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "oauth: out of memory");
+        return -1;
+    }
+    if (load(redis, realm, key, s, err) < 0)
+        goto out;
+    rc = 0;
+    if (strcmp(s->access, rejected_token) != 0)
+        goto out;
+    args[0] = s->access_raw;
     snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)clock_wall_ms());
     r = redis_eval(redis, &o->cas_invalidate, 1, keys, 2, args, NULL, e, sizeof e);
     if (!r) {
         transient(err, "invalidating the access token in Redis failed", e);
-        return -1;
+        rc = -1;
+        goto out;
     }
     freeReplyObject(r);
-    return 0;
+out:
+    wipe_stored(s);
+    free(s);
+    return rc;
 }
 
 /* ---- credentials ------------------------------------------------------------------ */
@@ -801,8 +901,9 @@ int oauth_store_tokens(struct redis_conn *redis, const char *realm, const struct
     const char *refresh_token = t->refresh_token;
     int64_t refresh_expires_at_ms = t->refresh_expires_at_ms, now = clock_wall_ms();
     const char *access = t->access_token && t->access_expires_at_ms > now ? t->access_token : "";
-    const char *keys[1] = {key}, *args[5] = {refresh_token, exp, nowbuf, access, aexp};
-    redisReply *r;
+    struct stored *s = NULL;
+    const char *keys[1] = {key}, *args[5] = {NULL, exp, nowbuf, NULL, aexp};
+    redisReply *r = NULL;
 
     if (oauth_key(redis, realm, key, sizeof key) < 0) {
         snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
@@ -821,9 +922,21 @@ int oauth_store_tokens(struct redis_conn *redis, const char *realm, const struct
     snprintf(exp, sizeof exp, "%lld", (long long)refresh_expires_at_ms);
     snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
     snprintf(aexp, sizeof aexp, "%lld", *access ? (long long)t->access_expires_at_ms : 0LL);
-    if (redis_script_init(&put, lua_put_refresh, errstr, errsz) < 0)
+    if (!(s = malloc(sizeof *s))) {
+        snprintf(errstr, errsz, "out of memory");
         return -1;
-    r = redis_eval(redis, &put, 1, keys, 5, args, NULL, errstr, errsz);
+    }
+    if (atrest_seal(redis, key, "refresh_token", refresh_token, s->refresh_raw,
+                    sizeof s->refresh_raw, errstr, errsz) == 0 &&
+        atrest_seal(redis, key, "access_token", access, s->access_raw, sizeof s->access_raw,
+                    errstr, errsz) == 0 &&
+        redis_script_init(&put, lua_put_refresh, errstr, errsz) == 0) {
+        args[0] = s->refresh_raw;
+        args[3] = s->access_raw;
+        r = redis_eval(redis, &put, 1, keys, 5, args, NULL, errstr, errsz);
+    }
+    wipe_stored(s);
+    free(s);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -875,7 +988,7 @@ out:
 int oauth_refresh_token_get(struct redis_conn *redis, const char *realm, char *buf, size_t bufsz,
                             char *errstr, size_t errsz)
 {
-    char key[REDIS_MAX_KEY + 1];
+    char key[REDIS_MAX_KEY + 1], e[256];
     redisReply *r;
     int rc = 0;
 
@@ -886,8 +999,13 @@ int oauth_refresh_token_get(struct redis_conn *redis, const char *realm, char *b
     }
     if (!(r = redis_command(redis, errstr, errsz, "HGET %s refresh_token", key)))
         return -1;
-    if ((rc = redis_reply_str(r, buf, bufsz)) < 0)
-        snprintf(errstr, errsz, "the stored refresh token of realm %s is unusable", realm);
+    if (r->type == REDIS_REPLY_STRING &&
+        atrest_open(redis, key, "refresh_token", r->str, r->len, buf, bufsz, e, sizeof e) < 0) {
+        snprintf(errstr, errsz, "the stored refresh token of realm %s is unusable: %s", realm, e);
+        rc = -1;
+    } else {
+        rc = buf[0] != '\0';
+    }
     freeReplyObject(r);
     return rc;
 }

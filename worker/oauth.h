@@ -13,6 +13,10 @@
  *     reauth_required       present ("1") once Intuit answered invalid_grant for the
  *                           stored refresh token; cleared only by storing a new one
  *   key TTL: the refresh token's lifetime.
+ *   access_token and refresh_token are sealed at rest when redis.encryption_keys is set
+ *   (worker/atrest.h): bound to this key and field; plain text from older versions is
+ *   re-written sealed when read. The compare-and-set scripts compare the stored text
+ *   read back, never a token sealed anew.
  *
  * Invariants:
  *  - At most one refresh per realm is in flight across ALL replicas: the refresher holds

@@ -18,6 +18,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/redis.h"
+#include "common/seal.h"
 #include "worker/connect_state.h"
 #include "worker/httpd.h"
 
@@ -76,6 +77,19 @@ static const struct config_def settings[] = {
      "Timeout for one Redis command or script; a timeout is a transient failure.", 0, NULL},
     {"redis.key_prefix", CONFIG_STRING, "hsqb:", 0, 64,
      "Prefix of every Redis key, so several deployments can share one Redis.", 0, NULL},
+    {"redis.unix_socket", CONFIG_STRING, NULL, 0, 1024,
+     "Path of a local Redis's unix socket; when set it is used instead of redis.host and "
+     "redis.port (no TCP: nothing crosses the network).", 0, NULL},
+    {"redis.encryption_keys", CONFIG_STRING, NULL, 0, 0,
+     "Keys that encrypt the OAuth and HubSpot tokens stored in Redis (AES-256-GCM), one "
+     "per line: \"<key id> <32 bytes in base64>\" (openssl rand -base64 32). The first "
+     "line encrypts, every line decrypts (rotation: README, \"Secrets at rest\"). Give "
+     "it as a file: HSQB_REDIS_ENCRYPTION_KEYS_FILE. Empty: tokens are stored in plain "
+     "text, as before this setting existed (a warning at start).", CONFIG_SECRET, NULL},
+    {"redis.require_encryption", CONFIG_BOOL, "false", 0, 0,
+     "Refuse to start without redis.encryption_keys, and refuse tokens found stored in "
+     "plain text instead of re-encrypting them when read. Set it once `hsqb-worker "
+     "credentials reencrypt` has run (production).", 0, NULL},
 
     /* ---- Pipeline ---- */
     {"worker.threads", CONFIG_INT, "16", 1, 256,
@@ -434,6 +448,26 @@ static int fail(char *errstr, size_t errsz, const struct config *cfg, const char
     return -1;
 }
 
+/* redis.encryption_keys parses (each connection parses its own copy later, so a bad
+ * ring must stop the start, not the first connection), and is set when required. */
+static int check_keys(const struct config *cfg, char *errstr, size_t errsz)
+{
+    const char *text = config_get_str(cfg, "redis.encryption_keys");
+    struct seal_keyring *k;
+    char msg[256];
+
+    if (!*text)
+        return config_get_bool(cfg, "redis.require_encryption")
+                   ? fail(errstr, errsz, cfg, "redis.require_encryption",
+                          "is true but redis.encryption_keys is not set "
+                          "(HSQB_REDIS_ENCRYPTION_KEYS_FILE)")
+                   : 0;
+    if (!(k = seal_keyring_parse(text, msg, sizeof msg)))
+        return fail(errstr, errsz, cfg, "redis.encryption_keys", msg);
+    seal_keyring_free(k);
+    return 0;
+}
+
 static int check_url(const struct config *cfg, const char *key, char *errstr, size_t errsz)
 {
     const char *u = config_get_str(cfg, key);
@@ -514,7 +548,7 @@ static int check_relations(const struct config *cfg, char *errstr, size_t errsz)
     if (strpbrk(config_get_str(cfg, "redis.key_prefix"), "{}") != NULL)
         return fail(errstr, errsz, cfg, "redis.key_prefix",
                     "must not contain { or }: the keys' own hash tags pick the cluster slot");
-    return 0;
+    return check_keys(cfg, errstr, errsz);
 }
 
 static int check_schedule(const struct config *cfg, char *errstr, size_t errsz)
@@ -635,6 +669,17 @@ void settings_redis_opts(const struct config *cfg, struct redis_opts *o)
     o->connect_timeout_ms = (int)config_get_ms(cfg, "redis.connect_timeout");
     o->command_timeout_ms = (int)config_get_ms(cfg, "redis.command_timeout");
     o->prefix = config_get_str(cfg, "redis.key_prefix");
+    o->unix_path = *config_get_str(cfg, "redis.unix_socket") ? config_get_str(cfg, "redis.unix_socket")
+                                                              : NULL;
+    o->seal_keys = config_get_str(cfg, "redis.encryption_keys");
+    o->seal_required = config_get_bool(cfg, "redis.require_encryption");
+}
+
+void settings_warn_unsealed(const struct config *cfg)
+{
+    if (!*config_get_str(cfg, "redis.encryption_keys"))
+        log_warn("redis.encryption_keys is not set: OAuth and HubSpot tokens are stored in "
+                 "Redis in plain text (README, \"Secrets at rest\")");
 }
 
 void settings_httpd_limits(const struct config *cfg, struct httpd_limits *l)
@@ -653,6 +698,28 @@ void settings_http_opts(const struct config *cfg, struct http_client_opts *o)
     o->user_agent = config_get_str(cfg, "http.user_agent");
 }
 
+/* A secret, and each of its words of 16 characters or more: a key ring's lines hold a
+ * key id and a key, and a log line could only ever show the key on its own. */
+static void register_words(const char *v)
+{
+    char w[512];
+
+    log_register_secret(v);
+    if (!strpbrk(v, " \t\r\n"))
+        return;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, " \t\r\n");
+        if (n >= 16 && n < sizeof w) {
+            memcpy(w, p, n);
+            w[n] = '\0';
+            log_register_secret(w);
+            explicit_bzero(w, n);
+        }
+        p += n;
+        p += strspn(p, " \t\r\n");
+    }
+}
+
 void settings_register_secrets(const struct config *cfg)
 {
     size_t n, i;
@@ -663,7 +730,7 @@ void settings_register_secrets(const struct config *cfg)
             continue;
         const char *v = config_get_str(cfg, defs[i].name);
         if (v && *v)
-            log_register_secret(v);
+            register_words(v);
     }
     for (i = 0; i < config_kafka_count(cfg); i++) {
         const char *prop, *v;

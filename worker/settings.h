@@ -59,10 +59,13 @@ void settings_help(FILE *out);
 void settings_register_secrets(const struct config *cfg);
 
 struct redis_opts;
-/* Fill o (common/redis.h) from redis.*: host, port, username, password, db, timeouts and
- * key prefix. Strings are borrowed from cfg, so cfg must outlive every use of o. Empty
+/* Fill o (common/redis.h) from redis.*: host, port or unix socket, username, password,
+ * db, timeouts, key prefix, the encryption key ring and whether it is required. Strings are borrowed from cfg, so cfg must outlive every use of o. Empty
  * username/password mean none. */
 void settings_redis_opts(const struct config *cfg, struct redis_opts *o);
+/* Logs a warning when redis.encryption_keys is not set (tokens stored in plain text);
+ * once, at the start of the commands that keep tokens in Redis (run, ingress). */
+void settings_warn_unsealed(const struct config *cfg);
 
 struct http_client_opts;
 /* Fill o (common/http.h) from http.*: connect_timeout, timeout, max_response_bytes and

@@ -41,6 +41,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import jsonschema
 import redis as redislib
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
@@ -760,6 +761,33 @@ DEFAULT_WORKER_ENV = {
     "HSQB_KAFKA__STATISTICS_INTERVAL_MS": "1000",
 }
 
+# Every test runs with tokens encrypted at rest, as production should (README, "Secrets at
+# rest"); the worker and `credentials` get the key ring, and tests that look at a stored
+# token open it with unseal(), an implementation of the format independent of the C one.
+SEAL_KEY_ID = "e2e1"
+SEAL_KEY = bytes(range(100, 132))
+DEFAULT_WORKER_ENV["HSQB_REDIS_ENCRYPTION_KEYS"] = "%s %s" % (
+    SEAL_KEY_ID, base64.b64encode(SEAL_KEY).decode())
+DEFAULT_WORKER_ENV["HSQB_REDIS_REQUIRE_ENCRYPTION"] = "false"  # tests store plain text too
+
+
+def unseal(key, field, value):
+    """A stored token (bytes or str) as the worker reads it: v1:<key id>:<base64url of
+    nonce | ciphertext | tag>, bound to key (prefix dropped) and field ("" for a string
+    key); any other text is a token stored in plain text. None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not value.startswith("v1:"):
+        return value
+    _, kid, b64 = value.split(":", 2)
+    raw = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    name = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else key
+    ad = b"\0".join([b"hsqb-seal-v1", kid.encode(), name.encode(), field.encode()]) + b"\0"
+    assert kid == SEAL_KEY_ID, "sealed with key %s" % kid
+    return AESGCM(SEAL_KEY).decrypt(raw[:12], raw[12:], ad).decode()
+
 
 class Harness:
     def __init__(self, logdir=None, worker_env=None, kafka=None, kafka_brokers=1,
@@ -1164,6 +1192,12 @@ class Harness:
         out.add(APP_SECRET)
         return {s for s in out if s and len(s) >= 12}
 
+    def stored_token(self, key, field=""):
+        """The token stored at key (a hash field, or a string key when field is ""),
+        opened; None when there is none."""
+        v = self.redis.hget(key, field) if field else self.redis.get(key)
+        return unseal(key, field, v)
+
     def collect_secrets(self):
         """Remember the tokens now stored in Redis (called between tests, since later
         refreshes and resets replace them)."""
@@ -1172,9 +1206,9 @@ class Harness:
             if self.redis.type(key) == b"hash":
                 for field, v in self.redis.hgetall(key).items():
                     if field.decode() in ("access_token", "refresh_token"):
-                        out.add(v.decode())
+                        out.add(unseal(key.decode(), field.decode(), v))
         for key in self.redis.scan_iter(match="%shstoken:*" % KEY_PREFIX):
             if self.redis.type(key) == b"string":
-                out.add(self.redis.get(key).decode())
+                out.add(unseal(key.decode(), "", self.redis.get(key)))
         for r in self.sandbox.oauth()["realms"].values():
             out.add(r["refresh_token"])

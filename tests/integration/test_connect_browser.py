@@ -370,8 +370,8 @@ def test_hubspot_install_through_the_browser(flow):
     installs = h.sandbox.state(portal=NEW_PORTAL)["hubspot"]["portals"][str(NEW_PORTAL)][
         "oauth_installs"]
     assert [(i["client_id"], i["source"]) for i in installs] == [(HS_APP["client_id"], "authorize")]
-    stored = h.redis.hget("%shsoauth:{%d}" % (PREFIX, NEW_PORTAL), "refresh_token")
-    assert stored is not None and stored.decode() == installs[0]["refresh_token"]
+    stored = h.stored_token("%shsoauth:{%d}" % (PREFIX, NEW_PORTAL), "refresh_token")
+    assert stored is not None and stored == installs[0]["refresh_token"]
 
 
 def test_settings_page_through_the_browser(flow):

@@ -95,7 +95,9 @@ def test_installed_portal_outlives_its_access_tokens_one_refresh_per_expiry(hsqb
             for r in h.replicas:
                 text = r.log_path.read_bytes().decode("utf-8", "replace")
                 assert any(ev.id in text for ev in events), r.name
-            assert h.redis.get("%shstoken:{%d}" % (KEY_PREFIX, PORTAL1)).decode() != first
+            hk = "%shstoken:{%d}" % (KEY_PREFIX, PORTAL1)
+            assert h.redis.get(hk).startswith(b"v1:"), "stored in plain text"
+            assert h.stored_token(hk) != first
             # no token or secret in the replicas' logs (debug level)
             secrets = {HS_RT, HS_SECRET, first} | set(h.secrets())
             for r in h.replicas:

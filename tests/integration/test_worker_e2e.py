@@ -798,8 +798,8 @@ def test_qbo_token_expiry_with_three_replicas_refreshes_once(hsqb):
             k: len(v) for k, v in seen.items()}
         oauth = h.sandbox.oauth()["realms"][US2]
         assert oauth["refresh_token_valid"] is True
-        stored = h.redis.hget("%soauth:{%s}" % (harness.KEY_PREFIX, US2), "refresh_token")
-        assert stored is not None and stored.decode() == oauth["refresh_token"], (
+        stored = h.stored_token("%soauth:{%s}" % (harness.KEY_PREFIX, US2), "refresh_token")
+        assert stored is not None and stored == oauth["refresh_token"], (
             "Redis does not hold the rotated refresh token")
     finally:
         h.stop_replicas([third])

@@ -26,6 +26,7 @@
  * and oauth_dump() is a deep copy. One mutex guards everything; no I/O under it.
  * Times are monotonic milliseconds except the hard cap, which is reported in seconds.
  */
+#include "common/hash.h"
 #include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
 #include "tests/sandbox/intuit.h"
@@ -200,39 +201,13 @@ static void new_refresh_token(const char *realm, const char *client, int64_t har
 
 /* ---- request parsing ---------------------------------------------------------------- */
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
+/* Base64 (either alphabet) into a NUL-terminated buffer: common/hash's strict decoder. */
 static int b64_decode(const char *in, char *out, size_t outsz)
 {
     size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (; *in && *in != '='; in++) {
-        int v = b64val((unsigned char)*in);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n + 1 >= outsz)
-                return -1;
-            out[n++] = (char)((acc >> bits) & 0xff);
-        }
-    }
+
+    if (outsz == 0 || hash_base64_decode(in, strlen(in), (unsigned char *)out, outsz - 1, &n) < 0)
+        return -1;
     out[n] = 0;
     return 0;
 }

@@ -117,6 +117,30 @@ static void test_base64url_unpadded(void **state)
     assert_int_equal(out[0], 'X');
 }
 
+static void test_base64_decode(void **state)
+{
+    unsigned char out[16];
+    size_t n = 0;
+    (void)state;
+
+    assert_int_equal(hash_base64_decode("Zm9vYmE=", 8, out, sizeof out, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "fooba", 5);
+    assert_int_equal(hash_base64_decode("Zm9vYmE", 7, out, sizeof out, &n), 0); /* unpadded */
+    assert_int_equal(n, 5);
+    assert_int_equal(hash_base64_decode("-_-_", 4, out, sizeof out, &n), 0); /* url alphabet */
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "\xfb\xff\xbf", 3);
+    assert_int_equal(hash_base64_decode("+/+/", 4, out, sizeof out, &n), 0);
+    assert_memory_equal(out, "\xfb\xff\xbf", 3);
+    assert_int_equal(hash_base64_decode("", 0, out, sizeof out, &n), 0);
+    assert_int_equal(n, 0);
+    const char *bad[] = {"+/-_", "Zm9v YmE=", "Zm9vY", "Zm9vYmE==", "Zm9vYm===", "Zm=9", "Zm9vYmF="};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(hash_base64_decode(bad[i], strlen(bad[i]), out, sizeof out, &n), -1);
+    assert_int_equal(hash_base64_decode("Zm9vYmE=", 8, out, 4, &n), -1); /* does not fit */
+}
+
 static void test_hex_and_ct_equal(void **state)
 {
     (void)state;
@@ -319,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_base64_rfc4648),
         cmocka_unit_test(test_base64url_unpadded),
+        cmocka_unit_test(test_base64_decode),
         cmocka_unit_test(test_hex_and_ct_equal),
         cmocka_unit_test(test_hubspot_vectors),
         cmocka_unit_test(test_hubspot_v3_uri_decoding),
