@@ -276,6 +276,18 @@ static const struct config_def settings[] = {
      "the event QBO_RECORD_INACTIVE before anything is written (the accountant decides); "
      "true makes it active again and books.",
      0, NULL},
+    /* ---- Budgets: what one event may spend ---- */
+    {"budget.max_line_items", CONFIG_INT, "1000", 1, 100000,
+     "Most lines one document may have (line items, plus a quote's fees); more fails the "
+     "event BUDGET_EXCEEDED before the line items are read from HubSpot and before anything "
+     "is written. Real documents have tens of lines; QuickBooks' own screens stop well "
+     "below this.", 0, NULL},
+    {"budget.max_qbo_writes", CONFIG_INT, "200", 1, 100000,
+     "Most QuickBooks writes one event may make, counted from what was read before the "
+     "first write: a customer that may need creating, each distinct product to create or "
+     "reactivate, the document, a paid invoice's Payment, the email send, an expense's "
+     "vendor. More fails the event BUDGET_EXCEEDED with nothing created, so one deal of "
+     "a thousand new products cannot spend a company's request quota.", 0, NULL},
     {"items.income_account_by_realm", CONFIG_STRING, NULL, 0, 8000,
      "Per-company income accounts for items the worker creates, as "
      "\"<realm id>=<account Id or Name>\" entries separated by \";\" (a company not listed "
