@@ -16,6 +16,7 @@
 #include "worker/settings.h"
 
 #include "common/http.h"
+#include "common/jtape.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "worker/connect_state.h"
@@ -201,7 +202,10 @@ static const struct config_def settings[] = {
      "Timeout for one whole HTTP request; a timeout is transient and the retry reuses "
      "the same requestid.", 0, NULL},
     {"http.max_response_bytes", CONFIG_SIZE, "8MiB", 64 * KIB, 256 * MIB,
-     "Largest HTTP response body read; a larger one fails the request.", 0, NULL},
+     "Largest HTTP response body read; a larger one fails the request. It also caps the "
+     "JSON values one answer may hold at a sixteenth of it (512Ki for 8MiB: 12MiB of "
+     "parser memory per thread); an answer with more is refused like a larger one.",
+     0, NULL},
     {"http.user_agent", CONFIG_STRING, "hsqb-worker", 1, 256,
      "User-Agent header sent to HubSpot and Intuit.", 0, NULL},
     {"http.allow_insecure", CONFIG_BOOL, "false", 0, 0,
@@ -607,6 +611,9 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
         check_relations(cfg, errstr, errsz) < 0 || check_schedule(cfg, errstr, errsz) < 0 ||
         check_token_portals(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
         goto fail;
+    /* the parser's values cap follows the answers it may be given (common/jtape.h) */
+    jtape_set_max_values((size_t)config_get_bytes(cfg, "http.max_response_bytes") /
+                         JTAPE_BYTES_PER_VALUE);
     *out = cfg;
     return 0;
 fail:
