@@ -8,7 +8,8 @@
 #   make deps       install the Debian packages the build and tests need (idempotent)
 #   make test       deps + build + every test tier; last line "N passed, N failed"
 #   make asan       ASan+UBSan build, unit tests under it
-#   make fuzz       short libFuzzer runs (FUZZ_SECONDS each, default 60)
+#   make fuzz       short libFuzzer runs (FUZZ_SECONDS each, default 60), with dictionaries
+#   make fuzz-merge fold the fuzzers' new inputs into tests/fuzz/seeds, minimised
 #   make lint       cppcheck + clang-tidy + the compiler warnings
 #   make fmt        clang-format -i over our sources
 #   make demo       the main job end to end against the dev stack
@@ -205,7 +206,8 @@ FUZZ_TARGETS := \
 	tests/fuzz/fuzz_options_request \
 	tests/fuzz/fuzz_callback_result \
 	tests/fuzz/fuzz_ingress_request \
-	tests/fuzz/fuzz_connect_state
+	tests/fuzz/fuzz_connect_state \
+	tests/fuzz/fuzz_headers
 
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
@@ -410,14 +412,41 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(WORKER_LIB_OBJS:$(BUILD)/%.o=%.
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-.PHONY: fuzz
+# Dictionaries (tests/fuzz/gen-dicts.py writes them from the schemas, the sandbox's seed
+# data and the API references): a target without one runs without -dict.
+FUZZ_DICT_fuzz_event := tests/fuzz/dicts/event.dict
+FUZZ_DICT_fuzz_ingress_request := tests/fuzz/dicts/event.dict
+FUZZ_DICT_fuzz_json := tests/fuzz/dicts/answers.dict
+FUZZ_DICT_fuzz_options_request := tests/fuzz/dicts/answers.dict
+FUZZ_DICT_fuzz_callback_result := tests/fuzz/dicts/answers.dict
+FUZZ_DICT_fuzz_pricing := tests/fuzz/dicts/answers.dict
+FUZZ_DICT_fuzz_headers := tests/fuzz/dicts/headers.dict
+
+.PHONY: fuzz fuzz-merge
 fuzz: deps
 	@set -e; for t in $(notdir $(FUZZ_TARGETS)); do \
+	  $(MAKE) --no-print-directory fuzz-run-$$t; \
+	done
+
+# One target: `make fuzz-run-fuzz_headers FUZZ_SECONDS=600`. New inputs go to the
+# build's corpus; tests/fuzz/seeds/<target> is the kept corpus (read only here).
+fuzz-run-%: $(BUILD)/fuzz/%
+	@mkdir -p $(BUILD)/fuzz/corpus-$*
+	@echo "fuzz: $* for $(FUZZ_SECONDS)s$(if $(FUZZ_DICT_$*), with $(FUZZ_DICT_$*))"
+	@$< -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  $(if $(FUZZ_DICT_$*),-dict=$(FUZZ_DICT_$*)) -print_final_stats=1 \
+	  $(BUILD)/fuzz/corpus-$* tests/fuzz/seeds/$* 2>&1 | tail -n 12
+
+# Fold the build's corpora into the kept seeds, minimised (-merge=1 keeps only inputs
+# that add coverage), so the repository's corpus stays small.
+fuzz-merge: deps
+	@set -e; for t in $(notdir $(FUZZ_TARGETS)); do \
 	  $(MAKE) --no-print-directory $(BUILD)/fuzz/$$t; \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
-	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	    -print_final_stats=1 $(BUILD)/fuzz/corpus-$$t tests/fuzz/seeds/$$t 2>&1 | tail -n 12; \
+	  rm -rf $(BUILD)/fuzz/merged-$$t; mkdir -p $(BUILD)/fuzz/merged-$$t $(BUILD)/fuzz/corpus-$$t; \
+	  $(BUILD)/fuzz/$$t -merge=1 $(BUILD)/fuzz/merged-$$t tests/fuzz/seeds/$$t \
+	    $(BUILD)/fuzz/corpus-$$t 2>&1 | tail -n 1; \
+	  rm -rf tests/fuzz/seeds/$$t; mv $(BUILD)/fuzz/merged-$$t tests/fuzz/seeds/$$t; \
+	  echo "fuzz-merge: $$t: $$(ls tests/fuzz/seeds/$$t | wc -l) inputs kept"; \
 	done
 
 .PHONY: clean

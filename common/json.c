@@ -247,13 +247,23 @@ struct json_object *json_parse_strict(const char *text, size_t len, int max_dept
                                       size_t errsz)
 {
     struct jtape t;
+    struct json_object *root;
+
+    if (jtape_parse(&t, text, len, max_depth, errstr, errsz) < 0)
+        return NULL;
+    root = json_from_tape(&t, max_depth, errstr, errsz);
+    jtape_release(&t);
+    return root;
+}
+
+struct json_object *json_from_tape(const struct jtape *t, int max_depth, char *errstr,
+                                   size_t errsz)
+{
     struct json_object *stack_local[64], **stack = stack_local, *root = NULL;
     uint32_t end_local[64], *end = end_local;
     int depth = 0, failed = 0;
 
-    if (jtape_parse(&t, text, len, max_depth, errstr, errsz) < 0)
-        return NULL;
-    if (t.n[JTAPE_ROOT].type == JT_NULL) {
+    if (t->n[JTAPE_ROOT].type == JT_NULL) {
         snprintf(errstr, errsz, "document is null");
         goto out;
     }
@@ -265,24 +275,24 @@ struct json_object *json_parse_strict(const char *text, size_t len, int max_dept
     /* Nodes are in document order: each is a member or element of the innermost open
      * container whose subtree it is in, and is attached as soon as it is made, so root
      * owns everything built so far. */
-    for (size_t i = 0; i < t.count && !failed; i++) {
+    for (size_t i = 0; i < t->count && !failed; i++) {
         while (depth && i >= end[depth - 1])
             depth--;
-        struct json_object *v = tape_value(&t, i, &failed), *top = depth ? stack[depth - 1] : NULL;
+        struct json_object *v = tape_value(t, i, &failed), *top = depth ? stack[depth - 1] : NULL;
         if (failed)
             break;
         if (!top)
             root = v;
         else if (json_object_is_type(top, json_type_object)
-                     ? json_object_object_add_ex(top, t.arena + t.n[i].key, v,
+                     ? json_object_object_add_ex(top, t->arena + t->n[i].key, v,
                                                  JSON_C_OBJECT_ADD_KEY_IS_NEW)
                      : json_object_array_add(top, v)) {
             json_object_put(v);
             failed = 1;
         }
-        if (t.n[i].type == JT_ARRAY || t.n[i].type == JT_OBJECT) {
+        if (t->n[i].type == JT_ARRAY || t->n[i].type == JT_OBJECT) {
             stack[depth] = v;
-            end[depth++] = t.n[i].next;
+            end[depth++] = t->n[i].next;
         }
     }
 out:
@@ -295,7 +305,6 @@ out:
         free(stack);
     if (end != end_local)
         free(end);
-    jtape_release(&t);
     return root;
 }
 

@@ -92,6 +92,14 @@ enum jget_status json_val_int64_lenient(struct json_object *v, int64_t min, int6
 struct json_object *json_parse_strict(const char *text, size_t len, int max_depth, char *errstr,
                                       size_t errsz);
 
+/* The json-c tree of a parsed tape (common/jtape.h, borrowed), max_depth the one it was
+ * parsed with: json_parse_strict() is jtape_parse() + this, for callers that need to tell
+ * a refused parse (JTAPE_ETOOMANY) from a malformed one. A new reference, or NULL with
+ * errstr set (a top-level null, out of memory). */
+struct jtape;
+struct json_object *json_from_tape(const struct jtape *t, int max_depth, char *errstr,
+                                   size_t errsz);
+
 /* ---- builder ---------------------------------------------------------------------
  * Appends JSON text to a growable buffer with a hard size cap. Any failure (allocation,
  * cap exceeded, misuse such as a value in an object without a key, a key outside an

@@ -9,6 +9,12 @@
  * front: a string takes at least its decoded bytes plus two quotes, and a number at least
  * its literal plus a following byte (or the end, hence the + 1), so the arena cannot
  * overflow and never moves. Offsets rather than pointers keep the nodes small.
+ *
+ * Memory. The arena is bounded by the input; the nodes (24 bytes each) by the values
+ * cap: a document of one-byte values ("[0,0,...]") would otherwise cost 12 node bytes
+ * per input byte, 100-200 MB (with the array's doubling) for one 8 MiB answer, per
+ * thread. The node array grows by doubling but never past the cap, and the value past
+ * it fails the parse with JTAPE_ETOOMANY before anything more is allocated.
  */
 #include "common/jtape.h"
 
@@ -22,6 +28,10 @@
 
 #define JTAPE_PAIRWISE_KEYS 8 /* objects up to this many keys are checked pairwise */
 
+/* The process-wide cap jtape_parse() applies (jtape_set_max_values()); atomic so a late
+ * set cannot tear a concurrent read, though start-up sets it before any thread parses. */
+static size_t max_values_limit = JTAPE_MAX_VALUES_DEFAULT;
+
 struct parse {
     const unsigned char *start, *p, *end;
     struct jtape *t;
@@ -29,6 +39,8 @@ struct parse {
     uint32_t *stack;   /* open containers (node indexes), max_depth of them */
     struct jkey *sort; /* scratch for the duplicate-key check of large objects */
     size_t sortcap;
+    size_t max_values; /* nodes the tape may hold */
+    int too_many;      /* the parse failed on max_values */
     char *errstr;
     size_t errsz;
 };
@@ -296,8 +308,15 @@ static void arena_put(struct parse *ps, const struct jstr *js, uint32_t *off, ui
 static struct jtape_node *node_add(struct parse *ps, enum jtape_type type)
 {
     struct jtape *t = ps->t;
+    if (t->count >= ps->max_values) {
+        ps->too_many = 1;
+        parse_fail(ps, "more than %zu JSON values", ps->max_values);
+        return NULL;
+    }
     if (t->count == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 64;
+        if (ncap > ps->max_values)
+            ncap = ps->max_values;
         struct jtape_node *n = reallocarray(t->n, ncap, sizeof *n);
         if (!n) {
             parse_fail(ps, "out of memory");
@@ -534,8 +553,24 @@ static int parse_document(struct parse *ps, int max_depth)
     }
 }
 
+void jtape_set_max_values(size_t n)
+{
+    __atomic_store_n(&max_values_limit, n ? n : JTAPE_MAX_VALUES_DEFAULT, __ATOMIC_RELAXED);
+}
+
+size_t jtape_max_values(void)
+{
+    return __atomic_load_n(&max_values_limit, __ATOMIC_RELAXED);
+}
+
 int jtape_parse(struct jtape *t, const char *text, size_t len, int max_depth, char *errstr,
                 size_t errsz)
+{
+    return jtape_parse_max(t, text, len, max_depth, jtape_max_values(), errstr, errsz);
+}
+
+int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth,
+                    size_t max_values, char *errstr, size_t errsz)
 {
     struct parse ps = {.t = t, .errstr = errstr, .errsz = errsz};
     uint32_t stack_local[64];
@@ -550,6 +585,8 @@ int jtape_parse(struct jtape *t, const char *text, size_t len, int max_depth, ch
     }
     ps.start = ps.p = (const unsigned char *)text;
     ps.end = ps.start + len;
+    /* node indexes are uint32_t */
+    ps.max_values = max_values && max_values < UINT32_MAX ? max_values : UINT32_MAX - 1;
     if (max_depth <= 0)
         max_depth = 64;
     if (max_depth > JSON_PARSE_DEPTH_MAX)
@@ -565,6 +602,8 @@ int jtape_parse(struct jtape *t, const char *text, size_t len, int max_depth, ch
         goto out;
     }
     rc = parse_document(&ps, max_depth);
+    if (rc < 0 && ps.too_many)
+        rc = JTAPE_ETOOMANY;
 out:
     if (ps.stack != stack_local)
         free(ps.stack);

@@ -26,6 +26,7 @@
  *     for (size_t i = c + 1, k = 0; k < t->n[c].count; k++, i = t->n[i].next)
  *
  * Thread-safety: a tape is immutable after jtape_parse(); concurrent readers are fine.
+ * The process-wide values cap (jtape_set_max_values) is set at start-up.
  */
 #ifndef HSQB_JTAPE_H
 #define HSQB_JTAPE_H
@@ -57,11 +58,34 @@ struct jtape {
     size_t arena_len;
 };
 
-/* Parse text (len bytes, no NUL needed) into t, which must be zeroed or released.
- * Returns 0, or -1 with errstr (may be NULL) set and t left empty. errstr never echoes
- * more than a short, sanitised piece of the input. */
+/* The values cap. Every value (scalar, array, object; a member's key is part of its
+ * value) is a 24-byte node, so the cap bounds a parse's node memory: at the default,
+ * 512 Ki values = 12 MiB, whatever the document. The default is derived from the
+ * worker's default http.max_response_bytes (8 MiB) at one value per JTAPE_BYTES_PER_VALUE
+ * bytes, denser than any HubSpot or QBO answer (their values average 15-40 bytes: keys,
+ * quotes, ids); the worker sets max_response_bytes / JTAPE_BYTES_PER_VALUE at start-up. */
+#define JTAPE_BYTES_PER_VALUE    16
+#define JTAPE_MAX_VALUES_DEFAULT ((size_t)8 * 1024 * 1024 / JTAPE_BYTES_PER_VALUE)
+
+/* jtape_parse_max()'s failure when the document holds more than max_values values (an
+ * answer to refuse like an oversized one, not a malformed one). */
+#define JTAPE_ETOOMANY (-2)
+
+/* Parse text (len bytes, no NUL needed) into t, which must be zeroed or released, with
+ * at most max_values values (0, or more than fits a uint32_t index: UINT32_MAX - 1).
+ * Returns 0; JTAPE_ETOOMANY when there are more values (errstr "more than N JSON values
+ * at byte B"); else -1 with errstr (may be NULL) set. On failure t is left empty.
+ * errstr never echoes more than a short, sanitised piece of the input. */
+int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth,
+                    size_t max_values, char *errstr, size_t errsz);
+/* jtape_parse_max() with the process-wide cap, jtape_max_values(). */
 int jtape_parse(struct jtape *t, const char *text, size_t len, int max_depth, char *errstr,
                 size_t errsz);
+/* The process-wide cap: JTAPE_MAX_VALUES_DEFAULT until set; set(0) restores it. Set once
+ * at start-up, before threads parse (it is atomic, but a parse already running keeps the
+ * cap it started with). */
+void jtape_set_max_values(size_t n);
+size_t jtape_max_values(void);
 /* Free what t holds and zero it. NULL-safe. */
 void jtape_release(struct jtape *t);
 

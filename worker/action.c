@@ -95,6 +95,8 @@ int action_settings_from_config(struct action_settings *s, const struct config *
     s->dedup_window_ms = config_get_ms(cfg, "dedup.window");
     if (s->dedup_window_ms <= 0)
         s->dedup_window_ms = 7LL * 24 * 3600 * 1000;
+    s->max_line_items = (size_t)config_get_int(cfg, "budget.max_line_items");
+    s->max_qbo_writes = (size_t)config_get_int(cfg, "budget.max_qbo_writes");
     return 0;
 }
 
@@ -642,6 +644,40 @@ int action_create_once(const struct action_ctx *ctx, const struct action_write *
     snprintf(wide, sizeof wide, "TxnDate = '%s'", txn_date);
     return action_create_once_where(ctx, w, quoted ? where : wide, quoted ? wide : NULL,
                                     ACTION_LOOKUP_MAX, out, err);
+}
+
+/* ---- budgets ---------------------------------------------------------------------- */
+
+int action_budget_lines(const struct action_ctx *ctx, size_t n, const char *what,
+                        struct api_error *err)
+{
+    size_t max = ctx->settings->max_line_items;
+
+    if (!max || n <= max)
+        return 0;
+    api_error_set(err, API_PERMANENT, HSQB_ERR_BUDGET_EXCEEDED, 0,
+                  "%s has %zu lines, more than the %zu one document may have "
+                  "(budget.max_line_items); nothing was created",
+                  what, n, max);
+    return -1;
+}
+
+int action_budget_check(const struct action_ctx *ctx, const struct action_plan *p,
+                        struct api_error *err)
+{
+    size_t max = ctx->settings->max_qbo_writes;
+    size_t n = p->customers + p->vendors + p->items + p->documents + p->sends;
+
+    if (action_budget_lines(ctx, p->lines, "the document", err) < 0)
+        return -1;
+    if (!max || n <= max)
+        return 0;
+    api_error_set(err, API_PERMANENT, HSQB_ERR_BUDGET_EXCEEDED, 0,
+                  "the event would make up to %zu QuickBooks writes (%zu products to create or "
+                  "reactivate, %zu customer, %zu vendor, %zu documents, %zu email), more than "
+                  "the %zu one event may make (budget.max_qbo_writes); nothing was created",
+                  n, p->items, p->customers, p->vendors, p->documents, p->sends, max);
+    return -1;
 }
 
 /* ---- the lines of a document ---------------------------------------------------------- */

@@ -44,6 +44,8 @@ struct action_settings {
     enum money_round rounding;             /* money.rounding */
     char deposit_account[ACTION_NAME_MAX]; /* sales_receipt.deposit_account; "" */
     int64_t dedup_window_ms;               /* TTL of the "create sent" markers */
+    size_t max_line_items;                 /* budget.max_line_items */
+    size_t max_qbo_writes;                 /* budget.max_qbo_writes */
     /* payments.default_item: the item of a payment without line items; never "" */
     char payment_default_item[RESOLVE_ITEM_NAME_MAX + 1];
     char fee_item[RESOLVE_ITEM_NAME_MAX + 1]; /* quotes.fee_item; never "" */
@@ -56,8 +58,8 @@ struct action_settings {
     size_t nzones;
 };
 
-/* Defaults (half_up, no deposit account, 7 days, "Services") + the configuration keys
- * above. 0, or -1 with errstr. */
+/* Defaults (half_up, no deposit account, 7 days, "Services", budgets 1000 lines and 200
+ * writes) + the configuration keys above. 0, or -1 with errstr. */
 int action_settings_from_config(struct action_settings *s, const struct config *cfg, char *errstr,
                                 size_t errsz);
 
@@ -292,6 +294,37 @@ int action_create_once_where(const struct action_ctx *ctx, const struct action_w
 int action_create_once(const struct action_ctx *ctx, const struct action_write *w,
                        const char *customer_id, const char *txn_date, struct qbo_created *out,
                        struct api_error *err);
+
+/* ---- budgets ------------------------------------------------------------------------ */
+
+/* What one event may spend (budget.* settings): a run counts its document's lines and
+ * the QBO writes it would make from what it read, and checks both before its first
+ * write, so an event over a budget fails BUDGET_EXCEEDED (permanent) having created
+ * nothing. The write count is an upper bound of the plan: the customer counts when it
+ * may have to be created (resolve_customer() decides only by writing), every distinct
+ * product to create or reactivate counts once. A 610 re-match (action_write_rematch())
+ * may create what round 0 found cached; it is not re-checked. Refused attempts create
+ * nothing and are bounded on their own: DisplayName variants (resolve.h), DocNumber
+ * variants (ACTION_DOCNUM_VARIANTS). */
+struct action_plan {
+    size_t lines;      /* the document's lines */
+    size_t customers;  /* 1 when the run may create (or reactivate) its customer */
+    size_t vendors;    /* an expense's vendor input: 1 */
+    size_t items;      /* products to create or reactivate (distinct, resolve_items_writes) */
+    size_t documents;  /* 1; 2 for a paid invoice (Invoice + Payment) */
+    size_t sends;      /* 1 when the document is emailed (email_document) */
+};
+
+/* The number of lines n (what: "deal 1001", for the message) against
+ * budget.max_line_items: 0, or -1 with *err BUDGET_EXCEEDED. Call it on HubSpot's
+ * association count before reading the line items, and on the document's lines. */
+int action_budget_lines(const struct action_ctx *ctx, size_t n, const char *what,
+                        struct api_error *err);
+
+/* The plan against both budgets: 0, or -1 with *err BUDGET_EXCEEDED naming the cap, the
+ * count and what makes it up. */
+int action_budget_check(const struct action_ctx *ctx, const struct action_plan *p,
+                        struct api_error *err);
 
 /* The line items of a document run and the QBO items they resolve to. */
 struct action_items {

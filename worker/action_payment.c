@@ -552,6 +552,9 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
         return -1;
     }
     if (r->obj->nline_items > 0) {
+        snprintf(e, sizeof e, "payment %" PRId64, ev->object_id);
+        if (action_budget_lines(ctx, r->obj->nline_items, e, err) < 0)
+            return -1; /* before reading a thousand line items */
         if (hubspot_get_line_items(&ctx->io, ctx->hubspot, &hc, r->obj->line_item_ids,
                                    r->obj->nline_items, &r->lis, err) < 0)
             return -1;
@@ -665,7 +668,14 @@ static int check_qbo(struct prun *r, struct action_outcome *out, struct api_erro
     if (action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err) < 0)
         return -1;
     r->refs.income = r->it.nmissing > 0;
-    return 0;
+    /* the event's budget (action.h): the last check before the first write */
+    return action_budget_check(
+        ctx,
+        &(struct action_plan){.lines = r->n,
+                              .customers = 1,
+                              .items = resolve_items_writes(r->li, r->n, r->items),
+                              .documents = ev->action == ACTION_CREATE_PAID_INVOICE ? 2 : 1},
+        err);
 }
 
 struct doc_and_extras {
@@ -948,7 +958,12 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
         .private_note = note,
         .cur = &r->cur,
     };
-    if (action_write_rematch(ctx, &r->rc, &m, err) < 0 ||
+    if (action_budget_check(ctx,
+                            &(struct action_plan){.lines = 1,
+                                                  .vendors = ev->in.vendor != NULL,
+                                                  .documents = 1},
+                            err) < 0 ||
+        action_write_rematch(ctx, &r->rc, &m, err) < 0 ||
         verify(r, &doc, "Purchase", amount, out, err) < 0)
         return -1;
     r->total_cents = amount;

@@ -473,6 +473,7 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc,
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
+    char what[48];
     int64_t contact_id;
     size_t nterms;
 
@@ -497,6 +498,9 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc,
                       object_type_name(ev->object_type), ev->object_id);
         return -1;
     }
+    snprintf(what, sizeof what, "%s %" PRId64, object_type_name(ev->object_type), ev->object_id);
+    if (action_budget_lines(ctx, r->obj->nline_items, what, err) < 0)
+        return -1; /* before reading a thousand line items */
     if (hubspot_get_line_items(&ctx->io, ctx->hubspot, hc, r->obj->line_item_ids,
                                r->obj->nline_items, &r->lis, err) < 0)
         return -1;
@@ -566,6 +570,22 @@ static int resolve_refs(struct run *r, struct api_error *err)
 
 static int refresh_refs(void *opaque, struct api_error *err);
 
+/* The event's budget (action.h), from what the reads found: the last check before the
+ * first write. */
+static int check_budget(const struct run *r, struct api_error *err)
+{
+    const struct action_event *ev = r->ctx->ev;
+    struct action_plan p = {
+        .lines = r->n,
+        .customers = 1,
+        .items = resolve_items_writes(r->all, r->n, r->items),
+        .documents = 1,
+        .sends = ev->in.email_document &&
+                 (ev->action == ACTION_CREATE_INVOICE || ev->action == ACTION_CREATE_ESTIMATE),
+    };
+    return action_budget_check(r->ctx, &p, err);
+}
+
 static int check_qbo(struct run *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
@@ -588,7 +608,7 @@ static int check_qbo(struct run *r, struct action_outcome *out, struct api_error
     if (action_items_check(&r->rc, ev->in.create_missing_products, &r->it, out, err) < 0)
         return -1;
     r->refs.income = r->it.nmissing > 0;
-    return 0;
+    return check_budget(r, err);
 }
 
 /* The estimate's ExpirationDate: the date part of the quote's hs_expiration_date (an ISO

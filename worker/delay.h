@@ -128,8 +128,10 @@ struct delay_retry_info {
  * Returns 0, or -1 with errstr (out of memory). Release with kafka_header_set_release(). */
 int delay_retry_headers_build(const struct inbound_msg *m, const struct delay_retry_info *info,
                               struct kafka_header_set *out, char *errstr, size_t errsz);
-/* A copy of every header of hdrs (may be NULL) in order; headers with a NUL byte in
- * their value cannot travel as kafka_header and are dropped. */
+/* A copy of the headers of hdrs (may be NULL) in order, one per name: a repeated name
+ * keeps its first place and its last value (the one every reader reads); headers with a
+ * NUL byte in their value cannot travel as kafka_header and are dropped, a null value
+ * travels as "". */
 int delay_headers_copy(const rd_kafka_headers_t *hdrs, struct kafka_header_set *out, char *errstr,
                        size_t errsz);
 /* Forwarded headers: those of hdrs (may be NULL) whose name is not in skip[0..nskip)

@@ -115,6 +115,7 @@ enum hsqb_error {
     HSQB_ERR_HUBSPOT_VALIDATION,
     HSQB_ERR_REALM_NOT_ALLOWED,    /* the realm is not bound to the event's portal */
     HSQB_ERR_PORTAL_NOT_CONNECTED, /* the portal has no HubSpot credentials */
+    HSQB_ERR_BUDGET_EXCEEDED,      /* more lines or QBO writes than budget.* allows */
     HSQB_ERR_RETRIES_EXHAUSTED,
     HSQB_ERR_INTERNAL,
     HSQB_ERR_COUNT

@@ -290,27 +290,27 @@ static void transport_error(enum http_error he, const char *e, struct api_error 
  * after a forced refresh (the 401 cycle in the file comment). */
 #define QBO_AUTH_SENDS 3
 
-/* A 2xx body: 0 when it is a JSON object, into c->tape or *out_doc. */
+/* A 2xx body: 0 when it is a JSON object, into c->tape or *out_doc; JTAPE_ETOOMANY when
+ * it holds more values than the parser's cap (e filled); else -1. */
 static int parse_answer(const struct call *c, const struct http_response *resp,
-                        struct json_object **out_doc)
+                        struct json_object **out_doc, char *e, size_t esz)
 {
-    char e[256];
-    struct json_object *doc;
+    struct jtape local = {0}, *t = c->tape ? c->tape : &local;
+    struct json_object *doc = NULL;
+    int rc = jtape_parse(t, resp->body, resp->body_len, QBO_JSON_DEPTH, e, esz);
 
-    if (c->tape) {
-        if (jtape_parse(c->tape, resp->body, resp->body_len, QBO_JSON_DEPTH, e, sizeof e) < 0)
-            return -1;
-        if (c->tape->n[JTAPE_ROOT].type != JT_OBJECT) {
-            jtape_release(c->tape);
-            return -1;
-        }
-        return 0;
-    }
-    doc = json_parse_strict(resp->body, resp->body_len, QBO_JSON_DEPTH, e, sizeof e);
-    if (!doc || !json_object_is_type(doc, json_type_object)) {
-        json_object_put(doc);
+    if (rc < 0)
+        return rc;
+    if (t->n[JTAPE_ROOT].type != JT_OBJECT) {
+        jtape_release(t);
         return -1;
     }
+    if (c->tape)
+        return 0;
+    doc = json_from_tape(t, QBO_JSON_DEPTH, e, esz);
+    jtape_release(t);
+    if (!doc)
+        return -1;
     *out_doc = doc;
     return 0;
 }
@@ -418,7 +418,14 @@ static int exchange(const struct ioctx *io, struct qbo_api *q, const char *realm
         goto out;
     }
     if (resp.status >= 200 && resp.status < 300) {
-        if (parse_answer(c, &resp, out_doc) < 0) {
+        int prc = parse_answer(c, &resp, out_doc, e, sizeof e);
+        if (prc == JTAPE_ETOOMANY) { /* refused like an oversized answer */
+            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, (int)resp.status,
+                          "QBO answer refused: %s (http.max_response_bytes / %d)", e,
+                          JTAPE_BYTES_PER_VALUE);
+            goto tid;
+        }
+        if (prc < 0) {
             api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, (int)resp.status,
                           "QBO answered %ld with a body that is not a JSON object", resp.status);
             goto tid;

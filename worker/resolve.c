@@ -1058,6 +1058,32 @@ int resolve_items_reactivate(const struct resolve_ctx *rc, struct resolve_item *
     return 0;
 }
 
+/* 1 when line items i and j get one created item: the same SKU, or no SKUs and the same
+ * Name. */
+static int same_item_key(const struct hubspot_line_item *li, const struct resolve_item *out,
+                         size_t i, size_t j)
+{
+    return (li[i].sku && li[j].sku && strcmp(li[i].sku, li[j].sku) == 0) ||
+           (!li[i].sku && !li[j].sku && strcmp(out[i].name, out[j].name) == 0);
+}
+
+size_t resolve_items_writes(const struct hubspot_line_item *li, size_t n,
+                            const struct resolve_item *out)
+{
+    size_t i, j, w = 0;
+
+    for (i = 0; i < n; i++) {
+        if (out[i].id[0] && !out[i].inactive)
+            continue;
+        for (j = 0; j < i; j++)
+            if (out[i].id[0] ? strcmp(out[j].id, out[i].id) == 0
+                             : !out[j].id[0] && same_item_key(li, out, i, j))
+                break;
+        w += j == i;
+    }
+    return w;
+}
+
 int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line_item *li, size_t n,
                          struct resolve_item *out, struct api_error *err)
 {
@@ -1072,8 +1098,7 @@ int resolve_items_create(const struct resolve_ctx *rc, const struct hubspot_line
         if (out[i].id[0])
             continue;
         for (j = 0; j < i; j++) /* a line sharing the key was created just now */
-            if ((li[i].sku && li[j].sku && strcmp(li[i].sku, li[j].sku) == 0) ||
-                (!li[i].sku && !li[j].sku && strcmp(out[i].name, out[j].name) == 0))
+            if (same_item_key(li, out, i, j))
                 break;
         if (j < i && out[j].id[0]) {
             memcpy(out[i].id, out[j].id, sizeof out[i].id);

@@ -205,6 +205,12 @@ int resolve_items_lookup(const struct resolve_ctx *rc, const struct hubspot_line
 int resolve_items_reactivate(const struct resolve_ctx *rc, struct resolve_item *out, size_t n,
                              struct api_error *err);
 
+/* The QBO writes resolve_items_reactivate() and resolve_items_create() would make for
+ * out as resolve_items_lookup() left it: one per distinct inactive item, one per distinct
+ * key (SKU, else Name) among the unmatched. Pure; for the event's budget (action.h). */
+size_t resolve_items_writes(const struct hubspot_line_item *li, size_t n,
+                            const struct resolve_item *out);
+
 /* Create the unmatched items of out (after resolve_items_lookup): Service items with the
  * income account, one per distinct key, under the item lock (re-checked after taking it).
  * Line items sharing a key share the item. On 0 every out[i].id is set. */

@@ -16,6 +16,7 @@
 #include "worker/settings.h"
 
 #include "common/http.h"
+#include "common/jtape.h"
 #include "common/log.h"
 #include "common/redis.h"
 #include "common/seal.h"
@@ -215,7 +216,10 @@ static const struct config_def settings[] = {
      "Timeout for one whole HTTP request; a timeout is transient and the retry reuses "
      "the same requestid.", 0, NULL},
     {"http.max_response_bytes", CONFIG_SIZE, "8MiB", 64 * KIB, 256 * MIB,
-     "Largest HTTP response body read; a larger one fails the request.", 0, NULL},
+     "Largest HTTP response body read; a larger one fails the request. It also caps the "
+     "JSON values one answer may hold at a sixteenth of it (512Ki for 8MiB: 12MiB of "
+     "parser memory per thread); an answer with more is refused like a larger one.",
+     0, NULL},
     {"http.user_agent", CONFIG_STRING, "hsqb-worker", 1, 256,
      "User-Agent header sent to HubSpot and Intuit.", 0, NULL},
     {"http.allow_insecure", CONFIG_BOOL, "false", 0, 0,
@@ -290,6 +294,18 @@ static const struct config_def settings[] = {
      "the event QBO_RECORD_INACTIVE before anything is written (the accountant decides); "
      "true makes it active again and books.",
      0, NULL},
+    /* ---- Budgets: what one event may spend ---- */
+    {"budget.max_line_items", CONFIG_INT, "1000", 1, 100000,
+     "Most lines one document may have (line items, plus a quote's fees); more fails the "
+     "event BUDGET_EXCEEDED before the line items are read from HubSpot and before anything "
+     "is written. Real documents have tens of lines; QuickBooks' own screens stop well "
+     "below this.", 0, NULL},
+    {"budget.max_qbo_writes", CONFIG_INT, "200", 1, 100000,
+     "Most QuickBooks writes one event may make, counted from what was read before the "
+     "first write: a customer that may need creating, each distinct product to create or "
+     "reactivate, the document, a paid invoice's Payment, the email send, an expense's "
+     "vendor. More fails the event BUDGET_EXCEEDED with nothing created, so one deal of "
+     "a thousand new products cannot spend a company's request quota.", 0, NULL},
     {"items.income_account_by_realm", CONFIG_STRING, NULL, 0, 8000,
      "Per-company income accounts for items the worker creates, as "
      "\"<realm id>=<account Id or Name>\" entries separated by \";\" (a company not listed "
@@ -629,6 +645,9 @@ int settings_load_flags(struct config **out, int argc, char **argv, char **envp,
         check_relations(cfg, errstr, errsz) < 0 || check_schedule(cfg, errstr, errsz) < 0 ||
         check_token_portals(cfg, errstr, errsz) < 0 || check_kafka(cfg, errstr, errsz) < 0)
         goto fail;
+    /* the parser's values cap follows the answers it may be given (common/jtape.h) */
+    jtape_set_max_values((size_t)config_get_bytes(cfg, "http.max_response_bytes") /
+                         JTAPE_BYTES_PER_VALUE);
     *out = cfg;
     return 0;
 fail:

@@ -40,7 +40,9 @@ const struct config_def *settings_table(size_t *n);
  * required keys. envp is a NULL-terminated "NAME=value" array (borrowed; NULL means an
  * empty environment; the real one is config_environ()). On success returns 0 and sets
  * *out (caller frees with config_free()); on failure returns -1, leaves *out alone and
- * fills errstr with one line naming the key, the (redacted) value and its source. */
+ * fills errstr with one line naming the key, the (redacted) value and its source.
+ * Success also sets the process-wide limit derived from the settings: the JSON parser's
+ * values cap (jtape_set_max_values(http.max_response_bytes / JTAPE_BYTES_PER_VALUE)). */
 int settings_load(struct config **out, int argc, char **argv, char **envp, char *errstr,
                   size_t errsz);
 

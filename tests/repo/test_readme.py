@@ -81,3 +81,10 @@ def test_example_config_is_current():
     with open(os.path.join(ROOT, "deploy", "hsqb.conf.example"), encoding="utf-8") as f:
         assert f.read() == gen, ("deploy/hsqb.conf.example is stale: run "
                                  "deploy/gen-example-config.sh build/hsqb-worker > deploy/hsqb.conf.example")
+
+
+def test_fuzz_dictionaries_are_current():
+    """tests/fuzz/dicts follow the event schema and the sandbox's seed data."""
+    r = subprocess.run([os.path.join(ROOT, "tests", "fuzz", "gen-dicts.py"), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/jtape.h"
 
@@ -194,6 +197,93 @@ static void test_duplicates_in_large_objects(void **state)
     tape_fails(doc, 0, "duplicate key \"k000\"");
 }
 
+/* ---- the values cap ---------------------------------------------------------------- */
+
+/* Exactly at the cap parses, one value over is JTAPE_ETOOMANY with a clear message, and
+ * the node array never grows past the cap. */
+static void test_values_cap(void **state)
+{
+    const char *s = "{\"a\":[0,1,2],\"b\":\"x\"}"; /* 6 values */
+    char err[256] = "";
+    struct jtape t;
+    (void)state;
+
+    assert_int_equal(jtape_parse_max(&t, s, strlen(s), 0, 6, err, sizeof err), 0);
+    assert_int_equal(t.count, 6);
+    assert_true(t.cap <= 6);
+    jtape_release(&t);
+    assert_int_equal(jtape_parse_max(&t, s, strlen(s), 0, 5, err, sizeof err), JTAPE_ETOOMANY);
+    assert_string_equal(err, "more than 5 JSON values at byte 20");
+    assert_null(t.n);
+    /* the process-wide cap is what jtape_parse applies */
+    jtape_set_max_values(5);
+    assert_int_equal(jtape_parse(&t, s, strlen(s), 0, err, sizeof err), JTAPE_ETOOMANY);
+    jtape_set_max_values(0);
+    assert_int_equal(jtape_max_values(), JTAPE_MAX_VALUES_DEFAULT);
+    assert_int_equal(jtape_parse(&t, s, strlen(s), 0, err, sizeof err), 0);
+    jtape_release(&t);
+    /* other failures stay -1 */
+    assert_int_equal(jtape_parse_max(&t, "[0,", 3, 0, 5, err, sizeof err), -1);
+}
+
+/* Peak resident memory (KiB) a child adds while parsing text with the values cap max. */
+static long parse_peak_kib(const char *text, size_t len, size_t max)
+{
+    int fd[2], st;
+    long kib = -1;
+    pid_t pid;
+
+    assert_int_equal(pipe(fd), 0);
+    if ((pid = fork()) == 0) {
+        struct rusage a, b;
+        struct jtape t;
+        char err[128];
+        long d;
+        getrusage(RUSAGE_SELF, &a);
+        int rc = jtape_parse_max(&t, text, len, 0, max, err, sizeof err);
+        getrusage(RUSAGE_SELF, &b);
+        d = rc == JTAPE_ETOOMANY ? b.ru_maxrss - a.ru_maxrss : -2;
+        if (write(fd[1], &d, sizeof d) != (ssize_t)sizeof d)
+            _exit(1);
+        _exit(0);
+    }
+    assert_true(pid > 0);
+    close(fd[1]);
+    assert_int_equal(read(fd[0], &kib, sizeof kib), (ssize_t)sizeof kib);
+    close(fd[0]);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return kib;
+}
+
+/* The answer the cap is for: 8 MiB (the default http.max_response_bytes) of "[0,0,...]",
+ * 4 Mi one-byte values. With the default cap it is refused within the cap's memory (12
+ * MiB of nodes, plus the arena's touched pages), where an uncapped parse takes ~100 MB. */
+static void test_values_cap_bounds_memory(void **state)
+{
+    size_t len = 8u << 20, i;
+    char *text = malloc(len);
+    long capped, uncapped;
+    (void)state;
+
+    assert_non_null(text);
+    text[0] = '[';
+    for (i = 1; i + 1 < len; i += 2) {
+        text[i] = '0';
+        text[i + 1] = ',';
+    }
+    text[len - 1] = ']';
+    text[len - 2] = '0';
+    capped = parse_peak_kib(text, len, JTAPE_MAX_VALUES_DEFAULT);
+    /* one value short of all of them: it fails at the very end, at the uncapped cost */
+    uncapped = parse_peak_kib(text, len, (4u << 20) - 1);
+    print_message("8 MiB of [0,0,...]: +%ld KiB with the default cap, +%ld KiB uncapped\n",
+                  capped, uncapped);
+    assert_true(capped >= 0 && uncapped >= 0);
+    assert_true(capped <= 24 * 1024); /* 12 MiB of nodes + 1 MiB of arena + slack */
+    assert_true(uncapped >= 64 * 1024); /* the measure sees what the cap prevents */
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +292,8 @@ int main(void)
         cmocka_unit_test(test_scalars_and_escapes),
         cmocka_unit_test(test_rejects_like_json_parse_strict),
         cmocka_unit_test(test_duplicates_in_large_objects),
+        cmocka_unit_test(test_values_cap),
+        cmocka_unit_test(test_values_cap_bounds_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -655,7 +655,7 @@ static void test_vocabulary_tables(void **state)
     assert_false(event_action_accepts(ACTION_CREATE_EXPENSE, OBJECT_DEAL));
     assert_false(event_action_accepts(ACTION_COUNT, OBJECT_DEAL));
 
-    assert_int_equal(HSQB_ERR_COUNT, 28);
+    assert_int_equal(HSQB_ERR_COUNT, 29);
     for (int i = 0; i < HSQB_ERR_COUNT; i++) {
         assert_int_equal(hsqb_error_from_name(hsqb_error_name((enum hsqb_error)i), &e), 0);
         assert_int_equal(e, i);
@@ -666,6 +666,8 @@ static void test_vocabulary_tables(void **state)
     assert_false(hsqb_error_retryable(HSQB_ERR_QBO_REAUTH_REQUIRED));
     assert_false(hsqb_error_retryable(HSQB_ERR_REALM_NOT_ALLOWED));
     assert_false(hsqb_error_retryable(HSQB_ERR_PORTAL_NOT_CONNECTED));
+    assert_false(hsqb_error_retryable(HSQB_ERR_BUDGET_EXCEEDED));
+    assert_string_equal(hsqb_error_name(HSQB_ERR_BUDGET_EXCEEDED), "BUDGET_EXCEEDED");
     assert_string_equal(hsqb_error_name(HSQB_ERR_REALM_NOT_ALLOWED), "REALM_NOT_ALLOWED");
     assert_int_equal(hsqb_error_from_name("invalid_event", &e), -1);
 }

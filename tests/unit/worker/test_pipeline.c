@@ -9,7 +9,9 @@
  * original bytes; an undecodable message still gets a result; a transient QBO failure is
  * retried; an answer lost after QBO created the invoice never yields a second invoice; a
  * replayed dead letter runs again; an event of a portal without credentials, or naming a
- * realm not bound to its portal, fails before any API call (and books once bound).
+ * realm not bound to its portal, fails before any API call (and books once bound); an
+ * event one line or one QBO write over its budget (budget.*) fails BUDGET_EXCEEDED having
+ * created nothing, and one exactly at the budget books.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -878,6 +880,130 @@ static void test_lines_in_quote_order(void **state)
     free(ev);
 }
 
+/* ---- budgets (budget.max_line_items, budget.max_qbo_writes) --------------------------- */
+
+static int setup_writes_3(void **state)
+{
+    extra_flag = "--budget.max_qbo_writes=3";
+    return setup(state);
+}
+
+static int setup_writes_4(void **state)
+{
+    extra_flag = "--budget.max_qbo_writes=4";
+    return setup(state);
+}
+
+static int setup_lines_2(void **state)
+{
+    extra_flag = "--budget.max_line_items=2";
+    return setup(state);
+}
+
+static int setup_lines_3(void **state)
+{
+    extra_flag = "--budget.max_line_items=3";
+    return setup(state);
+}
+
+/* Quote 2096: three line items, each a product QBO does not have (two share one, "Budget
+ * A"), and contact 301. With create_missing_products an estimate of it plans 1 customer +
+ * 2 products + 1 estimate = 4 writes, and has 3 lines. */
+static void seed_budget_quote(void)
+{
+    assert_int_equal(
+        h_admin(HTTP_POST, "/_sandbox/seed",
+                "{\"hubspot\":{\"portals\":[{\"portalId\":" PORTAL ",\"objects\":{"
+                "\"line_items\":["
+                "{\"id\":\"7971\",\"properties\":{\"name\":\"Budget A\",\"quantity\":\"1\","
+                "\"price\":\"1\",\"amount\":\"1.00\"}},"
+                "{\"id\":\"7972\",\"properties\":{\"name\":\"Budget A\",\"quantity\":\"2\","
+                "\"price\":\"1\",\"amount\":\"2.00\"}},"
+                "{\"id\":\"7973\",\"properties\":{\"name\":\"Budget B\",\"quantity\":\"1\","
+                "\"price\":\"3\",\"amount\":\"3.00\"}}],"
+                "\"quotes\":[{\"id\":\"2096\",\"properties\":{\"hs_status\":\"APPROVED\"},"
+                "\"associations\":{\"contacts\":[\"301\"],\"line_items\":[\"7971\",\"7972\","
+                "\"7973\"]}}]}}]}}",
+                NULL),
+        200);
+}
+
+/* The estimate of quote 2096: it succeeds (want NULL), or fails BUDGET_EXCEEDED with a
+ * message containing want, having created nothing. */
+static void budget_run(const char *id, const char *want)
+{
+    char *ev = event_json(id, "create_estimate", "QUOTE", 2096, H_REALM_US1,
+                          "\"create_missing_products\":\"true\"");
+    struct json_object *r;
+    struct tp_kmsg *d;
+    size_t n;
+
+    seed_budget_quote();
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    d = read_topic(DLQ, &n);
+    if (!want) {
+        assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+        assert_int_equal(json_object_array_length(tp_at(r, "data.qbo.created_items")), 2);
+        assert_int_equal(n, 0);
+    } else {
+        assert_string_equal(tp_str_at(r, "type"), "hsqb.result.failed");
+        assert_string_equal(tp_str_at(r, "data.error.code"), "BUDGET_EXCEEDED");
+        assert_false(json_object_get_boolean(tp_at(r, "data.error.retryable")));
+        if (!strstr(tp_str_at(r, "data.error.message"), want))
+            fail_msg("message \"%s\" lacks \"%s\"", tp_str_at(r, "data.error.message"), want);
+        assert_int_equal(n, 1); /* a dead letter like every permanent failure */
+        assert_int_equal(qbo_posts(), 0); /* nothing created: not even the customer */
+    }
+    tp_free_msgs(d, n);
+    json_object_put(r);
+    free(ev);
+}
+
+/* One write over budget.max_qbo_writes: refused before the first write. */
+static void test_budget_writes_over(void **state)
+{
+    (void)state;
+    budget_run("evt-budget-w3", "up to 4 QuickBooks writes (2 products to create or "
+                                "reactivate, 1 customer, 0 vendor, 1 documents, 0 email), "
+                                "more than the 3 one event may make (budget.max_qbo_writes)");
+}
+
+/* Exactly at the cap: booked, within the cap. */
+static void test_budget_writes_at_cap(void **state)
+{
+    struct json_object *reqs;
+    int n, made = 0;
+    (void)state;
+
+    budget_run("evt-budget-w4", NULL);
+    /* records made: a refused attempt (a DisplayName taken, 6240) creates nothing */
+    n = h_count("vendor=qbo&method=POST", &reqs);
+    for (int i = 0; i < n; i++) {
+        int st = json_object_get_int(tp_at(json_object_array_get_idx(reqs, i), "status"));
+        made += st >= 200 && st < 300;
+    }
+    json_object_put(reqs);
+    assert_int_equal(made, 4); /* the customer, two products, the estimate */
+}
+
+/* One line over budget.max_line_items: refused on HubSpot's association list, before the
+ * line items are read (and before any QBO call). */
+static void test_budget_lines_over(void **state)
+{
+    (void)state;
+    budget_run("evt-budget-l2", "QUOTE 2096 has 3 lines, more than the 2 one document may have "
+                                "(budget.max_line_items)");
+    assert_int_equal(h_count("vendor=hubspot&path=/crm/v3/objects/line_items/batch/read", NULL), 0);
+    assert_int_equal(h_count("vendor=qbo", NULL), 0);
+}
+
+static void test_budget_lines_at_cap(void **state)
+{
+    (void)state;
+    budget_run("evt-budget-l3", NULL);
+}
+
 /* The requestid of the n-th invoice POST to US1 (from the sandbox's request log). */
 static char *invoice_requestid(size_t n)
 {
@@ -1275,6 +1401,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qbo_total_mismatch_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addresses_and_line_tax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lines_in_quote_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_writes_over, setup_writes_3, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_writes_at_cap, setup_writes_4, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_lines_over, setup_lines_2, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_lines_at_cap, setup_lines_3, teardown),
         cmocka_unit_test_setup_teardown(test_replay_uses_a_fresh_requestid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_document_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_610_forgets_the_term, setup, teardown),

@@ -940,6 +940,22 @@ static void test_read_and_oversized(void **state)
     assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "3", &it, &err), -1);
     assert_int_equal(err.cls, API_PERMANENT);
     assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+
+    /* So is one within the size but over the values cap (64 KiB / 16 = 4096 values):
+     * 5,000 zeros in 10 KB, refused the same way, not retried as a malformed answer. */
+    assert_int_equal(h_admin(HTTP_DELETE, "/_sandbox/faults", NULL, NULL), 204);
+    fault = malloc(20000);
+    n = snprintf(fault, 20000, "{\"path\":\"/v3/company/*/item/*\",\"status\":200,\"body\":"
+                               "\"{\\\"Item\\\":{\\\"Id\\\":\\\"3\\\",\\\"z\\\":[0");
+    for (int i = 1; i < 5000; i++)
+        n += snprintf(fault + n, 20000 - (size_t)n, ",0");
+    snprintf(fault + n, 20000 - (size_t)n, "]}}\"}");
+    add_fault(fault);
+    free(fault);
+    assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "3", &it, &err), -1);
+    assert_int_equal(err.cls, API_PERMANENT);
+    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    assert_non_null(strstr(err.message, "more than 4096 JSON values"));
 }
 
 static void test_classifier(void **state)
