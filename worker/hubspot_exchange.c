@@ -567,8 +567,16 @@ int hubspot_parse_answer(const struct http_response *resp, const char *endpoint,
                          struct api_error *err)
 {
     char perr[160];
-    int ok = jtape_parse(t, resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr) == 0;
+    int rc = jtape_parse(t, resp->body, resp->body_len, HS_JSON_DEPTH, perr, sizeof perr);
+    int ok = rc == 0;
 
+    if (rc == JTAPE_ETOOMANY) { /* refused like an oversized answer: retrying cannot help */
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, (int)resp->status,
+                      "hubspot %s: answer refused: %s (http.max_response_bytes / %d)", endpoint,
+                      perr, JTAPE_BYTES_PER_VALUE);
+        jtape_release(t);
+        return -1;
+    }
     if (!ok || t->n[JTAPE_ROOT].type != JT_OBJECT) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, (int)resp->status,
                       "hubspot %s: unreadable answer: %s", endpoint,

@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/json.h"
+#include "common/jtape.h"
 #include "tests/unit/testutil_redis.h"
 #include "worker/hubspot.h"
 #include "worker/settings.h"
@@ -745,6 +746,26 @@ static void test_transient_and_permanent_faults(void **state)
              "{\"id\":\"1001\",\"properties\":{\"amount\":12.5},\"archived\":false}}");
     assert_int_equal(get_obj_err(OBJECT_DEAL, 1001, &e), -1);
     assert_int_equal(e.cls, API_TRANSIENT);
+    /* An answer over the JSON values cap (4,096 here) is refused like an oversized one:
+     * permanent, since asking again brings the same answer. */
+    {
+        char *rule = malloc(20000);
+        int n = snprintf(rule, 20000, "{\"path\":\"/crm/v3/objects/deals/1001\",\"times\":1,"
+                                      "\"status\":200,\"body\":{\"id\":\"1001\",\"z\":[0");
+
+        assert_non_null(rule);
+        for (int i = 1; i < 5000; i++)
+            n += snprintf(rule + n, 20000 - (size_t)n, ",0");
+        snprintf(rule + n, 20000 - (size_t)n, "]}}");
+        sb_fault(rule);
+        free(rule);
+        jtape_set_max_values(4096);
+        assert_int_equal(get_obj_err(OBJECT_DEAL, 1001, &e), -1);
+        jtape_set_max_values(0);
+        assert_int_equal(e.cls, API_PERMANENT);
+        assert_int_equal(e.code, HSQB_ERR_HUBSPOT_VALIDATION);
+        assert_non_null(strstr(e.message, "more than 4096 JSON values"));
+    }
 }
 
 static void test_callback_completion(void **state)
