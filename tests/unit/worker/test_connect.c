@@ -770,6 +770,7 @@ static void test_hubspot_install(void **state)
                 p += 4;
         }
         clean[k] = '\0';
+        reply_free(&r);
         fetch(HTTP_GET, local(clean), NULL, &r);
         assert_int_equal(r.status, 302);
         reply_free(&r);
