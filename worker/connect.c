@@ -33,6 +33,7 @@
 #include "worker/qbo.h"
 #include "worker/ratelimit.h"
 #include "worker/settings.h"
+#include "worker/tenancy.h"
 
 #define STATE_KEY_SLACK_MS 60000 /* a spent nonce outlives its state by this (clock skew) */
 
@@ -480,6 +481,25 @@ int connect_check_link(struct connect_call *k, int64_t *portal, char *link)
                      "This link was not issued by this server for HubSpot account %lld (%s). "
                      "Ask for a new one from the HubSpot app's settings.",
                      (long long)*portal, connect_verdict_str(v));
+    return -1;
+}
+
+int connect_realm_owned(struct connect_call *k, int64_t portal, const char *realm,
+                        const char *title)
+{
+    char e[256];
+    int64_t owner = 0;
+    int r = tenancy_portal_of(k->io.redis, realm, &owner, e, sizeof e);
+
+    if (r == 1 && owner == portal)
+        return 0;
+    if (r < 0)
+        connect_fail(k, 503, "Try again in a moment",
+                     "This server cannot reach its store right now. Nothing was changed; please "
+                     "try again in a moment.");
+    else
+        connect_fail(k, 404, title, "QuickBooks company %s is not connected to HubSpot account %lld.",
+                     realm, (long long)portal);
     return -1;
 }
 

@@ -96,6 +96,11 @@ enum connect_verdict connect_redeem_state(struct connect_call *k, const char *pu
  * lifetime). 0 with *portal and link (the token, CONNECT_TOKEN_MAX + 1 bytes) filled,
  * else -1 with the failure page answered. */
 int connect_check_link(struct connect_call *k, int64_t *portal, char *link);
+/* 0 when realm is bound to portal; else -1 with the page answered (503 when the store did
+ * not answer, else 404 titled title, in the worker's REALM_NOT_ALLOWED wording: whose it
+ * is instead is none of this portal's business). Needs connect_io(k). */
+int connect_realm_owned(struct connect_call *k, int64_t portal, const char *realm,
+                        const char *title);
 /* A fresh link for portal into link (CONNECT_TOKEN_MAX + 1 bytes): 0, or -1. */
 int connect_mint_link(const struct connect *c, int64_t portal, char *link);
 

@@ -479,11 +479,9 @@ int connect_qbo_drop(struct connect_call *k, const struct ioctx *io, int64_t por
 void connect_qbo_disconnect(struct connect_call *k)
 {
     char link[CONNECT_TOKEN_MAX + 1], csrf[CONNECT_CSRF_LEN + 2], realm[OAUTH_REALM_MAX + 2];
-    char e[256];
     const struct ioctx *io;
     struct connect_page p;
-    int64_t portal, owner = 0;
-    int r;
+    int64_t portal;
 
     if (connect_check_link(k, &portal, link) < 0)
         return;
@@ -502,18 +500,8 @@ void connect_qbo_disconnect(struct connect_call *k)
     }
     if (!(io = connect_io(k)))
         return;
-    if ((r = tenancy_portal_of(io->redis, realm, &owner, e, sizeof e)) != 1 || owner != portal) {
-        if (r < 0)
-            connect_fail(k, 503, "Try again in a moment",
-                         "This server cannot reach its store right now. Nothing was changed; "
-                         "please try again in a moment.");
-        else /* the worker's REALM_NOT_ALLOWED wording: not this portal's business whose */
-            connect_fail(k, 404, "Not disconnected",
-                         "QuickBooks company %s is not connected to HubSpot account %lld.", realm,
-                         (long long)portal);
-        return;
-    }
-    if (connect_qbo_drop(k, io, portal, realm) < 0)
+    if (connect_realm_owned(k, portal, realm, "Not disconnected") < 0 ||
+        connect_qbo_drop(k, io, portal, realm) < 0)
         return;
     connect_page_open(&p, "QuickBooks disconnected");
     connect_page_html(&p, "<p id=\"result\">");

@@ -245,10 +245,6 @@ void connect_settings_page(struct connect_call *k)
 static int form_realm(struct connect_call *k, const char *doing, int64_t *portal, char *realm,
                       size_t realmsz)
 {
-    char e[256];
-    int64_t owner = 0;
-    int r;
-
     if (!connect_session(k, portal)) {
         connect_fail(k, 403, "Sign in again",
                      "Your session ended (sessions last %lld minutes). Nothing was changed; "
@@ -269,18 +265,7 @@ static int form_realm(struct connect_call *k, const char *doing, int64_t *portal
     }
     if (!connect_io(k))
         return -1;
-    if ((r = tenancy_portal_of(k->io.redis, realm, &owner, e, sizeof e)) != 1 || owner != *portal) {
-        if (r < 0)
-            connect_fail(k, 503, "Try again in a moment",
-                         "This server cannot reach its store right now. Nothing was changed; "
-                         "please try again in a moment.");
-        else
-            connect_fail(k, 404, "Nothing was changed",
-                         "QuickBooks company %s is not connected to HubSpot account %lld.", realm,
-                         (long long)*portal);
-        return -1;
-    }
-    return 0;
+    return connect_realm_owned(k, *portal, realm, "Nothing was changed");
 }
 
 /* The redirect back to the page, naming what was done. */
