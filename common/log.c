@@ -170,6 +170,18 @@ static size_t secret_span(const char *p, const char *prefix, size_t *skip)
     return i;
 }
 
+int log_limit_take(struct log_limit *l, uint64_t *dropped)
+{
+    int64_t now_s = clock_mono_ms() / 1000, last = atomic_load(&l->last_s);
+
+    if (now_s == last || !atomic_compare_exchange_strong(&l->last_s, &last, now_s)) {
+        atomic_fetch_add(&l->dropped, 1);
+        return 0;
+    }
+    *dropped = atomic_exchange(&l->dropped, 0);
+    return 1;
+}
+
 char *log_redact(const char *text, char *out, size_t outsz)
 {
     size_t o = 0;

@@ -22,6 +22,7 @@
 #ifndef HSQB_LOG_H
 #define HSQB_LOG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,17 @@ struct log_field {
 void log_fields(enum log_level lvl, const char *msg, const struct log_field *fields, size_t n);
 /* printf-style message; the formatted text is escaped and redacted like any value. */
 void log_printf(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* At most one line a second for a flood (refused requests, a listener's messages): zero
+ * it, or LOG_LIMIT_INIT. log_limit_take() is 1 when a line may be written now, with
+ * *dropped = the lines refused since the last one (to say so in it); else 0, counting
+ * this one as dropped. Any thread. */
+struct log_limit {
+    _Atomic int64_t last_s;
+    _Atomic uint64_t dropped;
+};
+#define LOG_LIMIT_INIT {INT64_MIN, 0}
+int log_limit_take(struct log_limit *l, uint64_t *dropped);
 
 /* Redact secrets in text (same rules as the log lines) into out (always terminated,
  * truncated to outsz). Exposed for error strings that leave the process (results, DLQ

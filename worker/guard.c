@@ -40,8 +40,7 @@ struct guard {
     pthread_t reaper;
     struct rec *head;
     _Atomic uint64_t cut;
-    _Atomic int64_t logged_s;  /* second of the last message logged */
-    _Atomic uint64_t unlogged; /* messages dropped since */
+    struct log_limit log; /* libmicrohttpd's messages, one a second */
 };
 
 static void *reap(void *opaque)
@@ -90,7 +89,7 @@ struct guard *guard_new(const char *name, int64_t deadline_ms, char *errstr, siz
     }
     snprintf(g->name, sizeof g->name, "%s", name);
     g->deadline_ms = deadline_ms > 0 ? deadline_ms : 1;
-    atomic_init(&g->logged_s, INT64_MIN);
+    g->log = (struct log_limit)LOG_LIMIT_INIT;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     if ((rc = pthread_create(&g->reaper, NULL, reap, g)) != 0) {
@@ -198,19 +197,15 @@ void guard_request_done(struct MHD_Connection *c)
 
 void guard_log(struct guard *g, const char *msg)
 {
-    int64_t now_s = clock_mono_ms() / 1000, last;
+    uint64_t dropped;
 
     if (!g) {
         log_warn("httpd: %s", msg);
         return;
     }
-    last = atomic_load(&g->logged_s);
-    if (now_s == last || !atomic_compare_exchange_strong(&g->logged_s, &last, now_s)) {
-        atomic_fetch_add(&g->unlogged, 1);
-        return;
-    }
-    log_warn("%s httpd: %s (%llu more messages not logged)", g->name, msg,
-             (unsigned long long)atomic_exchange(&g->unlogged, 0));
+    if (log_limit_take(&g->log, &dropped))
+        log_warn("%s httpd: %s (%llu more messages not logged)", g->name, msg,
+                 (unsigned long long)dropped);
 }
 
 uint64_t guard_cut_count(struct guard *g)

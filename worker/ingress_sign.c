@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
 
@@ -17,7 +16,7 @@ int ingress_signer_load(struct ingress_signer *s, const struct config *cfg, char
     size_t n, hl;
 
     memset(s, 0, sizeof *s);
-    atomic_init(&s->last_log_s, INT64_MIN);
+    s->log = (struct log_limit)LOG_LIMIT_INIT;
     if (!pu || *pu == '\0') {
         snprintf(errstr, errsz,
                  "ingress.public_url: required (the https URL HubSpot calls, e.g. "
@@ -119,12 +118,9 @@ int ingress_signer_verify(const struct ingress_signer *s, const struct ingress_s
 
 void ingress_signer_log_refusal(struct ingress_signer *s, const char *client, const char *what)
 {
-    int64_t now_s = clock_mono_ms() / 1000, last = atomic_load(&s->last_log_s);
+    uint64_t dropped;
 
-    if (now_s == last || !atomic_compare_exchange_strong(&s->last_log_s, &last, now_s)) {
-        atomic_fetch_add(&s->unlogged, 1);
-        return;
-    }
-    log_warn("ingress: request from %s refused: %s (%lld more refusals not logged)", client, what,
-             (long long)atomic_exchange(&s->unlogged, 0));
+    if (log_limit_take(&s->log, &dropped))
+        log_warn("ingress: request from %s refused: %s (%llu more refusals not logged)", client,
+                 what, (unsigned long long)dropped);
 }

@@ -17,11 +17,11 @@
 #ifndef HSQB_INGRESS_SIGN_H
 #define HSQB_INGRESS_SIGN_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/log.h"
 
 #define INGRESS_MAX_SECRETS 8
 #define INGRESS_URI_MAX     4096 /* request target bytes kept for the signature */
@@ -33,9 +33,8 @@ struct ingress_signer {
     char public_host[INGRESS_PUBLIC_MAX + 1]; /* its host[:port] */
     char *secrets[INGRESS_MAX_SECRETS];       /* ingress.client_secrets */
     size_t nsecrets;
-    int require_v3; /* ingress.require_signature_v3 */
-    _Atomic int64_t last_log_s;
-    _Atomic int64_t unlogged;
+    int require_v3;        /* ingress.require_signature_v3 */
+    struct log_limit log; /* refusals, one line a second */
 };
 
 /* The request's signature headers, as sent (NULL when absent). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 static char captured[1 << 16];
@@ -226,6 +227,24 @@ static void test_oversized_message_truncated_but_valid(void **state)
     json_object_put(o);
 }
 
+/* A flood logs one line a second, which says how many it stood for. */
+static void test_log_limit(void **state)
+{
+    struct log_limit l = LOG_LIMIT_INIT;
+    uint64_t dropped = 99;
+    (void)state;
+
+    while (clock_mono_ms() % 1000 > 500) /* the first five calls stay in one second */
+        usleep(10 * 1000);
+    assert_int_equal(log_limit_take(&l, &dropped), 1);
+    assert_int_equal(dropped, 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(log_limit_take(&l, &dropped), 0);
+    usleep(1100 * 1000);
+    assert_int_equal(log_limit_take(&l, &dropped), 1);
+    assert_int_equal(dropped, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redact_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_message_truncated_but_valid, setup,
                                         teardown),
+        cmocka_unit_test(test_log_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
