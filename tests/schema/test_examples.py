@@ -6,7 +6,7 @@ schemas/examples/invalid/ rejected, by BOTH
     rules JSON Schema cannot express (schemas/README.md, "Rules outside the schema"):
     strict UTF-8, no duplicated keys (compared after unescaping), no NaN/Infinity, no
     unpaired surrogate escapes, no U+0000 in keys, size <= 1 MiB, depth <= 64,
-    data.callbackId == id;
+    data.callbackId == id, a `time` instant within years 0001..9999 UTC;
   * the worker: `$BUILD/hsqb-worker validate --json FILE` (BUILD defaults to build).
 
 No FormatChecker: the schemas use no `format` keyword on purpose (Debian's jsonschema
@@ -123,7 +123,31 @@ def reference_verdict(raw, schema=ACTION_SCHEMA, cross_field=True):
         return False, "%s: %s" % ("/".join(map(str, e.absolute_path)) or "(top)", e.message[:200])
     if cross_field and value["data"]["callbackId"] != value["id"]:
         return False, "data.callbackId differs from id"
+    if isinstance(value.get("time"), str) and not time_in_range(value["time"]):
+        return False, "time: the instant lies outside years 0001..9999 UTC"
     return True, ""
+
+
+def time_in_range(t):
+    """Rule 5 outside the schema, for a `time` the pattern accepted: the instant, offset
+    applied and a leap second read as the second after :59, lies within
+    0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z. The calendar is not checked (Feb 30
+    rolls over into March), so the day is added to the month's first day."""
+    import datetime
+    y, mo, d = int(t[0:4]), int(t[5:7]), int(t[8:10])
+    if y < 1:
+        return False
+    secs = ((d - 1) * 24 + int(t[11:13])) * 3600 + int(t[14:16]) * 60 + int(t[17:19])
+    tail = t[19:].lstrip(".0123456789")
+    if tail[0] in "+-":
+        off = int(tail[1:3]) * 3600 + int(tail[4:6]) * 60
+        secs -= off if tail[0] == "+" else -off
+    first = datetime.datetime(y, mo, 1, tzinfo=datetime.timezone.utc)
+    try:
+        instant = first + datetime.timedelta(seconds=secs)
+    except OverflowError:
+        return False
+    return instant.year <= 9999
 
 
 def decoder_verdict(path):
