@@ -155,8 +155,41 @@ static void idvec_sort_unique(struct idvec *iv)
 
 /* ---- associations ------------------------------------------------------------------ */
 
-/* Append the ids of one embedded association list; *more set when it has paging.next. */
-static int embedded_ids(const struct jtape *t, size_t wrap, struct idvec *iv, int *more,
+/* One association type read with an object: the embedded keys that carry it, the v4
+ * name of the target type, the most targets accepted, and whether more is the event's
+ * line budget (BUDGET_EXCEEDED, as budget.max_line_items documents) rather than an
+ * object HubSpot should not have (HUBSPOT_VALIDATION). */
+struct assoc_want {
+    const char *const *keys;
+    const char *to_type;
+    size_t max;
+    int is_line_budget;
+};
+
+/* The error for an object with more than w->max targets (`count`: how many were seen,
+ * 0 when the reading stopped at the cap). */
+static void assoc_too_many(const struct hubspot_object *o, const struct assoc_want *w,
+                           size_t count, struct api_error *err)
+{
+    char seen[48] = "more than";
+
+    if (count)
+        snprintf(seen, sizeof seen, "%zu, more than", count);
+    if (w->is_line_budget)
+        api_error_set(err, API_PERMANENT, HSQB_ERR_BUDGET_EXCEEDED, 200,
+                      "%s %" PRId64 " has %s %zu line items, the most one document may have "
+                      "(budget.max_line_items cannot exceed it); nothing was created",
+                      object_type_name(o->type), o->id, seen, w->max);
+    else
+        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 200,
+                      "hubspot: %s %" PRId64 " has %s %zu associated %s",
+                      object_type_name(o->type), o->id, seen, w->max, w->to_type);
+}
+
+/* Append the ids of one embedded association list; *more set when it has paging.next.
+ * Entries are counted before de-duplication, up to HS_RAW_ASSOC_MAX. */
+static int embedded_ids(const struct jtape *t, size_t wrap, const struct hubspot_object *o,
+                        const struct assoc_want *w, struct idvec *iv, int *more,
                         const char *endpoint, struct api_error *err)
 {
     size_t results, paging, next, i, k;
@@ -171,10 +204,9 @@ static int embedded_ids(const struct jtape *t, size_t wrap, struct idvec *iv, in
             hubspot_bad_answer(err, endpoint, "association id is not a positive integer");
             return -1;
         }
+        /* a pair is listed once per association label: eight times the cap is past it */
         if (iv->n >= HS_RAW_ASSOC_MAX) {
-            api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 200,
-                          "hubspot %s: more than %d association entries", endpoint,
-                          HS_RAW_ASSOC_MAX);
+            assoc_too_many(o, w, 0, err);
             return -1;
         }
         if (idvec_push(iv, id) < 0) {
@@ -187,14 +219,6 @@ static int embedded_ids(const struct jtape *t, size_t wrap, struct idvec *iv, in
         *more = 1;
     return 0;
 }
-
-/* One association type read with an object: the embedded keys that carry it, the v4
- * name of the target type, and the most targets accepted. */
-struct assoc_want {
-    const char *const *keys;
-    const char *to_type;
-    size_t max;
-};
 
 /* Every association of o to w->to_type through the v4 API, replacing iv. */
 static int v4_associations(const struct hubspot_call *c, const struct hubspot_object *o,
@@ -241,9 +265,7 @@ static int v4_associations(const struct hubspot_call *c, const struct hubspot_ob
                 goto out;
             }
             if (iv->n >= max) {
-                api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 200,
-                              "hubspot: %s %" PRId64 " has more than %zu associated %s",
-                              object_type_name(type), id, max, to_type);
+                assoc_too_many(o, w, 0, err);
                 goto out;
             }
             if (idvec_push(iv, to) < 0) {
@@ -275,7 +297,6 @@ static int read_assoc(const struct hubspot_call *c, const struct hubspot_object 
 {
     struct idvec iv = {0};
     const char *const *keys = w->keys;
-    const char *to_type = w->to_type;
     size_t max = w->max;
     size_t wrap;
     int more = 0;
@@ -283,16 +304,14 @@ static int read_assoc(const struct hubspot_call *c, const struct hubspot_object 
     for (; assoc && *keys; keys++) {
         if (jtape_get_obj(t, assoc, *keys, &wrap) != JGET_OK)
             continue;
-        if (embedded_ids(t, wrap, &iv, &more, "get_object", err) < 0)
+        if (embedded_ids(t, wrap, o, w, &iv, &more, "get_object", err) < 0)
             goto fail;
     }
     if (more && v4_associations(c, o, w, &iv, err) < 0)
         goto fail;
     idvec_sort_unique(&iv);
     if (iv.n > max) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 200,
-                      "hubspot: %s %" PRId64 " has %zu associated %s, more than %zu",
-                      object_type_name(o->type), o->id, iv.n, to_type, max);
+        assoc_too_many(o, w, iv.n, err);
         goto fail;
     }
     if (!iv.n) {
@@ -354,7 +373,7 @@ static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, 
     static const char *const contact_keys[] = {"contacts", NULL};
     static const char *const li_keys[] = {"line_items", "line items", NULL};
     static const struct assoc_want contacts = {contact_keys, "contacts", HUBSPOT_MAX_CONTACTS};
-    static const struct assoc_want lines = {li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS};
+    static const struct assoc_want lines = {li_keys, "line_items", HUBSPOT_MAX_LINE_ITEMS, 1};
     static const char *const company_keys[] = {"companies", NULL};
     static const struct assoc_want companies = {company_keys, "companies",
                                                 HUBSPOT_MAX_COMPANIES};

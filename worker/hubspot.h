@@ -211,8 +211,9 @@ const char *const *hubspot_object_properties(enum hsqb_object_type type);
  * Association keys "line_items" and "line items" are both read; ids are de-duplicated
  * (a target repeats once per association type) and sorted. When an embedded list says
  * it has more (paging.next), that type is re-read completely through the v4
- * associations API. More than HUBSPOT_MAX_LINE_ITEMS line items or
- * HUBSPOT_MAX_CONTACTS contacts fails with API_PERMANENT / HUBSPOT_VALIDATION.
+ * associations API. More than HUBSPOT_MAX_LINE_ITEMS line items fails with API_PERMANENT /
+ * BUDGET_EXCEEDED (the ceiling of budget.max_line_items); more than HUBSPOT_MAX_CONTACTS
+ * contacts (or companies, or a quote's terms) with API_PERMANENT / HUBSPOT_VALIDATION.
  * An archived object reads as 404 (archived=false). On 0, *out is set (caller frees
  * with hubspot_object_free). */
 int hubspot_get_object(const struct ioctx *io, struct hubspot_api *api,

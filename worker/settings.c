@@ -22,6 +22,7 @@
 #include "common/seal.h"
 #include "worker/connect_state.h"
 #include "worker/httpd.h"
+#include "worker/hubspot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -218,7 +219,8 @@ static const struct config_def settings[] = {
     {"http.max_response_bytes", CONFIG_SIZE, "8MiB", 64 * KIB, 256 * MIB,
      "Largest HTTP response body read; a larger one fails the request. It also caps the "
      "JSON values one answer may hold at a sixteenth of it (512Ki for 8MiB: 12MiB of "
-     "parser memory per thread); an answer with more is refused like a larger one.",
+     "parser memory per thread); an answer with more is refused like a larger one: the "
+     "event fails QBO_VALIDATION or HUBSPOT_VALIDATION, not retried.",
      0, NULL},
     {"http.user_agent", CONFIG_STRING, "hsqb-worker", 1, 256,
      "User-Agent header sent to HubSpot and Intuit.", 0, NULL},
@@ -295,11 +297,11 @@ static const struct config_def settings[] = {
      "true makes it active again and books.",
      0, NULL},
     /* ---- Budgets: what one event may spend ---- */
-    {"budget.max_line_items", CONFIG_INT, "1000", 1, 100000,
+    {"budget.max_line_items", CONFIG_INT, "1000", 1, HUBSPOT_MAX_LINE_ITEMS,
      "Most lines one document may have (line items, plus a quote's fees); more fails the "
      "event BUDGET_EXCEEDED before the line items are read from HubSpot and before anything "
-     "is written. Real documents have tens of lines; QuickBooks' own screens stop well "
-     "below this.", 0, NULL},
+     "is written. At most 1000, the most line items the worker reads for one object. Real "
+     "documents have tens of lines; QuickBooks' own screens stop well below this.", 0, NULL},
     {"budget.max_qbo_writes", CONFIG_INT, "200", 1, 100000,
      "Most QuickBooks writes one event may make, counted from what was read before the "
      "first write: a customer that may need creating, each distinct product to create or "

@@ -1004,6 +1004,55 @@ static void test_budget_lines_at_cap(void **state)
     budget_run("evt-budget-l3", NULL);
 }
 
+/* A deal with one line item more than the worker ever reads (HUBSPOT_MAX_LINE_ITEMS), at
+ * the default budget: BUDGET_EXCEEDED naming the setting (it was HUBSPOT_VALIDATION, and
+ * "more than 8000 association entries" for very long lists, contradicting the setting's
+ * documentation), before any line item is read and any QBO call. Found by the hostile
+ * campaign (tests/integration/test_hostile.py: 10,000 line items). */
+static void test_budget_lines_past_the_reading_cap(void **state)
+{
+    size_t cap = 64 * (HUBSPOT_MAX_LINE_ITEMS + 1) + 512, len = 0;
+    char *seed = malloc(cap), *ev;
+    struct json_object *r;
+    struct tp_kmsg *d;
+    size_t n;
+    (void)state;
+
+    assert_non_null(seed);
+    len += (size_t)snprintf(seed + len, cap - len,
+                            "{\"hubspot\":{\"portals\":[{\"portalId\":" PORTAL
+                            ",\"objects\":{\"line_items\":[");
+    for (int i = 0; i <= HUBSPOT_MAX_LINE_ITEMS; i++)
+        len += (size_t)snprintf(seed + len, cap - len,
+                                "%s{\"id\":\"%d\",\"properties\":{\"name\":\"Hours\"}}",
+                                i ? "," : "", 990000 + i);
+    len += (size_t)snprintf(seed + len, cap - len,
+                            "],\"deals\":[{\"id\":\"2098\",\"properties\":{},"
+                            "\"associations\":{\"contacts\":[\"301\"],\"line_items\":[");
+    for (int i = 0; i <= HUBSPOT_MAX_LINE_ITEMS; i++)
+        len += (size_t)snprintf(seed + len, cap - len, "%s\"%d\"", i ? "," : "", 990000 + i);
+    len += (size_t)snprintf(seed + len, cap - len, "]}}]}}]}}");
+    assert_true(len < cap);
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/seed", seed, NULL), 200);
+    free(seed);
+
+    ev = event_json("evt-budget-hard", "create_invoice", "DEAL", 2098, H_REALM_US1, NULL);
+    assert_int_equal(handle(ev), PIPELINE_DONE);
+    r = last_result(1);
+    d = read_topic(DLQ, &n);
+    assert_string_equal(tp_str_at(r, "data.error.code"), "BUDGET_EXCEEDED");
+    if (!strstr(tp_str_at(r, "data.error.message"), "DEAL 2098 has") ||
+        !strstr(tp_str_at(r, "data.error.message"), "more than 1000 line items") ||
+        !strstr(tp_str_at(r, "data.error.message"), "budget.max_line_items"))
+        fail_msg("message \"%s\"", tp_str_at(r, "data.error.message"));
+    assert_int_equal(n, 1);
+    assert_int_equal(h_count("vendor=hubspot&path=/crm/v3/objects/line_items/batch/read", NULL), 0);
+    assert_int_equal(h_count("vendor=qbo", NULL), 0);
+    tp_free_msgs(d, n);
+    json_object_put(r);
+    free(ev);
+}
+
 /* The requestid of the n-th invoice POST to US1 (from the sandbox's request log). */
 static char *invoice_requestid(size_t n)
 {
@@ -1405,6 +1454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_budget_writes_at_cap, setup_writes_4, teardown),
         cmocka_unit_test_setup_teardown(test_budget_lines_over, setup_lines_2, teardown),
         cmocka_unit_test_setup_teardown(test_budget_lines_at_cap, setup_lines_3, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_lines_past_the_reading_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_uses_a_fresh_requestid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_document_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_610_forgets_the_term, setup, teardown),
