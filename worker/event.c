@@ -814,7 +814,7 @@ enum event_status event_decode(const char *buf, size_t len, struct action_event 
     }
     if (!buf)
         buf = "";
-    if (jtape_parse(&t, buf, len, EVENT_MAX_DEPTH, perr, sizeof perr) < 0) {
+    if (jtape_parse_max(&t, buf, len, EVENT_MAX_DEPTH, EVENT_MAX_VALUES, perr, sizeof perr) < 0) {
         set_error(&d, "(message)", "not valid JSON: %s", perr);
         goto out;
     }
@@ -853,7 +853,7 @@ int event_peek_id(const char *buf, size_t len, char *id, size_t idsz)
     if (!buf || len > EVENT_MAX_BYTES || !id)
         return -1;
     /* a failed parse leaves t empty; a null document has no members */
-    if (jtape_parse(&t, buf, len, EVENT_MAX_DEPTH, NULL, 0) == 0 &&
+    if (jtape_parse_max(&t, buf, len, EVENT_MAX_DEPTH, EVENT_MAX_VALUES, NULL, 0) == 0 &&
         jtape_get_strn(&t, JTAPE_ROOT, "id", &s, &n) == JGET_OK && n >= 1 && n <= EVENT_ID_MAX &&
         first_outside(s, n, 0x21, 0x7E) == n && n < idsz) {
         memcpy(id, s, n);

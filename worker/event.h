@@ -24,6 +24,10 @@
 
 #define EVENT_MAX_BYTES  1048576 /* whole message value: 1 MiB */
 #define EVENT_MAX_DEPTH  64      /* JSON nesting; the event object is depth 1 */
+/* JSON values an event may hold: every value of valid JSON takes two bytes at least with
+ * its separator, so no event of EVENT_MAX_BYTES is refused for its count. The decoder's
+ * own cap, independent of http.max_response_bytes (which caps the vendors' answers). */
+#define EVENT_MAX_VALUES (EVENT_MAX_BYTES / 2 + 2)
 #define EVENT_ID_MAX     200     /* characters of id / data.callbackId */
 #define EVENT_SOURCE_MAX 1024    /* characters of the CloudEvents source */
 #define EVENT_TIME_MAX   40      /* bytes of an RFC 3339 time (9 fraction digits) */

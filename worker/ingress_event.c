@@ -44,7 +44,8 @@ int ingress_event_build(const struct ingress_request *rq, struct jbuf *jb,
     enum event_status st;
     int rc = -1, n;
 
-    if (jtape_parse(&t, rq->body, rq->len, EVENT_MAX_DEPTH - 1, e, sizeof e) < 0) {
+    if (jtape_parse_max(&t, rq->body, rq->len, EVENT_MAX_DEPTH - 1, EVENT_MAX_VALUES, e,
+                        sizeof e) < 0) {
         snprintf(msg, msgsz, "the body is not JSON: %s", e);
         goto out;
     }

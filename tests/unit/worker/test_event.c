@@ -17,6 +17,7 @@
 
 #include <json-c/json.h>
 
+#include "common/jtape.h"
 #include "worker/event.h"
 
 static const char base_event[] =
@@ -510,6 +511,34 @@ static void test_huge_and_malformed_ids(void **state)
     assert_string_equal(err, "data.origin.portalId: out of range (must be 1..9223372036854775807)");
 }
 
+/* The decoder's values cap is its own: a worker with a small http.max_response_bytes (the
+ * process-wide jtape cap for vendors' answers) still takes a valid event of many values,
+ * up to the most EVENT_MAX_BYTES can hold. Found by the hostile campaign
+ * (tests/integration/test_hostile.py, 2MiB answers: a 200,000-element array refused). */
+static void test_values_cap_is_the_decoders_own(void **state)
+{
+    size_t n = EVENT_MAX_BYTES - 4096, len = strlen(base_event) - 1, at;
+    char *text = malloc(EVENT_MAX_BYTES), err[EVENT_ERRSTR_SIZE], id[EVENT_ID_MAX + 1];
+    struct action_event ev;
+    (void)state;
+
+    assert_non_null(text);
+    memcpy(text, base_event, len); /* without its closing brace */
+    at = len + (size_t)sprintf(text + len, ",\"pad\":[0");
+    while (at + 3 < n) {
+        memcpy(text + at, ",0", 2);
+        at += 2;
+    }
+    memcpy(text + at, "]}", 2);
+    at += 2;
+    jtape_set_max_values(4096); /* what http.max_response_bytes=64KiB sets */
+    assert_int_equal(event_decode(text, at, &ev, err, sizeof err), EVENT_OK);
+    event_release(&ev);
+    assert_int_equal(event_peek_id(text, at, id, sizeof id), 0);
+    jtape_set_max_values(0);
+    free(text);
+}
+
 /* The base event with the literal of data.context.workflowId replaced verbatim: build()
  * would pass numbers through json-c, which rounds fractions and saturates big integers. */
 static enum event_status decode_workflow_id(const char *lit, struct action_event *ev, char *err,
@@ -865,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_depth_cap),
         cmocka_unit_test(test_peek_id),
         cmocka_unit_test(test_top_level_values),
+        cmocka_unit_test(test_values_cap_is_the_decoders_own),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
