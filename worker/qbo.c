@@ -278,8 +278,8 @@ struct call {
 
 static void transport_error(enum http_error he, const char *e, struct api_error *err)
 {
-    if (he == HTTP_ETOOBIG)
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
+    if (he == HTTP_ETOOBIG) /* an answer QBO should not give: refused like HubSpot's */
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 0,
                       "QBO response larger than http.max_response_bytes: %s", e);
     else
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 0, "QBO %s: %s",
@@ -413,14 +413,14 @@ static int exchange(const struct ioctx *io, struct qbo_api *q, const char *realm
     }
 
     if (resp.body_len > q->max_response) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, (int)resp.status,
+        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, (int)resp.status,
                       "QBO response larger than http.max_response_bytes");
         goto out;
     }
     if (resp.status >= 200 && resp.status < 300) {
         int prc = parse_answer(c, &resp, out_doc, e, sizeof e);
         if (prc == JTAPE_ETOOMANY) { /* refused like an oversized answer */
-            api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, (int)resp.status,
+            api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, (int)resp.status,
                           "QBO answer refused: %s (http.max_response_bytes / %d)", e,
                           JTAPE_BYTES_PER_VALUE);
             goto tid;

@@ -939,7 +939,7 @@ static void test_read_and_oversized(void **state)
     free(fault);
     assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "3", &it, &err), -1);
     assert_int_equal(err.cls, API_PERMANENT);
-    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
 
     /* So is one within the size but over the values cap (64 KiB / 16 = 4096 values):
      * 5,000 zeros in 10 KB, refused the same way, not retried as a malformed answer. */
@@ -954,7 +954,7 @@ static void test_read_and_oversized(void **state)
     free(fault);
     assert_int_equal(qbo_read(H_IO(E.http, H.redis), E.q, H_REALM_US1, "item", "3", &it, &err), -1);
     assert_int_equal(err.cls, API_PERMANENT);
-    assert_int_equal(err.code, HSQB_ERR_INTERNAL);
+    assert_int_equal(err.code, HSQB_ERR_QBO_VALIDATION);
     assert_non_null(strstr(err.message, "more than 4096 JSON values"));
 }
 
