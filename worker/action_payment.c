@@ -486,7 +486,7 @@ static int read_payment(struct prun *r, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    struct hubspot_ctx hc = {ev->portal_id, NULL};
+    struct hubspot_ctx hc = {ev->portal_id};
     char e[256];
 
     if (hubspot_get_object(&ctx->io, ctx->hubspot, &hc, OBJECT_COMMERCE_PAYMENT, ev->object_id,
@@ -537,7 +537,7 @@ static int read_lines(struct prun *r, struct action_outcome *out, struct api_err
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
-    struct hubspot_ctx hc = {ev->portal_id, NULL};
+    struct hubspot_ctx hc = {ev->portal_id};
     char e[256], a[MONEY_FMT_SIZE], b[MONEY_FMT_SIZE];
     int64_t contact_id;
     size_t i;

@@ -528,17 +528,12 @@ static int read_hubspot_with(struct run *r, const struct hubspot_ctx *hc,
 }
 
 /* The object, its line items and its contact (and company, and a quote's discounts,
- * fees and taxes): admitted by the portal's rate limiter in one round trip
- * (hubspot_ctx.prefetch) for the usual three. */
+ * fees and taxes). */
 static int read_hubspot(struct run *r, struct action_outcome *out, struct api_error *err)
 {
-    const struct action_ctx *ctx = r->ctx;
-    struct ratelimit_prefetch pf = {.expect = 3};
-    struct hubspot_ctx hc = {ctx->ev->portal_id, &pf};
-    int rc = read_hubspot_with(r, &hc, out, err);
+    struct hubspot_ctx hc = {r->ctx->ev->portal_id};
 
-    hubspot_ctx_done(&ctx->io, ctx->hubspot, &hc);
-    return rc;
+    return read_hubspot_with(r, &hc, out, err);
 }
 
 /* Company (US, currency, sales tax), term, deposit account, items (lookup only): still

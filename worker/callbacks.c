@@ -405,7 +405,7 @@ static void send_batch(struct callbacks *cb, struct cb_portal *p)
 {
     struct hubspot_completion done[HUBSPOT_CALLBACK_BATCH_MAX];
     struct hubspot_output_field f[HUBSPOT_CALLBACK_BATCH_MAX][CALLBACK_FIELDS_MAX];
-    struct hubspot_ctx hc = {p->id, NULL};
+    struct hubspot_ctx hc = {p->id};
     struct ioctx io = io_of(cb);
     struct api_error err;
     size_t k = 0;
@@ -443,7 +443,7 @@ static void send_one(struct callbacks *cb, struct cb_portal *p)
     const struct callback_completion *c = &p->q[0]->c;
     struct hubspot_completion done = {c->callback_id, c->success, f,
                                       callback_completion_fields(c, f)};
-    struct hubspot_ctx hc = {p->id, NULL};
+    struct hubspot_ctx hc = {p->id};
     struct ioctx io = io_of(cb);
     struct api_error err;
 

@@ -1,9 +1,11 @@
 /* claim.c - the event-key protocol (see claim.h for the key layout and the state
  * diagram).
  *
- * Every transition that depends on the key's current value is one Lua script, so it is
- * atomic and costs one round trip: claiming checks "free, ours, done or busy" at once
- * instead of SET NX followed by a racy GET. The generic lease transitions (renew and
+ * Every transition that depends on the key's current value is atomic and costs one round
+ * trip: claiming is SET NX GET (Redis >= 7.0), which writes the token when the key is
+ * free and answers what was there otherwise ("ours, done or busy" at once, no racy GET
+ * after a SET NX, one command where a script cost three); the done marker is one script
+ * whose SET GET reads the value it replaces. The generic lease transitions (renew and
  * release: compare the token, then act) are common/redis.c's; what only an event key has
  * (the done marker, its status, the replay retake, the sent-step markers) is here.
  */
@@ -31,22 +33,6 @@
     "end\n"                                                                                        \
     "if failed == nil then failed = string.find(v, '" FAILED_TYPE "', 1, true) ~= nil end\n"
 
-/* KEYS event key, status key; ARGV token, lease ms.
- * {0} ours, {1, result JSON, status or false} done, {2} busy. */
-static const char TAKE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
-                               "if not v then\n"
-                               "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                               "  return {0}\n"
-                               "end\n"
-                               "if v == ARGV[1] then\n"
-                               "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                               "  return {0}\n"
-                               "end\n"
-                               "if string.sub(v, 1, 5) == '" MARKER "' then\n"
-                               "  return {1, string.sub(v, 6), redis.call('GET', KEYS[2])}\n"
-                               "end\n"
-                               "return {2}\n";
-
 /* KEYS event key, status key; ARGV token, lease ms. Replaces a recorded failure (or
  * nothing) by our token and drops the status: 1, else 0. */
 static const char RETAKE_SRC[] =
@@ -61,15 +47,20 @@ static const char RETAKE_SRC[] =
     "return 1\n";
 
 /* KEYS event key, status key; ARGV token, marker + result, ttl ms, status.
- * 0 written over our claim, 1 written without it, 2 already done (nothing written). */
-static const char DONE_SRC[] = "local v = redis.call('GET', KEYS[1])\n"
-                               "if v and string.sub(v, 1, 5) == '" MARKER "' then return 2 end\n"
-                               "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+ * 0 written over our claim, 1 written without it, 2 already done (the marker found is put
+ * back: nobody sees the swap, the script is atomic; its TTL restarts at ttl ms, the dedup
+ * window, so it only lengthens). SET ... GET writes and reads in one command: a done
+ * costs three (the script, the marker, the status) instead of a GET first. */
+static const char DONE_SRC[] = "local v = redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'GET')\n"
+                               "if v and string.sub(v, 1, 5) == '" MARKER "' then\n"
+                               "  redis.call('SET', KEYS[1], v, 'PX', ARGV[3])\n"
+                               "  return 2\n"
+                               "end\n"
                                "redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])\n"
                                "if v == ARGV[1] then return 0 end\n"
                                "return 1\n";
 
-static struct redis_script s_take, s_retake, s_done;
+static struct redis_script s_retake, s_done;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_init_rc = -1;
 
@@ -77,8 +68,7 @@ static void scripts_init_once(void)
 {
     char e[128];
 
-    s_init_rc = redis_script_init(&s_take, TAKE_SRC, e, sizeof e) < 0 ||
-                        redis_script_init(&s_retake, RETAKE_SRC, e, sizeof e) < 0 ||
+    s_init_rc = redis_script_init(&s_retake, RETAKE_SRC, e, sizeof e) < 0 ||
                         redis_script_init(&s_done, DONE_SRC, e, sizeof e) < 0
                     ? -1
                     : 0;
@@ -223,37 +213,71 @@ static redisReply *eval_claim(struct redis_conn *c, const struct redis_script *s
     return redis_eval(c, s, 2, keys, 2, args, NULL, errstr, errsz);
 }
 
+/* The stored outcome of done marker v (the event key's value, "done:" + result), with the
+ * status key read beside it: CLAIM_DONE with *stored filled (when wanted), or CLAIM_ERROR. */
+static enum claim_status take_stored(struct redis_conn *c, const struct redis_lease *l,
+                                     const redisReply *v, struct claim_stored *stored,
+                                     char *errstr, size_t errsz)
+{
+    char skey[REDIS_MAX_KEY + 1];
+    const char *argv[2] = {"GET", skey};
+    redisReply *sv;
+    int rc;
+
+    if (v->len - 5 > CLAIM_MAX_RESULT) {
+        snprintf(errstr, errsz, "claim: stored result over %d bytes", CLAIM_MAX_RESULT);
+        return CLAIM_ERROR;
+    }
+    if (!stored)
+        return CLAIM_DONE;
+    status_key(l, skey);
+    if (!(sv = redis_command_argv(c, 2, argv, NULL, errstr, errsz)))
+        return CLAIM_ERROR;
+    rc = claim_stored_parse(v->str + 5, v->len - 5, sv->type == REDIS_REPLY_STRING ? sv->str : NULL,
+                            sv->type == REDIS_REPLY_STRING ? sv->len : 0, stored);
+    freeReplyObject(sv);
+    if (rc < 0) {
+        snprintf(errstr, errsz, "claim: out of memory");
+        return CLAIM_ERROR;
+    }
+    return CLAIM_DONE;
+}
+
+/* One command in the usual case: SET NX GET (Redis >= 7.0) writes our token when the key
+ * is free and answers what was there otherwise. Only the rare answers cost more: our own
+ * token (a retried take after a lost reply: compare-and-renew) and a done marker (its
+ * status key is read). */
 enum claim_status claim_take(struct redis_conn *c, const struct redis_lease *l, int64_t lease_ms,
                              struct claim_stored *stored, char *errstr, size_t errsz)
 {
-    enum claim_status st = CLAIM_ERROR;
-    const redisReply *v, *sv;
-    redisReply *r = eval_claim(c, &s_take, l, lease_ms, errstr, errsz);
+    char ms[24];
+    const char *argv[7] = {"SET", l->key, l->token, "NX", "PX", ms, "GET"};
+    enum claim_status st = CLAIM_BUSY;
+    redisReply *r;
 
-    if (!r)
+    if (ms_arg(lease_ms, ms, sizeof ms, errstr, errsz) < 0)
         return CLAIM_ERROR;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[0]->integer < 0 ||
-        r->element[0]->integer > 2)
-        goto bad;
-    st = (enum claim_status)r->element[0]->integer;
-    if (st != CLAIM_DONE)
-        goto out;
-    v = r->elements == 3 ? r->element[1] : NULL;
-    sv = r->elements == 3 ? r->element[2] : NULL;
-    if (!v || v->type != REDIS_REPLY_STRING || v->len > CLAIM_MAX_RESULT)
-        goto bad;
-    if (stored &&
-        claim_stored_parse(v->str, v->len, sv->type == REDIS_REPLY_STRING ? sv->str : NULL,
-                           sv->type == REDIS_REPLY_STRING ? sv->len : 0, stored) < 0) {
-        snprintf(errstr, errsz, "claim: out of memory");
+    if (!(r = redis_command_argv(c, 7, argv, NULL, errstr, errsz)))
+        return CLAIM_ERROR;
+    if (r->type == REDIS_REPLY_NIL) {
+        st = CLAIM_OURS;
+    } else if (r->type != REDIS_REPLY_STRING) {
+        snprintf(errstr, errsz, "claim: unexpected reply to the claim");
         st = CLAIM_ERROR;
+    } else if (strcmp(r->str, l->token) == 0 && r->len == strlen(l->token)) {
+        switch (redis_lease_renew(c, l, lease_ms, errstr, errsz)) {
+        case REDIS_OWNER_OK:
+            st = CLAIM_OURS;
+            break;
+        case REDIS_OWNER_LOST: /* gone between the two commands: let it come back later */
+            st = CLAIM_BUSY;
+            break;
+        default:
+            st = CLAIM_ERROR;
+        }
+    } else if (r->len >= 5 && memcmp(r->str, MARKER, 5) == 0) {
+        st = take_stored(c, l, r, stored, errstr, errsz);
     }
-    goto out;
-bad:
-    snprintf(errstr, errsz, "claim: unexpected reply from the claim script");
-    st = CLAIM_ERROR;
-out:
     freeReplyObject(r);
     return st;
 }

@@ -11,10 +11,10 @@
  * and the QBO requestid of each create step (claim_request_id), since those three
  * together are what makes an event's side effects happen once.
  *
- * The event key's life, one Lua script per transition (atomic, one round trip):
+ * The event key's life, one atomic command or Lua script per transition (one round trip):
  *
- *   absent --claim_take--> token --redis_lease_renew (lease keeper)--> token
- *   token --claim_done--> done marker + status (TTL dedup.window, both)
+ *   absent --claim_take (SET NX GET: one command)--> token --redis_lease_renew (lease keeper)--> token
+ *   token --claim_done (script: SET GET + SET)--> done marker + status (TTL dedup.window)
  *   token --redis_lease_release / lease expires--> absent
  *   done marker of a failure --claim_retake_failed (a replay)--> token (status dropped)
  *
@@ -107,7 +107,9 @@ struct claim_record {
  * re-claimed by another worker). When this is called the QuickBooks side effect has
  * happened; recording it is what stops any later delivery from redoing the work, and a
  * worker that took the claim over finds its renew failing and its own claim answering
- * DONE. An existing done marker is never overwritten (the first recorded outcome wins). */
+ * DONE. An existing done marker is never overwritten (the first recorded outcome wins;
+ * its TTL restarts at ttl_ms, which only lengthens it when, as in the worker, every done
+ * uses the same dedup window). */
 enum claim_done_status claim_done(struct redis_conn *c, const struct redis_lease *l,
                                   const struct claim_record *rec, int64_t ttl_ms, char *errstr,
                                   size_t errsz);

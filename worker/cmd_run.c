@@ -134,6 +134,13 @@ int cmd_run(int argc, char **argv, const char *version)
     rl = ratelimit_new(cfg, err, sizeof err);
     if (!rl)
         goto fail;
+    {
+        /* the limiter's sweeper: admissions a few at a time, stamps in the background */
+        struct redis_opts ro;
+        settings_redis_opts(cfg, &ro);
+        if (ratelimit_start(rl, &ro, err, sizeof err) < 0)
+            goto fail;
+    }
     oauth = oauth_new(cfg, err, sizeof err);
     if (!oauth)
         goto fail;

@@ -127,10 +127,6 @@ struct hubspot_opts {
  * prefetch). Borrowed for the call. */
 struct hubspot_ctx {
     int64_t portal_id; /* > 0 */
-    /* May be NULL. Set ->expect to the number of requests about to be made and every
-     * admission reads from / refills it (ratelimit_req.pf): an event's reads then
-     * cost one limiter round trip; call hubspot_ctx_done() when finished. */
-    struct ratelimit_prefetch *prefetch;
 };
 
 /* From the settings hubspot.base_url, hubspot.token, hubspot.token_portals,
@@ -146,11 +142,6 @@ struct hubspot_api *hubspot_api_new_opts(const struct hubspot_opts *o, struct ra
                                          size_t errsz);
 /* NULL-safe. */
 void hubspot_api_free(struct hubspot_api *api);
-
-/* The end of a run of calls with hc->prefetch: unused admissions leave the portal's
- * rate log. api and hc may be NULL (nothing to do). */
-void hubspot_ctx_done(const struct ioctx *io, struct hubspot_api *api,
-                      const struct hubspot_ctx *hc);
 
 /* The Redis key of a portal's token: "<prefix>hstoken:{<portal>}". Returns 0, or -1
  * when it does not fit in dstsz. For `hsqb-worker credentials`. */

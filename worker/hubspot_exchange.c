@@ -5,7 +5,7 @@
  *
  * Every request: token (the in-process cache, else Redis, else the default when
  * hubspot.token_portals gives it to the portal, else PORTAL_NOT_CONNECTED) -> rate
- * limiter (ratelimit_acquire with the event's prefetch) -> one HTTP exchange -> hooks ->
+ * limiter (ratelimit_acquire) -> one HTTP exchange -> hooks ->
  * rate-limit header feedback (a response that spent the window's last request holds the
  * portal back for the average spacing) -> 2xx, or classify(). A 429 penalizes the whole
  * portal and drops what was admitted ahead; a 401 drops the portal's cached token,
@@ -393,15 +393,6 @@ static void penalize(const struct hubspot_call *c, int64_t ms)
     if (ms > 0 &&
         ratelimit_penalize(c->api->rl, c->io->redis, RL_HUBSPOT, tenant, ms, perr, sizeof perr) < 0)
         log_warn("hubspot: could not back off portal %s: %s", tenant, perr);
-    /* the portal's budget is spent: what was admitted ahead must not go out */
-    if (ms > 0)
-        ratelimit_prefetch_drop(c->api->rl, c->io->redis, c->hc->prefetch);
-}
-
-void hubspot_ctx_done(const struct ioctx *io, struct hubspot_api *api, const struct hubspot_ctx *hc)
-{
-    if (api && hc)
-        ratelimit_prefetch_drop(api->rl, io->redis, hc->prefetch);
 }
 
 /* Fill err from a non-2xx answer (the table in hubspot.h). */
@@ -487,7 +478,7 @@ static int send_once(const struct hubspot_call *c, const struct hubspot_req *rq,
     deadline =
         c->io->deadline_ms > 0 ? c->io->deadline_ms : clock_mono_ms() + HUBSPOT_DEFAULT_WAIT_MS;
     rs = ratelimit_acquire(api->rl, c->io->redis,
-                           &(struct ratelimit_req){RL_HUBSPOT, tenant, deadline, ctx->prefetch},
+                           &(struct ratelimit_req){RL_HUBSPOT, tenant, deadline},
                            &slot, rerr, sizeof rerr);
     if (slot.waited_ms > 0 && api->hooks.on_ratelimit_wait)
         api->hooks.on_ratelimit_wait(api->hooks.opaque, HS_API, slot.waited_ms);

@@ -367,7 +367,7 @@ static int exchange(const struct ioctx *io, struct qbo_api *q, const char *realm
         if (q->rl) {
             enum ratelimit_status st = ratelimit_acquire(
                 q->rl, redis,
-                &(struct ratelimit_req){RL_QBO, realm, clock_mono_ms() + q->timeout_ms, NULL},
+                &(struct ratelimit_req){RL_QBO, realm, clock_mono_ms() + q->timeout_ms},
                 &slot, e, sizeof e);
             if (slot.waited_ms > 0 && q->hooks.ratelimit_wait)
                 q->hooks.ratelimit_wait(q->hooks.opaque, "qbo", slot.waited_ms);

@@ -257,3 +257,20 @@ long long testutil_redis_pttl(struct redis_conn *c, const char *key)
         freeReplyObject(r);
     return v;
 }
+
+long long testutil_redis_calls(struct redis_conn *c)
+{
+    char err[256];
+    redisReply *r = redis_command(c, err, sizeof err, "INFO commandstats");
+    long long sum = 0;
+
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    for (const char *p = r->str; (p = strstr(p, "calls=")) != NULL; p += 6)
+        sum += strtoll(p + 6, NULL, 10);
+    freeReplyObject(r);
+    return sum;
+}

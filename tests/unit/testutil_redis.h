@@ -61,6 +61,12 @@ const char *testutil_redis_get(struct redis_conn *c, const char *key);
 /* PTTL key through c; -3 when the command failed. */
 long long testutil_redis_pttl(struct redis_conn *c, const char *key);
 
+/* Commands the server has run so far (INFO commandstats: the sum of every command's
+ * calls, those run inside scripts included, which is how the benchmark counts them), or
+ * -1. The INFO itself counts at the next call: the difference between two calls, minus
+ * one, is what ran between them. */
+long long testutil_redis_calls(struct redis_conn *c);
+
 /* A 127.0.0.1 TCP port free at the time of the call (nothing listens there), or -1. */
 int testutil_free_port(void);
 

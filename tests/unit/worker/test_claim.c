@@ -117,6 +117,53 @@ static void test_claim_busy_done_release(void **state)
     redis_conn_free(b);
 }
 
+/* Commands (inner ones included) between two testutil_redis_calls(): its own INFO off. */
+static long long calls_since(struct redis_conn *c, long long before)
+{
+    return testutil_redis_calls(c) - before - 1;
+}
+
+/* Issue 20: an event's claim is one Redis command and its done marker three (the script,
+ * the marker, the status), where they were three and four; a done over an existing
+ * marker still leaves the first outcome, with at least the dedup window to live. */
+static void test_claim_and_done_command_counts(void **state)
+{
+    struct redis_conn *a = conn(), *b = conn();
+    struct redis_lease la, lb;
+    const char *first = "{\"type\":\"hsqb.result.succeeded\"}";
+    struct claim_stored got = {0};
+    char err[256] = "", want[REDIS_MAX_KEY + 16];
+    long long n;
+
+    (void)state;
+    assert_int_equal(claim_prepare(a, &la, "cb-count", err, sizeof(err)), 0);
+    assert_int_equal(claim_prepare(b, &lb, "cb-count", err, sizeof(err)), 0);
+    n = testutil_redis_calls(a);
+    assert_true(n >= 0);
+    assert_int_equal(claim_take(a, &la, 30000, &got, err, sizeof(err)), CLAIM_OURS);
+    assert_int_equal(calls_since(a, n), 1);
+    n = testutil_redis_calls(a);
+    assert_int_equal(claim_done(a, &la, &(struct claim_record){0, first, strlen(first)}, 600000,
+                                err, sizeof(err)),
+                     CLAIM_DONE_WRITTEN);
+    assert_int_equal(calls_since(a, n), 3);
+    /* a busy claim answers at once, and a second outcome leaves the first in place */
+    assert_int_equal(claim_take(b, &lb, 30000, &got, err, sizeof(err)), CLAIM_DONE);
+    assert_string_equal(got.result, first);
+    assert_int_equal(got.failed, 0);
+    claim_stored_release(&got);
+    assert_int_equal(claim_done(b, &lb, &(struct claim_record){1, "{}", 2}, 900000, err,
+                                sizeof(err)),
+                     CLAIM_DONE_ALREADY);
+    snprintf(want, sizeof want, "done:%s", first);
+    assert_string_equal(testutil_redis_get(a, la.key), want);
+    assert_true(testutil_redis_pttl(a, la.key) > 600000);
+    snprintf(want, sizeof want, "%s:status", la.key);
+    assert_string_equal(testutil_redis_get(a, want), "succeeded 32");
+    redis_conn_free(a);
+    redis_conn_free(b);
+}
+
 static void test_renew_only_by_owner(void **state)
 {
     struct redis_conn *a = conn(), *b = conn();
@@ -404,6 +451,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_claim_busy_done_release, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_claim_and_done_command_counts, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_renew_only_by_owner, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_release_keeps_foreign_claim, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_lease_expiry_and_takeover, testutil_redis_flush_setup),

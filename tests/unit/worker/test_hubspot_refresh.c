@@ -129,7 +129,7 @@ static int64_t stored_expiry(void)
 static int read_deal(struct hubspot_api *a, struct http_client *http, struct redis_conn *redis,
                      struct api_error *err)
 {
-    struct hubspot_ctx hc = {PORTAL, NULL};
+    struct hubspot_ctx hc = {PORTAL};
     struct hubspot_object *o = NULL;
     int rc = hubspot_get_object(H_IO(http, redis), a, &hc, OBJECT_DEAL, DEAL, &o, err);
 

@@ -59,7 +59,7 @@ static enum ratelimit_status acq(struct ratelimit *rl, struct redis_conn *c, con
                                  int64_t wait_ms, struct ratelimit_slot *slot, int64_t *retry)
 {
     char err[256] = "";
-    struct ratelimit_req rq = {RL_QBO, tenant, clock_mono_ms() + wait_ms, NULL};
+    struct ratelimit_req rq = {RL_QBO, tenant, clock_mono_ms() + wait_ms};
     enum ratelimit_status st = ratelimit_acquire(rl, c, &rq, slot, err, sizeof err);
 
     if (retry)
@@ -154,7 +154,8 @@ static void test_burst_then_wait_and_timeout(void **state)
     /* The next one does not fit a short deadline: refused at once, told how long. */
     assert_int_equal(acq(rl, c, "r1", 50, &slot, &retry), RL_TIMEOUT);
     assert_false(slot.held);
-    assert_true(retry > 50 && retry <= RATE_WINDOW);
+    /* (a stamp is an upper bound of the completion time: by a round trip at most) */
+    assert_true(retry > 50 && retry <= RATE_WINDOW + 5);
     assert_true(clock_mono_ms() - start < 150);
 
     /* Another tenant is not affected. */
@@ -167,10 +168,11 @@ static void test_burst_then_wait_and_timeout(void **state)
     assert_true(clock_mono_ms() - start >= RATE_WINDOW - 15);
     ratelimit_release(rl, c, &slot);
 
-    /* The state lives at the documented key and expires with the window. */
+    /* The state lives at the documented key and expires a lease and a window after the
+     * last admission. */
     r = redis_command(c, err, sizeof err, "PTTL hsqb:rate:{qbo:r1}");
     assert_non_null(r);
-    assert_true(r->integer > 0 && r->integer <= RATE_WINDOW);
+    assert_true(r->integer > 0 && r->integer <= 1000 + RATE_WINDOW);
     freeReplyObject(r);
 
     ratelimit_free(rl);
@@ -205,10 +207,10 @@ static void test_release_restamps_completion(void **state)
     assert_true(clock_mono_ms() - start >= RATE_WINDOW + 250 - 15);
     ratelimit_release(rl, c, &d);
 
-    /* The key still expires: a window after the last completion at most. */
+    /* The key still expires: a lease and a window after the last admission at most. */
     r = redis_command(c, err, sizeof err, "PTTL hsqb:rate:{qbo:rs}");
     assert_non_null(r);
-    assert_true(r->integer > 0 && r->integer <= RATE_WINDOW);
+    assert_true(r->integer > 0 && r->integer <= 1000 + RATE_WINDOW);
     freeReplyObject(r);
     ratelimit_free(rl);
     redis_conn_free(c);
@@ -303,6 +305,25 @@ static void test_local_concurrency_cap(void **state)
     redis_conn_free(c2);
 }
 
+/* Entries of key whose score is past Redis's clock: requests in flight (or admitted
+ * ahead), as the admission script counts them. */
+static long long in_flight(struct redis_conn *c, const char *key)
+{
+    char err[128];
+    redisReply *r = redis_command(c, err, sizeof err,
+                                  "EVAL %s 1 %s",
+                                  "local t = redis.call('TIME') "
+                                  "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+                                  "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')",
+                                  key);
+    long long n;
+
+    assert_non_null(r);
+    n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
 static void test_global_concurrency_across_replicas(void **state)
 {
     struct ratelimit *a = limiter(100, 1000, 10, 3, 10000), *b = limiter(100, 1000, 10, 3, 300);
@@ -315,23 +336,17 @@ static void test_global_concurrency_across_replicas(void **state)
 
     for (int i = 0; i < 3; i++)
         assert_int_equal(acq(a, ca, "r1", 100, &sa[i], NULL), RL_OK);
-    /* The Redis side of a release rides on the connection's next command: until then (or
-     * a testutil_redis_flush_setup) the lease is still held; the local slot is back at once. */
+    /* The Redis side of a release (the stamp) rides on the connection's next command:
+     * until then the request still counts as in flight; the local slot is back at once. */
     {
         char err[128];
-        redisReply *r;
         ratelimit_release(a, ca, &sa[2]);
         assert_int_equal(redis_pending(ca), 1);
-        r = redis_command(cb, err, sizeof err, "ZCARD hsqb:rate:{qbo:r1}:conc");
-        assert_non_null(r);
-        assert_int_equal(r->integer, 3);
-        freeReplyObject(r);
+        assert_int_equal(in_flight(cb, "hsqb:rate:{qbo:r1}"), 3);
         assert_int_equal(redis_flush(ca, err, sizeof err), 0);
         assert_int_equal(redis_pending(ca), 0);
-        r = redis_command(cb, err, sizeof err, "ZCARD hsqb:rate:{qbo:r1}:conc");
-        assert_non_null(r);
-        assert_int_equal(r->integer, 2);
-        freeReplyObject(r);
+        clock_sleep_ms(5); /* a stamp is an upper bound of the completion: by a round trip */
+        assert_int_equal(in_flight(cb, "hsqb:rate:{qbo:r1}"), 2);
         assert_int_equal(acq(a, ca, "r1", 100, &sa[2], NULL), RL_OK);
     }
     /* Replica b sees the cap although its own process holds nothing. */
@@ -393,8 +408,8 @@ static void test_lease_tokens_unique(void **state)
         pthread_join(th[i], NULL);
     for (int i = 0; i < 24; i++) {
         const char *t = g[i / 8].token[i % 8];
-        assert_int_equal(strlen(t), 32);
-        assert_int_equal(strspn(t, "0123456789abcdef"), 32);
+        assert_int_equal(strspn(t, "0123456789abcdef"), 32); /* "<32 hex>:<n>" */
+        assert_int_equal(t[32], ':');
         for (int j = 0; j < i; j++)
             assert_string_not_equal(t, g[j / 8].token[j % 8]);
     }
@@ -415,94 +430,143 @@ static long long zcard(struct redis_conn *c, const char *key)
     return n;
 }
 
-static enum ratelimit_status acq_pf(struct ratelimit *rl, struct redis_conn *c, const char *tenant,
-                                    struct ratelimit_prefetch *pf, struct ratelimit_slot *slot)
+/* A limiter whose QBO allows `limit` per `window` ms (no global cap), with its sweeper
+ * started: admissions then take a few entries at once. */
+static struct ratelimit *pooled(int64_t limit, int64_t window, int global)
 {
+    struct ratelimit *rl = limiter(limit, window, 64, global, 10000);
+    struct redis_opts o;
     char err[256];
-    return ratelimit_acquire(rl, c, &(struct ratelimit_req){RL_QBO, tenant, clock_mono_ms(), pf},
-                             slot, err, sizeof err);
+
+    redis_opts_default(&o);
+    o.port = testutil_server.port;
+    if (ratelimit_start(rl, &o, err, sizeof err) < 0)
+        fail_msg("ratelimit_start: %s", err);
+    return rl;
 }
 
-/* One Lua call admits an event's expected requests; the rest take those entries. */
-static void test_prefetch_admits_ahead(void **state)
+/* Issue 20: with the sweeper, one script admits a sixteenth of the limit and the next
+ * requests take those entries without Redis; completions are stamped later, together. */
+static void test_pool_admits_a_few_at_once(void **state)
 {
-    struct ratelimit *rl = limiter(10, 5000, 10, 0, 1000);
+    struct ratelimit *rl = pooled(160, 5000, 0); /* 10 at once */
     struct redis_conn *c = conn();
-    struct ratelimit_prefetch pf = {.expect = 3};
-    struct ratelimit_slot s[4];
+    struct ratelimit_slot s;
+    char err[256];
+    long long n;
     (void)state;
 
-    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[0]), RL_OK);
-    assert_int_equal(pf.n, 2);
-    assert_int_equal(pf.expect, 2);
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 3);
-    ratelimit_release(rl, c, &s[0]);
-    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[1]), RL_OK);
-    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[2]), RL_OK);
-    assert_int_equal(pf.n, 0);
-    assert_int_equal(pf.expect, 0);
-    /* the entries used were the ones admitted ahead: still three in the log, distinct */
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 3);
-    assert_string_not_equal(s[1].token, s[2].token);
-    assert_non_null(strstr(s[1].token, ":"));
-    ratelimit_release(rl, c, &s[1]);
-    ratelimit_release(rl, c, &s[2]);
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 3);
-    /* expecting nothing more: a plain admission */
-    assert_int_equal(acq_pf(rl, c, "pf", &pf, &s[3]), RL_OK);
-    assert_int_equal(pf.n, 0);
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pf}"), 4);
-    ratelimit_release(rl, c, &s[3]);
+    assert_int_equal(acq(rl, c, "warm", 1000, &s, NULL), RL_OK); /* the script loaded */
+    ratelimit_release(rl, c, &s);
+    n = testutil_redis_calls(c);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(acq(rl, c, "pool", 1000, &s, NULL), RL_OK);
+        ratelimit_release(rl, c, &s);
+    }
+    assert_int_equal(redis_flush(c, err, sizeof err), 0);
+    /* one script: EVALSHA, TIME, ZSCORE, ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE */
+    assert_int_equal(testutil_redis_calls(c) - n - 1, 7);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pool}"), 10);
+    assert_int_equal(in_flight(c, "hsqb:rate:{qbo:pool}"), 10); /* not stamped yet */
+    /* the eleventh admits the next ten, carrying the ten stamps */
+    assert_int_equal(acq(rl, c, "pool", 1000, &s, NULL), RL_OK);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pool}"), 20);
+    assert_int_equal(in_flight(c, "hsqb:rate:{qbo:pool}"), 10);
+    ratelimit_release(rl, c, &s);
+    /* a sweep of everything stamps the last one and returns the nine unused */
+    assert_int_equal(ratelimit_sweep(rl, c, 1, err, sizeof err), 0);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pool}"), 11);
+    clock_sleep_ms(5); /* a stamp is an upper bound of the completion: by a round trip */
+    assert_int_equal(in_flight(c, "hsqb:rate:{qbo:pool}"), 0);
     ratelimit_free(rl);
     redis_conn_free(c);
 }
 
-/* Never past the limit: only the room left is admitted ahead; unused entries leave the
- * log when dropped; old ones are not used; a kind with a global cap never prefetches. */
-static void test_prefetch_limits_and_drop(void **state)
+/* The sweeper thread returns entries unused for RATELIMIT_POOL_TTL_MS and sends stamps
+ * a second old, without any request to carry them. */
+static void test_sweeper_returns_and_stamps(void **state)
 {
-    struct ratelimit *rl = limiter(2, 5000, 10, 0, 1000), *capped = limiter(10, 5000, 10, 3, 1000);
+    struct ratelimit *rl = pooled(160, 5000, 0);
     struct redis_conn *c = conn();
-    struct ratelimit_prefetch pf = {.expect = 4}, pq = {.expect = 3};
+    struct ratelimit_slot s;
+    (void)state;
+
+    assert_int_equal(acq(rl, c, "sw", 1000, &s, NULL), RL_OK);
+    ratelimit_release(rl, c, &s);
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:sw}"), 10);
+    clock_sleep_ms(RATELIMIT_POOL_TTL_MS + 1000); /* the TTL, then a sweep or two */
+    assert_int_equal(zcard(c, "hsqb:rate:{qbo:sw}"), 1);
+    assert_int_equal(in_flight(c, "hsqb:rate:{qbo:sw}"), 0);
+    ratelimit_free(rl);
+    redis_conn_free(c);
+}
+
+/* A replica that dies before stamping: its entries hold the tenant until admission +
+ * lease (they cover requests whose completion was never seen), then count a window. */
+static void test_unstamped_entries_hold_until_the_lease(void **state)
+{
+    struct ratelimit *rl = limiter(2, 300, 10, 0, 400);
+    struct redis_conn *c = conn();
     struct ratelimit_slot a, b, d;
+    int64_t start = clock_mono_ms();
     (void)state;
 
-    assert_int_equal(acq_pf(rl, c, "pl", &pf, &a), RL_OK);
-    assert_int_equal(pf.n, 1); /* room for one more only */
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pl}"), 2);
-    assert_int_equal(acq_pf(rl, c, "pl", &pf, &b), RL_OK);
-    assert_int_equal(acq_pf(rl, c, "pl", &pf, &d), RL_TIMEOUT); /* the window is full */
+    assert_int_equal(acq(rl, c, "dead", 100, &a, NULL), RL_OK);
+    assert_int_equal(acq(rl, c, "dead", 100, &b, NULL), RL_OK);
+    /* never released: the next waits for admission + lease (400) + window (300) */
+    assert_int_equal(acq(rl, c, "dead", 3000, &d, NULL), RL_OK);
+    assert_true(clock_mono_ms() - start >= 700 - 15);
+    ratelimit_release(rl, c, &d);
     ratelimit_release(rl, c, &a);
     ratelimit_release(rl, c, &b);
-
-    pf = (struct ratelimit_prefetch){.expect = 3};
-    assert_int_equal(acq_pf(rl, c, "pd", &pf, &a), RL_OK);
-    assert_int_equal(pf.n, 1);
-    ratelimit_release(rl, c, &a);
-    ratelimit_prefetch_drop(rl, c, &pf);
-    assert_int_equal(pf.n, 0);
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pd}"), 1);
-    ratelimit_prefetch_drop(rl, c, &pf); /* nothing left: no-op */
-    ratelimit_prefetch_drop(rl, c, NULL);
-
-    pf = (struct ratelimit_prefetch){.expect = 2};
-    assert_int_equal(acq_pf(rl, c, "pt", &pf, &a), RL_OK);
-    assert_int_equal(pf.n, 1);
-    ratelimit_release(rl, c, &a);
-    pf.admitted_ms -= RATELIMIT_PREFETCH_TTL_MS + 1; /* too old to trust */
-    pf.expect = 1;
-    assert_int_equal(acq_pf(rl, c, "pt", &pf, &b), RL_OK);
-    assert_int_equal(pf.n, 0);
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pt}"), 2); /* the old one dropped, b added */
-    ratelimit_release(rl, c, &b);
-
-    assert_int_equal(acq_pf(capped, c, "pq", &pq, &a), RL_OK);
-    assert_int_equal(pq.n, 0);
-    assert_int_equal(zcard(c, "hsqb:rate:{qbo:pq}"), 1);
-    ratelimit_release(capped, c, &a);
     ratelimit_free(rl);
-    ratelimit_free(capped);
     redis_conn_free(c);
+}
+
+struct pooled_replica {
+    struct ratelimit *rl;
+    int64_t times[40];
+    int ok;
+};
+
+static void *pooled_run(void *opaque)
+{
+    struct pooled_replica *r = opaque;
+    struct redis_conn *c = conn();
+
+    for (int i = 0; i < 40; i++) {
+        struct ratelimit_slot slot;
+        if (acq(r->rl, c, "pr", 5000, &slot, NULL) != RL_OK)
+            break;
+        r->times[i] = clock_mono_ms();
+        ratelimit_release(r->rl, c, &slot);
+        r->ok = i + 1;
+    }
+    redis_conn_free(c);
+    return NULL;
+}
+
+/* Two replicas leasing a few entries at a time still never send more than the limit in
+ * any rolling window (each request here completes when taken). */
+static void test_pooled_replicas_keep_the_window(void **state)
+{
+    struct pooled_replica rep[2] = {{.rl = pooled(32, 400, 0)}, {.rl = pooled(32, 400, 0)}};
+    pthread_t th[2];
+    int64_t all[80];
+    (void)state;
+
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, pooled_run, &rep[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(rep[i].ok, 40);
+        memcpy(all + 40 * i, rep[i].times, sizeof rep[i].times);
+    }
+    qsort(all, 80, sizeof all[0], cmp64);
+    for (int i = 0; i + 32 < 80; i++)
+        assert_true(all[i + 32] - all[i] >= 400 - 15);
+    for (int i = 0; i < 2; i++)
+        ratelimit_free(rep[i].rl);
 }
 
 static void test_redis_down_is_an_error(void **state)
@@ -517,7 +581,7 @@ static void test_redis_down_is_an_error(void **state)
     testutil_redis_kill(&testutil_server);
     start = clock_mono_ms();
     assert_int_equal(ratelimit_acquire(
-                         rl, c, &(struct ratelimit_req){RL_QBO, "r1", clock_mono_ms() + 1000, NULL},
+                         rl, c, &(struct ratelimit_req){RL_QBO, "r1", clock_mono_ms() + 1000},
                          &slot, err, sizeof err),
                      RL_ERROR);
     assert_false(slot.held);
@@ -584,7 +648,7 @@ static void test_limits_from_settings(void **state)
     assert_int_equal(acq(rl, c, "r1", 0, &s[2], NULL), RL_OK);
     ratelimit_release(rl, c, &s[1]);
     assert_int_equal(acq(rl, c, "r1", 0, &s[3], &retry), RL_TIMEOUT); /* 3 per minute */
-    assert_true(retry > 50000 && retry <= 60000);
+    assert_true(retry > 50000 && retry <= 60000 + 5);
     ratelimit_release(rl, c, &s[2]);
     ratelimit_free(rl);
     redis_conn_free(c);
@@ -602,8 +666,10 @@ int main(void)
         cmocka_unit_test_setup(test_local_concurrency_cap, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_global_concurrency_across_replicas, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_lease_tokens_unique, testutil_redis_flush_setup),
-        cmocka_unit_test_setup(test_prefetch_admits_ahead, testutil_redis_flush_setup),
-        cmocka_unit_test_setup(test_prefetch_limits_and_drop, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_pool_admits_a_few_at_once, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_sweeper_returns_and_stamps, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_unstamped_entries_hold_until_the_lease, testutil_redis_flush_setup),
+        cmocka_unit_test_setup(test_pooled_replicas_keep_the_window, testutil_redis_flush_setup),
         cmocka_unit_test_setup(test_redis_down_is_an_error, testutil_redis_flush_setup),
     };
     return cmocka_run_group_tests(tests, testutil_redis_group_setup, testutil_redis_group_teardown);
