@@ -91,6 +91,48 @@ static int has_big_int(struct json_object *v)
     }
 }
 
+/* 1 when a string or key of v holds a code point json-c 0.16 decodes wrongly from a
+ * \u surrogate pair: U+1D800..U+1DFFF, U+2D800..U+2DFFF, ... U+10D800..U+10DFFF, whose
+ * low 16 bits look like a surrogate to its IS_HIGH_SURROGATE test and come out U+FFFD
+ * (json-c PR #893, open upstream; found by this target in a 10-minute run). Our parser
+ * decodes them right (tests/unit/common/test_json.c); only the oracle is wrong there. */
+static int jsonc_cp_bug(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 4 <= n; i++) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        if (u[0] >= 0xF0 && u[0] <= 0xF4) {
+            unsigned cp = ((u[0] & 0x07u) << 18) | ((u[1] & 0x3Fu) << 12) |
+                          ((u[2] & 0x3Fu) << 6) | (u[3] & 0x3Fu);
+            if ((cp & 0xF800u) == 0xD800u)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int has_jsonc_cp_bug(struct json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_string:
+        return jsonc_cp_bug(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(v); i++)
+            if (has_jsonc_cp_bug(json_object_array_get_idx(v, i)))
+                return 1;
+        return 0;
+    case json_type_object: {
+        json_object_object_foreach(v, key, val)
+        {
+            if (jsonc_cp_bug(key, strlen(key)) || has_jsonc_cp_bug(val))
+                return 1;
+        }
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
 /* json-c's tokener on the same bytes must agree with what we built. */
 static void check_against_json_c(const uint8_t *data, size_t size, struct json_object *ours)
 {
@@ -103,7 +145,8 @@ static void check_against_json_c(const uint8_t *data, size_t size, struct json_o
     theirs = json_tokener_parse_ex(tok, (const char *)data, (int)size);
     if (!theirs && json_tokener_get_error(tok) == json_tokener_continue)
         theirs = json_tokener_parse_ex(tok, "", 1); /* a top-level number ends at the NUL */
-    if (!theirs || (!has_big_int(ours) && !json_object_equal(ours, theirs)))
+    if (!theirs ||
+        (!has_big_int(ours) && !has_jsonc_cp_bug(ours) && !json_object_equal(ours, theirs)))
         abort();
     json_object_put(theirs);
     json_tokener_free(tok);

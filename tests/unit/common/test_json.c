@@ -418,6 +418,29 @@ static void test_parse_utf8(void **state)
     parse_fails("\xef\xbb\xbf{}", "unexpected character"); /* a BOM is not JSON */
 }
 
+/* Escaped supplemental code points whose low 16 bits fall in D800..DFFF (U+1D800..U+1DFFF,
+ * U+2D800.. CJK Extension C/D, ... U+10D800..U+10DFFF) decode to themselves: json-c 0.16's
+ * tokener turns them into U+FFFD (json-c PR #893), which is one reason untrusted JSON goes
+ * through json_parse_strict, never json_tokener. Found by fuzz_json's json-c oracle. */
+static void test_parse_supplemental_like_surrogates(void **state)
+{
+    static const struct {
+        const char *json, *utf8;
+    } cases[] = {
+        {"\"\\ud836\\ude0a\"", "\xf0\x9d\xa8\x8a"},         /* U+1DA0A */
+        {"\"\\u20ac\\ud836\\ude0a\"", "\xe2\x82\xac\xf0\x9d\xa8\x8a"},
+        {"\"\\ud876\\udc00\"", "\xf0\xad\xa0\x80"},         /* U+2D800 */
+        {"\"\\udbf7\\udfff\"", "\xf4\x8d\xbf\xbf"},         /* U+10DFFF */
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct json_object *o = parse_ok(cases[i].json);
+        assert_string_equal(json_object_get_string(o), cases[i].utf8);
+        json_object_put(o);
+    }
+}
+
 static void test_parse_escapes(void **state)
 {
     (void)state;
@@ -876,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_parse_trailing),
         cmocka_unit_test(test_parse_utf8),
         cmocka_unit_test(test_parse_escapes),
+        cmocka_unit_test(test_parse_supplemental_like_surrogates),
         cmocka_unit_test(test_parse_control_and_nul),
         cmocka_unit_test(test_parse_numbers_and_literals),
         cmocka_unit_test(test_parse_depth),
