@@ -392,6 +392,50 @@ int redis_reply_str(const redisReply *r, char *buf, size_t bufsz)
     return 1;
 }
 
+int redis_version_parse(const char *info, int *major, int *minor)
+{
+    const char *v = info;
+
+    /* a field at the start of a line, not a longer name ending in it */
+    while ((v = strstr(v, "redis_version:")) && v != info && v[-1] != '\n')
+        v++;
+    if (!v || sscanf(v + strlen("redis_version:"), "%d.%d", major, minor) != 2 || *major < 0 ||
+        *minor < 0)
+        return -1;
+    return 0;
+}
+
+int redis_server_version(struct redis_conn *c, int *major, int *minor, char *errstr,
+                         size_t errsz)
+{
+    redisReply *r = redis_command(c, errstr, errsz, "INFO server");
+    int rc = -1;
+
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_STRING) /* hiredis 0.14 speaks RESP2: a bulk string */
+        rc = redis_version_parse(r->str, major, minor);
+    if (rc < 0)
+        snprintf(errstr, errsz, "INFO server names no redis_version");
+    freeReplyObject(r);
+    return rc;
+}
+
+int redis_version_ok(struct redis_conn *c, char *errstr, size_t errsz)
+{
+    int major = 0, minor = 0;
+
+    if (redis_server_version(c, &major, &minor, errstr, errsz) < 0)
+        return -1;
+    if (major > REDIS_MIN_MAJOR || (major == REDIS_MIN_MAJOR && minor >= REDIS_MIN_MINOR))
+        return 1;
+    snprintf(errstr, errsz,
+             "Redis %d.%d is older than %d.%d, which the worker needs (the claim is one "
+             "SET ... NX ... GET)",
+             major, minor, REDIS_MIN_MAJOR, REDIS_MIN_MINOR);
+    return 0;
+}
+
 redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, const char *fmt, ...)
 {
     va_list ap;

@@ -82,6 +82,18 @@ redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, cons
 /* A string reply (a secret, a token) into buf: 1 copied, 0 when r is nil or empty (buf
  * ""), -1 when it does not fit in bufsz or holds a NUL (buf ""). r may be NULL (0). */
 int redis_reply_str(const redisReply *r, char *buf, size_t bufsz);
+/* The oldest Redis the worker runs on: SET ... NX ... GET (the claim) is 7.0's. */
+#define REDIS_MIN_MAJOR 7
+#define REDIS_MIN_MINOR 0
+/* The redis_version field of an INFO answer: 0, or -1 when there is none. */
+int redis_version_parse(const char *info, int *major, int *minor);
+/* The server's version from INFO server into *major / *minor: 0, or -1 with errstr
+ * (unreachable, or no redis_version field). */
+int redis_server_version(struct redis_conn *c, int *major, int *minor, char *errstr,
+                         size_t errsz);
+/* 1 when the server is REDIS_MIN_MAJOR.REDIS_MIN_MINOR or later; 0 when it is older
+ * (errstr says which it is and what needs the newer one); -1 unreachable (errstr). */
+int redis_version_ok(struct redis_conn *c, char *errstr, size_t errsz);
 /* Same with an argument vector; argvlen may be NULL (strlen of each argument). */
 redisReply *redis_command_argv(struct redis_conn *c, int argc, const char **argv,
                                const size_t *argvlen, char *errstr, size_t errsz);

@@ -64,6 +64,7 @@ struct ready_state {
     struct metrics *metrics;
     const struct config *cfg;
     struct redis_conn *redis;
+    int redis_version_ok; /* checked once the Redis answered (REDIS_MIN_MAJOR.MINOR) */
     pthread_mutex_t mu;
 };
 
@@ -87,6 +88,16 @@ static int ready_check(void *opaque, char *why, size_t whysz)
     }
     if (!rs->redis) {
         ok = 0;
+    } else if (!rs->redis_version_ok) {
+        /* once per process: a Redis found too old stays so until a restart */
+        int v = redis_version_ok(rs->redis, err, sizeof err);
+        ok = v == 1;
+        rs->redis_version_ok = ok;
+        if (v == 0) {
+            pthread_mutex_unlock(&rs->mu);
+            snprintf(why, whysz, "%s", err);
+            return 0;
+        }
     } else {
         redisReply *r = redis_command(rs->redis, err, sizeof err, "PING");
         if (!r)
@@ -135,9 +146,17 @@ int cmd_run(int argc, char **argv, const char *version)
     if (!rl)
         goto fail;
     {
-        /* the limiter's sweeper: admissions a few at a time, stamps in the background */
         struct redis_opts ro;
         settings_redis_opts(cfg, &ro);
+        /* a Redis too old for the claim's one command is refused now, not event by
+         * event; an unreachable one is not (it may come up later: /readyz says so) */
+        struct redis_conn *vc = redis_conn_new(&ro, err, sizeof err);
+        int v = vc ? redis_version_ok(vc, err, sizeof err) : -1;
+        redis_conn_free(vc);
+        if (v == 0)
+            goto fail;
+        err[0] = '\0';
+        /* the limiter's sweeper: admissions a few at a time, stamps in the background */
         if (ratelimit_start(rl, &ro, err, sizeof err) < 0)
             goto fail;
     }

@@ -112,6 +112,34 @@ static void test_command_round_trip(void **state)
     redis_conn_free(c);
 }
 
+/* The worker needs Redis 7.0 (the claim's SET NX GET): INFO's redis_version read, the
+ * test server (Debian 12's 7.0) passes, older versions are named and refused. */
+static void test_version(void **state)
+{
+    struct redis_conn *c = conn();
+    char err[256] = "";
+    int major = -1, minor = -1;
+
+    (void)state;
+    assert_int_equal(redis_version_parse("# Server\r\nredis_version:6.2.14\r\n", &major, &minor),
+                     0);
+    assert_int_equal(major, 6);
+    assert_int_equal(minor, 2);
+    assert_int_equal(redis_version_parse("redis_version:7.0.15\r\n", &major, &minor), 0);
+    assert_int_equal(major, 7);
+    /* a longer field ending in the name is not it */
+    assert_int_equal(redis_version_parse("x_redis_version:9.9\r\n", &major, &minor), -1);
+    assert_int_equal(redis_version_parse("# Server\r\nredis_mode:standalone\r\n", &major,
+                                         &minor),
+                     -1);
+    assert_int_equal(redis_version_parse("redis_version:garbage\r\n", &major, &minor), -1);
+
+    assert_int_equal(redis_server_version(c, &major, &minor, err, sizeof err), 0);
+    assert_true(major >= REDIS_MIN_MAJOR);
+    assert_int_equal(redis_version_ok(c, err, sizeof err), 1);
+    redis_conn_free(c);
+}
+
 static void test_locks(void **state)
 {
     struct redis_conn *a = conn(), *b = conn();
@@ -417,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_command_round_trip, flush),
         cmocka_unit_test_setup(test_locks, flush),
+        cmocka_unit_test(test_version),
         cmocka_unit_test_setup(test_evalsha_noscript_fallback, flush),
         cmocka_unit_test_setup(test_deferred_eval, flush),
         cmocka_unit_test_setup(test_reconnect_after_restart, flush),
