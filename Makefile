@@ -186,6 +186,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/workflows_admin.c \
 	tests/sandbox/qbo.c \
 	tests/sandbox/qbo_rules.c \
+	tests/sandbox/qbo_store.c \
 	tests/sandbox/qbo_txn.c \
 	tests/sandbox/qbo_tax.c \
 	tests/sandbox/qbo_currency.c \
