@@ -179,6 +179,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/server.c \
 	tests/sandbox/hubspot.c \
 	tests/sandbox/hubspot_store.c \
+	tests/sandbox/hubspot_props.c \
 	tests/sandbox/hubspot_pricing.c \
 	tests/sandbox/hubspot_actions.c \
 	tests/sandbox/hubspot_oauth.c \

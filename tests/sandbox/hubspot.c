@@ -394,12 +394,10 @@ static struct hs_obj *find_by_property(struct hs_portal *p, int t, const char *p
                                        const char *value)
 {
     for (size_t i = 0; i < p->nlist[t]; i++) {
-        struct json_object *v;
+        const char *v;
         struct hs_obj *o = p->list[t][i];
-        if (json_object_object_get_ex(o->props, prop, &v) &&
-            json_object_is_type(v, json_type_string) &&
-            (strcmp(prop, "email") == 0 ? strcasecmp(json_object_get_string(v), value)
-                                        : strcmp(json_object_get_string(v), value)) == 0)
+        if (hs_props_get(o->props, prop, &v) && v &&
+            (strcmp(prop, "email") == 0 ? strcasecmp(v, value) : strcmp(v, value)) == 0)
             return o;
     }
     return NULL;

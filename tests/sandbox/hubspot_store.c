@@ -299,7 +299,7 @@ void hs_init(void)
 
 static void obj_free(struct hs_obj *o)
 {
-    json_object_put(o->props);
+    hs_props_free(o->props);
     free(o->links);
     free(o);
 }
@@ -501,14 +501,9 @@ void hs_names_parse(struct names *ns, char *csv)
 
 static void prop_put(struct json_object *out, const struct hs_obj *o, const char *name)
 {
-    struct json_object *v;
-    if (json_object_object_get_ex(o->props, name, &v)) {
-        if (v && json_object_is_type(v, json_type_string))
-            jadd(out, name,
-                 json_object_new_string_len(json_object_get_string(v),
-                                            json_object_get_string_len(v)));
-        else
-            jadd(out, name, NULL);
+    const char *v;
+    if (hs_props_get(o->props, name, &v)) {
+        jadd(out, name, v ? jstr(v) : NULL);
         return;
     }
     char buf[32];
@@ -528,11 +523,10 @@ static struct json_object *render_props(const struct hs_obj *o, const struct nam
 {
     struct json_object *out = json_object_new_object();
     if (all) {
-        json_object_object_foreach(o->props, k, v)
-        {
-            (void)v;
+        size_t pos = 0;
+        const char *k;
+        while ((k = hs_props_next(o->props, &pos, NULL)))
             prop_put(out, o, k);
-        }
     } else if (props && props->n) {
         for (int i = 0; i < props->n; i++)
             prop_put(out, o, props->v[i]);
@@ -639,12 +633,11 @@ struct json_object *hs_render_obj(const struct hs_obj *o, const struct names *pr
     if (hist && hist->n) {
         struct json_object *h = json_object_new_object();
         for (int i = 0; i < hist->n; i++) {
-            struct json_object *v;
-            if (!json_object_object_get_ex(o->props, hist->v[i], &v) ||
-                !json_object_is_type(v, json_type_string))
+            const char *v;
+            if (!hs_props_get(o->props, hist->v[i], &v) || !v)
                 continue;
             struct json_object *e = json_object_new_object();
-            jadd(e, "value", jstr(json_object_get_string(v)));
+            jadd(e, "value", jstr(v));
             jadd(e, "timestamp", jiso(o->updated_ms));
             jadd(e, "sourceType", jstr("API"));
             struct json_object *arr = json_object_new_array();
@@ -935,7 +928,8 @@ static int seed_links(struct hs_obj *o, struct json_object *assoc, struct pendin
 static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct pending *pd,
                        char *err, size_t errsz)
 {
-    struct json_object *v, *props = NULL;
+    struct json_object *v;
+    struct hs_props *props = NULL;
     int64_t id;
     if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "id", &v) ||
         json_id(v, &id)) {
@@ -952,7 +946,6 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
         o->type = t;
         o->id = id;
     }
-    props = json_object_new_object();
     if (json_object_object_get_ex(e, "properties", &v)) {
         if (!json_object_is_type(v, json_type_object)) {
             snprintf(err, errsz, "%s %lld: 'properties' must be an object", hs_types[t].name,
@@ -961,15 +954,15 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
         }
         json_object_object_foreach(v, k, pv)
         {
-            struct json_object *sv = NULL;
+            const char *sv = NULL;
             if (!pv)
                 sv = NULL;
             else if (json_object_is_type(pv, json_type_string))
-                sv = jstr(json_object_get_string(pv));
+                sv = json_object_get_string(pv);
             else if (json_object_is_type(pv, json_type_int) ||
                      json_object_is_type(pv, json_type_double) ||
                      json_object_is_type(pv, json_type_boolean))
-                sv = jstr(json_object_to_json_string_ext(pv, JSON_C_TO_STRING_PLAIN));
+                sv = json_object_to_json_string_ext(pv, JSON_C_TO_STRING_PLAIN);
             else {
                 snprintf(err, errsz,
                          "%s %lld: property '%s' must be a string, number, "
@@ -977,7 +970,10 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
                          hs_types[t].name, (long long)id, k);
                 goto fail;
             }
-            jadd(props, k, sv);
+            if (hs_props_set(&props, k, sv) != 0) {
+                snprintf(err, errsz, "out of memory");
+                goto fail;
+            }
             jadd(hs.known[t], k, NULL);
         }
     }
@@ -990,7 +986,7 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
                   json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
     o->created_ms = created;
     o->updated_ms = updated;
-    json_object_put(o->props);
+    hs_props_free(o->props);
     o->props = props;
     o->derived = 0;
     o->stamp = hs.stamp;
@@ -1005,7 +1001,7 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
         return -1;
     return 0;
 fail:
-    json_object_put(props);
+    hs_props_free(props);
     if (fresh)
         obj_free(o);
     return -1;
