@@ -151,7 +151,8 @@ UNIT_TESTS := \
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
-	tests/unit/sandbox/test_qbo_query
+	tests/unit/sandbox/test_qbo_query \
+	tests/unit/sandbox/test_sb_json
 
 # Component tests need a private redis-server (started by the test itself).
 COMPONENT_TESTS := \
@@ -177,6 +178,7 @@ COMPONENT_TESTS := \
 SANDBOX_SRCS := \
 	tests/sandbox/main.c \
 	tests/sandbox/server.c \
+	tests/sandbox/sb_json.c \
 	tests/sandbox/hubspot.c \
 	tests/sandbox/hubspot_store.c \
 	tests/sandbox/hubspot_props.c \
@@ -255,6 +257,10 @@ $(INGRESS_LOAD_BIN): $(BUILD)/tests/bench/ingress_load.o $(COMMON_LIB)
 
 $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo_query.o \
 		$(BUILD)/tests/sandbox/qbo_query.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/tests/unit/sandbox/test_sb_json: $(BUILD)/tests/unit/sandbox/test_sb_json.o \
+		$(BUILD)/tests/sandbox/sb_json.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.

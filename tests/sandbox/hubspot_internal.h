@@ -290,8 +290,13 @@ size_t hs_list_lower_bound(const struct hs_portal *p, int t, int64_t min_id);
  * (hs_opt.order); idx must hold o->nlinks entries. Returns the count. Read lock. */
 int hs_links_ordered(const struct hs_obj *o, int to, int *idx);
 
-/* A v3 record ({"id","properties",...}); props/assoc/hist may be NULL (= defaults / none).
- * Caller puts the result. Read lock. */
+/* A v3 record ({"id","properties",...}) written into w (sb_json.h) as the value that
+ * comes next; props/assoc/hist may be NULL (= defaults / none). Read lock. */
+struct sb_json;
+void hs_write_obj(struct sb_json *w, const struct hs_obj *o, const struct names *props,
+                  const struct names *assoc, const struct names *hist);
+/* The same record as a json-c tree (routes that build one around it). Caller puts the
+ * result. Read lock. */
 struct json_object *hs_render_obj(const struct hs_obj *o, const struct names *props,
                                   const struct names *assoc, const struct names *hist);
 /* One v4 association result ({"toObjectId", "associationTypes"}). Caller puts. */
