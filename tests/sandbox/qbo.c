@@ -92,25 +92,48 @@ void qbo_reply_set(struct reply *rp, int status, const char *ctype, char *body)
     rp->status = status;
     rp->ctype = ctype;
     rp->body = body;
-    rp->ent_kind = 0;
+    rp->ent_kind = rp->ent_deferred = 0;
 }
 
-void qbo_reply_entity(struct reply *rp, const struct realm *r, const char *name,
+void qbo_reply_entity(struct reply *rp, struct realm *r, const char *name,
                       struct json_object *ent)
 {
     char ts[48];
-    struct json_object *env = json_object_new_object();
-    qbo_fmt_time(r, clock_wall_ms(), 1, ts, sizeof(ts));
-    json_object_object_add(env, name, json_object_get(ent));
-    json_object_object_add(env, "time", json_object_new_string(ts));
-    qbo_reply_set(rp, 200, CT_JSON, dup_json(env));
-    json_object_put(env);
     int k = qbo_kind_by_name(name);
     const char *id = jstr(ent, "Id");
+    qbo_fmt_time(r, clock_wall_ms(), 1, ts, sizeof(ts));
+    if (k >= 0 && id && strlen(id) < sizeof(rp->ent_id) && qbo_compact((enum kind)k) &&
+        qbo_ent_get(r, (enum kind)k, id) == ent) { /* a stored transaction: text after settle */
+        qbo_reply_set(rp, 200, CT_JSON, NULL);
+        rp->ent_deferred = 1;
+    } else {
+        struct json_object *env = json_object_new_object();
+        json_object_object_add(env, name, json_object_get(ent));
+        json_object_object_add(env, "time", json_object_new_string(ts));
+        qbo_reply_set(rp, 200, CT_JSON, dup_json(env));
+        json_object_put(env);
+    }
     if (k >= 0 && id && strlen(id) < sizeof(rp->ent_id)) {
         rp->ent_kind = k + 1;
         snprintf(rp->ent_id, sizeof(rp->ent_id), "%s", id);
+        snprintf(rp->ent_time, sizeof(rp->ent_time), "%s", ts);
     }
+}
+
+void qbo_reply_finish(struct realm *r, struct reply *rp)
+{
+    if (!rp->ent_deferred)
+        return;
+    rp->ent_deferred = 0;
+    struct json_object *text = qbo_ent_text(r, (enum kind)(rp->ent_kind - 1), rp->ent_id);
+    const char *name = qbo_kinds[rp->ent_kind - 1].name;
+    size_t tlen = text ? (size_t)json_object_get_string_len(text) : 0;
+    size_t len = strlen(name) + tlen + strlen(rp->ent_time) + 16;
+    char *body = text ? malloc(len) : NULL;
+    if (body)
+        snprintf(body, len, "{\"%s\":%s,\"time\":\"%s\"}", name, json_object_get_string(text),
+                 rp->ent_time);
+    rp->body = body; /* NULL (out of memory): qbo_handle answers 500 */
 }
 
 void qbo_reply_fault(struct reply *rp, const struct realm *r, const struct fault *f)
@@ -438,6 +461,7 @@ void qbo_handle(const struct sb_request *req, struct sb_response *resp)
     struct route_ctx c = {req, r, rest, &rp};
     route(&c);
     qbo_settle(r);
+    qbo_reply_finish(r, &rp);
     if (rid && *rid)
         qbo_requestid_store(r, rid, req, &rp);
 out:

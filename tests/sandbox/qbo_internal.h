@@ -123,10 +123,14 @@ struct reply {
     int status;
     const char *ctype;
     char *body; /* malloc'd */
-    /* Set by qbo_reply_entity when body is {"<ent_kind>": <stored entity>, "time": ...}:
-     * the requestid store then keeps the entity's stored text by reference. */
+    /* Set by qbo_reply_entity when the answer is {"<ent_kind>": <stored entity>, "time":
+     * ent_time}: the requestid store then keeps the entity's stored text by reference.
+     * For a transaction the body is NULL until qbo_reply_finish() writes it from the
+     * settled text, so the entity is serialised once (by qbo_settle), not twice. */
     int ent_kind; /* enum kind + 1; 0 = none */
+    int ent_deferred;
     char ent_id[24];
+    char ent_time[48];
 };
 
 /* A fault to answer: status, Fault.type, Error.{Message, Detail, code, element}. */
@@ -309,9 +313,13 @@ extern const char qbo_obj_not_found[];
 void qbo_fmt_time(const struct realm *r, int64_t wall_ms, int with_ms, char *buf, size_t bufsz);
 /* Replace rp's answer; takes ownership of body (malloc'd, may be NULL). */
 void qbo_reply_set(struct reply *rp, int status, const char *ctype, char *body);
-/* 200 {"<name>": ent, "time": ...}; ent borrowed. */
-void qbo_reply_entity(struct reply *rp, const struct realm *r, const char *name,
+/* 200 {"<name>": ent, "time": ...}; ent borrowed. A stored transaction's answer is
+ * completed by qbo_reply_finish() once the realm is settled, so nothing may change ent
+ * after this call (every route answers last). */
+void qbo_reply_entity(struct reply *rp, struct realm *r, const char *name,
                       struct json_object *ent);
+/* Write the body of a deferred entity answer from the stored text (after qbo_settle). */
+void qbo_reply_finish(struct realm *r, struct reply *rp);
 /* The Fault envelope of f (status f->status, 400 when 0); r may be NULL. */
 void qbo_reply_fault(struct reply *rp, const struct realm *r, const struct fault *f);
 /* Fill f (400 ValidationFault) and return -1, so rules read `return qbo_fault_set(...)`.
