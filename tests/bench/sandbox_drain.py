@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import pathlib
 import sys
 import time
@@ -32,6 +33,7 @@ import bench  # noqa: E402
 import benchlib as bl  # noqa: E402
 from sandbox_load import proc_cpu_rss, start_sandbox  # noqa: E402
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 DOC_PATH = {"create_invoice": "invoice", "create_estimate": "estimate",
             "create_sales_receipt": "salesreceipt"}
 
@@ -160,9 +162,18 @@ def oauth_token(sb, t, client):
         return json.loads(resp.read())["access_token"]
 
 
-def report(label, pid, cpu0, events):
+def user_sys(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def report(label, pid, cpu0, events, us0=(0.0, 0.0)):
     cpu, rss, hwm = proc_cpu_rss(pid)
-    per = " %.3f ms CPU/event," % (1000.0 * (cpu - cpu0) / events) if events else ""
+    us = user_sys(pid)
+    per = (" %.3f ms CPU/event (user %.3f, sys %.3f)," % (
+        1000.0 * (cpu - cpu0) / events, 1000.0 * (us[0] - us0[0]) / events,
+        1000.0 * (us[1] - us0[1]) / events)) if events else ""
     print("%-12s sandbox%s %.1f s CPU in all, RSS %d MB, peak RSS %d MB, load average %s"
           % (label, per, cpu, rss // 1024, hwm // 1024, " ".join(map(str, bl.loadavg()))),
           flush=True)
@@ -178,6 +189,8 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--jitter-ms", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--only", choices=("hubspot", "qbo"),
+                    help="send only that vendor's requests of each event (where the CPU goes)")
     ap.add_argument("--keep", action="store_true",
                     help="leave the sandbox running at the end (prints its pid and port)")
     args = ap.parse_args()
@@ -204,12 +217,15 @@ def main():
                     li_of[(t.i, int(o["id"]))] = o["associations"]["line_items"]
         jobs = [event_requests(ev, realms[ev["tenant"].i], li_of[(ev["tenant"].i, ev["oid"])])
                 for ev in wl.events]
+        if args.only:
+            jobs = [j[:3] if args.only == "hubspot" else j[3:] for j in jobs]
         sb.config({"latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms})
         cpu0, _, _ = proc_cpu_rss(proc.pid)
+        us0 = user_sys(proc.pid)
         t0 = time.monotonic()
         bad = asyncio.run(drain(port, jobs, args.conns))
         wall = time.monotonic() - t0
-        report("drained", proc.pid, cpu0, len(jobs))
+        report("drained", proc.pid, cpu0, len(jobs), us0)
         print("             %.1f s, %.0f events/s, %d non-2xx answers%s" % (
             wall, len(jobs) / wall, len(bad), (": first %r" % (bad[0],)) if bad else ""))
         cpu1, _, _ = proc_cpu_rss(proc.pid)
