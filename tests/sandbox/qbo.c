@@ -544,6 +544,8 @@ static struct json_object *scan_row(struct realm *r, enum kind k, const char *id
     struct json_object *t;
     if (!qbo_compact(k) || !qbo_ent_text(r, k, id))
         return ent_get(r, k, id); /* a tree already (filtered by the caller) */
+    if (!qbo_query_text_may_match(q, json_object_get_string(stored)))
+        return NULL;
     if (!(t = qbo_text_parse(stored)))
         return NULL;
     if (!qbo_query_match(q, qc, t)) {

@@ -602,6 +602,10 @@ def test_stored_documents_answer_byte_for_byte(sb):
     assert entity_text(get(sb, US1, "invoice/" + inv["Id"]), "Invoice") == text
     q = query(sb, US1, "select * from Invoice where DocNumber = 'BB-1'")
     assert q.json()["QueryResponse"]["Invoice"] == [inv]
+    q = query(sb, US1, "select * from Invoice where DocNumber = 'bb-1' and CustomerRef = '3'")
+    assert q.json()["QueryResponse"]["Invoice"] == [inv]  # the text pre-filter ignores case
+    assert "Invoice" not in query(sb, US1, "select * from Invoice where DocNumber = 'BB-2'").json()[
+        "QueryResponse"]
     assert post(sb, US1, "invoice", body, requestid="bb-1").body == created.body
     assert pay(sb, inv, 100).status == 200
     after = get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"]
