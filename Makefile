@@ -151,7 +151,8 @@ UNIT_TESTS := \
 
 # Unit tests of sandbox parts link the sandbox object they test.
 SANDBOX_UNIT_TESTS := \
-	tests/unit/sandbox/test_qbo_query
+	tests/unit/sandbox/test_qbo_query \
+	tests/unit/sandbox/test_sb_json
 
 # Component tests need a private redis-server (started by the test itself).
 COMPONENT_TESTS := \
@@ -177,8 +178,10 @@ COMPONENT_TESTS := \
 SANDBOX_SRCS := \
 	tests/sandbox/main.c \
 	tests/sandbox/server.c \
+	tests/sandbox/sb_json.c \
 	tests/sandbox/hubspot.c \
 	tests/sandbox/hubspot_store.c \
+	tests/sandbox/hubspot_props.c \
 	tests/sandbox/hubspot_pricing.c \
 	tests/sandbox/hubspot_actions.c \
 	tests/sandbox/hubspot_oauth.c \
@@ -186,6 +189,7 @@ SANDBOX_SRCS := \
 	tests/sandbox/workflows_admin.c \
 	tests/sandbox/qbo.c \
 	tests/sandbox/qbo_rules.c \
+	tests/sandbox/qbo_store.c \
 	tests/sandbox/qbo_txn.c \
 	tests/sandbox/qbo_tax.c \
 	tests/sandbox/qbo_currency.c \
@@ -253,6 +257,10 @@ $(INGRESS_LOAD_BIN): $(BUILD)/tests/bench/ingress_load.o $(COMMON_LIB)
 
 $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo_query.o \
 		$(BUILD)/tests/sandbox/qbo_query.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/tests/unit/sandbox/test_sb_json: $(BUILD)/tests/unit/sandbox/test_sb_json.o \
+		$(BUILD)/tests/sandbox/sb_json.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 # Component tests that start a private redis-server share tests/unit/testutil_redis.c.

@@ -119,6 +119,23 @@ def admin(port, method, path, body=None):
     assert r.status in (200, 204), (path, r.status)
 
 
+def start_sandbox(*extra):
+    """$BUILD/hsqb-sandbox on an ephemeral port, seeded from tests/sandbox/seed, with the
+    extra flags: (Popen, port)."""
+    build = pathlib.Path(os.environ.get("BUILD", "build"))
+    binary = (build if build.is_absolute() else ROOT / build) / "hsqb-sandbox"
+    port_file = os.path.join(tempfile.mkdtemp(prefix="sandbox-load-"), "port")
+    proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0", "--port-file", port_file,
+                             "--seed", str(ROOT / "tests/sandbox/seed")] + list(extra),
+                            stdout=subprocess.DEVNULL)
+    for _ in range(500):
+        if os.path.exists(port_file):
+            break
+        time.sleep(0.01)
+    with open(port_file) as f:
+        return proc, int(f.read())
+
+
 def phase(name, port, pid, nconns, seconds, procs):
     per = [nconns // procs + (1 if k < nconns % procs else 0) for k in range(procs)]
     q = multiprocessing.Queue()
@@ -157,20 +174,8 @@ def main():
     ap.add_argument("--min-rps", type=float, default=3000.0)
     args = ap.parse_args()
 
-    build = pathlib.Path(os.environ.get("BUILD", "build"))
-    binary = (build if build.is_absolute() else ROOT / build) / "hsqb-sandbox"
-    tmp = tempfile.mkdtemp(prefix="sandbox-load-")
-    port_file = os.path.join(tmp, "port")
-    proc = subprocess.Popen([str(binary), "--listen", "127.0.0.1:0", "--port-file", port_file,
-                             "--seed", str(ROOT / "tests/sandbox/seed"),
-                             "--threads", str(args.threads), "--log-entries", "10000"],
-                            stdout=subprocess.DEVNULL)
+    proc, port = start_sandbox("--threads", str(args.threads), "--log-entries", "10000")
     try:
-        for _ in range(500):
-            if os.path.exists(port_file):
-                break
-            time.sleep(0.01)
-        port = int(open(port_file).read())
         print("hsqb-sandbox pid %d on port %d, %d threads, %d CPUs" %
               (proc.pid, port, args.threads, os.cpu_count()))
         admin(port, "POST", "/_sandbox/config", {"hubspot_rate_10s": 0,

@@ -29,6 +29,7 @@
 
 #include "common/clock.h"
 #include "tests/sandbox/hubspot_internal.h"
+#include "tests/sandbox/sb_json.h"
 
 #define HS_BATCH_MAX      100  /* CRM batch read inputs */
 #define HS_V4_BATCH_MAX   1000 /* v4 association batch read inputs */
@@ -394,12 +395,10 @@ static struct hs_obj *find_by_property(struct hs_portal *p, int t, const char *p
                                        const char *value)
 {
     for (size_t i = 0; i < p->nlist[t]; i++) {
-        struct json_object *v;
+        const char *v;
         struct hs_obj *o = p->list[t][i];
-        if (json_object_object_get_ex(o->props, prop, &v) &&
-            json_object_is_type(v, json_type_string) &&
-            (strcmp(prop, "email") == 0 ? strcasecmp(json_object_get_string(v), value)
-                                        : strcmp(json_object_get_string(v), value)) == 0)
+        if (hs_props_get(o->props, prop, &v) && v &&
+            (strcmp(prop, "email") == 0 ? strcasecmp(v, value) : strcmp(v, value)) == 0)
             return o;
     }
     return NULL;
@@ -425,7 +424,10 @@ static void h_obj_get(struct hs_portal *p, int t, const char *id, const struct s
     query_names(req, "properties", &props);
     query_names(req, "associations", &assoc);
     query_names(req, "propertiesWithHistory", &hist);
-    sb_resp_json(resp, 200, hs_render_obj(o, &props, &assoc, &hist));
+    struct sb_json w;
+    sb_json_init(&w);
+    hs_write_obj(&w, o, &props, &assoc, &hist);
+    sb_resp_sb_json(resp, 200, &w);
     free(props.buf);
     free(assoc.buf);
     free(hist.buf);
@@ -577,9 +579,15 @@ static void h_batch_read(struct hs_portal *p, int t, const struct sb_request *re
         }
         id_prop = json_object_get_string(v);
     }
-    struct json_object *results = json_object_new_array(), *missing = json_object_new_array();
+    struct json_object *missing = json_object_new_array();
     struct hs_obj **done = calloc(n ? n : 1, sizeof(*done));
     size_t ndone = 0;
+    struct sb_json w; /* the answer, written as text (sb_json.h) */
+    sb_json_init(&w);
+    sb_json_open(&w, '{');
+    sb_json_kv_str(&w, "status", "COMPLETE");
+    sb_json_key(&w, "results");
+    sb_json_open(&w, '[');
     for (size_t i = 0; i < n; i++) {
         struct json_object *in = json_object_array_get_idx(inputs, i), *idv;
         const char *id;
@@ -588,7 +596,7 @@ static void h_batch_read(struct hs_portal *p, int t, const struct sb_request *re
             !json_object_object_get_ex(in, "id", &idv) ||
             !(json_object_is_type(idv, json_type_string) ||
               json_object_is_type(idv, json_type_int))) {
-            json_object_put(results);
+            sb_json_release(&w);
             json_object_put(missing);
             free(done);
             hs_errorf(resp, 400, "VALIDATION_ERROR", "inputs[%zu].id must be a string", i);
@@ -611,12 +619,10 @@ static void h_batch_read(struct hs_portal *p, int t, const struct sb_request *re
         if (dup)
             continue;
         done[ndone++] = o;
-        json_object_array_add(results, hs_render_obj(o, &props, NULL, &hist));
+        hs_write_obj(&w, o, &props, NULL, &hist);
     }
     free(done);
-    struct json_object *out = json_object_new_object();
-    jadd(out, "status", jstr("COMPLETE"));
-    jadd(out, "results", results);
+    sb_json_close(&w, ']');
     int nmissing = (int)json_object_array_length(missing);
     if (nmissing) {
         char msg[256];
@@ -632,15 +638,22 @@ static void h_batch_read(struct hs_portal *p, int t, const struct sb_request *re
         jadd(ctx, "ids", missing);
         jadd(e, "context", ctx);
         json_object_array_add(errs, e);
-        jadd(out, "numErrors", json_object_new_int(1));
-        jadd(out, "errors", errs);
+        sb_json_kv_int(&w, "numErrors", 1);
+        sb_json_key(&w, "errors");
+        size_t len = 0;
+        const char *text = json_object_to_json_string_length(
+            errs, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        sb_json_raw(&w, text, len);
+        json_object_put(errs);
     } else {
         json_object_put(missing);
     }
-    int64_t now = clock_wall_ms();
-    jadd(out, "startedAt", jiso(now));
-    jadd(out, "completedAt", jiso(now));
-    sb_resp_json(resp, nmissing ? 207 : 200, out);
+    char now[40];
+    sb_iso8601(clock_wall_ms(), now, sizeof(now));
+    sb_json_kv_str(&w, "startedAt", now);
+    sb_json_kv_str(&w, "completedAt", now);
+    sb_json_close(&w, '}');
+    sb_resp_sb_json(resp, nmissing ? 207 : 200, &w);
 out:
     free(props.buf);
     free(hist.buf);

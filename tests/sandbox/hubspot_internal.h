@@ -92,12 +92,29 @@ enum {
     HS_DERIVED_TOTAL = 4,      /* quote hs_quote_amount, deal amount */
 };
 
+/* ---- hubspot_props.c: an object's properties, compact ------------------------------------ */
+
+/* Name -> string or null, in the order first set; NULL is the empty set. */
+struct hs_props;
+/* 1 when name is present (*value = its string, or NULL for a null; value may be NULL),
+ * 0 when absent. */
+int hs_props_get(const struct hs_props *p, const char *name, const char **value);
+/* Set name to value (NULL = null), in place when present, else last. -1: out of memory,
+ * *p unchanged. */
+int hs_props_set(struct hs_props **p, const char *name, const char *value);
+/* Remove name when present. */
+void hs_props_del(struct hs_props **p, const char *name);
+/* Iterate: start with *pos = 0; each call returns the next name (borrowed) and its value
+ * as hs_props_get, NULL after the last. */
+const char *hs_props_next(const struct hs_props *p, size_t *pos, const char **value);
+void hs_props_free(struct hs_props *p);
+
 struct hs_obj {
     int64_t portal, id, created_ms, updated_ms, archived_ms;
     int type, archived;
     unsigned derived;          /* HS_DERIVED_* bits; 0 after every (re)seed */
     unsigned stamp;            /* hs.stamp of the last seed document that stored or linked it */
-    struct json_object *props; /* object of string (or null) values */
+    struct hs_props *props;    /* string (or null) values; NULL = none (hubspot_props.c) */
     struct hs_link *links;
     int nlinks, caplinks;
     struct hs_obj *hnext;
@@ -273,8 +290,13 @@ size_t hs_list_lower_bound(const struct hs_portal *p, int t, int64_t min_id);
  * (hs_opt.order); idx must hold o->nlinks entries. Returns the count. Read lock. */
 int hs_links_ordered(const struct hs_obj *o, int to, int *idx);
 
-/* A v3 record ({"id","properties",...}); props/assoc/hist may be NULL (= defaults / none).
- * Caller puts the result. Read lock. */
+/* A v3 record ({"id","properties",...}) written into w (sb_json.h) as the value that
+ * comes next; props/assoc/hist may be NULL (= defaults / none). Read lock. */
+struct sb_json;
+void hs_write_obj(struct sb_json *w, const struct hs_obj *o, const struct names *props,
+                  const struct names *assoc, const struct names *hist);
+/* The same record as a json-c tree (routes that build one around it). Caller puts the
+ * result. Read lock. */
 struct json_object *hs_render_obj(const struct hs_obj *o, const struct names *props,
                                   const struct names *assoc, const struct names *hist);
 /* One v4 association result ({"toObjectId", "associationTypes"}). Caller puts. */

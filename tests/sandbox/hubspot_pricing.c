@@ -55,24 +55,21 @@ struct totals {
 /* The string value of a property, or NULL when absent, null or empty. */
 static const char *prop(const struct hs_obj *o, const char *name)
 {
-    struct json_object *v;
-    if (!json_object_object_get_ex(o->props, name, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    const char *s = json_object_get_string(v);
-    return *s ? s : NULL;
+    const char *s;
+    return hs_props_get(o->props, name, &s) && s && *s ? s : NULL;
 }
 
 /* A property the seed gave (any value, null included), as opposed to a derived one. */
 static int seeded(const struct hs_obj *o, const char *name, unsigned bit)
 {
-    return !(o->derived & bit) && json_object_object_get_ex(o->props, name, NULL);
+    return !(o->derived & bit) && hs_props_get(o->props, name, NULL);
 }
 
 /* Store a derived property: text, or null when text is NULL. */
 static void derive(struct hs_obj *o, const char *name, unsigned bit, const char *text)
 {
-    jadd(o->props, name, text ? jstr(text) : NULL);
-    o->derived |= bit;
+    if (hs_props_set(&o->props, name, text) == 0)
+        o->derived |= bit;
 }
 
 static void derive_cents(struct hs_obj *o, const char *name, unsigned bit, int ok, int64_t cents)
@@ -85,7 +82,7 @@ static void derive_cents(struct hs_obj *o, const char *name, unsigned bit, int o
 static void underive(struct hs_obj *o, const char *name, unsigned bit)
 {
     if (o->derived & bit)
-        json_object_object_del(o->props, name);
+        hs_props_del(&o->props, name);
     o->derived &= ~bit;
 }
 

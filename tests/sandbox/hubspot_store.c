@@ -36,6 +36,7 @@
 
 #include "common/clock.h"
 #include "tests/sandbox/hubspot_internal.h"
+#include "tests/sandbox/sb_json.h"
 
 #define HS_CALLBACKS_MAX 1000000 /* registered callbacks, all portals */
 
@@ -299,7 +300,7 @@ void hs_init(void)
 
 static void obj_free(struct hs_obj *o)
 {
-    json_object_put(o->props);
+    hs_props_free(o->props);
     free(o->links);
     free(o);
 }
@@ -499,55 +500,82 @@ void hs_names_parse(struct names *ns, char *csv)
     }
 }
 
-static void prop_put(struct json_object *out, const struct hs_obj *o, const char *name)
+/* Records are written as text (sb_json.h), byte for byte what the json-c trees gave: a
+ * tree per record was most of the CPU of a CRM read. A property asked for twice (or also
+ * one of the three always added) appears once, at its first place, as json-c's replacing
+ * add did. */
+struct written {
+    const char *v[HS_MAX_NAMES + 3];
+    int n;
+};
+
+static void iso_put(struct sb_json *w, const char *key, int64_t ms)
 {
-    struct json_object *v;
-    if (json_object_object_get_ex(o->props, name, &v)) {
-        if (v && json_object_is_type(v, json_type_string))
-            jadd(out, name,
-                 json_object_new_string_len(json_object_get_string(v),
-                                            json_object_get_string_len(v)));
-        else
-            jadd(out, name, NULL);
+    char b[40];
+    sb_iso8601(ms, b, sizeof(b));
+    sb_json_kv_str(w, key, b);
+}
+
+static void prop_put(struct sb_json *w, const struct hs_obj *o, const char *name,
+                     struct written *done)
+{
+    const char *v;
+    for (int i = 0; i < done->n; i++)
+        if (strcmp(done->v[i], name) == 0)
+            return;
+    if (done->n < (int)(sizeof(done->v) / sizeof(done->v[0])))
+        done->v[done->n++] = name;
+    if (hs_props_get(o->props, name, &v)) {
+        sb_json_kv_str(w, name, v);
         return;
     }
     char buf[32];
     if (strcmp(name, "hs_object_id") == 0) {
         snprintf(buf, sizeof(buf), "%lld", (long long)o->id);
-        jadd(out, name, jstr(buf));
+        sb_json_kv_str(w, name, buf);
     } else if (strcmp(name, "createdate") == 0) {
-        jadd(out, name, jiso(o->created_ms));
+        iso_put(w, name, o->created_ms);
     } else if (strcmp(name, hs_types[o->type].modkey) == 0) {
-        jadd(out, name, jiso(o->updated_ms));
+        iso_put(w, name, o->updated_ms);
     } else if (json_object_object_get_ex(hs.known[o->type], name, NULL)) {
-        jadd(out, name, NULL); /* §9 #1: known but empty -> null */
+        sb_json_kv_str(w, name, NULL); /* §9 #1: known but empty -> null */
     }
 }
 
-static struct json_object *render_props(const struct hs_obj *o, const struct names *props, int all)
+static void write_props(struct sb_json *w, const struct hs_obj *o, const struct names *props,
+                        int all)
 {
-    struct json_object *out = json_object_new_object();
+    struct written done = {.n = 0};
+    char buf[512]; /* the defaults' names: done points into it until the end */
+    struct names d;
+    sb_json_open(w, '{');
     if (all) {
-        json_object_object_foreach(o->props, k, v)
-        {
-            (void)v;
-            prop_put(out, o, k);
-        }
+        size_t pos = 0;
+        const char *k;
+        while ((k = hs_props_next(o->props, &pos, NULL)))
+            prop_put(w, o, k, &done);
     } else if (props && props->n) {
         for (int i = 0; i < props->n; i++)
-            prop_put(out, o, props->v[i]);
+            prop_put(w, o, props->v[i], &done);
     } else {
-        char buf[512];
-        struct names d;
         snprintf(buf, sizeof(buf), "%s", hs_types[o->type].defaults);
         hs_names_parse(&d, buf);
         for (int i = 0; i < d.n; i++)
-            prop_put(out, o, d.v[i]);
+            prop_put(w, o, d.v[i], &done);
     }
-    prop_put(out, o, "hs_object_id");
-    prop_put(out, o, "createdate");
-    prop_put(out, o, hs_types[o->type].modkey);
-    return out;
+    prop_put(w, o, "hs_object_id", &done);
+    prop_put(w, o, "createdate", &done);
+    prop_put(w, o, hs_types[o->type].modkey, &done);
+    sb_json_close(w, '}');
+}
+
+/* The JSON text of w as a tree (callers that still build trees around a record); NULL
+ * when w failed. Releases w. */
+static struct json_object *tree_of(struct sb_json *w)
+{
+    struct json_object *t = w->err || !w->buf ? NULL : json_tokener_parse(w->buf);
+    sb_json_release(w);
+    return t;
 }
 
 static const char *assoc_key(int t)
@@ -580,11 +608,11 @@ int hs_links_ordered(const struct hs_obj *o, int to, int *idx)
     return n;
 }
 
-/* v3 embedded associations (§4.3): one entry per (target, association type). */
-static struct json_object *render_assoc_v3(const struct hs_obj *o, const struct names *req)
+/* v3 embedded associations (§4.3): one entry per (target, association type), under
+ * "associations" when any requested type has links. */
+static void write_assoc_v3(struct sb_json *w, const struct hs_obj *o, const struct names *req)
 {
-    struct json_object *out = NULL;
-    int seen[NT] = {0};
+    int seen[NT] = {0}, opened = 0;
     int *idx = o->nlinks ? malloc((size_t)o->nlinks * sizeof(int)) : NULL;
     for (int i = 0; i < req->n; i++) {
         int t = hs_type_find(req->v[i]);
@@ -594,7 +622,14 @@ static struct json_object *render_assoc_v3(const struct hs_obj *o, const struct 
         int n = hs_links_ordered(o, t, idx);
         if (!n)
             continue;
-        struct json_object *res = json_object_new_array();
+        if (!opened++) {
+            sb_json_key(w, "associations");
+            sb_json_open(w, '{');
+        }
+        sb_json_key(w, assoc_key(t));
+        sb_json_open(w, '{');
+        sb_json_key(w, "results");
+        sb_json_open(w, '[');
         for (int k = 0; k < n; k++) {
             const struct hs_link *l = &o->links[idx[k]];
             char id[32];
@@ -611,59 +646,66 @@ static struct json_object *render_assoc_v3(const struct hs_obj *o, const struct 
                     } else {
                         snprintf(nm, sizeof(nm), "%s", name);
                     }
-                    struct json_object *e = json_object_new_object();
-                    jadd(e, "id", jstr(id));
-                    jadd(e, "type", jstr(nm));
-                    json_object_array_add(res, e);
+                    sb_json_open(w, '{');
+                    sb_json_kv_str(w, "id", id);
+                    sb_json_kv_str(w, "type", nm);
+                    sb_json_close(w, '}');
                 }
             }
         }
-        struct json_object *wrap = json_object_new_object();
-        jadd(wrap, "results", res);
-        if (!out)
-            out = json_object_new_object();
-        jadd(out, assoc_key(t), wrap);
+        sb_json_close(w, ']');
+        sb_json_close(w, '}');
     }
+    if (opened)
+        sb_json_close(w, '}');
     free(idx);
-    return out;
+}
+
+void hs_write_obj(struct sb_json *w, const struct hs_obj *o, const struct names *props,
+                  const struct names *assoc, const struct names *hist)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "%lld", (long long)o->id);
+    sb_json_open(w, '{');
+    sb_json_kv_str(w, "id", id);
+    sb_json_key(w, "properties");
+    write_props(w, o, props, 0);
+    if (hist && hist->n) {
+        sb_json_key(w, "propertiesWithHistory");
+        sb_json_open(w, '{');
+        for (int i = 0; i < hist->n; i++) {
+            const char *v;
+            if (!hs_props_get(o->props, hist->v[i], &v) || !v)
+                continue;
+            sb_json_key(w, hist->v[i]);
+            sb_json_open(w, '[');
+            sb_json_open(w, '{');
+            sb_json_kv_str(w, "value", v);
+            iso_put(w, "timestamp", o->updated_ms);
+            sb_json_kv_str(w, "sourceType", "API");
+            sb_json_close(w, '}');
+            sb_json_close(w, ']');
+        }
+        sb_json_close(w, '}');
+    }
+    iso_put(w, "createdAt", o->created_ms);
+    iso_put(w, "updatedAt", o->updated_ms);
+    sb_json_key(w, "archived");
+    sb_json_bool(w, o->archived);
+    if (o->archived)
+        iso_put(w, "archivedAt", o->archived_ms);
+    if (assoc && assoc->n)
+        write_assoc_v3(w, o, assoc);
+    sb_json_close(w, '}');
 }
 
 struct json_object *hs_render_obj(const struct hs_obj *o, const struct names *props,
                                   const struct names *assoc, const struct names *hist)
 {
-    struct json_object *r = json_object_new_object();
-    char id[32];
-    snprintf(id, sizeof(id), "%lld", (long long)o->id);
-    jadd(r, "id", jstr(id));
-    jadd(r, "properties", render_props(o, props, 0));
-    if (hist && hist->n) {
-        struct json_object *h = json_object_new_object();
-        for (int i = 0; i < hist->n; i++) {
-            struct json_object *v;
-            if (!json_object_object_get_ex(o->props, hist->v[i], &v) ||
-                !json_object_is_type(v, json_type_string))
-                continue;
-            struct json_object *e = json_object_new_object();
-            jadd(e, "value", jstr(json_object_get_string(v)));
-            jadd(e, "timestamp", jiso(o->updated_ms));
-            jadd(e, "sourceType", jstr("API"));
-            struct json_object *arr = json_object_new_array();
-            json_object_array_add(arr, e);
-            jadd(h, hist->v[i], arr);
-        }
-        jadd(r, "propertiesWithHistory", h);
-    }
-    jadd(r, "createdAt", jiso(o->created_ms));
-    jadd(r, "updatedAt", jiso(o->updated_ms));
-    jadd(r, "archived", json_object_new_boolean(o->archived));
-    if (o->archived)
-        jadd(r, "archivedAt", jiso(o->archived_ms));
-    if (assoc && assoc->n) {
-        struct json_object *a = render_assoc_v3(o, assoc);
-        if (a)
-            jadd(r, "associations", a);
-    }
-    return r;
+    struct sb_json w;
+    sb_json_init(&w);
+    hs_write_obj(&w, o, props, assoc, hist);
+    return tree_of(&w);
 }
 
 struct json_object *hs_render_v4_link(const struct hs_link *l)
@@ -935,7 +977,8 @@ static int seed_links(struct hs_obj *o, struct json_object *assoc, struct pendin
 static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct pending *pd,
                        char *err, size_t errsz)
 {
-    struct json_object *v, *props = NULL;
+    struct json_object *v;
+    struct hs_props *props = NULL;
     int64_t id;
     if (!json_object_is_type(e, json_type_object) || !json_object_object_get_ex(e, "id", &v) ||
         json_id(v, &id)) {
@@ -952,7 +995,6 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
         o->type = t;
         o->id = id;
     }
-    props = json_object_new_object();
     if (json_object_object_get_ex(e, "properties", &v)) {
         if (!json_object_is_type(v, json_type_object)) {
             snprintf(err, errsz, "%s %lld: 'properties' must be an object", hs_types[t].name,
@@ -961,15 +1003,15 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
         }
         json_object_object_foreach(v, k, pv)
         {
-            struct json_object *sv = NULL;
+            const char *sv = NULL;
             if (!pv)
                 sv = NULL;
             else if (json_object_is_type(pv, json_type_string))
-                sv = jstr(json_object_get_string(pv));
+                sv = json_object_get_string(pv);
             else if (json_object_is_type(pv, json_type_int) ||
                      json_object_is_type(pv, json_type_double) ||
                      json_object_is_type(pv, json_type_boolean))
-                sv = jstr(json_object_to_json_string_ext(pv, JSON_C_TO_STRING_PLAIN));
+                sv = json_object_to_json_string_ext(pv, JSON_C_TO_STRING_PLAIN);
             else {
                 snprintf(err, errsz,
                          "%s %lld: property '%s' must be a string, number, "
@@ -977,7 +1019,10 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
                          hs_types[t].name, (long long)id, k);
                 goto fail;
             }
-            jadd(props, k, sv);
+            if (hs_props_set(&props, k, sv) != 0) {
+                snprintf(err, errsz, "out of memory");
+                goto fail;
+            }
             jadd(hs.known[t], k, NULL);
         }
     }
@@ -990,7 +1035,7 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
                   json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
     o->created_ms = created;
     o->updated_ms = updated;
-    json_object_put(o->props);
+    hs_props_free(o->props);
     o->props = props;
     o->derived = 0;
     o->stamp = hs.stamp;
@@ -1005,7 +1050,7 @@ static int seed_object(struct hs_portal *p, int t, struct json_object *e, struct
         return -1;
     return 0;
 fail:
-    json_object_put(props);
+    hs_props_free(props);
     if (fresh)
         obj_free(o);
     return -1;
@@ -1401,7 +1446,10 @@ static struct json_object *dump_portal(const struct hs_portal *p)
             char id[32];
             snprintf(id, sizeof(id), "%lld", (long long)x->id);
             jadd(r, "id", jstr(id));
-            jadd(r, "properties", render_props(x, NULL, 1));
+            struct sb_json w;
+            sb_json_init(&w);
+            write_props(&w, x, NULL, 1);
+            jadd(r, "properties", tree_of(&w));
             jadd(r, "archived", json_object_new_boolean(x->archived));
             for (int k = 0; k < x->nlinks; k++) {
                 struct json_object *ids;

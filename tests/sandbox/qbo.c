@@ -11,10 +11,11 @@
  * State (qbo_internal.h): one struct realm per company (CompanyInfo, Preferences, one
  * json-c object per entity kind used as an Id -> entity hash map, name and DocNumber
  * indexes, requestid store, throttle rings). Entities are kept exactly as they are
- * answered, so a read is a lookup plus one serialisation. All of it sits behind g_lock,
- * which only this file takes, once per public entry point; the response text is produced
- * under it (json-c objects are not thread-safe) and it is never held across I/O or
- * injected latency.
+ * answered: name lists as trees, transactions as their text (qbo_store.c, parsed when a
+ * request needs them and settled back before g_lock is released). All of it sits behind
+ * g_lock, which only this file takes, once per public entry point; the response text is
+ * produced under it (json-c objects are not thread-safe) and it is never held across I/O
+ * or injected latency.
  *
  * Writes and their rules live elsewhere: qbo_rules.c (the write pipeline, name lists,
  * requestid store) and qbo_txn.c (transactions). Reference §12's design choices are
@@ -91,18 +92,48 @@ void qbo_reply_set(struct reply *rp, int status, const char *ctype, char *body)
     rp->status = status;
     rp->ctype = ctype;
     rp->body = body;
+    rp->ent_kind = rp->ent_deferred = 0;
 }
 
-void qbo_reply_entity(struct reply *rp, const struct realm *r, const char *name,
+void qbo_reply_entity(struct reply *rp, struct realm *r, const char *name,
                       struct json_object *ent)
 {
     char ts[48];
-    struct json_object *env = json_object_new_object();
+    int k = qbo_kind_by_name(name);
+    const char *id = jstr(ent, "Id");
     qbo_fmt_time(r, clock_wall_ms(), 1, ts, sizeof(ts));
-    json_object_object_add(env, name, json_object_get(ent));
-    json_object_object_add(env, "time", json_object_new_string(ts));
-    qbo_reply_set(rp, 200, CT_JSON, dup_json(env));
-    json_object_put(env);
+    if (k >= 0 && id && strlen(id) < sizeof(rp->ent_id) && qbo_compact((enum kind)k) &&
+        qbo_ent_get(r, (enum kind)k, id) == ent) { /* a stored transaction: text after settle */
+        qbo_reply_set(rp, 200, CT_JSON, NULL);
+        rp->ent_deferred = 1;
+    } else {
+        struct json_object *env = json_object_new_object();
+        json_object_object_add(env, name, json_object_get(ent));
+        json_object_object_add(env, "time", json_object_new_string(ts));
+        qbo_reply_set(rp, 200, CT_JSON, dup_json(env));
+        json_object_put(env);
+    }
+    if (k >= 0 && id && strlen(id) < sizeof(rp->ent_id)) {
+        rp->ent_kind = k + 1;
+        snprintf(rp->ent_id, sizeof(rp->ent_id), "%s", id);
+        snprintf(rp->ent_time, sizeof(rp->ent_time), "%s", ts);
+    }
+}
+
+void qbo_reply_finish(struct realm *r, struct reply *rp)
+{
+    if (!rp->ent_deferred)
+        return;
+    rp->ent_deferred = 0;
+    struct json_object *text = qbo_ent_text(r, (enum kind)(rp->ent_kind - 1), rp->ent_id);
+    const char *name = qbo_kinds[rp->ent_kind - 1].name;
+    size_t tlen = text ? (size_t)json_object_get_string_len(text) : 0;
+    size_t len = strlen(name) + tlen + strlen(rp->ent_time) + 16;
+    char *body = text ? malloc(len) : NULL;
+    if (body)
+        snprintf(body, len, "{\"%s\":%s,\"time\":\"%s\"}", name, json_object_get_string(text),
+                 rp->ent_time);
+    rp->body = body; /* NULL (out of memory): qbo_handle answers 500 */
 }
 
 void qbo_reply_fault(struct reply *rp, const struct realm *r, const struct fault *f)
@@ -429,6 +460,8 @@ void qbo_handle(const struct sb_request *req, struct sb_response *resp)
         goto out;
     struct route_ctx c = {req, r, rest, &rp};
     route(&c);
+    qbo_settle(r);
+    qbo_reply_finish(r, &rp);
     if (rid && *rid)
         qbo_requestid_store(r, rid, req, &rp);
 out:
@@ -501,9 +534,31 @@ static char *query_text(const struct sb_request *req)
     return out;
 }
 
-/* Rows that can match: a direct lookup for Id = / IN and name equality, else all. */
+/* One stored row of a scan, when it matches q: transactions are parsed from their text
+ * and only the matching ones kept open, so a query over thousands of documents does not
+ * hold a tree of each. */
+static struct json_object *scan_row(struct realm *r, enum kind k, const char *id,
+                                    struct json_object *stored, const struct qbo_query *q,
+                                    const struct qbo_qctx *qc)
+{
+    struct json_object *t;
+    if (!qbo_compact(k) || !qbo_ent_text(r, k, id))
+        return ent_get(r, k, id); /* a tree already (filtered by the caller) */
+    if (!qbo_query_text_may_match(q, json_object_get_string(stored)))
+        return NULL;
+    if (!(t = qbo_text_parse(stored)))
+        return NULL;
+    if (!qbo_query_match(q, qc, t)) {
+        json_object_put(t);
+        return NULL;
+    }
+    return qbo_ent_adopt(r, k, id, t);
+}
+
+/* Rows that can match: a direct lookup for Id = / IN and name equality, else all (of a
+ * transaction kind: all that match). */
 static int query_candidates(struct realm *r, enum kind k, const struct qbo_query *q,
-                            struct json_object ***rows, size_t *n)
+                            const struct qbo_qctx *qc, struct json_object ***rows, size_t *n)
 {
     size_t cap = (size_t)json_object_object_length(r->ents[k]) + 1;
     struct json_object **v;
@@ -545,8 +600,9 @@ static int query_candidates(struct realm *r, enum kind k, const struct qbo_query
     *n = 0;
     json_object_object_foreach(r->ents[k], id, e)
     {
-        (void)id;
-        v[(*n)++] = e;
+        struct json_object *row = scan_row(r, k, id, e, q, qc);
+        if (row)
+            v[(*n)++] = row;
     }
     *rows = v;
     return 0;
@@ -593,7 +649,7 @@ static void do_query(struct route_ctx *c)
     }
     int k = qbo_kind_by_name(entity);
     if (k >= 0) {
-        if (query_candidates(c->r, (enum kind)k, q, &rows, &n) < 0)
+        if (query_candidates(c->r, (enum kind)k, q, &qc, &rows, &n) < 0)
             goto out;
     } else {
         single[0] = strcmp(entity, "CompanyInfo") == 0 ? c->r->company : c->r->prefs;
@@ -821,6 +877,7 @@ static void realm_free(struct realm *r)
         json_object_put(r->names[k]);
         json_object_put(r->docnums[k]);
     }
+    qbo_store_free(r);
     json_object_put(r->reqids);
     json_object_put(r->ast_rates);
     json_object_put(r->xrates);
@@ -964,9 +1021,10 @@ static void reindex_all(void)
         for (int k = 0; k < K_NKINDS; k++) {
             json_object_object_foreach(r->ents[k], id, e)
             {
-                (void)id;
-                qbo_index_add(r, (enum kind)k, e);
+                qbo_index_add(r, (enum kind)k, ent_get(r, (enum kind)k, id));
+                (void)e;
             }
+            qbo_settle(r); /* one kind's trees at a time */
         }
     }
 }
@@ -1129,7 +1187,7 @@ static int seed_realm(struct json_object *rj, char *errstr, size_t errsz)
                 if (k == K_PAYMENT)
                     qbo_apply_payment(r, eid, old, NULL);
                 qbo_index_del(r, (enum kind)k, old);
-                json_object_object_del(r->ents[k], eid);
+                qbo_ent_del(r, (enum kind)k, eid);
             }
             if (qbo_entity_write(r, (enum kind)k, e, NULL, 0, 1, 0, &ent, &f) < 0) {
                 snprintf(errstr, errsz, "qbo realm %s: %s[%zu]: %s %s: %s", id, qbo_kinds[k].name,
@@ -1162,6 +1220,8 @@ int qbo_seed(struct json_object *doc, char *errstr, size_t errsz)
         }
         for (size_t i = 0; rc == 0 && i < json_object_array_length(v); i++)
             rc = seed_realm(json_object_array_get_idx(v, i), errstr, errsz);
+        for (int i = 0; i < g_nrealms; i++)
+            qbo_settle(g_realms[i]);
     }
     pthread_mutex_unlock(&g_lock);
     return rc;
@@ -1194,16 +1254,20 @@ static struct json_object *realm_dump(struct realm *r)
         json_object_object_foreach(r->ents[k], id, e)
         {
             (void)id;
-            if (v)
-                v[n++] = e;
+            cp = NULL;
+            if (qbo_compact((enum kind)k)) /* settled: parse a copy of the text */
+                cp = qbo_text_parse(e);
+            else
+                json_object_deep_copy(e, &cp, NULL);
+            if (v && cp)
+                v[n++] = cp;
+            else
+                json_object_put(cp);
         }
         if (v)
             qsort(v, n, sizeof(*v), id_cmp);
-        for (size_t i = 0; i < n; i++) {
-            cp = NULL;
-            json_object_deep_copy(v[i], &cp, NULL);
-            json_object_array_add(arr, cp);
-        }
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(arr, v[i]);
         free(v);
         json_object_object_add(o, qbo_kinds[k].name, arr);
     }

@@ -10,6 +10,7 @@
  *   qbo.c       options, realms, replies and faults, company-local time
  *   qbo_rules.c kind table, indexes, write helpers and faults, name-list builders, the
  *               write pipeline (create / update / delete / void), the requestid store
+ *   qbo_store.c where entities live: trees, or text for transactions (qbo_ent_*)
  *   qbo_txn.c   transaction builders (sales documents, payments, purchases) and the
  *               payment -> invoice application
  *   qbo_tax.c   sales tax of sales documents: line tax codes, TxnTaxDetail, Automated
@@ -23,9 +24,10 @@
  * Entities handed out (ent_get(), qbo_entity_write()'s *out) are borrowed from the realm:
  * valid while the lock is held and until the next write of that kind.
  *
- * Invariants: entities are stored exactly as they are answered (a read is a lookup plus
- * one serialisation); every stored entity has string Id and SyncToken members; names[]
- * and docnums[] point only at stored entities (qbo_index_add/del on every change).
+ * Invariants: entities are stored exactly as they are answered (trees, or for the
+ * transaction kinds their text: qbo_store.c); every stored entity has string Id and
+ * SyncToken members; names[] and docnums[] point only at stored entities
+ * (qbo_index_add/del on every change).
  * Faults: rule functions return -1 after filling a struct fault (qbo_fault_set); nothing
  * shared is changed before a write commits except the Id and DocNumber counters.
  */
@@ -85,11 +87,22 @@ enum kind {
     K_NKINDS
 };
 
+/* A transaction parsed from its stored text for the current locked section (qbo_store.c). */
+struct qbo_open {
+    enum kind k;
+    char id[24];
+    struct json_object *tree; /* owned; written back as text by qbo_settle() */
+};
+
 struct realm {
     char id[SB_TENANT_MAX];
     int utc_offset_min;
     struct json_object *company, *prefs;
-    struct json_object *ents[K_NKINDS];    /* Id -> entity */
+    /* Id -> entity, in creation order: a tree, or for qbo_compact() kinds its JSON text as
+     * a json-c string (read them through qbo_ent_get, never directly). */
+    struct json_object *ents[K_NKINDS];
+    struct qbo_open *open; /* transactions parsed since the last qbo_settle() */
+    int nopen, capopen;
     struct json_object *names[K_NKINDS];   /* folded name -> "Kind/Id" (people share one) */
     struct json_object *docnums[K_NKINDS]; /* DocNumber -> Id */
     int64_t next_id[K_NKINDS], next_doc[K_NKINDS];
@@ -110,6 +123,14 @@ struct reply {
     int status;
     const char *ctype;
     char *body; /* malloc'd */
+    /* Set by qbo_reply_entity when the answer is {"<ent_kind>": <stored entity>, "time":
+     * ent_time}: the requestid store then keeps the entity's stored text by reference.
+     * For a transaction the body is NULL until qbo_reply_finish() writes it from the
+     * settled text, so the entity is serialised once (by qbo_settle), not twice. */
+    int ent_kind; /* enum kind + 1; 0 = none */
+    int ent_deferred;
+    char ent_id[24];
+    char ent_time[48];
 };
 
 /* A fault to answer: status, Fault.type, Error.{Message, Detail, code, element}. */
@@ -248,10 +269,38 @@ static inline void set_str(struct json_object *o, const char *key, const char *s
     json_object_object_add(o, key, json_object_new_string(s));
 }
 
+/* ---- qbo_store.c: where entities live ---------------------------------------------------- */
+
+/* 1 when entities of k are stored as text (the KF_TXN kinds), 0 when as trees. */
+int qbo_compact(enum kind k);
+/* The entity k/id as a tree, or NULL (id may be NULL). A stored text is parsed once per
+ * locked section; the tree is borrowed and may be changed in place until qbo_settle(). */
+struct json_object *qbo_ent_get(struct realm *r, enum kind k, const char *id);
+/* Store tree (ownership taken) as k/id, replacing any entity of that Id in place (creation
+ * order kept). Compact kinds: the tree stays open (borrowed by the caller) until
+ * qbo_settle() turns it into text. */
+void qbo_ent_put(struct realm *r, enum kind k, const char *id, struct json_object *tree);
+/* Remove k/id (text and any open tree). */
+void qbo_ent_del(struct realm *r, enum kind k, const char *id);
+/* A compact kind's tree parsed by the caller from k/id's text (qbo_text_parse), made the
+ * open tree of k/id as if qbo_ent_get had parsed it; takes ownership, returns the tree to
+ * use (borrowed), NULL when out of memory. */
+struct json_object *qbo_ent_adopt(struct realm *r, enum kind k, const char *id,
+                                  struct json_object *tree);
+/* A stored text as a fresh tree (caller puts), or NULL when it does not parse. */
+struct json_object *qbo_text_parse(struct json_object *text);
+/* The stored text of k/id (a json-c string, borrowed; json_object_get to keep it) when k
+ * is compact and k/id is not open, else NULL. */
+struct json_object *qbo_ent_text(struct realm *r, enum kind k, const char *id);
+/* Write every open tree of r back as text (only when it changed) and free it. Every
+ * public entry point calls it before it unlocks; r may be NULL. */
+void qbo_settle(struct realm *r);
+/* Free the open trees without writing them back (realm teardown). */
+void qbo_store_free(struct realm *r);
+
 static inline struct json_object *ent_get(struct realm *r, enum kind k, const char *id)
 {
-    struct json_object *e;
-    return id && json_object_object_get_ex(r->ents[k], id, &e) ? e : NULL;
+    return qbo_ent_get(r, k, id);
 }
 
 /* ---- qbo.c: replies, faults, time --------------------------------------------------- */
@@ -264,9 +313,13 @@ extern const char qbo_obj_not_found[];
 void qbo_fmt_time(const struct realm *r, int64_t wall_ms, int with_ms, char *buf, size_t bufsz);
 /* Replace rp's answer; takes ownership of body (malloc'd, may be NULL). */
 void qbo_reply_set(struct reply *rp, int status, const char *ctype, char *body);
-/* 200 {"<name>": ent, "time": ...}; ent borrowed. */
-void qbo_reply_entity(struct reply *rp, const struct realm *r, const char *name,
+/* 200 {"<name>": ent, "time": ...}; ent borrowed. A stored transaction's answer is
+ * completed by qbo_reply_finish() once the realm is settled, so nothing may change ent
+ * after this call (every route answers last). */
+void qbo_reply_entity(struct reply *rp, struct realm *r, const char *name,
                       struct json_object *ent);
+/* Write the body of a deferred entity answer from the stored text (after qbo_settle). */
+void qbo_reply_finish(struct realm *r, struct reply *rp);
 /* The Fault envelope of f (status f->status, 400 when 0); r may be NULL. */
 void qbo_reply_fault(struct reply *rp, const struct realm *r, const struct fault *f);
 /* Fill f (400 ValidationFault) and return -1, so rules read `return qbo_fault_set(...)`.

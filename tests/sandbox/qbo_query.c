@@ -840,6 +840,23 @@ int qbo_query_mentions(const struct qbo_query *q, const char *field)
     return 0;
 }
 
+int qbo_query_text_may_match(const struct qbo_query *q, const char *text)
+{
+    for (int i = 0; q->checked && i < q->nconds; i++) {
+        const struct qbo_qcond *c = &q->conds[i];
+        const char *v = c->nvals == 1 ? c->vals[0].s : NULL;
+        if (c->op != QOP_EQ || (c->ftype != F_STR && c->ftype != F_REF) || !v || !*v ||
+            c->vals[0].kind != QVAL_STR)
+            continue;
+        int plain = 1; /* written as is in JSON text: no '"', '\\' or control byte */
+        for (const unsigned char *p = (const unsigned char *)v; *p && plain; p++)
+            plain = *p >= 0x20 && *p != '"' && *p != '\\';
+        if (plain && !strcasestr(text, v))
+            return 0;
+    }
+    return 1;
+}
+
 /* ---- evaluation ------------------------------------------------------------------- */
 
 /* The row's value for a field: the member itself, MetaData's member, or a Ref's value. */

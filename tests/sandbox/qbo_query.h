@@ -125,6 +125,12 @@ int qbo_query_check(struct qbo_query *q, const char *entity, struct qbo_qerr *er
 /* 1 when WHERE mentions field (e.g. "Active": name lists hide inactive rows otherwise). */
 int qbo_query_mentions(const struct qbo_query *q, const char *field);
 
+/* 0 when the JSON text of a row (json-c's serialisation) cannot satisfy the checked
+ * statement q: one of its string or reference equalities has a literal, free of JSON
+ * escapes, that the text does not contain (ASCII case ignored); else 1. A necessary
+ * condition only, so that a scan of stored text parses just the rows that may match. */
+int qbo_query_text_may_match(const struct qbo_query *q, const char *text);
+
 /* Evaluation context: string comparisons ignore ASCII case when ci is set; utc_offset_min
  * is the company's offset, used for date-times written without one. */
 struct qbo_qctx {

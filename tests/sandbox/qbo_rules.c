@@ -620,7 +620,7 @@ int qbo_entity_write(struct realm *r, enum kind k, struct json_object *body,
     if (old)
         qbo_index_del(r, k, old);
     qbo_index_add(r, k, w.ent);
-    json_object_object_add(r->ents[k], w.id, w.ent); /* frees old */
+    qbo_ent_put(r, k, w.id, w.ent); /* frees old */
     *out = w.ent;
     return 0;
 fail:
@@ -702,7 +702,7 @@ static void do_delete(struct route_ctx *c, enum kind k, struct json_object *body
     if (k == K_PAYMENT)
         qbo_apply_payment(c->r, id, e, NULL);
     qbo_index_del(c->r, k, e);
-    json_object_object_del(c->r->ents[k], id);
+    qbo_ent_del(c->r, k, id);
     res = json_object_new_object();
     set_str(res, "domain", "QBO");
     set_str(res, "status", "Deleted");
@@ -743,7 +743,7 @@ static void do_void(struct route_ctx *c, enum kind k, struct json_object *body)
     if (k == K_PAYMENT)
         qbo_apply_payment(c->r, id, e, NULL);
     qbo_bump(c->r, cp);
-    json_object_object_add(c->r->ents[k], id, cp);
+    qbo_ent_put(c->r, k, id, cp);
     qbo_reply_entity(c->rp, c->r, qbo_kinds[k].name, cp);
 }
 
@@ -810,6 +810,13 @@ static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
     return h;
 }
 
+/* A requestid record is the array [status, hash, mono ms, text...]: the answer is its
+ * texts joined. A stored entity's answer is [..., "{\"Invoice\":", <the entity's stored
+ * text, shared with r->ents>, ",\"time\":...}"], so remembering a created document costs
+ * a few bytes rather than a second copy of it; a later change of the entity stores new
+ * text and leaves the record's untouched. */
+enum { REC_STATUS, REC_HASH, REC_MONO, REC_TEXT };
+
 static void reqid_purge(struct realm *r)
 {
     int64_t now = clock_mono_ms();
@@ -821,7 +828,7 @@ static void reqid_purge(struct realm *r)
     /* json-c objects keep insertion order: the oldest entries come first. */
     json_object_object_foreach(r->reqids, k, v)
     {
-        int64_t t = json_object_get_int64(json_object_array_get_idx(v, 3));
+        int64_t t = json_object_get_int64(json_object_array_get_idx(v, REC_MONO));
         if (over <= 0 && (g_qbo_opts.retention_s <= 0 || now - t < g_qbo_opts.retention_s * 1000LL))
             break;
         if (!dead)
@@ -843,17 +850,59 @@ static uint64_t request_hash(const struct sb_request *req)
     return fnv1a(req->body, req->body_len, h);
 }
 
+/* Append rp's body to rec: as head + the stored text of the entity it answers + tail when
+ * the body is exactly that (checked byte for byte), else as one copy. */
+static void rec_add_body(struct realm *r, struct json_object *rec, const struct reply *rp)
+{
+    const char *body = rp->body ? rp->body : "";
+    size_t blen = strlen(body);
+    struct json_object *text = NULL;
+    if (rp->ent_kind)
+        text = qbo_ent_text(r, (enum kind)(rp->ent_kind - 1), rp->ent_id);
+    if (text) {
+        const char *t = json_object_get_string(text);
+        size_t tlen = (size_t)json_object_get_string_len(text);
+        size_t head = strlen(qbo_kinds[rp->ent_kind - 1].name) + 4; /* {"Name": */
+        if (tlen && head + tlen <= blen && memcmp(body + head, t, tlen) == 0) {
+            json_object_array_add(rec, json_object_new_string_len(body, (int)head));
+            json_object_array_add(rec, json_object_get(text));
+            json_object_array_add(rec, json_object_new_string(body + head + tlen));
+            return;
+        }
+    }
+    json_object_array_add(rec, json_object_new_string_len(body, (int)blen));
+}
+
 void qbo_requestid_store(struct realm *r, const char *rid, const struct sb_request *req,
                          const struct reply *rp)
 {
     uint64_t hash = request_hash(req);
     struct json_object *rec = json_object_new_array();
     json_object_array_add(rec, json_object_new_int(rp->status));
-    json_object_array_add(rec, json_object_new_string(rp->body ? rp->body : ""));
     json_object_array_add(rec, json_object_new_int64((int64_t)hash));
     json_object_array_add(rec, json_object_new_int64(clock_mono_ms()));
+    rec_add_body(r, rec, rp);
     json_object_object_del(r->reqids, rid);
     json_object_object_add(r->reqids, rid, rec);
+}
+
+/* The stored answer of a record, joined; caller frees. */
+static char *rec_body(struct json_object *rec)
+{
+    size_t n = json_object_array_length(rec), len = 0;
+    for (size_t i = REC_TEXT; i < n; i++)
+        len += (size_t)json_object_get_string_len(json_object_array_get_idx(rec, i));
+    char *out = malloc(len + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = REC_TEXT; i < n; i++) {
+        struct json_object *part = json_object_array_get_idx(rec, i);
+        size_t pl = (size_t)json_object_get_string_len(part);
+        memcpy(o, json_object_get_string(part), pl);
+        o += pl;
+    }
+    *o = '\0';
+    return out;
 }
 
 int qbo_requestid_gate(const struct sb_request *req, struct realm *r, const char *rid,
@@ -872,8 +921,8 @@ int qbo_requestid_gate(const struct sb_request *req, struct realm *r, const char
     reqid_purge(r);
     if (!json_object_object_get_ex(r->reqids, rid, &rec))
         return 0;
-    int st = json_object_get_int(json_object_array_get_idx(rec, 0));
-    uint64_t h = (uint64_t)json_object_get_int64(json_object_array_get_idx(rec, 2));
+    int st = json_object_get_int(json_object_array_get_idx(rec, REC_STATUS));
+    uint64_t h = (uint64_t)json_object_get_int64(json_object_array_get_idx(rec, REC_HASH));
     if (h != request_hash(req) && g_qbo_opts.requestid_reject_mismatch) {
         qbo_fault_set(&f, "600", "", "Duplicate request",
                       "RequestId already exists : requestid %s was used for another request", rid);
@@ -881,7 +930,6 @@ int qbo_requestid_gate(const struct sb_request *req, struct realm *r, const char
         return 1;
     }
     r->n_replayed++;
-    qbo_reply_set(rp, st, st == 200 ? CT_JSON : CT_JSON_ERR,
-                  strdup(json_object_get_string(json_object_array_get_idx(rec, 1))));
+    qbo_reply_set(rp, st, st == 200 ? CT_JSON : CT_JSON_ERR, rec_body(rec));
     return 1;
 }

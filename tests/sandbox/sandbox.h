@@ -86,6 +86,10 @@ struct sb_response {
 /* Set status + JSON body (serialised compactly; obj may be NULL for an empty body).
  * Takes ownership of obj (json_object_put after serialising). */
 void sb_resp_json(struct sb_response *resp, int status, struct json_object *obj);
+/* Set status + the JSON text of w (sb_json.h; content type as sb_resp_json), taking its
+ * buffer (w is released); a failed writer gives 500. */
+struct sb_json;
+void sb_resp_sb_json(struct sb_response *resp, int status, struct sb_json *w);
 /* Set status + body copied from text with the given content type. */
 void sb_resp_text(struct sb_response *resp, int status, const char *content_type,
                   const char *text);

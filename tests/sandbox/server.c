@@ -43,6 +43,7 @@
 
 #include "common/clock.h"
 #include "tests/sandbox/sandbox.h"
+#include "tests/sandbox/sb_json.h"
 #include "tests/sandbox/intuit.h"
 #include "tests/sandbox/authorize.h"
 
@@ -210,6 +211,17 @@ void sb_resp_json(struct sb_response *resp, int status, struct json_object *obj)
         return;
     }
     resp_set_body(resp, status, "application/json;charset=utf-8", copy, len);
+}
+
+void sb_resp_sb_json(struct sb_response *resp, int status, struct sb_json *w)
+{
+    if (w->err || !w->buf) {
+        sb_json_release(w);
+        resp_set_body(resp, 500, NULL, NULL, 0);
+        return;
+    }
+    resp_set_body(resp, status, "application/json;charset=utf-8", w->buf, w->len);
+    sb_json_init(w); /* the response owns the buffer now */
 }
 
 void sb_resp_text(struct sb_response *resp, int status, const char *content_type, const char *text)

@@ -80,6 +80,47 @@ def test_request_log_is_bounded(sb):
     assert e["body"] == '{"in' and e["body_truncated"] is True and e["body_len"] > 4
 
 
+def test_request_log_answer_is_json_c_text(sb):
+    """The log is written as text (admin.c), escaped as json-c escapes: compact
+    separators, '/' and non-ASCII kept, quotes, backslashes and control bytes escaped."""
+    body = '{"note":"a/b \\"q\\" \\\\ caf\u00e9 \u2713\\n\\t\\u0001"}'
+    sb.hs("POST", "/crm/v3/objects/deals/batch/read", body.encode())
+    sb.get("/nowhere?x=%C3%A9/&y=%22")
+    raw = sb.get("/_sandbox/requests").body
+    doc = json.loads(raw)
+    assert raw == json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    assert doc["requests"][0]["body"] == body
+    assert list(doc) == ["requests", "next_since", "total_recorded", "evicted"]
+    assert list(doc["requests"][1]) == [
+        "seq", "time", "time_ms", "method", "path", "query", "body", "body_len",
+        "body_truncated", "status", "duration_ms", "vendor", "tenant"]
+    assert b'"query":"x=\xc3\xa9/&y=\\""' in raw
+
+
+def hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_reading_a_large_log_costs_little_memory():
+    """Reading 6,000 entries needs about the answer's size, not a json-c tree of it (the
+    bench reads 260,000 entries; a tree cost ~1.7 KB an entry)."""
+    s = Sandbox(args=["--log-entries", "10000"])
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        for _ in range(6000):
+            c.request("GET", "/nowhere/at/all")
+            c.getresponse().read()
+        c.close()
+        before = hwm_kb(s.proc.pid)
+        r = s.get("/_sandbox/requests?limit=6000")
+        assert len(r.json()["requests"]) == 6000
+        grown = hwm_kb(s.proc.pid) - before
+        assert grown < 3 * len(r.body) // 1024 + 1024, (grown, len(r.body))
+    finally:
+        assert s.stop() == 0
+
+
 def test_request_log_masks_oauth_secrets(sb):
     """Token requests are logged with client secrets, refresh tokens and authorization
     codes masked (body and query), so a test printing the log leaks none of them; other

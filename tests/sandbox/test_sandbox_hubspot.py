@@ -373,6 +373,35 @@ def test_account_details_per_portal(sb):
     assert sb.requests(vendor="hubspot")[-1]["tenant"] == PORTAL1
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_seeded_objects_are_compact(sb):
+    """20,000 seeded line items of six properties cost a few hundred bytes each
+    (hubspot_props.c), not the ~2 KB of a json-c object each (the bench seeds 130,000
+    objects), and read back as seeded."""
+    def items(lo):
+        return [{"id": str(i), "properties": {
+            "name": "Product %d" % (i % 40), "hs_sku": "SKU-%d" % (i % 40),
+            "hs_product_id": str(500000 + i % 40), "quantity": i % 12 + 1,
+            "price": "12.50", "amount": None}} for i in range(lo, lo + 500)]
+    seed_portal(sb, 555000222, objects={"line_items": items(9000000)})  # warm the allocator
+    before = rss_kb(sb.proc.pid)
+    for k in range(40):
+        seed_portal(sb, 555000222, objects={"line_items": items(1000000 + 500 * k)})
+    grown = rss_kb(sb.proc.pid) - before
+    assert grown < 16 * 1024, "%d KB for 20,000 line items" % grown
+    r = sb.get("/crm/v3/objects/line_items/1000013?properties=quantity,amount,hs_sku,nope",
+               token=TOKEN_NEW)
+    assert r.status == 200, r
+    assert r.json()["properties"] == {
+        "quantity": "6", "amount": None, "hs_sku": "SKU-13", "hs_object_id": "1000013",
+        "createdate": "2024-01-01T00:00:00.000Z", "hs_lastmodifieddate": r.json()[
+            "properties"]["hs_lastmodifieddate"]}
+
+
 def test_account_details_defaults_and_seeded_zones(sb):
     seed_portal(sb, 555000111)
     d = account(sb, TOKEN_NEW)

@@ -200,6 +200,47 @@ static void test_check_validates_fields_and_limits(void **state)
     qbo_query_free(q);
 }
 
+/* The pre-filter of a scan over stored text: it may say "maybe" wrongly, never "no". */
+static void test_text_prefilter_never_drops_a_match(void **state)
+{
+    struct qbo_qctx ctx = {1, -420};
+    struct qbo_qerr err;
+    const char *text = "{\"DocNumber\":\"Ab-1001\",\"PrivateNote\":\"say \\\"hi\\\"\","
+                       "\"CustomerRef\":{\"value\":\"3\"},\"TotalAmt\":300.0}";
+    struct json_object *row = json_tokener_parse(text);
+    static const struct {
+        const char *stmt;
+        int may, match;
+    } cases[] = {
+        {"select * from Invoice where DocNumber = 'aB-1001'", 1, 1}, /* ASCII case ignored */
+        {"select * from Invoice where DocNumber = 'Ab-1002'", 0, 0},
+        {"select * from Invoice where CustomerRef = '3'", 1, 1},
+        {"select * from Invoice where CustomerRef = '4'", 0, 0},
+        {"select * from Invoice where TotalAmt = '300.00'", 1, 1},   /* money: not filtered */
+        {"select * from Invoice where DocNumber like 'Zz%'", 1, 0},  /* only = is filtered */
+    };
+    (void)state;
+    assert_non_null(row);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct qbo_query *q = parse_ok(cases[i].stmt);
+        assert_int_equal(qbo_query_text_may_match(q, text), 1); /* unchecked: no filter */
+        assert_int_equal(qbo_query_check(q, "Invoice", &err), 0);
+        assert_int_equal(qbo_query_text_may_match(q, text), cases[i].may);
+        assert_int_equal(qbo_query_match(q, &ctx, row), cases[i].match);
+        qbo_query_free(q);
+    }
+    json_object_put(row);
+    /* A literal that JSON text escapes is not looked for. */
+    text = "{\"DocNumber\":\"A\\\"1\"}";
+    row = json_tokener_parse(text);
+    struct qbo_query *q = parse_ok("select * from Invoice where DocNumber = 'A\"1'");
+    assert_int_equal(qbo_query_check(q, "Invoice", &err), 0);
+    assert_int_equal(qbo_query_text_may_match(q, text), 1);
+    assert_int_equal(qbo_query_match(q, &ctx, row), 1);
+    qbo_query_free(q);
+    json_object_put(row);
+}
+
 static void test_match_like_money_and_datetime(void **state)
 {
     struct qbo_qctx ctx = {1, -420};
@@ -272,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors_are_4000),
         cmocka_unit_test(test_check_validates_fields_and_limits),
         cmocka_unit_test(test_match_like_money_and_datetime),
+        cmocka_unit_test(test_text_prefilter_never_drops_a_match),
         cmocka_unit_test(test_like_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,172 @@
+/* sb_json.c - the text writer of sb_json.h: json-c's escaping without json-c's trees.
+ * The rules are in sb_json.h; tests/unit/sandbox/test_sb_json.c checks them against
+ * json-c itself for every byte value.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sandbox/sb_json.h"
+
+void sb_json_init(struct sb_json *w)
+{
+    memset(w, 0, sizeof(*w));
+}
+
+void sb_json_release(struct sb_json *w)
+{
+    free(w->buf);
+    sb_json_init(w);
+}
+
+static void put(struct sb_json *w, const char *s, size_t n)
+{
+    if (w->err)
+        return;
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 1024;
+        while (cap < w->len + n + 1)
+            cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b) {
+            w->err = 1;
+            return;
+        }
+        w->buf = b;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+/* A comma before the next element of the current container, unless a key precedes it. */
+static void element(struct sb_json *w)
+{
+    if (w->after_key) {
+        w->after_key = 0;
+        return;
+    }
+    if (w->has[w->depth])
+        put(w, ",", 1);
+    w->has[w->depth] = 1;
+}
+
+size_t sb_json_escape(const char *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e = c == '"'    ? '"'
+                 : c == '\\' ? '\\'
+                 : c == '\b' ? 'b'
+                 : c == '\f' ? 'f'
+                 : c == '\n' ? 'n'
+                 : c == '\r' ? 'r'
+                 : c == '\t' ? 't'
+                             : 0;
+        char tmp[6] = {'\\', e, 0, 0, 0, 0};
+        size_t len = 2;
+        if (!e && c >= 0x20) {
+            tmp[0] = (char)c;
+            len = 1;
+        } else if (!e) {
+            memcpy(tmp, "\\u00", 4);
+            tmp[4] = hex[c >> 4];
+            tmp[5] = hex[c & 0xf];
+            len = 6;
+        }
+        if (out)
+            memcpy(out + o, tmp, len);
+        o += len;
+    }
+    return o;
+}
+
+static void quoted(struct sb_json *w, const char *s)
+{
+    size_t n = strlen(s), m = sb_json_escape(s, n, NULL);
+    char small[256], *e = m <= sizeof(small) ? small : malloc(m);
+    put(w, "\"", 1);
+    if (m == n)
+        put(w, s, n);
+    else if (!e)
+        w->err = 1;
+    else
+        put(w, e, sb_json_escape(s, n, e));
+    if (e != small)
+        free(e);
+    put(w, "\"", 1);
+}
+
+void sb_json_open(struct sb_json *w, char bracket)
+{
+    element(w);
+    if (w->depth == SB_JSON_DEPTH) {
+        w->err = 1;
+        return;
+    }
+    put(w, &bracket, 1);
+    w->has[++w->depth] = 0;
+}
+
+void sb_json_close(struct sb_json *w, char bracket)
+{
+    if (w->depth == 0 || w->after_key) {
+        w->err = 1;
+        return;
+    }
+    w->depth--;
+    put(w, &bracket, 1);
+}
+
+void sb_json_key(struct sb_json *w, const char *key)
+{
+    element(w);
+    quoted(w, key);
+    put(w, ":", 1);
+    w->after_key = 1;
+}
+
+void sb_json_str(struct sb_json *w, const char *s)
+{
+    element(w);
+    if (s)
+        quoted(w, s);
+    else
+        put(w, "null", 4);
+}
+
+void sb_json_int(struct sb_json *w, int64_t v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof(b), "%" PRId64, v);
+    element(w);
+    put(w, b, (size_t)n);
+}
+
+void sb_json_bool(struct sb_json *w, int v)
+{
+    element(w);
+    put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void sb_json_raw(struct sb_json *w, const char *text, size_t n)
+{
+    element(w);
+    put(w, text, n);
+}
+
+void sb_json_kv_str(struct sb_json *w, const char *key, const char *s)
+{
+    sb_json_key(w, key);
+    sb_json_str(w, s);
+}
+
+void sb_json_kv_int(struct sb_json *w, const char *key, int64_t v)
+{
+    sb_json_key(w, key);
+    sb_json_int(w, v);
+}
