@@ -416,6 +416,8 @@ lint: all
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -I. $(PKG_CFLAGS)
 
+# Kept after a run (not an intermediate make deletes): fuzz-merge and a re-run reuse it.
+.PRECIOUS: $(BUILD)/fuzz/%
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRCS) $(WORKER_LIB_OBJS:$(BUILD)/%.o=%.c)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
