@@ -218,13 +218,14 @@ WORKER_BIN  := $(BUILD)/hsqb-worker
 SANDBOX_BIN := $(BUILD)/hsqb-sandbox
 KAFKA_MOCK_BIN := $(BUILD)/kafka-mock
 INGRESS_LOAD_BIN := $(BUILD)/ingress-load
+ALLOC_COUNT_SO := $(BUILD)/alloc-count.so
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/%) $(SANDBOX_UNIT_TESTS:%=$(BUILD)/%)
 COMPONENT_BINS := $(COMPONENT_TESTS:%=$(BUILD)/%)
 
 # ---- build ----------------------------------------------------------------------------
 .PHONY: all
 all: $(WORKER_BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(if $(KAFKA_MOCK_SRCS),$(KAFKA_MOCK_BIN)) \
-	$(INGRESS_LOAD_BIN)
+	$(INGRESS_LOAD_BIN) $(ALLOC_COUNT_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -250,6 +251,11 @@ $(KAFKA_MOCK_BIN): $(KAFKA_MOCK_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
 # HubSpot's side of the ingress at volume (signed requests over keep-alive connections).
 $(INGRESS_LOAD_BIN): $(BUILD)/tests/bench/ingress_load.o $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# The benchmark's allocation counter, preloaded into the replicas (tests/bench/alloc_count.c).
+$(ALLOC_COUNT_SO): tests/bench/alloc_count.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $<
 
 $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo_query.o \
 		$(BUILD)/tests/sandbox/qbo_query.o
