@@ -272,6 +272,9 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
 SANDBOX_HARNESS_TESTS := test_atrest test_tenancy test_hubspot_refresh test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
+# The tape reader of results is checked against the json-c reader it replaced.
+$(BUILD)/tests/unit/worker/test_callback_result: $(BUILD)/tests/unit/worker/callback_result_dom.o
+$(BUILD)/fuzz/fuzz_callback_result: tests/unit/worker/callback_result_dom.c
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o
 
