@@ -14,7 +14,11 @@
  * cap: a document of one-byte values ("[0,0,...]") would otherwise cost 12 node bytes
  * per input byte, 100-200 MB (with the array's doubling) for one 8 MiB answer, per
  * thread. The node array grows by doubling but never past the cap, and the value past
- * it fails the parse with JTAPE_ETOOMANY before anything more is allocated.
+ * it fails the parse with JTAPE_ETOOMANY before anything more is allocated. It starts at
+ * one node per JTAPE_BYTES_PER_VALUE input bytes (at most the cap), which the answers the
+ * worker reads never exceed: a parse is then exactly two allocations, not one per
+ * doubling. The duplicate-key check sorts on the stack up to JTAPE_SORT_LOCAL keys, past
+ * that in a scratch array on the heap, freed when the parse ends.
  */
 #include "common/jtape.h"
 
@@ -26,19 +30,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JTAPE_PAIRWISE_KEYS 8 /* objects up to this many keys are checked pairwise */
+#define JTAPE_PAIRWISE_KEYS 8  /* objects up to this many keys are checked pairwise */
+#define JTAPE_SORT_LOCAL    64 /* keys the duplicate check sorts without allocating */
+#define JTAPE_NODES_MIN     16 /* the node array's first capacity, at least */
 
 /* The process-wide cap jtape_parse() applies (jtape_set_max_values()); atomic so a late
  * set cannot tear a concurrent read, though start-up sets it before any thread parses. */
 static size_t max_values_limit = JTAPE_MAX_VALUES_DEFAULT;
+
+struct jkey {
+    uint32_t off, len;
+};
 
 struct parse {
     const unsigned char *start, *p, *end;
     struct jtape *t;
     char *arena;       /* t->arena, filled up to t->arena_len */
     uint32_t *stack;   /* open containers (node indexes), max_depth of them */
-    struct jkey *sort; /* scratch for the duplicate-key check of large objects */
+    struct jkey *sort; /* scratch for the duplicate-key check: sort_local or the heap */
     size_t sortcap;
+    struct jkey sort_local[JTAPE_SORT_LOCAL];
     size_t max_values; /* nodes the tape may hold */
     int too_many;      /* the parse failed on max_values */
     char *errstr;
@@ -50,10 +61,6 @@ struct jstr {
     const unsigned char *s;
     size_t n;
     int escaped, has_nul;
-};
-
-struct jkey {
-    uint32_t off, len;
 };
 
 __attribute__((format(printf, 2, 3))) static int parse_fail(struct parse *ps, const char *fmt, ...)
@@ -443,7 +450,7 @@ static int check_dup_keys(struct parse *ps, size_t obj)
     if (m < 2)
         return 0;
     if (m > ps->sortcap) {
-        struct jkey *s = reallocarray(ps->sort, m, sizeof *s);
+        struct jkey *s = reallocarray(ps->sort == ps->sort_local ? NULL : ps->sort, m, sizeof *s);
         if (!s)
             return parse_fail(ps, "out of memory");
         ps->sort = s;
@@ -574,6 +581,7 @@ int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth
 {
     struct parse ps = {.t = t, .errstr = errstr, .errsz = errsz};
     uint32_t stack_local[64];
+    size_t guess;
     int rc = -1;
 
     memset(t, 0, sizeof *t);
@@ -597,17 +605,24 @@ int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth
         snprintf(errstr, errsz, "out of memory");
         return -1;
     }
-    if (!(t->arena = ps.arena = malloc(len + 1))) {
+    ps.sort = ps.sort_local;
+    ps.sortcap = JTAPE_SORT_LOCAL;
+    guess = len / JTAPE_BYTES_PER_VALUE + JTAPE_NODES_MIN;
+    if (guess > ps.max_values)
+        guess = ps.max_values;
+    if (!(t->arena = ps.arena = malloc(len + 1)) || !(t->n = malloc(guess * sizeof *t->n))) {
         snprintf(errstr, errsz, "out of memory");
         goto out;
     }
+    t->cap = guess;
     rc = parse_document(&ps, max_depth);
     if (rc < 0 && ps.too_many)
         rc = JTAPE_ETOOMANY;
 out:
     if (ps.stack != stack_local)
         free(ps.stack);
-    free(ps.sort);
+    if (ps.sort != ps.sort_local)
+        free(ps.sort);
     if (rc < 0)
         jtape_release(t);
     return rc;
