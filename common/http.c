@@ -282,6 +282,17 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
         x->too_big = 1;
         return 0;
     }
+    if (r->body_len == 0) {
+        /* The announced length, when there is one within the cap, sizes the buffer once
+         * rather than by doubling (a hint only: a compressed body may decode larger). */
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(x->c->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+            cl > 0 && (uint64_t)cl <= max &&
+            grow(&r->body, &r->body_cap, (size_t)cl + 1, max) < 0) {
+            x->too_big = 3;
+            return 0;
+        }
+    }
     if (grow(&r->body, &r->body_cap, r->body_len + n + 1, max) < 0) {
         x->too_big = 3;
         return 0;

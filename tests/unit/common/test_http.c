@@ -588,6 +588,31 @@ static void test_body_cap(void **state)
     http_client_free(c);
 }
 
+/* Bodies larger than the first buffer arrive whole, whether their length is announced
+ * (the buffer is sized from it) or not (chunked: it grows as they come). */
+static void test_large_bodies_whole(void **state)
+{
+    static const size_t sizes[] = {1, 1025, 5000, 300000}; /* 2 x 4 = MAX_SCRIPT answers */
+    struct srv *s = *state;
+    struct http_client *c = client(0, 1024 * 1024, 0);
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/big")};
+    char err[256] = "";
+
+    http_response_init(&r);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int chunked = 0; chunked < 2; chunked++) {
+            script(s, (struct script){.status = 200, .huge = sizes[i], .chunked = chunked});
+            assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+            assert_int_equal(r.body_len, sizes[i]);
+            assert_true(r.body_cap > sizes[i]);
+            assert_int_equal(strspn(r.body, "x"), sizes[i]);
+            assert_int_equal(r.body[sizes[i]], '\0');
+        }
+    http_response_release(&r);
+    http_client_free(c);
+}
+
 static void test_header_cap(void **state)
 {
     struct srv *s = *state;
@@ -773,6 +798,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_flag, setup, teardown),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_bodies_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_form_post_and_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_is_data, setup, teardown),
