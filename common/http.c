@@ -37,8 +37,8 @@
 #define HTTP_MAX_FORM_BYTES       (64u * 1024)  /* an encoded form body */
 #define HTTP_MAX_BASIC_CRED       1024          /* "user:pass" for basic auth */
 #define HTTP_KEEP_BODY_BYTES      (256u * 1024) /* larger body buffers are freed, not kept */
-/* Extra headers plus the ones we add: Expect, Content-Type, Authorization. */
-#define HTTP_MAX_HEADER_NODES (HTTP_MAX_REQ_HEADERS + 3)
+/* Extra headers plus the ones we add: Expect, User-Agent, Content-Type, Authorization. */
+#define HTTP_MAX_HEADER_NODES (HTTP_MAX_REQ_HEADERS + 4)
 
 struct sbuf {
     char *p;
@@ -359,6 +359,11 @@ static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_
     return __atomic_load_n(c->opts.abort_flag, __ATOMIC_RELAXED) != 0;
 }
 
+static int has_crlf(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
+
 struct http_client *http_client_new(const struct http_client_opts *opts, char *errstr, size_t errsz)
 {
     struct http_client *c = NULL;
@@ -385,6 +390,10 @@ struct http_client *http_client_new(const struct http_client_opts *opts, char *e
     c->h = curl_easy_init();
     if (!c->proxy || !c->user_agent || !c->h)
         goto oom;
+    if (has_crlf(c->user_agent)) {
+        snprintf(errstr, errsz, "http client: CR/LF in the user agent");
+        goto fail;
+    }
     c->opts.proxy = c->proxy;
     c->opts.user_agent = c->user_agent;
 
@@ -411,7 +420,8 @@ struct http_client *http_client_new(const struct http_client_opts *opts, char *e
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)opts->max_body);
     SET(CURLOPT_PROXY, c->proxy); /* "" also disables the *_proxy environment */
     SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    SET(CURLOPT_USERAGENT, c->user_agent);
+    /* No CURLOPT_USERAGENT: libcurl would format "User-Agent: ..." anew on every
+     * request; build_request() writes the line into the client's own buffer. */
     if (opts->accept_gzip)
         SET(CURLOPT_ACCEPT_ENCODING, "");
     if (opts->abort_flag) {
@@ -445,11 +455,6 @@ void http_client_free(struct http_client *c)
     free(c->proxy);
     free(c->user_agent);
     free(c);
-}
-
-static int has_crlf(const char *s)
-{
-    return strpbrk(s, "\r\n") != NULL;
 }
 
 /* base64 of src[0..n) into dst (4 * ceil(n / 3) + 1 bytes), NUL-terminated. */
@@ -520,6 +525,7 @@ static int build_request(struct http_client *c, const struct http_request *req,
 {
     size_t offs[HTTP_MAX_HEADER_NODES], n = 0, i;
     const char *ctype = req->content_type, *why = invalid_request(req);
+    int own_ua = 0; /* the caller names its own User-Agent */
 
     if (why) {
         snprintf(errstr, errsz, "http: %s", why);
@@ -527,9 +533,13 @@ static int build_request(struct http_client *c, const struct http_request *req,
     }
     if (add_line(c, offs, &n, "Expect:", NULL, NULL) < 0) /* no 100-continue round trip */
         goto toolong;
-    for (i = 0; i < req->nheaders; i++)
+    for (i = 0; i < req->nheaders; i++) {
         if (add_line(c, offs, &n, req->headers[i].name, ": ", req->headers[i].value) < 0)
             goto toolong;
+        own_ua |= strcasecmp(req->headers[i].name, "User-Agent") == 0;
+    }
+    if (!own_ua && add_line(c, offs, &n, "User-Agent: ", c->user_agent, NULL) < 0)
+        goto toolong;
     for (i = 0; i < req->nform; i++) {
         const struct http_param *p = &req->form[i];
         if (!p->key || !p->value)

@@ -371,6 +371,48 @@ static void test_get_round_trip(void **state)
     http_client_free(c);
 }
 
+/* Every request says who it is: the configured User-Agent (default "hsqb"), once, on a
+ * reused connection too; a caller's own User-Agent header replaces it; CR/LF in the
+ * configured one refuses the client. */
+static void test_user_agent(void **state)
+{
+    struct srv *s = *state;
+    struct http_client_opts o;
+    struct http_client *c = client(0, 0, 0), *named;
+    struct http_response r;
+    struct http_header own[] = {{"User-Agent", "mine/2"}};
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/ua")};
+    char err[256] = "";
+
+    http_response_init(&r);
+    for (int i = 0; i < 4; i++)
+        script(s, (struct script){.status = 200, .body = "ok"});
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen_header(seen(s, 0), "user-agent"), "hsqb");
+    assert_string_equal(seen_header(seen(s, 1), "user-agent"), "hsqb");
+    req.headers = own;
+    req.nheaders = 1;
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen_header(seen(s, 2), "user-agent"), "mine/2");
+    assert_null(strstr(seen(s, 2)->headers, "hsqb"));
+    http_client_free(c);
+
+    http_client_opts_default(&o);
+    o.user_agent = "hsqb-worker/9.9";
+    named = http_client_new(&o, err, sizeof(err));
+    assert_non_null(named);
+    req.headers = NULL;
+    req.nheaders = 0;
+    assert_int_equal(http_client_do(named, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen_header(seen(s, 3), "user-agent"), "hsqb-worker/9.9");
+    http_client_free(named);
+    o.user_agent = "x\r\nX-Injected: 1";
+    assert_null(http_client_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "user agent"));
+    http_response_release(&r);
+}
+
 static void test_post_put_delete_patch(void **state)
 {
     struct srv *s = *state;
@@ -799,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_bodies_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_form_post_and_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_is_data, setup, teardown),
