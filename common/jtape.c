@@ -19,6 +19,12 @@
  * worker reads never exceed: a parse is then exactly two allocations, not one per
  * doubling. The duplicate-key check sorts on the stack up to JTAPE_SORT_LOCAL keys, past
  * that in a scratch array on the heap, freed when the parse ends.
+ *
+ * Reuse. A worker thread parses five or six answers an event, each of a few KB, so the
+ * two buffers of a released tape stay with the thread as its spares (struct spare, when
+ * at most JTAPE_SPARE_BYTES each) and the next parse that fits takes them: no malloc, no
+ * free, and none of the bin consolidation large frees cause. The spares are freed by a
+ * thread-specific key's destructor when the thread exits.
  */
 #include "common/jtape.h"
 
@@ -33,6 +39,89 @@
 #define JTAPE_PAIRWISE_KEYS 8  /* objects up to this many keys are checked pairwise */
 #define JTAPE_SORT_LOCAL    64 /* keys the duplicate check sorts without allocating */
 #define JTAPE_NODES_MIN     16 /* the node array's first capacity, at least */
+
+/* The calling thread's spare buffers (see Reuse above). */
+struct spare {
+    struct jtape_node *n;
+    size_t ncap; /* nodes */
+    char *arena;
+    size_t acap; /* bytes */
+};
+
+static __thread struct spare spare;
+static pthread_key_t spare_key;
+static int spare_key_ok;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *p)
+{
+    struct spare *sp = p;
+    free(sp->n);
+    free(sp->arena);
+    memset(sp, 0, sizeof *sp);
+}
+
+static void spare_key_init(void)
+{
+    spare_key_ok = pthread_key_create(&spare_key, spare_free) == 0;
+}
+
+/* The thread's spare node array if it holds at least want nodes, else a new one; *cap
+ * never says more than max (the values cap, which node_add() enforces by it). */
+static struct jtape_node *nodes_get(size_t want, size_t max, size_t *cap)
+{
+    struct jtape_node *n = spare.n;
+
+    if (n && spare.ncap >= want) {
+        *cap = spare.ncap < max ? spare.ncap : max;
+        spare.n = NULL;
+        return n;
+    }
+    *cap = want;
+    return malloc(want * sizeof *n);
+}
+
+static char *arena_get(size_t want, size_t *cap)
+{
+    char *a = spare.arena;
+
+    if (a && spare.acap >= want) {
+        *cap = spare.acap;
+        spare.arena = NULL;
+        return a;
+    }
+    *cap = want;
+    return malloc(want);
+}
+
+/* Keep what t holds as the thread's spares where they fit and the slots are free (the
+ * thread's key frees them at exit); free the rest. */
+static void spare_put(struct jtape *t)
+{
+    int kept = 0;
+
+    pthread_once(&spare_once, spare_key_init);
+    if (spare_key_ok && !spare.n && t->n && t->cap * sizeof *t->n <= JTAPE_SPARE_BYTES) {
+        spare.n = t->n;
+        spare.ncap = t->cap;
+        t->n = NULL;
+        kept = 1;
+    }
+    if (spare_key_ok && !spare.arena && t->arena && t->arena_cap <= JTAPE_SPARE_BYTES) {
+        spare.arena = t->arena;
+        spare.acap = t->arena_cap;
+        t->arena = NULL;
+        kept = 1;
+    }
+    if (kept && pthread_getspecific(spare_key) == NULL &&
+        pthread_setspecific(spare_key, &spare) != 0) { /* no destructor: keep nothing */
+        free(spare.n);
+        free(spare.arena);
+        memset(&spare, 0, sizeof spare);
+    }
+    free(t->n);
+    free(t->arena);
+}
 
 /* The process-wide cap jtape_parse() applies (jtape_set_max_values()); atomic so a late
  * set cannot tear a concurrent read, though start-up sets it before any thread parses. */
@@ -610,11 +699,11 @@ int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth
     guess = len / JTAPE_BYTES_PER_VALUE + JTAPE_NODES_MIN;
     if (guess > ps.max_values)
         guess = ps.max_values;
-    if (!(t->arena = ps.arena = malloc(len + 1)) || !(t->n = malloc(guess * sizeof *t->n))) {
+    if (!(t->arena = ps.arena = arena_get(len + 1, &t->arena_cap)) ||
+        !(t->n = nodes_get(guess, ps.max_values, &t->cap))) {
         snprintf(errstr, errsz, "out of memory");
         goto out;
     }
-    t->cap = guess;
     rc = parse_document(&ps, max_depth);
     if (rc < 0 && ps.too_many)
         rc = JTAPE_ETOOMANY;
@@ -632,8 +721,7 @@ void jtape_release(struct jtape *t)
 {
     if (!t)
         return;
-    free(t->n);
-    free(t->arena);
+    spare_put(t);
     memset(t, 0, sizeof *t);
 }
 
