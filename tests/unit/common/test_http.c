@@ -655,6 +655,57 @@ static void test_large_bodies_whole(void **state)
     http_client_free(c);
 }
 
+/* A response made after another was released (the thread's buffers are reused) holds
+ * only its own answer: no byte or header of the previous one, on this thread or another. */
+static void *fresh_response(void *arg)
+{
+    struct srv *s = arg;
+    struct http_client *c = client(0, 0, 0);
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/again")};
+    char err[256] = "";
+
+    http_response_init(&r);
+    if (http_client_do(c, &req, &r, err, sizeof(err)) != HTTP_OK || strcmp(r.body, "ok") != 0)
+        abort();
+    http_response_release(&r);
+    http_client_free(c);
+    return NULL;
+}
+
+static void test_released_responses_leave_nothing(void **state)
+{
+    struct srv *s = *state;
+    struct http_client *c = client(0, 0, 0);
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/secret")};
+    char err[256] = "";
+    pthread_t th;
+
+    script(s, (struct script){.status = 200,
+                              .headers = "X-Secret: s3cr3t\r\n",
+                              .body = "{\"access_token\":\"tok-0123456789abcdef\"}"});
+    script(s, (struct script){.status = 200, .body = "ok"});
+    script(s, (struct script){.status = 200, .body = "ok"});
+    http_response_init(&r);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_non_null(strstr(r.body, "tok-0123456789abcdef"));
+    http_response_release(&r);
+
+    http_response_init(&r);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_int_equal(r.body_len, 2);
+    assert_string_equal(r.body, "ok");
+    assert_null(http_response_header(&r, "X-Secret"));
+    for (size_t i = r.body_len; i < r.body_cap; i++)
+        assert_int_equal(r.body[i], 0);
+    assert_null(memmem(r.hdrs, r.hdrs_cap, "s3cr3t", 6));
+    http_response_release(&r);
+    assert_int_equal(pthread_create(&th, NULL, fresh_response, s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    http_client_free(c);
+}
+
 static void test_header_cap(void **state)
 {
     struct srv *s = *state;
@@ -842,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_bodies_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_released_responses_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_form_post_and_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_is_data, setup, teardown),
