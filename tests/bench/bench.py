@@ -385,6 +385,11 @@ def measure(env, ids, events, sent, t_wall0, t_wall1, setting, extra=None):
     a0 = getattr(env, "allocs0", None) or []
     if a1 and None not in a1 and len(a0) == len(a1) and None not in a0:
         out["worker_allocs_per_event"] = round(sum(y - x for x, y in zip(a0, a1)) / done, 1)
+    # Wake-ups: context switches of both replicas' threads over the same span.
+    c1 = [r.ctx_switches() for r in env.replicas]
+    c0 = getattr(env, "ctxsw0", None) or []
+    if c1 and None not in c1 and len(c0) == len(c1) and None not in c0:
+        out["worker_ctxsw_per_event"] = round(sum(y - x for x, y in zip(c0, c1)) / done, 1)
     # The stack: sandbox, redis and the Kafka (kafka-mock, or the broker JVMs: "kafka"
     # either way, the kind in the results' "kafka").
     for name, s in env.stack.proc_stats().items():
@@ -485,6 +490,7 @@ def drain(env, setting, events, tag, timeout, profile=None, stall=45):
     wait_settled(env)
     hold_collector(env)
     env.allocs0 = [r.allocs() for r in env.replicas]
+    env.ctxsw0 = [r.ctx_switches() for r in env.replicas]
     t0 = time.monotonic()
     ids = env.produce(events, tag)
     sent = dict(env.producer.sent)
@@ -517,6 +523,7 @@ def open_loop(env, setting, events, rate, seconds, tag):
     wait_settled(env)
     hold_collector(env)
     env.allocs0 = [r.allocs() for r in env.replicas]
+    env.ctxsw0 = [r.ctx_switches() for r in env.replicas]
     mon = Monitor(env.replicas)
     mon.start()
     n = min(len(events), int(rate * seconds))

@@ -671,6 +671,25 @@ class Replica:
             return None
         return sum(int.from_bytes(raw[8 * k:8 * k + 8], "little") for k in range(3))
 
+    def ctx_switches(self):
+        """Voluntary + involuntary context switches of every live thread so far (a thread's
+        count is lost when it exits; the worker's threads live as long as the process), or
+        None when the process is gone."""
+        total = 0
+        try:
+            tasks = os.listdir("/proc/%d/task" % self.pid)
+        except OSError:
+            return None
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
+
     def metrics(self):
         st, body = http_get(self.url("/metrics"), 5)
         return parse_metrics(body) if st == 200 else {}
