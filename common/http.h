@@ -4,10 +4,11 @@
  * connections are reused across requests to the same host), the scratch buffers used to
  * build request headers and form bodies. A struct http_response owns its body and header
  * buffers; both grow as needed and are reused by the next request made with it. A
- * released response's buffers (up to HTTP_SPARE_BYTES each, wiped) stay with the thread
- * for the next response it receives, and are freed when the thread exits, so a thread
- * that keeps one client allocates nothing for responses in the steady state even with a
- * new struct http_response per request (libcurl's own bookkeeping aside).
+ * released response's buffers (up to 64 KB each, wiped) stay with the thread
+ * for the next response it receives (not in AddressSanitizer builds), and are freed when
+ * the thread exits, so a thread that keeps one client allocates nothing for responses in
+ * the steady state even with a new struct http_response per request (libcurl's own
+ * bookkeeping aside).
  *
  * Invariants:
  *  - Every response is bounded: at most max_body body bytes (after content decoding) and

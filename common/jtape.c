@@ -24,7 +24,8 @@
  * two buffers of a released tape stay with the thread as its spares (struct spare, when
  * at most JTAPE_SPARE_BYTES each) and the next parse that fits takes them: no malloc, no
  * free, and none of the bin consolidation large frees cause. The spares are freed by a
- * thread-specific key's destructor when the thread exits.
+ * thread-specific key's destructor when the thread exits. AddressSanitizer builds keep no
+ * spares, so that reading a released tape still faults there.
  */
 #include "common/jtape.h"
 
@@ -39,6 +40,12 @@
 #define JTAPE_PAIRWISE_KEYS 8  /* objects up to this many keys are checked pairwise */
 #define JTAPE_SORT_LOCAL    64 /* keys the duplicate check sorts without allocating */
 #define JTAPE_NODES_MIN     16 /* the node array's first capacity, at least */
+
+#ifdef __SANITIZE_ADDRESS__
+#define JTAPE_SPARES 0
+#else
+#define JTAPE_SPARES 1
+#endif
 
 /* The calling thread's spare buffers (see Reuse above). */
 struct spare {
@@ -101,13 +108,15 @@ static void spare_put(struct jtape *t)
     int kept = 0;
 
     pthread_once(&spare_once, spare_key_init);
-    if (spare_key_ok && !spare.n && t->n && t->cap * sizeof *t->n <= JTAPE_SPARE_BYTES) {
+    if (JTAPE_SPARES && spare_key_ok && !spare.n && t->n &&
+        t->cap * sizeof *t->n <= JTAPE_SPARE_BYTES) {
         spare.n = t->n;
         spare.ncap = t->cap;
         t->n = NULL;
         kept = 1;
     }
-    if (spare_key_ok && !spare.arena && t->arena && t->arena_cap <= JTAPE_SPARE_BYTES) {
+    if (JTAPE_SPARES && spare_key_ok && !spare.arena && t->arena &&
+        t->arena_cap <= JTAPE_SPARE_BYTES) {
         spare.arena = t->arena;
         spare.acap = t->arena_cap;
         t->arena = NULL;
