@@ -672,9 +672,10 @@ class Replica:
         return sum(int.from_bytes(raw[8 * k:8 * k + 8], "little") for k in range(3))
 
     def ctx_switches(self):
-        """Voluntary + involuntary context switches of every live thread so far (a thread's
-        count is lost when it exits; the worker's threads live as long as the process), or
-        None when the process is gone."""
+        """Voluntary context switches (a thread blocked: a wake-up) of every live thread so
+        far, or None when the process is gone. Involuntary ones (preemption) are left out:
+        they count the machine's other load, not the worker's waits. A thread's count is
+        lost when it exits; the worker's threads live as long as the process."""
         total = 0
         try:
             tasks = os.listdir("/proc/%d/task" % self.pid)
@@ -684,7 +685,7 @@ class Replica:
             try:
                 with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
                     for line in f:
-                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        if line.startswith("voluntary_ctxt_switches"):
                             total += int(line.split()[1])
             except OSError:
                 continue
