@@ -222,13 +222,14 @@ WORKER_BIN  := $(BUILD)/hsqb-worker
 SANDBOX_BIN := $(BUILD)/hsqb-sandbox
 KAFKA_MOCK_BIN := $(BUILD)/kafka-mock
 INGRESS_LOAD_BIN := $(BUILD)/ingress-load
+ALLOC_COUNT_SO := $(BUILD)/alloc-count.so
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/%) $(SANDBOX_UNIT_TESTS:%=$(BUILD)/%)
 COMPONENT_BINS := $(COMPONENT_TESTS:%=$(BUILD)/%)
 
 # ---- build ----------------------------------------------------------------------------
 .PHONY: all
 all: $(WORKER_BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(if $(KAFKA_MOCK_SRCS),$(KAFKA_MOCK_BIN)) \
-	$(INGRESS_LOAD_BIN)
+	$(INGRESS_LOAD_BIN) $(ALLOC_COUNT_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -255,6 +256,11 @@ $(KAFKA_MOCK_BIN): $(KAFKA_MOCK_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
 $(INGRESS_LOAD_BIN): $(BUILD)/tests/bench/ingress_load.o $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
+# The benchmark's allocation counter, preloaded into the replicas (tests/bench/alloc_count.c).
+$(ALLOC_COUNT_SO): tests/bench/alloc_count.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $<
+
 $(BUILD)/tests/unit/sandbox/test_qbo_query: $(BUILD)/tests/unit/sandbox/test_qbo_query.o \
 		$(BUILD)/tests/sandbox/qbo_query.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
@@ -274,6 +280,9 @@ $(BUILD)/tests/unit/common/test_redis: $(BUILD)/tests/unit/testutil_redis.o
 # the pipeline and result tests share tests/unit/worker/testutil_pipeline.c.
 SANDBOX_HARNESS_TESTS := test_atrest test_tenancy test_hubspot_refresh test_oauth test_qbo test_resolve test_pipeline test_payment_pipeline test_retry test_ingress_options test_callbacks test_connect
 $(SANDBOX_HARNESS_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/sandbox_harness.o
+# The tape reader of results is checked against the json-c reader it replaced.
+$(BUILD)/tests/unit/worker/test_callback_result: $(BUILD)/tests/unit/worker/callback_result_dom.o
+$(BUILD)/fuzz/fuzz_callback_result: tests/unit/worker/callback_result_dom.c
 TESTUTIL_PIPELINE_TESTS := test_pipeline test_payment_pipeline test_result test_retry
 $(TESTUTIL_PIPELINE_TESTS:%=$(BUILD)/tests/unit/worker/%): $(BUILD)/tests/unit/worker/testutil_pipeline.o
 

@@ -1,7 +1,8 @@
 /* hash.c - digests, MACs and the identifiers built on them.
  *
  * Messages are hashed as a list of parts (struct part) fed to one streaming EVP context,
- * so a signature over METHOD + URI + body + timestamp never copies the body. HMAC goes
+ * so a signature over METHOD + URI + body + timestamp never copies the body; SHA-256
+ * reuses one context per thread (sha256_parts). HMAC goes
  * through EVP_MAC (the OpenSSL 3 interface; HMAC_CTX is deprecated); the EVP_MAC handle
  * is fetched once and shared, which OpenSSL allows across threads, while each call has its
  * own context. base64 and hex are written here rather than through EVP_EncodeBlock,
@@ -24,13 +25,52 @@ struct part {
     size_t n;
 };
 
+/* The SHA-256 implementation, fetched once (EVP_sha256() would make every init look it
+ * up again), and one digest context per thread, reused: a context of its own per call
+ * cost three to four allocations per hash, and the worker hashes several keys an event.
+ * The thread's context is freed when the thread exits (g_md_key's destructor). */
+static EVP_MD *g_sha256;
+static pthread_key_t g_md_key;
+static int g_md_key_ok;
+static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
+
+static void md_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_fetch(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    g_md_key_ok = pthread_key_create(&g_md_key, md_ctx_free) == 0;
+}
+
+/* The calling thread's context, or NULL when one cannot be kept (then *own is set: the
+ * caller makes and frees one). */
+static EVP_MD_CTX *thread_md_ctx(int *own)
+{
+    EVP_MD_CTX *ctx;
+
+    *own = 0;
+    if (g_md_key_ok && (ctx = pthread_getspecific(g_md_key)) != NULL)
+        return ctx;
+    if (!(ctx = EVP_MD_CTX_new()))
+        return NULL;
+    if (!g_md_key_ok || pthread_setspecific(g_md_key, ctx) != 0)
+        *own = 1;
+    return ctx;
+}
+
 static int sha256_parts(const struct part *parts, size_t nparts, unsigned char out[HASH_SHA256_LEN])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx;
     unsigned int outl = 0;
-    int rc = -1;
+    int rc = -1, own;
 
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+    pthread_once(&g_sha256_once, sha256_fetch);
+    if (!g_sha256 || !(ctx = thread_md_ctx(&own)))
+        return -1;
+    if (EVP_DigestInit_ex(ctx, g_sha256, NULL) != 1)
         goto out;
     for (size_t i = 0; i < nparts; i++)
         if (parts[i].n && EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) != 1)
@@ -39,7 +79,8 @@ static int sha256_parts(const struct part *parts, size_t nparts, unsigned char o
         goto out;
     rc = 0;
 out:
-    EVP_MD_CTX_free(ctx);
+    if (own)
+        EVP_MD_CTX_free(ctx);
     return rc;
 }
 

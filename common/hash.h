@@ -1,8 +1,9 @@
 /* hash.h - SHA-256, HMAC-SHA-256, base64, constant-time comparison, HubSpot request
  * signatures, and fixed-size key parts derived from hashes.
  *
- * Owns: nothing. All functions write into caller buffers; nothing is allocated that
- * outlives a call. Built on OpenSSL 3 libcrypto's EVP interfaces (no deprecated SHA256_*
+ * Owns: nothing the caller sees. All functions write into caller buffers; what outlives
+ * a call is one SHA-256 context per thread that hashed (reused by its next hash, freed
+ * when the thread exits) and the SHA-256 and HMAC implementations, fetched once. Built on OpenSSL 3 libcrypto's EVP interfaces (no deprecated SHA256_*
  * or HMAC_CTX calls).
  *
  * Invariants: hex output is lowercase; base64 is RFC 4648 standard alphabet with '='

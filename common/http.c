@@ -12,7 +12,11 @@
  * client also owns (libcurl only walks the list and never frees it), so no
  * curl_slist_append() per request. Form bodies go to a second client-owned buffer.
  * Response bodies and headers land in buffers owned by struct http_response, grown by
- * doubling and reused. Both scratch buffers are wiped after each exchange because they
+ * doubling (a body sized once from its Content-Length) and reused; a released
+ * response's buffers are wiped and kept as the thread's spares (struct resp_spare) for
+ * the next response, because the worker makes a new response for each of its four
+ * requests an event (not in AddressSanitizer builds: there a released response's bytes
+ * must fault when read). Both scratch buffers are wiped after each exchange because they
  * held credentials.
  *
  * Bounds: the body callback refuses bytes past max_body and the header callback refuses
@@ -37,8 +41,14 @@
 #define HTTP_MAX_FORM_BYTES       (64u * 1024)  /* an encoded form body */
 #define HTTP_MAX_BASIC_CRED       1024          /* "user:pass" for basic auth */
 #define HTTP_KEEP_BODY_BYTES      (256u * 1024) /* larger body buffers are freed, not kept */
-/* Extra headers plus the ones we add: Expect, Content-Type, Authorization. */
-#define HTTP_MAX_HEADER_NODES (HTTP_MAX_REQ_HEADERS + 3)
+#define HTTP_SPARE_BYTES          (64u * 1024)  /* larger released buffers are not spares */
+#ifdef __SANITIZE_ADDRESS__
+#define HTTP_SPARES 0
+#else
+#define HTTP_SPARES 1
+#endif
+/* Extra headers plus the ones we add: Expect, User-Agent, Content-Type, Authorization. */
+#define HTTP_MAX_HEADER_NODES (HTTP_MAX_REQ_HEADERS + 4)
 
 struct sbuf {
     char *p;
@@ -249,13 +259,76 @@ void http_response_init(struct http_response *r)
     r->retry_after_ms = -1;
 }
 
+/* The calling thread's spare response buffers, freed by spare_key's destructor. */
+struct resp_spare {
+    char *body, *hdrs;
+    size_t body_cap, hdrs_cap;
+};
+
+static __thread struct resp_spare rspare;
+static pthread_key_t spare_key;
+static int spare_key_ok;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *p)
+{
+    struct resp_spare *sp = p;
+    free(sp->body);
+    free(sp->hdrs);
+    memset(sp, 0, sizeof(*sp));
+}
+
+static void spare_key_init(void)
+{
+    spare_key_ok = pthread_key_create(&spare_key, spare_free) == 0;
+}
+
+/* Keep *p (cap bytes, wiped whole: an error path may have reset a length past what was
+ * written) in the spare slot *slot when it is free and the buffer small enough; 1 when
+ * kept. */
+static int spare_keep(char **slot, size_t *slot_cap, char **p, size_t cap)
+{
+    if (!HTTP_SPARES || *slot || !*p || cap > HTTP_SPARE_BYTES)
+        return 0;
+    explicit_bzero(*p, cap);
+    *slot = *p;
+    *slot_cap = cap;
+    *p = NULL;
+    return 1;
+}
+
 void http_response_release(struct http_response *r)
 {
+    int kept = 0;
+
     if (!r)
         return;
+    pthread_once(&spare_once, spare_key_init);
+    if (spare_key_ok) {
+        kept |= spare_keep(&rspare.body, &rspare.body_cap, &r->body, r->body_cap);
+        kept |= spare_keep(&rspare.hdrs, &rspare.hdrs_cap, &r->hdrs, r->hdrs_cap);
+        if (kept && pthread_getspecific(spare_key) == NULL &&
+            pthread_setspecific(spare_key, &rspare) != 0)
+            spare_free(&rspare); /* without the destructor nothing may stay */
+    }
     free(r->body);
     free(r->hdrs);
     http_response_init(r);
+}
+
+/* An empty response takes the thread's spare buffers. */
+static void spare_adopt(struct http_response *r)
+{
+    if (!r->body && rspare.body) {
+        r->body = rspare.body;
+        r->body_cap = rspare.body_cap;
+        rspare.body = NULL;
+    }
+    if (!r->hdrs && rspare.hdrs) {
+        r->hdrs = rspare.hdrs;
+        r->hdrs_cap = rspare.hdrs_cap;
+        rspare.hdrs = NULL;
+    }
 }
 
 const char *http_response_header(const struct http_response *r, const char *name)
@@ -281,6 +354,17 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *opaque)
     if (n > max - r->body_len) {
         x->too_big = 1;
         return 0;
+    }
+    if (r->body_len == 0) {
+        /* The announced length, when there is one within the cap, sizes the buffer once
+         * rather than by doubling (a hint only: a compressed body may decode larger). */
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(x->c->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+            cl > 0 && (uint64_t)cl <= max &&
+            grow(&r->body, &r->body_cap, (size_t)cl + 1, max) < 0) {
+            x->too_big = 3;
+            return 0;
+        }
     }
     if (grow(&r->body, &r->body_cap, r->body_len + n + 1, max) < 0) {
         x->too_big = 3;
@@ -348,6 +432,11 @@ static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_
     return __atomic_load_n(c->opts.abort_flag, __ATOMIC_RELAXED) != 0;
 }
 
+static int has_crlf(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
+
 struct http_client *http_client_new(const struct http_client_opts *opts, char *errstr, size_t errsz)
 {
     struct http_client *c = NULL;
@@ -374,6 +463,10 @@ struct http_client *http_client_new(const struct http_client_opts *opts, char *e
     c->h = curl_easy_init();
     if (!c->proxy || !c->user_agent || !c->h)
         goto oom;
+    if (has_crlf(c->user_agent)) {
+        snprintf(errstr, errsz, "http client: CR/LF in the user agent");
+        goto fail;
+    }
     c->opts.proxy = c->proxy;
     c->opts.user_agent = c->user_agent;
 
@@ -400,7 +493,8 @@ struct http_client *http_client_new(const struct http_client_opts *opts, char *e
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)opts->max_body);
     SET(CURLOPT_PROXY, c->proxy); /* "" also disables the *_proxy environment */
     SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    SET(CURLOPT_USERAGENT, c->user_agent);
+    /* No CURLOPT_USERAGENT: libcurl would format "User-Agent: ..." anew on every
+     * request; build_request() writes the line into the client's own buffer. */
     if (opts->accept_gzip)
         SET(CURLOPT_ACCEPT_ENCODING, "");
     if (opts->abort_flag) {
@@ -434,11 +528,6 @@ void http_client_free(struct http_client *c)
     free(c->proxy);
     free(c->user_agent);
     free(c);
-}
-
-static int has_crlf(const char *s)
-{
-    return strpbrk(s, "\r\n") != NULL;
 }
 
 /* base64 of src[0..n) into dst (4 * ceil(n / 3) + 1 bytes), NUL-terminated. */
@@ -509,6 +598,7 @@ static int build_request(struct http_client *c, const struct http_request *req,
 {
     size_t offs[HTTP_MAX_HEADER_NODES], n = 0, i;
     const char *ctype = req->content_type, *why = invalid_request(req);
+    int own_ua = 0; /* the caller names its own User-Agent */
 
     if (why) {
         snprintf(errstr, errsz, "http: %s", why);
@@ -516,9 +606,13 @@ static int build_request(struct http_client *c, const struct http_request *req,
     }
     if (add_line(c, offs, &n, "Expect:", NULL, NULL) < 0) /* no 100-continue round trip */
         goto toolong;
-    for (i = 0; i < req->nheaders; i++)
+    for (i = 0; i < req->nheaders; i++) {
         if (add_line(c, offs, &n, req->headers[i].name, ": ", req->headers[i].value) < 0)
             goto toolong;
+        own_ua |= strcasecmp(req->headers[i].name, "User-Agent") == 0;
+    }
+    if (!own_ua && add_line(c, offs, &n, "User-Agent: ", c->user_agent, NULL) < 0)
+        goto toolong;
     for (i = 0; i < req->nform; i++) {
         const struct http_param *p = &req->form[i];
         if (!p->key || !p->value)
@@ -657,6 +751,7 @@ enum http_error http_client_do(struct http_client *c, const struct http_request 
         resp->body = NULL;
         resp->body_cap = 0;
     }
+    spare_adopt(resp);
     if (grow(&resp->body, &resp->body_cap, 1, c->opts.max_body) < 0) {
         snprintf(errstr, errsz, "http: out of memory");
         goto out;

@@ -14,7 +14,18 @@
  * cap: a document of one-byte values ("[0,0,...]") would otherwise cost 12 node bytes
  * per input byte, 100-200 MB (with the array's doubling) for one 8 MiB answer, per
  * thread. The node array grows by doubling but never past the cap, and the value past
- * it fails the parse with JTAPE_ETOOMANY before anything more is allocated.
+ * it fails the parse with JTAPE_ETOOMANY before anything more is allocated. It starts at
+ * one node per JTAPE_BYTES_PER_VALUE input bytes (at most the cap), which the answers the
+ * worker reads never exceed: a parse is then exactly two allocations, not one per
+ * doubling. The duplicate-key check sorts on the stack up to JTAPE_SORT_LOCAL keys, past
+ * that in a scratch array on the heap, freed when the parse ends.
+ *
+ * Reuse. A worker thread parses five or six answers an event, each of a few KB, so the
+ * two buffers of a released tape stay with the thread as its spares (struct spare, when
+ * at most JTAPE_SPARE_BYTES each) and the next parse that fits takes them: no malloc, no
+ * free, and none of the bin consolidation large frees cause. The spares are freed by a
+ * thread-specific key's destructor when the thread exits. AddressSanitizer builds keep no
+ * spares, so that reading a released tape still faults there.
  */
 #include "common/jtape.h"
 
@@ -26,19 +37,117 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JTAPE_PAIRWISE_KEYS 8 /* objects up to this many keys are checked pairwise */
+#define JTAPE_PAIRWISE_KEYS 8  /* objects up to this many keys are checked pairwise */
+#define JTAPE_SORT_LOCAL    64 /* keys the duplicate check sorts without allocating */
+#define JTAPE_NODES_MIN     16 /* the node array's first capacity, at least */
+
+#ifdef __SANITIZE_ADDRESS__
+#define JTAPE_SPARES 0
+#else
+#define JTAPE_SPARES 1
+#endif
+
+/* The calling thread's spare buffers (see Reuse above). */
+struct spare {
+    struct jtape_node *n;
+    size_t ncap; /* nodes */
+    char *arena;
+    size_t acap; /* bytes */
+};
+
+static __thread struct spare spare;
+static pthread_key_t spare_key;
+static int spare_key_ok;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *p)
+{
+    struct spare *sp = p;
+    free(sp->n);
+    free(sp->arena);
+    memset(sp, 0, sizeof *sp);
+}
+
+static void spare_key_init(void)
+{
+    spare_key_ok = pthread_key_create(&spare_key, spare_free) == 0;
+}
+
+/* The thread's spare node array if it holds at least want nodes, else a new one; *cap
+ * never says more than max (the values cap, which node_add() enforces by it). */
+static struct jtape_node *nodes_get(size_t want, size_t max, size_t *cap)
+{
+    struct jtape_node *n = spare.n;
+
+    if (n && spare.ncap >= want) {
+        *cap = spare.ncap < max ? spare.ncap : max;
+        spare.n = NULL;
+        return n;
+    }
+    *cap = want;
+    return malloc(want * sizeof *n);
+}
+
+static char *arena_get(size_t want, size_t *cap)
+{
+    char *a = spare.arena;
+
+    if (a && spare.acap >= want) {
+        *cap = spare.acap;
+        spare.arena = NULL;
+        return a;
+    }
+    *cap = want;
+    return malloc(want);
+}
+
+/* Keep what t holds as the thread's spares where they fit and the slots are free (the
+ * thread's key frees them at exit); free the rest. */
+static void spare_put(struct jtape *t)
+{
+    int kept = 0;
+
+    pthread_once(&spare_once, spare_key_init);
+    if (JTAPE_SPARES && spare_key_ok && !spare.n && t->n &&
+        t->cap * sizeof *t->n <= JTAPE_SPARE_BYTES) {
+        spare.n = t->n;
+        spare.ncap = t->cap;
+        t->n = NULL;
+        kept = 1;
+    }
+    if (JTAPE_SPARES && spare_key_ok && !spare.arena && t->arena &&
+        t->arena_cap <= JTAPE_SPARE_BYTES) {
+        spare.arena = t->arena;
+        spare.acap = t->arena_cap;
+        t->arena = NULL;
+        kept = 1;
+    }
+    if (kept && pthread_getspecific(spare_key) == NULL &&
+        pthread_setspecific(spare_key, &spare) != 0) { /* no destructor: keep nothing */
+        free(spare.n);
+        free(spare.arena);
+        memset(&spare, 0, sizeof spare);
+    }
+    free(t->n);
+    free(t->arena);
+}
 
 /* The process-wide cap jtape_parse() applies (jtape_set_max_values()); atomic so a late
  * set cannot tear a concurrent read, though start-up sets it before any thread parses. */
 static size_t max_values_limit = JTAPE_MAX_VALUES_DEFAULT;
+
+struct jkey {
+    uint32_t off, len;
+};
 
 struct parse {
     const unsigned char *start, *p, *end;
     struct jtape *t;
     char *arena;       /* t->arena, filled up to t->arena_len */
     uint32_t *stack;   /* open containers (node indexes), max_depth of them */
-    struct jkey *sort; /* scratch for the duplicate-key check of large objects */
+    struct jkey *sort; /* scratch for the duplicate-key check: sort_local or the heap */
     size_t sortcap;
+    struct jkey sort_local[JTAPE_SORT_LOCAL];
     size_t max_values; /* nodes the tape may hold */
     int too_many;      /* the parse failed on max_values */
     char *errstr;
@@ -50,10 +159,6 @@ struct jstr {
     const unsigned char *s;
     size_t n;
     int escaped, has_nul;
-};
-
-struct jkey {
-    uint32_t off, len;
 };
 
 __attribute__((format(printf, 2, 3))) static int parse_fail(struct parse *ps, const char *fmt, ...)
@@ -443,7 +548,7 @@ static int check_dup_keys(struct parse *ps, size_t obj)
     if (m < 2)
         return 0;
     if (m > ps->sortcap) {
-        struct jkey *s = reallocarray(ps->sort, m, sizeof *s);
+        struct jkey *s = reallocarray(ps->sort == ps->sort_local ? NULL : ps->sort, m, sizeof *s);
         if (!s)
             return parse_fail(ps, "out of memory");
         ps->sort = s;
@@ -574,6 +679,7 @@ int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth
 {
     struct parse ps = {.t = t, .errstr = errstr, .errsz = errsz};
     uint32_t stack_local[64];
+    size_t guess;
     int rc = -1;
 
     memset(t, 0, sizeof *t);
@@ -597,7 +703,13 @@ int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth
         snprintf(errstr, errsz, "out of memory");
         return -1;
     }
-    if (!(t->arena = ps.arena = malloc(len + 1))) {
+    ps.sort = ps.sort_local;
+    ps.sortcap = JTAPE_SORT_LOCAL;
+    guess = len / JTAPE_BYTES_PER_VALUE + JTAPE_NODES_MIN;
+    if (guess > ps.max_values)
+        guess = ps.max_values;
+    if (!(t->arena = ps.arena = arena_get(len + 1, &t->arena_cap)) ||
+        !(t->n = nodes_get(guess, ps.max_values, &t->cap))) {
         snprintf(errstr, errsz, "out of memory");
         goto out;
     }
@@ -607,7 +719,8 @@ int jtape_parse_max(struct jtape *t, const char *text, size_t len, int max_depth
 out:
     if (ps.stack != stack_local)
         free(ps.stack);
-    free(ps.sort);
+    if (ps.sort != ps.sort_local)
+        free(ps.sort);
     if (rc < 0)
         jtape_release(t);
     return rc;
@@ -617,8 +730,7 @@ void jtape_release(struct jtape *t)
 {
     if (!t)
         return;
-    free(t->n);
-    free(t->arena);
+    spare_put(t);
     memset(t, 0, sizeof *t);
 }
 

@@ -26,7 +26,11 @@
  *     for (size_t i = c + 1, k = 0; k < t->n[c].count; k++, i = t->n[i].next)
  *
  * Thread-safety: a tape is immutable after jtape_parse(); concurrent readers are fine.
- * The process-wide values cap (jtape_set_max_values) is set at start-up.
+ * The process-wide values cap (jtape_set_max_values) is set at start-up. Each thread
+ * keeps the node array and the arena of the last small tape it released (at most
+ * JTAPE_SPARE_BYTES each) for its next parse, freed when the thread exits (none in
+ * AddressSanitizer builds); a tape may be released by another thread than the one that
+ * parsed it.
  */
 #ifndef HSQB_JTAPE_H
 #define HSQB_JTAPE_H
@@ -55,7 +59,7 @@ struct jtape {
     struct jtape_node *n;
     size_t count, cap;
     char *arena;
-    size_t arena_len;
+    size_t arena_len, arena_cap;
 };
 
 /* The values cap. Every value (scalar, array, object; a member's key is part of its
@@ -65,6 +69,7 @@ struct jtape {
  * bytes, denser than any HubSpot or QBO answer (their values average 15-40 bytes: keys,
  * quotes, ids); the worker sets max_response_bytes / JTAPE_BYTES_PER_VALUE at start-up. */
 #define JTAPE_BYTES_PER_VALUE    16
+#define JTAPE_SPARE_BYTES        (32 * 1024) /* largest buffer a thread keeps for reuse */
 #define JTAPE_MAX_VALUES_DEFAULT ((size_t)8 * 1024 * 1024 / JTAPE_BYTES_PER_VALUE)
 
 /* jtape_parse_max()'s failure when the document holds more than max_values values (an
@@ -86,7 +91,7 @@ int jtape_parse(struct jtape *t, const char *text, size_t len, int max_depth, ch
  * cap it started with). */
 void jtape_set_max_values(size_t n);
 size_t jtape_max_values(void);
-/* Free what t holds and zero it. NULL-safe. */
+/* Free what t holds (or keep it as the calling thread's spare) and zero it. NULL-safe. */
 void jtape_release(struct jtape *t);
 
 /* Index of member key of object obj, or 0 when obj is not an object or has no such

@@ -23,6 +23,7 @@
 #include "worker/action_sales.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,12 +253,7 @@ static void run_release(struct run *r)
     hubspot_line_items_free(r->lis);
     hubspot_price_terms_free(r->terms);
     free(r->applied);
-    free(r->all);
-    free(r->fee_text);
-    free(r->lines);
-    free(r->items);
-    free(r->item_ids);
-    free(r->taxable);
+    free(r->all); /* and the arrays alloc_lines() laid out after it */
 }
 
 static int run_oom(struct api_error *err)
@@ -305,24 +301,39 @@ static int check_quote_status(const struct run *r, struct api_error *err)
     return -1;
 }
 
-/* Room for the lines of the document: the line items, then one per quote fee. */
+/* n bytes rounded up so that what follows them in one block is aligned for any type. */
+static size_t align_up(size_t n)
+{
+    size_t a = _Alignof(max_align_t);
+    return (n + a - 1) / a * a;
+}
+
+/* Room for the lines of the document: the line items, then one per quote fee. The
+ * parallel arrays share one zeroed block (r->all first, freed with it): one allocation
+ * per event instead of six. */
 static int alloc_lines(struct run *r, struct api_error *err)
 {
-    size_t nli = r->lis->n, i, cap;
+    size_t nli = r->lis->n, i, cap, o_fee, o_lines, o_items, o_ids, o_tax;
+    char *b;
 
     r->nfees = 0;
     for (i = 0; r->terms && i < r->terms->n; i++)
         r->nfees += r->terms->items[i].kind == HUBSPOT_FEE;
     r->n = nli + r->nfees;
-    cap = r->n ? r->n : 1;
-    r->all = calloc(cap, sizeof *r->all);
-    r->fee_text = calloc(r->nfees ? r->nfees : 1, sizeof *r->fee_text);
-    r->lines = calloc(cap, sizeof *r->lines);
-    r->items = calloc(cap, sizeof *r->items);
-    r->item_ids = calloc(cap, sizeof *r->item_ids);
-    r->taxable = calloc(cap, 1);
-    if (!r->all || !r->fee_text || !r->lines || !r->items || !r->item_ids || !r->taxable)
+    cap = r->n ? r->n : 1; /* at most HUBSPOT_MAX_LINE_ITEMS + HUBSPOT_MAX_TERMS */
+    o_fee = align_up(cap * sizeof *r->all);
+    o_lines = o_fee + align_up((r->nfees ? r->nfees : 1) * sizeof *r->fee_text);
+    o_items = o_lines + align_up(cap * sizeof *r->lines);
+    o_ids = o_items + align_up(cap * sizeof *r->items);
+    o_tax = o_ids + align_up(cap * sizeof *r->item_ids);
+    if (!(b = calloc(1, o_tax + cap)))
         return run_oom(err);
+    r->all = (struct hubspot_line_item *)(void *)b;
+    r->fee_text = (char(*)[2][FEE_DESC_MAX])(void *)(b + o_fee);
+    r->lines = (struct sales_line *)(void *)(b + o_lines);
+    r->items = (struct resolve_item *)(void *)(b + o_items);
+    r->item_ids = (const char **)(void *)(b + o_ids);
+    r->taxable = (unsigned char *)(b + o_tax);
     memcpy(r->all, r->lis->items, nli * sizeof *r->all);
     r->it = (struct action_items){.li = r->all, .n = r->n, .items = r->items};
     return 0;

@@ -5,7 +5,10 @@
  * Every request goes through hubspot_exchange(); the answer is read as a tape
  * (common/jtape.h: the strict parser without a json-c tree, two allocations per answer)
  * with its typed, non-coercing getters, and what is kept is copied, so nothing borrows
- * from a tape or a response buffer once a call returns.
+ * from a tape or a response buffer once a call returns. The copies go to the result's
+ * string pool (struct hubspot_strpool: blocks of STRPOOL_BLOCK bytes, freed together
+ * with the result), not to a strdup each: a deal, its ten line items and a contact hold
+ * some 150 property values, and a steady-state event read them all.
  *
  * Association ids are collected from every key that may carry them ("line_items" and
  * the real API's "line items"), then sorted and de-duplicated: HubSpot lists a target
@@ -27,6 +30,47 @@
 #define HS_RAW_ASSOC_MAX (8 * HUBSPOT_MAX_LINE_ITEMS) /* entries before de-duplication */
 #define HS_AFTER_MAX     256                          /* bytes of a paging cursor */
 #define HS_V4_PAGE       "500"
+#define STRPOOL_BLOCK    4096 /* bytes of a string pool block, header included */
+
+struct hubspot_strpool {
+    struct hubspot_strpool *next; /* the blocks filled before this one */
+    size_t used, cap;
+    char data[];
+};
+
+/* A NUL-terminated copy of n bytes in *pool (a new block when the newest lacks room:
+ * STRPOOL_BLOCK bytes, or n + 1 past that); NULL when out of memory. */
+static char *strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n)
+{
+    struct hubspot_strpool *b = *pool;
+    char *out;
+
+    if (!b || b->cap - b->used < n + 1) {
+        size_t cap = STRPOOL_BLOCK - sizeof *b;
+        if (n + 1 > cap)
+            cap = n + 1;
+        if (!(b = malloc(sizeof *b + cap)))
+            return NULL;
+        b->next = *pool;
+        b->used = 0;
+        b->cap = cap;
+        *pool = b;
+    }
+    out = b->data + b->used;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    b->used += n + 1;
+    return out;
+}
+
+static void strpool_free(struct hubspot_strpool *b)
+{
+    while (b) {
+        struct hubspot_strpool *next = b->next;
+        free(b);
+        b = next;
+    }
+}
 
 static const char *const deal_props[] = {"dealname", "amount",    "closedate", "deal_currency_code",
                                          "pipeline", "dealstage", NULL};
@@ -87,8 +131,9 @@ const char *const *hubspot_object_properties(enum hsqb_object_type type)
 
 /* Copy properties.<name> into *out (NULL when absent/null/""). -1 (err) on a
  * non-string or an oversized value. */
-static int copy_prop(const struct jtape *t, size_t props, const char *name, char **out,
-                     const char *endpoint, struct api_error *err)
+static int copy_prop(const struct jtape *t, size_t props, const char *name,
+                     struct hubspot_strpool **pool, char **out, const char *endpoint,
+                     struct api_error *err)
 {
     const char *v;
     size_t len;
@@ -109,7 +154,7 @@ static int copy_prop(const struct jtape *t, size_t props, const char *name, char
     }
     if (len == 0)
         return 0;
-    if (!(*out = strdup(v))) {
+    if (!(*out = strpool_dup(pool, v, len))) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 200, "hubspot: out of memory");
         return -1;
     }
@@ -331,10 +376,7 @@ void hubspot_object_free(struct hubspot_object *o)
 {
     if (!o)
         return;
-    for (size_t i = 0; i < o->nprops; i++) {
-        free(o->props[i].name);
-        free(o->props[i].value);
-    }
+    strpool_free(o->strings);
     free(o->props);
     free(o->contact_ids);
     free(o->line_item_ids);
@@ -437,10 +479,10 @@ static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, 
     if (!(o->props = calloc(n, sizeof *o->props)))
         goto oom;
     for (size_t i = 0; i < n; i++) {
-        if (!(o->props[i].name = strdup(names[i])))
+        if (!(o->props[i].name = strpool_dup(&o->strings, names[i], strlen(names[i]))))
             goto oom;
         o->nprops++;
-        if (copy_prop(&t, jprops, names[i], &o->props[i].value, ep, err) < 0)
+        if (copy_prop(&t, jprops, names[i], &o->strings, &o->props[i].value, ep, err) < 0)
             goto out;
     }
     if (jtape_get_obj(&t, JTAPE_ROOT, "associations", &assoc) == JGET_WRONG_TYPE) {
@@ -487,15 +529,6 @@ int hubspot_address_present(const struct hubspot_address *a)
     return a && (a->line1 || a->city || a->state || a->zip || a->country);
 }
 
-static void address_release(struct hubspot_address *a)
-{
-    free(a->line1);
-    free(a->city);
-    free(a->state);
-    free(a->zip);
-    free(a->country);
-}
-
 /* The address members in address_props order. */
 static void address_fields(struct hubspot_address *a, char **f[ADDRESS_NPROPS])
 {
@@ -510,11 +543,7 @@ void hubspot_contact_free(struct hubspot_contact *c)
 {
     if (!c)
         return;
-    free(c->firstname);
-    free(c->lastname);
-    free(c->email);
-    free(c->company);
-    address_release(&c->addr);
+    strpool_free(c->strings);
     free(c);
 }
 
@@ -522,16 +551,15 @@ void hubspot_company_free(struct hubspot_company *c)
 {
     if (!c)
         return;
-    free(c->name);
-    address_release(&c->addr);
+    strpool_free(c->strings);
     free(c);
 }
 
 /* One record read by id: GET /crm/v3/objects/<path>/<id>?properties=<names>, each
- * property copied into *fields[i] (names and fields parallel, n of them). */
+ * property copied into *fields[i] (names and fields parallel, n of them) in *pool. */
 static int get_record(const struct hubspot_call *c, const char *ep, const char *path, int64_t id,
                       const char *const *names, char **const *fields, size_t n,
-                      struct api_error *err)
+                      struct hubspot_strpool **pool, struct api_error *err)
 {
     char props[512], base[HTTP_MAX_URL], url[HTTP_MAX_URL], uerr[128];
     struct http_param q[2] = {{"properties", props}, {"archived", "false"}};
@@ -565,7 +593,7 @@ static int get_record(const struct hubspot_call *c, const char *ep, const char *
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        if (copy_prop(&t, jprops, names[i], fields[i], ep, err) < 0)
+        if (copy_prop(&t, jprops, names[i], pool, fields[i], ep, err) < 0)
             goto out;
     rc = 0;
 out:
@@ -591,7 +619,7 @@ static int get_contact(const struct hubspot_call *c_, int64_t contact_id,
     f[2] = &c->email;
     f[3] = &c->company;
     address_fields(&c->addr, f + 4);
-    if (get_record(c_, "get_contact", "contacts", contact_id, names, f, 9, err) < 0) {
+    if (get_record(c_, "get_contact", "contacts", contact_id, names, f, 9, &c->strings, err) < 0) {
         hubspot_contact_free(c);
         return -1;
     }
@@ -613,7 +641,7 @@ static int get_company(const struct hubspot_call *c_, int64_t company_id,
     }
     f[0] = &c->name;
     address_fields(&c->addr, f + 1);
-    if (get_record(c_, "get_company", "companies", company_id, names, f, 6, err) < 0) {
+    if (get_record(c_, "get_company", "companies", company_id, names, f, 6, &c->strings, err) < 0) {
         hubspot_company_free(c);
         return -1;
     }
@@ -644,16 +672,6 @@ static void line_item_fields(struct hubspot_line_item *li, char **f[LINE_ITEM_NP
                                   &li->tax_amount,
                                   &li->position};
     memcpy(f, m, sizeof m);
-}
-
-static void line_item_release(struct hubspot_line_item *li)
-{
-    char **f[LINE_ITEM_NPROPS];
-    line_item_fields(li, f);
-    for (size_t i = 0; i < LINE_ITEM_NPROPS; i++) {
-        free(*f[i]);
-        *f[i] = NULL;
-    }
 }
 
 int64_t hubspot_order_key(const char *s)
@@ -690,8 +708,7 @@ void hubspot_line_items_free(struct hubspot_line_items *l)
 {
     if (!l)
         return;
-    for (size_t i = 0; i < l->n; i++)
-        line_item_release(&l->items[i]);
+    strpool_free(l->strings);
     free(l->items);
     free(l);
 }
@@ -709,12 +726,7 @@ void hubspot_price_terms_free(struct hubspot_price_terms *l)
 {
     if (!l)
         return;
-    for (size_t i = 0; i < l->n; i++) {
-        char **f[TERM_NPROPS];
-        term_fields(&l->items[i], f);
-        for (size_t k = 0; k < TERM_NPROPS; k++)
-            free(*f[k]);
-    }
+    strpool_free(l->strings);
     free(l->items);
     free(l);
 }
@@ -745,9 +757,11 @@ static const struct batch_kind k_terms[3] = {
     {"batch_read_taxes", "taxes", term_props, TERM_NPROPS, sizeof(struct hubspot_price_term),
      tm_fields, tm_set_id}};
 
-/* One batch of ids[0..n) into elems[0..n). filled[i] set when returned. */
+/* One batch of ids[0..n) into elems[0..n), their strings in *pool. filled[i] set when
+ * returned. */
 static int batch_read(const struct hubspot_call *c, const struct batch_kind *k, const int64_t *ids,
-                      size_t n, char *elems, unsigned char *filled, struct api_error *err)
+                      size_t n, char *elems, unsigned char *filled, struct hubspot_strpool **pool,
+                      struct api_error *err)
 {
     const char *ep = k->ep;
     char url[HTTP_MAX_URL];
@@ -809,7 +823,7 @@ static int batch_read(const struct hubspot_call *c, const struct batch_kind *k, 
                 continue;
             k->fields(e, f);
             for (size_t p = 0; p < k->nprops; p++)
-                if (copy_prop(&t, jprops, k->props[p], f[p], ep, err) < 0)
+                if (copy_prop(&t, jprops, k->props[p], pool, f[p], ep, err) < 0)
                     goto out;
             k->set_id(e, id);
             filled[i] = 1;
@@ -823,12 +837,18 @@ out:
     return rc;
 }
 
+/* Where a batch read lands: n elements (zeroed by the caller) and the pool their
+ * strings are copied into. */
+struct batch_dest {
+    char *elems;
+    struct hubspot_strpool **strings;
+};
+
 /* Read the n ids (unique, positive, n <= max) in batches of HUBSPOT_BATCH_MAX into
- * elems (n elements, zeroed by the caller); any id not returned fails the whole read
- * naming it (`what`: "line item"). */
+ * dst; any id not returned fails the whole read naming it (`what`: "line item"). */
 static int batch_read_all(const struct hubspot_call *c, const struct batch_kind *k,
-                          const int64_t *ids, size_t n, size_t max, const char *what, char *elems,
-                          struct api_error *err)
+                          const int64_t *ids, size_t n, size_t max, const char *what,
+                          const struct batch_dest *dst, struct api_error *err)
 {
     unsigned char *filled = NULL;
     char missing[256] = "";
@@ -854,7 +874,8 @@ static int batch_read_all(const struct hubspot_call *c, const struct batch_kind 
     }
     for (size_t off = 0; off < n; off += HUBSPOT_BATCH_MAX) {
         size_t m = n - off < HUBSPOT_BATCH_MAX ? n - off : HUBSPOT_BATCH_MAX;
-        if (batch_read(c, k, ids + off, m, elems + off * k->size, filled + off, err) < 0)
+        if (batch_read(c, k, ids + off, m, dst->elems + off * k->size, filled + off, dst->strings,
+                       err) < 0)
             goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -892,7 +913,7 @@ static int get_line_items(const struct hubspot_call *c, const int64_t *ids, size
     }
     l->n = n;
     if (batch_read_all(c, &k_line_items, ids, n, HUBSPOT_MAX_LINE_ITEMS, "line item",
-                       (char *)l->items, err) < 0) {
+                       &(struct batch_dest){(char *)l->items, &l->strings}, err) < 0) {
         hubspot_line_items_free(l);
         return -1;
     }
@@ -920,7 +941,7 @@ static int get_price_terms(const struct hubspot_call *c, const struct hubspot_ob
         if (!n)
             continue;
         if (batch_read_all(c, &k_terms[k], q->term_ids[k], n, HUBSPOT_MAX_TERMS, what[k],
-                           (char *)(l->items + at), err) < 0) {
+                           &(struct batch_dest){(char *)(l->items + at), &l->strings}, err) < 0) {
             l->n = at + n; /* free what this batch filled too */
             hubspot_price_terms_free(l);
             return -1;

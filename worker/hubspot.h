@@ -167,7 +167,12 @@ struct hubspot_prop {
     char *value; /* NULL when absent, null or "" */
 };
 
+/* The text of an answer's property values: blocks holding them one after the other, so a
+ * read costs an allocation per few KB rather than one per value (hubspot.c). */
+struct hubspot_strpool;
+
 struct hubspot_object {
+    struct hubspot_strpool *strings; /* owns props' names and values */
     enum hsqb_object_type type;
     int64_t id;
     int archived;
@@ -227,6 +232,7 @@ struct hubspot_address {
 int hubspot_address_present(const struct hubspot_address *a);
 
 struct hubspot_contact {
+    struct hubspot_strpool *strings; /* owns the strings below; NULL when built by hand */
     int64_t id;
     char *firstname; /* NULL when absent/null/empty */
     char *lastname;
@@ -267,6 +273,7 @@ struct hubspot_line_item {
 };
 
 struct hubspot_line_items {
+    struct hubspot_strpool *strings; /* owns the items' strings */
     struct hubspot_line_item *items; /* in the order of the ids asked for */
     size_t n;
 };
@@ -295,6 +302,7 @@ void hubspot_line_items_free(struct hubspot_line_items *li);
 /* ---- companies ------------------------------------------------------------------- */
 
 struct hubspot_company {
+    struct hubspot_strpool *strings; /* owns the strings below */
     int64_t id;
     char *name;
     struct hubspot_address addr;
@@ -346,6 +354,7 @@ struct hubspot_price_term {
 };
 
 struct hubspot_price_terms {
+    struct hubspot_strpool *strings; /* owns the items' strings */
     struct hubspot_price_term *items; /* discounts, then fees, then taxes, ids ascending */
     size_t n;
 };

@@ -102,6 +102,8 @@ def parse_args(argv):
     a("--open-rate", type=float, default=0.0, help="events/s (0: half the rate bound)")
     a("--open-seconds", type=float, default=25.0)
     a("--seed", type=int, default=7)
+    a("--no-alloc-count", action="store_true",
+      help="do not preload the allocation counter (BUILD/alloc-count.so) into the replicas")
     a("--profile", action="store_true",
       help="perf record the first replica during the rate and latency drains "
            "(profile-SCENARIO.txt and perf-SCENARIO.data in the output directory)")
@@ -378,6 +380,16 @@ def measure(env, ids, events, sent, t_wall0, t_wall1, setting, extra=None):
     out["worker_cpu_s"] = round(cpu, 2)
     out["worker_cpu_ms_per_event"] = round(1000.0 * cpu / done, 3)
     out["worker_hwm_mb"] = round(hwm, 1)
+    # Allocation calls of both replicas from the group's settling to the last result.
+    a1 = [r.allocs() for r in env.replicas]
+    a0 = getattr(env, "allocs0", None) or []
+    if a1 and None not in a1 and len(a0) == len(a1) and None not in a0:
+        out["worker_allocs_per_event"] = round(sum(y - x for x, y in zip(a0, a1)) / done, 1)
+    # Wake-ups: context switches of both replicas' threads over the same span.
+    c1 = [r.ctx_switches() for r in env.replicas]
+    c0 = getattr(env, "ctxsw0", None) or []
+    if c1 and None not in c1 and len(c0) == len(c1) and None not in c0:
+        out["worker_ctxsw_per_event"] = round(sum(y - x for x, y in zip(c0, c1)) / done, 1)
     # The stack: sandbox, redis and the Kafka (kafka-mock, or the broker JVMs: "kafka"
     # either way, the kind in the results' "kafka").
     for name, s in env.stack.proc_stats().items():
@@ -477,6 +489,8 @@ def drain(env, setting, events, tag, timeout, profile=None, stall=45):
     env.start_replicas(setting["replicas"], setting["worker"], tag)
     wait_settled(env)
     hold_collector(env)
+    env.allocs0 = [r.allocs() for r in env.replicas]
+    env.ctxsw0 = [r.ctx_switches() for r in env.replicas]
     t0 = time.monotonic()
     ids = env.produce(events, tag)
     sent = dict(env.producer.sent)
@@ -508,6 +522,8 @@ def open_loop(env, setting, events, rate, seconds, tag):
     env.start_replicas(setting["replicas"], setting["worker"], tag)
     wait_settled(env)
     hold_collector(env)
+    env.allocs0 = [r.allocs() for r in env.replicas]
+    env.ctxsw0 = [r.ctx_switches() for r in env.replicas]
     mon = Monitor(env.replicas)
     mon.start()
     n = min(len(events), int(rate * seconds))
@@ -705,6 +721,7 @@ def scenario_latency(a, logdir, profile):
 
 def main(argv):
     a = parse_args(argv)
+    bl.ALLOC_COUNT[0] = not a.no_alloc_count
     # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so every stack and replica this run
     # started is stopped by its context manager instead of being left running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

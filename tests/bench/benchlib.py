@@ -43,6 +43,15 @@ PARTITION_BUDGET_BYTES = 3 * 1024 * 1024
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
+ALLOC_COUNT = [True]  # bench.py --no-alloc-count clears it
+
+
+def alloc_count_so():
+    """The allocation counter to preload into replicas, or None (disabled or not built)."""
+    p = build_dir() / "alloc-count.so"
+    return p if ALLOC_COUNT[0] and p.exists() else None
+
+
 def build_dir():
     b = pathlib.Path(os.environ.get("BUILD", "build"))
     return b if b.is_absolute() else ROOT / b
@@ -614,8 +623,14 @@ class Replica:
     def start(self):
         out = open(self.logdir / ("%s.log" % self.name), "ab")
         err = open(self.logdir / ("%s.stderr" % self.name), "ab")
+        env = self.env
+        if alloc_count_so():
+            # The allocation counter (tests/bench/alloc_count.c): alloc-PID.cnt in logdir.
+            env = dict(env, LD_PRELOAD=str(alloc_count_so()), ALLOC_COUNT_DIR=str(self.logdir))
+            if os.environ.get("ALLOC_COUNT_STACKS"):  # call stacks too: alloc_stacks.py
+                env["ALLOC_COUNT_STACKS"] = os.environ["ALLOC_COUNT_STACKS"]
         try:
-            self.proc = subprocess.Popen([str(build_dir() / "hsqb-worker"), "run"], env=self.env,
+            self.proc = subprocess.Popen([str(build_dir() / "hsqb-worker"), "run"], env=env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          start_new_session=True, cwd=str(ROOT))
         finally:
@@ -644,6 +659,37 @@ class Replica:
                 return
             time.sleep(0.1)
         raise RuntimeError("%s: /healthz not 200 within %ds" % (self.name, timeout))
+
+    def allocs(self):
+        """Allocation calls so far (malloc + calloc + realloc, aligned ones as malloc), or
+        None when the counter is not preloaded. Lags by < 64 per thread (batched)."""
+        try:
+            raw = (self.logdir / ("alloc-%d.cnt" % self.pid)).read_bytes()
+        except OSError:
+            return None
+        if len(raw) < 24:
+            return None
+        return sum(int.from_bytes(raw[8 * k:8 * k + 8], "little") for k in range(3))
+
+    def ctx_switches(self):
+        """Voluntary context switches (a thread blocked: a wake-up) of every live thread so
+        far, or None when the process is gone. Involuntary ones (preemption) are left out:
+        they count the machine's other load, not the worker's waits. A thread's count is
+        lost when it exits; the worker's threads live as long as the process."""
+        total = 0
+        try:
+            tasks = os.listdir("/proc/%d/task" % self.pid)
+        except OSError:
+            return None
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/status" % (self.pid, tid)) as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches"):
+                            total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
 
     def metrics(self):
         st, body = http_get(self.url("/metrics"), 5)

@@ -28,11 +28,13 @@ def one_line(name, r):
     b = r["bound"]
     ratio = r["ratio"] if r["ratio"] is not None else float("nan")
     return ("  %s: %d/%d events, %.1f ev/s steady (%.1f whole run) vs bound %.1f (%s) = %.2f; "
-            "p50/p99 e2e %s/%s ms; calls/ev %s; 429s %s; worker %.3f ms CPU/ev, %.0f MB peak; "
-            "load %s" % (name, r["completed"], r["events"], r["throughput"], r["throughput_whole"],
+            "p50/p99 e2e %s/%s ms; calls/ev %s; 429s %s; worker %.3f ms CPU/ev, %s allocs/ev, "
+            "%s wake-ups/ev, %.0f MB peak; load %s" % (
+                name, r["completed"], r["events"], r["throughput"], r["throughput_whole"],
                          b["bound"], b["binding"], ratio, r["latency_ms"]["p50"],
                          r["latency_ms"]["p99"], r["calls_per_event"], sum(r["429"].values()),
-                         r["worker_cpu_ms_per_event"], r["worker_hwm_mb"], r["loadavg"]))
+                         r["worker_cpu_ms_per_event"], _f(r.get("worker_allocs_per_event")),
+                         _f(r.get("worker_ctxsw_per_event")), r["worker_hwm_mb"], r["loadavg"]))
 
 
 ROWS = [
@@ -75,6 +77,10 @@ ROWS = [
      lambda r: "%s (%s)" % (_f(r.get("redis_commands_per_event"), 1),
                             _top_commands(r.get("redis_by_command_per_event") or {}))),
     ("worker CPU, ms / event (both replicas)", lambda r: _f(r["worker_cpu_ms_per_event"], 3)),
+    ("worker allocations / event (malloc + calloc + realloc, both replicas)",
+     lambda r: _f(r.get("worker_allocs_per_event"))),
+    ("worker wake-ups / event (voluntary context switches, both replicas)",
+     lambda r: _f(r.get("worker_ctxsw_per_event"))),
     ("worker peak RSS, MB (max in flight: fullest replica / both)",
      lambda r: "%s (%s / %s)" % (_f(r["worker_hwm_mb"]), r.get("max_in_flight_replica", "-"),
                                  r.get("max_in_flight"))),

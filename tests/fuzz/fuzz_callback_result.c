@@ -6,13 +6,16 @@
  * completion names a valid execution (callback id of visible ASCII, portal >= 1) and
  * carries the output fields HubSpot gets (a success's total is a two-place decimal and
  * its URL starts with the app URL; a failure's message is one non-empty line), and
- * anything else leaves the output zeroed, with a reason for an invalid one.
+ * anything else leaves the output zeroed, with a reason for an invalid one. And the
+ * tape reader says exactly what the json-c reader it replaced says (verdict, completion,
+ * reason: tests/unit/worker/callback_result_dom.c).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/worker/callback_result_dom.h"
 #include "worker/callback_result.h"
 
 #define APP_URL "https://app.qbo.intuit.com"
@@ -46,6 +49,32 @@ static void check_completion(const struct callback_completion *c)
     }
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The json-c reader on the same bytes: what the tape reader said, to the byte. */
+static void check_same_as_dom(const uint8_t *data, size_t size, enum callback_read r,
+                              const struct callback_completion *c, const char *why)
+{
+    struct callback_completion d;
+    char dwhy[256];
+
+    memset(&d, 0x5A, sizeof d);
+    dwhy[0] = 'x';
+    if (callback_result_read_dom((const char *)data, size, APP_URL "/", &d, dwhy, sizeof dwhy) !=
+            r ||
+        (r == CALLBACK_READ_INVALID && strcmp(why, dwhy) != 0) ||
+        strcmp(c->callback_id, d.callback_id) || c->portal_id != d.portal_id ||
+        c->success != d.success || strcmp(c->doc_id, d.doc_id) ||
+        strcmp(c->doc_number, d.doc_number) || strcmp(c->total, d.total) ||
+        strcmp(c->error_code, d.error_code) || !same_str(c->url, d.url) ||
+        !same_str(c->error_message, d.error_message))
+        abort();
+    callback_completion_release(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const struct callback_completion zero;
@@ -56,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&c, 0xA5, sizeof c);
     why[0] = 'x';
     r = callback_result_read((const char *)data, size, APP_URL "/", &c, why, sizeof why);
+    check_same_as_dom(data, size, r, &c, why);
     switch (r) {
     case CALLBACK_READ_COMPLETE:
         check_completion(&c);

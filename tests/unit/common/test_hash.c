@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,6 +45,48 @@ static void test_sha256_known_answers(void **state)
     assert_int_equal(hash_sha256(m, strlen(m), md), 0);
     hex_of(md, hex);
     assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+/* Threads hashing at once, each with its own reused context, and threads that exit and
+ * are replaced (their contexts freed): every digest right, one after another on a thread
+ * as well (a reused context starts clean). */
+struct hash_job {
+    int ok;
+};
+
+static void *hash_many(void *arg)
+{
+    struct hash_job *j = arg;
+    char hex[HASH_SHA256_HEX_LEN + 1];
+    unsigned char md[HASH_SHA256_LEN];
+
+    j->ok = 1;
+    for (int i = 0; i < 200; i++) {
+        if (hash_sha256_hex("abc", 3, hex) != 0 ||
+            strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") ||
+            hash_sha256("", 0, md) != 0)
+            j->ok = 0;
+        hash_hex(md, sizeof md, hex);
+        if (strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
+            j->ok = 0;
+    }
+    return NULL;
+}
+
+static void test_sha256_threads(void **state)
+{
+    pthread_t th[8];
+    struct hash_job jobs[8];
+    (void)state;
+
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, hash_many, &jobs[i]), 0);
+        for (int i = 0; i < 8; i++) {
+            assert_int_equal(pthread_join(th[i], NULL), 0);
+            assert_true(jobs[i].ok);
+        }
+    }
 }
 
 static void test_hmac_rfc4231(void **state)
@@ -340,6 +383,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_known_answers),
+        cmocka_unit_test(test_sha256_threads),
         cmocka_unit_test(test_hmac_rfc4231),
         cmocka_unit_test(test_base64_rfc4648),
         cmocka_unit_test(test_base64url_unpadded),

@@ -371,6 +371,48 @@ static void test_get_round_trip(void **state)
     http_client_free(c);
 }
 
+/* Every request says who it is: the configured User-Agent (default "hsqb"), once, on a
+ * reused connection too; a caller's own User-Agent header replaces it; CR/LF in the
+ * configured one refuses the client. */
+static void test_user_agent(void **state)
+{
+    struct srv *s = *state;
+    struct http_client_opts o;
+    struct http_client *c = client(0, 0, 0), *named;
+    struct http_response r;
+    struct http_header own[] = {{"User-Agent", "mine/2"}};
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/ua")};
+    char err[256] = "";
+
+    http_response_init(&r);
+    for (int i = 0; i < 4; i++)
+        script(s, (struct script){.status = 200, .body = "ok"});
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen_header(seen(s, 0), "user-agent"), "hsqb");
+    assert_string_equal(seen_header(seen(s, 1), "user-agent"), "hsqb");
+    req.headers = own;
+    req.nheaders = 1;
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen_header(seen(s, 2), "user-agent"), "mine/2");
+    assert_null(strstr(seen(s, 2)->headers, "hsqb"));
+    http_client_free(c);
+
+    http_client_opts_default(&o);
+    o.user_agent = "hsqb-worker/9.9";
+    named = http_client_new(&o, err, sizeof(err));
+    assert_non_null(named);
+    req.headers = NULL;
+    req.nheaders = 0;
+    assert_int_equal(http_client_do(named, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_string_equal(seen_header(seen(s, 3), "user-agent"), "hsqb-worker/9.9");
+    http_client_free(named);
+    o.user_agent = "x\r\nX-Injected: 1";
+    assert_null(http_client_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "user agent"));
+    http_response_release(&r);
+}
+
 static void test_post_put_delete_patch(void **state)
 {
     struct srv *s = *state;
@@ -588,6 +630,82 @@ static void test_body_cap(void **state)
     http_client_free(c);
 }
 
+/* Bodies larger than the first buffer arrive whole, whether their length is announced
+ * (the buffer is sized from it) or not (chunked: it grows as they come). */
+static void test_large_bodies_whole(void **state)
+{
+    static const size_t sizes[] = {1, 1025, 5000, 300000}; /* 2 x 4 = MAX_SCRIPT answers */
+    struct srv *s = *state;
+    struct http_client *c = client(0, 1024 * 1024, 0);
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/big")};
+    char err[256] = "";
+
+    http_response_init(&r);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int chunked = 0; chunked < 2; chunked++) {
+            script(s, (struct script){.status = 200, .huge = sizes[i], .chunked = chunked});
+            assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+            assert_int_equal(r.body_len, sizes[i]);
+            assert_true(r.body_cap > sizes[i]);
+            assert_int_equal(strspn(r.body, "x"), sizes[i]);
+            assert_int_equal(r.body[sizes[i]], '\0');
+        }
+    http_response_release(&r);
+    http_client_free(c);
+}
+
+/* A response made after another was released (the thread's buffers are reused) holds
+ * only its own answer: no byte or header of the previous one, on this thread or another. */
+static void *fresh_response(void *arg)
+{
+    struct srv *s = arg;
+    struct http_client *c = client(0, 0, 0);
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/again")};
+    char err[256] = "";
+
+    http_response_init(&r);
+    if (http_client_do(c, &req, &r, err, sizeof(err)) != HTTP_OK || strcmp(r.body, "ok") != 0)
+        abort();
+    http_response_release(&r);
+    http_client_free(c);
+    return NULL;
+}
+
+static void test_released_responses_leave_nothing(void **state)
+{
+    struct srv *s = *state;
+    struct http_client *c = client(0, 0, 0);
+    struct http_response r;
+    struct http_request req = {.method = HTTP_GET, .url = url(s, "/secret")};
+    char err[256] = "";
+    pthread_t th;
+
+    script(s, (struct script){.status = 200,
+                              .headers = "X-Secret: s3cr3t\r\n",
+                              .body = "{\"access_token\":\"tok-0123456789abcdef\"}"});
+    script(s, (struct script){.status = 200, .body = "ok"});
+    script(s, (struct script){.status = 200, .body = "ok"});
+    http_response_init(&r);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_non_null(strstr(r.body, "tok-0123456789abcdef"));
+    http_response_release(&r);
+
+    http_response_init(&r);
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof(err)), HTTP_OK);
+    assert_int_equal(r.body_len, 2);
+    assert_string_equal(r.body, "ok");
+    assert_null(http_response_header(&r, "X-Secret"));
+    /* the whole buffers, past what this answer wrote too */
+    assert_null(memmem(r.body, r.body_cap, "tok-0123456789abcdef", 20));
+    assert_null(memmem(r.hdrs, r.hdrs_cap, "s3cr3t", 6));
+    http_response_release(&r);
+    assert_int_equal(pthread_create(&th, NULL, fresh_response, s), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    http_client_free(c);
+}
+
 static void test_header_cap(void **state)
 {
     struct srv *s = *state;
@@ -773,6 +891,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_flag, setup, teardown),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_bodies_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_released_responses_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_form_post_and_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_is_data, setup, teardown),

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,116 @@ static void test_duplicates_in_large_objects(void **state)
     tape_fails(doc, 0, "duplicate key \"k000\"");
 }
 
+/* The node array starts at one node per 16 input bytes: denser documents grow it, and
+ * every value is still there, in order. Objects on both sides of the duplicate check's
+ * stack scratch (64 keys), several in one document, find their duplicates. */
+static void test_dense_documents_and_large_objects(void **state)
+{
+    static const int sizes[] = {9, 63, 64, 65, 200, 64, 9};
+    char *doc = malloc(64 * 1024);
+    size_t len = 0, i, k;
+    struct jtape t;
+    int64_t v;
+    (void)state;
+
+    assert_non_null(doc);
+    len += (size_t)snprintf(doc + len, 64 * 1024 - len, "[");
+    for (i = 0; i < 5000; i++)
+        len += (size_t)snprintf(doc + len, 64 * 1024 - len, "%s%zu", i ? "," : "", i % 10);
+    snprintf(doc + len, 64 * 1024 - len, "]");
+    tape_ok(&t, doc);
+    assert_int_equal(t.count, 5001);
+    for (i = JTAPE_ROOT + 1, k = 0; k < t.n[JTAPE_ROOT].count; k++, i = t.n[i].next) {
+        assert_int_equal(jtape_val_int64(&t, i, 0, 9, &v), JGET_OK);
+        assert_int_equal(v, (int64_t)(k % 10));
+    }
+    assert_int_equal(k, 5000);
+    jtape_release(&t);
+
+    for (int dup = 0; dup < 2; dup++) {
+        len = 0;
+        len += (size_t)snprintf(doc + len, 64 * 1024 - len, "[");
+        for (size_t o = 0; o < sizeof sizes / sizeof sizes[0]; o++) {
+            len += (size_t)snprintf(doc + len, 64 * 1024 - len, "%s{", o ? "," : "");
+            for (int j = 0; j < sizes[o]; j++)
+                len += (size_t)snprintf(doc + len, 64 * 1024 - len, "%s\"k%d\":%d", j ? "," : "",
+                                        dup && o == 4 && j == sizes[o] - 1 ? 7 : j, j);
+            len += (size_t)snprintf(doc + len, 64 * 1024 - len, "}");
+        }
+        snprintf(doc + len, 64 * 1024 - len, "]");
+        if (dup) {
+            tape_fails(doc, 0, "duplicate key \"k7\"");
+            continue;
+        }
+        tape_ok(&t, doc);
+        for (i = JTAPE_ROOT + 1, k = 0; k < t.n[JTAPE_ROOT].count; k++, i = t.n[i].next)
+            assert_int_equal(t.n[i].count, sizes[k]);
+        jtape_release(&t);
+    }
+    /* the 65-key object's duplicate too, past the stack scratch */
+    len = (size_t)snprintf(doc, 64 * 1024, "{");
+    for (int j = 0; j < 65; j++)
+        len += (size_t)snprintf(doc + len, 64 * 1024 - len, "%s\"k%d\":0", j ? "," : "",
+                                j == 64 ? 0 : j);
+    snprintf(doc + len, 64 * 1024 - len, "}");
+    tape_fails(doc, 0, "duplicate key \"k0\"");
+    free(doc);
+}
+
+/* Tapes reuse the buffers of the ones released before them on the thread: whatever the
+ * order of sizes (a spare too small, one larger than the next document, one over the
+ * values cap), every parse reads right, and tapes released by another thread are fine. */
+static void *release_tape(void *arg)
+{
+    jtape_release(arg);
+    return NULL;
+}
+
+static void test_spare_buffers(void **state)
+{
+    static const size_t counts[] = {3, 400, 2, 1000, 5, 5, 3000, 1};
+    char *doc = malloc(64 * 1024), err[128];
+    struct jtape t, other;
+    pthread_t th;
+    int64_t v;
+    (void)state;
+
+    assert_non_null(doc);
+    for (size_t r = 0; r < sizeof counts / sizeof counts[0]; r++) {
+        size_t len = (size_t)snprintf(doc, 64 * 1024, "{\"n\":%zu,\"a\":[", counts[r]);
+        for (size_t i = 0; i < counts[r]; i++)
+            len += (size_t)snprintf(doc + len, 64 * 1024 - len, "%s\"v%zu\"", i ? "," : "", i);
+        snprintf(doc + len, 64 * 1024 - len, "]}");
+        tape_ok(&t, doc);
+        assert_int_equal(t.count, counts[r] + 3);
+        assert_int_equal(jtape_get_int64(&t, JTAPE_ROOT, "n", 0, 10000, &v), JGET_OK);
+        assert_int_equal(v, (int64_t)counts[r]);
+        {
+            size_t a, last = 0;
+            const char *s;
+            assert_int_equal(jtape_get_array(&t, JTAPE_ROOT, "a", &a), JGET_OK);
+            assert_int_equal(t.n[a].count, counts[r]);
+            for (size_t i = a + 1, k = 0; k < t.n[a].count; k++, i = t.n[i].next)
+                last = i;
+            assert_int_equal(jtape_val_str(&t, last, &s), JGET_OK);
+            snprintf(err, sizeof err, "v%zu", counts[r] - 1);
+            assert_string_equal(s, err);
+        }
+        /* a small values cap right after a large spare: still refused at the cap */
+        assert_int_equal(jtape_parse_max(&other, doc, strlen(doc), 0, 2, err, sizeof err),
+                         JTAPE_ETOOMANY);
+        if (r % 2) {
+            assert_int_equal(pthread_create(&th, NULL, release_tape, &t), 0);
+            assert_int_equal(pthread_join(th, NULL), 0);
+        } else {
+            jtape_release(&t);
+        }
+        assert_null(t.n);
+        assert_null(t.arena);
+    }
+    free(doc);
+}
+
 /* ---- the values cap ---------------------------------------------------------------- */
 
 /* Exactly at the cap parses, one value over is JTAPE_ETOOMANY with a clear message, and
@@ -295,6 +406,8 @@ int main(void)
         cmocka_unit_test(test_scalars_and_escapes),
         cmocka_unit_test(test_rejects_like_json_parse_strict),
         cmocka_unit_test(test_duplicates_in_large_objects),
+        cmocka_unit_test(test_dense_documents_and_large_objects),
+        cmocka_unit_test(test_spare_buffers),
         cmocka_unit_test(test_values_cap),
         cmocka_unit_test(test_values_cap_bounds_memory),
     };

@@ -3,7 +3,8 @@
  * every way a marked result can be unusable (skipped with a reason, never a crash).
  *
  * The schema's result examples are read too: the completer and the contract agree on
- * which results are marked.
+ * which results are marked. And the tape reader is checked against the json-c reader it
+ * replaced (callback_result_dom.c) on valid and hostile results alike.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "tests/unit/worker/callback_result_dom.h"
 #include "worker/callback_result.h"
 
 #define APP "https://app.sandbox.qbo.intuit.com"
@@ -311,6 +313,113 @@ static void test_marked_but_unusable(void **state)
     assert_int_equal(strlen(big), 3);
 }
 
+/* Both readers on len bytes: the same verdict, completion and reason. */
+static void assert_same_as_dom(const char *buf, size_t len)
+{
+    struct callback_completion a, b;
+    char wa[200], wb[200];
+    enum callback_read ra, rb;
+
+    memset(&a, 0x5A, sizeof a);
+    memset(&b, 0xA5, sizeof b);
+    ra = callback_result_read(buf, len, APP "/", &a, wa, sizeof wa);
+    rb = callback_result_read_dom(buf, len, APP "/", &b, wb, sizeof wb);
+    if (ra != rb || strcmp(wa, wb) != 0)
+        fail_msg("tape %d \"%s\", json-c %d \"%s\" on %.*s", ra, wa, rb, wb, (int)len, buf);
+    assert_string_equal(a.callback_id, b.callback_id);
+    assert_int_equal(a.portal_id, b.portal_id);
+    assert_int_equal(a.success, b.success);
+    assert_string_equal(a.doc_id, b.doc_id);
+    assert_string_equal(a.doc_number, b.doc_number);
+    assert_string_equal(a.total, b.total);
+    assert_string_equal(a.error_code, b.error_code);
+    assert_true((a.url == NULL) == (b.url == NULL));
+    if (a.url)
+        assert_string_equal(a.url, b.url);
+    assert_true((a.error_message == NULL) == (b.error_message == NULL));
+    if (a.error_message)
+        assert_string_equal(a.error_message, b.error_message);
+    callback_completion_release(&a);
+    callback_completion_release(&b);
+}
+
+static void assert_text_same_as_dom(const char *text)
+{
+    assert_same_as_dom(text, strlen(text));
+}
+
+static const char failed_json[] =
+    "{\"type\":\"hsqb.result.failed\",\"data\":{\"status\":\"failed\",\"input_id\":\"ap-2\","
+    "\"portal_id\":7,\"complete_callback\":true,\"error\":{\"code\":\"NO_CONTACT\","
+    "\"message\":\"no contact \\u00e9\\n\\t\\\"x\\\"\",\"retryable\":false}}}";
+
+/* Every member a completion reads, set to every kind of wrong, and the raw bytes broken
+ * in every way the strict parser refuses: both readers agree on each. */
+static void test_same_as_json_c_reader(void **state)
+{
+    static const char *const paths[] = {
+        "status", "input_id", "portal_id", "complete_callback", "qbo", "qbo.entity", "qbo.id",
+        "qbo.doc_number", "qbo.total_cents", "error",
+    };
+    static const char *const values[] = {
+        NULL, "null", "true", "false", "0", "1", "-1", "1.5", "1e2", "-0",
+        "9223372036854775807", "9223372036854775808", "99999999999999999999999999",
+        "99999999999", "1E400", "\"\"", "\"x\"", "\"1841\"", "\"succeeded\"", "\"failed\"",
+        "\"Invoice\"", "\"Estimate\"", "\"Purchase\"", "\"\\u0000\"", "\"a\\u0000b\"",
+        "\"caf\\u00e9\"", "\"\\ud83d\\ude00\"", "\"a b\"", "\"\\n\"", "\"123456789012345678901\"",
+        "{}", "[]", "[1]", "{\"code\":\"X\"}", "{\"code\":\"lower\"}", "{\"code\":null}",
+        "{\"entity\":\"Invoice\",\"id\":\"1\",\"total_cents\":1}",
+    };
+    static const char *const raw[] = {
+        "", " ", "null", "[]", "{}", "1", "\"x\"", "{\"data\":null}", "{\"data\":[]}",
+        "{\"data\":{}}", "{\"data\":{\"complete_callback\":true}}",
+        "{\"data\":{\"complete_callback\":true,\"complete_callback\":true}}",
+        "{\"data\":{\"complete_callback\":1}}", "{\"data\":{\"complete_callback\":\"true\"}}",
+        "{\"data\":{\"input_id\":\"\xff\",\"complete_callback\":true}}",
+        "{\"data\":{\"input_id\":\"\xc0\xaf\",\"complete_callback\":true}}",
+        "{\"data\":{\"input_id\":\"\\ud800\",\"complete_callback\":true}}",
+        "{\"data\":{\"a\\u0000\":1,\"complete_callback\":true}}",
+        "{\"data\":{\"complete_callback\":true}} x", "{\"data\":{\"complete_callback\":true}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]"
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    };
+    size_t n = 0;
+    (void)state;
+
+    for (size_t b = 0; b < 2; b++) {
+        const char *base = b ? failed_json : base_json;
+        assert_text_same_as_dom(base);
+        for (size_t k = 0; k < strlen(base); k++) /* every truncation */
+            assert_same_as_dom(base, k), n++;
+    }
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++)
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+            char *text = with(paths[p], values[v]);
+            assert_text_same_as_dom(text);
+            free(text);
+            n++;
+        }
+    for (size_t r = 0; r < sizeof raw / sizeof raw[0]; r++, n++)
+        assert_text_same_as_dom(raw[r]);
+    {
+        /* invalid UTF-8 and a NUL byte inside the base, at every string's first byte */
+        size_t len = strlen(base_json);
+        char *buf = malloc(len + 1);
+        for (size_t k = 0; k < len; k++) {
+            if (base_json[k] != '"')
+                continue;
+            for (int bad = 0; bad < 3; bad++, n++) {
+                memcpy(buf, base_json, len + 1);
+                if (k + 1 < len)
+                    buf[k + 1] = bad == 0 ? '\xff' : bad == 1 ? '\0' : '\x01';
+                assert_same_as_dom(buf, len);
+            }
+        }
+        free(buf);
+    }
+    assert_true(n > 600);
+}
+
 /* Every result example: the marked ones complete, the others are left alone. */
 static void test_schema_examples(void **state)
 {
@@ -339,6 +448,7 @@ static void test_schema_examples(void **state)
             assert_int_equal(getdelim(&text, &n, '\0', f) > 0, 1);
             fclose(f);
             r = read_text(text, &c, NULL);
+            assert_text_same_as_dom(text);
             seen++;
             if (d == 0 && strstr(text, "\"complete_callback\"")) {
                 assert_int_equal(r, CALLBACK_READ_COMPLETE);
@@ -367,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_unmarked),
         cmocka_unit_test(test_marked_but_unusable),
         cmocka_unit_test(test_schema_examples),
+        cmocka_unit_test(test_same_as_json_c_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

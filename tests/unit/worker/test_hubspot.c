@@ -454,6 +454,60 @@ static void test_more_than_100_line_items(void **state)
     free(many);
 }
 
+/* Property values of every size up to HUBSPOT_MAX_PROP, escapes included, land intact:
+ * they are copied into a pool of blocks, several per block and the large ones alone. */
+static void test_property_values_of_every_size(void **state)
+{
+    static const size_t lens[] = {1, 2, 100, 4000, 4060, 4080, 4100, 9000, 3, HUBSPOT_MAX_PROP,
+                                  1, 70, 4090};
+    enum { N = sizeof lens / sizeof lens[0] };
+    struct hubspot_ctx c = ctx_for(PORTAL1);
+    struct hubspot_line_items *l = NULL;
+    struct api_error e;
+    int64_t ids[N];
+    size_t cap = 200 * 1024, len = 0;
+    char *doc = malloc(cap), *want = malloc(HUBSPOT_MAX_PROP + 1);
+    (void)state;
+
+    assert_non_null(doc);
+    assert_non_null(want);
+    len += (size_t)snprintf(doc + len, cap - len,
+                            "{\"hubspot\":{\"portals\":[{\"portalId\":%d,\"objects\":{"
+                            "\"line_items\":[",
+                            PORTAL1);
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = 9501 + (int64_t)i;
+        len += (size_t)snprintf(doc + len, cap - len,
+                                "%s{\"id\":\"%lld\",\"properties\":{\"name\":\"caf\\u00e9 %zu\\n\","
+                                "\"quantity\":\"1\",\"price\":\"1.00\",\"amount\":\"1.00\","
+                                "\"description\":\"",
+                                i ? "," : "", (long long)ids[i], i);
+        for (size_t k = 0; k < lens[i]; k++)
+            doc[len++] = (char)('a' + (k + i) % 26);
+        len += (size_t)snprintf(doc + len, cap - len, "\"}}");
+    }
+    snprintf(doc + len, cap - len, "]}}]}}");
+    assert_int_equal(sb_admin(HTTP_POST, "/_sandbox/seed", doc, NULL), 200);
+    free(doc);
+
+    assert_int_equal(hubspot_get_line_items(&g_io, g_api, &c, ids, N, &l, &e), 0);
+    assert_int_equal(l->n, N);
+    for (size_t i = 0; i < N; i++) {
+        char name[32];
+        for (size_t k = 0; k < lens[i]; k++)
+            want[k] = (char)('a' + (k + i) % 26);
+        want[lens[i]] = '\0';
+        snprintf(name, sizeof name, "caf\xc3\xa9 %zu\n", i);
+        assert_int_equal(l->items[i].id, ids[i]);
+        assert_string_equal(l->items[i].name, name);
+        assert_string_equal(l->items[i].quantity, "1");
+        assert_string_equal(l->items[i].description, want);
+        assert_null(l->items[i].sku);
+    }
+    hubspot_line_items_free(l);
+    free(want);
+}
+
 static void test_truncated_associations_use_v4(void **state)
 {
     static const int64_t contacts[] = {301, 302, 303};
@@ -995,6 +1049,7 @@ int main(void)
         cmocka_unit_test_setup(test_contacts, reset),
         cmocka_unit_test_setup(test_line_items_and_missing_ones, reset),
         cmocka_unit_test_setup(test_more_than_100_line_items, reset),
+        cmocka_unit_test_setup(test_property_values_of_every_size, reset),
         cmocka_unit_test_setup(test_truncated_associations_use_v4, reset),
         cmocka_unit_test_setup(test_not_found_and_archived, reset),
         cmocka_unit_test_setup(test_tokens_and_auth_errors, reset),
