@@ -709,10 +709,13 @@ static struct fault_rule *fault_parse(struct json_object *o, char *err, size_t e
             if (!ct)
                 ct = "application/json";
         }
-        r->act.body = strndup(b, bl);
-        r->act.body_len = bl;
-        if (!r->act.body)
+        /* the bytes as given, NULs included (strndup would stop at the first one while
+         * body_len kept the whole length: a body "\u0000..." was read past its copy) */
+        if (!(r->act.body = malloc(bl + 1)))
             goto fail;
+        memcpy(r->act.body, b, bl);
+        r->act.body[bl] = '\0';
+        r->act.body_len = bl;
     }
     if (ct && !(r->act.content_type = static_content_type(ct))) {
         snprintf(err, errsz,

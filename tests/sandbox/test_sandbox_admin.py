@@ -179,6 +179,16 @@ def test_fault_next_n_with_status_body_headers(sb):
     assert [e["fault_id"] for e in sb.requests()[:2]] == [rule["id"]] * 2
 
 
+def test_fault_body_with_nul_bytes_served_whole(sb):
+    """A rule's string body keeps every byte, NULs included, however often it fires (the
+    copy made per firing read past a body cut at its first NUL: found under ASan by the
+    hostile-input campaign, tests/integration/test_hostile.py)."""
+    sb.fault(path=DEAL, status=404, body="\u0000\u0001\u0002x", times=3)
+    for _ in range(3):
+        r = sb.hs("GET", DEAL)
+        assert r.status == 404 and r.body == b"\x00\x01\x02x"
+
+
 def test_fault_content_type_short_names_and_mime_types(sb):
     """content_type takes the README's short names (json, xml, ...) as well as full MIME
     types, case-insensitively and with parameters."""
