@@ -88,18 +88,20 @@ static int ready_check(void *opaque, char *why, size_t whysz)
     }
     if (!rs->redis) {
         ok = 0;
-    } else if (!rs->redis_version_ok) {
-        /* once per process: a Redis found too old stays so until a restart */
-        int v = redis_version_ok(rs->redis, err, sizeof err);
-        ok = v == 1;
-        rs->redis_version_ok = ok;
-        if (v == 0) {
-            pthread_mutex_unlock(&rs->mu);
-            snprintf(why, whysz, "%s", err);
-            return 0;
-        }
     } else {
-        redisReply *r = redis_command(rs->redis, err, sizeof err, "PING");
+        redisReply *r;
+        /* once it passed: a Redis too old is named; one whose version cannot be read
+         * (INFO renamed away by a managed service) is left to PING */
+        if (!rs->redis_version_ok) {
+            int v = redis_version_ok(rs->redis, err, sizeof err);
+            if (v == 0) {
+                pthread_mutex_unlock(&rs->mu);
+                snprintf(why, whysz, "%s", err);
+                return 0;
+            }
+            rs->redis_version_ok = v == 1;
+        }
+        r = redis_command(rs->redis, err, sizeof err, "PING");
         if (!r)
             ok = 0;
         else
