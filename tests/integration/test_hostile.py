@@ -25,7 +25,6 @@ success has exactly one QuickBooks document and a failure none; no replica died 
 wrote a sanitizer report; the group's offsets reach the end of the topics (nothing lost).
 """
 import json
-import os
 import pathlib
 import random
 import sys
