@@ -122,9 +122,8 @@ struct hubspot_opts {
  * API_SOURCE_HUBSPOT (the breaker charges it to the portal).
  *
  * struct hubspot_ctx keeps what the thread's ioctx does not know: which portal the call
- * acts for and the event's admission prefetch. It is kept apart from the ioctx because
- * it differs per event on the same thread (the portal) and per group of reads (the
- * prefetch). Borrowed for the call. */
+ * acts for. It is kept apart from the ioctx because it differs per event on the same
+ * thread. Borrowed for the call. */
 struct hubspot_ctx {
     int64_t portal_id; /* > 0 */
 };
