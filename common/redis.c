@@ -453,6 +453,21 @@ redisReply *redis_command(struct redis_conn *c, char *errstr, size_t errsz, cons
     return get_reply(c, 0, errstr, errsz);
 }
 
+int redis_command_argv_deferred(struct redis_conn *c, int argc, const char **argv,
+                                const size_t *argvlen, char *errstr, size_t errsz)
+{
+    if (c->pending >= REDIS_MAX_DEFERRED && redis_flush(c, errstr, errsz) < 0)
+        return -1;
+    if (!c->ctx && conn_open(c, errstr, errsz) < 0)
+        return -1;
+    if (redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK) {
+        snprintf(errstr, errsz, "redis: out of memory");
+        return -1;
+    }
+    c->pending++;
+    return 0;
+}
+
 /* Eight parameters: as redis_eval (two vectors), without lengths. */
 int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int nkeys,
                         const char **keys, int nargs, const char **args, char *errstr, size_t errsz)
@@ -465,10 +480,6 @@ int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int 
         snprintf(errstr, errsz, "redis: too many script keys/args (max %d)", REDIS_EVAL_MAX_ARGS);
         return -1;
     }
-    if (c->pending >= REDIS_MAX_DEFERRED && redis_flush(c, errstr, errsz) < 0)
-        return -1;
-    if (!c->ctx && conn_open(c, errstr, errsz) < 0)
-        return -1;
     snprintf(nk, sizeof(nk), "%d", nkeys);
     /* EVAL with the source, not EVALSHA: nobody waits for the reply, so a NOSCRIPT (after
      * a Redis restart) could not be answered with SCRIPT LOAD; Redis finds the compiled
@@ -480,12 +491,7 @@ int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int 
         argv[3 + i] = keys[i];
     for (i = 0; i < nargs; i++)
         argv[3 + nkeys + i] = args[i];
-    if (redisAppendCommandArgv(c->ctx, 3 + nkeys + nargs, argv, NULL) != REDIS_OK) {
-        snprintf(errstr, errsz, "redis: out of memory");
-        return -1;
-    }
-    c->pending++;
-    return 0;
+    return redis_command_argv_deferred(c, 3 + nkeys + nargs, argv, NULL, errstr, errsz);
 }
 
 int redis_flush(struct redis_conn *c, char *errstr, size_t errsz)

@@ -126,6 +126,9 @@ redisReply *redis_eval(struct redis_conn *c, const struct redis_script *s, int n
 int redis_eval_deferred(struct redis_conn *c, const struct redis_script *s, int nkeys,
                         const char **keys, int nargs, const char **args, char *errstr,
                         size_t errsz);
+/* The same for a plain command (argvlen may be NULL: strlen of each argument). */
+int redis_command_argv_deferred(struct redis_conn *c, int argc, const char **argv,
+                                const size_t *argvlen, char *errstr, size_t errsz);
 /* Send the deferred commands and read their replies. 0 (also when none wait or c is
  * NULL), or -1 with errstr when the connection failed (those commands are lost). */
 int redis_flush(struct redis_conn *c, char *errstr, size_t errsz);

@@ -103,18 +103,6 @@ static const char ADMIT_LUA[] =
     "redis.call('PEXPIRE', KEYS[1], hold + window)\n"
     "return {0, k, now}\n";
 
-/* KEYS rate log; ARGV stamps, drops (as ADMIT_LUA's): completions and unused entries of
- * this process, when no admission carries them. Sent deferred; a stamp never raises a
- * score (XX: an entry already gone stays gone). */
-static const char STAMP_LUA[] =
-    "local z = {}\n"
-    "for m, sc in string.gmatch(ARGV[1], '(%S+) (%d+)') do z[#z + 1] = sc; z[#z + 1] = m end\n"
-    "if #z > 0 then redis.call('ZADD', KEYS[1], 'XX', 'LT', unpack(z)) end\n"
-    "local d = {}\n"
-    "for m in string.gmatch(ARGV[2], '%S+') do d[#d + 1] = m end\n"
-    "if #d > 0 then redis.call('ZREM', KEYS[1], unpack(d)) end\n"
-    "return 0\n";
-
 /* The block never shortens, and the key outlives both the block and the log. */
 static const char PENALIZE_LUA[] =
     "local t = redis.call('TIME')\n"
@@ -173,7 +161,7 @@ struct ratelimit {
     struct ratelimit_opts o;
     struct kind_args args[RL_KIND_COUNT];
     int want[RL_KIND_COUNT]; /* entries one admission asks for (1 without a sweeper) */
-    struct redis_script admit, stamp, penalize;
+    struct redis_script admit, penalize;
     pthread_mutex_t mu;
     struct local_entry *buckets[RL_LOCAL_BUCKETS];
     /* the sweeper (ratelimit_start), NULL until started */
@@ -248,7 +236,6 @@ struct ratelimit *ratelimit_new_opts(const struct ratelimit_opts *o, char *errst
         rl->want[k] = 1;
     }
     if (redis_script_init(&rl->admit, ADMIT_LUA, errstr, errsz) < 0 ||
-        redis_script_init(&rl->stamp, STAMP_LUA, errstr, errsz) < 0 ||
         redis_script_init(&rl->penalize, PENALIZE_LUA, errstr, errsz) < 0) {
         free(rl);
         return NULL;
@@ -451,20 +438,58 @@ static int pend_take(struct local_entry *e, char **stamps, char **drops)
     return 0;
 }
 
-/* Send stamps and drops of one tenant with STAMP_LUA, deferred on redis (they ride on
- * its next command or redis_flush). Takes ownership of both strings. */
-static void send_stamps(struct ratelimit *rl, struct redis_conn *redis, enum ratelimit_kind kind,
-                        const char *tenant, char *stamps, char *drops)
+/* Split s ("a b c ...", owned, cut in place) into words after argv[n0]; the number of
+ * arguments in argv then. */
+static int split_words(char *s, const char **argv, int n0, int max)
 {
-    struct rl_keys k = {.rate = ""};
-    const char *keys[1] = {k.rate}, *args[2] = {stamps, drops};
-    char err[256];
-    int rc = -1;
+    int n = n0;
 
-    if (!redis)
+    for (char *w = strtok_r(s, " ", &s); w && n < max; w = strtok_r(NULL, " ", &s))
+        argv[n++] = w;
+    return n;
+}
+
+/* Send stamps and drops of one tenant, deferred on redis (they ride on its next command
+ * or redis_flush): the stamps as one ZADD XX LT (a stamp never raises a score, and an
+ * entry already gone stays gone), the drops as one ZREM. Plain commands, not a script:
+ * each is atomic on its own and they touch different members, so nothing orders them;
+ * one command per stamp batch instead of EVAL + ZADD. Takes ownership of both strings. */
+static void send_stamps(struct redis_conn *redis, enum ratelimit_kind kind, const char *tenant,
+                        char *stamps, char *drops)
+{
+    enum { MAXV = 3 + 2 * RL_PENDING_MAX + 1 };
+    struct rl_keys k = {.rate = ""};
+    const char *argv[MAXV];
+    char err[256];
+    int rc = 0, n;
+
+    if (!redis) {
         snprintf(err, sizeof err, "no redis connection");
-    else if (build_keys(redis, kind, tenant, &k, err, sizeof err) == 0)
-        rc = redis_eval_deferred(redis, &rl->stamp, 1, keys, 2, args, err, sizeof err);
+        rc = -1;
+    } else if (build_keys(redis, kind, tenant, &k, err, sizeof err) < 0) {
+        rc = -1;
+    }
+    if (rc == 0 && *stamps) {
+        const char *pairs[2 * RL_PENDING_MAX];
+        int np = split_words(stamps, pairs, 0, 2 * RL_PENDING_MAX);
+
+        argv[0] = "ZADD";
+        argv[1] = k.rate;
+        argv[2] = "XX";
+        argv[3] = "LT";
+        n = 4;
+        for (int i = 0; i + 1 < np; i += 2) { /* "member score" -> score member */
+            argv[n++] = pairs[i + 1];
+            argv[n++] = pairs[i];
+        }
+        rc = redis_command_argv_deferred(redis, n, argv, NULL, err, sizeof err);
+    }
+    if (rc == 0 && *drops) {
+        argv[0] = "ZREM";
+        argv[1] = k.rate;
+        n = split_words(drops, argv, 2, MAXV);
+        rc = redis_command_argv_deferred(redis, n, argv, NULL, err, sizeof err);
+    }
     if (rc < 0)
         log_warn("ratelimit: stamping %s:%s failed (its requests stay counted until their "
                  "hold ends): %s",
@@ -715,7 +740,7 @@ void ratelimit_release(struct ratelimit *rl, struct redis_conn *redis, struct ra
     }
     pthread_mutex_unlock(&rl->mu);
     if (send_later)
-        send_stamps(rl, redis, slot->kind, slot->tenant, stamps, drops);
+        send_stamps(redis, slot->kind, slot->tenant, stamps, drops);
     slot->token[0] = '\0';
     slot->leased = 0;
     slot->held = 0;
@@ -801,7 +826,7 @@ int ratelimit_sweep(struct ratelimit *rl, struct redis_conn *redis, int all, cha
     }
     pthread_mutex_unlock(&rl->mu);
     for (size_t i = 0; i < n; i++)
-        send_stamps(rl, redis, items[i].kind, items[i].tenant, items[i].stamps, items[i].drops);
+        send_stamps(redis, items[i].kind, items[i].tenant, items[i].stamps, items[i].drops);
     free(items);
     return redis_flush(redis, errstr, errsz);
 }
