@@ -716,8 +716,13 @@ int consumer_run(struct consumer *c, char *errstr, size_t errsz)
     drain_and_commit(c);
     if (c->producer &&
         producer_flush(c->producer,
-                       c->drain_timeout_ms > FLUSH_MIN_MS ? c->drain_timeout_ms : FLUSH_MIN_MS) < 0)
+                       c->drain_timeout_ms > FLUSH_MIN_MS ? c->drain_timeout_ms : FLUSH_MIN_MS) < 0) {
+        /* what is left fails now: a result still on its way completes its event (as a
+         * retry: uncommitted, re-published from its done marker at the next start), so
+         * scheduler_free() below does not wait for message.timeout.ms */
         log_warn("kafka: producer not flushed at shutdown");
+        producer_purge(c->producer);
+    }
     err = rd_kafka_consumer_close(c->rk); /* leaves the group; revoke commits once more */
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         log_warn("kafka: consumer close: %s", rd_kafka_err2str(err));

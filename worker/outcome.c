@@ -13,6 +13,12 @@
  *        |
  *        +-------------------------------------------------------------------> DONE
  *
+ * Under the scheduler (msg->sched set) the last step does not block the thread: the
+ * result is handed to the producer and the delivery ends PIPELINE_PENDING; the producer's
+ * delivery report then says DONE or RETRY_LATER through scheduler_complete(), with the
+ * same log line and metrics (publish_async, on_result_delivered). Until then the message
+ * holds its key and its offset, as a running one does.
+ *
  * Nothing here calls HubSpot. A result whose execution must be completed carries
  * data.complete_callback: true (from callbacks.complete and the event's source: set in
  * pipeline.c's decode step, or by outcome_invalid for an UNSUPPORTED_OBJECT_TYPE, whose
@@ -300,6 +306,115 @@ static enum pipeline_disposition release_and_retry(struct delivery *dl, int64_t 
     return delivery_retry_later(dl, base_ms, 1);
 }
 
+/* The result is on the topic: count and log the outcome. */
+static void published(const struct delivery *dl, int failed)
+{
+    const struct result_info *info = &dl->info;
+
+    metrics_event(dl->env->metrics, dl->action,
+                  failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, info->duration_ms);
+    outcome_log(dl, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
+                failed ? hsqb_error_name(info->error->code) : NULL, failed ? NULL : info->qbo->id,
+                info->duration_ms, failed ? info->error->message : NULL);
+}
+
+/* The result could not be published: the done marker holds it, the next run re-publishes. */
+static enum pipeline_disposition result_not_sent(struct delivery *dl, const char *why)
+{
+    log_warn("event %s: publishing the result failed (%s); retrying later", dl->event_id, why);
+    return delivery_retry_later(dl, DELIVERY_KAFKA_DOWN_DELAY_MS, 1);
+}
+
+/* A result on its way to the topic while the worker thread goes on with the next event:
+ * a copy of what the delivery's outcome log and retry need (the delivery itself and the
+ * strings it borrows from the event die with handle_one's frame). The message (dl.msg)
+ * stays alive until scheduler_complete(). */
+struct tail {
+    struct delivery dl;
+    struct result_error err;
+    struct result_qbo qbo;
+    uint64_t rnd;
+    char strs[]; /* event id, key, QBO id, error message: NUL-terminated, in that order */
+};
+
+static void on_result_delivered(void *opaque, int ok, const char *why)
+{
+    struct tail *t = opaque;
+    const struct inbound_msg *m = t->dl.msg;
+    enum handler_disposition hd = HANDLER_DONE;
+
+    if (ok == 0) {
+        metrics_result(t->dl.env->metrics, t->dl.info.error ? "failed" : "succeeded");
+        published(&t->dl, t->dl.info.error != NULL);
+    } else {
+        result_not_sent(&t->dl, why);
+        hd = HANDLER_RETRY;
+    }
+    scheduler_complete(m->sched, m, hd, t->dl.delay_ms);
+    free(t);
+}
+
+static char *put_str(char **at, const char *s, size_t len)
+{
+    char *r = *at;
+
+    if (len)
+        memcpy(r, s, len);
+    r[len] = '\0';
+    *at += len + 1;
+    return r;
+}
+
+/* Hand the result (jb, after the done marker) to the producer and end the delivery
+ * PIPELINE_PENDING: on_result_delivered completes it on the producer's thread. The worker
+ * thread neither waits for the broker's acknowledgement (linger and a round trip) nor is
+ * woken by it. Returns RETRY_LATER when the producer refuses it at once. */
+static enum pipeline_disposition publish_async(struct delivery *dl, struct jbuf *jb, int failed)
+{
+    static const struct kafka_header ct = {"content-type", RESULT_CONTENT_TYPE};
+    const struct result_info *info = &dl->info;
+    const char *qid = failed ? "" : info->qbo->id;
+    const char *msg = failed && info->error->message ? info->error->message : "";
+    size_t lid = strlen(dl->event_id), lq = strlen(qid), lm = strlen(msg);
+    struct producer_msg pm = {
+        .topic = dl->env->topic_results,
+        .key = dl->key,
+        .keylen = dl->keylen,
+        .value = jbuf_cstr(jb),
+        .vallen = jb->len,
+        .hdrs = &ct,
+        .nhdrs = 1,
+    };
+    char e[DELIVERY_ERRSZ], *at;
+    struct tail *t = malloc(sizeof *t + lid + dl->keylen + lq + lm + 4);
+
+    if (!t)
+        return result_not_sent(dl, "out of memory");
+    t->dl = *dl;
+    t->dl.io = (struct ioctx){0}; /* the thread's clients are not the callback's */
+    t->dl.ev = (struct action_event){0};
+    t->rnd = *dl->rnd ^ (uint64_t)(uintptr_t)t;
+    t->dl.rnd = &t->rnd;
+    at = t->strs;
+    t->dl.event_id = put_str(&at, dl->event_id, lid);
+    t->dl.key = put_str(&at, dl->key, dl->keylen);
+    if (failed) {
+        t->err = (struct result_error){.code = info->error->code,
+                                       .message = put_str(&at, msg, lm)};
+        t->dl.info.error = &t->err;
+        t->dl.info.qbo = NULL;
+    } else {
+        t->qbo = (struct result_qbo){.id = put_str(&at, qid, lq)};
+        t->dl.info.qbo = &t->qbo;
+        t->dl.info.error = NULL;
+    }
+    if (producer_send_async(dl->env->producer, &pm, on_result_delivered, t, e, sizeof e) < 0) {
+        free(t);
+        return result_not_sent(dl, e);
+    }
+    return PIPELINE_PENDING;
+}
+
 enum pipeline_disposition outcome_finish(struct delivery *dl)
 {
     char e[DELIVERY_ERRSZ], msgbuf[RESULT_MESSAGE_MAX + 1];
@@ -338,17 +453,15 @@ enum pipeline_disposition outcome_finish(struct delivery *dl)
         d = release_and_retry(dl, DELIVERY_REDIS_DOWN_DELAY_MS);
         goto out;
     }
-    if (send_result(dl, jbuf_cstr(&jb), jb.len, !failed, e, sizeof e) < 0) {
-        /* the done marker holds the result: the next run re-publishes it */
-        log_warn("event %s: publishing the result failed (%s); retrying later", dl->event_id, e);
-        d = delivery_retry_later(dl, DELIVERY_KAFKA_DOWN_DELAY_MS, 1);
+    if (dl->msg->sched) {
+        d = publish_async(dl, &jb, failed);
         goto out;
     }
-    metrics_event(dl->env->metrics, dl->action,
-                  failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED, info->duration_ms);
-    outcome_log(dl, failed ? METRICS_OUTCOME_FAILED : METRICS_OUTCOME_SUCCEEDED,
-                failed ? hsqb_error_name(info->error->code) : NULL, failed ? NULL : info->qbo->id,
-                info->duration_ms, failed ? info->error->message : NULL);
+    if (send_result(dl, jbuf_cstr(&jb), jb.len, !failed, e, sizeof e) < 0) {
+        d = result_not_sent(dl, e);
+        goto out;
+    }
+    published(dl, failed);
 out:
     if (info->error == &fb) /* build_result's fallback lives in this frame */
         info->error = NULL;

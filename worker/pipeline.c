@@ -539,6 +539,8 @@ enum handler_disposition pipeline_sched_handler(void *opaque, void *thread_ctx,
         return HANDLER_DONE;
     case PIPELINE_RETRY_LATER:
         return HANDLER_RETRY;
+    case PIPELINE_PENDING:
+        return HANDLER_PENDING;
     default:
         return HANDLER_STOP;
     }

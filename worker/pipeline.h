@@ -68,6 +68,8 @@ enum pipeline_disposition {
     PIPELINE_STOP,        /* unrecoverable: shut down without storing the offset */
     PIPELINE_NEXT,        /* a step finished: go on with the next (never returned by
                            * pipeline_handle) */
+    PIPELINE_PENDING,     /* the result is on its way (only when msg->sched is set): the
+                           * scheduler hears how it ended from scheduler_complete() */
 };
 
 /* The clients the pipeline borrows; all must outlive it. metrics may be NULL. */

@@ -22,6 +22,11 @@
  *   submit_delayed --> HELD --due, key head--> READY;  --due, key busy--> WAIT_KEY
  *   scheduler_partition_revoke / scheduler_free: every job not RUNNING is dropped.
  *
+ * HANDLER_PENDING leaves the job RUNNING without a thread: whoever the handler handed it
+ * to (a producer's delivery report) calls scheduler_complete() with the disposition it
+ * would have returned, from any thread, and the job goes on from there. Jobs counted in
+ * s->pending keep their partition alive (p->running) and scheduler_free() waits for them.
+ *
  * Timers need no thread of their own: idle workers sleep on the condition variable until
  * the earliest due time and move due jobs to the ready list themselves. When all
  * workers are busy a due job waits for the next free one, which it would anyway.
@@ -29,6 +34,8 @@
 #include "worker/scheduler.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +112,8 @@ struct scheduler {
     size_t held, held_bytes, max_held, max_held_pp, max_held_bytes;
     int total_paused, held_paused, stopping, failed;
     unsigned idle_waiters;
+    long pending; /* HANDLER_PENDING not completed yet (may dip below 0 for a moment: a
+                   * completion can come before its handler's return is seen) */
     struct sched_worker *workers;
     unsigned nstarted, nready;
     char start_err[256];
@@ -494,9 +503,14 @@ static void *worker_main(void *opaque)
         j->part->running++;
         pthread_mutex_unlock(&s->mu);
 
+        j->msg.sched = s;
         d = s->opt.handler(s->opt.opaque, ctx, &j->msg, &delay);
 
         pthread_mutex_lock(&s->mu);
+        if (d == HANDLER_PENDING) { /* j may be completed, even freed, already */
+            s->pending++;
+            continue;
+        }
         job_finish(s, j, d, delay, &rel);
         if (rel) {
             pthread_mutex_unlock(&s->mu);
@@ -508,6 +522,26 @@ static void *worker_main(void *opaque)
     if (s->opt.thread_free)
         s->opt.thread_free(s->opt.opaque, ctx);
     return NULL;
+}
+
+void scheduler_complete(struct scheduler *s, const struct inbound_msg *msg,
+                        enum handler_disposition d, int64_t delay_ms)
+{
+    struct sched_job *j = (struct sched_job *)(void *)((char *)(uintptr_t)msg -
+                                                       offsetof(struct sched_job, msg));
+    struct sched_job *rel = NULL;
+
+    if (d == HANDLER_PENDING) { /* a bug of the caller: never leave it running */
+        log_error("scheduler_complete called with HANDLER_PENDING; stopping");
+        d = HANDLER_STOP;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->pending--;
+    job_finish(s, j, d, delay_ms, &rel);
+    if (s->idle_waiters > 0)
+        pthread_cond_broadcast(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
+    release_all(s, rel);
 }
 
 /* ---- public API --------------------------------------------------------------------- */
@@ -527,6 +561,14 @@ static void stop_and_join(struct scheduler *s, unsigned nthreads)
     release_all(s, rel);
     for (i = 0; i < nthreads; i++)
         pthread_join(s->workers[i].tid, NULL);
+    /* handed-on messages: their owners complete them (an asynchronous send's report
+     * comes within its timeout, at once after a purge) */
+    pthread_mutex_lock(&s->mu);
+    s->idle_waiters++;
+    while (s->pending > 0)
+        pthread_cond_wait(&s->idle_cv, &s->mu);
+    s->idle_waiters--;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void destroy(struct scheduler *s)

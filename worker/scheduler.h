@@ -59,6 +59,8 @@ struct inbound_msg {
     size_t value_len;
     rd_kafka_headers_t *headers; /* borrowed, may be NULL; read-only */
     uint32_t dispatch_count;     /* 1 on the first run, +1 for each HANDLER_RETRY re-run */
+    struct scheduler *sched;     /* the scheduler running it, for scheduler_complete() after
+                                  * HANDLER_PENDING; NULL when a caller runs a handler itself */
 };
 
 enum handler_disposition {
@@ -67,6 +69,9 @@ enum handler_disposition {
                        * blocked and its offset is not stored meanwhile */
     HANDLER_STOP,     /* unrecoverable: the offset is never stored, the key stays blocked,
                        * and scheduler_failed() turns true so the process shuts down */
+    HANDLER_PENDING,  /* handed on (msg->sched set): the message stays running, holding its
+                       * key, its offset and the message itself, until exactly one
+                       * scheduler_complete() says how it ended; the thread is free now */
 };
 
 /* Runs one message on a worker thread. `thread_ctx` is what the thread constructor
@@ -210,5 +215,12 @@ size_t scheduler_partition_in_flight(struct scheduler *s, struct sched_partition
 
 /* True once any handler returned HANDLER_STOP: the process should shut down. */
 int scheduler_failed(struct scheduler *s);
+
+/* Ends a message whose handler returned HANDLER_PENDING, from any thread, exactly once,
+ * with d (DONE, RETRY after delay_ms, or STOP) as if the handler had returned it then.
+ * msg is the pointer the handler got; it and everything it points to may be freed before
+ * this returns. scheduler_free() waits for every pending message's completion. */
+void scheduler_complete(struct scheduler *s, const struct inbound_msg *msg,
+                        enum handler_disposition d, int64_t delay_ms);
 
 #endif

@@ -30,7 +30,7 @@ struct tmsg {
     atomic_int released;
 };
 
-enum mode { M_ORDER, M_PARALLEL, M_GATE, M_RETRY, M_STOP };
+enum mode { M_ORDER, M_PARALLEL, M_GATE, M_RETRY, M_STOP, M_PENDING };
 
 /* Shared by the fake handler and the tests; reset by setup(). */
 static struct {
@@ -57,6 +57,9 @@ static struct {
     int nrec;
     int64_t stop_offset;
     int64_t retry_offset; /* M_RETRY: this offset asks for a 200 ms retry once */
+    /* M_PENDING: every run is handed on; the test completes them from its own thread */
+    const struct inbound_msg *handed[MAXMSG];
+    int nhanded;
 } T;
 
 static void record(const struct inbound_msg *m, void *ctx)
@@ -123,6 +126,13 @@ static enum handler_disposition handler(void *opaque, void *ctx, const struct in
         return HANDLER_DONE;
     case M_STOP:
         return m->offset == T.stop_offset ? HANDLER_STOP : HANDLER_DONE;
+    case M_PENDING:
+        assert_non_null(m->sched);
+        pthread_mutex_lock(&T.mu);
+        T.handed[T.nhanded++] = m;
+        pthread_cond_broadcast(&T.cv);
+        pthread_mutex_unlock(&T.mu);
+        return HANDLER_PENDING;
     }
     return HANDLER_DONE;
 }
@@ -402,6 +412,80 @@ static void test_retry_waits_without_a_thread_and_blocks_its_key(void **state)
     assert_released_once(3);
 }
 
+/* The n-th message handed on (waits for it). */
+static const struct inbound_msg *handed(int n)
+{
+    struct timespec ts;
+    const struct inbound_msg *m;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    pthread_mutex_lock(&T.mu);
+    while (T.nhanded <= n && pthread_cond_timedwait(&T.cv, &T.mu, &ts) == 0)
+        ;
+    m = T.nhanded > n ? T.handed[n] : NULL;
+    pthread_mutex_unlock(&T.mu);
+    assert_non_null(m);
+    return m;
+}
+
+/* Issue 20: a handler that hands its message on (an asynchronous result send) frees its
+ * thread at once, while the message keeps its key, its offset and its place in flight
+ * until scheduler_complete() from another thread; RETRY runs it again, DONE commits. */
+static void test_pending_holds_key_and_offset_until_completed(void **state)
+{
+    struct scheduler *s = start(1, 100, 100, 0);
+    struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
+
+    (void)state;
+    T.mode = M_PENDING;
+    assert_int_equal(submit(s, p, 0, 20, "a", NULL), SCHED_ACCEPTED);
+    assert_int_equal(submit(s, p, 1, 21, "a", NULL), SCHED_ACCEPTED); /* same key: waits */
+    assert_int_equal(submit(s, p, 2, 22, "b", NULL), SCHED_ACCEPTED);
+    /* the one thread handed 20 on and is free for b; 21 waits for 20's key */
+    assert_int_equal(handed(0)->offset, 20);
+    assert_int_equal(handed(1)->offset, 22);
+    usleep(50 * 1000);
+    assert_int_equal(T.nhanded, 2);
+    assert_int_equal(scheduler_partition_in_flight(s, p), 3);
+    scheduler_complete(s, handed(1), HANDLER_DONE, 0);
+    assert_int_equal(commit_of(s, p), OFFSETS_NONE); /* 20 still pending */
+    scheduler_complete(s, handed(0), HANDLER_RETRY, 10); /* runs again, key still held */
+    assert_int_equal(handed(2)->offset, 20);
+    assert_int_equal(handed(2)->dispatch_count, 2);
+    scheduler_complete(s, handed(2), HANDLER_DONE, 0);
+    assert_int_equal(handed(3)->offset, 21); /* the key's next, only now */
+    scheduler_complete(s, handed(3), HANDLER_DONE, 0);
+    assert_int_equal(scheduler_wait_idle(s, p, 5000), 0);
+    assert_int_equal(commit_of(s, p), 23);
+    scheduler_free(s);
+    assert_released_once(3);
+}
+
+static void *complete_later(void *arg)
+{
+    usleep(200 * 1000);
+    scheduler_complete(((const struct inbound_msg *)arg)->sched, arg, HANDLER_DONE, 0);
+    return NULL;
+}
+
+/* scheduler_free() waits for a handed-on message's completion (its owner may complete it
+ * after the threads are joined: a delivery report on the producer's thread). */
+static void test_free_waits_for_pending(void **state)
+{
+    struct scheduler *s = start(2, 100, 100, 0);
+    struct sched_partition *p = scheduler_partition_add(s, "hsqb.actions", 0);
+    pthread_t th;
+
+    (void)state;
+    T.mode = M_PENDING;
+    assert_int_equal(submit(s, p, 0, 5, "k", NULL), SCHED_ACCEPTED);
+    assert_int_equal(pthread_create(&th, NULL, complete_later, (void *)handed(0)), 0);
+    scheduler_free(s);
+    assert_int_equal(atomic_load(&T.msgs[0].released), 1); /* released before free returned */
+    pthread_join(th, NULL);
+}
+
 static void test_revoke_drops_queued_and_waits_for_running(void **state)
 {
     struct scheduler *s = start(1, 100, 100, 0);
@@ -589,6 +673,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rewound_offset_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_releases_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_holds_key_and_offset_until_completed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_free_waits_for_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_contexts, setup, teardown),
     };
 
