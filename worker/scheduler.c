@@ -536,12 +536,15 @@ void scheduler_complete(struct scheduler *s, const struct inbound_msg *msg,
         d = HANDLER_STOP;
     }
     pthread_mutex_lock(&s->mu);
-    s->pending--;
     job_finish(s, j, d, delay_ms, &rel);
+    pthread_mutex_unlock(&s->mu);
+    release_all(s, rel);
+    /* only now may scheduler_free() go on: release_all() still used s */
+    pthread_mutex_lock(&s->mu);
+    s->pending--;
     if (s->idle_waiters > 0)
         pthread_cond_broadcast(&s->idle_cv);
     pthread_mutex_unlock(&s->mu);
-    release_all(s, rel);
 }
 
 /* ---- public API --------------------------------------------------------------------- */
