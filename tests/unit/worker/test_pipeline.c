@@ -27,6 +27,7 @@
 #include "tests/unit/worker/sandbox_harness.h"
 #include "worker/claim.h"
 #include "worker/company.h"
+#include "worker/scheduler.h"
 #include "worker/tenancy.h"
 #include "tests/unit/worker/testutil_pipeline.h"
 
@@ -208,6 +209,55 @@ static void test_invoice_from_deal_then_duplicate(void **state)
     assert_string_equal(json_object_to_json_string(r), json_object_to_json_string(r2));
     json_object_put(r);
     json_object_put(r2);
+    free(ev);
+}
+
+/* Under the scheduler the result is handed to the producer without blocking the thread
+ * (HANDLER_PENDING): the message stays in flight, holding its offset, until the broker
+ * acknowledged the result; then its offset is committable and the outcome is the same. */
+static void test_scheduled_result_completes_on_its_delivery_report(void **state)
+{
+    char *ev = event_json("evt-async-1", "create_invoice", "DEAL", 1001, H_REALM_US1,
+                          "\"payment_terms\":\"Net 30\",\"create_missing_products\":\"true\"");
+    struct scheduler_options so = {
+        .threads = 1,
+        .max_in_flight = 10,
+        .max_in_flight_per_partition = 10,
+        .handler = pipeline_sched_handler,
+        .opaque = E.p,
+        .thread_new = pipeline_sched_thread_new,
+        .thread_free = pipeline_sched_thread_free,
+    };
+    struct inbound_msg m = {
+        .topic = "hsqb.actions",
+        .partition = 0,
+        .offset = 42,
+        .timestamp_ms = 1772359200000LL,
+        .key = "k",
+        .key_len = 1,
+        .value = ev,
+        .value_len = strlen(ev),
+    };
+    char err[256];
+    struct scheduler *s = scheduler_new(&so, err, sizeof err);
+    struct sched_partition *part;
+    struct json_object *r;
+    int64_t commit = -1;
+    int invoices = qbo_rows(H_REALM_US1, "SELECT * FROM Invoice");
+    (void)state;
+
+    assert_non_null(s);
+    part = scheduler_partition_add(s, "hsqb.actions", 0);
+    assert_int_equal(scheduler_submit(s, part, &m, NULL, NULL, err, sizeof err), SCHED_ACCEPTED);
+    assert_int_equal(scheduler_wait_idle(s, part, 20000), 0);
+    scheduler_partition_state(s, part, NULL, &commit);
+    assert_int_equal(commit, 43); /* completed: the report came */
+    r = last_result(1);
+    assert_string_equal(tp_str_at(r, "type"), "hsqb.result.succeeded");
+    assert_string_equal(tp_str_at(r, "id"), "evt-async-1:result");
+    assert_int_equal(qbo_rows(H_REALM_US1, "SELECT * FROM Invoice"), invoices + 1);
+    json_object_put(r);
+    scheduler_free(s);
     free(ev);
 }
 
@@ -1426,6 +1476,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_invoice_from_deal_then_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduled_result_completes_on_its_delivery_report,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_estimate_from_quote_and_receipt_from_deal, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_product_not_found_creates_nothing, setup, teardown),
