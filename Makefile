@@ -222,6 +222,7 @@ WORKER_BIN  := $(BUILD)/hsqb-worker
 SANDBOX_BIN := $(BUILD)/hsqb-sandbox
 KAFKA_MOCK_BIN := $(BUILD)/kafka-mock
 INGRESS_LOAD_BIN := $(BUILD)/ingress-load
+HTTP_COST_BIN := $(BUILD)/http-cost
 ALLOC_COUNT_SO := $(BUILD)/alloc-count.so
 UNIT_BINS   := $(UNIT_TESTS:%=$(BUILD)/%) $(SANDBOX_UNIT_TESTS:%=$(BUILD)/%)
 COMPONENT_BINS := $(COMPONENT_TESTS:%=$(BUILD)/%)
@@ -229,7 +230,7 @@ COMPONENT_BINS := $(COMPONENT_TESTS:%=$(BUILD)/%)
 # ---- build ----------------------------------------------------------------------------
 .PHONY: all
 all: $(WORKER_BIN) $(if $(SANDBOX_SRCS),$(SANDBOX_BIN)) $(if $(KAFKA_MOCK_SRCS),$(KAFKA_MOCK_BIN)) \
-	$(INGRESS_LOAD_BIN) $(ALLOC_COUNT_SO)
+	$(INGRESS_LOAD_BIN) $(HTTP_COST_BIN) $(ALLOC_COUNT_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -254,6 +255,10 @@ $(KAFKA_MOCK_BIN): $(KAFKA_MOCK_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
 
 # HubSpot's side of the ingress at volume (signed requests over keep-alive connections).
 $(INGRESS_LOAD_BIN): $(BUILD)/tests/bench/ingress_load.o $(COMMON_LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# What one HTTP exchange and one wake-up cost the client (tests/bench/http_cost.c).
+$(HTTP_COST_BIN): $(BUILD)/tests/bench/http_cost.o $(COMMON_LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 # The benchmark's allocation counter, preloaded into the replicas (tests/bench/alloc_count.c).

@@ -1,0 +1,183 @@
+/* http_cost.c - what one exchange of common/http.c costs the calling process, and what a
+ * blocking wait costs after an idle time (issue 20: where the worker's CPU goes).
+ *
+ *   build/http-cost http PORT THREADS REQUESTS_PER_THREAD [LATENCY_MS]
+ *       THREADS threads, each with its own client (as the worker's pipeline threads),
+ *       send REQUESTS_PER_THREAD sequential keep-alive GETs of a seeded contact to the
+ *       sandbox on 127.0.0.1:PORT, after setting its injected latency to LATENCY_MS
+ *       (default 0; the sandbox's HubSpot rate limit is lifted). Prints the process's CPU
+ *       (user + sys) and voluntary context switches per request.
+ *   build/http-cost wait ROUNDS IDLE_US
+ *       Two threads ping-pong one byte over pipes; the answering one sleeps IDLE_US
+ *       first. Prints the asking thread's CPU per round (a write and a blocking read):
+ *       the price of one wake-up after that much idle time.
+ *
+ * The sandbox: build/hsqb-sandbox --listen 127.0.0.1:0 --port-file F --seed tests/sandbox/seed
+ * (tests/bench/README.md, "Where the worker's CPU goes", has the figures of 2026-12-07).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/http.h"
+
+#define TOKEN "pat-na1-11111111-1111-4111-8111-111111111111"
+#define MAX_THREADS 512
+
+static char g_url[256];
+static int g_per;
+
+static double process_cpu_s(long *nvcsw)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    if (nvcsw)
+        *nvcsw = ru.ru_nvcsw;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void *http_thread(void *arg)
+{
+    struct http_request q = {.method = HTTP_GET, .url = g_url, .bearer = TOKEN};
+    struct http_response r;
+    struct http_client *c;
+    char e[256];
+
+    (void)arg;
+    if (!(c = http_client_new(NULL, e, sizeof e))) {
+        fprintf(stderr, "http-cost: %s\n", e);
+        exit(1);
+    }
+    http_response_init(&r);
+    for (int i = 0; i < g_per; i++) {
+        if (http_client_do(c, &q, &r, e, sizeof e) != HTTP_OK || r.status != 200) {
+            fprintf(stderr, "http-cost: request failed: %s (status %ld)\n", e, r.status);
+            exit(1);
+        }
+    }
+    http_response_release(&r);
+    http_client_free(c);
+    return NULL;
+}
+
+static int run_http(const char *port, int threads, int per, int latency_ms)
+{
+    char cfg[256], e[256];
+    struct http_request q = {.method = HTTP_POST, .url = cfg, .content_type = "application/json"};
+    struct http_response r;
+    struct http_client *c;
+    pthread_t th[MAX_THREADS];
+    double c0, c1;
+    long s0, s1;
+    int n = threads * per;
+
+    if (threads < 1 || threads > MAX_THREADS || per < 1 || latency_ms < 0) {
+        fprintf(stderr, "http-cost: 1..%d threads, >= 1 request each, latency >= 0\n",
+                MAX_THREADS);
+        return 2;
+    }
+    if (http_global_init(e, sizeof e) < 0 || !(c = http_client_new(NULL, e, sizeof e))) {
+        fprintf(stderr, "http-cost: %s\n", e);
+        return 1;
+    }
+    snprintf(cfg, sizeof cfg, "http://127.0.0.1:%s/_sandbox/config", port);
+    {
+        char body[128];
+        snprintf(body, sizeof body, "{\"latency_ms\":%d,\"jitter_ms\":0,\"hubspot_rate_10s\":1000000}",
+                 latency_ms);
+        q.body = body;
+        q.body_len = strlen(body);
+        http_response_init(&r);
+        if (http_client_do(c, &q, &r, e, sizeof e) != HTTP_OK || r.status != 200) {
+            fprintf(stderr, "http-cost: configuring the sandbox: %s %s\n", e, r.body);
+            return 1;
+        }
+        http_response_release(&r);
+        http_client_free(c);
+    }
+    snprintf(g_url, sizeof g_url,
+             "http://127.0.0.1:%s/crm/v3/objects/contacts/301?properties=firstname,lastname,email",
+             port);
+    g_per = per;
+    c0 = process_cpu_s(&s0);
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&th[i], NULL, http_thread, NULL) != 0) {
+            fprintf(stderr, "http-cost: pthread_create failed\n");
+            return 1;
+        }
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    c1 = process_cpu_s(&s1);
+    printf("http: %d threads x %d requests, latency %d ms: %.1f us CPU and %.2f voluntary "
+           "switches per request (threads' set-up included)\n",
+           threads, per, latency_ms, (c1 - c0) / n * 1e6, (double)(s1 - s0) / n);
+    return 0;
+}
+
+static int g_ask[2], g_answer[2], g_rounds, g_idle_us;
+
+static void *answer_thread(void *arg)
+{
+    char b;
+
+    (void)arg;
+    for (int i = 0; i < g_rounds; i++) {
+        if (read(g_ask[0], &b, 1) != 1)
+            break;
+        if (g_idle_us > 0)
+            usleep((useconds_t)g_idle_us);
+        if (write(g_answer[1], &b, 1) != 1)
+            break;
+    }
+    return NULL;
+}
+
+static int run_wait(int rounds, int idle_us)
+{
+    pthread_t th;
+    double c0, c1;
+    char b = 'x';
+
+    if (rounds < 1 || idle_us < 0 || pipe(g_ask) < 0 || pipe(g_answer) < 0) {
+        fprintf(stderr, "http-cost: wait needs rounds >= 1 and idle >= 0\n");
+        return 2;
+    }
+    g_rounds = rounds;
+    g_idle_us = idle_us;
+    if (pthread_create(&th, NULL, answer_thread, NULL) != 0)
+        return 1;
+    c0 = thread_cpu_s();
+    for (int i = 0; i < rounds; i++)
+        if (write(g_ask[1], &b, 1) != 1 || read(g_answer[0], &b, 1) != 1)
+            return 1;
+    c1 = thread_cpu_s();
+    pthread_join(th, NULL);
+    printf("wait: %d rounds, answer after %d us idle: %.2f us CPU per write + blocking read\n",
+           rounds, idle_us, (c1 - c0) / rounds * 1e6);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 5 && strcmp(argv[1], "http") == 0)
+        return run_http(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
+    if (argc == 4 && strcmp(argv[1], "wait") == 0)
+        return run_wait(atoi(argv[2]), atoi(argv[3]));
+    fprintf(stderr, "usage: http-cost http PORT THREADS REQUESTS_PER_THREAD [LATENCY_MS]\n"
+                    "       http-cost wait ROUNDS IDLE_US\n");
+    return 2;
+}
