@@ -101,13 +101,52 @@ uint64_t sb_rand(void)
     return s * 0x2545F4914F6CDD1DULL;
 }
 
+#define SB_ISO_END_MS 253402300800000LL /* 10000-01-01T00:00:00Z: four-digit years below */
+
+static char *put_digits(char *p, int v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
+/* Every CRM record carries two stamps, so this is on the hot path: the date comes from
+ * days-since-epoch arithmetic (H. Hinnant's civil_from_days) and the digits are written
+ * by hand, with neither gmtime_r (glibc takes its time-zone lock for it) nor snprintf.
+ * Times outside 1970..9999 or a short buffer take the general route, same bytes. */
 void sb_iso8601(int64_t wall_ms, char *buf, size_t bufsz)
 {
-    time_t t = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(buf, bufsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+    if (wall_ms < 0 || wall_ms >= SB_ISO_END_MS || bufsz < 25) {
+        time_t t = (time_t)(wall_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(buf, bufsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(wall_ms % 1000));
+        return;
+    }
+    int64_t z = wall_ms / 86400000 + 719468, ms = wall_ms % 86400000;
+    int64_t era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    int y = (int)(yoe + era * 400) + (m <= 2);
+    char *p = buf;
+    p = put_digits(p, y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, (int)(ms / 3600000), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(ms / 60000 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(ms / 1000 % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (int)(ms % 1000), 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 /* ---- request and response helpers ---------------------------------------------------- */
