@@ -15,6 +15,10 @@ drain and after reading the log, so a change to the sandbox can be judged in a m
 instead of a full `make bench` (tests/bench/README.md, "The sandbox").
 
   BUILD=build /usr/bin/python3 tests/bench/sandbox_drain.py [--events 20000] [--conns 32]
+
+The default arrival is a steady stream (each connection sends its next request when the
+last is answered). `--rate 117 --burst 63 --events 6000` is the bench's instead: the rate
+drain's steady throughput, one portal's HubSpot window of events let go at once.
 """
 import argparse
 import asyncio
@@ -96,20 +100,40 @@ def event_requests(ev, realm, li_ids):
     return reqs
 
 
-async def drain(port, jobs, nconns):
+async def drain(port, jobs, nconns, rate=0.0, burst=1):
+    """Every job over nconns connections, each as fast as answers come; with rate, the
+    jobs are released burst at a time, burst / rate seconds apart (the bench's arrival:
+    its HubSpot limiter lets a portal's window of calls go at once)."""
     bad = []
+    queue = asyncio.Queue()
 
-    async def one(k):
+    async def release():
+        t0 = time.monotonic()
+        for n, i in enumerate(range(0, len(jobs), burst)):
+            await asyncio.sleep(max(0.0, t0 + n * burst / rate - time.monotonic()))
+            for job in jobs[i:i + burst]:
+                queue.put_nowait(job)
+        for _ in range(nconns):
+            queue.put_nowait(None)
+
+    async def one():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            for i in range(k, len(jobs), nconns):
-                for raw in jobs[i]:
+            while (job := await queue.get()) is not None:
+                for raw in job:
                     status, body = await exchange(reader, writer, raw)
                     if status not in (200, 207):
                         bad.append((status, body[:200]))
         finally:
             writer.close()
-    await asyncio.gather(*(one(k) for k in range(nconns)))
+    if rate <= 0:
+        for job in jobs:
+            queue.put_nowait(job)
+        for _ in range(nconns):
+            queue.put_nowait(None)
+        await asyncio.gather(*(one() for _ in range(nconns)))
+    else:
+        await asyncio.gather(release(), *(one() for _ in range(nconns)))
     return bad
 
 
@@ -191,6 +215,10 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", choices=("hubspot", "qbo"),
                     help="send only that vendor's requests of each event (where the CPU goes)")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="events/s, released --burst at a time (default: as fast as answered)")
+    ap.add_argument("--burst", type=int, default=63,
+                    help="events released at once with --rate (63: one portal's 190 calls / 3)")
     ap.add_argument("--keep", action="store_true",
                     help="leave the sandbox running at the end (prints its pid and port)")
     args = ap.parse_args()
@@ -223,7 +251,7 @@ def main():
         cpu0, _, _ = proc_cpu_rss(proc.pid)
         us0 = user_sys(proc.pid)
         t0 = time.monotonic()
-        bad = asyncio.run(drain(port, jobs, args.conns))
+        bad = asyncio.run(drain(port, jobs, args.conns, args.rate, max(1, args.burst)))
         wall = time.monotonic() - t0
         report("drained", proc.pid, cpu0, len(jobs), us0)
         print("             %.1f s, %.0f events/s, %d non-2xx answers%s" % (

@@ -410,7 +410,9 @@ int qbo_home_amount(const struct realm *r, struct json_object *e, const char *sr
 
 /* Create (old NULL) or update old from body; seeding keeps a given Id, SyncToken and
  * MetaData. On success the stored entity is *out (borrowed from the realm); on failure
- * *f is filled and no stored entity changed. body is borrowed. */
+ * *f is filled and no stored entity changed. body is borrowed; unless seeding or
+ * sparse, the entity is built on body itself (a reference of its own), so the caller
+ * may only release body afterwards, success or not. */
 int qbo_entity_write(struct realm *r, enum kind k, struct json_object *body,
                      struct json_object *old, int sparse, int seeding, int allow_dup,
                      struct json_object **out, struct fault *f);

@@ -13,7 +13,8 @@
  *     update (or an Id) -> locate -> qbo_entity_write (sparse: merged onto the old one)
  *     delete | void     -> locate -> do_delete | do_void (transactions only)
  *   locate: Id numeric and stored, SyncToken current (else 5010)
- *   qbo_entity_write: strict fields -> copy -> drop server fields -> kind's build()
+ *   qbo_entity_write: strict fields -> copy (a seed or a sparse update; a request's
+ *     parsed body is used as it is) -> drop server fields -> kind's build()
  *     (defaults, faults) -> Id, SyncToken + 1, MetaData -> commit (payment application,
  *     indexes, store)
  *
@@ -557,6 +558,11 @@ int qbo_entity_write(struct realm *r, enum kind k, struct json_object *body,
             json_object_deep_copy(val, &cp, NULL);
             json_object_object_add(w.ent, key, cp);
         }
+    } else if (!seeding) {
+        /* Nothing below reads body (a seed's Id, SyncToken and MetaData are read from
+         * it): build on the request's own tree instead of a copy. It is shared with the
+         * caller, who only drops its reference. */
+        w.ent = json_object_get(body);
     } else {
         json_object_deep_copy(body, &w.ent, NULL);
     }

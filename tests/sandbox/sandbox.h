@@ -104,8 +104,8 @@ uint64_t sb_rand(void);
 /* Format wall-clock ms as "2024-01-01T00:00:00.000Z" into buf (>= 25 bytes). */
 void sb_iso8601(int64_t wall_ms, char *buf, size_t bufsz);
 
-/* Server core (server.c). Start serving on host:port (port 0 = ephemeral) with a pool of
- * `threads` epoll threads; *bound_port receives the port actually bound. */
+/* Server core (server.c). Start serving on host:port (port 0 = ephemeral) with
+ * `threads` event-loop threads; *bound_port receives the port actually bound. */
 int sb_server_start(const char *host, int port, int threads, int *bound_port, char *errstr,
                     size_t errsz);
 /* Stop accepting, resume every delayed connection, stop the daemon. Idempotent. */

@@ -439,5 +439,51 @@ def test_many_keepalive_connections_with_latency(sb):
             s.close()
 
 
+def _send_deal_requests(port, n):
+    req = ("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+           % (DEAL, TOKEN1)).encode()
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+    for s in socks:
+        s.sendall(req)
+    return socks
+
+
+def test_latency_is_a_floor_on_every_server_thread():
+    """Each server thread runs its own delay timer: with 3 threads and 30 connections, no
+    answer comes before the injected latency, and none is held much past it."""
+    s = Sandbox(args=["--threads", "3", "--latency-ms", "120", "--hubspot-rate-10s", "0"])
+    socks = []
+    try:
+        t0 = time.monotonic()
+        socks = _send_deal_requests(s.port, 30)
+        for c in socks:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += c.recv(65536)
+            assert data.startswith(b"HTTP/1.1 200")
+            assert time.monotonic() - t0 >= 0.119
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        for c in socks:
+            c.close()
+        assert s.stop(signal.SIGTERM) == 0
+
+
+def test_sigterm_while_requests_wait_for_latency_exits_at_once():
+    """Requests suspended for a 60-s latency do not hold up shutdown: the sandbox answers
+    or closes them and exits 0."""
+    s = Sandbox(args=["--threads", "2", "--latency-ms", "60000", "--hubspot-rate-10s", "0"])
+    socks = []
+    try:
+        socks = _send_deal_requests(s.port, 8)
+        time.sleep(0.3)  # every request read and suspended
+        t0 = time.monotonic()
+        assert s.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        for c in socks:
+            c.close()
+
+
 def test_environment_points_at_binary():
     assert os.path.exists(sandbox_binary())

@@ -53,6 +53,22 @@ def test_get_deal_envelope_and_string_properties(sb):
     assert "associations" not in d  # only when asked for
 
 
+def test_record_timestamps_round_trip_across_calendar_edges(sb):
+    """createdAt/updatedAt come back exactly as seeded, leap days, century years and the
+    last four-digit year included (the sandbox writes them without gmtime/snprintf)."""
+    stamps = ["1970-01-01T00:00:00.000Z", "1999-12-31T23:59:59.999Z", "2000-02-29T12:34:56.789Z",
+              "2024-02-29T00:00:00.001Z", "2100-02-28T23:59:59.000Z", "2100-03-01T00:00:00.000Z",
+              "2400-02-29T06:07:08.090Z", "9999-12-31T23:59:59.999Z"]
+    contacts = [{"id": str(880001 + i), "properties": {"email": "t%d@example.com" % i},
+                 "createdAt": ts, "updatedAt": stamps[-1 - i]} for i, ts in enumerate(stamps)]
+    r = sb.post("/_sandbox/seed", {"hubspot": {"portals": [
+        {"portalId": int(PORTAL1), "objects": {"contacts": contacts}}]}})
+    assert r.status == 200, r
+    for i, ts in enumerate(stamps):
+        d = sb.hs("GET", "/crm/v3/objects/contacts/%d" % (880001 + i)).json()
+        assert (d["createdAt"], d["updatedAt"]) == (ts, stamps[-1 - i])
+
+
 def test_default_properties_and_contact_without_email(sb):
     p = sb.hs("GET", "/crm/v3/objects/contacts/305").json()["properties"]
     assert set(p) == {"firstname", "lastname", "email", "hs_object_id", "createdate",

@@ -26,6 +26,25 @@ def make_invoice(sb, realm=US1, **fields):
     return r.json()["Invoice"]
 
 
+def test_create_and_full_update_ignore_server_fields_of_the_body(sb):
+    """The entity is built on the request's parsed body (no copy): the server fields it
+    carries are still replaced, and what is stored is what was answered."""
+    inv = make_invoice(sb, SyncToken="9", domain="XYZ",
+                       MetaData={"CreateTime": "2001-01-01T00:00:00-08:00"})
+    assert inv["SyncToken"] == "0" and inv["domain"] == "QBO" and inv["sparse"] is False
+    assert inv["MetaData"]["CreateTime"] != "2001-01-01T00:00:00-08:00"
+    assert get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"] == inv
+    body = json.loads(json.dumps(INVOICE))
+    body.update(Id=inv["Id"], SyncToken="0", PrivateNote="full update", domain="XYZ")
+    r = post(sb, US1, "invoice", body)
+    assert r.status == 200, r
+    upd = r.json()["Invoice"]
+    assert (upd["Id"], upd["SyncToken"], upd["domain"]) == (inv["Id"], "1", "QBO")
+    assert upd["PrivateNote"] == "full update"
+    assert upd["MetaData"]["CreateTime"] == inv["MetaData"]["CreateTime"]
+    assert get(sb, US1, "invoice/" + inv["Id"]).json()["Invoice"] == upd
+
+
 # ---- transport: §1, §2, §13.2 ---------------------------------------------------------
 
 def test_read_has_envelope_headers_and_company_offset(sb):
