@@ -96,11 +96,12 @@ static int send_dlq(struct delivery *dl, enum hsqb_error code, const char *messa
     return rc;
 }
 
-static int send_result(struct delivery *dl, const char *json, size_t len, int succeeded,
-                       char *errstr, size_t errsz)
+/* The results-topic record of dl with value json (len bytes): every buffer borrowed. */
+static struct producer_msg result_msg(const struct delivery *dl, const char *json, size_t len)
 {
     static const struct kafka_header ct = {"content-type", RESULT_CONTENT_TYPE};
-    struct producer_msg pm = {
+
+    return (struct producer_msg){
         .topic = dl->env->topic_results,
         .key = dl->key,
         .keylen = dl->keylen,
@@ -109,6 +110,12 @@ static int send_result(struct delivery *dl, const char *json, size_t len, int su
         .hdrs = &ct,
         .nhdrs = 1,
     };
+}
+
+static int send_result(struct delivery *dl, const char *json, size_t len, int succeeded,
+                       char *errstr, size_t errsz)
+{
+    struct producer_msg pm = result_msg(dl, json, len);
 
     if (producer_send_sync(dl->env->producer, &pm, DELIVERY_SEND_TIMEOUT_MS, errstr, errsz) < 0)
         return -1;
@@ -371,20 +378,11 @@ static char *put_str(char **at, const char *s, size_t len)
  * woken by it. Returns RETRY_LATER when the producer refuses it at once. */
 static enum pipeline_disposition publish_async(struct delivery *dl, struct jbuf *jb, int failed)
 {
-    static const struct kafka_header ct = {"content-type", RESULT_CONTENT_TYPE};
     const struct result_info *info = &dl->info;
     const char *qid = failed ? "" : info->qbo->id;
     const char *msg = failed && info->error->message ? info->error->message : "";
     size_t lid = strlen(dl->event_id), lq = strlen(qid), lm = strlen(msg);
-    struct producer_msg pm = {
-        .topic = dl->env->topic_results,
-        .key = dl->key,
-        .keylen = dl->keylen,
-        .value = jbuf_cstr(jb),
-        .vallen = jb->len,
-        .hdrs = &ct,
-        .nhdrs = 1,
-    };
+    struct producer_msg pm = result_msg(dl, jbuf_cstr(jb), jb->len);
     char e[DELIVERY_ERRSZ], *at;
     struct tail *t = malloc(sizeof *t + lid + dl->keylen + lq + lm + 4);
 
