@@ -76,6 +76,7 @@ WORKER_SRCS := \
 	worker/hubspot_callbacks.c \
 	worker/hubspot_oauth.c \
 	worker/qbo.c \
+	worker/qbo_company.c \
 	worker/oauth.c \
 	worker/producer.c \
 	worker/offsets.c \
