@@ -84,6 +84,7 @@ WORKER_SRCS := \
 	worker/consumer.c \
 	worker/result.c \
 	worker/resolve.c \
+	worker/resolve_items.c \
 	worker/resolve_refs.c \
 	worker/resolve_query.c \
 	worker/claim.c \
