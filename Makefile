@@ -52,6 +52,7 @@ COMMON_SRCS := \
 	common/http.c \
 	common/redis.c \
 	common/hash.c \
+	common/spare.c \
 	common/seal.c
 
 WORKER_SRCS := \
