@@ -79,6 +79,7 @@ WORKER_SRCS := \
 	worker/qbo.c \
 	worker/qbo_company.c \
 	worker/oauth.c \
+	worker/oauth_credentials.c \
 	worker/producer.c \
 	worker/offsets.c \
 	worker/scheduler.c \
