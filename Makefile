@@ -52,6 +52,7 @@ COMMON_SRCS := \
 	common/http.c \
 	common/redis.c \
 	common/hash.c \
+	common/spare.c \
 	common/seal.c
 
 WORKER_SRCS := \
@@ -76,13 +77,16 @@ WORKER_SRCS := \
 	worker/hubspot_callbacks.c \
 	worker/hubspot_oauth.c \
 	worker/qbo.c \
+	worker/qbo_company.c \
 	worker/oauth.c \
+	worker/oauth_credentials.c \
 	worker/producer.c \
 	worker/offsets.c \
 	worker/scheduler.c \
 	worker/consumer.c \
 	worker/result.c \
 	worker/resolve.c \
+	worker/resolve_items.c \
 	worker/resolve_refs.c \
 	worker/resolve_query.c \
 	worker/claim.c \

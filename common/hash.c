@@ -20,6 +20,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "common/spare.h"
+
 struct part {
     const void *p;
     size_t n;
@@ -28,10 +30,9 @@ struct part {
 /* The SHA-256 implementation, fetched once (EVP_sha256() would make every init look it
  * up again), and one digest context per thread, reused: a context of its own per call
  * cost three to four allocations per hash, and the worker hashes several keys an event.
- * The thread's context is freed when the thread exits (g_md_key's destructor). */
+ * The thread's context is its spare (common/spare.h, kept in AddressSanitizer builds too:
+ * it is not released memory), freed when the thread exits. */
 static EVP_MD *g_sha256;
-static pthread_key_t g_md_key;
-static int g_md_key_ok;
 static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
 
 static void md_ctx_free(void *ctx)
@@ -39,36 +40,24 @@ static void md_ctx_free(void *ctx)
     EVP_MD_CTX_free(ctx);
 }
 
+static __thread struct spare_set md_spare = {.free_fn = md_ctx_free};
+
 static void sha256_fetch(void)
 {
     g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    g_md_key_ok = pthread_key_create(&g_md_key, md_ctx_free) == 0;
-}
-
-/* The calling thread's context, or NULL when one cannot be kept (then *own is set: the
- * caller makes and frees one). */
-static EVP_MD_CTX *thread_md_ctx(int *own)
-{
-    EVP_MD_CTX *ctx;
-
-    *own = 0;
-    if (g_md_key_ok && (ctx = pthread_getspecific(g_md_key)) != NULL)
-        return ctx;
-    if (!(ctx = EVP_MD_CTX_new()))
-        return NULL;
-    if (!g_md_key_ok || pthread_setspecific(g_md_key, ctx) != 0)
-        *own = 1;
-    return ctx;
 }
 
 static int sha256_parts(const struct part *parts, size_t nparts, unsigned char out[HASH_SHA256_LEN])
 {
     EVP_MD_CTX *ctx;
     unsigned int outl = 0;
-    int rc = -1, own;
+    size_t cap;
+    int rc = -1;
 
     pthread_once(&g_sha256_once, sha256_fetch);
-    if (!g_sha256 || !(ctx = thread_md_ctx(&own)))
+    if (!g_sha256)
+        return -1;
+    if (!(ctx = spare_take(&md_spare, 0, 0, &cap)) && !(ctx = EVP_MD_CTX_new()))
         return -1;
     if (EVP_DigestInit_ex(ctx, g_sha256, NULL) != 1)
         goto out;
@@ -79,7 +68,7 @@ static int sha256_parts(const struct part *parts, size_t nparts, unsigned char o
         goto out;
     rc = 0;
 out:
-    if (own)
+    if (!spare_put(&md_spare, 0, ctx, 1, 0)) /* the thread keeps it for the next hash */
         EVP_MD_CTX_free(ctx);
     return rc;
 }

@@ -13,7 +13,7 @@
  * curl_slist_append() per request. Form bodies go to a second client-owned buffer.
  * Response bodies and headers land in buffers owned by struct http_response, grown by
  * doubling (a body sized once from its Content-Length) and reused; a released
- * response's buffers are wiped and kept as the thread's spares (struct resp_spare) for
+ * response's buffers are wiped and kept as the thread's spares (common/spare.h) for
  * the next response, because the worker makes a new response for each of its four
  * requests an event (not in AddressSanitizer builds: there a released response's bytes
  * must fault when read). Both scratch buffers are wiped after each exchange because they
@@ -37,16 +37,13 @@
 
 #include <curl/curl.h>
 
+#include "common/spare.h"
+
 #define HTTP_MAX_REQ_HEADER_BYTES (64u * 1024)  /* all request header lines together */
 #define HTTP_MAX_FORM_BYTES       (64u * 1024)  /* an encoded form body */
 #define HTTP_MAX_BASIC_CRED       1024          /* "user:pass" for basic auth */
 #define HTTP_KEEP_BODY_BYTES      (256u * 1024) /* larger body buffers are freed, not kept */
 #define HTTP_SPARE_BYTES          (64u * 1024)  /* larger released buffers are not spares */
-#ifdef __SANITIZE_ADDRESS__
-#define HTTP_SPARES 0
-#else
-#define HTTP_SPARES 1
-#endif
 /* Extra headers plus the ones we add: Expect, User-Agent, Content-Type, Authorization. */
 #define HTTP_MAX_HEADER_NODES (HTTP_MAX_REQ_HEADERS + 4)
 
@@ -259,58 +256,27 @@ void http_response_init(struct http_response *r)
     r->retry_after_ms = -1;
 }
 
-/* The calling thread's spare response buffers, freed by spare_key's destructor. */
-struct resp_spare {
-    char *body, *hdrs;
-    size_t body_cap, hdrs_cap;
-};
-
-static __thread struct resp_spare rspare;
-static pthread_key_t spare_key;
-static int spare_key_ok;
-static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
-
-static void spare_free(void *p)
-{
-    struct resp_spare *sp = p;
-    free(sp->body);
-    free(sp->hdrs);
-    memset(sp, 0, sizeof(*sp));
-}
-
-static void spare_key_init(void)
-{
-    spare_key_ok = pthread_key_create(&spare_key, spare_free) == 0;
-}
+/* The calling thread's spare response buffers (body, headers; capacities in bytes). */
+enum { SPARE_BODY, SPARE_HDRS };
+static __thread struct spare_set rspare;
 
 /* Keep *p (cap bytes, wiped whole: an error path may have reset a length past what was
- * written) in the spare slot *slot when it is free and the buffer small enough; 1 when
- * kept. */
-static int spare_keep(char **slot, size_t *slot_cap, char **p, size_t cap)
+ * written) as the thread's spare in slot when the buffer is small enough and the slot
+ * free; 1 when kept. */
+static int spare_keep(size_t slot, char **p, size_t cap)
 {
-    if (!HTTP_SPARES || *slot || !*p || cap > HTTP_SPARE_BYTES)
+    if (!SPARE_BUFFERS || !*p || cap > HTTP_SPARE_BYTES || !spare_put(&rspare, slot, *p, cap, cap))
         return 0;
-    explicit_bzero(*p, cap);
-    *slot = *p;
-    *slot_cap = cap;
     *p = NULL;
     return 1;
 }
 
 void http_response_release(struct http_response *r)
 {
-    int kept = 0;
-
     if (!r)
         return;
-    pthread_once(&spare_once, spare_key_init);
-    if (spare_key_ok) {
-        kept |= spare_keep(&rspare.body, &rspare.body_cap, &r->body, r->body_cap);
-        kept |= spare_keep(&rspare.hdrs, &rspare.hdrs_cap, &r->hdrs, r->hdrs_cap);
-        if (kept && pthread_getspecific(spare_key) == NULL &&
-            pthread_setspecific(spare_key, &rspare) != 0)
-            spare_free(&rspare); /* without the destructor nothing may stay */
-    }
+    (void)spare_keep(SPARE_BODY, &r->body, r->body_cap);
+    (void)spare_keep(SPARE_HDRS, &r->hdrs, r->hdrs_cap);
     free(r->body);
     free(r->hdrs);
     http_response_init(r);
@@ -319,15 +285,16 @@ void http_response_release(struct http_response *r)
 /* An empty response takes the thread's spare buffers. */
 static void spare_adopt(struct http_response *r)
 {
-    if (!r->body && rspare.body) {
-        r->body = rspare.body;
-        r->body_cap = rspare.body_cap;
-        rspare.body = NULL;
+    char *p;
+    size_t cap;
+
+    if (!r->body && (p = spare_take(&rspare, SPARE_BODY, 0, &cap)) != NULL) {
+        r->body = p;
+        r->body_cap = cap;
     }
-    if (!r->hdrs && rspare.hdrs) {
-        r->hdrs = rspare.hdrs;
-        r->hdrs_cap = rspare.hdrs_cap;
-        rspare.hdrs = NULL;
+    if (!r->hdrs && (p = spare_take(&rspare, SPARE_HDRS, 0, &cap)) != NULL) {
+        r->hdrs = p;
+        r->hdrs_cap = cap;
     }
 }
 

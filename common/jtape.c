@@ -21,11 +21,11 @@
  * that in a scratch array on the heap, freed when the parse ends.
  *
  * Reuse. A worker thread parses five or six answers an event, each of a few KB, so the
- * two buffers of a released tape stay with the thread as its spares (struct spare, when
+ * two buffers of a released tape stay with the thread as its spares (common/spare.h, when
  * at most JTAPE_SPARE_BYTES each) and the next parse that fits takes them: no malloc, no
- * free, and none of the bin consolidation large frees cause. The spares are freed by a
- * thread-specific key's destructor when the thread exits. AddressSanitizer builds keep no
- * spares, so that reading a released tape still faults there.
+ * free, and none of the bin consolidation large frees cause. The spares are freed when
+ * the thread exits. AddressSanitizer builds keep no spares, so that reading a released
+ * tape still faults there.
  */
 #include "common/jtape.h"
 
@@ -37,51 +37,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/spare.h"
+
 #define JTAPE_PAIRWISE_KEYS 8  /* objects up to this many keys are checked pairwise */
 #define JTAPE_SORT_LOCAL    64 /* keys the duplicate check sorts without allocating */
 #define JTAPE_NODES_MIN     16 /* the node array's first capacity, at least */
 
-#ifdef __SANITIZE_ADDRESS__
-#define JTAPE_SPARES 0
-#else
-#define JTAPE_SPARES 1
-#endif
-
-/* The calling thread's spare buffers (see Reuse above). */
-struct spare {
-    struct jtape_node *n;
-    size_t ncap; /* nodes */
-    char *arena;
-    size_t acap; /* bytes */
-};
-
-static __thread struct spare spare;
-static pthread_key_t spare_key;
-static int spare_key_ok;
-static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
-
-static void spare_free(void *p)
-{
-    struct spare *sp = p;
-    free(sp->n);
-    free(sp->arena);
-    memset(sp, 0, sizeof *sp);
-}
-
-static void spare_key_init(void)
-{
-    spare_key_ok = pthread_key_create(&spare_key, spare_free) == 0;
-}
+/* The calling thread's spare buffers (see Reuse above): the node array (its capacity in
+ * nodes) and the arena (in bytes). */
+enum { SPARE_NODES, SPARE_ARENA };
+static __thread struct spare_set spares;
 
 /* The thread's spare node array if it holds at least want nodes, else a new one; *cap
  * never says more than max (the values cap, which node_add() enforces by it). */
 static struct jtape_node *nodes_get(size_t want, size_t max, size_t *cap)
 {
-    struct jtape_node *n = spare.n;
+    size_t ncap;
+    struct jtape_node *n = spare_take(&spares, SPARE_NODES, want, &ncap);
 
-    if (n && spare.ncap >= want) {
-        *cap = spare.ncap < max ? spare.ncap : max;
-        spare.n = NULL;
+    if (n) {
+        *cap = ncap < max ? ncap : max;
         return n;
     }
     *cap = want;
@@ -90,44 +65,24 @@ static struct jtape_node *nodes_get(size_t want, size_t max, size_t *cap)
 
 static char *arena_get(size_t want, size_t *cap)
 {
-    char *a = spare.arena;
+    char *a = spare_take(&spares, SPARE_ARENA, want, cap);
 
-    if (a && spare.acap >= want) {
-        *cap = spare.acap;
-        spare.arena = NULL;
+    if (a)
         return a;
-    }
     *cap = want;
     return malloc(want);
 }
 
-/* Keep what t holds as the thread's spares where they fit and the slots are free (the
- * thread's key frees them at exit); free the rest. */
-static void spare_put(struct jtape *t)
+/* Keep what t holds as the thread's spares where they fit and the slots are free (freed
+ * at thread exit); free the rest. */
+static void tape_keep(struct jtape *t)
 {
-    int kept = 0;
-
-    pthread_once(&spare_once, spare_key_init);
-    if (JTAPE_SPARES && spare_key_ok && !spare.n && t->n &&
-        t->cap * sizeof *t->n <= JTAPE_SPARE_BYTES) {
-        spare.n = t->n;
-        spare.ncap = t->cap;
+    if (SPARE_BUFFERS && t->n && t->cap * sizeof *t->n <= JTAPE_SPARE_BYTES &&
+        spare_put(&spares, SPARE_NODES, t->n, t->cap, 0))
         t->n = NULL;
-        kept = 1;
-    }
-    if (JTAPE_SPARES && spare_key_ok && !spare.arena && t->arena &&
-        t->arena_cap <= JTAPE_SPARE_BYTES) {
-        spare.arena = t->arena;
-        spare.acap = t->arena_cap;
+    if (SPARE_BUFFERS && t->arena && t->arena_cap <= JTAPE_SPARE_BYTES &&
+        spare_put(&spares, SPARE_ARENA, t->arena, t->arena_cap, 0))
         t->arena = NULL;
-        kept = 1;
-    }
-    if (kept && pthread_getspecific(spare_key) == NULL &&
-        pthread_setspecific(spare_key, &spare) != 0) { /* no destructor: keep nothing */
-        free(spare.n);
-        free(spare.arena);
-        memset(&spare, 0, sizeof spare);
-    }
     free(t->n);
     free(t->arena);
 }
@@ -730,7 +685,7 @@ void jtape_release(struct jtape *t)
 {
     if (!t)
         return;
-    spare_put(t);
+    tape_keep(t);
     memset(t, 0, sizeof *t);
 }
 

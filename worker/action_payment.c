@@ -2,11 +2,12 @@
  * HubSpot payment (rules and step order in action_payment.h).
  *
  * Built on the sales family rather than beside it: line money and document members are
- * action_sales.c's, customer/item resolution resolve.c's, and create-once, the item
- * lookup and the 610 re-match loop action.c's (shared by every family), so a payment's
- * sales receipt is booked exactly like a deal's. What is new here is the payment's own
- * facts (status, amounts, date, method) and the two documents the sales family has no
- * use for: the Payment that settles a paid invoice and the Purchase of an expense.
+ * action_sales.c's, customer/item resolution resolve.c's and resolve_items.c's, and
+ * create-once, the item lookup and the 610 re-match loop action.c's (shared by every
+ * family), so a payment's sales receipt is booked exactly like a deal's. What is new
+ * here is the payment's own facts (status, amounts, date, method) and the two documents
+ * the sales family has no use for: the Payment that settles a paid invoice and the
+ * Purchase of an expense.
  *
  * A paid invoice is two creates, each idempotent on its own (steps "doc" and "payment",
  * each with its requestid and sent-marker), run in order by every attempt:

@@ -5,9 +5,10 @@
  * The run is a straight line of steps (see action_sales.h for the order and why): every
  * check that can fail permanently without writing to QuickBooks comes first, so an event
  * that ends PRODUCT_NOT_FOUND, TERM_NOT_FOUND, NO_CONTACT or QBO_COMPANY_NOT_US leaves
- * nothing behind. Writes come last and each is idempotent on its own (resolve.c for
- * customers and items, action_create_once() for the document), so the pipeline re-runs
- * the whole action after any transient failure instead of tracking progress.
+ * nothing behind. Writes come last and each is idempotent on its own (resolve.c and
+ * resolve_items.c for customers and items, action_create_once() for the document), so
+ * the pipeline re-runs the whole action after any transient failure instead of tracking
+ * progress.
  *
  * A document create refused with fault 610 ("Object Not Found": a cached customer or item
  * was made inactive or deleted in QBO) goes through action_write_rematch(): the mappings

@@ -1,4 +1,7 @@
-/* oauth.c - QBO access tokens per realm (see oauth.h for the contract).
+/* oauth.c - QBO access tokens per realm (see oauth.h for the contract): the in-process
+ * cache, the refresh at Intuit's token endpoint and its single flight. Storing tokens by
+ * hand or from the connect flow, and reading their status, is oauth_credentials.c's; the
+ * two share only what oauth_internal.h declares.
  *
  * Intuit rotates refresh tokens and kills the old one at once, so two
  * refreshes racing with one refresh token leave one of them holding a dead token: the
@@ -21,6 +24,7 @@
  * waits use the monotonic clock.
  */
 #include "worker/oauth.h"
+#include "worker/oauth_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,7 +42,6 @@
 #define OAUTH_CACHE_MAX_REALMS  4096 /* in-process cache entries */
 #define OAUTH_POLL_MS           50   /* between two looks at another replica's refresh */
 #define OAUTH_ERROR_HOLD_MS     1000 /* waiters reuse the leader's failure this long */
-#define OAUTH_DEFAULT_RT_TTL_MS (100LL * 24 * 3600 * 1000) /* when Intuit sends none */
 #define OAUTH_ENDPOINT          "POST /oauth2/v1/tokens/bearer"
 
 struct cache_entry {
@@ -61,23 +64,6 @@ struct oauth {
     pthread_cond_t cv;
     struct cache_entry *cache;
     size_t ncache, capcache;
-};
-
-#define OAUTH_ACCESS_STORED_MAX  (ATREST_STORED_MAX(OAUTH_TOKEN_MAX) + 1)
-#define OAUTH_REFRESH_STORED_MAX (ATREST_STORED_MAX(OAUTH_REFRESH_TOKEN_MAX) + 1)
-
-/* What the Redis hash holds for a realm: the tokens opened, and as stored (sealed, or
- * plain text without a key ring) for the compare-and-set scripts, which compare what
- * they read back (worker/atrest.h). */
-struct stored {
-    char access[OAUTH_TOKEN_MAX];
-    char access_raw[OAUTH_ACCESS_STORED_MAX];
-    int64_t access_exp;
-    char refresh[OAUTH_REFRESH_TOKEN_MAX];
-    char refresh_raw[OAUTH_REFRESH_STORED_MAX];
-    int64_t refresh_exp;
-    int64_t updated;
-    int reauth;
 };
 
 /* KEYS[1] hash; ARGV: sent refresh token as stored, access, access exp, new refresh,
@@ -104,15 +90,6 @@ static const char lua_cas_reauth[] =
     "if redis.call('HGET', KEYS[1], 'refresh_token') ~= ARGV[1] then return 0 end\n"
     "redis.call('HSET', KEYS[1], 'reauth_required', '1', 'access_token', '',\n"
     "  'access_expires_at_ms', '0', 'updated_at', ARGV[2])\n"
-    "return 1\n";
-
-/* KEYS[1] hash; ARGV: refresh token (sealed), its expiry, now, access token ("" none;
- * sealed), its expiry. */
-static const char lua_put_refresh[] =
-    "redis.call('DEL', KEYS[1])\n"
-    "redis.call('HSET', KEYS[1], 'access_token', ARGV[4], 'access_expires_at_ms', ARGV[5],\n"
-    "  'refresh_token', ARGV[1], 'refresh_expires_at_ms', ARGV[2], 'updated_at', ARGV[3])\n"
-    "redis.call('PEXPIREAT', KEYS[1], ARGV[2])\n"
     "return 1\n";
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -153,7 +130,7 @@ static void transient(struct api_error *err, const char *what, const char *detai
 /* The margin before expiry at which a token counts as stale: the configured one, but
  * never more than half the token's lifetime (short-lived tokens would otherwise be
  * refreshed on every call). */
-static int64_t effective_margin(const struct oauth *o, const struct stored *s)
+static int64_t effective_margin(const struct oauth *o, const struct oauth_stored *s)
 {
     int64_t life = s->access_exp - s->updated;
     int64_t m = o->margin_ms;
@@ -162,12 +139,12 @@ static int64_t effective_margin(const struct oauth *o, const struct stored *s)
     return m;
 }
 
-static int usable(const struct oauth *o, const struct stored *s, int64_t now)
+static int usable(const struct oauth *o, const struct oauth_stored *s, int64_t now)
 {
     return s->access[0] && s->access_exp - effective_margin(o, s) > now;
 }
 
-static int64_t parse_i64(const redisReply *r)
+int64_t oauth_parse_i64(const redisReply *r)
 {
     char *end;
     long long v;
@@ -187,7 +164,7 @@ static void copy_reply(const redisReply *r, char *dst, size_t dstsz)
     }
 }
 
-static void wipe_stored(struct stored *s)
+void oauth_stored_wipe(struct oauth_stored *s)
 {
     explicit_bzero(s, sizeof *s);
 }
@@ -238,8 +215,8 @@ static int open_token(struct redis_conn *redis, const char *realm, const char *k
 
 /* Read the realm's hash into *s, opening (and, when stored by an older version in plain
  * text, re-writing) its tokens. 0, or -1 with *err. */
-static int load(struct redis_conn *redis, const char *realm, const char *key, struct stored *s,
-                struct api_error *err)
+static int load(struct redis_conn *redis, const char *realm, const char *key,
+                struct oauth_stored *s, struct api_error *err)
 {
     char e[256];
 
@@ -253,13 +230,13 @@ static int load(struct redis_conn *redis, const char *realm, const char *key, st
             transient(err, "reading stored tokens from Redis failed", e);
             return -1;
         }
-        wipe_stored(s);
+        oauth_stored_wipe(s);
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
             copy_reply(r->element[0], s->access_raw, sizeof s->access_raw);
-            s->access_exp = parse_i64(r->element[1]);
+            s->access_exp = oauth_parse_i64(r->element[1]);
             copy_reply(r->element[2], s->refresh_raw, sizeof s->refresh_raw);
-            s->refresh_exp = parse_i64(r->element[3]);
-            s->updated = parse_i64(r->element[4]);
+            s->refresh_exp = oauth_parse_i64(r->element[3]);
+            s->updated = oauth_parse_i64(r->element[4]);
             s->reauth = r->element[5] && r->element[5]->type == REDIS_REPLY_STRING;
         }
         freeReplyObject(r);
@@ -327,7 +304,7 @@ struct oauth *oauth_new(const struct config *cfg, char *errstr, size_t errsz)
     if (redis_script_init(&o->cas_store, lua_cas_store, errstr, errsz) < 0 ||
         redis_script_init(&o->cas_invalidate, lua_cas_invalidate, errstr, errsz) < 0 ||
         redis_script_init(&o->cas_reauth, lua_cas_reauth, errstr, errsz) < 0 ||
-        redis_script_init(&o->put_refresh, lua_put_refresh, errstr, errsz) < 0)
+        redis_script_init(&o->put_refresh, oauth_lua_put_refresh, errstr, errsz) < 0)
         goto fail;
     log_register_secret(secret);
     return o;
@@ -401,7 +378,7 @@ static struct cache_entry *cache_get(struct oauth *o, const char *realm)
     return e;
 }
 
-static void cache_put(struct oauth *o, struct cache_entry *e, const struct stored *s)
+static void cache_put(struct oauth *o, struct cache_entry *e, const struct oauth_stored *s)
 {
     int64_t refresh_at = s->access_exp - effective_margin(o, s);
     int64_t left = refresh_at - clock_wall_ms();
@@ -444,8 +421,8 @@ static void endpoint_error(const struct http_response *resp, char *code, size_t 
 }
 
 /* Parse a 200 answer into *fresh (access, expiries; refresh token defaults to sent). */
-static int parse_tokens(const struct http_response *resp, const char *sent, struct stored *fresh,
-                        int64_t now)
+static int parse_tokens(const struct http_response *resp, const char *sent,
+                        struct oauth_stored *fresh, int64_t now)
 {
     char e[128];
     struct json_object *doc;
@@ -501,7 +478,7 @@ static redisReply *eval_retry(struct redis_conn *redis, const struct redis_scrip
 /* POST grant_type=refresh_token with s->refresh (we hold the lock). On success the new
  * tokens are stored (compare-and-set) and the access token copied into *out. */
 static int refresh(const struct ioctx *io, struct oauth *o, const char *realm, const char *key,
-                   const struct stored *s, struct stored *out, struct api_error *err)
+                   const struct oauth_stored *s, struct oauth_stored *out, struct api_error *err)
 {
     struct http_param form[2] = {{"grant_type", "refresh_token"}, {"refresh_token", s->refresh}};
     struct http_header hdrs[1] = {{"Accept", "application/json"}};
@@ -618,12 +595,12 @@ out:
 
 /* ---- the Redis path (one thread per realm per process) ----------------------------- */
 
-static int lead(const struct ioctx *io, struct oauth *o, const char *realm, struct stored *out,
-                struct api_error *err)
+static int lead(const struct ioctx *io, struct oauth *o, const char *realm,
+                struct oauth_stored *out, struct api_error *err)
 {
     struct redis_conn *redis = io->redis;
     struct redis_lease lease;
-    struct stored *s = malloc(sizeof *s);
+    struct oauth_stored *s = malloc(sizeof *s);
     char key[REDIS_MAX_KEY + 1], e[256], stale[OAUTH_TOKEN_MAX] = "";
     int64_t deadline = clock_mono_ms() + o->wait_ms, stale_exp = 0, stale_updated = 0;
     int rc = -1;
@@ -715,7 +692,7 @@ out:
         api_error_clear(err);
         rc = 0;
     }
-    wipe_stored(s);
+    oauth_stored_wipe(s);
     free(s);
     explicit_bzero(stale, sizeof stale);
     return rc;
@@ -736,7 +713,7 @@ int oauth_get_access(const struct ioctx *io, struct oauth *o, const char *realm,
 static int get_access(const struct ioctx *io, struct oauth *o, const char *realm, char *tok,
                       size_t toksz, struct api_error *err)
 {
-    struct stored *got = NULL;
+    struct oauth_stored *got = NULL;
     struct cache_entry *e;
     int64_t deadline = clock_mono_ms() + o->wait_ms + o->lock_ttl_ms;
     int rc = -1;
@@ -821,7 +798,7 @@ static int get_access(const struct ioctx *io, struct oauth *o, const char *realm
     pthread_cond_broadcast(&o->cv);
     pthread_mutex_unlock(&o->mu);
     if (got) {
-        wipe_stored(got);
+        oauth_stored_wipe(got);
         free(got);
     }
     return rc;
@@ -838,7 +815,7 @@ static int invalidate(struct redis_conn *redis, struct oauth *o, const char *rea
                       const char *rejected_token, struct api_error *err)
 {
     char key[REDIS_MAX_KEY + 1], e[256], nowbuf[24];
-    struct stored *s = NULL;
+    struct oauth_stored *s = NULL;
     const char *keys[1] = {key}, *args[2] = {NULL, nowbuf};
     struct cache_entry *ce;
     redisReply *r;
@@ -877,135 +854,7 @@ static int invalidate(struct redis_conn *redis, struct oauth *o, const char *rea
     }
     freeReplyObject(r);
 out:
-    wipe_stored(s);
+    oauth_stored_wipe(s);
     free(s);
-    return rc;
-}
-
-/* ---- credentials ------------------------------------------------------------------ */
-
-int oauth_store_refresh_token(struct redis_conn *redis, const char *realm,
-                              const char *refresh_token, int64_t refresh_expires_at_ms,
-                              char *errstr, size_t errsz)
-{
-    struct oauth_tokens t = {NULL, 0, refresh_token, refresh_expires_at_ms};
-
-    return oauth_store_tokens(redis, realm, &t, errstr, errsz);
-}
-
-int oauth_store_tokens(struct redis_conn *redis, const char *realm, const struct oauth_tokens *t,
-                       char *errstr, size_t errsz)
-{
-    struct redis_script put;
-    char key[REDIS_MAX_KEY + 1], exp[24], nowbuf[24], aexp[24];
-    const char *refresh_token = t->refresh_token;
-    int64_t refresh_expires_at_ms = t->refresh_expires_at_ms, now = clock_wall_ms();
-    const char *access = t->access_token && t->access_expires_at_ms > now ? t->access_token : "";
-    struct stored *s = NULL;
-    const char *keys[1] = {key}, *args[5] = {NULL, exp, nowbuf, NULL, aexp};
-    redisReply *r = NULL;
-
-    if (oauth_key(redis, realm, key, sizeof key) < 0) {
-        snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
-        return -1;
-    }
-    if (!refresh_token || !*refresh_token || strlen(refresh_token) >= OAUTH_REFRESH_TOKEN_MAX) {
-        snprintf(errstr, errsz, "refresh token must be 1..%d bytes", OAUTH_REFRESH_TOKEN_MAX - 1);
-        return -1;
-    }
-    if (strlen(access) >= OAUTH_TOKEN_MAX) {
-        snprintf(errstr, errsz, "access token must be at most %d bytes", OAUTH_TOKEN_MAX - 1);
-        return -1;
-    }
-    if (refresh_expires_at_ms <= now)
-        refresh_expires_at_ms = now + OAUTH_DEFAULT_RT_TTL_MS;
-    snprintf(exp, sizeof exp, "%lld", (long long)refresh_expires_at_ms);
-    snprintf(nowbuf, sizeof nowbuf, "%lld", (long long)now);
-    snprintf(aexp, sizeof aexp, "%lld", *access ? (long long)t->access_expires_at_ms : 0LL);
-    if (!(s = malloc(sizeof *s))) {
-        snprintf(errstr, errsz, "out of memory");
-        return -1;
-    }
-    if (atrest_seal(redis, key, "refresh_token", refresh_token, s->refresh_raw,
-                    sizeof s->refresh_raw, errstr, errsz) == 0 &&
-        atrest_seal(redis, key, "access_token", access, s->access_raw, sizeof s->access_raw,
-                    errstr, errsz) == 0 &&
-        redis_script_init(&put, lua_put_refresh, errstr, errsz) == 0) {
-        args[0] = s->refresh_raw;
-        args[3] = s->access_raw;
-        r = redis_eval(redis, &put, 1, keys, 5, args, NULL, errstr, errsz);
-    }
-    wipe_stored(s);
-    free(s);
-    if (!r)
-        return -1;
-    freeReplyObject(r);
-    return 0;
-}
-
-int oauth_status_get(struct redis_conn *redis, const char *realm, struct oauth_status *st,
-                     char *errstr, size_t errsz)
-{
-    char key[REDIS_MAX_KEY + 1];
-    redisReply *r, *l1 = NULL, *l2 = NULL;
-    int rc = -1;
-
-    if (oauth_key(redis, realm, key, sizeof key) < 0) {
-        snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
-        return -1;
-    }
-    r = redis_command(redis, errstr, errsz,
-                      "HMGET %s access_expires_at_ms refresh_expires_at_ms updated_at "
-                      "reauth_required",
-                      key);
-    if (!r)
-        return -1;
-    if (!(l1 = redis_command(redis, errstr, errsz, "HSTRLEN %s access_token", key)) ||
-        !(l2 = redis_command(redis, errstr, errsz, "HSTRLEN %s refresh_token", key)))
-        goto out;
-    memset(st, 0, sizeof *st);
-    rc = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
-        st->access_expires_at_ms = parse_i64(r->element[0]);
-        st->refresh_expires_at_ms = parse_i64(r->element[1]);
-        st->updated_at_ms = parse_i64(r->element[2]);
-        st->reauth_required = r->element[3]->type == REDIS_REPLY_STRING;
-        for (size_t i = 0; i < 4; i++)
-            rc |= r->element[i]->type != REDIS_REPLY_NIL;
-    }
-    st->has_access_token = l1->type == REDIS_REPLY_INTEGER && l1->integer > 0;
-    st->has_refresh_token = l2->type == REDIS_REPLY_INTEGER && l2->integer > 0;
-    rc |= st->has_access_token | st->has_refresh_token;
-out:
-    freeReplyObject(r);
-    if (l1)
-        freeReplyObject(l1);
-    if (l2)
-        freeReplyObject(l2);
-    return rc;
-}
-
-int oauth_refresh_token_get(struct redis_conn *redis, const char *realm, char *buf, size_t bufsz,
-                            char *errstr, size_t errsz)
-{
-    char key[REDIS_MAX_KEY + 1], e[256];
-    redisReply *r;
-    int rc = 0;
-
-    buf[0] = '\0';
-    if (oauth_key(redis, realm, key, sizeof key) < 0) {
-        snprintf(errstr, errsz, "realm id must be 1..%d digits", OAUTH_REALM_MAX);
-        return -1;
-    }
-    if (!(r = redis_command(redis, errstr, errsz, "HGET %s refresh_token", key)))
-        return -1;
-    if (r->type == REDIS_REPLY_STRING &&
-        atrest_open(redis, key, "refresh_token", r->str, r->len, buf, bufsz, e, sizeof e) < 0) {
-        snprintf(errstr, errsz, "the stored refresh token of realm %s is unusable: %s", realm, e);
-        rc = -1;
-    } else {
-        rc = buf[0] != '\0';
-    }
-    freeReplyObject(r);
     return rc;
 }

@@ -1,11 +1,14 @@
-/* qbo.c - the QuickBooks Online Accounting API client (see qbo.h for the contract).
+/* qbo.c - the QuickBooks Online Accounting API client (see qbo.h for the contract): the
+ * client's lifecycle, fault parsing, the exchange, queries and the entity calls. What a
+ * company is (CompanyInfo, Preferences, exchange rates and their caches) is
+ * qbo_company.c's; the two share only what qbo_internal.h declares.
  *
- * One private function, exchange(), does what every call shares: URL with minorversion
- * (and requestid), bearer token from oauth, a rate limiter slot around the exchange,
- * the 401 cycle (below), the 429 tenant penalty, and the classification of every other
- * failure. The public calls only build the path and unwrap the response envelope
+ * One function, qbo_exchange() (qbo_internal.h), does what every call shares: URL with
+ * minorversion (and requestid), bearer token from oauth, a rate limiter slot around the
+ * exchange, the 401 cycle (below), the 429 tenant penalty, and the classification of
+ * every other failure. The public calls only build the path and unwrap the response envelope
  * ({"Invoice":{…},"time":…}, {"QueryResponse":{"Customer":[…]}}). qbo_create_doc() has
- * exchange() parse into a tape (common/jtape.h) instead of a json-c tree: the actions
+ * qbo_exchange() parse into a tape (common/jtape.h) instead of a json-c tree: the actions
  * read three members of a 2-4 KB echoed document, and a tree of it (an allocation per
  * value, a hash table per object) cost ~5 % of the worker's CPU per event.
  *
@@ -26,6 +29,7 @@
  * decides the class; the fault only refines it (code, message, ThrottleExceeded).
  */
 #include "worker/qbo.h"
+#include "worker/qbo_internal.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -41,29 +45,8 @@
 #include "common/log.h"
 #include "common/money.h"
 
-#define QBO_COMPANY_CACHE_MAX 4096 /* in-process CompanyInfo entries */
-#define QBO_QUERY_GET_MAX     2000 /* longer encoded statements go by POST */
-#define QBO_FAULT_TEXT_MAX    200  /* bytes of Message / Detail quoted in a message */
-#define QBO_COMPANY_JSON_MAX  1024 /* cached CompanyInfo JSON in Redis */
-
-struct company_entry {
-    char realm[OAUTH_REALM_MAX + 1];
-    struct qbo_company c;
-    int64_t until; /* monotonic ms */
-};
-
-struct qbo_api {
-    char *base;
-    int minorversion;
-    int64_t timeout_ms;
-    size_t max_response;
-    struct oauth *oauth;
-    struct ratelimit *rl;
-    struct qbo_hooks hooks;
-    pthread_mutex_t mu; /* guards the company cache */
-    struct company_entry *companies;
-    size_t ncompanies, capcompanies;
-};
+#define QBO_QUERY_GET_MAX  2000 /* longer encoded statements go by POST */
+#define QBO_FAULT_TEXT_MAX 200  /* bytes of Message / Detail quoted in a message */
 
 /* The resources the client knows: URL segment and response envelope key. */
 static const struct {
@@ -148,7 +131,7 @@ struct fault {
     char detail[QBO_FAULT_TEXT_MAX];
 };
 
-static void copy_text(char *dst, size_t dstsz, const char *src, size_t n)
+void qbo_copy_text(char *dst, size_t dstsz, const char *src, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k + 1 < dstsz; i++) {
@@ -162,7 +145,7 @@ static void jcopy(struct json_object *o, const char *k1, const char *k2, char *d
 {
     const char *s;
     if (json_get_str(o, k1, &s) == JGET_OK || json_get_str(o, k2, &s) == JGET_OK)
-        copy_text(dst, dstsz, s, strlen(s));
+        qbo_copy_text(dst, dstsz, s, strlen(s));
 }
 
 static void parse_json_fault(const char *body, size_t len, struct fault *f)
@@ -199,7 +182,7 @@ static void xml_text(const char *body, size_t len, const char *open, char end, c
     p += strlen(open);
     q = memchr(p, end, (size_t)(body + len - p));
     if (q)
-        copy_text(dst, dstsz, p, (size_t)(q - p));
+        qbo_copy_text(dst, dstsz, p, (size_t)(q - p));
 }
 
 static void parse_xml_fault(const char *body, size_t len, struct fault *f)
@@ -257,24 +240,10 @@ void qbo_error_from_response(int status, const char *content_type, const char *b
     err->source = API_SOURCE_QBO;
     snprintf(err->qbo_fault_code, sizeof err->qbo_fault_code, "%s", f.code);
     if (intuit_tid)
-        copy_text(err->upstream_id, sizeof err->upstream_id, intuit_tid, strlen(intuit_tid));
+        qbo_copy_text(err->upstream_id, sizeof err->upstream_id, intuit_tid, strlen(intuit_tid));
 }
 
 /* ---- the exchange ------------------------------------------------------------------- */
-
-struct call {
-    enum http_method method;
-    const char *path;     /* after /v3/company/<realm>/, already escaped */
-    const char *endpoint; /* metrics template */
-    const struct http_param *params;
-    size_t nparams;
-    const char *body;
-    size_t body_len;
-    const char *content_type;
-    /* NULL: a 2xx body is handed back as a json-c tree. Else it is parsed into *tape
-     * (zeroed by the caller, released by the caller after a 0), with no tree built. */
-    struct jtape *tape;
-};
 
 static void transport_error(enum http_error he, const char *e, struct api_error *err)
 {
@@ -292,7 +261,7 @@ static void transport_error(enum http_error he, const char *e, struct api_error 
 
 /* A 2xx body: 0 when it is a JSON object, into c->tape or *out_doc; JTAPE_ETOOMANY when
  * it holds more values than the parser's cap (e filled); else -1. */
-static int parse_answer(const struct call *c, const struct http_response *resp,
+static int parse_answer(const struct qbo_call *c, const struct http_response *resp,
                         struct json_object **out_doc, char *e, size_t esz)
 {
     struct jtape local = {0}, *t = c->tape ? c->tape : &local;
@@ -315,10 +284,9 @@ static int parse_answer(const struct call *c, const struct http_response *resp,
     return 0;
 }
 
-/* One request with the 401 cycle; on 2xx the parsed body: in c->tape when set, else
- * *out_doc (new ref; out_doc may then be NULL). */
-static int exchange(const struct ioctx *io, struct qbo_api *q, const char *realm,
-                    const struct call *c, struct json_object **out_doc, struct api_error *err)
+/* One request with the 401 cycle (qbo_internal.h). */
+int qbo_exchange(const struct ioctx *io, struct qbo_api *q, const char *realm,
+                 const struct qbo_call *c, struct json_object **out_doc, struct api_error *err)
 {
     struct redis_conn *redis = io->redis;
     struct http_param params[8];
@@ -518,7 +486,7 @@ static int query(const struct ioctx *io, struct qbo_api *q, const char *realm, c
                  struct json_object **out_rows, struct api_error *err)
 {
     struct http_param p = {"query", sql};
-    struct call c = {.method = HTTP_GET,
+    struct qbo_call c = {.method = HTTP_GET,
                      .path = "query",
                      .endpoint = "GET /v3/company/{realm}/query",
                      .params = &p,
@@ -541,7 +509,7 @@ static int query(const struct ioctx *io, struct qbo_api *q, const char *realm, c
         c.body_len = n;
         c.content_type = "application/text";
     }
-    if (exchange(io, q, realm, &c, &doc, err) < 0)
+    if (qbo_exchange(io, q, realm, &c, &doc, err) < 0)
         return -1;
     if (json_get_obj(doc, "QueryResponse", &qr) != JGET_OK) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
@@ -644,7 +612,7 @@ static int write_entity(const struct ioctx *io, struct qbo_api *q, const struct 
 {
     struct http_param p[2];
     char endpoint[96];
-    struct call c = {
+    struct qbo_call c = {
         .method = HTTP_POST, .params = p, .content_type = "application/json", .tape = ans->tape};
     struct json_object *doc = NULL;
     const char *body = w->body, *requestid = w->requestid;
@@ -685,7 +653,7 @@ static int write_entity(const struct ioctx *io, struct qbo_api *q, const struct 
     c.endpoint = endpoint;
     c.body = body;
     c.body_len = body_len;
-    if (exchange(io, q, w->realm, &c, &doc, err) < 0)
+    if (qbo_exchange(io, q, w->realm, &c, &doc, err) < 0)
         return -1;
     if (ans->tape) {
         if (jtape_get_obj(ans->tape, JTAPE_ROOT, resources[r].name, &ans->at) == JGET_OK)
@@ -818,7 +786,7 @@ static int read_entity(const struct ioctx *io, struct qbo_api *q, const char *re
                        struct api_error *err)
 {
     char path[3 * QBO_ID_MAX + 64], esc[3 * QBO_ID_MAX + 1], endpoint[96];
-    struct call c = {.method = HTTP_GET, .path = path, .endpoint = endpoint};
+    struct qbo_call c = {.method = HTTP_GET, .path = path, .endpoint = endpoint};
     struct json_object *doc = NULL;
     int r = resource_find(entity), rc;
 
@@ -831,7 +799,7 @@ static int read_entity(const struct ioctx *io, struct qbo_api *q, const char *re
     http_path_escape(esc, sizeof esc, id, strlen(id));
     snprintf(path, sizeof path, "%s/%s", resources[r].path, esc);
     snprintf(endpoint, sizeof endpoint, "GET /v3/company/{realm}/%s/{id}", resources[r].path);
-    if (exchange(io, q, realm, &c, &doc, err) < 0)
+    if (qbo_exchange(io, q, realm, &c, &doc, err) < 0)
         return -1;
     rc = unwrap(doc, resources[r].name, out_entity, err);
     json_object_put(doc);
@@ -843,7 +811,7 @@ static int send_doc(const struct ioctx *io, struct qbo_api *q, const char *realm
 {
     char path[3 * QBO_ID_MAX + 64], esc[3 * QBO_ID_MAX + 1], endpoint[96];
     struct http_param p[1] = {{"sendTo", email}};
-    struct call c = {.method = HTTP_POST,
+    struct qbo_call c = {.method = HTTP_POST,
                      .path = path,
                      .endpoint = endpoint,
                      .params = p,
@@ -869,7 +837,7 @@ static int send_doc(const struct ioctx *io, struct qbo_api *q, const char *realm
     snprintf(path, sizeof path, "%s/%s/send", resources[r].path, esc);
     snprintf(endpoint, sizeof endpoint, "POST /v3/company/{realm}/%s/{id}/send",
              resources[r].path);
-    if (exchange(io, q, realm, &c, &doc, err) < 0)
+    if (qbo_exchange(io, q, realm, &c, &doc, err) < 0)
         return -1;
     json_object_put(doc);
     return 0;
@@ -886,301 +854,4 @@ int qbo_read(const struct ioctx *io, struct qbo_api *q, const char *realm, const
 {
     return api_error_tag(err, API_SOURCE_QBO,
                          read_entity(io, q, realm, entity, id, out_entity, err));
-}
-
-/* ---- CompanyInfo --------------------------------------------------------------------- */
-
-static int company_local_get(struct qbo_api *q, const char *realm, struct qbo_company *out)
-{
-    int hit = 0;
-    int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&q->mu);
-    for (size_t i = 0; i < q->ncompanies; i++) {
-        if (strcmp(q->companies[i].realm, realm) == 0) {
-            if (now < q->companies[i].until) {
-                *out = q->companies[i].c;
-                hit = 1;
-            }
-            break;
-        }
-    }
-    pthread_mutex_unlock(&q->mu);
-    return hit;
-}
-
-static void company_local_put(struct qbo_api *q, const char *realm, const struct qbo_company *c)
-{
-    struct company_entry *e = NULL;
-    int64_t now = clock_mono_ms();
-    pthread_mutex_lock(&q->mu);
-    for (size_t i = 0; i < q->ncompanies && !e; i++)
-        if (strcmp(q->companies[i].realm, realm) == 0 || q->companies[i].until <= now)
-            e = &q->companies[i];
-    if (!e && q->ncompanies == QBO_COMPANY_CACHE_MAX)
-        e = &q->companies[now % QBO_COMPANY_CACHE_MAX]; /* full of live entries: replace one */
-    if (!e) {
-        if (q->ncompanies == q->capcompanies) {
-            size_t cap = q->capcompanies ? q->capcompanies * 2 : 16;
-            struct company_entry *n = realloc(q->companies, cap * sizeof *n);
-            if (!n)
-                goto out;
-            q->companies = n;
-            q->capcompanies = cap;
-        }
-        e = &q->companies[q->ncompanies++];
-    }
-    snprintf(e->realm, sizeof e->realm, "%s", realm);
-    e->c = *c;
-    e->until = now + QBO_COMPANY_LOCAL_TTL_MS;
-out:
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* Country and name into c (the rest of c untouched). */
-static void company_fill(struct qbo_company *c, const char *country, const char *name,
-                         const char *addr_country)
-{
-    memset(c->country, 0, sizeof c->country);
-    memset(c->name, 0, sizeof c->name);
-    if (country && *country)
-        copy_text(c->country, sizeof c->country, country, strlen(country));
-    else if (addr_country)
-        copy_text(c->country, sizeof c->country, addr_country, strlen(addr_country));
-    if (name)
-        copy_text(c->name, sizeof c->name, name, strlen(name));
-    c->is_us = strcmp(c->country, "US") == 0 ||
-               ((!country || !*country) && strcmp(c->country, "USA") == 0);
-}
-
-static int company_key(struct redis_conn *redis, const char *realm, char *key, size_t keysz)
-{
-    int n = snprintf(key, keysz, "%smap:{%s}:company", redis_conn_prefix(redis), realm);
-    return n < 0 || (size_t)n >= keysz ? -1 : 0;
-}
-
-static int company_redis_get(struct redis_conn *redis, const char *realm, struct qbo_company *out)
-{
-    char key[REDIS_MAX_KEY + 1], e[256];
-    struct json_object *doc;
-    const char *country, *name;
-    redisReply *r;
-    int hit = 0;
-
-    if (company_key(redis, realm, key, sizeof key) < 0 ||
-        !(r = redis_command(redis, e, sizeof e, "GET %s", key)))
-        return 0;
-    if (r->type == REDIS_REPLY_STRING && r->len <= QBO_COMPANY_JSON_MAX &&
-        (doc = json_parse_strict(r->str, r->len, 4, e, sizeof e)) != NULL) {
-        int64_t v = 0;
-        const char *home;
-        struct qbo_company c = {{0}};
-        /* v2 entries carry the Preferences; an older entry is a miss */
-        if (json_get_int64(doc, "v", 0, 100, &v) == JGET_OK && v == 2 &&
-            json_get_str(doc, "country", &country) == JGET_OK &&
-            json_get_str(doc, "name", &name) == JGET_OK &&
-            json_get_str(doc, "home", &home) == JGET_OK && strlen(home) == 3 &&
-            json_get_bool(doc, "tax", &c.sales_tax) == JGET_OK &&
-            json_get_bool(doc, "ast", &c.ast) == JGET_OK &&
-            json_get_bool(doc, "mc", &c.multicurrency) == JGET_OK &&
-            json_get_bool(doc, "ctn", &c.custom_txn_numbers) == JGET_OK) {
-            company_fill(&c, country, name, NULL);
-            memcpy(c.home_currency, home, 4);
-            *out = c;
-            hit = 1;
-        }
-        json_object_put(doc);
-    }
-    freeReplyObject(r);
-    return hit;
-}
-
-static void company_redis_put(struct redis_conn *redis, const char *realm,
-                              const struct qbo_company *c)
-{
-    char key[REDIS_MAX_KEY + 1], e[256], ttl[24];
-    struct jbuf jb;
-    redisReply *r;
-
-    if (company_key(redis, realm, key, sizeof key) < 0)
-        return;
-    jbuf_init(&jb, QBO_COMPANY_JSON_MAX);
-    jbuf_obj_open(&jb);
-    jbuf_kv_int(&jb, "v", 2);
-    jbuf_kv_str(&jb, "country", c->country);
-    jbuf_kv_str(&jb, "name", c->name);
-    jbuf_kv_str(&jb, "home", c->home_currency);
-    jbuf_kv_bool(&jb, "tax", c->sales_tax);
-    jbuf_kv_bool(&jb, "ast", c->ast);
-    jbuf_kv_bool(&jb, "mc", c->multicurrency);
-    jbuf_kv_bool(&jb, "ctn", c->custom_txn_numbers);
-    jbuf_obj_close(&jb);
-    snprintf(ttl, sizeof ttl, "%lld", (long long)QBO_COMPANY_REDIS_TTL_MS);
-    if (jbuf_cstr(&jb)) {
-        const char *argv[5] = {"SET", key, jbuf_cstr(&jb), "PX", ttl};
-        if ((r = redis_command_argv(redis, 5, argv, NULL, e, sizeof e)) != NULL)
-            freeReplyObject(r);
-        else
-            log_warn("qbo: caching CompanyInfo of realm %s failed: %s", realm, e);
-    }
-    jbuf_release(&jb);
-}
-
-static int pref_bool(struct json_object *o, const char *group, const char *key)
-{
-    struct json_object *g;
-    int v = 0;
-    if (json_get_obj(o, group, &g) != JGET_OK || json_get_bool(g, key, &v) != JGET_OK)
-        return 0;
-    return v;
-}
-
-/* GET /preferences: sales tax, currencies and numbering into c. */
-static int preferences(const struct ioctx *io, struct qbo_api *q, const char *realm,
-                       struct qbo_company *c, struct api_error *err)
-{
-    struct call call = {
-        .method = HTTP_GET, .path = "preferences", .endpoint = "GET /v3/company/{realm}/preferences"};
-    struct json_object *doc = NULL, *p, *cur, *home;
-    const char *hc = NULL;
-
-    if (exchange(io, q, realm, &call, &doc, err) < 0)
-        return -1;
-    if (json_get_obj(doc, "Preferences", &p) != JGET_OK) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QBO answer lacks the Preferences object");
-        json_object_put(doc);
-        return -1;
-    }
-    c->sales_tax = pref_bool(p, "TaxPrefs", "UsingSalesTax");
-    c->ast = pref_bool(p, "TaxPrefs", "PartnerTaxEnabled");
-    c->multicurrency = pref_bool(p, "CurrencyPrefs", "MultiCurrencyEnabled");
-    c->custom_txn_numbers = pref_bool(p, "SalesFormsPrefs", "CustomTxnNumbers");
-    if (json_get_obj(p, "CurrencyPrefs", &cur) == JGET_OK &&
-        json_get_obj(cur, "HomeCurrency", &home) == JGET_OK &&
-        json_get_str(home, "value", &hc) == JGET_OK && strlen(hc) == 3)
-        memcpy(c->home_currency, hc, 4);
-    else
-        memcpy(c->home_currency, "USD", 4);
-    json_object_put(doc);
-    return 0;
-}
-
-static int company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
-                        struct qbo_company *out, struct api_error *err)
-{
-    struct redis_conn *redis = io->redis;
-    char path[64];
-    struct call c = {
-        .method = HTTP_GET, .path = path, .endpoint = "GET /v3/company/{realm}/companyinfo/{id}"};
-    struct json_object *doc = NULL, *ci, *addr;
-    const char *country = NULL, *name = NULL, *addr_country = NULL;
-    struct qbo_company got;
-
-    api_error_clear(err);
-    if (!oauth_realm_valid(realm)) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad realm id");
-        return -1;
-    }
-    if (company_local_get(q, realm, out))
-        return 0;
-    if (company_redis_get(redis, realm, &got)) {
-        company_local_put(q, realm, &got);
-        *out = got;
-        return 0;
-    }
-    snprintf(path, sizeof path, "companyinfo/%s", realm);
-    if (exchange(io, q, realm, &c, &doc, err) < 0)
-        return -1;
-    if (json_get_obj(doc, "CompanyInfo", &ci) != JGET_OK) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QBO answer lacks the CompanyInfo object");
-        json_object_put(doc);
-        return -1;
-    }
-    if (json_get_str(ci, "Country", &country) != JGET_OK)
-        country = NULL;
-    if (json_get_str(ci, "CompanyName", &name) != JGET_OK)
-        name = NULL;
-    if ((json_get_obj(ci, "CompanyAddr", &addr) == JGET_OK ||
-         json_get_obj(ci, "LegalAddr", &addr) == JGET_OK) &&
-        json_get_str(addr, "Country", &addr_country) != JGET_OK)
-        addr_country = NULL;
-    memset(&got, 0, sizeof got);
-    company_fill(&got, country, name, addr_country);
-    json_object_put(doc);
-    if (preferences(io, q, realm, &got, err) < 0)
-        return -1;
-    company_local_put(q, realm, &got);
-    company_redis_put(redis, realm, &got);
-    *out = got;
-    return 0;
-}
-
-/* A plain positive decimal ("1.0812"): digits, at most one '.', not all zeros. */
-static int rate_text_ok(const char *s, size_t n)
-{
-    size_t dots = 0, nonzero = 0;
-
-    if (n == 0 || n >= QBO_RATE_MAX || s[0] == '.' || s[n - 1] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '.')
-            dots++;
-        else if (s[i] < '0' || s[i] > '9')
-            return 0;
-        else
-            nonzero += s[i] != '0';
-    }
-    return dots <= 1 && nonzero > 0;
-}
-
-static int exchange_rate(const struct ioctx *io, struct qbo_api *q, const char *realm,
-                         const char *code, const char *date, char rate[QBO_RATE_MAX],
-                         struct api_error *err)
-{
-    struct http_param p[2] = {{"sourcecurrencycode", code}, {"asofdate", date}};
-    struct jtape t = {0};
-    struct call c = {.method = HTTP_GET,
-                     .path = "exchangerate",
-                     .endpoint = "GET /v3/company/{realm}/exchangerate",
-                     .params = p,
-                     .nparams = 2,
-                     .tape = &t};
-    size_t x, r;
-    int rc = -1;
-
-    api_error_clear(err);
-    if (!oauth_realm_valid(realm) || !code || strlen(code) != 3 || !date || strlen(date) != 10) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0, "qbo: bad exchange rate query");
-        return -1;
-    }
-    if (exchange(io, q, realm, &c, NULL, err) < 0)
-        return -1;
-    if (jtape_get_obj(&t, JTAPE_ROOT, "ExchangeRate", &x) != JGET_OK ||
-        !(r = jtape_member(&t, x, "Rate")) ||
-        (t.n[r].type != JT_NUMBER && t.n[r].type != JT_STRING) ||
-        !rate_text_ok(t.arena + t.n[r].str, t.n[r].count)) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_QBO_VALIDATION, 200,
-                      "QuickBooks has no usable exchange rate for %s on %s", code, date);
-        goto out;
-    }
-    memcpy(rate, t.arena + t.n[r].str, t.n[r].count);
-    rate[t.n[r].count] = '\0';
-    rc = 0;
-out:
-    jtape_release(&t);
-    return rc;
-}
-
-int qbo_exchange_rate(const struct ioctx *io, struct qbo_api *q, const char *realm,
-                      const char *code, const char *date, char rate[QBO_RATE_MAX],
-                      struct api_error *err)
-{
-    return api_error_tag(err, API_SOURCE_QBO, exchange_rate(io, q, realm, code, date, rate, err));
-}
-
-int qbo_company_info(const struct ioctx *io, struct qbo_api *q, const char *realm,
-                     struct qbo_company *out, struct api_error *err)
-{
-    return api_error_tag(err, API_SOURCE_QBO, company_info(io, q, realm, out, err));
 }

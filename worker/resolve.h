@@ -2,8 +2,8 @@
  * for a HubSpot contact, the item for each line item, the payment term, accounts given by
  * name or id, the income account of created items, and for the
  * payment family the expense's vendor and the payment method.
- * Implemented in resolve.c (customers, items) and resolve_refs.c (accounts, terms,
- * vendors, payment methods).
+ * Implemented in resolve.c (customers), resolve_items.c (items) and resolve_refs.c
+ * (accounts, terms, vendors, payment methods).
  *
  * Owns: the Redis mapping caches and creation locks below, all under the realm's
  * hash tag so one realm's keys share a cluster slot:

@@ -1,8 +1,10 @@
-/* resolve_internal.h - private to resolve.c and resolve_refs.c: the helpers both halves of
- * the resolver share (mapping cache, creation locks, QBO query plumbing, name cleaning).
+/* resolve_internal.h - private to the resolver's files (resolve.c, resolve_items.c,
+ * resolve_refs.c, resolve_query.c): the helpers they share (mapping cache, creation
+ * locks, QBO query plumbing, name cleaning, inactive matches).
  *
- * Owns nothing; the definitions live in resolve.c. No other file may include it: the rest
- * of the program sees only worker/resolve.h. Every function takes a struct resolve_ctx
+ * Owns nothing; the definitions live in resolve.c, but resolve_query_rows() in
+ * resolve_query.c. No other file may include it: the rest of the program sees only
+ * worker/resolve.h. Every function takes a struct resolve_ctx
  * (or nothing) and, like it, is used on one worker thread at a time.
  */
 #ifndef HSQB_RESOLVE_INTERNAL_H
@@ -61,6 +63,24 @@ const char *resolve_row_id(struct json_object *row);
  * spaces; cut to outsz - 1 bytes on a character boundary (never inside a UTF-8
  * sequence: the text is joined to more text and sent to QBO). */
 void resolve_clean_name(const char *s, char *out, size_t outsz);
+
+/* out = a + b, cut to outsz - 1 bytes (callers size the parts so nothing is cut). */
+void resolve_join2(char *out, size_t outsz, const char *a, const char *b);
+
+/* A matched record that is inactive: made active again when resolve.reactivate_inactive
+ * allows (a sparse update of entity id at sync_token, its requestid step
+ * "reactivate:<entity>:<id>"): 0; else -1 with err (QBO_RECORD_INACTIVE naming the noun
+ * and name, or the update's failure). */
+int resolve_inactive_match(const struct resolve_ctx *rc, const char *entity, const char *noun,
+                           const char *name, const char *id, const char *sync_token,
+                           struct api_error *err);
+
+/* The row's SyncToken into out ("0" when absent or not digits). */
+void resolve_row_sync_token(struct json_object *row, char *out, size_t outsz);
+
+/* A create body could not be built: -1 with err API_TRANSIENT INTERNAL, cleared first so
+ * no stale fault code from an earlier attempt survives (callers test it for 6240). */
+int resolve_body_oom(struct api_error *err);
 
 
 #endif

@@ -1,7 +1,7 @@
 /* resolve_refs.c - the references a document names by Id or by name rather than derives
  * from a HubSpot record: accounts, payment terms, expense vendors and payment methods
- * (rules in resolve.h). Customers and items, and the helpers both files share
- * (resolve_internal.h), live in resolve.c.
+ * (rules in resolve.h). Customers, and the helpers the resolver's files share
+ * (resolve_internal.h), live in resolve.c; items in resolve_items.c.
  *
  * Why this shape: an input of digits is an Id, read once to check it exists, so a wrong
  * Id fails as *_NOT_FOUND here instead of as a validation fault on the document; a name
