@@ -392,6 +392,22 @@ int redis_reply_str(const redisReply *r, char *buf, size_t bufsz)
     return 1;
 }
 
+/* A decimal number of at most 9 digits at s into *out, *end after it. 0, or -1. */
+static int version_part(const char *s, const char **end, int *out)
+{
+    int n = 0, digits = 0;
+
+    while (*s >= '0' && *s <= '9' && digits < 9) {
+        n = n * 10 + (*s++ - '0');
+        digits++;
+    }
+    if (!digits || (*s >= '0' && *s <= '9'))
+        return -1;
+    *out = n;
+    *end = s;
+    return 0;
+}
+
 int redis_version_parse(const char *info, int *major, int *minor)
 {
     const char *v = info;
@@ -399,8 +415,8 @@ int redis_version_parse(const char *info, int *major, int *minor)
     /* a field at the start of a line, not a longer name ending in it */
     while ((v = strstr(v, "redis_version:")) && v != info && v[-1] != '\n')
         v++;
-    if (!v || sscanf(v + strlen("redis_version:"), "%d.%d", major, minor) != 2 || *major < 0 ||
-        *minor < 0)
+    if (!v || version_part(v + strlen("redis_version:"), &v, major) < 0 || *v++ != '.' ||
+        version_part(v, &v, minor) < 0)
         return -1;
     return 0;
 }

@@ -916,12 +916,13 @@ static int expense_round(void *opaque, int round, struct api_error *err)
     return rc;
 }
 
-static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
+/* run_expense's work, with r->expense_id and r->from_id pointing at its buffers. */
+static int expense(struct prun *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
     static const char *const what[] = {"processing fees", "net amount", "amount"};
-    char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX], vendor_id[RESOLVE_ID_MAX] = "";
+    char vendor_id[RESOLVE_ID_MAX] = "";
     char note[PAYMENT_NOTE_MAX], desc[DESC_MAX], cut[65];
     struct qbo_created doc;
     struct purchase_body pb;
@@ -935,8 +936,6 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
                                .refresh = refresh_expense_refs};
     int64_t amount;
 
-    r->expense_id = expense_id;
-    r->from_id = from_id;
     if (payment_expense_amount(&r->f, ev->in.amount_source, &amount, err) < 0 ||
         action_company(r->ctx, &r->co, err) < 0 ||
         action_hubspot_currency(r->f.currency, NULL, 0, "payment", ev->object_id,
@@ -950,8 +949,8 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
              cut[0] ? " (" : "", cut, cut[0] ? ")" : "", what[ev->in.amount_source]);
     pb = (struct purchase_body){
         .payment_type = ev->in.payment_type,
-        .paid_from_id = from_id,
-        .expense_id = expense_id,
+        .paid_from_id = r->from_id,
+        .expense_id = r->expense_id,
         .vendor_id = ev->in.vendor ? vendor_id : NULL,
         .amount_cents = amount,
         .description = desc,
@@ -969,6 +968,18 @@ static int run_expense(struct prun *r, struct action_outcome *out, struct api_er
         return -1;
     r->total_cents = amount;
     return fill_outcome(r, &doc, out, err);
+}
+
+static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
+{
+    char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX];
+    int rc;
+
+    r->expense_id = expense_id;
+    r->from_id = from_id;
+    rc = expense(r, out, err);
+    r->expense_id = r->from_id = NULL; /* the buffers die with this frame */
+    return rc;
 }
 
 static int payment_handles(enum hsqb_action a, enum hsqb_object_type t)

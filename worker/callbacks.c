@@ -412,14 +412,14 @@ static void send_batch(struct callbacks *cb, struct cb_portal *p)
 
     while (k < p->n && k < cb->batch_size) {
         const struct callback_completion *c = &p->q[k]->c;
-        size_t j = 0;
+        size_t j = 0, nf;
 
         while (j < k && strcmp(done[j].callback_id, c->callback_id) != 0)
             j++;
         if (j < k)
             break;
-        done[k] = (struct hubspot_completion){c->callback_id, c->success, f[k],
-                                              callback_completion_fields(c, f[k])};
+        nf = callback_completion_fields(c, f[k]); /* fills f[k] */
+        done[k] = (struct hubspot_completion){c->callback_id, c->success, f[k], nf};
         k++;
     }
     if (hubspot_complete_callbacks_batch(&io, cb->hs, &hc, done, k, &err) == 0)

@@ -133,6 +133,15 @@ static void test_version(void **state)
                                          &minor),
                      -1);
     assert_int_equal(redis_version_parse("redis_version:garbage\r\n", &major, &minor), -1);
+    /* no minor, a sign, or a number too long for an int is not a version */
+    assert_int_equal(redis_version_parse("redis_version:7\r\n", &major, &minor), -1);
+    assert_int_equal(redis_version_parse("redis_version:7.\r\n", &major, &minor), -1);
+    assert_int_equal(redis_version_parse("redis_version:-1.2\r\n", &major, &minor), -1);
+    assert_int_equal(redis_version_parse("redis_version:99999999999.0\r\n", &major, &minor), -1);
+    assert_int_equal(redis_version_parse("redis_version:8.99999999999\r\n", &major, &minor), -1);
+    assert_int_equal(redis_version_parse("redis_version:123456789.1-rc\r\n", &major, &minor),
+                     0);
+    assert_int_equal(major, 123456789);
 
     assert_int_equal(redis_server_version(c, &major, &minor, err, sizeof err), 0);
     assert_true(major >= REDIS_MIN_MAJOR);
