@@ -45,7 +45,7 @@ static const char *serialise(struct json_object *tree, size_t *len)
 
 struct json_object *qbo_text_parse(struct json_object *text)
 {
-    struct json_tokener *tok = json_tokener_new_ex(QBO_STORE_DEPTH);
+    struct json_tokener *tok = sb_tokener(QBO_STORE_DEPTH);
     struct json_object *tree = NULL;
     if (!tok)
         return NULL;
@@ -55,7 +55,6 @@ struct json_object *qbo_text_parse(struct json_object *text)
         json_object_put(tree);
         tree = NULL;
     }
-    json_tokener_free(tok);
     return tree;
 }
 

@@ -83,6 +83,59 @@ struct sb_conn {
     int drop_at_end;
 };
 
+/* ---- per-thread helpers -------------------------------------------------------------- */
+
+#define SB_TOKENER_SLOTS 4 /* distinct depths in use: 32 (bodies) and 64 (QBO's store) */
+
+struct tokeners {
+    int depth[SB_TOKENER_SLOTS];
+    struct json_tokener *tok[SB_TOKENER_SLOTS];
+};
+
+static pthread_key_t tokener_key;
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+
+static void tokeners_free(void *arg)
+{
+    struct tokeners *t = arg;
+    for (int i = 0; i < SB_TOKENER_SLOTS; i++)
+        if (t->tok[i])
+            json_tokener_free(t->tok[i]);
+    free(t);
+}
+
+static void tokener_key_init(void)
+{
+    if (pthread_key_create(&tokener_key, tokeners_free) != 0)
+        abort(); /* at the first parse of the process: no key, no sandbox */
+}
+
+struct json_tokener *sb_tokener(int depth)
+{
+    struct tokeners *t;
+    int i;
+    pthread_once(&tokener_once, tokener_key_init);
+    if (!(t = pthread_getspecific(tokener_key))) {
+        if (!(t = calloc(1, sizeof(*t))) || pthread_setspecific(tokener_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    for (i = 0; i < SB_TOKENER_SLOTS && t->tok[i]; i++)
+        if (t->depth[i] == depth) {
+            json_tokener_reset(t->tok[i]);
+            return t->tok[i];
+        }
+    if (i == SB_TOKENER_SLOTS) { /* more depths than slots: the last slot is recycled */
+        json_tokener_free(t->tok[--i]);
+        t->tok[i] = NULL;
+    }
+    if (!(t->tok[i] = json_tokener_new_ex(depth)))
+        return NULL;
+    t->depth[i] = depth;
+    return t->tok[i];
+}
+
 /* ---- time and random ---------------------------------------------------------------- */
 
 uint64_t sb_rand(void)
