@@ -545,19 +545,31 @@ struct qs_ctx {
     size_t len;
 };
 
+/* Append s to q, cut (and 0 returned) when it does not fit; q->buf stays terminated. */
+static int qs_put(struct qs_ctx *q, const char *s)
+{
+    size_t n = strlen(s), room = sizeof(q->buf) - 1 - q->len;
+    int fits = n <= room;
+    if (!fits)
+        n = room;
+    memcpy(q->buf + q->len, s, n);
+    q->len += n;
+    q->buf[q->len] = '\0';
+    return fits;
+}
+
 static enum MHD_Result qs_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value)
 {
     struct qs_ctx *q = cls;
+    int fits = 1;
     (void)kind;
-    int n = snprintf(q->buf + q->len, sizeof(q->buf) - q->len, "%s%s%s%s", q->len ? "&" : "",
-                     key ? key : "", value ? "=" : "", value ? value : "");
-    if (n < 0 || (size_t)n >= sizeof(q->buf) - q->len) {
-        q->len = sizeof(q->buf) - 1;
-        return MHD_NO;
-    }
-    q->len += (size_t)n;
-    return MHD_YES;
+    if (q->len)
+        fits = qs_put(q, "&");
+    fits = fits && qs_put(q, key ? key : "");
+    if (fits && value)
+        fits = qs_put(q, "=") && qs_put(q, value);
+    return fits ? MHD_YES : MHD_NO;
 }
 
 static void log_request(struct sb_conn *c, int status)
