@@ -25,7 +25,7 @@ static void put(struct sb_json *w, const char *s, size_t n)
     if (w->err)
         return;
     if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 1024;
+        size_t cap = w->cap ? w->cap : 4096; /* a batch read's answer without a realloc */
         while (cap < w->len + n + 1)
             cap *= 2;
         char *b = realloc(w->buf, cap);
@@ -85,14 +85,30 @@ size_t sb_json_escape(const char *s, size_t n, char *out)
     return o;
 }
 
+/* Bytes json-c escapes: the control characters, '"' and '\\'. */
+static int needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* Most strings (ids, dates, names) need no escape: one scan finds that, and only a
+ * string that does goes through sb_json_escape. */
 static void quoted(struct sb_json *w, const char *s)
 {
-    size_t n = strlen(s), m = sb_json_escape(s, n, NULL);
+    size_t n = 0;
+    while (s[n] && !needs_escape((unsigned char)s[n]))
+        n++;
+    if (!s[n]) {
+        put(w, "\"", 1);
+        put(w, s, n);
+        put(w, "\"", 1);
+        return;
+    }
+    n += strlen(s + n);
+    size_t m = sb_json_escape(s, n, NULL);
     char small[256], *e = m <= sizeof(small) ? small : malloc(m);
     put(w, "\"", 1);
-    if (m == n)
-        put(w, s, n);
-    else if (!e)
+    if (!e)
         w->err = 1;
     else
         put(w, e, sb_json_escape(s, n, e));
