@@ -2,7 +2,6 @@
  * The rules are in sb_json.h; tests/unit/sandbox/test_sb_json.c checks them against
  * json-c itself for every byte value.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,12 +154,28 @@ void sb_json_str(struct sb_json *w, const char *s)
         put(w, "null", 4);
 }
 
+size_t sb_json_fmt_int(char *buf, int64_t v)
+{
+    char tmp[SB_JSON_INT_MAX];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0, len = 0;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        buf[len++] = '-';
+    while (n > 0)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
 void sb_json_int(struct sb_json *w, int64_t v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof(b), "%" PRId64, v);
+    char b[SB_JSON_INT_MAX];
+    size_t n = sb_json_fmt_int(b, v);
     element(w);
-    put(w, b, (size_t)n);
+    put(w, b, n);
 }
 
 void sb_json_bool(struct sb_json *w, int v)

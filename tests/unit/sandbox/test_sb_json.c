@@ -7,7 +7,9 @@
  */
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <cmocka.h>
 #include <stdlib.h>
@@ -73,6 +75,20 @@ static void test_nesting_and_values_as_json_c(void **state)
     json_object_put(o);
 }
 
+static void test_integers_as_printf(void **state)
+{
+    static const int64_t v[] = {0,  1,         -1,         9,         10,        -10,
+                                99, 100,       123456789,  INT32_MAX, INT32_MIN, INT64_MAX,
+                                INT64_MIN,     INT64_MIN + 1, -999999999999LL};
+    char got[SB_JSON_INT_MAX], want[32];
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        snprintf(want, sizeof(want), "%" PRId64, v[i]);
+        assert_int_equal(sb_json_fmt_int(got, v[i]), strlen(want));
+        assert_string_equal(got, want);
+    }
+}
+
 static void test_misuse_latches_an_error(void **state)
 {
     struct sb_json w;
@@ -93,6 +109,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_byte_escapes_as_json_c),
         cmocka_unit_test(test_nesting_and_values_as_json_c),
+        cmocka_unit_test(test_integers_as_printf),
         cmocka_unit_test(test_misuse_latches_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
