@@ -19,10 +19,11 @@ void sb_json_release(struct sb_json *w)
     sb_json_init(w);
 }
 
-static void put(struct sb_json *w, const char *s, size_t n)
+/* Room for n more bytes and the terminating NUL at w->buf + w->len; NULL once w failed. */
+static char *room(struct sb_json *w, size_t n)
 {
     if (w->err)
-        return;
+        return NULL;
     if (w->len + n + 1 > w->cap) {
         size_t cap = w->cap ? w->cap : 4096; /* a batch read's answer without a realloc */
         while (cap < w->len + n + 1)
@@ -30,14 +31,33 @@ static void put(struct sb_json *w, const char *s, size_t n)
         char *b = realloc(w->buf, cap);
         if (!b) {
             w->err = 1;
-            return;
+            return NULL;
         }
         w->buf = b;
         w->cap = cap;
     }
-    memcpy(w->buf + w->len, s, n);
+    return w->buf + w->len;
+}
+
+static void put(struct sb_json *w, const char *s, size_t n)
+{
+    char *p = room(w, n);
+    if (!p)
+        return;
+    memcpy(p, s, n);
     w->len += n;
     w->buf[w->len] = '\0';
+}
+
+/* One byte (punctuation): the writer's most frequent call, so no memcpy. */
+static void put_c(struct sb_json *w, char c)
+{
+    char *p = room(w, 1);
+    if (!p)
+        return;
+    p[0] = c;
+    p[1] = '\0';
+    w->len++;
 }
 
 /* A comma before the next element of the current container, unless a key precedes it. */
@@ -48,7 +68,7 @@ static void element(struct sb_json *w)
         return;
     }
     if (w->has[w->depth])
-        put(w, ",", 1);
+        put_c(w, ',');
     w->has[w->depth] = 1;
 }
 
@@ -90,30 +110,41 @@ static int needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-/* Most strings (ids, dates, names) need no escape: one scan finds that, and only a
- * string that does goes through sb_json_escape. */
-static void quoted(struct sb_json *w, const char *s)
+/* s quoted, then tail unless it is 0 (a key's ':'). Most strings (ids, dates, names) need
+ * no escape: one scan finds that, and the string goes into the buffer in one piece; only
+ * a string that needs one goes through sb_json_escape. */
+static void quoted(struct sb_json *w, const char *s, char tail)
 {
     size_t n = 0;
+    char *p;
     while (s[n] && !needs_escape((unsigned char)s[n]))
         n++;
     if (!s[n]) {
-        put(w, "\"", 1);
-        put(w, s, n);
-        put(w, "\"", 1);
+        if (!(p = room(w, n + 3)))
+            return;
+        *p++ = '"';
+        memcpy(p, s, n);
+        p += n;
+        *p++ = '"';
+        if (tail)
+            *p++ = tail;
+        *p = '\0';
+        w->len = (size_t)(p - w->buf);
         return;
     }
     n += strlen(s + n);
     size_t m = sb_json_escape(s, n, NULL);
     char small[256], *e = m <= sizeof(small) ? small : malloc(m);
-    put(w, "\"", 1);
+    put_c(w, '"');
     if (!e)
         w->err = 1;
     else
         put(w, e, sb_json_escape(s, n, e));
     if (e != small)
         free(e);
-    put(w, "\"", 1);
+    put_c(w, '"');
+    if (tail)
+        put_c(w, tail);
 }
 
 void sb_json_open(struct sb_json *w, char bracket)
@@ -123,7 +154,7 @@ void sb_json_open(struct sb_json *w, char bracket)
         w->err = 1;
         return;
     }
-    put(w, &bracket, 1);
+    put_c(w, bracket);
     w->has[++w->depth] = 0;
 }
 
@@ -134,14 +165,13 @@ void sb_json_close(struct sb_json *w, char bracket)
         return;
     }
     w->depth--;
-    put(w, &bracket, 1);
+    put_c(w, bracket);
 }
 
 void sb_json_key(struct sb_json *w, const char *key)
 {
     element(w);
-    quoted(w, key);
-    put(w, ":", 1);
+    quoted(w, key, ':');
     w->after_key = 1;
 }
 
@@ -149,7 +179,7 @@ void sb_json_str(struct sb_json *w, const char *s)
 {
     element(w);
     if (s)
-        quoted(w, s);
+        quoted(w, s, 0);
     else
         put(w, "null", 4);
 }
