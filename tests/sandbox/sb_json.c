@@ -2,6 +2,7 @@
  * The rules are in sb_json.h; tests/unit/sandbox/test_sb_json.c checks them against
  * json-c itself for every byte value.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,16 +111,16 @@ static int needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-/* s quoted, then tail unless it is 0 (a key's ':'). Most strings (ids, dates, names) need
- * no escape: one scan finds that, and the string goes into the buffer in one piece; only
- * a string that needs one goes through sb_json_escape. */
-static void quoted(struct sb_json *w, const char *s, char tail)
+/* n bytes of s quoted, then tail unless it is 0 (a key's ':'). Most strings (ids, dates,
+ * names) need no escape: one scan finds that, and the string goes into the buffer in one
+ * piece; only a string that needs one goes through sb_json_escape. */
+static void quoted_n(struct sb_json *w, const char *s, size_t n, char tail)
 {
-    size_t n = 0;
+    size_t i = 0;
     char *p;
-    while (s[n] && !needs_escape((unsigned char)s[n]))
-        n++;
-    if (!s[n]) {
+    while (i < n && !needs_escape((unsigned char)s[i]))
+        i++;
+    if (i == n) {
         if (!(p = room(w, n + 3)))
             return;
         *p++ = '"';
@@ -132,7 +133,6 @@ static void quoted(struct sb_json *w, const char *s, char tail)
         w->len = (size_t)(p - w->buf);
         return;
     }
-    n += strlen(s + n);
     size_t m = sb_json_escape(s, n, NULL);
     char small[256], *e = m <= sizeof(small) ? small : malloc(m);
     put_c(w, '"');
@@ -145,6 +145,11 @@ static void quoted(struct sb_json *w, const char *s, char tail)
     put_c(w, '"');
     if (tail)
         put_c(w, tail);
+}
+
+static void quoted(struct sb_json *w, const char *s, char tail)
+{
+    quoted_n(w, s, strlen(s), tail);
 }
 
 void sb_json_open(struct sb_json *w, char bracket)
@@ -230,4 +235,63 @@ void sb_json_kv_int(struct sb_json *w, const char *key, int64_t v)
 {
     sb_json_key(w, key);
     sb_json_int(w, v);
+}
+
+/* Numbers as json-c writes them: an int64 (or a uint64 above INT64_MAX) in decimal, a
+ * double that keeps the text it was parsed or made from (json_object_new_double_s: its
+ * userdata) as that text, any other double by json-c itself. */
+static void tree_number(struct sb_json *w, struct json_object *o)
+{
+    const char *t;
+    size_t n;
+    if (json_object_is_type(o, json_type_int)) {
+        int64_t v = json_object_get_int64(o);
+        char b[SB_JSON_INT_MAX];
+        if (v == INT64_MAX && json_object_get_uint64(o) > (uint64_t)INT64_MAX) {
+            snprintf(b, sizeof(b), "%" PRIu64, json_object_get_uint64(o));
+            sb_json_raw(w, b, strlen(b));
+        } else {
+            sb_json_int(w, v);
+        }
+        return;
+    }
+    if ((t = json_object_get_userdata(o)) != NULL) {
+        sb_json_raw(w, t, strlen(t));
+        return;
+    }
+    t = json_object_to_json_string_length(o, SB_JSON_C_FLAGS, &n);
+    sb_json_raw(w, t, n);
+}
+
+void sb_json_tree(struct sb_json *w, struct json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_null:
+        sb_json_raw(w, "null", 4);
+        return;
+    case json_type_boolean:
+        sb_json_bool(w, json_object_get_boolean(o));
+        return;
+    case json_type_string:
+        element(w);
+        quoted_n(w, json_object_get_string(o), (size_t)json_object_get_string_len(o), 0);
+        return;
+    case json_type_object:
+        sb_json_open(w, '{');
+        json_object_object_foreach(o, k, v)
+        {
+            sb_json_key(w, k);
+            sb_json_tree(w, v);
+        }
+        sb_json_close(w, '}');
+        return;
+    case json_type_array:
+        sb_json_open(w, '[');
+        for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
+            sb_json_tree(w, json_object_array_get_idx(o, i));
+        sb_json_close(w, ']');
+        return;
+    default:
+        tree_number(w, o);
+    }
 }

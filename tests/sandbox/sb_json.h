@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <json-c/json.h>
 
 #define SB_JSON_DEPTH 16
 
@@ -50,6 +51,11 @@ void sb_json_kv_int(struct sb_json *w, const char *key, int64_t v);
  * 8 % of the sandbox's instructions in the bench's drain. */
 #define SB_JSON_INT_MAX 21
 size_t sb_json_fmt_int(char *buf, int64_t v);
+/* A json-c tree (NULL = null), byte for byte as json_object_to_json_string_ext(o,
+ * SB_JSON_C_FLAGS) writes it, as one value; borrowed. A tree nested deeper than
+ * SB_JSON_DEPTH fails w (the caller then asks json-c). */
+#define SB_JSON_C_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+void sb_json_tree(struct sb_json *w, struct json_object *o);
 /* Escape n bytes as json-c would (no quotes) into out (NULL: only measure); returns the
  * length written. Exposed for the unit test. */
 size_t sb_json_escape(const char *s, size_t n, char *out);
