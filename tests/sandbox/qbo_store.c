@@ -38,9 +38,10 @@ int qbo_compact(enum kind k)
     return (qbo_kinds[k].flags & KF_TXN) != 0;
 }
 
-/* The text of tree as the replies write it: by sb_json_tree (json-c's bytes at a third of
- * its cost in the bench's drain), or json-c's own serialiser for a tree nested deeper than
- * sb_json writes. The text lives in w (caller releases) or in the tree. */
+/* The text of tree as the replies write it: by sb_json_tree (json-c's bytes; settling a
+ * bench invoice took 112,000 instructions with json-c's serialiser, 88,000 now), or by
+ * json-c for a tree nested deeper than sb_json writes. The text lives in w (caller
+ * releases) or in the tree. */
 static const char *serialise(struct json_object *tree, struct sb_json *w, size_t *len)
 {
     sb_json_init(w);

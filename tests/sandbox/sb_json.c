@@ -1,4 +1,6 @@
-/* sb_json.c - the text writer of sb_json.h: json-c's escaping without json-c's trees.
+/* sb_json.c - the text writer of sb_json.h: json-c's escaping without json-c's trees, and
+ * a json-c tree written in that writer's way (sb_json_tree): json-c's bytes, with about a
+ * third fewer instructions than its serialiser (callgrind, a bench invoice).
  * The rules are in sb_json.h; tests/unit/sandbox/test_sb_json.c checks them against
  * json-c itself for every byte value.
  */

@@ -5,7 +5,8 @@
  *
  * Why: the sandbox's hot answers (HubSpot records, the request log) were json-c trees
  * built only to be serialised: a hash table per JSON object, most of the CPU of a read.
- * These answers are now written straight into one buffer. The output must stay the bytes
+ * These answers are now written straight into one buffer, and a stored QBO transaction's
+ * tree is turned into text the same way (sb_json_tree). The output must stay the bytes
  * sb_resp_json() produced (clients and tests compare them), so strings and keys are
  * escaped exactly as json-c does with JSON_C_TO_STRING_PLAIN | _NOSLASHESCAPE: '"', '\'
  * and the control characters \b \f \n \r \t in short form, other bytes below 0x20 as
