@@ -797,7 +797,7 @@ void sb_admin_error(struct sb_response *resp, int status, const char *msg)
 
 struct json_object *sb_admin_body(const struct sb_request *req, struct sb_response *resp)
 {
-    struct json_tokener *tok = json_tokener_new();
+    struct json_tokener *tok = sb_tokener(JSON_TOKENER_DEFAULT_DEPTH);
     struct json_object *o = NULL;
     if (tok) {
         o = json_tokener_parse_ex(tok, req->body, (int)req->body_len);
@@ -806,7 +806,6 @@ struct json_object *sb_admin_body(const struct sb_request *req, struct sb_respon
             json_object_put(o);
             o = NULL;
         }
-        json_tokener_free(tok);
     }
     if (!o)
         sb_admin_error(resp, 400, "request body must be valid JSON");

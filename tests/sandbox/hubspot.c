@@ -499,7 +499,7 @@ static void h_list(struct hs_portal *p, int t, const struct sb_request *req,
 
 struct json_object *hs_json_body(const struct sb_request *req, struct sb_response *resp)
 {
-    struct json_tokener *tok = json_tokener_new();
+    struct json_tokener *tok = sb_tokener(JSON_TOKENER_DEFAULT_DEPTH);
     struct json_object *o = NULL;
     enum json_tokener_error e = json_tokener_error_parse_eof;
     if (tok) {
@@ -511,7 +511,6 @@ struct json_object *hs_json_body(const struct sb_request *req, struct sb_respons
             json_object_put(o);
             o = NULL;
         }
-        json_tokener_free(tok);
     }
     if (!o)
         hs_errorf(resp, 400, "VALIDATION_ERROR", "Invalid input JSON: %s",

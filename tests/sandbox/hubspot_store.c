@@ -529,9 +529,9 @@ static void prop_put(struct sb_json *w, const struct hs_obj *o, const char *name
         sb_json_kv_str(w, name, v);
         return;
     }
-    char buf[32];
+    char buf[SB_JSON_INT_MAX];
     if (strcmp(name, "hs_object_id") == 0) {
-        snprintf(buf, sizeof(buf), "%lld", (long long)o->id);
+        sb_json_fmt_int(buf, o->id);
         sb_json_kv_str(w, name, buf);
     } else if (strcmp(name, "createdate") == 0) {
         iso_put(w, name, o->created_ms);
@@ -632,8 +632,8 @@ static void write_assoc_v3(struct sb_json *w, const struct hs_obj *o, const stru
         sb_json_open(w, '[');
         for (int k = 0; k < n; k++) {
             const struct hs_link *l = &o->links[idx[k]];
-            char id[32];
-            snprintf(id, sizeof(id), "%lld", (long long)l->to_id);
+            char id[SB_JSON_INT_MAX];
+            sb_json_fmt_int(id, l->to_id);
             for (int j = 0; j < l->ntypes; j++) {
                 const struct assoc_def *d = assoc_by_id(l->type_ids[j]);
                 const char *name = d ? d->name : "unknown";
@@ -664,8 +664,8 @@ static void write_assoc_v3(struct sb_json *w, const struct hs_obj *o, const stru
 void hs_write_obj(struct sb_json *w, const struct hs_obj *o, const struct names *props,
                   const struct names *assoc, const struct names *hist)
 {
-    char id[32];
-    snprintf(id, sizeof(id), "%lld", (long long)o->id);
+    char id[SB_JSON_INT_MAX];
+    sb_json_fmt_int(id, o->id);
     sb_json_open(w, '{');
     sb_json_kv_str(w, "id", id);
     sb_json_key(w, "properties");

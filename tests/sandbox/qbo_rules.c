@@ -757,7 +757,7 @@ void qbo_do_write(struct route_ctx *c, enum kind k)
 {
     const char *op = sb_req_query(c->req, "operation");
     const char *inc = sb_req_query(c->req, "include");
-    struct json_tokener *tok = json_tokener_new_ex(QBO_JSON_DEPTH);
+    struct json_tokener *tok = sb_tokener(QBO_JSON_DEPTH);
     struct json_object *body = NULL, *old, *ent;
     struct fault f;
 
@@ -801,8 +801,6 @@ void qbo_do_write(struct route_ctx *c, enum kind k)
     }
 out:
     json_object_put(body);
-    if (tok)
-        json_tokener_free(tok);
 }
 
 /* ---- requestid store ----------------------------------------------------------------- */

@@ -103,6 +103,11 @@ void sb_resp_header(struct sb_response *resp, const char *name, const char *fmt,
 uint64_t sb_rand(void);
 /* Format wall-clock ms as "2024-01-01T00:00:00.000Z" into buf (>= 25 bytes). */
 void sb_iso8601(int64_t wall_ms, char *buf, size_t bufsz);
+/* This thread's json-c tokener for bodies nested at most depth deep, reset for a new
+ * parse: borrowed (never freed by the caller), valid until this thread's next
+ * sb_tokener() call; NULL when out of memory. A tokener costs a few KB of allocation
+ * (and of malloc's consolidation) per parse when made afresh, once per thread here. */
+struct json_tokener *sb_tokener(int depth);
 
 /* Server core (server.c). Start serving on host:port (port 0 = ephemeral) with
  * `threads` event-loop threads; *bound_port receives the port actually bound. */

@@ -83,6 +83,59 @@ struct sb_conn {
     int drop_at_end;
 };
 
+/* ---- per-thread helpers -------------------------------------------------------------- */
+
+#define SB_TOKENER_SLOTS 4 /* distinct depths in use: 32 (bodies) and 64 (QBO's store) */
+
+struct tokeners {
+    int depth[SB_TOKENER_SLOTS];
+    struct json_tokener *tok[SB_TOKENER_SLOTS];
+};
+
+static pthread_key_t tokener_key;
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+
+static void tokeners_free(void *arg)
+{
+    struct tokeners *t = arg;
+    for (int i = 0; i < SB_TOKENER_SLOTS; i++)
+        if (t->tok[i])
+            json_tokener_free(t->tok[i]);
+    free(t);
+}
+
+static void tokener_key_init(void)
+{
+    if (pthread_key_create(&tokener_key, tokeners_free) != 0)
+        abort(); /* at the first parse of the process: no key, no sandbox */
+}
+
+struct json_tokener *sb_tokener(int depth)
+{
+    struct tokeners *t;
+    int i;
+    pthread_once(&tokener_once, tokener_key_init);
+    if (!(t = pthread_getspecific(tokener_key))) {
+        if (!(t = calloc(1, sizeof(*t))) || pthread_setspecific(tokener_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    for (i = 0; i < SB_TOKENER_SLOTS && t->tok[i]; i++)
+        if (t->depth[i] == depth) {
+            json_tokener_reset(t->tok[i]);
+            return t->tok[i];
+        }
+    if (i == SB_TOKENER_SLOTS) { /* more depths than slots: the last slot is recycled */
+        json_tokener_free(t->tok[--i]);
+        t->tok[i] = NULL;
+    }
+    if (!(t->tok[i] = json_tokener_new_ex(depth)))
+        return NULL;
+    t->depth[i] = depth;
+    return t->tok[i];
+}
+
 /* ---- time and random ---------------------------------------------------------------- */
 
 uint64_t sb_rand(void)
@@ -492,19 +545,31 @@ struct qs_ctx {
     size_t len;
 };
 
+/* Append s to q, cut (and 0 returned) when it does not fit; q->buf stays terminated. */
+static int qs_put(struct qs_ctx *q, const char *s)
+{
+    size_t n = strlen(s), room = sizeof(q->buf) - 1 - q->len;
+    int fits = n <= room;
+    if (!fits)
+        n = room;
+    memcpy(q->buf + q->len, s, n);
+    q->len += n;
+    q->buf[q->len] = '\0';
+    return fits;
+}
+
 static enum MHD_Result qs_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value)
 {
     struct qs_ctx *q = cls;
+    int fits = 1;
     (void)kind;
-    int n = snprintf(q->buf + q->len, sizeof(q->buf) - q->len, "%s%s%s%s", q->len ? "&" : "",
-                     key ? key : "", value ? "=" : "", value ? value : "");
-    if (n < 0 || (size_t)n >= sizeof(q->buf) - q->len) {
-        q->len = sizeof(q->buf) - 1;
-        return MHD_NO;
-    }
-    q->len += (size_t)n;
-    return MHD_YES;
+    if (q->len)
+        fits = qs_put(q, "&");
+    fits = fits && qs_put(q, key ? key : "");
+    if (fits && value)
+        fits = qs_put(q, "=") && qs_put(q, value);
+    return fits ? MHD_YES : MHD_NO;
 }
 
 static void log_request(struct sb_conn *c, int status)

@@ -45,6 +45,15 @@ def test_bad_seed_file_fails_startup(tmp_path):
 
 # ---- request log ------------------------------------------------------------------------------
 
+def test_request_log_cuts_a_long_query_at_4095_bytes(sb):
+    # The log re-joins the decoded arguments (a bare key keeps no '='); a query longer
+    # than the entry's 4 KiB buffer is cut at 4095 bytes, mid-argument if need be.
+    args = ["flag", "empty="] + ["k%03d=%s" % (i, "v" * 40) for i in range(120)]
+    sb.get("/nowhere?" + "&".join(args))
+    (entry,) = sb.requests()
+    assert entry["query"] == "&".join(args)[:4095]
+
+
 def test_request_log_records_and_filters(sb):
     sb.hs("GET", DEAL + "?properties=amount")
     sb.hs("POST", "/crm/v3/objects/deals/batch/read", {"inputs": [{"id": "9"}]})

@@ -451,6 +451,23 @@ def test_invoice_minimal_create_defaults(sb):
     assert make_invoice(sb)["DocNumber"] == "1038"
 
 
+def test_invoice_nested_deeper_than_the_text_writer_is_stored_whole(sb):
+    # A stored transaction is written back as text by sb_json_tree, which nests 16 deep;
+    # a deeper member (the request may nest 32) is written by json-c instead, unchanged.
+    deep = "x"
+    for _ in range(20):
+        deep = {"d": deep}
+    r = post(sb, US1, "invoice", {"Line": [{"Amount": 10.0, "DetailType": "SalesItemLineDetail",
+                                            "SalesItemLineDetail": {"ItemRef": {"value": "1"}},
+                                            "Deep": deep}],
+                                  "CustomerRef": {"value": "1"}})
+    assert r.status == 200
+    created = r.json()["Invoice"]
+    assert created["Line"][0]["Deep"] == deep
+    read = get(sb, US1, "invoice/" + created["Id"])
+    assert read.status == 200 and read.json()["Invoice"] == created
+
+
 def test_invoice_due_date_precedence(sb):
     txn = "2026-01-31"
     assert make_invoice(sb, TxnDate=txn, SalesTermRef={"value": "2"})["DueDate"] == "2026-02-15"

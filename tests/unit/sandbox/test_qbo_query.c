@@ -69,6 +69,25 @@ static void test_money_json_keeps_two_decimals(void **state)
     assert_string_equal(buf, "-0.05");
 }
 
+static void test_cents_str_as_printf(void **state)
+{
+    static const int64_t v[] = {0,      5,      -5,      99,        100,       -100,
+                                12345,  -12345, 1000000, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    char got[32], want[32];
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        uint64_t u = v[i] < 0 ? (uint64_t)0 - (uint64_t)v[i] : (uint64_t)v[i];
+        for (size_t sz = 0; sz <= sizeof(got); sz += sz < 8 ? 1 : 24) {
+            memset(got, 'x', sizeof(got));
+            memset(want, 'x', sizeof(want));
+            qbo_cents_str(v[i], got, sz);
+            snprintf(want, sz, "%s%llu.%02llu", v[i] < 0 ? "-" : "",
+                     (unsigned long long)(u / 100), (unsigned long long)(u % 100));
+            assert_memory_equal(got, want, sizeof(got));
+        }
+    }
+}
+
 static int64_t pct(int64_t base_cents, const char *percent)
 {
     int64_t c = -12345;
@@ -306,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_dec_parse_and_compare),
         cmocka_unit_test(test_dec_multiply_rounds_half_away_from_zero),
         cmocka_unit_test(test_money_json_keeps_two_decimals),
+        cmocka_unit_test(test_cents_str_as_printf),
         cmocka_unit_test(test_pct_of_rounds_half_cents_both_ways),
         cmocka_unit_test(test_prorate_rounds_half_away_from_zero),
         cmocka_unit_test(test_dec_json_is_the_exact_text),
