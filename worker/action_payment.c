@@ -462,7 +462,8 @@ struct prun {
     int created_customer;
     int64_t total_cents;
     struct resolve_refs_used refs; /* what a 610 makes the run forget */
-    char *expense_id, *from_id;    /* the expense's account ids (run_expense's) */
+    char expense_id[RESOLVE_ID_MAX]; /* the expense's two accounts (run_expense) */
+    char from_id[RESOLVE_ID_MAX];
 };
 
 static void prun_release(struct prun *r)
@@ -916,8 +917,7 @@ static int expense_round(void *opaque, int round, struct api_error *err)
     return rc;
 }
 
-/* run_expense's work, with r->expense_id and r->from_id pointing at its buffers. */
-static int expense(struct prun *r, struct action_outcome *out, struct api_error *err)
+static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
 {
     const struct action_ctx *ctx = r->ctx;
     const struct action_event *ev = ctx->ev;
@@ -968,18 +968,6 @@ static int expense(struct prun *r, struct action_outcome *out, struct api_error 
         return -1;
     r->total_cents = amount;
     return fill_outcome(r, &doc, out, err);
-}
-
-static int run_expense(struct prun *r, struct action_outcome *out, struct api_error *err)
-{
-    char expense_id[RESOLVE_ID_MAX], from_id[RESOLVE_ID_MAX];
-    int rc;
-
-    r->expense_id = expense_id;
-    r->from_id = from_id;
-    rc = expense(r, out, err);
-    r->expense_id = r->from_id = NULL; /* the buffers die with this frame */
-    return rc;
 }
 
 static int payment_handles(enum hsqb_action a, enum hsqb_object_type t)
