@@ -119,6 +119,7 @@ int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
     if (!doc->id[0]) { /* qbo_created's fills never leave it so */
         api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
                       "QuickBooks returned a %s without an Id", out->entity);
+        api_error_tag(err, API_SOURCE_QBO, -1); /* QuickBooks misbehaved: its circuit's */
         return -1;
     }
     snprintf(out->id, sizeof out->id, "%s", doc->id);

@@ -59,12 +59,17 @@ static void note_answer(struct breaker *b, const struct action_event *ev,
     breaker_success(b, t, clock_mono_ms());
 }
 
-/* A transient failure; 1 when the tenant's circuit is open now (stop retrying here). */
+/* A transient failure; 1 when the tenant's circuit is open now (stop retrying here).
+ * Only an API's failure is charged: one of ours (source NONE: a creation lock still held
+ * by a stalled replica, Redis unavailable) says nothing about the tenant, and opening its
+ * circuit would defer all of the realm's events for one busy lock. */
 static int note_failure(struct breaker *b, const struct action_event *ev,
                         const struct api_error *err)
 {
     char t[TENANT_SZ];
 
+    if (err->source == API_SOURCE_NONE)
+        return 0;
     tenant_of(ev, err, t);
     return breaker_failure(b, t, clock_mono_ms()) == BREAKER_OPEN;
 }

@@ -224,17 +224,26 @@ static char *event_json(const char *id, int64_t deal, const char *realm)
 }
 
 /* Produces an event; returns its offset on hsqb.actions. */
-static void produce(const char *id, int64_t deal, const char *realm)
+/* Produces an event under key (NULL: the deal's own key, "<portal>:DEAL:<deal>"). */
+static void produce_keyed(const char *id, int64_t deal, const char *realm, const char *k)
 {
     char *v = event_json(id, deal, realm), key[64], e[256];
     struct kafka_header ct = {"content-type", "application/cloudevents+json"};
 
-    snprintf(key, sizeof key, PORTAL ":DEAL:%lld", (long long)deal);
+    if (k)
+        snprintf(key, sizeof key, "%s", k);
+    else
+        snprintf(key, sizeof key, PORTAL ":DEAL:%lld", (long long)deal);
     struct producer_msg pm = {ACTIONS, key, strlen(key), v, strlen(v), &ct, 1};
 
     if (producer_send_sync(E.pr, &pm, 10000, e, sizeof e) < 0)
         fail_msg("produce: %s", e);
     free(v);
+}
+
+static void produce(const char *id, int64_t deal, const char *realm)
+{
+    produce_keyed(id, deal, realm, NULL);
 }
 
 /* ---- the worker --------------------------------------------------------------------- */
@@ -691,6 +700,59 @@ static void test_breaker_charges_hubspot_failures_to_the_portal(void **state)
     free(metrics_text);
 }
 
+/* A creation lock held by another worker is not the tenant's failure. Four events of one
+ * contact wait for the lock a fifth holds while its customer create hangs in QuickBooks
+ * (13 s, longer than resolve's 10-s lock wait); they give up and go to the retry topic,
+ * but the realm's circuit stays closed, so the realm's next event is run at once and all
+ * five succeed in the end. Regression: a replica SIGSTOPped mid-create (the broker tier's
+ * stalled-replica scenario) opened its realm's circuit on every other replica, and the
+ * whole realm waited out the cooldowns on the retry topic. */
+static void test_busy_creation_lock_leaves_the_circuit_closed(void **state)
+{
+    const char *flags[] = {"--breaker.failures=3",      "--breaker.cooldown=30s",
+                           "--breaker.max_cooldown=1m", "--retry.attempts=1",
+                           "--retry.max_attempts=10",   "--worker.threads=8",
+                           "--http.timeout=30s",        NULL};
+    char id[32], key[64], b[512], *metrics_text = NULL, e[256], want[128];
+    int k, lock_records = 0;
+    size_t i;
+    long r;
+    (void)state;
+
+    start(flags);
+    add_fault("{\"method\":\"POST\",\"path\":\"/v3/company/" H_REALM_US1 "/customer\","
+              "\"vendor\":\"qbo\",\"delay_ms\":13000,\"times\":1}");
+    /* distinct keys: the scheduler runs them side by side, as replicas would */
+    for (k = 0; k < 5; k++) {
+        snprintf(id, sizeof id, "evt-lock-%d", k);
+        snprintf(key, sizeof key, PORTAL ":DEAL:1002:%d", k);
+        produce_keyed(id, 1002, H_REALM_US1, key);
+    }
+    reader_wait(&E.retry, 4, 30000, "retry records of the events that waited for the lock");
+    for (i = 0; i < E.retry.n; i++) {
+        assert_non_null(hdr(&E.retry.m[i], "hsqb-last-error", b, sizeof b));
+        assert_null(strstr(b, "CIRCUIT_OPEN"));
+        lock_records += strstr(b, "creation lock") != NULL;
+    }
+    assert_true(lock_records >= 3); /* at least breaker.failures of them */
+    /* the realm's next event (another contact) is run, not deferred */
+    produce("evt-after-lock", 1004, H_REALM_US1);
+    r = wait_result("evt-after-lock", 0, 20000);
+    assert_non_null(strstr(E.results.m[r].value, "hsqb.result.succeeded"));
+    assert_int_equal(find(&E.retry, "evt-after-lock", 0), -1);
+    assert_int_equal(metrics_render(E.metrics, &metrics_text, NULL, e, sizeof e), 0);
+    snprintf(want, sizeof want, "hsqb_breaker_state{tenant=\"realm:%s\"} 2", H_REALM_US1);
+    assert_null(strstr(metrics_text, want));
+    assert_null(strstr(metrics_text, "reason=\"breaker\""));
+    free(metrics_text);
+    /* nothing lost: the holder finishes, the four come back from the retry topic */
+    for (k = 0; k < 5; k++) {
+        snprintf(id, sizeof id, "evt-lock-%d", k);
+        r = wait_result(id, 0, 30000);
+        assert_non_null(strstr(E.results.m[r].value, "hsqb.result.succeeded"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +762,7 @@ int main(void)
         cmocka_unit_test_teardown(test_replay_count_from_hostile_header, teardown),
         cmocka_unit_test_teardown(test_breaker_isolates_a_broken_realm, teardown),
         cmocka_unit_test_teardown(test_breaker_charges_hubspot_failures_to_the_portal, teardown),
+        cmocka_unit_test_teardown(test_busy_creation_lock_leaves_the_circuit_closed, teardown),
     };
     int rc;
 
