@@ -607,6 +607,7 @@ static void test_create_doc_member_rules(void **state)
         assert_int_equal(err.code, HSQB_ERR_RETRIES_EXHAUSTED);
         assert_int_equal(err.http_status, 200);
         assert_string_equal(err.message, "QuickBooks returned a Invoice without an Id");
+        assert_int_equal(err.source, API_SOURCE_QBO); /* charged to the realm's circuit */
         assert_int_equal(api_error_retryable(&err), 1);
     }
 }

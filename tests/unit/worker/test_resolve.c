@@ -437,6 +437,33 @@ static void test_customer_without_email(void **state)
     assert_int_equal(err.cls, API_PERMANENT);
 }
 
+/* QuickBooks answers a customer create 200 without an Id: a transient failure that is
+ * QuickBooks's own (charged to the realm's circuit, worker/retry.c), unlike a failure of
+ * ours such as a busy creation lock, which is charged to nobody. */
+static void test_customer_answer_without_id_is_quickbooks_failure(void **state)
+{
+    struct resolve_ctx rc = ctx_for("evt-noid-1");
+    struct hubspot_contact c = contact(702, "Nadia", "Noid", "nadia.noid@example.com");
+    struct api_error err;
+    char id[RESOLVE_ID_MAX];
+    int created = 0;
+    (void)state;
+
+    assert_int_equal(h_admin(HTTP_POST, "/_sandbox/faults",
+                             "{\"method\":\"POST\",\"path\":\"/v3/company/*/customer\","
+                             "\"status\":200,\"body\":{\"Customer\":{\"DisplayName\":"
+                             "\"Nadia Noid\"}},\"times\":1}",
+                             NULL),
+                     201);
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), -1);
+    assert_int_equal(err.cls, API_TRANSIENT);
+    assert_int_equal(err.source, API_SOURCE_QBO);
+    assert_string_equal(err.message, "QuickBooks returned a customer without an Id");
+    /* the retry creates it */
+    assert_int_equal(resolve_customer(&rc, &c, id, &created, &err), 0);
+    assert_int_equal(created, 1);
+}
+
 /* The create reached QBO but its answer was lost; the retry must not make a second one. */
 static void test_customer_lost_answer_no_duplicate(void **state)
 {
@@ -822,6 +849,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_customer_without_email, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customer_lost_answer_no_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_answer_without_id_is_quickbooks_failure, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_customer_two_workers_race_one_customer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_items_by_sku_then_name_and_missing, setup, teardown),
