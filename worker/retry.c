@@ -60,9 +60,10 @@ static void note_answer(struct breaker *b, const struct action_event *ev,
 }
 
 /* A transient failure; 1 when the tenant's circuit is open now (stop retrying here).
- * Only an API's failure is charged: one of ours (source NONE: a creation lock still held
- * by a stalled replica, Redis unavailable) says nothing about the tenant, and opening its
- * circuit would defer all of the realm's events for one busy lock. */
+ * Only a failure an API client reported is charged (api_error.source): one of ours
+ * outside the clients (source NONE, such as a creation lock still held by a stalled
+ * replica) says nothing about the tenant, and opening its circuit would defer all of the
+ * realm's events for one busy lock. */
 static int note_failure(struct breaker *b, const struct action_event *ev,
                         const struct api_error *err)
 {

@@ -223,7 +223,6 @@ static char *event_json(const char *id, int64_t deal, const char *realm)
     return s;
 }
 
-/* Produces an event; returns its offset on hsqb.actions. */
 /* Produces an event under key (NULL: the deal's own key, "<portal>:DEAL:<deal>"). */
 static void produce_keyed(const char *id, int64_t deal, const char *realm, const char *k)
 {
