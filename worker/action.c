@@ -116,12 +116,8 @@ int action_outcome_fill(struct action_outcome *out, enum hsqb_action a,
     size_t i, nc = 0;
 
     snprintf(out->entity, sizeof out->entity, "%s", event_action_qbo_entity(a));
-    if (!doc->id[0]) { /* qbo_created's fills never leave it so */
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned a %s without an Id", out->entity);
-        api_error_tag(err, API_SOURCE_QBO, -1); /* QuickBooks misbehaved: its circuit's */
-        return -1;
-    }
+    if (!doc->id[0]) /* qbo_created's fills never leave it so */
+        return qbo_error_no_id(err, "a", out->entity);
     snprintf(out->id, sizeof out->id, "%s", doc->id);
     snprintf(out->doc_number, sizeof out->doc_number, "%s", doc->doc_number);
     snprintf(out->currency, sizeof out->currency, "%s", doc->currency[0] ? doc->currency : "USD");

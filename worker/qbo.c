@@ -708,16 +708,20 @@ static int money_of_json(struct json_object *obj, const char *key, int64_t *cent
     return s && money_text(s, strlen(s), cents);
 }
 
+int qbo_error_no_id(struct api_error *err, const char *article, const char *entity)
+{
+    api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
+                  "QuickBooks returned %s %s without an Id", article, entity);
+    return api_error_tag(err, API_SOURCE_QBO, -1);
+}
+
 static int created_fill(const char *name, const char *id, const char *doc_number,
                         const char *currency, struct qbo_created *out, struct api_error *err)
 {
     struct qbo_created c = {{0}};
 
-    if (!id || !*id || strlen(id) >= sizeof c.id) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                      "QuickBooks returned a %s without an Id", name);
-        return -1;
-    }
+    if (!id || !*id || strlen(id) >= sizeof c.id)
+        return qbo_error_no_id(err, "a", name);
     memcpy(c.id, id, strlen(id));
     if (doc_number && strlen(doc_number) < sizeof c.doc_number)
         memcpy(c.doc_number, doc_number, strlen(doc_number));

@@ -197,6 +197,11 @@ int qbo_create_doc(const struct ioctx *io, struct qbo_api *q, const struct qbo_r
 int qbo_created_from_json(struct json_object *obj, const char *entity, struct qbo_created *out,
                           struct api_error *err);
 
+/* QuickBooks answered a write without a usable Id: a transient failure of QuickBooks's
+ * own (source QBO, so it counts toward the realm's circuit), "QuickBooks returned <article>
+ * <entity> without an Id". Returns -1. */
+int qbo_error_no_id(struct api_error *err, const char *article, const char *entity);
+
 /* POST /<resource>?operation=update: body carries Id and SyncToken (and "sparse":true
  * for a partial update). Otherwise as qbo_create(). */
 int qbo_update(const struct ioctx *io, struct qbo_api *q, const struct qbo_req *w,

@@ -705,10 +705,7 @@ static int customer_create(const struct resolve_ctx *rc, const struct hubspot_co
             const char *nid = resolve_row_id(ent);
             if (!nid) {
                 json_object_put(ent);
-                api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                              "QuickBooks returned a customer without an Id");
-                api_error_tag(err, API_SOURCE_QBO, -1); /* QuickBooks misbehaved: its circuit's */
-                return -1;
+                return qbo_error_no_id(err, "a", "customer");
             }
             snprintf(id, RESOLVE_ID_MAX, "%s", nid);
             json_object_put(ent);

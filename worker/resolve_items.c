@@ -255,10 +255,7 @@ static int item_create(const struct resolve_ctx *rc, const struct hubspot_line_i
             const char *nid = resolve_row_id(ent);
             if (!nid) {
                 json_object_put(ent);
-                api_error_set(err, API_TRANSIENT, HSQB_ERR_RETRIES_EXHAUSTED, 200,
-                              "QuickBooks returned an item without an Id");
-                api_error_tag(err, API_SOURCE_QBO, -1); /* QuickBooks misbehaved: its circuit's */
-                return -1;
+                return qbo_error_no_id(err, "an", "item");
             }
             snprintf(out->id, sizeof out->id, "%s", nid);
             snprintf(out->name, sizeof out->name, "%s", name);
