@@ -106,6 +106,8 @@ WORKER_SRCS := \
 	worker/cmd_run.c \
 	worker/cmd_credentials.c \
 	worker/ingress.c \
+	worker/ingress_answer.c \
+	worker/ingress_check.c \
 	worker/ingress_event.c \
 	worker/ingress_sign.c \
 	worker/ingress_options.c \
