@@ -94,6 +94,7 @@ WORKER_SRCS := \
 	worker/pricing.c \
 	worker/action_sales.c \
 	worker/action_payment.c \
+	worker/action_payment_rules.c \
 	worker/keeper.c \
 	worker/pipeline.c \
 	worker/retry.c \
