@@ -71,6 +71,7 @@ WORKER_SRCS := \
 	worker/ratelimit.c \
 	worker/mapcache.c \
 	worker/hubspot.c \
+	worker/hubspot_batch.c \
 	worker/hubspot_exchange.c \
 	worker/hubspot_refresh.c \
 	worker/hubspot_account.c \

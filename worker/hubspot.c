@@ -1,6 +1,7 @@
 /* hubspot.c - HubSpot CRM reads (see hubspot.h): what the answers mean. How one request
  * goes out (token, rate limiter, exchange, classification) is hubspot_exchange.c's;
- * callback completion is hubspot_callbacks.c's.
+ * callback completion is hubspot_callbacks.c's; the batch reads (line items, a quote's
+ * price terms) are hubspot_batch.c's, on this file's string pools and property copies.
  *
  * Every request goes through hubspot_exchange(); the answer is read as a tape
  * (common/jtape.h: the strict parser without a json-c tree, two allocations per answer)
@@ -40,7 +41,7 @@ struct hubspot_strpool {
 
 /* A NUL-terminated copy of n bytes in *pool (a new block when the newest lacks room:
  * STRPOOL_BLOCK bytes, or n + 1 past that); NULL when out of memory. */
-static char *strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n)
+char *hubspot_strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n)
 {
     struct hubspot_strpool *b = *pool;
     char *out;
@@ -63,7 +64,7 @@ static char *strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n)
     return out;
 }
 
-static void strpool_free(struct hubspot_strpool *b)
+void hubspot_strpool_free(struct hubspot_strpool *b)
 {
     while (b) {
         struct hubspot_strpool *next = b->next;
@@ -94,23 +95,6 @@ static const char *const payment_props[] = {"hs_initial_amount", "hs_initiated_d
                                             "hs_latest_status",  "hs_payment_method_type",
                                             "hs_processor_type", "hs_payment_source_app",
                                             "hs_payment_type",   NULL};
-static const char *const line_item_props[] = {"name",
-                                              "description",
-                                              "hs_sku",
-                                              "hs_product_id",
-                                              "quantity",
-                                              "price",
-                                              "amount",
-                                              "discount",
-                                              "hs_discount_percentage",
-                                              "hs_total_discount",
-                                              "hs_tax_rate_group_id",
-                                              "hs_line_item_currency_code",
-                                              "hs_tax_rate",
-                                              "hs_tax_amount",
-                                              "hs_position_on_quote",
-                                              NULL};
-static const char *const term_props[] = {"hs_label", "hs_type", "hs_value", "hs_sort_order", NULL};
 #define ADDRESS_NPROPS 5 /* address, city, state, zip, country */
 
 const char *const *hubspot_object_properties(enum hsqb_object_type type)
@@ -131,7 +115,7 @@ const char *const *hubspot_object_properties(enum hsqb_object_type type)
 
 /* Copy properties.<name> into *out (NULL when absent/null/""). -1 (err) on a
  * non-string or an oversized value. */
-static int copy_prop(const struct jtape *t, size_t props, const char *name,
+int hubspot_copy_prop(const struct jtape *t, size_t props, const char *name,
                      struct hubspot_strpool **pool, char **out, const char *endpoint,
                      struct api_error *err)
 {
@@ -154,7 +138,7 @@ static int copy_prop(const struct jtape *t, size_t props, const char *name,
     }
     if (len == 0)
         return 0;
-    if (!(*out = strpool_dup(pool, v, len))) {
+    if (!(*out = hubspot_strpool_dup(pool, v, len))) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 200, "hubspot: out of memory");
         return -1;
     }
@@ -376,7 +360,7 @@ void hubspot_object_free(struct hubspot_object *o)
 {
     if (!o)
         return;
-    strpool_free(o->strings);
+    hubspot_strpool_free(o->strings);
     free(o->props);
     free(o->contact_ids);
     free(o->line_item_ids);
@@ -479,10 +463,10 @@ static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, 
     if (!(o->props = calloc(n, sizeof *o->props)))
         goto oom;
     for (size_t i = 0; i < n; i++) {
-        if (!(o->props[i].name = strpool_dup(&o->strings, names[i], strlen(names[i]))))
+        if (!(o->props[i].name = hubspot_strpool_dup(&o->strings, names[i], strlen(names[i]))))
             goto oom;
         o->nprops++;
-        if (copy_prop(&t, jprops, names[i], &o->strings, &o->props[i].value, ep, err) < 0)
+        if (hubspot_copy_prop(&t, jprops, names[i], &o->strings, &o->props[i].value, ep, err) < 0)
             goto out;
     }
     if (jtape_get_obj(&t, JTAPE_ROOT, "associations", &assoc) == JGET_WRONG_TYPE) {
@@ -543,7 +527,7 @@ void hubspot_contact_free(struct hubspot_contact *c)
 {
     if (!c)
         return;
-    strpool_free(c->strings);
+    hubspot_strpool_free(c->strings);
     free(c);
 }
 
@@ -551,7 +535,7 @@ void hubspot_company_free(struct hubspot_company *c)
 {
     if (!c)
         return;
-    strpool_free(c->strings);
+    hubspot_strpool_free(c->strings);
     free(c);
 }
 
@@ -593,7 +577,7 @@ static int get_record(const struct hubspot_call *c, const char *ep, const char *
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        if (copy_prop(&t, jprops, names[i], pool, fields[i], ep, err) < 0)
+        if (hubspot_copy_prop(&t, jprops, names[i], pool, fields[i], ep, err) < 0)
             goto out;
     rc = 0;
 out:
@@ -650,311 +634,6 @@ static int get_company(const struct hubspot_call *c_, int64_t company_id,
     return 0;
 }
 
-/* ---- batch reads: line items, discounts, fees, taxes ------------------------------ */
-
-/* The string members of a line item, in line_item_props order. */
-#define LINE_ITEM_NPROPS 15
-static void line_item_fields(struct hubspot_line_item *li, char **f[LINE_ITEM_NPROPS])
-{
-    char **m[LINE_ITEM_NPROPS] = {&li->name,
-                                  &li->description,
-                                  &li->sku,
-                                  &li->product_id,
-                                  &li->quantity,
-                                  &li->price,
-                                  &li->amount,
-                                  &li->discount,
-                                  &li->discount_percentage,
-                                  &li->total_discount,
-                                  &li->tax_rate_group_id,
-                                  &li->currency,
-                                  &li->tax_rate,
-                                  &li->tax_amount,
-                                  &li->position};
-    memcpy(f, m, sizeof m);
-}
-
-int64_t hubspot_order_key(const char *s)
-{
-    int64_t v = 0;
-
-    if (!s || !*s)
-        return INT64_MAX;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return INT64_MAX;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
-
-static int cmp_line(const void *pa, const void *pb)
-{
-    const struct hubspot_line_item *a = pa, *b = pb;
-    int64_t ka = hubspot_order_key(a->position), kb = hubspot_order_key(b->position);
-
-    if (ka != kb)
-        return ka < kb ? -1 : 1;
-    return (a->id > b->id) - (a->id < b->id);
-}
-
-void hubspot_line_items_order(struct hubspot_line_item *li, size_t n)
-{
-    if (n > 1)
-        qsort(li, n, sizeof *li, cmp_line);
-}
-
-void hubspot_line_items_free(struct hubspot_line_items *l)
-{
-    if (!l)
-        return;
-    strpool_free(l->strings);
-    free(l->items);
-    free(l);
-}
-
-#define TERM_NPROPS 4
-static void term_fields(struct hubspot_price_term *t, char **f[TERM_NPROPS])
-{
-    f[0] = &t->label;
-    f[1] = &t->type;
-    f[2] = &t->value;
-    f[3] = &t->sort_order;
-}
-
-void hubspot_price_terms_free(struct hubspot_price_terms *l)
-{
-    if (!l)
-        return;
-    strpool_free(l->strings);
-    free(l->items);
-    free(l);
-}
-
-/* What one batch read fetches: the object path, the endpoint label, the properties, and
- * the string members of one element (elements of `size` bytes) they are copied into. */
-struct batch_kind {
-    const char *ep, *path;
-    const char *const *props;
-    size_t nprops, size;
-    void (*fields)(void *elem, char ***f);
-    void (*set_id)(void *elem, int64_t id);
-};
-
-static void li_fields(void *e, char ***f) { line_item_fields(e, f); }
-static void li_set_id(void *e, int64_t id) { ((struct hubspot_line_item *)e)->id = id; }
-static void tm_fields(void *e, char ***f) { term_fields(e, f); }
-static void tm_set_id(void *e, int64_t id) { ((struct hubspot_price_term *)e)->id = id; }
-
-static const struct batch_kind k_line_items = {
-    "batch_read_line_items", "line_items", line_item_props, LINE_ITEM_NPROPS,
-    sizeof(struct hubspot_line_item), li_fields, li_set_id};
-static const struct batch_kind k_terms[3] = {
-    {"batch_read_discounts", "discounts", term_props, TERM_NPROPS,
-     sizeof(struct hubspot_price_term), tm_fields, tm_set_id},
-    {"batch_read_fees", "fees", term_props, TERM_NPROPS, sizeof(struct hubspot_price_term),
-     tm_fields, tm_set_id},
-    {"batch_read_taxes", "taxes", term_props, TERM_NPROPS, sizeof(struct hubspot_price_term),
-     tm_fields, tm_set_id}};
-
-/* One batch of ids[0..n) into elems[0..n), their strings in *pool. filled[i] set when
- * returned. */
-static int batch_read(const struct hubspot_call *c, const struct batch_kind *k, const int64_t *ids,
-                      size_t n, char *elems, unsigned char *filled, struct hubspot_strpool **pool,
-                      struct api_error *err)
-{
-    const char *ep = k->ep;
-    char url[HTTP_MAX_URL];
-    struct http_response resp;
-    struct jtape t = {0};
-    size_t results, r, m;
-    struct jbuf jb;
-    int rc = -1;
-
-    http_response_init(&resp);
-    jbuf_init(&jb, 64 * 1024);
-    jbuf_obj_open(&jb);
-    jbuf_key(&jb, "properties");
-    jbuf_arr_open(&jb);
-    for (const char *const *p = k->props; *p; p++)
-        jbuf_str(&jb, *p);
-    jbuf_arr_close(&jb);
-    jbuf_key(&jb, "propertiesWithHistory");
-    jbuf_arr_open(&jb);
-    jbuf_arr_close(&jb);
-    jbuf_key(&jb, "inputs");
-    jbuf_arr_open(&jb);
-    for (size_t i = 0; i < n; i++) {
-        char id[24];
-        snprintf(id, sizeof id, "%" PRId64, ids[i]);
-        jbuf_obj_open(&jb);
-        jbuf_kv_str(&jb, "id", id);
-        jbuf_obj_close(&jb);
-    }
-    jbuf_arr_close(&jb);
-    jbuf_obj_close(&jb);
-    snprintf(url, sizeof url, "%s/crm/v3/objects/%s/batch/read?archived=false", c->api->base_url,
-             k->path);
-    if (!jbuf_cstr(&jb)) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot %s: body", ep);
-        goto out;
-    }
-    if (hubspot_exchange(c, &(struct hubspot_req){ep, HTTP_POST, url, jb.buf, jb.len}, &resp, err) <
-        0)
-        goto out;
-    if (hubspot_parse_answer(&resp, ep, &t, err) < 0)
-        goto out;
-    if (jtape_get_array(&t, JTAPE_ROOT, "results", &results) != JGET_OK) {
-        hubspot_bad_answer(err, ep, "no results array");
-        goto out;
-    }
-    for (r = results + 1, m = 0; m < t.n[results].count; m++, r = t.n[r].next) {
-        size_t jprops;
-        int64_t id;
-        if (jtape_get_int64_lenient(&t, r, "id", 1, INT64_MAX, &id) != JGET_OK ||
-            jtape_get_obj(&t, r, "properties", &jprops) != JGET_OK) {
-            hubspot_bad_answer(err, ep, "result without id or properties");
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            char **f[LINE_ITEM_NPROPS]; /* the widest kind */
-            void *e = elems + i * k->size;
-            if (ids[i] != id || filled[i])
-                continue;
-            k->fields(e, f);
-            for (size_t p = 0; p < k->nprops; p++)
-                if (copy_prop(&t, jprops, k->props[p], pool, f[p], ep, err) < 0)
-                    goto out;
-            k->set_id(e, id);
-            filled[i] = 1;
-        }
-    }
-    rc = 0;
-out:
-    jtape_release(&t);
-    jbuf_release(&jb);
-    http_response_release(&resp);
-    return rc;
-}
-
-/* Where a batch read lands: n elements (zeroed by the caller) and the pool their
- * strings are copied into. */
-struct batch_dest {
-    char *elems;
-    struct hubspot_strpool **strings;
-};
-
-/* Read the n ids (unique, positive, n <= max) in batches of HUBSPOT_BATCH_MAX into
- * dst; any id not returned fails the whole read naming it (`what`: "line item"). */
-static int batch_read_all(const struct hubspot_call *c, const struct batch_kind *k,
-                          const int64_t *ids, size_t n, size_t max, const char *what,
-                          const struct batch_dest *dst, struct api_error *err)
-{
-    unsigned char *filled = NULL;
-    char missing[256] = "";
-    size_t nmissing = 0, mlen = 0;
-    int rc = -1;
-
-    api_error_clear(err);
-    if (n > max) {
-        api_error_set(err, API_PERMANENT, HSQB_ERR_HUBSPOT_VALIDATION, 0,
-                      "hubspot: %zu %ss, more than the %zu an event may have", n, what, max);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < i && ids[i] > 0; j++)
-            if (ids[j] == ids[i])
-                goto bad;
-        if (ids[i] < 1)
-            goto bad;
-    }
-    if (n && !(filled = calloc(n, 1))) {
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
-        return -1;
-    }
-    for (size_t off = 0; off < n; off += HUBSPOT_BATCH_MAX) {
-        size_t m = n - off < HUBSPOT_BATCH_MAX ? n - off : HUBSPOT_BATCH_MAX;
-        if (batch_read(c, k, ids + off, m, dst->elems + off * k->size, filled + off, dst->strings,
-                       err) < 0)
-            goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (filled[i])
-            continue;
-        if (nmissing++ < 20 && mlen < sizeof missing - 24)
-            mlen += (size_t)snprintf(missing + mlen, sizeof missing - mlen, "%s%" PRId64,
-                                     mlen ? ", " : "", ids[i]);
-    }
-    if (nmissing) {
-        api_error_set(err, API_NOT_FOUND, HSQB_ERR_OBJECT_NOT_FOUND, 207,
-                      "hubspot: %zu %s(s) not found: %s%s", nmissing, what, missing,
-                      nmissing > 20 ? ", ..." : "");
-        goto out;
-    }
-    rc = 0;
-    goto out;
-bad:
-    api_error_set(err, API_PERMANENT, HSQB_ERR_INTERNAL, 0,
-                  "hubspot: %s ids must be unique and positive", what);
-out:
-    free(filled);
-    return rc;
-}
-
-static int get_line_items(const struct hubspot_call *c, const int64_t *ids, size_t n,
-                          struct hubspot_line_items **out, struct api_error *err)
-{
-    struct hubspot_line_items *l = calloc(1, sizeof *l);
-
-    if (!l || (n && !(l->items = calloc(n, sizeof *l->items)))) {
-        free(l);
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
-        return -1;
-    }
-    l->n = n;
-    if (batch_read_all(c, &k_line_items, ids, n, HUBSPOT_MAX_LINE_ITEMS, "line item",
-                       &(struct batch_dest){(char *)l->items, &l->strings}, err) < 0) {
-        hubspot_line_items_free(l);
-        return -1;
-    }
-    *out = l;
-    return 0;
-}
-
-static int get_price_terms(const struct hubspot_call *c, const struct hubspot_object *q,
-                           struct hubspot_price_terms **out, struct api_error *err)
-{
-    static const char *const what[3] = {"discount", "fee", "tax"};
-    struct hubspot_price_terms *l = calloc(1, sizeof *l);
-    size_t total = 0, at = 0;
-
-    api_error_clear(err);
-    for (size_t k = 0; k < 3; k++)
-        total += q->nterms[k];
-    if (!l || (total && !(l->items = calloc(total, sizeof *l->items)))) {
-        free(l);
-        api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 0, "hubspot: out of memory");
-        return -1;
-    }
-    for (size_t k = 0; k < 3; k++) {
-        size_t n = q->nterms[k];
-        if (!n)
-            continue;
-        if (batch_read_all(c, &k_terms[k], q->term_ids[k], n, HUBSPOT_MAX_TERMS, what[k],
-                           &(struct batch_dest){(char *)(l->items + at), &l->strings}, err) < 0) {
-            l->n = at + n; /* free what this batch filled too */
-            hubspot_price_terms_free(l);
-            return -1;
-        }
-        for (size_t i = at; i < at + n; i++)
-            l->items[i].kind = (enum hubspot_term_kind)k;
-        at += n;
-        l->n = at;
-    }
-    *out = l;
-    return 0;
-}
-
 /* ---- the public calls: each failure names API_SOURCE_HUBSPOT ------------------------ */
 
 int hubspot_get_object(const struct ioctx *io, struct hubspot_api *api,
@@ -979,20 +658,4 @@ int hubspot_get_company(const struct ioctx *io, struct hubspot_api *api,
 {
     struct hubspot_call c = {io, api, hc};
     return api_error_tag(err, API_SOURCE_HUBSPOT, get_company(&c, company_id, out, err));
-}
-
-int hubspot_get_price_terms(const struct ioctx *io, struct hubspot_api *api,
-                            const struct hubspot_ctx *hc, const struct hubspot_object *q,
-                            struct hubspot_price_terms **out, struct api_error *err)
-{
-    struct hubspot_call c = {io, api, hc};
-    return api_error_tag(err, API_SOURCE_HUBSPOT, get_price_terms(&c, q, out, err));
-}
-
-int hubspot_get_line_items(const struct ioctx *io, struct hubspot_api *api,
-                           const struct hubspot_ctx *hc, const int64_t *ids, size_t n,
-                           struct hubspot_line_items **out, struct api_error *err)
-{
-    struct hubspot_call c = {io, api, hc};
-    return api_error_tag(err, API_SOURCE_HUBSPOT, get_line_items(&c, ids, n, out, err));
 }

@@ -1,7 +1,8 @@
 /* hubspot.h - the HubSpot CRM client: the reads an action needs (the enrolled object,
  * its contact and line items) and the workflow callbacks' completion, over the numbered
  * path family (/crm/v3, /crm/v4, /automation/v4). Implemented in hubspot.c (the reads
- * and what their answers mean), hubspot_account.c (tax rates, the account's time zone),
+ * and what their answers mean), hubspot_batch.c (the batch reads: line items, a quote's
+ * discounts, fees and taxes), hubspot_account.c (tax rates, the account's time zone),
  * hubspot_callbacks.c (completions, one or a batch) and hubspot_exchange.c (lifecycle,
  * tokens, the rate limiter, one request and its error classification).
  *

@@ -135,4 +135,18 @@ int hubspot_parse_answer(const struct http_response *resp, const char *endpoint,
 /* A 2xx answer that does not say what it should: API_TRANSIENT naming what. */
 void hubspot_bad_answer(struct api_error *err, const char *endpoint, const char *what);
 
+/* ---- the results' string pools and properties (hubspot.c; the batch reads use them) ---- */
+
+/* A NUL-terminated copy of n bytes in *pool (a new block when the newest lacks room);
+ * NULL when out of memory. */
+char *hubspot_strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n);
+/* Frees a pool's blocks (NULL-safe). */
+void hubspot_strpool_free(struct hubspot_strpool *b);
+/* Copies properties.<name> of the tape's object props into *out, in *pool (NULL when
+ * absent, null or ""). 0, or -1 with *err on a non-string or oversized value (API
+ * errors naming endpoint) or out of memory. */
+int hubspot_copy_prop(const struct jtape *t, size_t props, const char *name,
+                      struct hubspot_strpool **pool, char **out, const char *endpoint,
+                      struct api_error *err);
+
 #endif
