@@ -279,6 +279,9 @@ static void start(const char *const *flags)
     assert_int_equal(rd_kafka_mock_topic_create(mc, RETRY, 1, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(mc, DLQ, 1, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(mc, RESULTS, 1, 1), 0);
+    /* as `hsqb-worker run` does: its output topics known before the first send */
+    if (producer_warm(E.pr, (const char *const[]){RESULTS, RETRY, DLQ}, 3, 5000, e, sizeof e) < 0)
+        fail_msg("producer_warm: %s", e);
     snprintf(E.bootstrap, sizeof E.bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     snprintf(E.brokers_flag, sizeof E.brokers_flag, "--kafka.brokers=%s", E.bootstrap);
     snprintf(E.redis_flag, sizeof E.redis_flag, "--redis.port=%d", H.redis_port);

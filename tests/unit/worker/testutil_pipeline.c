@@ -173,6 +173,11 @@ int tp_env_build(struct tp_env *v, struct config *cfg, char *errstr, size_t errs
         return -1;
     }
     snprintf(v->bootstrap, sizeof v->bootstrap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    /* as `hsqb-worker run` does: the topics known before the first send, which would
+     * otherwise wait for librdkafka's next metadata refresh (~1 s a topic) */
+    if (producer_warm(v->pr, (const char *const[]){TP_RESULTS, TP_DLQ}, 2, 5000, errstr, errsz) <
+        0)
+        return -1;
     deps = (struct pipeline_deps){.hubspot = v->hs, .qbo = v->q, .producer = v->pr};
     if (!(v->p = pipeline_new(v->cfg, &deps, errstr, errsz)) ||
         !(v->t = pipeline_thread_new(v->p, errstr, errsz)))
