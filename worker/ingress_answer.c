@@ -25,7 +25,7 @@ static const char *const route_names[] = {"actions", "options", "connect", "othe
 
 /* ---- requests ------------------------------------------------------------------------ */
 
-void ingress_req_free(struct req *r)
+static void req_free(struct req *r)
 {
     free(r->uri);
     free(r->body);
@@ -43,7 +43,7 @@ int ingress_req_unref_locked(struct req *r)
 {
     if (--r->refs > 0)
         return 0;
-    ingress_req_free(r);
+    req_free(r);
     return 1;
 }
 

@@ -99,8 +99,6 @@ struct ingress {
 
 /* ---- ingress_answer.c ---------------------------------------------------------------- */
 
-/* Frees r (its last reference is gone). */
-void ingress_req_free(struct req *r);
 /* Drops one reference; the caller holds in->mu. Returns 1 when r was freed. */
 int ingress_req_unref_locked(struct req *r);
 /* r's answer: status and a JSON body (copied). */
