@@ -41,7 +41,7 @@ struct hubspot_strpool {
 
 /* A NUL-terminated copy of n bytes in *pool (a new block when the newest lacks room:
  * STRPOOL_BLOCK bytes, or n + 1 past that); NULL when out of memory. */
-char *hubspot_strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n)
+static char *strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n)
 {
     struct hubspot_strpool *b = *pool;
     char *out;
@@ -138,7 +138,7 @@ int hubspot_copy_prop(const struct jtape *t, size_t props, const char *name,
     }
     if (len == 0)
         return 0;
-    if (!(*out = hubspot_strpool_dup(pool, v, len))) {
+    if (!(*out = strpool_dup(pool, v, len))) {
         api_error_set(err, API_TRANSIENT, HSQB_ERR_INTERNAL, 200, "hubspot: out of memory");
         return -1;
     }
@@ -463,7 +463,7 @@ static int get_object(const struct hubspot_call *c, enum hsqb_object_type type, 
     if (!(o->props = calloc(n, sizeof *o->props)))
         goto oom;
     for (size_t i = 0; i < n; i++) {
-        if (!(o->props[i].name = hubspot_strpool_dup(&o->strings, names[i], strlen(names[i]))))
+        if (!(o->props[i].name = strpool_dup(&o->strings, names[i], strlen(names[i]))))
             goto oom;
         o->nprops++;
         if (hubspot_copy_prop(&t, jprops, names[i], &o->strings, &o->props[i].value, ep, err) < 0)

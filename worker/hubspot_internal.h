@@ -137,9 +137,6 @@ void hubspot_bad_answer(struct api_error *err, const char *endpoint, const char 
 
 /* ---- the results' string pools and properties (hubspot.c; the batch reads use them) ---- */
 
-/* A NUL-terminated copy of n bytes in *pool (a new block when the newest lacks room);
- * NULL when out of memory. */
-char *hubspot_strpool_dup(struct hubspot_strpool **pool, const char *s, size_t n);
 /* Frees a pool's blocks (NULL-safe). */
 void hubspot_strpool_free(struct hubspot_strpool *b);
 /* Copies properties.<name> of the tape's object props into *out, in *pool (NULL when
